@@ -1,0 +1,44 @@
+/* audit.c - see audit.h. */
+#include "audit.h"
+
+#include "log.h"
+
+#include <errno.h>
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *s, const char *def)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else if (def)
+		sqlite3_bind_text(st, i, def, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int audit_record(sqlite3 *db, const struct audit_entry *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO audit (username, remote_addr, action, object_type, object_id, before_json, "
+			       "after_json, request_id, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	bind_opt(st, 1, e->username, "");
+	bind_opt(st, 2, e->remote_addr, "");
+	bind_opt(st, 3, e->action, NULL);
+	bind_opt(st, 4, e->object_type, "");
+	bind_opt(st, 5, e->object_id, "");
+	bind_opt(st, 6, e->before_json, NULL);
+	bind_opt(st, 7, e->after_json, NULL);
+	bind_opt(st, 8, e->request_id, "");
+	bind_opt(st, 9, e->result, "ok");
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+out:
+	if (r < 0)
+		log_warnx("audit: cannot record %s: %s", e->action ? e->action : "?", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,231 @@
+/* config.c - see config.h. One table lists every variable: name, default, type, meaning. */
+#include "config.h"
+
+#include "net.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum cfg_type { T_PATH, T_RUNDIR, T_LOGFMT, T_LOGLVL, T_LISTEN, T_IFACE, T_CIDR, T_PORT, T_SECONDS, T_URL, T_SECRET };
+
+struct cfg_var {
+	const char *name;
+	const char *def;
+	enum cfg_type type;
+	size_t off;  /* offset of the field in struct pgw_config */
+	size_t size; /* size of a string field */
+	unsigned max; /* T_SECONDS upper bound */
+	const char *help;
+};
+
+#define F(field) offsetof(struct pgw_config, field), sizeof(((struct pgw_config *)0)->field)
+
+static const struct cfg_var vars[] = {
+	{ "PGW_DB", "/var/lib/pgw/pgw.db", T_PATH, F(db_path), 0, "SQLite state database shared by all daemons" },
+	{ "PGW_RUN_DIR", "/run/pgw", T_RUNDIR, F(run_dir), 0, "directory of the daemons' notify sockets" },
+	{ "PGW_LOG_FORMAT", "text", T_LOGFMT, F(log_format), 0, "log line format: text or json" },
+	{ "PGW_LOG_LEVEL", "info", T_LOGLVL, F(log_level), 0, "error, warn, info or debug" },
+	{ "PGW_API_LISTEN", "127.0.0.1:8080", T_LISTEN, 0, 0, 0, "address:port pgw-api listens on" },
+	{ "PGW_JWT_SECRET", NULL, T_SECRET, F(jwt_secret), 0, "HS256 signing secret, >= 32 bytes (pgw-api)" },
+	{ "PGW_TLS_CERT", "", T_PATH, F(tls_cert), 0, "PEM certificate: serve HTTPS when set with PGW_TLS_KEY" },
+	{ "PGW_TLS_KEY", "", T_PATH, F(tls_key), 0, "PEM private key for PGW_TLS_CERT" },
+	{ "PGW_WEB_DIR", "/usr/share/pgw/web", T_PATH, F(web_dir), 0, "static files of the web dashboard" },
+	{ "PGW_LAN_IFACE", "ens19", T_IFACE, F(lan_iface), 0, "interface facing the LAN clients" },
+	{ "PGW_WAN_IFACE", "eth0", T_IFACE, F(wan_iface), 0, "interface facing the upstream proxies (WAN)" },
+	{ "PGW_LAN_CIDR", "192.168.2.0/24", T_CIDR, F(lan_cidr), 0, "IPv4 network of the LAN clients" },
+	{ "PGW_FORWARDER_PORT", "12345", T_PORT, offsetof(struct pgw_config, forwarder_port), 0, 0, "REDIRECT listener port of pgw-forwarder" },
+	{ "PGW_TPROXY_PORT", "12346", T_PORT, offsetof(struct pgw_config, tproxy_port), 0, 0, "TPROXY listener port of pgw-forwarder" },
+	{ "PGW_HEALTH_INTERVAL", "30", T_SECONDS, offsetof(struct pgw_config, health_interval_s), 0, 86400, "seconds between health probes (first value of the setting)" },
+	{ "PGW_HEALTH_URL", "http://ifconfig.me/ip", T_URL, F(health_url), 0, "exit-IP echo URL fetched through each proxy" },
+	{ "PGW_HEALTH_TIMEOUT", "5", T_SECONDS, offsetof(struct pgw_config, health_timeout_s), 0, 300, "seconds a probe step may take" },
+	{ "PGW_METRICS_TOKEN", NULL, T_SECRET, F(metrics_token), 0, "optional bearer token required by /metrics" },
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const char *env_get(const char *name, void *ctx)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+/* Read a secret file into buf, trailing newlines stripped. 0 or -errno / -EFBIG. */
+static int read_secret_file(const char *path, char *buf, size_t size, size_t *len)
+{
+	ssize_t n;
+	size_t total = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf + total, size - 1 - total)) > 0) {
+		total += (size_t)n;
+		if (total == size - 1) {
+			char extra;
+			if (read(fd, &extra, 1) > 0)
+				r = -EFBIG;
+			break;
+		}
+	}
+	if (n < 0)
+		r = -errno;
+	close(fd);
+	while (total > 0 && (buf[total - 1] == '\n' || buf[total - 1] == '\r'))
+		total--;
+	buf[total] = '\0';
+	*len = total;
+	return r;
+}
+
+static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *val, char *err, size_t errlen)
+{
+	char *field = (char *)cfg + v->off;
+	uint64_t n;
+
+	switch (v->type) {
+	case T_PATH:
+	case T_RUNDIR:
+	case T_URL:
+	case T_SECRET:
+		if (strlen(val) >= v->size)
+			return fail(err, errlen, "%s: value too long (at most %zu bytes)", v->name, v->size - 1);
+		if (v->type == T_RUNDIR && val[0] != '/')
+			return fail(err, errlen, "%s: '%s' must be an absolute path", v->name, val);
+		if (v->type == T_URL && (strncmp(val, "http://", 7) != 0 || val[7] == '\0' || val[7] == '/'))
+			return fail(err, errlen, "%s: '%s' must be an http:// URL with a host", v->name, val);
+		strcpy(field, val);
+		if (v->type == T_SECRET && v->off == offsetof(struct pgw_config, jwt_secret))
+			cfg->jwt_secret_len = strlen(val);
+		return 0;
+	case T_LOGFMT:
+		if (log_format_parse(val, (enum log_format *)field) < 0)
+			return fail(err, errlen, "%s: '%s' is not a log format (text or json)", v->name, val);
+		return 0;
+	case T_LOGLVL:
+		if (log_level_parse(val, (enum log_level *)field) < 0)
+			return fail(err, errlen, "%s: '%s' is not a log level (error, warn, info, debug)", v->name, val);
+		return 0;
+	case T_LISTEN:
+		if (net_hostport_parse(val, cfg->api_host, sizeof(cfg->api_host), &cfg->api_port) < 0)
+			return fail(err, errlen, "%s: '%s' is not host:port (port 1-65535)", v->name, val);
+		return 0;
+	case T_IFACE:
+		if (!net_ifname_valid(val))
+			return fail(err, errlen, "%s: '%s' is not a valid interface name", v->name, val);
+		strcpy(field, val);
+		return 0;
+	case T_CIDR: {
+		struct net_cidr4 c;
+		if (strlen(val) >= v->size || net_cidr4_parse(val, &c) < 0)
+			return fail(err, errlen, "%s: '%s' is not an IPv4 network like 192.168.2.0/24", v->name, val);
+		strcpy(field, val);
+		return 0;
+	}
+	case T_PORT:
+		if (parse_u64(val, 1, 65535, &n) < 0)
+			return fail(err, errlen, "%s: '%s' is not a port (1-65535)", v->name, val);
+		*(uint16_t *)field = (uint16_t)n;
+		return 0;
+	case T_SECONDS:
+		if (parse_u64(val, 1, v->max, &n) < 0)
+			return fail(err, errlen, "%s: '%s' is not a number of seconds (1-%u)", v->name, val, v->max);
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	}
+	return fail(err, errlen, "%s: unknown type", v->name);
+}
+
+int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *err, size_t errlen)
+{
+	const char *file;
+	int r;
+
+	if (!get)
+		get = env_get;
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *val = get(vars[i].name, ctx);
+		if (!val)
+			val = vars[i].def;
+		if (!val)
+			continue;
+		r = set_var(cfg, &vars[i], val, err, errlen);
+		if (r < 0) {
+			config_wipe(cfg);
+			return r;
+		}
+	}
+
+	file = get("PGW_JWT_SECRET_FILE", ctx);
+	if (file && *file) {
+		if (cfg->jwt_secret_len > 0) {
+			config_wipe(cfg);
+			return fail(err, errlen, "PGW_JWT_SECRET_FILE: set together with PGW_JWT_SECRET; use one");
+		}
+		r = read_secret_file(file, cfg->jwt_secret, sizeof(cfg->jwt_secret), &cfg->jwt_secret_len);
+		if (r < 0) {
+			config_wipe(cfg);
+			return fail(err, errlen, "PGW_JWT_SECRET_FILE: cannot read '%s': %s", file,
+				    r == -EFBIG ? "file too large" : strerror(-r));
+		}
+	}
+	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+		config_wipe(cfg);
+		return fail(err, errlen, "%s: PGW_TLS_CERT and PGW_TLS_KEY must be set together",
+			    cfg->tls_cert[0] ? "PGW_TLS_KEY" : "PGW_TLS_CERT");
+	}
+	if (cfg->forwarder_port == cfg->tproxy_port) {
+		config_wipe(cfg);
+		return fail(err, errlen, "PGW_TPROXY_PORT: must differ from PGW_FORWARDER_PORT (%u)", cfg->forwarder_port);
+	}
+	return 0;
+}
+
+int config_require_api(const struct pgw_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->jwt_secret_len < 32)
+		return fail(err, errlen, "PGW_JWT_SECRET: %s (at least 32 bytes, or PGW_JWT_SECRET_FILE)",
+			    cfg->jwt_secret_len ? "too short" : "not set");
+	return 0;
+}
+
+void config_log(const struct pgw_config *cfg)
+{
+	log_info("config: db=%s run_dir=%s api=%s:%u web_dir=%s tls=%s lan=%s(%s) wan=%s forwarder_port=%u "
+		 "tproxy_port=%u health_interval=%us health_timeout=%us health_url=%s jwt_secret=%s metrics_token=%s",
+		 cfg->db_path, cfg->run_dir, cfg->api_host, cfg->api_port, cfg->web_dir, cfg->tls_cert[0] ? "on" : "off",
+		 cfg->lan_iface, cfg->lan_cidr, cfg->wan_iface, cfg->forwarder_port, cfg->tproxy_port,
+		 cfg->health_interval_s, cfg->health_timeout_s, cfg->health_url,
+		 cfg->jwt_secret_len ? "(set)" : "(unset)", cfg->metrics_token[0] ? "(set)" : "(unset)");
+}
+
+void config_wipe(struct pgw_config *cfg)
+{
+	explicit_bzero(cfg->jwt_secret, sizeof(cfg->jwt_secret));
+	explicit_bzero(cfg->metrics_token, sizeof(cfg->metrics_token));
+	cfg->jwt_secret_len = 0;
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out, "Environment (defaults in brackets):\n");
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		fprintf(out, "  %-22s %s [%s]\n", vars[i].name, vars[i].help, vars[i].def ? vars[i].def : "unset");
+	fprintf(out, "  %-22s %s\n", "PGW_JWT_SECRET_FILE", "file holding the JWT secret (instead of PGW_JWT_SECRET)");
+}

@@ -1,0 +1,194 @@
+/* daemon.c - see daemon.h. */
+#include "daemon.h"
+
+#include "db.h"
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void usage(const struct daemon_info *info, FILE *out)
+{
+	fprintf(out,
+		"Usage: %s [--check-config] [--help]\n"
+		"%s\n\n"
+		"  -n, --check-config  validate the configuration and the database, then exit\n"
+		"  -h, --help          show this help\n\n"
+		"Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads from the database.\n\n",
+		info->name, info->summary);
+	config_usage(out);
+}
+
+static void on_signal(struct evloop *ev, int signo, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (signo == SIGHUP) {
+		log_info("SIGHUP: reloading");
+		if (d->info->on_change)
+			d->info->on_change(d, NULL, "sighup");
+		return;
+	}
+	log_info("%s: stopping", strsignal(signo));
+	ev_stop(ev);
+}
+
+static void on_notify(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct daemon *d = arg;
+	struct notify_msg m;
+	char from[NOTIFY_NAME_MAX];
+	int r;
+
+	(void)ev, (void)fd, (void)events;
+	while ((r = notify_recv(d->nt, &m, from, sizeof(from))) != -EAGAIN) {
+		if (r == -EBADMSG || r == -ENOTSUP) {
+			log_debug("notify: ignored %s datagram from '%s'", r == -EBADMSG ? "malformed" : "unknown", from);
+			continue;
+		}
+		if (r < 0) {
+			log_emit(LOG_LVL_WARN, NULL, -r, "notify: recv");
+			return;
+		}
+		d->events++;
+		log_debug("notify: %s topics=0x%x id=%lld from '%s'", notify_type_str(m.type), m.topics, (long long)m.id,
+			  from);
+		if (m.type == NOTIFY_CHANGED)
+			dbwatch_sync(d->watch);
+		if (d->info->on_change)
+			d->info->on_change(d, &m, from);
+	}
+}
+
+static void on_poll(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->polls++;
+	log_debug("db changed (polling fallback)");
+	if (d->info->on_change)
+		d->info->on_change(d, NULL, "poll");
+}
+
+int daemon_sd_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len;
+	int fd, r = 0;
+
+	if (!path || !*path)
+		return 0;
+	len = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, len);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char **argv)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
+					      { "check-config", no_argument, NULL, 'n' },
+					      { NULL, 0, NULL, 0 } };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	int check_only = 0, c;
+	char err[512];
+
+	memset(d, 0, sizeof(*d));
+	d->info = info;
+	while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(info, stdout);
+			return DAEMON_EXIT_OK;
+		case 'n':
+			check_only = 1;
+			break;
+		default:
+			usage(info, stderr);
+			return DAEMON_EXIT_FAIL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", info->name, argv[optind]);
+		return DAEMON_EXIT_FAIL;
+	}
+	if (config_load(&d->cfg, NULL, NULL, err, sizeof(err)) < 0 ||
+	    (info->validate && info->validate(&d->cfg, err, sizeof(err)) < 0)) {
+		fprintf(stderr, "%s: configuration error: %s\n", info->name, err);
+		return DAEMON_EXIT_FAIL;
+	}
+	log_init(info->name, d->cfg.log_format, d->cfg.log_level);
+	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 || db_check_schema(d->db, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return DAEMON_EXIT_FAIL;
+	}
+	if (check_only) {
+		printf("%s: configuration and database OK\n", info->name);
+		return DAEMON_EXIT_OK;
+	}
+	d->ev = ev_new();
+	if (!d->ev) {
+		log_error("event loop: %s", strerror(errno));
+		return DAEMON_EXIT_FAIL;
+	}
+	d->sig = ev_add_signals(d->ev, sigs, 3, on_signal, d);
+	d->nt = notify_open(d->cfg.run_dir, info->sock_name, err, sizeof(err));
+	if (!d->sig || !d->nt) {
+		log_error("%s", d->nt ? "signalfd failed" : err);
+		return DAEMON_EXIT_FAIL;
+	}
+	d->nt_h = ev_add_fd(d->ev, notify_fd(d->nt), EPOLLIN, on_notify, d);
+	d->watch = dbwatch_new(d->ev, d->db, DAEMON_POLL_MS, on_poll, d);
+	if (!d->nt_h || !d->watch) {
+		log_error("cannot watch the notify socket or the database");
+		return DAEMON_EXIT_FAIL;
+	}
+	config_log(&d->cfg);
+	return DAEMON_CONTINUE;
+}
+
+int daemon_run(struct daemon *d)
+{
+	int r;
+
+	log_info("started (pid %d)", (int)getpid());
+	daemon_sd_notify("READY=1");
+	r = ev_run(d->ev);
+	daemon_sd_notify("STOPPING=1");
+	if (r < 0)
+		log_emit(LOG_LVL_ERROR, NULL, -r, "event loop failed");
+	else
+		log_info("stopped");
+	return r;
+}
+
+void daemon_fini(struct daemon *d)
+{
+	dbwatch_free(d->watch);
+	if (d->ev) {
+		ev_del(d->ev, d->nt_h);
+		ev_del(d->ev, d->sig);
+	}
+	notify_close(d->nt);
+	ev_free(d->ev);
+	db_close(d->db);
+	config_wipe(&d->cfg);
+}

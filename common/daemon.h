@@ -1,0 +1,51 @@
+/* daemon.h - what every pgw daemon does the same way: arguments (--help, --check-config),
+ * configuration from the environment, logging, the DB with its schema check, the notify
+ * socket with the polling fallback, signals, readiness to systemd, and orderly shutdown. */
+#ifndef PGW_DAEMON_H
+#define PGW_DAEMON_H
+
+#include "config.h"
+#include "dbwatch.h"
+#include "evloop.h"
+#include "notify.h"
+
+#include <sqlite3.h>
+
+#define DAEMON_POLL_MS 1000
+
+struct daemon;
+
+struct daemon_info {
+	const char *name;      /* "pgw-agent" */
+	const char *sock_name; /* notify socket name: "agent" */
+	const char *summary;   /* one line for --help */
+	/* Called after a datagram (msg != NULL) or when the polling fallback saw a commit (msg == NULL). */
+	void (*on_change)(struct daemon *d, const struct notify_msg *msg, const char *from);
+	int (*validate)(const struct pgw_config *cfg, char *err, size_t errlen); /* extra checks, may be NULL */
+};
+
+struct daemon {
+	const struct daemon_info *info;
+	struct pgw_config cfg;
+	sqlite3 *db;
+	struct evloop *ev;
+	struct notify *nt;
+	struct dbwatch *watch;
+	struct ev_handle *sig, *nt_h;
+	unsigned long events, polls; /* changes seen through each path */
+	void *priv;                  /* the daemon's own context */
+};
+
+enum { DAEMON_CONTINUE = 0, DAEMON_EXIT_OK = 1, DAEMON_EXIT_FAIL = 2 };
+
+/* Parse argv, load and validate config, open everything. Returns DAEMON_CONTINUE when the
+ * daemon should run, DAEMON_EXIT_OK after --help/--check-config, DAEMON_EXIT_FAIL after an
+ * error (already printed/logged). */
+int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char **argv);
+/* Tell systemd we are ready (no-op without NOTIFY_SOCKET), then run the loop. */
+int daemon_run(struct daemon *d);
+void daemon_fini(struct daemon *d);
+/* Send "READY=1" etc. to $NOTIFY_SOCKET; 0 when sent or not under systemd. */
+int daemon_sd_notify(const char *state);
+
+#endif

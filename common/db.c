@@ -1,0 +1,120 @@
+/* db.c - see db.h. */
+#include "db.h"
+
+#include "log.h"
+#include "migrate.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		r = 0;
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int db_open(const char *path, int flags, sqlite3 **out, char *err, size_t errlen)
+{
+	int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW;
+	sqlite3 *db = NULL;
+	int64_t v;
+	int rc;
+
+	*out = NULL;
+	if (flags & DB_CREATE)
+		oflags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "PGW_DB: cannot open '%s': %s%s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+			 (flags & DB_CREATE) ? "" : " (run 'pgwctl migrate' to create it)");
+		sqlite3_close(db);
+		return -ENOENT;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+	/* The first read of the file: a non-SQLite or damaged header fails here. */
+	if (pragma_int(db, "PRAGMA user_version", &v) < 0) {
+		snprintf(err, errlen, "PGW_DB: '%s' is not a pgw database or is corrupt: %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return -EINVAL;
+	}
+	if (db_exec(db, "PRAGMA journal_mode=WAL") < 0 || db_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
+	    db_exec(db, "PRAGMA synchronous=NORMAL") < 0) {
+		snprintf(err, errlen, "PGW_DB: cannot configure '%s': %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return -EIO;
+	}
+	*out = db;
+	return 0;
+}
+
+void db_close(sqlite3 *db)
+{
+	if (db)
+		sqlite3_close_v2(db);
+}
+
+int db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_warnx("db: %s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+int db_begin(sqlite3 *db) { return db_exec(db, "BEGIN IMMEDIATE"); }
+int db_commit(sqlite3 *db) { return db_exec(db, "COMMIT"); }
+
+void db_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int db_user_version(sqlite3 *db, int *out)
+{
+	int64_t v = 0;
+	int r = pragma_int(db, "PRAGMA user_version", &v);
+
+	if (r == 0)
+		*out = (int)v;
+	return r;
+}
+
+int db_data_version(sqlite3 *db, int64_t *out) { return pragma_int(db, "PRAGMA data_version", out); }
+
+int db_check_schema(sqlite3 *db, char *err, size_t errlen)
+{
+	int have = 0, known = migrate_latest(migrations_builtin, migrations_builtin_count);
+
+	if (db_user_version(db, &have) < 0) {
+		snprintf(err, errlen, "PGW_DB: cannot read schema version: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	if (have > known) {
+		snprintf(err, errlen,
+			 "PGW_DB: database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore a backup",
+			 have, known);
+		return -EPROTO;
+	}
+	if (have < known) {
+		snprintf(err, errlen, "PGW_DB: database schema version %d is older than %d; run 'pgwctl migrate'", have,
+			 known);
+		return -EPROTO;
+	}
+	return 0;
+}

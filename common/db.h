@@ -1,0 +1,30 @@
+/* db.h - the shared SQLite state DB: WAL, busy timeout, foreign keys, schema version checks. */
+#ifndef PGW_DB_H
+#define PGW_DB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_BUSY_TIMEOUT_MS 5000
+
+enum db_open_flags { DB_CREATE = 1 };
+
+/* Open path, set WAL, busy timeout and foreign keys, and make sure it is a readable SQLite
+ * file. On error returns -errno-like code with a message in err. */
+int db_open(const char *path, int flags, sqlite3 **out, char *err, size_t errlen);
+void db_close(sqlite3 *db);
+
+/* Static SQL only (no user values): 0 or -EIO with the error logged. */
+int db_exec(sqlite3 *db, const char *sql);
+int db_begin(sqlite3 *db); /* BEGIN IMMEDIATE: takes the write lock now */
+int db_commit(sqlite3 *db);
+void db_rollback(sqlite3 *db);
+
+int db_user_version(sqlite3 *db, int *out);
+/* Changes whenever another connection commits (the polling fallback's signal). */
+int db_data_version(sqlite3 *db, int64_t *out);
+/* Refuse a DB that is not migrated yet or that is newer than this build knows. */
+int db_check_schema(sqlite3 *db, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,12 @@
+/* parse.h - strict parsers for numbers and booleans from text (env, CLI, settings). */
+#ifndef PGW_PARSE_H
+#define PGW_PARSE_H
+
+#include <stdint.h>
+
+/* Whole string must be a decimal number in [min, max]. 0 or -EINVAL / -ERANGE. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "1/true/yes/on" and "0/false/no/off". 0 or -EINVAL. */
+int parse_bool(const char *s, int *out);
+
+#endif

@@ -1,0 +1,20 @@
+/* password.h - Argon2id password hashes (PHC string format) and constant-time comparison. */
+#ifndef PGW_PASSWORD_H
+#define PGW_PASSWORD_H
+
+#include <stddef.h>
+
+#define PASSWORD_HASH_MAX 128
+#define PASSWORD_MIN_LEN 8
+#define PASSWORD_MAX_LEN 256
+
+/* Hash with a fresh random salt: 0, -EINVAL (bad length) or -EIO. */
+int password_hash(const char *password, char out[PASSWORD_HASH_MAX]);
+/* 0 when password matches, -EACCES when it does not, -EINVAL for a malformed hash. */
+int password_verify(const char *hash, const char *password);
+/* Why a new password is not acceptable, or NULL when it is. */
+const char *password_policy_error(const char *password);
+/* Constant time in the length of b (the secret): 1 when equal. */
+int password_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+#endif

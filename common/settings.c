@@ -1,0 +1,206 @@
+/* settings.c - see settings.h. */
+#include "settings.h"
+
+#include "net.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL };
+
+struct sdef {
+	struct settings_key pub;
+	enum skind kind;
+	const char *choices; /* K_ENUM: '|'-separated; first is the default */
+	unsigned min, max;
+	const char *def;
+};
+
+static const struct sdef defs[] = {
+	{ { "lan_iface", "interface facing the LAN clients" }, K_IFACE, NULL, 0, 0, "ens19" },
+	{ { "wan_iface", "interface facing the upstream proxies" }, K_IFACE, NULL, 0, 0, "eth0" },
+	{ { "lan_cidr", "IPv4 network of the LAN clients" }, K_CIDR, NULL, 0, 0, "192.168.2.0/24" },
+	{ { "forwarder_mode", "how client TCP reaches the forwarder: redirect or tproxy" }, K_ENUM, "redirect|tproxy", 0, 0, NULL },
+	{ { "dns_mode", "minimal: client DNS is dropped; local: clients may query the gateway" }, K_ENUM, "minimal|local", 0, 0, NULL },
+	{ { "block_action", "how blocked clients are refused: reject (fast fail) or drop" }, K_ENUM, "reject|drop", 0, 0, NULL },
+	{ { "strict_output", "gateway itself reaches the WAN only as the pgw user, only to the proxies" }, K_BOOL, NULL, 0, 0, "false" },
+	{ { "health_interval", "seconds between probes of an up proxy" }, K_RANGE, NULL, 1, 86400, "30" },
+	{ { "health_down_interval", "seconds between probes of a down proxy" }, K_RANGE, NULL, 1, 3600, "5" },
+	{ { "health_timeout", "seconds each probe step may take" }, K_RANGE, NULL, 1, 300, "5" },
+	{ { "health_url", "exit-IP echo URL fetched through each proxy" }, K_URL, NULL, 0, 0, "http://ifconfig.me/ip" },
+	{ { "health_fail_threshold", "failed probes before a proxy is down" }, K_RANGE, NULL, 1, 10, "1" },
+	{ { "health_success_threshold", "good probes before a down proxy is up again" }, K_RANGE, NULL, 1, 10, "2" },
+	{ { "health_history_max", "history entries kept per proxy" }, K_RANGE, NULL, 10, 100000, "1000" },
+};
+
+#define NDEFS (sizeof(defs) / sizeof(defs[0]))
+
+const struct settings_key *settings_keys(void)
+{
+	static struct settings_key keys[NDEFS + 1];
+
+	if (!keys[0].key)
+		for (size_t i = 0; i < NDEFS; i++)
+			keys[i] = defs[i].pub;
+	return keys;
+}
+
+static const struct sdef *find(const char *key)
+{
+	for (size_t i = 0; i < NDEFS; i++)
+		if (strcmp(defs[i].pub.key, key) == 0)
+			return &defs[i];
+	return NULL;
+}
+
+static int choice_ok(const char *choices, const char *value)
+{
+	size_t vl = strlen(value);
+
+	for (const char *p = choices; *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == vl && strncmp(p, value, len) == 0)
+			return 1;
+		p += len + (bar ? 1 : 0);
+	}
+	return 0;
+}
+
+int settings_validate(const char *key, const char *value, char *err, size_t errlen)
+{
+	const struct sdef *d = find(key);
+	struct net_cidr4 c;
+	uint64_t n;
+	int b;
+
+	if (!d) {
+		snprintf(err, errlen, "%s: unknown setting", key);
+		return -ENOENT;
+	}
+	if (strlen(value) >= SETTINGS_VALUE_MAX) {
+		snprintf(err, errlen, "%s: value too long", key);
+		return -EINVAL;
+	}
+	switch (d->kind) {
+	case K_IFACE:
+		if (net_ifname_valid(value))
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not a valid interface name", key, value);
+		break;
+	case K_CIDR:
+		if (net_cidr4_parse(value, &c) == 0)
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not an IPv4 network like 192.168.2.0/24", key, value);
+		break;
+	case K_ENUM:
+		if (choice_ok(d->choices, value))
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not one of %s", key, value, d->choices);
+		break;
+	case K_RANGE:
+		if (parse_u64(value, d->min, d->max, &n) == 0)
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not a whole number from %u to %u", key, value, d->min, d->max);
+		break;
+	case K_URL:
+		if (strncmp(value, "http://", 7) == 0 && value[7] && value[7] != '/' && !strpbrk(value, " \t\r\n"))
+			return 0;
+		snprintf(err, errlen, "%s: '%s' must be an http:// URL with a host", key, value);
+		break;
+	case K_BOOL:
+		if (parse_bool(value, &b) == 0)
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not true or false", key, value);
+		break;
+	}
+	return -EINVAL;
+}
+
+/* The first value of a key: from the environment where one maps to it, else the default. */
+static const char *first_value(const struct sdef *d, const struct pgw_config *cfg, char *buf, size_t size)
+{
+	const char *k = d->pub.key;
+
+	if (strcmp(k, "lan_iface") == 0)
+		return cfg->lan_iface;
+	if (strcmp(k, "wan_iface") == 0)
+		return cfg->wan_iface;
+	if (strcmp(k, "lan_cidr") == 0)
+		return cfg->lan_cidr;
+	if (strcmp(k, "health_url") == 0)
+		return cfg->health_url;
+	if (strcmp(k, "health_interval") == 0 || strcmp(k, "health_timeout") == 0) {
+		snprintf(buf, size, "%u", k[7] == 'i' ? cfg->health_interval_s : cfg->health_timeout_s);
+		return buf;
+	}
+	if (d->kind == K_ENUM) {
+		const char *bar = strchr(d->choices, '|');
+		snprintf(buf, size, "%.*s", (int)(bar - d->choices), d->choices);
+		return buf;
+	}
+	return d->def;
+}
+
+int settings_seed(sqlite3 *db, const struct pgw_config *cfg)
+{
+	sqlite3_stmt *st = NULL;
+	char buf[64];
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	for (size_t i = 0; i < NDEFS; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, defs[i].pub.key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, first_value(&defs[i], cfg, buf, sizeof(buf)), -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -ENOENT;
+
+	if (sqlite3_prepare_v2(db, "SELECT value FROM settings WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(value, size, "%s", (const char *)sqlite3_column_text(st, 0));
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int r = settings_validate(key, value, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+			       "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",
+			       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", key, sqlite3_errmsg(db));
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	if (r < 0)
+		snprintf(err, errlen, "%s: %s", key, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,29 @@
+/* settings.h - the runtime-editable settings (DB table settings, the Configuration tab):
+ * one registry of keys with their validation, first values taken from the environment. */
+#ifndef PGW_SETTINGS_H
+#define PGW_SETTINGS_H
+
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#define SETTINGS_VALUE_MAX 512
+
+struct settings_key {
+	const char *key;
+	const char *help;
+};
+
+/* NULL-terminated list of every known key. */
+const struct settings_key *settings_keys(void);
+/* 0 when value is valid for key; -ENOENT for an unknown key; -EINVAL with the reason in err. */
+int settings_validate(const char *key, const char *value, char *err, size_t errlen);
+/* Insert the first value of every key that has none yet (from cfg, else the default). */
+int settings_seed(sqlite3 *db, const struct pgw_config *cfg);
+/* 0 with value, -ENOENT when unset. */
+int settings_get(sqlite3 *db, const char *key, char *value, size_t size);
+/* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
+int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);
+
+#endif
