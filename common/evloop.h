@@ -3,6 +3,7 @@
 #define PGW_EVLOOP_H
 
 #include <signal.h>
+#include <sys/epoll.h> /* EPOLLIN etc. for ev_add_fd */
 #include <stdint.h>
 
 struct evloop;

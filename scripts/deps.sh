@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install every Debian package the build, the tests, the benchmarks and the demo need.
+# Fast when nothing is missing (no apt-get at all); otherwise apt-get update, then install.
+# Services the packages would start (nginx, tinyproxy, danted, redsocks) are not started:
+# the lab runs its own copies inside network namespaces.
+set -eu
+
+PKGS="build-essential pkg-config
+libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libnftnl-dev libmnl-dev
+libcmocka-dev
+dante-server microsocks tinyproxy nginx redsocks
+curl iperf3 wrk jq tcpdump nftables iproute2 procps psmisc util-linux"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "deps: run as root (or install sudo) to install:$missing" >&2; exit 1; }
+	SUDO=sudo
+fi
+# Keep package maintainer scripts from starting services (standard policy-rc.d convention),
+# unless the host already has its own policy.
+policy=/usr/sbin/policy-rc.d
+ours=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+	ours=1
+fi
+trap '[ "$ours" = 1 ] && $SUDO rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
+echo "deps: done"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The whole test run: unit tests (cmocka), the same unit tests under AddressSanitizer+UBSan,
+# then the end-to-end scenarios in tests/e2e/ (one scenario per file, real namespaces and real
+# peers). Ends with one line "N passed, N failed"; exits non-zero on any failure.
+#   --unit-only   skip the ASan build and the e2e scenarios
+#   E2E=pattern   run only the scenarios whose file name matches
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOGS=$ROOT/build/test-logs
+mkdir -p "$LOGS"
+pass=0 fail=0 failed=()
+unit_only=0
+[ "${1:-}" = --unit-only ] && unit_only=1
+
+note() { printf '%s\n' "$*"; }
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); failed+=("$1"); note "FAIL: $1"; }
+
+# Run every cmocka binary in dir; each test case counts once. A binary that dies without
+# reporting (a sanitizer abort) counts as one failure.
+run_unit() { # label build-dir
+	local label=$1 dir=$2 t out rc n_ok n_bad
+	for t in "$dir"/tests/test_*; do
+		[ -x "$t" ] || continue
+		out=$LOGS/$label-$(basename "$t").log
+		(cd "$ROOT" && CMOCKA_MESSAGE_OUTPUT=TAP timeout 300 "$t") >"$out" 2>&1
+		rc=$?
+		n_ok=$(grep -c '^ok ' "$out")
+		n_bad=$(grep -c '^not ok ' "$out")
+		pass=$((pass + n_ok))
+		while read -r line; do bad "$label/$(basename "$t"): ${line#not ok }"; done < <(grep '^not ok ' "$out")
+		if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
+			bad "$label/$(basename "$t"): exited $rc without a result (see $out)"
+			tail -n 20 "$out"
+		fi
+		[ "$n_bad" -gt 0 ] && grep -B2 -A8 '^not ok\|# ' "$out" | head -n 40
+		note "$label $(basename "$t"): $n_ok passed, $n_bad failed"
+	done
+}
+
+if ! make -s -j2 all unit-bins >"$LOGS/build.log" 2>&1; then
+	cat "$LOGS/build.log"
+	bad "build"
+else
+	run_unit unit build
+fi
+
+if [ "$unit_only" = 0 ]; then
+	if ! make -s -j2 BUILD=build/asan SAN=1 all unit-bins >"$LOGS/build-asan.log" 2>&1; then
+		cat "$LOGS/build-asan.log"
+		bad "build (asan)"
+	else
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+			run_unit asan build/asan
+	fi
+
+	for s in tests/e2e/[0-9]*.sh; do
+		[ -f "$s" ] || continue
+		case "$(basename "$s")" in *${E2E:-}*) ;; *) continue ;; esac
+		name=$(basename "$s" .sh)
+		log=$LOGS/e2e-$name.log
+		start=$(date +%s)
+		PGW_BIN=$ROOT/build/bin timeout --kill-after=10 600 bash "$s" >"$log" 2>&1
+		rc=$?
+		secs=$(( $(date +%s) - start ))
+		if [ "$rc" -eq 0 ]; then
+			ok
+			note "e2e $name: passed ($(grep -c '^ok ' "$log") checks, ${secs}s)"
+		else
+			bad "e2e/$name (exit $rc, ${secs}s, log $log)"
+			grep -E '^(not ok|#)' "$log" | head -n 30
+			tail -n 15 "$log"
+		fi
+	done
+fi
+
+if [ "$fail" -gt 0 ]; then
+	note ""
+	note "Failed:"
+	for f in "${failed[@]}"; do note "  $f"; done
+fi
+note "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,133 @@
+/* The event loop: fds, monotonic timers, signals via signalfd, removal inside callbacks. */
+#include "testlib.h"
+
+#include "evloop.h"
+
+#include <fcntl.h>
+#include <signal.h>
+
+struct counter {
+	int n, stop_at;
+	struct ev_handle *other;
+};
+
+static void tick(struct evloop *ev, void *arg)
+{
+	struct counter *c = arg;
+
+	if (++c->n == c->stop_at)
+		ev_stop(ev);
+}
+
+static void test_timer_repeats(void **state)
+{
+	struct evloop *ev = ev_new();
+	struct counter c = { .stop_at = 3 };
+	uint64_t t0 = ev_now_ms();
+
+	(void)state;
+	assert_non_null(ev_add_timer(ev, 10, 10, tick, &c));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(c.n, 3);
+	assert_true(ev_now_ms() - t0 >= 25); /* three 10 ms periods cannot finish sooner */
+	ev_free(ev);
+}
+
+static void on_read(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	char buf[16];
+	struct counter *c = arg;
+
+	assert_true(events & EPOLLIN);
+	c->n += (int)read(fd, buf, sizeof(buf));
+	ev_stop(ev);
+}
+
+static void test_fd_readable(void **state)
+{
+	struct evloop *ev = ev_new();
+	struct counter c = { 0 };
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_non_null(ev_add_fd(ev, fds[0], EPOLLIN, on_read, &c));
+	assert_int_equal(write(fds[1], "hello", 5), 5);
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(c.n, 5);
+	ev_free(ev);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+static void on_sig(struct evloop *ev, int signo, void *arg)
+{
+	struct counter *c = arg;
+
+	c->n = signo;
+	ev_stop(ev);
+}
+
+static void fire_usr1(struct evloop *ev, void *arg)
+{
+	(void)ev, (void)arg;
+	kill(getpid(), SIGUSR1);
+}
+
+static void test_signal_through_signalfd(void **state)
+{
+	struct evloop *ev = ev_new();
+	struct counter c = { 0 };
+	int sigs[] = { SIGUSR1 };
+	struct ev_handle *h;
+
+	(void)state;
+	h = ev_add_signals(ev, sigs, 1, on_sig, &c);
+	assert_non_null(h);
+	assert_non_null(ev_add_timer(ev, 5, 0, fire_usr1, NULL));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(c.n, SIGUSR1);
+	ev_del(ev, h); /* unblocks SIGUSR1 again */
+	ev_free(ev);
+}
+
+/* A callback removes another handle whose event is already pending in the same batch: the
+ * removed handle's callback must not run. */
+static void kill_other(struct evloop *ev, void *arg)
+{
+	struct counter *c = arg;
+
+	ev_del(ev, c->other);
+	c->n++;
+}
+
+static void test_delete_inside_callback(void **state)
+{
+	struct evloop *ev = ev_new();
+	struct counter c = { 0 }, stop = { .stop_at = 1 };
+
+	(void)state;
+	/* both due at the same time; whichever runs first deletes the other */
+	struct ev_handle *a = ev_add_timer(ev, 20, 0, kill_other, &c);
+	struct ev_handle *b = ev_add_timer(ev, 20, 0, kill_other, &c);
+	assert_non_null(a);
+	assert_non_null(b);
+	c.other = b;
+	assert_non_null(ev_add_timer(ev, 60, 0, tick, &stop));
+	usleep(30000); /* both expired before the loop starts: one epoll batch */
+	assert_int_equal(ev_run(ev), 0);
+	/* a ran and deleted b (or b ran first and deleted itself): exactly one callback */
+	assert_int_equal(c.n, 1);
+	ev_free(ev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_timer_repeats),
+		cmocka_unit_test(test_fd_readable),
+		cmocka_unit_test(test_signal_through_signalfd),
+		cmocka_unit_test(test_delete_inside_callback),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,314 @@
+/* Schema migrations and the DB layer: from empty, from every earlier version, idempotence,
+ * newer/older/corrupt databases refused with a clear message, failed migrations rolled back,
+ * and constraints that keep invalid rows out. */
+#include "testlib.h"
+
+#include <fcntl.h>
+
+static const struct migration *M = migrations_builtin;
+#define NM migrations_builtin_count
+
+/* The schema as text: every object's SQL, sorted, so two DBs can be compared. */
+static char *schema_of(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 1 << 16, len = 0;
+	char *s = calloc(1, cap);
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master "
+					    "ORDER BY type, name",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *row = (const char *)sqlite3_column_text(st, 0);
+		size_t rl = strlen(row);
+		assert_true(len + rl + 2 < cap);
+		memcpy(s + len, row, rl);
+		len += rl;
+		s[len++] = '\n';
+	}
+	sqlite3_finalize(st);
+	return s;
+}
+
+static sqlite3 *open_at(const char *dir, const char *name)
+{
+	char path[400], err[512];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(db_open(path, DB_CREATE, &db, err, sizeof(err)), 0);
+	return db;
+}
+
+static void test_from_empty(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = open_at(dir, "a.db");
+	int from = -1, to = -1, v;
+
+	(void)state;
+	assert_true(NM >= 2);
+	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(from, 0);
+	assert_int_equal(to, migrate_latest(M, NM));
+	assert_int_equal(db_user_version(db, &v), 0);
+	assert_int_equal(v, to);
+	const char *tables[] = { "users", "proxies", "mappings", "settings", "audit", "proxy_health", "health_history" };
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char q[128];
+		snprintf(q, sizeof(q), "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
+		if (tl_int(db, q) != 1)
+			fail_msg("table %s missing", tables[i]);
+	}
+	assert_int_equal(db_check_schema(db, err, sizeof(err)), 0);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+static void test_twice_is_noop(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = open_at(dir, "a.db");
+	int from, to;
+	char *s1, *s2;
+
+	(void)state;
+	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	s1 = schema_of(db);
+	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(from, to);
+	s2 = schema_of(db);
+	assert_string_equal(s1, s2);
+	free(s1);
+	free(s2);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+/* For every earlier version k: a DB at k with data in it upgrades to exactly the schema of a
+ * fresh DB, and keeps its rows. */
+static void test_from_every_earlier_version(void **state)
+{
+	char *dir = tl_tmpdir(), err[512], name[32];
+	sqlite3 *fresh = open_at(dir, "fresh.db");
+	int from, to;
+	char *want;
+
+	(void)state;
+	assert_int_equal(migrate_run(fresh, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	want = schema_of(fresh);
+	for (size_t k = 0; k + 1 < NM; k++) {
+		sqlite3 *db;
+		char *got;
+
+		snprintf(name, sizeof(name), "v%d.db", M[k].version);
+		db = open_at(dir, name);
+		assert_int_equal(migrate_run(db, M, NM, M[k].version, &from, &to, err, sizeof(err)), 0);
+		assert_int_equal(to, M[k].version);
+		/* rows valid at every version since 0001 */
+		assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
+					     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
+				 SQLITE_OK);
+		assert_int_equal(db_check_schema(db, err, sizeof(err)), -EPROTO);
+		assert_non_null(strstr(err, "run 'pgwctl migrate'"));
+		assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+		assert_int_equal(from, M[k].version);
+		assert_int_equal(to, migrate_latest(M, NM));
+		got = schema_of(db);
+		assert_string_equal(got, want);
+		assert_int_equal(tl_int(db, "SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.10'"), 1);
+		/* the health row of a proxy that existed before 0002 was created by the upgrade */
+		assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health WHERE proxy_id = 1 AND status = 'unknown'"), 1);
+		free(got);
+		db_close(db);
+	}
+	free(want);
+	db_close(fresh);
+	tl_rmdir(dir);
+}
+
+static void test_newer_db_refused(void **state)
+{
+	char *dir = tl_tmpdir(), err[512], q[64];
+	sqlite3 *db = tl_db(dir, "a.db");
+	int from, to, v;
+
+	(void)state;
+	snprintf(q, sizeof(q), "PRAGMA user_version = %d", migrate_latest(M, NM) + 1);
+	assert_int_equal(tl_exec(db, q), SQLITE_OK);
+	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "newer than this pgw knows"));
+	assert_int_equal(db_check_schema(db, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "PGW_DB: database schema version"));
+	assert_non_null(strstr(err, "newer"));
+	assert_int_equal(db_user_version(db, &v), 0);
+	assert_int_equal(v, migrate_latest(M, NM) + 1); /* untouched */
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+static void test_corrupt_file_refused(void **state)
+{
+	char *dir = tl_tmpdir(), path[400], err[512];
+	sqlite3 *db = NULL;
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/garbage.db", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(write(fd, "this is not an sqlite database at all!!!", 40), 40);
+	close(fd);
+	assert_int_equal(db_open(path, DB_CREATE, &db, err, sizeof(err)), -EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(err, "is not a pgw database or is corrupt"));
+	/* and a missing file without DB_CREATE says how to create it */
+	snprintf(path, sizeof(path), "%s/missing.db", dir);
+	assert_int_equal(db_open(path, 0, &db, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "pgwctl migrate"));
+	tl_rmdir(dir);
+}
+
+/* A migration that fails half-way leaves nothing behind: not its tables, not its version. */
+static void test_failed_migration_rolls_back(void **state)
+{
+	struct migration list[8];
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = open_at(dir, "a.db");
+	int from, to, v;
+	char *before;
+
+	(void)state;
+	memcpy(list, M, NM * sizeof(*M));
+	list[NM] = (struct migration){ migrate_latest(M, NM) + 1, "broken",
+				       "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);" };
+	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	before = schema_of(db);
+	assert_int_equal(migrate_run(db, list, NM + 1, -1, &from, &to, err, sizeof(err)), -EIO);
+	assert_non_null(strstr(err, "_broken failed: no such table: no_such_table"));
+	assert_int_equal(db_user_version(db, &v), 0);
+	assert_int_equal(v, migrate_latest(M, NM));
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'"), 0);
+	{
+		char *after = schema_of(db);
+		assert_string_equal(before, after);
+		free(after);
+	}
+	free(before);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+static void test_pragmas(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+	sqlite3_stmt *st = NULL;
+
+	(void)state;
+	assert_int_equal(tl_int(db, "PRAGMA foreign_keys"), 1);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+/* The schema itself refuses rows the application must never see. */
+static void test_constraints(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+	static const char *const bad[] = {
+		"INSERT INTO proxies (name, type, host, port) VALUES ('x', 'ftp', 'h', 1)",
+		"INSERT INTO proxies (name, type, host, port) VALUES ('x', 'socks5', 'h', 0)",
+		"INSERT INTO proxies (name, type, host, port) VALUES ('x', 'socks5', 'h', 65536)",
+		"INSERT INTO proxies (name, type, host, port) VALUES ('', 'socks5', 'h', 1)",
+		"INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'http', 'dup-name', 3128)",
+		"INSERT INTO proxies (name, type, host, port, enabled) VALUES ('x', 'socks5', 'h', 1, 2)",
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.50', 999)",
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)",
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('not-an-ip', 1)",
+		"INSERT INTO users (username, password_hash, role) VALUES ('eve', '$argon2id$v=19$x', 'root')",
+		"INSERT INTO users (username, password_hash, role) VALUES ('eve', 'plaintext', 'admin')",
+		"INSERT INTO users (username, password_hash, role) VALUES ('e v e', '$argon2id$v=19$x', 'admin')",
+		"INSERT INTO audit (action, after_json) VALUES ('x', '{not json')",
+		"INSERT INTO proxy_health (proxy_id, status) VALUES (1, 'sideways')",
+		"DELETE FROM proxies WHERE id = 1", /* still mapped: RESTRICT */
+	};
+
+	(void)state;
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
+				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
+			 SQLITE_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = tl_exec(db, bad[i]);
+		if (rc == SQLITE_OK)
+			fail_msg("accepted: %s", bad[i]);
+		assert_int_equal(rc & 0xff, SQLITE_CONSTRAINT);
+	}
+	/* a proxy's health row is created with it and deleted with it */
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health"), 1);
+	assert_int_equal(tl_exec(db, "DELETE FROM mappings; DELETE FROM proxies WHERE id = 1"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health"), 0);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+/* data_version (the polling fallback's signal) moves when another connection commits. */
+static void test_data_version_sees_other_writers(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *a = tl_db(dir, "a.db"), *b = open_at(dir, "a.db");
+	int64_t v0, v1, v2;
+
+	(void)state;
+	assert_int_equal(db_data_version(a, &v0), 0);
+	assert_int_equal(tl_exec(a, "INSERT INTO settings (key, value) VALUES ('k1', 'v')"), SQLITE_OK);
+	assert_int_equal(db_data_version(a, &v1), 0);
+	assert_true(v1 == v0); /* own commits do not count */
+	assert_int_equal(tl_exec(b, "INSERT INTO settings (key, value) VALUES ('k2', 'v')"), SQLITE_OK);
+	assert_int_equal(db_data_version(a, &v2), 0);
+	assert_true(v2 != v1);
+	db_close(b);
+	db_close(a);
+	tl_rmdir(dir);
+}
+
+static void test_transactions(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+
+	(void)state;
+	assert_int_equal(db_begin(db), 0);
+	assert_int_equal(tl_exec(db, "INSERT INTO settings (key, value) VALUES ('k', 'v')"), SQLITE_OK);
+	db_rollback(db);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM settings WHERE key = 'k'"), 0);
+	assert_int_equal(db_begin(db), 0);
+	assert_int_equal(tl_exec(db, "INSERT INTO settings (key, value) VALUES ('k', 'v')"), SQLITE_OK);
+	assert_int_equal(db_commit(db), 0);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM settings WHERE key = 'k'"), 1);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_from_empty),
+		cmocka_unit_test(test_twice_is_noop),
+		cmocka_unit_test(test_from_every_earlier_version),
+		cmocka_unit_test(test_newer_db_refused),
+		cmocka_unit_test(test_corrupt_file_refused),
+		cmocka_unit_test(test_failed_migration_rolls_back),
+		cmocka_unit_test(test_pragmas),
+		cmocka_unit_test(test_constraints),
+		cmocka_unit_test(test_data_version_sees_other_writers),
+		cmocka_unit_test(test_transactions),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,279 @@
+/* The notify path: the wire format, delivery between sockets, absent peers, and the polling
+ * fallback catching a change whose datagram was lost. */
+#include "testlib.h"
+
+#include "dbwatch.h"
+#include "evloop.h"
+#include "notify.h"
+
+static void test_roundtrip(void **state)
+{
+	struct notify_msg in = { .type = NOTIFY_CHECK_RESULT, .topics = TOPIC_HEALTH | TOPIC_PROXIES, .id = -5,
+				 .seq = 0x1122334455667788ull, .status = 1, .value = -42 },
+			  out;
+	uint8_t buf[NOTIFY_WIRE_SIZE];
+
+	(void)state;
+	strcpy(in.text, "198.51.100.10");
+	notify_encode(&in, buf);
+	assert_int_equal(notify_decode(buf, sizeof(buf), &out), 0);
+	assert_int_equal(out.type, in.type);
+	assert_int_equal(out.topics, in.topics);
+	assert_int_equal(out.id, -5);
+	assert_true(out.seq == in.seq);
+	assert_int_equal(out.status, 1);
+	assert_int_equal(out.value, -42);
+	assert_string_equal(out.text, "198.51.100.10");
+}
+
+static void test_decode_rejects_bad_datagrams(void **state)
+{
+	struct notify_msg m = { .type = NOTIFY_CHANGED }, out;
+	uint8_t buf[NOTIFY_WIRE_SIZE], bad[NOTIFY_WIRE_SIZE];
+
+	(void)state;
+	notify_encode(&m, buf);
+	assert_int_equal(notify_decode(buf, sizeof(buf) - 1, &out), -EBADMSG); /* size */
+	memcpy(bad, buf, sizeof(bad));
+	bad[0] = 'X';
+	assert_int_equal(notify_decode(bad, sizeof(bad), &out), -EBADMSG); /* magic */
+	memcpy(bad, buf, sizeof(bad));
+	bad[4] = 2;
+	assert_int_equal(notify_decode(bad, sizeof(bad), &out), -EBADMSG); /* version */
+	memcpy(bad, buf, sizeof(bad));
+	bad[36] = NOTIFY_TEXT_MAX;
+	assert_int_equal(notify_decode(bad, sizeof(bad), &out), -EBADMSG); /* text length */
+	memcpy(bad, buf, sizeof(bad));
+	bad[36] = 3; /* text "\0\0\0": embedded NUL */
+	assert_int_equal(notify_decode(bad, sizeof(bad), &out), -EBADMSG);
+	memcpy(bad, buf, sizeof(bad));
+	bad[5] = 99;
+	assert_int_equal(notify_decode(bad, sizeof(bad), &out), -ENOTSUP); /* unknown type: ignore */
+}
+
+static void test_send_recv_and_sender_name(void **state)
+{
+	char *dir = tl_tmpdir(), err[256], from[NOTIFY_NAME_MAX];
+	struct notify *agent = notify_open(dir, "agent", err, sizeof(err));
+	struct notify *api = notify_open(dir, "api", err, sizeof(err));
+	struct notify_msg m = { .type = NOTIFY_CHECK_REQUEST, .id = 7 }, got;
+
+	(void)state;
+	assert_non_null(agent);
+	assert_non_null(api);
+	assert_int_equal(notify_recv(agent, &got, from, sizeof(from)), -EAGAIN);
+	assert_int_equal(notify_send(api, "agent", &m), 0);
+	assert_int_equal(notify_recv(agent, &got, from, sizeof(from)), 0);
+	assert_int_equal(got.type, NOTIFY_CHECK_REQUEST);
+	assert_int_equal(got.id, 7);
+	assert_true(got.seq > 0);
+	assert_string_equal(from, "api");
+	notify_close(api);
+	notify_close(agent);
+	tl_rmdir(dir);
+}
+
+static void test_absent_peer_and_bad_names(void **state)
+{
+	char *dir = tl_tmpdir(), err[256], path[300];
+	struct notify *api = notify_open(dir, "api", err, sizeof(err));
+	struct notify_msg m = { .type = NOTIFY_CHANGED };
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(notify_send(api, "healthd", &m), -ENOENT);
+	/* a stale socket file left by a crashed daemon */
+	snprintf(path, sizeof(path), "%s/healthd.sock", dir);
+	{
+		struct notify *h = notify_open(dir, "healthd", err, sizeof(err));
+		assert_non_null(h);
+		close(notify_fd(h)); /* socket gone, file stays */
+		free(h);
+	}
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(notify_send(api, "healthd", &m), -ECONNREFUSED);
+	/* a restarted daemon replaces the stale file */
+	{
+		struct notify *h = notify_open(dir, "healthd", err, sizeof(err));
+		assert_non_null(h);
+		assert_int_equal(notify_send(api, "healthd", &m), 0);
+		notify_close(h);
+	}
+	assert_int_equal(notify_send(api, "../etc", &m), -EINVAL);
+	assert_null(notify_open(dir, "Bad/Name", err, sizeof(err)));
+	assert_non_null(strstr(err, "invalid socket name"));
+	f = fopen(path, "r");
+	assert_null(f); /* notify_close removed its socket file */
+	notify_close(api);
+	tl_rmdir(dir);
+}
+
+static void test_broadcast_skips_self(void **state)
+{
+	char *dir = tl_tmpdir(), err[256];
+	struct notify *n[4];
+	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS }, got;
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		n[i] = notify_open(dir, notify_peers[i], err, sizeof(err));
+		assert_non_null(n[i]);
+	}
+	assert_int_equal(notify_broadcast(n[3], &m), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(notify_recv(n[i], &got, NULL, 0), 0);
+		assert_int_equal(got.topics, TOPIC_MAPPINGS);
+	}
+	assert_int_equal(notify_recv(n[3], &got, NULL, 0), -EAGAIN);
+	for (int i = 0; i < 4; i++)
+		notify_close(n[i]);
+	tl_rmdir(dir);
+}
+
+/* Sending never blocks: with the receiver's queue full the sender gets -EAGAIN at once. */
+static void test_full_queue_never_blocks(void **state)
+{
+	char *dir = tl_tmpdir(), err[256];
+	struct notify *rx = notify_open(dir, "forwarder", err, sizeof(err));
+	struct notify *tx = notify_open(dir, "api", err, sizeof(err));
+	struct notify_msg m = { .type = NOTIFY_CHANGED };
+	int r = 0, sent = 0;
+
+	(void)state;
+	while (sent < 100000 && (r = notify_send(tx, "forwarder", &m)) == 0)
+		sent++;
+	assert_int_equal(r, -EAGAIN);
+	assert_true(sent > 0);
+	notify_close(tx);
+	notify_close(rx);
+	tl_rmdir(dir);
+}
+
+/* A subscriber wired like a daemon: notify fd + dbwatch polling fallback. */
+struct sub {
+	struct evloop *ev;
+	struct notify *nt;
+	struct dbwatch *w;
+	int by_event, by_poll;
+	uint64_t t_seen;
+};
+
+static void sub_on_notify(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct sub *s = arg;
+	struct notify_msg m;
+
+	(void)fd, (void)events;
+	while (notify_recv(s->nt, &m, NULL, 0) == 0) {
+		s->by_event++;
+		dbwatch_sync(s->w);
+		s->t_seen = ev_now_ms();
+	}
+	(void)ev; /* keep running past a poll period: the poll must not report it again */
+}
+
+static void sub_on_poll(void *arg)
+{
+	struct sub *s = arg;
+
+	s->by_poll++;
+	s->t_seen = ev_now_ms();
+	ev_stop(s->ev);
+}
+
+static void give_up(struct evloop *ev, void *arg)
+{
+	(void)arg;
+	ev_stop(ev);
+}
+
+static void writer_commit(struct evloop *ev, void *arg)
+{
+	sqlite3 *w = arg;
+
+	(void)ev;
+	assert_int_equal(tl_exec(w, "INSERT INTO settings (key, value) VALUES (hex(randomblob(4)), 'x')"), SQLITE_OK);
+}
+
+static void run_scenario(int send_datagram, struct sub *s)
+{
+	char *dir = tl_tmpdir(), err[256];
+	sqlite3 *reader = tl_db(dir, "s.db"), *writer;
+	struct notify *tx;
+	struct ev_handle *commit, *deadline;
+	uint64_t t0;
+
+	writer = NULL;
+	{
+		char path[300];
+		snprintf(path, sizeof(path), "%s/s.db", dir);
+		assert_int_equal(db_open(path, 0, &writer, err, sizeof(err)), 0);
+	}
+	s->ev = ev_new();
+	s->nt = notify_open(dir, "agent", err, sizeof(err));
+	tx = notify_open(dir, "api", err, sizeof(err));
+	assert_non_null(s->nt);
+	assert_non_null(tx);
+	assert_non_null(ev_add_fd(s->ev, notify_fd(s->nt), EPOLLIN, sub_on_notify, s));
+	s->w = dbwatch_new(s->ev, reader, 1000, sub_on_poll, s);
+	assert_non_null(s->w);
+	/* commit from the writer's side, with or without telling anyone */
+	commit = ev_add_timer(s->ev, 1, 0, writer_commit, writer);
+	assert_non_null(commit);
+	deadline = ev_add_timer(s->ev, send_datagram ? 1600 : 5000, 0, give_up, NULL);
+	assert_non_null(deadline);
+	t0 = ev_now_ms();
+	if (send_datagram) {
+		struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS };
+		writer_commit(s->ev, writer);
+		ev_del(s->ev, commit);
+		assert_int_equal(notify_send(tx, "agent", &m), 0);
+	}
+	assert_int_equal(ev_run(s->ev), 0);
+	s->t_seen = s->t_seen ? s->t_seen - t0 : 0;
+	dbwatch_free(s->w);
+	notify_close(tx);
+	notify_close(s->nt);
+	ev_free(s->ev);
+	db_close(writer);
+	db_close(reader);
+	tl_rmdir(dir);
+}
+
+static void test_event_path_delivers(void **state)
+{
+	struct sub s = { 0 };
+
+	(void)state;
+	run_scenario(1, &s);
+	assert_int_equal(s.by_event, 1);
+	assert_true(s.t_seen < 1000); /* before the first poll could have seen it */
+	assert_int_equal(s.by_poll, 0); /* synced: the poll does not report the same change again */
+}
+
+static void test_lost_datagram_caught_by_polling(void **state)
+{
+	struct sub s = { 0 };
+
+	(void)state;
+	run_scenario(0, &s);
+	assert_int_equal(s.by_event, 0);
+	assert_int_equal(s.by_poll, 1);
+	/* functional bound of the fallback (poll period 1 s, DoD < 5 s); not a speed benchmark */
+	assert_true(s.t_seen > 0 && s.t_seen < 5000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_decode_rejects_bad_datagrams),
+		cmocka_unit_test(test_send_recv_and_sender_name),
+		cmocka_unit_test(test_absent_peer_and_bad_names),
+		cmocka_unit_test(test_broadcast_skips_self),
+		cmocka_unit_test(test_full_queue_never_blocks),
+		cmocka_unit_test(test_event_path_delivers),
+		cmocka_unit_test(test_lost_datagram_caught_by_polling),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

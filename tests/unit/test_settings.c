@@ -1,0 +1,105 @@
+/* Runtime settings: first values from the environment, validation that changes nothing. */
+#include "testlib.h"
+
+#include "config.h"
+#include "settings.h"
+
+static void cfg_default(struct pgw_config *c, const char **env)
+{
+	char err[512];
+
+	assert_int_equal(config_load(c, tl_env_get, env, err, sizeof(err)), 0);
+}
+
+static void test_seed_from_env_and_defaults(void **state)
+{
+	const char *env[] = { "PGW_LAN_IFACE=lan0", "PGW_HEALTH_INTERVAL=12", NULL };
+	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX];
+	sqlite3 *db = tl_db(dir, "a.db");
+	struct pgw_config c;
+
+	(void)state;
+	cfg_default(&c, env);
+	assert_int_equal(settings_seed(db, &c), 0);
+	assert_int_equal(settings_get(db, "lan_iface", v, sizeof(v)), 0);
+	assert_string_equal(v, "lan0");
+	assert_int_equal(settings_get(db, "health_interval", v, sizeof(v)), 0);
+	assert_string_equal(v, "12");
+	assert_int_equal(settings_get(db, "forwarder_mode", v, sizeof(v)), 0);
+	assert_string_equal(v, "redirect");
+	assert_int_equal(settings_get(db, "dns_mode", v, sizeof(v)), 0);
+	assert_string_equal(v, "minimal");
+	assert_int_equal(settings_get(db, "strict_output", v, sizeof(v)), 0);
+	assert_string_equal(v, "false");
+	/* every key has a value that passes its own validation */
+	for (const struct settings_key *k = settings_keys(); k->key; k++) {
+		char err[600];
+		assert_int_equal(settings_get(db, k->key, v, sizeof(v)), 0);
+		if (settings_validate(k->key, v, err, sizeof(err)) != 0)
+			fail_msg("seeded value invalid: %s", err);
+	}
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+/* Once set, the DB value wins over the environment on the next seed (restart). */
+static void test_seed_keeps_db_values(void **state)
+{
+	const char *env[] = { "PGW_HEALTH_INTERVAL=12", NULL };
+	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX], err[600];
+	sqlite3 *db = tl_db(dir, "a.db");
+	struct pgw_config c;
+
+	(void)state;
+	cfg_default(&c, env);
+	assert_int_equal(settings_seed(db, &c), 0);
+	assert_int_equal(settings_set(db, "health_interval", "45", err, sizeof(err)), 0);
+	assert_int_equal(settings_seed(db, &c), 0);
+	assert_int_equal(settings_get(db, "health_interval", v, sizeof(v)), 0);
+	assert_string_equal(v, "45");
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+static void test_invalid_values_change_nothing(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "health_interval", "0" },	      { "health_interval", "abc" },	{ "health_timeout", "301" },
+		{ "lan_cidr", "192.168.2.5/24" },     { "lan_iface", "a b" },		{ "forwarder_mode", "magic" },
+		{ "dns_mode", "" },		      { "block_action", "REJECT" },	{ "strict_output", "perhaps" },
+		{ "health_url", "https://x/ip" },     { "health_url", "http:///ip" },	{ "health_fail_threshold", "11" },
+	};
+	const char *env[] = { NULL };
+	char *dir = tl_tmpdir(), before[SETTINGS_VALUE_MAX], after[SETTINGS_VALUE_MAX], err[600];
+	sqlite3 *db = tl_db(dir, "a.db");
+	struct pgw_config c;
+
+	(void)state;
+	cfg_default(&c, env);
+	assert_int_equal(settings_seed(db, &c), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(settings_get(db, bad[i][0], before, sizeof(before)), 0);
+		err[0] = '\0';
+		assert_int_equal(settings_set(db, bad[i][0], bad[i][1], err, sizeof(err)), -EINVAL);
+		assert_int_equal(strncmp(err, bad[i][0], strlen(bad[i][0])), 0); /* names the setting */
+		assert_int_equal(settings_get(db, bad[i][0], after, sizeof(after)), 0);
+		assert_string_equal(before, after);
+	}
+	assert_int_equal(settings_set(db, "no_such_key", "1", err, sizeof(err)), -ENOENT);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM settings WHERE key = 'no_such_key'"), 0);
+	assert_int_equal(settings_set(db, "block_action", "drop", err, sizeof(err)), 0);
+	assert_int_equal(settings_get(db, "block_action", after, sizeof(after)), 0);
+	assert_string_equal(after, "drop");
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_seed_from_env_and_defaults),
+		cmocka_unit_test(test_seed_keeps_db_values),
+		cmocka_unit_test(test_invalid_values_change_nothing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
