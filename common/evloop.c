@@ -20,12 +20,14 @@ struct ev_handle {
 	void *cb;
 	void *arg;
 	sigset_t sigs;
+	struct ev_handle *prev, *next; /* live handles, so ev_free releases what is left */
 	struct ev_handle *next_dead;
 };
 
 struct evloop {
 	int epfd;
 	int running;
+	struct ev_handle *live;
 	struct ev_handle *dead;
 };
 
@@ -64,6 +66,8 @@ void ev_free(struct evloop *ev)
 {
 	if (!ev)
 		return;
+	while (ev->live)
+		ev_del(ev, ev->live);
 	reap(ev);
 	close(ev->epfd);
 	free(ev);
@@ -87,6 +91,10 @@ static struct ev_handle *add(struct evloop *ev, enum ev_kind kind, int fd, uint3
 		errno = e;
 		return NULL;
 	}
+	h->next = ev->live;
+	if (ev->live)
+		ev->live->prev = h;
+	ev->live = h;
 	return h;
 }
 
@@ -166,6 +174,12 @@ void ev_del(struct evloop *ev, struct ev_handle *h)
 		close(h->fd);
 	if (h->kind == EV_SIGNAL)
 		sigprocmask(SIG_UNBLOCK, &h->sigs, NULL);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		ev->live = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
 	h->dead = 1;
 	h->next_dead = ev->dead;
 	ev->dead = h;

@@ -14,6 +14,7 @@ typedef void (*ev_timer_cb)(struct evloop *ev, void *arg);
 typedef void (*ev_signal_cb)(struct evloop *ev, int signo, void *arg);
 
 struct evloop *ev_new(void);
+/* Frees the loop and every handle still registered (timer and signal fds closed). */
 void ev_free(struct evloop *ev);
 
 /* Watch fd for events (EPOLLIN...). The loop does not own fd. Returns a handle or NULL. */

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# tests/lab.sh - the test lab of DESIGN.md: three network namespaces with a unique prefix per
+# run, real upstream proxies and an 'internet' web server, removed on exit even when a test
+# fails or is interrupted. Source it, then:
+#   lab_up            build namespaces, links, addresses, routes (call once)
+#   lab_start_peers   microsocks (auth, no auth), tinyproxy (BasicAuth), nginx with /ip
+#   lab_ns lan|gw|wan name of a namespace;  lab_exec lan|gw|wan CMD...  run inside it
+#   lab_bg lan|gw|wan NAME CMD...  start CMD in the background, remembered for cleanup
+#   lab_down          stop everything it started and delete the namespaces (runs on EXIT)
+#
+#   lan  (clients)  lan0: 192.168.2.10-.13/24, fd00:2::10-13/64; default via the gateway
+#   gw   (pgw)      ens19: 192.168.2.1/24 fd00:2::1/64   eth0: 198.51.100.1/24 2001:db8:100::1/64
+#   wan  (outside)  wan0: 198.51.100.254/24 + one address per proxy; lo: 203.0.113.10 ("internet")
+# The wan side routes 192.168.2.0/24 back to the gateway, so a client packet that the gateway
+# forwarded would really get an answer: a leak would be a working leak, and the tests see it.
+#
+# Safety: nothing here touches the host's own network or ruleset; every address lives only
+# inside these namespaces. Only processes this lab started (or that run inside its
+# namespaces) are stopped, by PID.
+
+LAB_PROXY_USER=pgwuser
+LAB_PROXY_PASS=pgwpass
+LAB_SOCKS_AUTH=198.51.100.10   # microsocks with username/password, port 1080
+LAB_SOCKS_NOAUTH=198.51.100.11 # microsocks without auth, port 1080
+LAB_HTTP_PROXY=198.51.100.12   # tinyproxy with BasicAuth, port 8888
+LAB_DANTE=198.51.100.13        # dante-server (no auth), port 1080 (lab_start_dante)
+LAB_WEB=203.0.113.10           # nginx: /ip echoes the caller's address, /files/ serves LAB_DIR/www
+LAB_WEB6=2001:db8:203::10
+LAB_CLIENTS=(192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13)
+
+lab_init() {
+	[ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; return 1; }
+	LAB_ID=${LAB_ID:-p$(printf '%04x%02x' $((RANDOM)) $(($$ % 256)))}
+	LAB_DIR=$(mktemp -d "/tmp/pgw-lab-$LAB_ID.XXXXXX")
+	chmod 755 "$LAB_DIR"
+	: >"$LAB_DIR/pids"
+	trap 'lab_down' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+lab_ns() { echo "pgwt-$LAB_ID-$1"; }
+lab_exec() { local ns; ns=$(lab_ns "$1"); shift; ip netns exec "$ns" "$@"; }
+
+lab_bg() { # ns name cmd...
+	local ns=$1 name=$2
+	shift 2
+	ip netns exec "$(lab_ns "$ns")" "$@" >"$LAB_DIR/$name.log" 2>&1 &
+	echo "$! $name" >>"$LAB_DIR/pids"
+	LAB_LAST_PID=$!
+}
+
+# Wait until addr:port accepts TCP inside ns (default 5 s).
+lab_wait_port() { # ns addr port [seconds]
+	local i
+	for ((i = 0; i < ${4:-5} * 20; i++)); do
+		lab_exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "lab: nothing listens on $2:$3 in $1" >&2
+	return 1
+}
+
+lab_up() {
+	lab_init || return 1
+	# every step must work: a half-built lab would make tests pass or fail for the wrong reason
+	(set -e; _lab_build) || { echo "lab: building the lab failed" >&2; return 1; }
+}
+
+_lab_build() {
+	local p=$LAB_ID ip n
+	for n in lan gw wan; do ip netns add "$(lab_ns $n)" || return 1; done
+	for n in lan gw wan; do ip -n "$(lab_ns $n)" link set lo up; done
+	# links are created in the root namespace under unique names, then moved and renamed
+	ip link add "${p}a" type veth peer name "${p}b" || return 1
+	ip link set "${p}a" netns "$(lab_ns lan)"
+	ip link set "${p}b" netns "$(lab_ns gw)"
+	ip link add "${p}c" type veth peer name "${p}d" || return 1
+	ip link set "${p}c" netns "$(lab_ns gw)"
+	ip link set "${p}d" netns "$(lab_ns wan)"
+	ip -n "$(lab_ns lan)" link set "${p}a" name lan0
+	ip -n "$(lab_ns gw)" link set "${p}b" name ens19
+	ip -n "$(lab_ns gw)" link set "${p}c" name eth0
+	ip -n "$(lab_ns wan)" link set "${p}d" name wan0
+
+	for ip in "${LAB_CLIENTS[@]}"; do ip -n "$(lab_ns lan)" addr add "$ip/24" dev lan0; done
+	for ip in 10 11 12 13; do ip -n "$(lab_ns lan)" addr add "fd00:2::$ip/64" dev lan0 nodad; done
+	ip -n "$(lab_ns gw)" addr add 192.168.2.1/24 dev ens19
+	ip -n "$(lab_ns gw)" addr add fd00:2::1/64 dev ens19 nodad
+	ip -n "$(lab_ns gw)" addr add 198.51.100.1/24 dev eth0
+	ip -n "$(lab_ns gw)" addr add 2001:db8:100::1/64 dev eth0 nodad
+	ip -n "$(lab_ns wan)" addr add 198.51.100.254/24 dev wan0
+	ip -n "$(lab_ns wan)" addr add 2001:db8:100::254/64 dev wan0 nodad
+	for ip in $LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY $LAB_DANTE; do
+		ip -n "$(lab_ns wan)" addr add "$ip/24" dev wan0
+	done
+	# the 'internet' lives on the wan namespace's loopback (no dummy links on every kernel)
+	ip -n "$(lab_ns wan)" addr add "$LAB_WEB/32" dev lo
+	ip -n "$(lab_ns wan)" addr add "$LAB_WEB6/128" dev lo
+	ip -n "$(lab_ns lan)" link set lan0 up
+	ip -n "$(lab_ns gw)" link set ens19 up
+	ip -n "$(lab_ns gw)" link set eth0 up
+	ip -n "$(lab_ns wan)" link set wan0 up
+
+	ip -n "$(lab_ns lan)" route add default via 192.168.2.1
+	ip -n "$(lab_ns lan)" -6 route add default via fd00:2::1
+	ip -n "$(lab_ns gw)" route add default via 198.51.100.254
+	ip -n "$(lab_ns gw)" -6 route add default via 2001:db8:100::254
+	ip -n "$(lab_ns wan)" route add 192.168.2.0/24 via 198.51.100.1
+	ip -n "$(lab_ns wan)" -6 route add fd00:2::/64 via 2001:db8:100::1
+	lab_exec gw sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+lab_start_nginx() {
+	mkdir -p "$LAB_DIR/www/files" "$LAB_DIR/nginx-tmp"
+	chmod -R 755 "$LAB_DIR/www" "$LAB_DIR/nginx-tmp"
+	echo "hello from the lab internet" >"$LAB_DIR/www/files/hello.txt"
+	cat >"$LAB_DIR/nginx.conf" <<-CONF
+	worker_processes 1;
+	pid $LAB_DIR/nginx.pid;
+	error_log $LAB_DIR/nginx-error.log;
+	events { worker_connections 4096; }
+	http {
+	    access_log off;
+	    client_body_temp_path $LAB_DIR/nginx-tmp/body;
+	    proxy_temp_path $LAB_DIR/nginx-tmp/proxy;
+	    fastcgi_temp_path $LAB_DIR/nginx-tmp/fastcgi;
+	    uwsgi_temp_path $LAB_DIR/nginx-tmp/uwsgi;
+	    scgi_temp_path $LAB_DIR/nginx-tmp/scgi;
+	    keepalive_requests 100000;
+	    server {
+	        listen $LAB_WEB:80;
+	        listen [$LAB_WEB6]:80;
+	        location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; }
+	        location /files/ { root $LAB_DIR/www; }
+	    }
+	}
+	CONF
+	lab_bg wan nginx nginx -e "$LAB_DIR/nginx-error.log" -c "$LAB_DIR/nginx.conf" -g 'daemon off;'
+	lab_wait_port wan $LAB_WEB 80
+}
+
+lab_start_peers() {
+	lab_bg wan microsocks-auth microsocks -i $LAB_SOCKS_AUTH -p 1080 -u $LAB_PROXY_USER -P $LAB_PROXY_PASS -b $LAB_SOCKS_AUTH
+	lab_bg wan microsocks-noauth microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH
+	cat >"$LAB_DIR/tinyproxy.conf" <<-CONF
+	Port 8888
+	Listen $LAB_HTTP_PROXY
+	Bind $LAB_HTTP_PROXY
+	Timeout 60
+	MaxClients 1000
+	BasicAuth $LAB_PROXY_USER $LAB_PROXY_PASS
+	DisableViaHeader Yes
+	LogLevel Notice
+	LogFile "$LAB_DIR/tinyproxy-file.log"
+	PidFile "$LAB_DIR/tinyproxy.pid"
+	CONF
+	lab_bg wan tinyproxy tinyproxy -d -c "$LAB_DIR/tinyproxy.conf"
+	lab_start_nginx || return 1
+	lab_wait_port wan $LAB_SOCKS_AUTH 1080 && lab_wait_port wan $LAB_SOCKS_NOAUTH 1080 &&
+		lab_wait_port wan $LAB_HTTP_PROXY 8888
+}
+
+lab_start_dante() {
+	cat >"$LAB_DIR/danted.conf" <<-CONF
+	logoutput: $LAB_DIR/danted-file.log
+	internal: $LAB_DANTE port = 1080
+	external: $LAB_DANTE
+	socksmethod: none
+	clientmethod: none
+	user.privileged: root
+	user.unprivileged: nobody
+	client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
+	socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect }
+	CONF
+	lab_bg wan danted danted -f "$LAB_DIR/danted.conf" -p "$LAB_DIR/danted.pid" -N 2
+	lab_wait_port wan $LAB_DANTE 1080
+}
+
+# Stop a process this lab started, by PID: TERM, then KILL after 3 s.
+lab_stop_pid() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 60; i++)); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+lab_down() {
+	local pid name n ns
+	trap - EXIT INT TERM
+	[ -n "${LAB_DIR:-}" ] || return 0
+	if [ -f "$LAB_DIR/pids" ]; then
+		while read -r pid name; do lab_stop_pid "$pid"; done <"$LAB_DIR/pids"
+	fi
+	for n in lan gw wan; do
+		ns=$(lab_ns $n)
+		ip netns list 2>/dev/null | grep -qw "$ns" || continue
+		# anything still running inside our own namespaces (e.g. forked workers)
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "${LAB_KEEP_LOGS:-}" ]; then
+		mkdir -p "$LAB_KEEP_LOGS" && cp "$LAB_DIR"/*.log "$LAB_KEEP_LOGS"/ 2>/dev/null
+	fi
+	rm -rf "$LAB_DIR"
+	LAB_DIR=
+}
+
+# Sleep in a way that lets the EXIT/TERM/INT traps run at once.
+lab_wait_forever() {
+	sleep 86400 &
+	echo "$! sleep" >>"$LAB_DIR/pids"
+	wait $!
+}
