@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Scenario: the four daemons run together on one DB inside a lab namespace: JSON logs, the
+# event path (datagram) and the polling fallback (a commit nobody announced), clean SIGTERM,
+# and configuration errors that name the variable.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_up || { echo "# lab_up failed"; exit 1; }
+export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=json
+export PGW_JWT_SECRET=lab-secret-0123456789abcdef0123456789abcdef
+ctl=$PGW_BIN/pgwctl
+$ctl migrate >/dev/null
+
+for d in api agent forwarder healthd; do
+	lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"
+	eval "pid_$d=$LAB_LAST_PID"
+done
+for d in api agent forwarder healthd; do
+	check "pgw-$d starts" wait_for 5 grep -q '"msg":"started' "$LAB_DIR/pgw-$d.log"
+done
+check "every log line is JSON with ts, level and daemon" \
+	bash -c "cat $LAB_DIR/pgw-*.log | jq -e -s 'all(.[]; has(\"ts\") and has(\"level\") and has(\"daemon\"))' >/dev/null"
+check "the JWT secret is not in any log" bash -c "! grep -q lab-secret $LAB_DIR/pgw-*.log"
+check "each daemon has its notify socket" test -S "$PGW_RUN_DIR/agent.sock" -a -S "$PGW_RUN_DIR/api.sock" \
+	-a -S "$PGW_RUN_DIR/forwarder.sock" -a -S "$PGW_RUN_DIR/healthd.sock"
+
+# Event path: pgwctl announces its change with a datagram.
+$ctl settings set dns_mode local >/dev/null
+for d in api agent forwarder healthd; do
+	check "pgw-$d hears the change through the event path" \
+		wait_for 2 grep -q '"msg":"change: changed topics=0x8 .*(event)' "$LAB_DIR/pgw-$d.log"
+done
+# Polling fallback: a commit that nobody announces (a lost datagram) is still noticed.
+sqlite3 "$PGW_DB" "UPDATE settings SET value = '9' WHERE key = 'health_timeout'"
+for d in api agent forwarder healthd; do
+	check "pgw-$d notices an unannounced commit through the polling fallback" \
+		wait_for 5 grep -q '"msg":"change: reload (poll)' "$LAB_DIR/pgw-$d.log"
+done
+
+for d in api agent forwarder healthd; do
+	eval "pid=\$pid_$d"
+	kill -TERM "$pid"
+	wait "$pid"
+	check_eq "pgw-$d stops on SIGTERM with exit 0" "$?" "0"
+	check "pgw-$d removes its socket" test ! -e "$PGW_RUN_DIR/$d.sock"
+done
+
+out=$(PGW_FORWARDER_PORT=99999 $PGW_BIN/pgw-forwarder 2>&1)
+check "bad configuration exits non-zero (exit $?)" test $? -ne 0
+check_match "... naming the variable" "$out" "PGW_FORWARDER_PORT: '99999' is not a port"
+out=$(PGW_JWT_SECRET=short $PGW_BIN/pgw-api 2>&1)
+check_match "pgw-api refuses a short JWT secret" "$out" "PGW_JWT_SECRET: too short"
+out=$($PGW_BIN/pgw-healthd --bogus 2>&1)
+check "an unknown option exits non-zero (exit $?)" test $? -ne 0
+finish
