@@ -94,3 +94,13 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Fuzzers: clang + libFuzzer, each harness linked with the common sources it exercises.
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Ibuild/gen $(PKG_CFLAGS)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) build/gen/migrations.c $(PKG_LIBS)
+fuzz-bins: $(FUZZ_BINS)
+.PHONY: fuzz-bins

@@ -5,7 +5,7 @@
 # the lab runs its own copies inside network namespaces.
 set -eu
 
-PKGS="build-essential pkg-config
+PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libnftnl-dev libmnl-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks

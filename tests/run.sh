@@ -55,6 +55,26 @@ if [ "$unit_only" = 0 ]; then
 			run_unit asan build/asan
 	fi
 
+	# Fuzzers: a bounded run of each harness from its seed corpus (copied: libFuzzer adds to it).
+	if ! make -s fuzz-bins >"$LOGS/build-fuzz.log" 2>&1; then
+		cat "$LOGS/build-fuzz.log"
+		bad "build (fuzz)"
+	else
+		for f in build/fuzz/fuzz_*; do
+			name=$(basename "$f")
+			corpus=$(mktemp -d)
+			cp -r "tests/fuzz/corpus/${name#fuzz_}/." "$corpus/" 2>/dev/null
+			if "$f" -runs="${FUZZ_RUNS:-200000}" -max_total_time=60 "$corpus" >"$LOGS/$name.log" 2>&1; then
+				ok
+				note "fuzz $name: $(grep -o 'Done [0-9]* runs' "$LOGS/$name.log")"
+			else
+				bad "fuzz/$name (log $LOGS/$name.log)"
+				grep -A20 'ERROR\|Assertion' "$LOGS/$name.log" | head -n 30
+			fi
+			rm -rf "$corpus"
+		done
+	fi
+
 	for s in tests/e2e/[0-9]*.sh; do
 		[ -f "$s" ] || continue
 		case "$(basename "$s")" in *${E2E:-}*) ;; *) continue ;; esac
