@@ -17,6 +17,8 @@
 #define NOTIFY_VERSION 1
 #define TEXT_OFF 37
 
+_Static_assert(TEXT_OFF + NOTIFY_TEXT_MAX - 1 == NOTIFY_WIRE_SIZE, "text must fit the datagram");
+
 const char *const notify_peers[] = { "agent", "forwarder", "healthd", "api", NULL };
 
 struct notify {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define NOTIFY_WIRE_SIZE 96
-#define NOTIFY_TEXT_MAX 64
+#define NOTIFY_TEXT_MAX 60 /* 59 bytes + NUL: what fits after the 37-byte header */
 #define NOTIFY_NAME_MAX 32
 
 enum notify_type {

@@ -26,6 +26,24 @@ static void test_roundtrip(void **state)
 	assert_string_equal(out.text, "198.51.100.10");
 }
 
+/* The longest text fills the datagram exactly; a longer one is cut, never overrun. */
+static void test_text_boundary(void **state)
+{
+	struct notify_msg in = { .type = NOTIFY_CHECK_RESULT }, out;
+	uint8_t buf[NOTIFY_WIRE_SIZE + 8];
+
+	(void)state;
+	memset(buf, 0xAA, sizeof(buf));
+	memset(in.text, 'x', NOTIFY_TEXT_MAX - 1);
+	in.text[NOTIFY_TEXT_MAX - 1] = '\0';
+	notify_encode(&in, buf);
+	assert_int_equal(buf[NOTIFY_WIRE_SIZE], 0xAA); /* nothing written past the datagram */
+	assert_int_equal(notify_decode(buf, NOTIFY_WIRE_SIZE, &out), 0);
+	assert_int_equal(strlen(out.text), NOTIFY_TEXT_MAX - 1);
+	buf[36] = NOTIFY_TEXT_MAX - 1 + 1; /* claims one byte more than fits */
+	assert_int_equal(notify_decode(buf, NOTIFY_WIRE_SIZE, &out), -EBADMSG);
+}
+
 static void test_decode_rejects_bad_datagrams(void **state)
 {
 	struct notify_msg m = { .type = NOTIFY_CHANGED }, out;
@@ -267,6 +285,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_text_boundary),
 		cmocka_unit_test(test_decode_rejects_bad_datagrams),
 		cmocka_unit_test(test_send_recv_and_sender_name),
 		cmocka_unit_test(test_absent_peer_and_bad_names),
