@@ -37,6 +37,7 @@ pgw_agent_SRC     := $(wildcard agent/*.c)
 pgw_forwarder_SRC := $(wildcard forwarder/*.c)
 pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
+pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -61,7 +62,7 @@ define bin_rule
 $(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/%.o,$$($(subst -,_,$(1))_SRC)) $(LIBCOMMON)
 	@mkdir -p $$(@D)
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$($(subst -,_,$(1))_LIBS) $$(LDLIBS)
 endef
 $(foreach b,$(DAEMONS) pgwctl,$(eval $(call bin_rule,$(b))))
 

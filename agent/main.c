@@ -1,34 +1,254 @@
-/* pgw-agent - reconciles table inet pgw in the kernel from the state DB (nftables)
- * Skeleton until its capability lands: configuration, DB schema check, notify socket with the
- * polling fallback, signals. Each change it is told about is logged. */
+/* pgw-agent - the only writer of kernel state: reconciles table inet pgw from the state DB.
+ * A change of rule parameters (interfaces, ports, modes) rebuilds the whole table in one
+ * batch; a change of who is active or blocked moves set elements only, also in one batch.
+ * The table is never deleted on exit (fail closed); `pgw-agent --flush` removes it. */
 #include "daemon.h"
+#include "desired.h"
 #include "log.h"
+#include "nft.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_MS 1000
+#define VERIFY_MS 5000
+
+struct agent {
+	struct daemon *d;
+	struct nft *nft;
+	struct desired applied;
+	int have_applied;
+	int dirty;     /* a reconcile is due (coalesces bursts of notifications) */
+	int failing;   /* the last apply failed: retry on the timer */
+	uint64_t generation;
+	unsigned long errors_total;
+	struct ev_handle *kick, *verify;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void report(struct agent *a, const char *kind, uint64_t us, const char *error)
+{
+	sqlite3_stmt *st = NULL;
+	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_AGENT };
+	const char *sql = error ? "UPDATE agent_state SET last_error = ?1, error_at = unixepoch(), errors_total = ?2 WHERE id = 1"
+				: "UPDATE agent_state SET generation = ?2, applied_at = unixepoch(), duration_us = ?3, kind = ?4, "
+				  "active_count = ?5, blocked_count = ?6, last_error = ?1 WHERE id = 1";
+
+	if (sqlite3_prepare_v2(a->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
+		return;
+	}
+	sqlite3_bind_text(st, 1, error ? error : "", -1, SQLITE_STATIC);
+	if (error) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)a->errors_total);
+	} else {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)a->generation);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)us);
+		sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)a->applied.active.n);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)a->applied.blocked.n);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE)
+		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
+	sqlite3_finalize(st);
+	dbwatch_sync(a->d->watch);
+	notify_broadcast(a->d->nt, &m);
+}
+
+/* Element changes between what is applied and what is wanted: -1 on OOM, else count. */
+static int apply_elements(struct agent *a, const struct desired *want, char *err, size_t errlen)
+{
+	struct addrset add_a = { 0 }, del_a = { 0 }, add_b = { 0 }, del_b = { 0 };
+	int r = -ENOMEM;
+
+	if (addrset_minus(&want->active, &a->applied.active, &add_a) < 0 ||
+	    addrset_minus(&a->applied.active, &want->active, &del_a) < 0 ||
+	    addrset_minus(&want->blocked, &a->applied.blocked, &add_b) < 0 ||
+	    addrset_minus(&a->applied.blocked, &want->blocked, &del_b) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	r = (int)(add_a.n + del_a.n + add_b.n + del_b.n);
+	if (r > 0) {
+		int e = nft_apply_elements(a->nft, &add_a, &del_a, &add_b, &del_b, err, errlen);
+		if (e < 0)
+			r = e;
+		else
+			log_info("applied: %zu now active, %zu now blocked (+%zu -%zu active, +%zu -%zu blocked)",
+				 want->active.n, want->blocked.n, add_a.n, del_a.n, add_b.n, del_b.n);
+	}
+out:
+	free(add_a.addr);
+	free(del_a.addr);
+	free(add_b.addr);
+	free(del_b.addr);
+	return r;
+}
+
+static void reconcile(struct agent *a, int force_full)
+{
+	struct desired want;
+	char err[512];
+	const char *kind = "elements";
+	uint64_t t0 = now_us();
+	int r;
+
+	a->dirty = 0;
+	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	if (force_full || !a->have_applied || !desired_rules_equal(&want.rules, &a->applied.rules)) {
+		kind = "full";
+		r = nft_apply_full(a->nft, &want, err, sizeof(err));
+		if (r == 0)
+			log_info("applied: table inet pgw rebuilt, %zu active, %zu blocked clients", want.active.n,
+				 want.blocked.n);
+	} else {
+		r = apply_elements(a, &want, err, sizeof(err));
+		if (r == 0) { /* nothing changed */
+			desired_free(&want);
+			return;
+		}
+		if (r < 0) { /* the kernel's sets differ from what we think: rebuild them all */
+			log_warnx("element update failed (%s); rebuilding the table", err);
+			kind = "full";
+			r = nft_apply_full(a->nft, &want, err, sizeof(err));
+		}
+	}
+	if (r < 0) {
+		desired_free(&want);
+		goto fail;
+	}
+	desired_free(&a->applied);
+	a->applied = want;
+	a->have_applied = 1;
+	a->generation++;
+	if (a->failing)
+		log_info("recovered: rules applied again");
+	a->failing = 0;
+	report(a, kind, now_us() - t0, NULL);
+	return;
+fail:
+	a->errors_total++;
+	log_error("reconcile failed, retrying in %d ms: %s", RETRY_MS, err);
+	a->failing = 1;
+	report(a, kind, 0, err);
+	ev_timer_set(a->kick, RETRY_MS, 0);
+}
+
+/* The generation goes on from where the last agent left it: monotonic across restarts. */
+static void load_generation(struct agent *a)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(a->d->db, "SELECT generation, errors_total FROM agent_state WHERE id = 1", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		a->generation = (uint64_t)sqlite3_column_int64(st, 0);
+		a->errors_total = (unsigned long)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+}
+
+static void on_kick(struct evloop *ev, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)ev;
+	reconcile(a, a->failing && !a->have_applied);
+}
+
+/* Someone (an admin, a failsafe load, another tool) replaced or removed our table. */
+static void on_verify(struct evloop *ev, void *arg)
+{
+	struct agent *a = arg;
+	int r = nft_table_present(a->nft);
+
+	(void)ev;
+	if (r == 0) {
+		log_warnx("table inet pgw is missing or not ours; rebuilding");
+		reconcile(a, 1);
+	} else if (r < 0) {
+		log_emit(LOG_LVL_WARN, NULL, -r, "cannot verify table inet pgw");
+	}
+}
 
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
-	(void)d;
-	if (msg)
-		log_info("change: %s topics=0x%x from %s (event)", notify_type_str(msg->type), msg->topics,
-			 *from ? from : "a client");
-	else
-		log_info("change: reload (%s)", from);
+	struct agent *a = d->priv;
+	const uint32_t relevant = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS;
+
+	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & relevant)))
+		return;
+	log_debug("change from %s (%s)", msg ? (*from ? from : "a client") : from, msg ? "event" : "poll");
+	if (!a->dirty) {
+		a->dirty = 1;
+		ev_timer_set(a->kick, 0, 0); /* once the current batch of events is handled */
+	}
 }
 
 static const struct daemon_info info = {
 	.name = "pgw-agent",
 	.sock_name = "agent",
-	.summary = "reconciles table inet pgw in the kernel from the state DB (nftables)",
+	.summary = "Reconciles table inet pgw in the kernel from the state DB (nftables, one atomic batch).\n"
+		   "  --flush             delete table inet pgw and exit (uninstall; clients lose their rules)",
 	.on_change = on_change,
-	.validate = NULL,
 };
+
+static int flush_and_exit(void)
+{
+	char err[512];
+	struct nft *n = nft_open(err, sizeof(err));
+
+	if (!n || nft_flush(n, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgw-agent: --flush: %s\n", err);
+		nft_close(n);
+		return 1;
+	}
+	nft_close(n);
+	printf("pgw-agent: table inet pgw removed\n");
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
 	struct daemon d;
-	int r = daemon_init(&d, &info, argc, argv);
+	struct agent a;
+	char err[512];
+	int r;
 
-	if (r == DAEMON_CONTINUE)
-		r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+	if (argc == 2 && strcmp(argv[1], "--flush") == 0)
+		return flush_and_exit();
+	memset(&a, 0, sizeof(a));
+	r = daemon_init(&d, &info, argc, argv);
+	if (r == DAEMON_CONTINUE) {
+		a.d = &d;
+		d.priv = &a;
+		load_generation(&a);
+		a.nft = nft_open(err, sizeof(err));
+		a.kick = ev_add_timer(d.ev, 0, 0, on_kick, &a); /* first reconcile at once */
+		a.verify = ev_add_timer(d.ev, VERIFY_MS, VERIFY_MS, on_verify, &a);
+		if (!a.nft || !a.kick || !a.verify) {
+			log_error("%s", a.nft ? "timers failed" : err);
+			r = DAEMON_EXIT_FAIL;
+		} else {
+			a.dirty = 1;
+			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+		}
+	}
+	/* fail closed: whatever is in the kernel stays there */
+	desired_free(&a.applied);
+	nft_close(a.nft);
 	daemon_fini(&d);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-/* pgwctl - pgw admin CLI: schema migrations, users, settings, backup and restore. */
+/* pgwctl - pgw admin CLI: schema migrations, users, settings, backup and restore, status. */
 #include "pgwctl.h"
 
 #include "audit.h"
@@ -24,6 +24,8 @@ static const struct {
 	{ "settings", cmd_settings, "settings list | get KEY | set KEY VALUE" },
 	{ "backup", cmd_backup, "backup FILE                     online copy of the database into FILE" },
 	{ "restore", cmd_restore, "restore FILE                    replace the database with the backup FILE" },
+	{ "status", cmd_status, "status                          proxies, mappings, what pgw-agent applied" },
+	{ "notify", cmd_notify, "notify TOPIC...                 tell the daemons rows changed (proxies mappings health settings users all)" },
 };
 
 static void usage(FILE *out)

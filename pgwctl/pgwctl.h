@@ -28,5 +28,7 @@ int cmd_user(struct ctl *c, int argc, char **argv);
 int cmd_settings(struct ctl *c, int argc, char **argv);
 int cmd_backup(struct ctl *c, int argc, char **argv);
 int cmd_restore(struct ctl *c, int argc, char **argv);
+int cmd_status(struct ctl *c, int argc, char **argv);
+int cmd_notify(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -217,3 +217,48 @@ lab_wait_forever() {
 	echo "$! sleep" >>"$LAB_DIR/pids"
 	wait $!
 }
+
+# ---- helpers for scenarios that run pgw in the gw namespace ----
+
+# A fresh DB in the lab dir, the daemons' environment exported.
+lab_pgw_env() {
+	export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=json PGW_LOG_LEVEL=${PGW_LOG_LEVEL:-info}
+	export PGW_HEALTH_URL=http://$LAB_WEB/ip
+	"$PGW_BIN/pgwctl" migrate >/dev/null
+}
+
+# Capture on the gateway's WAN interface every packet whose source is a LAN client.
+lab_capture_start() { # name
+	LAB_CAP=$LAB_DIR/$1.pcap
+	lab_bg gw "tcpdump-$1" tcpdump -i eth0 -n -U -w "$LAB_CAP" 'src net 192.168.2.0/24 or src net fd00:2::/64'
+	LAB_CAP_PID=$LAB_LAST_PID
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'listening on' "$LAB_DIR/tcpdump-$1.log" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "lab: tcpdump did not start" >&2
+	return 1
+}
+
+# Stop the capture; print how many client packets crossed the WAN interface.
+lab_capture_stop() {
+	sleep 0.2
+	lab_stop_pid "$LAB_CAP_PID"
+	tcpdump -r "$LAB_CAP" -n 2>/dev/null | tee "$LAB_CAP.txt" | wc -l
+}
+
+# Every kind of traffic a client might send out: TCP, UDP/53, UDP/443, IPv6 TCP. Each try is
+# bounded; failures are expected and ignored.
+lab_client_tries() { # client-ip client-ip6
+	local ip=$1 ip6=${2:-}
+	lab_exec lan curl -s -m 1 --interface "$ip" "http://$LAB_WEB/ip" >/dev/null 2>&1
+	lab_exec lan socat -u - "UDP4:$LAB_WEB:53,bind=$ip" <<<"dns query" >/dev/null 2>&1
+	lab_exec lan socat -u - "UDP4:$LAB_WEB:443,bind=$ip" <<<"quic" >/dev/null 2>&1
+	lab_exec lan socat -u - "TCP4:$LAB_WEB:53,bind=$ip,connect-timeout=1" <<<"dns over tcp" >/dev/null 2>&1
+	if [ -n "$ip6" ]; then
+		lab_exec lan curl -s -m 1 --interface "$ip6" "http://[$LAB_WEB6]/ip" >/dev/null 2>&1
+		lab_exec lan socat -u - "UDP6:[$LAB_WEB6]:53,bind=[$ip6]" <<<"dns6" >/dev/null 2>&1
+	fi
+	return 0
+}

@@ -17,9 +17,9 @@ _result() { # rc desc
 }
 
 # check DESC CMD...: passes when CMD exits 0 (its output goes to the log).
-check() { local d=$1; shift; "$@"; _result $? "$d"; }
+check() { local d=$1; shift; "$@" >/dev/null; _result $? "$d"; }
 # check_fails DESC CMD...: passes when CMD exits non-zero.
-check_fails() { local d=$1; shift; ! "$@"; _result $? "$d"; }
+check_fails() { local d=$1; shift; ! "$@" >/dev/null; _result $? "$d"; }
 # check_eq DESC GOT WANT
 check_eq() {
 	[ "$2" == "$3" ]

@@ -1,0 +1,153 @@
+/* desired.c - see desired.h. */
+#include "desired.h"
+
+#include "log.h"
+#include "net.h"
+#include "settings.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void addrset_sort(struct addrset *s)
+{
+	size_t w = 0;
+
+	qsort(s->addr, s->n, sizeof(*s->addr), cmp_u32);
+	for (size_t i = 0; i < s->n; i++)
+		if (w == 0 || s->addr[w - 1] != s->addr[i])
+			s->addr[w++] = s->addr[i];
+	s->n = w;
+}
+
+static int addrset_push(struct addrset *s, size_t *cap, uint32_t a)
+{
+	if (s->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		uint32_t *p = realloc(s->addr, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->addr = p;
+		*cap = nc;
+	}
+	s->addr[s->n++] = a;
+	return 0;
+}
+
+int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out)
+{
+	size_t i = 0, j = 0;
+
+	out->n = 0;
+	out->addr = malloc((a->n ? a->n : 1) * sizeof(*out->addr));
+	if (!out->addr)
+		return -ENOMEM;
+	while (i < a->n) {
+		if (j >= b->n || a->addr[i] < b->addr[j])
+			out->addr[out->n++] = a->addr[i++];
+		else if (a->addr[i] > b->addr[j])
+			j++;
+		else
+			i++, j++;
+	}
+	return 0;
+}
+
+static void setting(sqlite3 *db, const char *key, const char *fallback, char *buf, size_t size)
+{
+	if (settings_get(db, key, buf, size) < 0)
+		snprintf(buf, size, "%s", fallback);
+}
+
+static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_rules *r, char *err, size_t errlen)
+{
+	char v[SETTINGS_VALUE_MAX], why[600];
+	struct net_cidr4 lan;
+
+	memset(r, 0, sizeof(*r));
+	setting(db, "lan_iface", cfg->lan_iface, v, sizeof(v));
+	if (settings_validate("lan_iface", v, why, sizeof(why)) < 0)
+		goto bad;
+	memcpy(r->lan_iface, v, strlen(v)); /* validated: at most 15 bytes */
+	setting(db, "wan_iface", cfg->wan_iface, v, sizeof(v));
+	if (settings_validate("wan_iface", v, why, sizeof(why)) < 0)
+		goto bad;
+	memcpy(r->wan_iface, v, strlen(v));
+	setting(db, "lan_cidr", cfg->lan_cidr, v, sizeof(v));
+	if (net_cidr4_parse(v, &lan) < 0) {
+		snprintf(why, sizeof(why), "lan_cidr: '%s' is not an IPv4 network", v);
+		goto bad;
+	}
+	r->lan_addr = lan.addr;
+	r->lan_mask = lan.prefix ? 0xffffffffu << (32 - lan.prefix) : 0;
+	setting(db, "dns_mode", "minimal", v, sizeof(v));
+	r->dns_local = strcmp(v, "local") == 0;
+	setting(db, "block_action", "reject", v, sizeof(v));
+	r->block_drop = strcmp(v, "drop") == 0;
+	r->forwarder_port = cfg->forwarder_port;
+	r->api_port = cfg->api_port;
+	return 0;
+bad:
+	snprintf(err, errlen, "settings: %s", why);
+	return -EINVAL;
+}
+
+int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
+{
+	static const char *const sql =
+		"SELECT m.client_ip, m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up' "
+		"FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id";
+	sqlite3_stmt *st = NULL;
+	size_t cap_a = 0, cap_b = 0;
+	int r, rc;
+
+	memset(d, 0, sizeof(*d));
+	r = load_rules(db, cfg, &d->rules, err, errlen);
+	if (r < 0)
+		return r;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "db: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ip = (const char *)sqlite3_column_text(st, 0);
+		uint32_t a;
+
+		if (!ip || net_ipv4_parse(ip, &a) < 0) {
+			log_warnx("mapping with invalid client_ip '%s' ignored", ip ? ip : "");
+			continue;
+		}
+		r = sqlite3_column_int(st, 1) ? addrset_push(&d->active, &cap_a, a) : addrset_push(&d->blocked, &cap_b, a);
+		if (r < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (r < 0 || rc != SQLITE_DONE) {
+		snprintf(err, errlen, "db: %s", r < 0 ? strerror(-r) : sqlite3_errmsg(db));
+		desired_free(d);
+		return r < 0 ? r : -EIO;
+	}
+	addrset_sort(&d->active);
+	addrset_sort(&d->blocked);
+	return 0;
+}
+
+void desired_free(struct desired *d)
+{
+	free(d->active.addr);
+	free(d->blocked.addr);
+	memset(d, 0, sizeof(*d));
+}
+
+int desired_rules_equal(const struct desired_rules *a, const struct desired_rules *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}

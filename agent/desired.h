@@ -1,0 +1,40 @@
+/* desired.h - what the kernel should hold, read from the DB: the rule parameters (a change
+ * means a full rebuild) and the client sets (a change means element updates only). */
+#ifndef AGENT_DESIRED_H
+#define AGENT_DESIRED_H
+
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct desired_rules {
+	char lan_iface[16]; /* zero-padded: compared as the kernel does */
+	char wan_iface[16];
+	uint32_t lan_addr, lan_mask; /* host byte order */
+	uint16_t forwarder_port;
+	uint16_t api_port;
+	uint8_t dns_local;  /* dns_mode=local: clients may query the gateway */
+	uint8_t block_drop; /* block_action=drop instead of reject */
+};
+
+struct addrset {
+	uint32_t *addr; /* host byte order, sorted, unique */
+	size_t n;
+};
+
+struct desired {
+	struct desired_rules rules;
+	struct addrset active;  /* mapped, enabled, proxy enabled and up */
+	struct addrset blocked; /* mapped but not active */
+};
+
+/* 0, or -errno with the reason in err. */
+int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen);
+void desired_free(struct desired *d);
+int desired_rules_equal(const struct desired_rules *a, const struct desired_rules *b);
+/* Elements of a not in b, into out (caller frees out->addr). 0 or -ENOMEM. */
+int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out);
+
+#endif

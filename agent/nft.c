@@ -1,0 +1,635 @@
+/* nft.c - see nft.h. The ruleset (nft syntax, for reading; the code below builds it):
+ *
+ * table inet pgw {
+ *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up
+ *   set blocked4 { type ipv4_addr; }   # mapped but blocked
+ *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+ *     iifname LAN meta l4proto tcp ip saddr @active4 [tcp dport != 53] counter redirect to :FWD }
+ *   chain forward { type filter hook forward priority filter; policy accept;
+ *     iifname LAN meta l4proto udp th dport 53 counter drop          # DNS never leaves
+ *     iifname LAN meta l4proto tcp th dport 53 counter drop
+ *     iifname LAN ip saddr @blocked4 counter BLOCK                   # known, blocked clients
+ *     iifname LAN counter BLOCK                                      # everyone else from the LAN
+ *     oifname WAN ip saddr & MASK == LAN counter drop }              # belt and braces
+ *   chain input { type filter hook input priority filter; policy accept;
+ *     iifname LAN jump lan_in }
+ *   chain lan_in {
+ *     ct state established,related accept
+ *     meta l4proto { icmp, ipv6-icmp } accept
+ *     meta l4proto tcp ip saddr @active4 th dport FWD accept
+ *     meta l4proto tcp th dport API accept
+ *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
+ *     counter BLOCK }
+ * }
+ * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
+ */
+#include "nft.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SET_ACTIVE "active4"
+#define SET_BLOCKED "blocked4"
+#define SET_ID_ACTIVE 1
+#define SET_ID_BLOCKED 2
+#define ELEMS_PER_MSG 1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
+#define TYPE_IPADDR 7      /* nft's ipv4_addr datatype */
+#define ACK_TIMEOUT_MS 5000
+
+struct nft {
+	struct mnl_socket *nl;
+	unsigned portid;
+	uint32_t seq;
+};
+
+/* A batch under construction: messages are appended to buf; each one asks for an ack. */
+struct batch {
+	char *buf;
+	size_t cap;
+	struct mnl_nlmsg_batch *b;
+	uint32_t first_seq, seq;
+	unsigned acks;
+	int oom;
+};
+
+struct nft *nft_open(char *err, size_t errlen)
+{
+	struct nft *n = calloc(1, sizeof(*n));
+
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(err, errlen, "netlink: %s (pgw-agent needs CAP_NET_ADMIN)", strerror(errno));
+		if (n->nl)
+			mnl_socket_close(n->nl);
+		free(n);
+		return NULL;
+	}
+	n->portid = mnl_socket_get_portid(n->nl);
+	n->seq = (uint32_t)time(NULL);
+	return n;
+}
+
+void nft_close(struct nft *n)
+{
+	if (!n)
+		return;
+	mnl_socket_close(n->nl);
+	free(n);
+}
+
+static int batch_init(struct batch *bt, struct nft *n, size_t elems)
+{
+	memset(bt, 0, sizeof(*bt));
+	bt->cap = 64 * 1024 + elems * 64;
+	bt->buf = malloc(bt->cap * 2); /* libmnl: room for one message past the limit */
+	if (!bt->buf)
+		return -ENOMEM;
+	bt->b = mnl_nlmsg_batch_start(bt->buf, bt->cap);
+	bt->first_seq = bt->seq = n->seq;
+	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->seq++);
+	mnl_nlmsg_batch_next(bt->b);
+	return 0;
+}
+
+static void batch_free(struct batch *bt, struct nft *n)
+{
+	if (bt->b)
+		mnl_nlmsg_batch_stop(bt->b);
+	free(bt->buf);
+	n->seq = bt->seq + 1;
+}
+
+static struct nlmsghdr *msg(struct batch *bt, uint16_t type, uint16_t flags)
+{
+	bt->acks++;
+	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags | NLM_F_ACK, bt->seq++);
+}
+
+static void next(struct batch *bt)
+{
+	if (!mnl_nlmsg_batch_next(bt->b))
+		bt->oom = 1; /* estimate too small: refuse rather than send a truncated batch */
+}
+
+/* Send the batch and read one answer per message that asked for an ack. */
+static int batch_send(struct nft *n, struct batch *bt, char *err, size_t errlen)
+{
+	char rbuf[MNL_SOCKET_BUFFER_SIZE];
+	unsigned answered = 0;
+	int first_err = 0, fd = mnl_socket_get_fd(n->nl);
+	uint32_t failed_seq = 0;
+	size_t len;
+
+	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
+	mnl_nlmsg_batch_next(bt->b);
+	if (bt->oom) {
+		snprintf(err, errlen, "batch larger than its buffer");
+		return -E2BIG;
+	}
+	len = mnl_nlmsg_batch_size(bt->b);
+	{
+		int sz = (int)(len + 65536);
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		sz = 4 << 20;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
+	if (mnl_socket_sendto(n->nl, mnl_nlmsg_batch_head(bt->b), len) < 0) {
+		snprintf(err, errlen, "netlink send (%zu bytes): %s", len, strerror(errno));
+		return -errno;
+	}
+	while (answered < bt->acks) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct nlmsghdr *nlh;
+		ssize_t r;
+		int left;
+
+		r = poll(&pfd, 1, ACK_TIMEOUT_MS);
+		if (r <= 0) {
+			if (first_err)
+				break; /* the kernel aborted the batch: not every message is answered */
+			snprintf(err, errlen, "netlink: %u of %u acks after %d ms", answered, bt->acks, ACK_TIMEOUT_MS);
+			return -ETIMEDOUT;
+		}
+		r = mnl_socket_recvfrom(n->nl, rbuf, sizeof(rbuf));
+		if (r < 0) {
+			snprintf(err, errlen, "netlink recv: %s", strerror(errno));
+			return -errno;
+		}
+		left = (int)r;
+		for (nlh = (struct nlmsghdr *)rbuf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < bt->first_seq || nlh->nlmsg_seq > bt->seq)
+				continue;
+			answered++;
+			{
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+				if (e->error < 0 && !first_err) {
+					first_err = e->error;
+					failed_seq = nlh->nlmsg_seq;
+				}
+			}
+		}
+	}
+	if (first_err) {
+		snprintf(err, errlen, "kernel refused message %u of the batch: %s", failed_seq - bt->first_seq,
+			 strerror(-first_err));
+		return first_err;
+	}
+	return 0;
+}
+
+/* ---- expressions ---- */
+
+static void add(struct nftnl_rule *r, struct nftnl_expr *e) { nftnl_rule_add_expr(r, e); }
+
+static void e_meta(struct nftnl_rule *r, uint32_t key)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	add(r, e);
+}
+
+static void e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	add(r, e);
+}
+
+static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	add(r, e);
+}
+
+static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	add(r, e);
+}
+
+static void e_counter(struct nftnl_rule *r) { add(r, nftnl_expr_alloc("counter")); }
+
+static void e_verdict(struct nftnl_rule *r, int verdict, const char *chain)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	if (chain)
+		nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	add(r, e);
+}
+
+static void e_reject(struct nftnl_rule *r, uint32_t type, uint8_t code)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("reject");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, type);
+	nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, code);
+	add(r, e);
+}
+
+static void e_redirect(struct nftnl_rule *r, uint16_t port)
+{
+	struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *e = nftnl_expr_alloc("redir");
+	uint16_t be = htons(port);
+
+	nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
+	add(r, imm);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+	add(r, e);
+}
+
+static void m_ifname(struct nftnl_rule *r, uint32_t key, const char name[16])
+{
+	e_meta(r, key);
+	e_cmp(r, NFT_CMP_EQ, name, 16);
+}
+
+static void m_u8(struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
+{
+	e_meta(r, meta_key);
+	e_cmp(r, NFT_CMP_EQ, &v, 1);
+}
+
+static void m_saddr_in(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+	e_lookup(r, set, set_id);
+}
+
+static void m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port)
+{
+	uint16_t be = htons(port);
+
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+	e_cmp(r, op, &be, 2);
+}
+
+static void m_ct_established(struct nftnl_rule *r)
+{
+	struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw = nftnl_expr_alloc("bitwise");
+	uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), zero = 0;
+
+	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	add(r, ct);
+	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
+	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	add(r, bw);
+	e_cmp(r, NFT_CMP_NEQ, &zero, 4);
+}
+
+/* ---- objects ---- */
+
+static void put_rule(struct batch *bt, struct nftnl_rule *r, const char *chain)
+{
+	struct nlmsghdr *nlh;
+
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nlh = msg(bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	next(bt);
+}
+
+static void put_table(struct batch *bt, uint16_t type)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nlh = msg(bt, type, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	next(bt);
+}
+
+static void put_chain(struct batch *bt, const char *name, const char *type, int hook, int prio)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	if (type) {
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
+	nlh = msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	next(bt);
+}
+
+static void put_set(struct batch *bt, const char *name, uint32_t id)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_IPADDR);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	nlh = msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	next(bt);
+}
+
+/* NEWSETELEM / DELSETELEM for addresses, in chunks. set_id 0: an existing set. */
+static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t set_id, const struct addrset *a)
+{
+	for (size_t off = 0; off < a->n; off += ELEMS_PER_MSG) {
+		struct nftnl_set *s = nftnl_set_alloc();
+		struct nlmsghdr *nlh;
+
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+		if (set_id)
+			nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
+		for (size_t i = off; i < a->n && i < off + ELEMS_PER_MSG; i++) {
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			uint32_t be = htonl(a->addr[i]);
+
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &be, sizeof(be));
+			nftnl_set_elem_add(s, e);
+		}
+		nlh = msg(bt, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		next(bt);
+	}
+}
+
+/* The block verdict: reset TCP, ICMP admin-prohibited for the rest; or plain drop. */
+static void put_block(struct batch *bt, const struct desired_rules *dr, const char *chain, const char *set, uint32_t set_id)
+{
+	struct nftnl_rule *r;
+
+	if (!dr->block_drop) {
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+		if (set)
+			m_saddr_in(r, set, set_id);
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+		e_counter(r);
+		e_reject(r, NFT_REJECT_TCP_RST, 0);
+		put_rule(bt, r, chain);
+	}
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+	if (set)
+		m_saddr_in(r, set, set_id);
+	e_counter(r);
+	if (dr->block_drop)
+		e_verdict(r, NF_DROP, NULL);
+	else
+		e_reject(r, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+	put_rule(bt, r, chain);
+}
+
+static void build_full(struct batch *bt, const struct desired *d)
+{
+	const struct desired_rules *dr = &d->rules;
+	static const uint8_t l4[] = { IPPROTO_UDP, IPPROTO_TCP };
+	struct nftnl_rule *r;
+
+	/* add-then-delete makes the delete valid whether or not the table exists */
+	put_table(bt, NFT_MSG_NEWTABLE);
+	put_table(bt, NFT_MSG_DELTABLE);
+	put_table(bt, NFT_MSG_NEWTABLE);
+	put_set(bt, SET_ACTIVE, SET_ID_ACTIVE);
+	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED);
+	put_elems(bt, NFT_MSG_NEWSETELEM, SET_ACTIVE, SET_ID_ACTIVE, &d->active);
+	put_elems(bt, NFT_MSG_NEWSETELEM, SET_BLOCKED, SET_ID_BLOCKED, &d->blocked);
+	put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100);
+	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0);
+	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0);
+	put_chain(bt, "lan_in", NULL, 0, 0);
+
+	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed) */
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+	m_saddr_in(r, SET_ACTIVE, SET_ID_ACTIVE);
+	m_dport(r, NFT_CMP_NEQ, 53);
+	e_counter(r);
+	e_redirect(r, dr->forwarder_port);
+	put_rule(bt, r, "prerouting");
+
+	/* forward: nothing from the LAN is ever forwarded */
+	for (size_t i = 0; i < sizeof(l4); i++) {
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+		m_u8(r, NFT_META_L4PROTO, l4[i]);
+		m_dport(r, NFT_CMP_EQ, 53);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		put_rule(bt, r, "forward");
+	}
+	put_block(bt, dr, "forward", SET_BLOCKED, SET_ID_BLOCKED);
+	put_block(bt, dr, "forward", NULL, 0);
+	{
+		struct nftnl_expr *bw = nftnl_expr_alloc("bitwise");
+		uint32_t mask = htonl(dr->lan_mask), net = htonl(dr->lan_addr), zero = 0;
+
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+		m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
+		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+		add(r, bw);
+		e_cmp(r, NFT_CMP_EQ, &net, 4);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		put_rule(bt, r, "forward");
+	}
+
+	/* input: LAN clients reach only what they need on the gateway */
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+	e_verdict(r, NFT_JUMP, "lan_in");
+	put_rule(bt, r, "input");
+
+	r = nftnl_rule_alloc();
+	m_ct_established(r);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "lan_in");
+	{
+		static const uint8_t icmp[] = { IPPROTO_ICMP, IPPROTO_ICMPV6 };
+		for (size_t i = 0; i < sizeof(icmp); i++) {
+			r = nftnl_rule_alloc();
+			m_u8(r, NFT_META_L4PROTO, icmp[i]);
+			e_verdict(r, NF_ACCEPT, NULL);
+			put_rule(bt, r, "lan_in");
+		}
+	}
+	r = nftnl_rule_alloc();
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+	m_saddr_in(r, SET_ACTIVE, SET_ID_ACTIVE);
+	m_dport(r, NFT_CMP_EQ, dr->forwarder_port);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "lan_in");
+	r = nftnl_rule_alloc();
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+	m_dport(r, NFT_CMP_EQ, dr->api_port);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "lan_in");
+	if (dr->dns_local) {
+		for (size_t i = 0; i < sizeof(l4); i++) {
+			r = nftnl_rule_alloc();
+			m_u8(r, NFT_META_L4PROTO, l4[i]);
+			m_dport(r, NFT_CMP_EQ, 53);
+			e_verdict(r, NF_ACCEPT, NULL);
+			put_rule(bt, r, "lan_in");
+		}
+	}
+	put_block(bt, dr, "lan_in", NULL, 0);
+}
+
+int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen)
+{
+	struct batch bt;
+	int r;
+
+	if (batch_init(&bt, n, d->active.n + d->blocked.n) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	build_full(&bt, d);
+	r = batch_send(n, &bt, err, errlen);
+	batch_free(&bt, n);
+	return r;
+}
+
+int nft_apply_elements(struct nft *n, const struct addrset *add_active, const struct addrset *del_active,
+		       const struct addrset *add_blocked, const struct addrset *del_blocked, char *err, size_t errlen)
+{
+	struct batch bt;
+	int r;
+
+	if (batch_init(&bt, n, add_active->n + del_active->n + add_blocked->n + del_blocked->n) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* take away first, then grant: a client moving active -> blocked is never in both */
+	put_elems(&bt, NFT_MSG_DELSETELEM, SET_ACTIVE, 0, del_active);
+	put_elems(&bt, NFT_MSG_NEWSETELEM, SET_BLOCKED, 0, add_blocked);
+	put_elems(&bt, NFT_MSG_DELSETELEM, SET_BLOCKED, 0, del_blocked);
+	put_elems(&bt, NFT_MSG_NEWSETELEM, SET_ACTIVE, 0, add_active);
+	r = bt.acks ? batch_send(n, &bt, err, errlen) : 0;
+	batch_free(&bt, n);
+	return r;
+}
+
+/* GETSET active4 in table pgw: present (1) or not (0). */
+int nft_table_present(struct nft *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = n->seq++;
+	int r, found = 0;
+
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_ACK, seq);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, SET_ACTIVE);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		struct pollfd pfd = { .fd = mnl_socket_get_fd(n->nl), .events = POLLIN };
+		int left;
+
+		if (poll(&pfd, 1, ACK_TIMEOUT_MS) <= 0)
+			return -ETIMEDOUT;
+		r = (int)mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+		if (r < 0)
+			return -errno;
+		left = r;
+		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+			if (nlh->nlmsg_seq != seq)
+				continue;
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+				if (e->error == 0)
+					return found;
+				return e->error == -ENOENT ? 0 : e->error;
+			}
+			found = 1;
+		}
+	}
+}
+
+int nft_flush(struct nft *n, char *err, size_t errlen)
+{
+	struct batch bt;
+	int r;
+
+	if (batch_init(&bt, n, 0) < 0)
+		return -ENOMEM;
+	put_table(&bt, NFT_MSG_NEWTABLE);
+	put_table(&bt, NFT_MSG_DELTABLE);
+	r = batch_send(n, &bt, err, errlen);
+	batch_free(&bt, n);
+	return r;
+}

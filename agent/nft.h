@@ -1,0 +1,28 @@
+/* nft.h - table inet pgw in the kernel, through libnftnl/libmnl. Every change is ONE netlink
+ * batch (one nf_tables transaction): a full rebuild deletes and re-creates the table inside
+ * the same batch, so there is never a moment without rules. Every ack is read and checked. */
+#ifndef AGENT_NFT_H
+#define AGENT_NFT_H
+
+#include "desired.h"
+
+#include <stddef.h>
+
+#define NFT_TABLE "pgw"
+
+struct nft;
+
+struct nft *nft_open(char *err, size_t errlen);
+void nft_close(struct nft *n);
+
+/* Replace the whole table with the one d describes. 0, or -errno with the kernel's reason. */
+int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen);
+/* Move clients between the sets: add/del for active4 and blocked4. One batch. */
+int nft_apply_elements(struct nft *n, const struct addrset *add_active, const struct addrset *del_active,
+		       const struct addrset *add_blocked, const struct addrset *del_blocked, char *err, size_t errlen);
+/* 1 when our table (with its active4 set) is in the kernel, 0 when not, -errno on error. */
+int nft_table_present(struct nft *n);
+/* Delete the table (uninstall). 0 also when there was none. */
+int nft_flush(struct nft *n, char *err, size_t errlen);
+
+#endif
