@@ -6,7 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
 lab_up || { echo "# lab_up failed"; exit 1; }
-export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=json
+export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=json PGW_LOG_LEVEL=debug
 export PGW_JWT_SECRET=lab-secret-0123456789abcdef0123456789abcdef
 ctl=$PGW_BIN/pgwctl
 $ctl migrate >/dev/null
@@ -28,13 +28,13 @@ check "each daemon has its notify socket" test -S "$PGW_RUN_DIR/agent.sock" -a -
 $ctl settings set dns_mode local >/dev/null
 for d in api agent forwarder healthd; do
 	check "pgw-$d hears the change through the event path" \
-		wait_for 2 grep -q '"msg":"change: changed topics=0x8 .*(event)' "$LAB_DIR/pgw-$d.log"
+		wait_for 2 grep -q '"msg":"notify: changed topics=0x8 ' "$LAB_DIR/pgw-$d.log"
 done
 # Polling fallback: a commit that nobody announces (a lost datagram) is still noticed.
 sqlite3 "$PGW_DB" "UPDATE settings SET value = '9' WHERE key = 'health_timeout'"
 for d in api agent forwarder healthd; do
 	check "pgw-$d notices an unannounced commit through the polling fallback" \
-		wait_for 5 grep -q '"msg":"change: reload (poll)' "$LAB_DIR/pgw-$d.log"
+		wait_for 5 grep -q '"msg":"db changed (polling fallback)' "$LAB_DIR/pgw-$d.log"
 done
 
 for d in api agent forwarder healthd; do
