@@ -1,0 +1,79 @@
+/* upstream.h - the client side of SOCKS5 (RFC 1928, RFC 1929 auth) and HTTP CONNECT (Basic
+ * auth), shared by pgw-forwarder and pgw-healthd. Builders and reply parsers are pure (buffer
+ * in, struct out) so tests and fuzzers drive them; upstream_hs_* is a non-blocking handshake
+ * state machine over a connected socket. Lock-step: one message, then its reply (some servers,
+ * microsocks among them, drop bytes that arrive ahead of their turn). */
+#ifndef PGW_UPSTREAM_H
+#define PGW_UPSTREAM_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum upstream_type { UPSTREAM_SOCKS5 = 0, UPSTREAM_HTTP = 1 };
+
+/* Outcomes, also the close reasons and health errors the API, logs and metrics show. */
+enum upstream_result {
+	UP_OK = 0,
+	UP_IN_PROGRESS,
+	UP_ERR_CONNECT_REFUSED, /* the proxy itself refused the TCP connection */
+	UP_ERR_CONNECT,	        /* other connect errors (unreachable...) */
+	UP_ERR_TIMEOUT,
+	UP_ERR_AUTH,	        /* credentials rejected (SOCKS5 auth failure, HTTP 407) */
+	UP_ERR_NO_METHOD,       /* SOCKS5: none of our methods acceptable */
+	UP_ERR_PROXY_REFUSED,   /* the proxy refused the CONNECT (SOCKS5 REP != 0, HTTP non-2xx) */
+	UP_ERR_BAD_REPLY,       /* not the protocol */
+	UP_ERR_CLOSED,	        /* the proxy closed mid-handshake */
+	UP_ERR_IO,
+	UP_RESULT_MAX
+};
+const char *upstream_result_str(enum upstream_result r);
+
+#define UPSTREAM_CRED_MAX 255
+#define UPSTREAM_HOST_MAX 255
+
+struct upstream_target {
+	/* either an address (family != 0) or a host name */
+	struct sockaddr_storage addr;
+	char host[UPSTREAM_HOST_MAX + 1];
+	uint16_t port; /* used with host */
+};
+
+/* ---- pure builders: bytes written, or -ENOSPC / -EINVAL ---- */
+int socks5_build_greeting(uint8_t *buf, size_t cap, int with_auth);
+int socks5_build_auth(uint8_t *buf, size_t cap, const char *user, const char *pass);
+int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target *t);
+int http_build_connect(char *buf, size_t cap, const struct upstream_target *t, const char *user, const char *pass);
+
+/* ---- pure parsers: bytes consumed (> 0), 0 when more bytes are needed, or -EBADMSG ---- */
+int socks5_parse_method(const uint8_t *buf, size_t len, uint8_t *method);
+int socks5_parse_auth(const uint8_t *buf, size_t len, uint8_t *status);
+/* rep: the REP field (0 = succeeded). */
+int socks5_parse_connect(const uint8_t *buf, size_t len, uint8_t *rep);
+/* Status line and headers up to the blank line (at most 8 KiB); status: 100..599. */
+int http_parse_connect(const char *buf, size_t len, int *status);
+
+/* ---- the handshake over a non-blocking, connecting or connected socket ---- */
+struct upstream_hs {
+	enum upstream_type type;
+	int state, next;
+	uint8_t out[1024];
+	size_t out_len, out_off;
+	uint8_t in[8192];
+	size_t in_len;
+	const char *user, *pass; /* not owned; empty strings for no auth */
+	struct upstream_target target;
+	int detail; /* SOCKS5 REP or HTTP status of a refusal, errno of an I/O error */
+};
+
+void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,
+		      const char *user, const char *pass);
+/* Drive the handshake after an event on fd. UP_IN_PROGRESS: wait for *want (EPOLLIN or
+ * EPOLLOUT) and call again. UP_OK: the tunnel is up; hs->in[0..in_len) holds bytes the
+ * proxy already sent from the far side (give them to the client first). */
+enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *want);
+/* Wipe credentials copies and buffers. */
+void upstream_hs_wipe(struct upstream_hs *hs);
+
+#endif

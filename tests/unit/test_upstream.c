@@ -1,0 +1,210 @@
+/* The SOCKS5 / HTTP CONNECT client: builders, reply parsers, and the handshake state machine
+ * against a scripted peer on a real socket pair (what the peer sends is fixed by each test). */
+#include "testlib.h"
+
+#include "upstream.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+
+static struct upstream_target target4(const char *ip, uint16_t port)
+{
+	struct upstream_target t;
+	struct sockaddr_in *s = (struct sockaddr_in *)&t.addr;
+
+	memset(&t, 0, sizeof(t));
+	s->sin_family = AF_INET;
+	s->sin_port = htons(port);
+	inet_pton(AF_INET, ip, &s->sin_addr);
+	return t;
+}
+
+static void test_socks5_builders(void **state)
+{
+	uint8_t b[600];
+	struct upstream_target t = target4("203.0.113.10", 80), h;
+	struct sockaddr_in6 *s6;
+
+	(void)state;
+	assert_int_equal(socks5_build_greeting(b, sizeof(b), 0), 3);
+	assert_memory_equal(b, "\x05\x01\x00", 3);
+	assert_int_equal(socks5_build_greeting(b, sizeof(b), 1), 3);
+	assert_memory_equal(b, "\x05\x01\x02", 3);
+	assert_int_equal(socks5_build_auth(b, sizeof(b), "pgwuser", "pgwpass"), 17);
+	assert_memory_equal(b, "\x01\x07pgwuser\x07pgwpass", 17);
+	assert_int_equal(socks5_build_auth(b, sizeof(b), "", "x"), -EINVAL);
+	assert_int_equal(socks5_build_connect(b, sizeof(b), &t), 10);
+	assert_memory_equal(b, "\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 10);
+	memset(&h, 0, sizeof(h));
+	s6 = (struct sockaddr_in6 *)&h.addr;
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(443);
+	inet_pton(AF_INET6, "2001:db8:203::10", &s6->sin6_addr);
+	assert_int_equal(socks5_build_connect(b, sizeof(b), &h), 22);
+	assert_int_equal(b[3], 4);
+	memset(&h, 0, sizeof(h));
+	strcpy(h.host, "example.test");
+	h.port = 8080;
+	assert_int_equal(socks5_build_connect(b, sizeof(b), &h), 19);
+	assert_memory_equal(b, "\x05\x01\x00\x03\x0c" "example.test\x1f\x90", 19);
+}
+
+static void test_http_builder(void **state)
+{
+	char b[1024];
+	struct upstream_target t = target4("203.0.113.10", 80), bad;
+
+	(void)state;
+	assert_true(http_build_connect(b, sizeof(b), &t, "pgwuser", "pgwpass") > 0);
+	assert_string_equal(b, "CONNECT 203.0.113.10:80 HTTP/1.1\r\nHost: 203.0.113.10:80\r\n"
+			       "Proxy-Authorization: Basic cGd3dXNlcjpwZ3dwYXNz\r\n\r\n");
+	assert_true(http_build_connect(b, sizeof(b), &t, "", "") > 0);
+	assert_null(strstr(b, "Proxy-Authorization"));
+	assert_int_equal(http_build_connect(b, sizeof(b), &t, "a:b", "c"), -EINVAL); /* ':' cannot be encoded */
+	memset(&bad, 0, sizeof(bad));
+	strcpy(bad.host, "evil\r\nX-Injected: 1");
+	bad.port = 80;
+	assert_int_equal(http_build_connect(b, sizeof(b), &bad, "", ""), -EINVAL); /* no header injection */
+}
+
+static void test_socks5_parsers(void **state)
+{
+	uint8_t v;
+
+	(void)state;
+	assert_int_equal(socks5_parse_method((const uint8_t *)"\x05", 1, &v), 0);
+	assert_int_equal(socks5_parse_method((const uint8_t *)"\x05\x02", 2, &v), 2);
+	assert_int_equal(v, 2);
+	assert_int_equal(socks5_parse_method((const uint8_t *)"\x04\x00", 2, &v), -EBADMSG);
+	assert_int_equal(socks5_parse_auth((const uint8_t *)"\x01\x01", 2, &v), 2);
+	assert_int_equal(v, 1);
+	/* IPv4 reply is 10 bytes; partial is "more please" */
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x01\x01\x02\x03", 7, &v), 0);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x01\x01\x02\x03\x04\x00\x50", 10, &v), 10);
+	assert_int_equal(v, 0);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x05\x00\x03\x03" "abc\x00\x50", 10, &v), 10);
+	assert_int_equal(v, 5);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x09\x00\x00\x00", 7, &v), -EBADMSG);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x01\x01\x00\x00\x00", 7, &v), -EBADMSG);
+}
+
+static void test_http_parser(void **state)
+{
+	const char *ok = "HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\nDATA";
+	char big[9000];
+	int st;
+
+	(void)state;
+	assert_int_equal(http_parse_connect(ok, strlen(ok), &st), (int)strlen(ok) - 4);
+	assert_int_equal(st, 200);
+	assert_int_equal(http_parse_connect("HTTP/1.0 407 Proxy Authentication Required\r\n\r\n", 46, &st), 46);
+	assert_int_equal(st, 407);
+	assert_int_equal(http_parse_connect("HTTP/1.1 200 OK\r\n", 17, &st), 0); /* headers not finished */
+	assert_int_equal(http_parse_connect("HTTP/1.1 200", 12, &st), 0);
+	assert_int_equal(http_parse_connect("SSH-2.0-OpenSSH\r\n\r\n", 19, &st), -EBADMSG);
+	assert_int_equal(http_parse_connect("HTTP/1.1 2x0 OK\r\n\r\n", 19, &st), -EBADMSG);
+	assert_int_equal(http_parse_connect("HTTP/1.1 099 Hm\r\n\r\n", 19, &st), -EBADMSG);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "HTTP/1.1 200 OK\r\n", 17);
+	assert_int_equal(http_parse_connect(big, sizeof(big), &st), -EBADMSG); /* endless headers */
+}
+
+/* Drive a handshake where the peer's bytes are scripted: after each client message the test
+ * sends the next scripted reply. Returns the final result. */
+struct script {
+	const char *reply[4];
+	size_t len[4];
+	int close_after; /* close the peer after this many replies (-1: never) */
+};
+
+static enum upstream_result run(enum upstream_type type, const char *user, const char *pass, const struct script *sc,
+				struct upstream_hs *hs, char *seen, size_t seen_cap)
+{
+	struct upstream_target t = target4("203.0.113.10", 80);
+	enum upstream_result r;
+	uint32_t want = 0;
+	int sv[2], replies = 0;
+	size_t seen_len = 0;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	upstream_hs_init(hs, type, &t, user, pass);
+	for (int guard = 0; guard < 20; guard++) {
+		r = upstream_hs_step(hs, sv[0], &want);
+		if (r != UP_IN_PROGRESS)
+			break;
+		if (want == EPOLLIN) { /* the client waits: the peer reads what it got and answers */
+			ssize_t n = read(sv[1], seen + seen_len, seen_cap - seen_len);
+			if (n > 0)
+				seen_len += (size_t)n;
+			if (sc->close_after == replies) {
+				close(sv[1]);
+				sv[1] = -1;
+				continue;
+			}
+			assert_true(replies < 4 && sc->reply[replies]);
+			assert_int_equal(write(sv[1], sc->reply[replies], sc->len[replies]), (ssize_t)sc->len[replies]);
+			replies++;
+		}
+	}
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	return r;
+}
+
+static void test_socks5_handshake_paths(void **state)
+{
+	struct upstream_hs hs;
+	char seen[512];
+	const struct script ok = { { "\x05\x02", "\x01\x00", "\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38" "early" },
+				   { 2, 2, 15 }, -1 };
+	const struct script badpass = { { "\x05\x02", "\x01\x01" }, { 2, 2 }, -1 };
+	const struct script refused = { { "\x05\x00", "\x05\x05\x00\x01\0\0\0\0\0\0" }, { 2, 10 }, -1 };
+	const struct script nomethod = { { "\x05\xff" }, { 2 }, -1 };
+	const struct script garbage = { { "HTTP/1.1 400 Bad\r\n\r\n" }, { 20 }, -1 };
+	const struct script hangup = { { "\x05\x02" }, { 2 }, 1 };
+
+	(void)state;
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(run(UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &ok, &hs, seen, sizeof(seen)), UP_OK);
+	/* lock-step: greeting, then auth, then the request, each after its reply */
+	assert_memory_equal(seen, "\x05\x01\x02\x01\x07pgwuser\x07pgwpass\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 30);
+	assert_int_equal(hs.in_len, 5); /* bytes from the far side, kept for the client */
+	assert_memory_equal(hs.in, "early", 5);
+	assert_int_equal(run(UPSTREAM_SOCKS5, "pgwuser", "wrong", &badpass, &hs, seen, sizeof(seen)), UP_ERR_AUTH);
+	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &refused, &hs, seen, sizeof(seen)), UP_ERR_PROXY_REFUSED);
+	assert_int_equal(hs.detail, 5);
+	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &nomethod, &hs, seen, sizeof(seen)), UP_ERR_NO_METHOD);
+	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &garbage, &hs, seen, sizeof(seen)), UP_ERR_BAD_REPLY);
+	assert_int_equal(run(UPSTREAM_SOCKS5, "u", "p", &hangup, &hs, seen, sizeof(seen)), UP_ERR_CLOSED);
+	assert_string_equal(upstream_result_str(UP_ERR_AUTH), "auth_failed");
+}
+
+static void test_http_handshake_paths(void **state)
+{
+	struct upstream_hs hs;
+	char seen[512];
+	const struct script ok = { { "HTTP/1.1 200 Connection established\r\n\r\nhello" }, { 44 }, -1 };
+	const struct script auth = { { "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n" }, { 47 }, -1 };
+	const struct script forbidden = { { "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n" }, { 45 }, -1 };
+
+	(void)state;
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(run(UPSTREAM_HTTP, "pgwuser", "pgwpass", &ok, &hs, seen, sizeof(seen)), UP_OK);
+	assert_non_null(strstr(seen, "Proxy-Authorization: Basic cGd3dXNlcjpwZ3dwYXNz\r\n"));
+	assert_int_equal(hs.in_len, 5);
+	assert_int_equal(run(UPSTREAM_HTTP, "pgwuser", "x", &auth, &hs, seen, sizeof(seen)), UP_ERR_AUTH);
+	assert_int_equal(run(UPSTREAM_HTTP, "", "", &forbidden, &hs, seen, sizeof(seen)), UP_ERR_PROXY_REFUSED);
+	assert_int_equal(hs.detail, 403);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_socks5_builders),	       cmocka_unit_test(test_http_builder),
+		cmocka_unit_test(test_socks5_parsers),	       cmocka_unit_test(test_http_parser),
+		cmocka_unit_test(test_socks5_handshake_paths), cmocka_unit_test(test_http_handshake_paths),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
