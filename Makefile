@@ -38,6 +38,7 @@ pgw_forwarder_SRC := $(wildcard forwarder/*.c)
 pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
 pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
+pgw_forwarder_LIBS := -lpthread
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)

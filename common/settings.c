@@ -33,6 +33,10 @@ static const struct sdef defs[] = {
 	{ { "health_fail_threshold", "failed probes before a proxy is down" }, K_RANGE, NULL, 1, 10, "1" },
 	{ { "health_success_threshold", "good probes before a down proxy is up again" }, K_RANGE, NULL, 1, 10, "2" },
 	{ { "health_history_max", "history entries kept per proxy" }, K_RANGE, NULL, 10, 100000, "1000" },
+	{ { "forwarder_connect_timeout", "seconds to connect to a proxy and finish its handshake" }, K_RANGE, NULL, 1, 120, "10" },
+	{ { "forwarder_idle_timeout", "seconds a relayed connection may stay silent both ways" }, K_RANGE, NULL, 10, 86400, "900" },
+	{ { "forwarder_max_connections", "relayed connections at once; more are refused" }, K_RANGE, NULL, 16, 1000000, "20000" },
+	{ { "forwarder_drain_timeout", "seconds SIGTERM waits for open connections" }, K_RANGE, NULL, 0, 300, "10" },
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))

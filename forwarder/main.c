@@ -1,34 +1,168 @@
-/* pgw-forwarder - relays each LAN client's TCP through its own upstream proxy
- * Skeleton until its capability lands: configuration, DB schema check, notify socket with the
- * polling fallback, signals. Each change it is told about is logged. */
+/* pgw-forwarder - relays each mapped LAN client's TCP (REDIRECTed by pgw-agent) through that
+ * client's own upstream proxy. Unknown or blocked clients are closed at once (fail closed).
+ * The mapping table is reloaded on notify, on the polling fallback and on SIGHUP without
+ * touching established connections. Stats: PGW_RUN_DIR/forwarder.stats.json, every second. */
 #include "daemon.h"
 #include "log.h"
+#include "relay.h"
+#include "settings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define STATS_MS 1000
+#define MAX_WORKERS 16
+
+struct forwarder {
+	struct daemon *d;
+	struct fwd_shared sh;
+	struct fwd_workers *workers;
+	unsigned n_workers;
+	struct ev_handle *stats_timer;
+};
+
+static unsigned setting_u(sqlite3 *db, const char *key, unsigned def)
+{
+	char v[SETTINGS_VALUE_MAX];
+
+	return settings_get(db, key, v, sizeof(v)) == 0 ? (unsigned)strtoul(v, NULL, 10) : def;
+}
+
+static void load_limits(struct forwarder *f, struct fwd_limits *l)
+{
+	l->connect_timeout_ms = setting_u(f->d->db, "forwarder_connect_timeout", 10) * 1000;
+	l->idle_timeout_ms = setting_u(f->d->db, "forwarder_idle_timeout", 900) * 1000;
+	l->max_connections = setting_u(f->d->db, "forwarder_max_connections", 20000);
+	l->drain_timeout_ms = setting_u(f->d->db, "forwarder_drain_timeout", 10) * 1000;
+}
+
+static int reload(struct forwarder *f, const char *why)
+{
+	struct fwd_table *t = NULL, *old;
+	struct fwd_limits l;
+	char err[512];
+
+	if (table_load(f->d->db, &t, err, sizeof(err)) < 0) {
+		log_error("reload (%s) failed, keeping the current table: %s", why, err);
+		return -EIO;
+	}
+	load_limits(f, &l);
+	pthread_rwlock_wrlock(&f->sh.lock);
+	old = f->sh.table;
+	f->sh.table = t;
+	f->sh.limits = l;
+	pthread_rwlock_unlock(&f->sh.lock);
+	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
+	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
+	return 0;
+}
 
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
-	(void)d;
-	if (msg)
-		log_info("change: %s topics=0x%x from %s (event)", notify_type_str(msg->type), msg->topics,
-			 *from ? from : "a client");
-	else
-		log_info("change: reload (%s)", from);
+	struct forwarder *f = d->priv;
+	const uint32_t relevant = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS;
+
+	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & relevant)))
+		return;
+	reload(f, msg ? "event" : from);
+}
+
+static void write_stats(struct forwarder *f)
+{
+	struct fwd_stats *s = &f->sh.stats;
+	char path[200], tmp[210], buf[4096];
+	size_t n = 0;
+	int fd;
+
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+			      "{\"pid\":%d,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,\"accepted\":%lu,"
+			      "\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
+			      (int)getpid(), f->n_workers, f->sh.port, table_size(f->sh.table), atomic_load(&s->active),
+			      atomic_load(&s->accepted), atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
+	for (int i = 0; i < CLOSE_MAX && n < sizeof(buf); i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i),
+				      atomic_load(&s->closes[i]));
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "},\"upstream_errors\":{");
+	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX && n < sizeof(buf); i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "",
+				      upstream_result_str(i), atomic_load(&s->upstream_errors[i]));
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}}\n");
+	if (n >= sizeof(buf))
+		return;
+	snprintf(path, sizeof(path), "%s/forwarder.stats.json", f->d->cfg.run_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, n) == (ssize_t)n)
+		rename(tmp, path); /* readers see a whole file, old or new */
+	close(fd);
+}
+
+static void on_stats(struct evloop *ev, void *arg)
+{
+	(void)ev;
+	write_stats(arg);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise RLIMIT_NOFILE");
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("open files limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
 static const struct daemon_info info = {
 	.name = "pgw-forwarder",
 	.sock_name = "forwarder",
-	.summary = "relays each LAN client's TCP through its own upstream proxy",
+	.summary = "Relays each LAN client's TCP through its own upstream proxy (SOCKS5 or HTTP CONNECT).",
 	.on_change = on_change,
-	.validate = NULL,
 };
 
 int main(int argc, char **argv)
 {
+	struct forwarder f;
 	struct daemon d;
-	int r = daemon_init(&d, &info, argc, argv);
+	char err[512];
+	long cpus;
+	int r;
 
-	if (r == DAEMON_CONTINUE)
-		r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+	memset(&f, 0, sizeof(f));
+	pthread_rwlock_init(&f.sh.lock, NULL);
+	r = daemon_init(&d, &info, argc, argv);
+	if (r == DAEMON_CONTINUE) {
+		f.d = &d;
+		d.priv = &f;
+		f.sh.run_dir = d.cfg.run_dir;
+		f.sh.port = d.cfg.forwarder_port;
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+		raise_nofile();
+		if (reload(&f, "start") < 0 || relay_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0) {
+			log_error("%s", f.sh.table ? err : "cannot load the mappings");
+			r = DAEMON_EXIT_FAIL;
+		} else {
+			log_info("listening on port %u (REDIRECT) with %u workers", f.sh.port, f.n_workers);
+			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
+			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
+			relay_stop(f.workers);
+			write_stats(&f);
+		}
+	}
+	table_free(f.sh.table);
 	daemon_fini(&d);
+	pthread_rwlock_destroy(&f.sh.lock);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;
 }

@@ -24,7 +24,7 @@ LAB_SOCKS_AUTH=198.51.100.10   # microsocks with username/password, port 1080
 LAB_SOCKS_NOAUTH=198.51.100.11 # microsocks without auth, port 1080
 LAB_HTTP_PROXY=198.51.100.12   # tinyproxy with BasicAuth, port 8888
 LAB_DANTE=198.51.100.13        # dante-server (no auth), port 1080 (lab_start_dante)
-LAB_WEB=203.0.113.10           # nginx: /ip echoes the caller's address, /files/ serves LAB_DIR/www
+LAB_WEB=203.0.113.10           # nginx: /ip echoes the caller's address, /files/ serves LAB_DIR/www/files, PUT /upload/
 LAB_WEB6=2001:db8:203::10
 LAB_CLIENTS=(192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13)
 
@@ -112,8 +112,9 @@ _lab_build() {
 }
 
 lab_start_nginx() {
-	mkdir -p "$LAB_DIR/www/files" "$LAB_DIR/nginx-tmp"
+	mkdir -p "$LAB_DIR/www/files" "$LAB_DIR/www/upload" "$LAB_DIR/nginx-tmp"
 	chmod -R 755 "$LAB_DIR/www" "$LAB_DIR/nginx-tmp"
+	chmod 777 "$LAB_DIR/www/upload" "$LAB_DIR/nginx-tmp"
 	echo "hello from the lab internet" >"$LAB_DIR/www/files/hello.txt"
 	cat >"$LAB_DIR/nginx.conf" <<-CONF
 	worker_processes 1;
@@ -133,6 +134,7 @@ lab_start_nginx() {
 	        listen [$LAB_WEB6]:80;
 	        location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; }
 	        location /files/ { root $LAB_DIR/www; }
+	        location /upload/ { root $LAB_DIR/www; dav_methods PUT; client_max_body_size 100m; }
 	    }
 	}
 	CONF

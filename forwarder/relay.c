@@ -1,0 +1,558 @@
+/* relay.c - see relay.h. */
+#include "relay.h"
+
+#include "evloop.h"
+#include "log.h"
+#include "notify.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netfilter_ipv4.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PIPE_SIZE (256 * 1024)
+#define SPLICE_CHUNK (256 * 1024)
+#define ACCEPT_BATCH 64
+#define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
+
+static const char *const close_names[CLOSE_MAX] = {
+	[CLOSE_DONE] = "done",
+	[CLOSE_UNKNOWN_CLIENT] = "unknown_client",
+	[CLOSE_BLOCKED_CLIENT] = "blocked_client",
+	[CLOSE_NO_ORIGINAL_DST] = "no_original_dst",
+	[CLOSE_MAX_CONNECTIONS] = "max_connections",
+	[CLOSE_UPSTREAM] = "upstream",
+	[CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+	[CLOSE_IDLE_TIMEOUT] = "idle_timeout",
+	[CLOSE_CLIENT_RESET] = "client_reset",
+	[CLOSE_UPSTREAM_RESET] = "upstream_reset",
+	[CLOSE_SHUTDOWN] = "shutdown",
+	[CLOSE_INTERNAL] = "internal_error",
+};
+
+const char *fwd_close_str(enum fwd_close c)
+{
+	return (unsigned)c < CLOSE_MAX ? close_names[c] : "unknown";
+}
+
+struct worker;
+
+struct conn {
+	uint64_t id;
+	struct worker *w;
+	struct conn *prev, *next;
+	int cfd, ufd;
+	struct ev_handle *ch, *uh;
+	uint32_t cev, uev; /* registered interest */
+	struct sockaddr_in client, dst;
+	struct fwd_entry map;
+	struct upstream_hs *hs; /* during the handshake only */
+	int relaying;
+	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client */
+	size_t in_up, in_down;	      /* bytes sitting in each pipe */
+	int eof_c, eof_u, shut_c, shut_u;
+	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
+};
+
+struct worker {
+	struct fwd_shared *sh;
+	unsigned index;
+	pthread_t thread;
+	struct evloop *ev;
+	int lfd, stopfd;
+	struct ev_handle *lh, *sh_h, *tick;
+	struct notify *nt;
+	struct conn *conns;
+	unsigned n_conns;
+	uint64_t next_id;
+	int draining, started;
+	uint64_t drain_until;
+	uint64_t last_report[256];
+};
+
+struct fwd_workers {
+	unsigned n;
+	struct worker *w;
+};
+
+static void conn_update_events(struct conn *c);
+
+static void fmt_addr(const struct sockaddr_in *a, char *buf, size_t cap)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+	snprintf(buf, cap, "%s:%u", ip, ntohs(a->sin_port));
+}
+
+static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
+{
+	struct worker *w = c->w;
+	struct fwd_stats *s = &w->sh->stats;
+	char cid[32], cl[32], dst[32];
+	uint64_t now = ev_now_ms();
+
+	snprintf(cid, sizeof(cid), "c%u-%llu", w->index, (unsigned long long)c->id);
+	fmt_addr(&c->client, cl, sizeof(cl));
+	fmt_addr(&c->dst, dst, sizeof(dst));
+	log_info_id(cid, "conn client=%s dst=%s proxy=%lld up=%llu down=%llu ms=%llu close=%s%s%s", cl, dst,
+		    (long long)c->map.proxy_id, (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
+		    (unsigned long long)(now - c->t_start), fwd_close_str(why), why == CLOSE_UPSTREAM ? ":" : "",
+		    why == CLOSE_UPSTREAM ? upstream_result_str(up) : "");
+	atomic_fetch_add(&s->closes[why], 1);
+	if (why == CLOSE_UPSTREAM)
+		atomic_fetch_add(&s->upstream_errors[up], 1);
+	atomic_fetch_sub(&s->active, 1);
+	ev_del(w->ev, c->ch);
+	ev_del(w->ev, c->uh);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->ufd >= 0)
+		close(c->ufd);
+	for (int i = 0; i < 2; i++) {
+		if (c->pipe_up[i] >= 0)
+			close(c->pipe_up[i]);
+		if (c->pipe_down[i] >= 0)
+			close(c->pipe_down[i]);
+	}
+	if (c->hs) {
+		upstream_hs_wipe(c->hs);
+		free(c->hs);
+	}
+	explicit_bzero(&c->map, sizeof(c->map));
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_conns--;
+	free(c);
+}
+
+/* Passive health: tell healthd at once that this proxy failed (rate-limited). */
+static void report_failure(struct worker *w, int64_t proxy_id, enum upstream_result r)
+{
+	struct notify_msg m = { .type = NOTIFY_UPSTREAM_FAILED, .id = proxy_id };
+	uint64_t now = ev_now_ms(), *last = &w->last_report[(uint64_t)proxy_id & 255];
+
+	if (!w->nt || now - *last < REPORT_GAP_MS)
+		return;
+	*last = now;
+	snprintf(m.text, sizeof(m.text), "%s", upstream_result_str(r));
+	notify_send(w->nt, "healthd", &m);
+}
+
+/* Move bytes src -> pipe -> dst. Returns 0, or -1 when the connection must close (*why set). */
+static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int *eof, int *shut, uint64_t *count,
+		enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
+{
+	for (;;) {
+		int progress = 0;
+		ssize_t n;
+
+		if (*inpipe == 0 && !*eof) {
+			n = splice(src, NULL, p[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				*inpipe += (size_t)n;
+				progress = 1;
+			} else if (n == 0) {
+				*eof = 1;
+				progress = 1;
+			} else if (errno != EAGAIN) {
+				*why = reset_src;
+				return -1;
+			}
+		}
+		if (*inpipe > 0) {
+			n = splice(p[0], NULL, dst, NULL, *inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				*inpipe -= (size_t)n;
+				*count += (uint64_t)n;
+				progress = 1;
+			} else if (n < 0 && errno != EAGAIN) {
+				*why = reset_dst;
+				return -1;
+			}
+		}
+		if (*eof && *inpipe == 0 && !*shut) {
+			shutdown(dst, SHUT_WR); /* half-close: the other direction may go on */
+			*shut = 1;
+		}
+		if (!progress)
+			return 0;
+	}
+}
+
+static void relay_io(struct conn *c, uint32_t events)
+{
+	struct fwd_stats *s = &c->w->sh->stats;
+	uint64_t up0 = c->bytes_up, down0 = c->bytes_down;
+	enum fwd_close why = CLOSE_INTERNAL;
+
+	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &why, CLOSE_CLIENT_RESET,
+		 CLOSE_UPSTREAM_RESET) < 0 ||
+	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &why,
+		 CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
+		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
+		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
+		conn_close(c, why, UP_OK);
+		return;
+	}
+	atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
+	atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
+	if (c->bytes_up != up0 || c->bytes_down != down0)
+		c->t_active = ev_now_ms();
+	if (c->shut_c && c->shut_u) {
+		conn_close(c, CLOSE_DONE, UP_OK);
+		return;
+	}
+	/* a hang-up that moved nothing will be reported again and again: end it here */
+	if ((events & (EPOLLHUP | EPOLLERR)) && c->bytes_up == up0 && c->bytes_down == down0) {
+		conn_close(c, (events & EPOLLERR) ? CLOSE_CLIENT_RESET : CLOSE_DONE, UP_OK);
+		return;
+	}
+	conn_update_events(c);
+}
+
+static void conn_update_events(struct conn *c)
+{
+	uint32_t ce = 0, ue = 0;
+
+	if (!c->eof_c && c->in_up == 0)
+		ce |= EPOLLIN;
+	if (c->in_down > 0)
+		ce |= EPOLLOUT;
+	if (!c->eof_u && c->in_down == 0)
+		ue |= EPOLLIN;
+	if (c->in_up > 0)
+		ue |= EPOLLOUT;
+	if (ce != c->cev) {
+		ev_mod_fd(c->w->ev, c->ch, ce);
+		c->cev = ce;
+	}
+	if (ue != c->uev) {
+		ev_mod_fd(c->w->ev, c->uh, ue);
+		c->uev = ue;
+	}
+}
+
+static int start_relay(struct conn *c)
+{
+	int one = 1;
+
+	if (pipe2(c->pipe_up, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(c->pipe_down, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	fcntl(c->pipe_up[1], F_SETPIPE_SZ, PIPE_SIZE);
+	fcntl(c->pipe_down[1], F_SETPIPE_SZ, PIPE_SIZE);
+	setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(c->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	/* bytes the proxy sent after its reply belong to the client: first in line */
+	if (c->hs->in_len > 0) {
+		ssize_t n = write(c->pipe_down[1], c->hs->in, c->hs->in_len);
+		if (n != (ssize_t)c->hs->in_len)
+			return -EIO;
+		c->in_down = (size_t)n;
+	}
+	upstream_hs_wipe(c->hs);
+	free(c->hs);
+	c->hs = NULL;
+	c->relaying = 1;
+	c->t_active = ev_now_ms();
+	c->cev = 0;
+	return 0;
+}
+
+static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct conn *c = arg;
+	enum upstream_result r;
+	uint32_t want = 0;
+
+	(void)ev, (void)fd;
+	if (c->relaying) {
+		relay_io(c, events);
+		return;
+	}
+	r = upstream_hs_step(c->hs, c->ufd, &want);
+	if (r == UP_IN_PROGRESS) {
+		if (want != c->uev) {
+			ev_mod_fd(c->w->ev, c->uh, want);
+			c->uev = want;
+		}
+		return;
+	}
+	if (r != UP_OK) {
+		report_failure(c->w, c->map.proxy_id, r);
+		conn_close(c, CLOSE_UPSTREAM, r);
+		return;
+	}
+	if (start_relay(c) < 0) {
+		conn_close(c, CLOSE_INTERNAL, UP_OK);
+		return;
+	}
+	relay_io(c, 0);
+}
+
+static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)ev, (void)fd;
+	if (c->relaying)
+		relay_io(c, events);
+	else if (events & (EPOLLHUP | EPOLLERR)) /* the client gave up during the handshake */
+		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
+}
+
+static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer)
+{
+	struct fwd_shared *sh = w->sh;
+	struct conn *c = calloc(1, sizeof(*c));
+	const struct fwd_entry *e;
+	struct upstream_target t;
+	socklen_t len = sizeof(c->dst);
+	enum fwd_close why = CLOSE_INTERNAL;
+	int max;
+
+	atomic_fetch_add(&sh->stats.accepted, 1);
+	atomic_fetch_add(&sh->stats.active, 1);
+	if (!c) {
+		close(cfd);
+		atomic_fetch_sub(&sh->stats.active, 1);
+		return;
+	}
+	c->w = w;
+	c->id = ++w->next_id;
+	c->cfd = cfd;
+	c->ufd = -1;
+	c->pipe_up[0] = c->pipe_up[1] = c->pipe_down[0] = c->pipe_down[1] = -1;
+	c->client = *peer;
+	c->t_start = ev_now_ms();
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+
+	if (getsockopt(cfd, SOL_IP, SO_ORIGINAL_DST, &c->dst, &len) < 0) {
+		why = CLOSE_NO_ORIGINAL_DST;
+		goto refuse;
+	}
+	pthread_rwlock_rdlock(&sh->lock);
+	max = (int)sh->limits.max_connections;
+	e = table_lookup(sh->table, ntohl(peer->sin_addr.s_addr));
+	if (e)
+		c->map = *e; /* a copy: a reload never touches an open connection */
+	c->deadline = c->t_start + sh->limits.connect_timeout_ms;
+	pthread_rwlock_unlock(&sh->lock);
+	if (!e) {
+		why = CLOSE_UNKNOWN_CLIENT;
+		goto refuse;
+	}
+	if (c->map.state != FWD_ACTIVE) {
+		why = CLOSE_BLOCKED_CLIENT;
+		goto refuse;
+	}
+	if ((int)atomic_load(&sh->stats.active) > max) {
+		why = CLOSE_MAX_CONNECTIONS;
+		goto refuse;
+	}
+	c->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->hs = calloc(1, sizeof(*c->hs));
+	if (c->ufd < 0 || !c->hs)
+		goto refuse;
+	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, sizeof(c->map.proxy)) < 0 && errno != EINPROGRESS) {
+		report_failure(w, c->map.proxy_id, errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT);
+		conn_close(c, CLOSE_UPSTREAM, errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT);
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	memcpy(&t.addr, &c->dst, sizeof(c->dst));
+	upstream_hs_init(c->hs, c->map.type, &t, c->map.user, c->map.pass);
+	{
+		int one = 1;
+		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
+	c->ch = ev_add_fd(w->ev, cfd, 0, on_client, c);
+	c->uh = ev_add_fd(w->ev, c->ufd, EPOLLOUT, on_upstream, c);
+	c->uev = EPOLLOUT;
+	if (!c->ch || !c->uh)
+		goto refuse;
+	return;
+refuse:
+	conn_close(c, why, UP_OK);
+}
+
+static void on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)ev, (void)events;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_in peer;
+		socklen_t len = sizeof(peer);
+		int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("accept");
+			return;
+		}
+		accept_one(w, cfd, &peer);
+	}
+}
+
+/* Once a second: deadlines and the end of a drain. */
+static void on_tick(struct evloop *ev, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t now = ev_now_ms(), idle;
+	struct conn *c, *next;
+
+	pthread_rwlock_rdlock(&w->sh->lock);
+	idle = w->sh->limits.idle_timeout_ms;
+	pthread_rwlock_unlock(&w->sh->lock);
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if (!c->relaying && now >= c->deadline) {
+			report_failure(w, c->map.proxy_id, UP_ERR_TIMEOUT);
+			conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, UP_ERR_TIMEOUT);
+		} else if (c->relaying && now - c->t_active >= idle) {
+			conn_close(c, CLOSE_IDLE_TIMEOUT, UP_OK);
+		} else if (w->draining && now >= w->drain_until) {
+			conn_close(c, CLOSE_SHUTDOWN, UP_OK);
+		}
+	}
+	if (w->draining && !w->conns)
+		ev_stop(ev);
+}
+
+static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* eventfd: nothing to do */
+	}
+	ev_del(ev, w->lh);
+	w->lh = NULL;
+	close(w->lfd);
+	w->lfd = -1;
+	w->draining = 1;
+	pthread_rwlock_rdlock(&w->sh->lock);
+	w->drain_until = ev_now_ms() + w->sh->limits.drain_timeout_ms;
+	pthread_rwlock_unlock(&w->sh->lock);
+	if (!w->conns)
+		ev_stop(ev);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the main thread's signalfd */
+	ev_run(w->ev);
+	while (w->conns)
+		conn_close(w->conns, CLOSE_SHUTDOWN, UP_OK);
+	return NULL;
+}
+
+static int listen_on(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4096) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, char *err, size_t errlen)
+{
+	struct fwd_workers *ws = calloc(1, sizeof(*ws));
+	char nerr[256];
+
+	if (!ws || !(ws->w = calloc(n, sizeof(*ws->w)))) {
+		free(ws);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ws->n = n;
+	for (unsigned i = 0; i < n; i++)
+		ws->w[i].lfd = ws->w[i].stopfd = -1;
+	for (unsigned i = 0; i < n; i++) {
+		struct worker *w = &ws->w[i];
+
+		w->sh = sh;
+		w->index = i;
+		w->lfd = listen_on(sh->port);
+		if (w->lfd < 0) {
+			snprintf(err, errlen, "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port, strerror(-w->lfd));
+			goto fail;
+		}
+		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		w->ev = ev_new();
+		w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
+		if (w->stopfd < 0 || !w->ev || !(w->lh = ev_add_fd(w->ev, w->lfd, EPOLLIN, on_accept, w)) ||
+		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
+		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, on_tick, w))) {
+			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
+			goto fail;
+		}
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			snprintf(err, errlen, "worker %u: cannot start thread", i);
+			goto fail;
+		}
+		w->started = 1;
+	}
+	*out = ws;
+	return 0;
+fail:
+	relay_stop(ws);
+	return -EIO;
+}
+
+void relay_stop(struct fwd_workers *ws)
+{
+	uint64_t one = 1;
+
+	if (!ws)
+		return;
+	for (unsigned i = 0; i < ws->n; i++)
+		if (ws->w[i].started && write(ws->w[i].stopfd, &one, sizeof(one)) < 0)
+			log_warn("worker %u: stop", i);
+	for (unsigned i = 0; i < ws->n; i++)
+		if (ws->w[i].started)
+			pthread_join(ws->w[i].thread, NULL);
+	for (unsigned i = 0; i < ws->n; i++) {
+		struct worker *w = &ws->w[i];
+		if (w->lfd >= 0)
+			close(w->lfd);
+		if (w->stopfd >= 0)
+			close(w->stopfd);
+		notify_close(w->nt);
+		ev_free(w->ev);
+	}
+	free(ws->w);
+	free(ws);
+}

@@ -1,0 +1,57 @@
+/* relay.h - the data path: worker threads, each with its own event loop and SO_REUSEPORT
+ * listener; per connection: original destination, mapping lookup (fail closed), upstream
+ * handshake, then splice() through a pipe per direction with half-close propagated. */
+#ifndef FWD_RELAY_H
+#define FWD_RELAY_H
+
+#include "table.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum fwd_close {
+	CLOSE_DONE = 0,	      /* both sides finished */
+	CLOSE_UNKNOWN_CLIENT, /* not mapped: fail closed */
+	CLOSE_BLOCKED_CLIENT, /* mapped but blocked */
+	CLOSE_NO_ORIGINAL_DST,
+	CLOSE_MAX_CONNECTIONS,
+	CLOSE_UPSTREAM, /* + the upstream_result in detail */
+	CLOSE_HANDSHAKE_TIMEOUT,
+	CLOSE_IDLE_TIMEOUT,
+	CLOSE_CLIENT_RESET,
+	CLOSE_UPSTREAM_RESET,
+	CLOSE_SHUTDOWN,
+	CLOSE_INTERNAL,
+	CLOSE_MAX
+};
+const char *fwd_close_str(enum fwd_close c);
+
+struct fwd_stats {
+	atomic_ulong accepted, active, bytes_up, bytes_down;
+	atomic_ulong closes[CLOSE_MAX];
+	atomic_ulong upstream_errors[UP_RESULT_MAX];
+};
+
+struct fwd_limits {
+	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
+};
+
+/* What the main thread shares with the workers. */
+struct fwd_shared {
+	pthread_rwlock_t lock; /* guards table and limits */
+	struct fwd_table *table;
+	struct fwd_limits limits;
+	struct fwd_stats stats;
+	const char *run_dir;
+	uint16_t port;
+};
+
+struct fwd_workers;
+
+/* Start n workers listening on port (all addresses, REDIRECT mode). */
+int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, char *err, size_t errlen);
+/* Stop accepting, let open connections finish up to the drain timeout, join. */
+void relay_stop(struct fwd_workers *w);
+
+#endif

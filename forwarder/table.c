@@ -1,0 +1,138 @@
+/* table.c - see table.h. Open addressing, power-of-two capacity, at most half full. */
+#include "table.h"
+
+#include "log.h"
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fwd_table {
+	size_t n, cap; /* cap: slots, a power of two */
+	struct fwd_entry *slots;
+	uint8_t *used;
+};
+
+static size_t slot_of(uint32_t a, size_t cap)
+{
+	uint32_t h = a * 2654435761u; /* Knuth's multiplicative hash */
+
+	return (size_t)(h ^ (h >> 16)) & (cap - 1);
+}
+
+static int resolve4(const char *host, uint16_t port, struct sockaddr_in *out)
+{
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	uint32_t a;
+
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons(port);
+	if (net_ipv4_parse(host, &a) == 0) {
+		out->sin_addr.s_addr = htonl(a);
+		return 0;
+	}
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return -ENOENT;
+	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
+{
+	static const char *const sql =
+		"SELECT m.client_ip, m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up', "
+		"p.id, p.type, p.host, p.port, p.username, p.password "
+		"FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id";
+	struct fwd_table *t = calloc(1, sizeof(*t));
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 rows;
+	int rc, r = -EIO;
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	rows = 0;
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM mappings", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		rows = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	for (t->cap = 16; t->cap < (size_t)rows * 2; t->cap *= 2)
+		;
+	t->slots = calloc(t->cap, sizeof(*t->slots));
+	t->used = calloc(t->cap, 1);
+	if (!t->slots || !t->used) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ip = (const char *)sqlite3_column_text(st, 0), *type = (const char *)sqlite3_column_text(st, 3);
+		struct fwd_entry e;
+		uint32_t a;
+		size_t i;
+
+		if (!ip || net_ipv4_parse(ip, &a) < 0 || t->n * 2 >= t->cap)
+			continue;
+		memset(&e, 0, sizeof(e));
+		e.client = a;
+		e.state = sqlite3_column_int(st, 1) ? FWD_ACTIVE : FWD_BLOCKED;
+		e.proxy_id = sqlite3_column_int64(st, 2);
+		e.type = type && strcmp(type, "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
+		snprintf(e.user, sizeof(e.user), "%s", (const char *)sqlite3_column_text(st, 6));
+		snprintf(e.pass, sizeof(e.pass), "%s", (const char *)sqlite3_column_text(st, 7));
+		if (resolve4((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
+			log_warnx("proxy %lld: host '%s' does not resolve to IPv4; its clients are blocked", (long long)e.proxy_id,
+				  (const char *)sqlite3_column_text(st, 4));
+			e.state = FWD_BLOCKED;
+		}
+		for (i = slot_of(a, t->cap); t->used[i] && t->slots[i].client != a; i = (i + 1) & (t->cap - 1))
+			;
+		if (!t->used[i])
+			t->n++;
+		t->used[i] = 1;
+		t->slots[i] = e;
+		explicit_bzero(&e, sizeof(e));
+	}
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(st);
+	*out = t;
+	return 0;
+dberr:
+	snprintf(err, errlen, "db: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(st);
+	table_free(t);
+	return r;
+}
+
+void table_free(struct fwd_table *t)
+{
+	if (!t)
+		return;
+	if (t->slots)
+		explicit_bzero(t->slots, t->cap * sizeof(*t->slots));
+	free(t->slots);
+	free(t->used);
+	free(t);
+}
+
+size_t table_size(const struct fwd_table *t) { return t ? t->n : 0; }
+
+const struct fwd_entry *table_lookup(const struct fwd_table *t, uint32_t client)
+{
+	if (!t)
+		return NULL;
+	for (size_t i = slot_of(client, t->cap); t->used[i]; i = (i + 1) & (t->cap - 1))
+		if (t->slots[i].client == client)
+			return &t->slots[i];
+	return NULL;
+}
