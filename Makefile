@@ -101,8 +101,9 @@ clean:
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Ibuild/gen $(PKG_CFLAGS)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c
+FUZZ_EXTRA_fuzz_probe := healthd/probe.c
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c)
 	@mkdir -p $(@D)
-	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) build/gen/migrations.c $(PKG_LIBS)
+	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS)
 fuzz-bins: $(FUZZ_BINS)
 .PHONY: fuzz-bins

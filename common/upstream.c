@@ -266,7 +266,7 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 		hs->detail = status;
 		if (status >= 200 && status < 300)
 			return UP_OK;
-		return status == 407 ? UP_ERR_AUTH : UP_ERR_PROXY_REFUSED;
+		return status == 407 || status == 401 ? UP_ERR_AUTH : UP_ERR_PROXY_REFUSED;
 	case HS_METHOD:
 		if (v == 0xff)
 			return UP_ERR_NO_METHOD;

@@ -1,10 +1,14 @@
-/* pgwctl status / notify - what the daemons applied, and a manual nudge of the event path. */
+/* pgwctl status / notify / check - what the daemons applied, a manual nudge of the event path,
+ * and an on-demand proxy check through pgw-healthd. */
 #include "pgwctl.h"
 
 #include "notify.h"
 
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
 	const char *name;
@@ -81,4 +85,54 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	}
 	sqlite3_finalize(st);
 	return CTL_OK;
+}
+
+/* Ask pgw-healthd to check a proxy now and wait for the answer (the API's health gate uses
+ * the same request). Exit 0 when up, 1 when down, 2 when healthd does not answer. */
+int cmd_check(struct ctl *c, int argc, char **argv)
+{
+	struct notify_msg req = { .type = NOTIFY_CHECK_REQUEST }, res;
+	char name[NOTIFY_NAME_MAX], err[256], from[NOTIFY_NAME_MAX];
+	struct notify *n;
+	long long id;
+	char *end;
+	int waited = 0, r;
+
+	if (argc != 2 || (id = strtoll(argv[1], &end, 10)) <= 0 || *end) {
+		fprintf(stderr, "usage: pgwctl check PROXY_ID\n");
+		return CTL_USAGE;
+	}
+	req.id = id;
+	snprintf(name, sizeof(name), "ctl-%d", (int)getpid());
+	n = notify_open(c->cfg.run_dir, name, err, sizeof(err));
+	if (!n) {
+		fprintf(stderr, "pgwctl: %s\n", err);
+		return CTL_FAIL;
+	}
+	if (notify_send(n, "healthd", &req) < 0) {
+		fprintf(stderr, "pgwctl: pgw-healthd is not running (no socket in %s)\n", c->cfg.run_dir);
+		notify_close(n);
+		return CTL_USAGE;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = notify_fd(n), .events = POLLIN };
+		if (waited >= 30000) {
+			fprintf(stderr, "pgwctl: no answer from pgw-healthd within 30 s\n");
+			notify_close(n);
+			return CTL_USAGE;
+		}
+		if (poll(&pfd, 1, 500) == 0) {
+			waited += 500;
+			continue;
+		}
+		r = notify_recv(n, &res, from, sizeof(from));
+		if (r == 0 && res.type == NOTIFY_CHECK_RESULT && res.id == id)
+			break;
+	}
+	notify_close(n);
+	if (res.status)
+		printf("proxy %lld: up, %d ms, exit ip %s\n", id, res.value, res.text);
+	else
+		printf("proxy %lld: down: %s\n", id, res.text);
+	return res.status ? CTL_OK : CTL_FAIL;
 }

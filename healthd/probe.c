@@ -1,0 +1,324 @@
+/* probe.c - see probe.h. */
+#include "probe.h"
+
+#include "net.h"
+#include "parse.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum pstate { P_HANDSHAKE, P_SEND, P_RECV, P_FAILED_AT_START };
+
+struct probe {
+	struct evloop *ev;
+	int fd;
+	struct ev_handle *h, *timer;
+	enum pstate state;
+	struct upstream_hs hs;
+	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
+	char req[512];
+	size_t req_len, req_off;
+	char resp[PROBE_BODY_MAX + 1];
+	size_t resp_len;
+	uint64_t t0, t_connected, t_tunnel, t_first;
+	unsigned timeout_ms;
+	int connected;
+	probe_done_cb cb;
+	void *arg;
+	struct probe_result res;
+};
+
+int probe_parse_url(const char *url, struct health_url *out)
+{
+	const char *h, *slash, *colon;
+	size_t hl;
+	uint64_t port = 80;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(url, "http://", 7) != 0)
+		return -EINVAL;
+	h = url + 7;
+	slash = strchr(h, '/');
+	if (!slash)
+		slash = h + strlen(h);
+	colon = memchr(h, ':', (size_t)(slash - h));
+	hl = (size_t)((colon ? colon : slash) - h);
+	if (hl == 0 || hl > UPSTREAM_HOST_MAX)
+		return -EINVAL;
+	if (colon) {
+		char pb[8];
+		size_t pl = (size_t)(slash - colon - 1);
+		if (pl == 0 || pl >= sizeof(pb))
+			return -EINVAL;
+		memcpy(pb, colon + 1, pl);
+		pb[pl] = '\0';
+		if (parse_u64(pb, 1, 65535, &port) < 0)
+			return -EINVAL;
+	}
+	memcpy(out->host, h, hl);
+	for (size_t i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)out->host[i]) && out->host[i] != '.' && out->host[i] != '-')
+			return -EINVAL;
+	out->port = (uint16_t)port;
+	snprintf(out->path, sizeof(out->path), "%s", *slash ? slash : "/");
+	if (strpbrk(out->path, " \r\n\t"))
+		return -EINVAL;
+	return 0;
+}
+
+static int ip_token(const char *s, size_t len, char ip[PROBE_IP_MAX])
+{
+	unsigned char tmp[16];
+
+	if (len == 0 || len >= PROBE_IP_MAX)
+		return 0;
+	memcpy(ip, s, len);
+	ip[len] = '\0';
+	return inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1;
+}
+
+enum probe_error probe_parse_response(const char *buf, size_t len, int *status, char ip[PROBE_IP_MAX])
+{
+	const char *body = NULL, *end = buf + len, *p;
+	int n;
+
+	*status = 0;
+	ip[0] = '\0';
+	n = http_parse_connect(buf, len, status); /* same status line + headers grammar */
+	if (n <= 0)
+		return PROBE_BAD_HTTP;
+	body = buf + n;
+	if (*status < 200 || *status > 299)
+		return PROBE_HTTP_STATUS;
+	while (body < end && isspace((unsigned char)*body))
+		body++;
+	if (body < end && *body == '{') { /* {"ip":"198.51.100.10", ...} */
+		p = memmem(body, (size_t)(end - body), "\"ip\"", 4);
+		if (!p)
+			return PROBE_UNPARSEABLE_BODY;
+		p += 4;
+		while (p < end && (isspace((unsigned char)*p) || *p == ':'))
+			p++;
+		if (p >= end || *p != '"')
+			return PROBE_UNPARSEABLE_BODY;
+		body = ++p;
+		while (p < end && *p != '"')
+			p++;
+		return ip_token(body, (size_t)(p - body), ip) ? PROBE_OK : PROBE_UNPARSEABLE_BODY;
+	}
+	for (p = body; p < end && !isspace((unsigned char)*p); p++)
+		;
+	return ip_token(body, (size_t)(p - body), ip) ? PROBE_OK : PROBE_UNPARSEABLE_BODY;
+}
+
+static unsigned ms_since(uint64_t t0, uint64_t t) { return t > t0 ? (unsigned)(t - t0) : 0; }
+
+static void finish(struct probe *p, enum probe_error e)
+{
+	struct probe_result *r = &p->res;
+	uint64_t now = ev_now_ms();
+
+	r->error = e;
+	r->total_ms = ms_since(p->t0, now);
+	r->connect_ms = p->t_connected ? ms_since(p->t0, p->t_connected) : 0;
+	r->handshake_ms = p->t_tunnel ? ms_since(p->t_connected, p->t_tunnel) : 0;
+	r->first_byte_ms = p->t_first ? ms_since(p->t_tunnel, p->t_first) : 0;
+	switch (e) {
+	case PROBE_OK:
+		snprintf(r->reason, sizeof(r->reason), "ok");
+		break;
+	case PROBE_UPSTREAM:
+		snprintf(r->reason, sizeof(r->reason), "%s", upstream_result_str(r->up));
+		break;
+	case PROBE_TIMEOUT:
+		snprintf(r->reason, sizeof(r->reason), "timeout (%s)",
+			 !p->connected ? "connect" : p->state == P_HANDSHAKE ? "handshake" : "response");
+		break;
+	case PROBE_HTTP_STATUS:
+		snprintf(r->reason, sizeof(r->reason), "http_status %d", r->http_status);
+		break;
+	case PROBE_BAD_HTTP:
+		snprintf(r->reason, sizeof(r->reason), "bad_http_response");
+		break;
+	case PROBE_UNPARSEABLE_BODY:
+		snprintf(r->reason, sizeof(r->reason), "unparseable_body");
+		break;
+	default:
+		snprintf(r->reason, sizeof(r->reason), "internal_error");
+	}
+	p->cb(p, r, p->arg);
+	probe_cancel(p);
+}
+
+static void on_timeout(struct evloop *ev, void *arg)
+{
+	(void)ev;
+	finish(arg, PROBE_TIMEOUT);
+}
+
+/* Each step gets the full timeout from its own start. */
+static void step_deadline(struct probe *p) { ev_timer_set(p->timer, p->timeout_ms, 0); }
+
+static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct probe *p = arg;
+	enum upstream_result r;
+	uint32_t want = 0;
+	ssize_t n;
+
+	(void)events;
+	if (p->state == P_HANDSHAKE) {
+		if (!p->connected) {
+			int err = 0;
+			socklen_t el = sizeof(err);
+
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+				err = errno;
+			if (err) { /* reading SO_ERROR clears it: report here */
+				p->res.up = err == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
+				finish(p, PROBE_UPSTREAM);
+				return;
+			}
+			p->connected = 1;
+			p->t_connected = ev_now_ms();
+			step_deadline(p);
+		}
+		r = upstream_hs_step(&p->hs, fd, &want);
+		if (r == UP_IN_PROGRESS) {
+			ev_mod_fd(ev, p->h, want);
+			return;
+		}
+		if (r != UP_OK) {
+			p->res.up = r;
+			finish(p, PROBE_UPSTREAM);
+			return;
+		}
+		p->t_tunnel = ev_now_ms();
+		step_deadline(p);
+		if (p->hs.in_len) { /* the far side spoke first: keep it */
+			size_t k = p->hs.in_len < PROBE_BODY_MAX ? p->hs.in_len : PROBE_BODY_MAX;
+			memcpy(p->resp, p->hs.in, k);
+			p->resp_len = k;
+		}
+		upstream_hs_wipe(&p->hs);
+		p->state = P_SEND;
+	}
+	if (p->state == P_SEND) {
+		while (p->req_off < p->req_len) {
+			n = send(fd, p->req + p->req_off, p->req_len - p->req_off, MSG_NOSIGNAL);
+			if (n < 0 && errno == EAGAIN) {
+				ev_mod_fd(ev, p->h, EPOLLOUT);
+				return;
+			}
+			if (n < 0) {
+				p->res.up = UP_ERR_CLOSED;
+				finish(p, PROBE_UPSTREAM);
+				return;
+			}
+			p->req_off += (size_t)n;
+		}
+		p->state = P_RECV;
+		ev_mod_fd(ev, p->h, EPOLLIN);
+		return;
+	}
+	/* P_RECV: until EOF (Connection: close) or the buffer is full */
+	for (;;) {
+		n = recv(fd, p->resp + p->resp_len, PROBE_BODY_MAX - p->resp_len, 0);
+		if (n > 0) {
+			if (!p->t_first)
+				p->t_first = ev_now_ms();
+			p->resp_len += (size_t)n;
+			if (p->resp_len < PROBE_BODY_MAX)
+				continue;
+		} else if (n < 0 && errno == EAGAIN) {
+			return;
+		}
+		break; /* EOF, error or full: parse what we have */
+	}
+	p->res.error = probe_parse_response(p->resp, p->resp_len, &p->res.http_status, p->res.exit_ip);
+	finish(p, p->res.error);
+}
+
+static void on_start_failed(struct evloop *ev, void *arg)
+{
+	(void)ev;
+	finish(arg, PROBE_UPSTREAM);
+}
+
+struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, enum upstream_type type, const char *user,
+			  const char *pass, const struct health_url *url, unsigned timeout_ms, probe_done_cb cb, void *arg)
+{
+	struct probe *p = calloc(1, sizeof(*p));
+	struct upstream_target t;
+	int n;
+
+	if (!p)
+		return NULL;
+	p->fd = -1;
+	p->ev = ev;
+	p->cb = cb;
+	p->arg = arg;
+	p->timeout_ms = timeout_ms;
+	p->t0 = ev_now_ms();
+	snprintf(p->user, sizeof(p->user), "%s", user);
+	snprintf(p->pass, sizeof(p->pass), "%s", pass);
+	memset(&t, 0, sizeof(t));
+	{
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&t.addr;
+		uint32_t a;
+		if (net_ipv4_parse(url->host, &a) == 0) {
+			s4->sin_family = AF_INET;
+			s4->sin_addr.s_addr = htonl(a);
+			s4->sin_port = htons(url->port);
+		} else { /* the proxy resolves the name */
+			snprintf(t.host, sizeof(t.host), "%s", url->host);
+			t.port = url->port;
+		}
+	}
+	upstream_hs_init(&p->hs, type, &t, p->user, p->pass);
+	n = snprintf(p->req, sizeof(p->req),
+		     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pgw-healthd\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+		     url->path, url->host);
+	p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
+	p->timer = ev_add_timer(ev, timeout_ms, 0, on_timeout, p);
+	p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!p->timer || p->fd < 0 || !p->req_len) {
+		probe_cancel(p);
+		return NULL;
+	}
+	if (connect(p->fd, (const struct sockaddr *)proxy, sizeof(*proxy)) < 0 && errno != EINPROGRESS) {
+		/* report from the loop, never from inside the caller */
+		p->res.up = errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
+		p->state = P_FAILED_AT_START;
+		ev_timer_set(p->timer, 0, 0);
+		ev_del(ev, p->timer);
+		p->timer = ev_add_timer(ev, 0, 0, on_start_failed, p);
+		return p;
+	}
+	p->h = ev_add_fd(ev, p->fd, EPOLLOUT, on_io, p);
+	if (!p->h) {
+		probe_cancel(p);
+		return NULL;
+	}
+	return p;
+}
+
+void probe_cancel(struct probe *p)
+{
+	if (!p)
+		return;
+	ev_del(p->ev, p->h);
+	ev_del(p->ev, p->timer);
+	if (p->fd >= 0)
+		close(p->fd);
+	upstream_hs_wipe(&p->hs);
+	explicit_bzero(p->user, sizeof(p->user));
+	explicit_bzero(p->pass, sizeof(p->pass));
+	free(p);
+}

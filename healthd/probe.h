@@ -1,0 +1,57 @@
+/* probe.h - one health probe of one proxy, non-blocking: TCP connect to the proxy, SOCKS5 or
+ * HTTP CONNECT handshake (common/upstream) to the health URL's host, GET the URL, parse the
+ * exit IP from the body. Every step has its own deadline. */
+#ifndef HEALTHD_PROBE_H
+#define HEALTHD_PROBE_H
+
+#include "evloop.h"
+#include "upstream.h"
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#define PROBE_BODY_MAX 4096
+#define PROBE_IP_MAX 46
+
+enum probe_error {
+	PROBE_OK = 0,
+	PROBE_UPSTREAM,	       /* see up (connection_refused, auth_failed, proxy_refused, ...) */
+	PROBE_TIMEOUT,	       /* a step took longer than the timeout */
+	PROBE_HTTP_STATUS,     /* the URL answered non-2xx (http_status holds it) */
+	PROBE_BAD_HTTP,	       /* not an HTTP response */
+	PROBE_UNPARSEABLE_BODY, /* no IP address in the body */
+	PROBE_INTERNAL,
+};
+
+struct health_url {
+	char host[UPSTREAM_HOST_MAX + 1];
+	uint16_t port;
+	char path[256];
+};
+
+struct probe_result {
+	enum probe_error error;
+	enum upstream_result up;
+	int http_status;
+	char exit_ip[PROBE_IP_MAX];
+	unsigned total_ms, connect_ms, handshake_ms, first_byte_ms;
+	char reason[96]; /* the typed reason as text: "auth_failed", "http_status 502", "timeout (handshake)" */
+};
+
+struct probe;
+typedef void (*probe_done_cb)(struct probe *p, const struct probe_result *r, void *arg);
+
+/* Parse "http://host[:port]/path". 0 or -EINVAL. */
+int probe_parse_url(const char *url, struct health_url *out);
+/* Pure: a complete (or EOF-terminated) HTTP response: status and the exit IP from the body
+ * (first token, IPv4 or IPv6, or {"ip":"..."}). Returns PROBE_OK, PROBE_HTTP_STATUS,
+ * PROBE_BAD_HTTP or PROBE_UNPARSEABLE_BODY. */
+enum probe_error probe_parse_response(const char *buf, size_t len, int *status, char ip[PROBE_IP_MAX]);
+
+/* Start a probe; cb runs exactly once (also on immediate failure, from the loop). */
+struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, enum upstream_type type, const char *user,
+			  const char *pass, const struct health_url *url, unsigned timeout_ms, probe_done_cb cb, void *arg);
+/* Abandon a probe without calling back. */
+void probe_cancel(struct probe *p);
+
+#endif

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Scenario: pgw-healthd against real proxies: up with the right exit IP and a latency; wrong
+# password, closed port and a proxy that never answers each down with their typed reason, the
+# last within the timeout; a killed proxy goes down within interval + timeout, and at once
+# when the forwarder reports a failure, and its client is then blocked by the agent; back up
+# when it returns; on-demand checks (shared by concurrent requests); bounded history.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_up || { echo "# lab_up failed"; exit 1; }
+lab_start_peers || { echo "# peers failed"; exit 1; }
+lab_pgw_env
+ctl=$PGW_BIN/pgwctl
+db() { sqlite3 "$PGW_DB" "$@"; }
+ip -n "$(lab_ns wan)" addr add 198.51.100.23/24 dev wan0
+lab_bg wan bad-silent socat TCP-LISTEN:1080,bind=198.51.100.23,fork,reuseaddr SYSTEM:'sleep 60'
+lab_wait_port wan 198.51.100.23 1080 || exit 1
+$ctl settings set health_timeout 2 >/dev/null
+$ctl settings set health_interval 3 >/dev/null
+$ctl settings set health_down_interval 1 >/dev/null
+$ctl settings set health_history_max 10 >/dev/null
+db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
+    (1, 'socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    (2, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
+    (3, 'http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    (4, 'wrong-pass', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', 'wrong'),
+    (5, 'closed-port', 'socks5', '$LAB_SOCKS_AUTH', 1099, '', ''),
+    (6, 'black-hole', 'socks5', '198.51.100.23', 1080, '', ''),
+    (7, 'http-wrong', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', 'wrong');
+    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.11', 2);"
+t0=$(date +%s%N)
+for d in healthd agent forwarder; do
+	lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"
+	eval "pid_$d=$LAB_LAST_PID"
+done
+st() { db "SELECT status FROM proxy_health WHERE proxy_id = $1"; }
+col() { db "SELECT $2 FROM proxy_health WHERE proxy_id = $1"; }
+check "first round of probes done" wait_for 5 bash -c "[ \$(sqlite3 $PGW_DB \"SELECT count(*) FROM proxy_health WHERE status != 'unknown'\") = 7 ]"
+for p in "1 $LAB_SOCKS_AUTH microsocks-with-auth" "2 $LAB_SOCKS_NOAUTH microsocks-without-auth" "3 $LAB_HTTP_PROXY tinyproxy-basic-auth"; do
+	set -- $p
+	check_eq "$3: up" "$(st $1)" "up"
+	check_eq "$3: exit ip is the proxy's own" "$(col $1 exit_ip)" "$2"
+	check "$3: latency recorded ($(col $1 latency_ms) ms: connect $(col $1 connect_ms), handshake $(col $1 handshake_ms), first byte $(col $1 first_byte_ms))" \
+		test -n "$(col $1 latency_ms)"
+done
+check_eq "wrong password: down" "$(st 4)" "down"
+check_eq "wrong password: auth_failed" "$(col 4 last_error)" "auth_failed"
+check_eq "closed port: connection_refused" "$(col 5 last_error)" "connection_refused"
+check_match "black hole: timeout" "$(col 6 last_error)" "^timeout"
+ms=$(( ($(date -d "@$(col 6 checked_at)" +%s) - t0 / 1000000000) ))
+check "black hole: down within the timeout (checked ${ms}s after start, timeout 2 s)" test "$ms" -le 3
+check_eq "HTTP proxy, wrong password: auth_failed" "$(col 7 last_error)" "auth_failed"
+check "the agent has the healthy proxy's client active" wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw 192.168.2.11"
+
+# kill a proxy: down within interval + timeout (3 + 2 s)
+noauth=$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids")
+lab_stop_pid "$noauth"
+t0=$(date +%s%N)
+check "killed proxy: down within interval + timeout" wait_for 7 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 2')\" = down ]"
+echo "# killed proxy seen down after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+check "... and its client is blocked in the kernel" wait_for 1 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.11"
+check_match "the last error says why" "$(col 2 last_error)" "connection_refused"
+
+# bring it back: up again (2 good probes, 1 s apart)
+lab_bg wan microsocks-noauth-2 microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH
+check "restarted proxy: up again" wait_for 6 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 2')\" = up ]"
+check "... and its client active again" wait_for 2 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw 192.168.2.11"
+check_eq "... and it relays again" "$(lab_exec lan curl -sS -m 5 --interface 192.168.2.11 http://$LAB_WEB/ip)" "$LAB_SOCKS_NOAUTH"
+
+# passive health: with a long interval, the forwarder's failure report triggers the check
+$ctl settings set health_interval 600 >/dev/null
+sleep 1.5
+lab_stop_pid "$LAB_LAST_PID"
+t0=$(date +%s%N)
+lab_exec lan curl -s -m 3 --interface 192.168.2.11 http://$LAB_WEB/ip >/dev/null 2>&1
+check "the forwarder's report makes healthd check at once: down in under 2 s" \
+	wait_for 2 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 2')\" = down ]"
+echo "# down $(( ($(date +%s%N) - t0) / 1000000 )) ms after the client's failed attempt"
+check "healthd logged the report" grep -q 'the forwarder saw it fail' "$LAB_DIR/pgw-healthd.log"
+
+# on-demand checks
+out=$($ctl check 1)
+check_match "pgwctl check: up with exit ip" "$out" "proxy 1: up, [0-9]+ ms, exit ip $LAB_SOCKS_AUTH"
+out=$($ctl check 4)
+check_match "pgwctl check: down with reason (exit 1)" "$out" "proxy 4: down: auth_failed"
+out=$($ctl check 99)
+check_match "pgwctl check: unknown proxy" "$out" "unknown or disabled proxy"
+h0=$(db "SELECT count(*) FROM health_history WHERE proxy_id = 6")
+$ctl check 6 >/dev/null & a=$!
+$ctl check 6 >/dev/null & b=$!
+wait $a; ra=$?
+wait $b; rb=$?
+check "two concurrent checks of a slow proxy both get the answer (down)" test $ra -eq 1 -a $rb -eq 1
+h1=$(db "SELECT count(*) FROM health_history WHERE proxy_id = 6")
+check "... from one shared probe (history +$((h1 - h0)))" test $((h1 - h0)) -le 2
+
+# bounded history (health_history_max = 10); down proxies are probed every second
+sleep 3
+check_eq "history stays bounded (at most 10 rows per proxy)" \
+	"$(db 'SELECT max(c) FROM (SELECT count(*) c FROM health_history GROUP BY proxy_id)')" "10"
+kill -TERM $pid_healthd
+wait $pid_healthd
+check_eq "SIGTERM: exit 0" "$?" "0"
+finish

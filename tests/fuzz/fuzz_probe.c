@@ -1,0 +1,20 @@
+/* libFuzzer: the health URL's answer, relayed by an upstream proxy, is untrusted. */
+#include "probe.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char ip[PROBE_IP_MAX];
+	unsigned char tmp[16];
+	int status;
+	enum probe_error e = probe_parse_response((const char *)data, size, &status, ip);
+
+	if (e == PROBE_OK) /* an exit IP is only ever a real address */
+		assert(inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1);
+	return 0;
+}
