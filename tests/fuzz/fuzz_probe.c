@@ -1,5 +1,5 @@
 /* libFuzzer: the health URL's answer, relayed by an upstream proxy, is untrusted. */
-#include "probe.h"
+#include "../../healthd/probe.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
