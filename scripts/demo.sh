@@ -18,6 +18,9 @@ head -c 48 /dev/urandom | base64 | tr -d '\n' >"$PGW_JWT_SECRET_FILE"
 chmod 600 "$PGW_JWT_SECRET_FILE"
 
 "$BIN/pgwctl" migrate >/dev/null || exit 1
+"$BIN/pgwctl" settings set health_interval 5 >/dev/null
+"$BIN/pgwctl" settings set health_down_interval 2 >/dev/null
+"$BIN/pgwctl" settings set health_timeout 2 >/dev/null
 password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-16)
 echo "$password" | "$BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null || exit 1
 
@@ -33,28 +36,47 @@ INSERT INTO mappings (client_ip, proxy_id, label) VALUES
 SQL
 
 say "Starting the daemons..."
-for d in agent forwarder healthd; do lab_bg gw "pgw-$d" "$BIN/pgw-$d"; done
+for d in healthd agent forwarder; do lab_bg gw "pgw-$d" "$BIN/pgw-$d"; done
 # pgw-api runs in the host namespace so the dashboard is reachable from the host.
 "$BIN/pgw-api" >"$LAB_DIR/pgw-api.log" 2>&1 &
 echo "$! pgw-api" >>"$LAB_DIR/pids"
 sleep 1
 
+# light client traffic so the numbers move: one request per client every 3 s, until Ctrl-C
+(
+	while :; do
+		for c in "${LAB_CLIENTS[@]}"; do
+			ip netns exec "$(lab_ns lan)" curl -s -m 2 --interface "$c" "http://$LAB_WEB/ip" >/dev/null 2>&1
+		done
+		sleep 3
+	done
+) &
+echo "$! traffic" >>"$LAB_DIR/pids"
+sleep 2
+micro=$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids")
+lan=$(lab_ns lan)
+ctl="$BIN/pgwctl --db $PGW_DB"
+
 cat <<MSG
 
-pgw demo is running (lab $LAB_ID). Logs: $LAB_DIR/*.log
-  admin user:     admin
-  admin password: $password
-  database:       $PGW_DB   (pgwctl --db $PGW_DB settings list)
-  clients:        ${LAB_CLIENTS[*]} in namespace $(lab_ns lan)
-  try:            ip netns exec $(lab_ns lan) curl --interface 192.168.2.10 http://$LAB_WEB/ip
+pgw demo is running (lab $LAB_ID).
+  admin user / password: admin / $password   (for the dashboard, when pgw-api serves it)
+  state:                 $ctl status
 
-Today the daemons are skeletons: they start, share the DB and the notify path, and log every
-change (try 'pgwctl --db $PGW_DB settings set dns_mode local' and watch the logs). The
-enforcement, relay, health probes and the dashboard at http://127.0.0.1:8080 arrive with
-their issues (see README.md, "Status").
+Clients (namespace $lan) and their proxies:
+  192.168.2.10 -> socks-auth (microsocks, user/password)    192.168.2.11 -> socks-open (microsocks)
+  192.168.2.12 -> http-auth  (tinyproxy, Basic auth)        192.168.2.13 -> broken (nothing there)
 
-Press Ctrl-C to stop; everything the demo created is removed.
+Try:
+  ip netns exec $lan curl --interface 192.168.2.10 http://$LAB_WEB/ip   # answers 198.51.100.10: the proxy's exit
+  ip netns exec $lan curl --interface 192.168.2.13 http://$LAB_WEB/ip   # refused: its proxy is down
+  sqlite3 $PGW_DB 'SELECT proxy_id, status, latency_ms, exit_ip, last_error FROM proxy_health'
+  kill $micro     # stop socks-open: within seconds 192.168.2.11 is blocked in the kernel
+  ip netns exec $(lab_ns gw) nft list table inet pgw                    # the kill switch itself
+
+Not yet: the dashboard and REST API at http://127.0.0.1:8080 (pgw-api is still a skeleton).
+Logs: $LAB_DIR/pgw-*.log (followed below). Press Ctrl-C to stop; everything is removed.
 MSG
-tail -n 0 -F "$LAB_DIR"/pgw-*.log &
+tail -n 0 -F "$LAB_DIR"/pgw-agent.log "$LAB_DIR"/pgw-healthd.log &
 echo "$! tail" >>"$LAB_DIR/pids"
 lab_wait_forever
