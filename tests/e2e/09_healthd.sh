@@ -94,6 +94,15 @@ check "two concurrent checks of a slow proxy both get the answer (down)" test $r
 h1=$(db "SELECT count(*) FROM health_history WHERE proxy_id = 6")
 check "... from one shared probe (history +$((h1 - h0)))" test $((h1 - h0)) -le 2
 
+# an up proxy whose exit IP changes: its own event
+auth=$(awk '$2 == "microsocks-auth" {print $1}' "$LAB_DIR/pids")
+lab_stop_pid "$auth"
+lab_bg wan microsocks-auth-moved microsocks -i $LAB_SOCKS_AUTH -p 1080 -u $LAB_PROXY_USER -P $LAB_PROXY_PASS -b $LAB_DANTE
+lab_wait_port wan $LAB_SOCKS_AUTH 1080
+$ctl check 1 >/dev/null
+check_eq "a changed exit IP is recorded" "$(col 1 exit_ip)" "$LAB_DANTE"
+check "... and logged as an event of its own" grep -q "proxy 1 (socks-auth): exit ip changed $LAB_SOCKS_AUTH -> $LAB_DANTE" "$LAB_DIR/pgw-healthd.log"
+
 # bounded history (health_history_max = 10); down proxies are probed every second
 sleep 3
 check_eq "history stays bounded (at most 10 rows per proxy)" \
