@@ -6,6 +6,7 @@
 #include "settings.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,12 +93,75 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	r->dns_local = strcmp(v, "local") == 0;
 	setting(db, "block_action", "reject", v, sizeof(v));
 	r->block_drop = strcmp(v, "drop") == 0;
+	setting(db, "strict_output", "false", v, sizeof(v));
+	r->strict_output = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0;
+	if (r->strict_output) {
+		struct passwd *pw = getpwnam(cfg->service_user);
+		if (pw) {
+			r->strict_uid = (uint32_t)pw->pw_uid;
+		} else {
+			log_error("strict_output: no user '%s' (PGW_SERVICE_USER): nothing on the gateway may reach the WAN",
+				  cfg->service_user);
+			r->strict_uid = 0xfffffffeu;
+		}
+	}
 	r->forwarder_port = cfg->forwarder_port;
 	r->api_port = cfg->api_port;
 	return 0;
 bad:
 	snprintf(err, errlen, "settings: %s", why);
 	return -EINVAL;
+}
+
+static int cmp_ap(const void *a, const void *b)
+{
+	const struct addrport *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return (int)x->port - (int)y->port;
+}
+
+/* Enabled proxies given as IPv4 addresses. Names are not resolved here: in strict mode the
+ * gateway's own DNS would be blocked, so strict mode needs proxies by address. */
+static int load_proxies(sqlite3 *db, struct proxyset *ps)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0, w = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT host, port FROM proxies WHERE enabled = 1", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *host = (const char *)sqlite3_column_text(st, 0);
+		uint32_t a;
+
+		if (!host || net_ipv4_parse(host, &a) < 0) {
+			log_warnx("strict_output: proxy host '%s' is not an IPv4 address; the gateway cannot reach it",
+				  host ? host : "");
+			continue;
+		}
+		if (ps->n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct addrport *p = realloc(ps->e, nc * sizeof(*p));
+			if (!p) {
+				sqlite3_finalize(st);
+				return -ENOMEM;
+			}
+			ps->e = p;
+			cap = nc;
+		}
+		ps->e[ps->n].addr = a;
+		ps->e[ps->n].port = (uint16_t)sqlite3_column_int(st, 1);
+		ps->n++;
+	}
+	sqlite3_finalize(st);
+	if (ps->n)
+		qsort(ps->e, ps->n, sizeof(*ps->e), cmp_ap);
+	for (size_t i = 0; i < ps->n; i++)
+		if (w == 0 || cmp_ap(&ps->e[w - 1], &ps->e[i]) != 0)
+			ps->e[w++] = ps->e[i];
+	ps->n = w;
+	return 0;
 }
 
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
@@ -137,6 +201,11 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 	}
 	addrset_sort(&d->active);
 	addrset_sort(&d->blocked);
+	if (d->rules.strict_output && (r = load_proxies(db, &d->proxies)) < 0) {
+		snprintf(err, errlen, "db: cannot read proxies");
+		desired_free(d);
+		return r;
+	}
 	return 0;
 }
 
@@ -144,10 +213,12 @@ void desired_free(struct desired *d)
 {
 	free(d->active.addr);
 	free(d->blocked.addr);
+	free(d->proxies.e);
 	memset(d, 0, sizeof(*d));
 }
 
-int desired_rules_equal(const struct desired_rules *a, const struct desired_rules *b)
+int desired_rules_equal(const struct desired *a, const struct desired *b)
 {
-	return memcmp(a, b, sizeof(*a)) == 0;
+	return memcmp(&a->rules, &b->rules, sizeof(a->rules)) == 0 && a->proxies.n == b->proxies.n &&
+	       (a->proxies.n == 0 || memcmp(a->proxies.e, b->proxies.e, a->proxies.n * sizeof(*a->proxies.e)) == 0);
 }

@@ -17,6 +17,8 @@ struct desired_rules {
 	uint16_t api_port;
 	uint8_t dns_local;  /* dns_mode=local: clients may query the gateway */
 	uint8_t block_drop; /* block_action=drop instead of reject */
+	uint8_t strict_output;
+	uint32_t strict_uid; /* PGW_SERVICE_USER; an unknown user gets a uid nobody has: fail closed */
 };
 
 struct addrset {
@@ -24,8 +26,19 @@ struct addrset {
 	size_t n;
 };
 
+struct addrport {
+	uint32_t addr; /* host byte order */
+	uint16_t port;
+};
+
+struct proxyset {
+	struct addrport *e; /* sorted, unique */
+	size_t n;
+};
+
 struct desired {
 	struct desired_rules rules;
+	struct proxyset proxies; /* strict OUTPUT mode: where the gateway itself may go */
 	struct addrset active;  /* mapped, enabled, proxy enabled and up */
 	struct addrset blocked; /* mapped but not active */
 };
@@ -33,7 +46,8 @@ struct desired {
 /* 0, or -errno with the reason in err. */
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen);
 void desired_free(struct desired *d);
-int desired_rules_equal(const struct desired_rules *a, const struct desired_rules *b);
+/* Same rules and same proxy set: element updates suffice. */
+int desired_rules_equal(const struct desired *a, const struct desired *b);
 /* Elements of a not in b, into out (caller frees out->addr). 0 or -ENOMEM. */
 int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out);
 

@@ -107,7 +107,7 @@ static void reconcile(struct agent *a, int force_full)
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
 	if (r < 0)
 		goto fail;
-	if (force_full || !a->have_applied || !desired_rules_equal(&want.rules, &a->applied.rules)) {
+	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
 		kind = "full";
 		r = nft_apply_full(a->nft, &want, err, sizeof(err));
 		if (r == 0)

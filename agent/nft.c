@@ -20,6 +20,7 @@
  *     meta l4proto tcp th dport API accept
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
+ *   [strict_output: set proxies4 and chain output, see build_strict_output()]
  * }
  * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
  */
@@ -51,6 +52,9 @@
 #define SET_BLOCKED "blocked4"
 #define SET_ID_ACTIVE 1
 #define SET_ID_BLOCKED 2
+#define SET_PROXIES "proxies4"
+#define SET_ID_PROXIES 3
+#define TYPE_INET_SERVICE 13
 #define ELEMS_PER_MSG 1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
 #define TYPE_IPADDR 7      /* nft's ipv4_addr datatype */
 #define ACK_TIMEOUT_MS 5000
@@ -225,15 +229,20 @@ static void e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t 
 	add(r, e);
 }
 
-static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
+static void e_payload_to(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("payload");
 
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
 	add(r, e);
+}
+
+static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
+{
+	e_payload_to(r, base, off, len, NFT_REG_1);
 }
 
 static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id)
@@ -372,7 +381,7 @@ static void put_chain(struct batch *bt, const char *name, const char *type, int 
 	next(bt);
 }
 
-static void put_set(struct batch *bt, const char *name, uint32_t id)
+static void put_set(struct batch *bt, const char *name, uint32_t id, uint32_t key_type, uint32_t key_len)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nlmsghdr *nlh;
@@ -380,8 +389,8 @@ static void put_set(struct batch *bt, const char *name, uint32_t id)
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_IPADDR);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
 	nlh = msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
 	nftnl_set_nlmsg_build_payload(nlh, s);
@@ -442,6 +451,85 @@ static void put_block(struct batch *bt, const struct desired_rules *dr, const ch
 	put_rule(bt, r, chain);
 }
 
+/* strict OUTPUT mode: the gateway itself reaches the WAN only as the service user and only to
+ * the proxies' address:port pairs; replies, ICMPv6 (neighbour discovery) and the DHCP client
+ * stay possible; loopback and LAN are not touched.
+ *   chain output { type filter hook output priority filter; policy accept;
+ *     oifname WAN ct state established,related accept
+ *     oifname WAN meta l4proto ipv6-icmp accept
+ *     oifname WAN udp sport 68 udp dport 67 accept
+ *     oifname WAN meta skuid UID meta l4proto tcp ip daddr . tcp dport @proxies4 accept
+ *     oifname WAN counter drop } */
+static void build_strict_output(struct batch *bt, const struct desired *d)
+{
+	const struct desired_rules *dr = &d->rules;
+	struct nftnl_rule *r;
+	uint16_t p67 = htons(67), p68 = htons(68);
+
+	put_set(bt, SET_PROXIES, SET_ID_PROXIES, TYPE_IPADDR << 6 | TYPE_INET_SERVICE, 8);
+	for (size_t off = 0; off < d->proxies.n; off += ELEMS_PER_MSG) {
+		struct nftnl_set *s = nftnl_set_alloc();
+		struct nlmsghdr *nlh;
+
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, SET_PROXIES);
+		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, SET_ID_PROXIES);
+		for (size_t i = off; i < d->proxies.n && i < off + ELEMS_PER_MSG; i++) {
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			uint8_t key[8] = { 0 };
+			uint32_t a = htonl(d->proxies.e[i].addr);
+			uint16_t port = htons(d->proxies.e[i].port);
+
+			memcpy(key, &a, 4);
+			memcpy(key + 4, &port, 2); /* each part of a concatenation takes 4 bytes */
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+			nftnl_set_elem_add(s, e);
+		}
+		nlh = msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		next(bt);
+	}
+	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0);
+
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_ct_established(r);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2);
+	e_cmp(r, NFT_CMP_EQ, &p68, 2);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+	e_cmp(r, NFT_CMP_EQ, &p67, 2);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	e_meta(r, NFT_META_SKUID);
+	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
+	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
+	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
+	e_lookup(r, SET_PROXIES, SET_ID_PROXIES);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	e_counter(r);
+	e_verdict(r, NF_DROP, NULL);
+	put_rule(bt, r, "output");
+}
+
 static void build_full(struct batch *bt, const struct desired *d)
 {
 	const struct desired_rules *dr = &d->rules;
@@ -452,8 +540,8 @@ static void build_full(struct batch *bt, const struct desired *d)
 	put_table(bt, NFT_MSG_NEWTABLE);
 	put_table(bt, NFT_MSG_DELTABLE);
 	put_table(bt, NFT_MSG_NEWTABLE);
-	put_set(bt, SET_ACTIVE, SET_ID_ACTIVE);
-	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED);
+	put_set(bt, SET_ACTIVE, SET_ID_ACTIVE, TYPE_IPADDR, 4);
+	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED, TYPE_IPADDR, 4);
 	put_elems(bt, NFT_MSG_NEWSETELEM, SET_ACTIVE, SET_ID_ACTIVE, &d->active);
 	put_elems(bt, NFT_MSG_NEWSETELEM, SET_BLOCKED, SET_ID_BLOCKED, &d->blocked);
 	put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100);
@@ -543,6 +631,8 @@ static void build_full(struct batch *bt, const struct desired *d)
 		}
 	}
 	put_block(bt, dr, "lan_in", NULL, 0);
+	if (dr->strict_output)
+		build_strict_output(bt, d);
 }
 
 int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen)
@@ -550,7 +640,7 @@ int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t err
 	struct batch bt;
 	int r;
 
-	if (batch_init(&bt, n, d->active.n + d->blocked.n) < 0) {
+	if (batch_init(&bt, n, d->active.n + d->blocked.n + d->proxies.n) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum cfg_type { T_PATH, T_RUNDIR, T_LOGFMT, T_LOGLVL, T_LISTEN, T_IFACE, T_CIDR, T_PORT, T_SECONDS, T_URL, T_SECRET };
+enum cfg_type { T_USER, T_PATH, T_RUNDIR, T_LOGFMT, T_LOGLVL, T_LISTEN, T_IFACE, T_CIDR, T_PORT, T_SECONDS, T_URL, T_SECRET };
 
 struct cfg_var {
 	const char *name;
@@ -45,6 +45,7 @@ static const struct cfg_var vars[] = {
 	{ "PGW_HEALTH_URL", "http://ifconfig.me/ip", T_URL, F(health_url), 0, "exit-IP echo URL fetched through each proxy" },
 	{ "PGW_HEALTH_TIMEOUT", "5", T_SECONDS, offsetof(struct pgw_config, health_timeout_s), 0, 300, "seconds a probe step may take" },
 	{ "PGW_METRICS_TOKEN", NULL, T_SECRET, F(metrics_token), 0, "optional bearer token required by /metrics" },
+	{ "PGW_SERVICE_USER", "pgw", T_USER, F(service_user), 0, "user the daemons run as; strict OUTPUT mode lets only it reach the WAN" },
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -99,6 +100,12 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 	uint64_t n;
 
 	switch (v->type) {
+	case T_USER:
+		if (strlen(val) == 0 || strlen(val) >= v->size || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(val) ||
+		    val[0] == '-')
+			return fail(err, errlen, "%s: '%s' is not a user name", v->name, val);
+		strcpy(field, val);
+		return 0;
 	case T_PATH:
 	case T_RUNDIR:
 	case T_URL:
