@@ -24,23 +24,25 @@ every_client_tries
 n=$(lab_capture_stop)
 check "control: without pgw, client packets cross the WAN interface ($n seen)" test "$n" -gt 0
 
+"$PGW_BIN/pgwctl" settings set health_interval 2 >/dev/null
+"$PGW_BIN/pgwctl" settings set health_timeout 1 >/dev/null
 db "INSERT INTO proxies (name, type, host, port, username, password) VALUES
     ('auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
     ('open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', '');
-    UPDATE proxy_health SET status = 'up';
     INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.10', 1, 1), ('192.168.2.11', 2, 1),
     ('192.168.2.12', 1, 0);"
 for d in agent forwarder healthd; do
 	lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"
 	eval "pid_$d=$LAB_LAST_PID"
 done
-check "the agent applies its table" wait_for 5 lab_exec gw nft list set inet pgw active4
+check "healthd finds both proxies up and the agent activates their clients" \
+	wait_for 5 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -q '192.168.2.10, 192.168.2.11'"
 
 lab_capture_start pgw || exit 1
-# the proxy of 192.168.2.11 dies (marked down as pgw-healthd will do, then announced)
+# the proxy of 192.168.2.11 dies; healthd notices, the agent blocks its client
 lab_stop_pid "$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids")"
-db "UPDATE proxy_health SET status = 'down' WHERE proxy_id = 2" && "$PGW_BIN/pgwctl" notify health
-check "the client of the dead proxy is blocked" wait_for 2 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.11"
+lab_client_tries 192.168.2.11 fd00:2::11 # keeps trying while nobody knows yet
+check "the client of the dead proxy is blocked (healthd -> agent)" wait_for 5 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.11"
 every_client_tries
 rc=0
 lab_exec lan curl -s -m 3 --interface 192.168.2.13 http://$LAB_WEB/ip >/dev/null 2>&1 || rc=$?
