@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #define PIPE_SIZE (256 * 1024)
-#define SPLICE_CHUNK (256 * 1024)
 #define ACCEPT_BATCH 64
+#define PIPE_POOL 64 /* per worker */
 #define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
 
 static const char *const close_names[CLOSE_MAX] = {
@@ -50,7 +50,7 @@ struct conn {
 	struct conn *prev, *next;
 	int cfd, ufd;
 	struct ev_handle *ch, *uh;
-	uint32_t cev, uev; /* registered interest */
+	uint32_t uev; /* registered interest during the handshake */
 	struct sockaddr_in client, dst;
 	struct fwd_entry map;
 	struct upstream_hs *hs; /* during the handshake only */
@@ -75,6 +75,8 @@ struct worker {
 	int draining, started;
 	uint64_t drain_until;
 	uint64_t last_report[256];
+	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */
+	unsigned n_pipes;
 };
 
 struct fwd_workers {
@@ -82,7 +84,36 @@ struct fwd_workers {
 	struct worker *w;
 };
 
-static void conn_update_events(struct conn *c);
+/* An empty pipe from the worker's pool, or a new one sized PIPE_SIZE. */
+static int pipe_get(struct worker *w, int p[2])
+{
+	if (w->n_pipes) {
+		w->n_pipes--;
+		p[0] = w->pipes[w->n_pipes][0];
+		p[1] = w->pipes[w->n_pipes][1];
+		return 0;
+	}
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
+/* Back to the pool only when empty: a pipe with bytes in it is closed. */
+static void pipe_put(struct worker *w, int p[2], size_t left)
+{
+	if (p[0] < 0)
+		return;
+	if (left == 0 && w->n_pipes < PIPE_POOL && !w->draining) {
+		w->pipes[w->n_pipes][0] = p[0];
+		w->pipes[w->n_pipes][1] = p[1];
+		w->n_pipes++;
+	} else {
+		close(p[0]);
+		close(p[1]);
+	}
+	p[0] = p[1] = -1;
+}
 
 static void fmt_addr(const struct sockaddr_in *a, char *buf, size_t cap)
 {
@@ -116,12 +147,8 @@ static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result 
 		close(c->cfd);
 	if (c->ufd >= 0)
 		close(c->ufd);
-	for (int i = 0; i < 2; i++) {
-		if (c->pipe_up[i] >= 0)
-			close(c->pipe_up[i]);
-		if (c->pipe_down[i] >= 0)
-			close(c->pipe_down[i]);
-	}
+	pipe_put(w, c->pipe_up, c->in_up);
+	pipe_put(w, c->pipe_down, c->in_down);
 	if (c->hs) {
 		upstream_hs_wipe(c->hs);
 		free(c->hs);
@@ -158,8 +185,8 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 		int progress = 0;
 		ssize_t n;
 
-		if (*inpipe == 0 && !*eof) {
-			n = splice(src, NULL, p[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (*inpipe < PIPE_SIZE && !*eof) { /* keep reading while the pipe has room */
+			n = splice(src, NULL, p[1], NULL, PIPE_SIZE - *inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				*inpipe += (size_t)n;
 				progress = 1;
@@ -214,44 +241,17 @@ static void relay_io(struct conn *c, uint32_t events)
 		conn_close(c, CLOSE_DONE, UP_OK);
 		return;
 	}
-	/* a hang-up that moved nothing will be reported again and again: end it here */
-	if ((events & (EPOLLHUP | EPOLLERR)) && c->bytes_up == up0 && c->bytes_down == down0) {
-		conn_close(c, (events & EPOLLERR) ? CLOSE_CLIENT_RESET : CLOSE_DONE, UP_OK);
-		return;
-	}
-	conn_update_events(c);
-}
-
-static void conn_update_events(struct conn *c)
-{
-	uint32_t ce = 0, ue = 0;
-
-	if (!c->eof_c && c->in_up == 0)
-		ce |= EPOLLIN;
-	if (c->in_down > 0)
-		ce |= EPOLLOUT;
-	if (!c->eof_u && c->in_down == 0)
-		ue |= EPOLLIN;
-	if (c->in_up > 0)
-		ue |= EPOLLOUT;
-	if (ce != c->cev) {
-		ev_mod_fd(c->w->ev, c->ch, ce);
-		c->cev = ce;
-	}
-	if (ue != c->uev) {
-		ev_mod_fd(c->w->ev, c->uh, ue);
-		c->uev = ue;
-	}
+	/* an error that moved nothing: end it here */
+	if ((events & EPOLLERR) && c->bytes_up == up0 && c->bytes_down == down0)
+		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
 }
 
 static int start_relay(struct conn *c)
 {
 	int one = 1;
 
-	if (pipe2(c->pipe_up, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(c->pipe_down, O_NONBLOCK | O_CLOEXEC) < 0)
-		return -errno;
-	fcntl(c->pipe_up[1], F_SETPIPE_SZ, PIPE_SIZE);
-	fcntl(c->pipe_down[1], F_SETPIPE_SZ, PIPE_SIZE);
+	if (pipe_get(c->w, c->pipe_up) < 0 || pipe_get(c->w, c->pipe_down) < 0)
+		return -EMFILE;
 	setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(c->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	/* bytes the proxy sent after its reply belong to the client: first in line */
@@ -266,7 +266,10 @@ static int start_relay(struct conn *c)
 	c->hs = NULL;
 	c->relaying = 1;
 	c->t_active = ev_now_ms();
-	c->cev = 0;
+	/* edge-triggered from here on: pump() always runs until EAGAIN, so no epoll_ctl per cycle */
+	if (ev_mod_fd(c->w->ev, c->ch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0 ||
+	    ev_mod_fd(c->w->ev, c->uh, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0)
+		return -EIO;
 	return 0;
 }
 
@@ -552,6 +555,11 @@ void relay_stop(struct fwd_workers *ws)
 			close(w->stopfd);
 		notify_close(w->nt);
 		ev_free(w->ev);
+		while (w->n_pipes) {
+			w->n_pipes--;
+			close(w->pipes[w->n_pipes][0]);
+			close(w->pipes[w->n_pipes][1]);
+		}
 	}
 	free(ws->w);
 	free(ws);

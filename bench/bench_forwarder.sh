@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# pgw-forwarder against redsocks (Debian) and against the client speaking SOCKS directly to
+# the upstream, in one run, on the same lab and the same upstream (dante-server). pgw-agent's
+# own ruleset redirects client TCP to whichever relay is measured, so only the relay differs.
+# Measures: throughput (iperf3 through the relay; curl download for all three), relay CPU time
+# per GB (from /proc), sequential small-request latency P50/P95, new connections per second
+# (wrk, Connection: close), relay RSS. Bounded: about 2 minutes.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
+. "$ROOT/tests/lab.sh"
+SECS=${SECS:-5}
+REQS=${REQS:-200}
+lab_up >/dev/null || exit 1
+lab_start_nginx >/dev/null || exit 1
+lab_start_dante >/dev/null || exit 1
+lab_bg wan iperf3 iperf3 -s -B $LAB_WEB
+truncate -s 2G "$LAB_DIR/www/files/big.bin"
+cat "$LAB_DIR/www/files/big.bin" >/dev/null # into the page cache: the first relay measured must not pay for it
+lab_pgw_env
+db() { sqlite3 "$PGW_DB" "$@"; }
+db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
+    UPDATE proxy_health SET status = 'up'; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+C=192.168.2.10
+lan() { lab_exec lan "$@"; }
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; printf "%.2f", a[i]*1000}'; }
+
+# measure MODE RELAY_PID CURL_PROXY_ARGS...: prints one table row
+measure() {
+	local mode=$1 pid=$2
+	shift 2
+	local t0 t1 bytes gbps cpu0 cpu1 cpu_gb ip3 p50 p95 cps rss
+	lan curl -s -o /dev/null --interface $C "$@" "http://$LAB_WEB/ip" || { echo "$mode: no path"; return 1; }
+	# throughput: 2 GB download (curl), relay CPU over it
+	[ "$pid" != - ] && cpu0=$(cpu_of "$pid")
+	t0=$(date +%s%N)
+	bytes=$(lan curl -s -o /dev/null -w '%{size_download}' --interface $C "$@" "http://$LAB_WEB/files/big.bin")
+	t1=$(date +%s%N)
+	gbps=$(awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", b * 8 / ns}')
+	if [ "$pid" != - ]; then
+		cpu1=$(cpu_of "$pid")
+		cpu_gb=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" -v by="$bytes" 'BEGIN {printf "%.3f", (b - a) / hz / (by / 1e9)}')
+	else
+		cpu_gb=n/a
+	fi
+	if [ $# -eq 0 ]; then
+		ip3=$(lan iperf3 -c $LAB_WEB -B $C -t "$SECS" -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | floor / 100')
+		cps=$(lan wrk -t 2 -c 50 -d "${SECS}s" -H 'Connection: close' "http://$LAB_WEB/ip" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}')
+	else
+		ip3=n/a cps=n/a # iperf3 and wrk cannot speak SOCKS
+	fi
+	for ((i = 0; i < REQS; i++)); do
+		lan curl -s -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
+	done >"$LAB_DIR/lat-$mode"
+	p50=$(pct 50 <"$LAB_DIR/lat-$mode")
+	p95=$(pct 95 <"$LAB_DIR/lat-$mode")
+	rss=$([ "$pid" != - ] && awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo n/a)
+	printf '%-14s %12s %14s %12s %10s %10s %12s %9s\n' "$mode" "$gbps" "$ip3" "$cpu_gb" "$p50" "$p95" "$cps" "$rss"
+}
+
+printf '%-14s %12s %14s %12s %10s %10s %12s %9s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "RSS KiB"
+lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
+wait_for() { local i; for ((i = 0; i < 100; i++)); do "$@" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+wait_for lab_exec gw nft list set inet pgw active4 >/dev/null
+
+lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
+fwd=$LAB_LAST_PID
+wait_for grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
+measure pgw-forwarder "$fwd"
+lab_stop_pid "$fwd"
+
+cat >"$LAB_DIR/redsocks.conf" <<CONF
+base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }
+redsocks { local_ip = 0.0.0.0; local_port = 12345; ip = $LAB_DANTE; port = 1080; type = socks5; }
+CONF
+lab_bg gw redsocks redsocks -c "$LAB_DIR/redsocks.conf"
+rs=$LAB_LAST_PID
+lab_wait_port gw 127.0.0.1 12345 >/dev/null
+measure redsocks "$rs"
+lab_stop_pid "$rs"
+
+# direct: no pgw table, the gateway just routes; the client speaks SOCKS to dante itself
+lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
+lab_exec gw "$PGW_BIN/pgw-agent" --flush >/dev/null
+measure direct-socks - --socks5 $LAB_DANTE:1080
+echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency."
+echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download."
