@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PIPE_SIZE (256 * 1024)
+#define PIPE_SIZE (256 * 1024) /* 1 MiB measured ~5% faster, but bounds kernel memory per slow client 4x higher */
 #define ACCEPT_BATCH 64
 #define PIPE_POOL 64 /* per worker */
 #define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
