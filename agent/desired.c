@@ -93,6 +93,9 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	r->dns_local = strcmp(v, "local") == 0;
 	setting(db, "block_action", "reject", v, sizeof(v));
 	r->block_drop = strcmp(v, "drop") == 0;
+	setting(db, "forwarder_mode", "redirect", v, sizeof(v));
+	r->tproxy = strcmp(v, "tproxy") == 0;
+	r->tproxy_port = cfg->tproxy_port;
 	setting(db, "strict_output", "false", v, sizeof(v));
 	r->strict_output = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0;
 	if (r->strict_output) {

@@ -18,6 +18,8 @@ struct desired_rules {
 	uint8_t dns_local;  /* dns_mode=local: clients may query the gateway */
 	uint8_t block_drop; /* block_action=drop instead of reject */
 	uint8_t strict_output;
+	uint8_t tproxy; /* forwarder_mode=tproxy */
+	uint16_t tproxy_port;
 	uint32_t strict_uid; /* PGW_SERVICE_USER; an unknown user gets a uid nobody has: fail closed */
 };
 

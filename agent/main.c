@@ -6,6 +6,7 @@
 #include "desired.h"
 #include "log.h"
 #include "nft.h"
+#include "route.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -109,10 +110,15 @@ static void reconcile(struct agent *a, int force_full)
 		goto fail;
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
 		kind = "full";
-		r = nft_apply_full(a->nft, &want, err, sizeof(err));
+		/* TPROXY needs its route before the rules use it; it goes after they stop using it */
+		r = want.rules.tproxy ? route_tproxy(1, err, sizeof(err)) : 0;
 		if (r == 0)
-			log_info("applied: table inet pgw rebuilt, %zu active, %zu blocked clients", want.active.n,
-				 want.blocked.n);
+			r = nft_apply_full(a->nft, &want, err, sizeof(err));
+		if (r == 0 && !want.rules.tproxy)
+			r = route_tproxy(0, err, sizeof(err));
+		if (r == 0)
+			log_info("applied: table inet pgw rebuilt (%s), %zu active, %zu blocked clients",
+				 want.rules.tproxy ? "tproxy" : "redirect", want.active.n, want.blocked.n);
 	} else {
 		r = apply_elements(a, &want, err, sizeof(err));
 		if (r == 0) { /* nothing changed */
@@ -210,13 +216,13 @@ static int flush_and_exit(void)
 	char err[512];
 	struct nft *n = nft_open(err, sizeof(err));
 
-	if (!n || nft_flush(n, err, sizeof(err)) < 0) {
+	if (!n || nft_flush(n, err, sizeof(err)) < 0 || route_tproxy(0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgw-agent: --flush: %s\n", err);
 		nft_close(n);
 		return 1;
 	}
 	nft_close(n);
-	printf("pgw-agent: table inet pgw removed\n");
+	printf("pgw-agent: table inet pgw and the TPROXY policy route removed\n");
 	return 0;
 }
 

@@ -4,7 +4,10 @@
  *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up
  *   set blocked4 { type ipv4_addr; }   # mapped but blocked
  *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
- *     iifname LAN meta l4proto tcp ip saddr @active4 [tcp dport != 53] counter redirect to :FWD }
+ *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD }
+ *   [forwarder_mode=tproxy, instead: chain mangle_prerouting { type filter hook prerouting priority mangle;
+ *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
+ *     meta mark set 0x2470 tproxy ip to :TPROXY accept }, and in lan_in: meta mark 0x2470 accept]
  *   chain forward { type filter hook forward priority filter; policy accept;
  *     iifname LAN meta l4proto udp th dport 53 counter drop          # DNS never leaves
  *     iifname LAN meta l4proto tcp th dport 53 counter drop
@@ -27,6 +30,7 @@
 #include "nft.h"
 
 #include "log.h"
+#include "route.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -290,6 +294,28 @@ static void e_redirect(struct nftnl_rule *r, uint16_t port)
 	add(r, e);
 }
 
+/* meta mark set MARK; tproxy ip to :PORT; accept */
+static void e_tproxy(struct nftnl_rule *r, uint32_t mark, uint16_t port)
+{
+	struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *set = nftnl_expr_alloc("meta");
+	struct nftnl_expr *pimm = nftnl_expr_alloc("immediate"), *tp = nftnl_expr_alloc("tproxy");
+	uint16_t be = htons(port);
+
+	nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &mark, sizeof(mark));
+	add(r, imm);
+	nftnl_expr_set_u32(set, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(set, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	add(r, set);
+	nftnl_expr_set_u32(pimm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	nftnl_expr_set(pimm, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
+	add(r, pimm);
+	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_FAMILY, NFPROTO_IPV4);
+	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
+	add(r, tp);
+	e_verdict(r, NF_ACCEPT, NULL);
+}
+
 static void m_ifname(struct nftnl_rule *r, uint32_t key, const char name[16])
 {
 	e_meta(r, key);
@@ -544,20 +570,29 @@ static void build_full(struct batch *bt, const struct desired *d)
 	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED, TYPE_IPADDR, 4);
 	put_elems(bt, NFT_MSG_NEWSETELEM, SET_ACTIVE, SET_ID_ACTIVE, &d->active);
 	put_elems(bt, NFT_MSG_NEWSETELEM, SET_BLOCKED, SET_ID_BLOCKED, &d->blocked);
-	put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100);
+	if (dr->tproxy)
+		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150); /* not "tproxy": an nft keyword */
+	else
+		put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100);
 	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0);
 	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0);
 	put_chain(bt, "lan_in", NULL, 0, 0);
 
-	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed) */
+	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed):
+	 * REDIRECT (nat), or TPROXY (mark + tproxy, delivered by the policy route of route.c) */
 	r = nftnl_rule_alloc();
 	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
 	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
 	m_saddr_in(r, SET_ACTIVE, SET_ID_ACTIVE);
 	m_dport(r, NFT_CMP_NEQ, 53);
 	e_counter(r);
-	e_redirect(r, dr->forwarder_port);
-	put_rule(bt, r, "prerouting");
+	if (dr->tproxy) {
+		e_tproxy(r, PGW_TPROXY_MARK, dr->tproxy_port);
+		put_rule(bt, r, "mangle_prerouting");
+	} else {
+		e_redirect(r, dr->forwarder_port);
+		put_rule(bt, r, "prerouting");
+	}
 
 	/* forward: nothing from the LAN is ever forwarded */
 	for (size_t i = 0; i < sizeof(l4); i++) {
@@ -601,6 +636,14 @@ static void build_full(struct batch *bt, const struct desired *d)
 	m_ct_established(r);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "lan_in");
+	if (dr->tproxy) { /* TPROXYed packets keep their remote destination: accept by mark */
+		uint32_t mark = PGW_TPROXY_MARK;
+		r = nftnl_rule_alloc();
+		e_meta(r, NFT_META_MARK);
+		e_cmp(r, NFT_CMP_EQ, &mark, 4);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "lan_in");
+	}
 	{
 		static const uint8_t icmp[] = { IPPROTO_ICMP, IPPROTO_ICMPV6 };
 		for (size_t i = 0; i < sizeof(icmp); i++) {

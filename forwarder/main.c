@@ -146,6 +146,7 @@ int main(int argc, char **argv)
 		d.priv = &f;
 		f.sh.run_dir = d.cfg.run_dir;
 		f.sh.port = d.cfg.forwarder_port;
+		f.sh.tproxy_port = d.cfg.tproxy_port;
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
 		raise_nofile();
@@ -153,7 +154,8 @@ int main(int argc, char **argv)
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");
 			r = DAEMON_EXIT_FAIL;
 		} else {
-			log_info("listening on port %u (REDIRECT) with %u workers", f.sh.port, f.n_workers);
+			log_info("listening on port %u (REDIRECT) and %u (TPROXY) with %u workers", f.sh.port, f.sh.tproxy_port,
+				 f.n_workers);
 			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);

@@ -66,8 +66,8 @@ struct worker {
 	unsigned index;
 	pthread_t thread;
 	struct evloop *ev;
-	int lfd, stopfd;
-	struct ev_handle *lh, *sh_h, *tick;
+	int lfd, tfd, stopfd; /* REDIRECT listener, TPROXY listener (-1 without CAP_NET_ADMIN) */
+	struct ev_handle *lh, *th, *sh_h, *tick;
 	struct notify *nt;
 	struct conn *conns;
 	unsigned n_conns;
@@ -315,7 +315,7 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
 }
 
-static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer)
+static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer, int transparent)
 {
 	struct fwd_shared *sh = w->sh;
 	struct conn *c = calloc(1, sizeof(*c));
@@ -345,7 +345,9 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer
 	w->conns = c;
 	w->n_conns++;
 
-	if (getsockopt(cfd, SOL_IP, SO_ORIGINAL_DST, &c->dst, &len) < 0) {
+	/* REDIRECT: the destination before NAT; TPROXY: the socket's own (remote) address */
+	if ((transparent ? getsockname(cfd, (struct sockaddr *)&c->dst, &len)
+			 : getsockopt(cfd, SOL_IP, SO_ORIGINAL_DST, &c->dst, &len)) < 0) {
 		why = CLOSE_NO_ORIGINAL_DST;
 		goto refuse;
 	}
@@ -398,6 +400,7 @@ refuse:
 static void on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
+	int transparent = fd == w->tfd;
 
 	(void)ev, (void)events;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -410,7 +413,7 @@ static void on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 				log_warn("accept");
 			return;
 		}
-		accept_one(w, cfd, &peer);
+		accept_one(w, cfd, &peer, transparent);
 	}
 }
 
@@ -449,9 +452,13 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 		/* eventfd: nothing to do */
 	}
 	ev_del(ev, w->lh);
-	w->lh = NULL;
+	ev_del(ev, w->th);
+	w->lh = w->th = NULL;
 	close(w->lfd);
 	w->lfd = -1;
+	if (w->tfd >= 0)
+		close(w->tfd);
+	w->tfd = -1;
 	w->draining = 1;
 	pthread_rwlock_rdlock(&w->sh->lock);
 	w->drain_until = ev_now_ms() + w->sh->limits.drain_timeout_ms;
@@ -473,14 +480,15 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int listen_on(uint16_t port)
+static int listen_on(uint16_t port, int transparent)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	if ((transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4096) < 0) {
 		int e = errno;
@@ -502,21 +510,29 @@ int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, cha
 	}
 	ws->n = n;
 	for (unsigned i = 0; i < n; i++)
-		ws->w[i].lfd = ws->w[i].stopfd = -1;
+		ws->w[i].lfd = ws->w[i].tfd = ws->w[i].stopfd = -1;
 	for (unsigned i = 0; i < n; i++) {
 		struct worker *w = &ws->w[i];
 
 		w->sh = sh;
 		w->index = i;
-		w->lfd = listen_on(sh->port);
+		w->lfd = listen_on(sh->port, 0);
 		if (w->lfd < 0) {
 			snprintf(err, errlen, "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port, strerror(-w->lfd));
 			goto fail;
+		}
+		w->tfd = listen_on(sh->tproxy_port, 1);
+		if (w->tfd < 0) {
+			if (i == 0)
+				log_warnx("TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
+					  sh->tproxy_port, strerror(-w->tfd));
+			w->tfd = -1;
 		}
 		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		w->ev = ev_new();
 		w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
 		if (w->stopfd < 0 || !w->ev || !(w->lh = ev_add_fd(w->ev, w->lfd, EPOLLIN, on_accept, w)) ||
+		    (w->tfd >= 0 && !(w->th = ev_add_fd(w->ev, w->tfd, EPOLLIN, on_accept, w))) ||
 		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
 		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, on_tick, w))) {
 			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
@@ -551,6 +567,8 @@ void relay_stop(struct fwd_workers *ws)
 		struct worker *w = &ws->w[i];
 		if (w->lfd >= 0)
 			close(w->lfd);
+		if (w->tfd >= 0)
+			close(w->tfd);
 		if (w->stopfd >= 0)
 			close(w->stopfd);
 		notify_close(w->nt);

@@ -44,12 +44,13 @@ struct fwd_shared {
 	struct fwd_limits limits;
 	struct fwd_stats stats;
 	const char *run_dir;
-	uint16_t port;
+	uint16_t port;	      /* REDIRECT */
+	uint16_t tproxy_port; /* TPROXY (IP_TRANSPARENT) */
 };
 
 struct fwd_workers;
 
-/* Start n workers listening on port (all addresses, REDIRECT mode). */
+/* Start n workers listening on port (REDIRECT) and tproxy_port (TPROXY, if permitted). */
 int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, char *err, size_t errlen);
 /* Stop accepting, let open connections finish up to the drain timeout, join. */
 void relay_stop(struct fwd_workers *w);

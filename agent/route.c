@@ -1,0 +1,101 @@
+/* route.c - see route.h. */
+#include "route.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define RULE_PRIORITY 24700u /* below the main table's 32766 */
+
+/* Send one request and read its ack. tolerate: an errno that counts as success. */
+static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	unsigned portid = mnl_socket_get_portid(nl);
+	ssize_t n;
+	int r;
+
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	r = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, portid, NULL, NULL);
+	if (r < 0 && errno != tolerate)
+		return -errno;
+	return 0;
+}
+
+static struct nlmsghdr *rule_msg(char *buf, uint16_t type, uint16_t flags, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct fib_rule_hdr *frh;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = seq;
+	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	frh->family = AF_INET;
+	frh->action = FR_ACT_TO_TBL;
+	mnl_attr_put_u32(nlh, FRA_FWMARK, PGW_TPROXY_MARK);
+	mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
+	mnl_attr_put_u32(nlh, FRA_TABLE, PGW_TPROXY_TABLE);
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, RULE_PRIORITY);
+	return nlh;
+}
+
+static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint32_t seq, uint32_t lo)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = seq;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 0;
+	rtm->rtm_table = RT_TABLE_UNSPEC;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = RT_SCOPE_HOST;
+	rtm->rtm_type = RTN_LOCAL;
+	mnl_attr_put_u32(nlh, RTA_TABLE, PGW_TPROXY_TABLE);
+	mnl_attr_put_u32(nlh, RTA_OIF, lo);
+	return nlh;
+}
+
+int route_tproxy(int on, char *err, size_t errlen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	uint32_t seq = (uint32_t)time(NULL), lo = if_nametoindex("lo");
+	int r;
+
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(err, errlen, "rtnetlink: %s", strerror(errno));
+		if (nl)
+			mnl_socket_close(nl);
+		return -errno;
+	}
+	if (on) {
+		r = talk(nl, route_msg(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, seq, lo), 0);
+		if (r == 0)
+			r = talk(nl, rule_msg(buf, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, seq + 1), EEXIST);
+	} else {
+		r = talk(nl, rule_msg(buf, RTM_DELRULE, 0, seq), ENOENT);
+		while (r == 0 && talk(nl, rule_msg(buf, RTM_DELRULE, 0, ++seq), -1) == 0)
+			; /* duplicates left by older runs */
+		if (r == 0)
+			r = talk(nl, route_msg(buf, RTM_DELROUTE, 0, seq + 1, lo), ESRCH);
+	}
+	if (r < 0)
+		snprintf(err, errlen, "tproxy policy routing (%s): %s", on ? "add" : "remove", strerror(-r));
+	mnl_socket_close(nl);
+	return r;
+}

@@ -1,0 +1,16 @@
+/* route.h - the policy routing TPROXY mode needs, through rtnetlink (never `ip`):
+ *   ip rule add fwmark PGW_TPROXY_MARK lookup PGW_TPROXY_TABLE
+ *   ip route add local 0.0.0.0/0 dev lo table PGW_TPROXY_TABLE
+ * so that marked packets are delivered to the local (transparent) forwarder socket. */
+#ifndef AGENT_ROUTE_H
+#define AGENT_ROUTE_H
+
+#include <stddef.h>
+
+#define PGW_TPROXY_MARK 0x2470u
+#define PGW_TPROXY_TABLE 2470u
+
+/* on: add the rule and the route (already there is fine); off: remove them (absent is fine). */
+int route_tproxy(int on, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Scenario: forwarder_mode=tproxy. The agent installs the mark + tproxy rule and the policy
+# routing (fwmark rule, local route table) through rtnetlink; the forwarder's transparent
+# listener relays with the original destination from getsockname(); no client packet reaches
+# the WAN; switching back to redirect removes the rule and the route; --flush removes them too.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_up || { echo "# lab_up failed"; exit 1; }
+lab_start_peers || { echo "# peers failed"; exit 1; }
+lab_pgw_env
+ctl=$PGW_BIN/pgwctl
+sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
+    (1, 'auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    (2, 'http', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS');
+    UPDATE proxy_health SET status = 'up';
+    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.12', 2);"
+$ctl settings set forwarder_mode tproxy >/dev/null
+lab_capture_start tproxy || exit 1
+lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
+lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
+check "the agent applies tproxy mode" wait_for 5 lab_exec gw nft list chain inet pgw mangle_prerouting
+check_fails "... with no nat redirect chain" lab_exec gw nft list chain inet pgw prerouting
+check_match "the fwmark rule exists" "$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
+check_match "the local route exists in its table" "$(lab_exec gw ip route show table 2470)" "local default dev lo"
+check "the forwarder's transparent listener is up" wait_for 5 grep -q 'listening on port 12345 (REDIRECT) and 12346 (TPROXY)' "$LAB_DIR/pgw-forwarder.log"
+check_eq "SOCKS5 client relayed through TPROXY exits at its proxy" \
+	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
+check_eq "HTTP CONNECT client relayed through TPROXY exits at its proxy" \
+	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip)" "$LAB_HTTP_PROXY"
+check "the forwarder saw the original destination (getsockname)" \
+	grep -q 'client=192.168.2.10:[0-9]* dst=203.0.113.10:80 proxy=1 .*close=done' "$LAB_DIR/pgw-forwarder.log"
+lab_client_tries 192.168.2.13 fd00:2::13
+lab_client_tries 192.168.2.10 fd00:2::10
+
+$ctl settings set forwarder_mode redirect >/dev/null
+check "back to redirect: the nat chain returns" wait_for 3 lab_exec gw nft list chain inet pgw prerouting
+check_fails "... the fwmark rule is gone" bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
+check_eq "... the route table is empty" "$(lab_exec gw ip route show table 2470)" ""
+check_eq "... and the client still exits at its proxy" \
+	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
+lab_client_tries 192.168.2.13 fd00:2::13
+n=$(lab_capture_stop)
+check_eq "0 client packets on the WAN interface in either mode" "$n" "0"
+
+$ctl settings set forwarder_mode tproxy >/dev/null
+check "tproxy again" wait_for 3 bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
+kill -TERM "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
+check "--flush removes table, rule and route" lab_exec gw "$PGW_BIN/pgw-agent" --flush
+check_fails "... no rule left" bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
+finish
