@@ -45,6 +45,8 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 /* Tell systemd we are ready (no-op without NOTIFY_SOCKET), then run the loop. */
 int daemon_run(struct daemon *d);
 void daemon_fini(struct daemon *d);
+/* Raise RLIMIT_NOFILE to its hard limit (daemons with many sockets); logs the result. */
+void daemon_raise_nofile(void);
 /* Send "READY=1" etc. to $NOTIFY_SOCKET; 0 when sent or not under systemd. */
 int daemon_sd_notify(const char *state);
 

@@ -7,6 +7,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 
 int net_ipv4_parse(const char *s, uint32_t *addr)
@@ -106,5 +109,24 @@ int net_set_nonblock(int fd)
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
+	return 0;
+}
+
+int net_resolve4(const char *host, uint16_t port, struct sockaddr_in *out)
+{
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	uint32_t a;
+
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons(port);
+	if (net_ipv4_parse(host, &a) == 0) {
+		out->sin_addr.s_addr = htonl(a);
+		return 0;
+	}
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return -ENOENT;
+	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	freeaddrinfo(res);
 	return 0;
 }

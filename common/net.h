@@ -20,5 +20,9 @@ int net_hostport_parse(const char *s, char *host, size_t hostlen, uint16_t *port
 /* Interface name as the kernel accepts it (1..15 chars, no '/', no whitespace). */
 int net_ifname_valid(const char *s);
 int net_set_nonblock(int fd);
+/* host (dotted quad or a name, resolved with getaddrinfo, IPv4 only) and port into out.
+ * 0 or -ENOENT. A name blocks while it resolves: call it outside hot paths. */
+struct sockaddr_in;
+int net_resolve4(const char *host, uint16_t port, struct sockaddr_in *out);
 
 #endif

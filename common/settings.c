@@ -186,6 +186,14 @@ int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 	return r;
 }
 
+unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def)
+{
+	char v[SETTINGS_VALUE_MAX];
+	uint64_t n;
+
+	return settings_get(db, key, v, sizeof(v)) == 0 && parse_u64(v, 0, UINT32_MAX, &n) == 0 ? (unsigned)n : def;
+}
+
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;

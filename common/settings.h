@@ -23,6 +23,8 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 int settings_seed(sqlite3 *db, const struct pgw_config *cfg);
 /* 0 with value, -ENOENT when unset. */
 int settings_get(sqlite3 *db, const char *key, char *value, size_t size);
+/* The value of a numeric setting, or def when unset. */
+unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def);
 /* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);
 

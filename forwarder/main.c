@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define STATS_MS 1000
@@ -26,19 +25,12 @@ struct forwarder {
 	struct ev_handle *stats_timer;
 };
 
-static unsigned setting_u(sqlite3 *db, const char *key, unsigned def)
-{
-	char v[SETTINGS_VALUE_MAX];
-
-	return settings_get(db, key, v, sizeof(v)) == 0 ? (unsigned)strtoul(v, NULL, 10) : def;
-}
-
 static void load_limits(struct forwarder *f, struct fwd_limits *l)
 {
-	l->connect_timeout_ms = setting_u(f->d->db, "forwarder_connect_timeout", 10) * 1000;
-	l->idle_timeout_ms = setting_u(f->d->db, "forwarder_idle_timeout", 900) * 1000;
-	l->max_connections = setting_u(f->d->db, "forwarder_max_connections", 20000);
-	l->drain_timeout_ms = setting_u(f->d->db, "forwarder_drain_timeout", 10) * 1000;
+	l->connect_timeout_ms = settings_get_uint(f->d->db, "forwarder_connect_timeout", 10) * 1000;
+	l->idle_timeout_ms = settings_get_uint(f->d->db, "forwarder_idle_timeout", 900) * 1000;
+	l->max_connections = settings_get_uint(f->d->db, "forwarder_max_connections", 20000);
+	l->drain_timeout_ms = settings_get_uint(f->d->db, "forwarder_drain_timeout", 10) * 1000;
 }
 
 static int reload(struct forwarder *f, const char *why)
@@ -110,19 +102,6 @@ static void on_stats(struct evloop *ev, void *arg)
 	write_stats(arg);
 }
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("cannot raise RLIMIT_NOFILE");
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		log_info("open files limit: %llu", (unsigned long long)rl.rlim_cur);
-}
-
 static const struct daemon_info info = {
 	.name = "pgw-forwarder",
 	.sock_name = "forwarder",
@@ -149,7 +128,7 @@ int main(int argc, char **argv)
 		f.sh.tproxy_port = d.cfg.tproxy_port;
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
-		raise_nofile();
+		daemon_raise_nofile();
 		if (reload(&f, "start") < 0 || relay_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0) {
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");
 			r = DAEMON_EXIT_FAIL;

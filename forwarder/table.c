@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,25 +21,6 @@ static size_t slot_of(uint32_t a, size_t cap)
 	uint32_t h = a * 2654435761u; /* Knuth's multiplicative hash */
 
 	return (size_t)(h ^ (h >> 16)) & (cap - 1);
-}
-
-static int resolve4(const char *host, uint16_t port, struct sockaddr_in *out)
-{
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
-	uint32_t a;
-
-	memset(out, 0, sizeof(*out));
-	out->sin_family = AF_INET;
-	out->sin_port = htons(port);
-	if (net_ipv4_parse(host, &a) == 0) {
-		out->sin_addr.s_addr = htonl(a);
-		return 0;
-	}
-	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-		return -ENOENT;
-	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-	freeaddrinfo(res);
-	return 0;
 }
 
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
@@ -88,7 +68,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.type = type && strcmp(type, "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
 		snprintf(e.user, sizeof(e.user), "%s", (const char *)sqlite3_column_text(st, 6));
 		snprintf(e.pass, sizeof(e.pass), "%s", (const char *)sqlite3_column_text(st, 7));
-		if (resolve4((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
+		if (net_resolve4((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
 			log_warnx("proxy %lld: host '%s' does not resolve to IPv4; its clients are blocked", (long long)e.proxy_id,
 				  (const char *)sqlite3_column_text(st, 4));
 			e.state = FWD_BLOCKED;

@@ -12,11 +12,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #define TICK_MS 250
 #define MAX_WAITERS 8
@@ -49,24 +47,17 @@ struct healthd {
 	int api_dirty;
 };
 
-static unsigned setting_u(sqlite3 *db, const char *key, unsigned def)
-{
-	char v[SETTINGS_VALUE_MAX];
-
-	return settings_get(db, key, v, sizeof(v)) == 0 ? (unsigned)strtoul(v, NULL, 10) : def;
-}
-
 static void load_settings(struct healthd *h)
 {
 	char url[SETTINGS_VALUE_MAX];
 	sqlite3 *db = h->d->db;
 
-	h->interval_ms = setting_u(db, "health_interval", h->d->cfg.health_interval_s) * 1000;
-	h->down_interval_ms = setting_u(db, "health_down_interval", 5) * 1000;
-	h->timeout_ms = setting_u(db, "health_timeout", h->d->cfg.health_timeout_s) * 1000;
-	h->fail_th = setting_u(db, "health_fail_threshold", 1);
-	h->succ_th = setting_u(db, "health_success_threshold", 2);
-	h->hist_max = setting_u(db, "health_history_max", 1000);
+	h->interval_ms = settings_get_uint(db, "health_interval", h->d->cfg.health_interval_s) * 1000;
+	h->down_interval_ms = settings_get_uint(db, "health_down_interval", 5) * 1000;
+	h->timeout_ms = settings_get_uint(db, "health_timeout", h->d->cfg.health_timeout_s) * 1000;
+	h->fail_th = settings_get_uint(db, "health_fail_threshold", 1);
+	h->succ_th = settings_get_uint(db, "health_success_threshold", 2);
+	h->hist_max = settings_get_uint(db, "health_history_max", 1000);
 	if (settings_get(db, "health_url", url, sizeof(url)) < 0)
 		snprintf(url, sizeof(url), "%s", h->d->cfg.health_url);
 	h->url_ok = probe_parse_url(url, &h->url) == 0;
@@ -80,25 +71,6 @@ static struct target *find(struct healthd *h, int64_t id)
 		if (h->t[i].id == id)
 			return &h->t[i];
 	return NULL;
-}
-
-static int resolve4(const char *host, uint16_t port, struct sockaddr_in *out)
-{
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
-	uint32_t a;
-
-	memset(out, 0, sizeof(*out));
-	out->sin_family = AF_INET;
-	out->sin_port = htons(port);
-	if (net_ipv4_parse(host, &a) == 0) {
-		out->sin_addr.s_addr = htonl(a);
-		return 0;
-	}
-	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-		return -ENOENT;
-	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-	freeaddrinfo(res);
-	return 0;
 }
 
 static void drop_target(struct healthd *h, size_t i)
@@ -149,7 +121,7 @@ static int load_targets(struct healthd *h)
 		}
 		snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 1));
 		t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
-		t->addr_ok = resolve4((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
+		t->addr_ok = net_resolve4((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
 		snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
 		snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
 		t->seen = 1;
@@ -372,7 +344,6 @@ int main(int argc, char **argv)
 {
 	struct healthd h;
 	struct daemon d;
-	struct rlimit rl;
 	int r;
 
 	memset(&h, 0, sizeof(h));
@@ -380,10 +351,7 @@ int main(int argc, char **argv)
 	if (r == DAEMON_CONTINUE) {
 		h.d = &d;
 		d.priv = &h;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { /* one socket per concurrent probe */
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
+		daemon_raise_nofile(); /* one socket per concurrent probe */
 		load_settings(&h);
 		load_targets(&h);
 		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n, h.interval_ms / 1000,

@@ -222,6 +222,13 @@ lab_wait_forever() {
 
 # ---- helpers for scenarios that run pgw in the gw namespace ----
 
+# The usual start of a scenario: the lab, its peers, a fresh pgw DB. Exits on failure.
+lab_scenario() {
+	lab_up || { echo "# lab_up failed"; exit 1; }
+	lab_start_peers || { echo "# peers failed to start"; exit 1; }
+	lab_pgw_env
+}
+
 # A fresh DB in the lab dir, the daemons' environment exported.
 lab_pgw_env() {
 	export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=json PGW_LOG_LEVEL=${PGW_LOG_LEVEL:-info}

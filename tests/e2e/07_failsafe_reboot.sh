@@ -6,9 +6,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
-lab_up || { echo "# lab_up failed"; exit 1; }
-lab_start_peers || { echo "# peers failed"; exit 1; }
-lab_pgw_env
+lab_scenario
 db() { sqlite3 "$PGW_DB" "$@"; }
 db "INSERT INTO proxies (name, type, host, port) VALUES ('open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
     UPDATE proxy_health SET status = 'up';

@@ -7,9 +7,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
-lab_up || { echo "# lab_up failed"; exit 1; }
-lab_start_peers || { echo "# peers failed"; exit 1; }
-lab_pgw_env
+lab_scenario
 db() { sqlite3 "$PGW_DB" "$@"; }
 
 # misbehaving upstreams on the wan side

@@ -7,9 +7,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
-lab_up || { echo "# lab_up failed"; exit 1; }
-lab_start_peers || { echo "# peers failed"; exit 1; }
-lab_pgw_env
+lab_scenario
 ctl=$PGW_BIN/pgwctl
 db() { sqlite3 "$PGW_DB" "$@"; }
 ip -n "$(lab_ns wan)" addr add 198.51.100.23/24 dev wan0

@@ -6,9 +6,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
-lab_up || { echo "# lab_up failed"; exit 1; }
-lab_start_peers || { echo "# peers failed"; exit 1; }
-lab_pgw_env
+lab_scenario
 ctl=$PGW_BIN/pgwctl
 sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
     (1, 'auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
