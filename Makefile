@@ -9,7 +9,8 @@ PKGS    := sqlite3 libargon2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CPPFLAGS += -D_GNU_SOURCE -Icommon -I$(BUILD)/gen
+PGW_VERSION ?= 0.2.0
+CPPFLAGS += -D_GNU_SOURCE -DPGW_VERSION='"$(PGW_VERSION)"' -Icommon -I$(BUILD)/gen
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -fstack-protector-strong -D_FORTIFY_SOURCE=2
 ifeq ($(SAN),1)
   CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -39,6 +40,7 @@ pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
 pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
 pgw_forwarder_LIBS := -lpthread
+pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt 2>/dev/null) -lpthread
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)

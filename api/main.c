@@ -1,34 +1,262 @@
-/* pgw-api - REST API, live events (SSE) and the web dashboard
- * Skeleton until its capability lands: configuration, DB schema check, notify socket with the
- * polling fallback, signals. Each change it is told about is logged. */
+/* pgw-api - the REST API (docs/API_SPEC.yaml) and the web dashboard's files, on libmicrohttpd
+ * with its own thread pool. Every response carries X-Request-Id; every request is logged once
+ * with it. State changes are written to the DB, audited, then announced on the notify path. */
 #include "daemon.h"
+#include "http.h"
 #include "log.h"
+#include "resources.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define API_THREADS 4
+#define MAX_SEGS 6
+
+static void request_id(char *out, size_t cap)
+{
+	static _Atomic unsigned long counter;
+	static unsigned prefix;
+
+	if (!prefix && getrandom(&prefix, sizeof(prefix), 0) != (ssize_t)sizeof(prefix))
+		prefix = (unsigned)getpid();
+	snprintf(out, cap, "%06x-%lu", prefix & 0xffffff, ++counter);
+}
+
+static const char *mime(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	static const char *const map[][2] = { { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript" },
+					      { ".css", "text/css" }, { ".svg", "image/svg+xml" }, { ".png", "image/png" },
+					      { ".json", "application/json" }, { ".ico", "image/x-icon" } };
+
+	for (size_t i = 0; dot && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(dot, map[i][0]) == 0)
+			return map[i][1];
+	return "application/octet-stream";
+}
+
+/* GET of a file under PGW_WEB_DIR ("/" is index.html); no "..", no hidden files. */
+static int static_file(struct req *r)
+{
+	char path[4400];
+	struct MHD_Response *resp;
+	struct stat sb;
+	int fd;
+
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	if (strstr(r->url, "/.") || strchr(r->url, '\\') || strlen(r->url) > 200)
+		return reply_error(r, 404, "not_found", "no such file");
+	snprintf(path, sizeof(path), "%s%s", r->api->cfg->web_dir, strcmp(r->url, "/") == 0 ? "/index.html" : r->url);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		return reply_error(r, 404, "not_found", "no such file");
+	}
+	resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", mime(path));
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
+	r->status = 200;
+	{
+		int ret = MHD_queue_response(r->conn, 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+}
+
+static int route(struct req *r)
+{
+	char buf[512], *save = NULL, *tok;
+	const char *seg[MAX_SEGS];
+	int n = 0;
+
+	if (r->too_large)
+		return reply_error(r, 413, "payload_too_large", "the body is larger than %d bytes", API_BODY_MAX);
+	if (strcmp(r->url, "/healthz") == 0)
+		return res_healthz(r);
+	if (strcmp(r->url, "/metrics") == 0)
+		return res_metrics(r);
+	if (strncmp(r->url, "/api/v1/", 8) != 0)
+		return static_file(r);
+	if (strlen(r->url) >= sizeof(buf))
+		return reply_error(r, 404, "not_found", "no such resource");
+	snprintf(buf, sizeof(buf), "%s", r->url + 8);
+	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (n == MAX_SEGS)
+			return reply_error(r, 404, "not_found", "no such resource");
+		seg[n++] = tok;
+	}
+	if (n == 0)
+		return reply_error(r, 404, "not_found", "no such resource");
+	if (strcmp(seg[0], "auth") == 0 && n == 2) {
+		if (strcmp(r->method, "POST") != 0)
+			return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+		if (strcmp(seg[1], "login") == 0)
+			return auth_login(r);
+		if (strcmp(seg[1], "logout") == 0)
+			return auth_require(r, 0) < 0 ? MHD_YES : auth_logout(r);
+	}
+	if (strcmp(seg[0], "me") == 0 && n == 1)
+		return auth_require(r, 0) < 0 ? MHD_YES : auth_me(r);
+	if (strcmp(seg[0], "proxies") == 0)
+		return res_proxies(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "mappings") == 0)
+		return res_mappings(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "health") == 0)
+		return res_health(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "config") == 0)
+		return res_config(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "status") == 0)
+		return res_status(r, seg + 1, n - 1);
+	return reply_error(r, 404, "not_found", "no such resource");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct api *api = cls;
+	struct req *r = *con_cls;
+
+	(void)version;
+	if (!r) { /* first call: headers only */
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->api = api;
+		r->conn = conn;
+		r->method = method;
+		r->url = url;
+		r->t0 = ev_now_ms();
+		request_id(r->id, sizeof(r->id));
+		if (ci && ci->client_addr) {
+			const struct sockaddr *sa = ci->client_addr;
+			if (sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr, sizeof(r->addr));
+			else if (sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof(r->addr));
+		}
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_data_size) { /* body, in pieces */
+		if (!r->too_large) {
+			if (r->raw_len + *upload_data_size > API_BODY_MAX) {
+				r->too_large = 1;
+				free(r->raw);
+				r->raw = NULL;
+			} else {
+				char *p = realloc(r->raw, r->raw_len + *upload_data_size + 1);
+				if (!p)
+					return MHD_NO;
+				memcpy(p + r->raw_len, upload_data, *upload_data_size);
+				r->raw = p;
+				r->raw_len += *upload_data_size;
+				r->raw[r->raw_len] = '\0';
+			}
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return route(r) == MHD_NO ? MHD_NO : MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls, (void)conn, (void)toe;
+	if (!r)
+		return;
+	log_info_id(r->id, "%s %s %d %llums user=%s addr=%s", r->method, r->url, r->status,
+		    (unsigned long long)(ev_now_ms() - r->t0), r->user.name[0] ? r->user.name : "-", r->addr);
+	json_decref(r->body);
+	if (r->raw)
+		explicit_bzero(r->raw, r->raw_len); /* may hold a password */
+	free(r->raw);
+	explicit_bzero(&r->user, sizeof(r->user));
+	free(r);
+	*con_cls = NULL;
+}
 
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
-	(void)d;
-	if (msg)
-		log_info("change: %s topics=0x%x from %s (event)", notify_type_str(msg->type), msg->topics,
-			 *from ? from : "a client");
-	else
-		log_info("change: reload (%s)", from);
+	(void)d, (void)msg, (void)from; /* live events (SSE) will be fed from here */
 }
 
 static const struct daemon_info info = {
 	.name = "pgw-api",
 	.sock_name = "api",
-	.summary = "REST API, live events (SSE) and the web dashboard",
+	.summary = "REST API (docs/API_SPEC.yaml), live events and the web dashboard.",
 	.on_change = on_change,
 	.validate = config_require_api,
 };
 
+static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	struct MHD_Daemon *mhd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, api->cfg->api_host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(api->cfg->api_port);
+	} else if (inet_pton(AF_INET6, api->cfg->api_host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(api->cfg->api_port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen, "PGW_API_LISTEN: '%s' is not an IP address", api->cfg->api_host);
+		return NULL;
+	}
+	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
+			       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
+			       (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
+			       on_completed, api, MHD_OPTION_END);
+	if (!mhd)
+		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host, api->cfg->api_port,
+			 strerror(errno));
+	return mhd;
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d;
-	int r = daemon_init(&d, &info, argc, argv);
+	struct api api;
+	char err[512];
+	int r;
 
-	if (r == DAEMON_CONTINUE)
-		r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+	memset(&api, 0, sizeof(api));
+	r = daemon_init(&d, &info, argc, argv);
+	if (r == DAEMON_CONTINUE) {
+		api.cfg = &d.cfg;
+		api.mhd = start_http(&api, err, sizeof(err));
+		if (!api.mhd) {
+			log_error("%s", err);
+			r = DAEMON_EXIT_FAIL;
+		} else {
+			log_info("listening on http://%s:%u", d.cfg.api_host, d.cfg.api_port);
+			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+			MHD_stop_daemon(api.mhd);
+		}
+	}
 	daemon_fini(&d);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;
 }

@@ -1,0 +1,168 @@
+/* auth.c - see auth.h. The token says who (sub) and carries the CSRF secret; the role and the
+ * disabled flag are read from the DB on every request, so changes take effect at once. */
+#include "auth.h"
+
+#include "log.h"
+#include "password.h"
+
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* A valid Argon2id hash of a random password: verifying against it costs what a real verify
+ * costs, so an unknown user name answers as slowly as a wrong password. */
+static const char *const dummy_hash =
+	"$argon2id$v=19$m=65536,t=3,p=1$HXxdV4upD+lt3rjATWtAQQ$J6hixq/cp341qoFxbyegARpGXzfqqfuOJN4QvGVdSu0";
+
+static int load_user(struct req *r, const char *by, const char *val, char hash[PASSWORD_HASH_MAX], int *disabled)
+{
+	char sql[160];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = api_db(r->api);
+	int found = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT id, username, role, password_hash, disabled FROM users WHERE %s = ?1",
+		 strcmp(by, "id") == 0 ? "id" : "username");
+	if (!db || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, val, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		r->user.id = sqlite3_column_int64(st, 0);
+		snprintf(r->user.name, sizeof(r->user.name), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(r->user.role, sizeof(r->user.role), "%s", (const char *)sqlite3_column_text(st, 2));
+		if (hash)
+			snprintf(hash, PASSWORD_HASH_MAX, "%s", (const char *)sqlite3_column_text(st, 3));
+		*disabled = sqlite3_column_int(st, 4);
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static char *issue(struct req *r, long exp, const char *csrf)
+{
+	const struct pgw_config *cfg = r->api->cfg;
+	jwt_t *jwt = NULL;
+	char sub[24], *tok = NULL;
+
+	snprintf(sub, sizeof(sub), "%lld", (long long)r->user.id);
+	if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant(jwt, "csrf", csrf) == 0 &&
+	    jwt_add_grant_int(jwt, "iat", (long)time(NULL)) == 0 && jwt_add_grant_int(jwt, "exp", exp) == 0 &&
+	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret, (int)cfg->jwt_secret_len) == 0)
+		tok = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	return tok;
+}
+
+int auth_login(struct req *r)
+{
+	static const struct jfield f[] = { { "username", J_STR, 1, 1, 64 }, { "password", J_STR, 1, 1, 256 } };
+	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200];
+	unsigned char rnd[32];
+	int disabled = 0, found, ok;
+	const char *name, *pw;
+	char *tok;
+	long exp;
+
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
+	if (json_check(r->body, f, 2, 0, err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	name = json_string_value(json_object_get(r->body, "username"));
+	pw = json_string_value(json_object_get(r->body, "password"));
+	found = load_user(r, "username", name, hash, &disabled);
+	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;
+	if (!ok) {
+		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
+		api_audit(r, "login", "user", name, NULL, NULL, "denied");
+		log_info_id(r->id, "login failed for '%s' from %s", name, r->addr);
+		memset(&r->user, 0, sizeof(r->user));
+		return reply_error(r, 401, "unauthorized", "invalid user name or password");
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return reply_error(r, 500, "internal", "no randomness");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(csrf + 2 * i, 3, "%02x", rnd[i]);
+	exp = (long)time(NULL) + AUTH_TTL_S;
+	tok = issue(r, exp, csrf);
+	if (!tok)
+		return reply_error(r, 500, "internal", "cannot issue a token");
+	snprintf(cookie, sizeof(cookie), AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", tok,
+		 AUTH_TTL_S, r->api->cfg->tls_cert[0] ? "; Secure" : "");
+	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
+	r->extra_header[1] = cookie;
+	api_audit(r, "login", "user", r->user.name, NULL, NULL, "ok");
+	{
+		int ret = reply_json(r, 200, json_pack("{s:s, s:I, s:s, s:s}", "token", tok, "expires_at", (json_int_t)exp,
+						       "role", r->user.role, "csrf_token", csrf));
+		explicit_bzero(tok, strlen(tok));
+		free(tok);
+		explicit_bzero(cookie, sizeof(cookie));
+		return ret;
+	}
+}
+
+int auth_logout(struct req *r)
+{
+	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
+	r->extra_header[1] = AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+	api_audit(r, "logout", "user", r->user.name, NULL, NULL, "ok");
+	return reply_empty(r, 204);
+}
+
+int auth_me(struct req *r)
+{
+	return reply_json(r, 200, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)r->user.id, "username", r->user.name,
+					    "role", r->user.role));
+}
+
+int auth_require(struct req *r, int write)
+{
+	const struct pgw_config *cfg = r->api->cfg;
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *tok = NULL, *sub, *csrf;
+	jwt_t *jwt = NULL;
+	int disabled = 0;
+
+	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+		tok = h + 7;
+	} else {
+		tok = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, AUTH_COOKIE);
+		r->user.via_cookie = tok != NULL;
+	}
+	if (!tok || !*tok) {
+		reply_error(r, 401, "unauthorized", "log in first (Authorization: Bearer, or the session cookie)");
+		return -1;
+	}
+	if (jwt_decode(&jwt, tok, (const unsigned char *)cfg->jwt_secret, (int)cfg->jwt_secret_len) != 0 ||
+	    jwt_get_alg(jwt) != JWT_ALG_HS256 || jwt_get_grant_int(jwt, "exp") <= (long)time(NULL) ||
+	    !(sub = jwt_get_grant(jwt, "sub")) || !(csrf = jwt_get_grant(jwt, "csrf"))) {
+		jwt_free(jwt);
+		reply_error(r, 401, "unauthorized", "invalid or expired token");
+		return -1;
+	}
+	snprintf(r->user.csrf, sizeof(r->user.csrf), "%s", csrf);
+	if (load_user(r, "id", sub, NULL, &disabled) != 1 || disabled) {
+		jwt_free(jwt);
+		memset(&r->user, 0, sizeof(r->user));
+		reply_error(r, 401, "unauthorized", "this user no longer exists or is disabled");
+		return -1;
+	}
+	jwt_free(jwt);
+	r->authed = 1;
+	if (write && r->user.via_cookie) {
+		const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+		if (!hdr || !password_ct_equal(hdr, strlen(hdr), r->user.csrf, strlen(r->user.csrf))) {
+			reply_error(r, 403, "forbidden", "missing or wrong X-CSRF-Token for a change made with the session cookie");
+			return -1;
+		}
+	}
+	if (write && strcmp(r->user.role, "admin") != 0) {
+		reply_error(r, 403, "forbidden", "the %s role can only read", r->user.role);
+		return -1;
+	}
+	return 0;
+}

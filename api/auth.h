@@ -1,0 +1,17 @@
+/* auth.h - login, JWT (HS256) issue and verify, the session cookie with its CSRF token, roles. */
+#ifndef API_AUTH_H
+#define API_AUTH_H
+
+#include "http.h"
+
+#define AUTH_TTL_S 3600
+#define AUTH_COOKIE "pgw_session"
+
+/* Authenticate r from its Bearer token or cookie (and CSRF for state changes by cookie).
+ * 0 when r->user is set; otherwise the reply (401/403) has been queued and it returns -1. */
+int auth_require(struct req *r, int write);
+int auth_login(struct req *r);
+int auth_logout(struct req *r);
+int auth_me(struct req *r);
+
+#endif

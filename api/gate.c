@@ -1,0 +1,52 @@
+/* gate.c - see gate.h. Each HTTP worker thread has its own reply socket, api-<tid>. */
+#include "gate.h"
+
+#include "notify.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "evloop.h"
+
+static __thread struct notify *tls_reply;
+
+int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms, json_t **result)
+{
+	struct notify_msg req = { .type = NOTIFY_CHECK_REQUEST, .id = proxy_id }, res;
+	char name[NOTIFY_NAME_MAX], err[256];
+	uint64_t deadline = ev_now_ms() + wait_ms;
+	int r;
+
+	*result = NULL;
+	if (!tls_reply) {
+		snprintf(name, sizeof(name), "api-%ld", (long)syscall(SYS_gettid));
+		tls_reply = notify_open(cfg->run_dir, name, err, sizeof(err));
+		if (!tls_reply)
+			return -EIO;
+	}
+	while (notify_recv(tls_reply, &res, NULL, 0) != -EAGAIN) /* stale answers from a timed-out ask */
+		;
+	r = notify_send(tls_reply, "healthd", &req);
+	if (r < 0)
+		return r == -EAGAIN ? -ETIMEDOUT : -ENOENT;
+	for (;;) {
+		uint64_t now = ev_now_ms();
+		struct pollfd pfd = { .fd = notify_fd(tls_reply), .events = POLLIN };
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		if (notify_recv(tls_reply, &res, NULL, 0) == 0 && res.type == NOTIFY_CHECK_RESULT && res.id == proxy_id)
+			break;
+	}
+	if (res.status)
+		*result = json_pack("{s:I, s:s, s:i, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "up", "latency_ms",
+				    res.value, "exit_ip", res.text);
+	else
+		*result = json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "down", "error", res.text);
+	return res.status ? 1 : 0;
+}

@@ -1,0 +1,220 @@
+/* http.c - see http.h. */
+#include "http.h"
+
+#include "audit.h"
+#include "db.h"
+#include "log.h"
+#include "notify.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static __thread sqlite3 *tls_db;
+static __thread struct notify *tls_nt;
+
+sqlite3 *api_db(const struct api *a)
+{
+	char err[512];
+
+	if (!tls_db && db_open(a->cfg->db_path, 0, &tls_db, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		tls_db = NULL;
+	}
+	return tls_db;
+}
+
+static int send_response(struct req *r, unsigned status, struct MHD_Response *resp)
+{
+	int ret;
+
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (r->extra_header[0])
+		MHD_add_response_header(resp, r->extra_header[0], r->extra_header[1]);
+	r->status = (int)status;
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int reply_text(struct req *r, unsigned status, const char *content_type, const char *text, size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", content_type);
+	return send_response(r, status, resp);
+}
+
+int reply_json(struct req *r, unsigned status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	int ret;
+
+	json_decref(j);
+	if (!s)
+		return MHD_NO;
+	ret = reply_text(r, status, "application/json", s, strlen(s));
+	free(s);
+	return ret;
+}
+
+static int verror(struct req *r, unsigned status, const char *code, json_t *extra, const char *fmt, va_list ap)
+{
+	char msg[512];
+	json_t *e;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	e = json_pack("{s:s, s:s, s:s}", "code", code, "message", msg, "request_id", r->id);
+	if (extra) {
+		json_object_update(e, extra);
+		json_decref(extra);
+	}
+	return reply_json(r, status, json_pack("{s:o}", "error", e));
+}
+
+int reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = verror(r, status, code, NULL, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int reply_error_with(struct req *r, unsigned status, const char *code, json_t *extra, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = verror(r, status, code, extra, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int reply_empty(struct req *r, unsigned status)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+
+	return resp ? send_response(r, status, resp) : MHD_NO;
+}
+
+static const char *type_name(enum jtype t)
+{
+	return t == J_STR ? "a string" : t == J_INT ? "an integer" : "true or false";
+}
+
+int json_check(const json_t *body, const struct jfield *fields, size_t n, int partial, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(body)) {
+		snprintf(err, errlen, "the body must be a JSON object");
+		return -EINVAL;
+	}
+	json_object_foreach((json_t *)body, key, v) {
+		size_t i;
+		for (i = 0; i < n && strcmp(fields[i].name, key) != 0; i++)
+			;
+		if (i == n) {
+			snprintf(err, errlen, "unknown field '%.64s'", key);
+			return -EINVAL;
+		}
+		if ((fields[i].type == J_STR && !json_is_string(v)) || (fields[i].type == J_INT && !json_is_integer(v)) ||
+		    (fields[i].type == J_BOOL && !json_is_boolean(v))) {
+			snprintf(err, errlen, "'%s' must be %s", key, type_name(fields[i].type));
+			return -EINVAL;
+		}
+		if (fields[i].type == J_INT &&
+		    (json_integer_value(v) < fields[i].min || json_integer_value(v) > fields[i].max)) {
+			snprintf(err, errlen, "'%s' must be from %lld to %lld", key, fields[i].min, fields[i].max);
+			return -EINVAL;
+		}
+		if (fields[i].type == J_STR) {
+			size_t len = json_string_length(v);
+			if ((long long)len < fields[i].min || (long long)len > fields[i].max) {
+				snprintf(err, errlen, "'%s' must be %lld to %lld characters", key, fields[i].min, fields[i].max);
+				return -EINVAL;
+			}
+			if (memchr(json_string_value(v), '\0', len)) {
+				snprintf(err, errlen, "'%s' must not contain NUL", key);
+				return -EINVAL;
+			}
+		}
+	}
+	for (size_t i = 0; !partial && i < n; i++) {
+		if (fields[i].required && !json_object_get(body, fields[i].name)) {
+			snprintf(err, errlen, "'%s' is required", fields[i].name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int req_parse_json(struct req *r)
+{
+	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	json_error_t je;
+
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		reply_error(r, 415, "unsupported_media_type", "send the body as Content-Type: application/json");
+		return -1;
+	}
+	r->body = json_loadb(r->raw ? r->raw : "", r->raw_len, JSON_REJECT_DUPLICATES, &je);
+	if (!r->body) {
+		reply_error(r, 400, "bad_request", "malformed JSON: %s (at byte %d)", je.text, je.position);
+		return -1;
+	}
+	return 0;
+}
+
+void api_notify(struct req *r, unsigned topics)
+{
+	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = topics };
+	char err[256];
+
+	if (!tls_nt)
+		tls_nt = notify_open(r->api->cfg->run_dir, NULL, err, sizeof(err));
+	if (tls_nt)
+		notify_broadcast(tls_nt, &m);
+}
+
+void api_audit(struct req *r, const char *action, const char *object_type, const char *object_id, json_t *before,
+	       json_t *after, const char *result)
+{
+	char *b = before ? json_dumps(before, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *a = after ? json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	struct audit_entry e = { .username = r->user.name[0] ? r->user.name : "", .remote_addr = r->addr,
+				 .action = action, .object_type = object_type, .object_id = object_id,
+				 .before_json = b, .after_json = a, .request_id = r->id, .result = result };
+	sqlite3 *db = api_db(r->api);
+
+	if (db)
+		audit_record(db, &e);
+	free(b);
+	free(a);
+}
+
+int64_t path_id(const char *s)
+{
+	long long v = 0;
+
+	if (!s || !*s || strlen(s) > 18)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v > 0 ? v : -1;
+}

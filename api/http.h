@@ -1,0 +1,76 @@
+/* http.h - request context, JSON bodies and validation, error replies, routing for pgw-api. */
+#ifndef API_HTTP_H
+#define API_HTTP_H
+
+#include "config.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#define API_BODY_MAX (1024 * 1024)
+
+struct api_user {
+	int64_t id;
+	char name[65];
+	char role[8];
+	char csrf[65];
+	int via_cookie;
+};
+
+struct api {
+	const struct pgw_config *cfg;
+	struct MHD_Daemon *mhd;
+};
+
+struct req {
+	struct api *api;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	char id[24];
+	char addr[64];
+	char *raw;
+	size_t raw_len;
+	int too_large;
+	json_t *body;
+	struct api_user user;
+	int authed;
+	int status; /* what was sent, for the access log */
+	uint64_t t0;
+	const char *extra_header[2]; /* one optional extra header (name, value) */
+};
+
+/* The calling thread's own DB connection (opened on first use). */
+sqlite3 *api_db(const struct api *a);
+
+int reply_json(struct req *r, unsigned status, json_t *j); /* steals j */
+int reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* An error reply with extra members in "error" (e.g. the health check of a 422); steals extra. */
+int reply_error_with(struct req *r, unsigned status, const char *code, json_t *extra, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+int reply_empty(struct req *r, unsigned status);
+int reply_text(struct req *r, unsigned status, const char *content_type, const char *text, size_t len);
+
+/* Body validation: the body must be a JSON object with only these fields, each of its type and
+ * within its bounds; required ones present unless partial. 0, or -EINVAL with err filled. */
+enum jtype { J_STR, J_INT, J_BOOL };
+struct jfield {
+	const char *name;
+	enum jtype type;
+	int required;
+	long long min, max; /* J_INT: value range; J_STR: length range */
+};
+int json_check(const json_t *body, const struct jfield *fields, size_t n, int partial, char *err, size_t errlen);
+/* Parse r->raw into r->body; replies 400/415 itself and returns -1 when it is not usable. */
+int req_parse_json(struct req *r);
+
+/* Tell the other daemons (best effort) and record in the audit log. */
+void api_notify(struct req *r, unsigned topics);
+void api_audit(struct req *r, const char *action, const char *object_type, const char *object_id, json_t *before,
+	       json_t *after, const char *result);
+
+int64_t path_id(const char *s); /* a positive decimal id, or -1 */
+
+#endif

@@ -1,0 +1,226 @@
+/* res_mappings.c - /api/v1/mappings: health-gated create and edit, state active|blocked. */
+#include "resources.h"
+
+#include "gate.h"
+#include "net.h"
+#include "settings.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct jfield mapping_fields[] = {
+	{ "client_ip", J_STR, 1, 7, 15 },
+	{ "proxy_id", J_INT, 1, 1, (1LL << 53) },
+	{ "enabled", J_BOOL, 0, 0, 1 },
+	{ "label", J_STR, 0, 0, 128 },
+};
+#define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
+
+/* Same rule as pgw-agent: active when the mapping and its proxy are enabled and the proxy is up. */
+#define MAPPING_SELECT                                                                                                 \
+	"SELECT m.id, m.client_ip, m.proxy_id, m.enabled, m.label, "                                                   \
+	"m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up' "                                    \
+	"FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id "
+
+static json_t *row_json(sqlite3_stmt *st)
+{
+	return json_pack("{s:I, s:s, s:I, s:b, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "client_ip",
+			 sqlite3_column_text(st, 1), "proxy_id", (json_int_t)sqlite3_column_int64(st, 2), "enabled",
+			 sqlite3_column_int(st, 3), "label", sqlite3_column_text(st, 4), "state",
+			 sqlite3_column_int(st, 5) ? "active" : "blocked");
+}
+
+static json_t *mapping_json(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *j = NULL;
+
+	if (sqlite3_prepare_v2(db, MAPPING_SELECT "WHERE m.id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		j = row_json(st);
+	sqlite3_finalize(st);
+	return j;
+}
+
+static int list(struct req *r, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *items = json_array();
+
+	if (sqlite3_prepare_v2(db, MAPPING_SELECT "ORDER BY m.id", -1, &st, NULL) != SQLITE_OK) {
+		json_decref(items);
+		return reply_db_error(r, db);
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, row_json(st));
+	sqlite3_finalize(st);
+	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+}
+
+/* client_ip must be an IPv4 address inside the LAN network. */
+static int check_client_ip(struct req *r, sqlite3 *db, const char *ip)
+{
+	char cidr[SETTINGS_VALUE_MAX];
+	struct net_cidr4 lan;
+	uint32_t a;
+
+	if (net_ipv4_parse(ip, &a) < 0)
+		return reply_error(r, 400, "bad_request", "'client_ip' must be an IPv4 address like 192.168.2.10"), -1;
+	if (settings_get(db, "lan_cidr", cidr, sizeof(cidr)) < 0)
+		snprintf(cidr, sizeof(cidr), "%s", r->api->cfg->lan_cidr);
+	if (net_cidr4_parse(cidr, &lan) == 0 && !net_cidr4_contains(&lan, a))
+		return reply_error(r, 400, "bad_request", "'client_ip' %s is not inside the LAN network %s", ip, cidr), -1;
+	return 0;
+}
+
+/* POST (id < 0), PUT, PATCH. The health gate runs before anything is stored. */
+static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
+{
+	char err[256], oid[24];
+	json_t *before = NULL, *after, *health = NULL, *v;
+	const char *ip;
+	int64_t proxy_id;
+	int enabled, gate = 0, rc;
+	sqlite3_stmt *st = NULL;
+
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
+	if (json_check(r->body, mapping_fields, NFIELDS, partial, err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	if (id > 0 && !(before = mapping_json(db, id)))
+		return reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
+	v = json_object_get(r->body, "client_ip");
+	ip = v ? json_string_value(v) : json_string_value(json_object_get(before, "client_ip"));
+	if (check_client_ip(r, db, ip) < 0)
+		goto out;
+	v = json_object_get(r->body, "proxy_id");
+	proxy_id = v ? json_integer_value(v) : json_integer_value(json_object_get(before, "proxy_id"));
+	{
+		json_t *p = proxy_json(db, proxy_id);
+		if (!p) {
+			reply_error(r, 404, "not_found", "no proxy %lld", (long long)proxy_id);
+			goto out;
+		}
+		json_decref(p);
+	}
+	v = json_object_get(r->body, "enabled");
+	enabled = v ? json_is_true(v) : before ? json_is_true(json_object_get(before, "enabled")) : 1;
+	/* the gate: a new mapping, a new proxy, or (re)enabling */
+	gate = !before || proxy_id != json_integer_value(json_object_get(before, "proxy_id")) ||
+	       (enabled && !json_is_true(json_object_get(before, "enabled")));
+	if (gate) {
+		int g = gate_check(r->api->cfg, proxy_id, gate_wait_ms(db, r->api->cfg), &health);
+		if (g < 0) {
+			reply_gate_unavailable(r, g);
+			goto out;
+		}
+		if (g == 0) {
+			api_audit(r, before ? "mapping.update" : "mapping.create", "mapping", ip, before, r->body,
+				  "failed");
+			reply_error_with(r, 422, "proxy_down", json_pack("{s:o}", "check", health),
+					 "proxy %lld failed its health check (%s); nothing was stored", (long long)proxy_id,
+					 json_string_value(json_object_get(health, "error")));
+			health = NULL;
+			goto out;
+		}
+	}
+	if (id < 0)
+		rc = sqlite3_prepare_v2(db, "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, "
+					    "coalesce(?4, ''))", -1, &st, NULL);
+	else
+		rc = sqlite3_prepare_v2(db, partial ? "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+						      "label = coalesce(?4, label), updated_at = unixepoch() WHERE id = ?5"
+						    : "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+						      "label = coalesce(?4, ''), updated_at = unixepoch() WHERE id = ?5",
+					-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		reply_db_error(r, db);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, ip, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, proxy_id);
+	sqlite3_bind_int(st, 3, enabled);
+	v = json_object_get(r->body, "label");
+	if (v)
+		sqlite3_bind_text(st, 4, json_string_value(v), -1, SQLITE_TRANSIENT);
+	if (id > 0)
+		sqlite3_bind_int64(st, 5, id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
+			reply_error(r, 409, "conflict", "client %s already has a mapping", ip);
+		else
+			reply_error(r, 400, "bad_request", "invalid mapping: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (id < 0)
+		id = sqlite3_last_insert_rowid(db);
+	after = mapping_json(db, id);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, before ? "mapping.update" : "mapping.create", "mapping", oid, before, after, "ok");
+	api_notify(r, TOPIC_MAPPINGS);
+	if (health)
+		json_object_set_new(after, "health", health);
+	health = NULL;
+	reply_json(r, before ? 200 : 201, after);
+out:
+	json_decref(before);
+	json_decref(health);
+	return MHD_YES;
+}
+
+static int del(struct req *r, sqlite3 *db, int64_t id)
+{
+	json_t *before = mapping_json(db, id);
+	sqlite3_stmt *st = NULL;
+	char oid[24];
+
+	if (!before)
+		return reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
+	if (sqlite3_prepare_v2(db, "DELETE FROM mappings WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, "mapping.delete", "mapping", oid, before, NULL, "ok");
+	json_decref(before);
+	api_notify(r, TOPIC_MAPPINGS);
+	return reply_empty(r, 204);
+}
+
+int res_mappings(struct req *r, const char *const *seg, int nseg)
+{
+	int get = strcmp(r->method, "GET") == 0;
+	sqlite3 *db;
+	int64_t id = -1;
+
+	if (auth_require(r, !get) < 0)
+		return MHD_YES;
+	if (!(db = api_db(r->api)))
+		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg == 1 && (id = path_id(seg[0])) < 0)
+		return reply_error(r, 404, "not_found", "no such mapping");
+	if (nseg == 0 && get)
+		return list(r, db);
+	if (nseg == 0 && strcmp(r->method, "POST") == 0)
+		return save(r, db, -1, 0);
+	if (nseg == 1 && get) {
+		json_t *m = mapping_json(db, id);
+		return m ? reply_json(r, 200, m) : reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
+	}
+	if (nseg == 1 && strcmp(r->method, "PUT") == 0)
+		return save(r, db, id, 0);
+	if (nseg == 1 && strcmp(r->method, "PATCH") == 0)
+		return save(r, db, id, 1);
+	if (nseg == 1 && strcmp(r->method, "DELETE") == 0)
+		return del(r, db, id);
+	if (nseg <= 1)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	return reply_error(r, 404, "not_found", "no such resource");
+}

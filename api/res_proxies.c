@@ -1,0 +1,221 @@
+/* res_proxies.c - /api/v1/proxies: CRUD (the password is write-only) and on-demand checks. */
+#include "resources.h"
+
+#include "gate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct jfield proxy_fields[] = {
+	{ "name", J_STR, 1, 1, 64 },	     { "type", J_STR, 1, 4, 6 },	    { "host", J_STR, 1, 1, 253 },
+	{ "port", J_INT, 1, 1, 65535 },	     { "username", J_STR, 0, 0, 255 },	    { "password", J_STR, 0, 0, 255 },
+	{ "enabled", J_BOOL, 0, 0, 1 },
+};
+#define NFIELDS (sizeof(proxy_fields) / sizeof(proxy_fields[0]))
+
+/* The proxy as the API shows it (never the password), or NULL if there is none. */
+json_t *proxy_json(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *j = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT id, name, type, host, port, username, enabled, password != '' FROM proxies "
+				   "WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		j = json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:b, s:b}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+			      sqlite3_column_text(st, 1), "type", sqlite3_column_text(st, 2), "host",
+			      sqlite3_column_text(st, 3), "port", sqlite3_column_int(st, 4), "username",
+			      sqlite3_column_text(st, 5), "enabled", sqlite3_column_int(st, 6), "has_password",
+			      sqlite3_column_int(st, 7));
+	sqlite3_finalize(st);
+	return j;
+}
+
+static int list(struct req *r, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *items = json_array();
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM proxies ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+		return reply_db_error(r, db);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, proxy_json(db, sqlite3_column_int64(st, 0)));
+	sqlite3_finalize(st);
+	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+}
+
+/* Semantic checks beyond types and lengths. */
+static int check_values(struct req *r, const json_t *b)
+{
+	const char *type = json_string_value(json_object_get(b, "type"));
+	const char *host = json_string_value(json_object_get(b, "host"));
+	const char *user = json_string_value(json_object_get(b, "username"));
+
+	if (type && strcmp(type, "socks5") != 0 && strcmp(type, "http") != 0)
+		return reply_error(r, 400, "bad_request", "'type' must be socks5 or http"), -1;
+	if (host && strpbrk(host, " \t\r\n/@"))
+		return reply_error(r, 400, "bad_request", "'host' must be a host name or address"), -1;
+	if (user && strchr(user, ':') && type && strcmp(type, "http") == 0)
+		return reply_error(r, 400, "bad_request", "'username' cannot contain ':' for an HTTP proxy"), -1;
+	return 0;
+}
+
+static json_t *redacted(json_t *j)
+{
+	if (j && json_object_get(j, "password"))
+		json_object_set_new(j, "password", json_string("***"));
+	return j;
+}
+
+/* POST (id < 0), PUT or PATCH (partial). */
+static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
+{
+	static const char *const cols[] = { "name", "type", "host", "port", "username", "password", "enabled" };
+	char err[256];
+	json_t *before = NULL, *after;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
+	if (json_check(r->body, proxy_fields, NFIELDS, partial, err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	if (check_values(r, r->body) < 0)
+		return MHD_YES;
+	if (id > 0 && !(before = proxy_json(db, id)))
+		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
+	if (id < 0) {
+		rc = sqlite3_prepare_v2(db, "INSERT INTO proxies (name, type, host, port, username, password, enabled) "
+					    "VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1))",
+					-1, &st, NULL);
+	} else {
+		/* PUT replaces (username, enabled back to defaults when absent); a missing password is kept */
+		rc = sqlite3_prepare_v2(db, partial ?
+					"UPDATE proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
+					"host = coalesce(?3, host), port = coalesce(?4, port), username = coalesce(?5, username), "
+					"password = coalesce(?6, password), enabled = coalesce(?7, enabled), "
+					"updated_at = unixepoch() WHERE id = ?8" :
+					"UPDATE proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, ''), "
+					"password = coalesce(?6, password), enabled = coalesce(?7, 1), updated_at = unixepoch() "
+					"WHERE id = ?8", -1, &st, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	for (int i = 0; i < 7; i++) {
+		json_t *v = json_object_get(r->body, cols[i]);
+		if (!v)
+			sqlite3_bind_null(st, i + 1);
+		else if (json_is_string(v))
+			sqlite3_bind_text(st, i + 1, json_string_value(v), -1, SQLITE_TRANSIENT);
+		else if (json_is_boolean(v))
+			sqlite3_bind_int(st, i + 1, json_is_true(v));
+		else
+			sqlite3_bind_int64(st, i + 1, json_integer_value(v));
+	}
+	if (id > 0)
+		sqlite3_bind_int64(st, 8, id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(before);
+		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
+			return reply_error(r, 409, "conflict", "a proxy with this name exists");
+		return reply_error(r, 400, "bad_request", "invalid proxy: %s", sqlite3_errmsg(db));
+	}
+	if (id < 0)
+		id = sqlite3_last_insert_rowid(db);
+	after = proxy_json(db, id);
+	{
+		char oid[24];
+		snprintf(oid, sizeof(oid), "%lld", (long long)id);
+		api_audit(r, before ? "proxy.update" : "proxy.create", "proxy", oid, before, redacted(json_deep_copy(after)), "ok");
+	}
+	json_decref(before);
+	api_notify(r, TOPIC_PROXIES);
+	return reply_json(r, before ? 200 : 201, after);
+}
+
+static int del(struct req *r, sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *before = proxy_json(db, id);
+	long long used = 0;
+	char oid[24];
+
+	if (!before)
+		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM mappings WHERE proxy_id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			used = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (used) {
+		json_decref(before);
+		return reply_error(r, 409, "conflict", "proxy %lld is used by %lld mapping(s); move or delete them first",
+				   (long long)id, used);
+	}
+	if (sqlite3_prepare_v2(db, "DELETE FROM proxies WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, "proxy.delete", "proxy", oid, before, NULL, "ok");
+	json_decref(before);
+	api_notify(r, TOPIC_PROXIES);
+	return reply_empty(r, 204);
+}
+
+static int check(struct req *r, sqlite3 *db, int64_t id)
+{
+	json_t *p = proxy_json(db, id), *res = NULL;
+	int g;
+
+	if (!p)
+		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
+	json_decref(p);
+	g = gate_check(r->api->cfg, id, gate_wait_ms(db, r->api->cfg), &res);
+	if (g < 0)
+		return reply_gate_unavailable(r, g);
+	return reply_json(r, 200, res);
+}
+
+int res_proxies(struct req *r, const char *const *seg, int nseg)
+{
+	int get = strcmp(r->method, "GET") == 0;
+	sqlite3 *db;
+	int64_t id = -1;
+
+	if (auth_require(r, !get) < 0)
+		return MHD_YES;
+	if (!(db = api_db(r->api)))
+		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg >= 1 && (id = path_id(seg[0])) < 0)
+		return reply_error(r, 404, "not_found", "no such proxy");
+	if (nseg == 0 && get)
+		return list(r, db);
+	if (nseg == 0 && strcmp(r->method, "POST") == 0)
+		return save(r, db, -1, 0);
+	if (nseg == 1 && get) {
+		json_t *p = proxy_json(db, id);
+		return p ? reply_json(r, 200, p) : reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
+	}
+	if (nseg == 1 && strcmp(r->method, "PUT") == 0)
+		return save(r, db, id, 0);
+	if (nseg == 1 && strcmp(r->method, "PATCH") == 0)
+		return save(r, db, id, 1);
+	if (nseg == 1 && strcmp(r->method, "DELETE") == 0)
+		return del(r, db, id);
+	if (nseg == 2 && strcmp(seg[1], "check") == 0 && strcmp(r->method, "POST") == 0)
+		return check(r, db, id);
+	if (nseg <= 2)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	return reply_error(r, 404, "not_found", "no such resource");
+}

@@ -1,0 +1,24 @@
+/* resources.h - the API's resource handlers (one file per resource group) and their helpers. */
+#ifndef API_RESOURCES_H
+#define API_RESOURCES_H
+
+#include "auth.h"
+#include "http.h"
+#include "notify.h"
+
+/* seg: the path segments after the resource name (e.g. {"3", "check"} for /proxies/3/check). */
+int res_proxies(struct req *r, const char *const *seg, int nseg);
+int res_mappings(struct req *r, const char *const *seg, int nseg);
+int res_health(struct req *r, const char *const *seg, int nseg);
+int res_config(struct req *r, const char *const *seg, int nseg);
+int res_status(struct req *r, const char *const *seg, int nseg);
+int res_healthz(struct req *r);
+int res_metrics(struct req *r);
+
+json_t *proxy_json(sqlite3 *db, int64_t id);
+int reply_db_error(struct req *r, sqlite3 *db);
+/* How long the health gate waits for healthd: every probe step may take health_timeout. */
+unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg);
+int reply_gate_unavailable(struct req *r, int err);
+
+#endif
