@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Scenario: pgw-api against a running gateway in the lab (healthd, agent, forwarder): every
+# status code of the error model, roles, CSRF, the health gate (422 with nothing stored; 201
+# with the check result), audit rows, metrics, and a mapping made through the API relaying a
+# real client.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+ctl=$PGW_BIN/pgwctl
+$ctl settings set health_timeout 2 >/dev/null
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+echo 'viewer-password-1' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+U=http://127.0.0.1:8080
+J='Content-Type: application/json'
+# http METHOD PATH [curl args...]: prints "<status> <body>"
+http() {
+	local m=$1 p=$2
+	shift 2
+	lab_exec gw curl -s -o "$LAB_DIR/body" -w '%{http_code}' -X "$m" "$@" "$U$p"
+	printf ' '
+	cat "$LAB_DIR/body"
+}
+code() { cut -d' ' -f1 <<<"$1"; }
+body() { cut -d' ' -f2- <<<"$1"; }
+
+out=$(http POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"wrong"}')
+check_eq "401 for a wrong password" "$(code "$out")" "401"
+check_eq "... in the error format with a request id" "$(body "$out" | jq -r '.error.code + (.error.request_id | length > 0 | tostring)')" "unauthorizedtrue"
+out=$(http POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}')
+check_eq "login as admin" "$(code "$out")" "200"
+ADMIN="Authorization: Bearer $(body "$out" | jq -r .token)"
+check_eq "login answers role and csrf_token" "$(body "$out" | jq -r '.role + (.csrf_token | length | tostring)')" "admin64"
+VIEWER="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"viewer","password":"viewer-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+
+check_eq "401 without a token" "$(code "$(http GET /api/v1/proxies)")" "401"
+check_eq "401 with a forged token" "$(code "$(http GET /api/v1/proxies -H 'Authorization: Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.')")" "401"
+check_eq "415 without Content-Type: application/json" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -d '{}')")" "415"
+check_eq "400 for malformed JSON" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d '{"name":')")" "400"
+check_eq "400 for a wrong type" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d '{"name":"x","type":"socks5","host":"h","port":"1080"}')")" "400"
+check_eq "400 for an unknown field" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d '{"name":"x","type":"socks5","host":"h","port":1080,"admin":true}')")" "400"
+check_eq "400 for an out-of-range port" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d '{"name":"x","type":"socks5","host":"h","port":70000}')")" "400"
+long=$(head -c 300 /dev/zero | tr '\0' a)
+check_eq "400 for an over-long string" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"$long\",\"type\":\"socks5\",\"host\":\"h\",\"port\":1}")")" "400"
+head -c 1100000 /dev/zero | tr '\0' ' ' >"$LAB_DIR/big.json"
+check_eq "413 for a body over 1 MiB" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/big.json")")" "413"
+check_eq "nothing was stored by the bad requests" "$(sqlite3 "$PGW_DB" 'SELECT count(*) FROM proxies')" "0"
+
+out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"socks-auth\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1080,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
+check_eq "201 creates a proxy" "$(code "$out")" "201"
+check_eq "... and never returns its password" "$(body "$out" | jq -r '(has("password") | tostring) + (.has_password | tostring)')" "falsetrue"
+check_eq "409 for a duplicate name" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"socks-auth\",\"type\":\"http\",\"host\":\"h\",\"port\":1}")")" "409"
+out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d '{"name":"dead","type":"socks5","host":"198.51.100.99","port":1080}')
+dead=$(body "$out" | jq .id)
+check_eq "403 for a viewer's write" "$(code "$(http POST /api/v1/proxies -H "$VIEWER" -H "$J" -d '{"name":"v","type":"socks5","host":"h","port":1}')")" "403"
+check_eq "a viewer reads" "$(code "$(http GET /api/v1/proxies -H "$VIEWER")")" "200"
+check_eq "404 for an unknown proxy" "$(code "$(http GET /api/v1/proxies/999 -H "$ADMIN")")" "404"
+check_eq "405 for a wrong method" "$(code "$(http DELETE /api/v1/proxies -H "$ADMIN")")" "405"
+
+# the health gate
+out=$(http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d "{\"client_ip\":\"192.168.2.11\",\"proxy_id\":$dead}")
+check_eq "422 when the proxy fails its check" "$(code "$out")" "422"
+check_match "... with the check result" "$(body "$out" | jq -r '.error.check.status + " " + .error.check.error')" "^down "
+check_eq "... and nothing stored" "$(sqlite3 "$PGW_DB" 'SELECT count(*) FROM mappings')" "0"
+check_eq "400 for a client outside the LAN" "$(code "$(http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"10.1.1.1","proxy_id":1}')")" "400"
+check_eq "404 for an unknown proxy_id" "$(code "$(http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.10","proxy_id":77}')")" "404"
+out=$(http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.10","proxy_id":1,"label":"laptop"}')
+check_eq "201 when the proxy passes its check" "$(code "$out")" "201"
+check_eq "... with the health result and the exit ip" "$(body "$out" | jq -r '.health.status + " " + .health.exit_ip')" "up $LAB_SOCKS_AUTH"
+check_eq "409 for a second mapping of the same client" "$(code "$(http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.10","proxy_id":1}')")" "409"
+check "the agent activates the client" wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw 192.168.2.10"
+check_eq "the client now exits through its proxy" "$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
+check_eq "GET /mappings shows it active" "$(body "$(http GET /api/v1/mappings -H "$VIEWER")" | jq -r '.items[0].state + " " + (.total | tostring)')" "active 1"
+check_eq "409 deleting a proxy in use" "$(code "$(http DELETE /api/v1/proxies/1 -H "$ADMIN")")" "409"
+check_eq "PATCH disables the mapping" "$(body "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"enabled":false}')" | jq -r .state)" "blocked"
+check "... and the agent blocks the client" wait_for 2 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.10"
+
+# the cookie session and CSRF
+lab_exec gw curl -s -c "$LAB_DIR/jar" -o "$LAB_DIR/login.json" -H "$J" -d '{"username":"admin","password":"admin-password-1"}' $U/api/v1/auth/login
+csrf=$(jq -r .csrf_token "$LAB_DIR/login.json")
+check "the session cookie is HttpOnly and SameSite=Strict" grep -q '#HttpOnly_127.0.0.1' "$LAB_DIR/jar"
+check_eq "a cookie session reads" "$(code "$(http GET /api/v1/me -b "$LAB_DIR/jar")")" "200"
+check_eq "403 for a cookie write without X-CSRF-Token" "$(code "$(http PATCH /api/v1/mappings/1 -b "$LAB_DIR/jar" -H "$J" -d '{"label":"x"}')")" "403"
+check_eq "403 with a wrong X-CSRF-Token" "$(code "$(http PATCH /api/v1/mappings/1 -b "$LAB_DIR/jar" -H "$J" -H 'X-CSRF-Token: nope' -d '{"label":"x"}')")" "403"
+check_eq "200 with the right X-CSRF-Token" "$(code "$(http PATCH /api/v1/mappings/1 -b "$LAB_DIR/jar" -H "$J" -H "X-CSRF-Token: $csrf" -d '{"label":"via cookie"}')")" "200"
+
+# config: all-or-nothing
+check_eq "400 for an invalid setting" "$(code "$(http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_interval":"15","dns_mode":"loud"}')")" "400"
+check_eq "... and nothing changed" "$($ctl settings get health_interval)" "30"
+check_eq "PUT /config changes settings" "$(body "$(http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_interval":"15"}')" | jq -r .health_interval)" "15"
+
+# audit, status, metrics, healthz
+check_eq "audit: logins (ok and denied), creates, updates" \
+	"$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action IN ('login','proxy.create','mapping.create','mapping.update','settings.update')" | awk '{print ($1 >= 8)}')" "1"
+check_eq "audit: the failed gate is recorded" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action='mapping.create' AND result='failed'")" "1"
+check "audit: no password in any row" bash -c "! sqlite3 $PGW_DB 'SELECT before_json || after_json FROM audit' | grep -q '$LAB_PROXY_PASS'"
+check_eq "status: every daemon alive" "$(body "$(http GET /api/v1/status -H "$VIEWER")" | jq -cS .daemons)" '{"agent":true,"api":true,"forwarder":true,"healthd":true}'
+m=$(lab_exec gw curl -s $U/metrics)
+check_match "metrics: proxy up" "$m" 'pgw_proxy_up\{proxy="socks-auth",id="1"\} 1'
+check_match "metrics: client blocked" "$m" 'pgw_client_blocked\{client="192.168.2.10"\} 1'
+check "metrics: forwarder connections (stats refresh every second)" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s $U/metrics | grep -q 'pgw_forwarder_connections_total [1-9]'"
+check_eq "healthz" "$(code "$(http GET /healthz)")" "200"
+check "every response carries X-Request-Id" bash -c "ip netns exec $(lab_ns gw) curl -si $U/api/v1/nothing | grep -qi '^X-Request-Id: '"
+check "the access log has request ids" grep -q '"id":"[0-9a-f]*-[0-9]*","msg":"POST /api/v1/mappings 201' "$LAB_DIR/pgw-api.log"
+check "no secret in the API log" bash -c "! grep -q -e admin-password-1 -e '$LAB_PROXY_PASS' -e lab-jwt-secret $LAB_DIR/pgw-api.log"
+check_eq "DELETE a mapping" "$(code "$(http DELETE /api/v1/mappings/1 -H "$ADMIN")")" "204"
+check_eq "DELETE the unused proxy" "$(code "$(http DELETE /api/v1/proxies/$dead -H "$ADMIN")")" "204"
+finish
