@@ -11,6 +11,7 @@ say() { printf '\033[1m%s\033[0m\n' "$*"; }
 
 say "Building the lab (LAN clients, gateway, WAN with real proxies and a web server)..."
 lab_up || exit 1
+trap 'exit 0' INT # Ctrl-C is how the demo ends: clean up (EXIT trap) and report success
 lab_start_peers || exit 1
 export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=text
 export PGW_JWT_SECRET_FILE=$LAB_DIR/jwt.secret PGW_HEALTH_URL=http://$LAB_WEB/ip
@@ -60,7 +61,7 @@ ctl="$BIN/pgwctl --db $PGW_DB"
 cat <<MSG
 
 pgw demo is running (lab $LAB_ID).
-  admin user / password: admin / $password   (for the dashboard, when pgw-api serves it)
+  REST API:              http://127.0.0.1:8080/api/v1  (user admin, password $password)
   state:                 $ctl status
 
 Clients (namespace $lan) and their proxies:
@@ -74,7 +75,12 @@ Try:
   kill $micro     # stop socks-open: within seconds 192.168.2.11 is blocked in the kernel
   ip netns exec $(lab_ns gw) nft list table inet pgw                    # the kill switch itself
 
-Not yet: the dashboard and REST API at http://127.0.0.1:8080 (pgw-api is still a skeleton).
+  TOKEN=\$(curl -s http://127.0.0.1:8080/api/v1/auth/login -H 'Content-Type: application/json' \\
+          -d '{"username":"admin","password":"$password"}' | jq -r .token)
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/v1/mappings | jq
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/v1/health | jq
+
+Not yet: the web dashboard (the API it will use is up).
 Logs: $LAB_DIR/pgw-*.log (followed below). Press Ctrl-C to stop; everything is removed.
 MSG
 tail -n 0 -F "$LAB_DIR"/pgw-agent.log "$LAB_DIR"/pgw-healthd.log &
