@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "password.h"
+#include "throttle.h"
 
 #include <jwt.h>
 #include <stdio.h>
@@ -60,7 +61,8 @@ static char *issue(struct req *r, long exp, const char *csrf)
 int auth_login(struct req *r)
 {
 	static const struct jfield f[] = { { "username", J_STR, 1, 1, 64 }, { "password", J_STR, 1, 1, 256 } };
-	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200];
+	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[80], akey[80], retry[16];
+	unsigned wait;
 	unsigned char rnd[32];
 	int disabled = 0, found, ok;
 	const char *name, *pw;
@@ -73,15 +75,30 @@ int auth_login(struct req *r)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	name = json_string_value(json_object_get(r->body, "username"));
 	pw = json_string_value(json_object_get(r->body, "password"));
+	snprintf(ukey, sizeof(ukey), "u:%s", name);
+	snprintf(akey, sizeof(akey), "a:%s", r->addr);
+	wait = throttle_check(ukey, THROTTLE_USER_FAILS);
+	if (!wait)
+		wait = throttle_check(akey, THROTTLE_ADDR_FAILS);
+	if (wait) { /* before any password work: also caps the CPU an attacker can spend */
+		snprintf(retry, sizeof(retry), "%u", wait);
+		r->extra_header[0] = "Retry-After";
+		r->extra_header[1] = retry;
+		log_warnx_id(r->id, "login throttled for '%s' from %s", name, r->addr);
+		return reply_error(r, 429, "too_many_requests", "too many failed logins; try again in %u s", wait);
+	}
 	found = load_user(r, "username", name, hash, &disabled);
 	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;
 	if (!ok) {
+		throttle_fail(ukey);
+		throttle_fail(akey);
 		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
 		api_audit(r, "login", "user", name, NULL, NULL, "denied");
 		log_info_id(r->id, "login failed for '%s' from %s", name, r->addr);
 		memset(&r->user, 0, sizeof(r->user));
 		return reply_error(r, 401, "unauthorized", "invalid user name or password");
 	}
+	throttle_reset(ukey);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return reply_error(r, 500, "internal", "no randomness");
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -119,6 +136,20 @@ int auth_me(struct req *r)
 					    "role", r->user.role));
 }
 
+int auth_csrf(struct req *r)
+{
+	const char *hdr;
+
+	if (!r->user.via_cookie)
+		return 0; /* bearer tokens are not sent by browsers on their own */
+	hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+	if (!hdr || !password_ct_equal(hdr, strlen(hdr), r->user.csrf, strlen(r->user.csrf))) {
+		reply_error(r, 403, "forbidden", "missing or wrong X-CSRF-Token for a change made with the session cookie");
+		return -1;
+	}
+	return 0;
+}
+
 int auth_require(struct req *r, int write)
 {
 	const struct pgw_config *cfg = r->api->cfg;
@@ -153,13 +184,8 @@ int auth_require(struct req *r, int write)
 	}
 	jwt_free(jwt);
 	r->authed = 1;
-	if (write && r->user.via_cookie) {
-		const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
-		if (!hdr || !password_ct_equal(hdr, strlen(hdr), r->user.csrf, strlen(r->user.csrf))) {
-			reply_error(r, 403, "forbidden", "missing or wrong X-CSRF-Token for a change made with the session cookie");
-			return -1;
-		}
-	}
+	if (write && auth_csrf(r) < 0)
+		return -1;
 	if (write && strcmp(r->user.role, "admin") != 0) {
 		reply_error(r, 403, "forbidden", "the %s role can only read", r->user.role);
 		return -1;

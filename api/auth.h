@@ -10,6 +10,8 @@
 /* Authenticate r from its Bearer token or cookie (and CSRF for state changes by cookie).
  * 0 when r->user is set; otherwise the reply (401/403) has been queued and it returns -1. */
 int auth_require(struct req *r, int write);
+/* For a change made with the session cookie: the X-CSRF-Token must match (403 otherwise). */
+int auth_csrf(struct req *r);
 int auth_login(struct req *r);
 int auth_logout(struct req *r);
 int auth_me(struct req *r);

@@ -122,6 +122,10 @@ static int route(struct req *r)
 		return res_config(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "status") == 0)
 		return res_status(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "users") == 0)
+		return res_users(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "audit") == 0)
+		return res_audit(r, seg + 1, n - 1);
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 

@@ -12,6 +12,8 @@ int res_mappings(struct req *r, const char *const *seg, int nseg);
 int res_health(struct req *r, const char *const *seg, int nseg);
 int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
+int res_users(struct req *r, const char *const *seg, int nseg);
+int res_audit(struct req *r, const char *const *seg, int nseg);
 int res_healthz(struct req *r);
 int res_metrics(struct req *r);
 

@@ -107,6 +107,43 @@ check_eq "healthz" "$(code "$(http GET /healthz)")" "200"
 check "every response carries X-Request-Id" bash -c "ip netns exec $(lab_ns gw) curl -si $U/api/v1/nothing | grep -qi '^X-Request-Id: '"
 check "the access log has request ids" grep -q '"id":"[0-9a-f]*-[0-9]*","msg":"POST /api/v1/mappings 201' "$LAB_DIR/pgw-api.log"
 check "no secret in the API log" bash -c "! grep -q -e admin-password-1 -e '$LAB_PROXY_PASS' -e lab-jwt-secret $LAB_DIR/pgw-api.log"
+# users (admins) and passwords
+check_eq "a viewer cannot list users" "$(code "$(http GET /api/v1/users -H "$VIEWER")")" "403"
+out=$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"ops","role":"viewer","password":"ops-password-1"}')
+check_eq "an admin creates a user" "$(code "$out")" "201"
+ops=$(body "$out" | jq .id)
+check_eq "the password is never returned" "$(body "$out" | jq 'has("password") or has("password_hash")')" "false"
+check_eq "409 for a duplicate user" "$(code "$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"ops","role":"viewer","password":"ops-password-1"}')")" "409"
+check_eq "400 for a short password" "$(code "$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"x","role":"viewer","password":"short"}')")" "400"
+OPS="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"ops","password":"ops-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+check_eq "a user changes their own password with the current one" \
+	"$(code "$(http PUT /api/v1/users/$ops/password -H "$OPS" -H "$J" -d '{"current_password":"ops-password-1","password":"ops-password-2"}')")" "204"
+check_eq "403 without the right current password" \
+	"$(code "$(http PUT /api/v1/users/$ops/password -H "$OPS" -H "$J" -d '{"current_password":"nope","password":"ops-password-3"}')")" "403"
+check_eq "403 changing someone else's password as a viewer" \
+	"$(code "$(http PUT /api/v1/users/1/password -H "$OPS" -H "$J" -d '{"password":"hijack-password"}')")" "403"
+check_eq "PATCH role to admin" "$(body "$(http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"role":"admin"}')" | jq -r .role)" "admin"
+check_eq "the new role applies to the existing token at once" "$(code "$(http GET /api/v1/users -H "$OPS")")" "200"
+check_eq "PATCH disabled" "$(code "$(http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "200"
+check_eq "a disabled user's token stops working" "$(code "$(http GET /api/v1/me -H "$OPS")")" "401"
+check_eq "409 disabling the last enabled admin" "$(code "$(http PATCH /api/v1/users/1 -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "409"
+check_eq "DELETE a user" "$(code "$(http DELETE /api/v1/users/$ops -H "$ADMIN")")" "204"
+
+# audit search
+out=$(http GET "/api/v1/audit?action=proxy.create&limit=1" -H "$ADMIN")
+check_eq "audit search by action, with a cursor for the next page" "$(body "$out" | jq -r '(.items[0].action) + " " + (.next_cursor != null | tostring)')" "proxy.create true"
+next=$(body "$out" | jq .next_cursor)
+check_eq "... the next page" "$(body "$(http GET "/api/v1/audit?action=proxy.create&limit=1&cursor=$next" -H "$ADMIN")" | jq '.items[0].id < '"$next")" "true"
+check_eq "audit free-text search" "$(body "$(http GET "/api/v1/audit?q=laptop" -H "$ADMIN")" | jq '.total > 0')" "true"
+check_eq "audit: a viewer may not read it" "$(code "$(http GET /api/v1/audit -H "$VIEWER")")" "403"
+
+# login throttling: 5 failures per user in 5 minutes
+for i in 1 2 3 4 5; do http POST /api/v1/auth/login -H "$J" -d '{"username":"viewer","password":"bad"}' >/dev/null; done
+out=$(lab_exec gw curl -s -i -H "$J" -d '{"username":"viewer","password":"viewer-password-1"}' $U/api/v1/auth/login)
+check_match "429 after 5 failures, even with the right password" "$out" "HTTP/1.1 429"
+check_match "... with Retry-After" "$out" "Retry-After: [0-9]+"
+check_eq "other users are not affected" "$(code "$(http POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}')")" "200"
+
 check_eq "DELETE a mapping" "$(code "$(http DELETE /api/v1/mappings/1 -H "$ADMIN")")" "204"
 check_eq "DELETE the unused proxy" "$(code "$(http DELETE /api/v1/proxies/$dead -H "$ADMIN")")" "204"
 finish
