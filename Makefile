@@ -105,8 +105,9 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Ibuild/gen $(PKG_CFLAGS)
 FUZZ_EXTRA_fuzz_probe := healthd/probe.c
 FUZZ_EXTRA_fuzz_json := api/jsoncheck.c
+FUZZ_EXTRA_fuzz_csv := api/csv.c
 FUZZ_LIBS_fuzz_json := $(shell pkg-config --libs jansson 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS) $(FUZZ_LIBS_$*)
 fuzz-bins: $(FUZZ_BINS)

@@ -64,7 +64,7 @@ if [ "$unit_only" = 0 ]; then
 			name=$(basename "$f")
 			corpus=$(mktemp -d)
 			cp -r "tests/fuzz/corpus/${name#fuzz_}/." "$corpus/" 2>/dev/null
-			if "$f" -runs="${FUZZ_RUNS:-200000}" -max_total_time=60 "$corpus" >"$LOGS/$name.log" 2>&1; then
+			if "$f" -runs="${FUZZ_RUNS:-200000}" -max_total_time=20 "$corpus" >"$LOGS/$name.log" 2>&1; then
 				ok
 				note "fuzz $name: $(grep -o 'Done [0-9]* runs' "$LOGS/$name.log")"
 			else

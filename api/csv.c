@@ -1,0 +1,124 @@
+/* csv.c - see csv.h. */
+#include "csv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen)
+{
+	size_t cap = 0, i = 0, flen = 0;
+	struct csv_row *out = NULL, *row = NULL;
+	int line = 1, quoted = 0, after_quote = 0;
+
+	*rows = NULL;
+	*n = 0;
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) /* a UTF-8 BOM from spreadsheets */
+		i = 3;
+	for (; i <= len; i++) {
+		char c = i < len ? buf[i] : '\n'; /* the end closes the last row */
+		int eol = !quoted && (c == '\n' || (c == '\r' && i + 1 < len && buf[i + 1] == '\n'));
+
+		if (i < len && c == '\0') {
+			snprintf(err, errlen, "line %d: NUL byte", line);
+			goto fail;
+		}
+		if (!row) {
+			if (eol) { /* empty line */
+				if (c == '\r')
+					i++;
+				line++;
+				continue;
+			}
+			if (*n == CSV_MAX_ROWS) {
+				snprintf(err, errlen, "more than %d rows", CSV_MAX_ROWS);
+				goto fail;
+			}
+			if (*n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct csv_row *p = realloc(out, nc * sizeof(*p));
+				if (!p) {
+					snprintf(err, errlen, "out of memory");
+					goto fail;
+				}
+				out = p;
+				cap = nc;
+			}
+			row = &out[(*n)++];
+			memset(row, 0, sizeof(*row));
+			row->line = line;
+			row->n = 1;
+			flen = 0;
+		}
+		if (quoted) {
+			if (i == len) {
+				snprintf(err, errlen, "line %d: unterminated quoted field", row->line);
+				goto fail;
+			}
+			if (c == '"') {
+				if (i + 1 < len && buf[i + 1] == '"') {
+					i++; /* "" is a quote */
+				} else {
+					quoted = 0;
+					after_quote = 1;
+					continue;
+				}
+			}
+			if (c == '\n')
+				line++;
+		} else if (c == '"') {
+			if (flen != 0 || after_quote) {
+				snprintf(err, errlen, "line %d: a quote inside an unquoted field", line);
+				goto fail;
+			}
+			quoted = 1;
+			continue;
+		} else if (c == ',' || eol) {
+			row->field[row->n - 1][flen] = '\0';
+			after_quote = 0;
+			flen = 0;
+			if (eol) {
+				if (c == '\r')
+					i++;
+				line++;
+				row = NULL;
+				continue;
+			}
+			if (row->n == CSV_MAX_FIELDS) {
+				snprintf(err, errlen, "line %d: more than %d fields", line, CSV_MAX_FIELDS);
+				goto fail;
+			}
+			row->n++;
+			continue;
+		} else if (after_quote) {
+			snprintf(err, errlen, "line %d: text after a closing quote", line);
+			goto fail;
+		}
+		if (flen == CSV_MAX_FIELD) {
+			snprintf(err, errlen, "line %d: a field longer than %d bytes", row->line, CSV_MAX_FIELD);
+			goto fail;
+		}
+		row->field[row->n - 1][flen++] = c;
+	}
+	*rows = out;
+	return 0;
+fail:
+	free(out);
+	*n = 0;
+	return -EINVAL;
+}
+
+void csv_write_field(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}

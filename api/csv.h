@@ -1,0 +1,26 @@
+/* csv.h - a strict RFC 4180 reader (pure: buffer in, rows out) and a field writer, for the
+ * mappings' CSV import/export. */
+#ifndef API_CSV_H
+#define API_CSV_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define CSV_MAX_FIELDS 8
+#define CSV_MAX_FIELD 256
+#define CSV_MAX_ROWS 10000
+
+struct csv_row {
+	int line; /* 1-based line where the row starts */
+	int n;
+	char field[CSV_MAX_FIELDS][CSV_MAX_FIELD + 1];
+};
+
+/* Parse the whole buffer. 0 with *rows (caller frees) and *n, or -EINVAL with the line and
+ * the reason in err (unterminated quote, text after a closing quote, too many fields, a field
+ * or the file too long, a NUL byte). Empty lines are skipped. */
+int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen);
+/* Write one field, quoted when it holds a comma, quote, CR or LF. */
+void csv_write_field(FILE *f, const char *s);
+
+#endif
