@@ -204,6 +204,11 @@ int res_mappings(struct req *r, const char *const *seg, int nseg)
 		return MHD_YES;
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg == 1 && strcmp(seg[0], "export") == 0)
+		return get ? res_mappings_export(r, db) : reply_error(r, 405, "method_not_allowed", "use GET");
+	if (nseg == 1 && strcmp(seg[0], "import") == 0)
+		return strcmp(r->method, "POST") == 0 ? res_mappings_import(r, db)
+						      : reply_error(r, 405, "method_not_allowed", "use POST");
 	if (nseg == 1 && (id = path_id(seg[0])) < 0)
 		return reply_error(r, 404, "not_found", "no such mapping");
 	if (nseg == 0 && get)

@@ -14,6 +14,8 @@ int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
 int res_users(struct req *r, const char *const *seg, int nseg);
 int res_audit(struct req *r, const char *const *seg, int nseg);
+int res_mappings_export(struct req *r, sqlite3 *db);
+int res_mappings_import(struct req *r, sqlite3 *db);
 int res_healthz(struct req *r);
 int res_metrics(struct req *r);
 

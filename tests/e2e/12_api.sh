@@ -144,6 +144,33 @@ check_match "429 after 5 failures, even with the right password" "$out" "HTTP/1.
 check_match "... with Retry-After" "$out" "Retry-After: [0-9]+"
 check_eq "other users are not affected" "$(code "$(http POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}')")" "200"
 
+# CSV export / import
+C='Content-Type: text/csv'
+http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"tv, living room"}' >/dev/null
+lab_exec gw curl -s -H "$ADMIN" $U/api/v1/mappings/export -o "$LAB_DIR/export.csv"
+check_eq "export: header and one line per mapping" "$(wc -l <"$LAB_DIR/export.csv")" "3"
+check "export: a label with a comma is quoted" grep -q '"tv, living room"' "$LAB_DIR/export.csv"
+before=$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')
+printf 'client_ip,proxy,enabled,label\n192.168.2.20,socks-auth,true,ok\n10.9.9.9,socks-auth,true,outside\n192.168.2.21,nope,true,x\n192.168.2.20,socks-auth,maybe,dup\n' >"$LAB_DIR/bad.csv"
+out=$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/bad.csv")
+check_eq "import with bad lines: 400" "$(code "$out")" "400"
+check_eq "... one error per bad line, with its number" "$(body "$out" | jq -c '[.error.lines[].line]')" "[3,4,5]"
+check_eq "... and nothing changed" "$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')" "$before"
+check_eq "415 for an import that is not text/csv" "$(code "$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/export.csv")")" "415"
+sqlite3 "$PGW_DB" 'DELETE FROM mappings'
+out=$(http POST "/api/v1/mappings/import?dry_run=true" -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/export.csv")
+check_eq "dry run: counts what would happen" "$(body "$out" | jq -c '[.dry_run, .created, .updated, .unchanged]')" "[true,2,0,0]"
+check_eq "... and changes nothing" "$(sqlite3 "$PGW_DB" 'SELECT count(*) FROM mappings')" "0"
+out=$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/export.csv")
+check_eq "import of the export: 2 created" "$(body "$out" | jq -c '[.created, .updated, .unchanged]')" "[2,0,0]"
+check_eq "... round trip: the same mappings" "$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')" "$before"
+check_eq "importing it again changes nothing" "$(body "$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/export.csv")" | jq -c '[.created, .updated, .unchanged]')" "[0,0,2]"
+printf 'client_ip,proxy\n192.168.2.30,dead\n' >"$LAB_DIR/dead.csv"
+out=$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/dead.csv")
+check_eq "import to a dead proxy: 422 through the health gate" "$(code "$out")" "422"
+check_eq "... nothing stored" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.30'")" "0"
+sqlite3 "$PGW_DB" "DELETE FROM mappings WHERE client_ip != '192.168.2.10'"
+
 check_eq "DELETE a mapping" "$(code "$(http DELETE /api/v1/mappings/1 -H "$ADMIN")")" "204"
 check_eq "DELETE the unused proxy" "$(code "$(http DELETE /api/v1/proxies/$dead -H "$ADMIN")")" "204"
 finish

@@ -1,0 +1,257 @@
+/* res_csv.c - GET /api/v1/mappings/export and POST /api/v1/mappings/import (CSV).
+ * Columns: client_ip, proxy (the proxy's name), enabled (true/false, default true), label.
+ * Import is all-or-nothing: every line is checked first and errors come back per line; the
+ * proxies of enabled rows pass the health gate; then one transaction upserts by client_ip. */
+#include "resources.h"
+
+#include "csv.h"
+#include "db.h"
+#include "gate.h"
+#include "net.h"
+#include "parse.h"
+#include "settings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { COL_IP, COL_PROXY, COL_ENABLED, COL_LABEL, NCOLS };
+static const char *const col_names[NCOLS] = { "client_ip", "proxy", "enabled", "label" };
+
+int res_mappings_export(struct req *r, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int ret;
+
+	if (!f)
+		return reply_error(r, 500, "internal", "out of memory");
+	fputs("client_ip,proxy,enabled,label\r\n", f);
+	if (sqlite3_prepare_v2(db, "SELECT m.client_ip, p.name, m.enabled, m.label FROM mappings m JOIN proxies p ON "
+				   "p.id = m.proxy_id ORDER BY m.id", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			csv_write_field(f, (const char *)sqlite3_column_text(st, 0));
+			fputc(',', f);
+			csv_write_field(f, (const char *)sqlite3_column_text(st, 1));
+			fputs(sqlite3_column_int(st, 2) ? ",true," : ",false,", f);
+			csv_write_field(f, (const char *)sqlite3_column_text(st, 3));
+			fputs("\r\n", f);
+		}
+	}
+	sqlite3_finalize(st);
+	fclose(f);
+	r->extra_header[0] = "Content-Disposition";
+	r->extra_header[1] = "attachment; filename=\"pgw-mappings.csv\"";
+	ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
+	free(buf);
+	return ret;
+}
+
+struct line {
+	int line;
+	char ip[16];
+	int64_t proxy_id;
+	int enabled;
+	const char *label;
+	int change; /* 0 unchanged, 1 create, 2 update */
+};
+
+static int64_t proxy_by_name(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT id FROM proxies WHERE name = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return id;
+}
+
+/* Compared with the stored mapping of this client: 0 unchanged, 1 create, 2 update. */
+static int compare(sqlite3 *db, const struct line *l)
+{
+	sqlite3_stmt *st = NULL;
+	int c = 1;
+
+	if (sqlite3_prepare_v2(db, "SELECT proxy_id = ?2 AND enabled = ?3 AND label = ?4 FROM mappings WHERE client_ip = ?1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, l->ip, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, l->proxy_id);
+		sqlite3_bind_int(st, 3, l->enabled);
+		sqlite3_bind_text(st, 4, l->label, -1, SQLITE_STATIC);
+		c = sqlite3_step(st) == SQLITE_ROW ? (sqlite3_column_int(st, 0) ? 0 : 2) : 1;
+	}
+	sqlite3_finalize(st);
+	return c;
+}
+
+int res_mappings_import(struct req *r, sqlite3 *db)
+{
+	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *dry = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "dry_run");
+	int dry_run = 0, col[NCOLS], counts[3] = { 0 }, rc = MHD_YES;
+	char err[256], cidr[SETTINGS_VALUE_MAX];
+	struct csv_row *rows = NULL;
+	struct line *lines = NULL;
+	json_t *errors = json_array(), *checks = json_array();
+	struct net_cidr4 lan;
+	size_t n = 0;
+
+	if (!ct || strncasecmp(ct, "text/csv", 8) != 0) {
+		rc = reply_error(r, 415, "unsupported_media_type", "send the file as Content-Type: text/csv");
+		goto out;
+	}
+	if (dry && parse_bool(dry, &dry_run) < 0) {
+		rc = reply_error(r, 400, "bad_request", "'dry_run' must be true or false");
+		goto out;
+	}
+	if (csv_parse(r->raw ? r->raw : "", r->raw_len, &rows, &n, err, sizeof(err)) < 0) {
+		rc = reply_error(r, 400, "bad_request", "not valid CSV: %s; nothing was imported", err);
+		goto out;
+	}
+	if (n == 0) {
+		rc = reply_error(r, 400, "bad_request", "the file is empty; the first line names the columns: "
+						 "client_ip,proxy,enabled,label");
+		goto out;
+	}
+	for (int c = 0; c < NCOLS; c++) {
+		col[c] = -1;
+		for (int k = 0; k < rows[0].n; k++)
+			if (strcmp(rows[0].field[k], col_names[c]) == 0)
+				col[c] = k;
+	}
+	for (int k = 0; k < rows[0].n; k++) {
+		int known = 0;
+		for (int c = 0; c < NCOLS; c++)
+			known |= col[c] == k;
+		if (!known) {
+			rc = reply_error(r, 400, "bad_request", "line 1: unknown column '%.64s' (client_ip, proxy, enabled, label)",
+					 rows[0].field[k]);
+			goto out;
+		}
+	}
+	if (col[COL_IP] < 0 || col[COL_PROXY] < 0) {
+		rc = reply_error(r, 400, "bad_request", "line 1 must name the columns client_ip and proxy (enabled, label optional)");
+		goto out;
+	}
+	if (settings_get(db, "lan_cidr", cidr, sizeof(cidr)) < 0)
+		snprintf(cidr, sizeof(cidr), "%s", r->api->cfg->lan_cidr);
+	if (net_cidr4_parse(cidr, &lan) < 0)
+		net_cidr4_parse("0.0.0.0/0", &lan);
+	lines = calloc(n, sizeof(*lines));
+	for (size_t i = 1; lines && i < n; i++) {
+		struct csv_row *row = &rows[i];
+		struct line *l = &lines[i];
+		const char *why = NULL;
+		uint32_t a;
+
+		l->line = row->line;
+		if (row->n != rows[0].n)
+			why = "wrong number of fields";
+		else if (net_ipv4_parse(row->field[col[COL_IP]], &a) < 0)
+			why = "client_ip is not an IPv4 address";
+		else if (!net_cidr4_contains(&lan, a))
+			why = "client_ip is not inside the LAN network";
+		else if ((l->proxy_id = proxy_by_name(db, row->field[col[COL_PROXY]])) < 0)
+			why = "no proxy with this name";
+		else if (col[COL_ENABLED] >= 0 && row->field[col[COL_ENABLED]][0] &&
+			 parse_bool(row->field[col[COL_ENABLED]], &l->enabled) < 0)
+			why = "enabled must be true or false";
+		else if (col[COL_LABEL] >= 0 && strlen(row->field[col[COL_LABEL]]) > 128)
+			why = "label is longer than 128 characters";
+		if (!why) {
+			snprintf(l->ip, sizeof(l->ip), "%s", row->field[col[COL_IP]]);
+			if (col[COL_ENABLED] < 0 || !row->field[col[COL_ENABLED]][0])
+				l->enabled = 1;
+			l->label = col[COL_LABEL] >= 0 ? row->field[col[COL_LABEL]] : "";
+			for (size_t k = 1; k < i; k++)
+				if (lines[k].ip[0] && strcmp(lines[k].ip, l->ip) == 0)
+					why = "client_ip appears twice in the file";
+		}
+		if (why) {
+			json_array_append_new(errors, json_pack("{s:i, s:s}", "line", row->line, "error", why));
+			l->ip[0] = '\0';
+		}
+	}
+	if (!lines) {
+		rc = reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (json_array_size(errors)) {
+		rc = reply_error_with(r, 400, "bad_request", json_pack("{s:O}", "lines", errors),
+				      "%zu line(s) have errors; nothing was imported", json_array_size(errors));
+		goto out;
+	}
+	/* the health gate, once per proxy of an enabled row */
+	for (size_t i = 1; i < n; i++) {
+		json_t *res = NULL;
+		int seen = 0, g;
+
+		if (!lines[i].enabled)
+			continue;
+		for (size_t k = 1; k < i; k++)
+			seen |= lines[k].enabled && lines[k].proxy_id == lines[i].proxy_id;
+		if (seen)
+			continue;
+		g = gate_check(r->api->cfg, lines[i].proxy_id, gate_wait_ms(db, r->api->cfg), &res);
+		if (g < 0) {
+			rc = reply_gate_unavailable(r, g);
+			goto out;
+		}
+		if (g == 0)
+			json_array_append(checks, res);
+		json_decref(res);
+	}
+	if (json_array_size(checks)) {
+		rc = reply_error_with(r, 422, "proxy_down", json_pack("{s:O}", "checks", checks),
+				      "%zu proxy(ies) failed their health check; nothing was imported", json_array_size(checks));
+		goto out;
+	}
+	for (size_t i = 1; i < n; i++)
+		counts[lines[i].change = compare(db, &lines[i])]++;
+	if (!dry_run) {
+		sqlite3_stmt *st = NULL;
+		int ok = db_begin(db) == 0 &&
+			 sqlite3_prepare_v2(db, "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, ?4) "
+						"ON CONFLICT(client_ip) DO UPDATE SET proxy_id = excluded.proxy_id, "
+						"enabled = excluded.enabled, label = excluded.label, updated_at = unixepoch()",
+					    -1, &st, NULL) == SQLITE_OK;
+		for (size_t i = 1; ok && i < n; i++) {
+			if (lines[i].change == 0)
+				continue;
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, lines[i].ip, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, lines[i].proxy_id);
+			sqlite3_bind_int(st, 3, lines[i].enabled);
+			sqlite3_bind_text(st, 4, lines[i].label, -1, SQLITE_STATIC);
+			ok = sqlite3_step(st) == SQLITE_DONE;
+		}
+		sqlite3_finalize(st);
+		if (!ok || db_commit(db) < 0) {
+			db_rollback(db);
+			rc = reply_db_error(r, db);
+			goto out;
+		}
+		{
+			json_t *after = json_pack("{s:i, s:i, s:i}", "created", counts[1], "updated", counts[2], "unchanged",
+						  counts[0]);
+			api_audit(r, "mapping.import", "mapping", "csv", NULL, after, "ok");
+			json_decref(after);
+		}
+		if (counts[1] + counts[2])
+			api_notify(r, TOPIC_MAPPINGS);
+	}
+	rc = reply_json(r, 200, json_pack("{s:b, s:i, s:i, s:i, s:i}", "dry_run", dry_run, "rows", (int)(n - 1), "created",
+					  counts[1], "updated", counts[2], "unchanged", counts[0]));
+out:
+	free(rows);
+	free(lines);
+	json_decref(errors);
+	json_decref(checks);
+	return rc;
+}
