@@ -5,13 +5,19 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "evloop.h"
 
-static __thread struct notify *tls_reply;
+/* The reply socket of the calling thread, closed (and its file removed) when the thread ends. */
+static pthread_key_t reply_key;
+static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
+
+static void reply_free(void *p) { notify_close(p); }
+static void reply_make_key(void) { pthread_key_create(&reply_key, reply_free); }
 
 int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms, json_t **result)
 {
@@ -20,12 +26,17 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 	uint64_t deadline = ev_now_ms() + wait_ms;
 	int r;
 
+	struct notify *tls_reply;
+
 	*result = NULL;
+	pthread_once(&reply_once, reply_make_key);
+	tls_reply = pthread_getspecific(reply_key);
 	if (!tls_reply) {
 		snprintf(name, sizeof(name), "api-%ld", (long)syscall(SYS_gettid));
 		tls_reply = notify_open(cfg->run_dir, name, err, sizeof(err));
 		if (!tls_reply)
 			return -EIO;
+		pthread_setspecific(reply_key, tls_reply);
 	}
 	while (notify_recv(tls_reply, &res, NULL, 0) != -EAGAIN) /* stale answers from a timed-out ask */
 		;

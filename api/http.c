@@ -7,24 +7,57 @@
 #include "notify.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static __thread sqlite3 *tls_db;
-static __thread struct notify *tls_nt;
+/* Each connection thread has its own DB connection and notify socket, closed when the thread
+ * ends (pthread key destructors): connection threads come and go. */
+struct tls {
+	sqlite3 *db;
+	struct notify *nt;
+};
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_free(void *p)
+{
+	struct tls *t = p;
+
+	db_close(t->db);
+	notify_close(t->nt);
+	free(t);
+}
+
+static void tls_make_key(void) { pthread_key_create(&tls_key, tls_free); }
+
+static struct tls *tls_get(void)
+{
+	struct tls *t;
+
+	pthread_once(&tls_once, tls_make_key);
+	t = pthread_getspecific(tls_key);
+	if (!t && (t = calloc(1, sizeof(*t))))
+		pthread_setspecific(tls_key, t);
+	return t;
+}
 
 sqlite3 *api_db(const struct api *a)
 {
+	struct tls *t = tls_get();
 	char err[512];
 
-	if (!tls_db && db_open(a->cfg->db_path, 0, &tls_db, err, sizeof(err)) < 0) {
+	if (!t)
+		return NULL;
+	if (!t->db && db_open(a->cfg->db_path, 0, &t->db, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		tls_db = NULL;
+		t->db = NULL;
 	}
-	return tls_db;
+	return t->db;
 }
 
 static int send_response(struct req *r, unsigned status, struct MHD_Response *resp)
@@ -128,12 +161,13 @@ int req_parse_json(struct req *r)
 void api_notify(struct req *r, unsigned topics)
 {
 	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = topics };
+	struct tls *t = tls_get();
 	char err[256];
 
-	if (!tls_nt)
-		tls_nt = notify_open(r->api->cfg->run_dir, NULL, err, sizeof(err));
-	if (tls_nt)
-		notify_broadcast(tls_nt, &m);
+	if (t && !t->nt)
+		t->nt = notify_open(r->api->cfg->run_dir, NULL, err, sizeof(err));
+	if (t && t->nt)
+		notify_broadcast(t->nt, &m);
 }
 
 void api_audit(struct req *r, const char *action, const char *object_type, const char *object_id, json_t *before,

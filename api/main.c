@@ -2,6 +2,8 @@
  * with its own thread pool. Every response carries X-Request-Id; every request is logged once
  * with it. State changes are written to the DB, audited, then announced on the notify path. */
 #include "daemon.h"
+#include "events.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "resources.h"
@@ -16,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define API_THREADS 4
+#define FEED_FORWARDER_MS 2000
 #define MAX_SEGS 6
 
 static void request_id(char *out, size_t cap)
@@ -78,6 +80,60 @@ static int static_file(struct req *r)
 	}
 }
 
+struct sse {
+	uint64_t last;
+	int started;
+};
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *s = cls;
+	ssize_t n;
+
+	(void)pos;
+	if (!s->started) { /* reconnect hint for EventSource, and a first line so proxies flush */
+		s->started = 1;
+		return snprintf(buf, max, "retry: 2000\n: connected, last id %llu\n\n", (unsigned long long)s->last);
+	}
+	n = events_read(&s->last, buf, max, EVENTS_HEARTBEAT_MS);
+	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+/* GET /api/v1/events: Server-Sent Events; Last-Event-ID resumes where the client left. */
+static int sse(struct req *r)
+{
+	const char *lei = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+	struct MHD_Response *resp;
+	struct sse *s;
+	int ret;
+
+	if (auth_require(r, 0) < 0)
+		return MHD_YES;
+	if (strcmp(r->method, "GET") != 0)
+		return reply_error(r, 405, "method_not_allowed", "use GET");
+	if (!(s = calloc(1, sizeof(*s))))
+		return MHD_NO;
+	s->last = events_last_id();
+	if (lei && *lei) {
+		int64_t id = strcmp(lei, "0") == 0 ? 0 : path_id(lei);
+		if (id >= 0 && (uint64_t)id <= s->last)
+			s->last = (uint64_t)id;
+	}
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, s, free);
+	if (!resp) {
+		free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	r->status = 200;
+	ret = MHD_queue_response(r->conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static int route(struct req *r)
 {
 	char buf[512], *save = NULL, *tok;
@@ -110,6 +166,8 @@ static int route(struct req *r)
 		if (strcmp(seg[1], "logout") == 0)
 			return auth_require(r, 0) < 0 ? MHD_YES : auth_logout(r);
 	}
+	if (strcmp(seg[0], "events") == 0 && n == 1)
+		return sse(r);
 	if (strcmp(seg[0], "me") == 0 && n == 1)
 		return auth_require(r, 0) < 0 ? MHD_YES : auth_me(r);
 	if (strcmp(seg[0], "proxies") == 0)
@@ -199,7 +257,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
-	(void)d, (void)msg, (void)from; /* live events (SSE) will be fed from here */
+	(void)from;
+	if (msg && msg->type != NOTIFY_CHANGED)
+		return;
+	feed_update(d->priv, msg ? msg->topics : ~0u);
+}
+
+static void on_feed_tick(struct evloop *ev, void *arg)
+{
+	(void)ev;
+	feed_update(arg, TOPIC_FORWARDER);
 }
 
 static const struct daemon_info info = {
@@ -215,7 +282,8 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 	struct sockaddr_storage ss;
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	/* a thread per connection: an SSE subscriber waits for events without holding up others */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	struct MHD_Daemon *mhd;
 
 	memset(&ss, 0, sizeof(ss));
@@ -231,8 +299,7 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 		return NULL;
 	}
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
-			       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
-			       (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
+			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
 			       on_completed, api, MHD_OPTION_END);
 	if (!mhd)
 		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host, api->cfg->api_port,
@@ -242,6 +309,7 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
+	struct feed *feed = NULL;
 	struct daemon d;
 	struct api api;
 	char err[512];
@@ -251,15 +319,20 @@ int main(int argc, char **argv)
 	r = daemon_init(&d, &info, argc, argv);
 	if (r == DAEMON_CONTINUE) {
 		api.cfg = &d.cfg;
-		api.mhd = start_http(&api, err, sizeof(err));
-		if (!api.mhd) {
-			log_error("%s", err);
+		feed = feed_new(d.db, d.cfg.run_dir);
+		d.priv = feed;
+		api.mhd = feed ? start_http(&api, err, sizeof(err)) : NULL;
+		if (!api.mhd || !ev_add_timer(d.ev, FEED_FORWARDER_MS, FEED_FORWARDER_MS, on_feed_tick, feed)) {
+			log_error("%s", api.mhd ? "timer failed" : err);
 			r = DAEMON_EXIT_FAIL;
 		} else {
 			log_info("listening on http://%s:%u", d.cfg.api_host, d.cfg.api_port);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
-			MHD_stop_daemon(api.mhd);
 		}
+		events_shutdown(); /* SSE subscribers end their streams */
+		if (api.mhd)
+			MHD_stop_daemon(api.mhd);
+		feed_free(feed);
 	}
 	daemon_fini(&d);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;

@@ -171,6 +171,40 @@ check_eq "import to a dead proxy: 422 through the health gate" "$(code "$out")" 
 check_eq "... nothing stored" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.30'")" "0"
 sqlite3 "$PGW_DB" "DELETE FROM mappings WHERE client_ip != '192.168.2.10'"
 
+# live events (SSE)
+http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"enabled":true}' >/dev/null
+wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw 192.168.2.10"
+lab_exec gw curl -s -N -m 30 -H "$ADMIN" $U/api/v1/events >"$LAB_DIR/sse1" &
+sse1=$!
+subs=()
+for i in $(seq 1 50); do
+	lab_exec gw curl -s -N -m 30 -b "$LAB_DIR/jar" $U/api/v1/events >"$LAB_DIR/sse-many-$i" &
+	subs+=($!)
+done
+check "the stream opens" wait_for 3 grep -q '^: connected' "$LAB_DIR/sse1"
+sleep 0.5
+t0=$(date +%s%N)
+check_eq "the API answers while 51 subscribers wait" "$(code "$(http GET /api/v1/me -H "$ADMIN")")" "200"
+echo "# GET /me with 51 open event streams: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+lab_stop_pid "$(awk '$2 == "microsocks-auth" {print $1}' "$LAB_DIR/pids")"
+lab_exec gw "$PGW_BIN/pgwctl" check 1 >/dev/null
+check "a health event: the proxy is down" wait_for 5 grep -q '^data: {"proxy_id": *1, *"status": *"down"' "$LAB_DIR/sse1"
+check "a client event: its client is blocked" wait_for 5 grep -q '^data: {"client_ip": *"192.168.2.10", *"state": *"blocked"' "$LAB_DIR/sse1"
+check "the agent's reconcile is an event too" wait_for 5 grep -q '^event: agent' "$LAB_DIR/sse1"
+n=0
+for i in $(seq 1 50); do grep -q '"state": *"blocked"' "$LAB_DIR/sse-many-$i" && n=$((n + 1)); done
+check_eq "every one of 50 cookie-authenticated subscribers got it" "$n" "50"
+for p in "${subs[@]}"; do kill "$p" 2>/dev/null; done
+first=$(grep -m1 '^id: ' "$LAB_DIR/sse1" | awk '{print $2}')
+last=$(grep '^id: ' "$LAB_DIR/sse1" | tail -1 | awk '{print $2}')
+kill $sse1 2>/dev/null
+lab_exec gw curl -s -N -m 2 -H "$ADMIN" -H "Last-Event-ID: $first" $U/api/v1/events >"$LAB_DIR/sse2"
+check_eq "Last-Event-ID resumes right after the given event" "$(grep -m1 '^id: ' "$LAB_DIR/sse2" | awk '{print $2}')" "$((first + 1))"
+ids=$(grep '^id: ' "$LAB_DIR/sse2" | awk '{print $2}')
+check "... with every id since, contiguously, through the last one seen before ($last)" \
+	bash -c "[ \"\$(echo '$ids' | awk 'NR > 1 && \$1 != prev + 1 {bad = 1} {prev = \$1} END {print bad + 0}')\" = 0 ] && echo '$ids' | grep -qx $last"
+check_eq "401 for events without a token" "$(code "$(http GET /api/v1/events)")" "401"
+
 check_eq "DELETE a mapping" "$(code "$(http DELETE /api/v1/mappings/1 -H "$ADMIN")")" "204"
 check_eq "DELETE the unused proxy" "$(code "$(http DELETE /api/v1/proxies/$dead -H "$ADMIN")")" "204"
 finish

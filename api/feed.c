@@ -1,0 +1,168 @@
+/* feed.c - see feed.h. Snapshots are small JSON objects keyed by id; a change is published
+ * with the new value, so a dashboard can apply events without re-reading. */
+#include "feed.h"
+
+#include "events.h"
+#include "notify.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct feed {
+	sqlite3 *db;
+	char stats_path[200];
+	json_t *health;	  /* proxy id -> health */
+	json_t *clients;  /* client ip -> "active" | "blocked" */
+	json_t *agent;	  /* agent_state */
+	json_t *forwarder; /* forwarder stats */
+};
+
+static json_t *col(sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_NULL:
+		return json_null();
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(st, i));
+	default:
+		return json_string((const char *)sqlite3_column_text(st, i));
+	}
+}
+
+/* Rows of sql as {key (column 0): {names[1..]: values}}. */
+static json_t *snapshot(sqlite3 *db, const char *sql, const char *const *names, int ncols)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *o = json_object();
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return o;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t *row = json_object();
+		for (int i = 0; i < ncols; i++)
+			json_object_set_new(row, names[i], col(st, i));
+		json_object_set_new(o, (const char *)sqlite3_column_text(st, 0), row);
+	}
+	sqlite3_finalize(st);
+	return o;
+}
+
+static const char *const health_cols[] = { "proxy_id", "status", "latency_ms", "exit_ip", "checked_at", "last_error" };
+static const char *const client_cols[] = { "client_ip", "state", "mapping_id", "proxy_id" };
+static const char *const agent_cols[] = { "id", "generation", "applied_at", "duration_us", "kind", "active_count",
+					  "blocked_count", "last_error", "errors_total" };
+
+static json_t *health_now(sqlite3 *db)
+{
+	return snapshot(db, "SELECT proxy_id, status, latency_ms, exit_ip, checked_at, last_error FROM proxy_health",
+			health_cols, 6);
+}
+
+static json_t *clients_now(sqlite3 *db)
+{
+	return snapshot(db,
+			"SELECT m.client_ip, CASE WHEN m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up' "
+			"THEN 'active' ELSE 'blocked' END, m.id, m.proxy_id FROM mappings m JOIN proxies p ON p.id = m.proxy_id "
+			"LEFT JOIN proxy_health h ON h.proxy_id = p.id",
+			client_cols, 4);
+}
+
+static json_t *agent_now(sqlite3 *db)
+{
+	json_t *o = snapshot(db, "SELECT id, generation, applied_at, duration_us, kind, active_count, blocked_count, "
+				 "last_error, errors_total FROM agent_state", agent_cols, 9);
+	json_t *one = json_incref(json_object_get(o, "1"));
+
+	json_decref(o);
+	return one ? one : json_object();
+}
+
+struct feed *feed_new(sqlite3 *db, const char *run_dir)
+{
+	struct feed *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->db = db;
+	snprintf(f->stats_path, sizeof(f->stats_path), "%s/forwarder.stats.json", run_dir);
+	f->health = health_now(db);
+	f->clients = clients_now(db);
+	f->agent = agent_now(db);
+	f->forwarder = json_object();
+	return f;
+}
+
+void feed_free(struct feed *f)
+{
+	if (!f)
+		return;
+	json_decref(f->health);
+	json_decref(f->clients);
+	json_decref(f->agent);
+	json_decref(f->forwarder);
+	free(f);
+}
+
+/* Publish type for every key whose value differs (or is new / gone). Returns the new snapshot. */
+static json_t *diff(json_t *old, json_t *now, const char *type, const char *gone_key)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(now, k, v) {
+		if (!json_equal(v, json_object_get(old, k)))
+			events_publish(type, json_incref(v));
+	}
+	json_object_foreach(old, k, v) {
+		if (!json_object_get(now, k))
+			events_publish(type, json_pack("{s:s, s:b}", gone_key, k, "removed", 1));
+	}
+	json_decref(old);
+	return now;
+}
+
+void feed_update(struct feed *f, uint32_t topics)
+{
+	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES)) {
+		json_t *now = health_now(f->db);
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(now, k, v) { /* an up proxy whose exit IP changed: an event of its own */
+			json_t *old = json_object_get(f->health, k);
+			const char *oip = old ? json_string_value(json_object_get(old, "exit_ip")) : NULL;
+			const char *nip = json_string_value(json_object_get(v, "exit_ip"));
+			if (oip && nip && *oip && *nip && strcmp(oip, nip) != 0)
+				events_publish("exit_ip_changed", json_pack("{s:O, s:s, s:s}", "proxy_id",
+									    json_object_get(v, "proxy_id"), "from", oip, "to", nip));
+		}
+		f->health = diff(f->health, now, "health", "proxy_id");
+	}
+	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES | TOPIC_MAPPINGS))
+		f->clients = diff(f->clients, clients_now(f->db), "client", "client_ip");
+	if (topics & TOPIC_PROXIES)
+		events_publish("proxies", json_pack("{s:s}", "change", "proxies"));
+	if (topics & TOPIC_MAPPINGS)
+		events_publish("mappings", json_pack("{s:s}", "change", "mappings"));
+	if (topics & TOPIC_SETTINGS)
+		events_publish("config", json_pack("{s:s}", "change", "config"));
+	if (topics & TOPIC_AGENT) {
+		json_t *now = agent_now(f->db);
+		if (!json_equal(now, f->agent))
+			events_publish("agent", json_incref(now));
+		json_decref(f->agent);
+		f->agent = now;
+	}
+	if (topics & TOPIC_FORWARDER) {
+		json_t *now = json_load_file(f->stats_path, 0, NULL);
+		if (now && !json_equal(now, f->forwarder)) {
+			events_publish("forwarder", json_incref(now));
+			json_decref(f->forwarder);
+			f->forwarder = now;
+		} else {
+			json_decref(now);
+		}
+	}
+}

@@ -1,0 +1,17 @@
+/* feed.h - turns what changed in the DB (told by notify or the polling fallback) into typed
+ * live events: health, exit_ip_changed, client (blocked/active), agent, proxies, mappings,
+ * config, forwarder. Runs on pgw-api's main thread with its own DB connection. */
+#ifndef API_FEED_H
+#define API_FEED_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct feed;
+
+struct feed *feed_new(sqlite3 *db, const char *run_dir);
+void feed_free(struct feed *f);
+/* Compare with the last snapshot and publish the differences (topics: NOTIFY topics, or ~0). */
+void feed_update(struct feed *f, uint32_t topics);
+
+#endif
