@@ -28,4 +28,4 @@ for ep in /api/v1/mappings /healthz; do
 		"$(awk '$1 == "50%" {print $2}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")" \
 		"$(awk '/VmRSS/ {print $2}' /proc/$pid/status)"
 done
-echo "wrk: 2 threads, 32 connections, ${SECS}s each, keep-alive; 256 mappings (response ~29 KB); 4 API threads."
+echo "wrk: 2 threads, 32 connections, ${SECS}s each, keep-alive; 256 mappings (response ~29 KB); a thread per connection."
