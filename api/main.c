@@ -277,6 +277,27 @@ static const struct daemon_info info = {
 	.validate = config_require_api,
 };
 
+/* A whole PEM file into memory (NUL-terminated), or NULL. */
+static char *read_pem(const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *in = fopen(path, "re"), *out;
+	char chunk[4096];
+	size_t n;
+
+	if (!in)
+		return NULL;
+	out = open_memstream(&buf, &len);
+	while (out && (n = fread(chunk, 1, sizeof(chunk), in)) > 0 && len < 1024 * 1024)
+		fwrite(chunk, 1, n, out);
+	if (out)
+		fclose(out);
+	fclose(in);
+	explicit_bzero(chunk, sizeof(chunk));
+	return buf;
+}
+
 static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -297,6 +318,27 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 	} else {
 		snprintf(err, errlen, "PGW_API_LISTEN: '%s' is not an IP address", api->cfg->api_host);
 		return NULL;
+	}
+	if (api->cfg->tls_cert[0]) { /* HTTPS (GnuTLS inside libmicrohttpd) */
+		char *cert = read_pem(api->cfg->tls_cert), *key = read_pem(api->cfg->tls_key);
+		if (!cert || !key) {
+			snprintf(err, errlen, "%s: cannot read '%.300s'", cert ? "PGW_TLS_KEY" : "PGW_TLS_CERT",
+				 cert ? api->cfg->tls_key : api->cfg->tls_cert);
+			free(cert);
+			free(key);
+			return NULL;
+		}
+		mhd = MHD_start_daemon(flags | MHD_USE_TLS, api->cfg->api_port, NULL, NULL, on_request, api,
+				       MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
+		explicit_bzero(key, strlen(key));
+		free(cert);
+		free(key);
+		if (!mhd)
+			snprintf(err, errlen, "PGW_TLS_CERT/PGW_TLS_KEY: cannot serve HTTPS on %s:%u (a matching PEM "
+					      "certificate and key?)", api->cfg->api_host, api->cfg->api_port);
+		return mhd;
 	}
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
@@ -326,7 +368,7 @@ int main(int argc, char **argv)
 			log_error("%s", api.mhd ? "timer failed" : err);
 			r = DAEMON_EXIT_FAIL;
 		} else {
-			log_info("listening on http://%s:%u", d.cfg.api_host, d.cfg.api_port);
+			log_info("listening on %s://%s:%u", d.cfg.tls_cert[0] ? "https" : "http", d.cfg.api_host, d.cfg.api_port);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 		}
 		events_shutdown(); /* SSE subscribers end their streams */

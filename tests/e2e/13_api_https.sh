@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Scenario: pgw-api serves HTTPS with PGW_TLS_CERT/PGW_TLS_KEY: TLS answers, plain HTTP does
+# not, the session cookie is Secure; a missing key file is refused at start, naming it.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_up || { echo "# lab_up failed"; exit 1; }
+lab_pgw_env
+export PGW_JWT_SECRET=tls-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8443
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=pgw.lab -keyout "$LAB_DIR/key.pem" \
+	-out "$LAB_DIR/cert.pem" >/dev/null 2>&1
+echo 'admin-password-1' | "$PGW_BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null
+out=$(PGW_TLS_CERT=$LAB_DIR/cert.pem PGW_TLS_KEY=$LAB_DIR/missing.pem "$PGW_BIN/pgw-api" 2>&1)
+check "a missing key file stops pgw-api (exit $?)" test $? -ne 0
+check_match "... naming the variable" "$out" "PGW_TLS_KEY: cannot read"
+PGW_TLS_CERT=$LAB_DIR/cert.pem PGW_TLS_KEY=$LAB_DIR/key.pem lab_bg gw pgw-api "$PGW_BIN/pgw-api"
+check "pgw-api listening on https" wait_for 5 grep -q 'listening on https://127.0.0.1:8443' "$LAB_DIR/pgw-api.log"
+check_eq "HTTPS answers" "$(lab_exec gw curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:8443/healthz)" "200"
+check_match "... with the certificate given" "$(lab_exec gw curl -skv https://127.0.0.1:8443/healthz 2>&1)" "subject: CN=pgw.lab"
+check_fails "plain HTTP gets no answer" lab_exec gw curl -s -m 2 -o /dev/null http://127.0.0.1:8443/healthz
+hdr=$(lab_exec gw curl -sk -D - -o /dev/null -H 'Content-Type: application/json' \
+	-d '{"username":"admin","password":"admin-password-1"}' https://127.0.0.1:8443/api/v1/auth/login)
+check_match "the session cookie is Secure over HTTPS" "$hdr" "Set-Cookie: pgw_session=.*; Secure"
+finish
