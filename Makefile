@@ -112,3 +112,42 @@ build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard hea
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS) $(FUZZ_LIBS_$*)
 fuzz-bins: $(FUZZ_BINS)
 .PHONY: fuzz-bins
+
+# Install: binaries, web files, migrations (also compiled in), units, the env template and the
+# failsafe (kept if already there). DESTDIR for packaging; without it, the pgw system user is
+# created. Uninstall removes them and, on a real install (no DESTDIR), flushes table inet pgw.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+DATADIR    ?= $(PREFIX)/share/pgw
+DOCDIR     ?= $(PREFIX)/share/doc/pgw
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+CREATE_USER ?= $(if $(DESTDIR),0,1)
+FLUSH       ?= $(if $(DESTDIR),0,1)
+UNITS      := $(wildcard systemd/*.service) systemd/pgw.target
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/web $(DESTDIR)$(DATADIR)/migrations \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgw
+	install -m 0755 $(BUILD)/bin/pgwctl $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(DAEMONS:%=$(BUILD)/bin/%) $(DESTDIR)$(SBINDIR)/
+	cp -R web/. $(DESTDIR)$(DATADIR)/web/
+	install -m 0644 $(MIGRATIONS) $(DESTDIR)$(DATADIR)/migrations/
+	install -m 0644 docs/*.md docs/API_SPEC.yaml $(DESTDIR)$(DOCDIR)/
+	for u in $(UNITS); do $(SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	install -m 0644 systemd/pgw-forwarder-tproxy.conf $(DESTDIR)$(DATADIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft || install -m 0644 systemd/pgw-failsafe.nft $(DESTDIR)$(SYSCONFDIR)/pgw/
+	@if [ "$(CREATE_USER)" = 1 ] && ! id pgw >/dev/null 2>&1; then \
+		useradd --system --home-dir /var/lib/pgw --shell /usr/sbin/nologin pgw && echo "created system user pgw"; fi
+	@echo "installed; next: edit $(SYSCONFDIR)/pgw/pgw.env, then systemctl daemon-reload && systemctl enable --now pgw.target"
+
+uninstall:
+	@if [ "$(FLUSH)" = 1 ] && [ -x $(SBINDIR)/pgw-agent ]; then $(SBINDIR)/pgw-agent --flush; fi
+	rm -f $(DESTDIR)$(BINDIR)/pgwctl $(DAEMONS:%=$(DESTDIR)$(SBINDIR)/%)
+	rm -f $(foreach u,$(UNITS),$(DESTDIR)$(UNITDIR)/$(notdir $(u)))
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft
+	@echo "uninstalled; $(SYSCONFDIR)/pgw/pgw.env and the database in /var/lib/pgw are kept"

@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libnftnl-dev libmnl-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks
-curl iperf3 wrk jq tcpdump nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml"
+curl iperf3 wrk jq tcpdump nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Scenario: deployment files. make install into a temporary tree; systemd-analyze verify is
+# clean on every unit; capabilities only where needed; the compose file validates with
+# Debian's docker-compose; daemons signal readiness to systemd (Type=notify); make uninstall
+# removes what install added. Nothing here touches the host's system directories or users.
+set -u
+. "$(dirname "$0")/lib.sh"
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+cd "$ROOT" || exit 1
+check "make install into a temporary tree" \
+	make -s install PREFIX="$t/usr" SYSCONFDIR="$t/etc" UNITDIR="$t/units" CREATE_USER=0
+units=$(ls "$t"/units/pgw.target "$t"/units/pgw-*.service)
+out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify $units 2>&1)
+check_eq "systemd-analyze verify is clean on all $(echo "$units" | wc -w) units" "$out" ""
+check "binaries, web files, env template and failsafe installed" test -x "$t/usr/sbin/pgw-agent" -a -x "$t/usr/bin/pgwctl" \
+	-a -d "$t/usr/share/pgw/web" -a -f "$t/etc/pgw/pgw.env" -a -f "$t/etc/pgw/pgw-failsafe.nft"
+for d in agent forwarder healthd api; do
+	check "pgw-$d: User=pgw, NoNewPrivileges, ProtectSystem=strict, Type=notify" \
+		grep -q -z 'User=pgw.*NoNewPrivileges=yes.*ProtectSystem=strict' "$t/units/pgw-$d.service"
+done
+check_eq "pgw-agent: CAP_NET_ADMIN and nothing else" "$(grep -c '^CapabilityBoundingSet=CAP_NET_ADMIN$' "$t/units/pgw-agent.service")" "1"
+for d in forwarder healthd api; do
+	check_eq "pgw-$d: no capability" "$(grep -c '^CapabilityBoundingSet=$' "$t/units/pgw-$d.service")" "1"
+done
+check "the TPROXY drop-in for the forwarder adds only CAP_NET_ADMIN" \
+	grep -q '^CapabilityBoundingSet=CAP_NET_ADMIN$' "$t/usr/share/pgw/pgw-forwarder-tproxy.conf"
+check "the failsafe unit runs before the network" grep -q '^Before=network-pre.target' "$t/units/pgw-failsafe.service"
+echo 'PGW_JWT_SECRET=compose-secret-0123456789abcdef01234567' >"$ROOT/compose/pgw.env"
+check "docker-compose config validates compose/docker-compose.yml" \
+	docker-compose -f "$ROOT/compose/docker-compose.yml" config -q
+rm -f "$ROOT/compose/pgw.env"
+
+# Type=notify: READY=1 reaches $NOTIFY_SOCKET once the daemon is up
+export PGW_DB=$t/pgw.db PGW_RUN_DIR=$t/run
+"$t/usr/bin/pgwctl" migrate >/dev/null
+socat -u UNIX-RECVFROM:"$t/notify.sock",fork OPEN:"$t/notify.log",creat,append &
+sp=$!
+wait_for 3 test -S "$t/notify.sock"
+NOTIFY_SOCKET=$t/notify.sock "$t/usr/sbin/pgw-healthd" >"$t/healthd.log" 2>&1 &
+hp=$!
+check "pgw-healthd tells systemd READY=1" wait_for 5 grep -q 'READY=1' "$t/notify.log"
+kill -TERM $hp
+wait $hp
+check "... and STOPPING=1 on SIGTERM" wait_for 3 grep -q 'STOPPING=1' "$t/notify.log"
+kill $sp 2>/dev/null
+wait $sp 2>/dev/null
+
+# uninstall flushes table inet pgw: only ever inside a network namespace of this test
+check "make uninstall (in its own network namespace, where it flushes the table)" \
+	unshare --net make -s uninstall PREFIX="$t/usr" SYSCONFDIR="$t/etc" UNITDIR="$t/units" FLUSH=1
+check_eq "... leaves no binary, unit or data file (the env file and the DB stay)" \
+	"$(find "$t/usr" "$t/units" -type f | wc -l) $(test -f "$t/etc/pgw/pgw.env" && echo kept)" "0 kept"
+finish
