@@ -14,7 +14,7 @@ lab_up || exit 1
 trap 'exit 0' INT # Ctrl-C is how the demo ends: clean up (EXIT trap) and report success
 lab_start_peers || exit 1
 export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=text
-export PGW_JWT_SECRET_FILE=$LAB_DIR/jwt.secret PGW_HEALTH_URL=http://$LAB_WEB/ip
+export PGW_JWT_SECRET_FILE=$LAB_DIR/jwt.secret PGW_HEALTH_URL=http://$LAB_WEB/ip PGW_WEB_DIR=$ROOT/web
 head -c 48 /dev/urandom | base64 | tr -d '\n' >"$PGW_JWT_SECRET_FILE"
 chmod 600 "$PGW_JWT_SECRET_FILE"
 
@@ -61,7 +61,8 @@ ctl="$BIN/pgwctl --db $PGW_DB"
 cat <<MSG
 
 pgw demo is running (lab $LAB_ID).
-  REST API:              http://127.0.0.1:8080/api/v1  (user admin, password $password)
+  Dashboard:             http://127.0.0.1:8080/  (user admin, password $password)
+  REST API:              http://127.0.0.1:8080/api/v1
   state:                 $ctl status
 
 Clients (namespace $lan) and their proxies:
@@ -72,7 +73,7 @@ Try:
   ip netns exec $lan curl --interface 192.168.2.10 http://$LAB_WEB/ip   # answers 198.51.100.10: the proxy's exit
   ip netns exec $lan curl --interface 192.168.2.13 http://$LAB_WEB/ip   # refused: its proxy is down
   sqlite3 $PGW_DB 'SELECT proxy_id, status, latency_ms, exit_ip, last_error FROM proxy_health'
-  kill $micro     # stop socks-open: within seconds 192.168.2.11 is blocked in the kernel
+  kill $micro     # stop socks-open: within seconds its badge turns down and 192.168.2.11 is blocked
   ip netns exec $(lab_ns gw) nft list table inet pgw                    # the kill switch itself
 
   TOKEN=\$(curl -s http://127.0.0.1:8080/api/v1/auth/login -H 'Content-Type: application/json' \\
@@ -80,7 +81,6 @@ Try:
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/v1/mappings | jq
   curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/v1/health | jq
 
-Not yet: the web dashboard (the API it will use is up).
 Logs: $LAB_DIR/pgw-*.log (followed below). Press Ctrl-C to stop; everything is removed.
 MSG
 tail -n 0 -F "$LAB_DIR"/pgw-agent.log "$LAB_DIR"/pgw-healthd.log &

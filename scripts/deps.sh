@@ -9,13 +9,26 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libnftnl-dev libmnl-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks
-curl iperf3 wrk jq tcpdump nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose"
+curl iperf3 wrk jq tcpdump nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
+
+# playwright-core for the browser tests (npm; Debian's chromium is the browser)
+web_deps() {
+	[ -d tests/web/node_modules/playwright-core ] && return 0
+	echo "deps: npm install (tests/web)"
+	(cd tests/web && npm install --no-audit --no-fund --silent) || { echo "deps: npm install failed" >&2; return 1; }
+}
+
+# Node.js for the browser tests: the machine's own if it has one, else Debian's
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+	web_deps
+	exit $?
+fi
 
 echo "deps: installing:$missing"
 SUDO=""
@@ -37,4 +50,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+web_deps
 echo "deps: done"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Scenario: the web dashboard in real headless Chromium (Debian chromium + playwright-core)
+# against a running pgw in the lab: login, the four tabs, a proxy and a mapping made through
+# the forms, the health gate visible, a badge turning down and up live, a viewer without
+# write controls, no console errors. Screenshots go to build/screenshots.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+[ -d "$ROOT/tests/web/node_modules/playwright-core" ] || { echo "# playwright-core missing: run make deps"; exit 1; }
+lab_scenario
+export PGW_JWT_SECRET=web-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080 PGW_WEB_DIR=$ROOT/web
+ctl=$PGW_BIN/pgwctl
+$ctl settings set health_interval 2 >/dev/null
+$ctl settings set health_down_interval 1 >/dev/null
+$ctl settings set health_timeout 1 >/dev/null
+echo 'web-admin-password' | $ctl user add admin --role admin --password-stdin >/dev/null
+echo 'web-viewer-password' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+sqlite3 "$PGW_DB" "INSERT INTO proxies (name, type, host, port) VALUES ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
+    ('dead', 'socks5', '198.51.100.99', 1080)"
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+mkdir -p "$ROOT/build/screenshots"
+noauth=$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids")
+echo "$noauth" >"$LAB_DIR/noauth.pid"
+export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_PASSWORD=web-viewer-password \
+	SHOTS_DIR=$ROOT/build/screenshots PROXY_NAME=socks-open HTTP_PROXY_HOST=$LAB_HTTP_PROXY \
+	PROXY_USER=$LAB_PROXY_USER PROXY_PASS=$LAB_PROXY_PASS \
+	KILL_PROXY="kill \$(cat $LAB_DIR/noauth.pid)" \
+	START_PROXY="ip netns exec $(lab_ns wan) microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH >/dev/null 2>&1 & echo \$! > $LAB_DIR/noauth.pid" \
+	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip"
+(cd "$ROOT/tests/web" && timeout 240 ip netns exec "$(lab_ns gw)" node ui.mjs) >"$LAB_DIR/ui.out" 2>&1
+rc=$?
+[ -s "$LAB_DIR/noauth.pid" ] && kill "$(cat "$LAB_DIR/noauth.pid")" 2>/dev/null
+sed 's/^/# /' "$LAB_DIR/ui.out"
+check "the dashboard passes every browser check ($(grep -c '^ok' "$LAB_DIR/ui.out") of $(grep -c '^\(not \)\?ok' "$LAB_DIR/ui.out"))" test $rc -eq 0
+finish

@@ -1,0 +1,149 @@
+// The dashboard in real headless Chromium against a running pgw in the lab. Prints TAP lines.
+// Env: PGW_URL, ADMIN_PASSWORD, VIEWER_PASSWORD, SHOTS_DIR, KILL_PROXY (shell command that
+// stops a lab proxy), START_PROXY (shell command that starts it again), PROXY_NAME (its name).
+import { chromium } from 'playwright-core';
+import { execSync } from 'node:child_process';
+
+const env = process.env;
+let n = 0, failed = 0;
+const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
+async function step(what, fn) {
+  try { await fn(); ok(true, what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const consoleErrors = [];
+async function newPage() {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+async function loginAs(page, user, pass) {
+  await page.goto(env.PGW_URL);
+  await page.locator('#login-user').fill(user);
+  await page.locator('#login-pass').fill(pass);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+const shot = (page, name) => page.screenshot({ path: `${env.SHOTS_DIR}/${name}.png`, fullPage: true });
+
+const page = await newPage();
+await step('the login page shows', async () => {
+  await page.goto(env.PGW_URL);
+  await page.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5000 });
+});
+await step('a wrong password is refused with a message', async () => {
+  await loginAs(page, 'admin', 'not-the-password');
+  await page.getByText('Wrong user name or password.').waitFor({ timeout: 5000 });
+});
+await shot(page, 'login');
+await step('an admin logs in and sees the four tabs', async () => {
+  await loginAs(page, 'admin', env.ADMIN_PASSWORD);
+  for (const t of ['Dashboard', 'Proxy Mappings', 'Configuration', 'Authentication'])
+    await page.getByRole('tab', { name: t }).waitFor({ timeout: 5000 });
+});
+await step('the dashboard shows the proxies with live status badges', async () => {
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"] .badge[data-status="up"]`).waitFor({ timeout: 10000 });
+  await page.locator('article[data-proxy="dead"] .badge[data-status="down"]').waitFor({ timeout: 10000 });
+  await page.getByText('live', { exact: true }).waitFor({ timeout: 5000 });
+});
+await shot(page, 'dashboard');
+
+await step('create a proxy through the form', async () => {
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  await page.getByRole('button', { name: 'Add proxy' }).click();
+  await page.locator('#pf-name').fill('web-http');
+  await page.locator('#pf-type').selectOption('http');
+  await page.locator('#pf-host').fill(env.HTTP_PROXY_HOST);
+  await page.locator('#pf-port').fill('8888');
+  await page.locator('#pf-user').fill(env.PROXY_USER);
+  await page.locator('#pf-pass').fill(env.PROXY_PASS);
+  await page.locator('#proxy-form').getByRole('button', { name: 'Save' }).click();
+  await page.locator('#proxy-table tr[data-proxy="web-http"]').waitFor({ timeout: 5000 });
+});
+await step('inline validation: a bad port is explained before anything is sent', async () => {
+  await page.getByRole('button', { name: 'Add proxy' }).click();
+  await page.locator('#pf-name').fill('x');
+  await page.locator('#pf-host').fill('198.51.100.50');
+  await page.locator('#pf-port').fill('70000');
+  await page.locator('#proxy-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText('The port is a number from 1 to 65535.').waitFor({ timeout: 3000 });
+  await page.locator('#proxy-form').getByRole('button', { name: 'Cancel' }).click();
+});
+await step('create a mapping through the form: the health gate runs and it is saved', async () => {
+  await page.getByRole('button', { name: 'Add mapping' }).click();
+  await page.locator('#mf-ip').fill('192.168.2.12');
+  await page.locator('#mf-proxy').selectOption(await page.locator('#mf-proxy option', { hasText: 'web-http' }).getAttribute('value'));
+  await page.locator('#mf-label').fill('tv');
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Mapping saved: web-http is up/).waitFor({ timeout: 15000 });
+  await page.locator('#mapping-table tr[data-client="192.168.2.12"] .badge[data-status="active"]').waitFor({ timeout: 10000 });
+});
+await step('a mapping to a dead proxy is refused and the 422 explained', async () => {
+  await page.getByRole('button', { name: 'Add mapping' }).click();
+  await page.locator('#mf-ip').fill('192.168.2.13');
+  await page.locator('#mf-proxy').selectOption(await page.locator('#mf-proxy option', { hasText: 'dead (' }).getAttribute('value'));
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Not saved: proxy dead failed its health check/).waitFor({ timeout: 15000 });
+  await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
+});
+await step('the client really relays through the proxy made in the browser', async () => {
+  const ip = execSync(env.CLIENT_FETCH).toString().trim();
+  if (ip !== env.HTTP_PROXY_HOST) throw new Error(`exit ip ${ip}`);
+});
+await shot(page, 'mappings');
+await step('Configuration shows every setting with its explanation', async () => {
+  await page.getByRole('tab', { name: 'Configuration' }).click();
+  await page.getByLabel('Health interval (s)').waitFor({ timeout: 5000 });
+  await page.getByText('Seconds between probes of an up proxy.').waitFor();
+});
+await shot(page, 'configuration');
+await step('Authentication shows users and the audit log', async () => {
+  await page.getByRole('tab', { name: 'Authentication' }).click();
+  await page.locator('#user-table tr[data-user="viewer"]').waitFor({ timeout: 5000 });
+  await page.locator('#audit-table td', { hasText: 'mapping.create' }).first().waitFor({ timeout: 5000 });
+});
+await shot(page, 'authentication');
+await step('tabs work with the keyboard (arrow keys)', async () => {
+  await page.getByRole('tab', { name: 'Authentication' }).focus();
+  await page.keyboard.press('ArrowRight');
+  if (await page.getByRole('tab', { name: 'Dashboard' }).getAttribute('aria-selected') !== 'true') throw new Error('not moved');
+});
+
+await step('a badge turns down live when the lab proxy is killed', async () => {
+  execSync(env.KILL_PROXY);
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"] .badge[data-status="down"]`).waitFor({ timeout: 15000 });
+});
+await shot(page, 'dashboard-proxy-down');
+await step('... and up again when it returns, without a reload', async () => {
+  execSync(env.START_PROXY);
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"] .badge[data-status="up"]`).waitFor({ timeout: 20000 });
+});
+
+const viewer = await newPage();
+await step('a viewer logs in and sees no write controls', async () => {
+  await loginAs(viewer, 'viewer', env.VIEWER_PASSWORD);
+  await viewer.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  await viewer.locator('#mapping-table tr[data-client="192.168.2.12"]').waitFor({ timeout: 5000 });
+  for (const name of ['Add proxy', 'Add mapping', 'Edit', 'Delete'])
+    if (await viewer.getByRole('button', { name, exact: true }).count()) throw new Error(`"${name}" is shown`);
+  if (!(await viewer.getByLabel('enabled for 192.168.2.12').isDisabled())) throw new Error('toggle enabled');
+  await viewer.getByRole('tab', { name: 'Configuration' }).click();
+  if (!(await viewer.getByLabel('Health interval (s)').isDisabled())) throw new Error('config editable');
+});
+await step('log out returns to the login page', async () => {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5000 });
+});
+// The browser logs every non-2xx fetch as a console error; the test provokes two on purpose
+// (a wrong password: 401, a mapping to a dead proxy: 422). Anything else is a defect.
+const provoked = /Failed to load resource: the server responded with a status of (401|422)/;
+const real = consoleErrors.filter((e) => !provoked.test(e));
+ok(real.length === 0, `no console errors apart from the provoked 401 and 422 (${real.slice(0, 3).join(' | ')})`);
+await browser.close();
+console.log(`1..${n}`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,580 @@
+/* pgw dashboard: plain JavaScript, no build step. Session: the HttpOnly cookie set by
+ * POST /api/v1/auth/login; changes carry the CSRF token from the login answer. Live: one
+ * EventSource on /api/v1/events, which reconnects by itself (Last-Event-ID). */
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', proxies: [], mappings: [], health: {},
+  history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: null };
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat()) if (kid !== null && kid !== undefined) e.append(kid instanceof Node ? kid : String(kid));
+  return e;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body, opts = {}) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = opts.type || 'application/json';
+  if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
+  const res = await fetch('/api/v1' + path, { method, headers, credentials: 'same-origin',
+    body: body === undefined ? undefined : (opts.type ? body : JSON.stringify(body)) });
+  if (res.status === 401 && path !== '/auth/login') { showLogin('Your session has ended; please log in again.'); throw new ApiError(401, null); }
+  if (res.status === 204) return null;
+  const ct = res.headers.get('Content-Type') || '';
+  const data = ct.startsWith('application/json') ? await res.json() : await res.text();
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function flash(msg, bad = false) {
+  const f = $('#flash');
+  f.textContent = msg;
+  f.classList.toggle('bad', bad);
+}
+
+const isAdmin = () => state.me && state.me.role === 'admin';
+const fmtMs = (v) => (v === null || v === undefined ? '–' : `${v} ms`);
+function ago(ts) {
+  if (!ts) return 'never';
+  const s = Math.max(0, Math.round(Date.now() / 1000 - ts));
+  return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+}
+function rate(bps) {
+  if (bps === null) return '–';
+  const u = ['B/s', 'KB/s', 'MB/s', 'GB/s'];
+  let i = 0;
+  while (bps >= 1000 && i < u.length - 1) { bps /= 1000; i++; }
+  return `${bps.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+const badge = (status) => el('span', { class: `badge ${status}`, 'data-status': status }, status);
+
+/* ---------- session ---------- */
+
+function showLogin(msg = '') {
+  if (state.es) { state.es.close(); state.es = null; }
+  state.me = null;
+  $('#app').hidden = true;
+  $('#whoami').hidden = true;
+  $('#login').hidden = false;
+  $('#login-error').textContent = msg;
+  $('#login-user').focus();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  $('#login-error').textContent = '';
+  if (!f.username.value || !f.password.value) { $('#login-error').textContent = 'Enter your user name and password.'; return; }
+  try {
+    const r = await api('POST', '/auth/login', { username: f.username.value, password: f.password.value });
+    state.csrf = r.csrf_token;
+    sessionStorage.setItem('pgw.csrf', r.csrf_token);
+    f.password.value = '';
+    await start();
+  } catch (e) {
+    $('#login-error').textContent = e.status === 429 ? e.message : e.status === 401 ? 'Wrong user name or password.' : e.message;
+  }
+}
+
+async function logout() {
+  try { await api('POST', '/auth/logout', {}); } catch (e) { /* the session is gone either way */ }
+  sessionStorage.removeItem('pgw.csrf');
+  state.csrf = '';
+  showLogin();
+}
+
+async function start() {
+  state.me = await api('GET', '/me');
+  document.body.classList.toggle('viewer', !isAdmin());
+  $('#who-name').textContent = state.me.username;
+  $('#who-role').textContent = state.me.role;
+  $('#login').hidden = true;
+  $('#whoami').hidden = false;
+  $('#app').hidden = false;
+  await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
+  renderAll();
+  loadConfig();
+  if (isAdmin()) { loadUsers(); loadAudit(true); }
+  connectEvents();
+}
+
+/* ---------- data ---------- */
+
+async function loadProxies() {
+  const [p, h] = await Promise.all([api('GET', '/proxies'), api('GET', '/health')]);
+  state.proxies = p.items;
+  state.health = Object.fromEntries(h.items.map((x) => [x.proxy_id, x]));
+  await Promise.all(state.proxies.map(async (px) => {
+    const hist = await api('GET', `/health/${px.id}/history?limit=30`);
+    state.history[px.id] = hist.items.reverse();
+  }));
+}
+async function loadMappings() { state.mappings = (await api('GET', '/mappings')).items; }
+async function loadStatus() {
+  const s = await api('GET', '/status');
+  state.agent = s.agent;
+  state.fwd = s.forwarder;
+  state.counts = s.counts;
+}
+
+function renderAll() { renderDashboard(); renderProxies(); renderMappings(); }
+
+/* ---------- dashboard ---------- */
+
+function sparkline(points) {
+  const w = 260, h = 36, svgNS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(svgNS, 'svg');
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('role', 'img');
+  const ok = points.filter((p) => p.status === 'up' && p.latency_ms !== null);
+  svg.setAttribute('aria-label', ok.length ? `latency history, last ${ok[ok.length - 1].latency_ms} ms` : 'no latency history yet');
+  const max = Math.max(1, ...ok.map((p) => p.latency_ms));
+  const step = points.length > 1 ? w / (points.length - 1) : w;
+  const line = document.createElementNS(svgNS, 'polyline');
+  line.setAttribute('points', points.map((p, i) => (p.status === 'up' && p.latency_ms !== null)
+    ? `${(i * step).toFixed(1)},${(h - 2 - (p.latency_ms / max) * (h - 6)).toFixed(1)}` : '').filter(Boolean).join(' '));
+  svg.append(line);
+  points.forEach((p, i) => {
+    if (p.status !== 'down') return;
+    const c = document.createElementNS(svgNS, 'circle');
+    c.setAttribute('class', 'fail');
+    c.setAttribute('cx', (i * step).toFixed(1));
+    c.setAttribute('cy', String(h - 4));
+    c.setAttribute('r', '2.5');
+    svg.append(c);
+  });
+  return svg;
+}
+
+function renderDashboard() {
+  const cards = $('#proxy-cards');
+  cards.replaceChildren(...state.proxies.map((p) => {
+    const h = state.health[p.id] || { status: 'unknown' };
+    return el('article', { class: 'pcard', 'data-proxy': p.name, 'aria-label': `proxy ${p.name}` },
+      el('header', {}, el('h3', {}, p.name), badge(h.status)),
+      el('dl', {},
+        el('dt', {}, 'Address'), el('dd', {}, `${p.type} ${p.host}:${p.port}`),
+        el('dt', {}, 'Latency'), el('dd', { class: 'lat' }, fmtMs(h.latency_ms)),
+        el('dt', {}, 'Exit IP'), el('dd', { class: 'exit' }, h.exit_ip || '–'),
+        el('dt', {}, 'Checked'), el('dd', {}, ago(h.checked_at)),
+        el('dt', {}, 'Last error'), el('dd', { class: 'err' }, h.last_error || 'none')),
+      sparkline(state.history[p.id] || []));
+  }));
+  if (!state.proxies.length) cards.append(el('p', {}, 'No proxies yet. Add one in Proxy Mappings.'));
+  const active = state.mappings.filter((m) => m.state === 'active').length;
+  $('#st-active').textContent = active;
+  $('#st-blocked').textContent = state.mappings.length - active;
+  $('#st-conns').textContent = state.fwd ? state.fwd.active : '–';
+  if (state.agent) {
+    $('#st-agent').textContent = state.agent.last_error ? 'error' : `#${state.agent.generation}`;
+    $('#st-agent-label').textContent = state.agent.last_error
+      ? `kernel rules: ${state.agent.last_error}` : `kernel rules, applied ${ago(state.agent.applied_at)}`;
+  }
+}
+
+/* ---------- tables: sort and search ---------- */
+
+function sortable(table, key, rows, render) {
+  const s = state.sort[key] || { col: null, dir: 1 };
+  $$('th[data-sort]', table).forEach((th) => {
+    th.tabIndex = 0;
+    th.setAttribute('aria-sort', s.col === th.dataset.sort ? (s.dir > 0 ? 'ascending' : 'descending') : 'none');
+    th.onclick = th.onkeydown = (ev) => {
+      if (ev.type === 'keydown' && ev.key !== 'Enter' && ev.key !== ' ') return;
+      ev.preventDefault();
+      state.sort[key] = { col: th.dataset.sort, dir: s.col === th.dataset.sort ? -s.dir : 1 };
+      render();
+    };
+  });
+  if (!s.col) return rows;
+  return rows.slice().sort((a, b) => String(a[s.col] ?? '').localeCompare(String(b[s.col] ?? ''), undefined, { numeric: true }) * s.dir);
+}
+const matches = (q, ...fields) => !q || fields.some((f) => String(f ?? '').toLowerCase().includes(q.toLowerCase()));
+
+/* ---------- proxies ---------- */
+
+function renderProxies() {
+  const q = $('#proxy-search').value;
+  const rows = state.proxies.map((p) => ({ ...p, status: (state.health[p.id] || {}).status || 'unknown' }))
+    .filter((p) => matches(q, p.name, p.host, p.type, p.status));
+  const tbody = $('#proxy-table tbody');
+  tbody.replaceChildren(...sortable($('#proxy-table'), 'proxies', rows, renderProxies).map((p) => el('tr', { 'data-proxy': p.name },
+    el('td', {}, p.name), el('td', {}, p.type), el('td', {}, `${p.host}:${p.port}`), el('td', {}, badge(p.status)),
+    isAdmin() ? el('td', {}, el('div', { class: 'actions' },
+      el('button', { type: 'button', class: 'small ghost', onclick: () => checkProxy(p) }, 'Check'),
+      el('button', { type: 'button', class: 'small ghost', onclick: () => editProxy(p) }, 'Edit'),
+      el('button', { type: 'button', class: 'small danger', onclick: () => deleteProxy(p) }, 'Delete'))) : null)));
+  const sel = $('#mf-proxy');
+  const cur = sel.value;
+  sel.replaceChildren(...state.proxies.map((p) => el('option', { value: p.id }, `${p.name} (${(state.health[p.id] || {}).status || 'unknown'})`)));
+  if (cur) sel.value = cur;
+}
+
+function openForm(form, title, values) {
+  form.reset();
+  $('.error', form).textContent = '';
+  const g = $('.gate', form);
+  if (g) g.textContent = '';
+  form.querySelector('h3').textContent = title;
+  for (const [k, v] of Object.entries(values)) {
+    const f = form.elements[k];
+    if (!f) continue;
+    if (f.type === 'checkbox') f.checked = !!v; else f.value = v ?? '';
+  }
+  form.hidden = false;
+  form.querySelector('input:not([type=hidden]), select').focus();
+}
+
+function editProxy(p) {
+  $('#pf-pass-hint').textContent = p && p.has_password ? '(leave empty to keep the stored one)' : '(optional)';
+  openForm($('#proxy-form'), p ? `Edit proxy ${p.name}` : 'Add proxy', p ? { ...p, password: '' } : { type: 'socks5', port: 1080 });
+}
+
+function proxyErrors(f) {
+  if (!f.name.value.trim()) return 'Give the proxy a name.';
+  if (!f.host.value.trim() || /[\s/@]/.test(f.host.value)) return 'Enter the proxy\'s host name or address.';
+  const port = Number(f.port.value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return 'The port is a number from 1 to 65535.';
+  return '';
+}
+
+async function saveProxy(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f);
+  err.textContent = proxyErrors(f);
+  if (err.textContent) return;
+  const body = { name: f.name.value.trim(), type: f.type.value, host: f.host.value.trim(), port: Number(f.port.value), username: f.username.value };
+  if (f.password.value) body.password = f.password.value;
+  try {
+    if (f.id.value) await api('PATCH', `/proxies/${f.id.value}`, body); else await api('POST', '/proxies', body);
+    f.hidden = true;
+    flash(`Proxy ${body.name} saved.`);
+    await loadProxies();
+    renderAll();
+  } catch (e) { err.textContent = e.message; }
+}
+
+async function deleteProxy(p) {
+  if (!confirm(`Delete proxy ${p.name}?`)) return;
+  try { await api('DELETE', `/proxies/${p.id}`); flash(`Proxy ${p.name} deleted.`); await loadProxies(); renderAll(); }
+  catch (e) { flash(e.message, true); }
+}
+
+async function checkProxy(p) {
+  flash(`Checking ${p.name}…`);
+  try {
+    const r = await api('POST', `/proxies/${p.id}/check`, {});
+    flash(r.status === 'up' ? `${p.name} is up: ${r.latency_ms} ms, exit IP ${r.exit_ip}.` : `${p.name} is down: ${r.error}.`, r.status !== 'up');
+  } catch (e) { flash(e.message, true); }
+}
+
+/* ---------- mappings ---------- */
+
+function renderMappings() {
+  const q = $('#mapping-search').value;
+  const name = (id) => (state.proxies.find((p) => p.id === id) || {}).name || `#${id}`;
+  const rows = state.mappings.map((m) => ({ ...m, proxy: name(m.proxy_id) })).filter((m) => matches(q, m.client_ip, m.proxy, m.label, m.state));
+  $('#mapping-table tbody').replaceChildren(...sortable($('#mapping-table'), 'mappings', rows, renderMappings).map((m) => el('tr', { 'data-client': m.client_ip },
+    el('td', {}, m.client_ip), el('td', {}, m.proxy), el('td', {}, m.label), el('td', {}, badge(m.state)),
+    el('td', {}, el('input', { type: 'checkbox', checked: m.enabled, disabled: !isAdmin(), 'aria-label': `enabled for ${m.client_ip}`,
+      onchange: (ev) => toggleMapping(m, ev.target) })),
+    isAdmin() ? el('td', {}, el('div', { class: 'actions' },
+      el('button', { type: 'button', class: 'small ghost', onclick: () => editMapping(m) }, 'Edit'),
+      el('button', { type: 'button', class: 'small danger', onclick: () => deleteMapping(m) }, 'Delete'))) : null)));
+}
+
+function editMapping(m) {
+  openForm($('#mapping-form'), m ? `Edit mapping of ${m.client_ip}` : 'Add mapping',
+    m ? m : { enabled: true, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
+}
+
+const ipv4 = (s) => /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(s);
+
+async function saveMapping(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f), gate = $('.gate', f);
+  err.textContent = '';
+  gate.textContent = '';
+  if (!ipv4(f.client_ip.value.trim())) { err.textContent = 'Enter the client\'s IPv4 address, like 192.168.2.10.'; return; }
+  if (!f.proxy_id.value) { err.textContent = 'Add a proxy first.'; return; }
+  const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked };
+  const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
+  gate.textContent = `Checking proxy ${pname}…`;
+  try {
+    const r = f.id.value ? await api('PUT', `/mappings/${f.id.value}`, body) : await api('POST', '/mappings', body);
+    gate.textContent = '';
+    f.hidden = true;
+    flash(r.health ? `Mapping saved: ${pname} is up (${r.health.latency_ms} ms, exit IP ${r.health.exit_ip}).` : 'Mapping saved.');
+    await loadMappings();
+    renderAll();
+  } catch (e) {
+    gate.textContent = '';
+    if (e.status === 422) {
+      const c = e.body.error.check || {};
+      err.textContent = `Not saved: proxy ${pname} failed its health check (${c.error || 'down'}). Clients mapped to a failing proxy would be blocked, so pgw refuses the mapping.`;
+    } else err.textContent = e.message;
+  }
+}
+
+async function toggleMapping(m, box) {
+  box.disabled = true;
+  try {
+    await api('PATCH', `/mappings/${m.id}`, { enabled: box.checked });
+    flash(`${m.client_ip} ${box.checked ? 'enabled' : 'disabled'}.`);
+    await loadMappings();
+    renderAll();
+  } catch (e) {
+    box.checked = !box.checked;
+    flash(e.status === 422 ? `Not enabled: the proxy failed its health check (${(e.body.error.check || {}).error}).` : e.message, true);
+  } finally { box.disabled = false; }
+}
+
+async function deleteMapping(m) {
+  if (!confirm(`Delete the mapping of ${m.client_ip}?`)) return;
+  try { await api('DELETE', `/mappings/${m.id}`); flash(`Mapping of ${m.client_ip} deleted.`); await loadMappings(); renderAll(); }
+  catch (e) { flash(e.message, true); }
+}
+
+async function exportCsv() {
+  const res = await fetch('/api/v1/mappings/export', { credentials: 'same-origin' });
+  const url = URL.createObjectURL(await res.blob());
+  const a = el('a', { href: url, download: 'pgw-mappings.csv' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  URL.revokeObjectURL(url);
+}
+
+async function previewCsv(ev) {
+  const file = ev.target.files[0], out = $('#csv-preview');
+  $('#csv-import').hidden = true;
+  out.replaceChildren();
+  if (!file) return;
+  state.csvText = await file.text();
+  try {
+    const r = await api('POST', '/mappings/import?dry_run=true', state.csvText, { type: 'text/csv' });
+    out.append(el('p', {}, `${r.rows} rows: ${r.created} new, ${r.updated} changed, ${r.unchanged} unchanged.`));
+    $('#csv-import').hidden = r.created + r.updated === 0;
+  } catch (e) {
+    out.append(el('p', { class: 'error' }, e.message));
+    const lines = (e.body && e.body.error && (e.body.error.lines || e.body.error.checks)) || [];
+    if (lines.length) out.append(el('ul', { class: 'csv-errors' }, lines.map((l) => el('li', {}, l.line ? `line ${l.line}: ${l.error}` : `proxy ${l.proxy_id}: ${l.error}`))));
+  }
+}
+
+async function importCsv() {
+  try {
+    const r = await api('POST', '/mappings/import', state.csvText, { type: 'text/csv' });
+    flash(`Imported: ${r.created} new, ${r.updated} changed.`);
+    $('#csv-import').hidden = true;
+    $('#csv-preview').replaceChildren();
+    $('#csv-file').value = '';
+    await loadMappings();
+    renderAll();
+  } catch (e) { flash(e.message, true); }
+}
+
+/* ---------- configuration ---------- */
+
+const CONFIG = [
+  ['lan_iface', 'LAN interface', 'The interface facing the clients.', 'text'],
+  ['wan_iface', 'WAN interface', 'The interface facing the upstream proxies. Nothing from the LAN is ever forwarded to it.', 'text'],
+  ['lan_cidr', 'LAN network', 'IPv4 network of the clients, like 192.168.2.0/24. Mappings must be inside it.', 'text'],
+  ['forwarder_mode', 'Forwarder mode', 'redirect (NAT) works everywhere; tproxy keeps the original destination on the socket and needs CAP_NET_ADMIN for the forwarder.', ['redirect', 'tproxy']],
+  ['dns_mode', 'DNS mode', 'minimal: client DNS is dropped (the proxies resolve names); local: clients may query a resolver on the gateway.', ['minimal', 'local']],
+  ['block_action', 'Block action', 'reject answers blocked clients at once (TCP reset, ICMP); drop stays silent.', ['reject', 'drop']],
+  ['strict_output', 'Strict OUTPUT mode', 'The gateway itself may reach the WAN only as the pgw user and only to the proxies.', ['false', 'true']],
+  ['health_interval', 'Health interval (s)', 'Seconds between probes of an up proxy.', 'number'],
+  ['health_down_interval', 'Down re-check interval (s)', 'Seconds between probes of a down proxy, so recovery is quick.', 'number'],
+  ['health_timeout', 'Health timeout (s)', 'Seconds each probe step may take.', 'number'],
+  ['health_url', 'Health URL', 'An exit-IP echo URL (http://) fetched through each proxy.', 'text'],
+  ['health_fail_threshold', 'Failures before down', 'Failed probes before a proxy is down (1 blocks fastest).', 'number'],
+  ['health_success_threshold', 'Successes before up', 'Good probes before a down proxy is up again.', 'number'],
+];
+
+async function loadConfig() {
+  const cfg = await api('GET', '/config');
+  const form = $('#config-form');
+  form.replaceChildren(...CONFIG.map(([key, label, help, type]) => {
+    const id = `cfg-${key}`;
+    const input = Array.isArray(type)
+      ? el('select', { id, name: key, disabled: !isAdmin(), 'aria-describedby': `${id}-help` }, type.map((o) => el('option', { value: o, selected: cfg[key] === o }, o)))
+      : el('input', { id, name: key, value: cfg[key] ?? '', disabled: !isAdmin(), type: type === 'number' ? 'number' : 'text', min: type === 'number' ? '1' : null, 'aria-describedby': `${id}-help` });
+    return el('div', {}, el('label', { for: id }, label), input, el('p', { class: 'hint', id: `${id}-help` }, help));
+  }), el('p', { class: 'error', role: 'alert' }), isAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
+}
+
+async function saveConfig(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f), body = {};
+  const cur = await api('GET', '/config');
+  for (const [key] of CONFIG) if (f.elements[key] && String(f.elements[key].value) !== String(cur[key])) body[key] = String(f.elements[key].value);
+  err.textContent = '';
+  if (!Object.keys(body).length) { flash('Nothing changed.'); return; }
+  try { await api('PUT', '/config', body); flash(`Saved: ${Object.keys(body).join(', ')}.`); }
+  catch (e) { err.textContent = e.message; }
+}
+
+/* ---------- users and audit ---------- */
+
+async function loadUsers() {
+  const users = (await api('GET', '/users')).items;
+  $('#user-table tbody').replaceChildren(...users.map((u) => el('tr', { 'data-user': u.username },
+    el('td', {}, u.username),
+    el('td', {}, el('select', { 'aria-label': `role of ${u.username}`, onchange: (ev) => patchUser(u, { role: ev.target.value }) },
+      ['viewer', 'admin'].map((r) => el('option', { value: r, selected: u.role === r }, r)))),
+    el('td', {}, el('input', { type: 'checkbox', checked: !u.disabled, 'aria-label': `${u.username} enabled`, onchange: (ev) => patchUser(u, { disabled: !ev.target.checked }) })),
+    el('td', {}, u.id === state.me.id ? 'you' : el('button', { type: 'button', class: 'small danger', onclick: () => deleteUser(u) }, 'Delete')))));
+}
+
+async function patchUser(u, body) {
+  try { await api('PATCH', `/users/${u.id}`, body); flash(`User ${u.username} updated.`); }
+  catch (e) { flash(e.message, true); }
+  loadUsers();
+}
+
+async function deleteUser(u) {
+  if (!confirm(`Delete user ${u.username}?`)) return;
+  try { await api('DELETE', `/users/${u.id}`); flash(`User ${u.username} deleted.`); } catch (e) { flash(e.message, true); }
+  loadUsers();
+}
+
+async function addUser(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f);
+  err.textContent = '';
+  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(f.username.value)) { err.textContent = 'User names use letters, digits and . _ @ -'; return; }
+  if (f.password.value.length < 8) { err.textContent = 'The password needs at least 8 characters.'; return; }
+  try {
+    await api('POST', '/users', { username: f.username.value, role: f.role.value, password: f.password.value });
+    flash(`User ${f.username.value} added.`);
+    f.reset();
+    loadUsers();
+  } catch (e) { err.textContent = e.message; }
+}
+
+async function changePassword(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f);
+  err.textContent = '';
+  if (f.password.value.length < 8) { err.textContent = 'The new password needs at least 8 characters.'; return; }
+  try {
+    await api('PUT', `/users/${state.me.id}/password`, { current_password: f.current_password.value, password: f.password.value });
+    f.reset();
+    flash('Password changed.');
+  } catch (e) { err.textContent = e.status === 403 ? 'The current password is wrong.' : e.message; }
+}
+
+async function loadAudit(reset) {
+  if (reset) { state.auditCursor = null; $('#audit-table tbody').replaceChildren(); }
+  const q = $('#audit-search').value;
+  const r = await api('GET', `/audit?limit=25${q ? `&q=${encodeURIComponent(q)}` : ''}${state.auditCursor ? `&cursor=${state.auditCursor}` : ''}`);
+  $('#audit-table tbody').append(...r.items.map((a) => el('tr', {},
+    el('td', {}, new Date(a.ts * 1000).toLocaleString()), el('td', {}, a.user || '–'), el('td', {}, a.action),
+    el('td', {}, `${a.object_type} ${a.object_id}`.trim()), el('td', {}, a.result))));
+  state.auditCursor = r.next_cursor || null;
+  $('#audit-more').hidden = !state.auditCursor;
+}
+
+/* ---------- live events ---------- */
+
+function connectEvents() {
+  if (state.es) state.es.close();
+  const es = new EventSource('/api/v1/events');
+  state.es = es;
+  const live = $('#live');
+  es.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
+  es.onerror = () => { live.textContent = 'reconnecting…'; live.classList.remove('on'); };
+  es.addEventListener('health', (ev) => {
+    const h = JSON.parse(ev.data);
+    if (h.removed) return;
+    state.health[h.proxy_id] = h;
+    const hist = state.history[h.proxy_id] || (state.history[h.proxy_id] = []);
+    hist.push(h);
+    if (hist.length > 30) hist.shift();
+    renderDashboard();
+    renderProxies();
+  });
+  es.addEventListener('client', async () => { await loadMappings(); renderDashboard(); renderMappings(); });
+  es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
+  es.addEventListener('forwarder', (ev) => {
+    const now = JSON.parse(ev.data), t = Date.now();
+    if (state.fwdPrev) {
+      const secs = (t - state.fwdPrev.t) / 1000;
+      const bytes = now.bytes_up + now.bytes_down - state.fwdPrev.bytes;
+      $('#st-rate').textContent = rate(secs > 0 ? bytes / secs : 0);
+    }
+    state.fwdPrev = { t, bytes: now.bytes_up + now.bytes_down };
+    state.fwd = now;
+    renderDashboard();
+  });
+  const refetch = async () => { await Promise.all([loadProxies(), loadMappings()]); renderAll(); };
+  es.addEventListener('proxies', refetch);
+  es.addEventListener('mappings', refetch);
+  es.addEventListener('reset', refetch);
+  es.addEventListener('config', () => loadConfig());
+}
+
+/* ---------- tabs (arrow keys move between them) ---------- */
+
+function selectTab(tab) {
+  $$('[role=tab]').forEach((t) => {
+    const on = t === tab;
+    t.setAttribute('aria-selected', String(on));
+    t.tabIndex = on ? 0 : -1;
+    $(`#${t.getAttribute('aria-controls')}`).hidden = !on;
+  });
+  tab.focus();
+  if (tab.id === 'tab-auth' && isAdmin()) { loadUsers(); loadAudit(true); } /* fresh on every visit */
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('#login-form').addEventListener('submit', login);
+  $('#logout').addEventListener('click', logout);
+  const tabs = $$('[role=tab]');
+  tabs.forEach((t, i) => {
+    t.addEventListener('click', () => selectTab(t));
+    t.addEventListener('keydown', (ev) => {
+      if (ev.key === 'ArrowRight' || ev.key === 'ArrowLeft') {
+        selectTab(tabs[(i + (ev.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length]);
+      }
+    });
+  });
+  $('#proxy-new').addEventListener('click', () => editProxy(null));
+  $('#mapping-new').addEventListener('click', () => editMapping(null));
+  $('#proxy-form').addEventListener('submit', saveProxy);
+  $('#mapping-form').addEventListener('submit', saveMapping);
+  $$('[data-cancel]').forEach((b) => b.addEventListener('click', () => { b.closest('form').hidden = true; }));
+  $('#proxy-search').addEventListener('input', renderProxies);
+  $('#mapping-search').addEventListener('input', renderMappings);
+  $('#csv-export').addEventListener('click', exportCsv);
+  $('#csv-file').addEventListener('change', previewCsv);
+  $('#csv-import').addEventListener('click', importCsv);
+  $('#config-form').addEventListener('submit', saveConfig);
+  $('#user-form').addEventListener('submit', addUser);
+  $('#password-form').addEventListener('submit', changePassword);
+  let t = null;
+  $('#audit-search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(() => loadAudit(true), 300); });
+  $('#audit-more').addEventListener('click', () => loadAudit(false));
+  setInterval(() => { if (state.me) renderDashboard(); }, 15000); /* "checked N s ago" ages */
+  /* a session exists only if this tab logged in (the cookie itself is HttpOnly) */
+  if (state.csrf) start().catch(() => showLogin()); else showLogin();
+});
