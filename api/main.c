@@ -371,9 +371,12 @@ int main(int argc, char **argv)
 			log_info("listening on %s://%s:%u", d.cfg.tls_cert[0] ? "https" : "http", d.cfg.api_host, d.cfg.api_port);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 		}
-		events_shutdown(); /* SSE subscribers end their streams */
-		if (api.mhd)
+		events_shutdown(); /* SSE subscribers end their streams... */
+		if (api.mhd) {
+			MHD_quiesce_daemon(api.mhd);
+			usleep(300 * 1000); /* ...with their final chunk written before the server stops */
 			MHD_stop_daemon(api.mhd);
+		}
 		feed_free(feed);
 	}
 	daemon_fini(&d);

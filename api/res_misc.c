@@ -315,6 +315,29 @@ int res_metrics(struct req *r)
 		}
 	}
 	sqlite3_finalize(st);
+	/* the exit IP as an info series: a change of exit IP is a new series (alert on changes()) */
+	fprintf(f, "# HELP pgw_proxy_exit_ip_info the proxy's current exit address\n# TYPE pgw_proxy_exit_ip_info gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.exit_ip FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
+				   "WHERE h.exit_ip != '' ORDER BY p.id", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_proxy_exit_ip_info{proxy=\"%s\",id=\"%lld\",exit_ip=\"%s\"} 1\n", lbl,
+				(long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 2));
+		}
+	}
+	sqlite3_finalize(st);
+	fprintf(f, "# HELP pgw_proxy_exit_ip_changes_total exit IP changes seen in the kept health history\n"
+		   "# TYPE pgw_proxy_exit_ip_changes_total gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, (SELECT count(*) FROM (SELECT exit_ip, lag(exit_ip) OVER (ORDER BY id) "
+				   "AS prev FROM health_history WHERE proxy_id = p.id AND status = 'up') WHERE prev IS NOT NULL "
+				   "AND prev != exit_ip) FROM proxies p ORDER BY p.id", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_proxy_exit_ip_changes_total{proxy=\"%s\",id=\"%lld\"} %lld\n", lbl,
+				(long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 2));
+		}
+	}
+	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_client_blocked 1 when a mapped client is blocked\n# TYPE pgw_client_blocked gauge\n");
 	if (sqlite3_prepare_v2(db, "SELECT m.client_ip, NOT (m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, "
 				   "'unknown') = 'up') FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN "

@@ -17,7 +17,12 @@ echo 'web-admin-password' | $ctl user add admin --role admin --password-stdin >/
 echo 'web-viewer-password' | $ctl user add viewer --role viewer --password-stdin >/dev/null
 sqlite3 "$PGW_DB" "INSERT INTO proxies (name, type, host, port) VALUES ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
     ('dead', 'socks5', '198.51.100.99', 1080)"
-for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+for d in healthd agent forwarder; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+# pgw-api under a small supervisor, so the browser test can restart it (like systemd would)
+cat >"$LAB_DIR/api-loop.sh" <<LOOP
+while [ ! -e "$LAB_DIR/api.stop" ]; do "$PGW_BIN/pgw-api" >>"$LAB_DIR/pgw-api.log" 2>&1 & echo \$! >"$LAB_DIR/api.pid"; wait; sleep 0.3; done
+LOOP
+lab_bg gw api-loop bash "$LAB_DIR/api-loop.sh"
 check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
 mkdir -p "$ROOT/build/screenshots"
 noauth=$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids")
@@ -27,10 +32,13 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	PROXY_USER=$LAB_PROXY_USER PROXY_PASS=$LAB_PROXY_PASS \
 	KILL_PROXY="kill \$(cat $LAB_DIR/noauth.pid)" \
 	START_PROXY="ip netns exec $(lab_ns wan) microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH >/dev/null 2>&1 & echo \$! > $LAB_DIR/noauth.pid" \
-	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip"
+	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip" \
+	RESTART_API="kill \$(cat $LAB_DIR/api.pid)"
 (cd "$ROOT/tests/web" && timeout 240 ip netns exec "$(lab_ns gw)" node ui.mjs) >"$LAB_DIR/ui.out" 2>&1
 rc=$?
 [ -s "$LAB_DIR/noauth.pid" ] && kill "$(cat "$LAB_DIR/noauth.pid")" 2>/dev/null
+touch "$LAB_DIR/api.stop"
+kill "$(cat "$LAB_DIR/api.pid")" 2>/dev/null
 sed 's/^/# /' "$LAB_DIR/ui.out"
 check "the dashboard passes every browser check ($(grep -c '^ok' "$LAB_DIR/ui.out") of $(grep -c '^\(not \)\?ok' "$LAB_DIR/ui.out"))" test $rc -eq 0
 finish

@@ -124,6 +124,15 @@ await step('... and up again when it returns, without a reload', async () => {
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"] .badge[data-status="up"]`).waitFor({ timeout: 20000 });
 });
 
+await step('after pgw-api restarts, the page reconnects by itself and stays live', async () => {
+  execSync(env.RESTART_API);
+  await page.getByText('reconnecting…').waitFor({ timeout: 10000 });
+  await page.getByText('live', { exact: true }).waitFor({ timeout: 15000 });
+  execSync(env.KILL_PROXY); /* an event after the restart still reaches the page */
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"] .badge[data-status="down"]`).waitFor({ timeout: 15000 });
+  execSync(env.START_PROXY);
+});
+
 const viewer = await newPage();
 await step('a viewer logs in and sees no write controls', async () => {
   await loginAs(viewer, 'viewer', env.VIEWER_PASSWORD);
