@@ -24,6 +24,7 @@ db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5
 C=192.168.2.10
 lan() { lab_exec lan "$@"; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_of() { awk '{print $14}' "/proc/$1/stat"; }
 pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; printf "%.2f", a[i]*1000}'; }
 
 # measure MODE RELAY_PID CURL_PROXY_ARGS...: prints one table row
@@ -33,14 +34,16 @@ measure() {
 	local t0 t1 bytes gbps cpu0 cpu1 cpu_gb ip3 p50 p95 cps rss
 	lan curl -s -o /dev/null --interface $C "$@" "http://$LAB_WEB/ip" || { echo "$mode: no path"; return 1; }
 	# throughput: 2 GB download (curl), relay CPU over it
-	[ "$pid" != - ] && cpu0=$(cpu_of "$pid")
+	[ "$pid" != - ] && cpu0=$(cpu_of "$pid") && usr0=$(user_of "$pid")
 	t0=$(date +%s%N)
 	bytes=$(lan curl -s -o /dev/null -w '%{size_download}' --interface $C "$@" "http://$LAB_WEB/files/big.bin")
 	t1=$(date +%s%N)
 	gbps=$(awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", b * 8 / ns}')
 	if [ "$pid" != - ]; then
 		cpu1=$(cpu_of "$pid")
-		cpu_gb=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" -v by="$bytes" 'BEGIN {printf "%.3f", (b - a) / hz / (by / 1e9)}')
+		usr1=$(user_of "$pid")
+		cpu_gb=$(awk -v a="$cpu0" -v b="$cpu1" -v u0="$usr0" -v u1="$usr1" -v hz="$(getconf CLK_TCK)" -v by="$bytes" \
+			'BEGIN {printf "%.3f(u%.3f)", (b - a) / hz / (by / 1e9), (u1 - u0) / hz / (by / 1e9)}')
 	else
 		cpu_gb=n/a
 	fi
@@ -56,10 +59,10 @@ measure() {
 	p50=$(pct 50 <"$LAB_DIR/lat-$mode")
 	p95=$(pct 95 <"$LAB_DIR/lat-$mode")
 	rss=$([ "$pid" != - ] && awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo n/a)
-	printf '%-14s %12s %14s %12s %10s %10s %12s %9s\n' "$mode" "$gbps" "$ip3" "$cpu_gb" "$p50" "$p95" "$cps" "$rss"
+	printf '%-14s %12s %14s %16s %10s %10s %12s %9s\n' "$mode" "$gbps" "$ip3" "$cpu_gb" "$p50" "$p95" "$cps" "$rss"
 }
 
-printf '%-14s %12s %14s %12s %10s %10s %12s %9s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "RSS KiB"
+printf '%-14s %12s %14s %16s %10s %10s %12s %9s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "RSS KiB"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 wait_for() { local i; for ((i = 0; i < 100; i++)); do "$@" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 wait_for lab_exec gw nft list set inet pgw active4 >/dev/null
@@ -85,4 +88,4 @@ lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
 lab_exec gw "$PGW_BIN/pgw-agent" --flush >/dev/null
 measure direct-socks - --socks5 $LAB_DANTE:1080
 echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency."
-echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download."
+echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download (u: user-space part)."

@@ -252,7 +252,6 @@ static int start_relay(struct conn *c)
 
 	if (pipe_get(c->w, c->pipe_up) < 0 || pipe_get(c->w, c->pipe_down) < 0)
 		return -EMFILE;
-	setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(c->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	/* bytes the proxy sent after its reply belong to the client: first in line */
 	if (c->hs->in_len > 0) {
@@ -374,6 +373,10 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer
 	c->hs = calloc(1, sizeof(*c->hs));
 	if (c->ufd < 0 || !c->hs)
 		goto refuse;
+	{ /* small handshake messages and the first request go out at once */
+		int one = 1;
+		setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, sizeof(c->map.proxy)) < 0 && errno != EINPROGRESS) {
 		report_failure(w, c->map.proxy_id, errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT);
 		conn_close(c, CLOSE_UPSTREAM, errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT);
