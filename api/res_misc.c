@@ -374,6 +374,19 @@ int res_metrics(struct req *r)
 			json_object_foreach(json_object_get(fwd, "upstream_errors"), k, v)
 				fprintf(f, "pgw_forwarder_upstream_errors_total{kind=\"%s\"} %lld\n", k,
 					(long long)json_integer_value(v));
+			fprintf(f, "# HELP pgw_forwarder_client_connections_total relayed connections per client (mapping)\n"
+				   "# TYPE pgw_forwarder_client_connections_total counter\n");
+			json_object_foreach(json_object_get(fwd, "clients"), k, v)
+				fprintf(f, "pgw_forwarder_client_connections_total{client=\"%s\"} %lld\n", k,
+					(long long)json_integer_value(json_object_get(v, "connections")));
+			fprintf(f, "# HELP pgw_forwarder_client_bytes_total relayed bytes per client (counted when a connection ends)\n"
+				   "# TYPE pgw_forwarder_client_bytes_total counter\n");
+			json_object_foreach(json_object_get(fwd, "clients"), k, v) {
+				fprintf(f, "pgw_forwarder_client_bytes_total{client=\"%s\",direction=\"up\"} %lld\n", k,
+					(long long)json_integer_value(json_object_get(v, "bytes_up")));
+				fprintf(f, "pgw_forwarder_client_bytes_total{client=\"%s\",direction=\"down\"} %lld\n", k,
+					(long long)json_integer_value(json_object_get(v, "bytes_down")));
+			}
 		}
 		json_decref(fwd);
 	}

@@ -7,6 +7,7 @@
 #include "relay.h"
 #include "settings.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -64,11 +65,36 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	reload(f, msg ? "event" : from);
 }
 
+/* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
+static void write_clients(struct forwarder *f, FILE *out)
+{
+	struct fwd_shared *sh = &f->sh;
+	char ip[INET_ADDRSTRLEN];
+	int first = 1;
+
+	fputs(",\"clients\":{", out);
+	pthread_mutex_lock(&sh->clients_lock);
+	for (size_t i = 0; sh->clients && i < CLIENT_STATS_MAX; i++) {
+		const struct client_stat *cs = &sh->clients[i];
+		struct in_addr a = { .s_addr = htonl(cs->client) };
+
+		if (!cs->client)
+			continue;
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		fprintf(out, "%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu}",
+			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down);
+		first = 0;
+	}
+	pthread_mutex_unlock(&sh->clients_lock);
+	fputc('}', out);
+}
+
 static void write_stats(struct forwarder *f)
 {
 	struct fwd_stats *s = &f->sh.stats;
-	char path[200], tmp[210], buf[4096];
-	size_t n = 0;
+	char path[200], tmp[210], buf[4096], *all = NULL;
+	size_t n = 0, alllen = 0;
+	FILE *out;
 	int fd;
 
 	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
@@ -83,17 +109,24 @@ static void write_stats(struct forwarder *f)
 	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX && n < sizeof(buf); i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "",
 				      upstream_result_str(i), atomic_load(&s->upstream_errors[i]));
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}}\n");
-	if (n >= sizeof(buf))
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}");
+	if (n >= sizeof(buf) || !(out = open_memstream(&all, &alllen)))
 		return;
+	fwrite(buf, 1, n, out);
+	write_clients(f, out);
+	fputs("}\n", out);
+	fclose(out);
 	snprintf(path, sizeof(path), "%s/forwarder.stats.json", f->d->cfg.run_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
+	if (fd < 0) {
+		free(all);
 		return;
-	if (write(fd, buf, n) == (ssize_t)n)
+	}
+	if (write(fd, all, alllen) == (ssize_t)alllen)
 		rename(tmp, path); /* readers see a whole file, old or new */
 	close(fd);
+	free(all);
 }
 
 static void on_stats(struct evloop *ev, void *arg)
@@ -119,6 +152,8 @@ int main(int argc, char **argv)
 
 	memset(&f, 0, sizeof(f));
 	pthread_rwlock_init(&f.sh.lock, NULL);
+	pthread_mutex_init(&f.sh.clients_lock, NULL);
+	f.sh.clients = calloc(CLIENT_STATS_MAX, sizeof(*f.sh.clients));
 	r = daemon_init(&d, &info, argc, argv);
 	if (r == DAEMON_CONTINUE) {
 		f.d = &d;
@@ -143,6 +178,7 @@ int main(int argc, char **argv)
 		}
 	}
 	table_free(f.sh.table);
+	free(f.sh.clients);
 	daemon_fini(&d);
 	pthread_rwlock_destroy(&f.sh.lock);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;

@@ -58,6 +58,7 @@ struct conn {
 	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client */
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
+	int counted; /* a mapped, active client: its per-client stats count this connection */
 	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
 };
 
@@ -115,6 +116,43 @@ static void pipe_put(struct worker *w, int p[2], size_t left)
 	p[0] = p[1] = -1;
 }
 
+/* The client's counters, created on first use; NULL when the table is full. Call locked. */
+static struct client_stat *client_stat(struct fwd_shared *sh, uint32_t client)
+{
+	size_t i = (size_t)(client * 2654435761u) & (CLIENT_STATS_MAX - 1);
+
+	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
+		if (sh->clients[i].client == client)
+			return &sh->clients[i];
+		if (sh->clients[i].client == 0) {
+			sh->clients[i].client = client;
+			return &sh->clients[i];
+		}
+	}
+	return NULL;
+}
+
+static void client_account(struct conn *c, int opening, int failed)
+{
+	struct fwd_shared *sh = c->w->sh;
+	struct client_stat *cs;
+
+	if (!sh->clients)
+		return;
+	pthread_mutex_lock(&sh->clients_lock);
+	cs = client_stat(sh, ntohl(c->client.sin_addr.s_addr));
+	if (cs && opening) {
+		cs->active++;
+		cs->connections++;
+	} else if (cs) {
+		cs->active--;
+		cs->failures += (unsigned long)failed;
+		cs->bytes_up += c->bytes_up;
+		cs->bytes_down += c->bytes_down;
+	}
+	pthread_mutex_unlock(&sh->clients_lock);
+}
+
 static void fmt_addr(const struct sockaddr_in *a, char *buf, size_t cap)
 {
 	char ip[INET_ADDRSTRLEN];
@@ -138,6 +176,8 @@ static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result 
 		    (unsigned long long)(now - c->t_start), fwd_close_str(why), why == CLOSE_UPSTREAM ? ":" : "",
 		    why == CLOSE_UPSTREAM ? upstream_result_str(up) : "");
 	atomic_fetch_add(&s->closes[why], 1);
+	if (c->counted)
+		client_account(c, 0, why != CLOSE_DONE);
 	if (why == CLOSE_UPSTREAM)
 		atomic_fetch_add(&s->upstream_errors[up], 1);
 	atomic_fetch_sub(&s->active, 1);
@@ -369,6 +409,8 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer
 		why = CLOSE_MAX_CONNECTIONS;
 		goto refuse;
 	}
+	client_account(c, 1, 0);
+	c->counted = 1;
 	c->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->hs = calloc(1, sizeof(*c->hs));
 	if (c->ufd < 0 || !c->hs)

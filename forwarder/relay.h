@@ -33,6 +33,13 @@ struct fwd_stats {
 	atomic_ulong upstream_errors[UP_RESULT_MAX];
 };
 
+/* Per-client counters (the stats of a mapping), bounded; updated at connection open and close. */
+#define CLIENT_STATS_MAX 16384
+struct client_stat {
+	uint32_t client; /* host byte order; 0: free slot */
+	unsigned long active, connections, failures, bytes_up, bytes_down;
+};
+
 struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
 };
@@ -43,6 +50,8 @@ struct fwd_shared {
 	struct fwd_table *table;
 	struct fwd_limits limits;
 	struct fwd_stats stats;
+	pthread_mutex_t clients_lock;
+	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
 	const char *run_dir;
 	uint16_t port;	      /* REDIRECT */
 	uint16_t tproxy_port; /* TPROXY (IP_TRANSPARENT) */

@@ -106,6 +106,8 @@ db "UPDATE mappings SET label = 'reloaded' WHERE client_ip = '192.168.2.11'" && 
 check "the forwarder reloads on notify" wait_for 3 grep -q 'mappings loaded (event)' "$LAB_DIR/pgw-forwarder.log"
 wait $slow
 check_eq "a download running across the reload completes intact" "$(sha256sum <"$LAB_DIR/slow.bin")" "$want"
+check "per-client stats: connections and bytes of each mapping" \
+	bash -c "jq -e '.clients[\"192.168.2.11\"].connections >= 10300 and .clients[\"192.168.2.10\"].bytes_down > 20000000 and .clients[\"192.168.2.20\"].failures >= 1' $PGW_RUN_DIR/forwarder.stats.json"
 check "the stats file is valid JSON with totals" \
 	bash -c "jq -e '.accepted > 10000 and .bytes_down > 40000000' $PGW_RUN_DIR/forwarder.stats.json"
 kill -TERM $fwd

@@ -103,6 +103,8 @@ check_match "metrics: proxy up" "$m" 'pgw_proxy_up\{proxy="socks-auth",id="1"\} 
 check_match "metrics: client blocked" "$m" 'pgw_client_blocked\{client="192.168.2.10"\} 1'
 check "metrics: forwarder connections (stats refresh every second)" \
 	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s $U/metrics | grep -q 'pgw_forwarder_connections_total [1-9]'"
+check "metrics: per-client forwarder counters" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s $U/metrics | grep -q 'pgw_forwarder_client_connections_total{client=\"192.168.2.10\"} [1-9]'"
 check_eq "healthz" "$(code "$(http GET /healthz)")" "200"
 check "every response carries X-Request-Id" bash -c "ip netns exec $(lab_ns gw) curl -si $U/api/v1/nothing | grep -qi '^X-Request-Id: '"
 check "the access log has request ids" grep -q '"id":"[0-9a-f]*-[0-9]*","msg":"POST /api/v1/mappings 201' "$LAB_DIR/pgw-api.log"
