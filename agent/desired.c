@@ -170,8 +170,7 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
 	static const char *const sql =
-		"SELECT m.client_ip, m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up' "
-		"FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id";
+		"SELECT client_ip, active FROM mapping_state"; /* the rule lives in migration 0004 */
 	sqlite3_stmt *st = NULL;
 	size_t cap_a = 0, cap_b = 0;
 	int r, rc;

@@ -209,6 +209,7 @@ static const struct daemon_info info = {
 	.summary = "Reconciles table inet pgw in the kernel from the state DB (nftables, one atomic batch).\n"
 		   "  --flush             delete table inet pgw and exit (uninstall; clients lose their rules)",
 	.on_change = on_change,
+	.watch_sql = "SELECT sum(seq) FROM change_seq", /* proxies, mappings, health status, settings */
 };
 
 static int flush_and_exit(void)

@@ -281,14 +281,22 @@ static void e_reject(struct nftnl_rule *r, uint32_t type, uint8_t code)
 	add(r, e);
 }
 
-static void e_redirect(struct nftnl_rule *r, uint16_t port)
+/* Load len bytes of data into register 1. */
+static void e_imm(struct nftnl_rule *r, const void *data, uint32_t len)
 {
-	struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *e = nftnl_expr_alloc("redir");
-	uint16_t be = htons(port);
+	struct nftnl_expr *imm = nftnl_expr_alloc("immediate");
 
 	nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-	nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
+	nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, data, len);
 	add(r, imm);
+}
+
+static void e_redirect(struct nftnl_rule *r, uint16_t port)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("redir");
+	uint16_t be = htons(port);
+
+	e_imm(r, &be, sizeof(be));
 	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
 	add(r, e);
@@ -297,19 +305,14 @@ static void e_redirect(struct nftnl_rule *r, uint16_t port)
 /* meta mark set MARK; tproxy ip to :PORT; accept */
 static void e_tproxy(struct nftnl_rule *r, uint32_t mark, uint16_t port)
 {
-	struct nftnl_expr *imm = nftnl_expr_alloc("immediate"), *set = nftnl_expr_alloc("meta");
-	struct nftnl_expr *pimm = nftnl_expr_alloc("immediate"), *tp = nftnl_expr_alloc("tproxy");
+	struct nftnl_expr *set = nftnl_expr_alloc("meta"), *tp = nftnl_expr_alloc("tproxy");
 	uint16_t be = htons(port);
 
-	nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-	nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &mark, sizeof(mark));
-	add(r, imm);
+	e_imm(r, &mark, sizeof(mark));
 	nftnl_expr_set_u32(set, NFTNL_EXPR_META_KEY, NFT_META_MARK);
 	nftnl_expr_set_u32(set, NFTNL_EXPR_META_SREG, NFT_REG_1);
 	add(r, set);
-	nftnl_expr_set_u32(pimm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-	nftnl_expr_set(pimm, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
-	add(r, pimm);
+	e_imm(r, &be, sizeof(be));
 	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_FAMILY, NFPROTO_IPV4);
 	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
 	add(r, tp);

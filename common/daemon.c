@@ -157,7 +157,7 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 		return DAEMON_EXIT_FAIL;
 	}
 	d->nt_h = ev_add_fd(d->ev, notify_fd(d->nt), EPOLLIN, on_notify, d);
-	d->watch = dbwatch_new(d->ev, d->db, DAEMON_POLL_MS, on_poll, d);
+	d->watch = dbwatch_new(d->ev, d->db, DAEMON_POLL_MS, info->watch_sql, on_poll, d);
 	if (!d->nt_h || !d->watch) {
 		log_error("cannot watch the notify socket or the database");
 		return DAEMON_EXIT_FAIL;

@@ -22,6 +22,8 @@ struct daemon_info {
 	/* Called after a datagram (msg != NULL) or when the polling fallback saw a commit (msg == NULL). */
 	void (*on_change)(struct daemon *d, const struct notify_msg *msg, const char *from);
 	int (*validate)(const struct pgw_config *cfg, char *err, size_t errlen); /* extra checks, may be NULL */
+	/* Polling fallback: NULL reacts to any commit; else a fingerprint query (see dbwatch.h). */
+	const char *watch_sql;
 };
 
 struct daemon {

@@ -95,6 +95,13 @@ int db_user_version(sqlite3 *db, int *out)
 	return r;
 }
 
+long long db_query_int(sqlite3 *db, const char *sql, long long def)
+{
+	int64_t v;
+
+	return pragma_int(db, sql, &v) == 0 ? (long long)v : def;
+}
+
 int db_data_version(sqlite3 *db, int64_t *out) { return pragma_int(db, "PRAGMA data_version", out); }
 
 int db_check_schema(sqlite3 *db, char *err, size_t errlen)

@@ -22,6 +22,8 @@ int db_commit(sqlite3 *db);
 void db_rollback(sqlite3 *db);
 
 int db_user_version(sqlite3 *db, int *out);
+/* The first column of the first row of a static query (no user values), or def. */
+long long db_query_int(sqlite3 *db, const char *sql, long long def);
 /* Changes whenever another connection commits (the polling fallback's signal). */
 int db_data_version(sqlite3 *db, int64_t *out);
 /* Refuse a DB that is not migrated yet or that is newer than this build knows. */

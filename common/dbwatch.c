@@ -11,6 +11,8 @@ struct dbwatch {
 	struct ev_handle *timer;
 	sqlite3 *db;
 	int64_t seen;
+	const char *fp_sql;
+	long long fp;
 	unsigned long hits;
 	dbwatch_cb cb;
 	void *arg;
@@ -29,11 +31,18 @@ static void on_tick(struct evloop *ev, void *arg)
 	if (v == w->seen)
 		return;
 	w->seen = v;
+	if (w->fp_sql) {
+		long long fp = db_query_int(w->db, w->fp_sql, -1);
+		if (fp == w->fp)
+			return; /* a commit, but not to anything this daemon watches */
+		w->fp = fp;
+	}
 	w->hits++;
 	w->cb(w->arg);
 }
 
-struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, dbwatch_cb cb, void *arg)
+struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, const char *fingerprint_sql, dbwatch_cb cb,
+			    void *arg)
 {
 	struct dbwatch *w = calloc(1, sizeof(*w));
 
@@ -43,6 +52,9 @@ struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, db
 	w->db = db;
 	w->cb = cb;
 	w->arg = arg;
+	w->fp_sql = fingerprint_sql;
+	if (fingerprint_sql)
+		w->fp = db_query_int(db, fingerprint_sql, -1);
 	if (db_data_version(db, &w->seen) < 0)
 		goto fail;
 	w->timer = ev_add_timer(ev, poll_ms, poll_ms, on_tick, w);
@@ -62,6 +74,11 @@ void dbwatch_free(struct dbwatch *w)
 	free(w);
 }
 
-void dbwatch_sync(struct dbwatch *w) { db_data_version(w->db, &w->seen); }
+void dbwatch_sync(struct dbwatch *w)
+{
+	db_data_version(w->db, &w->seen);
+	if (w->fp_sql)
+		w->fp = db_query_int(w->db, w->fp_sql, -1);
+}
 
 unsigned long dbwatch_hits(const struct dbwatch *w) { return w->hits; }

@@ -92,41 +92,37 @@ static void write_clients(struct forwarder *f, FILE *out)
 static void write_stats(struct forwarder *f)
 {
 	struct fwd_stats *s = &f->sh.stats;
-	char path[200], tmp[210], buf[4096], *all = NULL;
-	size_t n = 0, alllen = 0;
-	FILE *out;
+	char path[200], tmp[210], *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
 	int fd;
 
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-			      "{\"pid\":%d,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,\"accepted\":%lu,"
-			      "\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
-			      (int)getpid(), f->n_workers, f->sh.port, table_size(f->sh.table), atomic_load(&s->active),
-			      atomic_load(&s->accepted), atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
-	for (int i = 0; i < CLOSE_MAX && n < sizeof(buf); i++)
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i),
-				      atomic_load(&s->closes[i]));
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "},\"upstream_errors\":{");
-	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX && n < sizeof(buf); i++)
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "",
-				      upstream_result_str(i), atomic_load(&s->upstream_errors[i]));
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}");
-	if (n >= sizeof(buf) || !(out = open_memstream(&all, &alllen)))
+	if (!out)
 		return;
-	fwrite(buf, 1, n, out);
+	fprintf(out,
+		"{\"pid\":%d,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,\"accepted\":%lu,"
+		"\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
+		(int)getpid(), f->n_workers, f->sh.port, table_size(f->sh.table), atomic_load(&s->active),
+		atomic_load(&s->accepted), atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
+	for (int i = 0; i < CLOSE_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i), atomic_load(&s->closes[i]));
+	fputs("},\"upstream_errors\":{", out);
+	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "", upstream_result_str(i),
+			atomic_load(&s->upstream_errors[i]));
+	fputc('}', out);
 	write_clients(f, out);
 	fputs("}\n", out);
 	fclose(out);
 	snprintf(path, sizeof(path), "%s/forwarder.stats.json", f->d->cfg.run_dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		free(all);
-		return;
+	if (fd >= 0) {
+		if (write(fd, buf, len) == (ssize_t)len)
+			rename(tmp, path); /* readers see a whole file, old or new */
+		close(fd);
 	}
-	if (write(fd, all, alllen) == (ssize_t)alllen)
-		rename(tmp, path); /* readers see a whole file, old or new */
-	close(fd);
-	free(all);
+	free(buf);
 }
 
 static void on_stats(struct evloop *ev, void *arg)
@@ -140,6 +136,7 @@ static const struct daemon_info info = {
 	.sock_name = "forwarder",
 	.summary = "Relays each LAN client's TCP through its own upstream proxy (SOCKS5 or HTTP CONNECT).",
 	.on_change = on_change,
+	.watch_sql = "SELECT sum(seq) FROM change_seq", /* proxies, mappings, health status, settings */
 };
 
 int main(int argc, char **argv)

@@ -26,9 +26,8 @@ static size_t slot_of(uint32_t a, size_t cap)
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
-		"SELECT m.client_ip, m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up', "
-		"p.id, p.type, p.host, p.port, p.username, p.password "
-		"FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id";
+		"SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password "
+		"FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id"; /* "active": migration 0004 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;

@@ -338,6 +338,7 @@ static const struct daemon_info info = {
 	.sock_name = "healthd",
 	.summary = "Probes every upstream proxy through itself: status, latency, exit IP.",
 	.on_change = on_change,
+	.watch_sql = "SELECT sum(seq) FROM change_seq WHERE topic IN ('proxies', 'settings')",
 };
 
 int main(int argc, char **argv)

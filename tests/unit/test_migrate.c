@@ -296,6 +296,66 @@ static void test_transactions(void **state)
 	tl_rmdir(dir);
 }
 
+/* change_seq: triggers count what matters to enforcement, and only that. */
+static void test_change_seq_triggers(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+	const char *seq = "SELECT group_concat(seq, ',') FROM (SELECT seq FROM change_seq ORDER BY topic)";
+	sqlite3_stmt *st = NULL;
+	char before[64], after[64];
+
+	(void)state;
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p', 'socks5', 'h', 1);"
+				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+				     "INSERT INTO settings (key, value) VALUES ('k', 'v')"),
+			 SQLITE_OK);
+	/* topics in order: health, mappings, proxies, settings */
+	assert_int_equal(sqlite3_prepare_v2(db, seq, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(before, sizeof(before), "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	assert_string_equal(before, "0,1,1,1");
+	/* a probe result that keeps the status: nothing to reload */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET latency_ms = 7, exit_ip = '198.51.100.10', checked_at = 1"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), 0);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'up'"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'up', latency_ms = 9"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'down'"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), 2);
+	assert_int_equal(tl_exec(db, "UPDATE mappings SET enabled = 0; DELETE FROM mappings"), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, seq, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(after, sizeof(after), "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	assert_string_equal(after, "2,3,1,1");
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+/* mapping_state: the one definition of an active client. */
+static void test_mapping_state_view(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+
+	(void)state;
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('up', 'socks5', 'h', 1), "
+				     "('down', 'socks5', 'h', 2), ('unknown', 'socks5', 'h', 3), ('off', 'socks5', 'h', 4);"
+				     "UPDATE proxy_health SET status = 'up' WHERE proxy_id IN (1, 4);"
+				     "UPDATE proxy_health SET status = 'down' WHERE proxy_id = 2;"
+				     "UPDATE proxies SET enabled = 0 WHERE id = 4;"
+				     "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.1', 1, 1), "
+				     "('192.168.2.2', 1, 0), ('192.168.2.3', 2, 1), ('192.168.2.4', 3, 1), ('192.168.2.5', 4, 1)"),
+			 SQLITE_OK);
+	/* only an enabled mapping to an enabled proxy that is up; unknown counts as down */
+	assert_int_equal(tl_int(db, "SELECT group_concat(active, '') FROM (SELECT active FROM mapping_state ORDER BY client_ip)"),
+			 10000);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +369,8 @@ int main(void)
 		cmocka_unit_test(test_constraints),
 		cmocka_unit_test(test_data_version_sees_other_writers),
 		cmocka_unit_test(test_transactions),
+		cmocka_unit_test(test_change_seq_triggers),
+		cmocka_unit_test(test_mapping_state_view),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,7 +233,7 @@ static void run_scenario(int send_datagram, struct sub *s)
 	assert_non_null(s->nt);
 	assert_non_null(tx);
 	assert_non_null(ev_add_fd(s->ev, notify_fd(s->nt), EPOLLIN, sub_on_notify, s));
-	s->w = dbwatch_new(s->ev, reader, 1000, sub_on_poll, s);
+	s->w = dbwatch_new(s->ev, reader, 1000, NULL, sub_on_poll, s);
 	assert_non_null(s->w);
 	/* commit from the writer's side, with or without telling anyone */
 	commit = ev_add_timer(s->ev, 1, 0, writer_commit, writer);
@@ -281,6 +281,38 @@ static void test_lost_datagram_caught_by_polling(void **state)
 	assert_true(s.t_seen > 0 && s.t_seen < 5000);
 }
 
+static void count_poll(void *arg) { ++*(int *)arg; }
+
+/* With a fingerprint, a commit to rows nobody watches does not wake the daemon; one that
+ * changes the fingerprint does. */
+static void test_fingerprint_filters_commits(void **state)
+{
+	char *dir = tl_tmpdir(), path[300], err[256];
+	sqlite3 *reader = tl_db(dir, "f.db"), *writer = NULL;
+	struct evloop *ev = ev_new();
+	struct dbwatch *w;
+	int hits = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/f.db", dir);
+	assert_int_equal(db_open(path, 0, &writer, err, sizeof(err)), 0);
+	w = dbwatch_new(ev, reader, 100, "SELECT sum(seq) FROM change_seq WHERE topic = 'settings'", count_poll, &hits);
+	assert_non_null(w);
+	assert_int_equal(tl_exec(writer, "INSERT INTO audit (action) VALUES ('noise')"), SQLITE_OK);
+	assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(hits, 0); /* a commit, but not to settings */
+	assert_int_equal(tl_exec(writer, "INSERT INTO settings (key, value) VALUES ('x', 'y')"), SQLITE_OK);
+	assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(hits, 1);
+	dbwatch_free(w);
+	ev_free(ev);
+	db_close(writer);
+	db_close(reader);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_full_queue_never_blocks),
 		cmocka_unit_test(test_event_path_delivers),
 		cmocka_unit_test(test_lost_datagram_caught_by_polling),
+		cmocka_unit_test(test_fingerprint_filters_commits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
