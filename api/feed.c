@@ -63,9 +63,7 @@ static json_t *health_now(sqlite3 *db)
 static json_t *clients_now(sqlite3 *db)
 {
 	return snapshot(db,
-			"SELECT m.client_ip, CASE WHEN m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up' "
-			"THEN 'active' ELSE 'blocked' END, m.id, m.proxy_id FROM mappings m JOIN proxies p ON p.id = m.proxy_id "
-			"LEFT JOIN proxy_health h ON h.proxy_id = p.id",
+			"SELECT client_ip, CASE WHEN active THEN 'active' ELSE 'blocked' END, id, proxy_id FROM mapping_state",
 			client_cols, 4);
 }
 

@@ -16,11 +16,8 @@ static const struct jfield mapping_fields[] = {
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
-/* Same rule as pgw-agent: active when the mapping and its proxy are enabled and the proxy is up. */
-#define MAPPING_SELECT                                                                                                 \
-	"SELECT m.id, m.client_ip, m.proxy_id, m.enabled, m.label, "                                                   \
-	"m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, 'unknown') = 'up' "                                    \
-	"FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id "
+/* "active" is the view of migration 0004: the same rule pgw-agent and pgw-forwarder apply. */
+#define MAPPING_SELECT "SELECT id, client_ip, proxy_id, enabled, label, active FROM mapping_state "
 
 static json_t *row_json(sqlite3_stmt *st)
 {
@@ -35,28 +32,13 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	json_t *j = NULL;
 
-	if (sqlite3_prepare_v2(db, MAPPING_SELECT "WHERE m.id = ?1", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, MAPPING_SELECT "WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		j = row_json(st);
 	sqlite3_finalize(st);
 	return j;
-}
-
-static int list(struct req *r, sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *items = json_array();
-
-	if (sqlite3_prepare_v2(db, MAPPING_SELECT "ORDER BY m.id", -1, &st, NULL) != SQLITE_OK) {
-		json_decref(items);
-		return reply_db_error(r, db);
-	}
-	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(items, row_json(st));
-	sqlite3_finalize(st);
-	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
 }
 
 /* client_ip must be an IPv4 address inside the LAN network. */
@@ -194,11 +176,28 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 	return reply_empty(r, 204);
 }
 
+/* All mappings in one query (there may be thousands). */
+static int list(struct req *r, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *items = json_array();
+
+	if (sqlite3_prepare_v2(db, MAPPING_SELECT "ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+		json_decref(items);
+		return reply_db_error(r, db);
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, row_json(st));
+	sqlite3_finalize(st);
+	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+}
+
+static const struct crud mappings = { .noun = "mapping", .list = list, .get = mapping_json, .save = save, .del = del, .put = 1 };
+
 int res_mappings(struct req *r, const char *const *seg, int nseg)
 {
 	int get = strcmp(r->method, "GET") == 0;
 	sqlite3 *db;
-	int64_t id = -1;
 
 	if (auth_require(r, !get) < 0)
 		return MHD_YES;
@@ -209,23 +208,5 @@ int res_mappings(struct req *r, const char *const *seg, int nseg)
 	if (nseg == 1 && strcmp(seg[0], "import") == 0)
 		return strcmp(r->method, "POST") == 0 ? res_mappings_import(r, db)
 						      : reply_error(r, 405, "method_not_allowed", "use POST");
-	if (nseg == 1 && (id = path_id(seg[0])) < 0)
-		return reply_error(r, 404, "not_found", "no such mapping");
-	if (nseg == 0 && get)
-		return list(r, db);
-	if (nseg == 0 && strcmp(r->method, "POST") == 0)
-		return save(r, db, -1, 0);
-	if (nseg == 1 && get) {
-		json_t *m = mapping_json(db, id);
-		return m ? reply_json(r, 200, m) : reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
-	}
-	if (nseg == 1 && strcmp(r->method, "PUT") == 0)
-		return save(r, db, id, 0);
-	if (nseg == 1 && strcmp(r->method, "PATCH") == 0)
-		return save(r, db, id, 1);
-	if (nseg == 1 && strcmp(r->method, "DELETE") == 0)
-		return del(r, db, id);
-	if (nseg <= 1)
-		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	return reply_error(r, 404, "not_found", "no such resource");
+	return crud_route(r, db, &mappings, seg, nseg);
 }

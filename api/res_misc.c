@@ -44,9 +44,12 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 	int64_t id;
 	long limit = 100;
 
-	if (auth_require(r, 0) < 0 || (strcmp(r->method, "GET") != 0 &&
-				       reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method)))
+	if (auth_require(r, 0) < 0)
 		goto done;
+	if (strcmp(r->method, "GET") != 0) {
+		reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+		goto done;
+	}
 	if (!(db = api_db(r->api))) {
 		reply_error(r, 503, "unavailable", "database unavailable");
 		goto done;
@@ -194,17 +197,6 @@ static json_t *forwarder_stats(const char *run_dir)
 	return json_load_file(path, 0, NULL);
 }
 
-static long long one(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	long long v = 0;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 static json_t *agent_state(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
@@ -246,19 +238,19 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 		json_pack("{s:{s:b, s:b, s:b, s:b}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "daemons", "api", 1, "agent",
 			  daemon_alive(rd, "agent"), "forwarder", daemon_alive(rd, "forwarder"), "healthd",
 			  daemon_alive(rd, "healthd"), "agent", agent_state(db), "forwarder", fwd ? fwd : json_null(),
-			  "counts", "proxies", (json_int_t)one(db, "SELECT count(*) FROM proxies"), "proxies_up",
-			  (json_int_t)one(db, "SELECT count(*) FROM proxy_health WHERE status = 'up'"), "proxies_down",
-			  (json_int_t)one(db, "SELECT count(*) FROM proxy_health WHERE status = 'down'"), "mappings",
-			  (json_int_t)one(db, "SELECT count(*) FROM mappings"), "clients_active",
-			  (json_int_t)one(db, "SELECT active_count FROM agent_state"), "clients_blocked",
-			  (json_int_t)one(db, "SELECT blocked_count FROM agent_state")));
+			  "counts", "proxies", (json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
+			  (json_int_t)db_query_int(db, "SELECT count(*) FROM proxy_health WHERE status = 'up'", 0), "proxies_down",
+			  (json_int_t)db_query_int(db, "SELECT count(*) FROM proxy_health WHERE status = 'down'", 0), "mappings",
+			  (json_int_t)db_query_int(db, "SELECT count(*) FROM mappings", 0), "clients_active",
+			  (json_int_t)db_query_int(db, "SELECT active_count FROM agent_state", 0), "clients_blocked",
+			  (json_int_t)db_query_int(db, "SELECT blocked_count FROM agent_state", 0)));
 }
 
 int res_healthz(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
 
-	if (!db || one(db, "SELECT 1") != 1)
+	if (!db || db_query_int(db, "SELECT 1", 0) != 1)
 		return reply_json(r, 503, json_pack("{s:s}", "status", "database unavailable"));
 	return reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
@@ -339,19 +331,17 @@ int res_metrics(struct req *r)
 	}
 	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_client_blocked 1 when a mapped client is blocked\n# TYPE pgw_client_blocked gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT m.client_ip, NOT (m.enabled = 1 AND p.enabled = 1 AND coalesce(h.status, "
-				   "'unknown') = 'up') FROM mappings m JOIN proxies p ON p.id = m.proxy_id LEFT JOIN "
-				   "proxy_health h ON h.proxy_id = p.id ORDER BY m.id", -1, &st, NULL) == SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT client_ip, NOT active FROM mapping_state ORDER BY id", -1, &st, NULL) == SQLITE_OK)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			fprintf(f, "pgw_client_blocked{client=\"%s\"} %d\n", sqlite3_column_text(st, 0),
 				sqlite3_column_int(st, 1));
 	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_agent_generation rulesets applied\n# TYPE pgw_agent_generation counter\n"
-		   "pgw_agent_generation %lld\n", one(db, "SELECT generation FROM agent_state"));
+		   "pgw_agent_generation %lld\n", db_query_int(db, "SELECT generation FROM agent_state", 0));
 	fprintf(f, "# HELP pgw_agent_reconcile_duration_seconds last apply\n# TYPE pgw_agent_reconcile_duration_seconds gauge\n"
-		   "pgw_agent_reconcile_duration_seconds %.6f\n", one(db, "SELECT coalesce(duration_us, 0) FROM agent_state") / 1e6);
+		   "pgw_agent_reconcile_duration_seconds %.6f\n", db_query_int(db, "SELECT coalesce(duration_us, 0) FROM agent_state", 0) / 1e6);
 	fprintf(f, "# HELP pgw_agent_errors_total failed applies\n# TYPE pgw_agent_errors_total counter\n"
-		   "pgw_agent_errors_total %lld\n", one(db, "SELECT errors_total FROM agent_state"));
+		   "pgw_agent_errors_total %lld\n", db_query_int(db, "SELECT errors_total FROM agent_state", 0));
 	fwd = forwarder_stats(cfg->run_dir);
 	if (fwd) {
 		fprintf(f, "# HELP pgw_forwarder_active_connections relayed connections open now\n"

@@ -33,19 +33,6 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-static int list(struct req *r, sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *items = json_array();
-
-	if (sqlite3_prepare_v2(db, "SELECT id FROM proxies ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-		return reply_db_error(r, db);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(items, proxy_json(db, sqlite3_column_int64(st, 0)));
-	sqlite3_finalize(st);
-	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
-}
-
 /* Semantic checks beyond types and lengths. */
 static int check_values(struct req *r, const json_t *b)
 {
@@ -187,35 +174,24 @@ static int check(struct req *r, sqlite3 *db, int64_t id)
 	return reply_json(r, 200, res);
 }
 
+static const struct crud proxies = { .noun = "proxy", .ids_sql = "SELECT id FROM proxies ORDER BY id", .get = proxy_json,
+				      .save = save, .del = del, .put = 1 };
+
 int res_proxies(struct req *r, const char *const *seg, int nseg)
 {
 	int get = strcmp(r->method, "GET") == 0;
 	sqlite3 *db;
-	int64_t id = -1;
+	int64_t id;
 
 	if (auth_require(r, !get) < 0)
 		return MHD_YES;
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
-	if (nseg >= 1 && (id = path_id(seg[0])) < 0)
-		return reply_error(r, 404, "not_found", "no such proxy");
-	if (nseg == 0 && get)
-		return list(r, db);
-	if (nseg == 0 && strcmp(r->method, "POST") == 0)
-		return save(r, db, -1, 0);
-	if (nseg == 1 && get) {
-		json_t *p = proxy_json(db, id);
-		return p ? reply_json(r, 200, p) : reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
+	if (nseg == 2 && strcmp(seg[1], "check") == 0) {
+		if ((id = path_id(seg[0])) < 0)
+			return reply_error(r, 404, "not_found", "no such proxy");
+		return strcmp(r->method, "POST") == 0 ? check(r, db, id)
+						      : reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 	}
-	if (nseg == 1 && strcmp(r->method, "PUT") == 0)
-		return save(r, db, id, 0);
-	if (nseg == 1 && strcmp(r->method, "PATCH") == 0)
-		return save(r, db, id, 1);
-	if (nseg == 1 && strcmp(r->method, "DELETE") == 0)
-		return del(r, db, id);
-	if (nseg == 2 && strcmp(seg[1], "check") == 0 && strcmp(r->method, "POST") == 0)
-		return check(r, db, id);
-	if (nseg <= 2)
-		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	return reply_error(r, 404, "not_found", "no such resource");
+	return crud_route(r, db, &proxies, seg, nseg);
 }

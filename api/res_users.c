@@ -105,9 +105,13 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
-	if (req_parse_json(r) < 0 || json_check(r->body, f, 2, 1, err, sizeof(err)) < 0) {
+	if (req_parse_json(r) < 0) {
 		json_decref(before);
-		return r->status ? MHD_YES : reply_error(r, 400, "bad_request", "%s", err);
+		return MHD_YES;
+	}
+	if (json_check(r->body, f, 2, 1, err, sizeof(err)) < 0) {
+		json_decref(before);
+		return reply_error(r, 400, "bad_request", "%s", err);
 	}
 	role = (v = json_object_get(r->body, "role")) ? json_string_value(v) : NULL;
 	if (role && strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0) {
@@ -195,11 +199,20 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 	return reply_empty(r, 204);
 }
 
+static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
+{
+	(void)partial; /* users change by PATCH only (role, disabled); passwords have their own path */
+	return id < 0 ? create(r, db) : patch(r, db, id);
+}
+
+static const struct crud users = { .noun = "user", .ids_sql = "SELECT id FROM users ORDER BY id", .get = user_json,
+				    .save = save, .del = del }; /* no PUT */
+
 int res_users(struct req *r, const char *const *seg, int nseg)
 {
 	int get = strcmp(r->method, "GET") == 0;
 	sqlite3 *db;
-	int64_t id = -1;
+	int64_t id;
 
 	if (nseg == 2 && strcmp(seg[1], "password") == 0 && strcmp(r->method, "PUT") == 0) {
 		if (auth_require(r, 0) < 0 || auth_csrf(r) < 0) /* not only admins: checked inside */
@@ -214,30 +227,7 @@ int res_users(struct req *r, const char *const *seg, int nseg)
 		return reply_error(r, 403, "forbidden", "only admins manage users");
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
-	if (nseg == 1 && (id = path_id(seg[0])) < 0)
-		return reply_error(r, 404, "not_found", "no such user");
-	if (nseg == 0 && get) {
-		sqlite3_stmt *st = NULL;
-		json_t *items = json_array();
-		if (sqlite3_prepare_v2(db, "SELECT id FROM users ORDER BY id", -1, &st, NULL) == SQLITE_OK)
-			while (sqlite3_step(st) == SQLITE_ROW)
-				json_array_append_new(items, user_json(db, sqlite3_column_int64(st, 0)));
-		sqlite3_finalize(st);
-		return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
-	}
-	if (nseg == 0 && strcmp(r->method, "POST") == 0)
-		return create(r, db);
-	if (nseg == 1 && get) {
-		json_t *u = user_json(db, id);
-		return u ? reply_json(r, 200, u) : reply_error(r, 404, "not_found", "no user %lld", (long long)id);
-	}
-	if (nseg == 1 && strcmp(r->method, "PATCH") == 0)
-		return patch(r, db, id);
-	if (nseg == 1 && strcmp(r->method, "DELETE") == 0)
-		return del(r, db, id);
-	if (nseg <= 1)
-		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	return reply_error(r, 404, "not_found", "no such resource");
+	return crud_route(r, db, &users, seg, nseg);
 }
 
 /* GET /audit?q=&user=&action=&from=&to=&limit=&cursor= : newest first; cursor = the last id seen. */

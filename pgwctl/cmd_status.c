@@ -2,6 +2,7 @@
  * and an on-demand proxy check through pgw-healthd. */
 #include "pgwctl.h"
 
+#include "db.h"
 #include "notify.h"
 
 #include <poll.h>
@@ -41,17 +42,6 @@ int cmd_notify(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
-static long long one(struct ctl *c, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	long long v = -1;
-
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 int cmd_status(struct ctl *c, int argc, char **argv)
 {
 	sqlite3_stmt *st = NULL;
@@ -63,12 +53,12 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	}
 	if (ctl_open(c) < 0)
 		return CTL_FAIL;
-	printf("proxies:  %lld (%lld up, %lld down, %lld unknown)\n", one(c, "SELECT count(*) FROM proxies"),
-	       one(c, "SELECT count(*) FROM proxy_health WHERE status = 'up'"),
-	       one(c, "SELECT count(*) FROM proxy_health WHERE status = 'down'"),
-	       one(c, "SELECT count(*) FROM proxy_health WHERE status = 'unknown'"));
-	printf("mappings: %lld (%lld enabled)\n", one(c, "SELECT count(*) FROM mappings"),
-	       one(c, "SELECT count(*) FROM mappings WHERE enabled = 1"));
+	printf("proxies:  %lld (%lld up, %lld down, %lld unknown)\n", db_query_int(c->db, "SELECT count(*) FROM proxies", -1),
+	       db_query_int(c->db, "SELECT count(*) FROM proxy_health WHERE status = 'up'", -1),
+	       db_query_int(c->db, "SELECT count(*) FROM proxy_health WHERE status = 'down'", -1),
+	       db_query_int(c->db, "SELECT count(*) FROM proxy_health WHERE status = 'unknown'", -1));
+	printf("mappings: %lld (%lld enabled)\n", db_query_int(c->db, "SELECT count(*) FROM mappings", -1),
+	       db_query_int(c->db, "SELECT count(*) FROM mappings WHERE enabled = 1", -1));
 	if (sqlite3_prepare_v2(c->db,
 			       "SELECT generation, coalesce(datetime(applied_at, 'unixepoch'), 'never'), coalesce(duration_us, 0), "
 			       "kind, active_count, blocked_count, last_error, errors_total FROM agent_state WHERE id = 1",
