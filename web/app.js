@@ -496,6 +496,13 @@ async function loadAudit(reset) {
 
 /* ---------- live events ---------- */
 
+/* A burst of change events costs one refetch. */
+let refetchTimer = null;
+function refetchSoon() {
+  clearTimeout(refetchTimer);
+  refetchTimer = setTimeout(async () => { await Promise.all([loadProxies(), loadMappings()]); renderAll(); }, 150);
+}
+
 function connectEvents() {
   if (state.es) state.es.close();
   const es = new EventSource('/api/v1/events');
@@ -513,7 +520,15 @@ function connectEvents() {
     renderDashboard();
     renderProxies();
   });
-  es.addEventListener('client', async () => { await loadMappings(); renderDashboard(); renderMappings(); });
+  /* one event per client: a proxy with 200 clients going down sends 200. Apply each in place
+   * and render once per frame; only an unknown or removed client needs a (coalesced) refetch. */
+  let frame = 0;
+  const renderSoon = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; renderDashboard(); renderMappings(); }); };
+  es.addEventListener('client', (ev) => {
+    const c = JSON.parse(ev.data);
+    const m = state.mappings.find((x) => x.client_ip === c.client_ip);
+    if (m && !c.removed) { m.state = c.state; renderSoon(); } else refetchSoon();
+  });
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
     const now = JSON.parse(ev.data), t = Date.now();
@@ -526,10 +541,9 @@ function connectEvents() {
     state.fwd = now;
     renderDashboard();
   });
-  const refetch = async () => { await Promise.all([loadProxies(), loadMappings()]); renderAll(); };
-  es.addEventListener('proxies', refetch);
-  es.addEventListener('mappings', refetch);
-  es.addEventListener('reset', refetch);
+  es.addEventListener('proxies', refetchSoon);
+  es.addEventListener('mappings', refetchSoon);
+  es.addEventListener('reset', refetchSoon);
   es.addEventListener('config', () => loadConfig());
 }
 
