@@ -96,8 +96,7 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	setting(db, "forwarder_mode", "redirect", v, sizeof(v));
 	r->tproxy = strcmp(v, "tproxy") == 0;
 	r->tproxy_port = cfg->tproxy_port;
-	setting(db, "strict_output", "false", v, sizeof(v));
-	r->strict_output = strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0;
+	r->strict_output = settings_get_bool(db, "strict_output", 0);
 	if (r->strict_output) {
 		struct passwd *pw = getpwnam(cfg->service_user);
 		if (pw) {

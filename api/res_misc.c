@@ -56,19 +56,20 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 	}
 	if (nseg == 0) {
 		if (sqlite3_prepare_v2(db, "SELECT proxy_id, status, latency_ms, exit_ip, checked_at, last_error, "
-					   "connect_ms, handshake_ms, first_byte_ms FROM proxy_health ORDER BY proxy_id",
+					   "connect_ms, handshake_ms, first_byte_ms, pipelining FROM proxy_health ORDER BY proxy_id",
 				       -1, &st, NULL) != SQLITE_OK) {
 			reply_db_error(r, db);
 			goto done;
 		}
 		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:o}", "proxy_id",
+			json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:b}", "proxy_id",
 						       (json_int_t)sqlite3_column_int64(st, 0), "status",
 						       sqlite3_column_text(st, 1), "latency_ms", nullable_int(st, 2),
 						       "exit_ip", sqlite3_column_text(st, 3), "checked_at",
 						       nullable_int(st, 4), "last_error", sqlite3_column_text(st, 5),
 						       "connect_ms", nullable_int(st, 6), "handshake_ms",
-						       nullable_int(st, 7), "first_byte_ms", nullable_int(st, 8)));
+						       nullable_int(st, 7), "first_byte_ms", nullable_int(st, 8),
+						       "pipelining", sqlite3_column_int(st, 9)));
 		sqlite3_finalize(st);
 		reply_json(r, 200, json_pack("{s:I, s:O}", "total", (json_int_t)json_array_size(items), "items", items));
 		goto done;

@@ -2,9 +2,11 @@
 # pgw-forwarder against redsocks (Debian) and against the client speaking SOCKS directly to
 # the upstream, in one run, on the same lab and the same upstream (dante-server). pgw-agent's
 # own ruleset redirects client TCP to whichever relay is measured, so only the relay differs.
+# pgw-forwarder is measured twice: with the pipelined SOCKS5 handshake (pgw-healthd finds that
+# dante takes it) and lock-step (what it does for proxies that do not, like microsocks).
 # Measures: throughput (iperf3 through the relay; curl download for all three), relay CPU time
 # per GB (from /proc), sequential small-request latency P50/P95, new connections per second
-# (wrk, Connection: close), relay RSS. Bounded: about 2 minutes.
+# (wrk, Connection: close), relay RSS. Bounded: about 3 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
@@ -20,7 +22,7 @@ cat "$LAB_DIR/www/files/big.bin" >/dev/null # into the page cache: the first rel
 lab_pgw_env
 db() { sqlite3 "$PGW_DB" "$@"; }
 db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
-    UPDATE proxy_health SET status = 'up'; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+    UPDATE proxy_health SET status = 'up', pipelining = 1; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
 C=192.168.2.10
 lan() { lab_exec lan "$@"; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -70,7 +72,11 @@ wait_for lab_exec gw nft list set inet pgw active4 >/dev/null
 lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
 fwd=$LAB_LAST_PID
 wait_for grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
-measure pgw-forwarder "$fwd"
+measure pgw-forwarder "$fwd" # pipelined SOCKS5 handshake: what pgw-healthd finds for dante (e2e 17)
+db "UPDATE proxy_health SET pipelining = 0"
+kill -HUP "$fwd"
+sleep 0.3
+measure pgw-lockstep "$fwd" # the same, handshake lock-step (as for microsocks)
 lab_stop_pid "$fwd"
 
 cat >"$LAB_DIR/redsocks.conf" <<CONF

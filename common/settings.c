@@ -33,6 +33,7 @@ static const struct sdef defs[] = {
 	{ { "health_fail_threshold", "failed probes before a proxy is down" }, K_RANGE, NULL, 1, 10, "1" },
 	{ { "health_success_threshold", "good probes before a down proxy is up again" }, K_RANGE, NULL, 1, 10, "2" },
 	{ { "health_history_max", "history entries kept per proxy" }, K_RANGE, NULL, 10, 100000, "1000" },
+	{ { "socks_pipelining", "send SOCKS5 greeting, auth and request in one write to proxies a probe found to take it" }, K_BOOL, NULL, 0, 0, "true" },
 	{ { "forwarder_connect_timeout", "seconds to connect to a proxy and finish its handshake" }, K_RANGE, NULL, 1, 120, "10" },
 	{ { "forwarder_idle_timeout", "seconds a relayed connection may stay silent both ways" }, K_RANGE, NULL, 10, 86400, "900" },
 	{ { "forwarder_max_connections", "relayed connections at once; more are refused" }, K_RANGE, NULL, 16, 1000000, "20000" },
@@ -192,6 +193,14 @@ unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def)
 	uint64_t n;
 
 	return settings_get(db, key, v, sizeof(v)) == 0 && parse_u64(v, 0, UINT32_MAX, &n) == 0 ? (unsigned)n : def;
+}
+
+int settings_get_bool(sqlite3 *db, const char *key, int def)
+{
+	char v[SETTINGS_VALUE_MAX];
+	int b;
+
+	return settings_get(db, key, v, sizeof(v)) == 0 && parse_bool(v, &b) == 0 ? b : def;
 }
 
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen)

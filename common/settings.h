@@ -25,6 +25,8 @@ int settings_seed(sqlite3 *db, const struct pgw_config *cfg);
 int settings_get(sqlite3 *db, const char *key, char *value, size_t size);
 /* The value of a numeric setting, or def when unset. */
 unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def);
+/* true/false (also 1/0, yes/no, on/off), or def when unset or not a boolean. */
+int settings_get_bool(sqlite3 *db, const char *key, int def);
 /* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);
 

@@ -91,6 +91,23 @@ int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target 
 	return (int)n;
 }
 
+int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const char *pass,
+			   const struct upstream_target *t)
+{
+	int with_auth = user && *user, n = socks5_build_greeting(buf, cap, with_auth), m;
+
+	if (n < 0)
+		return n;
+	if (with_auth) {
+		m = socks5_build_auth(buf + n, cap - (size_t)n, user, pass);
+		if (m < 0)
+			return m;
+		n += m;
+	}
+	m = socks5_build_connect(buf + n, cap - (size_t)n, t);
+	return m < 0 ? m : n + m;
+}
+
 static size_t base64(char *out, const uint8_t *in, size_t len)
 {
 	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -272,12 +289,20 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 			return UP_ERR_NO_METHOD;
 		if (v != (hs->user[0] ? 2 : 0))
 			return UP_ERR_BAD_REPLY; /* a method we did not offer */
+		if (hs->pipeline) { /* the rest went out with the greeting: read the next reply */
+			hs->state = v == 2 ? HS_AUTH : HS_REPLY;
+			return UP_IN_PROGRESS;
+		}
 		if (v == 2)
 			return queue(hs, socks5_build_auth(hs->out, sizeof(hs->out), hs->user, hs->pass), HS_AUTH);
 		return queue(hs, socks5_build_connect(hs->out, sizeof(hs->out), &hs->target), HS_REPLY);
 	case HS_AUTH:
 		if (v != 0)
 			return UP_ERR_AUTH;
+		if (hs->pipeline) {
+			hs->state = HS_REPLY;
+			return UP_IN_PROGRESS;
+		}
 		return queue(hs, socks5_build_connect(hs->out, sizeof(hs->out), &hs->target), HS_REPLY);
 	default: /* HS_REPLY */
 		hs->detail = v;
@@ -309,7 +334,10 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				hs->detail = err;
 				return err == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
 			}
-			if (hs->type == UPSTREAM_SOCKS5)
+			if (hs->type == UPSTREAM_SOCKS5 && hs->pipeline)
+				res = queue(hs, socks5_build_pipelined(hs->out, sizeof(hs->out), hs->user, hs->pass, &hs->target),
+					    HS_METHOD);
+			else if (hs->type == UPSTREAM_SOCKS5)
 				res = queue(hs, socks5_build_greeting(hs->out, sizeof(hs->out), hs->user[0] != '\0'), HS_METHOD);
 			else
 				res = queue(hs, http_build_connect((char *)hs->out, sizeof(hs->out), &hs->target, hs->user, hs->pass),
@@ -364,8 +392,9 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				hs->in_len += (size_t)n;
 				break;
 			}
-			/* lock-step: nothing but the tunnel's first bytes may follow the final reply */
-			if (hs->state != HS_REPLY && hs->state != HS_HTTP_REPLY && hs->in_len != (size_t)r)
+			/* lock-step: nothing but the tunnel's first bytes may follow the final reply
+			 * (pipelined: the next replies may already be here) */
+			if (!hs->pipeline && hs->state != HS_REPLY && hs->state != HS_HTTP_REPLY && hs->in_len != (size_t)r)
 				return UP_ERR_BAD_REPLY;
 			memmove(hs->in, hs->in + r, hs->in_len - (size_t)r);
 			hs->in_len -= (size_t)r;

@@ -1,8 +1,11 @@
 /* upstream.h - the client side of SOCKS5 (RFC 1928, RFC 1929 auth) and HTTP CONNECT (Basic
  * auth), shared by pgw-forwarder and pgw-healthd. Builders and reply parsers are pure (buffer
  * in, struct out) so tests and fuzzers drive them; upstream_hs_* is a non-blocking handshake
- * state machine over a connected socket. Lock-step: one message, then its reply (some servers,
- * microsocks among them, drop bytes that arrive ahead of their turn). */
+ * state machine over a connected socket. Lock-step by default: one message, then its reply
+ * (some servers, microsocks among them, drop bytes that arrive ahead of their turn). With
+ * hs->pipeline set, a SOCKS5 greeting, auth and CONNECT go out in one write (the method is
+ * known: exactly one is offered) and the replies are read in turn: one round trip instead of
+ * two or three, for proxies known to take it (pgw-healthd finds out, migration 0006). */
 #ifndef PGW_UPSTREAM_H
 #define PGW_UPSTREAM_H
 
@@ -44,6 +47,9 @@ struct upstream_target {
 int socks5_build_greeting(uint8_t *buf, size_t cap, int with_auth);
 int socks5_build_auth(uint8_t *buf, size_t cap, const char *user, const char *pass);
 int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target *t);
+/* Greeting (one method), auth when user is set, CONNECT: the one write of a pipelined handshake. */
+int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const char *pass,
+			   const struct upstream_target *t);
 int http_build_connect(char *buf, size_t cap, const struct upstream_target *t, const char *user, const char *pass);
 
 /* ---- pure parsers: bytes consumed (> 0), 0 when more bytes are needed, or -EBADMSG ---- */
@@ -64,7 +70,8 @@ struct upstream_hs {
 	size_t in_len;
 	const char *user, *pass; /* not owned; empty strings for no auth */
 	struct upstream_target target;
-	int detail; /* SOCKS5 REP or HTTP status of a refusal, errno of an I/O error */
+	int detail;   /* SOCKS5 REP or HTTP status of a refusal, errno of an I/O error */
+	int pipeline; /* set after upstream_hs_init: SOCKS5 messages in one write */
 };
 
 void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,

@@ -171,10 +171,10 @@ static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result 
 	snprintf(cid, sizeof(cid), "c%u-%llu", w->index, (unsigned long long)c->id);
 	fmt_addr(&c->client, cl, sizeof(cl));
 	fmt_addr(&c->dst, dst, sizeof(dst));
-	log_info_id(cid, "conn client=%s dst=%s proxy=%lld up=%llu down=%llu ms=%llu close=%s%s%s", cl, dst,
+	log_info_id(cid, "conn client=%s dst=%s proxy=%lld up=%llu down=%llu ms=%llu close=%s%s%s%s", cl, dst,
 		    (long long)c->map.proxy_id, (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
 		    (unsigned long long)(now - c->t_start), fwd_close_str(why), why == CLOSE_UPSTREAM ? ":" : "",
-		    why == CLOSE_UPSTREAM ? upstream_result_str(up) : "");
+		    why == CLOSE_UPSTREAM ? upstream_result_str(up) : "", c->map.pipeline ? " pipelined" : "");
 	atomic_fetch_add(&s->closes[why], 1);
 	if (c->counted)
 		client_account(c, 0, why != CLOSE_DONE);
@@ -427,6 +427,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer
 	memset(&t, 0, sizeof(t));
 	memcpy(&t.addr, &c->dst, sizeof(c->dst));
 	upstream_hs_init(c->hs, c->map.type, &t, c->map.user, c->map.pass);
+	c->hs->pipeline = c->map.pipeline;
 	{
 		int one = 1;
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

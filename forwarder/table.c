@@ -26,8 +26,9 @@ static size_t slot_of(uint32_t a, size_t cap)
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
-		"SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password "
-		"FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id"; /* "active": migration 0004 */
+		"SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
+		"coalesce(h.pipelining, 0) FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id "
+		"LEFT JOIN proxy_health h ON h.proxy_id = p.id"; /* "active": 0004; pipelining: 0006 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
@@ -67,6 +68,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.type = type && strcmp(type, "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
 		snprintf(e.user, sizeof(e.user), "%s", (const char *)sqlite3_column_text(st, 6));
 		snprintf(e.pass, sizeof(e.pass), "%s", (const char *)sqlite3_column_text(st, 7));
+		e.pipeline = e.type == UPSTREAM_SOCKS5 && sqlite3_column_int(st, 8);
 		if (net_resolve4((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
 			log_warnx("proxy %lld: host '%s' does not resolve to IPv4; its clients are blocked", (long long)e.proxy_id,
 				  (const char *)sqlite3_column_text(st, 4));

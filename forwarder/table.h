@@ -21,6 +21,7 @@ struct fwd_entry {
 	struct sockaddr_in proxy; /* resolved when the table is loaded */
 	char user[UPSTREAM_CRED_MAX + 1];
 	char pass[UPSTREAM_CRED_MAX + 1];
+	int pipeline; /* SOCKS5 handshake in one write: healthd found the proxy takes it */
 };
 
 struct fwd_table;

@@ -2,7 +2,9 @@
  * latency (connect / handshake / first byte), exit IP, typed last error. All probes run
  * concurrently on one event loop. Hysteresis (failures before down, successes before up),
  * faster re-checks of down proxies, on-demand checks for the API's health gate and for the
- * forwarder's failure reports. Writes the DB, then notifies. */
+ * forwarder's failure reports. Writes the DB, then notifies. Learns, with one extra pipelined
+ * probe, whether each SOCKS5 proxy takes its handshake in one write (proxy_health.pipelining,
+ * read by the forwarder); unlearns it on any change of the proxy or failure the forwarder sees. */
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
@@ -31,6 +33,9 @@ struct target {
 	char exit_ip[PROBE_IP_MAX];
 	uint64_t next_due;
 	struct probe *probe;
+	struct probe *pipe_probe; /* the pipelined capability probe */
+	int pipe_tested;	  /* since the proxy was loaded or last changed or failed */
+	int pipelining;		  /* as stored in proxy_health.pipelining */
 	char waiters[MAX_WAITERS][NOTIFY_NAME_MAX];
 	int n_waiters;
 	int seen;
@@ -43,6 +48,7 @@ struct healthd {
 	struct health_url url;
 	int url_ok;
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
+	int pipeline_check; /* setting socks_pipelining */
 	struct ev_handle *tick;
 	int api_dirty;
 };
@@ -58,6 +64,7 @@ static void load_settings(struct healthd *h)
 	h->fail_th = settings_get_uint(db, "health_fail_threshold", 1);
 	h->succ_th = settings_get_uint(db, "health_success_threshold", 2);
 	h->hist_max = settings_get_uint(db, "health_history_max", 1000);
+	h->pipeline_check = settings_get_bool(db, "socks_pipelining", 1);
 	if (settings_get(db, "health_url", url, sizeof(url)) < 0)
 		snprintf(url, sizeof(url), "%s", h->d->cfg.health_url);
 	h->url_ok = probe_parse_url(url, &h->url) == 0;
@@ -76,8 +83,80 @@ static struct target *find(struct healthd *h, int64_t id)
 static void drop_target(struct healthd *h, size_t i)
 {
 	probe_cancel(h->t[i].probe);
+	probe_cancel(h->t[i].pipe_probe);
 	explicit_bzero(&h->t[i], sizeof(h->t[i]));
 	h->t[i] = h->t[--h->n];
+}
+
+/* Store what the pipelined probe found (or 0 when it must be found again) and tell the forwarder. */
+static void set_pipelining(struct healthd *h, struct target *t, int v)
+{
+	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id };
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_ERROR;
+
+	if (t->pipelining == v)
+		return;
+	if (sqlite3_prepare_v2(h->d->db, "UPDATE proxy_health SET pipelining = ?2 WHERE proxy_id = ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, t->id);
+		sqlite3_bind_int(st, 2, v);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_error("proxy %lld: cannot store pipelining: %s", (long long)t->id, sqlite3_errmsg(h->d->db));
+		return;
+	}
+	t->pipelining = v;
+	dbwatch_sync(h->d->watch);
+	notify_send(h->d->nt, "forwarder", &m);
+	h->api_dirty = 1;
+}
+
+/* Back to lock-step until a pipelined probe succeeds again. */
+static void forget_pipelining(struct healthd *h, struct target *t, const char *why)
+{
+	probe_cancel(t->pipe_probe);
+	t->pipe_probe = NULL;
+	t->pipe_tested = 0;
+	if (t->pipelining)
+		log_info("proxy %lld (%s): %s: lock-step SOCKS5 handshakes until tested again", (long long)t->id, t->name,
+			 why);
+	set_pipelining(h, t, 0);
+}
+
+static void on_pipe_probe_done(struct probe *p, const struct probe_result *r, void *arg)
+{
+	struct healthd *h = arg;
+
+	for (size_t i = 0; i < h->n; i++) {
+		struct target *t = &h->t[i];
+		if (t->pipe_probe != p)
+			continue;
+		t->pipe_probe = NULL;
+		t->pipe_tested = 1;
+		log_info("proxy %lld (%s): %s pipelined SOCKS5 handshakes (%s)", (long long)t->id, t->name,
+				 r->error == PROBE_OK ? "takes" : "does not take", r->reason);
+		set_pipelining(h, t, r->error == PROBE_OK);
+		return;
+	}
+}
+
+/* After a good probe of a SOCKS5 proxy not yet tested: one more, pipelined, on the side. */
+static void test_pipelining(struct healthd *h, struct target *t)
+{
+	if (t->type != UPSTREAM_SOCKS5 || t->pipe_tested || t->pipe_probe || !h->pipeline_check)
+		return;
+	t->pipe_probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1, &h->url, h->timeout_ms,
+				    on_pipe_probe_done, h);
+}
+
+static void apply_pipeline_setting(struct healthd *h)
+{
+	if (!h->pipeline_check)
+		for (size_t i = 0; i < h->n; i++)
+			forget_pipelining(h, &h->t[i], "socks_pipelining is off");
 }
 
 /* Merge the enabled proxies from the DB into the target list; probes in flight carry on. */
@@ -85,7 +164,8 @@ static int load_targets(struct healthd *h)
 {
 	static const char *const sql =
 		"SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
-		"coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, '') "
+		"coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
+		"coalesce(h.pipelining, 0) "
 		"FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -118,12 +198,21 @@ static int load_targets(struct healthd *h)
 			t->fails = (unsigned)sqlite3_column_int(st, 8);
 			t->succs = (unsigned)sqlite3_column_int(st, 9);
 			snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", (const char *)sqlite3_column_text(st, 10));
+			t->pipelining = sqlite3_column_int(st, 11);
 		}
 		snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 1));
-		t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
-		t->addr_ok = net_resolve4((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
-		snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
-		snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
+		{
+			struct target old = *t;
+			t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
+			t->addr_ok = net_resolve4((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4),
+						  &t->addr) == 0;
+			snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
+			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
+			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||
+				       strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
+				forget_pipelining(h, t, "the proxy changed");
+			explicit_bzero(&old, sizeof(old));
+		}
 		t->seen = 1;
 		if (fresh) {
 			h->t[h->n++] = nt;
@@ -242,6 +331,8 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	}
 	h->api_dirty = 1;
 	reply_waiters(h, t, r);
+	if (ok)
+		test_pipelining(h, t);
 	t->next_due = ev_now_ms() + (strcmp(t->status, "down") == 0 ? h->down_interval_ms : h->interval_ms);
 }
 
@@ -271,7 +362,7 @@ static void start_probe(struct healthd *h, struct target *t)
 		apply_result(h, t, &fail);
 		return;
 	}
-	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, &h->url, h->timeout_ms, on_probe_done, h);
+	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, &h->url, h->timeout_ms, on_probe_done, h);
 	if (!t->probe)
 		log_warn("proxy %lld: cannot start a probe", (long long)t->id);
 }
@@ -323,14 +414,17 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	if (msg && msg->type == NOTIFY_UPSTREAM_FAILED) {
 		struct target *t = find(h, msg->id);
 		log_info("proxy %lld: the forwarder saw it fail (%s); checking now", (long long)msg->id, msg->text);
-		if (t)
+		if (t) {
+			forget_pipelining(h, t, "the forwarder saw it fail");
 			start_probe(h, t);
+		}
 		return;
 	}
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & (TOPIC_PROXIES | TOPIC_SETTINGS))))
 		return;
 	load_settings(h);
 	load_targets(h);
+	apply_pipeline_setting(h);
 }
 
 static const struct daemon_info info = {
@@ -355,6 +449,7 @@ int main(int argc, char **argv)
 		daemon_raise_nofile(); /* one socket per concurrent probe */
 		load_settings(&h);
 		load_targets(&h);
+		apply_pipeline_setting(&h);
 		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n, h.interval_ms / 1000,
 			 h.down_interval_ms / 1000, h.timeout_ms / 1000);
 		h.tick = ev_add_timer(d.ev, 0, TICK_MS, on_tick, &h);

@@ -252,7 +252,8 @@ static void on_start_failed(struct evloop *ev, void *arg)
 }
 
 struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, enum upstream_type type, const char *user,
-			  const char *pass, const struct health_url *url, unsigned timeout_ms, probe_done_cb cb, void *arg)
+			  const char *pass, int pipeline, const struct health_url *url, unsigned timeout_ms,
+			  probe_done_cb cb, void *arg)
 {
 	struct probe *p = calloc(1, sizeof(*p));
 	struct upstream_target t;
@@ -282,6 +283,7 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, en
 		}
 	}
 	upstream_hs_init(&p->hs, type, &t, p->user, p->pass);
+	p->hs.pipeline = pipeline && type == UPSTREAM_SOCKS5;
 	n = snprintf(p->req, sizeof(p->req),
 		     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pgw-healthd\r\nAccept: */*\r\nConnection: close\r\n\r\n",
 		     url->path, url->host);

@@ -48,9 +48,12 @@ int probe_parse_url(const char *url, struct health_url *out);
  * PROBE_BAD_HTTP or PROBE_UNPARSEABLE_BODY. */
 enum probe_error probe_parse_response(const char *buf, size_t len, int *status, char ip[PROBE_IP_MAX]);
 
-/* Start a probe; cb runs exactly once (also on immediate failure, from the loop). */
+/* Start a probe; cb runs exactly once (also on immediate failure, from the loop). pipeline:
+ * send the SOCKS5 greeting, auth and CONNECT in one write (upstream.h), to learn whether the
+ * proxy takes it. */
 struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, enum upstream_type type, const char *user,
-			  const char *pass, const struct health_url *url, unsigned timeout_ms, probe_done_cb cb, void *arg);
+			  const char *pass, int pipeline, const struct health_url *url, unsigned timeout_ms,
+			  probe_done_cb cb, void *arg);
 /* Abandon a probe without calling back. */
 void probe_cancel(struct probe *p);
 

@@ -172,6 +172,8 @@ function renderDashboard() {
       el('header', {}, el('h3', {}, p.name), badge(h.status)),
       el('dl', {},
         el('dt', {}, 'Address'), el('dd', {}, `${p.type} ${p.host}:${p.port}`),
+        ...(p.type === 'socks5' ? [el('dt', {}, 'Handshake'), el('dd', { class: 'hs' },
+          h.pipelining ? 'pipelined (1 round trip)' : 'lock-step')] : []),
         el('dt', {}, 'Latency'), el('dd', { class: 'lat' }, fmtMs(h.latency_ms)),
         el('dt', {}, 'Exit IP'), el('dd', { class: 'exit' }, h.exit_ip || '–'),
         el('dt', {}, 'Checked'), el('dd', {}, ago(h.checked_at)),
@@ -408,6 +410,7 @@ const CONFIG = [
   ['health_url', 'Health URL', 'An exit-IP echo URL (http://) fetched through each proxy.', 'text'],
   ['health_fail_threshold', 'Failures before down', 'Failed probes before a proxy is down (1 blocks fastest).', 'number'],
   ['health_success_threshold', 'Successes before up', 'Good probes before a down proxy is up again.', 'number'],
+  ['socks_pipelining', 'SOCKS5 pipelining', 'Send greeting, login and request in one write (one round trip instead of three) to SOCKS5 proxies that a probe found to take it; the others stay lock-step.', ['true', 'false']],
 ];
 
 async function loadConfig() {

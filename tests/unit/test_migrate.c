@@ -324,12 +324,18 @@ static void test_change_seq_triggers(void **state)
 	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'up', latency_ms = 9"), SQLITE_OK);
 	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'down'"), SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), 2);
+	/* the forwarder acts on pipelining (0006): a change of it is a health change too */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET pipelining = 1"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET pipelining = 1, latency_ms = 3"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), 3);
+	assert_int_not_equal(tl_exec(db, "UPDATE proxy_health SET pipelining = 2"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET pipelining = 0"), SQLITE_OK);
 	assert_int_equal(tl_exec(db, "UPDATE mappings SET enabled = 0; DELETE FROM mappings"), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, seq, -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	snprintf(after, sizeof(after), "%s", sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	assert_string_equal(after, "2,3,1,1");
+	assert_string_equal(after, "4,3,1,1");
 	db_close(db);
 	tl_rmdir(dir);
 }

@@ -118,8 +118,8 @@ struct script {
 	int close_after; /* close the peer after this many replies (-1: never) */
 };
 
-static enum upstream_result run(enum upstream_type type, const char *user, const char *pass, const struct script *sc,
-				struct upstream_hs *hs, char *seen, size_t seen_cap)
+static enum upstream_result run_hs(int pipeline, enum upstream_type type, const char *user, const char *pass,
+				   const struct script *sc, struct upstream_hs *hs, char *seen, size_t seen_cap)
 {
 	struct upstream_target t = target4("203.0.113.10", 80);
 	enum upstream_result r;
@@ -129,6 +129,7 @@ static enum upstream_result run(enum upstream_type type, const char *user, const
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	upstream_hs_init(hs, type, &t, user, pass);
+	hs->pipeline = pipeline;
 	for (int guard = 0; guard < 20; guard++) {
 		r = upstream_hs_step(hs, sv[0], &want);
 		if (r != UP_IN_PROGRESS)
@@ -152,6 +153,8 @@ static enum upstream_result run(enum upstream_type type, const char *user, const
 		close(sv[1]);
 	return r;
 }
+
+#define run(...) run_hs(0, __VA_ARGS__)
 
 static void test_socks5_handshake_paths(void **state)
 {
@@ -181,6 +184,44 @@ static void test_socks5_handshake_paths(void **state)
 	assert_string_equal(upstream_result_str(UP_ERR_AUTH), "auth_failed");
 }
 
+/* Pipelined: everything in the first write; the replies may come together or one by one. */
+static void test_socks5_pipelined(void **state)
+{
+	struct upstream_hs hs;
+	char seen[512];
+	const struct script together = {
+		{ "\x05\x02\x01\x00\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38" "early" }, { 19 }, -1 };
+	const struct script apart = { { "\x05\x02", "\x01\x00", "\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38" }, { 2, 2, 10 }, -1 };
+	const struct script noauth = { { "\x05\x00\x05\x00\x00\x01\0\0\0\0\0\0" }, { 12 }, -1 };
+	const struct script badpass = { { "\x05\x02\x01\x01" }, { 4 }, -1 };
+	const struct script wrongmethod = { { "\x05\x00\x05\x00\x00\x01\0\0\0\0\0\0" }, { 12 }, -1 };
+	const struct script silent_after_method = { { "\x05\x02" }, { 2 }, 1 }; /* microsocks: the rest dropped */
+	uint8_t b[1024];
+	struct upstream_target t = target4("203.0.113.10", 80);
+
+	(void)state;
+	assert_int_equal(socks5_build_pipelined(b, sizeof(b), "pgwuser", "pgwpass", &t), 30);
+	assert_int_equal(socks5_build_pipelined(b, sizeof(b), "", "", &t), 13);
+	assert_int_equal(socks5_build_pipelined(b, 20, "pgwuser", "pgwpass", &t), -ENOSPC);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &together, &hs, seen, sizeof(seen)), UP_OK);
+	/* all three messages before the first reply */
+	assert_memory_equal(seen, "\x05\x01\x02\x01\x07pgwuser\x07pgwpass\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 30);
+	assert_int_equal(hs.in_len, 5);
+	assert_memory_equal(hs.in, "early", 5);
+	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &apart, &hs, seen, sizeof(seen)), UP_OK);
+	assert_int_equal(hs.in_len, 0);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "", "", &noauth, &hs, seen, sizeof(seen)), UP_OK);
+	assert_memory_equal(seen, "\x05\x01\x00\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 13);
+	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "x", &badpass, &hs, seen, sizeof(seen)), UP_ERR_AUTH);
+	/* we offered user/password only: a server that picks "none" is not the protocol */
+	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &wrongmethod, &hs, seen, sizeof(seen)),
+			 UP_ERR_BAD_REPLY);
+	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &silent_after_method, &hs, seen, sizeof(seen)),
+			 UP_ERR_CLOSED);
+}
+
 static void test_http_handshake_paths(void **state)
 {
 	struct upstream_hs hs;
@@ -205,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_socks5_builders),	       cmocka_unit_test(test_http_builder),
 		cmocka_unit_test(test_socks5_parsers),	       cmocka_unit_test(test_http_parser),
 		cmocka_unit_test(test_socks5_handshake_paths), cmocka_unit_test(test_http_handshake_paths),
+		cmocka_unit_test(test_socks5_pipelined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
