@@ -11,35 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
+static int cmp_ip(const void *a, const void *b) { return memcmp(a, b, sizeof(struct net_ip)); }
 
 static void addrset_sort(struct addrset *s)
 {
 	size_t w = 0;
 
-	qsort(s->addr, s->n, sizeof(*s->addr), cmp_u32);
+	if (s->n)
+		qsort(s->addr, s->n, sizeof(*s->addr), cmp_ip);
 	for (size_t i = 0; i < s->n; i++)
-		if (w == 0 || s->addr[w - 1] != s->addr[i])
+		if (w == 0 || cmp_ip(&s->addr[w - 1], &s->addr[i]) != 0)
 			s->addr[w++] = s->addr[i];
 	s->n = w;
 }
 
-static int addrset_push(struct addrset *s, size_t *cap, uint32_t a)
+static int addrset_push(struct addrset *s, size_t *cap, const struct net_ip *a)
 {
 	if (s->n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 64;
-		uint32_t *p = realloc(s->addr, nc * sizeof(*p));
+		struct net_ip *p = realloc(s->addr, nc * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		s->addr = p;
 		*cap = nc;
 	}
-	s->addr[s->n++] = a;
+	s->addr[s->n++] = *a;
 	return 0;
 }
 
@@ -52,9 +48,10 @@ int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrs
 	if (!out->addr)
 		return -ENOMEM;
 	while (i < a->n) {
-		if (j >= b->n || a->addr[i] < b->addr[j])
+		int c = j < b->n ? cmp_ip(&a->addr[i], &b->addr[j]) : -1;
+		if (c < 0)
 			out->addr[out->n++] = a->addr[i++];
-		else if (a->addr[i] > b->addr[j])
+		else if (c > 0)
 			j++;
 		else
 			i++, j++;
@@ -184,13 +181,13 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *ip = (const char *)sqlite3_column_text(st, 0);
-		uint32_t a;
+		struct net_ip a;
 
-		if (!ip || net_ipv4_parse(ip, &a) < 0) {
+		if (!ip || net_ip_parse(ip, &a) < 0) {
 			log_warnx("mapping with invalid client_ip '%s' ignored", ip ? ip : "");
 			continue;
 		}
-		r = sqlite3_column_int(st, 1) ? addrset_push(&d->active, &cap_a, a) : addrset_push(&d->blocked, &cap_b, a);
+		r = sqlite3_column_int(st, 1) ? addrset_push(&d->active, &cap_a, &a) : addrset_push(&d->blocked, &cap_b, &a);
 		if (r < 0)
 			break;
 	}

@@ -4,6 +4,7 @@
 #define AGENT_DESIRED_H
 
 #include "config.h"
+#include "net.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
@@ -24,7 +25,7 @@ struct desired_rules {
 };
 
 struct addrset {
-	uint32_t *addr; /* host byte order, sorted, unique */
+	struct net_ip *addr; /* IPv4 (as ::ffff:a.b.c.d) and IPv6 clients, sorted, unique */
 	size_t n;
 };
 

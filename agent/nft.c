@@ -3,15 +3,20 @@
  * table inet pgw {
  *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up
  *   set blocked4 { type ipv4_addr; }   # mapped but blocked
+ *   set active6  { type ipv6_addr; }   # the same for IPv6 clients
+ *   set blocked6 { type ipv6_addr; }
  *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
- *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD }
+ *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD
+ *     iifname LAN meta l4proto tcp ip6 saddr @active6 tcp dport != 53 counter redirect to :FWD }
  *   [forwarder_mode=tproxy, instead: chain mangle_prerouting { type filter hook prerouting priority mangle;
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
- *     meta mark set 0x2470 tproxy ip to :TPROXY accept }, and in lan_in: meta mark 0x2470 accept]
+ *     meta mark set 0x2470 tproxy ip to :TPROXY accept
+ *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
  *   chain forward { type filter hook forward priority filter; policy accept;
  *     iifname LAN meta l4proto udp th dport 53 counter drop          # DNS never leaves
  *     iifname LAN meta l4proto tcp th dport 53 counter drop
  *     iifname LAN ip saddr @blocked4 counter BLOCK                   # known, blocked clients
+ *     iifname LAN ip6 saddr @blocked6 counter BLOCK
  *     iifname LAN counter BLOCK                                      # everyone else from the LAN
  *     oifname WAN ip saddr & MASK == LAN counter drop }              # belt and braces
  *   chain input { type filter hook input priority filter; policy accept;
@@ -20,6 +25,7 @@
  *     ct state established,related accept
  *     meta l4proto { icmp, ipv6-icmp } accept
  *     meta l4proto tcp ip saddr @active4 th dport FWD accept
+ *     meta l4proto tcp ip6 saddr @active6 th dport FWD accept
  *     meta l4proto tcp th dport API accept
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
@@ -58,9 +64,14 @@
 #define SET_ID_BLOCKED 2
 #define SET_PROXIES "proxies4"
 #define SET_ID_PROXIES 3
+#define SET_ACTIVE6 "active6"
+#define SET_BLOCKED6 "blocked6"
+#define SET_ID_ACTIVE6 4
+#define SET_ID_BLOCKED6 5
 #define TYPE_INET_SERVICE 13
 #define ELEMS_PER_MSG 1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
 #define TYPE_IPADDR 7      /* nft's ipv4_addr datatype */
+#define TYPE_IP6ADDR 8     /* ipv6_addr */
 #define ACK_TIMEOUT_MS 5000
 
 struct nft {
@@ -302,8 +313,8 @@ static void e_redirect(struct nftnl_rule *r, uint16_t port)
 	add(r, e);
 }
 
-/* meta mark set MARK; tproxy ip to :PORT; accept */
-static void e_tproxy(struct nftnl_rule *r, uint32_t mark, uint16_t port)
+/* meta mark set MARK; tproxy ip|ip6 to :PORT; accept */
+static void e_tproxy(struct nftnl_rule *r, uint32_t family, uint32_t mark, uint16_t port)
 {
 	struct nftnl_expr *set = nftnl_expr_alloc("meta"), *tp = nftnl_expr_alloc("tproxy");
 	uint16_t be = htons(port);
@@ -313,7 +324,7 @@ static void e_tproxy(struct nftnl_rule *r, uint32_t mark, uint16_t port)
 	nftnl_expr_set_u32(set, NFTNL_EXPR_META_SREG, NFT_REG_1);
 	add(r, set);
 	e_imm(r, &be, sizeof(be));
-	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_FAMILY, NFPROTO_IPV4);
+	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_FAMILY, family);
 	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
 	add(r, tp);
 	e_verdict(r, NF_ACCEPT, NULL);
@@ -331,10 +342,16 @@ static void m_u8(struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
 	e_cmp(r, NFT_CMP_EQ, &v, 1);
 }
 
+/* ip saddr @set (IPv4 sets) or ip6 saddr @set (IPv6 sets: ids SET_ID_ACTIVE6, SET_ID_BLOCKED6) */
 static void m_saddr_in(struct nftnl_rule *r, const char *set, uint32_t set_id)
 {
-	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+	int v6 = set_id == SET_ID_ACTIVE6 || set_id == SET_ID_BLOCKED6;
+
+	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+	if (v6)
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
+	else
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
 	e_lookup(r, set, set_id);
 }
 
@@ -427,25 +444,36 @@ static void put_set(struct batch *bt, const char *name, uint32_t id, uint32_t ke
 	next(bt);
 }
 
-/* NEWSETELEM / DELSETELEM for addresses, in chunks. set_id 0: an existing set. */
-static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t set_id, const struct addrset *a)
+/* NEWSETELEM / DELSETELEM for the addresses of one family (v6: the IPv6 ones, else IPv4), in
+ * chunks. set_id 0: an existing set. */
+static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t set_id, const struct addrset *a, int v6)
 {
-	for (size_t off = 0; off < a->n; off += ELEMS_PER_MSG) {
-		struct nftnl_set *s = nftnl_set_alloc();
+	size_t i = 0;
+
+	while (i < a->n) {
+		struct nftnl_set *s = NULL;
 		struct nlmsghdr *nlh;
+		size_t k = 0;
 
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-		if (set_id)
-			nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
-		for (size_t i = off; i < a->n && i < off + ELEMS_PER_MSG; i++) {
-			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-			uint32_t be = htonl(a->addr[i]);
-
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &be, sizeof(be));
+		for (; i < a->n && k < ELEMS_PER_MSG; i++) {
+			struct nftnl_set_elem *e;
+			if (net_ip_is4(&a->addr[i]) == v6)
+				continue;
+			if (!s) {
+				s = nftnl_set_alloc();
+				nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+				nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+				nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+				if (set_id)
+					nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
+			}
+			e = nftnl_set_elem_alloc();
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, v6 ? a->addr[i].a : a->addr[i].a + 12, v6 ? 16 : 4);
 			nftnl_set_elem_add(s, e);
+			k++;
 		}
+		if (!s)
+			break;
 		nlh = msg(bt, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
@@ -571,8 +599,13 @@ static void build_full(struct batch *bt, const struct desired *d)
 	put_table(bt, NFT_MSG_NEWTABLE);
 	put_set(bt, SET_ACTIVE, SET_ID_ACTIVE, TYPE_IPADDR, 4);
 	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED, TYPE_IPADDR, 4);
-	put_elems(bt, NFT_MSG_NEWSETELEM, SET_ACTIVE, SET_ID_ACTIVE, &d->active);
-	put_elems(bt, NFT_MSG_NEWSETELEM, SET_BLOCKED, SET_ID_BLOCKED, &d->blocked);
+	put_set(bt, SET_ACTIVE6, SET_ID_ACTIVE6, TYPE_IP6ADDR, 16);
+	put_set(bt, SET_BLOCKED6, SET_ID_BLOCKED6, TYPE_IP6ADDR, 16);
+	for (int v6 = 0; v6 <= 1; v6++) {
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE, &d->active, v6);
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, v6 ? SET_ID_BLOCKED6 : SET_ID_BLOCKED,
+			  &d->blocked, v6);
+	}
 	if (dr->tproxy)
 		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150); /* not "tproxy": an nft keyword */
 	else
@@ -583,18 +616,20 @@ static void build_full(struct batch *bt, const struct desired *d)
 
 	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed):
 	 * REDIRECT (nat), or TPROXY (mark + tproxy, delivered by the policy route of route.c) */
-	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	m_saddr_in(r, SET_ACTIVE, SET_ID_ACTIVE);
-	m_dport(r, NFT_CMP_NEQ, 53);
-	e_counter(r);
-	if (dr->tproxy) {
-		e_tproxy(r, PGW_TPROXY_MARK, dr->tproxy_port);
-		put_rule(bt, r, "mangle_prerouting");
-	} else {
-		e_redirect(r, dr->forwarder_port);
-		put_rule(bt, r, "prerouting");
+	for (int v6 = 0; v6 <= 1; v6++) {
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+		m_saddr_in(r, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE);
+		m_dport(r, NFT_CMP_NEQ, 53);
+		e_counter(r);
+		if (dr->tproxy) {
+			e_tproxy(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, PGW_TPROXY_MARK, dr->tproxy_port);
+			put_rule(bt, r, "mangle_prerouting");
+		} else {
+			e_redirect(r, dr->forwarder_port);
+			put_rule(bt, r, "prerouting");
+		}
 	}
 
 	/* forward: nothing from the LAN is ever forwarded */
@@ -608,6 +643,7 @@ static void build_full(struct batch *bt, const struct desired *d)
 		put_rule(bt, r, "forward");
 	}
 	put_block(bt, dr, "forward", SET_BLOCKED, SET_ID_BLOCKED);
+	put_block(bt, dr, "forward", SET_BLOCKED6, SET_ID_BLOCKED6);
 	put_block(bt, dr, "forward", NULL, 0);
 	{
 		struct nftnl_expr *bw = nftnl_expr_alloc("bitwise");
@@ -656,12 +692,14 @@ static void build_full(struct batch *bt, const struct desired *d)
 			put_rule(bt, r, "lan_in");
 		}
 	}
-	r = nftnl_rule_alloc();
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	m_saddr_in(r, SET_ACTIVE, SET_ID_ACTIVE);
-	m_dport(r, NFT_CMP_EQ, dr->forwarder_port);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "lan_in");
+	for (int v6 = 0; v6 <= 1; v6++) {
+		r = nftnl_rule_alloc();
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+		m_saddr_in(r, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE);
+		m_dport(r, NFT_CMP_EQ, dr->forwarder_port);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "lan_in");
+	}
 	r = nftnl_rule_alloc();
 	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
 	m_dport(r, NFT_CMP_EQ, dr->api_port);
@@ -707,10 +745,14 @@ int nft_apply_elements(struct nft *n, const struct addrset *add_active, const st
 		return -ENOMEM;
 	}
 	/* take away first, then grant: a client moving active -> blocked is never in both */
-	put_elems(&bt, NFT_MSG_DELSETELEM, SET_ACTIVE, 0, del_active);
-	put_elems(&bt, NFT_MSG_NEWSETELEM, SET_BLOCKED, 0, add_blocked);
-	put_elems(&bt, NFT_MSG_DELSETELEM, SET_BLOCKED, 0, del_blocked);
-	put_elems(&bt, NFT_MSG_NEWSETELEM, SET_ACTIVE, 0, add_active);
+	for (int v6 = 0; v6 <= 1; v6++)
+		put_elems(&bt, NFT_MSG_DELSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, del_active, v6);
+	for (int v6 = 0; v6 <= 1; v6++) {
+		put_elems(&bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, add_blocked, v6);
+		put_elems(&bt, NFT_MSG_DELSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, del_blocked, v6);
+	}
+	for (int v6 = 0; v6 <= 1; v6++)
+		put_elems(&bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, add_active, v6);
 	r = bt.acks ? batch_send(n, &bt, err, errlen) : 0;
 	batch_free(&bt, n);
 	return r;

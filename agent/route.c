@@ -32,7 +32,7 @@ static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate)
 	return 0;
 }
 
-static struct nlmsghdr *rule_msg(char *buf, uint16_t type, uint16_t flags, uint32_t seq)
+static struct nlmsghdr *rule_msg(char *buf, uint8_t family, uint16_t type, uint16_t flags, uint32_t seq)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct fib_rule_hdr *frh;
@@ -41,7 +41,7 @@ static struct nlmsghdr *rule_msg(char *buf, uint16_t type, uint16_t flags, uint3
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
 	nlh->nlmsg_seq = seq;
 	frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
-	frh->family = AF_INET;
+	frh->family = family;
 	frh->action = FR_ACT_TO_TBL;
 	mnl_attr_put_u32(nlh, FRA_FWMARK, PGW_TPROXY_MARK);
 	mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
@@ -50,7 +50,7 @@ static struct nlmsghdr *rule_msg(char *buf, uint16_t type, uint16_t flags, uint3
 	return nlh;
 }
 
-static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint32_t seq, uint32_t lo)
+static struct nlmsghdr *route_msg(char *buf, uint8_t family, uint16_t type, uint16_t flags, uint32_t seq, uint32_t lo)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct rtmsg *rtm;
@@ -59,7 +59,7 @@ static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
 	nlh->nlmsg_seq = seq;
 	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = AF_INET;
+	rtm->rtm_family = family;
 	rtm->rtm_dst_len = 0;
 	rtm->rtm_table = RT_TABLE_UNSPEC;
 	rtm->rtm_protocol = RTPROT_STATIC;
@@ -70,12 +70,30 @@ static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint
 	return nlh;
 }
 
+static int tproxy_family(struct mnl_socket *nl, char *buf, uint8_t f, int on, uint32_t *seq, uint32_t lo)
+{
+	int r;
+
+	if (on) {
+		r = talk(nl, route_msg(buf, f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, ++*seq, lo), 0);
+		if (r == 0)
+			r = talk(nl, rule_msg(buf, f, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, ++*seq), EEXIST);
+		return r;
+	}
+	r = talk(nl, rule_msg(buf, f, RTM_DELRULE, 0, ++*seq), ENOENT);
+	while (r == 0 && talk(nl, rule_msg(buf, f, RTM_DELRULE, 0, ++*seq), -1) == 0)
+		; /* duplicates left by older runs */
+	if (r == 0)
+		r = talk(nl, route_msg(buf, f, RTM_DELROUTE, 0, ++*seq, lo), ESRCH);
+	return r;
+}
+
 int route_tproxy(int on, char *err, size_t errlen)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
 	uint32_t seq = (uint32_t)time(NULL), lo = if_nametoindex("lo");
-	int r;
+	int r, r6;
 
 	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		snprintf(err, errlen, "rtnetlink: %s", strerror(errno));
@@ -83,17 +101,11 @@ int route_tproxy(int on, char *err, size_t errlen)
 			mnl_socket_close(nl);
 		return -errno;
 	}
-	if (on) {
-		r = talk(nl, route_msg(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, seq, lo), 0);
-		if (r == 0)
-			r = talk(nl, rule_msg(buf, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, seq + 1), EEXIST);
-	} else {
-		r = talk(nl, rule_msg(buf, RTM_DELRULE, 0, seq), ENOENT);
-		while (r == 0 && talk(nl, rule_msg(buf, RTM_DELRULE, 0, ++seq), -1) == 0)
-			; /* duplicates left by older runs */
-		if (r == 0)
-			r = talk(nl, route_msg(buf, RTM_DELROUTE, 0, seq + 1, lo), ESRCH);
-	}
+	r = tproxy_family(nl, buf, AF_INET, on, &seq, lo);
+	/* IPv6 off in this kernel: no IPv6 client can be TPROXYed, nothing to route */
+	r6 = tproxy_family(nl, buf, AF_INET6, on, &seq, lo);
+	if (r == 0 && r6 < 0 && r6 != -EAFNOSUPPORT)
+		r = r6;
 	if (r < 0)
 		snprintf(err, errlen, "tproxy policy routing (%s): %s", on ? "add" : "remove", strerror(-r));
 	mnl_socket_close(nl);

@@ -51,7 +51,7 @@ int res_mappings_export(struct req *r, sqlite3 *db)
 
 struct line {
 	int line;
-	char ip[16];
+	char ip[NET_IP_STR_MAX]; /* canonical */
 	int64_t proxy_id;
 	int enabled;
 	const char *label;
@@ -95,11 +95,10 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *dry = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "dry_run");
 	int dry_run = 0, col[NCOLS], counts[3] = { 0 }, rc = MHD_YES;
-	char err[256], cidr[SETTINGS_VALUE_MAX];
+	char err[256];
 	struct csv_row *rows = NULL;
 	struct line *lines = NULL;
 	json_t *errors = json_array(), *checks = json_array();
-	struct net_cidr4 lan;
 	size_t n = 0;
 
 	if (!ct || strncasecmp(ct, "text/csv", 8) != 0) {
@@ -139,24 +138,18 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		rc = reply_error(r, 400, "bad_request", "line 1 must name the columns client_ip and proxy (enabled, label optional)");
 		goto out;
 	}
-	if (settings_get(db, "lan_cidr", cidr, sizeof(cidr)) < 0)
-		snprintf(cidr, sizeof(cidr), "%s", r->api->cfg->lan_cidr);
-	if (net_cidr4_parse(cidr, &lan) < 0)
-		net_cidr4_parse("0.0.0.0/0", &lan);
 	lines = calloc(n, sizeof(*lines));
 	for (size_t i = 1; lines && i < n; i++) {
 		struct csv_row *row = &rows[i];
 		struct line *l = &lines[i];
-		const char *why = NULL;
-		uint32_t a;
+		const char *why = NULL, *ipwhy = NULL;
+		char whybuf[160];
 
 		l->line = row->line;
 		if (row->n != rows[0].n)
 			why = "wrong number of fields";
-		else if (net_ipv4_parse(row->field[col[COL_IP]], &a) < 0)
-			why = "client_ip is not an IPv4 address";
-		else if (!net_cidr4_contains(&lan, a))
-			why = "client_ip is not inside the LAN network";
+		else if (client_ip_check(db, r->api->cfg, row->field[col[COL_IP]], l->ip, &ipwhy) < 0)
+			why = (snprintf(whybuf, sizeof(whybuf), "client_ip %s", ipwhy), whybuf);
 		else if ((l->proxy_id = proxy_by_name(db, row->field[col[COL_PROXY]])) < 0)
 			why = "no proxy with this name";
 		else if (col[COL_ENABLED] >= 0 && row->field[col[COL_ENABLED]][0] &&
@@ -165,7 +158,6 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		else if (col[COL_LABEL] >= 0 && strlen(row->field[col[COL_LABEL]]) > 128)
 			why = "label is longer than 128 characters";
 		if (!why) {
-			snprintf(l->ip, sizeof(l->ip), "%s", row->field[col[COL_IP]]);
 			if (col[COL_ENABLED] < 0 || !row->field[col[COL_ENABLED]][0])
 				l->enabled = 1;
 			l->label = col[COL_LABEL] >= 0 ? row->field[col[COL_LABEL]] : "";

@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const struct jfield mapping_fields[] = {
-	{ "client_ip", J_STR, 1, 7, 15 },
+	{ "client_ip", J_STR, 1, 3, 45 },
 	{ "proxy_id", J_INT, 1, 1, (1LL << 53) },
 	{ "enabled", J_BOOL, 0, 0, 1 },
 	{ "label", J_STR, 0, 0, 128 },
@@ -41,26 +41,22 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-/* client_ip must be an IPv4 address inside the LAN network. */
-static int check_client_ip(struct req *r, sqlite3 *db, const char *ip)
+int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, char canon[NET_IP_STR_MAX],
+		    const char **why)
 {
 	char cidr[SETTINGS_VALUE_MAX];
 	struct net_cidr4 lan;
-	uint32_t a;
 
-	if (net_ipv4_parse(ip, &a) < 0)
-		return reply_error(r, 400, "bad_request", "'client_ip' must be an IPv4 address like 192.168.2.10"), -1;
 	if (settings_get(db, "lan_cidr", cidr, sizeof(cidr)) < 0)
-		snprintf(cidr, sizeof(cidr), "%s", r->api->cfg->lan_cidr);
-	if (net_cidr4_parse(cidr, &lan) == 0 && !net_cidr4_contains(&lan, a))
-		return reply_error(r, 400, "bad_request", "'client_ip' %s is not inside the LAN network %s", ip, cidr), -1;
-	return 0;
+		snprintf(cidr, sizeof(cidr), "%s", cfg->lan_cidr);
+	return net_client_ip(ip, net_cidr4_parse(cidr, &lan) == 0 ? &lan : NULL, canon, why);
 }
 
 /* POST (id < 0), PUT, PATCH. The health gate runs before anything is stored. */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
-	char err[256], oid[24];
+	char err[256], oid[24], canon[NET_IP_STR_MAX];
+	const char *why = NULL;
 	json_t *before = NULL, *after, *health = NULL, *v;
 	const char *ip;
 	int64_t proxy_id;
@@ -75,8 +71,11 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		return reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
 	v = json_object_get(r->body, "client_ip");
 	ip = v ? json_string_value(v) : json_string_value(json_object_get(before, "client_ip"));
-	if (check_client_ip(r, db, ip) < 0)
+	if (client_ip_check(db, r->api->cfg, ip, canon, &why) < 0) {
+		reply_error(r, 400, "bad_request", "'client_ip' %.64s %s", ip, why);
 		goto out;
+	}
+	ip = canon; /* one client, one spelling */
 	v = json_object_get(r->body, "proxy_id");
 	proxy_id = v ? json_integer_value(v) : json_integer_value(json_object_get(before, "proxy_id"));
 	{

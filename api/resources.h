@@ -4,6 +4,7 @@
 
 #include "auth.h"
 #include "http.h"
+#include "net.h"
 #include "notify.h"
 
 /* seg: the path segments after the resource name (e.g. {"3", "check"} for /proxies/3/check). */
@@ -23,6 +24,10 @@ json_t *proxy_json(sqlite3 *db, int64_t id);
 int reply_db_error(struct req *r, sqlite3 *db);
 /* How long the health gate waits for healthd: every probe step may take health_timeout. */
 unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg);
+/* A mapping's client_ip: IPv4 inside the LAN network (setting lan_cidr) or an IPv6 client
+ * address (net_client_ip). 0 with the canonical text in canon, or -EINVAL and *why. */
+int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, char canon[NET_IP_STR_MAX],
+		    const char **why);
 int reply_gate_unavailable(struct req *r, int err);
 
 #endif

@@ -29,6 +29,99 @@ int net_ipv4_parse(const char *s, uint32_t *addr)
 	return 0;
 }
 
+static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+void net_ip_from4(uint32_t addr, struct net_ip *out)
+{
+	uint32_t n = htonl(addr);
+
+	memcpy(out->a, v4mapped, 12);
+	memcpy(out->a + 12, &n, 4);
+}
+
+int net_ip_is4(const struct net_ip *ip) { return memcmp(ip->a, v4mapped, 12) == 0; }
+
+uint32_t net_ip_v4(const struct net_ip *ip)
+{
+	uint32_t n;
+
+	memcpy(&n, ip->a + 12, 4);
+	return ntohl(n);
+}
+
+int net_ip_parse(const char *s, struct net_ip *out)
+{
+	struct in6_addr a6;
+	uint32_t a4;
+
+	if (net_ipv4_parse(s, &a4) == 0) {
+		net_ip_from4(a4, out);
+		return 0;
+	}
+	if (!strchr(s, ':') || strchr(s, '%') || inet_pton(AF_INET6, s, &a6) != 1)
+		return -EINVAL;
+	memcpy(out->a, &a6, 16);
+	return 0;
+}
+
+int net_ip_from_sa(const struct sockaddr_storage *sa, struct net_ip *out)
+{
+	if (sa->ss_family == AF_INET) {
+		net_ip_from4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), out);
+		return 0;
+	}
+	if (sa->ss_family == AF_INET6) {
+		memcpy(out->a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+void net_ip_str(const struct net_ip *ip, char buf[NET_IP_STR_MAX])
+{
+	if (net_ip_is4(ip))
+		inet_ntop(AF_INET, ip->a + 12, buf, NET_IP_STR_MAX);
+	else
+		inet_ntop(AF_INET6, ip->a, buf, NET_IP_STR_MAX);
+}
+
+uint32_t net_ip_hash(const struct net_ip *ip)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ ip->a[i]) * 16777619u;
+	return h;
+}
+
+int net_client_ip(const char *s, const struct net_cidr4 *lan, char canon[NET_IP_STR_MAX], const char **why)
+{
+	struct net_ip ip;
+	const uint8_t *a = ip.a;
+
+	if (net_ip_parse(s, &ip) < 0) {
+		*why = "is not an IPv4 address (like 192.168.2.10) or an IPv6 address (like fd00:2::10)";
+		return -EINVAL;
+	}
+	if (net_ip_is4(&ip)) {
+		if (lan && !net_cidr4_contains(lan, net_ip_v4(&ip))) {
+			*why = "is not inside the LAN network";
+			return -EINVAL;
+		}
+	} else if (a[0] == 0xff) {
+		*why = "is an IPv6 multicast address, which cannot be a client";
+		return -EINVAL;
+	} else if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) {
+		*why = "is an IPv6 link-local address, which cannot be a client (it never reaches the internet)";
+		return -EINVAL;
+	} else if (memcmp(a, v4mapped, 10) == 0) { /* ::, ::1, ::a.b.c.d (::ffff:a.b.c.d is IPv4, above) */
+		*why = "is the unspecified, loopback or an IPv4-compatible IPv6 address, which cannot be a client";
+		return -EINVAL;
+	}
+	net_ip_str(&ip, canon);
+	return 0;
+}
+
 int net_cidr4_parse(const char *s, struct net_cidr4 *out)
 {
 	char buf[INET_ADDRSTRLEN + 4];

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct net_cidr4 {
 	uint32_t addr; /* host byte order, masked */
@@ -12,6 +13,27 @@ struct net_cidr4 {
 
 /* Dotted-quad only (no shorthand like "10.1"). 0 or -EINVAL. addr in host byte order. */
 int net_ipv4_parse(const char *s, uint32_t *addr);
+/* A client address, IPv4 or IPv6, in one 16-byte form: IPv4 as ::ffff:a.b.c.d. */
+struct net_ip {
+	uint8_t a[16];
+};
+#define NET_IP_STR_MAX 46 /* INET6_ADDRSTRLEN */
+/* Dotted quad (as net_ipv4_parse) or an IPv6 literal. 0 or -EINVAL. */
+int net_ip_parse(const char *s, struct net_ip *out);
+int net_ip_is4(const struct net_ip *ip);
+uint32_t net_ip_v4(const struct net_ip *ip); /* host byte order; only when net_ip_is4 */
+void net_ip_from4(uint32_t addr, struct net_ip *out);
+/* From an AF_INET or AF_INET6 socket address (a v4-mapped IPv6 address becomes IPv4). */
+int net_ip_from_sa(const struct sockaddr_storage *sa, struct net_ip *out);
+/* The canonical text: dotted quad, or RFC 5952 IPv6 (lower case, shortest). */
+void net_ip_str(const struct net_ip *ip, char buf[NET_IP_STR_MAX]);
+uint32_t net_ip_hash(const struct net_ip *ip);
+/* Whether s can be a LAN client: IPv4 inside lan (NULL: anywhere), or an IPv6 unicast address
+ * that a client uses to reach the internet (global or unique local; not link-local, loopback,
+ * multicast, unspecified or IPv4-mapped). 0 with the canonical text in canon, or -EINVAL with
+ * the reason in *why. */
+struct net_cidr4;
+int net_client_ip(const char *s, const struct net_cidr4 *lan, char canon[NET_IP_STR_MAX], const char **why);
 /* "a.b.c.d/n" with host bits zero. 0 or -EINVAL. */
 int net_cidr4_parse(const char *s, struct net_cidr4 *out);
 int net_cidr4_contains(const struct net_cidr4 *c, uint32_t addr);

@@ -69,18 +69,18 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 static void write_clients(struct forwarder *f, FILE *out)
 {
 	struct fwd_shared *sh = &f->sh;
-	char ip[INET_ADDRSTRLEN];
+	static const struct net_ip none;
+	char ip[NET_IP_STR_MAX];
 	int first = 1;
 
 	fputs(",\"clients\":{", out);
 	pthread_mutex_lock(&sh->clients_lock);
 	for (size_t i = 0; sh->clients && i < CLIENT_STATS_MAX; i++) {
 		const struct client_stat *cs = &sh->clients[i];
-		struct in_addr a = { .s_addr = htonl(cs->client) };
 
-		if (!cs->client)
+		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
 			continue;
-		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		net_ip_str(&cs->client, ip);
 		fprintf(out, "%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu}",
 			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down);
 		first = 0;

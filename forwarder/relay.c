@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
+#include "net.h"
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,12 @@
 #define ACCEPT_BATCH 64
 #define PIPE_POOL 64 /* per worker */
 #define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
+#endif
+
+/* Listeners of a worker: REDIRECT and TPROXY, each for IPv4 and IPv6. */
+enum { L_REDIR4, L_REDIR6, L_TPROXY4, L_TPROXY6, L_MAX };
 
 static const char *const close_names[CLOSE_MAX] = {
 	[CLOSE_DONE] = "done",
@@ -51,7 +58,7 @@ struct conn {
 	int cfd, ufd;
 	struct ev_handle *ch, *uh;
 	uint32_t uev; /* registered interest during the handshake */
-	struct sockaddr_in client, dst;
+	struct sockaddr_storage client, dst;
 	struct fwd_entry map;
 	struct upstream_hs *hs; /* during the handshake only */
 	int relaying;
@@ -67,8 +74,8 @@ struct worker {
 	unsigned index;
 	pthread_t thread;
 	struct evloop *ev;
-	int lfd, tfd, stopfd; /* REDIRECT listener, TPROXY listener (-1 without CAP_NET_ADMIN) */
-	struct ev_handle *lh, *th, *sh_h, *tick;
+	int lfd[L_MAX], stopfd; /* -1: not listening (TPROXY needs CAP_NET_ADMIN; IPv6 may be off) */
+	struct ev_handle *lh[L_MAX], *sh_h, *tick;
 	struct notify *nt;
 	struct conn *conns;
 	unsigned n_conns;
@@ -117,15 +124,16 @@ static void pipe_put(struct worker *w, int p[2], size_t left)
 }
 
 /* The client's counters, created on first use; NULL when the table is full. Call locked. */
-static struct client_stat *client_stat(struct fwd_shared *sh, uint32_t client)
+static struct client_stat *client_stat(struct fwd_shared *sh, const struct net_ip *client)
 {
-	size_t i = (size_t)(client * 2654435761u) & (CLIENT_STATS_MAX - 1);
+	static const struct net_ip none;
+	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
 
 	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		if (sh->clients[i].client == client)
+		if (memcmp(&sh->clients[i].client, client, sizeof(*client)) == 0)
 			return &sh->clients[i];
-		if (sh->clients[i].client == 0) {
-			sh->clients[i].client = client;
+		if (memcmp(&sh->clients[i].client, &none, sizeof(none)) == 0) {
+			sh->clients[i].client = *client;
 			return &sh->clients[i];
 		}
 	}
@@ -136,11 +144,12 @@ static void client_account(struct conn *c, int opening, int failed)
 {
 	struct fwd_shared *sh = c->w->sh;
 	struct client_stat *cs;
+	struct net_ip ip;
 
-	if (!sh->clients)
+	if (!sh->clients || net_ip_from_sa(&c->client, &ip) < 0)
 		return;
 	pthread_mutex_lock(&sh->clients_lock);
-	cs = client_stat(sh, ntohl(c->client.sin_addr.s_addr));
+	cs = client_stat(sh, &ip);
 	if (cs && opening) {
 		cs->active++;
 		cs->connections++;
@@ -153,19 +162,26 @@ static void client_account(struct conn *c, int opening, int failed)
 	pthread_mutex_unlock(&sh->clients_lock);
 }
 
-static void fmt_addr(const struct sockaddr_in *a, char *buf, size_t cap)
+static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[NET_IP_STR_MAX];
+	struct net_ip n;
+	uint16_t port = a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
+						 : ((const struct sockaddr_in *)a)->sin_port;
 
-	inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-	snprintf(buf, cap, "%s:%u", ip, ntohs(a->sin_port));
+	if (net_ip_from_sa(a, &n) < 0) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	net_ip_str(&n, ip);
+	snprintf(buf, cap, net_ip_is4(&n) ? "%s:%u" : "[%s]:%u", ip, ntohs(port));
 }
 
 static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 {
 	struct worker *w = c->w;
 	struct fwd_stats *s = &w->sh->stats;
-	char cid[32], cl[32], dst[32];
+	char cid[32], cl[64], dst[64];
 	uint64_t now = ev_now_ms();
 
 	snprintf(cid, sizeof(cid), "c%u-%llu", w->index, (unsigned long long)c->id);
@@ -354,13 +370,25 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
 }
 
-static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer, int transparent)
+/* REDIRECT: the destination before NAT; TPROXY: the socket's own (remote) address. */
+static int original_dst(int cfd, int family, int transparent, struct sockaddr_storage *dst)
+{
+	socklen_t len = sizeof(*dst);
+
+	if (transparent)
+		return getsockname(cfd, (struct sockaddr *)dst, &len);
+	if (family == AF_INET6)
+		return getsockopt(cfd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len);
+	return getsockopt(cfd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
+}
+
+static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage *peer, int transparent)
 {
 	struct fwd_shared *sh = w->sh;
 	struct conn *c = calloc(1, sizeof(*c));
 	const struct fwd_entry *e;
 	struct upstream_target t;
-	socklen_t len = sizeof(c->dst);
+	struct net_ip client;
 	enum fwd_close why = CLOSE_INTERNAL;
 	int max;
 
@@ -384,15 +412,13 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_in *peer
 	w->conns = c;
 	w->n_conns++;
 
-	/* REDIRECT: the destination before NAT; TPROXY: the socket's own (remote) address */
-	if ((transparent ? getsockname(cfd, (struct sockaddr *)&c->dst, &len)
-			 : getsockopt(cfd, SOL_IP, SO_ORIGINAL_DST, &c->dst, &len)) < 0) {
+	if (original_dst(cfd, peer->ss_family, transparent, &c->dst) < 0 || net_ip_from_sa(peer, &client) < 0) {
 		why = CLOSE_NO_ORIGINAL_DST;
 		goto refuse;
 	}
 	pthread_rwlock_rdlock(&sh->lock);
 	max = (int)sh->limits.max_connections;
-	e = table_lookup(sh->table, ntohl(peer->sin_addr.s_addr));
+	e = table_lookup(sh->table, &client);
 	if (e)
 		c->map = *e; /* a copy: a reload never touches an open connection */
 	c->deadline = c->t_start + sh->limits.connect_timeout_ms;
@@ -446,11 +472,11 @@ refuse:
 static void on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
-	int transparent = fd == w->tfd;
+	int transparent = fd == w->lfd[L_TPROXY4] || fd == w->lfd[L_TPROXY6];
 
 	(void)ev, (void)events;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_in peer;
+		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
 		int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -497,14 +523,13 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 	if (read(fd, &v, sizeof(v)) < 0) {
 		/* eventfd: nothing to do */
 	}
-	ev_del(ev, w->lh);
-	ev_del(ev, w->th);
-	w->lh = w->th = NULL;
-	close(w->lfd);
-	w->lfd = -1;
-	if (w->tfd >= 0)
-		close(w->tfd);
-	w->tfd = -1;
+	for (int i = 0; i < L_MAX; i++) {
+		ev_del(ev, w->lh[i]);
+		w->lh[i] = NULL;
+		if (w->lfd[i] >= 0)
+			close(w->lfd[i]);
+		w->lfd[i] = -1;
+	}
 	w->draining = 1;
 	pthread_rwlock_rdlock(&w->sh->lock);
 	w->drain_until = ev_now_ms() + w->sh->limits.drain_timeout_ms;
@@ -526,17 +551,22 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int listen_on(uint16_t port, int transparent)
+/* Any address, one family (IPv6 sockets are IPv6 only, so both can share the port). */
+static int listen_on(int family, uint16_t port, int transparent)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	if ((transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) ||
+	if ((family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    (transparent && family == AF_INET && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) ||
+	    (transparent && family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4096) < 0) {
+	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6)) : bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
+	    listen(fd, 4096) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;
@@ -555,34 +585,48 @@ int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, cha
 		return -ENOMEM;
 	}
 	ws->n = n;
-	for (unsigned i = 0; i < n; i++)
-		ws->w[i].lfd = ws->w[i].tfd = ws->w[i].stopfd = -1;
+	for (unsigned i = 0; i < n; i++) {
+		ws->w[i].stopfd = -1;
+		for (int l = 0; l < L_MAX; l++)
+			ws->w[i].lfd[l] = -1;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct worker *w = &ws->w[i];
 
 		w->sh = sh;
 		w->index = i;
-		w->lfd = listen_on(sh->port, 0);
-		if (w->lfd < 0) {
-			snprintf(err, errlen, "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port, strerror(-w->lfd));
+		w->lfd[L_REDIR4] = listen_on(AF_INET, sh->port, 0);
+		if (w->lfd[L_REDIR4] < 0) {
+			snprintf(err, errlen, "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port,
+				 strerror(-w->lfd[L_REDIR4]));
 			goto fail;
 		}
-		w->tfd = listen_on(sh->tproxy_port, 1);
-		if (w->tfd < 0) {
-			if (i == 0)
-				log_warnx("TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
-					  sh->tproxy_port, strerror(-w->tfd));
-			w->tfd = -1;
-		}
+		w->lfd[L_REDIR6] = listen_on(AF_INET6, sh->port, 0);
+		if (w->lfd[L_REDIR6] < 0 && i == 0)
+			log_warnx("no IPv6 listener on port %u (%s): IPv4 clients only", sh->port, strerror(-w->lfd[L_REDIR6]));
+		w->lfd[L_TPROXY4] = listen_on(AF_INET, sh->tproxy_port, 1);
+		if (w->lfd[L_TPROXY4] < 0 && i == 0)
+			log_warnx("TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
+				  sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
+		if (w->lfd[L_TPROXY4] >= 0)
+			w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
 		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		w->ev = ev_new();
 		w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
-		if (w->stopfd < 0 || !w->ev || !(w->lh = ev_add_fd(w->ev, w->lfd, EPOLLIN, on_accept, w)) ||
-		    (w->tfd >= 0 && !(w->th = ev_add_fd(w->ev, w->tfd, EPOLLIN, on_accept, w))) ||
-		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
+		if (w->stopfd < 0 || !w->ev || !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
 		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, on_tick, w))) {
 			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
 			goto fail;
+		}
+		for (int l = 0; l < L_MAX; l++) {
+			if (w->lfd[l] < 0) {
+				w->lfd[l] = -1;
+				continue;
+			}
+			if (!(w->lh[l] = ev_add_fd(w->ev, w->lfd[l], EPOLLIN, on_accept, w))) {
+				snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
+				goto fail;
+			}
 		}
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			snprintf(err, errlen, "worker %u: cannot start thread", i);
@@ -611,10 +655,9 @@ void relay_stop(struct fwd_workers *ws)
 			pthread_join(ws->w[i].thread, NULL);
 	for (unsigned i = 0; i < ws->n; i++) {
 		struct worker *w = &ws->w[i];
-		if (w->lfd >= 0)
-			close(w->lfd);
-		if (w->tfd >= 0)
-			close(w->tfd);
+		for (int l = 0; l < L_MAX; l++)
+			if (w->lfd[l] >= 0)
+				close(w->lfd[l]);
 		if (w->stopfd >= 0)
 			close(w->stopfd);
 		notify_close(w->nt);

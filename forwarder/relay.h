@@ -4,6 +4,7 @@
 #ifndef FWD_RELAY_H
 #define FWD_RELAY_H
 
+#include "net.h"
 #include "table.h"
 
 #include <pthread.h>
@@ -36,7 +37,7 @@ struct fwd_stats {
 /* Per-client counters (the stats of a mapping), bounded; updated at connection open and close. */
 #define CLIENT_STATS_MAX 16384
 struct client_stat {
-	uint32_t client; /* host byte order; 0: free slot */
+	struct net_ip client; /* all zero (::, never a client): free slot */
 	unsigned long active, connections, failures, bytes_up, bytes_down;
 };
 

@@ -16,12 +16,14 @@ struct fwd_table {
 	uint8_t *used;
 };
 
-static size_t slot_of(uint32_t a, size_t cap)
+static size_t slot_of(const struct net_ip *a, size_t cap)
 {
-	uint32_t h = a * 2654435761u; /* Knuth's multiplicative hash */
+	uint32_t h = net_ip_hash(a);
 
 	return (size_t)(h ^ (h >> 16)) & (cap - 1);
 }
+
+static int same(const struct net_ip *a, const struct net_ip *b) { return memcmp(a, b, sizeof(*a)) == 0; }
 
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
@@ -56,10 +58,10 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *ip = (const char *)sqlite3_column_text(st, 0), *type = (const char *)sqlite3_column_text(st, 3);
 		struct fwd_entry e;
-		uint32_t a;
+		struct net_ip a;
 		size_t i;
 
-		if (!ip || net_ipv4_parse(ip, &a) < 0 || t->n * 2 >= t->cap)
+		if (!ip || net_ip_parse(ip, &a) < 0 || t->n * 2 >= t->cap)
 			continue;
 		memset(&e, 0, sizeof(e));
 		e.client = a;
@@ -74,7 +76,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 				  (const char *)sqlite3_column_text(st, 4));
 			e.state = FWD_BLOCKED;
 		}
-		for (i = slot_of(a, t->cap); t->used[i] && t->slots[i].client != a; i = (i + 1) & (t->cap - 1))
+		for (i = slot_of(&a, t->cap); t->used[i] && !same(&t->slots[i].client, &a); i = (i + 1) & (t->cap - 1))
 			;
 		if (!t->used[i])
 			t->n++;
@@ -108,12 +110,12 @@ void table_free(struct fwd_table *t)
 
 size_t table_size(const struct fwd_table *t) { return t ? t->n : 0; }
 
-const struct fwd_entry *table_lookup(const struct fwd_table *t, uint32_t client)
+const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net_ip *client)
 {
 	if (!t)
 		return NULL;
 	for (size_t i = slot_of(client, t->cap); t->used[i]; i = (i + 1) & (t->cap - 1))
-		if (t->slots[i].client == client)
+		if (same(&t->slots[i].client, client))
 			return &t->slots[i];
 	return NULL;
 }

@@ -1,9 +1,11 @@
-/* table.h - who is mapped to which upstream: an immutable hash of client IPv4 -> entry, loaded
+/* table.h - who is mapped to which upstream: an immutable hash of client address (IPv4 or
+ * IPv6) -> entry, loaded
  * from the DB and swapped whole on reload, so a lookup never sees a half-loaded table and
  * established connections keep the entry they copied. */
 #ifndef FWD_TABLE_H
 #define FWD_TABLE_H
 
+#include "net.h"
 #include "upstream.h"
 
 #include <netinet/in.h>
@@ -14,7 +16,7 @@
 enum fwd_state { FWD_ACTIVE = 0, FWD_BLOCKED }; /* blocked: disabled, proxy disabled or not up */
 
 struct fwd_entry {
-	uint32_t client; /* host byte order */
+	struct net_ip client;
 	enum fwd_state state;
 	int64_t proxy_id;
 	enum upstream_type type;
@@ -31,6 +33,6 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen);
 void table_free(struct fwd_table *t);
 size_t table_size(const struct fwd_table *t);
 /* The entry for a client, or NULL (unknown). The pointer lives as long as the table. */
-const struct fwd_entry *table_lookup(const struct fwd_table *t, uint32_t client);
+const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net_ip *client);
 
 #endif

@@ -232,6 +232,9 @@ static void test_constraints(void **state)
 		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.50', 999)",
 		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)",
 		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('not-an-ip', 1)",
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('FD00:2::10', 1)", /* not the canonical form */
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10%eth0', 1)",
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10', 1)", /* twice (below) */
 		"INSERT INTO users (username, password_hash, role) VALUES ('eve', '$argon2id$v=19$x', 'root')",
 		"INSERT INTO users (username, password_hash, role) VALUES ('eve', 'plaintext', 'admin')",
 		"INSERT INTO users (username, password_hash, role) VALUES ('e v e', '$argon2id$v=19$x', 'admin')",
@@ -242,7 +245,8 @@ static void test_constraints(void **state)
 
 	(void)state;
 	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
-				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
+				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10', 1)"), /* 0007 */
 			 SQLITE_OK);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = tl_exec(db, bad[i]);

@@ -4,6 +4,7 @@
 #include "net.h"
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 
 static void test_ipv4(void **state)
@@ -92,11 +93,61 @@ static void test_ifname(void **state)
 	assert_false(net_ifname_valid(".."));
 }
 
+/* Client addresses, IPv4 and IPv6: one 16-byte form, canonical text, what may be a client. */
+static void test_client_ip(void **state)
+{
+	struct net_cidr4 lan;
+	struct net_ip a, b;
+	char canon[NET_IP_STR_MAX];
+	const char *why = NULL;
+	struct sockaddr_storage ss;
+
+	(void)state;
+	assert_int_equal(net_cidr4_parse("192.168.2.0/24", &lan), 0);
+	assert_int_equal(net_client_ip("192.168.2.10", &lan, canon, &why), 0);
+	assert_string_equal(canon, "192.168.2.10");
+	assert_int_equal(net_client_ip("192.168.3.10", &lan, canon, &why), -EINVAL);
+	assert_string_equal(why, "is not inside the LAN network");
+	assert_int_equal(net_client_ip("192.168.3.10", NULL, canon, &why), 0);
+	/* IPv6: stored in its one canonical form, so "FD00:2:0::0010" and "fd00:2::10" are one client */
+	assert_int_equal(net_client_ip("FD00:2:0::0010", &lan, canon, &why), 0);
+	assert_string_equal(canon, "fd00:2::10");
+	assert_int_equal(net_client_ip("2001:db8::1", &lan, canon, &why), 0);
+	assert_int_equal(net_client_ip("::ffff:192.168.2.10", &lan, canon, &why), 0); /* the IPv4 client */
+	assert_string_equal(canon, "192.168.2.10");
+	assert_int_equal(net_client_ip("::ffff:10.0.0.1", &lan, canon, &why), -EINVAL);
+	for (const char *const *p = (const char *const[]){ "fe80::1", "ff02::1", "::1", "::", "::1.2.3.4", "fd00::1%eth0",
+							   "fd00::1/64", "fd00:::1", "192.168.2", "1.2.3.4.5", "", "x", NULL };
+	     *p; p++) {
+		why = NULL;
+		assert_int_equal(net_client_ip(*p, &lan, canon, &why), -EINVAL);
+		assert_non_null(why);
+	}
+	assert_int_equal(net_ip_parse("fd00:2::10", &a), 0);
+	assert_false(net_ip_is4(&a));
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_INET6;
+	inet_pton(AF_INET6, "fd00:2::10", &((struct sockaddr_in6 *)&ss)->sin6_addr);
+	assert_int_equal(net_ip_from_sa(&ss, &b), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	assert_int_equal(net_ip_hash(&a), net_ip_hash(&b));
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_INET;
+	((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(0xc0a8020a);
+	assert_int_equal(net_ip_from_sa(&ss, &b), 0);
+	assert_true(net_ip_is4(&b));
+	assert_int_equal(net_ip_v4(&b), 0xc0a8020a);
+	net_ip_str(&b, canon);
+	assert_string_equal(canon, "192.168.2.10");
+	ss.ss_family = AF_UNIX;
+	assert_int_equal(net_ip_from_sa(&ss, &b), -EAFNOSUPPORT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ipv4),	 cmocka_unit_test(test_cidr),  cmocka_unit_test(test_hostport),
-		cmocka_unit_test(test_numbers_and_bools), cmocka_unit_test(test_ifname),
+		cmocka_unit_test(test_numbers_and_bools), cmocka_unit_test(test_ifname), cmocka_unit_test(test_client_ip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
