@@ -1,9 +1,61 @@
 /* libFuzzer: replies from upstream proxies are untrusted network input. The first byte picks
- * the parser; the rest is the reply. */
+ * the parser (or the whole SOCKS5 handshake, lock-step or pipelined, against a peer that sends
+ * the rest and hangs up; or the client-address parser); the rest is the input. */
+#include "net.h"
 #include "upstream.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void handshake(const uint8_t *data, size_t size, int pipeline)
+{
+	struct upstream_target t;
+	struct upstream_hs hs;
+	struct sockaddr_in *s = (struct sockaddr_in *)&t.addr;
+	uint32_t want = 0;
+	enum upstream_result r = UP_IN_PROGRESS;
+	int sv[2];
+
+	if (size > 4096 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+		return;
+	memset(&t, 0, sizeof(t));
+	s->sin_family = AF_INET;
+	s->sin_port = htons(80);
+	s->sin_addr.s_addr = htonl(0xcb00710a);
+	assert(write(sv[1], data, size) == (ssize_t)size);
+	shutdown(sv[1], SHUT_WR);
+	upstream_hs_init(&hs, UPSTREAM_SOCKS5, &t, size & 1 ? "user" : "", "pass");
+	hs.pipeline = pipeline;
+	for (int guard = 0; guard < 64 && r == UP_IN_PROGRESS; guard++)
+		r = upstream_hs_step(&hs, sv[0], &want);
+	/* the peer hung up after its bytes: the handshake always ends, never reads past its buffer */
+	assert(r != UP_IN_PROGRESS);
+	assert(hs.in_len <= sizeof(hs.in));
+	if (r == UP_OK)
+		assert(hs.in_len <= size);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void client_ip(const uint8_t *data, size_t size)
+{
+	char in[64], canon[NET_IP_STR_MAX], again[NET_IP_STR_MAX];
+	const char *why = NULL;
+
+	if (size >= sizeof(in))
+		return;
+	memcpy(in, data, size);
+	in[size] = '\0';
+	if (net_client_ip(in, NULL, canon, &why) == 0) /* canonical means a fixed point */
+		assert(net_client_ip(canon, NULL, again, &why) == 0 && strcmp(canon, again) == 0);
+	else
+		assert(why != NULL);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -14,7 +66,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 7) {
+	case 4:
+	case 5:
+		handshake(data + 1, size - 1, data[0] % 7 == 5);
+		return 0;
+	case 6:
+		client_ip(data + 1, size - 1);
+		return 0;
 	case 0:
 		r = socks5_parse_method(data + 1, size - 1, &v);
 		break;
@@ -24,11 +83,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2:
 		r = socks5_parse_connect(data + 1, size - 1, &v);
 		break;
-	default:
+	case 3:
 		r = http_parse_connect((const char *)data + 1, size - 1, &st);
 		if (r > 0)
 			assert(st >= 100 && st <= 599);
 		break;
+	default:
+		return 0;
 	}
 	assert(r == -EBADMSG || (r >= 0 && (size_t)r <= size - 1));
 	return 0;
