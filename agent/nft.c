@@ -427,17 +427,26 @@ static void put_chain(struct batch *bt, const char *name, const char *type, int 
 	next(bt);
 }
 
-static void put_set(struct batch *bt, const char *name, uint32_t id, uint32_t key_type, uint32_t key_len)
+/* A set of table inet pgw by name; id != 0: one created in this batch. */
+static struct nftnl_set *set_of(const char *name, uint32_t id)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
 
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	if (id)
+		nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	return s;
+}
+
+static void put_set(struct batch *bt, const char *name, uint32_t id, uint32_t key_type, uint32_t key_len)
+{
+	struct nftnl_set *s = set_of(name, id);
+	struct nlmsghdr *nlh;
+
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
 	nlh = msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
@@ -459,14 +468,8 @@ static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t
 			struct nftnl_set_elem *e;
 			if (net_ip_is4(&a->addr[i]) == v6)
 				continue;
-			if (!s) {
-				s = nftnl_set_alloc();
-				nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-				nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-				nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-				if (set_id)
-					nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
-			}
+			if (!s)
+				s = set_of(set, set_id);
 			e = nftnl_set_elem_alloc();
 			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, v6 ? a->addr[i].a : a->addr[i].a + 12, v6 ? 16 : 4);
 			nftnl_set_elem_add(s, e);
@@ -525,13 +528,9 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 
 	put_set(bt, SET_PROXIES, SET_ID_PROXIES, TYPE_IPADDR << 6 | TYPE_INET_SERVICE, 8);
 	for (size_t off = 0; off < d->proxies.n; off += ELEMS_PER_MSG) {
-		struct nftnl_set *s = nftnl_set_alloc();
+		struct nftnl_set *s = set_of(SET_PROXIES, SET_ID_PROXIES);
 		struct nlmsghdr *nlh;
 
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, SET_PROXIES);
-		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-		nftnl_set_set_u32(s, NFTNL_SET_ID, SET_ID_PROXIES);
 		for (size_t i = off; i < d->proxies.n && i < off + ELEMS_PER_MSG; i++) {
 			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 			uint8_t key[8] = { 0 };
