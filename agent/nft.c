@@ -363,20 +363,29 @@ static void m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port)
 	e_cmp(r, op, &be, 2);
 }
 
-static void m_ct_established(struct nftnl_rule *r)
+/* register 1 &= mask (4 bytes, as given: network order where the data is) */
+static void e_and(struct nftnl_rule *r, uint32_t mask)
 {
-	struct nftnl_expr *ct = nftnl_expr_alloc("ct"), *bw = nftnl_expr_alloc("bitwise");
-	uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), zero = 0;
+	struct nftnl_expr *bw = nftnl_expr_alloc("bitwise");
+	uint32_t zero = 0;
 
-	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	add(r, ct);
 	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
 	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
 	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
 	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
 	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
 	add(r, bw);
+}
+
+static void m_ct_established(struct nftnl_rule *r)
+{
+	struct nftnl_expr *ct = nftnl_expr_alloc("ct");
+	uint32_t zero = 0;
+
+	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	add(r, ct);
+	e_and(r, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
 	e_cmp(r, NFT_CMP_NEQ, &zero, 4);
 }
 
@@ -645,19 +654,13 @@ static void build_full(struct batch *bt, const struct desired *d)
 	put_block(bt, dr, "forward", SET_BLOCKED6, SET_ID_BLOCKED6);
 	put_block(bt, dr, "forward", NULL, 0);
 	{
-		struct nftnl_expr *bw = nftnl_expr_alloc("bitwise");
-		uint32_t mask = htonl(dr->lan_mask), net = htonl(dr->lan_addr), zero = 0;
+		uint32_t net = htonl(dr->lan_addr);
 
 		r = nftnl_rule_alloc();
 		m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
 		m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
 		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
-		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
-		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-		nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-		add(r, bw);
+		e_and(r, htonl(dr->lan_mask));
 		e_cmp(r, NFT_CMP_EQ, &net, 4);
 		e_counter(r);
 		e_verdict(r, NF_DROP, NULL);

@@ -148,9 +148,10 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		l->line = row->line;
 		if (row->n != rows[0].n)
 			why = "wrong number of fields";
-		else if (client_ip_check(db, r->api->cfg, row->field[col[COL_IP]], l->ip, &ipwhy) < 0)
-			why = (snprintf(whybuf, sizeof(whybuf), "client_ip %s", ipwhy), whybuf);
-		else if ((l->proxy_id = proxy_by_name(db, row->field[col[COL_PROXY]])) < 0)
+		else if (client_ip_check(db, r->api->cfg, row->field[col[COL_IP]], l->ip, &ipwhy) < 0) {
+			snprintf(whybuf, sizeof(whybuf), "client_ip %s", ipwhy);
+			why = whybuf;
+		} else if ((l->proxy_id = proxy_by_name(db, row->field[col[COL_PROXY]])) < 0)
 			why = "no proxy with this name";
 		else if (col[COL_ENABLED] >= 0 && row->field[col[COL_ENABLED]][0] &&
 			 parse_bool(row->field[col[COL_ENABLED]], &l->enabled) < 0)

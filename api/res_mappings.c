@@ -156,23 +156,11 @@ out:
 static int del(struct req *r, sqlite3 *db, int64_t id)
 {
 	json_t *before = mapping_json(db, id);
-	sqlite3_stmt *st = NULL;
-	char oid[24];
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
-	if (sqlite3_prepare_v2(db, "DELETE FROM mappings WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
-		json_decref(before);
-		return reply_db_error(r, db);
-	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-	snprintf(oid, sizeof(oid), "%lld", (long long)id);
-	api_audit(r, "mapping.delete", "mapping", oid, before, NULL, "ok");
-	json_decref(before);
-	api_notify(r, TOPIC_MAPPINGS);
-	return reply_empty(r, 204);
+	return reply_deleted(r, db, "DELETE FROM mappings WHERE id = ?1", id, "mapping.delete", "mapping", before,
+			     TOPIC_MAPPINGS);
 }
 
 /* All mappings in one query (there may be thousands). */

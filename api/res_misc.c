@@ -44,16 +44,8 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 	int64_t id;
 	long limit = 100;
 
-	if (auth_require(r, 0) < 0)
+	if (!(db = read_only_start(r, NULL)))
 		goto done;
-	if (strcmp(r->method, "GET") != 0) {
-		reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-		goto done;
-	}
-	if (!(db = api_db(r->api))) {
-		reply_error(r, 503, "unavailable", "database unavailable");
-		goto done;
-	}
 	if (nseg == 0) {
 		if (sqlite3_prepare_v2(db, "SELECT proxy_id, status, latency_ms, exit_ip, checked_at, last_error, "
 					   "connect_ms, handshake_ms, first_byte_ms, pipelining FROM proxy_health ORDER BY proxy_id",
@@ -218,6 +210,41 @@ static json_t *agent_state(sqlite3 *db)
 	return j;
 }
 
+sqlite3 *read_only_start(struct req *r, const char *admin_only)
+{
+	sqlite3 *db;
+
+	if (auth_require(r, 0) < 0)
+		return NULL;
+	if (strcmp(r->method, "GET") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method), NULL;
+	if (admin_only && strcmp(r->user.role, "admin") != 0)
+		return reply_error(r, 403, "forbidden", "%s", admin_only), NULL;
+	if (!(db = api_db(r->api)))
+		reply_error(r, 503, "unavailable", "database unavailable");
+	return db;
+}
+
+int reply_deleted(struct req *r, sqlite3 *db, const char *sql, int64_t id, const char *action, const char *kind,
+		  json_t *before, unsigned topic)
+{
+	sqlite3_stmt *st = NULL;
+	char oid[24];
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, action, kind, oid, before, NULL, "ok");
+	json_decref(before);
+	api_notify(r, topic);
+	return reply_empty(r, 204);
+}
+
 int res_status(struct req *r, const char *const *seg, int nseg)
 {
 	const char *rd = r->api->cfg->run_dir;
@@ -227,12 +254,8 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 	(void)seg;
 	if (nseg != 0)
 		return reply_error(r, 404, "not_found", "no such resource");
-	if (auth_require(r, 0) < 0)
+	if (!(db = read_only_start(r, NULL)))
 		return MHD_YES;
-	if (strcmp(r->method, "GET") != 0)
-		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	if (!(db = api_db(r->api)))
-		return reply_error(r, 503, "unavailable", "database unavailable");
 	fwd = forwarder_stats(rd);
 	return reply_json(
 		r, 200,

@@ -131,7 +131,6 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	json_t *before = proxy_json(db, id);
 	long long used = 0;
-	char oid[24];
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
@@ -146,18 +145,8 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 		return reply_error(r, 409, "conflict", "proxy %lld is used by %lld mapping(s); move or delete them first",
 				   (long long)id, used);
 	}
-	if (sqlite3_prepare_v2(db, "DELETE FROM proxies WHERE id = ?1", -1, &st, NULL) != SQLITE_OK) {
-		json_decref(before);
-		return reply_db_error(r, db);
-	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-	snprintf(oid, sizeof(oid), "%lld", (long long)id);
-	api_audit(r, "proxy.delete", "proxy", oid, before, NULL, "ok");
-	json_decref(before);
-	api_notify(r, TOPIC_PROXIES);
-	return reply_empty(r, 204);
+	return reply_deleted(r, db, "DELETE FROM proxies WHERE id = ?1", id, "proxy.delete", "proxy", before,
+			     TOPIC_PROXIES);
 }
 
 static int check(struct req *r, sqlite3 *db, int64_t id)

@@ -249,19 +249,13 @@ int res_audit(struct req *r, const char *const *seg, int nseg)
 	(void)seg;
 	if (nseg != 0)
 		return reply_error(r, 404, "not_found", "no such resource");
-	if (auth_require(r, 0) < 0)
+	if (!(db = read_only_start(r, "only admins read the audit log")))
 		return MHD_YES;
-	if (strcmp(r->method, "GET") != 0)
-		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	if (strcmp(r->user.role, "admin") != 0)
-		return reply_error(r, 403, "forbidden", "only admins read the audit log");
 	if ((a_from && (from = path_id(a_from)) < 0) || (a_to && (to = path_id(a_to)) < 0) ||
 	    (a_cursor && (cursor = path_id(a_cursor)) < 0) || (a_limit && ((limit = path_id(a_limit)) < 1 || limit > 1000)))
 		return reply_error(r, 400, "bad_request", "from, to and cursor are positive integers; limit is 1 to 1000");
 	if ((q && strlen(q) > 200) || (user && strlen(user) > 64) || (action && strlen(action) > 64))
 		return reply_error(r, 400, "bad_request", "search terms are too long");
-	if (!(db = api_db(r->api)))
-		return reply_error(r, 503, "unavailable", "database unavailable");
 	if (sqlite3_prepare_v2(db,
 			       "SELECT id, ts, username, remote_addr, action, object_type, object_id, before_json, after_json, "
 			       "request_id, result FROM audit WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR action = ?2) "

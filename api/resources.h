@@ -29,5 +29,12 @@ unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg);
 int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, char canon[NET_IP_STR_MAX],
 		    const char **why);
 int reply_gate_unavailable(struct req *r, int err);
+/* The start of a read-only resource: signed in (an admin, when admin_only gives the reason for
+ * the 403), GET only, the thread's DB. NULL when a reply has been sent. */
+sqlite3 *read_only_start(struct req *r, const char *admin_only);
+/* DELETE one row (sql: "DELETE FROM ... WHERE id = ?1"), audit it with before (stolen), notify
+ * topic, 204. */
+int reply_deleted(struct req *r, sqlite3 *db, const char *sql, int64_t id, const char *action, const char *kind,
+		  json_t *before, unsigned topic);
 
 #endif

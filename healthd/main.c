@@ -137,7 +137,7 @@ static void on_pipe_probe_done(struct probe *p, const struct probe_result *r, vo
 		t->pipe_probe = NULL;
 		t->pipe_tested = 1;
 		log_info("proxy %lld (%s): %s pipelined SOCKS5 handshakes (%s)", (long long)t->id, t->name,
-				 r->error == PROBE_OK ? "takes" : "does not take", r->reason);
+			 r->error == PROBE_OK ? "takes" : "does not take", r->reason);
 		set_pipelining(h, t, r->error == PROBE_OK);
 		return;
 	}
