@@ -115,13 +115,12 @@ bad:
 static int cmp_ap(const void *a, const void *b)
 {
 	const struct addrport *x = a, *y = b;
+	int c = memcmp(&x->addr, &y->addr, sizeof(x->addr));
 
-	if (x->addr != y->addr)
-		return x->addr < y->addr ? -1 : 1;
-	return (int)x->port - (int)y->port;
+	return c ? c : (int)x->port - (int)y->port;
 }
 
-/* Enabled proxies given as IPv4 addresses. Names are not resolved here: in strict mode the
+/* Enabled proxies given as IPv4 or IPv6 addresses. Names are not resolved here: in strict mode the
  * gateway's own DNS would be blocked, so strict mode needs proxies by address. */
 static int load_proxies(sqlite3 *db, struct proxyset *ps)
 {
@@ -132,10 +131,10 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 		return -EIO;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *host = (const char *)sqlite3_column_text(st, 0);
-		uint32_t a;
+		struct net_ip a;
 
-		if (!host || net_ipv4_parse(host, &a) < 0) {
-			log_warnx("strict_output: proxy host '%s' is not an IPv4 address; the gateway cannot reach it",
+		if (!host || net_ip_parse(host, &a) < 0) {
+			log_warnx("strict_output: proxy host '%s' is not an IP address; the gateway cannot reach it",
 				  host ? host : "");
 			continue;
 		}

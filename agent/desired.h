@@ -30,7 +30,7 @@ struct addrset {
 };
 
 struct addrport {
-	uint32_t addr; /* host byte order */
+	struct net_ip addr; /* IPv4 as ::ffff:a.b.c.d, or IPv6 */
 	uint16_t port;
 };
 

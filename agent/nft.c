@@ -29,7 +29,7 @@
  *     meta l4proto tcp th dport API accept
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
- *   [strict_output: set proxies4 and chain output, see build_strict_output()]
+ *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output()]
  * }
  * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
  */
@@ -64,6 +64,8 @@
 #define SET_ID_BLOCKED 2
 #define SET_PROXIES "proxies4"
 #define SET_ID_PROXIES 3
+#define SET_PROXIES6 "proxies6"
+#define SET_ID_PROXIES6 6
 #define SET_ACTIVE6 "active6"
 #define SET_BLOCKED6 "blocked6"
 #define SET_ID_ACTIVE6 4
@@ -520,6 +522,40 @@ static void put_block(struct batch *bt, const struct desired_rules *dr, const ch
 	put_rule(bt, r, chain);
 }
 
+/* The proxies' address . port pairs of one family into a set created in this batch. */
+static void put_proxy_elems(struct batch *bt, const struct proxyset *ps, int v6, const char *name, uint32_t id)
+{
+	size_t i = 0;
+
+	while (i < ps->n) {
+		struct nftnl_set *s = set_of(name, id);
+		struct nlmsghdr *nlh;
+		size_t k = 0;
+
+		for (; i < ps->n && k < ELEMS_PER_MSG; i++) {
+			struct nftnl_set_elem *e;
+			uint8_t key[20] = { 0 };
+			uint16_t port = htons(ps->e[i].port);
+			size_t alen = v6 ? 16 : 4; /* each part of a concatenation takes whole 4-byte registers */
+
+			if (net_ip_is4(&ps->e[i].addr) == v6)
+				continue;
+			memcpy(key, v6 ? ps->e[i].addr.a : ps->e[i].addr.a + 12, alen);
+			memcpy(key + alen, &port, 2);
+			e = nftnl_set_elem_alloc();
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, alen + 4);
+			nftnl_set_elem_add(s, e);
+			k++;
+		}
+		if (k) {
+			nlh = msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+			nftnl_set_elems_nlmsg_build_payload(nlh, s);
+			next(bt);
+		}
+		nftnl_set_free(s);
+	}
+}
+
 /* strict OUTPUT mode: the gateway itself reaches the WAN only as the service user and only to
  * the proxies' address:port pairs; replies, ICMPv6 (neighbour discovery) and the DHCP client
  * stay possible; loopback and LAN are not touched.
@@ -528,6 +564,7 @@ static void put_block(struct batch *bt, const struct desired_rules *dr, const ch
  *     oifname WAN meta l4proto ipv6-icmp accept
  *     oifname WAN udp sport 68 udp dport 67 accept
  *     oifname WAN meta skuid UID meta l4proto tcp ip daddr . tcp dport @proxies4 accept
+ *     oifname WAN meta skuid UID meta l4proto tcp ip6 daddr . tcp dport @proxies6 accept
  *     oifname WAN counter drop } */
 static void build_strict_output(struct batch *bt, const struct desired *d)
 {
@@ -536,26 +573,9 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	uint16_t p67 = htons(67), p68 = htons(68);
 
 	put_set(bt, SET_PROXIES, SET_ID_PROXIES, TYPE_IPADDR << 6 | TYPE_INET_SERVICE, 8);
-	for (size_t off = 0; off < d->proxies.n; off += ELEMS_PER_MSG) {
-		struct nftnl_set *s = set_of(SET_PROXIES, SET_ID_PROXIES);
-		struct nlmsghdr *nlh;
-
-		for (size_t i = off; i < d->proxies.n && i < off + ELEMS_PER_MSG; i++) {
-			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-			uint8_t key[8] = { 0 };
-			uint32_t a = htonl(d->proxies.e[i].addr);
-			uint16_t port = htons(d->proxies.e[i].port);
-
-			memcpy(key, &a, 4);
-			memcpy(key + 4, &port, 2); /* each part of a concatenation takes 4 bytes */
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
-			nftnl_set_elem_add(s, e);
-		}
-		nlh = msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		nftnl_set_free(s);
-		next(bt);
-	}
+	put_set(bt, SET_PROXIES6, SET_ID_PROXIES6, TYPE_IP6ADDR << 6 | TYPE_INET_SERVICE, 20);
+	put_proxy_elems(bt, &d->proxies, 0, SET_PROXIES, SET_ID_PROXIES);
+	put_proxy_elems(bt, &d->proxies, 1, SET_PROXIES6, SET_ID_PROXIES6);
 	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0);
 
 	r = nftnl_rule_alloc();
@@ -586,6 +606,17 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
 	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
 	e_lookup(r, SET_PROXIES, SET_ID_PROXIES);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+	r = nftnl_rule_alloc();
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	e_meta(r, NFT_META_SKUID);
+	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
+	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV6);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_04);
+	e_lookup(r, SET_PROXIES6, SET_ID_PROXIES6);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "output");
 	r = nftnl_rule_alloc();

@@ -33,8 +33,8 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-/* Semantic checks beyond types and lengths. */
-static int check_values(struct req *r, const json_t *b)
+/* Semantic checks beyond types and lengths; an IPv6 host is stored in its one canonical spelling. */
+static int check_values(struct req *r, json_t *b)
 {
 	const char *type = json_string_value(json_object_get(b, "type"));
 	const char *host = json_string_value(json_object_get(b, "host"));
@@ -42,8 +42,20 @@ static int check_values(struct req *r, const json_t *b)
 
 	if (type && strcmp(type, "socks5") != 0 && strcmp(type, "http") != 0)
 		return reply_error(r, 400, "bad_request", "'type' must be socks5 or http"), -1;
-	if (host && strpbrk(host, " \t\r\n/@"))
-		return reply_error(r, 400, "bad_request", "'host' must be a host name or address"), -1;
+	if (host && strpbrk(host, " \t\r\n/@[]%"))
+		return reply_error(r, 400, "bad_request",
+				   "'host' must be a host name, an IPv4 address or an IPv6 address (no brackets, no port)"),
+		       -1;
+	if (host && strchr(host, ':')) {
+		struct net_ip ip;
+		char canon[NET_IP_STR_MAX];
+		if (net_ip_parse(host, &ip) < 0 || net_ip_is4(&ip))
+			return reply_error(r, 400, "bad_request",
+					   "'host' with ':' must be an IPv6 address (the port goes in 'port')"),
+			       -1;
+		net_ip_str(&ip, canon);
+		json_object_set_new(b, "host", json_string(canon));
+	}
 	if (user && strchr(user, ':') && type && strcmp(type, "http") == 0)
 		return reply_error(r, 400, "bad_request", "'username' cannot contain ':' for an HTTP proxy"), -1;
 	return 0;

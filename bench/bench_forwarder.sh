@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# pgw-forwarder against redsocks (Debian) and against the client speaking SOCKS directly to
-# the upstream, in one run, on the same lab and the same upstream (dante-server). pgw-agent's
-# own ruleset redirects client TCP to whichever relay is measured, so only the relay differs.
+# pgw-forwarder against redsocks (Debian; its default, splice, and with splice = false) and
+# against the client speaking SOCKS directly to the upstream, in one run, on the same lab and
+# the same upstream (dante-server). pgw-agent's own ruleset redirects client TCP to whichever
+# relay is measured, so only the relay differs.
 # pgw-forwarder is measured twice: with the pipelined SOCKS5 handshake (pgw-healthd finds that
 # dante takes it) and lock-step (what it does for proxies that do not, like microsocks).
 # Measures: throughput (iperf3 through the relay; curl download for all three), relay CPU time
@@ -93,6 +94,13 @@ lab_bg gw redsocks redsocks -c "$LAB_DIR/redsocks.conf"
 rs=$LAB_LAST_PID
 lab_wait_port gw 127.0.0.1 12345 >/dev/null
 measure redsocks "$rs"
+lab_stop_pid "$rs"
+# Debian's redsocks splices by default; its buffer-copying mode (libevent bufferevents) for context
+sed 's/type = socks5;/type = socks5; splice = false;/' "$LAB_DIR/redsocks.conf" >"$LAB_DIR/redsocks-copy.conf"
+lab_bg gw redsocks-copy redsocks -c "$LAB_DIR/redsocks-copy.conf"
+rs=$LAB_LAST_PID
+lab_wait_port gw 127.0.0.1 12345 >/dev/null
+measure redsocks-copy "$rs"
 lab_stop_pid "$rs"
 
 # direct: no pgw table, the gateway just routes; the client speaks SOCKS to dante itself

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <string.h>
 
@@ -205,21 +206,97 @@ int net_set_nonblock(int fd)
 	return 0;
 }
 
-int net_resolve4(const char *host, uint16_t port, struct sockaddr_in *out)
+int net_http_url_parse(const char *url, struct net_http_url *out)
 {
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
-	uint32_t a;
+	const char *h, *end, *slash, *colon;
+	size_t hl;
+	uint64_t port = 80;
 
 	memset(out, 0, sizeof(*out));
-	out->sin_family = AF_INET;
-	out->sin_port = htons(port);
-	if (net_ipv4_parse(host, &a) == 0) {
-		out->sin_addr.s_addr = htonl(a);
+	if (strncmp(url, "http://", 7) != 0 || strpbrk(url, " \t\r\n"))
+		return -EINVAL;
+	h = url + 7;
+	slash = strchr(h, '/');
+	if (!slash)
+		slash = h + strlen(h);
+	if (*h == '[') { /* [IPv6]:port */
+		struct net_ip ip;
+		end = memchr(h, ']', (size_t)(slash - h));
+		if (!end || (size_t)(end - h - 1) > NET_HOST_MAX)
+			return -EINVAL;
+		memcpy(out->host, h + 1, (size_t)(end - h - 1));
+		if (net_ip_parse(out->host, &ip) < 0 || net_ip_is4(&ip))
+			return -EINVAL;
+		out->is6 = 1;
+		end++;
+		if (end != slash && *end != ':')
+			return -EINVAL;
+		colon = end == slash ? NULL : end;
+	} else {
+		colon = memchr(h, ':', (size_t)(slash - h));
+		hl = (size_t)((colon ? colon : slash) - h);
+		if (hl == 0 || hl > NET_HOST_MAX)
+			return -EINVAL;
+		memcpy(out->host, h, hl);
+		for (size_t i = 0; i < hl; i++)
+			if (!isalnum((unsigned char)out->host[i]) && out->host[i] != '.' && out->host[i] != '-')
+				return -EINVAL;
+	}
+	if (colon) {
+		char pb[8];
+		size_t pl = (size_t)(slash - colon - 1);
+		if (pl == 0 || pl >= sizeof(pb))
+			return -EINVAL;
+		memcpy(pb, colon + 1, pl);
+		pb[pl] = '\0';
+		if (parse_u64(pb, 1, 65535, &port) < 0)
+			return -EINVAL;
+	}
+	out->port = (uint16_t)port;
+	if (strlen(*slash ? slash : "/") >= sizeof(out->path))
+		return -EINVAL;
+	snprintf(out->path, sizeof(out->path), "%s", *slash ? slash : "/");
+	return 0;
+}
+
+void net_ip_to_sa(const struct net_ip *ip, uint16_t port, struct sockaddr_storage *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (net_ip_is4(ip)) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		s4->sin_addr.s_addr = htonl(net_ip_v4(ip));
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, ip->a, 16);
+	}
+}
+
+socklen_t net_sa_len(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+int net_resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL, *pick = NULL;
+	struct net_ip ip;
+
+	memset(out, 0, sizeof(*out));
+	if (net_ip_parse(host, &ip) == 0) {
+		net_ip_to_sa(&ip, port, out);
 		return 0;
 	}
-	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+	if (strchr(host, ':') || getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
 		return -ENOENT;
-	out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) /* the first IPv4 address, else the first IPv6 */
+		if ((ai->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET)) || (ai->ai_family == AF_INET6 && !pick))
+			pick = ai;
+	if (pick && net_ip_from_sa((const struct sockaddr_storage *)pick->ai_addr, &ip) == 0)
+		net_ip_to_sa(&ip, port, out);
 	freeaddrinfo(res);
-	return 0;
+	return out->ss_family ? 0 : -ENOENT;
 }

@@ -42,9 +42,23 @@ int net_hostport_parse(const char *s, char *host, size_t hostlen, uint16_t *port
 /* Interface name as the kernel accepts it (1..15 chars, no '/', no whitespace). */
 int net_ifname_valid(const char *s);
 int net_set_nonblock(int fd);
-/* host (dotted quad or a name, resolved with getaddrinfo, IPv4 only) and port into out.
- * 0 or -ENOENT. A name blocks while it resolves: call it outside hot paths. */
-struct sockaddr_in;
-int net_resolve4(const char *host, uint16_t port, struct sockaddr_in *out);
+/* An http:// URL as pgw-healthd fetches it through each proxy. */
+#define NET_HOST_MAX 255
+struct net_http_url {
+	char host[NET_HOST_MAX + 1]; /* a name, a dotted quad, or an IPv6 literal (no brackets) */
+	uint16_t port;
+	int is6; /* host is an IPv6 literal: written [host] in URLs and Host headers */
+	char path[256];
+};
+/* "http://host[:port][/path]", host a name, a dotted quad or [IPv6]; no user info, query
+ * characters only in the path, no whitespace. 0 or -EINVAL. */
+int net_http_url_parse(const char *url, struct net_http_url *out);
+/* ip and port as a socket address (IPv4 as AF_INET), and that address's length. */
+void net_ip_to_sa(const struct net_ip *ip, uint16_t port, struct sockaddr_storage *out);
+socklen_t net_sa_len(const struct sockaddr_storage *sa);
+/* host (dotted quad, IPv6 literal without brackets, or a name resolved with getaddrinfo: its
+ * first IPv4 address, else its first IPv6 one) and port into out. 0 or -ENOENT. A name blocks
+ * while it resolves: call it outside hot paths. */
+int net_resolve(const char *host, uint16_t port, struct sockaddr_storage *out);
 
 #endif

@@ -80,6 +80,7 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 	struct net_cidr4 c;
 	uint64_t n;
 	int b;
+	struct net_http_url url;
 
 	if (!d) {
 		snprintf(err, errlen, "%s: unknown setting", key);
@@ -111,9 +112,10 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 		snprintf(err, errlen, "%s: '%s' is not a whole number from %u to %u", key, value, d->min, d->max);
 		break;
 	case K_URL:
-		if (strncmp(value, "http://", 7) == 0 && value[7] && value[7] != '/' && !strpbrk(value, " \t\r\n"))
+		if (net_http_url_parse(value, &url) == 0)
 			return 0;
-		snprintf(err, errlen, "%s: '%s' must be an http:// URL with a host", key, value);
+		snprintf(err, errlen, "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 address])",
+			 key, value);
 		break;
 	case K_BOOL:
 		if (parse_bool(value, &b) == 0)

@@ -437,7 +437,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	}
 	client_account(c, 1, 0);
 	c->counted = 1;
-	c->ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->hs = calloc(1, sizeof(*c->hs));
 	if (c->ufd < 0 || !c->hs)
 		goto refuse;
@@ -445,9 +445,10 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		int one = 1;
 		setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, sizeof(c->map.proxy)) < 0 && errno != EINPROGRESS) {
-		report_failure(w, c->map.proxy_id, errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT);
-		conn_close(c, CLOSE_UPSTREAM, errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT);
+	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, net_sa_len(&c->map.proxy)) < 0 && errno != EINPROGRESS) {
+		enum upstream_result r = errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
+		report_failure(w, c->map.proxy_id, r);
+		conn_close(c, CLOSE_UPSTREAM, r);
 		return;
 	}
 	memset(&t, 0, sizeof(t));

@@ -71,8 +71,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		snprintf(e.user, sizeof(e.user), "%s", (const char *)sqlite3_column_text(st, 6));
 		snprintf(e.pass, sizeof(e.pass), "%s", (const char *)sqlite3_column_text(st, 7));
 		e.pipeline = e.type == UPSTREAM_SOCKS5 && sqlite3_column_int(st, 8);
-		if (net_resolve4((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
-			log_warnx("proxy %lld: host '%s' does not resolve to IPv4; its clients are blocked", (long long)e.proxy_id,
+		if (net_resolve((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
+			log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked", (long long)e.proxy_id,
 				  (const char *)sqlite3_column_text(st, 4));
 			e.state = FWD_BLOCKED;
 		}

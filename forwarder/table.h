@@ -20,7 +20,7 @@ struct fwd_entry {
 	enum fwd_state state;
 	int64_t proxy_id;
 	enum upstream_type type;
-	struct sockaddr_in proxy; /* resolved when the table is loaded */
+	struct sockaddr_storage proxy; /* IPv4 or IPv6, resolved when the table is loaded */
 	char user[UPSTREAM_CRED_MAX + 1];
 	char pass[UPSTREAM_CRED_MAX + 1];
 	int pipeline; /* SOCKS5 handshake in one write: healthd found the proxy takes it */
@@ -28,7 +28,7 @@ struct fwd_entry {
 
 struct fwd_table;
 
-/* Load every mapping; entries whose proxy host does not resolve to IPv4 are blocked. */
+/* Load every mapping; entries whose proxy host does not resolve are blocked. */
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen);
 void table_free(struct fwd_table *t);
 size_t table_size(const struct fwd_table *t);

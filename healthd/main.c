@@ -25,7 +25,7 @@ struct target {
 	int64_t id;
 	char name[65];
 	enum upstream_type type;
-	struct sockaddr_in addr;
+	struct sockaddr_storage addr; /* IPv4 or IPv6 */
 	int addr_ok;
 	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
 	char status[8]; /* unknown | up | down */
@@ -45,7 +45,7 @@ struct healthd {
 	struct daemon *d;
 	struct target *t;
 	size_t n, cap;
-	struct health_url url;
+	struct net_http_url url;
 	int url_ok;
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
 	int pipeline_check; /* setting socks_pipelining */
@@ -67,7 +67,7 @@ static void load_settings(struct healthd *h)
 	h->pipeline_check = settings_get_bool(db, "socks_pipelining", 1);
 	if (settings_get(db, "health_url", url, sizeof(url)) < 0)
 		snprintf(url, sizeof(url), "%s", h->d->cfg.health_url);
-	h->url_ok = probe_parse_url(url, &h->url) == 0;
+	h->url_ok = net_http_url_parse(url, &h->url) == 0;
 	if (!h->url_ok)
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
 }
@@ -204,8 +204,8 @@ static int load_targets(struct healthd *h)
 		{
 			struct target old = *t;
 			t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
-			t->addr_ok = net_resolve4((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4),
-						  &t->addr) == 0;
+			t->addr_ok = net_resolve((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4),
+						 &t->addr) == 0;
 			snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
 			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
 			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||

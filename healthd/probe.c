@@ -34,44 +34,6 @@ struct probe {
 	struct probe_result res;
 };
 
-int probe_parse_url(const char *url, struct health_url *out)
-{
-	const char *h, *slash, *colon;
-	size_t hl;
-	uint64_t port = 80;
-
-	memset(out, 0, sizeof(*out));
-	if (strncmp(url, "http://", 7) != 0)
-		return -EINVAL;
-	h = url + 7;
-	slash = strchr(h, '/');
-	if (!slash)
-		slash = h + strlen(h);
-	colon = memchr(h, ':', (size_t)(slash - h));
-	hl = (size_t)((colon ? colon : slash) - h);
-	if (hl == 0 || hl > UPSTREAM_HOST_MAX)
-		return -EINVAL;
-	if (colon) {
-		char pb[8];
-		size_t pl = (size_t)(slash - colon - 1);
-		if (pl == 0 || pl >= sizeof(pb))
-			return -EINVAL;
-		memcpy(pb, colon + 1, pl);
-		pb[pl] = '\0';
-		if (parse_u64(pb, 1, 65535, &port) < 0)
-			return -EINVAL;
-	}
-	memcpy(out->host, h, hl);
-	for (size_t i = 0; i < hl; i++)
-		if (!isalnum((unsigned char)out->host[i]) && out->host[i] != '.' && out->host[i] != '-')
-			return -EINVAL;
-	out->port = (uint16_t)port;
-	snprintf(out->path, sizeof(out->path), "%s", *slash ? slash : "/");
-	if (strpbrk(out->path, " \r\n\t"))
-		return -EINVAL;
-	return 0;
-}
-
 static int ip_token(const char *s, size_t len, char ip[PROBE_IP_MAX])
 {
 	unsigned char tmp[16];
@@ -251,8 +213,8 @@ static void on_start_failed(struct evloop *ev, void *arg)
 	finish(arg, PROBE_UPSTREAM);
 }
 
-struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, enum upstream_type type, const char *user,
-			  const char *pass, int pipeline, const struct health_url *url, unsigned timeout_ms,
+struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type, const char *user,
+			  const char *pass, int pipeline, const struct net_http_url *url, unsigned timeout_ms,
 			  probe_done_cb cb, void *arg)
 {
 	struct probe *p = calloc(1, sizeof(*p));
@@ -271,12 +233,9 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, en
 	snprintf(p->pass, sizeof(p->pass), "%s", pass);
 	memset(&t, 0, sizeof(t));
 	{
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&t.addr;
-		uint32_t a;
-		if (net_ipv4_parse(url->host, &a) == 0) {
-			s4->sin_family = AF_INET;
-			s4->sin_addr.s_addr = htonl(a);
-			s4->sin_port = htons(url->port);
+		struct net_ip ip;
+		if (net_ip_parse(url->host, &ip) == 0) {
+			net_ip_to_sa(&ip, url->port, &t.addr);
 		} else { /* the proxy resolves the name */
 			snprintf(t.host, sizeof(t.host), "%s", url->host);
 			t.port = url->port;
@@ -284,17 +243,23 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, en
 	}
 	upstream_hs_init(&p->hs, type, &t, p->user, p->pass);
 	p->hs.pipeline = pipeline && type == UPSTREAM_SOCKS5;
-	n = snprintf(p->req, sizeof(p->req),
-		     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pgw-healthd\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-		     url->path, url->host);
+	{
+		char port[8] = "";
+		if (url->port != 80)
+			snprintf(port, sizeof(port), ":%u", url->port);
+		n = snprintf(p->req, sizeof(p->req),
+			     "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\nUser-Agent: pgw-healthd\r\nAccept: */*\r\nConnection: "
+			     "close\r\n\r\n",
+			     url->path, url->is6 ? "[" : "", url->host, url->is6 ? "]" : "", port);
+	}
 	p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
 	p->timer = ev_add_timer(ev, timeout_ms, 0, on_timeout, p);
-	p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	p->fd = socket(proxy->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!p->timer || p->fd < 0 || !p->req_len) {
 		probe_cancel(p);
 		return NULL;
 	}
-	if (connect(p->fd, (const struct sockaddr *)proxy, sizeof(*proxy)) < 0 && errno != EINPROGRESS) {
+	if (connect(p->fd, (const struct sockaddr *)proxy, net_sa_len(proxy)) < 0 && errno != EINPROGRESS) {
 		/* report from the loop, never from inside the caller */
 		p->res.up = errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
 		p->state = P_FAILED_AT_START;

@@ -5,6 +5,7 @@
 #define HEALTHD_PROBE_H
 
 #include "evloop.h"
+#include "net.h"
 #include "upstream.h"
 
 #include <netinet/in.h>
@@ -23,11 +24,6 @@ enum probe_error {
 	PROBE_INTERNAL,
 };
 
-struct health_url {
-	char host[UPSTREAM_HOST_MAX + 1];
-	uint16_t port;
-	char path[256];
-};
 
 struct probe_result {
 	enum probe_error error;
@@ -41,8 +37,6 @@ struct probe_result {
 struct probe;
 typedef void (*probe_done_cb)(struct probe *p, const struct probe_result *r, void *arg);
 
-/* Parse "http://host[:port]/path". 0 or -EINVAL. */
-int probe_parse_url(const char *url, struct health_url *out);
 /* Pure: a complete (or EOF-terminated) HTTP response: status and the exit IP from the body
  * (first token, IPv4 or IPv6, or {"ip":"..."}). Returns PROBE_OK, PROBE_HTTP_STATUS,
  * PROBE_BAD_HTTP or PROBE_UNPARSEABLE_BODY. */
@@ -51,8 +45,8 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
 /* Start a probe; cb runs exactly once (also on immediate failure, from the loop). pipeline:
  * send the SOCKS5 greeting, auth and CONNECT in one write (upstream.h), to learn whether the
  * proxy takes it. */
-struct probe *probe_start(struct evloop *ev, const struct sockaddr_in *proxy, enum upstream_type type, const char *user,
-			  const char *pass, int pipeline, const struct health_url *url, unsigned timeout_ms,
+struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type, const char *user,
+			  const char *pass, int pipeline, const struct net_http_url *url, unsigned timeout_ms,
 			  probe_done_cb cb, void *arg);
 /* Abandon a probe without calling back. */
 void probe_cancel(struct probe *p);

@@ -171,7 +171,7 @@ function renderDashboard() {
     return el('article', { class: 'pcard', 'data-proxy': p.name, 'aria-label': `proxy ${p.name}` },
       el('header', {}, el('h3', {}, p.name), badge(h.status)),
       el('dl', {},
-        el('dt', {}, 'Address'), el('dd', {}, `${p.type} ${p.host}:${p.port}`),
+        el('dt', {}, 'Address'), el('dd', {}, `${p.type} ${hostPort(p)}`),
         ...(p.type === 'socks5' ? [el('dt', {}, 'Handshake'), el('dd', { class: 'hs' },
           h.pipelining ? 'pipelined (1 round trip)' : 'lock-step')] : []),
         el('dt', {}, 'Latency'), el('dd', { class: 'lat' }, fmtMs(h.latency_ms)),
@@ -219,7 +219,7 @@ function renderProxies() {
     .filter((p) => matches(q, p.name, p.host, p.type, p.status));
   const tbody = $('#proxy-table tbody');
   tbody.replaceChildren(...sortable($('#proxy-table'), 'proxies', rows, renderProxies).map((p) => el('tr', { 'data-proxy': p.name },
-    el('td', {}, p.name), el('td', {}, p.type), el('td', {}, `${p.host}:${p.port}`), el('td', {}, badge(p.status)),
+    el('td', {}, p.name), el('td', {}, p.type), el('td', {}, hostPort(p)), el('td', {}, badge(p.status)),
     isAdmin() ? el('td', {}, el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'small ghost', onclick: () => checkProxy(p) }, 'Check'),
       el('button', { type: 'button', class: 'small ghost', onclick: () => editProxy(p) }, 'Edit'),
@@ -250,9 +250,14 @@ function editProxy(p) {
   openForm($('#proxy-form'), p ? `Edit proxy ${p.name}` : 'Add proxy', p ? { ...p, password: '' } : { type: 'socks5', port: 1080 });
 }
 
+// host:port, with an IPv6 address in brackets
+function hostPort(p) {
+  return p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
+}
+
 function proxyErrors(f) {
   if (!f.name.value.trim()) return 'Give the proxy a name.';
-  if (!f.host.value.trim() || /[\s/@]/.test(f.host.value)) return 'Enter the proxy\'s host name or address.';
+  if (!f.host.value.trim() || /[\s/@\[\]%]/.test(f.host.value)) return 'Enter the proxy\'s host name or address (an IPv6 address without brackets; the port goes below).';
   const port = Number(f.port.value);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return 'The port is a number from 1 to 65535.';
   return '';

@@ -1,8 +1,11 @@
-/* libFuzzer: settings values typed into the Configuration tab or pgwctl: "key\0value". */
+/* libFuzzer: settings values typed into the Configuration tab or pgwctl: "key\0value". The
+ * value is also read as a health URL: a URL that parses, written back out, parses the same. */
+#include "net.h"
 #include "settings.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(r == 0 || r == -EINVAL || r == -ENOENT);
 	if (r < 0)
 		assert(strncmp(err, key, strlen(key) < 20 ? strlen(key) : 20) == 0);
+	{
+		struct net_http_url u, again;
+		char back[700];
+		if (net_http_url_parse(value, &u) == 0) {
+			assert(u.host[0] && u.port > 0 && u.path[0] == '/');
+			snprintf(back, sizeof(back), "http://%s%s%s:%u%s", u.is6 ? "[" : "", u.host, u.is6 ? "]" : "", u.port,
+				 u.path);
+			assert(net_http_url_parse(back, &again) == 0);
+			assert(memcmp(&u, &again, sizeof(u)) == 0);
+		}
+	}
 	free(buf);
 	return 0;
 }

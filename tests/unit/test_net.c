@@ -143,11 +143,64 @@ static void test_client_ip(void **state)
 	assert_int_equal(net_ip_from_sa(&ss, &b), -EAFNOSUPPORT);
 }
 
+/* The health URL: names, IPv4, [IPv6] hosts; everything else refused. */
+static void test_http_url(void **state)
+{
+	struct net_http_url u;
+
+	(void)state;
+	assert_int_equal(net_http_url_parse("http://203.0.113.10/ip", &u), 0);
+	assert_string_equal(u.host, "203.0.113.10");
+	assert_int_equal(u.port, 80);
+	assert_int_equal(u.is6, 0);
+	assert_string_equal(u.path, "/ip");
+	assert_int_equal(net_http_url_parse("http://ifconfig.me", &u), 0);
+	assert_string_equal(u.path, "/");
+	assert_int_equal(net_http_url_parse("http://[2001:db8:203::10]:8080/ip?x=1", &u), 0);
+	assert_string_equal(u.host, "2001:db8:203::10");
+	assert_int_equal(u.is6, 1);
+	assert_int_equal(u.port, 8080);
+	assert_string_equal(u.path, "/ip?x=1");
+	assert_int_equal(net_http_url_parse("http://[::1]", &u), 0);
+	assert_string_equal(u.path, "/");
+	const char *bad[] = { "https://x/ip", "http://", "http:///ip", "http://x:/", "http://x:0/", "http://x:65536/",
+			      "http://user@x/", "http://x y/", "http://x/a b", "http://[2001:db8::1/", "http://[x]/",
+			      "http://[1.2.3.4]/", "http://[::1]x/", "http://[fe80::1%eth0]/", "http://2001:db8::1/",
+			      "ftp://x/", "http://x/\r\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(net_http_url_parse(bad[i], &u), -EINVAL);
+}
+
+/* Proxy addresses: literals of either family without DNS; no brackets, no zones. */
+static void test_resolve(void **state)
+{
+	struct sockaddr_storage sa;
+
+	(void)state;
+	assert_int_equal(net_resolve("198.51.100.10", 1080, &sa), 0);
+	assert_int_equal(sa.ss_family, AF_INET);
+	assert_int_equal(net_sa_len(&sa), sizeof(struct sockaddr_in));
+	assert_int_equal(ntohs(((struct sockaddr_in *)&sa)->sin_port), 1080);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr), 0xc633640a);
+	assert_int_equal(net_resolve("2001:db8:100::20", 8888, &sa), 0);
+	assert_int_equal(sa.ss_family, AF_INET6);
+	assert_int_equal(net_sa_len(&sa), sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&sa)->sin6_port), 8888);
+	assert_int_equal(((struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr[1], 0x01);
+	assert_int_equal(((struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr[15], 0x20);
+	assert_int_equal(net_resolve("::ffff:198.51.100.10", 1, &sa), 0); /* v4-mapped: used as IPv4 */
+	assert_int_equal(sa.ss_family, AF_INET);
+	assert_int_equal(net_resolve("[2001:db8::1]", 1080, &sa), -ENOENT);
+	assert_int_equal(net_resolve("fe80::1%eth0", 1080, &sa), -ENOENT);
+	assert_int_equal(sa.ss_family, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ipv4),	 cmocka_unit_test(test_cidr),  cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_numbers_and_bools), cmocka_unit_test(test_ifname), cmocka_unit_test(test_client_ip),
+		cmocka_unit_test(test_http_url), cmocka_unit_test(test_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,7 @@ static void test_seed_keeps_db_values(void **state)
 	cfg_default(&c, env);
 	assert_int_equal(settings_seed(db, &c), 0);
 	assert_int_equal(settings_set(db, "health_interval", "45", err, sizeof(err)), 0);
+	assert_int_equal(settings_set(db, "health_url", "http://[2001:db8:203::10]:8080/ip", err, sizeof(err)), 0);
 	assert_int_equal(settings_seed(db, &c), 0);
 	assert_int_equal(settings_get(db, "health_interval", v, sizeof(v)), 0);
 	assert_string_equal(v, "45");
@@ -68,6 +69,7 @@ static void test_invalid_values_change_nothing(void **state)
 		{ "lan_cidr", "192.168.2.5/24" },     { "lan_iface", "a b" },		{ "forwarder_mode", "magic" },
 		{ "dns_mode", "" },		      { "block_action", "REJECT" },	{ "strict_output", "perhaps" },
 		{ "health_url", "https://x/ip" },     { "health_url", "http:///ip" },	{ "health_fail_threshold", "11" },
+		{ "health_url", "http://u:p@x/ip" },  { "health_url", "http://2001:db8::1/ip" },
 	};
 	const char *env[] = { NULL };
 	char *dir = tl_tmpdir(), before[SETTINGS_VALUE_MAX], after[SETTINGS_VALUE_MAX], err[600];
