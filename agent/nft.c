@@ -556,6 +556,24 @@ static void put_proxy_elems(struct batch *bt, const struct proxyset *ps, int v6,
 	}
 }
 
+/* oifname WAN meta skuid UID meta l4proto tcp ip[6] daddr . tcp dport @proxies4|6 accept */
+static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int v6)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	e_meta(r, NFT_META_SKUID);
+	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
+	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+	/* daddr, then the port in the register after it: 4 registers for IPv6, 1 for IPv4 */
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4);
+	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, v6 ? NFT_REG32_04 : NFT_REG32_01);
+	e_lookup(r, v6 ? SET_PROXIES6 : SET_PROXIES, v6 ? SET_ID_PROXIES6 : SET_ID_PROXIES);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+}
+
 /* strict OUTPUT mode: the gateway itself reaches the WAN only as the service user and only to
  * the proxies' address:port pairs; replies, ICMPv6 (neighbour discovery) and the DHCP client
  * stay possible; loopback and LAN are not touched.
@@ -597,28 +615,8 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	e_cmp(r, NFT_CMP_EQ, &p67, 2);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "output");
-	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
-	e_meta(r, NFT_META_SKUID);
-	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
-	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4);
-	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
-	e_lookup(r, SET_PROXIES, SET_ID_PROXIES);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
-	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
-	e_meta(r, NFT_META_SKUID);
-	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
-	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV6);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
-	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_04);
-	e_lookup(r, SET_PROXIES6, SET_ID_PROXIES6);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
+	put_proxy_rule(bt, dr, 0);
+	put_proxy_rule(bt, dr, 1);
 	r = nftnl_rule_alloc();
 	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
 	e_counter(r);

@@ -149,20 +149,24 @@ static void test_http_url(void **state)
 	struct net_http_url u;
 
 	(void)state;
-	assert_int_equal(net_http_url_parse("http://203.0.113.10/ip", &u), 0);
-	assert_string_equal(u.host, "203.0.113.10");
-	assert_int_equal(u.port, 80);
-	assert_int_equal(u.is6, 0);
-	assert_string_equal(u.path, "/ip");
-	assert_int_equal(net_http_url_parse("http://ifconfig.me", &u), 0);
-	assert_string_equal(u.path, "/");
-	assert_int_equal(net_http_url_parse("http://[2001:db8:203::10]:8080/ip?x=1", &u), 0);
-	assert_string_equal(u.host, "2001:db8:203::10");
-	assert_int_equal(u.is6, 1);
-	assert_int_equal(u.port, 8080);
-	assert_string_equal(u.path, "/ip?x=1");
-	assert_int_equal(net_http_url_parse("http://[::1]", &u), 0);
-	assert_string_equal(u.path, "/");
+	static const struct {
+		const char *url, *host;
+		unsigned port;
+		int is6;
+		const char *path;
+	} good[] = {
+		{ "http://203.0.113.10/ip", "203.0.113.10", 80, 0, "/ip" },
+		{ "http://ifconfig.me", "ifconfig.me", 80, 0, "/" },
+		{ "http://[2001:db8:203::10]:8080/ip?x=1", "2001:db8:203::10", 8080, 1, "/ip?x=1" },
+		{ "http://[::1]", "::1", 80, 1, "/" },
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(net_http_url_parse(good[i].url, &u), 0);
+		assert_string_equal(u.host, good[i].host);
+		assert_int_equal(u.port, good[i].port);
+		assert_int_equal(u.is6, good[i].is6);
+		assert_string_equal(u.path, good[i].path);
+	}
 	const char *bad[] = { "https://x/ip", "http://", "http:///ip", "http://x:/", "http://x:0/", "http://x:65536/",
 			      "http://user@x/", "http://x y/", "http://x/a b", "http://[2001:db8::1/", "http://[x]/",
 			      "http://[1.2.3.4]/", "http://[::1]x/", "http://[fe80::1%eth0]/", "http://2001:db8::1/",
