@@ -27,6 +27,11 @@ LAB_DANTE=198.51.100.13        # dante-server (no auth), port 1080 (lab_start_da
 LAB_WEB=203.0.113.10           # nginx: /ip echoes the caller's address, /files/ serves LAB_DIR/www/files, PUT /upload/
 LAB_WEB6=2001:db8:203::10
 LAB_CLIENTS=(192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13)
+# lab_start_peers' three proxies as proxies rows 1-3, for
+# INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES, ...
+LAB_PEER_PROXIES="(1, 'socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    (2, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
+    (3, 'http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS')"
 
 lab_init() {
 	[ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; return 1; }

@@ -19,9 +19,7 @@ lab_bg wan bad-silent socat TCP-LISTEN:1080,bind=198.51.100.23,fork,reuseaddr SY
 for i in 21 22 23; do lab_wait_port wan 198.51.100.$i 1080 || exit 1; done
 
 db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
-    (1, 'socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
-    (2, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
-    (3, 'http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    $LAB_PEER_PROXIES,
     (4, 'wrong-pass', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', 'not-the-password'),
     (5, 'hangup', 'socks5', '198.51.100.21', 1080, '', ''),
     (6, 'garbage', 'socks5', '198.51.100.22', 1080, '', ''),

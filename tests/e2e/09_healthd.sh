@@ -18,9 +18,7 @@ $ctl settings set health_interval 3 >/dev/null
 $ctl settings set health_down_interval 1 >/dev/null
 $ctl settings set health_history_max 10 >/dev/null
 db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
-    (1, 'socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
-    (2, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
-    (3, 'http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    $LAB_PEER_PROXIES,
     (4, 'wrong-pass', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', 'wrong'),
     (5, 'closed-port', 'socks5', '$LAB_SOCKS_AUTH', 1099, '', ''),
     (6, 'black-hole', 'socks5', '198.51.100.23', 1080, '', ''),

@@ -15,9 +15,7 @@ $ctl settings set health_timeout 1 >/dev/null
 $ctl settings set health_interval 2 >/dev/null
 $ctl settings set health_down_interval 1 >/dev/null
 db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
-    (1, 'socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
-    (2, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
-    (3, 'http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
+    $LAB_PEER_PROXIES,
     (4, 'dante', 'socks5', '$LAB_DANTE', 1080, '', '');
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2), ('192.168.2.12', 3),
     ('192.168.2.13', 4);"
