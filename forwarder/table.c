@@ -30,11 +30,14 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	static const char *const sql =
 		"SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
 		"coalesce(h.pipelining, 0) FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id "
-		"LEFT JOIN proxy_health h ON h.proxy_id = p.id"; /* "active": 0004; pipelining: 0006 */
+		"LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* "active": 0004; pipelining: 0006 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
 	int rc, r = -EIO;
+	int64_t resolved_id = 0; /* rows come by proxy: each proxy's host is resolved once, not per client */
+	struct sockaddr_storage resolved;
+	int resolved_ok = 0;
 
 	*out = NULL;
 	if (!t)
@@ -71,11 +74,17 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		snprintf(e.user, sizeof(e.user), "%s", (const char *)sqlite3_column_text(st, 6));
 		snprintf(e.pass, sizeof(e.pass), "%s", (const char *)sqlite3_column_text(st, 7));
 		e.pipeline = e.type == UPSTREAM_SOCKS5 && sqlite3_column_int(st, 8);
-		if (net_resolve((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5), &e.proxy) < 0) {
-			log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked", (long long)e.proxy_id,
-				  (const char *)sqlite3_column_text(st, 4));
-			e.state = FWD_BLOCKED;
+		if (e.proxy_id != resolved_id) {
+			resolved_id = e.proxy_id;
+			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5),
+						  &resolved) == 0;
+			if (!resolved_ok)
+				log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked", (long long)e.proxy_id,
+					  (const char *)sqlite3_column_text(st, 4));
 		}
+		e.proxy = resolved;
+		if (!resolved_ok)
+			e.state = FWD_BLOCKED;
 		for (i = slot_of(&a, t->cap); t->used[i] && !same(&t->slots[i].client, &a); i = (i + 1) & (t->cap - 1))
 			;
 		if (!t->used[i])
