@@ -2,8 +2,10 @@
  * A change of rule parameters (interfaces, ports, modes) rebuilds the whole table in one
  * batch; a change of who is active or blocked moves set elements only, also in one batch.
  * The table is never deleted on exit (fail closed); `pgw-agent --flush` removes it. */
+#include "conntrack.h"
 #include "daemon.h"
 #include "desired.h"
+#include "link.h"
 #include "log.h"
 #include "nft.h"
 #include "route.h"
@@ -26,7 +28,10 @@ struct agent {
 	int failing;   /* the last apply failed: retry on the timer */
 	uint64_t generation;
 	unsigned long errors_total;
-	struct ev_handle *kick, *verify;
+	struct ev_handle *kick, *verify, *link_h;
+	struct link_watch *links;
+	int lan_present, wan_present, ifaces_known;
+	char iface_error[256]; /* "" while both interfaces exist */
 };
 
 static uint64_t now_us(void)
@@ -41,15 +46,19 @@ static void report(struct agent *a, const char *kind, uint64_t us, const char *e
 {
 	sqlite3_stmt *st = NULL;
 	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_AGENT };
-	const char *sql = error ? "UPDATE agent_state SET last_error = ?1, error_at = unixepoch(), errors_total = ?2 WHERE id = 1"
+	const char *sql = error ? "UPDATE agent_state SET last_error = ?1, error_at = unixepoch(), errors_total = ?2, "
+				  "lan_iface = ?7, wan_iface = ?8, lan_iface_present = ?9, wan_iface_present = ?10, "
+				  "iface_error = ?11 WHERE id = 1"
 				: "UPDATE agent_state SET generation = ?2, applied_at = unixepoch(), duration_us = ?3, kind = ?4, "
-				  "active_count = ?5, blocked_count = ?6, last_error = ?1 WHERE id = 1";
+				  "active_count = ?5, blocked_count = ?6, last_error = ?1, lan_iface = ?7, wan_iface = ?8, "
+				  "lan_iface_present = ?9, wan_iface_present = ?10, iface_error = ?11 WHERE id = 1";
 
 	if (sqlite3_prepare_v2(a->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
 		return;
 	}
-	sqlite3_bind_text(st, 1, error ? error : "", -1, SQLITE_STATIC);
+	/* an apply error first; else what is wrong with the interfaces; else nothing */
+	sqlite3_bind_text(st, 1, error ? error : a->iface_error, -1, SQLITE_STATIC);
 	if (error) {
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)a->errors_total);
 	} else {
@@ -59,11 +68,86 @@ static void report(struct agent *a, const char *kind, uint64_t us, const char *e
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)a->applied.active.n);
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)a->applied.blocked.n);
 	}
+	sqlite3_bind_text(st, 7, a->applied.rules.lan_iface, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, a->applied.rules.wan_iface, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, a->lan_present);
+	sqlite3_bind_int(st, 10, a->wan_present);
+	sqlite3_bind_text(st, 11, a->iface_error, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
 	sqlite3_finalize(st);
 	dbwatch_sync(a->d->watch);
 	notify_broadcast(a->d->nt, &m);
+}
+
+/* Do the interfaces the applied rules name exist? Returns 1 when that changed (reported by the
+ * caller), 0 when not. A missing interface keeps the rules blocking (nft.c's invariant): the
+ * agent carries on enforcing and says so until the interface is back. */
+static int check_ifaces(struct agent *a)
+{
+	const struct desired_rules *r = &a->applied.rules;
+	int lan = link_present(r->lan_iface), wan = link_present(r->wan_iface);
+	char msg[sizeof(a->iface_error)];
+
+	if (!a->have_applied)
+		return 0;
+	if (!lan || !wan)
+		snprintf(msg, sizeof(msg), "%s%s%s%s%s%s: %s", !lan ? "lan_iface '" : "", !lan ? r->lan_iface : "",
+			 !lan ? "'" : "", !lan && !wan ? " and " : "", !wan ? "wan_iface '" : "", !wan ? r->wan_iface : "",
+			 !lan ? "no such interface; LAN clients are blocked until it is back (fail closed)"
+			      : "no such interface; nothing can reach the upstream proxies until it is back");
+	else
+		msg[0] = 0;
+	if (a->ifaces_known && lan == a->lan_present && wan == a->wan_present && strcmp(msg, a->iface_error) == 0)
+		return 0;
+	if (msg[0])
+		log_error("interfaces: %s", msg);
+	else if (a->ifaces_known && a->iface_error[0])
+		log_info("interfaces: %s and %s are back; the report is cleared", r->lan_iface, r->wan_iface);
+	a->lan_present = lan;
+	a->wan_present = wan;
+	a->ifaces_known = 1;
+	snprintf(a->iface_error, sizeof(a->iface_error), "%s", msg);
+	return 1;
+}
+
+/* Only the interfaces changed: their columns, and last_error unless an apply is failing. */
+static void report_ifaces(struct agent *a)
+{
+	sqlite3_stmt *st = NULL;
+	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_AGENT };
+
+	if (sqlite3_prepare_v2(a->d->db,
+			       "UPDATE agent_state SET lan_iface_present = ?1, wan_iface_present = ?2, iface_error = ?3, "
+			       "last_error = CASE WHEN ?4 THEN last_error ELSE ?3 END WHERE id = 1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
+		return;
+	}
+	sqlite3_bind_int(st, 1, a->lan_present);
+	sqlite3_bind_int(st, 2, a->wan_present);
+	sqlite3_bind_text(st, 3, a->iface_error, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, a->failing);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
+	sqlite3_finalize(st);
+	dbwatch_sync(a->d->watch);
+	notify_broadcast(a->d->nt, &m);
+}
+
+/* Clients that stopped being active lose their conntrack state (REDIRECT's NAT mapping). */
+static void forget_clients(const struct addrset *gone)
+{
+	char err[256];
+	int n;
+
+	if (gone->n == 0)
+		return;
+	n = conntrack_forget(gone, err, sizeof(err));
+	if (n < 0)
+		log_warnx("%s", err);
+	else if (n > 0)
+		log_info("conntrack: %d entries of %zu clients no longer active deleted", n, gone->n);
 }
 
 /* Element changes between what is applied and what is wanted: -1 on OOM, else count. */
@@ -135,6 +219,16 @@ static void reconcile(struct agent *a, int force_full)
 		desired_free(&want);
 		goto fail;
 	}
+	{ /* whoever was active and is not any more (at start: every blocked client, since who was
+	   * active before is not known): no tracked state may outlive the decision */
+		static const struct addrset none;
+		struct addrset gone = { 0 };
+		int e = a->have_applied ? addrset_minus(&a->applied.active, &want.active, &gone)
+					: addrset_minus(&want.blocked, &none, &gone);
+		if (e == 0)
+			forget_clients(&gone);
+		free(gone.addr);
+	}
 	desired_free(&a->applied);
 	a->applied = want;
 	a->have_applied = 1;
@@ -142,6 +236,7 @@ static void reconcile(struct agent *a, int force_full)
 	if (a->failing)
 		log_info("recovered: rules applied again");
 	a->failing = 0;
+	check_ifaces(a);
 	report(a, kind, now_us() - t0, NULL);
 	return;
 fail:
@@ -174,6 +269,17 @@ static void on_kick(struct evloop *ev, void *arg)
 	reconcile(a, a->failing && !a->have_applied);
 }
 
+/* A link appeared, disappeared or was renamed. */
+static void on_link(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)ev, (void)fd, (void)events;
+	link_watch_drain(a->links);
+	if (check_ifaces(a))
+		report_ifaces(a);
+}
+
 /* Someone (an admin, a failsafe load, another tool) replaced or removed our table. */
 static void on_verify(struct evloop *ev, void *arg)
 {
@@ -181,6 +287,8 @@ static void on_verify(struct evloop *ev, void *arg)
 	int r = nft_table_present(a->nft);
 
 	(void)ev;
+	if (!a->links && check_ifaces(a))
+		report_ifaces(a);
 	if (r == 0) {
 		log_warnx("table inet pgw is missing or not ours; rebuilding");
 		reconcile(a, 1);
@@ -209,7 +317,7 @@ static const struct daemon_info info = {
 	.summary = "Reconciles table inet pgw in the kernel from the state DB (nftables, one atomic batch).\n"
 		   "  --flush             delete table inet pgw and exit (uninstall; clients lose their rules)",
 	.on_change = on_change,
-	.watch_sql = "SELECT sum(seq) FROM change_seq", /* proxies, mappings, health status, settings */
+	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
 };
 
 static int flush_and_exit(void)
@@ -245,6 +353,11 @@ int main(int argc, char **argv)
 		a.nft = nft_open(err, sizeof(err));
 		a.kick = ev_add_timer(d.ev, 0, 0, on_kick, &a); /* first reconcile at once */
 		a.verify = ev_add_timer(d.ev, VERIFY_MS, VERIFY_MS, on_verify, &a);
+		a.links = link_watch_open(err, sizeof(err));
+		if (a.links)
+			a.link_h = ev_add_fd(d.ev, link_watch_fd(a.links), EPOLLIN, on_link, &a);
+		else /* the 5 s verify timer looks at the names as well */
+			log_warnx("%s: interface changes are seen every %d s only", err, VERIFY_MS / 1000);
 		if (!a.nft || !a.kick || !a.verify) {
 			log_error("%s", a.nft ? "timers failed" : err);
 			r = DAEMON_EXIT_FAIL;
@@ -254,6 +367,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* fail closed: whatever is in the kernel stays there */
+	link_watch_close(a.links);
 	desired_free(&a.applied);
 	nft_close(a.nft);
 	daemon_fini(&d);

@@ -1,7 +1,7 @@
 /* nft.c - see nft.h. The ruleset (nft syntax, for reading; the code below builds it):
  *
  * table inet pgw {
- *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up
+ *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up (and its health fresh)
  *   set blocked4 { type ipv4_addr; }   # mapped but blocked
  *   set active6  { type ipv6_addr; }   # the same for IPv6 clients
  *   set blocked6 { type ipv6_addr; }
@@ -12,15 +12,20 @@
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
  *     meta mark set 0x2470 tproxy ip to :TPROXY accept
  *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
- *   chain forward { type filter hook forward priority filter; policy accept;
- *     iifname LAN meta l4proto udp th dport 53 counter drop          # DNS never leaves
- *     iifname LAN meta l4proto tcp th dport 53 counter drop
- *     iifname LAN ip saddr @blocked4 counter BLOCK                   # known, blocked clients
- *     iifname LAN ip6 saddr @blocked6 counter BLOCK
- *     iifname LAN counter BLOCK                                      # everyone else from the LAN
- *     oifname WAN ip saddr & MASK == LAN counter drop }              # belt and braces
+ *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
+ *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
+ *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
+ *     ip6 saddr @blocked6 counter BLOCK
+ *     ip saddr @active4 counter BLOCK                                       # (their non-TCP, e.g. QUIC)
+ *     ip6 saddr @active6 counter BLOCK
+ *     iifname LAN counter BLOCK
+ *     ip saddr LAN counter BLOCK
+ *     counter drop }                                                         # everything else
  *   chain input { type filter hook input priority filter; policy accept;
- *     iifname LAN jump lan_in }
+ *     iifname "lo" accept
+ *     iifname LAN jump lan_in
+ *     ip saddr LAN jump lan_in
+ *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
  *   chain lan_in {
  *     ct state established,related accept
  *     meta l4proto { icmp, ipv6-icmp } accept
@@ -32,7 +37,12 @@
  *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output()]
  * }
  * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
- */
+ *
+ * The invariant (docs/SECURITY.md): the forward chain has no accept verdict and a drop policy,
+ * so nothing is forwarded whatever the settings say. Interface names, the LAN network and the
+ * client sets only choose HOW a packet is refused (reject fast or drop) and which clients are
+ * redirected to the forwarder: a wrong name, a wrong network or an empty set can only send a
+ * client to the drop policy (block more), never let one through (block less). */
 #include "nft.h"
 
 #include "log.h"
@@ -419,7 +429,7 @@ static void put_table(struct batch *bt, uint16_t type)
 	next(bt);
 }
 
-static void put_chain(struct batch *bt, const char *name, const char *type, int hook, int prio)
+static void put_chain(struct batch *bt, const char *name, const char *type, int hook, int prio, uint32_t policy)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
@@ -430,7 +440,7 @@ static void put_chain(struct batch *bt, const char *name, const char *type, int 
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
 		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, policy);
 	}
 	nlh = msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
@@ -495,31 +505,69 @@ static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t
 	}
 }
 
-/* The block verdict: reset TCP, ICMP admin-prohibited for the rest; or plain drop. */
-static void put_block(struct batch *bt, const struct desired_rules *dr, const char *chain, const char *set, uint32_t set_id)
+/* How a refused packet is refused: "reject with tcp reset" for TCP then "reject with icmpx
+ * admin-prohibited" for the rest, or plain drop. match() adds the rule's condition. */
+static void put_block(struct batch *bt, const struct desired_rules *dr, const char *chain,
+		      void (*match)(struct nftnl_rule *, const struct desired_rules *, const void *), const void *arg)
 {
 	struct nftnl_rule *r;
 
 	if (!dr->block_drop) {
 		r = nftnl_rule_alloc();
-		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
-		if (set)
-			m_saddr_in(r, set, set_id);
+		if (match)
+			match(r, dr, arg);
 		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
 		e_counter(r);
 		e_reject(r, NFT_REJECT_TCP_RST, 0);
 		put_rule(bt, r, chain);
 	}
 	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
-	if (set)
-		m_saddr_in(r, set, set_id);
+	if (match)
+		match(r, dr, arg);
 	e_counter(r);
 	if (dr->block_drop)
 		e_verdict(r, NF_DROP, NULL);
 	else
 		e_reject(r, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
 	put_rule(bt, r, chain);
+}
+
+/* The conditions that say "this packet comes from a LAN client", each alone. */
+struct client_set {
+	const char *name;
+	uint32_t id;
+};
+static const struct client_set client_sets[] = {
+	{ SET_BLOCKED, SET_ID_BLOCKED },
+	{ SET_BLOCKED6, SET_ID_BLOCKED6 },
+	{ SET_ACTIVE, SET_ID_ACTIVE },
+	{ SET_ACTIVE6, SET_ID_ACTIVE6 },
+};
+
+static void match_set(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
+{
+	const struct client_set *cs = arg;
+
+	(void)dr;
+	m_saddr_in(r, cs->name, cs->id);
+}
+
+static void match_lan_iface(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
+{
+	(void)arg;
+	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+}
+
+/* ip saddr & MASK == LAN */
+static void match_lan_net(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
+{
+	uint32_t net = htonl(dr->lan_addr);
+
+	(void)arg;
+	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+	e_and(r, htonl(dr->lan_mask));
+	e_cmp(r, NFT_CMP_EQ, &net, 4);
 }
 
 /* The proxies' address . port pairs of one family into a set created in this batch. */
@@ -594,7 +642,7 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	put_set(bt, SET_PROXIES6, SET_ID_PROXIES6, TYPE_IP6ADDR << 6 | TYPE_INET_SERVICE, 20);
 	put_proxy_elems(bt, &d->proxies, 0, SET_PROXIES, SET_ID_PROXIES);
 	put_proxy_elems(bt, &d->proxies, 1, SET_PROXIES6, SET_ID_PROXIES6);
-	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0);
+	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0, NF_ACCEPT);
 
 	r = nftnl_rule_alloc();
 	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
@@ -644,12 +692,12 @@ static void build_full(struct batch *bt, const struct desired *d)
 			  &d->blocked, v6);
 	}
 	if (dr->tproxy)
-		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150); /* not "tproxy": an nft keyword */
+		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150, NF_ACCEPT); /* not "tproxy": an nft keyword */
 	else
-		put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100);
-	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0);
-	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0);
-	put_chain(bt, "lan_in", NULL, 0, 0);
+		put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100, NF_ACCEPT);
+	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0, NF_DROP); /* pgw forwards nothing, whatever the settings */
+	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0, NF_ACCEPT);
+	put_chain(bt, "lan_in", NULL, 0, 0, 0);
 
 	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed):
 	 * REDIRECT (nat), or TPROXY (mark + tproxy, delivered by the policy route of route.c) */
@@ -669,38 +717,46 @@ static void build_full(struct batch *bt, const struct desired *d)
 		}
 	}
 
-	/* forward: nothing from the LAN is ever forwarded */
+	/* forward: nothing is ever forwarded (policy drop, no accept); LAN clients are refused fast */
 	for (size_t i = 0; i < sizeof(l4); i++) {
 		r = nftnl_rule_alloc();
-		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
 		m_u8(r, NFT_META_L4PROTO, l4[i]);
 		m_dport(r, NFT_CMP_EQ, 53);
 		e_counter(r);
 		e_verdict(r, NF_DROP, NULL);
 		put_rule(bt, r, "forward");
 	}
-	put_block(bt, dr, "forward", SET_BLOCKED, SET_ID_BLOCKED);
-	put_block(bt, dr, "forward", SET_BLOCKED6, SET_ID_BLOCKED6);
-	put_block(bt, dr, "forward", NULL, 0);
-	{
-		uint32_t net = htonl(dr->lan_addr);
-
-		r = nftnl_rule_alloc();
-		m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
-		m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
-		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
-		e_and(r, htonl(dr->lan_mask));
-		e_cmp(r, NFT_CMP_EQ, &net, 4);
-		e_counter(r);
-		e_verdict(r, NF_DROP, NULL);
-		put_rule(bt, r, "forward");
-	}
+	for (size_t i = 0; i < sizeof(client_sets) / sizeof(client_sets[0]); i++)
+		put_block(bt, dr, "forward", match_set, &client_sets[i]);
+	put_block(bt, dr, "forward", match_lan_iface, NULL);
+	put_block(bt, dr, "forward", match_lan_net, NULL);
+	r = nftnl_rule_alloc();
+	e_counter(r);
+	e_verdict(r, NF_DROP, NULL);
+	put_rule(bt, r, "forward");
 
 	/* input: LAN clients reach only what they need on the gateway */
+	{
+		static const char lo[16] = "lo";
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_IIFNAME, lo);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "input");
+	}
 	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+	match_lan_iface(r, dr, NULL);
 	e_verdict(r, NFT_JUMP, "lan_in");
 	put_rule(bt, r, "input");
+	r = nftnl_rule_alloc();
+	match_lan_net(r, dr, NULL);
+	e_verdict(r, NFT_JUMP, "lan_in");
+	put_rule(bt, r, "input");
+	for (size_t i = 0; i < sizeof(client_sets) / sizeof(client_sets[0]); i++) {
+		r = nftnl_rule_alloc();
+		match_set(r, dr, &client_sets[i]);
+		e_verdict(r, NFT_JUMP, "lan_in");
+		put_rule(bt, r, "input");
+	}
 
 	r = nftnl_rule_alloc();
 	m_ct_established(r);
@@ -745,7 +801,7 @@ static void build_full(struct batch *bt, const struct desired *d)
 			put_rule(bt, r, "lan_in");
 		}
 	}
-	put_block(bt, dr, "lan_in", NULL, 0);
+	put_block(bt, dr, "lan_in", NULL, NULL);
 	if (dr->strict_output)
 		build_strict_output(bt, d);
 }

@@ -17,6 +17,7 @@ struct feed {
 	json_t *clients;  /* client ip -> "active" | "blocked" */
 	json_t *agent;	  /* agent_state */
 	json_t *forwarder; /* forwarder stats */
+	char stale[256];   /* which up results have gone stale: they change with time, not commits */
 };
 
 static json_t *col(sqlite3_stmt *st, int i)
@@ -49,15 +50,30 @@ static json_t *snapshot(sqlite3 *db, const char *sql, const char *const *names, 
 	return o;
 }
 
-static const char *const health_cols[] = { "proxy_id", "status", "latency_ms", "exit_ip", "checked_at", "last_error" };
+static const char *const health_cols[] = { "proxy_id", "status", "latency_ms", "exit_ip", "checked_at", "last_error", "stale" };
 static const char *const client_cols[] = { "client_ip", "state", "mapping_id", "proxy_id" };
-static const char *const agent_cols[] = { "id", "generation", "applied_at", "duration_us", "kind", "active_count",
-					  "blocked_count", "last_error", "errors_total" };
+static const char *const agent_cols[] = { "id",		"generation",	     "applied_at",	  "duration_us",
+					  "kind",		"active_count",	     "blocked_count",	  "last_error",
+					  "errors_total",	"lan_iface",	     "wan_iface",	  "lan_iface_present",
+					  "wan_iface_present", "iface_error" };
+
+/* An SQL 0/1 as JSON false/true, as GET answers have it. */
+static void as_bool(json_t *row, const char *key)
+{
+	json_object_set_new(row, key, json_boolean(json_integer_value(json_object_get(row, key)) != 0));
+}
 
 static json_t *health_now(sqlite3 *db)
 {
-	return snapshot(db, "SELECT proxy_id, status, latency_ms, exit_ip, checked_at, last_error FROM proxy_health",
-			health_cols, 6);
+	json_t *o = snapshot(db,
+			     "SELECT proxy_id, effective_status, latency_ms, exit_ip, checked_at, last_error, stale "
+			     "FROM health_state",
+			     health_cols, 7);
+	const char *k;
+	json_t *row;
+
+	json_object_foreach(o, k, row) as_bool(row, "stale");
+	return o;
 }
 
 static json_t *clients_now(sqlite3 *db)
@@ -70,10 +86,15 @@ static json_t *clients_now(sqlite3 *db)
 static json_t *agent_now(sqlite3 *db)
 {
 	json_t *o = snapshot(db, "SELECT id, generation, applied_at, duration_us, kind, active_count, blocked_count, "
-				 "last_error, errors_total FROM agent_state", agent_cols, 9);
+				 "last_error, errors_total, lan_iface, wan_iface, lan_iface_present, wan_iface_present, "
+				 "iface_error FROM agent_state", agent_cols, 14);
 	json_t *one = json_incref(json_object_get(o, "1"));
 
 	json_decref(o);
+	if (one) {
+		as_bool(one, "lan_iface_present");
+		as_bool(one, "wan_iface_present");
+	}
 	return one ? one : json_object();
 }
 
@@ -123,6 +144,19 @@ static json_t *diff(json_t *old, json_t *now, const char *type, const char *gone
 
 void feed_update(struct feed *f, uint32_t topics)
 {
+	if (topics & TOPIC_FORWARDER) { /* the once-a-second tick: has a health result gone stale? */
+		sqlite3_stmt *st = NULL;
+		char now[sizeof(f->stale)] = "";
+		if (sqlite3_prepare_v2(f->db, "SELECT group_concat(proxy_id) FROM health_state WHERE stale", -1, &st, NULL) ==
+			    SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+			snprintf(now, sizeof(now), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		if (strcmp(now, f->stale) != 0) {
+			memcpy(f->stale, now, sizeof(now));
+			topics |= TOPIC_HEALTH;
+		}
+	}
 	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES)) {
 		json_t *now = health_now(f->db);
 		const char *k;

@@ -47,21 +47,23 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 	if (!(db = read_only_start(r, NULL)))
 		goto done;
 	if (nseg == 0) {
-		if (sqlite3_prepare_v2(db, "SELECT proxy_id, status, latency_ms, exit_ip, checked_at, last_error, "
-					   "connect_ms, handshake_ms, first_byte_ms, pipelining FROM proxy_health ORDER BY proxy_id",
+		if (sqlite3_prepare_v2(db, "SELECT proxy_id, effective_status, latency_ms, exit_ip, checked_at, last_error, "
+					   "connect_ms, handshake_ms, first_byte_ms, pipelining, stale, fresh_until FROM health_state "
+					   "ORDER BY proxy_id",
 				       -1, &st, NULL) != SQLITE_OK) {
 			reply_db_error(r, db);
 			goto done;
 		}
 		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:b}", "proxy_id",
+			json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:b, s:b, s:o}", "proxy_id",
 						       (json_int_t)sqlite3_column_int64(st, 0), "status",
 						       sqlite3_column_text(st, 1), "latency_ms", nullable_int(st, 2),
 						       "exit_ip", sqlite3_column_text(st, 3), "checked_at",
 						       nullable_int(st, 4), "last_error", sqlite3_column_text(st, 5),
 						       "connect_ms", nullable_int(st, 6), "handshake_ms",
 						       nullable_int(st, 7), "first_byte_ms", nullable_int(st, 8),
-						       "pipelining", sqlite3_column_int(st, 9)));
+						       "pipelining", sqlite3_column_int(st, 9), "stale",
+						       sqlite3_column_int(st, 10), "fresh_until", nullable_int(st, 11)));
 		sqlite3_finalize(st);
 		reply_json(r, 200, json_pack("{s:I, s:O}", "total", (json_int_t)json_array_size(items), "items", items));
 		goto done;
@@ -145,6 +147,18 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 		if (settings_validate(key, json_string_value(v), err, sizeof(err)) < 0)
 			return reply_error(r, 400, "bad_request", "%s", err);
 	}
+	{ /* interfaces and the LAN network against the live system */
+		const char *keys[8], *vals[8];
+		size_t n = 0;
+		json_object_foreach(r->body, key, v) {
+			if (n < 8 && (strcmp(key, "lan_iface") == 0 || strcmp(key, "wan_iface") == 0 || strcmp(key, "lan_cidr") == 0)) {
+				keys[n] = key;
+				vals[n++] = json_string_value(v);
+			}
+		}
+		if (settings_check_system(db, keys, vals, n, err, sizeof(err)) < 0)
+			return reply_error(r, 400, "bad_request", "%s", err);
+	}
 	before = all_settings(db);
 	if (db_begin(db) < 0) {
 		json_decref(before);
@@ -196,15 +210,18 @@ static json_t *agent_state(sqlite3 *db)
 	json_t *j = json_object();
 
 	if (sqlite3_prepare_v2(db, "SELECT generation, applied_at, duration_us, kind, active_count, blocked_count, "
-				   "last_error, error_at, errors_total FROM agent_state WHERE id = 1", -1, &st, NULL) == SQLITE_OK &&
+				   "last_error, error_at, errors_total, lan_iface, wan_iface, lan_iface_present, "
+				   "wan_iface_present, iface_error FROM agent_state WHERE id = 1", -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		json_decref(j);
-		j = json_pack("{s:I, s:o, s:o, s:s, s:I, s:I, s:s, s:o, s:I}", "generation",
+		j = json_pack("{s:I, s:o, s:o, s:s, s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:b, s:b, s:s}", "generation",
 			      (json_int_t)sqlite3_column_int64(st, 0), "applied_at", nullable_int(st, 1), "duration_us",
 			      nullable_int(st, 2), "kind", sqlite3_column_text(st, 3), "active_count",
 			      (json_int_t)sqlite3_column_int64(st, 4), "blocked_count", (json_int_t)sqlite3_column_int64(st, 5),
 			      "last_error", sqlite3_column_text(st, 6), "error_at", nullable_int(st, 7), "errors_total",
-			      (json_int_t)sqlite3_column_int64(st, 8));
+			      (json_int_t)sqlite3_column_int64(st, 8), "lan_iface", sqlite3_column_text(st, 9), "wan_iface",
+			      sqlite3_column_text(st, 10), "lan_iface_present", sqlite3_column_int(st, 11), "wan_iface_present",
+			      sqlite3_column_int(st, 12), "iface_error", sqlite3_column_text(st, 13));
 	}
 	sqlite3_finalize(st);
 	return j;
@@ -317,9 +334,10 @@ int res_metrics(struct req *r)
 		return reply_error(r, 503, "unavailable", "database unavailable");
 	fprintf(f, "# HELP pgw_build_info pgw version\n# TYPE pgw_build_info gauge\npgw_build_info{version=\"%s\"} 1\n",
 		PGW_VERSION);
-	fprintf(f, "# HELP pgw_proxy_up 1 when the proxy passed its last health check\n# TYPE pgw_proxy_up gauge\n");
+	fprintf(f, "# HELP pgw_proxy_up 1 when the proxy passed its last health check and that result is still fresh\n"
+		   "# TYPE pgw_proxy_up gauge\n");
 	fprintf(f, "# HELP pgw_proxy_latency_seconds last probe latency\n# TYPE pgw_proxy_latency_seconds gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.status, h.latency_ms FROM proxies p JOIN proxy_health h ON "
+	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.effective_status, h.latency_ms FROM proxies p JOIN health_state h ON "
 				   "h.proxy_id = p.id ORDER BY p.id", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
@@ -366,6 +384,27 @@ int res_metrics(struct req *r)
 		   "pgw_agent_reconcile_duration_seconds %.6f\n", db_query_int(db, "SELECT coalesce(duration_us, 0) FROM agent_state", 0) / 1e6);
 	fprintf(f, "# HELP pgw_agent_errors_total failed applies\n# TYPE pgw_agent_errors_total counter\n"
 		   "pgw_agent_errors_total %lld\n", db_query_int(db, "SELECT errors_total FROM agent_state", 0));
+	fprintf(f, "# HELP pgw_proxy_health_stale 1 when the proxy's last up result is older than it may be (healthd hung): "
+		   "its clients are blocked\n# TYPE pgw_proxy_health_stale gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.stale FROM proxies p JOIN health_state h ON h.proxy_id = p.id "
+				   "ORDER BY p.id", -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_proxy_health_stale{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
+				(long long)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 2));
+		}
+	sqlite3_finalize(st);
+	fprintf(f, "# HELP pgw_agent_interface_present 1 when the interface the rules name exists (0: its clients are "
+		   "blocked until it is back)\n# TYPE pgw_agent_interface_present gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT lan_iface, lan_iface_present, wan_iface, wan_iface_present FROM agent_state "
+				   "WHERE id = 1 AND lan_iface != ''", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 0));
+		fprintf(f, "pgw_agent_interface_present{role=\"lan\",iface=\"%s\"} %d\n", lbl, sqlite3_column_int(st, 1));
+		label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 2));
+		fprintf(f, "pgw_agent_interface_present{role=\"wan\",iface=\"%s\"} %d\n", lbl, sqlite3_column_int(st, 3));
+	}
+	sqlite3_finalize(st);
 	fwd = forwarder_stats(cfg->run_dir);
 	if (fwd) {
 		fprintf(f, "# HELP pgw_forwarder_active_connections relayed connections open now\n"

@@ -23,7 +23,7 @@ wait_gen_above() { local g=$1 i; for ((i = 0; i < 500; i++)); do [ "$(gen)" -gt 
 printf '%-9s %12s %12s %12s %12s %12s %10s %10s\n' mappings "full p50 ms" "full max ms" "flip p50 ms" "flip p95 ms" "e2e p95 ms" "RSS KiB" "idle CPU"
 for n in 256 1000 10000; do
 	db "DELETE FROM mappings; DELETE FROM proxies;"
-	db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'p1', 'socks5', '198.51.100.10', 1080); UPDATE proxy_health SET status = 'up';"
+	db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'p1', 'socks5', '198.51.100.10', 1080); UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here"
 	{
 		echo "BEGIN;"
 		for ((i = 0; i < n; i++)); do echo "INSERT INTO mappings (client_ip, proxy_id) VALUES ('10.$((i / 65536)).$((i / 256 % 256)).$((i % 256))', 1);"; done

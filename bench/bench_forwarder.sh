@@ -29,7 +29,7 @@ cat "$LAB_DIR/www/files/big.bin" >/dev/null # into the page cache: the first rel
 lab_pgw_env
 db() { sqlite3 "$PGW_DB" "$@"; }
 db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
-    UPDATE proxy_health SET status = 'up', pipelining = 1; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+    UPDATE proxy_health SET status = 'up', pipelining = 1, fresh_until = unixepoch() + 86400; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
 C=192.168.2.10
 lan() { lab_exec lan "$@"; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }

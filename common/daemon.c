@@ -166,13 +166,49 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 	return DAEMON_CONTINUE;
 }
 
+long daemon_watchdog_ms(const char *usec, const char *pid, long self)
+{
+	char *end;
+	unsigned long long us;
+	long p;
+
+	if (!usec || !*usec)
+		return 0;
+	if (pid && *pid) { /* set: the watchdog is meant for that process only */
+		p = strtol(pid, &end, 10);
+		if (*end || p != self)
+			return 0;
+	}
+	errno = 0;
+	us = strtoull(usec, &end, 10);
+	if (errno || *end || us < 2000 || usec[0] == '-')
+		return 0;
+	return (long)(us / 2000); /* half the period, in ms: systemd's advice */
+}
+
+static void on_watchdog(struct evloop *ev, void *arg)
+{
+	(void)ev, (void)arg;
+	daemon_sd_notify("WATCHDOG=1"); /* from the loop itself: a wedged loop stops sending */
+}
+
 int daemon_run(struct daemon *d)
 {
+	struct ev_handle *wd = NULL;
+	long wd_ms = daemon_watchdog_ms(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"), (long)getpid());
 	int r;
 
 	log_info("started (pid %d)", (int)getpid());
+	if (wd_ms > 0) {
+		wd = ev_add_timer(d->ev, (uint64_t)wd_ms, (uint64_t)wd_ms, on_watchdog, d);
+		if (wd)
+			log_info("systemd watchdog: WATCHDOG=1 every %ld ms", wd_ms);
+		else
+			log_warnx("systemd watchdog: cannot arm the timer");
+	}
 	daemon_sd_notify("READY=1");
 	r = ev_run(d->ev);
+	ev_del(d->ev, wd);
 	daemon_sd_notify("STOPPING=1");
 	if (r < 0)
 		log_emit(LOG_LVL_ERROR, NULL, -r, "event loop failed");

@@ -49,6 +49,10 @@ int daemon_run(struct daemon *d);
 void daemon_fini(struct daemon *d);
 /* Raise RLIMIT_NOFILE to its hard limit (daemons with many sockets); logs the result. */
 void daemon_raise_nofile(void);
+/* The systemd watchdog: given $WATCHDOG_USEC and $WATCHDOG_PID, how often (ms) to send
+ * "WATCHDOG=1" (half the period), or 0 when no watchdog is asked of this process. daemon_run()
+ * sends it from the event loop, so a wedged loop gets the daemon restarted. */
+long daemon_watchdog_ms(const char *usec, const char *pid, long self);
 /* Send "READY=1" etc. to $NOTIFY_SOCKET; 0 when sent or not under systemd. */
 int daemon_sd_notify(const char *state);
 

@@ -4,7 +4,11 @@
 #include "net.h"
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -226,4 +230,79 @@ int settings_set(sqlite3 *db, const char *key, const char *value, char *err, siz
 		snprintf(err, errlen, "%s: %s", key, sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* "lo, ens19, eth0": the interfaces there are, for a message. */
+static void iface_list(char *buf, size_t size)
+{
+	struct if_nameindex *ni = if_nameindex(), *p;
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (p = ni; p && p->if_index && len + 2 < size; p++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "", p->if_name);
+	if (ni)
+		if_freenameindex(ni);
+}
+
+/* The IPv4 addresses of iface as "a/len, ...", and whether one lies in c. -1: it has none. */
+static int iface_in_cidr(const char *iface, const struct net_cidr4 *c, char *addrs, size_t size)
+{
+	struct ifaddrs *ifa = NULL, *p;
+	uint32_t mask = c->prefix ? 0xffffffffu << (32 - c->prefix) : 0;
+	size_t len = 0;
+	int any = 0, in = 0;
+
+	addrs[0] = 0;
+	if (getifaddrs(&ifa) < 0)
+		return -1;
+	for (p = ifa; p; p = p->ifa_next) {
+		char a[INET_ADDRSTRLEN];
+		uint32_t v, m;
+		if (!p->ifa_addr || p->ifa_addr->sa_family != AF_INET || strcmp(p->ifa_name, iface) != 0)
+			continue;
+		v = ntohl(((const struct sockaddr_in *)p->ifa_addr)->sin_addr.s_addr);
+		m = p->ifa_netmask ? ntohl(((const struct sockaddr_in *)p->ifa_netmask)->sin_addr.s_addr) : 0xffffffffu;
+		any = 1;
+		in |= (v & mask) == (c->addr & mask);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)p->ifa_addr)->sin_addr, a, sizeof(a));
+		if (len + 2 < size)
+			len += (size_t)snprintf(addrs + len, size - len, "%s%s/%d", len ? ", " : "", a, __builtin_popcount(m));
+	}
+	freeifaddrs(ifa);
+	return any ? in : -1;
+}
+
+int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
+			  size_t errlen)
+{
+	static const char *const names[] = { "lan_iface", "wan_iface", "lan_cidr" };
+	char v[3][SETTINGS_VALUE_MAX], list[256], addrs[256];
+	int touched[3] = { 0, 0, 0 };
+	struct net_cidr4 c;
+
+	for (int k = 0; k < 3; k++) {
+		const struct sdef *d = find(names[k]);
+		if (settings_get(db, names[k], v[k], sizeof(v[k])) < 0)
+			snprintf(v[k], sizeof(v[k]), "%s", d->def);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(keys[i], names[k]) == 0) {
+				snprintf(v[k], sizeof(v[k]), "%s", values[i]);
+				touched[k] = 1;
+			}
+	}
+	for (int k = 0; k < 2; k++) {
+		if (!touched[k] || if_nametoindex(v[k]) != 0)
+			continue;
+		iface_list(list, sizeof(list));
+		snprintf(err, errlen, "%s: no interface '%s' on this gateway (there are: %s)", names[k], v[k], list);
+		return -EINVAL;
+	}
+	if ((touched[0] || touched[2]) && net_cidr4_parse(v[2], &c) == 0 && if_nametoindex(v[0]) != 0 &&
+	    iface_in_cidr(v[0], &c, addrs, sizeof(addrs)) == 0) {
+		snprintf(err, errlen, "lan_cidr: %s holds no address of %s (%s); clients in it could not reach the gateway", v[2],
+			 v[0], addrs);
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -28,6 +28,14 @@ unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def);
 /* true/false (also 1/0, yes/no, on/off), or def when unset or not a boolean. */
 int settings_get_bool(sqlite3 *db, const char *key, int def);
 /* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
+/* A change of settings that name the system (lan_iface, wan_iface, lan_cidr) checked against
+ * the live system, before anything is stored: each interface it names must exist, and lan_cidr
+ * must hold an IPv4 address of lan_iface (when that has any). keys/values: the change (other
+ * keys are ignored); the rest comes from the DB. Only what the change touches is judged, so an
+ * unrelated change is never refused because a NIC went away. 0, or -EINVAL with a message
+ * naming the setting and the interface. */
+int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
+			  size_t errlen);
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);
 
 #endif

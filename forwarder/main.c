@@ -52,6 +52,7 @@ static int reload(struct forwarder *f, const char *why)
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
+	relay_revalidate(f->workers); /* cut what the new table no longer allows */
 	return 0;
 }
 
@@ -136,7 +137,7 @@ static const struct daemon_info info = {
 	.sock_name = "forwarder",
 	.summary = "Relays each LAN client's TCP through its own upstream proxy (SOCKS5 or HTTP CONNECT).",
 	.on_change = on_change,
-	.watch_sql = "SELECT sum(seq) FROM change_seq", /* proxies, mappings, health status, settings */
+	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
 };
 
 int main(int argc, char **argv)

@@ -42,6 +42,7 @@ static const char *const close_names[CLOSE_MAX] = {
 	[CLOSE_UPSTREAM_RESET] = "upstream_reset",
 	[CLOSE_SHUTDOWN] = "shutdown",
 	[CLOSE_INTERNAL] = "internal_error",
+	[CLOSE_REVOKED] = "revoked",
 };
 
 const char *fwd_close_str(enum fwd_close c)
@@ -74,8 +75,8 @@ struct worker {
 	unsigned index;
 	pthread_t thread;
 	struct evloop *ev;
-	int lfd[L_MAX], stopfd; /* -1: not listening (TPROXY needs CAP_NET_ADMIN; IPv6 may be off) */
-	struct ev_handle *lh[L_MAX], *sh_h, *tick;
+	int lfd[L_MAX], stopfd, revokefd; /* lfd -1: not listening (TPROXY needs CAP_NET_ADMIN; IPv6 may be off) */
+	struct ev_handle *lh[L_MAX], *sh_h, *rv_h, *tick;
 	struct notify *nt;
 	struct conn *conns;
 	unsigned n_conns;
@@ -199,6 +200,13 @@ static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result 
 	atomic_fetch_sub(&s->active, 1);
 	ev_del(w->ev, c->ch);
 	ev_del(w->ev, c->uh);
+	if (why == CLOSE_REVOKED) { /* a reset, not a FIN: the client must not take it for a complete reply */
+		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+		if (c->cfd >= 0)
+			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		if (c->ufd >= 0)
+			setsockopt(c->ufd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	}
 	if (c->cfd >= 0)
 		close(c->cfd);
 	if (c->ufd >= 0)
@@ -515,6 +523,69 @@ static void on_tick(struct evloop *ev, void *arg)
 		ev_stop(ev);
 }
 
+/* The same path as when the connection was accepted: same proxy, same endpoint, same
+ * credentials, and the client still active. */
+static int same_path(const struct fwd_entry *now, const struct fwd_entry *then)
+{
+	return now && now->state == FWD_ACTIVE && now->proxy_id == then->proxy_id && now->type == then->type &&
+	       memcmp(&now->proxy, &then->proxy, sizeof(now->proxy)) == 0 && strcmp(now->user, then->user) == 0 &&
+	       strcmp(now->pass, then->pass) == 0;
+}
+
+static void on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c, *next, *cut = NULL;
+	uint64_t v;
+
+	(void)ev, (void)events;
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* eventfd: nothing to do */
+	}
+	pthread_rwlock_rdlock(&w->sh->lock);
+	for (c = w->conns; c; c = next) {
+		struct net_ip ip;
+
+		next = c->next;
+		if (!c->counted || net_ip_from_sa(&c->client, &ip) < 0)
+			continue; /* refused at accept: closing anyway */
+		if (!same_path(table_lookup(w->sh->table, &ip), &c->map)) {
+			/* unlink into a list of its own, closed once the lock is released */
+			if (c->prev)
+				c->prev->next = c->next;
+			else
+				w->conns = c->next;
+			if (c->next)
+				c->next->prev = c->prev;
+			c->prev = NULL;
+			c->next = cut;
+			cut = c;
+		}
+	}
+	pthread_rwlock_unlock(&w->sh->lock);
+	for (c = cut; c; c = next) {
+		next = c->next;
+		/* back at the head of the worker's list, so conn_close() unlinks it as usual */
+		c->prev = NULL;
+		c->next = w->conns;
+		if (w->conns)
+			w->conns->prev = c;
+		w->conns = c;
+		conn_close(c, CLOSE_REVOKED, UP_OK);
+	}
+}
+
+void relay_revalidate(struct fwd_workers *ws)
+{
+	uint64_t one = 1;
+
+	if (!ws)
+		return;
+	for (unsigned i = 0; i < ws->n; i++)
+		if (ws->w[i].started && write(ws->w[i].revokefd, &one, sizeof(one)) < 0)
+			log_warn("worker %u: revalidate", i);
+}
+
 static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
@@ -587,7 +658,7 @@ int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, cha
 	}
 	ws->n = n;
 	for (unsigned i = 0; i < n; i++) {
-		ws->w[i].stopfd = -1;
+		ws->w[i].stopfd = ws->w[i].revokefd = -1;
 		for (int l = 0; l < L_MAX; l++)
 			ws->w[i].lfd[l] = -1;
 	}
@@ -612,9 +683,12 @@ int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, cha
 		if (w->lfd[L_TPROXY4] >= 0)
 			w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
 		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		w->revokefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		w->ev = ev_new();
 		w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
-		if (w->stopfd < 0 || !w->ev || !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
+		if (w->stopfd < 0 || w->revokefd < 0 || !w->ev ||
+		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
+		    !(w->rv_h = ev_add_fd(w->ev, w->revokefd, EPOLLIN, on_revoke, w)) ||
 		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, on_tick, w))) {
 			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
 			goto fail;
@@ -661,6 +735,8 @@ void relay_stop(struct fwd_workers *ws)
 				close(w->lfd[l]);
 		if (w->stopfd >= 0)
 			close(w->stopfd);
+		if (w->revokefd >= 0)
+			close(w->revokefd);
 		notify_close(w->nt);
 		ev_free(w->ev);
 		while (w->n_pipes) {

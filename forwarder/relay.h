@@ -24,6 +24,7 @@ enum fwd_close {
 	CLOSE_UPSTREAM_RESET,
 	CLOSE_SHUTDOWN,
 	CLOSE_INTERNAL,
+	CLOSE_REVOKED, /* the client stopped being active, or its path changed: cut (TCP reset) */
 	CLOSE_MAX
 };
 const char *fwd_close_str(enum fwd_close c);
@@ -62,6 +63,10 @@ struct fwd_workers;
 
 /* Start n workers listening on port (REDIRECT) and tproxy_port (TPROXY, if permitted). */
 int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, char *err, size_t errlen);
+/* After a table swap: every worker checks its open connections against the new table and
+ * cuts (TCP reset to the client, close reason "revoked") each one whose client is no longer
+ * active or whose path changed: another proxy, or the proxy's address, type or credentials. */
+void relay_revalidate(struct fwd_workers *w);
 /* Stop accepting, let open connections finish up to the drain timeout, join. */
 void relay_stop(struct fwd_workers *w);
 

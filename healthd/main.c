@@ -239,12 +239,20 @@ static void reply_waiters(struct healthd *h, struct target *t, const struct prob
 	t->n_waiters = 0;
 }
 
+/* How long a result may be trusted: the next one is due within an interval plus the three
+ * steps' timeouts; one interval more for slack. Past it the proxy counts as unknown (blocked),
+ * so a stopped or wedged healthd fails closed (migration 0008). */
+static unsigned health_fresh_s(const struct healthd *h)
+{
+	return (2 * h->interval_ms + 3 * h->timeout_ms + 999) / 1000;
+}
+
 static void record(struct healthd *h, struct target *t, const struct probe_result *r)
 {
 	static const char *const up_sql =
 		"UPDATE proxy_health SET status = ?2, latency_ms = ?3, connect_ms = ?4, handshake_ms = ?5, "
 		"first_byte_ms = ?6, exit_ip = ?7, checked_at = unixepoch(), last_error = ?8, consecutive_failures = ?9, "
-		"consecutive_successes = ?10 WHERE proxy_id = ?1";
+		"consecutive_successes = ?10, fresh_until = unixepoch() + ?11 WHERE proxy_id = ?1";
 	static const char *const hist_sql =
 		"INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
 		"VALUES (?1, unixepoch(), ?2, ?3, ?4, ?5)";
@@ -270,6 +278,7 @@ static void record(struct healthd *h, struct target *t, const struct probe_resul
 		sqlite3_bind_text(st, 8, ok ? "" : r->reason, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 9, (int)t->fails);
 		sqlite3_bind_int(st, 10, (int)t->succs);
+		sqlite3_bind_int(st, 11, (int)health_fresh_s(h));
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);

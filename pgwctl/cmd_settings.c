@@ -46,6 +46,13 @@ int cmd_settings(struct ctl *c, int argc, char **argv)
 		}
 		if (ctl_open(c) < 0)
 			return CTL_FAIL;
+		{
+			const char *k = argv[2], *v = argv[3];
+			if (settings_check_system(c->db, &k, &v, 1, err, sizeof(err)) < 0) {
+				fprintf(stderr, "pgwctl: %s\n", err);
+				return CTL_FAIL;
+			}
+		}
 		r = settings_set(c->db, argv[2], argv[3], err, sizeof(err));
 		if (r < 0) {
 			fprintf(stderr, "pgwctl: %s\n", err);

@@ -177,7 +177,8 @@ function renderDashboard() {
         el('dt', {}, 'Latency'), el('dd', { class: 'lat' }, fmtMs(h.latency_ms)),
         el('dt', {}, 'Exit IP'), el('dd', { class: 'exit' }, h.exit_ip || '–'),
         el('dt', {}, 'Checked'), el('dd', {}, ago(h.checked_at)),
-        el('dt', {}, 'Last error'), el('dd', { class: 'err' }, h.last_error || 'none')),
+        el('dt', {}, 'Last error'), el('dd', { class: 'err' }, h.stale
+          ? 'no fresh result from pgw-healthd: clients blocked until it answers' : (h.last_error || 'none'))),
       sparkline(state.history[p.id] || []));
   }));
   if (!state.proxies.length) cards.append(el('p', {}, 'No proxies yet. Add one in Proxy Mappings.'));
@@ -185,6 +186,13 @@ function renderDashboard() {
   $('#st-active').textContent = active;
   $('#st-blocked').textContent = state.mappings.length - active;
   $('#st-conns').textContent = state.fwd ? state.fwd.active : '–';
+  const alerts = [];
+  if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
+  const stale = state.proxies.filter((p) => (state.health[p.id] || {}).stale).map((p) => p.name);
+  if (stale.length) alerts.push(`No fresh health result for ${stale.join(', ')}: pgw-healthd is stopped or stuck, so their clients are blocked.`);
+  const banner = $('#alert-banner');
+  banner.replaceChildren(...alerts.map((a) => el('p', {}, a)));
+  banner.hidden = !alerts.length;
   if (state.agent) {
     $('#st-agent').textContent = state.agent.last_error ? 'error' : `#${state.agent.generation}`;
     $('#st-agent-label').textContent = state.agent.last_error

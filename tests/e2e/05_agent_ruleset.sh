@@ -15,7 +15,7 @@ nftj() { lab_exec gw nft -j list set inet pgw "$1" | jq -r '[.nftables[].set.ele
 # 4 proxies (3 up, 1 down) and 256 mappings over them; every 16th mapping disabled.
 db "INSERT INTO proxies (name, type, host, port) VALUES ('p1','socks5','198.51.100.10',1080),
     ('p2','socks5','198.51.100.11',1080), ('p3','http','198.51.100.12',8888), ('p4','socks5','198.51.100.99',1080);
-    UPDATE proxy_health SET status = CASE proxy_id WHEN 4 THEN 'down' ELSE 'up' END;"
+    UPDATE proxy_health SET status = CASE proxy_id WHEN 4 THEN 'down' ELSE 'up' END, fresh_until = unixepoch() + 86400;"
 {
 	echo "BEGIN;"
 	for i in $(seq 0 255); do

@@ -9,7 +9,7 @@ set -u
 lab_scenario
 db() { sqlite3 "$PGW_DB" "$@"; }
 db "INSERT INTO proxies (name, type, host, port) VALUES ('open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
-    UPDATE proxy_health SET status = 'up';
+    UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 1);"
 
 lab_capture_start boot || exit 1

@@ -25,7 +25,7 @@ db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
     (6, 'garbage', 'socks5', '198.51.100.22', 1080, '', ''),
     (7, 'silent', 'socks5', '198.51.100.23', 1080, '', ''),
     (8, 'http-wrong', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', 'nope');
-    UPDATE proxy_health SET status = 'up';
+    UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2), ('192.168.2.12', 3),
     ('192.168.2.20', 4), ('192.168.2.21', 5), ('192.168.2.22', 6), ('192.168.2.23', 7);"
 "$PGW_BIN/pgwctl" settings set forwarder_connect_timeout 2 >/dev/null

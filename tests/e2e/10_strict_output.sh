@@ -17,7 +17,7 @@ ctl=$PGW_BIN/pgwctl
 db() { sqlite3 "$PGW_DB" "$@"; }
 as_nobody() { lab_exec gw setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
-    UPDATE proxy_health SET status = 'up';
+    UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.11', 1);"
 chmod a+rw "$PGW_DB"*
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"

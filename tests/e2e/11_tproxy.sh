@@ -11,7 +11,7 @@ ctl=$PGW_BIN/pgwctl
 sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
     (1, 'auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
     (2, 'http', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS');
-    UPDATE proxy_health SET status = 'up';
+    UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.12', 2);"
 $ctl settings set forwarder_mode tproxy >/dev/null
 lab_capture_start tproxy || exit 1

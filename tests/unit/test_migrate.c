@@ -353,7 +353,7 @@ static void test_mapping_state_view(void **state)
 	(void)state;
 	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('up', 'socks5', 'h', 1), "
 				     "('down', 'socks5', 'h', 2), ('unknown', 'socks5', 'h', 3), ('off', 'socks5', 'h', 4);"
-				     "UPDATE proxy_health SET status = 'up' WHERE proxy_id IN (1, 4);"
+				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 WHERE proxy_id IN (1, 4);"
 				     "UPDATE proxy_health SET status = 'down' WHERE proxy_id = 2;"
 				     "UPDATE proxies SET enabled = 0 WHERE id = 4;"
 				     "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.1', 1, 1), "
@@ -362,6 +362,16 @@ static void test_mapping_state_view(void **state)
 	/* only an enabled mapping to an enabled proxy that is up; unknown counts as down */
 	assert_int_equal(tl_int(db, "SELECT group_concat(active, '') FROM (SELECT active FROM mapping_state ORDER BY client_ip)"),
 			 10000);
+	/* a result past its fresh_until (a stopped or wedged healthd) counts as unknown: blocked */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() - 1 WHERE proxy_id = 1"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0);
+	assert_int_equal(tl_int(db, "SELECT stale FROM health_state WHERE proxy_id = 1"), 1);
+	assert_int_equal(tl_int(db, "SELECT effective_status = 'unknown' FROM health_state WHERE proxy_id = 1"), 1);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = NULL WHERE proxy_id = 1"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() + 5 WHERE proxy_id = 1"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 1);
+	assert_int_equal(tl_int(db, "SELECT stale FROM health_state WHERE proxy_id = 1"), 0);
 	db_close(db);
 	tl_rmdir(dir);
 }

@@ -313,6 +313,33 @@ static void test_fingerprint_filters_commits(void **state)
 	tl_rmdir(dir);
 }
 
+/* A health result going stale is a change with no commit at all: the enforcement fingerprint
+ * is read on every poll and moves when an 'up' result passes its fresh_until (0008). */
+static void test_fingerprint_sees_staleness(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "s.db");
+	struct evloop *ev = ev_new();
+	struct dbwatch *w;
+	int hits = 0;
+
+	(void)state;
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p', 'socks5', 'h', 1);"
+				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 1"),
+			 SQLITE_OK);
+	w = dbwatch_new(ev, db, 100, DBWATCH_ENFORCEMENT_SQL, count_poll, &hits);
+	assert_non_null(w);
+	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0); /* no mapping yet: just the view runs */
+	assert_non_null(ev_add_timer(ev, 2500, 0, give_up, NULL));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(hits, 1); /* went stale once, nothing committed */
+	assert_int_equal(tl_int(db, "SELECT stale FROM health_state"), 1);
+	dbwatch_free(w);
+	ev_free(ev);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_event_path_delivers),
 		cmocka_unit_test(test_lost_datagram_caught_by_polling),
 		cmocka_unit_test(test_fingerprint_filters_commits),
+		cmocka_unit_test(test_fingerprint_sees_staleness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,100 @@
+/* conntrack.c - see conntrack.h. A dump of each family's table, filtered here by source
+ * address (the clients are a sorted set), then one delete per entry found. */
+#include "conntrack.h"
+
+#include <errno.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct found {
+	const struct addrset *clients;
+	struct nf_conntrack **ct;
+	size_t n, cap;
+	int oom;
+};
+
+static int cmp_ip(const void *a, const void *b) { return memcmp(a, b, sizeof(struct net_ip)); }
+
+static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *arg)
+{
+	struct found *f = arg;
+	struct net_ip src;
+
+	(void)type;
+	if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
+		uint32_t a = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC); /* network order */
+		memset(&src, 0, sizeof(src));
+		src.a[10] = src.a[11] = 0xff;
+		memcpy(src.a + 12, &a, 4);
+	} else {
+		const void *a = nfct_get_attr(ct, ATTR_ORIG_IPV6_SRC);
+		if (!a)
+			return NFCT_CB_CONTINUE;
+		memcpy(src.a, a, 16);
+	}
+	if (!bsearch(&src, f->clients->addr, f->clients->n, sizeof(src), cmp_ip))
+		return NFCT_CB_CONTINUE;
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? f->cap * 2 : 64;
+		struct nf_conntrack **p = realloc(f->ct, nc * sizeof(*p));
+		if (!p) {
+			f->oom = 1;
+			return NFCT_CB_STOP;
+		}
+		f->ct = p;
+		f->cap = nc;
+	}
+	f->ct[f->n++] = ct;
+	return NFCT_CB_STOLEN; /* kept: deleted after the dump (no query inside a callback) */
+}
+
+int conntrack_forget(const struct addrset *clients, char *err, size_t errlen)
+{
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	struct found f = { .clients = clients };
+	struct nfct_handle *h;
+	int deleted = 0, r = 0;
+
+	if (clients->n == 0)
+		return 0;
+	h = nfct_open(CONNTRACK, 0);
+	if (!h) {
+		snprintf(err, errlen, "conntrack: %s", strerror(errno));
+		return -errno;
+	}
+	nfct_callback_register(h, NFCT_T_ALL, on_entry, &f);
+	for (size_t i = 0; i < sizeof(families) && !f.oom; i++) {
+		struct nfct_filter_dump *fd = nfct_filter_dump_create();
+		if (!fd) {
+			f.oom = 1;
+			break;
+		}
+		nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, families[i]);
+		if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && !r) {
+			r = -errno;
+			snprintf(err, errlen, "conntrack dump: %s", strerror(errno));
+		}
+		nfct_filter_dump_destroy(fd);
+	}
+	nfct_callback_unregister(h);
+	for (size_t i = 0; i < f.n; i++) {
+		/* ENOENT: it ended by itself meanwhile, which is just as good */
+		if (nfct_query(h, NFCT_Q_DESTROY, f.ct[i]) == 0)
+			deleted++;
+		else if (errno != ENOENT && !r) {
+			r = -errno;
+			snprintf(err, errlen, "conntrack delete: %s", strerror(errno));
+		}
+		nfct_destroy(f.ct[i]);
+	}
+	free(f.ct);
+	nfct_close(h);
+	if (f.oom && !r) {
+		snprintf(err, errlen, "conntrack: out of memory");
+		r = -ENOMEM;
+	}
+	return r < 0 ? r : deleted;
+}
