@@ -76,7 +76,9 @@ static void report(struct agent *a, const char *kind, uint64_t us, const char *e
 	if (sqlite3_step(st) != SQLITE_DONE)
 		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
 	sqlite3_finalize(st);
-	dbwatch_sync(a->d->watch);
+	/* no dbwatch_sync() here: our own commits do not move data_version, and the fingerprint
+	 * must not be taken after the state was read (a result that went stale meanwhile would
+	 * then never be seen as a change) */
 	notify_broadcast(a->d->nt, &m);
 }
 
@@ -92,8 +94,9 @@ static int check_ifaces(struct agent *a)
 	if (!a->have_applied)
 		return 0;
 	if (!lan || !wan)
-		snprintf(msg, sizeof(msg), "%s%s%s%s%s%s: %s", !lan ? "lan_iface '" : "", !lan ? r->lan_iface : "",
+		snprintf(msg, sizeof(msg), "%s%s%s%s%s%s%s: %s", !lan ? "lan_iface '" : "", !lan ? r->lan_iface : "",
 			 !lan ? "'" : "", !lan && !wan ? " and " : "", !wan ? "wan_iface '" : "", !wan ? r->wan_iface : "",
+			 !wan ? "'" : "",
 			 !lan ? "no such interface; LAN clients are blocked until it is back (fail closed)"
 			      : "no such interface; nothing can reach the upstream proxies until it is back");
 	else
@@ -131,7 +134,9 @@ static void report_ifaces(struct agent *a)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
 	sqlite3_finalize(st);
-	dbwatch_sync(a->d->watch);
+	/* no dbwatch_sync() here: our own commits do not move data_version, and the fingerprint
+	 * must not be taken after the state was read (a result that went stale meanwhile would
+	 * then never be seen as a change) */
 	notify_broadcast(a->d->nt, &m);
 }
 

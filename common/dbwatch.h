@@ -27,7 +27,9 @@ typedef void (*dbwatch_cb)(void *arg);
 struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, const char *fingerprint_sql, dbwatch_cb cb,
 			    void *arg);
 void dbwatch_free(struct dbwatch *w);
-/* Record the current data_version as seen. */
+/* Record the current data_version (and fingerprint) as seen. Call it BEFORE reading the state
+ * the change is about, never after: a fingerprint taken after the read could hide a change
+ * that happened in between (a health result going stale while a write waited on a lock). */
 void dbwatch_sync(struct dbwatch *w);
 /* How many changes the fallback has caught (for stats and tests). */
 unsigned long dbwatch_hits(const struct dbwatch *w);

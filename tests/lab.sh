@@ -7,6 +7,7 @@
 #   lab_ns lan|gw|wan name of a namespace;  lab_exec lan|gw|wan CMD...  run inside it
 #   lab_bg lan|gw|wan NAME CMD...  start CMD in the background, remembered for cleanup
 #   lab_down          stop everything it started and delete the namespaces (runs on EXIT)
+#   lab_api METHOD PATH [curl args]   pgw-api at 127.0.0.1:8080 in gw: prints "<status> <body>"
 #
 #   lan  (clients)  lan0: 192.168.2.10-.13/24, fd00:2::10-13/64; default via the gateway
 #   gw   (pgw)      ens19: 192.168.2.1/24 fd00:2::1/64   eth0: 198.51.100.1/24 2001:db8:100::1/64
@@ -139,6 +140,7 @@ lab_start_nginx() {
 	        listen [$LAB_WEB6]:80;
 	        location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; }
 	        location /files/ { root $LAB_DIR/www; }
+	        location /slow/ { alias $LAB_DIR/www/files/; limit_rate 256k; }
 	        location /upload/ { root $LAB_DIR/www; dav_methods PUT; client_max_body_size 100m; }
 	    }
 	}
@@ -244,7 +246,7 @@ lab_pgw_env() {
 # Capture on the gateway's WAN interface every packet whose source is a LAN client.
 lab_capture_start() { # name
 	LAB_CAP=$LAB_DIR/$1.pcap
-	lab_bg gw "tcpdump-$1" tcpdump -i eth0 -n -U -w "$LAB_CAP" 'src net 192.168.2.0/24 or src net fd00:2::/64'
+	lab_bg gw "tcpdump-$1" tcpdump -i eth0 -n -U --immediate-mode -w "$LAB_CAP" 'src net 192.168.2.0/24 or src net fd00:2::/64'
 	LAB_CAP_PID=$LAB_LAST_PID
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -255,24 +257,63 @@ lab_capture_start() { # name
 	return 1
 }
 
-# Stop the capture; print how many client packets crossed the WAN interface.
+# Stop the capture; print how many client packets crossed the WAN interface. (--immediate-mode:
+# every packet is handed to tcpdump at once, so none is still in a ring block when it stops.)
 lab_capture_stop() {
 	sleep 0.2
 	lab_stop_pid "$LAB_CAP_PID"
 	tcpdump -r "$LAB_CAP" -n 2>/dev/null | tee "$LAB_CAP.txt" | wc -l
 }
 
-# Every kind of traffic a client might send out: TCP, UDP/53, UDP/443, IPv6 TCP. Each try is
-# bounded; failures are expected and ignored.
+# Every kind of traffic a client might send out: TCP, UDP/53, UDP/443, TCP/53, ICMP, and the
+# same over IPv6. Each try is bounded; failures are expected and ignored.
 lab_client_tries() { # client-ip client-ip6
 	local ip=$1 ip6=${2:-}
 	lab_exec lan curl -s -m 1 --interface "$ip" "http://$LAB_WEB/ip" >/dev/null 2>&1
 	lab_exec lan socat -u - "UDP4:$LAB_WEB:53,bind=$ip" <<<"dns query" >/dev/null 2>&1
 	lab_exec lan socat -u - "UDP4:$LAB_WEB:443,bind=$ip" <<<"quic" >/dev/null 2>&1
 	lab_exec lan socat -u - "TCP4:$LAB_WEB:53,bind=$ip,connect-timeout=1" <<<"dns over tcp" >/dev/null 2>&1
+	lab_exec lan ping -n -q -c 1 -W 1 -I "$ip" "$LAB_WEB" >/dev/null 2>&1
 	if [ -n "$ip6" ]; then
 		lab_exec lan curl -s -m 1 --interface "$ip6" "http://[$LAB_WEB6]/ip" >/dev/null 2>&1
 		lab_exec lan socat -u - "UDP6:[$LAB_WEB6]:53,bind=[$ip6]" <<<"dns6" >/dev/null 2>&1
+		lab_exec lan socat -u - "UDP6:[$LAB_WEB6]:443,bind=[$ip6]" <<<"quic6" >/dev/null 2>&1
+		lab_exec lan ping -6 -n -q -c 1 -W 1 -I "$ip6" "$LAB_WEB6" >/dev/null 2>&1
 	fi
 	return 0
 }
+
+# lab_client_tries over and over in the background until lab_traffic_stop (or lab_down).
+lab_traffic_start() { # client-ip [client-ip6]
+	(
+		trap - EXIT INT TERM
+		while [ ! -e "$LAB_DIR/traffic.stop" ]; do lab_client_tries "$@"; done
+	) &
+	echo "$! traffic-$1" >>"$LAB_DIR/pids"
+}
+lab_traffic_stop() { # waits for every loop to finish its round
+	local pid name
+	touch "$LAB_DIR/traffic.stop"
+	while read -r pid name; do
+		case $name in traffic-*) wait "$pid" 2>/dev/null ;; esac
+	done <"$LAB_DIR/pids"
+	rm -f "$LAB_DIR/traffic.stop"
+}
+
+# pgw-api (PGW_API_LISTEN=127.0.0.1:8080 in the gw namespace): prints "<status> <body>".
+lab_api() { # method path [curl args...]
+	local m=$1 p=$2
+	shift 2
+	lab_exec gw curl -s -m 20 -o "$LAB_DIR/api-body" -w '%{http_code}' -X "$m" "$@" "http://127.0.0.1:8080$p"
+	printf ' '
+	cat "$LAB_DIR/api-body"
+}
+
+# Log in through the API and print the "Authorization: Bearer ..." header to use.
+lab_api_login() { # user password
+	printf 'Authorization: Bearer %s' "$(lab_api POST /api/v1/auth/login -H 'Content-Type: application/json' \
+		-d "{\"username\":\"$1\",\"password\":\"$2\"}" | cut -d' ' -f2- | jq -r .token)"
+}
+
+# Milliseconds since the epoch (timing functional bounds such as "blocked within 1 s").
+lab_ms() { echo $(($(date +%s%N) / 1000000)); }

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Scenario: fail closed by construction. While mapped-active, mapped-blocked, disabled and
+# unmapped clients (IPv4 and IPv6) keep sending TCP, UDP/53, UDP/443, TCP/53 and ICMP, the
+# gateway goes through a fault matrix: a missing lan_iface refused by the API and pgwctl and
+# forced into the DB, a wrong wan_iface and lan_cidr, the LAN NIC renamed at runtime and back,
+# the agent SIGKILLed in a loop during full rebuilds of 1,000 mappings, the DB write-locked by
+# another process for 10 s, healthd SIGSTOPped past the staleness bound, the forwarder
+# SIGSTOPped, each daemon SIGKILLed. tcpdump on the WAN interface sees 0 client packets
+# throughout, while it does see the gateway's own traffic (it was capturing), and a control
+# capture before and after shows that a real leak would be seen.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+ctl=$PGW_BIN/pgwctl
+db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
+J='Content-Type: application/json'
+A=192.168.2.10 A6=fd00:2::10 # mapped to an up proxy: active
+B=192.168.2.11 B6=fd00:2::11 # mapped to a proxy that does not exist: blocked
+D=192.168.2.12               # mapping disabled
+U=192.168.2.13 U6=fd00:2::13 # unmapped
+agent_col() { db "SELECT $1 FROM agent_state"; }
+in_set() { lab_exec gw nft list set inet pgw "$1" | grep -qw "$2"; }
+relays() { [ "$(lab_exec lan curl -s -m 3 --interface $A http://$LAB_WEB/ip)" = "$LAB_SOCKS_AUTH" ]; }
+blocked_now() { ! lab_exec lan curl -s -m 2 --interface $A http://$LAB_WEB/ip >/dev/null 2>&1; }
+declare -A starts
+start() { # daemon: its logs are pgw-DAEMON-1.log, -2, ... one per start
+	starts[$1]=$((${starts[$1]:-0} + 1))
+	lab_bg gw "pgw-$1-${starts[$1]}" "$PGW_BIN/pgw-$1"
+	eval "pid_$1=$LAB_LAST_PID"
+}
+stop_kill() { # daemon
+	local p
+	eval "p=\$pid_$1"
+	kill -KILL "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+}
+
+# control: without pgw the same tries cross the WAN interface, and the capture sees them
+lab_capture_start control || exit 1
+lab_client_tries $U $U6
+n=$(lab_capture_stop)
+check "control: without pgw, client packets cross the WAN interface ($n seen)" test "$n" -gt 0
+
+$ctl settings set health_interval 1 >/dev/null
+$ctl settings set health_timeout 1 >/dev/null # staleness bound: 2 intervals + 3 timeouts = 5 s
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES,
+    (4, 'nowhere', 'socks5', '198.51.100.99', 1080, '', '');
+    INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('$A', 1, 1), ('$A6', 1, 1), ('$B', 4, 1), ('$B6', 4, 1),
+    ('$D', 1, 0);"
+for d in healthd agent forwarder api; do start $d; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api-1.log"
+check "the active client is activated and relays" wait_for 10 relays
+ADMIN=$(lab_api_login admin admin-password-1)
+
+# the capture of the whole run: every packet on the WAN interface (client ones are counted after)
+lab_bg gw tcpdump-run tcpdump -i eth0 -n -U --immediate-mode -w "$LAB_DIR/run.pcap"
+cap_pid=$LAB_LAST_PID
+wait_for 5 grep -q 'listening on' "$LAB_DIR/tcpdump-run.log"
+lab_traffic_start $A $A6
+lab_traffic_start $B $B6
+lab_traffic_start $D
+lab_traffic_start $U $U6
+
+# --- settings that name the system -------------------------------------------------------
+out=$(lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"lan_iface":"nope0","health_interval":"2"}')
+check_eq "API: a missing lan_iface is refused (400)" "${out%% *}" "400"
+check_match "... with a message naming it" "$(cut -d' ' -f2- <<<"$out" | jq -r .error.message)" "lan_iface: no interface 'nope0'.*ens19"
+check_eq "... and nothing changed (lan_iface, health_interval)" "$(db "SELECT group_concat(value, ' ') FROM (SELECT value FROM settings WHERE key IN ('lan_iface', 'health_interval') ORDER BY key)")" "1 ens19"
+out=$(lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"wan_iface":"nowan9"}')
+check_eq "API: a missing wan_iface is refused (400)" "${out%% *}" "400"
+out=$(lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"lan_cidr":"10.9.9.0/24"}')
+check_match "API: a lan_cidr holding no address of the LAN interface is refused (400)" "$out" "^400 .*lan_cidr: 10.9.9.0/24 holds no address of ens19 \(192.168.2.1/24\)"
+out=$(lab_exec gw "$ctl" settings set lan_iface nope0 2>&1)
+check_match "pgwctl settings set refuses it too, naming it" "$out" "lan_iface: no interface 'nope0'"
+check_eq "... nothing stored" "$(db "SELECT value FROM settings WHERE key = 'lan_iface'")" "ens19"
+
+# forced into the DB anyway: the agent applies a table that blocks everyone, and says why
+db "UPDATE settings SET value = 'nope0' WHERE key = 'lan_iface'" && $ctl notify settings >/dev/null
+check "lan_iface 'nope0' in the DB: the agent reports it (agent_state.last_error)" \
+	wait_for 3 bash -c "sqlite3 $PGW_DB 'SELECT last_error FROM agent_state' | grep -q \"lan_iface 'nope0': no such interface\""
+check_eq "... lan_iface_present = 0" "$(agent_col lan_iface || true)/$(agent_col lan_iface_present)" "nope0/0"
+check "... the active client gets nothing now (blocked, not leaked)" blocked_now
+check "... the forward chain still drops by policy" bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw forward | grep -q 'policy drop'"
+db "UPDATE settings SET value = 'ens19' WHERE key = 'lan_iface'" && $ctl notify settings >/dev/null
+check "lan_iface back: the report clears" wait_for 3 bash -c "[ -z \"\$(sqlite3 $PGW_DB 'SELECT last_error FROM agent_state')\" ]"
+check "... and the active client relays again" wait_for 5 relays
+
+db "UPDATE settings SET value = 'nowan0' WHERE key = 'wan_iface'" && $ctl notify settings >/dev/null
+check "wan_iface 'nowan0' in the DB: reported" wait_for 3 bash -c "sqlite3 $PGW_DB 'SELECT iface_error FROM agent_state' | grep -q \"wan_iface 'nowan0'\""
+lab_client_tries $U $U6
+db "UPDATE settings SET value = 'eth0' WHERE key = 'wan_iface'" && $ctl notify settings >/dev/null
+check "wan_iface back: cleared" wait_for 3 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT wan_iface_present FROM agent_state') = 1 ]"
+
+db "UPDATE settings SET value = '10.9.9.0/24' WHERE key = 'lan_cidr'" && $ctl notify settings >/dev/null
+check "lan_cidr wrong in the DB: the table is rebuilt with it" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw forward | grep -q 10.9.9.0/24"
+lab_client_tries $U $U6
+lab_client_tries $D
+db "UPDATE settings SET value = '192.168.2.0/24' WHERE key = 'lan_cidr'" && $ctl notify settings >/dev/null
+check "lan_cidr back" wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw forward | grep -q 192.168.2.0/24"
+
+# --- the LAN NIC renamed at runtime, and back ---------------------------------------------
+lab_bg gw sse curl -sN -m 60 -H "$ADMIN" http://127.0.0.1:8080/api/v1/events
+sleep 0.5
+t0=$(lab_ms)
+lab_exec gw ip link set ens19 down
+lab_exec gw ip link set ens19 name lanx0
+lab_exec gw ip link set lanx0 up
+check "NIC renamed: the agent notices through rtnetlink at once" \
+	wait_for 2 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT lan_iface_present FROM agent_state') = 0 ]"
+echo "# rename noticed $(($(lab_ms) - t0)) ms after it began"
+check "... logs it" grep -q "lan_iface 'ens19': no such interface" "$LAB_DIR"/pgw-agent-*.log
+check "... in pgwctl status" bash -c "$ctl status | grep -q \"lan_iface 'ens19': no such interface\""
+check "... as a metric (pgw_agent_interface_present{role=\"lan\"} 0)" \
+	bash -c "[ \"\$(ip netns exec $(lab_ns gw) curl -s http://127.0.0.1:8080/metrics | grep '^pgw_agent_interface_present{role=\"lan\"')\" = 'pgw_agent_interface_present{role=\"lan\",iface=\"ens19\"} 0' ]"
+check "... as an agent event on the live stream" wait_for 4 bash -c "grep -A1 '^event: agent' $LAB_DIR/sse.log | grep -q '\"lan_iface_present\": *false'"
+out=$(lab_api GET /api/v1/status -H "$ADMIN")
+check_eq "... in GET /status" "$(cut -d' ' -f2- <<<"$out" | jq -r '.agent.lan_iface_present')" "false"
+check "enforcement never stopped: traffic through the renamed NIC gets nothing" blocked_now
+check "... the table is in place" lab_exec gw nft list set inet pgw active4
+lab_exec gw ip link set lanx0 down
+lab_exec gw ip link set lanx0 name ens19
+lab_exec gw ip addr replace 192.168.2.1/24 dev ens19
+lab_exec gw ip addr replace fd00:2::1/64 dev ens19 nodad
+lab_exec gw ip link set ens19 up
+check "renamed back: the report clears by itself" wait_for 2 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT lan_iface_present FROM agent_state') = 1 ] && [ -z \"\$(sqlite3 $PGW_DB 'SELECT last_error FROM agent_state')\" ]"
+check "... and the active client relays again" wait_for 5 relays
+
+# --- the agent SIGKILLed in a loop during full rebuilds of 1,000 mappings ----------------
+{
+	echo "BEGIN;"
+	for ((i = 0; i < 1000; i++)); do echo "INSERT INTO mappings (client_ip, proxy_id) VALUES ('10.77.$((i / 250)).$((i % 250 + 1))', 1);"; done
+	echo "COMMIT;"
+} | db
+check "1,000 more mappings applied" wait_for 10 bash -c "[ \$(ip netns exec $(lab_ns gw) nft -j list set inet pgw active4 | jq '.nftables[1].set.elem | length') -ge 1001 ]"
+gone=0
+for ((i = 0; i < 10; i++)); do
+	mode=$([ $((i % 2)) = 0 ] && echo drop || echo reject)
+	db "UPDATE settings SET value = '$mode' WHERE key = 'block_action'" && $ctl notify settings >/dev/null
+	sleep "0.0$((RANDOM % 10))"
+	stop_kill agent
+	lab_exec gw nft list chain inet pgw forward >/dev/null 2>&1 || gone=$((gone + 1))
+	start agent
+	sleep 0.3
+done
+check_eq "the table was in place at each of 10 SIGKILLs mid-rebuild" "$gone" "0"
+want=$(db "SELECT count(*) FROM mapping_state WHERE active AND client_ip NOT LIKE '%:%'")
+check "after the loop the kernel holds exactly the DB's active IPv4 clients ($want)" \
+	wait_for 10 bash -c "[ \$(ip netns exec $(lab_ns gw) nft -j list set inet pgw active4 | jq '.nftables[1].set.elem | length') = $want ]"
+db "DELETE FROM mappings WHERE client_ip LIKE '10.77.%'; UPDATE settings SET value = 'reject' WHERE key = 'block_action'"
+$ctl notify mappings settings >/dev/null
+
+# --- the DB write-locked by another process for 10 s ------------------------------------
+(echo 'BEGIN IMMEDIATE;'; sleep 10; echo 'COMMIT;') | sqlite3 "$PGW_DB" &
+lock=$!
+t0=$(lab_ms)
+check "DB locked: healthd cannot record, its results go stale, the agent blocks (within 5 s + 2 s)" \
+	wait_for 9 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw $A"
+echo "# blocked $(($(lab_ms) - t0)) ms after the lock was taken"
+lab_client_tries $U $U6
+wait $lock
+check "lock released: the client is active again" wait_for 8 relays
+
+# --- healthd SIGSTOPped past the staleness bound ----------------------------------------
+kill -STOP "$pid_healthd"
+t0=$(lab_ms)
+check "healthd stopped: its proxies' clients are blocked once results are stale (5 s bound)" \
+	wait_for 9 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw $A"
+t1=$(lab_ms)
+echo "# blocked $((t1 - t0)) ms after SIGSTOP (bound: 5 s since the last result, polled every 1 s)"
+check "... not before the bound (> 2 s after SIGSTOP: fresh results are trusted)" test $((t1 - t0)) -gt 2000
+out=$(lab_api GET /api/v1/health -H "$ADMIN")
+check_eq "GET /health: proxy 1 unknown and stale" "$(cut -d' ' -f2- <<<"$out" | jq -r '.items[] | select(.proxy_id == 1) | "\(.status) \(.stale)"')" "unknown true"
+check "metrics: pgw_proxy_health_stale 1 and pgw_proxy_up 0" bash -c "ip netns exec $(lab_ns gw) curl -s http://127.0.0.1:8080/metrics | grep -q '^pgw_proxy_health_stale{proxy=\"socks-auth\",id=\"1\"} 1' && ip netns exec $(lab_ns gw) curl -s http://127.0.0.1:8080/metrics | grep -q '^pgw_proxy_up{proxy=\"socks-auth\",id=\"1\"} 0'"
+check "the forwarder refuses it too" blocked_now
+kill -CONT "$pid_healthd"
+check "healthd continued: active again" wait_for 6 relays
+
+# --- the forwarder SIGSTOPped, then each daemon SIGKILLed --------------------------------
+kill -STOP "$pid_forwarder"
+check "forwarder stopped: the active client gets nothing (and nothing leaks)" blocked_now
+lab_client_tries $A $A6
+kill -CONT "$pid_forwarder"
+check "forwarder continued: relays again" wait_for 5 relays
+for d in agent forwarder healthd api; do
+	stop_kill $d
+	lab_client_tries $A $A6
+	lab_client_tries $U $U6
+	check "pgw-$d SIGKILLed: the table stays" lab_exec gw nft list chain inet pgw forward
+	start $d
+done
+check "all back: the active client relays" wait_for 10 relays
+
+lab_traffic_stop
+sleep 0.3
+lab_stop_pid "$cap_pid"
+n=$(tcpdump -r "$LAB_DIR/run.pcap" -n 'src net 192.168.2.0/24 or src net fd00:2::/64' 2>/dev/null | tee "$LAB_DIR/leaks.txt" | wc -l)
+[ "$n" -eq 0 ] || { echo "# leaked packets:"; head -n 20 "$LAB_DIR/leaks.txt" | sed 's/^/#   /'; }
+check_eq "0 client packets crossed the WAN interface during the whole fault matrix" "$n" "0"
+all=$(tcpdump -r "$LAB_DIR/run.pcap" -n 2>/dev/null | wc -l)
+check "... while the capture saw the gateway's own traffic to the proxies ($all packets)" test "$all" -gt 100
+drops=$(lab_exec gw nft -j list chain inet pgw forward | jq '[.nftables[].rule.expr // empty | .[] | .counter.packets // empty] | add')
+check "the forward chain saw client packets and refused them ($drops)" test "$drops" -gt 0
+
+# control at the end: without pgw's table, the same capture sees a leak at once
+stop_kill agent
+lab_exec gw nft delete table inet pgw
+lab_capture_start control-end || exit 1
+lab_client_tries $U $U6
+n=$(lab_capture_stop)
+check "control at the end: without the table, client packets are seen on the WAN ($n)" test "$n" -gt 0
+finish
