@@ -1,6 +1,7 @@
 /* desired.c - see desired.h. */
 #include "desired.h"
 
+#include "link.h"
 #include "log.h"
 #include "net.h"
 #include "settings.h"
@@ -106,6 +107,9 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	}
 	r->forwarder_port = cfg->forwarder_port;
 	r->api_port = cfg->api_port;
+	/* a name that matches nothing must not make the rules that use it match less */
+	r->lan_missing = !link_present(r->lan_iface);
+	r->wan_missing = !link_present(r->wan_iface);
 	return 0;
 bad:
 	snprintf(err, errlen, "settings: %s", why);

@@ -22,6 +22,8 @@ struct desired_rules {
 	uint8_t tproxy; /* forwarder_mode=tproxy */
 	uint16_t tproxy_port;
 	uint32_t strict_uid; /* PGW_SERVICE_USER; an unknown user gets a uid nobody has: fail closed */
+	uint8_t lan_missing; /* no interface of that name now: input from any non-WAN interface is limited */
+	uint8_t wan_missing; /* ...: strict output limits everything that does not go to lo or the LAN */
 };
 
 struct addrset {

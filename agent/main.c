@@ -114,32 +114,6 @@ static int check_ifaces(struct agent *a)
 	return 1;
 }
 
-/* Only the interfaces changed: their columns, and last_error unless an apply is failing. */
-static void report_ifaces(struct agent *a)
-{
-	sqlite3_stmt *st = NULL;
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_AGENT };
-
-	if (sqlite3_prepare_v2(a->d->db,
-			       "UPDATE agent_state SET lan_iface_present = ?1, wan_iface_present = ?2, iface_error = ?3, "
-			       "last_error = CASE WHEN ?4 THEN last_error ELSE ?3 END WHERE id = 1",
-			       -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
-		return;
-	}
-	sqlite3_bind_int(st, 1, a->lan_present);
-	sqlite3_bind_int(st, 2, a->wan_present);
-	sqlite3_bind_text(st, 3, a->iface_error, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, a->failing);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
-	sqlite3_finalize(st);
-	/* no dbwatch_sync() here: our own commits do not move data_version, and the fingerprint
-	 * must not be taken after the state was read (a result that went stale meanwhile would
-	 * then never be seen as a change) */
-	notify_broadcast(a->d->nt, &m);
-}
-
 /* Clients that stopped being active lose their conntrack state (REDIRECT's NAT mapping). */
 static void forget_clients(const struct addrset *gone)
 {
@@ -274,6 +248,15 @@ static void on_kick(struct evloop *ev, void *arg)
 	reconcile(a, a->failing && !a->have_applied);
 }
 
+/* Reconcile once the current batch of events is handled (coalesces bursts). */
+static void kick(struct agent *a)
+{
+	if (!a->dirty) {
+		a->dirty = 1;
+		ev_timer_set(a->kick, 0, 0);
+	}
+}
+
 /* A link appeared, disappeared or was renamed. */
 static void on_link(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
@@ -281,8 +264,7 @@ static void on_link(struct evloop *ev, int fd, uint32_t events, void *arg)
 
 	(void)ev, (void)fd, (void)events;
 	link_watch_drain(a->links);
-	if (check_ifaces(a))
-		report_ifaces(a);
+	kick(a); /* a missing interface changes the rules (desired_rules.lan_missing/wan_missing) */
 }
 
 /* Someone (an admin, a failsafe load, another tool) replaced or removed our table. */
@@ -292,8 +274,8 @@ static void on_verify(struct evloop *ev, void *arg)
 	int r = nft_table_present(a->nft);
 
 	(void)ev;
-	if (!a->links && check_ifaces(a))
-		report_ifaces(a);
+	if (!a->links)
+		kick(a); /* no link events: look at the interfaces now and then */
 	if (r == 0) {
 		log_warnx("table inet pgw is missing or not ours; rebuilding");
 		reconcile(a, 1);
@@ -310,10 +292,7 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & relevant)))
 		return;
 	log_debug("change from %s (%s)", msg ? (*from ? from : "a client") : from, msg ? "event" : "poll");
-	if (!a->dirty) {
-		a->dirty = 1;
-		ev_timer_set(a->kick, 0, 0); /* once the current batch of events is handled */
-	}
+	kick(a);
 }
 
 static const struct daemon_info info = {
@@ -323,6 +302,7 @@ static const struct daemon_info info = {
 		   "  --flush             delete table inet pgw and exit (uninstall; clients lose their rules)",
 	.on_change = on_change,
 	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
+	.watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
 };
 
 static int flush_and_exit(void)

@@ -23,7 +23,7 @@
  *     counter drop }                                                         # everything else
  *   chain input { type filter hook input priority filter; policy accept;
  *     iifname "lo" accept
- *     iifname LAN jump lan_in
+ *     iifname LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in)
  *     ip saddr LAN jump lan_in
  *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
  *   chain lan_in {
@@ -34,7 +34,8 @@
  *     meta l4proto tcp th dport API accept
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
- *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output()]
+ *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output();
+ *    WAN missing: its "oifname WAN" is "oifname != lo oifname != LAN"]
  * }
  * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
  *
@@ -348,6 +349,26 @@ static void m_ifname(struct nftnl_rule *r, uint32_t key, const char name[16])
 	e_cmp(r, NFT_CMP_EQ, name, 16);
 }
 
+static void m_ifname_not(struct nftnl_rule *r, uint32_t key, const char name[16])
+{
+	e_meta(r, key);
+	e_cmp(r, NFT_CMP_NEQ, name, 16);
+}
+
+/* Strict output: "goes to the WAN". With the WAN interface missing, that is everything that
+ * goes neither to loopback nor to the LAN interface: a wrong name limits more, not less. */
+static void m_to_wan(struct nftnl_rule *r, const struct desired_rules *dr)
+{
+	static const char lo[16] = "lo";
+
+	if (!dr->wan_missing) {
+		m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+		return;
+	}
+	m_ifname_not(r, NFT_META_OIFNAME, lo);
+	m_ifname_not(r, NFT_META_OIFNAME, dr->lan_iface);
+}
+
 static void m_u8(struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
 {
 	e_meta(r, meta_key);
@@ -609,7 +630,7 @@ static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_to_wan(r, dr);
 	e_meta(r, NFT_META_SKUID);
 	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
 	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
@@ -645,17 +666,17 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0, NF_ACCEPT);
 
 	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_to_wan(r, dr);
 	m_ct_established(r);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "output");
 	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_to_wan(r, dr);
 	m_u8(r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "output");
 	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_to_wan(r, dr);
 	m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2);
 	e_cmp(r, NFT_CMP_EQ, &p68, 2);
@@ -666,7 +687,7 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	put_proxy_rule(bt, dr, 0);
 	put_proxy_rule(bt, dr, 1);
 	r = nftnl_rule_alloc();
-	m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
+	m_to_wan(r, dr);
 	e_counter(r);
 	e_verdict(r, NF_DROP, NULL);
 	put_rule(bt, r, "output");
@@ -744,7 +765,10 @@ static void build_full(struct batch *bt, const struct desired *d)
 		put_rule(bt, r, "input");
 	}
 	r = nftnl_rule_alloc();
-	match_lan_iface(r, dr, NULL);
+	if (dr->lan_missing) /* the LAN NIC is gone or misnamed: whatever is not the WAN is limited */
+		m_ifname_not(r, NFT_META_IIFNAME, dr->wan_iface);
+	else
+		match_lan_iface(r, dr, NULL);
 	e_verdict(r, NFT_JUMP, "lan_in");
 	put_rule(bt, r, "input");
 	r = nftnl_rule_alloc();

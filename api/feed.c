@@ -147,7 +147,11 @@ void feed_update(struct feed *f, uint32_t topics)
 	if (topics & TOPIC_FORWARDER) { /* the once-a-second tick: has a health result gone stale? */
 		sqlite3_stmt *st = NULL;
 		char now[sizeof(f->stale)] = "";
-		if (sqlite3_prepare_v2(f->db, "SELECT group_concat(proxy_id) FROM health_state WHERE stale", -1, &st, NULL) ==
+		/* which proxies, summed up: a list could outgrow the buffer */
+		if (sqlite3_prepare_v2(f->db,
+				       "SELECT count(*) || ':' || coalesce(sum(proxy_id), 0) || ':' || "
+				       "coalesce(sum(proxy_id * proxy_id), 0) FROM health_state WHERE stale",
+				       -1, &st, NULL) ==
 			    SQLITE_OK &&
 		    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 			snprintf(now, sizeof(now), "%s", (const char *)sqlite3_column_text(st, 0));

@@ -280,8 +280,8 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 			  daemon_alive(rd, "agent"), "forwarder", daemon_alive(rd, "forwarder"), "healthd",
 			  daemon_alive(rd, "healthd"), "agent", agent_state(db), "forwarder", fwd ? fwd : json_null(),
 			  "counts", "proxies", (json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
-			  (json_int_t)db_query_int(db, "SELECT count(*) FROM proxy_health WHERE status = 'up'", 0), "proxies_down",
-			  (json_int_t)db_query_int(db, "SELECT count(*) FROM proxy_health WHERE status = 'down'", 0), "mappings",
+			  (json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", 0), "proxies_down",
+			  (json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'down'", 0), "mappings",
 			  (json_int_t)db_query_int(db, "SELECT count(*) FROM mappings", 0), "clients_active",
 			  (json_int_t)db_query_int(db, "SELECT active_count FROM agent_state", 0), "clients_blocked",
 			  (json_int_t)db_query_int(db, "SELECT blocked_count FROM agent_state", 0)));

@@ -130,8 +130,10 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	after = proxy_json(db, id);
 	{
 		char oid[24];
+		json_t *shown = redacted(json_deep_copy(after)); /* api_audit() does not take it */
 		snprintf(oid, sizeof(oid), "%lld", (long long)id);
-		api_audit(r, before ? "proxy.update" : "proxy.create", "proxy", oid, before, redacted(json_deep_copy(after)), "ok");
+		api_audit(r, before ? "proxy.update" : "proxy.create", "proxy", oid, before, shown, "ok");
+		json_decref(shown);
 	}
 	json_decref(before);
 	api_notify(r, TOPIC_PROXIES);

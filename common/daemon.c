@@ -61,8 +61,8 @@ static void on_notify(struct evloop *ev, int fd, uint32_t events, void *arg)
 		d->events++;
 		log_debug("notify: %s topics=0x%x id=%lld from '%s'", notify_type_str(m.type), m.topics, (long long)m.id,
 			  from);
-		if (m.type == NOTIFY_CHANGED)
-			dbwatch_sync(d->watch);
+		if (m.type == NOTIFY_CHANGED && (!d->info->watch_topics || (m.topics & d->info->watch_topics)))
+			dbwatch_sync(d->watch); /* the daemon reads the state after this: nothing is lost */
 		if (d->info->on_change)
 			d->info->on_change(d, &m, from);
 	}
@@ -188,7 +188,13 @@ long daemon_watchdog_ms(const char *usec, const char *pid, long self)
 
 static void on_watchdog(struct evloop *ev, void *arg)
 {
-	(void)ev, (void)arg;
+	struct daemon *d = arg;
+
+	(void)ev;
+	if (d->info->alive && !d->info->alive(d)) {
+		log_error("watchdog: a worker is stuck; not telling systemd we are alive");
+		return;
+	}
 	daemon_sd_notify("WATCHDOG=1"); /* from the loop itself: a wedged loop stops sending */
 }
 

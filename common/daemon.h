@@ -24,6 +24,13 @@ struct daemon_info {
 	int (*validate)(const struct pgw_config *cfg, char *err, size_t errlen); /* extra checks, may be NULL */
 	/* Polling fallback: NULL reacts to any commit; else a fingerprint query (see dbwatch.h). */
 	const char *watch_sql;
+	/* The NOTIFY_CHANGED topics this daemon acts on (0: all). Only those re-sync the polling
+	 * fallback: a datagram about anything else must not swallow a change the poll would see
+	 * (a health result going stale sends no datagram at all). */
+	uint32_t watch_topics;
+	/* Asked before each systemd WATCHDOG=1 (may be NULL): 0 withholds it, so a daemon whose
+	 * own threads are stuck (not just its main loop) is restarted too. */
+	int (*alive)(struct daemon *d);
 };
 
 struct daemon {

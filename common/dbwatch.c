@@ -8,34 +8,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FP_MAX 1024
-
 struct dbwatch {
 	struct evloop *ev;
 	struct ev_handle *timer;
 	sqlite3 *db;
 	int64_t seen;
 	const char *fp_sql;
-	char fp[FP_MAX];
+	char *fp; /* the last fingerprint, whole (a list of stale proxies can be long) */
 	unsigned long hits;
 	dbwatch_cb cb;
 	void *arg;
 };
 
-/* The fingerprint as text (whatever the query's one value is); "" when it cannot be read. */
-static void fingerprint(struct dbwatch *w, char *out)
+/* The fingerprint as text (whatever the query's one value is), malloc'd; "" when it cannot be
+ * read; NULL only when out of memory. */
+static char *fingerprint(struct dbwatch *w)
 {
 	sqlite3_stmt *st = NULL;
+	const char *t = "";
 
-	out[0] = 0;
 	if (sqlite3_prepare_v2(w->db, w->fp_sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-		if (t)
-			snprintf(out, FP_MAX, "%s", (const char *)t);
+		if (sqlite3_column_text(st, 0))
+			t = (const char *)sqlite3_column_text(st, 0);
 	} else {
 		log_warnx("dbwatch: fingerprint: %s", sqlite3_errmsg(w->db));
 	}
+	char *copy = strdup(t);
 	sqlite3_finalize(st);
+	return copy;
+}
+
+/* Replace the stored fingerprint; 1 when it changed. */
+static int fingerprint_moved(struct dbwatch *w)
+{
+	char *fp = fingerprint(w);
+	int moved;
+
+	if (!fp)
+		return 1; /* out of memory: better a reload too many */
+	moved = !w->fp || strcmp(fp, w->fp) != 0;
+	free(w->fp);
+	w->fp = fp;
+	return moved;
 }
 
 /* With a fingerprint, it is read on every tick: it may depend on the time (a health result
@@ -43,7 +57,6 @@ static void fingerprint(struct dbwatch *w, char *out)
 static void on_tick(struct evloop *ev, void *arg)
 {
 	struct dbwatch *w = arg;
-	char fp[FP_MAX];
 	int64_t v;
 
 	(void)ev;
@@ -57,10 +70,8 @@ static void on_tick(struct evloop *ev, void *arg)
 		w->seen = v;
 	} else {
 		w->seen = v;
-		fingerprint(w, fp);
-		if (strcmp(fp, w->fp) == 0)
+		if (!fingerprint_moved(w))
 			return; /* nothing this daemon watches changed */
-		memcpy(w->fp, fp, sizeof(fp));
 	}
 	w->hits++;
 	w->cb(w->arg);
@@ -79,7 +90,7 @@ struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, co
 	w->arg = arg;
 	w->fp_sql = fingerprint_sql;
 	if (fingerprint_sql)
-		fingerprint(w, w->fp);
+		w->fp = fingerprint(w);
 	if (db_data_version(db, &w->seen) < 0)
 		goto fail;
 	w->timer = ev_add_timer(ev, poll_ms, poll_ms, on_tick, w);
@@ -87,6 +98,7 @@ struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, co
 		goto fail;
 	return w;
 fail:
+	free(w->fp);
 	free(w);
 	return NULL;
 }
@@ -96,6 +108,7 @@ void dbwatch_free(struct dbwatch *w)
 	if (!w)
 		return;
 	ev_del(w->ev, w->timer);
+	free(w->fp);
 	free(w);
 }
 
@@ -103,7 +116,7 @@ void dbwatch_sync(struct dbwatch *w)
 {
 	db_data_version(w->db, &w->seen);
 	if (w->fp_sql)
-		fingerprint(w, w->fp);
+		fingerprint_moved(w);
 }
 
 unsigned long dbwatch_hits(const struct dbwatch *w) { return w->hits; }

@@ -132,12 +132,22 @@ static void on_stats(struct evloop *ev, void *arg)
 	write_stats(arg);
 }
 
+/* The watchdog's question: do the workers' loops still run (each ticks once a second)? */
+static int workers_alive(struct daemon *d)
+{
+	struct forwarder *f = d->priv;
+
+	return relay_alive(f->workers, 10000);
+}
+
 static const struct daemon_info info = {
 	.name = "pgw-forwarder",
 	.sock_name = "forwarder",
 	.summary = "Relays each LAN client's TCP through its own upstream proxy (SOCKS5 or HTTP CONNECT).",
 	.on_change = on_change,
 	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
+	.watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
+	.alive = workers_alive,
 };
 
 int main(int argc, char **argv)

@@ -82,6 +82,7 @@ struct worker {
 	unsigned n_conns;
 	uint64_t next_id;
 	int draining, started;
+	atomic_ullong last_tick; /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
 	uint64_t drain_until;
 	uint64_t last_report[256];
 	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */
@@ -505,6 +506,7 @@ static void on_tick(struct evloop *ev, void *arg)
 	uint64_t now = ev_now_ms(), idle;
 	struct conn *c, *next;
 
+	atomic_store(&w->last_tick, now);
 	pthread_rwlock_rdlock(&w->sh->lock);
 	idle = w->sh->limits.idle_timeout_ms;
 	pthread_rwlock_unlock(&w->sh->lock);
@@ -523,13 +525,13 @@ static void on_tick(struct evloop *ev, void *arg)
 		ev_stop(ev);
 }
 
-/* The same path as when the connection was accepted: same proxy, same endpoint, same
+/* The same path as when the connection was accepted: same proxy, same configured endpoint
+ * (host and port as set, so a name resolving elsewhere this time cuts nothing), same type and
  * credentials, and the client still active. */
 static int same_path(const struct fwd_entry *now, const struct fwd_entry *then)
 {
 	return now && now->state == FWD_ACTIVE && now->proxy_id == then->proxy_id && now->type == then->type &&
-	       memcmp(&now->proxy, &then->proxy, sizeof(now->proxy)) == 0 && strcmp(now->user, then->user) == 0 &&
-	       strcmp(now->pass, then->pass) == 0;
+	       now->endpoint == then->endpoint && strcmp(now->user, then->user) == 0 && strcmp(now->pass, then->pass) == 0;
 }
 
 static void on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
@@ -573,6 +575,18 @@ static void on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 		w->conns = c;
 		conn_close(c, CLOSE_REVOKED, UP_OK);
 	}
+}
+
+int relay_alive(struct fwd_workers *ws, uint64_t max_ms)
+{
+	uint64_t now = ev_now_ms();
+
+	for (unsigned i = 0; ws && i < ws->n; i++) {
+		uint64_t t = atomic_load(&ws->w[i].last_tick);
+		if (ws->w[i].started && t && now > t + max_ms)
+			return 0;
+	}
+	return 1;
 }
 
 void relay_revalidate(struct fwd_workers *ws)

@@ -67,6 +67,8 @@ int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, cha
  * cuts (TCP reset to the client, close reason "revoked") each one whose client is no longer
  * active or whose path changed: another proxy, or the proxy's address, type or credentials. */
 void relay_revalidate(struct fwd_workers *w);
+/* 1 when every worker's loop ran its once-a-second tick within the last max_ms. */
+int relay_alive(struct fwd_workers *w, uint64_t max_ms);
 /* Stop accepting, let open connections finish up to the drain timeout, join. */
 void relay_stop(struct fwd_workers *w);
 

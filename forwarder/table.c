@@ -25,6 +25,18 @@ static size_t slot_of(const struct net_ip *a, size_t cap)
 
 static int same(const struct net_ip *a, const struct net_ip *b) { return memcmp(a, b, sizeof(*a)) == 0; }
 
+static uint64_t endpoint_hash(const char *host, unsigned port)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)(host ? host : ""); *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	h = (h ^ ' ') * 1099511628211ull;
+	for (int i = 0; i < 2; i++, port >>= 8)
+		h = (h ^ (port & 0xff)) * 1099511628211ull;
+	return h;
+}
+
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
@@ -83,6 +95,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 					  (const char *)sqlite3_column_text(st, 4));
 		}
 		e.proxy = resolved;
+		e.endpoint = endpoint_hash((const char *)sqlite3_column_text(st, 4), (unsigned)sqlite3_column_int(st, 5));
 		if (!resolved_ok)
 			e.state = FWD_BLOCKED;
 		for (i = slot_of(&a, t->cap); t->used[i] && !same(&t->slots[i].client, &a); i = (i + 1) & (t->cap - 1))

@@ -21,6 +21,8 @@ struct fwd_entry {
 	int64_t proxy_id;
 	enum upstream_type type;
 	struct sockaddr_storage proxy; /* IPv4 or IPv6, resolved when the table is loaded */
+	uint64_t endpoint;	       /* FNV-1a of the configured "host port": what the admin set, not
+					* what a name resolved to this time (a revalidation compares it) */
 	char user[UPSTREAM_CRED_MAX + 1];
 	char pass[UPSTREAM_CRED_MAX + 1];
 	int pipeline; /* SOCKS5 handshake in one write: healthd found the proxy takes it */

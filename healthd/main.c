@@ -442,6 +442,7 @@ static const struct daemon_info info = {
 	.summary = "Probes every upstream proxy through itself: status, latency, exit IP.",
 	.on_change = on_change,
 	.watch_sql = "SELECT sum(seq) FROM change_seq WHERE topic IN ('proxies', 'settings')",
+	.watch_topics = TOPIC_PROXIES | TOPIC_SETTINGS,
 };
 
 int main(int argc, char **argv)

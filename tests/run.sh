@@ -75,22 +75,40 @@ if [ "$unit_only" = 0 ]; then
 		done
 	fi
 
+	# The kill-switch, forwarder, healthd and API scenarios run the daemons built with
+	# AddressSanitizer + UBSan; a sanitizer report from any process fails the scenario.
+	SAN_E2E="06_no_leak 08_forwarder 09_healthd 12_api 20_fail_closed 21_cut_on_block"
 	for s in tests/e2e/[0-9]*.sh; do
 		[ -f "$s" ] || continue
 		case "$(basename "$s")" in *${E2E:-}*) ;; *) continue ;; esac
 		name=$(basename "$s" .sh)
 		log=$LOGS/e2e-$name.log
+		bin=$ROOT/build/bin san=""
+		case " $SAN_E2E " in *" $name "*)
+			bin=$ROOT/build/asan/bin san=$LOGS/sanitizer-$name
+			rm -f "$san".* ;;
+		esac
 		start=$(date +%s)
-		PGW_BIN=$ROOT/build/bin timeout --kill-after=10 600 bash "$s" >"$log" 2>&1
+		if [ -n "$san" ]; then
+			PGW_BIN=$bin ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16:log_path=$san UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$san \
+				timeout --kill-after=10 900 bash "$s" >"$log" 2>&1
+		else
+			PGW_BIN=$bin timeout --kill-after=10 600 bash "$s" >"$log" 2>&1
+		fi
 		rc=$?
 		secs=$(( $(date +%s) - start ))
-		if [ "$rc" -eq 0 ]; then
+		reports=$( [ -n "$san" ] && ls "$san".* 2>/dev/null)
+		if [ "$rc" -eq 0 ] && [ -z "$reports" ]; then
 			ok
-			note "e2e $name: passed ($(grep -c '^ok ' "$log") checks, ${secs}s)"
+			note "e2e $name: passed ($(grep -c '^ok ' "$log") checks, ${secs}s${san:+, sanitized daemons})"
+		elif [ "$rc" -eq 0 ]; then
+			bad "e2e/$name (sanitizer reports: $reports)"
+			head -n 40 $reports
 		else
 			bad "e2e/$name (exit $rc, ${secs}s, log $log)"
 			grep -E '^(not ok|#)' "$log" | head -n 30
 			tail -n 15 "$log"
+			[ -n "$reports" ] && head -n 40 $reports
 		fi
 	done
 fi

@@ -81,7 +81,13 @@ sleep 1
 fd2=$(fds) rss2=$(rss)
 echo "# forwarder fds: $fd0 before, $fd1 after 10,000 connections, $fd2 after 300 more; RSS $rss0 -> $rss1 -> $rss2 KiB"
 check "steady state: more connections open no more fds ($fd1 -> $fd2)" test "$fd2" -le "$fd1"
-check "RSS stays bounded after the soak ($rss0 -> $rss2 KiB)" test "$rss2" -lt $((rss0 + 8192))
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+	# sanitized daemons (make test): ASan holds freed memory in its quarantine (bounded in
+	# tests/run.sh) and caches it per size class, so RSS grows once; then it must stop growing
+	check "RSS stops growing once warm (sanitized build: $rss1 -> $rss2 KiB after 300 more)" test "$rss2" -lt $((rss1 + 8192))
+else
+	check "RSS stays bounded after the soak ($rss0 -> $rss2 KiB)" test "$rss2" -lt $((rss0 + 8192))
+fi
 
 # misbehaving upstreams: each client connection ends, with the reason in the access log
 for c in "20 auth_failed" "21 proxy_closed" "22 bad_proxy_reply" "23 handshake_timeout"; do

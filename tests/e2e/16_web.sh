@@ -33,7 +33,9 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	KILL_PROXY="kill \$(cat $LAB_DIR/noauth.pid)" \
 	START_PROXY="ip netns exec $(lab_ns wan) microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH >/dev/null 2>&1 & echo \$! > $LAB_DIR/noauth.pid" \
 	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip" \
-	RESTART_API="kill \$(cat $LAB_DIR/api.pid)"
+	RESTART_API="kill \$(cat $LAB_DIR/api.pid)" \
+	RENAME_LAN="ip link set ens19 down && ip link set ens19 name lanx0 && ip link set lanx0 up" \
+	RENAME_BACK="ip link set lanx0 down && ip link set lanx0 name ens19 && ip addr replace 192.168.2.1/24 dev ens19 && ip addr replace fd00:2::1/64 dev ens19 nodad && ip link set ens19 up"
 (cd "$ROOT/tests/web" && timeout 240 ip netns exec "$(lab_ns gw)" node ui.mjs) >"$LAB_DIR/ui.out" 2>&1
 rc=$?
 [ -s "$LAB_DIR/noauth.pid" ] && kill "$(cat "$LAB_DIR/noauth.pid")" 2>/dev/null

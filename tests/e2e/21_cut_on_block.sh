@@ -33,18 +33,23 @@ ADMIN=$(lab_api_login admin admin-password-1)
 out=$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d "{\"client_ip\":\"$C\",\"proxy_id\":1}")
 check_eq "the client is mapped to the SOCKS5 proxy with auth (201)" "${out%% *}" "201"
 MID=$(cut -d' ' -f2- <<<"$out" | jq -r .id)
+# a bystander: another client on another proxy, whose download must survive every reload below
+out=$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.11","proxy_id":3}')
+check_eq "a second client is mapped to the HTTP CONNECT proxy (201)" "${out%% *}" "201"
 active() { lab_exec gw nft list set inet pgw active4 | grep -qw "$C"; }
 check "the agent activates it" wait_for 3 active
 check_eq "it exits at that proxy" "$(lab_exec lan curl -s -m 5 --interface $C http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 
-# start_download NAME: an 8 MB download at 256 KiB/s in the background; its exit code and the
-# time it ended (ms) land in $LAB_DIR/NAME.end
+# start_download NAME [CLIENT]: an 8 MB download at 256 KiB/s in the background; its exit code
+# and the time it ended (ms) land in $LAB_DIR/NAME.end
 start_download() {
+	local ip=${2:-$C}
 	rm -f "$LAB_DIR/$1.end"
-	lab_bg lan "dl-$1" bash -c "curl -s -o /dev/null --interface $C http://$LAB_WEB/slow/big.bin; \
+	lab_bg lan "dl-$1" bash -c "curl -s -o /dev/null --interface $ip http://$LAB_WEB/slow/big.bin; \
 		echo \$? \$((\$(date +%s%N) / 1000000)) > $LAB_DIR/$1.end"
 	# under way: the forwarder relays it
-	wait_for 5 bash -c "ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q $C"
+	check "download '$1' of $ip under way through the forwarder" \
+		wait_for 5 bash -c "ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q '$ip:'"
 }
 revoked() { grep -c "client=$C:[0-9]* .*close=revoked" "$LAB_DIR/pgw-forwarder.log"; }
 # ended_within NAME T0 WHAT [LOW]: the download ended (not completed) less than 1 s after T0,
@@ -58,9 +63,13 @@ ended_within() {
 	check "$what: ... within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000 -a $((t1 - t0)) -ge -"$low"
 }
 
+start_download bystander 192.168.2.11
+
 # 1. mapping disabled
-start_download off || { echo "# download did not start"; }
+start_download off
 n0=$(revoked)
+ct0=$(lab_exec gw conntrack -L -s $C 2>/dev/null | wc -l)
+check "conntrack tracks the client's connection before the block ($ct0 entries)" test "$ct0" -gt 0
 t0=$(lab_ms)
 out=$(lab_api PATCH /api/v1/mappings/$MID -H "$ADMIN" -H "$J" -d '{"enabled":false}')
 check_eq "mapping disabled through the API (200)" "${out%% *}" "200"
@@ -99,9 +108,11 @@ pid1081=$(awk '$2 == "microsocks-1081" {print $1}' "$LAB_DIR/pids")
 kill -STOP "$pid1081"
 check "healthd finds proxy 2 down" wait_for 10 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 2')\" = down ]"
 t0=$(lab_ms)
-ended_within down "$t0" "the proxy went down" 1000 # t0: when this test saw "down", polling
+ended_within down "$t0" "the proxy went down" 1000 # t0: when this test saw "down" (polled every 50 ms)
 kill -CONT "$pid1081"
 
+check "the bystander's download went on through all four changes (not cut, not finished)" test ! -e "$LAB_DIR/bystander.end"
+check "... and the forwarder still relays it" bash -c "ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q '192.168.2.11:'"
 n=$(revoked)
 check "4 connections closed with reason revoked in the access log ($n)" test "$n" -ge 4
 check "... counted in the stats file" wait_for 3 bash -c "[ \$(jq '.closes.revoked' $PGW_RUN_DIR/forwarder.stats.json) -ge 4 ]"

@@ -124,6 +124,16 @@ await step('... and up again when it returns, without a reload', async () => {
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"] .badge[data-status="up"]`).waitFor({ timeout: 20000 });
 });
 
+await step('a renamed LAN NIC raises a banner on the dashboard, live', async () => {
+  execSync(env.RENAME_LAN);
+  await page.locator('#alert-banner').getByText("lan_iface 'ens19': no such interface").waitFor({ timeout: 10000 });
+});
+await shot(page, 'dashboard-interface-missing');
+await step('... which clears by itself when the NIC is back', async () => {
+  execSync(env.RENAME_BACK);
+  await page.locator('#alert-banner').waitFor({ state: 'hidden', timeout: 10000 });
+});
+
 await step('after pgw-api restarts, the page reconnects by itself and stays live', async () => {
   execSync(env.RESTART_API);
   await page.getByText('reconnecting…').waitFor({ timeout: 10000 });
