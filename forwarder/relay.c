@@ -67,6 +67,7 @@ struct conn {
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
 	int counted; /* a mapped, active client: its per-client stats count this connection */
+	int revoked; /* its path is no longer allowed: cut (on_revoke) */
 	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
 };
 
@@ -537,43 +538,25 @@ static int same_path(const struct fwd_entry *now, const struct fwd_entry *then)
 static void on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
-	struct conn *c, *next, *cut = NULL;
+	struct conn *c, *next;
 	uint64_t v;
 
 	(void)ev, (void)events;
 	if (read(fd, &v, sizeof(v)) < 0) {
 		/* eventfd: nothing to do */
 	}
-	pthread_rwlock_rdlock(&w->sh->lock);
-	for (c = w->conns; c; c = next) {
+	pthread_rwlock_rdlock(&w->sh->lock); /* judged under the lock, closed after it */
+	for (c = w->conns; c; c = c->next) {
 		struct net_ip ip;
-
-		next = c->next;
-		if (!c->counted || net_ip_from_sa(&c->client, &ip) < 0)
-			continue; /* refused at accept: closing anyway */
-		if (!same_path(table_lookup(w->sh->table, &ip), &c->map)) {
-			/* unlink into a list of its own, closed once the lock is released */
-			if (c->prev)
-				c->prev->next = c->next;
-			else
-				w->conns = c->next;
-			if (c->next)
-				c->next->prev = c->prev;
-			c->prev = NULL;
-			c->next = cut;
-			cut = c;
-		}
+		/* refused at accept (not counted) are closing anyway */
+		c->revoked = c->counted && net_ip_from_sa(&c->client, &ip) == 0 &&
+			     !same_path(table_lookup(w->sh->table, &ip), &c->map);
 	}
 	pthread_rwlock_unlock(&w->sh->lock);
-	for (c = cut; c; c = next) {
+	for (c = w->conns; c; c = next) {
 		next = c->next;
-		/* back at the head of the worker's list, so conn_close() unlinks it as usual */
-		c->prev = NULL;
-		c->next = w->conns;
-		if (w->conns)
-			w->conns->prev = c;
-		w->conns = c;
-		conn_close(c, CLOSE_REVOKED, UP_OK);
+		if (c->revoked)
+			conn_close(c, CLOSE_REVOKED, UP_OK);
 	}
 }
 
@@ -589,16 +572,17 @@ int relay_alive(struct fwd_workers *ws, uint64_t max_ms)
 	return 1;
 }
 
-void relay_revalidate(struct fwd_workers *ws)
+/* Wake every running worker through one of its eventfds (stopfd or revokefd). */
+static void wake_workers(struct fwd_workers *ws, int revoke)
 {
 	uint64_t one = 1;
 
-	if (!ws)
-		return;
-	for (unsigned i = 0; i < ws->n; i++)
-		if (ws->w[i].started && write(ws->w[i].revokefd, &one, sizeof(one)) < 0)
-			log_warn("worker %u: revalidate", i);
+	for (unsigned i = 0; ws && i < ws->n; i++)
+		if (ws->w[i].started && write(revoke ? ws->w[i].revokefd : ws->w[i].stopfd, &one, sizeof(one)) < 0)
+			log_warn("worker %u: %s", i, revoke ? "revalidate" : "stop");
 }
+
+void relay_revalidate(struct fwd_workers *ws) { wake_workers(ws, 1); }
 
 static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
@@ -732,13 +716,9 @@ fail:
 
 void relay_stop(struct fwd_workers *ws)
 {
-	uint64_t one = 1;
-
 	if (!ws)
 		return;
-	for (unsigned i = 0; i < ws->n; i++)
-		if (ws->w[i].started && write(ws->w[i].stopfd, &one, sizeof(one)) < 0)
-			log_warn("worker %u: stop", i);
+	wake_workers(ws, 0);
 	for (unsigned i = 0; i < ws->n; i++)
 		if (ws->w[i].started)
 			pthread_join(ws->w[i].thread, NULL);

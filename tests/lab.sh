@@ -300,6 +300,14 @@ lab_traffic_stop() { # waits for every loop to finish its round
 	rm -f "$LAB_DIR/traffic.stop"
 }
 
+# The state DB from a test: waits up to 5 s for a lock, as the daemons do (they write too).
+lab_db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
+
+# pgw-api's environment for a scenario: a JWT secret, and 127.0.0.1:8080 in the gw namespace.
+lab_api_env() {
+	export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+}
+
 # pgw-api (PGW_API_LISTEN=127.0.0.1:8080 in the gw namespace): prints "<status> <body>".
 lab_api() { # method path [curl args...]
 	local m=$1 p=$2

@@ -12,9 +12,9 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
 lab_scenario
-export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+lab_api_env
 ctl=$PGW_BIN/pgwctl
-db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
+db() { lab_db "$@"; }
 J='Content-Type: application/json'
 A=192.168.2.10 A6=fd00:2::10 # mapped to an up proxy: active
 B=192.168.2.11 B6=fd00:2::11 # mapped to a proxy that does not exist: blocked

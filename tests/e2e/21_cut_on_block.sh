@@ -9,9 +9,9 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
 lab_scenario
-export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+lab_api_env
 ctl=$PGW_BIN/pgwctl
-db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
+db() { lab_db "$@"; }
 J='Content-Type: application/json'
 C=192.168.2.10
 head -c 8M /dev/urandom >"$LAB_DIR/www/files/big.bin" # 32 s at 256 KiB/s
