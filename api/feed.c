@@ -3,6 +3,7 @@
 #include "feed.h"
 
 #include "events.h"
+#include "resources.h"
 #include "notify.h"
 
 #include <jansson.h>
@@ -12,7 +13,7 @@
 
 struct feed {
 	sqlite3 *db;
-	char stats_path[200];
+	char stats_path[256];
 	json_t *health;	  /* proxy id -> health */
 	json_t *clients;  /* client ip -> "active" | "blocked" */
 	json_t *agent;	  /* agent_state */
@@ -50,7 +51,6 @@ static json_t *snapshot(sqlite3 *db, const char *sql, const char *const *names, 
 	return o;
 }
 
-static const char *const health_cols[] = { "proxy_id", "status", "latency_ms", "exit_ip", "checked_at", "last_error", "stale" };
 static const char *const client_cols[] = { "client_ip", "state", "mapping_id", "proxy_id" };
 static const char *const agent_cols[] = { "id",		"generation",	     "applied_at",	  "duration_us",
 					  "kind",		"active_count",	     "blocked_count",	  "last_error",
@@ -63,16 +63,20 @@ static void as_bool(json_t *row, const char *key)
 	json_object_set_new(row, key, json_boolean(json_integer_value(json_object_get(row, key)) != 0));
 }
 
+/* Every proxy's health row, keyed by id: the same rows as GET /health (health_row()). */
 static json_t *health_now(sqlite3 *db)
 {
-	json_t *o = snapshot(db,
-			     "SELECT proxy_id, effective_status, latency_ms, exit_ip, checked_at, last_error, stale "
-			     "FROM health_state",
-			     health_cols, 7);
-	const char *k;
-	json_t *row;
+	sqlite3_stmt *st = NULL;
+	json_t *o = json_object();
+	char key[24];
 
-	json_object_foreach(o, k, row) as_bool(row, "stale");
+	if (sqlite3_prepare_v2(db, HEALTH_ROW_SQL, -1, &st, NULL) != SQLITE_OK)
+		return o;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		json_object_set_new(o, key, health_row(st));
+	}
+	sqlite3_finalize(st);
 	return o;
 }
 
@@ -105,7 +109,7 @@ struct feed *feed_new(sqlite3 *db, const char *run_dir)
 	if (!f)
 		return NULL;
 	f->db = db;
-	snprintf(f->stats_path, sizeof(f->stats_path), "%s/forwarder.stats.json", run_dir);
+	fwdstats_path(run_dir, f->stats_path, sizeof(f->stats_path));
 	f->health = health_now(db);
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);

@@ -1,7 +1,9 @@
 /* gate.c - see gate.h. Each HTTP worker thread has its own reply socket, api-<tid>. */
 #include "gate.h"
 
+#include "http.h"
 #include "notify.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -60,4 +62,16 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 	else
 		*result = json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "down", "error", res.text);
 	return res.status ? 1 : 0;
+}
+
+unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg)
+{
+	return settings_get_uint(db, "health_timeout", cfg->health_timeout_s) * 3000u + 1000u;
+}
+
+int reply_gate_unavailable(struct req *r, int err)
+{
+	if (err == -ENOENT)
+		return reply_error(r, 503, "unavailable", "pgw-healthd is not running: the proxy cannot be checked");
+	return reply_error(r, 503, "unavailable", "pgw-healthd did not answer in time");
 }

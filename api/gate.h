@@ -3,6 +3,9 @@
 #define API_GATE_H
 
 #include "config.h"
+#include "http.h"
+
+#include <sqlite3.h>
 
 #include <jansson.h>
 #include <stdint.h>
@@ -10,5 +13,10 @@
 /* 1 up, 0 down (result filled either way), -ENOENT healthd not running, -ETIMEDOUT no answer.
  * *result: {proxy_id, status, latency_ms, exit_ip | error}, the caller's. */
 int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms, json_t **result);
+
+/* How long the gate waits for healthd: every probe step may take health_timeout. */
+unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg);
+/* 503 for gate_check()'s -ENOENT (healthd not running) or -ETIMEDOUT. */
+int reply_gate_unavailable(struct req *r, int err);
 
 #endif

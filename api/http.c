@@ -186,50 +186,6 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 	free(a);
 }
 
-int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *const *seg, int nseg)
-{
-	int get = strcmp(r->method, "GET") == 0;
-	int64_t id;
-
-	if (nseg == 0 && get && c->list)
-		return c->list(r, db);
-	if (nseg == 0 && get) {
-		sqlite3_stmt *st = NULL;
-		json_t *items = json_array();
-
-		if (sqlite3_prepare_v2(db, c->ids_sql, -1, &st, NULL) != SQLITE_OK) {
-			json_decref(items);
-			return reply_error(r, 500, "internal", "database error: %s", sqlite3_errmsg(db));
-		}
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			json_t *item = c->get(db, sqlite3_column_int64(st, 0));
-			if (item)
-				json_array_append_new(items, item);
-		}
-		sqlite3_finalize(st);
-		return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
-	}
-	if (nseg == 0 && strcmp(r->method, "POST") == 0)
-		return c->save(r, db, -1, 0);
-	if (nseg > 1)
-		return reply_error(r, 404, "not_found", "no such resource");
-	if (nseg == 1) {
-		if ((id = path_id(seg[0])) < 0)
-			return reply_error(r, 404, "not_found", "no such %s", c->noun);
-		if (get) {
-			json_t *item = c->get(db, id);
-			return item ? reply_json(r, 200, item) : reply_error(r, 404, "not_found", "no %s %lld", c->noun, (long long)id);
-		}
-		if (c->put && strcmp(r->method, "PUT") == 0)
-			return c->save(r, db, id, 0);
-		if (strcmp(r->method, "PATCH") == 0)
-			return c->save(r, db, id, 1);
-		if (strcmp(r->method, "DELETE") == 0)
-			return c->del(r, db, id);
-	}
-	return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-}
-
 int64_t path_id(const char *s)
 {
 	long long v = 0;

@@ -73,18 +73,4 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 
 int64_t path_id(const char *s); /* a positive decimal id, or -1 */
 
-/* A collection resource: GET and POST on /things, GET, PUT (if put), PATCH and DELETE on
- * /things/{id}; 405 for another method, 404 for a deeper path. Auth and the DB are the
- * caller's; resource-specific sub-paths are handled before calling crud_route(). */
-struct crud {
-	const char *noun;                         /* "proxy": for messages */
-	const char *ids_sql;                      /* "SELECT id FROM ... ORDER BY id": the list, item by item */
-	int (*list)(struct req *r, sqlite3 *db);  /* or a whole list in one query (large collections) */
-	json_t *(*get)(sqlite3 *db, int64_t id);  /* one item as the API shows it, or NULL */
-	int (*save)(struct req *r, sqlite3 *db, int64_t id, int partial); /* id < 0: create */
-	int (*del)(struct req *r, sqlite3 *db, int64_t id);
-	int put;                                  /* PUT (full replace) allowed */
-};
-int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *const *seg, int nseg);
-
 #endif

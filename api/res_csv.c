@@ -7,6 +7,7 @@
 #include "csv.h"
 #include "db.h"
 #include "gate.h"
+#include "mapping_rules.h"
 #include "net.h"
 #include "parse.h"
 #include "settings.h"
@@ -56,6 +57,7 @@ struct line {
 	int enabled;
 	const char *label;
 	int change; /* 0 unchanged, 1 create, 2 update */
+	int gate;   /* its proxy must pass the health gate first */
 };
 
 static int64_t proxy_by_name(sqlite3 *db, const char *name)
@@ -88,6 +90,25 @@ static int compare(sqlite3 *db, const struct line *l)
 	}
 	sqlite3_finalize(st);
 	return c;
+}
+
+/* Does this line, applied to the mapping of its client as stored now, need the health gate? */
+static int gate_needed(sqlite3 *db, const struct line *l)
+{
+	sqlite3_stmt *st = NULL;
+	int exists = 0, old_enabled = 0;
+	int64_t old_proxy = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT proxy_id, enabled FROM mappings WHERE client_ip = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, l->ip, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			exists = 1;
+			old_proxy = sqlite3_column_int64(st, 0);
+			old_enabled = sqlite3_column_int(st, 1);
+		}
+	}
+	sqlite3_finalize(st);
+	return mapping_gate_needed(exists, old_proxy, old_enabled, l->proxy_id, l->enabled);
 }
 
 int res_mappings_import(struct req *r, sqlite3 *db)
@@ -180,15 +201,18 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 				      "%zu line(s) have errors; nothing was imported", json_array_size(errors));
 		goto out;
 	}
-	/* the health gate, once per proxy of an enabled row */
+	/* the health gate, by the same rule as the mapping handlers (mapping_gate_needed), once per
+	 * proxy */
+	for (size_t i = 1; i < n; i++)
+		lines[i].gate = gate_needed(db, &lines[i]);
 	for (size_t i = 1; i < n; i++) {
 		json_t *res = NULL;
 		int seen = 0, g;
 
-		if (!lines[i].enabled)
+		if (!lines[i].gate)
 			continue;
 		for (size_t k = 1; k < i; k++)
-			seen |= lines[k].enabled && lines[k].proxy_id == lines[i].proxy_id;
+			seen |= lines[k].gate && lines[k].proxy_id == lines[i].proxy_id;
 		if (seen)
 			continue;
 		g = gate_check(r->api->cfg, lines[i].proxy_id, gate_wait_ms(db, r->api->cfg), &res);

@@ -2,6 +2,7 @@
 #include "resources.h"
 
 #include "gate.h"
+#include "mapping_rules.h"
 #include "net.h"
 #include "settings.h"
 
@@ -41,17 +42,6 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, char canon[NET_IP_STR_MAX],
-		    const char **why)
-{
-	char cidr[SETTINGS_VALUE_MAX];
-	struct net_cidr4 lan;
-
-	if (settings_get(db, "lan_cidr", cidr, sizeof(cidr)) < 0)
-		snprintf(cidr, sizeof(cidr), "%s", cfg->lan_cidr);
-	return net_client_ip(ip, net_cidr4_parse(cidr, &lan) == 0 ? &lan : NULL, canon, why);
-}
-
 /* POST (id < 0), PUT, PATCH. The health gate runs before anything is stored. */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
@@ -88,9 +78,8 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	}
 	v = json_object_get(r->body, "enabled");
 	enabled = v ? json_is_true(v) : before ? json_is_true(json_object_get(before, "enabled")) : 1;
-	/* the gate: a new mapping, a new proxy, or (re)enabling */
-	gate = !before || proxy_id != json_integer_value(json_object_get(before, "proxy_id")) ||
-	       (enabled && !json_is_true(json_object_get(before, "enabled")));
+	gate = mapping_gate_needed(before != NULL, json_integer_value(json_object_get(before, "proxy_id")),
+				   json_is_true(json_object_get(before, "enabled")), proxy_id, enabled);
 	if (gate) {
 		int g = gate_check(r->api->cfg, proxy_id, gate_wait_ms(db, r->api->cfg), &health);
 		if (g < 0) {

@@ -2,6 +2,7 @@
 #include "daemon.h"
 
 #include "db.h"
+#include "migrate.h"
 #include "log.h"
 
 #include <errno.h>
@@ -137,7 +138,7 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 		return DAEMON_EXIT_FAIL;
 	}
 	log_init(info->name, d->cfg.log_format, d->cfg.log_level);
-	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 || db_check_schema(d->db, err, sizeof(err)) < 0) {
+	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 || migrate_check_schema(d->db, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return DAEMON_EXIT_FAIL;
 	}

@@ -2,7 +2,6 @@
 #include "db.h"
 
 #include "log.h"
-#include "migrate.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -103,25 +102,3 @@ long long db_query_int(sqlite3 *db, const char *sql, long long def)
 }
 
 int db_data_version(sqlite3 *db, int64_t *out) { return pragma_int(db, "PRAGMA data_version", out); }
-
-int db_check_schema(sqlite3 *db, char *err, size_t errlen)
-{
-	int have = 0, known = migrate_latest(migrations_builtin, migrations_builtin_count);
-
-	if (db_user_version(db, &have) < 0) {
-		snprintf(err, errlen, "PGW_DB: cannot read schema version: %s", sqlite3_errmsg(db));
-		return -EIO;
-	}
-	if (have > known) {
-		snprintf(err, errlen,
-			 "PGW_DB: database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore a backup",
-			 have, known);
-		return -EPROTO;
-	}
-	if (have < known) {
-		snprintf(err, errlen, "PGW_DB: database schema version %d is older than %d; run 'pgwctl migrate'", have,
-			 known);
-		return -EPROTO;
-	}
-	return 0;
-}

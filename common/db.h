@@ -26,7 +26,5 @@ int db_user_version(sqlite3 *db, int *out);
 long long db_query_int(sqlite3 *db, const char *sql, long long def);
 /* Changes whenever another connection commits (the polling fallback's signal). */
 int db_data_version(sqlite3 *db, int64_t *out);
-/* Refuse a DB that is not migrated yet or that is newer than this build knows. */
-int db_check_schema(sqlite3 *db, char *err, size_t errlen);
 
 #endif

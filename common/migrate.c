@@ -58,3 +58,25 @@ int migrate_run(sqlite3 *db, const struct migration *list, size_t n, int target,
 	}
 	return 0;
 }
+
+int migrate_check_schema(sqlite3 *db, char *err, size_t errlen)
+{
+	int have = 0, known = migrate_latest(migrations_builtin, migrations_builtin_count);
+
+	if (db_user_version(db, &have) < 0) {
+		snprintf(err, errlen, "PGW_DB: cannot read schema version: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	if (have > known) {
+		snprintf(err, errlen,
+			 "PGW_DB: database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore a backup",
+			 have, known);
+		return -EPROTO;
+	}
+	if (have < known) {
+		snprintf(err, errlen, "PGW_DB: database schema version %d is older than %d; run 'pgwctl migrate'", have,
+			 known);
+		return -EPROTO;
+	}
+	return 0;
+}

@@ -22,4 +22,8 @@ int migrate_latest(const struct migration *list, size_t n);
 int migrate_run(sqlite3 *db, const struct migration *list, size_t n, int target, int *from, int *to, char *err,
 		size_t errlen);
 
+/* The DB's schema is exactly the one this build knows: 0, or -EPROTO with a message that says
+ * what to do (a newer DB: upgrade pgw or restore a backup; an older one: pgwctl migrate). */
+int migrate_check_schema(sqlite3 *db, char *err, size_t errlen);
+
 #endif

@@ -3,6 +3,7 @@
  * The mapping table is reloaded on notify, on the polling fallback and on SIGHUP without
  * touching established connections. Stats: PGW_RUN_DIR/forwarder.stats.json, every second. */
 #include "daemon.h"
+#include "fwdstats.h"
 #include "log.h"
 #include "relay.h"
 #include "settings.h"
@@ -115,7 +116,7 @@ static void write_stats(struct forwarder *f)
 	write_clients(f, out);
 	fputs("}\n", out);
 	fclose(out);
-	snprintf(path, sizeof(path), "%s/forwarder.stats.json", f->d->cfg.run_dir);
+	fwdstats_path(f->d->cfg.run_dir, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd >= 0) {

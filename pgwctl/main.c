@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "migrate.h"
 #include "log.h"
 #include "notify.h"
 
@@ -42,7 +43,7 @@ int ctl_open(struct ctl *c)
 {
 	char err[512];
 
-	if (db_open(c->db_path, 0, &c->db, err, sizeof(err)) < 0 || db_check_schema(c->db, err, sizeof(err)) < 0) {
+	if (db_open(c->db_path, 0, &c->db, err, sizeof(err)) < 0 || migrate_check_schema(c->db, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgwctl: %s\n", err);
 		return -EINVAL;
 	}

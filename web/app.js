@@ -109,8 +109,8 @@ async function start() {
   $('#app').hidden = false;
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
-  loadConfig();
-  if (isAdmin()) { loadUsers(); loadAudit(true); }
+  background(loadConfig());
+  if (isAdmin()) { background(loadUsers()); background(loadAudit(true)); }
   connectEvents();
 }
 
@@ -321,14 +321,14 @@ function editMapping(m) {
     m ? m : { enabled: true, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
 }
 
-const ipv4 = (s) => /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(s);
-
 async function saveMapping(ev) {
   ev.preventDefault();
   const f = ev.target, err = $('.error', f), gate = $('.gate', f);
   err.textContent = '';
   gate.textContent = '';
-  if (!ipv4(f.client_ip.value.trim())) { err.textContent = 'Enter the client\'s IPv4 address, like 192.168.2.10.'; return; }
+  /* what a client address may be (IPv4 in the LAN network, or IPv6) is the server's to judge:
+   * its 400 message is shown as it is */
+  if (!f.client_ip.value.trim()) { err.textContent = 'Enter the client\'s address, like 192.168.2.10 or fd00:2::10.'; return; }
   if (!f.proxy_id.value) { err.textContent = 'Add a proxy first.'; return; }
   const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked };
   const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
@@ -464,13 +464,13 @@ async function loadUsers() {
 async function patchUser(u, body) {
   try { await api('PATCH', `/users/${u.id}`, body); flash(`User ${u.username} updated.`); }
   catch (e) { flash(e.message, true); }
-  loadUsers();
+  background(loadUsers());
 }
 
 async function deleteUser(u) {
   if (!confirm(`Delete user ${u.username}?`)) return;
   try { await api('DELETE', `/users/${u.id}`); flash(`User ${u.username} deleted.`); } catch (e) { flash(e.message, true); }
-  loadUsers();
+  background(loadUsers());
 }
 
 async function addUser(ev) {
@@ -483,7 +483,7 @@ async function addUser(ev) {
     await api('POST', '/users', { username: f.username.value, role: f.role.value, password: f.password.value });
     flash(`User ${f.username.value} added.`);
     f.reset();
-    loadUsers();
+    background(loadUsers());
   } catch (e) { err.textContent = e.message; }
 }
 
@@ -512,11 +512,17 @@ async function loadAudit(reset) {
 
 /* ---------- live events ---------- */
 
+/* Work nobody clicked for (live events, tab visits): a 401 has already brought the login back
+ * (api()), anything else is shown; nothing escapes as an unhandled rejection. */
+function background(promise) {
+  promise.catch((e) => { if (!(e instanceof ApiError && e.status === 401)) flash(e.message, true); });
+}
+
 /* A burst of change events costs one refetch. */
 let refetchTimer = null;
 function refetchSoon() {
   clearTimeout(refetchTimer);
-  refetchTimer = setTimeout(async () => { await Promise.all([loadProxies(), loadMappings()]); renderAll(); }, 150);
+  refetchTimer = setTimeout(() => background(Promise.all([loadProxies(), loadMappings()]).then(renderAll)), 150);
 }
 
 function connectEvents() {
@@ -560,7 +566,7 @@ function connectEvents() {
   es.addEventListener('proxies', refetchSoon);
   es.addEventListener('mappings', refetchSoon);
   es.addEventListener('reset', refetchSoon);
-  es.addEventListener('config', () => loadConfig());
+  es.addEventListener('config', () => background(loadConfig()));
 }
 
 /* ---------- tabs (arrow keys move between them) ---------- */
@@ -573,7 +579,7 @@ function selectTab(tab) {
     $(`#${t.getAttribute('aria-controls')}`).hidden = !on;
   });
   tab.focus();
-  if (tab.id === 'tab-auth' && isAdmin()) { loadUsers(); loadAudit(true); } /* fresh on every visit */
+  if (tab.id === 'tab-auth' && isAdmin()) { background(loadUsers()); background(loadAudit(true)); } /* fresh on every visit */
 }
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -602,8 +608,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#user-form').addEventListener('submit', addUser);
   $('#password-form').addEventListener('submit', changePassword);
   let t = null;
-  $('#audit-search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(() => loadAudit(true), 300); });
-  $('#audit-more').addEventListener('click', () => loadAudit(false));
+  $('#audit-search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(() => background(loadAudit(true)), 300); });
+  $('#audit-more').addEventListener('click', () => background(loadAudit(false)));
   setInterval(() => { if (state.me) renderDashboard(); }, 15000); /* "checked N s ago" ages */
   /* a session exists only if this tab logged in (the cookie itself is HttpOnly) */
   if (state.csrf) start().catch(() => showLogin()); else showLogin();

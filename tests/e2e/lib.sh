@@ -35,15 +35,22 @@ check_match() {
 	_result $rc "$1"
 }
 
-# Wait up to SECONDS for CMD to succeed.
+# Every sqlite3 a scenario runs (also inside `bash -c`) waits up to 5 s for a lock, as the
+# daemons do: without it a check reading the DB while a daemon commits fails at random with
+# "database is locked".
+sqlite3() { command sqlite3 -cmd '.timeout 5000' "$@"; }
+export -f sqlite3
+
+# Wait up to SECONDS (of the clock, however long each try takes) for CMD to succeed; it is
+# tried every 50 ms, and once more at the deadline.
 wait_for() { # seconds cmd...
-	local s=$1 i
+	local end=$((${EPOCHREALTIME/./} + $1 * 1000000))
 	shift
-	for ((i = 0; i < s * 20; i++)); do
+	while :; do
 		"$@" 2>/dev/null && return 0
+		[ "${EPOCHREALTIME/./}" -lt "$end" ] || return 1
 		sleep 0.05
 	done
-	return 1
 }
 
 finish() {

@@ -62,7 +62,7 @@ static void test_from_empty(void **state)
 		if (tl_int(db, q) != 1)
 			fail_msg("table %s missing", tables[i]);
 	}
-	assert_int_equal(db_check_schema(db, err, sizeof(err)), 0);
+	assert_int_equal(migrate_check_schema(db, err, sizeof(err)), 0);
 	db_close(db);
 	tl_rmdir(dir);
 }
@@ -111,7 +111,7 @@ static void test_from_every_earlier_version(void **state)
 		assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
 					     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
 				 SQLITE_OK);
-		assert_int_equal(db_check_schema(db, err, sizeof(err)), -EPROTO);
+		assert_int_equal(migrate_check_schema(db, err, sizeof(err)), -EPROTO);
 		assert_non_null(strstr(err, "run 'pgwctl migrate'"));
 		assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
 		assert_int_equal(from, M[k].version);
@@ -140,7 +140,7 @@ static void test_newer_db_refused(void **state)
 	assert_int_equal(tl_exec(db, q), SQLITE_OK);
 	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "newer than this pgw knows"));
-	assert_int_equal(db_check_schema(db, err, sizeof(err)), -EPROTO);
+	assert_int_equal(migrate_check_schema(db, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "PGW_DB: database schema version"));
 	assert_non_null(strstr(err, "newer"));
 	assert_int_equal(db_user_version(db, &v), 0);

@@ -1,0 +1,84 @@
+/* res_config.c - /api/v1/config: the runtime settings, validated all at once (and those that
+ * name the system against it); any error changes nothing. */
+#include "resources.h"
+
+#include "db.h"
+#include "settings.h"
+
+#include <string.h>
+
+static json_t *all_settings(sqlite3 *db)
+{
+	json_t *o = json_object();
+	char v[SETTINGS_VALUE_MAX];
+
+	for (const struct settings_key *k = settings_keys(); k->key; k++)
+		if (settings_get(db, k->key, v, sizeof(v)) == 0)
+			json_object_set_new(o, k->key, json_string(v));
+	return o;
+}
+
+int res_config(struct req *r, const char *const *seg, int nseg)
+{
+	int get = strcmp(r->method, "GET") == 0;
+	const char *key;
+	json_t *v, *before;
+	char err[600];
+	sqlite3 *db;
+
+	(void)seg;
+	if (nseg != 0)
+		return reply_error(r, 404, "not_found", "no such resource");
+	if (!get && strcmp(r->method, "PUT") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	if (auth_require(r, !get) < 0)
+		return MHD_YES;
+	if (!(db = api_db(r->api)))
+		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (get)
+		return reply_json(r, 200, all_settings(db));
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
+	if (!json_is_object(r->body) || json_object_size(r->body) == 0)
+		return reply_error(r, 400, "bad_request", "send an object of settings to change, e.g. {\"health_interval\": \"30\"}");
+	/* validate everything first: one bad value changes nothing */
+	json_object_foreach(r->body, key, v) {
+		if (!json_is_string(v))
+			return reply_error(r, 400, "bad_request", "'%.64s' must be a string", key);
+		if (settings_validate(key, json_string_value(v), err, sizeof(err)) < 0)
+			return reply_error(r, 400, "bad_request", "%s", err);
+	}
+	{ /* interfaces and the LAN network against the live system */
+		const char *keys[8], *vals[8];
+		size_t n = 0;
+		json_object_foreach(r->body, key, v) {
+			if (n < 8 && (strcmp(key, "lan_iface") == 0 || strcmp(key, "wan_iface") == 0 || strcmp(key, "lan_cidr") == 0)) {
+				keys[n] = key;
+				vals[n++] = json_string_value(v);
+			}
+		}
+		if (settings_check_system(db, keys, vals, n, err, sizeof(err)) < 0)
+			return reply_error(r, 400, "bad_request", "%s", err);
+	}
+	before = all_settings(db);
+	if (db_begin(db) < 0) {
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	json_object_foreach(r->body, key, v) {
+		if (settings_set(db, key, json_string_value(v), err, sizeof(err)) < 0) {
+			db_rollback(db);
+			json_decref(before);
+			return reply_error(r, 500, "internal", "%s", err);
+		}
+	}
+	if (db_commit(db) < 0) {
+		db_rollback(db);
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	api_audit(r, "settings.update", "settings", "", before, r->body, "ok");
+	json_decref(before);
+	api_notify(r, TOPIC_SETTINGS);
+	return reply_json(r, 200, all_settings(db));
+}
