@@ -15,8 +15,10 @@ $ctl settings set health_down_interval 1 >/dev/null
 $ctl settings set health_timeout 1 >/dev/null
 echo 'web-admin-password' | $ctl user add admin --role admin --password-stdin >/dev/null
 echo 'web-viewer-password' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+lab_start_dante || exit 1
+$ctl settings set health_interval 2 >/dev/null # live health events every 2 s
 sqlite3 "$PGW_DB" "INSERT INTO proxies (name, type, host, port) VALUES ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
-    ('dead', 'socks5', '198.51.100.99', 1080)"
+    ('dead', 'socks5', '198.51.100.99', 1080), ('dante', 'socks5', '$LAB_DANTE', 1080)"
 for d in healthd agent forwarder; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
 # pgw-api under a small supervisor, so the browser test can restart it (like systemd would)
 cat >"$LAB_DIR/api-loop.sh" <<LOOP

@@ -83,6 +83,32 @@ await step('create a mapping through the form: the health gate runs and it is sa
   await page.getByText(/Mapping saved: web-http is up/).waitFor({ timeout: 15000 });
   await page.locator('#mapping-table tr[data-client="192.168.2.12"] .badge[data-status="active"]').waitFor({ timeout: 10000 });
 });
+await step('an IPv6 client is added from the dashboard (the server judges the address)', async () => {
+  await page.getByRole('button', { name: 'Add mapping' }).click();
+  await page.locator('#mf-ip').fill('FD00:2:0::12');
+  await page.locator('#mf-proxy').selectOption(await page.locator('#mf-proxy option', { hasText: 'web-http' }).getAttribute('value'));
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Mapping saved: web-http is up/).waitFor({ timeout: 15000 });
+  /* stored in its one canonical spelling */
+  await page.locator('#mapping-table tr[data-client="fd00:2::12"] .badge[data-status="active"]').waitFor({ timeout: 10000 });
+});
+await step('... and an address that cannot be a client is refused with the server\'s reason', async () => {
+  await page.getByRole('button', { name: 'Add mapping' }).click();
+  await page.locator('#mf-ip').fill('fe80::1');
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.locator('#mapping-form .error').getByText(/fe80::1.*link-local/).waitFor({ timeout: 5000 });
+  await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
+});
+await step('a pipelined proxy is shown pipelined, and still after a live health event', async () => {
+  await page.getByRole('tab', { name: 'Dashboard' }).click();
+  const card = page.locator('article[data-proxy="dante"] .hs');
+  await card.getByText('pipelined (1 round trip)').waitFor({ timeout: 15000 });
+  const id = await page.evaluate(() => state.proxies.find((p) => p.name === 'dante').id);
+  const seen = await page.evaluate((i) => state.health[i].checked_at, id);
+  await page.waitForFunction(([i, t]) => state.health[i].checked_at !== t, [id, seen], { timeout: 15000 });
+  if ((await card.textContent()) !== 'pipelined (1 round trip)') throw new Error(`after the event: ${await card.textContent()}`);
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+});
 await step('a mapping to a dead proxy is refused and the 422 explained', async () => {
   await page.getByRole('button', { name: 'Add mapping' }).click();
   await page.locator('#mf-ip').fill('192.168.2.13');
@@ -158,11 +184,12 @@ await step('log out returns to the login page', async () => {
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5000 });
 });
-// The browser logs every non-2xx fetch as a console error; the test provokes two on purpose
-// (a wrong password: 401, a mapping to a dead proxy: 422). Anything else is a defect.
-const provoked = /Failed to load resource: the server responded with a status of (401|422)/;
+// The browser logs every non-2xx fetch as a console error; the test provokes three on purpose
+// (a wrong password: 401, a link-local client: 400, a mapping to a dead proxy: 422). Anything
+// else is a defect.
+const provoked = /Failed to load resource: the server responded with a status of (400|401|422)/;
 const real = consoleErrors.filter((e) => !provoked.test(e));
-ok(real.length === 0, `no console errors apart from the provoked 401 and 422 (${real.slice(0, 3).join(' | ')})`);
+ok(real.length === 0, `no console errors apart from the provoked 400, 401 and 422 (${real.slice(0, 3).join(' | ')})`);
 await browser.close();
 console.log(`1..${n}`);
 process.exit(failed ? 1 : 0);
