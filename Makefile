@@ -69,10 +69,15 @@ $(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/%.o,$$($(subst -,_,$(1))_SRC)) $(LIB
 endef
 $(foreach b,$(DAEMONS) pgwctl,$(eval $(call bin_rule,$(b))))
 
-# Unit tests: one cmocka binary per tests/unit/test_<module>.c, linked with libpgwcommon.
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON)
+# Unit tests: one cmocka binary per tests/unit/test_<module>.c, linked with libpgwcommon and
+# with the daemon sources it names in test_<module>_SRC (and their libraries in _LIBS).
+test_ruleset_SRC := agent/ruleset.c agent/expr.c agent/batch.c agent/desired.c agent/link.c
+test_ruleset_LIBS := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
+test_objs = $(addprefix $(BUILD)/,$(patsubst %.c,%.o,$($(1)_SRC)))
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $$(call test_objs,$$*) $(LIBCOMMON)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $($*_LIBS) $(LDLIBS) -lcmocka
 
 unit-bins: $(UNIT_BINS) $(BINS)
 

@@ -1,106 +1,28 @@
-/* nft.c - see nft.h. The ruleset (nft syntax, for reading; the code below builds it):
- *
- * table inet pgw {
- *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up (and its health fresh)
- *   set blocked4 { type ipv4_addr; }   # mapped but blocked
- *   set active6  { type ipv6_addr; }   # the same for IPv6 clients
- *   set blocked6 { type ipv6_addr; }
- *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
- *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD
- *     iifname LAN meta l4proto tcp ip6 saddr @active6 tcp dport != 53 counter redirect to :FWD }
- *   [forwarder_mode=tproxy, instead: chain mangle_prerouting { type filter hook prerouting priority mangle;
- *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
- *     meta mark set 0x2470 tproxy ip to :TPROXY accept
- *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
- *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
- *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
- *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
- *     ip6 saddr @blocked6 counter BLOCK
- *     ip saddr @active4 counter BLOCK                                       # (their non-TCP, e.g. QUIC)
- *     ip6 saddr @active6 counter BLOCK
- *     iifname LAN counter BLOCK
- *     ip saddr LAN counter BLOCK
- *     counter drop }                                                         # everything else
- *   chain input { type filter hook input priority filter; policy accept;
- *     iifname "lo" accept
- *     iifname LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in)
- *     ip saddr LAN jump lan_in
- *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
- *   chain lan_in {
- *     ct state established,related accept
- *     meta l4proto { icmp, ipv6-icmp } accept
- *     meta l4proto tcp ip saddr @active4 th dport FWD accept
- *     meta l4proto tcp ip6 saddr @active6 th dport FWD accept
- *     meta l4proto tcp th dport API accept
- *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
- *     counter BLOCK }
- *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output();
- *    WAN missing: its "oifname WAN" is "oifname != lo oifname != LAN"]
- * }
- * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
- *
- * The invariant (docs/SECURITY.md): the forward chain has no accept verdict and a drop policy,
- * so nothing is forwarded whatever the settings say. Interface names, the LAN network and the
- * client sets only choose HOW a packet is refused (reject fast or drop) and which clients are
- * redirected to the forwarder: a wrong name, a wrong network or an empty set can only send a
- * client to the drop policy (block more), never let one through (block less). */
+/* nft.c - see nft.h: the netlink side. ruleset.c builds the batches; this sends them, reads
+ * every ack, and asks whether the table is there. */
 #include "nft.h"
 
-#include "log.h"
-#include "route.h"
+#include "batch.h"
+#include "ruleset.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
-#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
-#include <libnftnl/expr.h>
-#include <libnftnl/rule.h>
 #include <libnftnl/set.h>
-#include <libnftnl/table.h>
 #include <linux/netfilter.h>
-#include <linux/netfilter/nf_conntrack_common.h>
-#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define SET_ACTIVE "active4"
-#define SET_BLOCKED "blocked4"
-#define SET_ID_ACTIVE 1
-#define SET_ID_BLOCKED 2
-#define SET_PROXIES "proxies4"
-#define SET_ID_PROXIES 3
-#define SET_PROXIES6 "proxies6"
-#define SET_ID_PROXIES6 6
-#define SET_ACTIVE6 "active6"
-#define SET_BLOCKED6 "blocked6"
-#define SET_ID_ACTIVE6 4
-#define SET_ID_BLOCKED6 5
-#define TYPE_INET_SERVICE 13
-#define ELEMS_PER_MSG 1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
-#define TYPE_IPADDR 7      /* nft's ipv4_addr datatype */
-#define TYPE_IP6ADDR 8     /* ipv6_addr */
 #define ACK_TIMEOUT_MS 5000
 
 struct nft {
 	struct mnl_socket *nl;
 	unsigned portid;
 	uint32_t seq;
-};
-
-/* A batch under construction: messages are appended to buf; each one asks for an ack. */
-struct batch {
-	char *buf;
-	size_t cap;
-	struct mnl_nlmsg_batch *b;
-	uint32_t first_seq, seq;
-	unsigned acks;
-	int oom;
 };
 
 struct nft *nft_open(char *err, size_t errlen)
@@ -132,38 +54,19 @@ void nft_close(struct nft *n)
 	free(n);
 }
 
-static int batch_init(struct batch *bt, struct nft *n, size_t elems)
+static int start(struct batch *bt, struct nft *n, size_t elems, char *err, size_t errlen)
 {
-	memset(bt, 0, sizeof(*bt));
-	bt->cap = 64 * 1024 + elems * 64;
-	bt->buf = malloc(bt->cap * 2); /* libmnl: room for one message past the limit */
-	if (!bt->buf)
+	if (batch_init(bt, n->seq, elems) < 0) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
-	bt->b = mnl_nlmsg_batch_start(bt->buf, bt->cap);
-	bt->first_seq = bt->seq = n->seq;
-	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), bt->seq++);
-	mnl_nlmsg_batch_next(bt->b);
+	}
 	return 0;
 }
 
-static void batch_free(struct batch *bt, struct nft *n)
+static void done(struct batch *bt, struct nft *n)
 {
-	if (bt->b)
-		mnl_nlmsg_batch_stop(bt->b);
-	free(bt->buf);
 	n->seq = bt->seq + 1;
-}
-
-static struct nlmsghdr *msg(struct batch *bt, uint16_t type, uint16_t flags)
-{
-	bt->acks++;
-	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags | NLM_F_ACK, bt->seq++);
-}
-
-static void next(struct batch *bt)
-{
-	if (!mnl_nlmsg_batch_next(bt->b))
-		bt->oom = 1; /* estimate too small: refuse rather than send a truncated batch */
+	batch_free(bt);
 }
 
 /* Send the batch and read one answer per message that asked for an ack. */
@@ -175,9 +78,7 @@ static int batch_send(struct nft *n, struct batch *bt, char *err, size_t errlen)
 	uint32_t failed_seq = 0;
 	size_t len;
 
-	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
-	mnl_nlmsg_batch_next(bt->b);
-	if (bt->oom) {
+	if (batch_end(bt) < 0) {
 		snprintf(err, errlen, "batch larger than its buffer");
 		return -E2BIG;
 	}
@@ -234,614 +135,16 @@ static int batch_send(struct nft *n, struct batch *bt, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- expressions ---- */
-
-static void add(struct nftnl_rule *r, struct nftnl_expr *e) { nftnl_rule_add_expr(r, e); }
-
-static void e_meta(struct nftnl_rule *r, uint32_t key)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("meta");
-
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-	add(r, e);
-}
-
-static void e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
-
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	add(r, e);
-}
-
-static void e_payload_to(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("payload");
-
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
-	add(r, e);
-}
-
-static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
-{
-	e_payload_to(r, base, off, len, NFT_REG_1);
-}
-
-static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
-
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
-	add(r, e);
-}
-
-static void e_counter(struct nftnl_rule *r) { add(r, nftnl_expr_alloc("counter")); }
-
-static void e_verdict(struct nftnl_rule *r, int verdict, const char *chain)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
-
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
-	if (chain)
-		nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
-	add(r, e);
-}
-
-static void e_reject(struct nftnl_rule *r, uint32_t type, uint8_t code)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("reject");
-
-	nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, type);
-	nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, code);
-	add(r, e);
-}
-
-/* Load len bytes of data into register 1. */
-static void e_imm(struct nftnl_rule *r, const void *data, uint32_t len)
-{
-	struct nftnl_expr *imm = nftnl_expr_alloc("immediate");
-
-	nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-	nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, data, len);
-	add(r, imm);
-}
-
-static void e_redirect(struct nftnl_rule *r, uint16_t port)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("redir");
-	uint16_t be = htons(port);
-
-	e_imm(r, &be, sizeof(be));
-	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
-	add(r, e);
-}
-
-/* meta mark set MARK; tproxy ip|ip6 to :PORT; accept */
-static void e_tproxy(struct nftnl_rule *r, uint32_t family, uint32_t mark, uint16_t port)
-{
-	struct nftnl_expr *set = nftnl_expr_alloc("meta"), *tp = nftnl_expr_alloc("tproxy");
-	uint16_t be = htons(port);
-
-	e_imm(r, &mark, sizeof(mark));
-	nftnl_expr_set_u32(set, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-	nftnl_expr_set_u32(set, NFTNL_EXPR_META_SREG, NFT_REG_1);
-	add(r, set);
-	e_imm(r, &be, sizeof(be));
-	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_FAMILY, family);
-	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
-	add(r, tp);
-	e_verdict(r, NF_ACCEPT, NULL);
-}
-
-static void m_ifname(struct nftnl_rule *r, uint32_t key, const char name[16])
-{
-	e_meta(r, key);
-	e_cmp(r, NFT_CMP_EQ, name, 16);
-}
-
-static void m_ifname_not(struct nftnl_rule *r, uint32_t key, const char name[16])
-{
-	e_meta(r, key);
-	e_cmp(r, NFT_CMP_NEQ, name, 16);
-}
-
-/* Strict output: "goes to the WAN". With the WAN interface missing, that is everything that
- * goes neither to loopback nor to the LAN interface: a wrong name limits more, not less. */
-static void m_to_wan(struct nftnl_rule *r, const struct desired_rules *dr)
-{
-	static const char lo[16] = "lo";
-
-	if (!dr->wan_missing) {
-		m_ifname(r, NFT_META_OIFNAME, dr->wan_iface);
-		return;
-	}
-	m_ifname_not(r, NFT_META_OIFNAME, lo);
-	m_ifname_not(r, NFT_META_OIFNAME, dr->lan_iface);
-}
-
-static void m_u8(struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
-{
-	e_meta(r, meta_key);
-	e_cmp(r, NFT_CMP_EQ, &v, 1);
-}
-
-/* ip saddr @set (IPv4 sets) or ip6 saddr @set (IPv6 sets: ids SET_ID_ACTIVE6, SET_ID_BLOCKED6) */
-static void m_saddr_in(struct nftnl_rule *r, const char *set, uint32_t set_id)
-{
-	int v6 = set_id == SET_ID_ACTIVE6 || set_id == SET_ID_BLOCKED6;
-
-	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-	if (v6)
-		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
-	else
-		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
-	e_lookup(r, set, set_id);
-}
-
-static void m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port)
-{
-	uint16_t be = htons(port);
-
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-	e_cmp(r, op, &be, 2);
-}
-
-/* register 1 &= mask (4 bytes, as given: network order where the data is) */
-static void e_and(struct nftnl_rule *r, uint32_t mask)
-{
-	struct nftnl_expr *bw = nftnl_expr_alloc("bitwise");
-	uint32_t zero = 0;
-
-	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
-	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-	add(r, bw);
-}
-
-static void m_ct_established(struct nftnl_rule *r)
-{
-	struct nftnl_expr *ct = nftnl_expr_alloc("ct");
-	uint32_t zero = 0;
-
-	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-	nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	add(r, ct);
-	e_and(r, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
-	e_cmp(r, NFT_CMP_NEQ, &zero, 4);
-}
-
-/* ---- objects ---- */
-
-static void put_rule(struct batch *bt, struct nftnl_rule *r, const char *chain)
-{
-	struct nlmsghdr *nlh;
-
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	nlh = msg(bt, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	next(bt);
-}
-
-static void put_table(struct batch *bt, uint16_t type)
-{
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-	nlh = msg(bt, type, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0);
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nftnl_table_free(t);
-	next(bt);
-}
-
-static void put_chain(struct batch *bt, const char *name, const char *type, int hook, int prio, uint32_t policy)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-	if (type) {
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
-		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, policy);
-	}
-	nlh = msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nftnl_chain_free(c);
-	next(bt);
-}
-
-/* A set of table inet pgw by name; id != 0: one created in this batch. */
-static struct nftnl_set *set_of(const char *name, uint32_t id)
-{
-	struct nftnl_set *s = nftnl_set_alloc();
-
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	if (id)
-		nftnl_set_set_u32(s, NFTNL_SET_ID, id);
-	return s;
-}
-
-static void put_set(struct batch *bt, const char *name, uint32_t id, uint32_t key_type, uint32_t key_len)
-{
-	struct nftnl_set *s = set_of(name, id);
-	struct nlmsghdr *nlh;
-
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
-	nlh = msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
-	next(bt);
-}
-
-/* NEWSETELEM / DELSETELEM for the addresses of one family (v6: the IPv6 ones, else IPv4), in
- * chunks. set_id 0: an existing set. */
-static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t set_id, const struct addrset *a, int v6)
-{
-	size_t i = 0;
-
-	while (i < a->n) {
-		struct nftnl_set *s = NULL;
-		struct nlmsghdr *nlh;
-		size_t k = 0;
-
-		for (; i < a->n && k < ELEMS_PER_MSG; i++) {
-			struct nftnl_set_elem *e;
-			if (net_ip_is4(&a->addr[i]) == v6)
-				continue;
-			if (!s)
-				s = set_of(set, set_id);
-			e = nftnl_set_elem_alloc();
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, v6 ? a->addr[i].a : a->addr[i].a + 12, v6 ? 16 : 4);
-			nftnl_set_elem_add(s, e);
-			k++;
-		}
-		if (!s)
-			break;
-		nlh = msg(bt, type, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		nftnl_set_free(s);
-		next(bt);
-	}
-}
-
-/* How a refused packet is refused: "reject with tcp reset" for TCP then "reject with icmpx
- * admin-prohibited" for the rest, or plain drop. match() adds the rule's condition. */
-static void put_block(struct batch *bt, const struct desired_rules *dr, const char *chain,
-		      void (*match)(struct nftnl_rule *, const struct desired_rules *, const void *), const void *arg)
-{
-	struct nftnl_rule *r;
-
-	if (!dr->block_drop) {
-		r = nftnl_rule_alloc();
-		if (match)
-			match(r, dr, arg);
-		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-		e_counter(r);
-		e_reject(r, NFT_REJECT_TCP_RST, 0);
-		put_rule(bt, r, chain);
-	}
-	r = nftnl_rule_alloc();
-	if (match)
-		match(r, dr, arg);
-	e_counter(r);
-	if (dr->block_drop)
-		e_verdict(r, NF_DROP, NULL);
-	else
-		e_reject(r, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
-	put_rule(bt, r, chain);
-}
-
-/* The conditions that say "this packet comes from a LAN client", each alone. */
-struct client_set {
-	const char *name;
-	uint32_t id;
-};
-static const struct client_set client_sets[] = {
-	{ SET_BLOCKED, SET_ID_BLOCKED },
-	{ SET_BLOCKED6, SET_ID_BLOCKED6 },
-	{ SET_ACTIVE, SET_ID_ACTIVE },
-	{ SET_ACTIVE6, SET_ID_ACTIVE6 },
-};
-
-static void match_set(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
-{
-	const struct client_set *cs = arg;
-
-	(void)dr;
-	m_saddr_in(r, cs->name, cs->id);
-}
-
-static void match_lan_iface(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
-{
-	(void)arg;
-	m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
-}
-
-/* ip saddr & MASK == LAN */
-static void match_lan_net(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
-{
-	uint32_t net = htonl(dr->lan_addr);
-
-	(void)arg;
-	m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
-	e_and(r, htonl(dr->lan_mask));
-	e_cmp(r, NFT_CMP_EQ, &net, 4);
-}
-
-/* The proxies' address . port pairs of one family into a set created in this batch. */
-static void put_proxy_elems(struct batch *bt, const struct proxyset *ps, int v6, const char *name, uint32_t id)
-{
-	size_t i = 0;
-
-	while (i < ps->n) {
-		struct nftnl_set *s = set_of(name, id);
-		struct nlmsghdr *nlh;
-		size_t k = 0;
-
-		for (; i < ps->n && k < ELEMS_PER_MSG; i++) {
-			struct nftnl_set_elem *e;
-			uint8_t key[20] = { 0 };
-			uint16_t port = htons(ps->e[i].port);
-			size_t alen = v6 ? 16 : 4; /* each part of a concatenation takes whole 4-byte registers */
-
-			if (net_ip_is4(&ps->e[i].addr) == v6)
-				continue;
-			memcpy(key, v6 ? ps->e[i].addr.a : ps->e[i].addr.a + 12, alen);
-			memcpy(key + alen, &port, 2);
-			e = nftnl_set_elem_alloc();
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, alen + 4);
-			nftnl_set_elem_add(s, e);
-			k++;
-		}
-		if (k) {
-			nlh = msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-			nftnl_set_elems_nlmsg_build_payload(nlh, s);
-			next(bt);
-		}
-		nftnl_set_free(s);
-	}
-}
-
-/* oifname WAN meta skuid UID meta l4proto tcp ip[6] daddr . tcp dport @proxies4|6 accept */
-static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int v6)
-{
-	struct nftnl_rule *r = nftnl_rule_alloc();
-
-	m_to_wan(r, dr);
-	e_meta(r, NFT_META_SKUID);
-	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
-	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	/* daddr, then the port in the register after it: 4 registers for IPv6, 1 for IPv4 */
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4);
-	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, v6 ? NFT_REG32_04 : NFT_REG32_01);
-	e_lookup(r, v6 ? SET_PROXIES6 : SET_PROXIES, v6 ? SET_ID_PROXIES6 : SET_ID_PROXIES);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
-}
-
-/* strict OUTPUT mode: the gateway itself reaches the WAN only as the service user and only to
- * the proxies' address:port pairs; replies, ICMPv6 (neighbour discovery) and the DHCP client
- * stay possible; loopback and LAN are not touched.
- *   chain output { type filter hook output priority filter; policy accept;
- *     oifname WAN ct state established,related accept
- *     oifname WAN meta l4proto ipv6-icmp accept
- *     oifname WAN udp sport 68 udp dport 67 accept
- *     oifname WAN meta skuid UID meta l4proto tcp ip daddr . tcp dport @proxies4 accept
- *     oifname WAN meta skuid UID meta l4proto tcp ip6 daddr . tcp dport @proxies6 accept
- *     oifname WAN counter drop } */
-static void build_strict_output(struct batch *bt, const struct desired *d)
-{
-	const struct desired_rules *dr = &d->rules;
-	struct nftnl_rule *r;
-	uint16_t p67 = htons(67), p68 = htons(68);
-
-	put_set(bt, SET_PROXIES, SET_ID_PROXIES, TYPE_IPADDR << 6 | TYPE_INET_SERVICE, 8);
-	put_set(bt, SET_PROXIES6, SET_ID_PROXIES6, TYPE_IP6ADDR << 6 | TYPE_INET_SERVICE, 20);
-	put_proxy_elems(bt, &d->proxies, 0, SET_PROXIES, SET_ID_PROXIES);
-	put_proxy_elems(bt, &d->proxies, 1, SET_PROXIES6, SET_ID_PROXIES6);
-	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0, NF_ACCEPT);
-
-	r = nftnl_rule_alloc();
-	m_to_wan(r, dr);
-	m_ct_established(r);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
-	r = nftnl_rule_alloc();
-	m_to_wan(r, dr);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
-	r = nftnl_rule_alloc();
-	m_to_wan(r, dr);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2);
-	e_cmp(r, NFT_CMP_EQ, &p68, 2);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-	e_cmp(r, NFT_CMP_EQ, &p67, 2);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
-	put_proxy_rule(bt, dr, 0);
-	put_proxy_rule(bt, dr, 1);
-	r = nftnl_rule_alloc();
-	m_to_wan(r, dr);
-	e_counter(r);
-	e_verdict(r, NF_DROP, NULL);
-	put_rule(bt, r, "output");
-}
-
-static void build_full(struct batch *bt, const struct desired *d)
-{
-	const struct desired_rules *dr = &d->rules;
-	static const uint8_t l4[] = { IPPROTO_UDP, IPPROTO_TCP };
-	struct nftnl_rule *r;
-
-	/* add-then-delete makes the delete valid whether or not the table exists */
-	put_table(bt, NFT_MSG_NEWTABLE);
-	put_table(bt, NFT_MSG_DELTABLE);
-	put_table(bt, NFT_MSG_NEWTABLE);
-	put_set(bt, SET_ACTIVE, SET_ID_ACTIVE, TYPE_IPADDR, 4);
-	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED, TYPE_IPADDR, 4);
-	put_set(bt, SET_ACTIVE6, SET_ID_ACTIVE6, TYPE_IP6ADDR, 16);
-	put_set(bt, SET_BLOCKED6, SET_ID_BLOCKED6, TYPE_IP6ADDR, 16);
-	for (int v6 = 0; v6 <= 1; v6++) {
-		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE, &d->active, v6);
-		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, v6 ? SET_ID_BLOCKED6 : SET_ID_BLOCKED,
-			  &d->blocked, v6);
-	}
-	if (dr->tproxy)
-		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150, NF_ACCEPT); /* not "tproxy": an nft keyword */
-	else
-		put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100, NF_ACCEPT);
-	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0, NF_DROP); /* pgw forwards nothing, whatever the settings */
-	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0, NF_ACCEPT);
-	put_chain(bt, "lan_in", NULL, 0, 0, 0);
-
-	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed):
-	 * REDIRECT (nat), or TPROXY (mark + tproxy, delivered by the policy route of route.c) */
-	for (int v6 = 0; v6 <= 1; v6++) {
-		r = nftnl_rule_alloc();
-		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
-		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-		m_saddr_in(r, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE);
-		m_dport(r, NFT_CMP_NEQ, 53);
-		e_counter(r);
-		if (dr->tproxy) {
-			e_tproxy(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, PGW_TPROXY_MARK, dr->tproxy_port);
-			put_rule(bt, r, "mangle_prerouting");
-		} else {
-			e_redirect(r, dr->forwarder_port);
-			put_rule(bt, r, "prerouting");
-		}
-	}
-
-	/* forward: nothing is ever forwarded (policy drop, no accept); LAN clients are refused fast */
-	for (size_t i = 0; i < sizeof(l4); i++) {
-		r = nftnl_rule_alloc();
-		m_u8(r, NFT_META_L4PROTO, l4[i]);
-		m_dport(r, NFT_CMP_EQ, 53);
-		e_counter(r);
-		e_verdict(r, NF_DROP, NULL);
-		put_rule(bt, r, "forward");
-	}
-	for (size_t i = 0; i < sizeof(client_sets) / sizeof(client_sets[0]); i++)
-		put_block(bt, dr, "forward", match_set, &client_sets[i]);
-	put_block(bt, dr, "forward", match_lan_iface, NULL);
-	put_block(bt, dr, "forward", match_lan_net, NULL);
-	r = nftnl_rule_alloc();
-	e_counter(r);
-	e_verdict(r, NF_DROP, NULL);
-	put_rule(bt, r, "forward");
-
-	/* input: LAN clients reach only what they need on the gateway */
-	{
-		static const char lo[16] = "lo";
-		r = nftnl_rule_alloc();
-		m_ifname(r, NFT_META_IIFNAME, lo);
-		e_verdict(r, NF_ACCEPT, NULL);
-		put_rule(bt, r, "input");
-	}
-	r = nftnl_rule_alloc();
-	if (dr->lan_missing) /* the LAN NIC is gone or misnamed: whatever is not the WAN is limited */
-		m_ifname_not(r, NFT_META_IIFNAME, dr->wan_iface);
-	else
-		match_lan_iface(r, dr, NULL);
-	e_verdict(r, NFT_JUMP, "lan_in");
-	put_rule(bt, r, "input");
-	r = nftnl_rule_alloc();
-	match_lan_net(r, dr, NULL);
-	e_verdict(r, NFT_JUMP, "lan_in");
-	put_rule(bt, r, "input");
-	for (size_t i = 0; i < sizeof(client_sets) / sizeof(client_sets[0]); i++) {
-		r = nftnl_rule_alloc();
-		match_set(r, dr, &client_sets[i]);
-		e_verdict(r, NFT_JUMP, "lan_in");
-		put_rule(bt, r, "input");
-	}
-
-	r = nftnl_rule_alloc();
-	m_ct_established(r);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "lan_in");
-	if (dr->tproxy) { /* TPROXYed packets keep their remote destination: accept by mark */
-		uint32_t mark = PGW_TPROXY_MARK;
-		r = nftnl_rule_alloc();
-		e_meta(r, NFT_META_MARK);
-		e_cmp(r, NFT_CMP_EQ, &mark, 4);
-		e_verdict(r, NF_ACCEPT, NULL);
-		put_rule(bt, r, "lan_in");
-	}
-	{
-		static const uint8_t icmp[] = { IPPROTO_ICMP, IPPROTO_ICMPV6 };
-		for (size_t i = 0; i < sizeof(icmp); i++) {
-			r = nftnl_rule_alloc();
-			m_u8(r, NFT_META_L4PROTO, icmp[i]);
-			e_verdict(r, NF_ACCEPT, NULL);
-			put_rule(bt, r, "lan_in");
-		}
-	}
-	for (int v6 = 0; v6 <= 1; v6++) {
-		r = nftnl_rule_alloc();
-		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-		m_saddr_in(r, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE);
-		m_dport(r, NFT_CMP_EQ, dr->forwarder_port);
-		e_verdict(r, NF_ACCEPT, NULL);
-		put_rule(bt, r, "lan_in");
-	}
-	r = nftnl_rule_alloc();
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	m_dport(r, NFT_CMP_EQ, dr->api_port);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "lan_in");
-	if (dr->dns_local) {
-		for (size_t i = 0; i < sizeof(l4); i++) {
-			r = nftnl_rule_alloc();
-			m_u8(r, NFT_META_L4PROTO, l4[i]);
-			m_dport(r, NFT_CMP_EQ, 53);
-			e_verdict(r, NF_ACCEPT, NULL);
-			put_rule(bt, r, "lan_in");
-		}
-	}
-	put_block(bt, dr, "lan_in", NULL, NULL);
-	if (dr->strict_output)
-		build_strict_output(bt, d);
-}
-
 int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen)
 {
 	struct batch bt;
 	int r;
 
-	if (batch_init(&bt, n, d->active.n + d->blocked.n + d->proxies.n) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	build_full(&bt, d);
+	if ((r = start(&bt, n, d->active.n + d->blocked.n + d->proxies.n, err, errlen)) < 0)
+		return r;
+	ruleset_full(&bt, d);
 	r = batch_send(n, &bt, err, errlen);
-	batch_free(&bt, n);
+	done(&bt, n);
 	return r;
 }
 
@@ -851,21 +154,11 @@ int nft_apply_elements(struct nft *n, const struct addrset *add_active, const st
 	struct batch bt;
 	int r;
 
-	if (batch_init(&bt, n, add_active->n + del_active->n + add_blocked->n + del_blocked->n) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	/* take away first, then grant: a client moving active -> blocked is never in both */
-	for (int v6 = 0; v6 <= 1; v6++)
-		put_elems(&bt, NFT_MSG_DELSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, del_active, v6);
-	for (int v6 = 0; v6 <= 1; v6++) {
-		put_elems(&bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, add_blocked, v6);
-		put_elems(&bt, NFT_MSG_DELSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, del_blocked, v6);
-	}
-	for (int v6 = 0; v6 <= 1; v6++)
-		put_elems(&bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, add_active, v6);
+	if ((r = start(&bt, n, add_active->n + del_active->n + add_blocked->n + del_blocked->n, err, errlen)) < 0)
+		return r;
+	ruleset_elements(&bt, add_active, del_active, add_blocked, del_blocked);
 	r = bt.acks ? batch_send(n, &bt, err, errlen) : 0;
-	batch_free(&bt, n);
+	done(&bt, n);
 	return r;
 }
 
@@ -880,7 +173,7 @@ int nft_table_present(struct nft *n)
 
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_ACK, seq);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, SET_ACTIVE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, RULESET_PROBE_SET);
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
 	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
@@ -914,11 +207,10 @@ int nft_flush(struct nft *n, char *err, size_t errlen)
 	struct batch bt;
 	int r;
 
-	if (batch_init(&bt, n, 0) < 0)
-		return -ENOMEM;
-	put_table(&bt, NFT_MSG_NEWTABLE);
-	put_table(&bt, NFT_MSG_DELTABLE);
+	if ((r = start(&bt, n, 0, err, errlen)) < 0)
+		return r;
+	ruleset_delete(&bt);
 	r = batch_send(n, &bt, err, errlen);
-	batch_free(&bt, n);
+	done(&bt, n);
 	return r;
 }

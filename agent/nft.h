@@ -8,7 +8,6 @@
 
 #include <stddef.h>
 
-#define NFT_TABLE "pgw"
 
 struct nft;
 

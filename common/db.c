@@ -102,3 +102,16 @@ long long db_query_int(sqlite3 *db, const char *sql, long long def)
 }
 
 int db_data_version(sqlite3 *db, int64_t *out) { return pragma_int(db, "PRAGMA data_version", out); }
+
+/* Copy all of src's main database into dst's in one step. */
+int db_copy(sqlite3 *dst, sqlite3 *src)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	int rc;
+
+	if (!b)
+		return -EIO;
+	rc = sqlite3_backup_step(b, -1);
+	sqlite3_backup_finish(b);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}

@@ -27,4 +27,7 @@ long long db_query_int(sqlite3 *db, const char *sql, long long def);
 /* Changes whenever another connection commits (the polling fallback's signal). */
 int db_data_version(sqlite3 *db, int64_t *out);
 
+/* Copy all of src's main database into dst's in one step (SQLite online backup). */
+int db_copy(sqlite3 *dst, sqlite3 *src);
+
 #endif

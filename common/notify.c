@@ -5,6 +5,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <time.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +235,32 @@ int notify_recv(struct notify *n, struct notify_msg *m, char *from, size_t froml
 		}
 	}
 	return notify_decode(buf, (size_t)len, m);
+}
+
+int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct notify_msg *res)
+{
+	struct notify_msg req = { .type = NOTIFY_CHECK_REQUEST, .id = proxy_id };
+	struct timespec ts;
+	uint64_t now, deadline;
+	int r;
+
+	while (notify_recv(n, res, NULL, 0) != -EAGAIN) /* stale answers from an ask that timed out */
+		;
+	r = notify_send(n, "healthd", &req);
+	if (r < 0)
+		return r == -EAGAIN ? -ETIMEDOUT : -ENOENT;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + wait_ms;
+	for (;;) {
+		struct pollfd pfd = { .fd = notify_fd(n), .events = POLLIN };
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		if (notify_recv(n, res, NULL, 0) == 0 && res->type == NOTIFY_CHECK_RESULT && res->id == proxy_id)
+			return res->status ? 1 : 0;
+	}
 }

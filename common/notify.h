@@ -61,4 +61,10 @@ void notify_encode(const struct notify_msg *m, uint8_t buf[NOTIFY_WIRE_SIZE]);
 int notify_decode(const uint8_t *buf, size_t len, struct notify_msg *m);
 const char *notify_type_str(int type);
 
+/* The on-demand health check, one exchange for the API's gate and `pgwctl check`: send
+ * CHECK_REQUEST for proxy_id to pgw-healthd from n (a named socket: the answer comes back to
+ * it), drop stale answers first, and wait up to wait_ms for CHECK_RESULT of that proxy.
+ * 1 up, 0 down (*res filled either way), -ENOENT healthd not running, -ETIMEDOUT no answer. */
+int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct notify_msg *res);
+
 #endif

@@ -3,7 +3,6 @@
  * The mapping table is reloaded on notify, on the polling fallback and on SIGHUP without
  * touching established connections. Stats: PGW_RUN_DIR/forwarder.stats.json, every second. */
 #include "daemon.h"
-#include "fwdstats.h"
 #include "log.h"
 #include "relay.h"
 #include "settings.h"
@@ -67,64 +66,11 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	reload(f, msg ? "event" : from);
 }
 
-/* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
-static void write_clients(struct forwarder *f, FILE *out)
-{
-	struct fwd_shared *sh = &f->sh;
-	static const struct net_ip none;
-	char ip[NET_IP_STR_MAX];
-	int first = 1;
-
-	fputs(",\"clients\":{", out);
-	pthread_mutex_lock(&sh->clients_lock);
-	for (size_t i = 0; sh->clients && i < CLIENT_STATS_MAX; i++) {
-		const struct client_stat *cs = &sh->clients[i];
-
-		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
-			continue;
-		net_ip_str(&cs->client, ip);
-		fprintf(out, "%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu}",
-			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down);
-		first = 0;
-	}
-	pthread_mutex_unlock(&sh->clients_lock);
-	fputc('}', out);
-}
-
 static void write_stats(struct forwarder *f)
 {
-	struct fwd_stats *s = &f->sh.stats;
-	char path[200], tmp[210], *buf = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-	int fd;
+	struct stats_header h = { .workers = f->n_workers, .port = f->sh.port, .mappings = table_size(f->sh.table) };
 
-	if (!out)
-		return;
-	fprintf(out,
-		"{\"pid\":%d,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,\"accepted\":%lu,"
-		"\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
-		(int)getpid(), f->n_workers, f->sh.port, table_size(f->sh.table), atomic_load(&s->active),
-		atomic_load(&s->accepted), atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
-	for (int i = 0; i < CLOSE_MAX; i++)
-		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i), atomic_load(&s->closes[i]));
-	fputs("},\"upstream_errors\":{", out);
-	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX; i++)
-		fprintf(out, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "", upstream_result_str(i),
-			atomic_load(&s->upstream_errors[i]));
-	fputc('}', out);
-	write_clients(f, out);
-	fputs("}\n", out);
-	fclose(out);
-	fwdstats_path(f->d->cfg.run_dir, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		if (write(fd, buf, len) == (ssize_t)len)
-			rename(tmp, path); /* readers see a whole file, old or new */
-		close(fd);
-	}
-	free(buf);
+	stats_write(&f->sh.stats, &h, f->d->cfg.run_dir);
 }
 
 static void on_stats(struct evloop *ev, void *arg)
@@ -161,8 +107,7 @@ int main(int argc, char **argv)
 
 	memset(&f, 0, sizeof(f));
 	pthread_rwlock_init(&f.sh.lock, NULL);
-	pthread_mutex_init(&f.sh.clients_lock, NULL);
-	f.sh.clients = calloc(CLIENT_STATS_MAX, sizeof(*f.sh.clients));
+	stats_init(&f.sh.stats); /* without memory for per-client counters, only the totals */
 	r = daemon_init(&d, &info, argc, argv);
 	if (r == DAEMON_CONTINUE) {
 		f.d = &d;
@@ -187,7 +132,7 @@ int main(int argc, char **argv)
 		}
 	}
 	table_free(f.sh.table);
-	free(f.sh.clients);
+	stats_fini(&f.sh.stats);
 	daemon_fini(&d);
 	pthread_rwlock_destroy(&f.sh.lock);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;

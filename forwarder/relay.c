@@ -29,27 +29,6 @@
 /* Listeners of a worker: REDIRECT and TPROXY, each for IPv4 and IPv6. */
 enum { L_REDIR4, L_REDIR6, L_TPROXY4, L_TPROXY6, L_MAX };
 
-static const char *const close_names[CLOSE_MAX] = {
-	[CLOSE_DONE] = "done",
-	[CLOSE_UNKNOWN_CLIENT] = "unknown_client",
-	[CLOSE_BLOCKED_CLIENT] = "blocked_client",
-	[CLOSE_NO_ORIGINAL_DST] = "no_original_dst",
-	[CLOSE_MAX_CONNECTIONS] = "max_connections",
-	[CLOSE_UPSTREAM] = "upstream",
-	[CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
-	[CLOSE_IDLE_TIMEOUT] = "idle_timeout",
-	[CLOSE_CLIENT_RESET] = "client_reset",
-	[CLOSE_UPSTREAM_RESET] = "upstream_reset",
-	[CLOSE_SHUTDOWN] = "shutdown",
-	[CLOSE_INTERNAL] = "internal_error",
-	[CLOSE_REVOKED] = "revoked",
-};
-
-const char *fwd_close_str(enum fwd_close c)
-{
-	return (unsigned)c < CLOSE_MAX ? close_names[c] : "unknown";
-}
-
 struct worker;
 
 struct conn {
@@ -126,43 +105,12 @@ static void pipe_put(struct worker *w, int p[2], size_t left)
 	p[0] = p[1] = -1;
 }
 
-/* The client's counters, created on first use; NULL when the table is full. Call locked. */
-static struct client_stat *client_stat(struct fwd_shared *sh, const struct net_ip *client)
-{
-	static const struct net_ip none;
-	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
-
-	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		if (memcmp(&sh->clients[i].client, client, sizeof(*client)) == 0)
-			return &sh->clients[i];
-		if (memcmp(&sh->clients[i].client, &none, sizeof(none)) == 0) {
-			sh->clients[i].client = *client;
-			return &sh->clients[i];
-		}
-	}
-	return NULL;
-}
-
 static void client_account(struct conn *c, int opening, int failed)
 {
-	struct fwd_shared *sh = c->w->sh;
-	struct client_stat *cs;
 	struct net_ip ip;
 
-	if (!sh->clients || net_ip_from_sa(&c->client, &ip) < 0)
-		return;
-	pthread_mutex_lock(&sh->clients_lock);
-	cs = client_stat(sh, &ip);
-	if (cs && opening) {
-		cs->active++;
-		cs->connections++;
-	} else if (cs) {
-		cs->active--;
-		cs->failures += (unsigned long)failed;
-		cs->bytes_up += c->bytes_up;
-		cs->bytes_down += c->bytes_down;
-	}
-	pthread_mutex_unlock(&sh->clients_lock);
+	if (net_ip_from_sa(&c->client, &ip) == 0)
+		stats_client(&c->w->sh->stats, &ip, opening, failed, c->bytes_up, c->bytes_down);
 }
 
 static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)

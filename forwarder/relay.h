@@ -5,42 +5,12 @@
 #define FWD_RELAY_H
 
 #include "net.h"
+#include "stats.h"
 #include "table.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-
-enum fwd_close {
-	CLOSE_DONE = 0,	      /* both sides finished */
-	CLOSE_UNKNOWN_CLIENT, /* not mapped: fail closed */
-	CLOSE_BLOCKED_CLIENT, /* mapped but blocked */
-	CLOSE_NO_ORIGINAL_DST,
-	CLOSE_MAX_CONNECTIONS,
-	CLOSE_UPSTREAM, /* + the upstream_result in detail */
-	CLOSE_HANDSHAKE_TIMEOUT,
-	CLOSE_IDLE_TIMEOUT,
-	CLOSE_CLIENT_RESET,
-	CLOSE_UPSTREAM_RESET,
-	CLOSE_SHUTDOWN,
-	CLOSE_INTERNAL,
-	CLOSE_REVOKED, /* the client stopped being active, or its path changed: cut (TCP reset) */
-	CLOSE_MAX
-};
-const char *fwd_close_str(enum fwd_close c);
-
-struct fwd_stats {
-	atomic_ulong accepted, active, bytes_up, bytes_down;
-	atomic_ulong closes[CLOSE_MAX];
-	atomic_ulong upstream_errors[UP_RESULT_MAX];
-};
-
-/* Per-client counters (the stats of a mapping), bounded; updated at connection open and close. */
-#define CLIENT_STATS_MAX 16384
-struct client_stat {
-	struct net_ip client; /* all zero (::, never a client): free slot */
-	unsigned long active, connections, failures, bytes_up, bytes_down;
-};
 
 struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
@@ -52,8 +22,6 @@ struct fwd_shared {
 	struct fwd_table *table;
 	struct fwd_limits limits;
 	struct fwd_stats stats;
-	pthread_mutex_t clients_lock;
-	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
 	const char *run_dir;
 	uint16_t port;	      /* REDIRECT */
 	uint16_t tproxy_port; /* TPROXY (IP_TRANSPARENT) */

@@ -1,0 +1,142 @@
+/* stats.c - see stats.h. */
+#include "stats.h"
+
+#include "fwdstats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const close_names[CLOSE_MAX] = {
+	[CLOSE_DONE] = "done",
+	[CLOSE_UNKNOWN_CLIENT] = "unknown_client",
+	[CLOSE_BLOCKED_CLIENT] = "blocked_client",
+	[CLOSE_NO_ORIGINAL_DST] = "no_original_dst",
+	[CLOSE_MAX_CONNECTIONS] = "max_connections",
+	[CLOSE_UPSTREAM] = "upstream",
+	[CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+	[CLOSE_IDLE_TIMEOUT] = "idle_timeout",
+	[CLOSE_CLIENT_RESET] = "client_reset",
+	[CLOSE_UPSTREAM_RESET] = "upstream_reset",
+	[CLOSE_SHUTDOWN] = "shutdown",
+	[CLOSE_INTERNAL] = "internal_error",
+	[CLOSE_REVOKED] = "revoked",
+};
+
+const char *fwd_close_str(enum fwd_close c)
+{
+	return (unsigned)c < CLOSE_MAX ? close_names[c] : "unknown";
+}
+
+int stats_init(struct fwd_stats *s)
+{
+	pthread_mutex_init(&s->clients_lock, NULL);
+	s->clients = calloc(CLIENT_STATS_MAX, sizeof(*s->clients));
+	return s->clients ? 0 : -ENOMEM;
+}
+
+void stats_fini(struct fwd_stats *s)
+{
+	free(s->clients);
+	s->clients = NULL;
+	pthread_mutex_destroy(&s->clients_lock);
+}
+
+/* The client's counters, created on first use; NULL when the table is full. Call locked. */
+static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip *client)
+{
+	static const struct net_ip none;
+	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
+
+	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
+		if (memcmp(&s->clients[i].client, client, sizeof(*client)) == 0)
+			return &s->clients[i];
+		if (memcmp(&s->clients[i].client, &none, sizeof(none)) == 0) {
+			s->clients[i].client = *client;
+			return &s->clients[i];
+		}
+	}
+	return NULL;
+}
+
+void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
+		  uint64_t down)
+{
+	struct client_stat *cs;
+
+	if (!s->clients)
+		return;
+	pthread_mutex_lock(&s->clients_lock);
+	cs = client_slot(s, client);
+	if (cs && opening) {
+		cs->active++;
+		cs->connections++;
+	} else if (cs) {
+		cs->active--;
+		cs->failures += (unsigned long)failed;
+		cs->bytes_up += up;
+		cs->bytes_down += down;
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+}
+
+/* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
+static void write_clients(struct fwd_stats *s, FILE *out)
+{
+	static const struct net_ip none;
+	char ip[NET_IP_STR_MAX];
+	int first = 1;
+
+	fputs(",\"clients\":{", out);
+	pthread_mutex_lock(&s->clients_lock);
+	for (size_t i = 0; s->clients && i < CLIENT_STATS_MAX; i++) {
+		const struct client_stat *cs = &s->clients[i];
+
+		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
+			continue;
+		net_ip_str(&cs->client, ip);
+		fprintf(out, "%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu}",
+			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down);
+		first = 0;
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+	fputc('}', out);
+}
+
+void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *run_dir)
+{
+	char path[256], tmp[270], *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	int fd;
+
+	if (!out)
+		return;
+	fprintf(out,
+		"{\"pid\":%d,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,\"accepted\":%lu,"
+		"\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
+		(int)getpid(), h->workers, h->port, h->mappings, atomic_load(&s->active), atomic_load(&s->accepted),
+		atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
+	for (int i = 0; i < CLOSE_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i), atomic_load(&s->closes[i]));
+	fputs("},\"upstream_errors\":{", out);
+	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "", upstream_result_str(i),
+			atomic_load(&s->upstream_errors[i]));
+	fputc('}', out);
+	write_clients(s, out);
+	fputs("}\n", out);
+	fclose(out);
+	fwdstats_path(run_dir, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		if (write(fd, buf, len) == (ssize_t)len)
+			rename(tmp, path); /* readers see a whole file, old or new */
+		close(fd);
+	}
+	free(buf);
+}

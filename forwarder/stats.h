@@ -1,0 +1,65 @@
+/* stats.h - what pgw-forwarder counts and publishes: totals, closes by reason, upstream errors
+ * by kind, and per client (mapping) counters; written for pgw-api to FWDSTATS_FILE every
+ * second (common/fwdstats.h). One module owns the counters, their names and the file. */
+#ifndef FWD_STATS_H
+#define FWD_STATS_H
+
+#include "net.h"
+#include "upstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum fwd_close {
+	CLOSE_DONE = 0,	      /* both sides finished */
+	CLOSE_UNKNOWN_CLIENT, /* not mapped: fail closed */
+	CLOSE_BLOCKED_CLIENT, /* mapped but blocked */
+	CLOSE_NO_ORIGINAL_DST,
+	CLOSE_MAX_CONNECTIONS,
+	CLOSE_UPSTREAM, /* + the upstream_result in detail */
+	CLOSE_HANDSHAKE_TIMEOUT,
+	CLOSE_IDLE_TIMEOUT,
+	CLOSE_CLIENT_RESET,
+	CLOSE_UPSTREAM_RESET,
+	CLOSE_SHUTDOWN,
+	CLOSE_INTERNAL,
+	CLOSE_REVOKED, /* the client stopped being active, or its path changed: cut (TCP reset) */
+	CLOSE_MAX
+};
+const char *fwd_close_str(enum fwd_close c);
+
+struct client_stat;
+
+struct fwd_stats {
+	atomic_ulong accepted, active, bytes_up, bytes_down;
+	atomic_ulong closes[CLOSE_MAX];
+	atomic_ulong upstream_errors[UP_RESULT_MAX];
+	pthread_mutex_t clients_lock;
+	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
+};
+
+/* Per-client counters (the stats of a mapping), bounded; updated at connection open and close. */
+#define CLIENT_STATS_MAX 16384
+struct client_stat {
+	struct net_ip client; /* all zero (::, never a client): free slot */
+	unsigned long active, connections, failures, bytes_up, bytes_down;
+};
+
+/* 0, or -ENOMEM. */
+int stats_init(struct fwd_stats *s);
+void stats_fini(struct fwd_stats *s);
+/* A connection of a mapped, active client opened (opening), or ended (failed, its bytes). */
+void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
+		  uint64_t down);
+
+struct stats_header {
+	unsigned workers;
+	uint16_t port;
+	size_t mappings;
+};
+/* Write FWDSTATS_FILE in run_dir atomically (tmp + rename): readers see a whole file. */
+void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *run_dir);
+
+#endif
