@@ -73,6 +73,13 @@ $(foreach b,$(DAEMONS) pgwctl,$(eval $(call bin_rule,$(b))))
 # with the daemon sources it names in test_<module>_SRC (and their libraries in _LIBS).
 test_ruleset_SRC := agent/ruleset.c agent/expr.c agent/batch.c agent/desired.c agent/link.c
 test_ruleset_LIBS := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
+test_desired_SRC := agent/desired.c agent/link.c
+test_desired_LIBS := $(shell pkg-config --libs libmnl 2>/dev/null)
+test_hysteresis_SRC := healthd/hysteresis.c
+test_table_SRC := forwarder/table.c
+test_events_SRC := api/events.c
+test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
+test_throttle_SRC := api/throttle.c
 test_objs = $(addprefix $(BUILD)/,$(patsubst %.c,%.o,$($(1)_SRC)))
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $$(call test_objs,$$*) $(LIBCOMMON)

@@ -45,12 +45,34 @@ uint64_t events_last_id(void)
 	return id;
 }
 
-ssize_t events_read(uint64_t *last, char *buf, size_t cap, int timeout_ms)
+/* Send what fits of c->pending; 1 when it is all gone. */
+static size_t send_pending(struct events_cursor *c, char *buf, size_t cap, int *done)
+{
+	size_t left = strlen(c->pending + c->off), k = left < cap ? left : cap;
+
+	memcpy(buf, c->pending + c->off, k);
+	c->off += k;
+	*done = k == left;
+	if (*done) {
+		free(c->pending);
+		c->pending = NULL;
+		c->off = 0;
+	}
+	return k;
+}
+
+ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_ms)
 {
 	struct timespec until;
 	size_t n = 0;
-	int rc = 0;
+	int rc = 0, done;
 
+	if (c->pending) { /* the rest of a large event before anything else */
+		n = send_pending(c, buf, cap, &done);
+		if (done)
+			c->last++;
+		return (ssize_t)n;
+	}
 	clock_gettime(CLOCK_REALTIME, &until); /* pthread_cond_timedwait's clock */
 	until.tv_sec += timeout_ms / 1000;
 	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -59,30 +81,45 @@ ssize_t events_read(uint64_t *last, char *buf, size_t cap, int timeout_ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&ev.lock);
-	while (!ev.stopping && *last + 1 >= ev.next_id && rc == 0)
+	while (!ev.stopping && c->last + 1 >= ev.next_id && rc == 0)
 		rc = pthread_cond_timedwait(&ev.cond, &ev.lock, &until);
 	if (ev.stopping) {
 		pthread_mutex_unlock(&ev.lock);
 		return -1;
 	}
-	if (*last + 1 < ev.next_id && ev.next_id - (*last + 1) > EVENTS_RING - 1) {
+	if (c->last + 1 < ev.next_id && ev.next_id - (c->last + 1) > EVENTS_RING - 1) {
 		/* fell behind: what it missed is gone; tell it to start over */
-		*last = ev.next_id - 1;
-		n = (size_t)snprintf(buf, cap, "id: %llu\nevent: reset\ndata: {}\n\n", (unsigned long long)*last);
+		c->last = ev.next_id - 1;
+		n = (size_t)snprintf(buf, cap, "id: %llu\nevent: reset\ndata: {}\n\n", (unsigned long long)c->last);
 	}
-	while (*last + 1 < ev.next_id) {
-		const char *t = ev.text[(*last + 1) % EVENTS_RING];
+	while (c->last + 1 < ev.next_id && n < cap) {
+		const char *t = ev.text[(c->last + 1) % EVENTS_RING];
 		size_t len = strlen(t);
-		if (n + len > cap)
+		if (n + len > cap) {
+			if (n > 0)
+				break; /* whole events first; this one starts the next read */
+			c->pending = strdup(t); /* larger than a whole read: in parts, from our own copy */
+			c->off = 0;
+			if (c->pending)
+				n = send_pending(c, buf, cap, &done);
+			else
+				c->last++; /* out of memory: skip it rather than stall */
 			break;
+		}
 		memcpy(buf + n, t, len);
 		n += len;
-		(*last)++;
+		c->last++;
 	}
 	pthread_mutex_unlock(&ev.lock);
 	if (n == 0)
 		n = (size_t)snprintf(buf, cap, ": heartbeat\n\n");
 	return (ssize_t)n;
+}
+
+void events_cursor_free(struct events_cursor *c)
+{
+	free(c->pending);
+	c->pending = NULL;
 }
 
 void events_shutdown(void)

@@ -15,11 +15,21 @@
 /* Publish {type, data}; data is stolen. */
 void events_publish(const char *type, json_t *data);
 uint64_t events_last_id(void);
-/* Copy whole events with ids > *last into buf (at most cap bytes), advancing *last. When
- * there is none, wait up to timeout_ms, then write a heartbeat comment. A subscriber that fell
- * behind the ring gets a "reset" event (refetch everything). Returns bytes, or -1 once
+
+/* Where one subscriber is: the last event id it has whole, and the rest of an event that did
+ * not fit its last read (events of any size stream through a buffer of any size). */
+struct events_cursor {
+	uint64_t last;
+	char *pending; /* malloc'd rest of event last + 1, or NULL */
+	size_t off;    /* bytes of pending already sent */
+};
+/* Copy events with ids > c->last into buf (at most cap bytes), whole or, for one that does not
+ * fit, as much as fits (the rest comes first next time), advancing the cursor. When there is
+ * nothing, wait up to timeout_ms, then write a heartbeat comment. A subscriber that fell behind
+ * the ring gets a "reset" event (refetch everything). Returns bytes, or -1 once
  * events_shutdown() was called. */
-ssize_t events_read(uint64_t *last, char *buf, size_t cap, int timeout_ms);
+ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_ms);
+void events_cursor_free(struct events_cursor *c);
 /* Wake every subscriber and make them end (pgw-api stopping). */
 void events_shutdown(void);
 

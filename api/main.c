@@ -81,9 +81,17 @@ static int static_file(struct req *r)
 }
 
 struct sse {
-	uint64_t last;
+	struct events_cursor cur;
 	int started;
 };
+
+static void sse_free(void *cls)
+{
+	struct sse *s = cls;
+
+	events_cursor_free(&s->cur);
+	free(s);
+}
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -93,9 +101,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)pos;
 	if (!s->started) { /* reconnect hint for EventSource, and a first line so proxies flush */
 		s->started = 1;
-		return snprintf(buf, max, "retry: 2000\n: connected, last id %llu\n\n", (unsigned long long)s->last);
+		return snprintf(buf, max, "retry: 2000\n: connected, last id %llu\n\n", (unsigned long long)s->cur.last);
 	}
-	n = events_read(&s->last, buf, max, EVENTS_HEARTBEAT_MS);
+	n = events_read(&s->cur, buf, max, EVENTS_HEARTBEAT_MS);
 	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
 }
 
@@ -113,15 +121,15 @@ static int sse(struct req *r)
 		return reply_error(r, 405, "method_not_allowed", "use GET");
 	if (!(s = calloc(1, sizeof(*s))))
 		return MHD_NO;
-	s->last = events_last_id();
+	s->cur.last = events_last_id();
 	if (lei && *lei) {
 		int64_t id = strcmp(lei, "0") == 0 ? 0 : path_id(lei);
-		if (id >= 0 && (uint64_t)id <= s->last)
-			s->last = (uint64_t)id;
+		if (id >= 0 && (uint64_t)id <= s->cur.last)
+			s->cur.last = (uint64_t)id;
 	}
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, s, free);
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, s, sse_free);
 	if (!resp) {
-		free(s);
+		sse_free(s);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");

@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "relay.h"
+#include "workers.h"
 #include "settings.h"
 
 #include <arpa/inet.h>
@@ -52,7 +53,7 @@ static int reload(struct forwarder *f, const char *why)
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
-	relay_revalidate(f->workers); /* cut what the new table no longer allows */
+	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	return 0;
 }
 
@@ -80,11 +81,11 @@ static void on_stats(struct evloop *ev, void *arg)
 }
 
 /* The watchdog's question: do the workers' loops still run (each ticks once a second)? */
-static int workers_alive(struct daemon *d)
+static int alive(struct daemon *d)
 {
 	struct forwarder *f = d->priv;
 
-	return relay_alive(f->workers, 10000);
+	return workers_alive(f->workers, 10000);
 }
 
 static const struct daemon_info info = {
@@ -94,7 +95,7 @@ static const struct daemon_info info = {
 	.on_change = on_change,
 	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
 	.watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
-	.alive = workers_alive,
+	.alive = alive,
 };
 
 int main(int argc, char **argv)
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
 		daemon_raise_nofile();
-		if (reload(&f, "start") < 0 || relay_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0) {
+		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0) {
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");
 			r = DAEMON_EXIT_FAIL;
 		} else {
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
 			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
-			relay_stop(f.workers);
+			workers_stop(f.workers);
 			write_stats(&f);
 		}
 	}

@@ -1,9 +1,8 @@
-/* relay.c - see relay.h. */
+/* relay.c - see relay.h: one connection's life in a worker (workers.c runs the threads). */
 #include "relay.h"
 
-#include "evloop.h"
 #include "log.h"
-#include "notify.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,65 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define PIPE_SIZE (256 * 1024) /* 1 MiB measured ~5% faster, but bounds kernel memory per slow client 4x higher */
 #define ACCEPT_BATCH 64
-#define PIPE_POOL 64 /* per worker */
 #define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
 #endif
-
-/* Listeners of a worker: REDIRECT and TPROXY, each for IPv4 and IPv6. */
-enum { L_REDIR4, L_REDIR6, L_TPROXY4, L_TPROXY6, L_MAX };
-
-struct worker;
-
-struct conn {
-	uint64_t id;
-	struct worker *w;
-	struct conn *prev, *next;
-	int cfd, ufd;
-	struct ev_handle *ch, *uh;
-	uint32_t uev; /* registered interest during the handshake */
-	struct sockaddr_storage client, dst;
-	struct fwd_entry map;
-	struct upstream_hs *hs; /* during the handshake only */
-	int relaying;
-	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client */
-	size_t in_up, in_down;	      /* bytes sitting in each pipe */
-	int eof_c, eof_u, shut_c, shut_u;
-	int counted; /* a mapped, active client: its per-client stats count this connection */
-	int revoked; /* its path is no longer allowed: cut (on_revoke) */
-	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
-};
-
-struct worker {
-	struct fwd_shared *sh;
-	unsigned index;
-	pthread_t thread;
-	struct evloop *ev;
-	int lfd[L_MAX], stopfd, revokefd; /* lfd -1: not listening (TPROXY needs CAP_NET_ADMIN; IPv6 may be off) */
-	struct ev_handle *lh[L_MAX], *sh_h, *rv_h, *tick;
-	struct notify *nt;
-	struct conn *conns;
-	unsigned n_conns;
-	uint64_t next_id;
-	int draining, started;
-	atomic_ullong last_tick; /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
-	uint64_t drain_until;
-	uint64_t last_report[256];
-	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */
-	unsigned n_pipes;
-};
-
-struct fwd_workers {
-	unsigned n;
-	struct worker *w;
-};
 
 /* An empty pipe from the worker's pool, or a new one sized PIPE_SIZE. */
 static int pipe_get(struct worker *w, int p[2])
@@ -128,7 +77,7 @@ static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
 	snprintf(buf, cap, net_ip_is4(&n) ? "%s:%u" : "[%s]:%u", ip, ntohs(port));
 }
 
-static void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
+void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 {
 	struct worker *w = c->w;
 	struct fwd_stats *s = &w->sh->stats;
@@ -428,7 +377,7 @@ refuse:
 	conn_close(c, why, UP_OK);
 }
 
-static void on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
+void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
 	int transparent = fd == w->lfd[L_TPROXY4] || fd == w->lfd[L_TPROXY6];
@@ -449,7 +398,7 @@ static void on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 }
 
 /* Once a second: deadlines and the end of a drain. */
-static void on_tick(struct evloop *ev, void *arg)
+void relay_on_tick(struct evloop *ev, void *arg)
 {
 	struct worker *w = arg;
 	uint64_t now = ev_now_ms(), idle;
@@ -483,7 +432,7 @@ static int same_path(const struct fwd_entry *now, const struct fwd_entry *then)
 	       now->endpoint == then->endpoint && strcmp(now->user, then->user) == 0 && strcmp(now->pass, then->pass) == 0;
 }
 
-static void on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
+void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
 	struct conn *c, *next;
@@ -506,187 +455,4 @@ static void on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 		if (c->revoked)
 			conn_close(c, CLOSE_REVOKED, UP_OK);
 	}
-}
-
-int relay_alive(struct fwd_workers *ws, uint64_t max_ms)
-{
-	uint64_t now = ev_now_ms();
-
-	for (unsigned i = 0; ws && i < ws->n; i++) {
-		uint64_t t = atomic_load(&ws->w[i].last_tick);
-		if (ws->w[i].started && t && now > t + max_ms)
-			return 0;
-	}
-	return 1;
-}
-
-/* Wake every running worker through one of its eventfds (stopfd or revokefd). */
-static void wake_workers(struct fwd_workers *ws, int revoke)
-{
-	uint64_t one = 1;
-
-	for (unsigned i = 0; ws && i < ws->n; i++)
-		if (ws->w[i].started && write(revoke ? ws->w[i].revokefd : ws->w[i].stopfd, &one, sizeof(one)) < 0)
-			log_warn("worker %u: %s", i, revoke ? "revalidate" : "stop");
-}
-
-void relay_revalidate(struct fwd_workers *ws) { wake_workers(ws, 1); }
-
-static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
-{
-	struct worker *w = arg;
-	uint64_t v;
-
-	(void)events;
-	if (read(fd, &v, sizeof(v)) < 0) {
-		/* eventfd: nothing to do */
-	}
-	for (int i = 0; i < L_MAX; i++) {
-		ev_del(ev, w->lh[i]);
-		w->lh[i] = NULL;
-		if (w->lfd[i] >= 0)
-			close(w->lfd[i]);
-		w->lfd[i] = -1;
-	}
-	w->draining = 1;
-	pthread_rwlock_rdlock(&w->sh->lock);
-	w->drain_until = ev_now_ms() + w->sh->limits.drain_timeout_ms;
-	pthread_rwlock_unlock(&w->sh->lock);
-	if (!w->conns)
-		ev_stop(ev);
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	sigset_t all;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the main thread's signalfd */
-	ev_run(w->ev);
-	while (w->conns)
-		conn_close(w->conns, CLOSE_SHUTDOWN, UP_OK);
-	return NULL;
-}
-
-/* Any address, one family (IPv6 sockets are IPv6 only, so both can share the port). */
-static int listen_on(int family, uint16_t port, int transparent)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
-	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if ((family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    (transparent && family == AF_INET && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0) ||
-	    (transparent && family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6)) : bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
-	    listen(fd, 4096) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
-int relay_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, char *err, size_t errlen)
-{
-	struct fwd_workers *ws = calloc(1, sizeof(*ws));
-	char nerr[256];
-
-	if (!ws || !(ws->w = calloc(n, sizeof(*ws->w)))) {
-		free(ws);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	ws->n = n;
-	for (unsigned i = 0; i < n; i++) {
-		ws->w[i].stopfd = ws->w[i].revokefd = -1;
-		for (int l = 0; l < L_MAX; l++)
-			ws->w[i].lfd[l] = -1;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		struct worker *w = &ws->w[i];
-
-		w->sh = sh;
-		w->index = i;
-		w->lfd[L_REDIR4] = listen_on(AF_INET, sh->port, 0);
-		if (w->lfd[L_REDIR4] < 0) {
-			snprintf(err, errlen, "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port,
-				 strerror(-w->lfd[L_REDIR4]));
-			goto fail;
-		}
-		w->lfd[L_REDIR6] = listen_on(AF_INET6, sh->port, 0);
-		if (w->lfd[L_REDIR6] < 0 && i == 0)
-			log_warnx("no IPv6 listener on port %u (%s): IPv4 clients only", sh->port, strerror(-w->lfd[L_REDIR6]));
-		w->lfd[L_TPROXY4] = listen_on(AF_INET, sh->tproxy_port, 1);
-		if (w->lfd[L_TPROXY4] < 0 && i == 0)
-			log_warnx("TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
-				  sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
-		if (w->lfd[L_TPROXY4] >= 0)
-			w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
-		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		w->revokefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		w->ev = ev_new();
-		w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
-		if (w->stopfd < 0 || w->revokefd < 0 || !w->ev ||
-		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
-		    !(w->rv_h = ev_add_fd(w->ev, w->revokefd, EPOLLIN, on_revoke, w)) ||
-		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, on_tick, w))) {
-			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
-			goto fail;
-		}
-		for (int l = 0; l < L_MAX; l++) {
-			if (w->lfd[l] < 0) {
-				w->lfd[l] = -1;
-				continue;
-			}
-			if (!(w->lh[l] = ev_add_fd(w->ev, w->lfd[l], EPOLLIN, on_accept, w))) {
-				snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
-				goto fail;
-			}
-		}
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			snprintf(err, errlen, "worker %u: cannot start thread", i);
-			goto fail;
-		}
-		w->started = 1;
-	}
-	*out = ws;
-	return 0;
-fail:
-	relay_stop(ws);
-	return -EIO;
-}
-
-void relay_stop(struct fwd_workers *ws)
-{
-	if (!ws)
-		return;
-	wake_workers(ws, 0);
-	for (unsigned i = 0; i < ws->n; i++)
-		if (ws->w[i].started)
-			pthread_join(ws->w[i].thread, NULL);
-	for (unsigned i = 0; i < ws->n; i++) {
-		struct worker *w = &ws->w[i];
-		for (int l = 0; l < L_MAX; l++)
-			if (w->lfd[l] >= 0)
-				close(w->lfd[l]);
-		if (w->stopfd >= 0)
-			close(w->stopfd);
-		if (w->revokefd >= 0)
-			close(w->revokefd);
-		notify_close(w->nt);
-		ev_free(w->ev);
-		while (w->n_pipes) {
-			w->n_pipes--;
-			close(w->pipes[w->n_pipes][0]);
-			close(w->pipes[w->n_pipes][1]);
-		}
-	}
-	free(ws->w);
-	free(ws);
 }

@@ -1,57 +1,19 @@
 /* pgw-healthd - probes every enabled upstream proxy through the proxy itself: status,
  * latency (connect / handshake / first byte), exit IP, typed last error. All probes run
- * concurrently on one event loop. Hysteresis (failures before down, successes before up),
- * faster re-checks of down proxies, on-demand checks for the API's health gate and for the
- * forwarder's failure reports. Writes the DB, then notifies. Learns, with one extra pipelined
- * probe, whether each SOCKS5 proxy takes its handshake in one write (proxy_health.pipelining,
- * read by the forwarder); unlearns it on any change of the proxy or failure the forwarder sees. */
-#include "daemon.h"
-#include "db.h"
+ * concurrently on one event loop; this file schedules them (faster re-checks of down proxies,
+ * on-demand checks for the API's health gate and for the forwarder's failure reports).
+ * hysteresis.c decides the status, store.c writes it (then this notifies), pipelining.c
+ * learns which SOCKS5 proxies take their handshake in one write. */
+#include "healthd.h"
 #include "log.h"
-#include "net.h"
-#include "probe.h"
+#include "pipelining.h"
 #include "settings.h"
+#include "store.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TICK_MS 250
-#define MAX_WAITERS 8
-
-struct target {
-	int64_t id;
-	char name[65];
-	enum upstream_type type;
-	struct sockaddr_storage addr; /* IPv4 or IPv6 */
-	int addr_ok;
-	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
-	char status[8]; /* unknown | up | down */
-	unsigned fails, succs;
-	char exit_ip[PROBE_IP_MAX];
-	uint64_t next_due;
-	struct probe *probe;
-	struct probe *pipe_probe; /* the pipelined capability probe */
-	int pipe_tested;	  /* since the proxy was loaded or last changed or failed */
-	int pipelining;		  /* as stored in proxy_health.pipelining */
-	char waiters[MAX_WAITERS][NOTIFY_NAME_MAX];
-	int n_waiters;
-	int seen;
-};
-
-struct healthd {
-	struct daemon *d;
-	struct target *t;
-	size_t n, cap;
-	struct net_http_url url;
-	int url_ok;
-	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
-	int pipeline_check; /* setting socks_pipelining */
-	struct ev_handle *tick;
-	int api_dirty;
-};
 
 static void load_settings(struct healthd *h)
 {
@@ -72,7 +34,7 @@ static void load_settings(struct healthd *h)
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
 }
 
-static struct target *find(struct healthd *h, int64_t id)
+struct target *healthd_find(struct healthd *h, int64_t id)
 {
 	for (size_t i = 0; i < h->n; i++)
 		if (h->t[i].id == id)
@@ -86,77 +48,6 @@ static void drop_target(struct healthd *h, size_t i)
 	probe_cancel(h->t[i].pipe_probe);
 	explicit_bzero(&h->t[i], sizeof(h->t[i]));
 	h->t[i] = h->t[--h->n];
-}
-
-/* Store what the pipelined probe found (or 0 when it must be found again) and tell the forwarder. */
-static void set_pipelining(struct healthd *h, struct target *t, int v)
-{
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id };
-	sqlite3_stmt *st = NULL;
-	int rc = SQLITE_ERROR;
-
-	if (t->pipelining == v)
-		return;
-	if (sqlite3_prepare_v2(h->d->db, "UPDATE proxy_health SET pipelining = ?2 WHERE proxy_id = ?1", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, t->id);
-		sqlite3_bind_int(st, 2, v);
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		log_error("proxy %lld: cannot store pipelining: %s", (long long)t->id, sqlite3_errmsg(h->d->db));
-		return;
-	}
-	t->pipelining = v;
-	dbwatch_sync(h->d->watch);
-	notify_send(h->d->nt, "forwarder", &m);
-	h->api_dirty = 1;
-}
-
-/* Back to lock-step until a pipelined probe succeeds again. */
-static void forget_pipelining(struct healthd *h, struct target *t, const char *why)
-{
-	probe_cancel(t->pipe_probe);
-	t->pipe_probe = NULL;
-	t->pipe_tested = 0;
-	if (t->pipelining)
-		log_info("proxy %lld (%s): %s: lock-step SOCKS5 handshakes until tested again", (long long)t->id, t->name,
-			 why);
-	set_pipelining(h, t, 0);
-}
-
-static void on_pipe_probe_done(struct probe *p, const struct probe_result *r, void *arg)
-{
-	struct healthd *h = arg;
-
-	for (size_t i = 0; i < h->n; i++) {
-		struct target *t = &h->t[i];
-		if (t->pipe_probe != p)
-			continue;
-		t->pipe_probe = NULL;
-		t->pipe_tested = 1;
-		log_info("proxy %lld (%s): %s pipelined SOCKS5 handshakes (%s)", (long long)t->id, t->name,
-			 r->error == PROBE_OK ? "takes" : "does not take", r->reason);
-		set_pipelining(h, t, r->error == PROBE_OK);
-		return;
-	}
-}
-
-/* After a good probe of a SOCKS5 proxy not yet tested: one more, pipelined, on the side. */
-static void test_pipelining(struct healthd *h, struct target *t)
-{
-	if (t->type != UPSTREAM_SOCKS5 || t->pipe_tested || t->pipe_probe || !h->pipeline_check)
-		return;
-	t->pipe_probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1, &h->url, h->timeout_ms,
-				    on_pipe_probe_done, h);
-}
-
-static void apply_pipeline_setting(struct healthd *h)
-{
-	if (!h->pipeline_check)
-		for (size_t i = 0; i < h->n; i++)
-			forget_pipelining(h, &h->t[i], "socks_pipelining is off");
 }
 
 /* Merge the enabled proxies from the DB into the target list; probes in flight carry on. */
@@ -178,7 +69,7 @@ static int load_targets(struct healthd *h)
 		h->t[i].seen = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
-		struct target *t = find(h, id), nt;
+		struct target *t = healthd_find(h, id), nt;
 		int fresh = !t;
 
 		if (fresh) {
@@ -194,9 +85,9 @@ static int load_targets(struct healthd *h)
 			t = &nt;
 			t->id = id;
 			t->next_due = now;
-			snprintf(t->status, sizeof(t->status), "%s", (const char *)sqlite3_column_text(st, 7));
-			t->fails = (unsigned)sqlite3_column_int(st, 8);
-			t->succs = (unsigned)sqlite3_column_int(st, 9);
+			t->hs.status = health_status_parse((const char *)sqlite3_column_text(st, 7));
+			t->hs.fails = (unsigned)sqlite3_column_int(st, 8);
+			t->hs.succs = (unsigned)sqlite3_column_int(st, 9);
 			snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", (const char *)sqlite3_column_text(st, 10));
 			t->pipelining = sqlite3_column_int(st, 11);
 		}
@@ -210,7 +101,7 @@ static int load_targets(struct healthd *h)
 			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
 			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||
 				       strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
-				forget_pipelining(h, t, "the proxy changed");
+				pipelining_forget(h, t, "the proxy changed");
 			explicit_bzero(&old, sizeof(old));
 		}
 		t->seen = 1;
@@ -239,110 +130,35 @@ static void reply_waiters(struct healthd *h, struct target *t, const struct prob
 	t->n_waiters = 0;
 }
 
-/* How long a result may be trusted: the next one is due within an interval plus the three
- * steps' timeouts; one interval more for slack. Past it the proxy counts as unknown (blocked),
- * so a stopped or wedged healthd fails closed (migration 0008). */
-static unsigned health_fresh_s(const struct healthd *h)
-{
-	return (2 * h->interval_ms + 3 * h->timeout_ms + 999) / 1000;
-}
-
-static void record(struct healthd *h, struct target *t, const struct probe_result *r)
-{
-	static const char *const up_sql =
-		"UPDATE proxy_health SET status = ?2, latency_ms = ?3, connect_ms = ?4, handshake_ms = ?5, "
-		"first_byte_ms = ?6, exit_ip = ?7, checked_at = unixepoch(), last_error = ?8, consecutive_failures = ?9, "
-		"consecutive_successes = ?10, fresh_until = unixepoch() + ?11 WHERE proxy_id = ?1";
-	static const char *const hist_sql =
-		"INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
-		"VALUES (?1, unixepoch(), ?2, ?3, ?4, ?5)";
-	static const char *const trim_sql =
-		"DELETE FROM health_history WHERE proxy_id = ?1 AND id <= (SELECT id FROM health_history "
-		"WHERE proxy_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
-	sqlite3 *db = h->d->db;
-	sqlite3_stmt *st = NULL;
-	int ok = r->error == PROBE_OK, rc = SQLITE_ERROR;
-
-	if (db_begin(db) < 0)
-		return;
-	if (sqlite3_prepare_v2(db, up_sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, t->id);
-		sqlite3_bind_text(st, 2, t->status, -1, SQLITE_STATIC);
-		if (ok) {
-			sqlite3_bind_int(st, 3, (int)r->total_ms);
-			sqlite3_bind_int(st, 4, (int)r->connect_ms);
-			sqlite3_bind_int(st, 5, (int)r->handshake_ms);
-			sqlite3_bind_int(st, 6, (int)r->first_byte_ms);
-		}
-		sqlite3_bind_text(st, 7, t->exit_ip, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 8, ok ? "" : r->reason, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 9, (int)t->fails);
-		sqlite3_bind_int(st, 10, (int)t->succs);
-		sqlite3_bind_int(st, 11, (int)health_fresh_s(h));
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE && sqlite3_prepare_v2(db, hist_sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, t->id);
-		sqlite3_bind_text(st, 2, ok ? "up" : "down", -1, SQLITE_STATIC);
-		if (ok)
-			sqlite3_bind_int(st, 3, (int)r->total_ms);
-		sqlite3_bind_text(st, 4, ok ? r->exit_ip : "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, ok ? "" : r->reason, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	if (rc == SQLITE_DONE && sqlite3_prepare_v2(db, trim_sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, t->id);
-		sqlite3_bind_int(st, 2, (int)h->hist_max);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	if (rc != SQLITE_DONE || db_commit(db) < 0) {
-		log_error("proxy %lld: cannot record health: %s", (long long)t->id, sqlite3_errmsg(db));
-		db_rollback(db);
-		return;
-	}
-	dbwatch_sync(h->d->watch);
-}
-
 /* A probe's outcome: hysteresis, the DB, notifications, waiting requesters, next due time. */
 static void apply_result(struct healthd *h, struct target *t, const struct probe_result *r)
 {
-	char old[8];
+	enum health_status old = t->hs.status;
 	int ok = r->error == PROBE_OK;
 
-	snprintf(old, sizeof(old), "%s", t->status);
+	hysteresis_step(&t->hs, ok, h->fail_th, h->succ_th);
 	if (ok) {
-		t->succs++;
-		t->fails = 0;
-		if (strcmp(t->status, "up") != 0 && (strcmp(t->status, "unknown") == 0 || t->succs >= h->succ_th))
-			snprintf(t->status, sizeof(t->status), "up");
-		if (strcmp(old, "up") == 0 && t->exit_ip[0] && strcmp(t->exit_ip, r->exit_ip) != 0)
+		if (old == HEALTH_UP && t->exit_ip[0] && strcmp(t->exit_ip, r->exit_ip) != 0)
 			log_info("proxy %lld (%s): exit ip changed %s -> %s", (long long)t->id, t->name, t->exit_ip, r->exit_ip);
 		snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", r->exit_ip);
-	} else {
-		t->fails++;
-		t->succs = 0;
-		if (strcmp(t->status, "down") != 0 && t->fails >= h->fail_th)
-			snprintf(t->status, sizeof(t->status), "down");
 	}
-	record(h, t, r);
-	if (strcmp(old, t->status) != 0) {
+	store_result(h, t, r);
+	if (old != t->hs.status) {
 		struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id };
-		log_info("proxy %lld (%s): %s -> %s (%s, %u ms%s%s)", (long long)t->id, t->name, old, t->status, r->reason,
+		log_info("proxy %lld (%s): %s -> %s (%s, %u ms%s%s)", (long long)t->id, t->name, health_status_str(old), health_status_str(t->hs.status), r->reason,
 			 r->total_ms, ok ? ", exit " : "", ok ? r->exit_ip : "");
 		/* the agent and the forwarder act on status changes: tell them now */
 		notify_send(h->d->nt, "agent", &m);
 		notify_send(h->d->nt, "forwarder", &m);
 	} else {
-		log_debug("proxy %lld (%s): %s, %s, %u ms", (long long)t->id, t->name, t->status, r->reason, r->total_ms);
+		log_debug("proxy %lld (%s): %s, %s, %u ms", (long long)t->id, t->name, health_status_str(t->hs.status), r->reason,
+			  r->total_ms);
 	}
 	h->api_dirty = 1;
 	reply_waiters(h, t, r);
 	if (ok)
-		test_pipelining(h, t);
-	t->next_due = ev_now_ms() + (strcmp(t->status, "down") == 0 ? h->down_interval_ms : h->interval_ms);
+		pipelining_test(h, t);
+	t->next_due = ev_now_ms() + (t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms);
 }
 
 static void on_probe_done(struct probe *p, const struct probe_result *r, void *arg)
@@ -394,11 +210,11 @@ static void on_tick(struct evloop *ev, void *arg)
 
 static void check_now(struct healthd *h, int64_t id, const char *from)
 {
-	struct target *t = find(h, id);
+	struct target *t = healthd_find(h, id);
 
 	if (!t) { /* perhaps created a moment ago */
 		load_targets(h);
-		t = find(h, id);
+		t = healthd_find(h, id);
 	}
 	if (!t) {
 		struct notify_msg m = { .type = NOTIFY_CHECK_RESULT, .id = id, .status = 0 };
@@ -421,10 +237,10 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 		return;
 	}
 	if (msg && msg->type == NOTIFY_UPSTREAM_FAILED) {
-		struct target *t = find(h, msg->id);
+		struct target *t = healthd_find(h, msg->id);
 		log_info("proxy %lld: the forwarder saw it fail (%s); checking now", (long long)msg->id, msg->text);
 		if (t) {
-			forget_pipelining(h, t, "the forwarder saw it fail");
+			pipelining_forget(h, t, "the forwarder saw it fail");
 			start_probe(h, t);
 		}
 		return;
@@ -433,7 +249,7 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 		return;
 	load_settings(h);
 	load_targets(h);
-	apply_pipeline_setting(h);
+	pipelining_apply_setting(h);
 }
 
 static const struct daemon_info info = {
@@ -459,7 +275,7 @@ int main(int argc, char **argv)
 		daemon_raise_nofile(); /* one socket per concurrent probe */
 		load_settings(&h);
 		load_targets(&h);
-		apply_pipeline_setting(&h);
+		pipelining_apply_setting(&h);
 		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n, h.interval_ms / 1000,
 			 h.down_interval_ms / 1000, h.timeout_ms / 1000);
 		h.tick = ev_add_timer(d.ev, 0, TICK_MS, on_tick, &h);

@@ -1,0 +1,74 @@
+/* worker.h - what relay.c (the connections) and workers.c (the threads) share, private to the
+ * forwarder: a worker thread with its event loop, listeners and connections. */
+#ifndef FWD_WORKER_H
+#define FWD_WORKER_H
+
+#include "evloop.h"
+#include "notify.h"
+#include "relay.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define PIPE_POOL 64 /* per worker */
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
+#endif
+
+/* Listeners of a worker: REDIRECT and TPROXY, each for IPv4 and IPv6. */
+enum { L_REDIR4, L_REDIR6, L_TPROXY4, L_TPROXY6, L_MAX };
+
+struct worker;
+
+struct conn {
+	uint64_t id;
+	struct worker *w;
+	struct conn *prev, *next;
+	int cfd, ufd;
+	struct ev_handle *ch, *uh;
+	uint32_t uev; /* registered interest during the handshake */
+	struct sockaddr_storage client, dst;
+	struct fwd_entry map;
+	struct upstream_hs *hs; /* during the handshake only */
+	int relaying;
+	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client */
+	size_t in_up, in_down;	      /* bytes sitting in each pipe */
+	int eof_c, eof_u, shut_c, shut_u;
+	int counted; /* a mapped, active client: its per-client stats count this connection */
+	int revoked; /* its path is no longer allowed: cut (on_revoke) */
+	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
+};
+
+struct worker {
+	struct fwd_shared *sh;
+	unsigned index;
+	pthread_t thread;
+	struct evloop *ev;
+	int lfd[L_MAX], stopfd, revokefd; /* lfd -1: not listening (TPROXY needs CAP_NET_ADMIN; IPv6 may be off) */
+	struct ev_handle *lh[L_MAX], *sh_h, *rv_h, *tick;
+	struct notify *nt;
+	struct conn *conns;
+	unsigned n_conns;
+	uint64_t next_id;
+	int draining, started;
+	atomic_ullong last_tick; /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
+	uint64_t drain_until;
+	uint64_t last_report[256];
+	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */
+	unsigned n_pipes;
+};
+
+struct fwd_workers {
+	unsigned n;
+	struct worker *w;
+};
+
+/* relay.c: the data path, called from each worker's loop */
+void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up);
+void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg);
+void relay_on_tick(struct evloop *ev, void *arg);
+void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg);
+
+#endif

@@ -1,0 +1,89 @@
+/* test_desired.c - what the agent reads from the DB: rule parameters from the settings (bad
+ * ones refuse the whole load), client sets from mapping_state, interfaces that do not exist. */
+#include "testlib.h"
+
+#include "../../agent/desired.h"
+
+static struct pgw_config cfg(void)
+{
+	struct pgw_config c;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.lan_iface, sizeof(c.lan_iface), "lo");
+	snprintf(c.wan_iface, sizeof(c.wan_iface), "nowan0");
+	snprintf(c.lan_cidr, sizeof(c.lan_cidr), "192.168.2.0/24");
+	snprintf(c.service_user, sizeof(c.service_user), "root");
+	c.forwarder_port = 12345;
+	c.tproxy_port = 12346;
+	c.api_port = 8080;
+	return c;
+}
+
+static void test_load(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = tl_db(dir, "d.db");
+	struct pgw_config c = cfg();
+	struct desired d;
+	char ip[NET_IP_STR_MAX];
+
+	(void)state;
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080),"
+				     "(2, 'b', 'socks5', 'proxy.example', 1080);"
+				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 WHERE proxy_id = 1;"
+				     "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.11', 1, 1), ('192.168.2.10', 1, 1),"
+				     "('fd00:2::10', 1, 1), ('192.168.2.12', 2, 1), ('192.168.2.13', 1, 0);"
+				     "INSERT INTO settings (key, value) VALUES ('block_action', 'drop'), ('strict_output', 'true'),"
+				     "('forwarder_mode', 'tproxy')"),
+			 SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
+	assert_int_equal(d.active.n, 3);
+	net_ip_str(&d.active.addr[0], ip); /* sorted */
+	assert_string_equal(ip, "192.168.2.10");
+	assert_int_equal(d.blocked.n, 2);
+	assert_int_equal(d.rules.block_drop, 1);
+	assert_int_equal(d.rules.tproxy, 1);
+	assert_int_equal(d.rules.strict_output, 1);
+	assert_int_equal(d.rules.strict_uid, 0);
+	assert_int_equal(d.proxies.n, 1); /* a proxy given by name cannot be in the strict set */
+	assert_string_equal(d.rules.lan_iface, "lo");
+	assert_int_equal(d.rules.lan_missing, 0);
+	assert_int_equal(d.rules.wan_missing, 1); /* no such interface: the rules limit more */
+	assert_int_equal(d.rules.lan_addr, 0xc0a80200u);
+	assert_int_equal(d.rules.lan_mask, 0xffffff00u);
+	desired_free(&d);
+	/* a bad value in the DB refuses the load (the agent keeps what it has and says why) */
+	assert_int_equal(tl_exec(db, "INSERT INTO settings (key, value) VALUES ('lan_iface', 'a b')"), SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "lan_iface"));
+	db_close(db);
+	tl_rmdir(dir);
+}
+
+static void test_minus(void **state)
+{
+	struct addrset a = { 0 }, b = { 0 }, out;
+	struct net_ip x[3];
+
+	(void)state;
+	net_ip_parse("192.168.2.1", &x[0]);
+	net_ip_parse("192.168.2.2", &x[1]);
+	net_ip_parse("192.168.2.3", &x[2]);
+	a.addr = x;
+	a.n = 3;
+	b.addr = x + 1;
+	b.n = 1;
+	assert_int_equal(addrset_minus(&a, &b, &out), 0);
+	assert_int_equal(out.n, 2);
+	assert_memory_equal(&out.addr[1], &x[2], sizeof(x[2]));
+	free(out.addr);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_minus),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,101 @@
+/* test_events.c - the SSE ring: ids, resume, heartbeat, a subscriber that fell behind, and
+ * events of any size through a read buffer of any size. */
+#include "testlib.h"
+
+#include "../../api/events.h"
+
+static void test_order_resume_heartbeat(void **state)
+{
+	struct events_cursor c = { .last = events_last_id() };
+	char buf[4096];
+	ssize_t n;
+
+	(void)state;
+	events_publish("health", json_pack("{s:i}", "proxy_id", 1));
+	events_publish("agent", json_pack("{s:i}", "generation", 7));
+	n = events_read(&c, buf, sizeof(buf), 10);
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "event: health\ndata: {\"proxy_id\":1}\n\n"));
+	assert_true(strstr(buf, "event: health") < strstr(buf, "event: agent"));
+	assert_int_equal(c.last, events_last_id());
+	n = events_read(&c, buf, sizeof(buf), 20); /* nothing new: a heartbeat after the wait */
+	buf[n] = 0;
+	assert_string_equal(buf, ": heartbeat\n\n");
+	c.last -= 1; /* Last-Event-ID one back: the last event again */
+	n = events_read(&c, buf, sizeof(buf), 10);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "event: agent"));
+	assert_null(strstr(buf, "event: health"));
+}
+
+static void test_fell_behind_gets_reset(void **state)
+{
+	struct events_cursor c = { .last = events_last_id() };
+	char buf[4096];
+	ssize_t n;
+
+	(void)state;
+	for (int i = 0; i < EVENTS_RING + 5; i++)
+		events_publish("client", json_pack("{s:i}", "n", i));
+	n = events_read(&c, buf, sizeof(buf), 10);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "event: reset"));
+	assert_int_equal(c.last, events_last_id());
+}
+
+/* An event much larger than one read (a forwarder stats event with thousands of clients)
+ * arrives whole, in parts, and the next event after it. */
+static void test_large_event_streams_in_parts(void **state)
+{
+	struct events_cursor c = { .last = events_last_id() };
+	size_t big = 200000, got = 0, cap = 16384;
+	char *filler = malloc(big + 1), *all = malloc(big + 4096), buf[16384 + 1];
+	int reads = 0;
+
+	(void)state;
+	all[0] = 0;
+	memset(filler, 'x', big);
+	filler[big] = 0;
+	events_publish("forwarder", json_pack("{s:s}", "pad", filler));
+	events_publish("agent", json_pack("{s:i}", "after", 1));
+	while (!strstr(all, "event: agent") || got == 0) {
+		ssize_t n = events_read(&c, buf, cap, 10);
+		assert_true(n > 0 && (size_t)n <= cap);
+		assert_true(reads++ < 100);
+		if (memcmp(buf, ": heartbeat", 11) == 0)
+			fail_msg("a heartbeat in the middle of an event (it stalled)");
+		memcpy(all + got, buf, (size_t)n);
+		got += (size_t)n;
+		all[got] = 0;
+	}
+	assert_true(reads > 10);
+	assert_non_null(strstr(all, "event: forwarder\ndata: {\"pad\":\"xxxx"));
+	assert_non_null(strstr(all, "\"}\n\nid: "));          /* the big one ended whole, then the next */
+	assert_int_equal(strlen(strstr(all, "xxxx")) > big, 1); /* every byte of it */
+	assert_int_equal(c.last, events_last_id());
+	events_cursor_free(&c);
+	free(filler);
+	free(all);
+}
+
+static void test_shutdown_ends_readers(void **state)
+{
+	struct events_cursor c = { .last = events_last_id() };
+	char buf[64];
+
+	(void)state;
+	events_shutdown();
+	assert_int_equal(events_read(&c, buf, sizeof(buf), 1000), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_order_resume_heartbeat),
+		cmocka_unit_test(test_fell_behind_gets_reset),
+		cmocka_unit_test(test_large_event_streams_in_parts),
+		cmocka_unit_test(test_shutdown_ends_readers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
