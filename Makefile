@@ -80,6 +80,7 @@ test_table_SRC := forwarder/table.c
 test_events_SRC := api/events.c
 test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
 test_throttle_SRC := api/throttle.c
+test_settings_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 test_objs = $(addprefix $(BUILD)/,$(patsubst %.c,%.o,$($(1)_SRC)))
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $$(call test_objs,$$*) $(LIBCOMMON)

@@ -60,41 +60,35 @@ int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrs
 	return 0;
 }
 
-static void setting(sqlite3 *db, const char *key, const char *fallback, char *buf, size_t size)
-{
-	if (settings_get(db, key, buf, size) < 0)
-		snprintf(buf, size, "%s", fallback);
-}
-
 static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_rules *r, char *err, size_t errlen)
 {
 	char v[SETTINGS_VALUE_MAX], why[600];
 	struct net_cidr4 lan;
 
 	memset(r, 0, sizeof(*r));
-	setting(db, "lan_iface", cfg->lan_iface, v, sizeof(v));
+	settings_value(db, cfg, "lan_iface", v, sizeof(v));
 	if (settings_validate("lan_iface", v, why, sizeof(why)) < 0)
 		goto bad;
 	memcpy(r->lan_iface, v, strlen(v)); /* validated: at most 15 bytes */
-	setting(db, "wan_iface", cfg->wan_iface, v, sizeof(v));
+	settings_value(db, cfg, "wan_iface", v, sizeof(v));
 	if (settings_validate("wan_iface", v, why, sizeof(why)) < 0)
 		goto bad;
 	memcpy(r->wan_iface, v, strlen(v));
-	setting(db, "lan_cidr", cfg->lan_cidr, v, sizeof(v));
+	settings_value(db, cfg, "lan_cidr", v, sizeof(v));
 	if (net_cidr4_parse(v, &lan) < 0) {
 		snprintf(why, sizeof(why), "lan_cidr: '%s' is not an IPv4 network", v);
 		goto bad;
 	}
 	r->lan_addr = lan.addr;
 	r->lan_mask = lan.prefix ? 0xffffffffu << (32 - lan.prefix) : 0;
-	setting(db, "dns_mode", "minimal", v, sizeof(v));
+	settings_str(db, cfg, "dns_mode", v, sizeof(v));
 	r->dns_local = strcmp(v, "local") == 0;
-	setting(db, "block_action", "reject", v, sizeof(v));
+	settings_str(db, cfg, "block_action", v, sizeof(v));
 	r->block_drop = strcmp(v, "drop") == 0;
-	setting(db, "forwarder_mode", "redirect", v, sizeof(v));
+	settings_str(db, cfg, "forwarder_mode", v, sizeof(v));
 	r->tproxy = strcmp(v, "tproxy") == 0;
 	r->tproxy_port = cfg->tproxy_port;
-	r->strict_output = settings_get_bool(db, "strict_output", 0);
+	r->strict_output = settings_bool(db, cfg, "strict_output");
 	if (r->strict_output) {
 		struct passwd *pw = getpwnam(cfg->service_user);
 		if (pw) {

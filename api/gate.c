@@ -49,7 +49,7 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 
 unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg)
 {
-	return settings_get_uint(db, "health_timeout", cfg->health_timeout_s) * 3000u + 1000u;
+	return settings_uint(db, cfg, "health_timeout") * 3000u + 1000u;
 }
 
 int reply_gate_unavailable(struct req *r, int err)

@@ -12,8 +12,7 @@ int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, c
 	char cidr[SETTINGS_VALUE_MAX];
 	struct net_cidr4 lan;
 
-	if (settings_get(db, "lan_cidr", cidr, sizeof(cidr)) < 0)
-		snprintf(cidr, sizeof(cidr), "%s", cfg->lan_cidr);
+	settings_str(db, cfg, "lan_cidr", cidr, sizeof(cidr));
 	return net_client_ip(ip, net_cidr4_parse(cidr, &lan) == 0 ? &lan : NULL, canon, why);
 }
 

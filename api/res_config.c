@@ -5,6 +5,7 @@
 #include "db.h"
 #include "settings.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static json_t *all_settings(sqlite3 *db)
@@ -18,6 +19,23 @@ static json_t *all_settings(sqlite3 *db)
 	return o;
 }
 
+/* GET /config/schema: every setting with its label, help, kind, choices, range and default,
+ * from the one registry (common/settings.c); the dashboard renders its form from it. */
+static int schema(struct req *r)
+{
+	char *text;
+	json_t *j;
+
+	if (!read_only_start(r, NULL))
+		return MHD_YES;
+	text = settings_schema_json();
+	j = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (!j)
+		return reply_error(r, 500, "internal", "cannot build the settings schema");
+	return reply_json(r, 200, json_pack("{s:o}", "items", j));
+}
+
 int res_config(struct req *r, const char *const *seg, int nseg)
 {
 	int get = strcmp(r->method, "GET") == 0;
@@ -26,7 +44,8 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 	char err[600];
 	sqlite3 *db;
 
-	(void)seg;
+	if (nseg == 1 && strcmp(seg[0], "schema") == 0)
+		return schema(r);
 	if (nseg != 0)
 		return reply_error(r, 404, "not_found", "no such resource");
 	if (!get && strcmp(r->method, "PUT") != 0)

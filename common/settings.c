@@ -1,6 +1,7 @@
 /* settings.c - see settings.h. */
 #include "settings.h"
 
+#include "log.h"
 #include "net.h"
 #include "parse.h"
 
@@ -13,35 +14,57 @@
 #include <string.h>
 
 enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL };
+static const char *const kind_names[] = { "interface", "cidr", "enum", "range", "url", "bool" };
 
 struct sdef {
-	struct settings_key pub;
+	struct settings_key pub; /* key, label, help */
 	enum skind kind;
 	const char *choices; /* K_ENUM: '|'-separated; first is the default */
 	unsigned min, max;
-	const char *def;
+	const char *def; /* the default (K_ENUM: the first choice) */
 };
 
+/* THE registry: every runtime setting, its validation, its default and how the dashboard
+ * shows it (GET /api/v1/config/schema). Daemons read values through settings_uint/_bool/_str,
+ * which fall back to these defaults (or the environment variable that seeds a key). */
 static const struct sdef defs[] = {
-	{ { "lan_iface", "interface facing the LAN clients" }, K_IFACE, NULL, 0, 0, "ens19" },
-	{ { "wan_iface", "interface facing the upstream proxies" }, K_IFACE, NULL, 0, 0, "eth0" },
-	{ { "lan_cidr", "IPv4 network of the LAN clients" }, K_CIDR, NULL, 0, 0, "192.168.2.0/24" },
-	{ { "forwarder_mode", "how client TCP reaches the forwarder: redirect or tproxy" }, K_ENUM, "redirect|tproxy", 0, 0, NULL },
-	{ { "dns_mode", "minimal: client DNS is dropped; local: clients may query the gateway" }, K_ENUM, "minimal|local", 0, 0, NULL },
-	{ { "block_action", "how blocked clients are refused: reject (fast fail) or drop" }, K_ENUM, "reject|drop", 0, 0, NULL },
-	{ { "strict_output", "gateway itself reaches the WAN only as the pgw user, only to the proxies" }, K_BOOL, NULL, 0, 0, "false" },
-	{ { "health_interval", "seconds between probes of an up proxy" }, K_RANGE, NULL, 1, 86400, "30" },
-	{ { "health_down_interval", "seconds between probes of a down proxy" }, K_RANGE, NULL, 1, 3600, "5" },
-	{ { "health_timeout", "seconds each probe step may take" }, K_RANGE, NULL, 1, 300, "5" },
-	{ { "health_url", "exit-IP echo URL fetched through each proxy" }, K_URL, NULL, 0, 0, "http://ifconfig.me/ip" },
-	{ { "health_fail_threshold", "failed probes before a proxy is down" }, K_RANGE, NULL, 1, 10, "1" },
-	{ { "health_success_threshold", "good probes before a down proxy is up again" }, K_RANGE, NULL, 1, 10, "2" },
-	{ { "health_history_max", "history entries kept per proxy" }, K_RANGE, NULL, 10, 100000, "1000" },
-	{ { "socks_pipelining", "send SOCKS5 greeting, auth and request in one write to proxies a probe found to take it" }, K_BOOL, NULL, 0, 0, "true" },
-	{ { "forwarder_connect_timeout", "seconds to connect to a proxy and finish its handshake" }, K_RANGE, NULL, 1, 120, "10" },
-	{ { "forwarder_idle_timeout", "seconds a relayed connection may stay silent both ways" }, K_RANGE, NULL, 10, 86400, "900" },
-	{ { "forwarder_max_connections", "relayed connections at once; more are refused" }, K_RANGE, NULL, 16, 1000000, "20000" },
-	{ { "forwarder_drain_timeout", "seconds SIGTERM waits for open connections" }, K_RANGE, NULL, 0, 300, "10" },
+	{ { "lan_iface", "LAN interface", "The interface facing the clients." }, K_IFACE, NULL, 0, 0, "ens19" },
+	{ { "wan_iface", "WAN interface", "The interface facing the upstream proxies. Nothing from the LAN is ever forwarded to it." },
+	  K_IFACE, NULL, 0, 0, "eth0" },
+	{ { "lan_cidr", "LAN network", "IPv4 network of the clients, like 192.168.2.0/24. IPv4 mappings must be inside it." },
+	  K_CIDR, NULL, 0, 0, "192.168.2.0/24" },
+	{ { "forwarder_mode", "Forwarder mode",
+	    "How client TCP reaches the forwarder: redirect (NAT) works everywhere; tproxy keeps the original destination on the socket and needs CAP_NET_ADMIN for the forwarder." },
+	  K_ENUM, "redirect|tproxy", 0, 0, NULL },
+	{ { "dns_mode", "DNS mode", "minimal: client DNS is dropped (the proxies resolve names); local: clients may query a resolver on the gateway." },
+	  K_ENUM, "minimal|local", 0, 0, NULL },
+	{ { "block_action", "Block action", "How blocked clients are refused: reject answers at once (TCP reset, ICMP); drop stays silent." },
+	  K_ENUM, "reject|drop", 0, 0, NULL },
+	{ { "strict_output", "Strict OUTPUT mode", "The gateway itself may reach the WAN only as the pgw user and only to the proxies." },
+	  K_BOOL, NULL, 0, 0, "false" },
+	{ { "health_interval", "Health interval (s)", "Seconds between probes of an up proxy." }, K_RANGE, NULL, 1, 86400, "30" },
+	{ { "health_down_interval", "Down re-check interval (s)", "Seconds between probes of a down proxy, so recovery is quick." },
+	  K_RANGE, NULL, 1, 3600, "5" },
+	{ { "health_timeout", "Health timeout (s)", "Seconds each probe step may take." }, K_RANGE, NULL, 1, 300, "5" },
+	{ { "health_url", "Health URL", "An exit-IP echo URL (http://host[:port][/path]) fetched through each proxy." },
+	  K_URL, NULL, 0, 0, "http://ifconfig.me/ip" },
+	{ { "health_fail_threshold", "Failures before down", "Failed probes before a proxy is down (1 blocks fastest)." },
+	  K_RANGE, NULL, 1, 10, "1" },
+	{ { "health_success_threshold", "Successes before up", "Good probes before a down proxy is up again." },
+	  K_RANGE, NULL, 1, 10, "2" },
+	{ { "health_history_max", "Health history kept", "History entries kept per proxy (the dashboard's sparklines)." },
+	  K_RANGE, NULL, 10, 100000, "1000" },
+	{ { "socks_pipelining", "SOCKS5 pipelining",
+	    "Send greeting, login and request in one write (one round trip instead of three) to SOCKS5 proxies that a probe found to take it; the others stay lock-step." },
+	  K_BOOL, NULL, 0, 0, "true" },
+	{ { "forwarder_connect_timeout", "Connect timeout (s)", "Seconds to connect to a proxy and finish its handshake." },
+	  K_RANGE, NULL, 1, 120, "10" },
+	{ { "forwarder_idle_timeout", "Idle timeout (s)", "Seconds a relayed connection may stay silent both ways." },
+	  K_RANGE, NULL, 10, 86400, "900" },
+	{ { "forwarder_max_connections", "Max connections", "Relayed connections at once; more are refused." },
+	  K_RANGE, NULL, 16, 1000000, "20000" },
+	{ { "forwarder_drain_timeout", "Drain timeout (s)", "Seconds a stopping forwarder waits for open connections." },
+	  K_RANGE, NULL, 0, 300, "10" },
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
@@ -80,6 +103,12 @@ static int choice_ok(const char *choices, const char *value)
 
 int settings_validate(const char *key, const char *value, char *err, size_t errlen)
 {
+	char scratch[8];
+
+	if (!err) { /* only the verdict is wanted */
+		err = scratch;
+		errlen = sizeof(scratch);
+	}
 	const struct sdef *d = find(key);
 	struct net_cidr4 c;
 	uint64_t n;
@@ -193,20 +222,102 @@ int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 	return r;
 }
 
-unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def)
+static void value_of(sqlite3 *db, const struct pgw_config *cfg, const struct sdef *d, char *buf, size_t size)
+{
+	char first[64];
+
+	if (settings_get(db, d->pub.key, buf, size) == 0)
+		return;
+	snprintf(buf, size, "%s", first_value(d, cfg, first, sizeof(first)));
+}
+
+void settings_value(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size)
+{
+	const struct sdef *d = find(key);
+
+	if (d)
+		value_of(db, cfg, d, buf, size);
+	else
+		buf[0] = 0;
+}
+
+void settings_str(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size)
+{
+	const struct sdef *d = find(key);
+
+	if (!d) { /* a typo in the code, not a user's: loud, and nothing */
+		log_error("settings: no setting '%s'", key);
+		buf[0] = 0;
+		return;
+	}
+	value_of(db, cfg, d, buf, size);
+	if (settings_validate(key, buf, NULL, 0) < 0) { /* a bad row written by hand: the first value */
+		char first[64];
+		snprintf(buf, size, "%s", first_value(d, cfg, first, sizeof(first)));
+	}
+}
+
+unsigned settings_uint(sqlite3 *db, const struct pgw_config *cfg, const char *key)
 {
 	char v[SETTINGS_VALUE_MAX];
 	uint64_t n;
 
-	return settings_get(db, key, v, sizeof(v)) == 0 && parse_u64(v, 0, UINT32_MAX, &n) == 0 ? (unsigned)n : def;
+	settings_str(db, cfg, key, v, sizeof(v));
+	return parse_u64(v, 0, UINT32_MAX, &n) == 0 ? (unsigned)n : 0;
 }
 
-int settings_get_bool(sqlite3 *db, const char *key, int def)
+int settings_bool(sqlite3 *db, const struct pgw_config *cfg, const char *key)
 {
 	char v[SETTINGS_VALUE_MAX];
 	int b;
 
-	return settings_get(db, key, v, sizeof(v)) == 0 && parse_bool(v, &b) == 0 ? b : def;
+	settings_str(db, cfg, key, v, sizeof(v));
+	return parse_bool(v, &b) == 0 ? b : 0;
+}
+
+/* [{key, label, help, kind, default, choices?, min?, max?}] as JSON text (malloc'd). */
+char *settings_schema_json(void)
+{
+	char *out = NULL, esc[1024];
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		return NULL;
+	fputc('[', f);
+	for (size_t i = 0; i < NDEFS; i++) {
+		const struct sdef *d = &defs[i];
+		char def[64];
+
+		fprintf(f, "%s{\"key\":\"%s\",", i ? "," : "", d->pub.key);
+		log_json_escape(esc, sizeof(esc), d->pub.label);
+		fprintf(f, "\"label\":\"%s\",", esc);
+		log_json_escape(esc, sizeof(esc), d->pub.help);
+		fprintf(f, "\"help\":\"%s\",\"kind\":\"%s\",", esc, kind_names[d->kind]);
+		if (d->kind == K_ENUM) {
+			const char *bar = strchr(d->choices, '|');
+			snprintf(def, sizeof(def), "%.*s", (int)(bar - d->choices), d->choices);
+			fputs("\"choices\":[", f);
+			for (const char *p = d->choices; *p;) {
+				const char *b = strchr(p, '|');
+				size_t l = b ? (size_t)(b - p) : strlen(p);
+				fprintf(f, "%s\"%.*s\"", p == d->choices ? "" : ",", (int)l, p);
+				p += l + (b ? 1 : 0);
+			}
+			fputs("],", f);
+		} else {
+			snprintf(def, sizeof(def), "%s", d->def);
+		}
+		if (d->kind == K_RANGE)
+			fprintf(f, "\"min\":%u,\"max\":%u,", d->min, d->max);
+		if (d->kind == K_BOOL)
+			fputs("\"choices\":[\"true\",\"false\"],", f);
+		log_json_escape(esc, sizeof(esc), def);
+		fprintf(f, "\"default\":\"%s\"}", esc);
+	}
+	fputc(']', f);
+	fclose(f);
+	return out;
 }
 
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen)

@@ -12,6 +12,7 @@
 
 struct settings_key {
 	const char *key;
+	const char *label; /* short, for the dashboard */
 	const char *help;
 };
 
@@ -23,11 +24,18 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 int settings_seed(sqlite3 *db, const struct pgw_config *cfg);
 /* 0 with value, -ENOENT when unset. */
 int settings_get(sqlite3 *db, const char *key, char *value, size_t size);
-/* The value of a numeric setting, or def when unset. */
-unsigned settings_get_uint(sqlite3 *db, const char *key, unsigned def);
-/* true/false (also 1/0, yes/no, on/off), or def when unset or not a boolean. */
-int settings_get_bool(sqlite3 *db, const char *key, int def);
-/* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
+/* A setting's value as the daemons use it: the DB's, else (unset, or a bad row written by
+ * hand) its default from the registry, or from the environment variable that seeds it (cfg).
+ * The only place defaults live is the registry in settings.c. */
+void settings_str(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size);
+/* The same without the fallback for a bad row: the DB's value as it is (else the first value),
+ * for a caller that refuses bad values itself (the agent's interfaces and network). */
+void settings_value(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size);
+unsigned settings_uint(sqlite3 *db, const struct pgw_config *cfg, const char *key);
+int settings_bool(sqlite3 *db, const struct pgw_config *cfg, const char *key); /* true/false, 1/0, yes/no, on/off */
+/* Every setting with its label, help, kind (interface|cidr|enum|range|url|bool), choices,
+ * range and default, as a JSON array (malloc'd): GET /api/v1/config/schema. */
+char *settings_schema_json(void);
 /* A change of settings that name the system (lan_iface, wan_iface, lan_cidr) checked against
  * the live system, before anything is stored: each interface it names must exist, and lan_cidr
  * must hold an IPv4 address of lan_iface (when that has any). keys/values: the change (other
@@ -36,6 +44,7 @@ int settings_get_bool(sqlite3 *db, const char *key, int def);
  * naming the setting and the interface. */
 int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			  size_t errlen);
+/* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);
 
 #endif

@@ -29,10 +29,10 @@ struct forwarder {
 
 static void load_limits(struct forwarder *f, struct fwd_limits *l)
 {
-	l->connect_timeout_ms = settings_get_uint(f->d->db, "forwarder_connect_timeout", 10) * 1000;
-	l->idle_timeout_ms = settings_get_uint(f->d->db, "forwarder_idle_timeout", 900) * 1000;
-	l->max_connections = settings_get_uint(f->d->db, "forwarder_max_connections", 20000);
-	l->drain_timeout_ms = settings_get_uint(f->d->db, "forwarder_drain_timeout", 10) * 1000;
+	l->connect_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_connect_timeout") * 1000;
+	l->idle_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_idle_timeout") * 1000;
+	l->max_connections = settings_uint(f->d->db, &f->d->cfg, "forwarder_max_connections");
+	l->drain_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_drain_timeout") * 1000;
 }
 
 static int reload(struct forwarder *f, const char *why)

@@ -20,15 +20,14 @@ static void load_settings(struct healthd *h)
 	char url[SETTINGS_VALUE_MAX];
 	sqlite3 *db = h->d->db;
 
-	h->interval_ms = settings_get_uint(db, "health_interval", h->d->cfg.health_interval_s) * 1000;
-	h->down_interval_ms = settings_get_uint(db, "health_down_interval", 5) * 1000;
-	h->timeout_ms = settings_get_uint(db, "health_timeout", h->d->cfg.health_timeout_s) * 1000;
-	h->fail_th = settings_get_uint(db, "health_fail_threshold", 1);
-	h->succ_th = settings_get_uint(db, "health_success_threshold", 2);
-	h->hist_max = settings_get_uint(db, "health_history_max", 1000);
-	h->pipeline_check = settings_get_bool(db, "socks_pipelining", 1);
-	if (settings_get(db, "health_url", url, sizeof(url)) < 0)
-		snprintf(url, sizeof(url), "%s", h->d->cfg.health_url);
+	h->interval_ms = settings_uint(db, &h->d->cfg, "health_interval") * 1000;
+	h->down_interval_ms = settings_uint(db, &h->d->cfg, "health_down_interval") * 1000;
+	h->timeout_ms = settings_uint(db, &h->d->cfg, "health_timeout") * 1000;
+	h->fail_th = settings_uint(db, &h->d->cfg, "health_fail_threshold");
+	h->succ_th = settings_uint(db, &h->d->cfg, "health_success_threshold");
+	h->hist_max = settings_uint(db, &h->d->cfg, "health_history_max");
+	h->pipeline_check = settings_bool(db, &h->d->cfg, "socks_pipelining");
+	settings_str(db, &h->d->cfg, "health_url", url, sizeof(url));
 	h->url_ok = net_http_url_parse(url, &h->url) == 0;
 	if (!h->url_ok)
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);

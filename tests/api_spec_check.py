@@ -123,6 +123,7 @@ op("POST", "/api/v1/mappings/import", "/api/v1/mappings/import?dry_run=true", cs
 op("GET", "/api/v1/health", "/api/v1/health", token=T, expect=200)
 op("GET", "/api/v1/health/{proxy_id}/history", "/api/v1/health/%d/history?limit=5" % pid, token=T, expect=200)
 op("GET", "/api/v1/config", "/api/v1/config", token=T, expect=200)
+op("GET", "/api/v1/config/schema", "/api/v1/config/schema", token=T, expect=200)
 op("PUT", "/api/v1/config", "/api/v1/config", {"health_interval": "30"}, T, expect=200)
 op("GET", "/api/v1/status", "/api/v1/status", token=T, expect=200)
 u = op("POST", "/api/v1/users", "/api/v1/users", {"username": "spec-user", "role": "viewer", "password": "spec-password-1"}, T, expect=201)

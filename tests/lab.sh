@@ -283,6 +283,16 @@ lab_client_tries() { # client-ip client-ip6
 	return 0
 }
 
+# The control of a leak capture, before pgw has any table in the gw namespace: an unmapped
+# client's tries (IPv4 and IPv6) cross the WAN interface, and the capture sees them. Prints
+# how many; a scenario checks it is more than 0, so its own "0 leaked" can be believed.
+lab_capture_control() {
+	lab_exec gw nft list table inet pgw >/dev/null 2>&1 && { echo "lab: control with a pgw table in place" >&2; echo 0; return; }
+	lab_capture_start control >/dev/null || { echo 0; return; }
+	lab_client_tries 192.168.2.13 fd00:2::13
+	lab_capture_stop
+}
+
 # lab_client_tries over and over in the background until lab_traffic_stop (or lab_down).
 lab_traffic_start() { # client-ip [client-ip6]
 	(

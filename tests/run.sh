@@ -33,6 +33,8 @@ run_unit() { # label build-dir
 		if [ "$rc" -ne 0 ] && [ "$n_bad" -eq 0 ]; then
 			bad "$label/$(basename "$t"): exited $rc without a result (see $out)"
 			tail -n 20 "$out"
+		elif [ "$n_ok" -eq 0 ] && [ "$n_bad" -eq 0 ]; then
+			bad "$label/$(basename "$t"): printed no result (see $out)"
 		fi
 		[ "$n_bad" -gt 0 ] && grep -B2 -A8 '^not ok\|# ' "$out" | head -n 40
 		note "$label $(basename "$t"): $n_ok passed, $n_bad failed"
@@ -113,6 +115,11 @@ if [ "$unit_only" = 0 ]; then
 	done
 fi
 
+if [ -n "${E2E:-}" ]; then # a leftover E2E must not pass for a whole run
+	note ""
+	note "NOTE: E2E='$E2E' ran only the scenarios matching it: this is not a whole run"
+	[ -n "${CI:-}" ] && bad "E2E is set under CI"
+fi
 if [ "$fail" -gt 0 ]; then
 	note ""
 	note "Failed:"

@@ -409,32 +409,22 @@ async function importCsv() {
 
 /* ---------- configuration ---------- */
 
-const CONFIG = [
-  ['lan_iface', 'LAN interface', 'The interface facing the clients.', 'text'],
-  ['wan_iface', 'WAN interface', 'The interface facing the upstream proxies. Nothing from the LAN is ever forwarded to it.', 'text'],
-  ['lan_cidr', 'LAN network', 'IPv4 network of the clients, like 192.168.2.0/24. Mappings must be inside it.', 'text'],
-  ['forwarder_mode', 'Forwarder mode', 'redirect (NAT) works everywhere; tproxy keeps the original destination on the socket and needs CAP_NET_ADMIN for the forwarder.', ['redirect', 'tproxy']],
-  ['dns_mode', 'DNS mode', 'minimal: client DNS is dropped (the proxies resolve names); local: clients may query a resolver on the gateway.', ['minimal', 'local']],
-  ['block_action', 'Block action', 'reject answers blocked clients at once (TCP reset, ICMP); drop stays silent.', ['reject', 'drop']],
-  ['strict_output', 'Strict OUTPUT mode', 'The gateway itself may reach the WAN only as the pgw user and only to the proxies.', ['false', 'true']],
-  ['health_interval', 'Health interval (s)', 'Seconds between probes of an up proxy.', 'number'],
-  ['health_down_interval', 'Down re-check interval (s)', 'Seconds between probes of a down proxy, so recovery is quick.', 'number'],
-  ['health_timeout', 'Health timeout (s)', 'Seconds each probe step may take.', 'number'],
-  ['health_url', 'Health URL', 'An exit-IP echo URL (http://) fetched through each proxy.', 'text'],
-  ['health_fail_threshold', 'Failures before down', 'Failed probes before a proxy is down (1 blocks fastest).', 'number'],
-  ['health_success_threshold', 'Successes before up', 'Good probes before a down proxy is up again.', 'number'],
-  ['socks_pipelining', 'SOCKS5 pipelining', 'Send greeting, login and request in one write (one round trip instead of three) to SOCKS5 proxies that a probe found to take it; the others stay lock-step.', ['true', 'false']],
-];
+/* The form comes from the server's registry (GET /config/schema): labels, help, kinds, choices
+ * and ranges are defined once, in common/settings.c. The server validates; its message is shown. */
+let configSchema = [];
 
 async function loadConfig() {
-  const cfg = await api('GET', '/config');
+  const [schema, cfg] = await Promise.all([api('GET', '/config/schema'), api('GET', '/config')]);
+  configSchema = schema.items;
   const form = $('#config-form');
-  form.replaceChildren(...CONFIG.map(([key, label, help, type]) => {
-    const id = `cfg-${key}`;
-    const input = Array.isArray(type)
-      ? el('select', { id, name: key, disabled: !isAdmin(), 'aria-describedby': `${id}-help` }, type.map((o) => el('option', { value: o, selected: cfg[key] === o }, o)))
-      : el('input', { id, name: key, value: cfg[key] ?? '', disabled: !isAdmin(), type: type === 'number' ? 'number' : 'text', min: type === 'number' ? '1' : null, 'aria-describedby': `${id}-help` });
-    return el('div', {}, el('label', { for: id }, label), input, el('p', { class: 'hint', id: `${id}-help` }, help));
+  form.replaceChildren(...configSchema.map((s) => {
+    const id = `cfg-${s.key}`;
+    const input = s.choices
+      ? el('select', { id, name: s.key, disabled: !isAdmin(), 'aria-describedby': `${id}-help` }, s.choices.map((o) => el('option', { value: o, selected: cfg[s.key] === o }, o)))
+      : el('input', { id, name: s.key, value: cfg[s.key] ?? '', disabled: !isAdmin(), type: s.kind === 'range' ? 'number' : 'text',
+        min: s.kind === 'range' ? String(s.min) : null, max: s.kind === 'range' ? String(s.max) : null, 'aria-describedby': `${id}-help` });
+    return el('div', {}, el('label', { for: id }, s.label), input,
+      el('p', { class: 'hint', id: `${id}-help` }, `${s.help} Default: ${s.default}.`));
   }), el('p', { class: 'error', role: 'alert' }), isAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
 }
 
@@ -442,7 +432,7 @@ async function saveConfig(ev) {
   ev.preventDefault();
   const f = ev.target, err = $('.error', f), body = {};
   const cur = await api('GET', '/config');
-  for (const [key] of CONFIG) if (f.elements[key] && String(f.elements[key].value) !== String(cur[key])) body[key] = String(f.elements[key].value);
+  for (const { key } of configSchema) if (f.elements[key] && String(f.elements[key].value) !== String(cur[key])) body[key] = String(f.elements[key].value);
   err.textContent = '';
   if (!Object.keys(body).length) { flash('Nothing changed.'); return; }
   try { await api('PUT', '/config', body); flash(`Saved: ${Object.keys(body).join(', ')}.`); }

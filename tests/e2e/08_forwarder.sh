@@ -29,6 +29,10 @@ db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2), ('192.168.2.12', 3),
     ('192.168.2.20', 4), ('192.168.2.21', 5), ('192.168.2.22', 6), ('192.168.2.23', 7);"
 "$PGW_BIN/pgwctl" settings set forwarder_connect_timeout 2 >/dev/null
+# healthd's socket, played by socat: the forwarder's passive-health reports land in a file
+mkdir -p "$PGW_RUN_DIR"
+lab_bg gw healthd-socket socat -u UNIX-RECV:"$PGW_RUN_DIR/healthd.sock" OPEN:"$LAB_DIR/healthd.dgrams",creat,append
+wait_for 3 test -S "$PGW_RUN_DIR/healthd.sock"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
 fwd=$LAB_LAST_PID
@@ -99,8 +103,10 @@ for c in "20 auth_failed" "21 proxy_closed" "22 bad_proxy_reply" "23 handshake_t
 		wait_for 3 grep -q "client=192.168.2.$1:[0-9]* .*close=\(upstream:\)\?$2" "$LAB_DIR/pgw-forwarder.log"
 done
 check_eq "everyone else is still served" "$(get 192.168.2.10)" "$LAB_SOCKS_AUTH"
-check "passive health: failures were reported (healthd notify socket absent: counted, not fatal)" \
+check "passive health: failures were counted by kind" \
 	grep -q '"upstream_errors":{.*"auth_failed":[1-9]' "$PGW_RUN_DIR/forwarder.stats.json"
+check "... and reported to healthd's socket at once (UPSTREAM_FAILED datagrams naming the failure)" \
+	bash -c "grep -a -q 'PGWN' $LAB_DIR/healthd.dgrams && grep -a -q 'auth_failed' $LAB_DIR/healthd.dgrams"
 
 # reload without touching established connections: a slow download survives a table change
 lab_exec lan curl -s -m 30 --limit-rate 2M --interface 192.168.2.10 "http://$LAB_WEB/files/big.bin" -o "$LAB_DIR/slow.bin" &

@@ -14,6 +14,8 @@ sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port, username, pa
     UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.12', 2);"
 $ctl settings set forwarder_mode tproxy >/dev/null
+n=$(lab_capture_control)
+check "control: without pgw, an unmapped client's packets cross the WAN and are seen ($n)" test "$n" -gt 0
 lab_capture_start tproxy || exit 1
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"

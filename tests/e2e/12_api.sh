@@ -75,13 +75,19 @@ check "the agent activates the client" wait_for 3 bash -c "ip netns exec $(lab_n
 check_eq "the client now exits through its proxy" "$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 check_eq "GET /mappings shows it active" "$(body "$(http GET /api/v1/mappings -H "$VIEWER")" | jq -r '.items[0].state + " " + (.total | tostring)')" "active 1"
 check_eq "409 deleting a proxy in use" "$(code "$(http DELETE /api/v1/proxies/1 -H "$ADMIN")")" "409"
+dead_move=$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d "{\"proxy_id\":$dead}")
+check_eq "a health-gated edit fails: moving a mapping to a dead proxy is 422" "$(code "$dead_move")" "422"
+check_eq "... and the mapping stays on its proxy" "$(sqlite3 "$PGW_DB" 'SELECT proxy_id FROM mappings WHERE id = 1')" "1"
 check_eq "PATCH disables the mapping" "$(body "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"enabled":false}')" | jq -r .state)" "blocked"
 check "... and the agent blocks the client" wait_for 2 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.10"
 
 # the cookie session and CSRF
-lab_exec gw curl -s -c "$LAB_DIR/jar" -o "$LAB_DIR/login.json" -H "$J" -d '{"username":"admin","password":"admin-password-1"}' $U/api/v1/auth/login
+lab_exec gw curl -s -c "$LAB_DIR/jar" -D "$LAB_DIR/login.headers" -o "$LAB_DIR/login.json" -H "$J" -d '{"username":"admin","password":"admin-password-1"}' $U/api/v1/auth/login
 csrf=$(jq -r .csrf_token "$LAB_DIR/login.json")
-check "the session cookie is HttpOnly and SameSite=Strict" grep -q '#HttpOnly_127.0.0.1' "$LAB_DIR/jar"
+cookie=$(grep -i '^Set-Cookie: pgw_session=' "$LAB_DIR/login.headers")
+check_match "the session cookie is HttpOnly" "$cookie" '; HttpOnly'
+check_match "... and SameSite=Strict" "$cookie" '; SameSite=Strict'
+check "... and the client stored it" grep -q '#HttpOnly_127.0.0.1' "$LAB_DIR/jar"
 check_eq "a cookie session reads" "$(code "$(http GET /api/v1/me -b "$LAB_DIR/jar")")" "200"
 check_eq "403 for a cookie write without X-CSRF-Token" "$(code "$(http PATCH /api/v1/mappings/1 -b "$LAB_DIR/jar" -H "$J" -d '{"label":"x"}')")" "403"
 check_eq "403 with a wrong X-CSRF-Token" "$(code "$(http PATCH /api/v1/mappings/1 -b "$LAB_DIR/jar" -H "$J" -H 'X-CSRF-Token: nope' -d '{"label":"x"}')")" "403"
@@ -93,14 +99,18 @@ check_eq "... and nothing changed" "$($ctl settings get health_interval)" "30"
 check_eq "PUT /config changes settings" "$(body "$(http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_interval":"15"}')" | jq -r .health_interval)" "15"
 
 # audit, status, metrics, healthz
-check_eq "audit: logins (ok and denied), creates, updates" \
-	"$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action IN ('login','proxy.create','mapping.create','mapping.update','settings.update')" | awk '{print ($1 >= 8)}')" "1"
+check_eq "audit: logins (ok and denied), creates, updates (and the failed gated ones), each with its result" \
+	"$(sqlite3 "$PGW_DB" "SELECT group_concat(a, ' ') FROM (SELECT DISTINCT action || ':' || result AS a FROM audit WHERE action IN ('login','proxy.create','mapping.create','mapping.update','settings.update') ORDER BY a)")" \
+	"login:denied login:ok mapping.create:failed mapping.create:ok mapping.update:failed mapping.update:ok proxy.create:ok settings.update:ok"
+check_eq "audit: one row per successful login so far (3: admin, viewer, admin with a cookie)" \
+	"$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action = 'login' AND result = 'ok'")" "3"
 check_eq "audit: the failed gate is recorded" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action='mapping.create' AND result='failed'")" "1"
 check "audit: no password in any row" bash -c "! sqlite3 $PGW_DB 'SELECT before_json || after_json FROM audit' | grep -q '$LAB_PROXY_PASS'"
 check_eq "status: every daemon alive" "$(body "$(http GET /api/v1/status -H "$VIEWER")" | jq -cS .daemons)" '{"agent":true,"api":true,"forwarder":true,"healthd":true}'
 m=$(lab_exec gw curl -s $U/metrics)
 check_match "metrics: proxy up" "$m" 'pgw_proxy_up\{proxy="socks-auth",id="1"\} 1'
 check_match "metrics: client blocked" "$m" 'pgw_client_blocked\{client="192.168.2.10"\} 1'
+check_match "metrics: proxy latency in seconds" "$m" 'pgw_proxy_latency_seconds\{proxy="socks-auth",id="1"\} [0-9]+\.[0-9]{3}'
 check "metrics: forwarder connections (stats refresh every second)" \
 	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s $U/metrics | grep -q 'pgw_forwarder_connections_total [1-9]'"
 check "metrics: per-client forwarder counters" \

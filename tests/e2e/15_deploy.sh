@@ -16,8 +16,8 @@ check_eq "systemd-analyze verify is clean on all $(echo "$units" | wc -w) units"
 check "binaries, web files, env template and failsafe installed" test -x "$t/usr/sbin/pgw-agent" -a -x "$t/usr/bin/pgwctl" \
 	-a -d "$t/usr/share/pgw/web" -a -f "$t/etc/pgw/pgw.env" -a -f "$t/etc/pgw/pgw-failsafe.nft"
 for d in agent forwarder healthd api; do
-	check "pgw-$d: User=pgw, NoNewPrivileges, ProtectSystem=strict, Type=notify" \
-		grep -q -z 'User=pgw.*NoNewPrivileges=yes.*ProtectSystem=strict' "$t/units/pgw-$d.service"
+	check "pgw-$d: Type=notify, User=pgw, NoNewPrivileges, ProtectSystem=strict" \
+		grep -q -z 'Type=notify.*User=pgw.*NoNewPrivileges=yes.*ProtectSystem=strict' "$t/units/pgw-$d.service"
 done
 check_eq "pgw-agent: CAP_NET_ADMIN and nothing else" "$(grep -c '^CapabilityBoundingSet=CAP_NET_ADMIN$' "$t/units/pgw-agent.service")" "1"
 for d in forwarder healthd api; do

@@ -9,6 +9,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
 lab_scenario
+n=$(lab_capture_control)
+check "control: without pgw, an unmapped client's packets (IPv4 and IPv6) cross the WAN and are seen ($n)" test "$n" -gt 0
 ctl=$PGW_BIN/pgwctl
 db() { sqlite3 "$PGW_DB" "$@"; }
 # proxies whose outgoing IPv6 address is their own, so the lab's /ip tells them apart

@@ -4,6 +4,8 @@
 #include "config.h"
 #include "settings.h"
 
+#include <jansson.h>
+
 static void cfg_default(struct pgw_config *c, const char **env)
 {
 	char err[512];
@@ -96,12 +98,64 @@ static void test_invalid_values_change_nothing(void **state)
 	tl_rmdir(dir);
 }
 
+/* The typed getters: the DB's value, else the registry's default (or the environment that
+ * seeds the key), also for a bad row written by hand. One registry serves the schema. */
+static void test_getters_and_schema(void **state)
+{
+	const char *env[] = { "PGW_HEALTH_INTERVAL=12", NULL };
+	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX], *schema;
+	sqlite3 *db = tl_db(dir, "a.db");
+	struct pgw_config c;
+	int n = 0;
+
+	(void)state;
+	cfg_default(&c, env);
+	assert_int_equal(settings_uint(db, &c, "forwarder_idle_timeout"), 900); /* unset: the registry */
+	assert_int_equal(settings_uint(db, &c, "health_interval"), 12);         /* unset: the environment */
+	assert_int_equal(settings_bool(db, &c, "socks_pipelining"), 1);
+	settings_str(db, &c, "block_action", v, sizeof(v));
+	assert_string_equal(v, "reject");
+	assert_int_equal(tl_exec(db, "INSERT INTO settings (key, value) VALUES ('forwarder_idle_timeout', '60'),"
+				     "('health_fail_threshold', 'lots'), ('block_action', 'explode')"),
+			 SQLITE_OK);
+	assert_int_equal(settings_uint(db, &c, "forwarder_idle_timeout"), 60);
+	assert_int_equal(settings_uint(db, &c, "health_fail_threshold"), 1); /* a bad row: the default */
+	settings_str(db, &c, "block_action", v, sizeof(v));
+	assert_string_equal(v, "reject");
+	settings_value(db, &c, "block_action", v, sizeof(v)); /* as it is, for callers that refuse */
+	assert_string_equal(v, "explode");
+	for (const struct settings_key *k = settings_keys(); k->key; k++, n++) {
+		assert_true(k->label && *k->label && k->help && *k->help);
+	}
+	schema = settings_schema_json();
+	assert_non_null(schema);
+	{
+		json_t *j = json_loads(schema, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(json_array_size(j), n);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "key")), "lan_iface");
+		for (size_t i = 0; i < json_array_size(j); i++) {
+			json_t *e = json_array_get(j, i);
+			char err[600];
+			const char *def = json_string_value(json_object_get(e, "default"));
+			/* every default passes its own validation */
+			if (settings_validate(json_string_value(json_object_get(e, "key")), def, err, sizeof(err)) != 0)
+				fail_msg("default invalid: %s", err);
+		}
+		json_decref(j);
+	}
+	free(schema);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seed_from_env_and_defaults),
 		cmocka_unit_test(test_seed_keeps_db_values),
 		cmocka_unit_test(test_invalid_values_change_nothing),
+		cmocka_unit_test(test_getters_and_schema),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

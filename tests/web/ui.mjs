@@ -3,6 +3,7 @@
 // stops a lab proxy), START_PROXY (shell command that starts it again), PROXY_NAME (its name).
 import { chromium } from 'playwright-core';
 import { execSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const env = process.env;
 let n = 0, failed = 0;
@@ -16,7 +17,7 @@ const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
     '--no-first-run', '--disable-quic', '--disable-sync'] });
 const consoleErrors = [];
 async function newPage() {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await ctx.newPage();
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -121,17 +122,55 @@ await step('the client really relays through the proxy made in the browser', asy
   const ip = execSync(env.CLIENT_FETCH).toString().trim();
   if (ip !== env.HTTP_PROXY_HOST) throw new Error(`exit ip ${ip}`);
 });
+await step('CSV export downloads every mapping', async () => {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#csv-export').click()]);
+  const text = readFileSync(await download.path(), 'utf8');
+  if (!text.startsWith('client_ip,proxy,enabled,label') || !text.includes('192.168.2.12,web-http,true,tv'))
+    throw new Error(`export: ${text.slice(0, 200)}`);
+});
+await step('CSV import: a preview first, then the import, and the table shows it', async () => {
+  const csv = 'client_ip,proxy,enabled,label\r\n192.168.2.13,web-http,false,from-csv\r\n';
+  await page.locator('#csv-file').setInputFiles({ name: 'more.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.locator('#csv-preview').getByText('1 rows: 1 new, 0 changed, 0 unchanged.').waitFor({ timeout: 10000 });
+  await page.locator('#csv-import').click();
+  await page.getByText('Imported: 1 new, 0 changed.').waitFor({ timeout: 10000 });
+  await page.locator('#mapping-table tr[data-client="192.168.2.13"]').getByText('from-csv').waitFor({ timeout: 5000 });
+});
 await shot(page, 'mappings');
-await step('Configuration shows every setting with its explanation', async () => {
+await step('Configuration shows every setting with its explanation (from the server\'s schema)', async () => {
   await page.getByRole('tab', { name: 'Configuration' }).click();
   await page.getByLabel('Health interval (s)').waitFor({ timeout: 5000 });
-  await page.getByText('Seconds between probes of an up proxy.').waitFor();
+  await page.getByText('Seconds between probes of an up proxy. Default: 30.').waitFor();
+  await page.getByLabel('Idle timeout (s)').waitFor(); /* every key of the registry, not a copy of some */
+});
+await step('settings are saved, and a bad value shows the server\'s reason and changes nothing', async () => {
+  await page.getByLabel('Down re-check interval (s)').fill('6');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByText('Saved: health_down_interval.').waitFor({ timeout: 5000 });
+  await page.getByLabel('Health interval (s)').fill('0');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#config-form .error').getByText("health_interval: '0' is not a whole number from 1 to 86400").waitFor({ timeout: 5000 });
 });
 await shot(page, 'configuration');
 await step('Authentication shows users and the audit log', async () => {
   await page.getByRole('tab', { name: 'Authentication' }).click();
   await page.locator('#user-table tr[data-user="viewer"]').waitFor({ timeout: 5000 });
   await page.locator('#audit-table td', { hasText: 'mapping.create' }).first().waitFor({ timeout: 5000 });
+});
+await step('a user is created from the form', async () => {
+  await page.locator('#uf-name').fill('carol');
+  await page.locator('#uf-role').selectOption('viewer');
+  await page.locator('#uf-pass').fill('carol-password-1');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await page.locator('#user-table tr[data-user="carol"]').waitFor({ timeout: 5000 });
+});
+await step('the audit log is searched', async () => {
+  await page.locator('#audit-search').fill('user.create');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#audit-table tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.textContent.includes('user.create'));
+  }, null, { timeout: 5000 });
+  await page.locator('#audit-search').fill('');
 });
 await shot(page, 'authentication');
 await step('tabs work with the keyboard (arrow keys)', async () => {
