@@ -132,6 +132,8 @@ int auth_logout(struct req *r)
 
 int auth_me(struct req *r)
 {
+	if (strcmp(r->method, "GET") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 	return reply_json(r, 200, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)r->user.id, "username", r->user.name,
 					    "role", r->user.role));
 }

@@ -36,6 +36,8 @@ int res_metrics(struct req *r)
 	const char *k;
 	int ret;
 
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 	if (cfg->metrics_token[0]) {
 		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		if (!h || strncasecmp(h, "Bearer ", 7) != 0 ||

@@ -74,8 +74,11 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 
 int res_healthz(struct req *r)
 {
-	sqlite3 *db = api_db(r->api);
+	sqlite3 *db;
 
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	db = api_db(r->api);
 	if (!db || db_query_int(db, "SELECT 1", 0) != 1)
 		return reply_json(r, 503, json_pack("{s:s}", "status", "database unavailable"));
 	return reply_json(r, 200, json_pack("{s:s}", "status", "ok"));

@@ -214,7 +214,12 @@ int res_users(struct req *r, const char *const *seg, int nseg)
 	sqlite3 *db;
 	int64_t id;
 
-	if (nseg == 2 && strcmp(seg[1], "password") == 0 && strcmp(r->method, "PUT") == 0) {
+	if (nseg == 2 && strcmp(seg[1], "password") == 0 && strcmp(r->method, "PUT") != 0) {
+		if (auth_require(r, 0) < 0)
+			return MHD_YES;
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here (use PUT)", r->method);
+	}
+	if (nseg == 2 && strcmp(seg[1], "password") == 0) {
 		if (auth_require(r, 0) < 0 || auth_csrf(r) < 0) /* not only admins: checked inside */
 			return MHD_YES;
 		if ((id = path_id(seg[0])) < 0)

@@ -3,6 +3,8 @@
 be one the spec documents for that operation, and a 2xx JSON body must have the documented
 shape (type, required, properties, items, enum, nullable, $ref). Every operation in the spec
 must be called here: a new path without a call fails the test, keeping spec and test in step.
+And the other way: a method a documented path does not list answers 405, an undocumented path
+404, so the server does nothing the spec does not say.
 Usage: api_spec_check.py SPEC BASE_URL ADMIN_PASSWORD   (prints TAP-like lines, exit 1 on failure)"""
 import json, sys, urllib.request, urllib.error
 import yaml
@@ -138,6 +140,30 @@ op("GET", "/healthz", "/healthz", expect=200)
 op("GET", "/metrics", "/metrics", expect=200)
 op("DELETE", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, token=T, expect=204)
 op("DELETE", "/api/v1/proxies/{id}", "/api/v1/proxies/%d" % pid, token=T, expect=204)
+# The other way: the server does nothing the spec does not say. Every method a documented path
+# does not list answers 405 (with the error shape), and paths the spec does not have answer 404.
+for path, ops in spec["paths"].items():
+    concrete = path.replace("{id}", "999999").replace("{proxy_id}", "999999")
+    for method in ("get", "post", "put", "patch", "delete"):
+        if method in ops or path == "/api/v1/events":
+            continue
+        n += 1
+        status, ct, raw = call(method.upper(), concrete, {} if method != "get" else None, T)
+        shaped = (ct or "").startswith("application/json") and b'"error"' in raw
+        if status == 405 and shaped:
+            print("ok %d - %s %s is not in the spec: 405" % (n, method.upper(), path))
+        else:
+            failures += 1
+            print("not ok %d - %s %s is not in the spec but answers %d %s" % (n, method.upper(), path, status, raw[:120]))
+for path in ("/api/v1/nothing", "/api/v1/proxies/1/nothing", "/api/v1/config/nothing", "/api/v1/me/x"):
+    n += 1
+    status, ct, raw = call("GET", path, None, T)
+    if status == 404:
+        print("ok %d - GET %s (no such path in the spec): 404" % (n, path))
+    else:
+        failures += 1
+        print("not ok %d - GET %s is not in the spec but answers %d" % (n, path, status))
+
 op("POST", "/api/v1/auth/logout", "/api/v1/auth/logout", {}, T, expect=204)
 
 for path, ops in spec["paths"].items():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scenario: pgw-api serves HTTPS with PGW_TLS_CERT/PGW_TLS_KEY: TLS answers, plain HTTP does
-# not, the session cookie is Secure; a missing key file is refused at start, naming it.
+# not, the session cookie is Secure; a missing key file is refused at start, naming it;
+# PGW_METRICS_TOKEN guards /metrics.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -13,7 +14,8 @@ echo 'admin-password-1' | "$PGW_BIN/pgwctl" user add admin --role admin --passwo
 out=$(PGW_TLS_CERT=$LAB_DIR/cert.pem PGW_TLS_KEY=$LAB_DIR/missing.pem "$PGW_BIN/pgw-api" 2>&1)
 check "a missing key file stops pgw-api (exit $?)" test $? -ne 0
 check_match "... naming the variable" "$out" "PGW_TLS_KEY: cannot read"
-PGW_TLS_CERT=$LAB_DIR/cert.pem PGW_TLS_KEY=$LAB_DIR/key.pem lab_bg gw pgw-api "$PGW_BIN/pgw-api"
+PGW_METRICS_TOKEN=metrics-token-0123456789abcdef PGW_TLS_CERT=$LAB_DIR/cert.pem PGW_TLS_KEY=$LAB_DIR/key.pem \
+	lab_bg gw pgw-api "$PGW_BIN/pgw-api"
 check "pgw-api listening on https" wait_for 5 grep -q 'listening on https://127.0.0.1:8443' "$LAB_DIR/pgw-api.log"
 check_eq "HTTPS answers" "$(lab_exec gw curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:8443/healthz)" "200"
 check_match "... with the certificate given" "$(lab_exec gw curl -skv https://127.0.0.1:8443/healthz 2>&1)" "subject: CN=pgw.lab"
@@ -21,4 +23,9 @@ check_fails "plain HTTP gets no answer" lab_exec gw curl -s -m 2 -o /dev/null ht
 hdr=$(lab_exec gw curl -sk -D - -o /dev/null -H 'Content-Type: application/json' \
 	-d '{"username":"admin","password":"admin-password-1"}' https://127.0.0.1:8443/api/v1/auth/login)
 check_match "the session cookie is Secure over HTTPS" "$hdr" "Set-Cookie: pgw_session=.*; Secure"
+mcode() { lab_exec gw curl -sk -o /dev/null -w '%{http_code}' "$@" https://127.0.0.1:8443/metrics; }
+check_eq "PGW_METRICS_TOKEN set: /metrics without it is 401" "$(mcode)" "401"
+check_eq "... with a wrong token 401" "$(mcode -H 'Authorization: Bearer metrics-token-0123456789abcdeX')" "401"
+check_eq "... with the token 200" "$(mcode -H 'Authorization: Bearer metrics-token-0123456789abcdef')" "200"
+check "... and the token never reaches the log" bash -c "! grep -q metrics-token-0123456789abcdef $LAB_DIR/pgw-api.log"
 finish
