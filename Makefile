@@ -46,7 +46,7 @@ ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean deps test test-unit test-e2e unit-bins demo bench fmt install uninstall
+.PHONY: all clean deps test test-unit test-e2e unit-bins demo bench fmt fmt-check install uninstall
 all: $(BINS)
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
@@ -104,8 +104,15 @@ demo: deps all
 bench: deps all
 	$(Q)bash bench/run.sh
 
+# Formatting: one .clang-format for every C file; `make fmt` rewrites, `make fmt-check` (part of
+# make test) fails on any file that deviates.
+FMT_FILES := $(sort $(wildcard common/*.[ch] agent/*.[ch] api/*.[ch] forwarder/*.[ch] healthd/*.[ch] pgwctl/*.[ch] \
+	tests/unit/*.[ch] tests/fuzz/*.c))
 fmt:
-	clang-format -i $(ALL_SRC) $(wildcard common/*.h) $(UNIT_SRC)
+	clang-format -i $(FMT_FILES)
+
+fmt-check:
+	$(Q)clang-format --dry-run --Werror $(FMT_FILES) && echo "format: $(words $(FMT_FILES)) files as .clang-format says"
 
 clean:
 	rm -rf build

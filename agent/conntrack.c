@@ -16,7 +16,10 @@ struct found {
 	int oom;
 };
 
-static int cmp_ip(const void *a, const void *b) { return memcmp(a, b, sizeof(struct net_ip)); }
+static int cmp_ip(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct net_ip));
+}
 
 static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *arg)
 {
@@ -53,8 +56,8 @@ static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, vo
 
 int conntrack_forget(const struct addrset *clients, char *err, size_t errlen)
 {
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	struct found f = { .clients = clients };
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	struct found f = {.clients = clients};
 	struct nfct_handle *h;
 	int deleted = 0, r = 0;
 

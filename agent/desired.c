@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_ip(const void *a, const void *b) { return memcmp(a, b, sizeof(struct net_ip)); }
+static int cmp_ip(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct net_ip));
+}
 
 static void addrset_sort(struct addrset *s)
 {
@@ -94,8 +97,9 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 		if (pw) {
 			r->strict_uid = (uint32_t)pw->pw_uid;
 		} else {
-			log_error("strict_output: no user '%s' (PGW_SERVICE_USER): nothing on the gateway may reach the WAN",
-				  cfg->service_user);
+			log_error(
+			    "strict_output: no user '%s' (PGW_SERVICE_USER): nothing on the gateway may reach the WAN",
+			    cfg->service_user);
 			r->strict_uid = 0xfffffffeu;
 		}
 	}
@@ -163,7 +167,7 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
 	static const char *const sql =
-		"SELECT client_ip, active FROM mapping_state"; /* the rule lives in migration 0004 */
+	    "SELECT client_ip, active FROM mapping_state"; /* the rule lives in migration 0004 */
 	sqlite3_stmt *st = NULL;
 	size_t cap_a = 0, cap_b = 0;
 	int r, rc;
@@ -184,7 +188,8 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 			log_warnx("mapping with invalid client_ip '%s' ignored", ip ? ip : "");
 			continue;
 		}
-		r = sqlite3_column_int(st, 1) ? addrset_push(&d->active, &cap_a, &a) : addrset_push(&d->blocked, &cap_b, &a);
+		r = sqlite3_column_int(st, 1) ? addrset_push(&d->active, &cap_a, &a)
+					      : addrset_push(&d->blocked, &cap_b, &a);
 		if (r < 0)
 			break;
 	}

@@ -44,8 +44,8 @@ struct proxyset {
 struct desired {
 	struct desired_rules rules;
 	struct proxyset proxies; /* strict OUTPUT mode: where the gateway itself may go */
-	struct addrset active;  /* mapped, enabled, proxy enabled and up */
-	struct addrset blocked; /* mapped but not active */
+	struct addrset active;	 /* mapped, enabled, proxy enabled and up */
+	struct addrset blocked;	 /* mapped but not active */
 };
 
 /* 0, or -errno with the reason in err. */

@@ -9,7 +9,10 @@
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 
-void e_add(struct nftnl_rule *r, struct nftnl_expr *e) { nftnl_rule_add_expr(r, e); }
+void e_add(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	nftnl_rule_add_expr(r, e);
+}
 
 void e_meta(struct nftnl_rule *r, uint32_t key)
 {
@@ -56,7 +59,10 @@ void e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id)
 	e_add(r, e);
 }
 
-void e_counter(struct nftnl_rule *r) { e_add(r, nftnl_expr_alloc("counter")); }
+void e_counter(struct nftnl_rule *r)
+{
+	e_add(r, nftnl_expr_alloc("counter"));
+}
 
 void e_verdict(struct nftnl_rule *r, int verdict, const char *chain)
 {
@@ -128,13 +134,11 @@ void m_ifname_not(struct nftnl_rule *r, uint32_t key, const char name[16])
 	e_cmp(r, NFT_CMP_NEQ, name, 16);
 }
 
-
 void m_u8(struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
 {
 	e_meta(r, meta_key);
 	e_cmp(r, NFT_CMP_EQ, &v, 1);
 }
-
 
 void m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port)
 {

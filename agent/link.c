@@ -31,7 +31,10 @@ struct link_watch *link_watch_open(char *err, size_t errlen)
 	return lw;
 }
 
-int link_watch_fd(const struct link_watch *lw) { return mnl_socket_get_fd(lw->nl); }
+int link_watch_fd(const struct link_watch *lw)
+{
+	return mnl_socket_get_fd(lw->nl);
+}
 
 void link_watch_drain(struct link_watch *lw)
 {
@@ -51,4 +54,7 @@ void link_watch_close(struct link_watch *lw)
 	free(lw);
 }
 
-int link_present(const char *name) { return name[0] && if_nametoindex(name) != 0; }
+int link_present(const char *name)
+{
+	return name[0] && if_nametoindex(name) != 0;
+}

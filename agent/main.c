@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#define RETRY_MS 1000
+#define RETRY_MS  1000
 #define VERIFY_MS 5000
 
 struct agent {
@@ -24,8 +24,8 @@ struct agent {
 	struct nft *nft;
 	struct desired applied;
 	int have_applied;
-	int dirty;     /* a reconcile is due (coalesces bursts of notifications) */
-	int failing;   /* the last apply failed: retry on the timer */
+	int dirty;   /* a reconcile is due (coalesces bursts of notifications) */
+	int failing; /* the last apply failed: retry on the timer */
 	uint64_t generation;
 	unsigned long errors_total;
 	struct ev_handle *kick, *verify, *link_h;
@@ -45,13 +45,14 @@ static uint64_t now_us(void)
 static void report(struct agent *a, const char *kind, uint64_t us, const char *error)
 {
 	sqlite3_stmt *st = NULL;
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_AGENT };
-	const char *sql = error ? "UPDATE agent_state SET last_error = ?1, error_at = unixepoch(), errors_total = ?2, "
-				  "lan_iface = ?7, wan_iface = ?8, lan_iface_present = ?9, wan_iface_present = ?10, "
-				  "iface_error = ?11 WHERE id = 1"
-				: "UPDATE agent_state SET generation = ?2, applied_at = unixepoch(), duration_us = ?3, kind = ?4, "
-				  "active_count = ?5, blocked_count = ?6, last_error = ?1, lan_iface = ?7, wan_iface = ?8, "
-				  "lan_iface_present = ?9, wan_iface_present = ?10, iface_error = ?11 WHERE id = 1";
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_AGENT};
+	const char *sql =
+	    error ? "UPDATE agent_state SET last_error = ?1, error_at = unixepoch(), errors_total = ?2, "
+		    "lan_iface = ?7, wan_iface = ?8, lan_iface_present = ?9, wan_iface_present = ?10, "
+		    "iface_error = ?11 WHERE id = 1"
+		  : "UPDATE agent_state SET generation = ?2, applied_at = unixepoch(), duration_us = ?3, kind = ?4, "
+		    "active_count = ?5, blocked_count = ?6, last_error = ?1, lan_iface = ?7, wan_iface = ?8, "
+		    "lan_iface_present = ?9, wan_iface_present = ?10, iface_error = ?11 WHERE id = 1";
 
 	if (sqlite3_prepare_v2(a->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
@@ -95,8 +96,8 @@ static int check_ifaces(struct agent *a)
 		return 0;
 	if (!lan || !wan)
 		snprintf(msg, sizeof(msg), "%s%s%s%s%s%s%s: %s", !lan ? "lan_iface '" : "", !lan ? r->lan_iface : "",
-			 !lan ? "'" : "", !lan && !wan ? " and " : "", !wan ? "wan_iface '" : "", !wan ? r->wan_iface : "",
-			 !wan ? "'" : "",
+			 !lan ? "'" : "", !lan && !wan ? " and " : "", !wan ? "wan_iface '" : "",
+			 !wan ? r->wan_iface : "", !wan ? "'" : "",
 			 !lan ? "no such interface; LAN clients are blocked until it is back (fail closed)"
 			      : "no such interface; nothing can reach the upstream proxies until it is back");
 	else
@@ -132,7 +133,7 @@ static void forget_clients(const struct addrset *gone)
 /* Element changes between what is applied and what is wanted: -1 on OOM, else count. */
 static int apply_elements(struct agent *a, const struct desired *want, char *err, size_t errlen)
 {
-	struct addrset add_a = { 0 }, del_a = { 0 }, add_b = { 0 }, del_b = { 0 };
+	struct addrset add_a = {0}, del_a = {0}, add_b = {0}, del_b = {0};
 	int r = -ENOMEM;
 
 	if (addrset_minus(&want->active, &a->applied.active, &add_a) < 0 ||
@@ -201,7 +202,7 @@ static void reconcile(struct agent *a, int force_full)
 	{ /* whoever was active and is not any more (at start: every blocked client, since who was
 	   * active before is not known): no tracked state may outlive the decision */
 		static const struct addrset none;
-		struct addrset gone = { 0 };
+		struct addrset gone = {0};
 		int e = a->have_applied ? addrset_minus(&a->applied.active, &want.active, &gone)
 					: addrset_minus(&want.blocked, &none, &gone);
 		if (e == 0)
@@ -231,8 +232,8 @@ static void load_generation(struct agent *a)
 {
 	sqlite3_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(a->d->db, "SELECT generation, errors_total FROM agent_state WHERE id = 1", -1, &st, NULL) ==
-		    SQLITE_OK &&
+	if (sqlite3_prepare_v2(a->d->db, "SELECT generation, errors_total FROM agent_state WHERE id = 1", -1, &st,
+			       NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		a->generation = (uint64_t)sqlite3_column_int64(st, 0);
 		a->errors_total = (unsigned long)sqlite3_column_int64(st, 1);
@@ -296,13 +297,13 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 }
 
 static const struct daemon_info info = {
-	.name = "pgw-agent",
-	.sock_name = "agent",
-	.summary = "Reconciles table inet pgw in the kernel from the state DB (nftables, one atomic batch).\n"
-		   "  --flush             delete table inet pgw and exit (uninstall; clients lose their rules)",
-	.on_change = on_change,
-	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
-	.watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
+    .name = "pgw-agent",
+    .sock_name = "agent",
+    .summary = "Reconciles table inet pgw in the kernel from the state DB (nftables, one atomic batch).\n"
+	       "  --flush             delete table inet pgw and exit (uninstall; clients lose their rules)",
+    .on_change = on_change,
+    .watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
+    .watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
 };
 
 static int flush_and_exit(void)

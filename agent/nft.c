@@ -96,7 +96,7 @@ static int batch_send(struct nft *n, struct batch *bt, char *err, size_t errlen)
 		return -errno;
 	}
 	while (answered < bt->acks) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		struct nlmsghdr *nlh;
 		ssize_t r;
 		int left;
@@ -115,7 +115,8 @@ static int batch_send(struct nft *n, struct batch *bt, char *err, size_t errlen)
 		}
 		left = (int)r;
 		for (nlh = (struct nlmsghdr *)rbuf; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
-			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < bt->first_seq || nlh->nlmsg_seq > bt->seq)
+			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < bt->first_seq ||
+			    nlh->nlmsg_seq > bt->seq)
 				continue;
 			answered++;
 			{
@@ -179,7 +180,7 @@ int nft_table_present(struct nft *n)
 	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	for (;;) {
-		struct pollfd pfd = { .fd = mnl_socket_get_fd(n->nl), .events = POLLIN };
+		struct pollfd pfd = {.fd = mnl_socket_get_fd(n->nl), .events = POLLIN};
 		int left;
 
 		if (poll(&pfd, 1, ACK_TIMEOUT_MS) <= 0)

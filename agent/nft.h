@@ -8,7 +8,6 @@
 
 #include <stddef.h>
 
-
 struct nft;
 
 struct nft *nft_open(char *err, size_t errlen);

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define PGW_TPROXY_MARK 0x2470u
+#define PGW_TPROXY_MARK	 0x2470u
 #define PGW_TPROXY_TABLE 2470u
 
 /* on: add the rule and the route (already there is fine); off: remove them (absent is fine). */

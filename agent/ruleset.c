@@ -64,22 +64,22 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#define SET_ACTIVE "active4"
-#define SET_BLOCKED "blocked4"
-#define SET_ID_ACTIVE 1
-#define SET_ID_BLOCKED 2
-#define SET_PROXIES "proxies4"
-#define SET_ID_PROXIES 3
-#define SET_PROXIES6 "proxies6"
-#define SET_ID_PROXIES6 6
-#define SET_ACTIVE6 "active6"
-#define SET_BLOCKED6 "blocked6"
-#define SET_ID_ACTIVE6 4
-#define SET_ID_BLOCKED6 5
+#define SET_ACTIVE	  "active4"
+#define SET_BLOCKED	  "blocked4"
+#define SET_ID_ACTIVE	  1
+#define SET_ID_BLOCKED	  2
+#define SET_PROXIES	  "proxies4"
+#define SET_ID_PROXIES	  3
+#define SET_PROXIES6	  "proxies6"
+#define SET_ID_PROXIES6	  6
+#define SET_ACTIVE6	  "active6"
+#define SET_BLOCKED6	  "blocked6"
+#define SET_ID_ACTIVE6	  4
+#define SET_ID_BLOCKED6	  5
 #define TYPE_INET_SERVICE 13
-#define ELEMS_PER_MSG 1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
-#define TYPE_IPADDR 7      /* nft's ipv4_addr datatype */
-#define TYPE_IP6ADDR 8     /* ipv6_addr */
+#define ELEMS_PER_MSG	  1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
+#define TYPE_IPADDR	  7    /* nft's ipv4_addr datatype */
+#define TYPE_IP6ADDR	  8    /* ipv6_addr */
 
 /* Strict output: "goes to the WAN". With the WAN interface missing, that is everything that
  * goes neither to loopback nor to the LAN interface: a wrong name limits more, not less. */
@@ -183,7 +183,8 @@ static void put_set(struct batch *bt, const char *name, uint32_t id, uint32_t ke
 
 /* NEWSETELEM / DELSETELEM for the addresses of one family (v6: the IPv6 ones, else IPv4), in
  * chunks. set_id 0: an existing set. */
-static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t set_id, const struct addrset *a, int v6)
+static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t set_id, const struct addrset *a,
+		      int v6)
 {
 	size_t i = 0;
 
@@ -245,10 +246,10 @@ struct client_set {
 	uint32_t id;
 };
 static const struct client_set client_sets[] = {
-	{ SET_BLOCKED, SET_ID_BLOCKED },
-	{ SET_BLOCKED6, SET_ID_BLOCKED6 },
-	{ SET_ACTIVE, SET_ID_ACTIVE },
-	{ SET_ACTIVE6, SET_ID_ACTIVE6 },
+    {SET_BLOCKED, SET_ID_BLOCKED},
+    {SET_BLOCKED6, SET_ID_BLOCKED6},
+    {SET_ACTIVE, SET_ID_ACTIVE},
+    {SET_ACTIVE6, SET_ID_ACTIVE6},
 };
 
 static void match_set(struct nftnl_rule *r, const struct desired_rules *dr, const void *arg)
@@ -289,7 +290,7 @@ static void put_proxy_elems(struct batch *bt, const struct proxyset *ps, int v6,
 
 		for (; i < ps->n && k < ELEMS_PER_MSG; i++) {
 			struct nftnl_set_elem *e;
-			uint8_t key[20] = { 0 };
+			uint8_t key[20] = {0};
 			uint16_t port = htons(ps->e[i].port);
 			size_t alen = v6 ? 16 : 4; /* each part of a concatenation takes whole 4-byte registers */
 
@@ -382,7 +383,7 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 void ruleset_full(struct batch *bt, const struct desired *d)
 {
 	const struct desired_rules *dr = &d->rules;
-	static const uint8_t l4[] = { IPPROTO_UDP, IPPROTO_TCP };
+	static const uint8_t l4[] = {IPPROTO_UDP, IPPROTO_TCP};
 	struct nftnl_rule *r;
 
 	/* add-then-delete makes the delete valid whether or not the table exists */
@@ -394,15 +395,18 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 	put_set(bt, SET_ACTIVE6, SET_ID_ACTIVE6, TYPE_IP6ADDR, 16);
 	put_set(bt, SET_BLOCKED6, SET_ID_BLOCKED6, TYPE_IP6ADDR, 16);
 	for (int v6 = 0; v6 <= 1; v6++) {
-		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE, &d->active, v6);
-		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, v6 ? SET_ID_BLOCKED6 : SET_ID_BLOCKED,
-			  &d->blocked, v6);
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE,
+			  &d->active, v6);
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED,
+			  v6 ? SET_ID_BLOCKED6 : SET_ID_BLOCKED, &d->blocked, v6);
 	}
 	if (dr->tproxy)
-		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150, NF_ACCEPT); /* not "tproxy": an nft keyword */
+		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150,
+			  NF_ACCEPT); /* not "tproxy": an nft keyword */
 	else
 		put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100, NF_ACCEPT);
-	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0, NF_DROP); /* pgw forwards nothing, whatever the settings */
+	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0,
+		  NF_DROP); /* pgw forwards nothing, whatever the settings */
 	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0, NF_ACCEPT);
 	put_chain(bt, "lan_in", NULL, 0, 0, 0);
 
@@ -481,7 +485,7 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		put_rule(bt, r, "lan_in");
 	}
 	{
-		static const uint8_t icmp[] = { IPPROTO_ICMP, IPPROTO_ICMPV6 };
+		static const uint8_t icmp[] = {IPPROTO_ICMP, IPPROTO_ICMPV6};
 		for (size_t i = 0; i < sizeof(icmp); i++) {
 			r = nftnl_rule_alloc();
 			m_u8(r, NFT_META_L4PROTO, icmp[i]);

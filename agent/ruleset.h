@@ -6,7 +6,7 @@
 #include "batch.h"
 #include "desired.h"
 
-#define NFT_TABLE "pgw"
+#define NFT_TABLE	  "pgw"
 #define RULESET_PROBE_SET "active4" /* nft_table_present() asks for it */
 
 /* The whole table in one batch: add, delete and re-create it with its sets, elements, chains

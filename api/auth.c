@@ -16,7 +16,7 @@
 /* A valid Argon2id hash of a random password: verifying against it costs what a real verify
  * costs, so an unknown user name answers as slowly as a wrong password. */
 static const char *const dummy_hash =
-	"$argon2id$v=19$m=65536,t=3,p=1$HXxdV4upD+lt3rjATWtAQQ$J6hixq/cp341qoFxbyegARpGXzfqqfuOJN4QvGVdSu0";
+    "$argon2id$v=19$m=65536,t=3,p=1$HXxdV4upD+lt3rjATWtAQQ$J6hixq/cp341qoFxbyegARpGXzfqqfuOJN4QvGVdSu0";
 
 static int load_user(struct req *r, const char *by, const char *val, char hash[PASSWORD_HASH_MAX], int *disabled)
 {
@@ -60,7 +60,7 @@ static char *issue(struct req *r, long exp, const char *csrf)
 
 int auth_login(struct req *r)
 {
-	static const struct jfield f[] = { { "username", J_STR, 1, 1, 64 }, { "password", J_STR, 1, 1, 256 } };
+	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
 	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[80], akey[80], retry[16];
 	unsigned wait;
 	unsigned char rnd[32];
@@ -113,8 +113,9 @@ int auth_login(struct req *r)
 	r->extra_header[1] = cookie;
 	api_audit(r, "login", "user", r->user.name, NULL, NULL, "ok");
 	{
-		int ret = reply_json(r, 200, json_pack("{s:s, s:I, s:s, s:s}", "token", tok, "expires_at", (json_int_t)exp,
-						       "role", r->user.role, "csrf_token", csrf));
+		int ret = reply_json(r, 200,
+				     json_pack("{s:s, s:I, s:s, s:s}", "token", tok, "expires_at", (json_int_t)exp,
+					       "role", r->user.role, "csrf_token", csrf));
 		explicit_bzero(tok, strlen(tok));
 		free(tok);
 		explicit_bzero(cookie, sizeof(cookie));
@@ -134,8 +135,9 @@ int auth_me(struct req *r)
 {
 	if (strcmp(r->method, "GET") != 0)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	return reply_json(r, 200, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)r->user.id, "username", r->user.name,
-					    "role", r->user.role));
+	return reply_json(
+	    r, 200,
+	    json_pack("{s:I, s:s, s:s}", "id", (json_int_t)r->user.id, "username", r->user.name, "role", r->user.role));
 }
 
 int auth_csrf(struct req *r)
@@ -146,7 +148,8 @@ int auth_csrf(struct req *r)
 		return 0; /* bearer tokens are not sent by browsers on their own */
 	hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
 	if (!hdr || !password_ct_equal(hdr, strlen(hdr), r->user.csrf, strlen(r->user.csrf))) {
-		reply_error(r, 403, "forbidden", "missing or wrong X-CSRF-Token for a change made with the session cookie");
+		reply_error(r, 403, "forbidden",
+			    "missing or wrong X-CSRF-Token for a change made with the session cookie");
 		return -1;
 	}
 	return 0;

@@ -4,7 +4,7 @@
 
 #include "http.h"
 
-#define AUTH_TTL_S 3600
+#define AUTH_TTL_S  3600
 #define AUTH_COOKIE "pgw_session"
 
 /* Authenticate r from its Bearer token or cookie (and CSRF for state changes by cookie).

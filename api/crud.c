@@ -72,7 +72,8 @@ int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *con
 				json_array_append_new(items, item);
 		}
 		sqlite3_finalize(st);
-		return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+		return reply_json(r, 200,
+				  json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
 	}
 	if (nseg == 0 && strcmp(r->method, "POST") == 0)
 		return c->save(r, db, -1, 0);
@@ -83,7 +84,8 @@ int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *con
 			return reply_error(r, 404, "not_found", "no such %s", c->noun);
 		if (get) {
 			json_t *item = c->get(db, id);
-			return item ? reply_json(r, 200, item) : reply_error(r, 404, "not_found", "no %s %lld", c->noun, (long long)id);
+			return item ? reply_json(r, 200, item)
+				    : reply_error(r, 404, "not_found", "no %s %lld", c->noun, (long long)id);
 		}
 		if (c->put && strcmp(r->method, "PUT") == 0)
 			return c->save(r, db, id, 0);

@@ -14,13 +14,13 @@
  * /things/{id}; 405 for another method, 404 for a deeper path. Auth and the DB are the
  * caller's; resource-specific sub-paths are handled before calling crud_route(). */
 struct crud {
-	const char *noun;                         /* "proxy": for messages */
-	const char *ids_sql;                      /* "SELECT id FROM ... ORDER BY id": the list, item by item */
-	int (*list)(struct req *r, sqlite3 *db);  /* or a whole list in one query (large collections) */
-	json_t *(*get)(sqlite3 *db, int64_t id);  /* one item as the API shows it, or NULL */
+	const char *noun;			 /* "proxy": for messages */
+	const char *ids_sql;			 /* "SELECT id FROM ... ORDER BY id": the list, item by item */
+	int (*list)(struct req *r, sqlite3 *db); /* or a whole list in one query (large collections) */
+	json_t *(*get)(sqlite3 *db, int64_t id); /* one item as the API shows it, or NULL */
 	int (*save)(struct req *r, sqlite3 *db, int64_t id, int partial); /* id < 0: create */
 	int (*del)(struct req *r, sqlite3 *db, int64_t id);
-	int put;                                  /* PUT (full replace) allowed */
+	int put; /* PUT (full replace) allowed */
 };
 int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *const *seg, int nseg);
 

@@ -7,8 +7,8 @@
 #include <stdio.h>
 
 #define CSV_MAX_FIELDS 8
-#define CSV_MAX_FIELD 256
-#define CSV_MAX_ROWS 10000
+#define CSV_MAX_FIELD  256
+#define CSV_MAX_ROWS   10000
 
 struct csv_row {
 	int line; /* 1-based line where the row starts */

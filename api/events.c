@@ -13,7 +13,7 @@ static struct {
 	char *text[EVENTS_RING]; /* "id: N\nevent: T\ndata: {...}\n\n" */
 	uint64_t next_id;	 /* id of the next event; ids start at 1 */
 	int stopping;
-} ev = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, { 0 }, 1, 0 };
+} ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 1, 0};
 
 void events_publish(const char *type, json_t *data)
 {
@@ -97,7 +97,7 @@ ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_
 		size_t len = strlen(t);
 		if (n + len > cap) {
 			if (n > 0)
-				break; /* whole events first; this one starts the next read */
+				break;		/* whole events first; this one starts the next read */
 			c->pending = strdup(t); /* larger than a whole read: in parts, from our own copy */
 			c->off = 0;
 			if (c->pending)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define EVENTS_RING 1024
+#define EVENTS_RING	    1024
 #define EVENTS_HEARTBEAT_MS 15000
 
 /* Publish {type, data}; data is stolen. */

@@ -14,9 +14,9 @@
 struct feed {
 	sqlite3 *db;
 	char stats_path[256];
-	json_t *health;	  /* proxy id -> health */
-	json_t *clients;  /* client ip -> "active" | "blocked" */
-	json_t *agent;	  /* agent_state */
+	json_t *health;	   /* proxy id -> health */
+	json_t *clients;   /* client ip -> "active" | "blocked" */
+	json_t *agent;	   /* agent_state */
 	json_t *forwarder; /* forwarder stats */
 	char stale[256];   /* which up results have gone stale: they change with time, not commits */
 };
@@ -51,11 +51,11 @@ static json_t *snapshot(sqlite3 *db, const char *sql, const char *const *names, 
 	return o;
 }
 
-static const char *const client_cols[] = { "client_ip", "state", "mapping_id", "proxy_id" };
-static const char *const agent_cols[] = { "id",		"generation",	     "applied_at",	  "duration_us",
-					  "kind",		"active_count",	     "blocked_count",	  "last_error",
-					  "errors_total",	"lan_iface",	     "wan_iface",	  "lan_iface_present",
-					  "wan_iface_present", "iface_error" };
+static const char *const client_cols[] = {"client_ip", "state", "mapping_id", "proxy_id"};
+static const char *const agent_cols[] = {
+    "id",	    "generation",	 "applied_at",	      "duration_us",  "kind",
+    "active_count", "blocked_count",	 "last_error",	      "errors_total", "lan_iface",
+    "wan_iface",    "lan_iface_present", "wan_iface_present", "iface_error"};
 
 /* An SQL 0/1 as JSON false/true, as GET answers have it. */
 static void as_bool(json_t *row, const char *key)
@@ -82,16 +82,18 @@ static json_t *health_now(sqlite3 *db)
 
 static json_t *clients_now(sqlite3 *db)
 {
-	return snapshot(db,
-			"SELECT client_ip, CASE WHEN active THEN 'active' ELSE 'blocked' END, id, proxy_id FROM mapping_state",
-			client_cols, 4);
+	return snapshot(
+	    db, "SELECT client_ip, CASE WHEN active THEN 'active' ELSE 'blocked' END, id, proxy_id FROM mapping_state",
+	    client_cols, 4);
 }
 
 static json_t *agent_now(sqlite3 *db)
 {
-	json_t *o = snapshot(db, "SELECT id, generation, applied_at, duration_us, kind, active_count, blocked_count, "
-				 "last_error, errors_total, lan_iface, wan_iface, lan_iface_present, wan_iface_present, "
-				 "iface_error FROM agent_state", agent_cols, 14);
+	json_t *o = snapshot(db,
+			     "SELECT id, generation, applied_at, duration_us, kind, active_count, blocked_count, "
+			     "last_error, errors_total, lan_iface, wan_iface, lan_iface_present, wan_iface_present, "
+			     "iface_error FROM agent_state",
+			     agent_cols, 14);
 	json_t *one = json_incref(json_object_get(o, "1"));
 
 	json_decref(o);
@@ -134,11 +136,13 @@ static json_t *diff(json_t *old, json_t *now, const char *type, const char *gone
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(now, k, v) {
+	json_object_foreach(now, k, v)
+	{
 		if (!json_equal(v, json_object_get(old, k)))
 			events_publish(type, json_incref(v));
 	}
-	json_object_foreach(old, k, v) {
+	json_object_foreach(old, k, v)
+	{
 		if (!json_object_get(now, k))
 			events_publish(type, json_pack("{s:s, s:b}", gone_key, k, "removed", 1));
 	}
@@ -155,8 +159,7 @@ void feed_update(struct feed *f, uint32_t topics)
 		if (sqlite3_prepare_v2(f->db,
 				       "SELECT count(*) || ':' || coalesce(sum(proxy_id), 0) || ':' || "
 				       "coalesce(sum(proxy_id * proxy_id), 0) FROM health_state WHERE stale",
-				       -1, &st, NULL) ==
-			    SQLITE_OK &&
+				       -1, &st, NULL) == SQLITE_OK &&
 		    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 			snprintf(now, sizeof(now), "%s", (const char *)sqlite3_column_text(st, 0));
 		sqlite3_finalize(st);
@@ -170,13 +173,15 @@ void feed_update(struct feed *f, uint32_t topics)
 		const char *k;
 		json_t *v;
 
-		json_object_foreach(now, k, v) { /* an up proxy whose exit IP changed: an event of its own */
+		json_object_foreach(now, k, v)
+		{ /* an up proxy whose exit IP changed: an event of its own */
 			json_t *old = json_object_get(f->health, k);
 			const char *oip = old ? json_string_value(json_object_get(old, "exit_ip")) : NULL;
 			const char *nip = json_string_value(json_object_get(v, "exit_ip"));
 			if (oip && nip && *oip && *nip && strcmp(oip, nip) != 0)
-				events_publish("exit_ip_changed", json_pack("{s:O, s:s, s:s}", "proxy_id",
-									    json_object_get(v, "proxy_id"), "from", oip, "to", nip));
+				events_publish("exit_ip_changed",
+					       json_pack("{s:O, s:s, s:s}", "proxy_id", json_object_get(v, "proxy_id"),
+							 "from", oip, "to", nip));
 		}
 		f->health = diff(f->health, now, "health", "proxy_id");
 	}

@@ -11,13 +11,18 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 /* The reply socket of the calling thread, closed (and its file removed) when the thread ends. */
 static pthread_key_t reply_key;
 static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
 
-static void reply_free(void *p) { notify_close(p); }
-static void reply_make_key(void) { pthread_key_create(&reply_key, reply_free); }
+static void reply_free(void *p)
+{
+	notify_close(p);
+}
+static void reply_make_key(void)
+{
+	pthread_key_create(&reply_key, reply_free);
+}
 
 int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms, json_t **result)
 {
@@ -40,10 +45,11 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 	if (r < 0)
 		return r;
 	if (r)
-		*result = json_pack("{s:I, s:s, s:i, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "up", "latency_ms",
-				    res.value, "exit_ip", res.text);
+		*result = json_pack("{s:I, s:s, s:i, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "up",
+				    "latency_ms", res.value, "exit_ip", res.text);
 	else
-		*result = json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "down", "error", res.text);
+		*result =
+		    json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "down", "error", res.text);
 	return r;
 }
 

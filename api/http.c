@@ -33,7 +33,10 @@ static void tls_free(void *p)
 	free(t);
 }
 
-static void tls_make_key(void) { pthread_key_create(&tls_key, tls_free); }
+static void tls_make_key(void)
+{
+	pthread_key_create(&tls_key, tls_free);
+}
 
 static struct tls *tls_get(void)
 {
@@ -160,7 +163,7 @@ int req_parse_json(struct req *r)
 
 void api_notify(struct req *r, unsigned topics)
 {
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = topics };
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = topics};
 	struct tls *t = tls_get();
 	char err[256];
 
@@ -175,9 +178,15 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 {
 	char *b = before ? json_dumps(before, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	char *a = after ? json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	struct audit_entry e = { .username = r->user.name[0] ? r->user.name : "", .remote_addr = r->addr,
-				 .action = action, .object_type = object_type, .object_id = object_id,
-				 .before_json = b, .after_json = a, .request_id = r->id, .result = result };
+	struct audit_entry e = {.username = r->user.name[0] ? r->user.name : "",
+				.remote_addr = r->addr,
+				.action = action,
+				.object_type = object_type,
+				.object_id = object_id,
+				.before_json = b,
+				.after_json = a,
+				.request_id = r->id,
+				.result = result};
 	sqlite3 *db = api_db(r->api);
 
 	if (db)

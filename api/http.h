@@ -46,10 +46,10 @@ sqlite3 *api_db(const struct api *a);
 
 int reply_json(struct req *r, unsigned status, json_t *j); /* steals j */
 int reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* An error reply with extra members in "error" (e.g. the health check of a 422); steals extra. */
 int reply_error_with(struct req *r, unsigned status, const char *code, json_t *extra, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 int reply_empty(struct req *r, unsigned status);
 int reply_text(struct req *r, unsigned status, const char *content_type, const char *text, size_t len);
 

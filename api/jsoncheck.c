@@ -20,7 +20,8 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 		snprintf(err, errlen, "the body must be a JSON object");
 		return -EINVAL;
 	}
-	json_object_foreach((json_t *)body, key, v) {
+	json_object_foreach((json_t *)body, key, v)
+	{
 		size_t i;
 		for (i = 0; i < n && strcmp(fields[i].name, key) != 0; i++)
 			;
@@ -28,7 +29,8 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 			snprintf(err, errlen, "unknown field '%.64s'", key);
 			return -EINVAL;
 		}
-		if ((fields[i].type == J_STR && !json_is_string(v)) || (fields[i].type == J_INT && !json_is_integer(v)) ||
+		if ((fields[i].type == J_STR && !json_is_string(v)) ||
+		    (fields[i].type == J_INT && !json_is_integer(v)) ||
 		    (fields[i].type == J_BOOL && !json_is_boolean(v))) {
 			snprintf(err, errlen, "'%s' must be %s", key, type_name(fields[i].type));
 			return -EINVAL;
@@ -41,7 +43,8 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 		if (fields[i].type == J_STR) {
 			size_t len = json_string_length(v);
 			if ((long long)len < fields[i].min || (long long)len > fields[i].max) {
-				snprintf(err, errlen, "'%s' must be %lld to %lld characters", key, fields[i].min, fields[i].max);
+				snprintf(err, errlen, "'%s' must be %lld to %lld characters", key, fields[i].min,
+					 fields[i].max);
 				return -EINVAL;
 			}
 			if (memchr(json_string_value(v), '\0', len)) {

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define FEED_FORWARDER_MS 2000
-#define MAX_SEGS 6
+#define MAX_SEGS	  6
 
 static void request_id(char *out, size_t cap)
 {
@@ -34,9 +34,13 @@ static void request_id(char *out, size_t cap)
 static const char *mime(const char *path)
 {
 	const char *dot = strrchr(path, '.');
-	static const char *const map[][2] = { { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript" },
-					      { ".css", "text/css" }, { ".svg", "image/svg+xml" }, { ".png", "image/png" },
-					      { ".json", "application/json" }, { ".ico", "image/x-icon" } };
+	static const char *const map[][2] = {{".html", "text/html; charset=utf-8"},
+					     {".js", "text/javascript"},
+					     {".css", "text/css"},
+					     {".svg", "image/svg+xml"},
+					     {".png", "image/png"},
+					     {".json", "application/json"},
+					     {".ico", "image/x-icon"}};
 
 	for (size_t i = 0; dot && i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(dot, map[i][0]) == 0)
@@ -101,7 +105,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)pos;
 	if (!s->started) { /* reconnect hint for EventSource, and a first line so proxies flush */
 		s->started = 1;
-		return snprintf(buf, max, "retry: 2000\n: connected, last id %llu\n\n", (unsigned long long)s->cur.last);
+		return snprintf(buf, max, "retry: 2000\n: connected, last id %llu\n\n",
+				(unsigned long long)s->cur.last);
 	}
 	n = events_read(&s->cur, buf, max, EVENTS_HEARTBEAT_MS);
 	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
@@ -196,7 +201,8 @@ static int route(struct req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+				  const char *version, const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
 {
 	struct api *api = cls;
 	struct req *r = *con_cls;
@@ -216,9 +222,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (ci && ci->client_addr) {
 			const struct sockaddr *sa = ci->client_addr;
 			if (sa->sa_family == AF_INET)
-				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr, sizeof(r->addr));
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr,
+					  sizeof(r->addr));
 			else if (sa->sa_family == AF_INET6)
-				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof(r->addr));
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr,
+					  sizeof(r->addr));
 		}
 		*con_cls = r;
 		return MHD_YES;
@@ -278,11 +286,11 @@ static void on_feed_tick(struct evloop *ev, void *arg)
 }
 
 static const struct daemon_info info = {
-	.name = "pgw-api",
-	.sock_name = "api",
-	.summary = "REST API (docs/API_SPEC.yaml), live events and the web dashboard.",
-	.on_change = on_change,
-	.validate = config_require_api,
+    .name = "pgw-api",
+    .sock_name = "api",
+    .summary = "REST API (docs/API_SPEC.yaml), live events and the web dashboard.",
+    .on_change = on_change,
+    .validate = config_require_api,
 };
 
 /* A whole PEM file into memory (NUL-terminated), or NULL. */
@@ -312,7 +320,8 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 	/* a thread per connection: an SSE subscriber waits for events without holding up others */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	struct MHD_Daemon *mhd;
 
 	memset(&ss, 0, sizeof(ss));
@@ -337,23 +346,26 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 			return NULL;
 		}
 		mhd = MHD_start_daemon(flags | MHD_USE_TLS, api->cfg->api_port, NULL, NULL, on_request, api,
-				       MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
+				       MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_HTTPS_MEM_CERT, cert,
+				       MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+				       MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
+				       on_completed, api, MHD_OPTION_END);
 		explicit_bzero(key, strlen(key));
 		free(cert);
 		free(key);
 		if (!mhd)
-			snprintf(err, errlen, "PGW_TLS_CERT/PGW_TLS_KEY: cannot serve HTTPS on %s:%u (a matching PEM "
-					      "certificate and key?)", api->cfg->api_host, api->cfg->api_port);
+			snprintf(err, errlen,
+				 "PGW_TLS_CERT/PGW_TLS_KEY: cannot serve HTTPS on %s:%u (a matching PEM "
+				 "certificate and key?)",
+				 api->cfg->api_host, api->cfg->api_port);
 		return mhd;
 	}
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
-			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
-			       on_completed, api, MHD_OPTION_END);
+			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+			       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
 	if (!mhd)
-		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host, api->cfg->api_port,
-			 strerror(errno));
+		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host,
+			 api->cfg->api_port, strerror(errno));
 	return mhd;
 }
 
@@ -376,7 +388,8 @@ int main(int argc, char **argv)
 			log_error("%s", api.mhd ? "timer failed" : err);
 			r = DAEMON_EXIT_FAIL;
 		} else {
-			log_info("listening on %s://%s:%u", d.cfg.tls_cert[0] ? "https" : "http", d.cfg.api_host, d.cfg.api_port);
+			log_info("listening on %s://%s:%u", d.cfg.tls_cert[0] ? "https" : "http", d.cfg.api_host,
+				 d.cfg.api_port);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 		}
 		events_shutdown(); /* SSE subscribers end their streams... */

@@ -42,7 +42,8 @@ int res_metrics(struct req *r)
 		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		if (!h || strncasecmp(h, "Bearer ", 7) != 0 ||
 		    !password_ct_equal(h + 7, strlen(h + 7), cfg->metrics_token, strlen(cfg->metrics_token)))
-			return reply_error(r, 401, "unauthorized", "/metrics needs Authorization: Bearer <PGW_METRICS_TOKEN>");
+			return reply_error(r, 401, "unauthorized",
+					   "/metrics needs Authorization: Bearer <PGW_METRICS_TOKEN>");
 	}
 	if (!(db = api_db(r->api)) || !(f = open_memstream(&buf, &len)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
@@ -51,11 +52,15 @@ int res_metrics(struct req *r)
 	fprintf(f, "# HELP pgw_proxy_up 1 when the proxy passed its last health check and that result is still fresh\n"
 		   "# TYPE pgw_proxy_up gauge\n");
 	fprintf(f, "# HELP pgw_proxy_latency_seconds last probe latency\n# TYPE pgw_proxy_latency_seconds gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.effective_status, h.latency_ms FROM proxies p JOIN health_state h ON "
-				   "h.proxy_id = p.id ORDER BY p.id", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT p.id, p.name, h.effective_status, h.latency_ms FROM proxies p JOIN health_state h ON "
+		"h.proxy_id = p.id ORDER BY p.id",
+		-1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
-			fprintf(f, "pgw_proxy_up{proxy=\"%s\",id=\"%lld\"} %d\n", lbl, (long long)sqlite3_column_int64(st, 0),
+			fprintf(f, "pgw_proxy_up{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
+				(long long)sqlite3_column_int64(st, 0),
 				strcmp((const char *)sqlite3_column_text(st, 2), "up") == 0);
 			if (sqlite3_column_type(st, 3) != SQLITE_NULL)
 				fprintf(f, "pgw_proxy_latency_seconds{proxy=\"%s\",id=\"%lld\"} %.3f\n", lbl,
@@ -64,9 +69,12 @@ int res_metrics(struct req *r)
 	}
 	sqlite3_finalize(st);
 	/* the exit IP as an info series: a change of exit IP is a new series (alert on changes()) */
-	fprintf(f, "# HELP pgw_proxy_exit_ip_info the proxy's current exit address\n# TYPE pgw_proxy_exit_ip_info gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.exit_ip FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
-				   "WHERE h.exit_ip != '' ORDER BY p.id", -1, &st, NULL) == SQLITE_OK) {
+	fprintf(
+	    f, "# HELP pgw_proxy_exit_ip_info the proxy's current exit address\n# TYPE pgw_proxy_exit_ip_info gauge\n");
+	if (sqlite3_prepare_v2(db,
+			       "SELECT p.id, p.name, h.exit_ip FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
+			       "WHERE h.exit_ip != '' ORDER BY p.id",
+			       -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
 			fprintf(f, "pgw_proxy_exit_ip_info{proxy=\"%s\",id=\"%lld\",exit_ip=\"%s\"} 1\n", lbl,
@@ -76,9 +84,12 @@ int res_metrics(struct req *r)
 	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_proxy_exit_ip_changes_total exit IP changes seen in the kept health history\n"
 		   "# TYPE pgw_proxy_exit_ip_changes_total gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, (SELECT count(*) FROM (SELECT exit_ip, lag(exit_ip) OVER (ORDER BY id) "
-				   "AS prev FROM health_history WHERE proxy_id = p.id AND status = 'up') WHERE prev IS NOT NULL "
-				   "AND prev != exit_ip) FROM proxies p ORDER BY p.id", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT p.id, p.name, (SELECT count(*) FROM (SELECT exit_ip, lag(exit_ip) OVER (ORDER BY id) "
+		"AS prev FROM health_history WHERE proxy_id = p.id AND status = 'up') WHERE prev IS NOT NULL "
+		"AND prev != exit_ip) FROM proxies p ORDER BY p.id",
+		-1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
 			fprintf(f, "pgw_proxy_exit_ip_changes_total{proxy=\"%s\",id=\"%lld\"} %lld\n", lbl,
@@ -87,21 +98,33 @@ int res_metrics(struct req *r)
 	}
 	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_client_blocked 1 when a mapped client is blocked\n# TYPE pgw_client_blocked gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT client_ip, NOT active FROM mapping_state ORDER BY id", -1, &st, NULL) == SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT client_ip, NOT active FROM mapping_state ORDER BY id", -1, &st, NULL) ==
+	    SQLITE_OK)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			fprintf(f, "pgw_client_blocked{client=\"%s\"} %d\n", sqlite3_column_text(st, 0),
 				sqlite3_column_int(st, 1));
 	sqlite3_finalize(st);
-	fprintf(f, "# HELP pgw_agent_generation rulesets applied\n# TYPE pgw_agent_generation counter\n"
-		   "pgw_agent_generation %lld\n", db_query_int(db, "SELECT generation FROM agent_state", 0));
-	fprintf(f, "# HELP pgw_agent_reconcile_duration_seconds last apply\n# TYPE pgw_agent_reconcile_duration_seconds gauge\n"
-		   "pgw_agent_reconcile_duration_seconds %.6f\n", db_query_int(db, "SELECT coalesce(duration_us, 0) FROM agent_state", 0) / 1e6);
-	fprintf(f, "# HELP pgw_agent_errors_total failed applies\n# TYPE pgw_agent_errors_total counter\n"
-		   "pgw_agent_errors_total %lld\n", db_query_int(db, "SELECT errors_total FROM agent_state", 0));
-	fprintf(f, "# HELP pgw_proxy_health_stale 1 when the proxy's last up result is older than it may be (healthd hung): "
-		   "its clients are blocked\n# TYPE pgw_proxy_health_stale gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT p.id, p.name, h.stale FROM proxies p JOIN health_state h ON h.proxy_id = p.id "
-				   "ORDER BY p.id", -1, &st, NULL) == SQLITE_OK)
+	fprintf(f,
+		"# HELP pgw_agent_generation rulesets applied\n# TYPE pgw_agent_generation counter\n"
+		"pgw_agent_generation %lld\n",
+		db_query_int(db, "SELECT generation FROM agent_state", 0));
+	fprintf(f,
+		"# HELP pgw_agent_reconcile_duration_seconds last apply\n# TYPE pgw_agent_reconcile_duration_seconds "
+		"gauge\n"
+		"pgw_agent_reconcile_duration_seconds %.6f\n",
+		db_query_int(db, "SELECT coalesce(duration_us, 0) FROM agent_state", 0) / 1e6);
+	fprintf(f,
+		"# HELP pgw_agent_errors_total failed applies\n# TYPE pgw_agent_errors_total counter\n"
+		"pgw_agent_errors_total %lld\n",
+		db_query_int(db, "SELECT errors_total FROM agent_state", 0));
+	fprintf(
+	    f,
+	    "# HELP pgw_proxy_health_stale 1 when the proxy's last up result is older than it may be (healthd hung): "
+	    "its clients are blocked\n# TYPE pgw_proxy_health_stale gauge\n");
+	if (sqlite3_prepare_v2(db,
+			       "SELECT p.id, p.name, h.stale FROM proxies p JOIN health_state h ON h.proxy_id = p.id "
+			       "ORDER BY p.id",
+			       -1, &st, NULL) == SQLITE_OK)
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
 			fprintf(f, "pgw_proxy_health_stale{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
@@ -110,49 +133,63 @@ int res_metrics(struct req *r)
 	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_agent_interface_present 1 when the interface the rules name exists (0: its clients are "
 		   "blocked until it is back)\n# TYPE pgw_agent_interface_present gauge\n");
-	if (sqlite3_prepare_v2(db, "SELECT lan_iface, lan_iface_present, wan_iface, wan_iface_present FROM agent_state "
-				   "WHERE id = 1 AND lan_iface != ''", -1, &st, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(db,
+			       "SELECT lan_iface, lan_iface_present, wan_iface, wan_iface_present FROM agent_state "
+			       "WHERE id = 1 AND lan_iface != ''",
+			       -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 0));
-		fprintf(f, "pgw_agent_interface_present{role=\"lan\",iface=\"%s\"} %d\n", lbl, sqlite3_column_int(st, 1));
+		fprintf(f, "pgw_agent_interface_present{role=\"lan\",iface=\"%s\"} %d\n", lbl,
+			sqlite3_column_int(st, 1));
 		label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 2));
-		fprintf(f, "pgw_agent_interface_present{role=\"wan\",iface=\"%s\"} %d\n", lbl, sqlite3_column_int(st, 3));
+		fprintf(f, "pgw_agent_interface_present{role=\"wan\",iface=\"%s\"} %d\n", lbl,
+			sqlite3_column_int(st, 3));
 	}
 	sqlite3_finalize(st);
 	fwd = fwdstats_load(cfg->run_dir);
 	if (fwd) {
-		fprintf(f, "# HELP pgw_forwarder_active_connections relayed connections open now\n"
-			   "# TYPE pgw_forwarder_active_connections gauge\npgw_forwarder_active_connections %lld\n",
+		fprintf(f,
+			"# HELP pgw_forwarder_active_connections relayed connections open now\n"
+			"# TYPE pgw_forwarder_active_connections gauge\npgw_forwarder_active_connections %lld\n",
 			(long long)json_integer_value(json_object_get(fwd, "active")));
-		fprintf(f, "# HELP pgw_forwarder_connections_total accepted connections\n"
-			   "# TYPE pgw_forwarder_connections_total counter\npgw_forwarder_connections_total %lld\n",
+		fprintf(f,
+			"# HELP pgw_forwarder_connections_total accepted connections\n"
+			"# TYPE pgw_forwarder_connections_total counter\npgw_forwarder_connections_total %lld\n",
 			(long long)json_integer_value(json_object_get(fwd, "accepted")));
-		fprintf(f, "# HELP pgw_forwarder_bytes_total relayed bytes\n# TYPE pgw_forwarder_bytes_total counter\n"
-			   "pgw_forwarder_bytes_total{direction=\"up\"} %lld\npgw_forwarder_bytes_total{direction=\"down\"} %lld\n",
+		fprintf(f,
+			"# HELP pgw_forwarder_bytes_total relayed bytes\n# TYPE pgw_forwarder_bytes_total counter\n"
+			"pgw_forwarder_bytes_total{direction=\"up\"} "
+			"%lld\npgw_forwarder_bytes_total{direction=\"down\"} %lld\n",
 			(long long)json_integer_value(json_object_get(fwd, "bytes_up")),
 			(long long)json_integer_value(json_object_get(fwd, "bytes_down")));
-		fprintf(f, "# HELP pgw_forwarder_closes_total connections ended, by reason\n# TYPE pgw_forwarder_closes_total counter\n");
+		fprintf(f, "# HELP pgw_forwarder_closes_total connections ended, by reason\n# TYPE "
+			   "pgw_forwarder_closes_total counter\n");
 		{
 			json_t *v;
-			json_object_foreach(json_object_get(fwd, "closes"), k, v)
-				fprintf(f, "pgw_forwarder_closes_total{reason=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
-			fprintf(f, "# HELP pgw_forwarder_upstream_errors_total failed upstream connects and handshakes\n"
-				   "# TYPE pgw_forwarder_upstream_errors_total counter\n");
+			json_object_foreach(json_object_get(fwd, "closes"), k, v) fprintf(
+			    f, "pgw_forwarder_closes_total{reason=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
+			fprintf(f,
+				"# HELP pgw_forwarder_upstream_errors_total failed upstream connects and handshakes\n"
+				"# TYPE pgw_forwarder_upstream_errors_total counter\n");
 			json_object_foreach(json_object_get(fwd, "upstream_errors"), k, v)
-				fprintf(f, "pgw_forwarder_upstream_errors_total{kind=\"%s\"} %lld\n", k,
-					(long long)json_integer_value(v));
-			fprintf(f, "# HELP pgw_forwarder_client_connections_total relayed connections per client (mapping)\n"
-				   "# TYPE pgw_forwarder_client_connections_total counter\n");
+			    fprintf(f, "pgw_forwarder_upstream_errors_total{kind=\"%s\"} %lld\n", k,
+				    (long long)json_integer_value(v));
+			fprintf(
+			    f,
+			    "# HELP pgw_forwarder_client_connections_total relayed connections per client (mapping)\n"
+			    "# TYPE pgw_forwarder_client_connections_total counter\n");
 			json_object_foreach(json_object_get(fwd, "clients"), k, v)
-				fprintf(f, "pgw_forwarder_client_connections_total{client=\"%s\"} %lld\n", k,
-					(long long)json_integer_value(json_object_get(v, "connections")));
-			fprintf(f, "# HELP pgw_forwarder_client_bytes_total relayed bytes per client (counted when a connection ends)\n"
+			    fprintf(f, "pgw_forwarder_client_connections_total{client=\"%s\"} %lld\n", k,
+				    (long long)json_integer_value(json_object_get(v, "connections")));
+			fprintf(f, "# HELP pgw_forwarder_client_bytes_total relayed bytes per client (counted when a "
+				   "connection ends)\n"
 				   "# TYPE pgw_forwarder_client_bytes_total counter\n");
-			json_object_foreach(json_object_get(fwd, "clients"), k, v) {
+			json_object_foreach(json_object_get(fwd, "clients"), k, v)
+			{
 				fprintf(f, "pgw_forwarder_client_bytes_total{client=\"%s\",direction=\"up\"} %lld\n", k,
 					(long long)json_integer_value(json_object_get(v, "bytes_up")));
-				fprintf(f, "pgw_forwarder_client_bytes_total{client=\"%s\",direction=\"down\"} %lld\n", k,
-					(long long)json_integer_value(json_object_get(v, "bytes_down")));
+				fprintf(f, "pgw_forwarder_client_bytes_total{client=\"%s\",direction=\"down\"} %lld\n",
+					k, (long long)json_integer_value(json_object_get(v, "bytes_down")));
 			}
 		}
 		json_decref(fwd);

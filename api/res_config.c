@@ -59,9 +59,11 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
 	if (!json_is_object(r->body) || json_object_size(r->body) == 0)
-		return reply_error(r, 400, "bad_request", "send an object of settings to change, e.g. {\"health_interval\": \"30\"}");
+		return reply_error(r, 400, "bad_request",
+				   "send an object of settings to change, e.g. {\"health_interval\": \"30\"}");
 	/* validate everything first: one bad value changes nothing */
-	json_object_foreach(r->body, key, v) {
+	json_object_foreach(r->body, key, v)
+	{
 		if (!json_is_string(v))
 			return reply_error(r, 400, "bad_request", "'%.64s' must be a string", key);
 		if (settings_validate(key, json_string_value(v), err, sizeof(err)) < 0)
@@ -70,8 +72,10 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 	{ /* interfaces and the LAN network against the live system */
 		const char *keys[8], *vals[8];
 		size_t n = 0;
-		json_object_foreach(r->body, key, v) {
-			if (n < 8 && (strcmp(key, "lan_iface") == 0 || strcmp(key, "wan_iface") == 0 || strcmp(key, "lan_cidr") == 0)) {
+		json_object_foreach(r->body, key, v)
+		{
+			if (n < 8 && (strcmp(key, "lan_iface") == 0 || strcmp(key, "wan_iface") == 0 ||
+				      strcmp(key, "lan_cidr") == 0)) {
 				keys[n] = key;
 				vals[n++] = json_string_value(v);
 			}
@@ -84,7 +88,8 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 		json_decref(before);
 		return reply_db_error(r, db);
 	}
-	json_object_foreach(r->body, key, v) {
+	json_object_foreach(r->body, key, v)
+	{
 		if (settings_set(db, key, json_string_value(v), err, sizeof(err)) < 0) {
 			db_rollback(db);
 			json_decref(before);

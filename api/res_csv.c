@@ -17,7 +17,7 @@
 #include <string.h>
 
 enum { COL_IP, COL_PROXY, COL_ENABLED, COL_LABEL, NCOLS };
-static const char *const col_names[NCOLS] = { "client_ip", "proxy", "enabled", "label" };
+static const char *const col_names[NCOLS] = {"client_ip", "proxy", "enabled", "label"};
 
 int res_mappings_export(struct req *r, sqlite3 *db)
 {
@@ -30,8 +30,10 @@ int res_mappings_export(struct req *r, sqlite3 *db)
 	if (!f)
 		return reply_error(r, 500, "internal", "out of memory");
 	fputs("client_ip,proxy,enabled,label\r\n", f);
-	if (sqlite3_prepare_v2(db, "SELECT m.client_ip, p.name, m.enabled, m.label FROM mappings m JOIN proxies p ON "
-				   "p.id = m.proxy_id ORDER BY m.id", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db,
+			       "SELECT m.client_ip, p.name, m.enabled, m.label FROM mappings m JOIN proxies p ON "
+			       "p.id = m.proxy_id ORDER BY m.id",
+			       -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			csv_write_field(f, (const char *)sqlite3_column_text(st, 0));
 			fputc(',', f);
@@ -80,8 +82,9 @@ static int compare(sqlite3 *db, const struct line *l)
 	sqlite3_stmt *st = NULL;
 	int c = 1;
 
-	if (sqlite3_prepare_v2(db, "SELECT proxy_id = ?2 AND enabled = ?3 AND label = ?4 FROM mappings WHERE client_ip = ?1",
-			       -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		db, "SELECT proxy_id = ?2 AND enabled = ?3 AND label = ?4 FROM mappings WHERE client_ip = ?1", -1, &st,
+		NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, l->ip, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, l->proxy_id);
 		sqlite3_bind_int(st, 3, l->enabled);
@@ -99,7 +102,8 @@ static int gate_needed(sqlite3 *db, const struct line *l)
 	int exists = 0, old_enabled = 0;
 	int64_t old_proxy = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT proxy_id, enabled FROM mappings WHERE client_ip = ?1", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT proxy_id, enabled FROM mappings WHERE client_ip = ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
 		sqlite3_bind_text(st, 1, l->ip, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			exists = 1;
@@ -115,7 +119,7 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 {
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *dry = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "dry_run");
-	int dry_run = 0, col[NCOLS], counts[3] = { 0 }, rc = MHD_YES;
+	int dry_run = 0, col[NCOLS], counts[3] = {0}, rc = MHD_YES;
 	char err[256];
 	struct csv_row *rows = NULL;
 	struct line *lines = NULL;
@@ -135,8 +139,9 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		goto out;
 	}
 	if (n == 0) {
-		rc = reply_error(r, 400, "bad_request", "the file is empty; the first line names the columns: "
-						 "client_ip,proxy,enabled,label");
+		rc = reply_error(r, 400, "bad_request",
+				 "the file is empty; the first line names the columns: "
+				 "client_ip,proxy,enabled,label");
 		goto out;
 	}
 	for (int c = 0; c < NCOLS; c++) {
@@ -150,13 +155,15 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		for (int c = 0; c < NCOLS; c++)
 			known |= col[c] == k;
 		if (!known) {
-			rc = reply_error(r, 400, "bad_request", "line 1: unknown column '%.64s' (client_ip, proxy, enabled, label)",
+			rc = reply_error(r, 400, "bad_request",
+					 "line 1: unknown column '%.64s' (client_ip, proxy, enabled, label)",
 					 rows[0].field[k]);
 			goto out;
 		}
 	}
 	if (col[COL_IP] < 0 || col[COL_PROXY] < 0) {
-		rc = reply_error(r, 400, "bad_request", "line 1 must name the columns client_ip and proxy (enabled, label optional)");
+		rc = reply_error(r, 400, "bad_request",
+				 "line 1 must name the columns client_ip and proxy (enabled, label optional)");
 		goto out;
 	}
 	lines = calloc(n, sizeof(*lines));
@@ -226,7 +233,8 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 	}
 	if (json_array_size(checks)) {
 		rc = reply_error_with(r, 422, "proxy_down", json_pack("{s:O}", "checks", checks),
-				      "%zu proxy(ies) failed their health check; nothing was imported", json_array_size(checks));
+				      "%zu proxy(ies) failed their health check; nothing was imported",
+				      json_array_size(checks));
 		goto out;
 	}
 	for (size_t i = 1; i < n; i++)
@@ -234,10 +242,12 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 	if (!dry_run) {
 		sqlite3_stmt *st = NULL;
 		int ok = db_begin(db) == 0 &&
-			 sqlite3_prepare_v2(db, "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, ?4) "
-						"ON CONFLICT(client_ip) DO UPDATE SET proxy_id = excluded.proxy_id, "
-						"enabled = excluded.enabled, label = excluded.label, updated_at = unixepoch()",
-					    -1, &st, NULL) == SQLITE_OK;
+			 sqlite3_prepare_v2(
+			     db,
+			     "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, ?4) "
+			     "ON CONFLICT(client_ip) DO UPDATE SET proxy_id = excluded.proxy_id, "
+			     "enabled = excluded.enabled, label = excluded.label, updated_at = unixepoch()",
+			     -1, &st, NULL) == SQLITE_OK;
 		for (size_t i = 1; ok && i < n; i++) {
 			if (lines[i].change == 0)
 				continue;
@@ -255,16 +265,17 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 			goto out;
 		}
 		{
-			json_t *after = json_pack("{s:i, s:i, s:i}", "created", counts[1], "updated", counts[2], "unchanged",
-						  counts[0]);
+			json_t *after = json_pack("{s:i, s:i, s:i}", "created", counts[1], "updated", counts[2],
+						  "unchanged", counts[0]);
 			api_audit(r, "mapping.import", "mapping", "csv", NULL, after, "ok");
 			json_decref(after);
 		}
 		if (counts[1] + counts[2])
 			api_notify(r, TOPIC_MAPPINGS);
 	}
-	rc = reply_json(r, 200, json_pack("{s:b, s:i, s:i, s:i, s:i}", "dry_run", dry_run, "rows", (int)(n - 1), "created",
-					  counts[1], "updated", counts[2], "unchanged", counts[0]));
+	rc = reply_json(r, 200,
+			json_pack("{s:b, s:i, s:i, s:i, s:i}", "dry_run", dry_run, "rows", (int)(n - 1), "created",
+				  counts[1], "updated", counts[2], "unchanged", counts[0]));
 out:
 	free(rows);
 	free(lines);

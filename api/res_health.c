@@ -11,8 +11,8 @@ json_t *health_row(sqlite3_stmt *st)
 			 json_nullable_int(st, 2), "exit_ip", sqlite3_column_text(st, 3), "checked_at",
 			 json_nullable_int(st, 4), "last_error", sqlite3_column_text(st, 5), "connect_ms",
 			 json_nullable_int(st, 6), "handshake_ms", json_nullable_int(st, 7), "first_byte_ms",
-			 json_nullable_int(st, 8), "pipelining", sqlite3_column_int(st, 9), "stale", sqlite3_column_int(st, 10),
-			 "fresh_until", json_nullable_int(st, 11));
+			 json_nullable_int(st, 8), "pipelining", sqlite3_column_int(st, 9), "stale",
+			 sqlite3_column_int(st, 10), "fresh_until", json_nullable_int(st, 11));
 }
 
 int res_health(struct req *r, const char *const *seg, int nseg)
@@ -33,7 +33,8 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			json_array_append_new(items, health_row(st));
 		sqlite3_finalize(st);
-		reply_json(r, 200, json_pack("{s:I, s:O}", "total", (json_int_t)json_array_size(items), "items", items));
+		reply_json(r, 200,
+			   json_pack("{s:I, s:O}", "total", (json_int_t)json_array_size(items), "items", items));
 		goto done;
 	}
 	if (nseg != 2 || strcmp(seg[1], "history") != 0 || (id = path_id(seg[0])) < 0) {
@@ -55,18 +56,20 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 		}
 		json_decref(p);
 	}
-	if (sqlite3_prepare_v2(db, "SELECT checked_at, status, latency_ms, exit_ip, error FROM health_history "
-				   "WHERE proxy_id = ?1 ORDER BY id DESC LIMIT ?2", -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db,
+			       "SELECT checked_at, status, latency_ms, exit_ip, error FROM health_history "
+			       "WHERE proxy_id = ?1 ORDER BY id DESC LIMIT ?2",
+			       -1, &st, NULL) != SQLITE_OK) {
 		reply_db_error(r, db);
 		goto done;
 	}
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, limit);
 	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(items, json_pack("{s:I, s:s, s:o, s:s, s:s}", "checked_at",
-					       (json_int_t)sqlite3_column_int64(st, 0), "status", sqlite3_column_text(st, 1),
-					       "latency_ms", json_nullable_int(st, 2), "exit_ip", sqlite3_column_text(st, 3),
-					       "error", sqlite3_column_text(st, 4)));
+		json_array_append_new(
+		    items, json_pack("{s:I, s:s, s:o, s:s, s:s}", "checked_at", (json_int_t)sqlite3_column_int64(st, 0),
+				     "status", sqlite3_column_text(st, 1), "latency_ms", json_nullable_int(st, 2),
+				     "exit_ip", sqlite3_column_text(st, 3), "error", sqlite3_column_text(st, 4)));
 	sqlite3_finalize(st);
 	reply_json(r, 200, json_pack("{s:I, s:O}", "total", (json_int_t)json_array_size(items), "items", items));
 done:

@@ -10,10 +10,10 @@
 #include <string.h>
 
 static const struct jfield mapping_fields[] = {
-	{ "client_ip", J_STR, 1, 3, 45 },
-	{ "proxy_id", J_INT, 1, 1, (1LL << 53) },
-	{ "enabled", J_BOOL, 0, 0, 1 },
-	{ "label", J_STR, 0, 0, 128 },
+    {"client_ip", J_STR, 1, 3, 45},
+    {"proxy_id", J_INT, 1, 1, (1LL << 53)},
+    {"enabled", J_BOOL, 0, 0, 1},
+    {"label", J_STR, 0, 0, 128},
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
@@ -90,20 +90,24 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			api_audit(r, before ? "mapping.update" : "mapping.create", "mapping", ip, before, r->body,
 				  "failed");
 			reply_error_with(r, 422, "proxy_down", json_pack("{s:o}", "check", health),
-					 "proxy %lld failed its health check (%s); nothing was stored", (long long)proxy_id,
-					 json_string_value(json_object_get(health, "error")));
+					 "proxy %lld failed its health check (%s); nothing was stored",
+					 (long long)proxy_id, json_string_value(json_object_get(health, "error")));
 			health = NULL;
 			goto out;
 		}
 	}
 	if (id < 0)
-		rc = sqlite3_prepare_v2(db, "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, "
-					    "coalesce(?4, ''))", -1, &st, NULL);
+		rc =
+		    sqlite3_prepare_v2(db,
+				       "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, "
+				       "coalesce(?4, ''))",
+				       -1, &st, NULL);
 	else
-		rc = sqlite3_prepare_v2(db, partial ? "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-						      "label = coalesce(?4, label), updated_at = unixepoch() WHERE id = ?5"
-						    : "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-						      "label = coalesce(?4, ''), updated_at = unixepoch() WHERE id = ?5",
+		rc = sqlite3_prepare_v2(db,
+					partial ? "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+						  "label = coalesce(?4, label), updated_at = unixepoch() WHERE id = ?5"
+						: "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+						  "label = coalesce(?4, ''), updated_at = unixepoch() WHERE id = ?5",
 					-1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		reply_db_error(r, db);
@@ -168,7 +172,8 @@ static int list(struct req *r, sqlite3 *db)
 	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
 }
 
-static const struct crud mappings = { .noun = "mapping", .list = list, .get = mapping_json, .save = save, .del = del, .put = 1 };
+static const struct crud mappings = {
+    .noun = "mapping", .list = list, .get = mapping_json, .save = save, .del = del, .put = 1};
 
 int res_mappings(struct req *r, const char *const *seg, int nseg)
 {

@@ -7,9 +7,9 @@
 #include <string.h>
 
 static const struct jfield proxy_fields[] = {
-	{ "name", J_STR, 1, 1, 64 },	     { "type", J_STR, 1, 4, 6 },	    { "host", J_STR, 1, 1, 253 },
-	{ "port", J_INT, 1, 1, 65535 },	     { "username", J_STR, 0, 0, 255 },	    { "password", J_STR, 0, 0, 255 },
-	{ "enabled", J_BOOL, 0, 0, 1 },
+    {"name", J_STR, 1, 1, 64},	  {"type", J_STR, 1, 4, 6},	  {"host", J_STR, 1, 1, 253},
+    {"port", J_INT, 1, 1, 65535}, {"username", J_STR, 0, 0, 255}, {"password", J_STR, 0, 0, 255},
+    {"enabled", J_BOOL, 0, 0, 1},
 };
 #define NFIELDS (sizeof(proxy_fields) / sizeof(proxy_fields[0]))
 
@@ -19,13 +19,15 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	json_t *j = NULL;
 
-	if (sqlite3_prepare_v2(db, "SELECT id, name, type, host, port, username, enabled, password != '' FROM proxies "
-				   "WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db,
+			       "SELECT id, name, type, host, port, username, enabled, password != '' FROM proxies "
+			       "WHERE id = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		j = json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:b, s:b}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
-			      sqlite3_column_text(st, 1), "type", sqlite3_column_text(st, 2), "host",
+		j = json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:b, s:b}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+			      "name", sqlite3_column_text(st, 1), "type", sqlite3_column_text(st, 2), "host",
 			      sqlite3_column_text(st, 3), "port", sqlite3_column_int(st, 4), "username",
 			      sqlite3_column_text(st, 5), "enabled", sqlite3_column_int(st, 6), "has_password",
 			      sqlite3_column_int(st, 7));
@@ -43,8 +45,9 @@ static int check_values(struct req *r, json_t *b)
 	if (type && strcmp(type, "socks5") != 0 && strcmp(type, "http") != 0)
 		return reply_error(r, 400, "bad_request", "'type' must be socks5 or http"), -1;
 	if (host && strpbrk(host, " \t\r\n/@[]%"))
-		return reply_error(r, 400, "bad_request",
-				   "'host' must be a host name, an IPv4 address or an IPv6 address (no brackets, no port)"),
+		return reply_error(
+			   r, 400, "bad_request",
+			   "'host' must be a host name, an IPv4 address or an IPv6 address (no brackets, no port)"),
 		       -1;
 	if (host && strchr(host, ':')) {
 		struct net_ip ip;
@@ -71,7 +74,7 @@ static json_t *redacted(json_t *j)
 /* POST (id < 0), PUT or PATCH (partial). */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
-	static const char *const cols[] = { "name", "type", "host", "port", "username", "password", "enabled" };
+	static const char *const cols[] = {"name", "type", "host", "port", "username", "password", "enabled"};
 	char err[256];
 	json_t *before = NULL, *after;
 	sqlite3_stmt *st = NULL;
@@ -86,19 +89,23 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
 	if (id < 0) {
-		rc = sqlite3_prepare_v2(db, "INSERT INTO proxies (name, type, host, port, username, password, enabled) "
-					    "VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1))",
+		rc = sqlite3_prepare_v2(db,
+					"INSERT INTO proxies (name, type, host, port, username, password, enabled) "
+					"VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1))",
 					-1, &st, NULL);
 	} else {
 		/* PUT replaces (username, enabled back to defaults when absent); a missing password is kept */
-		rc = sqlite3_prepare_v2(db, partial ?
-					"UPDATE proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
-					"host = coalesce(?3, host), port = coalesce(?4, port), username = coalesce(?5, username), "
-					"password = coalesce(?6, password), enabled = coalesce(?7, enabled), "
-					"updated_at = unixepoch() WHERE id = ?8" :
-					"UPDATE proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, ''), "
-					"password = coalesce(?6, password), enabled = coalesce(?7, 1), updated_at = unixepoch() "
-					"WHERE id = ?8", -1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db,
+		    partial
+			? "UPDATE proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
+			  "host = coalesce(?3, host), port = coalesce(?4, port), username = coalesce(?5, username), "
+			  "password = coalesce(?6, password), enabled = coalesce(?7, enabled), "
+			  "updated_at = unixepoch() WHERE id = ?8"
+			: "UPDATE proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, ''), "
+			  "password = coalesce(?6, password), enabled = coalesce(?7, 1), updated_at = unixepoch() "
+			  "WHERE id = ?8",
+		    -1, &st, NULL);
 	}
 	if (rc != SQLITE_OK) {
 		json_decref(before);
@@ -156,8 +163,9 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 	}
 	if (used) {
 		json_decref(before);
-		return reply_error(r, 409, "conflict", "proxy %lld is used by %lld mapping(s); move or delete them first",
-				   (long long)id, used);
+		return reply_error(r, 409, "conflict",
+				   "proxy %lld is used by %lld mapping(s); move or delete them first", (long long)id,
+				   used);
 	}
 	return reply_deleted(r, db, "DELETE FROM proxies WHERE id = ?1", id, "proxy.delete", "proxy", before,
 			     TOPIC_PROXIES);
@@ -177,8 +185,12 @@ static int check(struct req *r, sqlite3 *db, int64_t id)
 	return reply_json(r, 200, res);
 }
 
-static const struct crud proxies = { .noun = "proxy", .ids_sql = "SELECT id FROM proxies ORDER BY id", .get = proxy_json,
-				      .save = save, .del = del, .put = 1 };
+static const struct crud proxies = {.noun = "proxy",
+				    .ids_sql = "SELECT id FROM proxies ORDER BY id",
+				    .get = proxy_json,
+				    .save = save,
+				    .del = del,
+				    .put = 1};
 
 int res_proxies(struct req *r, const char *const *seg, int nseg)
 {
@@ -193,8 +205,9 @@ int res_proxies(struct req *r, const char *const *seg, int nseg)
 	if (nseg == 2 && strcmp(seg[1], "check") == 0) {
 		if ((id = path_id(seg[0])) < 0)
 			return reply_error(r, 404, "not_found", "no such proxy");
-		return strcmp(r->method, "POST") == 0 ? check(r, db, id)
-						      : reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+		return strcmp(r->method, "POST") == 0
+			   ? check(r, db, id)
+			   : reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 	}
 	return crud_route(r, db, &proxies, seg, nseg);
 }

@@ -13,7 +13,7 @@
 /* A daemon is running when its notify socket accepts a connect (a stale file refuses). */
 static int daemon_alive(const char *run_dir, const char *name)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
 
 	if (fd < 0)
@@ -29,19 +29,22 @@ static json_t *agent_state(sqlite3 *db)
 	sqlite3_stmt *st = NULL;
 	json_t *j = json_object();
 
-	if (sqlite3_prepare_v2(db, "SELECT generation, applied_at, duration_us, kind, active_count, blocked_count, "
-				   "last_error, error_at, errors_total, lan_iface, wan_iface, lan_iface_present, "
-				   "wan_iface_present, iface_error FROM agent_state WHERE id = 1", -1, &st, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(db,
+			       "SELECT generation, applied_at, duration_us, kind, active_count, blocked_count, "
+			       "last_error, error_at, errors_total, lan_iface, wan_iface, lan_iface_present, "
+			       "wan_iface_present, iface_error FROM agent_state WHERE id = 1",
+			       -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		json_decref(j);
-		j = json_pack("{s:I, s:o, s:o, s:s, s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:b, s:b, s:s}", "generation",
-			      (json_int_t)sqlite3_column_int64(st, 0), "applied_at", json_nullable_int(st, 1), "duration_us",
-			      json_nullable_int(st, 2), "kind", sqlite3_column_text(st, 3), "active_count",
-			      (json_int_t)sqlite3_column_int64(st, 4), "blocked_count", (json_int_t)sqlite3_column_int64(st, 5),
-			      "last_error", sqlite3_column_text(st, 6), "error_at", json_nullable_int(st, 7), "errors_total",
-			      (json_int_t)sqlite3_column_int64(st, 8), "lan_iface", sqlite3_column_text(st, 9), "wan_iface",
-			      sqlite3_column_text(st, 10), "lan_iface_present", sqlite3_column_int(st, 11), "wan_iface_present",
-			      sqlite3_column_int(st, 12), "iface_error", sqlite3_column_text(st, 13));
+		j = json_pack(
+		    "{s:I, s:o, s:o, s:s, s:I, s:I, s:s, s:o, s:I, s:s, s:s, s:b, s:b, s:s}", "generation",
+		    (json_int_t)sqlite3_column_int64(st, 0), "applied_at", json_nullable_int(st, 1), "duration_us",
+		    json_nullable_int(st, 2), "kind", sqlite3_column_text(st, 3), "active_count",
+		    (json_int_t)sqlite3_column_int64(st, 4), "blocked_count", (json_int_t)sqlite3_column_int64(st, 5),
+		    "last_error", sqlite3_column_text(st, 6), "error_at", json_nullable_int(st, 7), "errors_total",
+		    (json_int_t)sqlite3_column_int64(st, 8), "lan_iface", sqlite3_column_text(st, 9), "wan_iface",
+		    sqlite3_column_text(st, 10), "lan_iface_present", sqlite3_column_int(st, 11), "wan_iface_present",
+		    sqlite3_column_int(st, 12), "iface_error", sqlite3_column_text(st, 13));
 	}
 	sqlite3_finalize(st);
 	return j;
@@ -60,16 +63,18 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 		return MHD_YES;
 	fwd = fwdstats_load(rd);
 	return reply_json(
-		r, 200,
-		json_pack("{s:{s:b, s:b, s:b, s:b}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "daemons", "api", 1, "agent",
-			  daemon_alive(rd, "agent"), "forwarder", daemon_alive(rd, "forwarder"), "healthd",
-			  daemon_alive(rd, "healthd"), "agent", agent_state(db), "forwarder", fwd ? fwd : json_null(),
-			  "counts", "proxies", (json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
-			  (json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", 0), "proxies_down",
-			  (json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'down'", 0), "mappings",
-			  (json_int_t)db_query_int(db, "SELECT count(*) FROM mappings", 0), "clients_active",
-			  (json_int_t)db_query_int(db, "SELECT active_count FROM agent_state", 0), "clients_blocked",
-			  (json_int_t)db_query_int(db, "SELECT blocked_count FROM agent_state", 0)));
+	    r, 200,
+	    json_pack(
+		"{s:{s:b, s:b, s:b, s:b}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "daemons", "api", 1, "agent",
+		daemon_alive(rd, "agent"), "forwarder", daemon_alive(rd, "forwarder"), "healthd",
+		daemon_alive(rd, "healthd"), "agent", agent_state(db), "forwarder", fwd ? fwd : json_null(), "counts",
+		"proxies", (json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
+		(json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", 0),
+		"proxies_down",
+		(json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'down'", 0),
+		"mappings", (json_int_t)db_query_int(db, "SELECT count(*) FROM mappings", 0), "clients_active",
+		(json_int_t)db_query_int(db, "SELECT active_count FROM agent_state", 0), "clients_blocked",
+		(json_int_t)db_query_int(db, "SELECT blocked_count FROM agent_state", 0)));
 }
 
 int res_healthz(struct req *r)

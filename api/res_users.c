@@ -59,8 +59,9 @@ static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b
 
 static int create(struct req *r, sqlite3 *db)
 {
-	static const struct jfield f[] = { { "username", J_STR, 1, 1, 64 }, { "role", J_STR, 1, 5, 6 },
-					   { "password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN } };
+	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64},
+					  {"role", J_STR, 1, 5, 6},
+					  {"password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN}};
 	char err[256], hash[PASSWORD_HASH_MAX], oid[24];
 	const char *name, *role;
 	json_t *after;
@@ -79,7 +80,8 @@ static int create(struct req *r, sqlite3 *db)
 		return reply_error(r, 400, "bad_request", "'username' may use A-Z a-z 0-9 . _ @ -");
 	if (password_hash(json_string_value(json_object_get(r->body, "password")), hash) < 0)
 		return reply_error(r, 500, "internal", "cannot hash the password");
-	rc = exec_bound(db, "INSERT INTO users (username, password_hash, role) VALUES (?1, ?2, 'viewer')", name, hash, 0);
+	rc = exec_bound(db, "INSERT INTO users (username, password_hash, role) VALUES (?1, ?2, 'viewer')", name, hash,
+			0);
 	explicit_bzero(hash, sizeof(hash));
 	if (rc != SQLITE_DONE) {
 		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
@@ -97,7 +99,7 @@ static int create(struct req *r, sqlite3 *db)
 
 static int patch(struct req *r, sqlite3 *db, int64_t id)
 {
-	static const struct jfield f[] = { { "role", J_STR, 0, 5, 6 }, { "disabled", J_BOOL, 0, 0, 1 } };
+	static const struct jfield f[] = {{"role", J_STR, 0, 5, 6}, {"disabled", J_BOOL, 0, 0, 1}};
 	json_t *before = user_json(db, id), *after, *v;
 	char err[256], oid[24];
 	const char *role;
@@ -128,8 +130,9 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 	if (role)
 		exec_bound(db, "UPDATE users SET role = ?1, updated_at = unixepoch() WHERE id = ?3", role, NULL, id);
 	if ((v = json_object_get(r->body, "disabled")))
-		exec_bound(db, json_is_true(v) ? "UPDATE users SET disabled = 1, updated_at = unixepoch() WHERE id = ?3"
-					       : "UPDATE users SET disabled = 0, updated_at = unixepoch() WHERE id = ?3",
+		exec_bound(db,
+			   json_is_true(v) ? "UPDATE users SET disabled = 1, updated_at = unixepoch() WHERE id = ?3"
+					   : "UPDATE users SET disabled = 0, updated_at = unixepoch() WHERE id = ?3",
 			   NULL, NULL, id);
 	after = user_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
@@ -146,7 +149,8 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
-	if (strcmp(json_string_value(json_object_get(before, "role")), "admin") == 0 && admins_left_without(db, id) == 0) {
+	if (strcmp(json_string_value(json_object_get(before, "role")), "admin") == 0 &&
+	    admins_left_without(db, id) == 0) {
 		json_decref(before);
 		return reply_error(r, 409, "conflict", "this is the last enabled admin");
 	}
@@ -161,8 +165,8 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 /* PUT /users/{id}/password: admins for anyone; a user for themselves with current_password. */
 static int set_password(struct req *r, sqlite3 *db, int64_t id)
 {
-	static const struct jfield f[] = { { "password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN },
-					   { "current_password", J_STR, 0, 0, PASSWORD_MAX_LEN } };
+	static const struct jfield f[] = {{"password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN},
+					  {"current_password", J_STR, 0, 0, PASSWORD_MAX_LEN}};
 	char err[256], hash[PASSWORD_HASH_MAX], oid[24];
 	int self = id == r->user.id, admin = strcmp(r->user.role, "admin") == 0;
 	json_t *u;
@@ -181,7 +185,8 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		const char *cur = json_string_value(json_object_get(r->body, "current_password"));
 		int ok = 0;
 
-		if (cur && sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		if (cur && sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL) ==
+			       SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
 			if (sqlite3_step(st) == SQLITE_ROW)
 				ok = password_verify((const char *)sqlite3_column_text(st, 0), cur) == 0;
@@ -205,8 +210,11 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	return id < 0 ? create(r, db) : patch(r, db, id);
 }
 
-static const struct crud users = { .noun = "user", .ids_sql = "SELECT id FROM users ORDER BY id", .get = user_json,
-				    .save = save, .del = del }; /* no PUT */
+static const struct crud users = {.noun = "user",
+				  .ids_sql = "SELECT id FROM users ORDER BY id",
+				  .get = user_json,
+				  .save = save,
+				  .del = del}; /* no PUT */
 
 int res_users(struct req *r, const char *const *seg, int nseg)
 {
@@ -224,7 +232,8 @@ int res_users(struct req *r, const char *const *seg, int nseg)
 			return MHD_YES;
 		if ((id = path_id(seg[0])) < 0)
 			return reply_error(r, 404, "not_found", "no such user");
-		return (db = api_db(r->api)) ? set_password(r, db, id) : reply_error(r, 503, "unavailable", "database unavailable");
+		return (db = api_db(r->api)) ? set_password(r, db, id)
+					     : reply_error(r, 503, "unavailable", "database unavailable");
 	}
 	if (auth_require(r, !get) < 0)
 		return MHD_YES;
@@ -234,4 +243,3 @@ int res_users(struct req *r, const char *const *seg, int nseg)
 		return reply_error(r, 503, "unavailable", "database unavailable");
 	return crud_route(r, db, &users, seg, nseg);
 }
-

@@ -8,13 +8,13 @@
 struct audit_entry {
 	const char *username;
 	const char *remote_addr;
-	const char *action;      /* "user.create", "settings.update", "login" ... */
+	const char *action;	 /* "user.create", "settings.update", "login" ... */
 	const char *object_type; /* "user", "proxy", "mapping", "settings" ... */
 	const char *object_id;
 	const char *before_json; /* NULL or valid JSON */
-	const char *after_json;  /* NULL or valid JSON */
+	const char *after_json;	 /* NULL or valid JSON */
 	const char *request_id;
-	const char *result;      /* "ok" (NULL), "denied", "failed" */
+	const char *result; /* "ok" (NULL), "denied", "failed" */
 };
 
 /* 0 or -EIO. */

@@ -12,14 +12,27 @@
 #include <string.h>
 #include <unistd.h>
 
-enum cfg_type { T_USER, T_PATH, T_RUNDIR, T_LOGFMT, T_LOGLVL, T_LISTEN, T_IFACE, T_CIDR, T_PORT, T_SECONDS, T_URL, T_SECRET };
+enum cfg_type {
+	T_USER,
+	T_PATH,
+	T_RUNDIR,
+	T_LOGFMT,
+	T_LOGLVL,
+	T_LISTEN,
+	T_IFACE,
+	T_CIDR,
+	T_PORT,
+	T_SECONDS,
+	T_URL,
+	T_SECRET
+};
 
 struct cfg_var {
 	const char *name;
 	const char *def;
 	enum cfg_type type;
-	size_t off;  /* offset of the field in struct pgw_config */
-	size_t size; /* size of a string field */
+	size_t off;   /* offset of the field in struct pgw_config */
+	size_t size;  /* size of a string field */
 	unsigned max; /* T_SECONDS upper bound */
 	const char *help;
 };
@@ -27,25 +40,30 @@ struct cfg_var {
 #define F(field) offsetof(struct pgw_config, field), sizeof(((struct pgw_config *)0)->field)
 
 static const struct cfg_var vars[] = {
-	{ "PGW_DB", "/var/lib/pgw/pgw.db", T_PATH, F(db_path), 0, "SQLite state database shared by all daemons" },
-	{ "PGW_RUN_DIR", "/run/pgw", T_RUNDIR, F(run_dir), 0, "directory of the daemons' notify sockets" },
-	{ "PGW_LOG_FORMAT", "text", T_LOGFMT, F(log_format), 0, "log line format: text or json" },
-	{ "PGW_LOG_LEVEL", "info", T_LOGLVL, F(log_level), 0, "error, warn, info or debug" },
-	{ "PGW_API_LISTEN", "127.0.0.1:8080", T_LISTEN, 0, 0, 0, "address:port pgw-api listens on" },
-	{ "PGW_JWT_SECRET", NULL, T_SECRET, F(jwt_secret), 0, "HS256 signing secret, >= 32 bytes (pgw-api)" },
-	{ "PGW_TLS_CERT", "", T_PATH, F(tls_cert), 0, "PEM certificate: serve HTTPS when set with PGW_TLS_KEY" },
-	{ "PGW_TLS_KEY", "", T_PATH, F(tls_key), 0, "PEM private key for PGW_TLS_CERT" },
-	{ "PGW_WEB_DIR", "/usr/share/pgw/web", T_PATH, F(web_dir), 0, "static files of the web dashboard" },
-	{ "PGW_LAN_IFACE", "ens19", T_IFACE, F(lan_iface), 0, "interface facing the LAN clients" },
-	{ "PGW_WAN_IFACE", "eth0", T_IFACE, F(wan_iface), 0, "interface facing the upstream proxies (WAN)" },
-	{ "PGW_LAN_CIDR", "192.168.2.0/24", T_CIDR, F(lan_cidr), 0, "IPv4 network of the LAN clients" },
-	{ "PGW_FORWARDER_PORT", "12345", T_PORT, offsetof(struct pgw_config, forwarder_port), 0, 0, "REDIRECT listener port of pgw-forwarder" },
-	{ "PGW_TPROXY_PORT", "12346", T_PORT, offsetof(struct pgw_config, tproxy_port), 0, 0, "TPROXY listener port of pgw-forwarder" },
-	{ "PGW_HEALTH_INTERVAL", "30", T_SECONDS, offsetof(struct pgw_config, health_interval_s), 0, 86400, "seconds between health probes (first value of the setting)" },
-	{ "PGW_HEALTH_URL", "http://ifconfig.me/ip", T_URL, F(health_url), 0, "exit-IP echo URL fetched through each proxy" },
-	{ "PGW_HEALTH_TIMEOUT", "5", T_SECONDS, offsetof(struct pgw_config, health_timeout_s), 0, 300, "seconds a probe step may take" },
-	{ "PGW_METRICS_TOKEN", NULL, T_SECRET, F(metrics_token), 0, "optional bearer token required by /metrics" },
-	{ "PGW_SERVICE_USER", "pgw", T_USER, F(service_user), 0, "user the daemons run as; strict OUTPUT mode lets only it reach the WAN" },
+    {"PGW_DB", "/var/lib/pgw/pgw.db", T_PATH, F(db_path), 0, "SQLite state database shared by all daemons"},
+    {"PGW_RUN_DIR", "/run/pgw", T_RUNDIR, F(run_dir), 0, "directory of the daemons' notify sockets"},
+    {"PGW_LOG_FORMAT", "text", T_LOGFMT, F(log_format), 0, "log line format: text or json"},
+    {"PGW_LOG_LEVEL", "info", T_LOGLVL, F(log_level), 0, "error, warn, info or debug"},
+    {"PGW_API_LISTEN", "127.0.0.1:8080", T_LISTEN, 0, 0, 0, "address:port pgw-api listens on"},
+    {"PGW_JWT_SECRET", NULL, T_SECRET, F(jwt_secret), 0, "HS256 signing secret, >= 32 bytes (pgw-api)"},
+    {"PGW_TLS_CERT", "", T_PATH, F(tls_cert), 0, "PEM certificate: serve HTTPS when set with PGW_TLS_KEY"},
+    {"PGW_TLS_KEY", "", T_PATH, F(tls_key), 0, "PEM private key for PGW_TLS_CERT"},
+    {"PGW_WEB_DIR", "/usr/share/pgw/web", T_PATH, F(web_dir), 0, "static files of the web dashboard"},
+    {"PGW_LAN_IFACE", "ens19", T_IFACE, F(lan_iface), 0, "interface facing the LAN clients"},
+    {"PGW_WAN_IFACE", "eth0", T_IFACE, F(wan_iface), 0, "interface facing the upstream proxies (WAN)"},
+    {"PGW_LAN_CIDR", "192.168.2.0/24", T_CIDR, F(lan_cidr), 0, "IPv4 network of the LAN clients"},
+    {"PGW_FORWARDER_PORT", "12345", T_PORT, offsetof(struct pgw_config, forwarder_port), 0, 0,
+     "REDIRECT listener port of pgw-forwarder"},
+    {"PGW_TPROXY_PORT", "12346", T_PORT, offsetof(struct pgw_config, tproxy_port), 0, 0,
+     "TPROXY listener port of pgw-forwarder"},
+    {"PGW_HEALTH_INTERVAL", "30", T_SECONDS, offsetof(struct pgw_config, health_interval_s), 0, 86400,
+     "seconds between health probes (first value of the setting)"},
+    {"PGW_HEALTH_URL", "http://ifconfig.me/ip", T_URL, F(health_url), 0, "exit-IP echo URL fetched through each proxy"},
+    {"PGW_HEALTH_TIMEOUT", "5", T_SECONDS, offsetof(struct pgw_config, health_timeout_s), 0, 300,
+     "seconds a probe step may take"},
+    {"PGW_METRICS_TOKEN", NULL, T_SECRET, F(metrics_token), 0, "optional bearer token required by /metrics"},
+    {"PGW_SERVICE_USER", "pgw", T_USER, F(service_user), 0,
+     "user the daemons run as; strict OUTPUT mode lets only it reach the WAN"},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -102,8 +120,8 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 
 	switch (v->type) {
 	case T_USER:
-		if (strlen(val) == 0 || strlen(val) >= v->size || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(val) ||
-		    val[0] == '-')
+		if (strlen(val) == 0 || strlen(val) >= v->size ||
+		    strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(val) || val[0] == '-')
 			return fail(err, errlen, "%s: '%s' is not a user name", v->name, val);
 		strcpy(field, val);
 		return 0;
@@ -117,7 +135,8 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 			return fail(err, errlen, "%s: '%s' must be an absolute path", v->name, val);
 		if (v->type == T_URL && net_http_url_parse(val, &url) < 0)
 			return fail(err, errlen,
-				    "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 address])",
+				    "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an "
+				    "IPv6 address])",
 				    v->name, val);
 		strcpy(field, val);
 		if (v->type == T_SECRET && v->off == offsetof(struct pgw_config, jwt_secret))
@@ -129,7 +148,8 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 		return 0;
 	case T_LOGLVL:
 		if (log_level_parse(val, (enum log_level *)field) < 0)
-			return fail(err, errlen, "%s: '%s' is not a log level (error, warn, info, debug)", v->name, val);
+			return fail(err, errlen, "%s: '%s' is not a log level (error, warn, info, debug)", v->name,
+				    val);
 		return 0;
 	case T_LISTEN:
 		if (net_hostport_parse(val, cfg->api_host, sizeof(cfg->api_host), &cfg->api_port) < 0)
@@ -202,7 +222,8 @@ int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *e
 	}
 	if (cfg->forwarder_port == cfg->tproxy_port) {
 		config_wipe(cfg);
-		return fail(err, errlen, "PGW_TPROXY_PORT: must differ from PGW_FORWARDER_PORT (%u)", cfg->forwarder_port);
+		return fail(err, errlen, "PGW_TPROXY_PORT: must differ from PGW_FORWARDER_PORT (%u)",
+			    cfg->forwarder_port);
 	}
 	return 0;
 }
@@ -219,9 +240,9 @@ void config_log(const struct pgw_config *cfg)
 {
 	log_info("config: db=%s run_dir=%s api=%s:%u web_dir=%s tls=%s lan=%s(%s) wan=%s forwarder_port=%u "
 		 "tproxy_port=%u health_interval=%us health_timeout=%us health_url=%s jwt_secret=%s metrics_token=%s",
-		 cfg->db_path, cfg->run_dir, cfg->api_host, cfg->api_port, cfg->web_dir, cfg->tls_cert[0] ? "on" : "off",
-		 cfg->lan_iface, cfg->lan_cidr, cfg->wan_iface, cfg->forwarder_port, cfg->tproxy_port,
-		 cfg->health_interval_s, cfg->health_timeout_s, cfg->health_url,
+		 cfg->db_path, cfg->run_dir, cfg->api_host, cfg->api_port, cfg->web_dir,
+		 cfg->tls_cert[0] ? "on" : "off", cfg->lan_iface, cfg->lan_cidr, cfg->wan_iface, cfg->forwarder_port,
+		 cfg->tproxy_port, cfg->health_interval_s, cfg->health_timeout_s, cfg->health_url,
 		 cfg->jwt_secret_len ? "(set)" : "(unset)", cfg->metrics_token[0] ? "(set)" : "(unset)");
 }
 

@@ -32,7 +32,7 @@ struct pgw_config {
 	char health_url[512];
 	unsigned health_timeout_s;
 	char metrics_token[CONFIG_SECRET_MAX]; /* secret: never logged */
-	char service_user[33];                  /* the daemons' user: strict OUTPUT mode lets only it out */
+	char service_user[33];		       /* the daemons' user: strict OUTPUT mode lets only it out */
 };
 
 /* Returns the value of an environment variable or NULL; ctx is passed through. */

@@ -52,7 +52,8 @@ static void on_notify(struct evloop *ev, int fd, uint32_t events, void *arg)
 	(void)ev, (void)fd, (void)events;
 	while ((r = notify_recv(d->nt, &m, from, sizeof(from))) != -EAGAIN) {
 		if (r == -EBADMSG || r == -ENOTSUP) {
-			log_debug("notify: ignored %s datagram from '%s'", r == -EBADMSG ? "malformed" : "unknown", from);
+			log_debug("notify: ignored %s datagram from '%s'", r == -EBADMSG ? "malformed" : "unknown",
+				  from);
 			continue;
 		}
 		if (r < 0) {
@@ -60,8 +61,8 @@ static void on_notify(struct evloop *ev, int fd, uint32_t events, void *arg)
 			return;
 		}
 		d->events++;
-		log_debug("notify: %s topics=0x%x id=%lld from '%s'", notify_type_str(m.type), m.topics, (long long)m.id,
-			  from);
+		log_debug("notify: %s topics=0x%x id=%lld from '%s'", notify_type_str(m.type), m.topics,
+			  (long long)m.id, from);
 		if (m.type == NOTIFY_CHANGED && (!d->info->watch_topics || (m.topics & d->info->watch_topics)))
 			dbwatch_sync(d->watch); /* the daemon reads the state after this: nothing is lost */
 		if (d->info->on_change)
@@ -82,7 +83,7 @@ static void on_poll(void *arg)
 int daemon_sd_notify(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t len;
 	int fd, r = 0;
 
@@ -106,10 +107,9 @@ int daemon_sd_notify(const char *state)
 
 int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char **argv)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
-					      { "check-config", no_argument, NULL, 'n' },
-					      { NULL, 0, NULL, 0 } };
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'}, {"check-config", no_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	int check_only = 0, c;
 	char err[512];
 
@@ -138,7 +138,8 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 		return DAEMON_EXIT_FAIL;
 	}
 	log_init(info->name, d->cfg.log_format, d->cfg.log_level);
-	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 || migrate_check_schema(d->db, err, sizeof(err)) < 0) {
+	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 ||
+	    migrate_check_schema(d->db, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return DAEMON_EXIT_FAIL;
 	}

@@ -42,7 +42,7 @@ struct daemon {
 	struct dbwatch *watch;
 	struct ev_handle *sig, *nt_h;
 	unsigned long events, polls; /* changes seen through each path */
-	void *priv;                  /* the daemon's own context */
+	void *priv;		     /* the daemon's own context */
 };
 
 enum { DAEMON_CONTINUE = 0, DAEMON_EXIT_OK = 1, DAEMON_EXIT_FAIL = 2 };

@@ -34,7 +34,8 @@ int db_open(const char *path, int flags, sqlite3 **out, char *err, size_t errlen
 		oflags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &db, oflags, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "PGW_DB: cannot open '%s': %s%s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+		snprintf(err, errlen, "PGW_DB: cannot open '%s': %s%s", path,
+			 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
 			 (flags & DB_CREATE) ? "" : " (run 'pgwctl migrate' to create it)");
 		sqlite3_close(db);
 		return -ENOENT;
@@ -75,8 +76,14 @@ int db_exec(sqlite3 *db, const char *sql)
 	return 0;
 }
 
-int db_begin(sqlite3 *db) { return db_exec(db, "BEGIN IMMEDIATE"); }
-int db_commit(sqlite3 *db) { return db_exec(db, "COMMIT"); }
+int db_begin(sqlite3 *db)
+{
+	return db_exec(db, "BEGIN IMMEDIATE");
+}
+int db_commit(sqlite3 *db)
+{
+	return db_exec(db, "COMMIT");
+}
 
 void db_rollback(sqlite3 *db)
 {
@@ -101,7 +108,10 @@ long long db_query_int(sqlite3 *db, const char *sql, long long def)
 	return pragma_int(db, sql, &v) == 0 ? (long long)v : def;
 }
 
-int db_data_version(sqlite3 *db, int64_t *out) { return pragma_int(db, "PRAGMA data_version", out); }
+int db_data_version(sqlite3 *db, int64_t *out)
+{
+	return pragma_int(db, "PRAGMA data_version", out);
+}
 
 /* Copy all of src's main database into dst's in one step. */
 int db_copy(sqlite3 *dst, sqlite3 *src)

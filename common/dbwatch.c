@@ -77,8 +77,8 @@ static void on_tick(struct evloop *ev, void *arg)
 	w->cb(w->arg);
 }
 
-struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, const char *fingerprint_sql, dbwatch_cb cb,
-			    void *arg)
+struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, const char *fingerprint_sql,
+			    dbwatch_cb cb, void *arg)
 {
 	struct dbwatch *w = calloc(1, sizeof(*w));
 
@@ -119,4 +119,7 @@ void dbwatch_sync(struct dbwatch *w)
 		fingerprint_moved(w);
 }
 
-unsigned long dbwatch_hits(const struct dbwatch *w) { return w->hits; }
+unsigned long dbwatch_hits(const struct dbwatch *w)
+{
+	return w->hits;
+}

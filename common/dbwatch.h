@@ -15,8 +15,8 @@ struct dbwatch;
 
 /* What enforcement depends on: proxies, mappings, health status, settings (change_seq, 0005),
  * and which 'up' results have gone stale (fresh_until, 0008). The agent and the forwarder. */
-#define DBWATCH_ENFORCEMENT_SQL                                                                                   \
-	"SELECT (SELECT sum(seq) FROM change_seq) || '/' || (SELECT coalesce(group_concat(proxy_id), '') FROM " \
+#define DBWATCH_ENFORCEMENT_SQL                                                                                        \
+	"SELECT (SELECT sum(seq) FROM change_seq) || '/' || (SELECT coalesce(group_concat(proxy_id), '') FROM "        \
 	"(SELECT proxy_id FROM health_state WHERE stale ORDER BY proxy_id))"
 
 typedef void (*dbwatch_cb)(void *arg);
@@ -24,8 +24,8 @@ typedef void (*dbwatch_cb)(void *arg);
 /* fingerprint_sql: NULL, or a static query whose single value (compared as text) changes with
  * what matters. It is evaluated on every poll, commit or not, so it may depend on the time
  * (DBWATCH_ENFORCEMENT_SQL: health results going stale). */
-struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, const char *fingerprint_sql, dbwatch_cb cb,
-			    void *arg);
+struct dbwatch *dbwatch_new(struct evloop *ev, sqlite3 *db, uint64_t poll_ms, const char *fingerprint_sql,
+			    dbwatch_cb cb, void *arg);
 void dbwatch_free(struct dbwatch *w);
 /* Record the current data_version (and fingerprint) as seen. Call it BEFORE reading the state
  * the change is about, never after: a fingerprint taken after the read could hide a change

@@ -76,7 +76,7 @@ void ev_free(struct evloop *ev)
 static struct ev_handle *add(struct evloop *ev, enum ev_kind kind, int fd, uint32_t events, void *cb, void *arg)
 {
 	struct ev_handle *h = calloc(1, sizeof(*h));
-	struct epoll_event ee = { .events = events };
+	struct epoll_event ee = {.events = events};
 
 	if (!h)
 		return NULL;
@@ -105,7 +105,7 @@ struct ev_handle *ev_add_fd(struct evloop *ev, int fd, uint32_t events, ev_fd_cb
 
 int ev_mod_fd(struct evloop *ev, struct ev_handle *h, uint32_t events)
 {
-	struct epoll_event ee = { .events = events, .data.ptr = h };
+	struct epoll_event ee = {.events = events, .data.ptr = h};
 
 	return epoll_ctl(ev->epfd, EPOLL_CTL_MOD, h->fd, &ee) < 0 ? -errno : 0;
 }
@@ -228,4 +228,7 @@ int ev_run(struct evloop *ev)
 	return 0;
 }
 
-void ev_stop(struct evloop *ev) { ev->running = 0; }
+void ev_stop(struct evloop *ev)
+{
+	ev->running = 0;
+}

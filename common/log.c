@@ -15,9 +15,9 @@ static struct {
 	enum log_format fmt;
 	enum log_level level;
 	int fd;
-} g_log = { "pgw", LOG_FMT_TEXT, LOG_LVL_INFO, 2 };
+} g_log = {"pgw", LOG_FMT_TEXT, LOG_LVL_INFO, 2};
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_init(const char *daemon, enum log_format fmt, enum log_level level)
 {
@@ -26,9 +26,15 @@ void log_init(const char *daemon, enum log_format fmt, enum log_level level)
 	g_log.level = level;
 }
 
-void log_set_fd(int fd) { g_log.fd = fd; }
+void log_set_fd(int fd)
+{
+	g_log.fd = fd;
+}
 
-int log_enabled(enum log_level l) { return l <= g_log.level; }
+int log_enabled(enum log_level l)
+{
+	return l <= g_log.level;
+}
 
 const char *log_level_str(enum log_level l)
 {
@@ -138,8 +144,8 @@ void log_emit(enum log_level l, const char *id, int errnum, const char *fmt, ...
 	n = 0;
 	if (g_log.fmt == LOG_FMT_JSON) {
 		log_json_escape(esc, sizeof(esc), msg);
-		n = append(line, n, "{\"ts\":\"%s\",\"level\":\"%s\",\"daemon\":\"%s\"", ts,
-			   log_level_str(l), g_log.daemon);
+		n = append(line, n, "{\"ts\":\"%s\",\"level\":\"%s\",\"daemon\":\"%s\"", ts, log_level_str(l),
+			   g_log.daemon);
 		if (id && *id) {
 			char idesc[128];
 			log_json_escape(idesc, sizeof(idesc), id);

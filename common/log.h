@@ -16,15 +16,14 @@ const char *log_level_str(enum log_level l);
 int log_enabled(enum log_level l);
 
 /* id may be NULL; errnum > 0 appends strerror(errnum). */
-void log_emit(enum log_level l, const char *id, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void log_emit(enum log_level l, const char *id, int errnum, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-#define log_error(...) log_emit(LOG_LVL_ERROR, NULL, 0, __VA_ARGS__)
-#define log_warn(...) log_emit(LOG_LVL_WARN, NULL, errno, __VA_ARGS__)
-#define log_warnx(...) log_emit(LOG_LVL_WARN, NULL, 0, __VA_ARGS__)
-#define log_info(...) log_emit(LOG_LVL_INFO, NULL, 0, __VA_ARGS__)
-#define log_debug(...) log_emit(LOG_LVL_DEBUG, NULL, 0, __VA_ARGS__)
-#define log_info_id(id, ...) log_emit(LOG_LVL_INFO, id, 0, __VA_ARGS__)
+#define log_error(...)	      log_emit(LOG_LVL_ERROR, NULL, 0, __VA_ARGS__)
+#define log_warn(...)	      log_emit(LOG_LVL_WARN, NULL, errno, __VA_ARGS__)
+#define log_warnx(...)	      log_emit(LOG_LVL_WARN, NULL, 0, __VA_ARGS__)
+#define log_info(...)	      log_emit(LOG_LVL_INFO, NULL, 0, __VA_ARGS__)
+#define log_debug(...)	      log_emit(LOG_LVL_DEBUG, NULL, 0, __VA_ARGS__)
+#define log_info_id(id, ...)  log_emit(LOG_LVL_INFO, id, 0, __VA_ARGS__)
 #define log_warnx_id(id, ...) log_emit(LOG_LVL_WARN, id, 0, __VA_ARGS__)
 #define log_debug_id(id, ...) log_emit(LOG_LVL_DEBUG, id, 0, __VA_ARGS__)
 

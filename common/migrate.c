@@ -25,9 +25,10 @@ int migrate_run(sqlite3 *db, const struct migration *list, size_t n, int target,
 	}
 	*from = *to = cur;
 	if (cur > latest) {
-		snprintf(err, errlen,
-			 "database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore a backup",
-			 cur, latest);
+		snprintf(
+		    err, errlen,
+		    "database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore a backup",
+		    cur, latest);
 		return -EPROTO;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -36,7 +37,8 @@ int migrate_run(sqlite3 *db, const struct migration *list, size_t n, int target,
 		if (m->version <= cur || m->version > target)
 			continue;
 		if (db_begin(db) < 0) {
-			snprintf(err, errlen, "migration %04d_%s: cannot begin: %s", m->version, m->name, sqlite3_errmsg(db));
+			snprintf(err, errlen, "migration %04d_%s: cannot begin: %s", m->version, m->name,
+				 sqlite3_errmsg(db));
 			return -EIO;
 		}
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", m->version);
@@ -49,7 +51,8 @@ int migrate_run(sqlite3 *db, const struct migration *list, size_t n, int target,
 			return -EIO;
 		}
 		if (db_commit(db) < 0) {
-			snprintf(err, errlen, "migration %04d_%s: commit failed: %s", m->version, m->name, sqlite3_errmsg(db));
+			snprintf(err, errlen, "migration %04d_%s: commit failed: %s", m->version, m->name,
+				 sqlite3_errmsg(db));
 			db_rollback(db);
 			return -EIO;
 		}
@@ -69,7 +72,8 @@ int migrate_check_schema(sqlite3 *db, char *err, size_t errlen)
 	}
 	if (have > known) {
 		snprintf(err, errlen,
-			 "PGW_DB: database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore a backup",
+			 "PGW_DB: database schema version %d is newer than this pgw knows (%d); upgrade pgw or restore "
+			 "a backup",
 			 have, known);
 		return -EPROTO;
 	}

@@ -30,7 +30,7 @@ int net_ipv4_parse(const char *s, uint32_t *addr)
 	return 0;
 }
 
-static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 void net_ip_from4(uint32_t addr, struct net_ip *out)
 {
@@ -40,7 +40,10 @@ void net_ip_from4(uint32_t addr, struct net_ip *out)
 	memcpy(out->a + 12, &n, 4);
 }
 
-int net_ip_is4(const struct net_ip *ip) { return memcmp(ip->a, v4mapped, 12) == 0; }
+int net_ip_is4(const struct net_ip *ip)
+{
+	return memcmp(ip->a, v4mapped, 12) == 0;
+}
 
 uint32_t net_ip_v4(const struct net_ip *ip)
 {
@@ -282,7 +285,7 @@ socklen_t net_sa_len(const struct sockaddr_storage *sa)
 
 int net_resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL, *pick = NULL;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *pick = NULL;
 	struct net_ip ip;
 
 	memset(out, 0, sizeof(*out));
@@ -293,7 +296,8 @@ int net_resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
 	if (strchr(host, ':') || getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
 		return -ENOENT;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) /* the first IPv4 address, else the first IPv6 */
-		if ((ai->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET)) || (ai->ai_family == AF_INET6 && !pick))
+		if ((ai->ai_family == AF_INET && (!pick || pick->ai_family != AF_INET)) ||
+		    (ai->ai_family == AF_INET6 && !pick))
 			pick = ai;
 	if (pick && net_ip_from_sa((const struct sockaddr_storage *)pick->ai_addr, &ip) == 0)
 		net_ip_to_sa(&ip, port, out);

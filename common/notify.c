@@ -15,13 +15,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define NOTIFY_MAGIC "PGWN"
+#define NOTIFY_MAGIC   "PGWN"
 #define NOTIFY_VERSION 1
-#define TEXT_OFF 37
+#define TEXT_OFF       37
 
 _Static_assert(TEXT_OFF + NOTIFY_TEXT_MAX - 1 == NOTIFY_WIRE_SIZE, "text must fit the datagram");
 
-const char *const notify_peers[] = { "agent", "forwarder", "healthd", "api", NULL };
+const char *const notify_peers[] = {"agent", "forwarder", "healthd", "api", NULL};
 
 struct notify {
 	int fd;
@@ -88,10 +88,14 @@ int notify_decode(const uint8_t *buf, size_t len, struct notify_msg *m)
 const char *notify_type_str(int type)
 {
 	switch (type) {
-	case NOTIFY_CHANGED: return "changed";
-	case NOTIFY_CHECK_REQUEST: return "check_request";
-	case NOTIFY_CHECK_RESULT: return "check_result";
-	case NOTIFY_UPSTREAM_FAILED: return "upstream_failed";
+	case NOTIFY_CHANGED:
+		return "changed";
+	case NOTIFY_CHECK_REQUEST:
+		return "check_request";
+	case NOTIFY_CHECK_RESULT:
+		return "check_result";
+	case NOTIFY_UPSTREAM_FAILED:
+		return "upstream_failed";
 	}
 	return "unknown";
 }
@@ -178,7 +182,10 @@ void notify_close(struct notify *n)
 	free(n);
 }
 
-int notify_fd(const struct notify *n) { return n->fd; }
+int notify_fd(const struct notify *n)
+{
+	return n->fd;
+}
 
 int notify_send(struct notify *n, const char *peer, const struct notify_msg *m)
 {
@@ -239,7 +246,7 @@ int notify_recv(struct notify *n, struct notify_msg *m, char *from, size_t froml
 
 int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct notify_msg *res)
 {
-	struct notify_msg req = { .type = NOTIFY_CHECK_REQUEST, .id = proxy_id };
+	struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = proxy_id};
 	struct timespec ts;
 	uint64_t now, deadline;
 	int r;
@@ -252,7 +259,7 @@ int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct no
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	deadline = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + wait_ms;
 	for (;;) {
-		struct pollfd pfd = { .fd = notify_fd(n), .events = POLLIN };
+		struct pollfd pfd = {.fd = notify_fd(n), .events = POLLIN};
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;

@@ -8,13 +8,13 @@
 #include <stdint.h>
 
 #define NOTIFY_WIRE_SIZE 96
-#define NOTIFY_TEXT_MAX 60 /* 59 bytes + NUL: what fits after the 37-byte header */
-#define NOTIFY_NAME_MAX 32
+#define NOTIFY_TEXT_MAX	 60 /* 59 bytes + NUL: what fits after the 37-byte header */
+#define NOTIFY_NAME_MAX	 32
 
 enum notify_type {
-	NOTIFY_CHANGED = 1,       /* DB rows changed; topics says which */
-	NOTIFY_CHECK_REQUEST = 2, /* "check proxy <id> now"; the answer goes back to the sender */
-	NOTIFY_CHECK_RESULT = 3,  /* status = 1 up / 0 down, value = latency ms, text = exit ip or error */
+	NOTIFY_CHANGED = 1,	    /* DB rows changed; topics says which */
+	NOTIFY_CHECK_REQUEST = 2,   /* "check proxy <id> now"; the answer goes back to the sender */
+	NOTIFY_CHECK_RESULT = 3,    /* status = 1 up / 0 down, value = latency ms, text = exit ip or error */
 	NOTIFY_UPSTREAM_FAILED = 4, /* forwarder saw proxy <id> fail (passive health) */
 };
 

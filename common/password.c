@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define T_COST 3
-#define M_COST_KIB (64 * 1024)
+#define T_COST	    3
+#define M_COST_KIB  (64 * 1024)
 #define PARALLELISM 1
-#define SALT_LEN 16
-#define HASH_LEN 32
+#define SALT_LEN    16
+#define HASH_LEN    32
 
 const char *password_policy_error(const char *password)
 {

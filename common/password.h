@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 #define PASSWORD_HASH_MAX 128
-#define PASSWORD_MIN_LEN 8
-#define PASSWORD_MAX_LEN 256
+#define PASSWORD_MIN_LEN  8
+#define PASSWORD_MAX_LEN  256
 
 /* Hash with a fresh random salt: 0, -EINVAL (bad length) or -EIO. */
 int password_hash(const char *password, char out[PASSWORD_HASH_MAX]);

@@ -14,7 +14,7 @@
 #include <string.h>
 
 enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL };
-static const char *const kind_names[] = { "interface", "cidr", "enum", "range", "url", "bool" };
+static const char *const kind_names[] = {"interface", "cidr", "enum", "range", "url", "bool"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -28,43 +28,120 @@ struct sdef {
  * shows it (GET /api/v1/config/schema). Daemons read values through settings_uint/_bool/_str,
  * which fall back to these defaults (or the environment variable that seeds a key). */
 static const struct sdef defs[] = {
-	{ { "lan_iface", "LAN interface", "The interface facing the clients." }, K_IFACE, NULL, 0, 0, "ens19" },
-	{ { "wan_iface", "WAN interface", "The interface facing the upstream proxies. Nothing from the LAN is ever forwarded to it." },
-	  K_IFACE, NULL, 0, 0, "eth0" },
-	{ { "lan_cidr", "LAN network", "IPv4 network of the clients, like 192.168.2.0/24. IPv4 mappings must be inside it." },
-	  K_CIDR, NULL, 0, 0, "192.168.2.0/24" },
-	{ { "forwarder_mode", "Forwarder mode",
-	    "How client TCP reaches the forwarder: redirect (NAT) works everywhere; tproxy keeps the original destination on the socket and needs CAP_NET_ADMIN for the forwarder." },
-	  K_ENUM, "redirect|tproxy", 0, 0, NULL },
-	{ { "dns_mode", "DNS mode", "minimal: client DNS is dropped (the proxies resolve names); local: clients may query a resolver on the gateway." },
-	  K_ENUM, "minimal|local", 0, 0, NULL },
-	{ { "block_action", "Block action", "How blocked clients are refused: reject answers at once (TCP reset, ICMP); drop stays silent." },
-	  K_ENUM, "reject|drop", 0, 0, NULL },
-	{ { "strict_output", "Strict OUTPUT mode", "The gateway itself may reach the WAN only as the pgw user and only to the proxies." },
-	  K_BOOL, NULL, 0, 0, "false" },
-	{ { "health_interval", "Health interval (s)", "Seconds between probes of an up proxy." }, K_RANGE, NULL, 1, 86400, "30" },
-	{ { "health_down_interval", "Down re-check interval (s)", "Seconds between probes of a down proxy, so recovery is quick." },
-	  K_RANGE, NULL, 1, 3600, "5" },
-	{ { "health_timeout", "Health timeout (s)", "Seconds each probe step may take." }, K_RANGE, NULL, 1, 300, "5" },
-	{ { "health_url", "Health URL", "An exit-IP echo URL (http://host[:port][/path]) fetched through each proxy." },
-	  K_URL, NULL, 0, 0, "http://ifconfig.me/ip" },
-	{ { "health_fail_threshold", "Failures before down", "Failed probes before a proxy is down (1 blocks fastest)." },
-	  K_RANGE, NULL, 1, 10, "1" },
-	{ { "health_success_threshold", "Successes before up", "Good probes before a down proxy is up again." },
-	  K_RANGE, NULL, 1, 10, "2" },
-	{ { "health_history_max", "Health history kept", "History entries kept per proxy (the dashboard's sparklines)." },
-	  K_RANGE, NULL, 10, 100000, "1000" },
-	{ { "socks_pipelining", "SOCKS5 pipelining",
-	    "Send greeting, login and request in one write (one round trip instead of three) to SOCKS5 proxies that a probe found to take it; the others stay lock-step." },
-	  K_BOOL, NULL, 0, 0, "true" },
-	{ { "forwarder_connect_timeout", "Connect timeout (s)", "Seconds to connect to a proxy and finish its handshake." },
-	  K_RANGE, NULL, 1, 120, "10" },
-	{ { "forwarder_idle_timeout", "Idle timeout (s)", "Seconds a relayed connection may stay silent both ways." },
-	  K_RANGE, NULL, 10, 86400, "900" },
-	{ { "forwarder_max_connections", "Max connections", "Relayed connections at once; more are refused." },
-	  K_RANGE, NULL, 16, 1000000, "20000" },
-	{ { "forwarder_drain_timeout", "Drain timeout (s)", "Seconds a stopping forwarder waits for open connections." },
-	  K_RANGE, NULL, 0, 300, "10" },
+    {{"lan_iface", "LAN interface", "The interface facing the clients."}, K_IFACE, NULL, 0, 0, "ens19"},
+    {{"wan_iface", "WAN interface",
+      "The interface facing the upstream proxies. Nothing from the LAN is ever forwarded to it."},
+     K_IFACE,
+     NULL,
+     0,
+     0,
+     "eth0"},
+    {{"lan_cidr", "LAN network", "IPv4 network of the clients, like 192.168.2.0/24. IPv4 mappings must be inside it."},
+     K_CIDR,
+     NULL,
+     0,
+     0,
+     "192.168.2.0/24"},
+    {{"forwarder_mode", "Forwarder mode",
+      "How client TCP reaches the forwarder: redirect (NAT) works everywhere; tproxy keeps the original destination on "
+      "the socket and needs CAP_NET_ADMIN for the forwarder."},
+     K_ENUM,
+     "redirect|tproxy",
+     0,
+     0,
+     NULL},
+    {{"dns_mode", "DNS mode",
+      "minimal: client DNS is dropped (the proxies resolve names); local: clients may query a resolver on the "
+      "gateway."},
+     K_ENUM,
+     "minimal|local",
+     0,
+     0,
+     NULL},
+    {{"block_action", "Block action",
+      "How blocked clients are refused: reject answers at once (TCP reset, ICMP); drop stays silent."},
+     K_ENUM,
+     "reject|drop",
+     0,
+     0,
+     NULL},
+    {{"strict_output", "Strict OUTPUT mode",
+      "The gateway itself may reach the WAN only as the pgw user and only to the proxies."},
+     K_BOOL,
+     NULL,
+     0,
+     0,
+     "false"},
+    {{"health_interval", "Health interval (s)", "Seconds between probes of an up proxy."},
+     K_RANGE,
+     NULL,
+     1,
+     86400,
+     "30"},
+    {{"health_down_interval", "Down re-check interval (s)",
+      "Seconds between probes of a down proxy, so recovery is quick."},
+     K_RANGE,
+     NULL,
+     1,
+     3600,
+     "5"},
+    {{"health_timeout", "Health timeout (s)", "Seconds each probe step may take."}, K_RANGE, NULL, 1, 300, "5"},
+    {{"health_url", "Health URL", "An exit-IP echo URL (http://host[:port][/path]) fetched through each proxy."},
+     K_URL,
+     NULL,
+     0,
+     0,
+     "http://ifconfig.me/ip"},
+    {{"health_fail_threshold", "Failures before down", "Failed probes before a proxy is down (1 blocks fastest)."},
+     K_RANGE,
+     NULL,
+     1,
+     10,
+     "1"},
+    {{"health_success_threshold", "Successes before up", "Good probes before a down proxy is up again."},
+     K_RANGE,
+     NULL,
+     1,
+     10,
+     "2"},
+    {{"health_history_max", "Health history kept", "History entries kept per proxy (the dashboard's sparklines)."},
+     K_RANGE,
+     NULL,
+     10,
+     100000,
+     "1000"},
+    {{"socks_pipelining", "SOCKS5 pipelining",
+      "Send greeting, login and request in one write (one round trip instead of three) to SOCKS5 proxies that a probe "
+      "found to take it; the others stay lock-step."},
+     K_BOOL,
+     NULL,
+     0,
+     0,
+     "true"},
+    {{"forwarder_connect_timeout", "Connect timeout (s)", "Seconds to connect to a proxy and finish its handshake."},
+     K_RANGE,
+     NULL,
+     1,
+     120,
+     "10"},
+    {{"forwarder_idle_timeout", "Idle timeout (s)", "Seconds a relayed connection may stay silent both ways."},
+     K_RANGE,
+     NULL,
+     10,
+     86400,
+     "900"},
+    {{"forwarder_max_connections", "Max connections", "Relayed connections at once; more are refused."},
+     K_RANGE,
+     NULL,
+     16,
+     1000000,
+     "20000"},
+    {{"forwarder_drain_timeout", "Drain timeout (s)", "Seconds a stopping forwarder waits for open connections."},
+     K_RANGE,
+     NULL,
+     0,
+     300,
+     "10"},
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
@@ -147,8 +224,10 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 	case K_URL:
 		if (net_http_url_parse(value, &url) == 0)
 			return 0;
-		snprintf(err, errlen, "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 address])",
-			 key, value);
+		snprintf(
+		    err, errlen,
+		    "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 address])",
+		    key, value);
 		break;
 	case K_BOOL:
 		if (parse_bool(value, &b) == 0)
@@ -378,7 +457,8 @@ static int iface_in_cidr(const char *iface, const struct net_cidr4 *c, char *add
 		in |= (v & mask) == (c->addr & mask);
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)p->ifa_addr)->sin_addr, a, sizeof(a));
 		if (len + 2 < size)
-			len += (size_t)snprintf(addrs + len, size - len, "%s%s/%d", len ? ", " : "", a, __builtin_popcount(m));
+			len += (size_t)snprintf(addrs + len, size - len, "%s%s/%d", len ? ", " : "", a,
+						__builtin_popcount(m));
 	}
 	freeifaddrs(ifa);
 	return any ? in : -1;
@@ -387,9 +467,9 @@ static int iface_in_cidr(const char *iface, const struct net_cidr4 *c, char *add
 int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			  size_t errlen)
 {
-	static const char *const names[] = { "lan_iface", "wan_iface", "lan_cidr" };
+	static const char *const names[] = {"lan_iface", "wan_iface", "lan_cidr"};
 	char v[3][SETTINGS_VALUE_MAX], list[256], addrs[256];
-	int touched[3] = { 0, 0, 0 };
+	int touched[3] = {0, 0, 0};
 	struct net_cidr4 c;
 
 	for (int k = 0; k < 3; k++) {
@@ -411,7 +491,8 @@ int settings_check_system(sqlite3 *db, const char *const *keys, const char *cons
 	}
 	if ((touched[0] || touched[2]) && net_cidr4_parse(v[2], &c) == 0 && if_nametoindex(v[0]) != 0 &&
 	    iface_in_cidr(v[0], &c, addrs, sizeof(addrs)) == 0) {
-		snprintf(err, errlen, "lan_cidr: %s holds no address of %s (%s); clients in it could not reach the gateway", v[2],
+		snprintf(err, errlen,
+			 "lan_cidr: %s holds no address of %s (%s); clients in it could not reach the gateway", v[2],
 			 v[0], addrs);
 		return -EINVAL;
 	}

@@ -12,17 +12,17 @@
 enum { HS_CONNECTING, HS_SEND, HS_METHOD, HS_AUTH, HS_REPLY, HS_HTTP_REPLY, HS_DONE };
 
 static const char *const result_names[UP_RESULT_MAX] = {
-	[UP_OK] = "ok",
-	[UP_IN_PROGRESS] = "in_progress",
-	[UP_ERR_CONNECT_REFUSED] = "connection_refused",
-	[UP_ERR_CONNECT] = "connect_failed",
-	[UP_ERR_TIMEOUT] = "timeout",
-	[UP_ERR_AUTH] = "auth_failed",
-	[UP_ERR_NO_METHOD] = "no_acceptable_method",
-	[UP_ERR_PROXY_REFUSED] = "proxy_refused",
-	[UP_ERR_BAD_REPLY] = "bad_proxy_reply",
-	[UP_ERR_CLOSED] = "proxy_closed",
-	[UP_ERR_IO] = "io_error",
+    [UP_OK] = "ok",
+    [UP_IN_PROGRESS] = "in_progress",
+    [UP_ERR_CONNECT_REFUSED] = "connection_refused",
+    [UP_ERR_CONNECT] = "connect_failed",
+    [UP_ERR_TIMEOUT] = "timeout",
+    [UP_ERR_AUTH] = "auth_failed",
+    [UP_ERR_NO_METHOD] = "no_acceptable_method",
+    [UP_ERR_PROXY_REFUSED] = "proxy_refused",
+    [UP_ERR_BAD_REPLY] = "bad_proxy_reply",
+    [UP_ERR_CLOSED] = "proxy_closed",
+    [UP_ERR_IO] = "io_error",
 };
 
 const char *upstream_result_str(enum upstream_result r)
@@ -159,8 +159,8 @@ int http_build_connect(char *buf, size_t cap, const struct upstream_target *t, c
 		n = snprintf(cred, sizeof(cred), "%s:%s", user, pass);
 		base64(b64, (const uint8_t *)cred, (size_t)n);
 		explicit_bzero(cred, sizeof(cred));
-		n = snprintf(buf, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n\r\n", hp, hp,
-			     b64);
+		n = snprintf(buf, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n\r\n", hp,
+			     hp, b64);
 		explicit_bzero(b64, sizeof(b64));
 	} else {
 		n = snprintf(buf, cap, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hp, hp);
@@ -226,8 +226,8 @@ int http_parse_connect(const char *buf, size_t len, int *status)
 	/* validate the status line as soon as it is complete */
 	for (size_t i = 0; i + 1 < scan; i++) {
 		if (buf[i] == '\r' && buf[i + 1] == '\n') {
-			if (i < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') || buf[8] != ' ' ||
-			    !isdigit((unsigned char)buf[9]) || !isdigit((unsigned char)buf[10]) ||
+			if (i < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+			    buf[8] != ' ' || !isdigit((unsigned char)buf[9]) || !isdigit((unsigned char)buf[10]) ||
 			    !isdigit((unsigned char)buf[11]) || (i > 12 && buf[12] != ' '))
 				return -EBADMSG;
 			break;
@@ -261,7 +261,10 @@ void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const str
 	hs->state = HS_CONNECTING;
 }
 
-void upstream_hs_wipe(struct upstream_hs *hs) { explicit_bzero(hs, sizeof(*hs)); }
+void upstream_hs_wipe(struct upstream_hs *hs)
+{
+	explicit_bzero(hs, sizeof(*hs));
+}
 
 /* Queue the next message (n bytes in hs->out, or a builder error), to be followed by `next`. */
 static enum upstream_result queue(struct upstream_hs *hs, int n, int next)
@@ -289,7 +292,7 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 			return UP_ERR_NO_METHOD;
 		if (v != (hs->user[0] ? 2 : 0))
 			return UP_ERR_BAD_REPLY; /* a method we did not offer */
-		if (hs->pipeline) { /* the rest went out with the greeting: read the next reply */
+		if (hs->pipeline) {		 /* the rest went out with the greeting: read the next reply */
 			hs->state = v == 2 ? HS_AUTH : HS_REPLY;
 			return UP_IN_PROGRESS;
 		}
@@ -335,12 +338,17 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				return err == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
 			}
 			if (hs->type == UPSTREAM_SOCKS5 && hs->pipeline)
-				res = queue(hs, socks5_build_pipelined(hs->out, sizeof(hs->out), hs->user, hs->pass, &hs->target),
-					    HS_METHOD);
+				res = queue(
+				    hs,
+				    socks5_build_pipelined(hs->out, sizeof(hs->out), hs->user, hs->pass, &hs->target),
+				    HS_METHOD);
 			else if (hs->type == UPSTREAM_SOCKS5)
-				res = queue(hs, socks5_build_greeting(hs->out, sizeof(hs->out), hs->user[0] != '\0'), HS_METHOD);
+				res = queue(hs, socks5_build_greeting(hs->out, sizeof(hs->out), hs->user[0] != '\0'),
+					    HS_METHOD);
 			else
-				res = queue(hs, http_build_connect((char *)hs->out, sizeof(hs->out), &hs->target, hs->user, hs->pass),
+				res = queue(hs,
+					    http_build_connect((char *)hs->out, sizeof(hs->out), &hs->target, hs->user,
+							       hs->pass),
 					    HS_HTTP_REPLY);
 			if (res != UP_IN_PROGRESS)
 				return res;
@@ -394,7 +402,8 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 			}
 			/* lock-step: nothing but the tunnel's first bytes may follow the final reply
 			 * (pipelined: the next replies may already be here) */
-			if (!hs->pipeline && hs->state != HS_REPLY && hs->state != HS_HTTP_REPLY && hs->in_len != (size_t)r)
+			if (!hs->pipeline && hs->state != HS_REPLY && hs->state != HS_HTTP_REPLY &&
+			    hs->in_len != (size_t)r)
 				return UP_ERR_BAD_REPLY;
 			memmove(hs->in, hs->in + r, hs->in_len - (size_t)r);
 			hs->in_len -= (size_t)r;

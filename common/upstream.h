@@ -21,13 +21,13 @@ enum upstream_result {
 	UP_OK = 0,
 	UP_IN_PROGRESS,
 	UP_ERR_CONNECT_REFUSED, /* the proxy itself refused the TCP connection */
-	UP_ERR_CONNECT,	        /* other connect errors (unreachable...) */
+	UP_ERR_CONNECT,		/* other connect errors (unreachable...) */
 	UP_ERR_TIMEOUT,
-	UP_ERR_AUTH,	        /* credentials rejected (SOCKS5 auth failure, HTTP 407) */
-	UP_ERR_NO_METHOD,       /* SOCKS5: none of our methods acceptable */
-	UP_ERR_PROXY_REFUSED,   /* the proxy refused the CONNECT (SOCKS5 REP != 0, HTTP non-2xx) */
-	UP_ERR_BAD_REPLY,       /* not the protocol */
-	UP_ERR_CLOSED,	        /* the proxy closed mid-handshake */
+	UP_ERR_AUTH,	      /* credentials rejected (SOCKS5 auth failure, HTTP 407) */
+	UP_ERR_NO_METHOD,     /* SOCKS5: none of our methods acceptable */
+	UP_ERR_PROXY_REFUSED, /* the proxy refused the CONNECT (SOCKS5 REP != 0, HTTP non-2xx) */
+	UP_ERR_BAD_REPLY,     /* not the protocol */
+	UP_ERR_CLOSED,	      /* the proxy closed mid-handshake */
 	UP_ERR_IO,
 	UP_RESULT_MAX
 };

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STATS_MS 1000
+#define STATS_MS    1000
 #define MAX_WORKERS 16
 
 struct forwarder {
@@ -69,7 +69,7 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 
 static void write_stats(struct forwarder *f)
 {
-	struct stats_header h = { .workers = f->n_workers, .port = f->sh.port, .mappings = table_size(f->sh.table) };
+	struct stats_header h = {.workers = f->n_workers, .port = f->sh.port, .mappings = table_size(f->sh.table)};
 
 	stats_write(&f->sh.stats, &h, f->d->cfg.run_dir);
 }
@@ -89,13 +89,13 @@ static int alive(struct daemon *d)
 }
 
 static const struct daemon_info info = {
-	.name = "pgw-forwarder",
-	.sock_name = "forwarder",
-	.summary = "Relays each LAN client's TCP through its own upstream proxy (SOCKS5 or HTTP CONNECT).",
-	.on_change = on_change,
-	.watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
-	.watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
-	.alive = alive,
+    .name = "pgw-forwarder",
+    .sock_name = "forwarder",
+    .summary = "Relays each LAN client's TCP through its own upstream proxy (SOCKS5 or HTTP CONNECT).",
+    .on_change = on_change,
+    .watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
+    .watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
+    .alive = alive,
 };
 
 int main(int argc, char **argv)
@@ -123,8 +123,8 @@ int main(int argc, char **argv)
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");
 			r = DAEMON_EXIT_FAIL;
 		} else {
-			log_info("listening on port %u (REDIRECT) and %u (TPROXY) with %u workers", f.sh.port, f.sh.tproxy_port,
-				 f.n_workers);
+			log_info("listening on port %u (REDIRECT) and %u (TPROXY) with %u workers", f.sh.port,
+				 f.sh.tproxy_port, f.n_workers);
 			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);

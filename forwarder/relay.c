@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PIPE_SIZE (256 * 1024) /* 1 MiB measured ~5% faster, but bounds kernel memory per slow client 4x higher */
-#define ACCEPT_BATCH 64
+#define PIPE_SIZE     (256 * 1024) /* 1 MiB measured ~5% faster, but bounds kernel memory per slow client 4x higher */
+#define ACCEPT_BATCH  64
 #define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
@@ -100,7 +100,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	ev_del(w->ev, c->ch);
 	ev_del(w->ev, c->uh);
 	if (why == CLOSE_REVOKED) { /* a reset, not a FIN: the client must not take it for a complete reply */
-		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+		struct linger rst = {.l_onoff = 1, .l_linger = 0};
 		if (c->cfd >= 0)
 			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 		if (c->ufd >= 0)
@@ -130,7 +130,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 /* Passive health: tell healthd at once that this proxy failed (rate-limited). */
 static void report_failure(struct worker *w, int64_t proxy_id, enum upstream_result r)
 {
-	struct notify_msg m = { .type = NOTIFY_UPSTREAM_FAILED, .id = proxy_id };
+	struct notify_msg m = {.type = NOTIFY_UPSTREAM_FAILED, .id = proxy_id};
 	uint64_t now = ev_now_ms(), *last = &w->last_report[(uint64_t)proxy_id & 255];
 
 	if (!w->nt || now - *last < REPORT_GAP_MS)
@@ -187,8 +187,8 @@ static void relay_io(struct conn *c, uint32_t events)
 	uint64_t up0 = c->bytes_up, down0 = c->bytes_down;
 	enum fwd_close why = CLOSE_INTERNAL;
 
-	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &why, CLOSE_CLIENT_RESET,
-		 CLOSE_UPSTREAM_RESET) < 0 ||
+	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &why,
+		 CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
 	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &why,
 		 CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
 		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
@@ -429,7 +429,8 @@ void relay_on_tick(struct evloop *ev, void *arg)
 static int same_path(const struct fwd_entry *now, const struct fwd_entry *then)
 {
 	return now && now->state == FWD_ACTIVE && now->proxy_id == then->proxy_id && now->type == then->type &&
-	       now->endpoint == then->endpoint && strcmp(now->user, then->user) == 0 && strcmp(now->pass, then->pass) == 0;
+	       now->endpoint == then->endpoint && strcmp(now->user, then->user) == 0 &&
+	       strcmp(now->pass, then->pass) == 0;
 }
 
 void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)

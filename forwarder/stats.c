@@ -11,19 +11,19 @@
 #include <unistd.h>
 
 static const char *const close_names[CLOSE_MAX] = {
-	[CLOSE_DONE] = "done",
-	[CLOSE_UNKNOWN_CLIENT] = "unknown_client",
-	[CLOSE_BLOCKED_CLIENT] = "blocked_client",
-	[CLOSE_NO_ORIGINAL_DST] = "no_original_dst",
-	[CLOSE_MAX_CONNECTIONS] = "max_connections",
-	[CLOSE_UPSTREAM] = "upstream",
-	[CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
-	[CLOSE_IDLE_TIMEOUT] = "idle_timeout",
-	[CLOSE_CLIENT_RESET] = "client_reset",
-	[CLOSE_UPSTREAM_RESET] = "upstream_reset",
-	[CLOSE_SHUTDOWN] = "shutdown",
-	[CLOSE_INTERNAL] = "internal_error",
-	[CLOSE_REVOKED] = "revoked",
+    [CLOSE_DONE] = "done",
+    [CLOSE_UNKNOWN_CLIENT] = "unknown_client",
+    [CLOSE_BLOCKED_CLIENT] = "blocked_client",
+    [CLOSE_NO_ORIGINAL_DST] = "no_original_dst",
+    [CLOSE_MAX_CONNECTIONS] = "max_connections",
+    [CLOSE_UPSTREAM] = "upstream",
+    [CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+    [CLOSE_IDLE_TIMEOUT] = "idle_timeout",
+    [CLOSE_CLIENT_RESET] = "client_reset",
+    [CLOSE_UPSTREAM_RESET] = "upstream_reset",
+    [CLOSE_SHUTDOWN] = "shutdown",
+    [CLOSE_INTERNAL] = "internal_error",
+    [CLOSE_REVOKED] = "revoked",
 };
 
 const char *fwd_close_str(enum fwd_close c)
@@ -62,8 +62,7 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 	return NULL;
 }
 
-void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
-		  uint64_t down)
+void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up, uint64_t down)
 {
 	struct client_stat *cs;
 
@@ -98,7 +97,9 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
 			continue;
 		net_ip_str(&cs->client, ip);
-		fprintf(out, "%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu}",
+		fprintf(out,
+			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
+			"%lu}",
 			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down);
 		first = 0;
 	}

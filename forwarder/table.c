@@ -23,7 +23,10 @@ static size_t slot_of(const struct net_ip *a, size_t cap)
 	return (size_t)(h ^ (h >> 16)) & (cap - 1);
 }
 
-static int same(const struct net_ip *a, const struct net_ip *b) { return memcmp(a, b, sizeof(*a)) == 0; }
+static int same(const struct net_ip *a, const struct net_ip *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
 
 static uint64_t endpoint_hash(const char *host, unsigned port)
 {
@@ -40,9 +43,9 @@ static uint64_t endpoint_hash(const char *host, unsigned port)
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
-		"SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
-		"coalesce(h.pipelining, 0) FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id "
-		"LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* "active": 0004; pipelining: 0006 */
+	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
+	    "coalesce(h.pipelining, 0) FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id "
+	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* "active": 0004; pipelining: 0006 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
@@ -71,7 +74,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto dberr;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *ip = (const char *)sqlite3_column_text(st, 0), *type = (const char *)sqlite3_column_text(st, 3);
+		const char *ip = (const char *)sqlite3_column_text(st, 0),
+			   *type = (const char *)sqlite3_column_text(st, 3);
 		struct fwd_entry e;
 		struct net_ip a;
 		size_t i;
@@ -88,14 +92,15 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.pipeline = e.type == UPSTREAM_SOCKS5 && sqlite3_column_int(st, 8);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
-			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5),
-						  &resolved) == 0;
+			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),
+						  (uint16_t)sqlite3_column_int(st, 5), &resolved) == 0;
 			if (!resolved_ok)
-				log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked", (long long)e.proxy_id,
-					  (const char *)sqlite3_column_text(st, 4));
+				log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked",
+					  (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
 		}
 		e.proxy = resolved;
-		e.endpoint = endpoint_hash((const char *)sqlite3_column_text(st, 4), (unsigned)sqlite3_column_int(st, 5));
+		e.endpoint =
+		    endpoint_hash((const char *)sqlite3_column_text(st, 4), (unsigned)sqlite3_column_int(st, 5));
 		if (!resolved_ok)
 			e.state = FWD_BLOCKED;
 		for (i = slot_of(&a, t->cap); t->used[i] && !same(&t->slots[i].client, &a); i = (i + 1) & (t->cap - 1))
@@ -130,7 +135,10 @@ void table_free(struct fwd_table *t)
 	free(t);
 }
 
-size_t table_size(const struct fwd_table *t) { return t ? t->n : 0; }
+size_t table_size(const struct fwd_table *t)
+{
+	return t ? t->n : 0;
+}
 
 const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net_ip *client)
 {

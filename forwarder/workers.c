@@ -35,7 +35,10 @@ static void wake_workers(struct fwd_workers *ws, int revoke)
 			log_warn("worker %u: %s", i, revoke ? "revalidate" : "stop");
 }
 
-void workers_revalidate(struct fwd_workers *ws) { wake_workers(ws, 1); }
+void workers_revalidate(struct fwd_workers *ws)
+{
+	wake_workers(ws, 1);
+}
 
 static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
@@ -77,8 +80,8 @@ static void *worker_main(void *arg)
 /* Any address, one family (IPv6 sockets are IPv6 only, so both can share the port). */
 static int listen_on(int family, uint16_t port, int transparent)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT};
 	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
@@ -88,7 +91,8 @@ static int listen_on(int family, uint16_t port, int transparent)
 	    (transparent && family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6)) : bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
+	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6))
+				: bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
 	    listen(fd, 4096) < 0) {
 		int e = errno;
 		close(fd);
@@ -126,11 +130,13 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 		}
 		w->lfd[L_REDIR6] = listen_on(AF_INET6, sh->port, 0);
 		if (w->lfd[L_REDIR6] < 0 && i == 0)
-			log_warnx("no IPv6 listener on port %u (%s): IPv4 clients only", sh->port, strerror(-w->lfd[L_REDIR6]));
+			log_warnx("no IPv6 listener on port %u (%s): IPv4 clients only", sh->port,
+				  strerror(-w->lfd[L_REDIR6]));
 		w->lfd[L_TPROXY4] = listen_on(AF_INET, sh->tproxy_port, 1);
 		if (w->lfd[L_TPROXY4] < 0 && i == 0)
-			log_warnx("TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
-				  sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
+			log_warnx(
+			    "TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
+			    sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
 		if (w->lfd[L_TPROXY4] >= 0)
 			w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
 		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TICK_MS 250
+#define TICK_MS	    250
 #define MAX_WAITERS 8
 
 struct target {

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static const char *const names[] = { [HEALTH_UNKNOWN] = "unknown", [HEALTH_UP] = "up", [HEALTH_DOWN] = "down" };
+static const char *const names[] = {[HEALTH_UNKNOWN] = "unknown", [HEALTH_UP] = "up", [HEALTH_DOWN] = "down"};
 
 const char *health_status_str(enum health_status s)
 {

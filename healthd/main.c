@@ -53,10 +53,10 @@ static void drop_target(struct healthd *h, size_t i)
 static int load_targets(struct healthd *h)
 {
 	static const char *const sql =
-		"SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
-		"coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
-		"coalesce(h.pipelining, 0) "
-		"FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
+	    "SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
+	    "coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
+	    "coalesce(h.pipelining, 0) "
+	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
 
@@ -93,9 +93,10 @@ static int load_targets(struct healthd *h)
 		snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 1));
 		{
 			struct target old = *t;
-			t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5;
-			t->addr_ok = net_resolve((const char *)sqlite3_column_text(st, 3), (uint16_t)sqlite3_column_int(st, 4),
-						 &t->addr) == 0;
+			t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP
+												: UPSTREAM_SOCKS5;
+			t->addr_ok = net_resolve((const char *)sqlite3_column_text(st, 3),
+						 (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
 			snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
 			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
 			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||
@@ -120,8 +121,8 @@ static int load_targets(struct healthd *h)
 
 static void reply_waiters(struct healthd *h, struct target *t, const struct probe_result *r)
 {
-	struct notify_msg m = { .type = NOTIFY_CHECK_RESULT, .id = t->id, .status = r->error == PROBE_OK,
-				.value = (int32_t)r->total_ms };
+	struct notify_msg m = {
+	    .type = NOTIFY_CHECK_RESULT, .id = t->id, .status = r->error == PROBE_OK, .value = (int32_t)r->total_ms};
 
 	snprintf(m.text, sizeof(m.text), "%.59s", r->error == PROBE_OK ? r->exit_ip : r->reason);
 	for (int i = 0; i < t->n_waiters; i++)
@@ -138,20 +139,22 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	hysteresis_step(&t->hs, ok, h->fail_th, h->succ_th);
 	if (ok) {
 		if (old == HEALTH_UP && t->exit_ip[0] && strcmp(t->exit_ip, r->exit_ip) != 0)
-			log_info("proxy %lld (%s): exit ip changed %s -> %s", (long long)t->id, t->name, t->exit_ip, r->exit_ip);
+			log_info("proxy %lld (%s): exit ip changed %s -> %s", (long long)t->id, t->name, t->exit_ip,
+				 r->exit_ip);
 		snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", r->exit_ip);
 	}
 	store_result(h, t, r);
 	if (old != t->hs.status) {
-		struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id };
-		log_info("proxy %lld (%s): %s -> %s (%s, %u ms%s%s)", (long long)t->id, t->name, health_status_str(old), health_status_str(t->hs.status), r->reason,
-			 r->total_ms, ok ? ", exit " : "", ok ? r->exit_ip : "");
+		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
+		log_info("proxy %lld (%s): %s -> %s (%s, %u ms%s%s)", (long long)t->id, t->name, health_status_str(old),
+			 health_status_str(t->hs.status), r->reason, r->total_ms, ok ? ", exit " : "",
+			 ok ? r->exit_ip : "");
 		/* the agent and the forwarder act on status changes: tell them now */
 		notify_send(h->d->nt, "agent", &m);
 		notify_send(h->d->nt, "forwarder", &m);
 	} else {
-		log_debug("proxy %lld (%s): %s, %s, %u ms", (long long)t->id, t->name, health_status_str(t->hs.status), r->reason,
-			  r->total_ms);
+		log_debug("proxy %lld (%s): %s, %s, %u ms", (long long)t->id, t->name, health_status_str(t->hs.status),
+			  r->reason, r->total_ms);
 	}
 	h->api_dirty = 1;
 	reply_waiters(h, t, r);
@@ -175,18 +178,20 @@ static void on_probe_done(struct probe *p, const struct probe_result *r, void *a
 
 static void start_probe(struct healthd *h, struct target *t)
 {
-	struct probe_result fail = { .error = PROBE_INTERNAL };
+	struct probe_result fail = {.error = PROBE_INTERNAL};
 
 	if (t->probe)
 		return;
 	if (!t->addr_ok || !h->url_ok) {
 		fail.error = PROBE_UPSTREAM;
 		fail.up = UP_ERR_CONNECT;
-		snprintf(fail.reason, sizeof(fail.reason), "%s", !t->addr_ok ? "proxy host does not resolve" : "bad health_url");
+		snprintf(fail.reason, sizeof(fail.reason), "%s",
+			 !t->addr_ok ? "proxy host does not resolve" : "bad health_url");
 		apply_result(h, t, &fail);
 		return;
 	}
-	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, &h->url, h->timeout_ms, on_probe_done, h);
+	t->probe =
+	    probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, &h->url, h->timeout_ms, on_probe_done, h);
 	if (!t->probe)
 		log_warn("proxy %lld: cannot start a probe", (long long)t->id);
 }
@@ -201,7 +206,7 @@ static void on_tick(struct evloop *ev, void *arg)
 		if (!h->t[i].probe && now >= h->t[i].next_due)
 			start_probe(h, &h->t[i]);
 	if (h->api_dirty) { /* latency and history for the dashboard: at most 4 a second */
-		struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH };
+		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH};
 		notify_send(h->d->nt, "api", &m);
 		h->api_dirty = 0;
 	}
@@ -216,7 +221,7 @@ static void check_now(struct healthd *h, int64_t id, const char *from)
 		t = healthd_find(h, id);
 	}
 	if (!t) {
-		struct notify_msg m = { .type = NOTIFY_CHECK_RESULT, .id = id, .status = 0 };
+		struct notify_msg m = {.type = NOTIFY_CHECK_RESULT, .id = id, .status = 0};
 		snprintf(m.text, sizeof(m.text), "unknown or disabled proxy");
 		if (from && *from)
 			notify_send(h->d->nt, from, &m);
@@ -252,12 +257,12 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 }
 
 static const struct daemon_info info = {
-	.name = "pgw-healthd",
-	.sock_name = "healthd",
-	.summary = "Probes every upstream proxy through itself: status, latency, exit IP.",
-	.on_change = on_change,
-	.watch_sql = "SELECT sum(seq) FROM change_seq WHERE topic IN ('proxies', 'settings')",
-	.watch_topics = TOPIC_PROXIES | TOPIC_SETTINGS,
+    .name = "pgw-healthd",
+    .sock_name = "healthd",
+    .summary = "Probes every upstream proxy through itself: status, latency, exit IP.",
+    .on_change = on_change,
+    .watch_sql = "SELECT sum(seq) FROM change_seq WHERE topic IN ('proxies', 'settings')",
+    .watch_topics = TOPIC_PROXIES | TOPIC_SETTINGS,
 };
 
 int main(int argc, char **argv)
@@ -275,8 +280,8 @@ int main(int argc, char **argv)
 		load_settings(&h);
 		load_targets(&h);
 		pipelining_apply_setting(&h);
-		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n, h.interval_ms / 1000,
-			 h.down_interval_ms / 1000, h.timeout_ms / 1000);
+		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n,
+			 h.interval_ms / 1000, h.down_interval_ms / 1000, h.timeout_ms / 1000);
 		h.tick = ev_add_timer(d.ev, 0, TICK_MS, on_tick, &h);
 		r = h.tick ? (daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK) : DAEMON_EXIT_FAIL;
 		while (h.n)

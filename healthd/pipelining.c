@@ -7,7 +7,7 @@
 /* Store what the pipelined probe found (or 0 when it must be found again) and tell the forwarder. */
 static void set_pipelining(struct healthd *h, struct target *t, int v)
 {
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id };
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
 
 	if (t->pipelining == v || store_pipelining(h, t->id, v) < 0)
 		return;
@@ -23,8 +23,8 @@ void pipelining_forget(struct healthd *h, struct target *t, const char *why)
 	t->pipe_probe = NULL;
 	t->pipe_tested = 0;
 	if (t->pipelining)
-		log_info("proxy %lld (%s): %s: lock-step SOCKS5 handshakes until tested again", (long long)t->id, t->name,
-			 why);
+		log_info("proxy %lld (%s): %s: lock-step SOCKS5 handshakes until tested again", (long long)t->id,
+			 t->name, why);
 	set_pipelining(h, t, 0);
 }
 

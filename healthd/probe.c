@@ -79,7 +79,10 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
 	return ip_token(body, (size_t)(p - body), ip) ? PROBE_OK : PROBE_UNPARSEABLE_BODY;
 }
 
-static unsigned ms_since(uint64_t t0, uint64_t t) { return t > t0 ? (unsigned)(t - t0) : 0; }
+static unsigned ms_since(uint64_t t0, uint64_t t)
+{
+	return t > t0 ? (unsigned)(t - t0) : 0;
+}
 
 static void finish(struct probe *p, enum probe_error e)
 {
@@ -100,7 +103,9 @@ static void finish(struct probe *p, enum probe_error e)
 		break;
 	case PROBE_TIMEOUT:
 		snprintf(r->reason, sizeof(r->reason), "timeout (%s)",
-			 !p->connected ? "connect" : p->state == P_HANDSHAKE ? "handshake" : "response");
+			 !p->connected		   ? "connect"
+			 : p->state == P_HANDSHAKE ? "handshake"
+						   : "response");
 		break;
 	case PROBE_HTTP_STATUS:
 		snprintf(r->reason, sizeof(r->reason), "http_status %d", r->http_status);
@@ -125,7 +130,10 @@ static void on_timeout(struct evloop *ev, void *arg)
 }
 
 /* Each step gets the full timeout from its own start. */
-static void step_deadline(struct probe *p) { ev_timer_set(p->timer, p->timeout_ms, 0); }
+static void step_deadline(struct probe *p)
+{
+	ev_timer_set(p->timer, p->timeout_ms, 0);
+}
 
 static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
@@ -213,9 +221,9 @@ static void on_start_failed(struct evloop *ev, void *arg)
 	finish(arg, PROBE_UPSTREAM);
 }
 
-struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type, const char *user,
-			  const char *pass, int pipeline, const struct net_http_url *url, unsigned timeout_ms,
-			  probe_done_cb cb, void *arg)
+struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type,
+			  const char *user, const char *pass, int pipeline, const struct net_http_url *url,
+			  unsigned timeout_ms, probe_done_cb cb, void *arg)
 {
 	struct probe *p = calloc(1, sizeof(*p));
 	struct upstream_target t;
@@ -247,10 +255,11 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *prox
 		char port[8] = "";
 		if (url->port != 80)
 			snprintf(port, sizeof(port), ":%u", url->port);
-		n = snprintf(p->req, sizeof(p->req),
-			     "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\nUser-Agent: pgw-healthd\r\nAccept: */*\r\nConnection: "
-			     "close\r\n\r\n",
-			     url->path, url->is6 ? "[" : "", url->host, url->is6 ? "]" : "", port);
+		n = snprintf(
+		    p->req, sizeof(p->req),
+		    "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\nUser-Agent: pgw-healthd\r\nAccept: */*\r\nConnection: "
+		    "close\r\n\r\n",
+		    url->path, url->is6 ? "[" : "", url->host, url->is6 ? "]" : "", port);
 	}
 	p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
 	p->timer = ev_add_timer(ev, timeout_ms, 0, on_timeout, p);

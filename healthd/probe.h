@@ -12,18 +12,17 @@
 #include <stdint.h>
 
 #define PROBE_BODY_MAX 4096
-#define PROBE_IP_MAX 46
+#define PROBE_IP_MAX   46
 
 enum probe_error {
 	PROBE_OK = 0,
-	PROBE_UPSTREAM,	       /* see up (connection_refused, auth_failed, proxy_refused, ...) */
-	PROBE_TIMEOUT,	       /* a step took longer than the timeout */
-	PROBE_HTTP_STATUS,     /* the URL answered non-2xx (http_status holds it) */
-	PROBE_BAD_HTTP,	       /* not an HTTP response */
+	PROBE_UPSTREAM,		/* see up (connection_refused, auth_failed, proxy_refused, ...) */
+	PROBE_TIMEOUT,		/* a step took longer than the timeout */
+	PROBE_HTTP_STATUS,	/* the URL answered non-2xx (http_status holds it) */
+	PROBE_BAD_HTTP,		/* not an HTTP response */
 	PROBE_UNPARSEABLE_BODY, /* no IP address in the body */
 	PROBE_INTERNAL,
 };
-
 
 struct probe_result {
 	enum probe_error error;
@@ -45,9 +44,9 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
 /* Start a probe; cb runs exactly once (also on immediate failure, from the loop). pipeline:
  * send the SOCKS5 greeting, auth and CONNECT in one write (upstream.h), to learn whether the
  * proxy takes it. */
-struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type, const char *user,
-			  const char *pass, int pipeline, const struct net_http_url *url, unsigned timeout_ms,
-			  probe_done_cb cb, void *arg);
+struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type,
+			  const char *user, const char *pass, int pipeline, const struct net_http_url *url,
+			  unsigned timeout_ms, probe_done_cb cb, void *arg);
 /* Abandon a probe without calling back. */
 void probe_cancel(struct probe *p);
 

@@ -17,15 +17,15 @@ static unsigned health_fresh_s(const struct healthd *h)
 void store_result(struct healthd *h, const struct target *t, const struct probe_result *r)
 {
 	static const char *const up_sql =
-		"UPDATE proxy_health SET status = ?2, latency_ms = ?3, connect_ms = ?4, handshake_ms = ?5, "
-		"first_byte_ms = ?6, exit_ip = ?7, checked_at = unixepoch(), last_error = ?8, consecutive_failures = ?9, "
-		"consecutive_successes = ?10, fresh_until = unixepoch() + ?11 WHERE proxy_id = ?1";
+	    "UPDATE proxy_health SET status = ?2, latency_ms = ?3, connect_ms = ?4, handshake_ms = ?5, "
+	    "first_byte_ms = ?6, exit_ip = ?7, checked_at = unixepoch(), last_error = ?8, consecutive_failures = ?9, "
+	    "consecutive_successes = ?10, fresh_until = unixepoch() + ?11 WHERE proxy_id = ?1";
 	static const char *const hist_sql =
-		"INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
-		"VALUES (?1, unixepoch(), ?2, ?3, ?4, ?5)";
+	    "INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
+	    "VALUES (?1, unixepoch(), ?2, ?3, ?4, ?5)";
 	static const char *const trim_sql =
-		"DELETE FROM health_history WHERE proxy_id = ?1 AND id <= (SELECT id FROM health_history "
-		"WHERE proxy_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
+	    "DELETE FROM health_history WHERE proxy_id = ?1 AND id <= (SELECT id FROM health_history "
+	    "WHERE proxy_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
 	sqlite3 *db = h->d->db;
 	sqlite3_stmt *st = NULL;
 	int ok = r->error == PROBE_OK, rc = SQLITE_ERROR;
@@ -78,8 +78,8 @@ int store_pipelining(struct healthd *h, int64_t id, int v)
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_ERROR;
 
-	if (sqlite3_prepare_v2(h->d->db, "UPDATE proxy_health SET pipelining = ?2 WHERE proxy_id = ?1", -1, &st, NULL) ==
-	    SQLITE_OK) {
+	if (sqlite3_prepare_v2(h->d->db, "UPDATE proxy_health SET pipelining = ?2 WHERE proxy_id = ?1", -1, &st,
+			       NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int(st, 2, v);
 		rc = sqlite3_step(st);

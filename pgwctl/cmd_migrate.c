@@ -17,7 +17,8 @@ static int integrity_ok(sqlite3 *db, char *err, size_t errlen)
 	sqlite3_stmt *st = NULL;
 	int ok = 0;
 
-	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
 		const char *res = (const char *)sqlite3_column_text(st, 0);
 		ok = res && strcmp(res, "ok") == 0;
 		if (!ok)

@@ -10,8 +10,8 @@ static const struct {
 	const char *name;
 	unsigned topic;
 } topics[] = {
-	{ "proxies", TOPIC_PROXIES }, { "mappings", TOPIC_MAPPINGS }, { "health", TOPIC_HEALTH },
-	{ "settings", TOPIC_SETTINGS }, { "users", TOPIC_USERS },     { "all", ~0u },
+    {"proxies", TOPIC_PROXIES},	  {"mappings", TOPIC_MAPPINGS}, {"health", TOPIC_HEALTH},
+    {"settings", TOPIC_SETTINGS}, {"users", TOPIC_USERS},	{"all", ~0u},
 };
 
 int cmd_notify(struct ctl *c, int argc, char **argv)
@@ -24,7 +24,9 @@ int cmd_notify(struct ctl *c, int argc, char **argv)
 			if (strcmp(argv[i], topics[k].name) == 0)
 				break;
 		if (k == sizeof(topics) / sizeof(topics[0])) {
-			fprintf(stderr, "pgwctl: unknown topic '%s' (proxies, mappings, health, settings, users, all)\n", argv[i]);
+			fprintf(stderr,
+				"pgwctl: unknown topic '%s' (proxies, mappings, health, settings, users, all)\n",
+				argv[i]);
 			return CTL_USAGE;
 		}
 		mask |= topics[k].topic;

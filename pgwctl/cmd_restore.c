@@ -19,12 +19,13 @@ int cmd_restore(struct ctl *c, int argc, char **argv)
 		return CTL_USAGE;
 	}
 	if (sqlite3_open_v2(argv[1], &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK || db_user_version(in, &ver) < 0) {
-		fprintf(stderr, "pgwctl: '%s' is not a pgw backup: %s\n", argv[1], in ? sqlite3_errmsg(in) : "cannot open");
+		fprintf(stderr, "pgwctl: '%s' is not a pgw backup: %s\n", argv[1],
+			in ? sqlite3_errmsg(in) : "cannot open");
 		goto out;
 	}
 	if (ver < 1 || ver > migrate_latest(migrations_builtin, migrations_builtin_count)) {
-		fprintf(stderr, "pgwctl: '%s' has schema version %d; this pgw restores versions 1 to %d\n", argv[1], ver,
-			migrate_latest(migrations_builtin, migrations_builtin_count));
+		fprintf(stderr, "pgwctl: '%s' has schema version %d; this pgw restores versions 1 to %d\n", argv[1],
+			ver, migrate_latest(migrations_builtin, migrations_builtin_count));
 		goto out;
 	}
 	if (db_open(c->db_path, DB_CREATE, &c->db, err, sizeof(err)) < 0) {

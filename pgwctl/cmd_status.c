@@ -19,28 +19,33 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	}
 	if (ctl_open(c) < 0)
 		return CTL_FAIL;
-	printf("proxies:  %lld (%lld up, %lld down, %lld unknown)\n", db_query_int(c->db, "SELECT count(*) FROM proxies", -1),
+	printf("proxies:  %lld (%lld up, %lld down, %lld unknown)\n",
+	       db_query_int(c->db, "SELECT count(*) FROM proxies", -1),
 	       db_query_int(c->db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", -1),
 	       db_query_int(c->db, "SELECT count(*) FROM health_state WHERE effective_status = 'down'", -1),
 	       db_query_int(c->db, "SELECT count(*) FROM health_state WHERE effective_status = 'unknown'", -1));
 	if (db_query_int(c->db, "SELECT count(*) FROM health_state WHERE stale", 0) > 0)
-		printf("          %lld proxies' health is stale (no fresh result from pgw-healthd): their clients are blocked\n",
+		printf("          %lld proxies' health is stale (no fresh result from pgw-healthd): their clients are "
+		       "blocked\n",
 		       db_query_int(c->db, "SELECT count(*) FROM health_state WHERE stale", 0));
 	printf("mappings: %lld (%lld enabled)\n", db_query_int(c->db, "SELECT count(*) FROM mappings", -1),
 	       db_query_int(c->db, "SELECT count(*) FROM mappings WHERE enabled = 1", -1));
-	if (sqlite3_prepare_v2(c->db,
-			       "SELECT generation, coalesce(datetime(applied_at, 'unixepoch'), 'never'), coalesce(duration_us, 0), "
-			       "kind, active_count, blocked_count, last_error, errors_total, iface_error FROM agent_state WHERE id = 1",
-			       -1, &st, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(
+		c->db,
+		"SELECT generation, coalesce(datetime(applied_at, 'unixepoch'), 'never'), coalesce(duration_us, 0), "
+		"kind, active_count, blocked_count, last_error, errors_total, iface_error FROM agent_state WHERE id = "
+		"1",
+		-1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
-		printf("agent:    generation %lld, last apply %s UTC (%s, %.3f ms), %lld active, %lld blocked clients\n",
-		       (long long)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-		       *(const char *)sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "-",
-		       (double)sqlite3_column_int64(st, 2) / 1000.0, (long long)sqlite3_column_int64(st, 4),
-		       (long long)sqlite3_column_int64(st, 5));
+		printf(
+		    "agent:    generation %lld, last apply %s UTC (%s, %.3f ms), %lld active, %lld blocked clients\n",
+		    (long long)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		    *(const char *)sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "-",
+		    (double)sqlite3_column_int64(st, 2) / 1000.0, (long long)sqlite3_column_int64(st, 4),
+		    (long long)sqlite3_column_int64(st, 5));
 		if (*(const char *)sqlite3_column_text(st, 6))
-			printf("          last error: %s (%lld errors in all)\n", (const char *)sqlite3_column_text(st, 6),
-			       (long long)sqlite3_column_int64(st, 7));
+			printf("          last error: %s (%lld errors in all)\n",
+			       (const char *)sqlite3_column_text(st, 6), (long long)sqlite3_column_int64(st, 7));
 		if (*(const char *)sqlite3_column_text(st, 8) &&
 		    strcmp((const char *)sqlite3_column_text(st, 8), (const char *)sqlite3_column_text(st, 6)) != 0)
 			printf("          interfaces: %s\n", (const char *)sqlite3_column_text(st, 8));

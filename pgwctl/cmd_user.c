@@ -12,7 +12,8 @@ static int read_new_password(char *pw, size_t size, char hash[PASSWORD_HASH_MAX]
 	const char *why;
 
 	if (ctl_read_secret_line(pw, size) < 0) {
-		fprintf(stderr, "pgwctl: no password on standard input (or longer than %d characters)\n", PASSWORD_MAX_LEN);
+		fprintf(stderr, "pgwctl: no password on standard input (or longer than %d characters)\n",
+			PASSWORD_MAX_LEN);
 		return -1;
 	}
 	why = password_policy_error(pw);
@@ -50,8 +51,8 @@ static int user_add(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "pgwctl: --role must be admin or viewer, not '%s'\n", role);
 		return CTL_USAGE;
 	}
-	if (strlen(name) > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") !=
-					 strlen(name)) {
+	if (strlen(name) > 64 ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name)) {
 		fprintf(stderr, "pgwctl: user name must be 1-64 characters of A-Z a-z 0-9 . _ @ -\n");
 		return CTL_FAIL;
 	}
@@ -99,8 +100,9 @@ static int user_passwd(struct ctl *c, int argc, char **argv)
 	}
 	if (ctl_open(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(c->db, "UPDATE users SET password_hash = ?1, updated_at = unixepoch() WHERE username = ?2",
-			       -1, &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(c->db,
+			       "UPDATE users SET password_hash = ?1, updated_at = unixepoch() WHERE username = ?2", -1,
+			       &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 2, argv[2], -1, SQLITE_STATIC) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
 		fprintf(stderr, "pgwctl: cannot change the password: %s\n", sqlite3_errmsg(c->db));
@@ -125,9 +127,9 @@ static int user_list(struct ctl *c)
 
 	if (ctl_open(c) < 0)
 		return CTL_FAIL;
-	if (sqlite3_prepare_v2(c->db,
-			       "SELECT id, username, role, disabled, datetime(created_at, 'unixepoch') FROM users ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		c->db, "SELECT id, username, role, disabled, datetime(created_at, 'unixepoch') FROM users ORDER BY id",
+		-1, &st, NULL) != SQLITE_OK) {
 		fprintf(stderr, "pgwctl: %s\n", sqlite3_errmsg(c->db));
 		return CTL_FAIL;
 	}

@@ -18,16 +18,18 @@ static const struct {
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *usage;
 } cmds[] = {
-	{ "migrate", cmd_migrate, "migrate                         create or upgrade the database (idempotent)" },
-	{ "user", cmd_user, "user add NAME --role admin|viewer --password-stdin\n"
-			    "  user passwd NAME --password-stdin\n"
-			    "  user list" },
-	{ "settings", cmd_settings, "settings list | get KEY | set KEY VALUE" },
-	{ "backup", cmd_backup, "backup FILE                     online copy of the database into FILE" },
-	{ "restore", cmd_restore, "restore FILE                    replace the database with the backup FILE" },
-	{ "status", cmd_status, "status                          proxies, mappings, what pgw-agent applied" },
-	{ "check", cmd_check, "check PROXY_ID                  ask pgw-healthd to probe a proxy now (exit 0 up, 1 down)" },
-	{ "notify", cmd_notify, "notify TOPIC...                 tell the daemons rows changed (proxies mappings health settings users all)" },
+    {"migrate", cmd_migrate, "migrate                         create or upgrade the database (idempotent)"},
+    {"user", cmd_user,
+     "user add NAME --role admin|viewer --password-stdin\n"
+     "  user passwd NAME --password-stdin\n"
+     "  user list"},
+    {"settings", cmd_settings, "settings list | get KEY | set KEY VALUE"},
+    {"backup", cmd_backup, "backup FILE                     online copy of the database into FILE"},
+    {"restore", cmd_restore, "restore FILE                    replace the database with the backup FILE"},
+    {"status", cmd_status, "status                          proxies, mappings, what pgw-agent applied"},
+    {"check", cmd_check, "check PROXY_ID                  ask pgw-healthd to probe a proxy now (exit 0 up, 1 down)"},
+    {"notify", cmd_notify,
+     "notify TOPIC...                 tell the daemons rows changed (proxies mappings health settings users all)"},
 };
 
 static void usage(FILE *out)
@@ -52,7 +54,7 @@ int ctl_open(struct ctl *c)
 
 void ctl_notify(struct ctl *c, unsigned topics)
 {
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = topics };
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = topics};
 	char err[256];
 	struct notify *n = notify_open(c->cfg.run_dir, NULL, err, sizeof(err));
 
@@ -80,8 +82,11 @@ int ctl_audit(struct ctl *c, const char *action, const char *object_type, const 
 {
 	const char *user = getenv("SUDO_USER");
 	char who[96];
-	struct audit_entry e = { .remote_addr = "local", .action = action, .object_type = object_type,
-				 .object_id = object_id, .after_json = after_json };
+	struct audit_entry e = {.remote_addr = "local",
+				.action = action,
+				.object_type = object_type,
+				.object_id = object_id,
+				.after_json = after_json};
 
 	snprintf(who, sizeof(who), "pgwctl:%s", user && *user ? user : "root");
 	e.username = who;

@@ -21,7 +21,8 @@ int ctl_open(struct ctl *c);
 void ctl_notify(struct ctl *c, unsigned topics);
 /* Read one line (a password) from stdin into buf, newline stripped. 0 or -EINVAL. */
 int ctl_read_secret_line(char *buf, size_t size);
-int ctl_audit(struct ctl *c, const char *action, const char *object_type, const char *object_id, const char *after_json);
+int ctl_audit(struct ctl *c, const char *action, const char *object_type, const char *object_id,
+	      const char *after_json);
 
 int cmd_migrate(struct ctl *c, int argc, char **argv);
 int cmd_user(struct ctl *c, int argc, char **argv);

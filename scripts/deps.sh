@@ -5,7 +5,7 @@
 # the lab runs its own copies inside network namespaces.
 set -eu
 
-PKGS="build-essential pkg-config clang libclang-rt-14-dev
+PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
 libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks

@@ -41,6 +41,15 @@ run_unit() { # label build-dir
 	done
 }
 
+# Every C file formatted as .clang-format says (make fmt rewrites them).
+if make -s fmt-check >"$LOGS/format.log" 2>&1; then
+	ok
+	note "$(tail -n 1 "$LOGS/format.log")"
+else
+	bad "format (make fmt; see $LOGS/format.log)"
+	grep -m 10 'warning:' "$LOGS/format.log"
+fi
+
 if ! make -s -j2 all unit-bins >"$LOGS/build.log" 2>&1; then
 	cat "$LOGS/build.log"
 	bad "build"

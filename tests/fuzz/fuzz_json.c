@@ -8,8 +8,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct jfield fields[] = {
-	{ "name", J_STR, 1, 1, 64 },  { "type", J_STR, 1, 4, 6 },	  { "host", J_STR, 1, 1, 253 },
-	{ "port", J_INT, 1, 1, 65535 }, { "password", J_STR, 0, 0, 255 }, { "enabled", J_BOOL, 0, 0, 1 },
+    {"name", J_STR, 1, 1, 64},	  {"type", J_STR, 1, 4, 6},	  {"host", J_STR, 1, 1, 253},
+    {"port", J_INT, 1, 1, 65535}, {"password", J_STR, 0, 0, 255}, {"enabled", J_BOOL, 0, 0, 1},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char back[700];
 		if (net_http_url_parse(value, &u) == 0) {
 			assert(u.host[0] && u.port > 0 && u.path[0] == '/');
-			snprintf(back, sizeof(back), "http://%s%s%s:%u%s", u.is6 ? "[" : "", u.host, u.is6 ? "]" : "", u.port,
-				 u.path);
+			snprintf(back, sizeof(back), "http://%s%s%s:%u%s", u.is6 ? "[" : "", u.host, u.is6 ? "]" : "",
+				 u.port, u.path);
 			assert(net_http_url_parse(back, &again) == 0);
 			assert(memcmp(&u, &again, sizeof(u)) == 0);
 		}

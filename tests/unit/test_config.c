@@ -15,7 +15,7 @@ static void test_defaults(void **state)
 {
 	struct pgw_config c;
 	char err[512];
-	const char *env[] = { NULL };
+	const char *env[] = {NULL};
 
 	(void)state;
 	assert_int_equal(load(&c, env, err), 0);
@@ -35,9 +35,15 @@ static void test_overrides(void **state)
 {
 	struct pgw_config c;
 	char err[512];
-	const char *env[] = { "PGW_API_LISTEN=[::1]:9443", "PGW_LOG_FORMAT=json", "PGW_LOG_LEVEL=debug",
-			      "PGW_FORWARDER_PORT=4000", "PGW_HEALTH_INTERVAL=5", "PGW_LAN_IFACE=veth-lan0",
-			      "PGW_LAN_CIDR=10.20.0.0/16", "PGW_HEALTH_URL=http://203.0.113.10/ip", NULL };
+	const char *env[] = {"PGW_API_LISTEN=[::1]:9443",
+			     "PGW_LOG_FORMAT=json",
+			     "PGW_LOG_LEVEL=debug",
+			     "PGW_FORWARDER_PORT=4000",
+			     "PGW_HEALTH_INTERVAL=5",
+			     "PGW_LAN_IFACE=veth-lan0",
+			     "PGW_LAN_CIDR=10.20.0.0/16",
+			     "PGW_HEALTH_URL=http://203.0.113.10/ip",
+			     NULL};
 
 	(void)state;
 	assert_int_equal(load(&c, env, err), 0);
@@ -58,23 +64,32 @@ static void test_errors_name_the_variable(void **state)
 	static const struct {
 		const char *kv, *name;
 	} cases[] = {
-		{ "PGW_FORWARDER_PORT=70000", "PGW_FORWARDER_PORT" }, { "PGW_FORWARDER_PORT=12ab", "PGW_FORWARDER_PORT" },
-		{ "PGW_TPROXY_PORT=0", "PGW_TPROXY_PORT" },	   { "PGW_LOG_LEVEL=loud", "PGW_LOG_LEVEL" },
-		{ "PGW_LOG_FORMAT=xml", "PGW_LOG_FORMAT" },	   { "PGW_LAN_CIDR=192.168.2.1/24", "PGW_LAN_CIDR" },
-		{ "PGW_LAN_CIDR=192.168.2.0/33", "PGW_LAN_CIDR" },  { "PGW_LAN_IFACE=eth0/1", "PGW_LAN_IFACE" },
-		{ "PGW_WAN_IFACE=averyveryverylongname", "PGW_WAN_IFACE" },
-		{ "PGW_API_LISTEN=localhost", "PGW_API_LISTEN" },   { "PGW_API_LISTEN=:8080", "PGW_API_LISTEN" },
-		{ "PGW_HEALTH_INTERVAL=0", "PGW_HEALTH_INTERVAL" }, { "PGW_HEALTH_INTERVAL=86401", "PGW_HEALTH_INTERVAL" },
-		{ "PGW_HEALTH_TIMEOUT=-1", "PGW_HEALTH_TIMEOUT" },  { "PGW_HEALTH_URL=ftp://x/ip", "PGW_HEALTH_URL" },
-		{ "PGW_RUN_DIR=relative/run", "PGW_RUN_DIR" },	   { "PGW_TLS_CERT=/etc/pgw/cert.pem", "PGW_TLS_KEY" },
-		{ "PGW_TLS_KEY=/etc/pgw/key.pem", "PGW_TLS_CERT" }, { "PGW_TPROXY_PORT=12345", "PGW_TPROXY_PORT" },
+	    {"PGW_FORWARDER_PORT=70000", "PGW_FORWARDER_PORT"},
+	    {"PGW_FORWARDER_PORT=12ab", "PGW_FORWARDER_PORT"},
+	    {"PGW_TPROXY_PORT=0", "PGW_TPROXY_PORT"},
+	    {"PGW_LOG_LEVEL=loud", "PGW_LOG_LEVEL"},
+	    {"PGW_LOG_FORMAT=xml", "PGW_LOG_FORMAT"},
+	    {"PGW_LAN_CIDR=192.168.2.1/24", "PGW_LAN_CIDR"},
+	    {"PGW_LAN_CIDR=192.168.2.0/33", "PGW_LAN_CIDR"},
+	    {"PGW_LAN_IFACE=eth0/1", "PGW_LAN_IFACE"},
+	    {"PGW_WAN_IFACE=averyveryverylongname", "PGW_WAN_IFACE"},
+	    {"PGW_API_LISTEN=localhost", "PGW_API_LISTEN"},
+	    {"PGW_API_LISTEN=:8080", "PGW_API_LISTEN"},
+	    {"PGW_HEALTH_INTERVAL=0", "PGW_HEALTH_INTERVAL"},
+	    {"PGW_HEALTH_INTERVAL=86401", "PGW_HEALTH_INTERVAL"},
+	    {"PGW_HEALTH_TIMEOUT=-1", "PGW_HEALTH_TIMEOUT"},
+	    {"PGW_HEALTH_URL=ftp://x/ip", "PGW_HEALTH_URL"},
+	    {"PGW_RUN_DIR=relative/run", "PGW_RUN_DIR"},
+	    {"PGW_TLS_CERT=/etc/pgw/cert.pem", "PGW_TLS_KEY"},
+	    {"PGW_TLS_KEY=/etc/pgw/key.pem", "PGW_TLS_CERT"},
+	    {"PGW_TPROXY_PORT=12345", "PGW_TPROXY_PORT"},
 	};
 	struct pgw_config c;
 	char err[512];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *env[] = { cases[i].kv, NULL };
+		const char *env[] = {cases[i].kv, NULL};
 		err[0] = '\0';
 		assert_int_equal(load(&c, env, err), -EINVAL);
 		if (strncmp(err, cases[i].name, strlen(cases[i].name)) != 0)
@@ -96,20 +111,20 @@ static void test_jwt_secret_file(void **state)
 	fclose(f);
 	snprintf(kv, sizeof(kv), "PGW_JWT_SECRET_FILE=%s", path);
 	{
-		const char *env[] = { kv, NULL };
+		const char *env[] = {kv, NULL};
 		assert_int_equal(load(&c, env, err), 0);
 		assert_string_equal(c.jwt_secret, "0123456789abcdef0123456789abcdef-from-file");
 		assert_int_equal(c.jwt_secret_len, 42);
 		assert_int_equal(config_require_api(&c, err, sizeof(err)), 0);
 	}
 	{ /* both ways at once is ambiguous */
-		const char *env[] = { kv, "PGW_JWT_SECRET=another-secret-another-secret-12345", NULL };
+		const char *env[] = {kv, "PGW_JWT_SECRET=another-secret-another-secret-12345", NULL};
 		assert_int_equal(load(&c, env, err), -EINVAL);
 		assert_non_null(strstr(err, "PGW_JWT_SECRET_FILE"));
 		assert_int_equal(c.jwt_secret_len, 0); /* wiped on error */
 	}
 	{
-		const char *env[] = { "PGW_JWT_SECRET_FILE=/nonexistent/pgw-jwt", NULL };
+		const char *env[] = {"PGW_JWT_SECRET_FILE=/nonexistent/pgw-jwt", NULL};
 		assert_int_equal(load(&c, env, err), -EINVAL);
 		assert_non_null(strstr(err, "PGW_JWT_SECRET_FILE: cannot read"));
 	}
@@ -120,8 +135,8 @@ static void test_api_requires_long_secret(void **state)
 {
 	struct pgw_config c;
 	char err[512];
-	const char *env_short[] = { "PGW_JWT_SECRET=short", NULL };
-	const char *env_none[] = { NULL };
+	const char *env_short[] = {"PGW_JWT_SECRET=short", NULL};
+	const char *env_none[] = {NULL};
 
 	(void)state;
 	assert_int_equal(load(&c, env_short, err), 0);
@@ -135,8 +150,8 @@ static void test_api_requires_long_secret(void **state)
 /* The effective configuration is logged without the secrets' values. */
 static void test_log_never_shows_secrets(void **state)
 {
-	const char *env[] = { "PGW_JWT_SECRET=TOPSECRET-jwt-0123456789abcdef0123456789",
-			      "PGW_METRICS_TOKEN=TOPSECRET-metrics", NULL };
+	const char *env[] = {"PGW_JWT_SECRET=TOPSECRET-jwt-0123456789abcdef0123456789",
+			     "PGW_METRICS_TOKEN=TOPSECRET-metrics", NULL};
 	struct pgw_config c;
 	char err[512], buf[8192];
 	int fds[2];
@@ -165,12 +180,12 @@ static void test_log_never_shows_secrets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_overrides),
-		cmocka_unit_test(test_errors_name_the_variable),
-		cmocka_unit_test(test_jwt_secret_file),
-		cmocka_unit_test(test_api_requires_long_secret),
-		cmocka_unit_test(test_log_never_shows_secrets),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_overrides),
+	    cmocka_unit_test(test_errors_name_the_variable),
+	    cmocka_unit_test(test_jwt_secret_file),
+	    cmocka_unit_test(test_api_requires_long_secret),
+	    cmocka_unit_test(test_log_never_shows_secrets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,14 +28,17 @@ static void test_load(void **state)
 	char ip[NET_IP_STR_MAX];
 
 	(void)state;
-	assert_int_equal(tl_exec(db, "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080),"
-				     "(2, 'b', 'socks5', 'proxy.example', 1080);"
-				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 WHERE proxy_id = 1;"
-				     "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.11', 1, 1), ('192.168.2.10', 1, 1),"
-				     "('fd00:2::10', 1, 1), ('192.168.2.12', 2, 1), ('192.168.2.13', 1, 0);"
-				     "INSERT INTO settings (key, value) VALUES ('block_action', 'drop'), ('strict_output', 'true'),"
-				     "('forwarder_mode', 'tproxy')"),
-			 SQLITE_OK);
+	assert_int_equal(
+	    tl_exec(db,
+		    "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080),"
+		    "(2, 'b', 'socks5', 'proxy.example', 1080);"
+		    "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 WHERE proxy_id = 1;"
+		    "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.11', 1, 1), "
+		    "('192.168.2.10', 1, 1),"
+		    "('fd00:2::10', 1, 1), ('192.168.2.12', 2, 1), ('192.168.2.13', 1, 0);"
+		    "INSERT INTO settings (key, value) VALUES ('block_action', 'drop'), ('strict_output', 'true'),"
+		    "('forwarder_mode', 'tproxy')"),
+	    SQLITE_OK);
 	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
 	assert_int_equal(d.active.n, 3);
 	net_ip_str(&d.active.addr[0], ip); /* sorted */
@@ -62,7 +65,7 @@ static void test_load(void **state)
 
 static void test_minus(void **state)
 {
-	struct addrset a = { 0 }, b = { 0 }, out;
+	struct addrset a = {0}, b = {0}, out;
 	struct net_ip x[3];
 
 	(void)state;
@@ -82,8 +85,8 @@ static void test_minus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_load),
-		cmocka_unit_test(test_minus),
+	    cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_minus),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

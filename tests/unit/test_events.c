@@ -6,7 +6,7 @@
 
 static void test_order_resume_heartbeat(void **state)
 {
-	struct events_cursor c = { .last = events_last_id() };
+	struct events_cursor c = {.last = events_last_id()};
 	char buf[4096];
 	ssize_t n;
 
@@ -31,7 +31,7 @@ static void test_order_resume_heartbeat(void **state)
 
 static void test_fell_behind_gets_reset(void **state)
 {
-	struct events_cursor c = { .last = events_last_id() };
+	struct events_cursor c = {.last = events_last_id()};
 	char buf[4096];
 	ssize_t n;
 
@@ -48,7 +48,7 @@ static void test_fell_behind_gets_reset(void **state)
  * arrives whole, in parts, and the next event after it. */
 static void test_large_event_streams_in_parts(void **state)
 {
-	struct events_cursor c = { .last = events_last_id() };
+	struct events_cursor c = {.last = events_last_id()};
 	size_t big = 200000, got = 0, cap = 16384;
 	char *filler = malloc(big + 1), *all = malloc(big + 4096), buf[16384 + 1];
 	int reads = 0;
@@ -71,7 +71,7 @@ static void test_large_event_streams_in_parts(void **state)
 	}
 	assert_true(reads > 10);
 	assert_non_null(strstr(all, "event: forwarder\ndata: {\"pad\":\"xxxx"));
-	assert_non_null(strstr(all, "\"}\n\nid: "));          /* the big one ended whole, then the next */
+	assert_non_null(strstr(all, "\"}\n\nid: "));		/* the big one ended whole, then the next */
 	assert_int_equal(strlen(strstr(all, "xxxx")) > big, 1); /* every byte of it */
 	assert_int_equal(c.last, events_last_id());
 	events_cursor_free(&c);
@@ -81,7 +81,7 @@ static void test_large_event_streams_in_parts(void **state)
 
 static void test_shutdown_ends_readers(void **state)
 {
-	struct events_cursor c = { .last = events_last_id() };
+	struct events_cursor c = {.last = events_last_id()};
 	char buf[64];
 
 	(void)state;
@@ -92,10 +92,10 @@ static void test_shutdown_ends_readers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_order_resume_heartbeat),
-		cmocka_unit_test(test_fell_behind_gets_reset),
-		cmocka_unit_test(test_large_event_streams_in_parts),
-		cmocka_unit_test(test_shutdown_ends_readers),
+	    cmocka_unit_test(test_order_resume_heartbeat),
+	    cmocka_unit_test(test_fell_behind_gets_reset),
+	    cmocka_unit_test(test_large_event_streams_in_parts),
+	    cmocka_unit_test(test_shutdown_ends_readers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@ static void tick(struct evloop *ev, void *arg)
 static void test_timer_repeats(void **state)
 {
 	struct evloop *ev = ev_new();
-	struct counter c = { .stop_at = 3 };
+	struct counter c = {.stop_at = 3};
 	uint64_t t0 = ev_now_ms();
 
 	(void)state;
@@ -46,7 +46,7 @@ static void on_read(struct evloop *ev, int fd, uint32_t events, void *arg)
 static void test_fd_readable(void **state)
 {
 	struct evloop *ev = ev_new();
-	struct counter c = { 0 };
+	struct counter c = {0};
 	int fds[2];
 
 	(void)state;
@@ -77,8 +77,8 @@ static void fire_usr1(struct evloop *ev, void *arg)
 static void test_signal_through_signalfd(void **state)
 {
 	struct evloop *ev = ev_new();
-	struct counter c = { 0 };
-	int sigs[] = { SIGUSR1 };
+	struct counter c = {0};
+	int sigs[] = {SIGUSR1};
 	struct ev_handle *h;
 
 	(void)state;
@@ -104,7 +104,7 @@ static void kill_other(struct evloop *ev, void *arg)
 static void test_delete_inside_callback(void **state)
 {
 	struct evloop *ev = ev_new();
-	struct counter c = { 0 }, stop = { .stop_at = 1 };
+	struct counter c = {0}, stop = {.stop_at = 1};
 
 	(void)state;
 	/* both due at the same time; whichever runs first deletes the other */
@@ -124,10 +124,10 @@ static void test_delete_inside_callback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timer_repeats),
-		cmocka_unit_test(test_fd_readable),
-		cmocka_unit_test(test_signal_through_signalfd),
-		cmocka_unit_test(test_delete_inside_callback),
+	    cmocka_unit_test(test_timer_repeats),
+	    cmocka_unit_test(test_fd_readable),
+	    cmocka_unit_test(test_signal_through_signalfd),
+	    cmocka_unit_test(test_delete_inside_callback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,7 @@
 /* Feed a string of results ('+' ok, '-' failed); return the statuses after each as "udU..." */
 static void run(const char *results, unsigned fail_th, unsigned succ_th, char *out)
 {
-	struct hysteresis h = { HEALTH_UNKNOWN, 0, 0 };
+	struct hysteresis h = {HEALTH_UNKNOWN, 0, 0};
 	size_t i;
 
 	for (i = 0; results[i]; i++) {
@@ -37,7 +37,7 @@ static void test_steps(void **state)
 
 static void test_changes_and_counts(void **state)
 {
-	struct hysteresis h = { HEALTH_UP, 0, 0 };
+	struct hysteresis h = {HEALTH_UP, 0, 0};
 
 	(void)state;
 	assert_int_equal(hysteresis_step(&h, 1, 1, 2), 0);
@@ -62,9 +62,9 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_steps),
-		cmocka_unit_test(test_changes_and_counts),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_steps),
+	    cmocka_unit_test(test_changes_and_counts),
+	    cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,11 +102,11 @@ static void test_parse_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_json_line),
-		cmocka_unit_test(test_text_line_and_levels),
-		cmocka_unit_test(test_warn_adds_errno_text),
-		cmocka_unit_test(test_json_escape_control_and_truncation),
-		cmocka_unit_test(test_parse_names),
+	    cmocka_unit_test(test_json_line),
+	    cmocka_unit_test(test_text_line_and_levels),
+	    cmocka_unit_test(test_warn_adds_errno_text),
+	    cmocka_unit_test(test_json_escape_control_and_truncation),
+	    cmocka_unit_test(test_parse_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,11 +15,12 @@ static char *schema_of(sqlite3 *db)
 	size_t cap = 1 << 16, len = 0;
 	char *s = calloc(1, cap);
 
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master "
-					    "ORDER BY type, name",
-					    -1, &st, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+			       "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master "
+			       "ORDER BY type, name",
+			       -1, &st, NULL),
+	    SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *row = (const char *)sqlite3_column_text(st, 0);
 		size_t rl = strlen(row);
@@ -55,10 +56,11 @@ static void test_from_empty(void **state)
 	assert_int_equal(to, migrate_latest(M, NM));
 	assert_int_equal(db_user_version(db, &v), 0);
 	assert_int_equal(v, to);
-	const char *tables[] = { "users", "proxies", "mappings", "settings", "audit", "proxy_health", "health_history" };
+	const char *tables[] = {"users", "proxies", "mappings", "settings", "audit", "proxy_health", "health_history"};
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		char q[128];
-		snprintf(q, sizeof(q), "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
+		snprintf(q, sizeof(q), "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='%s'",
+			 tables[i]);
 		if (tl_int(db, q) != 1)
 			fail_msg("table %s missing", tables[i]);
 	}
@@ -108,9 +110,12 @@ static void test_from_every_earlier_version(void **state)
 		assert_int_equal(migrate_run(db, M, NM, M[k].version, &from, &to, err, sizeof(err)), 0);
 		assert_int_equal(to, M[k].version);
 		/* rows valid at every version since 0001 */
-		assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
-					     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
-				 SQLITE_OK);
+		assert_int_equal(
+		    tl_exec(
+			db,
+			"INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
+			"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
+		    SQLITE_OK);
 		assert_int_equal(migrate_check_schema(db, err, sizeof(err)), -EPROTO);
 		assert_non_null(strstr(err, "run 'pgwctl migrate'"));
 		assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
@@ -120,7 +125,8 @@ static void test_from_every_earlier_version(void **state)
 		assert_string_equal(got, want);
 		assert_int_equal(tl_int(db, "SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.10'"), 1);
 		/* the health row of a proxy that existed before 0002 was created by the upgrade */
-		assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health WHERE proxy_id = 1 AND status = 'unknown'"), 1);
+		assert_int_equal(
+		    tl_int(db, "SELECT count(*) FROM proxy_health WHERE proxy_id = 1 AND status = 'unknown'"), 1);
 		free(got);
 		db_close(db);
 	}
@@ -183,8 +189,8 @@ static void test_failed_migration_rolls_back(void **state)
 	(void)state;
 	assert_non_null(list);
 	memcpy(list, M, NM * sizeof(*M));
-	list[NM] = (struct migration){ migrate_latest(M, NM) + 1, "broken",
-				       "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);" };
+	list[NM] = (struct migration){migrate_latest(M, NM) + 1, "broken",
+				      "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"};
 	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
 	before = schema_of(db);
 	assert_int_equal(migrate_run(db, list, NM + 1, -1, &from, &to, err, sizeof(err)), -EIO);
@@ -225,31 +231,32 @@ static void test_constraints(void **state)
 	char *dir = tl_tmpdir();
 	sqlite3 *db = tl_db(dir, "a.db");
 	static const char *const bad[] = {
-		"INSERT INTO proxies (name, type, host, port) VALUES ('x', 'ftp', 'h', 1)",
-		"INSERT INTO proxies (name, type, host, port) VALUES ('x', 'socks5', 'h', 0)",
-		"INSERT INTO proxies (name, type, host, port) VALUES ('x', 'socks5', 'h', 65536)",
-		"INSERT INTO proxies (name, type, host, port) VALUES ('', 'socks5', 'h', 1)",
-		"INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'http', 'dup-name', 3128)",
-		"INSERT INTO proxies (name, type, host, port, enabled) VALUES ('x', 'socks5', 'h', 1, 2)",
-		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.50', 999)",
-		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)",
-		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('not-an-ip', 1)",
-		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('FD00:2::10', 1)", /* not the canonical form */
-		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10%eth0', 1)",
-		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10', 1)", /* twice (below) */
-		"INSERT INTO users (username, password_hash, role) VALUES ('eve', '$argon2id$v=19$x', 'root')",
-		"INSERT INTO users (username, password_hash, role) VALUES ('eve', 'plaintext', 'admin')",
-		"INSERT INTO users (username, password_hash, role) VALUES ('e v e', '$argon2id$v=19$x', 'admin')",
-		"INSERT INTO audit (action, after_json) VALUES ('x', '{not json')",
-		"INSERT INTO proxy_health (proxy_id, status) VALUES (1, 'sideways')",
-		"DELETE FROM proxies WHERE id = 1", /* still mapped: RESTRICT */
+	    "INSERT INTO proxies (name, type, host, port) VALUES ('x', 'ftp', 'h', 1)",
+	    "INSERT INTO proxies (name, type, host, port) VALUES ('x', 'socks5', 'h', 0)",
+	    "INSERT INTO proxies (name, type, host, port) VALUES ('x', 'socks5', 'h', 65536)",
+	    "INSERT INTO proxies (name, type, host, port) VALUES ('', 'socks5', 'h', 1)",
+	    "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'http', 'dup-name', 3128)",
+	    "INSERT INTO proxies (name, type, host, port, enabled) VALUES ('x', 'socks5', 'h', 1, 2)",
+	    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.50', 999)",
+	    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)",
+	    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('not-an-ip', 1)",
+	    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('FD00:2::10', 1)", /* not the canonical form */
+	    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10%eth0', 1)",
+	    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10', 1)", /* twice (below) */
+	    "INSERT INTO users (username, password_hash, role) VALUES ('eve', '$argon2id$v=19$x', 'root')",
+	    "INSERT INTO users (username, password_hash, role) VALUES ('eve', 'plaintext', 'admin')",
+	    "INSERT INTO users (username, password_hash, role) VALUES ('e v e', '$argon2id$v=19$x', 'admin')",
+	    "INSERT INTO audit (action, after_json) VALUES ('x', '{not json')",
+	    "INSERT INTO proxy_health (proxy_id, status) VALUES (1, 'sideways')",
+	    "DELETE FROM proxies WHERE id = 1", /* still mapped: RESTRICT */
 	};
 
 	(void)state;
-	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
-				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
-				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10', 1)"), /* 0007 */
-			 SQLITE_OK);
+	assert_int_equal(
+	    tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('p1', 'socks5', '198.51.100.10', 1080);"
+			"INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+			"INSERT INTO mappings (client_ip, proxy_id) VALUES ('fd00:2::10', 1)"), /* 0007 */
+	    SQLITE_OK);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = tl_exec(db, bad[i]);
 		if (rc == SQLITE_OK)
@@ -323,8 +330,9 @@ static void test_change_seq_triggers(void **state)
 	sqlite3_finalize(st);
 	assert_string_equal(before, "0,1,1,1");
 	/* a probe result that keeps the status: nothing to reload */
-	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET latency_ms = 7, exit_ip = '198.51.100.10', checked_at = 1"),
-			 SQLITE_OK);
+	assert_int_equal(
+	    tl_exec(db, "UPDATE proxy_health SET latency_ms = 7, exit_ip = '198.51.100.10', checked_at = 1"),
+	    SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), 0);
 	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'up'"), SQLITE_OK);
 	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'up', latency_ms = 9"), SQLITE_OK);
@@ -353,29 +361,35 @@ static void test_mapping_state_view(void **state)
 	sqlite3 *db = tl_db(dir, "a.db");
 
 	(void)state;
-	assert_int_equal(tl_exec(db, "INSERT INTO proxies (name, type, host, port) VALUES ('up', 'socks5', 'h', 1), "
-				     "('down', 'socks5', 'h', 2), ('unknown', 'socks5', 'h', 3), ('off', 'socks5', 'h', 4);"
-				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 WHERE proxy_id IN (1, 4);"
-				     "UPDATE proxy_health SET status = 'down' WHERE proxy_id = 2;"
-				     "UPDATE proxies SET enabled = 0 WHERE id = 4;"
-				     "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.1', 1, 1), "
-				     "('192.168.2.2', 1, 0), ('192.168.2.3', 2, 1), ('192.168.2.4', 3, 1), ('192.168.2.5', 4, 1)"),
-			 SQLITE_OK);
+	assert_int_equal(
+	    tl_exec(db,
+		    "INSERT INTO proxies (name, type, host, port) VALUES ('up', 'socks5', 'h', 1), "
+		    "('down', 'socks5', 'h', 2), ('unknown', 'socks5', 'h', 3), ('off', 'socks5', 'h', 4);"
+		    "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 WHERE proxy_id IN (1, 4);"
+		    "UPDATE proxy_health SET status = 'down' WHERE proxy_id = 2;"
+		    "UPDATE proxies SET enabled = 0 WHERE id = 4;"
+		    "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.1', 1, 1), "
+		    "('192.168.2.2', 1, 0), ('192.168.2.3', 2, 1), ('192.168.2.4', 3, 1), ('192.168.2.5', 4, 1)"),
+	    SQLITE_OK);
 	/* only an enabled mapping to an enabled proxy that is up; unknown counts as down */
-	assert_int_equal(tl_int(db, "SELECT group_concat(active, '') FROM (SELECT active FROM mapping_state ORDER BY client_ip)"),
-			 10000);
+	assert_int_equal(
+	    tl_int(db, "SELECT group_concat(active, '') FROM (SELECT active FROM mapping_state ORDER BY client_ip)"),
+	    10000);
 	/* a result past its fresh_until (a stopped or wedged healthd) counts as unknown: blocked */
-	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() - 1 WHERE proxy_id = 1"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() - 1 WHERE proxy_id = 1"),
+			 SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0);
 	assert_int_equal(tl_int(db, "SELECT stale FROM health_state WHERE proxy_id = 1"), 1);
 	assert_int_equal(tl_int(db, "SELECT effective_status = 'unknown' FROM health_state WHERE proxy_id = 1"), 1);
 	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = NULL WHERE proxy_id = 1"), SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0);
-	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() + 5 WHERE proxy_id = 1"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() + 5 WHERE proxy_id = 1"),
+			 SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 1);
 	assert_int_equal(tl_int(db, "SELECT stale FROM health_state WHERE proxy_id = 1"), 0);
 	/* a result "from the future" (the clock was set back) is not trusted either */
-	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET checked_at = unixepoch() + 3600 WHERE proxy_id = 1"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET checked_at = unixepoch() + 3600 WHERE proxy_id = 1"),
+			 SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0);
 	assert_int_equal(tl_int(db, "SELECT stale FROM health_state WHERE proxy_id = 1"), 1);
 	db_close(db);
@@ -385,18 +399,18 @@ static void test_mapping_state_view(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_from_empty),
-		cmocka_unit_test(test_twice_is_noop),
-		cmocka_unit_test(test_from_every_earlier_version),
-		cmocka_unit_test(test_newer_db_refused),
-		cmocka_unit_test(test_corrupt_file_refused),
-		cmocka_unit_test(test_failed_migration_rolls_back),
-		cmocka_unit_test(test_pragmas),
-		cmocka_unit_test(test_constraints),
-		cmocka_unit_test(test_data_version_sees_other_writers),
-		cmocka_unit_test(test_transactions),
-		cmocka_unit_test(test_change_seq_triggers),
-		cmocka_unit_test(test_mapping_state_view),
+	    cmocka_unit_test(test_from_empty),
+	    cmocka_unit_test(test_twice_is_noop),
+	    cmocka_unit_test(test_from_every_earlier_version),
+	    cmocka_unit_test(test_newer_db_refused),
+	    cmocka_unit_test(test_corrupt_file_refused),
+	    cmocka_unit_test(test_failed_migration_rolls_back),
+	    cmocka_unit_test(test_pragmas),
+	    cmocka_unit_test(test_constraints),
+	    cmocka_unit_test(test_data_version_sees_other_writers),
+	    cmocka_unit_test(test_transactions),
+	    cmocka_unit_test(test_change_seq_triggers),
+	    cmocka_unit_test(test_mapping_state_view),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

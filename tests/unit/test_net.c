@@ -15,7 +15,8 @@ static void test_ipv4(void **state)
 	assert_int_equal(net_ipv4_parse("192.168.2.10", &a), 0);
 	assert_int_equal(a, 0xc0a8020a);
 	assert_int_equal(net_ipv4_parse("0.0.0.0", &a), 0);
-	const char *bad[] = { "", "192.168.2", "192.168.2.256", "1.2.3.4.5", " 1.2.3.4", "1.2.3.4 ", "::1", "a.b.c.d", "1..2.3" };
+	const char *bad[] = {"",	 "192.168.2", "192.168.2.256", "1.2.3.4.5", " 1.2.3.4",
+			     "1.2.3.4 ", "::1",	      "a.b.c.d",       "1..2.3"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(net_ipv4_parse(bad[i], &a), -EINVAL);
 }
@@ -53,7 +54,7 @@ static void test_hostport(void **state)
 	assert_string_equal(host, "::1");
 	assert_int_equal(port, 443);
 	assert_int_equal(net_hostport_parse("gw.lan:65535", host, sizeof(host), &port), 0);
-	const char *bad[] = { "host", "host:", ":80", "host:0", "host:65536", "::1:80", "[::1]80", "h:8a" };
+	const char *bad[] = {"host", "host:", ":80", "host:0", "host:65536", "::1:80", "[::1]80", "h:8a"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(net_hostport_parse(bad[i], host, sizeof(host), &port), -EINVAL);
 	assert_int_equal(net_hostport_parse("averylonghostname:1", host, 8, &port), -EINVAL);
@@ -116,8 +117,9 @@ static void test_client_ip(void **state)
 	assert_int_equal(net_client_ip("::ffff:192.168.2.10", &lan, canon, &why), 0); /* the IPv4 client */
 	assert_string_equal(canon, "192.168.2.10");
 	assert_int_equal(net_client_ip("::ffff:10.0.0.1", &lan, canon, &why), -EINVAL);
-	for (const char *const *p = (const char *const[]){ "fe80::1", "ff02::1", "::1", "::", "::1.2.3.4", "fd00::1%eth0",
-							   "fd00::1/64", "fd00:::1", "192.168.2", "1.2.3.4.5", "", "x", NULL };
+	for (const char *const *p =
+		 (const char *const[]){"fe80::1", "ff02::1", "::1", "::", "::1.2.3.4", "fd00::1%eth0", "fd00::1/64",
+				       "fd00:::1", "192.168.2", "1.2.3.4.5", "", "x", NULL};
 	     *p; p++) {
 		why = NULL;
 		assert_int_equal(net_client_ip(*p, &lan, canon, &why), -EINVAL);
@@ -155,10 +157,10 @@ static void test_http_url(void **state)
 		int is6;
 		const char *path;
 	} good[] = {
-		{ "http://203.0.113.10/ip", "203.0.113.10", 80, 0, "/ip" },
-		{ "http://ifconfig.me", "ifconfig.me", 80, 0, "/" },
-		{ "http://[2001:db8:203::10]:8080/ip?x=1", "2001:db8:203::10", 8080, 1, "/ip?x=1" },
-		{ "http://[::1]", "::1", 80, 1, "/" },
+	    {"http://203.0.113.10/ip", "203.0.113.10", 80, 0, "/ip"},
+	    {"http://ifconfig.me", "ifconfig.me", 80, 0, "/"},
+	    {"http://[2001:db8:203::10]:8080/ip?x=1", "2001:db8:203::10", 8080, 1, "/ip?x=1"},
+	    {"http://[::1]", "::1", 80, 1, "/"},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		assert_int_equal(net_http_url_parse(good[i].url, &u), 0);
@@ -167,10 +169,15 @@ static void test_http_url(void **state)
 		assert_int_equal(u.is6, good[i].is6);
 		assert_string_equal(u.path, good[i].path);
 	}
-	const char *bad[] = { "https://x/ip", "http://", "http:///ip", "http://x:/", "http://x:0/", "http://x:65536/",
-			      "http://user@x/", "http://x y/", "http://x/a b", "http://[2001:db8::1/", "http://[x]/",
-			      "http://[1.2.3.4]/", "http://[::1]x/", "http://[fe80::1%eth0]/", "http://2001:db8::1/",
-			      "ftp://x/", "http://x/\r\n" };
+	const char *bad[] = {"https://x/ip",	    "http://",
+			     "http:///ip",	    "http://x:/",
+			     "http://x:0/",	    "http://x:65536/",
+			     "http://user@x/",	    "http://x y/",
+			     "http://x/a b",	    "http://[2001:db8::1/",
+			     "http://[x]/",	    "http://[1.2.3.4]/",
+			     "http://[::1]x/",	    "http://[fe80::1%eth0]/",
+			     "http://2001:db8::1/", "ftp://x/",
+			     "http://x/\r\n"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(net_http_url_parse(bad[i], &u), -EINVAL);
 }
@@ -202,9 +209,10 @@ static void test_resolve(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ipv4),	 cmocka_unit_test(test_cidr),  cmocka_unit_test(test_hostport),
-		cmocka_unit_test(test_numbers_and_bools), cmocka_unit_test(test_ifname), cmocka_unit_test(test_client_ip),
-		cmocka_unit_test(test_http_url), cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_ipv4),     cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_hostport), cmocka_unit_test(test_numbers_and_bools),
+	    cmocka_unit_test(test_ifname),   cmocka_unit_test(test_client_ip),
+	    cmocka_unit_test(test_http_url), cmocka_unit_test(test_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

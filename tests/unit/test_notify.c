@@ -8,8 +8,12 @@
 
 static void test_roundtrip(void **state)
 {
-	struct notify_msg in = { .type = NOTIFY_CHECK_RESULT, .topics = TOPIC_HEALTH | TOPIC_PROXIES, .id = -5,
-				 .seq = 0x1122334455667788ull, .status = 1, .value = -42 },
+	struct notify_msg in = {.type = NOTIFY_CHECK_RESULT,
+				.topics = TOPIC_HEALTH | TOPIC_PROXIES,
+				.id = -5,
+				.seq = 0x1122334455667788ull,
+				.status = 1,
+				.value = -42},
 			  out;
 	uint8_t buf[NOTIFY_WIRE_SIZE];
 
@@ -29,7 +33,7 @@ static void test_roundtrip(void **state)
 /* The longest text fills the datagram exactly; a longer one is cut, never overrun. */
 static void test_text_boundary(void **state)
 {
-	struct notify_msg in = { .type = NOTIFY_CHECK_RESULT }, out;
+	struct notify_msg in = {.type = NOTIFY_CHECK_RESULT}, out;
 	uint8_t buf[NOTIFY_WIRE_SIZE + 8];
 
 	(void)state;
@@ -46,7 +50,7 @@ static void test_text_boundary(void **state)
 
 static void test_decode_rejects_bad_datagrams(void **state)
 {
-	struct notify_msg m = { .type = NOTIFY_CHANGED }, out;
+	struct notify_msg m = {.type = NOTIFY_CHANGED}, out;
 	uint8_t buf[NOTIFY_WIRE_SIZE], bad[NOTIFY_WIRE_SIZE];
 
 	(void)state;
@@ -74,7 +78,7 @@ static void test_send_recv_and_sender_name(void **state)
 	char *dir = tl_tmpdir(), err[256], from[NOTIFY_NAME_MAX];
 	struct notify *agent = notify_open(dir, "agent", err, sizeof(err));
 	struct notify *api = notify_open(dir, "api", err, sizeof(err));
-	struct notify_msg m = { .type = NOTIFY_CHECK_REQUEST, .id = 7 }, got;
+	struct notify_msg m = {.type = NOTIFY_CHECK_REQUEST, .id = 7}, got;
 
 	(void)state;
 	assert_non_null(agent);
@@ -95,7 +99,7 @@ static void test_absent_peer_and_bad_names(void **state)
 {
 	char *dir = tl_tmpdir(), err[256], path[300];
 	struct notify *api = notify_open(dir, "api", err, sizeof(err));
-	struct notify_msg m = { .type = NOTIFY_CHANGED };
+	struct notify_msg m = {.type = NOTIFY_CHANGED};
 	FILE *f;
 
 	(void)state;
@@ -130,7 +134,7 @@ static void test_broadcast_skips_self(void **state)
 {
 	char *dir = tl_tmpdir(), err[256];
 	struct notify *n[4];
-	struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS }, got;
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS}, got;
 
 	(void)state;
 	for (int i = 0; i < 4; i++) {
@@ -154,7 +158,7 @@ static void test_full_queue_never_blocks(void **state)
 	char *dir = tl_tmpdir(), err[256];
 	struct notify *rx = notify_open(dir, "forwarder", err, sizeof(err));
 	struct notify *tx = notify_open(dir, "api", err, sizeof(err));
-	struct notify_msg m = { .type = NOTIFY_CHANGED };
+	struct notify_msg m = {.type = NOTIFY_CHANGED};
 	int r = 0, sent = 0;
 
 	(void)state;
@@ -242,7 +246,7 @@ static void run_scenario(int send_datagram, struct sub *s)
 	assert_non_null(deadline);
 	t0 = ev_now_ms();
 	if (send_datagram) {
-		struct notify_msg m = { .type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS };
+		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS};
 		writer_commit(s->ev, writer);
 		ev_del(s->ev, commit);
 		assert_int_equal(notify_send(tx, "agent", &m), 0);
@@ -260,18 +264,18 @@ static void run_scenario(int send_datagram, struct sub *s)
 
 static void test_event_path_delivers(void **state)
 {
-	struct sub s = { 0 };
+	struct sub s = {0};
 
 	(void)state;
 	run_scenario(1, &s);
 	assert_int_equal(s.by_event, 1);
-	assert_true(s.t_seen < 1000); /* before the first poll could have seen it */
+	assert_true(s.t_seen < 1000);	/* before the first poll could have seen it */
 	assert_int_equal(s.by_poll, 0); /* synced: the poll does not report the same change again */
 }
 
 static void test_lost_datagram_caught_by_polling(void **state)
 {
-	struct sub s = { 0 };
+	struct sub s = {0};
 
 	(void)state;
 	run_scenario(0, &s);
@@ -281,7 +285,10 @@ static void test_lost_datagram_caught_by_polling(void **state)
 	assert_true(s.t_seen > 0 && s.t_seen < 5000);
 }
 
-static void count_poll(void *arg) { ++*(int *)arg; }
+static void count_poll(void *arg)
+{
+	++*(int *)arg;
+}
 
 /* With a fingerprint, a commit to rows nobody watches does not wake the daemon; one that
  * changes the fingerprint does. */
@@ -329,7 +336,8 @@ static void test_fingerprint_sees_staleness(void **state)
 			 SQLITE_OK);
 	w = dbwatch_new(ev, db, 100, DBWATCH_ENFORCEMENT_SQL, count_poll, &hits);
 	assert_non_null(w);
-	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"), 0); /* no mapping yet: just the view runs */
+	assert_int_equal(tl_int(db, "SELECT sum(active) FROM mapping_state"),
+			 0); /* no mapping yet: just the view runs */
 	assert_non_null(ev_add_timer(ev, 2500, 0, give_up, NULL));
 	assert_int_equal(ev_run(ev), 0);
 	assert_int_equal(hits, 1); /* went stale once, nothing committed */
@@ -343,17 +351,17 @@ static void test_fingerprint_sees_staleness(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_text_boundary),
-		cmocka_unit_test(test_decode_rejects_bad_datagrams),
-		cmocka_unit_test(test_send_recv_and_sender_name),
-		cmocka_unit_test(test_absent_peer_and_bad_names),
-		cmocka_unit_test(test_broadcast_skips_self),
-		cmocka_unit_test(test_full_queue_never_blocks),
-		cmocka_unit_test(test_event_path_delivers),
-		cmocka_unit_test(test_lost_datagram_caught_by_polling),
-		cmocka_unit_test(test_fingerprint_filters_commits),
-		cmocka_unit_test(test_fingerprint_sees_staleness),
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_text_boundary),
+	    cmocka_unit_test(test_decode_rejects_bad_datagrams),
+	    cmocka_unit_test(test_send_recv_and_sender_name),
+	    cmocka_unit_test(test_absent_peer_and_bad_names),
+	    cmocka_unit_test(test_broadcast_skips_self),
+	    cmocka_unit_test(test_full_queue_never_blocks),
+	    cmocka_unit_test(test_event_path_delivers),
+	    cmocka_unit_test(test_lost_datagram_caught_by_polling),
+	    cmocka_unit_test(test_fingerprint_filters_commits),
+	    cmocka_unit_test(test_fingerprint_sees_staleness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,9 +57,14 @@ static void test_audit_record(void **state)
 {
 	char *dir = tl_tmpdir();
 	sqlite3 *db = tl_db(dir, "a.db");
-	struct audit_entry e = { .username = "admin", .remote_addr = "192.0.2.7", .action = "proxy.update",
-				 .object_type = "proxy", .object_id = "3", .before_json = "{\"port\":1080}",
-				 .after_json = "{\"port\":1081}", .request_id = "r-1" };
+	struct audit_entry e = {.username = "admin",
+				.remote_addr = "192.0.2.7",
+				.action = "proxy.update",
+				.object_type = "proxy",
+				.object_id = "3",
+				.before_json = "{\"port\":1080}",
+				.after_json = "{\"port\":1081}",
+				.request_id = "r-1"};
 
 	(void)state;
 	assert_int_equal(audit_record(db, &e), 0);
@@ -79,11 +84,9 @@ static void test_audit_record(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hash_and_verify),
-		cmocka_unit_test(test_malformed_hashes_refused),
-		cmocka_unit_test(test_policy),
-		cmocka_unit_test(test_ct_equal),
-		cmocka_unit_test(test_audit_record),
+	    cmocka_unit_test(test_hash_and_verify), cmocka_unit_test(test_malformed_hashes_refused),
+	    cmocka_unit_test(test_policy),	    cmocka_unit_test(test_ct_equal),
+	    cmocka_unit_test(test_audit_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,7 @@ static void addrs(struct addrset *s, const char *const *ips, size_t n)
 /* The lab's gateway: ens19 / eth0, 192.168.2.0/24, two active and one blocked client. */
 static void lab(struct desired *d)
 {
-	static const char *const active[] = { "192.168.2.10", "fd00:2::10" }, *const blocked[] = { "192.168.2.11" };
+	static const char *const active[] = {"192.168.2.10", "fd00:2::10"}, *const blocked[] = {"192.168.2.11"};
 
 	memset(d, 0, sizeof(*d));
 	memcpy(d->rules.lan_iface, "ens19", 5);
@@ -150,7 +150,7 @@ static void test_golden_redirect(void **state)
 
 static void test_golden_tproxy_strict(void **state)
 {
-	static const char *const proxies[] = { "198.51.100.10", "2001:db8:100::40" };
+	static const char *const proxies[] = {"198.51.100.10", "2001:db8:100::40"};
 	struct desired d;
 	char *text;
 
@@ -181,7 +181,7 @@ static int rules_of(const char *text, const char *chain, int (*bad)(const char *
 	int n = 0, in = 0;
 
 	snprintf(head, sizeof(head), "add rule inet pgw %s", chain);
-	for (const char *p = text;; ) {
+	for (const char *p = text;;) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 		int expr = len > 2 && p[0] == ' ' && p[1] == ' ' && p[2] == '[';
@@ -222,7 +222,7 @@ static int redirects_without_active(const char *line)
 
 static void test_invariant_over_settings(void **state)
 {
-	static const char *const names[] = { "ens19", "nope0", "", "eth0", "lo" };
+	static const char *const names[] = {"ens19", "nope0", "", "eth0", "lo"};
 	char why[8192] = "";
 	int cases = 0;
 
@@ -251,13 +251,15 @@ static void test_invariant_over_settings(void **state)
 				d.rules.lan_addr = 0x0a090900u;
 			}
 			text = build(&d);
-			if (!strstr(text, "add chain inet pgw forward use 0 type filter hook forward prio 0 policy drop"))
-				fail_msg("case %u/%s: the forward chain does not drop by policy:\n%s", v, names[k], text);
+			if (!strstr(text,
+				    "add chain inet pgw forward use 0 type filter hook forward prio 0 policy drop"))
+				fail_msg("case %u/%s: the forward chain does not drop by policy:\n%s", v, names[k],
+					 text);
 			if (rules_of(text, "forward", lets_through, why, sizeof(why)) < 6)
-				fail_msg("case %u/%s: a forward rule lets something through (or too few rules): %s", v, names[k],
-					 why);
-			if (rules_of(text, d.rules.tproxy ? "mangle_prerouting" : "prerouting", redirects_without_active, why,
-				     sizeof(why)) < 0)
+				fail_msg("case %u/%s: a forward rule lets something through (or too few rules): %s", v,
+					 names[k], why);
+			if (rules_of(text, d.rules.tproxy ? "mangle_prerouting" : "prerouting",
+				     redirects_without_active, why, sizeof(why)) < 0)
 				fail_msg("case %u/%s: a redirect not limited to active clients: %s", v, names[k], why);
 			free(text);
 			desired_free(&d);
@@ -270,8 +272,8 @@ static void test_invariant_over_settings(void **state)
 /* Element updates: clients leave active before anything is granted, in one batch. */
 static void test_elements_order(void **state)
 {
-	static const char *const a[] = { "192.168.2.20" }, *const b[] = { "192.168.2.21" };
-	struct addrset add_a, del_a, add_b, del_b = { 0 };
+	static const char *const a[] = {"192.168.2.20"}, *const b[] = {"192.168.2.21"};
+	struct addrset add_a, del_a, add_b, del_b = {0};
 	struct batch bt;
 	char *text, *del, *add;
 
@@ -299,10 +301,10 @@ static void test_elements_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden_redirect),
-		cmocka_unit_test(test_golden_tproxy_strict),
-		cmocka_unit_test(test_invariant_over_settings),
-		cmocka_unit_test(test_elements_order),
+	    cmocka_unit_test(test_golden_redirect),
+	    cmocka_unit_test(test_golden_tproxy_strict),
+	    cmocka_unit_test(test_invariant_over_settings),
+	    cmocka_unit_test(test_elements_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

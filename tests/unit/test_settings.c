@@ -15,7 +15,7 @@ static void cfg_default(struct pgw_config *c, const char **env)
 
 static void test_seed_from_env_and_defaults(void **state)
 {
-	const char *env[] = { "PGW_LAN_IFACE=lan0", "PGW_HEALTH_INTERVAL=12", NULL };
+	const char *env[] = {"PGW_LAN_IFACE=lan0", "PGW_HEALTH_INTERVAL=12", NULL};
 	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX];
 	sqlite3 *db = tl_db(dir, "a.db");
 	struct pgw_config c;
@@ -47,7 +47,7 @@ static void test_seed_from_env_and_defaults(void **state)
 /* Once set, the DB value wins over the environment on the next seed (restart). */
 static void test_seed_keeps_db_values(void **state)
 {
-	const char *env[] = { "PGW_HEALTH_INTERVAL=12", NULL };
+	const char *env[] = {"PGW_HEALTH_INTERVAL=12", NULL};
 	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX], err[600];
 	sqlite3 *db = tl_db(dir, "a.db");
 	struct pgw_config c;
@@ -67,13 +67,22 @@ static void test_seed_keeps_db_values(void **state)
 static void test_invalid_values_change_nothing(void **state)
 {
 	static const char *const bad[][2] = {
-		{ "health_interval", "0" },	      { "health_interval", "abc" },	{ "health_timeout", "301" },
-		{ "lan_cidr", "192.168.2.5/24" },     { "lan_iface", "a b" },		{ "forwarder_mode", "magic" },
-		{ "dns_mode", "" },		      { "block_action", "REJECT" },	{ "strict_output", "perhaps" },
-		{ "health_url", "https://x/ip" },     { "health_url", "http:///ip" },	{ "health_fail_threshold", "11" },
-		{ "health_url", "http://u:p@x/ip" },  { "health_url", "http://2001:db8::1/ip" },
+	    {"health_interval", "0"},
+	    {"health_interval", "abc"},
+	    {"health_timeout", "301"},
+	    {"lan_cidr", "192.168.2.5/24"},
+	    {"lan_iface", "a b"},
+	    {"forwarder_mode", "magic"},
+	    {"dns_mode", ""},
+	    {"block_action", "REJECT"},
+	    {"strict_output", "perhaps"},
+	    {"health_url", "https://x/ip"},
+	    {"health_url", "http:///ip"},
+	    {"health_fail_threshold", "11"},
+	    {"health_url", "http://u:p@x/ip"},
+	    {"health_url", "http://2001:db8::1/ip"},
 	};
-	const char *env[] = { NULL };
+	const char *env[] = {NULL};
 	char *dir = tl_tmpdir(), before[SETTINGS_VALUE_MAX], after[SETTINGS_VALUE_MAX], err[600];
 	sqlite3 *db = tl_db(dir, "a.db");
 	struct pgw_config c;
@@ -102,7 +111,7 @@ static void test_invalid_values_change_nothing(void **state)
  * seeds the key), also for a bad row written by hand. One registry serves the schema. */
 static void test_getters_and_schema(void **state)
 {
-	const char *env[] = { "PGW_HEALTH_INTERVAL=12", NULL };
+	const char *env[] = {"PGW_HEALTH_INTERVAL=12", NULL};
 	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX], *schema;
 	sqlite3 *db = tl_db(dir, "a.db");
 	struct pgw_config c;
@@ -111,7 +120,7 @@ static void test_getters_and_schema(void **state)
 	(void)state;
 	cfg_default(&c, env);
 	assert_int_equal(settings_uint(db, &c, "forwarder_idle_timeout"), 900); /* unset: the registry */
-	assert_int_equal(settings_uint(db, &c, "health_interval"), 12);         /* unset: the environment */
+	assert_int_equal(settings_uint(db, &c, "health_interval"), 12);		/* unset: the environment */
 	assert_int_equal(settings_bool(db, &c, "socks_pipelining"), 1);
 	settings_str(db, &c, "block_action", v, sizeof(v));
 	assert_string_equal(v, "reject");
@@ -152,10 +161,10 @@ static void test_getters_and_schema(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_seed_from_env_and_defaults),
-		cmocka_unit_test(test_seed_keeps_db_values),
-		cmocka_unit_test(test_invalid_values_change_nothing),
-		cmocka_unit_test(test_getters_and_schema),
+	    cmocka_unit_test(test_seed_from_env_and_defaults),
+	    cmocka_unit_test(test_seed_keeps_db_values),
+	    cmocka_unit_test(test_invalid_values_change_nothing),
+	    cmocka_unit_test(test_getters_and_schema),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,15 +20,21 @@ static void test_load(void **state)
 	const struct fwd_entry *e;
 
 	(void)state;
-	assert_int_equal(tl_exec(db, "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES "
-				     "(1, 'a', 'socks5', '198.51.100.10', 1080, 'u', 'p'), (2, 'b', 'http', '2001:db8::12', 8888, '', ''),"
-				     "(3, 'down', 'socks5', '198.51.100.13', 1080, '', ''), (4, 'stale', 'socks5', '198.51.100.14', 1080, '', '');"
-				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60, pipelining = 1 WHERE proxy_id IN (1, 2);"
-				     "UPDATE proxy_health SET status = 'down' WHERE proxy_id = 3;"
-				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() - 1 WHERE proxy_id = 4;"
-				     "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.10', 1, 1), ('fd00:2::10', 2, 1),"
-				     "('192.168.2.11', 3, 1), ('192.168.2.12', 1, 0), ('192.168.2.13', 4, 1)"),
-			 SQLITE_OK);
+	assert_int_equal(
+	    tl_exec(
+		db,
+		"INSERT INTO proxies (id, name, type, host, port, username, password) VALUES "
+		"(1, 'a', 'socks5', '198.51.100.10', 1080, 'u', 'p'), (2, 'b', 'http', '2001:db8::12', 8888, '', ''),"
+		"(3, 'down', 'socks5', '198.51.100.13', 1080, '', ''), (4, 'stale', 'socks5', '198.51.100.14', 1080, "
+		"'', '');"
+		"UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60, pipelining = 1 WHERE proxy_id "
+		"IN (1, 2);"
+		"UPDATE proxy_health SET status = 'down' WHERE proxy_id = 3;"
+		"UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() - 1 WHERE proxy_id = 4;"
+		"INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.10', 1, 1), ('fd00:2::10', 2, "
+		"1),"
+		"('192.168.2.11', 3, 1), ('192.168.2.12', 1, 0), ('192.168.2.13', 4, 1)"),
+	    SQLITE_OK);
 	assert_int_equal(table_load(db, &t, err, sizeof(err)), 0);
 	assert_int_equal(table_size(t), 5);
 	e = get(t, "192.168.2.10");
@@ -47,7 +53,7 @@ static void test_load(void **state)
 	assert_int_equal(get(t, "192.168.2.11")->state, FWD_BLOCKED); /* proxy down */
 	assert_int_equal(get(t, "192.168.2.12")->state, FWD_BLOCKED); /* mapping disabled */
 	assert_int_equal(get(t, "192.168.2.13")->state, FWD_BLOCKED); /* health stale: unknown */
-	assert_null(get(t, "192.168.2.99"));                             /* unknown: fail closed */
+	assert_null(get(t, "192.168.2.99"));			      /* unknown: fail closed */
 	table_free(t);
 	db_close(db);
 	tl_rmdir(dir);
@@ -62,9 +68,11 @@ static void test_endpoint(void **state)
 	struct fwd_table *t1 = NULL, *t2 = NULL, *t3 = NULL;
 
 	(void)state;
-	assert_int_equal(tl_exec(db, "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080);"
-				     "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
-			 SQLITE_OK);
+	assert_int_equal(
+	    tl_exec(db,
+		    "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080);"
+		    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
+	    SQLITE_OK);
 	assert_int_equal(table_load(db, &t1, err, sizeof(err)), 0);
 	assert_int_equal(table_load(db, &t2, err, sizeof(err)), 0);
 	assert_int_equal(tl_exec(db, "UPDATE proxies SET port = 1081"), SQLITE_OK);
@@ -81,8 +89,8 @@ static void test_endpoint(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_load),
-		cmocka_unit_test(test_endpoint),
+	    cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_endpoint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

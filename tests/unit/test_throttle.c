@@ -13,8 +13,9 @@ static void test_limit_and_reset(void **state)
 		throttle_fail("u:alice");
 	}
 	wait = throttle_check("u:alice", THROTTLE_USER_FAILS);
-	assert_true(wait > THROTTLE_WINDOW_S - 5 && wait <= THROTTLE_WINDOW_S); /* Retry-After: the rest of the window */
-	assert_int_equal(throttle_check("u:bob", THROTTLE_USER_FAILS), 0);      /* keys apart */
+	assert_true(wait > THROTTLE_WINDOW_S - 5 &&
+		    wait <= THROTTLE_WINDOW_S);				   /* Retry-After: the rest of the window */
+	assert_int_equal(throttle_check("u:bob", THROTTLE_USER_FAILS), 0); /* keys apart */
 	assert_int_equal(throttle_check("a:192.168.2.10", THROTTLE_ADDR_FAILS), 0);
 	throttle_reset("u:alice"); /* a good login */
 	assert_int_equal(throttle_check("u:alice", THROTTLE_USER_FAILS), 0);
@@ -43,8 +44,8 @@ static void test_many_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_limit_and_reset),
-		cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_limit_and_reset),
+	    cmocka_unit_test(test_many_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,7 +47,10 @@ static void test_socks5_builders(void **state)
 	strcpy(h.host, "example.test");
 	h.port = 8080;
 	assert_int_equal(socks5_build_connect(b, sizeof(b), &h), 19);
-	assert_memory_equal(b, "\x05\x01\x00\x03\x0c" "example.test\x1f\x90", 19);
+	assert_memory_equal(b,
+			    "\x05\x01\x00\x03\x0c"
+			    "example.test\x1f\x90",
+			    19);
 }
 
 static void test_http_builder(void **state)
@@ -83,7 +86,10 @@ static void test_socks5_parsers(void **state)
 	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x01\x01\x02\x03", 7, &v), 0);
 	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x01\x01\x02\x03\x04\x00\x50", 10, &v), 10);
 	assert_int_equal(v, 0);
-	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x05\x00\x03\x03" "abc\x00\x50", 10, &v), 10);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x05\x00\x03\x03"
+							       "abc\x00\x50",
+					      10, &v),
+			 10);
 	assert_int_equal(v, 5);
 	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x09\x00\x00\x00", 7, &v), -EBADMSG);
 	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x01\x01\x00\x00\x00", 7, &v), -EBADMSG);
@@ -160,13 +166,16 @@ static void test_socks5_handshake_paths(void **state)
 {
 	struct upstream_hs hs;
 	char seen[512];
-	const struct script ok = { { "\x05\x02", "\x01\x00", "\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38" "early" },
-				   { 2, 2, 15 }, -1 };
-	const struct script badpass = { { "\x05\x02", "\x01\x01" }, { 2, 2 }, -1 };
-	const struct script refused = { { "\x05\x00", "\x05\x05\x00\x01\0\0\0\0\0\0" }, { 2, 10 }, -1 };
-	const struct script nomethod = { { "\x05\xff" }, { 2 }, -1 };
-	const struct script garbage = { { "HTTP/1.1 400 Bad\r\n\r\n" }, { 20 }, -1 };
-	const struct script hangup = { { "\x05\x02" }, { 2 }, 1 };
+	const struct script ok = {{"\x05\x02", "\x01\x00",
+				   "\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38"
+				   "early"},
+				  {2, 2, 15},
+				  -1};
+	const struct script badpass = {{"\x05\x02", "\x01\x01"}, {2, 2}, -1};
+	const struct script refused = {{"\x05\x00", "\x05\x05\x00\x01\0\0\0\0\0\0"}, {2, 10}, -1};
+	const struct script nomethod = {{"\x05\xff"}, {2}, -1};
+	const struct script garbage = {{"HTTP/1.1 400 Bad\r\n\r\n"}, {20}, -1};
+	const struct script hangup = {{"\x05\x02"}, {2}, 1};
 
 	(void)state;
 	memset(seen, 0, sizeof(seen));
@@ -189,13 +198,16 @@ static void test_socks5_pipelined(void **state)
 {
 	struct upstream_hs hs;
 	char seen[512];
-	const struct script together = {
-		{ "\x05\x02\x01\x00\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38" "early" }, { 19 }, -1 };
-	const struct script apart = { { "\x05\x02", "\x01\x00", "\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38" }, { 2, 2, 10 }, -1 };
-	const struct script noauth = { { "\x05\x00\x05\x00\x00\x01\0\0\0\0\0\0" }, { 12 }, -1 };
-	const struct script badpass = { { "\x05\x02\x01\x01" }, { 4 }, -1 };
-	const struct script wrongmethod = { { "\x05\x00\x05\x00\x00\x01\0\0\0\0\0\0" }, { 12 }, -1 };
-	const struct script silent_after_method = { { "\x05\x02" }, { 2 }, 1 }; /* microsocks: the rest dropped */
+	const struct script together = {{"\x05\x02\x01\x00\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38"
+					 "early"},
+					{19},
+					-1};
+	const struct script apart = {
+	    {"\x05\x02", "\x01\x00", "\x05\x00\x00\x01\xc6\x33\x64\x0a\x04\x38"}, {2, 2, 10}, -1};
+	const struct script noauth = {{"\x05\x00\x05\x00\x00\x01\0\0\0\0\0\0"}, {12}, -1};
+	const struct script badpass = {{"\x05\x02\x01\x01"}, {4}, -1};
+	const struct script wrongmethod = {{"\x05\x00\x05\x00\x00\x01\0\0\0\0\0\0"}, {12}, -1};
+	const struct script silent_after_method = {{"\x05\x02"}, {2}, 1}; /* microsocks: the rest dropped */
 	uint8_t b[1024];
 	struct upstream_target t = target4("203.0.113.10", 80);
 
@@ -218,17 +230,18 @@ static void test_socks5_pipelined(void **state)
 	/* we offered user/password only: a server that picks "none" is not the protocol */
 	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &wrongmethod, &hs, seen, sizeof(seen)),
 			 UP_ERR_BAD_REPLY);
-	assert_int_equal(run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &silent_after_method, &hs, seen, sizeof(seen)),
-			 UP_ERR_CLOSED);
+	assert_int_equal(
+	    run_hs(1, UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &silent_after_method, &hs, seen, sizeof(seen)),
+	    UP_ERR_CLOSED);
 }
 
 static void test_http_handshake_paths(void **state)
 {
 	struct upstream_hs hs;
 	char seen[512];
-	const struct script ok = { { "HTTP/1.1 200 Connection established\r\n\r\nhello" }, { 44 }, -1 };
-	const struct script auth = { { "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n" }, { 47 }, -1 };
-	const struct script forbidden = { { "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n" }, { 45 }, -1 };
+	const struct script ok = {{"HTTP/1.1 200 Connection established\r\n\r\nhello"}, {44}, -1};
+	const struct script auth = {{"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"}, {47}, -1};
+	const struct script forbidden = {{"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"}, {45}, -1};
 
 	(void)state;
 	memset(seen, 0, sizeof(seen));
@@ -243,10 +256,10 @@ static void test_http_handshake_paths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_socks5_builders),	       cmocka_unit_test(test_http_builder),
-		cmocka_unit_test(test_socks5_parsers),	       cmocka_unit_test(test_http_parser),
-		cmocka_unit_test(test_socks5_handshake_paths), cmocka_unit_test(test_http_handshake_paths),
-		cmocka_unit_test(test_socks5_pipelined),
+	    cmocka_unit_test(test_socks5_builders),	   cmocka_unit_test(test_http_builder),
+	    cmocka_unit_test(test_socks5_parsers),	   cmocka_unit_test(test_http_parser),
+	    cmocka_unit_test(test_socks5_handshake_paths), cmocka_unit_test(test_http_handshake_paths),
+	    cmocka_unit_test(test_socks5_pipelined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,7 +47,8 @@ static inline sqlite3 *tl_db(const char *dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	assert_int_equal(db_open(path, DB_CREATE, &db, err, sizeof(err)), 0);
-	assert_int_equal(migrate_run(db, migrations_builtin, migrations_builtin_count, -1, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(
+	    migrate_run(db, migrations_builtin, migrations_builtin_count, -1, &from, &to, err, sizeof(err)), 0);
 	return db;
 }
 
