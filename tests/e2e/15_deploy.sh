@@ -29,6 +29,9 @@ check "the failsafe unit runs before the network" grep -q '^Before=network-pre.t
 echo 'PGW_JWT_SECRET=compose-secret-0123456789abcdef01234567' >"$ROOT/compose/pgw.env"
 check "docker-compose config validates compose/docker-compose.yml" \
 	docker-compose -f "$ROOT/compose/docker-compose.yml" config -q
+cfg=$(docker-compose -f "$ROOT/compose/docker-compose.yml" config 2>/dev/null)
+check_eq "compose: only the agent runs as root and only it gets NET_ADMIN (the image's user is pgw)" \
+	"$(grep -c 'user: root' <<<"$cfg") $(grep -c 'NET_ADMIN' <<<"$cfg") $(grep -c '^USER pgw$' "$ROOT/compose/Dockerfile")" "1 1 1"
 rm -f "$ROOT/compose/pgw.env"
 
 # Type=notify: READY=1 reaches $NOTIFY_SOCKET once the daemon is up
