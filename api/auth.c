@@ -6,6 +6,7 @@
 #include "password.h"
 #include "throttle.h"
 
+#include <errno.h>
 #include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,13 @@ static const char *const dummy_hash =
 
 static int load_user(struct req *r, const char *by, const char *val, char hash[PASSWORD_HASH_MAX], int *disabled)
 {
-	char sql[160];
+	char sql[200];
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db = api_db(r->api);
 	int found = 0;
 
-	snprintf(sql, sizeof(sql), "SELECT id, username, role, password_hash, disabled FROM users WHERE %s = ?1",
+	snprintf(sql, sizeof(sql),
+		 "SELECT id, username, role, password_hash, disabled, token_gen FROM users WHERE %s = ?1",
 		 strcmp(by, "id") == 0 ? "id" : "username");
 	if (!db || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -37,6 +39,7 @@ static int load_user(struct req *r, const char *by, const char *val, char hash[P
 		if (hash)
 			snprintf(hash, PASSWORD_HASH_MAX, "%s", (const char *)sqlite3_column_text(st, 3));
 		*disabled = sqlite3_column_int(st, 4);
+		r->user.gen = sqlite3_column_int64(st, 5);
 		found = 1;
 	}
 	sqlite3_finalize(st);
@@ -51,6 +54,7 @@ static char *issue(struct req *r, long exp, const char *csrf)
 
 	snprintf(sub, sizeof(sub), "%lld", (long long)r->user.id);
 	if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant(jwt, "csrf", csrf) == 0 &&
+	    jwt_add_grant_int(jwt, "gen", (long)r->user.gen) == 0 &&
 	    jwt_add_grant_int(jwt, "iat", (long)time(NULL)) == 0 && jwt_add_grant_int(jwt, "exp", exp) == 0 &&
 	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret, (int)cfg->jwt_secret_len) == 0)
 		tok = jwt_encode_str(jwt);
@@ -123,8 +127,42 @@ int auth_login(struct req *r)
 	}
 }
 
+int auth_end_sessions(sqlite3 *db, int64_t user_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_ERROR;
+
+	if (sqlite3_prepare_v2(db, "UPDATE users SET token_gen = token_gen + 1 WHERE id = ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, user_id);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int auth_session_alive(sqlite3 *db, int64_t user_id, int64_t gen)
+{
+	sqlite3_stmt *st = NULL;
+	int alive = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT disabled = 0 AND token_gen = ?2 FROM users WHERE id = ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_int64(st, 2, gen);
+		alive = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	return alive;
+}
+
 int auth_logout(struct req *r)
 {
+	sqlite3 *db = api_db(r->api);
+
+	/* every token of this user ends here, not only the cookie of this browser */
+	if (!db || auth_end_sessions(db, r->user.id) < 0)
+		return reply_error(r, 500, "internal", "cannot end the session");
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
 	r->extra_header[1] = AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
 	api_audit(r, "logout", "user", r->user.name, NULL, NULL, "ok");
@@ -162,6 +200,7 @@ int auth_require(struct req *r, int write)
 	const char *tok = NULL, *sub, *csrf;
 	jwt_t *jwt = NULL;
 	int disabled = 0;
+	long gen;
 
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		tok = h + 7;
@@ -181,6 +220,10 @@ int auth_require(struct req *r, int write)
 		return -1;
 	}
 	snprintf(r->user.csrf, sizeof(r->user.csrf), "%s", csrf);
+	errno = 0;
+	gen = jwt_get_grant_int(jwt, "gen");
+	if (errno == ENOENT)
+		gen = -1; /* a token from before session generations: never valid */
 	if (load_user(r, "id", sub, NULL, &disabled) != 1 || disabled) {
 		jwt_free(jwt);
 		memset(&r->user, 0, sizeof(r->user));
@@ -188,6 +231,12 @@ int auth_require(struct req *r, int write)
 		return -1;
 	}
 	jwt_free(jwt);
+	if (gen != r->user.gen) {
+		memset(&r->user, 0, sizeof(r->user));
+		reply_error(r, 401, "unauthorized",
+			    "this session has ended (logged out, password changed or user disabled); log in again");
+		return -1;
+	}
 	r->authed = 1;
 	if (write && auth_csrf(r) < 0)
 		return -1;

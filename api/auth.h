@@ -13,6 +13,11 @@ int auth_require(struct req *r, int write);
 /* For a change made with the session cookie: the X-CSRF-Token must match (403 otherwise). */
 int auth_csrf(struct req *r);
 int auth_login(struct req *r);
+/* End every session of a user (logout, password change or reset, disabling): bump
+ * users.token_gen, which every token carries. 0 or -EIO. */
+int auth_end_sessions(sqlite3 *db, int64_t user_id);
+/* 1 while tokens of generation gen of this user are valid (an open event stream asks). */
+int auth_session_alive(sqlite3 *db, int64_t user_id, int64_t gen);
 int auth_logout(struct req *r);
 int auth_me(struct req *r);
 

@@ -13,6 +13,7 @@
 
 struct api_user {
 	int64_t id;
+	int64_t gen; /* the session generation the token was issued under (users.token_gen) */
 	char name[65];
 	char role[8];
 	char csrf[65];

@@ -87,6 +87,8 @@ static int static_file(struct req *r)
 struct sse {
 	struct events_cursor cur;
 	int started;
+	const struct api *api;
+	int64_t uid, gen; /* whose stream: it ends when that session does */
 };
 
 static void sse_free(void *cls)
@@ -108,7 +110,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return snprintf(buf, max, "retry: 2000\n: connected, last id %llu\n\n",
 				(unsigned long long)s->cur.last);
 	}
+	/* before every delivery, heartbeats too: logged out, password changed, disabled or deleted
+	 * ends the stream (an event may wait until the next heartbeat, never past it) */
+	if (!auth_session_alive(api_db(s->api), s->uid, s->gen))
+		return MHD_CONTENT_READER_END_OF_STREAM;
 	n = events_read(&s->cur, buf, max, EVENTS_HEARTBEAT_MS);
+	if (n > 0 && !auth_session_alive(api_db(s->api), s->uid, s->gen))
+		return MHD_CONTENT_READER_END_OF_STREAM; /* it ended while we waited: deliver nothing */
 	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
 }
 
@@ -126,6 +134,9 @@ static int sse(struct req *r)
 		return reply_error(r, 405, "method_not_allowed", "use GET");
 	if (!(s = calloc(1, sizeof(*s))))
 		return MHD_NO;
+	s->api = r->api;
+	s->uid = r->user.id;
+	s->gen = r->user.gen;
 	s->cur.last = events_last_id();
 	if (lei && *lei) {
 		int64_t id = strcmp(lei, "0") == 0 ? 0 : path_id(lei);

@@ -2,6 +2,7 @@
  * themselves, with the current password); /api/v1/audit search. */
 #include "resources.h"
 
+#include "log.h"
 #include "password.h"
 
 #include <stdio.h>
@@ -134,6 +135,8 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 			   json_is_true(v) ? "UPDATE users SET disabled = 1, updated_at = unixepoch() WHERE id = ?3"
 					   : "UPDATE users SET disabled = 0, updated_at = unixepoch() WHERE id = ?3",
 			   NULL, NULL, id);
+	if (disable && auth_end_sessions(db, id) < 0) /* its tokens stay dead when it is enabled again */
+		log_warnx_id(r->id, "user %lld: cannot end its sessions", (long long)id);
 	after = user_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.update", "user", oid, before, after, "ok");
@@ -180,7 +183,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		return MHD_YES;
 	if (json_check(r->body, f, 2, 0, err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);
-	if (self && !admin) {
+	if (self) { /* admins too: a stolen session must not be enough to take the account */
 		sqlite3_stmt *st = NULL;
 		const char *cur = json_string_value(json_object_get(r->body, "current_password"));
 		int ok = 0;
@@ -199,6 +202,10 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		return reply_error(r, 500, "internal", "cannot hash the password");
 	exec_bound(db, "UPDATE users SET password_hash = ?1, updated_at = unixepoch() WHERE id = ?3", hash, NULL, id);
 	explicit_bzero(hash, sizeof(hash));
+	if (auth_end_sessions(db, id) < 0) /* every session under the old password ends */
+		log_warnx_id(r->id, "user %lld: cannot end its sessions", (long long)id);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, "sessions.revoked", "user", oid, NULL, NULL, "ok");
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.password", "user", oid, NULL, NULL, "ok");
 	return reply_empty(r, 204);

@@ -101,8 +101,9 @@ static int user_passwd(struct ctl *c, int argc, char **argv)
 	if (ctl_open(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
 		goto out;
 	if (sqlite3_prepare_v2(c->db,
-			       "UPDATE users SET password_hash = ?1, updated_at = unixepoch() WHERE username = ?2", -1,
-			       &st, NULL) != SQLITE_OK ||
+			       "UPDATE users SET password_hash = ?1, token_gen = token_gen + 1, updated_at = "
+			       "unixepoch() WHERE username = ?2",
+			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 2, argv[2], -1, SQLITE_STATIC) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
 		fprintf(stderr, "pgwctl: cannot change the password: %s\n", sqlite3_errmsg(c->db));

@@ -485,7 +485,10 @@ async function changePassword(ev) {
   try {
     await api('PUT', `/users/${state.me.id}/password`, { current_password: f.current_password.value, password: f.password.value });
     f.reset();
-    flash('Password changed.');
+    /* a new password ends every session of this user, this one too */
+    sessionStorage.removeItem('pgw.csrf');
+    state.csrf = '';
+    showLogin('Password changed. Every session of yours has ended: log in with the new password.');
   } catch (e) { err.textContent = e.status === 403 ? 'The current password is wrong.' : e.message; }
 }
 

@@ -130,16 +130,44 @@ check_eq "400 for a short password" "$(code "$(http POST /api/v1/users -H "$ADMI
 OPS="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"ops","password":"ops-password-1"}' | cut -d' ' -f2- | jq -r .token)"
 check_eq "a user changes their own password with the current one" \
 	"$(code "$(http PUT /api/v1/users/$ops/password -H "$OPS" -H "$J" -d '{"current_password":"ops-password-1","password":"ops-password-2"}')")" "204"
+check_eq "a password change ends the sessions issued before it (the old token: 401)" "$(code "$(http GET /api/v1/me -H "$OPS")")" "401"
+OPS="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"ops","password":"ops-password-2"}' | cut -d' ' -f2- | jq -r .token)"
+check_eq "... and a login with the new password works" "$(code "$(http GET /api/v1/me -H "$OPS")")" "200"
 check_eq "403 without the right current password" \
 	"$(code "$(http PUT /api/v1/users/$ops/password -H "$OPS" -H "$J" -d '{"current_password":"nope","password":"ops-password-3"}')")" "403"
+check_eq "an admin changing their own password needs the current one too" \
+	"$(code "$(http PUT /api/v1/users/1/password -H "$ADMIN" -H "$J" -d '{"password":"admin-password-9"}')")" "403"
 check_eq "403 changing someone else's password as a viewer" \
 	"$(code "$(http PUT /api/v1/users/1/password -H "$OPS" -H "$J" -d '{"password":"hijack-password"}')")" "403"
 check_eq "PATCH role to admin" "$(body "$(http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"role":"admin"}')" | jq -r .role)" "admin"
 check_eq "the new role applies to the existing token at once" "$(code "$(http GET /api/v1/users -H "$OPS")")" "200"
+# an open event stream of that user: it ends when the user is disabled, and gets nothing after
+lab_bg gw sse-ops curl -sN -m 30 -H "$OPS" $U/api/v1/events
+sse_pid=$LAB_LAST_PID
+wait_for 3 grep -q 'connected' "$LAB_DIR/sse-ops.log"
 check_eq "PATCH disabled" "$(code "$(http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "200"
 check_eq "a disabled user's token stops working" "$(code "$(http GET /api/v1/me -H "$OPS")")" "401"
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_down_interval":"6"}' >/dev/null # an event for everyone
+check "... and the disabled user's open event stream ends (before the next heartbeat)" \
+	wait_for 16 bash -c "! kill -0 $sse_pid 2>/dev/null"
+check_fails "... without delivering the event that came after" grep -q 'event: config' "$LAB_DIR/sse-ops.log"
 check_eq "409 disabling the last enabled admin" "$(code "$(http PATCH /api/v1/users/1 -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "409"
 check_eq "DELETE a user" "$(code "$(http DELETE /api/v1/users/$ops -H "$ADMIN")")" "204"
+# a deleted user's token never becomes the next user's (ids are not reused)
+out=$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"gone","role":"viewer","password":"gone-password-1"}')
+gone=$(body "$out" | jq .id)
+GONE="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"gone","password":"gone-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+http DELETE /api/v1/users/$gone -H "$ADMIN" >/dev/null
+out=$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"next-admin","role":"admin","password":"next-password-1"}')
+next=$(body "$out" | jq .id)
+check "the next user gets a new id ($next after $gone)" test "$next" -gt "$gone"
+check_eq "a deleted user's token is dead, not the next user's" "$(code "$(http POST /api/v1/users -H "$GONE" -H "$J" -d '{"username":"evil","role":"admin","password":"evil-password-1"}')")" "401"
+check_eq "... nothing was created with it" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM users WHERE username = 'evil'")" "0"
+# logout ends the session: the same token no longer works
+NEXT="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"next-admin","password":"next-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+check_eq "logout" "$(code "$(http POST /api/v1/auth/logout -H "$NEXT" -H "$J" -d '{}')")" "204"
+check_eq "... and the token is dead after it" "$(code "$(http GET /api/v1/me -H "$NEXT")")" "401"
+http DELETE /api/v1/users/$next -H "$ADMIN" >/dev/null
 
 # audit search
 out=$(http GET "/api/v1/audit?action=proxy.create&limit=1" -H "$ADMIN")

@@ -354,6 +354,25 @@ static void test_change_seq_triggers(void **state)
 	tl_rmdir(dir);
 }
 
+/* users (0009): ids are never reused, and every user starts at session generation 0. */
+static void test_user_ids_not_reused(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+
+	(void)state;
+	assert_int_equal(
+	    tl_exec(db, "INSERT INTO users (username, password_hash, role) VALUES ('a', '$argon2id$x', 'viewer');"
+			"DELETE FROM users WHERE username = 'a';"
+			"INSERT INTO users (username, password_hash, role) VALUES ('b', '$argon2id$x', 'admin')"),
+	    SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT id FROM users WHERE username = 'b'"), 2);
+	assert_int_equal(tl_int(db, "SELECT token_gen FROM users WHERE username = 'b'"), 0);
+	assert_int_not_equal(tl_exec(db, "UPDATE users SET token_gen = -1"), SQLITE_OK);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 /* mapping_state: the one definition of an active client. */
 static void test_mapping_state_view(void **state)
 {
@@ -411,6 +430,7 @@ int main(void)
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test(test_change_seq_triggers),
 	    cmocka_unit_test(test_mapping_state_view),
+	    cmocka_unit_test(test_user_ids_not_reused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
