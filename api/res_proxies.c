@@ -71,6 +71,22 @@ static json_t *redacted(json_t *j)
 	return j;
 }
 
+/* An update that sends the proxy somewhere else (host, port or type): the stored credentials
+ * were given for the old endpoint and must not be sent to the new one unless given again. */
+static int endpoint_moves(json_t *before, json_t *body)
+{
+	static const char *const keys[] = {"host", "port", "type"};
+
+	if (!before)
+		return 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(body, keys[i]);
+		if (v && !json_equal(v, json_object_get(before, keys[i])))
+			return 1;
+	}
+	return 0;
+}
+
 /* POST (id < 0), PUT or PATCH (partial). */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
@@ -113,7 +129,10 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	}
 	for (int i = 0; i < 7; i++) {
 		json_t *v = json_object_get(r->body, cols[i]);
-		if (!v)
+		if (!v && i >= 4 && i <= 5 && endpoint_moves(before, r->body))
+			sqlite3_bind_text(st, i + 1, "", -1,
+					  SQLITE_STATIC); /* credentials never follow a new endpoint */
+		else if (!v)
 			sqlite3_bind_null(st, i + 1);
 		else if (json_is_string(v))
 			sqlite3_bind_text(st, i + 1, json_string_value(v), -1, SQLITE_TRANSIENT);

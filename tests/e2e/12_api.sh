@@ -247,4 +247,39 @@ check_eq "401 for events without a token" "$(code "$(http GET /api/v1/events)")"
 
 check_eq "DELETE a mapping" "$(code "$(http DELETE /api/v1/mappings/1 -H "$ADMIN")")" "204"
 check_eq "DELETE the unused proxy" "$(code "$(http DELETE /api/v1/proxies/$dead -H "$ADMIN")")" "204"
+
+# a stored password never follows a proxy to a new endpoint: a fake SOCKS5 server records what
+# it is sent when only the host is changed (and the proxy is then checked)
+ip -n "$(lab_ns wan)" addr add 198.51.100.9/24 dev wan0
+cat >"$LAB_DIR/fake-socks.py" <<'PY'
+# A SOCKS5 server that asks every client for username/password (RFC 1929) and records it all.
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.51.100.9", 1080)); s.listen(8)
+while True:
+    c, _ = s.accept()
+    with c, open(sys.argv[1], "ab") as out:
+        c.settimeout(3)
+        try:
+            g = c.recv(64); out.write(g); out.flush()
+            c.sendall(b"\x05\x02")             # "send me your username and password"
+            out.write(c.recv(600)); out.flush()  # what a client with credentials sends now
+            c.sendall(b"\x01\x01")             # refused
+        except OSError:
+            pass
+PY
+lab_bg wan fake-socks python3 "$LAB_DIR/fake-socks.py" "$LAB_DIR/fake-socks.bin"
+lab_wait_port wan 198.51.100.9 1080
+out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"moving\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1080,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
+mv=$(body "$out" | jq .id)
+out=$(http PATCH /api/v1/proxies/$mv -H "$ADMIN" -H "$J" -d '{"host":"198.51.100.9"}')
+check_eq "moving a proxy to another host drops its stored credentials (has_password false, no username)" \
+	"$(body "$out" | jq -c '[.has_password, .username]')" '[false,""]'
+http POST /api/v1/proxies/$mv/check -H "$ADMIN" -H "$J" -d '{}' >/dev/null
+check "... the new host was contacted" test -s "$LAB_DIR/fake-socks.bin"
+check_fails "... and never saw the old password" grep -a -q "$LAB_PROXY_PASS" "$LAB_DIR/fake-socks.bin"
+out=$(http PATCH /api/v1/proxies/$mv -H "$ADMIN" -H "$J" -d "{\"host\":\"$LAB_SOCKS_AUTH\",\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
+check_eq "credentials given again with the move are kept" "$(body "$out" | jq -c '[.has_password, .username]')" "[true,\"$LAB_PROXY_USER\"]"
+out=$(http PATCH /api/v1/proxies/$mv -H "$ADMIN" -H "$J" -d '{"name":"moving-renamed"}')
+check_eq "... and a change that does not move it keeps them" "$(body "$out" | jq .has_password)" "true"
 finish
