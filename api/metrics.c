@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "password.h"
+#include "settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,15 +39,19 @@ int res_metrics(struct req *r)
 
 	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	if (cfg->metrics_token[0]) {
-		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		if (!h || strncasecmp(h, "Bearer ", 7) != 0 ||
-		    !password_ct_equal(h + 7, strlen(h + 7), cfg->metrics_token, strlen(cfg->metrics_token)))
-			return reply_error(r, 401, "unauthorized",
-					   "/metrics needs Authorization: Bearer <PGW_METRICS_TOKEN>");
-	}
-	if (!(db = api_db(r->api)) || !(f = open_memstream(&buf, &len)))
+	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
+	/* client addresses, exit IPs and traffic per client: not for anyone on the LAN. The
+	 * metrics token (Prometheus), or a signed-in user, unless metrics_public opens it */
+	if (!settings_bool(db, cfg, "metrics_public")) {
+		const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		int token_ok = cfg->metrics_token[0] && h && strncasecmp(h, "Bearer ", 7) == 0 &&
+			       password_ct_equal(h + 7, strlen(h + 7), cfg->metrics_token, strlen(cfg->metrics_token));
+		if (!token_ok && auth_require(r, 0) < 0)
+			return MHD_YES; /* 401 sent: a session or Authorization: Bearer <PGW_METRICS_TOKEN> */
+	}
+	if (!(f = open_memstream(&buf, &len)))
+		return reply_error(r, 503, "unavailable", "out of memory");
 	fprintf(f, "# HELP pgw_build_info pgw version\n# TYPE pgw_build_info gauge\npgw_build_info{version=\"%s\"} 1\n",
 		PGW_VERSION);
 	fprintf(f, "# HELP pgw_proxy_up 1 when the proxy passed its last health check and that result is still fresh\n"

@@ -137,7 +137,7 @@ op("DELETE", "/api/v1/users/{id}", "/api/v1/users/%d" % u["id"], token=T, expect
 op("GET", "/api/v1/audit", "/api/v1/audit?limit=5", token=T, expect=200)
 op("GET", "/api/v1/events", "/api/v1/events", token=T, stream=True, expect=200)
 op("GET", "/healthz", "/healthz", expect=200)
-op("GET", "/metrics", "/metrics", expect=200)
+op("GET", "/metrics", "/metrics", token=T, expect=200)
 op("DELETE", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, token=T, expect=204)
 op("DELETE", "/api/v1/proxies/{id}", "/api/v1/proxies/%d" % pid, token=T, expect=204)
 # The other way: the server does nothing the spec does not say. Every method a documented path

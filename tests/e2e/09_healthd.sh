@@ -99,10 +99,11 @@ $ctl check 1 >/dev/null
 check_eq "a changed exit IP is recorded" "$(col 1 exit_ip)" "$LAB_DANTE"
 check "... and logged as an event of its own" grep -q "proxy 1 (socks-auth): exit ip changed $LAB_SOCKS_AUTH -> $LAB_DANTE" "$LAB_DIR/pgw-healthd.log"
 
-export PGW_JWT_SECRET=hd-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+export PGW_JWT_SECRET=hd-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080 \
+	PGW_METRICS_TOKEN=hd-metrics-token-0123456789
 lab_bg gw pgw-api "$PGW_BIN/pgw-api"
 lab_wait_port gw 127.0.0.1 8080
-m=$(lab_exec gw curl -s http://127.0.0.1:8080/metrics)
+m=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
 check_match "... and a metric: the exit IP as an info series" "$m" "pgw_proxy_exit_ip_info\{proxy=\"socks-auth\",id=\"1\",exit_ip=\"$LAB_DANTE\"\} 1"
 check_match "... and the count of changes" "$m" 'pgw_proxy_exit_ip_changes_total\{proxy="socks-auth",id="1"\} [1-9]'
 

@@ -107,14 +107,20 @@ check_eq "audit: one row per successful login so far (3: admin, viewer, admin wi
 check_eq "audit: the failed gate is recorded" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action='mapping.create' AND result='failed'")" "1"
 check "audit: no password in any row" bash -c "! sqlite3 $PGW_DB 'SELECT before_json || after_json FROM audit' | grep -q '$LAB_PROXY_PASS'"
 check_eq "status: every daemon alive" "$(body "$(http GET /api/v1/status -H "$VIEWER")" | jq -cS .daemons)" '{"agent":true,"api":true,"forwarder":true,"healthd":true}'
-m=$(lab_exec gw curl -s $U/metrics)
+check_eq "/metrics is not public: 401 without a session or the metrics token" "$(code "$(http GET /metrics)")" "401"
+check_eq "... and no client address in the error" "$(http GET /metrics | grep -c 192.168.2.10)" "0"
+m=$(lab_exec gw curl -s -H "$VIEWER" $U/metrics)
+check_match "a signed-in user (a viewer) reads /metrics" "$m" '^# HELP pgw_build_info'
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"metrics_public":"true"}' >/dev/null
+check_eq "metrics_public=true opens it" "$(lab_exec gw curl -s -o /dev/null -w '%{http_code}' $U/metrics)" "200"
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"metrics_public":"false"}' >/dev/null
 check_match "metrics: proxy up" "$m" 'pgw_proxy_up\{proxy="socks-auth",id="1"\} 1'
 check_match "metrics: client blocked" "$m" 'pgw_client_blocked\{client="192.168.2.10"\} 1'
 check_match "metrics: proxy latency in seconds" "$m" 'pgw_proxy_latency_seconds\{proxy="socks-auth",id="1"\} [0-9]+\.[0-9]{3}'
 check "metrics: forwarder connections (stats refresh every second)" \
-	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s $U/metrics | grep -q 'pgw_forwarder_connections_total [1-9]'"
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s -H '$ADMIN' $U/metrics | grep -q 'pgw_forwarder_connections_total [1-9]'"
 check "metrics: per-client forwarder counters" \
-	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s $U/metrics | grep -q 'pgw_forwarder_client_connections_total{client=\"192.168.2.10\"} [1-9]'"
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s -H '$ADMIN' $U/metrics | grep -q 'pgw_forwarder_client_connections_total{client=\"192.168.2.10\"} [1-9]'"
 check_eq "healthz" "$(code "$(http GET /healthz)")" "200"
 check "every response carries X-Request-Id" bash -c "ip netns exec $(lab_ns gw) curl -si $U/api/v1/nothing | grep -qi '^X-Request-Id: '"
 check "the access log has request ids" grep -q '"id":"[0-9a-f]*-[0-9]*","msg":"POST /api/v1/mappings 201' "$LAB_DIR/pgw-api.log"

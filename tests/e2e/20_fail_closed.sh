@@ -115,7 +115,7 @@ echo "# rename noticed $(($(lab_ms) - t0)) ms after it began"
 check "... logs it" grep -q "lan_iface 'ens19': no such interface" "$LAB_DIR"/pgw-agent-*.log
 check "... in pgwctl status" bash -c "$ctl status | grep -q \"lan_iface 'ens19': no such interface\""
 check "... as a metric (pgw_agent_interface_present{role=\"lan\"} 0)" \
-	bash -c "[ \"\$(ip netns exec $(lab_ns gw) curl -s http://127.0.0.1:8080/metrics | grep '^pgw_agent_interface_present{role=\"lan\"')\" = 'pgw_agent_interface_present{role=\"lan\",iface=\"ens19\"} 0' ]"
+	bash -c "[ \"\$(ip netns exec $(lab_ns gw) curl -s -H '$ADMIN' http://127.0.0.1:8080/metrics | grep '^pgw_agent_interface_present{role=\"lan\"')\" = 'pgw_agent_interface_present{role=\"lan\",iface=\"ens19\"} 0' ]"
 check "... as an agent event on the live stream" wait_for 4 bash -c "grep -A1 '^event: agent' $LAB_DIR/sse.log | grep -q '\"lan_iface_present\": *false'"
 out=$(lab_api GET /api/v1/status -H "$ADMIN")
 check_eq "... in GET /status" "$(cut -d' ' -f2- <<<"$out" | jq -r '.agent.lan_iface_present')" "false"
@@ -181,7 +181,7 @@ echo "# blocked $((t1 - t0)) ms after SIGSTOP (bound: 5 s since the last result,
 check "... not before the bound (> 2 s after SIGSTOP: fresh results are trusted)" test $((t1 - t0)) -gt 2000
 out=$(lab_api GET /api/v1/health -H "$ADMIN")
 check_eq "GET /health: proxy 1 unknown and stale" "$(cut -d' ' -f2- <<<"$out" | jq -r '.items[] | select(.proxy_id == 1) | "\(.status) \(.stale)"')" "unknown true"
-check "metrics: pgw_proxy_health_stale 1 and pgw_proxy_up 0" bash -c "ip netns exec $(lab_ns gw) curl -s http://127.0.0.1:8080/metrics | grep -q '^pgw_proxy_health_stale{proxy=\"socks-auth\",id=\"1\"} 1' && ip netns exec $(lab_ns gw) curl -s http://127.0.0.1:8080/metrics | grep -q '^pgw_proxy_up{proxy=\"socks-auth\",id=\"1\"} 0'"
+check "metrics: pgw_proxy_health_stale 1 and pgw_proxy_up 0" bash -c "ip netns exec $(lab_ns gw) curl -s -H '$ADMIN' http://127.0.0.1:8080/metrics | grep -q '^pgw_proxy_health_stale{proxy=\"socks-auth\",id=\"1\"} 1' && ip netns exec $(lab_ns gw) curl -s -H '$ADMIN' http://127.0.0.1:8080/metrics | grep -q '^pgw_proxy_up{proxy=\"socks-auth\",id=\"1\"} 0'"
 check "the forwarder cut its open download when the health went stale (TCP reset, close=revoked)" \
 	wait_for 3 bash -c "[ -s $LAB_DIR/dl-stale.end ] && [ \$(cat $LAB_DIR/dl-stale.end) != 0 ] && grep -q 'client=$A:[0-9]* .*close=revoked' $LAB_DIR/pgw-forwarder-1.log"
 kill -CONT "$pid_healthd"
