@@ -7,6 +7,7 @@
 #include "throttle.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ static char *issue(struct req *r, long exp, const char *csrf)
 int auth_login(struct req *r)
 {
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
-	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[80], akey[80], retry[16];
+	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64], retry[16];
 	unsigned wait;
 	unsigned char rnd[32];
 	int disabled = 0, found, ok;
@@ -79,8 +80,9 @@ int auth_login(struct req *r)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	name = json_string_value(json_object_get(r->body, "username"));
 	pw = json_string_value(json_object_get(r->body, "password"));
-	snprintf(ukey, sizeof(ukey), "u:%s", name);
-	snprintf(akey, sizeof(akey), "a:%s", r->addr);
+	throttle_source(r->addr, src, sizeof(src));
+	snprintf(ukey, sizeof(ukey), "u:%s@%s", name, src);
+	snprintf(akey, sizeof(akey), "a:%s", src);
 	wait = throttle_check(ukey, THROTTLE_USER_FAILS);
 	if (!wait)
 		wait = throttle_check(akey, THROTTLE_ADDR_FAILS);
@@ -91,18 +93,22 @@ int auth_login(struct req *r)
 		log_warnx_id(r->id, "login throttled for '%s' from %s", name, r->addr);
 		return reply_error(r, 429, "too_many_requests", "too many failed logins; try again in %u s", wait);
 	}
+	if (auth_password_work_begin(r) < 0)
+		return MHD_YES; /* 503: too many at once */
+	/* counted before the work: concurrent attempts cannot all slip under the limit */
+	throttle_fail(ukey);
+	throttle_fail(akey);
 	found = load_user(r, "username", name, hash, &disabled);
 	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;
+	auth_password_work_end();
 	if (!ok) {
-		throttle_fail(ukey);
-		throttle_fail(akey);
 		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
 		api_audit(r, "login", "user", name, NULL, NULL, "denied");
 		log_info_id(r->id, "login failed for '%s' from %s", name, r->addr);
 		memset(&r->user, 0, sizeof(r->user));
 		return reply_error(r, 401, "unauthorized", "invalid user name or password");
 	}
-	throttle_reset(ukey);
+	throttle_reset(ukey); /* the source's count stays: many users tried from one place still count */
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return reply_error(r, 500, "internal", "no randomness");
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -125,6 +131,26 @@ int auth_login(struct req *r)
 		explicit_bzero(cookie, sizeof(cookie));
 		return ret;
 	}
+}
+
+/* Argon2id costs 64 MiB and ~100 ms each: at most AUTH_PASSWORD_WORK at once, whoever asks. */
+static atomic_int password_work;
+
+int auth_password_work_begin(struct req *r)
+{
+	if (atomic_fetch_add(&password_work, 1) >= AUTH_PASSWORD_WORK) {
+		atomic_fetch_sub(&password_work, 1);
+		r->extra_header[0] = "Retry-After";
+		r->extra_header[1] = "1";
+		reply_error(r, 503, "busy", "too many password checks at once; try again in a second");
+		return -1;
+	}
+	return 0;
+}
+
+void auth_password_work_end(void)
+{
+	atomic_fetch_sub(&password_work, 1);
 }
 
 int auth_end_sessions(sqlite3 *db, int64_t user_id)

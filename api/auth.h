@@ -4,8 +4,9 @@
 
 #include "http.h"
 
-#define AUTH_TTL_S  3600
-#define AUTH_COOKIE "pgw_session"
+#define AUTH_TTL_S	   3600
+#define AUTH_COOKIE	   "pgw_session"
+#define AUTH_PASSWORD_WORK 2 /* Argon2id hashes or verifies at once (64 MiB each) */
 
 /* Authenticate r from its Bearer token or cookie (and CSRF for state changes by cookie).
  * 0 when r->user is set; otherwise the reply (401/403) has been queued and it returns -1. */
@@ -13,6 +14,10 @@ int auth_require(struct req *r, int write);
 /* For a change made with the session cookie: the X-CSRF-Token must match (403 otherwise). */
 int auth_csrf(struct req *r);
 int auth_login(struct req *r);
+/* Around every Argon2id hash or verify: -1 (and 503 with Retry-After sent) when
+ * AUTH_PASSWORD_WORK are already running; else 0, and auth_password_work_end() after. */
+int auth_password_work_begin(struct req *r);
+void auth_password_work_end(void);
 /* End every session of a user (logout, password change or reset, disabling): bump
  * users.token_gen, which every token carries. 0 or -EIO. */
 int auth_end_sessions(sqlite3 *db, int64_t user_id);

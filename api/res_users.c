@@ -79,7 +79,11 @@ static int create(struct req *r, sqlite3 *db)
 		return reply_error(r, 400, "bad_request", "'role' must be admin or viewer");
 	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name))
 		return reply_error(r, 400, "bad_request", "'username' may use A-Z a-z 0-9 . _ @ -");
-	if (password_hash(json_string_value(json_object_get(r->body, "password")), hash) < 0)
+	if (auth_password_work_begin(r) < 0)
+		return MHD_YES;
+	rc = password_hash(json_string_value(json_object_get(r->body, "password")), hash);
+	auth_password_work_end();
+	if (rc < 0)
 		return reply_error(r, 500, "internal", "cannot hash the password");
 	rc = exec_bound(db, "INSERT INTO users (username, password_hash, role) VALUES (?1, ?2, 'viewer')", name, hash,
 			0);
@@ -191,15 +195,26 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		if (cur && sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL) ==
 			       SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
-			if (sqlite3_step(st) == SQLITE_ROW)
+			if (sqlite3_step(st) == SQLITE_ROW) {
+				if (auth_password_work_begin(r) < 0) {
+					sqlite3_finalize(st);
+					return MHD_YES;
+				}
 				ok = password_verify((const char *)sqlite3_column_text(st, 0), cur) == 0;
+				auth_password_work_end();
+			}
 		}
 		sqlite3_finalize(st);
 		if (!ok)
 			return reply_error(r, 403, "forbidden", "'current_password' is missing or wrong");
 	}
-	if (password_hash(json_string_value(json_object_get(r->body, "password")), hash) < 0)
+	if (auth_password_work_begin(r) < 0)
+		return MHD_YES;
+	if (password_hash(json_string_value(json_object_get(r->body, "password")), hash) < 0) {
+		auth_password_work_end();
 		return reply_error(r, 500, "internal", "cannot hash the password");
+	}
+	auth_password_work_end();
 	exec_bound(db, "UPDATE users SET password_hash = ?1, updated_at = unixepoch() WHERE id = ?3", hash, NULL, id);
 	explicit_bzero(hash, sizeof(hash));
 	if (auth_end_sessions(db, id) < 0) /* every session under the old password ends */

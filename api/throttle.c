@@ -2,56 +2,61 @@
 #include "throttle.h"
 
 #include "evloop.h"
+#include "net.h"
 
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#define SLOTS 1024
+#define SLOTS 4096
 
 struct slot {
-	char key[96];
-	uint64_t start_ms; /* window start; 0: free */
+	char key[160];
+	uint64_t last_ms; /* the last failure; 0: free */
 	unsigned fails;
 };
 
 static struct slot slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The key's slot, or a free/expired/oldest one claimed for it. Call locked. */
-static struct slot *find(const char *key, int create)
+/* The key's slot, or a free/forgotten/oldest one claimed for it. Call locked. */
+static struct slot *find(const char *key, int create, uint64_t now)
 {
-	uint64_t now = ev_now_ms();
 	struct slot *victim = NULL;
 
 	for (int i = 0; i < SLOTS; i++) {
 		struct slot *s = &slots[i];
-		if (s->start_ms && now - s->start_ms >= THROTTLE_WINDOW_S * 1000ull)
-			s->start_ms = 0; /* window over */
-		if (s->start_ms && strcmp(s->key, key) == 0)
+		if (s->last_ms && now - s->last_ms >= THROTTLE_FORGET_S * 1000ull)
+			s->last_ms = 0; /* forgotten */
+		if (s->last_ms && strcmp(s->key, key) == 0)
 			return s;
-		if (!victim || !s->start_ms || (victim->start_ms && s->start_ms < victim->start_ms))
+		if (!victim || !s->last_ms || (victim->last_ms && s->last_ms < victim->last_ms))
 			victim = s;
 	}
 	if (!create)
 		return NULL;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
-	victim->start_ms = now;
+	victim->last_ms = now;
 	victim->fails = 0;
 	return victim;
 }
 
-unsigned throttle_check(const char *key, unsigned max_fails)
+unsigned throttle_check(const char *key, unsigned free_fails)
 {
-	unsigned wait = 0;
+	uint64_t now = ev_now_ms(), wait_ms, since;
+	unsigned wait = 0, over;
 	struct slot *s;
 
 	pthread_mutex_lock(&lock);
-	s = find(key, 0);
-	if (s && s->fails >= max_fails) {
-		uint64_t end = s->start_ms + THROTTLE_WINDOW_S * 1000ull, now = ev_now_ms();
-		wait = end > now ? (unsigned)((end - now + 999) / 1000) : 1;
+	s = find(key, 0, now);
+	if (s && s->fails >= free_fails) {
+		over = s->fails - free_fails;
+		wait_ms = over >= 9 ? THROTTLE_MAX_WAIT_S * 1000ull : (1000ull << over);
+		if (wait_ms > THROTTLE_MAX_WAIT_S * 1000ull)
+			wait_ms = THROTTLE_MAX_WAIT_S * 1000ull;
+		since = now - s->last_ms;
+		wait = since < wait_ms ? (unsigned)((wait_ms - since + 999) / 1000) : 0;
 	}
 	pthread_mutex_unlock(&lock);
 	return wait;
@@ -59,8 +64,13 @@ unsigned throttle_check(const char *key, unsigned max_fails)
 
 void throttle_fail(const char *key)
 {
+	uint64_t now = ev_now_ms();
+	struct slot *s;
+
 	pthread_mutex_lock(&lock);
-	find(key, 1)->fails++;
+	s = find(key, 1, now);
+	s->fails++;
+	s->last_ms = now;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -69,7 +79,21 @@ void throttle_reset(const char *key)
 	struct slot *s;
 
 	pthread_mutex_lock(&lock);
-	if ((s = find(key, 0)))
-		s->start_ms = 0;
+	if ((s = find(key, 0, ev_now_ms())))
+		s->last_ms = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+void throttle_source(const char *addr, char *out, size_t size)
+{
+	struct net_ip ip;
+
+	if (net_ip_parse(addr, &ip) == 0 && !net_ip_is4(&ip)) {
+		char s[NET_IP_STR_MAX];
+		memset(ip.a + 8, 0, 8);
+		net_ip_str(&ip, s);
+		snprintf(out, size, "%s/64", s);
+		return;
+	}
+	snprintf(out, size, "%s", addr);
 }

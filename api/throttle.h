@@ -1,16 +1,26 @@
-/* throttle.h - login throttling: failures counted per key ("u:<user>", "a:<address>") in a
- * fixed window; over the limit, the key is refused until its window ends. In memory, per
- * process, bounded (the oldest entry is reused). */
+/* throttle.h - login throttling with backoff: failures are counted per key, and past a key's
+ * free failures each further attempt waits twice as long as the one before (1 s, 2 s, 4 s, ...
+ * at most THROTTLE_MAX_WAIT_S). Keys are a user name together with a source ("u:NAME@SOURCE",
+ * IPv6 sources by /64), so nobody elsewhere can lock a user out, and a source alone ("a:SOURCE")
+ * across users. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process,
+ * bounded (the oldest entry is reused). */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 
-#define THROTTLE_WINDOW_S   300
-#define THROTTLE_USER_FAILS 5
-#define THROTTLE_ADDR_FAILS 20
+#include <stddef.h>
 
-/* 0 when allowed, else the seconds to wait (for Retry-After). */
-unsigned throttle_check(const char *key, unsigned max_fails);
+#define THROTTLE_FORGET_S   900
+#define THROTTLE_MAX_WAIT_S 300
+#define THROTTLE_USER_FAILS 5  /* per user and source */
+#define THROTTLE_ADDR_FAILS 20 /* per source, any users */
+
+/* 0 when an attempt may be made now, else the seconds to wait (for Retry-After). */
+unsigned throttle_check(const char *key, unsigned free_fails);
+/* Count an attempt as failed (before the work: an attempt that never ends counts too). */
 void throttle_fail(const char *key);
+/* The attempt succeeded: forget the key. */
 void throttle_reset(const char *key);
+/* The source part of a key: the address, or its /64 for IPv6 (one host has a whole /64). */
+void throttle_source(const char *addr, char *out, size_t size);
 
 #endif

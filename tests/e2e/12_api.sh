@@ -183,12 +183,33 @@ check_eq "... the next page" "$(body "$(http GET "/api/v1/audit?action=proxy.cre
 check_eq "audit free-text search" "$(body "$(http GET "/api/v1/audit?q=laptop" -H "$ADMIN")" | jq '.total > 0')" "true"
 check_eq "audit: a viewer may not read it" "$(code "$(http GET /api/v1/audit -H "$VIEWER")")" "403"
 
-# login throttling: 5 failures per user in 5 minutes
-for i in 1 2 3 4 5; do http POST /api/v1/auth/login -H "$J" -d '{"username":"viewer","password":"bad"}' >/dev/null; done
-out=$(lab_exec gw curl -s -i -H "$J" -d '{"username":"viewer","password":"viewer-password-1"}' $U/api/v1/auth/login)
-check_match "429 after 5 failures, even with the right password" "$out" "HTTP/1.1 429"
+# login throttling: 5 failures of a user from one source, then a doubling wait (1 s, 2 s, ...)
+for i in 1 2 3 4 5; do http POST /api/v1/auth/login -H "$J" -d '{"username":"viewer","password":"bad"}' --interface 127.0.0.2 >/dev/null; done
+out=$(lab_exec gw curl -s -i --interface 127.0.0.2 -H "$J" -d '{"username":"viewer","password":"viewer-password-1"}' $U/api/v1/auth/login)
+check_match "429 after 5 failures from one source, even with the right password" "$out" "HTTP/1.1 429"
 check_match "... with Retry-After" "$out" "Retry-After: [0-9]+"
+check_eq "the same user from another source is not locked out (nobody can lock an account)" \
+	"$(code "$(http POST /api/v1/auth/login -H "$J" -d '{"username":"viewer","password":"viewer-password-1"}')")" "200"
 check_eq "other users are not affected" "$(code "$(http POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}')")" "200"
+sleep 1.2
+check_eq "after the backoff, the right password works from that source again" \
+	"$(code "$(http POST /api/v1/auth/login --interface 127.0.0.2 -H "$J" -d '{"username":"viewer","password":"viewer-password-1"}')")" "200"
+# 12 concurrent wrong logins: counted before the password work, which runs 2 at a time
+api_pid=$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids")
+hwm0=$(awk '/VmHWM/ {print $2}' /proc/$api_pid/status)
+burst=()
+for i in $(seq 12); do
+	lab_exec gw curl -s -m 30 -o /dev/null -w '%{http_code}\n' --interface 127.0.0.3 -H "$J" \
+		-d '{"username":"ops2","password":"wrong-password"}' $U/api/v1/auth/login >"$LAB_DIR/burst.$i" &
+	burst+=($!)
+done
+wait "${burst[@]}" # only these: the daemons are children of this shell too
+codes=$(cat "$LAB_DIR"/burst.* | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+hwm1=$(awk '/VmHWM/ {print $2}' /proc/$api_pid/status)
+echo "# 12 concurrent wrong logins: $codes peak RSS $hwm0 -> $hwm1 KiB"
+check "... at most 5 of them were checked (401); the rest 429 or 503 ($codes)" \
+	test "$(cat "$LAB_DIR"/burst.* | grep -c 401)" -le 5
+check "... and pgw-api's peak memory grew by less than 3 x 64 MiB ($hwm0 -> $hwm1 KiB)" test $((hwm1 - hwm0)) -lt 196608
 
 # CSV export / import
 C='Content-Type: text/csv'
