@@ -9,7 +9,8 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#define API_BODY_MAX (1024 * 1024)
+#define API_PER_ADDRESS_MAX 128 /* connections at once from one address */
+#define API_BODY_MAX	    (1024 * 1024)
 
 struct api_user {
 	int64_t id;
@@ -37,7 +38,8 @@ struct req {
 	json_t *body;
 	struct api_user user;
 	int authed;
-	int status; /* what was sent, for the access log */
+	int answered; /* a reply was queued before the body was read (401): the body is dropped */
+	int status;   /* what was sent, for the access log */
 	uint64_t t0;
 	const char *extra_header[2]; /* one optional extra header (name, value) */
 };

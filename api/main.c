@@ -211,6 +211,15 @@ static int route(struct req *r)
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 
+/* The request announces a body (Content-Length above 0, or chunked). */
+static int has_body(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+	return (cl && strcmp(cl, "0") != 0) || te;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size,
 				  void **con_cls)
@@ -240,6 +249,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					  sizeof(r->addr));
 		}
 		*con_cls = r;
+		/* a body is read only for someone signed in (or logging in): nobody else makes pgw-api
+		 * hold up to API_BODY_MAX for them */
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+		    strcmp(url, "/api/v1/auth/login") != 0 && strncmp(url, "/api/v1/", 8) == 0 && has_body(conn) &&
+		    auth_require(r, 0) < 0)
+			r->answered = 1;
+		return MHD_YES;
+	}
+	if (r->answered) { /* refused before its body: drop it unread */
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size) { /* body, in pieces */
@@ -356,11 +375,11 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 			free(key);
 			return NULL;
 		}
-		mhd = MHD_start_daemon(flags | MHD_USE_TLS, api->cfg->api_port, NULL, NULL, on_request, api,
-				       MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_HTTPS_MEM_CERT, cert,
-				       MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-				       MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_NOTIFY_COMPLETED,
-				       on_completed, api, MHD_OPTION_END);
+		mhd = MHD_start_daemon(
+		    flags | MHD_USE_TLS, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
+		    MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
 		explicit_bzero(key, strlen(key));
 		free(cert);
 		free(key);
@@ -373,6 +392,7 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 	}
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,
 			       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
 	if (!mhd)
 		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host,

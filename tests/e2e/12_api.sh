@@ -211,6 +211,33 @@ check "... at most 5 of them were checked (401); the rest 429 or 503 ($codes)" \
 	test "$(cat "$LAB_DIR"/burst.* | grep -c 401)" -le 5
 check "... and pgw-api's peak memory grew by less than 3 x 64 MiB ($hwm0 -> $hwm1 KiB)" test $((hwm1 - hwm0)) -lt 196608
 
+# 1,100 half-open connections from one address take nothing from anyone else: at most 128 at
+# once per address are kept; a request from elsewhere is answered at once
+cat >"$LAB_DIR/halfopen.py" <<'PY'
+import socket, subprocess, time
+held = []
+for i in range(1100):
+    s = socket.socket()
+    s.bind(("127.0.0.4", 0))
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", 8080))
+        s.send(b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        held.append(s)
+    except OSError:
+        s.close()
+time.sleep(0.5)
+t0 = time.time()
+code = subprocess.run(["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/healthz"],
+                      capture_output=True, text=True).stdout
+print(code, "%.0f" % ((time.time() - t0) * 1000))
+for s in held:
+    s.close()
+PY
+out=$(lab_exec gw python3 "$LAB_DIR/halfopen.py")
+echo "# another client during 1,100 half-open connections from one address: HTTP ${out% *} in ${out#* } ms"
+check_eq "1,100 half-open connections from one address: anyone else is still answered" "${out% *}" "200"
+
 # CSV export / import
 C='Content-Type: text/csv'
 http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"tv, living room"}' >/dev/null
