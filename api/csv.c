@@ -110,15 +110,28 @@ fail:
 
 void csv_write_field(FILE *f, const char *s)
 {
+	/* a cell a spreadsheet would run as a formula is written as text, with a leading '
+	 * (csv_unformula() takes it away again on import) */
+	int guard = s[0] && strchr("=+-@\t\r", s[0]);
+
 	if (!strpbrk(s, ",\"\r\n")) {
+		if (guard)
+			fputc('\'', f);
 		fputs(s, f);
 		return;
 	}
 	fputc('"', f);
+	if (guard)
+		fputc('\'', f);
 	for (; *s; s++) {
 		if (*s == '"')
 			fputc('"', f);
 		fputc(*s, f);
 	}
 	fputc('"', f);
+}
+
+const char *csv_unformula(const char *s)
+{
+	return s[0] == '\'' && s[1] && strchr("=+-@\t\r", s[1]) ? s + 1 : s;
 }

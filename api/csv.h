@@ -22,5 +22,7 @@ struct csv_row {
 int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen);
 /* Write one field, quoted when it holds a comma, quote, CR or LF. */
 void csv_write_field(FILE *f, const char *s);
+/* A field as it was before csv_write_field() guarded it against spreadsheet formulas. */
+const char *csv_unformula(const char *s);
 
 #endif

@@ -19,7 +19,34 @@ struct feed {
 	json_t *agent;	   /* agent_state */
 	json_t *forwarder; /* forwarder stats */
 	char stale[256];   /* which up results have gone stale: they change with time, not commits */
+	long long seq[3];  /* change_seq of proxies, mappings, settings as last published */
 };
+
+static const char *const seq_topics[3] = {"proxies", "mappings", "settings"};
+static const uint32_t seq_bits[3] = {TOPIC_PROXIES, TOPIC_MAPPINGS, TOPIC_SETTINGS};
+
+/* The polling fallback says only "something was committed" (an audit row, a login...): of the
+ * topics that make dashboards refetch, keep those whose change_seq really moved. */
+static uint32_t moved_topics(struct feed *f)
+{
+	uint32_t t = 0;
+
+	for (int i = 0; i < 3; i++) {
+		sqlite3_stmt *st = NULL;
+		long long v = f->seq[i];
+		if (sqlite3_prepare_v2(f->db, "SELECT seq FROM change_seq WHERE topic = ?1", -1, &st, NULL) ==
+		    SQLITE_OK) {
+			sqlite3_bind_text(st, 1, seq_topics[i], -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				v = sqlite3_column_int64(st, 0);
+		}
+		sqlite3_finalize(st);
+		if (v != f->seq[i])
+			t |= seq_bits[i];
+		f->seq[i] = v;
+	}
+	return t;
+}
 
 static json_t *col(sqlite3_stmt *st, int i)
 {
@@ -116,6 +143,7 @@ struct feed *feed_new(sqlite3 *db, const char *run_dir)
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);
 	f->forwarder = json_object();
+	moved_topics(f);
 	return f;
 }
 
@@ -152,6 +180,10 @@ static json_t *diff(json_t *old, json_t *now, const char *type, const char *gone
 
 void feed_update(struct feed *f, uint32_t topics)
 {
+	if (topics == FEED_POLL) /* snapshots diff themselves; refetch events only for real changes */
+		topics = TOPIC_HEALTH | TOPIC_AGENT | TOPIC_FORWARDER | moved_topics(f);
+	else
+		moved_topics(f);	/* a datagram told us: remember where the counters are */
 	if (topics & TOPIC_FORWARDER) { /* the once-a-second tick: has a health result gone stale? */
 		sqlite3_stmt *st = NULL;
 		char now[sizeof(f->stale)] = "";

@@ -12,6 +12,8 @@ struct feed;
 struct feed *feed_new(sqlite3 *db, const char *run_dir);
 void feed_free(struct feed *f);
 /* Compare with the last snapshot and publish the differences (topics: NOTIFY topics, or ~0). */
+/* topics: what a datagram said changed, or FEED_POLL when the polling fallback only saw a commit. */
+#define FEED_POLL 0xffffffffu
 void feed_update(struct feed *f, uint32_t topics);
 
 #endif

@@ -58,7 +58,7 @@ static int static_file(struct req *r)
 
 	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	if (strstr(r->url, "/.") || strchr(r->url, '\\') || strlen(r->url) > 200)
+	if (r->url[0] != '/' || strstr(r->url, "/.") || strchr(r->url, '\\') || strlen(r->url) > 200)
 		return reply_error(r, 404, "not_found", "no such file");
 	snprintf(path, sizeof(path), "%s%s", r->api->cfg->web_dir, strcmp(r->url, "/") == 0 ? "/index.html" : r->url);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -306,7 +306,7 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	(void)from;
 	if (msg && msg->type != NOTIFY_CHANGED)
 		return;
-	feed_update(d->priv, msg ? msg->topics : ~0u);
+	feed_update(d->priv, msg ? msg->topics : FEED_POLL);
 }
 
 static void on_feed_tick(struct evloop *ev, void *arg)
@@ -390,6 +390,11 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 				 api->cfg->api_host, api->cfg->api_port);
 		return mhd;
 	}
+	if (strcmp(api->cfg->api_host, "127.0.0.1") != 0 && strcmp(api->cfg->api_host, "::1") != 0 &&
+	    strcmp(api->cfg->api_host, "localhost") != 0)
+		log_warnx("serving plain HTTP on %s: passwords and session tokens cross the network readable; set "
+			  "PGW_TLS_CERT and PGW_TLS_KEY (or listen on 127.0.0.1 behind a TLS proxy)",
+			  api->cfg->api_host);
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,

@@ -179,7 +179,7 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		else if (client_ip_check(db, r->api->cfg, row->field[col[COL_IP]], l->ip, &ipwhy) < 0) {
 			snprintf(whybuf, sizeof(whybuf), "client_ip %s", ipwhy);
 			why = whybuf;
-		} else if ((l->proxy_id = proxy_by_name(db, row->field[col[COL_PROXY]])) < 0)
+		} else if ((l->proxy_id = proxy_by_name(db, csv_unformula(row->field[col[COL_PROXY]]))) < 0)
 			why = "no proxy with this name";
 		else if (col[COL_ENABLED] >= 0 && row->field[col[COL_ENABLED]][0] &&
 			 parse_bool(row->field[col[COL_ENABLED]], &l->enabled) < 0)
@@ -189,7 +189,7 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		if (!why) {
 			if (col[COL_ENABLED] < 0 || !row->field[col[COL_ENABLED]][0])
 				l->enabled = 1;
-			l->label = col[COL_LABEL] >= 0 ? row->field[col[COL_LABEL]] : "";
+			l->label = col[COL_LABEL] >= 0 ? csv_unformula(row->field[col[COL_LABEL]]) : "";
 			for (size_t k = 1; k < i; k++)
 				if (lines[k].ip[0] && strcmp(lines[k].ip, l->ip) == 0)
 					why = "client_ip appears twice in the file";

@@ -153,10 +153,20 @@ void log_emit(enum log_level l, const char *id, int errnum, const char *fmt, ...
 		}
 		n = append(line, n, ",\"msg\":\"%s\"}\n", esc);
 	} else {
+		/* one event, one line: a newline (or any control byte) someone put in a user name or a
+		 * URL is shown escaped, never as a line of its own */
+		size_t k = 0;
+		for (const unsigned char *p = (const unsigned char *)msg; *p && k + 5 < sizeof(esc); p++) {
+			if (*p < 0x20 || *p == 0x7f)
+				k += (size_t)snprintf(esc + k, sizeof(esc) - k, "\\x%02x", *p);
+			else
+				esc[k++] = (char)*p;
+		}
+		esc[k] = 0;
 		n = append(line, n, "%s %s %s", ts, g_log.daemon, log_level_str(l));
 		if (id && *id)
 			n = append(line, n, " [%s]", id);
-		n = append(line, n, ": %s\n", msg);
+		n = append(line, n, ": %s\n", esc);
 	}
 	if (n > 0 && line[n - 1] != '\n')
 		line[n - 1] = '\n';

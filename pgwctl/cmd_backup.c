@@ -29,6 +29,7 @@ int cmd_backup(struct ctl *c, int argc, char **argv)
 	if (ctl_open(c) < 0)
 		return CTL_FAIL;
 	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", argv[1], (int)getpid());
+	umask(077); /* the copy holds password hashes and proxy credentials: nobody else reads it, ever */
 	if (db_open(tmp, DB_CREATE, &out, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgwctl: backup: %s\n", err);
 		goto out;

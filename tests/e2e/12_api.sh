@@ -7,7 +7,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
 lab_scenario
-export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080
+export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080 PGW_WEB_DIR=$LAB_DIR/web
 ctl=$PGW_BIN/pgwctl
 $ctl settings set health_timeout 2 >/dev/null
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
@@ -238,12 +238,27 @@ out=$(lab_exec gw python3 "$LAB_DIR/halfopen.py")
 echo "# another client during 1,100 half-open connections from one address: HTTP ${out% *} in ${out#* } ms"
 check_eq "1,100 half-open connections from one address: anyone else is still answered" "${out% *}" "200"
 
+# a path that does not start with / reads nothing beside the web directory
+mkdir -p "$LAB_DIR/web" && cp -r "$ROOT/web/." "$LAB_DIR/web/" && echo secret >"$LAB_DIR/web-secret"
+check_eq "a request target without a leading / gets 404, not a file beside the web directory" \
+	"$(lab_exec gw curl -s -o /dev/null -w '%{http_code}' --request-target '-secret' $U)" "404"
+check "the JWT secret is pgw-api's alone: the other daemons do not hold it" \
+	bash -c "grep -q 'jwt_secret=(unset)' $LAB_DIR/pgw-agent.log && grep -q 'jwt_secret=(unset)' $LAB_DIR/pgw-healthd.log && grep -q 'jwt_secret=(set)' $LAB_DIR/pgw-api.log"
+# failed logins write audit rows; that is no reason for every open dashboard to refetch
+lab_bg gw sse-quiet curl -sN -m 6 -H "$ADMIN" $U/api/v1/events
+wait_for 3 grep -q connected "$LAB_DIR/sse-quiet.log"
+for i in 1 2 3; do http POST /api/v1/auth/login -H "$J" -d '{"username":"nobody-here","password":"wrong"}' --interface 127.0.0.5 >/dev/null; done
+sleep 2.5 # the polling fallback has looked at least twice
+check_eq "failed logins make no refetch events (proxies, mappings, config)" \
+	"$(grep -c -E '^event: (proxies|mappings|config)$' "$LAB_DIR/sse-quiet.log")" "0"
+
 # CSV export / import
 C='Content-Type: text/csv'
-http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"tv, living room"}' >/dev/null
+http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"=HYPERLINK(1) tv, living room"}' >/dev/null
 lab_exec gw curl -s -H "$ADMIN" $U/api/v1/mappings/export -o "$LAB_DIR/export.csv"
 check_eq "export: header and one line per mapping" "$(wc -l <"$LAB_DIR/export.csv")" "3"
-check "export: a label with a comma is quoted" grep -q '"tv, living room"' "$LAB_DIR/export.csv"
+check "export: a label with a comma is quoted, and a formula is written as text (a leading ')" \
+	grep -q "\"'=HYPERLINK(1) tv, living room\"" "$LAB_DIR/export.csv"
 before=$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')
 printf 'client_ip,proxy,enabled,label\n192.168.2.20,socks-auth,true,ok\n10.9.9.9,socks-auth,true,outside\n192.168.2.21,nope,true,x\n192.168.2.20,socks-auth,maybe,dup\n' >"$LAB_DIR/bad.csv"
 out=$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/bad.csv")

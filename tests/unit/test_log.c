@@ -58,6 +58,21 @@ static void test_text_line_and_levels(void **state)
 	assert_non_null(strstr(s, " pgw-test info [c7]: visible\n"));
 }
 
+/* Text format: a newline someone put in a user name cannot forge a second log line. */
+static void test_text_line_cannot_be_forged(void **state)
+{
+	int fds[2];
+	const char *s;
+
+	(void)state;
+	log_init("pgw-test", LOG_FMT_TEXT, LOG_LVL_INFO);
+	capture_start(fds);
+	log_info("login failed for '%s'", "eve\n2026-01-01T00:00:00.000Z pgw-api info: login ok for 'admin'\r");
+	s = capture_end(fds);
+	assert_ptr_equal(strchr(s, '\n'), s + strlen(s) - 1); /* one line */
+	assert_non_null(strstr(s, "'eve\\x0a2026-01-01T00:00:00.000Z pgw-api info: login ok for 'admin'\\x0d'"));
+}
+
 static void test_warn_adds_errno_text(void **state)
 {
 	int fds[2];
@@ -104,6 +119,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_line),
 	    cmocka_unit_test(test_text_line_and_levels),
+	    cmocka_unit_test(test_text_line_cannot_be_forged),
 	    cmocka_unit_test(test_warn_adds_errno_text),
 	    cmocka_unit_test(test_json_escape_control_and_truncation),
 	    cmocka_unit_test(test_parse_names),
