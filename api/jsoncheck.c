@@ -41,8 +41,11 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 			return -EINVAL;
 		}
 		if (fields[i].type == J_STR) {
-			size_t len = json_string_length(v);
-			if ((long long)len < fields[i].min || (long long)len > fields[i].max) {
+			size_t len = json_string_length(v), chars = 0;
+			const unsigned char *p = (const unsigned char *)json_string_value(v);
+			for (size_t k = 0; k < len; k++) /* lengths in characters (UTF-8 code points), not bytes */
+				chars += (p[k] & 0xc0) != 0x80;
+			if ((long long)chars < fields[i].min || (long long)chars > fields[i].max) {
 				snprintf(err, errlen, "'%s' must be %lld to %lld characters", key, fields[i].min,
 					 fields[i].max);
 				return -EINVAL;

@@ -12,8 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TICK_MS	    250
-#define MAX_WAITERS 8
+#define TICK_MS 250
 
 struct target {
 	int64_t id;
@@ -26,11 +25,11 @@ struct target {
 	char exit_ip[PROBE_IP_MAX];
 	uint64_t next_due;
 	struct probe *probe;
-	struct probe *pipe_probe; /* the pipelined capability probe */
-	int pipe_tested;	  /* since the proxy was loaded or last changed or failed */
-	int pipelining;		  /* as stored in proxy_health.pipelining */
-	char waiters[MAX_WAITERS][NOTIFY_NAME_MAX];
-	int n_waiters;
+	struct probe *pipe_probe;	  /* the pipelined capability probe */
+	int pipe_tested;		  /* since the proxy was loaded or last changed or failed */
+	int pipelining;			  /* as stored in proxy_health.pipelining */
+	char (*waiters)[NOTIFY_NAME_MAX]; /* who asked for a check now: all get the one probe's result */
+	size_t n_waiters, cap_waiters;
 	int seen;
 };
 

@@ -45,6 +45,7 @@ static void drop_target(struct healthd *h, size_t i)
 {
 	probe_cancel(h->t[i].probe);
 	probe_cancel(h->t[i].pipe_probe);
+	free(h->t[i].waiters);
 	explicit_bzero(&h->t[i], sizeof(h->t[i]));
 	h->t[i] = h->t[--h->n];
 }
@@ -125,7 +126,7 @@ static void reply_waiters(struct healthd *h, struct target *t, const struct prob
 	    .type = NOTIFY_CHECK_RESULT, .id = t->id, .status = r->error == PROBE_OK, .value = (int32_t)r->total_ms};
 
 	snprintf(m.text, sizeof(m.text), "%.59s", r->error == PROBE_OK ? r->exit_ip : r->reason);
-	for (int i = 0; i < t->n_waiters; i++)
+	for (size_t i = 0; i < t->n_waiters; i++)
 		notify_send(h->d->nt, t->waiters[i], &m);
 	t->n_waiters = 0;
 }
@@ -212,6 +213,25 @@ static void on_tick(struct evloop *ev, void *arg)
 	}
 }
 
+/* Remember who waits for the probe in flight (once each). */
+static void add_waiter(struct target *t, const char *from)
+{
+	for (size_t i = 0; i < t->n_waiters; i++)
+		if (strcmp(t->waiters[i], from) == 0)
+			return;
+	if (t->n_waiters == t->cap_waiters) {
+		size_t nc = t->cap_waiters ? t->cap_waiters * 2 : 8;
+		char(*p)[NOTIFY_NAME_MAX] = realloc(t->waiters, nc * sizeof(*p));
+		if (!p) {
+			log_warnx("proxy %lld: out of memory for check requests", (long long)t->id);
+			return;
+		}
+		t->waiters = p;
+		t->cap_waiters = nc;
+	}
+	snprintf(t->waiters[t->n_waiters++], NOTIFY_NAME_MAX, "%s", from);
+}
+
 static void check_now(struct healthd *h, int64_t id, const char *from)
 {
 	struct target *t = healthd_find(h, id);
@@ -227,8 +247,8 @@ static void check_now(struct healthd *h, int64_t id, const char *from)
 			notify_send(h->d->nt, from, &m);
 		return;
 	}
-	if (from && *from && t->n_waiters < MAX_WAITERS) /* concurrent requests share one probe */
-		snprintf(t->waiters[t->n_waiters++], NOTIFY_NAME_MAX, "%s", from);
+	if (from && *from) /* any number of concurrent requests share one probe */
+		add_waiter(t, from);
 	start_probe(h, t);
 }
 

@@ -252,6 +252,22 @@ sleep 2.5 # the polling fallback has looked at least twice
 check_eq "failed logins make no refetch events (proxies, mappings, config)" \
 	"$(grep -c -E '^event: (proxies|mappings|config)$' "$LAB_DIR/sse-quiet.log")" "0"
 
+# any number of concurrent health-gated requests share one probe and get its result
+pids=()
+for i in $(seq 20); do
+	lab_exec gw curl -s -m 20 -o /dev/null -w '%{http_code}\n' -X POST -H "$ADMIN" -H "$J" -d '{}' \
+		$U/api/v1/proxies/1/check >"$LAB_DIR/check.$i" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+check_eq "20 concurrent checks of one proxy: all answered 200 (none 503)" "$(cat "$LAB_DIR"/check.* | sort | uniq -c | tr -s ' ')" " 20 200"
+# lengths count characters, not bytes
+check_eq "a two-emoji password is two characters: shorter than 8 (400)" \
+	"$(code "$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"emoji","role":"viewer","password":"😀😀"}')")" "400"
+cyr=$(python3 -c 'print("ж" * 64)')
+check_eq "a 64-character name in another script fits its 64-character limit (201)" \
+	"$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"$cyr\",\"type\":\"socks5\",\"host\":\"198.51.100.77\",\"port\":1080}")")" "201"
+
 # CSV export / import
 C='Content-Type: text/csv'
 http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"=HYPERLINK(1) tv, living room"}' >/dev/null
