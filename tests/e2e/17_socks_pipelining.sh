@@ -56,7 +56,11 @@ check_eq "3 MB through dante, pipelined: byte-identical" "$sum" "$(sha256sum <"$
 
 # a failure the forwarder sees: back to lock-step at once, tested again when up
 dpid=$(awk '$2 == "danted" {print $1}' "$LAB_DIR/pids")
-lab_stop_pid "$dpid"
+# SIGKILL and fetch at once: the forwarder must be the first to see it (a TERM that takes a
+# while lets healthd's own probe, every 2 s, mark dante down first, and the client is then
+# blocked before the forwarder could see anything)
+kill -KILL "$dpid"
+for p in $(ip netns pids "$(lab_ns wan)"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = danted ] && kill -KILL "$p"; done
 fetch 192.168.2.13 >/dev/null
 check "dante killed: the forwarder's report puts it back to lock-step" wait_for 2 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT pipelining FROM proxy_health WHERE proxy_id = 4') = 0 ]"
 check "healthd says why" grep -q 'proxy 4 (dante): the forwarder saw it fail: lock-step' "$hlog"
