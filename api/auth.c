@@ -3,6 +3,7 @@
 #include "auth.h"
 
 #include "log.h"
+#include "resources.h"
 #include "password.h"
 #include "throttle.h"
 
@@ -237,6 +238,20 @@ int auth_require(struct req *r, int write)
 	if (!tok || !*tok) {
 		reply_error(r, 401, "unauthorized", "log in first (Authorization: Bearer, or the session cookie)");
 		return -1;
+	}
+	if (!r->user.via_cookie && strncmp(tok, "pgwk_", 5) == 0) { /* an API key for scripts */
+		sqlite3 *db = api_db(r->api);
+		if (!db || apikey_auth(r, db, tok) != 1) {
+			memset(&r->user, 0, sizeof(r->user));
+			reply_error(r, 401, "unauthorized", "invalid, expired or revoked API key");
+			return -1;
+		}
+		r->authed = 1;
+		if (write && strcmp(r->user.role, "admin") != 0) {
+			reply_error(r, 403, "forbidden", "the %s role can only read", r->user.role);
+			return -1;
+		}
+		return 0;
 	}
 	if (jwt_decode(&jwt, tok, (const unsigned char *)cfg->jwt_secret, (int)cfg->jwt_secret_len) != 0 ||
 	    jwt_get_alg(jwt) != JWT_ALG_HS256 || jwt_get_grant_int(jwt, "exp") <= (long)time(NULL) ||

@@ -14,7 +14,8 @@
 
 struct api_user {
 	int64_t id;
-	int64_t gen; /* the session generation the token was issued under (users.token_gen) */
+	int64_t gen;	/* the session generation the token was issued under (users.token_gen) */
+	int64_t key_id; /* signed in with an API key (then id is 0) */
 	char name[65];
 	char role[8];
 	char csrf[65];

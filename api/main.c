@@ -88,7 +88,7 @@ struct sse {
 	struct events_cursor cur;
 	int started;
 	const struct api *api;
-	int64_t uid, gen; /* whose stream: it ends when that session does */
+	int64_t uid, gen, key_id; /* whose stream: it ends when that session (or API key) does */
 };
 
 static void sse_free(void *cls)
@@ -97,6 +97,13 @@ static void sse_free(void *cls)
 
 	events_cursor_free(&s->cur);
 	free(s);
+}
+
+static int stream_alive(const struct sse *s)
+{
+	sqlite3 *db = api_db(s->api);
+
+	return db && (s->key_id ? apikey_alive(db, s->key_id) : auth_session_alive(db, s->uid, s->gen));
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -112,10 +119,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	}
 	/* before every delivery, heartbeats too: logged out, password changed, disabled or deleted
 	 * ends the stream (an event may wait until the next heartbeat, never past it) */
-	if (!auth_session_alive(api_db(s->api), s->uid, s->gen))
+	if (!stream_alive(s))
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	n = events_read(&s->cur, buf, max, EVENTS_HEARTBEAT_MS);
-	if (n > 0 && !auth_session_alive(api_db(s->api), s->uid, s->gen))
+	if (n > 0 && !stream_alive(s))
 		return MHD_CONTENT_READER_END_OF_STREAM; /* it ended while we waited: deliver nothing */
 	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
 }
@@ -137,6 +144,7 @@ static int sse(struct req *r)
 	s->api = r->api;
 	s->uid = r->user.id;
 	s->gen = r->user.gen;
+	s->key_id = r->user.key_id;
 	s->cur.last = events_last_id();
 	if (lei && *lei) {
 		int64_t id = strcmp(lei, "0") == 0 ? 0 : path_id(lei);
@@ -208,6 +216,8 @@ static int route(struct req *r)
 		return res_users(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "audit") == 0)
 		return res_audit(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "api-keys") == 0)
+		return res_apikeys(r, seg + 1, n - 1);
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 

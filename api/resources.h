@@ -20,6 +20,12 @@ int res_mappings_export(struct req *r, sqlite3 *db);
 int res_mappings_import(struct req *r, sqlite3 *db);
 int res_healthz(struct req *r);
 int res_metrics(struct req *r);
+int res_apikeys(struct req *r, const char *const *seg, int nseg);
+/* A bearer token that is an API key ("pgwk_<id>_<secret>"): 1 with r->user set (name "key:NAME",
+ * the key's role), 0 when it is a key but not a valid one, -1 when it is not a key at all. */
+int apikey_auth(struct req *r, sqlite3 *db, const char *token);
+/* The key may still be used (an open event stream asks). */
+int apikey_alive(sqlite3 *db, int64_t id);
 
 json_t *proxy_json(sqlite3 *db, int64_t id);
 

@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
-libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
+libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks
 curl iperf3 wrk jq tcpdump conntrack iputils-ping nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"

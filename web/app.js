@@ -110,7 +110,7 @@ async function start() {
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
   background(loadConfig());
-  if (isAdmin()) { background(loadUsers()); background(loadAudit(true)); }
+  if (isAdmin()) { background(loadUsers()); background(loadKeys()); background(loadAudit(true)); }
   connectEvents();
 }
 
@@ -451,6 +451,38 @@ async function loadUsers() {
     el('td', {}, u.id === state.me.id ? 'you' : el('button', { type: 'button', class: 'small danger', onclick: () => deleteUser(u) }, 'Delete')))));
 }
 
+async function loadKeys() {
+  const keys = (await api('GET', '/api-keys')).items;
+  const when = (t) => (t ? new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ') : 'never');
+  $('#key-table tbody').replaceChildren(...keys.map((k) => el('tr', { 'data-key': k.name },
+    el('td', {}, k.name), el('td', {}, k.role), el('td', {}, k.last_used_at ? ago(k.last_used_at) : 'never'),
+    el('td', {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : when(k.expires_at)),
+    el('td', {}, k.revoked_at ? '' : el('button', { type: 'button', class: 'small danger', onclick: () => revokeKey(k) }, 'Revoke')))));
+}
+
+async function addKey(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f), shown = $('#kf-new');
+  err.textContent = '';
+  shown.hidden = true;
+  const body = { name: f.name.value.trim(), role: f.role.value };
+  if (f.days.value) body.expires_at = Math.floor(Date.now() / 1000) + Number(f.days.value) * 86400;
+  try {
+    const k = await api('POST', '/api-keys', body);
+    f.reset();
+    shown.textContent = `Key ${k.name}: ${k.key} (copy it now: it is not shown again)`;
+    shown.hidden = false;
+    background(loadKeys());
+  } catch (e) { err.textContent = e.message; }
+}
+
+async function revokeKey(k) {
+  if (!confirm(`Revoke the API key ${k.name}? Scripts using it stop working at once.`)) return;
+  try { await api('DELETE', `/api-keys/${k.id}`); flash(`Key ${k.name} revoked.`); }
+  catch (e) { flash(e.message, true); }
+  background(loadKeys());
+}
+
 async function patchUser(u, body) {
   try { await api('PATCH', `/users/${u.id}`, body); flash(`User ${u.username} updated.`); }
   catch (e) { flash(e.message, true); }
@@ -572,7 +604,7 @@ function selectTab(tab) {
     $(`#${t.getAttribute('aria-controls')}`).hidden = !on;
   });
   tab.focus();
-  if (tab.id === 'tab-auth' && isAdmin()) { background(loadUsers()); background(loadAudit(true)); } /* fresh on every visit */
+  if (tab.id === 'tab-auth' && isAdmin()) { background(loadUsers()); background(loadKeys()); background(loadAudit(true)); } /* fresh on every visit */
 }
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -599,6 +631,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#csv-import').addEventListener('click', importCsv);
   $('#config-form').addEventListener('submit', saveConfig);
   $('#user-form').addEventListener('submit', addUser);
+  $('#key-form').addEventListener('submit', addKey);
   $('#password-form').addEventListener('submit', changePassword);
   let t = null;
   $('#audit-search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(() => background(loadAudit(true)), 300); });

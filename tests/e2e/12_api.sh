@@ -268,6 +268,34 @@ cyr=$(python3 -c 'print("ж" * 64)')
 check_eq "a 64-character name in another script fits its 64-character limit (201)" \
 	"$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"$cyr\",\"type\":\"socks5\",\"host\":\"198.51.100.77\",\"port\":1080}")")" "201"
 
+# API keys for scripts: shown once, stored as a hash, their own role, last use, revocable, audited
+out=$(http POST /api/v1/api-keys -H "$ADMIN" -H "$J" -d '{"name":"backup-script","role":"viewer"}')
+check_eq "an admin makes an API key (201)" "$(code "$out")" "201"
+key=$(body "$out" | jq -r .key)
+kid=$(body "$out" | jq .id)
+check_match "... shown once, as pgwk_<id>_<secret>" "$key" "^pgwk_${kid}_[0-9a-f]{64}$"
+check_eq "... only its hash is stored" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM api_keys WHERE secret_hash LIKE '%${key##*_}%'")" "0"
+KEY="Authorization: Bearer $key"
+check_eq "the key works as a bearer token" "$(code "$(http GET /api/v1/mappings -H "$KEY")")" "200"
+check_eq "... with its own role: a viewer key cannot write (403)" \
+	"$(code "$(http POST /api/v1/proxies -H "$KEY" -H "$J" -d '{"name":"k","type":"socks5","host":"198.51.100.5","port":1080}')")" "403"
+check_eq "... its last use is listed, the secret never" \
+	"$(body "$(http GET /api/v1/api-keys -H "$ADMIN")" | jq -c "[.items[] | select(.id == $kid) | [(.last_used_at != null), has(\"key\")]][0]")" "[true,false]"
+check_eq "a key with a wrong secret is refused (401)" "$(code "$(http GET /api/v1/me -H "Authorization: Bearer ${key%?}0")")" "401"
+check_eq "a viewer cannot list keys (403)" "$(code "$(http GET /api/v1/api-keys -H "$VIEWER")")" "403"
+check_eq "revoke (204)" "$(code "$(http DELETE /api/v1/api-keys/$kid -H "$ADMIN")")" "204"
+check_eq "... and the key stops working at once (401)" "$(code "$(http GET /api/v1/mappings -H "$KEY")")" "401"
+out=$(http POST /api/v1/api-keys -H "$ADMIN" -H "$J" -d "{\"name\":\"soon\",\"role\":\"admin\",\"expires_at\":$(($(date +%s) + 2))}")
+SOON="Authorization: Bearer $(body "$out" | jq -r .key)"
+check_eq "an admin key that expires works before" "$(code "$(http GET /api/v1/users -H "$SOON")")" "200"
+sleep 3
+check_eq "... and not after (401)" "$(code "$(http GET /api/v1/users -H "$SOON")")" "401"
+check_eq "a past expiry is refused (400)" \
+	"$(code "$(http POST /api/v1/api-keys -H "$ADMIN" -H "$J" -d '{"name":"old","role":"viewer","expires_at":1000}')")" "400"
+check_eq "keys made, used and revoked are audited" \
+	"$(sqlite3 "$PGW_DB" "SELECT group_concat(a, ' ') FROM (SELECT DISTINCT action AS a FROM audit WHERE action LIKE 'apikey.%' ORDER BY a)")" \
+	"apikey.create apikey.revoke apikey.use"
+
 # CSV export / import
 C='Content-Type: text/csv'
 http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"=HYPERLINK(1) tv, living room"}' >/dev/null

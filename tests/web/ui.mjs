@@ -168,6 +168,18 @@ await step('a user is created from the form', async () => {
   await page.getByRole('button', { name: 'Add user' }).click();
   await page.locator('#user-table tr[data-user="carol"]').waitFor({ timeout: 5000 });
 });
+await step('an API key is made (shown once), listed and revoked', async () => {
+  await page.locator('#kf-name').fill('nightly-export');
+  await page.locator('#key-form').getByRole('button', { name: 'Make key' }).click();
+  await page.locator('#kf-new').getByText(/pgwk_/).waitFor({ timeout: 5000 });
+  const shown = await page.locator('#kf-new').textContent();
+  const key = (shown.match(/pgwk_\d+_[0-9a-f]{64}/) || [])[0];
+  if (!key) throw new Error(`no key shown: ${shown}`);
+  const res = await page.evaluate(async (k) => (await fetch('/api/v1/mappings', { headers: { Authorization: `Bearer ${k}` } })).status, key);
+  if (res !== 200) throw new Error(`the key does not work: ${res}`);
+  await page.locator('#key-table tr[data-key="nightly-export"]').getByRole('button', { name: 'Revoke' }).click();
+  await page.locator('#key-table tr[data-key="nightly-export"]').getByText(/revoked/).waitFor({ timeout: 5000 });
+});
 await step('the audit log is searched', async () => {
   await page.locator('#audit-search').fill('user.create');
   await page.waitForFunction(() => {

@@ -1,0 +1,224 @@
+/* res_apikeys.c - /api/v1/api-keys (admins): keys for scripts. A key is "pgwk_<id>_<secret>",
+ * shown once when it is made; only the SHA-256 of its 32-byte random secret is stored. It works
+ * as a bearer token with its own role until it expires or is revoked; its last use is kept. */
+#include "resources.h"
+
+#include "log.h"
+#include "password.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define KEY_PREFIX "pgwk_"
+
+static void sha256_hex(const char *s, char out[65])
+{
+	unsigned char d[SHA256_DIGEST_LENGTH];
+
+	SHA256((const unsigned char *)s, strlen(s), d);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static json_t *key_json(sqlite3_stmt *st)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+			 "name", sqlite3_column_text(st, 1), "role", sqlite3_column_text(st, 2), "created_by",
+			 sqlite3_column_text(st, 3), "created_at", (json_int_t)sqlite3_column_int64(st, 4),
+			 "expires_at", json_nullable_int(st, 5), "last_used_at", json_nullable_int(st, 6), "revoked_at",
+			 json_nullable_int(st, 7));
+}
+
+#define KEY_COLS "id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at"
+
+static int list(struct req *r, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *items = json_array();
+
+	if (sqlite3_prepare_v2(db, "SELECT " KEY_COLS " FROM api_keys ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+		json_decref(items);
+		return reply_db_error(r, db);
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, key_json(st));
+	sqlite3_finalize(st);
+	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+}
+
+static int create_key(struct req *r, sqlite3 *db)
+{
+	static const struct jfield f[] = {
+	    {"name", J_STR, 1, 1, 64}, {"role", J_STR, 1, 5, 6}, {"expires_at", J_INT, 0, 1, 253402300799}};
+	unsigned char rnd[32];
+	char secret[65], hash[65], key[128], err[256];
+	const char *name, *role;
+	json_t *v, *out = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
+	if (json_check(r->body, f, 3, 0, err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	name = json_string_value(json_object_get(r->body, "name"));
+	role = json_string_value(json_object_get(r->body, "role"));
+	if (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0)
+		return reply_error(r, 400, "bad_request", "'role' must be admin or viewer");
+	if ((v = json_object_get(r->body, "expires_at")) && json_integer_value(v) <= (json_int_t)time(NULL))
+		return reply_error(r, 400, "bad_request", "'expires_at' is in the past");
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return reply_error(r, 500, "internal", "no randomness");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+	explicit_bzero(rnd, sizeof(rnd));
+	sha256_hex(secret, hash);
+	if (sqlite3_prepare_v2(
+		db,
+		"INSERT INTO api_keys (name, role, secret_hash, created_by, expires_at) VALUES (?1, ?2, ?3, "
+		"?4, ?5)",
+		-1, &st, NULL) != SQLITE_OK) {
+		explicit_bzero(secret, sizeof(secret));
+		return reply_db_error(r, db);
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, r->user.name, -1, SQLITE_STATIC);
+	if (v)
+		sqlite3_bind_int64(st, 5, json_integer_value(v));
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		explicit_bzero(secret, sizeof(secret));
+		return reply_error(r, 400, "bad_request", "invalid key: %s", sqlite3_errmsg(db));
+	}
+	sqlite3_finalize(st);
+	id = sqlite3_last_insert_rowid(db);
+	snprintf(key, sizeof(key), KEY_PREFIX "%lld_%s", (long long)id, secret);
+	explicit_bzero(secret, sizeof(secret));
+	if (sqlite3_prepare_v2(db, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = key_json(st);
+	}
+	sqlite3_finalize(st);
+	if (!out)
+		return reply_db_error(r, db);
+	api_audit(r, "apikey.create", "apikey", name, NULL, json_incref(out), "ok");
+	json_decref(out);				   /* api_audit does not take it */
+	json_object_set_new(out, "key", json_string(key)); /* the only time it is shown */
+	explicit_bzero(key, sizeof(key));
+	return reply_json(r, 201, out);
+}
+
+static int revoke_key(struct req *r, sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	char oid[24];
+	int changed = 0;
+
+	if (sqlite3_prepare_v2(db, "UPDATE api_keys SET revoked_at = unixepoch() WHERE id = ?1 AND revoked_at IS NULL",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		changed = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1;
+	}
+	sqlite3_finalize(st);
+	if (!changed)
+		return reply_error(r, 404, "not_found", "no api key %lld that is not revoked", (long long)id);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, "apikey.revoke", "apikey", oid, NULL, NULL, "ok");
+	return reply_empty(r, 204);
+}
+
+int res_apikeys(struct req *r, const char *const *seg, int nseg)
+{
+	int get = strcmp(r->method, "GET") == 0;
+	sqlite3 *db;
+	int64_t id;
+
+	if (auth_require(r, !get) < 0)
+		return MHD_YES;
+	if (strcmp(r->user.role, "admin") != 0)
+		return reply_error(r, 403, "forbidden", "only admins manage API keys");
+	if (!(db = api_db(r->api)))
+		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg == 0 && get)
+		return list(r, db);
+	if (nseg == 0 && strcmp(r->method, "POST") == 0)
+		return create_key(r, db);
+	if (nseg == 1 && (id = path_id(seg[0])) > 0) {
+		if (strcmp(r->method, "DELETE") == 0)
+			return revoke_key(r, db, id);
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	}
+	if (nseg == 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	return reply_error(r, 404, "not_found", "no such resource");
+}
+
+int apikey_auth(struct req *r, sqlite3 *db, const char *token)
+{
+	char *end, hash[65];
+	const char *secret;
+	sqlite3_stmt *st = NULL;
+	long long id;
+	int ok = 0, touch = 0;
+
+	if (strncmp(token, KEY_PREFIX, strlen(KEY_PREFIX)) != 0)
+		return -1;
+	id = strtoll(token + strlen(KEY_PREFIX), &end, 10);
+	if (id <= 0 || *end != '_' || strlen(end + 1) != 64)
+		return 0;
+	secret = end + 1;
+	sha256_hex(secret, hash);
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT name, role, secret_hash, coalesce(last_used_at, 0) < unixepoch() - 60 FROM api_keys "
+		"WHERE id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > unixepoch())",
+		-1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    password_ct_equal(hash, 64, (const char *)sqlite3_column_text(st, 2), 64)) {
+			snprintf(r->user.name, sizeof(r->user.name), "key:%s",
+				 (const char *)sqlite3_column_text(st, 0));
+			snprintf(r->user.role, sizeof(r->user.role), "%s", (const char *)sqlite3_column_text(st, 1));
+			r->user.key_id = id;
+			touch = sqlite3_column_int(st, 3);
+			ok = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	explicit_bzero(hash, sizeof(hash));
+	if (ok && touch) { /* last use, and an audit row, at most once a minute per key */
+		char oid[24];
+		if (sqlite3_prepare_v2(db, "UPDATE api_keys SET last_used_at = unixepoch() WHERE id = ?1", -1, &st,
+				       NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_step(st);
+		}
+		sqlite3_finalize(st);
+		snprintf(oid, sizeof(oid), "%lld", id);
+		api_audit(r, "apikey.use", "apikey", oid, NULL, NULL, "ok");
+	}
+	return ok;
+}
+
+int apikey_alive(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int alive = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR "
+			       "expires_at > unixepoch())",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		alive = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return alive;
+}
