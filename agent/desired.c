@@ -105,6 +105,16 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	}
 	r->forwarder_port = cfg->forwarder_port;
 	r->api_port = cfg->api_port;
+	settings_str(db, cfg, "api_allow", v, sizeof(v)); /* a bad value: "" (the LAN network only) */
+	{
+		int n = net_prefix_list_parse(v, r->api_allow, SETTINGS_PREFIXES_MAX);
+		if (n <= 0) { /* the LAN network */
+			net_ip_from4(lan.addr, &r->api_allow[0].addr);
+			r->api_allow[0].len = (uint8_t)(96 + lan.prefix);
+			n = 1;
+		}
+		r->n_api_allow = (uint8_t)n;
+	}
 	/* a name that matches nothing must not make the rules that use it match less */
 	r->lan_missing = !link_present(r->lan_iface);
 	r->wan_missing = !link_present(r->wan_iface);

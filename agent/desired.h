@@ -4,6 +4,7 @@
 #define AGENT_DESIRED_H
 
 #include "config.h"
+#include "settings.h"
 #include "net.h"
 
 #include <sqlite3.h>
@@ -23,6 +24,8 @@ struct desired_rules {
 	uint16_t tproxy_port;
 	uint32_t strict_uid; /* PGW_SERVICE_USER; an unknown user gets a uid nobody has: fail closed */
 	uint8_t lan_missing; /* no interface of that name now: input from any non-WAN interface is limited */
+	uint8_t n_api_allow; /* who may reach the API port from the LAN side (setting api_allow; */
+	struct net_prefix api_allow[SETTINGS_PREFIXES_MAX]; /* empty: the LAN network) */
 	uint8_t wan_missing; /* ...: strict output limits everything that does not go to lo or the LAN */
 };
 

@@ -149,17 +149,22 @@ void m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port)
 }
 
 /* register 1 &= mask (4 bytes, as given: network order where the data is) */
-void e_and(struct nftnl_rule *r, uint32_t mask)
+void e_and_n(struct nftnl_rule *r, const void *mask, uint32_t len)
 {
 	struct nftnl_expr *bw = nftnl_expr_alloc("bitwise");
-	uint32_t zero = 0;
+	static const uint8_t zero[16];
 
 	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
 	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, 4);
-	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, zero, len);
 	e_add(r, bw);
+}
+
+void e_and(struct nftnl_rule *r, uint32_t mask)
+{
+	e_and_n(r, &mask, 4);
 }
 
 void m_ct_established(struct nftnl_rule *r)

@@ -23,6 +23,8 @@ void m_ifname_not(struct nftnl_rule *r, uint32_t key, const char name[16]);
 void m_u8(struct nftnl_rule *r, uint32_t meta_key, uint8_t v);
 void m_dport(struct nftnl_rule *r, uint32_t op, uint16_t port);
 void e_and(struct nftnl_rule *r, uint32_t mask);
+/* register 1 &= mask, len bytes (at most 16) */
+void e_and_n(struct nftnl_rule *r, const void *mask, uint32_t len);
 void m_ct_established(struct nftnl_rule *r);
 
 #endif

@@ -31,7 +31,7 @@
  *     meta l4proto { icmp, ipv6-icmp } accept
  *     meta l4proto tcp ip saddr @active4 th dport FWD accept
  *     meta l4proto tcp ip6 saddr @active6 th dport FWD accept
- *     meta l4proto tcp th dport API accept
+ *     ip saddr ALLOWED meta l4proto tcp th dport API accept    (each api_allow network; default LAN)
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
  *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output();
@@ -106,6 +106,22 @@ static void m_saddr_in(struct nftnl_rule *r, const char *set, uint32_t set_id)
 	else
 		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
 	e_lookup(r, set, set_id);
+}
+
+/* ip saddr PREFIX (IPv4) or ip6 saddr PREFIX: the address under a mask, compared */
+static void m_saddr_prefix(struct nftnl_rule *r, const struct net_prefix *p)
+{
+	int v4 = net_ip_is4(&p->addr);
+	uint8_t mask[16] = {0}, net[16];
+	unsigned bits = v4 ? p->len - 96u : p->len, len = v4 ? 4 : 16;
+
+	for (unsigned b = 0; b < bits; b++)
+		mask[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+	memcpy(net, v4 ? p->addr.a + 12 : p->addr.a, len);
+	m_u8(r, NFT_META_NFPROTO, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, len);
+	e_and_n(r, mask, len);
+	e_cmp(r, NFT_CMP_EQ, net, len);
 }
 
 /* ---- objects ---- */
@@ -501,11 +517,14 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		e_verdict(r, NF_ACCEPT, NULL);
 		put_rule(bt, r, "lan_in");
 	}
-	r = nftnl_rule_alloc();
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	m_dport(r, NFT_CMP_EQ, dr->api_port);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "lan_in");
+	for (int i = 0; i < dr->n_api_allow; i++) { /* the API and dashboard: only from api_allow */
+		r = nftnl_rule_alloc();
+		m_saddr_prefix(r, &dr->api_allow[i]);
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+		m_dport(r, NFT_CMP_EQ, dr->api_port);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "lan_in");
+	}
 	if (dr->dns_local) {
 		for (size_t i = 0; i < sizeof(l4); i++) {
 			r = nftnl_rule_alloc();

@@ -75,6 +75,12 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			continue;
 		} else if (c == ',' || eol) {
 			row->field[row->n - 1][flen] = '\0';
+			if (flen > CSV_MAX_FIELD && csv_unformula(row->field[row->n - 1]) == row->field[row->n - 1]) {
+				/* only the formula guard ' may stand beyond the limit */
+				snprintf(err, errlen, "line %d: a field longer than %d bytes", row->line,
+					 CSV_MAX_FIELD);
+				goto fail;
+			}
 			after_quote = 0;
 			flen = 0;
 			if (eol) {
@@ -94,7 +100,7 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			snprintf(err, errlen, "line %d: text after a closing quote", line);
 			goto fail;
 		}
-		if (flen == CSV_MAX_FIELD) {
+		if (flen == (size_t)CSV_MAX_FIELD + 1) { /* one byte more for a formula guard ', checked at the end */
 			snprintf(err, errlen, "line %d: a field longer than %d bytes", row->line, CSV_MAX_FIELD);
 			goto fail;
 		}
@@ -108,11 +114,19 @@ fail:
 	return -EINVAL;
 }
 
+/* Would a spreadsheet take this cell for a formula (or is it one we guarded already)? */
+static int needs_guard(const char *s)
+{
+	if (s[0] == '\'')
+		return needs_guard(s + 1); /* '=..., ''=...: guard once more, so the round trip is exact */
+	return s[0] && strchr("=+-@\t\r", s[0]) != NULL;
+}
+
 void csv_write_field(FILE *f, const char *s)
 {
 	/* a cell a spreadsheet would run as a formula is written as text, with a leading '
 	 * (csv_unformula() takes it away again on import) */
-	int guard = s[0] && strchr("=+-@\t\r", s[0]);
+	int guard = needs_guard(s);
 
 	if (!strpbrk(s, ",\"\r\n")) {
 		if (guard)
@@ -133,5 +147,5 @@ void csv_write_field(FILE *f, const char *s)
 
 const char *csv_unformula(const char *s)
 {
-	return s[0] == '\'' && s[1] && strchr("=+-@\t\r", s[1]) ? s + 1 : s;
+	return s[0] == '\'' && needs_guard(s + 1) ? s + 1 : s;
 }

@@ -13,7 +13,7 @@
 struct csv_row {
 	int line; /* 1-based line where the row starts */
 	int n;
-	char field[CSV_MAX_FIELDS][CSV_MAX_FIELD + 1];
+	char field[CSV_MAX_FIELDS][CSV_MAX_FIELD + 2]; /* + the formula guard ' of csv_write_field() */
 };
 
 /* Parse the whole buffer. 0 with *rows (caller frees) and *n, or -EINVAL with the line and

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "log.h"
 #include "resources.h"
+#include "settings.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -221,6 +222,40 @@ static int route(struct req *r)
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 
+/* Who may connect at all (setting api_allow; empty: the LAN network); loopback always may. The
+ * kernel refuses the rest on the LAN side too (the agent's lan_in chain). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	const struct api *api = cls;
+	struct sockaddr_storage ss;
+	struct net_prefix allow[SETTINGS_PREFIXES_MAX];
+	char v[SETTINGS_VALUE_MAX], s[NET_IP_STR_MAX];
+	struct net_ip ip;
+	sqlite3 *db;
+	int n;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, addr, len < sizeof(ss) ? len : sizeof(ss));
+	if (net_ip_from_sa(&ss, &ip) < 0)
+		return MHD_NO;
+	if ((net_ip_is4(&ip) && ip.a[12] == 127) || memcmp(ip.a, in6addr_loopback.s6_addr, 16) == 0)
+		return MHD_YES;
+	if (!(db = api_db(api)))
+		return MHD_NO; /* cannot tell: refuse */
+	settings_str(db, api->cfg, "api_allow", v, sizeof(v));
+	n = net_prefix_list_parse(v, allow, SETTINGS_PREFIXES_MAX);
+	if (n <= 0) {
+		settings_str(db, api->cfg, "lan_cidr", v, sizeof(v));
+		n = net_prefix_parse(v, &allow[0]) == 0 ? 1 : 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (net_prefix_contains(&allow[i], &ip))
+			return MHD_YES;
+	net_ip_str(&ip, s);
+	log_info("connection from %s refused: not in api_allow", s);
+	return MHD_NO;
+}
+
 /* The request announces a body (Content-Length above 0, or chunked). */
 static int has_body(struct MHD_Connection *conn)
 {
@@ -386,8 +421,8 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 			return NULL;
 		}
 		mhd = MHD_start_daemon(
-		    flags | MHD_USE_TLS, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
-		    MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT,
+		    flags | MHD_USE_TLS, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
+		    &ss, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT,
 		    (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		    (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
 		explicit_bzero(key, strlen(key));
@@ -405,9 +440,9 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 		log_warnx("serving plain HTTP on %s: passwords and session tokens cross the network readable; set "
 			  "PGW_TLS_CERT and PGW_TLS_KEY (or listen on 127.0.0.1 behind a TLS proxy)",
 			  api->cfg->api_host);
-	mhd = MHD_start_daemon(flags, api->cfg->api_port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &ss,
-			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,
+	mhd = MHD_start_daemon(flags, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
+			       &ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
+			       (unsigned)1000, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,
 			       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
 	if (!mhd)
 		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host,

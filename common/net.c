@@ -304,3 +304,66 @@ int net_resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
 	freeaddrinfo(res);
 	return out->ss_family ? 0 : -ENOENT;
 }
+
+int net_prefix_parse(const char *s, struct net_prefix *out)
+{
+	char buf[NET_IP_STR_MAX + 1];
+	const char *slash = strchr(s, '/');
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+	uint64_t bits;
+	int v4;
+
+	if (len == 0 || len > NET_IP_STR_MAX)
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (net_ip_parse(buf, &out->addr) < 0)
+		return -EINVAL;
+	v4 = net_ip_is4(&out->addr);
+	if (!slash)
+		bits = v4 ? 32 : 128;
+	else if (parse_u64(slash + 1, 0, v4 ? 32 : 128, &bits) < 0)
+		return -EINVAL;
+	out->len = (uint8_t)(bits + (v4 ? 96 : 0));
+	for (unsigned i = out->len; i < 128; i++) /* host bits must be zero */
+		if (out->addr.a[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL;
+	return 0;
+}
+
+int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
+{
+	unsigned full = p->len / 8, rest = p->len % 8;
+
+	if (memcmp(p->addr.a, ip->a, full) != 0)
+		return 0;
+	return rest == 0 || ((p->addr.a[full] ^ ip->a[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+int net_prefix_list_parse(const char *s, struct net_prefix *out, int max)
+{
+	char item[80];
+	int n = 0;
+
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		while (len && *s == ' ')
+			s++, len--;
+		while (len && s[len - 1] == ' ')
+			len--;
+		if (len == 0 || len >= sizeof(item) || n == max)
+			return -EINVAL;
+		memcpy(item, s, len);
+		item[len] = '\0';
+		if (net_prefix_parse(item, &out[n]) < 0)
+			return -EINVAL;
+		n++;
+		if (!comma)
+			break;
+		s = comma + 1;
+		if (!*s)
+			return -EINVAL; /* a trailing comma */
+	}
+	return n;
+}

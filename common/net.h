@@ -37,6 +37,17 @@ int net_client_ip(const char *s, const struct net_cidr4 *lan, char canon[NET_IP_
 /* "a.b.c.d/n" with host bits zero. 0 or -EINVAL. */
 int net_cidr4_parse(const char *s, struct net_cidr4 *out);
 int net_cidr4_contains(const struct net_cidr4 *c, uint32_t addr);
+/* A network of either family: "a.b.c.d/n", "v6/n", or a bare address (/32, /128). len counts
+ * the bits of the 16-byte form (an IPv4 /24 is 96 + 24). Host bits must be zero. */
+struct net_prefix {
+	struct net_ip addr;
+	uint8_t len;
+};
+int net_prefix_parse(const char *s, struct net_prefix *out);
+int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip);
+/* A comma-separated list of at most max prefixes (spaces allowed after commas); "" is an
+ * empty list. Returns how many, or -EINVAL (bad or too many). */
+int net_prefix_list_parse(const char *s, struct net_prefix *out, int max);
 /* "host:port" or "[v6]:port"; host copied into host (size hostlen). 0 or -EINVAL. */
 int net_hostport_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
 /* Interface name as the kernel accepts it (1..15 chars, no '/', no whitespace). */

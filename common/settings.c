@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL };
-static const char *const kind_names[] = {"interface", "cidr", "enum", "range", "url", "bool"};
+enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES };
+static const char *const kind_names[] = {"interface", "cidr", "enum", "range", "url", "bool", "prefixes"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -118,6 +118,14 @@ static const struct sdef defs[] = {
      0,
      0,
      "true"},
+    {{"api_allow", "API and dashboard from",
+      "Networks (IPv4 or IPv6, comma-separated, at most 16) that may reach the API and the dashboard, enforced by the "
+      "kernel on the LAN side and by pgw-api. Empty: the LAN network; loopback always may."},
+     K_PREFIXES,
+     NULL,
+     0,
+     0,
+     ""},
     {{"metrics_public", "Public /metrics",
       "Serve /metrics to anyone who can reach the API. Off: a signed-in user or the metrics token (PGW_METRICS_TOKEN) "
       "is needed, since the metrics name clients, exit IPs and traffic."},
@@ -242,6 +250,14 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 			return 0;
 		snprintf(err, errlen, "%s: '%s' is not true or false", key, value);
 		break;
+	case K_PREFIXES: {
+		struct net_prefix p[SETTINGS_PREFIXES_MAX];
+		if (net_prefix_list_parse(value, p, SETTINGS_PREFIXES_MAX) >= 0)
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not a list of at most %d networks like 192.168.2.0/24, fd00:2::/64",
+			 key, value, SETTINGS_PREFIXES_MAX);
+		break;
+	}
 	}
 	return -EINVAL;
 }

@@ -8,7 +8,8 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
-#define SETTINGS_VALUE_MAX 512
+#define SETTINGS_VALUE_MAX    512
+#define SETTINGS_PREFIXES_MAX 16 /* networks in a list setting (api_allow) */
 
 struct settings_key {
 	const char *key;

@@ -296,6 +296,27 @@ check_eq "keys made, used and revoked are audited" \
 	"$(sqlite3 "$PGW_DB" "SELECT group_concat(a, ' ') FROM (SELECT DISTINCT action AS a FROM audit WHERE action LIKE 'apikey.%' ORDER BY a)")" \
 	"apikey.create apikey.revoke apikey.use"
 
+# who may reach the API and the dashboard: api_allow, in the kernel (LAN side) and in pgw-api
+PGW_API_LISTEN=192.168.2.1:8080 lab_bg gw pgw-api-lan "$PGW_BIN/pgw-api"
+lab_wait_port gw 192.168.2.1 8080
+langet() { lab_exec lan curl -s -m 3 -o /dev/null -w '%{http_code}' --interface "$1" http://192.168.2.1:8080/healthz; }
+check_eq "api_allow empty: a client in the LAN network reaches the API" "$(langet 192.168.2.10)" "200"
+check_eq "a bad api_allow is refused (400)" "$(code "$(http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":"10.0.0.0/33"}')")" "400"
+check_eq "api_allow set to one client" "$(code "$(http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":"192.168.2.12/32, fd00:2::/64"}')")" "200"
+check "... the agent's lan_in chain lets only it reach the API port" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw lan_in | grep -q '192.168.2.12 tcp dport 8080 accept'"
+rc=0
+lab_exec lan curl -s -m 3 -o /dev/null --interface 192.168.2.10 http://192.168.2.1:8080/healthz || rc=$?
+check_eq "... another LAN client is refused by the kernel (curl: connection refused)" "$rc" "7"
+check_eq "... the allowed one is answered" "$(langet 192.168.2.12)" "200"
+rc=0
+lab_exec gw curl -s -m 3 -o /dev/null --interface 192.168.2.1 http://192.168.2.1:8080/healthz || rc=$?
+check "pgw-api refuses a source outside api_allow itself (from the gateway, past the LAN chain: curl exit $rc)" test "$rc" -ne 0
+check "... and says so" grep -q 'connection from 192.168.2.1 refused: not in api_allow' "$LAB_DIR/pgw-api-lan.log"
+check_eq "loopback always may" "$(lab_exec gw curl -s -o /dev/null -w '%{http_code}' $U/healthz)" "200"
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":""}' >/dev/null
+check "api_allow emptied: the LAN network again" wait_for 3 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 2 -o /dev/null -w '%{http_code}' --interface 192.168.2.10 http://192.168.2.1:8080/healthz)\" = 200 ]"
+
 # CSV export / import
 C='Content-Type: text/csv'
 http POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.12","proxy_id":1,"label":"=HYPERLINK(1) tv, living room"}' >/dev/null

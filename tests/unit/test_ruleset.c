@@ -95,6 +95,10 @@ static void lab(struct desired *d)
 	d->rules.api_port = 8080;
 	addrs(&d->active, active, 2);
 	addrs(&d->blocked, blocked, 1);
+	/* the API from the LAN network (api_allow empty) and from an IPv6 prefix */
+	assert_int_equal(net_prefix_parse("192.168.2.0/24", &d->rules.api_allow[0]), 0);
+	assert_int_equal(net_prefix_parse("fd00:2::/64", &d->rules.api_allow[1]), 0);
+	d->rules.n_api_allow = 2;
 }
 
 static char *build(const struct desired *d)
