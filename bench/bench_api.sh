@@ -29,3 +29,38 @@ for ep in /api/v1/mappings /healthz; do
 		"$(awk '/VmRSS/ {print $2}' /proc/$pid/status)"
 done
 echo "wrk: 2 threads, 32 connections, ${SECS}s each, keep-alive; 256 mappings (response ~29 KB); a thread per connection."
+
+# Under attack (issue 14, findings 2 and 5): pgw-api's peak memory and a second client's
+# latency while someone tries 12 wrong logins at once, and while one address holds 1,100
+# half-open connections. Before the fixes: 12 wrong logins all did their Argon2id work (peak RSS
+# 76 -> 793 MB) and 1,000 half-open connections took the API down for everyone.
+hwm() { awk '/VmHWM/ {print $2}' /proc/$pid/status; }
+lat() { lab_exec gw curl -s -m 10 -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $tok" http://127.0.0.1:8080/api/v1/me | awk '{printf "%.0f", $1 * 1000}'; }
+printf '\n%-44s %14s %14s %18s\n' attack "peak RSS KiB" "after KiB" "2nd client ms"
+h0=$(hwm)
+burst=()
+for i in $(seq 12); do
+	lab_exec gw curl -s -m 30 -o /dev/null --interface 127.0.0.9 -H 'Content-Type: application/json' \
+		-d '{"username":"admin","password":"wrong-password"}' http://127.0.0.1:8080/api/v1/auth/login &
+	burst+=($!)
+done
+l=$(lat)
+wait "${burst[@]}"
+printf '%-44s %14s %14s %18s\n' "12 concurrent wrong logins" "$h0" "$(hwm)" "$l"
+cat >"$LAB_DIR/halfopen.py" <<'PY'
+import socket, subprocess, sys, time
+held = []
+for i in range(1100):
+    s = socket.socket(); s.bind(("127.0.0.8", 0)); s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", 8080)); s.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"); held.append(s)
+    except OSError:
+        s.close()
+time.sleep(0.5)
+t0 = time.time()
+subprocess.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"])
+print("%.0f" % ((time.time() - t0) * 1000))
+PY
+h0=$(hwm)
+l=$(lab_exec gw python3 "$LAB_DIR/halfopen.py")
+printf '%-44s %14s %14s %18s\n' "1,100 half-open connections from one address" "$h0" "$(hwm)" "$l"
