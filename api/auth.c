@@ -109,7 +109,8 @@ int auth_login(struct req *r)
 		memset(&r->user, 0, sizeof(r->user));
 		return reply_error(r, 401, "unauthorized", "invalid user name or password");
 	}
-	throttle_reset(ukey); /* the source's count stays: many users tried from one place still count */
+	throttle_reset(ukey);
+	throttle_forgive(akey); /* this attempt from the source was a good one */
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return reply_error(r, 500, "internal", "no randomness");
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -187,6 +188,10 @@ int auth_logout(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
 
+	if (r->user.key_id)
+		return reply_error(r, 400, "bad_request",
+				   "an API key has no session to end: revoke it (DELETE /api/v1/api-keys/%lld)",
+				   (long long)r->user.key_id);
 	/* every token of this user ends here, not only the cookie of this browser */
 	if (!db || auth_end_sessions(db, r->user.id) < 0)
 		return reply_error(r, 500, "internal", "cannot end the session");

@@ -16,7 +16,7 @@ struct api_user {
 	int64_t id;
 	int64_t gen;	/* the session generation the token was issued under (users.token_gen) */
 	int64_t key_id; /* signed in with an API key (then id is 0) */
-	char name[65];
+	char name[264]; /* a user name, or "key:" and a key's name (64 characters, up to 256 bytes) */
 	char role[8];
 	char csrf[65];
 	int via_cookie;

@@ -27,7 +27,7 @@ static struct slot *find(const char *key, int create, uint64_t now)
 
 	for (int i = 0; i < SLOTS; i++) {
 		struct slot *s = &slots[i];
-		if (s->last_ms && now - s->last_ms >= THROTTLE_FORGET_S * 1000ull)
+		if (s->last_ms && now > s->last_ms && now - s->last_ms >= THROTTLE_FORGET_S * 1000ull)
 			s->last_ms = 0; /* forgotten */
 		if (s->last_ms && strcmp(s->key, key) == 0)
 			return s;
@@ -44,11 +44,12 @@ static struct slot *find(const char *key, int create, uint64_t now)
 
 unsigned throttle_check(const char *key, unsigned free_fails)
 {
-	uint64_t now = ev_now_ms(), wait_ms, since;
+	uint64_t now, wait_ms, since;
 	unsigned wait = 0, over;
 	struct slot *s;
 
 	pthread_mutex_lock(&lock);
+	now = ev_now_ms(); /* under the lock: never before a last_ms another thread just wrote */
 	s = find(key, 0, now);
 	if (s && s->fails >= free_fails) {
 		over = s->fails - free_fails;
@@ -64,13 +65,24 @@ unsigned throttle_check(const char *key, unsigned free_fails)
 
 void throttle_fail(const char *key)
 {
-	uint64_t now = ev_now_ms();
+	uint64_t now;
 	struct slot *s;
 
 	pthread_mutex_lock(&lock);
+	now = ev_now_ms();
 	s = find(key, 1, now);
 	s->fails++;
 	s->last_ms = now;
+	pthread_mutex_unlock(&lock);
+}
+
+void throttle_forgive(const char *key)
+{
+	struct slot *s;
+
+	pthread_mutex_lock(&lock);
+	if ((s = find(key, 0, ev_now_ms())) && s->fails)
+		s->fails--;
 	pthread_mutex_unlock(&lock);
 }
 

@@ -18,6 +18,8 @@
 unsigned throttle_check(const char *key, unsigned free_fails);
 /* Count an attempt as failed (before the work: an attempt that never ends counts too). */
 void throttle_fail(const char *key);
+/* One counted attempt turned out fine: take it back (a source's good logins never add up). */
+void throttle_forgive(const char *key);
 /* The attempt succeeded: forget the key. */
 void throttle_reset(const char *key);
 /* The source part of a key: the address, or its /64 for IPv6 (one host has a whole /64). */

@@ -157,7 +157,7 @@ void log_emit(enum log_level l, const char *id, int errnum, const char *fmt, ...
 		 * URL is shown escaped, never as a line of its own */
 		size_t k = 0;
 		for (const unsigned char *p = (const unsigned char *)msg; *p && k + 5 < sizeof(esc); p++) {
-			if (*p < 0x20 || *p == 0x7f)
+			if (*p < 0x20 || *p == 0x7f || *p == '\\') /* a \ too, so "\x0a" typed in is not a newline */
 				k += (size_t)snprintf(esc + k, sizeof(esc) - k, "\\x%02x", *p);
 			else
 				esc[k++] = (char)*p;

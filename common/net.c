@@ -335,6 +335,8 @@ int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
 {
 	unsigned full = p->len / 8, rest = p->len % 8;
 
+	if (net_ip_is4(&p->addr) != net_ip_is4(ip)) /* ::/0 is not every IPv4 address */
+		return 0;
 	if (memcmp(p->addr.a, ip->a, full) != 0)
 		return 0;
 	return rest == 0 || ((p->addr.a[full] ^ ip->a[full]) & (0xff00 >> rest) & 0xff) == 0;
