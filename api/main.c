@@ -232,7 +232,8 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
 	char v[SETTINGS_VALUE_MAX], s[NET_IP_STR_MAX];
 	struct net_ip ip;
 	sqlite3 *db;
-	int n;
+	const char *why = "not in api_allow";
+	int n = 0, r;
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, addr, len < sizeof(ss) ? len : sizeof(ss));
@@ -242,17 +243,28 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
 		return MHD_YES;
 	if (!(db = api_db(api)))
 		return MHD_NO; /* cannot tell: refuse */
-	settings_str(db, api->cfg, "api_allow", v, sizeof(v));
-	n = net_prefix_list_parse(v, allow, SETTINGS_PREFIXES_MAX);
-	if (n <= 0) {
+	/* Fail closed: a DB that cannot answer, or an allowlist that does not parse (a row written
+	 * by hand), refuses everyone but loopback rather than widening to the LAN network. */
+	r = settings_get(db, "api_allow", v, sizeof(v));
+	if (r == -ENOENT)
+		v[0] = 0;
+	else if (r < 0 || (n = net_prefix_list_parse(v, allow, SETTINGS_PREFIXES_MAX)) < 0)
+		goto unreadable;
+	if (!v[0]) {
+		if (settings_get(db, "lan_cidr", v, sizeof(v)) == -EIO)
+			goto unreadable;
 		settings_str(db, api->cfg, "lan_cidr", v, sizeof(v));
 		n = net_prefix_parse(v, &allow[0]) == 0 ? 1 : 0;
 	}
 	for (int i = 0; i < n; i++)
 		if (net_prefix_contains(&allow[i], &ip))
 			return MHD_YES;
+	goto refuse;
+unreadable:
+	why = "api_allow unreadable or invalid";
+refuse:
 	net_ip_str(&ip, s);
-	log_info("connection from %s refused: not in api_allow", s);
+	log_info("connection from %s refused: %s", s, why);
 	return MHD_NO;
 }
 

@@ -312,14 +312,17 @@ out:
 int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 {
 	sqlite3_stmt *st = NULL;
-	int r = -ENOENT;
+	int r = -EIO, rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT value FROM settings WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
 		snprintf(value, size, "%s", (const char *)sqlite3_column_text(st, 0));
 		r = 0;
+	} else if (rc == SQLITE_DONE) {
+		r = -ENOENT;
 	}
 	sqlite3_finalize(st);
 	return r;

@@ -23,7 +23,7 @@ const struct settings_key *settings_keys(void);
 int settings_validate(const char *key, const char *value, char *err, size_t errlen);
 /* Insert the first value of every key that has none yet (from cfg, else the default). */
 int settings_seed(sqlite3 *db, const struct pgw_config *cfg);
-/* 0 with value, -ENOENT when unset. */
+/* 0 with value, -ENOENT when unset, -EIO when the DB cannot say (busy, broken). */
 int settings_get(sqlite3 *db, const char *key, char *value, size_t size);
 /* A setting's value as the daemons use it: the DB's, else (unset, or a bad row written by
  * hand) its default from the registry, or from the environment variable that seeds it (cfg).

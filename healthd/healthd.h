@@ -11,8 +11,15 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define TICK_MS 250
+/* How long a write may wait for a DB another process holds locked; past it the result is kept
+ * and retried on a later tick, so a locked DB never stalls the probes (a stalled loop would
+ * time out probes that were answered, and a down proxy is re-checked only every
+ * health_down_interval). */
+#define HEALTHD_DB_BUSY_MS     200
+#define HEALTHD_STORE_RETRY_MS 500
 
 struct target {
 	int64_t id;
@@ -31,6 +38,9 @@ struct target {
 	char (*waiters)[NOTIFY_NAME_MAX]; /* who asked for a check now: all get the one probe's result */
 	size_t n_waiters, cap_waiters;
 	int seen;
+	struct probe_result unsaved; /* the latest result, when the DB refused it: retried each tick */
+	time_t unsaved_at;
+	int has_unsaved;
 };
 
 struct healthd {
@@ -43,6 +53,8 @@ struct healthd {
 	int pipeline_check; /* setting socks_pipelining */
 	struct ev_handle *tick;
 	int api_dirty;
+	uint64_t store_retry_at; /* after a refused write: no other write before this (ev_now_ms) */
+	int store_failing;	 /* logged once per spell, and when it ends */
 };
 
 struct target *healthd_find(struct healthd *h, int64_t id);

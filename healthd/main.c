@@ -144,7 +144,9 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 				 r->exit_ip);
 		snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", r->exit_ip);
 	}
-	store_result(h, t, r);
+	t->unsaved = *r;
+	t->unsaved_at = time(NULL);
+	t->has_unsaved = store_result(h, t, r, t->unsaved_at) < 0;
 	if (old != t->hs.status) {
 		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
 		log_info("proxy %lld (%s): %s -> %s (%s, %u ms%s%s)", (long long)t->id, t->name, health_status_str(old),
@@ -203,9 +205,14 @@ static void on_tick(struct evloop *ev, void *arg)
 	uint64_t now = ev_now_ms();
 
 	(void)ev;
-	for (size_t i = 0; i < h->n; i++)
-		if (!h->t[i].probe && now >= h->t[i].next_due)
-			start_probe(h, &h->t[i]);
+	for (size_t i = 0; i < h->n; i++) {
+		struct target *t = &h->t[i];
+
+		if (t->has_unsaved && store_result(h, t, &t->unsaved, t->unsaved_at) == 0)
+			t->has_unsaved = 0;
+		if (!t->probe && now >= t->next_due)
+			start_probe(h, t);
+	}
 	if (h->api_dirty) { /* latency and history for the dashboard: at most 4 a second */
 		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH};
 		notify_send(h->d->nt, "api", &m);
@@ -297,6 +304,7 @@ int main(int argc, char **argv)
 		h.d = &d;
 		d.priv = &h;
 		daemon_raise_nofile(); /* one socket per concurrent probe */
+		sqlite3_busy_timeout(d.db, HEALTHD_DB_BUSY_MS);
 		load_settings(&h);
 		load_targets(&h);
 		pipelining_apply_setting(&h);

@@ -6,7 +6,10 @@
 
 #include "healthd.h"
 
-void store_result(struct healthd *h, const struct target *t, const struct probe_result *r);
+/* r, had at wall-clock time at (its checked_at; fresh_until counts from it, so a result that
+ * waited for a locked DB is not trusted longer). 0, or -EAGAIN when the DB refused it (busy or
+ * broken; logged once per spell): keep it and call again after h->store_retry_at. */
+int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at);
 /* 0, or -EIO (logged). */
 int store_pipelining(struct healthd *h, int64_t id, int v);
 

@@ -102,6 +102,9 @@ if [ "$unit_only" = 0 ]; then
 			bin=$ROOT/build/asan/bin san=$LOGS/sanitizer-$name
 			rm -f "$san".* ;;
 		esac
+		keep=$LOGS/lab-$name # the daemons' logs, kept when the scenario fails
+		rm -rf "$keep"
+		export LAB_KEEP_LOGS=$keep
 		start=$(date +%s)
 		if [ -n "$san" ]; then
 			PGW_BIN=$bin ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=16:log_path=$san UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$san \
@@ -113,6 +116,7 @@ if [ "$unit_only" = 0 ]; then
 		secs=$(( $(date +%s) - start ))
 		reports=$( [ -n "$san" ] && ls "$san".* 2>/dev/null)
 		if [ "$rc" -eq 0 ] && [ -z "$reports" ]; then
+			rm -rf "$keep"
 			ok
 			note "e2e $name: passed ($(grep -c '^ok ' "$log") checks, ${secs}s${san:+, sanitized daemons})"
 		elif [ "$rc" -eq 0 ]; then
@@ -122,6 +126,9 @@ if [ "$unit_only" = 0 ]; then
 			bad "e2e/$name (exit $rc, ${secs}s, log $log)"
 			grep -E '^(not ok|#)' "$log" | head -n 30
 			tail -n 15 "$log"
+			for f in "$keep"/pgw-*.log; do
+				[ -f "$f" ] && { echo "--- $f (last 8 lines)"; tail -n 8 "$f"; }
+			done
 			[ -n "$reports" ] && head -n 40 $reports
 		fi
 	done

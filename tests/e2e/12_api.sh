@@ -314,6 +314,11 @@ lab_exec gw curl -s -m 3 -o /dev/null --interface 192.168.2.1 http://192.168.2.1
 check "pgw-api refuses a source outside api_allow itself (from the gateway, past the LAN chain: curl exit $rc)" test "$rc" -ne 0
 check "... and says so" grep -q 'connection from 192.168.2.1 refused: not in api_allow' "$LAB_DIR/pgw-api-lan.log"
 check_eq "loopback always may" "$(lab_exec gw curl -s -o /dev/null -w '%{http_code}' $U/healthz)" "200"
+sqlite3 "$PGW_DB" "UPDATE settings SET value = '192.168.2.0/33' WHERE key = 'api_allow'"
+rc=0
+lab_exec gw curl -s -m 3 -o /dev/null --interface 192.168.2.1 http://192.168.2.1:8080/healthz || rc=$?
+check "a bad api_allow row written by hand fails closed: not widened to the LAN network (curl exit $rc)" test "$rc" -ne 0
+check "... and says why" grep -q 'connection from 192.168.2.1 refused: api_allow unreadable or invalid' "$LAB_DIR/pgw-api-lan.log"
 http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":""}' >/dev/null
 check "api_allow emptied: the LAN network again" wait_for 3 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 2 -o /dev/null -w '%{http_code}' --interface 192.168.2.10 http://192.168.2.1:8080/healthz)\" = 200 ]"
 

@@ -157,6 +157,8 @@ db "DELETE FROM mappings WHERE client_ip LIKE '10.77.%'; UPDATE settings SET val
 $ctl notify mappings settings >/dev/null
 
 # --- the DB write-locked by another process for 10 s ------------------------------------
+hlog=$LAB_DIR/pgw-healthd-1.log
+downs=$(grep -c ': up -> down' "$hlog")
 (echo 'BEGIN IMMEDIATE;'; sleep 10; echo 'COMMIT;') | sqlite3 "$PGW_DB" &
 lock=$!
 t0=$(lab_ms)
@@ -166,6 +168,9 @@ echo "# blocked $(($(lab_ms) - t0)) ms after the lock was taken"
 lab_client_tries $U $U6
 wait $lock
 check "lock released: the client is active again" wait_for 8 relays
+check "healthd said it could not record, and kept the results" grep -q 'cannot record health: database is locked (kept' "$hlog"
+check "... and that it records again" grep -q 'health results recorded again' "$hlog"
+check_eq "... it kept probing through the lock: no proxy turned down by a stalled loop" "$(grep -c ': up -> down' "$hlog")" "$downs"
 
 # --- healthd SIGSTOPped past the staleness bound ----------------------------------------
 head -c 8M /dev/urandom >"$LAB_DIR/www/files/big.bin"
