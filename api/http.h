@@ -11,6 +11,7 @@
 
 #define API_PER_ADDRESS_MAX 128 /* connections at once from one address */
 #define API_BODY_MAX	    (1024 * 1024)
+#define API_LOGIN_BODY_MAX  4096 /* a username and a password: anyone may send one */
 
 struct api_user {
 	int64_t id;

@@ -167,6 +167,12 @@ static int sse(struct req *r)
 	return ret;
 }
 
+/* The most a request's body may hold: a login's is small, since anyone may send one. */
+static int body_max(const struct req *r)
+{
+	return strcmp(r->url, "/api/v1/auth/login") == 0 ? API_LOGIN_BODY_MAX : API_BODY_MAX;
+}
+
 static int route(struct req *r)
 {
 	char buf[512], *save = NULL, *tok;
@@ -174,7 +180,7 @@ static int route(struct req *r)
 	int n = 0;
 
 	if (r->too_large)
-		return reply_error(r, 413, "payload_too_large", "the body is larger than %d bytes", API_BODY_MAX);
+		return reply_error(r, 413, "payload_too_large", "the body is larger than %d bytes", body_max(r));
 	if (strcmp(r->url, "/healthz") == 0)
 		return res_healthz(r);
 	if (strcmp(r->url, "/metrics") == 0)
@@ -306,12 +312,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					  sizeof(r->addr));
 		}
 		*con_cls = r;
-		/* a body is read only for someone signed in (or logging in): nobody else makes pgw-api
-		 * hold up to API_BODY_MAX for them */
-		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-		    strcmp(url, "/api/v1/auth/login") != 0 && strncmp(url, "/api/v1/", 8) == 0 && has_body(conn) &&
-		    auth_require(r, 0) < 0)
+		/* a body is read only for someone signed in (or logging in), and only where one is
+		 * taken: nobody else makes pgw-api hold up to API_BODY_MAX for them */
+		if (!has_body(conn))
+			return MHD_YES;
+		if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+			reply_error(r, 400, "bad_request", "a %s takes no body", method);
 			r->answered = 1;
+		} else if (strncmp(url, "/api/v1/", 8) != 0) { /* the dashboard's files and /metrics */
+			reply_error(r, 405, "method_not_allowed", "%s is not allowed here", method);
+			r->answered = 1;
+		} else if (strcmp(url, "/api/v1/auth/login") != 0 && auth_require(r, 0) < 0) {
+			r->answered = 1;
+		}
 		return MHD_YES;
 	}
 	if (r->answered) { /* refused before its body: drop it unread */
@@ -320,7 +333,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (*upload_data_size) { /* body, in pieces */
 		if (!r->too_large) {
-			if (r->raw_len + *upload_data_size > API_BODY_MAX) {
+			if (r->raw_len + *upload_data_size > (size_t)body_max(r)) {
 				r->too_large = 1;
 				free(r->raw);
 				r->raw = NULL;

@@ -1,6 +1,8 @@
 /* res_apikeys.c - /api/v1/api-keys (admins): keys for scripts. A key is "pgwk_<id>_<secret>",
  * shown once when it is made; only the SHA-256 of its 32-byte random secret is stored. It works
- * as a bearer token with its own role until it expires or is revoked; its last use is kept. */
+ * as a bearer token with its own role until it expires or is revoked; its last use is kept. It
+ * acts for the admin who made it (signed in, not with a key): only while that user exists and
+ * is enabled, and never with more than that user's role now. */
 #include "resources.h"
 
 #include "log.h"
@@ -33,6 +35,11 @@ static json_t *key_json(sqlite3_stmt *st)
 			 json_nullable_int(st, 7));
 }
 
+/* A key works while it is neither revoked nor expired and the admin who made it exists and is
+ * enabled; it never acts with more than that user's role now (migration 0011). */
+#define KEY_ALIVE_SQL                                                                                                  \
+	"JOIN users u ON u.id = k.created_by_id AND u.disabled = 0 WHERE k.id = ?1 AND k.revoked_at IS NULL AND "      \
+	"(k.expires_at IS NULL OR k.expires_at > unixepoch())"
 #define KEY_COLS "id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at"
 
 static int list(struct req *r, sqlite3 *db)
@@ -61,6 +68,8 @@ static int create_key(struct req *r, sqlite3 *db)
 	sqlite3_stmt *st = NULL;
 	int64_t id;
 
+	if (r->user.key_id) /* a key acts for the admin who made it: only a person makes one */
+		return reply_error(r, 403, "forbidden", "API keys are made by a signed-in admin, not by a key");
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
 	if (json_check(r->body, f, 3, 0, err, sizeof(err)) < 0)
@@ -79,8 +88,8 @@ static int create_key(struct req *r, sqlite3 *db)
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,
-		"INSERT INTO api_keys (name, role, secret_hash, created_by, expires_at) VALUES (?1, ?2, ?3, "
-		"?4, ?5)",
+		"INSERT INTO api_keys (name, role, secret_hash, created_by, expires_at, created_by_id) VALUES (?1, "
+		"?2, ?3, ?4, ?5, ?6)",
 		-1, &st, NULL) != SQLITE_OK) {
 		explicit_bzero(secret, sizeof(secret));
 		return reply_db_error(r, db);
@@ -91,6 +100,7 @@ static int create_key(struct req *r, sqlite3 *db)
 	sqlite3_bind_text(st, 4, r->user.name, -1, SQLITE_STATIC);
 	if (v)
 		sqlite3_bind_int64(st, 5, json_integer_value(v));
+	sqlite3_bind_int64(st, 6, r->user.id);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
 		explicit_bzero(secret, sizeof(secret));
@@ -177,8 +187,8 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,
-		"SELECT name, role, secret_hash, coalesce(last_used_at, 0) < unixepoch() - 60 FROM api_keys "
-		"WHERE id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > unixepoch())",
+		"SELECT k.name, CASE WHEN k.role = 'admin' AND u.role = 'admin' THEN 'admin' ELSE 'viewer' END, "
+		"k.secret_hash, coalesce(k.last_used_at, 0) < unixepoch() - 60 FROM api_keys k " KEY_ALIVE_SQL,
 		-1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		if (sqlite3_step(st) == SQLITE_ROW &&
@@ -212,10 +222,7 @@ int apikey_alive(sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	int alive = 0;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR "
-			       "expires_at > unixepoch())",
-			       -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM api_keys k " KEY_ALIVE_SQL, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		alive = sqlite3_step(st) == SQLITE_ROW;
 	}

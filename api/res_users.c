@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "password.h"
+#include "throttle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,8 +191,21 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 	if (self) { /* admins too: a stolen session must not be enough to take the account */
 		sqlite3_stmt *st = NULL;
 		const char *cur = json_string_value(json_object_get(r->body, "current_password"));
+		char key[40], retry[16];
+		unsigned wait;
 		int ok = 0;
 
+		/* guesses through a session are throttled like logins (per user, from anywhere) */
+		snprintf(key, sizeof(key), "p:%lld", (long long)id);
+		if ((wait = throttle_check(key, THROTTLE_USER_FAILS))) {
+			snprintf(retry, sizeof(retry), "%u", wait);
+			r->extra_header[0] = "Retry-After";
+			r->extra_header[1] = retry;
+			return reply_error(r, 429, "too_many_requests",
+					   "too many wrong current passwords; try again in %u s", wait);
+		}
+		if (cur)
+			throttle_fail(key);
 		if (cur && sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL) ==
 			       SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
@@ -205,8 +219,12 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 			}
 		}
 		sqlite3_finalize(st);
-		if (!ok)
+		if (!ok) {
+			snprintf(oid, sizeof(oid), "%lld", (long long)id);
+			api_audit(r, "user.password", "user", oid, NULL, NULL, "denied");
 			return reply_error(r, 403, "forbidden", "'current_password' is missing or wrong");
+		}
+		throttle_reset(key);
 	}
 	if (auth_password_work_begin(r) < 0)
 		return MHD_YES;

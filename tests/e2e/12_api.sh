@@ -47,6 +47,12 @@ long=$(head -c 300 /dev/zero | tr '\0' a)
 check_eq "400 for an over-long string" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"$long\",\"type\":\"socks5\",\"host\":\"h\",\"port\":1}")")" "400"
 head -c 1100000 /dev/zero | tr '\0' ' ' >"$LAB_DIR/big.json"
 check_eq "413 for a body over 1 MiB" "$(code "$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/big.json")")" "413"
+head -c 5000 /dev/zero | tr '\0' ' ' >"$LAB_DIR/login.json"
+out=$(http POST /api/v1/auth/login -H "$J" --data-binary @"$LAB_DIR/login.json")
+check_eq "413 for a login body over 4 KiB (anyone may send one)" "$(code "$out")" "413"
+check_match "... naming the bound" "$(body "$out")" "larger than 4096 bytes"
+check_eq "405 for a body sent to the dashboard's files (refused before it is read)" "$(code "$(http POST /index.html --data-binary @"$LAB_DIR/big.json")")" "405"
+check_eq "400 for a GET with a body" "$(code "$(http GET /api/v1/proxies -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/login.json")")" "400"
 check_eq "nothing was stored by the bad requests" "$(sqlite3 "$PGW_DB" 'SELECT count(*) FROM proxies')" "0"
 
 out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"socks-auth\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1080,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
@@ -141,6 +147,11 @@ OPS="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username
 check_eq "... and a login with the new password works" "$(code "$(http GET /api/v1/me -H "$OPS")")" "200"
 check_eq "403 without the right current password" \
 	"$(code "$(http PUT /api/v1/users/$ops/password -H "$OPS" -H "$J" -d '{"current_password":"nope","password":"ops-password-3"}')")" "403"
+for i in 1 2 3 4; do http PUT /api/v1/users/$ops/password -H "$OPS" -H "$J" -d '{"current_password":"nope","password":"ops-password-3"}' >/dev/null; done
+lab_exec gw curl -s -D "$LAB_DIR/hdr" -o "$LAB_DIR/body" -X PUT -H "$OPS" -H "$J" -d '{"current_password":"ops-password-2","password":"ops-password-3"}' $U/api/v1/users/$ops/password
+check "guesses of the current password through a session are throttled like logins (429 after 5, even for the right one)" grep -q '^HTTP/1.1 429' "$LAB_DIR/hdr"
+check "... with Retry-After" grep -qi '^Retry-After: [0-9]' "$LAB_DIR/hdr"
+check_eq "... each wrong guess audited as denied" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM audit WHERE action = 'user.password' AND result = 'denied' AND object_id = '$ops'")" "5"
 check_eq "an admin changing their own password needs the current one too" \
 	"$(code "$(http PUT /api/v1/users/1/password -H "$ADMIN" -H "$J" -d '{"password":"admin-password-9"}')")" "403"
 check_eq "403 changing someone else's password as a viewer" \
@@ -292,6 +303,25 @@ sleep 3
 check_eq "... and not after (401)" "$(code "$(http GET /api/v1/users -H "$SOON")")" "401"
 check_eq "a past expiry is refused (400)" \
 	"$(code "$(http POST /api/v1/api-keys -H "$ADMIN" -H "$J" -d '{"name":"old","role":"viewer","expires_at":1000}')")" "400"
+# a key acts for the admin who made it: never with more than that user's role now, and only
+# while that user exists and is enabled
+http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"keymaker","role":"admin","password":"keymaker-password-1"}' >/dev/null
+kmid=$(sqlite3 "$PGW_DB" "SELECT id FROM users WHERE username = 'keymaker'")
+KM="Authorization: Bearer $(http POST /api/v1/auth/login -H "$J" -d '{"username":"keymaker","password":"keymaker-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+out=$(http POST /api/v1/api-keys -H "$KM" -H "$J" -d '{"name":"km-admin","role":"admin"}')
+KMKEY="Authorization: Bearer $(body "$out" | jq -r .key)"
+check_eq "an admin key of a second admin reads users (200)" "$(code "$(http GET /api/v1/users -H "$KMKEY")")" "200"
+check_eq "... a key cannot make keys (403): only a signed-in admin can" \
+	"$(code "$(http POST /api/v1/api-keys -H "$KMKEY" -H "$J" -d '{"name":"child","role":"admin"}')")" "403"
+http PATCH /api/v1/users/$kmid -H "$ADMIN" -H "$J" -d '{"role":"viewer"}' >/dev/null
+check_eq "its maker demoted to viewer: the admin key acts as a viewer at once (users: 403)" "$(code "$(http GET /api/v1/users -H "$KMKEY")")" "403"
+check_eq "... but still reads (200)" "$(code "$(http GET /api/v1/mappings -H "$KMKEY")")" "200"
+http PATCH /api/v1/users/$kmid -H "$ADMIN" -H "$J" -d '{"disabled":true}' >/dev/null
+check_eq "its maker disabled: the key stops (401)" "$(code "$(http GET /api/v1/mappings -H "$KMKEY")")" "401"
+http PATCH /api/v1/users/$kmid -H "$ADMIN" -H "$J" -d '{"disabled":false,"role":"admin"}' >/dev/null
+check_eq "... enabled and admin again: the key works again (200)" "$(code "$(http GET /api/v1/users -H "$KMKEY")")" "200"
+http DELETE /api/v1/users/$kmid -H "$ADMIN" >/dev/null
+check_eq "its maker deleted: the key stops for good (401)" "$(code "$(http GET /api/v1/mappings -H "$KMKEY")")" "401"
 check_eq "keys made, used and revoked are audited" \
 	"$(sqlite3 "$PGW_DB" "SELECT group_concat(a, ' ') FROM (SELECT DISTINCT action AS a FROM audit WHERE action LIKE 'apikey.%' ORDER BY a)")" \
 	"apikey.create apikey.revoke apikey.use"
