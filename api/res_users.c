@@ -2,6 +2,7 @@
  * themselves, with the current password); /api/v1/audit search. */
 #include "resources.h"
 
+#include "db.h"
 #include "log.h"
 #include "password.h"
 #include "throttle.h"
@@ -109,7 +110,8 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 	json_t *before = user_json(db, id), *after, *v;
 	char err[256], oid[24];
 	const char *role;
-	int demote, disable;
+	sqlite3_stmt *st = NULL;
+	int demote, disable, rc = SQLITE_ERROR;
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
@@ -128,20 +130,38 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 	}
 	demote = role && strcmp(role, "viewer") == 0;
 	disable = json_is_true(json_object_get(r->body, "disabled"));
+	/* the last-admin check and the change in one write transaction: two admins demoting each
+	 * other at once cannot both pass it */
+	if (db_begin(db) < 0) {
+		json_decref(before);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	}
 	if ((demote || disable) && strcmp(json_string_value(json_object_get(before, "role")), "admin") == 0 &&
 	    admins_left_without(db, id) == 0) {
+		db_rollback(db);
 		json_decref(before);
 		return reply_error(r, 409, "conflict", "this is the last enabled admin");
 	}
-	if (role)
-		exec_bound(db, "UPDATE users SET role = ?1, updated_at = unixepoch() WHERE id = ?3", role, NULL, id);
-	if ((v = json_object_get(r->body, "disabled")))
-		exec_bound(db,
-			   json_is_true(v) ? "UPDATE users SET disabled = 1, updated_at = unixepoch() WHERE id = ?3"
-					   : "UPDATE users SET disabled = 0, updated_at = unixepoch() WHERE id = ?3",
-			   NULL, NULL, id);
-	if (disable && auth_end_sessions(db, id) < 0) /* its tokens stay dead when it is enabled again */
-		log_warnx_id(r->id, "user %lld: cannot end its sessions", (long long)id);
+	/* disabling ends its sessions: its tokens stay dead when it is enabled again */
+	if (sqlite3_prepare_v2(db,
+			       "UPDATE users SET role = coalesce(?1, role), disabled = coalesce(?2, disabled), "
+			       "token_gen = token_gen + ?3, updated_at = unixepoch() WHERE id = ?4",
+			       -1, &st, NULL) == SQLITE_OK) {
+		if (role)
+			sqlite3_bind_text(st, 1, role, -1, SQLITE_STATIC);
+		if ((v = json_object_get(r->body, "disabled")))
+			sqlite3_bind_int(st, 2, json_is_true(v));
+		sqlite3_bind_int(st, 3, disable);
+		sqlite3_bind_int64(st, 4, id);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE || db_commit(db) < 0) {
+		rc = reply_db_error(r, db);
+		db_rollback(db);
+		json_decref(before);
+		return rc;
+	}
 	after = user_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.update", "user", oid, before, after, "ok");
@@ -157,12 +177,22 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
+	if (db_begin(db) < 0) {
+		json_decref(before);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	}
 	if (strcmp(json_string_value(json_object_get(before, "role")), "admin") == 0 &&
 	    admins_left_without(db, id) == 0) {
+		db_rollback(db);
 		json_decref(before);
 		return reply_error(r, 409, "conflict", "this is the last enabled admin");
 	}
-	exec_bound(db, "DELETE FROM users WHERE id = ?3", NULL, NULL, id);
+	if (exec_bound(db, "DELETE FROM users WHERE id = ?3", NULL, NULL, id) != SQLITE_DONE || db_commit(db) < 0) {
+		int rc = reply_db_error(r, db);
+		db_rollback(db);
+		json_decref(before);
+		return rc;
+	}
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.delete", "user", oid, before, NULL, "ok");
 	json_decref(before);
@@ -233,10 +263,15 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		return reply_error(r, 500, "internal", "cannot hash the password");
 	}
 	auth_password_work_end();
-	exec_bound(db, "UPDATE users SET password_hash = ?1, updated_at = unixepoch() WHERE id = ?3", hash, NULL, id);
+	/* the new password and the end of every session under the old one: one statement */
+	if (exec_bound(db,
+		       "UPDATE users SET password_hash = ?1, token_gen = token_gen + 1, updated_at = unixepoch() "
+		       "WHERE id = ?3",
+		       hash, NULL, id) != SQLITE_DONE) {
+		explicit_bzero(hash, sizeof(hash));
+		return reply_db_error(r, db);
+	}
 	explicit_bzero(hash, sizeof(hash));
-	if (auth_end_sessions(db, id) < 0) /* every session under the old password ends */
-		log_warnx_id(r->id, "user %lld: cannot end its sessions", (long long)id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "sessions.revoked", "user", oid, NULL, NULL, "ok");
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);

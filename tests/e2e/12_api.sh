@@ -169,6 +169,20 @@ check "... and the disabled user's open event stream ends (before the next heart
 	wait_for 16 bash -c "! kill -0 $sse_pid 2>/dev/null"
 check_fails "... without delivering the event that came after" grep -q 'event: config' "$LAB_DIR/sse-ops.log"
 check_eq "409 disabling the last enabled admin" "$(code "$(http PATCH /api/v1/users/1 -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "409"
+# the last-admin rule holds under concurrency: two demotions at once always leave one admin
+http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":false}' >/dev/null
+left=""
+for i in 1 2 3 4 5; do
+	sqlite3 "$PGW_DB" "UPDATE users SET role = 'admin' WHERE id IN (1, $ops)"
+	lab_exec gw curl -s -o /dev/null -X PATCH -H "$ADMIN" -H "$J" -d '{"role":"viewer"}' $U/api/v1/users/1 &
+	p1=$!
+	lab_exec gw curl -s -o /dev/null -X PATCH -H "$ADMIN" -H "$J" -d '{"role":"viewer"}' $U/api/v1/users/$ops &
+	p2=$!
+	wait $p1 $p2
+	left+=$(sqlite3 "$PGW_DB" "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0")
+done
+sqlite3 "$PGW_DB" "UPDATE users SET role = 'admin' WHERE id = 1"
+check_eq "two admins demoted at once, 5 times: one enabled admin is always left" "$left" "11111"
 check_eq "DELETE a user" "$(code "$(http DELETE /api/v1/users/$ops -H "$ADMIN")")" "204"
 # a deleted user's token never becomes the next user's (ids are not reused)
 out=$(http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"gone","role":"viewer","password":"gone-password-1"}')
