@@ -232,7 +232,7 @@ int auth_require(struct req *r, int write)
 	const char *tok = NULL, *sub, *csrf;
 	jwt_t *jwt = NULL;
 	int disabled = 0;
-	long gen;
+	long gen, exp;
 
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		tok = h + 7;
@@ -266,6 +266,7 @@ int auth_require(struct req *r, int write)
 		return -1;
 	}
 	snprintf(r->user.csrf, sizeof(r->user.csrf), "%s", csrf);
+	exp = jwt_get_grant_int(jwt, "exp");
 	errno = 0;
 	gen = jwt_get_grant_int(jwt, "gen");
 	if (errno == ENOENT)
@@ -277,6 +278,7 @@ int auth_require(struct req *r, int write)
 		return -1;
 	}
 	jwt_free(jwt);
+	r->user.exp = exp;
 	if (gen != r->user.gen) {
 		memset(&r->user, 0, sizeof(r->user));
 		reply_error(r, 401, "unauthorized",

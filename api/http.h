@@ -17,6 +17,7 @@ struct api_user {
 	int64_t id;
 	int64_t gen;	/* the session generation the token was issued under (users.token_gen) */
 	int64_t key_id; /* signed in with an API key (then id is 0) */
+	long exp;	/* when the token expires (unix time; 0 for an API key, which checks its own) */
 	char name[264]; /* a user name, or "key:" and a key's name (64 characters, up to 256 bytes) */
 	char role[8];
 	char csrf[65];

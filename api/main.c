@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -90,6 +91,7 @@ struct sse {
 	int started;
 	const struct api *api;
 	int64_t uid, gen, key_id; /* whose stream: it ends when that session (or API key) does */
+	long exp;		  /* ... or its token expires */
 };
 
 static void sse_free(void *cls)
@@ -104,6 +106,8 @@ static int stream_alive(const struct sse *s)
 {
 	sqlite3 *db = api_db(s->api);
 
+	if (s->exp && (long)time(NULL) >= s->exp)
+		return 0;
 	return db && (s->key_id ? apikey_alive(db, s->key_id) : auth_session_alive(db, s->uid, s->gen));
 }
 
@@ -146,6 +150,7 @@ static int sse(struct req *r)
 	s->uid = r->user.id;
 	s->gen = r->user.gen;
 	s->key_id = r->user.key_id;
+	s->exp = r->user.exp;
 	s->cur.last = events_last_id();
 	if (lei && *lei) {
 		int64_t id = strcmp(lei, "0") == 0 ? 0 : path_id(lei);

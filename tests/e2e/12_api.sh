@@ -168,6 +168,22 @@ http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_down_interval":"6"}' >/
 check "... and the disabled user's open event stream ends (before the next heartbeat)" \
 	wait_for 16 bash -c "! kill -0 $sse_pid 2>/dev/null"
 check_fails "... without delivering the event that came after" grep -q 'event: config' "$LAB_DIR/sse-ops.log"
+# a stream ends when its token expires (the lab's JWT secret mints one that lives 2 s)
+short=$(python3 - "$PGW_JWT_SECRET" "$(sqlite3 "$PGW_DB" 'SELECT token_gen FROM users WHERE id = 1')" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=")
+now = int(time.time())
+m = b({"alg": "HS256", "typ": "JWT"}) + b"." + b({"sub": "1", "csrf": "c", "gen": int(sys.argv[2]), "iat": now, "exp": now + 2})
+print((m + b"." + base64.urlsafe_b64encode(hmac.new(sys.argv[1].encode(), m, hashlib.sha256).digest()).rstrip(b"=")).decode())
+PY
+)
+lab_bg gw sse-short curl -sN -m 30 -H "Authorization: Bearer $short" $U/api/v1/events
+sse_pid=$LAB_LAST_PID
+check "a short-lived token opens a stream" wait_for 2 grep -q 'connected' "$LAB_DIR/sse-short.log"
+sleep 3
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_down_interval":"5"}' >/dev/null
+check "... which ends once the token has expired" wait_for 5 bash -c "! kill -0 $sse_pid 2>/dev/null"
+check_fails "... without delivering the event that came after" grep -q 'event: config' "$LAB_DIR/sse-short.log"
 check_eq "409 disabling the last enabled admin" "$(code "$(http PATCH /api/v1/users/1 -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "409"
 # the last-admin rule holds under concurrency: two demotions at once always leave one admin
 http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":false}' >/dev/null
