@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,65 @@ static int route(struct req *r)
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 
+/* Connections at once per IPv6 /64: one host holds a whole /64, so the per-address limit alone
+ * would let it open API_PER_ADDRESS_MAX from each of its addresses. Counted when a connection
+ * starts and ends (notify_connection), checked in accept_policy (both on the accepting thread
+ * for a start; an end comes from the connection's thread: hence the lock). */
+static pthread_mutex_t net64_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct net64 {
+	uint8_t p[8];
+	unsigned n;
+} net64[API_CONNECTIONS_MAX];
+static size_t n_net64;
+
+/* The /64 of a client with an IPv6 address of its own (not loopback, not IPv4-mapped). */
+static int client_net64(const struct sockaddr *sa, uint8_t p[8])
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	if (!sa || sa->sa_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ||
+	    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return -1;
+	memcpy(p, s6->sin6_addr.s6_addr, 8);
+	return 0;
+}
+
+/* Under net64_lock: the entry of p, or NULL. */
+static struct net64 *net64_find(const uint8_t p[8])
+{
+	for (size_t i = 0; i < n_net64; i++)
+		if (memcmp(net64[i].p, p, 8) == 0)
+			return &net64[i];
+	return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct net64 *e;
+	uint8_t p[8];
+
+	(void)cls;
+	(void)socket_ctx;
+	if (!ci || client_net64(ci->client_addr, p) < 0)
+		return;
+	pthread_mutex_lock(&net64_lock);
+	e = net64_find(p);
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		if (!e && n_net64 < API_CONNECTIONS_MAX) {
+			e = &net64[n_net64++];
+			memcpy(e->p, p, 8);
+			e->n = 0;
+		}
+		if (e)
+			e->n++;
+	} else if (e && --e->n == 0) {
+		*e = net64[--n_net64];
+	}
+	pthread_mutex_unlock(&net64_lock);
+}
+
 /* Who may connect at all (setting api_allow; empty: the LAN network); loopback always may. The
  * kernel refuses the rest on the LAN side too (the agent's lan_in chain). */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
@@ -244,6 +304,7 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
 	struct net_ip ip;
 	sqlite3 *db;
 	const char *why = "not in api_allow";
+	uint8_t p[8];
 	int n = 0, r;
 
 	memset(&ss, 0, sizeof(ss));
@@ -269,8 +330,22 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
 	}
 	for (int i = 0; i < n; i++)
 		if (net_prefix_contains(&allow[i], &ip))
-			return MHD_YES;
+			goto allowed;
 	goto refuse;
+allowed:
+	if (client_net64(addr, p) == 0) {
+		struct net64 *e;
+		unsigned busy;
+
+		pthread_mutex_lock(&net64_lock);
+		busy = (e = net64_find(p)) ? e->n : 0;
+		pthread_mutex_unlock(&net64_lock);
+		if (busy >= API_PER_ADDRESS_MAX) {
+			why = "too many connections open from its /64";
+			goto refuse;
+		}
+	}
+	return MHD_YES;
 unreadable:
 	why = "api_allow unreadable or invalid";
 refuse:
@@ -453,8 +528,9 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 		mhd = MHD_start_daemon(
 		    flags | MHD_USE_TLS, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
 		    &ss, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT,
-		    (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		    (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
+		    (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED,
+		    on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_END);
 		explicit_bzero(key, strlen(key));
 		free(cert);
 		free(key);
@@ -472,8 +548,9 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 			  api->cfg->api_host);
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
 			       &ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-			       (unsigned)1000, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,
-			       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_END);
+			       (unsigned)API_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			       (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+			       MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_END);
 	if (!mhd)
 		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host,
 			 api->cfg->api_port, strerror(errno));

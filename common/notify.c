@@ -155,6 +155,15 @@ struct notify *notify_open(const char *run_dir, const char *name, char *err, siz
 			snprintf(err, errlen, "PGW_RUN_DIR: cannot create '%s': %s", run_dir, strerror(errno));
 			goto fail;
 		}
+		/* a socket someone still answers on is another instance of this daemon on the same
+		 * run dir: taking it over would silently steal its notifications */
+		if (connect(n->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			snprintf(err, errlen,
+				 "PGW_RUN_DIR: another pgw-%s is running on '%s' (its socket answers); stop it or "
+				 "give this one a run dir of its own",
+				 name, run_dir);
+			goto fail;
+		}
 		unlink(sa.sun_path);
 		if (bind(n->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			snprintf(err, errlen, "PGW_RUN_DIR: cannot bind '%s': %s", sa.sun_path, strerror(errno));

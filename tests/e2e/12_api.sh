@@ -357,8 +357,14 @@ check_eq "keys made, used and revoked are audited" \
 	"apikey.create apikey.revoke apikey.use"
 
 # who may reach the API and the dashboard: api_allow, in the kernel (LAN side) and in pgw-api
-PGW_API_LISTEN=192.168.2.1:8080 lab_bg gw pgw-api-lan "$PGW_BIN/pgw-api"
+# a second pgw-api, on the LAN address, with a run dir of its own: the notify socket
+# api.sock belongs to the first, which serves the rest of the scenario
+PGW_RUN_DIR=$LAB_DIR/run-lan PGW_API_LISTEN=192.168.2.1:8080 lab_bg gw pgw-api-lan "$PGW_BIN/pgw-api"
 lab_wait_port gw 192.168.2.1 8080
+rc=0
+out=$(PGW_API_LISTEN=192.168.2.1:8081 lab_exec gw timeout 5 "$PGW_BIN/pgw-api" 2>&1) || rc=$?
+check "a pgw-api on a run dir where one already runs refuses to start (exit $rc), not stealing its notifications" test "$rc" = 1
+check_match "... saying why" "$out" "another pgw-api is running on"
 langet() { lab_exec lan curl -s -m 3 -o /dev/null -w '%{http_code}' --interface "$1" http://192.168.2.1:8080/healthz; }
 check_eq "api_allow empty: a client in the LAN network reaches the API" "$(langet 192.168.2.10)" "200"
 check_eq "a bad api_allow is refused (400)" "$(code "$(http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":"10.0.0.0/33"}')")" "400"
@@ -381,6 +387,38 @@ check "a bad api_allow row written by hand fails closed: not widened to the LAN 
 check "... and says why" grep -q 'connection from 192.168.2.1 refused: api_allow unreadable or invalid' "$LAB_DIR/pgw-api-lan.log"
 http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":""}' >/dev/null
 check "api_allow emptied: the LAN network again" wait_for 3 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 2 -o /dev/null -w '%{http_code}' --interface 192.168.2.10 http://192.168.2.1:8080/healthz)\" = 200 ]"
+
+# one IPv6 host holds a whole /64: at most 128 connections at once from the /64, not per address
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":"fd00:2::/64"}' >/dev/null
+PGW_RUN_DIR=$LAB_DIR/run-v6 PGW_API_LISTEN='[fd00:2::1]:8080' lab_bg gw pgw-api-v6 "$PGW_BIN/pgw-api"
+lab_wait_port gw fd00:2::1 8080
+out=$(lab_exec lan timeout 60 python3 - <<'PY'
+import socket, time
+req = b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+def conn(src):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind((src, 0))
+    s.connect(("fd00:2::1", 8080))
+    return s
+def served(s):
+    try:
+        s.sendall(req)
+        return s.recv(200).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+held = [conn("fd00:2::10") for _ in range(100)] + [conn("fd00:2::11") for _ in range(28)]
+ok = sum(served(h) for h in held)
+third = served(conn("fd00:2::12"))
+for h in held:
+    h.close()
+time.sleep(1)
+print(ok, "served" if third else "refused", "served" if served(conn("fd00:2::12")) else "refused")
+PY
+)
+check_eq "128 connections from two addresses of one /64 are served; a 129th from a third address is refused; once they close it is served" "$out" "128 refused served"
+check "... and pgw-api says why" grep -q 'refused: too many connections open from its /64' "$LAB_DIR/pgw-api-v6.log"
+http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"api_allow":""}' >/dev/null
 
 # CSV export / import
 C='Content-Type: text/csv'

@@ -55,15 +55,20 @@ sum=$(lab_exec lan curl -s -m 10 --interface 192.168.2.13 "http://$LAB_WEB/files
 check_eq "3 MB through dante, pipelined: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand.bin")"
 
 # a failure the forwarder sees: back to lock-step at once, tested again when up
+# healthd's own probe must not see the kill first: its next probe of dante is put 30 s out (a
+# result after the change is due an interval later); the forwarder's report makes it probe now
+$ctl settings set health_interval 30 >/dev/null
+last=$(db "SELECT max(id) FROM health_history WHERE proxy_id = 4")
+wait_for 5 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT max(id) FROM health_history WHERE proxy_id = 4') -gt $last ]"
 dpid=$(awk '$2 == "danted" {print $1}' "$LAB_DIR/pids")
-# SIGKILL and fetch at once: the forwarder must be the first to see it (a TERM that takes a
-# while lets healthd's own probe, every 2 s, mark dante down first, and the client is then
+# SIGKILL and fetch at once: the forwarder must be the first to see it (else the client is
 # blocked before the forwarder could see anything)
 kill -KILL "$dpid"
 for p in $(ip netns pids "$(lab_ns wan)"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = danted ] && kill -KILL "$p"; done
 fetch 192.168.2.13 >/dev/null
 check "dante killed: the forwarder's report puts it back to lock-step" wait_for 2 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT pipelining FROM proxy_health WHERE proxy_id = 4') = 0 ]"
 check "healthd says why" grep -q 'proxy 4 (dante): the forwarder saw it fail: lock-step' "$hlog"
+$ctl settings set health_interval 2 >/dev/null
 lab_start_dante >/dev/null
 check "dante back: up and pipelined again after a new test" wait_for 8 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status, pipelining FROM proxy_health WHERE proxy_id = 4')\" = 'up|1' ]"
 
