@@ -322,7 +322,9 @@ check_eq "... with its own role: a viewer key cannot write (403)" \
 	"$(code "$(http POST /api/v1/proxies -H "$KEY" -H "$J" -d '{"name":"k","type":"socks5","host":"198.51.100.5","port":1080}')")" "403"
 check_eq "... its last use is listed, the secret never" \
 	"$(body "$(http GET /api/v1/api-keys -H "$ADMIN")" | jq -c "[.items[] | select(.id == $kid) | [(.last_used_at != null), has(\"key\")]][0]")" "[true,false]"
-check_eq "a key with a wrong secret is refused (401)" "$(code "$(http GET /api/v1/me -H "Authorization: Bearer ${key%?}0")")" "401"
+wrong=${key%?}0
+[ "$wrong" = "$key" ] && wrong=${key%?}1 # the secret's last digit changed, whatever it was
+check_eq "a key with a wrong secret is refused (401)" "$(code "$(http GET /api/v1/me -H "Authorization: Bearer $wrong")")" "401"
 check_eq "a viewer cannot list keys (403)" "$(code "$(http GET /api/v1/api-keys -H "$VIEWER")")" "403"
 check_eq "revoke (204)" "$(code "$(http DELETE /api/v1/api-keys/$kid -H "$ADMIN")")" "204"
 check_eq "... and the key stops working at once (401)" "$(code "$(http GET /api/v1/mappings -H "$KEY")")" "401"
