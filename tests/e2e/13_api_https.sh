@@ -29,7 +29,8 @@ check_eq "... with a wrong token 401" "$(mcode -H 'Authorization: Bearer metrics
 check_eq "... with the token 200" "$(mcode -H 'Authorization: Bearer metrics-token-0123456789abcdef')" "200"
 check "... and the token never reaches the log" bash -c "! grep -q metrics-token-0123456789abcdef $LAB_DIR/pgw-api.log"
 # plain HTTP beyond loopback: pgw-api says what it means
-PGW_API_LISTEN=198.51.100.1:8081 lab_bg gw pgw-api-plain "$PGW_BIN/pgw-api"
+# (a run dir of its own: the first pgw-api holds api.sock in the lab's)
+PGW_RUN_DIR=$LAB_DIR/run-plain PGW_API_LISTEN=198.51.100.1:8081 lab_bg gw pgw-api-plain "$PGW_BIN/pgw-api"
 check "plain HTTP on a non-loopback address: a startup warning says so" \
 	wait_for 5 grep -q 'serving plain HTTP on 198.51.100.1' "$LAB_DIR/pgw-api-plain.log"
 check_fails "... and none on loopback or with TLS" grep -q 'serving plain HTTP' "$LAB_DIR/pgw-api.log"
