@@ -18,6 +18,11 @@
 
 #define RETRY_MS  1000
 #define VERIFY_MS 5000
+/* Clients that stop being active: the forwarder is told at once and resets their relayed
+ * connections through the NAT mapping; their conntrack entries go this much later. Deleted
+ * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
+ * between: the sets already refuse them, and their mapped flows end at the local forwarder. */
+#define FORGET_DELAY_MS 300
 
 struct agent {
 	struct daemon *d;
@@ -28,7 +33,8 @@ struct agent {
 	int failing; /* the last apply failed: retry on the timer */
 	uint64_t generation;
 	unsigned long errors_total;
-	struct ev_handle *kick, *verify, *link_h;
+	struct ev_handle *kick, *verify, *link_h, *forget_h;
+	struct addrset forget; /* to lose their conntrack entries when forget_h fires */
 	struct link_watch *links;
 	int lan_present, wan_present, ifaces_known;
 	char iface_error[256]; /* "" while both interfaces exist */
@@ -130,6 +136,34 @@ static void forget_clients(const struct addrset *gone)
 		log_info("conntrack: %d entries of %zu clients no longer active deleted", n, gone->n);
 }
 
+static void on_forget(struct evloop *ev, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)ev;
+	forget_clients(&a->forget);
+	free(a->forget.addr);
+	memset(&a->forget, 0, sizeof(a->forget));
+}
+
+/* gone (taken over): the forwarder resets their connections now, conntrack forgets them after
+ * FORGET_DELAY_MS. A set still pending is forgotten at once first. */
+static void forget_later(struct agent *a, struct addrset *gone)
+{
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH | TOPIC_MAPPINGS};
+
+	if (a->forget.n)
+		on_forget(NULL, a);
+	free(a->forget.addr);
+	a->forget = *gone;
+	memset(gone, 0, sizeof(*gone));
+	if (a->forget.n == 0)
+		return;
+	notify_send(a->d->nt, "forwarder", &m);
+	if (!a->forget_h || ev_timer_set(a->forget_h, FORGET_DELAY_MS, 0) < 0)
+		on_forget(NULL, a); /* no timer: at once */
+}
+
 /* Element changes between what is applied and what is wanted: -1 on OOM, else count. */
 static int apply_elements(struct agent *a, const struct desired *want, char *err, size_t errlen)
 {
@@ -206,7 +240,7 @@ static void reconcile(struct agent *a, int force_full)
 		int e = a->have_applied ? addrset_minus(&a->applied.active, &want.active, &gone)
 					: addrset_minus(&want.blocked, &none, &gone);
 		if (e == 0)
-			forget_clients(&gone);
+			forget_later(a, &gone);
 		free(gone.addr);
 	}
 	desired_free(&a->applied);
@@ -339,6 +373,8 @@ int main(int argc, char **argv)
 		a.nft = nft_open(err, sizeof(err));
 		a.kick = ev_add_timer(d.ev, 0, 0, on_kick, &a); /* first reconcile at once */
 		a.verify = ev_add_timer(d.ev, VERIFY_MS, VERIFY_MS, on_verify, &a);
+		/* armed for real when clients stop being active (a day out: an empty set, harmless) */
+		a.forget_h = ev_add_timer(d.ev, 86400000, 0, on_forget, &a);
 		a.links = link_watch_open(err, sizeof(err));
 		if (a.links)
 			a.link_h = ev_add_fd(d.ev, link_watch_fd(a.links), EPOLLIN, on_link, &a);
@@ -353,6 +389,9 @@ int main(int argc, char **argv)
 		}
 	}
 	/* fail closed: whatever is in the kernel stays there */
+	if (a.forget.n)
+		forget_clients(&a.forget);
+	free(a.forget.addr);
 	link_watch_close(a.links);
 	desired_free(&a.applied);
 	nft_close(a.nft);
