@@ -153,8 +153,9 @@ static void forget_later(struct agent *a, struct addrset *gone)
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH | TOPIC_MAPPINGS};
 
 	if (a->forget.n)
-		on_forget(NULL, a);
-	free(a->forget.addr);
+		on_forget(NULL, a); /* frees it */
+	else
+		free(a->forget.addr);
 	a->forget = *gone;
 	memset(gone, 0, sizeof(*gone));
 	if (a->forget.n == 0)

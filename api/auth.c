@@ -67,7 +67,7 @@ static char *issue(struct req *r, long exp, const char *csrf)
 int auth_login(struct req *r)
 {
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
-	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64], retry[16];
+	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64];
 	unsigned wait;
 	unsigned char rnd[32];
 	int disabled = 0, found, ok;
@@ -88,11 +88,9 @@ int auth_login(struct req *r)
 	if (!wait)
 		wait = throttle_check(akey, THROTTLE_ADDR_FAILS);
 	if (wait) { /* before any password work: also caps the CPU an attacker can spend */
-		snprintf(retry, sizeof(retry), "%u", wait);
-		r->extra_header[0] = "Retry-After";
-		r->extra_header[1] = retry;
 		log_warnx_id(r->id, "login throttled for '%s' from %s", name, r->addr);
-		return reply_error(r, 429, "too_many_requests", "too many failed logins; try again in %u s", wait);
+		return reply_retry_after(r, 429, wait, "too_many_requests", "too many failed logins; try again in %u s",
+					 wait);
 	}
 	if (auth_password_work_begin(r) < 0)
 		return MHD_YES; /* 503: too many at once */
@@ -142,9 +140,7 @@ int auth_password_work_begin(struct req *r)
 {
 	if (atomic_fetch_add(&password_work, 1) >= AUTH_PASSWORD_WORK) {
 		atomic_fetch_sub(&password_work, 1);
-		r->extra_header[0] = "Retry-After";
-		r->extra_header[1] = "1";
-		reply_error(r, 503, "busy", "too many password checks at once; try again in a second");
+		reply_retry_after(r, 503, 1, "busy", "too many password checks at once; try again in a second");
 		return -1;
 	}
 	return 0;

@@ -137,6 +137,22 @@ int reply_error_with(struct req *r, unsigned status, const char *code, json_t *e
 	return ret;
 }
 
+int reply_retry_after(struct req *r, unsigned status, unsigned wait_s, const char *code, const char *fmt, ...)
+{
+	char retry[16];
+	va_list ap;
+	int ret;
+
+	snprintf(retry, sizeof(retry), "%u", wait_s ? wait_s : 1);
+	r->extra_header[0] = "Retry-After";
+	r->extra_header[1] = retry;
+	va_start(ap, fmt);
+	ret = verror(r, status, code, NULL, fmt, ap);
+	va_end(ap);
+	r->extra_header[0] = r->extra_header[1] = NULL;
+	return ret;
+}
+
 int reply_empty(struct req *r, unsigned status)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);

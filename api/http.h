@@ -57,6 +57,9 @@ int reply_error(struct req *r, unsigned status, const char *code, const char *fm
 /* An error reply with extra members in "error" (e.g. the health check of a 422); steals extra. */
 int reply_error_with(struct req *r, unsigned status, const char *code, json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* A 429 or 503 error telling the client when to try again (Retry-After: wait_s, at least 1). */
+int reply_retry_after(struct req *r, unsigned status, unsigned wait_s, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 int reply_empty(struct req *r, unsigned status);
 int reply_text(struct req *r, unsigned status, const char *content_type, const char *text, size_t len);
 

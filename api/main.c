@@ -323,9 +323,11 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
 	else if (r < 0 || (n = net_prefix_list_parse(v, allow, SETTINGS_PREFIXES_MAX)) < 0)
 		goto unreadable;
 	if (!v[0]) {
-		if (settings_get(db, "lan_cidr", v, sizeof(v)) == -EIO)
+		r = settings_get(db, "lan_cidr", v, sizeof(v));
+		if (r == -EIO)
 			goto unreadable;
-		settings_str(db, api->cfg, "lan_cidr", v, sizeof(v));
+		if (r < 0) /* not set: the configured default */
+			settings_str(db, api->cfg, "lan_cidr", v, sizeof(v));
 		n = net_prefix_parse(v, &allow[0]) == 0 ? 1 : 0;
 	}
 	for (int i = 0; i < n; i++)

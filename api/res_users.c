@@ -221,18 +221,15 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 	if (self) { /* admins too: a stolen session must not be enough to take the account */
 		sqlite3_stmt *st = NULL;
 		const char *cur = json_string_value(json_object_get(r->body, "current_password"));
-		char key[40], retry[16];
+		char key[40];
 		unsigned wait;
 		int ok = 0;
 
 		/* guesses through a session are throttled like logins (per user, from anywhere) */
 		snprintf(key, sizeof(key), "p:%lld", (long long)id);
 		if ((wait = throttle_check(key, THROTTLE_USER_FAILS))) {
-			snprintf(retry, sizeof(retry), "%u", wait);
-			r->extra_header[0] = "Retry-After";
-			r->extra_header[1] = retry;
-			return reply_error(r, 429, "too_many_requests",
-					   "too many wrong current passwords; try again in %u s", wait);
+			return reply_retry_after(r, 429, wait, "too_many_requests",
+						 "too many wrong current passwords; try again in %u s", wait);
 		}
 		if (cur)
 			throttle_fail(key);
