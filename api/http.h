@@ -9,7 +9,8 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#define API_PER_ADDRESS_MAX 128 /* connections at once from one address, and from one IPv6 /64 */
+#define API_PER_ADDRESS_MAX 128		/* connections at once from one address, and from one IPv6 /64 */
+#define API_HEAD_MAX	    (32 * 1024) /* request line and headers; more: libmicrohttpd's own 431 */
 #define API_CONNECTIONS_MAX 1000
 #define API_BODY_MAX	    (1024 * 1024)
 #define API_LOGIN_BODY_MAX  4096 /* a username and a password: anyone may send one */

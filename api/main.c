@@ -530,9 +530,10 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 		mhd = MHD_start_daemon(
 		    flags | MHD_USE_TLS, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
 		    &ss, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_CONNECTION_TIMEOUT,
-		    (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
-		    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED,
-		    on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_END);
+		    (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_HEAD_MAX, MHD_OPTION_CONNECTION_LIMIT,
+		    (unsigned)API_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api,
+		    MHD_OPTION_END);
 		explicit_bzero(key, strlen(key));
 		free(cert);
 		free(key);
@@ -549,10 +550,11 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 			  "PGW_TLS_CERT and PGW_TLS_KEY (or listen on 127.0.0.1 behind a TLS proxy)",
 			  api->cfg->api_host);
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
-			       &ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-			       (unsigned)API_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			       (unsigned)API_PER_ADDRESS_MAX, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
-			       MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_END);
+			       &ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			       (size_t)API_HEAD_MAX, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
+			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_PER_ADDRESS_MAX,
+			       MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_NOTIFY_CONNECTION,
+			       on_connection, api, MHD_OPTION_END);
 	if (!mhd)
 		snprintf(err, errlen, "PGW_API_LISTEN: cannot listen on %s:%u: %s", api->cfg->api_host,
 			 api->cfg->api_port, strerror(errno));

@@ -113,12 +113,12 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	int demote, disable, rc = SQLITE_ERROR;
 
-	if (!before)
-		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
-	if (req_parse_json(r) < 0) {
+	if (req_parse_json(r) < 0) { /* the request's own faults first, as everywhere */
 		json_decref(before);
 		return MHD_YES;
 	}
+	if (!before)
+		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
 	if (json_check(r->body, f, 2, 1, err, sizeof(err)) < 0) {
 		json_decref(before);
 		return reply_error(r, 400, "bad_request", "%s", err);
@@ -211,11 +211,11 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 
 	if (!self && !admin)
 		return reply_error(r, 403, "forbidden", "only admins change other users' passwords");
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
 	if (!(u = user_json(db, id)))
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
 	json_decref(u);
-	if (req_parse_json(r) < 0)
-		return MHD_YES;
 	if (json_check(r->body, f, 2, 0, err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	if (self) { /* admins too: a stolen session must not be enough to take the account */

@@ -4,7 +4,10 @@ be one the spec documents for that operation, and a 2xx JSON body must have the 
 shape (type, required, properties, items, enum, nullable, $ref). Every operation in the spec
 must be called here: a new path without a call fails the test, keeping spec and test in step.
 And the other way: a method a documented path does not list answers 405, an undocumented path
-404, so the server does nothing the spec does not say.
+404, so the server does nothing the spec does not say. Then every operation is tried the ways a
+careless or hostile caller would (no token, a viewer's token, a body with an unknown field, the
+wrong content type, an oversized body, an id that does not exist): whatever it answers must be
+listed on that operation, in the error shape, with X-Request-Id.
 Usage: api_spec_check.py SPEC BASE_URL ADMIN_PASSWORD   (prints TAP-like lines, exit 1 on failure)"""
 import json, sys, urllib.request, urllib.error
 import yaml
@@ -53,7 +56,11 @@ def validate(v, s, where):
     return errs
 
 
+last_headers = {}
+
+
 def call(method, path, body=None, token=None, ctype="application/json", stream=False):
+    global last_headers
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
@@ -62,10 +69,12 @@ def call(method, path, body=None, token=None, ctype="application/json", stream=F
         req.add_header("Authorization", "Bearer " + token)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
+            last_headers = r.headers
             if stream:
                 return r.status, r.headers.get("Content-Type"), r.readline()
             return r.status, r.headers.get("Content-Type"), r.read()
     except urllib.error.HTTPError as e:
+        last_headers = e.headers
         return e.code, e.headers.get("Content-Type"), e.read()
 
 
@@ -92,6 +101,8 @@ def op(method, spec_path, path, body=None, token=None, ctype="application/json",
                 errs += validate(json.loads(raw), schema, "body")
             if status >= 400:
                 errs += validate(json.loads(raw), {"$ref": "#/components/schemas/Error"}, "error")
+    if not last_headers.get("X-Request-Id"):
+        errs.append("no X-Request-Id")
     if expect and status != expect:
         errs.append("status %d, expected %d" % (status, expect))
     label = "%s %s -> %d" % (method, path, status)
@@ -166,6 +177,31 @@ for path in ("/api/v1/nothing", "/api/v1/proxies/1/nothing", "/api/v1/config/not
     else:
         failures += 1
         print("not ok %d - GET %s is not in the spec but answers %d" % (n, path, status))
+
+# Every operation, tried wrongly: each answer must be one the spec lists there (op() checks the
+# status, the error shape and X-Request-Id). Exact statuses where the contract is fixed.
+op("POST", "/api/v1/users", "/api/v1/users", {"username": "spec-viewer", "role": "viewer", "password": "spec-password-1"}, T, expect=201)
+V = op("POST", "/api/v1/auth/login", "/api/v1/auth/login", {"username": "spec-viewer", "password": "spec-password-1"}, expect=200)["token"]
+big = b'{"x": "' + b"a" * (1024 * 1024 + 16) + b'"}'
+for path, ops in spec["paths"].items():
+    concrete = path.replace("{id}", "999999").replace("{proxy_id}", "999999")
+    for method, o in ops.items():
+        if method not in ("get", "post", "put", "patch", "delete"):
+            continue
+        M = method.upper()
+        if o.get("security", spec.get("security")) != []:
+            op(M, path, concrete, {} if method != "get" else None, None, expect=401)
+        if method != "get" and path != "/api/v1/auth/logout":
+            st = op(M, path, concrete, {} if method != "delete" else None, V)
+        if "requestBody" in o:
+            ctypes = o["requestBody"]["content"]
+            ct = "application/json" if "application/json" in ctypes else list(ctypes)[0]
+            op(M, path, concrete, big, T, ctype=ct, expect=413)
+            op(M, path, concrete, b"x=1", T, ctype="application/x-www-form-urlencoded", expect=415)
+            if ct == "application/json" and path != "/api/v1/auth/logout":
+                op(M, path, concrete, {"zz_unknown": 1}, T)
+        elif method == "get" and path not in ("/api/v1/events",):
+            op(M, path, concrete, None, T)
 
 op("POST", "/api/v1/auth/logout", "/api/v1/auth/logout", {}, T, expect=204)
 

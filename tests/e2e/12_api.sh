@@ -53,6 +53,9 @@ check_eq "413 for a login body over 4 KiB (anyone may send one)" "$(code "$out")
 check_match "... naming the bound" "$(body "$out")" "larger than 4096 bytes"
 check_eq "405 for a body sent to the dashboard's files (refused before it is read)" "$(code "$(http POST /index.html --data-binary @"$LAB_DIR/big.json")")" "405"
 check_eq "400 for a GET with a body" "$(code "$(http GET /api/v1/proxies -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/login.json")")" "400"
+big_h=$(head -c 40000 /dev/zero | tr '\0' a); ok_h=$(head -c 16000 /dev/zero | tr '\0' a)
+check_eq "431 for a request head over 32 KiB (libmicrohttpd's own answer)" "$(code "$(http GET /api/v1/me -H "$ADMIN" -H "X-Pad: $big_h")")" "431"
+check_eq "... and a 16 KiB header is served" "$(code "$(http GET /api/v1/me -H "$ADMIN" -H "X-Pad: $ok_h")")" "200"
 check_eq "nothing was stored by the bad requests" "$(sqlite3 "$PGW_DB" 'SELECT count(*) FROM proxies')" "0"
 
 out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"socks-auth\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1080,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
