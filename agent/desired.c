@@ -86,6 +86,8 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	r->lan_mask = lan.prefix ? 0xffffffffu << (32 - lan.prefix) : 0;
 	settings_str(db, cfg, "dns_mode", v, sizeof(v));
 	r->dns_local = strcmp(v, "local") == 0;
+	r->dns_proxy = strcmp(v, "proxy") == 0;
+	r->dns_port = cfg->dns_port;
 	settings_str(db, cfg, "block_action", v, sizeof(v));
 	r->block_drop = strcmp(v, "drop") == 0;
 	settings_str(db, cfg, "forwarder_mode", v, sizeof(v));

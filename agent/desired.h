@@ -17,7 +17,9 @@ struct desired_rules {
 	uint32_t lan_addr, lan_mask; /* host byte order */
 	uint16_t forwarder_port;
 	uint16_t api_port;
-	uint8_t dns_local;  /* dns_mode=local: clients may query the gateway */
+	uint8_t dns_local; /* dns_mode=local: clients may query the gateway */
+	uint8_t dns_proxy; /* dns_mode=proxy: clients' port 53 to pgw-forwarder's DNS port */
+	uint16_t dns_port;
 	uint8_t block_drop; /* block_action=drop instead of reject */
 	uint8_t strict_output;
 	uint8_t tproxy; /* forwarder_mode=tproxy */

@@ -6,32 +6,24 @@
  *   set active6  { type ipv6_addr; }   # the same for IPv6 clients
  *   set blocked6 { type ipv6_addr; }
  *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+ *     [dns proxy: iifname LAN meta l4proto { udp, tcp } th dport 53 counter redirect to :DNS]
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD
  *     iifname LAN meta l4proto tcp ip6 saddr @active6 tcp dport != 53 counter redirect to :FWD }
- *   [forwarder_mode=tproxy, instead: chain mangle_prerouting { type filter hook prerouting priority mangle;
- *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
- *     meta mark set 0x2470 tproxy ip to :TPROXY accept
- *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
- *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
- *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
- *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
- *     ip6 saddr @blocked6 counter BLOCK
- *     ip saddr @active4 counter BLOCK                                       # (their non-TCP, e.g. QUIC)
- *     ip6 saddr @active6 counter BLOCK
- *     iifname LAN counter BLOCK
- *     ip saddr LAN counter BLOCK
- *     counter drop }                                                         # everything else
- *   chain input { type filter hook input priority filter; policy accept;
- *     iifname "lo" accept
- *     iifname LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in)
- *     ip saddr LAN jump lan_in
- *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
- *   chain lan_in {
- *     ct state established,related accept
- *     meta l4proto { icmp, ipv6-icmp } accept
- *     meta l4proto tcp ip saddr @active4 th dport FWD accept
- *     meta l4proto tcp ip6 saddr @active6 th dport FWD accept
- *     ip saddr ALLOWED meta l4proto tcp th dport API accept    (each api_allow network; default LAN)
+ *   [forwarder_mode=tproxy, instead (prerouting then holds only the DNS rules): chain mangle_prerouting { type filter
+ * hook prerouting priority mangle; iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter meta mark set
+ * 0x2470 tproxy ip to :TPROXY accept (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in:
+ * meta mark 0x2470 accept] chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards
+ * NOTHING meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently ip saddr @blocked4
+ * counter BLOCK                                      # known clients: fail fast ip6 saddr @blocked6 counter BLOCK ip
+ * saddr @active4 udp dport 443 counter reject with icmpx port-unreachable  # QUIC: fall back now (the same for
+ * @active6, iifname LAN, ip saddr LAN) ip saddr @active4 counter BLOCK                                       # (their
+ * other non-TCP) ip6 saddr @active6 counter BLOCK iifname LAN counter BLOCK ip saddr LAN counter BLOCK counter drop }
+ * # everything else chain input { type filter hook input priority filter; policy accept; iifname "lo" accept iifname
+ * LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in) ip saddr LAN jump lan_in ip saddr @active4 jump
+ * lan_in   (and @blocked4, @active6, @blocked6) } chain lan_in { ct state established,related accept meta l4proto {
+ * icmp, ipv6-icmp } accept meta l4proto tcp ip saddr @active4 th dport FWD accept meta l4proto tcp ip6 saddr @active6
+ * th dport FWD accept ip saddr ALLOWED meta l4proto tcp th dport API accept    (each api_allow network; default LAN)
+ *     [dns proxy: meta l4proto { udp, tcp } th dport DNS accept]
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
  *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output();
@@ -256,6 +248,22 @@ static void put_block(struct batch *bt, const struct desired_rules *dr, const ch
 	put_rule(bt, r, chain);
 }
 
+/* match, then UDP to port 443: ICMP port unreachable, whatever block_action says (the client is
+ * not blocked; its QUIC only has no path, and says so at once). */
+static void put_quic_reject(struct batch *bt, const struct desired_rules *dr,
+			    void (*match)(struct nftnl_rule *, const struct desired_rules *, const void *),
+			    const void *arg)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	match(r, dr, arg);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
+	m_dport(r, NFT_CMP_EQ, 443);
+	e_counter(r);
+	e_reject(r, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_PORT_UNREACH);
+	put_rule(bt, r, "forward");
+}
+
 /* The conditions that say "this packet comes from a LAN client", each alone. */
 struct client_set {
 	const char *name;
@@ -419,12 +427,24 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 	if (dr->tproxy)
 		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150,
 			  NF_ACCEPT); /* not "tproxy": an nft keyword */
-	else
+	if (!dr->tproxy || dr->dns_proxy)
 		put_chain(bt, "prerouting", "nat", NF_INET_PRE_ROUTING, -100, NF_ACCEPT);
 	put_chain(bt, "forward", "filter", NF_INET_FORWARD, 0,
 		  NF_DROP); /* pgw forwards nothing, whatever the settings */
 	put_chain(bt, "input", "filter", NF_INET_LOCAL_IN, 0, NF_ACCEPT);
 	put_chain(bt, "lan_in", NULL, 0, 0, 0);
+
+	/* prerouting, dns_mode=proxy: every LAN device's DNS, to whatever address, to the forwarder's
+	 * resolver, which answers it through the device's own proxy (or refuses it) */
+	for (size_t i = 0; dr->dns_proxy && i < sizeof(l4); i++) {
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+		m_u8(r, NFT_META_L4PROTO, l4[i]);
+		m_dport(r, NFT_CMP_EQ, 53);
+		e_counter(r);
+		e_redirect(r, dr->dns_port);
+		put_rule(bt, r, "prerouting");
+	}
 
 	/* prerouting: active clients' TCP to the forwarder (DNS over TCP is not relayed):
 	 * REDIRECT (nat), or TPROXY (mark + tproxy, delivered by the policy route of route.c) */
@@ -453,7 +473,14 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		e_verdict(r, NF_DROP, NULL);
 		put_rule(bt, r, "forward");
 	}
-	for (size_t i = 0; i < sizeof(client_sets) / sizeof(client_sets[0]); i++)
+	for (size_t i = 0; i < 2; i++) /* blocked4, blocked6 */
+		put_block(bt, dr, "forward", match_set, &client_sets[i]);
+	/* QUIC (UDP 443) is not relayed: refused at once, so browsers fall back to TCP at once */
+	put_quic_reject(bt, dr, match_set, &client_sets[2]);
+	put_quic_reject(bt, dr, match_set, &client_sets[3]);
+	put_quic_reject(bt, dr, match_lan_iface, NULL);
+	put_quic_reject(bt, dr, match_lan_net, NULL);
+	for (size_t i = 2; i < sizeof(client_sets) / sizeof(client_sets[0]); i++)
 		put_block(bt, dr, "forward", match_set, &client_sets[i]);
 	put_block(bt, dr, "forward", match_lan_iface, NULL);
 	put_block(bt, dr, "forward", match_lan_net, NULL);
@@ -522,6 +549,13 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		m_saddr_prefix(r, &dr->api_allow[i]);
 		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
 		m_dport(r, NFT_CMP_EQ, dr->api_port);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "lan_in");
+	}
+	for (size_t i = 0; dr->dns_proxy && i < sizeof(l4); i++) { /* redirected DNS, for the resolver */
+		r = nftnl_rule_alloc();
+		m_u8(r, NFT_META_L4PROTO, l4[i]);
+		m_dport(r, NFT_CMP_EQ, dr->dns_port);
 		e_verdict(r, NF_ACCEPT, NULL);
 		put_rule(bt, r, "lan_in");
 	}

@@ -56,6 +56,10 @@ static const struct cfg_var vars[] = {
      "REDIRECT listener port of pgw-forwarder"},
     {"PGW_TPROXY_PORT", "12346", T_PORT, offsetof(struct pgw_config, tproxy_port), 0, 0,
      "TPROXY listener port of pgw-forwarder"},
+    {"PGW_DNS_PORT", "15353", T_PORT, offsetof(struct pgw_config, dns_port), 0, 0,
+     "DNS listener port of pgw-forwarder (UDP and TCP; clients' port 53 is redirected to it)"},
+    {"PGW_DNS_TLS_CA", "", T_PATH, F(dns_tls_ca), 0,
+     "PEM CA bundle that tls:// DNS resolvers' certificates must chain to (empty: the system's trust store)"},
     {"PGW_HEALTH_INTERVAL", "30", T_SECONDS, offsetof(struct pgw_config, health_interval_s), 0, 86400,
      "seconds between health probes (first value of the setting)"},
     {"PGW_HEALTH_URL", "http://ifconfig.me/ip", T_URL, F(health_url), 0, "exit-IP echo URL fetched through each proxy"},
@@ -225,6 +229,11 @@ int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *e
 		return fail(err, errlen, "PGW_TPROXY_PORT: must differ from PGW_FORWARDER_PORT (%u)",
 			    cfg->forwarder_port);
 	}
+	if (cfg->dns_port == cfg->forwarder_port || cfg->dns_port == cfg->tproxy_port) {
+		config_wipe(cfg);
+		return fail(err, errlen, "PGW_DNS_PORT: must differ from PGW_FORWARDER_PORT and PGW_TPROXY_PORT (%u)",
+			    cfg->dns_port);
+	}
 	return 0;
 }
 
@@ -239,10 +248,11 @@ int config_require_api(const struct pgw_config *cfg, char *err, size_t errlen)
 void config_log(const struct pgw_config *cfg)
 {
 	log_info("config: db=%s run_dir=%s api=%s:%u web_dir=%s tls=%s lan=%s(%s) wan=%s forwarder_port=%u "
-		 "tproxy_port=%u health_interval=%us health_timeout=%us health_url=%s jwt_secret=%s metrics_token=%s",
+		 "tproxy_port=%u dns_port=%u health_interval=%us health_timeout=%us health_url=%s jwt_secret=%s "
+		 "metrics_token=%s",
 		 cfg->db_path, cfg->run_dir, cfg->api_host, cfg->api_port, cfg->web_dir,
 		 cfg->tls_cert[0] ? "on" : "off", cfg->lan_iface, cfg->lan_cidr, cfg->wan_iface, cfg->forwarder_port,
-		 cfg->tproxy_port, cfg->health_interval_s, cfg->health_timeout_s, cfg->health_url,
+		 cfg->tproxy_port, cfg->dns_port, cfg->health_interval_s, cfg->health_timeout_s, cfg->health_url,
 		 cfg->jwt_secret_len ? "(set)" : "(unset)", cfg->metrics_token[0] ? "(set)" : "(unset)");
 }
 

@@ -1,6 +1,7 @@
 /* settings.c - see settings.h. */
 #include "settings.h"
 
+#include "dns.h"
 #include "log.h"
 #include "net.h"
 #include "parse.h"
@@ -13,8 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES };
-static const char *const kind_names[] = {"interface", "cidr", "enum", "range", "url", "bool", "prefixes"};
+enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES, K_RESOLVERS, K_HOSTNAME };
+static const char *const kind_names[] = {"interface", "cidr",	  "enum",      "range",	  "url",
+					 "bool",      "prefixes", "resolvers", "hostname"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -51,13 +53,37 @@ static const struct sdef defs[] = {
      0,
      NULL},
     {{"dns_mode", "DNS mode",
-      "minimal: client DNS is dropped (the proxies resolve names); local: clients may query a resolver on the "
-      "gateway."},
+      "proxy: the gateway answers every client's DNS (UDP and TCP port 53, to any address) and resolves it through "
+      "that client's own proxy to the DNS upstreams; minimal: client DNS is dropped; local: clients may query a "
+      "resolver running on the gateway itself (which looks names up from the gateway's own address)."},
      K_ENUM,
-     "minimal|local",
+     "proxy|minimal|local",
      0,
      0,
      NULL},
+    {{"dns_upstream", "DNS upstreams",
+      "Resolvers asked through each client's proxy (dns_mode proxy), comma-separated, tried in order: host:port is DNS "
+      "over TCP, tls://host:port#name DNS over TLS with the certificate checked against name. At most 8."},
+     K_RESOLVERS,
+     NULL,
+     0,
+     0,
+     "1.1.1.1:53,9.9.9.9:53"},
+    {{"dns_check_name", "DNS check name",
+      "The name pgw-healthd looks up through each proxy to tell whether it carries DNS."},
+     K_HOSTNAME,
+     NULL,
+     0,
+     0,
+     "example.com"},
+    {{"dns_query_log", "DNS query log",
+      "Log every client query (client, name, type, answer, time) in pgw-forwarder's log. Off by default: it names "
+      "what every device looks up."},
+     K_BOOL,
+     NULL,
+     0,
+     0,
+     "false"},
     {{"block_action", "Block action",
       "How blocked clients are refused: reject answers at once (TCP reset, ICMP); drop stays silent."},
      K_ENUM,
@@ -249,6 +275,19 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 		if (parse_bool(value, &b) == 0)
 			return 0;
 		snprintf(err, errlen, "%s: '%s' is not true or false", key, value);
+		break;
+	case K_RESOLVERS: {
+		struct dns_upstream u[DNS_UPSTREAMS_MAX];
+		char why[200];
+		if (dns_upstreams_parse(value, u, DNS_UPSTREAMS_MAX, why, sizeof(why)) > 0)
+			return 0;
+		snprintf(err, errlen, "%s: %s", key, why);
+		break;
+	}
+	case K_HOSTNAME:
+		if (dns_hostname_valid(value))
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not a host name like www.example.com", key, value);
 		break;
 	case K_PREFIXES: {
 		struct net_prefix p[SETTINGS_PREFIXES_MAX];

@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "relay.h"
+#include "resolver.h"
 #include "workers.h"
 #include "settings.h"
 
@@ -23,9 +24,25 @@ struct forwarder {
 	struct daemon *d;
 	struct fwd_shared sh;
 	struct fwd_workers *workers;
+	struct resolver *resolver;
 	unsigned n_workers;
 	struct ev_handle *stats_timer;
 };
+
+static void load_dns(struct forwarder *f, struct fwd_dns *dns)
+{
+	char v[SETTINGS_VALUE_MAX], err[256];
+	int n;
+
+	memset(dns, 0, sizeof(*dns));
+	settings_str(f->d->db, &f->d->cfg, "dns_upstream", v, sizeof(v)); /* valid, or the default */
+	n = dns_upstreams_parse(v, dns->up, DNS_UPSTREAMS_MAX, err, sizeof(err));
+	dns->n = n > 0 ? n : 0;
+	dns->query_log = settings_bool(f->d->db, &f->d->cfg, "dns_query_log");
+	/* a new generation (new connections, an empty cache) only when the resolvers change */
+	dns->gen = f->sh.dns.gen + (dns->n != f->sh.dns.n || memcmp(dns->up, f->sh.dns.up, sizeof(dns->up)) != 0 ||
+				    dns->query_log != f->sh.dns.query_log);
+}
 
 static void load_limits(struct forwarder *f, struct fwd_limits *l)
 {
@@ -39,6 +56,7 @@ static int reload(struct forwarder *f, const char *why)
 {
 	struct fwd_table *t = NULL, *old;
 	struct fwd_limits l;
+	struct fwd_dns dns;
 	char err[512];
 
 	if (table_load(f->d->db, &t, err, sizeof(err)) < 0) {
@@ -46,10 +64,12 @@ static int reload(struct forwarder *f, const char *why)
 		return -EIO;
 	}
 	load_limits(f, &l);
+	load_dns(f, &dns);
 	pthread_rwlock_wrlock(&f->sh.lock);
 	old = f->sh.table;
 	f->sh.table = t;
 	f->sh.limits = l;
+	f->sh.dns = dns;
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
@@ -67,9 +87,18 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	reload(f, msg ? "event" : from);
 }
 
+static void write_dns_stats(void *arg, FILE *out)
+{
+	resolver_write_stats(arg, out);
+}
+
 static void write_stats(struct forwarder *f)
 {
-	struct stats_header h = {.workers = f->n_workers, .port = f->sh.port, .mappings = table_size(f->sh.table)};
+	struct stats_header h = {.workers = f->n_workers,
+				 .port = f->sh.port,
+				 .mappings = table_size(f->sh.table),
+				 .extra = write_dns_stats,
+				 .extra_arg = f->resolver};
 
 	stats_write(&f->sh.stats, &h, f->d->cfg.run_dir);
 }
@@ -85,7 +114,7 @@ static int alive(struct daemon *d)
 {
 	struct forwarder *f = d->priv;
 
-	return workers_alive(f->workers, 10000);
+	return workers_alive(f->workers, 10000) && resolver_alive(f->resolver, 10000);
 }
 
 static const struct daemon_info info = {
@@ -119,15 +148,20 @@ int main(int argc, char **argv)
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
 		daemon_raise_nofile();
-		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0) {
+		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0 ||
+		    resolver_start(&f.sh, d.cfg.dns_port, d.cfg.dns_tls_ca, &f.resolver, err, sizeof(err)) < 0) {
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");
+			workers_stop(f.workers);
+			f.workers = NULL;
 			r = DAEMON_EXIT_FAIL;
 		} else {
-			log_info("listening on port %u (REDIRECT) and %u (TPROXY) with %u workers", f.sh.port,
-				 f.sh.tproxy_port, f.n_workers);
+			log_info("listening on port %u (REDIRECT), %u (TPROXY) and %u (DNS) with %u workers", f.sh.port,
+				 f.sh.tproxy_port, d.cfg.dns_port, f.n_workers);
 			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
+			resolver_stop(f.resolver);
+			f.resolver = NULL;
 			workers_stop(f.workers);
 			write_stats(&f);
 		}

@@ -4,6 +4,7 @@
 #ifndef FWD_RELAY_H
 #define FWD_RELAY_H
 
+#include "dns.h"
 #include "net.h"
 #include "stats.h"
 #include "table.h"
@@ -16,11 +17,19 @@ struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
 };
 
+/* The resolver's settings (dns_upstream, dns_query_log); gen changes with every reload. */
+struct fwd_dns {
+	struct dns_upstream up[DNS_UPSTREAMS_MAX];
+	int n, query_log;
+	uint64_t gen;
+};
+
 /* What the main thread shares with the workers. */
 struct fwd_shared {
 	pthread_rwlock_t lock; /* guards table and limits */
 	struct fwd_table *table;
 	struct fwd_limits limits;
+	struct fwd_dns dns;
 	struct fwd_stats stats;
 	const char *run_dir;
 	uint16_t port;	      /* REDIRECT */

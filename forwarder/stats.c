@@ -82,6 +82,21 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
+void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error)
+{
+	struct client_stat *cs;
+
+	if (!s->clients)
+		return;
+	pthread_mutex_lock(&s->clients_lock);
+	if ((cs = client_slot(s, client))) {
+		cs->dns_queries++;
+		cs->dns_hits += (unsigned long)(hit != 0);
+		cs->dns_errors += (unsigned long)(error != 0);
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+}
+
 /* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
 static void write_clients(struct fwd_stats *s, FILE *out)
 {
@@ -99,8 +114,9 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 		net_ip_str(&cs->client, ip);
 		fprintf(out,
 			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
-			"%lu}",
-			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down);
+			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu}",
+			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down,
+			cs->dns_queries, cs->dns_hits, cs->dns_errors);
 		first = 0;
 	}
 	pthread_mutex_unlock(&s->clients_lock);
@@ -129,6 +145,8 @@ void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *
 			atomic_load(&s->upstream_errors[i]));
 	fputc('}', out);
 	write_clients(s, out);
+	if (h->extra)
+		h->extra(h->extra_arg, out);
 	fputs("}\n", out);
 	fclose(out);
 	fwdstats_path(run_dir, path, sizeof(path));

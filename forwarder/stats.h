@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 enum fwd_close {
@@ -45,6 +46,7 @@ struct fwd_stats {
 struct client_stat {
 	struct net_ip client; /* all zero (::, never a client): free slot */
 	unsigned long active, connections, failures, bytes_up, bytes_down;
+	unsigned long dns_queries, dns_hits, dns_errors; /* errors: SERVFAIL or REFUSED given */
 };
 
 /* 0, or -ENOMEM. */
@@ -54,10 +56,15 @@ void stats_fini(struct fwd_stats *s);
 void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
 		  uint64_t down);
 
+/* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error). */
+void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error);
+
 struct stats_header {
 	unsigned workers;
 	uint16_t port;
 	size_t mappings;
+	void (*extra)(void *arg, FILE *out); /* more members of the top object (the resolver's) */
+	void *extra_arg;
 };
 /* Write FWDSTATS_FILE in run_dir atomically (tmp + rename): readers see a whole file. */
 void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *run_dir);

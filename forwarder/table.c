@@ -44,8 +44,10 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
 	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
-	    "coalesce(h.pipelining, 0) FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id "
-	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* "active": 0004; pipelining: 0006 */
+	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down' "
+	    "FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id "
+	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* "active": 0004; pipelining: 0006; dns:
+									      0012 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
@@ -90,6 +92,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		snprintf(e.user, sizeof(e.user), "%s", (const char *)sqlite3_column_text(st, 6));
 		snprintf(e.pass, sizeof(e.pass), "%s", (const char *)sqlite3_column_text(st, 7));
 		e.pipeline = e.type == UPSTREAM_SOCKS5 && sqlite3_column_int(st, 8);
+		e.proxy_down = e.state == FWD_BLOCKED && sqlite3_column_int(st, 9);
+		e.dns_down = sqlite3_column_int(st, 10);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
 			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),
@@ -101,8 +105,10 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.proxy = resolved;
 		e.endpoint =
 		    endpoint_hash((const char *)sqlite3_column_text(st, 4), (unsigned)sqlite3_column_int(st, 5));
-		if (!resolved_ok)
+		if (!resolved_ok) {
 			e.state = FWD_BLOCKED;
+			e.proxy_down = sqlite3_column_int(st, 9);
+		}
 		for (i = slot_of(&a, t->cap); t->used[i] && !same(&t->slots[i].client, &a); i = (i + 1) & (t->cap - 1))
 			;
 		if (!t->used[i])

@@ -25,7 +25,9 @@ struct fwd_entry {
 					* what a name resolved to this time (a revalidation compares it) */
 	char user[UPSTREAM_CRED_MAX + 1];
 	char pass[UPSTREAM_CRED_MAX + 1];
-	int pipeline; /* SOCKS5 handshake in one write: healthd found the proxy takes it */
+	int pipeline;	/* SOCKS5 handshake in one write: healthd found the proxy takes it */
+	int proxy_down; /* blocked only because its proxy is not up (or does not resolve): DNS SERVFAIL */
+	int dns_down;	/* pgw-healthd found the proxy does not carry DNS: DNS SERVFAIL at once */
 };
 
 struct fwd_table;

@@ -27,6 +27,9 @@ LAB_HTTP_PROXY=198.51.100.12   # tinyproxy with BasicAuth, port 8888
 LAB_DANTE=198.51.100.13        # dante-server (no auth), port 1080 (lab_start_dante)
 LAB_WEB=203.0.113.10           # nginx: /ip echoes the caller's address, /files/ serves LAB_DIR/www/files, PUT /upload/
 LAB_WEB6=2001:db8:203::10
+LAB_DNS=203.0.113.53           # dnsmasq (lab_start_dns): the zone pgw.lab over UDP and TCP port 53, each query logged with its source
+LAB_DOT=203.0.113.54           # unbound (lab_start_dot): the same zone over DNS-over-TLS, port 853, certificate for dot.pgw.lab (lab CA)
+LAB_ZONE=pgw.lab
 LAB_CLIENTS=(192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13)
 # lab_start_peers' three proxies as proxies rows 1-3, for
 # INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES, ...
@@ -102,6 +105,8 @@ _lab_build() {
 	done
 	# the 'internet' lives on the wan namespace's loopback (no dummy links on every kernel)
 	ip -n "$(lab_ns wan)" addr add "$LAB_WEB/32" dev lo
+	ip -n "$(lab_ns wan)" addr add "$LAB_DNS/32" dev lo
+	ip -n "$(lab_ns wan)" addr add "$LAB_DOT/32" dev lo
 	ip -n "$(lab_ns wan)" addr add "$LAB_WEB6/128" dev lo
 	ip -n "$(lab_ns lan)" link set lan0 up
 	ip -n "$(lab_ns gw)" link set ens19 up
@@ -168,6 +173,76 @@ lab_start_peers() {
 	lab_start_nginx || return 1
 	lab_wait_port wan $LAB_SOCKS_AUTH 1080 && lab_wait_port wan $LAB_SOCKS_NOAUTH 1080 &&
 		lab_wait_port wan $LAB_HTTP_PROXY 8888
+}
+
+# dnsmasq, authoritative-like for pgw.lab on $LAB_DNS:53 (UDP and TCP): www -> $LAB_WEB (and
+# $LAB_WEB6), big: TXT records over 1,232 bytes in all; other names in the zone NXDOMAIN. Every
+# query is logged as "query[TYPE] NAME from ADDRESS" in $LAB_DIR/dnsmasq.log.
+lab_start_dns() {
+	local txt i chunk
+	chunk=$(printf 'x%.0s' $(seq 1 200))
+	txt=""
+	for i in 1 2 3 4 5 6 7 8; do txt="$txt --txt-record=big.$LAB_ZONE,$i$chunk"; done
+	# shellcheck disable=SC2086
+	lab_bg wan dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+		--listen-address=$LAB_DNS --port=53 --user=root --pid-file="$LAB_DIR/dnsmasq.pid" \
+		--log-queries=extra --log-facility="$LAB_DIR/dnsmasq-queries.log" --local=/$LAB_ZONE/ \
+		--host-record=www.$LAB_ZONE,$LAB_WEB,$LAB_WEB6 --host-record=other.$LAB_ZONE,203.0.113.11 \
+		--local-ttl=300 --neg-ttl=60 $txt
+	lab_wait_port wan $LAB_DNS 53
+}
+
+# The sources dnsmasq saw queries from, one per line (sorted, unique).
+lab_dns_sources() {
+	sed -n 's/.* query\[[A-Z0-9]*\] [^ ]* from \([0-9a-f.:]*\)$/\1/p' "$LAB_DIR/dnsmasq-queries.log" 2>/dev/null | sort -u
+}
+# How many queries for NAME dnsmasq saw.
+lab_dns_count() {
+	grep -c " query\[[A-Z0-9]*\] $1 from " "$LAB_DIR/dnsmasq-queries.log" 2>/dev/null
+}
+
+# A lab CA ($LAB_DIR/ca.pem) and unbound serving pgw.lab over DNS-over-TLS on $LAB_DOT:853 with
+# a certificate for dot.pgw.lab; each query logged (with its source) in $LAB_DIR/unbound-file.log.
+lab_start_dot() {
+	local d=$LAB_DIR/tls
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=pgw lab CA" \
+		-keyout "$d/ca.key" -out "$LAB_DIR/ca.pem" >/dev/null 2>&1 || return 1
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=dot.$LAB_ZONE" \
+		-keyout "$d/dot.key" -out "$d/dot.csr" >/dev/null 2>&1 || return 1
+	printf 'subjectAltName=DNS:dot.%s\nextendedKeyUsage=serverAuth\n' "$LAB_ZONE" >"$d/ext"
+	openssl x509 -req -in "$d/dot.csr" -CA "$LAB_DIR/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+		-extfile "$d/ext" -out "$d/dot.pem" >/dev/null 2>&1 || return 1
+	chmod 644 "$d"/*
+	cat >"$LAB_DIR/unbound.conf" <<-CONF
+	server:
+	    username: ""
+	    chroot: ""
+	    directory: "$LAB_DIR"
+	    pidfile: "$LAB_DIR/unbound.pid"
+	    use-syslog: no
+	    logfile: "$LAB_DIR/unbound-file.log"
+	    log-queries: yes
+	    verbosity: 1
+	    do-daemonize: no
+	    interface: $LAB_DOT@853
+	    tls-port: 853
+	    tls-service-key: "$d/dot.key"
+	    tls-service-pem: "$d/dot.pem"
+	    do-ip6: no
+	    access-control: 0.0.0.0/0 allow
+	    local-zone: "$LAB_ZONE." static
+	    local-data: "www.$LAB_ZONE. 300 IN A $LAB_WEB"
+	    local-data: "tls.$LAB_ZONE. 300 IN A 203.0.113.12"
+	remote-control:
+	    control-enable: no
+	CONF
+	lab_bg wan unbound unbound -d -c "$LAB_DIR/unbound.conf"
+	lab_wait_port wan $LAB_DOT 853
+}
+# The sources unbound saw queries from ("info: ADDRESS NAME TYPE IN"), sorted, unique.
+lab_dot_sources() {
+	sed -n 's/.* info: \([0-9a-f.:]*\) [^ ]* [A-Z0-9]* IN$/\1/p' "$LAB_DIR/unbound-file.log" 2>/dev/null | sort -u
 }
 
 lab_start_dante() {

@@ -92,6 +92,7 @@ static void lab(struct desired *d)
 	d->rules.lan_mask = 0xffffff00u;
 	d->rules.forwarder_port = 12345;
 	d->rules.tproxy_port = 12346;
+	d->rules.dns_port = 15353;
 	d->rules.api_port = 8080;
 	addrs(&d->active, active, 2);
 	addrs(&d->blocked, blocked, 1);
@@ -146,6 +147,7 @@ static void test_golden_redirect(void **state)
 
 	(void)state;
 	lab(&d);
+	d.rules.dns_proxy = 1;
 	text = build(&d);
 	golden("ruleset_redirect.txt", text);
 	free(text);
@@ -218,10 +220,13 @@ static int lets_through(const char *line)
 	       strstr(line, "tproxy") || strstr(line, "return") || strstr(line, "queue");
 }
 
-/* Every redirect/TPROXY rule must look the client up in the active sets. */
+/* Every redirect/TPROXY rule must look the client up in the active sets, but one: port 53 to the
+ * resolver's port (15353 here), which answers any LAN device itself (refusing the unknown). */
 static int redirects_without_active(const char *line)
 {
-	return (strstr(line, "redir") || strstr(line, "tproxy")) && !strstr(line, "set active");
+	int dns = strstr(line, "cmp eq reg 1 0x00003500 ]") && strstr(line, "immediate reg 1 0x0000f93b ]") &&
+		  strstr(line, "redir") && !strstr(line, "tproxy");
+	return (strstr(line, "redir") || strstr(line, "tproxy")) && !strstr(line, "set active") && !dns;
 }
 
 static void test_invariant_over_settings(void **state)
@@ -231,7 +236,7 @@ static void test_invariant_over_settings(void **state)
 	int cases = 0;
 
 	(void)state;
-	for (unsigned v = 0; v < 64; v++) {
+	for (unsigned v = 0; v < 128; v++) {
 		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 			struct desired d;
 			char *text;
@@ -245,6 +250,7 @@ static void test_invariant_over_settings(void **state)
 			d.rules.dns_local = (v >> 3) & 1;
 			d.rules.lan_missing = (v >> 4) & 1;
 			d.rules.wan_missing = (v >> 5) & 1;
+			d.rules.dns_proxy = (v >> 6) & 1;
 			if (k == 2) { /* no clients at all, and a LAN network that holds nothing */
 				desired_free(&d);
 				lab(&d);
@@ -262,15 +268,18 @@ static void test_invariant_over_settings(void **state)
 			if (rules_of(text, "forward", lets_through, why, sizeof(why)) < 6)
 				fail_msg("case %u/%s: a forward rule lets something through (or too few rules): %s", v,
 					 names[k], why);
-			if (rules_of(text, d.rules.tproxy ? "mangle_prerouting" : "prerouting",
-				     redirects_without_active, why, sizeof(why)) < 0)
+			if (rules_of(text, "mangle_prerouting", redirects_without_active, why, sizeof(why)) < 0 ||
+			    rules_of(text, "prerouting", redirects_without_active, why, sizeof(why)) < 0)
 				fail_msg("case %u/%s: a redirect not limited to active clients: %s", v, names[k], why);
+			if (d.rules.dns_proxy != (strstr(text, "immediate reg 1 0x0000f93b ]") != NULL))
+				fail_msg("case %u/%s: DNS %sredirected with dns_proxy %d", v, names[k],
+					 d.rules.dns_proxy ? "not " : "", d.rules.dns_proxy);
 			free(text);
 			desired_free(&d);
 			cases++;
 		}
 	}
-	assert_int_equal(cases, 64 * 5);
+	assert_int_equal(cases, 128 * 5);
 }
 
 /* Element updates: clients leave active before anything is granted, in one batch. */

@@ -30,7 +30,7 @@ static void test_seed_from_env_and_defaults(void **state)
 	assert_int_equal(settings_get(db, "forwarder_mode", v, sizeof(v)), 0);
 	assert_string_equal(v, "redirect");
 	assert_int_equal(settings_get(db, "dns_mode", v, sizeof(v)), 0);
-	assert_string_equal(v, "minimal");
+	assert_string_equal(v, "proxy");
 	assert_int_equal(settings_get(db, "strict_output", v, sizeof(v)), 0);
 	assert_string_equal(v, "false");
 	/* every key has a value that passes its own validation */

@@ -1,0 +1,188 @@
+/* DNS messages: queries parsed (and refused when malformed), answers walked for their rcode and
+ * TTL, truncation for UDP, TTL ageing for cached answers, error replies echoing the question. */
+#include "testlib.h"
+
+#include "dns.h"
+
+/* www.example.org A, id 0x1234, RD, with an EDNS0 OPT of 4096 (DO set) */
+static const uint8_t q_edns[] = {0x12, 0x34, 0x01, 0x00, 0,   1,   0,	 0,   0,   0, 0,    1,	 3,   'W', 'w',
+				 'w',  7,    'e',  'x',	 'a', 'm', 'p',	 'l', 'e', 3, 'o',  'r', 'g', 0,   0,
+				 1,    0,    1,	   0,	 0,   41,  0x10, 0,   0,   0, 0x80, 0,	 0,   0};
+
+static void test_query(void **state)
+{
+	struct dns_query q;
+	uint8_t m[64];
+	char s[1024];
+
+	(void)state;
+	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
+	assert_int_equal(q.id, 0x1234);
+	assert_int_equal(q.qtype, 1);
+	assert_int_equal(q.qclass, 1);
+	assert_int_equal(q.qname_len, 17);
+	assert_memory_equal(q.qname, "\3www\7example\3org", 17); /* lower-cased */
+	assert_true(q.edns);
+	assert_true(q.do_bit);
+	assert_int_equal(q.udp_size, DNS_UDP_MAX); /* 4096 offered, 1232 used */
+	assert_int_equal(q.question_end, 33);
+	dns_name_str(q.qname, q.qname_len, s, sizeof(s));
+	assert_string_equal(s, "www.example.org.");
+
+	/* without EDNS0: 512 */
+	memcpy(m, q_edns, 33);
+	m[11] = 0;
+	assert_int_equal(dns_parse_query(m, 33, &q), 0);
+	assert_false(q.edns);
+	assert_int_equal(q.udp_size, DNS_UDP_MIN);
+
+	/* malformed: short, trailing bytes, two questions, a pointer, a label past the end */
+	assert_int_equal(dns_parse_query(q_edns, 5, &q), -EBADMSG);
+	assert_int_equal(q.id, 0x1234);
+	assert_int_equal(dns_parse_query(m, 34, &q), -EBADMSG);
+	m[5] = 2;
+	assert_int_equal(dns_parse_query(m, 33, &q), -EBADMSG);
+	m[5] = 1;
+	m[12] = 0xC0;
+	assert_int_equal(dns_parse_query(m, 33, &q), -EBADMSG);
+	m[12] = 60;
+	assert_int_equal(dns_parse_query(m, 33, &q), -EBADMSG);
+	m[12] = 3;
+	/* a response is not a query; another opcode is NOTIMP */
+	m[2] = 0x81;
+	assert_int_equal(dns_parse_query(m, 33, &q), -EPROTO);
+	m[2] = 0x11;
+	assert_int_equal(dns_parse_query(m, 33, &q), -EOPNOTSUPP);
+}
+
+static void test_error_reply(void **state)
+{
+	struct dns_query q;
+	uint8_t out[512];
+	int n;
+
+	(void)state;
+	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
+	n = dns_build_error(&q, q_edns, sizeof(q_edns), DNS_RCODE_REFUSED, out, sizeof(out));
+	assert_int_equal(n, 33);
+	assert_memory_equal(out, "\x12\x34\x81\x85\0\1\0\0\0\0\0\0", 12); /* QR RD RA, REFUSED, one question */
+	assert_memory_equal(out + 12, q_edns + 12, 21);			  /* the client's own case kept */
+	/* malformed: the header alone, FORMERR */
+	assert_int_equal(dns_parse_query(q_edns, 20, &q), -EBADMSG);
+	n = dns_build_error(&q, q_edns, 20, DNS_RCODE_FORMERR, out, sizeof(out));
+	assert_int_equal(n, 12);
+	assert_memory_equal(out, "\x12\x34\x81\x81\0\0\0\0\0\0\0\0", 12);
+	assert_int_equal(dns_build_error(&q, q_edns, 20, 1, out, 4), -ENOSPC);
+}
+
+/* An answer to q_edns: two A records (TTL 300 and 60, the second name compressed) */
+static size_t answer(uint8_t *m, uint16_t rcode, int with_soa)
+{
+	static const uint8_t a[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 192, 0, 2, 1,
+				    0xc0, 12, 0, 1, 0, 1, 0, 0, 0,    60,   0, 4, 192, 0, 2, 2};
+	/* example.org SOA: TTL 3600, MINIMUM 900 */
+	static const uint8_t soa[] = {0xc0, 16, 0, 6, 0, 1, 0, 0, 0x0e, 0x10, 0, 24, 0xc0, 16, 0xc0, 16, 0, 0,
+				      1,    0,	0, 0, 1, 0, 0, 0, 1,	0,    0, 0,  1,	   0,  0,    0,	 3, 0x84};
+	size_t n = 33;
+
+	memcpy(m, q_edns, 33);
+	m[2] = 0x81;
+	m[3] = (uint8_t)(0x80 | rcode);
+	m[11] = 0;
+	if (rcode == 0 && !with_soa) {
+		m[7] = 2;
+		memcpy(m + n, a, sizeof(a));
+		n += sizeof(a);
+	} else {
+		m[7] = 0;
+		if (with_soa) {
+			m[9] = 1;
+			memcpy(m + n, soa, sizeof(soa));
+			n += sizeof(soa);
+		}
+	}
+	return n;
+}
+
+static void test_answer(void **state)
+{
+	struct dns_query q;
+	struct dns_answer a;
+	uint8_t m[512];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
+	n = answer(m, 0, 0);
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
+	assert_int_equal(a.rcode, 0);
+	assert_int_equal(a.ancount, 2);
+	assert_int_equal(a.ttl, 60); /* the least */
+	/* aged by 100 s: 200 and 0 */
+	assert_int_equal(dns_age(m, n, 100), 0);
+	assert_memory_equal(m + 33 + 6, "\0\0\0\xc8", 4);
+	assert_memory_equal(m + 33 + 16 + 6, "\0\0\0\0", 4);
+	/* NXDOMAIN with a SOA: min(3600, 900) */
+	n = answer(m, 3, 1);
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
+	assert_int_equal(a.rcode, 3);
+	assert_int_equal(a.ttl, 900);
+	/* NXDOMAIN without a SOA, SERVFAIL: not cached */
+	n = answer(m, 3, 0);
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
+	assert_int_equal(a.ttl, 0);
+	n = answer(m, 2, 0);
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
+	assert_int_equal(a.ttl, 0);
+	/* another question, a record past the end, not a response */
+	n = answer(m, 0, 0);
+	m[31] = 28; /* AAAA */
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), -EBADMSG);
+	m[31] = 1;
+	assert_int_equal(dns_parse_answer(m, n - 1, &q, &a), -EBADMSG);
+	m[2] = 0x01;
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), -EBADMSG);
+}
+
+static void test_truncate(void **state)
+{
+	struct dns_query q;
+	uint8_t m[512];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
+	n = answer(m, 0, 0);
+	assert_int_equal(dns_truncate(m, n, 512), n); /* fits: unchanged */
+	assert_int_equal(dns_truncate(m, n, 40), 33); /* header and question, TC, no records */
+	assert_true(m[2] & 0x02);
+	assert_memory_equal(m + 4, "\0\1\0\0\0\0\0\0", 8);
+	assert_int_equal(dns_truncate(m, n, 20), 12); /* not even the question */
+}
+
+static void test_build_query(void **state)
+{
+	struct dns_query q;
+	uint8_t m[512];
+	int n;
+
+	(void)state;
+	n = dns_build_query(7, "check.pgw.lab.", 1, m, sizeof(m));
+	assert_true(n > 0);
+	assert_int_equal(dns_parse_query(m, (size_t)n, &q), 0);
+	assert_int_equal(q.id, 7);
+	assert_memory_equal(q.qname, "\5check\3pgw\3lab", 15);
+	assert_true(q.edns);
+	assert_int_equal(dns_build_query(7, "a..b", 1, m, sizeof(m)), -EINVAL);
+	assert_int_equal(dns_build_query(7, "", 1, m, sizeof(m)), -EINVAL);
+	assert_int_equal(dns_build_query(7, "x.org", 1, m, 20), -ENOSPC);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_query),    cmocka_unit_test(test_error_reply), cmocka_unit_test(test_answer),
+	    cmocka_unit_test(test_truncate), cmocka_unit_test(test_build_query),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
