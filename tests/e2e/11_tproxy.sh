@@ -20,10 +20,12 @@ lab_capture_start tproxy || exit 1
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
 check "the agent applies tproxy mode" wait_for 5 lab_exec gw nft list chain inet pgw mangle_prerouting
-check_fails "... with no nat redirect chain" lab_exec gw nft list chain inet pgw prerouting
+pre=$(lab_exec gw nft list chain inet pgw prerouting 2>&1)
+check_match "... its nat chain redirects DNS only (dns_mode=proxy)" "$pre" "dport 53 counter packets [0-9]+ bytes [0-9]+ redirect to :15353"
+check_fails "... and no TCP to the relay's REDIRECT port" grep -q "redirect to :12345" <<<"$pre"
 check_match "the fwmark rule exists" "$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
 check_match "the local route exists in its table" "$(lab_exec gw ip route show table 2470)" "local default dev lo"
-check "the forwarder's transparent listener is up" wait_for 5 grep -q 'listening on port 12345 (REDIRECT) and 12346 (TPROXY)' "$LAB_DIR/pgw-forwarder.log"
+check "the forwarder's transparent listener is up" wait_for 5 grep -q 'listening on port 12345 (REDIRECT), 12346 (TPROXY) and 15353 (DNS)' "$LAB_DIR/pgw-forwarder.log"
 check_eq "SOCKS5 client relayed through TPROXY exits at its proxy" \
 	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 check_eq "HTTP CONNECT client relayed through TPROXY exits at its proxy" \
