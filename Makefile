@@ -5,7 +5,7 @@
 CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
-PKGS    := sqlite3 libargon2
+PKGS    := sqlite3 libargon2 gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
@@ -39,7 +39,7 @@ pgw_forwarder_SRC := $(wildcard forwarder/*.c)
 pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
 pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl libnetfilter_conntrack 2>/dev/null)
-pgw_forwarder_LIBS := $(shell pkg-config --libs gnutls 2>/dev/null) -lpthread
+pgw_forwarder_LIBS := -lpthread
 pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt libcrypto 2>/dev/null) -lpthread
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 

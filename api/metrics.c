@@ -25,6 +25,95 @@ static void label(char *out, size_t cap, const char *s)
 	out[n] = '\0';
 }
 
+static long long jint(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* DNS (dns_mode=proxy): each proxy's DNS check from the DB; queries, answers, cache and latency
+ * from the forwarder's resolver, in all, per proxy and per client. */
+static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
+{
+	static const char *const rcodes[] = {"refused", "servfail", "formerr", "notimp"};
+	json_t *d = json_object_get(fwd, "dns"), *v;
+	sqlite3_stmt *st = NULL;
+	const char *k;
+	char lbl[200];
+
+	fprintf(f, "# HELP pgw_proxy_dns_up 1 when the proxy's last DNS check passed (dns_mode=proxy)\n"
+		   "# TYPE pgw_proxy_dns_up gauge\n");
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT p.id, p.name, h.dns_status FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
+		"WHERE h.dns_status != 'unknown' ORDER BY p.id",
+		-1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_proxy_dns_up{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
+				(long long)sqlite3_column_int64(st, 0),
+				strcmp((const char *)sqlite3_column_text(st, 2), "up") == 0);
+		}
+	sqlite3_finalize(st);
+	if (!json_is_object(d))
+		return;
+	fprintf(f,
+		"# HELP pgw_dns_queries_total client DNS queries, by transport\n# TYPE pgw_dns_queries_total counter\n"
+		"pgw_dns_queries_total{transport=\"udp\"} %lld\npgw_dns_queries_total{transport=\"tcp\"} %lld\n",
+		jint(d, "udp"), jint(d, "tcp"));
+	fprintf(
+	    f,
+	    "# HELP pgw_dns_cache_hits_total queries answered from the cache\n# TYPE pgw_dns_cache_hits_total counter\n"
+	    "pgw_dns_cache_hits_total %lld\n",
+	    jint(d, "cache_hits"));
+	fprintf(f, "# HELP pgw_dns_errors_total queries pgw answered with an error itself, by rcode\n"
+		   "# TYPE pgw_dns_errors_total counter\n");
+	for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++)
+		fprintf(f, "pgw_dns_errors_total{rcode=\"%s\"} %lld\n", rcodes[i], jint(d, rcodes[i]));
+	fprintf(
+	    f,
+	    "# HELP pgw_dns_upstream_failures_total attempts at a resolver that failed or timed out (then the next)\n"
+	    "# TYPE pgw_dns_upstream_failures_total counter\npgw_dns_upstream_failures_total %lld\n",
+	    jint(d, "upstream_failures"));
+	fprintf(f,
+		"# HELP pgw_dns_truncated_total UDP answers truncated to the client's size (it retries over TCP)\n"
+		"# TYPE pgw_dns_truncated_total counter\npgw_dns_truncated_total %lld\n",
+		jint(d, "truncated"));
+	fprintf(f, "# HELP pgw_dns_latency_milliseconds time to answer a client's query\n"
+		   "# TYPE pgw_dns_latency_milliseconds histogram\n");
+	json_object_foreach(json_object_get(d, "latency_ms_buckets"), k, v)
+	    fprintf(f, "pgw_dns_latency_milliseconds_bucket{le=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
+	fprintf(f, "pgw_dns_latency_milliseconds_sum %lld\npgw_dns_latency_milliseconds_count %lld\n",
+		jint(d, "latency_ms_sum"), jint(d, "answered"));
+	fprintf(f, "# HELP pgw_proxy_dns_queries_total client DNS queries answered for the proxy's clients\n"
+		   "# TYPE pgw_proxy_dns_queries_total counter\n");
+	json_object_foreach(json_object_get(d, "proxies"), k, v)
+	    fprintf(f, "pgw_proxy_dns_queries_total{id=\"%s\"} %lld\n", k, jint(v, "queries"));
+	fprintf(f, "# HELP pgw_proxy_dns_cache_hits_total of them from the cache\n"
+		   "# TYPE pgw_proxy_dns_cache_hits_total counter\n");
+	json_object_foreach(json_object_get(d, "proxies"), k, v)
+	    fprintf(f, "pgw_proxy_dns_cache_hits_total{id=\"%s\"} %lld\n", k, jint(v, "cache_hits"));
+	fprintf(f, "# HELP pgw_proxy_dns_servfail_total of them answered SERVFAIL\n"
+		   "# TYPE pgw_proxy_dns_servfail_total counter\n");
+	json_object_foreach(json_object_get(d, "proxies"), k, v)
+	    fprintf(f, "pgw_proxy_dns_servfail_total{id=\"%s\"} %lld\n", k, jint(v, "servfail"));
+	fprintf(f, "# HELP pgw_proxy_dns_latency_milliseconds_sum their answer times added up (divide by queries)\n"
+		   "# TYPE pgw_proxy_dns_latency_milliseconds_sum counter\n");
+	json_object_foreach(json_object_get(d, "proxies"), k, v)
+	    fprintf(f, "pgw_proxy_dns_latency_milliseconds_sum{id=\"%s\"} %lld\n", k, jint(v, "latency_ms_sum"));
+	fprintf(f, "# HELP pgw_client_dns_queries_total DNS queries per mapped client\n"
+		   "# TYPE pgw_client_dns_queries_total counter\n");
+	json_object_foreach(json_object_get(fwd, "clients"), k, v) if (jint(v, "dns_queries"))
+	    fprintf(f, "pgw_client_dns_queries_total{client=\"%s\"} %lld\n", k, jint(v, "dns_queries"));
+	fprintf(f, "# HELP pgw_client_dns_cache_hits_total of them from the cache\n"
+		   "# TYPE pgw_client_dns_cache_hits_total counter\n");
+	json_object_foreach(json_object_get(fwd, "clients"), k, v) if (jint(v, "dns_queries"))
+	    fprintf(f, "pgw_client_dns_cache_hits_total{client=\"%s\"} %lld\n", k, jint(v, "dns_cache_hits"));
+	fprintf(f, "# HELP pgw_client_dns_errors_total of them answered SERVFAIL or REFUSED\n"
+		   "# TYPE pgw_client_dns_errors_total counter\n");
+	json_object_foreach(json_object_get(fwd, "clients"), k, v) if (jint(v, "dns_queries"))
+	    fprintf(f, "pgw_client_dns_errors_total{client=\"%s\"} %lld\n", k, jint(v, "dns_errors"));
+}
+
 int res_metrics(struct req *r)
 {
 	const struct pgw_config *cfg = r->api->cfg;
@@ -197,7 +286,10 @@ int res_metrics(struct req *r)
 					k, (long long)json_integer_value(json_object_get(v, "bytes_down")));
 			}
 		}
+		dns_metrics(f, db, fwd);
 		json_decref(fwd);
+	} else {
+		dns_metrics(f, db, NULL);
 	}
 	fclose(f);
 	ret = reply_text(r, 200, "text/plain; version=0.0.4", buf, len);

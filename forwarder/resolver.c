@@ -10,6 +10,7 @@
 #include "resolver.h"
 
 #include "dnscache.h"
+#include "dnstls.h"
 #include "evloop.h"
 #include "log.h"
 #include "net.h"
@@ -760,22 +761,6 @@ static ssize_t uc_write(struct upconn *uc, const uint8_t *buf, size_t n)
 	return -1;
 }
 
-static int uc_tls_start(struct upconn *uc)
-{
-	if (gnutls_init(&uc->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {
-		uc->tls = NULL;
-		return -1;
-	}
-	if (gnutls_set_default_priority(uc->tls) < 0 ||
-	    gnutls_credentials_set(uc->tls, GNUTLS_CRD_CERTIFICATE, uc->r->xcred) < 0 ||
-	    gnutls_server_name_set(uc->tls, GNUTLS_NAME_DNS, uc->up.name, strlen(uc->up.name)) < 0)
-		return -1;
-	gnutls_session_set_verify_cert(uc->tls, uc->up.name, 0); /* chain and name, in the handshake */
-	gnutls_transport_set_int(uc->tls, uc->fd);
-	uc->state = UC_TLS;
-	return 0;
-}
-
 static void uc_tls_step(struct upconn *uc)
 {
 	int k = gnutls_handshake(uc->tls);
@@ -785,15 +770,9 @@ static void uc_tls_step(struct upconn *uc)
 		return;
 	}
 	if (k < 0) {
-		gnutls_datum_t txt = {NULL, 0};
-		if (k == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR &&
-		    gnutls_certificate_verification_status_print(gnutls_session_get_verify_cert_status(uc->tls),
-								 GNUTLS_CRT_X509, &txt, 0) == 0) {
-			uc_fail(uc, "TLS certificate not accepted", (const char *)txt.data);
-			gnutls_free(txt.data);
-		} else {
-			uc_fail(uc, "TLS handshake failed", gnutls_strerror(k));
-		}
+		char why[400];
+		dns_tls_error(uc->tls, k, why, sizeof(why));
+		uc_fail(uc, why, NULL);
 		return;
 	}
 	uc->state = UC_READY;
@@ -824,10 +803,11 @@ static void uc_io(struct upconn *uc, uint32_t events)
 		free(uc->hs);
 		uc->hs = NULL;
 		if (uc->up.tls) {
-			if (uc_tls_start(uc) < 0) {
+			if (dns_tls_session(&uc->tls, uc->r->xcred, uc->fd, uc->up.name) < 0) {
 				uc_fail(uc, "TLS", "cannot start a session");
 				return;
 			}
+			uc->state = UC_TLS;
 			uc_tls_step(uc);
 			return;
 		}
@@ -1160,7 +1140,6 @@ int resolver_start(struct fwd_shared *sh, uint16_t port, const char *ca_file, st
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 	unsigned seed;
-	int k;
 
 	*out = NULL;
 	if (!r) {
@@ -1173,16 +1152,12 @@ int resolver_start(struct fwd_shared *sh, uint16_t port, const char *ca_file, st
 	r->sh = sh;
 	r->stopfd = r->udp4 = r->udp6 = r->tcp4 = r->tcp6 = -1;
 	r->conf.gen = UINT64_MAX; /* read at the first query */
-	if (gnutls_certificate_allocate_credentials(&r->xcred) < 0)
-		goto nomem;
-	k = ca_file && ca_file[0] ? gnutls_certificate_set_x509_trust_file(r->xcred, ca_file, GNUTLS_X509_FMT_PEM)
-				  : gnutls_certificate_set_x509_system_trust(r->xcred);
-	if (k < 0 || (ca_file && ca_file[0] && k == 0)) {
-		snprintf(err, errlen, "PGW_DNS_TLS_CA: no CA certificate in '%s'",
-			 ca_file && ca_file[0] ? ca_file : "the system trust store");
+	if (dns_tls_creds(ca_file ? ca_file : "", &r->xcred, err, errlen) < 0) {
+		if (!r->xcred)
+			goto nomem;
 		if (ca_file && ca_file[0])
-			goto fail;
-		log_warnx("dns: %s: tls:// resolvers cannot be verified", err);
+			goto fail; /* a CA file that holds none: a configuration error, said at start */
+		log_warnx("dns: %s", err);
 	}
 	if (!(r->cache = dns_cache_new(CACHE_ENTRIES, CACHE_BYTES)) || !(r->ev = ev_new()))
 		goto nomem;

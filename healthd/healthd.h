@@ -5,6 +5,7 @@
 #define HEALTHD_H
 
 #include "daemon.h"
+#include "dns.h"
 #include "hysteresis.h"
 #include "net.h"
 #include "probe.h"
@@ -38,6 +39,8 @@ struct target {
 	char (*waiters)[NOTIFY_NAME_MAX]; /* who asked for a check now: all get the one probe's result */
 	size_t n_waiters, cap_waiters;
 	int seen;
+	struct dnscheck *dns_check;  /* the DNS check in flight (dnscheck.c) */
+	int dns_status;		     /* 0 unknown, 1 up, 2 down: as stored */
 	struct probe_result unsaved; /* the latest result, when the DB refused it: retried each tick */
 	time_t unsaved_at;
 	int has_unsaved;
@@ -53,6 +56,11 @@ struct healthd {
 	int pipeline_check; /* setting socks_pipelining */
 	struct ev_handle *tick;
 	int api_dirty;
+	int dns_on; /* dns_mode=proxy: check DNS through each proxy */
+	struct dns_upstream dns_up[DNS_UPSTREAMS_MAX];
+	int dns_n;
+	char dns_name[256];
+	void *dns_cred;		 /* gnutls_certificate_credentials_t for tls:// resolvers */
 	uint64_t store_retry_at; /* after a refused write: no other write before this (ev_now_ms) */
 	int store_failing;	 /* logged once per spell, and when it ends */
 };

@@ -4,6 +4,7 @@
  * on-demand checks for the API's health gate and for the forwarder's failure reports).
  * hysteresis.c decides the status, store.c writes it (then this notifies), pipelining.c
  * learns which SOCKS5 proxies take their handshake in one write. */
+#include "dnscheck.h"
 #include "healthd.h"
 #include "log.h"
 #include "pipelining.h"
@@ -31,6 +32,7 @@ static void load_settings(struct healthd *h)
 	h->url_ok = net_http_url_parse(url, &h->url) == 0;
 	if (!h->url_ok)
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
+	dnscheck_load_settings(h);
 }
 
 struct target *healthd_find(struct healthd *h, int64_t id)
@@ -45,6 +47,7 @@ static void drop_target(struct healthd *h, size_t i)
 {
 	probe_cancel(h->t[i].probe);
 	probe_cancel(h->t[i].pipe_probe);
+	dnscheck_cancel(&h->t[i]);
 	free(h->t[i].waiters);
 	explicit_bzero(&h->t[i], sizeof(h->t[i]));
 	h->t[i] = h->t[--h->n];
@@ -56,7 +59,7 @@ static int load_targets(struct healthd *h)
 	static const char *const sql =
 	    "SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
 	    "coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
-	    "coalesce(h.pipelining, 0) "
+	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown') "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -90,6 +93,9 @@ static int load_targets(struct healthd *h)
 			t->hs.succs = (unsigned)sqlite3_column_int(st, 9);
 			snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", (const char *)sqlite3_column_text(st, 10));
 			t->pipelining = sqlite3_column_int(st, 11);
+			t->dns_status = strcmp((const char *)sqlite3_column_text(st, 12), "up") == 0	 ? 1
+					: strcmp((const char *)sqlite3_column_text(st, 12), "down") == 0 ? 2
+													 : 0;
 		}
 		snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 1));
 		{
@@ -161,8 +167,10 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	}
 	h->api_dirty = 1;
 	reply_waiters(h, t, r);
-	if (ok)
+	if (ok) {
 		pipelining_test(h, t);
+		dnscheck_start(h, t);
+	}
 	t->next_due = ev_now_ms() + (t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms);
 }
 
@@ -316,6 +324,7 @@ int main(int argc, char **argv)
 			drop_target(&h, 0);
 	}
 	free(h.t);
+	dnscheck_fini(&h);
 	daemon_fini(&d);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;
 }

@@ -245,6 +245,7 @@ lab_dot_sources() {
 	sed -n 's/.* info: \([0-9a-f.:]*\) [^ ]* [A-Z0-9]* IN$/\1/p' "$LAB_DIR/unbound-file.log" 2>/dev/null | sort -u
 }
 
+# LAB_DANTE_RULES: more "socks block {...}" rules, before the one that passes everything.
 lab_start_dante() {
 	cat >"$LAB_DIR/danted.conf" <<-CONF
 	logoutput: $LAB_DIR/danted-file.log
@@ -255,6 +256,7 @@ lab_start_dante() {
 	user.privileged: root
 	user.unprivileged: nobody
 	client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
+	${LAB_DANTE_RULES:-}
 	socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect }
 	CONF
 	lab_bg wan danted danted -f "$LAB_DIR/danted.conf" -p "$LAB_DIR/danted.pid" -N 2

@@ -13,7 +13,11 @@ set -u
 lab_scenario
 lab_start_dns || { echo "# dnsmasq failed to start"; exit 1; }
 lab_start_dot || { echo "# unbound failed to start"; exit 1; }
+# dante that carries TCP but not DNS: a proxy that cannot carry DNS
+LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 53 }
+socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 853 }" lab_start_dante || { echo "# dante failed to start"; exit 1; }
 db() { sqlite3 "$PGW_DB" "$@"; }
+ip -n "$(lab_ns lan)" addr add 192.168.2.14/24 dev lan0 # the client of the proxy without DNS
 ctl() { "$PGW_BIN/pgwctl" "$@" >/dev/null; }
 GW_WAN=198.51.100.1
 OTHER=203.0.113.99 # a resolver address a device might have hard-coded: nothing answers there
@@ -29,20 +33,27 @@ q() { # client server name [type] [dig options...]
 ctl settings set health_interval 2
 ctl settings set health_timeout 2
 ctl settings set dns_upstream "$LAB_DNS:53"
-ctl settings set dns_check_name "www.$LAB_ZONE"
+ctl settings set dns_check_name "check.$LAB_ZONE" # NXDOMAIN: enough to show the path works
 check_eq "a new install's dns_mode is proxy" "$(db "SELECT value FROM settings WHERE key = 'dns_mode'")" "proxy"
 db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES;
+    INSERT INTO proxies (id, name, type, host, port) VALUES (4, 'dante-no-dns', 'socks5', '$LAB_DANTE', 1080);
     INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.10', 1, 1), ('192.168.2.11', 3, 1),
-    ('192.168.2.12', 1, 0), ('fd00:2::10', 2, 1);"
+    ('192.168.2.12', 1, 0), ('fd00:2::10', 2, 1), ('192.168.2.14', 4, 1);"
 export PGW_DNS_TLS_CA=$LAB_DIR/ca.pem
-for d in agent forwarder healthd; do
+lab_api_env
+export PGW_METRICS_TOKEN=lab-metrics-token-0123456789
+for d in agent forwarder healthd api; do
 	lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"
 	eval "pid_$d=$LAB_LAST_PID"
 done
-check "the proxies are up and their clients active" \
-	wait_for 10 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -q '192.168.2.10, 192.168.2.11'"
+active4_has() { local set; set=$(lab_exec gw nft list set inet pgw active4) && for a; do grep -qw "$a" <<<"$set" || return 1; done; }
+check "the proxies are up and their clients active" wait_for 10 active4_has 192.168.2.10 192.168.2.11 192.168.2.14
 check "the IPv6 client is active" \
 	wait_for 10 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active6 | grep -q 'fd00:2::10'"
+check "pgw-healthd finds that the proxies carry DNS" \
+	wait_for 10 bash -c "[ \$(sqlite3 $PGW_DB \"SELECT group_concat(dns_status) FROM (SELECT dns_status FROM proxy_health ORDER BY proxy_id)\") = up,up,up,down ]"
+check_match "... but dante, which blocks port 53, does not (and says why)" \
+	"$(db "SELECT status || ' ' || dns_error FROM proxy_health WHERE proxy_id = 4")" "^up $LAB_DNS:53: through the proxy: "
 
 lab_capture_start dns || exit 1
 lab_bg gw tcpdump-wan-dns tcpdump -i eth0 -n -U --immediate-mode -w "$LAB_DIR/wan-dns.pcap" 'port 53 or port 853'
@@ -60,6 +71,12 @@ check_eq "IPv6 client (open SOCKS5), UDP to the gateway" "$(q fd00:2::10 fd00:2:
 check_eq "IPv6 client, TCP to a hard-coded address" "$(q fd00:2::10 2001:db8:203::99 www.$LAB_ZONE A +tcp)" "NOERROR $LAB_WEB"
 check_eq "a name that does not exist: NXDOMAIN, passed on" "$(q 192.168.2.10 192.168.2.1 nope.$LAB_ZONE)" "NXDOMAIN "
 
+t0=$(lab_ms)
+check_eq "a client of a proxy without DNS: SERVFAIL" "$(q 192.168.2.14 192.168.2.1 www.$LAB_ZONE)" "SERVFAIL "
+t=$(($(lab_ms) - t0))
+check "... at once ($t ms with dig's start-up)" test "$t" -lt 1000
+check_eq "... while its TCP goes through the proxy" "$(lab_exec lan curl -s -m 5 --interface 192.168.2.14 http://$LAB_WEB/ip)" "$LAB_DANTE"
+
 # large answers: truncated over UDP (TC), whole over TCP
 out=$(lab_exec lan dig -b 192.168.2.10 @192.168.2.1 big.$LAB_ZONE TXT +notcp +ignore +bufsize=1232 +tries=1 +time=4 2>&1)
 check_match "a large answer over UDP is truncated (TC set, no records)" "$out" "flags: qr[a-z ]* tc[a-z ]*; QUERY: 1, ANSWER: 0,"
@@ -76,14 +93,13 @@ out=$(lab_exec lan dig -b 192.168.2.10 @192.168.2.1 wWw.PgW.lAb +tries=1 +time=4
 check_match "... with the client's id and its own case kept in the question" "$out" ";wWw.PgW.lAb\.[[:space:]]+IN[[:space:]]+A"
 
 # refused at once: blocked (mapping disabled) and unmapped clients, nothing forwarded
-n0=$(grep -c . "$LAB_DIR/dnsmasq-queries.log")
 t0=$(lab_ms)
-check_eq "a blocked client (mapping disabled): REFUSED" "$(q 192.168.2.12 192.168.2.1 www.$LAB_ZONE)" "REFUSED "
-check_eq "an unmapped client: REFUSED" "$(q 192.168.2.13 $OTHER www.$LAB_ZONE A +tcp)" "REFUSED "
-check_eq "an unmapped IPv6 client: REFUSED" "$(q fd00:2::13 fd00:2::1 www.$LAB_ZONE)" "REFUSED "
+check_eq "a blocked client (mapping disabled): REFUSED" "$(q 192.168.2.12 192.168.2.1 refused.$LAB_ZONE)" "REFUSED "
+check_eq "an unmapped client: REFUSED" "$(q 192.168.2.13 $OTHER refused.$LAB_ZONE A +tcp)" "REFUSED "
+check_eq "an unmapped IPv6 client: REFUSED" "$(q fd00:2::13 fd00:2::1 refused.$LAB_ZONE)" "REFUSED "
 t=$(($(lab_ms) - t0))
 check "... all three at once ($t ms for three, with dig's start-up)" test "$t" -lt 1500
-check_eq "... and nothing of theirs reached the DNS server" "$(grep -c . "$LAB_DIR/dnsmasq-queries.log")" "$n0"
+check_eq "... and nothing of theirs reached the DNS server" "$(lab_dns_count refused.$LAB_ZONE)" "0"
 
 # malformed queries: FORMERR with the client's id; a response is never answered
 out=$(lab_exec lan python3 - <<-'PY'
@@ -120,6 +136,8 @@ check "the open proxy's client is blocked once its proxy is down" \
 check_eq "a client whose proxy is down: SERVFAIL" "$(q fd00:2::10 fd00:2::1 other.$LAB_ZONE)" "SERVFAIL "
 
 # DNS over TLS through the proxy, the certificate checked against the name
+dns_of() { sqlite3 "$PGW_DB" "SELECT dns_status FROM proxy_health WHERE proxy_id = $1"; }
+dns_is() { [ "$(dns_of "$1")" = "$2" ]; }
 ctl settings set dns_upstream "tls://$LAB_DOT:853#dot.$LAB_ZONE"
 sleep 1
 check_eq "DNS over TLS through SOCKS5: the answer" "$(q 192.168.2.10 192.168.2.1 tls.$LAB_ZONE)" "NOERROR 203.0.113.12"
@@ -129,10 +147,11 @@ check_eq "the TLS resolver saw the queries from the proxies' exit addresses only
 ctl settings set dns_upstream "tls://$LAB_DOT:853#wrong.$LAB_ZONE"
 sleep 1
 check_eq "a TLS resolver whose certificate is not for the name: SERVFAIL" "$(q 192.168.2.10 192.168.2.1 tls.$LAB_ZONE)" "SERVFAIL "
-check "... and the forwarder says why" grep -q "TLS certificate not accepted" "$LAB_DIR/pgw-forwarder.log"
+check "... and pgw-healthd marks the proxy's DNS down" wait_for 8 dns_is 1 down
+check_match "... saying why" "$(db "SELECT dns_error FROM proxy_health WHERE proxy_id = 1")" "TLS certificate not accepted: .*name .*does not match"
 # failover: the first resolver answers nothing, the second does
 ctl settings set dns_upstream "198.51.100.250:53, $LAB_DNS:53"
-sleep 1
+check "with a second resolver that answers, pgw-healthd finds DNS up again" wait_for 12 dns_is 1 up
 check_eq "failover to the second resolver when the first cannot be reached" "$(q 192.168.2.10 192.168.2.1 other.$LAB_ZONE TXT)" "NOERROR "
 
 lab_stop_pid "$wan_dns_pid"
@@ -144,7 +163,23 @@ check_eq "... and 0 packets from any client address" "$n" "0"
 check_eq "the DNS server saw every query from a proxy's exit address, never the gateway's" \
 	"$(lab_dns_sources | tr '\n' ' ')" "$LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY "
 check_fails "... not once from the gateway ($GW_WAN)" grep -q "from $GW_WAN\$" "$LAB_DIR/dnsmasq-queries.log"
+ctl settings set dns_query_log true
+sleep 1
+q 192.168.2.10 192.168.2.1 other.$LAB_ZONE >/dev/null
+check "dns_query_log on: the query is logged with client, name and answer" \
+	wait_for 3 grep -q "dns: 192.168.2.10 other.$LAB_ZONE. type 1 -> NOERROR" "$LAB_DIR/pgw-forwarder.log"
+sleep 1.2 # the stats file is written every second
 stats=$(cat "$PGW_RUN_DIR/forwarder.stats.json")
+metrics=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
+check_match "/metrics: queries by transport" "$metrics" 'pgw_dns_queries_total\{transport="udp"\} [1-9]'
+check_match "/metrics: cache hits, errors by rcode, latency histogram" "$metrics" 'pgw_dns_cache_hits_total [1-9].*pgw_dns_errors_total\{rcode="refused"\} [1-9].*pgw_dns_latency_milliseconds_count [1-9]'
+check_match "/metrics: per proxy and per client" "$metrics" 'pgw_proxy_dns_queries_total\{id="1"\} [1-9].*pgw_client_dns_queries_total\{client="192.168.2.10"\} [1-9]'
+check_match "/metrics: each proxy's DNS check" "$metrics" 'pgw_proxy_dns_up\{proxy="socks-auth",id="1"\} 1.*pgw_proxy_dns_up\{proxy="dante-no-dns",id="4"\} 0'
+echo 'dns-admin-password' | "$PGW_BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null
+health=$(lab_api GET /api/v1/health -H "$(lab_api_login admin dns-admin-password)" | cut -d' ' -f2-)
+check "GET /health: each proxy's DNS status, error and latency" \
+	jq -e '(.items[] | select(.proxy_id == 1) | .dns_status == "up" and (.dns_latency_ms | type) == "number") and
+	       (.items[] | select(.proxy_id == 4) | .dns_status == "down" and (.dns_error | test("port|53|proxy")))' <<<"$health"
 check "the forwarder's stats count queries, cache hits and errors" \
 	jq -e '.dns.queries > 10 and .dns.cache_hits >= 1 and .dns.refused >= 3 and .dns.servfail >= 1 and .dns.formerr >= 1' <<<"$stats"
 check "... per client" jq -e '.clients["192.168.2.10"].dns_queries > 3' <<<"$stats"
