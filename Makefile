@@ -77,6 +77,7 @@ test_desired_SRC := agent/desired.c agent/link.c
 test_desired_LIBS := $(shell pkg-config --libs libmnl 2>/dev/null)
 test_hysteresis_SRC := healthd/hysteresis.c
 test_table_SRC := forwarder/table.c
+test_dnscache_SRC := forwarder/dnscache.c
 test_events_SRC := api/events.c
 test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
 test_throttle_SRC := api/throttle.c

@@ -9,20 +9,34 @@
  *     [dns proxy: iifname LAN meta l4proto { udp, tcp } th dport 53 counter redirect to :DNS]
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD
  *     iifname LAN meta l4proto tcp ip6 saddr @active6 tcp dport != 53 counter redirect to :FWD }
- *   [forwarder_mode=tproxy, instead (prerouting then holds only the DNS rules): chain mangle_prerouting { type filter
- * hook prerouting priority mangle; iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter meta mark set
- * 0x2470 tproxy ip to :TPROXY accept (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in:
- * meta mark 0x2470 accept] chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards
- * NOTHING meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently ip saddr @blocked4
- * counter BLOCK                                      # known clients: fail fast ip6 saddr @blocked6 counter BLOCK ip
- * saddr @active4 udp dport 443 counter reject with icmpx port-unreachable  # QUIC: fall back now (the same for
- * @active6, iifname LAN, ip saddr LAN) ip saddr @active4 counter BLOCK                                       # (their
- * other non-TCP) ip6 saddr @active6 counter BLOCK iifname LAN counter BLOCK ip saddr LAN counter BLOCK counter drop }
- * # everything else chain input { type filter hook input priority filter; policy accept; iifname "lo" accept iifname
- * LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in) ip saddr LAN jump lan_in ip saddr @active4 jump
- * lan_in   (and @blocked4, @active6, @blocked6) } chain lan_in { ct state established,related accept meta l4proto {
- * icmp, ipv6-icmp } accept meta l4proto tcp ip saddr @active4 th dport FWD accept meta l4proto tcp ip6 saddr @active6
- * th dport FWD accept ip saddr ALLOWED meta l4proto tcp th dport API accept    (each api_allow network; default LAN)
+ *   [forwarder_mode=tproxy, instead of the two TCP rules (prerouting keeps only the DNS ones):
+ *    chain mangle_prerouting { type filter hook prerouting priority mangle;
+ *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
+ *     meta mark set 0x2470 tproxy ip to :TPROXY accept
+ *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
+ *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
+ *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
+ *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
+ *     ip6 saddr @blocked6 counter BLOCK
+ *     ip saddr @active4 udp dport 443 counter reject with icmpx port-unreachable   # QUIC: use TCP now
+ *     (the same for @active6, iifname LAN, ip saddr LAN)
+ *     ip saddr @active4 counter BLOCK                                       # (their other non-TCP)
+ *     ip6 saddr @active6 counter BLOCK
+ *     iifname LAN counter BLOCK
+ *     ip saddr LAN counter BLOCK
+ *     counter drop }                                                         # everything else
+ *   chain input { type filter hook input priority filter; policy accept;
+ *     iifname "lo" accept
+ *     [dns proxy: iifname != LAN meta l4proto { udp, tcp } th dport DNS counter drop]
+ *     iifname LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in)
+ *     ip saddr LAN jump lan_in
+ *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
+ *   chain lan_in {
+ *     ct state established,related accept
+ *     meta l4proto { icmp, ipv6-icmp } accept
+ *     meta l4proto tcp ip saddr @active4 th dport FWD accept
+ *     meta l4proto tcp ip6 saddr @active6 th dport FWD accept
+ *     ip saddr ALLOWED meta l4proto tcp th dport API accept    (each api_allow network; default LAN)
  *     [dns proxy: meta l4proto { udp, tcp } th dport DNS accept]
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
@@ -495,6 +509,17 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		r = nftnl_rule_alloc();
 		m_ifname(r, NFT_META_IIFNAME, lo);
 		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "input");
+	}
+	for (size_t i = 0; dr->dns_proxy && i < sizeof(l4); i++) {
+		/* the resolver answers the LAN interface only: a query from elsewhere (a spoofed client
+		 * address from the WAN side) never reaches it */
+		r = nftnl_rule_alloc();
+		m_ifname_not(r, NFT_META_IIFNAME, dr->lan_iface);
+		m_u8(r, NFT_META_L4PROTO, l4[i]);
+		m_dport(r, NFT_CMP_EQ, dr->dns_port);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
 		put_rule(bt, r, "input");
 	}
 	r = nftnl_rule_alloc();

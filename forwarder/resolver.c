@@ -843,6 +843,11 @@ static void uc_io(struct upconn *uc, uint32_t events)
 			}
 			if (k < 0)
 				break; /* EAGAIN: GnuTLS too says so only when it holds nothing more */
+			{ /* ACK at once: a proxy that holds back its next answer (Nagle) until the last one is
+			   * acknowledged sends it now, not with our next query */
+				int one = 1;
+				setsockopt(uc->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+			}
 			uc->in_len += (size_t)k;
 			while (uc->in_len >= 2) {
 				size_t mlen = (size_t)uc->in[0] << 8 | uc->in[1];

@@ -202,7 +202,8 @@ lab_dns_count() {
 }
 
 # A lab CA ($LAB_DIR/ca.pem) and unbound serving pgw.lab over DNS-over-TLS on $LAB_DOT:853 with
-# a certificate for dot.pgw.lab; each query logged (with its source) in $LAB_DIR/unbound-file.log.
+# a certificate for dot.pgw.lab (and plainly on $LAB_DOT:53); each query logged (with its
+# source) in $LAB_DIR/unbound-file.log.
 lab_start_dot() {
 	local d=$LAB_DIR/tls
 	mkdir -p "$d"
@@ -226,6 +227,7 @@ lab_start_dot() {
 	    verbosity: 1
 	    do-daemonize: no
 	    interface: $LAB_DOT@853
+	    interface: $LAB_DOT@53
 	    tls-port: 853
 	    tls-service-key: "$d/dot.key"
 	    tls-service-pem: "$d/dot.pem"
@@ -290,11 +292,22 @@ lab_down() {
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
 	done
+	for n in lan gw wan; do # a namespace's own resolv.conf (lab_resolv_conf)
+		ns=$(lab_ns $n)
+		case $ns in pgwt-*) [ -d "/etc/netns/$ns" ] && rm -rf "/etc/netns/$ns" ;; esac
+	done
 	if [ -n "${LAB_KEEP_LOGS:-}" ]; then
 		mkdir -p "$LAB_KEEP_LOGS" && cp "$LAB_DIR"/*.log "$LAB_KEEP_LOGS"/ 2>/dev/null
 	fi
 	rm -rf "$LAB_DIR"
 	LAB_DIR=
+}
+
+# Give a namespace its own /etc/resolv.conf naming SERVER (ip netns exec bind-mounts
+# /etc/netns/NS/resolv.conf over it); lab_down removes it.
+lab_resolv_conf() { # ns server
+	local d=/etc/netns/$(lab_ns "$1")
+	mkdir -p "$d" && echo "nameserver $2" >"$d/resolv.conf"
 }
 
 # Sleep in a way that lets the EXIT/TERM/INT traps run at once.

@@ -101,6 +101,9 @@ t=$(($(lab_ms) - t0))
 check "... all three at once ($t ms for three, with dig's start-up)" test "$t" -lt 1500
 check_eq "... and nothing of theirs reached the DNS server" "$(lab_dns_count refused.$LAB_ZONE)" "0"
 
+out=$(lab_exec wan dig @$GW_WAN -p 15353 www.$LAB_ZONE +tries=1 +time=1 2>&1)
+check_match "the resolver does not answer the WAN side (its port is dropped there)" "$out" "timed out|no servers could be reached"
+
 # malformed queries: FORMERR with the client's id; a response is never answered
 out=$(lab_exec lan python3 - <<-'PY'
 	import socket
@@ -176,6 +179,16 @@ check_match "/metrics: cache hits, errors by rcode, latency histogram" "$metrics
 check_match "/metrics: per proxy and per client" "$metrics" 'pgw_proxy_dns_queries_total\{id="1"\} [1-9].*pgw_client_dns_queries_total\{client="192.168.2.10"\} [1-9]'
 check_match "/metrics: each proxy's DNS check" "$metrics" 'pgw_proxy_dns_up\{proxy="socks-auth",id="1"\} 1.*pgw_proxy_dns_up\{proxy="dante-no-dns",id="4"\} 0'
 echo 'dns-admin-password' | "$PGW_BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null
+# a real browser in the LAN namespace opens the lab site by name; its resolv.conf names an
+# address nobody serves (like a device with a hard-coded resolver)
+if [ -d "$ROOT/tests/web/node_modules/playwright-core" ]; then
+	lab_resolv_conf lan $OTHER
+	out=$(cd "$ROOT/tests/web" && lab_exec lan timeout 60 node browse.mjs "http://www.$LAB_ZONE/ip" 2>&1)
+	check_eq "Chromium in the LAN opens http://www.$LAB_ZONE/ by name, through its proxy" "$out" "status 200
+$LAB_SOCKS_AUTH"
+else
+	check "playwright-core is installed (make deps)" false
+fi
 health=$(lab_api GET /api/v1/health -H "$(lab_api_login admin dns-admin-password)" | cut -d' ' -f2-)
 check "GET /health: each proxy's DNS status, error and latency" \
 	jq -e '(.items[] | select(.proxy_id == 1) | .dns_status == "up" and (.dns_latency_ms | type) == "number") and
