@@ -27,7 +27,7 @@
  *     counter drop }                                                         # everything else
  *   chain input { type filter hook input priority filter; policy accept;
  *     iifname "lo" accept
- *     [dns proxy: iifname != LAN meta l4proto { udp, tcp } th dport DNS counter drop]
+ *     iifname != LAN meta l4proto { udp, tcp } th dport DNS counter drop    # the resolver: LAN only
  *     iifname LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in)
  *     ip saddr LAN jump lan_in
  *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
@@ -511,9 +511,10 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		e_verdict(r, NF_ACCEPT, NULL);
 		put_rule(bt, r, "input");
 	}
-	for (size_t i = 0; dr->dns_proxy && i < sizeof(l4); i++) {
-		/* the resolver answers the LAN interface only: a query from elsewhere (a spoofed client
-		 * address from the WAN side) never reaches it */
+	for (size_t i = 0; i < sizeof(l4); i++) {
+		/* the resolver answers the LAN interface only, whatever dns_mode says (pgw-forwarder
+		 * listens on its port in every mode): a query from elsewhere (a spoofed client address
+		 * from the WAN side) never reaches it */
 		r = nftnl_rule_alloc();
 		m_ifname_not(r, NFT_META_IIFNAME, dr->lan_iface);
 		m_u8(r, NFT_META_L4PROTO, l4[i]);

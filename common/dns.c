@@ -223,6 +223,8 @@ int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, st
 		if (rr.type == DNS_TYPE_OPT)
 			continue;
 		t = get32(m + rr.ttl_off);
+		if (t > 0x7fffffffu) /* RFC 2181 8: a TTL with the top bit set means 0 */
+			t = 0;
 		if (i < an + ns) {
 			if (t < ttl)
 				ttl = t;
@@ -230,6 +232,8 @@ int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, st
 		}
 		if (i >= an && i < an + ns && rr.type == DNS_TYPE_SOA && rr.rdlen >= 22) {
 			uint32_t min = get32(m + rr.rdata + rr.rdlen - 4);
+			if (min > 0x7fffffffu)
+				min = 0;
 			uint32_t v = t < min ? t : min;
 			if (v < neg)
 				neg = v;
@@ -248,13 +252,24 @@ int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, st
 	return 0;
 }
 
+/* A bare OPT record (no options) at m (11 bytes): what pgw takes over UDP. */
+static void put_opt(uint8_t *m)
+{
+	m[0] = 0;
+	put16(m + 1, DNS_TYPE_OPT);
+	put16(m + 3, DNS_UDP_MAX);
+	put32(m + 5, 0);
+	put16(m + 9, 0);
+}
+
 int dns_build_error(const struct dns_query *q, const uint8_t *query, size_t query_len, int rcode, uint8_t *out,
 		    size_t cap)
 {
 	size_t n = q->question_end && q->question_end <= query_len ? q->question_end : DNS_HEADER;
+	int opt = q->edns && n > DNS_HEADER; /* RFC 6891 7: an OPT in the query, an OPT in the reply */
 	uint16_t flags;
 
-	if (cap < n)
+	if (cap < n + (opt ? 11 : 0))
 		return -ENOSPC;
 	memset(out, 0, DNS_HEADER);
 	if (n > DNS_HEADER)
@@ -266,11 +281,13 @@ int dns_build_error(const struct dns_query *q, const uint8_t *query, size_t quer
 	put16(out + 4, n > DNS_HEADER ? 1 : 0);
 	put16(out + 6, 0);
 	put16(out + 8, 0);
-	put16(out + 10, 0);
-	return (int)n;
+	put16(out + 10, opt ? 1 : 0);
+	if (opt)
+		put_opt(out + n);
+	return (int)(n + (opt ? 11 : 0));
 }
 
-size_t dns_truncate(uint8_t *m, size_t len, size_t max)
+size_t dns_truncate(uint8_t *m, size_t len, size_t max, int edns)
 {
 	size_t q;
 
@@ -285,7 +302,38 @@ size_t dns_truncate(uint8_t *m, size_t len, size_t max)
 	put16(m + 6, 0);
 	put16(m + 8, 0);
 	put16(m + 10, 0);
+	if (edns && q + 11 <= max && q + 11 <= len) { /* the client spoke EDNS0: so does the reply */
+		put_opt(m + q);
+		put16(m + 10, 1);
+		q += 11;
+	}
 	return q;
+}
+
+size_t dns_strip_opt(uint8_t *m, size_t len)
+{
+	size_t off = question_end(m, len);
+	unsigned an, ns, ar;
+
+	if (off == 0)
+		return len;
+	an = get16(m + 6);
+	ns = get16(m + 8);
+	ar = get16(m + 10);
+	for (unsigned i = 0; i < an + ns + ar; i++) {
+		struct rr rr;
+		size_t end;
+
+		if (next_rr(m, len, &off, &rr) < 0)
+			return len;
+		if (rr.type != DNS_TYPE_OPT || rr.rdlen == 0)
+			continue;
+		end = rr.rdata + rr.rdlen;
+		memmove(m + rr.rdata, m + end, len - end);
+		put16(m + rr.rdata - 2, 0);
+		return len - rr.rdlen;
+	}
+	return len;
 }
 
 int dns_age(uint8_t *m, size_t len, uint32_t elapsed)

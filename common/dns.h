@@ -57,14 +57,20 @@ struct dns_answer {
 int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, struct dns_answer *a);
 
 /* An error reply to q (rcode), echoing the question when q is complete (it is not after
- * -EBADMSG: then only the header, with q->id). Bytes written, or -ENOSPC. */
+ * -EBADMSG: then only the header, with q->id), with a bare OPT record when the query had one.
+ * Bytes written, or -ENOSPC. */
 int dns_build_error(const struct dns_query *q, const uint8_t *query, size_t query_len, int rcode, uint8_t *out,
 		    size_t cap);
 
 /* Fit an answer of len bytes into max (a UDP client's size): unchanged when it fits, else the
- * header and question only, TC set, counts zeroed (RFC 2181 9: the client retries over TCP).
- * Returns the new length. */
-size_t dns_truncate(uint8_t *m, size_t len, size_t max);
+ * header and question only, TC set, counts zeroed (RFC 2181 9: the client retries over TCP),
+ * and a bare OPT record when the client sent one (edns). Returns the new length. */
+size_t dns_truncate(uint8_t *m, size_t len, size_t max, int edns);
+
+/* Remove the options (cookies, padding, client subnet...) from an answer's OPT record, keeping
+ * the record: what one client's exchange carried is not served to another from the cache.
+ * Returns the new length (len when there is nothing to strip or the message does not parse). */
+size_t dns_strip_opt(uint8_t *m, size_t len);
 
 /* Subtract elapsed seconds from every TTL in an answer (not the OPT record's), at 0 at least:
  * a cached answer tells the client how long it is still good. 0, or -EBADMSG. */

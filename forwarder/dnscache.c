@@ -23,9 +23,12 @@ struct dns_cache {
 	struct centry *head, *tail;
 };
 
+/* What else changes an answer: DO and CD (DNSSEC), RD, and whether the client spoke EDNS0 (an
+ * answer carries an OPT record exactly when its query did). */
 static uint8_t qflags(const struct dns_query *q)
 {
-	return (uint8_t)((q->do_bit ? 1 : 0) | (q->flags & DNS_FLAG_CD ? 2 : 0));
+	return (uint8_t)((q->do_bit ? 1 : 0) | (q->flags & DNS_FLAG_CD ? 2 : 0) | (q->flags & DNS_FLAG_RD ? 4 : 0) |
+			 (q->edns ? 8 : 0));
 }
 
 static uint64_t key_hash(uint64_t endpoint, const struct dns_query *q)

@@ -32,20 +32,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RQ_MAX	       4096 /* queries waiting for resolvers, in all: more get SERVFAIL */
-#define UC_SLOTS       1024 /* queries at once on one upstream connection (id: slot | 10-bit turn) */
-#define TC_MAX	       256  /* client TCP connections at once */
-#define TC_PENDING_MAX 64   /* queries at once on one client TCP connection */
-#define TC_IDLE_MS     10000
-#define TC_OUT_MAX     (256 * 1024)
-#define UC_IDLE_MS     30000 /* an upstream connection with nothing to carry closes */
-#define UC_PENALTY_MS  5000  /* a resolver that failed is tried last for this long */
-#define TICK_MS	       100
-#define CACHE_ENTRIES  10000
-#define CACHE_BYTES    (8u * 1024 * 1024)
-#define PROXY_STATS    256
-#define UDP_BATCH      64
-#define LAT_BUCKETS    10
+#define RQ_MAX		   4096 /* queries waiting for resolvers, in all: more get SERVFAIL */
+#define UC_SLOTS	   1024 /* queries at once on one upstream connection (id: slot | 10-bit turn) */
+#define TC_MAX		   256	/* client TCP connections at once (then the idlest one goes) */
+#define TC_PER_CLIENT	   16	/* of them from one address */
+#define CLIENT_PENDING_MAX 256	/* queries of one client waiting at once: more get SERVFAIL */
+#define QUERY_MAX	   4096 /* a longer query is FORMERR (nothing legitimate is this long) */
+#define MSGS_PER_EVENT	   64	/* messages handled per wake-up of a connection: the loop stays fair */
+#define UC_UNMATCHED_MAX   256	/* answers in a row to nothing asked: the connection is closed */
+#define TC_PENDING_MAX	   64	/* queries at once on one client TCP connection */
+#define TC_IDLE_MS	   10000
+#define TC_OUT_MAX	   (256 * 1024)
+#define UC_OUT_MAX	   (256 * 1024) /* queries queued for one resolver connection */
+#define UC_IDLE_MS	   30000	/* an upstream connection with nothing to carry closes */
+#define UC_PENALTY_MS	   5000		/* a resolver that failed is tried last for this long */
+#define TICK_MS		   100
+#define CACHE_ENTRIES	   10000
+#define CACHE_BYTES	   (8u * 1024 * 1024)
+#define PROXY_STATS	   256
+#define UDP_BATCH	   64
+#define LAT_BUCKETS	   10
 
 static const unsigned lat_le_ms[LAT_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000};
 
@@ -66,6 +72,8 @@ struct tclient {
 	uint64_t last;
 	uint32_t ev;
 	int busy, dead; /* busy: in its own handler (closed after); dead: to be closed */
+	int eof;	/* the client sent all it will: closed once its answers are out */
+	struct ccount *cc;
 };
 
 enum uc_state { UC_CLOSED, UC_CONNECTING, UC_TLS, UC_READY };
@@ -89,10 +97,18 @@ struct upconn {
 	uint8_t in[2 + DNS_MSG_MAX];
 	size_t in_len;
 	struct rq *slot[UC_SLOTS];
-	unsigned pending;
+	unsigned pending, unmatched;
 	uint16_t turn;
 	uint64_t last_used, penalty_until;
 };
+
+/* Per client address: queries waiting and TCP connections open (bounds per client). */
+struct ccount {
+	struct ccount *next;
+	struct net_ip ip;
+	unsigned pending, tcs;
+};
+#define CC_BUCKETS 256
 
 struct rq {
 	struct rq *prev, *next;
@@ -108,7 +124,9 @@ struct rq {
 	int ifindex;
 	struct tclient *tc;
 	struct fwd_entry e;
+	uint64_t path; /* the proxy as the cache knows it: id, endpoint, type, credentials */
 	struct net_ip client;
+	struct ccount *cc;
 	int attempt, first;
 	uint64_t t0, attempt_deadline, deadline;
 };
@@ -127,6 +145,8 @@ struct resolver {
 	struct ev_handle *hs[5], *tick;
 	gnutls_certificate_credentials_t xcred;
 	struct dns_cache *cache;
+	uint8_t scratch[DNS_MSG_MAX]; /* an answer as the cache keeps it */
+	struct ccount *cc[CC_BUCKETS];
 	struct tclient *tcs;
 	unsigned n_tcs;
 	struct upconn *ucs;
@@ -225,6 +245,59 @@ void resolver_write_stats(struct resolver *r, FILE *out)
 	fputs("}}", out);
 }
 
+/* ---- per-client bounds ---- */
+
+static struct ccount *cc_get(struct resolver *r, const struct net_ip *ip)
+{
+	unsigned b = net_ip_hash(ip) & (CC_BUCKETS - 1);
+	struct ccount *c;
+
+	for (c = r->cc[b]; c; c = c->next)
+		if (memcmp(&c->ip, ip, sizeof(*ip)) == 0)
+			return c;
+	if (!(c = calloc(1, sizeof(*c))))
+		return NULL;
+	c->ip = *ip;
+	c->next = r->cc[b];
+	r->cc[b] = c;
+	return c;
+}
+
+/* Forget a client that has nothing waiting and nothing open. */
+static void cc_release(struct resolver *r, struct ccount *c)
+{
+	unsigned b;
+	struct ccount **pp;
+
+	if (!c || c->pending || c->tcs)
+		return;
+	b = net_ip_hash(&c->ip) & (CC_BUCKETS - 1);
+	for (pp = &r->cc[b]; *pp && *pp != c; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = c->next;
+	free(c);
+}
+
+/* What the cache keys an answer by besides the question: the proxy and how it is reached (the
+ * same host and port with other credentials can be another exit). */
+static uint64_t path_of(const struct fwd_entry *e)
+{
+	uint64_t h = 14695981039346656037ull ^ (uint64_t)e->proxy_id;
+	const unsigned char *parts[2] = {(const unsigned char *)e->user, (const unsigned char *)e->pass};
+
+	h = (h ^ e->endpoint) * 1099511628211ull;
+	h = (h ^ (uint64_t)e->type) * 1099511628211ull;
+	for (const unsigned char *p = (const unsigned char *)&e->proxy; p < (const unsigned char *)(&e->proxy + 1); p++)
+		h = (h ^ *p) * 1099511628211ull;
+	for (int i = 0; i < 2; i++) {
+		for (const unsigned char *p = parts[i]; *p; p++)
+			h = (h ^ *p) * 1099511628211ull;
+		h = (h ^ 0xff) * 1099511628211ull;
+	}
+	return h;
+}
+
 /* ---- buffers ---- */
 
 static int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *a, size_t alen, size_t max)
@@ -274,6 +347,10 @@ static void tc_close(struct tclient *tc)
 	if (tc->next)
 		tc->next->prev = tc->prev;
 	r->n_tcs--;
+	if (tc->cc) {
+		tc->cc->tcs--;
+		cc_release(r, tc->cc);
+	}
 	free(tc->out);
 	free(tc);
 }
@@ -294,32 +371,45 @@ static void tc_flush(struct tclient *tc)
 	}
 	if (tc->dead)
 		return;
-	want = (tc->pending < TC_PENDING_MAX ? EPOLLIN : 0) | (tc->out_len ? EPOLLOUT : 0) | EPOLLRDHUP;
+	if (tc->eof && tc->pending == 0 && tc->out_len == 0) { /* all answered: done */
+		tc->dead = 1;
+		return;
+	}
+	want = (tc->pending < TC_PENDING_MAX && !tc->eof && tc->in_len < sizeof(tc->in) ? EPOLLIN | EPOLLRDHUP : 0) |
+	       (tc->out_len ? EPOLLOUT : 0);
 	if (want != tc->ev && ev_mod_fd(tc->r->ev, tc->h, want) == 0)
 		tc->ev = want;
 }
 
-/* The whole queries waiting in tc's buffer, while it may have more in flight. */
+/* The whole queries waiting in tc's buffer, while it may have more in flight (at most
+ * MSGS_PER_EVENT at a time; the rest on the next wake-up). */
 static void tc_process(struct tclient *tc)
 {
 	struct rq from;
-	int was_busy = tc->busy;
+	size_t off = 0;
+	int was_busy = tc->busy, n = 0;
 
 	memset(&from, 0, sizeof(from));
 	from.peer = tc->peer;
 	net_ip_from_sa(&tc->peer, &from.client);
 	from.tc = tc;
 	tc->busy = 1;
-	while (!tc->dead && tc->in_len >= 2 && tc->pending < TC_PENDING_MAX) {
-		size_t mlen = (size_t)tc->in[0] << 8 | tc->in[1];
-		uint8_t msg[DNS_MSG_MAX];
+	while (!tc->dead && tc->in_len - off >= 2 && tc->pending < TC_PENDING_MAX && n < MSGS_PER_EVENT) {
+		size_t mlen = (size_t)tc->in[off] << 8 | tc->in[off + 1];
 
-		if (tc->in_len < 2 + mlen)
+		if (mlen < DNS_HEADER) { /* not DNS over TCP: no answer could be framed for it */
+			tc->dead = 1;
 			break;
-		memcpy(msg, tc->in + 2, mlen);
-		buf_consume(tc->in, &tc->in_len, 2 + mlen);
-		handle_query(tc->r, msg, mlen, &from);
+		}
+		if (tc->in_len - off < 2 + mlen)
+			break;
+		tc->last = ev_now_ms();
+		handle_query(tc->r, tc->in + off + 2, mlen, &from);
+		off += 2 + mlen;
+		n++;
 	}
+	if (off)
+		buf_consume(tc->in, &tc->in_len, off);
 	tc_flush(tc);
 	tc->busy = was_busy;
 	if (!tc->busy && tc->dead)
@@ -331,14 +421,17 @@ static void on_tclient(struct evloop *ev, int fd, uint32_t events, void *arg)
 	struct tclient *tc = arg;
 
 	(void)ev;
-	tc->last = ev_now_ms();
 	tc->busy = 1;
-	if (events & EPOLLOUT)
+	if (events & (EPOLLHUP | EPOLLERR))
+		tc->dead = 1;
+	if (!tc->dead && (events & EPOLLOUT))
 		tc_flush(tc);
-	if (!tc->dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && tc->in_len < sizeof(tc->in)) {
+	if (!tc->dead && !tc->eof && (events & (EPOLLIN | EPOLLRDHUP)) && tc->in_len < sizeof(tc->in)) {
 		ssize_t k = recv(fd, tc->in + tc->in_len, sizeof(tc->in) - tc->in_len, MSG_DONTWAIT);
 
-		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+		if (k == 0)
+			tc->eof = 1; /* half-closed: what it asked is still answered */
+		else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			tc->dead = 1;
 		else if (k > 0)
 			tc->in_len += (size_t)k;
@@ -377,7 +470,7 @@ static void send_reply(struct resolver *r, const struct rq *q, uint8_t *msg, siz
 		struct iovec iov;
 		struct msghdr mh;
 		struct cmsghdr *cm;
-		size_t n = dns_truncate(msg, len, q->q.udp_size);
+		size_t n = dns_truncate(msg, len, q->q.udp_size, q->q.edns);
 
 		if (n < len)
 			atomic_fetch_add(&r->truncated, 1);
@@ -419,7 +512,8 @@ static void send_reply(struct resolver *r, const struct rq *q, uint8_t *msg, siz
 			tc->dead = 1; /* it does not read its answers */
 			return;
 		}
-		tc_flush(tc);
+		if (!tc->busy) /* else its handler flushes once for all */
+			tc_flush(tc);
 	}
 }
 
@@ -446,6 +540,10 @@ static void rq_free(struct resolver *r, struct rq *q)
 	}
 	if (q->tc)
 		q->tc->pending--;
+	if (q->cc) {
+		q->cc->pending--;
+		cc_release(r, q->cc);
+	}
 	if (q->prev)
 		q->prev->next = q->next;
 	else
@@ -646,9 +744,13 @@ static int uc_enqueue(struct upconn *uc, struct rq *q)
 		;
 	uc->turn++;
 	q->up_id = (uint16_t)((uc->turn & 0x3f) << 10 | s);
-	if (buf_append(&uc->out, &uc->out_len, &uc->out_cap, l, 2, 4 * DNS_MSG_MAX) < 0 ||
-	    buf_append(&uc->out, &uc->out_len, &uc->out_cap, q->msg, q->len, 4 * DNS_MSG_MAX) < 0)
+	if (uc->out_len + 2 + q->len > UC_OUT_MAX || /* both parts or neither: the stream stays framed */
+	    buf_append(&uc->out, &uc->out_len, &uc->out_cap, l, 2, UC_OUT_MAX) < 0)
 		return -ENOBUFS;
+	if (buf_append(&uc->out, &uc->out_len, &uc->out_cap, q->msg, q->len, UC_OUT_MAX) < 0) {
+		uc->out_len -= 2;
+		return -ENOBUFS;
+	}
 	dns_set_id(uc->out + uc->out_len - q->len, q->up_id);
 	uc->slot[s] = q;
 	uc->pending++;
@@ -712,7 +814,10 @@ static void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len
 	}
 	memcpy(msg + DNS_HEADER, q->msg + DNS_HEADER, q->q.question_end - DNS_HEADER); /* the client's case */
 	dns_set_id(msg, q->q.id);
-	dns_cache_put(r->cache, q->e.endpoint, &q->q, msg, len, a.ttl, ev_now_ms());
+	if (q->uc && q->uc->conf_gen == r->conf.gen) { /* not an answer from resolvers since replaced */
+		memcpy(r->scratch, msg, len);
+		dns_cache_put(r->cache, q->path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl, ev_now_ms());
+	}
 	ms = ev_now_ms() - q->t0;
 	send_reply(r, q, msg, len);
 	count_answer(r, &q->client, q->e.proxy_id, a.rcode, 0, ms);
@@ -831,8 +936,14 @@ static void uc_io(struct upconn *uc, uint32_t events)
 		buf_consume(uc->out, &uc->out_len, (size_t)k);
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-		for (;;) { /* answers: each a 2-byte length and a message, in any order */
+		int n = 0;
+
+		/* answers: each a 2-byte length and a message, in any order; at most MSGS_PER_EVENT per
+		 * wake-up, so a resolver (or proxy) that floods cannot starve the loop */
+		while (n < MSGS_PER_EVENT) {
 			ssize_t k = uc_read(uc, uc->in + uc->in_len, sizeof(uc->in) - uc->in_len);
+			size_t off = 0;
+
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 				/* closed: quietly when it carried nothing (an idle connection the server ended) */
 				if (uc->pending)
@@ -849,27 +960,36 @@ static void uc_io(struct upconn *uc, uint32_t events)
 				setsockopt(uc->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 			}
 			uc->in_len += (size_t)k;
-			while (uc->in_len >= 2) {
-				size_t mlen = (size_t)uc->in[0] << 8 | uc->in[1];
+			while (uc->in_len - off >= 2) {
+				size_t mlen = (size_t)uc->in[off] << 8 | uc->in[off + 1];
 				uint8_t msg[DNS_MSG_MAX];
 				struct rq *q;
 				uint16_t id;
 
-				if (uc->in_len < 2 + mlen)
+				if (uc->in_len - off < 2 + mlen)
 					break;
-				memcpy(msg, uc->in + 2, mlen);
-				buf_consume(uc->in, &uc->in_len, 2 + mlen);
-				if (mlen < DNS_HEADER)
+				memcpy(msg, uc->in + off + 2, mlen);
+				off += 2 + mlen;
+				n++;
+				id = mlen >= DNS_HEADER ? (uint16_t)(msg[0] << 8 | msg[1]) : 0;
+				q = mlen >= DNS_HEADER ? uc->slot[id & (UC_SLOTS - 1)] : NULL;
+				if (!q || q->up_id != id) { /* late (its query timed out), or never asked */
+					if (++uc->unmatched > UC_UNMATCHED_MAX) {
+						uc_fail(uc, "answers to nothing asked", NULL);
+						return;
+					}
 					continue;
-				id = (uint16_t)(msg[0] << 8 | msg[1]);
-				q = uc->slot[id & (UC_SLOTS - 1)];
-				if (!q || q->up_id != id)
-					continue; /* late (its query timed out) or never asked: dropped */
+				}
+				uc->unmatched = 0;
 				uc->last_used = ev_now_ms();
+				buf_consume(uc->in, &uc->in_len, off); /* before anything can re-enter uc */
+				off = 0;
 				rq_answer(r, q, msg, mlen);
 				if (uc->state != UC_READY)
 					return;
 			}
+			if (off)
+				buf_consume(uc->in, &uc->in_len, off);
 		}
 	}
 	uc_want(uc, EPOLLIN | (uc->out_len || uc->tls_inflight ? EPOLLOUT : 0));
@@ -890,12 +1010,13 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	if (!(q = malloc(sizeof(*q))))
 		return;
 	*q = *from;
-	if (!(q->msg = malloc(len ? len : 1))) {
+	q->len = len > QUERY_MAX ? DNS_HEADER : len; /* too long: only its header is kept, for FORMERR */
+	if (!(q->msg = malloc(q->len ? q->len : 1))) {
 		free(q);
 		return;
 	}
-	memcpy(q->msg, m, len);
-	q->len = len;
+	memcpy(q->msg, m, q->len < len ? q->len : len);
+	q->cc = NULL;
 	q->t0 = ev_now_ms();
 	q->deadline = q->t0 + RESOLVER_QUERY_MS;
 	q->prev = NULL;
@@ -906,7 +1027,9 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	r->n_rqs++;
 	if (q->tc)
 		q->tc->pending++;
-	p = dns_parse_query(m, len, &q->q);
+	p = len > QUERY_MAX ? -EBADMSG : dns_parse_query(m, len, &q->q);
+	if (len > QUERY_MAX)
+		q->q.question_end = 0, q->q.id = (uint16_t)(m[0] << 8 | m[1]);
 	if (p == -EPROTO) { /* a response sent to us: never answered (no loops) */
 		rq_done(r, q);
 		return;
@@ -945,7 +1068,8 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	n = dns_cache_get(r->cache, q->e.endpoint, &q->q, m, ev_now_ms(), out, sizeof(out));
+	q->path = path_of(&q->e);
+	n = dns_cache_get(r->cache, q->path, &q->q, m, ev_now_ms(), out, sizeof(out));
 	if (n > 0) {
 		uint64_t ms = ev_now_ms() - q->t0;
 		send_reply(r, q, out, n);
@@ -954,11 +1078,12 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	if (r->n_rqs > RQ_MAX) {
+	if (r->n_rqs > RQ_MAX || !(q->cc = cc_get(r, &q->client)) || q->cc->pending >= CLIENT_PENDING_MAX) {
 		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "too many queries at once");
 		rq_done(r, q);
 		return;
 	}
+	q->cc->pending++;
 	q->first = first_resolver(r, &q->e);
 	rq_send(r, q);
 }
@@ -1023,10 +1148,30 @@ static void on_tcp_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 
 		if (cfd < 0)
 			return;
-		if (r->n_tcs >= TC_MAX || !(tc = calloc(1, sizeof(*tc)))) {
+		struct net_ip ip;
+		struct ccount *cc = NULL;
+
+		if (net_ip_from_sa(&peer, &ip) < 0 || !(cc = cc_get(r, &ip)) || cc->tcs >= TC_PER_CLIENT) {
+			if (cc)
+				cc_release(r, cc);
 			close(cfd);
 			continue;
 		}
+		if (r->n_tcs >= TC_MAX) { /* full: the connection idle longest makes room, if any is idle */
+			struct tclient *idlest = NULL;
+			for (struct tclient *t = r->tcs; t; t = t->next)
+				if (t->pending == 0 && (!idlest || t->last < idlest->last))
+					idlest = t;
+			if (idlest)
+				tc_close(idlest);
+		}
+		if (r->n_tcs >= TC_MAX || !(tc = calloc(1, sizeof(*tc)))) {
+			cc_release(r, cc);
+			close(cfd);
+			continue;
+		}
+		tc->cc = cc;
+		cc->tcs++;
 		tc->r = r;
 		tc->fd = cfd;
 		tc->peer = peer;
@@ -1034,6 +1179,8 @@ static void on_tcp_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 		tc->ev = EPOLLIN | EPOLLRDHUP;
 		tc->h = ev_add_fd(ev, cfd, tc->ev, on_tclient, tc);
 		if (!tc->h) {
+			cc->tcs--;
+			cc_release(r, cc);
 			close(cfd);
 			free(tc);
 			continue;
@@ -1113,6 +1260,12 @@ static void *resolver_main(void *arg)
 		uc_free(r->ucs);
 	while (r->tcs)
 		tc_close(r->tcs);
+	for (int b = 0; b < CC_BUCKETS; b++) /* all released by now; anything left is freed here */
+		while (r->cc[b]) {
+			struct ccount *c = r->cc[b];
+			r->cc[b] = c->next;
+			free(c);
+		}
 	return NULL;
 }
 

@@ -13,6 +13,7 @@ say "Building the lab (LAN clients, gateway, WAN with real proxies and a web ser
 lab_up || exit 1
 trap 'exit 0' INT # Ctrl-C is how the demo ends: clean up (EXIT trap) and report success
 lab_start_peers || exit 1
+lab_start_dns || exit 1 # the lab's DNS server (zone pgw.lab), reached only through the proxies
 export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=text
 export PGW_JWT_SECRET_FILE=$LAB_DIR/jwt.secret PGW_HEALTH_URL=http://$LAB_WEB/ip PGW_WEB_DIR=$ROOT/web
 head -c 48 /dev/urandom | base64 | tr -d '\n' >"$PGW_JWT_SECRET_FILE"
@@ -22,6 +23,8 @@ chmod 600 "$PGW_JWT_SECRET_FILE"
 "$BIN/pgwctl" settings set health_interval 5 >/dev/null
 "$BIN/pgwctl" settings set health_down_interval 2 >/dev/null
 "$BIN/pgwctl" settings set health_timeout 2 >/dev/null
+"$BIN/pgwctl" settings set dns_upstream "$LAB_DNS:53" >/dev/null
+"$BIN/pgwctl" settings set dns_check_name "www.$LAB_ZONE" >/dev/null
 password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-16)
 echo "$password" | "$BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null || exit 1
 
@@ -72,6 +75,9 @@ Clients (namespace $lan) and their proxies:
 Try:
   ip netns exec $lan curl --interface 192.168.2.10 http://$LAB_WEB/ip   # answers 198.51.100.10: the proxy's exit
   ip netns exec $lan curl --interface 192.168.2.13 http://$LAB_WEB/ip   # refused: its proxy is down
+  ip netns exec $lan dig -b 192.168.2.10 @192.168.2.1 www.$LAB_ZONE     # DNS, resolved through 192.168.2.10's proxy
+  ip netns exec $lan dig -b 192.168.2.12 @203.0.113.99 www.$LAB_ZONE    # any resolver address: the gateway answers
+  grep 'from' $LAB_DIR/dnsmasq-queries.log | tail -3                    # the DNS server saw the proxies' exit addresses
   sqlite3 $PGW_DB 'SELECT proxy_id, status, latency_ms, exit_ip, last_error FROM proxy_health'
   kill $micro     # stop socks-open: within seconds its badge turns down and 192.168.2.11 is blocked
   ip netns exec $(lab_ns gw) nft list table inet pgw                    # the kill switch itself

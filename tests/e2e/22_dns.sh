@@ -112,9 +112,38 @@ out=$(lab_exec lan python3 - <<-'PY'
 	s.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05broken", ("192.168.2.1", 53))
 	r = s.recv(512)
 	print("%02x%02x rcode=%d" % (r[0], r[1], r[3] & 15))
+	s.settimeout(1) # a response (QR set) sent as a query: no answer at all, so no loops
+	s.sendto(b"\x56\x78\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07pgw\x03lab\x00\x00\x01\x00\x01", ("192.168.2.1", 53))
+	try:
+	    s.recv(512); print("answered")
+	except socket.timeout:
+	    print("silence")
 	PY
 )
-check_eq "a malformed query: FORMERR with its id" "$out" "1234 rcode=1"
+check_eq "a malformed query: FORMERR with its id; a response sent as a query: no answer" "$out" "1234 rcode=1
+silence"
+# DNS over TCP as RFC 7766 has it: several queries in one write, answered each by its id; a
+# client that half-closes after asking still gets its answers
+out=$(lab_exec lan python3 - <<-'PY'
+	import socket, struct
+	def q(i, name):
+	    m = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+	    return struct.pack(">H", len(m)) + m
+	s = socket.create_connection(("192.168.2.1", 53), timeout=5, source_address=("192.168.2.10", 0))
+	s.sendall(q(1, "www.pgw.lab") + q(2, "other.pgw.lab") + q(3, "nope.pgw.lab"))
+	s.shutdown(socket.SHUT_WR)
+	buf, got = b"", []
+	while True:
+	    d = s.recv(4096)
+	    if not d: break
+	    buf += d
+	while len(buf) >= 2:
+	    n = struct.unpack(">H", buf[:2])[0]; m = buf[2:2 + n]; buf = buf[2 + n:]
+	    got.append("%d:%d" % (struct.unpack(">H", m[:2])[0], m[3] & 15))
+	print(" ".join(sorted(got)))
+	PY
+)
+check_eq "three pipelined queries on one TCP connection, half-closed: three answers by id" "$out" "1:0 2:0 3:3"
 
 # QUIC: UDP to port 443 is refused at once (ICMP port unreachable), so browsers use TCP
 out=$(lab_exec lan python3 - <<-PY
@@ -147,9 +176,15 @@ check_eq "DNS over TLS through SOCKS5: the answer" "$(q 192.168.2.10 192.168.2.1
 check_eq "DNS over TLS through HTTP CONNECT, client over TCP" "$(q 192.168.2.11 $OTHER tls.$LAB_ZONE A +tcp)" "NOERROR 203.0.113.12"
 check_eq "the TLS resolver saw the queries from the proxies' exit addresses only" \
 	"$(lab_dot_sources | tr '\n' ' ')" "$LAB_SOCKS_AUTH $LAB_HTTP_PROXY "
+# the forwarder's own check of the name: pgw-healthd paused, so its verdict cannot answer first
+healthd_pid=$(awk '$2 == "pgw-healthd" {print $1}' "$LAB_DIR/pids")
+kill -STOP "$healthd_pid"
 ctl settings set dns_upstream "tls://$LAB_DOT:853#wrong.$LAB_ZONE"
-sleep 1
-check_eq "a TLS resolver whose certificate is not for the name: SERVFAIL" "$(q 192.168.2.10 192.168.2.1 tls.$LAB_ZONE)" "SERVFAIL "
+sleep 0.5
+check_eq "a TLS resolver whose certificate is not for the name: SERVFAIL" "$(q 192.168.2.10 192.168.2.1 tls2.$LAB_ZONE)" "SERVFAIL "
+check "... the forwarder refused the certificate itself, and says why" \
+	grep -q "dns: resolver $LAB_DOT:853 through proxy 1: TLS certificate not accepted: .*does not match" "$LAB_DIR/pgw-forwarder.log"
+kill -CONT "$healthd_pid"
 check "... and pgw-healthd marks the proxy's DNS down" wait_for 8 dns_is 1 down
 check_match "... saying why" "$(db "SELECT dns_error FROM proxy_health WHERE proxy_id = 1")" "TLS certificate not accepted: .*name .*does not match"
 # failover: the first resolver answers nothing, the second does
@@ -159,7 +194,7 @@ check_eq "failover to the second resolver when the first cannot be reached" "$(q
 
 lab_stop_pid "$wan_dns_pid"
 n=$(tcpdump -r "$LAB_DIR/wan-dns.pcap" -n 2>/dev/null | wc -l)
-[ "$n" -eq 0 ] && tcpdump -r "$LAB_DIR/wan-dns.pcap" -n 2>/dev/null | head -5 | sed 's/^/#   /'
+[ "$n" -ne 0 ] && tcpdump -r "$LAB_DIR/wan-dns.pcap" -n 2>/dev/null | head -5 | sed 's/^/#   /'
 check_eq "tcpdump on the WAN interface: 0 DNS packets (ports 53, 853) outside the proxy connections" "$n" "0"
 n=$(lab_capture_stop)
 check_eq "... and 0 packets from any client address" "$n" "0"

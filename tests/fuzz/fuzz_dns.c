@@ -1,6 +1,8 @@
 /* libFuzzer: DNS queries from LAN clients and answers from upstream resolvers are untrusted
- * network input. Each input is tried as a query (and its error reply), and as an answer to a
- * fixed query (walked, aged, truncated), with the invariants the resolver relies on. */
+ * network input. Each input is tried as a query (and its error reply). Then its first byte
+ * splits it: the part after it is a query; if that parses, the rest, with the query's question
+ * written over its own, is walked as the answer to it (so the record walk is reached), aged,
+ * stripped of OPT options and truncated, with the invariants the resolver relies on. */
 #include "dns.h"
 
 #include <assert.h>
@@ -11,11 +13,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t m[DNS_MSG_MAX], out[DNS_MSG_MAX];
-	struct dns_query q, fixed;
+	static uint8_t m[DNS_MSG_MAX + 512], out[DNS_MSG_MAX];
+	struct dns_query q, aq;
 	struct dns_answer a;
 	char s[4 * DNS_NAME_MAX + 8];
-	size_t n;
+	size_t n, qlen, alen;
 	int r, e;
 
 	if (size > DNS_MSG_MAX)
@@ -29,16 +31,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(strlen(s) < sizeof(s));
 	}
 	e = dns_build_error(&q, data, size, DNS_RCODE_FORMERR, out, sizeof(out));
-	assert(e >= 12 && (size_t)e <= (q.question_end > 12 ? q.question_end : 12) && q.question_end <= size);
+	assert(e >= 12 && (size_t)e <= (q.question_end > 12 ? q.question_end : 12) + 11 && q.question_end <= size);
 
-	/* as an answer to "www.example.org A" with the same bytes in its question */
-	assert(dns_build_query(1, "www.example.org", 1, out, sizeof(out)) > 0);
-	assert(dns_parse_query(out, (size_t)dns_build_query(1, "www.example.org", 1, out, sizeof(out)), &fixed) == 0);
-	memcpy(m, data, size);
-	r = dns_parse_answer(m, size, &fixed, &a);
+	if (size < 1)
+		return 0;
+	qlen = data[0] < size - 1 ? data[0] : size - 1;
+	if (dns_parse_query(data + 1, qlen, &aq) != 0)
+		return 0;
+	/* answer = the rest's header, the query's question, the rest after its own header */
+	alen = size - 1 - qlen;
+	if (alen < DNS_HEADER)
+		return 0;
+	memcpy(m, data + 1 + qlen, DNS_HEADER);
+	memcpy(m + DNS_HEADER, data + 1 + DNS_HEADER, aq.question_end - DNS_HEADER);
+	memcpy(m + aq.question_end, data + 1 + qlen + DNS_HEADER, alen - DNS_HEADER);
+	n = aq.question_end + alen - DNS_HEADER;
+	r = dns_parse_answer(m, n, &aq, &a);
 	assert(r == 0 || r == -EBADMSG);
-	(void)dns_age(m, size, 17);
-	n = dns_truncate(m, size, 512);
-	assert(n <= size && (size <= 512 ? n == size : n <= 512));
+	if (r == 0)
+		assert(a.ttl <= 0x7fffffffu);
+	(void)dns_age(m, n, 17);
+	alen = dns_strip_opt(m, n);
+	assert(alen <= n);
+	if (r == 0) /* stripping keeps a good answer good */
+		assert(dns_parse_answer(m, alen, &aq, &a) == 0);
+	n = dns_truncate(m, alen, 512, aq.edns);
+	assert(n <= alen && (alen <= 512 ? n == alen : n <= 512));
 	return 0;
 }

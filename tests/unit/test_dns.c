@@ -64,9 +64,10 @@ static void test_error_reply(void **state)
 	(void)state;
 	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
 	n = dns_build_error(&q, q_edns, sizeof(q_edns), DNS_RCODE_REFUSED, out, sizeof(out));
-	assert_int_equal(n, 33);
-	assert_memory_equal(out, "\x12\x34\x81\x85\0\1\0\0\0\0\0\0", 12); /* QR RD RA, REFUSED, one question */
-	assert_memory_equal(out + 12, q_edns + 12, 21);			  /* the client's own case kept */
+	assert_int_equal(n, 44);
+	assert_memory_equal(out, "\x12\x34\x81\x85\0\1\0\0\0\0\0\1", 12);  /* QR RD RA, REFUSED, question, OPT */
+	assert_memory_equal(out + 12, q_edns + 12, 21);			   /* the client's own case kept */
+	assert_memory_equal(out + 33, "\0\0\x29\x04\xd0\0\0\0\0\0\0", 11); /* OPT: 1232, no options */
 	/* malformed: the header alone, FORMERR */
 	assert_int_equal(dns_parse_query(q_edns, 20, &q), -EBADMSG);
 	n = dns_build_error(&q, q_edns, 20, DNS_RCODE_FORMERR, out, sizeof(out));
@@ -153,11 +154,39 @@ static void test_truncate(void **state)
 	(void)state;
 	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
 	n = answer(m, 0, 0);
-	assert_int_equal(dns_truncate(m, n, 512), n); /* fits: unchanged */
-	assert_int_equal(dns_truncate(m, n, 40), 33); /* header and question, TC, no records */
+	assert_int_equal(dns_truncate(m, n, 512, 0), n); /* fits: unchanged */
+	assert_int_equal(dns_truncate(m, n, 40, 0), 33); /* header and question, TC, no records */
 	assert_true(m[2] & 0x02);
 	assert_memory_equal(m + 4, "\0\1\0\0\0\0\0\0", 8);
-	assert_int_equal(dns_truncate(m, n, 20), 12); /* not even the question */
+	n = answer(m, 0, 0);
+	assert_int_equal(dns_truncate(m, n, 60, 1), 44); /* an EDNS0 client: an OPT too */
+	assert_memory_equal(m + 4, "\0\1\0\0\0\0\0\1", 8);
+	assert_int_equal(m[35], 41);
+	n = answer(m, 0, 0);
+	assert_int_equal(dns_truncate(m, n, 20, 1), 12); /* not even the question */
+}
+
+static void test_strip_opt(void **state)
+{
+	/* an answer with an A record and an OPT carrying an 8-byte cookie option */
+	static const uint8_t opt[] = {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+	struct dns_query q;
+	struct dns_answer a;
+	uint8_t m[512];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
+	n = answer(m, 0, 0);
+	m[11] = 1;
+	memcpy(m + n, opt, sizeof(opt));
+	n += sizeof(opt);
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
+	n = dns_strip_opt(m, n);
+	assert_int_equal(n, 33 + 32 + 11); /* the options gone, the record kept */
+	assert_memory_equal(m + n - 2, "\0\0", 2);
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
+	assert_int_equal(dns_strip_opt(m, n), n); /* nothing more to strip */
 }
 
 static void test_build_query(void **state)
@@ -182,7 +211,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_query),    cmocka_unit_test(test_error_reply), cmocka_unit_test(test_answer),
-	    cmocka_unit_test(test_truncate), cmocka_unit_test(test_build_query),
+	    cmocka_unit_test(test_truncate), cmocka_unit_test(test_build_query), cmocka_unit_test(test_strip_opt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,7 +63,17 @@ static void test_hit_age_expire(void **state)
 	/* past the TTL: gone */
 	assert_int_equal(dns_cache_get(c, 7, &q2, qm2, 301000, out, sizeof(out)), 0);
 	assert_int_equal(dns_cache_entries(c), 0);
-	/* TTL 0: not kept */
+	/* the same name asked without EDNS0, or with DO: other answers, not this one */
+	dns_cache_put(c, 7, &q, am, an, 300, 1000);
+	{
+		struct dns_query plain = q, dnssec = q;
+		plain.edns = 0;
+		dnssec.do_bit = 1;
+		assert_int_equal(dns_cache_get(c, 7, &plain, qm, 2000, out, sizeof(out)), 0);
+		assert_int_equal(dns_cache_get(c, 7, &dnssec, qm, 2000, out, sizeof(out)), 0);
+		assert_int_equal(dns_cache_get(c, 7, &q, qm, 2000, out, sizeof(out)), an);
+	}
+	/* TTL 0: not kept (and replaces what was there) */
 	dns_cache_put(c, 7, &q, am, an, 0, 1000);
 	assert_int_equal(dns_cache_entries(c), 0);
 	dns_cache_free(c);
