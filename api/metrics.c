@@ -30,6 +30,19 @@ static long long jint(json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
+/* One counter family from an object of objects: name{label="key"} member, for each key (only
+ * those that asked DNS at all when dns_only). */
+static void family(FILE *f, const char *name, const char *help, json_t *obj, const char *label, const char *member,
+		   int dns_only)
+{
+	const char *k;
+	json_t *v;
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	json_object_foreach(obj, k, v) if (!dns_only || jint(v, "dns_queries"))
+	    fprintf(f, "%s{%s=\"%s\"} %lld\n", name, label, k, jint(v, member));
+}
+
 /* DNS (dns_mode=proxy): each proxy's DNS check from the DB; queries, answers, cache and latency
  * from the forwarder's resolver, in all, per proxy and per client. */
 static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
@@ -84,34 +97,20 @@ static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 	    fprintf(f, "pgw_dns_latency_milliseconds_bucket{le=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
 	fprintf(f, "pgw_dns_latency_milliseconds_sum %lld\npgw_dns_latency_milliseconds_count %lld\n",
 		jint(d, "latency_ms_sum"), jint(d, "answered"));
-	fprintf(f, "# HELP pgw_proxy_dns_queries_total client DNS queries answered for the proxy's clients\n"
-		   "# TYPE pgw_proxy_dns_queries_total counter\n");
-	json_object_foreach(json_object_get(d, "proxies"), k, v)
-	    fprintf(f, "pgw_proxy_dns_queries_total{id=\"%s\"} %lld\n", k, jint(v, "queries"));
-	fprintf(f, "# HELP pgw_proxy_dns_cache_hits_total of them from the cache\n"
-		   "# TYPE pgw_proxy_dns_cache_hits_total counter\n");
-	json_object_foreach(json_object_get(d, "proxies"), k, v)
-	    fprintf(f, "pgw_proxy_dns_cache_hits_total{id=\"%s\"} %lld\n", k, jint(v, "cache_hits"));
-	fprintf(f, "# HELP pgw_proxy_dns_servfail_total of them answered SERVFAIL\n"
-		   "# TYPE pgw_proxy_dns_servfail_total counter\n");
-	json_object_foreach(json_object_get(d, "proxies"), k, v)
-	    fprintf(f, "pgw_proxy_dns_servfail_total{id=\"%s\"} %lld\n", k, jint(v, "servfail"));
-	fprintf(f, "# HELP pgw_proxy_dns_latency_milliseconds_sum their answer times added up (divide by queries)\n"
-		   "# TYPE pgw_proxy_dns_latency_milliseconds_sum counter\n");
-	json_object_foreach(json_object_get(d, "proxies"), k, v)
-	    fprintf(f, "pgw_proxy_dns_latency_milliseconds_sum{id=\"%s\"} %lld\n", k, jint(v, "latency_ms_sum"));
-	fprintf(f, "# HELP pgw_client_dns_queries_total DNS queries per mapped client\n"
-		   "# TYPE pgw_client_dns_queries_total counter\n");
-	json_object_foreach(json_object_get(fwd, "clients"), k, v) if (jint(v, "dns_queries"))
-	    fprintf(f, "pgw_client_dns_queries_total{client=\"%s\"} %lld\n", k, jint(v, "dns_queries"));
-	fprintf(f, "# HELP pgw_client_dns_cache_hits_total of them from the cache\n"
-		   "# TYPE pgw_client_dns_cache_hits_total counter\n");
-	json_object_foreach(json_object_get(fwd, "clients"), k, v) if (jint(v, "dns_queries"))
-	    fprintf(f, "pgw_client_dns_cache_hits_total{client=\"%s\"} %lld\n", k, jint(v, "dns_cache_hits"));
-	fprintf(f, "# HELP pgw_client_dns_errors_total of them answered SERVFAIL or REFUSED\n"
-		   "# TYPE pgw_client_dns_errors_total counter\n");
-	json_object_foreach(json_object_get(fwd, "clients"), k, v) if (jint(v, "dns_queries"))
-	    fprintf(f, "pgw_client_dns_errors_total{client=\"%s\"} %lld\n", k, jint(v, "dns_errors"));
+	family(f, "pgw_proxy_dns_queries_total", "client DNS queries answered for the proxy's clients",
+	       json_object_get(d, "proxies"), "id", "queries", 0);
+	family(f, "pgw_proxy_dns_cache_hits_total", "of them from the cache", json_object_get(d, "proxies"), "id",
+	       "cache_hits", 0);
+	family(f, "pgw_proxy_dns_servfail_total", "of them answered SERVFAIL", json_object_get(d, "proxies"), "id",
+	       "servfail", 0);
+	family(f, "pgw_proxy_dns_latency_milliseconds_sum", "their answer times added up (divide by queries)",
+	       json_object_get(d, "proxies"), "id", "latency_ms_sum", 0);
+	family(f, "pgw_client_dns_queries_total", "DNS queries per mapped client", json_object_get(fwd, "clients"),
+	       "client", "dns_queries", 1);
+	family(f, "pgw_client_dns_cache_hits_total", "of them from the cache", json_object_get(fwd, "clients"),
+	       "client", "dns_cache_hits", 1);
+	family(f, "pgw_client_dns_errors_total", "of them answered SERVFAIL or REFUSED",
+	       json_object_get(fwd, "clients"), "client", "dns_errors", 1);
 }
 
 int res_metrics(struct req *r)

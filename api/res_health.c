@@ -12,7 +12,7 @@ json_t *health_row(sqlite3_stmt *st)
 			 json_nullable_int(st, 4), "last_error", sqlite3_column_text(st, 5), "connect_ms",
 			 json_nullable_int(st, 6), "handshake_ms", json_nullable_int(st, 7), "first_byte_ms",
 			 json_nullable_int(st, 8), "pipelining", sqlite3_column_int(st, 9), "stale",
-			 sqlite3_column_int(st, 10), "fresh_until", json_nullable_int(st, 11), "dns_status",
+			 sqlite3_column_int(st, 10), "fresh_until", json_nullable_int(st, 11), "dns",
 			 sqlite3_column_text(st, 12), "dns_error", sqlite3_column_text(st, 13), "dns_latency_ms",
 			 json_nullable_int(st, 14));
 }

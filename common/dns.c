@@ -171,6 +171,14 @@ static int next_rr(const uint8_t *m, size_t len, size_t *off, struct rr *rr)
 	return 0;
 }
 
+/* A record's TTL as a cache may use it: one with the top bit set means 0 (RFC 2181 8). */
+static uint32_t rr_ttl(const uint8_t *m, const struct rr *rr)
+{
+	uint32_t t = get32(m + rr->ttl_off);
+
+	return t > 0x7fffffffu ? 0 : t;
+}
+
 /* The offset after the question section, or 0. */
 static size_t question_end(const uint8_t *m, size_t len)
 {
@@ -222,9 +230,7 @@ int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, st
 			return -EBADMSG;
 		if (rr.type == DNS_TYPE_OPT)
 			continue;
-		t = get32(m + rr.ttl_off);
-		if (t > 0x7fffffffu) /* RFC 2181 8: a TTL with the top bit set means 0 */
-			t = 0;
+		t = rr_ttl(m, &rr);
 		if (i < an + ns) {
 			if (t < ttl)
 				ttl = t;
@@ -346,14 +352,11 @@ int dns_age(uint8_t *m, size_t len, uint32_t elapsed)
 	n = (unsigned)get16(m + 6) + get16(m + 8) + get16(m + 10);
 	for (unsigned i = 0; i < n; i++) {
 		struct rr rr;
-		uint32_t t;
 
 		if (next_rr(m, len, &off, &rr) < 0)
 			return -EBADMSG;
-		if (rr.type == DNS_TYPE_OPT)
-			continue;
-		t = get32(m + rr.ttl_off);
-		put32(m + rr.ttl_off, t > elapsed ? t - elapsed : 0);
+		if (rr.type != DNS_TYPE_OPT)
+			put32(m + rr.ttl_off, rr_ttl(m, &rr) > elapsed ? rr_ttl(m, &rr) - elapsed : 0);
 	}
 	return 0;
 }

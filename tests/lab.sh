@@ -143,6 +143,7 @@ lab_start_nginx() {
 	    server {
 	        listen $LAB_WEB:80;
 	        listen [$LAB_WEB6]:80;
+	        location = / { default_type text/html; return 200 "<title>pgw lab</title><p>the lab internet</p>\n"; }
 	        location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; }
 	        location /files/ { root $LAB_DIR/www; }
 	        location /slow/ { alias $LAB_DIR/www/files/; limit_rate 256k; }

@@ -176,8 +176,8 @@ function renderDashboard() {
           h.pipelining ? 'pipelined (1 round trip)' : 'lock-step')] : []),
         el('dt', {}, 'Latency'), el('dd', { class: 'lat' }, fmtMs(h.latency_ms)),
         el('dt', {}, 'DNS'), el('dd', { class: 'dns', title: h.dns_error || '' },
-          h.dns_status === 'up' ? `carries DNS (${fmtMs(h.dns_latency_ms)})`
-            : h.dns_status === 'down' ? `no DNS: ${h.dns_error || 'check failed'}` : 'not checked'),
+          h.dns === 'up' ? `carries DNS (${fmtMs(h.dns_latency_ms)})`
+            : h.dns === 'down' ? `no DNS: ${h.dns_error || 'check failed'}` : 'not checked'),
         el('dt', {}, 'Exit IP'), el('dd', { class: 'exit' }, h.exit_ip || '–'),
         el('dt', {}, 'Checked'), el('dd', {}, ago(h.checked_at)),
         el('dt', {}, 'Last error'), el('dd', { class: 'err' }, h.stale

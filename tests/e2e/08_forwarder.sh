@@ -82,6 +82,10 @@ if [ "$ok" != 10000 ]; then # say why, so a failure is a finding and not a shrug
 	echo "# soak: curl results other than 200 (code exit connect appconnect firstbyte localport):"
 	grep -v '^200 0 ' "$LAB_DIR/soak.out" | head -n 20 | sed 's/^/#   /'
 	echo "# forwarder closes: $(jq -c '.closes, .upstream_errors' "$PGW_RUN_DIR/forwarder.stats.json" | tr '\n' ' ')"
+	echo "# gw conntrack stats: $(lab_exec gw conntrack -S 2>&1 | awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); t[kv[1]] += kv[2]}} END {for (k in t) if (t[k]) printf "%s=%d ", k, t[k]}')"
+	echo "# gw TCP: $(lab_exec gw nstat -az 2>/dev/null | awk '$1 ~ /ListenOverflows|ListenDrops|TCPBacklogDrop|TCPReqQFullDrop|TCPSynRetrans|TCPTimeouts|TCPAbortOnData/ && $2 {printf "%s=%s ", $1, $2}')"
+	echo "# lan TCP: $(lab_exec lan nstat -az 2>/dev/null | awk '$1 ~ /TCPSynRetrans|TCPTimeouts|TCPAbortOnData|OutRsts|AttemptFails/ && $2 {printf "%s=%s ", $1, $2}')"
+	echo "# gw forward drops: $(lab_exec gw nft list chain inet pgw forward | grep -o 'packets [1-9][0-9]* .*' | tr '\n' ';')"
 fi
 check_eq "soak: 10,000 connections all succeed (${secs}s)" "$ok" "10000"
 sleep 1

@@ -218,16 +218,19 @@ echo 'dns-admin-password' | "$PGW_BIN/pgwctl" user add admin --role admin --pass
 # address nobody serves (like a device with a hard-coded resolver)
 if [ -d "$ROOT/tests/web/node_modules/playwright-core" ]; then
 	lab_resolv_conf lan $OTHER
+	out=$(cd "$ROOT/tests/web" && lab_exec lan timeout 60 node browse.mjs "http://www.$LAB_ZONE/" 2>&1)
+	check_eq "Chromium in the LAN opens http://www.$LAB_ZONE/ by name" "$out" "status 200
+the lab internet"
 	out=$(cd "$ROOT/tests/web" && lab_exec lan timeout 60 node browse.mjs "http://www.$LAB_ZONE/ip" 2>&1)
-	check_eq "Chromium in the LAN opens http://www.$LAB_ZONE/ by name, through its proxy" "$out" "status 200
+	check_eq "... through its proxy (the site sees the proxy's exit address)" "$out" "status 200
 $LAB_SOCKS_AUTH"
 else
 	check "playwright-core is installed (make deps)" false
 fi
 health=$(lab_api GET /api/v1/health -H "$(lab_api_login admin dns-admin-password)" | cut -d' ' -f2-)
 check "GET /health: each proxy's DNS status, error and latency" \
-	jq -e '(.items[] | select(.proxy_id == 1) | .dns_status == "up" and (.dns_latency_ms | type) == "number") and
-	       (.items[] | select(.proxy_id == 4) | .dns_status == "down" and (.dns_error | test("port|53|proxy")))' <<<"$health"
+	jq -e '(.items[] | select(.proxy_id == 1) | .dns == "up" and (.dns_latency_ms | type) == "number") and
+	       (.items[] | select(.proxy_id == 4) | .dns == "down" and (.dns_error | test("port|53|proxy")))' <<<"$health"
 check "the forwarder's stats count queries, cache hits and errors" \
 	jq -e '.dns.queries > 10 and .dns.cache_hits >= 1 and .dns.refused >= 3 and .dns.servfail >= 1 and .dns.formerr >= 1' <<<"$stats"
 check "... per client" jq -e '.clients["192.168.2.10"].dns_queries > 3' <<<"$stats"

@@ -114,6 +114,13 @@ await step('a pipelined proxy is shown pipelined, and still after a live health 
   if ((await card.textContent()) !== 'pipelined (1 round trip)') throw new Error(`after the event: ${await card.textContent()}`);
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
 });
+await step('each proxy card says whether the proxy carries DNS (and why not)', async () => {
+  await page.getByRole('tab', { name: 'Dashboard' }).click();
+  const dns = page.locator('article[data-proxy="dante"] dd.dns');
+  /* the default resolvers are not in the lab: the DNS check fails, and the card says so */
+  await dns.getByText(/^(no DNS: .+|carries DNS .+)$/).waitFor({ timeout: 15000 });
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+});
 await step('a mapping to a dead proxy is refused and the 422 explained', async () => {
   await page.getByRole('button', { name: 'Add mapping' }).click();
   await page.locator('#mf-ip').fill('192.168.2.13');
@@ -154,6 +161,17 @@ await step('settings are saved, and a bad value shows the server\'s reason and c
   await page.getByLabel('Health interval (s)').fill('0');
   await page.getByRole('button', { name: 'Save settings' }).click();
   await page.locator('#config-form .error').getByText("health_interval: '0' is not a whole number from 1 to 86400").waitFor({ timeout: 5000 });
+});
+await step('DNS: mode and upstreams in Configuration, a bad upstream refused with the reason', async () => {
+  await page.getByLabel('Health interval (s)').fill('2'); /* the bad value above, undone */
+  await page.getByLabel('DNS mode').waitFor({ timeout: 5000 });
+  if (await page.getByLabel('DNS mode').inputValue() !== 'proxy') throw new Error('dns_mode is not proxy on a new install');
+  await page.getByLabel('DNS upstreams').fill('tls://9.9.9.9:853');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#config-form .error').getByText(/dns_upstream: 'tls:\/\/9\.9\.9\.9:853':? .*needs #name/).waitFor({ timeout: 5000 });
+  await page.getByLabel('DNS upstreams').fill('tls://9.9.9.9:853#dns.quad9.net, 1.1.1.1:53');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByText(/Saved: .*dns_upstream/).waitFor({ timeout: 5000 });
 });
 await shot(page, 'configuration');
 await step('Authentication shows users and the audit log', async () => {
