@@ -33,8 +33,8 @@ json_t *proxy_json(sqlite3 *db, int64_t id);
  * HEALTH_ROW_SQL (add a WHERE or ORDER BY), then health_row() on each row. */
 #define HEALTH_ROW_SQL                                                                                                 \
 	"SELECT proxy_id, effective_status, latency_ms, exit_ip, checked_at, last_error, connect_ms, handshake_ms, "   \
-	"first_byte_ms, pipelining, stale, fresh_until, dns_status, coalesce(dns_error, ''), dns_latency_ms "          \
-	"FROM health_state"
+	"first_byte_ms, pipelining, stale, fresh_until, dns_status, coalesce(dns_error, ''), dns_latency_ms, udp, "    \
+	"coalesce(udp_error, '') FROM health_state"
 json_t *health_row(sqlite3_stmt *st);
 
 #endif

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES, K_RESOLVERS, K_HOSTNAME };
-static const char *const kind_names[] = {"interface", "cidr",	  "enum",      "range",	  "url",
-					 "bool",      "prefixes", "resolvers", "hostname"};
+enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES, K_RESOLVERS, K_HOSTNAME, K_HOSTPORT };
+static const char *const kind_names[] = {"interface", "cidr",	  "enum",      "range",	   "url",
+					 "bool",      "prefixes", "resolvers", "hostname", "hostport"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -76,6 +76,14 @@ static const struct sdef defs[] = {
      0,
      0,
      "example.com"},
+    {{"udp_check", "UDP check target",
+      "A DNS server (host:port) that pgw-healthd asks, through each SOCKS5 proxy's UDP relay (UDP ASSOCIATE), for "
+      "dns_check_name: a proxy whose relay brings the answer back carries UDP."},
+     K_HOSTPORT,
+     NULL,
+     0,
+     0,
+     "1.1.1.1:53"},
     {{"dns_query_log", "DNS query log",
       "Log every client query (client, name, type, answer, time) in pgw-forwarder's log. Off by default: it names "
       "what every device looks up."},
@@ -282,6 +290,17 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 		if (dns_upstreams_parse(value, u, DNS_UPSTREAMS_MAX, why, sizeof(why)) > 0)
 			return 0;
 		snprintf(err, errlen, "%s: %s", key, why);
+		break;
+	}
+	case K_HOSTPORT: {
+		char host[256];
+		uint16_t port;
+		struct net_ip ip;
+		if (net_hostport_parse(value, host, sizeof(host), &port) == 0 &&
+		    (net_ip_parse(host, &ip) == 0 || dns_hostname_valid(host)))
+			return 0;
+		snprintf(err, errlen, "%s: '%s' is not host:port (host: an IPv4 address, [an IPv6 address] or a name)",
+			 key, value);
 		break;
 	}
 	case K_HOSTNAME:

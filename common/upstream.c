@@ -56,39 +56,109 @@ int socks5_build_auth(uint8_t *buf, size_t cap, const char *user, const char *pa
 	return (int)(3 + ul + pl);
 }
 
-int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target *t)
+/* ATYP, DST.ADDR and DST.PORT of t at buf (room for a name checked by the callers). */
+static size_t put_address(uint8_t *buf, const struct upstream_target *t, int *err)
 {
-	size_t n = 4;
+	*err = 0;
+	if (t->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)&t->addr;
+		buf[0] = 1;
+		memcpy(buf + 1, &s->sin_addr, 4);
+		memcpy(buf + 5, &s->sin_port, 2);
+		return 7;
+	}
+	if (t->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&t->addr;
+		buf[0] = 4;
+		memcpy(buf + 1, &s->sin6_addr, 16);
+		memcpy(buf + 17, &s->sin6_port, 2);
+		return 19;
+	}
+	{
+		size_t hl = strlen(t->host);
+		uint16_t port = htons(t->port);
+		if (hl == 0 || hl > UPSTREAM_HOST_MAX) {
+			*err = -EINVAL;
+			return 0;
+		}
+		buf[0] = 3;
+		buf[1] = (uint8_t)hl;
+		memcpy(buf + 2, t->host, hl);
+		memcpy(buf + 2 + hl, &port, 2);
+		return 4 + hl;
+	}
+}
+
+int socks5_build_request(uint8_t *buf, size_t cap, uint8_t cmd, const struct upstream_target *t)
+{
+	int err;
+	size_t n;
 
 	if (cap < 4 + 1 + UPSTREAM_HOST_MAX + 2)
 		return -ENOSPC;
 	buf[0] = 5;
-	buf[1] = 1; /* CONNECT */
+	buf[1] = cmd;
 	buf[2] = 0;
-	if (t->addr.ss_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)&t->addr;
-		buf[3] = 1;
-		memcpy(buf + 4, &s->sin_addr, 4);
-		memcpy(buf + 8, &s->sin_port, 2);
-		n = 10;
-	} else if (t->addr.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&t->addr;
-		buf[3] = 4;
-		memcpy(buf + 4, &s->sin6_addr, 16);
-		memcpy(buf + 20, &s->sin6_port, 2);
-		n = 22;
-	} else {
-		size_t hl = strlen(t->host);
-		uint16_t port = htons(t->port);
-		if (hl == 0 || hl > UPSTREAM_HOST_MAX)
-			return -EINVAL;
-		buf[3] = 3;
-		buf[4] = (uint8_t)hl;
-		memcpy(buf + 5, t->host, hl);
-		memcpy(buf + 5 + hl, &port, 2);
-		n = 7 + hl;
+	n = put_address(buf + 3, t, &err);
+	return err ? err : (int)(3 + n);
+}
+
+int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *dst)
+{
+	struct upstream_target t;
+	int err;
+	size_t n;
+
+	if (cap < 3 + 19 || (dst->ss_family != AF_INET && dst->ss_family != AF_INET6))
+		return -EINVAL;
+	memset(&t, 0, sizeof(t));
+	t.addr = *dst;
+	buf[0] = buf[1] = 0; /* RSV */
+	buf[2] = 0;	     /* FRAG: whole datagrams only */
+	n = put_address(buf + 3, &t, &err);
+	return err ? err : (int)(3 + n);
+}
+
+/* ATYP, address and port at buf (len bytes) into sa (names refused: a relay answers with
+ * addresses). Bytes read, or -EBADMSG. */
+static int get_address(const uint8_t *buf, size_t len, struct sockaddr_storage *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	if (len >= 7 && buf[0] == 1) {
+		struct sockaddr_in *s = (struct sockaddr_in *)sa;
+		s->sin_family = AF_INET;
+		memcpy(&s->sin_addr, buf + 1, 4);
+		memcpy(&s->sin_port, buf + 5, 2);
+		return 7;
 	}
-	return (int)n;
+	if (len >= 19 && buf[0] == 4) {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)sa;
+		s->sin6_family = AF_INET6;
+		memcpy(&s->sin6_addr, buf + 1, 16);
+		memcpy(&s->sin6_port, buf + 17, 2);
+		return 19;
+	}
+	return -EBADMSG;
+}
+
+int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *from, size_t *data_off)
+{
+	int n;
+
+	if (len < 3 || buf[0] != 0 || buf[1] != 0)
+		return -EBADMSG;
+	if (buf[2] != 0)
+		return -EPROTONOSUPPORT; /* a fragment: RFC 1928 7 lets a client drop what it cannot reassemble */
+	n = get_address(buf + 3, len - 3, from);
+	if (n < 0)
+		return -EBADMSG;
+	*data_off = 3 + (size_t)n;
+	return 0;
+}
+
+int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target *t)
+{
+	return socks5_build_request(buf, cap, SOCKS5_CMD_CONNECT, t);
 }
 
 int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const char *pass,
@@ -259,6 +329,7 @@ void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const str
 	hs->user = user ? user : "";
 	hs->pass = pass ? pass : "";
 	hs->state = HS_CONNECTING;
+	hs->cmd = SOCKS5_CMD_CONNECT;
 }
 
 void upstream_hs_wipe(struct upstream_hs *hs)
@@ -298,7 +369,7 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 		}
 		if (v == 2)
 			return queue(hs, socks5_build_auth(hs->out, sizeof(hs->out), hs->user, hs->pass), HS_AUTH);
-		return queue(hs, socks5_build_connect(hs->out, sizeof(hs->out), &hs->target), HS_REPLY);
+		return queue(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target), HS_REPLY);
 	case HS_AUTH:
 		if (v != 0)
 			return UP_ERR_AUTH;
@@ -306,7 +377,7 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 			hs->state = HS_REPLY;
 			return UP_IN_PROGRESS;
 		}
-		return queue(hs, socks5_build_connect(hs->out, sizeof(hs->out), &hs->target), HS_REPLY);
+		return queue(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target), HS_REPLY);
 	default: /* HS_REPLY */
 		hs->detail = v;
 		return v == 0 ? UP_OK : UP_ERR_PROXY_REFUSED;
@@ -379,9 +450,11 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				r = socks5_parse_method(hs->in, hs->in_len, &v);
 			else if (hs->state == HS_AUTH)
 				r = socks5_parse_auth(hs->in, hs->in_len, &v);
-			else if (hs->state == HS_REPLY)
+			else if (hs->state == HS_REPLY) {
 				r = socks5_parse_connect(hs->in, hs->in_len, &v);
-			else
+				if (r > 0 && get_address(hs->in + 3, (size_t)r - 3, &hs->bound) < 0)
+					memset(&hs->bound, 0, sizeof(hs->bound)); /* a name: only CONNECT gives one */
+			} else
 				r = http_parse_connect((const char *)hs->in, hs->in_len, &status);
 			if (r < 0)
 				return UP_ERR_BAD_REPLY;

@@ -47,6 +47,17 @@ struct upstream_target {
 int socks5_build_greeting(uint8_t *buf, size_t cap, int with_auth);
 int socks5_build_auth(uint8_t *buf, size_t cap, const char *user, const char *pass);
 int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target *t);
+/* A request with another command: SOCKS5_CMD_UDP_ASSOCIATE (RFC 1928 7). */
+#define SOCKS5_CMD_CONNECT	 1
+#define SOCKS5_CMD_UDP_ASSOCIATE 3
+int socks5_build_request(uint8_t *buf, size_t cap, uint8_t cmd, const struct upstream_target *t);
+/* The header of a datagram to the UDP relay (RFC 1928 7): RSV, FRAG 0, dst's ATYP, address and
+ * port. Bytes written, or -EINVAL. */
+int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *dst);
+/* A datagram from the UDP relay: 0 with the far side's address in from and its data at
+ * buf + *data_off; -EBADMSG (short, reserved bytes set, unknown or name address type) or
+ * -EPROTONOSUPPORT (a fragment: dropped, RFC 1928 7). */
+int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *from, size_t *data_off);
 /* Greeting (one method), auth when user is set, CONNECT: the one write of a pipelined handshake. */
 int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const char *pass,
 			   const struct upstream_target *t);
@@ -70,8 +81,10 @@ struct upstream_hs {
 	size_t in_len;
 	const char *user, *pass; /* not owned; empty strings for no auth */
 	struct upstream_target target;
-	int detail;   /* SOCKS5 REP or HTTP status of a refusal, errno of an I/O error */
-	int pipeline; /* set after upstream_hs_init: SOCKS5 messages in one write */
+	int detail;		       /* SOCKS5 REP or HTTP status of a refusal, errno of an I/O error */
+	int pipeline;		       /* set after upstream_hs_init: SOCKS5 messages in one write */
+	uint8_t cmd;		       /* set after upstream_hs_init: SOCKS5_CMD_UDP_ASSOCIATE instead of CONNECT */
+	struct sockaddr_storage bound; /* the final reply's BND.ADDR/BND.PORT (UDP ASSOCIATE: the relay) */
 };
 
 void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,

@@ -41,6 +41,8 @@ struct target {
 	int seen;
 	struct dnscheck *dns_check;  /* the DNS check in flight (dnscheck.c) */
 	int dns_status;		     /* 0 unknown, 1 up, 2 down: as stored */
+	struct udpcheck *udp_check;  /* the UDP check in flight (udpcheck.c) */
+	int udp;		     /* 0 unknown, 1 yes, 2 no: as stored */
 	struct probe_result unsaved; /* the latest result, when the DB refused it: retried each tick */
 	time_t unsaved_at;
 	int has_unsaved;
@@ -60,7 +62,9 @@ struct healthd {
 	struct dns_upstream dns_up[DNS_UPSTREAMS_MAX];
 	int dns_n;
 	char dns_name[256];
-	void *dns_cred;		 /* gnutls_certificate_credentials_t for tls:// resolvers */
+	void *dns_cred;			    /* gnutls_certificate_credentials_t for tls:// resolvers */
+	struct sockaddr_storage udp_target; /* setting udp_check (a DNS server), resolved */
+	int udp_target_ok;
 	uint64_t store_retry_at; /* after a refused write: no other write before this (ev_now_ms) */
 	int store_failing;	 /* logged once per spell, and when it ends */
 };

@@ -5,6 +5,7 @@
  * hysteresis.c decides the status, store.c writes it (then this notifies), pipelining.c
  * learns which SOCKS5 proxies take their handshake in one write. */
 #include "dnscheck.h"
+#include "udpcheck.h"
 #include "healthd.h"
 #include "log.h"
 #include "pipelining.h"
@@ -33,6 +34,7 @@ static void load_settings(struct healthd *h)
 	if (!h->url_ok)
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
 	dnscheck_load_settings(h);
+	udpcheck_load_settings(h);
 }
 
 struct target *healthd_find(struct healthd *h, int64_t id)
@@ -48,6 +50,7 @@ static void drop_target(struct healthd *h, size_t i)
 	probe_cancel(h->t[i].probe);
 	probe_cancel(h->t[i].pipe_probe);
 	dnscheck_cancel(&h->t[i]);
+	udpcheck_cancel(&h->t[i]);
 	free(h->t[i].waiters);
 	explicit_bzero(&h->t[i], sizeof(h->t[i]));
 	h->t[i] = h->t[--h->n];
@@ -59,7 +62,7 @@ static int load_targets(struct healthd *h)
 	static const char *const sql =
 	    "SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
 	    "coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
-	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown') "
+	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown') "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -96,6 +99,9 @@ static int load_targets(struct healthd *h)
 			t->dns_status = strcmp((const char *)sqlite3_column_text(st, 12), "up") == 0	 ? 1
 					: strcmp((const char *)sqlite3_column_text(st, 12), "down") == 0 ? 2
 													 : 0;
+			t->udp = strcmp((const char *)sqlite3_column_text(st, 13), "yes") == 0	? 1
+				 : strcmp((const char *)sqlite3_column_text(st, 13), "no") == 0 ? 2
+												: 0;
 		}
 		snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 1));
 		{
@@ -170,6 +176,7 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	if (ok) {
 		pipelining_test(h, t);
 		dnscheck_start(h, t);
+		udpcheck_start(h, t);
 	}
 	t->next_due = ev_now_ms() + (t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms);
 }

@@ -248,7 +248,8 @@ lab_dot_sources() {
 	sed -n 's/.* info: \([0-9a-f.:]*\) [^ ]* [A-Z0-9]* IN$/\1/p' "$LAB_DIR/unbound-file.log" 2>/dev/null | sort -u
 }
 
-# LAB_DANTE_RULES: more "socks block {...}" rules, before the one that passes everything.
+# dante-server on $LAB_DANTE:1080, no auth: CONNECT and UDP ASSOCIATE. LAB_DANTE_RULES: more
+# "socks block {...}" rules, before the one that passes everything.
 lab_start_dante() {
 	cat >"$LAB_DIR/danted.conf" <<-CONF
 	logoutput: $LAB_DIR/danted-file.log
@@ -260,7 +261,7 @@ lab_start_dante() {
 	user.unprivileged: nobody
 	client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
 	${LAB_DANTE_RULES:-}
-	socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect }
+	socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect udpassociate udpreply }
 	CONF
 	lab_bg wan danted danted -f "$LAB_DIR/danted.conf" -p "$LAB_DIR/danted.pid" -N 2
 	lab_wait_port wan $LAB_DANTE 1080

@@ -178,6 +178,8 @@ function renderDashboard() {
         el('dt', {}, 'DNS'), el('dd', { class: 'dns', title: h.dns_error || '' },
           h.dns === 'up' ? `carries DNS (${fmtMs(h.dns_latency_ms)})`
             : h.dns === 'down' ? `no DNS: ${h.dns_error || 'check failed'}` : 'not checked'),
+        el('dt', {}, 'UDP'), el('dd', { class: 'udp', title: h.udp_error || '' },
+          h.udp === 'yes' ? 'carries UDP' : h.udp === 'no' ? `no UDP: ${h.udp_error || 'check failed'}` : 'not checked'),
         el('dt', {}, 'Exit IP'), el('dd', { class: 'exit' }, h.exit_ip || '–'),
         el('dt', {}, 'Checked'), el('dd', {}, ago(h.checked_at)),
         el('dt', {}, 'Last error'), el('dd', { class: 'err' }, h.stale

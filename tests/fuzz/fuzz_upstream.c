@@ -59,6 +59,47 @@ static void client_ip(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void udp_datagram(const uint8_t *data, size_t size)
+{
+	struct sockaddr_storage from, back;
+	uint8_t hdr[64];
+	size_t off = 0;
+	int r = socks5_udp_parse(data, size, &from, &off);
+
+	assert(r == 0 || r == -EBADMSG || r == -EPROTONOSUPPORT);
+	if (r != 0)
+		return;
+	assert(off <= size && (from.ss_family == AF_INET || from.ss_family == AF_INET6));
+	/* what parses, builds back to the same header */
+	r = socks5_udp_header(hdr, sizeof(hdr), &from);
+	assert(r > 0 && (size_t)r == off && memcmp(hdr, data, off) == 0);
+	assert(socks5_udp_parse(hdr, (size_t)r, &back, &off) == 0 && memcmp(&back, &from, sizeof(back)) == 0);
+}
+
+static void udp_associate(const uint8_t *data, size_t size)
+{
+	struct upstream_target t;
+	struct upstream_hs hs;
+	uint32_t want = 0;
+	enum upstream_result r = UP_IN_PROGRESS;
+	int sv[2];
+
+	if (size > 4096 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+		return;
+	memset(&t, 0, sizeof(t));
+	t.addr.ss_family = AF_INET;
+	assert(write(sv[1], data, size) == (ssize_t)size);
+	shutdown(sv[1], SHUT_WR);
+	upstream_hs_init(&hs, UPSTREAM_SOCKS5, &t, "", "");
+	hs.cmd = SOCKS5_CMD_UDP_ASSOCIATE;
+	for (int guard = 0; guard < 64 && r == UP_IN_PROGRESS; guard++)
+		r = upstream_hs_step(&hs, sv[0], &want);
+	assert(r != UP_IN_PROGRESS);
+	assert(hs.bound.ss_family == 0 || hs.bound.ss_family == AF_INET || hs.bound.ss_family == AF_INET6);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t v;
@@ -66,10 +107,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 7) {
+	switch (data[0] % 9) {
 	case 4:
 	case 5:
-		handshake(data + 1, size - 1, data[0] % 7 == 5);
+		handshake(data + 1, size - 1, data[0] % 9 == 5);
+		return 0;
+	case 7: /* a datagram from a SOCKS5 UDP relay */
+		udp_datagram(data + 1, size - 1);
+		return 0;
+	case 8: /* the UDP ASSOCIATE handshake: its relay address read from the final reply */
+		udp_associate(data + 1, size - 1);
 		return 0;
 	case 6:
 		client_ip(data + 1, size - 1);

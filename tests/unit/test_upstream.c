@@ -253,13 +253,81 @@ static void test_http_handshake_paths(void **state)
 	assert_int_equal(hs.detail, 403);
 }
 
+/* UDP ASSOCIATE: the request, the relay address from the reply, datagram headers both ways */
+static void test_socks5_udp(void **state)
+{
+	static const uint8_t reply[] = {5, 1, 0, 5, 0, 0, 1, 198, 51, 100, 13, 0x9c, 0x40};
+	struct upstream_target any, t4 = target4("203.0.113.53", 53);
+	struct sockaddr_storage from;
+	struct sockaddr_in *s;
+	uint8_t b[300];
+	size_t off;
+	int n;
+
+	(void)state;
+	memset(&any, 0, sizeof(any));
+	any.addr.ss_family = AF_INET; /* 0.0.0.0:0: our UDP address is not known yet */
+	assert_int_equal(socks5_build_request(b, sizeof(b), SOCKS5_CMD_UDP_ASSOCIATE, &any), 10);
+	assert_memory_equal(b, "\x05\x03\x00\x01\0\0\0\0\0\0", 10);
+	n = socks5_udp_header(b, sizeof(b), &t4.addr);
+	assert_int_equal(n, 10);
+	assert_memory_equal(b, "\0\0\0\x01\xcb\x00\x71\x35\x00\x35", 10);
+	memcpy(b + n, "dns", 3);
+	assert_int_equal(socks5_udp_parse(b, (size_t)n + 3, &from, &off), 0);
+	assert_int_equal(off, 10);
+	s = (struct sockaddr_in *)&from;
+	assert_int_equal(from.ss_family, AF_INET);
+	assert_int_equal(ntohs(s->sin_port), 53);
+	/* a fragment is dropped; short, reserved bytes set, a name: bad */
+	b[2] = 1;
+	assert_int_equal(socks5_udp_parse(b, (size_t)n + 3, &from, &off), -EPROTONOSUPPORT);
+	b[2] = 0;
+	assert_int_equal(socks5_udp_parse(b, 9, &from, &off), -EBADMSG);
+	b[0] = 1;
+	assert_int_equal(socks5_udp_parse(b, (size_t)n, &from, &off), -EBADMSG);
+	assert_int_equal(socks5_udp_parse((const uint8_t *)"\0\0\0\x03\x03"
+							   "abc\0\x35",
+					  10, &from, &off),
+			 -EBADMSG);
+	/* the handshake keeps the relay address of the final reply */
+	{
+		struct upstream_hs hs;
+		uint32_t want;
+		enum upstream_result r = UP_IN_PROGRESS;
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+		upstream_hs_init(&hs, UPSTREAM_SOCKS5, &any, "", "");
+		hs.cmd = SOCKS5_CMD_UDP_ASSOCIATE;
+		/* method 0, then the reply: the relay at 198.51.100.13:40000 */
+		assert_int_equal(write(sv[1], "\x05\x00", 2), 2);
+		for (int i = 0; i < 8 && r == UP_IN_PROGRESS; i++) {
+			want = 0;
+			r = upstream_hs_step(&hs, sv[0], &want);
+			if (r == UP_IN_PROGRESS && want == EPOLLIN) { /* greeting and request sent: answer */
+				uint8_t req[64];
+				ssize_t k = read(sv[1], req, sizeof(req));
+				if (k >= 10 && req[k - 9] == SOCKS5_CMD_UDP_ASSOCIATE)
+					assert_int_equal(write(sv[1], reply + 3, 10), 10);
+			}
+		}
+		assert_int_equal(r, UP_OK);
+		s = (struct sockaddr_in *)&hs.bound;
+		assert_int_equal(hs.bound.ss_family, AF_INET);
+		assert_int_equal(ntohs(s->sin_port), 40000);
+		assert_int_equal(ntohl(s->sin_addr.s_addr), 0xc633640d);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_socks5_builders),	   cmocka_unit_test(test_http_builder),
 	    cmocka_unit_test(test_socks5_parsers),	   cmocka_unit_test(test_http_parser),
 	    cmocka_unit_test(test_socks5_handshake_paths), cmocka_unit_test(test_http_handshake_paths),
-	    cmocka_unit_test(test_socks5_pipelined),
+	    cmocka_unit_test(test_socks5_pipelined),	   cmocka_unit_test(test_socks5_udp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
