@@ -67,6 +67,19 @@ static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 				strcmp((const char *)sqlite3_column_text(st, 2), "up") == 0);
 		}
 	sqlite3_finalize(st);
+	fprintf(f, "# HELP pgw_proxy_udp 1 when the proxy's last UDP check passed (UDP ASSOCIATE and a datagram back)\n"
+		   "# TYPE pgw_proxy_udp gauge\n");
+	if (sqlite3_prepare_v2(db,
+			       "SELECT p.id, p.name, h.udp FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
+			       "WHERE h.udp != 'unknown' ORDER BY p.id",
+			       -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_proxy_udp{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
+				(long long)sqlite3_column_int64(st, 0),
+				strcmp((const char *)sqlite3_column_text(st, 2), "yes") == 0);
+		}
+	sqlite3_finalize(st);
 	if (!json_is_object(d))
 		return;
 	fprintf(f,
@@ -78,7 +91,7 @@ static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 	    "# HELP pgw_dns_cache_hits_total queries answered from the cache\n# TYPE pgw_dns_cache_hits_total counter\n"
 	    "pgw_dns_cache_hits_total %lld\n",
 	    jint(d, "cache_hits"));
-	fprintf(f, "# HELP pgw_dns_errors_total queries pgw answered with an error itself, by rcode\n"
+	fprintf(f, "# HELP pgw_dns_errors_total queries answered with an error (pgw's own or a resolver's), by rcode\n"
 		   "# TYPE pgw_dns_errors_total counter\n");
 	for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++)
 		fprintf(f, "pgw_dns_errors_total{rcode=\"%s\"} %lld\n", rcodes[i], jint(d, rcodes[i]));

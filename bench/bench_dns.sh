@@ -4,7 +4,7 @@
 # cache hits and for misses, next to a peer in the same run: dnsmasq as the usual caching
 # forwarder on the gateway itself (dns_mode=local style: it asks the resolver over UDP from the
 # gateway's own address, the leak pgw avoids), and the resolver asked directly (the floor).
-# Bounded: 5 runs of SECS each. (dnsmasq as the upstream would close every TCP connection after
+# Bounded: 6 runs of SECS each. (dnsmasq as the upstream would close every TCP connection after
 # 100 queries; unbound keeps it.)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

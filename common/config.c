@@ -57,9 +57,11 @@ static const struct cfg_var vars[] = {
     {"PGW_TPROXY_PORT", "12346", T_PORT, offsetof(struct pgw_config, tproxy_port), 0, 0,
      "TPROXY listener port of pgw-forwarder"},
     {"PGW_DNS_PORT", "15353", T_PORT, offsetof(struct pgw_config, dns_port), 0, 0,
-     "DNS listener port of pgw-forwarder (UDP and TCP; clients' port 53 is redirected to it)"},
+     "DNS listener port of pgw-forwarder (UDP and TCP, every dns_mode; clients' port 53 is redirected to it "
+     "in dns_mode=proxy; keep it >= 1024; taken: the forwarder does not start)"},
     {"PGW_DNS_TLS_CA", "", T_PATH, F(dns_tls_ca), 0,
-     "PEM CA bundle that tls:// DNS resolvers' certificates must chain to (empty: the system's trust store)"},
+     "PEM CA bundle that tls:// DNS resolvers' certificates must chain to, instead of the system's trust store "
+     "(empty: the system's); a file without a CA: the forwarder does not start"},
     {"PGW_HEALTH_INTERVAL", "30", T_SECONDS, offsetof(struct pgw_config, health_interval_s), 0, 86400,
      "seconds between health probes (first value of the setting)"},
     {"PGW_HEALTH_URL", "http://ifconfig.me/ip", T_URL, F(health_url), 0, "exit-IP echo URL fetched through each proxy"},

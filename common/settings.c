@@ -63,7 +63,8 @@ static const struct sdef defs[] = {
      NULL},
     {{"dns_upstream", "DNS upstreams",
       "Resolvers asked through each client's proxy (dns_mode proxy), comma-separated, tried in order: host:port is DNS "
-      "over TCP, tls://host:port#name DNS over TLS with the certificate checked against name. At most 8."},
+      "over TCP, tls://host:port#name DNS over TLS with the certificate checked against name (#name may be left out "
+      "when host is a name). At most 8."},
      K_RESOLVERS,
      NULL,
      0,
@@ -93,7 +94,8 @@ static const struct sdef defs[] = {
      0,
      "false"},
     {{"block_action", "Block action",
-      "How blocked clients are refused: reject answers at once (TCP reset, ICMP); drop stays silent."},
+      "How blocked clients are refused: reject answers at once (TCP reset, ICMP); drop stays silent. (DNS is answered, "
+      "REFUSED or SERVFAIL, and QUIC of active and unmapped devices refused, whatever this says.)"},
      K_ENUM,
      "reject|drop",
      0,

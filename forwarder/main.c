@@ -39,7 +39,8 @@ static void load_dns(struct forwarder *f, struct fwd_dns *dns)
 	n = dns_upstreams_parse(v, dns->up, DNS_UPSTREAMS_MAX, err, sizeof(err));
 	dns->n = n > 0 ? n : 0;
 	dns->query_log = settings_bool(f->d->db, &f->d->cfg, "dns_query_log");
-	/* a new generation (new connections, an empty cache) only when the resolvers change */
+	/* a new generation (new connections, an empty cache) only when the resolvers or the query log
+	 * setting change, not on every mapping reload */
 	dns->gen = f->sh.dns.gen + (dns->n != f->sh.dns.n || memcmp(dns->up, f->sh.dns.up, sizeof(dns->up)) != 0 ||
 				    dns->query_log != f->sh.dns.query_log);
 }

@@ -1,5 +1,5 @@
 -- 0012: DNS through each client's proxy (dns_mode=proxy). pgw-healthd looks the setting
--- dns_check_name up through each proxy, from the first resolver of dns_upstream, and writes
+-- dns_check_name up through each proxy, from the resolvers of dns_upstream in turn, and writes
 -- whether the proxy carries DNS: 'unknown' (not checked yet), 'up' or 'down' (with the error).
 -- pgw-forwarder answers SERVFAIL at once for clients of a proxy marked 'down'; the proxy stays
 -- up for TCP.

@@ -30,6 +30,12 @@ check_eq "every proxy stays up for TCP" "$(db "SELECT group_concat(status) FROM 
 check "dnsmasq got the check's datagram from dante's external address (through the relay)" \
 	grep -q "query\[A\] udpcheck.$LAB_ZONE from $LAB_DANTE\$" "$LAB_DIR/dnsmasq-queries.log"
 check_fails "... and never from the gateway" grep -q "from 198.51.100.1\$" "$LAB_DIR/dnsmasq-queries.log"
+lab_api_env
+export PGW_METRICS_TOKEN=lab-metrics-token-0123456789
+lab_bg gw pgw-api "$PGW_BIN/pgw-api"
+lab_wait_port gw 127.0.0.1 8080 || exit 1
+metrics=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
+check_match "/metrics: pgw_proxy_udp per proxy" "$metrics" 'pgw_proxy_udp\{proxy="socks-auth",id="1"\} 0.*pgw_proxy_udp\{proxy="dante",id="4"\} 1'
 # dante that refuses UDP ASSOCIATE: after its restart, no
 lab_stop_pid "$(awk '$2 == "danted" {print $1}' "$LAB_DIR/pids")"
 LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 command: udpassociate }" lab_start_dante || exit 1
