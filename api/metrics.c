@@ -124,6 +124,8 @@ static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 	       "client", "dns_cache_hits", 1);
 	family(f, "pgw_client_dns_errors_total", "of them answered SERVFAIL or REFUSED",
 	       json_object_get(fwd, "clients"), "client", "dns_errors", 1);
+	family(f, "pgw_client_dns_latency_milliseconds_sum", "their answer times added up (divide by queries)",
+	       json_object_get(fwd, "clients"), "client", "dns_latency_ms_sum", 1);
 }
 
 int res_metrics(struct req *r)

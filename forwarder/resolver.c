@@ -189,7 +189,8 @@ static void count_answer(struct resolver *r, const struct net_ip *client, int64_
 	atomic_fetch_add(&r->lat[i], 1);
 	atomic_fetch_add(&r->lat_ms_sum, ms);
 	if (client)
-		stats_client_dns(&r->sh->stats, client, hit, rcode == DNS_RCODE_SERVFAIL || rcode == DNS_RCODE_REFUSED);
+		stats_client_dns(&r->sh->stats, client, hit, rcode == DNS_RCODE_SERVFAIL || rcode == DNS_RCODE_REFUSED,
+				 ms);
 	if (proxy_id <= 0)
 		return;
 	pthread_mutex_lock(&r->plock);

@@ -82,7 +82,7 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
-void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error)
+void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms)
 {
 	struct client_stat *cs;
 
@@ -93,6 +93,7 @@ void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit,
 		cs->dns_queries++;
 		cs->dns_hits += (unsigned long)(hit != 0);
 		cs->dns_errors += (unsigned long)(error != 0);
+		cs->dns_ms_sum += ms;
 	}
 	pthread_mutex_unlock(&s->clients_lock);
 }
@@ -114,9 +115,9 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 		net_ip_str(&cs->client, ip);
 		fprintf(out,
 			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
-			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu}",
+			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu}",
 			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down,
-			cs->dns_queries, cs->dns_hits, cs->dns_errors);
+			cs->dns_queries, cs->dns_hits, cs->dns_errors, cs->dns_ms_sum);
 		first = 0;
 	}
 	pthread_mutex_unlock(&s->clients_lock);

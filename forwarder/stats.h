@@ -47,6 +47,7 @@ struct client_stat {
 	struct net_ip client; /* all zero (::, never a client): free slot */
 	unsigned long active, connections, failures, bytes_up, bytes_down;
 	unsigned long dns_queries, dns_hits, dns_errors; /* errors: SERVFAIL or REFUSED given */
+	unsigned long dns_ms_sum;			 /* their answer times added up */
 };
 
 /* 0, or -ENOMEM. */
@@ -57,7 +58,7 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 		  uint64_t down);
 
 /* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error). */
-void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error);
+void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms);
 
 struct stats_header {
 	unsigned workers;

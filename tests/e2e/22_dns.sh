@@ -211,7 +211,7 @@ stats=$(cat "$PGW_RUN_DIR/forwarder.stats.json")
 metrics=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
 check_match "/metrics: queries by transport" "$metrics" 'pgw_dns_queries_total\{transport="udp"\} [1-9]'
 check_match "/metrics: cache hits, errors by rcode, latency histogram" "$metrics" 'pgw_dns_cache_hits_total [1-9].*pgw_dns_errors_total\{rcode="refused"\} [1-9].*pgw_dns_latency_milliseconds_count [1-9]'
-check_match "/metrics: per proxy and per client" "$metrics" 'pgw_proxy_dns_queries_total\{id="1"\} [1-9].*pgw_client_dns_queries_total\{client="192.168.2.10"\} [1-9]'
+check_match "/metrics: per proxy and per client" "$metrics" 'pgw_proxy_dns_queries_total\{id="1"\} [1-9].*pgw_client_dns_queries_total\{client="192.168.2.10"\} [1-9].*pgw_client_dns_latency_milliseconds_sum\{client="192.168.2.10"\} [0-9]'
 check_match "/metrics: each proxy's DNS check" "$metrics" 'pgw_proxy_dns_up\{proxy="socks-auth",id="1"\} 1.*pgw_proxy_dns_up\{proxy="dante-no-dns",id="4"\} 0'
 echo 'dns-admin-password' | "$PGW_BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null
 # a real browser in the LAN namespace opens the lab site by name; its resolv.conf names an
