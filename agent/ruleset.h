@@ -1,5 +1,56 @@
-/* ruleset.h - table inet pgw as nf_tables messages (see the ruleset in ruleset.c's header
- * comment and the invariant in docs/SECURITY.md). Builds into a batch; sends nothing. */
+/* ruleset.h - table inet pgw as nf_tables messages (the invariant: docs/SECURITY.md). Builds
+ * into a batch; sends nothing. The ruleset ruleset.c builds (nft syntax, for reading):
+ *
+ * table inet pgw {
+ *   set active4  { type ipv4_addr; }   # mapped, enabled, proxy up (and its health fresh)
+ *   set blocked4 { type ipv4_addr; }   # mapped but blocked
+ *   set active6  { type ipv6_addr; }   # the same for IPv6 clients
+ *   set blocked6 { type ipv6_addr; }
+ *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+ *     [dns proxy: iifname LAN meta l4proto { udp, tcp } th dport 53 counter redirect to :DNS]
+ *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD
+ *     iifname LAN meta l4proto tcp ip6 saddr @active6 tcp dport != 53 counter redirect to :FWD }
+ *   [forwarder_mode=tproxy, instead of the two TCP rules (prerouting keeps only the DNS ones):
+ *    chain mangle_prerouting { type filter hook prerouting priority mangle;
+ *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
+ *     meta mark set 0x2470 tproxy ip to :TPROXY accept
+ *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
+ *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
+ *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
+ *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
+ *     ip6 saddr @blocked6 counter BLOCK
+ *     ip saddr @active4 udp dport 443 counter reject with icmpx port-unreachable   # QUIC: use TCP now
+ *     (the same for @active6, iifname LAN, ip saddr LAN)
+ *     ip saddr @active4 counter BLOCK                                       # (their other non-TCP)
+ *     ip6 saddr @active6 counter BLOCK
+ *     iifname LAN counter BLOCK
+ *     ip saddr LAN counter BLOCK
+ *     counter drop }                                                         # everything else
+ *   chain input { type filter hook input priority filter; policy accept;
+ *     iifname "lo" accept
+ *     iifname != LAN meta l4proto { udp, tcp } th dport DNS counter drop    # the resolver: LAN only
+ *     iifname LAN jump lan_in         (LAN missing: iifname != WAN jump lan_in)
+ *     ip saddr LAN jump lan_in
+ *     ip saddr @active4 jump lan_in   (and @blocked4, @active6, @blocked6) }
+ *   chain lan_in {
+ *     ct state established,related accept
+ *     meta l4proto { icmp, ipv6-icmp } accept
+ *     meta l4proto tcp ip saddr @active4 th dport FWD accept
+ *     meta l4proto tcp ip6 saddr @active6 th dport FWD accept
+ *     ip saddr ALLOWED meta l4proto tcp th dport API accept    (each api_allow network; default LAN)
+ *     [dns proxy: meta l4proto { udp, tcp } th dport DNS accept]
+ *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
+ *     counter BLOCK }
+ *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output();
+ *    WAN missing: its "oifname WAN" is "oifname != lo oifname != LAN"]
+ * }
+ * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
+ *
+ * The invariant (docs/SECURITY.md): the forward chain has no accept verdict and a drop policy,
+ * so nothing is forwarded whatever the settings say. Interface names, the LAN network and the
+ * client sets only choose HOW a packet is refused (reject fast or drop) and which clients are
+ * redirected to the forwarder: a wrong name, a wrong network or an empty set can only send a
+ * client to the drop policy (block more), never let one through (block less). */
 #ifndef AGENT_RULESET_H
 #define AGENT_RULESET_H
 

@@ -2,6 +2,7 @@
 #include "dnstls.h"
 
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <string.h>
 
 int dns_tls_creds(const char *ca_file, gnutls_certificate_credentials_t *out, char *err, size_t errlen)
@@ -36,6 +37,21 @@ int dns_tls_session(gnutls_session_t *s, gnutls_certificate_credentials_t cred, 
 	gnutls_session_set_verify_cert(*s, name, 0); /* chain and name, checked in the handshake */
 	gnutls_transport_set_int(*s, fd);
 	return 0;
+}
+
+int dns_tls_handshake(gnutls_session_t s, uint32_t *want, char *why, size_t size)
+{
+	int k = gnutls_handshake(s);
+
+	if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED) {
+		*want = gnutls_record_get_direction(s) ? EPOLLOUT : EPOLLIN;
+		return 0;
+	}
+	if (k < 0) {
+		dns_tls_error(s, k, why, size);
+		return -1;
+	}
+	return 1;
 }
 
 void dns_tls_error(gnutls_session_t s, int k, char *buf, size_t size)

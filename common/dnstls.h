@@ -7,6 +7,7 @@
 
 #include <gnutls/gnutls.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The trust store: ca_file (PEM) or, when "", the system's. 0, or -1 with err set (no CA in
  * it: tls:// resolvers cannot be verified, and every TLS handshake will fail). *out is set
@@ -16,5 +17,8 @@ int dns_tls_creds(const char *ca_file, gnutls_certificate_credentials_t *out, ch
 int dns_tls_session(gnutls_session_t *s, gnutls_certificate_credentials_t cred, int fd, const char *name);
 /* Why a handshake failed (k: its return): the certificate's faults, or GnuTLS's message. */
 void dns_tls_error(gnutls_session_t s, int k, char *buf, size_t size);
+/* One step of a non-blocking handshake: 1 done, 0 again (wait for *want: EPOLLIN or EPOLLOUT),
+ * -1 failed (why says why). */
+int dns_tls_handshake(gnutls_session_t s, uint32_t *want, char *why, size_t size);
 
 #endif

@@ -164,14 +164,14 @@ static void dc_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 		}
 	}
 	if (c->state == DC_TLS) {
-		int r = gnutls_handshake(c->tls);
-		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-			dc_want(c, gnutls_record_get_direction(c->tls) ? EPOLLOUT : EPOLLIN);
+		char why[300];
+		uint32_t want = 0;
+		int r = dns_tls_handshake(c->tls, &want, why, sizeof(why));
+		if (r == 0) {
+			dc_want(c, want);
 			return;
 		}
 		if (r < 0) {
-			char why[300];
-			dns_tls_error(c->tls, r, why, sizeof(why));
 			dc_fail(c, why, NULL);
 			return;
 		}

@@ -1,0 +1,437 @@
+/* dnsupstream.c - the resolver's upstream side (see resolver.h): one connection per proxy and
+ * resolver, through the proxy's handshake (and TLS), queries pipelined under ids of its own,
+ * answers matched in any order; retries, failover, penalties. */
+#include "resolver_int.h"
+
+#include "dnstls.h"
+#include "log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* This attempt failed: the next resolver, or SERVFAIL when none is left or time is up. */
+void rq_retry(struct resolver *r, struct rq *q, const char *why)
+{
+	uint64_t now = ev_now_ms();
+
+	if (q->uc) {
+		q->uc->slot[q->up_id & (UC_SLOTS - 1)] = NULL;
+		q->uc->pending--;
+		q->uc = NULL;
+	}
+	atomic_fetch_add(&r->upstream_fail, 1);
+	q->attempt++;
+	if (q->attempt > r->conf.n || now >= q->deadline) {
+		reply_rcode(r, q, DNS_RCODE_SERVFAIL, why);
+		rq_done(r, q);
+		return;
+	}
+	rq_send(r, q);
+}
+
+static void uc_io(struct upconn *uc, uint32_t events);
+
+void uc_free(struct upconn *uc)
+{
+	struct resolver *r = uc->r;
+
+	uc_close(uc, 0);
+	if (uc->prev)
+		uc->prev->next = uc->next;
+	else
+		r->ucs = uc->next;
+	if (uc->next)
+		uc->next->prev = uc->prev;
+	explicit_bzero(&uc->e, sizeof(uc->e));
+	free(uc->out);
+	free(uc);
+}
+
+/* Close the connection (the object stays: it remembers a penalty); its queries move on. */
+void uc_close(struct upconn *uc, int penalty)
+{
+	struct resolver *r = uc->r;
+
+	if (uc->h)
+		ev_del(r->ev, uc->h);
+	uc->h = NULL;
+	if (uc->tls)
+		gnutls_deinit(uc->tls);
+	uc->tls = NULL;
+	uc->tls_inflight = 0;
+	if (uc->fd >= 0)
+		close(uc->fd);
+	uc->fd = -1;
+	if (uc->hs) {
+		upstream_hs_wipe(uc->hs);
+		free(uc->hs);
+		uc->hs = NULL;
+	}
+	uc->state = UC_CLOSED;
+	uc->out_len = uc->in_len = 0;
+	if (penalty)
+		uc->penalty_until = ev_now_ms() + UC_PENALTY_MS;
+	if (uc->pending) { /* detach them all first: a retry may reopen this very connection */
+		struct rq *moved[UC_SLOTS];
+		unsigned n = 0;
+
+		for (unsigned i = 0; i < UC_SLOTS; i++)
+			if (uc->slot[i]) {
+				moved[n++] = uc->slot[i];
+				uc->slot[i]->uc = NULL;
+				uc->slot[i] = NULL;
+			}
+		uc->pending = 0;
+		for (unsigned i = 0; i < n; i++)
+			rq_retry(r, moved[i], "resolver connection failed");
+	}
+}
+
+void uc_fail(struct upconn *uc, const char *what, const char *detail)
+{
+	log_warnx("dns: resolver %s:%u through proxy %lld: %s%s%s", uc->up.host, uc->up.port, (long long)uc->e.proxy_id,
+		  what, detail ? ": " : "", detail ? detail : "");
+	uc_close(uc, 1);
+}
+
+static void uc_want(struct upconn *uc, uint32_t ev)
+{
+	if (uc->h && ev != uc->ev && ev_mod_fd(uc->r->ev, uc->h, ev) == 0)
+		uc->ev = ev;
+}
+
+static void on_uc(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	(void)ev, (void)fd;
+	uc_io(arg, events);
+}
+
+static int uc_open(struct upconn *uc)
+{
+	struct upstream_target t;
+	struct net_ip ip;
+	int one = 1;
+
+	uc->fd = socket(uc->e.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (uc->fd < 0)
+		return -errno;
+	setsockopt(uc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(uc->fd, (struct sockaddr *)&uc->e.proxy, net_sa_len(&uc->e.proxy)) < 0 && errno != EINPROGRESS)
+		return -errno;
+	if (!(uc->hs = calloc(1, sizeof(*uc->hs))))
+		return -ENOMEM;
+	memset(&t, 0, sizeof(t));
+	if (net_ip_parse(uc->up.host, &ip) == 0) {
+		net_ip_to_sa(&ip, uc->up.port, &t.addr);
+	} else { /* a name: the proxy resolves it (SOCKS5 ATYP 3, CONNECT host:port) */
+		snprintf(t.host, sizeof(t.host), "%s", uc->up.host);
+		t.port = uc->up.port;
+	}
+	upstream_hs_init(uc->hs, uc->e.type, &t, uc->e.user, uc->e.pass);
+	uc->hs->pipeline = uc->e.pipeline;
+	uc->h = ev_add_fd(uc->r->ev, uc->fd, EPOLLOUT, on_uc, uc);
+	uc->ev = EPOLLOUT;
+	if (!uc->h)
+		return -ENOMEM;
+	uc->state = UC_CONNECTING;
+	return 0;
+}
+
+static int same_proxy(const struct fwd_entry *a, const struct fwd_entry *b)
+{
+	return a->proxy_id == b->proxy_id && a->endpoint == b->endpoint && a->type == b->type &&
+	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 && strcmp(a->user, b->user) == 0 &&
+	       strcmp(a->pass, b->pass) == 0;
+}
+
+static struct upconn *uc_find(struct resolver *r, const struct fwd_entry *e, int idx, int create)
+{
+	struct upconn *uc;
+
+	for (uc = r->ucs; uc; uc = uc->next)
+		if (uc->idx == idx && uc->conf_gen == r->conf.gen && same_proxy(&uc->e, e))
+			return uc;
+	if (!create || !(uc = calloc(1, sizeof(*uc))))
+		return NULL;
+	uc->r = r;
+	uc->e = *e;
+	uc->idx = idx;
+	uc->conf_gen = r->conf.gen;
+	uc->up = r->conf.up[idx];
+	uc->fd = -1;
+	uc->turn = (uint16_t)random();
+	uc->last_used = ev_now_ms();
+	uc->next = r->ucs;
+	if (r->ucs)
+		r->ucs->prev = uc;
+	r->ucs = uc;
+	return uc;
+}
+
+/* Put q on uc's wire (queued until the connection is ready), under an id of uc's. */
+static int uc_enqueue(struct upconn *uc, struct rq *q)
+{
+	uint8_t l[2] = {(uint8_t)(q->len >> 8), (uint8_t)q->len};
+	unsigned s;
+
+	if (uc->pending >= UC_SLOTS)
+		return -ENOBUFS;
+	for (s = (unsigned)random() & (UC_SLOTS - 1); uc->slot[s]; s = (s + 1) & (UC_SLOTS - 1))
+		;
+	uc->turn++;
+	q->up_id = (uint16_t)((uc->turn & 0x3f) << 10 | s);
+	if (uc->out_len + 2 + q->len > UC_OUT_MAX || /* both parts or neither: the stream stays framed */
+	    buf_append(&uc->out, &uc->out_len, &uc->out_cap, l, 2, UC_OUT_MAX) < 0)
+		return -ENOBUFS;
+	if (buf_append(&uc->out, &uc->out_len, &uc->out_cap, q->msg, q->len, UC_OUT_MAX) < 0) {
+		uc->out_len -= 2;
+		return -ENOBUFS;
+	}
+	dns_set_id(uc->out + uc->out_len - q->len, q->up_id);
+	uc->slot[s] = q;
+	uc->pending++;
+	q->uc = uc;
+	uc->last_used = ev_now_ms();
+	return 0;
+}
+
+void rq_send(struct resolver *r, struct rq *q)
+{
+	int idx = (q->first + q->attempt) % r->conf.n;
+	struct upconn *uc = uc_find(r, &q->e, idx, 1);
+	uint64_t now = ev_now_ms();
+
+	if (!uc) {
+		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "out of memory");
+		rq_done(r, q);
+		return;
+	}
+	if (uc->state == UC_CLOSED && uc_open(uc) < 0) {
+		uc_fail(uc, "proxy", "cannot connect");
+		rq_retry(r, q, "cannot reach the proxy");
+		return;
+	}
+	q->attempt_deadline = now + RESOLVER_ATTEMPT_MS < q->deadline ? now + RESOLVER_ATTEMPT_MS : q->deadline;
+	if (uc_enqueue(uc, q) < 0) {
+		rq_retry(r, q, "resolver connection full");
+		return;
+	}
+	if (uc->state == UC_READY)
+		uc_io(uc, EPOLLOUT);
+}
+
+/* The first resolver to try: the first one not penalised for a recent failure. */
+int first_resolver(struct resolver *r, const struct fwd_entry *e)
+{
+	uint64_t now = ev_now_ms();
+
+	for (int i = 0; i < r->conf.n; i++) {
+		struct upconn *uc = uc_find(r, e, i, 0);
+		if (!uc || uc->penalty_until <= now)
+			return i;
+	}
+	return 0;
+}
+
+/* An answer for q from its resolver. */
+void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
+{
+	struct dns_answer a;
+	uint64_t ms;
+
+	if (dns_parse_answer(msg, len, &q->q, &a) < 0) {
+		rq_retry(r, q, "malformed answer from the resolver");
+		return;
+	}
+	if ((a.rcode == DNS_RCODE_SERVFAIL || a.rcode == DNS_RCODE_REFUSED || a.rcode == DNS_RCODE_NOTIMP) &&
+	    q->attempt + 1 < r->conf.n && ev_now_ms() < q->deadline) {
+		rq_retry(r, q, "resolver refused"); /* another may help; the last one's word is passed on */
+		return;
+	}
+	memcpy(msg + DNS_HEADER, q->msg + DNS_HEADER, q->q.question_end - DNS_HEADER); /* the client's case */
+	dns_set_id(msg, q->q.id);
+	if (q->uc && q->uc->conf_gen == r->conf.gen) { /* not an answer from resolvers since replaced */
+		memcpy(r->scratch, msg, len);
+		dns_cache_put(r->cache, q->path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl, ev_now_ms());
+	}
+	ms = ev_now_ms() - q->t0;
+	send_reply(r, q, msg, len);
+	count_answer(r, &q->client, q->e.proxy_id, a.rcode, 0, ms);
+	log_query(r, q, "resolved", a.rcode, ms);
+	rq_done(r, q);
+}
+
+/* ---- upstream connection I/O ---- */
+
+static ssize_t uc_read(struct upconn *uc, uint8_t *buf, size_t n)
+{
+	ssize_t k;
+
+	if (!uc->tls)
+		return recv(uc->fd, buf, n, 0);
+	k = gnutls_record_recv(uc->tls, buf, n);
+	if (k >= 0)
+		return k;
+	errno = k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED ? EAGAIN : EIO;
+	return -1;
+}
+
+static ssize_t uc_write(struct upconn *uc, const uint8_t *buf, size_t n)
+{
+	ssize_t k;
+
+	if (!uc->tls)
+		return send(uc->fd, buf, n, MSG_NOSIGNAL);
+	if (uc->tls_inflight) { /* finish the record already begun, as GnuTLS requires */
+		k = gnutls_record_send(uc->tls, NULL, 0);
+		if (k >= 0) {
+			k = (ssize_t)uc->tls_inflight;
+			uc->tls_inflight = 0;
+			return k;
+		}
+	} else {
+		if (n > 16384)
+			n = 16384;
+		k = gnutls_record_send(uc->tls, buf, n);
+		if (k >= 0)
+			return k;
+		if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+			uc->tls_inflight = n;
+	}
+	errno = k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED ? EAGAIN : EIO;
+	return -1;
+}
+
+static void uc_tls_step(struct upconn *uc)
+{
+	char why[400];
+	uint32_t want = 0;
+	int k = dns_tls_handshake(uc->tls, &want, why, sizeof(why));
+
+	if (k == 0) {
+		uc_want(uc, want);
+		return;
+	}
+	if (k < 0) {
+		uc_fail(uc, why, NULL);
+		return;
+	}
+	uc->state = UC_READY;
+	uc_io(uc, EPOLLIN | EPOLLOUT);
+}
+
+static void uc_io(struct upconn *uc, uint32_t events)
+{
+	struct resolver *r = uc->r;
+
+	if (uc->state == UC_CONNECTING) {
+		uint32_t want = 0;
+		enum upstream_result res = upstream_hs_step(uc->hs, uc->fd, &want);
+
+		if (res == UP_IN_PROGRESS) {
+			uc_want(uc, want);
+			return;
+		}
+		if (res != UP_OK) {
+			uc_fail(uc, "proxy", upstream_result_str(res));
+			return;
+		}
+		if (uc->hs->in_len > 0) { /* a resolver never speaks first */
+			uc_fail(uc, "resolver", "spoke before it was asked");
+			return;
+		}
+		upstream_hs_wipe(uc->hs);
+		free(uc->hs);
+		uc->hs = NULL;
+		if (uc->up.tls) {
+			if (dns_tls_session(&uc->tls, uc->r->xcred, uc->fd, uc->up.name) < 0) {
+				uc_fail(uc, "TLS", "cannot start a session");
+				return;
+			}
+			uc->state = UC_TLS;
+			uc_tls_step(uc);
+			return;
+		}
+		uc->state = UC_READY;
+		events = EPOLLIN | EPOLLOUT;
+	}
+	if (uc->state == UC_TLS) {
+		uc_tls_step(uc);
+		return;
+	}
+	if (uc->state != UC_READY)
+		return;
+	while (uc->out_len > 0 || uc->tls_inflight) { /* what is queued */
+		ssize_t k = uc_write(uc, uc->out, uc->out_len);
+		if (k < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			uc_fail(uc, "write", strerror(errno));
+			return;
+		}
+		buf_consume(uc->out, &uc->out_len, (size_t)k);
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+		int n = 0;
+
+		/* answers: each a 2-byte length and a message, in any order; at most MSGS_PER_EVENT per
+		 * wake-up, so a resolver (or proxy) that floods cannot starve the loop */
+		while (n < MSGS_PER_EVENT) {
+			ssize_t k = uc_read(uc, uc->in + uc->in_len, sizeof(uc->in) - uc->in_len);
+			size_t off = 0;
+
+			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+				/* closed: quietly when it carried nothing (an idle connection the server ended) */
+				if (uc->pending)
+					uc_fail(uc, "connection closed", k < 0 ? strerror(errno) : NULL);
+				else
+					uc_close(uc, 0);
+				return;
+			}
+			if (k < 0)
+				break; /* EAGAIN: GnuTLS too says so only when it holds nothing more */
+			{ /* ACK at once: a proxy that holds back its next answer (Nagle) until the last one is
+			   * acknowledged sends it now, not with our next query */
+				int one = 1;
+				setsockopt(uc->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+			}
+			uc->in_len += (size_t)k;
+			while (uc->in_len - off >= 2) {
+				size_t mlen = (size_t)uc->in[off] << 8 | uc->in[off + 1];
+				uint8_t msg[DNS_MSG_MAX];
+				struct rq *q;
+				uint16_t id;
+
+				if (uc->in_len - off < 2 + mlen)
+					break;
+				memcpy(msg, uc->in + off + 2, mlen);
+				off += 2 + mlen;
+				n++;
+				id = mlen >= DNS_HEADER ? (uint16_t)(msg[0] << 8 | msg[1]) : 0;
+				q = mlen >= DNS_HEADER ? uc->slot[id & (UC_SLOTS - 1)] : NULL;
+				if (!q || q->up_id != id) { /* late (its query timed out), or never asked */
+					if (++uc->unmatched > UC_UNMATCHED_MAX) {
+						uc_fail(uc, "answers to nothing asked", NULL);
+						return;
+					}
+					continue;
+				}
+				uc->unmatched = 0;
+				uc->last_used = ev_now_ms();
+				buf_consume(uc->in, &uc->in_len, off); /* before anything can re-enter uc */
+				off = 0;
+				rq_answer(r, q, msg, mlen);
+				if (uc->state != UC_READY)
+					return;
+			}
+			if (off)
+				buf_consume(uc->in, &uc->in_len, off);
+		}
+	}
+	uc_want(uc, EPOLLIN | (uc->out_len || uc->tls_inflight ? EPOLLOUT : 0));
+}
