@@ -73,14 +73,19 @@ seq 10000 | sed "s|.*|url = \"http://$LAB_WEB/ip?&\"\noutput = \"/dev/null\"|" >
 # the hosts are given the port range and TIME_WAIT reuse a busy gateway's neighbours have
 for n in lan gw wan; do lab_exec $n sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1; done
 t0=$(date +%s)
-lab_exec lan timeout 300 curl -s --no-progress-meter --interface 192.168.2.11 --parallel --parallel-max 50 -m 20 -H 'Connection: close' \
-	-K "$LAB_DIR/urls10k" -w '%{http_code} %{exitcode} %{time_connect} %{time_appconnect} %{time_starttransfer} %{local_port}\n' \
+# -m counts from when curl queues a transfer, not from when it starts it: on a loaded machine the
+# soak takes longer than 20 s and transfers still queued then "time out" with no connection at
+# all (curl exit 28, local port 0: seen in CI). -m 150 covers the queue; a connection that really
+# hangs still fails the soak (connect-timeout 20 s once it has started).
+lab_exec lan timeout 300 curl -s --no-progress-meter --interface 192.168.2.11 --parallel --parallel-max 50 -m 150 \
+	--connect-timeout 20 -H 'Connection: close' -K "$LAB_DIR/urls10k" -w '%{http_code} %{exitcode} %{time_connect} %{time_appconnect} %{time_starttransfer} %{local_port}\n' \
 	>"$LAB_DIR/soak.out"
 ok=$(grep -c '^200 0 ' "$LAB_DIR/soak.out")
 secs=$(($(date +%s) - t0))
 if [ "$ok" != 10000 ]; then # say why, so a failure is a finding and not a shrug
 	echo "# soak: curl results other than 200 (code exit connect appconnect firstbyte localport):"
 	grep -v '^200 0 ' "$LAB_DIR/soak.out" | head -n 20 | sed 's/^/#   /'
+	echo "# soak: $(wc -l <"$LAB_DIR/soak.out") result lines; by code and exit: $(awk '{print $1 "/" $2}' "$LAB_DIR/soak.out" | sort | uniq -c | tr '\n' ' ')"
 	echo "# forwarder closes: $(jq -c '.closes, .upstream_errors' "$PGW_RUN_DIR/forwarder.stats.json" | tr '\n' ' ')"
 	echo "# gw conntrack stats: $(lab_exec gw conntrack -S 2>&1 | awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); t[kv[1]] += kv[2]}} END {for (k in t) if (t[k]) printf "%s=%d ", k, t[k]}')"
 	echo "# gw TCP: $(lab_exec gw nstat -az 2>/dev/null | awk '$1 ~ /ListenOverflows|ListenDrops|TCPBacklogDrop|TCPReqQFullDrop|TCPSynRetrans|TCPTimeouts|TCPAbortOnData/ && $2 {printf "%s=%s ", $1, $2}')"
