@@ -53,7 +53,11 @@ void uc_free(struct upconn *uc)
 }
 
 /* Close the connection (the object stays: it remembers a penalty); its queries move on. */
-void uc_close(struct upconn *uc, int penalty)
+/* Close the connection (the object stays: it remembers a penalty); its queries move on: to the
+ * next resolver, or, when the server ended a connection that was working (RFC 7766 6.2.3 lets
+ * it: dnsmasq does after 100 queries), to a new connection to the same one without spending an
+ * attempt (at most UC_REQUEUE_MAX times a query). */
+static void uc_close_as(struct upconn *uc, int penalty, int server_ended)
 {
 	struct resolver *r = uc->r;
 
@@ -87,9 +91,20 @@ void uc_close(struct upconn *uc, int penalty)
 				uc->slot[i] = NULL;
 			}
 		uc->pending = 0;
-		for (unsigned i = 0; i < n; i++)
-			rq_retry(r, moved[i], "resolver connection failed");
+		for (unsigned i = 0; i < n; i++) {
+			if (server_ended && moved[i]->requeued < UC_REQUEUE_MAX && ev_now_ms() < moved[i]->deadline) {
+				moved[i]->requeued++;
+				rq_send(r, moved[i]);
+			} else {
+				rq_retry(r, moved[i], "resolver connection failed");
+			}
+		}
 	}
+}
+
+void uc_close(struct upconn *uc, int penalty)
+{
+	uc_close_as(uc, penalty, 0);
 }
 
 void uc_fail(struct upconn *uc, const char *what, const char *detail)
@@ -139,6 +154,7 @@ static int uc_open(struct upconn *uc)
 	if (!uc->h)
 		return -ENOMEM;
 	uc->state = UC_CONNECTING;
+	uc->answered = 0;
 	return 0;
 }
 
@@ -387,7 +403,9 @@ static void uc_io(struct upconn *uc, uint32_t events)
 
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 				/* closed: quietly when it carried nothing (an idle connection the server ended) */
-				if (uc->pending)
+				if (uc->pending && k == 0 && uc->answered)
+					uc_close_as(uc, 0, 1); /* ended by the server after serving: ask again */
+				else if (uc->pending)
 					uc_fail(uc, "connection closed", k < 0 ? strerror(errno) : NULL);
 				else
 					uc_close(uc, 0);
@@ -422,6 +440,7 @@ static void uc_io(struct upconn *uc, uint32_t events)
 					continue;
 				}
 				uc->unmatched = 0;
+				uc->answered++;
 				uc->last_used = ev_now_ms();
 				buf_consume(uc->in, &uc->in_len, off); /* before anything can re-enter uc */
 				off = 0;

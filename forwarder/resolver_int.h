@@ -26,6 +26,7 @@
 #define CLIENT_PENDING_MAX 256	/* queries of one client waiting at once: more get SERVFAIL */
 #define QUERY_MAX	   4096 /* a longer query is FORMERR (nothing legitimate is this long) */
 #define MSGS_PER_EVENT	   64	/* messages handled per wake-up of a connection: the loop stays fair */
+#define UC_REQUEUE_MAX	   3	/* such free re-asks per query */
 #define UC_UNMATCHED_MAX   256	/* answers in a row to nothing asked: the connection is closed */
 #define TC_PENDING_MAX	   64	/* queries at once on one client TCP connection */
 #define TC_IDLE_MS	   10000
@@ -83,6 +84,7 @@ struct upconn {
 	size_t in_len;
 	struct rq *slot[UC_SLOTS];
 	unsigned pending, unmatched;
+	unsigned answered; /* since it was opened: a working connection the server may end */
 	uint16_t turn;
 	uint64_t last_used, penalty_until;
 };
@@ -113,6 +115,7 @@ struct rq {
 	struct net_ip client;
 	struct ccount *cc;
 	int attempt, first;
+	int requeued; /* asked again after a server ended a working connection (no attempt spent) */
 	uint64_t t0, attempt_deadline, deadline;
 };
 

@@ -85,6 +85,29 @@ out=$(lab_exec lan dig -b 192.168.2.10 @192.168.2.1 big.$LAB_ZONE TXT +tries=1 +
 check_match "dig retries over TCP by itself and gets it" "$out" "ANSWER: 8,"
 check_match "EDNS0 passed through (the answer has an OPT record)" "$out" "EDNS: version: 0"
 
+# many queries at once over the one upstream connection, which dnsmasq closes after every 100
+# queries (its TCP_MAX_QUERIES): the queries in flight then are asked again on a new connection
+out=$(lab_exec lan python3 - <<-'PY'
+	import socket, struct, time
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("192.168.2.10", 0)); s.settimeout(8)
+	def q(i):
+	    name = "burst%d.pgw.lab" % i
+	    return struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+	for i in range(200):
+	    s.sendto(q(i), ("192.168.2.1", 53))
+	got = {}
+	try:
+	    while len(got) < 200:
+	        r = s.recv(512)
+	        got[struct.unpack(">H", r[:2])[0]] = r[3] & 15
+	except socket.timeout:
+	    pass
+	print("%d answered, %d NXDOMAIN" % (len(got), sum(1 for v in got.values() if v == 3)))
+	PY
+)
+check_eq "200 queries at once (under the 256 a client may have waiting), the resolver's connection closed by dnsmasq every 100: all answered" "$out" "200 answered, 200 NXDOMAIN"
+
 # the cache: a second query for the same name and proxy does not reach the server
 n0=$(lab_dns_count www.$LAB_ZONE)
 check_eq "a repeated query is answered" "$(q 192.168.2.10 192.168.2.1 www.$LAB_ZONE)" "NOERROR $LAB_WEB"
