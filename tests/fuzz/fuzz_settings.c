@@ -1,5 +1,7 @@
 /* libFuzzer: settings values typed into the Configuration tab or pgwctl: "key\0value". The
- * value is also read as a health URL: a URL that parses, written back out, parses the same. */
+ * value is also read as a health URL (a URL that parses, written back out, parses the same) and
+ * as a dns_upstream list (whatever parses is within its bounds). */
+#include "dns.h"
 #include "net.h"
 #include "settings.h"
 
@@ -35,6 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert(net_http_url_parse(back, &again) == 0);
 			assert(memcmp(&u, &again, sizeof(u)) == 0);
 		}
+	}
+	{
+		struct dns_upstream up[DNS_UPSTREAMS_MAX];
+		int n = dns_upstreams_parse(value, up, DNS_UPSTREAMS_MAX, err, sizeof(err));
+		assert(n == -EINVAL || (n >= 1 && n <= DNS_UPSTREAMS_MAX));
+		for (int i = 0; i < n; i++) {
+			assert(up[i].host[0] && up[i].port > 0 && strlen(up[i].host) < sizeof(up[i].host));
+			assert(!up[i].tls || dns_hostname_valid(up[i].name)); /* a TLS name is always checked against */
+		}
+		(void)dns_hostname_valid(value);
 	}
 	free(buf);
 	return 0;
