@@ -43,43 +43,42 @@ static void family(FILE *f, const char *name, const char *help, json_t *obj, con
 	    fprintf(f, "%s{%s=\"%s\"} %lld\n", name, label, k, jint(v, member));
 }
 
+/* name{proxy,id} 1 or 0 for each proxy a check (a proxy_health column: a constant of this file,
+ * never input) has judged: 1 when the column says good. */
+static void proxy_check_gauge(FILE *f, sqlite3 *db, const char *name, const char *help, const char *column,
+			      const char *good)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[200], lbl[200];
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+	snprintf(sql, sizeof(sql),
+		 "SELECT p.id, p.name, h.%s = ?1 FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
+		 "WHERE h.%s != 'unknown' ORDER BY p.id",
+		 column, column);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, good, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "%s{proxy=\"%s\",id=\"%lld\"} %d\n", name, lbl,
+				(long long)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 2));
+		}
+	}
+	sqlite3_finalize(st);
+}
+
 /* DNS (dns_mode=proxy): each proxy's DNS check from the DB; queries, answers, cache and latency
  * from the forwarder's resolver, in all, per proxy and per client. */
 static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 {
 	static const char *const rcodes[] = {"refused", "servfail", "formerr", "notimp"};
 	json_t *d = json_object_get(fwd, "dns"), *v;
-	sqlite3_stmt *st = NULL;
 	const char *k;
-	char lbl[200];
 
-	fprintf(f, "# HELP pgw_proxy_dns_up 1 when the proxy's last DNS check passed (dns_mode=proxy)\n"
-		   "# TYPE pgw_proxy_dns_up gauge\n");
-	if (sqlite3_prepare_v2(
-		db,
-		"SELECT p.id, p.name, h.dns_status FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
-		"WHERE h.dns_status != 'unknown' ORDER BY p.id",
-		-1, &st, NULL) == SQLITE_OK)
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
-			fprintf(f, "pgw_proxy_dns_up{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
-				(long long)sqlite3_column_int64(st, 0),
-				strcmp((const char *)sqlite3_column_text(st, 2), "up") == 0);
-		}
-	sqlite3_finalize(st);
-	fprintf(f, "# HELP pgw_proxy_udp 1 when the proxy's last UDP check passed (UDP ASSOCIATE and a datagram back)\n"
-		   "# TYPE pgw_proxy_udp gauge\n");
-	if (sqlite3_prepare_v2(db,
-			       "SELECT p.id, p.name, h.udp FROM proxies p JOIN proxy_health h ON h.proxy_id = p.id "
-			       "WHERE h.udp != 'unknown' ORDER BY p.id",
-			       -1, &st, NULL) == SQLITE_OK)
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
-			fprintf(f, "pgw_proxy_udp{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
-				(long long)sqlite3_column_int64(st, 0),
-				strcmp((const char *)sqlite3_column_text(st, 2), "yes") == 0);
-		}
-	sqlite3_finalize(st);
+	proxy_check_gauge(f, db, "pgw_proxy_dns_up", "1 when the proxy's last DNS check passed (dns_mode=proxy)",
+			  "dns_status", "up");
+	proxy_check_gauge(f, db, "pgw_proxy_udp",
+			  "1 when the proxy's last UDP check passed (UDP ASSOCIATE and a datagram back)", "udp", "yes");
 	if (!json_is_object(d))
 		return;
 	fprintf(f,

@@ -49,25 +49,6 @@ static void cc_release(struct resolver *r, struct ccount *c)
 	free(c);
 }
 
-/* What the cache keys an answer by besides the question: the proxy and how it is reached (the
- * same host and port with other credentials can be another exit). */
-static uint64_t path_of(const struct fwd_entry *e)
-{
-	uint64_t h = 14695981039346656037ull ^ (uint64_t)e->proxy_id;
-	const unsigned char *parts[2] = {(const unsigned char *)e->user, (const unsigned char *)e->pass};
-
-	h = (h ^ e->endpoint) * 1099511628211ull;
-	h = (h ^ (uint64_t)e->type) * 1099511628211ull;
-	for (const unsigned char *p = (const unsigned char *)&e->proxy; p < (const unsigned char *)(&e->proxy + 1); p++)
-		h = (h ^ *p) * 1099511628211ull;
-	for (int i = 0; i < 2; i++) {
-		for (const unsigned char *p = parts[i]; *p; p++)
-			h = (h ^ *p) * 1099511628211ull;
-		h = (h ^ 0xff) * 1099511628211ull;
-	}
-	return h;
-}
-
 /* ---- answering the client ---- */
 
 static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const struct rq *from);
@@ -386,8 +367,7 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	q->path = path_of(&q->e);
-	n = dns_cache_get(r->cache, q->path, &q->q, m, ev_now_ms(), out, sizeof(out));
+	n = dns_cache_get(r->cache, q->e.path, &q->q, m, ev_now_ms(), out, sizeof(out));
 	if (n > 0) {
 		uint64_t ms = ev_now_ms() - q->t0;
 		send_reply(r, q, out, n);

@@ -273,7 +273,8 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 	dns_set_id(msg, q->q.id);
 	if (q->uc && q->uc->conf_gen == r->conf.gen) { /* not an answer from resolvers since replaced */
 		memcpy(r->scratch, msg, len);
-		dns_cache_put(r->cache, q->path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl, ev_now_ms());
+		dns_cache_put(r->cache, q->e.path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl,
+			      ev_now_ms());
 	}
 	ms = ev_now_ms() - q->t0;
 	send_reply(r, q, msg, len);

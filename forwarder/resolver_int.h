@@ -111,7 +111,6 @@ struct rq {
 	int ifindex;
 	struct tclient *tc;
 	struct fwd_entry e;
-	uint64_t path; /* the proxy as the cache knows it: id, endpoint, type, credentials */
 	struct net_ip client;
 	struct ccount *cc;
 	int attempt, first;

@@ -40,6 +40,25 @@ static uint64_t endpoint_hash(const char *host, unsigned port)
 	return h;
 }
 
+/* What the cache keys an answer by besides the question: the proxy and how it is reached (the
+ * same host and port with other credentials can be another exit). */
+static uint64_t path_of(const struct fwd_entry *e)
+{
+	uint64_t h = 14695981039346656037ull ^ (uint64_t)e->proxy_id;
+	const unsigned char *parts[2] = {(const unsigned char *)e->user, (const unsigned char *)e->pass};
+
+	h = (h ^ e->endpoint) * 1099511628211ull;
+	h = (h ^ (uint64_t)e->type) * 1099511628211ull;
+	for (const unsigned char *p = (const unsigned char *)&e->proxy; p < (const unsigned char *)(&e->proxy + 1); p++)
+		h = (h ^ *p) * 1099511628211ull;
+	for (int i = 0; i < 2; i++) {
+		for (const unsigned char *p = parts[i]; *p; p++)
+			h = (h ^ *p) * 1099511628211ull;
+		h = (h ^ 0xff) * 1099511628211ull;
+	}
+	return h;
+}
+
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
@@ -108,6 +127,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 			e.state = FWD_BLOCKED;
 			e.proxy_down = sqlite3_column_int(st, 9);
 		}
+		e.path = path_of(&e);
 		for (i = slot_of(&a, t->cap); t->used[i] && !same(&t->slots[i].client, &a); i = (i + 1) & (t->cap - 1))
 			;
 		if (!t->used[i])

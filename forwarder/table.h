@@ -28,6 +28,7 @@ struct fwd_entry {
 	int pipeline;	/* SOCKS5 handshake in one write: healthd found the proxy takes it */
 	int proxy_down; /* blocked only because its proxy is not up (or does not resolve): DNS SERVFAIL */
 	int dns_down;	/* pgw-healthd found the proxy does not carry DNS: DNS SERVFAIL at once */
+	uint64_t path;	/* the proxy as the DNS cache knows it: id, endpoint, type, address, credentials */
 };
 
 struct fwd_table;

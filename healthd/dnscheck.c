@@ -6,6 +6,7 @@
 #include "dnstls.h"
 #include "log.h"
 #include "settings.h"
+#include "store.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -62,31 +63,6 @@ void dnscheck_cancel(struct target *t)
 	t->dns_check = NULL;
 }
 
-static int store_dns(struct healthd *h, int64_t id, int up, const char *err, unsigned ms)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SQLITE_ERROR;
-
-	if (sqlite3_prepare_v2(h->d->db,
-			       "UPDATE proxy_health SET dns_status = ?2, dns_error = ?3, dns_latency_ms = ?4 "
-			       "WHERE proxy_id = ?1",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, up ? "up" : "down", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, up ? "" : err, -1, SQLITE_STATIC);
-		if (up)
-			sqlite3_bind_int(st, 4, (int)ms);
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		log_error("proxy %lld: cannot store the DNS check: %s", (long long)id, sqlite3_errmsg(h->d->db));
-		return -EIO;
-	}
-	dbwatch_sync(h->d->watch);
-	return 0;
-}
-
 /* The verdict: stored; the forwarder told when it changed. */
 static void dc_done(struct dnscheck *c, int up)
 {
@@ -101,7 +77,10 @@ static void dc_done(struct dnscheck *c, int up)
 		return;
 	}
 	t->dns_check = NULL;
-	if (store_dns(h, t->id, up, c->why, ms) == 0) {
+	if (store_check(
+		h, t->id, "DNS",
+		"UPDATE proxy_health SET dns_status = ?2, dns_error = ?3, dns_latency_ms = ?4 WHERE proxy_id = ?1",
+		up ? "up" : "down", up, c->why, (int)ms) == 0) {
 		if (t->dns_status != v) {
 			struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
 			log_info("proxy %lld (%s): DNS %s%s%s", (long long)t->id, t->name, up ? "up" : "down",

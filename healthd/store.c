@@ -89,6 +89,29 @@ refused:
 	return -EAGAIN;
 }
 
+int store_check(struct healthd *h, int64_t id, const char *what, const char *sql, const char *status, int ok,
+		const char *err, int ms)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_ERROR;
+
+	if (sqlite3_prepare_v2(h->d->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, ok ? "" : err, -1, SQLITE_STATIC);
+		if (ok && ms >= 0)
+			sqlite3_bind_int(st, 4, ms);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_error("proxy %lld: cannot store the %s check: %s", (long long)id, what, sqlite3_errmsg(h->d->db));
+		return -EIO;
+	}
+	dbwatch_sync(h->d->watch);
+	return 0;
+}
+
 int store_pipelining(struct healthd *h, int64_t id, int v)
 {
 	sqlite3_stmt *st = NULL;

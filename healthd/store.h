@@ -12,5 +12,10 @@
 int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at);
 /* 0, or -EIO (logged). */
 int store_pipelining(struct healthd *h, int64_t id, int v);
+/* A side check's verdict for proxy id (what: "DNS", "UDP", for the log): sql sets the columns
+ * from ?2 (status), ?3 (err when !ok, else "") and ?4 (ms when ok and ms >= 0, else NULL) for
+ * proxy_id ?1. 0, or -EIO (logged). */
+int store_check(struct healthd *h, int64_t id, const char *what, const char *sql, const char *status, int ok,
+		const char *err, int ms);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "settings.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,33 +58,13 @@ void udpcheck_cancel(struct target *t)
 	t->udp_check = NULL;
 }
 
-static int store_udp(struct healthd *h, int64_t id, int yes, const char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = SQLITE_ERROR;
-
-	if (sqlite3_prepare_v2(h->d->db, "UPDATE proxy_health SET udp = ?2, udp_error = ?3 WHERE proxy_id = ?1", -1,
-			       &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_text(st, 2, yes ? "yes" : "no", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, yes ? "" : err, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		log_error("proxy %lld: cannot store the UDP check: %s", (long long)id, sqlite3_errmsg(h->d->db));
-		return -EIO;
-	}
-	dbwatch_sync(h->d->watch);
-	return 0;
-}
-
 /* Record a verdict for t (stored; the agent and the forwarder told when it changed). */
 static void verdict(struct healthd *h, struct target *t, int yes, const char *why)
 {
 	int v = yes ? 1 : 2;
 
-	if (store_udp(h, t->id, yes, why) < 0)
+	if (store_check(h, t->id, "UDP", "UPDATE proxy_health SET udp = ?2, udp_error = ?3 WHERE proxy_id = ?1",
+			yes ? "yes" : "no", yes, why, -1) < 0)
 		return;
 	if (t->udp != v) {
 		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
