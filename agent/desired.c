@@ -93,6 +93,7 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 	settings_str(db, cfg, "forwarder_mode", v, sizeof(v));
 	r->tproxy = strcmp(v, "tproxy") == 0;
 	r->tproxy_port = cfg->tproxy_port;
+	r->udp = settings_bool(db, cfg, "udp_relay");
 	r->strict_output = settings_bool(db, cfg, "strict_output");
 	if (r->strict_output) {
 		struct passwd *pw = getpwnam(cfg->service_user);
@@ -178,10 +179,12 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
+	/* active: the rule lives in migration 0004 (0008); udp: 0013, and only SOCKS5 relays UDP */
 	static const char *const sql =
-	    "SELECT client_ip, active FROM mapping_state"; /* the rule lives in migration 0004 */
+	    "SELECT s.client_ip, s.active, s.active AND p.type = 'socks5' AND coalesce(h.udp, '') = 'yes' "
+	    "FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id";
 	sqlite3_stmt *st = NULL;
-	size_t cap_a = 0, cap_b = 0;
+	size_t cap_a = 0, cap_b = 0, cap_u = 0;
 	int r, rc;
 
 	memset(d, 0, sizeof(*d));
@@ -202,6 +205,8 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 		}
 		r = sqlite3_column_int(st, 1) ? addrset_push(&d->active, &cap_a, &a)
 					      : addrset_push(&d->blocked, &cap_b, &a);
+		if (r == 0 && d->rules.udp && sqlite3_column_int(st, 2))
+			r = addrset_push(&d->udp, &cap_u, &a);
 		if (r < 0)
 			break;
 	}
@@ -213,6 +218,7 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 	}
 	addrset_sort(&d->active);
 	addrset_sort(&d->blocked);
+	addrset_sort(&d->udp);
 	if (d->rules.strict_output && (r = load_proxies(db, &d->proxies)) < 0) {
 		snprintf(err, errlen, "db: cannot read proxies");
 		desired_free(d);
@@ -225,6 +231,7 @@ void desired_free(struct desired *d)
 {
 	free(d->active.addr);
 	free(d->blocked.addr);
+	free(d->udp.addr);
 	free(d->proxies.e);
 	memset(d, 0, sizeof(*d));
 }
@@ -233,4 +240,31 @@ int desired_rules_equal(const struct desired *a, const struct desired *b)
 {
 	return memcmp(&a->rules, &b->rules, sizeof(a->rules)) == 0 && a->proxies.n == b->proxies.n &&
 	       (a->proxies.n == 0 || memcmp(a->proxies.e, b->proxies.e, a->proxies.n * sizeof(*a->proxies.e)) == 0);
+}
+
+int set_delta_of(const struct desired *from, const struct desired *to, struct set_delta *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (addrset_minus(&to->active, &from->active, &d->add_active) < 0 ||
+	    addrset_minus(&from->active, &to->active, &d->del_active) < 0 ||
+	    addrset_minus(&to->blocked, &from->blocked, &d->add_blocked) < 0 ||
+	    addrset_minus(&from->blocked, &to->blocked, &d->del_blocked) < 0 ||
+	    addrset_minus(&to->udp, &from->udp, &d->add_udp) < 0 ||
+	    addrset_minus(&from->udp, &to->udp, &d->del_udp) < 0) {
+		set_delta_free(d);
+		return -ENOMEM;
+	}
+	return (int)(d->add_active.n + d->del_active.n + d->add_blocked.n + d->del_blocked.n + d->add_udp.n +
+		     d->del_udp.n);
+}
+
+void set_delta_free(struct set_delta *d)
+{
+	free(d->add_active.addr);
+	free(d->del_active.addr);
+	free(d->add_blocked.addr);
+	free(d->del_blocked.addr);
+	free(d->add_udp.addr);
+	free(d->del_udp.addr);
+	memset(d, 0, sizeof(*d));
 }

@@ -22,11 +22,12 @@ struct desired_rules {
 	uint16_t dns_port;
 	uint8_t block_drop; /* block_action=drop instead of reject */
 	uint8_t strict_output;
-	uint8_t tproxy; /* forwarder_mode=tproxy */
-	uint16_t tproxy_port;
-	uint32_t strict_uid; /* PGW_SERVICE_USER; an unknown user gets a uid nobody has: fail closed */
-	uint8_t lan_missing; /* no interface of that name now: input from any non-WAN interface is limited */
-	uint8_t n_api_allow; /* who may reach the API port from the LAN side (setting api_allow; */
+	uint8_t tproxy;	      /* forwarder_mode=tproxy */
+	uint16_t tproxy_port; /* TPROXY TCP (tproxy mode) and UDP (udp_relay) to the forwarder */
+	uint8_t udp;	      /* udp_relay: clients in the udp sets get their UDP relayed (TPROXY) */
+	uint32_t strict_uid;  /* PGW_SERVICE_USER; an unknown user gets a uid nobody has: fail closed */
+	uint8_t lan_missing;  /* no interface of that name now: input from any non-WAN interface is limited */
+	uint8_t n_api_allow;  /* who may reach the API port from the LAN side (setting api_allow; */
 	struct net_prefix api_allow[SETTINGS_PREFIXES_MAX]; /* empty: the LAN network) */
 	uint8_t wan_missing; /* ...: strict output limits everything that does not go to lo or the LAN */
 };
@@ -51,6 +52,12 @@ struct desired {
 	struct proxyset proxies; /* strict OUTPUT mode: where the gateway itself may go */
 	struct addrset active;	 /* mapped, enabled, proxy enabled and up */
 	struct addrset blocked;	 /* mapped but not active */
+	struct addrset udp;	 /* active, and their proxy carries UDP (udp_relay on): UDP to the forwarder */
+};
+
+/* What changes in the kernel's sets from one decision to the next. */
+struct set_delta {
+	struct addrset add_active, del_active, add_blocked, del_blocked, add_udp, del_udp;
 };
 
 /* 0, or -errno with the reason in err. */
@@ -60,5 +67,8 @@ void desired_free(struct desired *d);
 int desired_rules_equal(const struct desired *a, const struct desired *b);
 /* Elements of a not in b, into out (caller frees out->addr). 0 or -ENOMEM. */
 int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out);
+/* from -> to, into d (caller frees with set_delta_free). Elements changed, or -ENOMEM. */
+int set_delta_of(const struct desired *from, const struct desired *to, struct set_delta *d);
+void set_delta_free(struct set_delta *d);
 
 #endif

@@ -165,33 +165,27 @@ static void forget_later(struct agent *a, struct addrset *gone)
 		on_forget(NULL, a); /* no timer: at once */
 }
 
-/* Element changes between what is applied and what is wanted: -1 on OOM, else count. */
+/* Element changes between what is applied and what is wanted: -ENOMEM or an nft error, else count. */
 static int apply_elements(struct agent *a, const struct desired *want, char *err, size_t errlen)
 {
-	struct addrset add_a = {0}, del_a = {0}, add_b = {0}, del_b = {0};
-	int r = -ENOMEM;
+	struct set_delta d;
+	int r = set_delta_of(&a->applied, want, &d);
 
-	if (addrset_minus(&want->active, &a->applied.active, &add_a) < 0 ||
-	    addrset_minus(&a->applied.active, &want->active, &del_a) < 0 ||
-	    addrset_minus(&want->blocked, &a->applied.blocked, &add_b) < 0 ||
-	    addrset_minus(&a->applied.blocked, &want->blocked, &del_b) < 0) {
+	if (r < 0) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return r;
 	}
-	r = (int)(add_a.n + del_a.n + add_b.n + del_b.n);
 	if (r > 0) {
-		int e = nft_apply_elements(a->nft, &add_a, &del_a, &add_b, &del_b, err, errlen);
+		int e = nft_apply_elements(a->nft, &d, err, errlen);
 		if (e < 0)
 			r = e;
 		else
-			log_info("applied: %zu now active, %zu now blocked (+%zu -%zu active, +%zu -%zu blocked)",
-				 want->active.n, want->blocked.n, add_a.n, del_a.n, add_b.n, del_b.n);
+			log_info("applied: %zu now active, %zu now blocked, %zu with UDP (+%zu -%zu active, +%zu -%zu "
+				 "blocked, +%zu -%zu UDP)",
+				 want->active.n, want->blocked.n, want->udp.n, d.add_active.n, d.del_active.n,
+				 d.add_blocked.n, d.del_blocked.n, d.add_udp.n, d.del_udp.n);
 	}
-out:
-	free(add_a.addr);
-	free(del_a.addr);
-	free(add_b.addr);
-	free(del_b.addr);
+	set_delta_free(&d);
 	return r;
 }
 
@@ -210,14 +204,19 @@ static void reconcile(struct agent *a, int force_full)
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
 		kind = "full";
 		/* TPROXY needs its route before the rules use it; it goes after they stop using it */
-		r = want.rules.tproxy ? route_tproxy(1, err, sizeof(err)) : 0;
+		/* (TCP in tproxy mode, UDP with udp_relay on) */
+		int route = want.rules.tproxy || want.rules.udp;
+		r = route ? route_tproxy(1, err, sizeof(err)) : 0;
 		if (r == 0)
 			r = nft_apply_full(a->nft, &want, err, sizeof(err));
-		if (r == 0 && !want.rules.tproxy)
+		if (r == 0 && !route)
 			r = route_tproxy(0, err, sizeof(err));
 		if (r == 0)
-			log_info("applied: table inet pgw rebuilt (%s), %zu active, %zu blocked clients",
-				 want.rules.tproxy ? "tproxy" : "redirect", want.active.n, want.blocked.n);
+			log_info(
+			    "applied: table inet pgw rebuilt (%s, UDP relay %s), %zu active, %zu blocked, %zu with "
+			    "UDP",
+			    want.rules.tproxy ? "tproxy" : "redirect", want.rules.udp ? "on" : "off", want.active.n,
+			    want.blocked.n, want.udp.n);
 	} else {
 		r = apply_elements(a, &want, err, sizeof(err));
 		if (r == 0) { /* nothing changed */

@@ -149,15 +149,17 @@ int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t err
 	return r;
 }
 
-int nft_apply_elements(struct nft *n, const struct addrset *add_active, const struct addrset *del_active,
-		       const struct addrset *add_blocked, const struct addrset *del_blocked, char *err, size_t errlen)
+int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size_t errlen)
 {
 	struct batch bt;
 	int r;
 
-	if ((r = start(&bt, n, add_active->n + del_active->n + add_blocked->n + del_blocked->n, err, errlen)) < 0)
+	if ((r = start(&bt, n,
+		       d->add_active.n + d->del_active.n + d->add_blocked.n + d->del_blocked.n + d->add_udp.n +
+			   d->del_udp.n,
+		       err, errlen)) < 0)
 		return r;
-	ruleset_elements(&bt, add_active, del_active, add_blocked, del_blocked);
+	ruleset_elements(&bt, d);
 	r = bt.acks ? batch_send(n, &bt, err, errlen) : 0;
 	done(&bt, n);
 	return r;

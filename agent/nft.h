@@ -15,9 +15,8 @@ void nft_close(struct nft *n);
 
 /* Replace the whole table with the one d describes. 0, or -errno with the kernel's reason. */
 int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen);
-/* Move clients between the sets: add/del for active4 and blocked4. One batch. */
-int nft_apply_elements(struct nft *n, const struct addrset *add_active, const struct addrset *del_active,
-		       const struct addrset *add_blocked, const struct addrset *del_blocked, char *err, size_t errlen);
+/* Move clients between the sets (active, blocked, udp; both families). One batch. */
+int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size_t errlen);
 /* 1 when our table (with its active4 set) is in the kernel, 0 when not, -errno on error. */
 int nft_table_present(struct nft *n);
 /* Delete the table (uninstall). 0 also when there was none. */

@@ -31,6 +31,10 @@
 #define SET_BLOCKED6	  "blocked6"
 #define SET_ID_ACTIVE6	  4
 #define SET_ID_BLOCKED6	  5
+#define SET_UDP		  "udp4"
+#define SET_UDP6	  "udp6"
+#define SET_ID_UDP	  7
+#define SET_ID_UDP6	  8
 #define TYPE_INET_SERVICE 13
 #define ELEMS_PER_MSG	  1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
 #define TYPE_IPADDR	  7    /* nft's ipv4_addr datatype */
@@ -50,10 +54,10 @@ static void m_to_wan(struct nftnl_rule *r, const struct desired_rules *dr)
 	m_ifname_not(r, NFT_META_OIFNAME, dr->lan_iface);
 }
 
-/* ip saddr @set (IPv4 sets) or ip6 saddr @set (IPv6 sets: ids SET_ID_ACTIVE6, SET_ID_BLOCKED6) */
+/* ip saddr @set (IPv4 sets) or ip6 saddr @set (IPv6 sets: ids SET_ID_ACTIVE6, SET_ID_BLOCKED6, SET_ID_UDP6) */
 static void m_saddr_in(struct nftnl_rule *r, const char *set, uint32_t set_id)
 {
-	int v6 = set_id == SET_ID_ACTIVE6 || set_id == SET_ID_BLOCKED6;
+	int v6 = set_id == SET_ID_ACTIVE6 || set_id == SET_ID_BLOCKED6 || set_id == SET_ID_UDP6;
 
 	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
 	if (v6)
@@ -381,13 +385,16 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 	put_set(bt, SET_BLOCKED, SET_ID_BLOCKED, TYPE_IPADDR, 4);
 	put_set(bt, SET_ACTIVE6, SET_ID_ACTIVE6, TYPE_IP6ADDR, 16);
 	put_set(bt, SET_BLOCKED6, SET_ID_BLOCKED6, TYPE_IP6ADDR, 16);
+	put_set(bt, SET_UDP, SET_ID_UDP, TYPE_IPADDR, 4);
+	put_set(bt, SET_UDP6, SET_ID_UDP6, TYPE_IP6ADDR, 16);
 	for (int v6 = 0; v6 <= 1; v6++) {
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_UDP6 : SET_UDP, v6 ? SET_ID_UDP6 : SET_ID_UDP, &d->udp, v6);
 		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, v6 ? SET_ID_ACTIVE6 : SET_ID_ACTIVE,
 			  &d->active, v6);
 		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED,
 			  v6 ? SET_ID_BLOCKED6 : SET_ID_BLOCKED, &d->blocked, v6);
 	}
-	if (dr->tproxy)
+	if (dr->tproxy || dr->udp)
 		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150,
 			  NF_ACCEPT); /* not "tproxy": an nft keyword */
 	if (!dr->tproxy || dr->dns_proxy)
@@ -425,6 +432,20 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 			e_redirect(r, dr->forwarder_port);
 			put_rule(bt, r, "prerouting");
 		}
+	}
+
+	/* mangle_prerouting, udp_relay on: the UDP of clients whose proxy carries it to the forwarder's
+	 * UDP relay by TPROXY (port 53 is the resolver's, 443 is refused in forward: QUIC uses TCP) */
+	for (int v6 = 0; dr->udp && v6 <= 1; v6++) {
+		r = nftnl_rule_alloc();
+		m_ifname(r, NFT_META_IIFNAME, dr->lan_iface);
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
+		m_saddr_in(r, v6 ? SET_UDP6 : SET_UDP, v6 ? SET_ID_UDP6 : SET_ID_UDP);
+		m_dport(r, NFT_CMP_NEQ, 53);
+		m_dport(r, NFT_CMP_NEQ, 443);
+		e_counter(r);
+		e_tproxy(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, PGW_TPROXY_MARK, dr->tproxy_port);
+		put_rule(bt, r, "mangle_prerouting");
 	}
 
 	/* forward: nothing is ever forwarded (policy drop, no accept); LAN clients are refused fast */
@@ -494,7 +515,7 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 	m_ct_established(r);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "lan_in");
-	if (dr->tproxy) { /* TPROXYed packets keep their remote destination: accept by mark */
+	if (dr->tproxy || dr->udp) { /* TPROXYed packets keep their remote destination: accept by mark */
 		uint32_t mark = PGW_TPROXY_MARK;
 		r = nftnl_rule_alloc();
 		e_meta(r, NFT_META_MARK);
@@ -548,18 +569,22 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		build_strict_output(bt, d);
 }
 
-void ruleset_elements(struct batch *bt, const struct addrset *add_active, const struct addrset *del_active,
-		      const struct addrset *add_blocked, const struct addrset *del_blocked)
+void ruleset_elements(struct batch *bt, const struct set_delta *d)
 {
-	/* take away first, then grant: a client moving active -> blocked is never in both */
+	/* take away first, then grant: a client moving active -> blocked is never in both, and no
+	 * client is in a udp set without being in the active one */
 	for (int v6 = 0; v6 <= 1; v6++)
-		put_elems(bt, NFT_MSG_DELSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, del_active, v6);
+		put_elems(bt, NFT_MSG_DELSETELEM, v6 ? SET_UDP6 : SET_UDP, 0, &d->del_udp, v6);
+	for (int v6 = 0; v6 <= 1; v6++)
+		put_elems(bt, NFT_MSG_DELSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, &d->del_active, v6);
 	for (int v6 = 0; v6 <= 1; v6++) {
-		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, add_blocked, v6);
-		put_elems(bt, NFT_MSG_DELSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, del_blocked, v6);
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, &d->add_blocked, v6);
+		put_elems(bt, NFT_MSG_DELSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED, 0, &d->del_blocked, v6);
 	}
 	for (int v6 = 0; v6 <= 1; v6++)
-		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, add_active, v6);
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_ACTIVE6 : SET_ACTIVE, 0, &d->add_active, v6);
+	for (int v6 = 0; v6 <= 1; v6++)
+		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_UDP6 : SET_UDP, 0, &d->add_udp, v6);
 }
 
 void ruleset_delete(struct batch *bt)

@@ -6,6 +6,8 @@
  *   set blocked4 { type ipv4_addr; }   # mapped but blocked
  *   set active6  { type ipv6_addr; }   # the same for IPv6 clients
  *   set blocked6 { type ipv6_addr; }
+ *   set udp4 { type ipv4_addr; }       # active, and their proxy carries UDP (udp_relay on)
+ *   set udp6 { type ipv6_addr; }
  *   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
  *     [dns proxy: iifname LAN meta l4proto { udp, tcp } th dport 53 counter redirect to :DNS]
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter redirect to :FWD
@@ -15,6 +17,11 @@
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
  *     meta mark set 0x2470 tproxy ip to :TPROXY accept
  *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
+ *   [udp_relay on: chain mangle_prerouting (as above) also holds, in every forwarder_mode,
+ *     iifname LAN meta l4proto udp ip saddr @udp4 udp dport != 53 udp dport != 443 counter
+ *     meta mark set 0x2470 tproxy ip to :TPROXY accept      (and ip6 saddr @udp6 ... tproxy ip6)
+ *    and lan_in the mark rule: their UDP reaches the forwarder's UDP relay; port 53 stays the
+ *    resolver's, port 443 (QUIC) is refused below like everyone's]
  *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
  *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
  *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
@@ -64,8 +71,7 @@
  * and rules, so the kernel switches atomically. */
 void ruleset_full(struct batch *bt, const struct desired *d);
 /* Set element changes only: clients leave active4/active6 before anything is granted. */
-void ruleset_elements(struct batch *bt, const struct addrset *add_active, const struct addrset *del_active,
-		      const struct addrset *add_blocked, const struct addrset *del_blocked);
+void ruleset_elements(struct batch *bt, const struct set_delta *d);
 /* Delete the table (valid whether or not it exists). */
 void ruleset_delete(struct batch *bt);
 

@@ -127,6 +127,71 @@ static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 	       json_object_get(fwd, "clients"), "client", "dns_latency_ms_sum", 1);
 }
 
+/* name{label="key",direction="up"|"down"} from members up and down of each object of obj (only
+ * objects whose member `only` is non-zero, when given). */
+static void family_dir(FILE *f, const char *name, const char *help, json_t *obj, const char *label, const char *up,
+		       const char *down, const char *only)
+{
+	const char *k;
+	json_t *v;
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	json_object_foreach(obj, k, v) if (!only || jint(v, only))
+	{
+		fprintf(f, "%s{%s=\"%s\",direction=\"up\"} %lld\n", name, label, k, jint(v, up));
+		fprintf(f, "%s{%s=\"%s\",direction=\"down\"} %lld\n", name, label, k, jint(v, down));
+	}
+}
+
+/* The UDP relay: sessions, datagrams, drops by reason, per proxy and per client. */
+static void udp_metrics(FILE *f, json_t *fwd)
+{
+	json_t *u = json_object_get(fwd, "udp"), *v;
+	const char *k;
+
+	if (!json_is_object(u))
+		return;
+	fprintf(f,
+		"# HELP pgw_udp_relay_listening 1 when pgw-forwarder's UDP relay listens (it needs CAP_NET_ADMIN)\n"
+		"# TYPE pgw_udp_relay_listening gauge\npgw_udp_relay_listening %d\n"
+		"# HELP pgw_udp_sessions UDP associations open (one per client socket)\n# TYPE pgw_udp_sessions gauge\n"
+		"pgw_udp_sessions %lld\n# HELP pgw_udp_flows UDP flows open (client socket and destination)\n"
+		"# TYPE pgw_udp_flows gauge\npgw_udp_flows %lld\n"
+		"# HELP pgw_udp_sessions_opened_total UDP associations begun\n# TYPE pgw_udp_sessions_opened_total "
+		"counter\n"
+		"pgw_udp_sessions_opened_total %lld\n",
+		json_is_true(json_object_get(u, "listening")), jint(u, "sessions"), jint(u, "flows"),
+		jint(u, "sessions_opened"));
+	fprintf(f, "# HELP pgw_udp_session_ends_total UDP associations ended, by reason\n"
+		   "# TYPE pgw_udp_session_ends_total counter\n");
+	json_object_foreach(json_object_get(u, "session_ends"), k, v)
+	    fprintf(f, "pgw_udp_session_ends_total{reason=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
+	fprintf(f,
+		"# HELP pgw_udp_datagrams_total datagrams relayed (up: from clients to their proxies)\n"
+		"# TYPE pgw_udp_datagrams_total counter\npgw_udp_datagrams_total{direction=\"up\"} %lld\n"
+		"pgw_udp_datagrams_total{direction=\"down\"} %lld\n# HELP pgw_udp_bytes_total payload bytes relayed\n"
+		"# TYPE pgw_udp_bytes_total counter\npgw_udp_bytes_total{direction=\"up\"} %lld\n"
+		"pgw_udp_bytes_total{direction=\"down\"} %lld\n",
+		jint(u, "datagrams_up"), jint(u, "datagrams_down"), jint(u, "bytes_up"), jint(u, "bytes_down"));
+	fprintf(f, "# HELP pgw_udp_dropped_total datagrams dropped, by reason\n# TYPE pgw_udp_dropped_total counter\n");
+	json_object_foreach(json_object_get(u, "dropped"), k, v)
+	    fprintf(f, "pgw_udp_dropped_total{reason=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
+	family_dir(f, "pgw_proxy_udp_datagrams_total", "datagrams relayed for the proxy's clients",
+		   json_object_get(u, "proxies"), "id", "datagrams_up", "datagrams_down", NULL);
+	family_dir(f, "pgw_proxy_udp_bytes_total", "payload bytes relayed for the proxy's clients",
+		   json_object_get(u, "proxies"), "id", "bytes_up", "bytes_down", NULL);
+	family(f, "pgw_proxy_udp_sessions_total", "UDP associations begun with the proxy",
+	       json_object_get(u, "proxies"), "id", "sessions", 0);
+	family(f, "pgw_proxy_udp_failures_total", "UDP associations with the proxy that failed",
+	       json_object_get(u, "proxies"), "id", "failures", 0);
+	family(f, "pgw_proxy_udp_dropped_total", "datagrams of the proxy's clients dropped",
+	       json_object_get(u, "proxies"), "id", "dropped", 0);
+	family_dir(f, "pgw_client_udp_datagrams_total", "datagrams relayed per client", json_object_get(fwd, "clients"),
+		   "client", "udp_datagrams_up", "udp_datagrams_down", "udp_datagrams_up");
+	family_dir(f, "pgw_client_udp_bytes_total", "payload bytes relayed per client", json_object_get(fwd, "clients"),
+		   "client", "udp_bytes_up", "udp_bytes_down", "udp_datagrams_up");
+}
+
 int res_metrics(struct req *r)
 {
 	const struct pgw_config *cfg = r->api->cfg;
@@ -300,6 +365,7 @@ int res_metrics(struct req *r)
 			}
 		}
 		dns_metrics(f, db, fwd);
+		udp_metrics(f, fwd);
 		json_decref(fwd);
 	} else {
 		dns_metrics(f, db, NULL);

@@ -156,6 +156,40 @@ int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *fr
 	return 0;
 }
 
+int socks5_udp_relay(const struct sockaddr_storage *bound, const struct sockaddr_storage *proxy,
+		     struct sockaddr_storage *out)
+{
+	static const uint8_t zero[16];
+	uint16_t port;
+
+	if (bound->ss_family == AF_INET) {
+		const struct sockaddr_in *b = (const struct sockaddr_in *)bound;
+		if (b->sin_addr.s_addr != 0 || !b->sin_port) {
+			*out = *bound;
+			return b->sin_port ? 0 : -EINVAL;
+		}
+		port = b->sin_port;
+	} else if (bound->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)bound;
+		if (memcmp(&b->sin6_addr, zero, 16) != 0 || !b->sin6_port) {
+			*out = *bound;
+			return b->sin6_port ? 0 : -EINVAL;
+		}
+		port = b->sin6_port;
+	} else {
+		return -EINVAL;
+	}
+	/* 0.0.0.0 or ::: the relay is at the proxy's own address (RFC 1928 leaves it open) */
+	*out = *proxy;
+	if (out->ss_family == AF_INET)
+		((struct sockaddr_in *)out)->sin_port = port;
+	else if (out->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)out)->sin6_port = port;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 int socks5_build_connect(uint8_t *buf, size_t cap, const struct upstream_target *t)
 {
 	return socks5_build_request(buf, cap, SOCKS5_CMD_CONNECT, t);

@@ -58,6 +58,10 @@ int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *d
  * buf + *data_off; -EBADMSG (short, reserved bytes set, unknown or name address type) or
  * -EPROTONOSUPPORT (a fragment: dropped, RFC 1928 7). */
 int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *from, size_t *data_off);
+/* Where to send datagrams after UDP ASSOCIATE: the reply's BND.ADDR:BND.PORT, or the proxy's own
+ * address with BND.PORT when BND.ADDR is 0.0.0.0 or ::. 0, or -EINVAL (no usable address). */
+int socks5_udp_relay(const struct sockaddr_storage *bound, const struct sockaddr_storage *proxy,
+		     struct sockaddr_storage *out);
 /* Greeting (one method), auth when user is set, CONNECT: the one write of a pipelined handshake. */
 int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const char *pass,
 			   const struct upstream_target *t);

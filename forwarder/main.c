@@ -6,6 +6,7 @@
 #include "log.h"
 #include "relay.h"
 #include "resolver.h"
+#include "udprelay.h"
 #include "workers.h"
 #include "settings.h"
 
@@ -25,6 +26,7 @@ struct forwarder {
 	struct fwd_shared sh;
 	struct fwd_workers *workers;
 	struct resolver *resolver;
+	struct udprelay *udp;
 	unsigned n_workers;
 	struct ev_handle *stats_timer;
 };
@@ -51,6 +53,20 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 	l->idle_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_idle_timeout") * 1000;
 	l->max_connections = settings_uint(f->d->db, &f->d->cfg, "forwarder_max_connections");
 	l->drain_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_drain_timeout") * 1000;
+	l->udp_on = (unsigned)settings_bool(f->d->db, &f->d->cfg, "udp_relay");
+	l->udp_flow_ms = settings_uint(f->d->db, &f->d->cfg, "udp_flow_timeout") * 1000;
+	l->udp_session_ms = settings_uint(f->d->db, &f->d->cfg, "udp_session_timeout") * 1000;
+	l->udp_client_flows = settings_uint(f->d->db, &f->d->cfg, "udp_client_flows");
+	l->udp_client_pps = settings_uint(f->d->db, &f->d->cfg, "udp_client_pps");
+	{
+		char v[SETTINGS_VALUE_MAX];
+		struct net_cidr4 lan;
+		settings_str(f->d->db, &f->d->cfg, "lan_cidr", v, sizeof(v));
+		if (net_cidr4_parse(v, &lan) == 0) {
+			l->lan_addr = lan.addr;
+			l->lan_mask = lan.prefix ? 0xffffffffu << (32 - lan.prefix) : 0;
+		}
+	}
 }
 
 static int reload(struct forwarder *f, const char *why)
@@ -75,6 +91,7 @@ static int reload(struct forwarder *f, const char *why)
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
+	udprelay_revalidate(f->udp);
 	return 0;
 }
 
@@ -88,9 +105,12 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	reload(f, msg ? "event" : from);
 }
 
-static void write_dns_stats(void *arg, FILE *out)
+static void write_more_stats(void *arg, FILE *out)
 {
-	resolver_write_stats(arg, out);
+	struct forwarder *f = arg;
+
+	resolver_write_stats(f->resolver, out);
+	udprelay_write_stats(f->udp, out);
 }
 
 static void write_stats(struct forwarder *f)
@@ -98,8 +118,8 @@ static void write_stats(struct forwarder *f)
 	struct stats_header h = {.workers = f->n_workers,
 				 .port = f->sh.port,
 				 .mappings = table_size(f->sh.table),
-				 .extra = write_dns_stats,
-				 .extra_arg = f->resolver};
+				 .extra = write_more_stats,
+				 .extra_arg = f};
 
 	stats_write(&f->sh.stats, &h, f->d->cfg.run_dir);
 }
@@ -115,7 +135,7 @@ static int alive(struct daemon *d)
 {
 	struct forwarder *f = d->priv;
 
-	return workers_alive(f->workers, 10000) && resolver_alive(f->resolver, 10000);
+	return workers_alive(f->workers, 10000) && resolver_alive(f->resolver, 10000) && udprelay_alive(f->udp, 10000);
 }
 
 static const struct daemon_info info = {
@@ -150,8 +170,11 @@ int main(int argc, char **argv)
 		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
 		daemon_raise_nofile();
 		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0 ||
-		    resolver_start(&f.sh, d.cfg.dns_port, d.cfg.dns_tls_ca, &f.resolver, err, sizeof(err)) < 0) {
+		    resolver_start(&f.sh, d.cfg.dns_port, d.cfg.dns_tls_ca, &f.resolver, err, sizeof(err)) < 0 ||
+		    udprelay_start(&f.sh, f.sh.tproxy_port, &f.udp) < 0) {
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");
+			resolver_stop(f.resolver);
+			udprelay_stop(f.udp);
 			workers_stop(f.workers);
 			f.workers = NULL;
 			r = DAEMON_EXIT_FAIL;
@@ -163,6 +186,8 @@ int main(int argc, char **argv)
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
 			resolver_stop(f.resolver);
 			f.resolver = NULL;
+			udprelay_stop(f.udp);
+			f.udp = NULL;
 			workers_stop(f.workers);
 			write_stats(&f);
 		}

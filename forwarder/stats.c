@@ -98,6 +98,25 @@ void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit,
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
+void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t up, uint64_t down, uint64_t bytes_up,
+		      uint64_t bytes_down, uint64_t dropped, long flows)
+{
+	struct client_stat *cs;
+
+	if (!s->clients)
+		return;
+	pthread_mutex_lock(&s->clients_lock);
+	if ((cs = client_slot(s, client))) {
+		cs->udp_flows += (unsigned long)flows;
+		cs->udp_up += up;
+		cs->udp_down += down;
+		cs->udp_bytes_up += bytes_up;
+		cs->udp_bytes_down += bytes_down;
+		cs->udp_dropped += dropped;
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+}
+
 /* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
 static void write_clients(struct fwd_stats *s, FILE *out)
 {
@@ -115,9 +134,12 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 		net_ip_str(&cs->client, ip);
 		fprintf(out,
 			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
-			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu}",
+			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu,"
+			"\"udp_flows\":%lu,\"udp_datagrams_up\":%lu,\"udp_datagrams_down\":%lu,\"udp_bytes_up\":%lu,"
+			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu}",
 			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down,
-			cs->dns_queries, cs->dns_hits, cs->dns_errors, cs->dns_ms_sum);
+			cs->dns_queries, cs->dns_hits, cs->dns_errors, cs->dns_ms_sum, cs->udp_flows, cs->udp_up,
+			cs->udp_down, cs->udp_bytes_up, cs->udp_bytes_down, cs->udp_dropped);
 		first = 0;
 	}
 	pthread_mutex_unlock(&s->clients_lock);

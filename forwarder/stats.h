@@ -48,6 +48,8 @@ struct client_stat {
 	unsigned long active, connections, failures, bytes_up, bytes_down;
 	unsigned long dns_queries, dns_hits, dns_errors; /* errors: SERVFAIL or REFUSED given */
 	unsigned long dns_ms_sum;			 /* their answer times added up */
+	unsigned long udp_flows;			 /* open now */
+	unsigned long udp_up, udp_down, udp_bytes_up, udp_bytes_down, udp_dropped; /* datagrams relayed */
 };
 
 /* 0, or -ENOMEM. */
@@ -59,6 +61,10 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 
 /* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error). */
 void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms);
+
+/* A client's UDP relay counts since the last call (flows: the change in its open flows). */
+void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t up, uint64_t down, uint64_t bytes_up,
+		      uint64_t bytes_down, uint64_t dropped, long flows);
 
 struct stats_header {
 	unsigned workers;

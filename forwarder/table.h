@@ -28,6 +28,7 @@ struct fwd_entry {
 	int pipeline;	/* SOCKS5 handshake in one write: healthd found the proxy takes it */
 	int proxy_down; /* blocked only because its proxy is not up (or does not resolve): DNS SERVFAIL */
 	int dns_down;	/* pgw-healthd found the proxy does not carry DNS: DNS SERVFAIL at once */
+	int udp;	/* pgw-healthd found the proxy carries UDP (a SOCKS5 proxy only): the UDP relay may */
 	uint64_t path;	/* the proxy as the DNS cache knows it: id, endpoint, type, address, credentials */
 };
 

@@ -151,25 +151,9 @@ static void on_tcp(struct evloop *ev, int fd, uint32_t events, void *arg)
 		fail(c, "UDP ASSOCIATE", rep);
 		return;
 	}
-	relay = c->hs.bound;
-	if (relay.ss_family != AF_INET && relay.ss_family != AF_INET6) {
+	if (socks5_udp_relay(&c->hs.bound, &t->addr, &relay) < 0) {
 		fail(c, "UDP ASSOCIATE", "no relay address in the reply");
 		return;
-	}
-	{ /* 0.0.0.0 or ::: the relay is at the proxy's own address (RFC 1928 leaves it open) */
-		static const uint8_t zero[16];
-		int unspecified = relay.ss_family == AF_INET
-				      ? ((struct sockaddr_in *)&relay)->sin_addr.s_addr == 0
-				      : memcmp(&((struct sockaddr_in6 *)&relay)->sin6_addr, zero, 16) == 0;
-		if (unspecified) {
-			uint16_t port = relay.ss_family == AF_INET ? ((struct sockaddr_in *)&relay)->sin_port
-								   : ((struct sockaddr_in6 *)&relay)->sin6_port;
-			relay = t->addr;
-			if (relay.ss_family == AF_INET)
-				((struct sockaddr_in *)&relay)->sin_port = port;
-			else
-				((struct sockaddr_in6 *)&relay)->sin6_port = port;
-		}
 	}
 	c->udp = socket(relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->udp < 0 || connect(c->udp, (struct sockaddr *)&relay, net_sa_len(&relay)) < 0) {

@@ -8,7 +8,7 @@ set -eu
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
 libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
 libcmocka-dev
-dante-server microsocks tinyproxy nginx redsocks
+dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev
 dnsmasq-base unbound dnsperf bind9-dnsutils libgnutls28-dev
 curl iperf3 wrk jq tcpdump conntrack iputils-ping nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
 

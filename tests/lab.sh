@@ -25,6 +25,10 @@ LAB_SOCKS_AUTH=198.51.100.10   # microsocks with username/password, port 1080
 LAB_SOCKS_NOAUTH=198.51.100.11 # microsocks without auth, port 1080
 LAB_HTTP_PROXY=198.51.100.12   # tinyproxy with BasicAuth, port 8888
 LAB_DANTE=198.51.100.13        # dante-server (no auth), port 1080 (lab_start_dante)
+LAB_SS=198.51.100.14           # shadowsocks-libev's ss-local (SOCKS5 with UDP, -u), port 1080 (lab_start_ss)
+LAB_SS_SERVER=198.51.100.15    # its ss-server, port 8388: the exit address of ss-local's traffic
+LAB_BADSOCKS=198.51.100.16     # a SOCKS5 relay that answers in bad shapes first (udp_tool.py badsocks), port 1080
+LAB_ECHO=203.0.113.20          # UDP echo servers (lab_start_udp_echo PORT), each datagram's source logged
 LAB_WEB=203.0.113.10           # nginx: /ip echoes the caller's address, /files/ serves LAB_DIR/www/files, PUT /upload/
 LAB_WEB6=2001:db8:203::10
 LAB_DNS=203.0.113.53           # dnsmasq (lab_start_dns): the zone pgw.lab over UDP and TCP port 53, each query logged with its source
@@ -100,13 +104,14 @@ _lab_build() {
 	ip -n "$(lab_ns gw)" addr add 2001:db8:100::1/64 dev eth0 nodad
 	ip -n "$(lab_ns wan)" addr add 198.51.100.254/24 dev wan0
 	ip -n "$(lab_ns wan)" addr add 2001:db8:100::254/64 dev wan0 nodad
-	for ip in $LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY $LAB_DANTE; do
+	for ip in $LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY $LAB_DANTE $LAB_SS $LAB_SS_SERVER $LAB_BADSOCKS; do
 		ip -n "$(lab_ns wan)" addr add "$ip/24" dev wan0
 	done
 	# the 'internet' lives on the wan namespace's loopback (no dummy links on every kernel)
 	ip -n "$(lab_ns wan)" addr add "$LAB_WEB/32" dev lo
 	ip -n "$(lab_ns wan)" addr add "$LAB_DNS/32" dev lo
 	ip -n "$(lab_ns wan)" addr add "$LAB_DOT/32" dev lo
+	ip -n "$(lab_ns wan)" addr add "$LAB_ECHO/32" dev lo
 	ip -n "$(lab_ns wan)" addr add "$LAB_WEB6/128" dev lo
 	ip -n "$(lab_ns lan)" link set lan0 up
 	ip -n "$(lab_ns gw)" link set ens19 up
@@ -265,6 +270,39 @@ lab_start_dante() {
 	CONF
 	lab_bg wan danted danted -f "$LAB_DIR/danted.conf" -p "$LAB_DIR/danted.pid" -N 2
 	lab_wait_port wan $LAB_DANTE 1080
+}
+
+# shadowsocks-libev: ss-server on $LAB_SS_SERVER:8388 (its outgoing traffic from that address too),
+# and ss-local on $LAB_SS:1080, a SOCKS5 server that carries TCP and, with -u, UDP (UDP ASSOCIATE).
+lab_start_ss() {
+	local k=lab-ss-password m=chacha20-ietf-poly1305
+	lab_bg wan ss-server ss-server -s $LAB_SS_SERVER -p 8388 -b $LAB_SS_SERVER -k $k -m $m -u -v
+	lab_wait_port wan $LAB_SS_SERVER 8388 || return 1
+	lab_bg wan ss-local ss-local -s $LAB_SS_SERVER -p 8388 -b $LAB_SS -l 1080 -k $k -m $m -u -v
+	lab_wait_port wan $LAB_SS 1080
+}
+
+# A UDP echo server on $LAB_ECHO:PORT; every datagram's source in $LAB_DIR/udp-echo-PORT.log as
+# "ADDRESS PORT LENGTH".
+lab_start_udp_echo() { # port
+	: >"$LAB_DIR/udp-echo-$1.log"
+	lab_bg wan "udp-echo-$1" python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_ECHO "$1" "$LAB_DIR/udp-echo-$1.log"
+	for _ in $(seq 1 50); do
+		lab_exec wan ss -Hlun "src $LAB_ECHO:$1" | grep -q . && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Stop dante entirely: its main process and the children that serve open sessions (all inside
+# this lab's wan namespace), as a crash or a kill -9 of the whole service would.
+lab_stop_dante() {
+	local pid
+	lab_stop_pid "$(awk '$2 == "danted" {print $1}' "$LAB_DIR/pids" | tail -1)"
+	for pid in $(ip netns pids "$(lab_ns wan)" 2>/dev/null); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = danted ] && kill -KILL "$pid" 2>/dev/null
+	done
+	return 0
 }
 
 # Stop a process this lab started, by PID: TERM, then KILL after 3 s.

@@ -37,7 +37,11 @@ lab_client_tries 192.168.2.10 fd00:2::10
 
 $ctl settings set forwarder_mode redirect >/dev/null
 check "back to redirect: the nat chain returns" wait_for 3 lab_exec gw nft list chain inet pgw prerouting
-check_fails "... the fwmark rule is gone" bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
+check_match "... the policy route stays while udp_relay is on (UDP still takes TPROXY)" \
+	"$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
+$ctl settings set udp_relay false >/dev/null
+check "udp_relay off too: the fwmark rule is gone" \
+	wait_for 3 bash -c "! ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
 check_eq "... the route table is empty" "$(lab_exec gw ip route show table 2470)" ""
 check_eq "... and the client still exits at its proxy" \
 	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"

@@ -110,6 +110,7 @@ check_eq "TPROXY: IPv6 client through its proxy" "$(fetch6 fd00:2::10)" "2001:db
 check "TPROXY: the access log has the IPv6 destination (getsockname)" \
 	grep -q "client=\[fd00:2::10\]:[0-9]* dst=\[$LAB_WEB6\]:80 proxy=1 .*close=done" "$LAB_DIR/pgw-forwarder2.log"
 $ctl settings set forwarder_mode redirect >/dev/null
-check "back to REDIRECT: the IPv6 policy route removed" \
+$ctl settings set udp_relay false >/dev/null
+check "back to REDIRECT (and udp_relay off): the IPv6 policy route removed" \
 	wait_for 3 bash -c "! ip -n $gw -6 rule | grep -q 'fwmark 0x2470'"
 finish

@@ -96,6 +96,7 @@ static void lab(struct desired *d)
 	d->rules.api_port = 8080;
 	addrs(&d->active, active, 2);
 	addrs(&d->blocked, blocked, 1);
+	addrs(&d->udp, active, 1); /* 192.168.2.10's proxy carries UDP */
 	/* the API from the LAN network (api_allow empty) and from an IPv6 prefix */
 	assert_int_equal(net_prefix_parse("192.168.2.0/24", &d->rules.api_allow[0]), 0);
 	assert_int_equal(net_prefix_parse("fd00:2::/64", &d->rules.api_allow[1]), 0);
@@ -148,6 +149,7 @@ static void test_golden_redirect(void **state)
 	(void)state;
 	lab(&d);
 	d.rules.dns_proxy = 1;
+	d.rules.udp = 1;
 	text = build(&d);
 	golden("ruleset_redirect.txt", text);
 	free(text);
@@ -226,7 +228,18 @@ static int redirects_without_active(const char *line)
 {
 	int dns = strstr(line, "cmp eq reg 1 0x00003500 ]") && strstr(line, "immediate reg 1 0x0000f93b ]") &&
 		  strstr(line, "redir") && !strstr(line, "tproxy");
-	return (strstr(line, "redir") || strstr(line, "tproxy")) && !strstr(line, "set active") && !dns;
+	return (strstr(line, "redir") || strstr(line, "tproxy")) && !strstr(line, "set active") &&
+	       !strstr(line, "set udp") && !dns;
+}
+
+/* UDP to the relay: only from the udp sets (a subset of the active clients), never port 53 (the
+ * resolver's) nor 443 (QUIC, refused), and only with udp_relay on. */
+static int udp_rule_wrong(const char *line)
+{
+	if (!strstr(line, "cmp eq reg 1 0x00000011 ]")) /* not a UDP rule */
+		return 0;
+	return !strstr(line, "set udp") || !strstr(line, "cmp neq reg 1 0x00003500 ]") ||
+	       !strstr(line, "cmp neq reg 1 0x0000bb01 ]") || !strstr(line, "tproxy");
 }
 
 static void test_invariant_over_settings(void **state)
@@ -236,7 +249,7 @@ static void test_invariant_over_settings(void **state)
 	int cases = 0;
 
 	(void)state;
-	for (unsigned v = 0; v < 128; v++) {
+	for (unsigned v = 0; v < 256; v++) {
 		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 			struct desired d;
 			char *text;
@@ -251,13 +264,15 @@ static void test_invariant_over_settings(void **state)
 			d.rules.lan_missing = (v >> 4) & 1;
 			d.rules.wan_missing = (v >> 5) & 1;
 			d.rules.dns_proxy = (v >> 6) & 1;
+			d.rules.udp = (v >> 7) & 1;
 			if (k == 2) { /* no clients at all, and a LAN network that holds nothing */
 				desired_free(&d);
 				lab(&d);
 				free(d.active.addr);
 				free(d.blocked.addr);
-				d.active.addr = d.blocked.addr = NULL;
-				d.active.n = d.blocked.n = 0;
+				free(d.udp.addr);
+				d.active.addr = d.blocked.addr = d.udp.addr = NULL;
+				d.active.n = d.blocked.n = d.udp.n = 0;
 				d.rules.lan_addr = 0x0a090900u;
 			}
 			text = build(&d);
@@ -271,6 +286,13 @@ static void test_invariant_over_settings(void **state)
 			if (rules_of(text, "mangle_prerouting", redirects_without_active, why, sizeof(why)) < 0 ||
 			    rules_of(text, "prerouting", redirects_without_active, why, sizeof(why)) < 0)
 				fail_msg("case %u/%s: a redirect not limited to active clients: %s", v, names[k], why);
+			{
+				int n = rules_of(text, "mangle_prerouting", udp_rule_wrong, why, sizeof(why));
+				if (n < 0 || (d.rules.udp && !strstr(text, "lookup reg 1 set udp4")))
+					fail_msg("case %u/%s: a UDP TPROXY rule too wide: %s", v, names[k], why);
+				if (!d.rules.udp && strstr(text, "lookup reg 1 set udp"))
+					fail_msg("case %u/%s: UDP relayed with udp_relay off", v, names[k]);
+			}
 			if (d.rules.dns_proxy != (strstr(text, "immediate reg 1 0x0000f93b ]") != NULL))
 				fail_msg("case %u/%s: DNS %sredirected with dns_proxy %d", v, names[k],
 					 d.rules.dns_proxy ? "not " : "", d.rules.dns_proxy);
@@ -279,36 +301,42 @@ static void test_invariant_over_settings(void **state)
 			cases++;
 		}
 	}
-	assert_int_equal(cases, 128 * 5);
+	assert_int_equal(cases, 256 * 5);
 }
 
-/* Element updates: clients leave active before anything is granted, in one batch. */
+/* Element updates: clients leave udp, then active, before anything is granted, in one batch. */
 static void test_elements_order(void **state)
 {
 	static const char *const a[] = {"192.168.2.20"}, *const b[] = {"192.168.2.21"};
-	struct addrset add_a, del_a, add_b, del_b = {0};
+	struct set_delta d = {0};
 	struct batch bt;
-	char *text, *del, *add;
+	char *text, *del, *add, *del_u, *add_u;
 
 	(void)state;
-	addrs(&add_a, a, 1);
-	addrs(&del_a, b, 1);
-	addrs(&add_b, b, 1);
+	addrs(&d.add_active, a, 1);
+	addrs(&d.del_active, b, 1);
+	addrs(&d.add_blocked, b, 1);
+	addrs(&d.add_udp, a, 1);
+	addrs(&d.del_udp, b, 1);
 	assert_int_equal(batch_init(&bt, 1, 4), 0);
-	ruleset_elements(&bt, &add_a, &del_a, &add_b, &del_b);
+	ruleset_elements(&bt, &d);
 	assert_int_equal(batch_end(&bt), 0);
 	text = decode(&bt);
 	del = strstr(text, "delete elements active4 pgw");
 	add = strstr(text, "add elements active4 pgw");
+	del_u = strstr(text, "delete elements udp4 pgw");
+	add_u = strstr(text, "add elements udp4 pgw");
 	assert_non_null(del);
 	assert_non_null(add);
+	assert_non_null(del_u);
+	assert_non_null(add_u);
+	assert_true(del_u < del);
 	assert_true(del < add);
+	assert_true(add < add_u);
 	assert_non_null(strstr(text, "add elements blocked4 pgw"));
 	free(text);
 	batch_free(&bt);
-	free(add_a.addr);
-	free(del_a.addr);
-	free(add_b.addr);
+	set_delta_free(&d);
 }
 
 int main(void)

@@ -319,6 +319,36 @@ static void test_socks5_udp(void **state)
 		close(sv[0]);
 		close(sv[1]);
 	}
+	/* where datagrams go: BND as given; 0.0.0.0 or :: means the proxy's own address, BND's port */
+	{
+		struct upstream_target proxy = target4("198.51.100.13", 1080), p6;
+		struct sockaddr_storage bound, relay;
+		struct sockaddr_in *b4 = (struct sockaddr_in *)&bound, *r4 = (struct sockaddr_in *)&relay;
+		struct sockaddr_in6 *b6 = (struct sockaddr_in6 *)&bound, *r6 = (struct sockaddr_in6 *)&relay;
+
+		memset(&p6, 0, sizeof(p6));
+		p6.addr.ss_family = AF_INET6;
+		inet_pton(AF_INET6, "2001:db8::1", &((struct sockaddr_in6 *)&p6.addr)->sin6_addr);
+		memset(&bound, 0, sizeof(bound));
+		assert_int_equal(socks5_udp_relay(&bound, &proxy.addr, &relay), -EINVAL); /* no family */
+		b4->sin_family = AF_INET;
+		b4->sin_port = htons(40000);
+		assert_int_equal(socks5_udp_relay(&bound, &proxy.addr, &relay), 0);
+		assert_int_equal(ntohl(r4->sin_addr.s_addr), 0xc633640d);
+		assert_int_equal(ntohs(r4->sin_port), 40000);
+		b4->sin_addr.s_addr = htonl(0xcb007101);
+		assert_int_equal(socks5_udp_relay(&bound, &proxy.addr, &relay), 0);
+		assert_int_equal(ntohl(r4->sin_addr.s_addr), 0xcb007101);
+		b4->sin_port = 0; /* no port: nowhere to send */
+		assert_int_equal(socks5_udp_relay(&bound, &proxy.addr, &relay), -EINVAL);
+		memset(&bound, 0, sizeof(bound));
+		b6->sin6_family = AF_INET6;
+		b6->sin6_port = htons(40001);
+		assert_int_equal(socks5_udp_relay(&bound, &p6.addr, &relay), 0);
+		assert_int_equal(relay.ss_family, AF_INET6);
+		assert_int_equal(ntohs(r6->sin6_port), 40001);
+		assert_memory_equal(&r6->sin6_addr, &((struct sockaddr_in6 *)&p6.addr)->sin6_addr, 16);
+	}
 }
 
 int main(void)

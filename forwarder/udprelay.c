@@ -1,0 +1,411 @@
+/* udprelay.c - see udprelay.h.
+ *
+ * A session (struct usess) is one client address: its copy of the mapping, the control
+ * connection (connecting and handshaking, then only watched: its end ends the session), the UDP
+ * socket that talks to the relay and the flows. A flow (struct uflow) is one client port and one
+ * destination: a socket bound to that destination (IP_TRANSPARENT) so that replies reach the
+ * client from the address it sent to. Replies from the relay go to the flow of their source; one
+ * from a source no flow has sent to goes to the client's most recently used port (full cone per
+ * client: what games, VoIP and WebRTC expect of a NAT). Datagrams that arrive while the session
+ * is set up wait in a short queue. */
+#include "udprelay_int.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *const drop_names[UD_MAX] = {
+    [UD_UNKNOWN] = "unknown_client",	[UD_NOT_ALLOWED] = "not_allowed", [UD_NO_SESSION] = "no_association",
+    [UD_QUEUE_FULL] = "queue_full",	[UD_RATE] = "rate_limited",	  [UD_FLOWS] = "flow_limit",
+    [UD_BAD_HEADER] = "bad_header",	[UD_FRAGMENT] = "fragment",	  [UD_BAD_SOURCE] = "wrong_source",
+    [UD_NOT_ROUTABLE] = "not_routable", [UD_NO_DST] = "no_original_dst",  [UD_SEND] = "send_error",
+};
+static const char *const end_names[UE_MAX] = {
+    [UE_FAILED] = "failed", [UE_PROXY_CLOSED] = "proxy_closed", [UE_REVOKED] = "revoked",
+    [UE_IDLE] = "idle",	    [UE_SHUTDOWN] = "shutdown",
+};
+
+/* ---- addresses ---- */
+
+int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return 0;
+}
+
+/* Destinations never relayed: this host and nowhere (0/8, 127/8, ::, ::1), link-local,
+ * multicast, broadcast and the LAN itself (discovery traffic stays on the LAN, dropped here). */
+static int routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
+{
+	if (d->ss_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)d)->sin_addr.s_addr);
+		return (a >> 24) != 0 && (a >> 24) != 127 && (a >> 16) != 0xa9fe && (a >> 28) != 0xe &&
+		       a != 0xffffffffu && (!l->lan_mask || (a & l->lan_mask) != (l->lan_addr & l->lan_mask));
+	}
+	if (d->ss_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)d)->sin6_addr.s6_addr;
+		static const uint8_t zero[15];
+		if (memcmp(a, zero, 15) == 0) /* :: and ::1 */
+			return 0;
+		return a[0] != 0xff && !(a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+	}
+	return 0;
+}
+
+/* ---- counting ---- */
+
+void udp_drop(struct udprelay *r, struct usess *s, enum udrop why)
+{
+	atomic_fetch_add(&r->drops[why], 1);
+	if (s)
+		s->n_drop++;
+}
+
+/* Add a session's counts since the last flush to its client's and its proxy's. */
+void sess_flush(struct udprelay *r, struct usess *s)
+{
+	struct upstat *p;
+	unsigned slot;
+
+	if (!(s->dg_up | s->dg_down | s->n_drop) && s->n_flows == s->flushed_flows)
+		return;
+	stats_client_udp(&r->sh->stats, &s->map.client, s->dg_up, s->dg_down, s->b_up, s->b_down, s->n_drop,
+			 (long)s->n_flows - (long)s->flushed_flows);
+	s->flushed_flows = s->n_flows;
+	pthread_mutex_lock(&r->plock);
+	slot = (unsigned)s->map.proxy_id & (UPROXY_STATS - 1);
+	for (unsigned k = 0; k < UPROXY_STATS; k++, slot = (slot + 1) & (UPROXY_STATS - 1)) {
+		p = &r->pstats[slot];
+		if (p->proxy_id == 0)
+			p->proxy_id = s->map.proxy_id;
+		if (p->proxy_id != s->map.proxy_id)
+			continue;
+		p->dg_up += s->dg_up;
+		p->dg_down += s->dg_down;
+		p->b_up += s->b_up;
+		p->b_down += s->b_down;
+		p->drops += s->n_drop;
+		p->sessions += s->new_session;
+		p->failures += s->new_failure;
+		break;
+	}
+	pthread_mutex_unlock(&r->plock);
+	s->dg_up = s->dg_down = s->b_up = s->b_down = s->n_drop = 0;
+	s->new_session = s->new_failure = 0;
+}
+
+void udprelay_write_stats(struct udprelay *r, FILE *out)
+{
+	int first = 1;
+
+	if (!r)
+		return;
+	fprintf(out,
+		",\"udp\":{\"listening\":%s,\"error\":\"%s\",\"sessions\":%lu,\"flows\":%lu,\"sessions_opened\":%lu,"
+		"\"datagrams_up\":%lu,\"datagrams_down\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu,\"session_ends\":{",
+		r->started ? "true" : "false", r->error, atomic_load(&r->n_sessions), atomic_load(&r->n_flows),
+		atomic_load(&r->opened), atomic_load(&r->dg_up), atomic_load(&r->dg_down), atomic_load(&r->b_up),
+		atomic_load(&r->b_down));
+	for (int i = 0; i < UE_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i ? "," : "", end_names[i], atomic_load(&r->ends[i]));
+	fputs("},\"dropped\":{", out);
+	for (int i = 0; i < UD_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i ? "," : "", drop_names[i], atomic_load(&r->drops[i]));
+	fputs("},\"proxies\":{", out);
+	pthread_mutex_lock(&r->plock);
+	for (unsigned i = 0; i < UPROXY_STATS; i++) {
+		const struct upstat *p = &r->pstats[i];
+		if (!p->proxy_id)
+			continue;
+		fprintf(out,
+			"%s\"%lld\":{\"sessions\":%lu,\"failures\":%lu,\"datagrams_up\":%lu,\"datagrams_down\":%lu,"
+			"\"bytes_up\":%lu,\"bytes_down\":%lu,\"dropped\":%lu}",
+			first ? "" : ",", (long long)p->proxy_id, p->sessions, p->failures, p->dg_up, p->dg_down,
+			p->b_up, p->b_down, p->drops);
+		first = 0;
+	}
+	pthread_mutex_unlock(&r->plock);
+	fputs("}}", out);
+}
+
+/* ---- the client side ---- */
+
+/* What the table says about a client now: 0 with its entry when its UDP may be relayed. */
+static enum udrop allowed(struct udprelay *r, const struct net_ip *client, struct fwd_entry *e, struct fwd_limits *l)
+{
+	const struct fwd_entry *t;
+	enum udrop why = UD_MAX;
+
+	pthread_rwlock_rdlock(&r->sh->lock);
+	*l = r->sh->limits;
+	t = table_lookup(r->sh->table, client);
+	if (!t)
+		why = UD_UNKNOWN;
+	else if (t->state != FWD_ACTIVE || t->type != UPSTREAM_SOCKS5 || !t->udp || !l->udp_on)
+		why = UD_NOT_ALLOWED;
+	else
+		*e = *t;
+	pthread_rwlock_unlock(&r->sh->lock);
+	return why;
+}
+
+/* One datagram from a client (src) to dst. */
+static void from_client(struct udprelay *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+			const uint8_t *data, size_t len)
+{
+	struct net_ip cip;
+	struct uclient *c;
+	struct usess *s;
+	struct uflow *f;
+	uint64_t now = ev_now_ms();
+
+	if (net_ip_from_sa(src, &cip) < 0)
+		return;
+	s = sess_find(r, src);
+	if (!s) {
+		struct fwd_entry e;
+		struct fwd_limits l;
+		enum udrop why = allowed(r, &cip, &e, &l);
+		if (why != UD_MAX) {
+			udp_drop(r, NULL, why);
+			return;
+		}
+		c = client_get(r, &cip, now, 1);
+		if (!c || now < c->retry_at || !(s = sess_new(r, c, src, &e, &l, now))) {
+			explicit_bzero(&e, sizeof(e));
+			udp_drop(r, NULL, UD_NO_SESSION);
+			return;
+		}
+		explicit_bzero(&e, sizeof(e));
+	}
+	c = s->c;
+	if (!routable(dst, &s->lim)) {
+		udp_drop(r, s, UD_NOT_ROUTABLE);
+		return;
+	}
+	/* a token bucket of udp_client_pps datagrams per client, refilled continuously */
+	if (c->tokens < 0)
+		c->tokens = s->lim.udp_client_pps;
+	c->tokens += (double)(now - c->tok_ms) * s->lim.udp_client_pps / 1000.0;
+	c->tok_ms = now;
+	if (c->tokens > s->lim.udp_client_pps)
+		c->tokens = s->lim.udp_client_pps;
+	if (c->tokens < 1.0) {
+		udp_drop(r, s, UD_RATE);
+		return;
+	}
+	c->tokens -= 1.0;
+	f = flow_get(r, s, dst, now);
+	if (!f)
+		return; /* counted */
+	s->last = now;
+	if (s->state == US_READY)
+		send_up(r, s, dst, data, len);
+	else
+		sess_queue(r, s, dst, data, len);
+}
+
+/* The original destination of a TPROXYed datagram (IP_RECVORIGDSTADDR / IPV6_RECVORIGDSTADDR). */
+static int orig_dst(struct msghdr *mh, struct sockaddr_storage *dst)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR) {
+			memset(dst, 0, sizeof(*dst));
+			memcpy(dst, CMSG_DATA(c), sizeof(struct sockaddr_in));
+			return 0;
+		}
+		if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR) {
+			memset(dst, 0, sizeof(*dst));
+			memcpy(dst, CMSG_DATA(c), sizeof(struct sockaddr_in6));
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void on_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct udprelay *r = arg;
+
+	(void)ev, (void)events;
+	for (int i = 0; i < U_BATCH; i++) {
+		struct sockaddr_storage src, dst;
+		union {
+			char buf[CMSG_SPACE(sizeof(struct sockaddr_in6))];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = {.iov_base = r->buf, .iov_len = sizeof(r->buf)};
+		struct msghdr mh = {.msg_name = &src,
+				    .msg_namelen = sizeof(src),
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cm.buf,
+				    .msg_controllen = sizeof(cm.buf)};
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+
+		if (n < 0)
+			break;
+		if (orig_dst(&mh, &dst) < 0) {
+			udp_drop(r, NULL, UD_NO_DST);
+			continue;
+		}
+		from_client(r, &src, &dst, r->buf, (size_t)n);
+	}
+}
+
+/* ---- the thread ---- */
+
+static void on_tick(struct evloop *ev, void *arg)
+{
+	struct udprelay *r = arg;
+
+	(void)ev;
+	atomic_store(&r->last_tick, ev_now_ms());
+	sess_tick(r, ev_now_ms());
+}
+
+static void on_wake(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct udprelay *r = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* eventfd: nothing to do */
+	}
+	if (atomic_load(&r->stopping))
+		ev_stop(ev);
+	else
+		sess_revalidate(r);
+}
+
+static void *udprelay_main(void *arg)
+{
+	struct udprelay *r = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	ev_run(r->ev);
+	sess_free_all(r);
+	return NULL;
+}
+
+static int listen_transparent(int family, uint16_t port, char *err, size_t errlen)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT};
+	int one = 1, fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const char *what = "socket";
+
+	if (fd < 0)
+		goto fail;
+	if (family == AF_INET6
+		? (what = "IPV6_TRANSPARENT", setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+						  setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0 ||
+						  setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one)) < 0)
+		: (what = "IP_TRANSPARENT", setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
+						setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one)) < 0))
+		goto fail;
+	what = "bind";
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6))
+				: bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s on UDP port %u: %s%s", what, port, strerror(errno),
+		 errno == EPERM ? " (the UDP relay needs CAP_NET_ADMIN)" : "");
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int udprelay_start(struct fwd_shared *sh, uint16_t port, struct udprelay **out)
+{
+	struct udprelay *r = calloc(1, sizeof(*r));
+	char err6[160];
+
+	*out = NULL;
+	if (!r)
+		return -ENOMEM;
+	*out = r;
+	pthread_mutex_init(&r->plock, NULL);
+	r->sh = sh;
+	r->wakefd = r->lfd4 = r->lfd6 = -1;
+	r->lfd4 = listen_transparent(AF_INET, port, r->error, sizeof(r->error));
+	if (r->lfd4 < 0) {
+		log_warnx("udp: relay off: %s; client UDP is dropped on the gateway", r->error);
+		return 0;
+	}
+	r->lfd6 = listen_transparent(AF_INET6, port, err6, sizeof(err6));
+	if (r->lfd6 < 0)
+		log_warnx("udp: no IPv6 listener (%s): IPv4 clients only", err6);
+	r->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->wakefd < 0 || !(r->ev = ev_new()) || !ev_add_fd(r->ev, r->lfd4, EPOLLIN, on_listen, r) ||
+	    (r->lfd6 >= 0 && !ev_add_fd(r->ev, r->lfd6, EPOLLIN, on_listen, r)) ||
+	    !ev_add_fd(r->ev, r->wakefd, EPOLLIN, on_wake, r) || !ev_add_timer(r->ev, U_TICK_MS, U_TICK_MS, on_tick, r))
+		goto fail;
+	atomic_store(&r->last_tick, ev_now_ms());
+	if (pthread_create(&r->thread, NULL, udprelay_main, r) != 0)
+		goto fail;
+	r->started = 1;
+	log_info("udp: relay listening on port %u (TPROXY, IPv4%s)", port, r->lfd6 >= 0 ? " and IPv6" : "");
+	return 0;
+fail:
+	snprintf(r->error, sizeof(r->error), "out of memory");
+	log_warnx("udp: relay off: %s", r->error);
+	return 0;
+}
+
+static void wake(struct udprelay *r)
+{
+	uint64_t one = 1;
+
+	if (r && r->started && write(r->wakefd, &one, sizeof(one)) < 0)
+		log_warn("udp: wake");
+}
+
+void udprelay_revalidate(struct udprelay *r)
+{
+	wake(r);
+}
+
+void udprelay_stop(struct udprelay *r)
+{
+	if (!r)
+		return;
+	if (r->started) {
+		atomic_store(&r->stopping, 1);
+		wake(r);
+		pthread_join(r->thread, NULL);
+	}
+	if (r->ev)
+		ev_free(r->ev);
+	for (int *fd = &r->wakefd; fd <= &r->lfd6; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	pthread_mutex_destroy(&r->plock);
+	free(r);
+}
+
+int udprelay_alive(struct udprelay *r, uint64_t max_ms)
+{
+	return !r || !r->started || ev_now_ms() <= atomic_load(&r->last_tick) + max_ms;
+}

@@ -1,0 +1,134 @@
+/* udprelay_int.h - what udprelay.c (listeners, thread, stats) and udpsess.c (sessions, flows,
+ * the proxy side) share; private to the UDP relay. */
+#ifndef FWD_UDPRELAY_INT_H
+#define FWD_UDPRELAY_INT_H
+
+#include "evloop.h"
+#include "udprelay.h"
+#include "upstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define U_BUCKETS    1024 /* sessions by client address */
+#define U_QUEUE	     16	  /* datagrams a session holds while its association is set up */
+#define U_BATCH	     64	  /* datagrams read per wakeup, per socket */
+#define U_RETRY_MS   1000 /* after a failed association: the client's datagrams dropped this long */
+#define U_TICK_MS    500
+#define U_DGRAM_MAX  65535
+#define U_HDR_MAX    22 /* RSV, FRAG, ATYP, an IPv6 address, a port */
+#define UPROXY_STATS 256
+
+enum udrop { /* why a datagram was dropped: the stats' "dropped" */
+	     UD_UNKNOWN,
+	     UD_NOT_ALLOWED, /* blocked, or its proxy carries no UDP, or udp_relay off */
+	     UD_NO_SESSION,  /* its association failed (a new one tried after U_RETRY_MS) */
+	     UD_QUEUE_FULL,
+	     UD_RATE,
+	     UD_FLOWS,
+	     UD_BAD_HEADER, /* from the relay: short, reserved bytes set, unknown address type */
+	     UD_FRAGMENT,
+	     UD_BAD_SOURCE, /* on the relay socket, from anything but the relay */
+	     UD_NOT_ROUTABLE,
+	     UD_NO_DST,
+	     UD_SEND,
+	     UD_MAX
+};
+
+enum uend { UE_FAILED, UE_PROXY_CLOSED, UE_REVOKED, UE_IDLE, UE_SHUTDOWN, UE_MAX };
+
+enum { US_CONNECTING, US_READY };
+
+struct uflow {
+	struct uflow *next;
+	struct sockaddr_storage remote; /* where the client socket sent to */
+	int fd;				/* bound to remote (IP_TRANSPARENT): replies leave from there */
+	uint64_t last;
+};
+
+struct upend {
+	struct upend *next;
+	struct sockaddr_storage dst;
+	size_t len;
+	uint8_t data[];
+};
+
+/* A client address: what its sessions share (limits, the backoff after a failed association). */
+struct uclient {
+	struct uclient *hnext;
+	struct net_ip ip;
+	unsigned n_sessions, n_flows;
+	double tokens;
+	uint64_t tok_ms, retry_at;
+};
+
+/* One client socket (address and port): its own association, so that the far side sees one
+ * source per client socket and every reply finds its socket (a NAT's endpoint-independent mapping). */
+struct usess {
+	struct usess *next, *prev, *hnext;
+	struct udprelay *r;
+	struct uclient *c;
+	struct sockaddr_storage src; /* the client socket */
+	struct fwd_entry map;	     /* the client, its proxy and how to reach it, as when the session began */
+	struct fwd_limits lim;
+	int state;
+	int ctl, ufd;
+	struct ev_handle *ch, *uh;
+	struct upstream_hs *hs; /* during the handshake only */
+	struct sockaddr_storage relay;
+	struct uflow *flows; /* most recently used first */
+	unsigned n_flows, flushed_flows, n_pend;
+	struct upend *pend, **pend_tail;
+	uint64_t deadline, last;
+	/* since the last flush into the stats */
+	uint64_t dg_up, dg_down, b_up, b_down, n_drop;
+	unsigned new_session, new_failure;
+};
+
+struct upstat {
+	int64_t proxy_id; /* 0: free slot */
+	unsigned long sessions, failures, dg_up, dg_down, b_up, b_down, drops;
+};
+
+struct udprelay {
+	struct fwd_shared *sh;
+	pthread_t thread;
+	struct evloop *ev;
+	int wakefd, lfd4, lfd6; /* in this order: closed as a range */
+	int started;
+	atomic_int stopping;
+	char error[200];
+	atomic_ullong last_tick;
+	struct usess *sessions, *bucket[U_BUCKETS];
+	struct uclient *clients[U_BUCKETS];
+	uint8_t buf[U_DGRAM_MAX + U_HDR_MAX];
+	atomic_ulong n_sessions, n_flows, opened, dg_up, dg_down, b_up, b_down;
+	atomic_ulong drops[UD_MAX], ends[UE_MAX];
+	pthread_mutex_t plock;
+	struct upstat pstats[UPROXY_STATS];
+};
+
+int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+void udp_drop(struct udprelay *r, struct usess *s, enum udrop why);
+void sess_flush(struct udprelay *r, struct usess *s);
+
+/* udpsess.c */
+struct usess *sess_find(struct udprelay *r, const struct sockaddr_storage *src);
+struct uclient *client_get(struct udprelay *r, const struct net_ip *ip, uint64_t now, int create);
+/* A new session for the client socket src of e (allowed): connecting to its proxy. NULL (the
+ * client told to wait U_RETRY_MS) when that cannot start. */
+struct usess *sess_new(struct udprelay *r, struct uclient *c, const struct sockaddr_storage *src,
+		       const struct fwd_entry *e, const struct fwd_limits *l, uint64_t now);
+void sess_free(struct udprelay *r, struct usess *s, enum uend why);
+void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
+		size_t len);
+/* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not. */
+struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now);
+void send_up(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data, size_t len);
+void sess_tick(struct udprelay *r, uint64_t now);
+void sess_revalidate(struct udprelay *r);
+void sess_free_all(struct udprelay *r);
+
+#endif

@@ -1,0 +1,496 @@
+/* udpsess.c - the UDP relay's sessions and flows (see udprelay.c): the association with the
+ * client's proxy, datagrams up through the relay and back to the client, timeouts and
+ * revalidation. Runs on the relay's thread only. */
+#include "udprelay_int.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static unsigned bucket_of(const struct net_ip *a)
+{
+	uint32_t h = net_ip_hash(a);
+
+	return (h ^ (h >> 16)) & (U_BUCKETS - 1);
+}
+
+static uint16_t port_of(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+					 : ((const struct sockaddr_in *)sa)->sin_port;
+}
+
+static unsigned sess_bucket(const struct sockaddr_storage *src)
+{
+	struct net_ip a;
+
+	net_ip_from_sa(src, &a);
+	return (bucket_of(&a) ^ (port_of(src) * 40503u >> 6)) & (U_BUCKETS - 1);
+}
+
+struct usess *sess_find(struct udprelay *r, const struct sockaddr_storage *src)
+{
+	for (struct usess *s = r->bucket[sess_bucket(src)]; s; s = s->hnext)
+		if (sa_eq(&s->src, src))
+			return s;
+	return NULL;
+}
+
+struct uclient *client_get(struct udprelay *r, const struct net_ip *ip, uint64_t now, int create)
+{
+	unsigned b = bucket_of(ip);
+	struct uclient *c;
+
+	for (c = r->clients[b]; c; c = c->hnext)
+		if (memcmp(&c->ip, ip, sizeof(*ip)) == 0)
+			return c;
+	if (!create || !(c = calloc(1, sizeof(*c))))
+		return NULL;
+	c->ip = *ip;
+	c->tok_ms = now;
+	c->tokens = -1; /* filled by the first datagram (the limit is the session's) */
+	c->hnext = r->clients[b];
+	r->clients[b] = c;
+	return c;
+}
+
+/* Clients with no session left whose backoff is over. */
+static void clients_gc(struct udprelay *r, uint64_t now, int all)
+{
+	for (unsigned b = 0; b < U_BUCKETS; b++) {
+		struct uclient **pp = &r->clients[b], *c;
+		while ((c = *pp)) {
+			if (c->n_sessions == 0 && (all || now >= c->retry_at)) {
+				*pp = c->hnext;
+				free(c);
+			} else {
+				pp = &c->hnext;
+			}
+		}
+	}
+}
+
+static void flow_free(struct udprelay *r, struct usess *s, struct uflow *f)
+{
+	close(f->fd);
+	free(f);
+	s->n_flows--;
+	s->c->n_flows--;
+	atomic_fetch_sub(&r->n_flows, 1);
+}
+
+static void drop_pending(struct udprelay *r, struct usess *s)
+{
+	while (s->pend) {
+		struct upend *p = s->pend;
+		s->pend = p->next;
+		free(p);
+		udp_drop(r, s, UD_NO_SESSION);
+	}
+	s->pend_tail = &s->pend;
+	s->n_pend = 0;
+}
+
+/* Close the proxy side and every flow; the session stays (failed) or goes (sess_free). */
+static void sess_close_io(struct udprelay *r, struct usess *s)
+{
+	if (s->ch)
+		ev_del(r->ev, s->ch);
+	if (s->uh)
+		ev_del(r->ev, s->uh);
+	s->ch = s->uh = NULL;
+	if (s->ctl >= 0)
+		close(s->ctl);
+	if (s->ufd >= 0)
+		close(s->ufd);
+	s->ctl = s->ufd = -1;
+	if (s->hs) {
+		upstream_hs_wipe(s->hs);
+		free(s->hs);
+		s->hs = NULL;
+	}
+	while (s->flows) {
+		struct uflow *f = s->flows;
+		s->flows = f->next;
+		flow_free(r, s, f);
+	}
+	drop_pending(r, s);
+}
+
+static const char *end_text(enum uend why)
+{
+	return why == UE_PROXY_CLOSED ? "the proxy closed its control connection"
+	       : why == UE_REVOKED    ? "revoked: the client may no longer use it"
+	       : why == UE_IDLE	      ? "idle"
+	       : why == UE_FAILED     ? "failed"
+				      : "shutdown";
+}
+
+void sess_free(struct udprelay *r, struct usess *s, enum uend why)
+{
+	struct usess **pp = &r->bucket[sess_bucket(&s->src)];
+	char ip[NET_IP_STR_MAX];
+
+	atomic_fetch_add(&r->ends[why], 1);
+	if (why != UE_FAILED) {
+		net_ip_str(&s->map.client, ip);
+		log_info("udp: client=%s port=%u proxy=%lld association closed (%s)", ip, ntohs(port_of(&s->src)),
+			 (long long)s->map.proxy_id, end_text(why));
+	}
+	sess_close_io(r, s);
+	sess_flush(r, s);
+	while (*pp != s)
+		pp = &(*pp)->hnext;
+	*pp = s->hnext;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		r->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->c->n_sessions--;
+	atomic_fetch_sub(&r->n_sessions, 1);
+	explicit_bzero(s->map.user, sizeof(s->map.user));
+	explicit_bzero(s->map.pass, sizeof(s->map.pass));
+	free(s);
+}
+
+/* The association could not be set up, or broke: the session goes, and the client's datagrams
+ * that would need a new one are dropped for U_RETRY_MS (no connection storm to a dead proxy). */
+static void sess_fail(struct udprelay *r, struct usess *s, const char *why)
+{
+	char ip[NET_IP_STR_MAX];
+
+	net_ip_str(&s->map.client, ip);
+	log_info("udp: client=%s port=%u proxy=%lld association failed: %s", ip, ntohs(port_of(&s->src)),
+		 (long long)s->map.proxy_id, why);
+	s->new_failure++;
+	s->c->retry_at = ev_now_ms() + U_RETRY_MS;
+	sess_free(r, s, UE_FAILED);
+}
+
+static void on_ctl(struct evloop *ev, int fd, uint32_t events, void *arg);
+
+struct usess *sess_new(struct udprelay *r, struct uclient *c, const struct sockaddr_storage *src,
+		       const struct fwd_entry *e, const struct fwd_limits *l, uint64_t now)
+{
+	struct usess *s = calloc(1, sizeof(*s));
+	struct upstream_target any;
+	unsigned b;
+
+	if (!s) {
+		c->retry_at = now + U_RETRY_MS;
+		return NULL;
+	}
+	s->r = r;
+	s->c = c;
+	s->src = *src;
+	s->map = *e;
+	s->lim = *l;
+	s->ctl = s->ufd = -1;
+	s->pend_tail = &s->pend;
+	s->last = now;
+	s->deadline = now + l->connect_timeout_ms;
+	s->new_session = 1;
+	s->state = US_CONNECTING;
+	b = sess_bucket(src);
+	s->hnext = r->bucket[b];
+	r->bucket[b] = s;
+	s->next = r->sessions;
+	if (r->sessions)
+		r->sessions->prev = s;
+	r->sessions = s;
+	c->n_sessions++;
+	atomic_fetch_add(&r->n_sessions, 1);
+	atomic_fetch_add(&r->opened, 1);
+	memset(&any, 0, sizeof(any));
+	any.addr.ss_family = AF_INET; /* 0.0.0.0:0: the address we send from is not known to it yet */
+	s->hs = malloc(sizeof(*s->hs));
+	s->ctl = socket(e->proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!s->hs || s->ctl < 0) {
+		sess_fail(r, s, "out of resources");
+		return NULL;
+	}
+	upstream_hs_init(s->hs, UPSTREAM_SOCKS5, &any, s->map.user, s->map.pass);
+	s->hs->cmd = SOCKS5_CMD_UDP_ASSOCIATE;
+	if ((connect(s->ctl, (const struct sockaddr *)&e->proxy, net_sa_len(&e->proxy)) < 0 && errno != EINPROGRESS) ||
+	    !(s->ch = ev_add_fd(r->ev, s->ctl, EPOLLOUT, on_ctl, s))) {
+		sess_fail(r, s, strerror(errno));
+		return NULL;
+	}
+	return s;
+}
+
+/* Wrap dst's header around the data and send it to the relay. */
+void send_up(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data, size_t len)
+{
+	uint8_t hdr[U_HDR_MAX];
+	int h = socks5_udp_header(hdr, sizeof(hdr), dst);
+	struct iovec iov[2] = {{.iov_base = hdr, .iov_len = (size_t)(h > 0 ? h : 0)},
+			       {.iov_base = (void *)data, .iov_len = len}};
+	struct msghdr mh = {
+	    .msg_name = &s->relay, .msg_namelen = net_sa_len(&s->relay), .msg_iov = iov, .msg_iovlen = 2};
+
+	if (h < 0 || sendmsg(s->ufd, &mh, MSG_DONTWAIT) < 0) {
+		udp_drop(r, s, UD_SEND);
+		return;
+	}
+	s->dg_up++;
+	s->b_up += len;
+	atomic_fetch_add(&r->dg_up, 1);
+	atomic_fetch_add(&r->b_up, len);
+}
+
+void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
+		size_t len)
+{
+	struct upend *p;
+
+	if (s->n_pend >= U_QUEUE || !(p = malloc(sizeof(*p) + len))) {
+		udp_drop(r, s, UD_QUEUE_FULL);
+		return;
+	}
+	p->next = NULL;
+	p->dst = *dst;
+	p->len = len;
+	memcpy(p->data, data, len);
+	*s->pend_tail = p;
+	s->pend_tail = &p->next;
+	s->n_pend++;
+}
+
+/* A socket bound to remote (a foreign address: IP_TRANSPARENT) to answer the client from. */
+static int reply_socket(const struct sockaddr_storage *remote)
+{
+	int one = 1, fd = socket(remote->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if ((remote->ss_family == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
+					   : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)remote, net_sa_len(remote)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote, uint64_t now)
+{
+	struct uflow *f;
+
+	if (s->c->n_flows >= s->lim.udp_client_flows) {
+		udp_drop(r, s, UD_FLOWS);
+		return NULL;
+	}
+	if (!(f = calloc(1, sizeof(*f))) || (f->fd = reply_socket(remote)) < 0) {
+		free(f);
+		udp_drop(r, s, UD_SEND);
+		return NULL;
+	}
+	f->remote = *remote;
+	f->last = now;
+	f->next = s->flows;
+	s->flows = f;
+	s->n_flows++;
+	s->c->n_flows++;
+	atomic_fetch_add(&r->n_flows, 1);
+	return f;
+}
+
+struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now)
+{
+	struct uflow **pp, *f;
+
+	for (pp = &s->flows; (f = *pp); pp = &f->next)
+		if (sa_eq(&f->remote, dst)) {
+			*pp = f->next; /* to the front: the most recently used */
+			f->next = s->flows;
+			s->flows = f;
+			f->last = now;
+			return f;
+		}
+	return flow_new(r, s, dst, now);
+}
+
+/* The flow a reply from remote goes to: the one that sent there, else (full cone: whoever the
+ * client's socket has shown its address to may answer) a new one from remote. */
+static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote,
+				    uint64_t now)
+{
+	for (struct uflow *f = s->flows; f; f = f->next)
+		if (sa_eq(&f->remote, remote)) {
+			f->last = now;
+			return f;
+		}
+	if (remote->ss_family != s->src.ss_family) { /* no way to answer an IPv4 client from IPv6 */
+		udp_drop(r, s, UD_BAD_HEADER);
+		return NULL;
+	}
+	return flow_new(r, s, remote, now);
+}
+
+static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct usess *s = arg;
+	struct udprelay *r = s->r;
+	uint64_t now = ev_now_ms();
+
+	(void)ev, (void)events;
+	for (int i = 0; i < U_BATCH; i++) {
+		struct sockaddr_storage from, remote;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, r->buf, sizeof(r->buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		struct uflow *f;
+		size_t off;
+		int k;
+
+		if (n < 0)
+			break;
+		if (!sa_eq(&from, &s->relay)) {
+			udp_drop(r, s, UD_BAD_SOURCE);
+			continue;
+		}
+		k = socks5_udp_parse(r->buf, (size_t)n, &remote, &off);
+		if (k < 0) {
+			udp_drop(r, s, k == -EPROTONOSUPPORT ? UD_FRAGMENT : UD_BAD_HEADER);
+			continue;
+		}
+		if (!(f = flow_for_reply(r, s, &remote, now)))
+			continue;
+		if (sendto(f->fd, r->buf + off, (size_t)n - off, MSG_DONTWAIT, (struct sockaddr *)&s->src,
+			   net_sa_len(&s->src)) < 0) {
+			udp_drop(r, s, UD_SEND);
+			continue;
+		}
+		s->last = now;
+		s->dg_down++;
+		s->b_down += (size_t)n - off;
+		atomic_fetch_add(&r->dg_down, 1);
+		atomic_fetch_add(&r->b_down, (size_t)n - off);
+	}
+}
+
+/* The handshake done: the relay's address, a socket to talk to it, the queue sent. */
+static void sess_ready(struct udprelay *r, struct usess *s)
+{
+	char ip[NET_IP_STR_MAX];
+
+	if (socks5_udp_relay(&s->hs->bound, &s->map.proxy, &s->relay) < 0) {
+		sess_fail(r, s, "no relay address in the UDP ASSOCIATE reply");
+		return;
+	}
+	s->ufd = socket(s->relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->ufd < 0 || !(s->uh = ev_add_fd(r->ev, s->ufd, EPOLLIN, on_relay, s))) {
+		sess_fail(r, s, "cannot open a socket to the relay");
+		return;
+	}
+	upstream_hs_wipe(s->hs);
+	free(s->hs);
+	s->hs = NULL;
+	s->state = US_READY;
+	ev_mod_fd(r->ev, s->ch, EPOLLIN | EPOLLRDHUP);
+	net_ip_str(&s->map.client, ip);
+	log_debug("udp: client=%s proxy=%lld association up", ip, (long long)s->map.proxy_id);
+	while (s->pend) {
+		struct upend *p = s->pend;
+		s->pend = p->next;
+		send_up(r, s, &p->dst, p->data, p->len);
+		free(p);
+	}
+	s->pend_tail = &s->pend;
+	s->n_pend = 0;
+}
+
+static void on_ctl(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct usess *s = arg;
+	struct udprelay *r = s->r;
+	uint32_t want = 0;
+	enum upstream_result res;
+	char b[256];
+	ssize_t n;
+
+	(void)ev;
+	if (s->state == US_CONNECTING) {
+		res = upstream_hs_step(s->hs, fd, &want);
+		if (res == UP_IN_PROGRESS) {
+			ev_mod_fd(r->ev, s->ch, want);
+		} else if (res != UP_OK) {
+			char why[80];
+			snprintf(why, sizeof(why), "UDP ASSOCIATE: %s%s", upstream_result_str(res),
+				 res == UP_ERR_PROXY_REFUSED && s->hs->detail == 7 ? " (command not supported)" : "");
+			sess_fail(r, s, why);
+		} else {
+			sess_ready(r, s);
+		}
+		return;
+	}
+	/* the association lives as long as its control connection (RFC 1928 7): nothing more is
+	 * expected on it; its end (or an error) ends the session */
+	n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || (events & (EPOLLHUP | EPOLLERR)))
+		sess_free(r, s, UE_PROXY_CLOSED);
+}
+
+void sess_tick(struct udprelay *r, uint64_t now)
+{
+	struct usess *s, *next;
+
+	for (s = r->sessions; s; s = next) {
+		next = s->next;
+		if (s->state == US_CONNECTING && now >= s->deadline) {
+			sess_fail(r, s, "timed out");
+			continue;
+		}
+		if (s->state == US_READY) {
+			struct uflow **pp = &s->flows, *f;
+			while ((f = *pp)) {
+				if (now - f->last >= s->lim.udp_flow_ms) {
+					*pp = f->next;
+					flow_free(r, s, f);
+				} else {
+					pp = &f->next;
+				}
+			}
+			if (!s->flows && now - s->last >= s->lim.udp_session_ms) {
+				sess_free(r, s, UE_IDLE);
+				continue;
+			}
+		}
+		sess_flush(r, s);
+	}
+	clients_gc(r, now, 0);
+}
+
+void sess_revalidate(struct udprelay *r)
+{
+	struct usess *s, *next;
+
+	pthread_rwlock_rdlock(&r->sh->lock);
+	for (s = r->sessions; s; s = next) {
+		const struct fwd_entry *e = table_lookup(r->sh->table, &s->map.client);
+		next = s->next;
+		s->lim = r->sh->limits;
+		if (e && e->state == FWD_ACTIVE && e->type == UPSTREAM_SOCKS5 && e->udp && s->lim.udp_on &&
+		    e->proxy_id == s->map.proxy_id && e->path == s->map.path)
+			continue;
+		sess_free(r, s, UE_REVOKED);
+	}
+	pthread_rwlock_unlock(&r->sh->lock);
+	clients_gc(r, 0, 1); /* a new decision: no backoff from the old one */
+}
+
+void sess_free_all(struct udprelay *r)
+{
+	while (r->sessions)
+		sess_free(r, r->sessions, UE_SHUTDOWN);
+	clients_gc(r, 0, 1);
+}

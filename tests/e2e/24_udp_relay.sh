@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Scenario (issue 17): client UDP through each client's own proxy. pgw-agent TPROXYs the UDP of
+# clients whose proxy carries it to pgw-forwarder, which relays it with SOCKS5 UDP ASSOCIATE:
+# dante and shadowsocks-libev's ss-local carry it; microsocks and tinyproxy do not, and their
+# clients' UDP is blocked (0 packets on the WAN). The echo server sees each client's datagrams
+# from its proxy's exit address, and replies reach the client from the address it sent to. 200
+# concurrent flows from 10 clients; iperf3 -u; the proxy killed mid-stream; a proxy that stops
+# carrying UDP; bad datagrams from a relay dropped and counted; QUIC refused at once.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_start_dns || { echo "# dnsmasq failed to start"; exit 1; }
+lab_start_dante || { echo "# dante failed to start"; exit 1; }
+lab_start_ss || { echo "# shadowsocks failed to start"; exit 1; }
+lab_start_udp_echo 7777 || { echo "# the UDP echo server failed to start"; exit 1; }
+lab_bg wan badsocks python3 "$ROOT/tests/e2e/udp_tool.py" badsocks $LAB_BADSOCKS 1080
+lab_wait_port wan $LAB_BADSOCKS 1080 || exit 1
+tool() { local ns=$1; shift; lab_exec "$ns" python3 "$ROOT/tests/e2e/udp_tool.py" "$@"; }
+db() { lab_db "$@"; }
+ctl() { "$PGW_BIN/pgwctl" "$@" >/dev/null; }
+gw=$(lab_ns gw)
+ctl settings set health_interval 2
+ctl settings set health_timeout 2
+ctl settings set udp_check "$LAB_DNS:53"
+ctl settings set dns_check_name "udpcheck.$LAB_ZONE"
+db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES;
+    INSERT INTO proxies (id, name, type, host, port) VALUES (4, 'dante', 'socks5', '$LAB_DANTE', 1080),
+        (5, 'ss-local', 'socks5', '$LAB_SS', 1080), (6, 'badsocks', 'socks5', '$LAB_BADSOCKS', 1080);
+    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 4), ('192.168.2.11', 5),
+        ('192.168.2.12', 2), ('192.168.2.13', 3);"
+lab_bg gw pgw-healthd "$PGW_BIN/pgw-healthd"
+lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
+lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
+udp_all() { db "SELECT group_concat(udp) FROM (SELECT udp FROM proxy_health ORDER BY proxy_id)"; }
+check "pgw-healthd: dante, ss-local and badsocks carry UDP; microsocks and tinyproxy not" \
+	wait_for 15 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' $PGW_DB 'SELECT group_concat(udp) FROM (SELECT udp FROM proxy_health ORDER BY proxy_id)')\" = no,no,no,yes,yes,yes ]"
+set4() { lab_exec gw nft list set inet pgw udp4 2>/dev/null | tr -d '\n'; }
+check "the agent puts exactly the clients of UDP proxies in udp4" \
+	wait_for 5 bash -c "s=\$(ip netns exec $gw nft list set inet pgw udp4 | tr -d '\n'); [[ \$s == *192.168.2.10* && \$s == *192.168.2.11* && \$s != *192.168.2.12* && \$s != *192.168.2.13* ]]"
+check "the forwarder's UDP relay listens (TPROXY port)" grep -q 'udp: relay listening on port 12346' "$LAB_DIR/pgw-forwarder.log"
+check_match "the policy route for TPROXY is there (redirect mode, udp_relay on)" "$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
+
+# through dante and ss-local: the echo server sees the proxies' exit addresses
+lab_capture_start udp
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.10 1 5)
+check_match "client .10 (dante): 5 datagrams echoed, each reply from $LAB_ECHO:7777" "$r" '"ok_flows": 1, "sent": 5, "received": 5, "wrong_source": 0'
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.11 1 5)
+check_match "client .11 (ss-local): 5 datagrams echoed, each reply from $LAB_ECHO:7777" "$r" '"ok_flows": 1, "sent": 5, "received": 5, "wrong_source": 0'
+check_eq "the echo server saw .10's datagrams from dante's address, .11's from ss-server's, nothing else" \
+	"$(awk '{print $1}' "$LAB_DIR/udp-echo-7777.log" | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')" \
+	"$LAB_DANTE=5 $LAB_SS_SERVER=5 "
+# clients whose proxy carries no UDP: nothing leaves, nothing comes back
+before=$(wc -l <"$LAB_DIR/udp-echo-7777.log")
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.12,192.168.2.13 1 3)
+check_match "clients of microsocks and tinyproxy: no UDP at all" "$r" '"received": 0'
+check_eq "... the echo server saw none of it" "$(wc -l <"$LAB_DIR/udp-echo-7777.log")" "$before"
+quic() { # client: ms until the refusal of a datagram to port 443, or "none"
+	lab_exec lan python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$1', 0)); s.settimeout(1)
+s.connect(('$LAB_WEB', 443)); t = time.time(); s.send(b'q')
+try: s.recv(100); print('answered')
+except ConnectionRefusedError: print(int((time.time() - t) * 1000))
+except socket.timeout: print('none')"
+}
+for c in 192.168.2.10 192.168.2.12; do
+	ms=$(quic $c)
+	check "QUIC (UDP 443) from $c refused within 100 ms (${ms} ms)" test "$ms" -lt 100 2>/dev/null
+done
+n=$(lab_capture_stop)
+check_eq "0 client packets on the WAN interface" "$n" "0"
+
+# 200 concurrent flows from 10 clients, half through dante, half through ss-local
+vals=""
+for i in $(seq 20 29); do
+	lab_exec lan ip addr add 192.168.2.$i/24 dev lan0
+	vals="$vals${vals:+,}('192.168.2.$i', $((i % 2 ? 5 : 4)))"
+done
+db "INSERT INTO mappings (client_ip, proxy_id) VALUES $vals"
+check "the ten new clients are in udp4" \
+	wait_for 5 bash -c "[ \$(ip netns exec $gw nft -j list set inet pgw udp4 | grep -o '192.168.2.2[0-9]' | sort -u | wc -l) = 10 ]"
+srcs=$(seq -s, -f '192.168.2.%g' 20 29)
+lab_capture_start flows
+r=$(tool lan flows $LAB_ECHO 7777 "$srcs" 20 10)
+echo "# 200 flows: $r"
+check_match "200 concurrent flows from 10 clients, 10 datagrams each: all echoed, from the right address" "$r" \
+	'"flows": 200, "ok_flows": 200, "sent": 2000, "received": 2000, "wrong_source": 0'
+check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
+stats() { cat "$LAB_DIR/run/forwarder.stats.json"; }
+sleep 1.2
+check "the forwarder counts datagrams per client (.20 sent 200)" \
+	bash -c "jq -e '.clients[\"192.168.2.20\"].udp_datagrams_up >= 200 and .clients[\"192.168.2.20\"].udp_datagrams_down >= 200' $LAB_DIR/run/forwarder.stats.json"
+check "... and per proxy (dante and ss-local)" \
+	bash -c "jq -e '.udp.proxies[\"4\"].datagrams_up >= 1000 and .udp.proxies[\"5\"].datagrams_up >= 1000' $LAB_DIR/run/forwarder.stats.json"
+check "... with 11+ associations open (one per client)" bash -c "jq -e '.udp.sessions >= 11' $LAB_DIR/run/forwarder.stats.json"
+
+# iperf3 -u through dante (its TCP control connection goes through the TCP relay)
+lab_bg wan iperf3 iperf3 -s -B $LAB_ECHO -p 5201
+lab_wait_port wan $LAB_ECHO 5201 || exit 1
+j=$(lab_exec lan timeout 30 iperf3 -c $LAB_ECHO -p 5201 -B 192.168.2.10 -u -b 10M -l 1200 -t 3 -J 2>&1)
+loss=$(jq -r '.end.sum.lost_percent // "none"' <<<"$j" 2>/dev/null)
+mbps=$(jq -r '(.end.sum.bits_per_second // 0) / 1e6 | floor' <<<"$j" 2>/dev/null)
+echo "# iperf3 -u through dante at 10 Mbit/s: ${mbps:-?} Mbit/s, loss ${loss}%"
+check "iperf3 -u at 10 Mbit/s through dante: loss reported (${loss}%) and under 20%" \
+	awk -v l="$loss" 'BEGIN { exit !(l != "none" && l + 0 < 20) }'
+
+# bad datagrams from the relay: dropped and counted, the good one delivered
+db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.30', 6)"
+lab_exec lan ip addr add 192.168.2.30/24 dev lan0
+check "badsocks' client is in udp4" wait_for 5 bash -c "ip netns exec $gw nft list set inet pgw udp4 | grep -q 192.168.2.30"
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.30 1 5)
+check_match "through a relay that answers in bad shapes first: exactly the 5 good replies arrive" "$r" '"ok_flows": 1, "sent": 5, "received": 5, "wrong_source": 0'
+sleep 1.2
+for why in bad_header fragment wrong_source; do
+	check "... '$why' datagrams counted" bash -c "jq -e '.udp.dropped.$why >= 5' $LAB_DIR/run/forwarder.stats.json"
+done
+check "... the forwarder is still alive" kill -0 "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids")"
+# the control connection ends (the proxy stays up): that association is closed with it
+lab_exec lan python3 -c "
+import socket, time
+s = socket.socket(); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.168.2.30', 40030))
+s.sendto(b'hello', ('$LAB_ECHO', 7777)); s.settimeout(2); s.recv(100)
+s.sendto(b'close-association', ('$LAB_ECHO', 7777)); time.sleep(0.5)
+s.sendto(b'again', ('$LAB_ECHO', 7777)); print(s.recv(100))" >"$LAB_DIR/again.out" 2>&1
+check "the proxy ends an association's control connection: the session is closed with it" \
+	grep -q 'client=192.168.2.30 port=40030 proxy=6 association closed (the proxy closed its control connection)' "$LAB_DIR/pgw-forwarder.log"
+check_eq "... and the socket's next datagram gets a new association that works" "$(cat "$LAB_DIR/again.out")" "b'again'"
+
+# the proxy killed in the middle of a stream: the datagrams stop, the client is blocked, no leak
+lab_capture_start kill
+tool lan send 192.168.2.10 $LAB_ECHO 7777 600 &
+sender=$!
+sleep 1
+n0=$(grep -c "^$LAB_DANTE " "$LAB_DIR/udp-echo-7777.log")
+lab_stop_dante
+t0=$(lab_ms)
+check "dante killed mid-stream: .10 leaves udp4" \
+	wait_for 10 bash -c "! ip netns exec $gw nft list set inet pgw udp4 | grep -q '192.168.2.10[,} ]'"
+echo "# .10 out of udp4 $(($(lab_ms) - t0)) ms after dante died"
+sleep 1
+n1=$(grep -c "^$LAB_DANTE " "$LAB_DIR/udp-echo-7777.log")
+sleep 2
+n2=$(grep -c "^$LAB_DANTE " "$LAB_DIR/udp-echo-7777.log")
+check "... datagrams had flowed before ($((n0 - 10)) in the first second)" test $((n0 - 10)) -gt 20
+check_eq "... and stop: none arrive any more" "$n2" "$n1"
+wait $sender
+check "... the forwarder closed .10's association (its control connection died, or the client was revoked)" \
+	grep -Eq 'client=192.168.2.10 port=[0-9]* proxy=4 association closed \((the proxy closed its control connection|revoked)' "$LAB_DIR/pgw-forwarder.log"
+check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
+
+# a proxy that stops carrying UDP while its TCP still works: UDP blocked, TCP goes on
+LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 command: udpassociate }" lab_start_dante || exit 1
+check "dante back without UDP ASSOCIATE: up, udp=no" \
+	wait_for 15 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' $PGW_DB 'SELECT status || udp FROM proxy_health WHERE proxy_id = 4')\" = upno ]"
+check "... .10 active again but not in udp4" wait_for 5 bash -c \
+	"ip netns exec $gw nft list set inet pgw active4 | grep -q '192.168.2.10[,} ]' && ! ip netns exec $gw nft list set inet pgw udp4 | grep -q '192.168.2.10[,} ]'"
+lab_capture_start noudp
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.10 1 3)
+check_match "... its UDP is blocked" "$r" '"received": 0'
+check_eq "... its TCP still goes through dante" "$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_DANTE"
+check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
+
+# revoked: a disabled mapping closes its association at once
+db "UPDATE mappings SET enabled = 0 WHERE client_ip = '192.168.2.11'"
+check "disabling .11 closes its association at once (revoked)" wait_for 3 \
+	grep -q 'client=192.168.2.11 port=[0-9]* proxy=5 association closed (revoked' "$LAB_DIR/pgw-forwarder.log"
+
+lab_api_env
+export PGW_METRICS_TOKEN=lab-metrics-token-0123456789
+lab_bg gw pgw-api "$PGW_BIN/pgw-api"
+lab_wait_port gw 127.0.0.1 8080 || exit 1
+metrics=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
+check_match "/metrics: UDP datagrams relayed" "$metrics" 'pgw_udp_datagrams_total\{direction="up"\} [1-9]'
+check_match "/metrics: drops by reason" "$metrics" 'pgw_udp_dropped_total\{reason="fragment"\} [1-9]'
+check_match "/metrics: per proxy" "$metrics" 'pgw_proxy_udp_datagrams_total\{id="5",direction="up"\} [1-9]'
+check_match "/metrics: per client" "$metrics" 'pgw_client_udp_datagrams_total\{client="192.168.2.20",direction="up"\} [1-9]'
+finish

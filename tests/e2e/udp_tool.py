@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""UDP peers and clients for the lab (issue 17), each bounded in count and time.
+
+  echo ADDR PORT LOG             echo server; one line "SRC_IP SRC_PORT LEN" per datagram in LOG
+  flows DST PORT SRCS PER COUNT  PER sockets per source address (comma-separated SRCS), each sends
+                                 COUNT datagrams one at a time and waits for each echo; prints JSON
+                                 {"flows", "ok_flows", "sent", "received", "wrong_source"}
+  ping SRC DST PORT COUNT        round trips one at a time; prints JSON with min/p50/p99/avg in us
+  send SRC DST PORT COUNT        COUNT datagrams, no waiting (to see what reaches where)
+  badsocks ADDR PORT             a SOCKS5 server (no auth; CONNECT to IPv4, UDP ASSOCIATE) whose relay sends
+                                 each datagram on and returns the answer in bad shapes first
+                                 (short, fragment, unknown address type, reserved bytes set, from
+                                 the wrong source), then as it should; a datagram
+                                 "close-association" ends the control connection
+"""
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def echo(addr, port, log):
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind((addr, int(port)))
+    with open(log, "a", buffering=1) as f:
+        while True:
+            data, src = s.recvfrom(65535)
+            f.write(f"{src[0]} {src[1]} {len(data)}\n")
+            s.sendto(data, src)
+
+
+def flows(dst, port, srcs, per, count):
+    port, per, count = int(port), int(per), int(count)
+    socks = []
+    for src in srcs.split(","):
+        for _ in range(per):
+            s = socket.socket(family(dst), socket.SOCK_DGRAM)
+            s.bind((src, 0))
+            s.setblocking(False)
+            socks.append(s)
+    state = {s: {"sent": 0, "got": 0, "wrong": 0, "wait": None} for s in socks}
+    deadline = time.time() + 60
+    # every socket has one datagram in flight at a time: 200 concurrent flows, each a stream
+    for s in socks:
+        s.sendto(f"{s.getsockname()[1]}:0".encode(), (dst, port))
+        state[s]["sent"] = 1
+        state[s]["wait"] = time.time()
+    while time.time() < deadline:
+        live = [s for s in socks if state[s]["wait"] is not None]
+        if not live:
+            break
+        r, _, _ = select.select(live, [], [], 0.2)
+        now = time.time()
+        for s in r:
+            try:
+                data, src = s.recvfrom(65535)
+            except BlockingIOError:
+                continue
+            st = state[s]
+            if src[0] != dst or src[1] != port:
+                st["wrong"] += 1
+                continue
+            st["got"] += 1
+            if st["sent"] < count:
+                s.sendto(f"{s.getsockname()[1]}:{st['sent']}".encode(), (dst, port))
+                st["sent"] += 1
+                st["wait"] = now
+            else:
+                st["wait"] = None
+        for s in live: # a lost datagram: send the next one after 1 s
+            st = state[s]
+            if st["wait"] is not None and now - st["wait"] > 1.0:
+                if st["sent"] < count:
+                    s.sendto(f"{s.getsockname()[1]}:{st['sent']}".encode(), (dst, port))
+                    st["sent"] += 1
+                    st["wait"] = now
+                else:
+                    st["wait"] = None
+    out = {"flows": len(socks), "ok_flows": sum(1 for s in socks if state[s]["got"] == count),
+           "sent": sum(v["sent"] for v in state.values()), "received": sum(v["got"] for v in state.values()),
+           "wrong_source": sum(v["wrong"] for v in state.values())}
+    print(json.dumps(out))
+
+
+def ping(src, dst, port, count):
+    s = socket.socket(family(dst), socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    s.settimeout(1.0)
+    rtts, lost = [], 0
+    for i in range(int(count)):
+        t0 = time.perf_counter_ns()
+        s.sendto(b"p%d" % i, (dst, int(port)))
+        try:
+            while True:
+                data, _ = s.recvfrom(2048)
+                if data == b"p%d" % i:
+                    break
+            rtts.append((time.perf_counter_ns() - t0) / 1000)
+        except socket.timeout:
+            lost += 1
+    rtts.sort()
+    pick = lambda q: round(rtts[min(len(rtts) - 1, int(q * len(rtts)))], 1) if rtts else None
+    print(json.dumps({"count": int(count), "lost": lost, "min_us": pick(0), "p50_us": pick(0.5),
+                      "p99_us": pick(0.99), "avg_us": round(sum(rtts) / len(rtts), 1) if rtts else None}))
+
+
+def send(src, dst, port, count):
+    s = socket.socket(family(dst), socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    for i in range(int(count)):
+        try:
+            s.sendto(b"x%d" % i, (dst, int(port)))
+        except OSError:
+            pass
+        time.sleep(0.01)
+
+
+def socks_header(addr, port):
+    if ":" in addr:
+        return b"\0\0\0\x04" + socket.inet_pton(socket.AF_INET6, addr) + struct.pack("!H", port)
+    return b"\0\0\0\x01" + socket.inet_aton(addr) + struct.pack("!H", port)
+
+
+def badsocks_conn(c, addr):
+    try:
+        c.settimeout(10)
+        g = c.recv(2 + 255)
+        if len(g) < 3 or g[0] != 5:
+            return
+        c.sendall(b"\x05\x00")
+        req = c.recv(300)
+        if len(req) >= 10 and req[1] == 1 and req[3] == 1:  # CONNECT to an IPv4 address: a plain TCP relay
+            up = socket.create_connection((socket.inet_ntoa(req[4:8]), struct.unpack("!H", req[8:10])[0]), 5)
+            c.sendall(b"\x05\x00\x00\x01" + socket.inet_aton(addr) + b"\0\0")
+            c.settimeout(None)
+            up.settimeout(None)
+
+            def pipe(a, b):
+                try:
+                    while True:
+                        d = a.recv(65536)
+                        if not d:
+                            break
+                        b.sendall(d)
+                except OSError:
+                    pass
+                for x in (a, b):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            t = threading.Thread(target=pipe, args=(up, c), daemon=True)
+            t.start()
+            pipe(c, up)
+            t.join(10)
+            up.close()
+            return
+        if len(req) < 4 or req[1] != 3:
+            c.sendall(b"\x05\x07\x00\x01\0\0\0\0\0\0")
+            return
+        relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        relay.bind((addr, 0))
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind((addr, 0))
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        out.bind((addr, 0))
+        out.settimeout(1.0)
+        c.sendall(b"\x05\x00\x00\x01" + socket.inet_aton(addr) + struct.pack("!H", relay.getsockname()[1]))
+        relay.settimeout(0.5)
+        c.setblocking(False)
+        while True:
+            try:
+                if c.recv(1) == b"":
+                    return
+            except BlockingIOError:
+                pass
+            try:
+                data, src = relay.recvfrom(65535)
+            except socket.timeout:
+                continue
+            if len(data) < 10 or data[3] != 1:
+                continue
+            dst = socket.inet_ntoa(data[4:8])
+            dport = struct.unpack("!H", data[8:10])[0]
+            if data[10:] == b"close-association":  # the test's cue: the control connection ends
+                return
+            out.sendto(data[10:], (dst, dport))  # a real relay: the datagram goes out...
+            try:
+                payload, _ = out.recvfrom(65535)  # ...and its answer comes back, in bad shapes first
+            except socket.timeout:
+                continue
+            hdr = socks_header(dst, dport)
+            relay.sendto(b"\0\0", src)                              # short
+            relay.sendto(b"\0\0\x01" + hdr[3:] + payload, src)      # a fragment
+            relay.sendto(b"\0\0\0\x09" + hdr[4:] + payload, src)    # unknown address type
+            relay.sendto(b"\x01\0\0" + hdr[3:] + payload, src)      # reserved bytes set
+            other.sendto(hdr + payload, src)                        # from the wrong source
+            relay.sendto(hdr + payload, src)                        # the good one
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def badsocks(addr, port):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((addr, int(port)))
+    srv.listen(64)
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=badsocks_conn, args=(c, addr), daemon=True).start()
+
+
+if __name__ == "__main__":
+    cmds = {"echo": echo, "flows": flows, "ping": ping, "send": send, "badsocks": badsocks}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds:
+        sys.exit(__doc__)
+    cmds[sys.argv[1]](*sys.argv[2:])
