@@ -35,6 +35,10 @@
 #define SET_UDP6	  "udp6"
 #define SET_ID_UDP	  7
 #define SET_ID_UDP6	  8
+#define SET_HOSTS	  "proxyhosts4"
+#define SET_HOSTS6	  "proxyhosts6"
+#define SET_ID_HOSTS	  9
+#define SET_ID_HOSTS6	  10
 #define TYPE_INET_SERVICE 13
 #define ELEMS_PER_MSG	  1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
 #define TYPE_IPADDR	  7    /* nft's ipv4_addr datatype */
@@ -303,6 +307,55 @@ static void put_proxy_elems(struct batch *bt, const struct proxyset *ps, int v6,
 	}
 }
 
+/* The proxies' addresses of one family (no ports: their UDP relays' ports are theirs to choose)
+ * into a set created in this batch. ps is sorted by address: each address once. */
+static void put_proxy_hosts(struct batch *bt, const struct proxyset *ps, int v6, const char *name, uint32_t id)
+{
+	struct nftnl_set *s = set_of(name, id);
+	size_t k = 0;
+
+	for (size_t i = 0; i < ps->n; i++) {
+		struct nftnl_set_elem *e;
+		if (net_ip_is4(&ps->e[i].addr) == v6 ||
+		    (i > 0 && memcmp(&ps->e[i - 1].addr, &ps->e[i].addr, sizeof(ps->e[i].addr)) == 0))
+			continue;
+		e = nftnl_set_elem_alloc();
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, v6 ? ps->e[i].addr.a : ps->e[i].addr.a + 12, v6 ? 16 : 4);
+		nftnl_set_elem_add(s, e);
+		if (++k == ELEMS_PER_MSG) {
+			struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+			nftnl_set_elems_nlmsg_build_payload(nlh, s);
+			batch_next(bt);
+			nftnl_set_free(s);
+			s = set_of(name, id);
+			k = 0;
+		}
+	}
+	if (k) {
+		struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+	}
+	nftnl_set_free(s);
+}
+
+/* oifname WAN meta skuid UID meta l4proto udp ip[6] daddr @proxyhosts4|6 accept: the UDP relay's
+ * datagrams to the proxies' relays (udp_relay on) */
+static void put_proxy_udp_rule(struct batch *bt, const struct desired_rules *dr, int v6)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	m_to_wan(r, dr);
+	e_meta(r, NFT_META_SKUID);
+	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
+	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+	m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4);
+	e_lookup(r, v6 ? SET_HOSTS6 : SET_HOSTS, v6 ? SET_ID_HOSTS6 : SET_ID_HOSTS);
+	e_verdict(r, NF_ACCEPT, NULL);
+	put_rule(bt, r, "output");
+}
+
 /* oifname WAN meta skuid UID meta l4proto tcp ip[6] daddr . tcp dport @proxies4|6 accept */
 static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int v6)
 {
@@ -330,6 +383,8 @@ static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int
  *     oifname WAN udp sport 68 udp dport 67 accept
  *     oifname WAN meta skuid UID meta l4proto tcp ip daddr . tcp dport @proxies4 accept
  *     oifname WAN meta skuid UID meta l4proto tcp ip6 daddr . tcp dport @proxies6 accept
+ *     [udp_relay on: oifname WAN meta skuid UID meta l4proto udp ip daddr @proxyhosts4 accept,
+ *      and the same for ip6 daddr @proxyhosts6: datagrams to the proxies' UDP relays]
  *     oifname WAN counter drop } */
 static void build_strict_output(struct batch *bt, const struct desired *d)
 {
@@ -364,6 +419,14 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	put_rule(bt, r, "output");
 	put_proxy_rule(bt, dr, 0);
 	put_proxy_rule(bt, dr, 1);
+	if (dr->udp) {
+		put_set(bt, SET_HOSTS, SET_ID_HOSTS, TYPE_IPADDR, 4);
+		put_set(bt, SET_HOSTS6, SET_ID_HOSTS6, TYPE_IP6ADDR, 16);
+		put_proxy_hosts(bt, &d->proxies, 0, SET_HOSTS, SET_ID_HOSTS);
+		put_proxy_hosts(bt, &d->proxies, 1, SET_HOSTS6, SET_ID_HOSTS6);
+		put_proxy_udp_rule(bt, dr, 0);
+		put_proxy_udp_rule(bt, dr, 1);
+	}
 	r = nftnl_rule_alloc();
 	m_to_wan(r, dr);
 	e_counter(r);

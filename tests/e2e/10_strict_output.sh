@@ -33,6 +33,16 @@ check_eq "on: the service user reaches the proxy" \
 check_fails "on: root cannot use the proxy either" lab_exec gw curl -s -m 2 --socks5 $LAB_SOCKS_NOAUTH:1080 http://$LAB_WEB/ip
 check_fails "on: the service user cannot reach another port of the proxy host" \
 	as_nobody curl -s -m 2 --socks5 $LAB_SOCKS_NOAUTH:1081 http://$LAB_WEB/ip
+# udp_relay on (the default): the service user's UDP may reach the proxies' hosts (their UDP
+# relays' ports are theirs to choose), nothing else
+lab_bg wan udp-echo-proxy python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_SOCKS_NOAUTH 9999 "$LAB_DIR/udp-proxy.log"
+lab_bg wan udp-echo-web python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_WEB 9999 "$LAB_DIR/udp-web.log"
+sleep 0.5
+udp_ok() { as_nobody /usr/bin/python3 "$ROOT/tests/e2e/udp_tool.py" ping 0.0.0.0 "$1" 9999 2 | grep -q '"lost": 0'; }
+check "on: the service user's UDP reaches a proxy's host (its UDP relay)" udp_ok $LAB_SOCKS_NOAUTH
+check_fails "on: ... and no other host" udp_ok $LAB_WEB
+check_fails "on: root's UDP does not reach the proxy's host" \
+	bash -c "ip netns exec $(lab_ns gw) python3 $ROOT/tests/e2e/udp_tool.py ping 0.0.0.0 $LAB_SOCKS_NOAUTH 9999 2 | grep -q '\"lost\": 0'"
 
 # the forwarder as the service user: clients keep working under strict mode
 lab_bg gw pgw-forwarder setpriv --reuid=nobody --regid=nogroup --clear-groups "$PGW_BIN/pgw-forwarder"

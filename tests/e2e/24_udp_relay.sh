@@ -95,6 +95,31 @@ check "... and per proxy (dante and ss-local)" \
 	bash -c "jq -e '.udp.proxies[\"4\"].datagrams_up >= 1000 and .udp.proxies[\"5\"].datagrams_up >= 1000' $LAB_DIR/run/forwarder.stats.json"
 check "... with 11+ associations open (one per client)" bash -c "jq -e '.udp.sessions >= 11' $LAB_DIR/run/forwarder.stats.json"
 
+# per-client limits and idle timeouts (new settings reach the relay on reload)
+ctl settings set udp_client_flows 3
+ctl settings set udp_client_pps 20
+ctl settings set udp_flow_timeout 5
+ctl settings set udp_session_timeout 5
+lab_exec lan ip addr add 192.168.2.40/24 dev lan0
+lab_exec lan ip addr add 192.168.2.41/24 dev lan0
+db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.40', 5), ('192.168.2.41', 5)"
+check "two more clients in udp4" wait_for 5 bash -c "ip netns exec $gw nft list set inet pgw udp4 | grep -q 192.168.2.41"
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.40 5 2)
+check_match "udp_client_flows 3: of 5 sockets of one client, 3 get through" "$r" '"flows": 5, "ok_flows": 3,'
+tool lan send 192.168.2.41 $LAB_ECHO 7777 150 # 100 a second for 1.5 s
+sleep 1.2
+c41=$(jq -c '.clients["192.168.2.41"] | {udp_datagrams_up, udp_dropped}' "$LAB_DIR/run/forwarder.stats.json")
+echo "# udp_client_pps 20, 150 datagrams in 1.5 s: $c41"
+check "udp_client_pps 20: at most 20 + 20/s pass ($c41)" \
+	jq -e '.udp_datagrams_up <= 55 and .udp_datagrams_up >= 20 and .udp_dropped >= 95' <<<"$c41"
+check "... drops counted by reason" bash -c "jq -e '.udp.dropped.rate_limited >= 95 and .udp.dropped.flow_limit >= 2' $LAB_DIR/run/forwarder.stats.json"
+check "udp_flow_timeout / udp_session_timeout 5 s: .40's associations close when idle" wait_for 15 \
+	grep -q 'client=192.168.2.40 port=[0-9]* proxy=5 association closed (idle)' "$LAB_DIR/pgw-forwarder.log"
+ctl settings set udp_client_flows 512
+ctl settings set udp_client_pps 20000
+ctl settings set udp_flow_timeout 60
+ctl settings set udp_session_timeout 120
+
 # iperf3 -u through dante (its TCP control connection goes through the TCP relay)
 lab_bg wan iperf3 iperf3 -s -B $LAB_ECHO -p 5201
 lab_wait_port wan $LAB_ECHO 5201 || exit 1
@@ -162,6 +187,8 @@ check_eq "... its TCP still goes through dante" "$(lab_exec lan curl -sS -m 5 --
 check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
 
 # revoked: a disabled mapping closes its association at once
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.11 1 1)
+check_match ".11 has an association open" "$r" '"ok_flows": 1'
 db "UPDATE mappings SET enabled = 0 WHERE client_ip = '192.168.2.11'"
 check "disabling .11 closes its association at once (revoked)" wait_for 3 \
 	grep -q 'client=192.168.2.11 port=[0-9]* proxy=5 association closed (revoked' "$LAB_DIR/pgw-forwarder.log"

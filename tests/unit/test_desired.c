@@ -54,6 +54,27 @@ static void test_load(void **state)
 	assert_int_equal(d.rules.wan_missing, 1); /* no such interface: the rules limit more */
 	assert_int_equal(d.rules.lan_addr, 0xc0a80200u);
 	assert_int_equal(d.rules.lan_mask, 0xffffff00u);
+	assert_int_equal(d.rules.udp, 1); /* udp_relay's default */
+	assert_int_equal(d.udp.n, 0);	  /* no proxy known to carry UDP */
+	desired_free(&d);
+	/* UDP: only active clients of a SOCKS5 proxy that carries it; none with udp_relay off */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET udp = 'yes' WHERE proxy_id IN (1, 2)"), SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
+	assert_int_equal(d.udp.n, 3); /* .10, .11, fd00:2::10; not .12 (proxy down), not .13 (disabled) */
+	net_ip_str(&d.udp.addr[0], ip);
+	assert_string_equal(ip, "192.168.2.10");
+	desired_free(&d);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET type = 'http' WHERE id = 1"), SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
+	assert_int_equal(d.udp.n, 0); /* HTTP CONNECT carries no UDP, whatever the column says */
+	desired_free(&d);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET type = 'socks5' WHERE id = 1;"
+				     "INSERT INTO settings (key, value) VALUES ('udp_relay', 'false')"),
+			 SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
+	assert_int_equal(d.rules.udp, 0);
+	assert_int_equal(d.udp.n, 0);
+	assert_int_equal(d.active.n, 3);
 	desired_free(&d);
 	/* a bad value in the DB refuses the load (the agent keeps what it has and says why) */
 	assert_int_equal(tl_exec(db, "INSERT INTO settings (key, value) VALUES ('lan_iface', 'a b')"), SQLITE_OK);

@@ -165,6 +165,7 @@ static void test_golden_tproxy_strict(void **state)
 	(void)state;
 	lab(&d);
 	d.rules.tproxy = 1;
+	d.rules.udp = 1;
 	d.rules.strict_output = 1;
 	d.rules.strict_uid = 999;
 	d.rules.dns_local = 1;
