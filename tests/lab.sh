@@ -25,6 +25,7 @@ LAB_SOCKS_AUTH=198.51.100.10   # microsocks with username/password, port 1080
 LAB_SOCKS_NOAUTH=198.51.100.11 # microsocks without auth, port 1080
 LAB_HTTP_PROXY=198.51.100.12   # tinyproxy with BasicAuth, port 8888
 LAB_DANTE=198.51.100.13        # dante-server (no auth), port 1080 (lab_start_dante)
+LAB_DANTE6=2001:db8:100::13    # ... its IPv6 external address (where it relays IPv6 UDP from)
 LAB_SS=198.51.100.14           # shadowsocks-libev's ss-local (SOCKS5 with UDP, -u), port 1080 (lab_start_ss)
 LAB_SS_SERVER=198.51.100.15    # its ss-server, port 8388: the exit address of ss-local's traffic
 LAB_BADSOCKS=198.51.100.16     # a SOCKS5 relay that answers in bad shapes first (udp_tool.py badsocks), port 1080
@@ -104,6 +105,7 @@ _lab_build() {
 	ip -n "$(lab_ns gw)" addr add 2001:db8:100::1/64 dev eth0 nodad
 	ip -n "$(lab_ns wan)" addr add 198.51.100.254/24 dev wan0
 	ip -n "$(lab_ns wan)" addr add 2001:db8:100::254/64 dev wan0 nodad
+	ip -n "$(lab_ns wan)" addr add "$LAB_DANTE6/64" dev wan0 nodad
 	for ip in $LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY $LAB_DANTE $LAB_SS $LAB_SS_SERVER $LAB_BADSOCKS; do
 		ip -n "$(lab_ns wan)" addr add "$ip/24" dev wan0
 	done
@@ -260,13 +262,14 @@ lab_start_dante() {
 	logoutput: $LAB_DIR/danted-file.log
 	internal: $LAB_DANTE port = 1080
 	external: $LAB_DANTE
+	external: $LAB_DANTE6
 	socksmethod: none
 	clientmethod: none
 	user.privileged: root
 	user.unprivileged: nobody
 	client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
 	${LAB_DANTE_RULES:-}
-	socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect udpassociate udpreply }
+	socks pass { from: 0/0 to: 0/0 command: connect udpassociate udpreply }
 	CONF
 	lab_bg wan danted danted -f "$LAB_DIR/danted.conf" -p "$LAB_DIR/danted.pid" -N 2
 	lab_wait_port wan $LAB_DANTE 1080

@@ -86,12 +86,12 @@ if [ "$unit_only" = 0 ]; then
 		done
 	fi
 
-	# The kill-switch, healthd, API, fault-matrix and cut-on-block scenarios run the daemons
-	# built with AddressSanitizer + UBSan (the forwarder relays and cuts under it in 06, 20 and
-	# 21); a sanitizer report from any process fails the scenario. 08_forwarder's 10,000-
+	# The kill-switch, healthd, API, fault-matrix, cut-on-block and UDP relay scenarios run the
+	# daemons built with AddressSanitizer + UBSan (the forwarder relays and cuts under it in 06,
+	# 20 and 21, and relays UDP, bad datagrams included, in 24); a sanitizer report from any process fails the scenario. 08_forwarder's 10,000-
 	# connection soak runs the plain build: under ASan about 32 of 10,000 SYNs went unanswered
 	# for 20 s, before the forwarder saw them (open finding, see the issue note).
-	SAN_E2E="06_no_leak 09_healthd 12_api 20_fail_closed 21_cut_on_block"
+	SAN_E2E="06_no_leak 09_healthd 12_api 20_fail_closed 21_cut_on_block 24_udp_relay"
 	for s in tests/e2e/[0-9]*.sh; do
 		[ -f "$s" ] || continue
 		case "$(basename "$s")" in *${E2E:-}*) ;; *) continue ;; esac

@@ -14,6 +14,7 @@ lab_start_dns || { echo "# dnsmasq failed to start"; exit 1; }
 lab_start_dante || { echo "# dante failed to start"; exit 1; }
 lab_start_ss || { echo "# shadowsocks failed to start"; exit 1; }
 lab_start_udp_echo 7777 || { echo "# the UDP echo server failed to start"; exit 1; }
+lab_bg wan udp-echo6 python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_WEB6 7777 "$LAB_DIR/udp-echo6.log"
 lab_bg wan badsocks python3 "$ROOT/tests/e2e/udp_tool.py" badsocks $LAB_BADSOCKS 1080
 lab_wait_port wan $LAB_BADSOCKS 1080 || exit 1
 tool() { local ns=$1; shift; lab_exec "$ns" python3 "$ROOT/tests/e2e/udp_tool.py" "$@"; }
@@ -28,7 +29,7 @@ db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES 
     INSERT INTO proxies (id, name, type, host, port) VALUES (4, 'dante', 'socks5', '$LAB_DANTE', 1080),
         (5, 'ss-local', 'socks5', '$LAB_SS', 1080), (6, 'badsocks', 'socks5', '$LAB_BADSOCKS', 1080);
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 4), ('192.168.2.11', 5),
-        ('192.168.2.12', 2), ('192.168.2.13', 3);"
+        ('192.168.2.12', 2), ('192.168.2.13', 3), ('fd00:2::10', 4);"
 lab_bg gw pgw-healthd "$PGW_BIN/pgw-healthd"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
@@ -50,6 +51,9 @@ check_match "client .11 (ss-local): 5 datagrams echoed, each reply from $LAB_ECH
 check_eq "the echo server saw .10's datagrams from dante's address, .11's from ss-server's, nothing else" \
 	"$(awk '{print $1}' "$LAB_DIR/udp-echo-7777.log" | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')" \
 	"$LAB_DANTE=5 $LAB_SS_SERVER=5 "
+r=$(tool lan flows $LAB_WEB6 7777 fd00:2::10 1 5)
+check_match "IPv6 client fd00:2::10 (dante): 5 datagrams echoed, each reply from [$LAB_WEB6]:7777" "$r" '"ok_flows": 1, "sent": 5, "received": 5, "wrong_source": 0'
+check_eq "... the echo server saw them from dante's IPv6 address" "$(awk '{print $1}' "$LAB_DIR/udp-echo6.log" | sort -u)" "$LAB_DANTE6"
 # clients whose proxy carries no UDP: nothing leaves, nothing comes back
 before=$(wc -l <"$LAB_DIR/udp-echo-7777.log")
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.12,192.168.2.13 1 3)
