@@ -68,6 +68,16 @@ static int routable(const struct sockaddr_storage *d, const struct fwd_limits *l
 	return 0;
 }
 
+/* A receive buffer for bursts (U_RCVBUF; beyond net.core.rmem_max with CAP_NET_ADMIN, which
+ * the transparent sockets need anyway): a full one drops in the kernel, unseen. */
+void udp_rcvbuf(int fd)
+{
+	int size = U_RCVBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
 /* ---- counting ---- */
 
 void udp_drop(struct udprelay *r, struct usess *s, enum udrop why)
@@ -323,6 +333,7 @@ static int listen_transparent(int family, uint16_t port, char *err, size_t errle
 		: (what = "IP_TRANSPARENT", setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0 ||
 						setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one)) < 0))
 		goto fail;
+	udp_rcvbuf(fd);
 	what = "bind";
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6))

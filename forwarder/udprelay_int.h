@@ -20,6 +20,7 @@
 #define U_DGRAM_MAX  65535
 #define U_HDR_MAX    22 /* RSV, FRAG, ATYP, an IPv6 address, a port */
 #define UPROXY_STATS 256
+#define U_RCVBUF     (4 << 20) /* listeners and relay sockets: bursts at line rate */
 
 enum udrop { /* why a datagram was dropped: the stats' "dropped" */
 	     UD_UNKNOWN,
@@ -111,6 +112,7 @@ struct udprelay {
 };
 
 int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+void udp_rcvbuf(int fd);
 void udp_drop(struct udprelay *r, struct usess *s, enum udrop why);
 void sess_flush(struct udprelay *r, struct usess *s);
 

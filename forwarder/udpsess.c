@@ -388,6 +388,8 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 		return;
 	}
 	s->ufd = socket(s->relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->ufd >= 0)
+		udp_rcvbuf(s->ufd);
 	if (s->ufd < 0 || !(s->uh = ev_add_fd(r->ev, s->ufd, EPOLLIN, on_relay, s))) {
 		sess_fail(r, s, "cannot open a socket to the relay");
 		return;

@@ -38,7 +38,7 @@ metrics=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http
 check_match "/metrics: pgw_proxy_udp per proxy" "$metrics" 'pgw_proxy_udp\{proxy="socks-auth",id="1"\} 0.*pgw_proxy_udp\{proxy="dante",id="4"\} 1'
 # dante that refuses UDP ASSOCIATE: after its restart, no
 lab_stop_pid "$(awk '$2 == "danted" {print $1}' "$LAB_DIR/pids")"
-LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 command: udpassociate }" lab_start_dante || exit 1
+LAB_DANTE_RULES="socks block { from: 0/0 to: 0/0 command: udpassociate }" lab_start_dante || exit 1
 check "dante with UDP ASSOCIATE blocked: udp=no" wait_for 12 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT udp FROM proxy_health WHERE proxy_id = 4')\" = no ]"
 check_eq "... still up for TCP" "$(db "SELECT status FROM proxy_health WHERE proxy_id = 4")" "up"
 check_match "... and the reason is kept" "$(db "SELECT udp_error FROM proxy_health WHERE proxy_id = 4")" "UDP ASSOCIATE"

@@ -179,7 +179,7 @@ check "... the forwarder closed .10's association (its control connection died, 
 check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
 
 # a proxy that stops carrying UDP while its TCP still works: UDP blocked, TCP goes on
-LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 command: udpassociate }" lab_start_dante || exit 1
+LAB_DANTE_RULES="socks block { from: 0/0 to: 0/0 command: udpassociate }" lab_start_dante || exit 1
 check "dante back without UDP ASSOCIATE: up, udp=no" \
 	wait_for 15 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' $PGW_DB 'SELECT status || udp FROM proxy_health WHERE proxy_id = 4')\" = upno ]"
 check "... .10 active again but not in udp4" wait_for 5 bash -c \

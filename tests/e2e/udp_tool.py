@@ -6,6 +6,7 @@
                                  COUNT datagrams one at a time and waits for each echo; prints JSON
                                  {"flows", "ok_flows", "sent", "received", "wrong_source"}
   ping SRC DST PORT COUNT        round trips one at a time; prints JSON with min/p50/p99/avg in us
+  socksping PROXY PPORT DST PORT COUNT   the same through a SOCKS5 UDP relay used directly
   send SRC DST PORT COUNT        COUNT datagrams, no waiting (to see what reaches where)
   badsocks ADDR PORT             a SOCKS5 server (no auth; CONNECT to IPv4, UDP ASSOCIATE) whose relay sends
                                  each datagram on and returns the answer in bad shapes first
@@ -103,6 +104,37 @@ def ping(src, dst, port, count):
             while True:
                 data, _ = s.recvfrom(2048)
                 if data == b"p%d" % i:
+                    break
+            rtts.append((time.perf_counter_ns() - t0) / 1000)
+        except socket.timeout:
+            lost += 1
+    rtts.sort()
+    pick = lambda q: round(rtts[min(len(rtts) - 1, int(q * len(rtts)))], 1) if rtts else None
+    print(json.dumps({"count": int(count), "lost": lost, "min_us": pick(0), "p50_us": pick(0.5),
+                      "p99_us": pick(0.99), "avg_us": round(sum(rtts) / len(rtts), 1) if rtts else None}))
+
+
+def socksping(proxy, pport, dst, port, count):
+    """ping through a SOCKS5 proxy's UDP relay used directly (UDP ASSOCIATE, no auth, IPv4)"""
+    c = socket.create_connection((proxy, int(pport)), 5)
+    c.sendall(b"\x05\x01\x00")
+    c.recv(2)
+    c.sendall(b"\x05\x03\x00\x01\0\0\0\0\0\0")
+    r = c.recv(300)
+    relay = (socket.inet_ntoa(r[4:8]), struct.unpack("!H", r[8:10])[0])
+    if relay[0] == "0.0.0.0":
+        relay = (proxy, relay[1])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    hdr = socks_header(dst, int(port))
+    rtts, lost = [], 0
+    for i in range(int(count)):
+        t0 = time.perf_counter_ns()
+        s.sendto(hdr + b"p%d" % i, relay)
+        try:
+            while True:
+                data, _ = s.recvfrom(2048)
+                if data.endswith(b"p%d" % i):
                     break
             rtts.append((time.perf_counter_ns() - t0) / 1000)
         except socket.timeout:
@@ -222,7 +254,7 @@ def badsocks(addr, port):
 
 
 if __name__ == "__main__":
-    cmds = {"echo": echo, "flows": flows, "ping": ping, "send": send, "badsocks": badsocks}
+    cmds = {"echo": echo, "flows": flows, "ping": ping, "socksping": socksping, "send": send, "badsocks": badsocks}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
