@@ -111,14 +111,17 @@ void e_tproxy(struct nftnl_rule *r, uint32_t family, uint32_t mark, uint16_t por
 	struct nftnl_expr *set = nftnl_expr_alloc("meta"), *tp = nftnl_expr_alloc("tproxy");
 	uint16_t be = htons(port);
 
-	e_imm(r, &mark, sizeof(mark));
-	nftnl_expr_set_u32(set, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-	nftnl_expr_set_u32(set, NFTNL_EXPR_META_SREG, NFT_REG_1);
-	e_add(r, set);
+	/* tproxy first: without a transparent socket on the port it ends the rule (NFT_BREAK), so
+	 * only a packet handed to the forwarder is marked, and only a marked one is routed to the
+	 * local stack and accepted by lan_in; the rest goes on to the forward chain: refused */
 	e_imm(r, &be, sizeof(be));
 	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_FAMILY, family);
 	nftnl_expr_set_u32(tp, NFTNL_EXPR_TPROXY_REG_PORT, NFT_REG_1);
 	e_add(r, tp);
+	e_imm(r, &mark, sizeof(mark));
+	nftnl_expr_set_u32(set, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(set, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	e_add(r, set);
 	e_verdict(r, NF_ACCEPT, NULL);
 }
 

@@ -15,11 +15,11 @@
  *   [forwarder_mode=tproxy, instead of the two TCP rules (prerouting keeps only the DNS ones):
  *    chain mangle_prerouting { type filter hook prerouting priority mangle;
  *     iifname LAN meta l4proto tcp ip saddr @active4 tcp dport != 53 counter
- *     meta mark set 0x2470 tproxy ip to :TPROXY accept
+ *     tproxy ip to :TPROXY meta mark set 0x2470 accept
  *     (and the same with ip6 saddr @active6 ... tproxy ip6 to :TPROXY) }, and in lan_in: meta mark 0x2470 accept]
  *   [udp_relay on: chain mangle_prerouting (as above) also holds, in every forwarder_mode,
  *     iifname LAN meta l4proto udp ip saddr @udp4 udp dport != 53 udp dport != 443 counter
- *     meta mark set 0x2470 tproxy ip to :TPROXY accept      (and ip6 saddr @udp6 ... tproxy ip6)
+ *     tproxy ip to :TPROXY meta mark set 0x2470 accept      (and ip6 saddr @udp6 ... tproxy ip6)
  *    and lan_in the mark rule: their UDP reaches the forwarder's UDP relay; port 53 stays the
  *    resolver's, port 443 (QUIC) is refused below like everyone's]
  *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING

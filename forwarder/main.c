@@ -72,7 +72,7 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 static int reload(struct forwarder *f, const char *why)
 {
 	struct fwd_table *t = NULL, *old;
-	struct fwd_limits l;
+	struct fwd_limits l = {0};
 	struct fwd_dns dns;
 	char err[512];
 

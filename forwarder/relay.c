@@ -423,16 +423,6 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		ev_stop(ev);
 }
 
-/* The same path as when the connection was accepted: same proxy, same configured endpoint
- * (host and port as set, so a name resolving elsewhere this time cuts nothing), same type and
- * credentials, and the client still active. */
-static int same_path(const struct fwd_entry *now, const struct fwd_entry *then)
-{
-	return now && now->state == FWD_ACTIVE && now->proxy_id == then->proxy_id && now->type == then->type &&
-	       now->endpoint == then->endpoint && strcmp(now->user, then->user) == 0 &&
-	       strcmp(now->pass, then->pass) == 0;
-}
-
 void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
@@ -448,7 +438,7 @@ void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 		struct net_ip ip;
 		/* refused at accept (not counted) are closing anyway */
 		c->revoked = c->counted && net_ip_from_sa(&c->client, &ip) == 0 &&
-			     !same_path(table_lookup(w->sh->table, &ip), &c->map);
+			     !table_same_path(table_lookup(w->sh->table, &ip), &c->map);
 	}
 	pthread_rwlock_unlock(&w->sh->lock);
 	for (c = w->conns; c; c = next) {

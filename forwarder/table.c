@@ -177,3 +177,10 @@ const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net
 			return &t->slots[i];
 	return NULL;
 }
+
+int table_same_path(const struct fwd_entry *now, const struct fwd_entry *then)
+{
+	return now && now->state == FWD_ACTIVE && now->proxy_id == then->proxy_id && now->type == then->type &&
+	       now->endpoint == then->endpoint && strcmp(now->user, then->user) == 0 &&
+	       strcmp(now->pass, then->pass) == 0;
+}

@@ -40,5 +40,9 @@ void table_free(struct fwd_table *t);
 size_t table_size(const struct fwd_table *t);
 /* The entry for a client, or NULL (unknown). The pointer lives as long as the table. */
 const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net_ip *client);
+/* now (an entry of the current table, or NULL) is still the path then was: the client active,
+ * the same proxy, configured endpoint (host and port as set, so a name resolving elsewhere this
+ * time changes nothing), type and credentials. */
+int table_same_path(const struct fwd_entry *now, const struct fwd_entry *then);
 
 #endif

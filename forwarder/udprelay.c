@@ -1,12 +1,13 @@
 /* udprelay.c - see udprelay.h.
  *
- * A session (struct usess) is one client address: its copy of the mapping, the control
- * connection (connecting and handshaking, then only watched: its end ends the session), the UDP
- * socket that talks to the relay and the flows. A flow (struct uflow) is one client port and one
- * destination: a socket bound to that destination (IP_TRANSPARENT) so that replies reach the
- * client from the address it sent to. Replies from the relay go to the flow of their source; one
- * from a source no flow has sent to goes to the client's most recently used port (full cone per
- * client: what games, VoIP and WebRTC expect of a NAT). Datagrams that arrive while the session
+ * A session (struct usess, udpsess.c) is one client socket (address and port): its copy of the
+ * mapping, the control connection (connecting and handshaking, then only watched: its end ends
+ * the session), the UDP socket that talks to the relay and the flows. A flow (struct uflow) is
+ * one destination of that socket: a socket bound to that destination (IP_TRANSPARENT) so that
+ * replies reach the client from the address it sent to. Replies from the relay go to the flow of
+ * their source; one from a source the socket never sent to gets a flow of its own (full cone:
+ * what games, VoIP and WebRTC expect of a NAT). What a client's sockets share (limits, the
+ * backoff after a failed association) is struct uclient. Datagrams that arrive while a session
  * is set up wait in a short queue. */
 #include "udprelay_int.h"
 
@@ -49,23 +50,37 @@ int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 	return 0;
 }
 
-/* Destinations never relayed: this host and nowhere (0/8, 127/8, ::, ::1), link-local,
- * multicast, broadcast and the LAN itself (discovery traffic stays on the LAN, dropped here). */
-static int routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
+int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
 {
 	if (d->ss_family == AF_INET) {
 		uint32_t a = ntohl(((const struct sockaddr_in *)d)->sin_addr.s_addr);
 		return (a >> 24) != 0 && (a >> 24) != 127 && (a >> 16) != 0xa9fe && (a >> 28) != 0xe &&
-		       a != 0xffffffffu && (!l->lan_mask || (a & l->lan_mask) != (l->lan_addr & l->lan_mask));
+		       (a >> 28) != 0xf && (!l->lan_mask || (a & l->lan_mask) != (l->lan_addr & l->lan_mask));
 	}
 	if (d->ss_family == AF_INET6) {
 		const uint8_t *a = ((const struct sockaddr_in6 *)d)->sin6_addr.s6_addr;
-		static const uint8_t zero[15];
-		if (memcmp(a, zero, 15) == 0) /* :: and ::1 */
+		static const uint8_t zero[10];
+		if (memcmp(a, zero, 10) == 0) /* ::, ::1, ::a.b.c.d and ::ffff:a.b.c.d (no IPv4 by the back door) */
 			return 0;
 		return a[0] != 0xff && !(a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
 	}
 	return 0;
+}
+
+int udp_addr_local(const struct sockaddr_storage *a)
+{
+	struct sockaddr_storage probe = *a;
+	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local;
+
+	if (fd < 0)
+		return 1; /* cannot tell: treated as local, refused */
+	if (probe.ss_family == AF_INET)
+		((struct sockaddr_in *)&probe)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&probe)->sin6_port = 0;
+	local = bind(fd, (struct sockaddr *)&probe, net_sa_len(&probe)) == 0 || errno != EADDRNOTAVAIL;
+	close(fd);
+	return local;
 }
 
 /* A receive buffer for bursts (U_RCVBUF; beyond net.core.rmem_max with CAP_NET_ADMIN, which
@@ -93,7 +108,7 @@ void sess_flush(struct udprelay *r, struct usess *s)
 	struct upstat *p;
 	unsigned slot;
 
-	if (!(s->dg_up | s->dg_down | s->n_drop) && s->n_flows == s->flushed_flows)
+	if (!(s->dg_up | s->dg_down | s->n_drop | s->new_session | s->new_failure) && s->n_flows == s->flushed_flows)
 		return;
 	stats_client_udp(&r->sh->stats, &s->map.client, s->dg_up, s->dg_down, s->b_up, s->b_down, s->n_drop,
 			 (long)s->n_flows - (long)s->flushed_flows);
@@ -175,7 +190,23 @@ static enum udrop allowed(struct udprelay *r, const struct net_ip *client, struc
 	return why;
 }
 
-/* One datagram from a client (src) to dst. */
+/* A token bucket of pps datagrams per client, refilled continuously: 1 when one is taken. */
+static int take_token(struct uclient *c, unsigned pps, uint64_t now)
+{
+	if (c->tokens < 0)
+		c->tokens = pps;
+	c->tokens += (double)(now - c->tok_ms) * pps / 1000.0;
+	c->tok_ms = now;
+	if (c->tokens > pps)
+		c->tokens = pps;
+	if (c->tokens < 1.0)
+		return 0;
+	c->tokens -= 1.0;
+	return 1;
+}
+
+/* One datagram from a client socket (src) to dst. Everything that costs (a session: a TCP
+ * connection and sockets) comes after the checks that cost nothing. */
 static void from_client(struct udprelay *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
 			const uint8_t *data, size_t len)
 {
@@ -183,52 +214,62 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 	struct uclient *c;
 	struct usess *s;
 	struct uflow *f;
+	struct fwd_entry e;
+	struct fwd_limits l;
+	const struct fwd_limits *lim;
 	uint64_t now = ev_now_ms();
 
 	if (net_ip_from_sa(src, &cip) < 0)
 		return;
 	s = sess_find(r, src);
-	if (!s) {
-		struct fwd_entry e;
-		struct fwd_limits l;
+	if (s) {
+		c = s->c;
+		lim = &s->lim;
+	} else {
 		enum udrop why = allowed(r, &cip, &e, &l);
 		if (why != UD_MAX) {
 			udp_drop(r, NULL, why);
 			return;
 		}
-		c = client_get(r, &cip, now, 1);
-		if (!c || now < c->retry_at || !(s = sess_new(r, c, src, &e, &l, now))) {
-			explicit_bzero(&e, sizeof(e));
+		lim = &l;
+		if (!(c = client_get(r, &cip, now, 1))) {
 			udp_drop(r, NULL, UD_NO_SESSION);
-			return;
+			goto out;
 		}
-		explicit_bzero(&e, sizeof(e));
 	}
-	c = s->c;
-	if (!routable(dst, &s->lim)) {
+	if (!udp_routable(dst, lim)) {
 		udp_drop(r, s, UD_NOT_ROUTABLE);
-		return;
+		goto out;
 	}
-	/* a token bucket of udp_client_pps datagrams per client, refilled continuously */
-	if (c->tokens < 0)
-		c->tokens = s->lim.udp_client_pps;
-	c->tokens += (double)(now - c->tok_ms) * s->lim.udp_client_pps / 1000.0;
-	c->tok_ms = now;
-	if (c->tokens > s->lim.udp_client_pps)
-		c->tokens = s->lim.udp_client_pps;
-	if (c->tokens < 1.0) {
+	if (!take_token(c, lim->udp_client_pps, now)) {
 		udp_drop(r, s, UD_RATE);
-		return;
+		goto out;
 	}
-	c->tokens -= 1.0;
-	f = flow_get(r, s, dst, now);
-	if (!f)
+	if (!s) {
+		if (c->n_flows >= lim->udp_client_flows)
+			udp_drop(r, NULL, UD_FLOWS);
+		else if (udp_addr_local(dst)) /* the gateway's own address: nothing to relay there */
+			udp_drop(r, NULL, UD_NOT_ROUTABLE);
+		else if (now < c->retry_at || c->n_connecting >= U_CONNECTING ||
+			 atomic_load(&r->n_sessions) >= U_SESSIONS)
+			udp_drop(r, NULL, UD_NO_SESSION);
+		else if (!(s = sess_new(r, c, src, &e, &l, now)))
+			udp_drop(r, NULL, UD_NO_SESSION);
+		explicit_bzero(&e, sizeof(e));
+		if (!s)
+			return;
+	}
+	if (!(f = flow_get(r, s, dst, now)))
 		return; /* counted */
 	s->last = now;
 	if (s->state == US_READY)
 		send_up(r, s, dst, data, len);
 	else
 		sess_queue(r, s, dst, data, len);
+	return;
+out:
+	if (!s)
+		explicit_bzero(&e, sizeof(e));
 }
 
 /* The original destination of a TPROXYed datagram (IP_RECVORIGDSTADDR / IPV6_RECVORIGDSTADDR). */
@@ -380,8 +421,8 @@ int udprelay_start(struct fwd_shared *sh, uint16_t port, struct udprelay **out)
 	log_info("udp: relay listening on port %u (TPROXY, IPv4%s)", port, r->lfd6 >= 0 ? " and IPv6" : "");
 	return 0;
 fail:
-	snprintf(r->error, sizeof(r->error), "out of memory");
-	log_warnx("udp: relay off: %s", r->error);
+	snprintf(r->error, sizeof(r->error), "cannot start its thread: %s", strerror(errno ? errno : ENOMEM));
+	log_warnx("udp: relay off: %s; client UDP is dropped on the gateway", r->error);
 	return 0;
 }
 

@@ -12,15 +12,18 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define U_BUCKETS    1024 /* sessions by client address */
-#define U_QUEUE	     16	  /* datagrams a session holds while its association is set up */
-#define U_BATCH	     64	  /* datagrams read per wakeup, per socket */
-#define U_RETRY_MS   1000 /* after a failed association: the client's datagrams dropped this long */
-#define U_TICK_MS    500
-#define U_DGRAM_MAX  65535
-#define U_HDR_MAX    22 /* RSV, FRAG, ATYP, an IPv6 address, a port */
-#define UPROXY_STATS 256
-#define U_RCVBUF     (4 << 20) /* listeners and relay sockets: bursts at line rate */
+#define U_BUCKETS     1024	 /* sessions by client socket, clients by address */
+#define U_QUEUE	      16	 /* datagrams a session holds while its association is set up */
+#define U_QUEUE_BYTES (64 << 10) /* ... and their bytes at most */
+#define U_CONNECTING  64	 /* associations of one client being set up at once */
+#define U_SESSIONS    32768	 /* sessions in all */
+#define U_BATCH	      64	 /* datagrams read per wakeup, per socket */
+#define U_RETRY_MS    1000	 /* after a failed association: the client's datagrams dropped this long */
+#define U_TICK_MS     500
+#define U_DGRAM_MAX   65535
+#define U_HDR_MAX     22 /* RSV, FRAG, ATYP, an IPv6 address, a port */
+#define UPROXY_STATS  256
+#define U_RCVBUF      (4 << 20) /* listeners and relay sockets: bursts at line rate */
 
 enum udrop { /* why a datagram was dropped: the stats' "dropped" */
 	     UD_UNKNOWN,
@@ -60,7 +63,7 @@ struct upend {
 struct uclient {
 	struct uclient *hnext;
 	struct net_ip ip;
-	unsigned n_sessions, n_flows;
+	unsigned n_sessions, n_flows, n_connecting;
 	double tokens;
 	uint64_t tok_ms, retry_at;
 };
@@ -81,11 +84,13 @@ struct usess {
 	struct sockaddr_storage relay;
 	struct uflow *flows; /* most recently used first */
 	unsigned n_flows, flushed_flows, n_pend;
+	size_t pend_bytes;
 	struct upend *pend, **pend_tail;
 	uint64_t deadline, last;
 	/* since the last flush into the stats */
 	uint64_t dg_up, dg_down, b_up, b_down, n_drop;
 	unsigned new_session, new_failure;
+	int revoke; /* sess_revalidate: judged under the table lock, closed after it */
 };
 
 struct upstat {
@@ -112,6 +117,11 @@ struct udprelay {
 };
 
 int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* A destination the relay may send to or answer from: not this host, nowhere, link-local,
+ * multicast, broadcast, reserved, IPv4-mapped or the LAN network (l: lan_cidr). */
+int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l);
+/* 1 when a is one of the gateway's own addresses (a plain bind to it works). */
+int udp_addr_local(const struct sockaddr_storage *a);
 void udp_rcvbuf(int fd);
 void udp_drop(struct udprelay *r, struct usess *s, enum udrop why);
 void sess_flush(struct udprelay *r, struct usess *s);

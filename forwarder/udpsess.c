@@ -95,6 +95,7 @@ static void drop_pending(struct udprelay *r, struct usess *s)
 	}
 	s->pend_tail = &s->pend;
 	s->n_pend = 0;
+	s->pend_bytes = 0;
 }
 
 /* Close the proxy side and every flow; the session stays (failed) or goes (sess_free). */
@@ -143,6 +144,8 @@ void sess_free(struct udprelay *r, struct usess *s, enum uend why)
 		log_info("udp: client=%s port=%u proxy=%lld association closed (%s)", ip, ntohs(port_of(&s->src)),
 			 (long long)s->map.proxy_id, end_text(why));
 	}
+	if (s->state == US_CONNECTING)
+		s->c->n_connecting--;
 	sess_close_io(r, s);
 	sess_flush(r, s);
 	while (*pp != s)
@@ -207,6 +210,7 @@ struct usess *sess_new(struct udprelay *r, struct uclient *c, const struct socka
 		r->sessions->prev = s;
 	r->sessions = s;
 	c->n_sessions++;
+	c->n_connecting++;
 	atomic_fetch_add(&r->n_sessions, 1);
 	atomic_fetch_add(&r->opened, 1);
 	memset(&any, 0, sizeof(any));
@@ -252,7 +256,7 @@ void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_stora
 {
 	struct upend *p;
 
-	if (s->n_pend >= U_QUEUE || !(p = malloc(sizeof(*p) + len))) {
+	if (s->n_pend >= U_QUEUE || s->pend_bytes + len > U_QUEUE_BYTES || !(p = malloc(sizeof(*p) + len))) {
 		udp_drop(r, s, UD_QUEUE_FULL);
 		return;
 	}
@@ -263,13 +267,19 @@ void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_stora
 	*s->pend_tail = p;
 	s->pend_tail = &p->next;
 	s->n_pend++;
+	s->pend_bytes += len;
 }
 
-/* A socket bound to remote (a foreign address: IP_TRANSPARENT) to answer the client from. */
+/* A socket bound to remote (a foreign address: IP_TRANSPARENT) to answer the client from; -1
+ * on error, -2 when remote is one of the gateway's own addresses: a transparent socket there
+ * would take that address's traffic from the gateway's own services, so none is made. */
 static int reply_socket(const struct sockaddr_storage *remote)
 {
-	int one = 1, fd = socket(remote->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, fd;
 
+	if (udp_addr_local(remote))
+		return -2;
+	fd = socket(remote->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if ((remote->ss_family == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
@@ -291,8 +301,8 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 		return NULL;
 	}
 	if (!(f = calloc(1, sizeof(*f))) || (f->fd = reply_socket(remote)) < 0) {
+		udp_drop(r, s, f && f->fd == -2 ? UD_NOT_ROUTABLE : UD_SEND);
 		free(f);
-		udp_drop(r, s, UD_SEND);
 		return NULL;
 	}
 	f->remote = *remote;
@@ -332,6 +342,10 @@ static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const s
 		}
 	if (remote->ss_family != s->src.ss_family) { /* no way to answer an IPv4 client from IPv6 */
 		udp_drop(r, s, UD_BAD_HEADER);
+		return NULL;
+	}
+	if (!udp_routable(remote, &s->lim)) { /* a source the relay names must be one we could send to */
+		udp_drop(r, s, UD_NOT_ROUTABLE);
 		return NULL;
 	}
 	return flow_new(r, s, remote, now);
@@ -378,6 +392,13 @@ static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)
 	}
 }
 
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	struct net_ip x, y;
+
+	return net_ip_from_sa(a, &x) == 0 && net_ip_from_sa(b, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
+}
+
 /* The handshake done: the relay's address, a socket to talk to it, the queue sent. */
 static void sess_ready(struct udprelay *r, struct usess *s)
 {
@@ -385,6 +406,12 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 
 	if (socks5_udp_relay(&s->hs->bound, &s->map.proxy, &s->relay) < 0) {
 		sess_fail(r, s, "no relay address in the UDP ASSOCIATE reply");
+		return;
+	}
+	/* the proxy names where client data goes: its own address (wherever that is: the LAN, this
+	 * host), else never this host, the LAN or nowhere */
+	if (!same_host(&s->relay, &s->map.proxy) && (!udp_routable(&s->relay, &s->lim) || udp_addr_local(&s->relay))) {
+		sess_fail(r, s, "the UDP ASSOCIATE reply names a relay on this host, the LAN or nowhere");
 		return;
 	}
 	s->ufd = socket(s->relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -398,6 +425,7 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 	free(s->hs);
 	s->hs = NULL;
 	s->state = US_READY;
+	s->c->n_connecting--;
 	ev_mod_fd(r->ev, s->ch, EPOLLIN | EPOLLRDHUP);
 	net_ip_str(&s->map.client, ip);
 	log_debug("udp: client=%s proxy=%lld association up", ip, (long long)s->map.proxy_id);
@@ -409,6 +437,7 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 	}
 	s->pend_tail = &s->pend;
 	s->n_pend = 0;
+	s->pend_bytes = 0;
 }
 
 static void on_ctl(struct evloop *ev, int fd, uint32_t events, void *arg)
@@ -438,8 +467,10 @@ static void on_ctl(struct evloop *ev, int fd, uint32_t events, void *arg)
 	/* the association lives as long as its control connection (RFC 1928 7): nothing more is
 	 * expected on it; its end (or an error) ends the session */
 	n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || (events & (EPOLLHUP | EPOLLERR)))
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || (events & (EPOLLHUP | EPOLLERR))) {
+		s->c->retry_at = ev_now_ms() + U_RETRY_MS; /* a proxy that ends associations gets no storm */
 		sess_free(r, s, UE_PROXY_CLOSED);
+	}
 }
 
 void sess_tick(struct udprelay *r, uint64_t now)
@@ -476,17 +507,18 @@ void sess_revalidate(struct udprelay *r)
 {
 	struct usess *s, *next;
 
-	pthread_rwlock_rdlock(&r->sh->lock);
-	for (s = r->sessions; s; s = next) {
+	pthread_rwlock_rdlock(&r->sh->lock); /* judged under the lock, closed after it */
+	for (s = r->sessions; s; s = s->next) {
 		const struct fwd_entry *e = table_lookup(r->sh->table, &s->map.client);
-		next = s->next;
 		s->lim = r->sh->limits;
-		if (e && e->state == FWD_ACTIVE && e->type == UPSTREAM_SOCKS5 && e->udp && s->lim.udp_on &&
-		    e->proxy_id == s->map.proxy_id && e->path == s->map.path)
-			continue;
-		sess_free(r, s, UE_REVOKED);
+		s->revoke = !(table_same_path(e, &s->map) && e->type == UPSTREAM_SOCKS5 && e->udp && s->lim.udp_on);
 	}
 	pthread_rwlock_unlock(&r->sh->lock);
+	for (s = r->sessions; s; s = next) {
+		next = s->next;
+		if (s->revoke)
+			sess_free(r, s, UE_REVOKED);
+	}
 	clients_gc(r, 0, 1); /* a new decision: no backoff from the old one */
 }
 

@@ -41,6 +41,8 @@ sleep 0.5
 udp_ok() { as_nobody /usr/bin/python3 "$ROOT/tests/e2e/udp_tool.py" ping 0.0.0.0 "$1" 9999 2 | grep -q '"lost": 0'; }
 check "on: the service user's UDP reaches a proxy's host (its UDP relay)" udp_ok $LAB_SOCKS_NOAUTH
 check_fails "on: ... and no other host" udp_ok $LAB_WEB
+check "   (that host's UDP echo does answer, from its own namespace)" \
+	bash -c "ip netns exec $(lab_ns wan) python3 $ROOT/tests/e2e/udp_tool.py ping 0.0.0.0 $LAB_WEB 9999 2 | grep -q '\"lost\": 0'"
 check_fails "on: root's UDP does not reach the proxy's host" \
 	bash -c "ip netns exec $(lab_ns gw) python3 $ROOT/tests/e2e/udp_tool.py ping 0.0.0.0 $LAB_SOCKS_NOAUTH 9999 2 | grep -q '\"lost\": 0'"
 

@@ -4,7 +4,7 @@
   echo ADDR PORT LOG             echo server; one line "SRC_IP SRC_PORT LEN" per datagram in LOG
   flows DST PORT SRCS PER COUNT  PER sockets per source address (comma-separated SRCS), each sends
                                  COUNT datagrams one at a time and waits for each echo; prints JSON
-                                 {"flows", "ok_flows", "sent", "received", "wrong_source"}
+                                 {"flows", "ok_flows", "sent", "received", "wrong_source", "crossed"}
   ping SRC DST PORT COUNT        round trips one at a time; prints JSON with min/p50/p99/avg in us
   socksping PROXY PPORT DST PORT COUNT   the same through a SOCKS5 UDP relay used directly
   send SRC DST PORT COUNT        COUNT datagrams, no waiting (to see what reaches where)
@@ -40,6 +40,9 @@ def echo(addr, port, log):
 
 
 def flows(dst, port, srcs, per, count):
+    """each socket's datagrams carry its own port and a sequence number; a reply counts only when
+    it is the echo of what that very socket sent last (a reply crossed over from another socket
+    of the same device is counted as crossed)"""
     port, per, count = int(port), int(per), int(count)
     socks = []
     for src in srcs.split(","):
@@ -48,13 +51,23 @@ def flows(dst, port, srcs, per, count):
             s.bind((src, 0))
             s.setblocking(False)
             socks.append(s)
-    state = {s: {"sent": 0, "got": 0, "wrong": 0, "wait": None} for s in socks}
+    state = {s: {"sent": 0, "got": 0, "wrong": 0, "crossed": 0, "wait": None, "last": b""} for s in socks}
     deadline = time.time() + 60
-    # every socket has one datagram in flight at a time: 200 concurrent flows, each a stream
+
+    def send_next(s, now):
+        st = state[s]
+        st["last"] = f"{src_of(s)}:{st['sent']}".encode()
+        s.sendto(st["last"], (dst, port))
+        st["sent"] += 1
+        st["wait"] = now
+
+    def src_of(s):
+        a = s.getsockname()
+        return f"{a[0]}/{a[1]}"
+
+    # every socket has one datagram in flight at a time: concurrent flows, each a stream
     for s in socks:
-        s.sendto(f"{s.getsockname()[1]}:0".encode(), (dst, port))
-        state[s]["sent"] = 1
-        state[s]["wait"] = time.time()
+        send_next(s, time.time())
     while time.time() < deadline:
         live = [s for s in socks if state[s]["wait"] is not None]
         if not live:
@@ -64,32 +77,39 @@ def flows(dst, port, srcs, per, count):
         for s in r:
             try:
                 data, src = s.recvfrom(65535)
-            except BlockingIOError:
+            except (BlockingIOError, ConnectionRefusedError):
                 continue
             st = state[s]
             if src[0] != dst or src[1] != port:
                 st["wrong"] += 1
                 continue
+            if data != st["last"]:
+                st["crossed"] += 1
+                continue
             st["got"] += 1
             if st["sent"] < count:
-                s.sendto(f"{s.getsockname()[1]}:{st['sent']}".encode(), (dst, port))
-                st["sent"] += 1
-                st["wait"] = now
+                send_next(s, now)
             else:
                 st["wait"] = None
-        for s in live: # a lost datagram: send the next one after 1 s
+        for s in live:  # a lost datagram: send the next one after 1 s
             st = state[s]
             if st["wait"] is not None and now - st["wait"] > 1.0:
                 if st["sent"] < count:
-                    s.sendto(f"{s.getsockname()[1]}:{st['sent']}".encode(), (dst, port))
-                    st["sent"] += 1
-                    st["wait"] = now
+                    send_next(s, now)
                 else:
                     st["wait"] = None
     out = {"flows": len(socks), "ok_flows": sum(1 for s in socks if state[s]["got"] == count),
            "sent": sum(v["sent"] for v in state.values()), "received": sum(v["got"] for v in state.values()),
-           "wrong_source": sum(v["wrong"] for v in state.values())}
+           "wrong_source": sum(v["wrong"] for v in state.values()),
+           "crossed": sum(v["crossed"] for v in state.values())}
     print(json.dumps(out))
+
+
+def report(rtts, lost, count):
+    rtts.sort()
+    pick = lambda q: round(rtts[min(len(rtts) - 1, int(q * len(rtts)))], 1) if rtts else None
+    print(json.dumps({"count": int(count), "lost": lost, "min_us": pick(0), "p50_us": pick(0.5),
+                      "p99_us": pick(0.99), "avg_us": round(sum(rtts) / len(rtts), 1) if rtts else None}))
 
 
 def ping(src, dst, port, count):
@@ -108,10 +128,7 @@ def ping(src, dst, port, count):
             rtts.append((time.perf_counter_ns() - t0) / 1000)
         except socket.timeout:
             lost += 1
-    rtts.sort()
-    pick = lambda q: round(rtts[min(len(rtts) - 1, int(q * len(rtts)))], 1) if rtts else None
-    print(json.dumps({"count": int(count), "lost": lost, "min_us": pick(0), "p50_us": pick(0.5),
-                      "p99_us": pick(0.99), "avg_us": round(sum(rtts) / len(rtts), 1) if rtts else None}))
+    report(rtts, lost, count)
 
 
 def socksping(proxy, pport, dst, port, count):
@@ -139,10 +156,7 @@ def socksping(proxy, pport, dst, port, count):
             rtts.append((time.perf_counter_ns() - t0) / 1000)
         except socket.timeout:
             lost += 1
-    rtts.sort()
-    pick = lambda q: round(rtts[min(len(rtts) - 1, int(q * len(rtts)))], 1) if rtts else None
-    print(json.dumps({"count": int(count), "lost": lost, "min_us": pick(0), "p50_us": pick(0.5),
-                      "p99_us": pick(0.99), "avg_us": round(sum(rtts) / len(rtts), 1) if rtts else None}))
+    report(rtts, lost, count)
 
 
 def send(src, dst, port, count):

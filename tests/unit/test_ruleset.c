@@ -223,6 +223,15 @@ static int lets_through(const char *line)
 	       strstr(line, "tproxy") || strstr(line, "return") || strstr(line, "queue");
 }
 
+/* A TPROXY rule marks only after tproxy: a packet no transparent socket took stays unmarked
+ * (routed, refused in forward), never delivered to the gateway's own services. */
+static int marks_before_tproxy(const char *line)
+{
+	const char *tp = strstr(line, "tproxy"), *mark = strstr(line, "meta set mark");
+
+	return tp && (!mark || mark < tp);
+}
+
 /* Every redirect/TPROXY rule must look the client up in the active sets, but one: port 53 to the
  * resolver's port (15353 here), which answers any LAN device itself (refusing the unknown). */
 static int redirects_without_active(const char *line)
@@ -237,10 +246,13 @@ static int redirects_without_active(const char *line)
  * resolver's) nor 443 (QUIC, refused), and only with udp_relay on. */
 static int udp_rule_wrong(const char *line)
 {
+	const char *tp = strstr(line, "tproxy"), *mark = strstr(line, "meta set mark");
+
 	if (!strstr(line, "cmp eq reg 1 0x00000011 ]")) /* not a UDP rule */
 		return 0;
-	return !strstr(line, "set udp") || !strstr(line, "cmp neq reg 1 0x00003500 ]") ||
-	       !strstr(line, "cmp neq reg 1 0x0000bb01 ]") || !strstr(line, "tproxy");
+	return !strstr(line, "meta load iifname") || !strstr(line, "set udp") ||
+	       !strstr(line, "cmp neq reg 1 0x00003500 ]") || !strstr(line, "cmp neq reg 1 0x0000bb01 ]") || !tp ||
+	       !mark || mark < tp; /* marked only once a transparent socket took it */
 }
 
 static void test_invariant_over_settings(void **state)
@@ -291,6 +303,8 @@ static void test_invariant_over_settings(void **state)
 				int n = rules_of(text, "mangle_prerouting", udp_rule_wrong, why, sizeof(why));
 				if (n < 0 || (d.rules.udp && !strstr(text, "lookup reg 1 set udp4")))
 					fail_msg("case %u/%s: a UDP TPROXY rule too wide: %s", v, names[k], why);
+				if (rules_of(text, "mangle_prerouting", marks_before_tproxy, why, sizeof(why)) < 0)
+					fail_msg("case %u/%s: a TPROXY rule marks before tproxy: %s", v, names[k], why);
 				if (!d.rules.udp && strstr(text, "lookup reg 1 set udp"))
 					fail_msg("case %u/%s: UDP relayed with udp_relay off", v, names[k]);
 			}
