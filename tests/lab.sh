@@ -265,6 +265,7 @@ lab_start_dante() {
 	external: $LAB_DANTE6
 	socksmethod: none
 	clientmethod: none
+	udp.connectdst: no
 	user.privileged: root
 	user.unprivileged: nobody
 	client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }

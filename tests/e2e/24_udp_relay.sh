@@ -54,6 +54,14 @@ check_eq "the echo server saw .10's datagrams from dante's address, .11's from s
 r=$(tool lan flows $LAB_WEB6 7777 fd00:2::10 1 5)
 check_match "IPv6 client fd00:2::10 (dante): 5 datagrams echoed, each reply from [$LAB_WEB6]:7777" "$r" '"ok_flows": 1, "sent": 5, "received": 5, "wrong_source": 0'
 check_eq "... the echo server saw them from dante's IPv6 address" "$(awk '{print $1}' "$LAB_DIR/udp-echo6.log" | sort -u)" "$LAB_DANTE6"
+# full cone: an answer from a source the client socket never sent to still reaches it, from there
+lab_bg wan udp-echo-7778 python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_ECHO 7778 "$LAB_DIR/udp-echo-7778.log" 7779
+sleep 0.3
+r=$(lab_exec lan python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.168.2.10', 0)); s.settimeout(3)
+s.sendto(b'cone', ('$LAB_ECHO', 7778)); d, a = s.recvfrom(100); print(d.decode(), a[0], a[1])" 2>&1)
+check_eq "full cone: the answer from $LAB_ECHO:7779 (never sent to) reaches the client, from that address" "$r" "cone $LAB_ECHO 7779"
 # clients whose proxy carries no UDP: nothing leaves, nothing comes back
 before=$(wc -l <"$LAB_DIR/udp-echo-7777.log")
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.12,192.168.2.13 1 3)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """UDP peers and clients for the lab (issue 17), each bounded in count and time.
 
-  echo ADDR PORT LOG             echo server; one line "SRC_IP SRC_PORT LEN" per datagram in LOG
+  echo ADDR PORT LOG [RPORT]     echo server; one line "SRC_IP SRC_PORT LEN" per datagram in LOG;
+                                 with RPORT the answers leave from that port instead
   flows DST PORT SRCS PER COUNT  PER sockets per source address (comma-separated SRCS), each sends
                                  COUNT datagrams one at a time and waits for each echo; prints JSON
                                  {"flows", "ok_flows", "sent", "received", "wrong_source", "crossed"}
@@ -28,15 +29,19 @@ def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def echo(addr, port, log):
+def echo(addr, port, log, reply_port=None):
     s = socket.socket(family(addr), socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.bind((addr, int(port)))
+    out = s
+    if reply_port:  # answer from another port: a source the client never sent to (full cone)
+        out = socket.socket(family(addr), socket.SOCK_DGRAM)
+        out.bind((addr, int(reply_port)))
     with open(log, "a", buffering=1) as f:
         while True:
             data, src = s.recvfrom(65535)
             f.write(f"{src[0]} {src[1]} {len(data)}\n")
-            s.sendto(data, src)
+            out.sendto(data, src)
 
 
 def flows(dst, port, srcs, per, count):
