@@ -137,16 +137,20 @@ void sess_flush(struct udprelay *r, struct usess *s)
 
 void udprelay_write_stats(struct udprelay *r, FILE *out)
 {
-	int first = 1;
+	int first = 1, enabled;
 
 	if (!r)
 		return;
+	pthread_rwlock_rdlock(&r->sh->lock);
+	enabled = r->sh->limits.udp_on;
+	pthread_rwlock_unlock(&r->sh->lock);
 	fprintf(out,
-		",\"udp\":{\"listening\":%s,\"error\":\"%s\",\"sessions\":%lu,\"flows\":%lu,\"sessions_opened\":%lu,"
+		",\"udp\":{\"enabled\":%s,\"listening\":%s,\"error\":\"%s\",\"sessions\":%lu,\"flows\":%lu,\"sessions_"
+		"opened\":%lu,"
 		"\"datagrams_up\":%lu,\"datagrams_down\":%lu,\"bytes_up\":%lu,\"bytes_down\":%lu,\"session_ends\":{",
-		r->started ? "true" : "false", r->error, atomic_load(&r->n_sessions), atomic_load(&r->n_flows),
-		atomic_load(&r->opened), atomic_load(&r->dg_up), atomic_load(&r->dg_down), atomic_load(&r->b_up),
-		atomic_load(&r->b_down));
+		enabled ? "true" : "false", r->started ? "true" : "false", r->error, atomic_load(&r->n_sessions),
+		atomic_load(&r->n_flows), atomic_load(&r->opened), atomic_load(&r->dg_up), atomic_load(&r->dg_down),
+		atomic_load(&r->b_up), atomic_load(&r->b_down));
 	for (int i = 0; i < UE_MAX; i++)
 		fprintf(out, "%s\"%s\":%lu", i ? "," : "", end_names[i], atomic_load(&r->ends[i]));
 	fputs("},\"dropped\":{", out);

@@ -193,6 +193,10 @@ function renderDashboard() {
   $('#st-conns').textContent = state.fwd ? state.fwd.active : '–';
   const alerts = [];
   if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
+  const udp = state.fwd && state.fwd.udp;
+  if (udp && udp.enabled && !udp.listening) {
+    alerts.push(`UDP relay off: ${udp.error || 'not listening'}. Client UDP stays blocked (docs/DEPLOYMENT.md, capabilities).`);
+  }
   const stale = state.proxies.filter((p) => (state.health[p.id] || {}).stale).map((p) => p.name);
   if (stale.length) alerts.push(`No fresh health result for ${stale.join(', ')}: pgw-healthd is stopped or stuck, so their clients are blocked.`);
   const banner = $('#alert-banner');
@@ -586,8 +590,8 @@ function connectEvents() {
     const now = JSON.parse(ev.data), t = Date.now();
     if (state.fwdPrev) {
       const secs = (t - state.fwdPrev.t) / 1000;
-      const bytes = now.bytes_up + now.bytes_down - state.fwdPrev.bytes;
-      $('#st-rate').textContent = rate(secs > 0 ? bytes / secs : 0);
+      const bytes = now.bytes_up + now.bytes_down - state.fwdPrev.bytes; /* < 0: the forwarder restarted */
+      $('#st-rate').textContent = rate(secs > 0 && bytes > 0 ? bytes / secs : 0);
     }
     state.fwdPrev = { t, bytes: now.bytes_up + now.bytes_down };
     state.fwd = now;

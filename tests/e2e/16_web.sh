@@ -37,6 +37,8 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip" \
 	RESTART_API="kill \$(cat $LAB_DIR/api.pid)" \
 	RENAME_LAN="ip link set ens19 down && ip link set ens19 name lanx0 && ip link set lanx0 up" \
+	FWD_NOCAP="kill \$(awk '\$2 == \"pgw-forwarder\" {print \$1}' $LAB_DIR/pids) \$(cat $LAB_DIR/fwd2.pid 2>/dev/null) 2>/dev/null; sleep 0.5; setpriv --bounding-set=-net_admin,-net_raw --inh-caps=-net_admin,-net_raw $PGW_BIN/pgw-forwarder >>$LAB_DIR/pgw-forwarder-nocap.log 2>&1 & echo \$! >$LAB_DIR/fwd2.pid" \
+	FWD_CAP="kill \$(cat $LAB_DIR/fwd2.pid); sleep 0.5; $PGW_BIN/pgw-forwarder >>$LAB_DIR/pgw-forwarder-again.log 2>&1 & echo \$! >$LAB_DIR/fwd2.pid" \
 	RENAME_BACK="ip link set lanx0 down && ip link set lanx0 name ens19 && ip addr replace 192.168.2.1/24 dev ens19 && ip addr replace fd00:2::1/64 dev ens19 nodad && ip link set ens19 up"
 (cd "$ROOT/tests/web" && timeout 240 ip netns exec "$(lab_ns gw)" node ui.mjs) >"$LAB_DIR/ui.out" 2>&1
 rc=$?

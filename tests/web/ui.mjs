@@ -233,6 +233,16 @@ await step('... which clears by itself when the NIC is back', async () => {
   await page.locator('#alert-banner').waitFor({ state: 'hidden', timeout: 10000 });
 });
 
+await step('a UDP relay that cannot listen (pgw-forwarder without CAP_NET_ADMIN) raises a banner, live', async () => {
+  execSync(env.FWD_NOCAP);
+  await page.locator('#alert-banner').getByText('UDP relay off: IP_TRANSPARENT on UDP port').waitFor({ timeout: 15000 });
+});
+await shot(page, 'dashboard-udp-relay-off');
+await step('... which clears when pgw-forwarder has it again', async () => {
+  execSync(env.FWD_CAP);
+  await page.locator('#alert-banner').waitFor({ state: 'hidden', timeout: 15000 });
+});
+
 await step('after pgw-api restarts, the page reconnects by itself and stays live', async () => {
   apiDown = true;
   execSync(env.RESTART_API);
