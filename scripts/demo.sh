@@ -14,6 +14,9 @@ lab_up || exit 1
 trap 'exit 0' INT # Ctrl-C is how the demo ends: clean up (EXIT trap) and report success
 lab_start_peers || exit 1
 lab_start_dns || exit 1 # the lab's DNS server (zone pgw.lab), reached only through the proxies
+lab_start_dante || exit 1 # a SOCKS5 proxy that carries UDP too
+lab_start_udp_echo 7777 || exit 1 # a UDP echo server on the lab internet
+ip -n "$(lab_ns lan)" addr add 192.168.2.14/24 dev lan0 # one more client: a game console
 export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=text
 export PGW_JWT_SECRET_FILE=$LAB_DIR/jwt.secret PGW_HEALTH_URL=http://$LAB_WEB/ip PGW_WEB_DIR=$ROOT/web
 head -c 48 /dev/urandom | base64 | tr -d '\n' >"$PGW_JWT_SECRET_FILE"
@@ -25,6 +28,7 @@ chmod 600 "$PGW_JWT_SECRET_FILE"
 "$BIN/pgwctl" settings set health_timeout 2 >/dev/null
 "$BIN/pgwctl" settings set dns_upstream "$LAB_DNS:53" >/dev/null
 "$BIN/pgwctl" settings set dns_check_name "www.$LAB_ZONE" >/dev/null
+"$BIN/pgwctl" settings set udp_check "$LAB_DNS:53" >/dev/null # which proxies carry UDP: asked through each
 password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-16)
 echo "$password" | "$BIN/pgwctl" user add admin --role admin --password-stdin >/dev/null || exit 1
 
@@ -33,10 +37,11 @@ INSERT INTO proxies (name, type, host, port, username, password) VALUES
   ('socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
   ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
   ('http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
-  ('broken', 'socks5', '198.51.100.99', 1080, '', '');
+  ('broken', 'socks5', '198.51.100.99', 1080, '', ''),
+  ('dante', 'socks5', '$LAB_DANTE', 1080, '', '');
 INSERT INTO mappings (client_ip, proxy_id, label) VALUES
   ('192.168.2.10', 1, 'laptop'), ('192.168.2.11', 2, 'phone'),
-  ('192.168.2.12', 3, 'tv'), ('192.168.2.13', 4, 'printer (broken proxy)');
+  ('192.168.2.12', 3, 'tv'), ('192.168.2.13', 4, 'printer (broken proxy)'), ('192.168.2.14', 5, 'game console');
 SQL
 
 say "Starting the daemons..."
@@ -71,6 +76,7 @@ pgw demo is running (lab $LAB_ID).
 Clients (namespace $lan) and their proxies:
   192.168.2.10 -> socks-auth (microsocks, user/password)    192.168.2.11 -> socks-open (microsocks)
   192.168.2.12 -> http-auth  (tinyproxy, Basic auth)        192.168.2.13 -> broken (nothing there)
+  192.168.2.14 -> dante      (SOCKS5 with UDP ASSOCIATE: its UDP is relayed too)
 
 Try:
   ip netns exec $lan curl --interface 192.168.2.10 http://$LAB_WEB/ip   # answers 198.51.100.10: the proxy's exit
@@ -78,6 +84,9 @@ Try:
   ip netns exec $lan dig -b 192.168.2.10 @192.168.2.1 www.$LAB_ZONE     # DNS, resolved through 192.168.2.10's proxy
   ip netns exec $lan dig -b 192.168.2.12 @203.0.113.99 www.$LAB_ZONE    # any resolver address: the gateway answers
   grep 'from' $LAB_DIR/dnsmasq-queries.log | tail -3                    # the DNS server saw the proxies' exit addresses
+  ip netns exec $lan python3 $ROOT/tests/e2e/udp_tool.py ping 192.168.2.14 $LAB_ECHO 7777 5   # UDP through dante
+  cat $LAB_DIR/udp-echo-7777.log                                        # the echo server saw dante's address
+  ip netns exec $lan python3 $ROOT/tests/e2e/udp_tool.py ping 192.168.2.10 $LAB_ECHO 7777 2   # lost: microsocks has no UDP
   sqlite3 $PGW_DB 'SELECT proxy_id, status, latency_ms, exit_ip, last_error FROM proxy_health'
   kill $micro     # stop socks-open: within seconds its badge turns down and 192.168.2.11 is blocked
   ip netns exec $(lab_ns gw) nft list table inet pgw                    # the kill switch itself
