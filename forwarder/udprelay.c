@@ -294,33 +294,41 @@ static int orig_dst(struct msghdr *mh, struct sockaddr_storage *dst)
 	return -1;
 }
 
+int udp_recv_batch(struct udprelay *r, int fd, int with_cmsg)
+{
+	int n;
+
+	for (int i = 0; i < U_MMSG; i++) {
+		r->iov[i] = (struct iovec){.iov_base = r->slots + (size_t)i * U_SLOT, .iov_len = U_SLOT};
+		r->mm[i].msg_hdr = (struct msghdr){.msg_name = &r->from[i],
+						   .msg_namelen = sizeof(r->from[i]),
+						   .msg_iov = &r->iov[i],
+						   .msg_iovlen = 1,
+						   .msg_control = with_cmsg ? r->cm[i].buf : NULL,
+						   .msg_controllen = with_cmsg ? sizeof(r->cm[i].buf) : 0};
+	}
+	n = recvmmsg(fd, r->mm, U_MMSG, MSG_DONTWAIT, NULL);
+	return n > 0 ? n : 0;
+}
+
 static void on_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct udprelay *r = arg;
 
 	(void)ev, (void)events;
-	for (int i = 0; i < U_BATCH; i++) {
-		struct sockaddr_storage src, dst;
-		union {
-			char buf[CMSG_SPACE(sizeof(struct sockaddr_in6))];
-			struct cmsghdr align;
-		} cm;
-		struct iovec iov = {.iov_base = r->buf, .iov_len = sizeof(r->buf)};
-		struct msghdr mh = {.msg_name = &src,
-				    .msg_namelen = sizeof(src),
-				    .msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = cm.buf,
-				    .msg_controllen = sizeof(cm.buf)};
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+	for (int round = 0; round < U_BATCH / U_MMSG; round++) {
+		int n = udp_recv_batch(r, fd, 1);
 
-		if (n < 0)
-			break;
-		if (orig_dst(&mh, &dst) < 0) {
-			udp_drop(r, NULL, UD_NO_DST);
-			continue;
+		for (int i = 0; i < n; i++) {
+			struct sockaddr_storage dst;
+			if (orig_dst(&r->mm[i].msg_hdr, &dst) < 0) {
+				udp_drop(r, NULL, UD_NO_DST);
+				continue;
+			}
+			from_client(r, &r->from[i], &dst, r->iov[i].iov_base, r->mm[i].msg_len);
 		}
-		from_client(r, &src, &dst, r->buf, (size_t)n);
+		if (n < U_MMSG)
+			break;
 	}
 }
 
@@ -414,7 +422,8 @@ int udprelay_start(struct fwd_shared *sh, uint16_t port, struct udprelay **out)
 	if (r->lfd6 < 0)
 		log_warnx("udp: no IPv6 listener (%s): IPv4 clients only", err6);
 	r->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (r->wakefd < 0 || !(r->ev = ev_new()) || !ev_add_fd(r->ev, r->lfd4, EPOLLIN, on_listen, r) ||
+	r->slots = malloc((size_t)U_MMSG * U_SLOT); /* touched as datagrams need it */
+	if (r->wakefd < 0 || !r->slots || !(r->ev = ev_new()) || !ev_add_fd(r->ev, r->lfd4, EPOLLIN, on_listen, r) ||
 	    (r->lfd6 >= 0 && !ev_add_fd(r->ev, r->lfd6, EPOLLIN, on_listen, r)) ||
 	    !ev_add_fd(r->ev, r->wakefd, EPOLLIN, on_wake, r) || !ev_add_timer(r->ev, U_TICK_MS, U_TICK_MS, on_tick, r))
 		goto fail;
@@ -458,6 +467,7 @@ void udprelay_stop(struct udprelay *r)
 		if (*fd >= 0)
 			close(*fd);
 	pthread_mutex_destroy(&r->plock);
+	free(r->slots);
 	free(r);
 }
 

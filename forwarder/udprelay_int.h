@@ -20,8 +20,9 @@
 #define U_BATCH	      64	 /* datagrams read per wakeup, per socket */
 #define U_RETRY_MS    1000	 /* after a failed association: the client's datagrams dropped this long */
 #define U_TICK_MS     500
-#define U_DGRAM_MAX   65535
 #define U_HDR_MAX     22 /* RSV, FRAG, ATYP, an IPv6 address, a port */
+#define U_MMSG	      32 /* datagrams per recvmmsg() */
+#define U_SLOT	      65536
 #define UPROXY_STATS  256
 #define U_RCVBUF      (4 << 20) /* listeners and relay sockets: bursts at line rate */
 
@@ -109,7 +110,15 @@ struct udprelay {
 	atomic_ullong last_tick;
 	struct usess *sessions, *bucket[U_BUCKETS];
 	struct uclient *clients[U_BUCKETS];
-	uint8_t buf[U_DGRAM_MAX + U_HDR_MAX];
+	/* recvmmsg(): up to U_MMSG datagrams a call, from the listeners and the relay sockets */
+	uint8_t *slots; /* U_MMSG x U_SLOT bytes */
+	struct mmsghdr mm[U_MMSG];
+	struct iovec iov[U_MMSG];
+	struct sockaddr_storage from[U_MMSG];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct sockaddr_in6))];
+		struct cmsghdr align;
+	} cm[U_MMSG];
 	atomic_ulong n_sessions, n_flows, opened, dg_up, dg_down, b_up, b_down;
 	atomic_ulong drops[UD_MAX], ends[UE_MAX];
 	pthread_mutex_t plock;
@@ -123,6 +132,9 @@ int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l);
 /* 1 when a is one of the gateway's own addresses (a plain bind to it works). */
 int udp_addr_local(const struct sockaddr_storage *a);
 void udp_rcvbuf(int fd);
+/* Read up to U_MMSG datagrams from fd into r->mm / r->from (and r->cm, with_cmsg): how many, or
+ * 0 when none is waiting. */
+int udp_recv_batch(struct udprelay *r, int fd, int with_cmsg);
 void udp_drop(struct udprelay *r, struct usess *s, enum udrop why);
 void sess_flush(struct udprelay *r, struct usess *s);
 

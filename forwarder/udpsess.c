@@ -358,37 +358,40 @@ static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)
 	uint64_t now = ev_now_ms();
 
 	(void)ev, (void)events;
-	for (int i = 0; i < U_BATCH; i++) {
-		struct sockaddr_storage from, remote;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(fd, r->buf, sizeof(r->buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-		struct uflow *f;
-		size_t off;
-		int k;
+	for (int round = 0; round < U_BATCH / U_MMSG; round++) {
+		int n = udp_recv_batch(r, fd, 0);
 
-		if (n < 0)
+		for (int i = 0; i < n; i++) {
+			const uint8_t *buf = r->iov[i].iov_base;
+			size_t len = r->mm[i].msg_len, off;
+			struct sockaddr_storage remote;
+			struct uflow *f;
+			int k;
+
+			if (!sa_eq(&r->from[i], &s->relay)) {
+				udp_drop(r, s, UD_BAD_SOURCE);
+				continue;
+			}
+			k = socks5_udp_parse(buf, len, &remote, &off);
+			if (k < 0) {
+				udp_drop(r, s, k == -EPROTONOSUPPORT ? UD_FRAGMENT : UD_BAD_HEADER);
+				continue;
+			}
+			if (!(f = flow_for_reply(r, s, &remote, now)))
+				continue;
+			if (sendto(f->fd, buf + off, len - off, MSG_DONTWAIT, (struct sockaddr *)&s->src,
+				   net_sa_len(&s->src)) < 0) {
+				udp_drop(r, s, UD_SEND);
+				continue;
+			}
+			s->last = now;
+			s->dg_down++;
+			s->b_down += len - off;
+			atomic_fetch_add(&r->dg_down, 1);
+			atomic_fetch_add(&r->b_down, len - off);
+		}
+		if (n < U_MMSG)
 			break;
-		if (!sa_eq(&from, &s->relay)) {
-			udp_drop(r, s, UD_BAD_SOURCE);
-			continue;
-		}
-		k = socks5_udp_parse(r->buf, (size_t)n, &remote, &off);
-		if (k < 0) {
-			udp_drop(r, s, k == -EPROTONOSUPPORT ? UD_FRAGMENT : UD_BAD_HEADER);
-			continue;
-		}
-		if (!(f = flow_for_reply(r, s, &remote, now)))
-			continue;
-		if (sendto(f->fd, r->buf + off, (size_t)n - off, MSG_DONTWAIT, (struct sockaddr *)&s->src,
-			   net_sa_len(&s->src)) < 0) {
-			udp_drop(r, s, UD_SEND);
-			continue;
-		}
-		s->last = now;
-		s->dg_down++;
-		s->b_down += (size_t)n - off;
-		atomic_fetch_add(&r->dg_down, 1);
-		atomic_fetch_add(&r->b_down, (size_t)n - off);
 	}
 }
 
