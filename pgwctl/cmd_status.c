@@ -2,11 +2,57 @@
 #include "pgwctl.h"
 
 #include "db.h"
+#include "fwdstats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* The forwarder's UDP relay, from its stats file (read with SQLite's JSON functions). */
+static void udp_status(struct ctl *c)
+{
+	char path[512], *buf = NULL;
+	size_t len = 0;
+	sqlite3_stmt *st = NULL;
+	struct stat sb;
+	FILE *f;
+
+	fwdstats_path(c->cfg.run_dir, path, sizeof(path));
+	if (stat(path, &sb) < 0)
+		return;			    /* no forwarder has run here */
+	if (sb.st_mtime + 5 < time(NULL)) { /* it rewrites the file every second */
+		printf(
+		    "udp:      pgw-forwarder is not running (its stats are %lld s old): client UDP other than DNS is "
+		    "blocked\n",
+		    (long long)(time(NULL) - sb.st_mtime));
+		return;
+	}
+	if (!(f = fopen(path, "r")))
+		return;
+	if (getdelim(&buf, &len, '\0', f) > 0 &&
+	    sqlite3_prepare_v2(
+		c->db,
+		"SELECT json_extract(?1, '$.udp.enabled'), json_extract(?1, '$.udp.listening'), "
+		"coalesce(json_extract(?1, '$.udp.error'), ''), json_extract(?1, '$.udp.sessions'), "
+		"json_extract(?1, '$.udp.flows') WHERE json_valid(?1) AND json_type(?1, '$.udp') = 'object'",
+		-1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, buf, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		if (!sqlite3_column_int(st, 0))
+			printf("udp:      relay off (udp_relay false): client UDP other than DNS is blocked\n");
+		else if (!sqlite3_column_int(st, 1))
+			printf("udp:      relay NOT LISTENING: %s; client UDP other than DNS is blocked\n",
+			       (const char *)sqlite3_column_text(st, 2));
+		else
+			printf("udp:      relay listening, %lld associations, %lld flows\n",
+			       (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4));
+	}
+	sqlite3_finalize(st);
+	free(buf);
+	fclose(f);
+}
 
 int cmd_status(struct ctl *c, int argc, char **argv)
 {
@@ -51,5 +97,6 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 			printf("          interfaces: %s\n", (const char *)sqlite3_column_text(st, 8));
 	}
 	sqlite3_finalize(st);
+	udp_status(c);
 	return CTL_OK;
 }

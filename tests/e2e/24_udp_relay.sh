@@ -233,15 +233,28 @@ check_match "/metrics: drops by reason" "$metrics" 'pgw_udp_dropped_total\{reaso
 check_match "/metrics: per proxy" "$metrics" 'pgw_proxy_udp_datagrams_total\{id="5",direction="up"\} [1-9]'
 check_match "/metrics: per client" "$metrics" 'pgw_client_udp_datagrams_total\{client="192.168.2.20",direction="up"\} [1-9]'
 
-# the relay not listening (forwarder stopped): the TPROXY rule takes nothing, the datagrams are
-# refused in forward; a service of the gateway on that port sees none of them, the WAN nothing
+# the relay not listening: pgw-forwarder without CAP_NET_ADMIN (the default systemd unit and
+# compose service). The TPROXY rule takes nothing, the datagrams are refused in forward; a service
+# of the gateway on that port sees none of them, the WAN nothing; TCP goes on.
+check_match "pgwctl status: the relay listens" "$("$PGW_BIN/pgwctl" status)" "udp: +relay listening, [0-9]+ associations"
 lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids")"
+sleep 6
+check_match "pgwctl status: the forwarder stopped" "$("$PGW_BIN/pgwctl" status)" "udp: +pgw-forwarder is not running"
+lab_bg gw pgw-forwarder-nocap setpriv --bounding-set=-net_admin,-net_raw --inh-caps=-net_admin,-net_raw "$PGW_BIN/pgw-forwarder"
+check "a forwarder without CAP_NET_ADMIN says why its relay is off" wait_for 5 \
+	grep -q 'udp: relay off: IP_TRANSPARENT on UDP port 12346: Operation not permitted (the UDP relay needs CAP_NET_ADMIN)' "$LAB_DIR/pgw-forwarder-nocap.log"
+sleep 1.2
+check_match "... and pgwctl status too" "$("$PGW_BIN/pgwctl" status)" "udp: +relay NOT LISTENING: IP_TRANSPARENT"
 lab_bg gw gw-listener python3 "$ROOT/tests/e2e/udp_tool.py" echo 0.0.0.0 7777 "$LAB_DIR/gw-7777.log"
 sleep 0.5
+check ".21 (ss-local, which carries UDP) is still in udp4: its UDP still takes the TPROXY rule" \
+	bash -c "ip netns exec $gw nft list set inet pgw udp4 | grep -q '192.168.2.21[,} ]'"
 lab_capture_start relayoff
-r=$(tool lan flows $LAB_ECHO 7777 192.168.2.20 1 3)
-check_match "forwarder stopped: a UDP client gets nothing back" "$r" '"received": 0'
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.21 1 3)
+check_match "relay off: .21 gets nothing back" "$r" '"received": 0'
 check_eq "... a listener on the gateway's own port 7777 saw none of it" "$(wc -l <"$LAB_DIR/gw-7777.log")" "0"
+check_eq "... its TCP still goes through its proxy (REDIRECT needs no capability)" \
+	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.21 http://$LAB_WEB/ip)" "$LAB_SS_SERVER"
 check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
 lab_exec gw python3 "$ROOT/tests/e2e/udp_tool.py" ping 127.0.0.1 127.0.0.1 7777 2 >"$LAB_DIR/gw-ping.out"
 check "... (the listener is there: it answers on the gateway itself)" grep -q '"lost": 0' "$LAB_DIR/gw-ping.out"
