@@ -48,7 +48,9 @@
  *     [dns proxy: meta l4proto { udp, tcp } th dport DNS accept]
  *     [dns local: meta l4proto { udp, tcp } th dport 53 accept]
  *     counter BLOCK }
- *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output();
+ *   [strict_output: sets proxies4 and proxies6 and chain output, see build_strict_output(); with
+ *    udp_relay on also sets proxyhosts4/6 and "oifname WAN meta skuid UID meta l4proto udp ip
+ *    daddr @proxyhosts4 accept" (and ip6): the service user's datagrams to the proxies' relays;
  *    WAN missing: its "oifname WAN" is "oifname != lo oifname != LAN"]
  * }
  * BLOCK is "reject with tcp reset" for TCP then "reject with icmpx admin-prohibited", or "drop".
@@ -70,7 +72,7 @@
 /* The whole table in one batch: add, delete and re-create it with its sets, elements, chains
  * and rules, so the kernel switches atomically. */
 void ruleset_full(struct batch *bt, const struct desired *d);
-/* Set element changes only: clients leave active4/active6 before anything is granted. */
+/* Set element changes only: clients leave udp*, then active*, before anything is granted; udp* last. */
 void ruleset_elements(struct batch *bt, const struct set_delta *d);
 /* Delete the table (valid whether or not it exists). */
 void ruleset_delete(struct batch *bt);

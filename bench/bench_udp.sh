@@ -2,8 +2,8 @@
 # UDP relay (issue 17): iperf3 -u and round trips from a LAN client to a UDP server in the WAN
 # namespace, through pgw's UDP relay (TPROXY, then SOCKS5 UDP ASSOCIATE) via dante and via
 # shadowsocks-libev's ss-local, next to the same traffic routed by the same gateway without a
-# proxy (measured first, before pgw's table exists). Bounded: 4 iperf3 runs of SECS each and
-# 3 x PINGS round trips.
+# proxy (measured first, before pgw's table exists). Bounded: 3 iperf3 runs of SECS each and
+# 5 x PINGS round trips (each under a timeout; a lost one waits 1 s).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
@@ -29,13 +29,14 @@ iperf() { # label client
 		"$(jq -r '.end.sum.lost_percent // "-" | if type == "number" then (. * 10 | floor / 10) else . end' <<<"$j" 2>/dev/null)"
 }
 rtt() { # client
-	lab_exec lan python3 "$ROOT/tests/e2e/udp_tool.py" ping "$1" $LAB_ECHO 7777 "$PINGS" |
+	lab_exec lan timeout $((PINGS / 100 + 30)) python3 "$ROOT/tests/e2e/udp_tool.py" ping "$1" $LAB_ECHO 7777 "$PINGS" |
 		jq -r '"\(.p50_us) \(.p99_us) \(.lost)"'
 }
 up() { jq -r '.udp.datagrams_up // 0' "$PGW_RUN_DIR/forwarder.stats.json" 2>/dev/null || echo 0; }
 row() { # label client
 	local r a b
 	r=$(rtt "$2")
+	sleep 1.2 # the stats file is rewritten every second: the pings are counted before a
 	a=$(up)
 	iperf "$1" "$2"
 	sleep 1.2 # the stats file is rewritten every second
@@ -57,14 +58,16 @@ for ((i = 0; i < 150; i++)); do
 	[ "$(lab_exec gw nft list set inet pgw udp4 2>/dev/null | grep -o '192.168.2.1[01]' | sort -u | wc -l)" = 2 ] && break
 	sleep 0.1
 done
+[ "$i" -lt 150 ] || { echo "bench_udp: the clients never got UDP (udp4 empty): $(sqlite3 "$PGW_DB" 'SELECT proxy_id, udp, udp_error FROM proxy_health')" >&2; exit 1; }
 fwd=$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids")
 for p in "dante:$LAB_DANTE" "ss-local:$LAB_SS"; do # the proxies' own relays, without pgw (from the gateway)
 	printf '%-44s %10s %8s %9s %9s %6s %10s\n' "${p%%:*}'s own relay, no pgw (round trips only)" - - \
-		$(lab_exec gw python3 "$ROOT/tests/e2e/udp_tool.py" socksping "${p#*:}" 1080 $LAB_ECHO 7777 "$PINGS" |
+		$(lab_exec gw timeout $((PINGS / 100 + 30)) python3 "$ROOT/tests/e2e/udp_tool.py" socksping "${p#*:}" 1080 $LAB_ECHO 7777 "$PINGS" |
 			jq -r '"\(.p50_us) \(.p99_us) \(.lost)"') -
 done
 row "pgw UDP relay via dante" 192.168.2.10
 row "pgw UDP relay via ss-local (shadowsocks)" 192.168.2.11
+echo "datagrams the gateway's kernel dropped for full receive buffers (all its sockets): $(lab_exec gw nstat -az UdpRcvbufErrors | awk '/UdpRcvbufErrors/ {print $2}')"
 echo "RSS of pgw-forwarder after: $(awk '/VmRSS/ {print $2}' /proc/$fwd/status) kB; relay stats: $(jq -c '.udp | {sessions_opened, datagrams_up, datagrams_down, dropped: (.dropped | with_entries(select(.value > 0)))}' "$PGW_RUN_DIR/forwarder.stats.json")"
 echo "Mbit/s and loss at the iperf3 server; pgw kpps: datagrams pgw's relay sent up per second (1,200 bytes each)."
 echo "the routed row is the floor: one kernel hop, no proxy; the relay rows add pgw's relay and the proxy's own."

@@ -101,7 +101,7 @@ static const struct sdef defs[] = {
      3600,
      "60"},
     {{"udp_session_timeout", "UDP session timeout (s)",
-      "Seconds a client's UDP association with its proxy stays open once it has no flow left."},
+      "Seconds a client socket's UDP association with its proxy stays open once it has no flow left."},
      K_RANGE,
      NULL,
      5,

@@ -87,7 +87,7 @@ struct usess {
 	unsigned n_flows, flushed_flows, n_pend;
 	size_t pend_bytes;
 	struct upend *pend, **pend_tail;
-	uint64_t deadline, last;
+	uint64_t deadline, last, empty_since; /* empty_since: when its last flow closed (0: has flows) */
 	/* since the last flush into the stats */
 	uint64_t dg_up, dg_down, b_up, b_down, n_drop;
 	unsigned new_session, new_failure;

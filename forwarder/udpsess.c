@@ -496,7 +496,11 @@ void sess_tick(struct udprelay *r, uint64_t now)
 					pp = &f->next;
 				}
 			}
-			if (!s->flows && now - s->last >= s->lim.udp_session_ms) {
+			if (s->flows)
+				s->empty_since = 0;
+			else if (!s->empty_since)
+				s->empty_since = now;
+			if (!s->flows && now - s->empty_since >= s->lim.udp_session_ms) {
 				sess_free(r, s, UE_IDLE);
 				continue;
 			}

@@ -195,7 +195,7 @@ function renderDashboard() {
   if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
   const udp = state.fwd && state.fwd.udp;
   if (udp && udp.enabled && !udp.listening) {
-    alerts.push(`UDP relay off: ${udp.error || 'not listening'}. Client UDP stays blocked (docs/DEPLOYMENT.md, capabilities).`);
+    alerts.push(`UDP relay off: ${udp.error || 'not listening'}. Client UDP stays blocked: give pgw-forwarder CAP_NET_ADMIN (the pgw-forwarder-tproxy.conf drop-in, or the compose override in docs/DEPLOYMENT.md), or set udp_relay to false.`);
   }
   const stale = state.proxies.filter((p) => (state.health[p.id] || {}).stale).map((p) => p.name);
   if (stale.length) alerts.push(`No fresh health result for ${stale.join(', ')}: pgw-healthd is stopped or stuck, so their clients are blocked.`);

@@ -61,8 +61,13 @@ static void test_load(void **state)
 	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET udp = 'yes' WHERE proxy_id IN (1, 2)"), SQLITE_OK);
 	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
 	assert_int_equal(d.udp.n, 3); /* .10, .11, fd00:2::10; not .12 (proxy down), not .13 (disabled) */
-	net_ip_str(&d.udp.addr[0], ip);
-	assert_string_equal(ip, "192.168.2.10");
+	{
+		static const char *const want[] = {"192.168.2.10", "192.168.2.11", "fd00:2::10"}; /* sorted */
+		for (int i = 0; i < 3; i++) {
+			net_ip_str(&d.udp.addr[i], ip);
+			assert_string_equal(ip, want[i]);
+		}
+	}
 	desired_free(&d);
 	assert_int_equal(tl_exec(db, "UPDATE proxies SET type = 'http' WHERE id = 1"), SQLITE_OK);
 	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
