@@ -373,6 +373,97 @@ static void test_user_ids_not_reused(void **state)
 	tl_rmdir(dir);
 }
 
+/* 0014: a populated install becomes organisation 1 with every object, network and user in it;
+ * enforcement reads the same; the schema refuses crossing organisations. */
+static void test_orgs_upgrade(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = open_at(dir, "o.db");
+	int from, to;
+	const char *active_sql = "SELECT group_concat(client_ip || '=' || active, ',') FROM (SELECT * FROM "
+				 "mapping_state ORDER BY client_ip)";
+	char before[256];
+	sqlite3_stmt *st;
+
+	(void)state;
+	assert_int_equal(migrate_run(db, M, NM, 13, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(
+	    tl_exec(
+		db,
+		"INSERT INTO settings (key, value) VALUES ('lan_cidr', '10.9.0.0/16');"
+		"INSERT INTO users (username, password_hash, role) VALUES ('ann', '$argon2id$x', 'admin'), "
+		"('bob', '$argon2id$x', 'viewer');"
+		"INSERT INTO proxies (name, type, host, port) VALUES ('a', 'socks5', 'h', 1), ('b', 'http', 'h', 2);"
+		"UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60, udp = 'yes' WHERE proxy_id = 1;"
+		"INSERT INTO health_history (proxy_id, checked_at, status) VALUES (1, 1, 'up'), (2, 1, 'down');"
+		"INSERT INTO mappings (client_ip, proxy_id) VALUES ('10.9.0.1', 1), ('10.9.0.2', 2), ('fd00::1', 1);"
+		"INSERT INTO api_keys (name, role, secret_hash) VALUES ('k', 'viewer', "
+		"'0000000000000000000000000000000000000000000000000000000000000000');"
+		"INSERT INTO audit (action, object_type) VALUES ('proxy.create', 'proxy'), ('auth.login', '')"),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, active_sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(before, sizeof(before), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	assert_string_equal(before, "10.9.0.1=1,10.9.0.2=0,fd00::1=1");
+	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(to, 14);
+	/* the same clients active: the agent and the forwarder see no change */
+	assert_int_equal(sqlite3_prepare_v2(db, active_sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), before);
+	sqlite3_finalize(st);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM mapping_state WHERE org_id = 1"), 3);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM health_history"), 2);
+	assert_int_equal(tl_int(db, "SELECT udp = 'yes' FROM proxy_health WHERE proxy_id = 1"), 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM org_networks WHERE org_id = 1 AND cidr = '10.9.0.0/16'"), 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM user_orgs WHERE org_id = 1"), 2);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM user_orgs WHERE org_id = 1 AND role = 'admin'"), 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM users WHERE superadmin = 1 AND username = 'ann'"), 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM users WHERE superadmin = 0 AND username = 'bob'"), 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM user_orgs WHERE org_id = 1 AND role = 'viewer'"), 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM api_keys WHERE org_id = 1"), 1);
+	/* until the API manages memberships, a new user is a member of organisation 1 with their role */
+	assert_int_equal(tl_exec(db, "INSERT INTO users (username, password_hash, role) VALUES ('cy', '$argon2id$x', "
+				     "'viewer'); UPDATE users SET role = 'admin' WHERE username = 'cy'"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM user_orgs o JOIN users u ON u.id = o.user_id WHERE "
+				    "u.username = 'cy' AND o.org_id = 1 AND o.role = 'admin' AND u.superadmin = 1"),
+			 1);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM audit WHERE org_id = 1"), 1); /* the proxy row */
+	/* triggers came back: a new proxy gets its health row, changes are counted */
+	{
+		long long seq = tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'mappings'");
+		assert_int_equal(
+		    tl_exec(db, "INSERT INTO orgs (name) VALUES ('two');"
+				"INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'a', 'socks5', "
+				"'h', 3)"),
+		    SQLITE_OK); /* the same name in another organisation */
+		assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health WHERE proxy_id = 3"), 1);
+		assert_int_equal(
+		    tl_exec(db, "INSERT INTO mappings (org_id, client_ip, proxy_id) VALUES (2, '10.8.0.1', 3)"),
+		    SQLITE_OK);
+		assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'mappings'"), seq + 1);
+	}
+	/* no crossing: a mapping of organisation 2 to organisation 1's proxy, a name twice in one
+	 * organisation, an object moved to another organisation */
+	assert_int_not_equal(
+	    tl_exec(db, "INSERT INTO mappings (org_id, client_ip, proxy_id) VALUES (2, '10.8.0.2', 1)"), SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "INSERT INTO proxies (org_id, name, type, host, port) VALUES (1, 'a', 'http', "
+					 "'h', 4)"),
+			     SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "UPDATE proxies SET org_id = 2 WHERE id = 2"), SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "UPDATE mappings SET org_id = 2 WHERE client_ip = '10.9.0.2'"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	/* a proxy's health goes with it */
+	assert_int_equal(tl_exec(db, "DELETE FROM mappings WHERE proxy_id = 2; DELETE FROM proxies WHERE id = 2"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health WHERE proxy_id = 2"), 0);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM health_history WHERE proxy_id = 2"), 0);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 /* mapping_state: the one definition of an active client. */
 static void test_mapping_state_view(void **state)
 {
@@ -430,6 +521,7 @@ int main(void)
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test(test_change_seq_triggers),
 	    cmocka_unit_test(test_mapping_state_view),
+	    cmocka_unit_test(test_orgs_upgrade),
 	    cmocka_unit_test(test_user_ids_not_reused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
