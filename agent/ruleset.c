@@ -339,9 +339,10 @@ static void put_proxy_hosts(struct batch *bt, const struct proxyset *ps, int v6,
 	nftnl_set_free(s);
 }
 
-/* oifname WAN meta skuid UID meta l4proto udp ip[6] daddr @proxyhosts4|6 accept: the UDP relay's
- * datagrams to the proxies' relays (udp_relay on) */
-static void put_proxy_udp_rule(struct batch *bt, const struct desired_rules *dr, int v6)
+/* oifname WAN meta skuid UID meta l4proto tcp ip[6] daddr . tcp dport @proxies4|6 accept, or with
+ * udp: ... meta l4proto udp ip[6] daddr @proxyhosts4|6 accept (the UDP relay's datagrams to the
+ * proxies' relays, whose ports are the proxies' to choose) */
+static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int v6, int udp)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 
@@ -349,27 +350,14 @@ static void put_proxy_udp_rule(struct batch *bt, const struct desired_rules *dr,
 	e_meta(r, NFT_META_SKUID);
 	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
 	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_UDP);
+	m_u8(r, NFT_META_L4PROTO, udp ? IPPROTO_UDP : IPPROTO_TCP);
 	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4);
-	e_lookup(r, v6 ? SET_HOSTS6 : SET_HOSTS, v6 ? SET_ID_HOSTS6 : SET_ID_HOSTS);
-	e_verdict(r, NF_ACCEPT, NULL);
-	put_rule(bt, r, "output");
-}
-
-/* oifname WAN meta skuid UID meta l4proto tcp ip[6] daddr . tcp dport @proxies4|6 accept */
-static void put_proxy_rule(struct batch *bt, const struct desired_rules *dr, int v6)
-{
-	struct nftnl_rule *r = nftnl_rule_alloc();
-
-	m_to_wan(r, dr);
-	e_meta(r, NFT_META_SKUID);
-	e_cmp(r, NFT_CMP_EQ, &dr->strict_uid, 4);
-	m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-	m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
-	/* daddr, then the port in the register after it: 4 registers for IPv6, 1 for IPv4 */
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4);
-	e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, v6 ? NFT_REG32_04 : NFT_REG32_01);
-	e_lookup(r, v6 ? SET_PROXIES6 : SET_PROXIES, v6 ? SET_ID_PROXIES6 : SET_ID_PROXIES);
+	if (udp) {
+		e_lookup(r, v6 ? SET_HOSTS6 : SET_HOSTS, v6 ? SET_ID_HOSTS6 : SET_ID_HOSTS);
+	} else { /* daddr, then the port in the register after it: 4 registers for IPv6, 1 for IPv4 */
+		e_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, v6 ? NFT_REG32_04 : NFT_REG32_01);
+		e_lookup(r, v6 ? SET_PROXIES6 : SET_PROXIES, v6 ? SET_ID_PROXIES6 : SET_ID_PROXIES);
+	}
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "output");
 }
@@ -417,15 +405,15 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	e_cmp(r, NFT_CMP_EQ, &p67, 2);
 	e_verdict(r, NF_ACCEPT, NULL);
 	put_rule(bt, r, "output");
-	put_proxy_rule(bt, dr, 0);
-	put_proxy_rule(bt, dr, 1);
+	put_proxy_rule(bt, dr, 0, 0);
+	put_proxy_rule(bt, dr, 1, 0);
 	if (dr->udp) {
 		put_set(bt, SET_HOSTS, SET_ID_HOSTS, TYPE_IPADDR, 4);
 		put_set(bt, SET_HOSTS6, SET_ID_HOSTS6, TYPE_IP6ADDR, 16);
 		put_proxy_hosts(bt, &d->proxies, 0, SET_HOSTS, SET_ID_HOSTS);
 		put_proxy_hosts(bt, &d->proxies, 1, SET_HOSTS6, SET_ID_HOSTS6);
-		put_proxy_udp_rule(bt, dr, 0);
-		put_proxy_udp_rule(bt, dr, 1);
+		put_proxy_rule(bt, dr, 0, 1);
+		put_proxy_rule(bt, dr, 1, 1);
 	}
 	r = nftnl_rule_alloc();
 	m_to_wan(r, dr);
