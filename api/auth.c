@@ -29,7 +29,7 @@ static int load_user(struct req *r, const char *by, const char *val, char hash[P
 	int found = 0;
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT id, username, role, password_hash, disabled, token_gen FROM users WHERE %s = ?1",
+		 "SELECT id, username, role, password_hash, disabled, token_gen, superadmin FROM users WHERE %s = ?1",
 		 strcmp(by, "id") == 0 ? "id" : "username");
 	if (!db || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -42,6 +42,7 @@ static int load_user(struct req *r, const char *by, const char *val, char hash[P
 			snprintf(hash, PASSWORD_HASH_MAX, "%s", (const char *)sqlite3_column_text(st, 3));
 		*disabled = sqlite3_column_int(st, 4);
 		r->user.gen = sqlite3_column_int64(st, 5);
+		r->user.superadmin = sqlite3_column_int(st, 6);
 		found = 1;
 	}
 	sqlite3_finalize(st);
@@ -221,6 +222,69 @@ int auth_csrf(struct req *r)
 	return 0;
 }
 
+/* The organisation the request acts in, decided here once for every handler: X-Pgw-Org, else
+ * the user's only one (a superadmin without the header: every organisation). One the user is
+ * not a member of answers like one that does not exist. r->user.role becomes the role in it. */
+static int resolve_org(struct req *r)
+{
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Pgw-Org");
+	sqlite3 *db = api_db(r->api);
+	sqlite3_stmt *st = NULL;
+	int64_t want = 0, org = 0;
+	char role[8] = "", *end = NULL;
+	int n = 0;
+
+	if (h) {
+		errno = 0;
+		want = strtoll(h, &end, 10);
+		if (errno || !*h || *end || want <= 0) {
+			reply_error(r, 400, "bad_request", "X-Pgw-Org: an organisation id (a positive integer)");
+			return -1;
+		}
+	}
+	if (!db) {
+		reply_error(r, 503, "unavailable", "database unavailable");
+		return -1;
+	}
+	if (r->user.superadmin && !want) {
+		r->org = API_ORG_ALL;
+		api_scope(r->org);
+		return 0;
+	}
+	if (sqlite3_prepare_v2(db,
+			       r->user.superadmin ? "SELECT id, 'admin' FROM main.orgs WHERE id = ?2"
+						  : "SELECT org_id, role FROM main.user_orgs WHERE user_id = ?1 AND "
+						    "(?2 = 0 OR org_id = ?2) ORDER BY org_id LIMIT 2",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, r->user.id);
+		sqlite3_bind_int64(st, 2, want);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (n++ == 0) {
+				org = sqlite3_column_int64(st, 0);
+				snprintf(role, sizeof(role), "%s", (const char *)sqlite3_column_text(st, 1));
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	if (n == 0 && want) {
+		reply_error(r, 404, "not_found", "no organisation %lld", (long long)want);
+		return -1;
+	}
+	if (n == 0) {
+		reply_error(r, 403, "forbidden", "you belong to no organisation");
+		return -1;
+	}
+	if (n > 1) {
+		reply_error(r, 400, "org_required", "you belong to several organisations: choose one with X-Pgw-Org");
+		return -1;
+	}
+	if (!r->user.superadmin) /* a superadmin acts as an admin in any organisation */
+		snprintf(r->user.role, sizeof(r->user.role), "%s", role);
+	r->org = org;
+	api_scope(org);
+	return 0;
+}
+
 int auth_require(struct req *r, int write)
 {
 	const struct pgw_config *cfg = r->api->cfg;
@@ -248,6 +312,7 @@ int auth_require(struct req *r, int write)
 			return -1;
 		}
 		r->authed = 1;
+		api_scope(r->org); /* the key's own organisation (apikey_auth) */
 		if (write && strcmp(r->user.role, "admin") != 0) {
 			reply_error(r, 403, "forbidden", "the %s role can only read", r->user.role);
 			return -1;
@@ -282,6 +347,8 @@ int auth_require(struct req *r, int write)
 		return -1;
 	}
 	r->authed = 1;
+	if (resolve_org(r) < 0)
+		return -1;
 	if (write && auth_csrf(r) < 0)
 		return -1;
 	if (write && strcmp(r->user.role, "admin") != 0) {

@@ -19,6 +19,8 @@
 struct tls {
 	sqlite3 *db;
 	struct notify *nt;
+	int64_t org; /* api_scope() */
+	int scoped;  /* the TEMP views exist on db */
 };
 
 static pthread_key_t tls_key;
@@ -49,6 +51,41 @@ static struct tls *tls_get(void)
 	return t;
 }
 
+void api_scope(int64_t org)
+{
+	struct tls *t = tls_get();
+
+	if (t)
+		t->org = org;
+}
+
+/* pgw_org(): the organisation of the thread's current request, NULL when none */
+static void sql_pgw_org(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct tls *t = sqlite3_user_data(ctx);
+
+	(void)argc, (void)argv;
+	if (t->org)
+		sqlite3_result_int64(ctx, t->org);
+	else
+		sqlite3_result_null(ctx);
+}
+
+/* The TEMP views that scope this connection's reads (TEMP objects shadow main ones of the same
+ * name); the main schema's own views (health_state, mapping_state) keep reading main tables. */
+static const char scope_sql[] =
+    "CREATE TEMP VIEW proxies AS SELECT * FROM main.proxies WHERE " ORG_SCOPED ";"
+    "CREATE TEMP VIEW mappings AS SELECT * FROM main.mappings WHERE " ORG_SCOPED ";"
+    "CREATE TEMP VIEW mapping_state AS SELECT * FROM main.mapping_state WHERE " ORG_SCOPED ";"
+    "CREATE TEMP VIEW proxy_health AS SELECT h.* FROM main.proxy_health h WHERE pgw_org() = -1 OR "
+    "h.proxy_id IN (SELECT id FROM main.proxies WHERE org_id = pgw_org());"
+    "CREATE TEMP VIEW health_history AS SELECT h.* FROM main.health_history h WHERE pgw_org() = -1 OR "
+    "h.proxy_id IN (SELECT id FROM main.proxies WHERE org_id = pgw_org());"
+    "CREATE TEMP VIEW health_state AS SELECT h.* FROM main.health_state h WHERE pgw_org() = -1 OR "
+    "h.proxy_id IN (SELECT id FROM main.proxies WHERE org_id = pgw_org());"
+    "CREATE TEMP VIEW audit AS SELECT * FROM main.audit WHERE " ORG_SCOPED ";"
+    "CREATE TEMP VIEW api_keys AS SELECT * FROM main.api_keys WHERE " ORG_SCOPED ";";
+
 sqlite3 *api_db(const struct api *a)
 {
 	struct tls *t = tls_get();
@@ -59,6 +96,17 @@ sqlite3 *api_db(const struct api *a)
 	if (!t->db && db_open(a->cfg->db_path, 0, &t->db, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		t->db = NULL;
+	}
+	if (t->db && !t->scoped) {
+		if (sqlite3_create_function(t->db, "pgw_org", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, t, sql_pgw_org, NULL,
+					    NULL) != SQLITE_OK ||
+		    sqlite3_exec(t->db, scope_sql, NULL, NULL, NULL) != SQLITE_OK) {
+			log_error("db: cannot scope the connection to organisations: %s", sqlite3_errmsg(t->db));
+			db_close(t->db); /* fail closed: no connection rather than an unscoped one */
+			t->db = NULL;
+			return NULL;
+		}
+		t->scoped = 1;
 	}
 	return t->db;
 }
@@ -202,7 +250,8 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 				.before_json = b,
 				.after_json = a,
 				.request_id = r->id,
-				.result = result};
+				.result = result,
+				.org_id = r->org > 0 ? r->org : 0};
 	sqlite3 *db = api_db(r->api);
 
 	if (db)

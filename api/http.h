@@ -21,7 +21,8 @@ struct api_user {
 	int64_t key_id; /* signed in with an API key (then id is 0) */
 	long exp;	/* when the token expires (unix time; 0 for an API key, which checks its own) */
 	char name[264]; /* a user name, or "key:" and a key's name (64 characters, up to 256 bytes) */
-	char role[8];
+	char role[8];	/* the role in the request's organisation */
+	int superadmin; /* manages organisations and the gateway's global settings */
 	char csrf[65];
 	int via_cookie;
 };
@@ -43,14 +44,26 @@ struct req {
 	json_t *body;
 	struct api_user user;
 	int authed;
+	int64_t org;  /* the organisation it acts in (auth_require): > 0, API_ORG_ALL, or 0 before */
 	int answered; /* a reply was queued before the body was read (401): the body is dropped */
 	int status;   /* what was sent, for the access log */
 	uint64_t t0;
 	const char *extra_header[2]; /* one optional extra header (name, value) */
 };
 
-/* The calling thread's own DB connection (opened on first use). */
+/* The calling thread's own DB connection (opened on first use). Its reads of proxies, mappings,
+ * their health, audit and api_keys are scoped to the organisation api_scope() set (TEMP views
+ * over the main tables, docs/design/TENANTS.md): another organisation's rows do not exist for
+ * it, and with no organisation set nothing does. Writes name main.X and use ORG_SCOPED /
+ * ORG_OWNER. */
 sqlite3 *api_db(const struct api *a);
+#define API_ORG_ALL (-1) /* a superadmin without X-Pgw-Org, the metrics token: every organisation */
+/* The organisation the calling thread's requests now act in: > 0 one, API_ORG_ALL, 0 none. */
+void api_scope(int64_t org);
+/* SQL: "the row is the request's organisation's" (on a table with org_id), and the organisation
+ * a new row belongs to (the request's; organisation 1 for API_ORG_ALL). */
+#define ORG_SCOPED "(pgw_org() = -1 OR org_id = pgw_org())"
+#define ORG_OWNER  "coalesce(nullif(pgw_org(), -1), 1)"
 
 int reply_json(struct req *r, unsigned status, json_t *j); /* steals j */
 int reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)

@@ -373,6 +373,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct req *r = *con_cls;
 
 	(void)version;
+	/* no organisation until auth_require decides one for this request: a thread serves many
+	 * connections, and a handler runs to its end within one call */
+	api_scope(0);
 	if (!r) { /* first call: headers only */
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		r = calloc(1, sizeof(*r));

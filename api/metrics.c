@@ -216,6 +216,10 @@ int res_metrics(struct req *r)
 			       password_ct_equal(h + 7, strlen(h + 7), cfg->metrics_token, strlen(cfg->metrics_token));
 		if (!token_ok && auth_require(r, 0) < 0)
 			return MHD_YES; /* 401 sent: a session or Authorization: Bearer <PGW_METRICS_TOKEN> */
+		if (token_ok)
+			api_scope(API_ORG_ALL); /* Prometheus: every organisation */
+	} else {
+		api_scope(API_ORG_ALL); /* metrics_public: what the operator chose to open */
 	}
 	if (!(f = open_memstream(&buf, &len)))
 		return reply_error(r, 503, "unavailable", "out of memory");

@@ -38,7 +38,7 @@ static json_t *key_json(sqlite3_stmt *st)
 /* A key works while it is neither revoked nor expired and the admin who made it exists and is
  * enabled; it never acts with more than that user's role now (migration 0011). */
 #define KEY_ALIVE_SQL                                                                                                  \
-	"JOIN users u ON u.id = k.created_by_id AND u.disabled = 0 WHERE k.id = ?1 AND k.revoked_at IS NULL AND "      \
+	"JOIN main.users u ON u.id = k.created_by_id AND u.disabled = 0 WHERE k.id = ?1 AND k.revoked_at IS NULL AND " \
 	"(k.expires_at IS NULL OR k.expires_at > unixepoch())"
 #define KEY_COLS "id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at"
 
@@ -88,8 +88,8 @@ static int create_key(struct req *r, sqlite3 *db)
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,
-		"INSERT INTO api_keys (name, role, secret_hash, created_by, expires_at, created_by_id) VALUES (?1, "
-		"?2, ?3, ?4, ?5, ?6)",
+		"INSERT INTO main.api_keys (name, role, secret_hash, created_by, expires_at, created_by_id, org_id) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, " ORG_OWNER ")",
 		-1, &st, NULL) != SQLITE_OK) {
 		explicit_bzero(secret, sizeof(secret));
 		return reply_db_error(r, db);
@@ -131,7 +131,9 @@ static int revoke_key(struct req *r, sqlite3 *db, int64_t id)
 	char oid[24];
 	int changed = 0;
 
-	if (sqlite3_prepare_v2(db, "UPDATE api_keys SET revoked_at = unixepoch() WHERE id = ?1 AND revoked_at IS NULL",
+	if (sqlite3_prepare_v2(db,
+			       "UPDATE main.api_keys SET revoked_at = unixepoch() WHERE id = ?1 AND revoked_at IS NULL "
+			       "AND " ORG_SCOPED,
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		changed = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1;
@@ -188,7 +190,8 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 	if (sqlite3_prepare_v2(
 		db,
 		"SELECT k.name, CASE WHEN k.role = 'admin' AND u.role = 'admin' THEN 'admin' ELSE 'viewer' END, "
-		"k.secret_hash, coalesce(k.last_used_at, 0) < unixepoch() - 60 FROM api_keys k " KEY_ALIVE_SQL,
+		"k.secret_hash, coalesce(k.last_used_at, 0) < unixepoch() - 60, coalesce(k.org_id, 1) FROM "
+		"main.api_keys k " KEY_ALIVE_SQL,
 		-1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		if (sqlite3_step(st) == SQLITE_ROW &&
@@ -197,6 +200,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 				 (const char *)sqlite3_column_text(st, 0));
 			snprintf(r->user.role, sizeof(r->user.role), "%s", (const char *)sqlite3_column_text(st, 1));
 			r->user.key_id = id;
+			r->org = sqlite3_column_int64(st, 4);
 			touch = sqlite3_column_int(st, 3);
 			ok = 1;
 		}
@@ -205,7 +209,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 	explicit_bzero(hash, sizeof(hash));
 	if (ok && touch) { /* last use, and an audit row, at most once a minute per key */
 		char oid[24];
-		if (sqlite3_prepare_v2(db, "UPDATE api_keys SET last_used_at = unixepoch() WHERE id = ?1", -1, &st,
+		if (sqlite3_prepare_v2(db, "UPDATE main.api_keys SET last_used_at = unixepoch() WHERE id = ?1", -1, &st,
 				       NULL) == SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
 			sqlite3_step(st);
@@ -222,7 +226,7 @@ int apikey_alive(sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	int alive = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM api_keys k " KEY_ALIVE_SQL, -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM main.api_keys k " KEY_ALIVE_SQL, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		alive = sqlite3_step(st) == SQLITE_ROW;
 	}

@@ -241,13 +241,15 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		counts[lines[i].change = compare(db, &lines[i])]++;
 	if (!dry_run) {
 		sqlite3_stmt *st = NULL;
-		int ok = db_begin(db) == 0 &&
-			 sqlite3_prepare_v2(
-			     db,
-			     "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, ?4) "
-			     "ON CONFLICT(client_ip) DO UPDATE SET proxy_id = excluded.proxy_id, "
-			     "enabled = excluded.enabled, label = excluded.label, updated_at = unixepoch()",
-			     -1, &st, NULL) == SQLITE_OK;
+		int ok =
+		    db_begin(db) == 0 &&
+		    sqlite3_prepare_v2(
+			db,
+			"INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, org_id) VALUES (?1, ?2, ?3, "
+			"?4, " ORG_OWNER ") ON CONFLICT(client_ip) DO UPDATE SET proxy_id = excluded.proxy_id, "
+			"enabled = excluded.enabled, label = excluded.label, updated_at = unixepoch() "
+			"WHERE main.mappings.org_id = excluded.org_id",
+			-1, &st, NULL) == SQLITE_OK;
 		for (size_t i = 1; ok && i < n; i++) {
 			if (lines[i].change == 0)
 				continue;

@@ -97,17 +97,20 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		}
 	}
 	if (id < 0)
-		rc =
-		    sqlite3_prepare_v2(db,
-				       "INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES (?1, ?2, ?3, "
-				       "coalesce(?4, ''))",
-				       -1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db,
+		    "INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, org_id) VALUES (?1, "
+		    "?2, ?3, coalesce(?4, ''), " ORG_OWNER ")",
+		    -1, &st, NULL);
 	else
 		rc = sqlite3_prepare_v2(db,
-					partial ? "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-						  "label = coalesce(?4, label), updated_at = unixepoch() WHERE id = ?5"
-						: "UPDATE mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-						  "label = coalesce(?4, ''), updated_at = unixepoch() WHERE id = ?5",
+					partial
+					    ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+					      "label = coalesce(?4, label), updated_at = unixepoch() WHERE id = ?5 "
+					      "AND " ORG_SCOPED
+					    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+					      "label = coalesce(?4, ''), updated_at = unixepoch() WHERE id = ?5 "
+					      "AND " ORG_SCOPED,
 					-1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		reply_db_error(r, db);
@@ -152,8 +155,8 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
-	return reply_deleted(r, db, "DELETE FROM mappings WHERE id = ?1", id, "mapping.delete", "mapping", before,
-			     TOPIC_MAPPINGS);
+	return reply_deleted(r, db, "DELETE FROM main.mappings WHERE id = ?1 AND " ORG_SCOPED, id, "mapping.delete",
+			     "mapping", before, TOPIC_MAPPINGS);
 }
 
 /* All mappings in one query (there may be thousands). */

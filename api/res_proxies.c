@@ -105,22 +105,24 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
 	if (id < 0) {
-		rc = sqlite3_prepare_v2(db,
-					"INSERT INTO proxies (name, type, host, port, username, password, enabled) "
-					"VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1))",
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db,
+		    "INSERT INTO main.proxies (name, type, host, port, username, password, enabled, org_id) "
+		    "VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1), " ORG_OWNER ")",
+		    -1, &st, NULL);
 	} else {
 		/* PUT replaces (username, enabled back to defaults when absent); a missing password is kept */
 		rc = sqlite3_prepare_v2(
 		    db,
 		    partial
-			? "UPDATE proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
+			? "UPDATE main.proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
 			  "host = coalesce(?3, host), port = coalesce(?4, port), username = coalesce(?5, username), "
 			  "password = coalesce(?6, password), enabled = coalesce(?7, enabled), "
-			  "updated_at = unixepoch() WHERE id = ?8"
-			: "UPDATE proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, ''), "
+			  "updated_at = unixepoch() WHERE id = ?8 AND " ORG_SCOPED
+			: "UPDATE main.proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, "
+			  "''), "
 			  "password = coalesce(?6, password), enabled = coalesce(?7, 1), updated_at = unixepoch() "
-			  "WHERE id = ?8",
+			  "WHERE id = ?8 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	}
 	if (rc != SQLITE_OK) {
@@ -186,8 +188,8 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 				   "proxy %lld is used by %lld mapping(s); move or delete them first", (long long)id,
 				   used);
 	}
-	return reply_deleted(r, db, "DELETE FROM proxies WHERE id = ?1", id, "proxy.delete", "proxy", before,
-			     TOPIC_PROXIES);
+	return reply_deleted(r, db, "DELETE FROM main.proxies WHERE id = ?1 AND " ORG_SCOPED, id, "proxy.delete",
+			     "proxy", before, TOPIC_PROXIES);
 }
 
 static int check(struct req *r, sqlite3 *db, int64_t id)

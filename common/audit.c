@@ -20,10 +20,11 @@ int audit_record(sqlite3 *db, const struct audit_entry *e)
 	sqlite3_stmt *st = NULL;
 	int r = -EIO;
 
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO audit (username, remote_addr, action, object_type, object_id, before_json, "
-			       "after_json, request_id, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		db,
+		"INSERT INTO main.audit (username, remote_addr, action, object_type, object_id, before_json, "
+		"after_json, request_id, result, org_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		-1, &st, NULL) != SQLITE_OK)
 		goto out;
 	bind_opt(st, 1, e->username, "");
 	bind_opt(st, 2, e->remote_addr, "");
@@ -34,6 +35,10 @@ int audit_record(sqlite3 *db, const struct audit_entry *e)
 	bind_opt(st, 7, e->after_json, NULL);
 	bind_opt(st, 8, e->request_id, "");
 	bind_opt(st, 9, e->result, "ok");
+	if (e->org_id > 0)
+		sqlite3_bind_int64(st, 10, e->org_id);
+	else
+		sqlite3_bind_null(st, 10);
 	if (sqlite3_step(st) == SQLITE_DONE)
 		r = 0;
 out:

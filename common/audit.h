@@ -15,6 +15,7 @@ struct audit_entry {
 	const char *after_json;	 /* NULL or valid JSON */
 	const char *request_id;
 	const char *result; /* "ok" (NULL), "denied", "failed" */
+	long long org_id;   /* the organisation it happened in; 0: gateway-wide (NULL) */
 };
 
 /* 0 or -EIO. */
