@@ -2,6 +2,7 @@
  * disabled flag are read from the DB on every request, so changes take effect at once. */
 #include "auth.h"
 
+#include "db.h"
 #include "log.h"
 #include "resources.h"
 #include "password.h"
@@ -225,7 +226,7 @@ int auth_csrf(struct req *r)
 /* The organisation the request acts in, decided here once for every handler: X-Pgw-Org, else
  * the user's only one (a superadmin without the header: every organisation). One the user is
  * not a member of answers like one that does not exist. r->user.role becomes the role in it. */
-static int resolve_org(struct req *r)
+static int resolve_org(struct req *r, int write)
 {
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Pgw-Org");
 	sqlite3 *db = api_db(r->api);
@@ -247,6 +248,17 @@ static int resolve_org(struct req *r)
 		return -1;
 	}
 	if (r->user.superadmin && !want) {
+		/* every organisation; a write must say which one once there are several (with one,
+		 * every install's until a second is made, it goes to that one: ORG_OWNER) */
+		long long n_orgs = db_query_int(db, "SELECT count(*) FROM main.orgs", -1);
+		if (n_orgs < 0) {
+			reply_error(r, 503, "unavailable", "database unavailable");
+			return -1;
+		}
+		if (n_orgs > 1 && write) {
+			reply_error(r, 400, "org_required", "a change needs an organisation: X-Pgw-Org");
+			return -1;
+		}
 		r->org = API_ORG_ALL;
 		api_scope(r->org);
 		return 0;
@@ -255,14 +267,16 @@ static int resolve_org(struct req *r)
 			       r->user.superadmin ? "SELECT id, 'admin' FROM main.orgs WHERE id = ?2"
 						  : "SELECT org_id, role FROM main.user_orgs WHERE user_id = ?1 AND "
 						    "(?2 = 0 OR org_id = ?2) ORDER BY org_id LIMIT 2",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, r->user.id);
-		sqlite3_bind_int64(st, 2, want);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			if (n++ == 0) {
-				org = sqlite3_column_int64(st, 0);
-				snprintf(role, sizeof(role), "%s", (const char *)sqlite3_column_text(st, 1));
-			}
+			       -1, &st, NULL) != SQLITE_OK) {
+		reply_error(r, 503, "unavailable", "database unavailable");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, r->user.id);
+	sqlite3_bind_int64(st, 2, want);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n++ == 0) {
+			org = sqlite3_column_int64(st, 0);
+			snprintf(role, sizeof(role), "%s", (const char *)sqlite3_column_text(st, 1));
 		}
 	}
 	sqlite3_finalize(st);
@@ -347,7 +361,7 @@ int auth_require(struct req *r, int write)
 		return -1;
 	}
 	r->authed = 1;
-	if (resolve_org(r) < 0)
+	if (resolve_org(r, write) < 0)
 		return -1;
 	if (write && auth_csrf(r) < 0)
 		return -1;

@@ -42,8 +42,16 @@ int reply_deleted(struct req *r, sqlite3 *db, const char *sql, int64_t id, const
 		return reply_db_error(r, db);
 	}
 	sqlite3_bind_int64(st, 1, id);
-	sqlite3_step(st);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
 	sqlite3_finalize(st);
+	if (sqlite3_changes(db) != 1) { /* gone meanwhile (or never this organisation's) */
+		json_decref(before);
+		return reply_error(r, 404, "not_found", "no %s %lld", kind, (long long)id);
+	}
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, action, kind, oid, before, NULL, "ok");
 	json_decref(before);

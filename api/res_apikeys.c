@@ -35,11 +35,13 @@ static json_t *key_json(sqlite3_stmt *st)
 			 json_nullable_int(st, 7));
 }
 
-/* A key works while it is neither revoked nor expired and the admin who made it exists and is
- * enabled; it never acts with more than that user's role now (migration 0011). */
+/* A key works while it is neither revoked nor expired and the admin who made it exists, is
+ * enabled and still belongs to the key's organisation (or is a superadmin); it never acts with
+ * more than that user's role there now (migrations 0011, 0014). */
 #define KEY_ALIVE_SQL                                                                                                  \
 	"JOIN main.users u ON u.id = k.created_by_id AND u.disabled = 0 WHERE k.id = ?1 AND k.revoked_at IS NULL AND " \
-	"(k.expires_at IS NULL OR k.expires_at > unixepoch())"
+	"(k.expires_at IS NULL OR k.expires_at > unixepoch()) AND (u.superadmin = 1 OR EXISTS (SELECT 1 FROM "         \
+	"main.user_orgs uo WHERE uo.user_id = u.id AND uo.org_id = coalesce(k.org_id, 1)))"
 #define KEY_COLS "id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at"
 
 static int list(struct req *r, sqlite3 *db)
@@ -189,8 +191,12 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,
-		"SELECT k.name, CASE WHEN k.role = 'admin' AND u.role = 'admin' THEN 'admin' ELSE 'viewer' END, "
-		"k.secret_hash, coalesce(k.last_used_at, 0) < unixepoch() - 60, coalesce(k.org_id, 1) FROM "
+		"SELECT k.name, CASE WHEN k.role = 'admin' AND (u.superadmin = 1 OR (SELECT role FROM main.user_orgs "
+		"uo "
+		"WHERE uo.user_id = u.id AND uo.org_id = coalesce(k.org_id, 1)) = 'admin') THEN 'admin' ELSE 'viewer' "
+		"END, "
+		"k.secret_hash, coalesce(k.last_used_at, 0) < unixepoch() - 60, coalesce(k.org_id, 1), "
+		"k.role = 'admin' AND u.superadmin = 1 FROM "
 		"main.api_keys k " KEY_ALIVE_SQL,
 		-1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
@@ -201,6 +207,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 			snprintf(r->user.role, sizeof(r->user.role), "%s", (const char *)sqlite3_column_text(st, 1));
 			r->user.key_id = id;
 			r->org = sqlite3_column_int64(st, 4);
+			r->user.superadmin = sqlite3_column_int(st, 5); /* an admin key of a superadmin */
 			touch = sqlite3_column_int(st, 3);
 			ok = 1;
 		}

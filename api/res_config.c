@@ -52,6 +52,8 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 	if (auth_require(r, !get) < 0)
 		return MHD_YES;
+	if (!get && !r->user.superadmin) /* the gateway's settings: interfaces, modes, who reaches the API */
+		return reply_error(r, 403, "forbidden", "only superadmins change the gateway's settings");
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
 	if (get)

@@ -206,11 +206,11 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 	static const struct jfield f[] = {{"password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN},
 					  {"current_password", J_STR, 0, 0, PASSWORD_MAX_LEN}};
 	char err[256], hash[PASSWORD_HASH_MAX], oid[24];
-	int self = id == r->user.id, admin = strcmp(r->user.role, "admin") == 0;
+	int self = id == r->user.id, admin = strcmp(r->user.role, "admin") == 0 && r->user.superadmin;
 	json_t *u;
 
 	if (!self && !admin)
-		return reply_error(r, 403, "forbidden", "only admins change other users' passwords");
+		return reply_error(r, 403, "forbidden", "only superadmins change other users' passwords");
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
 	if (!(u = user_json(db, id)))
@@ -309,8 +309,10 @@ int res_users(struct req *r, const char *const *seg, int nseg)
 	}
 	if (auth_require(r, !get) < 0)
 		return MHD_YES;
-	if (strcmp(r->user.role, "admin") != 0)
-		return reply_error(r, 403, "forbidden", "only admins manage users");
+	/* users are the gateway's, not an organisation's: superadmins (every admin of a single
+	 * organisation install) manage them, until memberships are managed per organisation */
+	if (strcmp(r->user.role, "admin") != 0 || !r->user.superadmin)
+		return reply_error(r, 403, "forbidden", "only superadmins manage users");
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
 	return crud_route(r, db, &users, seg, nseg);

@@ -45,7 +45,7 @@ BEGIN
     INSERT OR IGNORE INTO user_orgs (user_id, org_id, role) VALUES (NEW.id, 1, NEW.role);
     UPDATE users SET superadmin = (NEW.role = 'admin') WHERE id = NEW.id;
 END;
-CREATE TRIGGER users_default_org_role AFTER UPDATE OF role ON users
+CREATE TRIGGER users_default_org_role AFTER UPDATE OF role ON users WHEN OLD.role IS NOT NEW.role
 BEGIN
     UPDATE user_orgs SET role = NEW.role WHERE user_id = NEW.id AND org_id = 1;
     UPDATE users SET superadmin = (NEW.role = 'admin') WHERE id = NEW.id;
