@@ -284,6 +284,11 @@ static int resolve_org(struct req *r, int write)
 		reply_error(r, 404, "not_found", "no organisation %lld", (long long)want);
 		return -1;
 	}
+	if (r->gateway_wide && (n == 0 || n > 1)) { /* none chosen: no organisation's rows in reach */
+		r->org = 0;
+		api_scope(0);
+		return 0;
+	}
 	if (n == 0) {
 		reply_error(r, 403, "forbidden", "you belong to no organisation");
 		return -1;

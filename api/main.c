@@ -365,6 +365,23 @@ static int has_body(struct MHD_Connection *conn)
 	return (cl && strcmp(cl, "0") != 0) || te;
 }
 
+/* Endpoints about the signed-in user rather than an organisation's objects. */
+static int gateway_wide(const char *url)
+{
+	static const char *const exact[] = {"/api/v1/auth/logout", "/api/v1/me", "/api/v1/events"};
+	const char *p;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (strcmp(url, exact[i]) == 0)
+			return 1;
+	if (strncmp(url, "/api/v1/users/", 14) != 0) /* /api/v1/users/{id}/password */
+		return 0;
+	p = url + 14;
+	n = strspn(p, "0123456789");
+	return n > 0 && strcmp(p + n, "/password") == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size,
 				  void **con_cls)
@@ -387,6 +404,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->url = url;
 		r->t0 = ev_now_ms();
 		request_id(r->id, sizeof(r->id));
+		r->gateway_wide = gateway_wide(url);
 		if (ci && ci->client_addr) {
 			const struct sockaddr *sa = ci->client_addr;
 			if (sa->sa_family == AF_INET)

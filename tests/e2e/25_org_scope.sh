@@ -91,6 +91,18 @@ check_eq "... still not a superadmin" "$(db "SELECT superadmin FROM users WHERE 
 check_match "... nor change the gateway's settings" \
 	"$(lab_api PUT /api/v1/config -H "$CAROL_H" -H "$J" -d '{"health_interval":"7"}')" '^403 '
 
+# a user of several organisations: an organisation's objects need X-Pgw-Org, the user's own
+# business (who am I, logout, one's password) does not
+db "INSERT INTO user_orgs (user_id, org_id, role) VALUES ($carol_id, 1, 'viewer')"
+check_match "carol in two organisations: listing proxies without X-Pgw-Org: 400 org_required" \
+	"$(lab_api GET /api/v1/proxies -H "$CAROL_H")" '^400 .*org_required'
+check_eq "... with X-Pgw-Org: 1 she sees organisation 1's, as a viewer" \
+	"$(names /api/v1/proxies "$CAROL_H" -H 'X-Pgw-Org: 1')" '["one","root-one"]'
+check_match "... and cannot change them there (viewer)" \
+	"$(lab_api PATCH /api/v1/proxies/1 -H "$CAROL_H" -H 'X-Pgw-Org: 1' -H "$J" -d '{"enabled":false}')" '^403 '
+check_match "... /me needs no organisation" "$(lab_api GET /api/v1/me -H "$CAROL_H")" '^200 .*carol'
+db "DELETE FROM user_orgs WHERE user_id = $carol_id AND org_id = 1"
+
 # an API key acts in the organisation it was made in, while its maker belongs to it
 key=$(lab_api POST /api/v1/api-keys -H "$CAROL_H" -H "$J" -d '{"name":"acme-script","role":"viewer"}' |
 	cut -d' ' -f2- | jq -r .key)
