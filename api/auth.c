@@ -249,13 +249,14 @@ static int resolve_org(struct req *r, int write)
 	}
 	if (r->user.superadmin && !want) {
 		/* every organisation; a write must say which one once there are several (with one,
-		 * every install's until a second is made, it goes to that one: ORG_OWNER) */
-		long long n_orgs = db_query_int(db, "SELECT count(*) FROM main.orgs", -1);
+		 * every install's until a second is made, it goes to that one: ORG_OWNER). Reads ask
+		 * nothing more. */
+		long long n_orgs = write ? db_query_int(db, "SELECT count(*) FROM main.orgs", -1) : 1;
 		if (n_orgs < 0) {
 			reply_error(r, 503, "unavailable", "database unavailable");
 			return -1;
 		}
-		if (n_orgs > 1 && write) {
+		if (n_orgs > 1) {
 			reply_error(r, 400, "org_required", "a change needs an organisation: X-Pgw-Org");
 			return -1;
 		}

@@ -60,12 +60,9 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 	l->udp_client_pps = settings_uint(f->d->db, &f->d->cfg, "udp_client_pps");
 	{
 		char v[SETTINGS_VALUE_MAX];
-		struct net_cidr4 lan;
 		settings_str(f->d->db, &f->d->cfg, "lan_cidr", v, sizeof(v));
-		if (net_cidr4_parse(v, &lan) == 0) {
-			l->lan_addr = lan.addr;
-			l->lan_mask = lan.prefix ? 0xffffffffu << (32 - lan.prefix) : 0;
-		}
+		if (net_cidr4_parse(v, &l->lan) < 0)
+			memset(&l->lan, 0, sizeof(l->lan));
 	}
 }
 

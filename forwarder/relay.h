@@ -17,7 +17,7 @@ struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
 	/* the UDP relay: udp_relay, udp_flow_timeout, udp_session_timeout, udp_client_flows, udp_client_pps */
 	unsigned udp_on, udp_flow_ms, udp_session_ms, udp_client_flows, udp_client_pps;
-	uint32_t lan_addr, lan_mask; /* lan_cidr (host order): no destination of the UDP relay */
+	struct net_cidr4 lan; /* lan_cidr: no destination of the UDP relay (prefix 0: unknown, none) */
 };
 
 /* The resolver's settings (dns_upstream, dns_query_log); gen changes with every reload. */

@@ -55,7 +55,7 @@ int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
 	if (d->ss_family == AF_INET) {
 		uint32_t a = ntohl(((const struct sockaddr_in *)d)->sin_addr.s_addr);
 		return (a >> 24) != 0 && (a >> 24) != 127 && (a >> 16) != 0xa9fe && (a >> 28) != 0xe &&
-		       (a >> 28) != 0xf && (!l->lan_mask || (a & l->lan_mask) != (l->lan_addr & l->lan_mask));
+		       (a >> 28) != 0xf && !(l->lan.prefix && net_cidr4_contains(&l->lan, a));
 	}
 	if (d->ss_family == AF_INET6) {
 		const uint8_t *a = ((const struct sockaddr_in6 *)d)->sin6_addr.s6_addr;
@@ -222,6 +222,7 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 	struct fwd_limits l;
 	const struct fwd_limits *lim;
 	uint64_t now = ev_now_ms();
+	int fresh = 0; /* a new session: dst was checked not to be the gateway's own */
 
 	if (net_ip_from_sa(src, &cip) < 0)
 		return;
@@ -262,8 +263,9 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 		explicit_bzero(&e, sizeof(e));
 		if (!s)
 			return;
+		fresh = 1;
 	}
-	if (!(f = flow_get(r, s, dst, now)))
+	if (!(f = flow_get(r, s, dst, now, fresh)))
 		return; /* counted */
 	s->last = now;
 	if (s->state == US_READY)

@@ -148,8 +148,10 @@ struct usess *sess_new(struct udprelay *r, struct uclient *c, const struct socka
 void sess_free(struct udprelay *r, struct usess *s, enum uend why);
 void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
 		size_t len);
-/* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not. */
-struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now);
+/* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not.
+ * not_local: dst is known not to be a gateway address (a fresh session checked it). */
+struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now,
+		       int not_local);
 void send_up(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data, size_t len);
 void sess_tick(struct udprelay *r, uint64_t now);
 void sess_revalidate(struct udprelay *r);

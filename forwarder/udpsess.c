@@ -273,11 +273,11 @@ void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_stora
 /* A socket bound to remote (a foreign address: IP_TRANSPARENT) to answer the client from; -1
  * on error, -2 when remote is one of the gateway's own addresses: a transparent socket there
  * would take that address's traffic from the gateway's own services, so none is made. */
-static int reply_socket(const struct sockaddr_storage *remote)
+static int reply_socket(const struct sockaddr_storage *remote, int not_local)
 {
 	int one = 1, fd;
 
-	if (udp_addr_local(remote))
+	if (!not_local && udp_addr_local(remote))
 		return -2;
 	fd = socket(remote->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -292,7 +292,8 @@ static int reply_socket(const struct sockaddr_storage *remote)
 	return fd;
 }
 
-static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote, uint64_t now)
+static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote, uint64_t now,
+			      int not_local)
 {
 	struct uflow *f;
 
@@ -300,7 +301,7 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 		udp_drop(r, s, UD_FLOWS);
 		return NULL;
 	}
-	if (!(f = calloc(1, sizeof(*f))) || (f->fd = reply_socket(remote)) < 0) {
+	if (!(f = calloc(1, sizeof(*f))) || (f->fd = reply_socket(remote, not_local)) < 0) {
 		udp_drop(r, s, f && f->fd == -2 ? UD_NOT_ROUTABLE : UD_SEND);
 		free(f);
 		return NULL;
@@ -315,7 +316,8 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 	return f;
 }
 
-struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now)
+struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now,
+		       int not_local)
 {
 	struct uflow **pp, *f;
 
@@ -327,7 +329,7 @@ struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockadd
 			f->last = now;
 			return f;
 		}
-	return flow_new(r, s, dst, now);
+	return flow_new(r, s, dst, now, not_local);
 }
 
 /* The flow a reply from remote goes to: the one that sent there, else (full cone: whoever the
@@ -348,7 +350,7 @@ static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const s
 		udp_drop(r, s, UD_NOT_ROUTABLE);
 		return NULL;
 	}
-	return flow_new(r, s, remote, now);
+	return flow_new(r, s, remote, now, 0);
 }
 
 static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)

@@ -373,6 +373,17 @@ static void test_user_ids_not_reused(void **state)
 	tl_rmdir(dir);
 }
 
+/* The one text value a query returns, into buf. */
+static void text_of(sqlite3 *db, const char *sql, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
 /* 0014: a populated install becomes organisation 1 with every object, network and user in it;
  * enforcement reads the same; the schema refuses crossing organisations. */
 static void test_orgs_upgrade(void **state)
@@ -382,8 +393,7 @@ static void test_orgs_upgrade(void **state)
 	int from, to;
 	const char *active_sql = "SELECT group_concat(client_ip || '=' || active, ',') FROM (SELECT * FROM "
 				 "mapping_state ORDER BY client_ip)";
-	char before[256];
-	sqlite3_stmt *st;
+	char before[256], after[256];
 
 	(void)state;
 	assert_int_equal(migrate_run(db, M, NM, 13, &from, &to, err, sizeof(err)), 0);
@@ -401,18 +411,13 @@ static void test_orgs_upgrade(void **state)
 		"'0000000000000000000000000000000000000000000000000000000000000000');"
 		"INSERT INTO audit (action, object_type) VALUES ('proxy.create', 'proxy'), ('auth.login', '')"),
 	    SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, active_sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	snprintf(before, sizeof(before), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	text_of(db, active_sql, before, sizeof(before));
 	assert_string_equal(before, "10.9.0.1=1,10.9.0.2=0,fd00::1=1");
 	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
 	assert_int_equal(to, 14);
 	/* the same clients active: the agent and the forwarder see no change */
-	assert_int_equal(sqlite3_prepare_v2(db, active_sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), before);
-	sqlite3_finalize(st);
+	text_of(db, active_sql, after, sizeof(after));
+	assert_string_equal(after, before);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM mapping_state WHERE org_id = 1"), 3);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM health_history"), 2);
 	assert_int_equal(tl_int(db, "SELECT udp = 'yes' FROM proxy_health WHERE proxy_id = 1"), 1);
