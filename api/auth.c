@@ -167,6 +167,25 @@ int auth_end_sessions(sqlite3 *db, int64_t user_id)
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+int auth_org_alive(sqlite3 *db, int64_t user_id, int64_t org)
+{
+	sqlite3_stmt *st = NULL;
+	int alive = 0;
+
+	if (org == 0)
+		return 1;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT 1 FROM main.users u WHERE u.id = ?1 AND (u.superadmin = 1 OR (?2 > 0 AND EXISTS "
+			       "(SELECT 1 FROM main.user_orgs uo WHERE uo.user_id = u.id AND uo.org_id = ?2)))",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_int64(st, 2, org);
+		alive = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return alive;
+}
+
 int auth_session_alive(sqlite3 *db, int64_t user_id, int64_t gen)
 {
 	sqlite3_stmt *st = NULL;
@@ -203,9 +222,32 @@ int auth_me(struct req *r)
 {
 	if (strcmp(r->method, "GET") != 0)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	return reply_json(
-	    r, 200,
-	    json_pack("{s:I, s:s, s:s}", "id", (json_int_t)r->user.id, "username", r->user.name, "role", r->user.role));
+	sqlite3 *db = api_db(r->api);
+	sqlite3_stmt *st = NULL;
+	json_t *orgs = json_array();
+
+	/* the organisations the user may choose (X-Pgw-Org, the dashboard's switcher) and the
+	 * role in each: every one for a superadmin, the key's own for an API key */
+	if (db && sqlite3_prepare_v2(db,
+				     "SELECT o.id, o.name, CASE WHEN ?2 THEN 'admin' ELSE uo.role END FROM main.orgs o "
+				     "LEFT JOIN main.user_orgs uo ON uo.org_id = o.id AND uo.user_id = ?1 WHERE "
+				     "CASE WHEN ?3 > 0 THEN o.id = ?4 ELSE ?2 OR uo.role IS NOT NULL END ORDER BY o.id",
+				     -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, r->user.id);
+		sqlite3_bind_int(st, 2, r->user.superadmin);
+		sqlite3_bind_int64(st, 3, r->user.key_id);
+		sqlite3_bind_int64(st, 4, r->org);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(
+			    orgs, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+					    sqlite3_column_text(st, 1), "role",
+					    r->user.key_id ? r->user.role : (const char *)sqlite3_column_text(st, 2)));
+	}
+	sqlite3_finalize(st);
+	return reply_json(r, 200,
+			  json_pack("{s:I, s:s, s:s, s:b, s:o, s:o}", "id", (json_int_t)r->user.id, "username",
+				    r->user.name, "role", r->user.role, "superadmin", r->user.superadmin, "org",
+				    r->org > 0 ? json_integer(r->org) : json_null(), "orgs", orgs));
 }
 
 int auth_csrf(struct req *r)
@@ -229,6 +271,10 @@ int auth_csrf(struct req *r)
 static int resolve_org(struct req *r, int write)
 {
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Pgw-Org");
+
+	/* an EventSource cannot send headers: the event stream takes ?org= instead */
+	if (!h && strcmp(r->url, "/api/v1/events") == 0)
+		h = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "org");
 	sqlite3 *db = api_db(r->api);
 	sqlite3_stmt *st = NULL;
 	int64_t want = 0, org = 0;
@@ -246,6 +292,11 @@ static int resolve_org(struct req *r, int write)
 	if (!db) {
 		reply_error(r, 503, "unavailable", "database unavailable");
 		return -1;
+	}
+	if (r->user.superadmin && !want && r->gateway_wide && write) { /* users, organisations, settings */
+		r->org = 0;
+		api_scope(0);
+		return 0;
 	}
 	if (r->user.superadmin && !want) {
 		/* every organisation; a write must say which one once there are several (with one,

@@ -23,6 +23,9 @@ void auth_password_work_end(void);
 int auth_end_sessions(sqlite3 *db, int64_t user_id);
 /* 1 while tokens of generation gen of this user are valid (an open event stream asks). */
 int auth_session_alive(sqlite3 *db, int64_t user_id, int64_t gen);
+/* 1 while the user may still watch org: a superadmin for every organisation (API_ORG_ALL), a
+ * member or a superadmin for one, anyone for none (0). */
+int auth_org_alive(sqlite3 *db, int64_t user_id, int64_t org);
 int auth_logout(struct req *r);
 int auth_me(struct req *r);
 

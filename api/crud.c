@@ -112,3 +112,68 @@ json_t *fwdstats_load(const char *run_dir)
 	fwdstats_path(run_dir, path, sizeof(path));
 	return json_load_file(path, 0, NULL);
 }
+
+/* The keys of rows (column 0 as text) sql returns for org, as a JSON object key -> true. */
+static json_t *key_set(sqlite3 *db, const char *sql, int64_t org)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *set = json_object();
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, org);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_object_set_new(set, (const char *)sqlite3_column_text(st, 0), json_true());
+	}
+	sqlite3_finalize(st);
+	return set;
+}
+
+/* The members of obj whose keys are in set (copies). */
+static json_t *only(json_t *obj, json_t *set)
+{
+	json_t *out = json_object(), *v;
+	const char *k;
+
+	json_object_foreach(obj, k, v) if (json_object_get(set, k)) json_object_set(out, k, v);
+	return out;
+}
+
+json_t *fwdstats_scoped(json_t *all, sqlite3 *db, int64_t org)
+{
+	json_t *out, *clients, *ips, *ids, *v, *u, *d;
+	json_int_t active = 0, conns = 0, up = 0, down = 0, dg_up = 0, dg_down = 0, ub_up = 0, ub_down = 0;
+	const char *k;
+
+	if (!all || org == API_ORG_ALL)
+		return all;
+	ips = key_set(db, "SELECT client_ip FROM main.mappings WHERE org_id = ?1", org);
+	ids = key_set(db, "SELECT id FROM main.proxies WHERE org_id = ?1", org);
+	clients = only(json_object_get(all, "clients"), ips);
+	json_object_foreach(clients, k, v)
+	{
+		active += json_integer_value(json_object_get(v, "active"));
+		conns += json_integer_value(json_object_get(v, "connections"));
+		up += json_integer_value(json_object_get(v, "bytes_up"));
+		down += json_integer_value(json_object_get(v, "bytes_down"));
+		dg_up += json_integer_value(json_object_get(v, "udp_datagrams_up"));
+		dg_down += json_integer_value(json_object_get(v, "udp_datagrams_down"));
+		ub_up += json_integer_value(json_object_get(v, "udp_bytes_up"));
+		ub_down += json_integer_value(json_object_get(v, "udp_bytes_down"));
+	}
+	out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "mappings", (json_int_t)json_object_size(ips), "active",
+			active, "accepted", conns, "bytes_up", up, "bytes_down", down, "clients", clients);
+	if ((u = json_object_get(all, "udp")))
+		json_object_set_new(
+		    out, "udp",
+		    json_pack("{s:O?, s:O?, s:O?, s:I, s:I, s:I, s:I, s:o}", "enabled", json_object_get(u, "enabled"),
+			      "listening", json_object_get(u, "listening"), "error", json_object_get(u, "error"),
+			      "datagrams_up", dg_up, "datagrams_down", dg_down, "bytes_up", ub_up, "bytes_down",
+			      ub_down, "proxies", only(json_object_get(u, "proxies"), ids)));
+	if ((d = json_object_get(all, "dns")))
+		json_object_set_new(out, "dns",
+				    json_pack("{s:o}", "proxies", only(json_object_get(d, "proxies"), ids)));
+	json_decref(ips);
+	json_decref(ids);
+	json_decref(all);
+	return out;
+}

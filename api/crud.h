@@ -37,5 +37,9 @@ int reply_deleted(struct req *r, sqlite3 *db, const char *sql, int64_t id, const
 		  json_t *before, unsigned topic);
 /* The forwarder's stats (PGW_RUN_DIR/forwarder.stats.json), or NULL when there are none. */
 json_t *fwdstats_load(const char *run_dir);
+/* What of the forwarder's stats all (stolen) one organisation may see: its clients and proxies
+ * only, its totals added up from its clients, none of the gateway-wide counters; all itself for
+ * API_ORG_ALL. Nothing for org 0. */
+json_t *fwdstats_scoped(json_t *all, sqlite3 *db, int64_t org);
 
 #endif

@@ -11,11 +11,17 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	char *text[EVENTS_RING]; /* "id: N\nevent: T\ndata: {...}\n\n" */
-	uint64_t next_id;	 /* id of the next event; ids start at 1 */
+	int64_t audience[EVENTS_RING];
+	uint64_t next_id; /* id of the next event; ids start at 1 */
 	int stopping;
-} ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 1, 0};
+} ev = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, 1, 0};
 
 void events_publish(const char *type, json_t *data)
+{
+	events_publish_to(EVENTS_EVERYONE, type, data);
+}
+
+void events_publish_to(int64_t audience, const char *type, json_t *data)
 {
 	char *json = json_dumps(data, JSON_COMPACT), *text = NULL;
 	size_t slot;
@@ -28,6 +34,7 @@ void events_publish(const char *type, json_t *data)
 		slot = ev.next_id % EVENTS_RING;
 		free(ev.text[slot]);
 		ev.text[slot] = text;
+		ev.audience[slot] = audience;
 		ev.next_id++;
 		pthread_cond_broadcast(&ev.cond);
 	}
@@ -61,6 +68,18 @@ static size_t send_pending(struct events_cursor *c, char *buf, size_t cap, int *
 	return k;
 }
 
+/* An event for audience reaches a subscriber watching org. */
+static int for_cursor(int64_t audience, int64_t org)
+{
+	if (audience == EVENTS_EVERYONE)
+		return 1;
+	if (audience == EVENTS_ALL_ORGS)
+		return org == EVENTS_ALL_ORGS;
+	if (audience == EVENTS_ONE_ORG)
+		return org != EVENTS_ALL_ORGS;
+	return org == EVENTS_ALL_ORGS || org == audience;
+}
+
 ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_ms)
 {
 	struct timespec until;
@@ -81,6 +100,7 @@ ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&ev.lock);
+again: /* until there is something for this subscriber, or the time is up */
 	while (!ev.stopping && c->last + 1 >= ev.next_id && rc == 0)
 		rc = pthread_cond_timedwait(&ev.cond, &ev.lock, &until);
 	if (ev.stopping) {
@@ -95,6 +115,10 @@ ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_
 	while (c->last + 1 < ev.next_id && n < cap) {
 		const char *t = ev.text[(c->last + 1) % EVENTS_RING];
 		size_t len = strlen(t);
+		if (!for_cursor(ev.audience[(c->last + 1) % EVENTS_RING], c->org)) {
+			c->last++; /* another organisation's: as if it were not there */
+			continue;
+		}
 		if (n + len > cap) {
 			if (n > 0)
 				break;		/* whole events first; this one starts the next read */
@@ -110,6 +134,10 @@ ssize_t events_read(struct events_cursor *c, char *buf, size_t cap, int timeout_
 		n += len;
 		c->last++;
 	}
+	/* only other organisations' events: keep waiting (an early heartbeat would tell that they
+	 * have events) */
+	if (n == 0 && rc == 0)
+		goto again;
 	pthread_mutex_unlock(&ev.lock);
 	if (n == 0)
 		n = (size_t)snprintf(buf, cap, ": heartbeat\n\n");

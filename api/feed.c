@@ -17,7 +17,10 @@ struct feed {
 	json_t *health;	   /* proxy id -> health */
 	json_t *clients;   /* client ip -> "active" | "blocked" */
 	json_t *agent;	   /* agent_state */
-	json_t *forwarder; /* forwarder stats */
+	json_t *forwarder; /* forwarder stats (every organisation's) */
+	json_t *org_fwd;   /* organisation id -> its share of them, as last published */
+	json_t *org_seq;   /* organisation id -> [proxies_seq, mappings_seq] */
+	json_t *owner;	   /* proxy id or client address -> organisation, as last seen */
 	char stale[256];   /* which up results have gone stale: they change with time, not commits */
 	long long seq[3];  /* change_seq of proxies, mappings, settings as last published */
 };
@@ -58,6 +61,50 @@ static json_t *col(sqlite3_stmt *st, int i)
 	default:
 		return json_string((const char *)sqlite3_column_text(st, i));
 	}
+}
+
+/* Who owns what: proxy ids and client addresses -> organisation id (one namespace: an address
+ * is never a decimal id). */
+static json_t *owners_now(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *o = json_object();
+
+	if (sqlite3_prepare_v2(
+		db, "SELECT id, org_id FROM main.proxies UNION ALL SELECT client_ip, org_id FROM main.mappings", -1,
+		&st, NULL) != SQLITE_OK)
+		return o;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
+				    json_integer(sqlite3_column_int64(st, 1)));
+	sqlite3_finalize(st);
+	return o;
+}
+
+static json_t *org_seq_now(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *o = json_object();
+
+	if (sqlite3_prepare_v2(db, "SELECT id, proxies_seq, mappings_seq FROM main.orgs", -1, &st, NULL) != SQLITE_OK)
+		return o;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
+				    json_pack("[I, I]", (json_int_t)sqlite3_column_int64(st, 1),
+					      (json_int_t)sqlite3_column_int64(st, 2)));
+	sqlite3_finalize(st);
+	return o;
+}
+
+/* The organisation key belongs to (now, or before it was removed); EVENTS_ALL_ORGS when
+ * nobody can tell: then only superadmins see it. */
+static int64_t owner_of(struct feed *f, json_t *old_owner, const char *key)
+{
+	json_t *v = json_object_get(f->owner, key);
+
+	if (!v && old_owner)
+		v = json_object_get(old_owner, key);
+	return v ? (int64_t)json_integer_value(v) : EVENTS_ALL_ORGS;
 }
 
 /* Rows of sql as {key (column 0): {names[1..]: values}}. */
@@ -143,6 +190,9 @@ struct feed *feed_new(sqlite3 *db, const char *run_dir)
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);
 	f->forwarder = json_object();
+	f->org_fwd = json_object();
+	f->org_seq = org_seq_now(db);
+	f->owner = owners_now(db);
 	moved_topics(f);
 	return f;
 }
@@ -155,11 +205,15 @@ void feed_free(struct feed *f)
 	json_decref(f->clients);
 	json_decref(f->agent);
 	json_decref(f->forwarder);
+	json_decref(f->org_fwd);
+	json_decref(f->org_seq);
+	json_decref(f->owner);
 	free(f);
 }
 
-/* Publish type for every key whose value differs (or is new / gone). Returns the new snapshot. */
-static json_t *diff(json_t *old, json_t *now, const char *type, const char *gone_key)
+/* Publish type for every key whose value differs (or is new / gone), to the organisation that
+ * owns the key. Returns the new snapshot. */
+static json_t *diff(struct feed *f, json_t *old_owner, json_t *old, json_t *now, const char *type, const char *gone_key)
 {
 	const char *k;
 	json_t *v;
@@ -167,19 +221,60 @@ static json_t *diff(json_t *old, json_t *now, const char *type, const char *gone
 	json_object_foreach(now, k, v)
 	{
 		if (!json_equal(v, json_object_get(old, k)))
-			events_publish(type, json_incref(v));
+			events_publish_to(owner_of(f, old_owner, k), type, json_incref(v));
 	}
 	json_object_foreach(old, k, v)
 	{
 		if (!json_object_get(now, k))
-			events_publish(type, json_pack("{s:s, s:b}", gone_key, k, "removed", 1));
+			events_publish_to(owner_of(f, old_owner, k), type,
+					  json_pack("{s:s, s:b}", gone_key, k, "removed", 1));
 	}
 	json_decref(old);
 	return now;
 }
 
+/* Each organisation whose proxies or mappings changed: its dashboards refetch. */
+static void publish_refetch(struct feed *f)
+{
+	json_t *now = org_seq_now(f->db), *v;
+	const char *k;
+
+	json_object_foreach(now, k, v)
+	{
+		json_t *old = json_object_get(f->org_seq, k);
+		int64_t org = strtoll(k, NULL, 10);
+		if (!old || !json_equal(json_array_get(old, 0), json_array_get(v, 0)))
+			events_publish_to(org, "proxies", json_pack("{s:s}", "change", "proxies"));
+		if (!old || !json_equal(json_array_get(old, 1), json_array_get(v, 1)))
+			events_publish_to(org, "mappings", json_pack("{s:s}", "change", "mappings"));
+	}
+	json_decref(f->org_seq);
+	f->org_seq = now;
+}
+
+/* The forwarder's stats: whole to superadmins watching every organisation, and to each
+ * organisation its own share (fwdstats_scoped), when that share changed. */
+static void publish_forwarder(struct feed *f, json_t *now)
+{
+	json_t *seen = json_object(), *v;
+	const char *k;
+
+	events_publish_to(EVENTS_ALL_ORGS, "forwarder", json_incref(now));
+	json_object_foreach(f->org_seq, k, v)
+	{
+		json_t *share = fwdstats_scoped(json_incref(now), f->db, strtoll(k, NULL, 10));
+		if (!json_equal(share, json_object_get(f->org_fwd, k)))
+			events_publish_to(strtoll(k, NULL, 10), "forwarder", json_incref(share));
+		json_object_set_new(seen, k, share);
+	}
+	json_decref(f->org_fwd);
+	f->org_fwd = seen;
+}
+
 void feed_update(struct feed *f, uint32_t topics)
 {
+	json_t *old_owner;
+
 	if (topics == FEED_POLL) /* snapshots diff themselves; refetch events only for real changes */
 		topics = TOPIC_HEALTH | TOPIC_AGENT | TOPIC_FORWARDER | moved_topics(f);
 	else
@@ -200,6 +295,8 @@ void feed_update(struct feed *f, uint32_t topics)
 			topics |= TOPIC_HEALTH;
 		}
 	}
+	old_owner = f->owner; /* removed objects are told to whom they belonged */
+	f->owner = owners_now(f->db);
 	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES)) {
 		json_t *now = health_now(f->db);
 		const char *k;
@@ -211,31 +308,35 @@ void feed_update(struct feed *f, uint32_t topics)
 			const char *oip = old ? json_string_value(json_object_get(old, "exit_ip")) : NULL;
 			const char *nip = json_string_value(json_object_get(v, "exit_ip"));
 			if (oip && nip && *oip && *nip && strcmp(oip, nip) != 0)
-				events_publish("exit_ip_changed",
-					       json_pack("{s:O, s:s, s:s}", "proxy_id", json_object_get(v, "proxy_id"),
-							 "from", oip, "to", nip));
+				events_publish_to(owner_of(f, NULL, k), "exit_ip_changed",
+						  json_pack("{s:O, s:s, s:s}", "proxy_id",
+							    json_object_get(v, "proxy_id"), "from", oip, "to", nip));
 		}
-		f->health = diff(f->health, now, "health", "proxy_id");
+		f->health = diff(f, old_owner, f->health, now, "health", "proxy_id");
 	}
 	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES | TOPIC_MAPPINGS))
-		f->clients = diff(f->clients, clients_now(f->db), "client", "client_ip");
-	if (topics & TOPIC_PROXIES)
-		events_publish("proxies", json_pack("{s:s}", "change", "proxies"));
-	if (topics & TOPIC_MAPPINGS)
-		events_publish("mappings", json_pack("{s:s}", "change", "mappings"));
-	if (topics & TOPIC_SETTINGS)
+		f->clients = diff(f, old_owner, f->clients, clients_now(f->db), "client", "client_ip");
+	json_decref(old_owner);
+	if (topics & (TOPIC_PROXIES | TOPIC_MAPPINGS))
+		publish_refetch(f);
+	if (topics & TOPIC_SETTINGS) /* the gateway's settings: everyone reads them */
 		events_publish("config", json_pack("{s:s}", "change", "config"));
 	if (topics & TOPIC_AGENT) {
 		json_t *now = agent_now(f->db);
-		if (!json_equal(now, f->agent))
-			events_publish("agent", json_incref(now));
+		if (!json_equal(now, f->agent)) {
+			json_t *part = json_deep_copy(now); /* the kernel's state, not the others' clients */
+			json_object_del(part, "active_count");
+			json_object_del(part, "blocked_count");
+			events_publish_to(EVENTS_ALL_ORGS, "agent", json_incref(now));
+			events_publish_to(EVENTS_ONE_ORG, "agent", part);
+		}
 		json_decref(f->agent);
 		f->agent = now;
 	}
 	if (topics & TOPIC_FORWARDER) {
 		json_t *now = json_load_file(f->stats_path, 0, NULL);
 		if (now && !json_equal(now, f->forwarder)) {
-			events_publish("forwarder", json_incref(now));
+			publish_forwarder(f, now);
 			json_decref(f->forwarder);
 			f->forwarder = now;
 		} else {

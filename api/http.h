@@ -45,8 +45,8 @@ struct req {
 	struct api_user user;
 	int authed;
 	int64_t org;	  /* the organisation it acts in (auth_require): > 0, API_ORG_ALL, or 0 before */
-	int gateway_wide; /* about the user, not an organisation (logout, /me, one's own password, /events): a user of
-			     several organisations needs no X-Pgw-Org there */
+	int gateway_wide; /* about the user or the gateway, not an organisation (logout, /me, /events, /users,
+			     /orgs): a user of several organisations needs no X-Pgw-Org there */
 	int answered;	  /* a reply was queued before the body was read (401): the body is dropped */
 	int status;	  /* what was sent, for the access log */
 	uint64_t t0;
@@ -81,12 +81,12 @@ int reply_text(struct req *r, unsigned status, const char *content_type, const c
 
 /* Body validation: the body must be a JSON object with only these fields, each of its type and
  * within its bounds; required ones present unless partial. 0, or -EINVAL with err filled. */
-enum jtype { J_STR, J_INT, J_BOOL };
+enum jtype { J_STR, J_INT, J_BOOL, J_ARRAY };
 struct jfield {
 	const char *name;
 	enum jtype type;
 	int required;
-	long long min, max; /* J_INT: value range; J_STR: length range */
+	long long min, max; /* J_INT: value range; J_STR: length range; J_ARRAY: item count */
 };
 int json_check(const json_t *body, const struct jfield *fields, size_t n, int partial, char *err, size_t errlen);
 /* Parse r->raw into r->body; replies 400/415 itself and returns -1 when it is not usable. */

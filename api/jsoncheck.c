@@ -8,7 +8,7 @@
 
 static const char *type_name(enum jtype t)
 {
-	return t == J_STR ? "a string" : t == J_INT ? "an integer" : "true or false";
+	return t == J_STR ? "a string" : t == J_INT ? "an integer" : t == J_ARRAY ? "a list" : "true or false";
 }
 
 int json_check(const json_t *body, const struct jfield *fields, size_t n, int partial, char *err, size_t errlen)
@@ -31,13 +31,19 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 		}
 		if ((fields[i].type == J_STR && !json_is_string(v)) ||
 		    (fields[i].type == J_INT && !json_is_integer(v)) ||
-		    (fields[i].type == J_BOOL && !json_is_boolean(v))) {
+		    (fields[i].type == J_BOOL && !json_is_boolean(v)) ||
+		    (fields[i].type == J_ARRAY && !json_is_array(v))) {
 			snprintf(err, errlen, "'%s' must be %s", key, type_name(fields[i].type));
 			return -EINVAL;
 		}
 		if (fields[i].type == J_INT &&
 		    (json_integer_value(v) < fields[i].min || json_integer_value(v) > fields[i].max)) {
 			snprintf(err, errlen, "'%s' must be from %lld to %lld", key, fields[i].min, fields[i].max);
+			return -EINVAL;
+		}
+		if (fields[i].type == J_ARRAY &&
+		    ((long long)json_array_size(v) < fields[i].min || (long long)json_array_size(v) > fields[i].max)) {
+			snprintf(err, errlen, "'%s' must hold %lld to %lld items", key, fields[i].min, fields[i].max);
 			return -EINVAL;
 		}
 		if (fields[i].type == J_STR) {

@@ -91,7 +91,8 @@ struct sse {
 	struct events_cursor cur;
 	int started;
 	const struct api *api;
-	int64_t uid, gen, key_id; /* whose stream: it ends when that session (or API key) does */
+	int64_t uid, gen, key_id; /* whose stream: it ends when that session (or API key) does, */
+	int64_t org;		  /* or the user leaves the organisation it watches */
 	long exp;		  /* ... or its token expires */
 };
 
@@ -109,7 +110,8 @@ static int stream_alive(const struct sse *s)
 
 	if (s->exp && (long)time(NULL) >= s->exp)
 		return 0;
-	return db && (s->key_id ? apikey_alive(db, s->key_id) : auth_session_alive(db, s->uid, s->gen));
+	return db && (s->key_id ? apikey_alive(db, s->key_id)
+				: auth_session_alive(db, s->uid, s->gen) && auth_org_alive(db, s->uid, s->org));
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -152,6 +154,7 @@ static int sse(struct req *r)
 	s->gen = r->user.gen;
 	s->key_id = r->user.key_id;
 	s->exp = r->user.exp;
+	s->org = s->cur.org = r->org; /* API_ORG_ALL is EVENTS_ALL_ORGS */
 	s->cur.last = events_last_id();
 	if (lei && *lei) {
 		int64_t id = strcmp(lei, "0") == 0 ? 0 : path_id(lei);
@@ -231,6 +234,8 @@ static int route(struct req *r)
 		return res_audit(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "api-keys") == 0)
 		return res_apikeys(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "orgs") == 0)
+		return res_orgs(r, seg + 1, n - 1);
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 
@@ -365,21 +370,22 @@ static int has_body(struct MHD_Connection *conn)
 	return (cl && strcmp(cl, "0") != 0) || te;
 }
 
-/* Endpoints about the signed-in user rather than an organisation's objects. */
+/* Endpoints about the signed-in user, or the gateway's users, organisations and settings,
+ * rather than one organisation's objects. */
 static int gateway_wide(const char *url)
 {
 	static const char *const exact[] = {"/api/v1/auth/logout", "/api/v1/me", "/api/v1/events"};
-	const char *p;
-	size_t n;
+	static const char *const trees[] = {"/api/v1/users", "/api/v1/orgs", "/api/v1/config"};
 
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (strcmp(url, exact[i]) == 0)
 			return 1;
-	if (strncmp(url, "/api/v1/users/", 14) != 0) /* /api/v1/users/{id}/password */
-		return 0;
-	p = url + 14;
-	n = strspn(p, "0123456789");
-	return n > 0 && strcmp(p + n, "/password") == 0;
+	for (size_t i = 0; i < sizeof(trees) / sizeof(trees[0]); i++) {
+		size_t n = strlen(trees[i]);
+		if (strncmp(url, trees[i], n) == 0 && (url[n] == '\0' || url[n] == '/'))
+			return 1;
+	}
+	return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -594,6 +600,8 @@ int main(int argc, char **argv)
 	r = daemon_init(&d, &info, argc, argv);
 	if (r == DAEMON_CONTINUE) {
 		api.cfg = &d.cfg;
+		if (orgs_seed(d.db, &d.cfg) < 0) /* mappings stay enforced; new ones wait for networks */
+			log_warn("cannot give organisation 1 the LAN network: %s", sqlite3_errmsg(d.db));
 		feed = feed_new(d.db, d.cfg.run_dir);
 		d.priv = feed;
 		api.mhd = feed ? start_http(&api, err, sizeof(err)) : NULL;

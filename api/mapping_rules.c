@@ -2,7 +2,10 @@
  * health gate; the same for the mapping handlers and the CSV import. */
 #include "mapping_rules.h"
 
+#include "resources.h"
 #include "settings.h"
+
+#include <errno.h>
 
 #include <stdio.h>
 
@@ -12,8 +15,19 @@ int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, c
 	char cidr[SETTINGS_VALUE_MAX];
 	struct net_cidr4 lan;
 
+	struct net_ip a;
+	int in = 0;
+
 	settings_str(db, cfg, "lan_cidr", cidr, sizeof(cidr));
-	return net_client_ip(ip, net_cidr4_parse(cidr, &lan) == 0 ? &lan : NULL, canon, why);
+	if (net_client_ip(ip, net_cidr4_parse(cidr, &lan) == 0 ? &lan : NULL, canon, why) < 0)
+		return -EINVAL;
+	/* one answer for an address in another organisation's network and one in nobody's: the
+	 * others are not to be learnt from it */
+	if (net_ip_parse(canon, &a) < 0 || (in = org_holds_ip(db, &a)) <= 0) {
+		*why = in < 0 ? "cannot read the organisation's networks" : "is not in the organisation's networks";
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int mapping_gate_needed(int exists, int64_t old_proxy, int old_enabled, int64_t proxy, int enabled)

@@ -67,20 +67,13 @@ static void proxy_check_gauge(FILE *f, sqlite3 *db, const char *name, const char
 	sqlite3_finalize(st);
 }
 
-/* DNS (dns_mode=proxy): each proxy's DNS check from the DB; queries, answers, cache and latency
- * from the forwarder's resolver, in all, per proxy and per client. */
-static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
+/* The resolver's totals: queries, answers, cache and latency of every client. */
+static void dns_totals(FILE *f, json_t *d)
 {
 	static const char *const rcodes[] = {"refused", "servfail", "formerr", "notimp"};
-	json_t *d = json_object_get(fwd, "dns"), *v;
 	const char *k;
+	json_t *v;
 
-	proxy_check_gauge(f, db, "pgw_proxy_dns_up", "1 when the proxy's last DNS check passed (dns_mode=proxy)",
-			  "dns_status", "up");
-	proxy_check_gauge(f, db, "pgw_proxy_udp",
-			  "1 when the proxy's last UDP check passed (UDP ASSOCIATE and a datagram back)", "udp", "yes");
-	if (!json_is_object(d))
-		return;
 	fprintf(f,
 		"# HELP pgw_dns_queries_total client DNS queries, by transport\n# TYPE pgw_dns_queries_total counter\n"
 		"pgw_dns_queries_total{transport=\"udp\"} %lld\npgw_dns_queries_total{transport=\"tcp\"} %lld\n",
@@ -109,6 +102,22 @@ static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
 	    fprintf(f, "pgw_dns_latency_milliseconds_bucket{le=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
 	fprintf(f, "pgw_dns_latency_milliseconds_sum %lld\npgw_dns_latency_milliseconds_count %lld\n",
 		jint(d, "latency_ms_sum"), jint(d, "answered"));
+}
+
+/* DNS (dns_mode=proxy): each proxy's DNS check from the DB; queries, answers, cache and latency
+ * from the forwarder's resolver, in all, per proxy and per client. */
+static void dns_metrics(FILE *f, sqlite3 *db, json_t *fwd)
+{
+	json_t *d = json_object_get(fwd, "dns");
+
+	proxy_check_gauge(f, db, "pgw_proxy_dns_up", "1 when the proxy's last DNS check passed (dns_mode=proxy)",
+			  "dns_status", "up");
+	proxy_check_gauge(f, db, "pgw_proxy_udp",
+			  "1 when the proxy's last UDP check passed (UDP ASSOCIATE and a datagram back)", "udp", "yes");
+	if (!json_is_object(d))
+		return;
+	if (json_object_get(d, "queries")) /* the gateway's totals: not in one organisation's view */
+		dns_totals(f, d);
 	family(f, "pgw_proxy_dns_queries_total", "client DNS queries answered for the proxy's clients",
 	       json_object_get(d, "proxies"), "id", "queries", 0);
 	family(f, "pgw_proxy_dns_cache_hits_total", "of them from the cache", json_object_get(d, "proxies"), "id",
@@ -143,14 +152,12 @@ static void family_dir(FILE *f, const char *name, const char *help, json_t *obj,
 	}
 }
 
-/* The UDP relay: sessions, datagrams, drops by reason, per proxy and per client. */
-static void udp_metrics(FILE *f, json_t *fwd)
+/* The UDP relay's totals: sessions, flows, datagrams, ends and drops by reason. */
+static void udp_totals(FILE *f, json_t *u)
 {
-	json_t *u = json_object_get(fwd, "udp"), *v;
 	const char *k;
+	json_t *v;
 
-	if (!json_is_object(u))
-		return;
 	fprintf(f,
 		"# HELP pgw_udp_relay_listening 1 when pgw-forwarder's UDP relay listens (it needs CAP_NET_ADMIN)\n"
 		"# TYPE pgw_udp_relay_listening gauge\npgw_udp_relay_listening %d\n"
@@ -176,6 +183,17 @@ static void udp_metrics(FILE *f, json_t *fwd)
 	fprintf(f, "# HELP pgw_udp_dropped_total datagrams dropped, by reason\n# TYPE pgw_udp_dropped_total counter\n");
 	json_object_foreach(json_object_get(u, "dropped"), k, v)
 	    fprintf(f, "pgw_udp_dropped_total{reason=\"%s\"} %lld\n", k, (long long)json_integer_value(v));
+}
+
+/* The UDP relay: sessions, datagrams, drops by reason, per proxy and per client. */
+static void udp_metrics(FILE *f, json_t *fwd)
+{
+	json_t *u = json_object_get(fwd, "udp");
+
+	if (!json_is_object(u))
+		return;
+	if (json_object_get(u, "sessions")) /* the gateway's totals: not in one organisation's view */
+		udp_totals(f, u);
 	family_dir(f, "pgw_proxy_udp_datagrams_total", "datagrams relayed for the proxy's clients",
 		   json_object_get(u, "proxies"), "id", "datagrams_up", "datagrams_down", NULL);
 	family_dir(f, "pgw_proxy_udp_bytes_total", "payload bytes relayed for the proxy's clients",
@@ -216,10 +234,13 @@ int res_metrics(struct req *r)
 			       password_ct_equal(h + 7, strlen(h + 7), cfg->metrics_token, strlen(cfg->metrics_token));
 		if (!token_ok && auth_require(r, 0) < 0)
 			return MHD_YES; /* 401 sent: a session or Authorization: Bearer <PGW_METRICS_TOKEN> */
-		if (token_ok)
-			api_scope(API_ORG_ALL); /* Prometheus: every organisation */
+		if (token_ok) {
+			r->org = API_ORG_ALL; /* Prometheus: every organisation */
+			api_scope(r->org);
+		}
 	} else {
-		api_scope(API_ORG_ALL); /* metrics_public: what the operator chose to open */
+		r->org = API_ORG_ALL; /* metrics_public: what the operator chose to open */
+		api_scope(r->org);
 	}
 	if (!(f = open_memstream(&buf, &len)))
 		return reply_error(r, 503, "unavailable", "out of memory");
@@ -322,7 +343,7 @@ int res_metrics(struct req *r)
 			sqlite3_column_int(st, 3));
 	}
 	sqlite3_finalize(st);
-	fwd = fwdstats_load(cfg->run_dir);
+	fwd = fwdstats_scoped(fwdstats_load(cfg->run_dir), db, r->org);
 	if (fwd) {
 		fprintf(f,
 			"# HELP pgw_forwarder_active_connections relayed connections open now\n"

@@ -1,5 +1,5 @@
-/* res_status.c - /api/v1/status (daemons, what the agent applied, forwarder totals, counts) and
- * /healthz. */
+/* res_status.c - /api/v1/status (daemons, what the agent applied, forwarder totals, counts: an
+ * organisation's own clients and proxies, every one's for a superadmin) and /healthz. */
 #include "resources.h"
 
 #include "db.h"
@@ -53,7 +53,8 @@ static json_t *agent_state(sqlite3 *db)
 int res_status(struct req *r, const char *const *seg, int nseg)
 {
 	const char *rd = r->api->cfg->run_dir;
-	json_t *fwd;
+	json_t *fwd, *agent;
+	long long active, blocked;
 	sqlite3 *db;
 
 	(void)seg;
@@ -61,20 +62,27 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 		return reply_error(r, 404, "not_found", "no such resource");
 	if (!(db = read_only_start(r, NULL)))
 		return MHD_YES;
-	fwd = fwdstats_load(rd);
+	fwd = fwdstats_scoped(fwdstats_load(rd), db, r->org);
+	agent = agent_state(db);
+	if (r->org != API_ORG_ALL) { /* one organisation's clients, not the whole kernel's */
+		active = db_query_int(db, "SELECT count(*) FROM mapping_state WHERE active", 0);
+		blocked = db_query_int(db, "SELECT count(*) FROM mapping_state WHERE NOT active", 0);
+		json_object_set_new(agent, "active_count", json_integer(active));
+		json_object_set_new(agent, "blocked_count", json_integer(blocked));
+	}
 	return reply_json(
 	    r, 200,
 	    json_pack(
 		"{s:{s:b, s:b, s:b, s:b}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "daemons", "api", 1, "agent",
 		daemon_alive(rd, "agent"), "forwarder", daemon_alive(rd, "forwarder"), "healthd",
-		daemon_alive(rd, "healthd"), "agent", agent_state(db), "forwarder", fwd ? fwd : json_null(), "counts",
-		"proxies", (json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
+		daemon_alive(rd, "healthd"), "agent", agent, "forwarder", fwd ? fwd : json_null(), "counts", "proxies",
+		(json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
 		(json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", 0),
 		"proxies_down",
 		(json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'down'", 0),
 		"mappings", (json_int_t)db_query_int(db, "SELECT count(*) FROM mappings", 0), "clients_active",
-		(json_int_t)db_query_int(db, "SELECT active_count FROM agent_state", 0), "clients_blocked",
-		(json_int_t)db_query_int(db, "SELECT blocked_count FROM agent_state", 0)));
+		json_integer_value(json_object_get(agent, "active_count")), "clients_blocked",
+		json_integer_value(json_object_get(agent, "blocked_count"))));
 }
 
 int res_healthz(struct req *r)

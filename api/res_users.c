@@ -1,5 +1,6 @@
-/* res_users.c - /api/v1/users (admins) and /users/{id}/password (admins, or a user for
- * themselves, with the current password); /api/v1/audit search. */
+/* res_users.c - /api/v1/users (superadmins): users, their memberships ('orgs': a role per
+ * organisation) and whether they are superadmins; /users/{id}/password (superadmins, or a
+ * user for themselves, with the current password). */
 #include "resources.h"
 
 #include "db.h"
@@ -14,26 +15,44 @@
 static json_t *user_json(sqlite3 *db, int64_t id)
 {
 	sqlite3_stmt *st = NULL;
-	json_t *j = NULL;
+	json_t *j = NULL, *orgs;
 
-	if (sqlite3_prepare_v2(db, "SELECT id, username, role, disabled, created_at FROM users WHERE id = ?1", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db,
+			       "SELECT id, username, role, superadmin, disabled, created_at FROM users WHERE id = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		j = json_pack("{s:I, s:s, s:s, s:b, s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0), "username",
-			      sqlite3_column_text(st, 1), "role", sqlite3_column_text(st, 2), "disabled",
-			      sqlite3_column_int(st, 3), "created_at", (json_int_t)sqlite3_column_int64(st, 4));
+		j = json_pack("{s:I, s:s, s:s, s:b, s:b, s:I, s:[]}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+			      "username", sqlite3_column_text(st, 1), "role", sqlite3_column_text(st, 2), "superadmin",
+			      sqlite3_column_int(st, 3), "disabled", sqlite3_column_int(st, 4), "created_at",
+			      (json_int_t)sqlite3_column_int64(st, 5), "orgs");
+	sqlite3_finalize(st);
+	if (!j)
+		return NULL;
+	orgs = json_object_get(j, "orgs");
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT o.id, o.name, uo.role FROM main.user_orgs uo JOIN main.orgs o ON o.id = uo.org_id "
+		"WHERE uo.user_id = ?1 ORDER BY o.id",
+		-1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(
+			    orgs, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+					    sqlite3_column_text(st, 1), "role", sqlite3_column_text(st, 2)));
+	}
 	sqlite3_finalize(st);
 	return j;
 }
 
-static int admins_left_without(sqlite3 *db, int64_t id)
+/* Enabled superadmins other than id. */
+static int superadmins_left_without(sqlite3 *db, int64_t id)
 {
 	sqlite3_stmt *st = NULL;
 	int n = 0;
 
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1", -1,
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM users WHERE superadmin = 1 AND disabled = 0 AND id != ?1", -1,
 			       &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		if (sqlite3_step(st) == SQLITE_ROW)
@@ -60,43 +79,199 @@ static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b
 	return rc;
 }
 
+static int role_valid(const char *role)
+{
+	return role && (strcmp(role, "admin") == 0 || strcmp(role, "viewer") == 0);
+}
+
+static int org_exists(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM main.orgs WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* Memberships a body asks for, checked (every organisation exists, none twice), as a JSON
+ * list of {id, role}; or NULL with the reason in err. */
+static json_t *memberships(sqlite3 *db, json_t *orgs, char *err, size_t errlen)
+{
+	json_t *out = json_array(), *m;
+	size_t i;
+
+	json_array_foreach(orgs, i, m)
+	{
+		json_t *id = json_object_get(m, "id");
+		const char *role = json_string_value(json_object_get(m, "role"));
+		size_t k;
+		json_t *o;
+
+		if (!json_is_object(m) || json_object_size(m) != 2 || !json_is_integer(id) || !role_valid(role)) {
+			snprintf(err, errlen, "'orgs'[%zu] must be {\"id\": an organisation, \"role\": admin|viewer}",
+				 i);
+			goto bad;
+		}
+		if (!org_exists(db, json_integer_value(id))) {
+			snprintf(err, errlen, "'orgs'[%zu]: no organisation %lld", i,
+				 (long long)json_integer_value(id));
+			goto bad;
+		}
+		json_array_foreach(out, k,
+				   o) if (json_integer_value(json_object_get(o, "id")) == json_integer_value(id))
+		{
+			snprintf(err, errlen, "'orgs'[%zu]: organisation %lld is listed twice", i,
+				 (long long)json_integer_value(id));
+			goto bad;
+		}
+		json_array_append_new(out, json_pack("{s:O, s:s}", "id", id, "role", role));
+	}
+	return out;
+bad:
+	json_decref(out);
+	return NULL;
+}
+
+/* The organisation a bare 'role' is about: the request's, or the only one. 0 when it cannot be
+ * told (several organisations and no X-Pgw-Org). */
+static int64_t role_org(struct req *r, sqlite3 *db)
+{
+	if (r->org > 0)
+		return r->org;
+	return db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1
+		   ? db_query_int(db, "SELECT id FROM main.orgs", 0)
+		   : 0;
+}
+
+/* Under the write transaction: user id's memberships become list (replace: all of them; else
+ * one is added or changed), and users.role its summary: admin for a superadmin or an admin of
+ * some organisation. 0 or -1. */
+static int write_memberships(sqlite3 *db, int64_t id, json_t *list, int replace)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	json_t *m;
+	int rc = SQLITE_DONE;
+
+	if (replace && exec_bound(db, "DELETE FROM main.user_orgs WHERE user_id = ?3", NULL, NULL, id) != SQLITE_DONE)
+		return -1;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO main.user_orgs (user_id, org_id, role) VALUES (?1, ?2, ?3) "
+			       "ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	json_array_foreach(list, i, m)
+	{
+		if (rc != SQLITE_DONE)
+			break;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(m, "id")));
+		sqlite3_bind_text(st, 3, json_string_value(json_object_get(m, "role")), -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return exec_bound(db,
+			  "UPDATE users SET role = CASE WHEN superadmin = 1 OR EXISTS (SELECT 1 FROM main.user_orgs "
+			  "WHERE user_id = users.id AND role = 'admin') THEN 'admin' ELSE 'viewer' END WHERE id = ?3",
+			  NULL, NULL, id) == SQLITE_DONE
+		   ? 0
+		   : -1;
+}
+
+/* 'orgs' of a body, or the one membership a bare 'role' means. NULL with a reply sent. */
+static json_t *wanted_memberships(struct req *r, sqlite3 *db, const char *role)
+{
+	json_t *orgs = json_object_get(r->body, "orgs");
+	char err[256];
+	int64_t org;
+
+	if (orgs) {
+		json_t *list = memberships(db, orgs, err, sizeof(err));
+		if (!list)
+			reply_error(r, 400, "bad_request", "%s", err);
+		return list;
+	}
+	if (!(org = role_org(r, db))) {
+		reply_error(r, 400, "org_required",
+			    "a role is per organisation: choose one with X-Pgw-Org, or give 'orgs'");
+		return NULL;
+	}
+	return json_pack("[{s:I, s:s}]", "id", (json_int_t)org, "role", role);
+}
+
 static int create(struct req *r, sqlite3 *db)
 {
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64},
-					  {"role", J_STR, 1, 5, 6},
-					  {"password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN}};
+					  {"role", J_STR, 0, 5, 6},
+					  {"password", J_STR, 1, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN},
+					  {"superadmin", J_BOOL, 0, 0, 1},
+					  {"orgs", J_ARRAY, 0, 0, 256}};
 	char err[256], hash[PASSWORD_HASH_MAX], oid[24];
 	const char *name, *role;
-	json_t *after;
+	json_t *after, *list, *v;
 	int64_t id;
-	int rc;
+	int rc, super;
 
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
-	if (json_check(r->body, f, 3, 0, err, sizeof(err)) < 0)
+	if (json_check(r->body, f, 5, 0, err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	name = json_string_value(json_object_get(r->body, "username"));
 	role = json_string_value(json_object_get(r->body, "role"));
-	if (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0)
+	if ((role || !json_object_get(r->body, "orgs")) && !role_valid(role))
 		return reply_error(r, 400, "bad_request", "'role' must be admin or viewer");
 	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name))
 		return reply_error(r, 400, "bad_request", "'username' may use A-Z a-z 0-9 . _ @ -");
-	if (auth_password_work_begin(r) < 0)
+	if (!(list = wanted_memberships(r, db, role)))
 		return MHD_YES;
+	/* while the gateway has one organisation an admin is a superadmin, as before organisations */
+	super = (v = json_object_get(r->body, "superadmin"))
+		    ? json_is_true(v)
+		    : role && strcmp(role, "admin") == 0 && db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1;
+	if (auth_password_work_begin(r) < 0) {
+		json_decref(list);
+		return MHD_YES;
+	}
 	rc = password_hash(json_string_value(json_object_get(r->body, "password")), hash);
 	auth_password_work_end();
-	if (rc < 0)
+	if (rc < 0) {
+		json_decref(list);
 		return reply_error(r, 500, "internal", "cannot hash the password");
-	rc = exec_bound(db, "INSERT INTO users (username, password_hash, role) VALUES (?1, ?2, 'viewer')", name, hash,
-			0);
+	}
+	if (db_begin(db) < 0) {
+		explicit_bzero(hash, sizeof(hash));
+		json_decref(list);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	}
+	rc = exec_bound(
+	    db,
+	    super ? "INSERT INTO users (username, password_hash, role, superadmin) VALUES (?1, ?2, 'admin', 1)"
+		  : "INSERT INTO users (username, password_hash, role) VALUES (?1, ?2, 'viewer')",
+	    name, hash, 0);
 	explicit_bzero(hash, sizeof(hash));
 	if (rc != SQLITE_DONE) {
-		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
-			return reply_error(r, 409, "conflict", "user '%s' exists", name);
-		return reply_error(r, 400, "bad_request", "invalid user: %s", sqlite3_errmsg(db));
+		int unique = sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE;
+		rc = unique ? reply_error(r, 409, "conflict", "user '%s' exists", name)
+			    : reply_error(r, 400, "bad_request", "invalid user: %s", sqlite3_errmsg(db));
+		db_rollback(db);
+		json_decref(list);
+		return rc;
 	}
 	id = sqlite3_last_insert_rowid(db);
-	exec_bound(db, "UPDATE users SET role = ?1 WHERE id = ?3", role, NULL, id);
+	if (write_memberships(db, id, list, 1) < 0 || db_commit(db) < 0) {
+		rc = reply_db_error(r, db);
+		db_rollback(db);
+		json_decref(list);
+		return rc;
+	}
+	json_decref(list);
 	after = user_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.create", "user", oid, NULL, after, "ok");
@@ -106,12 +281,15 @@ static int create(struct req *r, sqlite3 *db)
 
 static int patch(struct req *r, sqlite3 *db, int64_t id)
 {
-	static const struct jfield f[] = {{"role", J_STR, 0, 5, 6}, {"disabled", J_BOOL, 0, 0, 1}};
-	json_t *before = user_json(db, id), *after, *v;
+	static const struct jfield f[] = {{"role", J_STR, 0, 5, 6},
+					  {"disabled", J_BOOL, 0, 0, 1},
+					  {"superadmin", J_BOOL, 0, 0, 1},
+					  {"orgs", J_ARRAY, 0, 0, 256}};
+	json_t *before = user_json(db, id), *after, *v, *list = NULL;
 	char err[256], oid[24];
 	const char *role;
 	sqlite3_stmt *st = NULL;
-	int demote, disable, rc = SQLITE_ERROR;
+	int super = -1, disable, was_super, rc = SQLITE_ERROR;
 
 	if (req_parse_json(r) < 0) { /* the request's own faults first, as everywhere */
 		json_decref(before);
@@ -119,36 +297,48 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 	}
 	if (!before)
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
-	if (json_check(r->body, f, 2, 1, err, sizeof(err)) < 0) {
+	if (json_check(r->body, f, 4, 1, err, sizeof(err)) < 0) {
 		json_decref(before);
 		return reply_error(r, 400, "bad_request", "%s", err);
 	}
 	role = (v = json_object_get(r->body, "role")) ? json_string_value(v) : NULL;
-	if (role && strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0) {
+	if (role && !role_valid(role)) {
 		json_decref(before);
 		return reply_error(r, 400, "bad_request", "'role' must be admin or viewer");
 	}
-	demote = role && strcmp(role, "viewer") == 0;
+	if ((role || json_object_get(r->body, "orgs")) && !(list = wanted_memberships(r, db, role))) {
+		json_decref(before);
+		return MHD_YES;
+	}
+	if (!list)
+		list = json_array(); /* no membership changes; the summary role is still refreshed */
+	if ((v = json_object_get(r->body, "superadmin")))
+		super = json_is_true(v);
+	else if (role && !json_object_get(r->body, "orgs") &&
+		 db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1)
+		super = strcmp(role, "admin") == 0; /* one organisation: an admin is a superadmin */
 	disable = json_is_true(json_object_get(r->body, "disabled"));
-	/* the last-admin check and the change in one write transaction: two admins demoting each
-	 * other at once cannot both pass it */
+	was_super = json_is_true(json_object_get(before, "superadmin"));
+	/* the last-superadmin check and the change in one write transaction: two superadmins
+	 * demoting each other at once cannot both pass it */
 	if (db_begin(db) < 0) {
 		json_decref(before);
+		json_decref(list);
 		return reply_error(r, 503, "unavailable", "the database is busy; try again");
 	}
-	if ((demote || disable) && strcmp(json_string_value(json_object_get(before, "role")), "admin") == 0 &&
-	    admins_left_without(db, id) == 0) {
+	if ((super == 0 || disable) && was_super && superadmins_left_without(db, id) == 0) {
 		db_rollback(db);
 		json_decref(before);
-		return reply_error(r, 409, "conflict", "this is the last enabled admin");
+		json_decref(list);
+		return reply_error(r, 409, "conflict", "this is the last enabled superadmin");
 	}
 	/* disabling ends its sessions: its tokens stay dead when it is enabled again */
 	if (sqlite3_prepare_v2(db,
-			       "UPDATE users SET role = coalesce(?1, role), disabled = coalesce(?2, disabled), "
-			       "token_gen = token_gen + ?3, updated_at = unixepoch() WHERE id = ?4",
+			       "UPDATE users SET superadmin = coalesce(?1, superadmin), disabled = coalesce(?2, "
+			       "disabled), token_gen = token_gen + ?3, updated_at = unixepoch() WHERE id = ?4",
 			       -1, &st, NULL) == SQLITE_OK) {
-		if (role)
-			sqlite3_bind_text(st, 1, role, -1, SQLITE_STATIC);
+		if (super >= 0)
+			sqlite3_bind_int(st, 1, super);
 		if ((v = json_object_get(r->body, "disabled")))
 			sqlite3_bind_int(st, 2, json_is_true(v));
 		sqlite3_bind_int(st, 3, disable);
@@ -156,12 +346,15 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE || db_commit(db) < 0) {
+	if (rc != SQLITE_DONE || write_memberships(db, id, list, json_object_get(r->body, "orgs") != NULL) < 0 ||
+	    db_commit(db) < 0) {
 		rc = reply_db_error(r, db);
 		db_rollback(db);
 		json_decref(before);
+		json_decref(list);
 		return rc;
 	}
+	json_decref(list);
 	after = user_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.update", "user", oid, before, after, "ok");
@@ -181,11 +374,10 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 		json_decref(before);
 		return reply_error(r, 503, "unavailable", "the database is busy; try again");
 	}
-	if (strcmp(json_string_value(json_object_get(before, "role")), "admin") == 0 &&
-	    admins_left_without(db, id) == 0) {
+	if (json_is_true(json_object_get(before, "superadmin")) && superadmins_left_without(db, id) == 0) {
 		db_rollback(db);
 		json_decref(before);
-		return reply_error(r, 409, "conflict", "this is the last enabled admin");
+		return reply_error(r, 409, "conflict", "this is the last enabled superadmin");
 	}
 	if (exec_bound(db, "DELETE FROM users WHERE id = ?3", NULL, NULL, id) != SQLITE_DONE || db_commit(db) < 0) {
 		int rc = reply_db_error(r, db);
@@ -310,7 +502,7 @@ int res_users(struct req *r, const char *const *seg, int nseg)
 	if (auth_require(r, !get) < 0)
 		return MHD_YES;
 	/* users are the gateway's, not an organisation's: superadmins (every admin of a single
-	 * organisation install) manage them, until memberships are managed per organisation */
+	 * organisation install) manage them and their memberships */
 	if (strcmp(r->user.role, "admin") != 0 || !r->user.superadmin)
 		return reply_error(r, 403, "forbidden", "only superadmins manage users");
 	if (!(db = api_db(r->api)))

@@ -21,6 +21,13 @@ int res_mappings_import(struct req *r, sqlite3 *db);
 int res_healthz(struct req *r);
 int res_metrics(struct req *r);
 int res_apikeys(struct req *r, const char *const *seg, int nseg);
+int res_orgs(struct req *r, const char *const *seg, int nseg);
+/* 1 when ip lies in one of the networks of the organisation a new row of this request goes to
+ * (ORG_OWNER), 0 when not, -1 on a database error. */
+int org_holds_ip(sqlite3 *db, const struct net_ip *ip);
+/* At start: organisation 1 of a single-organisation install owns the LAN network (lan_cidr,
+ * stored or configured) when it has no IPv4 network yet. 0 or -1. */
+int orgs_seed(sqlite3 *db, const struct pgw_config *cfg);
 /* A bearer token that is an API key ("pgwk_<id>_<secret>"): 1 with r->user set (name "key:NAME",
  * the key's role), 0 when it is a key but not a valid one, -1 when it is not a key at all. */
 int apikey_auth(struct req *r, sqlite3 *db, const char *token);

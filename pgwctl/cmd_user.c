@@ -58,8 +58,14 @@ static int user_add(struct ctl *c, int argc, char **argv)
 	}
 	if (ctl_open(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO users (username, password_hash, role) VALUES (?1, ?2, ?3)", -1, &st,
-			       NULL) != SQLITE_OK)
+	/* a member of organisation 1 with that role; an admin made on the box is a superadmin
+	 * (it manages organisations and the gateway's settings) */
+	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto dberr;
+	if (sqlite3_prepare_v2(c->db,
+			       "INSERT INTO users (username, password_hash, role, superadmin) VALUES (?1, ?2, ?3, ?3 = "
+			       "'admin')",
+			       -1, &st, NULL) != SQLITE_OK)
 		goto dberr;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
@@ -71,6 +77,14 @@ static int user_add(struct ctl *c, int argc, char **argv)
 		}
 		goto dberr;
 	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(c->db,
+			       "INSERT INTO user_orgs (user_id, org_id, role) VALUES (last_insert_rowid(), 1, ?1)", -1,
+			       &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(st, 1, role, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE || sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto dberr;
 	snprintf(after, sizeof(after), "{\"username\":\"%s\",\"role\":\"%s\"}", name, role);
 	ctl_audit(c, "user.create", "user", name, after);
 	ctl_notify(c, TOPIC_USERS);
@@ -82,6 +96,8 @@ dberr:
 out:
 	explicit_bzero(pw, sizeof(pw));
 	sqlite3_finalize(st);
+	if (c->db && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 usage:
 	fprintf(stderr, "usage: pgwctl user add NAME --role admin|viewer --password-stdin\n");
@@ -119,6 +135,8 @@ static int user_passwd(struct ctl *c, int argc, char **argv)
 out:
 	explicit_bzero(pw, sizeof(pw));
 	sqlite3_finalize(st);
+	if (c->db && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
 

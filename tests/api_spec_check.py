@@ -59,7 +59,7 @@ def validate(v, s, where):
 last_headers = {}
 
 
-def call(method, path, body=None, token=None, ctype="application/json", stream=False):
+def call(method, path, body=None, token=None, ctype="application/json", stream=False, org=None):
     global last_headers
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(base + path, data=data, method=method)
@@ -67,6 +67,8 @@ def call(method, path, body=None, token=None, ctype="application/json", stream=F
         req.add_header("Content-Type", ctype)
     if token:
         req.add_header("Authorization", "Bearer " + token)
+    if org is not None:
+        req.add_header("X-Pgw-Org", str(org))
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             last_headers = r.headers
@@ -81,11 +83,15 @@ def call(method, path, body=None, token=None, ctype="application/json", stream=F
 done = set()
 
 
-def op(method, spec_path, path, body=None, token=None, ctype="application/json", stream=False, expect=None):
-    global failures, n
+last_status = None
+
+
+def op(method, spec_path, path, body=None, token=None, ctype="application/json", stream=False, expect=None, org=None):
+    global failures, n, last_status
     n += 1
     done.add((spec_path, method.lower()))
-    status, ct, raw = call(method, path, body, token, ctype, stream)
+    status, ct, raw = call(method, path, body, token, ctype, stream, org)
+    last_status = status
     o = spec["paths"].get(spec_path, {}).get(method.lower())
     errs = []
     if o is None:
@@ -202,6 +208,150 @@ for path, ops in spec["paths"].items():
                 op(M, path, concrete, {"zz_unknown": 1}, T)
         elif method == "get" and path not in ("/api/v1/events",):
             op(M, path, concrete, None, T)
+
+# Two organisations (issue 21), checks generated from the spec so that no endpoint is forgotten:
+# an admin of A listing, reading, changing, deleting, importing, exporting and subscribing never
+# sees or touches B's objects; a superadmin sees both; B's addresses cannot be mapped by A.
+import re, threading
+
+
+def check(label, ok, detail=""):
+    global failures, n
+    n += 1
+    if ok:
+        print("ok %d - %s" % (n, label))
+    else:
+        failures += 1
+        print("not ok %d - %s %s" % (n, label, str(detail)[:400]))
+
+
+def answer(st, body, *ids):
+    """An answer with the ids (and the request id) blanked: B's object and a missing one compare."""
+    text = json.dumps(body, sort_keys=True) if not isinstance(body, bytes) else body.decode("utf-8", "replace")
+    text = re.sub(r'"request_id": ?"[^"]*"', "", text)
+    for i in ids:
+        text = re.sub(r"(?<![0-9.])%s(?![0-9])" % re.escape(str(i)), "N", text)
+    return "%d %s" % (st, text)
+
+
+op("PATCH", "/api/v1/orgs/{id}", "/api/v1/orgs/1", {"networks": ["10.0.0.0/8"]}, T, expect=400)  # outside lan_cidr
+op("PATCH", "/api/v1/orgs/{id}", "/api/v1/orgs/1", {"networks": ["192.168.2.192/26"]}, T, expect=200)
+A = op("POST", "/api/v1/orgs", "/api/v1/orgs", {"name": "spec-a", "networks": ["192.168.2.0/25"]}, T, expect=201)["id"]
+B = op("POST", "/api/v1/orgs", "/api/v1/orgs", {"name": "spec-b", "networks": ["192.168.2.128/26", "2001:db8:b::/64"]}, T, expect=201)["id"]
+op("POST", "/api/v1/orgs", "/api/v1/orgs", {"name": "spec-c", "networks": ["192.168.2.100/30"]}, T, expect=409)  # overlaps A
+op("POST", "/api/v1/orgs", "/api/v1/orgs", {"name": "spec-a"}, T, expect=409)  # the name is taken
+op("GET", "/api/v1/orgs", "/api/v1/orgs", token=T, expect=200)
+op("GET", "/api/v1/orgs/{id}", "/api/v1/orgs/%d" % A, token=T, expect=200)
+op("PUT", "/api/v1/orgs/{id}", "/api/v1/orgs/%d" % A, {"name": "spec-a", "networks": ["192.168.2.0/25"]}, T, expect=200)
+C = op("POST", "/api/v1/orgs", "/api/v1/orgs", {"name": "spec-c"}, T, expect=201)["id"]
+op("DELETE", "/api/v1/orgs/{id}", "/api/v1/orgs/%d" % C, token=T, expect=204)
+op("DELETE", "/api/v1/orgs/{id}", "/api/v1/orgs/1", token=T, expect=409)
+users = {}
+for name, org in (("spec-a-admin", A), ("spec-b-admin", B)):
+    u = op("POST", "/api/v1/users", "/api/v1/users", {"username": name, "password": "spec-password-1", "orgs": [{"id": org, "role": "admin"}]}, T, expect=201)
+    check("%s is an admin of its organisation only, not a superadmin" % name,
+          u["orgs"] == [{"id": org, "name": "spec-a" if org == A else "spec-b", "role": "admin"}] and not u["superadmin"], u)
+    users[org] = (u["id"], op("POST", "/api/v1/auth/login", "/api/v1/auth/login", {"username": name, "password": "spec-password-1"}, expect=200)["token"])
+UB, TB = users[B]
+TA = users[A][1]
+op("POST", "/api/v1/users", "/api/v1/users", {"username": "spec-nobody", "role": "viewer", "password": "spec-password-1"}, T, expect=400)  # which organisation?
+PA = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "a-proxy", "type": "socks5", "host": sys.argv[4], "port": 1080}, TA, expect=201)["id"]
+PB = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "b-marker-proxy", "type": "socks5", "host": sys.argv[4], "port": 1080}, TB, expect=201)["id"]
+MB = op("POST", "/api/v1/mappings", "/api/v1/mappings", {"client_ip": "192.168.2.130", "proxy_id": PB, "label": "b-marker-map"}, TB, expect=201)["id"]
+KB = op("POST", "/api/v1/api-keys", "/api/v1/api-keys", {"name": "b-marker-key", "role": "viewer"}, TB, expect=201)["id"]
+MARKERS = ("b-marker", "192.168.2.130", "spec-b", "spec-b-admin")
+
+
+def b_state():
+    return [call("GET", p, token=TB)[2] for p in ("/api/v1/proxies/%d" % PB, "/api/v1/mappings/%d" % MB, "/api/v1/api-keys", "/api/v1/orgs/%d" % B)]
+
+
+before = b_state()
+# every parameterised operation, as A, with B's object and with a missing one: the same answer
+B_OBJECT = {"/api/v1/proxies/{id}": PB, "/api/v1/proxies/{id}/check": PB, "/api/v1/mappings/{id}": MB,
+            "/api/v1/health/{proxy_id}/history": PB, "/api/v1/api-keys/{id}": KB, "/api/v1/orgs/{id}": B,
+            "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB}
+BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
+          ("/api/v1/proxies/{id}", "patch"): {"enabled": False},
+          ("/api/v1/mappings/{id}", "put"): {"client_ip": "192.168.2.20", "proxy_id": PA},
+          ("/api/v1/mappings/{id}", "patch"): {"label": "hijack"},
+          ("/api/v1/orgs/{id}", "put"): {"name": "hijack", "networks": []},
+          ("/api/v1/orgs/{id}", "patch"): {"name": "hijack"},
+          ("/api/v1/users/{id}", "patch"): {"disabled": True},
+          ("/api/v1/users/{id}/password", "put"): {"password": "hijack-password-1"}}
+for path, ops in spec["paths"].items():
+    if "{" not in path:
+        continue
+    if path not in B_OBJECT:
+        check("%s: organisation B has an object to try it with" % path, False, "add it to B_OBJECT")
+        continue
+    for method in ops:
+        if method not in ("get", "post", "put", "patch", "delete"):
+            continue
+        M, body = method.upper(), BODIES.get((path, method), {} if method in ("post", "put", "patch") else None)
+        got = []
+        for i in (B_OBJECT[path], 999999):
+            res = op(M, path, re.sub(r"\{[a-z_]+\}", str(i), path), body, TA)
+            got.append(answer(last_status, res, i))
+        check("%s %s as A: B's object answers exactly like a missing one (%s)" % (M, path, got[0][:3]),
+              got[0] == got[1] and got[0][:3] in ("404", "403"), got)
+check("B's proxy, mapping, API keys and organisation are unchanged", b_state() == before)
+pa = answer(*call("GET", "/api/v1/proxies", token=TA, org=B)[::2], B)
+pm = answer(*call("GET", "/api/v1/proxies", token=TA, org=999999)[::2], 999999)
+check("X-Pgw-Org: B with A's credentials answers like a missing organisation", pa == pm and pa.startswith("404"), (pa, pm))
+# mapping B's addresses: refused as an address in nobody's network is
+st1, _, r1 = call("POST", "/api/v1/mappings", {"client_ip": "192.168.2.130", "proxy_id": PA}, TA)
+st2, _, r2 = call("POST", "/api/v1/mappings", {"client_ip": "2001:db8:c::1", "proxy_id": PA}, TA)
+a1 = answer(st1, r1).replace("192.168.2.130", "IP")
+a2 = answer(st2, r2).replace("2001:db8:c::1", "IP")
+check("A cannot map an address of B's network: the answer for an address in nobody's", a1 == a2 and st1 == 400, (a1, a2))
+st, _, r = call("POST", "/api/v1/mappings", {"client_ip": "2001:db8:b::5", "proxy_id": PB}, TB)
+check("B maps an address of its IPv6 network (201)", st == 201, r)
+res = op("POST", "/api/v1/mappings/import", "/api/v1/mappings/import", ("client_ip,proxy_id\n192.168.2.130,%d\n192.168.2.21,%d\n" % (PA, PA)).encode(), TA, ctype="text/csv")
+check("A's CSV import of B's address fails that row and changes nothing (all or nothing)", last_status == 400 and b_state() == before and b"192.168.2.130" not in call("GET", "/api/v1/mappings/export", token=TA)[2], res)
+# every list, export, search, status and metrics as A: no B marker; the superadmin sees both
+for path, ops in spec["paths"].items():
+    if "{" in path or "get" not in ops or path in ("/api/v1/events", "/healthz"):
+        continue
+    st, _, raw = call("GET", path, token=TA)
+    leak = [m for m in MARKERS if m.encode() in raw]
+    check("GET %s as A (%d): nothing of B's in it" % (path, st), (st == 200 or path == "/api/v1/users") and not leak, leak)
+    if path in ("/api/v1/proxies", "/api/v1/mappings", "/api/v1/mappings/export", "/api/v1/audit", "/api/v1/orgs", "/metrics"):
+        raw = call("GET", path, token=T)[2]
+        check("... while the superadmin's has B's objects there (the check above can fail)", [m for m in MARKERS if m.encode() in raw])
+st, _, raw = call("GET", "/api/v1/health", token=TA)
+check("GET /api/v1/health as A: no row of B's proxy", st == 200 and PB not in [h["proxy_id"] for h in json.loads(raw)["items"]])
+st, _, raw = call("GET", "/api/v1/proxies", token=T)
+check("the superadmin sees both organisations' proxies", b"a-proxy" in raw and b"b-marker-proxy" in raw)
+# live events: A's stream gets A's changes, none of B's
+got = []
+
+
+def listen(token, out):
+    req = urllib.request.Request(base + "/api/v1/events", headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, timeout=4) as r:
+            while True:
+                line = r.readline()
+                if not line:
+                    break
+                out.append(line)
+    except Exception:
+        pass
+
+
+t = threading.Thread(target=listen, args=(TA, got))
+t.start()
+import time
+time.sleep(0.5)
+call("PATCH", "/api/v1/mappings/%d" % MB, {"label": "b-marker-map2"}, TB)
+call("PATCH", "/api/v1/proxies/%d" % PB, {"name": "b-marker-proxy2"}, TB)
+call("PATCH", "/api/v1/proxies/%d" % PA, {"name": "a-proxy2"}, TA)
+t.join()
+stream = b"".join(got)
+check("A's event stream has A's change (a proxies refetch)", b"event: proxies" in stream, stream[:300])
+check("... and nothing of B's (no mappings refetch, no B marker)",
+      b"event: mappings" not in stream and not [m for m in MARKERS if m.encode() in stream], stream[:600])
 
 op("POST", "/api/v1/auth/logout", "/api/v1/auth/logout", {}, T, expect=204)
 

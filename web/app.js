@@ -5,7 +5,8 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', proxies: [], mappings: [], health: {},
+const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', org: sessionStorage.getItem('pgw.org') || '',
+  proxies: [], mappings: [], health: {},
   history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: null };
 
 function el(tag, attrs = {}, ...kids) {
@@ -32,6 +33,7 @@ async function api(method, path, body, opts = {}) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = opts.type || 'application/json';
   if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
+  if (state.org) headers['X-Pgw-Org'] = state.org; /* the organisation the dashboard shows */
   const res = await fetch('/api/v1' + path, { method, headers, credentials: 'same-origin',
     body: body === undefined ? undefined : (opts.type ? body : JSON.stringify(body)) });
   if (res.status === 401 && path !== '/auth/login') { showLogin('Your session has ended; please log in again.'); throw new ApiError(401, null); }
@@ -95,13 +97,42 @@ async function login(ev) {
 async function logout() {
   try { await api('POST', '/auth/logout', {}); } catch (e) { /* the session is gone either way */ }
   sessionStorage.removeItem('pgw.csrf');
+  sessionStorage.removeItem('pgw.org');
   state.csrf = '';
+  state.org = '';
   showLogin();
 }
 
+/* The organisation to show: the one chosen before if it is still the user's, else the only
+ * one, else (a superadmin) all of them, else the first. */
+function chooseOrg(me) {
+  const ids = me.orgs.map((o) => String(o.id));
+  if (!ids.includes(state.org)) state.org = me.superadmin || ids.length === 0 ? '' : ids[0];
+  if (ids.length === 1 && !me.superadmin) state.org = ids[0];
+  sessionStorage.setItem('pgw.org', state.org);
+  const o = me.orgs.find((x) => String(x.id) === state.org);
+  if (o && !me.superadmin) me.role = o.role; /* the role in the organisation shown */
+  const sw = $('#org-switch');
+  sw.replaceChildren(...(me.superadmin ? [el('option', { value: '' }, 'All organisations')] : []),
+    ...me.orgs.map((x) => el('option', { value: String(x.id) }, x.name)));
+  sw.value = state.org;
+  sw.hidden = me.orgs.length < 2; /* nothing to choose */
+}
+
+async function switchOrg(ev) {
+  state.org = ev.target.value;
+  sessionStorage.setItem('pgw.org', state.org);
+  state.history = {};
+  try { await start(); } catch (e) { if (!(e instanceof ApiError && e.status === 401)) flash(e.message, true); }
+}
+
 async function start() {
-  state.me = await api('GET', '/me');
+  const org = state.org;
+  state.org = ''; /* /me lists every organisation the user may choose */
+  try { state.me = await api('GET', '/me'); } finally { state.org = org; }
+  chooseOrg(state.me);
   document.body.classList.toggle('viewer', !isAdmin());
+  document.body.classList.toggle('superadmin', !!state.me.superadmin);
   $('#who-name').textContent = state.me.username;
   $('#who-role').textContent = state.me.role;
   $('#login').hidden = true;
@@ -110,7 +141,7 @@ async function start() {
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
   background(loadConfig());
-  if (isAdmin()) { background(loadUsers()); background(loadKeys()); background(loadAudit(true)); }
+  if (isAdmin()) { if (state.me.superadmin) background(loadUsers()); background(loadKeys()); background(loadAudit(true)); }
   connectEvents();
 }
 
@@ -561,7 +592,7 @@ function refetchSoon() {
 
 function connectEvents() {
   if (state.es) state.es.close();
-  const es = new EventSource('/api/v1/events');
+  const es = new EventSource('/api/v1/events' + (state.org ? `?org=${encodeURIComponent(state.org)}` : ''));
   state.es = es;
   const live = $('#live');
   es.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
@@ -613,11 +644,12 @@ function selectTab(tab) {
     $(`#${t.getAttribute('aria-controls')}`).hidden = !on;
   });
   tab.focus();
-  if (tab.id === 'tab-auth' && isAdmin()) { background(loadUsers()); background(loadKeys()); background(loadAudit(true)); } /* fresh on every visit */
+  if (tab.id === 'tab-auth' && isAdmin()) { if (state.me.superadmin) background(loadUsers()); background(loadKeys()); background(loadAudit(true)); } /* fresh on every visit */
 }
 
 document.addEventListener('DOMContentLoaded', () => {
   $('#login-form').addEventListener('submit', login);
+  $('#org-switch').addEventListener('change', switchOrg);
   $('#logout').addEventListener('click', logout);
   const tabs = $$('[role=tab]');
   tabs.forEach((t, i) => {

@@ -15,6 +15,14 @@ $ctl settings set health_down_interval 1 >/dev/null
 $ctl settings set health_timeout 1 >/dev/null
 echo 'web-admin-password' | $ctl user add admin --role admin --password-stdin >/dev/null
 echo 'web-viewer-password' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+echo 'web-multi-password' | $ctl user add multi --role viewer --password-stdin >/dev/null
+# a second organisation, made by the browser test late (the admin's own steps need one): acme,
+# with a proxy of its own, and multi an admin there (a viewer in organisation 1)
+cat >"$LAB_DIR/add-org.sh" <<ORG
+sqlite3 "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
+    INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'acme-socks', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
+    INSERT INTO user_orgs (user_id, org_id, role) SELECT id, 2, 'admin' FROM users WHERE username = 'multi';"
+ORG
 lab_start_dante || exit 1
 $ctl settings set health_interval 2 >/dev/null # live health events every 2 s
 sqlite3 "$PGW_DB" "INSERT INTO proxies (name, type, host, port) VALUES ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
@@ -30,6 +38,7 @@ mkdir -p "$ROOT/build/screenshots"
 noauth=$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids")
 echo "$noauth" >"$LAB_DIR/noauth.pid"
 export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_PASSWORD=web-viewer-password \
+	MULTI_PASSWORD=web-multi-password ADD_ORG="bash $LAB_DIR/add-org.sh" \
 	SHOTS_DIR=$ROOT/build/screenshots PROXY_NAME=socks-open HTTP_PROXY_HOST=$LAB_HTTP_PROXY \
 	PROXY_USER=$LAB_PROXY_USER PROXY_PASS=$LAB_PROXY_PASS \
 	KILL_PROXY="kill \$(cat $LAB_DIR/noauth.pid)" \

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Scenario (issue 21, first part): the organisation scoping of pgw-api's REST reads and writes,
-# decided once per request (auth_require: X-Pgw-Org, else the user's only organisation) and
-# enforced by the DB connection (TEMP views over the main tables, writes to main.X with the
-# organisation): another organisation's object answers exactly like a missing one. Organisations
-# and memberships are made in SQL here: /api/v1/orgs, memberships, live events and /metrics per
-# organisation are the rest of the issue (docs/design/TENANTS.md).
+# Scenario (issue 21): the organisation scoping of pgw-api's REST reads and writes, decided
+# once per request (auth_require: X-Pgw-Org, else the user's only organisation) and enforced by
+# the DB connection (TEMP views over the main tables, writes to main.X with the organisation):
+# another organisation's object answers exactly like a missing one; organisations and their
+# networks (/api/v1/orgs), memberships (/api/v1/users), client addresses only in the
+# organisation's networks, live events per organisation. The spec-generated two-organisation
+# walk is in 14_api_spec (tests/api_spec_check.py).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -14,6 +15,11 @@ ctl=$PGW_BIN/pgwctl
 echo 'root-password-1' | $ctl user add root --role admin --password-stdin >/dev/null
 echo 'carol-password-1' | $ctl user add carol --role admin --password-stdin >/dev/null
 db() { lab_db "$@"; }
+lab_bg gw pgw-healthd "$PGW_BIN/pgw-healthd" # the health gate of new mappings
+lab_bg gw pgw-api "$PGW_BIN/pgw-api"
+check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+# (made after pgw-api started: a single-organisation install's organisation 1 owns the LAN
+# network from the start)
 # org 2 ('acme') with its own network, proxy and mapping; carol: admin of acme only, not superadmin
 db "INSERT INTO orgs (id, name) VALUES (2, 'acme');
     INSERT INTO org_networks (org_id, cidr) VALUES (2, '10.20.0.0/16');
@@ -23,11 +29,10 @@ db "INSERT INTO orgs (id, name) VALUES (2, 'acme');
     INSERT INTO proxies (id, org_id, name, type, host, port) VALUES (1, 1, 'one', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
         (2, 2, 'acme-proxy', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
     INSERT INTO mappings (id, org_id, client_ip, proxy_id) VALUES (1, 1, '192.168.2.10', 1), (2, 2, '192.168.2.11', 2);"
-lab_bg gw pgw-api "$PGW_BIN/pgw-api"
-check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
 ROOT_H=$(lab_api_login root root-password-1)
 CAROL_H=$(lab_api_login carol carol-password-1)
 J='Content-Type: application/json'
+U=http://127.0.0.1:8080
 names() { lab_api GET "$1" -H "$2" "${@:3}" | cut -d' ' -f2- | jq -c '[.items[] | (.name // .client_ip)]'; }
 norm() { sed 's/"request_id":"[^"]*"//'; } # the answer without its request id
 # an answer with the id in it replaced: id-blind comparison of "another's" and "missing"
@@ -92,8 +97,13 @@ check_match "... nor change the gateway's settings" \
 	"$(lab_api PUT /api/v1/config -H "$CAROL_H" -H "$J" -d '{"health_interval":"7"}')" '^403 '
 
 # a user of several organisations: an organisation's objects need X-Pgw-Org, the user's own
-# business (who am I, logout, one's password) does not
-db "INSERT INTO user_orgs (user_id, org_id, role) VALUES ($carol_id, 1, 'viewer')"
+# business (who am I, logout, one's password) does not. Memberships are the superadmin's, by API
+check_eq "the superadmin makes carol a viewer of organisation 1 too (memberships by API)" \
+	"$(lab_api PATCH "/api/v1/users/$carol_id" -H "$ROOT_H" -H "$J" -d '{"orgs":[{"id":2,"role":"admin"},{"id":1,"role":"viewer"}]}' |
+		jq -Rc 'split(" ") | [.[0], (.[1:] | join(" ") | fromjson | .orgs)]')" \
+	'["200",[{"id":1,"name":"default","role":"viewer"},{"id":2,"name":"acme","role":"admin"}]]'
+check_eq "... /me lists both for the switcher, and no organisation chosen" \
+	"$(lab_api GET /api/v1/me -H "$CAROL_H" | cut -d' ' -f2- | jq -c '[.org, [.orgs[].id], .superadmin]')" '[null,[1,2],false]'
 check_match "carol in two organisations: listing proxies without X-Pgw-Org: 400 org_required" \
 	"$(lab_api GET /api/v1/proxies -H "$CAROL_H")" '^400 .*org_required'
 check_eq "... with X-Pgw-Org: 1 she sees organisation 1's, as a viewer" \
@@ -101,7 +111,7 @@ check_eq "... with X-Pgw-Org: 1 she sees organisation 1's, as a viewer" \
 check_match "... and cannot change them there (viewer)" \
 	"$(lab_api PATCH /api/v1/proxies/1 -H "$CAROL_H" -H 'X-Pgw-Org: 1' -H "$J" -d '{"enabled":false}')" '^403 '
 check_match "... /me needs no organisation" "$(lab_api GET /api/v1/me -H "$CAROL_H")" '^200 .*carol'
-db "DELETE FROM user_orgs WHERE user_id = $carol_id AND org_id = 1"
+lab_api PATCH "/api/v1/users/$carol_id" -H "$ROOT_H" -H "$J" -d '{"orgs":[{"id":2,"role":"admin"}]}' >/dev/null
 
 # an API key acts in the organisation it was made in, while its maker belongs to it
 key=$(lab_api POST /api/v1/api-keys -H "$CAROL_H" -H "$J" -d '{"name":"acme-script","role":"viewer"}' |
@@ -111,6 +121,58 @@ check_eq "... the key belongs to acme" "$(db "SELECT org_id FROM api_keys WHERE 
 check_eq "the superadmin's key list for organisation 1 does not show it" \
 	"$(lab_api GET /api/v1/api-keys -H "$ROOT_H" -H 'X-Pgw-Org: 1' | cut -d' ' -f2- | jq '[.items[] | select(.name == "acme-script")] | length')" "0"
 check_match "... (while the key works)" "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")" '^200 '
-db "DELETE FROM user_orgs WHERE user_id = $carol_id"
-check_match "carol out of acme: her key stops working" "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")" '^401 '
+
+# organisations and their networks, through the API (superadmin)
+check_match "an organisation admin cannot make organisations" \
+	"$(lab_api POST /api/v1/orgs -H "$CAROL_H" -H "$J" -d '{"name":"x"}')" '^403 '
+check_eq "... and lists only her own" "$(lab_api GET /api/v1/orgs -H "$CAROL_H" | cut -d' ' -f2- | jq -c '[.items[].name]')" '["acme"]'
+check_match "a network outside the LAN (lan_cidr) is refused" \
+	"$(lab_api POST /api/v1/orgs -H "$ROOT_H" -H "$J" -d '{"name":"beta","networks":["10.30.0.0/16"]}')" '^400 .*not inside the LAN network'
+check_match "a network with host bits is refused" \
+	"$(lab_api POST /api/v1/orgs -H "$ROOT_H" -H "$J" -d '{"name":"beta","networks":["192.168.2.1/25"]}')" '^400 '
+check_eq "organisation 1 owns the LAN network and every IPv6 client (as before organisations)" \
+	"$(lab_api GET /api/v1/orgs/1 -H "$ROOT_H" | cut -d' ' -f2- | jq -c .networks)" '["192.168.2.0/24","::/0"]'
+check_match "acme cannot take a part of it: 409, naming the overlap" \
+	"$(lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^409 .*overlaps 192.168.2.0/24 of organisation .default'
+check_match "organisation 1 cannot shrink away from its own mapping (192.168.2.10)" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^409 .*192.168.2.10'
+check_match "organisation 1 narrowed to 192.168.2.0/25" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.0/25"]}')" '^200 '
+check_match "acme cannot be left without the address of its mapping (192.168.2.11)" \
+	"$(lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^409 .*192.168.2.11'
+check_match "carol deletes acme's mapping; acme gets 192.168.2.128/25" \
+	"$(lab_api DELETE /api/v1/mappings/2 -H "$CAROL_H" >/dev/null; lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^200 .*"networks": *\["192.168.2.128/25"\]'
+mapip() { lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d "{\"client_ip\":\"$1\",\"proxy_id\":2}" | norm | sed "s/$1/IP/"; }
+check_eq "carol cannot map organisation 1's client: the answer for an address in nobody's network" \
+	"$(mapip 192.168.2.20)" "$(mapip 2001:db8:99::1)"
+check_match "... (a 400)" "$(mapip 192.168.2.20)" '^400 .*not in the organisation'
+check_match "carol maps a client of acme's network (201)" \
+	"$(lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d '{"client_ip":"192.168.2.140","proxy_id":2}')" '^201 '
+check_match "an organisation that owns objects cannot be deleted (409)" "$(lab_api DELETE /api/v1/orgs/2 -H "$ROOT_H")" '^409 '
+check_match "... nor organisation 1 (409)" "$(lab_api DELETE /api/v1/orgs/1 -H "$ROOT_H")" '^409 '
+
+# live events per organisation (?org=: an EventSource cannot send headers)
+lab_exec gw curl -s -N -m 4 -H "$ROOT_H" "$U/api/v1/events?org=2" >"$LAB_DIR/sse-root2" &
+p1=$!
+lab_exec gw curl -s -N -m 4 -H "$CAROL_H" "$U/api/v1/events" >"$LAB_DIR/sse-carol" &
+p2=$!
+sleep 0.7
+lab_api PATCH /api/v1/proxies/1 -H "$ROOT_H" -H 'X-Pgw-Org: 1' -H "$J" -d '{"name":"one-renamed"}' >/dev/null
+lab_api PATCH /api/v1/mappings/1 -H "$ROOT_H" -H 'X-Pgw-Org: 1' -H "$J" -d '{"label":"org1-marker"}' >/dev/null
+lab_api PATCH /api/v1/proxies/2 -H "$CAROL_H" -H "$J" -d '{"name":"acme-renamed"}' >/dev/null
+wait $p1 $p2
+# what a stream had: proxies refetches, mappings refetches, events about organisation 1's proxy
+# or client (health rows of acme's own proxy come and go with its probes: allowed)
+seen() { echo "$(grep -c '^event: proxies' "$1"),$(grep -c '^event: mappings' "$1"),$(grep -c -E '"proxy_id": *1[,}]|192\.168\.2\.10"|org1-marker' "$1")"; }
+check_eq "the superadmin watching acme (?org=2) gets acme's refetch only" "$(seen "$LAB_DIR/sse-root2")" "1,0,0"
+check_eq "carol's stream the same: acme's proxies refetch, nothing of organisation 1's" "$(seen "$LAB_DIR/sse-carol")" "1,0,0"
+lab_exec gw curl -s -N -m 20 -H "$CAROL_H" "$U/api/v1/events" >"$LAB_DIR/sse-carol2" &
+p2=$!
+sleep 0.5
+lab_api PATCH "/api/v1/users/$carol_id" -H "$ROOT_H" -H "$J" -d '{"orgs":[]}' >/dev/null
+lab_api PATCH /api/v1/proxies/2 -H "$ROOT_H" -H 'X-Pgw-Org: 2' -H "$J" -d '{"name":"acme-again"}' >/dev/null
+check "carol out of acme: her open event stream ends" wait_for 5 bash -c "! kill -0 $p2 2>/dev/null"
+check_fails "... without the event that came after" grep -q '^event: proxies' "$LAB_DIR/sse-carol2"
+check_match "... her key stops working" "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")" '^401 '
+check_match "... and she reads nothing (403: no organisation)" "$(lab_api GET /api/v1/proxies -H "$CAROL_H")" '^403 '
 finish

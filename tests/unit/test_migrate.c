@@ -413,7 +413,7 @@ static void test_orgs_upgrade(void **state)
 	    SQLITE_OK);
 	text_of(db, active_sql, before, sizeof(before));
 	assert_string_equal(before, "10.9.0.1=1,10.9.0.2=0,fd00::1=1");
-	assert_int_equal(migrate_run(db, M, NM, -1, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(migrate_run(db, M, NM, 14, &from, &to, err, sizeof(err)), 0);
 	assert_int_equal(to, 14);
 	/* the same clients active: the agent and the forwarder see no change */
 	text_of(db, active_sql, after, sizeof(after));
@@ -466,6 +466,37 @@ static void test_orgs_upgrade(void **state)
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM proxy_health WHERE proxy_id = 2"), 0);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM health_history WHERE proxy_id = 2"), 0);
 	db_close(db);
+	tl_rmdir(dir);
+}
+
+/* 0015: memberships are no longer derived from users.role; a single organisation keeps mapping
+ * IPv6 clients ('::/0'), a gateway that already has several gets no such network. */
+static void test_org_members_upgrade(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	int from, to;
+
+	(void)state;
+	for (int orgs = 1; orgs <= 2; orgs++) {
+		char name[16];
+		sqlite3 *db;
+
+		snprintf(name, sizeof(name), "m%d.db", orgs);
+		db = open_at(dir, name);
+		assert_int_equal(migrate_run(db, M, NM, 14, &from, &to, err, sizeof(err)), 0);
+		if (orgs == 2)
+			assert_int_equal(tl_exec(db, "INSERT INTO orgs (name) VALUES ('two')"), SQLITE_OK);
+		assert_int_equal(migrate_run(db, M, NM, 15, &from, &to, err, sizeof(err)), 0);
+		assert_int_equal(to, 15);
+		assert_int_equal(tl_int(db, "SELECT count(*) FROM org_networks WHERE org_id = 1 AND cidr = '::/0'"),
+				 orgs == 1);
+		assert_int_equal(tl_exec(db, "INSERT INTO users (username, password_hash, role) VALUES ('cy', "
+					     "'$argon2id$x', 'admin')"),
+				 SQLITE_OK);
+		assert_int_equal(tl_int(db, "SELECT count(*) FROM user_orgs"), 0);
+		assert_int_equal(tl_int(db, "SELECT superadmin FROM users WHERE username = 'cy'"), 0);
+		db_close(db);
+	}
 	tl_rmdir(dir);
 }
 
@@ -527,6 +558,7 @@ int main(void)
 	    cmocka_unit_test(test_change_seq_triggers),
 	    cmocka_unit_test(test_mapping_state_view),
 	    cmocka_unit_test(test_orgs_upgrade),
+	    cmocka_unit_test(test_org_members_upgrade),
 	    cmocka_unit_test(test_user_ids_not_reused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

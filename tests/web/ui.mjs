@@ -265,6 +265,37 @@ await step('a viewer logs in and sees no write controls', async () => {
   await viewer.getByRole('tab', { name: 'Configuration' }).click();
   if (!(await viewer.getByLabel('Health interval (s)').isDisabled())) throw new Error('config editable');
 });
+await step('a user of two organisations switches between them and sees only the chosen one, with its role', async () => {
+  execSync(env.ADD_ORG);
+  const m = await newPage();
+  await loginAs(m, 'multi', env.MULTI_PASSWORD);
+  const sw = m.getByLabel('Organisation');
+  await sw.waitFor({ timeout: 5000 });
+  await sw.selectOption({ label: 'acme' });
+  await m.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
+  if (await m.locator(`article[data-proxy="${env.PROXY_NAME}"]`).count()) throw new Error('organisation 1\'s proxy shown in acme');
+  await m.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  await m.getByRole('button', { name: 'Add proxy', exact: true }).waitFor({ timeout: 5000 }); /* an admin in acme */
+  await sw.selectOption({ label: 'default' });
+  await m.getByRole('tab', { name: 'Dashboard' }).click();
+  await m.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
+  if (await m.locator('article[data-proxy="acme-socks"]').count()) throw new Error('acme\'s proxy shown in default');
+  await m.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  await m.locator('#mapping-table tr[data-client="192.168.2.12"]').waitFor({ timeout: 5000 });
+  if (await m.getByRole('button', { name: 'Add proxy', exact: true }).count()) throw new Error('a viewer in default may add');
+  await shot(m, 'org-switch');
+  await m.close();
+});
+await step('a superadmin sees every organisation at once, or chooses one', async () => {
+  await page.reload();
+  const sw = page.getByLabel('Organisation');
+  await sw.waitFor({ timeout: 5000 });
+  await page.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
+  await sw.selectOption({ label: 'acme' });
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ state: 'detached', timeout: 10000 });
+  await page.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
+});
 await step('log out returns to the login page', async () => {
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5000 });
