@@ -265,16 +265,23 @@ int auth_csrf(struct req *r)
 	return 0;
 }
 
+/* The organisation a request names: X-Pgw-Org, or ?org= on the event stream (an EventSource
+ * cannot send headers); NULL when none. */
+static const char *org_asked(struct req *r)
+{
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Pgw-Org");
+
+	if (!h && strcmp(r->url, "/api/v1/events") == 0)
+		h = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "org");
+	return h;
+}
+
 /* The organisation the request acts in, decided here once for every handler: X-Pgw-Org, else
  * the user's only one (a superadmin without the header: every organisation). One the user is
  * not a member of answers like one that does not exist. r->user.role becomes the role in it. */
 static int resolve_org(struct req *r, int write)
 {
-	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Pgw-Org");
-
-	/* an EventSource cannot send headers: the event stream takes ?org= instead */
-	if (!h && strcmp(r->url, "/api/v1/events") == 0)
-		h = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "org");
+	const char *h = org_asked(r);
 	sqlite3 *db = api_db(r->api);
 	sqlite3_stmt *st = NULL;
 	int64_t want = 0, org = 0;
@@ -384,6 +391,10 @@ int auth_require(struct req *r, int write)
 		}
 		r->authed = 1;
 		api_scope(r->org); /* the key's own organisation (apikey_auth) */
+		if ((h = org_asked(r)) && strtoll(h, NULL, 10) != r->org) { /* another: as if it did not exist */
+			reply_error(r, 404, "not_found", "no organisation %.20s", h);
+			return -1;
+		}
 		if (write && strcmp(r->user.role, "admin") != 0) {
 			reply_error(r, 403, "forbidden", "the %s role can only read", r->user.role);
 			return -1;

@@ -274,6 +274,7 @@ static void publish_forwarder(struct feed *f, json_t *now)
 void feed_update(struct feed *f, uint32_t topics)
 {
 	json_t *old_owner;
+	int snap;
 
 	if (topics == FEED_POLL) /* snapshots diff themselves; refetch events only for real changes */
 		topics = TOPIC_HEALTH | TOPIC_AGENT | TOPIC_FORWARDER | moved_topics(f);
@@ -295,6 +296,9 @@ void feed_update(struct feed *f, uint32_t topics)
 			topics |= TOPIC_HEALTH;
 		}
 	}
+	/* owners and the rows they own read in one snapshot: a proxy deleted and its id given to
+	 * another organisation's new one in between would tag its health for the wrong one */
+	snap = sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	old_owner = f->owner; /* removed objects are told to whom they belonged */
 	f->owner = owners_now(f->db);
 	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES)) {
@@ -317,6 +321,8 @@ void feed_update(struct feed *f, uint32_t topics)
 	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES | TOPIC_MAPPINGS))
 		f->clients = diff(f, old_owner, f->clients, clients_now(f->db), "client", "client_ip");
 	json_decref(old_owner);
+	if (snap)
+		sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL);
 	if (topics & (TOPIC_PROXIES | TOPIC_MAPPINGS))
 		publish_refetch(f);
 	if (topics & TOPIC_SETTINGS) /* the gateway's settings: everyone reads them */

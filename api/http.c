@@ -239,6 +239,19 @@ void api_notify(struct req *r, unsigned topics)
 		notify_broadcast(t->nt, &m);
 }
 
+/* The organisation an audit row belongs to: the one an organisation's change was made in
+ * (organisation 1 for a superadmin's when there is only that one), the one named by
+ * r->audit_org, none (gateway-wide: users, organisations, settings, logins) otherwise, whatever
+ * X-Pgw-Org the request carried: an organisation's admins search its rows. */
+static int64_t audit_org(const struct req *r)
+{
+	if (r->audit_org)
+		return r->audit_org;
+	if (r->gateway_wide)
+		return 0;
+	return r->org > 0 ? r->org : r->org == API_ORG_ALL ? 1 : 0;
+}
+
 void api_audit(struct req *r, const char *action, const char *object_type, const char *object_id, json_t *before,
 	       json_t *after, const char *result)
 {
@@ -253,7 +266,7 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 				.after_json = a,
 				.request_id = r->id,
 				.result = result,
-				.org_id = r->org > 0 ? r->org : 0};
+				.org_id = audit_org(r)};
 	sqlite3 *db = api_db(r->api);
 
 	if (db)

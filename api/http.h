@@ -44,11 +44,12 @@ struct req {
 	json_t *body;
 	struct api_user user;
 	int authed;
-	int64_t org;	  /* the organisation it acts in (auth_require): > 0, API_ORG_ALL, or 0 before */
-	int gateway_wide; /* about the user or the gateway, not an organisation (logout, /me, /events, /users,
-			     /orgs): a user of several organisations needs no X-Pgw-Org there */
-	int answered;	  /* a reply was queued before the body was read (401): the body is dropped */
-	int status;	  /* what was sent, for the access log */
+	int64_t org;	   /* the organisation it acts in (auth_require): > 0, API_ORG_ALL, or 0 before */
+	int gateway_wide;  /* about the user or the gateway, not an organisation (logout, /me, /events, /users,
+			      /orgs): a user of several organisations needs no X-Pgw-Org there */
+	int64_t audit_org; /* the organisation its audit rows belong to when not the one it acts in */
+	int answered;	   /* a reply was queued before the body was read (401): the body is dropped */
+	int status;	   /* what was sent, for the access log */
 	uint64_t t0;
 	const char *extra_header[2]; /* one optional extra header (name, value) */
 };

@@ -5,6 +5,7 @@
  * is enabled, and never with more than that user's role now. */
 #include "resources.h"
 
+#include "db.h"
 #include "log.h"
 #include "password.h"
 
@@ -28,11 +29,11 @@ static void sha256_hex(const char *s, char out[65])
 
 static json_t *key_json(sqlite3_stmt *st)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:b}", "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "name", sqlite3_column_text(st, 1), "role", sqlite3_column_text(st, 2), "created_by",
 			 sqlite3_column_text(st, 3), "created_at", (json_int_t)sqlite3_column_int64(st, 4),
 			 "expires_at", json_nullable_int(st, 5), "last_used_at", json_nullable_int(st, 6), "revoked_at",
-			 json_nullable_int(st, 7));
+			 json_nullable_int(st, 7), "superadmin", sqlite3_column_int(st, 8));
 }
 
 /* A key works while it is neither revoked nor expired and the admin who made it exists, is
@@ -42,7 +43,7 @@ static json_t *key_json(sqlite3_stmt *st)
 	"JOIN main.users u ON u.id = k.created_by_id AND u.disabled = 0 WHERE k.id = ?1 AND k.revoked_at IS NULL AND " \
 	"(k.expires_at IS NULL OR k.expires_at > unixepoch()) AND (u.superadmin = 1 OR EXISTS (SELECT 1 FROM "         \
 	"main.user_orgs uo WHERE uo.user_id = u.id AND uo.org_id = coalesce(k.org_id, 1)))"
-#define KEY_COLS "id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at"
+#define KEY_COLS "id, name, role, created_by, created_at, expires_at, last_used_at, revoked_at, superadmin"
 
 static int list(struct req *r, sqlite3 *db)
 {
@@ -61,25 +62,38 @@ static int list(struct req *r, sqlite3 *db)
 
 static int create_key(struct req *r, sqlite3 *db)
 {
-	static const struct jfield f[] = {
-	    {"name", J_STR, 1, 1, 64}, {"role", J_STR, 1, 5, 6}, {"expires_at", J_INT, 0, 1, 253402300799}};
+	static const struct jfield f[] = {{"name", J_STR, 1, 1, 64},
+					  {"role", J_STR, 1, 5, 6},
+					  {"expires_at", J_INT, 0, 1, 253402300799},
+					  {"superadmin", J_BOOL, 0, 0, 1}};
 	unsigned char rnd[32];
 	char secret[65], hash[65], key[128], err[256];
 	const char *name, *role;
 	json_t *v, *out = NULL;
 	sqlite3_stmt *st = NULL;
 	int64_t id;
+	int super;
 
 	if (r->user.key_id) /* a key acts for the admin who made it: only a person makes one */
 		return reply_error(r, 403, "forbidden", "API keys are made by a signed-in admin, not by a key");
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
-	if (json_check(r->body, f, 3, 0, err, sizeof(err)) < 0)
+	if (json_check(r->body, f, 4, 0, err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	name = json_string_value(json_object_get(r->body, "name"));
 	role = json_string_value(json_object_get(r->body, "role"));
 	if (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0)
 		return reply_error(r, 400, "bad_request", "'role' must be admin or viewer");
+	/* a superadmin's key: asked for, by a superadmin, as an admin key; by default while the
+	 * gateway has one organisation (as before organisations), else the organisation's only */
+	if ((v = json_object_get(r->body, "superadmin")))
+		super = json_is_true(v);
+	else
+		super = r->user.superadmin && strcmp(role, "admin") == 0 &&
+			db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1;
+	if (super && (!r->user.superadmin || strcmp(role, "admin") != 0))
+		return reply_error(r, 403, "forbidden",
+				   "only a superadmin makes a superadmin key, and as an admin key");
 	if ((v = json_object_get(r->body, "expires_at")) && json_integer_value(v) <= (json_int_t)time(NULL))
 		return reply_error(r, 400, "bad_request", "'expires_at' is in the past");
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -90,8 +104,8 @@ static int create_key(struct req *r, sqlite3 *db)
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,
-		"INSERT INTO main.api_keys (name, role, secret_hash, created_by, expires_at, created_by_id, org_id) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, " ORG_OWNER ")",
+		"INSERT INTO main.api_keys (name, role, secret_hash, created_by, expires_at, created_by_id, org_id, "
+		"superadmin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " ORG_OWNER ", ?7)",
 		-1, &st, NULL) != SQLITE_OK) {
 		explicit_bzero(secret, sizeof(secret));
 		return reply_db_error(r, db);
@@ -103,6 +117,7 @@ static int create_key(struct req *r, sqlite3 *db)
 	if (v)
 		sqlite3_bind_int64(st, 5, json_integer_value(v));
 	sqlite3_bind_int64(st, 6, r->user.id);
+	sqlite3_bind_int(st, 7, super);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_finalize(st);
 		explicit_bzero(secret, sizeof(secret));
@@ -196,7 +211,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 		"WHERE uo.user_id = u.id AND uo.org_id = coalesce(k.org_id, 1)) = 'admin') THEN 'admin' ELSE 'viewer' "
 		"END, "
 		"k.secret_hash, coalesce(k.last_used_at, 0) < unixepoch() - 60, coalesce(k.org_id, 1), "
-		"k.role = 'admin' AND u.superadmin = 1 FROM "
+		"k.role = 'admin' AND k.superadmin = 1 AND u.superadmin = 1 FROM "
 		"main.api_keys k " KEY_ALIVE_SQL,
 		-1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
@@ -207,7 +222,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 			snprintf(r->user.role, sizeof(r->user.role), "%s", (const char *)sqlite3_column_text(st, 1));
 			r->user.key_id = id;
 			r->org = sqlite3_column_int64(st, 4);
-			r->user.superadmin = sqlite3_column_int(st, 5); /* an admin key of a superadmin */
+			r->user.superadmin = sqlite3_column_int(st, 5); /* made as a superadmin's key */
 			touch = sqlite3_column_int(st, 3);
 			ok = 1;
 		}

@@ -36,28 +36,6 @@ static int schema(struct req *r)
 	return reply_json(r, 200, json_pack("{s:o}", "items", j));
 }
 
-/* Under the write transaction: a single-organisation install's organisation owns the LAN
- * network, and keeps owning it when lan_cidr changes (with several, the superadmin sets each
- * one's networks: GET/PUT /orgs). */
-static int follow_lan(struct req *r, sqlite3 *db, const char *lan)
-{
-	char old[SETTINGS_VALUE_MAX];
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	settings_str(db, r->api->cfg, "lan_cidr", old, sizeof(old));
-	if (sqlite3_prepare_v2(db,
-			       "UPDATE main.org_networks SET cidr = ?1 WHERE cidr = ?2 AND (SELECT count(*) FROM "
-			       "main.orgs) = 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, lan, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, old, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 int res_config(struct req *r, const char *const *seg, int nseg)
 {
 	int get = strcmp(r->method, "GET") == 0;
@@ -109,11 +87,6 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 	}
 	before = all_settings(db);
 	if (db_begin(db) < 0) {
-		json_decref(before);
-		return reply_db_error(r, db);
-	}
-	if ((v = json_object_get(r->body, "lan_cidr")) && follow_lan(r, db, json_string_value(v)) < 0) {
-		db_rollback(db);
 		json_decref(before);
 		return reply_db_error(r, db);
 	}

@@ -1,6 +1,8 @@
 /* res_mappings.c - /api/v1/mappings: health-gated create and edit, state active|blocked. */
 #include "resources.h"
 
+#include "db.h"
+
 #include "gate.h"
 #include "mapping_rules.h"
 #include "net.h"
@@ -96,6 +98,17 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			goto out;
 		}
 	}
+	/* the address is the organisation's still, now that the write lock is held: its networks
+	 * may have changed during the health gate's wait */
+	if (db_begin(db) < 0) {
+		reply_error(r, 503, "unavailable", "the database is busy; try again");
+		goto out;
+	}
+	if (client_ip_check(db, r->api->cfg, ip, canon, &why) < 0) {
+		db_rollback(db);
+		reply_error(r, 400, "bad_request", "'client_ip' %.64s %s", ip, why);
+		goto out;
+	}
 	if (id < 0)
 		rc = sqlite3_prepare_v2(
 		    db,
@@ -114,6 +127,7 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 					-1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		reply_db_error(r, db);
+		db_rollback(db);
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, ip, -1, SQLITE_TRANSIENT);
@@ -131,10 +145,16 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			reply_error(r, 409, "conflict", "client %s already has a mapping", ip);
 		else
 			reply_error(r, 400, "bad_request", "invalid mapping: %s", sqlite3_errmsg(db));
+		db_rollback(db);
 		goto out;
 	}
 	if (id < 0)
 		id = sqlite3_last_insert_rowid(db);
+	if (db_commit(db) < 0) {
+		db_rollback(db);
+		reply_error(r, 503, "unavailable", "the database is busy; try again");
+		goto out;
+	}
 	after = mapping_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, before ? "mapping.update" : "mapping.create", "mapping", oid, before, after, "ok");

@@ -1,4 +1,5 @@
-/* res_orgs.c - /api/v1/orgs: organisations and their LAN networks (docs/design/TENANTS.md).
+/* res_orgs.c - /api/v1/orgs: organisations, their LAN networks and their own settings
+ * (/orgs/{id}/settings: the health URL; docs/design/TENANTS.md).
  * Superadmins create, change and delete them; a member reads the ones they belong to (another
  * one answers 404 like a missing one). A client address belongs to the organisation whose
  * network holds it: networks never overlap, IPv4 ones lie inside lan_cidr, and a change that
@@ -149,7 +150,7 @@ static int networks_fit(sqlite3 *db, int64_t id, const struct net_prefix *p, int
 {
 	sqlite3_stmt *st = NULL;
 	char a[NET_IP_STR_MAX + 5];
-	int status = 0;
+	int status = 0, rc = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(db,
 			       "SELECT n.cidr, o.name FROM main.org_networks n JOIN main.orgs o ON o.id = n.org_id "
@@ -157,10 +158,14 @@ static int networks_fit(sqlite3 *db, int64_t id, const struct net_prefix *p, int
 			       -1, &st, NULL) != SQLITE_OK)
 		goto dberr;
 	sqlite3_bind_int64(st, 1, id);
-	while (!status && sqlite3_step(st) == SQLITE_ROW) {
+	while (!status && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct net_prefix q;
-		if (net_prefix_parse((const char *)sqlite3_column_text(st, 0), &q) < 0)
-			continue; /* the CHECK and this API write only good ones */
+		if (net_prefix_parse((const char *)sqlite3_column_text(st, 0), &q) < 0) {
+			snprintf(err, errlen, "organisation '%s' has a network that is not one (%s): fix it first",
+				 (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 0));
+			status = 409;
+			break;
+		}
 		for (int k = 0; k < n && !status; k++)
 			if (prefix_overlap(&p[k], &q)) {
 				prefix_str(&p[k], a);
@@ -171,29 +176,39 @@ static int networks_fit(sqlite3 *db, int64_t id, const struct net_prefix *p, int
 			}
 	}
 	sqlite3_finalize(st);
-	if (status || id == 0)
+	if (!status && rc != SQLITE_DONE)
+		goto dberr;
+	if (status)
 		return status;
-	if (sqlite3_prepare_v2(db, "SELECT client_ip FROM main.mappings WHERE org_id = ?1 ORDER BY id", -1, &st,
-			       NULL) != SQLITE_OK)
+	/* every mapping stays in its own organisation's networks: this one's inside the new ones,
+	 * no other one's inside them (one made by hand, or before organisations) */
+	if (sqlite3_prepare_v2(db, "SELECT client_ip, org_id = ?1 FROM main.mappings ORDER BY id", -1, &st, NULL) !=
+	    SQLITE_OK)
 		goto dberr;
 	sqlite3_bind_int64(st, 1, id);
-	while (!status && sqlite3_step(st) == SQLITE_ROW) {
+	while (!status && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *ip_s = (const char *)sqlite3_column_text(st, 0);
+		int ours = sqlite3_column_int(st, 1), in = 0;
 		struct net_ip ip;
-		int in = 0;
 		if (net_ip_parse(ip_s, &ip) < 0)
-			continue;
+			continue; /* not an address: no network holds it */
 		for (int k = 0; k < n && !in; k++)
 			in = net_prefix_contains(&p[k], &ip);
-		if (!in) {
+		if (ours && !in) {
 			snprintf(err, errlen,
 				 "the mapping of %s would be outside the organisation's networks: move or "
 				 "delete it first",
 				 ip_s);
 			status = 409;
+		} else if (!ours && in) {
+			snprintf(err, errlen, "%s is mapped by another organisation: move or delete that mapping first",
+				 ip_s);
+			status = 409;
 		}
 	}
 	sqlite3_finalize(st);
+	if (!status && rc != SQLITE_DONE)
+		goto dberr;
 	return status;
 dberr:
 	snprintf(err, errlen, "database error: %s", sqlite3_errmsg(db));
@@ -368,6 +383,136 @@ dberr:
 	return rc;
 }
 
+/* The caller may change organisation id's own settings: a superadmin, an admin of it, or an
+ * admin key made in it. */
+static int org_admin(struct req *r, sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+
+	if (r->user.superadmin && strcmp(r->user.role, "admin") == 0)
+		return 1;
+	if (r->user.key_id)
+		return id == r->org && strcmp(r->user.role, "admin") == 0;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM main.user_orgs WHERE user_id = ?1 AND org_id = ?2 AND role = 'admin'",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, r->user.id);
+		sqlite3_bind_int64(st, 2, id);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* The settings an organisation may set for itself (org_settings), null where the gateway's apply. */
+static const char *const org_keys[] = {"health_url"};
+#define N_ORG_KEYS (sizeof(org_keys) / sizeof(org_keys[0]))
+
+static json_t *org_settings_json(struct req *r, sqlite3 *db, int64_t id)
+{
+	json_t *own = json_object(), *gw = json_object();
+	char v[SETTINGS_VALUE_MAX];
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < N_ORG_KEYS; i++) {
+		json_object_set_new(own, org_keys[i], json_null());
+		settings_str(db, r->api->cfg, org_keys[i], v, sizeof(v));
+		json_object_set_new(gw, org_keys[i], json_string(v));
+	}
+	if (sqlite3_prepare_v2(db, "SELECT key, value FROM main.org_settings WHERE org_id = ?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_object_set_new(own, (const char *)sqlite3_column_text(st, 0),
+					    json_string((const char *)sqlite3_column_text(st, 1)));
+	}
+	sqlite3_finalize(st);
+	json_object_set_new(own, "gateway", gw);
+	return own;
+}
+
+/* PUT /orgs/{id}/settings: {key: value or null (the gateway's again)}; all or nothing. */
+static int put_org_settings(struct req *r, sqlite3 *db, int64_t id)
+{
+	json_t *before, *v;
+	const char *key;
+	char err[600], oid[24];
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_DONE;
+
+	if (!json_is_object(r->body) || json_object_size(r->body) == 0)
+		return reply_error(r, 400, "bad_request", "send an object of settings, e.g. {\"health_url\": null}");
+	json_object_foreach(r->body, key, v)
+	{
+		size_t i;
+		for (i = 0; i < N_ORG_KEYS && strcmp(org_keys[i], key) != 0; i++)
+			;
+		if (i == N_ORG_KEYS)
+			return reply_error(r, 400, "bad_request", "'%.64s' is not a setting an organisation sets", key);
+		if (!json_is_null(v) && !json_is_string(v))
+			return reply_error(r, 400, "bad_request", "'%s' must be a string, or null for the gateway's",
+					   key);
+		if (json_is_string(v) && settings_validate(key, json_string_value(v), err, sizeof(err)) < 0)
+			return reply_error(r, 400, "bad_request", "%s", err);
+	}
+	before = org_settings_json(r, db, id);
+	if (db_begin(db) < 0) {
+		json_decref(before);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	}
+	json_object_foreach(r->body, key, v)
+	{
+		if (rc != SQLITE_DONE)
+			break;
+		rc = sqlite3_prepare_v2(db,
+					json_is_null(v)
+					    ? "DELETE FROM main.org_settings WHERE org_id = ?1 AND key = ?2"
+					    : "INSERT INTO main.org_settings (org_id, key, value) VALUES (?1, ?2, "
+					      "?3) ON CONFLICT (org_id, key) DO UPDATE SET value = excluded.value",
+					-1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+			if (!json_is_null(v))
+				sqlite3_bind_text(st, 3, json_string_value(v), -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_DONE || db_commit(db) < 0) {
+		rc = reply_db_error(r, db);
+		db_rollback(db);
+		json_decref(before);
+		return rc;
+	}
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	r->audit_org = id; /* the organisation's own business: its admins see it */
+	api_audit(r, "org.settings", "org", oid, before, r->body, "ok");
+	json_decref(before);
+	/* pgw-healthd reloads its proxies; not "settings": the gateway's did not change, and the
+	 * other organisations' dashboards are not to hear of this one's */
+	api_notify(r, TOPIC_PROXIES);
+	return reply_json(r, 200, org_settings_json(r, db, id));
+}
+
+/* /orgs/{id}/settings: members read, the organisation's admins (and superadmins) change. */
+static int org_settings(struct req *r, sqlite3 *db, int64_t id)
+{
+	int get = strcmp(r->method, "GET") == 0;
+
+	if (!get && strcmp(r->method, "PUT") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here (GET, PUT)", r->method);
+	if (!get && req_parse_json(r) < 0)
+		return MHD_YES;
+	if (!visible(r, db, id))
+		return reply_error(r, 404, "not_found", "no organisation %lld", (long long)id);
+	if (get)
+		return reply_json(r, 200, org_settings_json(r, db, id));
+	if (!org_admin(r, db, id))
+		return reply_error(r, 403, "forbidden", "only the organisation's admins change its settings");
+	return put_org_settings(r, db, id);
+}
+
 int res_orgs(struct req *r, const char *const *seg, int nseg)
 {
 	int get = strcmp(r->method, "GET") == 0;
@@ -378,6 +523,8 @@ int res_orgs(struct req *r, const char *const *seg, int nseg)
 		return MHD_YES;
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg == 2 && strcmp(seg[1], "settings") == 0 && (id = path_id(seg[0])) > 0)
+		return org_settings(r, db, id);
 	if (nseg > 1 || (nseg == 1 && (id = path_id(seg[0])) < 0))
 		return reply_error(r, 404, "not_found", "no such organisation");
 	if (!get && ((nseg == 0) != (strcmp(r->method, "POST") == 0) ||

@@ -199,7 +199,7 @@ static const struct sdef defs[] = {
      ""},
     {{"metrics_public", "Public /metrics",
       "Serve /metrics to anyone who can reach the API. Off: a signed-in user or the metrics token (PGW_METRICS_TOKEN) "
-      "is needed, since the metrics name clients, exit IPs and traffic."},
+      "is needed, since the metrics name clients, exit IPs and traffic (of every organisation, when public)."},
      K_BOOL,
      NULL,
      0,
@@ -538,9 +538,26 @@ int settings_set(sqlite3 *db, const char *key, const char *value, char *err, siz
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
 	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	/* a single-organisation install's organisation owns the LAN: its one IPv4 network follows
+	 * lan_cidr (with several, the superadmin sets each one's networks) */
+	if (r == 0 && strcmp(key, "lan_cidr") == 0) {
+		st = NULL;
+		r = sqlite3_prepare_v2(db,
+				       "UPDATE org_networks SET cidr = ?1 WHERE cidr NOT GLOB '*:*' AND (SELECT "
+				       "count(*) FROM orgs) = 1 AND (SELECT count(*) FROM org_networks WHERE cidr NOT "
+				       "GLOB '*:*') = 1",
+				       -1, &st, NULL) == SQLITE_OK
+			? 0
+			: -EIO;
+		if (r == 0) {
+			sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
+			r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		}
+		sqlite3_finalize(st);
+	}
 	if (r < 0)
 		snprintf(err, errlen, "%s: %s", key, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
 	return r;
 }
 

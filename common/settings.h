@@ -45,7 +45,8 @@ char *settings_schema_json(void);
  * naming the setting and the interface. */
 int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			  size_t errlen);
-/* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. */
+/* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. lan_cidr also becomes the
+ * IPv4 network of a single-organisation install's organisation (when it has one). */
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);
 
 #endif

@@ -28,6 +28,8 @@ struct target {
 	enum upstream_type type;
 	struct sockaddr_storage addr; /* IPv4 or IPv6 */
 	int addr_ok;
+	struct net_http_url url; /* its organisation's health_url (org_settings), when own_url */
+	int own_url, url_ok;
 	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
 	struct hysteresis hs; /* status (unknown | up | down) and the counts behind it */
 	char exit_ip[PROBE_IP_MAX];

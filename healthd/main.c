@@ -62,7 +62,8 @@ static int load_targets(struct healthd *h)
 	static const char *const sql =
 	    "SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
 	    "coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
-	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown') "
+	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown'), "
+	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url') "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -112,6 +113,11 @@ static int load_targets(struct healthd *h)
 						 (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
 			snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
 			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
+			/* the organisation's own health URL; a bad one fails its proxies' probes, like a bad
+			 * gateway one (the API refuses both) */
+			t->own_url = sqlite3_column_type(st, 14) != SQLITE_NULL;
+			t->url_ok =
+			    t->own_url && net_http_url_parse((const char *)sqlite3_column_text(st, 14), &t->url) == 0;
 			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||
 				       strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
 				pipelining_forget(h, t, "the proxy changed");
@@ -200,7 +206,7 @@ static void start_probe(struct healthd *h, struct target *t)
 
 	if (t->probe)
 		return;
-	if (!t->addr_ok || !h->url_ok) {
+	if (!t->addr_ok || !(t->own_url ? t->url_ok : h->url_ok)) {
 		fail.error = PROBE_UPSTREAM;
 		fail.up = UP_ERR_CONNECT;
 		snprintf(fail.reason, sizeof(fail.reason), "%s",
@@ -208,8 +214,8 @@ static void start_probe(struct healthd *h, struct target *t)
 		apply_result(h, t, &fail);
 		return;
 	}
-	t->probe =
-	    probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, &h->url, h->timeout_ms, on_probe_done, h);
+	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, t->own_url ? &t->url : &h->url,
+			       h->timeout_ms, on_probe_done, h);
 	if (!t->probe)
 		log_warn("proxy %lld: cannot start a probe", (long long)t->id);
 }

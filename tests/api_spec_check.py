@@ -258,17 +258,26 @@ op("POST", "/api/v1/users", "/api/v1/users", {"username": "spec-nobody", "role":
 PA = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "a-proxy", "type": "socks5", "host": sys.argv[4], "port": 1080}, TA, expect=201)["id"]
 PB = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "b-marker-proxy", "type": "socks5", "host": sys.argv[4], "port": 1080}, TB, expect=201)["id"]
 MB = op("POST", "/api/v1/mappings", "/api/v1/mappings", {"client_ip": "192.168.2.130", "proxy_id": PB, "label": "b-marker-map"}, TB, expect=201)["id"]
-KB = op("POST", "/api/v1/api-keys", "/api/v1/api-keys", {"name": "b-marker-key", "role": "viewer"}, TB, expect=201)["id"]
+kb = op("POST", "/api/v1/api-keys", "/api/v1/api-keys", {"name": "b-marker-key", "role": "viewer"}, TB, expect=201)
+KB, KB_SECRET = kb["id"], kb["key"]
+gw_url = call("GET", "/api/v1/orgs/%d/settings" % B, token=TB)[2]
+gw_url = json.loads(gw_url)["gateway"]["health_url"]
+b_url = re.sub(r"^http://([^/:]+)/", r"http://\1:80/", gw_url)  # the same place, spelt B's way
+op("PUT", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % B, {"health_url": b_url}, TB, expect=200)
+check("B's own health URL is B's (%s), the gateway's unchanged" % b_url,
+      json.loads(call("GET", "/api/v1/orgs/%d/settings" % B, token=TB)[2])["health_url"] == b_url and b_url != gw_url)
+op("PUT", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % B, {"health_url": "ftp://x"}, TB, expect=400)
+op("GET", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % A, token=TA, expect=200)
 MARKERS = ("b-marker", "192.168.2.130", "spec-b", "spec-b-admin")
 
 
 def b_state():
-    return [call("GET", p, token=TB)[2] for p in ("/api/v1/proxies/%d" % PB, "/api/v1/mappings/%d" % MB, "/api/v1/api-keys", "/api/v1/orgs/%d" % B)]
+    return [call("GET", p, token=TB)[2] for p in ("/api/v1/proxies/%d" % PB, "/api/v1/mappings/%d" % MB, "/api/v1/api-keys", "/api/v1/orgs/%d" % B, "/api/v1/orgs/%d/settings" % B)]
 
 
 before = b_state()
 # every parameterised operation, as A, with B's object and with a missing one: the same answer
-B_OBJECT = {"/api/v1/proxies/{id}": PB, "/api/v1/proxies/{id}/check": PB, "/api/v1/mappings/{id}": MB,
+B_OBJECT = {"/api/v1/orgs/{id}/settings": B, "/api/v1/proxies/{id}": PB, "/api/v1/proxies/{id}/check": PB, "/api/v1/mappings/{id}": MB,
             "/api/v1/health/{proxy_id}/history": PB, "/api/v1/api-keys/{id}": KB, "/api/v1/orgs/{id}": B,
             "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB}
 BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
@@ -278,7 +287,8 @@ BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", 
           ("/api/v1/orgs/{id}", "put"): {"name": "hijack", "networks": []},
           ("/api/v1/orgs/{id}", "patch"): {"name": "hijack"},
           ("/api/v1/users/{id}", "patch"): {"disabled": True},
-          ("/api/v1/users/{id}/password", "put"): {"password": "hijack-password-1"}}
+          ("/api/v1/users/{id}/password", "put"): {"password": "hijack-password-1"},
+          ("/api/v1/orgs/{id}/settings", "put"): {"health_url": "http://192.0.2.1/hijack"}}
 for path, ops in spec["paths"].items():
     if "{" not in path:
         continue
@@ -295,7 +305,7 @@ for path, ops in spec["paths"].items():
             got.append(answer(last_status, res, i))
         check("%s %s as A: B's object answers exactly like a missing one (%s)" % (M, path, got[0][:3]),
               got[0] == got[1] and got[0][:3] in ("404", "403"), got)
-check("B's proxy, mapping, API keys and organisation are unchanged", b_state() == before)
+check("B's proxy, mapping, API keys, organisation and its settings are unchanged", b_state() == before)
 pa = answer(*call("GET", "/api/v1/proxies", token=TA, org=B)[::2], B)
 pm = answer(*call("GET", "/api/v1/proxies", token=TA, org=999999)[::2], 999999)
 check("X-Pgw-Org: B with A's credentials answers like a missing organisation", pa == pm and pa.startswith("404"), (pa, pm))
@@ -307,8 +317,20 @@ a2 = answer(st2, r2).replace("2001:db8:c::1", "IP")
 check("A cannot map an address of B's network: the answer for an address in nobody's", a1 == a2 and st1 == 400, (a1, a2))
 st, _, r = call("POST", "/api/v1/mappings", {"client_ip": "2001:db8:b::5", "proxy_id": PB}, TB)
 check("B maps an address of its IPv6 network (201)", st == 201, r)
-res = op("POST", "/api/v1/mappings/import", "/api/v1/mappings/import", ("client_ip,proxy_id\n192.168.2.130,%d\n192.168.2.21,%d\n" % (PA, PA)).encode(), TA, ctype="text/csv")
-check("A's CSV import of B's address fails that row and changes nothing (all or nothing)", last_status == 400 and b_state() == before and b"192.168.2.130" not in call("GET", "/api/v1/mappings/export", token=TA)[2], res)
+res = op("POST", "/api/v1/mappings/import", "/api/v1/mappings/import", b"client_ip,proxy\n192.168.2.21,a-proxy\n192.168.2.130,a-proxy\n", TA, ctype="text/csv")
+msg = json.dumps(res)
+check("A's CSV import of B's address fails that row (line 3: not in the organisation's networks), not the other",
+      last_status == 400 and [(x["line"], "not in the organisation" in x["error"]) for x in res.get("error", {}).get("lines", [])] == [(3, True)], msg)
+check("... and changes nothing (all or nothing)", b_state() == before and b"192.168.2.13" not in call("GET", "/api/v1/mappings/export", token=TA)[2] and b"192.168.2.21" not in call("GET", "/api/v1/mappings/export", token=TA)[2])
+# an API key acts in its own organisation only
+pk = answer(*call("GET", "/api/v1/proxies", token=KB_SECRET, org=A)[::2], A)
+pm = answer(*call("GET", "/api/v1/proxies", token=KB_SECRET, org=999999)[::2], 999999)
+check("B's key naming A (X-Pgw-Org) answers like a missing organisation", pk == pm and pk.startswith("404"), (pk, pm))
+ka = op("POST", "/api/v1/api-keys", "/api/v1/api-keys", {"name": "a-script", "role": "admin"}, T, org=A, expect=201)
+check("an admin key a superadmin makes for A is not a superadmin's", ka["superadmin"] is False and call("GET", "/api/v1/users", token=ka["key"])[0] == 403, ka)
+# the superadmin's gateway-wide changes, made while choosing A (as the dashboard does), are not A's audit
+call("PATCH", "/api/v1/orgs/%d" % B, {"name": "spec-b"}, T, org=A)
+call("POST", "/api/v1/users", {"username": "spec-b-extra", "password": "spec-password-1", "orgs": [{"id": B, "role": "viewer"}]}, T, org=A)
 # every list, export, search, status and metrics as A: no B marker; the superadmin sees both
 for path, ops in spec["paths"].items():
     if "{" in path or "get" not in ops or path in ("/api/v1/events", "/healthz"):
@@ -344,14 +366,24 @@ t = threading.Thread(target=listen, args=(TA, got))
 t.start()
 import time
 time.sleep(0.5)
-call("PATCH", "/api/v1/mappings/%d" % MB, {"label": "b-marker-map2"}, TB)
+call("PATCH", "/api/v1/mappings/%d" % MB, {"label": "b-marker-map2", "enabled": False}, TB)  # a client event
 call("PATCH", "/api/v1/proxies/%d" % PB, {"name": "b-marker-proxy2"}, TB)
+call("POST", "/api/v1/proxies/%d/check" % PB, {}, TB)  # a health event
 call("PATCH", "/api/v1/proxies/%d" % PA, {"name": "a-proxy2"}, TA)
 t.join()
 stream = b"".join(got)
-check("A's event stream has A's change (a proxies refetch)", b"event: proxies" in stream, stream[:300])
-check("... and nothing of B's (no mappings refetch, no B marker)",
-      b"event: mappings" not in stream and not [m for m in MARKERS if m.encode() in stream], stream[:600])
+check("A's event stream has A's change: exactly one proxies refetch", stream.count(b"event: proxies") == 1, stream[:300])
+check("... and nothing of B's (no mappings refetch, no client or health event of B's, no B marker)",
+      b"event: mappings" not in stream and b'"proxy_id": %d' % PB not in stream.replace(b'"proxy_id":', b'"proxy_id": ')
+      and not [m for m in MARKERS if m.encode() in stream], stream[:600])
+got = []
+t = threading.Thread(target=listen, args=(T, got))
+t.start()
+time.sleep(0.5)
+call("PATCH", "/api/v1/mappings/%d" % MB, {"enabled": True}, TB)
+t.join()
+stream = b"".join(got)
+check("... while the superadmin's stream (every organisation) gets B's client event", b"192.168.2.130" in stream, stream[:300])
 
 op("POST", "/api/v1/auth/logout", "/api/v1/auth/logout", {}, T, expect=204)
 

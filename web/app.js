@@ -51,6 +51,7 @@ function flash(msg, bad = false) {
 }
 
 const isAdmin = () => state.me && state.me.role === 'admin';
+const gatewayAdmin = () => !!(state.me && state.me.superadmin); /* the gateway's settings are a superadmin's */
 const fmtMs = (v) => (v === null || v === undefined ? '–' : `${v} ms`);
 function ago(ts) {
   if (!ts) return 'never';
@@ -453,19 +454,44 @@ async function importCsv() {
  * and ranges are defined once, in common/settings.c. The server validates; its message is shown. */
 let configSchema = [];
 
+/* The chosen organisation's own settings (none chosen: the form is hidden). */
+async function loadOrgConfig() {
+  const form = $('#org-config-form');
+  form.hidden = !state.org;
+  if (!state.org) return;
+  const s = await api('GET', `/orgs/${encodeURIComponent(state.org)}/settings`);
+  const o = state.me.orgs.find((x) => String(x.id) === state.org);
+  $('#org-config-title').textContent = `Settings of ${o ? o.name : 'this organisation'}`;
+  const input = $('#org-health-url');
+  input.value = s.health_url ?? '';
+  input.placeholder = s.gateway.health_url;
+  input.disabled = !isAdmin();
+}
+
+async function saveOrgConfig(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f), v = f.elements.health_url.value.trim();
+  err.textContent = '';
+  try {
+    await api('PUT', `/orgs/${encodeURIComponent(state.org)}/settings`, { health_url: v || null });
+    flash(v ? 'Saved the organisation\'s health URL.' : 'The organisation uses the gateway\'s health URL.');
+  } catch (e) { err.textContent = e.message; }
+}
+
 async function loadConfig() {
+  background(loadOrgConfig());
   const [schema, cfg] = await Promise.all([api('GET', '/config/schema'), api('GET', '/config')]);
   configSchema = schema.items;
   const form = $('#config-form');
   form.replaceChildren(...configSchema.map((s) => {
     const id = `cfg-${s.key}`;
     const input = s.choices
-      ? el('select', { id, name: s.key, disabled: !isAdmin(), 'aria-describedby': `${id}-help` }, s.choices.map((o) => el('option', { value: o, selected: cfg[s.key] === o }, o)))
-      : el('input', { id, name: s.key, value: cfg[s.key] ?? '', disabled: !isAdmin(), type: s.kind === 'range' ? 'number' : 'text',
+      ? el('select', { id, name: s.key, disabled: !gatewayAdmin(), 'aria-describedby': `${id}-help` }, s.choices.map((o) => el('option', { value: o, selected: cfg[s.key] === o }, o)))
+      : el('input', { id, name: s.key, value: cfg[s.key] ?? '', disabled: !gatewayAdmin(), type: s.kind === 'range' ? 'number' : 'text',
         min: s.kind === 'range' ? String(s.min) : null, max: s.kind === 'range' ? String(s.max) : null, 'aria-describedby': `${id}-help` });
     return el('div', {}, el('label', { for: id }, s.label), input,
       el('p', { class: 'hint', id: `${id}-help` }, `${s.help} Default: ${s.default}.`));
-  }), el('p', { class: 'error', role: 'alert' }), isAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
+  }), el('p', { class: 'error', role: 'alert' }), gatewayAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
 }
 
 async function saveConfig(ev) {
@@ -650,6 +676,7 @@ function selectTab(tab) {
 document.addEventListener('DOMContentLoaded', () => {
   $('#login-form').addEventListener('submit', login);
   $('#org-switch').addEventListener('change', switchOrg);
+  $('#org-config-form').addEventListener('submit', saveOrgConfig);
   $('#logout').addEventListener('click', logout);
   const tabs = $$('[role=tab]');
   tabs.forEach((t, i) => {

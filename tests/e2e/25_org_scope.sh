@@ -15,21 +15,24 @@ ctl=$PGW_BIN/pgwctl
 echo 'root-password-1' | $ctl user add root --role admin --password-stdin >/dev/null
 echo 'carol-password-1' | $ctl user add carol --role admin --password-stdin >/dev/null
 db() { lab_db "$@"; }
+for k in health_interval health_down_interval health_timeout; do $ctl settings set $k 1 >/dev/null; done
 lab_bg gw pgw-healthd "$PGW_BIN/pgw-healthd" # the health gate of new mappings
 lab_bg gw pgw-api "$PGW_BIN/pgw-api"
 check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
-# (made after pgw-api started: a single-organisation install's organisation 1 owns the LAN
-# network from the start)
-# org 2 ('acme') with its own network, proxy and mapping; carol: admin of acme only, not superadmin
+ROOT_H=$(lab_api_login root root-password-1)
+check_eq "a single-organisation install: organisation 1 owns the LAN network and every IPv6 client" \
+	"$(lab_api GET /api/v1/orgs/1 -H "$ROOT_H" | cut -d' ' -f2- | jq -c .networks)" '["192.168.2.0/24","::/0"]'
+# org 2 ('acme') with its own network (organisation 1 keeps the lower half of the LAN), proxy
+# and mapping; carol: admin of acme only, not superadmin
 db "INSERT INTO orgs (id, name) VALUES (2, 'acme');
-    INSERT INTO org_networks (org_id, cidr) VALUES (2, '10.20.0.0/16');
+    UPDATE org_networks SET cidr = '192.168.2.0/25' WHERE org_id = 1 AND cidr = '192.168.2.0/24';
+    INSERT INTO org_networks (org_id, cidr) VALUES (2, '192.168.2.128/25');
     UPDATE users SET superadmin = 0 WHERE username = 'carol';
     DELETE FROM user_orgs WHERE user_id = (SELECT id FROM users WHERE username = 'carol');
     INSERT INTO user_orgs (user_id, org_id, role) SELECT id, 2, 'admin' FROM users WHERE username = 'carol';
     INSERT INTO proxies (id, org_id, name, type, host, port) VALUES (1, 1, 'one', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
         (2, 2, 'acme-proxy', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
-    INSERT INTO mappings (id, org_id, client_ip, proxy_id) VALUES (1, 1, '192.168.2.10', 1), (2, 2, '192.168.2.11', 2);"
-ROOT_H=$(lab_api_login root root-password-1)
+    INSERT INTO mappings (id, org_id, client_ip, proxy_id) VALUES (1, 1, '192.168.2.10', 1), (2, 2, '192.168.2.140', 2);"
 CAROL_H=$(lab_api_login carol carol-password-1)
 J='Content-Type: application/json'
 U=http://127.0.0.1:8080
@@ -39,7 +42,7 @@ norm() { sed 's/"request_id":"[^"]*"//'; } # the answer without its request id
 as_n() { sed "s/\([^0-9]\)$1\([^0-9]\)/\1N\2/g" | norm; }
 
 check_eq "carol (acme only) lists only acme's proxies" "$(names /api/v1/proxies "$CAROL_H")" '["acme-proxy"]'
-check_eq "... and only acme's mappings" "$(names /api/v1/mappings "$CAROL_H")" '["192.168.2.11"]'
+check_eq "... and only acme's mappings" "$(names /api/v1/mappings "$CAROL_H")" '["192.168.2.140"]'
 check_eq "... and only acme's health rows" \
 	"$(lab_api GET /api/v1/health -H "$CAROL_H" | cut -d' ' -f2- | jq -c '[.items[].proxy_id]')" '[2]'
 get() { lab_api GET "/api/v1/proxies/$1" -H "$CAROL_H" | as_n "$1"; }
@@ -67,9 +70,9 @@ out=$(lab_api POST /api/v1/proxies -H "$CAROL_H" -H "$J" \
 	-d "{\"name\":\"one\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_NOAUTH\",\"port\":1080}")
 check_match "carol creates a proxy named like organisation 1's (names are per organisation): 201" "$out" '^201 '
 check_eq "... and it belongs to acme" "$(db "SELECT org_id FROM proxies WHERE name = 'one' ORDER BY id DESC LIMIT 1")" "2"
-mapto() { lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d "{\"client_ip\":\"192.168.2.12\",\"proxy_id\":$1}" | as_n "$1"; }
+mapto() { lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d "{\"client_ip\":\"192.168.2.150\",\"proxy_id\":$1}" | as_n "$1"; }
 check_eq "carol cannot map a client to organisation 1's proxy: the answer of a missing proxy" "$(mapto 1)" "$(mapto 999)"
-check_eq "... nothing stored" "$(db "SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.12'")" "0"
+check_eq "... nothing stored" "$(db "SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.150'")" "0"
 out=$(lab_api POST /api/v1/proxies -H "$ROOT_H" -H 'X-Pgw-Org: 1' -H "$J" \
 	-d "{\"name\":\"root-one\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_NOAUTH\",\"port\":1080}")
 check_match "the superadmin creates a proxy in organisation 1 (X-Pgw-Org: 1)" "$out" '^201 '
@@ -130,26 +133,43 @@ check_match "a network outside the LAN (lan_cidr) is refused" \
 	"$(lab_api POST /api/v1/orgs -H "$ROOT_H" -H "$J" -d '{"name":"beta","networks":["10.30.0.0/16"]}')" '^400 .*not inside the LAN network'
 check_match "a network with host bits is refused" \
 	"$(lab_api POST /api/v1/orgs -H "$ROOT_H" -H "$J" -d '{"name":"beta","networks":["192.168.2.1/25"]}')" '^400 '
-check_eq "organisation 1 owns the LAN network and every IPv6 client (as before organisations)" \
-	"$(lab_api GET /api/v1/orgs/1 -H "$ROOT_H" | cut -d' ' -f2- | jq -c .networks)" '["192.168.2.0/24","::/0"]'
-check_match "acme cannot take a part of it: 409, naming the overlap" \
-	"$(lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^409 .*overlaps 192.168.2.0/24 of organisation .default'
+check_match "acme cannot take a part of organisation 1's network: 409, naming the overlap" \
+	"$(lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.64/26"]}')" '^409 .*overlaps 192.168.2.0/25 of organisation .default'
 check_match "organisation 1 cannot shrink away from its own mapping (192.168.2.10)" \
-	"$(lab_api PATCH /api/v1/orgs/1 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^409 .*192.168.2.10'
-check_match "organisation 1 narrowed to 192.168.2.0/25" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.64/26"]}')" '^409 .*192.168.2.10'
+check_match "acme cannot shrink away from its mapping (192.168.2.140)" \
+	"$(lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.192/26"]}')" '^409 .*192.168.2.140'
+db "INSERT INTO mappings (org_id, client_ip, proxy_id) VALUES (2, '192.168.2.20', 2)" # by hand, in organisation 1's network
+check_match "a network holding another organisation's mapping (one made by hand) is refused" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.0/25","::/0"]}')" '^409 .*192.168.2.20 is mapped by another'
+db "DELETE FROM mappings WHERE client_ip = '192.168.2.20'"
+check_match "... and accepted once it is gone (organisation 1 gives up ::/0: no IPv6 client is anybody's now)" \
 	"$(lab_api PATCH /api/v1/orgs/1 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.0/25"]}')" '^200 '
-check_match "acme cannot be left without the address of its mapping (192.168.2.11)" \
-	"$(lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^409 .*192.168.2.11'
-check_match "carol deletes acme's mapping; acme gets 192.168.2.128/25" \
-	"$(lab_api DELETE /api/v1/mappings/2 -H "$CAROL_H" >/dev/null; lab_api PATCH /api/v1/orgs/2 -H "$ROOT_H" -H "$J" -d '{"networks":["192.168.2.128/25"]}')" '^200 .*"networks": *\["192.168.2.128/25"\]'
 mapip() { lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d "{\"client_ip\":\"$1\",\"proxy_id\":2}" | norm | sed "s/$1/IP/"; }
 check_eq "carol cannot map organisation 1's client: the answer for an address in nobody's network" \
 	"$(mapip 192.168.2.20)" "$(mapip 2001:db8:99::1)"
 check_match "... (a 400)" "$(mapip 192.168.2.20)" '^400 .*not in the organisation'
 check_match "carol maps a client of acme's network (201)" \
-	"$(lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d '{"client_ip":"192.168.2.140","proxy_id":2}')" '^201 '
+	"$(lab_api POST /api/v1/mappings -H "$CAROL_H" -H "$J" -d '{"client_ip":"192.168.2.141","proxy_id":2}')" '^201 '
 check_match "an organisation that owns objects cannot be deleted (409)" "$(lab_api DELETE /api/v1/orgs/2 -H "$ROOT_H")" '^409 '
 check_match "... nor organisation 1 (409)" "$(lab_api DELETE /api/v1/orgs/1 -H "$ROOT_H")" '^409 '
+
+# an organisation's own settings: the health URL its proxies are probed with
+status_of() { lab_api GET /api/v1/health -H "$ROOT_H" | cut -d' ' -f2- | jq -r ".items[] | select(.proxy_id == $1) | .status"; }
+is_status() { [ "$(status_of "$1")" = "$2" ]; }
+both_up() { is_status 1 up && is_status 2 up; }
+check "acme's and organisation 1's proxies are up" wait_for 10 both_up
+check_match "carol (acme's admin) gives acme a health URL of its own" \
+	"$(lab_api PUT /api/v1/orgs/2/settings -H "$CAROL_H" -H "$J" -d "{\"health_url\":\"http://$LAB_WEB:81/ip\"}")" \
+	"^200 .*\"health_url\": *\"http://$LAB_WEB:81/ip\""
+check_match "... a viewer could not, nor can she set organisation 1's (404: not hers)" \
+	"$(lab_api PUT /api/v1/orgs/1/settings -H "$CAROL_H" -H "$J" -d '{"health_url":null}')" '^404 '
+check "acme's proxy is probed with it (nothing listens on :81): down" \
+	wait_for 15 is_status 2 down
+check_eq "... organisation 1's proxy, on the same upstream, stays up (the gateway's URL)" "$(status_of 1)" "up"
+check_match "carol clears it: the gateway's URL again" \
+	"$(lab_api PUT /api/v1/orgs/2/settings -H "$CAROL_H" -H "$J" -d '{"health_url":null}')" '^200 .*"health_url": *null'
+check "... and acme's proxy is up again" wait_for 15 is_status 2 up
 
 # live events per organisation (?org=: an EventSource cannot send headers)
 lab_exec gw curl -s -N -m 4 -H "$ROOT_H" "$U/api/v1/events?org=2" >"$LAB_DIR/sse-root2" &

@@ -495,6 +495,21 @@ static void test_org_members_upgrade(void **state)
 				 SQLITE_OK);
 		assert_int_equal(tl_int(db, "SELECT count(*) FROM user_orgs"), 0);
 		assert_int_equal(tl_int(db, "SELECT superadmin FROM users WHERE username = 'cy'"), 0);
+		/* 0016: an organisation's own settings; a change moves the proxies counter (pgw-healthd
+		 * reloads its proxies; the gateway's settings did not change) */
+		assert_int_equal(migrate_run(db, M, NM, 16, &from, &to, err, sizeof(err)), 0);
+		{
+			long long seq = tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'proxies'");
+			assert_int_equal(tl_exec(db, "INSERT INTO org_settings (org_id, key, value) VALUES (1, "
+						     "'health_url', 'http://h/ip')"),
+					 SQLITE_OK);
+			assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'proxies'"), seq + 1);
+			assert_int_not_equal(
+			    tl_exec(db, "INSERT INTO org_settings (org_id, key, value) VALUES (1, 'lan_iface', 'x')"),
+			    SQLITE_OK); /* not an organisation's */
+			assert_int_equal(tl_exec(db, "DELETE FROM orgs WHERE id = 2"), SQLITE_OK);
+			assert_int_equal(tl_int(db, "SELECT count(*) FROM org_settings"), 1);
+		}
 		db_close(db);
 	}
 	tl_rmdir(dir);

@@ -269,13 +269,22 @@ await step('a user of two organisations switches between them and sees only the 
   execSync(env.ADD_ORG);
   const m = await newPage();
   await loginAs(m, 'multi', env.MULTI_PASSWORD);
-  const sw = m.getByLabel('Organisation');
+  const sw = m.getByLabel('Organisation', { exact: true });
   await sw.waitFor({ timeout: 5000 });
   await sw.selectOption({ label: 'acme' });
   await m.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
   if (await m.locator(`article[data-proxy="${env.PROXY_NAME}"]`).count()) throw new Error('organisation 1\'s proxy shown in acme');
   await m.getByRole('tab', { name: 'Proxy Mappings' }).click();
   await m.getByRole('button', { name: 'Add proxy', exact: true }).waitFor({ timeout: 5000 }); /* an admin in acme */
+  await m.getByRole('tab', { name: 'Configuration' }).click();
+  await m.getByText('Settings of acme').waitFor({ timeout: 5000 });
+  if (!(await m.getByLabel('Health interval (s)').isDisabled())) throw new Error('the gateway\'s settings are editable by an organisation admin');
+  await m.getByLabel('Health URL of this organisation\'s proxies').fill('http://acme.example/ip');
+  await m.getByRole('button', { name: 'Save organisation settings' }).click();
+  await m.getByText('Saved the organisation\'s health URL.').waitFor({ timeout: 5000 });
+  await m.getByLabel('Health URL of this organisation\'s proxies').fill('');
+  await m.getByRole('button', { name: 'Save organisation settings' }).click();
+  await m.getByText('The organisation uses the gateway\'s health URL.').waitFor({ timeout: 5000 });
   await sw.selectOption({ label: 'default' });
   await m.getByRole('tab', { name: 'Dashboard' }).click();
   await m.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
@@ -288,7 +297,7 @@ await step('a user of two organisations switches between them and sees only the 
 });
 await step('a superadmin sees every organisation at once, or chooses one', async () => {
   await page.reload();
-  const sw = page.getByLabel('Organisation');
+  const sw = page.getByLabel('Organisation', { exact: true });
   await sw.waitFor({ timeout: 5000 });
   await page.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
