@@ -210,6 +210,39 @@ static void udp_metrics(FILE *f, json_t *fwd)
 		   "client", "udp_bytes_up", "udp_bytes_down", "udp_datagrams_up");
 }
 
+/* Which organisation each proxy and client belongs to, as info series to join on (group_left)
+ * rather than a label on every series: an install's dashboards and alerts keep their series. */
+static void org_metrics(FILE *f, sqlite3 *db, int64_t org)
+{
+	sqlite3_stmt *st = NULL;
+	char lbl[200];
+
+	fprintf(f, "# HELP pgw_org_info an organisation\n# TYPE pgw_org_info gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT id, name FROM main.orgs WHERE ?1 = -1 OR id = ?1 ORDER BY id", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, org);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_org_info{org=\"%lld\",name=\"%s\"} 1\n", (long long)sqlite3_column_int64(st, 0),
+				lbl);
+		}
+	}
+	sqlite3_finalize(st);
+	fprintf(f, "# HELP pgw_proxy_org_info the organisation a proxy belongs to\n# TYPE pgw_proxy_org_info gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT id, org_id FROM proxies ORDER BY id", -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			fprintf(f, "pgw_proxy_org_info{id=\"%lld\",org=\"%lld\"} 1\n",
+				(long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+	fprintf(f, "# HELP pgw_client_org_info the organisation a mapped client belongs to\n# TYPE pgw_client_org_info "
+		   "gauge\n");
+	if (sqlite3_prepare_v2(db, "SELECT client_ip, org_id FROM mappings ORDER BY id", -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			fprintf(f, "pgw_client_org_info{client=\"%s\",org=\"%lld\"} 1\n", sqlite3_column_text(st, 0),
+				(long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+}
+
 int res_metrics(struct req *r)
 {
 	const struct pgw_config *cfg = r->api->cfg;
@@ -265,6 +298,7 @@ int res_metrics(struct req *r)
 		}
 	}
 	sqlite3_finalize(st);
+	org_metrics(f, db, r->org);
 	/* the exit IP as an info series: a change of exit IP is a new series (alert on changes()) */
 	fprintf(
 	    f, "# HELP pgw_proxy_exit_ip_info the proxy's current exit address\n# TYPE pgw_proxy_exit_ip_info gauge\n");

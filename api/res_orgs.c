@@ -405,7 +405,7 @@ static int org_admin(struct req *r, sqlite3 *db, int64_t id)
 }
 
 /* The settings an organisation may set for itself (org_settings), null where the gateway's apply. */
-static const char *const org_keys[] = {"health_url"};
+static const char *const org_keys[] = {"health_url", "dns_upstream"};
 #define N_ORG_KEYS (sizeof(org_keys) / sizeof(org_keys[0]))
 
 static json_t *org_settings_json(struct req *r, sqlite3 *db, int64_t id)
@@ -429,6 +429,23 @@ static json_t *org_settings_json(struct req *r, sqlite3 *db, int64_t id)
 	sqlite3_finalize(st);
 	json_object_set_new(own, "gateway", gw);
 	return own;
+}
+
+/* Under the write transaction: ORG_DNS_UPSTREAMS_MAX other organisations have resolvers of their
+ * own already (pgw-forwarder holds that many lists). */
+static int dns_lists_full(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	long long n = ORG_DNS_UPSTREAMS_MAX;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.org_settings WHERE key = 'dns_upstream' AND org_id != ?1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return n >= ORG_DNS_UPSTREAMS_MAX;
 }
 
 /* PUT /orgs/{id}/settings: {key: value or null (the gateway's again)}; all or nothing. */
@@ -460,6 +477,12 @@ static int put_org_settings(struct req *r, sqlite3 *db, int64_t id)
 		json_decref(before);
 		return reply_error(r, 503, "unavailable", "the database is busy; try again");
 	}
+	if (json_is_string(json_object_get(r->body, "dns_upstream")) && dns_lists_full(db, id)) {
+		db_rollback(db);
+		json_decref(before);
+		return reply_error(r, 409, "conflict", "at most %d organisations have resolvers of their own",
+				   ORG_DNS_UPSTREAMS_MAX);
+	}
 	json_object_foreach(r->body, key, v)
 	{
 		if (rc != SQLITE_DONE)
@@ -489,8 +512,8 @@ static int put_org_settings(struct req *r, sqlite3 *db, int64_t id)
 	r->audit_org = id; /* the organisation's own business: its admins see it */
 	api_audit(r, "org.settings", "org", oid, before, r->body, "ok");
 	json_decref(before);
-	/* pgw-healthd reloads its proxies; not "settings": the gateway's did not change, and the
-	 * other organisations' dashboards are not to hear of this one's */
+	/* pgw-healthd and pgw-forwarder reload; not "settings": the gateway's did not change, and
+	 * the other organisations' dashboards are not to hear of this one's */
 	api_notify(r, TOPIC_PROXIES);
 	return reply_json(r, 200, org_settings_json(r, db, id));
 }

@@ -355,7 +355,10 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 		return rc;
 	}
 	json_decref(list);
-	after = user_json(db, id);
+	if (!(after = user_json(db, id))) { /* deleted meanwhile: no user, no row changed */
+		json_decref(before);
+		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
+	}
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "user.update", "user", oid, before, after, "ok");
 	json_decref(before);

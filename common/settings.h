@@ -45,6 +45,10 @@ char *settings_schema_json(void);
  * naming the setting and the interface. */
 int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			  size_t errlen);
+/* Organisations that may have DNS resolvers of their own (org_settings dns_upstream): pgw-api
+ * refuses more, pgw-forwarder holds this many lists. */
+#define ORG_DNS_UPSTREAMS_MAX 16
+
 /* Validate and store: 0, -ENOENT, -EINVAL (err says why) or -EIO. lan_cidr also becomes the
  * IPv4 network of a single-organisation install's organisation (when it has one). */
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen);

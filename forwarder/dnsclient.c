@@ -345,10 +345,7 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	if (r->sh->dns.gen != r->conf.gen) { /* other resolvers: answers from the old ones go */
 		if (r->conf.gen != UINT64_MAX)
 			dns_cache_clear(r->cache);
-		memcpy(r->conf.up, r->sh->dns.up, sizeof(r->conf.up));
-		r->conf.n = r->sh->dns.n;
-		r->conf.query_log = r->sh->dns.query_log;
-		r->conf.gen = r->sh->dns.gen;
+		r->conf = r->sh->dns;
 	}
 	pthread_rwlock_unlock(&r->sh->lock);
 	if (!e || q->e.state != FWD_ACTIVE) {
@@ -362,7 +359,7 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	if (q->e.dns_down || r->conf.n == 0) {
+	if (q->e.dns_down || n_ups(r, &q->e) == 0) {
 		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "the proxy carries no DNS");
 		rq_done(r, q);
 		return;

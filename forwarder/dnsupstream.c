@@ -26,7 +26,7 @@ void rq_retry(struct resolver *r, struct rq *q, const char *why)
 	}
 	atomic_fetch_add(&r->upstream_fail, 1);
 	q->attempt++;
-	if (q->attempt > r->conf.n || now >= q->deadline) {
+	if (q->attempt > n_ups(r, &q->e) || now >= q->deadline) {
 		reply_rcode(r, q, DNS_RCODE_SERVFAIL, why);
 		rq_done(r, q);
 		return;
@@ -168,6 +168,7 @@ static int same_proxy(const struct fwd_entry *a, const struct fwd_entry *b)
 static struct upconn *uc_find(struct resolver *r, const struct fwd_entry *e, int idx, int create)
 {
 	struct upconn *uc;
+	int n;
 
 	for (uc = r->ucs; uc; uc = uc->next)
 		if (uc->idx == idx && uc->conf_gen == r->conf.gen && same_proxy(&uc->e, e))
@@ -178,7 +179,7 @@ static struct upconn *uc_find(struct resolver *r, const struct fwd_entry *e, int
 	uc->e = *e;
 	uc->idx = idx;
 	uc->conf_gen = r->conf.gen;
-	uc->up = r->conf.up[idx];
+	uc->up = res_ups(r, e, &n)[idx];
 	uc->fd = -1;
 	uc->turn = (uint16_t)random();
 	uc->last_used = ev_now_ms();
@@ -218,7 +219,7 @@ static int uc_enqueue(struct upconn *uc, struct rq *q)
 
 void rq_send(struct resolver *r, struct rq *q)
 {
-	int idx = (q->first + q->attempt) % r->conf.n;
+	int idx = (q->first + q->attempt) % n_ups(r, &q->e);
 	struct upconn *uc = uc_find(r, &q->e, idx, 1);
 	uint64_t now = ev_now_ms();
 
@@ -246,7 +247,7 @@ int first_resolver(struct resolver *r, const struct fwd_entry *e)
 {
 	uint64_t now = ev_now_ms();
 
-	for (int i = 0; i < r->conf.n; i++) {
+	for (int i = 0; i < n_ups(r, e); i++) {
 		struct upconn *uc = uc_find(r, e, i, 0);
 		if (!uc || uc->penalty_until <= now)
 			return i;
@@ -265,7 +266,7 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 		return;
 	}
 	if ((a.rcode == DNS_RCODE_SERVFAIL || a.rcode == DNS_RCODE_REFUSED || a.rcode == DNS_RCODE_NOTIMP) &&
-	    q->attempt + 1 < r->conf.n && ev_now_ms() < q->deadline) {
+	    q->attempt + 1 < n_ups(r, &q->e) && ev_now_ms() < q->deadline) {
 		rq_retry(r, q, "resolver refused"); /* another may help; the last one's word is passed on */
 		return;
 	}

@@ -31,6 +31,38 @@ struct forwarder {
 	struct ev_handle *stats_timer;
 };
 
+/* Organisations' own resolvers (org_settings); one that does not parse (written by hand: the
+ * API refuses it) leaves that organisation's clients without DNS (SERVFAIL), never on
+ * resolvers it did not choose. */
+static void load_org_dns(struct forwarder *f, struct fwd_dns *dns)
+{
+	sqlite3_stmt *st = NULL;
+	char err[256];
+
+	if (sqlite3_prepare_v2(f->d->db,
+			       "SELECT org_id, value FROM org_settings WHERE key = 'dns_upstream' ORDER BY org_id", -1,
+			       &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct fwd_dns_org *o;
+		int n;
+		if (dns->n_orgs == FWD_DNS_ORGS_MAX) {
+			log_warnx("more than %d organisations with resolvers of their own: the rest get none",
+				  FWD_DNS_ORGS_MAX);
+			break;
+		}
+		o = &dns->orgs[dns->n_orgs++];
+		o->org = sqlite3_column_int64(st, 0);
+		n = dns_upstreams_parse((const char *)sqlite3_column_text(st, 1), o->up, DNS_UPSTREAMS_MAX, err,
+					sizeof(err));
+		o->n = n > 0 ? n : 0;
+		if (n <= 0)
+			log_warnx("organisation %lld: dns_upstream unusable (%s): its clients get SERVFAIL",
+				  (long long)o->org, err);
+	}
+	sqlite3_finalize(st);
+}
+
 static void load_dns(struct forwarder *f, struct fwd_dns *dns)
 {
 	char v[SETTINGS_VALUE_MAX], err[256];
@@ -41,10 +73,12 @@ static void load_dns(struct forwarder *f, struct fwd_dns *dns)
 	n = dns_upstreams_parse(v, dns->up, DNS_UPSTREAMS_MAX, err, sizeof(err));
 	dns->n = n > 0 ? n : 0;
 	dns->query_log = settings_bool(f->d->db, &f->d->cfg, "dns_query_log");
+	load_org_dns(f, dns);
 	/* a new generation (new connections, an empty cache) only when the resolvers or the query log
 	 * setting change, not on every mapping reload */
 	dns->gen = f->sh.dns.gen + (dns->n != f->sh.dns.n || memcmp(dns->up, f->sh.dns.up, sizeof(dns->up)) != 0 ||
-				    dns->query_log != f->sh.dns.query_log);
+				    dns->query_log != f->sh.dns.query_log || dns->n_orgs != f->sh.dns.n_orgs ||
+				    memcmp(dns->orgs, f->sh.dns.orgs, sizeof(dns->orgs)) != 0);
 }
 
 static void load_limits(struct forwarder *f, struct fwd_limits *l)

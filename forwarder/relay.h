@@ -5,6 +5,7 @@
 #define FWD_RELAY_H
 
 #include "dns.h"
+#include "settings.h"
 #include "net.h"
 #include "stats.h"
 #include "table.h"
@@ -20,12 +21,35 @@ struct fwd_limits {
 	struct net_cidr4 lan; /* lan_cidr: no destination of the UDP relay (prefix 0: unknown, none) */
 };
 
-/* The resolver's settings (dns_upstream, dns_query_log); gen changes with every reload. */
+/* Organisations with resolvers of their own (org_settings dns_upstream); pgw-api allows no more. */
+#define FWD_DNS_ORGS_MAX ORG_DNS_UPSTREAMS_MAX
+struct fwd_dns_org {
+	int64_t org;
+	int n;
+	struct dns_upstream up[DNS_UPSTREAMS_MAX];
+};
+
+/* The resolver's settings (dns_upstream, dns_query_log, organisations' own dns_upstream); gen
+ * changes with every reload that changes them. */
 struct fwd_dns {
 	struct dns_upstream up[DNS_UPSTREAMS_MAX];
 	int n, query_log;
 	uint64_t gen;
+	struct fwd_dns_org orgs[FWD_DNS_ORGS_MAX];
+	int n_orgs;
 };
+
+/* The resolvers for a client of organisation org: its own, else the gateway's; *n how many. */
+static inline const struct dns_upstream *fwd_dns_for(const struct fwd_dns *d, int64_t org, int *n)
+{
+	for (int i = 0; i < d->n_orgs; i++)
+		if (d->orgs[i].org == org) {
+			*n = d->orgs[i].n;
+			return d->orgs[i].up;
+		}
+	*n = d->n;
+	return d->up;
+}
 
 /* What the main thread shares with the workers. */
 struct fwd_shared {

@@ -139,11 +139,7 @@ struct resolver {
 	struct upconn *ucs;
 	struct rq *rqs;
 	unsigned n_rqs;
-	struct {
-		struct dns_upstream up[DNS_UPSTREAMS_MAX];
-		int n, query_log;
-		uint64_t gen;
-	} conf;
+	struct fwd_dns conf; /* the shared one as of the last query: resolvers, query log, generation */
 	atomic_ullong last_tick;
 	/* stats: written by the loop, read by the stats writer */
 	atomic_ulong queries, udp, tcp, hits, answered, refused, servfail, formerr, notimp, upstream_fail, truncated,
@@ -151,6 +147,20 @@ struct resolver {
 	pthread_mutex_t plock;
 	struct pstat pstats[PROXY_STATS];
 };
+
+/* The resolvers for e's queries (its organisation's, else the gateway's); *n how many. */
+static inline const struct dns_upstream *res_ups(const struct resolver *r, const struct fwd_entry *e, int *n)
+{
+	return fwd_dns_for(&r->conf, e->org_id, n);
+}
+
+static inline int n_ups(const struct resolver *r, const struct fwd_entry *e)
+{
+	int n;
+
+	res_ups(r, e, &n);
+	return n;
+}
 
 /* ---- buffers ---- */
 

@@ -64,8 +64,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	static const char *const sql =
 	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
 	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down', "
-	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes' FROM mapping_state s JOIN proxies p ON p.id = "
-	    "s.proxy_id "
+	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id FROM mapping_state s JOIN proxies p ON "
+	    "p.id = s.proxy_id "
 	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* active 0004, pipelining 0006, dns 0012,
 									      udp 0013 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
@@ -115,6 +115,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.proxy_down = e.state == FWD_BLOCKED && sqlite3_column_int(st, 9);
 		e.dns_down = sqlite3_column_int(st, 10);
 		e.udp = sqlite3_column_int(st, 11);
+		e.org_id = sqlite3_column_int64(st, 12);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
 			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),

@@ -30,6 +30,7 @@ struct fwd_entry {
 	int dns_down;	/* pgw-healthd found the proxy does not carry DNS: DNS SERVFAIL at once */
 	int udp;	/* pgw-healthd found the proxy carries UDP (a SOCKS5 proxy only): the UDP relay may */
 	uint64_t path;	/* the proxy as the DNS cache knows it: id, endpoint, type, address, credentials */
+	int64_t org_id; /* the mapping's organisation: whose resolvers its DNS goes to */
 };
 
 struct fwd_table;

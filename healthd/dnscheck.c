@@ -20,8 +20,10 @@ enum dc_state { DC_PROXY, DC_TLS, DC_SEND, DC_RECV };
 
 struct dnscheck {
 	struct healthd *h;
-	int64_t id; /* the target (h->t moves when it grows: found again by id) */
-	int idx;    /* which resolver */
+	int64_t id;				   /* the target (h->t moves when it grows: found again by id) */
+	int idx;				   /* which resolver */
+	struct dns_upstream up[DNS_UPSTREAMS_MAX]; /* the resolvers: the proxy's organisation's, else the gateway's */
+	int n;
 	enum dc_state state;
 	int fd;
 	struct ev_handle *fh, *timer;
@@ -96,12 +98,12 @@ static void dc_done(struct dnscheck *c, int up)
 /* This resolver failed (why): the next one, or the verdict down. */
 static void dc_fail(struct dnscheck *c, const char *fmt, const char *detail)
 {
-	const struct dns_upstream *u = &c->h->dns_up[c->idx];
+	const struct dns_upstream *u = &c->up[c->idx];
 
 	snprintf(c->why, sizeof(c->why), "%s%s:%u: %s%s%s", u->tls ? "tls://" : "", u->host, u->port, fmt,
 		 detail ? ": " : "", detail ? detail : "");
 	dc_close(c);
-	if (++c->idx < c->h->dns_n) {
+	if (++c->idx < c->n) {
 		dc_attempt(c);
 		return;
 	}
@@ -132,8 +134,8 @@ static void dc_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 			return;
 		}
 		upstream_hs_wipe(&c->hs);
-		if (c->h->dns_up[c->idx].tls) {
-			if (dns_tls_session(&c->tls, c->h->dns_cred, c->fd, c->h->dns_up[c->idx].name) < 0) {
+		if (c->up[c->idx].tls) {
+			if (dns_tls_session(&c->tls, c->h->dns_cred, c->fd, c->up[c->idx].name) < 0) {
 				dc_fail(c, "TLS", "cannot start a session");
 				return;
 			}
@@ -221,10 +223,16 @@ static void dc_attempt(struct dnscheck *c)
 {
 	struct healthd *h = c->h;
 	struct target *t = healthd_find(h, c->id);
-	const struct dns_upstream *u = &h->dns_up[c->idx];
+	const struct dns_upstream *u = &c->up[c->idx];
 	struct upstream_target tg;
 	struct net_ip ip;
 	int n;
+
+	if (c->idx >= c->n) { /* the organisation's dns_upstream does not parse (written by hand) */
+		snprintf(c->why, sizeof(c->why), "no usable resolver in the organisation's dns_upstream");
+		dc_done(c, 0);
+		return;
+	}
 
 	c->state = DC_PROXY;
 	c->out_off = c->in_len = 0;
@@ -265,8 +273,11 @@ void dnscheck_start(struct healthd *h, struct target *t)
 {
 	struct dnscheck *c;
 
-	if (!h->dns_on || t->dns_check || !t->addr_ok || h->dns_n == 0 || !(c = calloc(1, sizeof(*c))))
+	/* an organisation's own list that does not parse is a check that fails, not the gateway's */
+	if (!h->dns_on || t->dns_check || !t->addr_ok || (!t->dns_own && h->dns_n == 0) || !(c = calloc(1, sizeof(*c))))
 		return;
+	c->n = t->dns_own ? t->dns_n : h->dns_n;
+	memcpy(c->up, t->dns_own ? t->dns_up : h->dns_up, sizeof(c->up));
 	c->h = h;
 	c->id = t->id;
 	c->fd = -1;

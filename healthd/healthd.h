@@ -30,6 +30,8 @@ struct target {
 	int addr_ok;
 	struct net_http_url url; /* its organisation's health_url (org_settings), when own_url */
 	int own_url, url_ok;
+	struct dns_upstream dns_up[DNS_UPSTREAMS_MAX]; /* its organisation's dns_upstream, when dns_own */
+	int dns_own, dns_n;
 	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
 	struct hysteresis hs; /* status (unknown | up | down) and the counts behind it */
 	char exit_ip[PROBE_IP_MAX];

@@ -63,7 +63,8 @@ static int load_targets(struct healthd *h)
 	    "SELECT p.id, p.name, p.type, p.host, p.port, p.username, p.password, coalesce(h.status, 'unknown'), "
 	    "coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
 	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown'), "
-	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url') "
+	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url'), "
+	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'dns_upstream') "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -118,6 +119,15 @@ static int load_targets(struct healthd *h)
 			t->own_url = sqlite3_column_type(st, 14) != SQLITE_NULL;
 			t->url_ok =
 			    t->own_url && net_http_url_parse((const char *)sqlite3_column_text(st, 14), &t->url) == 0;
+			/* its organisation's resolvers, for the DNS check (none usable: the check fails) */
+			t->dns_own = sqlite3_column_type(st, 15) != SQLITE_NULL;
+			t->dns_n = 0;
+			if (t->dns_own) {
+				char e[200];
+				int k = dns_upstreams_parse((const char *)sqlite3_column_text(st, 15), t->dns_up,
+							    DNS_UPSTREAMS_MAX, e, sizeof(e));
+				t->dns_n = k > 0 ? k : 0;
+			}
 			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||
 				       strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
 				pipelining_forget(h, t, "the proxy changed");

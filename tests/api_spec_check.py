@@ -267,6 +267,7 @@ op("PUT", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % B, {"health
 check("B's own health URL is B's (%s), the gateway's unchanged" % b_url,
       json.loads(call("GET", "/api/v1/orgs/%d/settings" % B, token=TB)[2])["health_url"] == b_url and b_url != gw_url)
 op("PUT", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % B, {"health_url": "ftp://x"}, TB, expect=400)
+op("PUT", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % B, {"dns_upstream": "192.0.2.53:53"}, TB, expect=200)
 op("GET", "/api/v1/orgs/{id}/settings", "/api/v1/orgs/%d/settings" % A, token=TA, expect=200)
 MARKERS = ("b-marker", "192.168.2.130", "spec-b", "spec-b-admin")
 
@@ -341,6 +342,9 @@ for path, ops in spec["paths"].items():
     if path in ("/api/v1/proxies", "/api/v1/mappings", "/api/v1/mappings/export", "/api/v1/audit", "/api/v1/orgs", "/metrics"):
         raw = call("GET", path, token=T)[2]
         check("... while the superadmin's has B's objects there (the check above can fail)", [m for m in MARKERS if m.encode() in raw])
+raw = call("GET", "/metrics", token=TA)[2].decode()
+check("A's /metrics says which organisation its proxy and client belong to (pgw_*_org_info)",
+      'pgw_proxy_org_info{id="%d",org="%d"} 1' % (PA, A) in raw and 'pgw_org_info{org="%d",name="spec-a"} 1' % A in raw, raw[:300])
 st, _, raw = call("GET", "/api/v1/health", token=TA)
 check("GET /api/v1/health as A: no row of B's proxy", st == 200 and PB not in [h["proxy_id"] for h in json.loads(raw)["items"]])
 st, _, raw = call("GET", "/api/v1/proxies", token=T)

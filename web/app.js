@@ -462,19 +462,22 @@ async function loadOrgConfig() {
   const s = await api('GET', `/orgs/${encodeURIComponent(state.org)}/settings`);
   const o = state.me.orgs.find((x) => String(x.id) === state.org);
   $('#org-config-title').textContent = `Settings of ${o ? o.name : 'this organisation'}`;
-  const input = $('#org-health-url');
-  input.value = s.health_url ?? '';
-  input.placeholder = s.gateway.health_url;
-  input.disabled = !isAdmin();
+  for (const [id, key] of [['#org-health-url', 'health_url'], ['#org-dns-upstream', 'dns_upstream']]) {
+    const input = $(id);
+    input.value = s[key] ?? '';
+    input.placeholder = s.gateway[key];
+    input.disabled = !isAdmin();
+  }
 }
 
 async function saveOrgConfig(ev) {
   ev.preventDefault();
   const f = ev.target, err = $('.error', f), v = f.elements.health_url.value.trim();
+  const dns = f.elements.dns_upstream.value.trim();
   err.textContent = '';
   try {
-    await api('PUT', `/orgs/${encodeURIComponent(state.org)}/settings`, { health_url: v || null });
-    flash(v ? 'Saved the organisation\'s health URL.' : 'The organisation uses the gateway\'s health URL.');
+    await api('PUT', `/orgs/${encodeURIComponent(state.org)}/settings`, { health_url: v || null, dns_upstream: dns || null });
+    flash(v || dns ? 'Saved the organisation\'s settings.' : 'The organisation uses the gateway\'s settings.');
   } catch (e) { err.textContent = e.message; }
 }
 

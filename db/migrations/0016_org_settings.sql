@@ -1,9 +1,11 @@
 -- 0016: settings an organisation sets for itself (issue 21: "per-organisation settings where
--- they make sense"): the health URL its proxies are probed with. Absent: the gateway's setting.
--- A change moves the settings counter, so pgw-healthd reloads as for any setting.
+-- they make sense"): the health URL its proxies are probed with, and the DNS resolvers its
+-- clients' queries go to through their proxies (dns_mode=proxy). Absent: the gateway's setting.
+-- A change moves the proxies counter: pgw-healthd and pgw-forwarder reload (not the settings
+-- counter: the gateway's settings did not change, and no other organisation is told).
 CREATE TABLE org_settings (
     org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
-    key    TEXT NOT NULL CHECK (key IN ('health_url')),
+    key    TEXT NOT NULL CHECK (key IN ('health_url', 'dns_upstream')),
     value  TEXT NOT NULL CHECK (length(value) BETWEEN 1 AND 512),
     PRIMARY KEY (org_id, key)
 );

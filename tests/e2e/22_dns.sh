@@ -257,4 +257,36 @@ check "GET /health: each proxy's DNS status, error and latency" \
 check "the forwarder's stats count queries, cache hits and errors" \
 	jq -e '.dns.queries > 10 and .dns.cache_hits >= 1 and .dns.refused >= 3 and .dns.servfail >= 1 and .dns.formerr >= 1' <<<"$stats"
 check "... per client" jq -e '.clients["192.168.2.10"].dns_queries > 3' <<<"$stats"
+
+# an organisation with resolvers of its own (org_settings dns_upstream, issue 21): its client's
+# queries go, through its own proxy, to unbound over DNS-over-TLS; organisation 1's still to
+# dnsmasq; pgw-healthd checks its proxy's DNS on its resolvers
+ip -n "$(lab_ns lan)" addr add 192.168.2.20/24 dev lan0
+ADMIN=$(lab_api_login admin dns-admin-password)
+J='Content-Type: application/json'
+check_match "organisation 1 keeps 192.168.2.0/28 and the IPv6 LAN" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ADMIN" -H "$J" -d '{"networks":["192.168.2.0/28","fd00:2::/64"]}')" '^200 '
+check_match "a second organisation, acme, with 192.168.2.16/28" \
+	"$(lab_api POST /api/v1/orgs -H "$ADMIN" -H "$J" -d '{"name":"acme","networks":["192.168.2.16/28"]}')" '^201 '
+acme=$(lab_api GET /api/v1/orgs -H "$ADMIN" | cut -d' ' -f2- | jq '.items[] | select(.name == "acme") | .id')
+check_match "acme's own resolvers: DNS-over-TLS to unbound" \
+	"$(lab_api PUT /api/v1/orgs/$acme/settings -H "$ADMIN" -H "$J" -d "{\"dns_upstream\":\"tls://$LAB_DOT:853#dot.$LAB_ZONE\"}")" \
+	"^200 .*\"dns_upstream\": *\"tls://$LAB_DOT:853#dot.$LAB_ZONE\""
+check_match "... a bad list is refused (400)" \
+	"$(lab_api PUT /api/v1/orgs/$acme/settings -H "$ADMIN" -H "$J" -d '{"dns_upstream":"not a resolver!"}')" '^400 '
+pid5=$(lab_api POST /api/v1/proxies -H "$ADMIN" -H "X-Pgw-Org: $acme" -H "$J" \
+	-d "{\"name\":\"acme-socks\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1080,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}" |
+	cut -d' ' -f2- | jq .id)
+check_match "acme maps its client 192.168.2.20 to its own proxy" \
+	"$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "X-Pgw-Org: $acme" -H "$J" -d "{\"client_ip\":\"192.168.2.20\",\"proxy_id\":$pid5}")" '^201 '
+check "... which is active" wait_for 10 active4_has 192.168.2.20
+check "pgw-healthd checks acme's proxy's DNS on acme's resolvers (DNS-over-TLS): up" \
+	wait_for 15 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT dns_status FROM proxy_health WHERE proxy_id = $pid5')\" = up ]"
+check_match "acme's client resolves through its proxy" "$(q 192.168.2.20 192.168.2.1 www.$LAB_ZONE)" "^NOERROR $LAB_WEB"
+check_match "... asked of its own resolvers: unbound saw the name, from acme's proxy's exit address" \
+	"$(q 192.168.2.20 192.168.2.1 acme-only.$LAB_ZONE; grep 'acme-only' "$LAB_DIR/unbound-file.log")" "info: $LAB_SOCKS_AUTH acme-only"
+check_eq "... and dnsmasq (the gateway's resolver) never did" "$(lab_dns_count acme-only.$LAB_ZONE)" "0"
+check_match "organisation 1's client still asks the gateway's resolver (dnsmasq)" \
+	"$(q 192.168.2.10 192.168.2.1 org1-only.$LAB_ZONE; lab_dns_count org1-only.$LAB_ZONE)" " [1-9]$"
+check_eq "... never acme's" "$(grep -c 'org1-only' "$LAB_DIR/unbound-file.log")" "0"
 finish

@@ -195,4 +195,12 @@ check "carol out of acme: her open event stream ends" wait_for 5 bash -c "! kill
 check_fails "... without the event that came after" grep -q '^event: proxies' "$LAB_DIR/sse-carol2"
 check_match "... her key stops working" "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")" '^401 '
 check_match "... and she reads nothing (403: no organisation)" "$(lab_api GET /api/v1/proxies -H "$CAROL_H")" '^403 '
+
+# resolvers of their own: at most 16 organisations (pgw-forwarder holds that many lists)
+codes=""
+for i in $(seq 1 17); do
+	id=$(lab_api POST /api/v1/orgs -H "$ROOT_H" -H "$J" -d "{\"name\":\"dns-$i\"}" | cut -d' ' -f2- | jq .id)
+	codes+="$(lab_api PUT "/api/v1/orgs/$id/settings" -H "$ROOT_H" -H "$J" -d '{"dns_upstream":"192.0.2.53:53"}' | cut -c1-3) "
+done
+check_eq "16 organisations get resolvers of their own, the 17th a 409" "$(echo $codes | tr ' ' '\n' | sort | uniq -c | tr -s ' ' | tr '\n' ';')" " 16 200; 1 409;"
 finish

@@ -281,10 +281,10 @@ await step('a user of two organisations switches between them and sees only the 
   if (!(await m.getByLabel('Health interval (s)').isDisabled())) throw new Error('the gateway\'s settings are editable by an organisation admin');
   await m.getByLabel('Health URL of this organisation\'s proxies').fill('http://acme.example/ip');
   await m.getByRole('button', { name: 'Save organisation settings' }).click();
-  await m.getByText('Saved the organisation\'s health URL.').waitFor({ timeout: 5000 });
+  await m.getByText('Saved the organisation\'s settings.').waitFor({ timeout: 5000 });
   await m.getByLabel('Health URL of this organisation\'s proxies').fill('');
   await m.getByRole('button', { name: 'Save organisation settings' }).click();
-  await m.getByText('The organisation uses the gateway\'s health URL.').waitFor({ timeout: 5000 });
+  await m.getByText('The organisation uses the gateway\'s settings.').waitFor({ timeout: 5000 });
   await sw.selectOption({ label: 'default' });
   await m.getByRole('tab', { name: 'Dashboard' }).click();
   await m.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
