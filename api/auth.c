@@ -390,10 +390,21 @@ int auth_require(struct req *r, int write)
 			return -1;
 		}
 		r->authed = 1;
-		api_scope(r->org); /* the key's own organisation (apikey_auth) */
-		if ((h = org_asked(r)) && strtoll(h, NULL, 10) != r->org) { /* another: as if it did not exist */
-			reply_error(r, 404, "not_found", "no organisation %.20s", h);
-			return -1;
+		api_scope(r->org);	  /* the key's own organisation (apikey_auth) */
+		if ((h = org_asked(r))) { /* another than its own: as if it did not exist */
+			char *end = NULL;
+			long long want;
+			errno = 0;
+			want = strtoll(h, &end, 10);
+			if (errno || !*h || *end || want <= 0) {
+				reply_error(r, 400, "bad_request",
+					    "X-Pgw-Org: an organisation id (a positive integer)");
+				return -1;
+			}
+			if (want != r->org) {
+				reply_error(r, 404, "not_found", "no organisation %lld", want);
+				return -1;
+			}
 		}
 		if (write && strcmp(r->user.role, "admin") != 0) {
 			reply_error(r, 403, "forbidden", "the %s role can only read", r->user.role);

@@ -311,6 +311,14 @@ void feed_update(struct feed *f, uint32_t topics)
 			json_t *old = json_object_get(f->health, k);
 			const char *oip = old ? json_string_value(json_object_get(old, "exit_ip")) : NULL;
 			const char *nip = json_string_value(json_object_get(v, "exit_ip"));
+			const char *oerr = old ? json_string_value(json_object_get(old, "last_error")) : NULL;
+			const char *nerr = json_string_value(json_object_get(v, "last_error"));
+			/* taken down for leaving from an address outside its expected_exit: an event of its own */
+			if (nerr && strncmp(nerr, "exit_ip_mismatch", 16) == 0 &&
+			    !(oerr && strncmp(oerr, "exit_ip_mismatch", 16) == 0))
+				events_publish_to(owner_of(f, NULL, k), "exit_ip_mismatch",
+						  json_pack("{s:O, s:s?}", "proxy_id", json_object_get(v, "proxy_id"),
+							    "exit_ip", nip));
 			if (oip && nip && *oip && *nip && strcmp(oip, nip) != 0)
 				events_publish_to(owner_of(f, NULL, k), "exit_ip_changed",
 						  json_pack("{s:O, s:s, s:s}", "proxy_id",

@@ -313,6 +313,20 @@ int res_metrics(struct req *r)
 		}
 	}
 	sqlite3_finalize(st);
+	fprintf(f, "# HELP pgw_proxy_exit_ip_mismatch 1 when the proxy is down for leaving from an address outside its "
+		   "expected_exit (only proxies that name one)\n# TYPE pgw_proxy_exit_ip_mismatch gauge\n");
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT p.id, p.name, h.last_error LIKE 'exit_ip_mismatch%' FROM proxies p JOIN proxy_health "
+		"h ON h.proxy_id = p.id WHERE p.expected_exit != '' ORDER BY p.id",
+		-1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			fprintf(f, "pgw_proxy_exit_ip_mismatch{proxy=\"%s\",id=\"%lld\"} %d\n", lbl,
+				(long long)sqlite3_column_int64(st, 0), sqlite3_column_int(st, 2));
+		}
+	}
+	sqlite3_finalize(st);
 	fprintf(f, "# HELP pgw_proxy_exit_ip_changes_total exit IP changes seen in the kept health history\n"
 		   "# TYPE pgw_proxy_exit_ip_changes_total gauge\n");
 	if (sqlite3_prepare_v2(

@@ -251,8 +251,21 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 			"WHERE main.mappings.org_id = excluded.org_id",
 			-1, &st, NULL) == SQLITE_OK;
 		for (size_t i = 1; ok && i < n; i++) {
+			char canon[NET_IP_STR_MAX];
+			const char *why = NULL;
 			if (lines[i].change == 0)
 				continue;
+			/* still the organisation's, now that the write lock is held (its networks may have
+			 * changed during the health gate's wait) */
+			if (client_ip_check(db, r->api->cfg, lines[i].ip, canon, &why) < 0) {
+				sqlite3_finalize(st);
+				db_rollback(db);
+				rc = reply_error(r, 409, "conflict",
+						 "line %zu: client_ip %s; nothing was imported (the organisation's "
+						 "networks changed: try again)",
+						 i + 1, why);
+				goto out;
+			}
 			sqlite3_reset(st);
 			sqlite3_bind_text(st, 1, lines[i].ip, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, lines[i].proxy_id);
@@ -262,8 +275,8 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		}
 		sqlite3_finalize(st);
 		if (!ok || db_commit(db) < 0) {
-			db_rollback(db);
 			rc = reply_db_error(r, db);
+			db_rollback(db);
 			goto out;
 		}
 		{

@@ -148,6 +148,11 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		db_rollback(db);
 		goto out;
 	}
+	if (id > 0 && sqlite3_changes(db) != 1) { /* deleted during the gate's wait */
+		db_rollback(db);
+		reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
+		goto out;
+	}
 	if (id < 0)
 		id = sqlite3_last_insert_rowid(db);
 	if (db_commit(db) < 0) {

@@ -14,16 +14,6 @@
 
 #define ORG_NETWORKS_MAX 64
 
-/* The canonical text of a prefix: "a.b.c.d/n" or "v6/n". */
-static void prefix_str(const struct net_prefix *p, char out[NET_IP_STR_MAX + 5])
-{
-	char ip[NET_IP_STR_MAX];
-	int v4 = net_ip_is4(&p->addr);
-
-	net_ip_str(&p->addr, ip);
-	snprintf(out, NET_IP_STR_MAX + 5, "%s/%u", ip, (unsigned)(p->len - (v4 ? 96 : 0)));
-}
-
 /* Two networks share an address (one holds the other's first address). */
 static int prefix_overlap(const struct net_prefix *a, const struct net_prefix *b)
 {
@@ -104,7 +94,7 @@ static int list(struct req *r, sqlite3 *db)
 static int parse_networks(struct req *r, sqlite3 *db, json_t *arr, struct net_prefix *p, int *n, char *err,
 			  size_t errlen)
 {
-	char lan_s[SETTINGS_VALUE_MAX], a[NET_IP_STR_MAX + 5], b[NET_IP_STR_MAX + 5];
+	char lan_s[SETTINGS_VALUE_MAX], a[NET_PREFIX_STR_MAX], b[NET_PREFIX_STR_MAX];
 	struct net_prefix lan;
 	size_t i;
 	json_t *v;
@@ -127,14 +117,14 @@ static int parse_networks(struct req *r, sqlite3 *db, json_t *arr, struct net_pr
 				 "'networks'[%zu] is not a CIDR with its host bits zero (a.b.c.d/n or v6/n)", i);
 			return -1;
 		}
-		prefix_str(&p[*n], a);
+		net_prefix_str(&p[*n], a);
 		if (net_ip_is4(&p[*n].addr) && (p[*n].len < lan.len || !net_prefix_contains(&lan, &p[*n].addr))) {
 			snprintf(err, errlen, "'networks': %s is not inside the LAN network lan_cidr %.64s", a, lan_s);
 			return -1;
 		}
 		for (int k = 0; k < *n; k++)
 			if (prefix_overlap(&p[k], &p[*n])) {
-				prefix_str(&p[k], b);
+				net_prefix_str(&p[k], b);
 				snprintf(err, errlen, "'networks': %s overlaps %s", a, b);
 				return -1;
 			}
@@ -149,7 +139,7 @@ static int parse_networks(struct req *r, sqlite3 *db, json_t *arr, struct net_pr
 static int networks_fit(sqlite3 *db, int64_t id, const struct net_prefix *p, int n, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	char a[NET_IP_STR_MAX + 5];
+	char a[NET_PREFIX_STR_MAX];
 	int status = 0, rc = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(db,
@@ -168,7 +158,7 @@ static int networks_fit(sqlite3 *db, int64_t id, const struct net_prefix *p, int
 		}
 		for (int k = 0; k < n && !status; k++)
 			if (prefix_overlap(&p[k], &q)) {
-				prefix_str(&p[k], a);
+				net_prefix_str(&p[k], a);
 				snprintf(err, errlen, "%s overlaps %s of organisation '%s'", a,
 					 (const char *)sqlite3_column_text(st, 0),
 					 (const char *)sqlite3_column_text(st, 1));
@@ -218,7 +208,7 @@ dberr:
 static int set_networks(sqlite3 *db, int64_t id, const struct net_prefix *p, int n)
 {
 	sqlite3_stmt *st = NULL;
-	char s[NET_IP_STR_MAX + 5];
+	char s[NET_PREFIX_STR_MAX];
 	int rc = SQLITE_DONE;
 
 	if (sqlite3_prepare_v2(db, "DELETE FROM main.org_networks WHERE org_id = ?1", -1, &st, NULL) != SQLITE_OK)
@@ -230,7 +220,7 @@ static int set_networks(sqlite3 *db, int64_t id, const struct net_prefix *p, int
 						    -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	for (int k = 0; k < n && rc == SQLITE_DONE; k++) {
-		prefix_str(&p[k], s);
+		net_prefix_str(&p[k], s);
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_text(st, 2, s, -1, SQLITE_TRANSIENT);
@@ -432,11 +422,11 @@ static json_t *org_settings_json(struct req *r, sqlite3 *db, int64_t id)
 }
 
 /* Under the write transaction: ORG_DNS_UPSTREAMS_MAX other organisations have resolvers of their
- * own already (pgw-forwarder holds that many lists). */
+ * own already (pgw-forwarder holds that many lists): 1, else 0; -1 on a database error. */
 static int dns_lists_full(sqlite3 *db, int64_t id)
 {
 	sqlite3_stmt *st = NULL;
-	long long n = ORG_DNS_UPSTREAMS_MAX;
+	long long n = -1;
 
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM main.org_settings WHERE key = 'dns_upstream' AND org_id != ?1",
 			       -1, &st, NULL) == SQLITE_OK) {
@@ -445,7 +435,7 @@ static int dns_lists_full(sqlite3 *db, int64_t id)
 			n = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
-	return n >= ORG_DNS_UPSTREAMS_MAX;
+	return n < 0 ? -1 : n >= ORG_DNS_UPSTREAMS_MAX;
 }
 
 /* PUT /orgs/{id}/settings: {key: value or null (the gateway's again)}; all or nothing. */
@@ -477,12 +467,14 @@ static int put_org_settings(struct req *r, sqlite3 *db, int64_t id)
 		json_decref(before);
 		return reply_error(r, 503, "unavailable", "the database is busy; try again");
 	}
-	if (json_is_string(json_object_get(r->body, "dns_upstream")) && dns_lists_full(db, id)) {
+	if (json_is_string(json_object_get(r->body, "dns_upstream")) && (rc = dns_lists_full(db, id)) != 0) {
 		db_rollback(db);
 		json_decref(before);
-		return reply_error(r, 409, "conflict", "at most %d organisations have resolvers of their own",
-				   ORG_DNS_UPSTREAMS_MAX);
+		return rc < 0 ? reply_db_error(r, db)
+			      : reply_error(r, 409, "conflict", "at most %d organisations have resolvers of their own",
+					    ORG_DNS_UPSTREAMS_MAX);
 	}
+	rc = SQLITE_DONE;
 	json_object_foreach(r->body, key, v)
 	{
 		if (rc != SQLITE_DONE)

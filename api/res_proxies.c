@@ -7,11 +7,26 @@
 #include <string.h>
 
 static const struct jfield proxy_fields[] = {
-    {"name", J_STR, 1, 1, 64},	  {"type", J_STR, 1, 4, 6},	  {"host", J_STR, 1, 1, 253},
-    {"port", J_INT, 1, 1, 65535}, {"username", J_STR, 0, 0, 255}, {"password", J_STR, 0, 0, 255},
-    {"enabled", J_BOOL, 0, 0, 1},
+    {"name", J_STR, 1, 1, 64},	    {"type", J_STR, 1, 4, 6},
+    {"host", J_STR, 1, 1, 253},	    {"port", J_INT, 1, 1, 65535},
+    {"username", J_STR, 0, 0, 255}, {"password", J_STR, 0, 0, 255},
+    {"enabled", J_BOOL, 0, 0, 1},   {"expected_exit", J_ARRAY, 0, 0, PROXY_EXPECTED_MAX},
 };
 #define NFIELDS (sizeof(proxy_fields) / sizeof(proxy_fields[0]))
+
+/* "a,b" as ["a", "b"] ("" as []). */
+static json_t *split_list(const char *s)
+{
+	json_t *a = json_array();
+
+	while (s && *s) {
+		const char *c = strchr(s, ',');
+		size_t n = c ? (size_t)(c - s) : strlen(s);
+		json_array_append_new(a, json_stringn(s, n));
+		s = c ? c + 1 : NULL;
+	}
+	return a;
+}
 
 /* The proxy as the API shows it (never the password), or NULL if there is none. */
 json_t *proxy_json(sqlite3 *db, int64_t id)
@@ -20,8 +35,8 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	json_t *j = NULL;
 
 	if (sqlite3_prepare_v2(db,
-			       "SELECT id, name, type, host, port, username, enabled, password != '' FROM proxies "
-			       "WHERE id = ?1",
+			       "SELECT id, name, type, host, port, username, enabled, password != '', expected_exit "
+			       "FROM proxies WHERE id = ?1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
@@ -31,6 +46,8 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 			      sqlite3_column_text(st, 3), "port", sqlite3_column_int(st, 4), "username",
 			      sqlite3_column_text(st, 5), "enabled", sqlite3_column_int(st, 6), "has_password",
 			      sqlite3_column_int(st, 7));
+	if (j)
+		json_object_set_new(j, "expected_exit", split_list((const char *)sqlite3_column_text(st, 8)));
 	sqlite3_finalize(st);
 	return j;
 }
@@ -61,6 +78,25 @@ static int check_values(struct req *r, json_t *b)
 	}
 	if (user && strchr(user, ':') && type && strcmp(type, "http") == 0)
 		return reply_error(r, 400, "bad_request", "'username' cannot contain ':' for an HTTP proxy"), -1;
+	if (json_object_get(b, "expected_exit")) { /* stored as one canonical "a/n,b/n" */
+		char list[PROXY_EXPECTED_MAX * (NET_PREFIX_STR_MAX + 1)] = "", one[NET_PREFIX_STR_MAX];
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(b, "expected_exit"), i, v)
+		{
+			struct net_prefix p;
+			if (!json_is_string(v) || net_prefix_parse(json_string_value(v), &p) < 0)
+				return reply_error(
+					   r, 400, "bad_request",
+					   "'expected_exit'[%zu] must be an IP address or a CIDR (host bits zero)", i),
+				       -1;
+			net_prefix_str(&p, one);
+			if (i)
+				strcat(list, ",");
+			strcat(list, one);
+		}
+		json_object_set_new(b, "expected_exit", json_string(list));
+	}
 	return 0;
 }
 
@@ -90,7 +126,8 @@ static int endpoint_moves(json_t *before, json_t *body)
 /* POST (id < 0), PUT or PATCH (partial). */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
-	static const char *const cols[] = {"name", "type", "host", "port", "username", "password", "enabled"};
+	static const char *const cols[] = {"name",     "type",	   "host",    "port",
+					   "username", "password", "enabled", "expected_exit"};
 	char err[256];
 	json_t *before = NULL, *after;
 	sqlite3_stmt *st = NULL;
@@ -107,8 +144,9 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (id < 0) {
 		rc = sqlite3_prepare_v2(
 		    db,
-		    "INSERT INTO main.proxies (name, type, host, port, username, password, enabled, org_id) "
-		    "VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1), " ORG_OWNER ")",
+		    "INSERT INTO main.proxies (name, type, host, port, username, password, enabled, expected_exit, "
+		    "org_id) VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1), "
+		    "coalesce(?8, ''), " ORG_OWNER ")",
 		    -1, &st, NULL);
 	} else {
 		/* PUT replaces (username, enabled back to defaults when absent); a missing password is kept */
@@ -118,18 +156,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			? "UPDATE main.proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
 			  "host = coalesce(?3, host), port = coalesce(?4, port), username = coalesce(?5, username), "
 			  "password = coalesce(?6, password), enabled = coalesce(?7, enabled), "
-			  "updated_at = unixepoch() WHERE id = ?8 AND " ORG_SCOPED
+			  "expected_exit = coalesce(?8, expected_exit), updated_at = unixepoch() WHERE id = ?9 "
+			  "AND " ORG_SCOPED
 			: "UPDATE main.proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, "
 			  "''), "
-			  "password = coalesce(?6, password), enabled = coalesce(?7, 1), updated_at = unixepoch() "
-			  "WHERE id = ?8 AND " ORG_SCOPED,
+			  "password = coalesce(?6, password), enabled = coalesce(?7, 1), expected_exit = coalesce(?8, "
+			  "''), updated_at = unixepoch() WHERE id = ?9 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	}
 	if (rc != SQLITE_OK) {
 		json_decref(before);
 		return reply_db_error(r, db);
 	}
-	for (int i = 0; i < 7; i++) {
+	for (int i = 0; i < 8; i++) {
 		json_t *v = json_object_get(r->body, cols[i]);
 		if (!v && i >= 4 && i <= 5 && endpoint_moves(before, r->body))
 			sqlite3_bind_text(st, i + 1, "", -1,
@@ -144,7 +183,7 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			sqlite3_bind_int64(st, i + 1, json_integer_value(v));
 	}
 	if (id > 0)
-		sqlite3_bind_int64(st, 8, id);
+		sqlite3_bind_int64(st, 9, id);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {

@@ -35,6 +35,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token);
 int apikey_alive(sqlite3 *db, int64_t id);
 
 json_t *proxy_json(sqlite3 *db, int64_t id);
+#define PROXY_EXPECTED_MAX 32 /* addresses and networks in a proxy's expected_exit */
 
 /* The health row, one definition for GET /health and the live "health" event: run
  * HEALTH_ROW_SQL (add a WHERE or ORDER BY), then health_row() on each row. */

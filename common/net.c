@@ -331,6 +331,15 @@ int net_prefix_parse(const char *s, struct net_prefix *out)
 	return 0;
 }
 
+void net_prefix_str(const struct net_prefix *p, char out[NET_PREFIX_STR_MAX])
+{
+	char ip[NET_IP_STR_MAX];
+	int v4 = net_ip_is4(&p->addr);
+
+	net_ip_str(&p->addr, ip);
+	snprintf(out, NET_PREFIX_STR_MAX, "%s/%u", ip, (unsigned)(p->len - (v4 ? 96 : 0)));
+}
+
 int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
 {
 	unsigned full = p->len / 8, rest = p->len % 8;

@@ -45,6 +45,9 @@ struct net_prefix {
 };
 int net_prefix_parse(const char *s, struct net_prefix *out);
 int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip);
+/* The canonical text: "a.b.c.d/n" or "v6/n". */
+#define NET_PREFIX_STR_MAX (NET_IP_STR_MAX + 5)
+void net_prefix_str(const struct net_prefix *p, char out[NET_PREFIX_STR_MAX]);
 /* A comma-separated list of at most max prefixes (spaces allowed after commas); "" is an
  * empty list. Returns how many, or -EINVAL (bad or too many). */
 int net_prefix_list_parse(const char *s, struct net_prefix *out, int max);

@@ -160,9 +160,9 @@ static int uc_open(struct upconn *uc)
 
 static int same_proxy(const struct fwd_entry *a, const struct fwd_entry *b)
 {
-	return a->proxy_id == b->proxy_id && a->endpoint == b->endpoint && a->type == b->type &&
-	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 && strcmp(a->user, b->user) == 0 &&
-	       strcmp(a->pass, b->pass) == 0;
+	return a->org_id == b->org_id && a->proxy_id == b->proxy_id && a->endpoint == b->endpoint &&
+	       a->type == b->type && memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
+	       strcmp(a->user, b->user) == 0 && strcmp(a->pass, b->pass) == 0;
 }
 
 static struct upconn *uc_find(struct resolver *r, const struct fwd_entry *e, int idx, int create)
@@ -219,10 +219,15 @@ static int uc_enqueue(struct upconn *uc, struct rq *q)
 
 void rq_send(struct resolver *r, struct rq *q)
 {
-	int idx = (q->first + q->attempt) % n_ups(r, &q->e);
-	struct upconn *uc = uc_find(r, &q->e, idx, 1);
+	int n = n_ups(r, &q->e), idx = n ? (q->first + q->attempt) % n : 0;
+	struct upconn *uc = n ? uc_find(r, &q->e, idx, 1) : NULL;
 	uint64_t now = ev_now_ms();
 
+	if (!n) { /* its organisation's resolvers were replaced by none meanwhile */
+		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "no resolver");
+		rq_done(r, q);
+		return;
+	}
 	if (!uc) {
 		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "out of memory");
 		rq_done(r, q);

@@ -32,8 +32,8 @@ struct forwarder {
 };
 
 /* Organisations' own resolvers (org_settings); one that does not parse (written by hand: the
- * API refuses it) leaves that organisation's clients without DNS (SERVFAIL), never on
- * resolvers it did not choose. */
+ * API refuses it) leaves that organisation's clients without DNS (SERVFAIL). More than
+ * FWD_DNS_ORGS_MAX (only by hand: the API refuses it) leaves the rest on the gateway's, logged. */
 static void load_org_dns(struct forwarder *f, struct fwd_dns *dns)
 {
 	sqlite3_stmt *st = NULL;

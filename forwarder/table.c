@@ -40,11 +40,14 @@ static uint64_t endpoint_hash(const char *host, unsigned port)
 	return h;
 }
 
-/* What the cache keys an answer by besides the question: the proxy and how it is reached (the
+/* What the cache keys an answer by besides the question: the organisation (its own resolvers,
+ * and a proxy id may be another organisation's later), the proxy and how it is reached (the
  * same host and port with other credentials can be another exit). */
 static uint64_t path_of(const struct fwd_entry *e)
 {
-	uint64_t h = 14695981039346656037ull ^ (uint64_t)e->proxy_id;
+	uint64_t h = (14695981039346656037ull ^ (uint64_t)e->org_id) * 1099511628211ull;
+
+	h ^= (uint64_t)e->proxy_id;
 	const unsigned char *parts[2] = {(const unsigned char *)e->user, (const unsigned char *)e->pass};
 
 	h = (h ^ e->endpoint) * 1099511628211ull;

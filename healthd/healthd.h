@@ -21,6 +21,7 @@
  * health_down_interval). */
 #define HEALTHD_DB_BUSY_MS     200
 #define HEALTHD_STORE_RETRY_MS 500
+#define HEALTHD_EXPECT_MAX     32 /* PROXY_EXPECTED_MAX of the API */
 
 struct target {
 	int64_t id;
@@ -32,6 +33,9 @@ struct target {
 	int own_url, url_ok;
 	struct dns_upstream dns_up[DNS_UPSTREAMS_MAX]; /* its organisation's dns_upstream, when dns_own */
 	int dns_own, dns_n;
+	struct net_prefix expect[HEALTHD_EXPECT_MAX]; /* expected_exit: where it must leave from (none: anywhere) */
+	int n_expect;
+	int64_t org_id;
 	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
 	struct hysteresis hs; /* status (unknown | up | down) and the counts behind it */
 	char exit_ip[PROBE_IP_MAX];

@@ -7,6 +7,8 @@
 #include "dnscheck.h"
 #include "udpcheck.h"
 #include "healthd.h"
+
+#include "audit.h"
 #include "log.h"
 #include "pipelining.h"
 #include "settings.h"
@@ -64,7 +66,8 @@ static int load_targets(struct healthd *h)
 	    "coalesce(h.consecutive_failures, 0), coalesce(h.consecutive_successes, 0), coalesce(h.exit_ip, ''), "
 	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url'), "
-	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'dns_upstream') "
+	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'dns_upstream'), "
+	    "p.expected_exit, p.org_id "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -119,6 +122,18 @@ static int load_targets(struct healthd *h)
 			t->own_url = sqlite3_column_type(st, 14) != SQLITE_NULL;
 			t->url_ok =
 			    t->own_url && net_http_url_parse((const char *)sqlite3_column_text(st, 14), &t->url) == 0;
+			/* where it must leave from; a list that does not parse (written by hand: the API
+			 * refuses it) expects an exit nothing can have: the proxy goes down, never unchecked */
+			t->n_expect = net_prefix_list_parse((const char *)sqlite3_column_text(st, 16), t->expect,
+							    HEALTHD_EXPECT_MAX);
+			if (t->n_expect < 0) {
+				log_warnx("proxy %lld: expected_exit does not parse: every exit is a mismatch",
+					  (long long)t->id);
+				memset(&t->expect[0], 0, sizeof(t->expect[0]));
+				t->expect[0].len = 128; /* :: alone, which no exit is */
+				t->n_expect = 1;
+			}
+			t->org_id = sqlite3_column_int64(st, 17);
 			/* its organisation's resolvers, for the DNS check (none usable: the check fails) */
 			t->dns_own = sqlite3_column_type(st, 15) != SQLITE_NULL;
 			t->dns_n = 0;
@@ -159,13 +174,62 @@ static void reply_waiters(struct healthd *h, struct target *t, const struct prob
 	t->n_waiters = 0;
 }
 
+/* The exit address is one the proxy may leave from (any, when it names none). */
+static int exit_expected(const struct target *t, const char *exit_ip)
+{
+	struct net_ip ip;
+
+	if (t->n_expect == 0)
+		return 1;
+	if (net_ip_parse(exit_ip, &ip) < 0)
+		return 0;
+	for (int i = 0; i < t->n_expect; i++)
+		if (net_prefix_contains(&t->expect[i], &ip))
+			return 1;
+	return 0;
+}
+
+/* An audit row of pgw-healthd's own: a proxy taken down for leaving from the wrong address. */
+static void audit_mismatch(struct healthd *h, const struct target *t, const char *seen)
+{
+	char oid[24], after[160];
+	struct audit_entry e = {.username = "pgw-healthd",
+				.remote_addr = "",
+				.action = "proxy.exit_ip_mismatch",
+				.object_type = "proxy",
+				.object_id = oid,
+				.after_json = after,
+				.result = "failed",
+				.org_id = t->org_id};
+
+	snprintf(oid, sizeof(oid), "%lld", (long long)t->id);
+	snprintf(after, sizeof(after), "{\"exit_ip\":\"%.46s\",\"status\":\"down\"}", seen);
+	if (audit_record(h->d->db, &e) < 0)
+		log_warnx("proxy %lld: cannot write the audit row of its exit mismatch", (long long)t->id);
+}
+
 /* A probe's outcome: hysteresis, the DB, notifications, waiting requesters, next due time. */
 static void apply_result(struct healthd *h, struct target *t, const struct probe_result *r)
 {
 	enum health_status old = t->hs.status;
+	struct probe_result mm;
 	int ok = r->error == PROBE_OK;
 
-	hysteresis_step(&t->hs, ok, h->fail_th, h->succ_th);
+	if (ok && !exit_expected(t, r->exit_ip)) { /* it works, but leaves from elsewhere: down at once */
+		mm = *r;
+		mm.error = PROBE_EXIT_MISMATCH;
+		snprintf(mm.reason, sizeof(mm.reason), "exit_ip_mismatch (seen %s)", r->exit_ip);
+		r = &mm;
+		ok = 0;
+		snprintf(t->exit_ip, sizeof(t->exit_ip), "%.45s", r->exit_ip); /* expected against seen */
+		t->hs.status = HEALTH_DOWN;
+		t->hs.fails = h->fail_th;
+		t->hs.succs = 0;
+		if (old != HEALTH_DOWN || strncmp(t->unsaved.reason, "exit_ip_mismatch", 16) != 0)
+			audit_mismatch(h, t, r->exit_ip);
+	} else {
+		hysteresis_step(&t->hs, ok, h->fail_th, h->succ_th);
+	}
 	if (ok) {
 		if (old == HEALTH_UP && t->exit_ip[0] && strcmp(t->exit_ip, r->exit_ip) != 0)
 			log_info("proxy %lld (%s): exit ip changed %s -> %s", (long long)t->id, t->name, t->exit_ip,

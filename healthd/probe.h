@@ -22,6 +22,7 @@ enum probe_error {
 	PROBE_BAD_HTTP,		/* not an HTTP response */
 	PROBE_UNPARSEABLE_BODY, /* no IP address in the body */
 	PROBE_INTERNAL,
+	PROBE_EXIT_MISMATCH, /* it answered, from an exit address outside the proxy's expected_exit */
 };
 
 struct probe_result {

@@ -57,7 +57,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		sqlite3_bind_text(st, 2, ok ? "up" : "down", -1, SQLITE_STATIC);
 		if (ok)
 			sqlite3_bind_int(st, 3, (int)r->total_ms);
-		sqlite3_bind_text(st, 4, ok ? r->exit_ip : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, ok || r->error == PROBE_EXIT_MISMATCH ? r->exit_ip : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, ok ? "" : r->reason, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, (int64_t)at);
 		rc = sqlite3_step(st);

@@ -65,6 +65,8 @@ function rate(bps) {
   while (bps >= 1000 && i < u.length - 1) { bps /= 1000; i++; }
   return `${bps.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
+/* Down for leaving from an address outside its expected_exit. */
+const mismatch = (h) => h.status === 'down' && (h.last_error || '').startsWith('exit_ip_mismatch');
 const badge = (status) => el('span', { class: `badge ${status}`, 'data-status': status }, status);
 
 /* ---------- session ---------- */
@@ -212,7 +214,8 @@ function renderDashboard() {
             : h.dns === 'down' ? `no DNS: ${h.dns_error || 'check failed'}` : 'not checked'),
         el('dt', {}, 'UDP'), el('dd', { class: 'udp', title: h.udp_error || '' },
           h.udp === 'yes' ? 'carries UDP' : h.udp === 'no' ? `no UDP: ${h.udp_error || 'check failed'}` : 'not checked'),
-        el('dt', {}, 'Exit IP'), el('dd', { class: 'exit' }, h.exit_ip || '–'),
+        el('dt', {}, 'Exit IP'), el('dd', { class: `exit${mismatch(h) ? ' bad' : ''}` }, h.exit_ip || '–',
+          p.expected_exit && p.expected_exit.length ? ` (expected ${p.expected_exit.join(', ')})` : ''),
         el('dt', {}, 'Checked'), el('dd', {}, ago(h.checked_at)),
         el('dt', {}, 'Last error'), el('dd', { class: 'err' }, h.stale
           ? 'no fresh result from pgw-healthd: clients blocked until it answers' : (h.last_error || 'none'))),
@@ -296,7 +299,8 @@ function openForm(form, title, values) {
 
 function editProxy(p) {
   $('#pf-pass-hint').textContent = p && p.has_password ? '(leave empty to keep the stored one)' : '(optional)';
-  openForm($('#proxy-form'), p ? `Edit proxy ${p.name}` : 'Add proxy', p ? { ...p, password: '' } : { type: 'socks5', port: 1080 });
+  openForm($('#proxy-form'), p ? `Edit proxy ${p.name}` : 'Add proxy',
+    p ? { ...p, password: '', expected_exit: (p.expected_exit || []).join(', ') } : { type: 'socks5', port: 1080 });
 }
 
 // host:port, with an IPv6 address in brackets
@@ -317,7 +321,8 @@ async function saveProxy(ev) {
   const f = ev.target, err = $('.error', f);
   err.textContent = proxyErrors(f);
   if (err.textContent) return;
-  const body = { name: f.name.value.trim(), type: f.type.value, host: f.host.value.trim(), port: Number(f.port.value), username: f.username.value };
+  const body = { name: f.name.value.trim(), type: f.type.value, host: f.host.value.trim(), port: Number(f.port.value), username: f.username.value,
+    expected_exit: f.expected_exit.value.split(',').map((s) => s.trim()).filter(Boolean) };
   if (f.password.value) body.password = f.password.value;
   try {
     if (f.id.value) await api('PATCH', `/proxies/${f.id.value}`, body); else await api('POST', '/proxies', body);
@@ -644,6 +649,10 @@ function connectEvents() {
     const c = JSON.parse(ev.data);
     const m = state.mappings.find((x) => x.client_ip === c.client_ip);
     if (m && !c.removed) { m.state = c.state; renderSoon(); } else refetchSoon();
+  });
+  es.addEventListener('exit_ip_mismatch', (ev) => {
+    const x = JSON.parse(ev.data), p = state.proxies.find((q) => q.id === x.proxy_id);
+    flash(`${p ? p.name : `Proxy ${x.proxy_id}`} is down: it left from ${x.exit_ip}, outside its expected exit.`, true);
   });
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
