@@ -127,8 +127,9 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon 
 FUZZ_EXTRA_fuzz_probe := healthd/probe.c
 FUZZ_EXTRA_fuzz_json := api/jsoncheck.c
 FUZZ_EXTRA_fuzz_csv := api/csv.c
+FUZZ_EXTRA_fuzz_proxyuri := api/proxyuri.c
 FUZZ_LIBS_fuzz_json := $(shell pkg-config --libs jansson 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS) $(FUZZ_LIBS_$*)
 fuzz-bins: $(FUZZ_BINS)

@@ -52,32 +52,34 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-/* Semantic checks beyond types and lengths; an IPv6 host is stored in its one canonical spelling. */
-static int check_values(struct req *r, json_t *b)
+int proxy_body_check(json_t *b, int partial, char *err, size_t errlen)
 {
-	const char *type = json_string_value(json_object_get(b, "type"));
-	const char *host = json_string_value(json_object_get(b, "host"));
-	const char *user = json_string_value(json_object_get(b, "username"));
+	const char *type, *host, *user;
 
+	if (json_check(b, proxy_fields, NFIELDS, partial, err, errlen) < 0)
+		return -1;
+	type = json_string_value(json_object_get(b, "type"));
+	host = json_string_value(json_object_get(b, "host"));
+	user = json_string_value(json_object_get(b, "username"));
 	if (type && strcmp(type, "socks5") != 0 && strcmp(type, "http") != 0)
-		return reply_error(r, 400, "bad_request", "'type' must be socks5 or http"), -1;
+		return snprintf(err, errlen, "'type' must be socks5 or http"), -1;
 	if (host && strpbrk(host, " \t\r\n/@[]%"))
-		return reply_error(
-			   r, 400, "bad_request",
+		return snprintf(
+			   err, errlen,
 			   "'host' must be a host name, an IPv4 address or an IPv6 address (no brackets, no port)"),
 		       -1;
 	if (host && strchr(host, ':')) {
 		struct net_ip ip;
 		char canon[NET_IP_STR_MAX];
 		if (net_ip_parse(host, &ip) < 0 || net_ip_is4(&ip))
-			return reply_error(r, 400, "bad_request",
-					   "'host' with ':' must be an IPv6 address (the port goes in 'port')"),
+			return snprintf(err, errlen,
+					"'host' with ':' must be an IPv6 address (the port goes in 'port')"),
 			       -1;
 		net_ip_str(&ip, canon);
 		json_object_set_new(b, "host", json_string(canon));
 	}
 	if (user && strchr(user, ':') && type && strcmp(type, "http") == 0)
-		return reply_error(r, 400, "bad_request", "'username' cannot contain ':' for an HTTP proxy"), -1;
+		return snprintf(err, errlen, "'username' cannot contain ':' for an HTTP proxy"), -1;
 	if (json_object_get(b, "expected_exit")) { /* stored as one canonical "a/n,b/n" */
 		char list[PROXY_EXPECTED_MAX * (NET_PREFIX_STR_MAX + 1)] = "", one[NET_PREFIX_STR_MAX];
 		size_t i;
@@ -86,9 +88,9 @@ static int check_values(struct req *r, json_t *b)
 		{
 			struct net_prefix p;
 			if (!json_is_string(v) || net_prefix_parse(json_string_value(v), &p) < 0)
-				return reply_error(
-					   r, 400, "bad_request",
-					   "'expected_exit'[%zu] must be an IP address or a CIDR (host bits zero)", i),
+				return snprintf(err, errlen,
+						"'expected_exit'[%zu] must be an IP address or a CIDR (host bits zero)",
+						i),
 				       -1;
 			net_prefix_str(&p, one);
 			if (i)
@@ -135,10 +137,8 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
-	if (json_check(r->body, proxy_fields, NFIELDS, partial, err, sizeof(err)) < 0)
+	if (proxy_body_check(r->body, partial, err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);
-	if (check_values(r, r->body) < 0)
-		return MHD_YES;
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
 	if (id < 0) {
@@ -262,6 +262,11 @@ int res_proxies(struct req *r, const char *const *seg, int nseg)
 		return MHD_YES;
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg == 1 && strcmp(seg[0], "export") == 0)
+		return get ? res_proxies_export(r, db) : reply_error(r, 405, "method_not_allowed", "use GET");
+	if (nseg == 1 && strcmp(seg[0], "import") == 0)
+		return strcmp(r->method, "POST") == 0 ? res_proxies_import(r, db)
+						      : reply_error(r, 405, "method_not_allowed", "use POST");
 	if (nseg == 2 && strcmp(seg[1], "check") == 0) {
 		if ((id = path_id(seg[0])) < 0)
 			return reply_error(r, 404, "not_found", "no such proxy");

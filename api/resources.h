@@ -36,6 +36,11 @@ int apikey_alive(sqlite3 *db, int64_t id);
 
 json_t *proxy_json(sqlite3 *db, int64_t id);
 #define PROXY_EXPECTED_MAX 32 /* addresses and networks in a proxy's expected_exit */
+/* A proxy body (POST, PUT, or PATCH when partial): fields, types, values; host and
+ * expected_exit rewritten to their canonical form. 0, or -1 with the reason in err. */
+int proxy_body_check(json_t *b, int partial, char *err, size_t errlen);
+int res_proxies_export(struct req *r, sqlite3 *db);
+int res_proxies_import(struct req *r, sqlite3 *db);
 
 /* The health row, one definition for GET /health and the live "health" event: run
  * HEALTH_ROW_SQL (add a WHERE or ORDER BY), then health_row() on each row. */

@@ -414,26 +414,32 @@ async function deleteMapping(m) {
   catch (e) { flash(e.message, true); }
 }
 
-async function exportCsv() {
-  const res = await fetch('/api/v1/mappings/export', { credentials: 'same-origin' });
+/* CSV of mappings or proxies: export, a dry run as the preview, then the import. */
+async function exportCsv(kind = 'mappings') {
+  const res = await fetch(`/api/v1/${kind}/export`, { credentials: 'same-origin', headers: state.org ? { 'X-Pgw-Org': state.org } : {} });
+  if (!res.ok) { flash(`Export failed: HTTP ${res.status}`, true); return; }
   const url = URL.createObjectURL(await res.blob());
-  const a = el('a', { href: url, download: 'pgw-mappings.csv' });
+  const a = el('a', { href: url, download: `pgw-${kind}.csv` });
   document.body.append(a);
   a.click();
   a.remove();
   URL.revokeObjectURL(url);
 }
 
-async function previewCsv(ev) {
-  const file = ev.target.files[0], out = $('#csv-preview');
-  $('#csv-import').hidden = true;
+const csvIds = { mappings: 'csv', proxies: 'pcsv' };
+/* A proxies file is CSV when its first line names the columns, else proxy URIs. */
+const csvType = (kind, text) => (kind === 'proxies' && !/^\ufeff?name,/.test(text) ? 'text/plain' : 'text/csv');
+
+async function previewCsv(ev, kind = 'mappings') {
+  const id = csvIds[kind], file = ev.target.files[0], out = $(`#${id}-preview`);
+  $(`#${id}-import`).hidden = true;
   out.replaceChildren();
   if (!file) return;
   state.csvText = await file.text();
   try {
-    const r = await api('POST', '/mappings/import?dry_run=true', state.csvText, { type: 'text/csv' });
+    const r = await api('POST', `/${kind}/import?dry_run=true`, state.csvText, { type: csvType(kind, state.csvText) });
     out.append(el('p', {}, `${r.rows} rows: ${r.created} new, ${r.updated} changed, ${r.unchanged} unchanged.`));
-    $('#csv-import').hidden = r.created + r.updated === 0;
+    $(`#${id}-import`).hidden = r.created + r.updated === 0;
   } catch (e) {
     out.append(el('p', { class: 'error' }, e.message));
     const lines = (e.body && e.body.error && (e.body.error.lines || e.body.error.checks)) || [];
@@ -441,14 +447,15 @@ async function previewCsv(ev) {
   }
 }
 
-async function importCsv() {
+async function importCsv(kind = 'mappings') {
+  const id = csvIds[kind];
   try {
-    const r = await api('POST', '/mappings/import', state.csvText, { type: 'text/csv' });
+    const r = await api('POST', `/${kind}/import`, state.csvText, { type: csvType(kind, state.csvText) });
     flash(`Imported: ${r.created} new, ${r.updated} changed.`);
-    $('#csv-import').hidden = true;
-    $('#csv-preview').replaceChildren();
-    $('#csv-file').value = '';
-    await loadMappings();
+    $(`#${id}-import`).hidden = true;
+    $(`#${id}-preview`).replaceChildren();
+    $(`#${id}-file`).value = '';
+    await (kind === 'proxies' ? loadProxies() : loadMappings());
     renderAll();
   } catch (e) { flash(e.message, true); }
 }
@@ -706,9 +713,12 @@ document.addEventListener('DOMContentLoaded', () => {
   $$('[data-cancel]').forEach((b) => b.addEventListener('click', () => { b.closest('form').hidden = true; }));
   $('#proxy-search').addEventListener('input', renderProxies);
   $('#mapping-search').addEventListener('input', renderMappings);
-  $('#csv-export').addEventListener('click', exportCsv);
-  $('#csv-file').addEventListener('change', previewCsv);
-  $('#csv-import').addEventListener('click', importCsv);
+  $('#csv-export').addEventListener('click', () => exportCsv('mappings'));
+  $('#csv-file').addEventListener('change', (ev) => previewCsv(ev, 'mappings'));
+  $('#csv-import').addEventListener('click', () => importCsv('mappings'));
+  $('#pcsv-export').addEventListener('click', () => exportCsv('proxies'));
+  $('#pcsv-file').addEventListener('change', (ev) => previewCsv(ev, 'proxies'));
+  $('#pcsv-import').addEventListener('click', () => importCsv('proxies'));
   $('#config-form').addEventListener('submit', saveConfig);
   $('#user-form').addEventListener('submit', addUser);
   $('#key-form').addEventListener('submit', addKey);

@@ -147,6 +147,18 @@ await step('CSV import: a preview first, then the import, and the table shows it
   await page.getByText('Imported: 1 new, 0 changed.').waitFor({ timeout: 10000 });
   await page.locator('#mapping-table tr[data-client="192.168.2.13"]').getByText('from-csv').waitFor({ timeout: 5000 });
 });
+await step('proxies in bulk: a list of URIs previewed, imported, listed; the export has them and no password', async () => {
+  const uris = '# two more\nsocks5://bulk:secret@198.51.100.10:1080#bulk-a\nhttp://198.51.100.12:8888#bulk-b\n';
+  await page.locator('#pcsv-file').setInputFiles({ name: 'proxies.txt', mimeType: 'text/plain', buffer: Buffer.from(uris) });
+  await page.locator('#pcsv-preview').getByText('2 rows: 2 new, 0 changed, 0 unchanged.').waitFor({ timeout: 10000 });
+  await page.locator('#pcsv-import').click();
+  await page.getByText('Imported: 2 new, 0 changed.').waitFor({ timeout: 10000 });
+  await page.locator('#proxy-table tr', { hasText: 'bulk-a' }).waitFor({ timeout: 5000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#pcsv-export').click()]);
+  const text = readFileSync(await download.path(), 'utf8');
+  if (!text.startsWith('name,type,host,port,username,expected_exit') || !text.includes('bulk-a,socks5,198.51.100.10,1080,bulk,') || text.includes('secret'))
+    throw new Error(`export: ${text.slice(0, 300)}`);
+});
 await shot(page, 'mappings');
 await step('Configuration shows every setting with its explanation (from the server\'s schema)', async () => {
   await page.getByRole('tab', { name: 'Configuration' }).click();

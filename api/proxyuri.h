@@ -1,0 +1,23 @@
+/* proxyuri.h - a proxy URI as the bulk import takes it: scheme://[user[:pass]@]host:port[#name]
+ * (scheme socks5, socks5h or http; user and password %-escaped; an IPv6 host in brackets).
+ * Pure: a line in, the parts out, so the fuzzer (tests/fuzz/fuzz_proxyuri.c) can drive it. */
+#ifndef API_PROXYURI_H
+#define API_PROXYURI_H
+
+#include <stddef.h>
+
+#define PROXY_URI_MAX 1023 /* characters in a line */
+
+struct proxy_uri {
+	char type[8];	/* "socks5" or "http" */
+	char host[256]; /* a name or an address, no brackets */
+	unsigned port;	/* 1-65535 */
+	char name[300]; /* after '#', or host:port ([v6]:port) */
+	char user[PROXY_URI_MAX + 1], pass[PROXY_URI_MAX + 1];
+	int has_user, has_pass;
+};
+
+/* 0, or -1 with the reason in err. */
+int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,328 @@
+/* res_proxies_csv.c - GET /api/v1/proxies/export (CSV, never a password) and POST
+ * /api/v1/proxies/import: CSV (columns name, type, host, port, username, password,
+ * expected_exit) or a list of proxy URIs (socks5://user:pass@host:port#name,
+ * http://host:port), one per line. All or nothing: every line is checked first and errors come
+ * back per line; then one transaction upserts by name in the request's organisation. A password
+ * left empty keeps the stored one while the proxy stays where it is (credentials never follow
+ * it to a new endpoint). ?dry_run=true checks and counts only. */
+#include "resources.h"
+
+#include "csv.h"
+#include "db.h"
+#include "parse.h"
+#include "proxyuri.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { COL_NAME, COL_TYPE, COL_HOST, COL_PORT, COL_USER, COL_PASS, COL_EXIT, NCOLS };
+static const char *const col_names[NCOLS] = {"name", "type", "host", "port", "username", "password", "expected_exit"};
+#define IMPORT_MAX 10000 /* lines */
+
+int res_proxies_export(struct req *r, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int ret;
+
+	if (!f)
+		return reply_error(r, 500, "internal", "out of memory");
+	fputs("name,type,host,port,username,expected_exit\r\n", f);
+	if (sqlite3_prepare_v2(db, "SELECT name, type, host, port, username, expected_exit FROM proxies ORDER BY id",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			for (int c = 0; c < 6; c++) {
+				if (c)
+					fputc(',', f);
+				csv_write_field(f, (const char *)sqlite3_column_text(st, c));
+			}
+			fputs("\r\n", f);
+		}
+	}
+	sqlite3_finalize(st);
+	fclose(f);
+	r->extra_header[0] = "Content-Disposition";
+	r->extra_header[1] = "attachment; filename=\"pgw-proxies.csv\"";
+	ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
+	free(buf);
+	return ret;
+}
+
+/* One URI line as a proxy body (proxy_uri_parse()). NULL with the reason in err. */
+static json_t *uri_body(const char *line, char *err, size_t errlen)
+{
+	struct proxy_uri u;
+	json_t *b;
+
+	if (proxy_uri_parse(line, &u, err, errlen) < 0)
+		return NULL;
+	b = json_pack("{s:s, s:s, s:s, s:I}", "name", u.name, "type", u.type, "host", u.host, "port",
+		      (json_int_t)u.port);
+	if (u.has_user)
+		json_object_set_new(b, "username", json_string(u.user));
+	if (u.has_pass)
+		json_object_set_new(b, "password", json_string(u.pass));
+	explicit_bzero(&u, sizeof(u));
+	return b;
+}
+
+/* One CSV row as a proxy body (the columns the header names). NULL with the reason in err. */
+static json_t *csv_body(const struct csv_row *row, const int col[NCOLS], char *err, size_t errlen)
+{
+	json_t *b = json_object();
+	long long port;
+
+	for (int c = 0; c < NCOLS; c++) {
+		const char *v = col[c] >= 0 ? csv_unformula(row->field[col[c]]) : NULL;
+		if (!v || (!*v && c != COL_NAME && c != COL_TYPE && c != COL_HOST && c != COL_PORT))
+			continue;
+		if (c == COL_PORT) {
+			char *end;
+			port = strtoll(v, &end, 10);
+			if (!*v || *end) {
+				json_decref(b);
+				return snprintf(err, errlen, "port must be a number"), NULL;
+			}
+			json_object_set_new(b, "port", json_integer(port));
+		} else if (c == COL_EXIT) { /* addresses and CIDRs, separated by spaces or commas */
+			json_t *a = json_array();
+			char tmp[CSV_MAX_FIELD + 2], *save = NULL, *tok;
+			snprintf(tmp, sizeof(tmp), "%s", v);
+			for (tok = strtok_r(tmp, " ,;", &save); tok; tok = strtok_r(NULL, " ,;", &save))
+				json_array_append_new(a, json_string(tok));
+			json_object_set_new(b, "expected_exit", a);
+		} else {
+			json_object_set_new(b, col_names[c], json_string(v));
+		}
+	}
+	return b;
+}
+
+/* Compared with the stored proxy of this name: 0 unchanged, 1 create, 2 update. */
+static int compare(sqlite3 *db, json_t *b)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *pw = json_object_get(b, "password");
+	int c = 1;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT type = ?2 AND host = ?3 AND port = ?4 AND username = ?5 AND expected_exit = ?6 "
+			       "AND (?7 IS NULL OR password = ?7) FROM proxies WHERE name = ?1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json_string_value(json_object_get(b, "name")), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, json_string_value(json_object_get(b, "type")), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, json_string_value(json_object_get(b, "host")), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(b, "port")));
+		sqlite3_bind_text(st, 5, json_string_value(json_object_get(b, "username")) ?: "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, json_string_value(json_object_get(b, "expected_exit")) ?: "", -1,
+				  SQLITE_STATIC);
+		if (pw)
+			sqlite3_bind_text(st, 7, json_string_value(pw), -1, SQLITE_STATIC);
+		c = sqlite3_step(st) == SQLITE_ROW ? (sqlite3_column_int(st, 0) ? 0 : 2) : 1;
+	}
+	sqlite3_finalize(st);
+	return c;
+}
+
+/* The rows as proxy bodies, checked: bodies[1..n-1] (index 0 unused), or a reply sent. */
+static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out)
+{
+	json_t *bodies = json_array(), *errors = json_array(), *b;
+	struct csv_row *rows = NULL;
+	char err[256];
+	size_t n = 0;
+	int col[NCOLS], rc = -1;
+
+	json_array_append_new(bodies, json_null()); /* lines count from 1: the header, or nothing */
+	if (csv) {
+		if (csv_parse(r->raw ? r->raw : "", r->raw_len, &rows, &n, err, sizeof(err)) < 0) {
+			reply_error(r, 400, "bad_request", "not valid CSV: %s; nothing was imported", err);
+			goto out;
+		}
+		for (int c = 0; c < NCOLS; c++) {
+			col[c] = -1;
+			for (int k = 0; n && k < rows[0].n; k++)
+				if (strcmp(rows[0].field[k], col_names[c]) == 0)
+					col[c] = k;
+		}
+		for (int k = 0; n && k < rows[0].n; k++) {
+			int known = 0;
+			for (int c = 0; c < NCOLS; c++)
+				known |= col[c] == k;
+			if (!known) {
+				reply_error(
+				    r, 400, "bad_request",
+				    "line 1: unknown column '%.64s' (name, type, host, port, username, password, "
+				    "expected_exit)",
+				    rows[0].field[k]);
+				goto out;
+			}
+		}
+		if (!n || col[COL_NAME] < 0 || col[COL_TYPE] < 0 || col[COL_HOST] < 0 || col[COL_PORT] < 0) {
+			reply_error(r, 400, "bad_request",
+				    "line 1 must name the columns name, type, host and port (username, password, "
+				    "expected_exit optional)");
+			goto out;
+		}
+		for (size_t i = 1; i < n; i++) {
+			b = rows[i].n != rows[0].n ? NULL : csv_body(&rows[i], col, err, sizeof(err));
+			if (rows[i].n != rows[0].n)
+				snprintf(err, sizeof(err), "wrong number of fields");
+			if (b && proxy_body_check(b, 0, err, sizeof(err)) < 0) {
+				json_decref(b);
+				b = NULL;
+			}
+			if (b)
+				json_object_set_new(b, "_line", json_integer(rows[i].line));
+			else
+				json_array_append_new(errors,
+						      json_pack("{s:i, s:s}", "line", rows[i].line, "error", err));
+			json_array_append_new(bodies, b ? b : json_null());
+		}
+	} else { /* a URI per line; empty lines and # comments skipped */
+		char *text = strndup(r->raw ? r->raw : "", r->raw_len), *save = NULL, *ln;
+		int line = 0;
+		if (!text) {
+			reply_error(r, 500, "internal", "out of memory");
+			goto out;
+		}
+		for (ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+			size_t k = strlen(ln);
+			line++; /* strtok_r skips empty lines: counted by what precedes them */
+			while (k && (ln[k - 1] == '\r' || ln[k - 1] == ' ' || ln[k - 1] == '\t'))
+				ln[--k] = 0;
+			while (*ln == ' ' || *ln == '\t')
+				ln++;
+			if (!*ln || *ln == '#')
+				continue;
+			if (json_array_size(bodies) > IMPORT_MAX) {
+				free(text);
+				reply_error(r, 400, "bad_request", "more than %d proxies; nothing was imported",
+					    IMPORT_MAX);
+				goto out;
+			}
+			b = uri_body(ln, err, sizeof(err));
+			if (b && proxy_body_check(b, 0, err, sizeof(err)) < 0) {
+				json_decref(b);
+				b = NULL;
+			}
+			if (b)
+				json_object_set_new(b, "_line", json_integer(line));
+			else
+				json_array_append_new(errors, json_pack("{s:i, s:s}", "line", line, "error", err));
+			json_array_append_new(bodies, b ? b : json_null());
+		}
+		free(text);
+	}
+	if (json_array_size(bodies) < 2 && !json_array_size(errors)) {
+		reply_error(r, 400, "bad_request", "no proxies in it; nothing was imported");
+		goto out;
+	}
+	for (size_t i = 1; i < json_array_size(bodies); i++) { /* one name once */
+		const char *ni = json_string_value(json_object_get(json_array_get(bodies, i), "name"));
+		for (size_t k = 1; ni && k < i; k++) {
+			const char *nk = json_string_value(json_object_get(json_array_get(bodies, k), "name"));
+			if (nk && strcmp(ni, nk) == 0) {
+				json_array_append_new(errors,
+						      json_pack("{s:O, s:s}", "line",
+								json_object_get(json_array_get(bodies, i), "_line"),
+								"error", "the name appears twice in the file"));
+				break;
+			}
+		}
+	}
+	if (json_array_size(errors)) {
+		reply_error_with(r, 400, "bad_request", json_pack("{s:O}", "lines", errors),
+				 "%zu line(s) have errors; nothing was imported", json_array_size(errors));
+		goto out;
+	}
+	*bodies_out = json_incref(bodies);
+	*n_out = json_array_size(bodies);
+	rc = 0;
+out:
+	free(rows);
+	json_decref(bodies);
+	json_decref(errors);
+	return rc;
+}
+
+int res_proxies_import(struct req *r, sqlite3 *db)
+{
+	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *dry = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "dry_run");
+	int dry_run = 0, counts[3] = {0}, csv, ok;
+	json_t *bodies = NULL, *after;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+
+	if (!ct || (strncasecmp(ct, "text/csv", 8) != 0 && strncasecmp(ct, "text/plain", 10) != 0))
+		return reply_error(r, 415, "unsupported_media_type",
+				   "send a CSV file (Content-Type: text/csv) or proxy URIs, one per line (text/plain)");
+	if (dry && parse_bool(dry, &dry_run) < 0)
+		return reply_error(r, 400, "bad_request", "'dry_run' must be true or false");
+	csv = strncasecmp(ct, "text/csv", 8) == 0;
+	if (parse_rows(r, csv, &bodies, &n) < 0)
+		return MHD_YES;
+	int *change = calloc(n, sizeof(int));
+	if (!change) {
+		json_decref(bodies);
+		return reply_error(r, 500, "internal", "out of memory");
+	}
+	for (size_t i = 1; i < n; i++)
+		counts[change[i] = compare(db, json_array_get(bodies, i))]++;
+	if (!dry_run) {
+		ok =
+		    db_begin(db) == 0 &&
+		    sqlite3_prepare_v2(
+			db,
+			"INSERT INTO main.proxies (name, type, host, port, username, password, expected_exit, org_id) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, " ORG_OWNER ") "
+			"ON CONFLICT (org_id, name) DO UPDATE SET type = excluded.type, host = excluded.host, "
+			"port = excluded.port, username = excluded.username, password = CASE WHEN ?6 IS NOT NULL THEN "
+			"excluded.password WHEN main.proxies.type = excluded.type AND main.proxies.host = "
+			"excluded.host "
+			"AND main.proxies.port = excluded.port THEN main.proxies.password ELSE '' END, expected_exit = "
+			"excluded.expected_exit, updated_at = unixepoch()",
+			-1, &st, NULL) == SQLITE_OK;
+		for (size_t i = 1; ok && i < n; i++) {
+			json_t *b = json_array_get(bodies, i), *pw = json_object_get(b, "password");
+			if (!change[i])
+				continue;
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			sqlite3_bind_text(st, 1, json_string_value(json_object_get(b, "name")), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, json_string_value(json_object_get(b, "type")), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, json_string_value(json_object_get(b, "host")), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(b, "port")));
+			sqlite3_bind_text(st, 5, json_string_value(json_object_get(b, "username")) ?: "", -1,
+					  SQLITE_STATIC);
+			if (pw)
+				sqlite3_bind_text(st, 6, json_string_value(pw), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, json_string_value(json_object_get(b, "expected_exit")) ?: "", -1,
+					  SQLITE_STATIC);
+			ok = sqlite3_step(st) == SQLITE_DONE;
+		}
+		sqlite3_finalize(st);
+		if (!ok || db_commit(db) < 0) {
+			int rc = reply_db_error(r, db);
+			db_rollback(db);
+			free(change);
+			json_decref(bodies);
+			return rc;
+		}
+		after =
+		    json_pack("{s:i, s:i, s:i}", "created", counts[1], "updated", counts[2], "unchanged", counts[0]);
+		api_audit(r, "proxy.import", "proxy", csv ? "csv" : "uris", NULL, after, "ok");
+		json_decref(after);
+		if (counts[1] + counts[2])
+			api_notify(r, TOPIC_PROXIES);
+	}
+	free(change);
+	json_decref(bodies);
+	return reply_json(r, 200,
+			  json_pack("{s:b, s:I, s:i, s:i, s:i}", "dry_run", dry_run, "rows", (json_int_t)(n - 1),
+				    "created", counts[1], "updated", counts[2], "unchanged", counts[0]));
+}
