@@ -76,6 +76,7 @@ test_ruleset_LIBS := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
 test_desired_SRC := agent/desired.c agent/link.c
 test_desired_LIBS := $(shell pkg-config --libs libmnl 2>/dev/null)
 test_hysteresis_SRC := healthd/hysteresis.c
+test_probe_SRC := healthd/probe.c
 test_table_SRC := forwarder/table.c
 test_dnscache_SRC := forwarder/dnscache.c
 test_events_SRC := api/events.c

@@ -87,7 +87,7 @@ int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t e
 	pn = strtol(port, &end, 10);
 	if (!isdigit((unsigned char)*port) || *end || pn < 1 || pn > 65535)
 		return snprintf(err, errlen, "the port must be 1-65535"), -1;
-	snprintf(out->host, sizeof(out->host), "%s", host);
+	memcpy(out->host, host, strlen(host) + 1); /* fits: checked above */
 	out->port = (unsigned)pn;
 	if (name && *name)
 		snprintf(out->name, sizeof(out->name), "%.299s", name);

@@ -45,9 +45,90 @@ static int ip_token(const char *s, size_t len, char ip[PROBE_IP_MAX])
 	return inet_pton(AF_INET, ip, tmp) == 1 || inet_pton(AF_INET6, ip, tmp) == 1;
 }
 
+/* The value of header name (case-insensitive) in the head of n bytes, or NULL; *vlen its length. */
+static const char *header(const char *buf, size_t n, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+
+	for (const char *l = memchr(buf, '\n', n); l && (size_t)(l - buf) + 1 < n;
+	     l = memchr(l + 1, '\n', n - (size_t)(l + 1 - buf))) {
+		const char *h = l + 1, *e = memchr(h, '\n', n - (size_t)(h - buf));
+		if (!e || (size_t)(e - h) <= nl || strncasecmp(h, name, nl) != 0 || h[nl] != ':')
+			continue;
+		h += nl + 1;
+		while (h < e && (*h == ' ' || *h == '\t'))
+			h++;
+		*vlen = (size_t)(e - h);
+		while (*vlen && (h[*vlen - 1] == '\r' || h[*vlen - 1] == ' '))
+			(*vlen)--;
+		return h;
+	}
+	return NULL;
+}
+
+/* A chunked body decoded into out (cap bytes): its length, or -1 while the last chunk has not
+ * come (or the framing is broken: then -2). */
+static long dechunk(const char *b, size_t len, char *out, size_t cap)
+{
+	size_t i = 0, o = 0;
+
+	for (;;) {
+		char *e;
+		unsigned long sz;
+		const char *nl = memchr(b + i, '\n', len - i);
+		if (!nl)
+			return -1;
+		errno = 0;
+		sz = strtoul(b + i, &e, 16);
+		if (e == b + i || errno || sz > PROBE_BODY_MAX)
+			return -2;
+		i = (size_t)(nl - b) + 1;
+		if (sz == 0)
+			return (long)o; /* trailers, if any, are not needed */
+		if (len - i < sz + 2)
+			return -1;
+		if (o + sz <= cap) {
+			memcpy(out + o, b + i, sz);
+			o += sz;
+		}
+		i += sz;
+		if (b[i] == '\r')
+			i++;
+		if (i >= len || b[i] != '\n')
+			return i >= len ? -1 : -2;
+		i++;
+	}
+}
+
+int probe_response_complete(const char *buf, size_t len)
+{
+	char scratch[PROBE_BODY_MAX];
+	const char *v;
+	size_t vl;
+	int status, n = http_parse_connect(buf, len, &status);
+
+	if (n < 0)
+		return 1; /* malformed: nothing more will mend it */
+	if (n == 0)
+		return 0;
+	if (status < 200 || status == 204 || status == 304)
+		return 1;
+	if ((v = header(buf, (size_t)n, "Transfer-Encoding", &vl)) && vl >= 7 &&
+	    strncasecmp(v + vl - 7, "chunked", 7) == 0)
+		return dechunk(buf + n, len - (size_t)n, scratch, sizeof(scratch)) != -1;
+	if ((v = header(buf, (size_t)n, "Content-Length", &vl))) {
+		char *e;
+		unsigned long cl = strtoul(v, &e, 10);
+		return e == v || len - (size_t)n >= cl;
+	}
+	return 0;
+}
+
 enum probe_error probe_parse_response(const char *buf, size_t len, int *status, char ip[PROBE_IP_MAX])
 {
-	const char *body = NULL, *end = buf + len, *p;
+	const char *body = NULL, *end = buf + len, *p, *v;
+	char plain[PROBE_BODY_MAX];
+	size_t vl;
 	int n;
 
 	*status = 0;
@@ -58,6 +139,14 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
 	body = buf + n;
 	if (*status < 200 || *status > 299)
 		return PROBE_HTTP_STATUS;
+	if ((v = header(buf, (size_t)n, "Transfer-Encoding", &vl)) && vl >= 7 &&
+	    strncasecmp(v + vl - 7, "chunked", 7) == 0) { /* the body without its chunk framing */
+		long k = dechunk(body, (size_t)(end - body), plain, sizeof(plain));
+		if (k < 0)
+			return PROBE_BAD_HTTP;
+		body = plain;
+		end = plain + k;
+	}
 	while (body < end && isspace((unsigned char)*body))
 		body++;
 	if (body < end && *body == '{') { /* {"ip":"198.51.100.10", ...} */
@@ -197,19 +286,19 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 		ev_mod_fd(ev, p->h, EPOLLIN);
 		return;
 	}
-	/* P_RECV: until EOF (Connection: close) or the buffer is full */
+	/* P_RECV: until the response is whole (Content-Length, chunked), EOF or the buffer is full */
 	for (;;) {
 		n = recv(fd, p->resp + p->resp_len, PROBE_BODY_MAX - p->resp_len, 0);
 		if (n > 0) {
 			if (!p->t_first)
 				p->t_first = ev_now_ms();
 			p->resp_len += (size_t)n;
-			if (p->resp_len < PROBE_BODY_MAX)
+			if (p->resp_len < PROBE_BODY_MAX && !probe_response_complete(p->resp, p->resp_len))
 				continue;
 		} else if (n < 0 && errno == EAGAIN) {
 			return;
 		}
-		break; /* EOF, error or full: parse what we have */
+		break; /* EOF, error, full, or whole by its own framing: parse what we have */
 	}
 	p->res.error = probe_parse_response(p->resp, p->resp_len, &p->res.http_status, p->res.exit_ip);
 	finish(p, p->res.error);

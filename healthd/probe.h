@@ -41,6 +41,10 @@ typedef void (*probe_done_cb)(struct probe *p, const struct probe_result *r, voi
  * (first token, IPv4 or IPv6, or {"ip":"..."}). Returns PROBE_OK, PROBE_HTTP_STATUS,
  * PROBE_BAD_HTTP or PROBE_UNPARSEABLE_BODY. */
 enum probe_error probe_parse_response(const char *buf, size_t len, int *status, char ip[PROBE_IP_MAX]);
+/* Pure: the response is whole already by its own framing (Content-Length, a chunked body's last
+ * chunk, or no body: 1xx/204/304), or malformed: 1; 0 when only EOF can end it, or more bytes
+ * are needed. A proxy or server that keeps the connection open after answering costs nothing. */
+int probe_response_complete(const char *buf, size_t len);
 
 /* Start a probe; cb runs exactly once (also on immediate failure, from the loop). pipeline:
  * send the SOCKS5 greeting, auth and CONNECT in one write (upstream.h), to learn whether the

@@ -107,6 +107,32 @@ m=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127
 check_match "... and a metric: the exit IP as an info series" "$m" "pgw_proxy_exit_ip_info\{proxy=\"socks-auth\",id=\"1\",exit_ip=\"$LAB_DANTE\"\} 1"
 check_match "... and the count of changes" "$m" 'pgw_proxy_exit_ip_changes_total\{proxy="socks-auth",id="1"\} [1-9]'
 
+# health that does not lie: a health URL whose server answers and then keeps the connection
+# open (as some proxies and echo services do) is read to the end of its response (its
+# Content-Length, or a chunked body's last chunk), not until the timeout (2 s here)
+for port in 8081 8082; do
+	if [ $port = 8081 ]; then
+		body='Content-Length: %d\r\n\r\n%s'
+	else
+		body='Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n'
+	fi
+	printf '#!/bin/sh\nprintf "HTTP/1.1 200 OK\\r\\n%s" ${#SOCAT_PEERADDR} "$SOCAT_PEERADDR"\nsleep 20\n' "$body" >"$LAB_DIR/held-$port.sh"
+	lab_bg wan "held-$port" socat TCP-LISTEN:$port,bind=$LAB_WEB,fork,reuseaddr "EXEC:sh $LAB_DIR/held-$port.sh"
+	lab_wait_port wan $LAB_WEB $port
+	$ctl settings set health_url "http://$LAB_WEB:$port/" >/dev/null
+	$ctl notify settings >/dev/null
+	sleep 0.3
+	t0=$(lab_ms)
+	out=$($ctl check 1)
+	t1=$(lab_ms)
+	kind=$([ $port = 8081 ] && echo "Content-Length" || echo "chunked")
+	check_match "a $kind answer on a connection held open: up, the exit IP read, in $((t1 - t0)) ms (no timeout)" \
+		"$out" "^proxy 1: up, [0-9]+ ms, exit ip $LAB_DANTE\$"
+	check "... well within the 2 s timeout" test $((t1 - t0)) -lt 1500
+done
+$ctl settings set health_url "$PGW_HEALTH_URL" >/dev/null
+$ctl notify settings >/dev/null
+
 # bounded history (health_history_max = 10); down proxies are probed every second
 sleep 3
 check_eq "history stays bounded (at most 10 rows per proxy)" \
