@@ -216,9 +216,17 @@ int net_http_url_parse(const char *url, struct net_http_url *out)
 	uint64_t port = 80;
 
 	memset(out, 0, sizeof(*out));
-	if (strncmp(url, "http://", 7) != 0 || strpbrk(url, " \t\r\n"))
+	if (strpbrk(url, " \t\r\n"))
 		return -EINVAL;
-	h = url + 7;
+	if (strncmp(url, "https://", 8) == 0) {
+		out->tls = 1;
+		port = 443;
+		h = url + 8;
+	} else if (strncmp(url, "http://", 7) == 0) {
+		h = url + 7;
+	} else {
+		return -EINVAL;
+	}
 	slash = strchr(h, '/');
 	if (!slash)
 		slash = h + strlen(h);

@@ -62,10 +62,12 @@ struct net_http_url {
 	char host[NET_HOST_MAX + 1]; /* a name, a dotted quad, or an IPv6 literal (no brackets) */
 	uint16_t port;
 	int is6; /* host is an IPv6 literal: written [host] in URLs and Host headers */
+	int tls; /* https: TLS through the proxy, the certificate checked against host */
 	char path[256];
 };
-/* "http://host[:port][/path]", host a name, a dotted quad or [IPv6]; no user info, query
- * characters only in the path, no whitespace. 0 or -EINVAL. */
+/* "http://host[:port][/path]" or "https://..." (port 443 by default), host a name, a dotted
+ * quad or [IPv6]; no user info, query characters only in the path, no whitespace. 0 or
+ * -EINVAL. */
 int net_http_url_parse(const char *url, struct net_http_url *out);
 /* ip and port as a socket address (IPv4 as AF_INET), and that address's length. */
 void net_ip_to_sa(const struct net_ip *ip, uint16_t port, struct sockaddr_storage *out);

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES, K_RESOLVERS, K_HOSTNAME, K_HOSTPORT };
-static const char *const kind_names[] = {"interface", "cidr",	  "enum",      "range",	   "url",
-					 "bool",      "prefixes", "resolvers", "hostname", "hostport"};
+enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES, K_RESOLVERS, K_HOSTNAME, K_HOSTPORT, K_PATH };
+static const char *const kind_names[] = {"interface", "cidr",	   "enum",     "range",	   "url", "bool",
+					 "prefixes",  "resolvers", "hostname", "hostport", "path"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -157,12 +157,23 @@ static const struct sdef defs[] = {
      3600,
      "5"},
     {{"health_timeout", "Health timeout (s)", "Seconds each probe step may take."}, K_RANGE, NULL, 1, 300, "5"},
-    {{"health_url", "Health URL", "An exit-IP echo URL (http://host[:port][/path]) fetched through each proxy."},
+    {{"health_url", "Health URL",
+      "An exit-IP echo URL (http:// or https://host[:port][/path]) fetched through each proxy; https is TLS through "
+      "the "
+      "proxy, its certificate checked (health_ca_file)."},
      K_URL,
      NULL,
      0,
      0,
      "http://ifconfig.me/ip"},
+    {{"health_ca_file", "Health CA file",
+      "PEM file of the certificate authorities an https health_url's certificate must chain to. Empty: the system's "
+      "store."},
+     K_PATH,
+     NULL,
+     0,
+     0,
+     ""},
     {{"health_fail_threshold", "Failures before down", "Failed probes before a proxy is down (1 blocks fastest)."},
      K_RANGE,
      NULL,
@@ -313,7 +324,8 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 			return 0;
 		snprintf(
 		    err, errlen,
-		    "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 address])",
+		    "%s: '%s' must be http:// or https://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 "
+		    "address])",
 		    key, value);
 		break;
 	case K_BOOL:
@@ -329,6 +341,11 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 		snprintf(err, errlen, "%s: %s", key, why);
 		break;
 	}
+	case K_PATH: /* empty, or an absolute path */
+		if (!*value || (value[0] == '/' && strlen(value) < 256 && !strpbrk(value, "\t\r\n")))
+			return 0;
+		snprintf(err, errlen, "%s: '%.64s' must be empty or an absolute path", key, value);
+		break;
 	case K_HOSTPORT: {
 		char host[256];
 		uint16_t port;

@@ -62,6 +62,11 @@ struct healthd {
 	size_t n, cap;
 	struct net_http_url url;
 	int url_ok;
+	/* the trust store of https health URLs (health_ca_file, else the system's); replaced ones
+	 * are kept until exit, since a probe in flight may use one */
+	gnutls_certificate_credentials_t health_cred, retired[8];
+	int n_retired;
+	char health_ca[256];
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
 	int pipeline_check; /* setting socks_pipelining */
 	struct ev_handle *tick;

@@ -9,6 +9,7 @@
 #include "healthd.h"
 
 #include "audit.h"
+#include "dnstls.h"
 #include "log.h"
 #include "pipelining.h"
 #include "settings.h"
@@ -35,6 +36,23 @@ static void load_settings(struct healthd *h)
 	h->url_ok = net_http_url_parse(url, &h->url) == 0;
 	if (!h->url_ok)
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
+	settings_str(db, &h->d->cfg, "health_ca_file", url, sizeof(url));
+	if (!h->health_cred || strcmp(url, h->health_ca) != 0) {
+		gnutls_certificate_credentials_t x = NULL;
+		char err[300];
+		if (dns_tls_creds(url, &x, err, sizeof(err)) < 0)
+			log_warnx("health_ca_file: %s", err); /* https health URLs will fail, with the reason */
+		if (x && h->health_cred && h->n_retired < (int)(sizeof(h->retired) / sizeof(h->retired[0])))
+			h->retired[h->n_retired++] = h->health_cred;
+		else if (x && h->health_cred) { /* changed more than 8 times: keep the one we have */
+			gnutls_certificate_free_credentials(x);
+			x = NULL;
+		}
+		if (x) {
+			h->health_cred = x;
+			snprintf(h->health_ca, sizeof(h->health_ca), "%.255s", url);
+		}
+	}
 	dnscheck_load_settings(h);
 	udpcheck_load_settings(h);
 }
@@ -289,7 +307,7 @@ static void start_probe(struct healthd *h, struct target *t)
 		return;
 	}
 	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, t->own_url ? &t->url : &h->url,
-			       h->timeout_ms, on_probe_done, h);
+			       h->health_cred, h->timeout_ms, on_probe_done, h);
 	if (!t->probe)
 		log_warn("proxy %lld: cannot start a probe", (long long)t->id);
 }
@@ -411,6 +429,10 @@ int main(int argc, char **argv)
 			drop_target(&h, 0);
 	}
 	free(h.t);
+	if (h.health_cred)
+		gnutls_certificate_free_credentials(h.health_cred);
+	for (int i = 0; i < h.n_retired; i++)
+		gnutls_certificate_free_credentials(h.retired[i]);
 	dnscheck_fini(&h);
 	daemon_fini(&d);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;

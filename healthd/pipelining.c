@@ -51,7 +51,7 @@ void pipelining_test(struct healthd *h, struct target *t)
 	if (t->type != UPSTREAM_SOCKS5 || t->pipe_tested || t->pipe_probe || !h->pipeline_check)
 		return;
 	t->pipe_probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1, t->own_url ? &t->url : &h->url,
-				    h->timeout_ms, on_pipe_probe_done, h);
+				    h->health_cred, h->timeout_ms, on_pipe_probe_done, h);
 }
 
 void pipelining_apply_setting(struct healthd *h)

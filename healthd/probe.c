@@ -1,6 +1,7 @@
 /* probe.c - see probe.h. */
 #include "probe.h"
 
+#include "dnstls.h"
 #include "net.h"
 #include "parse.h"
 
@@ -13,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum pstate { P_HANDSHAKE, P_SEND, P_RECV, P_FAILED_AT_START };
+enum pstate { P_HANDSHAKE, P_TLS, P_SEND, P_RECV, P_FAILED_AT_START };
 
 struct probe {
 	struct evloop *ev;
@@ -29,6 +30,9 @@ struct probe {
 	uint64_t t0, t_connected, t_tunnel, t_first;
 	unsigned timeout_ms;
 	int connected;
+	gnutls_session_t tls; /* an https URL: the session over the tunnel */
+	gnutls_certificate_credentials_t cred;
+	char tls_host[NET_HOST_MAX + 1], tls_why[140];
 	probe_done_cb cb;
 	void *arg;
 	struct probe_result res;
@@ -194,6 +198,7 @@ static void finish(struct probe *p, enum probe_error e)
 		snprintf(r->reason, sizeof(r->reason), "timeout (%s)",
 			 !p->connected		   ? "connect"
 			 : p->state == P_HANDSHAKE ? "handshake"
+			 : p->state == P_TLS	   ? "tls"
 						   : "response");
 		break;
 	case PROBE_HTTP_STATUS:
@@ -204,6 +209,9 @@ static void finish(struct probe *p, enum probe_error e)
 		break;
 	case PROBE_UNPARSEABLE_BODY:
 		snprintf(r->reason, sizeof(r->reason), "unparseable_body");
+		break;
+	case PROBE_TLS:
+		snprintf(r->reason, sizeof(r->reason), "tls: %s", p->tls_why);
 		break;
 	default:
 		snprintf(r->reason, sizeof(r->reason), "internal_error");
@@ -267,11 +275,40 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 		}
 		upstream_hs_wipe(&p->hs);
 		p->state = P_SEND;
+		if (p->cred || p->tls_host[0]) { /* https: TLS through the tunnel first */
+			if (!p->cred || dns_tls_session(&p->tls, p->cred, fd, p->tls_host) < 0) {
+				snprintf(p->tls_why, sizeof(p->tls_why), "cannot start a TLS session");
+				finish(p, PROBE_TLS);
+				return;
+			}
+			p->state = P_TLS;
+		}
+	}
+	if (p->state == P_TLS) {
+		int k = dns_tls_handshake(p->tls, &want, p->tls_why, sizeof(p->tls_why));
+		if (k == 0) {
+			ev_mod_fd(ev, p->h, want);
+			return;
+		}
+		if (k < 0) {
+			finish(p, PROBE_TLS);
+			return;
+		}
+		step_deadline(p);
+		p->state = P_SEND;
 	}
 	if (p->state == P_SEND) {
 		while (p->req_off < p->req_len) {
-			n = send(fd, p->req + p->req_off, p->req_len - p->req_off, MSG_NOSIGNAL);
-			if (n < 0 && errno == EAGAIN) {
+			if (p->tls) {
+				n = gnutls_record_send(p->tls, p->req + p->req_off, p->req_len - p->req_off);
+				if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+					ev_mod_fd(ev, p->h, gnutls_record_get_direction(p->tls) ? EPOLLOUT : EPOLLIN);
+					return;
+				}
+			} else {
+				n = send(fd, p->req + p->req_off, p->req_len - p->req_off, MSG_NOSIGNAL);
+			}
+			if (n < 0 && !p->tls && errno == EAGAIN) {
 				ev_mod_fd(ev, p->h, EPOLLOUT);
 				return;
 			}
@@ -288,7 +325,15 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 	}
 	/* P_RECV: until the response is whole (Content-Length, chunked), EOF or the buffer is full */
 	for (;;) {
-		n = recv(fd, p->resp + p->resp_len, PROBE_BODY_MAX - p->resp_len, 0);
+		if (p->tls) {
+			n = gnutls_record_recv(p->tls, p->resp + p->resp_len, PROBE_BODY_MAX - p->resp_len);
+			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+				return;
+			if (n == GNUTLS_E_PREMATURE_TERMINATION) /* closed without close_notify: EOF */
+				n = 0;
+		} else {
+			n = recv(fd, p->resp + p->resp_len, PROBE_BODY_MAX - p->resp_len, 0);
+		}
 		if (n > 0) {
 			if (!p->t_first)
 				p->t_first = ev_now_ms();
@@ -312,7 +357,7 @@ static void on_start_failed(struct evloop *ev, void *arg)
 
 struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type,
 			  const char *user, const char *pass, int pipeline, const struct net_http_url *url,
-			  unsigned timeout_ms, probe_done_cb cb, void *arg)
+			  gnutls_certificate_credentials_t cred, unsigned timeout_ms, probe_done_cb cb, void *arg)
 {
 	struct probe *p = calloc(1, sizeof(*p));
 	struct upstream_target t;
@@ -328,6 +373,10 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *prox
 	p->t0 = ev_now_ms();
 	snprintf(p->user, sizeof(p->user), "%s", user);
 	snprintf(p->pass, sizeof(p->pass), "%s", pass);
+	if (url->tls) { /* the certificate must name the URL's host */
+		p->cred = cred;
+		snprintf(p->tls_host, sizeof(p->tls_host), "%s", url->host);
+	}
 	memset(&t, 0, sizeof(t));
 	{
 		struct net_ip ip;
@@ -342,7 +391,7 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *prox
 	p->hs.pipeline = pipeline && type == UPSTREAM_SOCKS5;
 	{
 		char port[8] = "";
-		if (url->port != 80)
+		if (url->port != (url->tls ? 443 : 80))
 			snprintf(port, sizeof(port), ":%u", url->port);
 		n = snprintf(
 		    p->req, sizeof(p->req),
@@ -380,6 +429,8 @@ void probe_cancel(struct probe *p)
 		return;
 	ev_del(p->ev, p->h);
 	ev_del(p->ev, p->timer);
+	if (p->tls)
+		gnutls_deinit(p->tls);
 	if (p->fd >= 0)
 		close(p->fd);
 	upstream_hs_wipe(&p->hs);

@@ -8,6 +8,8 @@
 #include "net.h"
 #include "upstream.h"
 
+#include <gnutls/gnutls.h>
+
 #include <netinet/in.h>
 #include <stdint.h>
 
@@ -23,6 +25,7 @@ enum probe_error {
 	PROBE_UNPARSEABLE_BODY, /* no IP address in the body */
 	PROBE_INTERNAL,
 	PROBE_EXIT_MISMATCH, /* it answered, from an exit address outside the proxy's expected_exit */
+	PROBE_TLS,	     /* an https URL: the TLS handshake through the proxy failed (reason says why) */
 };
 
 struct probe_result {
@@ -31,7 +34,7 @@ struct probe_result {
 	int http_status;
 	char exit_ip[PROBE_IP_MAX];
 	unsigned total_ms, connect_ms, handshake_ms, first_byte_ms;
-	char reason[96]; /* the typed reason as text: "auth_failed", "http_status 502", "timeout (handshake)" */
+	char reason[160]; /* the typed reason as text: "auth_failed", "http_status 502", "timeout (handshake)" */
 };
 
 struct probe;
@@ -48,10 +51,11 @@ int probe_response_complete(const char *buf, size_t len);
 
 /* Start a probe; cb runs exactly once (also on immediate failure, from the loop). pipeline:
  * send the SOCKS5 greeting, auth and CONNECT in one write (upstream.h), to learn whether the
- * proxy takes it. */
+ * proxy takes it. cred: the trust store for an https URL (its certificate must chain to it and
+ * name the URL's host); it must outlive the probe. */
 struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type,
 			  const char *user, const char *pass, int pipeline, const struct net_http_url *url,
-			  unsigned timeout_ms, probe_done_cb cb, void *arg);
+			  gnutls_certificate_credentials_t cred, unsigned timeout_ms, probe_done_cb cb, void *arg);
 /* Abandon a probe without calling back. */
 void probe_cancel(struct probe *p);
 

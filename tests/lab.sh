@@ -250,6 +250,50 @@ lab_start_dot() {
 	lab_bg wan unbound unbound -d -c "$LAB_DIR/unbound.conf"
 	lab_wait_port wan $LAB_DOT 853
 }
+# nginx with TLS on $LAB_WEB (an exit-IP echo at /ip): port 443 with a certificate of the lab
+# CA ($LAB_DIR/ca.pem, made by lab_start_dot if it is not there) for the address $LAB_WEB, 8443
+# with one of the lab CA for another name, 9443 with a self-signed one.
+lab_start_https() {
+	local d=$LAB_DIR/tls
+	[ -s "$LAB_DIR/ca.pem" ] || {
+		mkdir -p "$d"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=pgw lab CA" \
+			-keyout "$d/ca.key" -out "$LAB_DIR/ca.pem" >/dev/null 2>&1 || return 1
+	}
+	for c in web:IP:$LAB_WEB wrong:DNS:wrong.$LAB_ZONE; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=${c%%:*}" \
+			-keyout "$d/${c%%:*}.key" -out "$d/${c%%:*}.csr" >/dev/null 2>&1 || return 1
+		printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${c#*:}" >"$d/${c%%:*}.ext"
+		openssl x509 -req -in "$d/${c%%:*}.csr" -CA "$LAB_DIR/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+			-extfile "$d/${c%%:*}.ext" -out "$d/${c%%:*}.pem" >/dev/null 2>&1 || return 1
+	done
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$LAB_WEB" \
+		-addext "subjectAltName=IP:$LAB_WEB" -keyout "$d/self.key" -out "$d/self.pem" >/dev/null 2>&1 || return 1
+	chmod 644 "$d"/*
+	cat >"$LAB_DIR/nginx-tls.conf" <<-CONF
+	worker_processes 1;
+	pid $LAB_DIR/nginx-tls.pid;
+	error_log $LAB_DIR/nginx-tls-error.log;
+	events { worker_connections 1024; }
+	http {
+	    access_log off;
+	    client_body_temp_path $LAB_DIR/nginx-tmp/body-tls;
+	    proxy_temp_path $LAB_DIR/nginx-tmp/proxy-tls;
+	    fastcgi_temp_path $LAB_DIR/nginx-tmp/fastcgi-tls;
+	    uwsgi_temp_path $LAB_DIR/nginx-tmp/uwsgi-tls;
+	    scgi_temp_path $LAB_DIR/nginx-tmp/scgi-tls;
+	    server { listen $LAB_WEB:443 ssl; ssl_certificate $d/web.pem; ssl_certificate_key $d/web.key;
+	             location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; } }
+	    server { listen $LAB_WEB:8443 ssl; ssl_certificate $d/wrong.pem; ssl_certificate_key $d/wrong.key;
+	             location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; } }
+	    server { listen $LAB_WEB:9443 ssl; ssl_certificate $d/self.pem; ssl_certificate_key $d/self.key;
+	             location = /ip { default_type text/plain; return 200 "\$remote_addr\n"; } }
+	}
+	CONF
+	lab_bg wan nginx-tls nginx -e "$LAB_DIR/nginx-tls-error.log" -c "$LAB_DIR/nginx-tls.conf" -g 'daemon off;'
+	lab_wait_port wan $LAB_WEB 443 && lab_wait_port wan $LAB_WEB 8443 && lab_wait_port wan $LAB_WEB 9443
+}
+
 # The sources unbound saw queries from ("info: ADDRESS NAME TYPE IN"), sorted, unique.
 lab_dot_sources() {
 	sed -n 's/.* info: \([0-9a-f.:]*\) [^ ]* [A-Z0-9]* IN$/\1/p' "$LAB_DIR/unbound-file.log" 2>/dev/null | sort -u

@@ -161,6 +161,8 @@ static void test_http_url(void **state)
 	    {"http://ifconfig.me", "ifconfig.me", 80, 0, "/"},
 	    {"http://[2001:db8:203::10]:8080/ip?x=1", "2001:db8:203::10", 8080, 1, "/ip?x=1"},
 	    {"http://[::1]", "::1", 80, 1, "/"},
+	    {"https://203.0.113.10/ip", "203.0.113.10", 443, 0, "/ip"}, /* https: 443 by default */
+	    {"https://echo.example:8443", "echo.example", 8443, 0, "/"},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		assert_int_equal(net_http_url_parse(good[i].url, &u), 0);
@@ -168,15 +170,24 @@ static void test_http_url(void **state)
 		assert_int_equal(u.port, good[i].port);
 		assert_int_equal(u.is6, good[i].is6);
 		assert_string_equal(u.path, good[i].path);
+		assert_int_equal(u.tls, strncmp(good[i].url, "https", 5) == 0);
 	}
-	const char *bad[] = {"https://x/ip",	    "http://",
-			     "http:///ip",	    "http://x:/",
-			     "http://x:0/",	    "http://x:65536/",
-			     "http://user@x/",	    "http://x y/",
-			     "http://x/a b",	    "http://[2001:db8::1/",
-			     "http://[x]/",	    "http://[1.2.3.4]/",
-			     "http://[::1]x/",	    "http://[fe80::1%eth0]/",
-			     "http://2001:db8::1/", "ftp://x/",
+	const char *bad[] = {"https://",
+			     "http://",
+			     "http:///ip",
+			     "http://x:/",
+			     "http://x:0/",
+			     "http://x:65536/",
+			     "http://user@x/",
+			     "http://x y/",
+			     "http://x/a b",
+			     "http://[2001:db8::1/",
+			     "http://[x]/",
+			     "http://[1.2.3.4]/",
+			     "http://[::1]x/",
+			     "http://[fe80::1%eth0]/",
+			     "http://2001:db8::1/",
+			     "ftp://x/",
 			     "http://x/\r\n"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(net_http_url_parse(bad[i], &u), -EINVAL);
