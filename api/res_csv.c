@@ -19,37 +19,58 @@
 enum { COL_IP, COL_PROXY, COL_ENABLED, COL_LABEL, NCOLS };
 static const char *const col_names[NCOLS] = {"client_ip", "proxy", "enabled", "label"};
 
-int res_mappings_export(struct req *r, sqlite3 *db)
+int reply_csv_export(struct req *r, sqlite3 *db, const char *header, const char *sql, const char *filename,
+		     void (*row)(FILE *f, sqlite3_stmt *st))
 {
 	sqlite3_stmt *st = NULL;
-	char *buf = NULL;
+	char *buf = NULL, disp[96];
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	int ret;
 
 	if (!f)
 		return reply_error(r, 500, "internal", "out of memory");
-	fputs("client_ip,proxy,enabled,label\r\n", f);
-	if (sqlite3_prepare_v2(db,
-			       "SELECT m.client_ip, p.name, m.enabled, m.label FROM mappings m JOIN proxies p ON "
-			       "p.id = m.proxy_id ORDER BY m.id",
-			       -1, &st, NULL) == SQLITE_OK) {
+	fprintf(f, "%s\r\n", header);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
-			csv_write_field(f, (const char *)sqlite3_column_text(st, 0));
-			fputc(',', f);
-			csv_write_field(f, (const char *)sqlite3_column_text(st, 1));
-			fputs(sqlite3_column_int(st, 2) ? ",true," : ",false,", f);
-			csv_write_field(f, (const char *)sqlite3_column_text(st, 3));
+			if (row) {
+				row(f, st);
+			} else {
+				for (int c = 0; c < sqlite3_column_count(st); c++) {
+					if (c)
+						fputc(',', f);
+					csv_write_field(f, (const char *)sqlite3_column_text(st, c));
+				}
+			}
 			fputs("\r\n", f);
 		}
 	}
 	sqlite3_finalize(st);
 	fclose(f);
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", filename);
 	r->extra_header[0] = "Content-Disposition";
-	r->extra_header[1] = "attachment; filename=\"pgw-mappings.csv\"";
+	r->extra_header[1] = disp;
 	ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
 	free(buf);
 	return ret;
+}
+
+static void mapping_row(FILE *f, sqlite3_stmt *st)
+{
+	csv_write_field(f, (const char *)sqlite3_column_text(st, 0));
+	fputc(',', f);
+	csv_write_field(f, (const char *)sqlite3_column_text(st, 1));
+	fputs(sqlite3_column_int(st, 2) ? ",true," : ",false,", f);
+	csv_write_field(f, (const char *)sqlite3_column_text(st, 3));
+}
+
+int res_mappings_export(struct req *r, sqlite3 *db)
+{
+	return reply_csv_export(
+	    r, db, "client_ip,proxy,enabled,label",
+	    "SELECT m.client_ip, p.name, m.enabled, m.label FROM mappings m JOIN proxies p ON p.id = "
+	    "m.proxy_id ORDER BY m.id",
+	    "pgw-mappings.csv", mapping_row);
 }
 
 struct line {

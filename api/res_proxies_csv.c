@@ -22,33 +22,9 @@ static const char *const col_names[NCOLS] = {"name", "type", "host", "port", "us
 
 int res_proxies_export(struct req *r, sqlite3 *db)
 {
-	sqlite3_stmt *st = NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	int ret;
-
-	if (!f)
-		return reply_error(r, 500, "internal", "out of memory");
-	fputs("name,type,host,port,username,expected_exit\r\n", f);
-	if (sqlite3_prepare_v2(db, "SELECT name, type, host, port, username, expected_exit FROM proxies ORDER BY id",
-			       -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			for (int c = 0; c < 6; c++) {
-				if (c)
-					fputc(',', f);
-				csv_write_field(f, (const char *)sqlite3_column_text(st, c));
-			}
-			fputs("\r\n", f);
-		}
-	}
-	sqlite3_finalize(st);
-	fclose(f);
-	r->extra_header[0] = "Content-Disposition";
-	r->extra_header[1] = "attachment; filename=\"pgw-proxies.csv\"";
-	ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
-	free(buf);
-	return ret;
+	return reply_csv_export(r, db, "name,type,host,port,username,expected_exit",
+				"SELECT name, type, host, port, username, expected_exit FROM proxies ORDER BY id",
+				"pgw-proxies.csv", NULL);
 }
 
 /* One URI line as a proxy body (proxy_uri_parse()). NULL with the reason in err. */

@@ -17,6 +17,10 @@ int res_status(struct req *r, const char *const *seg, int nseg);
 int res_users(struct req *r, const char *const *seg, int nseg);
 int res_audit(struct req *r, const char *const *seg, int nseg);
 int res_mappings_export(struct req *r, sqlite3 *db);
+/* A CSV download: header, then a line per row of sql (row() writes it; NULL: every column as a
+ * field), as filename. */
+int reply_csv_export(struct req *r, sqlite3 *db, const char *header, const char *sql, const char *filename,
+		     void (*row)(FILE *f, sqlite3_stmt *st));
 int res_mappings_import(struct req *r, sqlite3 *db);
 int res_healthz(struct req *r);
 int res_metrics(struct req *r);

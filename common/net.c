@@ -209,6 +209,49 @@ int net_set_nonblock(int fd)
 	return 0;
 }
 
+/* A comma-separated list (spaces around items allowed), each item handed to one(item, i, ctx):
+ * how many, or -EINVAL (an empty item, one longer than 511, more than max, a trailing comma, or
+ * one() refusing one). */
+static int list_walk(const char *s, int max, int (*one)(const char *item, int i, void *ctx), void *ctx)
+{
+	char item[512];
+	int n = 0;
+
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		while (len && *s == ' ')
+			s++, len--;
+		while (len && s[len - 1] == ' ')
+			len--;
+		if (len == 0 || len >= sizeof(item) || n == max)
+			return -EINVAL;
+		memcpy(item, s, len);
+		item[len] = '\0';
+		if (one(item, n, ctx) < 0)
+			return -EINVAL;
+		n++;
+		if (!comma)
+			break;
+		s = comma + 1;
+		if (!*s)
+			return -EINVAL; /* a trailing comma */
+	}
+	return n;
+}
+
+static int one_url(const char *item, int i, void *ctx)
+{
+	return net_http_url_parse(item, (struct net_http_url *)ctx + i);
+}
+
+int net_http_url_list_parse(const char *s, struct net_http_url *out, int max)
+{
+	int n = list_walk(s, max, one_url, out);
+
+	return n > 0 ? n : -EINVAL;
+}
+
 int net_http_url_parse(const char *url, struct net_http_url *out)
 {
 	const char *h, *end, *slash, *colon;
@@ -359,30 +402,12 @@ int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
 	return rest == 0 || ((p->addr.a[full] ^ ip->a[full]) & (0xff00 >> rest) & 0xff) == 0;
 }
 
+static int one_prefix(const char *item, int i, void *ctx)
+{
+	return strlen(item) < 80 ? net_prefix_parse(item, (struct net_prefix *)ctx + i) : -EINVAL;
+}
+
 int net_prefix_list_parse(const char *s, struct net_prefix *out, int max)
 {
-	char item[80];
-	int n = 0;
-
-	while (*s) {
-		const char *comma = strchr(s, ',');
-		size_t len = comma ? (size_t)(comma - s) : strlen(s);
-		while (len && *s == ' ')
-			s++, len--;
-		while (len && s[len - 1] == ' ')
-			len--;
-		if (len == 0 || len >= sizeof(item) || n == max)
-			return -EINVAL;
-		memcpy(item, s, len);
-		item[len] = '\0';
-		if (net_prefix_parse(item, &out[n]) < 0)
-			return -EINVAL;
-		n++;
-		if (!comma)
-			break;
-		s = comma + 1;
-		if (!*s)
-			return -EINVAL; /* a trailing comma */
-	}
-	return n;
+	return list_walk(s, max, one_prefix, out);
 }

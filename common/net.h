@@ -69,6 +69,10 @@ struct net_http_url {
  * quad or [IPv6]; no user info, query characters only in the path, no whitespace. 0 or
  * -EINVAL. */
 int net_http_url_parse(const char *url, struct net_http_url *out);
+/* A comma-separated list of at most max such URLs (spaces allowed after commas): how many, or
+ * -EINVAL (a bad one, an empty item, or too many). */
+#define NET_HTTP_URLS_MAX 4
+int net_http_url_list_parse(const char *s, struct net_http_url *out, int max);
 /* ip and port as a socket address (IPv4 as AF_INET), and that address's length. */
 void net_ip_to_sa(const struct net_ip *ip, uint16_t port, struct sockaddr_storage *out);
 socklen_t net_sa_len(const struct sockaddr_storage *sa);

@@ -159,8 +159,8 @@ static const struct sdef defs[] = {
     {{"health_timeout", "Health timeout (s)", "Seconds each probe step may take."}, K_RANGE, NULL, 1, 300, "5"},
     {{"health_url", "Health URL",
       "An exit-IP echo URL (http:// or https://host[:port][/path]) fetched through each proxy; https is TLS through "
-      "the "
-      "proxy, its certificate checked (health_ca_file)."},
+      "the proxy, its certificate checked (health_ca_file). Up to 4, comma-separated: a proxy is up when any of them "
+      "answers (tried in turn), so one echo service being down takes no proxy down."},
      K_URL,
      NULL,
      0,
@@ -288,7 +288,6 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 	struct net_cidr4 c;
 	uint64_t n;
 	int b;
-	struct net_http_url url;
 
 	if (!d) {
 		snprintf(err, errlen, "%s: unknown setting", key);
@@ -319,13 +318,15 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 			return 0;
 		snprintf(err, errlen, "%s: '%s' is not a whole number from %u to %u", key, value, d->min, d->max);
 		break;
-	case K_URL:
-		if (net_http_url_parse(value, &url) == 0)
+	case K_URL: { /* one URL, or several (comma-separated: tried in turn) */
+		struct net_http_url urls[NET_HTTP_URLS_MAX];
+		if (net_http_url_list_parse(value, urls, NET_HTTP_URLS_MAX) > 0)
 			return 0;
+	}
 		snprintf(
 		    err, errlen,
 		    "%s: '%s' must be http:// or https://host[:port][/path] (host: a name, an IPv4 address or [an IPv6 "
-		    "address])",
+		    "address]), or up to 4 of them, comma-separated",
 		    key, value);
 		break;
 	case K_BOOL:

@@ -29,8 +29,9 @@ struct target {
 	enum upstream_type type;
 	struct sockaddr_storage addr; /* IPv4 or IPv6 */
 	int addr_ok;
-	struct net_http_url url; /* its organisation's health_url (org_settings), when own_url */
-	int own_url, url_ok;
+	struct net_http_url urls[NET_HTTP_URLS_MAX];   /* its organisation's health_url (org_settings), when own_url */
+	int own_url, n_urls;			       /* n_urls 0: unusable */
+	int url_idx;				       /* the URL the probe in flight fetches */
 	struct dns_upstream dns_up[DNS_UPSTREAMS_MAX]; /* its organisation's dns_upstream, when dns_own */
 	int dns_own, dns_n;
 	struct net_prefix expect[HEALTHD_EXPECT_MAX]; /* expected_exit: where it must leave from (none: anywhere) */
@@ -60,8 +61,8 @@ struct healthd {
 	struct daemon *d;
 	struct target *t;
 	size_t n, cap;
-	struct net_http_url url;
-	int url_ok;
+	struct net_http_url urls[NET_HTTP_URLS_MAX]; /* health_url: tried in turn, up when any answers */
+	int n_urls;				     /* 0: unusable */
 	/* the trust store of https health URLs (health_ca_file, else the system's); replaced ones
 	 * are kept until exit, since a probe in flight may use one */
 	gnutls_certificate_credentials_t health_cred, retired[8];

@@ -33,9 +33,10 @@ static void load_settings(struct healthd *h)
 	h->hist_max = settings_uint(db, &h->d->cfg, "health_history_max");
 	h->pipeline_check = settings_bool(db, &h->d->cfg, "socks_pipelining");
 	settings_str(db, &h->d->cfg, "health_url", url, sizeof(url));
-	h->url_ok = net_http_url_parse(url, &h->url) == 0;
-	if (!h->url_ok)
+	if ((h->n_urls = net_http_url_list_parse(url, h->urls, NET_HTTP_URLS_MAX)) < 0) {
+		h->n_urls = 0;
 		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
+	}
 	settings_str(db, &h->d->cfg, "health_ca_file", url, sizeof(url));
 	if (!h->health_cred || strcmp(url, h->health_ca) != 0) {
 		gnutls_certificate_credentials_t x = NULL;
@@ -138,8 +139,11 @@ static int load_targets(struct healthd *h)
 			/* the organisation's own health URL; a bad one fails its proxies' probes, like a bad
 			 * gateway one (the API refuses both) */
 			t->own_url = sqlite3_column_type(st, 14) != SQLITE_NULL;
-			t->url_ok =
-			    t->own_url && net_http_url_parse((const char *)sqlite3_column_text(st, 14), &t->url) == 0;
+			t->n_urls = t->own_url ? net_http_url_list_parse((const char *)sqlite3_column_text(st, 14),
+									 t->urls, NET_HTTP_URLS_MAX)
+					       : 0;
+			if (t->n_urls < 0)
+				t->n_urls = 0;
 			/* where it must leave from; a list that does not parse (written by hand: the API
 			 * refuses it) expects an exit nothing can have: the proxy goes down, never unchecked */
 			t->n_expect = net_prefix_list_parse((const char *)sqlite3_column_text(st, 16), t->expect,
@@ -279,37 +283,64 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	t->next_due = ev_now_ms() + (t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms);
 }
 
+static void start_probe(struct healthd *h, struct target *t);
+
+/* A failure that another health URL may not have: everything but the proxy's own refusal. */
+static int dest_failure(const struct probe_result *r)
+{
+	if (r->error == PROBE_INTERNAL)
+		return 0;
+	if (r->error == PROBE_UPSTREAM)
+		return r->up != UP_ERR_CONNECT_REFUSED && r->up != UP_ERR_CONNECT && r->up != UP_ERR_AUTH &&
+		       r->up != UP_ERR_NO_METHOD;
+	return !(r->error == PROBE_TIMEOUT && strcmp(r->reason, "timeout (connect)") == 0);
+}
+
 static void on_probe_done(struct probe *p, const struct probe_result *r, void *arg)
 {
 	struct healthd *h = arg;
 
 	for (size_t i = 0; i < h->n; i++) {
-		if (h->t[i].probe == p) {
-			h->t[i].probe = NULL;
-			apply_result(h, &h->t[i], r);
+		struct target *t = &h->t[i];
+		if (t->probe != p)
+			continue;
+		t->probe = NULL;
+		/* several health URLs: the next one, when this one failed at the destination (not
+		 * at the proxy itself); up when any answers */
+		if (r->error != PROBE_OK && dest_failure(r) && t->url_idx + 1 < (t->own_url ? t->n_urls : h->n_urls)) {
+			t->url_idx++;
+			start_probe(h, t); /* the probe, or a failure applied at once */
 			return;
 		}
+		t->url_idx = 0;
+		apply_result(h, t, r);
+		return;
 	}
 }
 
 static void start_probe(struct healthd *h, struct target *t)
 {
 	struct probe_result fail = {.error = PROBE_INTERNAL};
+	int n_urls = t->own_url ? t->n_urls : h->n_urls;
 
 	if (t->probe)
 		return;
-	if (!t->addr_ok || !(t->own_url ? t->url_ok : h->url_ok)) {
+	if (!t->addr_ok || !n_urls) {
 		fail.error = PROBE_UPSTREAM;
 		fail.up = UP_ERR_CONNECT;
 		snprintf(fail.reason, sizeof(fail.reason), "%s",
 			 !t->addr_ok ? "proxy host does not resolve" : "bad health_url");
+		t->url_idx = 0;
 		apply_result(h, t, &fail);
 		return;
 	}
-	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0, t->own_url ? &t->url : &h->url,
-			       h->health_cred, h->timeout_ms, on_probe_done, h);
-	if (!t->probe)
+	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0,
+			       &(t->own_url ? t->urls : h->urls)[t->url_idx % n_urls], h->health_cred, h->timeout_ms,
+			       on_probe_done, h);
+	if (!t->probe) {
+		t->url_idx = 0;
 		log_warn("proxy %lld: cannot start a probe", (long long)t->id);
+	}
 }
 
 static void on_tick(struct evloop *ev, void *arg)

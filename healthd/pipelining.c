@@ -50,8 +50,11 @@ void pipelining_test(struct healthd *h, struct target *t)
 {
 	if (t->type != UPSTREAM_SOCKS5 || t->pipe_tested || t->pipe_probe || !h->pipeline_check)
 		return;
-	t->pipe_probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1, t->own_url ? &t->url : &h->url,
-				    h->health_cred, h->timeout_ms, on_pipe_probe_done, h);
+	if (!(t->own_url ? t->n_urls : h->n_urls))
+		return;
+	t->pipe_probe =
+	    probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1, t->own_url ? &t->urls[0] : &h->urls[0],
+			h->health_cred, h->timeout_ms, on_pipe_probe_done, h);
 }
 
 void pipelining_apply_setting(struct healthd *h)

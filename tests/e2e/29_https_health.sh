@@ -2,7 +2,8 @@
 # Scenario (issue 18): an https health URL. pgw-healthd speaks TLS through the proxy (SOCKS5 and
 # HTTP CONNECT) to nginx with a certificate of the lab CA (health_ca_file), and learns the exit
 # IP; a certificate for another name, a self-signed one, or the lab CA missing from the trust
-# store (the system's) take the proxy down with a reason that says what was wrong.
+# store (the system's) take the proxy down with a reason that says what was wrong. Several
+# health URLs: the proxy is up when any answers (tried in turn).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -34,5 +35,14 @@ setting health_ca_file ""
 check_match "the lab CA not in the trust store (the system's): down" "$($ctl check 1)" "^proxy 1: down: tls: TLS certificate not accepted"
 setting health_ca_file "$LAB_DIR/ca.pem"
 check_match "... and up again with it" "$($ctl check 1)" "^proxy 1: up, [0-9]+ ms, exit ip $LAB_SOCKS_AUTH\$"
+# several health URLs: up when any answers, tried in turn
+setting health_url "https://$LAB_WEB:9443/ip, http://$LAB_WEB:81/ip, https://$LAB_WEB/ip"
+check_match "three health URLs, the first two failing (a bad certificate, a closed port): up, through the third" \
+	"$($ctl check 1)" "^proxy 1: up, [0-9]+ ms, exit ip $LAB_SOCKS_AUTH\$"
+check_match "... through an HTTP CONNECT proxy too" "$($ctl check 3)" "^proxy 3: up, [0-9]+ ms, exit ip $LAB_HTTP_PROXY\$"
+setting health_url "https://$LAB_WEB:9443/ip, http://$LAB_WEB:81/ip"
+check_match "all of them failing: down, with the last one's reason" "$($ctl check 1)" "^proxy 1: down: proxy_refused"
+check_match "more than four URLs are refused" \
+	"$($ctl settings set health_url "http://a/,http://b/,http://c/,http://d/,http://e/" 2>&1)" "up to 4 of them"
 check_match "a health_ca_file that is not an absolute path is refused" "$($ctl settings set health_ca_file ca.pem 2>&1)" "must be empty or an absolute path"
 finish

@@ -1,5 +1,6 @@
 /* libFuzzer: settings values typed into the Configuration tab or pgwctl: "key\0value". The
- * value is also read as a health URL (a URL that parses, written back out, parses the same) and
+ * value is also read as a health URL (a URL that parses, written back out, parses the same), a
+ * list of them, and
  * as a dns_upstream list (whatever parses is within its bounds). */
 #include "dns.h"
 #include "net.h"
@@ -32,11 +33,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char back[700];
 		if (net_http_url_parse(value, &u) == 0) {
 			assert(u.host[0] && u.port > 0 && u.path[0] == '/');
-			snprintf(back, sizeof(back), "http://%s%s%s:%u%s", u.is6 ? "[" : "", u.host, u.is6 ? "]" : "",
-				 u.port, u.path);
+			snprintf(back, sizeof(back), "%s://%s%s%s:%u%s", u.tls ? "https" : "http", u.is6 ? "[" : "",
+				 u.host, u.is6 ? "]" : "", u.port, u.path);
 			assert(net_http_url_parse(back, &again) == 0);
 			assert(memcmp(&u, &again, sizeof(u)) == 0);
 		}
+	}
+	{ /* several health URLs: whatever parses is within its bounds */
+		struct net_http_url urls[NET_HTTP_URLS_MAX];
+		int n = net_http_url_list_parse(value, urls, NET_HTTP_URLS_MAX);
+		assert(n == -EINVAL || (n >= 1 && n <= NET_HTTP_URLS_MAX));
+		for (int i = 0; i < n; i++)
+			assert(urls[i].host[0] && urls[i].port > 0 && urls[i].path[0] == '/');
 	}
 	{
 		struct dns_upstream up[DNS_UPSTREAMS_MAX];

@@ -193,6 +193,26 @@ static void test_http_url(void **state)
 		assert_int_equal(net_http_url_parse(bad[i], &u), -EINVAL);
 }
 
+/* Several health URLs: up to the maximum, no empty item. */
+static void test_http_url_list(void **state)
+{
+	struct net_http_url u[NET_HTTP_URLS_MAX];
+
+	(void)state;
+	assert_int_equal(net_http_url_list_parse("http://a/ip", u, NET_HTTP_URLS_MAX), 1);
+	assert_int_equal(net_http_url_list_parse("https://a/ip, http://[::1]:81/x,http://b", u, NET_HTTP_URLS_MAX), 3);
+	assert_int_equal(u[0].tls, 1);
+	assert_int_equal(u[1].port, 81);
+	assert_string_equal(u[2].host, "b");
+	assert_int_equal(
+	    net_http_url_list_parse("http://a/,http://b/,http://c/,http://d/,http://e/", u, NET_HTTP_URLS_MAX),
+	    -EINVAL);
+	assert_int_equal(net_http_url_list_parse("http://a/,", u, NET_HTTP_URLS_MAX), -EINVAL);
+	assert_int_equal(net_http_url_list_parse(",http://a/", u, NET_HTTP_URLS_MAX), -EINVAL);
+	assert_int_equal(net_http_url_list_parse("", u, NET_HTTP_URLS_MAX), -EINVAL);
+	assert_int_equal(net_http_url_list_parse("http://a/,ftp://b/", u, NET_HTTP_URLS_MAX), -EINVAL);
+}
+
 /* Proxy addresses: literals of either family without DNS; no brackets, no zones. */
 static void test_resolve(void **state)
 {
@@ -223,7 +243,8 @@ int main(void)
 	    cmocka_unit_test(test_ipv4),     cmocka_unit_test(test_cidr),
 	    cmocka_unit_test(test_hostport), cmocka_unit_test(test_numbers_and_bools),
 	    cmocka_unit_test(test_ifname),   cmocka_unit_test(test_client_ip),
-	    cmocka_unit_test(test_http_url), cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_http_url), cmocka_unit_test(test_http_url_list),
+	    cmocka_unit_test(test_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
