@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -55,7 +56,16 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 
 unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg)
 {
-	return settings_uint(db, cfg, "health_timeout") * 3000u + 1000u;
+	char urls[SETTINGS_VALUE_MAX];
+	unsigned n = 1, https = 0;
+
+	/* a probe's steps each get health_timeout: connect, handshake, (TLS,) response; a failure at
+	 * the destination tries the next health URL */
+	settings_str(db, cfg, "health_url", urls, sizeof(urls));
+	for (const char *c = urls; *c; c++)
+		n += *c == ',';
+	https = strstr(urls, "https://") != NULL;
+	return settings_uint(db, cfg, "health_timeout") * 1000u * (3u + https + (n - 1) * (2u + https)) + 1000u;
 }
 
 int reply_gate_unavailable(struct req *r, int err)

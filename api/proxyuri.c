@@ -47,8 +47,11 @@ int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t e
 		snprintf(out->type, sizeof(out->type), "http"), p = buf + 7;
 	else
 		return snprintf(err, errlen, "not socks5://, socks5h:// or http://host:port"), -1;
-	if ((name = strchr(p, '#')))
+	if ((name = strchr(p, '#'))) {
 		*name++ = 0;
+		if (strchr(name, '@')) /* a '#' in the password, unescaped */
+			return snprintf(err, errlen, "a '#' before the '@': escape it in the password as %%23"), -1;
+	}
 	if ((at = strrchr(p, '@'))) {
 		*at = 0;
 		if ((pass = strchr(p, ':')))

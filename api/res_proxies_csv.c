@@ -37,11 +37,13 @@ static json_t *uri_body(const char *line, char *err, size_t errlen)
 		return NULL;
 	b = json_pack("{s:s, s:s, s:s, s:I}", "name", u.name, "type", u.type, "host", u.host, "port",
 		      (json_int_t)u.port);
-	if (u.has_user)
-		json_object_set_new(b, "username", json_string(u.user));
-	if (u.has_pass)
-		json_object_set_new(b, "password", json_string(u.pass));
+	if (b && u.has_user && json_object_set_new(b, "username", json_string(u.user)) < 0)
+		json_decref(b), b = NULL;
+	if (b && u.has_pass && json_object_set_new(b, "password", json_string(u.pass)) < 0)
+		json_decref(b), b = NULL;
 	explicit_bzero(&u, sizeof(u));
+	if (!b) /* jansson takes only UTF-8 */
+		snprintf(err, errlen, "not UTF-8 text");
 	return b;
 }
 
@@ -70,31 +72,36 @@ static json_t *csv_body(const struct csv_row *row, const int col[NCOLS], char *e
 			for (tok = strtok_r(tmp, " ,;", &save); tok; tok = strtok_r(NULL, " ,;", &save))
 				json_array_append_new(a, json_string(tok));
 			json_object_set_new(b, "expected_exit", a);
-		} else {
-			json_object_set_new(b, col_names[c], json_string(v));
+		} else if (json_object_set_new(b, col_names[c], json_string(v)) < 0) { /* jansson takes only UTF-8 */
+			json_decref(b);
+			return snprintf(err, errlen, "%s is not UTF-8 text", col_names[c]), NULL;
 		}
 	}
 	return b;
 }
 
-/* Compared with the stored proxy of this name: 0 unchanged, 1 create, 2 update. */
+/* Compared with the stored proxy of this name: 0 unchanged, 1 create, 2 update. What the file
+ * leaves out (username, password, expected_exit) is kept, so it changes nothing. */
 static int compare(sqlite3 *db, json_t *b)
 {
 	sqlite3_stmt *st = NULL;
-	json_t *pw = json_object_get(b, "password");
+	json_t *pw = json_object_get(b, "password"), *user = json_object_get(b, "username"),
+	       *exit = json_object_get(b, "expected_exit");
 	int c = 1;
 
 	if (sqlite3_prepare_v2(db,
-			       "SELECT type = ?2 AND host = ?3 AND port = ?4 AND username = ?5 AND expected_exit = ?6 "
-			       "AND (?7 IS NULL OR password = ?7) FROM proxies WHERE name = ?1",
+			       "SELECT type = ?2 AND host = ?3 AND port = ?4 AND (?5 IS NULL OR username = ?5) AND "
+			       "(?6 IS NULL OR expected_exit = ?6) AND (?7 IS NULL OR password = ?7) FROM proxies "
+			       "WHERE name = ?1",
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, json_string_value(json_object_get(b, "name")), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, json_string_value(json_object_get(b, "type")), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, json_string_value(json_object_get(b, "host")), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(b, "port")));
-		sqlite3_bind_text(st, 5, json_string_value(json_object_get(b, "username")) ?: "", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, json_string_value(json_object_get(b, "expected_exit")) ?: "", -1,
-				  SQLITE_STATIC);
+		if (user)
+			sqlite3_bind_text(st, 5, json_string_value(user), -1, SQLITE_STATIC);
+		if (exit)
+			sqlite3_bind_text(st, 6, json_string_value(exit), -1, SQLITE_STATIC);
 		if (pw)
 			sqlite3_bind_text(st, 7, json_string_value(pw), -1, SQLITE_STATIC);
 		c = sqlite3_step(st) == SQLITE_ROW ? (sqlite3_column_int(st, 0) ? 0 : 2) : 1;
@@ -108,7 +115,7 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 {
 	json_t *bodies = json_array(), *errors = json_array(), *b;
 	struct csv_row *rows = NULL;
-	char err[256];
+	char err[256] = "not valid";
 	size_t n = 0;
 	int col[NCOLS], rc = -1;
 
@@ -159,15 +166,27 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 			json_array_append_new(bodies, b ? b : json_null());
 		}
 	} else { /* a URI per line; empty lines and # comments skipped */
-		char *text = strndup(r->raw ? r->raw : "", r->raw_len), *save = NULL, *ln;
+		size_t tlen = r->raw_len;
+		char *text = malloc(tlen + 1), *ln, *next;
 		int line = 0;
 		if (!text) {
 			reply_error(r, 500, "internal", "out of memory");
 			goto out;
 		}
-		for (ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
-			size_t k = strlen(ln);
-			line++; /* strtok_r skips empty lines: counted by what precedes them */
+		memcpy(text, r->raw ? r->raw : "", tlen);
+		text[tlen] = 0;
+		if (memchr(text, 0, tlen)) {
+			explicit_bzero(text, tlen);
+			free(text);
+			reply_error(r, 400, "bad_request", "a NUL byte in the list; nothing was imported");
+			goto out;
+		}
+		for (ln = text; ln; ln = next) { /* every line counted, empty ones too */
+			size_t k;
+			if ((next = strchr(ln, '\n')))
+				*next++ = 0;
+			k = strlen(ln);
+			line++;
 			while (k && (ln[k - 1] == '\r' || ln[k - 1] == ' ' || ln[k - 1] == '\t'))
 				ln[--k] = 0;
 			while (*ln == ' ' || *ln == '\t')
@@ -175,6 +194,7 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 			if (!*ln || *ln == '#')
 				continue;
 			if (json_array_size(bodies) > IMPORT_MAX) {
+				explicit_bzero(text, tlen);
 				free(text);
 				reply_error(r, 400, "bad_request", "more than %d proxies; nothing was imported",
 					    IMPORT_MAX);
@@ -191,6 +211,7 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 				json_array_append_new(errors, json_pack("{s:i, s:s}", "line", line, "error", err));
 			json_array_append_new(bodies, b ? b : json_null());
 		}
+		explicit_bzero(text, tlen);
 		free(text);
 	}
 	if (json_array_size(bodies) < 2 && !json_array_size(errors)) {
@@ -219,6 +240,8 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 	*n_out = json_array_size(bodies);
 	rc = 0;
 out:
+	if (rows)
+		explicit_bzero(rows, n * sizeof(*rows)); /* passwords */
 	free(rows);
 	json_decref(bodies);
 	json_decref(errors);
@@ -255,13 +278,17 @@ int res_proxies_import(struct req *r, sqlite3 *db)
 		    sqlite3_prepare_v2(
 			db,
 			"INSERT INTO main.proxies (name, type, host, port, username, password, expected_exit, org_id) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, " ORG_OWNER ") "
+			"VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, ''), " ORG_OWNER ") "
 			"ON CONFLICT (org_id, name) DO UPDATE SET type = excluded.type, host = excluded.host, "
-			"port = excluded.port, username = excluded.username, password = CASE WHEN ?6 IS NOT NULL THEN "
-			"excluded.password WHEN main.proxies.type = excluded.type AND main.proxies.host = "
-			"excluded.host "
-			"AND main.proxies.port = excluded.port THEN main.proxies.password ELSE '' END, expected_exit = "
-			"excluded.expected_exit, updated_at = unixepoch()",
+			"port = excluded.port, "
+			/* what the file does not give is kept, but credentials never follow a new endpoint */
+			"username = CASE WHEN ?5 IS NOT NULL THEN excluded.username WHEN main.proxies.type = "
+			"excluded.type AND main.proxies.host = excluded.host AND main.proxies.port = excluded.port "
+			"THEN "
+			"main.proxies.username ELSE '' END, password = CASE WHEN ?6 IS NOT NULL THEN excluded.password "
+			"WHEN main.proxies.type = excluded.type AND main.proxies.host = excluded.host AND "
+			"main.proxies.port = excluded.port THEN main.proxies.password ELSE '' END, expected_exit = "
+			"coalesce(?7, main.proxies.expected_exit), updated_at = unixepoch()",
 			-1, &st, NULL) == SQLITE_OK;
 		for (size_t i = 1; ok && i < n; i++) {
 			json_t *b = json_array_get(bodies, i), *pw = json_object_get(b, "password");
@@ -273,12 +300,14 @@ int res_proxies_import(struct req *r, sqlite3 *db)
 			sqlite3_bind_text(st, 2, json_string_value(json_object_get(b, "type")), -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 3, json_string_value(json_object_get(b, "host")), -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(b, "port")));
-			sqlite3_bind_text(st, 5, json_string_value(json_object_get(b, "username")) ?: "", -1,
-					  SQLITE_STATIC);
+			if (json_object_get(b, "username"))
+				sqlite3_bind_text(st, 5, json_string_value(json_object_get(b, "username")), -1,
+						  SQLITE_STATIC);
 			if (pw)
 				sqlite3_bind_text(st, 6, json_string_value(pw), -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 7, json_string_value(json_object_get(b, "expected_exit")) ?: "", -1,
-					  SQLITE_STATIC);
+			if (json_object_get(b, "expected_exit"))
+				sqlite3_bind_text(st, 7, json_string_value(json_object_get(b, "expected_exit")), -1,
+						  SQLITE_STATIC);
 			ok = sqlite3_step(st) == SQLITE_DONE;
 		}
 		sqlite3_finalize(st);

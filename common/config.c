@@ -122,7 +122,7 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 {
 	char *field = (char *)cfg + v->off;
 	uint64_t n;
-	struct net_http_url url;
+	struct net_http_url urls[NET_HTTP_URLS_MAX];
 
 	switch (v->type) {
 	case T_USER:
@@ -139,10 +139,10 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 			return fail(err, errlen, "%s: value too long (at most %zu bytes)", v->name, v->size - 1);
 		if (v->type == T_RUNDIR && val[0] != '/')
 			return fail(err, errlen, "%s: '%s' must be an absolute path", v->name, val);
-		if (v->type == T_URL && net_http_url_parse(val, &url) < 0)
+		if (v->type == T_URL && net_http_url_list_parse(val, urls, NET_HTTP_URLS_MAX) < 0)
 			return fail(err, errlen,
-				    "%s: '%s' must be http://host[:port][/path] (host: a name, an IPv4 address or [an "
-				    "IPv6 address])",
+				    "%s: '%s' must be http:// or https://host[:port][/path] (host: a name, an IPv4 "
+				    "address or [an IPv6 address]), or up to 4 of them, comma-separated",
 				    v->name, val);
 		strcpy(field, val);
 		if (v->type == T_SECRET && v->off == offsetof(struct pgw_config, jwt_secret))

@@ -32,6 +32,7 @@ struct target {
 	struct net_http_url urls[NET_HTTP_URLS_MAX];   /* its organisation's health_url (org_settings), when own_url */
 	int own_url, n_urls;			       /* n_urls 0: unusable */
 	int url_idx;				       /* the URL the probe in flight fetches */
+	int ok_url_idx;				       /* the one that answered last (the pipelining test asks it) */
 	struct dns_upstream dns_up[DNS_UPSTREAMS_MAX]; /* its organisation's dns_upstream, when dns_own */
 	int dns_own, dns_n;
 	struct net_prefix expect[HEALTHD_EXPECT_MAX]; /* expected_exit: where it must leave from (none: anywhere) */

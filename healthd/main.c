@@ -288,12 +288,19 @@ static void start_probe(struct healthd *h, struct target *t);
 /* A failure that another health URL may not have: everything but the proxy's own refusal. */
 static int dest_failure(const struct probe_result *r)
 {
-	if (r->error == PROBE_INTERNAL)
+	switch (r->error) {
+	case PROBE_HTTP_STATUS:
+	case PROBE_BAD_HTTP:
+	case PROBE_UNPARSEABLE_BODY:
+	case PROBE_TLS:
+		return 1;
+	case PROBE_UPSTREAM: /* the proxy could not reach it (SOCKS5 reply, HTTP 5xx to CONNECT) */
+		return r->up == UP_ERR_PROXY_REFUSED;
+	case PROBE_TIMEOUT: /* only once the proxy had done its part: not its greeting or auth */
+		return strcmp(r->reason, "timeout (response)") == 0 || strcmp(r->reason, "timeout (tls)") == 0;
+	default:
 		return 0;
-	if (r->error == PROBE_UPSTREAM)
-		return r->up != UP_ERR_CONNECT_REFUSED && r->up != UP_ERR_CONNECT && r->up != UP_ERR_AUTH &&
-		       r->up != UP_ERR_NO_METHOD;
-	return !(r->error == PROBE_TIMEOUT && strcmp(r->reason, "timeout (connect)") == 0);
+	}
 }
 
 static void on_probe_done(struct probe *p, const struct probe_result *r, void *arg)
@@ -312,6 +319,7 @@ static void on_probe_done(struct probe *p, const struct probe_result *r, void *a
 			start_probe(h, t); /* the probe, or a failure applied at once */
 			return;
 		}
+		t->ok_url_idx = r->error == PROBE_OK ? t->url_idx : 0; /* the pipelining test asks that one */
 		t->url_idx = 0;
 		apply_result(h, t, r);
 		return;

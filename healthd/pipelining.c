@@ -53,7 +53,8 @@ void pipelining_test(struct healthd *h, struct target *t)
 	if (!(t->own_url ? t->n_urls : h->n_urls))
 		return;
 	t->pipe_probe =
-	    probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1, t->own_url ? &t->urls[0] : &h->urls[0],
+	    probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 1,
+			&(t->own_url ? t->urls : h->urls)[t->ok_url_idx % (t->own_url ? t->n_urls : h->n_urls)],
 			h->health_cred, h->timeout_ms, on_pipe_probe_done, h);
 }
 

@@ -82,9 +82,15 @@ static long dechunk(const char *b, size_t len, char *out, size_t cap)
 		const char *nl = memchr(b + i, '\n', len - i);
 		if (!nl)
 			return -1;
-		errno = 0;
-		sz = strtoul(b + i, &e, 16);
-		if (e == b + i || errno || sz > PROBE_BODY_MAX)
+		sz = 0;
+		for (e = (char *)b + i; e < nl && isxdigit((unsigned char)*e); e++) { /* digits only, within the line */
+			sz = sz * 16 + (unsigned long)(isdigit((unsigned char)*e)
+							   ? *e - '0'
+							   : (tolower((unsigned char)*e) - 'a' + 10));
+			if (sz > PROBE_BODY_MAX)
+				return -2;
+		}
+		if (e == b + i)
 			return -2;
 		i = (size_t)(nl - b) + 1;
 		if (sz == 0)
@@ -96,11 +102,9 @@ static long dechunk(const char *b, size_t len, char *out, size_t cap)
 			o += sz;
 		}
 		i += sz;
-		if (b[i] == '\r')
-			i++;
-		if (i >= len || b[i] != '\n')
-			return i >= len ? -1 : -2;
-		i++;
+		if (b[i] != '\r' || b[i + 1] != '\n') /* in range: len - i >= 2 was checked */
+			return -2;
+		i += 2;
 	}
 }
 
@@ -121,9 +125,11 @@ int probe_response_complete(const char *buf, size_t len)
 	    strncasecmp(v + vl - 7, "chunked", 7) == 0)
 		return dechunk(buf + n, len - (size_t)n, scratch, sizeof(scratch)) != -1;
 	if ((v = header(buf, (size_t)n, "Content-Length", &vl))) {
-		char *e;
-		unsigned long cl = strtoul(v, &e, 10);
-		return e == v || len - (size_t)n >= cl;
+		unsigned long cl = 0;
+		size_t k;
+		for (k = 0; k < vl && isdigit((unsigned char)v[k]) && cl <= PROBE_BODY_MAX; k++)
+			cl = cl * 10 + (unsigned long)(v[k] - '0');
+		return k == 0 || len - (size_t)n >= cl; /* no digits: malformed, parse what there is */
 	}
 	return 0;
 }
@@ -268,6 +274,11 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 		}
 		p->t_tunnel = ev_now_ms();
 		step_deadline(p);
+		if (p->hs.in_len && p->tls_host[0]) { /* https: only the TLS server may speak, through TLS */
+			snprintf(p->tls_why, sizeof(p->tls_why), "the proxy sent data before the TLS handshake");
+			finish(p, PROBE_TLS);
+			return;
+		}
 		if (p->hs.in_len) { /* the far side spoke first: keep it */
 			size_t k = p->hs.in_len < PROBE_BODY_MAX ? p->hs.in_len : PROBE_BODY_MAX;
 			memcpy(p->resp, p->hs.in, k);
@@ -305,6 +316,11 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 					ev_mod_fd(ev, p->h, gnutls_record_get_direction(p->tls) ? EPOLLOUT : EPOLLIN);
 					return;
 				}
+				if (n < 0) {
+					snprintf(p->tls_why, sizeof(p->tls_why), "%s", gnutls_strerror((int)n));
+					finish(p, PROBE_TLS);
+					return;
+				}
 			} else {
 				n = send(fd, p->req + p->req_off, p->req_len - p->req_off, MSG_NOSIGNAL);
 			}
@@ -331,6 +347,11 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 				return;
 			if (n == GNUTLS_E_PREMATURE_TERMINATION) /* closed without close_notify: EOF */
 				n = 0;
+			if (n < 0) { /* a broken record: TLS's fault, said as such */
+				snprintf(p->tls_why, sizeof(p->tls_why), "%s", gnutls_strerror((int)n));
+				finish(p, PROBE_TLS);
+				return;
+			}
 		} else {
 			n = recv(fd, p->resp + p->resp_len, PROBE_BODY_MAX - p->resp_len, 0);
 		}

@@ -29,6 +29,9 @@ static void test_complete(void **state)
 	assert_int_equal(whole("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\n198.51.100.9\n\r\n0\r\n\r\n"),
 			 1);
 	assert_int_equal(whole("garbage\r\n\r\n"), 1); /* malformed: parsing says why, not a timeout */
+	/* a size line that is not hex, an empty Content-Length: whole (malformed), never read past */
+	assert_int_equal(whole("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n"), 1);
+	assert_int_equal(whole("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n198.51.100.9"), 1);
 }
 
 static void test_parse(void **state)
@@ -45,10 +48,15 @@ static void test_parse(void **state)
 	    PROBE_OK);
 	assert_string_equal(ip, "198.51.100.9"); /* reassembled across chunks */
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-			       "chunked\r\n\r\n5\r\n{\"ip\"\r\n10\r\n:\"2001:db8::1\"}\r\n0\r\n\r\n",
+			       "chunked\r\n\r\n5\r\n{\"ip\"\r\nf\r\n:\"2001:db8::1\"}\r\n0\r\n\r\n",
 			       ip, &status),
 			 PROBE_OK);
 	assert_string_equal(ip, "2001:db8::1");
+	/* a chunk that says 16 bytes where 15 come: broken framing, not an answer */
+	assert_int_equal(
+	    parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n:\"2001:db8::1\"}\r\n0\r\n\r\n", ip,
+		  &status),
+	    PROBE_BAD_HTTP);
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n1\r\n", ip, &status),
 			 PROBE_BAD_HTTP);
 	assert_int_equal(parse("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", ip, &status),
