@@ -70,15 +70,26 @@ check_eq "... the credentials %-decoded, the names given or host:port" \
 
 check_eq "... the password stored decoded" "$(lab_db "SELECT password FROM proxies WHERE name = 'nl-1'")" "p@ss:word"
 
+# what a line leaves out is kept: a URI re-import (to rotate a password) keeps the pinning
+lab_api PATCH /api/v1/proxies/$(lab_api GET /api/v1/proxies -H "$ADMIN" | body | jq '.items[] | select(.name == "nl-1") | .id') \
+	-H "$ADMIN" -H 'Content-Type: application/json' -d '{"expected_exit":["198.51.100.10"]}' >/dev/null
+printf 'socks5://alice:new-secret@198.51.100.10:1080#nl-1\n' >"$LAB_DIR/rotate.txt"
+check_eq "a URI re-import with a new password: updated" "$(import text/plain "$LAB_DIR/rotate.txt" | summary)" '[false,1,0,1,0]'
+check_eq "... the new password stored, the expected exit and the user kept" \
+	"$(lab_db "SELECT password || ' ' || expected_exit || ' ' || username FROM proxies WHERE name = 'nl-1'")" "new-secret 198.51.100.10/32 alice"
+
 # bad lines: every one reported, nothing imported
 printf 'name,type,host,port\nok-1,socks5,198.51.100.1,1080\nbad-port,socks5,198.51.100.2,70000\nbad-type,ftp,198.51.100.3,21\nok-1,http,198.51.100.4,3128\n' >"$LAB_DIR/bad.csv"
 out=$(import text/csv "$LAB_DIR/bad.csv")
 check_eq "a file with bad lines: 400, each bad line named with its reason" \
 	"$(body <<<"$out" | jq -c '[.error.lines[] | [.line, (.error | test("port|type|twice"))]]')" '[[3,true],[4,true],[5,true]]'
 check_eq "... and nothing of it imported" "$(total)" "1003"
-printf 'socks5://198.51.100.1:1080#good\nsocks5://198.51.100.1#no-port\nftp://x:1\n' >"$LAB_DIR/bad.txt"
-check_eq "bad URIs: 400 with lines 2 and 3" "$(import text/plain "$LAB_DIR/bad.txt" | body | jq -c '[.error.lines[].line]')" '[2,3]'
+printf 'socks5://198.51.100.1:1080#good\n\n\nsocks5://198.51.100.1#no-port\nftp://x:1\nsocks5://u:p#w@198.51.100.1:1080\n' >"$LAB_DIR/bad.txt"
+check_eq "bad URIs (after two blank lines, and a '#' in a password): 400 with their own line numbers" \
+	"$(import text/plain "$LAB_DIR/bad.txt" | body | jq -c '[.error.lines[].line]')" '[4,5,6]'
+printf 'socks5://198.51.100.1:1080#caf\xe9\n' >"$LAB_DIR/latin1.txt"
+check_match "a name that is not UTF-8: 400, said so" "$(import text/plain "$LAB_DIR/latin1.txt")" '^400 .*not UTF-8'
 check_match "another content type: 415" "$(import application/json "$LAB_DIR/bad.txt")" '^415 '
 check_eq "the audit has the imports" \
-	"$(lab_api GET '/api/v1/audit?action=proxy.import' -H "$ADMIN" | body | jq '.items | length')" "5"
+	"$(lab_api GET '/api/v1/audit?action=proxy.import' -H "$ADMIN" | body | jq '.items | length')" "6"
 finish
