@@ -179,10 +179,12 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
-	/* active: the rule lives in migration 0004 (0008); udp: 0013, and only SOCKS5 relays UDP */
+	/* active: the rule lives in migration 0004 (0008, 0018: the proxy carrying the client); udp:
+	 * 0013, and only SOCKS5 relays UDP */
 	static const char *const sql =
 	    "SELECT s.client_ip, s.active, s.active AND p.type = 'socks5' AND coalesce(h.udp, '') = 'yes' "
-	    "FROM mapping_state s JOIN proxies p ON p.id = s.proxy_id LEFT JOIN proxy_health h ON h.proxy_id = p.id";
+	    "FROM mapping_state s JOIN proxies p ON p.id = coalesce(s.carrying_proxy_id, s.proxy_id) LEFT JOIN "
+	    "proxy_health h ON h.proxy_id = p.id";
 	sqlite3_stmt *st = NULL;
 	size_t cap_a = 0, cap_b = 0, cap_u = 0;
 	int r, rc;

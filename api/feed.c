@@ -125,7 +125,7 @@ static json_t *snapshot(sqlite3 *db, const char *sql, const char *const *names, 
 	return o;
 }
 
-static const char *const client_cols[] = {"client_ip", "state", "mapping_id", "proxy_id"};
+static const char *const client_cols[] = {"client_ip", "state", "mapping_id", "proxy_id", "carrying_proxy_id"};
 static const char *const agent_cols[] = {
     "id",	    "generation",	 "applied_at",	      "duration_us",  "kind",
     "active_count", "blocked_count",	 "last_error",	      "errors_total", "lan_iface",
@@ -157,8 +157,10 @@ static json_t *health_now(sqlite3 *db)
 static json_t *clients_now(sqlite3 *db)
 {
 	return snapshot(
-	    db, "SELECT client_ip, CASE WHEN active THEN 'active' ELSE 'blocked' END, id, proxy_id FROM mapping_state",
-	    client_cols, 4);
+	    db,
+	    "SELECT client_ip, CASE WHEN active THEN 'active' ELSE 'blocked' END, id, proxy_id, carrying_proxy_id FROM "
+	    "mapping_state",
+	    client_cols, 5);
 }
 
 static json_t *agent_now(sqlite3 *db)
@@ -271,35 +273,34 @@ static void publish_forwarder(struct feed *f, json_t *now)
 	f->org_fwd = seen;
 }
 
-void feed_update(struct feed *f, uint32_t topics)
+/* A client moved from one proxy to another (on_down = failover): an event of its own. Returns
+ * now. */
+static json_t *carriers(struct feed *f, json_t *now)
 {
-	json_t *old_owner;
-	int snap;
+	const char *k;
+	json_t *v;
 
-	if (topics == FEED_POLL) /* snapshots diff themselves; refetch events only for real changes */
-		topics = TOPIC_HEALTH | TOPIC_AGENT | TOPIC_FORWARDER | moved_topics(f);
-	else
-		moved_topics(f);	/* a datagram told us: remember where the counters are */
-	if (topics & TOPIC_FORWARDER) { /* the once-a-second tick: has a health result gone stale? */
-		sqlite3_stmt *st = NULL;
-		char now[sizeof(f->stale)] = "";
-		/* which proxies, summed up: a list could outgrow the buffer */
-		if (sqlite3_prepare_v2(f->db,
-				       "SELECT count(*) || ':' || coalesce(sum(proxy_id), 0) || ':' || "
-				       "coalesce(sum(proxy_id * proxy_id), 0) FROM health_state WHERE stale",
-				       -1, &st, NULL) == SQLITE_OK &&
-		    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-			snprintf(now, sizeof(now), "%s", (const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-		if (strcmp(now, f->stale) != 0) {
-			memcpy(f->stale, now, sizeof(now));
-			topics |= TOPIC_HEALTH;
-		}
+	json_object_foreach(now, k, v)
+	{
+		json_t *old = json_object_get(f->clients, k), *from = json_object_get(old, "carrying_proxy_id"),
+		       *to = json_object_get(v, "carrying_proxy_id");
+		if (json_is_integer(from) && json_is_integer(to) && !json_equal(from, to))
+			events_publish_to(owner_of(f, NULL, k), "failover",
+					  json_pack("{s:s, s:O, s:O, s:O, s:O}", "client_ip", k, "mapping_id",
+						    json_object_get(v, "mapping_id"), "proxy_id",
+						    json_object_get(v, "proxy_id"), "from", from, "to", to));
 	}
-	/* owners and the rows they own read in one snapshot: a proxy deleted and its id given to
-	 * another organisation's new one in between would tag its health for the wrong one */
-	snap = sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
-	old_owner = f->owner; /* removed objects are told to whom they belonged */
+	return now;
+}
+
+/* Health and clients: what changed, each to the organisation that owns it. Owners and the rows
+ * they own are read in one snapshot: a proxy deleted and its id given to another organisation's
+ * new one in between would tag its health for the wrong one. */
+static void publish_objects(struct feed *f, uint32_t topics)
+{
+	int snap = sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	json_t *old_owner = f->owner; /* removed objects are told to whom they belonged */
+
 	f->owner = owners_now(f->db);
 	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES)) {
 		json_t *now = health_now(f->db);
@@ -326,11 +327,36 @@ void feed_update(struct feed *f, uint32_t topics)
 		}
 		f->health = diff(f, old_owner, f->health, now, "health", "proxy_id");
 	}
-	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES | TOPIC_MAPPINGS))
-		f->clients = diff(f, old_owner, f->clients, clients_now(f->db), "client", "client_ip");
+	f->clients = diff(f, old_owner, f->clients, carriers(f, clients_now(f->db)), "client", "client_ip");
 	json_decref(old_owner);
 	if (snap)
 		sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL);
+}
+
+void feed_update(struct feed *f, uint32_t topics)
+{
+	if (topics == FEED_POLL) /* snapshots diff themselves; refetch events only for real changes */
+		topics = TOPIC_HEALTH | TOPIC_AGENT | TOPIC_FORWARDER | moved_topics(f);
+	else
+		moved_topics(f);	/* a datagram told us: remember where the counters are */
+	if (topics & TOPIC_FORWARDER) { /* the once-a-second tick: has a health result gone stale? */
+		sqlite3_stmt *st = NULL;
+		char now[sizeof(f->stale)] = "";
+		/* which proxies, summed up: a list could outgrow the buffer */
+		if (sqlite3_prepare_v2(f->db,
+				       "SELECT count(*) || ':' || coalesce(sum(proxy_id), 0) || ':' || "
+				       "coalesce(sum(proxy_id * proxy_id), 0) FROM health_state WHERE stale",
+				       -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+			snprintf(now, sizeof(now), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		if (strcmp(now, f->stale) != 0) {
+			memcpy(f->stale, now, sizeof(now));
+			topics |= TOPIC_HEALTH;
+		}
+	}
+	if (topics & (TOPIC_HEALTH | TOPIC_PROXIES | TOPIC_MAPPINGS))
+		publish_objects(f, topics);
 	if (topics & (TOPIC_PROXIES | TOPIC_MAPPINGS))
 		publish_refetch(f);
 	if (topics & TOPIC_SETTINGS) /* the gateway's settings: everyone reads them */

@@ -15,6 +15,9 @@ int client_ip_check(sqlite3 *db, const struct pgw_config *cfg, const char *ip, c
 		    const char **why);
 /* 1 when a mapping becoming (proxy, enabled) must pass the health gate first: a new one, a
  * move to another proxy, or (re)enabling. exists: there is one now, with old_proxy/old_enabled. */
+/* Failover proxies a mapping may list after its primary (migration 0018 holds the same bound). */
+#define MAPPING_FAILOVER_MAX 8
+
 int mapping_gate_needed(int exists, int64_t old_proxy, int old_enabled, int64_t proxy, int enabled);
 
 #endif

@@ -12,22 +12,31 @@
 #include <string.h>
 
 static const struct jfield mapping_fields[] = {
-    {"client_ip", J_STR, 1, 3, 45},
-    {"proxy_id", J_INT, 1, 1, (1LL << 53)},
-    {"enabled", J_BOOL, 0, 0, 1},
-    {"label", J_STR, 0, 0, 128},
+    {"client_ip", J_STR, 1, 3, 45}, {"proxy_id", J_INT, 1, 1, (1LL << 53)},
+    {"enabled", J_BOOL, 0, 0, 1},   {"label", J_STR, 0, 0, 128},
+    {"on_down", J_STR, 0, 5, 8},    {"failover_proxy_ids", J_ARRAY, 0, 0, MAPPING_FAILOVER_MAX},
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
-/* "active" is the view of migration 0004: the same rule pgw-agent and pgw-forwarder apply. */
-#define MAPPING_SELECT "SELECT id, client_ip, proxy_id, enabled, label, active FROM mapping_state "
+/* "active" and "carrying_proxy_id" are the view of migrations 0004 and 0018: the same rule
+ * pgw-agent and pgw-forwarder apply. */
+#define MAPPING_SELECT                                                                                                 \
+	"SELECT id, client_ip, proxy_id, enabled, label, active, on_down, carrying_proxy_id, (SELECT "                 \
+	"json_group_array(proxy_id) FROM (SELECT proxy_id FROM main.mapping_failover f WHERE f.mapping_id = "          \
+	"mapping_state.id ORDER BY f.pos)) FROM mapping_state "
 
 static json_t *row_json(sqlite3_stmt *st)
 {
-	return json_pack("{s:I, s:s, s:I, s:b, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "client_ip",
-			 sqlite3_column_text(st, 1), "proxy_id", (json_int_t)sqlite3_column_int64(st, 2), "enabled",
-			 sqlite3_column_int(st, 3), "label", sqlite3_column_text(st, 4), "state",
-			 sqlite3_column_int(st, 5) ? "active" : "blocked");
+	json_t *list = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
+
+	return json_pack("{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+			 "client_ip", sqlite3_column_text(st, 1), "proxy_id", (json_int_t)sqlite3_column_int64(st, 2),
+			 "enabled", sqlite3_column_int(st, 3), "label", sqlite3_column_text(st, 4), "state",
+			 sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down", sqlite3_column_text(st, 6),
+			 "carrying_proxy_id",
+			 sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null()
+								   : json_integer(sqlite3_column_int64(st, 7)),
+			 "failover_proxy_ids", list ? list : json_array());
 }
 
 static json_t *mapping_json(sqlite3 *db, int64_t id)
@@ -44,15 +53,99 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
+/* The health gate of a failover mapping: its proxies in order until one is up. 1 (*passed: its
+ * check), 0 (*checks: every one, all down), or gate_check()'s error. */
+static int gate_failover(struct req *r, sqlite3 *db, int64_t primary, const json_t *list, json_t **passed,
+			 json_t **checks)
+{
+	unsigned wait = gate_wait_ms(db, r->api->cfg);
+
+	*passed = NULL;
+	*checks = json_array();
+	for (size_t i = 0; i <= json_array_size(list); i++) {
+		json_t *res = NULL;
+		int64_t id = i ? json_integer_value(json_array_get(list, i - 1)) : primary;
+		int g = gate_check(r->api->cfg, id, wait, &res);
+
+		if (g < 0)
+			return g;
+		json_array_append(*checks, res);
+		if (g == 1) {
+			*passed = res;
+			return 1;
+		}
+		json_decref(res);
+	}
+	return 0;
+}
+
+/* The failover list as sent: proxy ids, no repeats, not the primary, each one the organisation's.
+ * 0, or an error reply sent. */
+static int failover_list_check(struct req *r, sqlite3 *db, const json_t *list, int64_t primary)
+{
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *v = json_array_get(list, i), *p;
+		int64_t id = json_integer_value(v);
+
+		if (!json_is_integer(v) || id < 1)
+			return reply_error(r, 400, "bad_request", "'failover_proxy_ids' must be a list of proxy ids"),
+			       -1;
+		if (id == primary)
+			return reply_error(
+				   r, 400, "bad_request",
+				   "proxy %lld is the primary (proxy_id); 'failover_proxy_ids' lists the others",
+				   (long long)id),
+			       -1;
+		for (size_t k = 0; k < i; k++)
+			if (json_integer_value(json_array_get(list, k)) == id)
+				return reply_error(r, 400, "bad_request", "proxy %lld is twice in 'failover_proxy_ids'",
+						   (long long)id),
+				       -1;
+		if (!(p = proxy_json(db, id)))
+			return reply_error(r, 404, "not_found", "no proxy %lld (in 'failover_proxy_ids')",
+					   (long long)id),
+			       -1;
+		json_decref(p);
+	}
+	return 0;
+}
+
+/* Replace the mapping's failover list (inside the write's transaction). SQLite's result code. */
+static int failover_store(sqlite3 *db, int64_t id, const json_t *list)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "DELETE FROM main.mapping_failover WHERE mapping_id = ?1", -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE)
+		return rc;
+	rc = sqlite3_prepare_v2(db, "INSERT INTO main.mapping_failover (mapping_id, pos, proxy_id) VALUES (?1, ?2, ?3)",
+				-1, &st, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < json_array_size(list); i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int(st, 2, (int)i + 1);
+		sqlite3_bind_int64(st, 3, json_integer_value(json_array_get(list, i)));
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? SQLITE_DONE : rc;
+}
+
 /* POST (id < 0), PUT, PATCH. The health gate runs before anything is stored. */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
 	char err[256], oid[24], canon[NET_IP_STR_MAX];
-	const char *why = NULL;
-	json_t *before = NULL, *after, *health = NULL, *v;
+	const char *why = NULL, *on_down;
+	json_t *before = NULL, *after, *health = NULL, *checks = NULL, *v, *list;
 	const char *ip;
 	int64_t proxy_id;
-	int enabled, gate = 0, rc;
+	int enabled, gate = 0, rc, failover;
 	sqlite3_stmt *st = NULL;
 
 	if (req_parse_json(r) < 0)
@@ -68,6 +161,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		goto out;
 	}
 	ip = canon; /* one client, one spelling */
+	v = json_object_get(r->body, "on_down");
+	on_down = v		      ? json_string_value(v)
+		  : partial && before ? json_string_value(json_object_get(before, "on_down"))
+				      : "block"; /* PUT and POST: the default */
+	if (strcmp(on_down, "block") != 0 && strcmp(on_down, "failover") != 0) {
+		reply_error(r, 400, "bad_request", "'on_down' must be block or failover");
+		goto out;
+	}
+	failover = on_down[0] == 'f';
+	/* PUT replaces the list (absent: none); PATCH keeps it unless sent */
+	list = json_object_get(r->body, "failover_proxy_ids");
+	if (!list)
+		list = partial && before ? json_object_get(before, "failover_proxy_ids") : NULL;
 	v = json_object_get(r->body, "proxy_id");
 	proxy_id = v ? json_integer_value(v) : json_integer_value(json_object_get(before, "proxy_id"));
 	{
@@ -78,12 +184,20 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		}
 		json_decref(p);
 	}
+	if (failover_list_check(r, db, list, proxy_id) < 0)
+		goto out;
 	v = json_object_get(r->body, "enabled");
 	enabled = v ? json_is_true(v) : before ? json_is_true(json_object_get(before, "enabled")) : 1;
 	gate = mapping_gate_needed(before != NULL, json_integer_value(json_object_get(before, "proxy_id")),
 				   json_is_true(json_object_get(before, "enabled")), proxy_id, enabled);
+	/* a failover mapping needs one proxy of its list up; checked again when the list or the mode
+	 * changes, so that a mapping never becomes failover onto proxies that are all down */
+	if (failover && enabled &&
+	    (json_object_get(r->body, "failover_proxy_ids") || json_object_get(r->body, "on_down")))
+		gate = 1;
 	if (gate) {
-		int g = gate_check(r->api->cfg, proxy_id, gate_wait_ms(db, r->api->cfg), &health);
+		int g = failover ? gate_failover(r, db, proxy_id, list, &health, &checks)
+				 : gate_check(r->api->cfg, proxy_id, gate_wait_ms(db, r->api->cfg), &health);
 		if (g < 0) {
 			reply_gate_unavailable(r, g);
 			goto out;
@@ -91,10 +205,18 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		if (g == 0) {
 			api_audit(r, before ? "mapping.update" : "mapping.create", "mapping", ip, before, r->body,
 				  "failed");
-			reply_error_with(r, 422, "proxy_down", json_pack("{s:o}", "check", health),
-					 "proxy %lld failed its health check (%s); nothing was stored",
-					 (long long)proxy_id, json_string_value(json_object_get(health, "error")));
-			health = NULL;
+			if (failover) {
+				reply_error_with(r, 422, "proxy_down", json_pack("{s:O}", "checks", checks),
+						 "no proxy of the failover list passed its health check (%zu checked); "
+						 "nothing was stored",
+						 json_array_size(checks));
+			} else {
+				reply_error_with(r, 422, "proxy_down", json_pack("{s:o}", "check", health),
+						 "proxy %lld failed its health check (%s); nothing was stored",
+						 (long long)proxy_id,
+						 json_string_value(json_object_get(health, "error")));
+				health = NULL;
+			}
 			goto out;
 		}
 	}
@@ -112,19 +234,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (id < 0)
 		rc = sqlite3_prepare_v2(
 		    db,
-		    "INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, org_id) VALUES (?1, "
-		    "?2, ?3, coalesce(?4, ''), " ORG_OWNER ")",
+		    "INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, org_id) VALUES (?1, "
+		    "?2, ?3, coalesce(?4, ''), ?6, " ORG_OWNER ")",
 		    -1, &st, NULL);
 	else
-		rc = sqlite3_prepare_v2(db,
-					partial
-					    ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-					      "label = coalesce(?4, label), updated_at = unixepoch() WHERE id = ?5 "
-					      "AND " ORG_SCOPED
-					    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-					      "label = coalesce(?4, ''), updated_at = unixepoch() WHERE id = ?5 "
-					      "AND " ORG_SCOPED,
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db,
+		    partial ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+			      "label = coalesce(?4, label), on_down = ?6, updated_at = unixepoch() "
+			      "WHERE id = ?5 AND " ORG_SCOPED
+			    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+			      "label = coalesce(?4, ''), on_down = ?6, updated_at = unixepoch() WHERE id "
+			      "= ?5 AND " ORG_SCOPED,
+		    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		reply_db_error(r, db);
 		db_rollback(db);
@@ -138,6 +260,7 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		sqlite3_bind_text(st, 4, json_string_value(v), -1, SQLITE_TRANSIENT);
 	if (id > 0)
 		sqlite3_bind_int64(st, 5, id);
+	sqlite3_bind_text(st, 6, on_down, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -155,6 +278,12 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	}
 	if (id < 0)
 		id = sqlite3_last_insert_rowid(db);
+	if ((rc = failover_store(db, id, list)) != SQLITE_DONE) {
+		/* a proxy deleted during the gate's wait, or (the triggers) another organisation's */
+		reply_error(r, 409, "conflict", "the failover list cannot be stored: %s", sqlite3_errmsg(db));
+		db_rollback(db);
+		goto out;
+	}
 	if (db_commit(db) < 0) {
 		db_rollback(db);
 		reply_error(r, 503, "unavailable", "the database is busy; try again");
@@ -171,6 +300,7 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 out:
 	json_decref(before);
 	json_decref(health);
+	json_decref(checks);
 	return MHD_YES;
 }
 

@@ -215,7 +215,11 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 
 	if (!before)
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM mappings WHERE proxy_id = ?1", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT count(*) FROM main.mappings WHERE proxy_id = ?1 OR id IN (SELECT mapping_id FROM "
+		"main.mapping_failover WHERE proxy_id = ?1)",
+		-1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			used = sqlite3_column_int64(st, 0);
@@ -223,9 +227,10 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 	}
 	if (used) {
 		json_decref(before);
-		return reply_error(r, 409, "conflict",
-				   "proxy %lld is used by %lld mapping(s); move or delete them first", (long long)id,
-				   used);
+		return reply_error(
+		    r, 409, "conflict",
+		    "proxy %lld is used by %lld mapping(s) (as primary or failover); move or delete them first",
+		    (long long)id, used);
 	}
 	return reply_deleted(r, db, "DELETE FROM main.proxies WHERE id = ?1 AND " ORG_SCOPED, id, "proxy.delete",
 			     "proxy", before, TOPIC_PROXIES);

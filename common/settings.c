@@ -186,6 +186,14 @@ static const struct sdef defs[] = {
      1,
      10,
      "2"},
+    {{"failover_hysteresis", "Failover hysteresis (probes)",
+      "Probes in a row a recovered proxy must be up before failover clients move back to it (a flapping primary "
+      "never takes them back). Only mappings with on_down = failover move."},
+     K_RANGE,
+     NULL,
+     1,
+     100,
+     "3"}, /* the default is also migration 0018's, which reads the setting */
     {{"health_history_max", "Health history kept", "History entries kept per proxy (the dashboard's sparklines)."},
      K_RANGE,
      NULL,

@@ -68,9 +68,9 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
 	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down', "
 	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id FROM mapping_state s JOIN proxies p ON "
-	    "p.id = s.proxy_id "
+	    "p.id = coalesce(s.carrying_proxy_id, s.proxy_id) "
 	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* active 0004, pipelining 0006, dns 0012,
-									      udp 0013 */
+									      udp 0013, carrier 0018 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;

@@ -33,5 +33,6 @@ int hysteresis_step(struct hysteresis *h, int ok, unsigned fail_th, unsigned suc
 		if (h->status != HEALTH_DOWN && h->fails >= fail_th)
 			h->status = HEALTH_DOWN;
 	}
+	h->ups = h->status == HEALTH_UP ? h->ups + 1 : 0;
 	return h->status != old;
 }

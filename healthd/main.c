@@ -86,7 +86,7 @@ static int load_targets(struct healthd *h)
 	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'dns_upstream'), "
-	    "p.expected_exit, p.org_id "
+	    "p.expected_exit, p.org_id, coalesce(h.up_probes, 0) "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -118,6 +118,7 @@ static int load_targets(struct healthd *h)
 			t->hs.status = health_status_parse((const char *)sqlite3_column_text(st, 7));
 			t->hs.fails = (unsigned)sqlite3_column_int(st, 8);
 			t->hs.succs = (unsigned)sqlite3_column_int(st, 9);
+			t->hs.ups = t->hs.status == HEALTH_UP ? (unsigned)sqlite3_column_int(st, 18) : 0;
 			snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", (const char *)sqlite3_column_text(st, 10));
 			t->pipelining = sqlite3_column_int(st, 11);
 			t->dns_status = strcmp((const char *)sqlite3_column_text(st, 12), "up") == 0	 ? 1
@@ -230,12 +231,20 @@ static void audit_mismatch(struct healthd *h, const struct target *t, const char
 		log_warnx("proxy %lld: cannot write the audit row of its exit mismatch", (long long)t->id);
 }
 
+static void tell_enforcers(struct healthd *h, int64_t id)
+{
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = id};
+
+	notify_send(h->d->nt, "agent", &m);
+	notify_send(h->d->nt, "forwarder", &m);
+}
+
 /* A probe's outcome: hysteresis, the DB, notifications, waiting requesters, next due time. */
 static void apply_result(struct healthd *h, struct target *t, const struct probe_result *r)
 {
 	enum health_status old = t->hs.status;
 	struct probe_result mm;
-	int ok = r->error == PROBE_OK;
+	int ok = r->error == PROBE_OK, moved = 0;
 
 	if (ok && !exit_expected(t, r->exit_ip)) { /* it works, but leaves from elsewhere: down at once */
 		mm = *r;
@@ -247,6 +256,7 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 		t->hs.status = HEALTH_DOWN;
 		t->hs.fails = h->fail_th;
 		t->hs.succs = 0;
+		t->hs.ups = 0;
 		if (old != HEALTH_DOWN || strncmp(t->unsaved.reason, "exit_ip_mismatch", 16) != 0)
 			audit_mismatch(h, t, r->exit_ip);
 	} else {
@@ -260,15 +270,13 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	}
 	t->unsaved = *r;
 	t->unsaved_at = time(NULL);
-	t->has_unsaved = store_result(h, t, r, t->unsaved_at) < 0;
+	t->has_unsaved = store_result(h, t, r, t->unsaved_at, &moved) < 0;
+	if (old != t->hs.status || moved)
+		tell_enforcers(h, t->id); /* they act on status changes and failover moves: now */
 	if (old != t->hs.status) {
-		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
 		log_info("proxy %lld (%s): %s -> %s (%s, %u ms%s%s)", (long long)t->id, t->name, health_status_str(old),
 			 health_status_str(t->hs.status), r->reason, r->total_ms, ok ? ", exit " : "",
 			 ok ? r->exit_ip : "");
-		/* the agent and the forwarder act on status changes: tell them now */
-		notify_send(h->d->nt, "agent", &m);
-		notify_send(h->d->nt, "forwarder", &m);
 	} else {
 		log_debug("proxy %lld (%s): %s, %s, %u ms", (long long)t->id, t->name, health_status_str(t->hs.status),
 			  r->reason, r->total_ms);
@@ -360,8 +368,13 @@ static void on_tick(struct evloop *ev, void *arg)
 	for (size_t i = 0; i < h->n; i++) {
 		struct target *t = &h->t[i];
 
-		if (t->has_unsaved && store_result(h, t, &t->unsaved, t->unsaved_at) == 0)
+		int moved = 0;
+
+		if (t->has_unsaved && store_result(h, t, &t->unsaved, t->unsaved_at, &moved) == 0) {
 			t->has_unsaved = 0;
+			if (moved)
+				tell_enforcers(h, t->id);
+		}
 		if (!t->probe && now >= t->next_due)
 			start_probe(h, t);
 	}

@@ -1,10 +1,14 @@
 /* store.c - see store.h. */
 #include "store.h"
 
+#include "audit.h"
 #include "db.h"
 #include "log.h"
+#include "net.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* How long a result may be trusted: the next one is due within an interval plus the three
  * steps' timeouts; one interval more for slack. Past it the proxy counts as unknown (blocked),
@@ -14,12 +18,131 @@ static unsigned health_fresh_s(const struct healthd *h)
 	return (2 * h->interval_ms + 3 * h->timeout_ms + 999) / 1000;
 }
 
-int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at)
+/* A failover mapping this proxy is one of (primary or listed) and who carries it (0: blocked). */
+struct carried {
+	int64_t id, org_id, by, stored; /* stored: mapping_carrier's, 0 for none */
+	char ip[NET_IP_STR_MAX];
+};
+
+static int carried_load(sqlite3 *db, int64_t proxy_id, struct carried **out, size_t *n)
+{
+	static const char *const sql =
+	    "SELECT id, org_id, coalesce(carrying_proxy_id, 0), client_ip, coalesce((SELECT c.proxy_id FROM "
+	    "mapping_carrier c WHERE c.mapping_id = mapping_state.id), 0) FROM mapping_state WHERE on_down = "
+	    "'failover' AND (proxy_id = ?1 OR id IN (SELECT mapping_id FROM mapping_failover WHERE proxy_id = ?1)) "
+	    "ORDER BY id";
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, proxy_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			struct carried *p = realloc(*out, (cap = cap ? cap * 2 : 16) * sizeof(*p));
+			if (!p)
+				break;
+			*out = p;
+		}
+		(*out)[*n].id = sqlite3_column_int64(st, 0);
+		(*out)[*n].org_id = sqlite3_column_int64(st, 1);
+		(*out)[*n].by = sqlite3_column_int64(st, 2);
+		snprintf((*out)[*n].ip, sizeof((*out)[*n].ip), "%s", (const char *)sqlite3_column_text(st, 3));
+		(*out)[*n].stored = sqlite3_column_int64(st, 4);
+		(*n)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(*out);
+		*out = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* mapping_carrier follows who carries each mapping now (migration 0018: the view then keeps a
+ * client where it is). SQLite's result code. */
+static int carried_remember(sqlite3 *db, const struct carried *now, size_t n)
+{
+	sqlite3_stmt *put = NULL, *del = NULL;
+	int rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO mapping_carrier (mapping_id, proxy_id) VALUES (?1, ?2)", -1,
+			       &put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM mapping_carrier WHERE mapping_id = ?1", -1, &del, NULL) != SQLITE_OK)
+		rc = SQLITE_ERROR;
+	for (size_t i = 0; rc == SQLITE_DONE && i < n; i++) {
+		sqlite3_stmt *st = now[i].by ? put : del;
+		if (now[i].by == now[i].stored)
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, now[i].id);
+		if (now[i].by)
+			sqlite3_bind_int64(st, 2, now[i].by);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(put);
+	sqlite3_finalize(del);
+	return rc;
+}
+
+/* The clients this result moved from one proxy to another: an audit row (in the result's
+ * transaction) and a log line each; a client left with no proxy, or carried again, is logged.
+ * Returns how many changed carrier. */
+static int carried_moves(struct healthd *h, const struct target *t, const struct carried *was, size_t nwas,
+			 const struct carried *now, size_t nnow)
+{
+	int moved = 0;
+
+	for (size_t i = 0, k = 0; i < nwas && k < nnow;) {
+		char oid[24], before[64], after[96];
+		struct audit_entry e = {.username = "pgw-healthd",
+					.remote_addr = "",
+					.action = "mapping.failover",
+					.object_type = "mapping",
+					.object_id = oid,
+					.before_json = before,
+					.after_json = after,
+					.result = "ok"};
+
+		if (was[i].id != now[k].id) { /* one of them was added or deleted meanwhile */
+			was[i].id < now[k].id ? i++ : k++;
+			continue;
+		}
+		if (was[i].by != now[k].by) {
+			moved++;
+			if (!was[i].by || !now[k].by) {
+				log_info("client %s: %s (proxy %lld is %s)", now[k].ip,
+					 now[k].by ? "carried again" : "blocked: no proxy of its failover list is up",
+					 (long long)t->id, health_status_str(t->hs.status));
+			} else {
+				log_info("client %s: failover from proxy %lld to proxy %lld (proxy %lld is %s, %u "
+					 "probes up)",
+					 now[k].ip, (long long)was[i].by, (long long)now[k].by, (long long)t->id,
+					 health_status_str(t->hs.status), t->hs.ups);
+				snprintf(oid, sizeof(oid), "%lld", (long long)now[k].id);
+				snprintf(before, sizeof(before), "{\"carrying_proxy_id\":%lld}", (long long)was[i].by);
+				snprintf(after, sizeof(after), "{\"carrying_proxy_id\":%lld,\"client_ip\":\"%s\"}",
+					 (long long)now[k].by, now[k].ip);
+				e.org_id = now[k].org_id;
+				if (audit_record(h->d->db, &e) < 0)
+					log_warnx("client %s: cannot write the audit row of its failover", now[k].ip);
+			}
+		}
+		i++, k++;
+	}
+	return moved;
+}
+
+int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at, int *moved)
 {
 	static const char *const up_sql =
 	    "UPDATE proxy_health SET status = ?2, latency_ms = ?3, connect_ms = ?4, handshake_ms = ?5, "
 	    "first_byte_ms = ?6, exit_ip = ?7, checked_at = ?12, last_error = ?8, consecutive_failures = ?9, "
-	    "consecutive_successes = ?10, fresh_until = ?12 + ?11 WHERE proxy_id = ?1";
+	    "consecutive_successes = ?10, fresh_until = ?12 + ?11, up_probes = ?13 WHERE proxy_id = ?1";
 	static const char *const hist_sql =
 	    "INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
 	    "VALUES (?1, ?6, ?2, ?3, ?4, ?5)";
@@ -28,12 +151,18 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 	    "WHERE proxy_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
 	sqlite3 *db = h->d->db;
 	sqlite3_stmt *st = NULL;
+	struct carried *was = NULL, *now = NULL;
+	size_t nwas = 0, nnow = 0;
 	int ok = r->error == PROBE_OK, rc = SQLITE_ERROR;
+
+	*moved = 0;
 
 	if (ev_now_ms() < h->store_retry_at)
 		return -EAGAIN;
 	if (db_begin(db) < 0)
 		goto refused;
+	if (carried_load(db, t->id, &was, &nwas) < 0)
+		goto undo;
 	if (sqlite3_prepare_v2(db, up_sql, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, t->id);
 		sqlite3_bind_text(st, 2, health_status_str(t->hs.status), -1, SQLITE_STATIC);
@@ -49,6 +178,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		sqlite3_bind_int(st, 10, (int)t->hs.succs);
 		sqlite3_bind_int(st, 11, (int)health_fresh_s(h));
 		sqlite3_bind_int64(st, 12, (int64_t)at);
+		sqlite3_bind_int(st, 13, (int)t->hs.ups);
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
@@ -69,8 +199,20 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
+	if (rc == SQLITE_DONE && carried_load(db, t->id, &now, &nnow) == 0) {
+		*moved = carried_moves(h, t, was, nwas, now, nnow);
+		rc = carried_remember(db, now, nnow);
+	} else {
+		rc = SQLITE_ERROR;
+	}
+	free(was);
+	free(now);
+	was = now = NULL;
 	if (rc != SQLITE_DONE || db_commit(db) < 0) {
+	undo:
+		free(was);
 		db_rollback(db);
+		*moved = 0;
 		goto refused;
 	}
 	if (h->store_failing) {

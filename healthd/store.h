@@ -8,8 +8,9 @@
 
 /* r, had at wall-clock time at (its checked_at; fresh_until counts from it, so a result that
  * waited for a locked DB is not trusted longer). 0, or -EAGAIN when the DB refused it (busy or
- * broken; logged once per spell): keep it and call again after h->store_retry_at. */
-int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at);
+ * broken; logged once per spell): keep it and call again after h->store_retry_at. *moved: how many
+ * failover mappings it gave another carrier (logged; a move between two proxies is audited). */
+int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at, int *moved);
 /* 0, or -EIO (logged). */
 int store_pipelining(struct healthd *h, int64_t id, int v);
 /* A side check's verdict for proxy id (what: "DNS", "UDP", for the log): sql sets the columns

@@ -352,7 +352,9 @@ async function checkProxy(p) {
 function renderMappings() {
   const q = $('#mapping-search').value;
   const name = (id) => (state.proxies.find((p) => p.id === id) || {}).name || `#${id}`;
-  const rows = state.mappings.map((m) => ({ ...m, proxy: name(m.proxy_id) })).filter((m) => matches(q, m.client_ip, m.proxy, m.label, m.state));
+  /* a failover mapping carried by another proxy than its primary says which */
+  const shown = (m) => (m.carrying_proxy_id && m.carrying_proxy_id !== m.proxy_id ? `${name(m.proxy_id)} → via ${name(m.carrying_proxy_id)}` : name(m.proxy_id));
+  const rows = state.mappings.map((m) => ({ ...m, proxy: shown(m) })).filter((m) => matches(q, m.client_ip, m.proxy, m.label, m.state));
   $('#mapping-table tbody').replaceChildren(...sortable($('#mapping-table'), 'mappings', rows, renderMappings).map((m) => el('tr', { 'data-client': m.client_ip },
     el('td', {}, m.client_ip), el('td', {}, m.proxy), el('td', {}, m.label), el('td', {}, badge(m.state)),
     el('td', {}, el('input', { type: 'checkbox', checked: m.enabled, disabled: !isAdmin(), 'aria-label': `enabled for ${m.client_ip}`,
@@ -364,7 +366,8 @@ function renderMappings() {
 
 function editMapping(m) {
   openForm($('#mapping-form'), m ? `Edit mapping of ${m.client_ip}` : 'Add mapping',
-    m ? m : { enabled: true, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
+    m ? { ...m, failover: (m.failover_proxy_ids || []).map((id) => (state.proxies.find((p) => p.id === id) || {}).name || id).join(', ') }
+      : { enabled: true, on_down: 'block', proxy_id: state.proxies.length ? state.proxies[0].id : '' });
 }
 
 async function saveMapping(ev) {
@@ -376,21 +379,31 @@ async function saveMapping(ev) {
    * its 400 message is shown as it is */
   if (!f.client_ip.value.trim()) { err.textContent = 'Enter the client\'s address, like 192.168.2.10 or fd00:2::10.'; return; }
   if (!f.proxy_id.value) { err.textContent = 'Add a proxy first.'; return; }
-  const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked };
+  const failover = [];
+  for (const n of f.failover.value.split(',').map((x) => x.trim()).filter((x) => x)) {
+    const p = state.proxies.find((q) => q.name === n);
+    if (!p) { err.textContent = `No proxy named ${n} (failover proxies are proxy names, comma-separated).`; return; }
+    failover.push(p.id);
+  }
+  const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked,
+    on_down: f.on_down.value, failover_proxy_ids: failover };
   const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
   gate.textContent = `Checking proxy ${pname}…`;
   try {
     const r = f.id.value ? await api('PUT', `/mappings/${f.id.value}`, body) : await api('POST', '/mappings', body);
     gate.textContent = '';
     f.hidden = true;
-    flash(r.health ? `Mapping saved: ${pname} is up (${r.health.latency_ms} ms, exit IP ${r.health.exit_ip}).` : 'Mapping saved.');
+    const via = r.health && r.health.proxy_id !== body.proxy_id ? (state.proxies.find((p) => p.id === r.health.proxy_id) || {}).name : null;
+    flash(via ? `Mapping saved: ${pname} is down, the client fails over to ${via} (exit IP ${r.health.exit_ip}).`
+      : r.health ? `Mapping saved: ${pname} is up (${r.health.latency_ms} ms, exit IP ${r.health.exit_ip}).` : 'Mapping saved.');
     await loadMappings();
     renderAll();
   } catch (e) {
     gate.textContent = '';
     if (e.status === 422) {
       const c = e.body.error.check || {};
-      err.textContent = `Not saved: proxy ${pname} failed its health check (${c.error || 'down'}). Clients mapped to a failing proxy would be blocked, so pgw refuses the mapping.`;
+      if (e.body.error.checks) err.textContent = `Not saved: no proxy of the failover list passed its health check (${e.body.error.checks.map((x) => x.error || x.status).join('; ')}).`;
+      else err.textContent = `Not saved: proxy ${pname} failed its health check (${c.error || 'down'}). Clients mapped to a failing proxy would be blocked, so pgw refuses the mapping.`;
     } else err.textContent = e.message;
   }
 }
@@ -655,7 +668,11 @@ function connectEvents() {
   es.addEventListener('client', (ev) => {
     const c = JSON.parse(ev.data);
     const m = state.mappings.find((x) => x.client_ip === c.client_ip);
-    if (m && !c.removed) { m.state = c.state; renderSoon(); } else refetchSoon();
+    if (m && !c.removed) { m.state = c.state; m.carrying_proxy_id = c.carrying_proxy_id; renderSoon(); } else refetchSoon();
+  });
+  es.addEventListener('failover', (ev) => {
+    const x = JSON.parse(ev.data), pn = (id) => (state.proxies.find((q) => q.id === id) || {}).name || `proxy ${id}`;
+    flash(`${x.client_ip} failed over from ${pn(x.from)} to ${pn(x.to)}.`);
   });
   es.addEventListener('exit_ip_mismatch', (ev) => {
     const x = JSON.parse(ev.data), p = state.proxies.find((q) => q.id === x.proxy_id);

@@ -6,7 +6,7 @@
 /* Feed a string of results ('+' ok, '-' failed); return the statuses after each as "udU..." */
 static void run(const char *results, unsigned fail_th, unsigned succ_th, char *out)
 {
-	struct hysteresis h = {HEALTH_UNKNOWN, 0, 0};
+	struct hysteresis h = {HEALTH_UNKNOWN, 0, 0, 0};
 	size_t i;
 
 	for (i = 0; results[i]; i++) {
@@ -37,7 +37,7 @@ static void test_steps(void **state)
 
 static void test_changes_and_counts(void **state)
 {
-	struct hysteresis h = {HEALTH_UP, 0, 0};
+	struct hysteresis h = {HEALTH_UP, 0, 0, 0};
 
 	(void)state;
 	assert_int_equal(hysteresis_step(&h, 1, 1, 2), 0);
@@ -47,6 +47,26 @@ static void test_changes_and_counts(void **state)
 	assert_int_equal(h.succs, 0);
 	assert_int_equal(hysteresis_step(&h, 1, 1, 2), 0);
 	assert_int_equal(hysteresis_step(&h, 1, 1, 2), 1); /* down -> up after two */
+}
+
+/* ups: results in a row after which the proxy was up (failover's hysteresis) */
+static void test_ups(void **state)
+{
+	struct hysteresis h = {HEALTH_UNKNOWN, 0, 0, 0};
+	const char *seq = "++-+++-++";
+	const unsigned want[] = {1, 2, 0, 0, 1, 2, 0, 0, 1}; /* fail 1, succ 2: down at once, up after two */
+
+	(void)state;
+	for (int i = 0; seq[i]; i++) {
+		hysteresis_step(&h, seq[i] == '+', 1, 2);
+		assert_int_equal(h.ups, want[i]);
+	}
+	h = (struct hysteresis){HEALTH_UP, 0, 0, 7};
+	hysteresis_step(&h, 0, 2, 2); /* one failure under the threshold: still up, and counted */
+	assert_int_equal(h.status, HEALTH_UP);
+	assert_int_equal(h.ups, 8);
+	hysteresis_step(&h, 0, 2, 2);
+	assert_int_equal(h.ups, 0);
 }
 
 static void test_names(void **state)
@@ -64,6 +84,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_steps),
 	    cmocka_unit_test(test_changes_and_counts),
+	    cmocka_unit_test(test_ups),
 	    cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -557,6 +557,127 @@ static void test_mapping_state_view(void **state)
 	tl_rmdir(dir);
 }
 
+/* mapping_state.carrying_proxy_id (0018): block keeps to its primary; failover takes the first
+ * usable proxy of primary-then-list, those up for failover_hysteresis probes first. */
+static void test_failover_carrier(void **state)
+{
+	char *dir = tl_tmpdir();
+	sqlite3 *db = tl_db(dir, "a.db");
+	const char *carriers =
+	    "SELECT group_concat(coalesce(carrying_proxy_id, 0), ',') FROM (SELECT carrying_proxy_id "
+	    "FROM mapping_state ORDER BY id)";
+	char *s;
+
+	(void)state;
+	assert_int_equal(
+	    tl_exec(
+		db,
+		"INSERT INTO proxies (name, type, host, port) VALUES ('a', 'socks5', 'h', 1), ('b', 'socks5', 'h', 2), "
+		"('c', 'socks5', 'h', 3);"
+		"UPDATE proxy_health SET status = 'up', up_probes = 5, checked_at = unixepoch(), fresh_until = "
+		"unixepoch() + 60;"
+		"INSERT INTO mappings (client_ip, proxy_id, on_down) VALUES ('192.168.2.1', 1, 'failover'), "
+		"('192.168.2.2', 1, 'block');"
+		"INSERT INTO mapping_failover (mapping_id, pos, proxy_id) VALUES (1, 1, 2), (1, 2, 3), (2, 1, 2)"),
+	    SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "1,1"); /* everyone up: the primary */
+	free(s);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET status = 'down', up_probes = 0 WHERE proxy_id = 1"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "2,0"); /* failover moves, block blocks (its list is not used) */
+	free(s);
+	assert_int_equal(tl_int(db, "SELECT active FROM mapping_state WHERE id = 2"), 0);
+	/* what pgw-healthd remembers (mapping_carrier) keeps a client where it is: a proxy further
+	 * down the list that has been up longer does not take it */
+	assert_int_equal(tl_exec(db, "INSERT INTO mapping_carrier VALUES (1, 2);"
+				     "UPDATE proxy_health SET up_probes = 1 WHERE proxy_id = 2;"
+				     "UPDATE proxy_health SET up_probes = 100 WHERE proxy_id = 3"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "2,0");
+	free(s);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET enabled = 0 WHERE id = 2"), SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "3,0"); /* a disabled proxy carries nobody: the next one */
+	free(s);
+	assert_int_equal(tl_exec(db, "UPDATE mapping_carrier SET proxy_id = 3;"
+				     "UPDATE proxies SET enabled = 1 WHERE id = 2;"
+				     "UPDATE proxy_health SET up_probes = 5 WHERE proxy_id = 2;"
+				     "UPDATE proxy_health SET status = 'up', up_probes = 1 WHERE proxy_id = 1"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	/* a settled proxy ahead of the carrier takes it; the primary, back but not settled (default
+	 * 3 probes), does not; the block mapping has its primary again */
+	assert_string_equal(s, "2,1");
+	free(s);
+	assert_int_equal(tl_exec(db, "UPDATE mapping_carrier SET proxy_id = 2;"
+				     "UPDATE proxy_health SET up_probes = 3 WHERE proxy_id = 1"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "1,1"); /* settled: back to the primary */
+	free(s);
+	assert_int_equal(tl_exec(db, "INSERT INTO settings (key, value) VALUES ('failover_hysteresis', '10');"
+				     "UPDATE proxy_health SET up_probes = 12 WHERE proxy_id = 2"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "2,1"); /* the setting decides: 3 probes are not 10, 12 are */
+	free(s);
+	assert_int_equal(tl_exec(db, "UPDATE mapping_carrier SET proxy_id = 1"), SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "1,1"); /* but a client on its primary stays there */
+	free(s);
+	/* nobody settled and nothing remembered (healthd just started): order alone */
+	assert_int_equal(tl_exec(db, "DELETE FROM mapping_carrier; UPDATE proxy_health SET up_probes = 1"), SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "1,1");
+	free(s);
+	/* a remembered carrier that left the list is forgotten */
+	assert_int_equal(tl_exec(db, "INSERT INTO mapping_carrier VALUES (1, 3); DELETE FROM mapping_failover WHERE "
+				     "mapping_id = 1 AND proxy_id = 3"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "1,1");
+	free(s);
+	/* stale results carry nobody; a disabled mapping is carried by none */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() - 1"), SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "0,0");
+	free(s);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET fresh_until = unixepoch() + 60;"
+				     "UPDATE mappings SET enabled = 0 WHERE id = 1"),
+			 SQLITE_OK);
+	s = tl_str(db, carriers);
+	assert_string_equal(s, "0,1");
+	free(s);
+	/* crossing the hysteresis moves the health counter (the agent and forwarder reload) */
+	{
+		int before = tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'");
+		assert_int_equal(tl_exec(db, "UPDATE proxy_health SET up_probes = 2 WHERE proxy_id = 1"), SQLITE_OK);
+		assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), before);
+		assert_int_equal(tl_exec(db, "UPDATE proxy_health SET up_probes = 10 WHERE proxy_id = 1"), SQLITE_OK);
+		assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), before + 1);
+		assert_int_equal(tl_exec(db, "UPDATE proxy_health SET up_probes = 11 WHERE proxy_id = 1"), SQLITE_OK);
+		assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), before + 1);
+	}
+	/* the list: the mapping's organisation only, 8 at most, replaced not updated, gone with it */
+	assert_int_equal(
+	    tl_exec(db, "INSERT INTO orgs (id, name) VALUES (2, 'acme');"
+			"INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'x', 'socks5', 'h', 9)"),
+	    SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "INSERT INTO mapping_failover VALUES (1, 3, 4)"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "INSERT INTO mapping_failover VALUES (1, 2, 3)"), SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "INSERT INTO mapping_failover VALUES (1, 9, 1)"), SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "UPDATE mapping_failover SET proxy_id = 1 WHERE mapping_id = 1"), SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "DELETE FROM proxies WHERE id = 3"), SQLITE_OK);
+	assert_int_not_equal(tl_exec(db, "UPDATE mappings SET on_down = 'retry'"), SQLITE_OK);
+	assert_int_equal(tl_exec(db, "DELETE FROM mappings WHERE id = 1"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM mapping_failover WHERE mapping_id = 1"), 0);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +693,7 @@ int main(void)
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test(test_change_seq_triggers),
 	    cmocka_unit_test(test_mapping_state_view),
+	    cmocka_unit_test(test_failover_carrier),
 	    cmocka_unit_test(test_orgs_upgrade),
 	    cmocka_unit_test(test_org_members_upgrade),
 	    cmocka_unit_test(test_user_ids_not_reused),

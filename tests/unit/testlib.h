@@ -70,6 +70,20 @@ static inline long long tl_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
+/* The first column of the first row as a string (malloc'd; "" for none or NULL): the caller's. */
+static inline char *tl_str(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	char *v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	v = strdup(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)
+		       ? (const char *)sqlite3_column_text(st, 0)
+		       : "");
+	sqlite3_finalize(st);
+	return v;
+}
+
 /* A tiny environment for config_load: NAME=VALUE strings, NULL-terminated. */
 static inline const char *tl_env_get(const char *name, void *ctx)
 {

@@ -129,6 +129,27 @@ await step('a mapping to a dead proxy is refused and the 422 explained', async (
   await page.getByText(/Not saved: proxy dead failed its health check/).waitFor({ timeout: 15000 });
   await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
 });
+await step('a failover mapping on the dead proxy: saved through its failover proxy, the table says who carries it', async () => {
+  await page.getByRole('button', { name: 'Add mapping' }).click();
+  await page.locator('#mf-ip').fill('192.168.2.10');
+  await page.locator('#mf-proxy').selectOption(await page.locator('#mf-proxy option', { hasText: 'dead (' }).getAttribute('value'));
+  await page.locator('#mf-ondown').selectOption('failover');
+  await page.locator('#mf-failover').fill('no-such-proxy');
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.locator('#mapping-form .error').getByText(/No proxy named no-such-proxy/).waitFor({ timeout: 5000 });
+  await page.locator('#mf-failover').fill('socks-open');
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Mapping saved: dead is down, the client fails over to socks-open/).waitFor({ timeout: 15000 });
+  const row = page.locator('#mapping-table tr[data-client="192.168.2.10"]');
+  await row.getByText('dead → via socks-open').waitFor({ timeout: 10000 });
+  await row.locator('.badge[data-status="active"]').waitFor({ timeout: 10000 });
+  await row.getByRole('button', { name: 'Edit' }).click();
+  if ((await page.locator('#mf-failover').inputValue()) !== 'socks-open' || (await page.locator('#mf-ondown').inputValue()) !== 'failover')
+    throw new Error('the form does not show the failover list');
+  await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached', timeout: 5000 });
+});
 await step('the client really relays through the proxy made in the browser', async () => {
   const ip = execSync(env.CLIENT_FETCH).toString().trim();
   if (ip !== env.HTTP_PROXY_HOST) throw new Error(`exit ip ${ip}`);
