@@ -167,23 +167,51 @@ int auth_end_sessions(sqlite3 *db, int64_t user_id)
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int auth_org_alive(sqlite3 *db, int64_t user_id, int64_t org)
+/* 1 when sql, with ?1 and ?2 bound, has a row. */
+static int exists2(sqlite3 *db, const char *sql, int64_t a, int64_t b)
 {
 	sqlite3_stmt *st = NULL;
-	int alive = 0;
+	int yes = 0;
 
-	if (org == 0)
-		return 1;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT 1 FROM main.users u WHERE u.id = ?1 AND (u.superadmin = 1 OR (?2 > 0 AND EXISTS "
-			       "(SELECT 1 FROM main.user_orgs uo WHERE uo.user_id = u.id AND uo.org_id = ?2)))",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, user_id);
-		sqlite3_bind_int64(st, 2, org);
-		alive = sqlite3_step(st) == SQLITE_ROW;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, a);
+		sqlite3_bind_int64(st, 2, b);
+		yes = sqlite3_step(st) == SQLITE_ROW;
 	}
 	sqlite3_finalize(st);
-	return alive;
+	return yes;
+}
+
+int auth_member(sqlite3 *db, int64_t user_id, int64_t org, int admin_only)
+{
+	return exists2(db,
+		       admin_only ? "SELECT 1 FROM main.user_orgs WHERE user_id = ?1 AND org_id = ?2 AND role = 'admin'"
+				  : "SELECT 1 FROM main.user_orgs WHERE user_id = ?1 AND org_id = ?2",
+		       user_id, org);
+}
+
+int auth_org_exists(sqlite3 *db, int64_t id)
+{
+	return exists2(db, "SELECT 1 FROM main.orgs WHERE id = ?1 AND ?2 = 0", id, 0);
+}
+
+int64_t auth_single_org(sqlite3 *db)
+{
+	return db_query_int(db, "SELECT CASE WHEN count(*) = 1 THEN max(id) ELSE 0 END FROM main.orgs", 0);
+}
+
+int auth_default_superadmin(sqlite3 *db, const char *role)
+{
+	return role && strcmp(role, "admin") == 0 && auth_single_org(db) > 0;
+}
+
+int auth_org_alive(sqlite3 *db, int64_t user_id, int64_t org)
+{
+	if (org == 0)
+		return 1;
+	if (exists2(db, "SELECT 1 FROM main.users WHERE id = ?1 AND superadmin = 1 AND ?2 = ?2", user_id, 0))
+		return 1;
+	return org > 0 && auth_member(db, user_id, org, 0);
 }
 
 int auth_session_alive(sqlite3 *db, int64_t user_id, int64_t gen)

@@ -26,6 +26,15 @@ int auth_session_alive(sqlite3 *db, int64_t user_id, int64_t gen);
 /* 1 while the user may still watch org: a superadmin for every organisation (API_ORG_ALL), a
  * member or a superadmin for one, anyone for none (0). */
 int auth_org_alive(sqlite3 *db, int64_t user_id, int64_t org);
+/* user_id belongs to organisation org (as one of its admins when admin_only). */
+int auth_member(sqlite3 *db, int64_t user_id, int64_t org, int admin_only);
+/* Organisation id exists. */
+int auth_org_exists(sqlite3 *db, int64_t id);
+/* The gateway's only organisation, or 0 when it has several. */
+int64_t auth_single_org(sqlite3 *db);
+/* Made or changed without a word on it, a user (or key) of this role is a superadmin: an admin
+ * while the gateway has one organisation, as before organisations. */
+int auth_default_superadmin(sqlite3 *db, const char *role);
 int auth_logout(struct req *r);
 int auth_me(struct req *r);
 

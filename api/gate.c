@@ -2,6 +2,7 @@
 #include "gate.h"
 
 #include "http.h"
+#include "net.h"
 #include "notify.h"
 #include "settings.h"
 
@@ -57,15 +58,19 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg)
 {
 	char urls[SETTINGS_VALUE_MAX];
-	unsigned n = 1, https = 0;
+	struct net_http_url u[NET_HTTP_URLS_MAX];
+	unsigned steps = 0;
+	int n;
 
 	/* a probe's steps each get health_timeout: connect, handshake, (TLS,) response; a failure at
-	 * the destination tries the next health URL */
+	 * the destination tries the next health URL (connect, handshake again, TLS, response) */
 	settings_str(db, cfg, "health_url", urls, sizeof(urls));
-	for (const char *c = urls; *c; c++)
-		n += *c == ',';
-	https = strstr(urls, "https://") != NULL;
-	return settings_uint(db, cfg, "health_timeout") * 1000u * (3u + https + (n - 1) * (2u + https)) + 1000u;
+	n = net_http_url_list_parse(urls, u, NET_HTTP_URLS_MAX);
+	for (int i = 0; i < n; i++)
+		steps += (i ? 2u : 3u) + (u[i].tls ? 1u : 0u);
+	if (n <= 0)
+		steps = 3; /* the settings refuse such a value: the default's */
+	return settings_uint(db, cfg, "health_timeout") * 1000u * steps + 1000u;
 }
 
 int reply_gate_unavailable(struct req *r, int err)

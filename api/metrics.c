@@ -67,6 +67,28 @@ static void proxy_check_gauge(FILE *f, sqlite3 *db, const char *name, const char
 	sqlite3_finalize(st);
 }
 
+/* Why each down proxy is down, with the detail (SOCKS5 reply code, HTTP status, exit seen). */
+static void proxy_down_reasons(FILE *f, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	char lbl[200], why[300];
+
+	fprintf(f, "# HELP pgw_proxy_down_reason 1 for a down proxy, labelled with its last failed check's reason\n"
+		   "# TYPE pgw_proxy_down_reason gauge\n");
+	if (sqlite3_prepare_v2(db,
+			       "SELECT p.id, p.name, h.last_error FROM proxies p JOIN health_state h ON h.proxy_id = "
+			       "p.id WHERE h.effective_status = 'down' ORDER BY p.id",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			label(lbl, sizeof(lbl), (const char *)sqlite3_column_text(st, 1));
+			label(why, sizeof(why), (const char *)sqlite3_column_text(st, 2));
+			fprintf(f, "pgw_proxy_down_reason{proxy=\"%s\",id=\"%lld\",reason=\"%s\"} 1\n", lbl,
+				(long long)sqlite3_column_int64(st, 0), why);
+		}
+	}
+	sqlite3_finalize(st);
+}
+
 /* The resolver's totals: queries, answers, cache and latency of every client. */
 static void dns_totals(FILE *f, json_t *d)
 {
@@ -298,6 +320,7 @@ int res_metrics(struct req *r)
 		}
 	}
 	sqlite3_finalize(st);
+	proxy_down_reasons(f, db);
 	org_metrics(f, db, r->org);
 	/* the exit IP as an info series: a change of exit IP is a new series (alert on changes()) */
 	fprintf(
@@ -419,6 +442,21 @@ int res_metrics(struct req *r)
 			json_object_foreach(json_object_get(fwd, "upstream_errors"), k, v)
 			    fprintf(f, "pgw_forwarder_upstream_errors_total{kind=\"%s\"} %lld\n", k,
 				    (long long)json_integer_value(v));
+			fprintf(f,
+				"# HELP pgw_forwarder_destination_failures_total connections a working proxy could not "
+				"take to their destination (SOCKS5 reply, HTTP status to CONNECT, or \"succeeded\" "
+				"then closed with nothing sent back)\n"
+				"# TYPE pgw_forwarder_destination_failures_total counter\n");
+			json_object_foreach(json_object_get(fwd, "destination_failures"), k, v)
+			    fprintf(f, "pgw_forwarder_destination_failures_total{kind=\"%s\"} %lld\n", k,
+				    (long long)json_integer_value(v));
+			fprintf(
+			    f,
+			    "# HELP pgw_forwarder_destination_reports_total proxies reported to pgw-healthd because "
+			    "destinations failed across the board\n"
+			    "# TYPE pgw_forwarder_destination_reports_total counter\n"
+			    "pgw_forwarder_destination_reports_total %lld\n",
+			    (long long)json_integer_value(json_object_get(fwd, "destination_reports")));
 			fprintf(
 			    f,
 			    "# HELP pgw_forwarder_client_connections_total relayed connections per client (mapping)\n"

@@ -89,8 +89,7 @@ static int create_key(struct req *r, sqlite3 *db)
 	if ((v = json_object_get(r->body, "superadmin")))
 		super = json_is_true(v);
 	else
-		super = r->user.superadmin && strcmp(role, "admin") == 0 &&
-			db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1;
+		super = r->user.superadmin && auth_default_superadmin(db, role);
 	if (super && (!r->user.superadmin || strcmp(role, "admin") != 0))
 		return reply_error(r, 403, "forbidden",
 				   "only a superadmin makes a superadmin key, and as an admin key");

@@ -52,22 +52,9 @@ static json_t *org_json(sqlite3 *db, int64_t id)
  * key, one they belong to for a user. */
 static int visible(struct req *r, sqlite3 *db, int64_t id)
 {
-	sqlite3_stmt *st = NULL;
-	int yes = 0;
-
 	if (r->user.key_id && !r->user.superadmin)
 		return id == r->org;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT 1 FROM main.orgs o WHERE o.id = ?1 AND (?2 OR EXISTS (SELECT 1 FROM "
-			       "main.user_orgs uo WHERE uo.org_id = o.id AND uo.user_id = ?3))",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int(st, 2, r->user.superadmin);
-		sqlite3_bind_int64(st, 3, r->user.id);
-		yes = sqlite3_step(st) == SQLITE_ROW;
-	}
-	sqlite3_finalize(st);
-	return yes;
+	return r->user.superadmin ? auth_org_exists(db, id) : auth_member(db, r->user.id, id, 0);
 }
 
 static int list(struct req *r, sqlite3 *db)
@@ -377,21 +364,11 @@ dberr:
  * admin key made in it. */
 static int org_admin(struct req *r, sqlite3 *db, int64_t id)
 {
-	sqlite3_stmt *st = NULL;
-	int yes = 0;
-
 	if (r->user.superadmin && strcmp(r->user.role, "admin") == 0)
 		return 1;
 	if (r->user.key_id)
 		return id == r->org && strcmp(r->user.role, "admin") == 0;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM main.user_orgs WHERE user_id = ?1 AND org_id = ?2 AND role = 'admin'",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, r->user.id);
-		sqlite3_bind_int64(st, 2, id);
-		yes = sqlite3_step(st) == SQLITE_ROW;
-	}
-	sqlite3_finalize(st);
-	return yes;
+	return auth_member(db, r->user.id, id, 1);
 }
 
 /* The settings an organisation may set for itself (org_settings), null where the gateway's apply. */

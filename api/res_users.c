@@ -84,19 +84,6 @@ static int role_valid(const char *role)
 	return role && (strcmp(role, "admin") == 0 || strcmp(role, "viewer") == 0);
 }
 
-static int org_exists(sqlite3 *db, int64_t id)
-{
-	sqlite3_stmt *st = NULL;
-	int yes = 0;
-
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM main.orgs WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		yes = sqlite3_step(st) == SQLITE_ROW;
-	}
-	sqlite3_finalize(st);
-	return yes;
-}
-
 /* Memberships a body asks for, checked (every organisation exists, none twice), as a JSON
  * list of {id, role}; or NULL with the reason in err. */
 static json_t *memberships(sqlite3 *db, json_t *orgs, char *err, size_t errlen)
@@ -116,7 +103,7 @@ static json_t *memberships(sqlite3 *db, json_t *orgs, char *err, size_t errlen)
 				 i);
 			goto bad;
 		}
-		if (!org_exists(db, json_integer_value(id))) {
+		if (!auth_org_exists(db, json_integer_value(id))) {
 			snprintf(err, errlen, "'orgs'[%zu]: no organisation %lld", i,
 				 (long long)json_integer_value(id));
 			goto bad;
@@ -142,9 +129,7 @@ static int64_t role_org(struct req *r, sqlite3 *db)
 {
 	if (r->org > 0)
 		return r->org;
-	return db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1
-		   ? db_query_int(db, "SELECT id FROM main.orgs", 0)
-		   : 0;
+	return auth_single_org(db);
 }
 
 /* Under the write transaction: user id's memberships become list (replace: all of them; else
@@ -232,9 +217,7 @@ static int create(struct req *r, sqlite3 *db)
 	if (!(list = wanted_memberships(r, db, role)))
 		return MHD_YES;
 	/* while the gateway has one organisation an admin is a superadmin, as before organisations */
-	super = (v = json_object_get(r->body, "superadmin"))
-		    ? json_is_true(v)
-		    : role && strcmp(role, "admin") == 0 && db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1;
+	super = (v = json_object_get(r->body, "superadmin")) ? json_is_true(v) : auth_default_superadmin(db, role);
 	if (auth_password_work_begin(r) < 0) {
 		json_decref(list);
 		return MHD_YES;
@@ -314,9 +297,8 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 		list = json_array(); /* no membership changes; the summary role is still refreshed */
 	if ((v = json_object_get(r->body, "superadmin")))
 		super = json_is_true(v);
-	else if (role && !json_object_get(r->body, "orgs") &&
-		 db_query_int(db, "SELECT count(*) FROM main.orgs", 0) == 1)
-		super = strcmp(role, "admin") == 0; /* one organisation: an admin is a superadmin */
+	else if (role && !json_object_get(r->body, "orgs") && auth_single_org(db))
+		super = auth_default_superadmin(db, role); /* one organisation: an admin is a superadmin */
 	disable = json_is_true(json_object_get(r->body, "disabled"));
 	was_super = json_is_true(json_object_get(before, "superadmin"));
 	/* the last-superadmin check and the change in one write transaction: two superadmins

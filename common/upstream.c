@@ -30,6 +30,36 @@ const char *upstream_result_str(enum upstream_result r)
 	return (unsigned)r < UP_RESULT_MAX && result_names[r] ? result_names[r] : "unknown";
 }
 
+const char *socks5_reply_str(int rep)
+{
+	static const char *const names[] = {
+	    "succeeded",	   "general failure",	    "connection not allowed by ruleset",
+	    "network unreachable", "host unreachable",	    "connection refused",
+	    "TTL expired",	   "command not supported", "address type not supported"};
+
+	return rep >= 0 && (size_t)rep < sizeof(names) / sizeof(names[0]) ? names[rep] : "unassigned";
+}
+
+void upstream_reason(const struct upstream_hs *hs, enum upstream_result r, char *buf, size_t len)
+{
+	if (r != UP_ERR_PROXY_REFUSED)
+		snprintf(buf, len, "%s", upstream_result_str(r));
+	else if (hs->type == UPSTREAM_HTTP)
+		snprintf(buf, len, "proxy_refused (HTTP %d)", hs->detail);
+	else
+		snprintf(buf, len, "proxy_refused (SOCKS5 0x%02x %s)", (unsigned)hs->detail & 0xff,
+			 socks5_reply_str(hs->detail));
+}
+
+int upstream_dest_refusal(const struct upstream_hs *hs, enum upstream_result r)
+{
+	if (r != UP_ERR_PROXY_REFUSED)
+		return 0;
+	if (hs->type == UPSTREAM_HTTP)
+		return hs->detail == 502 || hs->detail == 503 || hs->detail == 504;
+	return hs->detail >= 3 && hs->detail <= 6; /* network/host unreachable, refused, TTL expired */
+}
+
 int socks5_build_greeting(uint8_t *buf, size_t cap, int with_auth)
 {
 	if (cap < 3)

@@ -97,6 +97,14 @@ void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const str
  * EPOLLOUT) and call again. UP_OK: the tunnel is up; hs->in[0..in_len) holds bytes the
  * proxy already sent from the far side (give them to the client first). */
 enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *want);
+/* RFC 1928 6: a SOCKS5 reply code's meaning ("connection refused"), or "unassigned". */
+const char *socks5_reply_str(int rep);
+/* A failed handshake as one reason: upstream_result_str(), a refusal with its detail:
+ * "proxy_refused (SOCKS5 0x05 connection refused)", "proxy_refused (HTTP 502)". */
+void upstream_reason(const struct upstream_hs *hs, enum upstream_result r, char *buf, size_t len);
+/* 1 when the proxy works but could not reach the destination (SOCKS5 0x03-0x06: network or
+ * host unreachable, connection refused, TTL expired; HTTP 502-504): the destination's failure. */
+int upstream_dest_refusal(const struct upstream_hs *hs, enum upstream_result r);
 /* Wipe credentials copies and buffers. */
 void upstream_hs_wipe(struct upstream_hs *hs);
 

@@ -190,6 +190,10 @@ int main(int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	pthread_rwlock_init(&f.sh.lock, NULL);
 	stats_init(&f.sh.stats); /* without memory for per-client counters, only the totals */
+	if (destfail_init(&f.sh.destfail) < 0) {
+		log_error("cannot set up the destination failure counts");
+		return 1;
+	}
 	r = daemon_init(&d, &info, argc, argv);
 	if (r == DAEMON_CONTINUE) {
 		f.d = &d;
@@ -225,6 +229,7 @@ int main(int argc, char **argv)
 	}
 	table_free(f.sh.table);
 	stats_fini(&f.sh.stats);
+	destfail_fini(&f.sh.destfail);
 	daemon_fini(&d);
 	pthread_rwlock_destroy(&f.sh.lock);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;

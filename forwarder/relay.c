@@ -77,20 +77,36 @@ static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
 	snprintf(buf, cap, net_ip_is4(&n) ? "%s:%u" : "[%s]:%u", ip, ntohs(port));
 }
 
+static void dest_failure(struct conn *c, enum fwd_destfail kind);
+
 void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 {
 	struct worker *w = c->w;
 	struct fwd_stats *s = &w->sh->stats;
-	char cid[32], cl[64], dst[64];
+	char cid[32], cl[64], dst[64], reason[96] = "";
 	uint64_t now = ev_now_ms();
+	/* "succeeded", then closed by the proxy's side with nothing sent back, at once: a proxy that
+	 * answers before it has connected, and then could not */
+	int early = c->relaying && c->bytes_down == 0 && now - c->t_relay < DESTFAIL_EARLY_MS &&
+		    (why == CLOSE_UPSTREAM_RESET || (why == CLOSE_DONE && c->eof_u));
 
 	snprintf(cid, sizeof(cid), "c%u-%llu", w->index, (unsigned long long)c->id);
 	fmt_addr(&c->client, cl, sizeof(cl));
 	fmt_addr(&c->dst, dst, sizeof(dst));
+	if (why == CLOSE_UPSTREAM && c->hs) {
+		reason[0] = ':';
+		upstream_reason(c->hs, up, reason + 1, sizeof(reason) - 1);
+	} else if (why == CLOSE_UPSTREAM) {
+		snprintf(reason, sizeof(reason), ":%s", upstream_result_str(up));
+	}
 	log_info_id(cid, "conn client=%s dst=%s proxy=%lld up=%llu down=%llu ms=%llu close=%s%s%s%s", cl, dst,
 		    (long long)c->map.proxy_id, (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
-		    (unsigned long long)(now - c->t_start), fwd_close_str(why), why == CLOSE_UPSTREAM ? ":" : "",
-		    why == CLOSE_UPSTREAM ? upstream_result_str(up) : "", c->map.pipeline ? " pipelined" : "");
+		    (unsigned long long)(now - c->t_start), fwd_close_str(why), reason,
+		    early ? " closed_after_connect" : "", c->map.pipeline ? " pipelined" : "");
+	if (early)
+		dest_failure(c, DF_CLOSED_AFTER_CONNECT);
+	else if (c->relaying && c->bytes_down > 0)
+		destfail_ok(&w->sh->destfail, c->map.proxy_id);
 	atomic_fetch_add(&s->closes[why], 1);
 	if (c->counted)
 		client_account(c, 0, why != CLOSE_DONE);
@@ -128,7 +144,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 }
 
 /* Passive health: tell healthd at once that this proxy failed (rate-limited). */
-static void report_failure(struct worker *w, int64_t proxy_id, enum upstream_result r)
+static void report_failure(struct worker *w, int64_t proxy_id, const char *why)
 {
 	struct notify_msg m = {.type = NOTIFY_UPSTREAM_FAILED, .id = proxy_id};
 	uint64_t now = ev_now_ms(), *last = &w->last_report[(uint64_t)proxy_id & 255];
@@ -136,8 +152,47 @@ static void report_failure(struct worker *w, int64_t proxy_id, enum upstream_res
 	if (!w->nt || now - *last < REPORT_GAP_MS)
 		return;
 	*last = now;
-	snprintf(m.text, sizeof(m.text), "%s", upstream_result_str(r));
+	snprintf(m.text, sizeof(m.text), "%s", why);
 	notify_send(w->nt, "healthd", &m);
+}
+
+/* The destination as destfail counts it: its address and port. */
+static uint64_t dst_key(const struct sockaddr_storage *a)
+{
+	struct net_ip ip;
+	uint16_t port = a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
+						 : ((const struct sockaddr_in *)a)->sin_port;
+	uint64_t h = 14695981039346656037ull ^ port;
+
+	if (net_ip_from_sa(a, &ip) == 0)
+		for (const unsigned char *p = (const unsigned char *)&ip; p < (const unsigned char *)(&ip + 1); p++)
+			h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+/* The proxy could not reach this connection's destination (kind): counted; the proxy is
+ * reported only when destinations fail across the board (destfail.h). */
+static void dest_failure(struct conn *c, enum fwd_destfail kind)
+{
+	struct fwd_shared *sh = c->w->sh;
+	char why[96];
+
+	atomic_fetch_add(&sh->stats.dest_failures[kind], 1);
+	if (!destfail_failed(&sh->destfail, c->map.proxy_id, dst_key(&c->dst), ev_now_ms()))
+		return;
+	atomic_fetch_add(&sh->stats.dest_reports, 1);
+	snprintf(why, sizeof(why), "%d destinations failed (%s)", DESTFAIL_SPREAD, fwd_destfail_str(kind));
+	report_failure(c->w, c->map.proxy_id, why);
+}
+
+static enum fwd_destfail destfail_kind(const struct upstream_hs *hs)
+{
+	if (hs->type == UPSTREAM_HTTP)
+		return hs->detail == 502 ? DF_HTTP_502 : hs->detail == 503 ? DF_HTTP_503 : DF_HTTP_504;
+	return hs->detail == 3	 ? DF_SOCKS_NET
+	       : hs->detail == 4 ? DF_SOCKS_HOST
+	       : hs->detail == 5 ? DF_SOCKS_REFUSED
+				 : DF_SOCKS_TTL;
 }
 
 /* Move bytes src -> pipe -> dst. Returns 0, or -1 when the connection must close (*why set). */
@@ -227,7 +282,7 @@ static int start_relay(struct conn *c)
 	free(c->hs);
 	c->hs = NULL;
 	c->relaying = 1;
-	c->t_active = ev_now_ms();
+	c->t_active = c->t_relay = ev_now_ms();
 	/* edge-triggered from here on: pump() always runs until EAGAIN, so no epoll_ctl per cycle */
 	if (ev_mod_fd(c->w->ev, c->ch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0 ||
 	    ev_mod_fd(c->w->ev, c->uh, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0)
@@ -255,7 +310,13 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		return;
 	}
 	if (r != UP_OK) {
-		report_failure(c->w, c->map.proxy_id, r);
+		if (upstream_dest_refusal(c->hs, r)) {
+			dest_failure(c, destfail_kind(c->hs));
+		} else {
+			char why[96];
+			upstream_reason(c->hs, r, why, sizeof(why));
+			report_failure(c->w, c->map.proxy_id, why);
+		}
 		conn_close(c, CLOSE_UPSTREAM, r);
 		return;
 	}
@@ -354,7 +415,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	}
 	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, net_sa_len(&c->map.proxy)) < 0 && errno != EINPROGRESS) {
 		enum upstream_result r = errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
-		report_failure(w, c->map.proxy_id, r);
+		report_failure(w, c->map.proxy_id, upstream_result_str(r));
 		conn_close(c, CLOSE_UPSTREAM, r);
 		return;
 	}
@@ -411,7 +472,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		if (!c->relaying && now >= c->deadline) {
-			report_failure(w, c->map.proxy_id, UP_ERR_TIMEOUT);
+			report_failure(w, c->map.proxy_id, upstream_result_str(UP_ERR_TIMEOUT));
 			conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, UP_ERR_TIMEOUT);
 		} else if (c->relaying && now - c->t_active >= idle) {
 			conn_close(c, CLOSE_IDLE_TIMEOUT, UP_OK);

@@ -4,6 +4,7 @@
 #ifndef FWD_RELAY_H
 #define FWD_RELAY_H
 
+#include "destfail.h"
 #include "dns.h"
 #include "settings.h"
 #include "net.h"
@@ -58,6 +59,7 @@ struct fwd_shared {
 	struct fwd_limits limits;
 	struct fwd_dns dns;
 	struct fwd_stats stats;
+	struct destfail destfail; /* failures at destinations, per proxy */
 	const char *run_dir;
 	uint16_t port;	      /* REDIRECT */
 	uint16_t tproxy_port; /* TPROXY (IP_TRANSPARENT) */

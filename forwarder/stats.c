@@ -10,6 +10,22 @@
 #include <string.h>
 #include <unistd.h>
 
+static const char *const destfail_names[DF_MAX] = {
+    [DF_SOCKS_NET] = "socks5_0x03_network_unreachable",
+    [DF_SOCKS_HOST] = "socks5_0x04_host_unreachable",
+    [DF_SOCKS_REFUSED] = "socks5_0x05_connection_refused",
+    [DF_SOCKS_TTL] = "socks5_0x06_ttl_expired",
+    [DF_HTTP_502] = "http_502",
+    [DF_HTTP_503] = "http_503",
+    [DF_HTTP_504] = "http_504",
+    [DF_CLOSED_AFTER_CONNECT] = "closed_after_connect",
+};
+
+const char *fwd_destfail_str(enum fwd_destfail k)
+{
+	return (unsigned)k < DF_MAX ? destfail_names[k] : "unknown";
+}
+
 static const char *const close_names[CLOSE_MAX] = {
     [CLOSE_DONE] = "done",
     [CLOSE_UNKNOWN_CLIENT] = "unknown_client",
@@ -166,7 +182,10 @@ void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *
 	for (int i = UP_ERR_CONNECT_REFUSED; i < UP_RESULT_MAX; i++)
 		fprintf(out, "%s\"%s\":%lu", i > UP_ERR_CONNECT_REFUSED ? "," : "", upstream_result_str(i),
 			atomic_load(&s->upstream_errors[i]));
-	fputc('}', out);
+	fputs("},\"destination_failures\":{", out);
+	for (int i = 0; i < DF_MAX; i++)
+		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_destfail_str(i), atomic_load(&s->dest_failures[i]));
+	fprintf(out, "},\"destination_reports\":%lu", atomic_load(&s->dest_reports));
 	write_clients(s, out);
 	if (h->extra)
 		h->extra(h->extra_arg, out);

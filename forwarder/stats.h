@@ -31,12 +31,28 @@ enum fwd_close {
 };
 const char *fwd_close_str(enum fwd_close c);
 
+/* Failures at the destination through a working proxy (destfail.h), by kind. */
+enum fwd_destfail {
+	DF_SOCKS_NET = 0, /* SOCKS5 0x03 network unreachable */
+	DF_SOCKS_HOST,	  /* 0x04 host unreachable */
+	DF_SOCKS_REFUSED, /* 0x05 connection refused */
+	DF_SOCKS_TTL,	  /* 0x06 TTL expired */
+	DF_HTTP_502,
+	DF_HTTP_503,
+	DF_HTTP_504,
+	DF_CLOSED_AFTER_CONNECT, /* "succeeded", then closed with nothing sent back */
+	DF_MAX
+};
+const char *fwd_destfail_str(enum fwd_destfail k);
+
 struct client_stat;
 
 struct fwd_stats {
 	atomic_ulong accepted, active, bytes_up, bytes_down;
 	atomic_ulong closes[CLOSE_MAX];
 	atomic_ulong upstream_errors[UP_RESULT_MAX];
+	atomic_ulong dest_failures[DF_MAX];
+	atomic_ulong dest_reports; /* proxies reported to healthd for failures across destinations */
 	pthread_mutex_t clients_lock;
 	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
 };

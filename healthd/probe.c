@@ -197,8 +197,8 @@ static void finish(struct probe *p, enum probe_error e)
 	case PROBE_OK:
 		snprintf(r->reason, sizeof(r->reason), "ok");
 		break;
-	case PROBE_UPSTREAM:
-		snprintf(r->reason, sizeof(r->reason), "%s", upstream_result_str(r->up));
+	case PROBE_UPSTREAM: /* a refusal keeps its detail: the SOCKS5 reply code, the HTTP status */
+		upstream_reason(&p->hs, r->up, r->reason, sizeof(r->reason));
 		break;
 	case PROBE_TIMEOUT:
 		snprintf(r->reason, sizeof(r->reason), "timeout (%s)",

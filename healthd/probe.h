@@ -34,7 +34,8 @@ struct probe_result {
 	int http_status;
 	char exit_ip[PROBE_IP_MAX];
 	unsigned total_ms, connect_ms, handshake_ms, first_byte_ms;
-	char reason[160]; /* the typed reason as text: "auth_failed", "http_status 502", "timeout (handshake)" */
+	char reason[160]; /* the typed reason as text: "auth_failed", "http_status 502", "timeout (handshake)",
+			     "proxy_refused (SOCKS5 0x05 connection refused)", "proxy_refused (HTTP 503)" */
 };
 
 struct probe;

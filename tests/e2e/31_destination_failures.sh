@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Scenario (issue 18): health that does not lie. A working proxy that cannot reach one
+# destination (microsocks answers SOCKS5 0x05 for a closed port) has not failed: the forwarder
+# counts it by destination and kind, and tells pgw-healthd only when 3 distinct destinations
+# failed with nothing answered in between. A proxy that says "succeeded" before it has connected
+# (shadowsocks' ss-local) and then closes with nothing sent back is caught as
+# closed_after_connect. A down proxy's reason keeps its detail (the SOCKS5 reply code) in the
+# API, pgwctl and /metrics.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_start_ss || { echo "# ss failed to start"; exit 1; }
+lab_api_env
+ctl=$PGW_BIN/pgwctl
+C=192.168.2.10 CS=192.168.2.11
+lab_db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
+	(2, 'ss', 'socks5', '$LAB_SS', 1080);
+	INSERT INTO mappings (client_ip, proxy_id) VALUES ('$C', 1), ('$CS', 2)"
+$ctl settings set health_interval 300 >/dev/null # only the forwarder's reports probe again
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+ADMIN=$(lab_api_login admin admin-password-1)
+relays() { [ "$(lab_exec lan curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" = "$2" ]; }
+check "the client relays through microsocks" wait_for 10 relays $C $LAB_SOCKS_NOAUTH
+check "the other through shadowsocks" wait_for 10 relays $CS $LAB_SS_SERVER
+stats() { jq -r "$1" "$PGW_RUN_DIR/forwarder.stats.json"; }
+reports() { grep -c 'the forwarder saw it fail' "$LAB_DIR/pgw-healthd.log"; }
+
+# one destination refusing, again and again: the destination's failure, not the proxy's
+for _ in 1 2 3 4 5; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:81/" >/dev/null 2>&1; done
+check "each refused connection is logged with the SOCKS5 reply code" \
+	wait_for 3 bash -c "[ \$(grep -c 'client=$C:[0-9]* dst=$LAB_WEB:81 .*close=upstream:proxy_refused (SOCKS5 0x05 connection refused)' $LAB_DIR/pgw-forwarder.log) = 5 ]"
+check "... counted as destination failures by kind" \
+	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.socks5_0x05_connection_refused' $PGW_RUN_DIR/forwarder.stats.json)\" = 5 ]"
+check_eq "... and not told to pgw-healthd (one destination)" "$(reports)" 0
+check_eq "... nor reported" "$(stats .destination_reports)" 0
+# an answered connection between failures: they are forgotten
+lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:82/" >/dev/null 2>&1
+check "a connection through the proxy that is answered" relays $C $LAB_SOCKS_NOAUTH
+lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:83/" >/dev/null 2>&1
+sleep 1.5 # the stats file is written every second
+check_eq "two more destinations, with an answer in between: still not the proxy's failure" "$(reports)" 0
+# three distinct destinations in a row: the proxy's failure, told to healthd once
+for p in 84 85 86; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:$p/" >/dev/null 2>&1; done
+check "three destinations failing in a row: pgw-healthd is told, with the reason" \
+	wait_for 3 grep -q 'proxy 1: the forwarder saw it fail (3 destinations failed (socks5_0x05_connection_refused)); checking now' "$LAB_DIR/pgw-healthd.log"
+check_eq "... once" "$(reports)" 1
+check "... which probes it: up (the proxy works)" \
+	wait_for 5 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 1')\" = up ]"
+check "... and its client relays on" relays $C $LAB_SOCKS_NOAUTH
+
+# shadowsocks says "succeeded" at once, before ss-server has tried the destination; a refused
+# one is a close with nothing sent back
+rc=0
+lab_exec lan curl -s -m 5 --interface $CS "http://$LAB_WEB:81/" >/dev/null 2>&1 || rc=$?
+check "ss-local's client to a closed port gets an empty reply (curl exit $rc)" test "$rc" = 52
+check "... logged as closed_after_connect" \
+	wait_for 3 grep -q "client=$CS:[0-9]* dst=$LAB_WEB:81 .* down=0 .*closed_after_connect" "$LAB_DIR/pgw-forwarder.log"
+check "... and counted" \
+	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.closed_after_connect' $PGW_RUN_DIR/forwarder.stats.json)\" -ge 1 ]"
+check "a connection through it that is answered is no such thing" relays $CS $LAB_SS_SERVER
+check_fails "... (not logged as closed_after_connect)" grep -q "client=$CS:[0-9]* dst=$LAB_WEB:80 .*closed_after_connect" "$LAB_DIR/pgw-forwarder.log"
+metrics=$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)
+check_match "/metrics: destination failures by kind" "$metrics" \
+	'pgw_forwarder_destination_failures_total\{kind="socks5_0x05_connection_refused"\} 10'
+check_match "/metrics: ... and the reports" "$metrics" 'pgw_forwarder_destination_reports_total 1'
+
+# a health URL the proxy cannot reach: down, and the reason keeps the SOCKS5 reply code
+$ctl settings set health_url "http://$LAB_WEB:81/ip" >/dev/null
+check_match "pgwctl check: down with the SOCKS5 reply" "$($ctl check 1)" \
+	'^proxy 1: down: proxy_refused \(SOCKS5 0x05 connection refused\)'
+check_eq "the API's health row has it" \
+	"$(lab_api GET /api/v1/health -H "$ADMIN" | cut -d' ' -f2- | jq -r '.items[] | select(.proxy_id == 1) | .last_error')" \
+	"proxy_refused (SOCKS5 0x05 connection refused)"
+check_match "/metrics: pgw_proxy_down_reason with the detail" "$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)" \
+	'pgw_proxy_down_reason\{proxy="socks-open",id="1",reason="proxy_refused \(SOCKS5 0x05 connection refused\)"\} 1'
+finish
