@@ -284,7 +284,11 @@ static json_t *carriers(struct feed *f, json_t *now)
 	{
 		json_t *old = json_object_get(f->clients, k), *from = json_object_get(old, "carrying_proxy_id"),
 		       *to = json_object_get(v, "carrying_proxy_id");
-		if (json_is_integer(from) && json_is_integer(to) && !json_equal(from, to))
+		/* the same mapping with the same primary, carried by another proxy: a failover (a block
+		 * mapping is carried by its primary or nobody; an edited primary is the edit's) */
+		if (json_is_integer(from) && json_is_integer(to) && !json_equal(from, to) &&
+		    json_equal(json_object_get(old, "mapping_id"), json_object_get(v, "mapping_id")) &&
+		    json_equal(json_object_get(old, "proxy_id"), json_object_get(v, "proxy_id")))
 			events_publish_to(owner_of(f, NULL, k), "failover",
 					  json_pack("{s:s, s:O, s:O, s:O, s:O}", "client_ip", k, "mapping_id",
 						    json_object_get(v, "mapping_id"), "proxy_id",

@@ -450,13 +450,14 @@ int res_metrics(struct req *r)
 			json_object_foreach(json_object_get(fwd, "destination_failures"), k, v)
 			    fprintf(f, "pgw_forwarder_destination_failures_total{kind=\"%s\"} %lld\n", k,
 				    (long long)json_integer_value(v));
-			fprintf(
-			    f,
-			    "# HELP pgw_forwarder_destination_reports_total proxies reported to pgw-healthd because "
-			    "destinations failed across the board\n"
-			    "# TYPE pgw_forwarder_destination_reports_total counter\n"
-			    "pgw_forwarder_destination_reports_total %lld\n",
-			    (long long)json_integer_value(json_object_get(fwd, "destination_reports")));
+			if (json_object_get(fwd, "destination_reports")) /* the gateway's: not in a scoped share */
+				fprintf(
+				    f,
+				    "# HELP pgw_forwarder_destination_reports_total proxies reported to pgw-healthd "
+				    "because destinations failed across the board\n"
+				    "# TYPE pgw_forwarder_destination_reports_total counter\n"
+				    "pgw_forwarder_destination_reports_total %lld\n",
+				    (long long)json_integer_value(json_object_get(fwd, "destination_reports")));
 			fprintf(
 			    f,
 			    "# HELP pgw_forwarder_client_connections_total relayed connections per client (mapping)\n"

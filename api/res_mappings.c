@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const struct jfield mapping_fields[] = {
     {"client_ip", J_STR, 1, 3, 45}, {"proxy_id", J_INT, 1, 1, (1LL << 53)},
@@ -53,21 +54,38 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-/* The health gate of a failover mapping: its proxies in order until one is up. 1 (*passed: its
- * check), 0 (*checks: every one, all down), or gate_check()'s error. */
+/* The health gate of a failover mapping: its proxies until one is up — those up by their stored
+ * health first (in list order), then the others — within twice one gate's wait in all. 1
+ * (*passed: its check), 0 (*checks: every one made, all down), or gate_check()'s error. */
 static int gate_failover(struct req *r, sqlite3 *db, int64_t primary, const json_t *list, json_t **passed,
 			 json_t **checks)
 {
 	unsigned wait = gate_wait_ms(db, r->api->cfg);
+	size_t n = json_array_size(list) + 1, order[MAPPING_FAILOVER_MAX + 1], k = 0;
+	uint64_t until;
+	struct timespec ts;
 
 	*passed = NULL;
 	*checks = json_array();
-	for (size_t i = 0; i <= json_array_size(list); i++) {
+	for (int pass = 0; pass < 2; pass++) /* usable ones first, then the rest, each in list order */
+		for (size_t i = 0; i < n && i <= MAPPING_FAILOVER_MAX; i++) {
+			int64_t id = i ? json_integer_value(json_array_get(list, i - 1)) : primary;
+			int usable =
+			    db_query_int1(db, "SELECT count(*) FROM main.proxy_usable WHERE proxy_id = ?1", id, 0) > 0;
+			if (usable == !pass)
+				order[k++] = i;
+		}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	until = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + 2u * wait;
+	for (size_t j = 0; j < k; j++) {
 		json_t *res = NULL;
-		int64_t id = i ? json_integer_value(json_array_get(list, i - 1)) : primary;
-		int g = gate_check(r->api->cfg, id, wait, &res);
+		int64_t id = order[j] ? json_integer_value(json_array_get(list, order[j] - 1)) : primary;
+		int g;
 
-		if (g < 0)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (j > 0 && (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u >= until)
+			break; /* a request is not held for minutes: what was checked answers */
+		if ((g = gate_check(r->api->cfg, id, wait, &res)) < 0)
 			return g;
 		json_array_append(*checks, res);
 		if (g == 1) {
@@ -83,6 +101,8 @@ static int gate_failover(struct req *r, sqlite3 *db, int64_t primary, const json
  * 0, or an error reply sent. */
 static int failover_list_check(struct req *r, sqlite3 *db, const json_t *list, int64_t primary)
 {
+	int64_t org = db_query_int1(db, "SELECT org_id FROM main.proxies WHERE id = ?1", primary, -1);
+
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		json_t *v = json_array_get(list, i), *p;
 		int64_t id = json_integer_value(v);
@@ -106,6 +126,12 @@ static int failover_list_check(struct req *r, sqlite3 *db, const json_t *list, i
 					   (long long)id),
 			       -1;
 		json_decref(p);
+		/* a superadmin sees every organisation's: the list is the primary's organisation's */
+		if (db_query_int1(db, "SELECT org_id FROM main.proxies WHERE id = ?1", id, -2) != org)
+			return reply_error(r, 400, "bad_request",
+					   "proxy %lld belongs to another organisation than the primary (proxy_id)",
+					   (long long)id),
+			       -1;
 	}
 	return 0;
 }
@@ -192,9 +218,12 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 				   json_is_true(json_object_get(before, "enabled")), proxy_id, enabled);
 	/* a failover mapping needs one proxy of its list up; checked again when the list or the mode
 	 * changes, so that a mapping never becomes failover onto proxies that are all down */
-	if (failover && enabled &&
-	    (json_object_get(r->body, "failover_proxy_ids") || json_object_get(r->body, "on_down")))
-		gate = 1;
+	if (failover && enabled && !gate) {
+		json_t *none = json_array();
+		gate = !before || strcmp(json_string_value(json_object_get(before, "on_down")), "failover") != 0 ||
+		       !json_equal(list ? list : none, json_object_get(before, "failover_proxy_ids"));
+		json_decref(none);
+	}
 	if (gate) {
 		int g = failover ? gate_failover(r, db, proxy_id, list, &health, &checks)
 				 : gate_check(r->api->cfg, proxy_id, gate_wait_ms(db, r->api->cfg), &health);

@@ -108,6 +108,20 @@ long long db_query_int(sqlite3 *db, const char *sql, long long def)
 	return pragma_int(db, sql, &v) == 0 ? (long long)v : def;
 }
 
+long long db_query_int1(sqlite3 *db, const char *sql, int64_t arg, long long def)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = def;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, arg);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
 int db_data_version(sqlite3 *db, int64_t *out)
 {
 	return pragma_int(db, "PRAGMA data_version", out);

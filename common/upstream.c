@@ -33,7 +33,7 @@ const char *upstream_result_str(enum upstream_result r)
 const char *socks5_reply_str(int rep)
 {
 	static const char *const names[] = {
-	    "succeeded",	   "general failure",	    "connection not allowed by ruleset",
+	    "succeeded",	   "general failure",	    "not allowed by ruleset",
 	    "network unreachable", "host unreachable",	    "connection refused",
 	    "TTL expired",	   "command not supported", "address type not supported"};
 

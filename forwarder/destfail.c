@@ -32,7 +32,8 @@ int destfail_failed(struct destfail *d, int64_t proxy_id, uint64_t dst, uint64_t
 		n = 0;
 	}
 	for (unsigned i = 0; i < n; i++) /* keep those within the window, this destination aside */
-		if (now - s->at[i] < DESTFAIL_WINDOW_MS && s->dst[i] != dst) {
+		if ((s->at[i] > now || now - s->at[i] < DESTFAIL_WINDOW_MS) && s->dst[i] != dst) {
+			/* (another worker's clock may be a little ahead of this one's) */
 			s->dst[w] = s->dst[i];
 			s->at[w++] = s->at[i];
 		}

@@ -2,7 +2,8 @@
  * the destination (SOCKS5 replies 0x03-0x06, HTTP 502-504 to CONNECT, a "succeeded" followed by
  * a close with nothing sent back: proxies that answer before they have connected) are counted per
  * proxy by destination; only DESTFAIL_SPREAD distinct destinations failing within
- * DESTFAIL_WINDOW_MS, with no connection through the proxy answered in between, make it the
+ * DESTFAIL_WINDOW_MS, with no connection through the proxy answered (a first byte from the far
+ * side) in between, make it the
  * proxy's failure (told to pgw-healthd, which probes it now). Shared by the workers. */
 #ifndef FWD_DESTFAIL_H
 #define FWD_DESTFAIL_H

@@ -88,7 +88,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	/* "succeeded", then closed by the proxy's side with nothing sent back, at once: a proxy that
 	 * answers before it has connected, and then could not */
 	int early = c->relaying && c->bytes_down == 0 && now - c->t_relay < DESTFAIL_EARLY_MS &&
-		    (why == CLOSE_UPSTREAM_RESET || (why == CLOSE_DONE && c->eof_u));
+		    (why == CLOSE_UPSTREAM_RESET || why == CLOSE_DONE) && c->upstream_first;
 
 	snprintf(cid, sizeof(cid), "c%u-%llu", w->index, (unsigned long long)c->id);
 	fmt_addr(&c->client, cl, sizeof(cl));
@@ -105,8 +105,6 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		    early ? " closed_after_connect" : "", c->map.pipeline ? " pipelined" : "");
 	if (early)
 		dest_failure(c, DF_CLOSED_AFTER_CONNECT);
-	else if (c->relaying && c->bytes_down > 0)
-		destfail_ok(&w->sh->destfail, c->map.proxy_id);
 	atomic_fetch_add(&s->closes[why], 1);
 	if (c->counted)
 		client_account(c, 0, why != CLOSE_DONE);
@@ -248,6 +246,8 @@ static void relay_io(struct conn *c, uint32_t events)
 		 CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
 		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
+		/* a reset from the proxy's side with the client's still open */
+		c->upstream_first |= why == CLOSE_UPSTREAM_RESET && !c->eof_c;
 		conn_close(c, why, UP_OK);
 		return;
 	}
@@ -255,6 +255,10 @@ static void relay_io(struct conn *c, uint32_t events)
 	atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
 	if (c->bytes_up != up0 || c->bytes_down != down0)
 		c->t_active = ev_now_ms();
+	if (down0 == 0 && c->bytes_down > 0) /* the far side answered: the proxy reaches destinations */
+		destfail_ok(&c->w->sh->destfail, c->map.proxy_id);
+	if (c->eof_u && !c->eof_c && !c->upstream_first && c->bytes_down == 0)
+		c->upstream_first = 1; /* the proxy's side ended first, having sent nothing */
 	if (c->shut_c && c->shut_u) {
 		conn_close(c, CLOSE_DONE, UP_OK);
 		return;

@@ -39,7 +39,8 @@ struct conn {
 	int counted; /* a mapped, active client: its per-client stats count this connection */
 	int revoked; /* its path is no longer allowed: cut (on_revoke) */
 	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
-	uint64_t t_relay; /* when the proxy said "succeeded" */
+	uint64_t t_relay;   /* when the proxy said "succeeded" */
+	int upstream_first; /* the proxy's side ended (EOF or reset) while the client's was open */
 };
 
 struct worker {

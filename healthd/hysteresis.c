@@ -33,6 +33,6 @@ int hysteresis_step(struct hysteresis *h, int ok, unsigned fail_th, unsigned suc
 		if (h->status != HEALTH_DOWN && h->fails >= fail_th)
 			h->status = HEALTH_DOWN;
 	}
-	h->ups = h->status == HEALTH_UP ? h->ups + 1 : 0;
+	h->ups = ok && h->status == HEALTH_UP ? h->ups + 1 : 0; /* any failure starts it over */
 	return h->status != old;
 }

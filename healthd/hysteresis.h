@@ -9,7 +9,7 @@ enum health_status { HEALTH_UNKNOWN = 0, HEALTH_UP, HEALTH_DOWN };
 struct hysteresis {
 	enum health_status status;
 	unsigned fails, succs; /* in a row */
-	unsigned ups;	       /* results in a row after which it was up (failover's hysteresis, 0018) */
+	unsigned ups;	       /* good results in a row with it up (failover's hysteresis, 0018) */
 };
 
 const char *health_status_str(enum health_status s);

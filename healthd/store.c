@@ -89,51 +89,97 @@ static int carried_remember(sqlite3 *db, const struct carried *now, size_t n)
 	return rc;
 }
 
-/* The clients this result moved from one proxy to another: an audit row (in the result's
- * transaction) and a log line each; a client left with no proxy, or carried again, is logged.
- * Returns how many changed carrier. */
-static int carried_moves(struct healthd *h, const struct target *t, const struct carried *was, size_t nwas,
-			 const struct carried *now, size_t nnow)
+/* Walk the failover mappings both before and after this result: fn for each whose carrier
+ * changed. */
+static int carried_walk(const struct carried *was, size_t nwas, const struct carried *now, size_t nnow,
+			void (*fn)(struct healthd *h, const struct target *t, const struct carried *was,
+				   const struct carried *now),
+			struct healthd *h, const struct target *t)
 {
 	int moved = 0;
 
 	for (size_t i = 0, k = 0; i < nwas && k < nnow;) {
-		char oid[24], before[64], after[96];
-		struct audit_entry e = {.username = "pgw-healthd",
-					.remote_addr = "",
-					.action = "mapping.failover",
-					.object_type = "mapping",
-					.object_id = oid,
-					.before_json = before,
-					.after_json = after,
-					.result = "ok"};
-
 		if (was[i].id != now[k].id) { /* one of them was added or deleted meanwhile */
 			was[i].id < now[k].id ? i++ : k++;
 			continue;
 		}
 		if (was[i].by != now[k].by) {
 			moved++;
-			if (!was[i].by || !now[k].by) {
-				log_info("client %s: %s (proxy %lld is %s)", now[k].ip,
-					 now[k].by ? "carried again" : "blocked: no proxy of its failover list is up",
-					 (long long)t->id, health_status_str(t->hs.status));
-			} else {
-				log_info("client %s: failover from proxy %lld to proxy %lld (proxy %lld is %s, %u "
-					 "probes up)",
-					 now[k].ip, (long long)was[i].by, (long long)now[k].by, (long long)t->id,
-					 health_status_str(t->hs.status), t->hs.ups);
-				snprintf(oid, sizeof(oid), "%lld", (long long)now[k].id);
-				snprintf(before, sizeof(before), "{\"carrying_proxy_id\":%lld}", (long long)was[i].by);
-				snprintf(after, sizeof(after), "{\"carrying_proxy_id\":%lld,\"client_ip\":\"%s\"}",
-					 (long long)now[k].by, now[k].ip);
-				e.org_id = now[k].org_id;
-				if (audit_record(h->d->db, &e) < 0)
-					log_warnx("client %s: cannot write the audit row of its failover", now[k].ip);
-			}
+			if (fn)
+				fn(h, t, &was[i], &now[k]);
 		}
 		i++, k++;
 	}
+	return moved;
+}
+
+/* A move between two proxies: an audit row of pgw-healthd's (in the result's transaction). */
+static void carried_audit(struct healthd *h, const struct target *t, const struct carried *was,
+			  const struct carried *now)
+{
+	char oid[24], before[64], after[160];
+	struct audit_entry e = {.username = "pgw-healthd",
+				.remote_addr = "",
+				.action = "mapping.failover",
+				.object_type = "mapping",
+				.object_id = oid,
+				.before_json = before,
+				.after_json = after,
+				.result = "ok",
+				.org_id = now->org_id};
+
+	(void)t;
+	if (!was->by || !now->by)
+		return;
+	snprintf(oid, sizeof(oid), "%lld", (long long)now->id);
+	snprintf(before, sizeof(before), "{\"carrying_proxy_id\":%lld}", (long long)was->by);
+	snprintf(after, sizeof(after), "{\"carrying_proxy_id\":%lld,\"client_ip\":\"%s\"}", (long long)now->by,
+		 now->ip);
+	if (audit_record(h->d->db, &e) < 0)
+		log_warnx("client %s: cannot write the audit row of its failover", now->ip);
+}
+
+/* Once committed: a log line for each client this result moved, left with no proxy, or carried
+ * again. */
+static void carried_log(struct healthd *h, const struct target *t, const struct carried *was, const struct carried *now)
+{
+	(void)h;
+	if (!was->by || !now->by)
+		log_info("client %s: %s (proxy %lld is %s)", now->ip,
+			 now->by ? "carried again" : "blocked: no proxy of its failover list is up", (long long)t->id,
+			 health_status_str(t->hs.status));
+	else
+		log_info("client %s: failover from proxy %lld to proxy %lld (proxy %lld is %s, %u probes up)", now->ip,
+			 (long long)was->by, (long long)now->by, (long long)t->id, health_status_str(t->hs.status),
+			 t->hs.ups);
+}
+
+/* Under the result's transaction, in a savepoint of its own: who carries the failover
+ * mappings of this proxy now (*now), the moves audited, mapping_carrier kept. A failure here
+ * undoes only this part (logged): the health result is stored whatever happens to it, or every
+ * client would go stale and blocked over a bookkeeping error. Returns the moves. */
+static int carried_after(struct healthd *h, const struct target *t, const struct carried *was, size_t nwas,
+			 struct carried **now, size_t *nnow)
+{
+	sqlite3 *db = h->d->db;
+	int moved = 0, rc = SQLITE_ERROR;
+
+	if (sqlite3_exec(db, "SAVEPOINT carriers", NULL, NULL, NULL) != SQLITE_OK)
+		return 0;
+	if (carried_load(db, t->id, now, nnow) == 0) {
+		moved = carried_walk(was, nwas, *now, *nnow, carried_audit, h, t);
+		rc = carried_remember(db, *now, *nnow);
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("proxy %lld: failover bookkeeping failed (%s); the health result is stored without it",
+			  (long long)t->id, sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK TO carriers", NULL, NULL, NULL);
+		free(*now);
+		*now = NULL;
+		*nnow = 0;
+		moved = 0;
+	}
+	sqlite3_exec(db, "RELEASE carriers", NULL, NULL, NULL);
 	return moved;
 }
 
@@ -153,7 +199,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 	sqlite3_stmt *st = NULL;
 	struct carried *was = NULL, *now = NULL;
 	size_t nwas = 0, nnow = 0;
-	int ok = r->error == PROBE_OK, rc = SQLITE_ERROR;
+	int ok = r->error == PROBE_OK, rc = SQLITE_ERROR, have_was;
 
 	*moved = 0;
 
@@ -161,8 +207,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		return -EAGAIN;
 	if (db_begin(db) < 0)
 		goto refused;
-	if (carried_load(db, t->id, &was, &nwas) < 0)
-		goto undo;
+	have_was = carried_load(db, t->id, &was, &nwas) == 0; /* else no failover bookkeeping this time */
 	if (sqlite3_prepare_v2(db, up_sql, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, t->id);
 		sqlite3_bind_text(st, 2, health_status_str(t->hs.status), -1, SQLITE_STATIC);
@@ -199,22 +244,19 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
-	if (rc == SQLITE_DONE && carried_load(db, t->id, &now, &nnow) == 0) {
-		*moved = carried_moves(h, t, was, nwas, now, nnow);
-		rc = carried_remember(db, now, nnow);
-	} else {
-		rc = SQLITE_ERROR;
-	}
-	free(was);
-	free(now);
-	was = now = NULL;
+	if (rc == SQLITE_DONE && have_was)
+		*moved = carried_after(h, t, was, nwas, &now, &nnow);
 	if (rc != SQLITE_DONE || db_commit(db) < 0) {
-	undo:
 		free(was);
+		free(now);
 		db_rollback(db);
 		*moved = 0;
 		goto refused;
 	}
+	if (*moved)
+		carried_walk(was, nwas, now, nnow, carried_log, h, t);
+	free(was);
+	free(now);
 	if (h->store_failing) {
 		log_info("health results recorded again");
 		h->store_failing = 0;

@@ -23,6 +23,10 @@ WHEN (SELECT org_id FROM mappings WHERE id = NEW.mapping_id) IS NOT (SELECT org_
 BEGIN SELECT RAISE(ABORT, 'a failover proxy must belong to the mapping''s organisation'); END;
 CREATE TRIGGER mapping_failover_fixed BEFORE UPDATE ON mapping_failover
 BEGIN SELECT RAISE(ABORT, 'failover lists are replaced, not updated'); END;
+-- a mapping moved onto a proxy of its own list (the CSV import sets only the primary): the list
+-- keeps the others
+CREATE TRIGGER mapping_failover_not_primary AFTER UPDATE OF proxy_id ON mappings
+BEGIN DELETE FROM mapping_failover WHERE mapping_id = NEW.id AND proxy_id = NEW.proxy_id; END;
 CREATE TRIGGER change_failover_ins AFTER INSERT ON mapping_failover BEGIN UPDATE change_seq SET seq = seq + 1 WHERE topic = 'mappings'; END;
 CREATE TRIGGER change_failover_del AFTER DELETE ON mapping_failover BEGIN UPDATE change_seq SET seq = seq + 1 WHERE topic = 'mappings'; END;
 

@@ -43,12 +43,16 @@ lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:83/" >/dev/null 2>&1
 sleep 1.5 # the stats file is written every second
 check_eq "two more destinations, with an answer in between: still not the proxy's failure" "$(reports)" 0
 # three distinct destinations in a row: the proxy's failure, told to healthd once
+check "an answered connection forgets the last failure (port 83)" relays $C $LAB_SOCKS_NOAUTH
+sleep 1.1 # a probe now is seen by its checked_at
+checked=$(lab_db 'SELECT status || checked_at FROM proxy_health WHERE proxy_id = 1')
 for p in 84 85 86; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:$p/" >/dev/null 2>&1; done
 check "three destinations failing in a row: pgw-healthd is told, with the reason" \
 	wait_for 3 grep -q 'proxy 1: the forwarder saw it fail (3 destinations failed (socks5_0x05_connection_refused)); checking now' "$LAB_DIR/pgw-healthd.log"
 check_eq "... once" "$(reports)" 1
 check "... which probes it: up (the proxy works)" \
-	wait_for 5 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 1')\" = up ]"
+	wait_for 5 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status || checked_at FROM proxy_health WHERE proxy_id = 1')\" != '$checked' ] && \
+		[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 1')\" = up ]"
 check "... and its client relays on" relays $C $LAB_SOCKS_NOAUTH
 
 # shadowsocks says "succeeded" at once, before ss-server has tried the destination; a refused
@@ -61,7 +65,14 @@ check "... logged as closed_after_connect" \
 check "... and counted" \
 	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.closed_after_connect' $PGW_RUN_DIR/forwarder.stats.json)\" -ge 1 ]"
 check "a connection through it that is answered is no such thing" relays $CS $LAB_SS_SERVER
-check_fails "... (not logged as closed_after_connect)" grep -q "client=$CS:[0-9]* dst=$LAB_WEB:80 .*closed_after_connect" "$LAB_DIR/pgw-forwarder.log"
+check "... (logged when it ends" wait_for 3 grep -q "client=$CS:[0-9]* dst=$LAB_WEB:80 " "$LAB_DIR/pgw-forwarder.log"
+check_fails "... not as closed_after_connect)" grep -q "client=$CS:[0-9]* dst=$LAB_WEB:80 .*closed_after_connect" "$LAB_DIR/pgw-forwarder.log"
+# a client that opens a connection and closes it without waiting (a browser's preconnect): the
+# client's doing, not a failure at the destination
+lab_exec lan socat -u /dev/null "TCP4:$LAB_WEB:81,bind=$CS" 2>/dev/null
+check "a connection the client itself closes at once is logged" \
+	wait_for 3 bash -c "[ \$(grep -c 'client=$CS:[0-9]* dst=$LAB_WEB:81 ' $LAB_DIR/pgw-forwarder.log) = 2 ]"
+check_fails "... not as closed_after_connect" bash -c "grep 'client=$CS:[0-9]* dst=$LAB_WEB:81 ' $LAB_DIR/pgw-forwarder.log | tail -1 | grep -q closed_after_connect"
 metrics=$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)
 check_match "/metrics: destination failures by kind" "$metrics" \
 	'pgw_forwarder_destination_failures_total\{kind="socks5_0x05_connection_refused"\} 10'

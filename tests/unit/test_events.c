@@ -89,12 +89,44 @@ static void test_shutdown_ends_readers(void **state)
 	assert_int_equal(events_read(&c, buf, sizeof(buf), 1000), -1);
 }
 
+/* Audiences: an organisation's events reach its subscribers and those who watch every one;
+ * EVENTS_ALL_ORGS only the latter, EVENTS_ONE_ORG only the former (and those of none);
+ * EVENTS_EVERYONE all. A subscriber's ids skip what was not for it. */
+static void test_audiences(void **state)
+{
+	struct events_cursor acme = {.org = 2, .last = events_last_id()}, other = {.org = 3, .last = acme.last},
+			     all = {.org = -1, .last = acme.last}, none = {.org = 0, .last = acme.last};
+	struct events_cursor *cs[] = {&acme, &other, &all, &none};
+	/* what each cursor must see, in order: a = acme's, b = gateway-wide, c = all-orgs only,
+	 * d = one-org only, e = everyone */
+	const char *want[] = {"a,d,e", "d,e", "a,b,c,e", "d,e"};
+	char buf[4096];
+
+	(void)state;
+	events_publish_to(2, "x", json_pack("{s:s}", "k", "a"));
+	events_publish_to(EVENTS_ALL_ORGS, "x", json_pack("{s:s}", "k", "b"));
+	events_publish_to(EVENTS_ALL_ORGS, "x", json_pack("{s:s}", "k", "c"));
+	events_publish_to(EVENTS_ONE_ORG, "x", json_pack("{s:s}", "k", "d"));
+	events_publish_to(EVENTS_EVERYONE, "x", json_pack("{s:s}", "k", "e"));
+	for (int i = 0; i < 4; i++) {
+		char got[32] = "", *p = buf;
+		ssize_t n = events_read(cs[i], buf, sizeof(buf) - 1, 10);
+		assert_true(n > 0);
+		buf[n] = 0;
+		while ((p = strstr(p, "\"k\":\""))) {
+			p += 5;
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%c", got[0] ? "," : "", *p);
+		}
+		assert_string_equal(got, want[i]);
+		assert_int_equal(cs[i]->last, events_last_id());
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_order_resume_heartbeat),
-	    cmocka_unit_test(test_fell_behind_gets_reset),
-	    cmocka_unit_test(test_large_event_streams_in_parts),
+	    cmocka_unit_test(test_order_resume_heartbeat),	 cmocka_unit_test(test_fell_behind_gets_reset),
+	    cmocka_unit_test(test_large_event_streams_in_parts), cmocka_unit_test(test_audiences),
 	    cmocka_unit_test(test_shutdown_ends_readers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

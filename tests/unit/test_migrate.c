@@ -672,6 +672,9 @@ static void test_failover_carrier(void **state)
 	assert_int_not_equal(tl_exec(db, "UPDATE mapping_failover SET proxy_id = 1 WHERE mapping_id = 1"), SQLITE_OK);
 	assert_int_not_equal(tl_exec(db, "DELETE FROM proxies WHERE id = 3"), SQLITE_OK);
 	assert_int_not_equal(tl_exec(db, "UPDATE mappings SET on_down = 'retry'"), SQLITE_OK);
+	/* moved onto a proxy of its own list: that one leaves the list */
+	assert_int_equal(tl_exec(db, "UPDATE mappings SET proxy_id = 3 WHERE id = 1"), SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT group_concat(proxy_id) FROM mapping_failover WHERE mapping_id = 1"), 2);
 	assert_int_equal(tl_exec(db, "DELETE FROM mappings WHERE id = 1"), SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM mapping_failover WHERE mapping_id = 1"), 0);
 	db_close(db);
