@@ -12,6 +12,7 @@
 int res_proxies(struct req *r, const char *const *seg, int nseg);
 int res_mappings(struct req *r, const char *const *seg, int nseg);
 int res_health(struct req *r, const char *const *seg, int nseg);
+int res_clients(struct req *r, const char *const *seg, int nseg);
 int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
 int res_users(struct req *r, const char *const *seg, int nseg);

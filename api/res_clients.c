@@ -1,0 +1,93 @@
+/* res_clients.c - /api/v1/clients and /clients/{ip}: every mapped client with its state and,
+ * when blocked, why (issue 19); its forwarder counters since the forwarder started. */
+#include "resources.h"
+
+#include "net.h"
+
+#include <string.h>
+
+/* The one answer to "why is this client blocked", from the mapping and its primary's health:
+ * mapping_disabled, proxy_disabled, exit_ip_mismatch, proxy_down, health_stale (healthd's last
+ * word is too old), health_unknown (not checked yet); NULL while active. A failover mapping is
+ * blocked only when no proxy of its list is usable: the primary's reason says the first of it. */
+static const char *blocked_reason(int active, int enabled, int proxy_enabled, const char *status, int stale,
+				  const char *last_error)
+{
+	if (active)
+		return NULL;
+	if (!enabled)
+		return "mapping_disabled";
+	if (!proxy_enabled)
+		return "proxy_disabled";
+	if (status && strcmp(status, "down") == 0)
+		return last_error && strncmp(last_error, "exit_ip_mismatch", 16) == 0 ? "exit_ip_mismatch"
+										      : "proxy_down";
+	if (stale)
+		return "health_stale";
+	if (status && strcmp(status, "up") == 0)
+		return "no_proxy_up"; /* up and fresh, yet not carrying: its failover list's others */
+	return "health_unknown";
+}
+
+#define CLIENT_SQL                                                                                                     \
+	"SELECT s.id, s.client_ip, s.label, s.enabled, s.active, s.on_down, s.proxy_id, s.carrying_proxy_id, "         \
+	"p.name, p.enabled, h.status, coalesce(h.stale, 0), coalesce(h.last_error, '') FROM mapping_state s JOIN "     \
+	"proxies p ON p.id = s.proxy_id LEFT JOIN health_state h ON h.proxy_id = p.id "
+
+static json_t *client_row(sqlite3_stmt *st, json_t *fwd)
+{
+	const char *ip = (const char *)sqlite3_column_text(st, 1), *status = (const char *)sqlite3_column_text(st, 10);
+	int active = sqlite3_column_int(st, 4);
+	const char *why = blocked_reason(active, sqlite3_column_int(st, 3), sqlite3_column_int(st, 9), status,
+					 sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
+	json_t *c = json_object_get(json_object_get(fwd, "clients"), ip);
+
+	return json_pack("{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
+			 "client_ip", ip, "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label",
+			 sqlite3_column_text(st, 2), "enabled", sqlite3_column_int(st, 3), "state",
+			 active ? "active" : "blocked", "reason", why, "reason_detail",
+			 why && strcmp(why, "proxy_down") == 0 ? (const char *)sqlite3_column_text(st, 12) : NULL,
+			 "on_down", sqlite3_column_text(st, 5), "proxy_id", (json_int_t)sqlite3_column_int64(st, 6),
+			 "proxy", sqlite3_column_text(st, 8), "carrying_proxy_id", json_nullable_int(st, 7), "usage",
+			 "connections", (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
+			 (json_int_t)json_integer_value(json_object_get(c, "active")), "failures",
+			 (json_int_t)json_integer_value(json_object_get(c, "failures")), "bytes_up",
+			 (json_int_t)json_integer_value(json_object_get(c, "bytes_up")), "bytes_down",
+			 (json_int_t)json_integer_value(json_object_get(c, "bytes_down")));
+}
+
+int res_clients(struct req *r, const char *const *seg, int nseg)
+{
+	char canon[NET_IP_STR_MAX];
+	struct net_ip ip;
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	json_t *items, *fwd;
+
+	if (nseg > 1)
+		return reply_error(r, 404, "not_found", "no such resource");
+	if (!(db = read_only_start(r, NULL)))
+		return MHD_YES;
+	/* not an address: no such client, as for an address nobody (or another organisation) maps */
+	if (nseg == 1 && net_ip_parse(seg[0], &ip) < 0)
+		return reply_error(r, 404, "not_found", "no client %.64s", seg[0]);
+	if (sqlite3_prepare_v2(db, nseg ? CLIENT_SQL "WHERE s.client_ip = ?1" : CLIENT_SQL "ORDER BY s.id", -1, &st,
+			       NULL) != SQLITE_OK)
+		return reply_db_error(r, db);
+	if (nseg) {
+		net_ip_str(&ip, canon); /* as stored: one spelling per client */
+		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
+	}
+	fwd = fwdstats_scoped(fwdstats_load(r->api->cfg->run_dir), db, r->org);
+	items = json_array();
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(items, client_row(st, fwd));
+	sqlite3_finalize(st);
+	json_decref(fwd);
+	if (nseg) {
+		json_t *one = json_incref(json_array_get(items, 0));
+		json_decref(items);
+		return one ? reply_json(r, 200, one) : reply_error(r, 404, "not_found", "no client %s", canon);
+	}
+	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));
+}
