@@ -159,7 +159,31 @@ async function loadProxies() {
     state.history[px.id] = hist.items.reverse();
   }));
 }
-async function loadMappings() { state.mappings = (await api('GET', '/mappings')).items; }
+/* mappings, with each client's blocked reason from /clients (GET /api/v1/clients) */
+async function loadMappings() {
+  const [m, c] = await Promise.all([api('GET', '/mappings'), api('GET', '/clients')]);
+  state.mappings = m.items;
+  applyReasons(c.items);
+}
+function applyReasons(clients) {
+  const by = Object.fromEntries(clients.map((c) => [c.mapping_id, c]));
+  for (const m of state.mappings) {
+    const c = by[m.id] || {};
+    m.reason = c.reason || null;
+    m.reason_detail = c.reason_detail || '';
+  }
+}
+const REASONS = {
+  mapping_disabled: 'mapping disabled', proxy_disabled: 'proxy disabled', proxy_down: 'proxy down',
+  exit_ip_mismatch: 'exit IP mismatch', health_stale: 'health result too old', health_unknown: 'not checked yet',
+  no_proxy_up: 'no proxy of its list is up',
+};
+let reasonTimer = 0;
+/* a client's state changed live: its reason is fetched again (coalesced) */
+function reasonsSoon() {
+  clearTimeout(reasonTimer);
+  reasonTimer = setTimeout(() => background(api('GET', '/clients').then((c) => { applyReasons(c.items); renderMappings(); })), 200);
+}
 async function loadStatus() {
   const s = await api('GET', '/status');
   state.agent = s.agent;
@@ -356,7 +380,9 @@ function renderMappings() {
   const shown = (m) => (m.carrying_proxy_id && m.carrying_proxy_id !== m.proxy_id ? `${name(m.proxy_id)} → via ${name(m.carrying_proxy_id)}` : name(m.proxy_id));
   const rows = state.mappings.map((m) => ({ ...m, proxy: shown(m) })).filter((m) => matches(q, m.client_ip, m.proxy, m.label, m.state));
   $('#mapping-table tbody').replaceChildren(...sortable($('#mapping-table'), 'mappings', rows, renderMappings).map((m) => el('tr', { 'data-client': m.client_ip },
-    el('td', {}, m.client_ip), el('td', {}, m.proxy), el('td', {}, m.label), el('td', {}, badge(m.state)),
+    el('td', {}, m.client_ip), el('td', {}, m.proxy), el('td', {}, m.label),
+    el('td', {}, badge(m.state), m.state === 'blocked' && m.reason
+      ? el('span', { class: 'why', 'data-reason': m.reason, title: m.reason_detail }, ` ${REASONS[m.reason] || m.reason}${m.reason_detail ? `: ${m.reason_detail}` : ''}`) : null),
     el('td', {}, el('input', { type: 'checkbox', checked: m.enabled, disabled: !isAdmin(), 'aria-label': `enabled for ${m.client_ip}`,
       onchange: (ev) => toggleMapping(m, ev.target) })),
     isAdmin() ? el('td', {}, el('div', { class: 'actions' },
@@ -668,7 +694,7 @@ function connectEvents() {
   es.addEventListener('client', (ev) => {
     const c = JSON.parse(ev.data);
     const m = state.mappings.find((x) => x.client_ip === c.client_ip);
-    if (m && !c.removed) { m.state = c.state; m.carrying_proxy_id = c.carrying_proxy_id; renderSoon(); } else refetchSoon();
+    if (m && !c.removed) { m.state = c.state; m.carrying_proxy_id = c.carrying_proxy_id; renderSoon(); reasonsSoon(); } else refetchSoon();
   });
   es.addEventListener('failover', (ev) => {
     const x = JSON.parse(ev.data), pn = (id) => (state.proxies.find((q) => q.id === id) || {}).name || `proxy ${id}`;

@@ -88,6 +88,14 @@ await step('create a mapping through the form: the health gate runs and it is sa
   await page.getByText(/Mapping saved: web-http is up/).waitFor({ timeout: 15000 });
   await page.locator('#mapping-table tr[data-client="192.168.2.12"] .badge[data-status="active"]').waitFor({ timeout: 10000 });
 });
+await step('a disabled mapping says why its client is blocked, live', async () => {
+  const row = page.locator('#mapping-table tr[data-client="192.168.2.12"]');
+  await page.getByLabel('enabled for 192.168.2.12').uncheck();
+  await row.locator('.why[data-reason="mapping_disabled"]').getByText('mapping disabled').waitFor({ timeout: 10000 });
+  await page.getByLabel('enabled for 192.168.2.12').check();
+  await row.locator('.badge[data-status="active"]').waitFor({ timeout: 15000 });
+  if (await row.locator('.why').count()) throw new Error('an active client still shows a reason');
+});
 await step('an IPv6 client is added from the dashboard (the server judges the address)', async () => {
   await page.getByRole('button', { name: 'Add mapping' }).click();
   await page.locator('#mf-ip').fill('FD00:2:0::12');
