@@ -42,7 +42,7 @@ static json_t *client_row(sqlite3_stmt *st, json_t *fwd)
 					 sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
 	json_t *c = json_object_get(json_object_get(fwd, "clients"), ip);
 
-	return json_pack("{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "client_ip", ip, "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label",
 			 sqlite3_column_text(st, 2), "enabled", sqlite3_column_int(st, 3), "state",
 			 active ? "active" : "blocked", "reason", why, "reason_detail",
@@ -53,7 +53,8 @@ static json_t *client_row(sqlite3_stmt *st, json_t *fwd)
 			 (json_int_t)json_integer_value(json_object_get(c, "active")), "failures",
 			 (json_int_t)json_integer_value(json_object_get(c, "failures")), "bytes_up",
 			 (json_int_t)json_integer_value(json_object_get(c, "bytes_up")), "bytes_down",
-			 (json_int_t)json_integer_value(json_object_get(c, "bytes_down")));
+			 (json_int_t)json_integer_value(json_object_get(c, "bytes_down")), "refused",
+			 (json_int_t)json_integer_value(json_object_get(c, "refused")));
 }
 
 int res_clients(struct req *r, const char *const *seg, int nseg)

@@ -13,9 +13,10 @@
 #include <time.h>
 
 static const struct jfield mapping_fields[] = {
-    {"client_ip", J_STR, 1, 3, 45}, {"proxy_id", J_INT, 1, 1, (1LL << 53)},
-    {"enabled", J_BOOL, 0, 0, 1},   {"label", J_STR, 0, 0, 128},
-    {"on_down", J_STR, 0, 5, 8},    {"failover_proxy_ids", J_ARRAY, 0, 0, MAPPING_FAILOVER_MAX},
+    {"client_ip", J_STR, 1, 3, 45},	 {"proxy_id", J_INT, 1, 1, (1LL << 53)},
+    {"enabled", J_BOOL, 0, 0, 1},	 {"label", J_STR, 0, 0, 128},
+    {"on_down", J_STR, 0, 5, 8},	 {"failover_proxy_ids", J_ARRAY, 0, 0, MAPPING_FAILOVER_MAX},
+    {"max_conns", J_INT, 0, 0, 1000000}, {"new_conns_per_s", J_INT, 0, 0, 100000},
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
@@ -24,20 +25,22 @@ static const struct jfield mapping_fields[] = {
 #define MAPPING_SELECT                                                                                                 \
 	"SELECT id, client_ip, proxy_id, enabled, label, active, on_down, carrying_proxy_id, (SELECT "                 \
 	"json_group_array(proxy_id) FROM (SELECT proxy_id FROM main.mapping_failover f WHERE f.mapping_id = "          \
-	"mapping_state.id ORDER BY f.pos)) FROM mapping_state "
+	"mapping_state.id ORDER BY f.pos)), (SELECT m.max_conns FROM main.mappings m WHERE m.id = mapping_state.id), " \
+	"(SELECT m.new_conns_per_s FROM main.mappings m WHERE m.id = mapping_state.id) FROM mapping_state "
 
 static json_t *row_json(sqlite3_stmt *st)
 {
 	json_t *list = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
 
-	return json_pack("{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-			 "client_ip", sqlite3_column_text(st, 1), "proxy_id", (json_int_t)sqlite3_column_int64(st, 2),
-			 "enabled", sqlite3_column_int(st, 3), "label", sqlite3_column_text(st, 4), "state",
-			 sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down", sqlite3_column_text(st, 6),
-			 "carrying_proxy_id",
-			 sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null()
-								   : json_integer(sqlite3_column_int64(st, 7)),
-			 "failover_proxy_ids", list ? list : json_array());
+	return json_pack(
+	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+	    "client_ip", sqlite3_column_text(st, 1), "proxy_id", (json_int_t)sqlite3_column_int64(st, 2), "enabled",
+	    sqlite3_column_int(st, 3), "label", sqlite3_column_text(st, 4), "state",
+	    sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down", sqlite3_column_text(st, 6),
+	    "carrying_proxy_id",
+	    sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, 7)),
+	    "failover_proxy_ids", list ? list : json_array(), "max_conns", (json_int_t)sqlite3_column_int64(st, 9),
+	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 10));
 }
 
 static json_t *mapping_json(sqlite3 *db, int64_t id)
@@ -261,19 +264,21 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		goto out;
 	}
 	if (id < 0)
-		rc = sqlite3_prepare_v2(
-		    db,
-		    "INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, org_id) VALUES (?1, "
-		    "?2, ?3, coalesce(?4, ''), ?6, " ORG_OWNER ")",
-		    -1, &st, NULL);
+		rc = sqlite3_prepare_v2(db,
+					"INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, "
+					"max_conns, new_conns_per_s, "
+					"org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, " ORG_OWNER ")",
+					-1, &st, NULL);
 	else
 		rc = sqlite3_prepare_v2(
 		    db,
 		    partial ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-			      "label = coalesce(?4, label), on_down = ?6, updated_at = unixepoch() "
+			      "label = coalesce(?4, label), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
+			      "updated_at = unixepoch() "
 			      "WHERE id = ?5 AND " ORG_SCOPED
 			    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-			      "label = coalesce(?4, ''), on_down = ?6, updated_at = unixepoch() WHERE id "
+			      "label = coalesce(?4, ''), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
+			      "updated_at = unixepoch() WHERE id "
 			      "= ?5 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
@@ -290,6 +295,15 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (id > 0)
 		sqlite3_bind_int64(st, 5, id);
 	sqlite3_bind_text(st, 6, on_down, -1, SQLITE_STATIC);
+	/* limits: PATCH keeps what it does not send; PUT and POST default to 0 (the settings') */
+	for (int k = 0; k < 2; k++) {
+		const char *f = k ? "new_conns_per_s" : "max_conns";
+		json_t *lv = json_object_get(r->body, f);
+		sqlite3_bind_int64(st, 7 + k,
+				   lv		       ? json_integer_value(lv)
+				   : partial && before ? json_integer_value(json_object_get(before, f))
+						       : 0);
+	}
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {

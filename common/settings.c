@@ -120,6 +120,22 @@ static const struct sdef defs[] = {
      1,
      1000000,
      "20000"},
+    {{"client_max_conns", "Connections per client",
+      "Most TCP connections one client may have open through the forwarder at once (a mapping's max_conns "
+      "overrides it); more are refused. 0: no limit but forwarder_max_connections."},
+     K_RANGE,
+     NULL,
+     0,
+     1000000,
+     "4000"},
+    {{"client_new_conns_per_s", "New connections/s per client",
+      "Most TCP connections one client may open per second, a burst of as many (a mapping's new_conns_per_s "
+      "overrides it); more are refused. 0: no limit."},
+     K_RANGE,
+     NULL,
+     0,
+     100000,
+     "0"},
     {{"dns_query_log", "DNS query log",
       "Log every client query (client, name, type, answer, time) in pgw-forwarder's log. Off by default: it names "
       "what every device looks up."},

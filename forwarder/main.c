@@ -86,6 +86,8 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 	l->connect_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_connect_timeout") * 1000;
 	l->idle_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_idle_timeout") * 1000;
 	l->max_connections = settings_uint(f->d->db, &f->d->cfg, "forwarder_max_connections");
+	l->client_max_conns = settings_uint(f->d->db, &f->d->cfg, "client_max_conns");
+	l->client_conns_per_s = settings_uint(f->d->db, &f->d->cfg, "client_new_conns_per_s");
 	l->drain_timeout_ms = settings_uint(f->d->db, &f->d->cfg, "forwarder_drain_timeout") * 1000;
 	l->udp_on = (unsigned)settings_bool(f->d->db, &f->d->cfg, "udp_relay");
 	l->udp_flow_ms = settings_uint(f->d->db, &f->d->cfg, "udp_flow_timeout") * 1000;

@@ -362,6 +362,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	struct upstream_target t;
 	struct net_ip client;
 	enum fwd_close why = CLOSE_INTERNAL;
+	unsigned limits_max, limits_rate;
 	int max;
 
 	atomic_fetch_add(&sh->stats.accepted, 1);
@@ -390,6 +391,8 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	}
 	pthread_rwlock_rdlock(&sh->lock);
 	max = (int)sh->limits.max_connections;
+	limits_max = sh->limits.client_max_conns;
+	limits_rate = sh->limits.client_conns_per_s;
 	e = table_lookup(sh->table, &client);
 	if (e)
 		c->map = *e; /* a copy: a reload never touches an open connection */
@@ -407,7 +410,12 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		why = CLOSE_MAX_CONNECTIONS;
 		goto refuse;
 	}
-	client_account(c, 1, 0);
+	/* the client's own limits: one device cannot take every slot (counted as open if allowed) */
+	why = (enum fwd_close)stats_client_open(&sh->stats, &client, c->map.max_conns ? c->map.max_conns : limits_max,
+						c->map.conns_per_s ? c->map.conns_per_s : limits_rate, c->t_start);
+	if (why != CLOSE_DONE)
+		goto refuse;
+	why = CLOSE_INTERNAL;
 	c->counted = 1;
 	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->hs = calloc(1, sizeof(*c->hs));

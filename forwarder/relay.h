@@ -17,6 +17,7 @@
 
 struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
+	unsigned client_max_conns, client_conns_per_s; /* the defaults of a mapping's 0 (0: no limit) */
 	/* the UDP relay: udp_relay, udp_flow_timeout, udp_session_timeout, udp_client_flows, udp_client_pps */
 	unsigned udp_on, udp_flow_ms, udp_session_ms, udp_client_flows, udp_client_pps;
 	struct net_cidr4 lan; /* lan_cidr: no destination of the UDP relay (prefix 0: unknown, none) */

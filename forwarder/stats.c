@@ -40,6 +40,8 @@ static const char *const close_names[CLOSE_MAX] = {
     [CLOSE_SHUTDOWN] = "shutdown",
     [CLOSE_INTERNAL] = "internal_error",
     [CLOSE_REVOKED] = "revoked",
+    [CLOSE_CLIENT_MAX_CONNS] = "client_max_conns",
+    [CLOSE_CLIENT_RATE] = "client_rate",
 };
 
 const char *fwd_close_str(enum fwd_close c)
@@ -98,6 +100,40 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
+int stats_client_open(struct fwd_stats *s, const struct net_ip *client, unsigned max, unsigned rate, uint64_t now)
+{
+	struct client_stat *cs;
+	int r = 0;
+
+	if (!s->clients)
+		return 0;
+	pthread_mutex_lock(&s->clients_lock);
+	if ((cs = client_slot(s, client))) {
+		if (rate) { /* a token bucket of one second's worth */
+			if (cs->tokens_at == 0 || now < cs->tokens_at)
+				cs->tokens = rate;
+			else
+				cs->tokens += (double)(now - cs->tokens_at) * rate / 1000.0;
+			if (cs->tokens > rate)
+				cs->tokens = rate;
+			cs->tokens_at = now;
+		}
+		if (max && cs->active >= max)
+			r = CLOSE_CLIENT_MAX_CONNS;
+		else if (rate && cs->tokens < 1.0)
+			r = CLOSE_CLIENT_RATE;
+		if (r) {
+			cs->refused++;
+		} else {
+			cs->tokens -= rate ? 1.0 : 0.0;
+			cs->active++;
+			cs->connections++;
+		}
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+	return r;
+}
+
 void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms)
 {
 	struct client_stat *cs;
@@ -152,10 +188,10 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
 			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu,"
 			"\"udp_flows\":%lu,\"udp_datagrams_up\":%lu,\"udp_datagrams_down\":%lu,\"udp_bytes_up\":%lu,"
-			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu}",
+			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu,\"refused\":%lu}",
 			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down,
 			cs->dns_queries, cs->dns_hits, cs->dns_errors, cs->dns_ms_sum, cs->udp_flows, cs->udp_up,
-			cs->udp_down, cs->udp_bytes_up, cs->udp_bytes_down, cs->udp_dropped);
+			cs->udp_down, cs->udp_bytes_up, cs->udp_bytes_down, cs->udp_dropped, cs->refused);
 		first = 0;
 	}
 	pthread_mutex_unlock(&s->clients_lock);

@@ -26,7 +26,9 @@ enum fwd_close {
 	CLOSE_UPSTREAM_RESET,
 	CLOSE_SHUTDOWN,
 	CLOSE_INTERNAL,
-	CLOSE_REVOKED, /* the client stopped being active, or its path changed: cut (TCP reset) */
+	CLOSE_REVOKED,		/* the client stopped being active, or its path changed: cut (TCP reset) */
+	CLOSE_CLIENT_MAX_CONNS, /* the client has max_conns open already */
+	CLOSE_CLIENT_RATE,	/* the client opened new_conns_per_s this second already */
 	CLOSE_MAX
 };
 const char *fwd_close_str(enum fwd_close c);
@@ -66,11 +68,18 @@ struct client_stat {
 	unsigned long dns_ms_sum;			 /* their answer times added up */
 	unsigned long udp_flows;			 /* open now */
 	unsigned long udp_up, udp_down, udp_bytes_up, udp_bytes_down, udp_dropped; /* datagrams relayed */
+	unsigned long refused; /* over max_conns or new_conns_per_s */
+	double tokens;	       /* new connections it may open now (rate) */
+	uint64_t tokens_at;    /* ms of the last refill */
 };
 
 /* 0, or -ENOMEM. */
 int stats_init(struct fwd_stats *s);
 void stats_fini(struct fwd_stats *s);
+/* A mapped, active client asks to open a connection at now (ms): 0 (counted as open), or
+ * CLOSE_CLIENT_MAX_CONNS / CLOSE_CLIENT_RATE (refused, counted; max or rate 0: no limit). Without
+ * room for its counters a client is not limited. */
+int stats_client_open(struct fwd_stats *s, const struct net_ip *client, unsigned max, unsigned rate, uint64_t now);
 /* A connection of a mapped, active client opened (opening), or ended (failed, its bytes). */
 void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
 		  uint64_t down);

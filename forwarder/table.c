@@ -67,7 +67,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	static const char *const sql =
 	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
 	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down', "
-	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id FROM mapping_state s JOIN proxies p ON "
+	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id, m.max_conns, m.new_conns_per_s FROM "
+	    "mapping_state s JOIN mappings m ON m.id = s.id JOIN proxies p ON "
 	    "p.id = coalesce(s.carrying_proxy_id, s.proxy_id) "
 	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* active 0004, pipelining 0006, dns 0012,
 									      udp 0013, carrier 0018 */
@@ -119,6 +120,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.dns_down = sqlite3_column_int(st, 10);
 		e.udp = sqlite3_column_int(st, 11);
 		e.org_id = sqlite3_column_int64(st, 12);
+		e.max_conns = (unsigned)sqlite3_column_int(st, 13);
+		e.conns_per_s = (unsigned)sqlite3_column_int(st, 14);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
 			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),

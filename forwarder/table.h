@@ -31,6 +31,7 @@ struct fwd_entry {
 	int udp;	/* pgw-healthd found the proxy carries UDP (a SOCKS5 proxy only): the UDP relay may */
 	uint64_t path;	/* the proxy as the DNS cache knows it: id, endpoint, type, address, credentials */
 	int64_t org_id; /* the mapping's organisation: whose resolvers its DNS goes to */
+	unsigned max_conns, conns_per_s; /* the mapping's limits; 0: the gateway's settings (0019) */
 };
 
 struct fwd_table;

@@ -57,4 +57,44 @@ check "usage: bytes down within 1 % of what the client measured ($delta)" \
 	test "$delta" -ge 3000000 -a "$delta" -le 3030000
 check_match "usage: connections counted" \
 	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c .usage)" '"connections":[2-9]'
+
+# limits: one client cannot take every forwarder slot
+ADMIN=$(lab_api_login admin admin-password-1)
+M1=$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .mapping_id)
+check_match "max_conns 3 on the laptop's mapping" \
+	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":3}')" \
+	'^200 .*"max_conns": *3, *"new_conns_per_s": *0'
+check_match "... out of range: 400" \
+	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":-1}')" '^400 '
+head -c 8M /dev/urandom >"$LAB_DIR/www/files/big.bin"
+pids=""
+for i in 1 2 3 4 5; do
+	lab_exec lan curl -s -o /dev/null -m 20 --interface 192.168.2.10 "http://$LAB_WEB/slow/big.bin" &
+	pids="$pids $!"
+	sleep 0.3
+done
+refused() { grep -c "client=$1:[0-9]* .*close=$2" "$LAB_DIR/pgw-forwarder.log"; }
+open_now() { ip netns exec "$(lab_ns gw)" ss -Htn state established '( sport = :12345 )' | grep -c "192.168.2.10:"; }
+check "five downloads at once: two are refused (close=client_max_conns)" wait_for 5 bash -c "[ \$(grep -c 'client=192.168.2.10:[0-9]* .*close=client_max_conns' $LAB_DIR/pgw-forwarder.log) = 2 ]"
+check_eq "... three are relayed" "$(open_now)" 3
+check_match "... another client is not limited by it" \
+	"$(lab_exec lan curl -s -m 3 --interface fd00:2::10 "http://[$LAB_WEB6]/ip")" .
+kill $pids 2>/dev/null
+wait $pids 2>/dev/null
+check_match "new_conns_per_s 5 (and max_conns back to the setting's)" \
+	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":0,"new_conns_per_s":5}')" '^200 '
+sleep 1.2 # the forwarder has the new table; the bucket is full
+burst=""
+for i in $(seq 1 12); do
+	lab_exec lan curl -s -m 3 --interface 192.168.2.10 "http://$LAB_WEB/ip" >"$LAB_DIR/burst.$i" 2>/dev/null &
+	burst="$burst $!"
+done
+wait $burst # (not a bare wait: the daemons are this shell's children too)
+ok=$(cat "$LAB_DIR"/burst.* | grep -c "^$LAB_SOCKS_NOAUTH\$")
+echo "# 12 connections at once from a client limited to 5/s: $ok relayed, $(refused 192.168.2.10 client_rate) refused"
+check "twelve connections in a burst: about five relayed, the rest refused (close=client_rate)" \
+	test "$ok" -ge 5 -a "$ok" -le 8 -a "$(refused 192.168.2.10 client_rate)" -ge 4
+sleep 1.2
+check "a second later it may connect again" bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+check_match "the refusals are in its usage" "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c .usage)" '"refused":([4-9]|[1-9][0-9])'
 finish
