@@ -2,6 +2,8 @@
  * with the new value, so a dashboard can apply events without re-reading. */
 #include "feed.h"
 
+#include "usage.h"
+
 #include "events.h"
 #include "resources.h"
 #include "notify.h"
@@ -10,19 +12,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct feed {
 	sqlite3 *db;
 	char stats_path[256];
-	json_t *health;	   /* proxy id -> health */
-	json_t *clients;   /* client ip -> "active" | "blocked" */
-	json_t *agent;	   /* agent_state */
-	json_t *forwarder; /* forwarder stats (every organisation's) */
-	json_t *org_fwd;   /* organisation id -> its share of them, as last published */
-	json_t *org_seq;   /* organisation id -> [proxies_seq, mappings_seq] */
-	json_t *owner;	   /* proxy id or client address -> organisation, as last seen */
-	char stale[256];   /* which up results have gone stale: they change with time, not commits */
-	long long seq[3];  /* change_seq of proxies, mappings, settings as last published */
+	json_t *health;	     /* proxy id -> health */
+	json_t *clients;     /* client ip -> "active" | "blocked" */
+	json_t *agent;	     /* agent_state */
+	json_t *forwarder;   /* forwarder stats (every organisation's) */
+	json_t *org_fwd;     /* organisation id -> its share of them, as last published */
+	json_t *org_seq;     /* organisation id -> [proxies_seq, mappings_seq] */
+	json_t *owner;	     /* proxy id or client address -> organisation, as last seen */
+	char stale[256];     /* which up results have gone stale: they change with time, not commits */
+	long long seq[3];    /* change_seq of proxies, mappings, settings as last published */
+	struct usage *usage; /* the usage history it feeds with the forwarder's counters */
 };
 
 static const char *const seq_topics[3] = {"proxies", "mappings", "settings"};
@@ -195,6 +199,7 @@ struct feed *feed_new(sqlite3 *db, const char *run_dir)
 	f->org_fwd = json_object();
 	f->org_seq = org_seq_now(db);
 	f->owner = owners_now(db);
+	f->usage = usage_new(db);
 	moved_topics(f);
 	return f;
 }
@@ -210,6 +215,7 @@ void feed_free(struct feed *f)
 	json_decref(f->org_fwd);
 	json_decref(f->org_seq);
 	json_decref(f->owner);
+	usage_free(f->usage);
 	free(f);
 }
 
@@ -379,6 +385,10 @@ void feed_update(struct feed *f, uint32_t topics)
 	}
 	if (topics & TOPIC_FORWARDER) {
 		json_t *now = json_load_file(f->stats_path, 0, NULL);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (now) /* the usage history: what the forwarder counted since it was last looked at */
+			usage_note(f->usage, now, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 		if (now && !json_equal(now, f->forwarder)) {
 			publish_forwarder(f, now);
 			json_decref(f->forwarder);

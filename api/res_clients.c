@@ -4,7 +4,10 @@
 
 #include "net.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The one answer to "why is this client blocked", from the mapping and its primary's health:
  * mapping_disabled, proxy_disabled, exit_ip_mismatch, proxy_down, health_stale (healthd's last
@@ -57,6 +60,88 @@ static json_t *client_row(sqlite3_stmt *st, json_t *fwd)
 			 (json_int_t)json_integer_value(json_object_get(c, "refused")));
 }
 
+/* A query argument as a non-negative integer: 0 (absent: *v untouched), or -1 (not one). */
+static int arg_int(struct req *r, const char *name, int64_t *v)
+{
+	const char *s = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+
+	if (!s)
+		return 0;
+	if (strcmp(s, "0") == 0)
+		return *v = 0, 0;
+	return (*v = path_id(s)) < 0 ? -1 : 0;
+}
+
+/* /clients/{ip}/usage?from=&to=&step=[&format=csv]: the client's usage history (migration 0020),
+ * one row per bucket that has any, oldest first. */
+static int usage(struct req *r, sqlite3 *db, const char *ip)
+{
+	const char *fmt = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "format");
+	int64_t to = (int64_t)time(NULL), from, step = 0, tot[3] = {0, 0, 0};
+	sqlite3_stmt *st = NULL;
+	json_t *items;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *csv = NULL;
+	int ret;
+
+	if (arg_int(r, "to", &to) < 0 || (from = to - 86400, arg_int(r, "from", &from)) < 0 || from < 0 ||
+	    arg_int(r, "step", &step) < 0)
+		return reply_error(r, 400, "bad_request", "'from', 'to' and 'step' are unix times and seconds");
+	if (from > to)
+		return reply_error(r, 400, "bad_request", "'from' is after 'to'");
+	if (step == 0) /* the finest kept for the whole span */
+		step = to - from <= 86400 ? 60 : to - from <= 31 * 86400 ? 3600 : 86400;
+	if (step != 60 && step != 3600 && step != 86400)
+		return reply_error(r, 400, "bad_request", "'step' must be 60, 3600 or 86400");
+	if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0)
+		return reply_error(r, 400, "bad_request", "'format' must be json or csv");
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT t, bytes_up, bytes_down, connections FROM main.client_usage WHERE client_ip = ?1 "
+		"AND step = ?2 AND t >= ?3 / ?2 * ?2 AND t <= ?4 ORDER BY t",
+		-1, &st, NULL) != SQLITE_OK)
+		return reply_db_error(r, db);
+	sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, step);
+	sqlite3_bind_int64(st, 3, from);
+	sqlite3_bind_int64(st, 4, to);
+	items = json_array();
+	if (fmt && strcmp(fmt, "csv") == 0 && (csv = open_memstream(&buf, &len)))
+		fputs("t,bytes_up,bytes_down,connections\r\n", csv);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < 3; i++)
+			tot[i] += sqlite3_column_int64(st, i + 1);
+		if (csv)
+			fprintf(csv, "%lld,%lld,%lld,%lld\r\n", (long long)sqlite3_column_int64(st, 0),
+				(long long)sqlite3_column_int64(st, 1), (long long)sqlite3_column_int64(st, 2),
+				(long long)sqlite3_column_int64(st, 3));
+		else
+			json_array_append_new(items, json_pack("{s:I, s:I, s:I, s:I}", "t",
+							       (json_int_t)sqlite3_column_int64(st, 0), "bytes_up",
+							       (json_int_t)sqlite3_column_int64(st, 1), "bytes_down",
+							       (json_int_t)sqlite3_column_int64(st, 2), "connections",
+							       (json_int_t)sqlite3_column_int64(st, 3)));
+	}
+	sqlite3_finalize(st);
+	if (csv) {
+		char disp[96];
+		fclose(csv);
+		json_decref(items);
+		snprintf(disp, sizeof(disp), "attachment; filename=\"usage-%s.csv\"", ip);
+		r->extra_header[0] = "Content-Disposition";
+		r->extra_header[1] = disp;
+		ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
+		r->extra_header[0] = r->extra_header[1] = NULL;
+		free(buf);
+		return ret;
+	}
+	return reply_json(r, 200,
+			  json_pack("{s:s, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I}}", "client_ip", ip, "step", step,
+				    "from", from, "to", to, "items", items, "total", "bytes_up", tot[0], "bytes_down",
+				    tot[1], "connections", tot[2]));
+}
+
 int res_clients(struct req *r, const char *const *seg, int nseg)
 {
 	char canon[NET_IP_STR_MAX];
@@ -65,12 +150,12 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 	sqlite3_stmt *st = NULL;
 	json_t *items, *fwd;
 
-	if (nseg > 1)
+	if (nseg > 2 || (nseg == 2 && strcmp(seg[1], "usage") != 0))
 		return reply_error(r, 404, "not_found", "no such resource");
 	if (!(db = read_only_start(r, NULL)))
 		return MHD_YES;
 	/* not an address: no such client, as for an address nobody (or another organisation) maps */
-	if (nseg == 1 && net_ip_parse(seg[0], &ip) < 0)
+	if (nseg >= 1 && net_ip_parse(seg[0], &ip) < 0)
 		return reply_error(r, 404, "not_found", "no client %.64s", seg[0]);
 	if (sqlite3_prepare_v2(db, nseg ? CLIENT_SQL "WHERE s.client_ip = ?1" : CLIENT_SQL "ORDER BY s.id", -1, &st,
 			       NULL) != SQLITE_OK)
@@ -85,9 +170,11 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 		json_array_append_new(items, client_row(st, fwd));
 	sqlite3_finalize(st);
 	json_decref(fwd);
-	if (nseg) {
+	if (nseg >= 1) {
 		json_t *one = json_incref(json_array_get(items, 0));
 		json_decref(items);
+		if (one && nseg == 2) /* the client is one the caller may see: its history */
+			return json_decref(one), usage(r, db, canon);
 		return one ? reply_json(r, 200, one) : reply_error(r, 404, "not_found", "no client %s", canon);
 	}
 	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));

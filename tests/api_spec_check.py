@@ -283,7 +283,8 @@ before = b_state()
 # every parameterised operation, as A, with B's object and with a missing one: the same answer
 B_OBJECT = {"/api/v1/orgs/{id}/settings": B, "/api/v1/proxies/{id}": PB, "/api/v1/proxies/{id}/check": PB, "/api/v1/mappings/{id}": MB,
             "/api/v1/health/{proxy_id}/history": PB, "/api/v1/api-keys/{id}": KB, "/api/v1/orgs/{id}": B,
-            "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB, "/api/v1/clients/{ip}": "192.168.2.130"}
+            "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB, "/api/v1/clients/{ip}": "192.168.2.130",
+            "/api/v1/clients/{ip}/usage": "192.168.2.130"}
 BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
           ("/api/v1/proxies/{id}", "patch"): {"enabled": False},
           ("/api/v1/mappings/{id}", "put"): {"client_ip": "192.168.2.20", "proxy_id": PA},

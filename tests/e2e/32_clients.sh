@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Scenario (issue 19, first part): GET /api/v1/clients — every mapped client with its state and,
 # when blocked, the reason: mapping_disabled, proxy_disabled, proxy_down (with the probe's
-# detail), exit_ip_mismatch; and its usage as the forwarder counted it (bytes
-# each way, connections), equal to what the client measured.
+# detail), exit_ip_mismatch; its usage as the forwarder counted it (bytes each
+# way, connections), equal to what the client measured; its connection limits (max_conns,
+# new_conns_per_s); its usage history in minute/hour buckets, surviving restarts of pgw-api and
+# pgw-forwarder.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -97,4 +99,32 @@ check "twelve connections in a burst: about five relayed, the rest refused (clos
 sleep 1.2
 check "a second later it may connect again" bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
 check_match "the refusals are in its usage" "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c .usage)" '"refused":([4-9]|[1-9][0-9])'
+# usage history (0020): what the forwarder counted, in minute buckets, surviving restarts
+hist() { lab_api GET "/api/v1/clients/192.168.2.10/usage${1:-}" -H "$VIEWER" | body; }
+counted() { lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.bytes_down; }
+in_step() { [ "$(hist | jq .total.bytes_down)" = "$(counted)" ]; }
+check "the history's bytes down equal the forwarder's count (flushed every 5 s)" wait_for 12 in_step
+h=$(hist)
+check_eq "... in minute buckets by default (the last day)" "$(jq -c '[.step, (.items | length > 0), (.items[0].t % 60)]' <<<"$h")" "[60,true,0]"
+total=$(jq .total.bytes_down <<<"$h")
+check_eq "the same in hour buckets" "$(hist '?step=3600' | jq .total.bytes_down)" "$total"
+check_match "as CSV" "$(lab_api GET '/api/v1/clients/192.168.2.10/usage?format=csv' -H "$VIEWER")" '^200 t,bytes_up,bytes_down,connections'
+check_match "a step that is not kept: 400" "$(lab_api GET '/api/v1/clients/192.168.2.10/usage?step=300' -H "$VIEWER")" '^400 '
+check_match "from after to: 400" "$(lab_api GET '/api/v1/clients/192.168.2.10/usage?from=20&to=10' -H "$VIEWER")" '^400 '
+check_match "an unmapped client has no history: 404" "$(lab_api GET /api/v1/clients/192.168.2.99/usage -H "$VIEWER")" '^404 '
+lab_stop_pid "$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"
+lab_bg gw pgw-api-2 "$PGW_BIN/pgw-api"
+check "pgw-api restarted" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api-2.log"
+VIEWER=$(lab_api_login viewer viewer-password-1)
+check_eq "the history survives a restart of pgw-api" "$(hist | jq .total.bytes_down)" "$total"
+lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)"
+lab_bg gw pgw-forwarder-2 "$PGW_BIN/pgw-forwarder"
+check "pgw-forwarder restarted" wait_for 10 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+got=$(lab_exec lan curl -s -o /dev/null -w '%{size_download}' --interface 192.168.2.10 "http://$LAB_WEB/files/3m.bin")
+check_eq "another 3,000,000 bytes through the new forwarder" "$got" 3000000
+grown() { local t; t=$(hist | jq .total.bytes_down); [ "$t" -ge $((total + 3000000)) ]; }
+check "the history adds them up (a new forwarder counts from 0)" wait_for 12 grown
+t2=$(hist | jq .total.bytes_down)
+echo "# history: $total bytes down, then $t2 after a forwarder restart and 3,000,000 more"
+check "... within 1 % ($((t2 - total)) for 3,000,000)" test $((t2 - total)) -le 3030000
 finish
