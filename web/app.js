@@ -67,6 +67,12 @@ function rate(bps) {
 }
 /* Down for leaving from an address outside its expected_exit. */
 const mismatch = (h) => h.status === 'down' && (h.last_error || '').startsWith('exit_ip_mismatch');
+function size(b) {
+  const u = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (b >= 1000 && i < u.length - 1) { b /= 1000; i++; }
+  return `${b.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
 const badge = (status) => el('span', { class: `badge ${status}`, 'data-status': status }, status);
 
 /* ---------- session ---------- */
@@ -182,7 +188,50 @@ let reasonTimer = 0;
 /* a client's state changed live: its reason is fetched again (coalesced) */
 function reasonsSoon() {
   clearTimeout(reasonTimer);
-  reasonTimer = setTimeout(() => background(api('GET', '/clients').then((c) => { applyReasons(c.items); renderMappings(); })), 200);
+  reasonTimer = setTimeout(() => background(api('GET', '/clients').then((c) => {
+    state.clients = c.items;
+    applyReasons(c.items);
+    renderMappings();
+    renderClients();
+  })), 200);
+}
+
+/* ---------- clients (GET /api/v1/clients, /clients/{ip}/usage) ---------- */
+
+async function loadClients() { state.clients = (await api('GET', '/clients')).items; }
+
+function renderClients() {
+  const q = $('#client-search').value;
+  const pname = (id) => (state.proxies.find((p) => p.id === id) || {}).name || (id ? `#${id}` : '–');
+  const rows = (state.clients || []).map((c) => ({
+    ...c, via: c.carrying_proxy_id ? pname(c.carrying_proxy_id) : '–', conns: c.usage.connections, down: c.usage.bytes_down,
+    up: c.usage.bytes_up, refused: c.usage.refused,
+  })).filter((c) => matches(q, c.client_ip, c.label, c.state, c.reason || '', c.via));
+  $('#client-table tbody').replaceChildren(...sortable($('#client-table'), 'clients', rows, renderClients).map((c) => el('tr', { 'data-client': c.client_ip },
+    el('td', {}, c.client_ip), el('td', {}, c.label),
+    el('td', {}, badge(c.state), c.reason ? el('span', { class: 'why', 'data-reason': c.reason, title: c.reason_detail || '' }, ` ${REASONS[c.reason] || c.reason}`) : null),
+    el('td', {}, c.via), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
+    el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
+}
+
+/* The client's last day, a bar per minute (down and up), with uPlot (web/vendor/uplot). */
+async function showUsage(ip) {
+  const u = await api('GET', `/clients/${encodeURIComponent(ip)}/usage`);
+  const box = $('#client-usage'), chart = $('#client-usage-chart');
+  box.hidden = false;
+  box.dataset.client = ip;
+  $('#client-usage-title').textContent = `Usage of ${ip}, last day (per minute)`;
+  $('#client-usage-total').textContent = `${size(u.total.bytes_down)} down, ${size(u.total.bytes_up)} up, ${u.total.connections} connections`;
+  chart.replaceChildren();
+  const xs = u.items.map((i) => i.t), down = u.items.map((i) => i.bytes_down), up = u.items.map((i) => i.bytes_up);
+  if (!xs.length) { chart.append(el('p', { class: 'hint' }, 'Nothing relayed in the last day.')); return; }
+  if (typeof uPlot === 'undefined') { chart.append(el('p', { class: 'hint' }, 'The chart library did not load.')); return; }
+  state.usagePlot = new uPlot({
+    width: Math.min(900, chart.clientWidth || 900), height: 240,
+    series: [{}, { label: 'down', stroke: '#2a7', fill: 'rgba(34,170,119,0.15)', value: (_, v) => (v === null ? '–' : size(v)) },
+      { label: 'up', stroke: '#27a', value: (_, v) => (v === null ? '–' : size(v)) }],
+    axes: [{}, { values: (_, ticks) => ticks.map(size), size: 70 }],
+  }, [xs, down, up], chart);
 }
 async function loadStatus() {
   const s = await api('GET', '/status');
@@ -732,6 +781,7 @@ function selectTab(tab) {
     $(`#${t.getAttribute('aria-controls')}`).hidden = !on;
   });
   tab.focus();
+  if (tab.id === 'tab-clients') background(Promise.all([loadProxies(), loadClients()]).then(renderClients)); /* fresh on every visit */
   if (tab.id === 'tab-auth' && isAdmin()) { if (state.me.superadmin) background(loadUsers()); background(loadKeys()); background(loadAudit(true)); } /* fresh on every visit */
 }
 
@@ -756,6 +806,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $$('[data-cancel]').forEach((b) => b.addEventListener('click', () => { b.closest('form').hidden = true; }));
   $('#proxy-search').addEventListener('input', renderProxies);
   $('#mapping-search').addEventListener('input', renderMappings);
+  $('#client-search').addEventListener('input', renderClients);
   $('#csv-export').addEventListener('click', () => exportCsv('mappings'));
   $('#csv-file').addEventListener('change', (ev) => previewCsv(ev, 'mappings'));
   $('#csv-import').addEventListener('click', () => importCsv('mappings'));

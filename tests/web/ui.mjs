@@ -162,6 +162,21 @@ await step('the client really relays through the proxy made in the browser', asy
   const ip = execSync(env.CLIENT_FETCH).toString().trim();
   if (ip !== env.HTTP_PROXY_HOST) throw new Error(`exit ip ${ip}`);
 });
+await step('the Clients view: each client with its state, counters and a usage chart (uPlot)', async () => {
+  await page.getByRole('tab', { name: 'Clients' }).click();
+  const row = page.locator('#client-table tr[data-client="192.168.2.12"]');
+  await row.locator('.badge[data-status="active"]').waitFor({ timeout: 10000 });
+  /* its usage history is written every 5 s: ask until the chart has something to draw */
+  for (let i = 0; ; i++) {
+    await row.getByRole('button', { name: 'Usage' }).click();
+    if (await page.locator('#client-usage-chart .uplot canvas').count()) break;
+    if (i === 20) throw new Error(`no chart: ${await page.locator('#client-usage').textContent()}`);
+    await page.waitForTimeout(1000);
+  }
+  const total = await page.locator('#client-usage-total').textContent();
+  if (!/B down, .*B up, [1-9][0-9]* connections/.test(total)) throw new Error(`total: ${total}`);
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+});
 await step('CSV export downloads every mapping', async () => {
   const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#csv-export').click()]);
   const text = readFileSync(await download.path(), 'utf8');
