@@ -85,13 +85,15 @@ static int usage(struct req *r, sqlite3 *db, const char *ip)
 	FILE *csv = NULL;
 	int ret;
 
-	if (arg_int(r, "to", &to) < 0 || (from = to - 86400, arg_int(r, "from", &from)) < 0 || from < 0 ||
-	    arg_int(r, "step", &step) < 0)
+	if (arg_int(r, "to", &to) < 0 || (from = to > 86400 ? to - 86400 : 0, arg_int(r, "from", &from)) < 0 ||
+	    from < 0 || arg_int(r, "step", &step) < 0)
 		return reply_error(r, 400, "bad_request", "'from', 'to' and 'step' are unix times and seconds");
 	if (from > to)
 		return reply_error(r, 400, "bad_request", "'from' is after 'to'");
-	if (step == 0) /* the finest kept for the whole span */
-		step = to - from <= 86400 ? 60 : to - from <= 31 * 86400 ? 3600 : 86400;
+	if (step == 0) { /* the finest still kept back to 'from' (minutes a day, hours 31 days) */
+		int64_t age = (int64_t)time(NULL) - from;
+		step = age <= 86400 ? 60 : age <= 31 * 86400 ? 3600 : 86400;
+	}
 	if (step != 60 && step != 3600 && step != 86400)
 		return reply_error(r, 400, "bad_request", "'step' must be 60, 3600 or 86400");
 	if (fmt && strcmp(fmt, "csv") != 0 && strcmp(fmt, "json") != 0)

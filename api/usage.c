@@ -8,11 +8,14 @@
 
 struct usage {
 	sqlite3 *db;
-	json_t *seen;	 /* ip -> [pid, bytes_up, bytes_down, connections]: as last noted */
+	json_t *seen;	 /* ip -> [run, bytes_up, bytes_down, connections]: as last noted */
 	json_t *pending; /* ip -> [bytes_up, bytes_down, connections]: not in the DB yet */
-	json_t *stored;	 /* ip -> [pid, bytes_up, bytes_down, connections]: as the DB has them */
+	json_t *stored;	 /* ip -> [run, bytes_up, bytes_down, connections]: as the DB has them */
 	int64_t flushed_at, pruned_at;
 	int failing;
+	int baseline; /* nothing added yet (a new install, or just upgraded to 0020): the first look
+		       * only takes note of a forwarder that has run for over a minute, or its weeks
+		       * would land in one minute */
 };
 
 static json_int_t at(json_t *a, size_t i)
@@ -30,7 +33,7 @@ struct usage *usage_new(sqlite3 *db)
 	u->db = db;
 	u->seen = json_object();
 	u->pending = json_object();
-	if (sqlite3_prepare_v2(db, "SELECT client_ip, pid, bytes_up, bytes_down, connections FROM usage_seen", -1, &st,
+	if (sqlite3_prepare_v2(db, "SELECT client_ip, run, bytes_up, bytes_down, connections FROM usage_seen", -1, &st,
 			       NULL) == SQLITE_OK)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			json_object_set_new(u->seen, (const char *)sqlite3_column_text(st, 0),
@@ -40,6 +43,7 @@ struct usage *usage_new(sqlite3 *db)
 						      (json_int_t)sqlite3_column_int64(st, 4)));
 	sqlite3_finalize(st);
 	u->stored = json_deep_copy(u->seen);
+	u->baseline = json_object_size(u->seen) == 0 && db_query_int(db, "SELECT count(*) FROM client_usage", 0) == 0;
 	return u;
 }
 
@@ -72,7 +76,7 @@ static int flush(struct usage *u, int64_t now)
 		"connections = connections + excluded.connections",
 		-1, &add, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(u->db,
-			       "INSERT OR REPLACE INTO usage_seen (client_ip, pid, bytes_up, bytes_down, connections) "
+			       "INSERT OR REPLACE INTO usage_seen (client_ip, run, bytes_up, bytes_down, connections) "
 			       "VALUES (?1, ?2, ?3, ?4, ?5)",
 			       -1, &seen, NULL) != SQLITE_OK)
 		rc = SQLITE_ERROR;
@@ -122,11 +126,11 @@ static int flush(struct usage *u, int64_t now)
 
 void usage_note(struct usage *u, json_t *fwd, int64_t now)
 {
-	json_int_t pid = json_integer_value(json_object_get(fwd, "pid"));
+	json_int_t run = json_integer_value(json_object_get(fwd, "started_ms"));
 	const char *ip;
 	json_t *c;
 
-	if (!u || !pid)
+	if (!u || !run)
 		return;
 	json_object_foreach(json_object_get(fwd, "clients"), ip, c)
 	{
@@ -135,18 +139,26 @@ void usage_note(struct usage *u, json_t *fwd, int64_t now)
 				     json_integer_value(json_object_get(c, "connections"))},
 			   d[3];
 		json_t *s = json_object_get(u->seen, ip), *p;
-		int same = s && at(s, 0) == pid;
+		int same = s && at(s, 0) == run;
 
-		for (int i = 0; i < 3; i++) /* a new forwarder (or counters that went back) counts from 0 */
-			d[i] = same && cur[i] >= at(s, (size_t)i + 1) ? cur[i] - at(s, (size_t)i + 1) : cur[i];
+		for (int i = 0; same && i < 3; i++) /* counters that went back: a new run after all */
+			same = cur[i] >= at(s, (size_t)i + 1);
+		for (int i = 0; i < 3; i++) /* a new forwarder run counts from 0 */
+			d[i] = same ? cur[i] - at(s, (size_t)i + 1) : cur[i];
+		if (u->baseline && now - run > 60000) /* a forwarder that ran long before the history began */
+			d[0] = d[1] = d[2] = 0;
 		if (!d[0] && !d[1] && !d[2] && same)
 			continue;
-		json_object_set_new(u->seen, ip, json_pack("[I, I, I, I]", pid, cur[0], cur[1], cur[2]));
+		json_object_set_new(u->seen, ip, json_pack("[I, I, I, I]", run, cur[0], cur[1], cur[2]));
 		if (!d[0] && !d[1] && !d[2])
 			continue; /* a new forwarder that has counted nothing for it yet */
 		p = json_object_get(u->pending, ip);
 		json_object_set_new(u->pending, ip,
 				    json_pack("[I, I, I]", at(p, 0) + d[0], at(p, 1) + d[1], at(p, 2) + d[2]));
+	}
+	if (u->baseline) { /* written with the next real growth (usage_seen), or kept in memory */
+		u->baseline = 0;
+		return;
 	}
 	if (json_object_size(u->pending) == 0 || now - u->flushed_at < USAGE_FLUSH_MS)
 		return;

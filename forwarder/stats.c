@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,10 @@ const char *fwd_close_str(enum fwd_close c)
 
 int stats_init(struct fwd_stats *s)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	pthread_mutex_init(&s->clients_lock, NULL);
 	s->clients = calloc(CLIENT_STATS_MAX, sizeof(*s->clients));
 	return s->clients ? 0 : -ENOMEM;
@@ -109,14 +114,13 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, unsigned
 		return 0;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client))) {
-		if (rate) { /* a token bucket of one second's worth */
-			if (cs->tokens_at == 0 || now < cs->tokens_at)
-				cs->tokens = rate;
-			else
-				cs->tokens += (double)(now - cs->tokens_at) * rate / 1000.0;
+		if (rate) {			/* a token bucket of one second's worth */
+			if (cs->tokens_at == 0) /* first use: a full bucket */
+				cs->tokens = rate, cs->tokens_at = now;
+			else if (now > cs->tokens_at) /* another worker's clock may be behind: never refill back */
+				cs->tokens += (double)(now - cs->tokens_at) * rate / 1000.0, cs->tokens_at = now;
 			if (cs->tokens > rate)
 				cs->tokens = rate;
-			cs->tokens_at = now;
 		}
 		if (max && cs->active >= max)
 			r = CLOSE_CLIENT_MAX_CONNS;
@@ -208,10 +212,11 @@ void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *
 	if (!out)
 		return;
 	fprintf(out,
-		"{\"pid\":%d,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,\"accepted\":%lu,"
+		"{\"pid\":%d,\"started_ms\":%lld,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,"
+		"\"accepted\":%lu,"
 		"\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
-		(int)getpid(), h->workers, h->port, h->mappings, atomic_load(&s->active), atomic_load(&s->accepted),
-		atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
+		(int)getpid(), s->started_ms, h->workers, h->port, h->mappings, atomic_load(&s->active),
+		atomic_load(&s->accepted), atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
 	for (int i = 0; i < CLOSE_MAX; i++)
 		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i), atomic_load(&s->closes[i]));
 	fputs("},\"upstream_errors\":{", out);

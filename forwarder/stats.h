@@ -50,6 +50,7 @@ const char *fwd_destfail_str(enum fwd_destfail k);
 struct client_stat;
 
 struct fwd_stats {
+	long long started_ms; /* wall clock at start: this run's identity (pid 1 in every container) */
 	atomic_ulong accepted, active, bytes_up, bytes_down;
 	atomic_ulong closes[CLOSE_MAX];
 	atomic_ulong upstream_errors[UP_RESULT_MAX];

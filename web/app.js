@@ -214,7 +214,7 @@ function renderClients() {
     el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
 }
 
-/* The client's last day, a bar per minute (down and up), with uPlot (web/vendor/uplot). */
+/* The client's last day, bytes per minute (down and up, minutes without traffic left out), with uPlot (web/vendor/uplot). */
 async function showUsage(ip) {
   const u = await api('GET', `/clients/${encodeURIComponent(ip)}/usage`);
   const box = $('#client-usage'), chart = $('#client-usage-chart');
@@ -222,6 +222,7 @@ async function showUsage(ip) {
   box.dataset.client = ip;
   $('#client-usage-title').textContent = `Usage of ${ip}, last day (per minute)`;
   $('#client-usage-total').textContent = `${size(u.total.bytes_down)} down, ${size(u.total.bytes_up)} up, ${u.total.connections} connections`;
+  if (state.usagePlot) { state.usagePlot.destroy(); state.usagePlot = null; }
   chart.replaceChildren();
   const xs = u.items.map((i) => i.t), down = u.items.map((i) => i.bytes_down), up = u.items.map((i) => i.bytes_up);
   if (!xs.length) { chart.append(el('p', { class: 'hint' }, 'Nothing relayed in the last day.')); return; }
@@ -442,7 +443,7 @@ function renderMappings() {
 function editMapping(m) {
   openForm($('#mapping-form'), m ? `Edit mapping of ${m.client_ip}` : 'Add mapping',
     m ? { ...m, failover: (m.failover_proxy_ids || []).map((id) => (state.proxies.find((p) => p.id === id) || {}).name || id).join(', ') }
-      : { enabled: true, on_down: 'block', proxy_id: state.proxies.length ? state.proxies[0].id : '' });
+      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
 }
 
 async function saveMapping(ev) {
@@ -461,7 +462,8 @@ async function saveMapping(ev) {
     failover.push(p.id);
   }
   const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked,
-    on_down: f.on_down.value, failover_proxy_ids: failover };
+    on_down: f.on_down.value, failover_proxy_ids: failover,
+    max_conns: Number(f.max_conns.value) || 0, new_conns_per_s: Number(f.new_conns_per_s.value) || 0 };
   const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
   gate.textContent = `Checking proxy ${pname}…`;
   try {

@@ -57,8 +57,8 @@ delta=$((after - before))
 echo "# forwarder counted $delta bytes down for a 3,000,000-byte body (plus HTTP headers)"
 check "usage: bytes down within 1 % of what the client measured ($delta)" \
 	test "$delta" -ge 3000000 -a "$delta" -le 3030000
-check_match "usage: connections counted" \
-	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c .usage)" '"connections":[2-9]'
+check_eq "usage: connections counted" \
+	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq '.usage.connections >= 2')" true
 
 # limits: one client cannot take every forwarder slot
 ADMIN=$(lab_api_login admin admin-password-1)
@@ -69,9 +69,10 @@ check_match "max_conns 3 on the laptop's mapping" \
 check_match "... out of range: 400" \
 	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":-1}')" '^400 '
 head -c 8M /dev/urandom >"$LAB_DIR/www/files/big.bin"
+sleep 0.5 # the forwarder has the new table
 pids=""
-for i in 1 2 3 4 5; do
-	lab_exec lan curl -s -o /dev/null -m 20 --interface 192.168.2.10 "http://$LAB_WEB/slow/big.bin" &
+for i in 1 2 3 4 5; do # (ip netns exec execs curl: $! is the download itself, to be killed)
+	ip netns exec "$(lab_ns lan)" curl -s -o /dev/null -m 20 --interface 192.168.2.10 "http://$LAB_WEB/slow/big.bin" &
 	pids="$pids $!"
 	sleep 0.3
 done
@@ -83,22 +84,28 @@ check_match "... another client is not limited by it" \
 	"$(lab_exec lan curl -s -m 3 --interface fd00:2::10 "http://[$LAB_WEB6]/ip")" .
 kill $pids 2>/dev/null
 wait $pids 2>/dev/null
+none_open() { [ "$(open_now)" = 0 ]; }
+check "the downloads are over (killed)" wait_for 5 none_open
 check_match "new_conns_per_s 5 (and max_conns back to the setting's)" \
 	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":0,"new_conns_per_s":5}')" '^200 '
 sleep 1.2 # the forwarder has the new table; the bucket is full
-burst=""
+burst="" b0=$(lab_ms)
 for i in $(seq 1 12); do
 	lab_exec lan curl -s -m 3 --interface 192.168.2.10 "http://$LAB_WEB/ip" >"$LAB_DIR/burst.$i" 2>/dev/null &
 	burst="$burst $!"
 done
 wait $burst # (not a bare wait: the daemons are this shell's children too)
+b1=$(lab_ms)
+most=$((5 + (5 * (b1 - b0) + 999) / 1000)) # the bucket's 5, and what refills while the burst lasts
 ok=$(cat "$LAB_DIR"/burst.* | grep -c "^$LAB_SOCKS_NOAUTH\$")
-echo "# 12 connections at once from a client limited to 5/s: $ok relayed, $(refused 192.168.2.10 client_rate) refused"
-check "twelve connections in a burst: about five relayed, the rest refused (close=client_rate)" \
-	test "$ok" -ge 5 -a "$ok" -le 8 -a "$(refused 192.168.2.10 client_rate)" -ge 4
+echo "# 12 connections in $((b1 - b0)) ms from a client limited to 5/s: $ok relayed (at most $most), $(refused 192.168.2.10 client_rate) refused"
+check "twelve connections in a burst: five and what refilled meanwhile relayed ($ok <= $most), the rest refused (close=client_rate)" \
+	test "$ok" -ge 5 -a "$ok" -le "$most" -a "$(refused 192.168.2.10 client_rate)" -ge $((12 - most))
 sleep 1.2
 check "a second later it may connect again" bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
-check_match "the refusals are in its usage" "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c .usage)" '"refused":([4-9]|[1-9][0-9])'
+check_eq "the refusals are in its usage (as many as the access log has)" \
+	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.refused)" \
+	"$(grep -c 'client=192.168.2.10:[0-9]* .*close=client_\(max_conns\|rate\)' "$LAB_DIR/pgw-forwarder.log")"
 # usage history (0020): what the forwarder counted, in minute buckets, surviving restarts
 hist() { lab_api GET "/api/v1/clients/192.168.2.10/usage${1:-}" -H "$VIEWER" | body; }
 counted() { lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.bytes_down; }
