@@ -102,6 +102,13 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 	}
 }
 
+static int64_t org_now(void *arg, const struct net_ip *ip)
+{
+	const struct fwd_entry *e = table_lookup(arg, ip);
+
+	return e ? e->org_id : 0;
+}
+
 static int reload(struct forwarder *f, const char *why)
 {
 	struct fwd_table *t = NULL, *old;
@@ -122,6 +129,7 @@ static int reload(struct forwarder *f, const char *why)
 	f->sh.dns = dns;
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
+	stats_clients_rebind(&f->sh.stats, org_now, t); /* t stays: only reload() replaces it */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	udprelay_revalidate(f->udp);

@@ -411,7 +411,8 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		goto refuse;
 	}
 	/* the client's own limits: one device cannot take every slot (counted as open if allowed) */
-	why = (enum fwd_close)stats_client_open(&sh->stats, &client, c->map.max_conns ? c->map.max_conns : limits_max,
+	why = (enum fwd_close)stats_client_open(&sh->stats, &client, c->map.org_id,
+						c->map.max_conns ? c->map.max_conns : limits_max,
 						c->map.conns_per_s ? c->map.conns_per_s : limits_rate, c->t_start);
 	if (why != CLOSE_DONE)
 		goto refuse;

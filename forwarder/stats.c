@@ -105,7 +105,35 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
-int stats_client_open(struct fwd_stats *s, const struct net_ip *client, unsigned max, unsigned rate, uint64_t now)
+void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
+{
+	static const struct net_ip none;
+
+	if (!s->clients)
+		return;
+	pthread_mutex_lock(&s->clients_lock);
+	for (size_t i = 0; i < CLIENT_STATS_MAX; i++) {
+		struct client_stat *cs = &s->clients[i];
+		int64_t now;
+		unsigned long active;
+		struct net_ip ip;
+
+		if (memcmp(&cs->client, &none, sizeof(none)) == 0 || !cs->org)
+			continue;
+		if ((now = org_of(arg, &cs->client)) == 0 || now == cs->org)
+			continue;
+		ip = cs->client;
+		active = cs->active;
+		memset(cs, 0, sizeof(*cs));
+		cs->client = ip;
+		cs->active = active;
+		cs->org = now;
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+}
+
+int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t org, unsigned max, unsigned rate,
+		      uint64_t now)
 {
 	struct client_stat *cs;
 	int r = 0;
@@ -114,6 +142,7 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, unsigned
 		return 0;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client))) {
+		cs->org = org;
 		if (rate) {			/* a token bucket of one second's worth */
 			if (cs->tokens_at == 0) /* first use: a full bucket */
 				cs->tokens = rate, cs->tokens_at = now;

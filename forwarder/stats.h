@@ -72,6 +72,7 @@ struct client_stat {
 	unsigned long refused; /* over max_conns or new_conns_per_s */
 	double tokens;	       /* new connections it may open now (rate) */
 	uint64_t tokens_at;    /* ms of the last refill */
+	int64_t org;	       /* the organisation its counters are of */
 };
 
 /* 0, or -ENOMEM. */
@@ -80,7 +81,12 @@ void stats_fini(struct fwd_stats *s);
 /* A mapped, active client asks to open a connection at now (ms): 0 (counted as open), or
  * CLOSE_CLIENT_MAX_CONNS / CLOSE_CLIENT_RATE (refused, counted; max or rate 0: no limit). Without
  * room for its counters a client is not limited. */
-int stats_client_open(struct fwd_stats *s, const struct net_ip *client, unsigned max, unsigned rate, uint64_t now);
+int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t org, unsigned max, unsigned rate,
+		      uint64_t now);
+/* After a reload: an address now mapped by another organisation than the one its counters were
+ * counted for starts over (open connections aside), so nobody sees a previous owner's.
+ * org_of: the organisation mapping ip now, 0 for none. */
+void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg);
 /* A connection of a mapped, active client opened (opening), or ended (failed, its bytes). */
 void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
 		  uint64_t down);

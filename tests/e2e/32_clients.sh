@@ -107,7 +107,7 @@ check_eq "the refusals are in its usage (as many as the access log has)" \
 	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.refused)" \
 	"$(grep -c 'client=192.168.2.10:[0-9]* .*close=client_\(max_conns\|rate\)' "$LAB_DIR/pgw-forwarder.log")"
 # usage history (0020): what the forwarder counted, in minute buckets, surviving restarts
-hist() { lab_api GET "/api/v1/clients/192.168.2.10/usage${1:-}" -H "$VIEWER" | body; }
+hist() { lab_api GET "/api/v1/clients/192.168.2.10/usage${1:-}" -H "$ADMIN" -H "X-Pgw-Org: ${ORG:-1}" | body; }
 counted() { lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.bytes_down; }
 in_step() { [ "$(hist | jq .total.bytes_down)" = "$(counted)" ]; }
 check "the history's bytes down equal the forwarder's count (flushed every 5 s)" wait_for 12 in_step
@@ -134,4 +134,27 @@ check "the history adds them up (a new forwarder counts from 0)" wait_for 12 gro
 t2=$(hist | jq .total.bytes_down)
 echo "# history: $total bytes down, then $t2 after a forwarder restart and 3,000,000 more"
 check "... within 1 % ($((t2 - total)) for 3,000,000)" test $((t2 - total)) -le 3030000
+
+# an address given up by one organisation and mapped by another: its history and the forwarder's
+# counters are not the new owner's to see
+J='Content-Type: application/json'
+for ip in 192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13 192.168.2.14; do
+	m=$(lab_api GET /api/v1/clients/$ip -H "$ADMIN" | body | jq .mapping_id)
+	lab_api DELETE /api/v1/mappings/$m -H "$ADMIN" >/dev/null
+done
+check_eq "the laptop's mapping deleted: its history with it" "$(lab_db "SELECT count(*) FROM client_usage WHERE client_ip = '192.168.2.10'")" 0
+check_match "organisation 1 keeps 192.168.2.0/29" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ADMIN" -H "$J" -d '{"networks":["192.168.2.0/29","fd00:2::/64"]}')" '^200 '
+check_match "acme takes 192.168.2.8/29" \
+	"$(lab_api POST /api/v1/orgs -H "$ADMIN" -H "$J" -d '{"name":"acme","networks":["192.168.2.8/29"]}')" '^201 '
+out=$(lab_api POST /api/v1/proxies -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"name\":\"acme-socks\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_NOAUTH\",\"port\":1080}")
+check_match "... with a proxy" "$out" '^201 '
+check_match "acme maps 192.168.2.10" \
+	"$(lab_api POST /api/v1/mappings -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"client_ip\":\"192.168.2.10\",\"proxy_id\":$(body <<<"$out" | jq .id)}")" '^201 '
+fresh() { [ "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$ADMIN" -H 'X-Pgw-Org: 2' | body | jq -c '[.usage.bytes_down, .usage.connections]')" = "[0,0]" ]; }
+check "acme sees none of the forwarder's counts of organisation 1's laptop" wait_for 5 fresh
+check_eq "... nor any history" "$(ORG=2 hist | jq -c .total)" '{"bytes_up":0,"bytes_down":0,"connections":0}'
+check "acme's client relays" bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+grown_a() { [ "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$ADMIN" -H 'X-Pgw-Org: 2' | body | jq '.usage.connections')" = 1 ]; }
+check "... and its counts start from there (1 connection)" wait_for 5 grown_a
 finish
