@@ -192,7 +192,7 @@ int auth_member(sqlite3 *db, int64_t user_id, int64_t org, int admin_only)
 
 int auth_org_exists(sqlite3 *db, int64_t id)
 {
-	return exists2(db, "SELECT 1 FROM main.orgs WHERE id = ?1 AND ?2 = 0", id, 0);
+	return db_query_int1(db, "SELECT count(*) FROM main.orgs WHERE id = ?1", id, 0) > 0;
 }
 
 int64_t auth_single_org(sqlite3 *db)
@@ -209,7 +209,7 @@ int auth_org_alive(sqlite3 *db, int64_t user_id, int64_t org)
 {
 	if (org == 0)
 		return 1;
-	if (exists2(db, "SELECT 1 FROM main.users WHERE id = ?1 AND superadmin = 1 AND ?2 = ?2", user_id, 0))
+	if (db_query_int1(db, "SELECT superadmin FROM main.users WHERE id = ?1", user_id, 0) == 1)
 		return 1;
 	return org > 0 && auth_member(db, user_id, org, 0);
 }

@@ -127,14 +127,11 @@ static int usage(struct req *r, sqlite3 *db, const char *ip)
 	}
 	sqlite3_finalize(st);
 	if (csv) {
-		char disp[96];
+		char name[80];
 		fclose(csv);
 		json_decref(items);
-		snprintf(disp, sizeof(disp), "attachment; filename=\"usage-%s.csv\"", ip);
-		r->extra_header[0] = "Content-Disposition";
-		r->extra_header[1] = disp;
-		ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
-		r->extra_header[0] = r->extra_header[1] = NULL;
+		snprintf(name, sizeof(name), "usage-%s.csv", ip);
+		ret = reply_csv_download(r, buf, len, name);
 		free(buf);
 		return ret;
 	}

@@ -23,7 +23,7 @@ int reply_csv_export(struct req *r, sqlite3 *db, const char *header, const char 
 		     void (*row)(FILE *f, sqlite3_stmt *st))
 {
 	sqlite3_stmt *st = NULL;
-	char *buf = NULL, disp[96];
+	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	int ret;
@@ -47,11 +47,21 @@ int reply_csv_export(struct req *r, sqlite3 *db, const char *header, const char 
 	}
 	sqlite3_finalize(st);
 	fclose(f);
+	ret = reply_csv_download(r, buf, len, filename);
+	free(buf);
+	return ret;
+}
+
+int reply_csv_download(struct req *r, const char *csv, size_t len, const char *filename)
+{
+	char disp[128];
+	int ret;
+
 	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", filename);
 	r->extra_header[0] = "Content-Disposition";
 	r->extra_header[1] = disp;
-	ret = reply_text(r, 200, "text/csv; charset=utf-8", buf, len);
-	free(buf);
+	ret = reply_text(r, 200, "text/csv; charset=utf-8", csv, len);
+	r->extra_header[0] = r->extra_header[1] = NULL;
 	return ret;
 }
 

@@ -22,6 +22,8 @@ int res_mappings_export(struct req *r, sqlite3 *db);
  * field), as filename. */
 int reply_csv_export(struct req *r, sqlite3 *db, const char *header, const char *sql, const char *filename,
 		     void (*row)(FILE *f, sqlite3_stmt *st));
+/* A CSV body as an attachment named filename. */
+int reply_csv_download(struct req *r, const char *csv, size_t len, const char *filename);
 int res_mappings_import(struct req *r, sqlite3 *db);
 int res_healthz(struct req *r);
 int res_metrics(struct req *r);
