@@ -37,7 +37,9 @@ check_fails "on: the service user cannot reach another port of the proxy host" \
 # relays' ports are theirs to choose), nothing else
 lab_bg wan udp-echo-proxy python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_SOCKS_NOAUTH 9999 "$LAB_DIR/udp-proxy.log"
 lab_bg wan udp-echo-web python3 "$ROOT/tests/e2e/udp_tool.py" echo $LAB_WEB 9999 "$LAB_DIR/udp-web.log"
-sleep 0.5
+# (listening, not just started: python may take longer than any fixed sleep on a loaded machine)
+echoes_up() { lab_exec wan ss -Hlun "src $LAB_SOCKS_NOAUTH:9999" | grep -q . && lab_exec wan ss -Hlun "src $LAB_WEB:9999" | grep -q .; }
+check "the two UDP echo servers listen" wait_for 10 echoes_up
 udp_ok() { as_nobody /usr/bin/python3 "$ROOT/tests/e2e/udp_tool.py" ping 0.0.0.0 "$1" 9999 2 | grep -q '"lost": 0'; }
 check "on: the service user's UDP reaches a proxy's host (its UDP relay)" udp_ok $LAB_SOCKS_NOAUTH
 check_fails "on: ... and no other host" udp_ok $LAB_WEB
