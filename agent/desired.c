@@ -177,6 +177,52 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 	return 0;
 }
 
+static int cmp_binding(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct binding));
+}
+
+/* Every mapping with a MAC, enabled or not: an address that is bound stays bound while its
+ * mapping is off, so that a host borrowing it is refused as early as ever. */
+static int load_bindings(sqlite3 *db, struct bindset *bs)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT client_ip, mac FROM main.mappings WHERE mac != ''", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ip = (const char *)sqlite3_column_text(st, 0),
+			   *mac = (const char *)sqlite3_column_text(st, 1);
+		struct binding b;
+
+		memset(&b, 0, sizeof(b));
+		if (!ip || net_ip_parse(ip, &b.addr) < 0 || net_mac_parse(mac, b.mac) < 0) {
+			log_warnx("mapping of '%s' with invalid MAC '%s' ignored", ip ? ip : "", mac ? mac : "");
+			continue;
+		}
+		if (bs->n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct binding *p = realloc(bs->e, nc * sizeof(*p));
+			if (!p) {
+				sqlite3_finalize(st);
+				return -ENOMEM;
+			}
+			bs->e = p;
+			cap = nc;
+		}
+		bs->e[bs->n++] = b;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	if (bs->n)
+		qsort(bs->e, bs->n, sizeof(*bs->e), cmp_binding);
+	return 0;
+}
+
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
 	/* active: the rule lives in migration 0004 (0008, 0018: the proxy carrying the client); udp:
@@ -221,6 +267,11 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 	addrset_sort(&d->active);
 	addrset_sort(&d->blocked);
 	addrset_sort(&d->udp);
+	if ((r = load_bindings(db, &d->bound)) < 0) {
+		snprintf(err, errlen, "db: cannot read the MAC bindings");
+		desired_free(d);
+		return r;
+	}
 	if (d->rules.strict_output && (r = load_proxies(db, &d->proxies)) < 0) {
 		snprintf(err, errlen, "db: cannot read proxies");
 		desired_free(d);
@@ -235,13 +286,16 @@ void desired_free(struct desired *d)
 	free(d->blocked.addr);
 	free(d->udp.addr);
 	free(d->proxies.e);
+	free(d->bound.e);
 	memset(d, 0, sizeof(*d));
 }
 
 int desired_rules_equal(const struct desired *a, const struct desired *b)
 {
 	return memcmp(&a->rules, &b->rules, sizeof(a->rules)) == 0 && a->proxies.n == b->proxies.n &&
-	       (a->proxies.n == 0 || memcmp(a->proxies.e, b->proxies.e, a->proxies.n * sizeof(*a->proxies.e)) == 0);
+	       (a->proxies.n == 0 || memcmp(a->proxies.e, b->proxies.e, a->proxies.n * sizeof(*a->proxies.e)) == 0) &&
+	       a->bound.n == b->bound.n &&
+	       (a->bound.n == 0 || memcmp(a->bound.e, b->bound.e, a->bound.n * sizeof(*a->bound.e)) == 0);
 }
 
 int set_delta_of(const struct desired *from, const struct desired *to, struct set_delta *d)

@@ -47,12 +47,24 @@ struct proxyset {
 	size_t n;
 };
 
+/* A client bound to its MAC (mappings.mac, 0021). */
+struct binding {
+	struct net_ip addr;
+	uint8_t mac[6];
+};
+
+struct bindset {
+	struct binding *e; /* sorted by address, unique */
+	size_t n;
+};
+
 struct desired {
 	struct desired_rules rules;
 	struct proxyset proxies; /* strict OUTPUT mode: where the gateway itself may go */
 	struct addrset active;	 /* mapped, enabled, proxy enabled and up */
 	struct addrset blocked;	 /* mapped but not active */
 	struct addrset udp;	 /* active, and their proxy carries UDP (udp_relay on): UDP to the forwarder */
+	struct bindset bound;	 /* every mapped client with a MAC, enabled or not (a change: a full rebuild) */
 };
 
 /* What changes in the kernel's sets from one decision to the next. */
@@ -63,7 +75,7 @@ struct set_delta {
 /* 0, or -errno with the reason in err. */
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen);
 void desired_free(struct desired *d);
-/* Same rules and same proxy set: element updates suffice. */
+/* Same rules, same proxy set and same MAC bindings: element updates suffice. */
 int desired_rules_equal(const struct desired *a, const struct desired *b);
 /* Elements of a not in b, into out (caller frees out->addr). 0 or -ENOMEM. */
 int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out);

@@ -59,6 +59,32 @@ void e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id)
 	e_add(r, e);
 }
 
+/* register 1's key (len bytes from register 1 on) not in the set */
+void e_lookup_not(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+	e_add(r, e);
+}
+
+/* update @set { <register 1's key> counter }: the element made (or its timeout renewed), with a
+ * counter of its own (the set needs flags dynamic,timeout) */
+void e_dynset_update(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
+	nftnl_expr_set(e, NFTNL_EXPR_DYNSET_EXPR, nftnl_expr_alloc("counter"), 0);
+	e_add(r, e);
+}
+
 void e_counter(struct nftnl_rule *r)
 {
 	e_add(r, nftnl_expr_alloc("counter"));

@@ -12,6 +12,8 @@ void e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len);
 void e_payload_to(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg);
 void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len);
 void e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id);
+void e_lookup_not(struct nftnl_rule *r, const char *set, uint32_t set_id);
+void e_dynset_update(struct nftnl_rule *r, const char *set, uint32_t set_id);
 void e_counter(struct nftnl_rule *r);
 void e_verdict(struct nftnl_rule *r, int verdict, const char *chain);
 void e_reject(struct nftnl_rule *r, uint32_t type, uint8_t code);

@@ -7,8 +7,10 @@
 #include "desired.h"
 #include "link.h"
 #include "log.h"
+#include "neigh.h"
 #include "nft.h"
 #include "route.h"
+#include "spoof.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 
 #define RETRY_MS  1000
 #define VERIFY_MS 5000
+#define SPOOF_MS  2000 /* the MAC binding's refusals are read this often (while some client is bound) */
 /* Clients that stop being active: the forwarder is told at once and resets their relayed
  * connections through the NAT mapping; their conntrack entries go this much later. Deleted
  * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
@@ -33,7 +36,8 @@ struct agent {
 	int failing; /* the last apply failed: retry on the timer */
 	uint64_t generation;
 	unsigned long errors_total;
-	struct ev_handle *kick, *verify, *link_h, *forget_h;
+	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h;
+	struct spoof_log *spoof;
 	struct addrset forget; /* to lose their conntrack entries when forget_h fires */
 	struct link_watch *links;
 	int lan_present, wan_present, ifaces_known;
@@ -212,6 +216,8 @@ static void reconcile(struct agent *a, int force_full)
 		if (r == 0 && !route)
 			r = route_tproxy(0, err, sizeof(err));
 		if (r == 0)
+			spoof_reset(a->spoof);
+		if (r == 0)
 			log_info(
 			    "applied: table inet pgw rebuilt (%s, UDP relay %s), %zu active, %zu blocked, %zu with "
 			    "UDP",
@@ -232,6 +238,14 @@ static void reconcile(struct agent *a, int force_full)
 	if (r < 0) {
 		desired_free(&want);
 		goto fail;
+	}
+	if (want.bound.n || (a->have_applied && a->applied.bound.n)) {
+		/* replies to a bound address go to its MAC: not fatal (the rules refuse the other host
+		 * already), retried at the next verify */
+		char nerr[256];
+		if (neigh_bind(want.rules.lan_iface, &want.bound, a->have_applied ? &a->applied.bound : NULL, nerr,
+			       sizeof(nerr)) < 0)
+			log_warnx("%s", nerr);
 	}
 	{ /* whoever was active and is not any more (at start: every blocked client, since who was
 	   * active before is not known): no tracked state may outlive the decision */
@@ -317,6 +331,20 @@ static void on_verify(struct evloop *ev, void *arg)
 	} else if (r < 0) {
 		log_emit(LOG_LVL_WARN, NULL, -r, "cannot verify table inet pgw");
 	}
+	if (a->have_applied && a->applied.bound.n) { /* an entry flushed or replaced meanwhile */
+		char nerr[256];
+		if (neigh_bind(a->applied.rules.lan_iface, &a->applied.bound, NULL, nerr, sizeof(nerr)) < 0)
+			log_warnx("%s", nerr);
+	}
+}
+
+static void on_spoof(struct evloop *ev, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)ev;
+	if (a->have_applied && a->applied.bound.n)
+		spoof_poll(a->spoof, a->nft, a->d->db, &a->applied.bound);
 }
 
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
@@ -375,6 +403,8 @@ int main(int argc, char **argv)
 		a.verify = ev_add_timer(d.ev, VERIFY_MS, VERIFY_MS, on_verify, &a);
 		/* armed for real when clients stop being active (a day out: an empty set, harmless) */
 		a.forget_h = ev_add_timer(d.ev, 86400000, 0, on_forget, &a);
+		a.spoof = spoof_open();
+		a.spoof_h = ev_add_timer(d.ev, SPOOF_MS, SPOOF_MS, on_spoof, &a);
 		a.links = link_watch_open(err, sizeof(err));
 		if (a.links)
 			a.link_h = ev_add_fd(d.ev, link_watch_fd(a.links), EPOLLIN, on_link, &a);
@@ -393,6 +423,7 @@ int main(int argc, char **argv)
 		forget_clients(&a.forget);
 	free(a.forget.addr);
 	link_watch_close(a.links);
+	spoof_close(a.spoof);
 	desired_free(&a.applied);
 	nft_close(a.nft);
 	daemon_fini(&d);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/set.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -216,4 +217,85 @@ int nft_flush(struct nft *n, char *err, size_t errlen)
 	r = batch_send(n, &bt, err, errlen);
 	done(&bt, n);
 	return r;
+}
+
+struct spoof_walk {
+	int v6;
+	nft_spoof_cb cb;
+	void *arg;
+};
+
+static int count_packets(struct nftnl_expr *e, void *data)
+{
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name && strcmp(name, "counter") == 0)
+		*(uint64_t *)data += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+	return 0;
+}
+
+static int spoof_elem(struct nftnl_set_elem *e, void *data)
+{
+	const struct spoof_walk *w = data;
+	uint32_t len = 0;
+	const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+	struct net_ip ip;
+	uint64_t packets = 0;
+
+	if (!key || len != (w->v6 ? 24u : 12u))
+		return 0;
+	if (w->v6)
+		memcpy(ip.a, key + 8, 16);
+	else
+		net_ip_from4((uint32_t)key[8] << 24 | (uint32_t)key[9] << 16 | (uint32_t)key[10] << 8 | key[11], &ip);
+	nftnl_set_elem_expr_foreach(e, count_packets, &packets);
+	w->cb(key, &ip, packets, w->arg);
+	return 0;
+}
+
+static int spoof_msg(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) == 0)
+		nftnl_set_elem_foreach(s, spoof_elem, data);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+
+	for (int v6 = 0; v6 <= 1; v6++) {
+		struct spoof_walk w = {v6, cb, arg};
+		struct nftnl_set *s = nftnl_set_alloc();
+		struct nlmsghdr *nlh;
+		uint32_t seq = n->seq++;
+		int r;
+
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, v6 ? RULESET_SPOOF6 : RULESET_SPOOF4);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+			return -errno;
+		do {
+			struct pollfd pfd = {.fd = mnl_socket_get_fd(n->nl), .events = POLLIN};
+			ssize_t got;
+
+			if (poll(&pfd, 1, ACK_TIMEOUT_MS) <= 0)
+				return -ETIMEDOUT;
+			got = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+			if (got < 0)
+				return -errno;
+			r = mnl_cb_run(buf, (size_t)got, seq, n->portid, spoof_msg, &w);
+		} while (r > 0);
+		if (r < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
 }

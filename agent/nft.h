@@ -19,6 +19,10 @@ int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t err
 int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size_t errlen);
 /* 1 when our table (with its active4 set) is in the kernel, 0 when not, -errno on error. */
 int nft_table_present(struct nft *n);
+/* The pairs the MAC binding refused (sets spoof4, spoof6): cb for each with its packets so far.
+ * 0 (also when there are no such sets), or -errno. */
+typedef void (*nft_spoof_cb)(const uint8_t mac[6], const struct net_ip *ip, uint64_t packets, void *arg);
+int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg);
 /* Delete the table (uninstall). 0 also when there was none. */
 int nft_flush(struct nft *n, char *err, size_t errlen);
 

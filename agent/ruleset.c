@@ -39,6 +39,19 @@
 #define SET_HOSTS6	  "proxyhosts6"
 #define SET_ID_HOSTS	  9
 #define SET_ID_HOSTS6	  10
+#define SET_BOUND	  "bound4" /* addresses bound to a MAC (0021) */
+#define SET_BOUND6	  "bound6"
+#define SET_ID_BOUND	  11
+#define SET_ID_BOUND6	  12
+#define SET_MACIP	  "macip4" /* their ether saddr . ip saddr pairs */
+#define SET_MACIP6	  "macip6"
+#define SET_ID_MACIP	  13
+#define SET_ID_MACIP6	  14
+#define SET_SPOOF	  RULESET_SPOOF4 /* pairs refused: filled by the kernel, read by the agent */
+#define SET_SPOOF6	  RULESET_SPOOF6
+#define SET_ID_SPOOF	  15
+#define SET_ID_SPOOF6	  16
+#define TYPE_ETHERADDR	  9
 #define TYPE_INET_SERVICE 13
 #define ELEMS_PER_MSG	  1000 /* a set element list is one netlink nest: keep it well under 64 KiB */
 #define TYPE_IPADDR	  7    /* nft's ipv4_addr datatype */
@@ -189,6 +202,119 @@ static void put_elems(struct batch *bt, uint16_t type, const char *set, uint32_t
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
 		batch_next(bt);
+	}
+}
+
+/* The MAC bindings of one family into bound4|6 and macip4|6 (sets created in this batch). */
+static void put_binding_elems(struct batch *bt, const struct bindset *bs, int v6)
+{
+	for (int pass = 0; pass < 2; pass++) { /* addresses, then MAC . address pairs */
+		size_t i = 0;
+		while (i < bs->n) {
+			const char *name = pass ? (v6 ? SET_MACIP6 : SET_MACIP) : (v6 ? SET_BOUND6 : SET_BOUND);
+			uint32_t id = pass ? (v6 ? SET_ID_MACIP6 : SET_ID_MACIP) : (v6 ? SET_ID_BOUND6 : SET_ID_BOUND);
+			struct nftnl_set *s = set_of(name, id);
+			size_t k = 0;
+
+			for (; i < bs->n && k < ELEMS_PER_MSG; i++) {
+				const struct binding *b = &bs->e[i];
+				uint8_t key[24] = {0}; /* the MAC takes two 4-byte registers, then the address */
+				size_t alen = v6 ? 16 : 4;
+				struct nftnl_set_elem *e;
+
+				if (net_ip_is4(&b->addr) == v6)
+					continue;
+				e = nftnl_set_elem_alloc();
+				if (pass) {
+					memcpy(key, b->mac, 6);
+					memcpy(key + 8, v6 ? b->addr.a : b->addr.a + 12, alen);
+					nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, 8 + alen);
+				} else {
+					nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, v6 ? b->addr.a : b->addr.a + 12,
+							   alen);
+				}
+				nftnl_set_elem_add(s, e);
+				k++;
+			}
+			if (k) {
+				struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+				nftnl_set_elems_nlmsg_build_payload(nlh, s);
+				batch_next(bt);
+			}
+			nftnl_set_free(s);
+		}
+	}
+}
+
+/* ether saddr . ip[6] saddr into registers 1.. (the MAC in two 4-byte registers, the address after) */
+static void load_mac_ip(struct nftnl_rule *r, int v6)
+{
+	e_payload_to(r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG32_00);
+	e_payload_to(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 8 : 12, v6 ? 16 : 4, NFT_REG32_02);
+}
+
+/* MAC binding (mappings.mac), before anything else looks at a packet (priority -175: before
+ * TPROXY at mangle -150 and REDIRECT at dstnat -100):
+ *   chain mac_guard { type filter hook prerouting priority -175; policy accept;
+ *     ip saddr @bound4 ether saddr . ip saddr @macip4 accept        # the bound host itself
+ *     ip saddr @bound4 update @spoof4 { ether saddr . ip saddr counter } counter drop   # another
+ *     ip saddr @bound4 counter drop         # no link-layer address to check: refused as well
+ *     (and the same three for ip6 saddr with bound6, macip6, spoof6) }
+ * A bound address is admitted only from its MAC: a host that takes it gets nothing from the
+ * gateway (not the forwarder, not the API, not DNS), and the agent reads spoof4/6 to count and
+ * log who tried. The sets exist only while some mapping has a MAC. */
+static void build_mac_guard(struct batch *bt, const struct desired *d)
+{
+	put_set(bt, SET_BOUND, SET_ID_BOUND, TYPE_IPADDR, 4);
+	put_set(bt, SET_BOUND6, SET_ID_BOUND6, TYPE_IP6ADDR, 16);
+	put_set(bt, SET_MACIP, SET_ID_MACIP, TYPE_ETHERADDR << 6 | TYPE_IPADDR, 12);
+	put_set(bt, SET_MACIP6, SET_ID_MACIP6, TYPE_ETHERADDR << 6 | TYPE_IP6ADDR, 24);
+	for (int v6 = 0; v6 <= 1; v6++) {
+		struct nftnl_set *s = set_of(v6 ? SET_SPOOF6 : SET_SPOOF, v6 ? SET_ID_SPOOF6 : SET_ID_SPOOF);
+		struct nlmsghdr *nlh;
+
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_ETHERADDR << 6 | (v6 ? TYPE_IP6ADDR : TYPE_IPADDR));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, v6 ? 24 : 12);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+		nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, RULESET_SPOOF_TIMEOUT_MS);
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, RULESET_SPOOF_MAX);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+		put_binding_elems(bt, &d->bound, v6);
+	}
+	put_chain(bt, "mac_guard", "filter", NF_INET_PRE_ROUTING, -175, NF_ACCEPT);
+	for (int v6 = 0; v6 <= 1; v6++) {
+		const char *bound = v6 ? SET_BOUND6 : SET_BOUND;
+		uint32_t bound_id = v6 ? SET_ID_BOUND6 : SET_ID_BOUND;
+		struct nftnl_rule *r = nftnl_rule_alloc();
+
+		m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 8 : 12, v6 ? 16 : 4);
+		e_lookup(r, bound, bound_id);
+		load_mac_ip(r, v6);
+		e_lookup(r, v6 ? SET_MACIP6 : SET_MACIP, v6 ? SET_ID_MACIP6 : SET_ID_MACIP);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "mac_guard");
+
+		r = nftnl_rule_alloc();
+		m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 8 : 12, v6 ? 16 : 4);
+		e_lookup(r, bound, bound_id);
+		load_mac_ip(r, v6);
+		e_dynset_update(r, v6 ? SET_SPOOF6 : SET_SPOOF, v6 ? SET_ID_SPOOF6 : SET_ID_SPOOF);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		put_rule(bt, r, "mac_guard");
+
+		r = nftnl_rule_alloc();
+		m_u8(r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 8 : 12, v6 ? 16 : 4);
+		e_lookup(r, bound, bound_id);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		put_rule(bt, r, "mac_guard");
 	}
 }
 
@@ -445,6 +571,8 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_BLOCKED6 : SET_BLOCKED,
 			  v6 ? SET_ID_BLOCKED6 : SET_ID_BLOCKED, &d->blocked, v6);
 	}
+	if (d->bound.n)
+		build_mac_guard(bt, d);
 	if (dr->tproxy || dr->udp)
 		put_chain(bt, "mangle_prerouting", "filter", NF_INET_PRE_ROUTING, -150,
 			  NF_ACCEPT); /* not "tproxy": an nft keyword */

@@ -22,6 +22,8 @@
  *     tproxy ip to :TPROXY meta mark set 0x2470 accept      (and ip6 saddr @udp6 ... tproxy ip6)
  *    and lan_in the mark rule: their UDP reaches the forwarder's UDP relay; port 53 stays the
  *    resolver's, port 443 (QUIC) is refused below like everyone's]
+ *   [some mapping has a MAC: sets bound4/6, macip4/6, spoof4/6 and chain mac_guard (prerouting,
+ *    priority -175): a bound address only from its MAC, see build_mac_guard()]
  *   chain forward { type filter hook forward priority filter; policy drop;  # pgw forwards NOTHING
  *     meta l4proto { udp, tcp } th dport 53 counter drop                  # DNS: silently
  *     ip saddr @blocked4 counter BLOCK                                      # known clients: fail fast
@@ -66,8 +68,12 @@
 #include "batch.h"
 #include "desired.h"
 
-#define NFT_TABLE	  "pgw"
-#define RULESET_PROBE_SET "active4" /* nft_table_present() asks for it */
+#define NFT_TABLE		 "pgw"
+#define RULESET_PROBE_SET	 "active4" /* nft_table_present() asks for it */
+#define RULESET_SPOOF4		 "spoof4"  /* MAC binding: who was refused (ether_addr . ipv4_addr) */
+#define RULESET_SPOOF6		 "spoof6"
+#define RULESET_SPOOF_TIMEOUT_MS 600000u /* a pair is forgotten 10 min after its last packet */
+#define RULESET_SPOOF_MAX	 4096u	 /* pairs remembered at most (then: dropped, not remembered) */
 
 /* The whole table in one batch: add, delete and re-create it with its sets, elements, chains
  * and rules, so the kernel switches atomically. */

@@ -226,6 +226,8 @@ static int route(struct req *r)
 		return res_health(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "clients") == 0)
 		return res_clients(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "devices") == 0)
+		return res_devices(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "config") == 0)
 		return res_config(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "status") == 0)

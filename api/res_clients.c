@@ -2,7 +2,9 @@
  * when blocked, why (issue 19); its forwarder counters since the forwarder started. */
 #include "resources.h"
 
+#include "leases.h"
 #include "net.h"
+#include "settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,30 +36,56 @@ static const char *blocked_reason(int active, int enabled, int proxy_enabled, co
 
 #define CLIENT_SQL                                                                                                     \
 	"SELECT s.id, s.client_ip, s.label, s.enabled, s.active, s.on_down, s.proxy_id, s.carrying_proxy_id, "         \
-	"p.name, p.enabled, h.status, coalesce(h.stale, 0), coalesce(h.last_error, '') FROM mapping_state s JOIN "     \
-	"proxies p ON p.id = s.proxy_id LEFT JOIN health_state h ON h.proxy_id = p.id "
+	"p.name, p.enabled, h.status, coalesce(h.stale, 0), coalesce(h.last_error, ''), m.mac, (SELECT "               \
+	"json_group_array(json_object('mac', x.mac, 'packets', x.packets, 'first_seen', x.first_seen, 'last_seen', "   \
+	"x.last_seen)) FROM (SELECT * FROM main.mac_spoof x WHERE x.client_ip = s.client_ip ORDER BY x.last_seen "     \
+	"DESC "                                                                                                        \
+	"LIMIT 16) x) FROM mapping_state s JOIN main.mappings m ON m.id = s.id JOIN proxies p ON p.id = s.proxy_id "   \
+	"LEFT JOIN health_state h ON h.proxy_id = p.id "
 
-static json_t *client_row(sqlite3_stmt *st, json_t *fwd)
+static json_t *client_row(sqlite3_stmt *st, json_t *fwd, const struct leases *ls)
 {
+	json_t *refused = json_loads((const char *)sqlite3_column_text(st, 14), 0, NULL);
+	const struct lease *l = leases_find(ls, (const char *)sqlite3_column_text(st, 1));
 	const char *ip = (const char *)sqlite3_column_text(st, 1), *status = (const char *)sqlite3_column_text(st, 10);
 	int active = sqlite3_column_int(st, 4);
 	const char *why = blocked_reason(active, sqlite3_column_int(st, 3), sqlite3_column_int(st, 9), status,
 					 sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
 	json_t *c = json_object_get(json_object_get(fwd, "clients"), ip);
 
-	return json_pack("{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:s, s:s?, s:o, "
+			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 			 "client_ip", ip, "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label",
 			 sqlite3_column_text(st, 2), "enabled", sqlite3_column_int(st, 3), "state",
 			 active ? "active" : "blocked", "reason", why, "reason_detail",
 			 why && strcmp(why, "proxy_down") == 0 ? (const char *)sqlite3_column_text(st, 12) : NULL,
 			 "on_down", sqlite3_column_text(st, 5), "proxy_id", (json_int_t)sqlite3_column_int64(st, 6),
-			 "proxy", sqlite3_column_text(st, 8), "carrying_proxy_id", json_nullable_int(st, 7), "usage",
-			 "connections", (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
+			 "proxy", sqlite3_column_text(st, 8), "carrying_proxy_id", json_nullable_int(st, 7), "mac",
+			 sqlite3_column_text(st, 13), "hostname", l ? l->hostname : NULL, "mac_refused",
+			 refused ? refused : json_array(), "usage", "connections",
+			 (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
 			 (json_int_t)json_integer_value(json_object_get(c, "active")), "failures",
 			 (json_int_t)json_integer_value(json_object_get(c, "failures")), "bytes_up",
 			 (json_int_t)json_integer_value(json_object_get(c, "bytes_up")), "bytes_down",
 			 (json_int_t)json_integer_value(json_object_get(c, "bytes_down")), "refused",
 			 (json_int_t)json_integer_value(json_object_get(c, "refused")));
+}
+
+/* The leases of the file the setting dhcp_leases_file names (none: empty). A file that cannot be
+ * read gives no names, with a warning at most once a minute. */
+void api_leases(sqlite3 *db, const struct pgw_config *cfg, struct leases *ls)
+{
+	static time_t warned;
+	char path[SETTINGS_VALUE_MAX], err[320];
+
+	memset(ls, 0, sizeof(*ls));
+	settings_value(db, cfg, "dhcp_leases_file", path, sizeof(path));
+	if (!*path || leases_load(path, ls, err, sizeof(err)) == 0)
+		return;
+	if (time(NULL) - warned >= 60) {
+		warned = time(NULL);
+		log_warnx("dhcp_leases_file: %s (no device names)", err);
+	}
 }
 
 /* A query argument as a non-negative integer: 0 (absent: *v untouched), or -1 (not one). */
@@ -148,6 +176,7 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
 	json_t *items, *fwd;
+	struct leases ls;
 
 	if (nseg > 2 || (nseg == 2 && strcmp(seg[1], "usage") != 0))
 		return reply_error(r, 404, "not_found", "no such resource");
@@ -164,10 +193,12 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
 	}
 	fwd = fwdstats_scoped(fwdstats_load(r->api->cfg->run_dir), db, r->org);
+	api_leases(db, r->api->cfg, &ls);
 	items = json_array();
 	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(items, client_row(st, fwd));
+		json_array_append_new(items, client_row(st, fwd, &ls));
 	sqlite3_finalize(st);
+	leases_free(&ls);
 	json_decref(fwd);
 	if (nseg >= 1) {
 		json_t *one = json_incref(json_array_get(items, 0));

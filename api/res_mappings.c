@@ -13,34 +13,39 @@
 #include <time.h>
 
 static const struct jfield mapping_fields[] = {
-    {"client_ip", J_STR, 1, 3, 45},	 {"proxy_id", J_INT, 1, 1, (1LL << 53)},
-    {"enabled", J_BOOL, 0, 0, 1},	 {"label", J_STR, 0, 0, 128},
-    {"on_down", J_STR, 0, 5, 8},	 {"failover_proxy_ids", J_ARRAY, 0, 0, MAPPING_FAILOVER_MAX},
-    {"max_conns", J_INT, 0, 0, 1000000}, {"new_conns_per_s", J_INT, 0, 0, 100000},
+    {"client_ip", J_STR, 1, 3, 45},
+    {"proxy_id", J_INT, 1, 1, (1LL << 53)},
+    {"enabled", J_BOOL, 0, 0, 1},
+    {"label", J_STR, 0, 0, 128},
+    {"on_down", J_STR, 0, 5, 8},
+    {"failover_proxy_ids", J_ARRAY, 0, 0, MAPPING_FAILOVER_MAX},
+    {"max_conns", J_INT, 0, 0, 1000000},
+    {"new_conns_per_s", J_INT, 0, 0, 100000},
+    {"mac", J_STR, 0, 0, 17},
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
 /* "active" and "carrying_proxy_id" are the view of migrations 0004 and 0018: the same rule
  * pgw-agent and pgw-forwarder apply. */
 #define MAPPING_SELECT                                                                                                 \
-	"SELECT id, client_ip, proxy_id, enabled, label, active, on_down, carrying_proxy_id, (SELECT "                 \
+	"SELECT s.id, s.client_ip, s.proxy_id, s.enabled, s.label, s.active, s.on_down, s.carrying_proxy_id, (SELECT " \
 	"json_group_array(proxy_id) FROM (SELECT proxy_id FROM main.mapping_failover f WHERE f.mapping_id = "          \
-	"mapping_state.id ORDER BY f.pos)), (SELECT m.max_conns FROM main.mappings m WHERE m.id = mapping_state.id), " \
-	"(SELECT m.new_conns_per_s FROM main.mappings m WHERE m.id = mapping_state.id) FROM mapping_state "
+	"s.id ORDER BY f.pos)), m.max_conns, m.new_conns_per_s, m.mac FROM mapping_state s JOIN main.mappings m ON "   \
+	"m.id = s.id "
 
 static json_t *row_json(sqlite3_stmt *st)
 {
 	json_t *list = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
 
 	return json_pack(
-	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-	    "client_ip", sqlite3_column_text(st, 1), "proxy_id", (json_int_t)sqlite3_column_int64(st, 2), "enabled",
-	    sqlite3_column_int(st, 3), "label", sqlite3_column_text(st, 4), "state",
-	    sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down", sqlite3_column_text(st, 6),
-	    "carrying_proxy_id",
+	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s}", "id",
+	    (json_int_t)sqlite3_column_int64(st, 0), "client_ip", sqlite3_column_text(st, 1), "proxy_id",
+	    (json_int_t)sqlite3_column_int64(st, 2), "enabled", sqlite3_column_int(st, 3), "label",
+	    sqlite3_column_text(st, 4), "state", sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down",
+	    sqlite3_column_text(st, 6), "carrying_proxy_id",
 	    sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, 7)),
 	    "failover_proxy_ids", list ? list : json_array(), "max_conns", (json_int_t)sqlite3_column_int64(st, 9),
-	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 10));
+	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 10), "mac", sqlite3_column_text(st, 11));
 }
 
 static json_t *mapping_json(sqlite3 *db, int64_t id)
@@ -48,7 +53,7 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	json_t *j = NULL;
 
-	if (sqlite3_prepare_v2(db, MAPPING_SELECT "WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, MAPPING_SELECT "WHERE s.id = ?1", -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -169,7 +174,7 @@ static int failover_store(sqlite3 *db, int64_t id, const json_t *list)
 /* POST (id < 0), PUT, PATCH. The health gate runs before anything is stored. */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
-	char err[256], oid[24], canon[NET_IP_STR_MAX];
+	char err[256], oid[24], canon[NET_IP_STR_MAX], mac[NET_MAC_STR_MAX] = "";
 	const char *why = NULL, *on_down;
 	json_t *before = NULL, *after, *health = NULL, *checks = NULL, *v, *list;
 	const char *ip;
@@ -199,6 +204,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		goto out;
 	}
 	failover = on_down[0] == 'f';
+	/* mac: "" unbinds; PATCH keeps it unless sent, PUT and POST default to none */
+	v = json_object_get(r->body, "mac");
+	if (!v && partial && before)
+		v = json_object_get(before, "mac");
+	if (v && *json_string_value(v)) {
+		uint8_t m[6];
+		if (net_mac_parse(json_string_value(v), m) < 0) {
+			reply_error(r, 400, "bad_request",
+				    "'mac' must be a unicast MAC address like 02:00:00:aa:bb:cc (or \"\" for none)");
+			goto out;
+		}
+		net_mac_str(m, mac);
+	}
 	/* PUT replaces the list (absent: none); PATCH keeps it unless sent */
 	list = json_object_get(r->body, "failover_proxy_ids");
 	if (!list)
@@ -266,19 +284,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (id < 0)
 		rc = sqlite3_prepare_v2(db,
 					"INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, "
-					"max_conns, new_conns_per_s, "
-					"org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, " ORG_OWNER ")",
+					"max_conns, new_conns_per_s, mac, "
+					"org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, ?9, " ORG_OWNER ")",
 					-1, &st, NULL);
 	else
 		rc = sqlite3_prepare_v2(
 		    db,
 		    partial ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
 			      "label = coalesce(?4, label), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
-			      "updated_at = unixepoch() "
+			      "mac = ?9, updated_at = unixepoch() "
 			      "WHERE id = ?5 AND " ORG_SCOPED
 			    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
 			      "label = coalesce(?4, ''), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
-			      "updated_at = unixepoch() WHERE id "
+			      "mac = ?9, updated_at = unixepoch() WHERE id "
 			      "= ?5 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
@@ -304,6 +322,7 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 				   : partial && before ? json_integer_value(json_object_get(before, f))
 						       : 0);
 	}
+	sqlite3_bind_text(st, 9, mac, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -363,7 +382,7 @@ static int list(struct req *r, sqlite3 *db)
 	sqlite3_stmt *st = NULL;
 	json_t *items = json_array();
 
-	if (sqlite3_prepare_v2(db, MAPPING_SELECT "ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, MAPPING_SELECT "ORDER BY s.id", -1, &st, NULL) != SQLITE_OK) {
 		json_decref(items);
 		return reply_db_error(r, db);
 	}

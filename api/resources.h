@@ -13,6 +13,10 @@ int res_proxies(struct req *r, const char *const *seg, int nseg);
 int res_mappings(struct req *r, const char *const *seg, int nseg);
 int res_health(struct req *r, const char *const *seg, int nseg);
 int res_clients(struct req *r, const char *const *seg, int nseg);
+int res_devices(struct req *r, const char *const *seg, int nseg);
+/* The DHCP leases of the setting dhcp_leases_file (none or unreadable: empty). */
+struct leases;
+void api_leases(sqlite3 *db, const struct pgw_config *cfg, struct leases *ls);
 int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
 int res_users(struct req *r, const char *const *seg, int nseg);

@@ -187,6 +187,40 @@ int net_hostport_parse(const char *s, char *host, size_t hostlen, uint16_t *port
 	return 0;
 }
 
+int net_mac_parse(const char *s, uint8_t out[6])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t m[6];
+	char sep = 0;
+
+	if (!s || strlen(s) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+		const char *h = p[0] ? strchr(hex, tolower((unsigned char)p[0])) : NULL;
+		const char *l = p[1] ? strchr(hex, tolower((unsigned char)p[1])) : NULL;
+		if (!h || !l)
+			return -EINVAL;
+		if (i < 5) {
+			if ((p[2] != ':' && p[2] != '-') || (sep && p[2] != sep))
+				return -EINVAL;
+			sep = p[2];
+		}
+		m[i] = (uint8_t)((h - hex) << 4 | (l - hex));
+	}
+	if (m[0] & 1)
+		return -EINVAL;
+	if (!(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]))
+		return -EINVAL;
+	memcpy(out, m, 6);
+	return 0;
+}
+
+void net_mac_str(const uint8_t mac[6], char out[NET_MAC_STR_MAX])
+{
+	snprintf(out, NET_MAC_STR_MAX, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
 int net_ifname_valid(const char *s)
 {
 	size_t len = strlen(s);

@@ -55,6 +55,12 @@ int net_prefix_list_parse(const char *s, struct net_prefix *out, int max);
 int net_hostport_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
 /* Interface name as the kernel accepts it (1..15 chars, no '/', no whitespace). */
 int net_ifname_valid(const char *s);
+/* A unicast MAC address: six hex pairs separated by ':' or '-' (any case). 0, or -EINVAL (also
+ * for a group address or 00:00:00:00:00:00, which no client has). */
+#define NET_MAC_STR_MAX 18
+int net_mac_parse(const char *s, uint8_t out[6]);
+/* lower case, colon-separated: the form mappings.mac stores */
+void net_mac_str(const uint8_t mac[6], char out[NET_MAC_STR_MAX]);
 int net_set_nonblock(int fd);
 /* An http:// URL as pgw-healthd fetches it through each proxy. */
 #define NET_HOST_MAX 255

@@ -182,6 +182,14 @@ static const struct sdef defs[] = {
      0,
      0,
      "http://ifconfig.me/ip"},
+    {{"dhcp_leases_file", "DHCP leases file",
+      "The DHCP server's lease file (dnsmasq's dnsmasq.leases or ISC dhcpd's dhcpd.leases), read for the names "
+      "of the LAN's devices (shown with clients and devices). Empty: no names."},
+     K_PATH,
+     NULL,
+     0,
+     0,
+     ""},
     {{"health_ca_file", "Health CA file",
       "PEM file of the certificate authorities an https health_url's certificate must chain to. Empty: the system's "
       "store."},

@@ -373,7 +373,7 @@ lab_down() {
 	if [ -f "$LAB_DIR/pids" ]; then
 		while read -r pid name; do lab_stop_pid "$pid"; done <"$LAB_DIR/pids"
 	fi
-	for n in lan gw wan; do
+	for n in lan gw wan spoof; do
 		ns=$(lab_ns $n)
 		ip netns list 2>/dev/null | grep -qw "$ns" || continue
 		# anything still running inside our own namespaces (e.g. forked workers)
@@ -390,6 +390,30 @@ lab_down() {
 	rm -rf "$LAB_DIR"
 	LAB_DIR=
 }
+
+# A second host on the LAN wire (issue 19): namespace "spoof" with a macvlan of the lan
+# namespace's lan0 (another MAC, the same segment), holding the addresses given (IPv4 /24, IPv6
+# /64), default routes via the gateway. Its MAC: lab_spoofer_mac. lab_down removes it.
+lab_spoofer_up() { # addr...
+	local ns a
+	ns=$(lab_ns spoof)
+	ip netns add "$ns" || return 1
+	ip -n "$ns" link set lo up
+	ip -n "$(lab_ns lan)" link add link lan0 name spoof0 type macvlan mode bridge || return 1
+	ip -n "$(lab_ns lan)" link set spoof0 netns "$ns" || return 1
+	for a in "$@"; do
+		case $a in
+		*:*) ip -n "$ns" addr add "$a/64" dev spoof0 nodad ;;
+		*) ip -n "$ns" addr add "$a/24" dev spoof0 ;;
+		esac
+	done
+	ip -n "$ns" link set spoof0 up
+	ip -n "$ns" route add default via 192.168.2.1
+	ip -n "$ns" -6 route add default via fd00:2::1 2>/dev/null
+	return 0
+}
+lab_spoofer_mac() { ip -n "$(lab_ns spoof)" -br link show spoof0 | awk '{print $3}'; }
+lab_client_mac() { ip -n "$(lab_ns lan)" -br link show lan0 | awk '{print $3}'; }
 
 # Give a namespace its own /etc/resolv.conf naming SERVER (ip netns exec bind-mounts
 # /etc/netns/NS/resolv.conf over it); lab_down removes it.

@@ -198,20 +198,54 @@ function reasonsSoon() {
 
 /* ---------- clients (GET /api/v1/clients, /clients/{ip}/usage) ---------- */
 
-async function loadClients() { state.clients = (await api('GET', '/clients')).items; }
+async function loadClients() {
+  const [c, d] = await Promise.all([api('GET', '/clients'), api('GET', '/devices')]);
+  state.clients = c.items;
+  state.devices = d.items;
+}
+
+const DEVICE_STATES = { mapped: 'mapped', unmapped: 'no mapping: blocked', mac_mismatch: 'address bound to another MAC: gets nothing' };
+
+function renderDevices() {
+  const q = $('#client-search').value;
+  const rows = (state.devices || []).map((d) => ({ ...d, hostname: d.hostname || '' }))
+    .filter((d) => matches(q, d.ip, d.mac, d.hostname, d.state));
+  $('#device-table tbody').replaceChildren(...sortable($('#device-table'), 'devices', rows, renderDevices).map((d) => el('tr', { 'data-device': `${d.ip} ${d.mac}` },
+    el('td', {}, d.ip), el('td', {}, d.mac), el('td', {}, d.hostname || '–'),
+    el('td', {}, el('span', { class: d.state === 'mapped' ? '' : 'why', 'data-state': d.state }, DEVICE_STATES[d.state] || d.state)),
+    el('td', {}, d.seen),
+    el('td', {}, d.state === 'unmapped' && isAdmin()
+      ? el('button', { type: 'button', class: 'small', onclick: () => mapDevice(d) }, 'Map') : null))));
+}
+
+/* One click: the mapping form with the device's address, MAC and name. */
+function mapDevice(d) {
+  selectTab($('#tab-mappings'));
+  editMapping(null);
+  const f = $('#mapping-form');
+  f.client_ip.value = d.ip;
+  f.mac.value = d.mac;
+  f.label.value = d.hostname || '';
+  f.proxy_id.focus();
+}
 
 function renderClients() {
   const q = $('#client-search').value;
   const pname = (id) => (state.proxies.find((p) => p.id === id) || {}).name || (id ? `#${id}` : '–');
   const rows = (state.clients || []).map((c) => ({
     ...c, via: c.carrying_proxy_id ? pname(c.carrying_proxy_id) : '–', conns: c.usage.connections, down: c.usage.bytes_down,
-    up: c.usage.bytes_up, refused: c.usage.refused,
-  })).filter((c) => matches(q, c.client_ip, c.label, c.state, c.reason || '', c.via));
+    up: c.usage.bytes_up, refused: c.usage.refused, device: [c.hostname, c.mac].filter((x) => x).join(' '),
+  })).filter((c) => matches(q, c.client_ip, c.label, c.state, c.reason || '', c.via, c.device));
   $('#client-table tbody').replaceChildren(...sortable($('#client-table'), 'clients', rows, renderClients).map((c) => el('tr', { 'data-client': c.client_ip },
     el('td', {}, c.client_ip), el('td', {}, c.label),
+    el('td', {}, c.hostname ? el('span', {}, c.hostname, ' ') : null, c.mac ? el('span', { class: 'mac', title: 'bound: admitted only from this MAC' }, c.mac) : (c.hostname ? null : '–'),
+      (c.mac_refused || []).length ? el('span', { class: 'why', 'data-refused': String(c.mac_refused.length),
+        title: c.mac_refused.map((x) => `${x.mac}: ${x.packets} packets, last ${ago(x.last_seen)}`).join('\n') },
+      ` ${c.mac_refused.length} other MAC${c.mac_refused.length > 1 ? 's' : ''} refused`) : null),
     el('td', {}, badge(c.state), c.reason ? el('span', { class: 'why', 'data-reason': c.reason, title: c.reason_detail || '' }, ` ${REASONS[c.reason] || c.reason}`) : null),
     el('td', {}, c.via), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
     el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
+  renderDevices();
 }
 
 /* The client's last day, bytes per minute (down and up, minutes without traffic left out), with uPlot (web/vendor/uplot). */
@@ -443,7 +477,7 @@ function renderMappings() {
 function editMapping(m) {
   openForm($('#mapping-form'), m ? `Edit mapping of ${m.client_ip}` : 'Add mapping',
     m ? { ...m, failover: (m.failover_proxy_ids || []).map((id) => (state.proxies.find((p) => p.id === id) || {}).name || id).join(', ') }
-      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
+      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, mac: '', proxy_id: state.proxies.length ? state.proxies[0].id : '' });
 }
 
 async function saveMapping(ev) {
@@ -463,7 +497,8 @@ async function saveMapping(ev) {
   }
   const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked,
     on_down: f.on_down.value, failover_proxy_ids: failover,
-    max_conns: Number(f.max_conns.value) || 0, new_conns_per_s: Number(f.new_conns_per_s.value) || 0 };
+    max_conns: Number(f.max_conns.value) || 0, new_conns_per_s: Number(f.new_conns_per_s.value) || 0,
+    mac: f.mac.value.trim() };
   const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
   gate.textContent = `Checking proxy ${pname}…`;
   try {

@@ -45,6 +45,13 @@ check_eq "carol (acme only) lists only acme's proxies" "$(names /api/v1/proxies 
 check_eq "... and only acme's mappings" "$(names /api/v1/mappings "$CAROL_H")" '["192.168.2.140"]'
 check_eq "... and only acme's health rows" \
 	"$(lab_api GET /api/v1/health -H "$CAROL_H" | cut -d' ' -f2- | jq -c '[.items[].proxy_id]')" '[2]'
+# devices seen on the LAN: each organisation sees the addresses of its own networks only
+ip -n "$(lab_ns lan)" addr add 192.168.2.150/24 dev lan0
+for a in 192.168.2.10 192.168.2.11 192.168.2.150; do lab_exec lan ping -n -q -c 1 -W 2 -I "$a" 192.168.2.1 >/dev/null; done
+devs() { lab_api GET /api/v1/devices "$@" | cut -d' ' -f2- | jq -c '[.items[] | select(.seen == "neighbour") | .ip + "=" + .state] | sort'; }
+check_eq "devices: carol (acme) sees the unmapped device of acme's network only" "$(devs -H "$CAROL_H")" '["192.168.2.150=unmapped"]'
+check_eq "... organisation 1 its mapped client and its unmapped device, not acme's" \
+	"$(devs -H "$ROOT_H" -H 'X-Pgw-Org: 1')" '["192.168.2.10=mapped","192.168.2.11=unmapped"]'
 get() { lab_api GET "/api/v1/proxies/$1" -H "$CAROL_H" | as_n "$1"; }
 check_eq "another organisation's proxy answers exactly like a missing one" "$(get 1)" "$(get 999)"
 check_match "... which is a 404" "$(get 999)" '^404 '

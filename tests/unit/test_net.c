@@ -21,6 +21,33 @@ static void test_ipv4(void **state)
 		assert_int_equal(net_ipv4_parse(bad[i], &a), -EINVAL);
 }
 
+static void test_mac(void **state)
+{
+	uint8_t m[6];
+	char out[NET_MAC_STR_MAX];
+
+	(void)state;
+	assert_int_equal(net_mac_parse("02:00:5E:aa:BB:0c", m), 0);
+	net_mac_str(m, out);
+	assert_string_equal(out, "02:00:5e:aa:bb:0c");
+	assert_int_equal(net_mac_parse("02-00-5e-aa-bb-0c", m), 0);
+	net_mac_str(m, out);
+	assert_string_equal(out, "02:00:5e:aa:bb:0c");
+	const char *bad[] = {"",
+			     "02:00:5e:aa:bb",
+			     "02:00:5e:aa:bb:0c:",
+			     "02:00-5e:aa:bb:0c", /* mixed separators */
+			     "02:00:5e:aa:bb:0g",
+			     "0200.5eaa.bb0c",
+			     "01:00:5e:00:00:01", /* a group address */
+			     "ff:ff:ff:ff:ff:ff",
+			     "00:00:00:00:00:00",
+			     " 02:00:5e:aa:bb:0c",
+			     "02:00:5e:aa:bb:0c "};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(net_mac_parse(bad[i], m), -EINVAL);
+}
+
 static void test_cidr(void **state)
 {
 	struct net_cidr4 c;
@@ -244,7 +271,7 @@ int main(void)
 	    cmocka_unit_test(test_hostport), cmocka_unit_test(test_numbers_and_bools),
 	    cmocka_unit_test(test_ifname),   cmocka_unit_test(test_client_ip),
 	    cmocka_unit_test(test_http_url), cmocka_unit_test(test_http_url_list),
-	    cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_resolve),  cmocka_unit_test(test_mac),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,12 +354,38 @@ static void test_elements_order(void **state)
 	set_delta_free(&d);
 }
 
+/* MAC binding: the sets and the mac_guard chain, only while some mapping has a MAC */
+static void test_golden_macbind(void **state)
+{
+	static const char *const ips[] = {"192.168.2.10", "fd00:2::10"};
+	static const uint8_t mac[6] = {0x02, 0x00, 0x5e, 0xaa, 0xbb, 0x0c};
+	struct desired d;
+	char *text, why[8192];
+
+	(void)state;
+	lab(&d);
+	text = build(&d);
+	assert_null(strstr(text, "mac_guard"));
+	free(text);
+	d.bound.e = calloc(2, sizeof(*d.bound.e));
+	d.bound.n = 2;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(net_ip_parse(ips[i], &d.bound.e[i].addr), 0);
+		memcpy(d.bound.e[i].mac, mac, 6);
+	}
+	text = build(&d);
+	golden("ruleset_macbind.txt", text);
+	/* three rules per family, none of them without a verdict */
+	assert_int_equal(rules_of(text, "mac_guard", NULL, why, sizeof(why)), 6);
+	free(text);
+	desired_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_golden_redirect),
-	    cmocka_unit_test(test_golden_tproxy_strict),
-	    cmocka_unit_test(test_invariant_over_settings),
+	    cmocka_unit_test(test_golden_redirect), cmocka_unit_test(test_golden_tproxy_strict),
+	    cmocka_unit_test(test_golden_macbind),  cmocka_unit_test(test_invariant_over_settings),
 	    cmocka_unit_test(test_elements_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

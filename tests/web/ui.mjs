@@ -163,6 +163,7 @@ await step('the client really relays through the proxy made in the browser', asy
   if (ip !== env.HTTP_PROXY_HOST) throw new Error(`exit ip ${ip}`);
 });
 await step('the Clients view: each client with its state, counters and a usage chart (uPlot)', async () => {
+  execSync(env.LAN_PING); /* an unmapped device the gateway has seen */
   await page.getByRole('tab', { name: 'Clients' }).click();
   const row = page.locator('#client-table tr[data-client="192.168.2.12"]');
   await row.locator('.badge[data-status="active"]').waitFor({ timeout: 10000 });
@@ -176,6 +177,17 @@ await step('the Clients view: each client with its state, counters and a usage c
   const total = await page.locator('#client-usage-total').textContent();
   if (!/B down, .*B up, [1-9][0-9]* connections/.test(total)) throw new Error(`total: ${total}`);
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+});
+await step('devices seen on the LAN: an unmapped one is mapped in one click (its address and MAC in the form)', async () => {
+  await page.getByRole('tab', { name: 'Clients' }).click();
+  const dev = page.locator('#device-table tr[data-device^="192.168.2.13 "]');
+  await dev.locator('[data-state="unmapped"]').waitFor({ timeout: 10000 });
+  const mac = (await dev.getAttribute('data-device')).split(' ')[1];
+  await dev.getByRole('button', { name: 'Map' }).click();
+  await page.locator('#mapping-form').waitFor({ state: 'visible', timeout: 5000 });
+  if ((await page.locator('#mf-ip').inputValue()) !== '192.168.2.13' || (await page.locator('#mf-mac').inputValue()) !== mac)
+    throw new Error(`the form has ${await page.locator('#mf-ip').inputValue()} / ${await page.locator('#mf-mac').inputValue()}, not 192.168.2.13 / ${mac}`);
+  await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
 });
 await step('CSV export downloads every mapping', async () => {
   const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#csv-export').click()]);
