@@ -223,6 +223,50 @@ static int load_bindings(sqlite3 *db, struct bindset *bs)
 	return 0;
 }
 
+static int cmp_limit(const void *a, const void *b)
+{
+	return memcmp(&((const struct limit *)a)->addr, &((const struct limit *)b)->addr, sizeof(struct net_ip));
+}
+
+static int load_limits(sqlite3 *db, struct limitset *ls)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(
+		db, "SELECT client_ip, down_kbit, up_kbit FROM main.mappings WHERE down_kbit > 0 OR up_kbit > 0", -1,
+		&st, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ip = (const char *)sqlite3_column_text(st, 0);
+		struct limit l;
+
+		memset(&l, 0, sizeof(l));
+		if (!ip || net_ip_parse(ip, &l.addr) < 0)
+			continue;
+		l.down_kbit = (uint32_t)sqlite3_column_int64(st, 1);
+		l.up_kbit = (uint32_t)sqlite3_column_int64(st, 2);
+		if (ls->n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct limit *p = realloc(ls->e, nc * sizeof(*p));
+			if (!p) {
+				sqlite3_finalize(st);
+				return -ENOMEM;
+			}
+			ls->e = p;
+			cap = nc;
+		}
+		ls->e[ls->n++] = l;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	if (ls->n)
+		qsort(ls->e, ls->n, sizeof(*ls->e), cmp_limit);
+	return 0;
+}
+
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
 	/* active: the rule lives in migration 0004 (0008, 0018: the proxy carrying the client); udp:
@@ -267,8 +311,8 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 	addrset_sort(&d->active);
 	addrset_sort(&d->blocked);
 	addrset_sort(&d->udp);
-	if ((r = load_bindings(db, &d->bound)) < 0) {
-		snprintf(err, errlen, "db: cannot read the MAC bindings");
+	if ((r = load_bindings(db, &d->bound)) < 0 || (r = load_limits(db, &d->limits)) < 0) {
+		snprintf(err, errlen, "db: cannot read the MAC bindings or rate limits");
 		desired_free(d);
 		return r;
 	}
@@ -287,6 +331,7 @@ void desired_free(struct desired *d)
 	free(d->udp.addr);
 	free(d->proxies.e);
 	free(d->bound.e);
+	free(d->limits.e);
 	memset(d, 0, sizeof(*d));
 }
 

@@ -58,6 +58,17 @@ struct bindset {
 	size_t n;
 };
 
+/* A client's rate limits (mappings.down_kbit, up_kbit, 0022; 0: none that way). */
+struct limit {
+	struct net_ip addr;
+	uint32_t down_kbit, up_kbit;
+};
+
+struct limitset {
+	struct limit *e; /* sorted by address, unique; only clients with a limit */
+	size_t n;
+};
+
 struct desired {
 	struct desired_rules rules;
 	struct proxyset proxies; /* strict OUTPUT mode: where the gateway itself may go */
@@ -65,6 +76,7 @@ struct desired {
 	struct addrset blocked;	 /* mapped but not active */
 	struct addrset udp;	 /* active, and their proxy carries UDP (udp_relay on): UDP to the forwarder */
 	struct bindset bound;	 /* every mapped client with a MAC, enabled or not (a change: a full rebuild) */
+	struct limitset limits;	 /* every mapped client with a rate limit (tc.c; not part of the table) */
 };
 
 /* What changes in the kernel's sets from one decision to the next. */

@@ -11,6 +11,7 @@
 #include "nft.h"
 #include "route.h"
 #include "spoof.h"
+#include "tc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ struct agent {
 	unsigned long errors_total;
 	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h;
 	struct spoof_log *spoof;
+	struct tc_state *tc;
+	int tc_failing;	       /* the last rate limit apply failed: retried on the timer */
 	struct addrset forget; /* to lose their conntrack entries when forget_h fires */
 	struct link_watch *links;
 	int lan_present, wan_present, ifaces_known;
@@ -193,6 +196,30 @@ static int apply_elements(struct agent *a, const struct desired *want, char *err
 	return r;
 }
 
+/* The rate limits (tc.c): apart from the table, and never a reason not to apply it (a limit is
+ * not the kill switch); a failure is logged and retried every second. */
+static void apply_limits(struct agent *a, const struct desired *want)
+{
+	char err[512];
+	uint64_t t0 = now_us();
+	int r = tc_apply(a->tc, want->rules.lan_iface, &want->limits, err, sizeof(err));
+
+	if (r < 0) {
+		if (!a->tc_failing)
+			log_error("%s; retrying every %d ms", err, RETRY_MS);
+		a->tc_failing = 1;
+		a->errors_total++;
+		ev_timer_set(a->kick, RETRY_MS, 0);
+		return;
+	}
+	if (r > 0)
+		log_info("rate limits applied: %zu clients limited (%llu ms)", want->limits.n,
+			 (unsigned long long)((now_us() - t0 + 500) / 1000));
+	else if (a->tc_failing)
+		log_info("rate limits: recovered");
+	a->tc_failing = 0;
+}
+
 static void reconcile(struct agent *a, int force_full)
 {
 	struct desired want;
@@ -205,6 +232,8 @@ static void reconcile(struct agent *a, int force_full)
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
 	if (r < 0)
 		goto fail;
+	if (a->tc)
+		apply_limits(a, &want);
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
 		kind = "full";
 		/* TPROXY needs its route before the rules use it; it goes after they stop using it */
@@ -331,6 +360,11 @@ static void on_verify(struct evloop *ev, void *arg)
 	} else if (r < 0) {
 		log_emit(LOG_LVL_WARN, NULL, -r, "cannot verify table inet pgw");
 	}
+	if (a->tc && a->have_applied && !tc_present(a->tc, a->applied.rules.lan_iface)) {
+		log_warnx("the rate limits' qdiscs are gone (deleted, or the interface was recreated); rebuilding");
+		tc_forget(a->tc);
+		kick(a);
+	}
 	if (a->have_applied && a->applied.bound.n) { /* an entry flushed or replaced meanwhile */
 		char nerr[256];
 		if (neigh_bind(a->applied.rules.lan_iface, &a->applied.bound, NULL, nerr, sizeof(nerr)) < 0)
@@ -404,6 +438,7 @@ int main(int argc, char **argv)
 		/* armed for real when clients stop being active (a day out: an empty set, harmless) */
 		a.forget_h = ev_add_timer(d.ev, 86400000, 0, on_forget, &a);
 		a.spoof = spoof_open();
+		a.tc = tc_open();
 		a.spoof_h = ev_add_timer(d.ev, SPOOF_MS, SPOOF_MS, on_spoof, &a);
 		a.links = link_watch_open(err, sizeof(err));
 		if (a.links)
@@ -424,6 +459,7 @@ int main(int argc, char **argv)
 	free(a.forget.addr);
 	link_watch_close(a.links);
 	spoof_close(a.spoof);
+	tc_close(a.tc);
 	desired_free(&a.applied);
 	nft_close(a.nft);
 	daemon_fini(&d);

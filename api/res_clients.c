@@ -40,7 +40,8 @@ static const char *blocked_reason(int active, int enabled, int proxy_enabled, co
 	"json_group_array(json_object('mac', x.mac, 'packets', x.packets, 'first_seen', x.first_seen, 'last_seen', "   \
 	"x.last_seen)) FROM (SELECT * FROM main.mac_spoof x WHERE x.client_ip = s.client_ip ORDER BY x.last_seen "     \
 	"DESC "                                                                                                        \
-	"LIMIT 16) x) FROM mapping_state s JOIN main.mappings m ON m.id = s.id JOIN proxies p ON p.id = s.proxy_id "   \
+	"LIMIT 16) x), m.down_kbit, m.up_kbit, m.max_conns, m.new_conns_per_s FROM mapping_state s JOIN "              \
+	"main.mappings m ON m.id = s.id JOIN proxies p ON p.id = s.proxy_id "                                          \
 	"LEFT JOIN health_state h ON h.proxy_id = p.id "
 
 static json_t *client_row(sqlite3_stmt *st, json_t *fwd, const struct leases *ls)
@@ -53,22 +54,24 @@ static json_t *client_row(sqlite3_stmt *st, json_t *fwd, const struct leases *ls
 					 sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
 	json_t *c = json_object_get(json_object_get(fwd, "clients"), ip);
 
-	return json_pack("{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:s, s:s?, s:o, "
-			 "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
-			 "client_ip", ip, "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label",
-			 sqlite3_column_text(st, 2), "enabled", sqlite3_column_int(st, 3), "state",
-			 active ? "active" : "blocked", "reason", why, "reason_detail",
-			 why && strcmp(why, "proxy_down") == 0 ? (const char *)sqlite3_column_text(st, 12) : NULL,
-			 "on_down", sqlite3_column_text(st, 5), "proxy_id", (json_int_t)sqlite3_column_int64(st, 6),
-			 "proxy", sqlite3_column_text(st, 8), "carrying_proxy_id", json_nullable_int(st, 7), "mac",
-			 sqlite3_column_text(st, 13), "hostname", l ? l->hostname : NULL, "mac_refused",
-			 refused ? refused : json_array(), "usage", "connections",
-			 (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
-			 (json_int_t)json_integer_value(json_object_get(c, "active")), "failures",
-			 (json_int_t)json_integer_value(json_object_get(c, "failures")), "bytes_up",
-			 (json_int_t)json_integer_value(json_object_get(c, "bytes_up")), "bytes_down",
-			 (json_int_t)json_integer_value(json_object_get(c, "bytes_down")), "refused",
-			 (json_int_t)json_integer_value(json_object_get(c, "refused")));
+	return json_pack(
+	    "{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:s, s:s?, s:o, "
+	    "s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "client_ip", ip, "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label", sqlite3_column_text(st, 2),
+	    "enabled", sqlite3_column_int(st, 3), "state", active ? "active" : "blocked", "reason", why,
+	    "reason_detail", why && strcmp(why, "proxy_down") == 0 ? (const char *)sqlite3_column_text(st, 12) : NULL,
+	    "on_down", sqlite3_column_text(st, 5), "proxy_id", (json_int_t)sqlite3_column_int64(st, 6), "proxy",
+	    sqlite3_column_text(st, 8), "carrying_proxy_id", json_nullable_int(st, 7), "mac",
+	    sqlite3_column_text(st, 13), "hostname", l ? l->hostname : NULL, "mac_refused",
+	    refused ? refused : json_array(), "limits", "down_kbit", (json_int_t)sqlite3_column_int64(st, 15),
+	    "up_kbit", (json_int_t)sqlite3_column_int64(st, 16), "max_conns", (json_int_t)sqlite3_column_int64(st, 17),
+	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 18), "usage", "connections",
+	    (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
+	    (json_int_t)json_integer_value(json_object_get(c, "active")), "failures",
+	    (json_int_t)json_integer_value(json_object_get(c, "failures")), "bytes_up",
+	    (json_int_t)json_integer_value(json_object_get(c, "bytes_up")), "bytes_down",
+	    (json_int_t)json_integer_value(json_object_get(c, "bytes_down")), "refused",
+	    (json_int_t)json_integer_value(json_object_get(c, "refused")));
 }
 
 /* The leases of the file the setting dhcp_leases_file names (none: empty). A file that cannot be

@@ -22,6 +22,8 @@ static const struct jfield mapping_fields[] = {
     {"max_conns", J_INT, 0, 0, 1000000},
     {"new_conns_per_s", J_INT, 0, 0, 100000},
     {"mac", J_STR, 0, 0, 17},
+    {"down_kbit", J_INT, 0, 0, 100000000},
+    {"up_kbit", J_INT, 0, 0, 100000000},
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
@@ -30,7 +32,8 @@ static const struct jfield mapping_fields[] = {
 #define MAPPING_SELECT                                                                                                 \
 	"SELECT s.id, s.client_ip, s.proxy_id, s.enabled, s.label, s.active, s.on_down, s.carrying_proxy_id, (SELECT " \
 	"json_group_array(proxy_id) FROM (SELECT proxy_id FROM main.mapping_failover f WHERE f.mapping_id = "          \
-	"s.id ORDER BY f.pos)), m.max_conns, m.new_conns_per_s, m.mac FROM mapping_state s JOIN main.mappings m ON "   \
+	"s.id ORDER BY f.pos)), m.max_conns, m.new_conns_per_s, m.mac, m.down_kbit, m.up_kbit FROM mapping_state s "   \
+	"JOIN main.mappings m ON "                                                                                     \
 	"m.id = s.id "
 
 static json_t *row_json(sqlite3_stmt *st)
@@ -38,14 +41,15 @@ static json_t *row_json(sqlite3_stmt *st)
 	json_t *list = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
 
 	return json_pack(
-	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s}", "id",
+	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:I, s:I}", "id",
 	    (json_int_t)sqlite3_column_int64(st, 0), "client_ip", sqlite3_column_text(st, 1), "proxy_id",
 	    (json_int_t)sqlite3_column_int64(st, 2), "enabled", sqlite3_column_int(st, 3), "label",
 	    sqlite3_column_text(st, 4), "state", sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down",
 	    sqlite3_column_text(st, 6), "carrying_proxy_id",
 	    sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, 7)),
 	    "failover_proxy_ids", list ? list : json_array(), "max_conns", (json_int_t)sqlite3_column_int64(st, 9),
-	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 10), "mac", sqlite3_column_text(st, 11));
+	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 10), "mac", sqlite3_column_text(st, 11),
+	    "down_kbit", (json_int_t)sqlite3_column_int64(st, 12), "up_kbit", (json_int_t)sqlite3_column_int64(st, 13));
 }
 
 static json_t *mapping_json(sqlite3 *db, int64_t id)
@@ -282,21 +286,22 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		goto out;
 	}
 	if (id < 0)
-		rc = sqlite3_prepare_v2(db,
-					"INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, "
-					"max_conns, new_conns_per_s, mac, "
-					"org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, ?9, " ORG_OWNER ")",
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db,
+		    "INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, "
+		    "max_conns, new_conns_per_s, mac, down_kbit, up_kbit, "
+		    "org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, ?9, ?10, ?11, " ORG_OWNER ")",
+		    -1, &st, NULL);
 	else
 		rc = sqlite3_prepare_v2(
 		    db,
 		    partial ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
 			      "label = coalesce(?4, label), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
-			      "mac = ?9, updated_at = unixepoch() "
+			      "mac = ?9, down_kbit = ?10, up_kbit = ?11, updated_at = unixepoch() "
 			      "WHERE id = ?5 AND " ORG_SCOPED
 			    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
 			      "label = coalesce(?4, ''), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
-			      "mac = ?9, updated_at = unixepoch() WHERE id "
+			      "mac = ?9, down_kbit = ?10, up_kbit = ?11, updated_at = unixepoch() WHERE id "
 			      "= ?5 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
@@ -314,10 +319,11 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		sqlite3_bind_int64(st, 5, id);
 	sqlite3_bind_text(st, 6, on_down, -1, SQLITE_STATIC);
 	/* limits: PATCH keeps what it does not send; PUT and POST default to 0 (the settings') */
-	for (int k = 0; k < 2; k++) {
-		const char *f = k ? "new_conns_per_s" : "max_conns";
+	for (int k = 0; k < 4; k++) {
+		static const char *const lf[] = {"max_conns", "new_conns_per_s", "down_kbit", "up_kbit"};
+		const char *f = lf[k];
 		json_t *lv = json_object_get(r->body, f);
-		sqlite3_bind_int64(st, 7 + k,
+		sqlite3_bind_int64(st, k < 2 ? 7 + k : 8 + k,
 				   lv		       ? json_integer_value(lv)
 				   : partial && before ? json_integer_value(json_object_get(before, f))
 						       : 0);

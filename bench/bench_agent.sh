@@ -68,3 +68,59 @@ done
 echo "full: whole table rebuilt in one batch (DB read + netlink + acks), measured by the agent."
 echo "flip: one mapping toggled, element update only; e2e: commit + 'pgwctl notify' -> agent applied (includes process start-up of sqlite3/pgwctl)."
 echo "idle CPU: over 5 s with nothing changing. Targets (spec): 256 mappings supported, idle CPU < 5%, RSS < 128 MB."
+
+# Rate limits (issue 19): the agent's tc apply for 1,000 clients limited both ways (an HTB class
+# and a u32 filter on the LAN, an ingress redirect, a class and a filter on the IFB each: 5,000
+# netlink requests), timed by the agent; then single edits. Peer: iproute2's `tc -batch` doing
+# the same 5,000 commands (after the same qdisc setup), timed from the shell.
+N=${RL_CLIENTS:-1000}
+db "DELETE FROM mappings;"
+{
+	echo "BEGIN;"
+	for ((i = 0; i < N; i++)); do echo "INSERT INTO mappings (client_ip, proxy_id, down_kbit, up_kbit) VALUES ('10.9.$((i / 256)).$((i % 256))', 1, 10000, 2000);"; done
+	echo "COMMIT;"
+} | db
+lab_bg gw agent-rl "$PGW_BIN/pgw-agent"
+pid=$LAB_LAST_PID
+applied() { grep -c "rate limits applied: $N clients limited" "$LAB_DIR/agent-rl.log"; }
+for ((i = 0; i < 1000; i++)); do [ "$(applied)" -ge 1 ] && break; sleep 0.02; done
+ms_of() { grep "rate limits applied: $N clients limited" "$LAB_DIR/agent-rl.log" | sed -n "${1}p" | grep -o '([0-9]* ms)' | tr -dc 0-9; }
+first=$(ms_of 1)
+edits=""
+for ((k = 0; k < 10; k++)); do
+	c=$(applied)
+	db "UPDATE mappings SET down_kbit = down_kbit + 8 WHERE client_ip = '10.9.0.$k'" && $ctl notify mappings
+	for ((i = 0; i < 500; i++)); do [ "$(applied)" -gt "$c" ] && break; sleep 0.01; done
+	edits="$edits $(ms_of $((c + 1)))"
+done
+classes=$(lab_exec gw tc class show dev ens19 | grep -c htb)
+lab_stop_pid "$pid"
+lab_exec gw tc qdisc del dev ens19 root 2>/dev/null
+lab_exec gw tc qdisc del dev ens19 ingress 2>/dev/null
+lab_exec gw ip link del pgwifb0 2>/dev/null
+# the peer: the same objects with iproute2 (one process, one netlink socket, a request each)
+{
+	echo "qdisc add dev ens19 root handle 1: htb"
+	echo "qdisc add dev ens19 ingress"
+	echo "qdisc add dev pgwifb0 root handle 1: htb"
+	for ((i = 0; i < N; i++)); do
+		s=$((i + 1)) a=10.9.$((i / 256)).$((i % 256))
+		echo "class add dev ens19 parent 1: classid 1:$(printf %x $s) htb rate 10000kbit ceil 10000kbit"
+		echo "filter add dev ens19 parent 1: prio $s protocol ip u32 match ip dst $a/32 flowid 1:$(printf %x $s)"
+		echo "class add dev pgwifb0 parent 1: classid 1:$(printf %x $s) htb rate 2000kbit ceil 2000kbit"
+		echo "filter add dev pgwifb0 parent 1: prio $s protocol ip u32 match ip src $a/32 flowid 1:$(printf %x $s)"
+		echo "filter add dev ens19 parent ffff: prio $s protocol ip u32 match ip src $a/32 action mirred egress redirect dev pgwifb0"
+	done
+} >"$LAB_DIR/tc.batch"
+lab_exec gw ip link add pgwifb0 type ifb && lab_exec gw ip link set pgwifb0 up
+t0=$(date +%s%N)
+lab_exec gw tc -batch "$LAB_DIR/tc.batch" >/dev/null 2>&1
+peer=$((($(date +%s%N) - t0) / 1000000))
+peer_classes=$(lab_exec gw tc class show dev ens19 | grep -c htb)
+echo
+printf '%-22s %16s %16s %16s %22s\n' "rate-limited clients" "agent first ms" "agent edit p50" "agent edit max" "tc -batch (peer) ms"
+printf '%-22s %16s %16s %16s %22s\n' "$N ($classes classes)" "$first" "$(tr ' ' '\n' <<<"$edits" | grep . | pct 50)" \
+	"$(tr ' ' '\n' <<<"$edits" | grep . | pct 100)" "$peer ($peer_classes classes)"
+echo "agent: pgw-agent's own timing of its tc apply (netlink, each request acked); first = every object from nothing,"
+echo "edit = one client's download limit changed (its objects removed and added). Peer: iproute2 'tc -batch' with the"
+echo "same objects, from process start to exit."

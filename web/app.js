@@ -67,6 +67,7 @@ function rate(bps) {
 }
 /* Down for leaving from an address outside its expected_exit. */
 const mismatch = (h) => h.status === 'down' && (h.last_error || '').startsWith('exit_ip_mismatch');
+function kbit(k) { return k >= 1000 ? `${+(k / 1000).toFixed(2)} Mbit/s` : `${k} kbit/s`; }
 function size(b) {
   const u = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
@@ -235,6 +236,7 @@ function renderClients() {
   const rows = (state.clients || []).map((c) => ({
     ...c, via: c.carrying_proxy_id ? pname(c.carrying_proxy_id) : '–', conns: c.usage.connections, down: c.usage.bytes_down,
     up: c.usage.bytes_up, refused: c.usage.refused, device: [c.hostname, c.mac].filter((x) => x).join(' '),
+    limit: [c.limits.down_kbit ? `↓ ${kbit(c.limits.down_kbit)}` : '', c.limits.up_kbit ? `↑ ${kbit(c.limits.up_kbit)}` : ''].filter((x) => x).join(' ') || '–',
   })).filter((c) => matches(q, c.client_ip, c.label, c.state, c.reason || '', c.via, c.device));
   $('#client-table tbody').replaceChildren(...sortable($('#client-table'), 'clients', rows, renderClients).map((c) => el('tr', { 'data-client': c.client_ip },
     el('td', {}, c.client_ip), el('td', {}, c.label),
@@ -243,7 +245,7 @@ function renderClients() {
         title: c.mac_refused.map((x) => `${x.mac}: ${x.packets} packets, last ${ago(x.last_seen)}`).join('\n') },
       ` ${c.mac_refused.length} other MAC${c.mac_refused.length > 1 ? 's' : ''} refused`) : null),
     el('td', {}, badge(c.state), c.reason ? el('span', { class: 'why', 'data-reason': c.reason, title: c.reason_detail || '' }, ` ${REASONS[c.reason] || c.reason}`) : null),
-    el('td', {}, c.via), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
+    el('td', {}, c.via), el('td', { class: 'limits' }, c.limit), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
     el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
   renderDevices();
 }
@@ -392,6 +394,8 @@ function renderProxies() {
 
 function openForm(form, title, values) {
   form.reset();
+  /* reset() leaves hidden inputs as they were: an "Add" after an "Edit" must not carry its id */
+  for (const h of form.querySelectorAll('input[type=hidden]')) h.value = '';
   $('.error', form).textContent = '';
   const g = $('.gate', form);
   if (g) g.textContent = '';
@@ -477,7 +481,7 @@ function renderMappings() {
 function editMapping(m) {
   openForm($('#mapping-form'), m ? `Edit mapping of ${m.client_ip}` : 'Add mapping',
     m ? { ...m, failover: (m.failover_proxy_ids || []).map((id) => (state.proxies.find((p) => p.id === id) || {}).name || id).join(', ') }
-      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, mac: '', proxy_id: state.proxies.length ? state.proxies[0].id : '' });
+      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, mac: '', down_kbit: 0, up_kbit: 0, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
 }
 
 async function saveMapping(ev) {
@@ -498,7 +502,7 @@ async function saveMapping(ev) {
   const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked,
     on_down: f.on_down.value, failover_proxy_ids: failover,
     max_conns: Number(f.max_conns.value) || 0, new_conns_per_s: Number(f.new_conns_per_s.value) || 0,
-    mac: f.mac.value.trim() };
+    mac: f.mac.value.trim(), down_kbit: Number(f.down_kbit.value) || 0, up_kbit: Number(f.up_kbit.value) || 0 };
   const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
   gate.textContent = `Checking proxy ${pname}…`;
   try {

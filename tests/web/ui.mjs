@@ -178,7 +178,7 @@ await step('the Clients view: each client with its state, counters and a usage c
   if (!/B down, .*B up, [1-9][0-9]* connections/.test(total)) throw new Error(`total: ${total}`);
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
 });
-await step('devices seen on the LAN: an unmapped one is mapped in one click (its address and MAC in the form)', async () => {
+await step('devices seen on the LAN: an unmapped one is mapped in one click (its address and MAC in the form), with rate limits', async () => {
   await page.getByRole('tab', { name: 'Clients' }).click();
   const dev = page.locator('#device-table tr[data-device^="192.168.2.13 "]');
   await dev.locator('[data-state="unmapped"]').waitFor({ timeout: 10000 });
@@ -187,7 +187,20 @@ await step('devices seen on the LAN: an unmapped one is mapped in one click (its
   await page.locator('#mapping-form').waitFor({ state: 'visible', timeout: 5000 });
   if ((await page.locator('#mf-ip').inputValue()) !== '192.168.2.13' || (await page.locator('#mf-mac').inputValue()) !== mac)
     throw new Error(`the form has ${await page.locator('#mf-ip').inputValue()} / ${await page.locator('#mf-mac').inputValue()}, not 192.168.2.13 / ${mac}`);
-  await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
+  /* saved with limits: the Clients view shows its MAC and limits */
+  await page.locator('#mf-proxy').selectOption(await page.locator('#mf-proxy option', { hasText: 'web-http' }).getAttribute('value'));
+  await page.locator('#mf-down').fill('10000');
+  await page.locator('#mf-up').fill('2000');
+  await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Mapping saved: web-http is up/).waitFor({ timeout: 15000 });
+  await page.getByRole('tab', { name: 'Clients' }).click();
+  const crow = page.locator('#client-table tr[data-client="192.168.2.13"]');
+  await crow.locator('td.limits', { hasText: '↓ 10 Mbit/s ↑ 2 Mbit/s' }).waitFor({ timeout: 10000 });
+  await crow.getByText(mac).waitFor({ timeout: 5000 });
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  const mrow = page.locator('#mapping-table tr[data-client="192.168.2.13"]');
+  await mrow.getByRole('button', { name: 'Delete' }).click();
+  await mrow.waitFor({ state: 'detached', timeout: 5000 });
 });
 await step('CSV export downloads every mapping', async () => {
   const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#csv-export').click()]);
