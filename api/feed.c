@@ -27,6 +27,7 @@ struct feed {
 	char stale[256];     /* which up results have gone stale: they change with time, not commits */
 	long long seq[3];    /* change_seq of proxies, mappings, settings as last published */
 	struct usage *usage; /* the usage history it feeds with the forwarder's counters */
+	struct notify *nt;   /* the daemon's: announces the quota blocks it makes */
 };
 
 static const char *const seq_topics[3] = {"proxies", "mappings", "settings"};
@@ -184,14 +185,15 @@ static json_t *agent_now(sqlite3 *db)
 	return one ? one : json_object();
 }
 
-struct feed *feed_new(sqlite3 *db, const char *run_dir)
+struct feed *feed_new(sqlite3 *db, const struct pgw_config *cfg, struct notify *nt)
 {
 	struct feed *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return NULL;
 	f->db = db;
-	fwdstats_path(run_dir, f->stats_path, sizeof(f->stats_path));
+	f->nt = nt;
+	fwdstats_path(cfg->run_dir, f->stats_path, sizeof(f->stats_path));
 	f->health = health_now(db);
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);
@@ -199,7 +201,7 @@ struct feed *feed_new(sqlite3 *db, const char *run_dir)
 	f->org_fwd = json_object();
 	f->org_seq = org_seq_now(db);
 	f->owner = owners_now(db);
-	f->usage = usage_new(db);
+	f->usage = usage_new(db, cfg);
 	moved_topics(f);
 	return f;
 }
@@ -277,6 +279,29 @@ static void publish_forwarder(struct feed *f, json_t *now)
 	}
 	json_decref(f->org_fwd);
 	f->org_fwd = seen;
+}
+
+/* Quota warnings, blocks and unblocks the usage history found: an event each (to the client's
+ * organisation); a block that changed is announced to the agent and the forwarder at once. */
+static void quota_events(struct feed *f)
+{
+	int changed = 0;
+	json_t *ev = usage_take_events(f->usage, &changed), *v;
+	size_t i;
+
+	json_array_foreach(ev, i, v)
+	{
+		int64_t org = json_integer_value(json_object_get(v, "org_id"));
+		json_object_del(v, "org_id");
+		events_publish_to(org ? org : 1, "quota", json_incref(v));
+	}
+	json_decref(ev);
+	if (changed) {
+		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS};
+		if (f->nt)
+			notify_broadcast(f->nt, &m);
+		feed_update(f, TOPIC_MAPPINGS); /* the clients' new states, as events */
+	}
 }
 
 /* A client moved from one proxy to another (on_down = failover): an event of its own. Returns
@@ -389,6 +414,7 @@ void feed_update(struct feed *f, uint32_t topics)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */
 			usage_note(f->usage, now, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		quota_events(f);
 		if (now && !json_equal(now, f->forwarder)) {
 			publish_forwarder(f, now);
 			json_decref(f->forwarder);

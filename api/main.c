@@ -606,7 +606,7 @@ int main(int argc, char **argv)
 		api.cfg = &d.cfg;
 		if (orgs_seed(d.db, &d.cfg) < 0) /* mappings stay enforced; new ones wait for networks */
 			log_warn("cannot give organisation 1 the LAN network: %s", sqlite3_errmsg(d.db));
-		feed = feed_new(d.db, d.cfg.run_dir);
+		feed = feed_new(d.db, &d.cfg, d.nt);
 		d.priv = feed;
 		api.mhd = feed ? start_http(&api, err, sizeof(err)) : NULL;
 		if (!api.mhd || !ev_add_timer(d.ev, FEED_FORWARDER_MS, FEED_FORWARDER_MS, on_feed_tick, feed)) {

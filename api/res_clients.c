@@ -2,7 +2,9 @@
  * when blocked, why (issue 19); its forwarder counters since the forwarder started. */
 #include "resources.h"
 
+#include "db.h"
 #include "leases.h"
+#include "quota.h"
 #include "net.h"
 #include "settings.h"
 
@@ -15,13 +17,15 @@
  * mapping_disabled, proxy_disabled, exit_ip_mismatch, proxy_down, health_stale (healthd's last
  * word is too old), health_unknown (not checked yet); NULL while active. A failover mapping is
  * blocked only when no proxy of its list is usable: the primary's reason says the first of it. */
-static const char *blocked_reason(int active, int enabled, int proxy_enabled, const char *status, int stale,
-				  const char *last_error)
+static const char *blocked_reason(int active, int enabled, int quota_exceeded, int proxy_enabled, const char *status,
+				  int stale, const char *last_error)
 {
 	if (active)
 		return NULL;
 	if (!enabled)
 		return "mapping_disabled";
+	if (quota_exceeded)
+		return "quota_exceeded";
 	if (!proxy_enabled)
 		return "proxy_disabled";
 	if (status && strcmp(status, "down") == 0)
@@ -40,23 +44,27 @@ static const char *blocked_reason(int active, int enabled, int proxy_enabled, co
 	"json_group_array(json_object('mac', x.mac, 'packets', x.packets, 'first_seen', x.first_seen, 'last_seen', "   \
 	"x.last_seen)) FROM (SELECT * FROM main.mac_spoof x WHERE x.client_ip = s.client_ip ORDER BY x.last_seen "     \
 	"DESC "                                                                                                        \
-	"LIMIT 16) x), m.down_kbit, m.up_kbit, m.max_conns, m.new_conns_per_s FROM mapping_state s JOIN "              \
+	"LIMIT 16) x), m.down_kbit, m.up_kbit, m.max_conns, m.new_conns_per_s, m.quota_exceeded FROM mapping_state s " \
+	"JOIN "                                                                                                        \
 	"main.mappings m ON m.id = s.id JOIN proxies p ON p.id = s.proxy_id "                                          \
 	"LEFT JOIN health_state h ON h.proxy_id = p.id "
 
-static json_t *client_row(sqlite3_stmt *st, json_t *fwd, const struct leases *ls)
+static json_t *client_row(sqlite3 *db, const struct pgw_config *cfg, sqlite3_stmt *st, json_t *fwd,
+			  const struct leases *ls)
 {
 	json_t *refused = json_loads((const char *)sqlite3_column_text(st, 14), 0, NULL);
 	const struct lease *l = leases_find(ls, (const char *)sqlite3_column_text(st, 1));
 	const char *ip = (const char *)sqlite3_column_text(st, 1), *status = (const char *)sqlite3_column_text(st, 10);
 	int active = sqlite3_column_int(st, 4);
-	const char *why = blocked_reason(active, sqlite3_column_int(st, 3), sqlite3_column_int(st, 9), status,
-					 sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
+	const char *why =
+	    blocked_reason(active, sqlite3_column_int(st, 3), sqlite3_column_int(st, 19), sqlite3_column_int(st, 9),
+			   status, sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
+	json_t *quota = quota_json(db, cfg, (const char *)sqlite3_column_text(st, 1), (int64_t)time(NULL));
 	json_t *c = json_object_get(json_object_get(fwd, "clients"), ip);
 
 	return json_pack(
 	    "{s:s, s:I, s:s, s:b, s:s, s:s?, s:s?, s:s, s:I, s:s, s:o, s:s, s:s?, s:o, "
-	    "s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "s:{s:I, s:I, s:I, s:I}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "client_ip", ip, "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label", sqlite3_column_text(st, 2),
 	    "enabled", sqlite3_column_int(st, 3), "state", active ? "active" : "blocked", "reason", why,
 	    "reason_detail", why && strcmp(why, "proxy_down") == 0 ? (const char *)sqlite3_column_text(st, 12) : NULL,
@@ -65,8 +73,8 @@ static json_t *client_row(sqlite3_stmt *st, json_t *fwd, const struct leases *ls
 	    sqlite3_column_text(st, 13), "hostname", l ? l->hostname : NULL, "mac_refused",
 	    refused ? refused : json_array(), "limits", "down_kbit", (json_int_t)sqlite3_column_int64(st, 15),
 	    "up_kbit", (json_int_t)sqlite3_column_int64(st, 16), "max_conns", (json_int_t)sqlite3_column_int64(st, 17),
-	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 18), "usage", "connections",
-	    (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
+	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 18), "quota", quota ? quota : json_null(), "usage",
+	    "connections", (json_int_t)json_integer_value(json_object_get(c, "connections")), "active",
 	    (json_int_t)json_integer_value(json_object_get(c, "active")), "failures",
 	    (json_int_t)json_integer_value(json_object_get(c, "failures")), "bytes_up",
 	    (json_int_t)json_integer_value(json_object_get(c, "bytes_up")), "bytes_down",
@@ -89,6 +97,20 @@ void api_leases(sqlite3 *db, const struct pgw_config *cfg, struct leases *ls)
 		warned = time(NULL);
 		log_warnx("dhcp_leases_file: %s (no device names)", err);
 	}
+}
+
+/* The address is mapped by the caller's organisation (the scoped view). */
+static int client_visible(sqlite3 *db, const char *ip)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM mapping_state WHERE client_ip = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return found;
 }
 
 /* A query argument as a non-negative integer: 0 (absent: *v untouched), or -1 (not one). */
@@ -172,6 +194,79 @@ static int usage(struct req *r, sqlite3 *db, const char *ip)
 				    tot[1], "connections", tot[2]));
 }
 
+/* POST /clients/{ip}/quota/grant {"bytes": N}: N more this period; POST .../quota/reset: nothing
+ * used this period (and nothing granted). Either may end the client's block at once. */
+static int quota_action(struct req *r, const char *ipstr, const char *what)
+{
+	static const struct jfield grant_fields[] = {{"bytes", J_INT, 1, 1, 1000000000000000LL}};
+	char canon[NET_IP_STR_MAX], err[256], oid[64];
+	struct net_ip ip;
+	sqlite3 *db;
+	json_t *before, *after, *ev;
+	int grant = strcmp(what, "grant") == 0, n;
+	int64_t now_ms = (int64_t)time(NULL) * 1000;
+	sqlite3_stmt *st = NULL;
+
+	if (!grant && strcmp(what, "reset") != 0)
+		return reply_error(r, 404, "not_found", "no such resource");
+	if (auth_require(r, 1) < 0)
+		return MHD_YES;
+	if (strcmp(r->method, "POST") != 0)
+		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	if (grant && req_parse_json(r) < 0)
+		return MHD_YES;
+	if (grant && json_check(r->body, grant_fields, 1, 0, err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	if (!(db = api_db(r->api)))
+		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (net_ip_parse(ipstr, &ip) < 0)
+		return reply_error(r, 404, "not_found", "no client %.64s", ipstr);
+	net_ip_str(&ip, canon);
+	/* the caller's organisation's client, with a quota */
+	if (db_begin(db) < 0)
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	before = quota_json(db, r->api->cfg, canon, now_ms / 1000);
+	if (!before || !client_visible(db, canon)) {
+		db_rollback(db);
+		json_decref(before);
+		return client_visible(db, canon)
+			   ? reply_error(r, 409, "conflict", "client %s has no quota (set quota_bytes on its mapping)",
+					 canon)
+			   : reply_error(r, 404, "not_found", "no client %s", canon);
+	}
+	/* bring the row to this period first, then change it */
+	ev = json_array();
+	n = quota_apply(db, r->api->cfg, NULL, now_ms, ev);
+	if (n >= 0 && sqlite3_prepare_v2(
+			  db,
+			  grant ? "UPDATE main.client_quota SET granted = granted + ?2 WHERE client_ip = ?1"
+				: "UPDATE main.client_quota SET used = 0, granted = 0, warned = 0 WHERE client_ip = ?1",
+			  -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+		if (grant)
+			sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(r->body, "bytes")));
+		n = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	} else {
+		n = -1;
+	}
+	sqlite3_finalize(st);
+	if (n == 0)
+		n = quota_apply(db, r->api->cfg, NULL, now_ms, ev); /* under its limit now: unblocked */
+	json_decref(ev);
+	if (n < 0 || db_commit(db) < 0) {
+		db_rollback(db);
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	after = quota_json(db, r->api->cfg, canon, now_ms / 1000);
+	snprintf(oid, sizeof(oid), "%s", canon);
+	api_audit(r, grant ? "client.quota_grant" : "client.quota_reset", "client", oid, before,
+		  r->body ? r->body : NULL, "ok");
+	json_decref(before);
+	api_notify(r, TOPIC_MAPPINGS);
+	return reply_json(r, 200, after);
+}
+
 int res_clients(struct req *r, const char *const *seg, int nseg)
 {
 	char canon[NET_IP_STR_MAX];
@@ -181,6 +276,8 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 	json_t *items, *fwd;
 	struct leases ls;
 
+	if (nseg == 3 && strcmp(seg[1], "quota") == 0)
+		return quota_action(r, seg[0], seg[2]);
 	if (nseg > 2 || (nseg == 2 && strcmp(seg[1], "usage") != 0))
 		return reply_error(r, 404, "not_found", "no such resource");
 	if (!(db = read_only_start(r, NULL)))
@@ -199,7 +296,7 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 	api_leases(db, r->api->cfg, &ls);
 	items = json_array();
 	while (sqlite3_step(st) == SQLITE_ROW)
-		json_array_append_new(items, client_row(st, fwd, &ls));
+		json_array_append_new(items, client_row(db, r->api->cfg, st, fwd, &ls));
 	sqlite3_finalize(st);
 	leases_free(&ls);
 	json_decref(fwd);

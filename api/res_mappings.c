@@ -5,6 +5,7 @@
 
 #include "gate.h"
 #include "mapping_rules.h"
+#include "quota.h"
 #include "net.h"
 #include "settings.h"
 
@@ -24,6 +25,8 @@ static const struct jfield mapping_fields[] = {
     {"mac", J_STR, 0, 0, 17},
     {"down_kbit", J_INT, 0, 0, 100000000},
     {"up_kbit", J_INT, 0, 0, 100000000},
+    {"quota_bytes", J_INT, 0, 0, 1000000000000000LL},
+    {"quota_period", J_STR, 0, 3, 5},
 };
 #define NFIELDS (sizeof(mapping_fields) / sizeof(mapping_fields[0]))
 
@@ -32,7 +35,8 @@ static const struct jfield mapping_fields[] = {
 #define MAPPING_SELECT                                                                                                 \
 	"SELECT s.id, s.client_ip, s.proxy_id, s.enabled, s.label, s.active, s.on_down, s.carrying_proxy_id, (SELECT " \
 	"json_group_array(proxy_id) FROM (SELECT proxy_id FROM main.mapping_failover f WHERE f.mapping_id = "          \
-	"s.id ORDER BY f.pos)), m.max_conns, m.new_conns_per_s, m.mac, m.down_kbit, m.up_kbit FROM mapping_state s "   \
+	"s.id ORDER BY f.pos)), m.max_conns, m.new_conns_per_s, m.mac, m.down_kbit, m.up_kbit, m.quota_bytes, "        \
+	"m.quota_period FROM mapping_state s "                                                                         \
 	"JOIN main.mappings m ON "                                                                                     \
 	"m.id = s.id "
 
@@ -41,7 +45,7 @@ static json_t *row_json(sqlite3_stmt *st)
 	json_t *list = json_loads((const char *)sqlite3_column_text(st, 8), 0, NULL);
 
 	return json_pack(
-	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:I, s:I}", "id",
+	    "{s:I, s:s, s:I, s:b, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:s, s:I, s:I, s:I, s:s}", "id",
 	    (json_int_t)sqlite3_column_int64(st, 0), "client_ip", sqlite3_column_text(st, 1), "proxy_id",
 	    (json_int_t)sqlite3_column_int64(st, 2), "enabled", sqlite3_column_int(st, 3), "label",
 	    sqlite3_column_text(st, 4), "state", sqlite3_column_int(st, 5) ? "active" : "blocked", "on_down",
@@ -49,7 +53,8 @@ static json_t *row_json(sqlite3_stmt *st)
 	    sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, 7)),
 	    "failover_proxy_ids", list ? list : json_array(), "max_conns", (json_int_t)sqlite3_column_int64(st, 9),
 	    "new_conns_per_s", (json_int_t)sqlite3_column_int64(st, 10), "mac", sqlite3_column_text(st, 11),
-	    "down_kbit", (json_int_t)sqlite3_column_int64(st, 12), "up_kbit", (json_int_t)sqlite3_column_int64(st, 13));
+	    "down_kbit", (json_int_t)sqlite3_column_int64(st, 12), "up_kbit", (json_int_t)sqlite3_column_int64(st, 13),
+	    "quota_bytes", (json_int_t)sqlite3_column_int64(st, 14), "quota_period", sqlite3_column_text(st, 15));
 }
 
 static json_t *mapping_json(sqlite3 *db, int64_t id)
@@ -179,7 +184,7 @@ static int failover_store(sqlite3 *db, int64_t id, const json_t *list)
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
 	char err[256], oid[24], canon[NET_IP_STR_MAX], mac[NET_MAC_STR_MAX] = "";
-	const char *why = NULL, *on_down;
+	const char *why = NULL, *on_down, *quota_period;
 	json_t *before = NULL, *after, *health = NULL, *checks = NULL, *v, *list;
 	const char *ip;
 	int64_t proxy_id;
@@ -208,6 +213,15 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		goto out;
 	}
 	failover = on_down[0] == 'f';
+	v = json_object_get(r->body, "quota_period");
+	quota_period = v		   ? json_string_value(v)
+		       : partial && before ? json_string_value(json_object_get(before, "quota_period"))
+					   : "month";
+	if (strcmp(quota_period, "day") != 0 && strcmp(quota_period, "week") != 0 &&
+	    strcmp(quota_period, "month") != 0) {
+		reply_error(r, 400, "bad_request", "'quota_period' must be day, week or month");
+		goto out;
+	}
 	/* mac: "" unbinds; PATCH keeps it unless sent, PUT and POST default to none */
 	v = json_object_get(r->body, "mac");
 	if (!v && partial && before)
@@ -289,20 +303,24 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		rc = sqlite3_prepare_v2(
 		    db,
 		    "INSERT INTO main.mappings (client_ip, proxy_id, enabled, label, on_down, "
-		    "max_conns, new_conns_per_s, mac, down_kbit, up_kbit, "
-		    "org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, ?9, ?10, ?11, " ORG_OWNER ")",
+		    "max_conns, new_conns_per_s, mac, down_kbit, up_kbit, quota_bytes, quota_period, "
+		    "org_id) VALUES (?1, ?2, ?3, coalesce(?4, ''), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, " ORG_OWNER ")",
 		    -1, &st, NULL);
 	else
 		rc = sqlite3_prepare_v2(
 		    db,
-		    partial ? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-			      "label = coalesce(?4, label), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
-			      "mac = ?9, down_kbit = ?10, up_kbit = ?11, updated_at = unixepoch() "
-			      "WHERE id = ?5 AND " ORG_SCOPED
-			    : "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
-			      "label = coalesce(?4, ''), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
-			      "mac = ?9, down_kbit = ?10, up_kbit = ?11, updated_at = unixepoch() WHERE id "
-			      "= ?5 AND " ORG_SCOPED,
+		    partial
+			? "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+			  "label = coalesce(?4, label), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
+			  "mac = ?9, down_kbit = ?10, up_kbit = ?11, quota_bytes = ?12, quota_period = ?13, "
+			  "quota_exceeded = CASE WHEN ?12 = 0 THEN 0 ELSE quota_exceeded END, updated_at = unixepoch() "
+			  "WHERE id = ?5 AND " ORG_SCOPED
+			: "UPDATE main.mappings SET client_ip = ?1, proxy_id = ?2, enabled = ?3, "
+			  "label = coalesce(?4, ''), on_down = ?6, max_conns = ?7, new_conns_per_s = ?8, "
+			  "mac = ?9, down_kbit = ?10, up_kbit = ?11, quota_bytes = ?12, quota_period = ?13, "
+			  "quota_exceeded = CASE WHEN ?12 = 0 THEN 0 ELSE quota_exceeded END, updated_at = unixepoch() "
+			  "WHERE id "
+			  "= ?5 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		reply_db_error(r, db);
@@ -319,16 +337,18 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		sqlite3_bind_int64(st, 5, id);
 	sqlite3_bind_text(st, 6, on_down, -1, SQLITE_STATIC);
 	/* limits: PATCH keeps what it does not send; PUT and POST default to 0 (the settings') */
-	for (int k = 0; k < 4; k++) {
-		static const char *const lf[] = {"max_conns", "new_conns_per_s", "down_kbit", "up_kbit"};
+	for (int k = 0; k < 5; k++) {
+		static const char *const lf[] = {"max_conns", "new_conns_per_s", "down_kbit", "up_kbit", "quota_bytes"};
+		static const int col[] = {7, 8, 10, 11, 12};
 		const char *f = lf[k];
 		json_t *lv = json_object_get(r->body, f);
-		sqlite3_bind_int64(st, k < 2 ? 7 + k : 8 + k,
+		sqlite3_bind_int64(st, col[k],
 				   lv		       ? json_integer_value(lv)
 				   : partial && before ? json_integer_value(json_object_get(before, f))
 						       : 0);
 	}
 	sqlite3_bind_text(st, 9, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 13, quota_period, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -356,6 +376,12 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		db_rollback(db);
 		reply_error(r, 503, "unavailable", "the database is busy; try again");
 		goto out;
+	}
+	if (json_object_get(r->body, "quota_bytes") && db_begin(db) == 0) {
+		json_t *ev = json_array(); /* its events: the feed's own look publishes the block's end */
+		if (quota_apply(db, r->api->cfg, NULL, (int64_t)time(NULL) * 1000, ev) < 0 || db_commit(db) < 0)
+			db_rollback(db);
+		json_decref(ev);
 	}
 	after = mapping_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);

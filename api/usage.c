@@ -3,14 +3,21 @@
 
 #include "db.h"
 #include "log.h"
+#include "quota.h"
 
 #include <stdlib.h>
 
+#define QUOTA_TICK_MS 10000 /* period ends, grants and raised quotas looked at this often */
+
 struct usage {
 	sqlite3 *db;
-	json_t *seen;	 /* ip -> [run, bytes_up, bytes_down, connections]: as last noted */
-	json_t *pending; /* ip -> [bytes_up, bytes_down, connections]: not in the DB yet */
-	json_t *stored;	 /* ip -> [run, bytes_up, bytes_down, connections]: as the DB has them */
+	const struct pgw_config *cfg;
+	json_t *events;	  /* quota events for the feed to publish */
+	int changed;	  /* mappings whose quota block changed: the feed notifies */
+	int64_t quota_at; /* when quotas were last looked at */
+	json_t *seen;	  /* ip -> [run, bytes_up, bytes_down, connections]: as last noted */
+	json_t *pending;  /* ip -> [bytes_up, bytes_down, connections]: not in the DB yet */
+	json_t *stored;	  /* ip -> [run, bytes_up, bytes_down, connections]: as the DB has them */
 	int64_t flushed_at, pruned_at;
 	int failing;
 	int baseline; /* nothing added yet (a new install, or just upgraded to 0020): the first look
@@ -23,7 +30,7 @@ static json_int_t at(json_t *a, size_t i)
 	return json_integer_value(json_array_get(a, i));
 }
 
-struct usage *usage_new(sqlite3 *db)
+struct usage *usage_new(sqlite3 *db, const struct pgw_config *cfg)
 {
 	struct usage *u = calloc(1, sizeof(*u));
 	sqlite3_stmt *st = NULL;
@@ -31,6 +38,8 @@ struct usage *usage_new(sqlite3 *db)
 	if (!u)
 		return NULL;
 	u->db = db;
+	u->cfg = cfg;
+	u->events = json_array();
 	u->seen = json_object();
 	u->pending = json_object();
 	if (sqlite3_prepare_v2(db, "SELECT client_ip, run, bytes_up, bytes_down, connections FROM usage_seen", -1, &st,
@@ -54,7 +63,60 @@ void usage_free(struct usage *u)
 	json_decref(u->seen);
 	json_decref(u->pending);
 	json_decref(u->stored);
+	json_decref(u->events);
 	free(u);
+}
+
+json_t *usage_take_events(struct usage *u, int *changed)
+{
+	json_t *e = u ? u->events : NULL;
+
+	*changed = u ? u->changed : 0;
+	if (u) {
+		u->events = json_array();
+		u->changed = 0;
+	}
+	return e;
+}
+
+/* Quotas alone (no usage to add): a period that ended, a grant, a raised quota. */
+static void quota_tick(struct usage *u, int64_t now)
+{
+	int n;
+
+	u->quota_at = now;
+	if (db_query_int(u->db, "SELECT count(*) FROM main.mappings WHERE quota_bytes > 0", 0) == 0)
+		return;
+	if (db_begin(u->db) < 0)
+		return;
+	n = quota_apply(u->db, u->cfg, NULL, now, u->events);
+	if (n < 0 || db_commit(u->db) < 0) {
+		db_rollback(u->db);
+		return;
+	}
+	u->changed += n;
+}
+
+/* Some client with pending bytes has a quota: its count cannot wait for the next flush. */
+static int quota_pending(struct usage *u)
+{
+	sqlite3_stmt *st = NULL;
+	const char *ip;
+	json_t *v;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT 1 FROM main.mappings WHERE client_ip = ?1 AND quota_bytes > 0", -1, &st,
+			       NULL) != SQLITE_OK)
+		return 0;
+	json_object_foreach(u->pending, ip, v)
+	{
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+		if ((found = sqlite3_step(st) == SQLITE_ROW))
+			break;
+	}
+	sqlite3_finalize(st);
+	return found;
 }
 
 /* Add the pending counts to their buckets and remember what was added, in one transaction. */
@@ -104,6 +166,14 @@ static int flush(struct usage *u, int64_t now)
 	}
 	sqlite3_finalize(add);
 	sqlite3_finalize(seen);
+	if (rc == SQLITE_DONE) { /* the quotas count the same bytes, in the same transaction */
+		int n = quota_apply(u->db, u->cfg, u->pending, now, u->events);
+		if (n < 0)
+			rc = SQLITE_ERROR;
+		else
+			u->changed += n;
+		u->quota_at = now;
+	}
 	if (rc == SQLITE_DONE && now - u->pruned_at > 3600 * 1000) {
 		rc = sqlite3_exec(
 			 u->db,
@@ -134,8 +204,11 @@ void usage_note(struct usage *u, json_t *fwd, int64_t now)
 		return;
 	json_object_foreach(json_object_get(fwd, "clients"), ip, c)
 	{
-		json_int_t cur[3] = {json_integer_value(json_object_get(c, "bytes_up")),
-				     json_integer_value(json_object_get(c, "bytes_down")),
+		/* bytes: TCP and UDP (the quota counts both) */
+		json_int_t cur[3] = {json_integer_value(json_object_get(c, "bytes_up")) +
+					 json_integer_value(json_object_get(c, "udp_bytes_up")),
+				     json_integer_value(json_object_get(c, "bytes_down")) +
+					 json_integer_value(json_object_get(c, "udp_bytes_down")),
 				     json_integer_value(json_object_get(c, "connections"))},
 			   d[3];
 		json_t *s = json_object_get(u->seen, ip), *p;
@@ -160,8 +233,11 @@ void usage_note(struct usage *u, json_t *fwd, int64_t now)
 		u->baseline = 0;
 		return;
 	}
-	if (json_object_size(u->pending) == 0 || now - u->flushed_at < USAGE_FLUSH_MS)
+	if (json_object_size(u->pending) == 0 || (now - u->flushed_at < USAGE_FLUSH_MS && !quota_pending(u))) {
+		if (now - u->quota_at >= QUOTA_TICK_MS)
+			quota_tick(u, now);
 		return;
+	}
 	u->flushed_at = now;
 	if (flush(u, now) < 0) {
 		if (!u->failing)

@@ -1,6 +1,8 @@
 /* settings.c - see settings.h. */
 #include "settings.h"
 
+#include "quota.h"
+
 #include "dns.h"
 #include "log.h"
 #include "net.h"
@@ -14,9 +16,22 @@
 #include <stdio.h>
 #include <string.h>
 
-enum skind { K_IFACE, K_CIDR, K_ENUM, K_RANGE, K_URL, K_BOOL, K_PREFIXES, K_RESOLVERS, K_HOSTNAME, K_HOSTPORT, K_PATH };
-static const char *const kind_names[] = {"interface", "cidr",	   "enum",     "range",	   "url", "bool",
-					 "prefixes",  "resolvers", "hostname", "hostport", "path"};
+enum skind {
+	K_IFACE,
+	K_CIDR,
+	K_ENUM,
+	K_RANGE,
+	K_URL,
+	K_BOOL,
+	K_PREFIXES,
+	K_RESOLVERS,
+	K_HOSTNAME,
+	K_HOSTPORT,
+	K_PATH,
+	K_TZ
+};
+static const char *const kind_names[] = {"interface", "cidr",	   "enum",     "range",	   "url",  "bool",
+					 "prefixes",  "resolvers", "hostname", "hostport", "path", "timezone"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -182,6 +197,14 @@ static const struct sdef defs[] = {
      0,
      0,
      "http://ifconfig.me/ip"},
+    {{"quota_timezone", "Quota time zone",
+      "The time zone clients' quota periods begin in (midnight, Monday, the 1st): an IANA name such as "
+      "Europe/Berlin, or UTC."},
+     K_TZ,
+     NULL,
+     0,
+     0,
+     "UTC"},
     {{"dhcp_leases_file", "DHCP leases file",
       "The DHCP server's lease file (dnsmasq's dnsmasq.leases or ISC dhcpd's dhcpd.leases), read for the names "
       "of the LAN's devices (shown with clients and devices). Empty: no names."},
@@ -390,6 +413,13 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 			 key, value);
 		break;
 	}
+	case K_TZ:
+		if (*value && quota_tz_valid(value))
+			return 0;
+		snprintf(err, errlen,
+			 "%s: '%.64s' is not a time zone this gateway knows (an IANA name like Europe/Berlin, or UTC)",
+			 key, value);
+		break;
 	case K_HOSTNAME:
 		if (dns_hostname_valid(value))
 			return 0;

@@ -109,6 +109,12 @@ static int64_t org_now(void *arg, const struct net_ip *ip)
 	return e ? e->org_id : 0;
 }
 
+static void quota_of(const struct fwd_entry *e, void *arg)
+{
+	stats_quota_set(arg, &e->client, e->state == FWD_ACTIVE ? e->quota_limit : 0, e->quota_used, e->seen_run,
+			e->seen_total);
+}
+
 static int reload(struct forwarder *f, const char *why)
 {
 	struct fwd_table *t = NULL, *old;
@@ -130,6 +136,7 @@ static int reload(struct forwarder *f, const char *why)
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	stats_clients_rebind(&f->sh.stats, org_now, t); /* t stays: only reload() replaces it */
+	table_foreach(t, quota_of, &f->sh.stats);	/* each client's quota left, from the DB's count */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	udprelay_revalidate(f->udp);

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
 #include "net.h"
@@ -59,7 +60,7 @@ static void client_account(struct conn *c, int opening, int failed)
 	struct net_ip ip;
 
 	if (net_ip_from_sa(&c->client, &ip) == 0)
-		stats_client(&c->w->sh->stats, &ip, opening, failed, c->bytes_up, c->bytes_down);
+		stats_client(&c->w->sh->stats, &ip, opening, failed);
 }
 
 static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
@@ -193,18 +194,24 @@ static enum fwd_destfail destfail_kind(const struct upstream_hs *hs)
 				 : DF_SOCKS_TTL;
 }
 
-/* Move bytes src -> pipe -> dst. Returns 0, or -1 when the connection must close (*why set). */
+/* Move bytes src -> pipe -> dst. *budget: what the client's quota still allows (both directions
+ * take from it; what is read into the pipe is taken at once, so nothing beyond it is ever read).
+ * Returns 0, or -1 when the connection must close (*why set). */
 static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int *eof, int *shut, uint64_t *count,
-		enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
+		long long *budget, enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
 {
 	for (;;) {
 		int progress = 0;
 		ssize_t n;
+		size_t room = PIPE_SIZE - *inpipe;
 
-		if (*inpipe < PIPE_SIZE && !*eof) { /* keep reading while the pipe has room */
-			n = splice(src, NULL, p[1], NULL, PIPE_SIZE - *inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (*budget < (long long)room)
+			room = *budget > 0 ? (size_t)*budget : 0;
+		if (room > 0 && !*eof) { /* keep reading while the pipe has room (and the quota) */
+			n = splice(src, NULL, p[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				*inpipe += (size_t)n;
+				*budget -= n;
 				progress = 1;
 			} else if (n == 0) {
 				*eof = 1;
@@ -239,13 +246,21 @@ static void relay_io(struct conn *c, uint32_t events)
 	struct fwd_stats *s = &c->w->sh->stats;
 	uint64_t up0 = c->bytes_up, down0 = c->bytes_down;
 	enum fwd_close why = CLOSE_INTERNAL;
+	/* the quota: what is already in the pipes was taken from it when it was read */
+	long long left = stats_quota_left(c->cs);
+	long long budget = left == LLONG_MAX ? left : left - (long long)(c->in_up + c->in_down);
 
-	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &why,
+	if (left != LLONG_MAX && left <= 0 && c->in_up == 0 && c->in_down == 0) {
+		conn_close(c, CLOSE_QUOTA, UP_OK); /* used up (by this connection or another of its) */
+		return;
+	}
+	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &budget, &why,
 		 CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
-	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &why,
+	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &budget, &why,
 		 CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
 		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
+		stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
 		/* a reset from the proxy's side with the client's still open */
 		c->upstream_first |= why == CLOSE_UPSTREAM_RESET && !c->eof_c;
 		conn_close(c, why, UP_OK);
@@ -253,8 +268,13 @@ static void relay_io(struct conn *c, uint32_t events)
 	}
 	atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 	atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
+	left = stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
 	if (c->bytes_up != up0 || c->bytes_down != down0)
 		c->t_active = ev_now_ms();
+	if (left <= 0 && c->in_up == 0 && c->in_down == 0) { /* its last allowed byte delivered */
+		conn_close(c, CLOSE_QUOTA, UP_OK);
+		return;
+	}
 	if (down0 == 0 && c->bytes_down > 0) /* the far side answered: the proxy reaches destinations */
 		destfail_ok(&c->w->sh->destfail, c->map.proxy_id);
 	if (c->eof_u && !c->eof_c && !c->upstream_first && c->bytes_down == 0)
@@ -411,9 +431,9 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		goto refuse;
 	}
 	/* the client's own limits: one device cannot take every slot (counted as open if allowed) */
-	why = (enum fwd_close)stats_client_open(&sh->stats, &client, c->map.org_id,
-						c->map.max_conns ? c->map.max_conns : limits_max,
-						c->map.conns_per_s ? c->map.conns_per_s : limits_rate, c->t_start);
+	why = (enum fwd_close)stats_client_open(
+	    &sh->stats, &client, c->map.org_id, c->map.max_conns ? c->map.max_conns : limits_max,
+	    c->map.conns_per_s ? c->map.conns_per_s : limits_rate, c->t_start, &c->cs);
 	if (why != CLOSE_DONE)
 		goto refuse;
 	why = CLOSE_INTERNAL;

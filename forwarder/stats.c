@@ -1,6 +1,8 @@
 /* stats.c - see stats.h. */
 #include "stats.h"
 
+#include <limits.h>
+
 #include "fwdstats.h"
 
 #include <errno.h>
@@ -43,6 +45,7 @@ static const char *const close_names[CLOSE_MAX] = {
     [CLOSE_REVOKED] = "revoked",
     [CLOSE_CLIENT_MAX_CONNS] = "client_max_conns",
     [CLOSE_CLIENT_RATE] = "client_rate",
+    [CLOSE_QUOTA] = "quota_exceeded",
 };
 
 const char *fwd_close_str(enum fwd_close c)
@@ -85,7 +88,22 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 	return NULL;
 }
 
-void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up, uint64_t down)
+/* The client's counters if it has any (none are made). Call locked. */
+static struct client_stat *client_find(struct fwd_stats *s, const struct net_ip *client)
+{
+	static const struct net_ip none;
+	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
+
+	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
+		if (memcmp(&s->clients[i].client, client, sizeof(*client)) == 0)
+			return &s->clients[i];
+		if (memcmp(&s->clients[i].client, &none, sizeof(none)) == 0)
+			return NULL;
+	}
+	return NULL;
+}
+
+void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed)
 {
 	struct client_stat *cs;
 
@@ -99,8 +117,6 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 	} else if (cs) {
 		cs->active--;
 		cs->failures += (unsigned long)failed;
-		cs->bytes_up += up;
-		cs->bytes_down += down;
 	}
 	pthread_mutex_unlock(&s->clients_lock);
 }
@@ -132,12 +148,59 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
+long long stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down)
+{
+	long long n = (long long)(up + down);
+
+	if (!cs)
+		return LLONG_MAX;
+	if (up)
+		__atomic_fetch_add(&cs->bytes_up, (unsigned long)up, __ATOMIC_RELAXED);
+	if (down)
+		__atomic_fetch_add(&cs->bytes_down, (unsigned long)down, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
+		return LLONG_MAX;
+	return __atomic_sub_fetch(&cs->quota_left, n, __ATOMIC_RELAXED);
+}
+
+long long stats_quota_left(struct client_stat *cs)
+{
+	if (!cs || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
+		return LLONG_MAX;
+	return __atomic_load_n(&cs->quota_left, __ATOMIC_RELAXED);
+}
+
+void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long limit, long long used,
+		     long long seen_run, long long seen_total)
+{
+	struct client_stat *cs;
+
+	if (!s->clients)
+		return;
+	pthread_mutex_lock(&s->clients_lock);
+	if ((cs = limit > 0 ? client_slot(s, client) : client_find(s, client))) { /* no quota: no new slot */
+		if (limit > 0) {
+			long long total = (long long)(__atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED) +
+						      __atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED) +
+						      cs->udp_bytes_up + cs->udp_bytes_down);
+			/* what this run counted that pgw-api has not added yet: all of it, unless the DB's
+			 * count is of this very run */
+			long long unseen =
+			    seen_run == s->started_ms && total >= seen_total ? total - seen_total : total;
+			__atomic_store_n(&cs->quota_left, limit - used - unseen, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&cs->quota_on, limit > 0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&s->clients_lock);
+}
+
 int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t org, unsigned max, unsigned rate,
-		      uint64_t now)
+		      uint64_t now, struct client_stat **slot)
 {
 	struct client_stat *cs;
 	int r = 0;
 
+	*slot = NULL;
 	if (!s->clients)
 		return 0;
 	pthread_mutex_lock(&s->clients_lock);
@@ -151,7 +214,9 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 			if (cs->tokens > rate)
 				cs->tokens = rate;
 		}
-		if (max && cs->active >= max)
+		if (cs->quota_on && __atomic_load_n(&cs->quota_left, __ATOMIC_RELAXED) <= 0)
+			r = CLOSE_QUOTA;
+		else if (max && cs->active >= max)
 			r = CLOSE_CLIENT_MAX_CONNS;
 		else if (rate && cs->tokens < 1.0)
 			r = CLOSE_CLIENT_RATE;
@@ -161,6 +226,7 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 			cs->tokens -= rate ? 1.0 : 0.0;
 			cs->active++;
 			cs->connections++;
+			*slot = cs;
 		}
 	}
 	pthread_mutex_unlock(&s->clients_lock);
@@ -198,6 +264,8 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t
 		cs->udp_bytes_up += bytes_up;
 		cs->udp_bytes_down += bytes_down;
 		cs->udp_dropped += dropped;
+		if (cs->quota_on) /* counted off its quota (the agent blocks it once pgw-api sees it is over) */
+			__atomic_sub_fetch(&cs->quota_left, (long long)(bytes_up + bytes_down), __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&s->clients_lock);
 }
@@ -222,9 +290,11 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu,"
 			"\"udp_flows\":%lu,\"udp_datagrams_up\":%lu,\"udp_datagrams_down\":%lu,\"udp_bytes_up\":%lu,"
 			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu,\"refused\":%lu}",
-			first ? "" : ",", ip, cs->active, cs->connections, cs->failures, cs->bytes_up, cs->bytes_down,
-			cs->dns_queries, cs->dns_hits, cs->dns_errors, cs->dns_ms_sum, cs->udp_flows, cs->udp_up,
-			cs->udp_down, cs->udp_bytes_up, cs->udp_bytes_down, cs->udp_dropped, cs->refused);
+			first ? "" : ",", ip, cs->active, cs->connections, cs->failures,
+			__atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED),
+			__atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED), cs->dns_queries, cs->dns_hits,
+			cs->dns_errors, cs->dns_ms_sum, cs->udp_flows, cs->udp_up, cs->udp_down, cs->udp_bytes_up,
+			cs->udp_bytes_down, cs->udp_dropped, cs->refused);
 		first = 0;
 	}
 	pthread_mutex_unlock(&s->clients_lock);

@@ -29,6 +29,7 @@ enum fwd_close {
 	CLOSE_REVOKED,		/* the client stopped being active, or its path changed: cut (TCP reset) */
 	CLOSE_CLIENT_MAX_CONNS, /* the client has max_conns open already */
 	CLOSE_CLIENT_RATE,	/* the client opened new_conns_per_s this second already */
+	CLOSE_QUOTA,		/* the client's quota is used up (cut at the byte) */
 	CLOSE_MAX
 };
 const char *fwd_close_str(enum fwd_close c);
@@ -60,7 +61,9 @@ struct fwd_stats {
 	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
 };
 
-/* Per-client counters (the stats of a mapping), bounded; updated at connection open and close. */
+/* Per-client counters (the stats of a mapping), bounded; connections at open and close, bytes as
+ * they flow (bytes_up/bytes_down and quota_left with atomic operations; the rest under the lock).
+ * A slot is never freed: a connection may keep a pointer to its client's. */
 #define CLIENT_STATS_MAX 16384
 struct client_stat {
 	struct net_ip client; /* all zero (::, never a client): free slot */
@@ -73,23 +76,35 @@ struct client_stat {
 	double tokens;	       /* new connections it may open now (rate) */
 	uint64_t tokens_at;    /* ms of the last refill */
 	int64_t org;	       /* the organisation its counters are of */
+	long long quota_left;  /* quota_on: bytes it may still move this period (TCP and UDP, each way) */
+	int quota_on;	       /* its mapping has a quota (set at each reload, stats_quota_set) */
 };
 
 /* 0, or -ENOMEM. */
 int stats_init(struct fwd_stats *s);
 void stats_fini(struct fwd_stats *s);
-/* A mapped, active client asks to open a connection at now (ms): 0 (counted as open), or
- * CLOSE_CLIENT_MAX_CONNS / CLOSE_CLIENT_RATE (refused, counted; max or rate 0: no limit). Without
- * room for its counters a client is not limited. */
+/* A mapped, active client asks to open a connection at now (ms): 0 (counted as open; *slot: its
+ * counters, or NULL), or CLOSE_CLIENT_MAX_CONNS / CLOSE_CLIENT_RATE / CLOSE_QUOTA (refused,
+ * counted; max or rate 0: no limit). Without room for its counters a client is not limited. */
 int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t org, unsigned max, unsigned rate,
-		      uint64_t now);
+		      uint64_t now, struct client_stat **slot);
+/* Bytes a connection of cs moved: counted now, and off its quota. The quota left after them
+ * (LLONG_MAX when it has none). */
+long long stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down);
+/* What cs may still move (LLONG_MAX: no quota). */
+long long stats_quota_left(struct client_stat *cs);
+/* At a reload: the client's quota, or none (limit 0). used: what the DB has counted this period,
+ * as of the forwarder counters seen_total of run seen_run (pgw-api's usage_seen): what this run
+ * counted since is taken off as well. */
+void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long limit, long long used,
+		     long long seen_run, long long seen_total);
 /* After a reload: an address now mapped by another organisation than the one its counters were
  * counted for starts over (open connections aside), so nobody sees a previous owner's.
  * org_of: the organisation mapping ip now, 0 for none. */
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg);
-/* A connection of a mapped, active client opened (opening), or ended (failed, its bytes). */
-void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed, uint64_t up,
-		  uint64_t down);
+/* A connection of a mapped, active client opened (opening), or ended (failed; its bytes were
+ * counted as they flowed, stats_client_bytes). */
+void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed);
 
 /* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error). */
 void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms);

@@ -67,11 +67,15 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	static const char *const sql =
 	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
 	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down', "
-	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id, m.max_conns, m.new_conns_per_s FROM "
+	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id, m.max_conns, m.new_conns_per_s, "
+	    "CASE WHEN m.quota_bytes > 0 THEN m.quota_bytes + coalesce(q.granted, 0) ELSE 0 END, coalesce(q.used, 0), "
+	    "coalesce(u.run, 0), coalesce(u.bytes_up + u.bytes_down, 0) FROM "
 	    "mapping_state s JOIN mappings m ON m.id = s.id JOIN proxies p ON "
 	    "p.id = coalesce(s.carrying_proxy_id, s.proxy_id) "
-	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id ORDER BY p.id"; /* active 0004, pipelining 0006, dns 0012,
-									      udp 0013, carrier 0018 */
+	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id LEFT JOIN client_quota q ON q.client_ip = s.client_ip "
+	    "LEFT JOIN usage_seen u ON u.client_ip = s.client_ip ORDER BY p.id"; /* active 0004, pipelining 0006,
+										   dns 0012, udp 0013, carrier 0018,
+										   quota 0023 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
@@ -122,6 +126,10 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.org_id = sqlite3_column_int64(st, 12);
 		e.max_conns = (unsigned)sqlite3_column_int(st, 13);
 		e.conns_per_s = (unsigned)sqlite3_column_int(st, 14);
+		e.quota_limit = sqlite3_column_int64(st, 15);
+		e.quota_used = sqlite3_column_int64(st, 16);
+		e.seen_run = sqlite3_column_int64(st, 17);
+		e.seen_total = sqlite3_column_int64(st, 18);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
 			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),
@@ -168,6 +176,13 @@ void table_free(struct fwd_table *t)
 	free(t->slots);
 	free(t->used);
 	free(t);
+}
+
+void table_foreach(const struct fwd_table *t, void (*cb)(const struct fwd_entry *e, void *arg), void *arg)
+{
+	for (size_t i = 0; t && i < t->cap; i++)
+		if (t->used[i])
+			cb(&t->slots[i], arg);
 }
 
 size_t table_size(const struct fwd_table *t)

@@ -32,6 +32,9 @@ struct fwd_entry {
 	uint64_t path;	/* the proxy as the DNS cache knows it: id, endpoint, type, address, credentials */
 	int64_t org_id; /* the mapping's organisation: whose resolvers its DNS goes to */
 	unsigned max_conns, conns_per_s; /* the mapping's limits; 0: the gateway's settings (0019) */
+	long long quota_limit;		 /* quota_bytes + granted this period; 0: no quota (0023) */
+	long long quota_used;		 /* what pgw-api counted this period (client_quota.used) */
+	long long seen_run, seen_total;	 /* ... as of these forwarder counters (usage_seen) */
 };
 
 struct fwd_table;
@@ -40,6 +43,8 @@ struct fwd_table;
 int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen);
 void table_free(struct fwd_table *t);
 size_t table_size(const struct fwd_table *t);
+/* cb for every entry. */
+void table_foreach(const struct fwd_table *t, void (*cb)(const struct fwd_entry *e, void *arg), void *arg);
 /* The entry for a client, or NULL (unknown). The pointer lives as long as the table. */
 const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net_ip *client);
 /* now (an entry of the current table, or NULL) is still the path then was: the client active,

@@ -137,6 +137,10 @@ op("GET", "/api/v1/mappings", "/api/v1/mappings", token=T, expect=200)
 op("GET", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, token=T, expect=200)
 op("PUT", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, {"client_ip": "192.168.2.40", "proxy_id": pid}, T, expect=200)
 op("PATCH", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, {"label": "spec2"}, T, expect=200)
+op("PATCH", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, {"quota_bytes": 1000000, "quota_period": "week"}, T, expect=200)
+op("POST", "/api/v1/clients/{ip}/quota/grant", "/api/v1/clients/192.168.2.40/quota/grant", {"bytes": 5000}, T, expect=200)
+op("POST", "/api/v1/clients/{ip}/quota/grant", "/api/v1/clients/192.168.2.40/quota/grant", {"bytes": 0}, T, expect=400)
+op("POST", "/api/v1/clients/{ip}/quota/reset", "/api/v1/clients/192.168.2.40/quota/reset", None, T, expect=200)
 csv = op("GET", "/api/v1/mappings/export", "/api/v1/mappings/export", token=T, expect=200)
 op("POST", "/api/v1/mappings/import", "/api/v1/mappings/import?dry_run=true", csv, T, ctype="text/csv", expect=200)
 pcsv = op("GET", "/api/v1/proxies/export", "/api/v1/proxies/export", token=T, expect=200)
@@ -284,7 +288,8 @@ before = b_state()
 B_OBJECT = {"/api/v1/orgs/{id}/settings": B, "/api/v1/proxies/{id}": PB, "/api/v1/proxies/{id}/check": PB, "/api/v1/mappings/{id}": MB,
             "/api/v1/health/{proxy_id}/history": PB, "/api/v1/api-keys/{id}": KB, "/api/v1/orgs/{id}": B,
             "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB, "/api/v1/clients/{ip}": "192.168.2.130",
-            "/api/v1/clients/{ip}/usage": "192.168.2.130"}
+            "/api/v1/clients/{ip}/usage": "192.168.2.130", "/api/v1/clients/{ip}/quota/grant": "192.168.2.130",
+            "/api/v1/clients/{ip}/quota/reset": "192.168.2.130"}
 BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
           ("/api/v1/proxies/{id}", "patch"): {"enabled": False},
           ("/api/v1/mappings/{id}", "put"): {"client_ip": "192.168.2.20", "proxy_id": PA},
@@ -293,7 +298,8 @@ BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", 
           ("/api/v1/orgs/{id}", "patch"): {"name": "hijack"},
           ("/api/v1/users/{id}", "patch"): {"disabled": True},
           ("/api/v1/users/{id}/password", "put"): {"password": "hijack-password-1"},
-          ("/api/v1/orgs/{id}/settings", "put"): {"health_url": "http://192.0.2.1/hijack"}}
+          ("/api/v1/orgs/{id}/settings", "put"): {"health_url": "http://192.0.2.1/hijack"},
+          ("/api/v1/clients/{ip}/quota/grant", "post"): {"bytes": 1000}}
 for path, ops in spec["paths"].items():
     if "{" not in path:
         continue

@@ -183,7 +183,7 @@ function applyReasons(clients) {
 const REASONS = {
   mapping_disabled: 'mapping disabled', proxy_disabled: 'proxy disabled', proxy_down: 'proxy down',
   exit_ip_mismatch: 'exit IP mismatch', health_stale: 'health result too old', health_unknown: 'not checked yet',
-  no_proxy_up: 'no proxy of its list is up',
+  no_proxy_up: 'no proxy of its list is up', quota_exceeded: 'quota used up',
 };
 let reasonTimer = 0;
 /* a client's state changed live: its reason is fetched again (coalesced) */
@@ -236,6 +236,7 @@ function renderClients() {
   const rows = (state.clients || []).map((c) => ({
     ...c, via: c.carrying_proxy_id ? pname(c.carrying_proxy_id) : '–', conns: c.usage.connections, down: c.usage.bytes_down,
     up: c.usage.bytes_up, refused: c.usage.refused, device: [c.hostname, c.mac].filter((x) => x).join(' '),
+    quota_used: c.quota ? c.quota.used / c.quota.limit : -1,
     limit: [c.limits.down_kbit ? `↓ ${kbit(c.limits.down_kbit)}` : '', c.limits.up_kbit ? `↑ ${kbit(c.limits.up_kbit)}` : ''].filter((x) => x).join(' ') || '–',
   })).filter((c) => matches(q, c.client_ip, c.label, c.state, c.reason || '', c.via, c.device));
   $('#client-table tbody').replaceChildren(...sortable($('#client-table'), 'clients', rows, renderClients).map((c) => el('tr', { 'data-client': c.client_ip },
@@ -245,9 +246,30 @@ function renderClients() {
         title: c.mac_refused.map((x) => `${x.mac}: ${x.packets} packets, last ${ago(x.last_seen)}`).join('\n') },
       ` ${c.mac_refused.length} other MAC${c.mac_refused.length > 1 ? 's' : ''} refused`) : null),
     el('td', {}, badge(c.state), c.reason ? el('span', { class: 'why', 'data-reason': c.reason, title: c.reason_detail || '' }, ` ${REASONS[c.reason] || c.reason}`) : null),
-    el('td', {}, c.via), el('td', { class: 'limits' }, c.limit), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
+    el('td', {}, c.via), el('td', { class: 'limits' }, c.limit),
+    el('td', { class: 'quota' }, c.quota ? [
+      `${size(c.quota.used)} of ${size(c.quota.limit)} this ${c.quota.period}`,
+      c.quota.exceeded ? el('span', { class: 'why' }, ' used up') : null,
+      isAdmin() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'grant')) }, 'Grant') : null,
+      isAdmin() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'reset')) }, 'Reset') : null] : '–'), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
     el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
   renderDevices();
+}
+
+/* Grant a client more of its quota (asked for, in MB) or start its count over. */
+async function quotaAction(c, what) {
+  let body;
+  if (what === 'grant') {
+    const mb = Number(window.prompt(`Grant ${c.client_ip} how many MB more this ${c.quota.period}?`, '1000'));
+    if (!(mb > 0)) return;
+    body = { bytes: Math.round(mb * 1e6) };
+  } else if (!window.confirm(`Start ${c.client_ip}'s count for this ${c.quota.period} over?`)) {
+    return;
+  }
+  await api('POST', `/clients/${encodeURIComponent(c.client_ip)}/quota/${what}`, body);
+  flash(what === 'grant' ? `Granted ${size(body.bytes)} more to ${c.client_ip}.` : `${c.client_ip}'s quota count starts over.`);
+  await loadClients();
+  renderClients();
 }
 
 /* The client's last day, bytes per minute (down and up, minutes without traffic left out), with uPlot (web/vendor/uplot). */
@@ -480,8 +502,8 @@ function renderMappings() {
 
 function editMapping(m) {
   openForm($('#mapping-form'), m ? `Edit mapping of ${m.client_ip}` : 'Add mapping',
-    m ? { ...m, failover: (m.failover_proxy_ids || []).map((id) => (state.proxies.find((p) => p.id === id) || {}).name || id).join(', ') }
-      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, mac: '', down_kbit: 0, up_kbit: 0, proxy_id: state.proxies.length ? state.proxies[0].id : '' });
+    m ? { ...m, quota_mb: (m.quota_bytes || 0) / 1e6, failover: (m.failover_proxy_ids || []).map((id) => (state.proxies.find((p) => p.id === id) || {}).name || id).join(', ') }
+      : { enabled: true, on_down: 'block', max_conns: 0, new_conns_per_s: 0, mac: '', down_kbit: 0, up_kbit: 0, quota_mb: 0, quota_period: 'month', proxy_id: state.proxies.length ? state.proxies[0].id : '' });
 }
 
 async function saveMapping(ev) {
@@ -502,7 +524,8 @@ async function saveMapping(ev) {
   const body = { client_ip: f.client_ip.value.trim(), proxy_id: Number(f.proxy_id.value), label: f.label.value, enabled: f.enabled.checked,
     on_down: f.on_down.value, failover_proxy_ids: failover,
     max_conns: Number(f.max_conns.value) || 0, new_conns_per_s: Number(f.new_conns_per_s.value) || 0,
-    mac: f.mac.value.trim(), down_kbit: Number(f.down_kbit.value) || 0, up_kbit: Number(f.up_kbit.value) || 0 };
+    mac: f.mac.value.trim(), down_kbit: Number(f.down_kbit.value) || 0, up_kbit: Number(f.up_kbit.value) || 0,
+    quota_bytes: Math.round((Number(f.quota_mb.value) || 0) * 1e6), quota_period: f.quota_period.value };
   const pname = (state.proxies.find((p) => p.id === body.proxy_id) || {}).name;
   gate.textContent = `Checking proxy ${pname}…`;
   try {
@@ -789,6 +812,13 @@ function connectEvents() {
   es.addEventListener('failover', (ev) => {
     const x = JSON.parse(ev.data), pn = (id) => (state.proxies.find((q) => q.id === id) || {}).name || `proxy ${id}`;
     flash(`${x.client_ip} failed over from ${pn(x.from)} to ${pn(x.to)}.`);
+  });
+  es.addEventListener('quota', (ev) => {
+    const x = JSON.parse(ev.data);
+    if (x.state === 'warning') flash(`${x.client_ip} has used ${x.percent} % of its quota.`);
+    else if (x.state === 'exceeded') flash(`${x.client_ip} used up its quota (${size(x.limit)}): blocked.`, true);
+    else flash(`${x.client_ip} is under its quota again.`);
+    reasonsSoon();
   });
   es.addEventListener('exit_ip_mismatch', (ev) => {
     const x = JSON.parse(ev.data), p = state.proxies.find((q) => q.id === x.proxy_id);

@@ -25,7 +25,7 @@ async function newPage() {
   const page = await ctx.newPage();
   page.on('console', (m) => { if (m.type() === 'error' && !droppedWhileDown(m.text())) consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  page.on('dialog', (d) => d.accept());
+  page.on('dialog', (d) => (d.type() === 'prompt' ? d.accept(d.defaultValue()) : d.accept()));
   return page;
 }
 async function loginAs(page, user, pass) {
@@ -178,7 +178,7 @@ await step('the Clients view: each client with its state, counters and a usage c
   if (!/B down, .*B up, [1-9][0-9]* connections/.test(total)) throw new Error(`total: ${total}`);
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
 });
-await step('devices seen on the LAN: an unmapped one is mapped in one click (its address and MAC in the form), with rate limits', async () => {
+await step('devices seen on the LAN: an unmapped one is mapped in one click (its address and MAC in the form), with rate limits and a quota (granted more from the table)', async () => {
   await page.getByRole('tab', { name: 'Clients' }).click();
   const dev = page.locator('#device-table tr[data-device^="192.168.2.13 "]');
   await dev.locator('[data-state="unmapped"]').waitFor({ timeout: 10000 });
@@ -191,12 +191,18 @@ await step('devices seen on the LAN: an unmapped one is mapped in one click (its
   await page.locator('#mf-proxy').selectOption(await page.locator('#mf-proxy option', { hasText: 'web-http' }).getAttribute('value'));
   await page.locator('#mf-down').fill('10000');
   await page.locator('#mf-up').fill('2000');
+  await page.locator('#mf-quota').fill('500');
+  await page.locator('#mf-qperiod').selectOption('week');
   await page.locator('#mapping-form').getByRole('button', { name: 'Save' }).click();
   await page.getByText(/Mapping saved: web-http is up/).waitFor({ timeout: 15000 });
   await page.getByRole('tab', { name: 'Clients' }).click();
   const crow = page.locator('#client-table tr[data-client="192.168.2.13"]');
   await crow.locator('td.limits', { hasText: '↓ 10 Mbit/s ↑ 2 Mbit/s' }).waitFor({ timeout: 10000 });
   await crow.getByText(mac).waitFor({ timeout: 5000 });
+  await crow.locator('td.quota', { hasText: 'of 500.0 MB this week' }).waitFor({ timeout: 5000 });
+  await crow.getByRole('button', { name: 'Grant' }).click(); /* the prompt's 1000 MB, accepted */
+  await page.getByText('Granted 1.0 GB more to 192.168.2.13.').waitFor({ timeout: 5000 });
+  await crow.locator('td.quota', { hasText: 'of 1.5 GB this week' }).waitFor({ timeout: 5000 });
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
   const mrow = page.locator('#mapping-table tr[data-client="192.168.2.13"]');
   await mrow.getByRole('button', { name: 'Delete' }).click();

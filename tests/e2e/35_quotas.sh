@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Scenario (issue 19, quotas): a mapping's quota_bytes per quota_period. A 20 MB quota cuts a
+# download at 20 MB (+-1 MB) in pgw-forwarder, then blocks the client like a client of a dead
+# proxy (reason quota_exceeded, the agent's sets, 0 packets on the WAN) until an admin grants
+# more (the next download cut at the grant) or resets it; an event at 80 % and at the block;
+# the count survives restarts of pgw-forwarder and pgw-api (the cut still at the quota's byte);
+# the period begins at midnight in the setting quota_timezone; usage history and quota count the
+# same bytes.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_api_env
+ctl=$PGW_BIN/pgwctl
+head -c 50000000 /dev/urandom >"$LAB_DIR/www/files/50m.bin"
+head -c 8000000 /dev/urandom >"$LAB_DIR/www/files/8m.bin"
+lab_db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES"
+$ctl settings set health_interval 2 >/dev/null
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+echo 'viewer-password-1' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+ADMIN=$(lab_api_login admin admin-password-1)
+VIEWER=$(lab_api_login viewer viewer-password-1)
+J='Content-Type: application/json'
+body() { cut -d' ' -f2-; }
+lab_exec gw curl -s -N -m 300 -H "$ADMIN" http://127.0.0.1:8080/api/v1/events >"$LAB_DIR/sse.log" &
+SSE=$!
+
+check_match "quota_period must be day, week or month" \
+	"$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.10","proxy_id":2,"quota_bytes":1000,"quota_period":"year"}')" '^400 '
+r=$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.10","proxy_id":2,"quota_bytes":20000000,"quota_period":"day","label":"capped"}')
+check_match "a client with a quota of 20 MB a day" "$r" '^201 .*"quota_bytes": *20000000, *"quota_period": *"day"'
+M1=$(body <<<"$r" | jq .id)
+lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.11","proxy_id":2,"label":"free"}' >/dev/null
+relays() { [ "$(lab_exec lan curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" = "$LAB_SOCKS_NOAUTH" ]; }
+check "both relay" wait_for 10 relays 192.168.2.10
+q() { lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c "$1"; }
+midnight=$(date -u -d 'today 00:00' +%s)
+check_eq "its quota in /clients: the day began at midnight UTC, nothing used" \
+	"$(q '.quota | [.bytes, .period, .period_start, .used, .limit, .exceeded]')" "[20000000,\"day\",$midnight,0,20000000,false]"
+# pgw-api notes the bytes of a client with a quota every 2 s: let the ~200 bytes settle
+sleep 2.5
+dl() { lab_exec lan curl -s -o /dev/null -m 60 -w '%{size_download}' --interface 192.168.2.10 "http://$LAB_WEB/files/$1"; }
+
+# the cut, at the byte
+lab_capture_start quota
+used0=$(q .quota.used)
+got=$(dl 50m.bin)
+echo "# a 50,000,000-byte download by a client with a 20,000,000-byte quota (${used0} used before): ${got} bytes arrived"
+check "the download is cut at 20 MB +-1 MB ($got bytes)" test "$got" -ge 19000000 -a "$got" -le 21000000
+check "the forwarder logged the cut (close=quota_exceeded)" grep -q 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder.log"
+blocked() { [ "$(q '[.state, .reason] | join(" ")')" = '"blocked quota_exceeded"' ]; }
+check "then the client is blocked: reason quota_exceeded" wait_for 10 blocked
+in_set() { lab_exec gw nft list set inet pgw blocked4 | grep -q '192.168.2.10'; }
+check "... in the kernel (blocked4)" wait_for 5 in_set
+check_fails "... it cannot connect" lab_exec lan curl -s -m 2 --interface 192.168.2.10 "http://$LAB_WEB/ip"
+check "... the unlimited client still can" relays 192.168.2.11
+n=$(lab_capture_stop)
+check_eq "0 client packets on the WAN" "$n" 0
+used=$(q .quota.used)
+echo "# quota used: $used of 20000000"
+check "its used bytes: at least the quota, at most 1 MB over ($used)" test "$used" -ge 20000000 -a "$used" -le 21000000
+hist=$(lab_api GET '/api/v1/clients/192.168.2.10/usage?step=86400' -H "$VIEWER" | body | jq '.total.bytes_up + .total.bytes_down')
+check_eq "the usage history counts the same bytes as the quota" "$hist" "$used"
+check "the usage history is within 1 % of what the client measured (${got} received of ${hist} counted)" \
+	awk -v g="$got" -v h="$hist" 'BEGIN { exit !(h >= g && h <= g * 1.01 + 2000) }'
+# (the download went past 80 % and 100 % within one look: both events, in that order)
+check_eq "events: the 80 % warning, then the block" \
+	"$(grep -A1 '^event: quota' "$LAB_DIR/sse.log" | grep -o '"state":"[a-z_]*"' | head -2 | tr '\n' ' ')" \
+	'"state":"warning" "state":"exceeded" '
+check "the block is logged" grep -q 'quota: 192.168.2.10 used [0-9]* of 20000000 bytes this day: blocked' "$LAB_DIR/pgw-api.log"
+
+# a grant: unblocked at once; the next download is cut at the grant
+check_match "a viewer cannot grant (403)" \
+	"$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$VIEWER" -H "$J" -d '{"bytes":5000000}')" '^403 '
+check_match "a grant of nothing: 400" \
+	"$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$ADMIN" -H "$J" -d '{"bytes":0}')" '^400 '
+r=$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$ADMIN" -H "$J" -d '{"bytes":10000000}')
+check_match "an admin grants 10 MB more" "$r" '^200 .*"granted": *10000000'
+check "the client is active again" wait_for 5 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+used=$(q .quota.used)
+got=$(dl 50m.bin)
+echo "# after the grant (limit 30000000, ${used} used): ${got} bytes arrived"
+left=$((30000000 - used))
+check "the next download is cut at what the grant left ($got for $left)" test "$got" -ge $((left - 1000000)) -a "$got" -le $((left + 1000000))
+check "blocked again" wait_for 10 blocked
+check_eq "an audit row for the grant" "$(lab_db "SELECT count(*) FROM audit WHERE action = 'client.quota_grant' AND object_id = '192.168.2.10'")" 1
+
+# a reset: nothing used; the quota counts across restarts of the forwarder and the API
+r=$(lab_api POST /api/v1/clients/192.168.2.10/quota/reset -H "$ADMIN")
+check_match "an admin resets it" "$r" '^200 .*"used": *0'
+check "active again" wait_for 5 relays 192.168.2.10
+got=$(dl 8m.bin)
+check_eq "8,000,000 bytes downloaded" "$got" 8000000
+settled() { [ "$(q .quota.used)" -ge 8000000 ]; }
+check "... counted" wait_for 6 settled
+lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)"
+lab_bg gw pgw-forwarder-2 "$PGW_BIN/pgw-forwarder"
+lab_stop_pid "$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"
+lab_bg gw pgw-api-2 "$PGW_BIN/pgw-api"
+check "forwarder and api restarted" wait_for 10 bash -c "grep -q 'listening on http' $LAB_DIR/pgw-api-2.log && [ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+VIEWER=$(lab_api_login viewer viewer-password-1)
+ADMIN=$(lab_api_login admin admin-password-1)
+used=$(q .quota.used)
+got=$(dl 50m.bin)
+left=$((20000000 - used))
+echo "# after restarts (${used} used): ${got} bytes arrived for ${left} left"
+check "after the restarts the cut is still at the quota ($got for $left)" test "$got" -ge $((left - 1000000)) -a "$got" -le $((left + 1000000))
+check "and it is blocked again" wait_for 10 blocked
+
+# raising the quota unblocks at once; 0 removes it
+check_match "PATCH quota_bytes 100 MB" "$(lab_api PATCH "/api/v1/mappings/$M1" -H "$ADMIN" -H "$J" -d '{"quota_bytes":100000000}')" '^200 '
+check "a larger quota unblocks the client" wait_for 5 relays 192.168.2.10
+check_match "PATCH quota_bytes 0: no quota" "$(lab_api PATCH "/api/v1/mappings/$M1" -H "$ADMIN" -H "$J" -d '{"quota_bytes":0}')" '^200 '
+check_eq "... /clients shows none" "$(q .quota)" null
+check_match "grant without a quota: 409" \
+	"$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$ADMIN" -H "$J" -d '{"bytes":1}')" '^409 '
+check_match "another address: 404" \
+	"$(lab_api POST /api/v1/clients/192.168.2.99/quota/reset -H "$ADMIN")" '^404 '
+
+# the period's start in the time zone the setting names
+check_match "quota_timezone must be a known zone" \
+	"$(lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"quota_timezone":"Mars/Olympus"}')" '^400 '
+lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"quota_timezone":"Asia/Tokyo"}' >/dev/null
+lab_api PATCH "/api/v1/mappings/$M1" -H "$ADMIN" -H "$J" -d '{"quota_bytes":1000000000,"quota_period":"week"}' >/dev/null
+check_eq "a week's quota in Tokyo begins on Monday 00:00 there" "$(q .quota.period_start)" \
+	"$(TZ=Asia/Tokyo date -d "$(TZ=Asia/Tokyo date -d 'now - '"$(( ($(TZ=Asia/Tokyo date +%u) - 1) ))"' days' +%F) 00:00" +%s)"
+kill "$SSE" 2>/dev/null
+finish
