@@ -235,8 +235,8 @@ static int load_limits(sqlite3 *db, struct limitset *ls)
 	int rc;
 
 	if (sqlite3_prepare_v2(
-		db, "SELECT client_ip, down_kbit, up_kbit FROM main.mappings WHERE down_kbit > 0 OR up_kbit > 0", -1,
-		&st, NULL) != SQLITE_OK)
+		db, "SELECT client_ip, down_kbit, up_kbit, mac FROM main.mappings WHERE down_kbit > 0 OR up_kbit > 0",
+		-1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *ip = (const char *)sqlite3_column_text(st, 0);
@@ -247,6 +247,7 @@ static int load_limits(sqlite3 *db, struct limitset *ls)
 			continue;
 		l.down_kbit = (uint32_t)sqlite3_column_int64(st, 1);
 		l.up_kbit = (uint32_t)sqlite3_column_int64(st, 2);
+		l.has_mac = net_mac_parse((const char *)sqlite3_column_text(st, 3), l.mac) == 0;
 		if (ls->n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
 			struct limit *p = realloc(ls->e, nc * sizeof(*p));

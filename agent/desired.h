@@ -62,6 +62,8 @@ struct bindset {
 struct limit {
 	struct net_ip addr;
 	uint32_t down_kbit, up_kbit;
+	uint8_t mac[6]; /* bound (0021): the upload redirect matches its MAC too */
+	uint8_t has_mac;
 };
 
 struct limitset {

@@ -268,6 +268,11 @@ static void reconcile(struct agent *a, int force_full)
 		desired_free(&want);
 		goto fail;
 	}
+	if (a->have_applied && a->applied.bound.n && strcmp(a->applied.rules.lan_iface, want.rules.lan_iface) != 0) {
+		char nerr[256]; /* another LAN interface: the old one's entries go */
+		if (neigh_bind(a->applied.rules.lan_iface, NULL, &a->applied.bound, nerr, sizeof(nerr)) < 0)
+			log_warnx("%s", nerr);
+	}
 	if (want.bound.n || (a->have_applied && a->applied.bound.n)) {
 		/* replies to a bound address go to its MAC: not fatal (the rules refuse the other host
 		 * already), retried at the next verify */

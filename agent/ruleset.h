@@ -73,7 +73,7 @@
 #define RULESET_SPOOF4		 "spoof4"  /* MAC binding: who was refused (ether_addr . ipv4_addr) */
 #define RULESET_SPOOF6		 "spoof6"
 #define RULESET_SPOOF_TIMEOUT_MS 600000u /* a pair is forgotten 10 min after its last packet */
-#define RULESET_SPOOF_MAX	 4096u	 /* pairs remembered at most (then: dropped, not remembered) */
+#define RULESET_SPOOF_MAX	 1024u	 /* pairs remembered at most (then: dropped, not remembered) */
 
 /* The whole table in one batch: add, delete and re-create it with its sets, elements, chains
  * and rules, so the kernel switches atomically. */

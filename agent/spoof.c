@@ -4,6 +4,7 @@
 #include "db.h"
 #include "log.h"
 #include "net.h"
+#include "ruleset.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ struct pair {
 	uint64_t packets;  /* the kernel's counter as last read */
 	uint64_t unlogged; /* packets not yet in a log line */
 	int64_t logged_ms; /* 0: never logged */
+	int seen;	   /* in the kernel's sets at the last read */
 };
 
 struct spoof_log {
@@ -68,7 +70,7 @@ static struct pair *find(struct spoof_log *s, const uint8_t mac[6], const struct
 	if (s->n == s->cap) {
 		size_t nc = s->cap ? s->cap * 2 : 16;
 		struct pair *np;
-		if (nc > 2 * 4096) /* the kernel keeps at most 4,096 per family */
+		if (nc > 4 * RULESET_SPOOF_MAX) /* the kernel keeps at most RULESET_SPOOF_MAX per family */
 			return NULL;
 		np = realloc(s->p, nc * sizeof(*np));
 		if (!np)
@@ -100,6 +102,7 @@ static void on_pair(const uint8_t mac[6], const struct net_ip *ip, uint64_t pack
 
 	if (!p)
 		return;
+	p->seen = 1;
 	delta = packets >= p->packets ? packets - p->packets : packets; /* timed out and back: anew */
 	p->packets = packets;
 	if (!delta)
@@ -143,10 +146,21 @@ void spoof_poll(struct spoof_log *s, struct nft *n, sqlite3 *db, const struct bi
 		return;
 	if (sqlite3_prepare_v2(db, sql, -1, &c.up, NULL) != SQLITE_OK)
 		log_warnx("mac_spoof: %s", sqlite3_errmsg(db));
+	for (size_t i = 0; i < s->n; i++)
+		s->p[i].seen = 0;
 	r = nft_spoof_list(n, on_pair, &c);
 	sqlite3_finalize(c.up);
-	if (c.in_tx > 0 && db_commit(db) < 0)
+	if (c.in_tx > 0 && db_commit(db) < 0) {
 		log_warnx("mac_spoof: %s", sqlite3_errmsg(db));
+		db_rollback(db); /* never left holding the write lock */
+	}
+	if (r == 0) { /* pairs the kernel forgot (timed out): forgotten here too, so the list stays bounded */
+		size_t w = 0;
+		for (size_t i = 0; i < s->n; i++)
+			if (s->p[i].seen)
+				s->p[w++] = s->p[i];
+		s->n = w;
+	}
 	if (r < 0)
 		log_emit(LOG_LVL_WARN, NULL, -r, "cannot read the MAC binding's refusals");
 }

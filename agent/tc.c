@@ -218,10 +218,11 @@ static int add_class(struct tc_state *t, unsigned ifindex, unsigned slot, uint32
 	return talk(t, nlh, NULL);
 }
 
-/* u32 at prio slot on (ifindex, parent): ADDR as the source (src) or destination; to class 1:slot,
- * or (redirect_to) mirred egress redirect to that interface. */
+/* u32 at prio slot on (ifindex, parent): ADDR as the source (src) or destination (and, given mac,
+ * that source MAC: the link-layer header just before the network header, at ingress); to class
+ * 1:slot, or (redirect_to) mirred egress redirect to that interface. */
 static int add_filter(struct tc_state *t, unsigned ifindex, uint32_t parent, unsigned slot, const struct net_ip *a,
-		      int src, unsigned redirect_to)
+		      int src, unsigned redirect_to, const uint8_t *mac)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	int v4 = net_ip_is4(a);
@@ -230,7 +231,7 @@ static int add_filter(struct tc_state *t, unsigned ifindex, uint32_t parent, uns
 				      TC_H_MAKE((uint32_t)slot << 16, htons(proto)));
 	struct {
 		struct tc_u32_sel sel;
-		struct tc_u32_key k[4];
+		struct tc_u32_key k[6];
 	} s;
 	struct nlattr *opt;
 	int nk = v4 ? 1 : 4;
@@ -244,6 +245,17 @@ static int add_filter(struct tc_state *t, unsigned ifindex, uint32_t parent, uns
 		s.k[i].mask = 0xffffffffu;
 		s.k[i].val = w; /* network order, as in the packet */
 		s.k[i].off = v4 ? (src ? 12 : 16) : (src ? 8 : 24) + 4 * i;
+	}
+	if (mac) { /* ether saddr: 8 bytes before the network header, then 2 more and the type */
+		static const uint8_t m2[4] = {0xff, 0xff, 0, 0};
+		uint8_t v2[4] = {mac[4], mac[5], 0, 0};
+		memcpy(&s.k[nk].val, mac, 4);
+		s.k[nk].mask = 0xffffffffu;
+		s.k[nk++].off = -8;
+		memcpy(&s.k[nk].val, v2, 4);
+		memcpy(&s.k[nk].mask, m2, 4);
+		s.k[nk++].off = -4;
+		s.sel.nkeys = (unsigned char)nk;
 	}
 	mnl_attr_put_strz(nlh, TCA_KIND, "u32");
 	opt = mnl_attr_nest_start(nlh, TCA_OPTIONS);
@@ -316,14 +328,16 @@ static int client_add(struct tc_state *t, unsigned lan, unsigned ifb, const stru
 	if (c->l.down_kbit) {
 		r = add_class(t, lan, c->slot, c->l.down_kbit);
 		if (r == 0)
-			r = add_filter(t, lan, HTB_HANDLE, c->slot, &c->l.addr, 0, 0);
+			r = add_filter(t, lan, HTB_HANDLE, c->slot, &c->l.addr, 0, 0, NULL);
 	}
 	if (r == 0 && c->l.up_kbit) {
 		r = add_class(t, ifb, c->slot, c->l.up_kbit);
 		if (r == 0)
-			r = add_filter(t, ifb, HTB_HANDLE, c->slot, &c->l.addr, 1, 0);
+			r = add_filter(t, ifb, HTB_HANDLE, c->slot, &c->l.addr, 1, 0, NULL);
+		/* a bound client's: only from its MAC, so a host borrowing the address (dropped later by
+		 * mac_guard) cannot use up the real client's upload */
 		if (r == 0)
-			r = add_filter(t, lan, INGRESS, c->slot, &c->l.addr, 1, ifb);
+			r = add_filter(t, lan, INGRESS, c->slot, &c->l.addr, 1, ifb, c->l.has_mac ? c->l.mac : NULL);
 	}
 	return r;
 }
@@ -336,6 +350,12 @@ static unsigned free_slot(struct tc_state *t)
 			return s;
 		}
 	return 0;
+}
+
+static int limit_eq(const struct limit *a, const struct limit *b)
+{
+	return memcmp(&a->addr, &b->addr, sizeof(a->addr)) == 0 && a->down_kbit == b->down_kbit &&
+	       a->up_kbit == b->up_kbit && a->has_mac == b->has_mac && (!a->has_mac || memcmp(a->mac, b->mac, 6) == 0);
 }
 
 static int cmp_addr(const struct net_ip *a, const struct net_ip *b)
@@ -382,6 +402,7 @@ int tc_apply(struct tc_state *t, const char *lan_iface, const struct limitset *w
 	int ifb = (int)if_nametoindex(TC_IFB_NAME), r = 0;
 	struct slotted *next;
 	size_t nn = 0;
+	int warned = 0;
 
 	if (!lan) {
 		t->built = 0; /* rebuilt when it is back */
@@ -391,7 +412,7 @@ int tc_apply(struct tc_state *t, const char *lan_iface, const struct limitset *w
 		t->built = 0;
 	if (t->built && t->n == want->n) { /* the same limits: nothing to do */
 		size_t i = 0;
-		while (i < want->n && memcmp(&t->a[i].l, &want->e[i], sizeof(want->e[i])) == 0)
+		while (i < want->n && limit_eq(&t->a[i].l, &want->e[i]))
 			i++;
 		if (i == want->n)
 			return 0;
@@ -414,7 +435,9 @@ int tc_apply(struct tc_state *t, const char *lan_iface, const struct limitset *w
 		goto out;
 	}
 	t->seq = (uint32_t)time(NULL);
-	if (!t->built) {
+	if (t->lan_ifindex && lan != t->lan_ifindex && t->n) /* the LAN changed: the old one loses ours */
+		del_qdiscs(t, t->lan_ifindex);
+	if (!t->built || !t->n) { /* nothing of ours in the kernel yet: from nothing */
 		r = rebuild(t, lan, want, next, &nn, &ifb);
 	} else if (!want->n) {
 		memset(t->used, 0, sizeof(t->used));
@@ -426,7 +449,7 @@ int tc_apply(struct tc_state *t, const char *lan_iface, const struct limitset *w
 		while (r == 0 && i < t->n) {
 			while (j < want->n && cmp_addr(&want->e[j].addr, &t->a[i].l.addr) < 0)
 				j++;
-			if (j < want->n && memcmp(&want->e[j], &t->a[i].l, sizeof(want->e[j])) == 0)
+			if (j < want->n && limit_eq(&want->e[j], &t->a[i].l))
 				t->a[i].slot |= 0x80000000u; /* kept */
 			else
 				r = client_del(t, lan, (unsigned)ifb, &t->a[i]);
@@ -443,9 +466,11 @@ int tc_apply(struct tc_state *t, const char *lan_iface, const struct limitset *w
 			}
 			next[nn].l = want->e[j];
 			if (!(next[nn].slot = free_slot(t))) {
-				log_warnx("rate limits: more than %d clients have one; the rest are not limited",
-					  TC_SLOTS);
-				break;
+				if (!warned++)
+					log_warnx(
+					    "rate limits: more than %d clients have one; the rest are not limited",
+					    TC_SLOTS);
+				continue; /* (the clients kept further on still are) */
 			}
 			r = client_add(t, lan, (unsigned)ifb, &next[nn]);
 			nn++;
@@ -471,6 +496,8 @@ out:
 
 struct present_ctx {
 	unsigned ifindex;
+	uint32_t handle, parent;
+	const char *kind;
 	int found;
 };
 
@@ -481,33 +508,32 @@ static int qdisc_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *attr;
 
 	if (nlh->nlmsg_type != RTM_NEWQDISC || (unsigned)tcm->tcm_ifindex != c->ifindex ||
-	    tcm->tcm_handle != HTB_HANDLE || tcm->tcm_parent != TC_H_ROOT)
+	    tcm->tcm_handle != c->handle || tcm->tcm_parent != c->parent)
 		return MNL_CB_OK;
 	mnl_attr_for_each(attr, nlh, sizeof(*tcm))
 	{
-		if (mnl_attr_get_type(attr) == TCA_KIND && strcmp(mnl_attr_get_str(attr), "htb") == 0)
+		if (mnl_attr_get_type(attr) == TCA_KIND && strcmp(mnl_attr_get_str(attr), c->kind) == 0)
 			c->found = 1;
 	}
 	return MNL_CB_OK;
 }
 
-int tc_present(struct tc_state *t, const char *lan_iface)
+/* A qdisc (handle, parent, kind) on ifindex: 1, 0, or -1 when that cannot be told. */
+static int has_qdisc(unsigned ifindex, uint32_t handle, uint32_t parent, const char *kind)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct present_ctx c = {if_nametoindex(lan_iface), 0};
+	struct present_ctx c = {ifindex, handle, parent, kind, 0};
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct tcmsg *tcm;
 	uint32_t seq = (uint32_t)time(NULL);
 	int r;
 
-	if (!t->built || !t->n || !c.ifindex)
-		return 1;
 	if (!(nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)))
-		return 1; /* cannot tell: not a reason to rebuild */
+		return -1;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		mnl_socket_close(nl);
-		return 1;
+		return -1;
 	}
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = RTM_GETQDISC;
@@ -515,16 +541,30 @@ int tc_present(struct tc_state *t, const char *lan_iface)
 	nlh->nlmsg_seq = seq;
 	tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
 	tcm->tcm_family = AF_UNSPEC;
-	tcm->tcm_ifindex = (int)c.ifindex;
+	tcm->tcm_ifindex = (int)ifindex;
 	r = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? -1 : 1;
 	while (r > 0) {
 		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
+		if (n < 0) {
+			r = -1;
 			break;
+		}
 		r = mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(nl), qdisc_cb, &c);
 	}
 	mnl_socket_close(nl);
-	if (r < 0)
+	return r < 0 ? -1 : c.found;
+}
+
+int tc_present(struct tc_state *t, const char *lan_iface)
+{
+	unsigned lan = if_nametoindex(lan_iface), ifb;
+
+	if (!t->built || !t->n || !lan)
 		return 1;
-	return c.found && if_nametoindex(TC_IFB_NAME) != 0;
+	if (!(ifb = if_nametoindex(TC_IFB_NAME)))
+		return 0;
+	/* a question that cannot be answered is not a reason to rebuild */
+	return has_qdisc(lan, HTB_HANDLE, TC_H_ROOT, "htb") != 0 &&
+	       has_qdisc(lan, INGRESS, TC_H_INGRESS, "ingress") != 0 &&
+	       has_qdisc(ifb, HTB_HANDLE, TC_H_ROOT, "htb") != 0;
 }

@@ -5,6 +5,7 @@
 #include "usage.h"
 
 #include "events.h"
+#include "quota.h"
 #include "resources.h"
 #include "notify.h"
 
@@ -286,16 +287,8 @@ static void publish_forwarder(struct feed *f, json_t *now)
 static void quota_events(struct feed *f)
 {
 	int changed = 0;
-	json_t *ev = usage_take_events(f->usage, &changed), *v;
-	size_t i;
 
-	json_array_foreach(ev, i, v)
-	{
-		int64_t org = json_integer_value(json_object_get(v, "org_id"));
-		json_object_del(v, "org_id");
-		events_publish_to(org ? org : 1, "quota", json_incref(v));
-	}
-	json_decref(ev);
+	quota_publish(usage_take_events(f->usage, &changed));
 	if (changed) {
 		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_MAPPINGS};
 		if (f->nt)
@@ -394,8 +387,13 @@ void feed_update(struct feed *f, uint32_t topics)
 		publish_objects(f, topics);
 	if (topics & (TOPIC_PROXIES | TOPIC_MAPPINGS))
 		publish_refetch(f);
-	if (topics & TOPIC_SETTINGS) /* the gateway's settings: everyone reads them */
+	if (topics & TOPIC_SETTINGS) { /* the gateway's settings: everyone reads them */
+		struct timespec ts;
 		events_publish("config", json_pack("{s:s}", "change", "config"));
+		clock_gettime(CLOCK_REALTIME, &ts); /* quota_timezone may have moved the periods' start */
+		usage_quota_now(f->usage, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		quota_events(f);
+	}
 	if (topics & TOPIC_AGENT) {
 		json_t *now = agent_now(f->db);
 		if (!json_equal(now, f->agent)) {

@@ -232,6 +232,57 @@ static void udp_metrics(FILE *f, json_t *fwd)
 		   "client", "udp_bytes_up", "udp_bytes_down", "udp_datagrams_up");
 }
 
+/* Issue 19: each client's rate limits, quota (as pgw-api counted it this period) and the packets
+ * its MAC binding refused; the caller's organisation's clients only (the scoped view). */
+static void client_limits_metrics(FILE *f, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+
+	fprintf(f, "# HELP pgw_client_rate_limit_kbits a client's rate limit (tc), by direction\n"
+		   "# TYPE pgw_client_rate_limit_kbits gauge\n");
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT s.client_ip, m.down_kbit, m.up_kbit FROM mapping_state s JOIN main.mappings m ON "
+		"m.id = s.id WHERE m.down_kbit > 0 OR m.up_kbit > 0 ORDER BY s.id",
+		-1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			for (int d = 0; d < 2; d++)
+				if (sqlite3_column_int64(st, 1 + d))
+					fprintf(f, "pgw_client_rate_limit_kbits{client=\"%s\",direction=\"%s\"} %lld\n",
+						sqlite3_column_text(st, 0), d ? "up" : "down",
+						(long long)sqlite3_column_int64(st, 1 + d));
+	sqlite3_finalize(st);
+	for (int k = 0; k < 2; k++) { /* each family in one group */
+		fprintf(
+		    f, "%s",
+		    k ? "# HELP pgw_client_quota_used_bytes what a client used of its quota this period (both ways, "
+			"TCP and UDP)\n# TYPE pgw_client_quota_used_bytes gauge\n"
+		      : "# HELP pgw_client_quota_limit_bytes a client's quota this period (quota_bytes + granted)\n"
+			"# TYPE pgw_client_quota_limit_bytes gauge\n");
+		if (sqlite3_prepare_v2(
+			db,
+			"SELECT s.client_ip, m.quota_bytes + coalesce(q.granted, 0), coalesce(q.used, 0) FROM "
+			"mapping_state s JOIN main.mappings m ON m.id = s.id LEFT JOIN main.client_quota q ON "
+			"q.client_ip = s.client_ip WHERE m.quota_bytes > 0 ORDER BY s.id",
+			-1, &st, NULL) == SQLITE_OK)
+			while (sqlite3_step(st) == SQLITE_ROW)
+				fprintf(f, "pgw_client_quota_%s_bytes{client=\"%s\"} %lld\n", k ? "used" : "limit",
+					sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1 + k));
+		sqlite3_finalize(st);
+	}
+	fprintf(f,
+		"# HELP pgw_client_mac_refused_packets_total packets from a bound client's address with another MAC, "
+		"dropped\n# TYPE pgw_client_mac_refused_packets_total counter\n");
+	if (sqlite3_prepare_v2(db,
+			       "SELECT s.client_ip, sum(x.packets) FROM mapping_state s JOIN main.mac_spoof x ON "
+			       "x.client_ip = s.client_ip GROUP BY s.client_ip ORDER BY s.client_ip",
+			       -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			fprintf(f, "pgw_client_mac_refused_packets_total{client=\"%s\"} %lld\n",
+				sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+}
+
 /* Which organisation each proxy and client belongs to, as info series to join on (group_left)
  * rather than a label on every series: an install's dashboards and alerts keep their series. */
 static void org_metrics(FILE *f, sqlite3 *db, int64_t org)
@@ -372,6 +423,7 @@ int res_metrics(struct req *r)
 			fprintf(f, "pgw_client_blocked{client=\"%s\"} %d\n", sqlite3_column_text(st, 0),
 				sqlite3_column_int(st, 1));
 	sqlite3_finalize(st);
+	client_limits_metrics(f, db);
 	fprintf(f,
 		"# HELP pgw_agent_generation rulesets applied\n# TYPE pgw_agent_generation counter\n"
 		"pgw_agent_generation %lld\n",
@@ -465,8 +517,8 @@ int res_metrics(struct req *r)
 			json_object_foreach(json_object_get(fwd, "clients"), k, v)
 			    fprintf(f, "pgw_forwarder_client_connections_total{client=\"%s\"} %lld\n", k,
 				    (long long)json_integer_value(json_object_get(v, "connections")));
-			fprintf(f, "# HELP pgw_forwarder_client_bytes_total relayed bytes per client (counted when a "
-				   "connection ends)\n"
+			fprintf(f, "# HELP pgw_forwarder_client_bytes_total relayed bytes per client (TCP, counted as "
+				   "they flow)\n"
 				   "# TYPE pgw_forwarder_client_bytes_total counter\n");
 			json_object_foreach(json_object_get(fwd, "clients"), k, v)
 			{

@@ -2,6 +2,7 @@
 #include "quota.h"
 
 #include "../common/quota.h"
+#include "events.h"
 #include "log.h"
 #include "settings.h"
 
@@ -65,6 +66,8 @@ int quota_apply(sqlite3 *db, const struct pgw_config *cfg, json_t *delta, int64_
 							"percent", (json_int_t)(used * 100 / limit), "org_id",
 							(json_int_t)sqlite3_column_int64(st, 9)));
 		}
+		if (rolled && now_exceeded == exceeded)
+			changed++; /* the forwarder's count starts over too: it reloads */
 		if (!had || rolled || add || warned != sqlite3_column_int(st, 8)) {
 			sqlite3_reset(up);
 			sqlite3_bind_text(up, 1, ip, -1, SQLITE_STATIC);
@@ -103,6 +106,20 @@ int quota_apply(sqlite3 *db, const struct pgw_config *cfg, json_t *delta, int64_
 	sqlite3_finalize(up);
 	sqlite3_finalize(flag);
 	return rc == SQLITE_DONE ? changed : -1;
+}
+
+void quota_publish(json_t *events)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(events, i, v)
+	{
+		int64_t org = json_integer_value(json_object_get(v, "org_id"));
+		json_object_del(v, "org_id");
+		events_publish_to(org ? org : 1, "quota", json_incref(v));
+	}
+	json_decref(events);
 }
 
 json_t *quota_json(sqlite3 *db, const struct pgw_config *cfg, const char *ip, int64_t now)

@@ -252,12 +252,13 @@ static int quota_action(struct req *r, const char *ipstr, const char *what)
 	sqlite3_finalize(st);
 	if (n == 0)
 		n = quota_apply(db, r->api->cfg, NULL, now_ms, ev); /* under its limit now: unblocked */
-	json_decref(ev);
 	if (n < 0 || db_commit(db) < 0) {
 		db_rollback(db);
+		json_decref(ev);
 		json_decref(before);
 		return reply_db_error(r, db);
 	}
+	quota_publish(ev);
 	after = quota_json(db, r->api->cfg, canon, now_ms / 1000);
 	snprintf(oid, sizeof(oid), "%s", canon);
 	api_audit(r, grant ? "client.quota_grant" : "client.quota_reset", "client", oid, before,

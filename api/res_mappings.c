@@ -378,10 +378,13 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		goto out;
 	}
 	if (json_object_get(r->body, "quota_bytes") && db_begin(db) == 0) {
-		json_t *ev = json_array(); /* its events: the feed's own look publishes the block's end */
-		if (quota_apply(db, r->api->cfg, NULL, (int64_t)time(NULL) * 1000, ev) < 0 || db_commit(db) < 0)
+		json_t *ev = json_array(); /* a larger quota ends a block at once */
+		if (quota_apply(db, r->api->cfg, NULL, (int64_t)time(NULL) * 1000, ev) < 0 || db_commit(db) < 0) {
 			db_rollback(db);
-		json_decref(ev);
+			json_decref(ev);
+		} else {
+			quota_publish(ev);
+		}
 	}
 	after = mapping_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);

@@ -97,6 +97,12 @@ static void quota_tick(struct usage *u, int64_t now)
 	u->changed += n;
 }
 
+void usage_quota_now(struct usage *u, int64_t now_ms)
+{
+	if (u)
+		quota_tick(u, now_ms);
+}
+
 /* Some client with pending bytes has a quota: its count cannot wait for the next flush. */
 static int quota_pending(struct usage *u)
 {

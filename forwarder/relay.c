@@ -194,24 +194,22 @@ static enum fwd_destfail destfail_kind(const struct upstream_hs *hs)
 				 : DF_SOCKS_TTL;
 }
 
-/* Move bytes src -> pipe -> dst. *budget: what the client's quota still allows (both directions
- * take from it; what is read into the pipe is taken at once, so nothing beyond it is ever read).
- * Returns 0, or -1 when the connection must close (*why set). */
+/* Move bytes src -> pipe -> dst. A client with a quota reads only what its quota gives
+ * (stats_quota_take: taken at the read, so no connection of the client can read the same bytes
+ * again, whichever worker it is on). Returns 0, or -1 when the connection must close (*why set). */
 static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int *eof, int *shut, uint64_t *count,
-		long long *budget, enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
+		enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
 {
 	for (;;) {
 		int progress = 0;
 		ssize_t n;
-		size_t room = PIPE_SIZE - *inpipe;
+		size_t room = *inpipe < PIPE_SIZE && !*eof ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe) : 0;
 
-		if (*budget < (long long)room)
-			room = *budget > 0 ? (size_t)*budget : 0;
-		if (room > 0 && !*eof) { /* keep reading while the pipe has room (and the quota) */
+		if (room > 0) { /* keep reading while the pipe has room (and the quota) */
 			n = splice(src, NULL, p[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			stats_quota_give(c->cs, n > 0 ? room - (size_t)n : room);
 			if (n > 0) {
 				*inpipe += (size_t)n;
-				*budget -= n;
 				progress = 1;
 			} else if (n == 0) {
 				*eof = 1;
@@ -246,17 +244,13 @@ static void relay_io(struct conn *c, uint32_t events)
 	struct fwd_stats *s = &c->w->sh->stats;
 	uint64_t up0 = c->bytes_up, down0 = c->bytes_down;
 	enum fwd_close why = CLOSE_INTERNAL;
-	/* the quota: what is already in the pipes was taken from it when it was read */
-	long long left = stats_quota_left(c->cs);
-	long long budget = left == LLONG_MAX ? left : left - (long long)(c->in_up + c->in_down);
-
-	if (left != LLONG_MAX && left <= 0 && c->in_up == 0 && c->in_down == 0) {
+	if (stats_quota_left(c->cs) <= 0 && c->in_up == 0 && c->in_down == 0) {
 		conn_close(c, CLOSE_QUOTA, UP_OK); /* used up (by this connection or another of its) */
 		return;
 	}
-	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &budget, &why,
+	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &why,
 		 CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
-	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &budget, &why,
+	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &why,
 		 CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
 		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
@@ -268,10 +262,10 @@ static void relay_io(struct conn *c, uint32_t events)
 	}
 	atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 	atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
-	left = stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
+	stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
 	if (c->bytes_up != up0 || c->bytes_down != down0)
 		c->t_active = ev_now_ms();
-	if (left <= 0 && c->in_up == 0 && c->in_down == 0) { /* its last allowed byte delivered */
+	if (stats_quota_left(c->cs) <= 0 && c->in_up == 0 && c->in_down == 0) { /* its last byte delivered */
 		conn_close(c, CLOSE_QUOTA, UP_OK);
 		return;
 	}

@@ -131,36 +131,54 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 	for (size_t i = 0; i < CLIENT_STATS_MAX; i++) {
 		struct client_stat *cs = &s->clients[i];
 		int64_t now;
-		unsigned long active;
-		struct net_ip ip;
 
 		if (memcmp(&cs->client, &none, sizeof(none)) == 0 || !cs->org)
 			continue;
 		if ((now = org_of(arg, &cs->client)) == 0 || now == cs->org)
 			continue;
-		ip = cs->client;
-		active = cs->active;
-		memset(cs, 0, sizeof(*cs));
-		cs->client = ip;
-		cs->active = active;
-		cs->org = now;
+		/* connections may be adding bytes through their pointer to this slot right now: its
+		 * counters start over (the byte counters with atomic stores), the quota stays (it is set
+		 * again at this reload) */
+		__atomic_store_n(&cs->bytes_up, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&cs->bytes_down, 0, __ATOMIC_RELAXED);
+		cs->connections = cs->failures = cs->refused = 0;
+		cs->dns_queries = cs->dns_hits = cs->dns_errors = cs->dns_ms_sum = 0;
+		cs->udp_flows = cs->udp_up = cs->udp_down = cs->udp_bytes_up = cs->udp_bytes_down = cs->udp_dropped = 0;
+		cs->tokens = 0;
+		cs->tokens_at = 0;
+		cs->org = now; /* (active stays: those connections are still open) */
 	}
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
-long long stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down)
+void stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down)
 {
-	long long n = (long long)(up + down);
-
 	if (!cs)
-		return LLONG_MAX;
+		return;
 	if (up)
 		__atomic_fetch_add(&cs->bytes_up, (unsigned long)up, __ATOMIC_RELAXED);
 	if (down)
 		__atomic_fetch_add(&cs->bytes_down, (unsigned long)down, __ATOMIC_RELAXED);
-	if (!__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
-		return LLONG_MAX;
-	return __atomic_sub_fetch(&cs->quota_left, n, __ATOMIC_RELAXED);
+}
+
+size_t stats_quota_take(struct client_stat *cs, size_t want)
+{
+	long long prev;
+
+	if (!cs || !want || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
+		return want;
+	prev = __atomic_fetch_sub(&cs->quota_left, (long long)want, __ATOMIC_RELAXED);
+	if (prev >= (long long)want)
+		return want;
+	/* not all of it: what was left (if anything), the rest back */
+	__atomic_fetch_add(&cs->quota_left, (long long)want - (prev > 0 ? prev : 0), __ATOMIC_RELAXED);
+	return prev > 0 ? (size_t)prev : 0;
+}
+
+void stats_quota_give(struct client_stat *cs, size_t n)
+{
+	if (cs && n && __atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
+		__atomic_fetch_add(&cs->quota_left, (long long)n, __ATOMIC_RELAXED);
 }
 
 long long stats_quota_left(struct client_stat *cs)

@@ -88,9 +88,13 @@ void stats_fini(struct fwd_stats *s);
  * counted; max or rate 0: no limit). Without room for its counters a client is not limited. */
 int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t org, unsigned max, unsigned rate,
 		      uint64_t now, struct client_stat **slot);
-/* Bytes a connection of cs moved: counted now, and off its quota. The quota left after them
- * (LLONG_MAX when it has none). */
-long long stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down);
+/* Bytes a connection of cs delivered: counted now (its quota took them when they were read). */
+void stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down);
+/* Up to want bytes of cs's quota for a read, taken off at once (so no other connection of the
+ * client can read them too): how many (want when it has no quota; 0 when it is used up). */
+size_t stats_quota_take(struct client_stat *cs, size_t want);
+/* Of what stats_quota_take gave, n bytes were not read: back to the quota. */
+void stats_quota_give(struct client_stat *cs, size_t n);
 /* What cs may still move (LLONG_MAX: no quota). */
 long long stats_quota_left(struct client_stat *cs);
 /* At a reload: the client's quota, or none (limit 0). used: what the DB has counted this period,

@@ -56,12 +56,17 @@ SPOOF=$(lab_spoofer_mac)
 echo "# laptop $REAL, the other host $SPOOF"
 fwd_lines() { grep -c 'client=' "$LAB_DIR/pgw-forwarder.log"; }
 before=$(fwd_lines)
+# the redirect to the forwarder counts every packet of the address it sees: the other host's
+# must never get that far (mac_guard drops them first, at priority -175)
+redirected() { lab_exec gw nft list chain inet pgw prerouting | grep '@active4' | grep -o 'packets [0-9]*' | awk '{print $2}'; }
+red0=$(redirected)
 lab_capture_start spoof
 check_fails "the other host cannot relay (IPv4)" lab_exec spoof curl -s -m 2 "http://$LAB_WEB/ip"
 check_fails "... nor IPv6" lab_exec spoof curl -s -m 2 "http://[$LAB_WEB6]/ip"
 check_fails "... nor ping the gateway itself" lab_exec spoof ping -n -q -c 2 -W 1 192.168.2.1
 check "(the laptop can)" lab_exec lan ping -n -q -c 1 -W 2 -I 192.168.2.10 192.168.2.1
 lab_exec spoof ping -n -q -c 2 -W 1 "$LAB_WEB" >/dev/null 2>&1
+check_eq "none of its packets reached the redirect rule (dropped before it)" "$(redirected)" "$red0"
 check "... while the laptop still relays (IPv4)" relays 192.168.2.10
 check "... and IPv6" relays6 fd00:2::10
 n=$(lab_capture_stop)
@@ -79,6 +84,8 @@ check "the API shows the refusals with the client (mac_refused)" wait_for 5 refu
 check_eq "... and for its IPv6 address" "$(refused fd00:2::10)" true
 check_eq "the client itself is active (the laptop works)" \
 	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -r '.state + " " + .mac')" "active $REAL"
+check_match "/metrics counts the refused packets" "$(lab_api GET /metrics -H "$ADMIN")" \
+	'pgw_client_mac_refused_packets_total\{client="192.168.2.10"\} [1-9]'
 dev=$(lab_api GET /api/v1/devices -H "$VIEWER" | body)
 check_eq "devices: the other host is listed with its MAC as mac_mismatch" \
 	"$(jq -r ".items[] | select(.mac == \"$SPOOF\" and .ip == \"192.168.2.10\") | .state" <<<"$dev")" mac_mismatch

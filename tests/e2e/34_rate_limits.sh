@@ -33,7 +33,8 @@ lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.11
 r=$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"fd00:2::10","proxy_id":2,"down_kbit":5000}')
 M6=$(body <<<"$r" | jq .id)
 relays() { [ "$(lab_exec lan curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" = "$LAB_SOCKS_NOAUTH" ]; }
-check "both relay" wait_for 10 bash -c "$(declare -f relays lab_exec lab_ns); relays 192.168.2.10 && relays 192.168.2.11"
+both_relay() { relays 192.168.2.10 && relays 192.168.2.11; }
+check "both relay" wait_for 10 both_relay
 check "the agent applied the limits" wait_for 5 grep -q 'rate limits applied: 2 clients limited' "$LAB_DIR/pgw-agent.log"
 classes=$(lab_exec gw tc class show dev ens19)
 check_match "an HTB class of 10 Mbit/s on the LAN interface" "$classes" 'htb 1:[0-9]+ root .*rate 10Mbit ceil 10Mbit'
@@ -64,6 +65,8 @@ check "the unlimited client on the same proxy is not held back: over 5x the limi
 check "the IPv6 client downloads at 5 Mbit/s +-10 % (${down6})" within "$down6" 4.5 5.5
 pkts() { lab_exec gw tc -s class show dev ens19 | awk '/rate 10Mbit/ {f=1} f && /Sent/ {print $4; exit}'; }
 check "the 10 Mbit/s class carried the download" test "$(pkts)" -gt 1000
+check_match "/metrics has the client's limits" "$(lab_api GET /metrics -H "$ADMIN")" \
+	'pgw_client_rate_limit_kbits\{client="192.168.2.10",direction="up"\} 2000'
 check_eq "the client shows its limits" \
 	"$(lab_api GET /api/v1/clients/192.168.2.10 -H "$ADMIN" | body | jq -c '.limits | [.down_kbit, .up_kbit]')" '[10000,2000]'
 

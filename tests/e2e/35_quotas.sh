@@ -69,6 +69,9 @@ check "the usage history is within 1 % of what the client measured (${got} recei
 check_eq "events: the 80 % warning, then the block" \
 	"$(grep -A1 '^event: quota' "$LAB_DIR/sse.log" | grep -o '"state":"[a-z_]*"' | head -2 | tr '\n' ' ')" \
 	'"state":"warning" "state":"exceeded" '
+m=$(lab_api GET /metrics -H "$ADMIN")
+check_match "/metrics: the client's quota and what it used" "$m" "pgw_client_quota_used_bytes\\{client=\"192.168.2.10\"\\} $used"
+check_match "... and its limit" "$m" 'pgw_client_quota_limit_bytes\{client="192.168.2.10"\} 20000000'
 check "the block is logged" grep -q 'quota: 192.168.2.10 used [0-9]* of 20000000 bytes this day: blocked' "$LAB_DIR/pgw-api.log"
 
 # a grant: unblocked at once; the next download is cut at the grant
@@ -108,6 +111,43 @@ left=$((20000000 - used))
 echo "# after restarts (${used} used): ${got} bytes arrived for ${left} left"
 check "after the restarts the cut is still at the quota ($got for $left)" test "$got" -ge $((left - 1000000)) -a "$got" -le $((left + 1000000))
 check "and it is blocked again" wait_for 10 blocked
+
+# several connections at once draw on one quota: together they are cut at it
+lab_api POST /api/v1/clients/192.168.2.10/quota/reset -H "$ADMIN" >/dev/null
+check "reset: active" wait_for 5 relays 192.168.2.10
+sleep 2.5 # the check's bytes counted
+used=$(q .quota.used)
+pids=""
+for i in 1 2 3 4; do
+	ip netns exec "$(lab_ns lan)" curl -s -o /dev/null -m 60 -w '%{size_download}\n' --interface 192.168.2.10 \
+		"http://$LAB_WEB/files/50m.bin" >"$LAB_DIR/par.$i" &
+	pids="$pids $!"
+done
+wait $pids
+sum=$(awk '{s += $1} END {print s}' "$LAB_DIR"/par.*)
+left=$((20000000 - used))
+echo "# four downloads at once (${used} used before): $(cat "$LAB_DIR"/par.* | tr '\n' ' ')= ${sum} bytes for ${left} left"
+check "four downloads at once are cut at the quota together ($sum for $left)" \
+	test "$sum" -ge $((left - 1000000)) -a "$sum" -le $((left + 1000000))
+check "blocked" wait_for 10 blocked
+
+# a new period starts the count over, in the forwarder too (here the day's start moves with the
+# time zone: the same path as midnight)
+lab_api POST /api/v1/clients/192.168.2.10/quota/reset -H "$ADMIN" >/dev/null
+check "reset: active" wait_for 5 relays 192.168.2.10
+check_eq "8,000,000 bytes" "$(dl 8m.bin)" 8000000
+check "... counted, not blocked" wait_for 6 settled
+lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"quota_timezone":"Pacific/Kiritimati"}' >/dev/null
+ps_kiri=$(TZ=Pacific/Kiritimati date -d 'today 00:00' +%s)
+new_period() { [ "$(q '[.quota.period_start, .quota.used] | map(tostring) | join(" ")')" = "\"$ps_kiri 0\"" ]; }
+check "the day now begins at midnight in Kiribati: a new period, nothing used" wait_for 5 new_period
+rolled() { [ "$(lab_db "SELECT period_start || ' ' || used FROM client_quota WHERE client_ip = '192.168.2.10'")" = "$ps_kiri 0" ]; }
+check "... in the DB the forwarder reads, at once (the setting's change)" wait_for 3 rolled
+sleep 0.5 # (the forwarder reloads on the notify that followed)
+got=$(dl 50m.bin)
+echo "# in the new period: ${got} bytes arrived"
+check "the forwarder counts the new period from 0: cut at 20 MB +-1 MB again ($got)" test "$got" -ge 19000000 -a "$got" -le 21000000
+lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"quota_timezone":"UTC"}' >/dev/null
 
 # raising the quota unblocks at once; 0 removes it
 check_match "PATCH quota_bytes 100 MB" "$(lab_api PATCH "/api/v1/mappings/$M1" -H "$ADMIN" -H "$J" -d '{"quota_bytes":100000000}')" '^200 '
