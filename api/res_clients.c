@@ -125,9 +125,10 @@ static int arg_int(struct req *r, const char *name, int64_t *v)
 	return (*v = path_id(s)) < 0 ? -1 : 0;
 }
 
-/* /clients/{ip}/usage?from=&to=&step=[&format=csv]: the client's usage history (migration 0020),
- * one row per bucket that has any, oldest first. */
-static int usage(struct req *r, sqlite3 *db, const char *ip)
+/* /clients/{ip}/usage and /proxies/{id}/usage ?from=&to=&step=[&format=csv]: the usage history
+ * of a client (ip; migration 0020) or of a proxy (proxy_id; 0024), one row per bucket that has
+ * any, oldest first. The caller has checked the caller may see it. */
+int reply_usage(struct req *r, sqlite3 *db, const char *ip, int64_t proxy_id)
 {
 	const char *fmt = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "format");
 	int64_t to = (int64_t)time(NULL), from, step = 0, tot[3] = {0, 0, 0};
@@ -153,11 +154,16 @@ static int usage(struct req *r, sqlite3 *db, const char *ip)
 		return reply_error(r, 400, "bad_request", "'format' must be json or csv");
 	if (sqlite3_prepare_v2(
 		db,
-		"SELECT t, bytes_up, bytes_down, connections FROM main.client_usage WHERE client_ip = ?1 "
-		"AND step = ?2 AND t >= ?3 / ?2 * ?2 AND t <= ?4 ORDER BY t",
+		ip ? "SELECT t, bytes_up, bytes_down, connections FROM main.client_usage WHERE client_ip = "
+		     "?1 AND step = ?2 AND t >= ?3 / ?2 * ?2 AND t <= ?4 ORDER BY t"
+		   : "SELECT t, bytes_up, bytes_down, connections FROM main.proxy_usage WHERE proxy_id = ?1 "
+		     "AND step = ?2 AND t >= ?3 / ?2 * ?2 AND t <= ?4 ORDER BY t",
 		-1, &st, NULL) != SQLITE_OK)
 		return reply_db_error(r, db);
-	sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+	if (ip)
+		sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, proxy_id);
 	sqlite3_bind_int64(st, 2, step);
 	sqlite3_bind_int64(st, 3, from);
 	sqlite3_bind_int64(st, 4, to);
@@ -183,15 +189,19 @@ static int usage(struct req *r, sqlite3 *db, const char *ip)
 		char name[80];
 		fclose(csv);
 		json_decref(items);
-		snprintf(name, sizeof(name), "usage-%s.csv", ip);
+		if (ip)
+			snprintf(name, sizeof(name), "usage-%s.csv", ip);
+		else
+			snprintf(name, sizeof(name), "usage-proxy-%lld.csv", (long long)proxy_id);
 		ret = reply_csv_download(r, buf, len, name);
 		free(buf);
 		return ret;
 	}
 	return reply_json(r, 200,
-			  json_pack("{s:s, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I}}", "client_ip", ip, "step", step,
-				    "from", from, "to", to, "items", items, "total", "bytes_up", tot[0], "bytes_down",
-				    tot[1], "connections", tot[2]));
+			  json_pack("{s:o, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I}}", ip ? "client_ip" : "proxy_id",
+				    ip ? json_string(ip) : json_integer(proxy_id), "step", step, "from", from, "to", to,
+				    "items", items, "total", "bytes_up", tot[0], "bytes_down", tot[1], "connections",
+				    tot[2]));
 }
 
 /* POST /clients/{ip}/quota/grant {"bytes": N}: N more this period; POST .../quota/reset: nothing
@@ -305,7 +315,7 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 		json_t *one = json_incref(json_array_get(items, 0));
 		json_decref(items);
 		if (one && nseg == 2) /* the client is one the caller may see: its history */
-			return json_decref(one), usage(r, db, canon);
+			return json_decref(one), reply_usage(r, db, canon, 0);
 		return one ? reply_json(r, 200, one) : reply_error(r, 404, "not_found", "no client %s", canon);
 	}
 	return reply_json(r, 200, json_pack("{s:I, s:o}", "total", (json_int_t)json_array_size(items), "items", items));

@@ -272,6 +272,15 @@ int res_proxies(struct req *r, const char *const *seg, int nseg)
 	if (nseg == 1 && strcmp(seg[0], "import") == 0)
 		return strcmp(r->method, "POST") == 0 ? res_proxies_import(r, db)
 						      : reply_error(r, 405, "method_not_allowed", "use POST");
+	if (nseg == 2 && strcmp(seg[1], "usage") == 0) { /* the organisation's proxy only: 404 as missing */
+		json_t *p;
+		if (!get)
+			return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+		if ((id = path_id(seg[0])) < 0 || !(p = proxy_json(db, id)))
+			return reply_error(r, 404, "not_found", "no such proxy");
+		json_decref(p);
+		return reply_usage(r, db, NULL, id);
+	}
 	if (nseg == 2 && strcmp(seg[1], "check") == 0) {
 		if ((id = path_id(seg[0])) < 0)
 			return reply_error(r, 404, "not_found", "no such proxy");

@@ -129,7 +129,7 @@ static int quota_pending(struct usage *u)
 static int flush(struct usage *u, int64_t now)
 {
 	static const int steps[] = {60, 3600, 86400};
-	sqlite3_stmt *add = NULL, *seen = NULL;
+	sqlite3_stmt *add = NULL, *seen = NULL, *padd = NULL;
 	const char *ip;
 	json_t *v;
 	int rc = SQLITE_DONE;
@@ -146,7 +146,16 @@ static int flush(struct usage *u, int64_t now)
 	    sqlite3_prepare_v2(u->db,
 			       "INSERT OR REPLACE INTO usage_seen (client_ip, run, bytes_up, bytes_down, connections) "
 			       "VALUES (?1, ?2, ?3, ?4, ?5)",
-			       -1, &seen, NULL) != SQLITE_OK)
+			       -1, &seen, NULL) != SQLITE_OK ||
+	    /* the proxy carrying the client now (its primary while blocked) gets the same bytes */
+	    sqlite3_prepare_v2(
+		u->db,
+		"INSERT INTO proxy_usage (proxy_id, step, t, bytes_up, bytes_down, connections) SELECT "
+		"coalesce(s.carrying_proxy_id, s.proxy_id), ?2, ?3 / ?2 * ?2, ?4, ?5, ?6 FROM main.mapping_state s "
+		"WHERE s.client_ip = ?1 ON CONFLICT (proxy_id, step, t) DO UPDATE SET bytes_up = bytes_up + "
+		"excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down, connections = connections + "
+		"excluded.connections",
+		-1, &padd, NULL) != SQLITE_OK)
 		rc = SQLITE_ERROR;
 	json_object_foreach(u->pending, ip, v)
 	{
@@ -158,6 +167,15 @@ static int flush(struct usage *u, int64_t now)
 			for (int i = 0; i < 3; i++)
 				sqlite3_bind_int64(add, 4 + i, at(v, (size_t)i));
 			rc = sqlite3_step(add);
+			if (rc != SQLITE_DONE)
+				break;
+			sqlite3_reset(padd);
+			sqlite3_bind_text(padd, 1, ip, -1, SQLITE_STATIC);
+			sqlite3_bind_int(padd, 2, steps[k]);
+			sqlite3_bind_int64(padd, 3, now / 1000);
+			for (int i = 0; i < 3; i++)
+				sqlite3_bind_int64(padd, 4 + i, at(v, (size_t)i));
+			rc = sqlite3_step(padd);
 		}
 	}
 	json_object_foreach(u->seen, ip, v)
@@ -172,6 +190,7 @@ static int flush(struct usage *u, int64_t now)
 	}
 	sqlite3_finalize(add);
 	sqlite3_finalize(seen);
+	sqlite3_finalize(padd);
 	if (rc == SQLITE_DONE) { /* the quotas count the same bytes, in the same transaction */
 		int n = quota_apply(u->db, u->cfg, u->pending, now, u->events);
 		if (n < 0)
@@ -184,6 +203,8 @@ static int flush(struct usage *u, int64_t now)
 		rc = sqlite3_exec(
 			 u->db,
 			 "DELETE FROM client_usage WHERE (step = 60 AND t < unixepoch() - 86400) OR (step = 3600 "
+			 "AND t < unixepoch() - 31 * 86400) OR (step = 86400 AND t < unixepoch() - 366 * 86400); "
+			 "DELETE FROM proxy_usage WHERE (step = 60 AND t < unixepoch() - 86400) OR (step = 3600 "
 			 "AND t < unixepoch() - 31 * 86400) OR (step = 86400 AND t < unixepoch() - 366 * 86400)",
 			 NULL, NULL, NULL) == SQLITE_OK
 			 ? SQLITE_DONE

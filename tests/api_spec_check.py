@@ -128,6 +128,8 @@ p = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "spec-p", "type": 
 pid = p["id"]
 op("GET", "/api/v1/proxies", "/api/v1/proxies", token=T, expect=200)
 op("GET", "/api/v1/proxies/{id}", "/api/v1/proxies/%d" % pid, token=T, expect=200)
+op("GET", "/api/v1/proxies/{id}/usage", "/api/v1/proxies/%d/usage" % pid, token=T, expect=200)
+op("GET", "/api/v1/proxies/{id}/usage", "/api/v1/proxies/%d/usage?step=7" % pid, token=T, expect=400)
 op("PUT", "/api/v1/proxies/{id}", "/api/v1/proxies/%d" % pid, {"name": "spec-p", "type": "socks5", "host": sys.argv[4], "port": 1080}, T, expect=200)
 op("PATCH", "/api/v1/proxies/{id}", "/api/v1/proxies/%d" % pid, {"enabled": True}, T, expect=200)
 op("POST", "/api/v1/proxies/{id}/check", "/api/v1/proxies/%d/check" % pid, {}, T, expect=200)
@@ -289,7 +291,7 @@ B_OBJECT = {"/api/v1/orgs/{id}/settings": B, "/api/v1/proxies/{id}": PB, "/api/v
             "/api/v1/health/{proxy_id}/history": PB, "/api/v1/api-keys/{id}": KB, "/api/v1/orgs/{id}": B,
             "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB, "/api/v1/clients/{ip}": "192.168.2.130",
             "/api/v1/clients/{ip}/usage": "192.168.2.130", "/api/v1/clients/{ip}/quota/grant": "192.168.2.130",
-            "/api/v1/clients/{ip}/quota/reset": "192.168.2.130"}
+            "/api/v1/clients/{ip}/quota/reset": "192.168.2.130", "/api/v1/proxies/{id}/usage": PB}
 BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
           ("/api/v1/proxies/{id}", "patch"): {"enabled": False},
           ("/api/v1/mappings/{id}", "put"): {"client_ip": "192.168.2.20", "proxy_id": PA},

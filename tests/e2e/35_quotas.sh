@@ -63,6 +63,16 @@ echo "# quota used: $used of 20000000"
 check "its used bytes: at least the quota, at most 1 MB over ($used)" test "$used" -ge 20000000 -a "$used" -le 21000000
 hist=$(lab_api GET '/api/v1/clients/192.168.2.10/usage?step=86400' -H "$VIEWER" | body | jq '.total.bytes_up + .total.bytes_down')
 check_eq "the usage history counts the same bytes as the quota" "$hist" "$used"
+# the proxy's history: its clients' bytes (both clients here use proxy 2)
+ptotal() { lab_api GET '/api/v1/proxies/2/usage?step=86400' -H "$VIEWER" | body | jq '.total.bytes_up + .total.bytes_down'; }
+ctotal() { local a b; a=$(lab_api GET '/api/v1/clients/192.168.2.10/usage?step=86400' -H "$VIEWER" | body | jq '.total.bytes_up + .total.bytes_down')
+	b=$(lab_api GET '/api/v1/clients/192.168.2.11/usage?step=86400' -H "$VIEWER" | body | jq '.total.bytes_up + .total.bytes_down')
+	echo $((a + b)); }
+proxy_sums() { [ "$(ptotal)" = "$(ctotal)" ]; }
+check "the proxy's usage history holds its clients' bytes ($(ptotal))" wait_for 8 proxy_sums
+check_match "... in minute buckets too" "$(lab_api GET /api/v1/proxies/2/usage -H "$VIEWER")" '^200 .*"proxy_id": *2, *"step": *60'
+check_match "... and as CSV" "$(lab_api GET '/api/v1/proxies/2/usage?format=csv' -H "$VIEWER")" '^200 t,bytes_up,bytes_down,connections'
+check_match "a proxy that does not exist: 404" "$(lab_api GET /api/v1/proxies/99/usage -H "$VIEWER")" '^404 '
 check "the usage history is within 1 % of what the client measured (${got} received of ${hist} counted)" \
 	awk -v g="$got" -v h="$hist" 'BEGIN { exit !(h >= g && h <= g * 1.01 + 2000) }'
 # (the download went past 80 % and 100 % within one look: both events, in that order)
