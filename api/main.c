@@ -228,6 +228,8 @@ static int route(struct req *r)
 		return res_clients(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "devices") == 0)
 		return res_devices(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "connections") == 0)
+		return res_connections(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "config") == 0)
 		return res_config(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "status") == 0)

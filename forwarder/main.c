@@ -2,6 +2,7 @@
  * client's own upstream proxy. Unknown or blocked clients are closed at once (fail closed).
  * The mapping table is reloaded on notify, on the polling fallback and on SIGHUP without
  * touching established connections. Stats: PGW_RUN_DIR/forwarder.stats.json, every second. */
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "relay.h"
@@ -27,6 +28,7 @@ struct forwarder {
 	struct fwd_workers *workers;
 	struct resolver *resolver;
 	struct udprelay *udp;
+	struct control *control;
 	unsigned n_workers;
 	struct ev_handle *stats_timer;
 };
@@ -233,8 +235,12 @@ int main(int argc, char **argv)
 		} else {
 			log_info("listening on port %u (REDIRECT), %u (TPROXY) and %u (DNS) with %u workers", f.sh.port,
 				 f.sh.tproxy_port, d.cfg.dns_port, f.n_workers);
+			if (control_start(&f.sh, f.workers, &f.control, err, sizeof(err)) < 0)
+				log_warnx("%s: GET /api/v1/connections will say the forwarder is not answering", err);
 			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+			control_stop(f.control);
+			f.control = NULL;
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
 			resolver_stop(f.resolver);
 			f.resolver = NULL;

@@ -112,9 +112,19 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	if (why == CLOSE_UPSTREAM)
 		atomic_fetch_add(&s->upstream_errors[up], 1);
 	atomic_fetch_sub(&s->active, 1);
+	pthread_mutex_lock(&w->list_lock); /* gone for the control socket before anything is freed */
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_conns--;
+	pthread_mutex_unlock(&w->list_lock);
 	ev_del(w->ev, c->ch);
 	ev_del(w->ev, c->uh);
-	if (why == CLOSE_REVOKED) { /* a reset, not a FIN: the client must not take it for a complete reply */
+	if (why == CLOSE_REVOKED ||
+	    why == CLOSE_ADMIN) { /* a reset, not a FIN: the client must not take it for a complete reply */
 		struct linger rst = {.l_onoff = 1, .l_linger = 0};
 		if (c->cfd >= 0)
 			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
@@ -132,13 +142,6 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		free(c->hs);
 	}
 	explicit_bzero(&c->map, sizeof(c->map));
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	w->n_conns--;
 	free(c);
 }
 
@@ -255,6 +258,7 @@ static void relay_io(struct conn *c, uint32_t events)
 		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
 		stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
+		conn_publish(c);
 		/* a reset from the proxy's side with the client's still open */
 		c->upstream_first |= why == CLOSE_UPSTREAM_RESET && !c->eof_c;
 		conn_close(c, why, UP_OK);
@@ -263,8 +267,10 @@ static void relay_io(struct conn *c, uint32_t events)
 	atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 	atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
 	stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
-	if (c->bytes_up != up0 || c->bytes_down != down0)
+	if (c->bytes_up != up0 || c->bytes_down != down0) {
 		c->t_active = ev_now_ms();
+		conn_publish(c);
+	}
 	if (stats_quota_left(c->cs) <= 0 && c->in_up == 0 && c->in_down == 0) { /* its last byte delivered */
 		conn_close(c, CLOSE_QUOTA, UP_OK);
 		return;
@@ -300,6 +306,7 @@ static int start_relay(struct conn *c)
 	free(c->hs);
 	c->hs = NULL;
 	c->relaying = 1;
+	__atomic_store_n(&c->pub.relaying, 1, __ATOMIC_RELAXED);
 	c->t_active = c->t_relay = ev_now_ms();
 	/* edge-triggered from here on: pump() always runs until EAGAIN, so no epoll_ctl per cycle */
 	if (ev_mod_fd(c->w->ev, c->ch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0 ||
@@ -387,17 +394,19 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		return;
 	}
 	c->w = w;
-	c->id = ++w->next_id;
+	c->id = atomic_fetch_add(&sh->next_conn_id, 1) + 1;
 	c->cfd = cfd;
 	c->ufd = -1;
 	c->pipe_up[0] = c->pipe_up[1] = c->pipe_down[0] = c->pipe_down[1] = -1;
 	c->client = *peer;
-	c->t_start = ev_now_ms();
+	c->t_start = c->tick_ms = ev_now_ms();
+	pthread_mutex_lock(&w->list_lock);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
 	w->n_conns++;
+	pthread_mutex_unlock(&w->list_lock);
 
 	if (original_dst(cfd, peer->ss_family, transparent, &c->dst) < 0 || net_ip_from_sa(peer, &client) < 0) {
 		why = CLOSE_NO_ORIGINAL_DST;
@@ -432,6 +441,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		goto refuse;
 	why = CLOSE_INTERNAL;
 	c->counted = 1;
+	atomic_store(&c->listed, 1); /* its client, destination and map are set: the control socket shows it */
 	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->hs = calloc(1, sizeof(*c->hs));
 	if (c->ufd < 0 || !c->hs)
@@ -498,6 +508,15 @@ void relay_on_tick(struct evloop *ev, void *arg)
 	pthread_rwlock_unlock(&w->sh->lock);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
+		if (c->relaying && now > c->tick_ms) { /* the current rate, bytes/s since the last tick */
+			uint64_t dt = now - c->tick_ms;
+			__atomic_store_n(&c->pub.rate_up, (c->bytes_up - c->tick_up) * 1000 / dt, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->pub.rate_down, (c->bytes_down - c->tick_down) * 1000 / dt,
+					 __ATOMIC_RELAXED);
+			c->tick_up = c->bytes_up;
+			c->tick_down = c->bytes_down;
+			c->tick_ms = now;
+		}
 		if (!c->relaying && now >= c->deadline) {
 			report_failure(w, c->map.proxy_id, upstream_result_str(UP_ERR_TIMEOUT));
 			conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, UP_ERR_TIMEOUT);
@@ -531,7 +550,9 @@ void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 	pthread_rwlock_unlock(&w->sh->lock);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->revoked)
+		if (atomic_load(&c->kill))
+			conn_close(c, CLOSE_ADMIN, UP_OK);
+		else if (c->revoked)
 			conn_close(c, CLOSE_REVOKED, UP_OK);
 	}
 }

@@ -62,8 +62,9 @@ struct fwd_shared {
 	struct fwd_stats stats;
 	struct destfail destfail; /* failures at destinations, per proxy */
 	const char *run_dir;
-	uint16_t port;	      /* REDIRECT */
-	uint16_t tproxy_port; /* TPROXY (IP_TRANSPARENT) */
+	uint16_t port;		    /* REDIRECT */
+	uint16_t tproxy_port;	    /* TPROXY (IP_TRANSPARENT) */
+	atomic_ullong next_conn_id; /* connection ids, unique in this run (the control socket's) */
 };
 
 #endif

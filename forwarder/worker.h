@@ -42,6 +42,14 @@ struct conn {
 	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
 	uint64_t t_relay;   /* when the proxy said "succeeded" */
 	int upstream_first; /* the proxy's side ended (EOF or reset) while the client's was open */
+	/* what the control socket's thread reads (control.c), under the worker's list_lock: */
+	atomic_int listed; /* accepted for a mapped, active client: shown (set once, after map) */
+	atomic_int kill;   /* an admin closes it: the worker cuts it on its revokefd */
+	struct conn_pub {  /* written by the worker with __atomic stores, read with __atomic loads */
+		uint64_t up, down, rate_up, rate_down; /* bytes; bytes/s over the last tick */
+		int relaying;
+	} pub;
+	uint64_t tick_up, tick_down, tick_ms; /* the byte counts at the last tick (the rate) */
 };
 
 struct worker {
@@ -52,9 +60,9 @@ struct worker {
 	int lfd[L_MAX], stopfd, revokefd; /* lfd -1: not listening (TPROXY needs CAP_NET_ADMIN; IPv6 may be off) */
 	struct ev_handle *lh[L_MAX], *sh_h, *rv_h, *tick;
 	struct notify *nt;
+	pthread_mutex_t list_lock; /* conns' links: the worker changes them, control.c walks them */
 	struct conn *conns;
 	unsigned n_conns;
-	uint64_t next_id;
 	int draining, started;
 	atomic_ullong last_tick; /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
 	uint64_t drain_until;
@@ -69,6 +77,11 @@ struct fwd_workers {
 };
 
 /* relay.c: the data path, called from each worker's loop */
+static inline void conn_publish(struct conn *c)
+{
+	__atomic_store_n(&c->pub.up, c->bytes_up, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->pub.down, c->bytes_down, __ATOMIC_RELAXED);
+}
 void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up);
 void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg);
 void relay_on_tick(struct evloop *ev, void *arg);

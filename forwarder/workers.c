@@ -114,6 +114,7 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 	ws->n = n;
 	for (unsigned i = 0; i < n; i++) {
 		ws->w[i].stopfd = ws->w[i].revokefd = -1;
+		pthread_mutex_init(&ws->w[i].list_lock, NULL);
 		for (int l = 0; l < L_MAX; l++)
 			ws->w[i].lfd[l] = -1;
 	}
@@ -192,6 +193,7 @@ void workers_stop(struct fwd_workers *ws)
 			close(w->revokefd);
 		notify_close(w->nt);
 		ev_free(w->ev);
+		pthread_mutex_destroy(&w->list_lock);
 		while (w->n_pipes) {
 			w->n_pipes--;
 			close(w->pipes[w->n_pipes][0]);

@@ -167,6 +167,9 @@ op("DELETE", "/api/v1/api-keys/{id}", "/api/v1/api-keys/%d" % k["id"], token=T, 
 op("GET", "/api/v1/events", "/api/v1/events", token=T, stream=True, expect=200)
 op("GET", "/healthz", "/healthz", expect=200)
 op("GET", "/metrics", "/metrics", token=T, expect=200)
+op("GET", "/api/v1/connections", "/api/v1/connections?limit=10", token=T, expect=200)
+op("DELETE", "/api/v1/connections", "/api/v1/connections?client=192.168.2.99", token=T, expect=200)
+op("DELETE", "/api/v1/connections/{id}", "/api/v1/connections/999999", token=T, expect=404)
 op("DELETE", "/api/v1/mappings/{id}", "/api/v1/mappings/%d" % mid, token=T, expect=204)
 op("DELETE", "/api/v1/proxies/{id}", "/api/v1/proxies/%d" % pid, token=T, expect=204)
 # The other way: the server does nothing the spec does not say. Every method a documented path
@@ -291,7 +294,8 @@ B_OBJECT = {"/api/v1/orgs/{id}/settings": B, "/api/v1/proxies/{id}": PB, "/api/v
             "/api/v1/health/{proxy_id}/history": PB, "/api/v1/api-keys/{id}": KB, "/api/v1/orgs/{id}": B,
             "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB, "/api/v1/clients/{ip}": "192.168.2.130",
             "/api/v1/clients/{ip}/usage": "192.168.2.130", "/api/v1/clients/{ip}/quota/grant": "192.168.2.130",
-            "/api/v1/clients/{ip}/quota/reset": "192.168.2.130", "/api/v1/proxies/{id}/usage": PB}
+            "/api/v1/clients/{ip}/quota/reset": "192.168.2.130", "/api/v1/proxies/{id}/usage": PB,
+            "/api/v1/connections/{id}": 999998}  # (B has none open: both are missing ones)
 BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
           ("/api/v1/proxies/{id}", "patch"): {"enabled": False},
           ("/api/v1/mappings/{id}", "put"): {"client_ip": "192.168.2.20", "proxy_id": PA},

@@ -1,0 +1,54 @@
+/* fwdctl.h - pgw-forwarder's control socket (issue 20): PGW_RUN_DIR/forwarder.ctl, a Unix stream
+ * socket (mode 0660, in the run dir's 0750) that pgw-api and pgwctl ask on demand instead of
+ * reading a file the forwarder rewrites. One request per connection: a line
+ *
+ *     OP [KEY=VALUE ...]\n
+ *
+ * answered with one JSON document, then the forwarder closes. Ops and keys:
+ *     conns [id=ID] [client=IP] [proxy=ID] [org=ID|-1] [limit=1..1000] [cursor=ID]
+ *         the open TCP connections (handshaking or relaying) by ascending id after cursor:
+ *         {"total":N,"connections":[...],"next_cursor":ID|null}
+ *     close id=ID [org=ID|-1]      |      close client=IP [org=ID|-1]
+ *         cut them (a TCP reset to both sides, close=closed_by_admin): {"closed":N}
+ * org -1 (the default) is every organisation; another value only its clients' connections.
+ * An error answers {"error":"..."}. Connection ids count from 1 in each forwarder run. */
+#ifndef PGW_FWDCTL_H
+#define PGW_FWDCTL_H
+
+#include "net.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FWDCTL_SOCK	    "forwarder.ctl"
+#define FWDCTL_LINE_MAX	    512
+#define FWDCTL_PAGE_MAX	    1000
+#define FWDCTL_PAGE_DEFAULT 100
+#define FWDCTL_REPLY_MAX    (4u * 1024 * 1024)
+
+enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE };
+
+struct fwdctl_req {
+	enum fwdctl_op op;
+	int has_client;
+	struct net_ip client;
+	int64_t proxy; /* 0: any */
+	int64_t org;   /* -1: every organisation */
+	unsigned limit;
+	uint64_t cursor, id; /* id 0: none */
+};
+
+/* Parse one request line (len bytes, no NUL needed; a trailing "\n" or "\r\n" allowed).
+ * 0, or -1 with the reason in err. A close needs exactly one of id and client. */
+int fwdctl_parse(const char *line, size_t len, struct fwdctl_req *r, char *err, size_t errlen);
+
+/* The socket's path in run_dir. 0, or -1 when it does not fit a socket address. */
+int fwdctl_path(const char *run_dir, char *buf, size_t size);
+
+/* Ask the forwarder: send line (with its "\n"), read the answer (NUL-terminated, *reply to
+ * free()), each step bounded by timeout_ms. 0, or -errno (-ENOENT/-ECONNREFUSED: the forwarder
+ * is not running) with the reason in err. */
+int fwdctl_call(const char *run_dir, const char *line, char **reply, size_t *len, int timeout_ms, char *err,
+		size_t errlen);
+
+#endif

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Scenario (issue 20, first part): GET /api/v1/connections — the forwarder's open connections,
+# asked over its control socket: client, original destination, proxy, start, bytes each way and
+# the current rate, growing while a download runs; filters client= and proxy=, pages (limit,
+# cursor); DELETE /api/v1/connections/{id} and ?client=IP cut them (the client's transfer ends
+# at once), admins only, audited; each organisation sees and closes only its own.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_api_env
+ctl=$PGW_BIN/pgwctl
+head -c 8000000 /dev/urandom >"$LAB_DIR/www/files/8m.bin"
+lab_db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES;
+	INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES ('192.168.2.10', 2, 1, 'laptop'),
+	('192.168.2.11', 1, 1, 'tv'), ('192.168.2.12', 3, 1, 'phone')"
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+echo 'viewer-password-1' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+check "the forwarder's control socket (mode 0660)" \
+	wait_for 10 bash -c "[ \"\$(stat -c %a $PGW_RUN_DIR/forwarder.ctl)\" = 660 ]"
+ADMIN=$(lab_api_login admin admin-password-1)
+VIEWER=$(lab_api_login viewer viewer-password-1)
+J='Content-Type: application/json'
+body() { cut -d' ' -f2-; }
+conns() { lab_api GET "/api/v1/connections${1:-}" -H "${2:-$VIEWER}" | body; }
+check_eq "none open: an empty page" "$(conns | jq -c '[.total, .connections, .next_cursor]')" '[0,[],null]'
+relays() { [ "$(ip netns exec "$(lab_ns lan)" curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" != "" ]; }
+all_relay() { relays 192.168.2.10 && relays 192.168.2.11 && relays 192.168.2.12; }
+check "the clients relay" wait_for 10 all_relay
+
+# a download at 256 KiB/s (nginx limit_rate): 8 MB take 30 s
+slow() { # client file: a slow download in the background; $! its curl
+	ip netns exec "$(lab_ns lan)" curl -s -o "$2" -m 60 -w '%{http_code} %{size_download} %{exitcode}\n' \
+		--interface "$1" "http://$LAB_WEB/slow/8m.bin" >"$2.w" 2>/dev/null &
+}
+slow 192.168.2.10 "$LAB_DIR/d10"
+P10=$!
+one() { conns '?client=192.168.2.10' | jq -e '.total == 1 and .connections[0].state == "relaying"' >/dev/null; }
+check "a running download appears (client=192.168.2.10)" wait_for 5 one
+c=$(conns '?client=192.168.2.10' | jq -c '.connections[0]')
+echo "# $c"
+check_eq "... its client, original destination, proxy (with names)" \
+	"$(jq -c '[.client_ip, .dst_ip, .dst_port, .proxy_id, .proxy_name, .client_label]' <<<"$c")" \
+	"[\"192.168.2.10\",\"$LAB_WEB\",80,2,\"socks-open\",\"laptop\"]"
+now_ms=$(($(date +%s%N) / 1000000))
+check "... started moments ago (started_at_ms, duration_ms)" \
+	jq -e --argjson now "$now_ms" '.started_at_ms <= $now and .started_at_ms > $now - 10000 and .duration_ms < 10000' <<<"$c"
+ID10=$(jq .id <<<"$c")
+b1=$(jq .bytes_down <<<"$c")
+sleep 2
+c2=$(conns '?client=192.168.2.10' | jq -c '.connections[0]')
+b2=$(jq .bytes_down <<<"$c2")
+rate=$(jq .rate_down <<<"$c2")
+echo "# bytes down $b1 -> $b2 in 2 s; rate_down $rate B/s (nginx sends 262,144 B/s)"
+check "... its bytes down grow ($b1 -> $b2), the same connection" \
+	bash -c "[ $b2 -gt $((b1 + 200000)) ] && [ $(jq .id <<<"$c2") = $ID10 ] && [ $(jq .bytes_up <<<"$c2") -gt 50 ]"
+check "... its current rate is the download's (${rate} B/s, 262,144 +-40 %)" test "$rate" -ge 157000 -a "$rate" -le 367000
+
+# filters and pages
+slow 192.168.2.11 "$LAB_DIR/d11"
+P11=$!
+P12=""
+for i in 1 2 3 4 5; do
+	slow 192.168.2.12 "$LAB_DIR/d12.$i"
+	P12="$P12 $!"
+done
+seven() { [ "$(conns | jq .total)" = 7 ]; }
+check "seven downloads open" wait_for 5 seven
+check_eq "client= filters (the tv's one, through proxy 1)" \
+	"$(conns '?client=192.168.2.11' | jq -c '[.total, [.connections[] | .client_ip, .proxy_id]]')" '[1,["192.168.2.11",1]]'
+check_eq "proxy= filters (proxy 3: the phone's five)" \
+	"$(conns '?proxy=3' | jq -c '[.total, ([.connections[].client_ip] | unique)]')" '[5,["192.168.2.12"]]'
+check_eq "both together" "$(conns '?proxy=3&client=192.168.2.10' | jq .total)" 0
+ids="" cur="" pages=0
+while :; do
+	p=$(conns "?limit=2${cur:+&cursor=$cur}")
+	pages=$((pages + 1))
+	ids="$ids $(jq -r '[.connections[].id] | join(" ")' <<<"$p")"
+	cur=$(jq -r '.next_cursor // empty' <<<"$p")
+	[ -z "$cur" ] || [ $pages -gt 10 ] && break
+done
+all=$(conns '?limit=1000' | jq -r '[.connections[].id] | join(" ")')
+check_eq "pages of 2 (limit, cursor): 4 pages, every connection once, by id" "$pages:$(echo $ids)" "4:$all"
+check_match "client= not an address: 400" "$(lab_api GET '/api/v1/connections?client=laptop' -H "$VIEWER")" '^400 '
+check_match "limit=0: 400" "$(lab_api GET '/api/v1/connections?limit=0' -H "$VIEWER")" '^400 .*limit'
+check_match "limit=1001: 400" "$(lab_api GET '/api/v1/connections?limit=1001' -H "$VIEWER")" '^400 .*limit'
+check_match "cursor=x: 400" "$(lab_api GET '/api/v1/connections?cursor=x' -H "$VIEWER")" '^400 .*cursor'
+check_match "no credentials: 401" "$(lab_api GET /api/v1/connections)" '^401 '
+
+# closing
+check_match "a viewer may not close one (403)" "$(lab_api DELETE "/api/v1/connections/$ID10" -H "$VIEWER")" '^403 '
+check_match "an admin closes the laptop's download" "$(lab_api DELETE "/api/v1/connections/$ID10" -H "$ADMIN")" '^200 .*"closed": *1'
+ended() { ! kill -0 "$1" 2>/dev/null; }
+check "... the client's transfer ends at once" wait_for 2 ended "$P10"
+wait "$P10" 2>/dev/null
+read -r code size rc <"$LAB_DIR/d10.w"
+echo "# the laptop's curl: HTTP $code, $size of 8,000,000 bytes, exit code $rc"
+check "... cut short: curl saw the connection reset ($size bytes, exit $rc)" test "$size" -lt 8000000 -a "$rc" -ne 0
+check "... logged close=closed_by_admin" grep -q "client=192.168.2.10:[0-9]* .*close=closed_by_admin" "$LAB_DIR/pgw-forwarder.log"
+check_eq "... gone from the list" "$(conns '?client=192.168.2.10' | jq .total)" 0
+check_match "... closing it again: 404" "$(lab_api DELETE "/api/v1/connections/$ID10" -H "$ADMIN")" '^404 '
+check_match "an id that is no number: 404" "$(lab_api DELETE /api/v1/connections/abc -H "$ADMIN")" '^404 '
+audit=$(lab_db "SELECT action || ' ' || object_id || ' ' || json_extract(before_json, '$.client_ip') || ' ' || json_extract(after_json, '$.closed') FROM audit WHERE action = 'connection.close'")
+check_eq "audited with what it was (connection.close, its client)" "$audit" "connection.close $ID10 192.168.2.10 1"
+check "the laptop may connect again (closing is not a block)" relays 192.168.2.10
+check_match "DELETE without client= or an id: 400" "$(lab_api DELETE /api/v1/connections -H "$ADMIN")" '^400 '
+check_match "all of the phone's at once (?client=)" \
+	"$(lab_api DELETE '/api/v1/connections?client=192.168.2.12' -H "$ADMIN")" '^200 .*"closed": *5'
+all_ended() { for p in $P12; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+check "... its five transfers end" wait_for 2 all_ended
+wait $P12 2>/dev/null
+check_eq "... audited as one row (connection.close_client)" \
+	"$(lab_db "SELECT object_id || ' ' || json_extract(after_json, '$.closed') FROM audit WHERE action = 'connection.close_client'")" "192.168.2.12 5"
+check_eq "the tv's download runs on" "$(conns | jq -c '[.total, .connections[0].client_ip]')" '[1,"192.168.2.11"]'
+counted6() { lab_api GET /metrics -H "$ADMIN" | grep -q 'pgw_forwarder_closes_total{reason="closed_by_admin"} 6$'; }
+check "/metrics counts the six closes (closes_total{reason=\"closed_by_admin\"})" wait_for 3 counted6
+kill "$P11" 2>/dev/null
+wait "$P11" 2>/dev/null
+
+# organisations: each sees and closes only its own clients' connections
+lab_api DELETE "/api/v1/mappings/$(lab_db "SELECT id FROM mappings WHERE client_ip = '192.168.2.12'")" -H "$ADMIN" >/dev/null
+check_match "organisation 1 keeps 192.168.2.8/30" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ADMIN" -H "$J" -d '{"networks":["192.168.2.8/30","fd00:2::/64"]}')" '^200 '
+check_match "acme takes 192.168.2.12/30" \
+	"$(lab_api POST /api/v1/orgs -H "$ADMIN" -H "$J" -d '{"name":"acme","networks":["192.168.2.12/30"]}')" '^201 '
+out=$(lab_api POST /api/v1/proxies -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"name\":\"acme-socks\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_NOAUTH\",\"port\":1080}")
+check_match "acme maps 192.168.2.12" \
+	"$(lab_api POST /api/v1/mappings -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"client_ip\":\"192.168.2.12\",\"proxy_id\":$(body <<<"$out" | jq .id)}")" '^201 '
+check "acme's client relays" wait_for 10 relays 192.168.2.12
+slow 192.168.2.12 "$LAB_DIR/a12"
+PA=$!
+slow 192.168.2.10 "$LAB_DIR/o10"
+PO=$!
+two() { [ "$(conns '' "$ADMIN" | jq .total)" = 2 ]; }
+check "a superadmin without X-Pgw-Org sees both organisations' downloads" wait_for 5 two
+check_eq "organisation 1 sees only its laptop's" \
+	"$(lab_api GET /api/v1/connections -H "$ADMIN" -H 'X-Pgw-Org: 1' | body | jq -c '[.total, .connections[0].client_ip]')" '[1,"192.168.2.10"]'
+ACME=$(lab_api GET /api/v1/connections -H "$ADMIN" -H 'X-Pgw-Org: 2' | body)
+check_eq "acme only its phone's" "$(jq -c '[.total, .connections[0].client_ip, .connections[0].org_id]' <<<"$ACME")" '[1,"192.168.2.12",2]'
+IDA=$(jq .connections[0].id <<<"$ACME")
+check_match "organisation 1 cannot close acme's (404)" \
+	"$(lab_api DELETE "/api/v1/connections/$IDA" -H "$ADMIN" -H 'X-Pgw-Org: 1')" '^404 '
+check_match "... nor by its client (none of its own: 0 closed)" \
+	"$(lab_api DELETE '/api/v1/connections?client=192.168.2.12' -H "$ADMIN" -H 'X-Pgw-Org: 1')" '^200 .*"closed": *0'
+check "... acme's download runs on" kill -0 "$PA"
+check_match "acme closes its own" "$(lab_api DELETE "/api/v1/connections/$IDA" -H "$ADMIN" -H 'X-Pgw-Org: 2')" '^200 .*"closed": *1'
+check "... it ends" wait_for 2 ended "$PA"
+check_eq "... audited in acme's rows" "$(lab_db "SELECT org_id FROM audit WHERE action = 'connection.close' AND object_id = '$IDA'")" 2
+kill "$PO" 2>/dev/null
+wait "$PA" "$PO" 2>/dev/null
+
+# the forwarder gone: a clear answer, not a hang
+lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)"
+check "the control socket is removed when the forwarder stops" wait_for 5 test ! -e "$PGW_RUN_DIR/forwarder.ctl"
+check_match "the forwarder stopped: 503 forwarder_unavailable" "$(lab_api GET /api/v1/connections -H "$VIEWER")" '^503 .*forwarder_unavailable'
+finish
