@@ -40,7 +40,7 @@ pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
 pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl libnetfilter_conntrack 2>/dev/null)
 pgw_forwarder_LIBS := -lpthread
-pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt libcrypto libmnl 2>/dev/null) -lpthread
+pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt libcrypto libmnl libcurl 2>/dev/null) -lpthread
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)

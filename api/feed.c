@@ -7,6 +7,7 @@
 #include "events.h"
 #include "quota.h"
 #include "resources.h"
+#include "webhooks.h"
 #include "notify.h"
 
 #include <jansson.h>
@@ -321,6 +322,67 @@ static json_t *carriers(struct feed *f, json_t *now)
 	return now;
 }
 
+/* Webhooks (issue 20): a proxy that went down (from up or unknown) or came back up, and its
+ * exit address changing, to the organisation that owns it. */
+static void health_alerts(struct feed *f, const char *k, json_t *old, json_t *v)
+{
+	const char *os = old ? json_string_value(json_object_get(old, "status")) : NULL;
+	const char *ns = json_string_value(json_object_get(v, "status"));
+	const char *oip = old ? json_string_value(json_object_get(old, "exit_ip")) : NULL;
+	const char *nip = json_string_value(json_object_get(v, "exit_ip"));
+	const char *type = NULL;
+	sqlite3_stmt *st = NULL;
+	json_t *name = NULL;
+
+	if (ns && strcmp(ns, "down") == 0 && (!os || strcmp(os, "down") != 0))
+		type = "proxy.down";
+	else if (ns && os && strcmp(ns, "up") == 0 && strcmp(os, "down") == 0)
+		type = "proxy.up";
+	if ((type || (oip && nip && *oip && *nip && strcmp(oip, nip) != 0)) &&
+	    sqlite3_prepare_v2(f->db, "SELECT name FROM main.proxies WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, json_integer_value(json_object_get(v, "proxy_id")));
+		if (sqlite3_step(st) == SQLITE_ROW)
+			name = json_string((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (type)
+		webhooks_emit(
+		    owner_of(f, NULL, k), type,
+		    json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "proxy_id", json_object_get(v, "proxy_id"),
+			      "proxy", name ? name : json_null(), "status", json_object_get(v, "status"), "last_error",
+			      json_object_get(v, "last_error"), "exit_ip", json_object_get(v, "exit_ip"), "latency_ms",
+			      json_object_get(v, "latency_ms"), "checked_at", json_object_get(v, "checked_at")));
+	if (oip && nip && *oip && *nip && strcmp(oip, nip) != 0)
+		webhooks_emit(owner_of(f, NULL, k), "proxy.exit_ip_changed",
+			      json_pack("{s:O?, s:O?, s:s, s:s}", "proxy_id", json_object_get(v, "proxy_id"), "proxy",
+					name ? name : json_null(), "from", oip, "to", nip));
+	json_decref(name);
+}
+
+/* Webhooks: a client that was active and is blocked now, unless an admin did it (its mapping or
+ * its proxy disabled): why, to its organisation. */
+static void client_alerts(struct feed *f, json_t *now)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(now, k, v)
+	{
+		json_t *old = json_object_get(f->clients, k), *a;
+		const char *why;
+		if (!old || strcmp(json_string_value(json_object_get(old, "state")) ?: "", "active") != 0 ||
+		    strcmp(json_string_value(json_object_get(v, "state")) ?: "", "blocked") != 0)
+			continue;
+		if (!(a = client_alert(f->db, k)))
+			continue;
+		why = json_string_value(json_object_get(a, "reason"));
+		if (why && strcmp(why, "mapping_disabled") != 0 && strcmp(why, "proxy_disabled") != 0)
+			webhooks_emit(owner_of(f, NULL, k), "client.blocked", a);
+		else
+			json_decref(a);
+	}
+}
+
 /* Health and clients: what changed, each to the organisation that owns it. Owners and the rows
  * they own are read in one snapshot: a proxy deleted and its id given to another organisation's
  * new one in between would tag its health for the wrong one. */
@@ -352,10 +414,15 @@ static void publish_objects(struct feed *f, uint32_t topics)
 				events_publish_to(owner_of(f, NULL, k), "exit_ip_changed",
 						  json_pack("{s:O, s:s, s:s}", "proxy_id",
 							    json_object_get(v, "proxy_id"), "from", oip, "to", nip));
+			health_alerts(f, k, old, v);
 		}
 		f->health = diff(f, old_owner, f->health, now, "health", "proxy_id");
 	}
-	f->clients = diff(f, old_owner, f->clients, carriers(f, clients_now(f->db)), "client", "client_ip");
+	{
+		json_t *now = carriers(f, clients_now(f->db));
+		client_alerts(f, now);
+		f->clients = diff(f, old_owner, f->clients, now, "client", "client_ip");
+	}
 	json_decref(old_owner);
 	if (snap)
 		sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL);
@@ -396,6 +463,20 @@ void feed_update(struct feed *f, uint32_t topics)
 	}
 	if (topics & TOPIC_AGENT) {
 		json_t *now = agent_now(f->db);
+		const char *ie = json_string_value(json_object_get(now, "iface_error")),
+			   *oie = json_string_value(json_object_get(f->agent, "iface_error"));
+		/* webhooks: the agent failed to apply (again), or an interface went wrong */
+		if (json_object_get(f->agent, "errors_total") &&
+		    (json_integer_value(json_object_get(now, "errors_total")) >
+			 json_integer_value(json_object_get(f->agent, "errors_total")) ||
+		     (ie && *ie && (!oie || strcmp(ie, oie) != 0))))
+			webhooks_emit(WEBHOOK_ORG_EVERY, "agent.error",
+				      json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "last_error",
+						json_object_get(now, "last_error"), "errors_total",
+						json_object_get(now, "errors_total"), "iface_error",
+						json_object_get(now, "iface_error"), "lan_iface",
+						json_object_get(now, "lan_iface"), "wan_iface",
+						json_object_get(now, "wan_iface")));
 		if (!json_equal(now, f->agent)) {
 			json_t *part = json_deep_copy(now); /* the kernel's state, not the others' clients */
 			json_object_del(part, "active_count");

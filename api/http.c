@@ -84,7 +84,8 @@ static const char scope_sql[] =
     "CREATE TEMP VIEW health_state AS SELECT h.* FROM main.health_state h WHERE pgw_org() = -1 OR "
     "h.proxy_id IN (SELECT id FROM main.proxies WHERE org_id = pgw_org());"
     "CREATE TEMP VIEW audit AS SELECT * FROM main.audit WHERE " ORG_SCOPED ";"
-    "CREATE TEMP VIEW api_keys AS SELECT * FROM main.api_keys WHERE " ORG_SCOPED ";";
+    "CREATE TEMP VIEW api_keys AS SELECT * FROM main.api_keys WHERE " ORG_SCOPED ";"
+    "CREATE TEMP VIEW webhooks AS SELECT * FROM main.webhooks WHERE " ORG_SCOPED ";";
 
 sqlite3 *api_db(const struct api *a)
 {

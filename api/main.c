@@ -7,9 +7,11 @@
 #include "http.h"
 #include "log.h"
 #include "resources.h"
+#include "webhooks.h"
 #include "settings.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -230,6 +232,8 @@ static int route(struct req *r)
 		return res_devices(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "connections") == 0)
 		return res_connections(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "webhooks") == 0)
+		return res_webhooks(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "config") == 0)
 		return res_config(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "status") == 0)
@@ -608,6 +612,8 @@ int main(int argc, char **argv)
 		api.cfg = &d.cfg;
 		if (orgs_seed(d.db, &d.cfg) < 0) /* mappings stay enforced; new ones wait for networks */
 			log_warn("cannot give organisation 1 the LAN network: %s", sqlite3_errmsg(d.db));
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || webhooks_start(&api) < 0)
+			log_warnx("webhooks: no deliveries (libcurl could not start)");
 		feed = feed_new(d.db, &d.cfg, d.nt);
 		d.priv = feed;
 		api.mhd = feed ? start_http(&api, err, sizeof(err)) : NULL;
@@ -625,7 +631,9 @@ int main(int argc, char **argv)
 			usleep(300 * 1000); /* ...with their final chunk written before the server stops */
 			MHD_stop_daemon(api.mhd);
 		}
+		webhooks_stop();
 		feed_free(feed);
+		curl_global_cleanup();
 	}
 	daemon_fini(&d);
 	return r == DAEMON_EXIT_FAIL ? 1 : 0;

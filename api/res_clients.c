@@ -82,6 +82,29 @@ static json_t *client_row(sqlite3 *db, const struct pgw_config *cfg, sqlite3_stm
 	    (json_int_t)json_integer_value(json_object_get(c, "refused")));
 }
 
+json_t *client_alert(sqlite3 *db, const char *ip)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *j = NULL;
+
+	if (sqlite3_prepare_v2(db, CLIENT_SQL "WHERE s.client_ip = ?1", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *why =
+		    blocked_reason(sqlite3_column_int(st, 4), sqlite3_column_int(st, 3), sqlite3_column_int(st, 19),
+				   sqlite3_column_int(st, 9), (const char *)sqlite3_column_text(st, 10),
+				   sqlite3_column_int(st, 11), (const char *)sqlite3_column_text(st, 12));
+		j = json_pack("{s:s, s:I, s:s, s:I, s:s, s:s?, s:s?}", "client_ip", sqlite3_column_text(st, 1),
+			      "mapping_id", (json_int_t)sqlite3_column_int64(st, 0), "label",
+			      sqlite3_column_text(st, 2), "proxy_id", (json_int_t)sqlite3_column_int64(st, 6), "proxy",
+			      sqlite3_column_text(st, 8), "reason", why, "reason_detail",
+			      why && strcmp(why, "proxy_down") == 0 ? (const char *)sqlite3_column_text(st, 12) : NULL);
+	}
+	sqlite3_finalize(st);
+	return j;
+}
+
 /* The leases of the file the setting dhcp_leases_file names (none: empty). A file that cannot be
  * read gives no names, with a warning at most once a minute. */
 void api_leases(sqlite3 *db, const struct pgw_config *cfg, struct leases *ls)

@@ -15,6 +15,10 @@ int res_health(struct req *r, const char *const *seg, int nseg);
 int res_clients(struct req *r, const char *const *seg, int nseg);
 int res_devices(struct req *r, const char *const *seg, int nseg);
 int res_connections(struct req *r, const char *const *seg, int nseg);
+int res_webhooks(struct req *r, const char *const *seg, int nseg);
+/* A client as a webhook tells of it: address, mapping, proxy, and why it is blocked (reason,
+ * reason_detail; none while active). NULL when not mapped. */
+json_t *client_alert(sqlite3 *db, const char *ip);
 /* A client's (ip) or a proxy's (ip NULL, proxy_id) usage history, as GET .../usage answers it. */
 int reply_usage(struct req *r, sqlite3 *db, const char *ip, int64_t proxy_id);
 /* The DHCP leases of the setting dhcp_leases_file (none or unreadable: empty). */

@@ -167,6 +167,13 @@ op("DELETE", "/api/v1/api-keys/{id}", "/api/v1/api-keys/%d" % k["id"], token=T, 
 op("GET", "/api/v1/events", "/api/v1/events", token=T, stream=True, expect=200)
 op("GET", "/healthz", "/healthz", expect=200)
 op("GET", "/metrics", "/metrics", token=T, expect=200)
+wh = op("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"name": "spec-hook", "url": "http://127.0.0.1:9/hook", "events": ["proxy.down"], "secret": "spec-secret"}, T, expect=201)
+op("GET", "/api/v1/webhooks", "/api/v1/webhooks", token=T, expect=200)
+op("GET", "/api/v1/webhooks/{id}", "/api/v1/webhooks/%d" % wh["id"], token=T, expect=200)
+op("PUT", "/api/v1/webhooks/{id}", "/api/v1/webhooks/%d" % wh["id"], {"name": "spec-hook", "url": "http://127.0.0.1:9/other"}, T, expect=200)
+op("PATCH", "/api/v1/webhooks/{id}", "/api/v1/webhooks/%d" % wh["id"], {"enabled": False}, T, expect=200)
+op("POST", "/api/v1/webhooks/{id}/test", "/api/v1/webhooks/%d/test" % wh["id"], {}, T, expect=200)
+op("DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/%d" % wh["id"], token=T, expect=204)
 op("GET", "/api/v1/connections", "/api/v1/connections?limit=10", token=T, expect=200)
 op("DELETE", "/api/v1/connections", "/api/v1/connections?client=192.168.2.99", token=T, expect=200)
 op("DELETE", "/api/v1/connections/{id}", "/api/v1/connections/999999", token=T, expect=404)
@@ -270,6 +277,7 @@ op("POST", "/api/v1/users", "/api/v1/users", {"username": "spec-nobody", "role":
 PA = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "a-proxy", "type": "socks5", "host": sys.argv[4], "port": 1080}, TA, expect=201)["id"]
 PB = op("POST", "/api/v1/proxies", "/api/v1/proxies", {"name": "b-marker-proxy", "type": "socks5", "host": sys.argv[4], "port": 1080}, TB, expect=201)["id"]
 MB = op("POST", "/api/v1/mappings", "/api/v1/mappings", {"client_ip": "192.168.2.130", "proxy_id": PB, "label": "b-marker-map"}, TB, expect=201)["id"]
+WB = op("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"name": "b-marker-hook", "url": "http://127.0.0.1:9/b-marker"}, TB, expect=201)["id"]
 kb = op("POST", "/api/v1/api-keys", "/api/v1/api-keys", {"name": "b-marker-key", "role": "viewer"}, TB, expect=201)
 KB, KB_SECRET = kb["id"], kb["key"]
 gw_url = call("GET", "/api/v1/orgs/%d/settings" % B, token=TB)[2]
@@ -285,7 +293,7 @@ MARKERS = ("b-marker", "192.168.2.130", "spec-b", "spec-b-admin")
 
 
 def b_state():
-    return [call("GET", p, token=TB)[2] for p in ("/api/v1/proxies/%d" % PB, "/api/v1/mappings/%d" % MB, "/api/v1/api-keys", "/api/v1/orgs/%d" % B, "/api/v1/orgs/%d/settings" % B)]
+    return [call("GET", p, token=TB)[2] for p in ("/api/v1/proxies/%d" % PB, "/api/v1/mappings/%d" % MB, "/api/v1/api-keys", "/api/v1/orgs/%d" % B, "/api/v1/orgs/%d/settings" % B, "/api/v1/webhooks/%d" % WB)]
 
 
 before = b_state()
@@ -295,7 +303,7 @@ B_OBJECT = {"/api/v1/orgs/{id}/settings": B, "/api/v1/proxies/{id}": PB, "/api/v
             "/api/v1/users/{id}": UB, "/api/v1/users/{id}/password": UB, "/api/v1/clients/{ip}": "192.168.2.130",
             "/api/v1/clients/{ip}/usage": "192.168.2.130", "/api/v1/clients/{ip}/quota/grant": "192.168.2.130",
             "/api/v1/clients/{ip}/quota/reset": "192.168.2.130", "/api/v1/proxies/{id}/usage": PB,
-            "/api/v1/connections/{id}": 999998}  # (B has none open: both are missing ones)
+            "/api/v1/connections/{id}": 999998, "/api/v1/webhooks/{id}": WB, "/api/v1/webhooks/{id}/test": WB}  # (B has none open: both are missing ones)
 BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", "host": sys.argv[4], "port": 1080},
           ("/api/v1/proxies/{id}", "patch"): {"enabled": False},
           ("/api/v1/mappings/{id}", "put"): {"client_ip": "192.168.2.20", "proxy_id": PA},
@@ -305,7 +313,9 @@ BODIES = {("/api/v1/proxies/{id}", "put"): {"name": "hijack", "type": "socks5", 
           ("/api/v1/users/{id}", "patch"): {"disabled": True},
           ("/api/v1/users/{id}/password", "put"): {"password": "hijack-password-1"},
           ("/api/v1/orgs/{id}/settings", "put"): {"health_url": "http://192.0.2.1/hijack"},
-          ("/api/v1/clients/{ip}/quota/grant", "post"): {"bytes": 1000}}
+          ("/api/v1/clients/{ip}/quota/grant", "post"): {"bytes": 1000},
+          ("/api/v1/webhooks/{id}", "put"): {"name": "hijack", "url": "http://127.0.0.1:9/hijack"},
+          ("/api/v1/webhooks/{id}", "patch"): {"url": "http://127.0.0.1:9/hijack"}}
 for path, ops in spec["paths"].items():
     if "{" not in path:
         continue

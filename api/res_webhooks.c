@@ -1,0 +1,220 @@
+/* res_webhooks.c - /api/v1/webhooks (issue 20; admins of the organisation): alert receivers.
+ * {name, url, events: [types], secret (write-only; has_secret shows whether one is set),
+ * enabled}; each with its last delivery (last_attempt_at, last_status, last_error,
+ * last_success_at, deliveries, failures). POST /webhooks/{id}/test sends a "test" event at once
+ * and answers what the receiver said. Every change is audited (without the secret). */
+#include "resources.h"
+
+#include "log.h"
+#include "webhooks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct jfield fields[] = {
+    {"name", J_STR, 1, 1, 64},	  {"url", J_STR, 1, 10, 2048},	{"events", J_ARRAY, 0, 1, 16},
+    {"secret", J_STR, 0, 0, 256}, {"enabled", J_BOOL, 0, 0, 1},
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static json_t *webhook_json(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *j = NULL, *ev;
+
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT id, name, url, events, secret != '', enabled, created_at, updated_at, "
+		"last_attempt_at, last_success_at, last_status, last_error, deliveries, failures, org_id "
+		"FROM webhooks WHERE id = ?1",
+		-1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		char *evs = strdup((const char *)sqlite3_column_text(st, 3)), *save = NULL;
+		ev = json_array();
+		for (char *t = evs ? strtok_r(evs, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+			json_array_append_new(ev, json_string(t));
+		free(evs);
+		j = json_pack(
+		    "{s:I, s:s, s:s, s:o, s:b, s:b, s:I, s:I, s:o, s:o, s:o, s:s, s:I, s:I, s:I}", "id",
+		    (json_int_t)sqlite3_column_int64(st, 0), "name", sqlite3_column_text(st, 1), "url",
+		    sqlite3_column_text(st, 2), "events", ev, "has_secret", sqlite3_column_int(st, 4), "enabled",
+		    sqlite3_column_int(st, 5), "created_at", (json_int_t)sqlite3_column_int64(st, 6), "updated_at",
+		    (json_int_t)sqlite3_column_int64(st, 7), "last_attempt_at", json_nullable_int(st, 8),
+		    "last_success_at", json_nullable_int(st, 9), "last_status", json_nullable_int(st, 10), "last_error",
+		    sqlite3_column_text(st, 11), "deliveries", (json_int_t)sqlite3_column_int64(st, 12), "failures",
+		    (json_int_t)sqlite3_column_int64(st, 13), "org_id", (json_int_t)sqlite3_column_int64(st, 14));
+	}
+	sqlite3_finalize(st);
+	return j;
+}
+
+/* events as stored: known types, each once, comma-joined; 0, or -1 with err. */
+static int events_text(json_t *events, char *out, size_t size, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *v;
+
+	out[0] = '\0';
+	json_array_foreach(events, i, v)
+	{
+		const char *t = json_string_value(v);
+		int known = 0;
+		for (int k = 0; t && webhook_types[k]; k++)
+			known |= strcmp(t, webhook_types[k]) == 0;
+		if (!known) {
+			snprintf(err, errlen, "events: '%.40s' is not an event type (%s, %s, %s, %s, %s)",
+				 t ? t : "(not a string)", webhook_types[0], webhook_types[1], webhook_types[2],
+				 webhook_types[3], webhook_types[4]);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(json_string_value(json_array_get(events, j)), t) == 0) {
+				snprintf(err, errlen, "events: '%s' is listed twice", t);
+				return -1;
+			}
+		snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? "," : "", t);
+	}
+	return 0;
+}
+
+static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
+{
+	char err[256], evs[512] = "", oid[24];
+	json_t *before = NULL, *after, *v;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (req_parse_json(r) < 0)
+		return MHD_YES;
+	if (json_check(r->body, fields, NFIELDS, partial, err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	if ((v = json_object_get(r->body, "url")) && webhook_url_check(json_string_value(v), err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	if ((v = json_object_get(r->body, "events")) && events_text(v, evs, sizeof(evs), err, sizeof(err)) < 0)
+		return reply_error(r, 400, "bad_request", "%s", err);
+	if (!v && !partial) /* all of them, by default */
+		for (int k = 0; webhook_types[k]; k++)
+			snprintf(evs + strlen(evs), sizeof(evs) - strlen(evs), "%s%s", k ? "," : "", webhook_types[k]);
+	if (id > 0 && !(before = webhook_json(db, id)))
+		return reply_error(r, 404, "not_found", "no webhook %lld", (long long)id);
+	if (id < 0)
+		rc = sqlite3_prepare_v2(db,
+					"INSERT INTO main.webhooks (name, url, events, secret, enabled, org_id) VALUES "
+					"(?1, ?2, ?3, coalesce(?4, ''), coalesce(?5, 1), " ORG_OWNER ")",
+					-1, &st, NULL);
+	else
+		rc = sqlite3_prepare_v2(
+		    db,
+		    partial
+			? "UPDATE main.webhooks SET name = coalesce(?1, name), url = coalesce(?2, url), events = "
+			  "coalesce(?3, events), secret = coalesce(?4, secret), enabled = coalesce(?5, enabled), "
+			  "updated_at = unixepoch() WHERE id = ?6 AND " ORG_SCOPED
+			: "UPDATE main.webhooks SET name = ?1, url = ?2, events = ?3, secret = coalesce(?4, secret), "
+			  "enabled = coalesce(?5, 1), updated_at = unixepoch() WHERE id = ?6 AND " ORG_SCOPED,
+		    -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		json_decref(before);
+		return reply_db_error(r, db);
+	}
+	if ((v = json_object_get(r->body, "name")))
+		sqlite3_bind_text(st, 1, json_string_value(v), -1, SQLITE_TRANSIENT);
+	if ((v = json_object_get(r->body, "url")))
+		sqlite3_bind_text(st, 2, json_string_value(v), -1, SQLITE_TRANSIENT);
+	if (evs[0])
+		sqlite3_bind_text(st, 3, evs, -1, SQLITE_TRANSIENT);
+	if ((v = json_object_get(r->body, "secret")))
+		sqlite3_bind_text(st, 4, json_string_value(v), -1, SQLITE_TRANSIENT);
+	if ((v = json_object_get(r->body, "enabled")))
+		sqlite3_bind_int(st, 5, json_is_true(v));
+	if (id > 0)
+		sqlite3_bind_int64(st, 6, id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(before);
+		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
+			return reply_error(r, 409, "conflict", "a webhook with this name exists");
+		return reply_error(r, 400, "bad_request", "invalid webhook: %s", sqlite3_errmsg(db));
+	}
+	if (id < 0)
+		id = sqlite3_last_insert_rowid(db);
+	after = webhook_json(db, id);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, before ? "webhook.update" : "webhook.create", "webhook", oid, before, after, "ok");
+	json_decref(before);
+	return reply_json(r, before ? 200 : 201, after);
+}
+
+static int del(struct req *r, sqlite3 *db, int64_t id)
+{
+	json_t *before = webhook_json(db, id);
+
+	if (!before)
+		return reply_error(r, 404, "not_found", "no webhook %lld", (long long)id);
+	return reply_deleted(r, db, "DELETE FROM main.webhooks WHERE id = ?1 AND " ORG_SCOPED, id, "webhook.delete",
+			     "webhook", before, 0);
+}
+
+/* POST /webhooks/{id}/test: a "test" event now, whatever its events and enabled say. */
+static int test(struct req *r, sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	char url[2049] = "", secret[257] = "", err[320], oid[24];
+	long status = 0, ms = 0;
+	int ok, found = 0;
+	json_t *data, *res;
+
+	if (sqlite3_prepare_v2(db, "SELECT url, secret FROM webhooks WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return reply_db_error(r, db);
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(url, sizeof(url), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(secret, sizeof(secret), "%s", (const char *)sqlite3_column_text(st, 1));
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	if (!found)
+		return reply_error(r, 404, "not_found", "no webhook %lld", (long long)id);
+	data = json_pack("{s:I, s:s, s:s}", "webhook_id", (json_int_t)id, "message", "a test event from pgw", "by",
+			 r->user.name);
+	ok = webhook_deliver_now(db, id, url, secret, "test", data, &status, err, sizeof(err), &ms);
+	json_decref(data);
+	explicit_bzero(secret, sizeof(secret));
+	res = json_pack("{s:b, s:o, s:s?, s:I}", "delivered", ok, "status", status ? json_integer(status) : json_null(),
+			"error", ok ? NULL : err, "duration_ms", (json_int_t)ms);
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	api_audit(r, "webhook.test", "webhook", oid, NULL, res, ok ? "ok" : "failed");
+	return reply_json(r, 200, res);
+}
+
+static const struct crud webhooks = {.noun = "webhook",
+				     .ids_sql = "SELECT id FROM webhooks ORDER BY id",
+				     .get = webhook_json,
+				     .save = save,
+				     .del = del,
+				     .put = 1};
+
+int res_webhooks(struct req *r, const char *const *seg, int nseg)
+{
+	sqlite3 *db;
+	int64_t id;
+	int get = strcmp(r->method, "GET") == 0;
+
+	if (auth_require(r, !get) < 0)
+		return MHD_YES;
+	if (get && strcmp(r->user.role, "admin") != 0) /* reading too: a URL may carry a token */
+		return reply_error(r, 403, "forbidden", "webhooks are for admins");
+	if (!(db = api_db(r->api)))
+		return reply_error(r, 503, "unavailable", "database unavailable");
+	if (nseg == 2 && strcmp(seg[1], "test") == 0) {
+		if ((id = path_id(seg[0])) < 0)
+			return reply_error(r, 404, "not_found", "no such webhook");
+		return strcmp(r->method, "POST") == 0
+			   ? test(r, db, id)
+			   : reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
+	}
+	return crud_route(r, db, &webhooks, seg, nseg);
+}

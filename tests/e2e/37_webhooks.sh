@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Scenario (issue 20, alerts): webhooks. An admin adds a receiver (url, event types, a secret);
+# the test button delivers at once; a proxy killed reaches the receiver as a signed proxy.down
+# (X-Pgw-Signature: sha256=HMAC-SHA256 of the body under the secret, checked by the receiver)
+# within 1 s of its death, with client.blocked for its client; proxy.up when it returns; a
+# receiver that fails is retried with backoff under the same delivery id; a webhook gets only
+# the types it lists and nothing while disabled; bad input is refused; everything is audited and
+# the secret is never shown nor logged.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_api_env
+ctl=$PGW_BIN/pgwctl
+SECRET=whsec-$RANDOM-$RANDOM-lab
+RX=$LAB_DIR/rx.log
+: >"$RX"
+lab_db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES;
+	INSERT INTO mappings (client_ip, proxy_id, enabled, label) VALUES ('192.168.2.10', 2, 1, 'laptop'),
+	('192.168.2.11', 1, 1, 'tv')"
+$ctl settings set health_interval 1 >/dev/null
+$ctl settings set health_down_interval 1 >/dev/null
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+echo 'viewer-password-1' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+lab_bg wan webhook-rx python3 "$ROOT/tests/e2e/webhook_rx.py" "$LAB_WEB" 9090 "$RX" "$SECRET"
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+check "the receiver listens" lab_wait_port wan "$LAB_WEB" 9090
+ADMIN=$(lab_api_login admin admin-password-1)
+VIEWER=$(lab_api_login viewer viewer-password-1)
+J='Content-Type: application/json'
+body() { cut -d' ' -f2-; }
+up() { [ "$(lab_db "SELECT count(*) FROM proxy_health WHERE status = 'up'")" = 3 ]; }
+check "the proxies are up" wait_for 10 up
+hook() { lab_api POST /api/v1/webhooks -H "$ADMIN" -H "$J" -d "$1"; }
+
+out=$(hook "{\"name\":\"ops\",\"url\":\"http://$LAB_WEB:9090/ops\",\"events\":[\"proxy.down\",\"proxy.up\",\"client.blocked\"],\"secret\":\"$SECRET\"}")
+check_match "an admin adds a webhook (201)" "$out" '^201 '
+W1=$(body <<<"$out" | jq .id)
+check_eq "... shown with its events, has_secret, never the secret" \
+	"$(body <<<"$out" | jq -c '[.name, .events, .has_secret, .enabled, has("secret"), .deliveries]')" \
+	'["ops",["proxy.down","proxy.up","client.blocked"],true,true,false,0]'
+check_fails "... the secret is in no answer" grep -q "$SECRET" <<<"$(lab_api GET /api/v1/webhooks -H "$ADMIN")"
+out=$(hook "{\"name\":\"up-only\",\"url\":\"http://$LAB_WEB:9090/up-only\",\"events\":[\"proxy.up\"]}")
+W2=$(body <<<"$out" | jq .id)
+check_eq "a second one, only proxy.up, unsigned (no secret)" "$(body <<<"$out" | jq -c '[.events, .has_secret]')" '[["proxy.up"],false]'
+out=$(hook "{\"name\":\"all\",\"url\":\"http://$LAB_WEB:9090/all\",\"enabled\":false,\"secret\":\"$SECRET\"}")
+W3=$(body <<<"$out" | jq .id)
+check_eq "a third, disabled; without events: every type" "$(body <<<"$out" | jq -c '[(.events | length), .enabled]')" '[5,false]'
+check_match "ftp://: 400" "$(hook '{"name":"x","url":"ftp://203.0.113.10/x"}')" '^400 .*only http'
+check_match "a user and password in the URL: 400" "$(hook '{"name":"x","url":"http://u:p@203.0.113.10/x"}')" '^400 .*no user or password'
+check_match "not a URL: 400" "$(hook '{"name":"x","url":"203.0.113.10/hook"}')" '^400 '
+check_match "an unknown event type: 400 naming it" "$(hook "{\"name\":\"x\",\"url\":\"http://$LAB_WEB:9090/x\",\"events\":[\"proxy.exploded\"]}")" "^400 .*proxy.exploded"
+check_match "a type twice: 400" "$(hook "{\"name\":\"x\",\"url\":\"http://$LAB_WEB:9090/x\",\"events\":[\"proxy.up\",\"proxy.up\"]}")" "^400 .*twice"
+check_match "a taken name: 409" "$(hook "{\"name\":\"ops\",\"url\":\"http://$LAB_WEB:9090/x\"}")" '^409 '
+check_eq "... none of these stored" "$(lab_db 'SELECT count(*) FROM webhooks')" 3
+check_match "a viewer may not read them (403)" "$(lab_api GET /api/v1/webhooks -H "$VIEWER")" '^403 '
+check_match "... nor test one (403)" "$(lab_api POST /api/v1/webhooks/$W1/test -H "$VIEWER" -H "$J" -d '{}')" '^403 '
+
+# the test button
+out=$(lab_api POST "/api/v1/webhooks/$W1/test" -H "$ADMIN" -H "$J" -d '{}')
+check_match "the test button delivers at once (delivered, HTTP 200)" "$out" '^200 .*"delivered": *true'
+t=$(grep '"event": "test"' "$RX" | tail -1)
+check_eq "... the receiver got a signed test event" "$(jq -c '[.path, .sig_ok, .body.type, .body.data.webhook_id, .content_type]' <<<"$t")" \
+	"[\"/ops\",true,\"test\",$W1,\"application/json\"]"
+check_match "... recorded on the webhook (last_status 200)" "$(lab_api GET /api/v1/webhooks/$W1 -H "$ADMIN")" '"last_status": *200'
+out=$(lab_api POST "/api/v1/webhooks/$W3/test" -H "$ADMIN" -H "$J" -d '{}')
+check_eq "a disabled one can be tested too (its signature checks out)" "$(grep '"path": "/all"' "$RX" | jq -c '[.sig_ok, .body.type]')" '[true,"test"]'
+lab_api PATCH "/api/v1/webhooks/$W3" -H "$ADMIN" -H "$J" -d "{\"url\":\"http://$LAB_WEB:9091/nobody\"}" >/dev/null
+out=$(lab_api POST "/api/v1/webhooks/$W3/test" -H "$ADMIN" -H "$J" -d '{}')
+check_match "a receiver that is not there: delivered false, with the reason" "$out" '^200 .*"delivered": *false.*"error": *"[^"]*[Cc]onnect'
+
+# a proxy dies: proxy.down within 1 s, signed; its client blocked
+lab_stop_pid "$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids" | tail -1)"
+t0=$(lab_ms)
+lab_exec lan curl -s -m 2 --interface 192.168.2.10 "http://$LAB_WEB/ip" >/dev/null 2>&1 # its client tries
+down() { grep '"event": "proxy.down"' "$RX" | grep -q '"path": "/ops"'; }
+check "the receiver gets proxy.down" wait_for 5 down
+d=$(grep '"event": "proxy.down"' "$RX" | grep '"path": "/ops"' | head -1)
+t1=$(jq .t <<<"$d")
+echo "# proxy killed at $t0, proxy.down received at $t1: $((t1 - t0)) ms; $(jq -c .body <<<"$d")"
+check "... within 1 s of the proxy's death ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000
+check "... correctly signed (X-Pgw-Signature: sha256=<HMAC-SHA256 of the body>)" jq -e '.sig_ok and (.signature | test("^sha256=[0-9a-f]{64}$"))' <<<"$d"
+check_eq "... naming the proxy, why, and the organisation" \
+	"$(jq -c '[.body.type, .body.org_id, .body.data.proxy_id, .body.data.proxy, .body.data.status, .delivery == .body.id]' <<<"$d")" \
+	'["proxy.down",1,2,"socks-open","down",true]'
+blocked() { grep '"event": "client.blocked"' "$RX" | grep -q '"path": "/ops"'; }
+check "... and client.blocked for its client" wait_for 3 blocked
+check_eq "... with the reason (proxy_down)" \
+	"$(grep '"event": "client.blocked"' "$RX" | head -1 | jq -c '[.sig_ok, .body.data.client_ip, .body.data.reason, .body.data.proxy_id]')" \
+	'[true,"192.168.2.10","proxy_down",2]'
+check_eq "a webhook that does not list proxy.down gets none" "$(grep -c '"path": "/up-only"' "$RX")" 0
+check_eq "a disabled one gets nothing" "$(grep -c '"path": "/nobody"' "$RX")" 0
+lab_bg wan microsocks-noauth-2 microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH
+upped() { [ "$(grep '"event": "proxy.up"' "$RX" | grep -c '"path": "/\(ops\|up-only\)"')" = 2 ]; }
+check "the proxy back: proxy.up to both webhooks that list it" wait_for 25 upped
+check_eq "... unsigned where there is no secret" "$(grep '"path": "/up-only"' "$RX" | jq -c '[.signature, .body.data.proxy_id]')" '[null,2]'
+check_eq "an admin disabling a mapping is no alert (no client.blocked for it)" \
+	"$(lab_api PATCH "/api/v1/mappings/$(lab_db "SELECT id FROM mappings WHERE client_ip = '192.168.2.11'")" -H "$ADMIN" -H "$J" -d '{"enabled":false}' | cut -c1-3)" 200
+sleep 1.5
+check_eq "... (still one client.blocked, the laptop's)" "$(grep -c '"event": "client.blocked"' "$RX")" 1
+
+# retries with backoff under the same delivery id
+lab_api PATCH "/api/v1/webhooks/$W1" -H "$ADMIN" -H "$J" -d "{\"url\":\"http://$LAB_WEB:9090/fail2\",\"events\":[\"proxy.down\"]}" >/dev/null
+lab_stop_pid "$(awk '$2 == "microsocks-noauth-2" {print $1}' "$LAB_DIR/pids" | tail -1)"
+lab_exec lan curl -s -m 2 --interface 192.168.2.10 "http://$LAB_WEB/ip" >/dev/null 2>&1
+three() { [ "$(grep -c '"path": "/fail2"' "$RX")" = 3 ]; }
+check "a receiver answering 503 twice: tried again until it takes it (3 attempts)" wait_for 10 three
+r=$(grep '"path": "/fail2"' "$RX" | jq -s -c '[map(.status), (map(.delivery) | unique | length), (.[1].t - .[0].t), (.[2].t - .[1].t), (map(.sig_ok) | all)]')
+echo "# attempts: $r (statuses, distinct delivery ids, gaps in ms, all signed)"
+check "... one delivery id, 1 s then 2 s apart, each signed" \
+	jq -e '.[0] == [503,503,200] and .[1] == 1 and .[2] >= 900 and .[2] < 1900 and .[3] >= 1900 and .[3] < 3000 and .[4]' <<<"$r"
+check_eq "... counted on the webhook (2 failures; 5 delivered: test, down, blocked, up, this one; last_status, last_error)" \
+	"$(lab_api GET "/api/v1/webhooks/$W1" -H "$ADMIN" | body | jq -c '[.failures, .deliveries, .last_status, .last_error]')" '[2,5,200,""]'
+check "... logged" grep -q "webhook $W1: proxy.down .* attempt 1 failed (HTTP 503); again in 1 s" "$LAB_DIR/pgw-api.log"
+
+# audit, no secret anywhere
+check_eq "audited: create, update, test" \
+	"$(lab_db "SELECT group_concat(DISTINCT action) FROM (SELECT action FROM audit WHERE object_type = 'webhook' ORDER BY id)")" \
+	"webhook.create,webhook.test,webhook.update"
+check_eq "the secret is in no audit row" "$(lab_db "SELECT count(*) FROM audit WHERE coalesce(before_json, '') || coalesce(after_json, '') LIKE '%$SECRET%'")" 0
+check_fails "... nor in any daemon's log" grep -q "$SECRET" "$LAB_DIR"/pgw-*.log
+check_match "deleted (204)" "$(lab_api DELETE "/api/v1/webhooks/$W2" -H "$ADMIN")" '^204'
+check_match "... gone (404)" "$(lab_api GET "/api/v1/webhooks/$W2" -H "$ADMIN")" '^404 '
+finish
