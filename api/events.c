@@ -77,6 +77,8 @@ static int for_cursor(int64_t audience, int64_t org)
 		return org == EVENTS_ALL_ORGS;
 	if (audience == EVENTS_ONE_ORG)
 		return org != EVENTS_ALL_ORGS;
+	if (audience <= EVENTS_ORG_ONLY(0))
+		return org == EVENTS_ORG_ONLY(0) - audience;
 	return org == EVENTS_ALL_ORGS || org == audience;
 }
 

@@ -17,6 +17,9 @@
 #define EVENTS_EVERYONE 0
 #define EVENTS_ALL_ORGS (-1) /* only subscribers who watch every organisation */
 #define EVENTS_ONE_ORG	(-2) /* only subscribers who watch one organisation (or none) */
+/* only the subscribers watching organisation org (> 0), not those who watch every one (an
+ * organisation's own share of something superadmins get whole) */
+#define EVENTS_ORG_ONLY(org) (-16 - (int64_t)(org))
 /* Publish {type, data} for everyone; data is stolen. */
 void events_publish(const char *type, json_t *data);
 /* The same, for audience (an organisation id or one of the EVENTS_* above). */

@@ -30,7 +30,10 @@ struct feed {
 	long long seq[3];    /* change_seq of proxies, mappings, settings as last published */
 	struct usage *usage; /* the usage history it feeds with the forwarder's counters */
 	struct notify *nt;   /* the daemon's: announces the quota blocks it makes */
+	json_t *proxy_bytes; /* proxy id -> [bytes_up, bytes_down] of its clients, as last published */
 };
+
+#define FEED_PROXIES_MAX 64 /* proxies in one "forwarder" event: the busiest that moved */
 
 static const char *const seq_topics[3] = {"proxies", "mappings", "settings"};
 static const uint32_t seq_bits[3] = {TOPIC_PROXIES, TOPIC_MAPPINGS, TOPIC_SETTINGS};
@@ -219,6 +222,7 @@ void feed_free(struct feed *f)
 	json_decref(f->org_fwd);
 	json_decref(f->org_seq);
 	json_decref(f->owner);
+	json_decref(f->proxy_bytes);
 	usage_free(f->usage);
 	free(f);
 }
@@ -264,23 +268,117 @@ static void publish_refetch(struct feed *f)
 	f->org_seq = now;
 }
 
-/* The forwarder's stats: whole to superadmins watching every organisation, and to each
- * organisation its own share (fwdstats_scoped), when that share changed. */
+/* Bytes each way per proxy, summed over the clients it carries (st's "clients"): {id: [up, down]}. */
+static json_t *proxy_bytes(struct feed *f, json_t *st)
+{
+	json_t *out = json_object(), *v;
+	const char *ip;
+
+	json_object_foreach(json_object_get(st, "clients"), ip, v)
+	{
+		json_t *carrier = json_object_get(json_object_get(f->clients, ip), "carrying_proxy_id"), *acc;
+		char id[24];
+		if (!json_is_integer(carrier))
+			continue;
+		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(carrier));
+		if (!(acc = json_object_get(out, id)))
+			json_object_set_new(out, id, acc = json_pack("[I, I]", (json_int_t)0, (json_int_t)0));
+		json_array_set_new(acc, 0,
+				   json_integer(json_integer_value(json_array_get(acc, 0)) +
+						json_integer_value(json_object_get(v, "bytes_up"))));
+		json_array_set_new(acc, 1,
+				   json_integer(json_integer_value(json_array_get(acc, 1)) +
+						json_integer_value(json_object_get(v, "bytes_down"))));
+	}
+	return out;
+}
+
+static int by_moved_desc(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_array_get(*(json_t *const *)a, 3)),
+		   y = json_integer_value(json_array_get(*(json_t *const *)b, 3));
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The live "forwarder" event (issue 20): bounded whatever the number of clients and proxies —
+ * the top-level counters, each group's scalars (closes by reason, errors by kind, the UDP relay's
+ * state, DNS totals; no per-client or per-proxy maps), and "proxies": [[id, bytes_up,
+ * bytes_down], ...] for the proxies whose traffic moved since prev (their byte counts, for the
+ * throughput chart), the FEED_PROXIES_MAX busiest. */
+static json_t *fwd_summary(json_t *st, json_t *bytes, json_t *prev)
+{
+	json_t *o = json_object(), *v, *moved = json_array(), *list = json_array();
+	const char *k;
+	size_t n;
+
+	json_object_foreach(st, k, v)
+	{
+		if (json_is_object(v) && strcmp(k, "clients") != 0) {
+			json_t *g = json_object(), *x;
+			const char *gk;
+			json_object_foreach(v, gk, x) if (!json_is_object(x) && !json_is_array(x))
+			    json_object_set(g, gk, x);
+			json_object_set_new(o, k, g);
+		} else if (!json_is_object(v) && !json_is_array(v)) {
+			json_object_set(o, k, v);
+		}
+	}
+	json_object_foreach(bytes, k, v)
+	{
+		json_t *p = json_object_get(prev, k);
+		json_int_t d = json_integer_value(json_array_get(v, 0)) + json_integer_value(json_array_get(v, 1)) -
+			       json_integer_value(json_array_get(p, 0)) - json_integer_value(json_array_get(p, 1));
+		if (!p || d != 0)
+			json_array_append_new(moved,
+					      json_pack("[I, O, O, I]", (json_int_t)strtoll(k, NULL, 10),
+							json_array_get(v, 0), json_array_get(v, 1), d < 0 ? -d : d));
+	}
+	n = json_array_size(moved);
+	if (n > 1) { /* the busiest first */
+		json_t **a = malloc(n * sizeof(*a));
+		if (a) {
+			for (size_t i = 0; i < n; i++)
+				a[i] = json_array_get(moved, i);
+			qsort(a, n, sizeof(*a), by_moved_desc);
+			for (size_t i = 0; i < n && i < FEED_PROXIES_MAX; i++)
+				json_array_append_new(list,
+						      json_pack("[O, O, O]", json_array_get(a[i], 0),
+								json_array_get(a[i], 1), json_array_get(a[i], 2)));
+			free(a);
+		}
+	} else if (n == 1) {
+		json_t *x = json_array_get(moved, 0);
+		json_array_append_new(
+		    list, json_pack("[O, O, O]", json_array_get(x, 0), json_array_get(x, 1), json_array_get(x, 2)));
+	}
+	json_decref(moved);
+	json_object_set_new(o, "proxies", list);
+	return o;
+}
+
+/* The forwarder's stats, summed up (fwd_summary): every organisation's to superadmins watching
+ * all of them, and to each organisation its own share (fwdstats_scoped), when that changed. */
 static void publish_forwarder(struct feed *f, json_t *now)
 {
-	json_t *seen = json_object(), *v;
+	json_t *seen = json_object(), *v, *bytes = proxy_bytes(f, now);
 	const char *k;
 
-	events_publish_to(EVENTS_ALL_ORGS, "forwarder", json_incref(now));
+	events_publish_to(EVENTS_ALL_ORGS, "forwarder", fwd_summary(now, bytes, f->proxy_bytes));
 	json_object_foreach(f->org_seq, k, v)
 	{
 		json_t *share = fwdstats_scoped(json_incref(now), f->db, strtoll(k, NULL, 10));
-		if (!json_equal(share, json_object_get(f->org_fwd, k)))
-			events_publish_to(strtoll(k, NULL, 10), "forwarder", json_incref(share));
+		if (!json_equal(share, json_object_get(f->org_fwd, k))) { /* its clients: its proxies only */
+			json_t *own = proxy_bytes(f, share);
+			events_publish_to(EVENTS_ORG_ONLY(strtoll(k, NULL, 10)), "forwarder",
+					  fwd_summary(share, own, f->proxy_bytes));
+			json_decref(own);
+		}
 		json_object_set_new(seen, k, share);
 	}
 	json_decref(f->org_fwd);
 	f->org_fwd = seen;
+	json_decref(f->proxy_bytes);
+	f->proxy_bytes = bytes;
 }
 
 /* Quota warnings, blocks and unblocks the usage history found: an event each (to the client's

@@ -119,6 +119,44 @@ check "/metrics counts the six closes (closes_total{reason=\"closed_by_admin\"})
 kill "$P11" 2>/dev/null
 wait "$P11" 2>/dev/null
 
+# live updates stay small whatever the number of clients: 150 more clients relaying make the
+# forwarder's stats tens of KB, yet no SSE message is larger than 4 KiB
+lab_db "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 249)
+	INSERT INTO mappings (client_ip, proxy_id, org_id) SELECT '192.168.2.' || i, 2, 1 FROM n"
+$ctl notify mappings >/dev/null
+for i in $(seq 100 249); do echo "addr add 192.168.2.$i/24 dev lan0"; done | lab_exec lan ip -b -
+sleep 1 # the agent and the forwarder have the new clients
+lab_exec lan python3 -c '
+import socket, sys
+ok = 0
+for i in range(100, 250):
+    s = socket.socket(); s.settimeout(5)
+    try:
+        s.bind(("192.168.2.%d" % i, 0)); s.connect((sys.argv[1], 80))
+        s.sendall(b"GET /ip HTTP/1.0\r\n\r\n"); ok += b"200" in s.recv(100)
+    except OSError:
+        pass
+    s.close()
+print(ok)' "$LAB_WEB" >"$LAB_DIR/many.out"
+check_eq "150 more clients relay through the gateway" "$(cat "$LAB_DIR/many.out")" 150
+many() { [ "$(jq '.clients | length' "$PGW_RUN_DIR/forwarder.stats.json")" -ge 150 ]; }
+check "the forwarder counts each of them" wait_for 5 many
+full=$(stat -c %s "$PGW_RUN_DIR/forwarder.stats.json")
+slow 192.168.2.10 "$LAB_DIR/s10"
+PS=$!
+lab_exec gw curl -s -N -m 4 -H "$ADMIN" http://127.0.0.1:8080/api/v1/events >"$LAB_DIR/sse-big" 2>/dev/null
+kill "$PS" 2>/dev/null
+wait "$PS" 2>/dev/null
+biggest=$(awk '/^data: / {if (length($0) > m) m = length($0)} END {print m + 0}' "$LAB_DIR/sse-big")
+fwd=$(grep -A1 '^event: forwarder' "$LAB_DIR/sse-big" | grep '^data: ' | tail -1 | cut -c7-)
+echo "# the stats: $full bytes; the largest SSE message in 4 s: $biggest bytes; forwarder event: ${#fwd} bytes"
+check "no SSE message over 4 KiB ($biggest bytes) while the full stats are $full bytes" test "$biggest" -le 4096 -a "$full" -gt 20000
+check_eq "... the forwarder event has the totals and the busy proxy's bytes, no per-client map" \
+	"$(jq -c '[(.active | type), (.closes | type), has("clients"), ([.proxies[][0]] | index(2) != null)]' <<<"$fwd")" '["number","object",false,true]'
+lab_api DELETE '/api/v1/connections?client=192.168.2.10' -H "$ADMIN" >/dev/null
+lab_db "DELETE FROM mappings WHERE label = ''"
+$ctl notify mappings >/dev/null
+
 # organisations: each sees and closes only its own clients' connections
 lab_api DELETE "/api/v1/mappings/$(lab_db "SELECT id FROM mappings WHERE client_ip = '192.168.2.12'")" -H "$ADMIN" >/dev/null
 check_match "organisation 1 keeps 192.168.2.8/30" \

@@ -91,15 +91,16 @@ static void test_shutdown_ends_readers(void **state)
 
 /* Audiences: an organisation's events reach its subscribers and those who watch every one;
  * EVENTS_ALL_ORGS only the latter, EVENTS_ONE_ORG only the former (and those of none);
- * EVENTS_EVERYONE all. A subscriber's ids skip what was not for it. */
+ * EVENTS_ORG_ONLY(org) only that organisation's subscribers; EVENTS_EVERYONE all. A
+ * subscriber's ids skip what was not for it. */
 static void test_audiences(void **state)
 {
 	struct events_cursor acme = {.org = 2, .last = events_last_id()}, other = {.org = 3, .last = acme.last},
 			     all = {.org = -1, .last = acme.last}, none = {.org = 0, .last = acme.last};
 	struct events_cursor *cs[] = {&acme, &other, &all, &none};
 	/* what each cursor must see, in order: a = acme's, b = gateway-wide, c = all-orgs only,
-	 * d = one-org only, e = everyone */
-	const char *want[] = {"a,d,e", "d,e", "a,b,c,e", "d,e"};
+	 * d = one-org only, e = everyone, f = acme's own share only, g = another's share only */
+	const char *want[] = {"a,d,e,f", "d,e,g", "a,b,c,e", "d,e"};
 	char buf[4096];
 
 	(void)state;
@@ -108,6 +109,8 @@ static void test_audiences(void **state)
 	events_publish_to(EVENTS_ALL_ORGS, "x", json_pack("{s:s}", "k", "c"));
 	events_publish_to(EVENTS_ONE_ORG, "x", json_pack("{s:s}", "k", "d"));
 	events_publish_to(EVENTS_EVERYONE, "x", json_pack("{s:s}", "k", "e"));
+	events_publish_to(EVENTS_ORG_ONLY(2), "x", json_pack("{s:s}", "k", "f"));
+	events_publish_to(EVENTS_ORG_ONLY(3), "x", json_pack("{s:s}", "k", "g"));
 	for (int i = 0; i < 4; i++) {
 		char got[32] = "", *p = buf;
 		ssize_t n = events_read(cs[i], buf, sizeof(buf) - 1, 10);
