@@ -7,7 +7,9 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', org: sessionStorage.getItem('pgw.org') || '',
   proxies: [], mappings: [], health: {},
-  history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: null };
+  history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: null,
+  tput: { t: [], down: [], up: [], per: {}, last: 0 }, pbytes: {}, charts: {}, conns: { items: [], total: 0, next: null, error: '' },
+  webhooks: [] };
 
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
@@ -280,6 +282,12 @@ async function showUsage(ip) {
   box.dataset.client = ip;
   $('#client-usage-title').textContent = `Usage of ${ip}, last day (per minute)`;
   $('#client-usage-total').textContent = `${size(u.total.bytes_down)} down, ${size(u.total.bytes_up)} up, ${u.total.connections} connections`;
+  const lc = $('#client-usage-conns');
+  lc.replaceChildren();
+  api('GET', `/connections?client=${encodeURIComponent(ip)}&limit=1`).then((r) => {
+    lc.replaceChildren(`${r.total} open connection${r.total === 1 ? '' : 's'} now `,
+      el('button', { type: 'button', class: 'small ghost', onclick: () => showClientConns(ip) }, 'Show them'));
+  }).catch((e) => { lc.textContent = `Open connections: ${e.message}`; });
   if (state.usagePlot) { state.usagePlot.destroy(); state.usagePlot = null; }
   chart.replaceChildren();
   const xs = u.items.map((i) => i.t), down = u.items.map((i) => i.bytes_down), up = u.items.map((i) => i.bytes_up);
@@ -299,7 +307,240 @@ async function loadStatus() {
   state.counts = s.counts;
 }
 
-function renderAll() { renderDashboard(); renderProxies(); renderMappings(); }
+function renderAll() { renderDashboard(); renderProxies(); renderMappings(); drawLatency(); drawThroughput(); }
+
+/* ---------- charts (uPlot, web/vendor/uplot; colours from the theme) ---------- */
+
+const PALETTE = ['#0b7a75', '#c2410c', '#7c3aed', '#0891b2', '#b91c1c', '#4d7c0f', '#a16207', '#be185d'];
+const TPUT_SPAN = 300; /* seconds of throughput kept */
+const TPUT_PROXIES = 6; /* proxies drawn one by one; the rest are in the total */
+const cssVar = (name) => getComputedStyle(document.body).getPropertyValue(name).trim();
+const visible = (node) => node && node.offsetParent !== null && node.clientWidth > 0;
+
+function axis(fmt) {
+  const a = { stroke: cssVar('--muted'), grid: { stroke: cssVar('--line'), width: 1 }, ticks: { stroke: cssVar('--line') } };
+  if (fmt) { a.values = (_, ticks) => ticks.map(fmt); a.size = 80; }
+  return a;
+}
+/* (Re)draw a chart in node: a new uPlot when the series changed (key), else only new data. */
+function liveChart(name, node, key, series, data, yfmt) {
+  let c = state.charts[name];
+  if (!visible(node) || typeof uPlot === 'undefined') return;
+  const width = Math.max(260, Math.min(node.clientWidth, 1240));
+  if (c && (c.key !== key || c.width !== width)) { c.plot.destroy(); c = null; }
+  if (!c) {
+    node.replaceChildren();
+    const plot = new uPlot({ width, height: 200, series: [{}, ...series], axes: [axis(), axis(yfmt)],
+      cursor: { drag: { x: false, y: false } }, scales: { x: { time: true } } }, data, node);
+    c = state.charts[name] = { plot, key, width };
+  } else {
+    c.plot.setData(data);
+  }
+}
+
+/* A forwarder event: total and per-proxy rates since the last one (bytes/s). */
+function noteThroughput(now, t) {
+  const prev = state.fwdPrev;
+  if (prev) {
+    const secs = (t - prev.t) / 1000;
+    if (secs > 0) {
+      const down = Math.max(0, (now.bytes_down - prev.down) / secs), up = Math.max(0, (now.bytes_up - prev.up) / secs);
+      const per = {};
+      for (const [id, bu, bd] of now.proxies || []) {
+        const b = state.pbytes[id];
+        if (b !== undefined) per[id] = Math.max(0, (bu + bd - b) / secs);
+        state.pbytes[id] = bu + bd;
+      }
+      $('#st-rate').textContent = rate(down + up);
+      pushThroughput(t / 1000, down, up, per);
+    }
+  } else {
+    for (const [id, bu, bd] of now.proxies || []) state.pbytes[id] = bu + bd;
+  }
+  state.fwdPrev = { t, down: now.bytes_down, up: now.bytes_up };
+}
+
+function pushThroughput(ts, down, up, per) {
+  const tp = state.tput;
+  tp.t.push(ts); tp.down.push(down); tp.up.push(up);
+  for (const [id, v] of Object.entries(per)) {
+    if (!tp.per[id] && Object.keys(tp.per).length < TPUT_PROXIES && v > 0) tp.per[id] = tp.t.slice(0, -1).map(() => null);
+  }
+  for (const [id, arr] of Object.entries(tp.per)) arr.push(per[id] ?? 0);
+  while (tp.t.length && tp.t[0] < ts - TPUT_SPAN) { tp.t.shift(); tp.down.shift(); tp.up.shift(); for (const a of Object.values(tp.per)) a.shift(); }
+  tp.last = Date.now();
+  drawThroughput();
+}
+
+function drawThroughput() {
+  const tp = state.tput, node = $('#tput-chart');
+  const ids = Object.keys(tp.per);
+  const pname = (id) => (state.proxies.find((p) => String(p.id) === id) || {}).name || `proxy ${id}`;
+  const peak = Math.max(0, ...tp.down.map((d, i) => d + tp.up[i]));
+  node.dataset.points = String(tp.t.length);
+  node.dataset.peak = String(Math.round(peak));
+  const last = tp.t.length - 1;
+  $('#tput-now').textContent = last >= 0
+    ? `now ${rate(tp.down[last])} down, ${rate(tp.up[last])} up; peak ${rate(peak)}` : 'waiting for traffic…';
+  if (!tp.t.length) return;
+  liveChart('tput', node, ids.join(','), [
+    { label: 'down', stroke: cssVar('--accent'), width: 2, fill: 'rgba(11,92,173,0.12)', value: (_, v) => (v == null ? '–' : rate(v)) },
+    { label: 'up', stroke: cssVar('--up'), width: 2, value: (_, v) => (v == null ? '–' : rate(v)) },
+    ...ids.map((id, i) => ({ label: pname(id), stroke: PALETTE[i % PALETTE.length], dash: [5, 3], value: (_, v) => (v == null ? '–' : rate(v)) })),
+  ], [tp.t, tp.down, tp.up, ...ids.map((id) => tp.per[id])], rate);
+}
+
+/* Each proxy's probe latency over its last 30 probes (a gap where a probe failed). */
+function drawLatency() {
+  const node = $('#lat-chart');
+  const ps = state.proxies.slice(0, 8);
+  const times = [...new Set(ps.flatMap((p) => (state.history[p.id] || []).map((h) => h.checked_at)).filter(Boolean))].sort((a, b) => a - b);
+  if (!times.length) { if (visible(node) && !node.firstChild) node.append(el('p', { class: 'hint' }, 'No probes yet.')); return; }
+  const series = ps.map((p, i) => ({ label: p.name, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: false,
+    value: (_, v) => (v == null ? '–' : `${v} ms`), points: { show: true, size: 4 } }));
+  const data = [times, ...ps.map((p) => {
+    const at = new Map((state.history[p.id] || []).map((h) => [h.checked_at, h.status === 'up' ? h.latency_ms : null]));
+    return times.map((t) => (at.has(t) ? at.get(t) : undefined));
+  })];
+  liveChart('lat', node, ps.map((p) => `${p.id}:${p.name}`).join(','), series, data, (v) => `${v} ms`);
+}
+
+/* ---------- live connections (GET/DELETE /api/v1/connections) ---------- */
+
+async function loadConns(more = false) {
+  const q = new URLSearchParams({ limit: String(more ? 200 : Math.min(1000, Math.max(200, state.conns.items.length))) });
+  const c = $('#conn-client').value.trim(), p = $('#conn-proxy').value;
+  if (c) q.set('client', c);
+  if (p) q.set('proxy', p);
+  if (more && state.conns.next) q.set('cursor', String(state.conns.next));
+  try {
+    const r = await api('GET', `/connections?${q}`);
+    state.conns = { items: more ? state.conns.items.concat(r.connections) : r.connections, total: r.total, next: r.next_cursor, error: '' };
+  } catch (e) {
+    if (e.status !== 400 && e.status !== 503) throw e;
+    state.conns = { items: [], total: 0, next: null, error: e.message };
+  }
+  renderConns();
+}
+
+function renderConns() {
+  const sel = $('#conn-proxy'), cur = sel.value, key = state.proxies.map((p) => `${p.id}:${p.name}`).join(',');
+  if (sel.dataset.key !== key) { /* only when the proxies changed: an open list stays open */
+    sel.replaceChildren(el('option', { value: '' }, 'Any proxy'), ...state.proxies.map((p) => el('option', { value: p.id }, p.name)));
+    sel.value = cur;
+    sel.dataset.key = key;
+  }
+  const c = state.conns, client = $('#conn-client').value.trim();
+  $('#conn-total').textContent = c.error ? c.error
+    : `${c.total} open connection${c.total === 1 ? '' : 's'}${c.items.length < c.total ? `, ${c.items.length} shown` : ''}`;
+  $('#conn-total').classList.toggle('bad', !!c.error);
+  $('#conn-more').hidden = !c.next;
+  $('#conn-close-client').hidden = !client || !c.total;
+  const rows = c.items.map((x) => ({ ...x, dst: x.dst_ip.includes(':') ? `[${x.dst_ip}]:${x.dst_port}` : `${x.dst_ip}:${x.dst_port}` }));
+  $('#conn-table tbody').replaceChildren(...sortable($('#conn-table'), 'conns', rows, renderConns).map((x) => el('tr',
+    { 'data-conn': x.id, 'data-client': x.client_ip, 'data-bytes-down': x.bytes_down },
+    el('td', {}, String(x.id)), el('td', {}, x.client_ip, x.client_label ? el('span', { class: 'hint' }, ` ${x.client_label}`) : null),
+    el('td', {}, x.dst), el('td', {}, x.proxy_name || `#${x.proxy_id}`), el('td', {}, x.state),
+    el('td', {}, dur(x.duration_ms)), el('td', { class: 'num' }, size(x.bytes_down)), el('td', { class: 'num' }, size(x.bytes_up)),
+    el('td', { class: 'num' }, `↓ ${rate(x.rate_down)} ↑ ${rate(x.rate_up)}`),
+    isAdmin() ? el('td', {}, el('button', { type: 'button', class: 'small danger', 'aria-label': `Close connection ${x.id} of ${x.client_ip}`,
+      onclick: () => background(closeConn(x)) }, 'Close')) : null)));
+}
+
+function dur(ms) {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+async function closeConn(x) {
+  if (!window.confirm(`Close connection ${x.id} of ${x.client_ip} to ${x.dst_ip}:${x.dst_port}? Its transfer ends at once.`)) return;
+  try {
+    await api('DELETE', `/connections/${x.id}`);
+    flash(`Connection ${x.id} of ${x.client_ip} closed.`);
+  } catch (e) { flash(e.status === 404 ? `Connection ${x.id} had already ended.` : e.message, e.status !== 404); }
+  await loadConns();
+}
+
+async function closeClientConns() {
+  const ip = $('#conn-client').value.trim();
+  if (!ip || !window.confirm(`Close every open connection of ${ip}? It may connect again.`)) return;
+  const r = await api('DELETE', `/connections?client=${encodeURIComponent(ip)}`);
+  flash(`${r.closed} connection${r.closed === 1 ? '' : 's'} of ${ip} closed.`);
+  await loadConns();
+}
+
+/* From a client's drill-down: its connections, live. */
+function showClientConns(ip) {
+  $('#conn-client').value = ip;
+  $('#conn-proxy').value = '';
+  selectTab($('#tab-conns'));
+}
+
+/* ---------- alerts: webhooks (/api/v1/webhooks; admins) ---------- */
+
+const WEBHOOK_TYPES = { 'proxy.down': 'a proxy goes down', 'proxy.up': 'a proxy is back up', 'proxy.exit_ip_changed': 'a proxy\'s exit address changes',
+  'client.blocked': 'a client is blocked (not by an admin)', 'agent.error': 'the kernel rules could not be applied' };
+
+async function loadWebhooks() {
+  state.webhooks = (await api('GET', '/webhooks')).items;
+  renderWebhooks();
+}
+
+function renderWebhooks() {
+  $('#wh-table tbody').replaceChildren(...state.webhooks.map((w) => el('tr', { 'data-webhook': w.name },
+    el('td', {}, w.name, w.enabled ? null : el('span', { class: 'hint' }, ' (off)')), el('td', { class: 'url' }, w.url),
+    el('td', {}, w.events.join(', ')),
+    el('td', { class: 'delivery' }, !w.last_attempt_at ? 'none yet'
+      : w.last_error ? el('span', { class: 'why' }, `failed ${ago(w.last_attempt_at)}: ${w.last_error}`)
+        : `HTTP ${w.last_status}, ${ago(w.last_attempt_at)}`),
+    el('td', {}, el('div', { class: 'actions' },
+      el('button', { type: 'button', class: 'small', onclick: () => background(testWebhook(w)) }, 'Test'),
+      el('button', { type: 'button', class: 'small ghost', onclick: () => editWebhook(w) }, 'Edit'),
+      el('button', { type: 'button', class: 'small danger', onclick: () => background(deleteWebhook(w)) }, 'Delete'))))));
+  if (!state.webhooks.length) $('#wh-table tbody').append(el('tr', {}, el('td', { colspan: 5, class: 'hint' }, 'No webhooks yet.')));
+}
+
+function editWebhook(w) {
+  const box = $('#wh-events');
+  box.replaceChildren(el('legend', {}, 'Events'), ...Object.entries(WEBHOOK_TYPES).map(([t, what]) => el('label', { class: 'check' },
+    el('input', { type: 'checkbox', name: 'ev', value: t }), `${t} `, el('span', { class: 'opt' }, `(${what})`))));
+  openForm($('#wh-form'), w ? `Edit webhook ${w.name}` : 'Add webhook', w ? { ...w, secret: '' } : { enabled: true });
+  for (const cb of $$('input[name=ev]', box)) cb.checked = w ? w.events.includes(cb.value) : true;
+  $('#wh-secret-hint').textContent = w && w.has_secret ? '(leave empty to keep the stored one)' : '(optional: signs each body)';
+}
+
+async function saveWebhook(ev) {
+  ev.preventDefault();
+  const f = ev.target, err = $('.error', f);
+  const events = $$('input[name=ev]', f).filter((c) => c.checked).map((c) => c.value);
+  err.textContent = !f.name.value.trim() ? 'Give the webhook a name.'
+    : !/^https?:\/\/[^\s/]+/.test(f.url.value.trim()) ? 'The URL starts with http:// or https:// and names a host.'
+      : !events.length ? 'Choose at least one event.' : '';
+  if (err.textContent) return;
+  const body = { name: f.name.value.trim(), url: f.url.value.trim(), events, enabled: f.enabled.checked };
+  if (f.secret.value) body.secret = f.secret.value;
+  try {
+    if (f.id.value) await api('PATCH', `/webhooks/${f.id.value}`, body); else await api('POST', '/webhooks', body);
+    f.hidden = true;
+    flash(`Webhook ${body.name} saved.`);
+    await loadWebhooks();
+  } catch (e) { err.textContent = e.message; }
+}
+
+async function testWebhook(w) {
+  flash(`Sending a test event to ${w.name}…`);
+  const r = await api('POST', `/webhooks/${w.id}/test`, {});
+  if (r.delivered) flash(`Test event delivered to ${w.name} (HTTP ${r.status}, ${r.duration_ms} ms).`);
+  else flash(`Test event not delivered to ${w.name}: ${r.error}`, true);
+  await loadWebhooks();
+}
+
+async function deleteWebhook(w) {
+  if (!window.confirm(`Delete webhook ${w.name}?`)) return;
+  await api('DELETE', `/webhooks/${w.id}`);
+  flash(`Webhook ${w.name} deleted.`);
+  await loadWebhooks();
+}
 
 /* ---------- dashboard ---------- */
 
@@ -798,6 +1039,7 @@ function connectEvents() {
     hist.push(h);
     if (hist.length > 30) hist.shift();
     renderDashboard();
+    drawLatency();
     renderProxies();
   });
   /* one event per client: a proxy with 200 clients going down sends 200. Apply each in place
@@ -826,13 +1068,8 @@ function connectEvents() {
   });
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
-    const now = JSON.parse(ev.data), t = Date.now();
-    if (state.fwdPrev) {
-      const secs = (t - state.fwdPrev.t) / 1000;
-      const bytes = now.bytes_up + now.bytes_down - state.fwdPrev.bytes; /* < 0: the forwarder restarted */
-      $('#st-rate').textContent = rate(secs > 0 && bytes > 0 ? bytes / secs : 0);
-    }
-    state.fwdPrev = { t, bytes: now.bytes_up + now.bytes_down };
+    const now = JSON.parse(ev.data);
+    noteThroughput(now, Date.now()); /* a negative difference: the forwarder restarted (0) */
     state.fwd = now;
     renderDashboard();
   });
@@ -853,6 +1090,9 @@ function selectTab(tab) {
   });
   tab.focus();
   if (tab.id === 'tab-clients') background(Promise.all([loadProxies(), loadClients()]).then(renderClients)); /* fresh on every visit */
+  if (tab.id === 'tab-conns') background(loadConns());
+  if (tab.id === 'tab-dashboard') { drawThroughput(); drawLatency(); } /* a hidden chart has no width: drawn when shown */
+  if (tab.id === 'tab-config' && isAdmin()) background(loadWebhooks());
   if (tab.id === 'tab-auth' && isAdmin()) { if (state.me.superadmin) background(loadUsers()); background(loadKeys()); background(loadAudit(true)); } /* fresh on every visit */
 }
 
@@ -892,6 +1132,22 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#audit-search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(() => background(loadAudit(true)), 300); });
   $('#audit-more').addEventListener('click', () => background(loadAudit(false)));
   setInterval(() => { if (state.me) renderDashboard(); }, 15000); /* "checked N s ago" ages */
+  /* the Connections view refreshes itself every 2 s while shown; the throughput chart moves on
+   * with zeros when the forwarder has nothing new to say (no event) */
+  setInterval(() => {
+    if (!state.me || document.hidden) return;
+    if (!$('#panel-conns').hidden) background(loadConns());
+    if (state.fwdPrev && Date.now() - state.tput.last > 2500) pushThroughput(Date.now() / 1000, 0, 0, {});
+  }, 2000);
+  let ct = null;
+  $('#conn-client').addEventListener('input', () => { clearTimeout(ct); ct = setTimeout(() => background(loadConns()), 300); });
+  $('#conn-proxy').addEventListener('change', () => background(loadConns()));
+  $('#conn-more').addEventListener('click', () => background(loadConns(true)));
+  $('#conn-close-client').addEventListener('click', () => background(closeClientConns()));
+  $('#wh-new').addEventListener('click', () => editWebhook(null));
+  $('#wh-form').addEventListener('submit', saveWebhook);
+  let rt = null;
+  window.addEventListener('resize', () => { clearTimeout(rt); rt = setTimeout(() => { drawThroughput(); drawLatency(); }, 200); });
   /* a session exists only if this tab logged in (the cookie itself is HttpOnly) */
   if (state.csrf) start().catch(() => showLogin()); else showLogin();
 });

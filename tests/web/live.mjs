@@ -1,0 +1,207 @@
+// Live operations (issue 20) in real headless Chromium against a running pgw in the lab. Prints
+// TAP lines. Env: PGW_URL, ADMIN_PASSWORD, VIEWER_PASSWORD, SHOTS_DIR; IPERF (a shell command:
+// an iperf3 run through the gateway, in the background), DOWNLOAD (a slow download through the
+// gateway in the background, its curl exit code written to DOWNLOAD_END when it ends), CLIENT
+// (the downloading client's address), RECEIVER (a webhook receiver's URL) and RECEIVED (a
+// shell command printing what it received).
+import { chromium } from 'playwright-core';
+import { execSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+const env = process.env;
+let n = 0, failed = 0;
+const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
+async function step(what, fn) {
+  try { const extra = await fn(); ok(true, extra ? `${what} (${extra})` : what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, fn, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const consoleErrors = [];
+async function newPage(opts = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...opts });
+  const page = await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  page.on('dialog', (d) => d.accept());
+  return page;
+}
+async function loginAs(page, user, pass) {
+  await page.goto(env.PGW_URL);
+  await page.locator('#login-user').fill(user);
+  await page.locator('#login-pass').fill(pass);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('tab', { name: 'Connections' }).waitFor({ timeout: 5000 });
+}
+const shot = (page, name) => page.screenshot({ path: `${env.SHOTS_DIR}/${name}.png`, fullPage: true });
+
+const page = await newPage();
+await loginAs(page, 'admin', env.ADMIN_PASSWORD);
+
+await step('the dashboard has a throughput chart and a latency chart with axes and units', async () => {
+  await page.locator('#lat-chart canvas').waitFor({ timeout: 10000 });
+  const axes = await page.locator('#lat-chart .u-axis').count();
+  if (axes < 2) throw new Error(`${axes} axes`);
+  const over = page.locator('#lat-chart .u-over'); /* the cursor over the chart: the legend gives each value with its unit */
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + box.width - 4, box.y + box.height / 2);
+  const legend = await page.locator('#lat-chart .u-legend').textContent();
+  if (!/\d+ ms/.test(legend)) throw new Error(`no value in ms in the legend: ${legend.slice(0, 120)}`);
+  await page.locator('#tput-chart canvas').waitFor({ timeout: 10000 });
+});
+await step('the throughput chart moves during an iperf3 run', async () => {
+  const before = Number(await page.locator('#tput-chart').getAttribute('data-peak'));
+  execSync(env.IPERF, { stdio: 'ignore', shell: '/bin/bash' });
+  const peak = await until('a peak over 5 MB/s', async () => {
+    const p = Number(await page.locator('#tput-chart').getAttribute('data-peak'));
+    return p > 5e6 ? p : 0;
+  }, 15000);
+  const now = await page.locator('#tput-now').textContent();
+  if (!/MB\/s|GB\/s/.test(now)) throw new Error(`summary: ${now}`);
+  return `peak ${(peak / 1e6).toFixed(1)} MB/s, before ${(before / 1e6).toFixed(1)}; "${now}"`;
+});
+await page.getByRole('tab', { name: 'Dashboard' }).click();
+await sleep(500);
+await shot(page, 'dashboard-live');
+
+await step('a running download appears in the Connections view', async () => {
+  execSync(env.DOWNLOAD, { stdio: 'ignore', shell: '/bin/bash' });
+  await page.getByRole('tab', { name: 'Connections' }).click();
+  await page.locator('#conn-client').fill(env.CLIENT);
+  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ timeout: 10000 });
+});
+await step('... with growing bytes (refreshed by itself)', async () => {
+  const row = page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first();
+  const b1 = Number(await row.getAttribute('data-bytes-down'));
+  const b2 = await until('more bytes', async () => {
+    const b = Number(await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().getAttribute('data-bytes-down'));
+    return b > b1 + 100000 ? b : 0;
+  }, 8000);
+  return `${b1} -> ${b2} bytes`;
+});
+await step('the table sorts by a column with the keyboard', async () => {
+  const th = page.locator('#conn-table th[data-sort="bytes_down"]');
+  await th.focus();
+  await page.keyboard.press('Enter');
+  const s = await page.locator('#conn-table th[data-sort="bytes_down"]').getAttribute('aria-sort');
+  if (s !== 'ascending') throw new Error(`aria-sort ${s}`);
+});
+await shot(page, 'connections');
+await step('closed from the UI: it disappears and the client\'s transfer ends', async () => {
+  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().getByRole('button', { name: /^Close connection/ }).click();
+  await page.getByText(/Connection \d+ of .* closed\./).waitFor({ timeout: 5000 });
+  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ state: 'detached', timeout: 5000 });
+  const rc = await until('the download to end', async () => (existsSync(env.DOWNLOAD_END) ? readFileSync(env.DOWNLOAD_END, 'utf8').trim() || '' : ''), 5000);
+  if (rc === '0') throw new Error('the download completed instead of being cut');
+  return `curl exit ${rc}`;
+});
+
+await step('a client\'s drill-down shows its open connections and leads to them', async () => {
+  execSync(env.DOWNLOAD, { stdio: 'ignore', shell: '/bin/bash' });
+  await page.getByRole('tab', { name: 'Clients' }).click();
+  await page.locator(`#client-table tr[data-client="${env.CLIENT}"]`).getByRole('button', { name: 'Usage' }).click();
+  await until('one open connection', async () => {
+    await page.locator(`#client-table tr[data-client="${env.CLIENT}"]`).getByRole('button', { name: 'Usage' }).click();
+    return /^[1-9]\d* open connection/.test(await page.locator('#client-usage-conns').textContent());
+  }, 8000);
+  await shot(page, 'clients');
+  await page.locator('#client-usage-conns').getByRole('button', { name: 'Show them' }).click();
+  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ timeout: 5000 });
+});
+await step('"Close all of this client" ends them', async () => {
+  await page.getByRole('button', { name: 'Close all of this client' }).click();
+  await page.getByText(/connections? of .* closed\./).waitFor({ timeout: 5000 });
+  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ state: 'detached', timeout: 5000 });
+});
+
+await step('an admin adds a webhook from the Configuration tab', async () => {
+  await page.getByRole('tab', { name: 'Configuration' }).click();
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await page.locator('#wh-name').fill('ops-chat');
+  await page.locator('#wh-url').fill(env.RECEIVER);
+  await page.locator('#wh-secret').fill('ui-secret-123');
+  await page.locator('#wh-form').getByRole('button', { name: 'Save' }).click();
+  await page.locator('#wh-table tr[data-webhook="ops-chat"]').waitFor({ timeout: 5000 });
+  const ev = await page.locator('#wh-table tr[data-webhook="ops-chat"] td').nth(2).textContent();
+  if (!ev.includes('proxy.down') || !ev.includes('agent.error')) throw new Error(`events: ${ev}`);
+});
+await step('... its test button delivers a signed test event', async () => {
+  await page.locator('#wh-table tr[data-webhook="ops-chat"]').getByRole('button', { name: 'Test' }).click();
+  await page.getByText(/Test event delivered to ops-chat \(HTTP 200/).waitFor({ timeout: 8000 });
+  const got = execSync(env.RECEIVED, { shell: '/bin/bash' }).toString();
+  if (!/"event": "test"/.test(got) || !/"sig_ok": true/.test(got)) throw new Error(`receiver: ${got.slice(0, 200)}`);
+  await page.locator('#wh-table tr[data-webhook="ops-chat"] td.delivery').getByText(/HTTP 200/).waitFor({ timeout: 5000 });
+});
+await step('... a form error is explained before anything is sent', async () => {
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await page.locator('#wh-name').fill('bad');
+  await page.locator('#wh-url').fill('ftp://example.com/x');
+  await page.locator('#wh-form').getByRole('button', { name: 'Save' }).click();
+  await page.getByText('The URL starts with http:// or https:// and names a host.').waitFor({ timeout: 3000 });
+  await page.locator('#wh-form').getByRole('button', { name: 'Cancel' }).click();
+});
+await page.locator('#webhooks').screenshot({ path: `${env.SHOTS_DIR}/webhooks.png` });
+
+await step('a viewer sees connections but cannot close them, and no webhooks', async () => {
+  const v = await newPage();
+  execSync(env.DOWNLOAD, { stdio: 'ignore', shell: '/bin/bash' });
+  await loginAs(v, 'viewer', env.VIEWER_PASSWORD);
+  await v.getByRole('tab', { name: 'Connections' }).click();
+  await v.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ timeout: 10000 });
+  if (await v.getByRole('button', { name: /^Close connection/ }).count()) throw new Error('a Close button for a viewer');
+  await v.getByRole('tab', { name: 'Configuration' }).click();
+  if (await v.locator('#webhooks').isVisible()) throw new Error('webhooks shown to a viewer');
+  await v.close();
+});
+await step('dark theme follows the system', async () => {
+  const d = await newPage({ colorScheme: 'dark' });
+  await loginAs(d, 'admin', env.ADMIN_PASSWORD);
+  await d.locator('#lat-chart canvas').waitFor({ timeout: 10000 });
+  const bg = await d.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const m = bg.match(/\d+/g).map(Number);
+  if (m[0] + m[1] + m[2] > 150) throw new Error(`background ${bg}`);
+  await shot(d, 'dashboard-dark');
+  await d.close();
+  return bg;
+});
+await step('usable at phone width: nothing wider than the screen, every tab reachable', async () => {
+  const ph = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await loginAs(ph, 'admin', env.ADMIN_PASSWORD);
+  await ph.locator('#tput-chart').waitFor({ timeout: 5000 });
+  await sleep(500);
+  for (const t of ['Dashboard', 'Connections', 'Clients', 'Configuration']) {
+    await ph.getByRole('tab', { name: t }).click();
+    await sleep(300);
+    const w = await ph.evaluate(() => document.documentElement.scrollWidth);
+    if (w > 392) {
+      const wide = await ph.evaluate(() => [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > 392 && e.offsetParent)
+        .slice(0, 4).map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.className ? `.${String(e.className).split(' ')[0]}` : ''}:${Math.round(e.getBoundingClientRect().right)}`).join(' '));
+      throw new Error(`${t}: the page is ${w} px wide (${wide})`);
+    }
+  }
+  await ph.getByRole('tab', { name: 'Dashboard' }).click();
+  await sleep(300);
+  await shot(ph, 'phone');
+  await ph.close();
+});
+await step('tabs move with the arrow keys (Connections reachable from the keyboard)', async () => {
+  await page.getByRole('tab', { name: 'Clients' }).click();
+  await page.keyboard.press('ArrowRight');
+  const sel = await page.getByRole('tab', { name: 'Connections' }).getAttribute('aria-selected');
+  if (sel !== 'true') throw new Error(`aria-selected ${sel}`);
+});
+ok(consoleErrors.length === 0, `no console errors (${consoleErrors.slice(0, 3).join(' | ')})`);
+await browser.close();
+console.log(`1..${n}`);
+process.exit(failed ? 1 : 0);
