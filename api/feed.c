@@ -353,6 +353,12 @@ static json_t *fwd_summary(json_t *st, json_t *bytes, json_t *prev)
 	}
 	json_decref(moved);
 	json_object_set_new(o, "proxies", list);
+	{ /* when it was read: rates are bytes over the time between two of these, not between two
+	   * arrivals (events can arrive together) */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		json_object_set_new(o, "at_ms", json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+	}
 	return o;
 }
 
@@ -562,12 +568,13 @@ void feed_update(struct feed *f, uint32_t topics)
 	if (topics & TOPIC_AGENT) {
 		json_t *now = agent_now(f->db);
 		const char *ie = json_string_value(json_object_get(now, "iface_error")),
-			   *oie = json_string_value(json_object_get(f->agent, "iface_error"));
-		/* webhooks: the agent failed to apply (again), or an interface went wrong */
+			   *oie = json_string_value(json_object_get(f->agent, "iface_error")),
+			   *le = json_string_value(json_object_get(now, "last_error")),
+			   *ole = json_string_value(json_object_get(f->agent, "last_error"));
+		/* webhooks: the agent failed to apply, or an interface went wrong — once per new error,
+		 * not on every retry of the same one */
 		if (json_object_get(f->agent, "errors_total") &&
-		    (json_integer_value(json_object_get(now, "errors_total")) >
-			 json_integer_value(json_object_get(f->agent, "errors_total")) ||
-		     (ie && *ie && (!oie || strcmp(ie, oie) != 0))))
+		    ((le && *le && (!ole || strcmp(le, ole) != 0)) || (ie && *ie && (!oie || strcmp(ie, oie) != 0))))
 			webhooks_emit(WEBHOOK_ORG_EVERY, "agent.error",
 				      json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "last_error",
 						json_object_get(now, "last_error"), "errors_total",

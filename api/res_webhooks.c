@@ -5,6 +5,7 @@
  * and answers what the receiver said. Every change is audited (without the secret). */
 #include "resources.h"
 
+#include "db.h"
 #include "log.h"
 #include "webhooks.h"
 
@@ -16,7 +17,8 @@ static const struct jfield fields[] = {
     {"name", J_STR, 1, 1, 64},	  {"url", J_STR, 1, 10, 2048},	{"events", J_ARRAY, 0, 1, 16},
     {"secret", J_STR, 0, 0, 256}, {"enabled", J_BOOL, 0, 0, 1},
 };
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+#define NFIELDS		 (sizeof(fields) / sizeof(fields[0]))
+#define WEBHOOKS_PER_ORG 16
 
 static json_t *webhook_json(sqlite3 *db, int64_t id)
 {
@@ -83,9 +85,9 @@ static int events_text(json_t *events, char *out, size_t size, char *err, size_t
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
 	char err[256], evs[512] = "", oid[24];
-	json_t *before = NULL, *after, *v;
+	json_t *before = NULL, *after, *v, *shown;
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, url_moves = 0;
 
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
@@ -100,6 +102,13 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			snprintf(evs + strlen(evs), sizeof(evs) - strlen(evs), "%s%s", k ? "," : "", webhook_types[k]);
 	if (id > 0 && !(before = webhook_json(db, id)))
 		return reply_error(r, 404, "not_found", "no webhook %lld", (long long)id);
+	if (id < 0 &&
+	    db_query_int(db, "SELECT count(*) FROM main.webhooks WHERE org_id = " ORG_OWNER, 0) >= WEBHOOKS_PER_ORG)
+		return reply_error(r, 409, "conflict", "an organisation has at most %d webhooks", WEBHOOKS_PER_ORG);
+	/* a secret never follows a webhook to another URL (as a proxy's credentials do not) */
+	url_moves = before && (v = json_object_get(r->body, "url")) &&
+		    strcmp(json_string_value(v), json_string_value(json_object_get(before, "url"))) != 0 &&
+		    !json_object_get(r->body, "secret");
 	if (id < 0)
 		rc = sqlite3_prepare_v2(db,
 					"INSERT INTO main.webhooks (name, url, events, secret, enabled, org_id) VALUES "
@@ -127,6 +136,8 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		sqlite3_bind_text(st, 3, evs, -1, SQLITE_TRANSIENT);
 	if ((v = json_object_get(r->body, "secret")))
 		sqlite3_bind_text(st, 4, json_string_value(v), -1, SQLITE_TRANSIENT);
+	else if (url_moves)
+		sqlite3_bind_text(st, 4, "", -1, SQLITE_STATIC);
 	if ((v = json_object_get(r->body, "enabled")))
 		sqlite3_bind_int(st, 5, json_is_true(v));
 	if (id > 0)
@@ -143,7 +154,11 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		id = sqlite3_last_insert_rowid(db);
 	after = webhook_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
-	api_audit(r, before ? "webhook.update" : "webhook.create", "webhook", oid, before, after, "ok");
+	shown = json_deep_copy(after); /* a new secret shows in the audit as a change, never itself */
+	if (json_object_get(r->body, "secret") || url_moves)
+		json_object_set_new(shown, "secret_changed", json_true());
+	api_audit(r, before ? "webhook.update" : "webhook.create", "webhook", oid, before, shown, "ok");
+	json_decref(shown);
 	json_decref(before);
 	return reply_json(r, before ? 200 : 201, after);
 }
@@ -162,9 +177,9 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 static int test(struct req *r, sqlite3 *db, int64_t id)
 {
 	sqlite3_stmt *st = NULL;
-	char url[2049] = "", secret[257] = "", err[320], oid[24];
+	char url[2049] = "", *secret = NULL, err[400], oid[24];
 	long status = 0, ms = 0;
-	int ok, found = 0;
+	int ok;
 	json_t *data, *res;
 
 	if (sqlite3_prepare_v2(db, "SELECT url, secret FROM webhooks WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
@@ -172,19 +187,20 @@ static int test(struct req *r, sqlite3 *db, int64_t id)
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(url, sizeof(url), "%s", (const char *)sqlite3_column_text(st, 0));
-		snprintf(secret, sizeof(secret), "%s", (const char *)sqlite3_column_text(st, 1));
-		found = 1;
+		secret = strdup((const char *)sqlite3_column_text(st, 1)); /* whole: it signs */
 	}
 	sqlite3_finalize(st);
-	if (!found)
+	if (!secret)
 		return reply_error(r, 404, "not_found", "no webhook %lld", (long long)id);
-	data = json_pack("{s:I, s:s, s:s}", "webhook_id", (json_int_t)id, "message", "a test event from pgw", "by",
-			 r->user.name);
-	ok = webhook_deliver_now(db, id, url, secret, "test", data, &status, err, sizeof(err), &ms);
+	data = json_pack("{s:I, s:s}", "webhook_id", (json_int_t)id, "message", "a test event from pgw");
+	ok = webhook_deliver_now(db, r->api->cfg, id, url, secret, "test", data, &status, err, sizeof(err), &ms);
 	json_decref(data);
-	explicit_bzero(secret, sizeof(secret));
-	res = json_pack("{s:b, s:o, s:s?, s:I}", "delivered", ok, "status", status ? json_integer(status) : json_null(),
-			"error", ok ? NULL : err, "duration_ms", (json_int_t)ms);
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+	res = json_pack("{s:b, s:o, s:I}", "delivered", ok, "status", status ? json_integer(status) : json_null(),
+			"duration_ms", (json_int_t)ms);
+	if (!ok)
+		json_object_set_new(res, "error", json_string(err));
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	api_audit(r, "webhook.test", "webhook", oid, NULL, res, ok ? "ok" : "failed");
 	return reply_json(r, 200, res);

@@ -3,7 +3,10 @@
 
 #include "db.h"
 #include "log.h"
+#include "net.h"
+#include "settings.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -19,7 +22,8 @@ const char *const webhook_types[] = {"proxy.down",     "proxy.up",    "proxy.exi
 #define QUEUE_MAX    1024 /* events waiting for the thread */
 #define PENDING_MAX  4096 /* deliveries waiting: first tries and retries */
 #define INFLIGHT_MAX 16
-#define ATTEMPTS     7 /* the first and six retries, 1 s to 32 s apart */
+#define ATTEMPTS     7	/* the first and six retries, 1 s to 32 s apart */
+#define PER_HOOK_MAX 64 /* deliveries waiting for one webhook (one in flight, in order) */
 #define CONNECT_MS   3000
 #define TIMEOUT_MS   5000
 
@@ -31,8 +35,16 @@ struct event {
 	struct event *next;
 };
 
+/* Where a webhook may connect (webhook_allow_private, lan_cidr), and what it was refused. */
+struct guard {
+	int allow_private;
+	struct net_cidr4 lan;
+	char refused[NET_IP_STR_MAX];
+};
+
 struct delivery {
 	int64_t hook;
+	struct guard guard;
 	char type[32], id[48];
 	char *body; /* its own copy */
 	size_t len;
@@ -104,6 +116,73 @@ int webhook_url_check(const char *url, char *err, size_t errlen)
 	return ok;
 }
 
+/* Loopback, link-local, private (RFC 1918, ULA), CGNAT, multicast, unspecified, or in lan. */
+static int private_v4(uint32_t a, const struct net_cidr4 *lan)
+{
+	static const struct {
+		uint32_t net;
+		int len;
+	} nets[] = {{0x00000000, 8},  {0x0a000000, 8},	{0x64400000, 10}, {0x7f000000, 8}, {0xa9fe0000, 16},
+		    {0xac100000, 12}, {0xc0a80000, 16}, {0xe0000000, 4},  {0xf0000000, 4}};
+
+	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
+		if ((a & (0xffffffffu << (32 - nets[i].len))) == nets[i].net)
+			return 1;
+	return lan->prefix && net_cidr4_contains(lan, a);
+}
+
+static int private_addr(const struct sockaddr *sa, const struct net_cidr4 *lan)
+{
+	if (sa->sa_family == AF_INET)
+		return private_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan);
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		int zero = 1;
+		for (int i = 0; i < 15; i++)
+			zero &= b[i] == 0;
+		if (zero) /* :: and ::1 */
+			return 1;
+		if (memcmp(b, mapped, 12) == 0)
+			return private_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15],
+					  lan);
+		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff;
+	}
+	return 1; /* not IP: never */
+}
+
+/* libcurl's socket for each address it tries: refused for a private one unless allowed (the
+ * check is on the address connected to, so a name resolving there cannot get round it). */
+static curl_socket_t open_guarded(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct guard *g = arg;
+
+	(void)purpose;
+	if (!g->allow_private && private_addr(&a->addr, &g->lan)) {
+		if (a->family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, g->refused, sizeof(g->refused));
+		else if (a->family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, g->refused,
+				  sizeof(g->refused));
+		else
+			snprintf(g->refused, sizeof(g->refused), "?");
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* What the settings say now about where webhooks may connect. */
+static void guard_load(sqlite3 *db, const struct pgw_config *cfg, struct guard *g)
+{
+	char v[SETTINGS_VALUE_MAX];
+
+	memset(g, 0, sizeof(*g));
+	g->allow_private = settings_bool(db, cfg, "webhook_allow_private");
+	settings_str(db, cfg, "lan_cidr", v, sizeof(v));
+	if (net_cidr4_parse(v, &g->lan) < 0)
+		memset(&g->lan, 0, sizeof(g->lan));
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
 	(void)p, (void)arg;
@@ -112,7 +191,7 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 
 /* The POST of one delivery, ready to perform. NULL when out of memory. */
 static CURL *request(const char *url, const char *secret, const char *type, const char *id, const char *body,
-		     size_t len, struct curl_slist **hdrs, char *errbuf)
+		     size_t len, struct curl_slist **hdrs, char *errbuf, struct guard *g)
 {
 	CURL *e = curl_easy_init();
 	char h[160], sig[80];
@@ -153,6 +232,8 @@ static CURL *request(const char *url, const char *secret, const char *type, cons
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*"); /* never through the environment's http_proxy */
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_guarded);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, g);
 	return e;
 }
 
@@ -180,26 +261,33 @@ static void record(sqlite3 *db, int64_t hook, int ok, long status, const char *e
 }
 
 /* Why an attempt failed, for the row and the log. */
-static void outcome(CURLcode rc, long status, const char *errbuf, char *err, size_t errlen)
+static void outcome(CURLcode rc, long status, const char *errbuf, const struct guard *g, char *err, size_t errlen)
 {
-	if (rc != CURLE_OK)
+	if (rc != CURLE_OK && g->refused[0])
+		snprintf(
+		    err, errlen,
+		    "refused: %s is a loopback, private or LAN address (the setting webhook_allow_private allows it)",
+		    g->refused);
+	else if (rc != CURLE_OK)
 		snprintf(err, errlen, "%s", *errbuf ? errbuf : curl_easy_strerror(rc));
 	else
 		snprintf(err, errlen, "HTTP %ld", status);
 }
 
-int webhook_deliver_now(sqlite3 *db, int64_t id, const char *url, const char *secret, const char *type, json_t *data,
-			long *status, char *err, size_t errlen, long *ms)
+int webhook_deliver_now(sqlite3 *db, const struct pgw_config *cfg, int64_t id, const char *url, const char *secret,
+			const char *type, json_t *data, long *status, char *err, size_t errlen, long *ms)
 {
 	char evid[48], errbuf[CURL_ERROR_SIZE];
 	struct timespec ts;
 	struct curl_slist *hdrs = NULL;
+	struct guard g;
 	char *body;
 	CURL *e;
 	CURLcode rc;
 	uint64_t t0 = mono_ms();
 	int ok;
 
+	guard_load(db, cfg, &g);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(evid, sizeof(evid), "%lld-test-%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
 		 (long long)id);
@@ -210,7 +298,7 @@ int webhook_deliver_now(sqlite3 *db, int64_t id, const char *url, const char *se
 		json_decref(ev);
 	}
 	*status = 0;
-	if (!body || !(e = request(url, secret, type, evid, body, strlen(body), &hdrs, errbuf))) {
+	if (!body || !(e = request(url, secret, type, evid, body, strlen(body), &hdrs, errbuf, &g))) {
 		free(body);
 		snprintf(err, errlen, "out of memory");
 		return 0;
@@ -218,7 +306,7 @@ int webhook_deliver_now(sqlite3 *db, int64_t id, const char *url, const char *se
 	rc = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
 	ok = rc == CURLE_OK && *status >= 200 && *status < 300;
-	outcome(rc, *status, errbuf, err, errlen);
+	outcome(rc, *status, errbuf, &g, err, errlen);
 	*ms = (long)(mono_ms() - t0);
 	record(db, id, ok, *status, err);
 	log_info("webhook %lld: %s %s (%s, %ld ms)", (long long)id, type, ok ? "delivered" : "not delivered", err, *ms);
@@ -324,8 +412,22 @@ static unsigned fan_out(sqlite3 *db, const struct event *ev, struct delivery **p
 		memcpy(d->body, ev->body, ev->len + 1);
 		d->len = ev->len;
 		d->due_ms = now;
-		d->next = *pending;
-		*pending = d;
+		{ /* at the tail: each webhook's deliveries go out in the order of their events */
+			struct delivery **pp = pending;
+			unsigned same = 0;
+			while (*pp) {
+				same += (*pp)->hook == d->hook;
+				pp = &(*pp)->next;
+			}
+			if (same >= PER_HOOK_MAX) {
+				log_warnx("webhook %lld: %s dropped (%u deliveries waiting for it)", (long long)d->hook,
+					  d->type, same);
+				free(d->body);
+				free(d);
+				continue;
+			}
+			*pp = d;
+		}
 		n++;
 	}
 	sqlite3_finalize(st);
@@ -339,19 +441,30 @@ static int start(sqlite3 *db, struct delivery *d)
 	int found = 0;
 
 	if (sqlite3_prepare_v2(db, "SELECT url, secret FROM main.webhooks WHERE id = ?1 AND enabled = 1", -1, &st,
-			       NULL) != SQLITE_OK)
-		return 0; /* busy: try again next round */
+			       NULL) != SQLITE_OK) {
+		d->due_ms = mono_ms() + 1000; /* busy: again in a second */
+		return 0;
+	}
 	sqlite3_bind_int64(st, 1, d->hook);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
 		d->url = strdup((const char *)sqlite3_column_text(st, 0));
 		d->secret = strdup((const char *)sqlite3_column_text(st, 1));
 		found = 1;
+		break;
+	case SQLITE_DONE: /* deleted or disabled */
+		break;
+	default: /* busy: again in a second */
+		found = -1;
 	}
 	sqlite3_finalize(st);
-	if (!found)
-		return -1;
+	if (found <= 0) {
+		d->due_ms = mono_ms() + 1000;
+		return found == 0 ? -1 : 0;
+	}
+	guard_load(db, W.api->cfg, &d->guard);
 	if (!d->url || !d->secret ||
-	    !(d->easy = request(d->url, d->secret, d->type, d->id, d->body, d->len, &d->hdrs, d->err)) ||
+	    !(d->easy = request(d->url, d->secret, d->type, d->id, d->body, d->len, &d->hdrs, d->err, &d->guard)) ||
 	    curl_multi_add_handle(W.multi, d->easy) != CURLM_OK) {
 		if (d->easy)
 			curl_easy_cleanup(d->easy);
@@ -393,12 +506,12 @@ static void delivery_free(struct delivery *d)
 static int finished(sqlite3 *db, struct delivery *d, CURLcode rc)
 {
 	long status = 0;
-	char err[CURL_ERROR_SIZE + 32];
+	char err[CURL_ERROR_SIZE + 96];
 	int ok;
 
 	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
 	ok = rc == CURLE_OK && status >= 200 && status < 300;
-	outcome(rc, status, d->err, err, sizeof(err));
+	outcome(rc, status, d->err, &d->guard, err, sizeof(err));
 	record(db, d->hook, ok, status, err);
 	d->attempt++;
 	if (ok)
@@ -420,7 +533,8 @@ static int finished(sqlite3 *db, struct delivery *d, CURLcode rc)
 static void *run(void *arg)
 {
 	struct delivery *pending = NULL, *d;
-	unsigned n = 0, inflight = 0;
+	unsigned n = 0, inflight = 0, nseen;
+	static int64_t seen[PENDING_MAX]; /* webhooks met in this pass over the list (this thread's only) */
 	sqlite3 *db;
 
 	(void)arg;
@@ -455,16 +569,23 @@ static void *run(void *arg)
 		if (stop || !db)
 			break;
 		now = mono_ms();
+		nseen = 0;
 		for (pp = &pending; (d = *pp);) {
-			int s = 0;
-			if (!d->easy && d->due_ms <= now && inflight < INFLIGHT_MAX && (s = start(db, d)) < 0) {
+			int s = 0, earlier = 0;
+			/* one at a time per webhook, in order: only its first waiting delivery may start */
+			for (unsigned i = 0; i < nseen && !earlier; i++)
+				earlier = seen[i] == d->hook;
+			if (!earlier && nseen < PENDING_MAX)
+				seen[nseen++] = d->hook;
+			if (!earlier && !d->easy && d->due_ms <= now && inflight < INFLIGHT_MAX &&
+			    (s = start(db, d)) < 0) {
 				*pp = d->next; /* the webhook is gone or disabled */
 				delivery_free(d);
 				n--;
 				continue;
 			}
 			inflight += s > 0;
-			if (!d->easy && d->due_ms > now && d->due_ms - now < wait)
+			if (!earlier && !d->easy && d->due_ms > now && d->due_ms - now < wait)
 				wait = d->due_ms - now;
 			pp = &d->next;
 		}
@@ -485,6 +606,8 @@ static void *run(void *arg)
 		}
 		curl_multi_poll(W.multi, NULL, 0, (int)wait, NULL);
 	}
+	if (n)
+		log_warnx("webhooks: %u deliveries not made (pgw-api stopping)", n);
 	while (pending) {
 		d = pending->next;
 		delivery_free(pending);

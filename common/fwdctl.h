@@ -1,17 +1,19 @@
 /* fwdctl.h - pgw-forwarder's control socket (issue 20): PGW_RUN_DIR/forwarder.ctl, a Unix stream
- * socket (mode 0660, in the run dir's 0750) that pgw-api and pgwctl ask on demand instead of
- * reading a file the forwarder rewrites. One request per connection: a line
+ * socket (mode 0660, in the run dir's 0750) that pgw-api asks on demand. One request per
+ * connection: a line
  *
  *     OP [KEY=VALUE ...]\n
  *
- * answered with one JSON document, then the forwarder closes. Ops and keys:
+ * answered with one JSON document, then the forwarder closes (a line without its "\n" within 2 s
+ * is refused, never acted on). Ops and keys:
  *     conns [id=ID] [client=IP] [proxy=ID] [org=ID|-1] [limit=1..1000] [cursor=ID]
  *         the open TCP connections (handshaking or relaying) by ascending id after cursor:
  *         {"total":N,"connections":[...],"next_cursor":ID|null}
  *     close id=ID [org=ID|-1]      |      close client=IP [org=ID|-1]
  *         cut them (a TCP reset to both sides, close=closed_by_admin): {"closed":N}
  * org -1 (the default) is every organisation; another value only its clients' connections.
- * An error answers {"error":"..."}. Connection ids count from 1 in each forwarder run. */
+ * An error answers {"error":"..."}. Connection ids count up from the forwarder's start time in
+ * microseconds: unique across runs. */
 #ifndef PGW_FWDCTL_H
 #define PGW_FWDCTL_H
 

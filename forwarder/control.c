@@ -89,7 +89,7 @@ static unsigned close_matching(struct fwd_workers *ws, const struct fwdctl_req *
 }
 
 /* The matching connections after the cursor (all of them counted in *total), by id. */
-static struct snap *collect(struct fwd_workers *ws, const struct fwdctl_req *q, size_t *n, size_t *total)
+static struct snap *collect(struct fwd_workers *ws, const struct fwdctl_req *q, size_t *n, size_t *total, int *failed)
 {
 	struct snap *s = NULL;
 	size_t cap = 0;
@@ -110,8 +110,10 @@ static struct snap *collect(struct fwd_workers *ws, const struct fwdctl_req *q, 
 			if (*n == cap) {
 				size_t nc = cap ? cap * 2 : 256;
 				struct snap *ns = realloc(s, nc * sizeof(*s));
-				if (!ns)
-					break; /* what fits: a shorter page, never a wrong one */
+				if (!ns) {
+					*failed = 1; /* an error, never a short or skipping page */
+					break;
+				}
 				s = ns;
 				cap = nc;
 			}
@@ -142,10 +144,16 @@ static void write_conns(FILE *f, struct fwd_workers *ws, const struct fwdctl_req
 {
 	struct timespec rt;
 	size_t n, total, shown;
-	struct snap *s = collect(ws, q, &n, &total);
+	int failed = 0;
+	struct snap *s = collect(ws, q, &n, &total, &failed);
 	uint64_t mono = ev_now_ms();
 	long long wall;
 
+	if (failed) {
+		free(s);
+		fputs("{\"error\":\"out of memory\"}\n", f);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &rt);
 	wall = (long long)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
 	shown = n < q->limit ? n : q->limit;
@@ -221,34 +229,47 @@ char *control_answer(struct fwd_workers *ws, const char *line, size_t len, size_
 	return buf;
 }
 
-/* One request: its line (up to FWDCTL_LINE_MAX and "\n"), its answer; both bounded in time. */
+/* Wait until fd is ready for events before the deadline (ms, CLOCK_MONOTONIC): 0, or -1. */
+static int ready(int fd, short events, uint64_t deadline)
+{
+	uint64_t now = ev_now_ms();
+	struct pollfd p = {.fd = fd, .events = events};
+
+	return now < deadline && poll(&p, 1, (int)(deadline - now)) == 1 && (p.revents & (events | POLLHUP)) ? 0 : -1;
+}
+
+/* One request: its line (up to FWDCTL_LINE_MAX and "\n"), its answer; the whole exchange within
+ * IO_TIMEOUT_S, however slowly the other side sends or reads. A line cut short (no "\n" before
+ * the end or the deadline) is refused, never acted on: "close id=123" cut to "id=12" would close
+ * another connection. */
 static void serve(struct control *ctl, int fd)
 {
-	struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
-	char line[FWDCTL_LINE_MAX + 2];
+	uint64_t deadline = ev_now_ms() + IO_TIMEOUT_S * 1000;
+	char line[FWDCTL_LINE_MAX + 2], *nl = NULL;
 	size_t len = 0, out_len = 0, off = 0;
 	char *out;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	while (len < sizeof(line) && !memchr(line, '\n', len)) {
-		ssize_t n = recv(fd, line + len, sizeof(line) - len, 0);
-		if (n < 0 && errno == EINTR)
+	while (len < sizeof(line) && !(nl = memchr(line, '\n', len)) && ready(fd, POLLIN, deadline) == 0) {
+		ssize_t n = recv(fd, line + len, sizeof(line) - len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
 	}
+	if (!nl)
+		nl = memchr(line, '\n', len);
 	if (len == 0)
 		return;
-	{
-		char *nl = memchr(line, '\n', len);
-		len = nl ? (size_t)(nl - line) + 1 : len; /* no newline: the parser says what is wrong */
+	if (!nl) {
+		static const char incomplete[] = "{\"error\":\"incomplete request (no newline in time)\"}\n";
+		send(fd, incomplete, sizeof(incomplete) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return;
 	}
-	out = control_answer(ctl->ws, line, len, &out_len);
-	while (out && off < out_len) {
-		ssize_t n = send(fd, out + off, out_len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
+	out = control_answer(ctl->ws, line, (size_t)(nl - line) + 1, &out_len);
+	while (out && off < out_len && ready(fd, POLLOUT, deadline) == 0) {
+		ssize_t n = send(fd, out + off, out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break;

@@ -209,6 +209,13 @@ int main(int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	pthread_rwlock_init(&f.sh.lock, NULL);
 	stats_init(&f.sh.stats); /* without memory for per-client counters, only the totals */
+	{ /* connection ids: from the start time in microseconds, so that an id (or a cursor) from
+	   * an earlier run never names a connection of this one; below 2^53 (JSON numbers) */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		atomic_store(&f.sh.next_conn_id,
+			     (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	}
 	if (destfail_init(&f.sh.destfail) < 0) {
 		log_error("cannot set up the destination failure counts");
 		return 1;

@@ -108,7 +108,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		dest_failure(c, DF_CLOSED_AFTER_CONNECT);
 	atomic_fetch_add(&s->closes[why], 1);
 	if (c->counted)
-		client_account(c, 0, why != CLOSE_DONE);
+		client_account(c, 0, why != CLOSE_DONE && why != CLOSE_ADMIN); /* an admin's close is no failure */
 	if (why == CLOSE_UPSTREAM)
 		atomic_fetch_add(&s->upstream_errors[up], 1);
 	atomic_fetch_sub(&s->active, 1);

@@ -152,6 +152,7 @@ async function start() {
   $('#app').hidden = false;
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
+  requestAnimationFrame(() => { drawLatency(); drawThroughput(); }); /* once laid out: a chart needs its width */
   background(loadConfig());
   if (isAdmin()) { if (state.me.superadmin) background(loadUsers()); background(loadKeys()); background(loadAudit(true)); }
   connectEvents();
@@ -357,7 +358,7 @@ function noteThroughput(now, t) {
   } else {
     for (const [id, bu, bd] of now.proxies || []) state.pbytes[id] = bu + bd;
   }
-  state.fwdPrev = { t, down: now.bytes_down, up: now.bytes_up };
+  state.fwdPrev = { t, down: now.bytes_down, up: now.bytes_up }; /* a negative difference: the forwarder restarted (0) */
 }
 
 function pushThroughput(ts, down, up, per) {
@@ -1069,7 +1070,7 @@ function connectEvents() {
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
     const now = JSON.parse(ev.data);
-    noteThroughput(now, Date.now()); /* a negative difference: the forwarder restarted (0) */
+    noteThroughput(now, now.at_ms || Date.now()); /* the server's clock: events may arrive together */
     state.fwd = now;
     renderDashboard();
   });
@@ -1137,7 +1138,10 @@ document.addEventListener('DOMContentLoaded', () => {
   setInterval(() => {
     if (!state.me || document.hidden) return;
     if (!$('#panel-conns').hidden) background(loadConns());
-    if (state.fwdPrev && Date.now() - state.tput.last > 2500) pushThroughput(Date.now() / 1000, 0, 0, {});
+    if (state.fwdPrev && Date.now() - state.tput.last > 2500) { /* nothing moved: the forwarder sent nothing new */
+      state.fwdPrev.t = Date.now();
+      pushThroughput(Date.now() / 1000, 0, 0, {});
+    }
   }, 2000);
   let ct = null;
   $('#conn-client').addEventListener('input', () => { clearTimeout(ct); ct = setTimeout(() => background(loadConns()), 300); });

@@ -66,9 +66,37 @@ check_eq "... the receiver got a signed test event" "$(jq -c '[.path, .sig_ok, .
 check_match "... recorded on the webhook (last_status 200)" "$(lab_api GET /api/v1/webhooks/$W1 -H "$ADMIN")" '"last_status": *200'
 out=$(lab_api POST "/api/v1/webhooks/$W3/test" -H "$ADMIN" -H "$J" -d '{}')
 check_eq "a disabled one can be tested too (its signature checks out)" "$(grep '"path": "/all"' "$RX" | jq -c '[.sig_ok, .body.type]')" '[true,"test"]'
-lab_api PATCH "/api/v1/webhooks/$W3" -H "$ADMIN" -H "$J" -d "{\"url\":\"http://$LAB_WEB:9091/nobody\"}" >/dev/null
-out=$(lab_api POST "/api/v1/webhooks/$W3/test" -H "$ADMIN" -H "$J" -d '{}')
+W4=$(hook "{\"name\":\"nobody\",\"url\":\"http://$LAB_WEB:9091/nobody\"}" | body | jq .id)
+out=$(lab_api POST "/api/v1/webhooks/$W4/test" -H "$ADMIN" -H "$J" -d '{}')
 check_match "a receiver that is not there: delivered false, with the reason" "$out" '^200 .*"delivered": *false.*"error": *"[^"]*[Cc]onnect'
+lab_api DELETE "/api/v1/webhooks/$W4" -H "$ADMIN" >/dev/null
+# never into the gateway itself or the LAN (an organisation's admin could reach its services or
+# another organisation's devices), unless a superadmin allows private addresses
+: >"$LAB_DIR/rx-loopback.log"
+lab_bg gw loopback-rx python3 "$ROOT/tests/e2e/webhook_rx.py" 127.0.0.1 9099 "$LAB_DIR/rx-loopback.log" "$SECRET"
+lab_wait_port gw 127.0.0.1 9099
+W5=$(hook '{"name":"inside","url":"http://127.0.0.1:9099/inside"}' | body | jq .id)
+out=$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')
+check_match "a webhook to the gateway's loopback: refused, saying why" "$out" '^200 .*"delivered": *false.*"error": *"refused: 127.0.0.1 is a loopback, private or LAN address'
+check_eq "... nothing reached the service there" "$(wc -l <"$LAB_DIR/rx-loopback.log")" 0
+lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[::ffff:192.168.2.10]:9099/x"}' >/dev/null
+check_match "... nor to a LAN device by an IPv4-mapped IPv6 address" \
+	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: ::ffff:192.168.2.10 is'
+lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://127.0.0.1:9099/inside"}' >/dev/null
+lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"webhook_allow_private":"true"}' >/dev/null
+check_match "webhook_allow_private=true (a superadmin's setting): delivered" \
+	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '^200 .*"delivered": *true'
+lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"webhook_allow_private":"false"}' >/dev/null
+lab_api DELETE "/api/v1/webhooks/$W5" -H "$ADMIN" >/dev/null
+# another organisation's webhook hears nothing of this one's
+check_match "organisation 1 keeps 192.168.2.0/25" \
+	"$(lab_api PATCH /api/v1/orgs/1 -H "$ADMIN" -H "$J" -d '{"networks":["192.168.2.0/25","fd00:2::/64"]}')" '^200 '
+check_match "acme takes 192.168.2.128/25" \
+	"$(lab_api POST /api/v1/orgs -H "$ADMIN" -H "$J" -d '{"name":"acme","networks":["192.168.2.128/25"]}')" '^201 '
+check_match "acme's admin adds a webhook for proxy.down" \
+	"$(lab_api POST /api/v1/webhooks -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"name\":\"acme\",\"url\":\"http://$LAB_WEB:9090/acme\",\"events\":[\"proxy.down\",\"client.blocked\"]}")" '^201 '
+O1='X-Pgw-Org: 1' # two organisations now: a superadmin's changes name one
+check_eq "... which organisation 1 does not see" "$(lab_api GET /api/v1/webhooks -H "$ADMIN" -H 'X-Pgw-Org: 1' | body | jq -c '[.items[].name]')" '["ops","up-only","all"]'
 
 # a proxy dies: proxy.down within 1 s, signed; its client blocked
 lab_stop_pid "$(awk '$2 == "microsocks-noauth" {print $1}' "$LAB_DIR/pids" | tail -1)"
@@ -90,18 +118,19 @@ check_eq "... with the reason (proxy_down)" \
 	"$(grep '"event": "client.blocked"' "$RX" | head -1 | jq -c '[.sig_ok, .body.data.client_ip, .body.data.reason, .body.data.proxy_id]')" \
 	'[true,"192.168.2.10","proxy_down",2]'
 check_eq "a webhook that does not list proxy.down gets none" "$(grep -c '"path": "/up-only"' "$RX")" 0
-check_eq "a disabled one gets nothing" "$(grep -c '"path": "/nobody"' "$RX")" 0
+check_eq "a disabled one gets nothing (only its test)" "$(grep '"path": "/all"' "$RX" | grep -vc '"event": "test"')" 0
+check_eq "another organisation's webhook gets nothing of it" "$(grep -c '"path": "/acme"' "$RX")" 0
 lab_bg wan microsocks-noauth-2 microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH
 upped() { [ "$(grep '"event": "proxy.up"' "$RX" | grep -c '"path": "/\(ops\|up-only\)"')" = 2 ]; }
 check "the proxy back: proxy.up to both webhooks that list it" wait_for 25 upped
 check_eq "... unsigned where there is no secret" "$(grep '"path": "/up-only"' "$RX" | jq -c '[.signature, .body.data.proxy_id]')" '[null,2]'
 check_eq "an admin disabling a mapping is no alert (no client.blocked for it)" \
-	"$(lab_api PATCH "/api/v1/mappings/$(lab_db "SELECT id FROM mappings WHERE client_ip = '192.168.2.11'")" -H "$ADMIN" -H "$J" -d '{"enabled":false}' | cut -c1-3)" 200
+	"$(lab_api PATCH "/api/v1/mappings/$(lab_db "SELECT id FROM mappings WHERE client_ip = '192.168.2.11'")" -H "$ADMIN" -H "$O1" -H "$J" -d '{"enabled":false}' | cut -c1-3)" 200
 sleep 1.5
 check_eq "... (still one client.blocked, the laptop's)" "$(grep -c '"event": "client.blocked"' "$RX")" 1
 
 # retries with backoff under the same delivery id
-lab_api PATCH "/api/v1/webhooks/$W1" -H "$ADMIN" -H "$J" -d "{\"url\":\"http://$LAB_WEB:9090/fail2\",\"events\":[\"proxy.down\"]}" >/dev/null
+lab_api PATCH "/api/v1/webhooks/$W1" -H "$ADMIN" -H "$O1" -H "$J" -d "{\"url\":\"http://$LAB_WEB:9090/fail2\",\"events\":[\"proxy.down\"],\"secret\":\"$SECRET\"}" >/dev/null
 lab_stop_pid "$(awk '$2 == "microsocks-noauth-2" {print $1}' "$LAB_DIR/pids" | tail -1)"
 lab_exec lan curl -s -m 2 --interface 192.168.2.10 "http://$LAB_WEB/ip" >/dev/null 2>&1
 three() { [ "$(grep -c '"path": "/fail2"' "$RX")" = 3 ]; }
@@ -115,11 +144,16 @@ check_eq "... counted on the webhook (2 failures; 5 delivered: test, down, block
 check "... logged" grep -q "webhook $W1: proxy.down .* attempt 1 failed (HTTP 503); again in 1 s" "$LAB_DIR/pgw-api.log"
 
 # audit, no secret anywhere
-check_eq "audited: create, update, test" \
+check_eq "audited: create, update, test, delete" \
 	"$(lab_db "SELECT group_concat(DISTINCT action) FROM (SELECT action FROM audit WHERE object_type = 'webhook' ORDER BY id)")" \
-	"webhook.create,webhook.test,webhook.update"
+	"webhook.create,webhook.test,webhook.delete,webhook.update"
+check_eq "a new secret shows in the audit as secret_changed, never itself" \
+	"$(lab_db "SELECT count(*) FROM audit WHERE action = 'webhook.create' AND json_extract(after_json, '$.secret_changed') = 1")" 2
+lab_api PATCH "/api/v1/webhooks/$W3" -H "$ADMIN" -H "$O1" -H "$J" -d "{\"url\":\"http://$LAB_WEB:9090/elsewhere\"}" >/dev/null
+check_eq "a secret does not follow a webhook to another URL (has_secret false after the move)" \
+	"$(lab_api GET "/api/v1/webhooks/$W3" -H "$ADMIN" | body | jq .has_secret)" false
 check_eq "the secret is in no audit row" "$(lab_db "SELECT count(*) FROM audit WHERE coalesce(before_json, '') || coalesce(after_json, '') LIKE '%$SECRET%'")" 0
 check_fails "... nor in any daemon's log" grep -q "$SECRET" "$LAB_DIR"/pgw-*.log
-check_match "deleted (204)" "$(lab_api DELETE "/api/v1/webhooks/$W2" -H "$ADMIN")" '^204'
+check_match "deleted (204)" "$(lab_api DELETE "/api/v1/webhooks/$W2" -H "$ADMIN" -H "$O1")" '^204'
 check_match "... gone (404)" "$(lab_api GET "/api/v1/webhooks/$W2" -H "$ADMIN")" '^404 '
 finish

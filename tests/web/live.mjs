@@ -50,7 +50,9 @@ const page = await newPage();
 await loginAs(page, 'admin', env.ADMIN_PASSWORD);
 
 await step('the dashboard has a throughput chart and a latency chart with axes and units', async () => {
-  await page.locator('#lat-chart canvas').waitFor({ timeout: 10000 });
+  const t0 = Date.now();
+  await page.locator('#lat-chart canvas').waitFor({ timeout: 20000 });
+  const drawn = Date.now() - t0;
   const axes = await page.locator('#lat-chart .u-axis').count();
   if (axes < 2) throw new Error(`${axes} axes`);
   const over = page.locator('#lat-chart .u-over'); /* the cursor over the chart: the legend gives each value with its unit */
@@ -59,6 +61,7 @@ await step('the dashboard has a throughput chart and a latency chart with axes a
   const legend = await page.locator('#lat-chart .u-legend').textContent();
   if (!/\d+ ms/.test(legend)) throw new Error(`no value in ms in the legend: ${legend.slice(0, 120)}`);
   await page.locator('#tput-chart canvas').waitFor({ timeout: 10000 });
+  return `latency chart drawn after ${drawn} ms`;
 });
 await step('the throughput chart moves during an iperf3 run', async () => {
   const before = Number(await page.locator('#tput-chart').getAttribute('data-peak'));
