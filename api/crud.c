@@ -2,8 +2,10 @@
 #include "crud.h"
 
 #include "auth.h"
+#include "fwdctl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_t *json_nullable_int(sqlite3_stmt *st, int col)
@@ -105,12 +107,21 @@ int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *con
 	return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 }
 
-json_t *fwdstats_load(const char *run_dir)
+json_t *fwdstats_load(const char *run_dir, int timeout_ms)
 {
-	char path[256];
+	char err[256], *out = NULL;
+	size_t len;
+	json_t *j;
 
-	fwdstats_path(run_dir, path, sizeof(path));
-	return json_load_file(path, 0, NULL);
+	if (fwdctl_call(run_dir, "stats\n", &out, &len, timeout_ms, err, sizeof(err)) < 0)
+		return NULL; /* not running (or not answering): no stats, as before it ever ran */
+	j = json_loadb(out, len, 0, NULL);
+	free(out);
+	if (j && !json_is_object(json_object_get(j, "closes"))) { /* an error answer, not stats */
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
 }
 
 /* The keys of rows (column 0 as text) sql returns for org, as a JSON object key -> true. */

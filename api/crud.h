@@ -1,9 +1,8 @@
 /* crud.h - the scaffolding resource handlers share: the collection router, read-only starts,
- * DELETE with audit, database errors, and the forwarder's stats file. */
+ * DELETE with audit, database errors, and the forwarder's stats. */
 #ifndef API_CRUD_H
 #define API_CRUD_H
 
-#include "fwdstats.h"
 #include "http.h"
 
 #include <jansson.h>
@@ -35,8 +34,10 @@ sqlite3 *read_only_start(struct req *r, const char *admin_only);
  * topic, 204. */
 int reply_deleted(struct req *r, sqlite3 *db, const char *sql, int64_t id, const char *action, const char *kind,
 		  json_t *before, unsigned topic);
-/* The forwarder's stats (PGW_RUN_DIR/forwarder.stats.json), or NULL when there are none. */
-json_t *fwdstats_load(const char *run_dir);
+/* The forwarder's stats as it answers "stats" on its control socket (fwdctl.h) now, or NULL
+ * when it is not running or does not answer within timeout_ms. */
+#define FWDSTATS_TIMEOUT_MS 2000
+json_t *fwdstats_load(const char *run_dir, int timeout_ms);
 /* What of the forwarder's stats all (stolen) one organisation may see: its clients and proxies
  * only, its totals added up from its clients, none of the gateway-wide counters; all itself for
  * API_ORG_ALL. Nothing for org 0. */

@@ -18,7 +18,7 @@
 
 struct feed {
 	sqlite3 *db;
-	char stats_path[256];
+	const char *run_dir; /* where the forwarder's control socket is */
 	json_t *health;	     /* proxy id -> health */
 	json_t *clients;     /* client ip -> "active" | "blocked" */
 	json_t *agent;	     /* agent_state */
@@ -198,7 +198,7 @@ struct feed *feed_new(sqlite3 *db, const struct pgw_config *cfg, struct notify *
 		return NULL;
 	f->db = db;
 	f->nt = nt;
-	fwdstats_path(cfg->run_dir, f->stats_path, sizeof(f->stats_path));
+	f->run_dir = cfg->run_dir;
 	f->health = health_now(db);
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);
@@ -593,7 +593,9 @@ void feed_update(struct feed *f, uint32_t topics)
 		f->agent = now;
 	}
 	if (topics & TOPIC_FORWARDER) {
-		json_t *now = json_load_file(f->stats_path, 0, NULL);
+		/* asked on the main thread once a second: a forwarder that does not answer soon is
+		 * skipped this time (the usage history takes what it missed at the next answer) */
+		json_t *now = fwdstats_load(f->run_dir, 500);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */

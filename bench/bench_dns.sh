@@ -68,6 +68,6 @@ run "floor: the resolver asked directly (UDP)" gw $LAB_DOT 53 "$LAB_DIR/miss-dir
 sed 's/-direct/-tcp/' "$LAB_DIR/miss-direct.txt" >"$LAB_DIR/miss-tcp.txt"
 run "floor: the resolver asked directly over TCP" gw $LAB_DOT 53 "$LAB_DIR/miss-tcp.txt" "$MISS_QPS" "" tcp
 echo "hits: one name; misses: a new name each time (NXDOMAIN from unbound in the WAN namespace)."
-echo "forwarder stats: $(jq -c '.dns | {queries, cache_hits, servfail, upstream_failures}' "$PGW_RUN_DIR/forwarder.stats.json")"
+echo "forwarder stats: $(jq -c '.dns | {queries, cache_hits, servfail, upstream_failures}' <($PGW_BIN/pgwctl stats))"
 echo "upstream connections the resolver opened: $(grep -c 'dns: resolver' "$LAB_DIR/pgw-forwarder.log") failed"
 lab_down

@@ -32,7 +32,7 @@ rtt() { # client
 	lab_exec lan timeout $((PINGS / 100 + 30)) python3 "$ROOT/tests/e2e/udp_tool.py" ping "$1" $LAB_ECHO 7777 "$PINGS" |
 		jq -r '"\(.p50_us) \(.p99_us) \(.lost)"'
 }
-up() { jq -r '.udp.datagrams_up // 0' "$PGW_RUN_DIR/forwarder.stats.json" 2>/dev/null || echo 0; }
+up() { jq -r '.udp.datagrams_up // 0' <($PGW_BIN/pgwctl stats) 2>/dev/null || echo 0; }
 row() { # label client
 	local r a b
 	r=$(rtt "$2")
@@ -68,7 +68,7 @@ done
 row "pgw UDP relay via dante" 192.168.2.10
 row "pgw UDP relay via ss-local (shadowsocks)" 192.168.2.11
 echo "datagrams the gateway's kernel dropped for full receive buffers (all its sockets): $(lab_exec gw nstat -az UdpRcvbufErrors | awk '/UdpRcvbufErrors/ {print $2}')"
-echo "RSS of pgw-forwarder after: $(awk '/VmRSS/ {print $2}' /proc/$fwd/status) kB; relay stats: $(jq -c '.udp | {sessions_opened, datagrams_up, datagrams_down, dropped: (.dropped | with_entries(select(.value > 0)))}' "$PGW_RUN_DIR/forwarder.stats.json")"
+echo "RSS of pgw-forwarder after: $(awk '/VmRSS/ {print $2}' /proc/$fwd/status) kB; relay stats: $(jq -c '.udp | {sessions_opened, datagrams_up, datagrams_down, dropped: (.dropped | with_entries(select(.value > 0)))}' <($PGW_BIN/pgwctl stats))"
 echo "Mbit/s and loss at the iperf3 server; pgw kpps: datagrams pgw's relay sent up per second (1,200 bytes each)."
 echo "the routed row is the floor: one kernel hop, no proxy; the relay rows add pgw's relay and the proxy's own."
 lab_down

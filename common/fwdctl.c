@@ -56,10 +56,14 @@ int fwdctl_parse(const char *line, size_t len, struct fwdctl_req *r, char *err, 
 		r->op = FWDCTL_CONNS;
 	else if (strcmp(tok, "close") == 0)
 		r->op = FWDCTL_CLOSE;
+	else if (strcmp(tok, "stats") == 0)
+		r->op = FWDCTL_STATS;
 	else
 		return bad(err, errlen, "unknown request '%.32s'", tok);
 	while ((tok = strtok_r(NULL, " ", &save))) {
 		char *val = strchr(tok, '=');
+		if (r->op == FWDCTL_STATS)
+			return fail(err, errlen, "stats takes no keys");
 		if (!val)
 			return bad(err, errlen, "'%.32s' is not KEY=VALUE", tok);
 		*val++ = '\0';

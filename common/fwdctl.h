@@ -11,6 +11,10 @@
  *         {"total":N,"connections":[...],"next_cursor":ID|null}
  *     close id=ID [org=ID|-1]      |      close client=IP [org=ID|-1]
  *         cut them (a TCP reset to both sides, close=closed_by_admin): {"closed":N}
+ *     stats
+ *         the forwarder's counters, as they are now: totals, closes by reason, errors by kind,
+ *         per client, the resolver's and the UDP relay's (what /status, /metrics, the usage
+ *         history and the live feed are made of; asked each second by pgw-api, no file)
  * org -1 (the default) is every organisation; another value only its clients' connections.
  * An error answers {"error":"..."}. Connection ids count up from the forwarder's start time in
  * microseconds: unique across runs. */
@@ -28,7 +32,7 @@
 #define FWDCTL_PAGE_DEFAULT 100
 #define FWDCTL_REPLY_MAX    (4u * 1024 * 1024)
 
-enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE };
+enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE, FWDCTL_STATS };
 
 struct fwdctl_req {
 	enum fwdctl_op op;

@@ -24,6 +24,8 @@
 
 struct control {
 	struct fwd_workers *ws;
+	void (*stats)(void *arg, FILE *out);
+	void *stats_arg;
 	int lfd, stopfd;
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -196,8 +198,9 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-char *control_answer(struct fwd_workers *ws, const char *line, size_t len, size_t *out_len)
+char *control_answer(struct control *ctl, const char *line, size_t len, size_t *out_len)
 {
+	struct fwd_workers *ws = ctl->ws;
 	struct fwdctl_req q;
 	char err[256], *buf = NULL;
 	FILE *f = open_memstream(&buf, out_len);
@@ -210,6 +213,8 @@ char *control_answer(struct fwd_workers *ws, const char *line, size_t len, size_
 		fputs("}\n", f);
 	} else if (q.op == FWDCTL_CONNS) {
 		write_conns(f, ws, &q);
+	} else if (q.op == FWDCTL_STATS) {
+		ctl->stats(ctl->stats_arg, f);
 	} else {
 		unsigned n = close_matching(ws, &q);
 		char who[NET_IP_STR_MAX];
@@ -266,7 +271,7 @@ static void serve(struct control *ctl, int fd)
 		send(fd, incomplete, sizeof(incomplete) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	}
-	out = control_answer(ctl->ws, line, (size_t)(nl - line) + 1, &out_len);
+	out = control_answer(ctl, line, (size_t)(nl - line) + 1, &out_len);
 	while (out && off < out_len && ready(fd, POLLOUT, deadline) == 0) {
 		ssize_t n = send(fd, out + off, out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -303,7 +308,8 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
-int control_start(struct fwd_shared *sh, struct fwd_workers *ws, struct control **out, char *err, size_t errlen)
+int control_start(struct fwd_shared *sh, struct fwd_workers *ws, void (*stats)(void *arg, FILE *out), void *stats_arg,
+		  struct control **out, char *err, size_t errlen)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -314,6 +320,8 @@ int control_start(struct fwd_shared *sh, struct fwd_workers *ws, struct control 
 		return -1;
 	}
 	ctl->ws = ws;
+	ctl->stats = stats;
+	ctl->stats_arg = stats_arg;
 	ctl->lfd = ctl->stopfd = -1;
 	if (fwdctl_path(sh->run_dir, sa.sun_path, sizeof(sa.sun_path)) < 0) {
 		snprintf(err, errlen, "PGW_RUN_DIR is too long for a socket path");

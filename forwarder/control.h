@@ -6,16 +6,19 @@
 #include "relay.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct control;
 struct fwd_workers;
 
-/* Listen on PGW_RUN_DIR/forwarder.ctl. 0, or -1 with the reason in err (the forwarder runs on
- * without it: the API then says the connections are unavailable). */
-int control_start(struct fwd_shared *sh, struct fwd_workers *ws, struct control **out, char *err, size_t errlen);
+/* Listen on PGW_RUN_DIR/forwarder.ctl; stats(stats_arg, out) writes the answer to "stats" (from
+ * this thread: what it reads must be safe to read from any thread). 0, or -1 with the reason in
+ * err (the forwarder runs on without it: the API then has no stats nor connections from it). */
+int control_start(struct fwd_shared *sh, struct fwd_workers *ws, void (*stats)(void *arg, FILE *out), void *stats_arg,
+		  struct control **out, char *err, size_t errlen);
 void control_stop(struct control *c);
 
-/* Answer one request line (exposed for the tests): a malloc'ed JSON document. */
-char *control_answer(struct fwd_workers *ws, const char *line, size_t len, size_t *out_len);
+/* Answer one request line: a malloc'ed JSON document. */
+char *control_answer(struct control *c, const char *line, size_t len, size_t *out_len);
 
 #endif

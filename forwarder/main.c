@@ -1,7 +1,8 @@
 /* pgw-forwarder - relays each mapped LAN client's TCP (REDIRECTed by pgw-agent) through that
  * client's own upstream proxy. Unknown or blocked clients are closed at once (fail closed).
  * The mapping table is reloaded on notify, on the polling fallback and on SIGHUP without
- * touching established connections. Stats: PGW_RUN_DIR/forwarder.stats.json, every second. */
+ * touching established connections. Stats and open connections: asked for on its control socket
+ * PGW_RUN_DIR/forwarder.ctl (control.c, fwdctl.h). */
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
@@ -19,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STATS_MS    1000
 #define MAX_WORKERS 16
 
 struct forwarder {
@@ -30,7 +30,6 @@ struct forwarder {
 	struct udprelay *udp;
 	struct control *control;
 	unsigned n_workers;
-	struct ev_handle *stats_timer;
 };
 
 /* Organisations' own resolvers (org_settings); one that does not parse (written by hand: the
@@ -163,21 +162,17 @@ static void write_more_stats(void *arg, FILE *out)
 	udprelay_write_stats(f->udp, out);
 }
 
-static void write_stats(struct forwarder *f)
+/* The control socket's "stats" (its thread): the counters are atomics or locked, the table is
+ * read under the lock (a reload swaps it). */
+static void write_stats(void *arg, FILE *out)
 {
-	struct stats_header h = {.workers = f->n_workers,
-				 .port = f->sh.port,
-				 .mappings = table_size(f->sh.table),
-				 .extra = write_more_stats,
-				 .extra_arg = f};
+	struct forwarder *f = arg;
+	struct stats_header h = {.workers = f->n_workers, .port = f->sh.port, .extra = write_more_stats, .extra_arg = f};
 
-	stats_write(&f->sh.stats, &h, f->d->cfg.run_dir);
-}
-
-static void on_stats(struct evloop *ev, void *arg)
-{
-	(void)ev;
-	write_stats(arg);
+	pthread_rwlock_rdlock(&f->sh.lock);
+	h.mappings = table_size(f->sh.table);
+	pthread_rwlock_unlock(&f->sh.lock);
+	stats_write(&f->sh.stats, &h, out);
 }
 
 /* The watchdog's question: do the workers' loops still run (each ticks once a second)? */
@@ -242,9 +237,8 @@ int main(int argc, char **argv)
 		} else {
 			log_info("listening on port %u (REDIRECT), %u (TPROXY) and %u (DNS) with %u workers", f.sh.port,
 				 f.sh.tproxy_port, d.cfg.dns_port, f.n_workers);
-			if (control_start(&f.sh, f.workers, &f.control, err, sizeof(err)) < 0)
-				log_warnx("%s: GET /api/v1/connections will say the forwarder is not answering", err);
-			f.stats_timer = ev_add_timer(d.ev, STATS_MS, STATS_MS, on_stats, &f);
+			if (control_start(&f.sh, f.workers, write_stats, &f, &f.control, err, sizeof(err)) < 0)
+				log_warnx("%s: pgw-api gets neither stats nor connections from this forwarder", err);
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			control_stop(f.control);
 			f.control = NULL;
@@ -254,7 +248,6 @@ int main(int argc, char **argv)
 			udprelay_stop(f.udp);
 			f.udp = NULL;
 			workers_stop(f.workers);
-			write_stats(&f);
 		}
 	}
 	table_free(f.sh.table);

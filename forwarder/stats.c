@@ -3,7 +3,6 @@
 
 #include <limits.h>
 
-#include "fwdstats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -320,15 +319,8 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 	fputc('}', out);
 }
 
-void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *run_dir)
+void stats_write(struct fwd_stats *s, const struct stats_header *h, FILE *out)
 {
-	char path[256], tmp[270], *buf = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-	int fd;
-
-	if (!out)
-		return;
 	fprintf(out,
 		"{\"pid\":%d,\"started_ms\":%lld,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,"
 		"\"accepted\":%lu,"
@@ -349,14 +341,4 @@ void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *
 	if (h->extra)
 		h->extra(h->extra_arg, out);
 	fputs("}\n", out);
-	fclose(out);
-	fwdstats_path(run_dir, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd >= 0) {
-		if (write(fd, buf, len) == (ssize_t)len)
-			rename(tmp, path); /* readers see a whole file, old or new */
-		close(fd);
-	}
-	free(buf);
 }

@@ -1,6 +1,6 @@
 /* stats.h - what pgw-forwarder counts and publishes: totals, closes by reason, upstream errors
- * by kind, and per client (mapping) counters; written for pgw-api to FWDSTATS_FILE every
- * second (common/fwdstats.h). One module owns the counters, their names and the file. */
+ * by kind, and per client (mapping) counters; asked for over the control socket (fwdctl.h
+ * "stats") by pgw-api and pgwctl. One module owns the counters, their names and their JSON. */
 #ifndef FWD_STATS_H
 #define FWD_STATS_H
 
@@ -125,7 +125,7 @@ struct stats_header {
 	void (*extra)(void *arg, FILE *out); /* more members of the top object (the resolver's) */
 	void *extra_arg;
 };
-/* Write FWDSTATS_FILE in run_dir atomically (tmp + rename): readers see a whole file. */
-void stats_write(struct fwd_stats *s, const struct stats_header *h, const char *run_dir);
+/* The stats as one JSON document (the control socket's answer to "stats"). */
+void stats_write(struct fwd_stats *s, const struct stats_header *h, FILE *out);
 
 #endif

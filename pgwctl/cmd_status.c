@@ -2,7 +2,7 @@
 #include "pgwctl.h"
 
 #include "db.h"
-#include "fwdstats.h"
+#include "fwdctl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,29 +11,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The forwarder's UDP relay, from its stats file (read with SQLite's JSON functions). */
+/* The forwarder's UDP relay, from its stats (asked on its control socket; read with SQLite's
+ * JSON functions). */
 static void udp_status(struct ctl *c)
 {
-	char path[512], *buf = NULL;
+	char err[256], *buf = NULL;
 	size_t len = 0;
 	sqlite3_stmt *st = NULL;
-	struct stat sb;
-	FILE *f;
 
-	fwdstats_path(c->cfg.run_dir, path, sizeof(path));
-	if (stat(path, &sb) < 0)
-		return;			    /* no forwarder has run here */
-	if (sb.st_mtime + 5 < time(NULL)) { /* it rewrites the file every second */
-		printf(
-		    "udp:      pgw-forwarder is not running (its stats are %lld s old): client UDP other than DNS is "
-		    "blocked\n",
-		    (long long)(time(NULL) - sb.st_mtime));
+	if (fwdctl_call(c->cfg.run_dir, "stats\n", &buf, &len, 3000, err, sizeof(err)) < 0) {
+		printf("udp:      pgw-forwarder is not running (%s): client UDP other than DNS is blocked\n", err);
 		return;
 	}
-	if (!(f = fopen(path, "r")))
-		return;
-	if (getdelim(&buf, &len, '\0', f) > 0 &&
-	    sqlite3_prepare_v2(
+	if (sqlite3_prepare_v2(
 		c->db,
 		"SELECT json_extract(?1, '$.udp.enabled'), json_extract(?1, '$.udp.listening'), "
 		"coalesce(json_extract(?1, '$.udp.error'), ''), json_extract(?1, '$.udp.sessions'), "
@@ -51,7 +41,26 @@ static void udp_status(struct ctl *c)
 	}
 	sqlite3_finalize(st);
 	free(buf);
-	fclose(f);
+}
+
+/* pgwctl stats: the forwarder's counters now, as JSON (what pgw-api reads each second). */
+int cmd_stats(struct ctl *c, int argc, char **argv)
+{
+	char err[256], *buf = NULL;
+	size_t len = 0;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: pgwctl stats\n");
+		return 2;
+	}
+	if (fwdctl_call(c->cfg.run_dir, "stats\n", &buf, &len, 5000, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgwctl: %s\n", err);
+		return 1;
+	}
+	fwrite(buf, 1, len, stdout);
+	free(buf);
+	return 0;
 }
 
 int cmd_status(struct ctl *c, int argc, char **argv)

@@ -27,6 +27,7 @@ static const struct {
     {"backup", cmd_backup, "backup FILE                     online copy of the database into FILE"},
     {"restore", cmd_restore, "restore FILE                    replace the database with the backup FILE"},
     {"status", cmd_status, "status                          proxies, mappings, what pgw-agent applied"},
+    {"stats", cmd_stats, "stats                           pgw-forwarder's counters now, as JSON (its control socket)"},
     {"check", cmd_check, "check PROXY_ID                  ask pgw-healthd to probe a proxy now (exit 0 up, 1 down)"},
     {"notify", cmd_notify,
      "notify TOPIC...                 tell the daemons rows changed (proxies mappings health settings users all)"},

@@ -86,7 +86,7 @@ if [ "$ok" != 10000 ]; then # say why, so a failure is a finding and not a shrug
 	echo "# soak: curl results other than 200 (code exit connect appconnect firstbyte localport):"
 	grep -v '^200 0 ' "$LAB_DIR/soak.out" | head -n 20 | sed 's/^/#   /'
 	echo "# soak: $(wc -l <"$LAB_DIR/soak.out") result lines; by code and exit: $(awk '{print $1 "/" $2}' "$LAB_DIR/soak.out" | sort | uniq -c | tr '\n' ' ')"
-	echo "# forwarder closes: $(jq -c '.closes, .upstream_errors' "$PGW_RUN_DIR/forwarder.stats.json" | tr '\n' ' ')"
+	echo "# forwarder closes: $(jq -c '.closes, .upstream_errors' <($PGW_BIN/pgwctl stats) | tr '\n' ' ')"
 	echo "# gw conntrack stats: $(lab_exec gw conntrack -S 2>&1 | awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); t[kv[1]] += kv[2]}} END {for (k in t) if (t[k]) printf "%s=%d ", k, t[k]}')"
 	echo "# gw TCP: $(lab_exec gw nstat -az 2>/dev/null | awk '$1 ~ /ListenOverflows|ListenDrops|TCPBacklogDrop|TCPReqQFullDrop|TCPSynRetrans|TCPTimeouts|TCPAbortOnData/ && $2 {printf "%s=%s ", $1, $2}')"
 	echo "# lan TCP: $(lab_exec lan nstat -az 2>/dev/null | awk '$1 ~ /TCPSynRetrans|TCPTimeouts|TCPAbortOnData|OutRsts|AttemptFails/ && $2 {printf "%s=%s ", $1, $2}')"
@@ -95,7 +95,7 @@ fi
 check_eq "soak: 10,000 connections all succeed (${secs}s)" "$ok" "10000"
 sleep 1
 fd1=$(fds) rss1=$(rss)
-workers=$(jq .workers "$PGW_RUN_DIR/forwarder.stats.json")
+workers=$(jq .workers <($PGW_BIN/pgwctl stats))
 # each worker keeps up to 64 empty pipes (2 fds each) for reuse: bounded, not a leak
 check "fds after the soak within the pipe pool's bound ($fd0 -> $fd1, bound +$((workers * 128)))" \
 	test "$fd1" -le $((fd0 + workers * 128))
@@ -124,7 +124,7 @@ for c in "20 auth_failed" "21 proxy_closed" "22 bad_proxy_reply" "23 handshake_t
 done
 check_eq "everyone else is still served" "$(get 192.168.2.10)" "$LAB_SOCKS_AUTH"
 check "passive health: failures were counted by kind" \
-	grep -q '"upstream_errors":{.*"auth_failed":[1-9]' "$PGW_RUN_DIR/forwarder.stats.json"
+	grep -q '"upstream_errors":{.*"auth_failed":[1-9]' <($PGW_BIN/pgwctl stats)
 check "... and reported to healthd's socket at once (UPSTREAM_FAILED datagrams naming the failure)" \
 	bash -c "grep -a -q 'PGWN' $LAB_DIR/healthd.dgrams && grep -a -q 'auth_failed' $LAB_DIR/healthd.dgrams"
 
@@ -137,9 +137,9 @@ check "the forwarder reloads on notify" wait_for 3 grep -q 'mappings loaded (eve
 wait $slow
 check_eq "a download running across the reload completes intact" "$(sha256sum <"$LAB_DIR/slow.bin")" "$want"
 check "per-client stats: connections and bytes of each mapping" \
-	bash -c "jq -e '.clients[\"192.168.2.11\"].connections >= 10300 and .clients[\"192.168.2.10\"].bytes_down > 20000000 and .clients[\"192.168.2.20\"].failures >= 1' $PGW_RUN_DIR/forwarder.stats.json"
+	bash -c "jq -e '.clients[\"192.168.2.11\"].connections >= 10300 and .clients[\"192.168.2.10\"].bytes_down > 20000000 and .clients[\"192.168.2.20\"].failures >= 1' <($PGW_BIN/pgwctl stats)"
 check "the stats file is valid JSON with totals" \
-	bash -c "jq -e '.accepted > 10000 and .bytes_down > 40000000' $PGW_RUN_DIR/forwarder.stats.json"
+	bash -c "jq -e '.accepted > 10000 and .bytes_down > 40000000' <($PGW_BIN/pgwctl stats)"
 kill -TERM $fwd
 wait $fwd
 check_eq "SIGTERM: exit 0" "$?" "0"

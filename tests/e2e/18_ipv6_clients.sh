@@ -83,7 +83,7 @@ head -c 5000000 /dev/urandom >"$LAB_DIR/www/files/rand6.bin"
 sum=$(lab_exec lan curl -s -m 10 --interface fd00:2::11 "http://[$LAB_WEB6]/files/rand6.bin" | sha256sum)
 check_eq "5 MB over IPv6 through the relay: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand6.bin")"
 check "per-client stats name the IPv6 client" \
-	wait_for 3 bash -c "jq -e '.clients[\"fd00:2::11\"].bytes_down >= 5000000' $PGW_RUN_DIR/forwarder.stats.json"
+	wait_for 3 bash -c "jq -e '.clients[\"fd00:2::11\"].bytes_down >= 5000000' <($PGW_BIN/pgwctl stats)"
 check_fails "an unmapped IPv6 client gets nothing" fetch6 fd00:2::13
 
 # blocked: proxy killed -> the IPv6 client is in blocked6 and gets no answer

@@ -117,7 +117,7 @@ check "metrics: the open connection is counted (pgw_forwarder_active_connections
 	wait_for 3 bash -c "ip netns exec $(lab_ns gw) curl -s -H '$ADMIN' http://127.0.0.1:8080/metrics | grep -q '^pgw_forwarder_active_connections [1-9]'"
 n=$(revoked)
 check "4 connections closed with reason revoked in the access log ($n)" test "$n" -ge 4
-check "... counted in the stats file" wait_for 3 bash -c "[ \$(jq '.closes.revoked' $PGW_RUN_DIR/forwarder.stats.json) -ge 4 ]"
+check "... counted in the stats file" wait_for 3 bash -c "[ \$(jq '.closes.revoked' <($PGW_BIN/pgwctl stats)) -ge 4 ]"
 m=$(lab_api GET /metrics -H "$ADMIN" | grep '^pgw_forwarder_closes_total{reason="revoked"}' | awk '{print $2}')
 check "... and in /metrics (pgw_forwarder_closes_total{reason=\"revoked\"} $m)" test "${m:-0}" -ge 4
 check "the agent logged the conntrack entries it deleted" grep -q 'conntrack: [0-9]* entries' "$LAB_DIR/pgw-agent.log"

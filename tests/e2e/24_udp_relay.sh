@@ -98,13 +98,13 @@ echo "# 200 flows: $r"
 check_match "200 concurrent flows from 10 clients, 10 datagrams each: all echoed to the socket that sent them, from the right address" "$r" \
 	'"flows": 200, "ok_flows": 200, "sent": 2000, "received": 2000, "wrong_source": 0, "crossed": 0'
 check_eq "... 0 client packets on the WAN interface" "$(lab_capture_stop)" "0"
-opened() { jq '.udp.sessions_opened' "$LAB_DIR/run/forwarder.stats.json"; }
+opened() { jq '.udp.sessions_opened' <($PGW_BIN/pgwctl stats); }
 sleep 1.2
 check "the forwarder counts datagrams per client (.20 sent 200)" \
-	bash -c "jq -e '.clients[\"192.168.2.20\"].udp_datagrams_up >= 200 and .clients[\"192.168.2.20\"].udp_datagrams_down >= 200' $LAB_DIR/run/forwarder.stats.json"
+	bash -c "jq -e '.clients[\"192.168.2.20\"].udp_datagrams_up >= 200 and .clients[\"192.168.2.20\"].udp_datagrams_down >= 200' <($PGW_BIN/pgwctl stats)"
 check "... and per proxy (dante and ss-local)" \
-	bash -c "jq -e '.udp.proxies[\"4\"].datagrams_up >= 1000 and .udp.proxies[\"5\"].datagrams_up >= 1000' $LAB_DIR/run/forwarder.stats.json"
-check "... with 200+ associations open (one per client socket)" bash -c "jq -e '.udp.sessions >= 200' $LAB_DIR/run/forwarder.stats.json"
+	bash -c "jq -e '.udp.proxies[\"4\"].datagrams_up >= 1000 and .udp.proxies[\"5\"].datagrams_up >= 1000' <($PGW_BIN/pgwctl stats)"
+check "... with 200+ associations open (one per client socket)" bash -c "jq -e '.udp.sessions >= 200' <($PGW_BIN/pgwctl stats)"
 
 # destinations never relayed: multicast, the gateway itself (LAN and WAN addresses); no association
 o0=$(opened)
@@ -117,7 +117,7 @@ check_eq "the gateway's own addresses (and multicast): no association opened" "$
 # (the multicast one never reaches the relay: the kernel routes multicast without the policy route
 # and, with no group joined and no multicast routing, drops it)
 check "... the gateway's addresses dropped as not_routable by the relay" \
-	bash -c "jq -e '.udp.dropped.not_routable >= 2' $LAB_DIR/run/forwarder.stats.json"
+	bash -c "jq -e '.udp.dropped.not_routable >= 2' <($PGW_BIN/pgwctl stats)"
 
 # per-client limits and idle timeouts (new settings reach the relay on reload)
 ctl settings set udp_client_flows 3
@@ -135,11 +135,11 @@ sleep 1.1
 check_eq "... and the 2 refused opened no association (3 opened)" "$(($(opened) - o0))" 3
 tool lan send 192.168.2.41 $LAB_ECHO 7777 150 # 100 a second for 1.5 s
 sleep 1.2
-c41=$(jq -c '.clients["192.168.2.41"] | {udp_datagrams_up, udp_dropped}' "$LAB_DIR/run/forwarder.stats.json")
+c41=$(jq -c '.clients["192.168.2.41"] | {udp_datagrams_up, udp_dropped}' <($PGW_BIN/pgwctl stats))
 echo "# udp_client_pps 20, 150 datagrams in 1.5 s: $c41"
 check "udp_client_pps 20: at most 20 + 20/s pass ($c41)" \
 	jq -e '.udp_datagrams_up <= 55 and .udp_datagrams_up >= 20 and .udp_dropped >= 95' <<<"$c41"
-check "... drops counted by reason" bash -c "jq -e '.udp.dropped.rate_limited >= 95 and .udp.dropped.flow_limit >= 2' $LAB_DIR/run/forwarder.stats.json"
+check "... drops counted by reason" bash -c "jq -e '.udp.dropped.rate_limited >= 95 and .udp.dropped.flow_limit >= 2' <($PGW_BIN/pgwctl stats)"
 check "udp_flow_timeout / udp_session_timeout 5 s: .40's associations close when idle" wait_for 15 \
 	grep -q 'client=192.168.2.40 port=[0-9]* proxy=5 association closed (idle)' "$LAB_DIR/pgw-forwarder.log"
 ctl settings set udp_client_flows 512
@@ -161,7 +161,7 @@ check "iperf3 -u at 10 Mbit/s through dante: loss reported (${loss}%) and under 
 db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.30', 6)"
 lab_exec lan ip addr add 192.168.2.30/24 dev lan0
 check "badsocks' client is in udp4" wait_for 5 bash -c "ip netns exec $gw nft list set inet pgw udp4 | grep -q 192.168.2.30"
-drops() { jq -c '.udp.dropped | [.bad_header, .fragment, .wrong_source]' "$LAB_DIR/run/forwarder.stats.json"; }
+drops() { jq -c '.udp.dropped | [.bad_header, .fragment, .wrong_source]' <($PGW_BIN/pgwctl stats); }
 d0=$(drops)
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.30 1 5)
 check_match "through a relay that answers in bad shapes first: exactly the 5 good replies arrive, none other" "$r" \

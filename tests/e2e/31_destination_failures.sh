@@ -25,7 +25,7 @@ ADMIN=$(lab_api_login admin admin-password-1)
 relays() { [ "$(lab_exec lan curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" = "$2" ]; }
 check "the client relays through microsocks" wait_for 10 relays $C $LAB_SOCKS_NOAUTH
 check "the other through shadowsocks" wait_for 10 relays $CS $LAB_SS_SERVER
-stats() { jq -r "$1" "$PGW_RUN_DIR/forwarder.stats.json"; }
+stats() { jq -r "$1" <($PGW_BIN/pgwctl stats); }
 reports() { grep -c 'the forwarder saw it fail' "$LAB_DIR/pgw-healthd.log"; }
 
 # one destination refusing, again and again: the destination's failure, not the proxy's
@@ -33,7 +33,7 @@ for _ in 1 2 3 4 5; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB
 check "each refused connection is logged with the SOCKS5 reply code" \
 	wait_for 3 bash -c "[ \$(grep -c 'client=$C:[0-9]* dst=$LAB_WEB:81 .*close=upstream:proxy_refused (SOCKS5 0x05 connection refused)' $LAB_DIR/pgw-forwarder.log) = 5 ]"
 check "... counted as destination failures by kind" \
-	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.socks5_0x05_connection_refused' $PGW_RUN_DIR/forwarder.stats.json)\" = 5 ]"
+	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.socks5_0x05_connection_refused' <($PGW_BIN/pgwctl stats))\" = 5 ]"
 check_eq "... and not told to pgw-healthd (one destination)" "$(reports)" 0
 check_eq "... nor reported" "$(stats .destination_reports)" 0
 # an answered connection between failures: they are forgotten
@@ -63,7 +63,7 @@ check "ss-local's client to a closed port gets an empty reply (curl exit $rc)" t
 check "... logged as closed_after_connect" \
 	wait_for 3 grep -q "client=$CS:[0-9]* dst=$LAB_WEB:81 .* down=0 .*closed_after_connect" "$LAB_DIR/pgw-forwarder.log"
 check "... and counted" \
-	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.closed_after_connect' $PGW_RUN_DIR/forwarder.stats.json)\" -ge 1 ]"
+	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.closed_after_connect' <($PGW_BIN/pgwctl stats))\" -ge 1 ]"
 check "a connection through it that is answered is no such thing" relays $CS $LAB_SS_SERVER
 check "... (logged when it ends" wait_for 3 grep -q "client=$CS:[0-9]* dst=$LAB_WEB:80 " "$LAB_DIR/pgw-forwarder.log"
 check_fails "... not as closed_after_connect)" grep -q "client=$CS:[0-9]* dst=$LAB_WEB:80 .*closed_after_connect" "$LAB_DIR/pgw-forwarder.log"

@@ -139,9 +139,9 @@ for i in range(100, 250):
     s.close()
 print(ok)' "$LAB_WEB" >"$LAB_DIR/many.out"
 check_eq "150 more clients relay through the gateway" "$(cat "$LAB_DIR/many.out")" 150
-many() { [ "$(jq '.clients | length' "$PGW_RUN_DIR/forwarder.stats.json")" -ge 150 ]; }
+many() { [ "$("$PGW_BIN/pgwctl" stats | jq '.clients | length')" -ge 150 ]; }
 check "the forwarder counts each of them" wait_for 5 many
-full=$(stat -c %s "$PGW_RUN_DIR/forwarder.stats.json")
+full=$("$PGW_BIN/pgwctl" stats | wc -c)
 slow 192.168.2.10 "$LAB_DIR/s10"
 PS=$!
 lab_exec gw curl -s -N -m 4 -H "$ADMIN" http://127.0.0.1:8080/api/v1/events >"$LAB_DIR/sse-big" 2>/dev/null
@@ -192,5 +192,8 @@ wait "$PA" "$PO" 2>/dev/null
 # the forwarder gone: a clear answer, not a hang
 lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)"
 check "the control socket is removed when the forwarder stops" wait_for 5 test ! -e "$PGW_RUN_DIR/forwarder.ctl"
+check_fails "pgwctl stats: fails, saying the forwarder is not there" "$PGW_BIN/pgwctl" stats
+check_match "pgwctl status says so" "$("$PGW_BIN/pgwctl" status)" 'udp: +pgw-forwarder is not running'
+check_fails "no stats file is written any more" test -e "$PGW_RUN_DIR/forwarder.stats.json"
 check_match "the forwarder stopped: 503 forwarder_unavailable" "$(lab_api GET /api/v1/connections -H "$VIEWER")" '^503 .*forwarder_unavailable'
 finish

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(err[0] != '\0');
 		return 0;
 	}
-	assert(r.op == FWDCTL_CONNS || r.op == FWDCTL_CLOSE);
+	assert(r.op == FWDCTL_CONNS || r.op == FWDCTL_CLOSE || r.op == FWDCTL_STATS);
 	assert(r.limit >= 1 && r.limit <= FWDCTL_PAGE_MAX);
 	assert(r.org == -1 || r.org > 0);
 	assert(r.proxy >= 0);

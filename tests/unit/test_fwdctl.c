@@ -56,12 +56,22 @@ static void test_close(void **state)
 	assert_int_equal(parse("close client=192.168.2.10 limit=5\n", &r, err), -1); /* a page is for conns */
 }
 
+static void test_stats(void **state)
+{
+	struct fwdctl_req r;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse("stats\n", &r, err), 0);
+	assert_int_equal(r.op, FWDCTL_STATS);
+}
+
 static void test_refused(void **state)
 {
 	static const char *const bad[] = {
 	    "",
 	    "\n",
-	    "stats\n",
+	    "stats x=1\n", /* stats takes no keys */
 	    "conns limit=0\n",
 	    "conns limit=1001\n",
 	    "conns limit=5 limit=6\n",
@@ -99,6 +109,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_conns),
 	    cmocka_unit_test(test_close),
+	    cmocka_unit_test(test_stats),
 	    cmocka_unit_test(test_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
