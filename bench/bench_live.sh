@@ -113,6 +113,6 @@ biggest=$(awk '/^data: / {if (length($0) > m) m = length($0)} END {print m + 0}'
 echo
 printf '%-52s %10s %10s\n' "SSE" "bytes" "bound"
 printf '%-52s %10s %10s\n' "largest SSE message in 6 s" "$biggest" "4096"
-printf '%-52s %10s %10s\n' "the forwarder's stats (the old event carried them whole)" "$(stat -c %s "$PGW_RUN_DIR/forwarder.stats.json")" "-"
+printf '%-52s %10s %10s\n' "the forwarder's stats (the old event carried them whole)" "$("$PGW_BIN/pgwctl" stats | wc -c)" "-"
 pid=$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)
 echo "# pgw-forwarder RSS with $total connections: $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) KiB; pgw-api: $(awk '/VmRSS/ {print $2}' /proc/"$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"/status) KiB"

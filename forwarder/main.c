@@ -167,7 +167,8 @@ static void write_more_stats(void *arg, FILE *out)
 static void write_stats(void *arg, FILE *out)
 {
 	struct forwarder *f = arg;
-	struct stats_header h = {.workers = f->n_workers, .port = f->sh.port, .extra = write_more_stats, .extra_arg = f};
+	struct stats_header h = {
+	    .workers = f->n_workers, .port = f->sh.port, .extra = write_more_stats, .extra_arg = f};
 
 	pthread_rwlock_rdlock(&f->sh.lock);
 	h.mappings = table_size(f->sh.table);

@@ -3,7 +3,6 @@
 
 #include <limits.h>
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
