@@ -4,6 +4,11 @@
 #include "auth.h"
 #include "fwdctl.h"
 
+#include "evloop.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,20 +112,45 @@ int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *con
 	return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 }
 
-json_t *fwdstats_load(const char *run_dir, int timeout_ms)
+/* The last answer, shared by every thread for FWDSTATS_FRESH_MS: however many requests come
+ * (the dashboard, Prometheus, the feed), the forwarder builds its stats at most about once a
+ * second, and one thread asks while the others wait for its answer. */
+#define FWDSTATS_FRESH_MS 1000
+static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *fs_last;
+static long long fs_at;
+
+json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh)
 {
+	static long long warned;
 	char err[256], *out = NULL;
 	size_t len;
-	json_t *j;
+	json_t *j = NULL;
+	long long now = (long long)ev_now_ms();
+	int rc;
 
-	if (fwdctl_call(run_dir, "stats\n", &out, &len, timeout_ms, err, sizeof(err)) < 0)
-		return NULL; /* not running (or not answering): no stats, as before it ever ran */
-	j = json_loadb(out, len, 0, NULL);
-	free(out);
-	if (j && !json_is_object(json_object_get(j, "closes"))) { /* an error answer, not stats */
-		json_decref(j);
-		j = NULL;
+	pthread_mutex_lock(&fs_lock);
+	if (!fresh && fs_at && now - fs_at < FWDSTATS_FRESH_MS) {
+		j = json_incref(fs_last); /* jansson's reference counts are atomic; nobody changes it */
+		pthread_mutex_unlock(&fs_lock);
+		return j;
 	}
+	rc = fwdctl_call(run_dir, "stats\n", &out, &len, timeout_ms, err, sizeof(err));
+	if (rc == 0) {
+		j = json_loadb(out, len, 0, NULL);
+		if (j && !json_is_object(json_object_get(j, "closes"))) { /* an error answer, not stats */
+			json_decref(j);
+			j = NULL;
+		}
+	} else if (rc != -ENOENT && rc != -ECONNREFUSED && now - warned > 60000) { /* running, yet no answer */
+		warned = now;
+		log_warnx("%s: no forwarder stats this time (usage and quotas catch up at the next answer)", err);
+	}
+	free(out);
+	json_decref(fs_last);
+	fs_last = json_incref(j);
+	fs_at = (long long)ev_now_ms();
+	pthread_mutex_unlock(&fs_lock);
 	return j;
 }
 

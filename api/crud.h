@@ -34,10 +34,11 @@ sqlite3 *read_only_start(struct req *r, const char *admin_only);
  * topic, 204. */
 int reply_deleted(struct req *r, sqlite3 *db, const char *sql, int64_t id, const char *action, const char *kind,
 		  json_t *before, unsigned topic);
-/* The forwarder's stats as it answers "stats" on its control socket (fwdctl.h) now, or NULL
- * when it is not running or does not answer within timeout_ms. */
+/* The forwarder's stats as it answers "stats" on its control socket (fwdctl.h) — at most a
+ * second old, shared by all threads — or NULL when it is not running or does not answer within
+ * timeout_ms (a reference: json_decref it). */
 #define FWDSTATS_TIMEOUT_MS 2000
-json_t *fwdstats_load(const char *run_dir, int timeout_ms);
+json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh); /* fresh: ask, whatever the age */
 /* What of the forwarder's stats all (stolen) one organisation may see: its clients and proxies
  * only, its totals added up from its clients, none of the gateway-wide counters; all itself for
  * API_ORG_ALL. Nothing for org 0. */

@@ -18,19 +18,20 @@
 
 struct feed {
 	sqlite3 *db;
-	const char *run_dir; /* where the forwarder's control socket is */
-	json_t *health;	     /* proxy id -> health */
-	json_t *clients;     /* client ip -> "active" | "blocked" */
-	json_t *agent;	     /* agent_state */
-	json_t *forwarder;   /* forwarder stats (every organisation's) */
-	json_t *org_fwd;     /* organisation id -> its share of them, as last published */
-	json_t *org_seq;     /* organisation id -> [proxies_seq, mappings_seq] */
-	json_t *owner;	     /* proxy id or client address -> organisation, as last seen */
-	char stale[256];     /* which up results have gone stale: they change with time, not commits */
-	long long seq[3];    /* change_seq of proxies, mappings, settings as last published */
-	struct usage *usage; /* the usage history it feeds with the forwarder's counters */
-	struct notify *nt;   /* the daemon's: announces the quota blocks it makes */
-	json_t *proxy_bytes; /* proxy id -> [bytes_up, bytes_down] of its clients, as last published */
+	const char *run_dir;  /* where the forwarder's control socket is */
+	json_t *health;	      /* proxy id -> health */
+	json_t *clients;      /* client ip -> "active" | "blocked" */
+	json_t *agent;	      /* agent_state */
+	json_t *forwarder;    /* forwarder stats (every organisation's) */
+	json_t *org_fwd;      /* organisation id -> its share of them, as last published */
+	json_t *org_seq;      /* organisation id -> [proxies_seq, mappings_seq] */
+	json_t *owner;	      /* proxy id or client address -> organisation, as last seen */
+	char stale[256];      /* which up results have gone stale: they change with time, not commits */
+	long long seq[3];     /* change_seq of proxies, mappings, settings as last published */
+	struct usage *usage;  /* the usage history it feeds with the forwarder's counters */
+	struct notify *nt;    /* the daemon's: announces the quota blocks it makes */
+	json_t *client_bytes; /* client ip -> [bytes_up, bytes_down] as last read (the growth since) */
+	long long read_ms;    /* when the forwarder's stats were last read (wall clock, ms) */
 };
 
 #define FEED_PROXIES_MAX 64 /* proxies in one "forwarder" event: the busiest that moved */
@@ -222,7 +223,7 @@ void feed_free(struct feed *f)
 	json_decref(f->org_fwd);
 	json_decref(f->org_seq);
 	json_decref(f->owner);
-	json_decref(f->proxy_bytes);
+	json_decref(f->client_bytes);
 	usage_free(f->usage);
 	free(f);
 }
@@ -268,28 +269,27 @@ static void publish_refetch(struct feed *f)
 	f->org_seq = now;
 }
 
-/* Bytes each way per proxy, summed over the clients it carries (st's "clients"): {id: [up, down]}. */
-static json_t *proxy_bytes(struct feed *f, json_t *st)
+/* What each client moved since the last look: {ip: [up, down]} (a counter that went back — a new
+ * forwarder run, counters rebound — counts from 0), and the counters remembered for next time. */
+static json_t *client_growth(struct feed *f, json_t *st)
 {
-	json_t *out = json_object(), *v;
+	json_t *out = json_object(), *seen = json_object(), *v;
 	const char *ip;
 
 	json_object_foreach(json_object_get(st, "clients"), ip, v)
 	{
-		json_t *carrier = json_object_get(json_object_get(f->clients, ip), "carrying_proxy_id"), *acc;
-		char id[24];
-		if (!json_is_integer(carrier))
-			continue;
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(carrier));
-		if (!(acc = json_object_get(out, id)))
-			json_object_set_new(out, id, acc = json_pack("[I, I]", (json_int_t)0, (json_int_t)0));
-		json_array_set_new(acc, 0,
-				   json_integer(json_integer_value(json_array_get(acc, 0)) +
-						json_integer_value(json_object_get(v, "bytes_up"))));
-		json_array_set_new(acc, 1,
-				   json_integer(json_integer_value(json_array_get(acc, 1)) +
-						json_integer_value(json_object_get(v, "bytes_down"))));
+		json_int_t up = json_integer_value(json_object_get(v, "bytes_up")),
+			   down = json_integer_value(json_object_get(v, "bytes_down"));
+		json_t *prev = json_object_get(f->client_bytes, ip);
+		json_int_t pu = json_integer_value(json_array_get(prev, 0)),
+			   pd = json_integer_value(json_array_get(prev, 1));
+		json_int_t du = up >= pu ? up - pu : up, dd = down >= pd ? down - pd : down;
+		if (prev && (du || dd))
+			json_object_set_new(out, ip, json_pack("[I, I]", du, dd));
+		json_object_set_new(seen, ip, json_pack("[I, I]", up, down));
 	}
+	json_decref(f->client_bytes);
+	f->client_bytes = seen;
 	return out;
 }
 
@@ -300,16 +300,64 @@ static int by_moved_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Per proxy, what the clients it carries now moved since the last look (only those in clients,
+ * when given: an organisation's), the FEED_PROXIES_MAX busiest: [[id, up, down], ...]. A
+ * client's history stays where it was counted: a failover moves only what comes after. */
+static json_t *proxy_growth(struct feed *f, json_t *growth, json_t *clients)
+{
+	json_t *sum = json_object(), *v, *all = json_array(), *list = json_array();
+	const char *ip, *id;
+	size_t n;
+
+	json_object_foreach(growth, ip, v)
+	{
+		json_t *carrier = json_object_get(json_object_get(f->clients, ip), "carrying_proxy_id"), *acc;
+		char key[24];
+		if (!json_is_integer(carrier) || (clients && !json_object_get(clients, ip)))
+			continue;
+		snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(carrier));
+		if (!(acc = json_object_get(sum, key)))
+			json_object_set_new(sum, key, acc = json_pack("[I, I]", (json_int_t)0, (json_int_t)0));
+		json_array_set_new(acc, 0,
+				   json_integer(json_integer_value(json_array_get(acc, 0)) +
+						json_integer_value(json_array_get(v, 0))));
+		json_array_set_new(acc, 1,
+				   json_integer(json_integer_value(json_array_get(acc, 1)) +
+						json_integer_value(json_array_get(v, 1))));
+	}
+	json_object_foreach(sum, id, v)
+	{
+		json_int_t u = json_integer_value(json_array_get(v, 0)), d = json_integer_value(json_array_get(v, 1));
+		json_array_append_new(all, json_pack("[I, I, I, I]", (json_int_t)strtoll(id, NULL, 10), u, d, u + d));
+	}
+	json_decref(sum);
+	n = json_array_size(all);
+	if (n) {
+		json_t **a = malloc(n * sizeof(*a));
+		if (a) {
+			for (size_t i = 0; i < n; i++)
+				a[i] = json_array_get(all, i);
+			qsort(a, n, sizeof(*a), by_moved_desc);
+			for (size_t i = 0; i < n && i < FEED_PROXIES_MAX; i++)
+				json_array_append_new(list,
+						      json_pack("[O, O, O]", json_array_get(a[i], 0),
+								json_array_get(a[i], 1), json_array_get(a[i], 2)));
+			free(a);
+		}
+	}
+	json_decref(all);
+	return list;
+}
+
 /* The live "forwarder" event (issue 20): bounded whatever the number of clients and proxies —
  * the top-level counters, each group's scalars (closes by reason, errors by kind, the UDP relay's
- * state, DNS totals; no per-client or per-proxy maps), and "proxies": [[id, bytes_up,
- * bytes_down], ...] for the proxies whose traffic moved since prev (their byte counts, for the
- * throughput chart), the FEED_PROXIES_MAX busiest. */
-static json_t *fwd_summary(json_t *st, json_t *bytes, json_t *prev)
+ * state, DNS totals; no per-client or per-proxy maps); "at_ms", when the stats were read;
+ * "interval_ms" since the previous read; and "proxies": [[id, bytes_up, bytes_down], ...], what
+ * the busiest proxies' clients moved in that interval (stolen). */
+static json_t *fwd_summary(json_t *st, json_t *proxies, long long at_ms, long long interval_ms)
 {
-	json_t *o = json_object(), *v, *moved = json_array(), *list = json_array();
+	json_t *o = json_object(), *v;
 	const char *k;
-	size_t n;
 
 	json_object_foreach(st, k, v)
 	{
@@ -323,68 +371,36 @@ static json_t *fwd_summary(json_t *st, json_t *bytes, json_t *prev)
 			json_object_set(o, k, v);
 		}
 	}
-	json_object_foreach(bytes, k, v)
-	{
-		json_t *p = json_object_get(prev, k);
-		json_int_t d = json_integer_value(json_array_get(v, 0)) + json_integer_value(json_array_get(v, 1)) -
-			       json_integer_value(json_array_get(p, 0)) - json_integer_value(json_array_get(p, 1));
-		if (!p || d != 0)
-			json_array_append_new(moved,
-					      json_pack("[I, O, O, I]", (json_int_t)strtoll(k, NULL, 10),
-							json_array_get(v, 0), json_array_get(v, 1), d < 0 ? -d : d));
-	}
-	n = json_array_size(moved);
-	if (n > 1) { /* the busiest first */
-		json_t **a = malloc(n * sizeof(*a));
-		if (a) {
-			for (size_t i = 0; i < n; i++)
-				a[i] = json_array_get(moved, i);
-			qsort(a, n, sizeof(*a), by_moved_desc);
-			for (size_t i = 0; i < n && i < FEED_PROXIES_MAX; i++)
-				json_array_append_new(list,
-						      json_pack("[O, O, O]", json_array_get(a[i], 0),
-								json_array_get(a[i], 1), json_array_get(a[i], 2)));
-			free(a);
-		}
-	} else if (n == 1) {
-		json_t *x = json_array_get(moved, 0);
-		json_array_append_new(
-		    list, json_pack("[O, O, O]", json_array_get(x, 0), json_array_get(x, 1), json_array_get(x, 2)));
-	}
-	json_decref(moved);
-	json_object_set_new(o, "proxies", list);
-	{ /* when it was read: rates are bytes over the time between two of these, not between two
-	   * arrivals (events can arrive together) */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		json_object_set_new(o, "at_ms", json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
-	}
+	json_object_set_new(o, "proxies", proxies);
+	json_object_set_new(o, "at_ms", json_integer(at_ms));
+	json_object_set_new(o, "interval_ms", json_integer(interval_ms));
 	return o;
 }
 
-/* The forwarder's stats, summed up (fwd_summary): every organisation's to superadmins watching
- * all of them, and to each organisation its own share (fwdstats_scoped), when that changed. */
-static void publish_forwarder(struct feed *f, json_t *now)
+/* The forwarder's stats, summed up (fwd_summary), at every look: every organisation's to
+ * superadmins watching all of them at every look (the throughput chart moves on with zeros),
+ * and to each organisation its own share (fwdstats_scoped) when that changed. */
+static void publish_forwarder(struct feed *f, json_t *now, long long at_ms)
 {
-	json_t *seen = json_object(), *v, *bytes = proxy_bytes(f, now);
+	json_t *seen = json_object(), *v, *growth = client_growth(f, now);
+	long long interval = f->read_ms ? at_ms - f->read_ms : 0;
 	const char *k;
 
-	events_publish_to(EVENTS_ALL_ORGS, "forwarder", fwd_summary(now, bytes, f->proxy_bytes));
+	f->read_ms = at_ms;
+	events_publish_to(EVENTS_ALL_ORGS, "forwarder",
+			  fwd_summary(now, proxy_growth(f, growth, NULL), at_ms, interval));
 	json_object_foreach(f->org_seq, k, v)
 	{
 		json_t *share = fwdstats_scoped(json_incref(now), f->db, strtoll(k, NULL, 10));
-		if (!json_equal(share, json_object_get(f->org_fwd, k))) { /* its clients: its proxies only */
-			json_t *own = proxy_bytes(f, share);
+		if (!json_equal(share, json_object_get(f->org_fwd, k))) /* many organisations: only news */
 			events_publish_to(EVENTS_ORG_ONLY(strtoll(k, NULL, 10)), "forwarder",
-					  fwd_summary(share, own, f->proxy_bytes));
-			json_decref(own);
-		}
+					  fwd_summary(share, proxy_growth(f, growth, json_object_get(share, "clients")),
+						      at_ms, interval));
 		json_object_set_new(seen, k, share);
 	}
+	json_decref(growth);
 	json_decref(f->org_fwd);
 	f->org_fwd = seen;
-	json_decref(f->proxy_bytes);
-	f->proxy_bytes = bytes;
 }
 
 /* Quota warnings, blocks and unblocks the usage history found: an event each (to the client's
@@ -593,20 +609,20 @@ void feed_update(struct feed *f, uint32_t topics)
 		f->agent = now;
 	}
 	if (topics & TOPIC_FORWARDER) {
-		/* asked on the main thread once a second: a forwarder that does not answer soon is
+		/* asked on the main thread every 2 s (and when told): a forwarder that does not answer soon is
 		 * skipped this time (the usage history takes what it missed at the next answer) */
-		json_t *now = fwdstats_load(f->run_dir, 500);
+		json_t *now = fwdstats_load(f->run_dir, 500, 1);
+		long long at_ms;
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_REALTIME, &ts); /* when read: rates are bytes over the time between reads */
+		at_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */
-			usage_note(f->usage, now, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+			usage_note(f->usage, now, at_ms);
 		quota_events(f);
-		if (now && !json_equal(now, f->forwarder)) {
-			publish_forwarder(f, now);
+		if (now) {
+			publish_forwarder(f, now, at_ms);
 			json_decref(f->forwarder);
 			f->forwarder = now;
-		} else {
-			json_decref(now);
 		}
 	}
 }

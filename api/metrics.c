@@ -466,7 +466,7 @@ int res_metrics(struct req *r)
 			sqlite3_column_int(st, 3));
 	}
 	sqlite3_finalize(st);
-	fwd = fwdstats_scoped(fwdstats_load(cfg->run_dir, FWDSTATS_TIMEOUT_MS), db, r->org);
+	fwd = fwdstats_scoped(fwdstats_load(cfg->run_dir, FWDSTATS_TIMEOUT_MS, 0), db, r->org);
 	if (fwd) {
 		fprintf(f,
 			"# HELP pgw_forwarder_active_connections relayed connections open now\n"

@@ -326,7 +326,7 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 		net_ip_str(&ip, canon); /* as stored: one spelling per client */
 		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
 	}
-	fwd = fwdstats_scoped(fwdstats_load(r->api->cfg->run_dir, FWDSTATS_TIMEOUT_MS), db, r->org);
+	fwd = fwdstats_scoped(fwdstats_load(r->api->cfg->run_dir, FWDSTATS_TIMEOUT_MS, 0), db, r->org);
 	api_leases(db, r->api->cfg, &ls);
 	items = json_array();
 	while (sqlite3_step(st) == SQLITE_ROW)

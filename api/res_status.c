@@ -62,7 +62,7 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 		return reply_error(r, 404, "not_found", "no such resource");
 	if (!(db = read_only_start(r, NULL)))
 		return MHD_YES;
-	fwd = fwdstats_scoped(fwdstats_load(rd, FWDSTATS_TIMEOUT_MS), db, r->org);
+	fwd = fwdstats_scoped(fwdstats_load(rd, FWDSTATS_TIMEOUT_MS, 0), db, r->org);
 	agent = agent_state(db);
 	if (r->org != API_ORG_ALL) { /* one organisation's clients, not the whole kernel's */
 		active = db_query_int(db, "SELECT count(*) FROM mapping_state WHERE active", 0);

@@ -3,7 +3,7 @@
 # 5,000 relayed connections (5 each; a holder server answers a few bytes a second on each).
 # Measured: GET /api/v1/connections (a page of 100, filtered by client, a deep page by cursor,
 # a page of 1,000), the dashboard's Connections view in Chromium (fetch + render 200 rows, and
-# rendering 1,000), and the largest SSE message while it all runs, against the stats file the
+# rendering 1,000), and the largest SSE message while it all runs, against the stats the
 # old forwarder event carried whole. Bounded: ~60 s.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

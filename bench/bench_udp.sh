@@ -36,10 +36,10 @@ up() { jq -r '.udp.datagrams_up // 0' <($PGW_BIN/pgwctl stats) 2>/dev/null || ec
 row() { # label client
 	local r a b
 	r=$(rtt "$2")
-	sleep 1.2 # the stats file is rewritten every second: the pings are counted before a
+	sleep 0.2 # the pings are counted before the reading
 	a=$(up)
 	iperf "$1" "$2"
-	sleep 1.2 # the stats file is rewritten every second
+	sleep 0.2
 	b=$(up)
 	printf ' %9s %9s %6s %10s\n' $r "$(( (b - a) / SECS / 1000 ))"
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 __attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -115,15 +116,27 @@ int fwdctl_path(const char *run_dir, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size || (size_t)n >= sizeof(sa.sun_path) ? -1 : 0;
 }
 
-/* Wait until fd is ready for events; 0, or -ETIMEDOUT / -errno. */
-static int wait_fd(int fd, short events, int timeout_ms)
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events before deadline (ms, CLOCK_MONOTONIC); 0, or -ETIMEDOUT /
+ * -errno. */
+static int wait_fd(int fd, short events, long long deadline)
 {
 	struct pollfd p = {.fd = fd, .events = events};
 	int n;
 
-	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
+	do {
+		long long left = deadline - mono_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(&p, 1, (int)left);
+	} while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n == 0 ? -ETIMEDOUT : 0;
 }
 
@@ -134,6 +147,7 @@ int fwdctl_call(const char *run_dir, const char *line, char **reply, size_t *len
 	size_t n = strlen(line), off = 0, cap = 0;
 	char *buf = NULL;
 	int fd, r = 0;
+	long long deadline = mono_ms() + timeout_ms; /* the whole exchange, however the other side trickles */
 
 	*reply = NULL;
 	*len = 0;
@@ -149,7 +163,7 @@ int fwdctl_call(const char *run_dir, const char *line, char **reply, size_t *len
 	}
 	while (off < n) {
 		ssize_t w;
-		if ((r = wait_fd(fd, POLLOUT, timeout_ms)) < 0)
+		if ((r = wait_fd(fd, POLLOUT, deadline)) < 0)
 			goto io;
 		w = send(fd, line + off, n - off, MSG_NOSIGNAL);
 		if (w < 0 && errno != EAGAIN && errno != EINTR) {
@@ -174,7 +188,7 @@ int fwdctl_call(const char *run_dir, const char *line, char **reply, size_t *len
 			}
 			buf = nb;
 		}
-		if ((r = wait_fd(fd, POLLIN, timeout_ms)) < 0)
+		if ((r = wait_fd(fd, POLLIN, deadline)) < 0)
 			goto io;
 		got = recv(fd, buf + off, cap - off, 0);
 		if (got == 0)

@@ -30,7 +30,7 @@
 #define FWDCTL_LINE_MAX	    512
 #define FWDCTL_PAGE_MAX	    1000
 #define FWDCTL_PAGE_DEFAULT 100
-#define FWDCTL_REPLY_MAX    (4u * 1024 * 1024)
+#define FWDCTL_REPLY_MAX    (32u * 1024 * 1024) /* "stats" with all 16,384 clients: ~6 MiB */
 
 enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE, FWDCTL_STATS };
 
@@ -52,7 +52,7 @@ int fwdctl_parse(const char *line, size_t len, struct fwdctl_req *r, char *err, 
 int fwdctl_path(const char *run_dir, char *buf, size_t size);
 
 /* Ask the forwarder: send line (with its "\n"), read the answer (NUL-terminated, *reply to
- * free()), each step bounded by timeout_ms. 0, or -errno (-ENOENT/-ECONNREFUSED: the forwarder
+ * free()), the whole exchange within timeout_ms. 0, or -errno (-ENOENT/-ECONNREFUSED: the forwarder
  * is not running) with the reason in err. */
 int fwdctl_call(const char *run_dir, const char *line, char **reply, size_t *len, int timeout_ms, char *err,
 		size_t errlen);

@@ -27,6 +27,7 @@ struct control {
 	void (*stats)(void *arg, FILE *out);
 	void *stats_arg;
 	int lfd, stopfd;
+	atomic_ulong served; /* "stats" answers given */
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -215,6 +216,7 @@ char *control_answer(struct control *ctl, const char *line, size_t len, size_t *
 		write_conns(f, ws, &q);
 	} else if (q.op == FWDCTL_STATS) {
 		ctl->stats(ctl->stats_arg, f);
+		atomic_fetch_add(&ctl->served, 1);
 	} else {
 		unsigned n = close_matching(ws, &q);
 		char who[NET_IP_STR_MAX];
@@ -353,6 +355,11 @@ fail:
 		close(ctl->stopfd);
 	free(ctl);
 	return -1;
+}
+
+unsigned long control_served(struct control *ctl)
+{
+	return ctl ? atomic_load(&ctl->served) : 0;
 }
 
 void control_stop(struct control *ctl)

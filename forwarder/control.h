@@ -17,6 +17,8 @@ struct fwd_workers;
 int control_start(struct fwd_shared *sh, struct fwd_workers *ws, void (*stats)(void *arg, FILE *out), void *stats_arg,
 		  struct control **out, char *err, size_t errlen);
 void control_stop(struct control *c);
+/* How many "stats" answers it has given (0 for NULL). */
+unsigned long control_served(struct control *c);
 
 /* Answer one request line: a malloc'ed JSON document. */
 char *control_answer(struct control *c, const char *line, size_t len, size_t *out_len);

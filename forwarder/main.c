@@ -176,6 +176,20 @@ static void write_stats(void *arg, FILE *out)
 	stats_write(&f->sh.stats, &h, out);
 }
 
+/* Stopping: tell pgw-api to ask for the last counts now, and wait (1.5 s at most) until it has,
+ * so what was moved since its last look (and during the drain) reaches the usage history and
+ * the quotas. */
+static void final_stats(struct forwarder *f, struct daemon *d)
+{
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_FORWARDER};
+	unsigned long n0 = control_served(f->control);
+
+	if (!f->control || !d->nt || notify_send(d->nt, "api", &m) < 0)
+		return;
+	for (int i = 0; i < 30 && control_served(f->control) == n0; i++)
+		usleep(50 * 1000);
+}
+
 /* The watchdog's question: do the workers' loops still run (each ticks once a second)? */
 static int alive(struct daemon *d)
 {
@@ -238,12 +252,19 @@ int main(int argc, char **argv)
 		} else {
 			log_info("listening on port %u (REDIRECT), %u (TPROXY) and %u (DNS) with %u workers", f.sh.port,
 				 f.sh.tproxy_port, d.cfg.dns_port, f.n_workers);
-			if (control_start(&f.sh, f.workers, write_stats, &f, &f.control, err, sizeof(err)) < 0)
-				log_warnx("%s: pgw-api gets neither stats nor connections from this forwarder", err);
-			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+			/* without it pgw-api has no stats: no usage history, no quota accounting; fail
+			 * (systemd starts it again) rather than relay uncounted */
+			if (control_start(&f.sh, f.workers, write_stats, &f, &f.control, err, sizeof(err)) < 0) {
+				log_error("%s", err);
+				r = DAEMON_EXIT_FAIL;
+			} else {
+				r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+			}
+			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
+			workers_join(f.workers); /* the control socket still answers: the drain is counted */
+			final_stats(&f, &d);
 			control_stop(f.control);
 			f.control = NULL;
-			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
 			resolver_stop(f.resolver);
 			f.resolver = NULL;
 			udprelay_stop(f.udp);

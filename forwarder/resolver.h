@@ -26,7 +26,7 @@ int resolver_start(struct fwd_shared *sh, uint16_t port, const char *ca_file, st
 void resolver_stop(struct resolver *r);
 /* 1 when the resolver's loop ticked within max_ms. */
 int resolver_alive(struct resolver *r, uint64_t max_ms);
-/* ,"dns":{...}: totals, latency histogram, per proxy (forwarder.stats.json). */
+/* ,"dns":{...}: totals, latency histogram, per proxy (the forwarder's stats, fwdctl.h). */
 void resolver_write_stats(struct resolver *r, FILE *out);
 
 #endif

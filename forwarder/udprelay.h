@@ -25,7 +25,7 @@ void udprelay_stop(struct udprelay *r);
 void udprelay_revalidate(struct udprelay *r);
 /* 1 when the relay's loop ticked within max_ms (or it is off). */
 int udprelay_alive(struct udprelay *r, uint64_t max_ms);
-/* ,"udp":{...}: totals, drops by reason, per proxy (forwarder.stats.json). */
+/* ,"udp":{...}: totals, drops by reason, per proxy (the forwarder's stats, fwdctl.h). */
 void udprelay_write_stats(struct udprelay *r, FILE *out);
 
 #endif

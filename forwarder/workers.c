@@ -174,14 +174,23 @@ fail:
 	return -EIO;
 }
 
-void workers_stop(struct fwd_workers *ws)
+void workers_join(struct fwd_workers *ws)
 {
 	if (!ws)
 		return;
 	wake_workers(ws, 0);
 	for (unsigned i = 0; i < ws->n; i++)
-		if (ws->w[i].started)
+		if (ws->w[i].started) {
 			pthread_join(ws->w[i].thread, NULL);
+			ws->w[i].started = 0;
+		}
+}
+
+void workers_stop(struct fwd_workers *ws)
+{
+	if (!ws)
+		return;
+	workers_join(ws);
 	for (unsigned i = 0; i < ws->n; i++) {
 		struct worker *w = &ws->w[i];
 		for (int l = 0; l < L_MAX; l++)

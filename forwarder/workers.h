@@ -19,7 +19,10 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 void workers_revalidate(struct fwd_workers *w);
 /* 1 when every worker's loop ran its once-a-second tick within the last max_ms. */
 int workers_alive(struct fwd_workers *w, uint64_t max_ms);
-/* Stop accepting, let open connections finish up to the drain timeout, join. */
+/* Stop accepting, let open connections finish up to the drain timeout, join (their lists stay
+ * readable, empty). */
+void workers_join(struct fwd_workers *w);
+/* workers_join if not done yet, then free everything. */
 void workers_stop(struct fwd_workers *w);
 
 #endif

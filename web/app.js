@@ -150,6 +150,11 @@ async function start() {
   $('#login').hidden = true;
   $('#whoami').hidden = false;
   $('#app').hidden = false;
+  /* another organisation or user: no rates across the change */
+  state.tput = { t: [], down: [], up: [], per: {}, last: 0 };
+  state.fwdPrev = null;
+  for (const c of Object.values(state.charts)) c.plot.destroy();
+  state.charts = {};
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
   requestAnimationFrame(() => { drawLatency(); drawThroughput(); }); /* once laid out: a chart needs its width */
@@ -298,7 +303,7 @@ async function showUsage(ip) {
     width: Math.min(900, chart.clientWidth || 900), height: 240,
     series: [{}, { label: 'down', stroke: '#2a7', fill: 'rgba(34,170,119,0.15)', value: (_, v) => (v === null ? '–' : size(v)) },
       { label: 'up', stroke: '#27a', value: (_, v) => (v === null ? '–' : size(v)) }],
-    axes: [{}, { values: (_, ticks) => ticks.map(size), size: 70 }],
+    axes: [axis(), axis(size)],
   }, [xs, down, up], chart);
 }
 async function loadStatus() {
@@ -339,30 +344,25 @@ function liveChart(name, node, key, series, data, yfmt) {
   }
 }
 
-/* A forwarder event: total and per-proxy rates since the last one (bytes/s). */
-function noteThroughput(now, t) {
-  const prev = state.fwdPrev;
-  if (prev) {
-    const secs = (t - prev.t) / 1000;
-    if (secs > 0) {
-      const down = Math.max(0, (now.bytes_down - prev.down) / secs), up = Math.max(0, (now.bytes_up - prev.up) / secs);
-      const per = {};
-      for (const [id, bu, bd] of now.proxies || []) {
-        const b = state.pbytes[id];
-        if (b !== undefined) per[id] = Math.max(0, (bu + bd - b) / secs);
-        state.pbytes[id] = bu + bd;
-      }
-      $('#st-rate').textContent = rate(down + up);
-      pushThroughput(t / 1000, down, up, per);
-    }
-  } else {
-    for (const [id, bu, bd] of now.proxies || []) state.pbytes[id] = bu + bd;
+/* A forwarder event: total rates since the previous one, on the server's clock (at_ms), and per
+ * proxy what its clients moved in the server's last interval (interval_ms). */
+function noteThroughput(now) {
+  const prev = state.fwdPrev, at = now.at_ms || Date.now();
+  if (prev && at > prev.at) {
+    const secs = (at - prev.at) / 1000, isecs = (now.interval_ms || at - prev.at) / 1000;
+    /* a counter that went back: the forwarder restarted (0) */
+    const down = Math.max(0, (now.bytes_down - prev.down) / secs), up = Math.max(0, (now.bytes_up - prev.up) / secs);
+    const per = {};
+    for (const [id, bu, bd] of now.proxies || []) per[id] = (bu + bd) / isecs;
+    $('#st-rate').textContent = rate(down + up);
+    pushThroughput(at / 1000, down, up, per);
   }
-  state.fwdPrev = { t, down: now.bytes_down, up: now.bytes_up }; /* a negative difference: the forwarder restarted (0) */
+  state.fwdPrev = { at, seen: Date.now(), down: now.bytes_down, up: now.bytes_up };
 }
 
 function pushThroughput(ts, down, up, per) {
   const tp = state.tput;
+  if (tp.t.length && ts <= tp.t[tp.t.length - 1]) ts = tp.t[tp.t.length - 1] + 0.001; /* x only grows */
   tp.t.push(ts); tp.down.push(down); tp.up.push(up);
   for (const [id, v] of Object.entries(per)) {
     if (!tp.per[id] && Object.keys(tp.per).length < TPUT_PROXIES && v > 0) tp.per[id] = tp.t.slice(0, -1).map(() => null);
@@ -408,19 +408,28 @@ function drawLatency() {
 
 /* ---------- live connections (GET/DELETE /api/v1/connections) ---------- */
 
-async function loadConns(more = false) {
+let connsGen = 0, connsBusy = false;
+async function loadConns(more = false, auto = false) {
+  if (auto && connsBusy) return; /* the 2 s refresh waits for an answer still coming */
+  const gen = ++connsGen; /* a later question (another filter, More) makes this answer stale */
   const q = new URLSearchParams({ limit: String(more ? 200 : Math.min(1000, Math.max(200, state.conns.items.length))) });
   const c = $('#conn-client').value.trim(), p = $('#conn-proxy').value;
   if (c) q.set('client', c);
   if (p) q.set('proxy', p);
   if (more && state.conns.next) q.set('cursor', String(state.conns.next));
+  connsBusy = true;
   try {
     const r = await api('GET', `/connections?${q}`);
+    if (gen !== connsGen) return;
     state.conns = { items: more ? state.conns.items.concat(r.connections) : r.connections, total: r.total, next: r.next_cursor, error: '' };
   } catch (e) {
     if (e.status !== 400 && e.status !== 503) throw e;
+    if (gen !== connsGen) return;
     state.conns = { items: [], total: 0, next: null, error: e.message };
-  }
+  } finally { if (gen === connsGen) connsBusy = false; }
+  /* a refresh does not take the row away from under the keyboard: it waits until focus leaves */
+  if (auto && $('#conn-table tbody').contains(document.activeElement)) return;
+  $('#conn-total').setAttribute('aria-live', auto ? 'off' : 'polite'); /* counts are read out on a change of filter, not every 2 s */
   renderConns();
 }
 
@@ -633,7 +642,9 @@ function sortable(table, key, rows, render) {
     };
   });
   if (!s.col) return rows;
-  return rows.slice().sort((a, b) => String(a[s.col] ?? '').localeCompare(String(b[s.col] ?? ''), undefined, { numeric: true }) * s.dir);
+  const cmp = (x, y) => (typeof x === 'number' && typeof y === 'number' ? x - y
+    : String(x ?? '').localeCompare(String(y ?? ''), undefined, { numeric: true }));
+  return rows.slice().sort((a, b) => cmp(a[s.col], b[s.col]) * s.dir);
 }
 const matches = (q, ...fields) => !q || fields.some((f) => String(f ?? '').toLowerCase().includes(q.toLowerCase()));
 
@@ -1070,7 +1081,7 @@ function connectEvents() {
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
     const now = JSON.parse(ev.data);
-    noteThroughput(now, now.at_ms || Date.now()); /* the server's clock: events may arrive together */
+    noteThroughput(now); /* the server's clock: events may arrive together */
     state.fwd = now;
     renderDashboard();
   });
@@ -1137,11 +1148,9 @@ document.addEventListener('DOMContentLoaded', () => {
    * with zeros when the forwarder has nothing new to say (no event) */
   setInterval(() => {
     if (!state.me || document.hidden) return;
-    if (!$('#panel-conns').hidden) background(loadConns());
-    if (state.fwdPrev && Date.now() - state.tput.last > 2500) { /* nothing moved: the forwarder sent nothing new */
-      state.fwdPrev.t = Date.now();
-      pushThroughput(Date.now() / 1000, 0, 0, {});
-    }
+    if (!$('#panel-conns').hidden) background(loadConns(false, true));
+    const fp = state.fwdPrev; /* no event for a while (an organisation's come only when it moves): zeros, on the server's clock */
+    if (fp && Date.now() - state.tput.last > 5000) pushThroughput((fp.at + Date.now() - fp.seen) / 1000, 0, 0, {});
   }, 2000);
   let ct = null;
   $('#conn-client').addEventListener('input', () => { clearTimeout(ct); ct = setTimeout(() => background(loadConns()), 300); });
@@ -1150,6 +1159,12 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#conn-close-client').addEventListener('click', () => background(closeClientConns()));
   $('#wh-new').addEventListener('click', () => editWebhook(null));
   $('#wh-form').addEventListener('submit', saveWebhook);
+  matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { /* colours are read when a chart is made */
+    for (const c of Object.values(state.charts)) c.plot.destroy();
+    state.charts = {};
+    drawThroughput();
+    drawLatency();
+  });
   let rt = null;
   window.addEventListener('resize', () => { clearTimeout(rt); rt = setTimeout(() => { drawThroughput(); drawLatency(); }, 200); });
   /* a session exists only if this tab logged in (the cookie itself is HttpOnly) */

@@ -138,7 +138,7 @@ wait $slow
 check_eq "a download running across the reload completes intact" "$(sha256sum <"$LAB_DIR/slow.bin")" "$want"
 check "per-client stats: connections and bytes of each mapping" \
 	bash -c "jq -e '.clients[\"192.168.2.11\"].connections >= 10300 and .clients[\"192.168.2.10\"].bytes_down > 20000000 and .clients[\"192.168.2.20\"].failures >= 1' <($PGW_BIN/pgwctl stats)"
-check "the stats file is valid JSON with totals" \
+check "the stats (pgwctl stats) are valid JSON with totals" \
 	bash -c "jq -e '.accepted > 10000 and .bytes_down > 40000000' <($PGW_BIN/pgwctl stats)"
 kill -TERM $fwd
 wait $fwd

@@ -189,8 +189,19 @@ check_eq "... audited in acme's rows" "$(lab_db "SELECT org_id FROM audit WHERE 
 kill "$PO" 2>/dev/null
 wait "$PA" "$PO" 2>/dev/null
 
-# the forwarder gone: a clear answer, not a hang
+# the forwarder gone: a clear answer, not a hang; what it moved just before it stopped is counted
+# (it hands its last counts over: pgw-api otherwise asks only every 2 s)
+head -c 3000000 /dev/urandom >"$LAB_DIR/www/files/3m.bin"
+hist() { lab_api GET /api/v1/clients/192.168.2.10/usage -H "$ADMIN" -H 'X-Pgw-Org: 1' | body | jq .total.bytes_down; }
+settled() { h1=$(hist); sleep 6; [ "$(hist)" = "$h1" ]; }
+wait_for 30 settled
+before=$(hist)
+check_eq "a last download of 3,000,000 bytes" \
+	"$(lab_exec lan curl -s -o /dev/null -w '%{size_download}' --interface 192.168.2.10 "http://$LAB_WEB/files/3m.bin")" 3000000
 lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)"
+counted() { [ $(($(hist) - before)) -ge 3000000 ]; }
+check "... stopped right after it: its bytes still reach the usage history" wait_for 12 counted
+echo "# usage history: $before -> $(hist) bytes down"
 check "the control socket is removed when the forwarder stops" wait_for 5 test ! -e "$PGW_RUN_DIR/forwarder.ctl"
 check_fails "pgwctl stats: fails, saying the forwarder is not there" "$PGW_BIN/pgwctl" stats
 check_match "pgwctl status says so" "$("$PGW_BIN/pgwctl" status)" 'udp: +pgw-forwarder is not running'
