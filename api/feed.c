@@ -378,8 +378,8 @@ static json_t *fwd_summary(json_t *st, json_t *proxies, long long at_ms, long lo
 }
 
 /* The forwarder's stats, summed up (fwd_summary), at every look: every organisation's to
- * superadmins watching all of them at every look (the throughput chart moves on with zeros),
- * and to each organisation its own share (fwdstats_scoped) when that changed. */
+ * superadmins watching all of them, and to each organisation its own share (fwdstats_scoped),
+ * when that changed (nothing moved: no event; the throughput chart moves on with zeros). */
 static void publish_forwarder(struct feed *f, json_t *now, long long at_ms)
 {
 	json_t *seen = json_object(), *v, *growth = client_growth(f, now);
@@ -619,10 +619,12 @@ void feed_update(struct feed *f, uint32_t topics)
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */
 			usage_note(f->usage, now, at_ms);
 		quota_events(f);
-		if (now) {
+		if (now && !json_equal(now, f->forwarder)) { /* idle: no event (the chart fills in zeros) */
 			publish_forwarder(f, now, at_ms);
 			json_decref(f->forwarder);
 			f->forwarder = now;
+		} else {
+			json_decref(now);
 		}
 	}
 }

@@ -118,7 +118,8 @@ check "metrics: the open connection is counted (pgw_forwarder_active_connections
 n=$(revoked)
 check "4 connections closed with reason revoked in the access log ($n)" test "$n" -ge 4
 check "... counted in the stats file" wait_for 3 bash -c "[ \$(jq '.closes.revoked' <($PGW_BIN/pgwctl stats)) -ge 4 ]"
-m=$(lab_api GET /metrics -H "$ADMIN" | grep '^pgw_forwarder_closes_total{reason="revoked"}' | awk '{print $2}')
+revoked_m() { m=$(lab_api GET /metrics -H "$ADMIN" | grep '^pgw_forwarder_closes_total{reason="revoked"}' | awk '{print $2}'); [ "${m:-0}" -ge 4 ]; }
+wait_for 3 revoked_m # /metrics shares a stats answer up to a second old
 check "... and in /metrics (pgw_forwarder_closes_total{reason=\"revoked\"} $m)" test "${m:-0}" -ge 4
 check "the agent logged the conntrack entries it deleted" grep -q 'conntrack: [0-9]* entries' "$LAB_DIR/pgw-agent.log"
 finish
