@@ -10,7 +10,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/tests/lab.sh"
 N_CLIENTS=${N_CLIENTS:-1000}
-PER_CLIENT=${PER_CLIENT:-3} # 5 needs 30,000 descriptors in pgw-forwarder (2 sockets and 2 pipes each); this machine allows 20,000 a process
+PER_CLIENT=${PER_CLIENT:-5} # pgw-forwarder holds 2 sockets each, and a pipe only while data is in flight
 lab_up >/dev/null || exit 1
 lab_start_nginx >/dev/null || exit 1
 lab_bg wan microsocks bash -c "ulimit -n \$(ulimit -Hn); exec microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH"
@@ -115,4 +115,4 @@ printf '%-52s %10s %10s\n' "SSE" "bytes" "bound"
 printf '%-52s %10s %10s\n' "largest SSE message in 6 s" "$biggest" "4096"
 printf '%-52s %10s %10s\n' "the forwarder's stats (the old event carried them whole)" "$("$PGW_BIN/pgwctl" stats | wc -c)" "-"
 pid=$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)
-echo "# pgw-forwarder RSS with $total connections: $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) KiB; pgw-api: $(awk '/VmRSS/ {print $2}' /proc/"$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"/status) KiB"
+echo "# pgw-forwarder with $total connections: $(ls /proc/"$pid"/fd | wc -l) descriptors, RSS $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) KiB; pgw-api: $(awk '/VmRSS/ {print $2}' /proc/"$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"/status) KiB"

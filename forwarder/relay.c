@@ -208,6 +208,11 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 		ssize_t n;
 		size_t room = *inpipe < PIPE_SIZE && !*eof ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe) : 0;
 
+		if (room > 0 && p[0] < 0 && pipe_get(c->w, p) < 0) {
+			stats_quota_give(c->cs, room); /* no descriptor for a pipe: end it cleanly */
+			*why = CLOSE_INTERNAL;
+			return -1;
+		}
 		if (room > 0) { /* keep reading while the pipe has room (and the quota) */
 			n = splice(src, NULL, p[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			stats_quota_give(c->cs, n > 0 ? room - (size_t)n : room);
@@ -237,8 +242,11 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 			shutdown(dst, SHUT_WR); /* half-close: the other direction may go on */
 			*shut = 1;
 		}
-		if (!progress)
+		if (!progress) {
+			if (*inpipe == 0) /* idle: the pipe goes back, held only while data is in flight */
+				pipe_put(c->w, p, 0);
 			return 0;
+		}
 	}
 }
 
@@ -292,12 +300,14 @@ static int start_relay(struct conn *c)
 {
 	int one = 1;
 
-	if (pipe_get(c->w, c->pipe_up) < 0 || pipe_get(c->w, c->pipe_down) < 0)
-		return -EMFILE;
 	setsockopt(c->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	/* bytes the proxy sent after its reply belong to the client: first in line */
+	/* bytes the proxy sent after its reply belong to the client: first in line. Pipes are
+	 * otherwise taken by pump() when data comes and given back when it has gone. */
 	if (c->hs->in_len > 0) {
-		ssize_t n = write(c->pipe_down[1], c->hs->in, c->hs->in_len);
+		ssize_t n;
+		if (pipe_get(c->w, c->pipe_down) < 0)
+			return -EMFILE;
+		n = write(c->pipe_down[1], c->hs->in, c->hs->in_len);
 		if (n != (ssize_t)c->hs->in_len)
 			return -EIO;
 		c->in_down = (size_t)n;

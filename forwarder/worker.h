@@ -33,7 +33,7 @@ struct conn {
 	struct fwd_entry map;
 	struct upstream_hs *hs; /* during the handshake only */
 	int relaying;
-	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client */
+	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client; -1: no bytes in flight */
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
 	int counted;		/* a mapped, active client: its per-client stats count this connection */

@@ -141,6 +141,29 @@ print(ok)' "$LAB_WEB" >"$LAB_DIR/many.out"
 check_eq "150 more clients relay through the gateway" "$(cat "$LAB_DIR/many.out")" 150
 many() { [ "$("$PGW_BIN/pgwctl" stats | jq '.clients | length')" -ge 150 ]; }
 check "the forwarder counts each of them" wait_for 5 many
+# an idle relayed connection costs the forwarder its two sockets: the pipes splice() moves the
+# bytes through are held only while data is in flight (issue 24; 5,000 connections fit 20,000 fds)
+fpid=$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)
+fds0=$(ls /proc/"$fpid"/fd | wc -l)
+lab_exec lan python3 -c '
+import socket, sys, time
+held = []
+for i in range(100, 250):
+    s = socket.socket(); s.settimeout(5)
+    s.bind(("192.168.2.%d" % i, 0)); s.connect((sys.argv[1], 80))
+    s.sendall(b"GET /ip HTTP/1.1\r\nHost: web\r\n\r\n"); s.recv(1000); held.append(s)
+print(len(held), flush=True)
+time.sleep(8)' "$LAB_WEB" >"$LAB_DIR/idle.out" 2>&1 &
+PI=$!
+held() { [ "$(cat "$LAB_DIR/idle.out")" = 150 ]; }
+wait_for 10 held
+sleep 0.5
+fds1=$(ls /proc/"$fpid"/fd | wc -l)
+echo "# pgw-forwarder's descriptors: $fds0 before, $fds1 with 150 idle relayed connections"
+check "150 idle relayed connections hold 2 descriptors each in the forwarder, no pipes ($fds0 -> $fds1)" \
+	test "$(cat "$LAB_DIR/idle.out")" = 150 -a $((fds1 - fds0)) -ge 300 -a $((fds1 - fds0)) -le 310
+kill "$PI" 2>/dev/null
+wait "$PI" 2>/dev/null
 full=$("$PGW_BIN/pgwctl" stats | wc -c)
 slow 192.168.2.10 "$LAB_DIR/s10"
 PS=$!
