@@ -40,6 +40,7 @@ pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
 pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl libnetfilter_conntrack 2>/dev/null)
 pgw_forwarder_LIBS := -lpthread
+pgwctl_LIBS       := $(shell pkg-config --libs jansson 2>/dev/null)
 pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt libcrypto libmnl libcurl 2>/dev/null) -lpthread
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 
@@ -131,8 +132,10 @@ FUZZ_EXTRA_fuzz_probe := healthd/probe.c
 FUZZ_EXTRA_fuzz_json := api/jsoncheck.c
 FUZZ_EXTRA_fuzz_csv := api/csv.c
 FUZZ_EXTRA_fuzz_proxyuri := api/proxyuri.c
+FUZZ_EXTRA_fuzz_hasnap := api/hasnap.c
 FUZZ_LIBS_fuzz_json := $(shell pkg-config --libs jansson 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c)
+FUZZ_LIBS_fuzz_hasnap := $(FUZZ_LIBS_fuzz_json)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c api/hasnap.c)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS) $(FUZZ_LIBS_$*)
 fuzz-bins: $(FUZZ_BINS)
@@ -163,6 +166,10 @@ install: all
 	install -m 0644 docs/*.md docs/API_SPEC.yaml $(DESTDIR)$(DOCDIR)/
 	for u in $(UNITS); do $(SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	install -m 0644 systemd/pgw-forwarder-tproxy.conf $(DESTDIR)$(DATADIR)/
+	install -d $(DESTDIR)$(DATADIR)/ha
+	install -m 0644 ha/keepalived.conf.example $(DESTDIR)$(DATADIR)/ha/
+	sed 's|/usr/local/bin/pgwctl|$(BINDIR)/pgwctl|' ha/pgw-ha-check > $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
+	chmod 0755 $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
 	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env
 	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft || install -m 0644 systemd/pgw-failsafe.nft $(DESTDIR)$(SYSCONFDIR)/pgw/
 	@if [ "$(CREATE_USER)" = 1 ] && ! id pgw >/dev/null 2>&1; then \

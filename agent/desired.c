@@ -118,6 +118,10 @@ static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_
 		}
 		r->n_api_allow = (uint8_t)n;
 	}
+	if (cfg->ha_peer[0] && net_ip_parse(cfg->ha_peer, &r->ha_peer.addr) == 0) {
+		r->ha = 1;
+		r->ha_peer.len = 128;
+	}
 	/* a name that matches nothing must not make the rules that use it match less */
 	r->lan_missing = !link_present(r->lan_iface);
 	r->wan_missing = !link_present(r->wan_iface);

@@ -29,7 +29,9 @@ struct desired_rules {
 	uint8_t lan_missing;  /* no interface of that name now: input from any non-WAN interface is limited */
 	uint8_t n_api_allow;  /* who may reach the API port from the LAN side (setting api_allow; */
 	struct net_prefix api_allow[SETTINGS_PREFIXES_MAX]; /* empty: the LAN network) */
-	uint8_t wan_missing; /* ...: strict output limits everything that does not go to lo or the LAN */
+	uint8_t wan_missing;	   /* ...: strict output limits everything that does not go to lo or the LAN */
+	uint8_t ha;		   /* an HA pair (PGW_HA_PEER): the peer's VRRP and config sync get in */
+	struct net_prefix ha_peer; /* the peer's LAN address (a host prefix) */
 };
 
 struct addrset {

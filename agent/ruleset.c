@@ -19,6 +19,10 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#ifndef IPPROTO_VRRP
+#define IPPROTO_VRRP 112
+#endif
+
 #define SET_ACTIVE	  "active4"
 #define SET_BLOCKED	  "blocked4"
 #define SET_ID_ACTIVE	  1
@@ -722,6 +726,20 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 	for (int i = 0; i < dr->n_api_allow; i++) { /* the API and dashboard: only from api_allow */
 		r = nftnl_rule_alloc();
 		m_saddr_prefix(r, &dr->api_allow[i]);
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
+		m_dport(r, NFT_CMP_EQ, dr->api_port);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "lan_in");
+	}
+	if (dr->ha) { /* the HA peer, and only it: its VRRP adverts (protocol 112) and the config sync
+		       * (pgw-api's port) */
+		r = nftnl_rule_alloc();
+		m_saddr_prefix(r, &dr->ha_peer);
+		m_u8(r, NFT_META_L4PROTO, IPPROTO_VRRP);
+		e_verdict(r, NF_ACCEPT, NULL);
+		put_rule(bt, r, "lan_in");
+		r = nftnl_rule_alloc();
+		m_saddr_prefix(r, &dr->ha_peer);
 		m_u8(r, NFT_META_L4PROTO, IPPROTO_TCP);
 		m_dport(r, NFT_CMP_EQ, dr->api_port);
 		e_verdict(r, NF_ACCEPT, NULL);

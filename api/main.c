@@ -4,6 +4,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "feed.h"
+#include "ha.h"
 #include "http.h"
 #include "log.h"
 #include "resources.h"
@@ -198,6 +199,8 @@ static int route(struct req *r)
 		return res_metrics(r);
 	if (strncmp(r->url, "/api/v1/", 8) != 0)
 		return static_file(r);
+	if (ha_refuse_write(r)) /* an HA backup's configuration follows the master's */
+		return MHD_YES;
 	if (strlen(r->url) >= sizeof(buf))
 		return reply_error(r, 404, "not_found", "no such resource");
 	snprintf(buf, sizeof(buf), "%s", r->url + 8);
@@ -246,6 +249,8 @@ static int route(struct req *r)
 		return res_apikeys(r, seg + 1, n - 1);
 	if (strcmp(seg[0], "orgs") == 0)
 		return res_orgs(r, seg + 1, n - 1);
+	if (strcmp(seg[0], "ha") == 0)
+		return res_ha(r, seg + 1, n - 1);
 	return reply_error(r, 404, "not_found", "no such resource");
 }
 
@@ -614,6 +619,8 @@ int main(int argc, char **argv)
 			log_warn("cannot give organisation 1 the LAN network: %s", sqlite3_errmsg(d.db));
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || webhooks_start(&api) < 0)
 			log_warnx("webhooks: no deliveries (libcurl could not start)");
+		if (ha_start(&api) < 0)
+			log_warnx("ha: the configuration sync could not start");
 		feed = feed_new(d.db, &d.cfg, d.nt);
 		d.priv = feed;
 		api.mhd = feed ? start_http(&api, err, sizeof(err)) : NULL;
@@ -632,6 +639,7 @@ int main(int argc, char **argv)
 			MHD_stop_daemon(api.mhd);
 		}
 		webhooks_stop();
+		ha_stop();
 		feed_free(feed);
 		curl_global_cleanup();
 	}

@@ -1,4 +1,5 @@
 /* metrics.c - /metrics in the Prometheus text format, from the DB and the forwarder's stats. */
+#include "ha.h"
 #include "resources.h"
 
 #include "db.h"
@@ -352,6 +353,7 @@ int res_metrics(struct req *r)
 		return reply_error(r, 503, "unavailable", "out of memory");
 	fprintf(f, "# HELP pgw_build_info pgw version\n# TYPE pgw_build_info gauge\npgw_build_info{version=\"%s\"} 1\n",
 		PGW_VERSION);
+	ha_metrics(r->api, db, f);
 	fprintf(f, "# HELP pgw_proxy_up 1 when the proxy passed its last health check and that result is still fresh\n"
 		   "# TYPE pgw_proxy_up gauge\n");
 	fprintf(f, "# HELP pgw_proxy_latency_seconds last probe latency\n# TYPE pgw_proxy_latency_seconds gauge\n");

@@ -24,7 +24,8 @@ enum cfg_type {
 	T_PORT,
 	T_SECONDS,
 	T_URL,
-	T_SECRET
+	T_SECRET,
+	T_ADDR
 };
 
 struct cfg_var {
@@ -70,6 +71,8 @@ static const struct cfg_var vars[] = {
     {"PGW_METRICS_TOKEN", NULL, T_SECRET, F(metrics_token), 0, "optional bearer token required by /metrics"},
     {"PGW_SERVICE_USER", "pgw", T_USER, F(service_user), 0,
      "user the daemons run as; strict OUTPUT mode lets only it reach the WAN"},
+    {"PGW_HA_PEER", "", T_ADDR, F(ha_peer), 0,
+     "HA pair: the other node's LAN address (keepalived, config sync); empty: a single gateway"},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -178,6 +181,17 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 			return fail(err, errlen, "%s: '%s' is not a port (1-65535)", v->name, val);
 		*(uint16_t *)field = (uint16_t)n;
 		return 0;
+	case T_ADDR: {
+		struct net_ip ip;
+		if (!*val) {
+			*field = '\0';
+			return 0;
+		}
+		if (net_ip_parse(val, &ip) < 0)
+			return fail(err, errlen, "%s: '%s' is not an IPv4 or IPv6 address", v->name, val);
+		net_ip_str(&ip, field);
+		return 0;
+	}
 	case T_SECONDS:
 		if (parse_u64(val, 1, v->max, &n) < 0)
 			return fail(err, errlen, "%s: '%s' is not a number of seconds (1-%u)", v->name, val, v->max);
@@ -221,6 +235,15 @@ int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *e
 				    r == -EFBIG ? "file too large" : strerror(-r));
 		}
 	}
+	file = get("PGW_HA_SECRET_FILE", ctx);
+	if (file && *file) {
+		r = read_secret_file(file, cfg->ha_secret, sizeof(cfg->ha_secret), &cfg->ha_secret_len);
+		if (r < 0) {
+			config_wipe(cfg);
+			return fail(err, errlen, "PGW_HA_SECRET_FILE: cannot read '%s': %s", file,
+				    r == -EFBIG ? "file too large" : strerror(-r));
+		}
+	}
 	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
 		config_wipe(cfg);
 		return fail(err, errlen, "%s: PGW_TLS_CERT and PGW_TLS_KEY must be set together",
@@ -244,6 +267,18 @@ int config_require_api(const struct pgw_config *cfg, char *err, size_t errlen)
 	if (cfg->jwt_secret_len < 32)
 		return fail(err, errlen, "PGW_JWT_SECRET: %s (at least 32 bytes, or PGW_JWT_SECRET_FILE)",
 			    cfg->jwt_secret_len ? "too short" : "not set");
+	return config_require_ha(cfg, err, errlen);
+}
+
+int config_require_ha(const struct pgw_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->ha_peer[0] && cfg->ha_secret_len < 32)
+		return fail(err, errlen,
+			    "PGW_HA_SECRET_FILE: %s (PGW_HA_PEER is set: the pair needs a shared secret of at "
+			    "least 32 bytes)",
+			    cfg->ha_secret_len ? "the secret is too short" : "not set");
+	if (!cfg->ha_peer[0] && cfg->ha_secret_len)
+		return fail(err, errlen, "PGW_HA_SECRET_FILE: set without PGW_HA_PEER");
 	return 0;
 }
 
@@ -251,17 +286,20 @@ void config_log(const struct pgw_config *cfg)
 {
 	log_info("config: db=%s run_dir=%s api=%s:%u web_dir=%s tls=%s lan=%s(%s) wan=%s forwarder_port=%u "
 		 "tproxy_port=%u dns_port=%u health_interval=%us health_timeout=%us health_url=%s jwt_secret=%s "
-		 "metrics_token=%s",
+		 "metrics_token=%s ha_peer=%s ha_secret=%s",
 		 cfg->db_path, cfg->run_dir, cfg->api_host, cfg->api_port, cfg->web_dir,
 		 cfg->tls_cert[0] ? "on" : "off", cfg->lan_iface, cfg->lan_cidr, cfg->wan_iface, cfg->forwarder_port,
 		 cfg->tproxy_port, cfg->dns_port, cfg->health_interval_s, cfg->health_timeout_s, cfg->health_url,
-		 cfg->jwt_secret_len ? "(set)" : "(unset)", cfg->metrics_token[0] ? "(set)" : "(unset)");
+		 cfg->jwt_secret_len ? "(set)" : "(unset)", cfg->metrics_token[0] ? "(set)" : "(unset)",
+		 cfg->ha_peer[0] ? cfg->ha_peer : "-", cfg->ha_secret_len ? "(set)" : "(unset)");
 }
 
 void config_wipe(struct pgw_config *cfg)
 {
 	explicit_bzero(cfg->jwt_secret, sizeof(cfg->jwt_secret));
 	explicit_bzero(cfg->metrics_token, sizeof(cfg->metrics_token));
+	explicit_bzero(cfg->ha_secret, sizeof(cfg->ha_secret));
+	cfg->ha_secret_len = 0;
 	cfg->jwt_secret_len = 0;
 }
 
@@ -271,4 +309,5 @@ void config_usage(FILE *out)
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		fprintf(out, "  %-22s %s [%s]\n", vars[i].name, vars[i].help, vars[i].def ? vars[i].def : "unset");
 	fprintf(out, "  %-22s %s\n", "PGW_JWT_SECRET_FILE", "file holding the JWT secret (instead of PGW_JWT_SECRET)");
+	fprintf(out, "  %-22s %s\n", "PGW_HA_SECRET_FILE", "HA pair: file holding the shared secret (>= 32 bytes)");
 }

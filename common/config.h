@@ -35,6 +35,9 @@ struct pgw_config {
 	unsigned health_timeout_s;
 	char metrics_token[CONFIG_SECRET_MAX]; /* secret: never logged */
 	char service_user[33];		       /* the daemons' user: strict OUTPUT mode lets only it out */
+	char ha_peer[46];		       /* HA: the other node's LAN address (canonical); "": no pair */
+	char ha_secret[CONFIG_SECRET_MAX];     /* HA: the pair's shared secret (PGW_HA_SECRET_FILE): never logged */
+	size_t ha_secret_len;
 };
 
 /* Returns the value of an environment variable or NULL; ctx is passed through. */
@@ -45,6 +48,8 @@ typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
 int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *err, size_t errlen);
 /* Stricter checks only pgw-api needs (a JWT secret of at least 32 bytes). */
 int config_require_api(const struct pgw_config *cfg, char *err, size_t errlen);
+/* The HA pair's settings hang together: PGW_HA_PEER needs a secret of at least 32 bytes. */
+int config_require_ha(const struct pgw_config *cfg, char *err, size_t errlen);
 /* Log the effective configuration at info level, secrets shown only as "(set)". */
 void config_log(const struct pgw_config *cfg);
 /* Wipe secrets before the struct goes away. */

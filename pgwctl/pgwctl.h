@@ -33,5 +33,6 @@ int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_stats(struct ctl *c, int argc, char **argv);
 int cmd_notify(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
+int cmd_ha(struct ctl *c, int argc, char **argv);
 
 #endif

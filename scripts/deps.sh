@@ -1,14 +1,14 @@
 #!/bin/sh
 # Install every Debian package the build, the tests, the benchmarks and the demo need.
 # Fast when nothing is missing (no apt-get at all); otherwise apt-get update, then install.
-# Services the packages would start (nginx, tinyproxy, danted, redsocks, unbound) are not started:
+# Services the packages would start (nginx, tinyproxy, danted, redsocks, unbound, keepalived) are not started:
 # the lab runs its own copies inside network namespaces.
 set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
 libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libcurl4-openssl-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
 libcmocka-dev
-dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev
+dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev keepalived
 dnsmasq-base unbound dnsperf bind9-dnsutils libgnutls28-dev
 curl iperf3 wrk jq tcpdump conntrack tzdata iputils-ping nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
 

@@ -103,18 +103,7 @@ _lab_build() {
 	ip -n "$(lab_ns gw)" addr add fd00:2::1/64 dev ens19 nodad
 	ip -n "$(lab_ns gw)" addr add 198.51.100.1/24 dev eth0
 	ip -n "$(lab_ns gw)" addr add 2001:db8:100::1/64 dev eth0 nodad
-	ip -n "$(lab_ns wan)" addr add 198.51.100.254/24 dev wan0
-	ip -n "$(lab_ns wan)" addr add 2001:db8:100::254/64 dev wan0 nodad
-	ip -n "$(lab_ns wan)" addr add "$LAB_DANTE6/64" dev wan0 nodad
-	for ip in $LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY $LAB_DANTE $LAB_SS $LAB_SS_SERVER $LAB_BADSOCKS; do
-		ip -n "$(lab_ns wan)" addr add "$ip/24" dev wan0
-	done
-	# the 'internet' lives on the wan namespace's loopback (no dummy links on every kernel)
-	ip -n "$(lab_ns wan)" addr add "$LAB_WEB/32" dev lo
-	ip -n "$(lab_ns wan)" addr add "$LAB_DNS/32" dev lo
-	ip -n "$(lab_ns wan)" addr add "$LAB_DOT/32" dev lo
-	ip -n "$(lab_ns wan)" addr add "$LAB_ECHO/32" dev lo
-	ip -n "$(lab_ns wan)" addr add "$LAB_WEB6/128" dev lo
+	_lab_wan_addrs
 	ip -n "$(lab_ns lan)" link set lan0 up
 	ip -n "$(lab_ns gw)" link set ens19 up
 	ip -n "$(lab_ns gw)" link set eth0 up
@@ -127,6 +116,67 @@ _lab_build() {
 	ip -n "$(lab_ns wan)" route add 192.168.2.0/24 via 198.51.100.1
 	ip -n "$(lab_ns wan)" -6 route add fd00:2::/64 via 2001:db8:100::1
 	lab_exec gw sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+# The wan namespace's addresses on wan0 (its link, or the WAN bridge of an HA lab): the
+# proxies', and the 'internet' on its loopback (no dummy links on every kernel).
+_lab_wan_addrs() {
+	local ip
+	ip -n "$(lab_ns wan)" addr add 198.51.100.254/24 dev wan0
+	ip -n "$(lab_ns wan)" addr add 2001:db8:100::254/64 dev wan0 nodad
+	ip -n "$(lab_ns wan)" addr add "$LAB_DANTE6/64" dev wan0 nodad
+	for ip in $LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY $LAB_DANTE $LAB_SS $LAB_SS_SERVER $LAB_BADSOCKS; do
+		ip -n "$(lab_ns wan)" addr add "$ip/24" dev wan0
+	done
+	for ip in "$LAB_WEB/32" "$LAB_DNS/32" "$LAB_DOT/32" "$LAB_ECHO/32" "$LAB_WEB6/128"; do
+		ip -n "$(lab_ns wan)" addr add "$ip" dev lo
+	done
+}
+
+# An HA pair (issue 22): two gateways, gw (node 1) and gw2 (node 2), on one LAN and one WAN.
+# The lan namespace holds the LAN switch (bridge lan0, the clients' addresses on it) and the
+# wan namespace the WAN switch (bridge wan0). Each gateway: ens19 on the LAN (gw 192.168.2.2,
+# gw2 192.168.2.3), eth0 on the WAN (198.51.100.1, .2). The clients' router is the virtual
+# address 192.168.2.1, which keepalived moves between them. The WAN routes the LAN back via gw.
+LAB_HA_VIP=192.168.2.1
+LAB_HA_ADDR=(192.168.2.2 192.168.2.3)
+LAB_HA_WAN=(198.51.100.1 198.51.100.2)
+lab_ha_up() {
+	lab_init || return 1
+	(set -e; _lab_ha_build) || { echo "lab: building the HA lab failed" >&2; return 1; }
+}
+
+_lab_ha_build() {
+	local p=$LAB_ID n i g
+	for n in lan gw gw2 wan; do ip netns add "$(lab_ns $n)" || return 1; done
+	for n in lan gw gw2 wan; do ip -n "$(lab_ns $n)" link set lo up; done
+	ip -n "$(lab_ns lan)" link add lan0 type bridge
+	ip -n "$(lab_ns wan)" link add wan0 type bridge
+	for i in 0 1; do
+		g=$([ $i = 0 ] && echo gw || echo gw2)
+		ip link add "${p}l$i" type veth peer name "${p}m$i"
+		ip link set "${p}l$i" netns "$(lab_ns lan)"
+		ip link set "${p}m$i" netns "$(lab_ns $g)"
+		ip -n "$(lab_ns lan)" link set "${p}l$i" master lan0 up
+		ip -n "$(lab_ns $g)" link set "${p}m$i" name ens19
+		ip link add "${p}w$i" type veth peer name "${p}x$i"
+		ip link set "${p}w$i" netns "$(lab_ns wan)"
+		ip link set "${p}x$i" netns "$(lab_ns $g)"
+		ip -n "$(lab_ns wan)" link set "${p}w$i" master wan0 up
+		ip -n "$(lab_ns $g)" link set "${p}x$i" name eth0
+		ip -n "$(lab_ns $g)" addr add "${LAB_HA_ADDR[$i]}/24" dev ens19
+		ip -n "$(lab_ns $g)" addr add "${LAB_HA_WAN[$i]}/24" dev eth0
+		ip -n "$(lab_ns $g)" link set ens19 up
+		ip -n "$(lab_ns $g)" link set eth0 up
+		ip -n "$(lab_ns $g)" route add default via 198.51.100.254
+		ip netns exec "$(lab_ns $g)" sysctl -qw net.ipv4.ip_forward=1
+	done
+	for ip in "${LAB_CLIENTS[@]}"; do ip -n "$(lab_ns lan)" addr add "$ip/24" dev lan0; done
+	ip -n "$(lab_ns lan)" link set lan0 up
+	ip -n "$(lab_ns wan)" link set wan0 up
+	_lab_wan_addrs
+	ip -n "$(lab_ns lan)" route add default via $LAB_HA_VIP
+	ip -n "$(lab_ns wan)" route add 192.168.2.0/24 via ${LAB_HA_WAN[0]}
 }
 
 lab_start_nginx() {
@@ -373,7 +423,7 @@ lab_down() {
 	if [ -f "$LAB_DIR/pids" ]; then
 		while read -r pid name; do lab_stop_pid "$pid"; done <"$LAB_DIR/pids"
 	fi
-	for n in lan gw wan spoof; do
+	for n in lan gw gw2 wan spoof; do
 		ns=$(lab_ns $n)
 		ip netns list 2>/dev/null | grep -qw "$ns" || continue
 		# anything still running inside our own namespaces (e.g. forked workers)

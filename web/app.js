@@ -307,10 +307,11 @@ async function showUsage(ip) {
   }, [xs, down, up], chart);
 }
 async function loadStatus() {
-  const s = await api('GET', '/status');
+  const [s, ha] = await Promise.all([api('GET', '/status'), api('GET', '/ha')]);
   state.agent = s.agent;
   state.fwd = s.forwarder;
   state.counts = s.counts;
+  state.ha = ha;
 }
 
 function renderAll() { renderDashboard(); renderProxies(); renderMappings(); drawLatency(); drawThroughput(); }
@@ -617,6 +618,15 @@ function renderDashboard() {
   }
   const stale = state.proxies.filter((p) => (state.health[p.id] || {}).stale).map((p) => p.name);
   if (stale.length) alerts.push(`No fresh health result for ${stale.join(', ')}: pgw-healthd is stopped or stuck, so their clients are blocked.`);
+  const ha = state.ha && state.ha.enabled ? state.ha : null;
+  $('#st-ha-box').hidden = !ha;
+  if (ha) {
+    const lag = ha.lag_seconds === null ? 'never synced' : ha.lag_seconds > 0 ? `${ha.lag_seconds.toFixed(1)} s behind` : 'in step';
+    $('#st-ha').textContent = ha.role;
+    $('#st-ha-label').textContent = `HA pair with ${ha.peer}: configuration #${ha.generation}${ha.role === 'master' ? '' : `, ${lag}`}`;
+    if (ha.role !== 'master') alerts.push(`This gateway is the HA ${ha.role === 'unknown' ? 'backup (keepalived has not told it its role yet)' : ha.role}: its configuration is read-only and follows the master at ${ha.peer}.`);
+    if (ha.sync_error) alerts.push(`HA sync: ${ha.sync_error}`);
+  }
   const banner = $('#alert-banner');
   banner.replaceChildren(...alerts.map((a) => el('p', {}, a)));
   banner.hidden = !alerts.length;

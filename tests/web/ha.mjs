@@ -1,0 +1,49 @@
+// The HA pair in the dashboard (issue 22), in real headless Chromium against both nodes of the
+// lab's pair. Prints TAP lines. Env: MASTER_URL, BACKUP_URL, MASTER_ADDR (the master's own
+// address, which the backup names), ADMIN_PASSWORD.
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+let n = 0, failed = 0;
+const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
+async function step(what, fn) {
+  try { const extra = await fn(); ok(true, extra ? `${what} (${extra})` : what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const consoleErrors = [];
+async function dashboard(url) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(url);
+  await page.locator('#login-user').fill('admin');
+  await page.locator('#login-pass').fill(env.ADMIN_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#st-ha-box').waitFor({ state: 'visible', timeout: 10000 });
+  return page;
+}
+
+await step('the backup\'s dashboard shows its role, its peer and that it is read-only, naming the master', async () => {
+  const page = await dashboard(env.BACKUP_URL);
+  const role = (await page.locator('#st-ha').textContent()).trim();
+  const label = await page.locator('#st-ha-label').textContent();
+  const banner = await page.locator('#alert-banner').textContent();
+  if (role !== 'backup') throw new Error(`role shown: ${role}`);
+  if (!label.includes(env.MASTER_ADDR) || !label.includes('in step')) throw new Error(`label: ${label}`);
+  if (!banner.includes(`read-only and follows the master at ${env.MASTER_ADDR}`)) throw new Error(`banner: ${banner}`);
+  return label;
+});
+await step('the master\'s dashboard shows master, and no read-only banner', async () => {
+  const page = await dashboard(env.MASTER_URL);
+  const role = (await page.locator('#st-ha').textContent()).trim();
+  const banner = await page.locator('#alert-banner').textContent();
+  if (role !== 'master') throw new Error(`role shown: ${role}`);
+  if (banner.includes('read-only')) throw new Error(`banner: ${banner}`);
+});
+ok(consoleErrors.length === 0, `no page errors (${consoleErrors.slice(0, 3).join(' | ')})`);
+await browser.close();
+console.log(`1..${n}`);
+process.exit(failed ? 1 : 0);
