@@ -514,7 +514,6 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	put_set(bt, SET_PROXIES6, SET_ID_PROXIES6, TYPE_IP6ADDR << 6 | TYPE_INET_SERVICE, 20);
 	put_proxy_elems(bt, &d->proxies, 0, SET_PROXIES, SET_ID_PROXIES);
 	put_proxy_elems(bt, &d->proxies, 1, SET_PROXIES6, SET_ID_PROXIES6);
-	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0, NF_ACCEPT);
 
 	r = nftnl_rule_alloc();
 	m_to_wan(r, dr);
@@ -550,6 +549,47 @@ static void build_strict_output(struct batch *bt, const struct desired *d)
 	e_counter(r);
 	e_verdict(r, NF_DROP, NULL);
 	put_rule(bt, r, "output");
+}
+
+/* The output chain: first, whatever the settings, nothing from or to the LAN network leaves by
+ * the WAN. The gateway's own LAN-addressed traffic (an HA pair's sync, replies to LAN hosts)
+ * follows the LAN route; when the LAN link goes down that route goes with it, and without these
+ * rules the kernel would send such packets out of the default route, LAN source and all.
+ *   oifname WAN ip saddr LAN_NET counter drop
+ *   oifname WAN ip daddr LAN_NET counter drop
+ *   [HA: oifname WAN ip(6) daddr PEER counter drop]
+ * then strict OUTPUT mode when on. */
+static void build_output(struct batch *bt, const struct desired *d)
+{
+	const struct desired_rules *dr = &d->rules;
+	uint32_t net = htonl(dr->lan_addr);
+	struct nftnl_rule *r;
+
+	put_chain(bt, "output", "filter", NF_INET_LOCAL_OUT, 0, NF_ACCEPT);
+	for (int dst = 0; dst <= 1; dst++) {
+		r = nftnl_rule_alloc();
+		m_to_wan(r, dr);
+		m_u8(r, NFT_META_NFPROTO, NFPROTO_IPV4);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, dst ? 16 : 12, 4);
+		e_and(r, htonl(dr->lan_mask));
+		e_cmp(r, NFT_CMP_EQ, &net, 4);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		put_rule(bt, r, "output");
+	}
+	if (dr->ha) {
+		int v4 = net_ip_is4(&dr->ha_peer.addr);
+		r = nftnl_rule_alloc();
+		m_to_wan(r, dr);
+		m_u8(r, NFT_META_NFPROTO, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, v4 ? 4 : 16);
+		e_cmp(r, NFT_CMP_EQ, v4 ? dr->ha_peer.addr.a + 12 : dr->ha_peer.addr.a, v4 ? 4 : 16);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		put_rule(bt, r, "output");
+	}
+	if (dr->strict_output)
+		build_strict_output(bt, d);
 }
 
 void ruleset_full(struct batch *bt, const struct desired *d)
@@ -762,8 +802,7 @@ void ruleset_full(struct batch *bt, const struct desired *d)
 		}
 	}
 	put_block(bt, dr, "lan_in", NULL, NULL);
-	if (dr->strict_output)
-		build_strict_output(bt, d);
+	build_output(bt, d);
 }
 
 void ruleset_elements(struct batch *bt, const struct set_delta *d)

@@ -25,7 +25,8 @@ check "agent applied" wait_for 5 lab_exec gw nft list set inet pgw active4
 
 check "off: root on the gateway reaches the WAN" lab_exec gw curl -s -m 2 -o /dev/null http://$LAB_WEB/ip
 $ctl settings set strict_output true >/dev/null
-check "on: the output chain appears" wait_for 3 lab_exec gw nft list chain inet pgw output
+check "on: the output chain limits the WAN to the proxies (@proxies4)" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw output | grep -q '@proxies4'"
 check_fails "on: root cannot reach the WAN" lab_exec gw curl -s -m 2 -o /dev/null http://$LAB_WEB/ip
 check_fails "on: the service user cannot reach a non-proxy destination" as_nobody curl -s -m 2 -o /dev/null http://$LAB_WEB/ip
 check_eq "on: the service user reaches the proxy" \

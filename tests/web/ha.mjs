@@ -23,6 +23,7 @@ async function dashboard(url) {
   await page.locator('#login-pass').fill(env.ADMIN_PASSWORD);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.locator('#st-ha-box').waitFor({ state: 'visible', timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#st-ha').textContent !== '–', null, { timeout: 10000 });
   return page;
 }
 
