@@ -85,6 +85,8 @@ test_destfail_LIBS := -lpthread
 test_events_SRC := api/events.c
 test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
 test_throttle_SRC := api/throttle.c
+test_hasnap_SRC := api/hasnap.c
+test_hasnap_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 test_settings_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 test_objs = $(addprefix $(BUILD)/,$(patsubst %.c,%.o,$($(1)_SRC)))
 .SECONDEXPANSION:

@@ -150,19 +150,22 @@ static int same_ip(const char *a, const char *b)
 }
 
 /* X-Pgw-Ha: t=UNIX,n=32HEX,m=64HEX */
-static int request_ok(struct req *r, const char *origin, long long gen, char nonce[33])
+static int request_ok(struct req *r, const char *origin, long long gen, char nonce[33], const char **why)
 {
 	const struct pgw_config *cfg = r->api->cfg;
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Pgw-Ha");
 	char t[24], mac[65], want[65];
 	long long ts;
 
+	*why = "no valid X-Pgw-Ha header";
 	if (!h || sscanf(h, "t=%20[0-9],n=%32[0-9a-f],m=%64[0-9a-f]", t, nonce, mac) != 3 || strlen(nonce) != 32 ||
 	    strlen(mac) != 64)
 		return 0;
 	ts = atoll(t);
+	*why = "the request's time is more than 60 s off this node's clock (keep the pair's clocks in step: NTP)";
 	if (llabs(ts - (long long)time(NULL)) > HA_SKEW_S)
 		return 0;
+	*why = "the request does not authenticate under this node's secret (the same PGW_HA_SECRET_FILE on both?)";
 	request_mac(cfg, t, nonce, origin, gen, want);
 	return CRYPTO_memcmp(mac, want, 64) == 0;
 }
@@ -173,6 +176,7 @@ static int sync_answer(struct req *r)
 	const char *origin = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "origin"),
 		   *g = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "generation");
 	char nonce[33], *text;
+	const char *why = "";
 	unsigned char *sealed;
 	size_t len;
 	long long gen;
@@ -187,10 +191,9 @@ static int sync_answer(struct req *r)
 	    strspn(g, "0123456789") != strlen(g) || !*g || strlen(g) > 18)
 		return reply_error(r, 400, "bad_request", "origin and generation are required");
 	gen = atoll(g);
-	if (!request_ok(r, origin, gen, nonce)) {
-		log_warnx("ha: a sync request from %s that does not authenticate (another PGW_HA_SECRET_FILE?)",
-			  r->addr);
-		return reply_error(r, 401, "unauthorized", "the request does not authenticate under the pair's secret");
+	if (!request_ok(r, origin, gen, nonce, &why)) {
+		log_warnx("ha: a sync request from %s refused: %s", r->addr, why);
+		return reply_error(r, 401, "unauthorized", "%s", why);
 	}
 	if (!db)
 		return reply_error(r, 503, "unavailable", "database unavailable");
@@ -269,6 +272,8 @@ int ha_refuse_write(struct req *r)
 		return 0;
 	if ((db = api_db(r->api)) && ha_state_read(db, &s) == 0 && ha_is_master(&s))
 		return 0;
+	if (auth_require(r, 0) < 0) /* 401 sent: who is master is for those signed in */
+		return 1;
 	reply_error(
 	    r, 503, "ha_backup",
 	    "this gateway is the HA backup and its configuration is read-only: make changes on the master at %s",
@@ -341,17 +346,20 @@ static void record_error(sqlite3 *db, const char *msg)
 	}
 }
 
-static void record_in_step(sqlite3 *db, long long master_gen)
+/* An answer "unchanged": in step only when it names the version held here (and this node is
+ * still not master); else only the time of the answer. */
+static void record_in_step(sqlite3 *db, const char *origin, long long master_gen)
 {
 	sqlite3_stmt *st;
 
 	if (run(db,
-		"UPDATE main.ha_state SET master_generation = ?1, synced_at_ms = ?2, in_sync_at_ms = ?2, sync_error = "
-		"'' "
-		"WHERE id = 1",
+		"UPDATE main.ha_state SET master_generation = ?1, synced_at_ms = ?2, sync_error = '', in_sync_at_ms = "
+		"CASE WHEN origin = ?3 AND generation = ?1 THEN ?2 ELSE in_sync_at_ms END WHERE id = 1 AND role IS NOT "
+		"'master'",
 		&st) == 0) {
 		sqlite3_bind_int64(st, 1, master_gen);
 		sqlite3_bind_int64(st, 2, ha_now_ms());
+		sqlite3_bind_text(st, 3, origin, -1, SQLITE_STATIC);
 		sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
@@ -405,8 +413,9 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pgw-ha/" PGW_VERSION);
 	rc = curl_easy_perform(e);
-	curl_slist_free_all(l);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_reset(e); /* it kept pointers to this frame's buffers and the header list */
+	curl_slist_free_all(l);
 	if (atomic_load(&H.stop))
 		goto out;
 	if (rc != CURLE_OK) {
@@ -450,7 +459,8 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 			notify_broadcast(nt, &m);
 		}
 	} else {
-		record_in_step(db, json_integer_value(json_object_get(snap, "generation")));
+		record_in_step(db, json_string_value(json_object_get(snap, "origin")),
+			       json_integer_value(json_object_get(snap, "generation")));
 	}
 	json_decref(snap);
 	goto out;

@@ -333,6 +333,11 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
 		return MHD_NO;
 	if ((net_ip_is4(&ip) && ip.a[12] == 127) || memcmp(ip.a, in6addr_loopback.s6_addr, 16) == 0)
 		return MHD_YES;
+	if (api->cfg->ha_peer[0]) { /* the HA peer's sync, whatever api_allow says (it authenticates) */
+		struct net_ip peer;
+		if (net_ip_parse(api->cfg->ha_peer, &peer) == 0 && memcmp(&peer, &ip, sizeof(ip)) == 0)
+			return MHD_YES;
+	}
 	if (!(db = api_db(api)))
 		return MHD_NO; /* cannot tell: refuse */
 	/* Fail closed: a DB that cannot answer, or an allowlist that does not parse (a row written

@@ -1,6 +1,8 @@
 /* webhooks.c - see webhooks.h. */
 #include "webhooks.h"
 
+#include "hastate.h"
+
 #include "db.h"
 #include "log.h"
 #include "net.h"
@@ -386,7 +388,11 @@ static unsigned fan_out(sqlite3 *db, const struct event *ev, struct delivery **p
 {
 	sqlite3_stmt *st = NULL;
 	uint64_t now = mono_ms();
+	struct ha_state ha;
 
+	/* an HA pair alerts from its master only (the backup sees the same proxies die) */
+	if (W.api->cfg->ha_peer[0] && ha_state_read(db, &ha) == 0 && !ha_is_master(&ha))
+		return n;
 	if (sqlite3_prepare_v2(db,
 			       "SELECT id, events FROM main.webhooks WHERE enabled = 1 AND (?1 = 0 OR org_id = ?1) "
 			       "ORDER BY id",

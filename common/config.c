@@ -236,13 +236,15 @@ int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *e
 		}
 	}
 	file = get("PGW_HA_SECRET_FILE", ctx);
-	if (file && *file) {
+	if (file && *file) { /* only pgw-api needs it (config_require_ha): others start without it */
 		r = read_secret_file(file, cfg->ha_secret, sizeof(cfg->ha_secret), &cfg->ha_secret_len);
 		if (r < 0) {
-			config_wipe(cfg);
-			return fail(err, errlen, "PGW_HA_SECRET_FILE: cannot read '%s': %s", file,
-				    r == -EFBIG ? "file too large" : strerror(-r));
+			explicit_bzero(cfg->ha_secret, sizeof(cfg->ha_secret));
+			cfg->ha_secret_len = 0;
+			snprintf(cfg->ha_secret_err, sizeof(cfg->ha_secret_err), "cannot read '%.200s': %s", file,
+				 r == -EFBIG ? "file too large" : strerror(-r));
 		}
+		cfg->ha_secret_file = 1;
 	}
 	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
 		config_wipe(cfg);
@@ -272,12 +274,14 @@ int config_require_api(const struct pgw_config *cfg, char *err, size_t errlen)
 
 int config_require_ha(const struct pgw_config *cfg, char *err, size_t errlen)
 {
+	if (cfg->ha_peer[0] && cfg->ha_secret_err[0])
+		return fail(err, errlen, "PGW_HA_SECRET_FILE: %s", cfg->ha_secret_err);
 	if (cfg->ha_peer[0] && cfg->ha_secret_len < 32)
 		return fail(err, errlen,
 			    "PGW_HA_SECRET_FILE: %s (PGW_HA_PEER is set: the pair needs a shared secret of at "
 			    "least 32 bytes)",
 			    cfg->ha_secret_len ? "the secret is too short" : "not set");
-	if (!cfg->ha_peer[0] && cfg->ha_secret_len)
+	if (!cfg->ha_peer[0] && cfg->ha_secret_file)
 		return fail(err, errlen, "PGW_HA_SECRET_FILE: set without PGW_HA_PEER");
 	return 0;
 }

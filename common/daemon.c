@@ -138,9 +138,11 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 		return DAEMON_EXIT_FAIL;
 	}
 	log_init(info->name, d->cfg.log_format, d->cfg.log_level);
-	if (strcmp(info->name, "pgw-api") != 0) { /* the JWT secret is pgw-api's alone */
+	if (strcmp(info->name, "pgw-api") != 0) { /* the JWT and HA secrets are pgw-api's alone */
 		explicit_bzero(d->cfg.jwt_secret, sizeof(d->cfg.jwt_secret));
 		d->cfg.jwt_secret_len = 0;
+		explicit_bzero(d->cfg.ha_secret, sizeof(d->cfg.ha_secret));
+		d->cfg.ha_secret_len = 0;
 	}
 	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 ||
 	    migrate_check_schema(d->db, err, sizeof(err)) < 0) {

@@ -6,6 +6,16 @@
 #include <strings.h>
 #include <time.h>
 
+int ha_setting_is_local(const char *key)
+{
+	static const char *const local[] = {"lan_iface", "wan_iface", "dhcp_leases_file", "health_ca_file"};
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (strcmp(key, local[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int64_t ha_now_ms(void)
 {
 	struct timespec ts;

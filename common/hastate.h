@@ -36,5 +36,8 @@ const char *ha_role_parse(const char *word);
  * mistaken for one the old master wrote. 0, or -1 with the SQLite error in err. */
 int ha_set_role(sqlite3 *db, const char *role, char *err, size_t errlen);
 int64_t ha_now_ms(void);
+/* A setting each node keeps for itself (its interfaces and files): never synced. */
+int ha_setting_is_local(const char *key);
+#define HA_LOCAL_SETTINGS_SQL "('lan_iface', 'wan_iface', 'dhcp_leases_file', 'health_ca_file')"
 
 #endif

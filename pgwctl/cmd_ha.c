@@ -2,6 +2,7 @@
  * pair's state for operators and scripts. */
 #include "pgwctl.h"
 
+#include "db.h"
 #include "fwdctl.h"
 #include "hastate.h"
 #include "notify.h"
@@ -114,9 +115,20 @@ static int ha_check(struct ctl *c)
 	r = n ? notify_send(n, "agent", &m) : -EIO;
 	if (n)
 		notify_close(n);
-	if (r < 0 && r != -EAGAIN) {
-		fprintf(stderr, "pgwctl: pgw-agent is not running (%s)\n", strerror(-r));
+	if (r < 0) { /* -EAGAIN: its queue is full, it does not read: wedged */
+		fprintf(stderr, "pgwctl: pgw-agent is not running or does not read its socket (%s)\n", strerror(-r));
 		return CTL_FAIL;
+	}
+	{ /* a node that has never had a configuration (no user, never synced) must not take the
+	   * clients' address: it would serve an empty one and, as master, hand it to the other */
+		struct ha_state s;
+		if (c->cfg.ha_peer[0] && ha_state_read(c->db, &s) == 0 && !ha_is_master(&s) && !s.in_sync_at_ms &&
+		    db_query_int(c->db, "SELECT count(*) FROM main.users", 0) == 0) {
+			fprintf(stderr,
+				"pgwctl: this node has no configuration yet and has never synced from its peer %s\n",
+				c->cfg.ha_peer);
+			return CTL_FAIL;
+		}
 	}
 	if (fwdctl_call(c->cfg.run_dir, "stats\n", &reply, &len, 1000, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgwctl: pgw-forwarder does not answer: %s\n", err);

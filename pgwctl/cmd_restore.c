@@ -41,6 +41,10 @@ int cmd_restore(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "pgwctl: restored, but the upgrade failed: %s\n", err);
 		goto out;
 	}
+	/* the HA role and configuration version are this node's, not the backup's: a master's dump
+	 * restored on its peer must not make two masters of one origin */
+	db_exec(c->db, "UPDATE main.ha_state SET role = '', origin = lower(hex(randomblob(8))), synced_at_ms = 0, "
+		       "in_sync_at_ms = 0, sync_error = ''");
 	ctl_audit(c, "database.restore", "database", argv[1], NULL);
 	ctl_notify(c, ~0u);
 	printf("restored %s (schema version %d%s)\n", argv[1], to, from != to ? ", upgraded" : "");

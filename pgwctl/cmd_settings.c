@@ -1,6 +1,8 @@
 /* pgwctl settings - list, read and change the runtime settings (validated). */
 #include "pgwctl.h"
 
+#include "hastate.h"
+
 #include "log.h"
 #include "notify.h"
 #include "settings.h"
@@ -44,7 +46,7 @@ int cmd_settings(struct ctl *c, int argc, char **argv)
 			fprintf(stderr, "pgwctl: %s\n", err);
 			return CTL_FAIL;
 		}
-		if (ctl_open(c) < 0)
+		if (ctl_open(c) < 0 || (!ha_setting_is_local(argv[2]) && ctl_ha_writable(c) < 0))
 			return CTL_FAIL;
 		{
 			const char *k = argv[2], *v = argv[3];

@@ -56,7 +56,7 @@ static int user_add(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "pgwctl: user name must be 1-64 characters of A-Z a-z 0-9 . _ @ -\n");
 		return CTL_FAIL;
 	}
-	if (ctl_open(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
+	if (ctl_open(c) < 0 || ctl_ha_writable(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
 		goto out;
 	/* a member of organisation 1 with that role; an admin made on the box is a superadmin
 	 * (it manages organisations and the gateway's settings) */
@@ -114,7 +114,7 @@ static int user_passwd(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: pgwctl user passwd NAME --password-stdin\n");
 		return CTL_USAGE;
 	}
-	if (ctl_open(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
+	if (ctl_open(c) < 0 || ctl_ha_writable(c) < 0 || read_new_password(pw, sizeof(pw), hash) < 0)
 		goto out;
 	if (sqlite3_prepare_v2(c->db,
 			       "UPDATE users SET password_hash = ?1, token_gen = token_gen + 1, updated_at = "

@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "hastate.h"
 #include "migrate.h"
 #include "log.h"
 #include "notify.h"
@@ -67,6 +68,21 @@ void ctl_notify(struct ctl *c, unsigned topics)
 		return;
 	notify_broadcast(n, &m);
 	notify_close(n);
+}
+
+int ctl_ha_writable(struct ctl *c)
+{
+	struct ha_state s;
+
+	if (!c->cfg.ha_peer[0] || ha_state_read(c->db, &s) < 0 || ha_is_master(&s))
+		return 0;
+	if (!s.role[0] && !s.in_sync_at_ms) /* a new pair's first node, before keepalived runs */
+		return 0;
+	fprintf(stderr,
+		"pgwctl: this node is the HA %s: its configuration follows the master's; make changes on the master at "
+		"%s\n",
+		s.role[0] ? s.role : "backup", c->cfg.ha_peer);
+	return -1;
 }
 
 int ctl_read_secret_line(char *buf, size_t size)

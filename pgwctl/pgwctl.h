@@ -21,6 +21,10 @@ int ctl_open(struct ctl *c);
 void ctl_notify(struct ctl *c, unsigned topics);
 /* Read one line (a password) from stdin into buf, newline stripped. 0 or -EINVAL. */
 int ctl_read_secret_line(char *buf, size_t size);
+/* On an HA backup the configuration follows the master's (a change here is undone at the next
+ * sync): 0 when this node may change it (no pair, the master, or a node that has never been
+ * told its role nor synced: a new pair's first node), -1 having said so. */
+int ctl_ha_writable(struct ctl *c);
 int ctl_audit(struct ctl *c, const char *action, const char *object_type, const char *object_id,
 	      const char *after_json);
 

@@ -3,7 +3,8 @@
 -- the configuration version it holds: origin (a random id a node takes when it becomes master)
 -- and generation (bumped by every write to a synced table below). The backup copies the master's
 -- tables with their version; per-node state (health, usage, stats, audit, mapping_state) is
--- never synced. Progress of the sync is kept here for `pgwctl ha status` and /metrics.
+-- never synced; nor is mappings.quota_exceeded, which each node's pgw-api sets from its own
+-- counters. Progress of the sync is kept here for `pgwctl ha status` and /metrics.
 CREATE TABLE ha_state (
     id                INTEGER PRIMARY KEY CHECK (id = 1),
     role              TEXT NOT NULL DEFAULT '' CHECK (role IN ('', 'master', 'backup', 'fault')),
@@ -42,7 +43,7 @@ CREATE TRIGGER ha_proxies_ins AFTER INSERT ON proxies BEGIN UPDATE ha_state SET 
 CREATE TRIGGER ha_proxies_upd AFTER UPDATE ON proxies BEGIN UPDATE ha_state SET generation = generation + 1; END;
 CREATE TRIGGER ha_proxies_del AFTER DELETE ON proxies BEGIN UPDATE ha_state SET generation = generation + 1; END;
 CREATE TRIGGER ha_mappings_ins AFTER INSERT ON mappings BEGIN UPDATE ha_state SET generation = generation + 1; END;
-CREATE TRIGGER ha_mappings_upd AFTER UPDATE ON mappings BEGIN UPDATE ha_state SET generation = generation + 1; END;
+CREATE TRIGGER ha_mappings_upd AFTER UPDATE OF id, org_id, client_ip, proxy_id, enabled, label, created_at, updated_at, on_down, max_conns, new_conns_per_s, mac, down_kbit, up_kbit, quota_bytes, quota_period ON mappings BEGIN UPDATE ha_state SET generation = generation + 1; END;
 CREATE TRIGGER ha_mappings_del AFTER DELETE ON mappings BEGIN UPDATE ha_state SET generation = generation + 1; END;
 CREATE TRIGGER ha_mapping_failover_ins AFTER INSERT ON mapping_failover BEGIN UPDATE ha_state SET generation = generation + 1; END;
 CREATE TRIGGER ha_mapping_failover_upd AFTER UPDATE ON mapping_failover BEGIN UPDATE ha_state SET generation = generation + 1; END;

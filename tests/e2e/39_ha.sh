@@ -115,8 +115,6 @@ check "node 2, started with an empty DB, bootstraps from the master within 3 s" 
 check_eq "... users included (node 2's users, proxies, mappings)" \
 	"$(ndb 2 "SELECT (SELECT group_concat(username) FROM users), (SELECT count(*) FROM proxies), (SELECT count(*) FROM mappings)")" "admin|3|3"
 check_eq "... and the settings" "$(ndb 2 "SELECT value FROM settings WHERE key = 'health_interval'")" 1
-check_eq "... its own health rows, not the master's (a new proxy starts unknown there)" \
-	"$(ndb 2 "SELECT count(*) FROM proxy_health")" 3
 st=$(nctl 2 ha status)
 echo "$st" | sed 's/^/# node 2: /'
 g1=$(ndb 1 "SELECT generation FROM ha_state")
@@ -145,8 +143,28 @@ check "the dashboards show the pair: the backup read-only naming the master (Chr
 check_match "a write to the backup's API: 503 naming the master's address" \
 	"$(napi 2 POST /api/v1/mappings -H "$A" -H "$J" -d '{"client_ip":"192.168.2.20","proxy_id":1}')" \
 	"^503 .*ha_backup.*master at ${LAB_HA_ADDR[0]}"
-check_match "a sync request without the pair's secret: 401" \
-	"$(lab_exec gw2 curl -s -m 3 -w ' %{http_code}' "http://${LAB_HA_ADDR[0]}:8080/api/v1/ha/sync?origin=00&generation=0" -H 'X-Pgw-Ha: t=1,n=00000000000000000000000000000000,m=0000000000000000000000000000000000000000000000000000000000000000')" ' 401$'
+# the sync's request MAC, made here with openssl from the secret file: t, nonce, origin, generation
+ha_mac() { # t nonce origin generation [secret]
+	local key
+	key=$(printf 'pgw-ha auth v1' | openssl dgst -sha256 -mac HMAC -macopt "key:${5:-$(cat "$LAB_DIR/ha.secret")}" -binary | od -An -v -tx1 | tr -d ' \n')
+	printf '%s\n%s\n%s\n%s' "$1" "$2" "$3" "$4" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" | awk '{print $NF}'
+}
+sync_req() { # t mac: the peer asks the master for everything (origin 00, generation 0)
+	lab_exec gw2 curl -s -m 8 -o "$LAB_DIR/sync-body" -w '%{http_code} %{content_type}' \
+		"http://${LAB_HA_ADDR[0]}:8080/api/v1/ha/sync?origin=00&generation=0" -H "X-Pgw-Ha: t=$1,n=$NONCE,m=$2"
+}
+NONCE=0123456789abcdef0123456789abcdef
+now=$(date +%s)
+check_match "a sync request from the peer with the pair's MAC: 200, a sealed body" \
+	"$(sync_req "$now" "$(ha_mac "$now" $NONCE 00 0)")" '^200 application/octet-stream'
+check "... that holds no readable configuration (no password hash, no proxy password; $(wc -c <"$LAB_DIR/sync-body") bytes)" \
+	bash -c "[ \$(wc -c <'$LAB_DIR/sync-body') -gt 500 ] && ! grep -aq -e argon2id -e '$LAB_PROXY_PASS' -e socks-auth '$LAB_DIR/sync-body'"
+check_match "a MAC under another secret: 401" \
+	"$(sync_req "$now" "$(ha_mac "$now" $NONCE 00 0 another-secret-0123456789abcdef0123456789)"; echo; cat "$LAB_DIR/sync-body")" '^401 .*does not authenticate'
+check_match "the pair's MAC over another generation (a request altered on the way): 401" \
+	"$(sync_req "$now" "$(ha_mac "$now" $NONCE 00 7)")" '^401 '
+check_match "a request two minutes old, its MAC right: 401 (clocks must agree)" \
+	"$(sync_req $((now - 120)) "$(ha_mac $((now - 120)) $NONCE 00 0)"; echo; cat "$LAB_DIR/sync-body")" "^401 .*time is more than 60 s off"
 check_match "... and from an address that is not the peer's: 404" \
 	"$(lab_exec gw curl -s -m 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:8080/api/v1/ha/sync?origin=00&generation=0")" '^404$'
 
@@ -159,7 +177,7 @@ check_eq "a client reaches the web through the virtual address (exit: its proxy)
 # a mapping added on the master is enforced in the backup's kernel within 1 s
 in_set() { ip netns exec "$(lab_ns "$(ns_of "$1")")" nft list set inet pgw active4 2>/dev/null | grep -qw "$2"; }
 ip netns exec "$(lab_ns gw)" nft list chain inet pgw lan_in | grep "${LAB_HA_ADDR[1]}" | sed 's/^/# node 1 lan_in: /'
-check "the agents accept VRRP (protocol 112) and the sync only from the peer" bash -c \
+check "the agents' lan_in accepts VRRP (protocol 112) and the API port from the peer's address" bash -c \
 	"ip netns exec $(lab_ns gw) nft list chain inet pgw lan_in | grep -Eq 'ip saddr ${LAB_HA_ADDR[1]} .*(vrrp|112) accept' && ip netns exec $(lab_ns gw2) nft list chain inet pgw lan_in | grep -Eq 'ip saddr ${LAB_HA_ADDR[0]} .*(vrrp|112) accept'"
 A1="Authorization: Bearer $(napi 1 POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}' | cut -d' ' -f2- | jq -r .token)"
 t0=$(lab_ms)
@@ -211,6 +229,10 @@ check "ten failovers: new connections work through the other node within 3 s (p5
 	test "${#times[@]}" = 10 -a "${max:-99999}" -le 3000
 m=$(master)
 b=$((3 - m))
+A1="Authorization: Bearer $(napi "$m" POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+napi "$m" POST /api/v1/mappings -H "$A1" -H "$J" -d '{"client_ip":"192.168.2.14","proxy_id":1}' >/dev/null
+check "after the failovers, a mapping added on the new master (node $m) reaches the old one within 1 s" \
+	wait_for 1 bash -c "[ \"\$(sqlite3 '$LAB_DIR/n$b/pgw.db' \"SELECT count(*) FROM mappings WHERE client_ip = '192.168.2.14'\")\" = 1 ]"
 tr0=$(ndb "$m" "SELECT transitions FROM ha_state")
 sleep 3
 check_eq "the old master came back as backup and stays so (no flapping in 3 s)" \
@@ -237,10 +259,13 @@ lab_exec lan nft delete table bridge labcut
 check "VRRP back: one master again" wait_for 10 bash -c \
 	"[ \"\$(sqlite3 '$LAB_DIR/n1/pgw.db' 'SELECT role FROM ha_state')\$(sqlite3 '$LAB_DIR/n2/pgw.db' 'SELECT role FROM ha_state')\" != mastermaster ]"
 r1=$(role 1) r2=$(role 2) t1=$(ndb 1 "SELECT transitions FROM ha_state") t2=$(ndb 2 "SELECT transitions FROM ha_state")
+version() { ndb "$1" "SELECT origin || ':' || generation FROM ha_state"; }
+same_version() { [ "$(version 1)" = "$(version 2)" ]; }
+check "... and the backup holds the master's configuration again within 3 s" wait_for 3 same_version
 sleep 3
 check_eq "... and it stays so (no flapping in 3 s)" "$(role 1) $(role 2) $(ndb 1 "SELECT transitions FROM ha_state") $(ndb 2 "SELECT transitions FROM ha_state")" "$r1 $r2 $t1 $t2"
 
-sleep 0.2
+lab_stop_pid "$(awk '$2 == "tcpdump-wan" {print $1}' "$LAB_DIR/pids")" # flushed and closed
 tcpdump -r "$LAB_DIR/wan.pcap" -n -e 2>/dev/null >"$LAB_DIR/wan.txt"
 leaks=$(wc -l <"$LAB_DIR/wan.txt")
 head -20 "$LAB_DIR/wan.txt" | sed 's/^/# leaked: /'
