@@ -31,7 +31,8 @@ static char *digest(void)
 	    "|| "
 	    "(SELECT count(*) FROM org_networks) || (SELECT json_group_array(json_array(user_id, org_id, role)) FROM "
 	    "user_orgs) || (SELECT json_group_array(json_array(org_id, key, value)) FROM org_settings) || (SELECT "
-	    "json_group_array(json_array(name, seq)) FROM sqlite_sequence) || (SELECT json_array(origin, generation) FROM "
+	    "json_group_array(json_array(name, seq)) FROM sqlite_sequence) || (SELECT json_array(origin, generation) "
+	    "FROM "
 	    "ha_state)";
 	sqlite3_stmt *st;
 	char *out = NULL;
