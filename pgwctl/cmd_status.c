@@ -4,6 +4,7 @@
 #include "db.h"
 #include "fwdctl.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,11 @@ static void udp_status(struct ctl *c)
 	size_t len = 0;
 	sqlite3_stmt *st = NULL;
 
-	if (fwdctl_call(c->cfg.run_dir, "stats\n", &buf, &len, 3000, err, sizeof(err)) < 0) {
-		printf("udp:      pgw-forwarder is not running (%s): client UDP other than DNS is blocked\n", err);
+	int r = fwdctl_call(c->cfg.run_dir, "stats\n", &buf, &len, 3000, err, sizeof(err));
+
+	if (r < 0) { /* absent (no socket, refused) or there but not answering */
+		printf("udp:      pgw-forwarder %s (%s): client UDP other than DNS is blocked\n",
+		       r == -ENOENT || r == -ECONNREFUSED ? "is not running" : "does not answer", err);
 		return;
 	}
 	if (sqlite3_prepare_v2(

@@ -8,7 +8,7 @@ const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', org: sessionStorage.getItem('pgw.org') || '',
   proxies: [], mappings: [], health: {},
   history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: null,
-  tput: { t: [], down: [], up: [], per: {}, last: 0 }, pbytes: {}, charts: {}, conns: { items: [], total: 0, next: null, error: '' },
+  tput: { t: [], down: [], up: [], per: {}, last: 0 }, charts: {}, conns: { items: [], total: 0, next: null, error: '' },
   webhooks: [] };
 
 function el(tag, attrs = {}, ...kids) {
