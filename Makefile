@@ -85,6 +85,8 @@ test_destfail_LIBS := -lpthread
 test_events_SRC := api/events.c
 test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
 test_throttle_SRC := api/throttle.c
+test_oidc_jwt_SRC := api/oidc_jwt.c
+test_oidc_jwt_LIBS := $(shell pkg-config --libs libjwt jansson libcrypto 2>/dev/null)
 test_hasnap_SRC := api/hasnap.c
 test_hasnap_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 test_settings_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
@@ -135,9 +137,11 @@ FUZZ_EXTRA_fuzz_json := api/jsoncheck.c
 FUZZ_EXTRA_fuzz_csv := api/csv.c
 FUZZ_EXTRA_fuzz_proxyuri := api/proxyuri.c
 FUZZ_EXTRA_fuzz_hasnap := api/hasnap.c
+FUZZ_EXTRA_fuzz_oidc := api/oidc_jwt.c
+FUZZ_LIBS_fuzz_oidc := $(shell pkg-config --libs libjwt jansson libcrypto 2>/dev/null)
 FUZZ_LIBS_fuzz_json := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_LIBS_fuzz_hasnap := $(FUZZ_LIBS_fuzz_json)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c api/hasnap.c)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c api/hasnap.c api/oidc_jwt.c)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS) $(FUZZ_LIBS_$*)
 fuzz-bins: $(FUZZ_BINS)
