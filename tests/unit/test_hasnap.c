@@ -35,6 +35,14 @@ static int sync_once(sqlite3 *master, sqlite3 *backup, char *err, size_t errlen)
 	return rc;
 }
 
+/* The first column of sql's first row is want. */
+static void assert_sql(sqlite3 *db, const char *sql, const char *want)
+{
+	char *got = tl_str(db, sql);
+	assert_string_equal(got, want);
+	free(got);
+}
+
 static void assert_same(sqlite3 *a, sqlite3 *b)
 {
 	char *x = config_text(a), *y = config_text(b);
@@ -63,7 +71,7 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 	    SQLITE_OK);
 	assert_int_equal(sync_once(m, b, err, sizeof(err)), 0);
 	assert_same(m, b);
-	assert_string_equal(tl_str(b, "SELECT value FROM settings WHERE key = 'lan_iface'"), "lanB");
+	assert_sql(b, "SELECT value FROM settings WHERE key = 'lan_iface'", "lanB");
 	/* the backup's own state: proxy 1 up there, client 2 over its quota there */
 	assert_int_equal(tl_exec(b, "UPDATE proxy_health SET status = 'up' WHERE proxy_id IN (1, 2, 3);"
 				    "UPDATE mappings SET quota_exceeded = 1 WHERE id = 2"),
@@ -88,9 +96,10 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 	    SQLITE_OK);
 	assert_int_equal(sync_once(m, b, err, sizeof(err)), 0);
 	assert_same(m, b);
-	assert_string_equal(tl_str(b, "SELECT group_concat(status, ',') FROM (SELECT status FROM proxy_health ORDER BY "
-				      "proxy_id)"),
-			    "up,up,unknown"); /* proxy 3 is another endpoint now: probed afresh here */
+	assert_sql(b,
+		   "SELECT group_concat(status, ',') FROM (SELECT status FROM proxy_health ORDER BY "
+		   "proxy_id)",
+		   "up,up,unknown"); /* proxy 3 is another endpoint now: probed afresh here */
 	assert_int_equal(tl_int(b, "SELECT quota_exceeded FROM mappings WHERE id = 2"), 1); /* its own */
 	assert_int_equal(tl_int(b, "SELECT seq FROM sqlite_sequence WHERE name = 'users'"), 2);
 	assert_int_equal(tl_exec(b, "INSERT INTO users (username, password_hash, role) VALUES ('n', '$argon2id$z', "
@@ -109,7 +118,11 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 		assert_int_equal(tl_exec(b, "UPDATE ha_state SET role = 'master'"), SQLITE_OK);
 		assert_int_equal(sync_once(m, b, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, "became master"));
-		assert_string_equal(config_text(b), before);
+		{
+			char *after = config_text(b);
+			assert_string_equal(after, before);
+			free(after);
+		}
 		free(before);
 	}
 	sqlite3_close(m);
@@ -135,7 +148,11 @@ static void test_refuses_what_is_not_a_configuration(void **state)
 	json_array_clear(json_object_get(tab, "rows"));
 	assert_int_equal(hasnap_apply(b, snap, err, sizeof(err)), -1);
 	assert_true(err[0]);
-	assert_string_equal(config_text(b), before);
+	{
+		char *after = config_text(b);
+		assert_string_equal(after, before);
+		free(after);
+	}
 	json_decref(snap);
 	/* another schema version */
 	snap = hasnap_build(m, 1);
@@ -154,7 +171,11 @@ static void test_refuses_what_is_not_a_configuration(void **state)
 	json_array_append_new(json_object_get(tab, "columns"), json_string("quota_exceeded"));
 	assert_int_equal(hasnap_apply(b, snap, err, sizeof(err)), -1);
 	json_decref(snap);
-	assert_string_equal(config_text(b), before);
+	{
+		char *after = config_text(b);
+		assert_string_equal(after, before);
+		free(after);
+	}
 	free(before);
 	sqlite3_close(m);
 	sqlite3_close(b);

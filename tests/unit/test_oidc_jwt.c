@@ -205,12 +205,14 @@ static void test_forgeries_and_mistakes_are_refused(void **state)
 	free(t);
 	{ /* alg none: header and claims, no signature */
 		char *h = b64url((const unsigned char *)"{\"alg\":\"none\",\"kid\":\"r1\"}", 25), *p, *tok;
-		char *cl = json_dumps(claims(now), JSON_COMPACT);
+		json_t *cj = claims(now);
+		char *cl = json_dumps(cj, JSON_COMPACT);
 		p = b64url((unsigned char *)cl, strlen(cl));
 		tok = malloc(strlen(h) + strlen(p) + 3);
 		sprintf(tok, "%s.%s.", h, p);
 		expect_refused(tok, now, -EINVAL, "only RS256 and ES256");
 		free(h), free(p), free(cl), free(tok);
+		json_decref(cj);
 	}
 	t = sign(JWT_ALG_RS256, rs, "r9", claims(now)); /* a key id the JWKS lacks: fetch again */
 	expect_refused(t, now, -ENOKEY, "does not have");
