@@ -173,8 +173,9 @@ install: all
 	for u in $(UNITS); do $(SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	install -m 0644 systemd/pgw-forwarder-tproxy.conf $(DESTDIR)$(DATADIR)/
 	install -d $(DESTDIR)$(DATADIR)/ha
-	install -m 0644 ha/keepalived.conf.example $(DESTDIR)$(DATADIR)/ha/
-	sed 's|/usr/local/bin/pgwctl|$(BINDIR)/pgwctl|' ha/pgw-ha-check > $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
+	sed -e 's|/usr/bin/pgwctl|$(BINDIR)/pgwctl|' -e 's|/usr/share/pgw/ha/|$(DATADIR)/ha/|' ha/keepalived.conf.example \
+		> $(DESTDIR)$(DATADIR)/ha/keepalived.conf.example
+	sed 's|/usr/bin/pgwctl|$(BINDIR)/pgwctl|' ha/pgw-ha-check > $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
 	chmod 0755 $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
 	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env
 	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft || install -m 0644 systemd/pgw-failsafe.nft $(DESTDIR)$(SYSCONFDIR)/pgw/

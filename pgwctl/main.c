@@ -31,9 +31,10 @@ static const struct {
     {"stats", cmd_stats, "stats                           pgw-forwarder's counters now, as JSON (its control socket)"},
     {"check", cmd_check, "check PROXY_ID                  ask pgw-healthd to probe a proxy now (exit 0 up, 1 down)"},
     {"ha", cmd_ha,
-     "ha status [--json]              the HA pair: role, peer, generation, lag (one key: value a line)\n"
+     "ha status [--json]              the HA pair: role, peer, generation, lag (key: value lines; --json: one object)\n"
      "  ha notify MASTER|BACKUP|FAULT   keepalived's notify hook: record this node's role\n"
-     "  ha check                        keepalived's check: exit 0 only when this node enforces"},
+     "  ha check                        keepalived's check: exit 0 only when this node enforces (and has a "
+     "configuration)"},
     {"notify", cmd_notify,
      "notify TOPIC...                 tell the daemons rows changed (proxies mappings health settings users all)"},
 };

@@ -48,7 +48,7 @@ for n in 1 2; do
 		-e "s|unicast_src_ip 192.168.2.2|unicast_src_ip ${LAB_HA_ADDR[$((n - 1))]}|" \
 		-e "s|^        192.168.2.3\$|        ${LAB_HA_ADDR[$((2 - n))]}|" \
 		-e "s|/usr/share/pgw/ha/pgw-ha-check|$LAB_DIR/n$n/check|" \
-		-e "s|/usr/local/bin/pgwctl ha notify|$LAB_DIR/n$n/notify|" "$ROOT/ha/keepalived.conf.example" >"$LAB_DIR/n$n/keepalived.conf"
+		-e "s|/usr/bin/pgwctl ha notify|$LAB_DIR/n$n/notify|" "$ROOT/ha/keepalived.conf.example" >"$LAB_DIR/n$n/keepalived.conf"
 	node_env $n | tr ' ' '\n' >"$LAB_DIR/n$n/pgw.env"
 	printf '#!/bin/sh\nPGW_ENV_FILE=%s PGWCTL=%s exec %s\n' "$LAB_DIR/n$n/pgw.env" "$ctl" "$ROOT/ha/pgw-ha-check" >"$LAB_DIR/n$n/check"
 	printf '#!/bin/sh\necho "$(date +%%s.%%N) $*" >>%s\nexec env %s %s ha notify "$@"\n' "$LAB_DIR/notify-$n.log" \
@@ -177,7 +177,7 @@ check_eq "a client reaches the web through the virtual address (exit: its proxy)
 # a mapping added on the master is enforced in the backup's kernel within 1 s
 in_set() { ip netns exec "$(lab_ns "$(ns_of "$1")")" nft list set inet pgw active4 2>/dev/null | grep -qw "$2"; }
 ip netns exec "$(lab_ns gw)" nft list chain inet pgw lan_in | grep "${LAB_HA_ADDR[1]}" | sed 's/^/# node 1 lan_in: /'
-check "the agents' lan_in accepts VRRP (protocol 112) and the API port from the peer's address" bash -c \
+check "the agents' lan_in accepts VRRP (protocol 112) from the peer's address" bash -c \
 	"ip netns exec $(lab_ns gw) nft list chain inet pgw lan_in | grep -Eq 'ip saddr ${LAB_HA_ADDR[1]} .*(vrrp|112) accept' && ip netns exec $(lab_ns gw2) nft list chain inet pgw lan_in | grep -Eq 'ip saddr ${LAB_HA_ADDR[0]} .*(vrrp|112) accept'"
 A1="Authorization: Bearer $(napi 1 POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}' | cut -d' ' -f2- | jq -r .token)"
 t0=$(lab_ms)
