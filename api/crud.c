@@ -147,9 +147,12 @@ json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh)
 		log_warnx("%s: no forwarder stats this time (usage and quotas catch up at the next answer)", err);
 	}
 	free(out);
-	json_decref(fs_last);
-	fs_last = json_incref(j);
-	fs_at = (long long)ev_now_ms();
+	if (j) { /* a failure is not shared: the next caller asks again (a /metrics scrape right after
+		  * a slow answer to the feed would otherwise lose the forwarder's section) */
+		json_decref(fs_last);
+		fs_last = json_incref(j);
+		fs_at = (long long)ev_now_ms();
+	}
 	pthread_mutex_unlock(&fs_lock);
 	return j;
 }

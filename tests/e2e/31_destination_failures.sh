@@ -73,7 +73,10 @@ lab_exec lan socat -u /dev/null "TCP4:$LAB_WEB:81,bind=$CS" 2>/dev/null
 check "a connection the client itself closes at once is logged" \
 	wait_for 3 bash -c "[ \$(grep -c 'client=$CS:[0-9]* dst=$LAB_WEB:81 ' $LAB_DIR/pgw-forwarder.log) = 2 ]"
 check_fails "... not as closed_after_connect" bash -c "grep 'client=$CS:[0-9]* dst=$LAB_WEB:81 ' $LAB_DIR/pgw-forwarder.log | tail -1 | grep -q closed_after_connect"
-metrics=$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)
+# pgw-api shares one answer of the forwarder's stats for up to a second: the last failures may
+# take that long to show
+counted() { metrics=$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics) && grep -q 'pgw_forwarder_destination_reports_total 1' <<<"$metrics"; }
+wait_for 3 counted
 check_match "/metrics: destination failures by kind" "$metrics" \
 	'pgw_forwarder_destination_failures_total\{kind="socks5_0x05_connection_refused"\} 10'
 check_match "/metrics: ... and the reports" "$metrics" 'pgw_forwarder_destination_reports_total 1'
