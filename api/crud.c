@@ -119,6 +119,8 @@ int crud_route(struct req *r, sqlite3 *db, const struct crud *c, const char *con
 static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *fs_last;
 static long long fs_at;
+static int fs_waited; /* the ask behind fs_last waited this long (ms); a failure is shared only
+		       * with callers that would not have waited longer */
 
 json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh)
 {
@@ -130,7 +132,7 @@ json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh)
 	int rc;
 
 	pthread_mutex_lock(&fs_lock);
-	if (!fresh && fs_at && now - fs_at < FWDSTATS_FRESH_MS) {
+	if (!fresh && fs_at && now - fs_at < FWDSTATS_FRESH_MS && (fs_last || timeout_ms <= fs_waited)) {
 		j = json_incref(fs_last); /* jansson's reference counts are atomic; nobody changes it */
 		pthread_mutex_unlock(&fs_lock);
 		return j;
@@ -147,12 +149,13 @@ json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh)
 		log_warnx("%s: no forwarder stats this time (usage and quotas catch up at the next answer)", err);
 	}
 	free(out);
-	if (j) { /* a failure is not shared: the next caller asks again (a /metrics scrape right after
-		  * a slow answer to the feed would otherwise lose the forwarder's section) */
-		json_decref(fs_last);
-		fs_last = json_incref(j);
-		fs_at = (long long)ev_now_ms();
-	}
+	/* a failure is shared too (a hung forwarder costs one wait a second, not one per request),
+	 * but not with a caller willing to wait longer than the ask that failed (the feed asks with
+	 * 500 ms; a /metrics scrape right after would otherwise lose the forwarder's section) */
+	json_decref(fs_last);
+	fs_last = json_incref(j);
+	fs_at = (long long)ev_now_ms();
+	fs_waited = timeout_ms;
 	pthread_mutex_unlock(&fs_lock);
 	return j;
 }
