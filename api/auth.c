@@ -3,6 +3,7 @@
 #include "auth.h"
 
 #include "db.h"
+#include "oidc.h"
 #include "log.h"
 #include "resources.h"
 #include "password.h"
@@ -30,7 +31,8 @@ static int load_user(struct req *r, const char *by, const char *val, char hash[P
 	int found = 0;
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT id, username, role, password_hash, disabled, token_gen, superadmin FROM users WHERE %s = ?1",
+		 "SELECT id, username, role, password_hash, disabled, token_gen, superadmin, sso_issuer IS NOT NULL "
+		 "FROM users WHERE %s = ?1",
 		 strcmp(by, "id") == 0 ? "id" : "username");
 	if (!db || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -44,6 +46,7 @@ static int load_user(struct req *r, const char *by, const char *val, char hash[P
 		*disabled = sqlite3_column_int(st, 4);
 		r->user.gen = sqlite3_column_int64(st, 5);
 		r->user.superadmin = sqlite3_column_int(st, 6);
+		r->user.sso = sqlite3_column_int(st, 7);
 		found = 1;
 	}
 	sqlite3_finalize(st);
@@ -66,12 +69,56 @@ static char *issue(struct req *r, long exp, const char *csrf)
 	return tok;
 }
 
+/* A new session for r->user: its token (malloc'd), CSRF secret, expiry and the cookie that
+ * carries it. NULL when it cannot be made. */
+static char *new_session(struct req *r, char csrf[65], long *exp, char *cookie, size_t size)
+{
+	unsigned char rnd[32];
+	char *tok;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return NULL;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(csrf + 2 * i, 3, "%02x", rnd[i]);
+	*exp = (long)time(NULL) + AUTH_TTL_S;
+	if (!(tok = issue(r, *exp, csrf)))
+		return NULL;
+	snprintf(cookie, size, AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", tok, AUTH_TTL_S,
+		 r->api->cfg->tls_cert[0] ? "; Secure" : "");
+	return tok;
+}
+
+int auth_sso_session(struct req *r, int64_t user_id, const char *clear_cookie, const char *location)
+{
+	char id[24], csrf[65], cookie[1200];
+	int disabled = 0, ret;
+	long exp;
+	char *tok;
+
+	snprintf(id, sizeof(id), "%lld", (long long)user_id);
+	if (load_user(r, "id", id, NULL, &disabled) != 1 || disabled)
+		return -1;
+	if (!(tok = new_session(r, csrf, &exp, cookie, sizeof(cookie))))
+		return -1;
+	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
+	r->extra_header[1] = cookie;
+	r->extra_header[2] = MHD_HTTP_HEADER_SET_COOKIE;
+	r->extra_header[3] = clear_cookie;
+	r->extra_header[4] = MHD_HTTP_HEADER_LOCATION;
+	r->extra_header[5] = location;
+	ret = reply_json(r, 303, json_pack("{s:s, s:s}", "location", location, "role", r->user.role));
+	memset(r->extra_header, 0, sizeof(r->extra_header));
+	explicit_bzero(tok, strlen(tok));
+	free(tok);
+	explicit_bzero(cookie, sizeof(cookie));
+	return ret == MHD_YES ? 0 : -1;
+}
+
 int auth_login(struct req *r)
 {
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
 	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64];
 	unsigned wait;
-	unsigned char rnd[32];
 	int disabled = 0, found, ok;
 	const char *name, *pw;
 	char *tok;
@@ -83,6 +130,8 @@ int auth_login(struct req *r)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	name = json_string_value(json_object_get(r->body, "username"));
 	pw = json_string_value(json_object_get(r->body, "password"));
+	if (!oidc_password_allowed(r, name))
+		return MHD_YES; /* 403 sent: password logins are off for this user */
 	throttle_source(r->addr, src, sizeof(src));
 	snprintf(ukey, sizeof(ukey), "u:%s@%s", name, src);
 	snprintf(akey, sizeof(akey), "a:%s", src);
@@ -100,6 +149,8 @@ int auth_login(struct req *r)
 	throttle_fail(ukey);
 	throttle_fail(akey);
 	found = load_user(r, "username", name, hash, &disabled);
+	if (found == 1 && r->user.sso) /* an SSO user's hash is a placeholder: it has no password here */
+		found = 0;
 	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;
 	auth_password_work_end();
 	if (!ok) {
@@ -111,16 +162,8 @@ int auth_login(struct req *r)
 	}
 	throttle_reset(ukey);
 	throttle_forgive(akey); /* this attempt from the source was a good one */
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		return reply_error(r, 500, "internal", "no randomness");
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(csrf + 2 * i, 3, "%02x", rnd[i]);
-	exp = (long)time(NULL) + AUTH_TTL_S;
-	tok = issue(r, exp, csrf);
-	if (!tok)
+	if (!(tok = new_session(r, csrf, &exp, cookie, sizeof(cookie))))
 		return reply_error(r, 500, "internal", "cannot issue a token");
-	snprintf(cookie, sizeof(cookie), AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", tok,
-		 AUTH_TTL_S, r->api->cfg->tls_cert[0] ? "; Secure" : "");
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
 	r->extra_header[1] = cookie;
 	api_audit(r, "login", "user", r->user.name, NULL, NULL, "ok");
@@ -243,6 +286,14 @@ int auth_logout(struct req *r)
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
 	r->extra_header[1] = AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
 	api_audit(r, "logout", "user", r->user.name, NULL, NULL, "ok");
+	{ /* an SSO user's session at the provider ends too, where it lets the browser end it */
+		char *url = oidc_end_session_url(r);
+		if (url) {
+			int ret = reply_json(r, 200, json_pack("{s:s}", "end_session_url", url));
+			free(url);
+			return ret;
+		}
+	}
 	return reply_empty(r, 204);
 }
 
@@ -272,10 +323,14 @@ int auth_me(struct req *r)
 					    r->user.key_id ? r->user.role : (const char *)sqlite3_column_text(st, 2)));
 	}
 	sqlite3_finalize(st);
-	return reply_json(r, 200,
-			  json_pack("{s:I, s:s, s:s, s:b, s:o, s:o}", "id", (json_int_t)r->user.id, "username",
-				    r->user.name, "role", r->user.role, "superadmin", r->user.superadmin, "org",
-				    r->org > 0 ? json_integer(r->org) : json_null(), "orgs", orgs));
+	json_t *me = json_pack("{s:I, s:s, s:s, s:b, s:o, s:o, s:b}", "id", (json_int_t)r->user.id, "username",
+			       r->user.name, "role", r->user.role, "superadmin", r->user.superadmin, "org",
+			       r->org > 0 ? json_integer(r->org) : json_null(), "orgs", orgs, "sso", r->user.sso);
+	/* a browser signed in by a redirect (SSO) learns its session's CSRF token here: only
+	 * same-origin script reads this answer, and only with the SameSite=Strict cookie */
+	if (r->user.via_cookie)
+		json_object_set_new(me, "csrf_token", json_string(r->user.csrf));
+	return reply_json(r, 200, me);
 }
 
 int auth_csrf(struct req *r)

@@ -36,6 +36,10 @@ int64_t auth_single_org(sqlite3 *db);
  * while the gateway has one organisation, as before organisations. */
 int auth_default_superadmin(sqlite3 *db, const char *role);
 int auth_logout(struct req *r);
+/* Sign user_id in after a login through the provider: the session cookie, clear_cookie (the
+ * login's state cookie) and a 303 to location. 0, or -1 (nothing sent) when the user is gone or
+ * disabled or no token can be made. */
+int auth_sso_session(struct req *r, int64_t user_id, const char *clear_cookie, const char *location);
 int auth_me(struct req *r);
 
 #endif

@@ -119,8 +119,8 @@ static int send_response(struct req *r, unsigned status, struct MHD_Response *re
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (r->extra_header[0])
-		MHD_add_response_header(resp, r->extra_header[0], r->extra_header[1]);
+	for (int i = 0; i < 6 && r->extra_header[i]; i += 2)
+		MHD_add_response_header(resp, r->extra_header[i], r->extra_header[i + 1]);
 	r->status = (int)status;
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);

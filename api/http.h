@@ -23,6 +23,7 @@ struct api_user {
 	char name[264]; /* a user name, or "key:" and a key's name (64 characters, up to 256 bytes) */
 	char role[8];	/* the role in the request's organisation */
 	int superadmin; /* manages organisations and the gateway's global settings */
+	int sso;	/* made by a login through the OpenID provider (users.sso_issuer) */
 	char csrf[65];
 	int via_cookie;
 };
@@ -51,7 +52,7 @@ struct req {
 	int answered;	   /* a reply was queued before the body was read (401): the body is dropped */
 	int status;	   /* what was sent, for the access log */
 	uint64_t t0;
-	const char *extra_header[2]; /* one optional extra header (name, value) */
+	const char *extra_header[6]; /* up to three extra headers (name, value, name, value, ...) */
 };
 
 /* The calling thread's own DB connection (opened on first use). Its reads of proxies, mappings,

@@ -5,6 +5,7 @@
 #include "events.h"
 #include "feed.h"
 #include "ha.h"
+#include "oidc.h"
 #include "http.h"
 #include "log.h"
 #include "resources.h"
@@ -211,6 +212,11 @@ static int route(struct req *r)
 	}
 	if (n == 0)
 		return reply_error(r, 404, "not_found", "no such resource");
+	if (strcmp(seg[0], "auth") == 0) { /* single sign-on, and how one may sign in */
+		int ret;
+		if (oidc_route(r, seg + 1, n - 1, &ret))
+			return ret;
+	}
 	if (strcmp(seg[0], "auth") == 0 && n == 2) {
 		if (strcmp(r->method, "POST") != 0)
 			return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);

@@ -84,6 +84,16 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 		}
 		if (settings_check_system(db, keys, vals, n, err, sizeof(err)) < 0)
 			return reply_error(r, 400, "bad_request", "%s", err);
+		n = 0;
+		json_object_foreach(r->body, key, v)
+		{
+			if (n < 8 && (strcmp(key, "local_login") == 0 || strcmp(key, "oidc_breakglass_user") == 0)) {
+				keys[n] = key;
+				vals[n++] = json_string_value(v);
+			}
+		}
+		if (settings_check_login(db, keys, vals, n, err, sizeof(err)) < 0)
+			return reply_error(r, 400, "bad_request", "%s", err);
 	}
 	before = all_settings(db);
 	if (db_begin(db) < 0) {

@@ -132,10 +132,7 @@ static int64_t role_org(struct req *r, sqlite3 *db)
 	return auth_single_org(db);
 }
 
-/* Under the write transaction: user id's memberships become list (replace: all of them; else
- * one is added or changed), and users.role its summary: admin for a superadmin or an admin of
- * some organisation. 0 or -1. */
-static int write_memberships(sqlite3 *db, int64_t id, json_t *list, int replace)
+int users_write_memberships(sqlite3 *db, int64_t id, json_t *list, int replace)
 {
 	sqlite3_stmt *st = NULL;
 	size_t i;
@@ -248,7 +245,7 @@ static int create(struct req *r, sqlite3 *db)
 		return rc;
 	}
 	id = sqlite3_last_insert_rowid(db);
-	if (write_memberships(db, id, list, 1) < 0 || db_commit(db) < 0) {
+	if (users_write_memberships(db, id, list, 1) < 0 || db_commit(db) < 0) {
 		rc = reply_db_error(r, db);
 		db_rollback(db);
 		json_decref(list);
@@ -328,7 +325,7 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE || write_memberships(db, id, list, json_object_get(r->body, "orgs") != NULL) < 0 ||
+	if (rc != SQLITE_DONE || users_write_memberships(db, id, list, json_object_get(r->body, "orgs") != NULL) < 0 ||
 	    db_commit(db) < 0) {
 		rc = reply_db_error(r, db);
 		db_rollback(db);

@@ -28,6 +28,10 @@ int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
 int res_users(struct req *r, const char *const *seg, int nseg);
 int res_audit(struct req *r, const char *const *seg, int nseg);
+/* Under the write transaction: user id's memberships become list ([{"id": org, "role": ...}];
+ * replace: all of them; else one is added or changed), and users.role its summary: admin for a
+ * superadmin or an admin of some organisation. 0 or -1. */
+int users_write_memberships(sqlite3 *db, int64_t id, json_t *list, int replace);
 int res_mappings_export(struct req *r, sqlite3 *db);
 /* A CSV download: header, then a line per row of sql (row() writes it; NULL: every column as a
  * field), as filename. */

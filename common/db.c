@@ -122,6 +122,20 @@ long long db_query_int1(sqlite3 *db, const char *sql, int64_t arg, long long def
 	return v;
 }
 
+long long db_query_text_int(sqlite3 *db, const char *sql, const char *arg, long long def)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = def;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
 int db_data_version(sqlite3 *db, int64_t *out)
 {
 	return pragma_int(db, "PRAGMA data_version", out);

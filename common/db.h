@@ -26,6 +26,8 @@ int db_user_version(sqlite3 *db, int *out);
 long long db_query_int(sqlite3 *db, const char *sql, long long def);
 /* The same with one integer bound to ?1 (an id), or def. */
 long long db_query_int1(sqlite3 *db, const char *sql, int64_t arg, long long def);
+/* The same with one text bound to ?1 (a name), or def. */
+long long db_query_text_int(sqlite3 *db, const char *sql, const char *arg, long long def);
 /* Changes whenever another connection commits (the polling fallback's signal). */
 int db_data_version(sqlite3 *db, int64_t *out);
 

@@ -8,7 +8,8 @@
 
 int ha_setting_is_local(const char *key)
 {
-	static const char *const local[] = {"lan_iface", "wan_iface", "dhcp_leases_file", "health_ca_file"};
+	static const char *const local[] = {"lan_iface",      "wan_iface",    "dhcp_leases_file",
+					    "health_ca_file", "oidc_ca_file", "oidc_client_secret_file"};
 
 	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
 		if (strcmp(key, local[i]) == 0)

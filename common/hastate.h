@@ -38,6 +38,8 @@ int ha_set_role(sqlite3 *db, const char *role, char *err, size_t errlen);
 int64_t ha_now_ms(void);
 /* A setting each node keeps for itself (its interfaces and files): never synced. */
 int ha_setting_is_local(const char *key);
-#define HA_LOCAL_SETTINGS_SQL "('lan_iface', 'wan_iface', 'dhcp_leases_file', 'health_ca_file')"
+#define HA_LOCAL_SETTINGS_SQL                                                                                          \
+	"('lan_iface', 'wan_iface', 'dhcp_leases_file', 'health_ca_file', 'oidc_ca_file', \
+			      'oidc_client_secret_file')"
 
 #endif

@@ -28,10 +28,17 @@ enum skind {
 	K_HOSTNAME,
 	K_HOSTPORT,
 	K_PATH,
-	K_TZ
+	K_TZ,
+	K_ISSUER,  /* empty, or an https:// URL (http:// only on loopback) */
+	K_TEXT,	   /* printable, no control characters, min..max bytes */
+	K_WORD,	   /* as K_TEXT, and no spaces */
+	K_SCOPES,  /* space-separated words, openid among them */
+	K_ROLEMAP, /* group=role, comma-separated */
+	K_USERNAME /* empty, or a user name */
 };
-static const char *const kind_names[] = {"interface", "cidr",	   "enum",     "range",	   "url",  "bool",
-					 "prefixes",  "resolvers", "hostname", "hostport", "path", "timezone"};
+static const char *const kind_names[] = {"interface", "cidr",	   "enum",     "range",	   "url",     "bool",
+					 "prefixes",  "resolvers", "hostname", "hostport", "path",    "timezone",
+					 "issuer",    "text",	   "word",     "scopes",   "rolemap", "username"};
 
 struct sdef {
 	struct settings_key pub; /* key, label, help */
@@ -280,6 +287,87 @@ static const struct sdef defs[] = {
      0,
      0,
      "false"},
+    {{"oidc_issuer", "SSO provider (issuer)",
+      "The OpenID Connect provider's issuer URL (https://, or http:// on loopback only); pgw-api reads its "
+      "/.well-known/openid-configuration. Empty: no single sign-on."},
+     K_ISSUER,
+     NULL,
+     0,
+     0,
+     ""},
+    {{"oidc_client_id", "SSO client ID", "The client ID this gateway is registered under at the provider."},
+     K_WORD,
+     NULL,
+     0,
+     255,
+     ""},
+    {{"oidc_client_secret_file", "SSO client secret file",
+      "File holding the client secret (read by pgw-api at each login; keep it mode 0600). Empty: a public client "
+      "(PKCE only)."},
+     K_PATH,
+     NULL,
+     0,
+     0,
+     ""},
+    {{"oidc_redirect_url", "SSO redirect URL",
+      "Where the provider sends the browser back, as registered there. Empty: the API's own "
+      "/api/v1/auth/oidc/callback at the address the browser used."},
+     K_ISSUER,
+     NULL,
+     1, /* any http(s) URL */
+     0,
+     ""},
+    {{"oidc_scopes", "SSO scopes", "Scopes asked for, space-separated; openid is required."},
+     K_SCOPES,
+     NULL,
+     0,
+     0,
+     "openid profile email groups"},
+    {{"oidc_role_claim", "SSO role claim", "The ID token claim (a string or a list) that oidc_role_map reads."},
+     K_WORD,
+     NULL,
+     1,
+     64,
+     "groups"},
+    {{"oidc_role_map", "SSO role map",
+      "Values of the role claim and the role each grants, comma-separated: admins=admin,staff=viewer. A role is "
+      "admin, viewer, superadmin, or ORG:admin / ORG:viewer for an organisation by name (a bare admin or viewer is "
+      "the gateway's only organisation). The highest role granted wins; a user granted none cannot sign in."},
+     K_ROLEMAP,
+     NULL,
+     0,
+     0,
+     ""},
+    {{"oidc_provider_name", "SSO provider name", "Shown on the login page: Sign in with <name>."},
+     K_TEXT,
+     NULL,
+     1,
+     64,
+     "SSO"},
+    {{"oidc_ca_file", "SSO CA file",
+      "PEM file of the certificate authorities the provider's https certificate must chain to. Empty: the "
+      "system's store."},
+     K_PATH,
+     NULL,
+     0,
+     0,
+     ""},
+    {{"local_login", "Password login",
+      "on: users sign in with their password (and with SSO when configured). breakglass: only the user named by "
+      "oidc_breakglass_user signs in with a password; everyone else signs in through the provider."},
+     K_ENUM,
+     "on|breakglass",
+     0,
+     0,
+     NULL},
+    {{"oidc_breakglass_user", "Break-glass user",
+      "The one local user who may sign in with a password while local_login is breakglass (when the provider is "
+      "down)."},
+     K_USERNAME,
+     NULL,
+     0,
+     0,
+     ""},
     {{"forwarder_connect_timeout", "Connect timeout (s)", "Seconds to connect to a proxy and finish its handshake."},
      K_RANGE,
      NULL,
@@ -338,6 +426,63 @@ static int choice_ok(const char *choices, const char *value)
 		p += len + (bar ? 1 : 0);
 	}
 	return 0;
+}
+
+int settings_url_ok(const char *url, int any_host)
+{
+	struct net_http_url u;
+	struct net_ip ip;
+
+	if (net_http_url_parse(url, &u) < 0 || strchr(url, '?') || strchr(url, '#'))
+		return 0;
+	if (u.tls || any_host || strcmp(u.host, "localhost") == 0)
+		return 1;
+	if (net_ip_parse(u.host, &ip) < 0)
+		return 0;
+	return net_ip_is4(&ip) ? ip.a[12] == 127 : IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)ip.a);
+}
+
+int settings_rolemap_next(const char **pos, char *group, size_t gsize, char *role, size_t rsize)
+{
+	const char *p = *pos, *end, *eq;
+	size_t gl, rl;
+
+	while (*p == ' ' || *p == ',')
+		p++;
+	if (!*p)
+		return 0;
+	end = p + strcspn(p, ",");
+	eq = memchr(p, '=', (size_t)(end - p));
+	if (!eq)
+		return -1;
+	gl = (size_t)(eq - p);
+	while (gl && p[gl - 1] == ' ')
+		gl--;
+	const char *r = eq + 1;
+	while (*r == ' ')
+		r++;
+	rl = (size_t)(end - r);
+	while (rl && r[rl - 1] == ' ')
+		rl--;
+	if (!gl || !rl || gl >= gsize || rl >= rsize)
+		return -1;
+	for (size_t i = 0; i < gl; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == '=')
+			return -1;
+	memcpy(group, p, gl);
+	group[gl] = 0;
+	memcpy(role, r, rl);
+	role[rl] = 0;
+	{ /* admin, viewer, superadmin, or ORG:admin / ORG:viewer */
+		const char *colon = strrchr(role, ':'), *what = colon ? colon + 1 : role;
+		if (strcmp(what, "admin") != 0 && strcmp(what, "viewer") != 0 &&
+		    (colon || strcmp(what, "superadmin") != 0))
+			return -1;
+		if (colon == role)
+			return -1;
+	}
+	*pos = end;
+	return 1;
 }
 
 int settings_validate(const char *key, const char *value, char *err, size_t errlen)
@@ -433,6 +578,65 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 		if (dns_hostname_valid(value))
 			return 0;
 		snprintf(err, errlen, "%s: '%s' is not a host name like www.example.com", key, value);
+		break;
+	case K_ISSUER:
+		if (!*value || settings_url_ok(value, d->min))
+			return 0;
+		snprintf(
+		    err, errlen,
+		    d->min
+			? "%s: '%.128s' must be empty or an http:// or https:// URL"
+			: "%s: '%.128s' must be empty or an https:// URL (http:// only on loopback: 127.0.0.1, [::1], "
+			  "localhost)",
+		    key, value);
+		break;
+	case K_TEXT:
+	case K_WORD: {
+		size_t l = strlen(value);
+		int bad = l < d->min || l > d->max;
+		for (const unsigned char *p = (const unsigned char *)value; *p && !bad; p++)
+			bad = *p < 0x20 || *p == 0x7f || (d->kind == K_WORD && *p == ' ');
+		if (!bad)
+			return 0;
+		snprintf(err, errlen, "%s: must be %u to %u characters%s, without control characters", key, d->min,
+			 d->max, d->kind == K_WORD ? " and no spaces" : "");
+		break;
+	}
+	case K_SCOPES: {
+		int openid = 0, bad = 0;
+		for (const char *p = value; *p;) {
+			size_t l = strcspn(p, " ");
+			openid |= l == 6 && strncmp(p, "openid", 6) == 0;
+			for (size_t i = 0; i < l; i++)
+				bad |= (unsigned char)p[i] <= 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\';
+			p += l + (p[l] == ' ');
+		}
+		if (openid && !bad)
+			return 0;
+		snprintf(err, errlen, "%s: '%.128s' must be scopes separated by spaces, openid among them", key, value);
+		break;
+	}
+	case K_ROLEMAP: {
+		char group[SETTINGS_VALUE_MAX], role[SETTINGS_VALUE_MAX];
+		const char *p = value;
+		int r;
+		while ((r = settings_rolemap_next(&p, group, sizeof(group), role, sizeof(role))) > 0)
+			;
+		if (r == 0)
+			return 0;
+		snprintf(
+		    err, errlen,
+		    "%s: '%.128s' must be claim values and roles like admins=admin,staff=viewer (roles: admin, viewer, "
+		    "superadmin, ORG:admin, ORG:viewer)",
+		    key, value);
+		break;
+	}
+	case K_USERNAME:
+		if (strlen(value) <= 64 &&
+		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") ==
+			strlen(value))
+			return 0;
+		snprintf(err, errlen, "%s: '%.64s' is not a user name (A-Z a-z 0-9 . _ @ -, at most 64)", key, value);
 		break;
 	case K_PREFIXES: {
 		struct net_prefix p[SETTINGS_PREFIXES_MAX];
@@ -722,6 +926,53 @@ int settings_check_system(sqlite3 *db, const char *const *keys, const char *cons
 		snprintf(err, errlen,
 			 "lan_cidr: %s holds no address of %s (%s); clients in it could not reach the gateway", v[2],
 			 v[0], addrs);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int settings_check_login(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
+			 size_t errlen)
+{
+	char mode[SETTINGS_VALUE_MAX], user[SETTINGS_VALUE_MAX];
+	sqlite3_stmt *st = NULL;
+	int touched = 0, ok = 0;
+
+	if (settings_get(db, "local_login", mode, sizeof(mode)) < 0)
+		snprintf(mode, sizeof(mode), "on");
+	if (settings_get(db, "oidc_breakglass_user", user, sizeof(user)) < 0)
+		user[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(keys[i], "local_login") == 0)
+			snprintf(mode, sizeof(mode), "%s", values[i]);
+		else if (strcmp(keys[i], "oidc_breakglass_user") == 0)
+			snprintf(user, sizeof(user), "%s", values[i]);
+		else
+			continue;
+		touched = 1;
+	}
+	if (!touched || strcmp(mode, "breakglass") != 0)
+		return 0;
+	if (!user[0]) {
+		snprintf(err, errlen,
+			 "local_login: breakglass needs oidc_breakglass_user, the admin who may still sign in with a "
+			 "password when the provider is down");
+		return -EINVAL;
+	}
+	if (sqlite3_prepare_v2(db,
+			       "SELECT 1 FROM main.users WHERE username = ?1 AND disabled = 0 AND role = 'admin' AND "
+			       "sso_issuer IS NULL",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		ok = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	if (!ok) {
+		snprintf(
+		    err, errlen,
+		    "oidc_breakglass_user: '%.64s' is not an enabled local admin (the break-glass user signs in with a "
+		    "password)",
+		    user);
 		return -EINVAL;
 	}
 	return 0;

@@ -45,6 +45,17 @@ char *settings_schema_json(void);
  * naming the setting and the interface. */
 int settings_check_system(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			  size_t errlen);
+/* url is http:// or https://host[:port][/path] with no query or fragment, and https (or any_host,
+ * or a loopback host: 127.0.0.0/8, ::1, localhost). */
+int settings_url_ok(const char *url, int any_host);
+/* The next entry of a role map (oidc_role_map: "admins=admin, staff=viewer, ops=Org B:admin"),
+ * from *pos on: 1 with group and role (admin, viewer, superadmin, or ORG:admin / ORG:viewer), 0
+ * at the end, -1 when it is malformed. */
+int settings_rolemap_next(const char **pos, char *group, size_t gsize, char *role, size_t rsize);
+/* A change of the login settings (local_login, oidc_breakglass_user) checked with the rest from
+ * the DB: breakglass needs a break-glass user who exists, is enabled and is a local admin. */
+int settings_check_login(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
+			 size_t errlen);
 /* Organisations that may have DNS resolvers of their own (org_settings dns_upstream): pgw-api
  * refuses more, pgw-forwarder holds this many lists. */
 #define ORG_DNS_UPSTREAMS_MAX 16

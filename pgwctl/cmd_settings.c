@@ -50,7 +50,8 @@ int cmd_settings(struct ctl *c, int argc, char **argv)
 			return CTL_FAIL;
 		{
 			const char *k = argv[2], *v = argv[3];
-			if (settings_check_system(c->db, &k, &v, 1, err, sizeof(err)) < 0) {
+			if (settings_check_system(c->db, &k, &v, 1, err, sizeof(err)) < 0 ||
+			    settings_check_login(c->db, &k, &v, 1, err, sizeof(err)) < 0) {
 				fprintf(stderr, "pgwctl: %s\n", err);
 				return CTL_FAIL;
 			}

@@ -88,7 +88,37 @@ function showLogin(msg = '') {
   $('#login').hidden = false;
   $('#login-error').textContent = msg;
   $('#login-user').focus();
+  loginMethods();
 }
+
+/* The login page offers "Sign in with <provider>" when single sign-on is set up. */
+async function loginMethods() {
+  try {
+    const m = await (await fetch('/api/v1/auth/methods', { credentials: 'same-origin' })).json();
+    $('#sso').hidden = !m.oidc;
+    if (m.oidc) {
+      $('#sso-login').textContent = `Sign in with ${m.oidc.name}`;
+      $('#sso-login').href = m.oidc.login_url;
+    }
+    $('#login-form').dataset.password = m.password;
+  } catch (e) { $('#sso').hidden = true; }
+}
+
+/* Why a sign-in through the provider came back without a session (/?sso_error=CODE; the
+ * details are in pgw-api's log and the audit log). */
+const ssoErrors = {
+  not_configured: 'Single sign-on is not configured on this gateway.',
+  provider_unavailable: 'The identity provider cannot be reached. Try again later, or use the break-glass login.',
+  provider_refused: 'The identity provider refused the sign-in.',
+  bad_state: 'This sign-in expired or was already used. Please sign in again.',
+  bad_token: 'The identity provider\'s answer failed verification and was refused.',
+  token_refused: 'The identity provider did not confirm the sign-in.',
+  wrong_issuer: 'The answer came from another identity provider and was refused.',
+  no_role: 'Your account at the identity provider grants no role on this gateway. Ask an administrator.',
+  disabled: 'Your user is disabled on this gateway.',
+  ha_backup: 'This gateway is the HA backup: sign in on the master.',
+  bad_request: 'The sign-in could not be completed. Please sign in again.',
+};
 
 async function login(ev) {
   ev.preventDefault();
@@ -102,16 +132,18 @@ async function login(ev) {
     f.password.value = '';
     await start();
   } catch (e) {
-    $('#login-error').textContent = e.status === 429 ? e.message : e.status === 401 ? 'Wrong user name or password.' : e.message;
+    $('#login-error').textContent = e.status === 429 || e.status === 403 ? e.message : e.status === 401 ? 'Wrong user name or password.' : e.message;
   }
 }
 
 async function logout() {
-  try { await api('POST', '/auth/logout', {}); } catch (e) { /* the session is gone either way */ }
+  let r = null;
+  try { r = await api('POST', '/auth/logout', {}); } catch (e) { /* the session is gone either way */ }
   sessionStorage.removeItem('pgw.csrf');
   sessionStorage.removeItem('pgw.org');
   state.csrf = '';
   state.org = '';
+  if (r && r.end_session_url) { location.assign(r.end_session_url); return; } /* the provider's session too */
   showLogin();
 }
 
@@ -1177,6 +1209,21 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   let rt = null;
   window.addEventListener('resize', () => { clearTimeout(rt); rt = setTimeout(() => { drawThroughput(); drawLatency(); }, 200); });
-  /* a session exists only if this tab logged in (the cookie itself is HttpOnly) */
-  if (state.csrf) start().catch(() => showLogin()); else showLogin();
+  const q = new URLSearchParams(location.search);
+  if (q.has('sso') || q.has('sso_error')) history.replaceState(null, '', '/');
+  if (q.has('sso_error')) {
+    showLogin(ssoErrors[q.get('sso_error')] || 'The sign-in through the identity provider failed.');
+  } else if (q.get('sso') === 'ok') {
+    /* back from the provider with the session cookie (HttpOnly): /me tells this page its CSRF token */
+    fetch('/api/v1/me', { credentials: 'same-origin' }).then((res) => (res.ok ? res.json() : null)).then((me) => {
+      if (!me || !me.csrf_token) { showLogin('The sign-in did not complete; please sign in again.'); return; }
+      state.csrf = me.csrf_token;
+      sessionStorage.setItem('pgw.csrf', me.csrf_token);
+      return start();
+    }).catch(() => showLogin());
+  } else if (state.csrf) {
+    start().catch(() => showLogin());
+  } else {
+    showLogin();
+  }
 });

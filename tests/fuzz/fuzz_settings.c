@@ -1,7 +1,7 @@
 /* libFuzzer: settings values typed into the Configuration tab or pgwctl: "key\0value". The
  * value is also read as a health URL (a URL that parses, written back out, parses the same), a
  * list of them, and
- * as a dns_upstream list (whatever parses is within its bounds). */
+ * as a dns_upstream list (whatever parses is within its bounds), and as an SSO role map. */
 #include "dns.h"
 #include "net.h"
 #include "settings.h"
@@ -55,6 +55,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert(!up[i].tls || dns_hostname_valid(up[i].name)); /* a TLS name is always checked against */
 		}
 		(void)dns_hostname_valid(value);
+	}
+	{ /* a role map (oidc_role_map): every entry it yields is bounded, non-empty and of a known role */
+		char g[64], role[64];
+		const char *pos = value;
+		int n = 0, k;
+		while ((k = settings_rolemap_next(&pos, g, sizeof(g), role, sizeof(role))) > 0 && n < 1000) {
+			const char *c = strrchr(role, ':'), *what = c ? c + 1 : role;
+			assert(g[0] && role[0] && strlen(g) < sizeof(g) && pos > value);
+			assert(!strcmp(what, "admin") || !strcmp(what, "viewer") ||
+			       (!c && !strcmp(what, "superadmin")));
+			n++;
+		}
+		assert(k == 0 || k == -1);
+		(void)settings_url_ok(value, 0);
 	}
 	free(buf);
 	return 0;

@@ -159,6 +159,93 @@ static void test_getters_and_schema(void **state)
 	tl_rmdir(dir);
 }
 
+/* The single sign-on settings (issue 23): what each accepts and refuses, and the login check. */
+static void test_oidc_settings(void **state)
+{
+	static const char *const good[][2] = {
+	    {"oidc_issuer", ""},
+	    {"oidc_issuer", "https://idp.example.com/realms/pgw"},
+	    {"oidc_issuer", "http://127.0.0.1:9080"},
+	    {"oidc_issuer", "http://[::1]:9080/op"},
+	    {"oidc_issuer", "http://localhost:8080"},
+	    {"oidc_redirect_url", "http://192.168.2.1:8080/api/v1/auth/oidc/callback"},
+	    {"oidc_scopes", "openid"},
+	    {"oidc_scopes", "openid profile email groups"},
+	    {"oidc_role_map", ""},
+	    {"oidc_role_map", "admins=admin,staff=viewer"},
+	    {"oidc_role_map", " Domain Admins = superadmin , ops=Org B:viewer"},
+	    {"oidc_role_claim", "roles"},
+	    {"oidc_provider_name", "Acme Login"},
+	    {"local_login", "breakglass"},
+	    {"oidc_breakglass_user", "root.admin@x"},
+	};
+	static const char *const bad[][2] = {
+	    {"oidc_issuer", "http://192.168.2.5:9080"}, /* plain http off loopback */
+	    {"oidc_issuer", "ftp://idp.example.com"},
+	    {"oidc_issuer", "https://idp.example.com/?x=1"},
+	    {"oidc_redirect_url", "javascript:alert(1)"},
+	    {"oidc_scopes", "profile email"}, /* no openid */
+	    {"oidc_scopes", "openid	profile"},
+	    {"oidc_role_map", "admins"},
+	    {"oidc_role_map", "admins=root"},
+	    {"oidc_role_map", "=admin"},
+	    {"oidc_role_map", "ops=:admin"},
+	    {"oidc_role_map", "ops=Org B:superadmin"},
+	    {"oidc_role_claim", ""},
+	    {"oidc_role_claim", "two words"},
+	    {"oidc_client_id", "a\nb"},
+	    {"oidc_provider_name", ""},
+	    {"local_login", "off"},
+	    {"oidc_breakglass_user", "no spaces"},
+	};
+	char err[600], g[SETTINGS_VALUE_MAX], rl[SETTINGS_VALUE_MAX], *dir = tl_tmpdir();
+	const char *pos = "a=admin, b c = Org B:viewer ,d=superadmin", *k, *v;
+	sqlite3 *db = tl_db(dir, "o.db");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (settings_validate(good[i][0], good[i][1], err, sizeof(err)) != 0)
+			fail_msg("%s=%s refused: %s", good[i][0], good[i][1], err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		if (settings_validate(bad[i][0], bad[i][1], err, sizeof(err)) != -EINVAL || !strstr(err, bad[i][0]))
+			fail_msg("%s=%s accepted (or no reason: %s)", bad[i][0], bad[i][1], err);
+	}
+	assert_int_equal(settings_rolemap_next(&pos, g, sizeof(g), rl, sizeof(rl)), 1);
+	assert_string_equal(g, "a");
+	assert_string_equal(rl, "admin");
+	assert_int_equal(settings_rolemap_next(&pos, g, sizeof(g), rl, sizeof(rl)), 1);
+	assert_string_equal(g, "b c");
+	assert_string_equal(rl, "Org B:viewer");
+	assert_int_equal(settings_rolemap_next(&pos, g, sizeof(g), rl, sizeof(rl)), 1);
+	assert_string_equal(rl, "superadmin");
+	assert_int_equal(settings_rolemap_next(&pos, g, sizeof(g), rl, sizeof(rl)), 0);
+	/* breakglass needs a break-glass user who is an enabled local admin */
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "INSERT INTO users (username, password_hash, role) VALUES ('root', '$argon2id$x', "
+			 "'admin'), ('eve', '$argon2id$x', 'viewer');"
+			 "INSERT INTO users (username, password_hash, role, sso_issuer, sso_subject) VALUES "
+			 "('sso1', '$argon2id$sso', 'admin', 'https://idp', 's1')",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	k = "local_login";
+	v = "breakglass";
+	assert_int_equal(settings_check_login(db, &k, &v, 1, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "oidc_breakglass_user"));
+	const char *ks[2] = {"local_login", "oidc_breakglass_user"}, *vs[2] = {"breakglass", "eve"};
+	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), -EINVAL);
+	vs[1] = "sso1";
+	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), -EINVAL);
+	vs[1] = "nobody";
+	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), -EINVAL);
+	vs[1] = "root";
+	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), 0);
+	v = "on"; /* turning it back on is always allowed */
+	assert_int_equal(settings_check_login(db, &k, &v, 1, err, sizeof(err)), 0);
+	sqlite3_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +253,7 @@ int main(void)
 	    cmocka_unit_test(test_seed_keeps_db_values),
 	    cmocka_unit_test(test_invalid_values_change_nothing),
 	    cmocka_unit_test(test_getters_and_schema),
+	    cmocka_unit_test(test_oidc_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Scenario (issue 23): single sign-on with OpenID Connect. A real OpenID provider (npm
+# oidc-provider, tests/web/oidc_op.mjs) on https with a private CA, and pgw-api, in the lab's gw
+# namespace; Chromium (playwright-core) signs in through the provider: admins land on the
+# dashboard as admin, staff as viewer and cannot write, a user with no mapped group is refused,
+# logout ends the provider's session, a user who loses the group is refused and her sessions end.
+# The provider rotates its keys (new key ids, ES256): logins go on. The provider down: a clear
+# error, and only the break-glass admin signs in with a password. A hung provider does not hang
+# the API. A misbehaving provider (tests/web/oidc_fake_op.mjs, http on loopback) is refused for a
+# wrong signature, audience, issuer, an expired or future token, a replayed nonce, an unknown key,
+# alg none, HS256 keyed with the public key; a replayed state or one from another browser too.
+# Audit rows carry the subject and issuer.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+[ -d "$ROOT/tests/web/node_modules/oidc-provider" ] || { echo "not ok 1 - oidc-provider is installed (make deps)"; echo "1..1"; exit 1; }
+lab_up || exit 1
+lab_pgw_env
+lab_api_env
+ctl=$PGW_BIN/pgwctl
+J='Content-Type: application/json'
+U=http://127.0.0.1:8080
+O=$LAB_DIR/oidc
+mkdir -p "$O"
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+echo 'carol-password-1' | $ctl user add carol --role admin --password-stdin >/dev/null
+sh "$ROOT/tests/e2e/oidc_mkcert.sh" "$O/certs" 127.0.0.1
+printf 'op-client-secret-1\n' >"$O/secret"
+chmod 600 "$O/secret"
+echo '{"alice":{"groups":["admins"],"email":"alice@example.test"},"bob":{"groups":["staff"]},"dave":{"groups":["guests"]}}' >"$O/users.json"
+export PGW_WEB_DIR=$ROOT/web
+lab_bg gw pgw-api "$PGW_BIN/pgw-api"
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+H=$(lab_api_login admin admin-password-1)
+# start_op KEYS KID_PREFIX ALG LOG: the real provider on https://127.0.0.1:9443
+start_op() {
+	lab_bg gw "$4" env OP_ISSUER=https://127.0.0.1:9443 OP_HOST=127.0.0.1 OP_PORT=9443 OP_TLS_CERT="$O/certs/op.pem" \
+		OP_TLS_KEY="$O/certs/op.key" OP_CLIENT_ID=pgw OP_CLIENT_SECRET=op-client-secret-1 \
+		OP_REDIRECT_URI=$U/api/v1/auth/oidc/callback OP_POST_LOGOUT_URI=$U/ OP_KEYS="$1" OP_KID_PREFIX="$2" \
+		OP_ALGS=RS256,ES256 OP_ID_TOKEN_ALG="$3" OP_USERS_FILE="$O/users.json" node "$ROOT/tests/web/oidc_op.mjs"
+	OP_PID=$LAB_LAST_PID
+	wait_for 20 grep -q 'op ready' "$LAB_DIR/$4.log"
+}
+check_re() { check_match "$1" "$3" "$2"; } # DESC REGEX TEXT: the pattern first, as it reads best here
+check_is() { check_eq "$1" "$3" "$2"; }  # DESC WANT GOT
+put_config() { lab_api PUT /api/v1/config -H "$H" -H "$J" -d "$1"; }
+# sso_start JAR: begin a login as a browser would; prints where pgw-api sends it ("<status> <url>")
+sso_start() { lab_exec gw curl -s -m 20 -c "$1" -b "$1" -o "$LAB_DIR/start-body" -w '%{http_code} %{redirect_url}' "$U/api/v1/auth/oidc/login"; }
+# sso_back JAR URL: the provider's redirect back, followed to pgw-api's callback with JAR's
+# cookies: "<status> <location>", body in $LAB_DIR/cb-body, headers in cb-head
+sso_back() { lab_exec gw curl -s -m 20 -c "$1" -b "$1" -o "$LAB_DIR/cb-body" -D "$LAB_DIR/cb-head" -w '%{http_code} %{redirect_url}' "$2"; }
+# sso_fake JAR: a whole login against the fake provider; prints the callback's "<status> <location>"
+sso_fake() {
+	local s cb
+	s=$(sso_start "$1")
+	cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
+	echo "$cb" >"$LAB_DIR/cb-url"
+	sso_back "$1" "$cb"
+}
+
+# --- settings and their checks ---------------------------------------------------------------
+out=$(lab_api GET /api/v1/auth/methods)
+check_is "GET /auth/methods without SSO: password on, no provider" '200 on null' \
+	"$(cut -d' ' -f1 <<<"$out") $(cut -d' ' -f2- <<<"$out" | jq -r '"\(.password) \(.oidc)"')"
+out=$(sso_start "$O/jar0")
+check_re "an SSO login while none is configured: back to the login page, not_configured" \
+	'^303 http://127.0.0.1:8080/\?sso_error=not_configured$' "$out"
+out=$(put_config '{"oidc_issuer":"http://192.168.2.1:9443"}')
+check_re "oidc_issuer over plain http off loopback: 400 naming loopback" '^400 .*only on loopback' "$out"
+out=$(put_config '{"local_login":"breakglass"}')
+check_re "local_login breakglass without a break-glass user: 400" '^400 .*needs oidc_breakglass_user' "$out"
+out=$(put_config '{"local_login":"breakglass","oidc_breakglass_user":"alice"}')
+check_re "a break-glass user who is no local admin: 400" "^400 .*'alice' is not an enabled local admin" "$out"
+out=$(put_config "{\"oidc_issuer\":\"https://127.0.0.1:9443\",\"oidc_client_id\":\"pgw\",\"oidc_client_secret_file\":\"$O/secret\",\"oidc_role_map\":\"admins=admin, staff=viewer\",\"oidc_provider_name\":\"Acme ID\"}")
+check_re "SSO configured through PUT /api/v1/config" '^200 ' "$out"
+out=$(lab_api GET /api/v1/auth/methods)
+check_is "GET /auth/methods names the provider and the login URL" 'Acme ID /api/v1/auth/oidc/login' \
+	"$(cut -d' ' -f2- <<<"$out" | jq -r '"\(.oidc.name) \(.oidc.login_url)"')"
+
+check "the provider (oidc-provider, https, private CA) is up" start_op "$O/keys1.json" k1 RS256 oidc-op1
+out=$(sso_start "$O/jar0")
+check_re "the provider's certificate from a private CA without oidc_ca_file: refused (provider_unavailable)" \
+	'^303 .*sso_error=provider_unavailable' "$out"
+check_re "... and the reason names the certificate" 'certificate' "$(cat "$LAB_DIR/start-body")"
+out=$(put_config "{\"oidc_ca_file\":\"$O/certs/ca.pem\"}")
+check_re "oidc_ca_file set" '^200 ' "$out"
+out=$(sso_start "$O/jar1")
+check_re "a login begins: 303 to the provider's authorization endpoint" '^303 https://127.0.0.1:9443/auth\?' "$out"
+loc=${out#* }
+for p in response_type=code client_id=pgw 'redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fapi%2Fv1%2Fauth%2Foidc%2Fcallback' \
+	'scope=openid%20profile%20email%20groups' 'state=[A-Za-z0-9_-]\{43\}' 'nonce=[A-Za-z0-9_-]\{43\}' \
+	'code_challenge=[A-Za-z0-9_-]\{43\}' code_challenge_method=S256; do
+	check "... with $(cut -d= -f1 <<<"$p")" grep -q "[?&]$p\(&\|$\)" <<<"$loc"
+done
+check_re "the state cookie is HttpOnly, SameSite=Lax, for the SSO paths only" \
+	'pgw_oidc=[A-Za-z0-9_-]{43}; Path=/api/v1/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age=600' \
+	"$(lab_exec gw curl -s -m 10 -D - -o /dev/null "$U/api/v1/auth/oidc/login" | grep -i '^set-cookie')"
+
+# --- the browser -------------------------------------------------------------------------------
+webrun() { # phase
+	(cd "$ROOT/tests/web" && URL=$U USERS_FILE="$O/users.json" ADMIN_PASSWORD=admin-password-1 LOCAL_USER=carol \
+		LOCAL_PASSWORD=carol-password-1 PROVIDER='Acme ID' timeout 240 ip netns exec "$(lab_ns gw)" node oidc.mjs "$1") \
+		>"$LAB_DIR/web-$1.out" 2>&1
+	local rc=$?
+	sed 's/^/# /' "$LAB_DIR/web-$1.out"
+	check "browser, $1: every check passes ($(grep -c '^ok' "$LAB_DIR/web-$1.out") of $(grep -c '^\(not \)\?ok' "$LAB_DIR/web-$1.out"))" test $rc -eq 0
+}
+webrun login
+check_is "alice is an SSO user of this issuer and subject, admin" "https://127.0.0.1:9443|alice|admin" \
+	"$(lab_db "SELECT sso_issuer, sso_subject, role FROM users WHERE username = 'alice'")"
+check_is "bob is a viewer" "viewer" "$(lab_db "SELECT role FROM users WHERE username = 'bob'")"
+check_is "dave was never made a user" "0" "$(lab_db "SELECT count(*) FROM users WHERE username = 'dave'")"
+check_re "audit: alice's SSO login with issuer and subject" '"iss":"https://127.0.0.1:9443".*"sub":"alice"' \
+	"$(lab_db "SELECT after_json FROM audit WHERE action = 'login.sso' AND username = 'alice' AND result = 'ok' LIMIT 1")"
+check_re "audit: dave refused (no_role) with issuer and subject" '"error":"no_role".*"iss":"https://127.0.0.1:9443".*"sub":"dave"' \
+	"$(lab_db "SELECT after_json FROM audit WHERE action = 'login.sso' AND result = 'denied' AND after_json LIKE '%dave%' LIMIT 1")"
+check_re "audit: alice refused once her group was gone" '"error":"no_role"' \
+	"$(lab_db "SELECT after_json FROM audit WHERE action = 'login.sso' AND username = 'alice' AND result = 'denied' LIMIT 1")"
+out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"alice","password":"anything"}')
+check_re "an SSO user has no password here: password login 401" '^401 ' "$out"
+check "pgw-api never logged the client secret" bash -c "! grep -q op-client-secret-1 '$LAB_DIR/pgw-api.log'"
+
+# --- key rotation --------------------------------------------------------------------------------
+check_re "pgw-api holds the provider's first keys" 'k1-rs256' "$(grep 'sso: keys from' "$LAB_DIR/pgw-api.log" | tail -1)"
+lab_stop_pid "$OP_PID"
+check "the provider restarted with new keys only (k2-*, ES256 ID tokens)" start_op "$O/keys2.json" k2 ES256 oidc-op2
+webrun rotate
+check_re "pgw-api fetched the new keys when the token named an unknown key id" 'k2-es256' \
+	"$(grep 'sso: keys from' "$LAB_DIR/pgw-api.log" | tail -1)"
+
+# --- the provider down: break-glass ----------------------------------------------------------
+out=$(put_config '{"local_login":"breakglass","oidc_breakglass_user":"admin"}')
+check_re "local_login breakglass with the break-glass admin" '^200 ' "$out"
+lab_stop_pid "$OP_PID"
+out=$(sso_start "$O/jar2")
+check_re "the provider down: a login comes back at once with provider_unavailable" '^303 .*sso_error=provider_unavailable' "$out"
+check_re "... and says which provider cannot be reached" 'Acme ID cannot be reached' "$(cat "$LAB_DIR/start-body")"
+webrun down
+out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"carol","password":"carol-password-1"}')
+check_re "API: carol's password login while breakglass: 403 password_login_off" '^403 .*password_login_off' "$out"
+out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}')
+check_re "API: the break-glass admin's password login: 200" '^200 ' "$out"
+
+# --- a hung provider does not hang the API ---------------------------------------------------
+lab_bg gw hung python3 -c 'import socket,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 9444)); s.listen(64)
+held=[]
+while True: held.append(s.accept()[0])'
+HUNG_PID=$LAB_LAST_PID
+lab_wait_port gw 127.0.0.1 9444
+put_config '{"oidc_issuer":"https://127.0.0.1:9444"}' >/dev/null
+t0=$(lab_ms)
+(sso_start "$O/jar3" >"$LAB_DIR/hung.out") &
+sleep 1
+check_re "while a login waits on the hung provider, the API answers" '^200 ' "$(lab_api GET /healthz)"
+wait "$!"
+t1=$(lab_ms)
+check_re "the login gives up with provider_unavailable (timeout) instead of hanging" '^303 .*sso_error=provider_unavailable' "$(cat "$LAB_DIR/hung.out")"
+check "... within the provider timeout (5 s) and a margin ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 15000
+lab_stop_pid "$HUNG_PID"
+
+# --- a misbehaving provider ------------------------------------------------------------------
+lab_bg gw oidc-fake env FAKE_PORT=9090 FAKE_CLIENT_ID=pgw FAKE_KEYS="$O/fake-keys.json" node "$ROOT/tests/web/oidc_fake_op.mjs"
+check "the fake provider is up" wait_for 20 grep -q 'fake ready' "$LAB_DIR/oidc-fake.log"
+out=$(put_config '{"oidc_issuer":"http://127.0.0.1:9090","oidc_ca_file":"","local_login":"on"}')
+check_re "an http issuer on loopback is accepted" '^200 ' "$out"
+mode() { lab_exec gw curl -s -m 5 "http://127.0.0.1:9090/mode?m=$1" >/dev/null; }
+mode good
+out=$(sso_fake "$O/jarf")
+check_re "the fake provider's good token: signed in (303 to /?sso=ok)" '^303 http://127.0.0.1:8080/\?sso=ok$' "$out"
+check "... with the session cookie" grep -qi '^set-cookie: pgw_session=' "$LAB_DIR/cb-head"
+good_cb=$(cat "$LAB_DIR/cb-url")
+out=$(sso_back "$O/jarf" "$good_cb")
+check_re "the same answer (state) again: refused, bad_state" '^303 .*sso_error=bad_state$' "$out"
+check "... and no session" bash -c "! grep -qi '^set-cookie: pgw_session=[^;]' '$LAB_DIR/cb-head'"
+s=$(sso_start "$O/jara")
+cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
+out=$(sso_back "$O/jarb" "$cb")
+check_re "a state begun in another browser: refused, bad_state" '^303 .*sso_error=bad_state$' "$out"
+check_re "... saying so" 'begun in another browser' "$(cat "$LAB_DIR/cb-body")"
+mode es256
+check_re "an ES256 token: signed in" '^303 http://127.0.0.1:8080/\?sso=ok$' "$(sso_fake "$O/jarf")"
+for m in "badsig:signature does not verify" "aud:is for another client" "iss:another issuer" "expired:has expired" \
+	"futureiat:issued in the future" "nonce:nonce is not this login's" "unknownkid:a key the provider does not publish" \
+	"none:signed with none: only RS256 and ES256" "hs256pem:signed with HS256: only RS256 and ES256"; do
+	mode "${m%%:*}"
+	out=$(sso_fake "$O/jarf")
+	check_re "token ${m%%:*}: refused, bad_token" '^303 .*sso_error=bad_token$' "$out"
+	check_re "... saying: ${m#*:}" "${m#*:}" "$(jq -r .error.message "$LAB_DIR/cb-body")"
+	check "... and no session" bash -c "! grep -qi '^set-cookie: pgw_session=[^;]' '$LAB_DIR/cb-head'"
+done
+mode nogroups
+check_re "a token without the role claim's groups: no_role" '^303 .*sso_error=no_role$' "$(sso_fake "$O/jarf")"
+out=$(lab_exec gw curl -s -m 10 -o "$LAB_DIR/cb-body" -w '%{http_code} %{redirect_url}' "$U/api/v1/auth/oidc/callback?code=x")
+check_re "a callback without state: bad_state" '^303 .*sso_error=bad_state$' "$out"
+check_is "every refused token left an audit row with the reason" 9 \
+	"$(lab_db "SELECT count(*) FROM audit WHERE action = 'login.sso' AND result = 'denied' AND after_json LIKE '%bad_token%'")"
+check "pgw-api never logged a token (no eyJ... in its log)" bash -c "! grep -q 'eyJ' '$LAB_DIR/pgw-api.log'"
+finish
