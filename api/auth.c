@@ -111,7 +111,8 @@ int auth_sso_session(struct req *r, int64_t user_id, const char *clear_cookie, c
 	explicit_bzero(tok, strlen(tok));
 	free(tok);
 	explicit_bzero(cookie, sizeof(cookie));
-	return ret == MHD_YES ? 0 : -1;
+	(void)ret; /* queued (or the connection is gone): nothing more to send either way */
+	return 0;
 }
 
 int auth_login(struct req *r)
@@ -130,8 +131,6 @@ int auth_login(struct req *r)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	name = json_string_value(json_object_get(r->body, "username"));
 	pw = json_string_value(json_object_get(r->body, "password"));
-	if (!oidc_password_allowed(r, name))
-		return MHD_YES; /* 403 sent: password logins are off for this user */
 	throttle_source(r->addr, src, sizeof(src));
 	snprintf(ukey, sizeof(ukey), "u:%s@%s", name, src);
 	snprintf(akey, sizeof(akey), "a:%s", src);
@@ -160,6 +159,10 @@ int auth_login(struct req *r)
 		memset(&r->user, 0, sizeof(r->user));
 		return reply_error(r, 401, "unauthorized", "invalid user name or password");
 	}
+	/* local_login breakglass: told only to whoever knows the password, so that the one user
+	 * who may still sign in with one cannot be found by trying names */
+	if (!oidc_password_allowed(r, name))
+		return MHD_YES; /* 403 sent */
 	throttle_reset(ukey);
 	throttle_forgive(akey); /* this attempt from the source was a good one */
 	if (!(tok = new_session(r, csrf, &exp, cookie, sizeof(cookie))))

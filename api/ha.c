@@ -308,26 +308,6 @@ void ha_metrics(struct api *api, sqlite3 *db, FILE *out)
 
 /* ---- the backup's side ---- */
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-	char *p;
-
-	if (b->n + n > HA_ANSWER_MAX || !(p = realloc(b->p, b->n + n + 1)))
-		return 0;
-	memcpy(p + b->n, data, n);
-	b->p = p;
-	b->n += n;
-	b->p[b->n] = '\0';
-	return n;
-}
-
 static int progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
 	(void)arg, (void)a, (void)b, (void)c, (void)d;
@@ -378,7 +358,7 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 	unsigned char rnd[16];
 	char nonce[33], t[24], mac[65], url[400], hdr[200], errbuf[CURL_ERROR_SIZE] = "", err[400] = "", *text;
 	struct curl_slist *l = NULL;
-	struct buf b = {0};
+	struct api_buf b = {.max = HA_ANSWER_MAX};
 	long status = 0;
 	json_t *snap;
 	int schema = 0;
@@ -406,7 +386,7 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 	 * often self-signed, adds nothing to that) */
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, api_buf_collect);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress);

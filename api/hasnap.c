@@ -99,7 +99,7 @@ json_t *hasnap_build(sqlite3 *db, int with_tables)
 	if (ha_state_read(db, &s) < 0 || db_user_version(db, &schema) < 0)
 		ok = 0;
 	for (size_t t = 0; ok && with_tables && t < N_TABLES; t++) {
-		char sql[160];
+		char sql[400]; /* the settings table with LOCAL_SETTINGS: 170 bytes */
 		sqlite3_stmt *st;
 		json_t *cols = json_array(), *rows = json_array();
 		int rc, n;

@@ -289,3 +289,18 @@ int64_t path_id(const char *s)
 	}
 	return v > 0 ? v : -1;
 }
+
+size_t api_buf_collect(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct api_buf *b = arg;
+	size_t n = size * nmemb;
+	char *p;
+
+	if (b->n + n > b->max || !(p = realloc(b->p, b->n + n + 1)))
+		return 0;
+	memcpy(p + b->n, data, n);
+	b->p = p;
+	b->n += n;
+	b->p[b->n] = '\0';
+	return n;
+}

@@ -101,4 +101,12 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 
 int64_t path_id(const char *s); /* a positive decimal id, or -1 */
 
+/* An answer libcurl reads into memory (CURLOPT_WRITEFUNCTION api_buf_collect, CURLOPT_WRITEDATA
+ * the buffer): NUL-terminated, at most max bytes (more ends the transfer with an error). */
+struct api_buf {
+	char *p;
+	size_t n, max;
+};
+size_t api_buf_collect(char *data, size_t size, size_t nmemb, void *arg);
+
 #endif

@@ -12,6 +12,7 @@
 #include "password.h"
 #include "resources.h"
 #include "settings.h"
+#include "throttle.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,13 +45,16 @@ struct provider {
 
 struct pending {
 	char state[44], nonce[44], verifier[44], browser[44];
+	char source[64]; /* throttle_source() of who began it */
 	char issuer[SETTINGS_VALUE_MAX], redirect[URL_MAX];
 	int64_t at_ms;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* all of the below */
-static struct provider prov;				 /* the last discovery document read */
-static struct oidc_keys keys;				 /* and the keys of its jwks_uri */
+/* lock guards the state below and is never held across a call to the provider; fetch_lock lets
+ * one JWKS fetch run at a time (the others then use what it got). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER, fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct provider prov;  /* the last discovery document read */
+static struct oidc_keys keys; /* and the keys of its jwks_uri */
 static char keys_uri[URL_MAX];
 static int64_t keys_at_ms;
 static struct pending pend[OIDC_PENDING_MAX];
@@ -58,7 +63,7 @@ static int64_t now_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -110,33 +115,13 @@ static void challenge_of(const char *verifier, char out[44])
 	out[43] = 0;
 }
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-	char *p;
-
-	if (b->n + n > OIDC_ANSWER_MAX || !(p = realloc(b->p, b->n + n + 1)))
-		return 0;
-	memcpy(p + b->n, data, n);
-	b->p = p;
-	b->n += n;
-	b->p[b->n] = '\0';
-	return n;
-}
-
 /* GET url (form NULL) or POST form to it, as client_id with secret (HTTP Basic; a public client
  * sends its id in the form): the JSON answer in *out and the status. 0, or -1 with err. */
 static int call(const struct conf *c, const char *url, const char *form, const char *secret, json_t **out, long *status,
 		char *err, size_t errlen)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf b = {NULL, 0};
+	struct api_buf b = {.max = OIDC_ANSWER_MAX};
 	struct curl_slist *hdrs = NULL;
 	char *user = NULL, *pass = NULL;
 	CURL *e;
@@ -162,12 +147,14 @@ static int call(const struct conf *c, const char *url, const char *form, const c
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, api_buf_collect);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pgw-api/" PGW_VERSION);
-	if (c->ca[0])
+	if (c->ca[0]) { /* this CA file only, not the system's store besides */
 		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	}
 	if (form) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
 		if (secret) { /* client_secret_basic: both form-encoded first (RFC 6749 2.3.1) */
@@ -203,20 +190,25 @@ static int call(const struct conf *c, const char *url, const char *form, const c
 	return 0;
 }
 
+/* An endpoint of the discovery document: https, or on loopback (a query is allowed, as some
+ * providers have one). An optional one that is missing or unusable is left out. */
 static int copy_url(json_t *doc, const char *name, char *out, size_t size, int required, char *err, size_t errlen)
 {
 	const char *v = json_string_value(json_object_get(doc, name));
+	char base[URL_MAX];
 
-	if (!v && !required) {
-		out[0] = 0;
+	out[0] = 0;
+	if (v && strlen(v) < size && !strchr(v, '#')) {
+		snprintf(base, sizeof(base), "%.*s", (int)strcspn(v, "?"), v);
+		if (settings_url_ok(base, 0)) {
+			snprintf(out, size, "%s", v);
+			return 0;
+		}
+	}
+	if (!required)
 		return 0;
-	}
-	if (!v || strlen(v) >= size || !settings_url_ok(v, 1)) {
-		snprintf(err, errlen, "the discovery document has no usable %s", name);
-		return -1;
-	}
-	snprintf(out, size, "%s", v);
-	return 0;
+	snprintf(err, errlen, "the discovery document has no usable %s (https, or http on loopback)", name);
+	return -1;
 }
 
 /* Read <issuer>/.well-known/openid-configuration into p (OpenID Connect Discovery 1.0 4). */
@@ -269,49 +261,73 @@ static int provider_get(const struct conf *c, int use_cached, struct provider *o
 	return 0;
 }
 
-/* Under lock: the keys of jwks_uri, fetched when there are none, they are another URI's, older
- * than OIDC_KEYS_MAX_AGE_MS, or force (a token named a key id they lack: rotation). */
-static int keys_load(const struct conf *c, const char *jwks_uri, int force, char *err, size_t errlen)
+/* Fetch the keys of jwks_uri (outside lock, one fetch at a time) and put them in place, unless
+ * another fetch did so since fetched_before (then 0 at once). 0 or -1 with err. */
+static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetched_before, int rotation, char *err,
+		      size_t errlen)
 {
-	json_t *doc;
+	json_t *doc = NULL;
 	long status;
-	char *text;
+	char *text = NULL, ids[300] = "";
 	struct oidc_keys k;
-	int rc;
+	size_t l = 0;
+	int rc = -1;
 
-	if (!force && keys.n && strcmp(keys_uri, jwks_uri) == 0 && now_ms() - keys_at_ms < OIDC_KEYS_MAX_AGE_MS)
-		return 0;
-	if (call(c, jwks_uri, NULL, NULL, &doc, &status, err, errlen) < 0)
-		return -1;
-	if (status != 200) {
-		json_decref(doc);
-		snprintf(err, errlen, "%.200s answered %ld", jwks_uri, status);
-		return -1;
-	}
-	text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
 	memset(&k, 0, sizeof(k));
-	rc = text ? oidc_jwks_parse(text, strlen(text), &k, err, errlen) : -1;
-	free(text);
-	if (rc < 0) {
-		oidc_keys_free(&k);
-		return -1;
+	pthread_mutex_lock(&fetch_lock);
+	pthread_mutex_lock(&lock);
+	if (keys.n && strcmp(keys_uri, jwks_uri) == 0 && keys_at_ms > fetched_before) { /* someone else just did */
+		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&fetch_lock);
+		return 0;
 	}
-	{
-		char ids[300] = "";
-		size_t l = 0;
-		for (size_t i = 0; i < k.n && l + 2 < sizeof(ids); i++)
-			l += (size_t)snprintf(ids + l, sizeof(ids) - l, "%s%.60s", i ? " " : "", k.k[i].kid);
-		log_info("sso: keys from %.200s%s: %s", jwks_uri, force ? " (a token named another key)" : "", ids);
+	pthread_mutex_unlock(&lock);
+	if (call(c, jwks_uri, NULL, NULL, &doc, &status, err, errlen) < 0)
+		goto out;
+	if (status != 200) {
+		snprintf(err, errlen, "%.200s answered %ld", jwks_uri, status);
+		goto out;
 	}
+	if (!(text = json_dumps(doc, JSON_COMPACT)) || oidc_jwks_parse(text, strlen(text), &k, err, errlen) < 0)
+		goto out;
+	for (size_t i = 0; i < k.n && l + 2 < sizeof(ids); i++)
+		l += (size_t)snprintf(ids + l, sizeof(ids) - l, "%s%.60s", i ? " " : "", k.k[i].kid);
+	log_info("sso: keys from %.200s%s: %s", jwks_uri, rotation ? " (a token named another key)" : "", ids);
+	pthread_mutex_lock(&lock);
 	oidc_keys_free(&keys);
 	keys = k;
+	memset(&k, 0, sizeof(k));
 	snprintf(keys_uri, sizeof(keys_uri), "%s", jwks_uri);
 	keys_at_ms = now_ms();
-	return 0;
+	pthread_mutex_unlock(&lock);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&fetch_lock);
+	oidc_keys_free(&k);
+	json_decref(doc);
+	free(text);
+	return rc;
 }
 
-/* Verify the ID token with the provider's keys, fetching them again once for an unknown key id. */
+/* Verify the token against the keys held (under lock: no network). -EAGAIN when there are none
+ * of this provider's; *at: when they were fetched, *stale: over OIDC_KEYS_MAX_AGE_MS old. */
+static int verify_held(const char *jwks_uri, const char *token, const struct oidc_expect *x, json_t **claims,
+		       int64_t *at, int *stale, char *err, size_t errlen)
+{
+	int rc = -EAGAIN;
+
+	pthread_mutex_lock(&lock);
+	*at = keys_at_ms;
+	*stale = now_ms() - keys_at_ms > OIDC_KEYS_MAX_AGE_MS;
+	if (keys.n && strcmp(keys_uri, jwks_uri) == 0)
+		rc = oidc_verify_id_token(token, &keys, x, claims, err, errlen);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* Verify the ID token with the provider's keys: fetched when there are none or they are old
+ * (the old ones still serve if the fetch fails), and once more when the token names a key id
+ * they lack (the provider rotated). */
 static int verify(const struct conf *c, const struct provider *p, const char *token, const char *nonce, json_t **claims,
 		  char *err, size_t errlen)
 {
@@ -320,20 +336,30 @@ static int verify(const struct conf *c, const struct provider *p, const char *to
 				.nonce = nonce,
 				.now = (int64_t)time(NULL),
 				.skew = OIDC_SKEW_S};
-	int rc;
+	char ferr[300];
+	int64_t at;
+	int stale, rc = verify_held(p->jwks, token, &x, claims, &at, &stale, err, errlen);
 
-	pthread_mutex_lock(&lock);
-	rc = keys_load(c, p->jwks, 0, err, errlen);
-	if (rc == 0)
-		rc = oidc_verify_id_token(token, &keys, &x, claims, err, errlen);
-	if (rc == -ENOKEY) { /* rotated at the provider: its keys once more */
-		rc = keys_load(c, p->jwks, 1, err, errlen);
+	if (rc == -EAGAIN || (rc != -ENOKEY && stale)) { /* none yet, or old: fetch, and keep the old on failure */
+		if (keys_fetch(c, p->jwks, at, 0, ferr, sizeof(ferr)) < 0 && rc == -EAGAIN) {
+			snprintf(err, errlen, "the provider's keys: %s", ferr);
+			return -1;
+		}
 		if (rc == 0)
-			rc = oidc_verify_id_token(token, &keys, &x, claims, err, errlen);
+			return 0;
+		json_decref(*claims);
+		*claims = NULL;
+		rc = verify_held(p->jwks, token, &x, claims, &at, &stale, err, errlen);
+	}
+	if (rc == -ENOKEY) { /* rotated at the provider: its keys once more */
+		if (keys_fetch(c, p->jwks, at, 1, ferr, sizeof(ferr)) < 0) {
+			snprintf(err, errlen, "the provider's keys: %s", ferr);
+			return -1;
+		}
+		rc = verify_held(p->jwks, token, &x, claims, &at, &stale, err, errlen);
 		if (rc == -ENOKEY)
 			snprintf(err, errlen, "the token is signed with a key the provider does not publish");
 	}
-	pthread_mutex_unlock(&lock);
 	return rc == 0 ? 0 : -1;
 }
 
@@ -368,6 +394,7 @@ static int redirect_of(struct req *r, const struct conf *c, char *out, size_t si
  * in the body, the log and the audit (action login.sso, result denied). */
 static int fail(struct req *r, const char *code, json_t *who, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+#define COOKIE_CLEAR OIDC_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
 static int fail(struct req *r, const char *code, json_t *who, const char *fmt, ...)
 {
 	char msg[600], location[128];
@@ -378,13 +405,17 @@ static int fail(struct req *r, const char *code, json_t *who, const char *fmt, .
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warnx_id(r->id, "sso login from %s refused (%s): %s", r->addr, code, msg);
-	json_object_set_new(who ? who : (who = json_object()), "error", json_string(code));
-	json_object_set_new(who, "message", json_string(msg));
-	api_audit(r, "login.sso", "user", r->user.name, NULL, who, "denied");
-	json_decref(who);
+	/* audited once a sign-in this API began has come back (anyone may send the rest: they are
+	 * only logged, so nobody fills the audit log from outside) */
+	if (who) {
+		json_object_set_new(who, "error", json_string(code));
+		json_object_set_new(who, "message", json_string(msg));
+		api_audit(r, "login.sso", "user", r->user.name, NULL, who, "denied");
+		json_decref(who);
+	}
 	snprintf(location, sizeof(location), "/?sso_error=%s", code);
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
-	r->extra_header[1] = OIDC_COOKIE "=; Path=/api/v1/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age=0";
+	r->extra_header[1] = COOKIE_CLEAR;
 	r->extra_header[2] = MHD_HTTP_HEADER_LOCATION;
 	r->extra_header[3] = location;
 	ret = reply_error(r, 303, code, "%s", msg);
@@ -392,22 +423,42 @@ static int fail(struct req *r, const char *code, json_t *who, const char *fmt, .
 	return ret;
 }
 
-static void pending_put(const struct pending *p)
+/* Remember a sign-in begun. -1 when OIDC_PENDING_MAX are under way, or OIDC_PENDING_PER_SOURCE
+ * from p's source: a live one never makes room for another (nobody can push others' sign-ins
+ * out). */
+static int pending_put(const struct pending *p)
 {
-	size_t slot = 0;
 	int64_t now = now_ms();
+	int slot = -1, same = 0;
 
 	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < OIDC_PENDING_MAX; i++) {
-		if (!pend[i].state[0] || now - pend[i].at_ms > OIDC_PENDING_MS) {
+	for (int i = 0; i < OIDC_PENDING_MAX; i++) {
+		int live = pend[i].state[0] && now - pend[i].at_ms <= OIDC_PENDING_MS;
+		if (!live && slot < 0)
 			slot = i;
-			break;
-		}
-		if (pend[i].at_ms < pend[slot].at_ms) /* all in use: the oldest makes room */
-			slot = i;
+		same += live && strcmp(pend[i].source, p->source) == 0;
 	}
-	pend[slot] = *p;
+	if (slot >= 0 && same < OIDC_PENDING_PER_SOURCE)
+		pend[slot] = *p;
 	pthread_mutex_unlock(&lock);
+	return slot >= 0 && same < OIDC_PENDING_PER_SOURCE ? 0 : -1;
+}
+
+/* 1 when source may begin another sign-in (asked before the provider is: a source that only
+ * begins sign-ins soon stops costing calls to it). */
+static int pending_room(const char *source)
+{
+	int64_t now = now_ms();
+	int free_slots = 0, same = 0;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < OIDC_PENDING_MAX; i++) {
+		int live = pend[i].state[0] && now - pend[i].at_ms <= OIDC_PENDING_MS;
+		free_slots += !live;
+		same += live && strcmp(pend[i].source, source) == 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return free_slots > 0 && same < OIDC_PENDING_PER_SOURCE;
 }
 
 /* The login begun with state, taken (it is used once, whatever comes of it). -1 when none. */
@@ -417,7 +468,7 @@ static int pending_take(const char *state, struct pending *out)
 
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < OIDC_PENDING_MAX; i++) {
-		if (!pend[i].state[0] || strcmp(pend[i].state, state) != 0)
+		if (!pend[i].state[0] || !password_ct_equal(state, strlen(state), pend[i].state, strlen(pend[i].state)))
 			continue;
 		if (now_ms() - pend[i].at_ms <= OIDC_PENDING_MS) {
 			*out = pend[i];
@@ -440,29 +491,38 @@ static int methods(struct req *r)
 	conf_load(r, db, &c);
 	return reply_json(
 	    r, 200,
-	    json_pack("{s:s, s:o}", "password", c.local, "oidc",
+	    json_pack("{s:o}", "oidc",
 		      configured(&c) ? json_pack("{s:s, s:s}", "name", c.name, "login_url", "/api/v1/auth/oidc/login")
 				     : json_null()));
 }
 
-static void query_add(char *url, size_t size, const char *name, const char *value)
+/* Append &name=value (URL-encoded) to url. -1 when it does not fit. */
+static int query_add(char *url, size_t size, const char *name, const char *value)
 {
 	char *v = curl_easy_escape(NULL, value, 0);
 	size_t l = strlen(url);
+	int n = v ? snprintf(url + l, size - l, "%c%s=%s", strchr(url, '?') ? '&' : '?', name, v) : -1;
 
-	snprintf(url + l, size - l, "%c%s=%s", strchr(url, '?') ? '&' : '?', name, v ? v : "");
 	curl_free(v);
+	return n < 0 || (size_t)n >= size - l ? -1 : 0;
+}
+
+static int b64url43(const char *s)
+{
+	return s && strlen(s) == 43 &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 43;
 }
 
 static int login(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
+	const char *had = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, OIDC_COOKIE);
 	char err[400], challenge[44], location[4 * URL_MAX], cookie[160];
 	struct provider p;
 	struct pending pe;
 	struct conf c;
 	struct ha_state hs;
-	int ret;
+	int ret, bad = 0;
 
 	if (!db)
 		return reply_error(r, 503, "unavailable", "database unavailable");
@@ -473,31 +533,43 @@ static int login(struct req *r)
 	if (r->api->cfg->ha_peer[0] && ha_state_read(db, &hs) == 0 && !ha_is_master(&hs))
 		return fail(r, "ha_backup", NULL, "this gateway is the HA backup: sign in on the master at %s",
 			    r->api->cfg->ha_peer);
+	memset(&pe, 0, sizeof(pe));
+	throttle_source(r->addr, pe.source, sizeof(pe.source));
+	if (!pending_room(pe.source))
+		return reply_retry_after(
+		    r, 503, 60, "busy",
+		    "too many sign-ins under way (from this address): finish one, or wait a minute");
 	if (provider_get(&c, 0, &p, err, sizeof(err)) < 0)
 		return fail(r, "provider_unavailable", NULL, "%s cannot be reached: %s", c.name, err);
-	memset(&pe, 0, sizeof(pe));
 	if (random_b64url(pe.state) < 0 || random_b64url(pe.nonce) < 0 || random_b64url(pe.verifier) < 0 ||
 	    random_b64url(pe.browser) < 0)
 		return reply_error(r, 500, "internal", "no randomness");
+	if (b64url43(had)) /* this browser's binding already: its other tab's sign-in stays good */
+		snprintf(pe.browser, sizeof(pe.browser), "%s", had);
 	if (redirect_of(r, &c, pe.redirect, sizeof(pe.redirect)) < 0)
 		return fail(r, "bad_request", NULL, "the request has no usable Host header: set oidc_redirect_url");
 	snprintf(pe.issuer, sizeof(pe.issuer), "%s", c.issuer);
 	pe.at_ms = now_ms();
 	challenge_of(pe.verifier, challenge);
 	snprintf(location, sizeof(location), "%s", p.auth);
-	query_add(location, sizeof(location), "response_type", "code");
-	query_add(location, sizeof(location), "client_id", c.client_id);
-	query_add(location, sizeof(location), "redirect_uri", pe.redirect);
-	query_add(location, sizeof(location), "scope", c.scopes);
-	query_add(location, sizeof(location), "state", pe.state);
-	query_add(location, sizeof(location), "nonce", pe.nonce);
-	query_add(location, sizeof(location), "code_challenge", challenge);
-	query_add(location, sizeof(location), "code_challenge_method", "S256");
-	pending_put(&pe);
+	bad |= query_add(location, sizeof(location), "response_type", "code");
+	bad |= query_add(location, sizeof(location), "client_id", c.client_id);
+	bad |= query_add(location, sizeof(location), "redirect_uri", pe.redirect);
+	bad |= query_add(location, sizeof(location), "scope", c.scopes);
+	bad |= query_add(location, sizeof(location), "state", pe.state);
+	bad |= query_add(location, sizeof(location), "nonce", pe.nonce);
+	bad |= query_add(location, sizeof(location), "code_challenge", challenge);
+	bad |= query_add(location, sizeof(location), "code_challenge_method", "S256");
+	if (bad)
+		return fail(r, "not_configured", NULL, "the authorization request would be longer than %zu bytes",
+			    sizeof(location));
+	if (pending_put(&pe) < 0)
+		return reply_retry_after(
+		    r, 503, 60, "busy",
+		    "too many sign-ins under way (from this address): finish one, or wait a minute");
 	/* Lax: the browser brings it back on the provider's top-level redirect to the callback;
 	 * bound to this browser, so a state carried elsewhere is refused */
-	snprintf(cookie, sizeof(cookie),
-		 OIDC_COOKIE "=%s; Path=/api/v1/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age=%d%s", pe.browser,
+	snprintf(cookie, sizeof(cookie), OIDC_COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", pe.browser,
 		 OIDC_PENDING_MS / 1000, r->api->cfg->tls_cert[0] ? "; Secure" : "");
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
 	r->extra_header[1] = cookie;
@@ -509,26 +581,48 @@ static int login(struct req *r)
 	return ret;
 }
 
-/* The client secret from oidc_client_secret_file (first line); NULL for a public client (no
- * file set). -1 when the file is set and cannot be read. */
-static int secret_read(const struct conf *c, char *out, size_t size, const char **secret)
+/* The client secret from oidc_client_secret_file (its first line); NULL for a public client (no
+ * file set). -1 with why when the file is set and cannot be used: it must be a regular file only
+ * its owner may read (0600 or 0400), of at most 1 KiB, and not one of this gateway's own secrets
+ * (the JWT or HA secret, a PEM key): a superadmin can name any path, and the secret goes to the
+ * provider the settings name. */
+static int secret_read(struct req *r, const struct conf *c, char *out, size_t size, const char **secret,
+		       const char **why)
 {
+	const struct pgw_config *cfg = r->api->cfg;
+	struct stat st;
 	int fd;
 	ssize_t n;
+	size_t len;
 
 	*secret = NULL;
+	*why = "cannot be opened";
 	if (!c->secret_file[0])
 		return 0;
-	if ((fd = open(c->secret_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	if ((fd = open(c->secret_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
 		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_size > 1024) {
+		*why = "must be a regular file of at most 1 KiB that only its owner may read (mode 0600)";
+		close(fd);
+		return -1;
+	}
 	n = read(fd, out, size - 1);
 	close(fd);
-	if (n <= 0)
+	if (n <= 0) {
+		*why = "is empty";
+		explicit_bzero(out, size);
 		return -1;
+	}
 	out[n] = 0;
 	out[strcspn(out, "\r\n")] = 0;
-	if (!out[0])
+	len = strlen(out);
+	if (!len || strncmp(out, "-----BEGIN", 10) == 0 ||
+	    password_ct_equal(out, len, cfg->jwt_secret, cfg->jwt_secret_len) ||
+	    (cfg->ha_secret_len && password_ct_equal(out, len, cfg->ha_secret, cfg->ha_secret_len))) {
+		*why = len ? "holds one of this gateway's own secrets or keys, not a client secret" : "is empty";
+		explicit_bzero(out, size);
 		return -1;
+	}
 	*secret = out;
 	return 0;
 }
@@ -671,21 +765,52 @@ out:
 }
 
 /* The user of (iss, sub) has lost every role at the provider: every session of theirs ends. */
-static void end_sessions_of(sqlite3 *db, const char *iss, const char *sub, char *name, size_t size)
+/* The user of (iss, sub) has lost every role at the provider: its roles here go too (its API keys
+ * follow its roles, so they stop as well) and every session of its ends, in one transaction.
+ * 1 when there was such a user (name set), 0 when not, -1 when the database refused. */
+static int revoke_user(sqlite3 *db, const char *iss, const char *sub, char *name, size_t size)
 {
 	sqlite3_stmt *st = NULL;
+	json_t *none = json_array();
+	int64_t id = 0;
+	int rc = -1;
 
 	name[0] = 0;
+	if (db_begin(db) < 0) {
+		json_decref(none);
+		return -1;
+	}
 	if (sqlite3_prepare_v2(db, "SELECT id, username FROM main.users WHERE sso_issuer = ?1 AND sso_subject = ?2", -1,
-			       &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_text(st, 1, iss, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, sub, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(name, size, "%s", (const char *)sqlite3_column_text(st, 1));
-		auth_end_sessions(db, sqlite3_column_int64(st, 0));
+			       &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, iss, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, sub, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			id = sqlite3_column_int64(st, 0);
+			snprintf(name, size, "%s", (const char *)sqlite3_column_text(st, 1));
+		}
+		rc = 0;
 	}
 	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == 0 && id > 0) {
+		rc = -1;
+		if (sqlite3_prepare_v2(db,
+				       "UPDATE main.users SET superadmin = 0, token_gen = token_gen + 1, updated_at = "
+				       "unixepoch() WHERE id = ?1",
+				       -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, id);
+			if (sqlite3_step(st) == SQLITE_DONE && users_write_memberships(db, id, none, 1) == 0)
+				rc = 1;
+		}
+		sqlite3_finalize(st);
+	}
+	json_decref(none);
+	if (rc < 0 || db_commit(db) < 0) {
+		db_rollback(db);
+		name[0] = 0;
+		return -1;
+	}
+	return rc;
 }
 
 /* printable ASCII of a provider's error text, at most 200 bytes */
@@ -707,7 +832,9 @@ static int callback(struct req *r)
 	const char *piss = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "iss");
 	const char *browser = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, OIDC_COOKIE);
 	char err[600], form[4 * URL_MAX], secretbuf[512], e1[210], e2[210], name[72];
-	const char *secret, *idt, *iss, *sub;
+	const char *secret, *idt, *iss, *sub, *why;
+	struct ha_state hs;
+	int too_long;
 	json_t *tok = NULL, *claims = NULL, *orgs = NULL, *who;
 	struct provider p;
 	struct pending pe;
@@ -722,54 +849,63 @@ static int callback(struct req *r)
 		return fail(r, "bad_state", NULL,
 			    "this sign-in is unknown, already used or older than %d minutes: sign in again",
 			    OIDC_PENDING_MS / 60000);
+	/* from here on a sign-in this API began has come back: every refusal is audited (json_object()) */
 	if (!browser || !password_ct_equal(browser, strlen(browser), pe.browser, strlen(pe.browser)))
-		return fail(r, "bad_state", NULL, "this sign-in was begun in another browser: sign in again");
+		return fail(r, "bad_state", json_object(), "this sign-in was begun in another browser: sign in again");
 	conf_load(r, db, &c);
 	if (perr) {
 		clean(perr, e1, sizeof(e1));
 		clean(MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "error_description"), e2, sizeof(e2));
-		return fail(r, "provider_refused", NULL, "%s refused the sign-in: %s%s%s", c.name, e1,
+		return fail(r, "provider_refused", json_object(), "%s refused the sign-in: %s%s%s", c.name, e1,
 			    e2[0] ? ": " : "", e2);
 	}
 	if (!configured(&c) || strcmp(c.issuer, pe.issuer) != 0)
-		return fail(r, "not_configured", NULL, "single sign-on was changed during this sign-in: sign in again");
+		return fail(r, "not_configured", json_object(),
+			    "single sign-on was changed during this sign-in: sign in again");
 	if (piss && strcmp(piss, c.issuer) != 0) /* RFC 9207: an answer meant for another provider */
-		return fail(r, "wrong_issuer", NULL, "the answer comes from another provider than %s", c.issuer);
-	if (!code || !*code || strlen(code) > 2048)
-		return fail(r, "bad_request", NULL, "the provider's answer has no code");
-	if (secret_read(&c, secretbuf, sizeof(secretbuf), &secret) < 0)
-		return fail(r, "not_configured", NULL, "oidc_client_secret_file %s cannot be read", c.secret_file);
+		return fail(r, "wrong_issuer", json_object(), "the answer comes from another provider than %s",
+			    c.issuer);
+	if (!code || !*code || strlen(code) > 1024)
+		return fail(r, "bad_request", json_object(), "the provider's answer has no code (or one over 1 KiB)");
+	if (r->api->cfg->ha_peer[0] && ha_state_read(db, &hs) == 0 && !ha_is_master(&hs))
+		return fail(r, "ha_backup", json_object(), "this gateway is the HA backup: sign in on the master at %s",
+			    r->api->cfg->ha_peer);
+	if (secret_read(r, &c, secretbuf, sizeof(secretbuf), &secret, &why) < 0)
+		return fail(r, "not_configured", json_object(), "oidc_client_secret_file %s %s", c.secret_file, why);
 	if (provider_get(&c, 1, &p, err, sizeof(err)) < 0) {
 		explicit_bzero(secretbuf, sizeof(secretbuf));
-		return fail(r, "provider_unavailable", NULL, "%s cannot be reached: %s", c.name, err);
+		return fail(r, "provider_unavailable", json_object(), "%s cannot be reached: %s", c.name, err);
 	}
 	{ /* the code for the tokens (OpenID Connect Core 3.1.3.1), with the PKCE verifier */
 		char *ecode = curl_easy_escape(NULL, code, 0), *eredir = curl_easy_escape(NULL, pe.redirect, 0),
 		     *eid = curl_easy_escape(NULL, c.client_id, 0);
-		snprintf(form, sizeof(form),
-			 "grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s%s%s",
-			 ecode ? ecode : "", eredir ? eredir : "", pe.verifier,
-			 secret ? "" : "&client_id=", secret ? "" : (eid ? eid : ""));
+		int n = snprintf(form, sizeof(form),
+				 "grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s%s%s",
+				 ecode ? ecode : "", eredir ? eredir : "", pe.verifier,
+				 secret ? "" : "&client_id=", secret ? "" : (eid ? eid : ""));
+		too_long = !ecode || !eredir || !eid || n < 0 || (size_t)n >= sizeof(form);
 		curl_free(ecode);
 		curl_free(eredir);
 		curl_free(eid);
 	}
-	ret = call(&c, p.token, form, secret, &tok, &status, err, sizeof(err));
+	ret = too_long ? -1 : call(&c, p.token, form, secret, &tok, &status, err, sizeof(err));
+	if (too_long)
+		snprintf(err, sizeof(err), "the token request would be longer than %zu bytes", sizeof(form));
 	explicit_bzero(secretbuf, sizeof(secretbuf));
 	explicit_bzero(form, sizeof(form));
 	if (ret < 0 && !tok)
-		return fail(r, "provider_unavailable", NULL, "%s did not answer the code: %s", c.name, err);
+		return fail(r, "provider_unavailable", json_object(), "%s did not answer the code: %s", c.name, err);
 	if (status != 200 || !(idt = json_string_value(json_object_get(tok, "id_token")))) {
 		clean(json_string_value(json_object_get(tok, "error")), e1, sizeof(e1));
 		clean(json_string_value(json_object_get(tok, "error_description")), e2, sizeof(e2));
 		json_decref(tok);
-		return fail(r, "token_refused", NULL, "%s did not give an ID token for the code (%ld %s%s%s)", c.name,
-			    status, e1, e2[0] ? ": " : "", e2);
+		return fail(r, "token_refused", json_object(), "%s did not give an ID token for the code (%ld %s%s%s)",
+			    c.name, status, e1, e2[0] ? ": " : "", e2);
 	}
 	ret = verify(&c, &p, idt, pe.nonce, &claims, err, sizeof(err));
 	json_decref(tok);
 	if (ret < 0)
-		return fail(r, "bad_token", NULL, "the ID token from %s is refused: %s", c.name, err);
+		return fail(r, "bad_token", json_object(), "the ID token from %s is refused: %s", c.name, err);
 	iss = json_string_value(json_object_get(claims, "iss"));
 	sub = json_string_value(json_object_get(claims, "sub"));
 	who = json_pack("{s:s, s:s}", "iss", iss, "sub", sub);
@@ -778,13 +914,19 @@ static int callback(struct req *r)
 		return fail(r, "bad_token", who, "the ID token's subject is longer than 255 bytes");
 	}
 	if (!grant(db, &c, claims, &super, &orgs)) {
-		end_sessions_of(db, iss, sub, name, sizeof(name));
+		int had = revoke_user(db, iss, sub, name, sizeof(name));
 		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
 		json_decref(claims);
 		json_decref(orgs);
+		if (had < 0)
+			log_emit(LOG_LVL_ERROR, r->id, 0, "sso: cannot take the roles of %s (%s) away: %s", sub, iss,
+				 sqlite3_errmsg(db));
 		return fail(r, "no_role", who,
 			    "your account at %s grants no role on this gateway (claim %s, setting oidc_role_map)%s",
-			    c.name, c.claim, name[0] ? "; your sessions here have ended" : "");
+			    c.name, c.claim,
+			    had > 0   ? "; your roles and sessions here have ended"
+			    : had < 0 ? " (busy: try again)"
+				      : "");
 	}
 	id = provision(db, claims, iss, sub, super, orgs, &created);
 	json_decref(claims);
@@ -793,9 +935,7 @@ static int callback(struct req *r)
 		json_decref(who);
 		return reply_db_error(r, db);
 	}
-	if (id == 0 ||
-	    auth_sso_session(r, id, OIDC_COOKIE "=; Path=/api/v1/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age=0",
-			     "/?sso=ok") < 0)
+	if (id == 0 || auth_sso_session(r, id, COOKIE_CLEAR, "/?sso=ok") < 0)
 		return fail(r, "disabled", who, "this user is disabled on the gateway");
 	json_object_set_new(who, "role", json_string(r->user.role));
 	json_object_set_new(who, "superadmin", json_boolean(r->user.superadmin));
@@ -850,9 +990,15 @@ char *oidc_end_session_url(struct req *r)
 	if (!r->user.sso || !db)
 		return NULL;
 	conf_load(r, db, &c);
-	if (!configured(&c) || provider_get(&c, 1, &p, err, sizeof(err)) < 0 || !p.end[0] ||
-	    origin_of(r, origin, sizeof(origin)) < 0)
+	if (!configured(&c) || provider_get(&c, 1, &p, err, sizeof(err)) < 0 || !p.end[0])
 		return NULL;
+	if (c.redirect[0]) { /* back to where the provider is told to send browsers, not to any Host */
+		const char *h = strstr(c.redirect, "://");
+		snprintf(origin, sizeof(origin), "%.*s", (int)(h ? h + 3 - c.redirect + strcspn(h + 3, "/") : 0),
+			 c.redirect);
+	} else if (origin_of(r, origin, sizeof(origin)) < 0) {
+		return NULL;
+	}
 	snprintf(back, sizeof(back), "%s/", origin);
 	snprintf(url, sizeof(url), "%s", p.end);
 	query_add(url, sizeof(url), "client_id", c.client_id);

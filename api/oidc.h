@@ -12,14 +12,15 @@
 
 #include "http.h"
 
-#define OIDC_COOKIE	     "pgw_oidc"
-#define OIDC_PENDING_MAX     256	      /* logins begun and not yet back from the provider */
-#define OIDC_PENDING_MS	     (10 * 60 * 1000) /* how long one may take */
-#define OIDC_SKEW_S	     60		      /* clock difference allowed on exp and iat */
-#define OIDC_CONNECT_MS	     3000	      /* every call to the provider: connect within */
-#define OIDC_TIMEOUT_MS	     5000	      /* and be answered within */
-#define OIDC_ANSWER_MAX	     (256 * 1024)
-#define OIDC_KEYS_MAX_AGE_MS (60 * 60 * 1000) /* the JWKS is fetched again after an hour */
+#define OIDC_COOKIE		"pgw_oidc"
+#define OIDC_PENDING_MAX	256		 /* logins begun and not yet back from the provider */
+#define OIDC_PENDING_PER_SOURCE 16		 /* of them from one address (an IPv6 /64) */
+#define OIDC_PENDING_MS		(10 * 60 * 1000) /* how long one may take */
+#define OIDC_SKEW_S		60		 /* clock difference allowed on exp and iat */
+#define OIDC_CONNECT_MS		3000		 /* every call to the provider: connect within */
+#define OIDC_TIMEOUT_MS		5000		 /* and be answered within */
+#define OIDC_ANSWER_MAX		(256 * 1024)
+#define OIDC_KEYS_MAX_AGE_MS	(60 * 60 * 1000) /* the JWKS is fetched again after an hour */
 
 /* seg/nseg: the path after /api/v1/auth/ ({"methods"}, {"oidc", "login"}, ...). 1 when it was
  * one of these (a reply is queued), 0 when not. */

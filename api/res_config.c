@@ -87,7 +87,8 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 		n = 0;
 		json_object_foreach(r->body, key, v)
 		{
-			if (n < 8 && (strcmp(key, "local_login") == 0 || strcmp(key, "oidc_breakglass_user") == 0)) {
+			if (n < 8 && (strcmp(key, "local_login") == 0 || strcmp(key, "oidc_breakglass_user") == 0 ||
+				      strcmp(key, "oidc_issuer") == 0 || strcmp(key, "oidc_client_id") == 0)) {
 				keys[n] = key;
 				vals[n++] = json_string_value(v);
 			}

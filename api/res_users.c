@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 #include "password.h"
+#include "settings.h"
 #include "throttle.h"
 
 #include <stdio.h>
@@ -17,9 +18,11 @@ static json_t *user_json(sqlite3 *db, int64_t id)
 	sqlite3_stmt *st = NULL;
 	json_t *j = NULL, *orgs;
 
-	if (sqlite3_prepare_v2(db,
-			       "SELECT id, username, role, superadmin, disabled, created_at FROM users WHERE id = ?1",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		db,
+		"SELECT id, username, role, superadmin, disabled, created_at, sso_issuer, sso_subject FROM users "
+		"WHERE id = ?1",
+		-1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -27,6 +30,12 @@ static json_t *user_json(sqlite3 *db, int64_t id)
 			      "username", sqlite3_column_text(st, 1), "role", sqlite3_column_text(st, 2), "superadmin",
 			      sqlite3_column_int(st, 3), "disabled", sqlite3_column_int(st, 4), "created_at",
 			      (json_int_t)sqlite3_column_int64(st, 5), "orgs");
+	if (j) /* made by a sign-in through the OpenID provider: which one, and who there */
+		json_object_set_new(j, "sso",
+				    sqlite3_column_type(st, 6) == SQLITE_NULL
+					? json_null()
+					: json_pack("{s:s, s:s}", "issuer", sqlite3_column_text(st, 6), "subject",
+						    sqlite3_column_text(st, 7)));
 	sqlite3_finalize(st);
 	if (!j)
 		return NULL;
@@ -311,6 +320,14 @@ static int patch(struct req *r, sqlite3 *db, int64_t id)
 		json_decref(list);
 		return reply_error(r, 409, "conflict", "this is the last enabled superadmin");
 	}
+	if ((super == 0 || disable) && settings_breakglass_user(db, id)) {
+		db_rollback(db);
+		json_decref(before);
+		json_decref(list);
+		return reply_error(r, 409, "conflict",
+				   "this is the break-glass user (oidc_breakglass_user, local_login breakglass): name "
+				   "another first, or set local_login to on");
+	}
 	/* disabling ends its sessions: its tokens stay dead when it is enabled again */
 	if (sqlite3_prepare_v2(db,
 			       "UPDATE users SET superadmin = coalesce(?1, superadmin), disabled = coalesce(?2, "
@@ -361,6 +378,13 @@ static int del(struct req *r, sqlite3 *db, int64_t id)
 		json_decref(before);
 		return reply_error(r, 409, "conflict", "this is the last enabled superadmin");
 	}
+	if (settings_breakglass_user(db, id)) {
+		db_rollback(db);
+		json_decref(before);
+		return reply_error(r, 409, "conflict",
+				   "this is the break-glass user (oidc_breakglass_user, local_login breakglass): name "
+				   "another first, or set local_login to on");
+	}
 	if (exec_bound(db, "DELETE FROM users WHERE id = ?3", NULL, NULL, id) != SQLITE_DONE || db_commit(db) < 0) {
 		int rc = reply_db_error(r, db);
 		db_rollback(db);
@@ -389,6 +413,12 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		return MHD_YES;
 	if (!(u = user_json(db, id)))
 		return reply_error(r, 404, "not_found", "no user %lld", (long long)id);
+	if (!json_is_null(json_object_get(u, "sso"))) {
+		json_decref(u);
+		return reply_error(r, 400, "bad_request",
+				   "user %lld signs in through the OpenID provider and has no password here",
+				   (long long)id);
+	}
 	json_decref(u);
 	if (json_check(r->body, f, 2, 0, err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);

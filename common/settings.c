@@ -317,12 +317,14 @@ static const struct sdef defs[] = {
      1, /* any http(s) URL */
      0,
      ""},
-    {{"oidc_scopes", "SSO scopes", "Scopes asked for, space-separated; openid is required."},
+    {{"oidc_scopes", "SSO scopes",
+      "Scopes asked for, space-separated; openid is required. Add the one that brings the role claim where the "
+      "provider needs it (often groups)."},
      K_SCOPES,
      NULL,
      0,
      0,
-     "openid profile email groups"},
+     "openid profile email"},
     {{"oidc_role_claim", "SSO role claim", "The ID token claim (a string or a list) that oidc_role_map reads."},
      K_WORD,
      NULL,
@@ -594,12 +596,24 @@ int settings_validate(const char *key, const char *value, char *err, size_t errl
 	case K_WORD: {
 		size_t l = strlen(value);
 		int bad = l < d->min || l > d->max;
-		for (const unsigned char *p = (const unsigned char *)value; *p && !bad; p++)
-			bad = *p < 0x20 || *p == 0x7f || (d->kind == K_WORD && *p == ' ');
+		for (const unsigned char *p = (const unsigned char *)value; !bad && *p; p++) {
+			int more = *p < 0x80		 ? 0
+				   : (*p & 0xe0) == 0xc0 ? 1
+				   : (*p & 0xf0) == 0xe0 ? 2
+				   : (*p & 0xf8) == 0xf0 ? 3
+							 : -1;
+			/* UTF-8 as JSON takes it: no overlong forms, surrogates or code points past U+10FFFF */
+			bad = *p < 0x20 || *p == 0x7f || (d->kind == K_WORD && (*p == ' ' || more)) || more < 0 ||
+			      (*p >= 0x80 && *p < 0xc2) || *p > 0xf4 || (*p == 0xe0 && p[1] < 0xa0) ||
+			      (*p == 0xed && p[1] >= 0xa0) || (*p == 0xf0 && p[1] < 0x90) ||
+			      (*p == 0xf4 && p[1] >= 0x90);
+			for (int k = 0; k < more && !bad; k++) /* its continuation bytes */
+				bad = (*++p & 0xc0) != 0x80;
+		}
 		if (!bad)
 			return 0;
-		snprintf(err, errlen, "%s: must be %u to %u characters%s, without control characters", key, d->min,
-			 d->max, d->kind == K_WORD ? " and no spaces" : "");
+		snprintf(err, errlen, "%s: must be %u to %u bytes of UTF-8%s, without control characters", key, d->min,
+			 d->max, d->kind == K_WORD ? " (ASCII) and no spaces" : "");
 		break;
 	}
 	case K_SCOPES: {
@@ -934,46 +948,69 @@ int settings_check_system(sqlite3 *db, const char *const *keys, const char *cons
 int settings_check_login(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			 size_t errlen)
 {
-	char mode[SETTINGS_VALUE_MAX], user[SETTINGS_VALUE_MAX];
+	static const char *const names[] = {"local_login", "oidc_breakglass_user", "oidc_issuer", "oidc_client_id"};
+	char v[4][SETTINGS_VALUE_MAX];
 	sqlite3_stmt *st = NULL;
 	int touched = 0, ok = 0;
 
-	if (settings_get(db, "local_login", mode, sizeof(mode)) < 0)
-		snprintf(mode, sizeof(mode), "on");
-	if (settings_get(db, "oidc_breakglass_user", user, sizeof(user)) < 0)
-		user[0] = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(keys[i], "local_login") == 0)
-			snprintf(mode, sizeof(mode), "%s", values[i]);
-		else if (strcmp(keys[i], "oidc_breakglass_user") == 0)
-			snprintf(user, sizeof(user), "%s", values[i]);
-		else
-			continue;
-		touched = 1;
+	for (int k = 0; k < 4; k++) {
+		if (settings_get(db, names[k], v[k], sizeof(v[k])) < 0)
+			snprintf(v[k], sizeof(v[k]), "%s", k == 0 ? "on" : "");
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(keys[i], names[k]) == 0) {
+				snprintf(v[k], sizeof(v[k]), "%s", values[i]);
+				touched = 1;
+			}
 	}
-	if (!touched || strcmp(mode, "breakglass") != 0)
+	if (!touched || strcmp(v[0], "breakglass") != 0)
 		return 0;
-	if (!user[0]) {
+	if (!v[2][0] || !v[3][0]) {
 		snprintf(err, errlen,
-			 "local_login: breakglass needs oidc_breakglass_user, the admin who may still sign in with a "
-			 "password when the provider is down");
+			 "local_login: breakglass needs single sign-on set up (oidc_issuer and oidc_client_id): "
+			 "everyone but the break-glass user signs in through the provider");
+		return -EINVAL;
+	}
+	if (!v[1][0]) {
+		snprintf(
+		    err, errlen,
+		    "local_login: breakglass needs oidc_breakglass_user, the superadmin who may still sign in with "
+		    "a password when the provider is down");
 		return -EINVAL;
 	}
 	if (sqlite3_prepare_v2(db,
-			       "SELECT 1 FROM main.users WHERE username = ?1 AND disabled = 0 AND role = 'admin' AND "
+			       "SELECT 1 FROM main.users WHERE username = ?1 AND disabled = 0 AND superadmin = 1 AND "
 			       "sso_issuer IS NULL",
 			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, v[1], -1, SQLITE_STATIC);
 		ok = sqlite3_step(st) == SQLITE_ROW;
 	}
 	sqlite3_finalize(st);
 	if (!ok) {
 		snprintf(
 		    err, errlen,
-		    "oidc_breakglass_user: '%.64s' is not an enabled local admin (the break-glass user signs in with a "
-		    "password)",
-		    user);
+		    "oidc_breakglass_user: '%.64s' is not an enabled local superadmin (the break-glass user signs in "
+		    "with a password and must be able to set the gateway right)",
+		    v[1]);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int settings_breakglass_user(sqlite3 *db, int64_t user_id)
+{
+	char mode[16], user[SETTINGS_VALUE_MAX];
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+
+	if (settings_get(db, "local_login", mode, sizeof(mode)) < 0 || strcmp(mode, "breakglass") != 0 ||
+	    settings_get(db, "oidc_breakglass_user", user, sizeof(user)) < 0)
+		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM main.users WHERE id = ?1 AND username = ?2", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
 }

@@ -52,10 +52,14 @@ int settings_url_ok(const char *url, int any_host);
  * from *pos on: 1 with group and role (admin, viewer, superadmin, or ORG:admin / ORG:viewer), 0
  * at the end, -1 when it is malformed. */
 int settings_rolemap_next(const char **pos, char *group, size_t gsize, char *role, size_t rsize);
-/* A change of the login settings (local_login, oidc_breakglass_user) checked with the rest from
- * the DB: breakglass needs a break-glass user who exists, is enabled and is a local admin. */
+/* A change of the login settings (local_login, oidc_breakglass_user, oidc_issuer,
+ * oidc_client_id) checked with the rest from the DB: breakglass needs single sign-on set up and
+ * a break-glass user who is an enabled local superadmin. 0 or -EINVAL with err. */
 int settings_check_login(sqlite3 *db, const char *const *keys, const char *const *values, size_t n, char *err,
 			 size_t errlen);
+/* 1 when user_id is the break-glass user while local_login is breakglass (it may not be
+ * deleted, disabled or demoted then: nobody could sign in with the provider down). */
+int settings_breakglass_user(sqlite3 *db, int64_t user_id);
 /* Organisations that may have DNS resolvers of their own (org_settings dns_upstream): pgw-api
  * refuses more, pgw-forwarder holds this many lists. */
 #define ORG_DNS_UPSTREAMS_MAX 16

@@ -100,7 +100,6 @@ async function loginMethods() {
       $('#sso-login').textContent = `Sign in with ${m.oidc.name}`;
       $('#sso-login').href = m.oidc.login_url;
     }
-    $('#login-form').dataset.password = m.password;
   } catch (e) { $('#sso').hidden = true; }
 }
 
@@ -972,7 +971,7 @@ async function saveConfig(ev) {
 async function loadUsers() {
   const users = (await api('GET', '/users')).items;
   $('#user-table tbody').replaceChildren(...users.map((u) => el('tr', { 'data-user': u.username },
-    el('td', {}, u.username),
+    el('td', {}, u.username, ...(u.sso ? [' ', el('span', { class: 'pill', title: `signs in through ${u.sso.issuer} (its roles come from there at each sign-in)` }, 'SSO')] : [])),
     el('td', {}, el('select', { 'aria-label': `role of ${u.username}`, onchange: (ev) => patchUser(u, { role: ev.target.value }) },
       ['viewer', 'admin'].map((r) => el('option', { value: r, selected: u.role === r }, r)))),
     el('td', {}, el('input', { type: 'checkbox', checked: !u.disabled, 'aria-label': `${u.username} enabled`, onchange: (ev) => patchUser(u, { disabled: !ev.target.checked }) })),
@@ -1212,7 +1211,8 @@ document.addEventListener('DOMContentLoaded', () => {
   const q = new URLSearchParams(location.search);
   if (q.has('sso') || q.has('sso_error')) history.replaceState(null, '', '/');
   if (q.has('sso_error')) {
-    showLogin(ssoErrors[q.get('sso_error')] || 'The sign-in through the identity provider failed.');
+    const code = q.get('sso_error');
+    showLogin(Object.hasOwn(ssoErrors, code) ? ssoErrors[code] : 'The sign-in through the identity provider failed.');
   } else if (q.get('sso') === 'ok') {
     /* back from the provider with the session cookie (HttpOnly): /me tells this page its CSRF token */
     fetch('/api/v1/me', { credentials: 'same-origin' }).then((res) => (res.ok ? res.json() : null)).then((me) => {

@@ -23,7 +23,7 @@ U=http://127.0.0.1:8080
 O=$LAB_DIR/oidc
 mkdir -p "$O"
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
-echo 'carol-password-1' | $ctl user add carol --role admin --password-stdin >/dev/null
+echo 'carol-password-1' | $ctl user add carol --role viewer --password-stdin >/dev/null
 sh "$ROOT/tests/e2e/oidc_mkcert.sh" "$O/certs" 127.0.0.1
 printf 'op-client-secret-1\n' >"$O/secret"
 chmod 600 "$O/secret"
@@ -60,19 +60,22 @@ sso_fake() {
 
 # --- settings and their checks ---------------------------------------------------------------
 out=$(lab_api GET /api/v1/auth/methods)
-check_is "GET /auth/methods without SSO: password on, no provider" '200 on null' \
-	"$(cut -d' ' -f1 <<<"$out") $(cut -d' ' -f2- <<<"$out" | jq -r '"\(.password) \(.oidc)"')"
+check_is "GET /auth/methods without SSO: no provider" '200 null' \
+	"$(cut -d' ' -f1 <<<"$out") $(cut -d' ' -f2- <<<"$out" | jq -r '.oidc')"
 out=$(sso_start "$O/jar0")
 check_re "an SSO login while none is configured: back to the login page, not_configured" \
 	'^303 http://127.0.0.1:8080/\?sso_error=not_configured$' "$out"
 out=$(put_config '{"oidc_issuer":"http://192.168.2.1:9443"}')
 check_re "oidc_issuer over plain http off loopback: 400 naming loopback" '^400 .*only on loopback' "$out"
+out=$(put_config '{"local_login":"breakglass","oidc_breakglass_user":"admin"}')
+check_re "local_login breakglass without single sign-on: 400" '^400 .*needs single sign-on set up' "$out"
+out=$(put_config "{\"oidc_issuer\":\"https://127.0.0.1:9443\",\"oidc_client_id\":\"pgw\",\"oidc_client_secret_file\":\"$O/secret\",\"oidc_role_map\":\"admins=admin, staff=viewer\",\"oidc_provider_name\":\"Acme ID\",\"oidc_scopes\":\"openid profile email groups\"}")
+check_re "SSO configured through PUT /api/v1/config" '^200 ' "$out"
 out=$(put_config '{"local_login":"breakglass"}')
 check_re "local_login breakglass without a break-glass user: 400" '^400 .*needs oidc_breakglass_user' "$out"
-out=$(put_config '{"local_login":"breakglass","oidc_breakglass_user":"alice"}')
-check_re "a break-glass user who is no local admin: 400" "^400 .*'alice' is not an enabled local admin" "$out"
-out=$(put_config "{\"oidc_issuer\":\"https://127.0.0.1:9443\",\"oidc_client_id\":\"pgw\",\"oidc_client_secret_file\":\"$O/secret\",\"oidc_role_map\":\"admins=admin, staff=viewer\",\"oidc_provider_name\":\"Acme ID\"}")
-check_re "SSO configured through PUT /api/v1/config" '^200 ' "$out"
+out=$(put_config '{"local_login":"breakglass","oidc_breakglass_user":"carol"}')
+check_re "a break-glass user who is no superadmin (carol, a viewer): 400" \
+	"^400 .*'carol' is not an enabled local superadmin" "$out"
 out=$(lab_api GET /api/v1/auth/methods)
 check_is "GET /auth/methods names the provider and the login URL" 'Acme ID /api/v1/auth/oidc/login' \
 	"$(cut -d' ' -f2- <<<"$out" | jq -r '"\(.oidc.name) \(.oidc.login_url)"')"
@@ -92,8 +95,8 @@ for p in response_type=code client_id=pgw 'redirect_uri=http%3A%2F%2F127.0.0.1%3
 	'code_challenge=[A-Za-z0-9_-]\{43\}' code_challenge_method=S256; do
 	check "... with $(cut -d= -f1 <<<"$p")" grep -q "[?&]$p\(&\|$\)" <<<"$loc"
 done
-check_re "the state cookie is HttpOnly, SameSite=Lax, for the SSO paths only" \
-	'pgw_oidc=[A-Za-z0-9_-]{43}; Path=/api/v1/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age=600' \
+check_re "the state cookie is HttpOnly and SameSite=Lax (it must come back on the provider's redirect)" \
+	'pgw_oidc=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600' \
 	"$(lab_exec gw curl -s -m 10 -D - -o /dev/null "$U/api/v1/auth/oidc/login" | grep -i '^set-cookie')"
 
 # --- the browser -------------------------------------------------------------------------------
@@ -106,9 +109,15 @@ webrun() { # phase
 	check "browser, $1: every check passes ($(grep -c '^ok' "$LAB_DIR/web-$1.out") of $(grep -c '^\(not \)\?ok' "$LAB_DIR/web-$1.out"))" test $rc -eq 0
 }
 webrun login
-check_is "alice is an SSO user of this issuer and subject, admin" "https://127.0.0.1:9443|alice|admin" \
-	"$(lab_db "SELECT sso_issuer, sso_subject, role FROM users WHERE username = 'alice'")"
+check_is "alice is an SSO user of this issuer and subject" "https://127.0.0.1:9443|alice" \
+	"$(lab_db "SELECT sso_issuer, sso_subject FROM users WHERE username = 'alice'")"
+check_is "... who, refused once her group was gone, holds no role here any more (not superadmin, no organisation)" \
+	"0|viewer|0" \
+	"$(lab_db "SELECT superadmin || '|' || role || '|' || (SELECT count(*) FROM user_orgs WHERE user_id = users.id) FROM users WHERE username = 'alice'")"
 check_is "bob is a viewer" "viewer" "$(lab_db "SELECT role FROM users WHERE username = 'bob'")"
+check_is "GET /users tells alice's issuer and subject, and none for the local admin" \
+	'[{"issuer":"https://127.0.0.1:9443","subject":"alice"},null]' \
+	"$(lab_api GET /api/v1/users -H "$H" | cut -d' ' -f2- | jq -c '[(.items[] | select(.username == "alice") | .sso), (.items[] | select(.username == "admin") | .sso)]')"
 check_is "dave was never made a user" "0" "$(lab_db "SELECT count(*) FROM users WHERE username = 'dave'")"
 check_re "audit: alice's SSO login with issuer and subject" '"iss":"https://127.0.0.1:9443".*"sub":"alice"' \
 	"$(lab_db "SELECT after_json FROM audit WHERE action = 'login.sso' AND username = 'alice' AND result = 'ok' LIMIT 1")"
@@ -116,8 +125,13 @@ check_re "audit: dave refused (no_role) with issuer and subject" '"error":"no_ro
 	"$(lab_db "SELECT after_json FROM audit WHERE action = 'login.sso' AND result = 'denied' AND after_json LIKE '%dave%' LIMIT 1")"
 check_re "audit: alice refused once her group was gone" '"error":"no_role"' \
 	"$(lab_db "SELECT after_json FROM audit WHERE action = 'login.sso' AND username = 'alice' AND result = 'denied' LIMIT 1")"
-out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"alice","password":"anything"}')
-check_re "an SSO user has no password here: password login 401" '^401 ' "$out"
+# even with a real password hash in its row, an SSO user does not sign in with a password
+lab_db "UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE username = 'admin') WHERE username = 'alice'"
+out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"alice","password":"admin-password-1"}')
+check_re "an SSO user has no password here: a password login with the very password of its hash: 401" '^401 ' "$out"
+alice_id=$(lab_db "SELECT id FROM users WHERE username = 'alice'")
+out=$(lab_api PUT "/api/v1/users/$alice_id/password" -H "$H" -H "$J" -d '{"password":"a-new-password-1"}')
+check_re "setting an SSO user's password: 400, it has none here" '^400 .*signs in through the OpenID provider' "$out"
 check "pgw-api never logged the client secret" bash -c "! grep -q op-client-secret-1 '$LAB_DIR/pgw-api.log'"
 
 # --- key rotation --------------------------------------------------------------------------------
@@ -125,12 +139,19 @@ check_re "pgw-api holds the provider's first keys" 'k1-rs256' "$(grep 'sso: keys
 lab_stop_pid "$OP_PID"
 check "the provider restarted with new keys only (k2-*, ES256 ID tokens)" start_op "$O/keys2.json" k2 ES256 oidc-op2
 webrun rotate
-check_re "pgw-api fetched the new keys when the token named an unknown key id" 'k2-es256' \
+check_re "pgw-api fetched the new keys when the token named an unknown key id" 'a token named another key.*k2-es256' \
 	"$(grep 'sso: keys from' "$LAB_DIR/pgw-api.log" | tail -1)"
 
 # --- the provider down: break-glass ----------------------------------------------------------
 out=$(put_config '{"local_login":"breakglass","oidc_breakglass_user":"admin"}')
 check_re "local_login breakglass with the break-glass admin" '^200 ' "$out"
+admin_id=$(lab_db "SELECT id FROM users WHERE username = 'admin'")
+check_re "the break-glass admin cannot be deleted meanwhile: 409" '^409 .*break-glass user' \
+	"$(lab_api DELETE "/api/v1/users/$admin_id" -H "$H")"
+check_re "... nor disabled: 409" '^409 .*break-glass user' \
+	"$(lab_api PATCH "/api/v1/users/$admin_id" -H "$H" -H "$J" -d '{"disabled":true}')"
+check_re "... and single sign-on cannot be switched off under it: 400" '^400 .*needs single sign-on' \
+	"$(put_config '{"oidc_issuer":""}')"
 lab_stop_pid "$OP_PID"
 out=$(sso_start "$O/jar2")
 check_re "the provider down: a login comes back at once with provider_unavailable" '^303 .*sso_error=provider_unavailable' "$out"
@@ -138,6 +159,8 @@ check_re "... and says which provider cannot be reached" 'Acme ID cannot be reac
 webrun down
 out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"carol","password":"carol-password-1"}')
 check_re "API: carol's password login while breakglass: 403 password_login_off" '^403 .*password_login_off' "$out"
+out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"carol","password":"not-her-password"}')
+check_re "... but a wrong password gets the usual 401 (names cannot be tried to find the break-glass user)" '^401 ' "$out"
 out=$(lab_api POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}')
 check_re "API: the break-glass admin's password login: 200" '^200 ' "$out"
 
@@ -151,12 +174,20 @@ lab_wait_port gw 127.0.0.1 9444
 put_config '{"oidc_issuer":"https://127.0.0.1:9444"}' >/dev/null
 t0=$(lab_ms)
 (sso_start "$O/jar3" >"$LAB_DIR/hung.out") &
+hung1=$!
 sleep 1
-check_re "while a login waits on the hung provider, the API answers" '^200 ' "$(lab_api GET /healthz)"
-wait "$!"
+(sso_start "$O/jar4" >"$LAB_DIR/hung2.out") &
+hung2=$!
+check_re "while logins wait on the hung provider, the API answers" '^200 ' "$(lab_api GET /api/v1/me -H "$H")"
+wait "$hung1"
 t1=$(lab_ms)
+wait "$hung2"
+t2=$(lab_ms)
 check_re "the login gives up with provider_unavailable (timeout) instead of hanging" '^303 .*sso_error=provider_unavailable' "$(cat "$LAB_DIR/hung.out")"
-check "... within the provider timeout (5 s) and a margin ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 15000
+check "... within the provider timeout (5 s) and a margin ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 8000
+check_re "a second login at the same time gives up on its own, not after the first ($((t2 - t0 - 1000)) ms)" \
+	'^303 .*sso_error=provider_unavailable' "$(cat "$LAB_DIR/hung2.out")"
+check "... also within 8 s of its start" test $((t2 - t0 - 1000)) -lt 8000
 lab_stop_pid "$HUNG_PID"
 
 # --- a misbehaving provider ------------------------------------------------------------------
@@ -178,6 +209,48 @@ cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
 out=$(sso_back "$O/jarb" "$cb")
 check_re "a state begun in another browser: refused, bad_state" '^303 .*sso_error=bad_state$' "$out"
 check_re "... saying so" 'begun in another browser' "$(cat "$LAB_DIR/cb-body")"
+s=$(sso_start "$O/jarf")
+cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
+check_re "an answer carrying another provider's iss (RFC 9207 mix-up): wrong_issuer" '^303 .*sso_error=wrong_issuer$' \
+	"$(sso_back "$O/jarf" "$cb&iss=http%3A%2F%2Fevil.example")"
+state=$(grep -o 'state=[A-Za-z0-9_-]*' <<<"$(sso_start "$O/jarf")" | head -1)
+check_re "the provider answers error=access_denied: provider_refused, with its words" '^303 .*sso_error=provider_refused$' \
+	"$(sso_back "$O/jarf" "$U/api/v1/auth/oidc/callback?$state&error=access_denied&error_description=User%20said%20no")"
+check_re "... saying so" 'refused the sign-in: access_denied: User said no' "$(jq -r .error.message "$LAB_DIR/cb-body")"
+# the client secret file: only a file of the owner's alone, and never one of the gateway's own secrets
+chmod 644 "$O/secret"
+check_re "a client secret file others may read: refused before the provider is asked" '^303 .*sso_error=not_configured$' \
+	"$(sso_fake "$O/jarf")"
+check_re "... saying mode 0600" 'mode 0600' "$(jq -r .error.message "$LAB_DIR/cb-body")"
+printf '%s\n' "$PGW_JWT_SECRET" >"$O/jwt-copy"
+chmod 600 "$O/jwt-copy"
+put_config "{\"oidc_client_secret_file\":\"$O/jwt-copy\"}" >/dev/null
+check_re "oidc_client_secret_file naming the JWT secret: refused, never sent to the provider" '^303 .*sso_error=not_configured$' \
+	"$(sso_fake "$O/jarf")"
+check_re "... saying it is one of the gateway's own secrets" "gateway's own secrets" "$(jq -r .error.message "$LAB_DIR/cb-body")"
+chmod 600 "$O/secret"
+put_config "{\"oidc_client_secret_file\":\"$O/secret\"}" >/dev/null
+# a discovery document that names another issuer than the one configured
+put_config '{"oidc_issuer":"http://localhost:9090"}' >/dev/null
+check_re "a discovery document naming another issuer: provider_unavailable" '^303 .*sso_error=provider_unavailable' \
+	"$(sso_start "$O/jarf")"
+check_re "... saying which" "names issuer 'http://127.0.0.1:9090', not oidc_issuer 'http://localhost:9090'" \
+	"$(jq -r .error.message "$LAB_DIR/start-body")"
+put_config '{"oidc_issuer":"http://127.0.0.1:9090"}' >/dev/null
+# an API key made by an SSO admin stops when the provider takes the role away
+mode good
+sso_fake "$O/jarf" >/dev/null
+csrf=$(lab_exec gw curl -s -m 10 -b "$O/jarf" "$U/api/v1/me" | jq -r .csrf_token)
+key=$(lab_exec gw curl -s -m 10 -b "$O/jarf" -H "X-CSRF-Token: $csrf" -H "$J" -d '{"name":"fake-script","role":"admin"}' \
+	"$U/api/v1/api-keys" | jq -r .key)
+check_re "fakeuser (SSO admin) made an API key that works" '^200 ' "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")"
+mode nogroups
+check_re "the provider takes fakeuser's group away: the next sign-in is refused (no_role)" '^303 .*sso_error=no_role$' \
+	"$(sso_fake "$O/jarf")"
+check_re "... its session ends" '^401 ' "$(lab_api GET /api/v1/me -b "$O/jarf")"
+check_re "... and so does its API key" '^401 ' "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")"
+check_is "... it keeps no role here" '0|viewer|0' \
+	"$(lab_db "SELECT superadmin || '|' || role || '|' || (SELECT count(*) FROM user_orgs WHERE user_id = users.id) FROM users WHERE username = 'fakeuser'")"
 mode es256
 check_re "an ES256 token: signed in" '^303 http://127.0.0.1:8080/\?sso=ok$' "$(sso_fake "$O/jarf")"
 for m in "badsig:signature does not verify" "aud:is for another client" "iss:another issuer" "expired:has expired" \
@@ -189,8 +262,18 @@ for m in "badsig:signature does not verify" "aud:is for another client" "iss:ano
 	check_re "... saying: ${m#*:}" "${m#*:}" "$(jq -r .error.message "$LAB_DIR/cb-body")"
 	check "... and no session" bash -c "! grep -qi '^set-cookie: pgw_session=[^;]' '$LAB_DIR/cb-head'"
 done
-mode nogroups
-check_re "a token without the role claim's groups: no_role" '^303 .*sso_error=no_role$' "$(sso_fake "$O/jarf")"
+# organisation roles: with two organisations, "admins" maps to Org B's admin; the provider's word
+# replaces what fakeuser had (a superadmin while the gateway had one organisation)
+mode good
+check_is "fakeuser was a superadmin while the gateway had one organisation" 1 \
+	"$(lab_db "SELECT superadmin FROM users WHERE username = 'fakeuser'")"
+out=$(lab_api POST /api/v1/orgs -H "$H" -H "$J" -d '{"name":"Org B"}')
+check_re "a second organisation, Org B" '^201 ' "$out"
+out=$(put_config '{"oidc_role_map":"admins=Org B:admin, staff=viewer"}')
+check_re "oidc_role_map names Org B's admin role" '^200 ' "$out"
+check_re "fakeuser signs in again" '^303 http://127.0.0.1:8080/\?sso=ok$' "$(sso_fake "$O/jarf")"
+check_is "... now Org B's admin only: no superadmin, no other organisation" '0|Org B:admin' \
+	"$(lab_db "SELECT u.superadmin || '|' || group_concat(o.name || ':' || uo.role) FROM users u JOIN user_orgs uo ON uo.user_id = u.id JOIN orgs o ON o.id = uo.org_id WHERE u.username = 'fakeuser'")"
 out=$(lab_exec gw curl -s -m 10 -o "$LAB_DIR/cb-body" -w '%{http_code} %{redirect_url}' "$U/api/v1/auth/oidc/callback?code=x")
 check_re "a callback without state: bad_state" '^303 .*sso_error=bad_state$' "$out"
 check_is "every refused token left an audit row with the reason" 9 \

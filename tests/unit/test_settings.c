@@ -176,6 +176,7 @@ static void test_oidc_settings(void **state)
 	    {"oidc_role_map", " Domain Admins = superadmin , ops=Org B:viewer"},
 	    {"oidc_role_claim", "roles"},
 	    {"oidc_provider_name", "Acme Login"},
+	    {"oidc_provider_name", "Connexion Soci\xc3\xa9t\xc3\xa9 \xe2\x9c\x93"},
 	    {"local_login", "breakglass"},
 	    {"oidc_breakglass_user", "root.admin@x"},
 	};
@@ -195,6 +196,10 @@ static void test_oidc_settings(void **state)
 	    {"oidc_role_claim", "two words"},
 	    {"oidc_client_id", "a\nb"},
 	    {"oidc_provider_name", ""},
+	    {"oidc_provider_name", "bad \xc3"},		/* cut UTF-8 */
+	    {"oidc_provider_name", "bad \xc0\xaf"},	/* overlong */
+	    {"oidc_provider_name", "bad \xed\xa0\x80"}, /* a surrogate */
+	    {"oidc_client_id", "caf\xc3\xa9"},		/* a word is ASCII */
 	    {"local_login", "off"},
 	    {"oidc_breakglass_user", "no spaces"},
 	};
@@ -220,30 +225,44 @@ static void test_oidc_settings(void **state)
 	assert_int_equal(settings_rolemap_next(&pos, g, sizeof(g), rl, sizeof(rl)), 1);
 	assert_string_equal(rl, "superadmin");
 	assert_int_equal(settings_rolemap_next(&pos, g, sizeof(g), rl, sizeof(rl)), 0);
-	/* breakglass needs a break-glass user who is an enabled local admin */
+	/* breakglass needs SSO set up and a break-glass user who is an enabled local superadmin */
 	assert_int_equal(
 	    sqlite3_exec(db,
-			 "INSERT INTO users (username, password_hash, role) VALUES ('root', '$argon2id$x', "
-			 "'admin'), ('eve', '$argon2id$x', 'viewer');"
-			 "INSERT INTO users (username, password_hash, role, sso_issuer, sso_subject) VALUES "
-			 "('sso1', '$argon2id$sso', 'admin', 'https://idp', 's1')",
+			 "INSERT INTO users (username, password_hash, role, superadmin) VALUES ('root', "
+			 "'$argon2id$x', 'admin', 1), ('eve', '$argon2id$x', 'viewer', 0), ('orgadm', "
+			 "'$argon2id$x', 'admin', 0);"
+			 "INSERT INTO users (username, password_hash, role, superadmin, sso_issuer, sso_subject) "
+			 "VALUES ('sso1', '$argon2id$sso', 'admin', 1, 'https://idp', 's1')",
 			 NULL, NULL, NULL),
 	    SQLITE_OK);
 	k = "local_login";
 	v = "breakglass";
 	assert_int_equal(settings_check_login(db, &k, &v, 1, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "oidc_issuer")); /* no SSO: nobody else could sign in */
+	const char *ks[4] = {"local_login", "oidc_issuer", "oidc_client_id", "oidc_breakglass_user"},
+		   *vs[4] = {"breakglass", "https://idp", "pgw", ""};
+	assert_int_equal(settings_check_login(db, ks, vs, 4, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "oidc_breakglass_user"));
-	const char *ks[2] = {"local_login", "oidc_breakglass_user"}, *vs[2] = {"breakglass", "eve"};
-	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), -EINVAL);
-	vs[1] = "sso1";
-	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), -EINVAL);
-	vs[1] = "nobody";
-	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), -EINVAL);
-	vs[1] = "root";
-	assert_int_equal(settings_check_login(db, ks, vs, 2, err, sizeof(err)), 0);
+	const char *const refused[] = {"eve", "orgadm", "sso1", "nobody"};
+	for (size_t i = 0; i < 4; i++) {
+		vs[3] = refused[i];
+		if (settings_check_login(db, ks, vs, 4, err, sizeof(err)) != -EINVAL)
+			fail_msg("break-glass user %s accepted", refused[i]);
+	}
+	vs[3] = "root";
+	assert_int_equal(settings_check_login(db, ks, vs, 4, err, sizeof(err)), 0);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(settings_set(db, ks[i], vs[i], err, sizeof(err)), 0);
+	k = "oidc_issuer"; /* while breakglass, single sign-on cannot be switched off */
+	v = "";
+	assert_int_equal(settings_check_login(db, &k, &v, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(settings_breakglass_user(db, 1), 1); /* root: the API refuses to delete or demote it */
+	assert_int_equal(settings_breakglass_user(db, 2), 0);
+	k = "local_login";
 	v = "on"; /* turning it back on is always allowed */
 	assert_int_equal(settings_check_login(db, &k, &v, 1, err, sizeof(err)), 0);
 	sqlite3_close(db);
+	tl_rmdir(dir);
 }
 
 int main(void)

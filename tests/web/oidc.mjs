@@ -4,7 +4,7 @@
 // loses the group), rotate (a login after the provider's keys changed), down (the provider is
 // gone: a clear error, and the break-glass password login). Env: URL (the dashboard), USERS_FILE
 // (the provider's users, edited here), ADMIN_PASSWORD, LOCAL_USER and LOCAL_PASSWORD (a local
-// admin who is not the break-glass user), PROVIDER (its display name).
+// user who is not the break-glass admin), PROVIDER (its display name).
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -45,12 +45,14 @@ async function signedInAs(page) {
 }
 const users = () => JSON.parse(fs.readFileSync(env.USERS_FILE, 'utf8'));
 const setUsers = (u) => fs.writeFileSync(env.USERS_FILE, JSON.stringify(u));
-const apiStatus = (page, method, path, body) => page.evaluate(async ([m, p, b]) => {
+/* A request from the page with its session and CSRF token, as the dashboard makes them: "<status> <body>". */
+const apiCall = (page, method, path, body) => page.evaluate(async ([m, p, b]) => {
   const r = await fetch(`/api/v1${p}`, { method: m, credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('pgw.csrf') || '' },
     body: b ? JSON.stringify(b) : undefined });
-  return r.status;
+  return `${r.status} ${await r.text()}`;
 }, [method, path, body]);
+const apiStatus = async (page, method, path, body) => Number((await apiCall(page, method, path, body)).split(' ')[0]);
 
 if (phase === 'login') {
   let alice;
@@ -81,10 +83,10 @@ if (phase === 'login') {
     const who = await signedInAs(page);
     if (who.name !== 'bob' || who.role !== 'viewer') throw new Error(`signed in as ${JSON.stringify(who)}`);
     if (!(await page.evaluate(() => document.body.classList.contains('viewer')))) throw new Error('not shown read-only');
-    const s = await apiStatus(page, 'POST', '/proxies', { name: 'bobs', type: 'socks5', host: '10.9.9.9', port: 1080 });
-    if (s !== 403) throw new Error(`POST /proxies as viewer: ${s}`);
+    const res = await apiCall(page, 'POST', '/proxies', { name: 'bobs', type: 'socks5', host: '10.9.9.9', port: 1080 });
+    if (!res.startsWith('403 ') || !res.includes('the viewer role can only read')) throw new Error(`POST /proxies as viewer: ${res}`);
     await page.context().close();
-    return `POST /proxies ${s}`;
+    return 'POST /proxies 403: the viewer role can only read';
   });
   await step('dave (no mapped group) is refused with a clear message', async () => {
     const page = await fresh();
@@ -126,12 +128,17 @@ if (phase === 'login') {
     return 'refused; the open session gets 401';
   });
 } else if (phase === 'rotate') {
-  await step('after the provider rotated its keys (new key ids, ES256), a login still works', async () => {
+  await step('after the provider rotated its keys (new key ids, ES256), a login still works (and the Users table marks SSO users)', async () => {
     const page = await fresh();
     await ssoLogin(page, 'alice');
     const who = await signedInAs(page);
     if (who.name !== 'alice' || who.role !== 'admin') throw new Error(`signed in as ${JSON.stringify(who)}`);
-    return `${who.name}, ${who.role}`;
+    await page.locator('#tab-auth').click();
+    const bob = page.locator('#user-table tr[data-user="bob"]');
+    await bob.waitFor({ timeout: 10000 });
+    if ((await bob.locator('.pill').textContent()) !== 'SSO') throw new Error('bob is not marked SSO');
+    if (await page.locator('#user-table tr[data-user="admin"] .pill').count()) throw new Error('the local admin is marked SSO');
+    return `${who.name}, ${who.role}; the Users table marks bob SSO, not admin`;
   });
 } else if (phase === 'down') {
   await step('the provider down: "Sign in" comes back with a clear error', async () => {
@@ -143,7 +150,7 @@ if (phase === 'login') {
     await page.context().close();
     return msg;
   });
-  await step('a local admin other than the break-glass user is told password login is off', async () => {
+  await step('a local user other than the break-glass admin is told password login is off', async () => {
     const page = await fresh();
     await page.locator('#login-user').fill(env.LOCAL_USER);
     await page.locator('#login-pass').fill(env.LOCAL_PASSWORD);
