@@ -41,6 +41,7 @@ struct conf {
 struct provider {
 	char issuer[SETTINGS_VALUE_MAX];
 	char auth[URL_MAX], token[URL_MAX], jwks[URL_MAX], end[URL_MAX];
+	int iss_param; /* authorization_response_iss_parameter_supported (RFC 9207): its answers carry iss */
 };
 
 struct pending {
@@ -237,6 +238,7 @@ static int discover(const struct conf *c, struct provider *p, char *err, size_t 
 		 copy_url(doc, "jwks_uri", p->jwks, sizeof(p->jwks), 1, err, errlen) == 0 &&
 		 copy_url(doc, "end_session_endpoint", p->end, sizeof(p->end), 0, err, errlen) == 0) {
 		snprintf(p->issuer, sizeof(p->issuer), "%s", c->issuer);
+		p->iss_param = json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported"));
 		rc = 0;
 	}
 	json_decref(doc);
@@ -875,6 +877,10 @@ static int callback(struct req *r)
 	if (provider_get(&c, 1, &p, err, sizeof(err)) < 0) {
 		explicit_bzero(secretbuf, sizeof(secretbuf));
 		return fail(r, "provider_unavailable", json_object(), "%s cannot be reached: %s", c.name, err);
+	}
+	if (p.iss_param && !piss) { /* RFC 9207 2.4: a provider that says it sends iss always does */
+		explicit_bzero(secretbuf, sizeof(secretbuf));
+		return fail(r, "wrong_issuer", json_object(), "the answer lacks the iss that %s always sends", c.name);
 	}
 	{ /* the code for the tokens (OpenID Connect Core 3.1.3.1), with the PKCE verifier */
 		char *ecode = curl_easy_escape(NULL, code, 0), *eredir = curl_easy_escape(NULL, pe.redirect, 0),

@@ -233,6 +233,11 @@ int oidc_verify_id_token(const char *token, const struct oidc_keys *keys, const 
 			 alg_s ? alg_s : "no algorithm");
 		goto out;
 	}
+	if (json_object_get(hdr, "crit")) { /* RFC 7515 4.1.11: extensions we would have to understand */
+		snprintf(err, errlen,
+			 "the ID token's header has critical extensions (crit) this gateway does not know");
+		goto out;
+	}
 	for (size_t i = 0; i < keys->n; i++) {
 		if (keys->k[i].alg != alg)
 			continue;
@@ -266,14 +271,20 @@ int oidc_verify_id_token(const char *token, const struct oidc_keys *keys, const 
 		snprintf(err, errlen, "the ID token is for another client (aud)");
 		goto out;
 	}
+	/* now +- skew, never the token's numbers +- skew: a token cannot overflow the sums */
 	if (!json_is_integer(json_object_get(c, "exp")) ||
-	    json_integer_value(json_object_get(c, "exp")) + x->skew < x->now) {
+	    json_integer_value(json_object_get(c, "exp")) < x->now - x->skew) {
 		snprintf(err, errlen, "the ID token has expired");
 		goto out;
 	}
 	if (!json_is_integer(json_object_get(c, "iat")) ||
-	    json_integer_value(json_object_get(c, "iat")) - x->skew > x->now) {
+	    json_integer_value(json_object_get(c, "iat")) > x->now + x->skew) {
 		snprintf(err, errlen, "the ID token is issued in the future (iat): check the clocks");
+		goto out;
+	}
+	if (json_object_get(c, "nbf") && (!json_is_integer(json_object_get(c, "nbf")) ||
+					  json_integer_value(json_object_get(c, "nbf")) > x->now + x->skew)) {
+		snprintf(err, errlen, "the ID token is not valid yet (nbf): check the clocks");
 		goto out;
 	}
 	if (!x->nonce || !json_is_string(json_object_get(c, "nonce")) ||

@@ -302,8 +302,9 @@ static const struct sdef defs[] = {
      255,
      ""},
     {{"oidc_client_secret_file", "SSO client secret file",
-      "File holding the client secret (read by pgw-api at each login; keep it mode 0600). Empty: a public client "
-      "(PKCE only)."},
+      "File holding the client secret, its first line (read by pgw-api at each sign-in). It must be a regular file "
+      "only its owner may read (e.g. 0600), at most 1 KiB, and none of the gateway's own secrets, or the sign-in is "
+      "refused. Empty: a public client (PKCE only)."},
      K_PATH,
      NULL,
      0,
@@ -334,7 +335,8 @@ static const struct sdef defs[] = {
     {{"oidc_role_map", "SSO role map",
       "Values of the role claim and the role each grants, comma-separated: admins=admin,staff=viewer. A role is "
       "admin, viewer, superadmin, or ORG:admin / ORG:viewer for an organisation by name (a bare admin or viewer is "
-      "the gateway's only organisation). The highest role granted wins; a user granted none cannot sign in."},
+      "the gateway's only organisation, and there an admin is a superadmin, as for local users). The highest role "
+      "granted wins; a user granted none cannot sign in."},
      K_ROLEMAP,
      NULL,
      0,
@@ -356,7 +358,8 @@ static const struct sdef defs[] = {
      ""},
     {{"local_login", "Password login",
       "on: users sign in with their password (and with SSO when configured). breakglass: only the user named by "
-      "oidc_breakglass_user signs in with a password; everyone else signs in through the provider."},
+      "oidc_breakglass_user signs in with a password; everyone else signs in through the provider (needs "
+      "oidc_issuer, oidc_client_id and oidc_breakglass_user set)."},
      K_ENUM,
      "on|breakglass",
      0,
@@ -364,7 +367,8 @@ static const struct sdef defs[] = {
      NULL},
     {{"oidc_breakglass_user", "Break-glass user",
       "The one local user who may sign in with a password while local_login is breakglass (when the provider is "
-      "down)."},
+      "down). It must be an enabled local superadmin; while local_login is breakglass it cannot be deleted, "
+      "disabled or demoted."},
      K_USERNAME,
      NULL,
      0,

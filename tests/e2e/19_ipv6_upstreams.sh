@@ -62,8 +62,11 @@ chmod a+rw "$PGW_DB"*
 lab_bg gw pgw-api "$PGW_BIN/pgw-api"
 lab_bg gw pgw-healthd "$PGW_BIN/pgw-healthd"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
-lab_bg gw pgw-forwarder setpriv --reuid=nobody --regid=nogroup --clear-groups "$PGW_BIN/pgw-forwarder"
 check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+# only now: a root daemon has made the DB's -wal and -shm files, which nobody could not create in
+# the lab directory (root's, 755); first to open the DB, the forwarder failed to start (a CI run
+# under load saw it)
+lab_bg gw pgw-forwarder setpriv --reuid=nobody --regid=nogroup --clear-groups "$PGW_BIN/pgw-forwarder"
 check "forwarder (as nobody) listening" wait_for 5 grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
 
 API=http://127.0.0.1:8080/api/v1

@@ -248,6 +248,37 @@ static void test_forgeries_and_mistakes_are_refused(void **state)
 	t = sign(JWT_ALG_RS256, rs, "r1", c);
 	expect_refused(t, now, -EINVAL, "nonce");
 	free(t);
+	c = claims(now);
+	json_object_set_new(c, "nbf", json_integer(now + 400)); /* not valid yet */
+	t = sign(JWT_ALG_RS256, rs, "r1", c);
+	expect_refused(t, now, -EINVAL, "not valid yet");
+	free(t);
+	c = claims(now);
+	json_object_set_new(c, "exp", json_integer(-9223372036854775807LL)); /* no overflow past the skew */
+	t = sign(JWT_ALG_RS256, rs, "r1", c);
+	expect_refused(t, now, -EINVAL, "expired");
+	free(t);
+	c = claims(now);
+	json_object_set_new(c, "iat", json_integer(9223372036854775807LL));
+	t = sign(JWT_ALG_RS256, rs, "r1", c);
+	expect_refused(t, now, -EINVAL, "future");
+	free(t);
+	{ /* a critical header extension: refused, whatever it says */
+		jwt_t *j = NULL;
+		json_t *cl = claims(now);
+		char *g = json_dumps(cl, JSON_COMPACT);
+		assert_int_equal(jwt_new(&j), 0);
+		assert_int_equal(jwt_set_alg(j, JWT_ALG_RS256, (const unsigned char *)rs, (int)strlen(rs)), 0);
+		assert_int_equal(jwt_add_header(j, "kid", "r1"), 0);
+		assert_int_equal(jwt_add_headers_json(j, "{\"crit\":[\"exp\"]}"), 0);
+		assert_int_equal(jwt_add_grants_json(j, g), 0);
+		t = jwt_encode_str(j);
+		jwt_free(j);
+		free(g);
+		json_decref(cl);
+		expect_refused(t, now, -EINVAL, "critical");
+		free(t);
+	}
 	expect_refused("not.a-token.x", now, -EINVAL, "header");
 	expect_refused("abc", now, -EINVAL, "three parts");
 	free(rs), free(other), free(pub);

@@ -186,7 +186,7 @@ static void test_oidc_settings(void **state)
 	    {"oidc_issuer", "https://idp.example.com/?x=1"},
 	    {"oidc_redirect_url", "javascript:alert(1)"},
 	    {"oidc_scopes", "profile email"}, /* no openid */
-	    {"oidc_scopes", "openid	profile"},
+	    {"oidc_scopes", "openid pro\tfile"},
 	    {"oidc_role_map", "admins"},
 	    {"oidc_role_map", "admins=root"},
 	    {"oidc_role_map", "=admin"},
@@ -231,6 +231,8 @@ static void test_oidc_settings(void **state)
 			 "INSERT INTO users (username, password_hash, role, superadmin) VALUES ('root', "
 			 "'$argon2id$x', 'admin', 1), ('eve', '$argon2id$x', 'viewer', 0), ('orgadm', "
 			 "'$argon2id$x', 'admin', 0);"
+			 "INSERT INTO users (username, password_hash, role, superadmin, disabled) VALUES ('offsa', "
+			 "'$argon2id$x', 'admin', 1, 1);"
 			 "INSERT INTO users (username, password_hash, role, superadmin, sso_issuer, sso_subject) "
 			 "VALUES ('sso1', '$argon2id$sso', 'admin', 1, 'https://idp', 's1')",
 			 NULL, NULL, NULL),
@@ -243,8 +245,8 @@ static void test_oidc_settings(void **state)
 		   *vs[4] = {"breakglass", "https://idp", "pgw", ""};
 	assert_int_equal(settings_check_login(db, ks, vs, 4, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "oidc_breakglass_user"));
-	const char *const refused[] = {"eve", "orgadm", "sso1", "nobody"};
-	for (size_t i = 0; i < 4; i++) {
+	const char *const refused[] = {"eve", "orgadm", "sso1", "nobody", "offsa"};
+	for (size_t i = 0; i < 5; i++) {
 		vs[3] = refused[i];
 		if (settings_check_login(db, ks, vs, 4, err, sizeof(err)) != -EINVAL)
 			fail_msg("break-glass user %s accepted", refused[i]);
@@ -261,6 +263,8 @@ static void test_oidc_settings(void **state)
 	k = "local_login";
 	v = "on"; /* turning it back on is always allowed */
 	assert_int_equal(settings_check_login(db, &k, &v, 1, err, sizeof(err)), 0);
+	assert_int_equal(settings_set(db, "local_login", "on", err, sizeof(err)), 0);
+	assert_int_equal(settings_breakglass_user(db, 1), 0); /* root may be changed again */
 	sqlite3_close(db);
 	tl_rmdir(dir);
 }

@@ -99,16 +99,24 @@ if (phase === 'login') {
     return msg;
   });
   await step('logout ends the session here and at the provider (RP-initiated logout)', async () => {
+    const sess = (await alice.context().cookies()).find((c) => c.name === 'pgw_session');
+    if (!sess) throw new Error('no session cookie before the logout');
     await alice.locator('#logout').click();
     await alice.locator('button[name="logout"][value="yes"]').click({ timeout: 10000 });
     await alice.waitForURL(`${env.URL}/**`, { timeout: 10000 });
     await alice.locator('#login').waitFor({ state: 'visible', timeout: 10000 });
     const me = await apiStatus(alice, 'GET', '/me');
     if (me !== 401) throw new Error(`/me after logout: ${me}`);
+    /* ended on the server, not only forgotten by this browser: the old cookie, sent again, is refused */
+    const other = await fresh();
+    await other.context().addCookies([sess]);
+    const again = await apiStatus(other, 'GET', '/me');
+    await other.context().close();
+    if (again !== 401) throw new Error(`the old session cookie still answers ${again}`);
     /* the provider forgot her too: signing in again asks for the login form */
     await alice.locator('#sso-login').click();
     await alice.locator('input[name="login"]').waitFor({ timeout: 10000 });
-    return `/me ${me}, the provider asks again`;
+    return `/me ${me}, the old cookie ${again}, the provider asks again`;
   });
   await step('alice loses the group at the provider: her next login is refused and her open sessions end', async () => {
     const page = await fresh();
