@@ -6,15 +6,20 @@
 set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
-libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libcurl4-openssl-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
+libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libcurl4-openssl-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libnetfilter-queue-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev keepalived
 dnsmasq-base unbound dnsperf bind9-dnsutils libgnutls28-dev
-curl iperf3 wrk jq tcpdump conntrack tzdata iputils-ping nftables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
+curl iperf3 wrk jq tcpdump conntrack tzdata iputils-ping nftables iptables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
 
 # playwright-core for the browser tests (npm; Debian's chromium is the browser)
 web_deps() {
-	[ -d tests/web/node_modules/playwright-core ] && return 0
+	# every package tests/web/package.json names (a checkout from before one was added has the others)
+	need=""
+	for m in $(sed -n '/"dependencies"/,/}/s/^ *"\([^"]*\)": *"[^"]*",\{0,1\}$/\1/p' tests/web/package.json); do
+		[ -f "tests/web/node_modules/$m/package.json" ] || need="$need $m"
+	done
+	[ -z "$need" ] && return 0
 	echo "deps: npm install (tests/web)"
 	(cd tests/web && npm install --no-audit --no-fund --silent) || { echo "deps: npm install failed" >&2; return 1; }
 }
