@@ -409,12 +409,12 @@ static int proxy_reprobe(sqlite3 *db, const json_t *cols, const json_t *row, int
 	sqlite3_finalize(st);
 	free(sql);
 	if (!rc && changed) {
-		rc = run(
-		    db,
-		    "UPDATE main.proxy_health SET status = 'unknown', fresh_until = NULL, checked_at = NULL, "
-		    "up_probes = 0, consecutive_successes = 0, exit_ip = '', pipelining = 0, dns_status = 'unknown', "
-		    "udp = 'unknown' WHERE proxy_id = ?1",
-		    &st);
+		rc = run(db,
+			 "UPDATE main.proxy_health SET status = 'unknown', fresh_until = NULL, checked_at = NULL, "
+			 "up_probes = 0, consecutive_successes = 0, exit_ip = '', pipelining = 0, early_data = 0, "
+			 "dns_status = 'unknown', "
+			 "udp = 'unknown' WHERE proxy_id = ?1",
+			 &st);
 		if (!rc) {
 			bind_json(st, 1, json_array_get(row, (size_t)idcol));
 			rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;

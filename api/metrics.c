@@ -512,6 +512,31 @@ int res_metrics(struct req *r)
 				    "# TYPE pgw_forwarder_destination_reports_total counter\n"
 				    "pgw_forwarder_destination_reports_total %lld\n",
 				    (long long)json_integer_value(json_object_get(fwd, "destination_reports")));
+			if (json_object_get(fwd, "upstream_sessions")) { /* the gateway's: not in a scoped share */
+				json_t *us = json_object_get(fwd, "upstream_sessions");
+				fprintf(
+				    f,
+				    "# HELP pgw_forwarder_upstream_sessions_ready sessions to proxies kept connected, "
+				    "greeted and authenticated for the next client connection\n"
+				    "# TYPE pgw_forwarder_upstream_sessions_ready gauge\n"
+				    "pgw_forwarder_upstream_sessions_ready %lld\n"
+				    "# HELP pgw_forwarder_upstream_sessions_total what became of sessions and "
+				    "connections: used (a connection took a ready one), missed (none was ready: it "
+				    "opened its own), stale (the one taken had been closed by the proxy: it opened its "
+				    "own), retired (closed unused), closed_by_proxy, failed (to open)\n"
+				    "# TYPE pgw_forwarder_upstream_sessions_total counter\n",
+				    (long long)json_integer_value(json_object_get(us, "ready")));
+				json_object_foreach(us, k, v) if (strcmp(k, "ready") != 0)
+				    fprintf(f, "pgw_forwarder_upstream_sessions_total{event=\"%s\"} %lld\n", k,
+					    (long long)json_integer_value(v));
+				fprintf(
+				    f,
+				    "# HELP pgw_forwarder_early_data_total connections whose first bytes went to the "
+				    "proxy with the request, ahead of its reply\n"
+				    "# TYPE pgw_forwarder_early_data_total counter\n"
+				    "pgw_forwarder_early_data_total %lld\n",
+				    (long long)json_integer_value(json_object_get(fwd, "early_data")));
+			}
 			fprintf(
 			    f,
 			    "# HELP pgw_forwarder_client_connections_total relayed connections per client (mapping)\n"

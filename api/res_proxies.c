@@ -7,10 +7,11 @@
 #include <string.h>
 
 static const struct jfield proxy_fields[] = {
-    {"name", J_STR, 1, 1, 64},	    {"type", J_STR, 1, 4, 6},
-    {"host", J_STR, 1, 1, 253},	    {"port", J_INT, 1, 1, 65535},
-    {"username", J_STR, 0, 0, 255}, {"password", J_STR, 0, 0, 255},
-    {"enabled", J_BOOL, 0, 0, 1},   {"expected_exit", J_ARRAY, 0, 0, PROXY_EXPECTED_MAX},
+    {"name", J_STR, 1, 1, 64},	     {"type", J_STR, 1, 4, 6},
+    {"host", J_STR, 1, 1, 253},	     {"port", J_INT, 1, 1, 65535},
+    {"username", J_STR, 0, 0, 255},  {"password", J_STR, 0, 0, 255},
+    {"enabled", J_BOOL, 0, 0, 1},    {"expected_exit", J_ARRAY, 0, 0, PROXY_EXPECTED_MAX},
+    {"preconnect", J_BOOL, 0, 0, 1},
 };
 #define NFIELDS (sizeof(proxy_fields) / sizeof(proxy_fields[0]))
 
@@ -35,8 +36,8 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	json_t *j = NULL;
 
 	if (sqlite3_prepare_v2(db,
-			       "SELECT id, name, type, host, port, username, enabled, password != '', expected_exit "
-			       "FROM proxies WHERE id = ?1",
+			       "SELECT id, name, type, host, port, username, enabled, password != '', expected_exit, "
+			       "preconnect FROM proxies WHERE id = ?1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_int64(st, 1, id);
@@ -46,8 +47,10 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 			      sqlite3_column_text(st, 3), "port", sqlite3_column_int(st, 4), "username",
 			      sqlite3_column_text(st, 5), "enabled", sqlite3_column_int(st, 6), "has_password",
 			      sqlite3_column_int(st, 7));
-	if (j)
+	if (j) {
 		json_object_set_new(j, "expected_exit", split_list((const char *)sqlite3_column_text(st, 8)));
+		json_object_set_new(j, "preconnect", json_boolean(sqlite3_column_int(st, 9)));
+	}
 	sqlite3_finalize(st);
 	return j;
 }
@@ -128,8 +131,8 @@ static int endpoint_moves(json_t *before, json_t *body)
 /* POST (id < 0), PUT or PATCH (partial). */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
-	static const char *const cols[] = {"name",     "type",	   "host",    "port",
-					   "username", "password", "enabled", "expected_exit"};
+	static const char *const cols[] = {"name",     "type",	  "host",	   "port",	"username",
+					   "password", "enabled", "expected_exit", "preconnect"};
 	char err[256];
 	json_t *before = NULL, *after;
 	sqlite3_stmt *st = NULL;
@@ -145,8 +148,8 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		rc = sqlite3_prepare_v2(
 		    db,
 		    "INSERT INTO main.proxies (name, type, host, port, username, password, enabled, expected_exit, "
-		    "org_id) VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1), "
-		    "coalesce(?8, ''), " ORG_OWNER ")",
+		    "preconnect, org_id) VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, ''), coalesce(?7, 1), "
+		    "coalesce(?8, ''), coalesce(?9, 1), " ORG_OWNER ")",
 		    -1, &st, NULL);
 	} else {
 		/* PUT replaces (username, enabled back to defaults when absent); a missing password is kept */
@@ -156,19 +159,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			? "UPDATE main.proxies SET name = coalesce(?1, name), type = coalesce(?2, type), "
 			  "host = coalesce(?3, host), port = coalesce(?4, port), username = coalesce(?5, username), "
 			  "password = coalesce(?6, password), enabled = coalesce(?7, enabled), "
-			  "expected_exit = coalesce(?8, expected_exit), updated_at = unixepoch() WHERE id = ?9 "
-			  "AND " ORG_SCOPED
+			  "expected_exit = coalesce(?8, expected_exit), preconnect = coalesce(?9, preconnect), "
+			  "updated_at = unixepoch() WHERE id = ?10 AND " ORG_SCOPED
 			: "UPDATE main.proxies SET name = ?1, type = ?2, host = ?3, port = ?4, username = coalesce(?5, "
 			  "''), "
 			  "password = coalesce(?6, password), enabled = coalesce(?7, 1), expected_exit = coalesce(?8, "
-			  "''), updated_at = unixepoch() WHERE id = ?9 AND " ORG_SCOPED,
+			  "''), preconnect = coalesce(?9, 1), updated_at = unixepoch() WHERE id = ?10 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	}
 	if (rc != SQLITE_OK) {
 		json_decref(before);
 		return reply_db_error(r, db);
 	}
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 9; i++) {
 		json_t *v = json_object_get(r->body, cols[i]);
 		if (!v && i >= 4 && i <= 5 && endpoint_moves(before, r->body))
 			sqlite3_bind_text(st, i + 1, "", -1,
@@ -183,7 +186,7 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			sqlite3_bind_int64(st, i + 1, json_integer_value(v));
 	}
 	if (id > 0)
-		sqlite3_bind_int64(st, 9, id);
+		sqlite3_bind_int64(st, 10, id);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {

@@ -110,6 +110,12 @@ int ev_mod_fd(struct evloop *ev, struct ev_handle *h, uint32_t events)
 	return epoll_ctl(ev->epfd, EPOLL_CTL_MOD, h->fd, &ee) < 0 ? -errno : 0;
 }
 
+void ev_set_cb(struct ev_handle *h, ev_fd_cb cb, void *arg)
+{
+	h->cb = (void *)cb;
+	h->arg = arg;
+}
+
 int ev_timer_set(struct ev_handle *h, uint64_t first_ms, uint64_t interval_ms)
 {
 	struct itimerspec its;

@@ -20,6 +20,8 @@ void ev_free(struct evloop *ev);
 /* Watch fd for events (EPOLLIN...). The loop does not own fd. Returns a handle or NULL. */
 struct ev_handle *ev_add_fd(struct evloop *ev, int fd, uint32_t events, ev_fd_cb cb, void *arg);
 int ev_mod_fd(struct evloop *ev, struct ev_handle *h, uint32_t events);
+/* Hand an fd's handle to another owner: its next events go to cb(arg). No system call. */
+void ev_set_cb(struct ev_handle *h, ev_fd_cb cb, void *arg);
 /* Timer on CLOCK_MONOTONIC: first after first_ms, then every interval_ms (0: once). */
 struct ev_handle *ev_add_timer(struct evloop *ev, uint64_t first_ms, uint64_t interval_ms, ev_timer_cb cb, void *arg);
 int ev_timer_set(struct ev_handle *h, uint64_t first_ms, uint64_t interval_ms);

@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-enum { HS_CONNECTING, HS_SEND, HS_METHOD, HS_AUTH, HS_REPLY, HS_HTTP_REPLY, HS_DONE };
+enum { HS_CONNECTING, HS_SEND, HS_METHOD, HS_AUTH, HS_REPLY, HS_HTTP_REPLY, HS_DONE, HS_PARKED };
 
 static const char *const result_names[UP_RESULT_MAX] = {
     [UP_OK] = "ok",
@@ -238,6 +239,8 @@ int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const cha
 			return m;
 		n += m;
 	}
+	if (!t) /* a session kept ready (upstream_hs_parked): the request comes later */
+		return n;
 	m = socks5_build_connect(buf + n, cap - (size_t)n, t);
 	return m < 0 ? m : n + m;
 }
@@ -410,7 +413,50 @@ static enum upstream_result queue(struct upstream_hs *hs, int n, int next)
 	hs->out_off = 0;
 	hs->state = HS_SEND;
 	hs->next = next;
+	hs->out_early = 0;
 	return UP_IN_PROGRESS;
+}
+
+/* Queue the request (the early bytes follow it in the same write). */
+static enum upstream_result queue_request(struct upstream_hs *hs, int n, int next)
+{
+	enum upstream_result r = queue(hs, n, next);
+
+	hs->out_early = 1;
+	return r;
+}
+
+/* Stop short of the request (hs->park): the session waits for upstream_hs_resume. */
+static enum upstream_result park(struct upstream_hs *hs)
+{
+	hs->state = HS_PARKED;
+	return UP_OK;
+}
+
+int upstream_hs_parked(const struct upstream_hs *hs)
+{
+	return hs->state == HS_PARKED;
+}
+
+int upstream_hs_resume(struct upstream_hs *hs, const struct upstream_target *t, const uint8_t *early, size_t early_len)
+{
+	int n;
+
+	if (hs->state != HS_PARKED || hs->in_len)
+		return -EINVAL;
+	hs->target = *t;
+	hs->park = 0;
+	hs->early = early;
+	hs->early_len = early_len;
+	hs->early_off = 0;
+	if (hs->type == UPSTREAM_SOCKS5)
+		n = socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target);
+	else
+		n = http_build_connect((char *)hs->out, sizeof(hs->out), &hs->target, hs->user, hs->pass);
+	if (n < 0)
+		return -EINVAL;
+	queue_request(hs, n, hs->type == UPSTREAM_SOCKS5 ? HS_REPLY : HS_HTTP_REPLY);
+	return 0;
 }
 
 /* Act on one complete reply. */
@@ -427,21 +473,31 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 			return UP_ERR_NO_METHOD;
 		if (v != (hs->user[0] ? 2 : 0))
 			return UP_ERR_BAD_REPLY; /* a method we did not offer */
-		if (hs->pipeline) {		 /* the rest went out with the greeting: read the next reply */
-			hs->state = v == 2 ? HS_AUTH : HS_REPLY;
+		if (hs->pipeline && v == 2) {	 /* the rest went out with the greeting: read the next reply */
+			hs->state = HS_AUTH;
 			return UP_IN_PROGRESS;
 		}
 		if (v == 2)
 			return queue(hs, socks5_build_auth(hs->out, sizeof(hs->out), hs->user, hs->pass), HS_AUTH);
-		return queue(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target), HS_REPLY);
-	case HS_AUTH:
-		if (v != 0)
-			return UP_ERR_AUTH;
+		if (hs->park)
+			return park(hs);
 		if (hs->pipeline) {
 			hs->state = HS_REPLY;
 			return UP_IN_PROGRESS;
 		}
-		return queue(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target), HS_REPLY);
+		return queue_request(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target),
+				     HS_REPLY);
+	case HS_AUTH:
+		if (v != 0)
+			return UP_ERR_AUTH;
+		if (hs->park)
+			return park(hs);
+		if (hs->pipeline) {
+			hs->state = HS_REPLY;
+			return UP_IN_PROGRESS;
+		}
+		return queue_request(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target),
+				     HS_REPLY);
 	default: /* HS_REPLY */
 		hs->detail = v;
 		return v == 0 ? UP_OK : UP_ERR_PROXY_REFUSED;
@@ -472,33 +528,53 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				hs->detail = err;
 				return err == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
 			}
-			if (hs->type == UPSTREAM_SOCKS5 && hs->pipeline)
-				res = queue(
+			if (hs->type == UPSTREAM_SOCKS5 && hs->pipeline && hs->park)
+				res = queue(hs,
+					    socks5_build_pipelined(hs->out, sizeof(hs->out), hs->user, hs->pass, NULL),
+					    HS_METHOD);
+			else if (hs->type == UPSTREAM_SOCKS5 && hs->pipeline)
+				res = queue_request(
 				    hs,
 				    socks5_build_pipelined(hs->out, sizeof(hs->out), hs->user, hs->pass, &hs->target),
 				    HS_METHOD);
 			else if (hs->type == UPSTREAM_SOCKS5)
 				res = queue(hs, socks5_build_greeting(hs->out, sizeof(hs->out), hs->user[0] != '\0'),
 					    HS_METHOD);
+			else if (hs->park)
+				return park(hs);
 			else
-				res = queue(hs,
-					    http_build_connect((char *)hs->out, sizeof(hs->out), &hs->target, hs->user,
-							       hs->pass),
-					    HS_HTTP_REPLY);
+				res = queue_request(hs,
+						    http_build_connect((char *)hs->out, sizeof(hs->out), &hs->target,
+								       hs->user, hs->pass),
+						    HS_HTTP_REPLY);
 			if (res != UP_IN_PROGRESS)
 				return res;
 			break;
 		}
 		case HS_SEND:
-			while (hs->out_off < hs->out_len) {
-				n = send(fd, hs->out + hs->out_off, hs->out_len - hs->out_off, MSG_NOSIGNAL);
+			while (hs->out_off < hs->out_len ||
+			       (hs->out_early && hs->early_off < hs->early_len)) { /* the message, then early bytes */
+				struct iovec iov[2];
+				struct msghdr mh = {.msg_iov = iov};
+				size_t k;
+
+				if (hs->out_off < hs->out_len)
+					iov[mh.msg_iovlen++] =
+					    (struct iovec){hs->out + hs->out_off, hs->out_len - hs->out_off};
+				if (hs->out_early && hs->early_off < hs->early_len)
+					iov[mh.msg_iovlen++] = (struct iovec){(void *)(hs->early + hs->early_off),
+									      hs->early_len - hs->early_off};
+				n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 				if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 					*want = EPOLLOUT;
 					return UP_IN_PROGRESS;
 				}
 				if (n < 0)
 					return io_error(hs, errno);
-				hs->out_off += (size_t)n;
+				k = (size_t)n < hs->out_len - hs->out_off ? (size_t)n : hs->out_len - hs->out_off;
+				hs->out_off += k;
+				if (hs->out_early)
+					hs->early_off += (size_t)n - k;
 			}
 			explicit_bzero(hs->out, hs->out_len); /* may have held credentials */
 			hs->state = hs->next;
@@ -545,13 +621,14 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 			memmove(hs->in, hs->in + r, hs->in_len - (size_t)r);
 			hs->in_len -= (size_t)r;
 			res = on_reply(hs, v, status);
-			if (res == UP_OK)
+			if (res == UP_OK && hs->state != HS_PARKED)
 				hs->state = HS_DONE;
 			if (res != UP_IN_PROGRESS)
 				return res;
 			break;
 		}
 		case HS_DONE:
+		case HS_PARKED:
 			return UP_OK;
 		default:
 			return UP_ERR_IO;

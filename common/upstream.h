@@ -62,7 +62,8 @@ int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *fr
  * address with BND.PORT when BND.ADDR is 0.0.0.0 or ::. 0, or -EINVAL (no usable address). */
 int socks5_udp_relay(const struct sockaddr_storage *bound, const struct sockaddr_storage *proxy,
 		     struct sockaddr_storage *out);
-/* Greeting (one method), auth when user is set, CONNECT: the one write of a pipelined handshake. */
+/* Greeting (one method), auth when user is set, CONNECT: the one write of a pipelined handshake
+ * (t NULL: greeting and auth only, for a session kept ready). */
 int socks5_build_pipelined(uint8_t *buf, size_t cap, const char *user, const char *pass,
 			   const struct upstream_target *t);
 int http_build_connect(char *buf, size_t cap, const struct upstream_target *t, const char *user, const char *pass);
@@ -89,6 +90,10 @@ struct upstream_hs {
 	int pipeline;		       /* set after upstream_hs_init: SOCKS5 messages in one write */
 	uint8_t cmd;		       /* set after upstream_hs_init: SOCKS5_CMD_UDP_ASSOCIATE instead of CONNECT */
 	struct sockaddr_storage bound; /* the final reply's BND.ADDR/BND.PORT (UDP ASSOCIATE: the relay) */
+	int park;		       /* set after upstream_hs_init: stop before the request (upstream_hs_parked) */
+	const uint8_t *early;	       /* not owned: bytes sent right behind the request, in the same write */
+	size_t early_len, early_off;
+	int out_early; /* the message in out[] carries the request: early follows it */
 };
 
 void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,
@@ -97,6 +102,14 @@ void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const str
  * EPOLLOUT) and call again. UP_OK: the tunnel is up; hs->in[0..in_len) holds bytes the
  * proxy already sent from the far side (give them to the client first). */
 enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *want);
+/* A handshake begun with hs->park set stops where the request would go (SOCKS5: after the
+ * method, and the auth when offered; HTTP: once connected) and upstream_hs_step returns UP_OK
+ * with upstream_hs_parked() true: a session kept ready for a connection that has not come yet.
+ * upstream_hs_resume sends the request for t, then early[0..early_len) (the client's first
+ * bytes, for proxies known to take them ahead of the reply; not copied: keep them until
+ * UP_OK) in one write; step on from there. -EINVAL when not parked or the request does not fit. */
+int upstream_hs_parked(const struct upstream_hs *hs);
+int upstream_hs_resume(struct upstream_hs *hs, const struct upstream_target *t, const uint8_t *early, size_t early_len);
 /* RFC 1928 6: a SOCKS5 reply code's meaning ("connection refused"), or "unassigned". */
 const char *socks5_reply_str(int rep);
 /* A failed handshake as one reason: upstream_result_str(), a refusal with its detail:

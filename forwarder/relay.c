@@ -2,6 +2,7 @@
 #include "relay.h"
 
 #include "log.h"
+#include "pool.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -19,7 +20,11 @@
 
 #define PIPE_SIZE     (256 * 1024) /* 1 MiB measured ~5% faster, but bounds kernel memory per slow client 4x higher */
 #define ACCEPT_BATCH  64
-#define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
+#define REPORT_GAP_MS 1000  /* passive health: at most one report per proxy per second per worker */
+#define EARLY_MAX     16384 /* the client's first bytes sent with the request: at most this */
+#define EARLY_WAIT_MS                                                                                                  \
+	20 /* a ready session waits this long for them (a protocol where the server speaks                             \
+	      first pays it once) */
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
 #endif
@@ -80,6 +85,25 @@ static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
 
 static void dest_failure(struct conn *c, enum fwd_destfail kind);
 
+/* Off the worker's list of connections waiting for their first bytes (if on it). */
+static void unwait(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (!c->early_until)
+		return;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		w->wait_head = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	else
+		w->wait_tail = c->wprev;
+	c->wprev = c->wnext = NULL;
+	c->early_until = 0;
+}
+
 void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 {
 	struct worker *w = c->w;
@@ -100,10 +124,11 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	} else if (why == CLOSE_UPSTREAM) {
 		snprintf(reason, sizeof(reason), ":%s", upstream_result_str(up));
 	}
-	log_info_id(cid, "conn client=%s dst=%s proxy=%lld up=%llu down=%llu ms=%llu close=%s%s%s%s", cl, dst,
+	log_info_id(cid, "conn client=%s dst=%s proxy=%lld up=%llu down=%llu ms=%llu close=%s%s%s%s%s%s", cl, dst,
 		    (long long)c->map.proxy_id, (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
 		    (unsigned long long)(now - c->t_start), fwd_close_str(why), reason,
-		    early ? " closed_after_connect" : "", c->map.pipeline ? " pipelined" : "");
+		    early ? " closed_after_connect" : "", c->map.pipeline ? " pipelined" : "",
+		    c->from_pool ? " preconnected" : "", c->sent_early ? " early_data" : "");
 	if (early)
 		dest_failure(c, DF_CLOSED_AFTER_CONNECT);
 	atomic_fetch_add(&s->closes[why], 1);
@@ -121,6 +146,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		c->next->prev = c->prev;
 	w->n_conns--;
 	pthread_mutex_unlock(&w->list_lock);
+	unwait(c);
 	ev_del(w->ev, c->ch);
 	ev_del(w->ev, c->uh);
 	if (why == CLOSE_REVOKED ||
@@ -141,6 +167,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		upstream_hs_wipe(c->hs);
 		free(c->hs);
 	}
+	free(c->early);
 	explicit_bzero(&c->map, sizeof(c->map));
 	free(c);
 }
@@ -312,6 +339,17 @@ static int start_relay(struct conn *c)
 			return -EIO;
 		c->in_down = (size_t)n;
 	}
+	if (c->early_len) { /* the client's first bytes went with the request: they count as relayed */
+		c->sent_early = 1;
+		atomic_fetch_add(&c->w->sh->stats.bytes_up, c->early_len);
+		atomic_fetch_add(&c->w->sh->stats.early_data, 1);
+		stats_client_bytes(c->cs, c->early_len, 0);
+		c->bytes_up += c->early_len;
+		conn_publish(c);
+	}
+	free(c->early);
+	c->early = NULL;
+	c->early_len = 0;
 	upstream_hs_wipe(c->hs);
 	free(c->hs);
 	c->hs = NULL;
@@ -325,6 +363,123 @@ static int start_relay(struct conn *c)
 	return 0;
 }
 
+static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg);
+
+/* A connection of its own to the proxy, handshake from the start (the client's first bytes, if
+ * read already, go with the request). Closes c on failure. */
+static void upstream_open(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct upstream_target t;
+	int one = 1;
+
+	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!c->hs)
+		c->hs = calloc(1, sizeof(*c->hs));
+	if (c->ufd < 0 || !c->hs) {
+		conn_close(c, CLOSE_INTERNAL, UP_OK);
+		return;
+	}
+	/* small handshake messages and the first request go out at once */
+	setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(&t, 0, sizeof(t));
+	memcpy(&t.addr, &c->dst, sizeof(c->dst));
+	upstream_hs_init(c->hs, c->map.type, &t, c->map.user, c->map.pass);
+	c->hs->pipeline = c->map.pipeline;
+	c->hs->early = c->early;
+	c->hs->early_len = c->early_len;
+	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, net_sa_len(&c->map.proxy)) < 0 && errno != EINPROGRESS) {
+		enum upstream_result r = errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
+		report_failure(w, c->map.proxy_id, upstream_result_str(r));
+		conn_close(c, CLOSE_UPSTREAM, r);
+		return;
+	}
+	c->uh = ev_add_fd(w->ev, c->ufd, EPOLLOUT, on_upstream, c);
+	c->uev = EPOLLOUT;
+	if (!c->uh)
+		conn_close(c, CLOSE_INTERNAL, UP_OK);
+}
+
+/* The ready session is gone (closed by the proxy before our request reached it): drop it and
+ * open a connection of its own, once. */
+static void reopen(struct conn *c)
+{
+	unwait(c);
+	atomic_fetch_add(&c->w->sh->stats.sess_stale, 1);
+	ev_del(c->w->ev, c->uh);
+	c->uh = NULL;
+	close(c->ufd);
+	c->ufd = -1;
+	c->from_pool = 0;
+	upstream_open(c);
+}
+
+/* A ready session: send the request (with the client's first bytes, if any came). */
+static void resume(struct conn *c)
+{
+	struct upstream_target t;
+
+	unwait(c);
+	memset(&t, 0, sizeof(t));
+	memcpy(&t.addr, &c->dst, sizeof(c->dst));
+	if (upstream_hs_resume(c->hs, &t, c->early, c->early_len) < 0) {
+		reopen(c); /* the proxy sent something while it waited: not a clean session */
+		return;
+	}
+	on_upstream(c->w->ev, c->ufd, 0, c);
+}
+
+/* The client's first bytes (once, while the request has not gone yet). A ready session waiting
+ * for them goes on at once. */
+static void early_read(struct conn *c)
+{
+	size_t room;
+	ssize_t n;
+
+	c->want_early = 0;
+	if (c->hs->out_early) /* the request went already: the bytes wait in the socket for the relay */
+		return;
+	room = stats_quota_take(c->cs, EARLY_MAX);
+	if (room > 0 && (c->early = malloc(room))) {
+		n = recv(c->cfd, c->early, room, 0);
+		stats_quota_give(c->cs, n > 0 ? room - (size_t)n : room);
+		if (n < 0 && errno != EAGAIN) {
+			conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
+			return;
+		}
+		if (n == 0)
+			c->eof_c = 1; /* it sent everything it will (a half-close): the relay passes it on */
+		if (n > 0) {
+			c->early_len = (size_t)n;
+			c->hs->early = c->early;
+			c->hs->early_len = c->early_len;
+		} else {
+			free(c->early);
+			c->early = NULL;
+		}
+	} else {
+		stats_quota_give(c->cs, room);
+	}
+	if (c->from_pool && upstream_hs_parked(c->hs))
+		resume(c);
+}
+
+void relay_on_early_timer(struct evloop *ev, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t now = ev_now_ms();
+
+	(void)ev;
+	w->early_armed = 0;
+	while (w->wait_head && w->wait_head->early_until <= now) {
+		struct conn *c = w->wait_head;
+		c->want_early = 0; /* none came: the request goes alone (the bytes, when they come, relay) */
+		resume(c);
+	}
+	if (w->wait_head && ev_timer_set(w->early_timer, w->wait_head->early_until - now, 0) == 0)
+		w->early_armed = 1;
+}
+
 static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct conn *c = arg;
@@ -336,12 +491,22 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		relay_io(c, events);
 		return;
 	}
+	if (upstream_hs_parked(c->hs)) { /* a ready session, still waiting for the client's first bytes, ended */
+		reopen(c);
+		return;
+	}
 	r = upstream_hs_step(c->hs, c->ufd, &want);
 	if (r == UP_IN_PROGRESS) {
 		if (want != c->uev) {
 			ev_mod_fd(c->w->ev, c->uh, want);
 			c->uev = want;
 		}
+		return;
+	}
+	if (r == UP_ERR_CLOSED && c->from_pool && c->hs->in_len == 0) {
+		/* a ready session the proxy closed just before the request reached it: nothing went through,
+		 * so the connection opens its own (once) */
+		reopen(c);
 		return;
 	}
 	if (r != UP_OK) {
@@ -369,6 +534,8 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 	(void)ev, (void)fd;
 	if (c->relaying)
 		relay_io(c, events);
+	else if ((events & EPOLLIN) && c->want_early)
+		early_read(c);
 	else if (events & (EPOLLHUP | EPOLLERR)) /* the client gave up during the handshake */
 		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
 }
@@ -390,7 +557,6 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	struct fwd_shared *sh = w->sh;
 	struct conn *c = calloc(1, sizeof(*c));
 	const struct fwd_entry *e;
-	struct upstream_target t;
 	struct net_ip client;
 	enum fwd_close why = CLOSE_INTERNAL;
 	unsigned limits_max, limits_rate;
@@ -452,34 +618,40 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	why = CLOSE_INTERNAL;
 	c->counted = 1;
 	atomic_store(&c->listed, 1); /* its client, destination and map are set: the control socket shows it */
-	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	c->hs = calloc(1, sizeof(*c->hs));
-	if (c->ufd < 0 || !c->hs)
-		goto refuse;
-	{ /* small handshake messages and the first request go out at once */
-		int one = 1;
-		setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (connect(c->ufd, (struct sockaddr *)&c->map.proxy, net_sa_len(&c->map.proxy)) < 0 && errno != EINPROGRESS) {
-		enum upstream_result r = errno == ECONNREFUSED ? UP_ERR_CONNECT_REFUSED : UP_ERR_CONNECT;
-		report_failure(w, c->map.proxy_id, upstream_result_str(r));
-		conn_close(c, CLOSE_UPSTREAM, r);
-		return;
-	}
-	memset(&t, 0, sizeof(t));
-	memcpy(&t.addr, &c->dst, sizeof(c->dst));
-	upstream_hs_init(c->hs, c->map.type, &t, c->map.user, c->map.pass);
-	c->hs->pipeline = c->map.pipeline;
 	{
 		int one = 1;
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	}
-	c->ch = ev_add_fd(w->ev, cfd, 0, on_client, c);
-	c->uh = ev_add_fd(w->ev, c->ufd, EPOLLOUT, on_upstream, c);
-	c->uev = EPOLLOUT;
-	if (!c->ch || !c->uh)
+	/* the client's first bytes, for a proxy that takes them with the request: an edge, read once */
+	c->want_early = c->map.early;
+	c->ch = ev_add_fd(w->ev, cfd, c->want_early ? EPOLLIN | EPOLLET : 0, on_client, c);
+	if (!c->ch)
 		goto refuse;
+	if (pool_take(w, &c->map, c->t_start, &c->ufd, &c->hs, &c->uh)) {
+		c->from_pool = 1;
+		c->hs->user = c->map.user; /* the same credentials (the path says so): the pool's copy may go */
+		c->hs->pass = c->map.pass;
+		ev_set_cb(c->uh, on_upstream, c);
+		c->uev = EPOLLIN | EPOLLRDHUP;
+		if (!c->want_early) {
+			resume(c);
+			return;
+		}
+		/* wait a moment for the client to speak: its request then reaches the destination with ours */
+		c->early_until = c->t_start + EARLY_WAIT_MS;
+		c->wprev = w->wait_tail;
+		if (w->wait_tail)
+			w->wait_tail->wnext = c;
+		else
+			w->wait_head = c;
+		w->wait_tail = c;
+		if (!w->early_armed && ev_timer_set(w->early_timer, EARLY_WAIT_MS, 0) == 0)
+			w->early_armed = 1;
+		return;
+	}
+	atomic_fetch_add(&sh->stats.sess_fresh, 1);
+	upstream_open(c);
 	return;
 refuse:
 	conn_close(c, why, UP_OK);
@@ -509,12 +681,13 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 void relay_on_tick(struct evloop *ev, void *arg)
 {
 	struct worker *w = arg;
-	uint64_t now = ev_now_ms(), idle;
+	uint64_t now = ev_now_ms(), idle, connect_ms;
 	struct conn *c, *next;
 
 	atomic_store(&w->last_tick, now);
 	pthread_rwlock_rdlock(&w->sh->lock);
 	idle = w->sh->limits.idle_timeout_ms;
+	connect_ms = w->sh->limits.connect_timeout_ms;
 	pthread_rwlock_unlock(&w->sh->lock);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
@@ -536,6 +709,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 			conn_close(c, CLOSE_SHUTDOWN, UP_OK);
 		}
 	}
+	pool_tick(w, now, connect_ms);
 	if (w->draining && !w->conns)
 		ev_stop(ev);
 }
@@ -557,6 +731,7 @@ void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 		c->revoked = c->counted && net_ip_from_sa(&c->client, &ip) == 0 &&
 			     !table_same_path(table_lookup(w->sh->table, &ip), &c->map);
 	}
+	pool_revalidate(w, w->sh->table);
 	pthread_rwlock_unlock(&w->sh->lock);
 	for (c = w->conns; c; c = next) {
 		next = c->next;

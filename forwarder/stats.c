@@ -336,6 +336,12 @@ void stats_write(struct fwd_stats *s, const struct stats_header *h, FILE *out)
 	for (int i = 0; i < DF_MAX; i++)
 		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_destfail_str(i), atomic_load(&s->dest_failures[i]));
 	fprintf(out, "},\"destination_reports\":%lu", atomic_load(&s->dest_reports));
+	fprintf(out,
+		",\"upstream_sessions\":{\"ready\":%lu,\"used\":%lu,\"missed\":%lu,\"stale\":%lu,\"retired\":%lu,"
+		"\"closed_by_proxy\":%lu,\"failed\":%lu},\"early_data\":%lu",
+		atomic_load(&s->sess_ready), atomic_load(&s->sess_used), atomic_load(&s->sess_fresh),
+		atomic_load(&s->sess_stale), atomic_load(&s->sess_retired), atomic_load(&s->sess_closed),
+		atomic_load(&s->sess_failed), atomic_load(&s->early_data));
 	write_clients(s, out);
 	if (h->extra)
 		h->extra(h->extra_arg, out);

@@ -58,6 +58,11 @@ struct fwd_stats {
 	atomic_ulong upstream_errors[UP_RESULT_MAX];
 	atomic_ulong dest_failures[DF_MAX];
 	atomic_ulong dest_reports; /* proxies reported to healthd for failures across destinations */
+	/* upstream sessions (pool.h): ready now; connections that took a ready one, or opened their
+	 * own; a taken one found closed (the connection opened its own); ready ones retired unused,
+	 * closed by the proxy, failed to open; connections whose first bytes went with the request */
+	atomic_ulong sess_ready, sess_used, sess_fresh, sess_stale, sess_retired, sess_closed, sess_failed;
+	atomic_ulong early_data;
 	pthread_mutex_t clients_lock;
 	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
 };

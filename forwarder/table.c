@@ -69,13 +69,13 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down', "
 	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id, m.max_conns, m.new_conns_per_s, "
 	    "CASE WHEN m.quota_bytes > 0 THEN m.quota_bytes + coalesce(q.granted, 0) ELSE 0 END, coalesce(q.used, 0), "
-	    "coalesce(u.run, 0), coalesce(u.bytes_up + u.bytes_down, 0) FROM "
+	    "coalesce(u.run, 0), coalesce(u.bytes_up + u.bytes_down, 0), coalesce(h.early_data, 0), p.preconnect FROM "
 	    "mapping_state s JOIN mappings m ON m.id = s.id JOIN proxies p ON "
 	    "p.id = coalesce(s.carrying_proxy_id, s.proxy_id) "
 	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id LEFT JOIN client_quota q ON q.client_ip = s.client_ip "
 	    "LEFT JOIN usage_seen u ON u.client_ip = s.client_ip ORDER BY p.id"; /* active 0004, pipelining 0006,
 										   dns 0012, udp 0013, carrier 0018,
-										   quota 0023 */
+										   quota 0023, preconnect 0028 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
@@ -130,6 +130,8 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 		e.quota_used = sqlite3_column_int64(st, 16);
 		e.seen_run = sqlite3_column_int64(st, 17);
 		e.seen_total = sqlite3_column_int64(st, 18);
+		e.early = sqlite3_column_int(st, 19);
+		e.preconnect = sqlite3_column_int(st, 20);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
 			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),

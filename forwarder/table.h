@@ -26,6 +26,8 @@ struct fwd_entry {
 	char user[UPSTREAM_CRED_MAX + 1];
 	char pass[UPSTREAM_CRED_MAX + 1];
 	int pipeline;	/* SOCKS5 handshake in one write: healthd found the proxy takes it */
+	int early;	/* the client's first bytes go with the request: healthd found the proxy takes it */
+	int preconnect; /* sessions kept ready for the next connection (pool.h); 0: the proxy opted out */
 	int proxy_down; /* blocked only because its proxy is not up (or does not resolve): DNS SERVFAIL */
 	int dns_down;	/* pgw-healthd found the proxy does not carry DNS: DNS SERVFAIL at once */
 	int udp;	/* pgw-healthd found the proxy carries UDP (a SOCKS5 proxy only): the UDP relay may */

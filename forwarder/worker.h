@@ -50,6 +50,13 @@ struct conn {
 		int relaying;
 	} pub;
 	uint64_t tick_up, tick_down, tick_ms; /* the byte counts at the last tick (the rate) */
+	/* connection setup (pool.h): the session came ready from the pool; the client's first bytes,
+	 * sent with the request (map.early), and the wait for them (a pooled session only) */
+	int from_pool, want_early, sent_early;
+	uint8_t *early;
+	size_t early_len;
+	uint64_t early_until;
+	struct conn *wprev, *wnext; /* the worker's list of connections waiting for their first bytes */
 };
 
 struct worker {
@@ -69,6 +76,11 @@ struct worker {
 	uint64_t last_report[256];
 	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */
 	unsigned n_pipes;
+	struct pool *pools; /* upstream sessions kept ready (pool.h) */
+	unsigned n_pools;
+	struct conn *wait_head, *wait_tail; /* waiting for their first bytes, oldest first */
+	struct ev_handle *early_timer;
+	int early_armed;
 };
 
 struct fwd_workers {
@@ -86,5 +98,6 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up);
 void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg);
 void relay_on_tick(struct evloop *ev, void *arg);
 void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg);
+void relay_on_early_timer(struct evloop *ev, void *arg);
 
 #endif

@@ -2,6 +2,7 @@
 #include "workers.h"
 
 #include "log.h"
+#include "pool.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -57,6 +58,7 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 		w->lfd[i] = -1;
 	}
 	w->draining = 1;
+	pool_free_all(w); /* sessions kept ready: no connection will come for them */
 	pthread_rwlock_rdlock(&w->sh->lock);
 	w->drain_until = ev_now_ms() + w->sh->limits.drain_timeout_ms;
 	pthread_rwlock_unlock(&w->sh->lock);
@@ -74,6 +76,7 @@ static void *worker_main(void *arg)
 	ev_run(w->ev);
 	while (w->conns)
 		conn_close(w->conns, CLOSE_SHUTDOWN, UP_OK);
+	pool_free_all(w);
 	return NULL;
 }
 
@@ -147,7 +150,8 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 		if (w->stopfd < 0 || w->revokefd < 0 || !w->ev ||
 		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
 		    !(w->rv_h = ev_add_fd(w->ev, w->revokefd, EPOLLIN, relay_on_revoke, w)) ||
-		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, relay_on_tick, w))) {
+		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, relay_on_tick, w)) ||
+		    !(w->early_timer = ev_add_timer(w->ev, 3600 * 1000, 0, relay_on_early_timer, w))) {
 			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
 			goto fail;
 		}

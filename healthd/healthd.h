@@ -46,6 +46,8 @@ struct target {
 	struct probe *pipe_probe;	  /* the pipelined capability probe */
 	int pipe_tested;		  /* since the proxy was loaded or last changed or failed */
 	int pipelining;			  /* as stored in proxy_health.pipelining */
+	struct probe *early_probe;	  /* the early-data capability probe (after the pipelined one) */
+	int early_tested, early;	  /* ... and proxy_health.early_data */
 	char (*waiters)[NOTIFY_NAME_MAX]; /* who asked for a check now: all get the one probe's result */
 	size_t n_waiters, cap_waiters;
 	int seen;

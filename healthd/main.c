@@ -70,6 +70,7 @@ static void drop_target(struct healthd *h, size_t i)
 {
 	probe_cancel(h->t[i].probe);
 	probe_cancel(h->t[i].pipe_probe);
+	probe_cancel(h->t[i].early_probe);
 	dnscheck_cancel(&h->t[i]);
 	udpcheck_cancel(&h->t[i]);
 	free(h->t[i].waiters);
@@ -86,7 +87,7 @@ static int load_targets(struct healthd *h)
 	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'dns_upstream'), "
-	    "p.expected_exit, p.org_id, coalesce(h.up_probes, 0) "
+	    "p.expected_exit, p.org_id, coalesce(h.up_probes, 0), coalesce(h.early_data, 0) "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -121,6 +122,7 @@ static int load_targets(struct healthd *h)
 			t->hs.ups = t->hs.status == HEALTH_UP ? (unsigned)sqlite3_column_int(st, 18) : 0;
 			snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", (const char *)sqlite3_column_text(st, 10));
 			t->pipelining = sqlite3_column_int(st, 11);
+			t->early = sqlite3_column_int(st, 19);
 			t->dns_status = strcmp((const char *)sqlite3_column_text(st, 12), "up") == 0	 ? 1
 					: strcmp((const char *)sqlite3_column_text(st, 12), "down") == 0 ? 2
 													 : 0;

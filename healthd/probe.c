@@ -284,6 +284,8 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 			memcpy(p->resp, p->hs.in, k);
 			p->resp_len = k;
 		}
+		if (p->hs.early_len) /* it went with the CONNECT */
+			p->req_off = p->req_len;
 		upstream_hs_wipe(&p->hs);
 		p->state = P_SEND;
 		if (p->cred || p->tls_host[0]) { /* https: TLS through the tunnel first */
@@ -377,7 +379,7 @@ static void on_start_failed(struct evloop *ev, void *arg)
 }
 
 struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type,
-			  const char *user, const char *pass, int pipeline, const struct net_http_url *url,
+			  const char *user, const char *pass, int flags, const struct net_http_url *url,
 			  gnutls_certificate_credentials_t cred, unsigned timeout_ms, probe_done_cb cb, void *arg)
 {
 	struct probe *p = calloc(1, sizeof(*p));
@@ -409,7 +411,7 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *prox
 		}
 	}
 	upstream_hs_init(&p->hs, type, &t, p->user, p->pass);
-	p->hs.pipeline = pipeline && type == UPSTREAM_SOCKS5;
+	p->hs.pipeline = (flags & PROBE_PIPELINED) && type == UPSTREAM_SOCKS5;
 	{
 		char port[8] = "";
 		if (url->port != (url->tls ? 443 : 80))
@@ -421,6 +423,10 @@ struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *prox
 		    url->path, url->is6 ? "[" : "", url->host, url->is6 ? "]" : "", port);
 	}
 	p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
+	if ((flags & PROBE_EARLY) && !url->tls) { /* the request rides behind the CONNECT */
+		p->hs.early = (const uint8_t *)p->req;
+		p->hs.early_len = p->req_len;
+	}
 	p->timer = ev_add_timer(ev, timeout_ms, 0, on_timeout, p);
 	p->fd = socket(proxy->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!p->timer || p->fd < 0 || !p->req_len) {

@@ -39,6 +39,8 @@ struct probe_result {
 };
 
 struct probe;
+#define PROBE_PIPELINED 1
+#define PROBE_EARLY	2
 typedef void (*probe_done_cb)(struct probe *p, const struct probe_result *r, void *arg);
 
 /* Pure: a complete (or EOF-terminated) HTTP response: status and the exit IP from the body
@@ -50,12 +52,13 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
  * are needed. A proxy or server that keeps the connection open after answering costs nothing. */
 int probe_response_complete(const char *buf, size_t len);
 
-/* Start a probe; cb runs exactly once (also on immediate failure, from the loop). pipeline:
- * send the SOCKS5 greeting, auth and CONNECT in one write (upstream.h), to learn whether the
- * proxy takes it. cred: the trust store for an https URL (its certificate must chain to it and
+/* Start a probe; cb runs exactly once (also on immediate failure, from the loop). flags:
+ * PROBE_PIPELINED sends the SOCKS5 greeting, auth and CONNECT in one write (upstream.h),
+ * PROBE_EARLY the GET right behind the request, ahead of the proxy's reply (an http URL only),
+ * to learn whether the proxy takes that. cred: the trust store for an https URL (its certificate must chain to it and
  * name the URL's host); it must outlive the probe. */
 struct probe *probe_start(struct evloop *ev, const struct sockaddr_storage *proxy, enum upstream_type type,
-			  const char *user, const char *pass, int pipeline, const struct net_http_url *url,
+			  const char *user, const char *pass, int flags, const struct net_http_url *url,
 			  gnutls_certificate_credentials_t cred, unsigned timeout_ms, probe_done_cb cb, void *arg);
 /* Abandon a probe without calling back. */
 void probe_cancel(struct probe *p);

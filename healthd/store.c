@@ -296,20 +296,23 @@ int store_check(struct healthd *h, int64_t id, const char *what, const char *sql
 	return 0;
 }
 
-int store_pipelining(struct healthd *h, int64_t id, int v)
+int store_pipelining(struct healthd *h, int64_t id, int early, int v)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_ERROR;
 
-	if (sqlite3_prepare_v2(h->d->db, "UPDATE proxy_health SET pipelining = ?2 WHERE proxy_id = ?1", -1, &st,
-			       NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(h->d->db,
+			       early ? "UPDATE proxy_health SET early_data = ?2 WHERE proxy_id = ?1"
+				     : "UPDATE proxy_health SET pipelining = ?2 WHERE proxy_id = ?1",
+			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int(st, 2, v);
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		log_error("proxy %lld: cannot store pipelining: %s", (long long)id, sqlite3_errmsg(h->d->db));
+		log_error("proxy %lld: cannot store %s: %s", (long long)id, early ? "early_data" : "pipelining",
+			  sqlite3_errmsg(h->d->db));
 		return -EIO;
 	}
 	dbwatch_sync(h->d->watch);

@@ -362,6 +362,7 @@ lab_start_dante() {
 	udp.connectdst: no
 	user.privileged: root
 	user.unprivileged: nobody
+	${LAB_DANTE_OPTS:-}
 	client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
 	${LAB_DANTE_RULES:-}
 	socks pass { from: 0/0 to: 0/0 command: connect udpassociate udpreply }

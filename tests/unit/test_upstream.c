@@ -351,13 +351,119 @@ static void test_socks5_udp(void **state)
 	}
 }
 
+/* Step until the handshake waits for the peer (EPOLLIN) or ends; what it sent lands in seen. */
+static enum upstream_result step_until_wait(struct upstream_hs *hs, int fd, int peer, char *seen, size_t *seen_len)
+{
+	enum upstream_result r;
+	uint32_t want = 0;
+	ssize_t n;
+
+	r = upstream_hs_step(hs, fd, &want);
+	n = read(peer, seen + *seen_len, 512 - *seen_len);
+	if (n > 0)
+		*seen_len += (size_t)n;
+	return r;
+}
+
+/* A session kept ready: parked after the auth (lock-step and pipelined) or the TCP connect
+ * (HTTP), then resumed with the request and the client's first bytes in one write. */
+static void test_park_resume(void **state)
+{
+	struct upstream_target none, t = target4("203.0.113.10", 80);
+	const uint8_t early[] = "GET / HTTP/1.1\r\n\r\n";
+	struct upstream_hs hs;
+	char seen[512];
+	size_t len;
+	int sv[2];
+
+	(void)state;
+	memset(&none, 0, sizeof(none));
+	for (int pipeline = 0; pipeline <= 1; pipeline++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+		upstream_hs_init(&hs, UPSTREAM_SOCKS5, &none, "pgwuser", "pgwpass");
+		hs.pipeline = pipeline;
+		hs.park = 1;
+		len = 0;
+		assert_int_equal(upstream_hs_resume(&hs, &t, NULL, 0), -EINVAL); /* not parked yet */
+		assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+		if (!pipeline) {
+			assert_int_equal(len, 3); /* the greeting alone */
+			assert_int_equal(write(sv[1], "\x05\x02", 2), 2);
+			assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+		} else {
+			assert_int_equal(write(sv[1], "\x05\x02", 2), 2);
+			assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+		}
+		/* greeting and auth, no request (pipelined: in one write) */
+		assert_int_equal(len, 3 + 17);
+		assert_memory_equal(seen, "\x05\x01\x02\x01\x07pgwuser\x07pgwpass", 20);
+		assert_int_equal(write(sv[1], "\x01\x00", 2), 2);
+		assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
+		assert_true(upstream_hs_parked(&hs));
+		assert_int_equal(len, 20);					       /* nothing more went out */
+		assert_int_equal(upstream_hs_step(&hs, sv[0], &(uint32_t){0}), UP_OK); /* stays parked */
+		assert_int_equal(upstream_hs_resume(&hs, &t, early, sizeof(early) - 1), 0);
+		assert_false(upstream_hs_parked(&hs));
+		len = 0;
+		assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+		/* the CONNECT and the client's bytes together */
+		assert_int_equal(len, 10 + sizeof(early) - 1);
+		assert_memory_equal(seen, "\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 10);
+		assert_memory_equal(seen + 10, early, sizeof(early) - 1);
+		assert_int_equal(write(sv[1], "\x05\x00\x00\x01\0\0\0\0\0\0HTTP", 14), 14);
+		assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
+		assert_false(upstream_hs_parked(&hs));
+		assert_int_equal(hs.in_len, 4);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	/* no auth: parked after the method reply */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	upstream_hs_init(&hs, UPSTREAM_SOCKS5, &none, "", "");
+	hs.park = 1;
+	len = 0;
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+	assert_int_equal(write(sv[1], "\x05\x00", 2), 2);
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
+	assert_true(upstream_hs_parked(&hs));
+	/* bytes from a parked session's proxy: it is no longer a clean session */
+	assert_int_equal(write(sv[1], "\x05", 1), 1);
+	hs.in_len = 1;
+	assert_int_equal(upstream_hs_resume(&hs, &t, NULL, 0), -EINVAL);
+	close(sv[0]);
+	close(sv[1]);
+	/* HTTP: parked once connected, then CONNECT with the bytes behind it */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	upstream_hs_init(&hs, UPSTREAM_HTTP, &none, "", "");
+	hs.park = 1;
+	len = 0;
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
+	assert_true(upstream_hs_parked(&hs));
+	assert_int_equal(len, 0);
+	assert_int_equal(upstream_hs_resume(&hs, &t, early, sizeof(early) - 1), 0);
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+	seen[len] = '\0';
+	assert_true(len > sizeof(early) - 1);
+	assert_string_equal(seen + len - (sizeof(early) - 1), (const char *)early);
+	assert_true(strncmp(seen, "CONNECT 203.0.113.10:80 HTTP/1.1\r\n", 34) == 0);
+	assert_int_equal(write(sv[1], "HTTP/1.1 200 OK\r\n\r\n", 19), 19);
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_socks5_builders),	   cmocka_unit_test(test_http_builder),
-	    cmocka_unit_test(test_socks5_parsers),	   cmocka_unit_test(test_http_parser),
-	    cmocka_unit_test(test_socks5_handshake_paths), cmocka_unit_test(test_http_handshake_paths),
-	    cmocka_unit_test(test_socks5_pipelined),	   cmocka_unit_test(test_socks5_udp),
+	    cmocka_unit_test(test_socks5_builders),
+	    cmocka_unit_test(test_http_builder),
+	    cmocka_unit_test(test_socks5_parsers),
+	    cmocka_unit_test(test_http_parser),
+	    cmocka_unit_test(test_socks5_handshake_paths),
+	    cmocka_unit_test(test_http_handshake_paths),
+	    cmocka_unit_test(test_socks5_pipelined),
+	    cmocka_unit_test(test_socks5_udp),
+	    cmocka_unit_test(test_park_resume),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Scenario (issue 24): connection setup in one round trip. pgw-forwarder keeps sessions to a
+# proxy connected, greeted and authenticated ahead of the next client connection; a connection
+# takes one and sends its request there, with the client's first bytes in the same write where
+# a probe proved the proxy takes that (dante does; microsocks drops bytes that come ahead of its
+# reply, so it must not get them). A session serves one connection and is never back in the
+# pool; one the proxy closes while it waits teaches the pool the proxy's timeout; a protocol
+# where the server speaks first still works; proxies.preconnect=false opts a proxy out (API).
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_api_env
+LAB_DANTE_OPTS='timeout.negotiate: 4' lab_start_dante >/dev/null || exit 1
+ctl=$PGW_BIN/pgwctl
+db() { lab_db "$@"; }
+$ctl settings set health_timeout 1 >/dev/null
+$ctl settings set health_interval 2 >/dev/null
+$ctl settings set health_down_interval 1 >/dev/null
+db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
+    $LAB_PEER_PROXIES,
+    (4, 'dante', 'socks5', '$LAB_DANTE', 1080, '', '');
+    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2), ('192.168.2.12', 3),
+    ('192.168.2.13', 4);"
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+# a server that speaks first (as SMTP, FTP, POP3 do): its banner, then it echoes a line
+lab_bg wan banner python3 -c '
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("'$LAB_WEB'", 2525)); s.listen(16)
+def serve(c):
+    c.sendall(b"220 pgw banner\r\n"); f = c.makefile("rb"); c.sendall(b"echo " + f.readline()); c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()'
+lab_wait_port wan "$LAB_WEB" 2525
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+ADMIN=$(lab_api_login admin admin-password-1)
+J='Content-Type: application/json'
+hlog=$LAB_DIR/pgw-healthd.log
+flog=$LAB_DIR/pgw-forwarder.log
+st() { $ctl stats | jq -r "$1"; }
+fetch() { lab_exec lan curl -s -m 5 --interface "$1" "http://$LAB_WEB/ip"; }
+early() { db "SELECT early_data FROM proxy_health WHERE proxy_id = $1"; }
+# the forwarder's sessions to dante (local ports), when no client connection is open
+dante_sessions() { lab_exec gw ss -Htn state established "( dst $LAB_DANTE and dport = 1080 )" | awk '{print $3}' | sort; }
+
+check "all four proxies up" wait_for 8 bash -c "[ \$(sqlite3 $PGW_DB \"SELECT count(*) FROM proxy_health WHERE status = 'up'\") = 4 ]"
+check "dante: the probe with the GET behind the CONNECT succeeded, early_data = 1" \
+	wait_for 8 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT early_data FROM proxy_health WHERE proxy_id = 4') = 1 ]"
+check "microsocks with auth: tested, does not take them (its log line)" \
+	wait_for 8 grep -q "proxy 1 (socks-auth): does not take the client's first bytes" "$hlog"
+check "microsocks without auth: tested, does not take them" \
+	wait_for 8 grep -q "proxy 2 (socks-open): does not take the client's first bytes" "$hlog"
+check "tinyproxy (HTTP CONNECT): tested (its log line)" \
+	wait_for 8 grep -qE "proxy 3 \(http-auth\): (takes|does not take) the client's first bytes" "$hlog"
+check_eq "microsocks: early_data = 0, both" "$(early 1)$(early 2)" "00"
+check_match "GET /api/v1/health shows early_data" \
+	"$(lab_api GET /api/v1/health -H "$ADMIN" | cut -d' ' -f2- | jq -c '[.items[] | select(.proxy_id == 4) | .early_data]')" '^\[true\]$'
+check_match "a proxy is preconnect by default (GET /api/v1/proxies/4)" \
+	"$(lab_api GET /api/v1/proxies/4 -H "$ADMIN")" '^200 .*"preconnect": *true'
+
+for c in "192.168.2.10 $LAB_SOCKS_AUTH" "192.168.2.11 $LAB_SOCKS_NOAUTH" "192.168.2.12 $LAB_HTTP_PROXY" "192.168.2.13 $LAB_DANTE"; do
+	set -- $c
+	check_eq "client $1: exit address $2" "$(fetch $1)" "$2"
+done
+# warm both workers' pools up (each worker keeps its own; a connection lands on either)
+for ((i = 0; i < 20; i++)); do fetch 192.168.2.13 >/dev/null; done
+check "sessions to dante are kept ready while no client connection is open" \
+	wait_for 3 bash -c "[ \$($ctl stats | jq .upstream_sessions.ready) -ge 1 ]"
+check "... they are there, established (ss)" bash -c "[ \$(ip netns exec $(lab_ns gw) ss -Htn state established '( dst $LAB_DANTE and dport = 1080 )' | wc -l) -ge 1 ]"
+
+# ten connections: each takes a ready session and sends its GET with the CONNECT
+counts='[.upstream_sessions.used, .upstream_sessions.missed, .early_data, .upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv'
+read -r u0 m0 e0 r0 c0 < <(st "$counts")
+ok=0 gone=0 accounted=0
+for ((i = 0; i < 10; i++)); do
+	# a connection takes a session ready before it came (and the pool opens the next after): the
+	# one it took must be gone from the sessions seen before, once it has ended
+	read -r ua ra ca < <(st '[.upstream_sessions.used, .upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv')
+	before=$(dante_sessions)
+	[ "$(fetch 192.168.2.13)" = "$LAB_DANTE" ] && ok=$((ok + 1))
+	sleep 0.2
+	read -r ub rb cb < <(st '[.upstream_sessions.used, .upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv')
+	gone=$((gone + $(comm -23 <(echo "$before") <(dante_sessions) | grep -c .)))
+	accounted=$((accounted + ub - ua + rb - ra + cb - ca))
+done
+read -r u1 m1 e1 r1 c1 < <(st "$counts")
+check_eq "10 fetches through dante: all answered" "$ok" 10
+echo "# used $((u1 - u0)), missed $((m1 - m0)), early $((e1 - e0)), retired $((r1 - r0)), closed by dante $((c1 - c0))"
+check "at least 8 of the 10 took a ready session (the rest opened their own)" [ $((u1 - u0)) -ge 8 ]
+check_eq "every one is counted once: taken or opened its own" "$((u1 - u0 + m1 - m0))" 10
+check "at least 8 of the 10 sent the client's first bytes with the CONNECT" [ $((e1 - e0)) -ge 8 ]
+check_eq "a session taken is closed with its connection, never back in the pool (sessions gone = taken + retired + closed by dante)" \
+	"$gone" "$accounted"
+check "the access log names the connection pooled" grep -qE 'client=192.168.2.13:[0-9]+ .*close=done.* preconnected' "$flog"
+
+# microsocks: sessions kept ready too, but the request goes alone (it would drop the bytes)
+read -r u0 e0 < <(st '[.upstream_sessions.used, .early_data] | @tsv')
+ok=0
+for ((i = 0; i < 10; i++)); do [ "$(fetch 192.168.2.10)" = "$LAB_SOCKS_AUTH" ] && ok=$((ok + 1)); done
+read -r u1 e1 < <(st '[.upstream_sessions.used, .early_data] | @tsv')
+check_eq "10 fetches through microsocks (auth): all answered" "$ok" 10
+check "... most from ready sessions (greeted and authenticated ahead)" [ $((u1 - u0)) -ge 5 ]
+check_eq "... never with the client's bytes ahead of the reply" "$((e1 - e0))" 0
+ok=0
+for ((i = 0; i < 5; i++)); do [ "$(fetch 192.168.2.12)" = "$LAB_HTTP_PROXY" ] && ok=$((ok + 1)); done
+check_eq "5 fetches through tinyproxy (HTTP CONNECT, sessions connected ahead): all answered" "$ok" 5
+
+# a server that speaks first: the client sends nothing until the banner; the request goes alone
+# after a short wait, and the banner comes back
+banner() { lab_exec lan python3 -c '
+import socket, sys
+s = socket.create_connection(("'$LAB_WEB'", 2525), timeout=4)
+f = s.makefile("rb"); b = f.readline(); s.sendall(b"hello\r\n"); sys.stdout.write((b + f.readline()).decode())'; }
+got=$(banner 2>&1)
+check_eq "a server-first protocol through dante (a ready session, early data on): the banner, then the echo" \
+	"$(tr -d '\r' <<<"$got")" "220 pgw banner
+echo hello"
+head -c 3000000 /dev/urandom >"$LAB_DIR/www/files/rand.bin"
+sum=$(lab_exec lan curl -s -m 10 --interface 192.168.2.13 "http://$LAB_WEB/files/rand.bin" | sha256sum)
+check_eq "3 MB through dante from a ready session: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand.bin")"
+
+# dante closes sessions that have not sent their request within 4 s: the pool learns that
+check "dante closed an idle session: the pool retires them sooner from now on (log)" \
+	wait_for 12 grep -qE 'proxy 4: closed an idle session after [0-9]+ ms: sessions kept ready retire after [0-9]+ ms' "$flog"
+sleep 5 # the sessions opened before the lesson are gone by now (dante's 4 s)
+fetch 192.168.2.13 >/dev/null
+read -r r0 c0 < <(st '[.upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv')
+sleep 6
+read -r r1 c1 < <(st '[.upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv')
+echo "# over 6 s: retired $((r1 - r0)), closed by dante $((c1 - c0))"
+check "... then retires them before dante's timeout (over 6 s: some retired, none closed by dante)" \
+	bash -c "[ $((r1 - r0)) -gt 0 ] && [ $c1 -eq $c0 ]"
+check_eq "... and connections are still served" "$(fetch 192.168.2.13)" "$LAB_DANTE"
+
+# the per-proxy opt-out
+check_match "preconnect must be a boolean (400)" \
+	"$(lab_api PATCH /api/v1/proxies/4 -H "$ADMIN" -H "$J" -d '{"preconnect":"no"}')" '^400 .*preconnect'
+check_eq "... and nothing changed" "$(db 'SELECT preconnect FROM proxies WHERE id = 4')" 1
+check_match "PATCH preconnect=false" \
+	"$(lab_api PATCH /api/v1/proxies/4 -H "$ADMIN" -H "$J" -d '{"preconnect":false}')" '^200 .*"preconnect": *false'
+check "no session to dante kept any more (ss)" wait_for 3 bash -c "[ -z \"\$(ip netns exec $(lab_ns gw) ss -Htn state established '( dst $LAB_DANTE and dport = 1080 )')\" ]"
+read -r u0 m0 < <(st '[.upstream_sessions.used, .upstream_sessions.missed] | @tsv')
+check_eq "dante's client still served" "$(fetch 192.168.2.13)" "$LAB_DANTE"
+read -r u1 m1 < <(st '[.upstream_sessions.used, .upstream_sessions.missed] | @tsv')
+check_eq "... by a connection of its own (used +0, missed +1)" "$((u1 - u0)) $((m1 - m0))" "0 1"
+check "... and none kept after it" bash -c "sleep 1; [ -z \"\$(ip netns exec $(lab_ns gw) ss -Htn state established '( dst $LAB_DANTE and dport = 1080 )')\" ]"
+check_match "/metrics: sessions ready and what became of them" \
+	"$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)" \
+	'pgw_forwarder_upstream_sessions_ready [0-9]+.*pgw_forwarder_upstream_sessions_total\{event="used"\} [1-9].*pgw_forwarder_early_data_total [1-9]'
+finish
