@@ -3,8 +3,10 @@
 # each relay, with the proxies DELAY_MS (default 20) ms away each way, and with no delay, in one
 # run on the same lab. This kernel has no netem: the wan namespace sends every packet that crosses
 # its link to the gateway through NFQUEUE (iptables) to bench/nfq_delay, which holds it DELAY_MS and lets it
-# go. Relays: pgw-forwarder with the pipelined SOCKS5 handshake (dante takes it) and lock-step,
-# pgw-forwarder to an authenticating proxy (microsocks, user and password, lock-step), redsocks
+# go. Relays: pgw-forwarder as it runs (dante: sessions kept ready, the client's first bytes
+# with the CONNECT), without the early bytes, without sessions kept ready (pipelined handshake
+# with the early bytes), lock-step with neither; pgw-forwarder to an authenticating proxy
+# (microsocks, user and password: sessions kept ready, no early bytes: it drops them); redsocks
 # (Debian, splice) and the client speaking SOCKS5 to dante itself (curl --socks5). The floor of
 # a proxied connection is one round trip to the proxy plus the proxy's own connect; the table
 # says how many round trips each relay costs (TTFB / RTT). Bounded: about 2 minutes.
@@ -31,7 +33,7 @@ lab_pgw_env
 db() { sqlite3 "$PGW_DB" "$@"; }
 db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
     INSERT INTO proxies (id, name, type, host, port, username, password) VALUES (2, 'microsocks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS');
-    UPDATE proxy_health SET status = 'up', pipelining = CASE WHEN proxy_id = 1 THEN 1 ELSE 0 END, fresh_until = unixepoch() + 86400;
+    UPDATE proxy_health SET status = 'up', pipelining = proxy_id = 1, early_data = proxy_id = 1, fresh_until = unixepoch() + 86400;
     INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2);"
 lan() { lab_exec lan "$@"; }
 pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) i=1; printf "%.1f", a[i]*1000}'; }
@@ -57,25 +59,35 @@ rtt_ms() { # the gateway's round trip to dante, ms (ping: 10 of them, the median
 ttfb() {
 	local c=$1
 	shift
+	for ((i = 0; i < 10; i++)); do # warm up: sessions kept ready follow the connection rate
+		lan curl -s -o /dev/null -m 10 --interface "$c" "$@" "http://$LAB_WEB/ip"
+	done
 	for ((i = 0; i < REQS; i++)); do
 		lan curl -s -o /dev/null -w '%{time_starttransfer}\n' -m 10 --interface "$c" "$@" "http://$LAB_WEB/ip"
 	done >"$LAB_DIR/ttfb"
 	echo "$(pct 50 <"$LAB_DIR/ttfb") $(pct 95 <"$LAB_DIR/ttfb")"
 }
 
+reconf() { # SQL: change what the forwarder knows, and make it reload
+	db "$1"
+	kill -HUP "$fwd"
+	sleep 0.3
+}
 declare -A near far
 run_all() { # near|far: every relay, its p50 and p95
 	local -n out=$1
 	lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
 	fwd=$LAB_LAST_PID
 	wait_for grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
-	out[pgw-pipelined]=$(ttfb 192.168.2.10)
-	out[pgw-auth-lockstep]=$(ttfb 192.168.2.11)
-	db "UPDATE proxy_health SET pipelining = 0"
-	kill -HUP "$fwd"
-	sleep 0.3
+	out[pgw]=$(ttfb 192.168.2.10)
+	out[pgw-auth]=$(ttfb 192.168.2.11)
+	reconf "UPDATE proxy_health SET early_data = 0"
+	out[pgw-no-early]=$(ttfb 192.168.2.10)
+	reconf "UPDATE proxies SET preconnect = 0; UPDATE proxy_health SET early_data = 1 WHERE proxy_id = 1"
+	out[pgw-no-preconnect]=$(ttfb 192.168.2.10)
+	reconf "UPDATE proxy_health SET pipelining = 0, early_data = 0"
 	out[pgw-lockstep]=$(ttfb 192.168.2.10)
-	db "UPDATE proxy_health SET pipelining = 1 WHERE proxy_id = 1"
+	db "UPDATE proxies SET preconnect = 1; UPDATE proxy_health SET pipelining = 1, early_data = 1 WHERE proxy_id = 1"
 	lab_stop_pid "$fwd"
 	cat >"$LAB_DIR/redsocks.conf" <<-CONF
 	base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }
@@ -105,7 +117,7 @@ delay_off
 tail -1 "$LAB_DIR/nfq-delay.log"
 
 printf '%-18s %13s %13s %13s %13s %8s\n' relay "P50 ms near" "P95 ms near" "P50 ms far" "P95 ms far" "RTs far"
-for r in pgw-pipelined pgw-lockstep pgw-auth-lockstep redsocks direct-socks; do
+for r in pgw pgw-no-early pgw-no-preconnect pgw-lockstep pgw-auth redsocks direct-socks; do
 	read -r n50 n95 <<<"${near[$r]}"
 	read -r f50 f95 <<<"${far[$r]}"
 	printf '%-18s %13s %13s %13s %13s %8s\n' "$r" "$n50" "$n95" "$f50" "$f95" \

@@ -211,11 +211,13 @@ static int open_sess(struct pool *p, uint64_t now)
 	return 0;
 }
 
-/* Sessions to keep: enough for the connections expected while one opens, twice over. */
-static unsigned target(const struct pool *p)
+/* Sessions to keep: enough for the connections expected while one opens, twice over. The rate
+ * is the smoothed one or, when higher, this window's so far (a burst is followed at once). */
+static unsigned target(const struct pool *p, uint64_t now)
 {
-	uint64_t open_ms = p->open_ms > 50 ? p->open_ms : 50;
-	uint64_t n = ((uint64_t)p->rate * open_ms * 2 + 999) / 1000 + 1;
+	uint64_t open_ms = p->open_ms > 50 ? p->open_ms : 50, dt = now - p->win_start;
+	uint64_t rate = p->rate, cur = dt >= 250 ? p->win_count * 1000 / dt : 0;
+	uint64_t n = ((cur > rate ? cur : rate) * open_ms * 2 + 999) / 1000 + 1;
 
 	return n > POOL_MAX ? POOL_MAX : (unsigned)n;
 }
@@ -228,7 +230,7 @@ static void top_up(struct pool *p, uint64_t now)
 		p->off_until = 0;
 		p->young = 0;
 	}
-	while (p->n_ready + p->n_opening < target(p))
+	while (p->n_ready + p->n_opening < target(p, now))
 		if (open_sess(p, now) < 0)
 			return;
 }
