@@ -176,9 +176,9 @@ static void write_stats(void *arg, FILE *out)
 	stats_write(&f->sh.stats, &h, out);
 }
 
-/* Stopping: tell pgw-api to ask for the last counts now, and wait (1.5 s at most) until it has,
- * so what was moved since its last look (and during the drain) reaches the usage history and
- * the quotas. */
+/* Stopping: tell pgw-api to ask for the last counts now, and wait (5 s at most: it asks at once
+ * unless its main thread is held up, by a DB lock say) until it has, so what was moved since its
+ * last look (and during the drain) reaches the usage history and the quotas. */
 static void final_stats(struct forwarder *f, struct daemon *d)
 {
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_FORWARDER};
@@ -186,7 +186,7 @@ static void final_stats(struct forwarder *f, struct daemon *d)
 
 	if (!f->control || !d->nt || notify_send(d->nt, "api", &m) < 0)
 		return;
-	for (int i = 0; i < 30 && control_served(f->control) == n0; i++)
+	for (int i = 0; i < 100 && control_served(f->control) == n0; i++)
 		usleep(50 * 1000);
 }
 

@@ -25,7 +25,7 @@ struct pool {
 	struct pool *next;
 	struct worker *w;
 	uint64_t path;
-	int64_t proxy_id;
+	int64_t proxy_id, org_id;
 	enum upstream_type type;
 	int pipeline;
 	struct sockaddr_storage addr;
@@ -40,6 +40,7 @@ struct pool {
 	uint64_t off_until, young_at; /* none kept until then (the proxy ends them young); the last young end */
 	uint64_t lesson_at;	      /* when idle_ms was last cut */
 	unsigned young;		      /* young ends, in different seconds */
+	unsigned fails;		      /* sessions that failed to open in a row: the backoff doubles */
 	int seen;		      /* pool_revalidate */
 };
 
@@ -89,17 +90,23 @@ static void close_sess(struct pool_sess *s)
 	free(s);
 }
 
+static void top_up(struct pool *p, uint64_t now);
+
 /* The session failed to open: none for a while (the client connections go the usual way). */
 static void open_failed(struct pool_sess *s, const char *why)
 {
 	struct pool *p = s->p;
 	uint64_t now = ev_now_ms();
 
+	uint64_t wait = (uint64_t)POOL_BACKOFF_MS << (p->fails < 4 ? p->fails : 4); /* 5 s, doubling to 80 s */
+
 	atomic_fetch_add(&stats_of(p)->sess_failed, 1);
-	if (now >= p->backoff_until)
-		log_info("proxy %lld: a session kept ready failed to open (%s): none for %u s", (long long)p->proxy_id,
-			 why, POOL_BACKOFF_MS / 1000);
-	p->backoff_until = now + POOL_BACKOFF_MS;
+	if (now >= p->backoff_until) {
+		log_info("proxy %lld: a session kept ready failed to open (%s): none for %llu s",
+			 (long long)p->proxy_id, why, (unsigned long long)wait / 1000);
+		p->fails++;
+		p->backoff_until = now + wait;
+	}
 	close_sess(s);
 }
 
@@ -115,6 +122,8 @@ static void closed_by_proxy(struct pool_sess *s, uint64_t now)
 	atomic_fetch_add(&stats_of(p)->sess_closed, 1);
 	close_sess(s);
 	if (age < POOL_IDLE_MIN_MS) {
+		if (now - p->young_at > POOL_KEEP_MS) /* counted within a few minutes of each other only */
+			p->young = 0;
 		if (now - p->young_at >= 1000) {
 			p->young_at = now;
 			p->young++;
@@ -132,6 +141,7 @@ static void closed_by_proxy(struct pool_sess *s, uint64_t now)
 		log_info("proxy %lld: closed an idle session after %llu ms: sessions kept ready retire after %llu ms",
 			 (long long)p->proxy_id, (unsigned long long)age, (unsigned long long)p->idle_ms);
 	}
+	top_up(p, now); /* the pool keeps its size */
 }
 
 static void on_sess(struct evloop *ev, int fd, uint32_t events, void *arg)
@@ -153,7 +163,7 @@ static void on_sess(struct evloop *ev, int fd, uint32_t events, void *arg)
 		ev_mod_fd(ev, s->h, want);
 		return;
 	}
-	if (r != UP_OK || !upstream_hs_parked(s->hs)) {
+	if (r != UP_OK || !upstream_hs_parked(s->hs) || s->hs->in_len) { /* parked clean, or not at all */
 		char why[96];
 		upstream_reason(s->hs, r == UP_OK ? UP_ERR_BAD_REPLY : r, why, sizeof(why));
 		open_failed(s, why);
@@ -165,6 +175,7 @@ static void on_sess(struct evloop *ev, int fd, uint32_t events, void *arg)
 		return;
 	}
 	p->open_ms = p->open_ms ? (p->open_ms * 3 + (now - s->t_open)) / 4 : now - s->t_open;
+	p->fails = 0;
 	unlink_sess(s); /* now among the ready ones, at the front */
 	s->t_ready = now ? now : 1;
 	push_front(p, s);
@@ -177,10 +188,14 @@ static int open_sess(struct pool *p, uint64_t now)
 {
 	struct pool_sess *s = calloc(1, sizeof(*s));
 	struct upstream_target none;
+	unsigned uto = p->open_ms ? (unsigned)p->open_ms * 3 : POOL_USER_TIMEOUT_MS;
 	int one = 1;
 
 	if (!s)
 		return -ENOMEM;
+	uto = uto < POOL_USER_TIMEOUT_MIN_MS ? POOL_USER_TIMEOUT_MIN_MS
+	      : uto > POOL_USER_TIMEOUT_MS   ? POOL_USER_TIMEOUT_MS
+					     : uto;
 	s->p = p;
 	s->t_open = now;
 	s->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -193,6 +208,9 @@ static int open_sess(struct pool *p, uint64_t now)
 		return -ENOMEM;
 	}
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a session that died in silence (a NAT forgot it, the proxy's host went) must not swallow a
+	 * request: unacknowledged data errs it out soon (ETIMEDOUT; the connection then opens its own) */
+	setsockopt(s->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
 	memset(&none, 0, sizeof(none));
 	upstream_hs_init(s->hs, p->type, &none, p->user, p->pass);
 	s->hs->pipeline = p->pipeline;
@@ -235,10 +253,14 @@ static void top_up(struct pool *p, uint64_t now)
 			return;
 }
 
-static struct pool *find(struct worker *w, uint64_t path)
+/* The pool of e's path: the hash, then every field it stands for (a session authenticated with
+ * one set of credentials never serves another). */
+static struct pool *find(struct worker *w, const struct fwd_entry *e)
 {
 	for (struct pool *p = w->pools; p; p = p->next)
-		if (p->path == path)
+		if (p->path == e->path && p->proxy_id == e->proxy_id && p->org_id == e->org_id && p->type == e->type &&
+		    memcmp(&p->addr, &e->proxy, sizeof(p->addr)) == 0 && strcmp(p->user, e->user) == 0 &&
+		    strcmp(p->pass, e->pass) == 0)
 			return p;
 	return NULL;
 }
@@ -252,6 +274,7 @@ static struct pool *pool_new(struct worker *w, const struct fwd_entry *e, uint64
 	p->w = w;
 	p->path = e->path;
 	p->proxy_id = e->proxy_id;
+	p->org_id = e->org_id;
 	p->type = e->type;
 	p->addr = e->proxy;
 	memcpy(p->user, e->user, sizeof(p->user));
@@ -286,10 +309,10 @@ int pool_take(struct worker *w, const struct fwd_entry *e, uint64_t now, int *fd
 	struct pool_sess *s;
 
 	if (!e->preconnect || w->draining)
-		return 0;
-	p = find(w, e->path);
+		return -1;
+	p = find(w, e);
 	if (!p && !(p = pool_new(w, e, now)))
-		return 0;
+		return -1;
 	p->last_use = now;
 	p->win_count++;
 	p->pipeline = e->pipeline; /* as healthd knows it now, for the sessions opened from here */
@@ -302,6 +325,8 @@ int pool_take(struct worker *w, const struct fwd_entry *e, uint64_t now, int *fd
 		*h = s->h;
 		free(s);
 		atomic_fetch_add(&stats_of(p)->sess_used, 1);
+	} else if (p->off_until <= now && now >= p->backoff_until) {
+		atomic_fetch_add(&stats_of(p)->sess_fresh, 1); /* it keeps sessions, but none was ready */
 	}
 	top_up(p, now);
 	return s != NULL;
@@ -358,7 +383,7 @@ static void mark_seen(const struct fwd_entry *e, void *arg)
 	struct reval *rv = arg;
 	struct pool *p;
 
-	if (e->state != FWD_ACTIVE || !e->preconnect || !(p = find(rv->w, e->path)))
+	if (e->state != FWD_ACTIVE || !e->preconnect || !(p = find(rv->w, e)))
 		return;
 	p->seen = 1;
 	p->pipeline = e->pipeline;

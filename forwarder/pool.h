@@ -28,13 +28,18 @@
 #define POOL_RELEARN_MS	 60000	/* a minute after the proxy taught a shorter timeout, the pool tries longer */
 #define POOL_BACKOFF_MS	 5000
 #define POOL_PROXIES_MAX 256 /* paths a worker keeps sessions for */
+/* TCP_USER_TIMEOUT of a session: 3 x the time one takes to open, within these */
+#define POOL_USER_TIMEOUT_MIN_MS 1000
+#define POOL_USER_TIMEOUT_MS	 3000
 
 struct worker;
 struct ev_handle;
 
-/* A ready session for e's path, handed over: its socket, handshake (parked) and event handle
- * (the caller sets its callback: ev_set_cb). 1 when one was ready; 0 (nothing changes hands)
- * otherwise. Either way the connection counts toward the pool's rate and the pool is topped up. */
+/* A ready session for e's path, handed over: its socket (TCP_USER_TIMEOUT set: clear it once the
+ * tunnel is up), handshake (parked) and event handle (the caller sets its callback: ev_set_cb).
+ * 1 when one was ready; 0 when none was (counted as missed); -1 when the proxy gets none (opted
+ * out, draining, backing off: nothing counted). Nothing changes hands unless 1. The connection
+ * counts toward the pool's rate and the pool is topped up. */
 int pool_take(struct worker *w, const struct fwd_entry *e, uint64_t now, int *fd, struct upstream_hs **hs,
 	      struct ev_handle **h);
 /* Once a second: retire, time out, top up, forget pools no longer used. */

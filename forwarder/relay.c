@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PIPE_SIZE     (256 * 1024) /* 1 MiB measured ~5% faster, but bounds kernel memory per slow client 4x higher */
 #define ACCEPT_BATCH  64
-#define REPORT_GAP_MS 1000  /* passive health: at most one report per proxy per second per worker */
-#define EARLY_MAX     16384 /* the client's first bytes sent with the request: at most this */
+#define REPORT_GAP_MS 1000 /* passive health: at most one report per proxy per second per worker */
 #define EARLY_WAIT_MS                                                                                                  \
 	20 /* a ready session waits this long for them (a protocol where the server speaks                             \
 	      first pays it once) */
@@ -167,6 +167,8 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		upstream_hs_wipe(c->hs);
 		free(c->hs);
 	}
+	if (c->early_len && !c->sent_early) /* read, never delivered: the quota has them back */
+		stats_quota_give(c->cs, c->early_len);
 	free(c->early);
 	explicit_bzero(&c->map, sizeof(c->map));
 	free(c);
@@ -328,6 +330,10 @@ static int start_relay(struct conn *c)
 	int one = 1;
 
 	setsockopt(c->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (c->from_pool) { /* the session's short TCP_USER_TIMEOUT was for its request only */
+		unsigned zero = 0;
+		setsockopt(c->ufd, IPPROTO_TCP, TCP_USER_TIMEOUT, &zero, sizeof(zero));
+	}
 	/* bytes the proxy sent after its reply belong to the client: first in line. Pipes are
 	 * otherwise taken by pump() when data comes and given back when it has gone. */
 	if (c->hs->in_len > 0) {
@@ -414,12 +420,41 @@ static void reopen(struct conn *c)
 	upstream_open(c);
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A ready session failed (r) before any reply byte: was it gone before the request reached the
+ * proxy, so that nothing of the client's can have been passed on? Yes when none of the client's
+ * bytes went out, when the kernel never had them acknowledged (TCP_USER_TIMEOUT), or when the
+ * close came back sooner than a round trip after the request left (the proxy's FIN was already
+ * on its way). Otherwise it is the proxy's answer: no second try. */
+static int stale(struct conn *c, enum upstream_result r)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (r == UP_ERR_IO && c->hs->detail == ETIMEDOUT)
+		return 1;
+	if (r != UP_ERR_CLOSED)
+		return 0;
+	if (c->hs->early_off == 0)
+		return 1;
+	return getsockopt(c->ufd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_rtt > 0 &&
+	       now_us() - c->t_req_us < ti.tcpi_rtt;
+}
+
 /* A ready session: send the request (with the client's first bytes, if any came). */
 static void resume(struct conn *c)
 {
 	struct upstream_target t;
 
 	unwait(c);
+	c->t_req_us = now_us();
 	memset(&t, 0, sizeof(t));
 	memcpy(&t.addr, &c->dst, sizeof(c->dst));
 	if (upstream_hs_resume(c->hs, &t, c->early, c->early_len) < 0) {
@@ -440,25 +475,23 @@ static void early_read(struct conn *c)
 	if (c->hs->out_early) /* the request went already: the bytes wait in the socket for the relay */
 		return;
 	room = stats_quota_take(c->cs, EARLY_MAX);
-	if (room > 0 && (c->early = malloc(room))) {
-		n = recv(c->cfd, c->early, room, 0);
+	if (room > 0) { /* read into the worker's scratch, kept in a buffer of its size */
+		n = recv(c->cfd, c->w->early_buf, room, 0);
+		if (n > 0 && !(c->early = malloc((size_t)n)))
+			n = -2; /* no memory: the bytes are lost with the connection */
 		stats_quota_give(c->cs, n > 0 ? room - (size_t)n : room);
-		if (n < 0 && errno != EAGAIN) {
-			conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
+		if (n == -2 || (n < 0 && errno != EAGAIN)) {
+			conn_close(c, n == -2 ? CLOSE_INTERNAL : CLOSE_CLIENT_RESET, UP_OK);
 			return;
 		}
 		if (n == 0)
 			c->eof_c = 1; /* it sent everything it will (a half-close): the relay passes it on */
 		if (n > 0) {
+			memcpy(c->early, c->w->early_buf, (size_t)n);
 			c->early_len = (size_t)n;
 			c->hs->early = c->early;
 			c->hs->early_len = c->early_len;
-		} else {
-			free(c->early);
-			c->early = NULL;
 		}
-	} else {
-		stats_quota_give(c->cs, room);
 	}
 	if (c->from_pool && upstream_hs_parked(c->hs))
 		resume(c);
@@ -503,9 +536,9 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		}
 		return;
 	}
-	if (r == UP_ERR_CLOSED && c->from_pool && c->hs->in_len == 0) {
-		/* a ready session the proxy closed just before the request reached it: nothing went through,
-		 * so the connection opens its own (once) */
+	if (c->from_pool && c->hs->in_len == 0 && stale(c, r)) {
+		/* a ready session that was gone before the request reached the proxy: the connection opens
+		 * its own (once), with the same bytes */
 		reopen(c);
 		return;
 	}
@@ -628,7 +661,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	c->ch = ev_add_fd(w->ev, cfd, c->want_early ? EPOLLIN | EPOLLET : 0, on_client, c);
 	if (!c->ch)
 		goto refuse;
-	if (pool_take(w, &c->map, c->t_start, &c->ufd, &c->hs, &c->uh)) {
+	if (pool_take(w, &c->map, c->t_start, &c->ufd, &c->hs, &c->uh) == 1) {
 		c->from_pool = 1;
 		c->hs->user = c->map.user; /* the same credentials (the path says so): the pool's copy may go */
 		c->hs->pass = c->map.pass;
@@ -650,7 +683,6 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 			w->early_armed = 1;
 		return;
 	}
-	atomic_fetch_add(&sh->stats.sess_fresh, 1);
 	upstream_open(c);
 	return;
 refuse:

@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PIPE_POOL 64 /* per worker */
+#define PIPE_POOL 64	/* per worker */
+#define EARLY_MAX 16384 /* the client's first bytes sent with the request: at most this */
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
 #endif
@@ -55,8 +56,8 @@ struct conn {
 	int from_pool, want_early, sent_early;
 	uint8_t *early;
 	size_t early_len;
-	uint64_t early_until;
-	struct conn *wprev, *wnext; /* the worker's list of connections waiting for their first bytes */
+	uint64_t early_until, t_req_us; /* ... until when; when the request went on a ready session */
+	struct conn *wprev, *wnext;	/* the worker's list of connections waiting for their first bytes */
 };
 
 struct worker {
@@ -81,6 +82,7 @@ struct worker {
 	struct conn *wait_head, *wait_tail; /* waiting for their first bytes, oldest first */
 	struct ev_handle *early_timer;
 	int early_armed;
+	uint8_t early_buf[EARLY_MAX]; /* where the client's first bytes are read */
 };
 
 struct fwd_workers {

@@ -41,8 +41,12 @@ flog=$LAB_DIR/pgw-forwarder.log
 st() { $ctl stats | jq -r "$1"; }
 fetch() { lab_exec lan curl -s -m 5 --interface "$1" "http://$LAB_WEB/ip"; }
 early() { db "SELECT early_data FROM proxy_health WHERE proxy_id = $1"; }
-# the forwarder's sessions to dante (local ports), when no client connection is open
-dante_sessions() { lab_exec gw ss -Htn state established "( dst $LAB_DANTE and dport = 1080 )" | awk '{print $3}' | sort; }
+# the forwarder's own connections to dante (healthd's probes run in the same namespace)
+fwd_to_dante() { ip netns exec "$(lab_ns gw)" ss -Htnp state established "( dst $LAB_DANTE and dport = 1080 )" | grep -c '"pgw-forwarder"'; }
+# the access-log line of the last connection from client $1 (to port $2)
+last_conn() { grep -E "conn client=$1:[0-9]+ dst=[^ ]*:$2 " "$flog" | tail -1; }
+export -f fwd_to_dante lab_ns
+export LAB_ID LAB_DANTE
 
 check "all four proxies up" wait_for 8 bash -c "[ \$(sqlite3 $PGW_DB \"SELECT count(*) FROM proxy_health WHERE status = 'up'\") = 4 ]"
 check "dante: the probe with the GET behind the CONNECT succeeded, early_data = 1" \
@@ -65,60 +69,70 @@ for c in "192.168.2.10 $LAB_SOCKS_AUTH" "192.168.2.11 $LAB_SOCKS_NOAUTH" "192.16
 done
 # warm both workers' pools up (each worker keeps its own; a connection lands on either)
 for ((i = 0; i < 20; i++)); do fetch 192.168.2.13 >/dev/null; done
-check "sessions to dante are kept ready while no client connection is open" \
-	wait_for 3 bash -c "[ \$($ctl stats | jq .upstream_sessions.ready) -ge 1 ]"
-check "... they are there, established (ss)" bash -c "[ \$(ip netns exec $(lab_ns gw) ss -Htn state established '( dst $LAB_DANTE and dport = 1080 )' | wc -l) -ge 1 ]"
+check "sessions to dante are kept ready while no client connection is open (the forwarder's, ss)" \
+	wait_for 3 bash -c '[ "$(fwd_to_dante)" -ge 1 ]'
 
 # ten connections: each takes a ready session and sends its GET with the CONNECT
-counts='[.upstream_sessions.used, .upstream_sessions.missed, .early_data, .upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv'
-read -r u0 m0 e0 r0 c0 < <(st "$counts")
-ok=0 gone=0 accounted=0
+counts='[.upstream_sessions.used, .upstream_sessions.missed, .early_data] | @tsv'
+read -r u0 m0 e0 < <(st "$counts")
+ok=0 pooled=0 early_sent=0
 for ((i = 0; i < 10; i++)); do
-	# a connection takes a session ready before it came (and the pool opens the next after): the
-	# one it took must be gone from the sessions seen before, once it has ended
-	read -r ua ra ca < <(st '[.upstream_sessions.used, .upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv')
-	before=$(dante_sessions)
 	[ "$(fetch 192.168.2.13)" = "$LAB_DANTE" ] && ok=$((ok + 1))
-	sleep 0.2
-	read -r ub rb cb < <(st '[.upstream_sessions.used, .upstream_sessions.retired, .upstream_sessions.closed_by_proxy] | @tsv')
-	gone=$((gone + $(comm -23 <(echo "$before") <(dante_sessions) | grep -c .)))
-	accounted=$((accounted + ub - ua + rb - ra + cb - ca))
+	sleep 0.1
+	line=$(last_conn 192.168.2.13 80)
+	[[ $line == *" preconnected"* ]] && pooled=$((pooled + 1))
+	[[ $line == *" early_data"* ]] && early_sent=$((early_sent + 1))
 done
-read -r u1 m1 e1 r1 c1 < <(st "$counts")
+read -r u1 m1 e1 < <(st "$counts")
 check_eq "10 fetches through dante: all answered" "$ok" 10
-echo "# used $((u1 - u0)), missed $((m1 - m0)), early $((e1 - e0)), retired $((r1 - r0)), closed by dante $((c1 - c0))"
-check "at least 8 of the 10 took a ready session (the rest opened their own)" [ $((u1 - u0)) -ge 8 ]
-check_eq "every one is counted once: taken or opened its own" "$((u1 - u0 + m1 - m0))" 10
-check "at least 8 of the 10 sent the client's first bytes with the CONNECT" [ $((e1 - e0)) -ge 8 ]
-check_eq "a session taken is closed with its connection, never back in the pool (sessions gone = taken + retired + closed by dante)" \
-	"$gone" "$accounted"
+echo "# used $((u1 - u0)), missed $((m1 - m0)), early $((e1 - e0)); access log: preconnected $pooled, early_data $early_sent"
+check "at least 8 of the 10 took a ready session (access log: preconnected)" [ "$pooled" -ge 8 ]
+check_eq "... as the counters say: used + missed = 10, used = those" "$((u1 - u0 + m1 - m0)) $((u1 - u0))" "10 $pooled"
+check "at least 8 of the 10 sent the client's first bytes with the CONNECT (access log: early_data)" [ "$early_sent" -ge 8 ]
+check_eq "... as the counter says" "$((e1 - e0))" "$early_sent"
 check "the access log names the connection pooled" grep -qE 'client=192.168.2.13:[0-9]+ .*close=done.* preconnected' "$flog"
 
 # microsocks: sessions kept ready too, but the request goes alone (it would drop the bytes)
-read -r u0 e0 < <(st '[.upstream_sessions.used, .early_data] | @tsv')
-ok=0
-for ((i = 0; i < 10; i++)); do [ "$(fetch 192.168.2.10)" = "$LAB_SOCKS_AUTH" ] && ok=$((ok + 1)); done
-read -r u1 e1 < <(st '[.upstream_sessions.used, .early_data] | @tsv')
+ok=0 pooled=0 early_sent=0
+for ((i = 0; i < 10; i++)); do
+	[ "$(fetch 192.168.2.10)" = "$LAB_SOCKS_AUTH" ] && ok=$((ok + 1))
+	sleep 0.1
+	line=$(last_conn 192.168.2.10 80)
+	[[ $line == *" preconnected"* ]] && pooled=$((pooled + 1))
+	[[ $line == *" early_data"* ]] && early_sent=$((early_sent + 1))
+done
 check_eq "10 fetches through microsocks (auth): all answered" "$ok" 10
-check "... most from ready sessions (greeted and authenticated ahead)" [ $((u1 - u0)) -ge 5 ]
-check_eq "... never with the client's bytes ahead of the reply" "$((e1 - e0))" 0
-ok=0
-for ((i = 0; i < 5; i++)); do [ "$(fetch 192.168.2.12)" = "$LAB_HTTP_PROXY" ] && ok=$((ok + 1)); done
-check_eq "5 fetches through tinyproxy (HTTP CONNECT, sessions connected ahead): all answered" "$ok" 5
+check "... most from ready sessions, greeted and authenticated ahead (access log)" [ "$pooled" -ge 5 ]
+check_eq "... never with the client's bytes ahead of the reply" "$early_sent" 0
+ok=0 pooled=0
+for ((i = 0; i < 5; i++)); do
+	[ "$(fetch 192.168.2.12)" = "$LAB_HTTP_PROXY" ] && ok=$((ok + 1))
+	sleep 0.1
+	[[ $(last_conn 192.168.2.12 80) == *" preconnected"* ]] && pooled=$((pooled + 1))
+done
+check_eq "5 fetches through tinyproxy (HTTP CONNECT): all answered" "$ok" 5
+check "... most from sessions connected ahead (access log)" [ "$pooled" -ge 3 ]
 
 # a server that speaks first: the client sends nothing until the banner; the request goes alone
 # after a short wait, and the banner comes back
 banner() { lab_exec lan python3 -c '
 import socket, sys
-s = socket.create_connection(("'$LAB_WEB'", 2525), timeout=4)
+s = socket.create_connection(("'$LAB_WEB'", 2525), timeout=4, source_address=("192.168.2.13", 0))
 f = s.makefile("rb"); b = f.readline(); s.sendall(b"hello\r\n"); sys.stdout.write((b + f.readline()).decode())'; }
 got=$(banner 2>&1)
 check_eq "a server-first protocol through dante (a ready session, early data on): the banner, then the echo" \
 	"$(tr -d '\r' <<<"$got")" "220 pgw banner
 echo hello"
+sleep 0.1
+line=$(last_conn 192.168.2.13 2525)
+check_match "... from a ready session whose request went alone after the wait (access log: preconnected, no early_data)" \
+	"$line" 'close=done pipelined preconnected"'
 head -c 3000000 /dev/urandom >"$LAB_DIR/www/files/rand.bin"
 sum=$(lab_exec lan curl -s -m 10 --interface 192.168.2.13 "http://$LAB_WEB/files/rand.bin" | sha256sum)
-check_eq "3 MB through dante from a ready session: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand.bin")"
+check_eq "3 MB through dante: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand.bin")"
+sleep 0.1
+check_match "... from a ready session, the GET with the CONNECT (access log)" "$(last_conn 192.168.2.13 80)" \
+	'down=3[0-9]{6} .* preconnected early_data"'
 
 # dante closes sessions that have not sent their request within 4 s: the pool learns that
 check "dante closed an idle session: the pool retires them sooner from now on (log)" \
@@ -139,12 +153,14 @@ check_match "preconnect must be a boolean (400)" \
 check_eq "... and nothing changed" "$(db 'SELECT preconnect FROM proxies WHERE id = 4')" 1
 check_match "PATCH preconnect=false" \
 	"$(lab_api PATCH /api/v1/proxies/4 -H "$ADMIN" -H "$J" -d '{"preconnect":false}')" '^200 .*"preconnect": *false'
-check "no session to dante kept any more (ss)" wait_for 3 bash -c "[ -z \"\$(ip netns exec $(lab_ns gw) ss -Htn state established '( dst $LAB_DANTE and dport = 1080 )')\" ]"
+check "the forwarder keeps no session to dante any more (ss)" wait_for 3 bash -c '[ "$(fwd_to_dante)" = 0 ]'
 read -r u0 m0 < <(st '[.upstream_sessions.used, .upstream_sessions.missed] | @tsv')
 check_eq "dante's client still served" "$(fetch 192.168.2.13)" "$LAB_DANTE"
 read -r u1 m1 < <(st '[.upstream_sessions.used, .upstream_sessions.missed] | @tsv')
-check_eq "... by a connection of its own (used +0, missed +1)" "$((u1 - u0)) $((m1 - m0))" "0 1"
-check "... and none kept after it" bash -c "sleep 1; [ -z \"\$(ip netns exec $(lab_ns gw) ss -Htn state established '( dst $LAB_DANTE and dport = 1080 )')\" ]"
+sleep 0.1
+check_match "... by a connection of its own: not preconnected (access log), nothing counted" \
+	"$(last_conn 192.168.2.13 80) $((u1 - u0)) $((m1 - m0))" 'close=done pipelined( early_data)?"\} 0 0$'
+check "... and none kept after it" bash -c 'sleep 1; [ "$(fwd_to_dante)" = 0 ]'
 check_match "/metrics: sessions ready and what became of them" \
 	"$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)" \
 	'pgw_forwarder_upstream_sessions_ready [0-9]+.*pgw_forwarder_upstream_sessions_total\{event="used"\} [1-9].*pgw_forwarder_early_data_total [1-9]'

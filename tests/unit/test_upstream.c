@@ -391,6 +391,7 @@ static void test_park_resume(void **state)
 			assert_int_equal(write(sv[1], "\x05\x02", 2), 2);
 			assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
 		} else {
+			assert_int_equal(len, 3 + 17); /* greeting and auth in the first write */
 			assert_int_equal(write(sv[1], "\x05\x02", 2), 2);
 			assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
 		}
@@ -426,15 +427,15 @@ static void test_park_resume(void **state)
 	assert_int_equal(write(sv[1], "\x05\x00", 2), 2);
 	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
 	assert_true(upstream_hs_parked(&hs));
-	/* bytes from a parked session's proxy: it is no longer a clean session */
-	assert_int_equal(write(sv[1], "\x05", 1), 1);
+	/* resume refuses a session with bytes of the proxy's pending (the forwarder ends a ready
+	 * session at the first byte it gets; this guards a handshake that parked with bytes left) */
 	hs.in_len = 1;
 	assert_int_equal(upstream_hs_resume(&hs, &t, NULL, 0), -EINVAL);
 	close(sv[0]);
 	close(sv[1]);
 	/* HTTP: parked once connected, then CONNECT with the bytes behind it */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	upstream_hs_init(&hs, UPSTREAM_HTTP, &none, "", "");
+	upstream_hs_init(&hs, UPSTREAM_HTTP, &none, "u", "p");
 	hs.park = 1;
 	len = 0;
 	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
@@ -446,8 +447,85 @@ static void test_park_resume(void **state)
 	assert_true(len > sizeof(early) - 1);
 	assert_string_equal(seen + len - (sizeof(early) - 1), (const char *)early);
 	assert_true(strncmp(seen, "CONNECT 203.0.113.10:80 HTTP/1.1\r\n", 34) == 0);
+	assert_non_null(strstr(seen, "Proxy-Authorization: Basic dTpw\r\n")); /* the credentials, at resume */
 	assert_int_equal(write(sv[1], "HTTP/1.1 200 OK\r\n\r\n", 19), 19);
 	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_OK);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* A big first chunk from the client and a small send buffer: the request and the bytes leave in
+ * several writes, each byte once and in order, and the reply is read after the last. */
+static void test_early_partial_writes(void **state)
+{
+	struct upstream_target none, t = target4("203.0.113.10", 80);
+	static uint8_t early[200000], seen[300000];
+	struct upstream_hs hs;
+	enum upstream_result r;
+	size_t len = 0;
+	int sv[2], small = 4096;
+	uint32_t want = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(early); i++)
+		early[i] = (uint8_t)(i * 7 + 1);
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	upstream_hs_init(&hs, UPSTREAM_SOCKS5, &none, "", "");
+	hs.park = 1;
+	assert_int_equal(upstream_hs_step(&hs, sv[0], &want), UP_IN_PROGRESS);
+	assert_int_equal(read(sv[1], seen, sizeof(seen)), 3);
+	assert_int_equal(write(sv[1], "\x05\x00", 2), 2);
+	assert_int_equal(upstream_hs_step(&hs, sv[0], &want), UP_OK);
+	assert_int_equal(upstream_hs_resume(&hs, &t, early, sizeof(early)), 0);
+	for (int guard = 0; guard < 10000; guard++) {
+		want = 0;
+		r = upstream_hs_step(&hs, sv[0], &want);
+		assert_int_equal(r, UP_IN_PROGRESS);
+		if (want == EPOLLIN) /* all sent: waits for the reply */
+			break;
+		assert_int_equal(want, EPOLLOUT);
+		ssize_t n = read(sv[1], seen + len, sizeof(seen) - len);
+		assert_true(n > 0);
+		len += (size_t)n;
+	}
+	for (ssize_t n; (n = read(sv[1], seen + len, sizeof(seen) - len)) > 0;)
+		len += (size_t)n;
+	assert_int_equal(len, 10 + sizeof(early));
+	assert_memory_equal(seen, "\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 10);
+	assert_memory_equal(seen + 10, early, sizeof(early));
+	assert_int_equal(hs.early_off, sizeof(early));
+	assert_int_equal(write(sv[1], "\x05\x00\x00\x01\0\0\0\0\0\0", 10), 10);
+	assert_int_equal(upstream_hs_step(&hs, sv[0], &want), UP_OK);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Early bytes ride with the request only: never with a lock-step greeting or auth. */
+static void test_early_not_with_greeting(void **state)
+{
+	struct upstream_target t = target4("203.0.113.10", 80);
+	const uint8_t early[] = "EARLY";
+	struct upstream_hs hs;
+	char seen[512];
+	size_t len = 0;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	upstream_hs_init(&hs, UPSTREAM_SOCKS5, &t, "pgwuser", "pgwpass");
+	hs.early = early;
+	hs.early_len = 5;
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+	assert_int_equal(len, 3); /* the greeting alone */
+	assert_int_equal(write(sv[1], "\x05\x02", 2), 2);
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+	assert_int_equal(len, 3 + 17); /* the auth alone */
+	assert_int_equal(write(sv[1], "\x01\x00", 2), 2);
+	assert_int_equal(step_until_wait(&hs, sv[0], sv[1], seen, &len), UP_IN_PROGRESS);
+	assert_int_equal(len, 20 + 10 + 5); /* the CONNECT, then the bytes */
+	assert_memory_equal(seen + 30, "EARLY", 5);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -464,6 +542,8 @@ int main(void)
 	    cmocka_unit_test(test_socks5_pipelined),
 	    cmocka_unit_test(test_socks5_udp),
 	    cmocka_unit_test(test_park_resume),
+	    cmocka_unit_test(test_early_partial_writes),
+	    cmocka_unit_test(test_early_not_with_greeting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
