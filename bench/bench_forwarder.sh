@@ -3,11 +3,13 @@
 # against the client speaking SOCKS directly to the upstream, in one run, on the same lab and
 # the same upstream (dante-server). pgw-agent's own ruleset redirects client TCP to whichever
 # relay is measured, so only the relay differs.
-# pgw-forwarder is measured twice: with the pipelined SOCKS5 handshake (pgw-healthd finds that
-# dante takes it) and lock-step (what it does for proxies that do not, like microsocks).
+# pgw-forwarder is measured twice: as it runs for dante (sessions kept ready, the pipelined
+# SOCKS5 handshake and the client's first bytes with the CONNECT: what pgw-healthd finds dante
+# takes) and with none of that (lock-step, a connection to the proxy opened per client one).
 # Measures: throughput (iperf3 through the relay; curl download for all three), relay CPU time
-# per GB (from /proc), sequential small-request latency P50/P95, new connections per second
-# (wrk, Connection: close), relay RSS. Bounded: about 3 minutes.
+# per GB (from /proc) and the machine's (/proc/stat), sequential small-request latency P50/P95,
+# new connections per second (wrk, Connection: close), a download's throughput during such a
+# connection storm, relay RSS. Bounded: about 3 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
@@ -29,7 +31,7 @@ cat "$LAB_DIR/www/files/big.bin" >/dev/null # into the page cache: the first rel
 lab_pgw_env
 db() { sqlite3 "$PGW_DB" "$@"; }
 db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
-    UPDATE proxy_health SET status = 'up', pipelining = 1, fresh_until = unixepoch() + 86400; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+    UPDATE proxy_health SET status = 'up', pipelining = 1, early_data = 1, fresh_until = unixepoch() + 86400; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
 C=192.168.2.10
 lan() { lab_exec lan "$@"; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -40,13 +42,16 @@ pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) 
 measure() {
 	local mode=$1 pid=$2
 	shift 2
-	local t0 t1 bytes gbps cpu0 cpu1 cpu_gb ip3 p50 p95 cps rss
+	local t0 t1 bytes gbps cpu0 cpu1 cpu_gb ip3 p50 p95 cps rss box0 box1 box_gb storm
 	lan curl -s -o /dev/null --interface $C "$@" "http://$LAB_WEB/ip" || { echo "$mode: no path"; return 1; }
 	# throughput: 2 GB download (curl), relay CPU over it
 	[ "$pid" != - ] && cpu0=$(cpu_of "$pid") && usr0=$(user_of "$pid")
+	box0=$(box_busy)
 	t0=$(date +%s%N)
 	bytes=$(lan curl -s -o /dev/null -w '%{size_download}' --interface $C "$@" "http://$LAB_WEB/files/big.bin")
 	t1=$(date +%s%N)
+	box1=$(box_busy)
+	box_gb=$(awk -v a="$box0" -v b="$box1" -v hz="$(getconf CLK_TCK)" -v by="$bytes" 'BEGIN {printf "%.2f", (b - a) / hz / (by / 1e9)}')
 	gbps=$(awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", b * 8 / ns}')
 	if [ "$pid" != - ]; then
 		cpu1=$(cpu_of "$pid")
@@ -59,8 +64,15 @@ measure() {
 	if [ $# -eq 0 ]; then
 		ip3=$(lan iperf3 -c $LAB_WEB -B $C -t "$SECS" -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | floor / 100')
 		cps=$(lan wrk -t 2 -c 50 -d "${SECS}s" -H 'Connection: close' "http://$LAB_WEB/ip" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}')
+		# a connection storm (wrk, Connection: close) against a download already running
+		lan curl -s -o /dev/null -w '%{size_download}' -m "$SECS" --interface $C "http://$LAB_WEB/files/big.bin" >"$LAB_DIR/storm-dl" &
+		local dl=$!
+		sleep 0.5
+		lan wrk -t 2 -c 50 -d "$((SECS - 1))s" -H 'Connection: close' "http://$LAB_WEB/ip" >/dev/null 2>&1
+		wait "$dl"
+		storm=$(awk -v s="$SECS" '{printf "%.2f", $1 * 8 / s / 1e9}' "$LAB_DIR/storm-dl")
 	else
-		ip3=n/a cps=n/a # iperf3 and wrk cannot speak SOCKS
+		ip3=n/a cps=n/a storm=n/a # iperf3 and wrk cannot speak SOCKS
 	fi
 	for ((i = 0; i < REQS; i++)); do
 		lan curl -s -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
@@ -68,10 +80,12 @@ measure() {
 	p50=$(pct 50 <"$LAB_DIR/lat-$mode")
 	p95=$(pct 95 <"$LAB_DIR/lat-$mode")
 	rss=$([ "$pid" != - ] && awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo n/a)
-	printf '%-14s %12s %14s %16s %10s %10s %12s %9s\n' "$mode" "$gbps" "$ip3" "$cpu_gb" "$p50" "$p95" "$cps" "$rss"
+	printf '%-14s %12s %14s %16s %12s %10s %10s %12s %14s %9s\n' "$mode" "$gbps" "$ip3" "$cpu_gb" "$box_gb" "$p50" "$p95" "$cps" "$storm" "$rss"
 }
+# the machine's busy CPU time (all processes, interrupts and softirqs), in clock ticks
+box_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
-printf '%-14s %12s %14s %16s %10s %10s %12s %9s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "RSS KiB"
+printf '%-14s %12s %14s %16s %12s %10s %10s %12s %14s %9s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "box CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "storm Gbit/s" "RSS KiB"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 wait_for() { local i; for ((i = 0; i < 100; i++)); do "$@" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 wait_for lab_exec gw nft list set inet pgw active4 >/dev/null
@@ -79,11 +93,11 @@ wait_for lab_exec gw nft list set inet pgw active4 >/dev/null
 lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
 fwd=$LAB_LAST_PID
 wait_for grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
-measure pgw-forwarder "$fwd" # pipelined SOCKS5 handshake: what pgw-healthd finds for dante (e2e 17)
-db "UPDATE proxy_health SET pipelining = 0"
+measure pgw-forwarder "$fwd" # as it runs for dante: sessions kept ready, pipelined, early bytes (e2e 17, 41)
+db "UPDATE proxy_health SET pipelining = 0, early_data = 0; UPDATE proxies SET preconnect = 0"
 kill -HUP "$fwd"
 sleep 0.3
-measure pgw-lockstep "$fwd" # the same, handshake lock-step (as for microsocks)
+measure pgw-lockstep "$fwd" # lock-step, one connection to the proxy each, opened when the client connects
 lab_stop_pid "$fwd"
 
 cat >"$LAB_DIR/redsocks.conf" <<CONF
@@ -108,4 +122,6 @@ lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
 lab_exec gw "$PGW_BIN/pgw-agent" --flush >/dev/null
 measure direct-socks - --socks5 $LAB_DANTE:1080
 echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency."
-echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download (u: user-space part)."
+echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download (u: user-space part); box CPU"
+echo "s/GB: the whole machine's busy time over it (/proc/stat: every process, interrupts, softirqs); storm: a download's"
+echo "throughput while wrk opens new connections (Connection: close) for $((SECS - 1)) of its $SECS s."

@@ -153,16 +153,15 @@ static void on_sess(struct evloop *ev, int fd, uint32_t events, void *arg)
 	uint64_t now;
 
 	(void)fd;
+	(void)ev;
 	if (s->t_ready) { /* ready sessions wait in silence: anything from the proxy ends them */
-		closed_by_proxy(s, ev_now_ms());
+		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			closed_by_proxy(s, ev_now_ms());
 		return;
 	}
-	(void)events;
 	r = upstream_hs_step(s->hs, s->fd, &want);
-	if (r == UP_IN_PROGRESS) {
-		ev_mod_fd(ev, s->h, want);
+	if (r == UP_IN_PROGRESS) /* until EAGAIN: watched EV_ALL, edge-triggered, the next edge brings it back */
 		return;
-	}
 	if (r != UP_OK || !upstream_hs_parked(s->hs) || s->hs->in_len) { /* parked clean, or not at all */
 		char why[96];
 		upstream_reason(s->hs, r == UP_OK ? UP_ERR_BAD_REPLY : r, why, sizeof(why));
@@ -170,10 +169,6 @@ static void on_sess(struct evloop *ev, int fd, uint32_t events, void *arg)
 		return;
 	}
 	now = ev_now_ms();
-	if (ev_mod_fd(ev, s->h, EPOLLIN | EPOLLRDHUP) < 0) {
-		open_failed(s, "epoll");
-		return;
-	}
 	p->open_ms = p->open_ms ? (p->open_ms * 3 + (now - s->t_open)) / 4 : now - s->t_open;
 	p->fails = 0;
 	unlink_sess(s); /* now among the ready ones, at the front */
@@ -221,7 +216,7 @@ static int open_sess(struct pool *p, uint64_t now)
 		open_failed(s, strerror(errno));
 		return -1;
 	}
-	s->h = ev_add_fd(p->w->ev, s->fd, EPOLLOUT, on_sess, s);
+	s->h = ev_add_fd(p->w->ev, s->fd, EV_ALL, on_sess, s);
 	if (!s->h) {
 		open_failed(s, "epoll");
 		return -1;

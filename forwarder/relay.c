@@ -362,10 +362,7 @@ static int start_relay(struct conn *c)
 	c->relaying = 1;
 	__atomic_store_n(&c->pub.relaying, 1, __ATOMIC_RELAXED);
 	c->t_active = c->t_relay = ev_now_ms();
-	/* edge-triggered from here on: pump() always runs until EAGAIN, so no epoll_ctl per cycle */
-	if (ev_mod_fd(c->w->ev, c->ch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0 ||
-	    ev_mod_fd(c->w->ev, c->uh, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0)
-		return -EIO;
+	/* both sockets are watched EV_ALL since they were added: the caller pumps both ways now */
 	return 0;
 }
 
@@ -400,8 +397,7 @@ static void upstream_open(struct conn *c)
 		conn_close(c, CLOSE_UPSTREAM, r);
 		return;
 	}
-	c->uh = ev_add_fd(w->ev, c->ufd, EPOLLOUT, on_upstream, c);
-	c->uev = EPOLLOUT;
+	c->uh = ev_add_fd(w->ev, c->ufd, EV_ALL, on_upstream, c);
 	if (!c->uh)
 		conn_close(c, CLOSE_INTERNAL, UP_OK);
 }
@@ -524,18 +520,14 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		relay_io(c, events);
 		return;
 	}
-	if (upstream_hs_parked(c->hs)) { /* a ready session, still waiting for the client's first bytes, ended */
-		reopen(c);
+	if (upstream_hs_parked(c->hs)) { /* a ready session, still waiting for the client's first bytes */
+		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) /* ... ended (or spoke: not clean) */
+			reopen(c);
 		return;
 	}
 	r = upstream_hs_step(c->hs, c->ufd, &want);
-	if (r == UP_IN_PROGRESS) {
-		if (want != c->uev) {
-			ev_mod_fd(c->w->ev, c->uh, want);
-			c->uev = want;
-		}
+	if (r == UP_IN_PROGRESS) /* it read or wrote until EAGAIN: the next edge brings it back */
 		return;
-	}
 	if (c->from_pool && c->hs->in_len == 0 && stale(c, r)) {
 		/* a ready session that was gone before the request reached the proxy: the connection opens
 		 * its own (once), with the same bytes */
@@ -658,7 +650,7 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	}
 	/* the client's first bytes, for a proxy that takes them with the request: an edge, read once */
 	c->want_early = c->map.early;
-	c->ch = ev_add_fd(w->ev, cfd, c->want_early ? EPOLLIN | EPOLLET : 0, on_client, c);
+	c->ch = ev_add_fd(w->ev, cfd, EV_ALL, on_client, c);
 	if (!c->ch)
 		goto refuse;
 	if (pool_take(w, &c->map, c->t_start, &c->ufd, &c->hs, &c->uh) == 1) {
@@ -666,7 +658,6 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 		c->hs->user = c->map.user; /* the same credentials (the path says so): the pool's copy may go */
 		c->hs->pass = c->map.pass;
 		ev_set_cb(c->uh, on_upstream, c);
-		c->uev = EPOLLIN | EPOLLRDHUP;
 		if (!c->want_early) {
 			resume(c);
 			return;

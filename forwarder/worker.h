@@ -14,6 +14,11 @@
 
 #define PIPE_POOL 64	/* per worker */
 #define EARLY_MAX 16384 /* the client's first bytes sent with the request: at most this */
+/* Every socket of a connection (and of a session kept ready) is watched for everything, edge-
+ * triggered, from the start: no epoll_ctl after it is added. Safe because each handler reads or
+ * writes until EAGAIN before it waits (the handshake tries the reply's recv right after its send;
+ * the relay pumps both ways when it starts), and ignores the edges it has no use for. */
+#define EV_ALL (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
 #endif
@@ -29,7 +34,6 @@ struct conn {
 	struct conn *prev, *next;
 	int cfd, ufd;
 	struct ev_handle *ch, *uh;
-	uint32_t uev; /* registered interest during the handshake */
 	struct sockaddr_storage client, dst;
 	struct fwd_entry map;
 	struct upstream_hs *hs; /* during the handshake only */

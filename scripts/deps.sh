@@ -10,7 +10,7 @@ libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev keepalived
 dnsmasq-base unbound dnsperf bind9-dnsutils libgnutls28-dev
-curl iperf3 wrk jq tcpdump conntrack tzdata iputils-ping nftables iptables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
+curl iperf3 wrk jq strace tcpdump conntrack tzdata iputils-ping nftables iptables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
 
 # playwright-core for the browser tests (npm; Debian's chromium is the browser)
 web_deps() {
