@@ -171,11 +171,12 @@ struct ev_handle *ev_add_signals(struct evloop *ev, const int *signals, int n, e
 	return h;
 }
 
-void ev_del(struct evloop *ev, struct ev_handle *h)
+static void del(struct evloop *ev, struct ev_handle *h, int closing)
 {
 	if (!h || h->dead)
 		return;
-	epoll_ctl(ev->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+	if (!closing || h->kind != EV_FD)
+		epoll_ctl(ev->epfd, EPOLL_CTL_DEL, h->fd, NULL);
 	if (h->kind != EV_FD)
 		close(h->fd);
 	if (h->kind == EV_SIGNAL)
@@ -189,6 +190,16 @@ void ev_del(struct evloop *ev, struct ev_handle *h)
 	h->dead = 1;
 	h->next_dead = ev->dead;
 	ev->dead = h;
+}
+
+void ev_del(struct evloop *ev, struct ev_handle *h)
+{
+	del(ev, h, 0);
+}
+
+void ev_forget(struct evloop *ev, struct ev_handle *h)
+{
+	del(ev, h, 1);
 }
 
 static void dispatch(struct evloop *ev, struct ev_handle *h, uint32_t events)

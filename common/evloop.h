@@ -29,6 +29,9 @@ int ev_timer_set(struct ev_handle *h, uint64_t first_ms, uint64_t interval_ms);
 struct ev_handle *ev_add_signals(struct evloop *ev, const int *signals, int n, ev_signal_cb cb, void *arg);
 /* Remove and free a handle (safe to call from inside any callback). */
 void ev_del(struct evloop *ev, struct ev_handle *h);
+/* The same for an fd the caller closes right after (and holds no other descriptor of): closing
+ * it takes it out of the epoll set, so no system call here. */
+void ev_forget(struct evloop *ev, struct ev_handle *h);
 
 /* Run until ev_stop(); 0, or -errno if epoll failed. */
 int ev_run(struct evloop *ev);

@@ -578,6 +578,10 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 			}
 			explicit_bzero(hs->out, hs->out_len); /* may have held credentials */
 			hs->state = hs->next;
+			if (hs->in_len == 0) { /* the reply cannot be here yet: no recv to learn that */
+				*want = EPOLLIN;
+				return UP_IN_PROGRESS;
+			}
 			break;
 		case HS_METHOD:
 		case HS_AUTH:

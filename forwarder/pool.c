@@ -80,7 +80,7 @@ static void push_front(struct pool *p, struct pool_sess *s)
 static void close_sess(struct pool_sess *s)
 {
 	unlink_sess(s);
-	ev_del(s->p->w->ev, s->h);
+	ev_forget(s->p->w->ev, s->h); /* closed right below */
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->hs) {

@@ -147,8 +147,8 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	w->n_conns--;
 	pthread_mutex_unlock(&w->list_lock);
 	unwait(c);
-	ev_del(w->ev, c->ch);
-	ev_del(w->ev, c->uh);
+	ev_forget(w->ev, c->ch); /* both closed below */
+	ev_forget(w->ev, c->uh);
 	if (why == CLOSE_REVOKED ||
 	    why == CLOSE_ADMIN) { /* a reset, not a FIN: the client must not take it for a complete reply */
 		struct linger rst = {.l_onoff = 1, .l_linger = 0};
@@ -228,14 +228,16 @@ static enum fwd_destfail destfail_kind(const struct upstream_hs *hs)
 
 /* Move bytes src -> pipe -> dst. A client with a quota reads only what its quota gives
  * (stats_quota_take: taken at the read, so no connection of the client can read the same bytes
- * again, whichever worker it is on). Returns 0, or -1 when the connection must close (*why set). */
+ * again, whichever worker it is on). *rd, *wr: src may have bytes, dst may take some (set by
+ * their events, cleared at EAGAIN: edge-triggered, so a side that said EAGAIN is not tried again
+ * before its next edge). Returns 0, or -1 when the connection must close (*why set). */
 static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int *eof, int *shut, uint64_t *count,
-		enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
+		int *rd, int *wr, enum fwd_close *why, enum fwd_close reset_src, enum fwd_close reset_dst)
 {
 	for (;;) {
 		int progress = 0;
 		ssize_t n;
-		size_t room = *inpipe < PIPE_SIZE && !*eof ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe) : 0;
+		size_t room = *rd && *inpipe < PIPE_SIZE && !*eof ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe) : 0;
 
 		if (room > 0 && p[0] < 0 && pipe_get(c->w, p) < 0) {
 			stats_quota_give(c->cs, room); /* no descriptor for a pipe: end it cleanly */
@@ -251,18 +253,25 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 			} else if (n == 0) {
 				*eof = 1;
 				progress = 1;
-			} else if (errno != EAGAIN) {
+			} else if (errno == EAGAIN) {
+				/* an empty pipe: the socket has nothing. Else the pipe may be what is full (its
+				 * slots hold partial pages): src stays worth trying once the pipe drains */
+				if (*inpipe == 0)
+					*rd = 0;
+			} else {
 				*why = reset_src;
 				return -1;
 			}
 		}
-		if (*inpipe > 0) {
+		if (*inpipe > 0 && *wr) {
 			n = splice(p[0], NULL, dst, NULL, *inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				*inpipe -= (size_t)n;
 				*count += (uint64_t)n;
 				progress = 1;
-			} else if (n < 0 && errno != EAGAIN) {
+			} else if (n < 0 && errno == EAGAIN) {
+				*wr = 0;
+			} else if (n < 0) {
 				*why = reset_dst;
 				return -1;
 			}
@@ -279,19 +288,25 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 	}
 }
 
-static void relay_io(struct conn *c, uint32_t events)
+/* events: of the proxy's side (from_u) or the client's. */
+static void relay_io(struct conn *c, int from_u, uint32_t events)
 {
 	struct fwd_stats *s = &c->w->sh->stats;
 	uint64_t up0 = c->bytes_up, down0 = c->bytes_down;
 	enum fwd_close why = CLOSE_INTERNAL;
+
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		*(from_u ? &c->rd_u : &c->rd_c) = 1;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		*(from_u ? &c->wr_u : &c->wr_c) = 1;
 	if (stats_quota_left(c->cs) <= 0 && c->in_up == 0 && c->in_down == 0) {
 		conn_close(c, CLOSE_QUOTA, UP_OK); /* used up (by this connection or another of its) */
 		return;
 	}
-	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &why,
-		 CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
-	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &why,
-		 CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
+	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &c->rd_c, &c->wr_u,
+		 &why, CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
+	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &c->rd_u,
+		 &c->wr_c, &why, CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
 		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
 		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
 		stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
@@ -360,6 +375,7 @@ static int start_relay(struct conn *c)
 	free(c->hs);
 	c->hs = NULL;
 	c->relaying = 1;
+	c->rd_c = c->rd_u = c->wr_c = c->wr_u = 1; /* edges seen during the handshake were not used: try all */
 	__atomic_store_n(&c->pub.relaying, 1, __ATOMIC_RELAXED);
 	c->t_active = c->t_relay = ev_now_ms();
 	/* both sockets are watched EV_ALL since they were added: the caller pumps both ways now */
@@ -408,7 +424,7 @@ static void reopen(struct conn *c)
 {
 	unwait(c);
 	atomic_fetch_add(&c->w->sh->stats.sess_stale, 1);
-	ev_del(c->w->ev, c->uh);
+	ev_forget(c->w->ev, c->uh);
 	c->uh = NULL;
 	close(c->ufd);
 	c->ufd = -1;
@@ -517,7 +533,7 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 
 	(void)ev, (void)fd;
 	if (c->relaying) {
-		relay_io(c, events);
+		relay_io(c, 1, events);
 		return;
 	}
 	if (upstream_hs_parked(c->hs)) { /* a ready session, still waiting for the client's first bytes */
@@ -549,7 +565,7 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		conn_close(c, CLOSE_INTERNAL, UP_OK);
 		return;
 	}
-	relay_io(c, 0);
+	relay_io(c, 1, 0);
 }
 
 static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
@@ -558,7 +574,7 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 
 	(void)ev, (void)fd;
 	if (c->relaying)
-		relay_io(c, events);
+		relay_io(c, 0, events);
 	else if ((events & EPOLLIN) && c->want_early)
 		early_read(c);
 	else if (events & (EPOLLHUP | EPOLLERR)) /* the client gave up during the handshake */

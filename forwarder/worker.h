@@ -41,9 +41,10 @@ struct conn {
 	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client; -1: no bytes in flight */
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
-	int counted;		/* a mapped, active client: its per-client stats count this connection */
-	struct client_stat *cs; /* its client's counters (bytes as they flow, the quota), or NULL */
-	int revoked;		/* its path is no longer allowed: cut (on_revoke) */
+	int rd_c, rd_u, wr_c, wr_u; /* relaying: each side may have bytes / take some (pump()) */
+	int counted;		    /* a mapped, active client: its per-client stats count this connection */
+	struct client_stat *cs;	    /* its client's counters (bytes as they flow, the quota), or NULL */
+	int revoked;		    /* its path is no longer allowed: cut (on_revoke) */
 	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
 	uint64_t t_relay;   /* when the proxy said "succeeded" */
 	int upstream_first; /* the proxy's side ended (EOF or reset) while the client's was open */
