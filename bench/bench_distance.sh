@@ -14,6 +14,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/tests/lab.sh"
+. "$ROOT/bench/lib.sh"
 REQS=${REQS:-40}
 DELAY_MS=${DELAY_MS:-20}
 NFQ=$ROOT/build/bench/nfq_delay
@@ -22,10 +23,7 @@ if [ ! -x "$NFQ" ] || [ "$ROOT/bench/nfq_delay.c" -nt "$NFQ" ]; then
 	cc -O2 -Wall -Wextra -Werror -o "$NFQ" "$ROOT/bench/nfq_delay.c" $(pkg-config --cflags --libs libnetfilter_queue) ||
 		{ echo "bench_distance: cannot build nfq_delay (libnetfilter-queue-dev: make deps)"; exit 1; }
 fi
-lab_up >/dev/null || exit 1
-for n in lan gw wan; do
-	lab_exec $n sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
-done
+bench_lab_up || exit 1
 lab_start_nginx >/dev/null || exit 1
 lab_start_dante >/dev/null || exit 1
 lab_start_peers >/dev/null || exit 1
@@ -89,15 +87,9 @@ run_all() { # near|far: every relay, its p50 and p95
 	out[pgw-lockstep]=$(ttfb 192.168.2.10)
 	db "UPDATE proxies SET preconnect = 1; UPDATE proxy_health SET pipelining = 1, early_data = 1 WHERE proxy_id = 1"
 	lab_stop_pid "$fwd"
-	cat >"$LAB_DIR/redsocks.conf" <<-CONF
-	base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }
-	redsocks { local_ip = 0.0.0.0; local_port = 12345; ip = $LAB_DANTE; port = 1080; type = socks5; }
-	CONF
-	lab_bg gw redsocks redsocks -c "$LAB_DIR/redsocks.conf"
-	rs=$LAB_LAST_PID
-	lab_wait_port gw 127.0.0.1 12345 >/dev/null
+	bench_redsocks "$LAB_DANTE"
 	out[redsocks]=$(ttfb 192.168.2.10)
-	lab_stop_pid "$rs"
+	lab_stop_pid "$RS"
 	# the client speaking SOCKS5 itself: pgw's table must not redirect it, so no agent meanwhile
 	lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids" | tail -1)"
 	lab_exec gw "$PGW_BIN/pgw-agent" --flush >/dev/null

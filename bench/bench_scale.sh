@@ -11,13 +11,11 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/tests/lab.sh"
+. "$ROOT/bench/lib.sh"
 N=${N:-9000}   # connections held through pgw in all; the first N1 of them also through redsocks
 N1=${N1:-1500}
 N_CLIENTS=${N_CLIENTS:-30}
-lab_up >/dev/null || exit 1
-for n in lan gw wan; do
-	lab_exec $n sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
-done
+bench_lab_up || exit 1
 lab_bg wan microsocks bash -c "ulimit -n \$(ulimit -Hn); exec microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH"
 lab_wait_port wan $LAB_SOCKS_NOAUTH 1080 >/dev/null || exit 1
 lab_pgw_env
@@ -113,16 +111,9 @@ fwd=$LAB_LAST_PID
 lab_wait_port gw 127.0.0.1 "${PGW_FORWARDER_PORT:-12345}" >/dev/null
 measure pgw "$fwd" "$N1" "$((N - N1))"
 lab_stop_pid "$fwd"
-cat >"$LAB_DIR/redsocks.conf" <<-CONF
-base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; redsocks_conn_max = 3300; }
-redsocks { local_ip = 0.0.0.0; local_port = ${PGW_FORWARDER_PORT:-12345}; ip = $LAB_SOCKS_NOAUTH; port = 1080; type = socks5; }
-CONF
-lab_bg gw redsocks bash -c "ulimit -n \$(ulimit -Hn); exec redsocks -c $LAB_DIR/redsocks.conf"
-rs=$LAB_LAST_PID
-lab_wait_port gw 127.0.0.1 "${PGW_FORWARDER_PORT:-12345}" >/dev/null
-rs=$(pgrep -P "$rs" redsocks || echo "$rs")
-measure redsocks "$rs" "$N1" "$N1"
-lab_stop_pid "$rs"
+bench_redsocks "$LAB_SOCKS_NOAUTH" 'redsocks_conn_max = 3300;'
+measure redsocks "$RS" "$N1" "$N1"
+lab_stop_pid "$RS"
 
 printf '%-10s %8s %10s %10s %12s %14s %14s\n' relay held "fds/conn" "RSS KiB" "RSS B/conn" "peak RSS KiB" "slab KiB/conn"
 for r in pgw redsocks; do

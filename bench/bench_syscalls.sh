@@ -9,9 +9,10 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/tests/lab.sh"
+. "$ROOT/bench/lib.sh"
 REQS=${REQS:-200}
 command -v strace >/dev/null || { echo "bench_syscalls: strace is missing (make deps)"; exit 1; }
-lab_up >/dev/null || exit 1
+bench_lab_up || exit 1
 lab_start_nginx >/dev/null || exit 1
 lab_start_dante >/dev/null || exit 1
 lab_pgw_env
@@ -56,16 +57,9 @@ count pgw-no-preconnect "$fwd"
 reconf "UPDATE proxy_health SET pipelining = 0, early_data = 0"
 count pgw-lockstep "$fwd"
 lab_stop_pid "$fwd"
-cat >"$LAB_DIR/redsocks.conf" <<-CONF
-base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }
-redsocks { local_ip = 0.0.0.0; local_port = ${PGW_FORWARDER_PORT:-12345}; ip = $LAB_DANTE; port = 1080; type = socks5; }
-CONF
-lab_bg gw redsocks redsocks -c "$LAB_DIR/redsocks.conf"
-rs=$LAB_LAST_PID
-lab_wait_port gw 127.0.0.1 "${PGW_FORWARDER_PORT:-12345}" >/dev/null
-rs=$(pgrep -P "$rs" redsocks || echo "$rs")
-count redsocks "$rs"
-lab_stop_pid "$rs"
+bench_redsocks "$LAB_DANTE"
+count redsocks "$RS"
+lab_stop_pid "$RS"
 
 printf '%-20s %14s   %s\n' relay "syscalls/conn" "most frequent (per connection)"
 for r in pgw pgw-no-preconnect pgw-lockstep redsocks; do

@@ -414,6 +414,7 @@ static enum upstream_result queue(struct upstream_hs *hs, int n, int next)
 	hs->state = HS_SEND;
 	hs->next = next;
 	hs->out_early = 0;
+	hs->send_blocked = 0;
 	return UP_IN_PROGRESS;
 }
 
@@ -459,6 +460,19 @@ int upstream_hs_resume(struct upstream_hs *hs, const struct upstream_target *t, 
 	return 0;
 }
 
+/* Method (and auth) accepted: park, wait for the request's reply (pipelined: it went already), or
+ * send the request. */
+static enum upstream_result logged_in(struct upstream_hs *hs)
+{
+	if (hs->park)
+		return park(hs);
+	if (hs->pipeline) {
+		hs->state = HS_REPLY;
+		return UP_IN_PROGRESS;
+	}
+	return queue_request(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target), HS_REPLY);
+}
+
 /* Act on one complete reply. */
 static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int status)
 {
@@ -479,25 +493,11 @@ static enum upstream_result on_reply(struct upstream_hs *hs, uint8_t v, int stat
 		}
 		if (v == 2)
 			return queue(hs, socks5_build_auth(hs->out, sizeof(hs->out), hs->user, hs->pass), HS_AUTH);
-		if (hs->park)
-			return park(hs);
-		if (hs->pipeline) {
-			hs->state = HS_REPLY;
-			return UP_IN_PROGRESS;
-		}
-		return queue_request(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target),
-				     HS_REPLY);
+		return logged_in(hs);
 	case HS_AUTH:
 		if (v != 0)
 			return UP_ERR_AUTH;
-		if (hs->park)
-			return park(hs);
-		if (hs->pipeline) {
-			hs->state = HS_REPLY;
-			return UP_IN_PROGRESS;
-		}
-		return queue_request(hs, socks5_build_request(hs->out, sizeof(hs->out), hs->cmd, &hs->target),
-				     HS_REPLY);
+		return logged_in(hs);
 	default: /* HS_REPLY */
 		hs->detail = v;
 		return v == 0 ? UP_OK : UP_ERR_PROXY_REFUSED;
@@ -566,6 +566,7 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 									      hs->early_len - hs->early_off};
 				n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 				if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+					hs->send_blocked = 1; /* the reply may come before the rest has gone */
 					*want = EPOLLOUT;
 					return UP_IN_PROGRESS;
 				}
@@ -578,7 +579,7 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 			}
 			explicit_bzero(hs->out, hs->out_len); /* may have held credentials */
 			hs->state = hs->next;
-			if (hs->in_len == 0) { /* the reply cannot be here yet: no recv to learn that */
+			if (hs->in_len == 0 && !hs->send_blocked) { /* sent at once: its reply cannot be here yet */
 				*want = EPOLLIN;
 				return UP_IN_PROGRESS;
 			}

@@ -93,7 +93,8 @@ struct upstream_hs {
 	int park;		       /* set after upstream_hs_init: stop before the request (upstream_hs_parked) */
 	const uint8_t *early;	       /* not owned: bytes sent right behind the request, in the same write */
 	size_t early_len, early_off;
-	int out_early; /* the message in out[] carries the request: early follows it */
+	int out_early;	  /* the message in out[] carries the request: early follows it */
+	int send_blocked; /* the message in out[] met EAGAIN: its reply may be in before it is all sent */
 };
 
 void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,

@@ -162,9 +162,15 @@ static void on_sess(struct evloop *ev, int fd, uint32_t events, void *arg)
 	r = upstream_hs_step(s->hs, s->fd, &want);
 	if (r == UP_IN_PROGRESS) /* until EAGAIN: watched EV_ALL, edge-triggered, the next edge brings it back */
 		return;
-	if (r != UP_OK || !upstream_hs_parked(s->hs) || s->hs->in_len) { /* parked clean, or not at all */
+	/* parked clean, or not at all (a FIN that came with the last reply brings no edge of its own) */
+	if (r != UP_OK || !upstream_hs_parked(s->hs) || s->hs->in_len ||
+	    (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		char why[96];
-		upstream_reason(s->hs, r == UP_OK ? UP_ERR_BAD_REPLY : r, why, sizeof(why));
+		upstream_reason(s->hs,
+				r != UP_OK					? r
+				: (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ? UP_ERR_CLOSED
+										: UP_ERR_BAD_REPLY,
+				why, sizeof(why));
 		open_failed(s, why);
 		return;
 	}

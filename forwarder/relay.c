@@ -335,9 +335,11 @@ static void relay_io(struct conn *c, int from_u, uint32_t events)
 		conn_close(c, CLOSE_DONE, UP_OK);
 		return;
 	}
-	/* an error that moved nothing: end it here */
-	if ((events & EPOLLERR) && c->bytes_up == up0 && c->bytes_down == down0)
-		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
+	/* an error that moved nothing: end it here, as the side it came from */
+	if ((events & EPOLLERR) && c->bytes_up == up0 && c->bytes_down == down0) {
+		c->upstream_first |= from_u && !c->eof_c;
+		conn_close(c, from_u ? CLOSE_UPSTREAM_RESET : CLOSE_CLIENT_RESET, UP_OK);
+	}
 }
 
 static int start_relay(struct conn *c)
