@@ -405,10 +405,14 @@ lab_stop_dante() {
 }
 
 # Stop a process this lab started, by PID: TERM, then KILL after 3 s.
+# SIGTERM, then SIGKILL after 10 s: a daemon's own clean stop may take seconds (pgw-api lets an
+# HA long-poll finish, pgw-forwarder waits up to 5 s for pgw-api to take its last counts) and a
+# sanitized one then runs its leak check, which a SIGKILL in the middle turns into a report
+# ("Unable to get registers from thread").
 lab_stop_pid() {
 	local pid=$1 i
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 60; i++)); do
+	for ((i = 0; i < 200; i++)); do
 		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
 		sleep 0.05
 	done
