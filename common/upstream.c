@@ -607,6 +607,7 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				if (hs->in_len == sizeof(hs->in))
 					return UP_ERR_BAD_REPLY;
 				n = recv(fd, hs->in + hs->in_len, sizeof(hs->in) - hs->in_len, 0);
+				hs->drained = n > 0 && (size_t)n < sizeof(hs->in) - hs->in_len;
 				if (n == 0)
 					return UP_ERR_CLOSED;
 				if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -95,6 +95,8 @@ struct upstream_hs {
 	size_t early_len, early_off;
 	int out_early;	  /* the message in out[] carries the request: early follows it */
 	int send_blocked; /* the message in out[] met EAGAIN: its reply may be in before it is all sent */
+	int drained;	  /* the last recv took less than it asked: the socket was empty (more comes
+			   * with an edge: the relay need not try it first) */
 };
 
 void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,

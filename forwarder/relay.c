@@ -277,7 +277,10 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 			}
 		}
 		if (*eof && *inpipe == 0 && !*shut) {
-			shutdown(dst, SHUT_WR); /* half-close: the other direction may go on */
+			/* half-close: the other direction may go on. When it has ended too (dst sent its
+			 * FIN and all it sent was read), the close that follows sends this FIN */
+			if (!(shut == &c->shut_u ? c->shut_c : c->shut_u))
+				shutdown(dst, SHUT_WR);
 			*shut = 1;
 		}
 		if (!progress) {
@@ -344,7 +347,7 @@ static void relay_io(struct conn *c, int from_u, uint32_t events)
 
 static int start_relay(struct conn *c)
 {
-	int one = 1;
+	int one = 1, drained_u;
 
 	setsockopt(c->ufd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	if (c->from_pool) { /* the session's short TCP_USER_TIMEOUT was for its request only */
@@ -373,11 +376,15 @@ static int start_relay(struct conn *c)
 	free(c->early);
 	c->early = NULL;
 	c->early_len = 0;
+	drained_u = c->hs->drained;
 	upstream_hs_wipe(c->hs);
 	free(c->hs);
 	c->hs = NULL;
 	c->relaying = 1;
-	c->rd_c = c->rd_u = c->wr_c = c->wr_u = 1; /* edges seen during the handshake were not used: try all */
+	/* edges seen during the handshake were not used: try all, but a client drained since */
+	c->wr_c = c->wr_u = 1;
+	c->rd_c = c->hs_rd_c;
+	c->rd_u = !drained_u;
 	__atomic_store_n(&c->pub.relaying, 1, __ATOMIC_RELAXED);
 	c->t_active = c->t_relay = ev_now_ms();
 	/* both sockets are watched EV_ALL since they were added: the caller pumps both ways now */
@@ -500,6 +507,8 @@ static void early_read(struct conn *c)
 		}
 		if (n == 0)
 			c->eof_c = 1; /* it sent everything it will (a half-close): the relay passes it on */
+		else if ((n > 0 && (size_t)n < room) || n < 0)
+			c->hs_rd_c = 0; /* drained: bytes that come later come with an edge (on_client) */
 		if (n > 0) {
 			memcpy(c->early, c->w->early_buf, (size_t)n);
 			c->early_len = (size_t)n;
@@ -575,9 +584,13 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 	struct conn *c = arg;
 
 	(void)ev, (void)fd;
-	if (c->relaying)
+	if (c->relaying) {
 		relay_io(c, 0, events);
-	else if ((events & EPOLLIN) && c->want_early)
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP))
+		c->hs_rd_c = 1;
+	if ((events & EPOLLIN) && c->want_early)
 		early_read(c);
 	else if (events & (EPOLLHUP | EPOLLERR)) /* the client gave up during the handshake */
 		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
@@ -661,11 +674,8 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	why = CLOSE_INTERNAL;
 	c->counted = 1;
 	atomic_store(&c->listed, 1); /* its client, destination and map are set: the control socket shows it */
-	{
-		int one = 1;
-		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	}
+	/* TCP_NODELAY and SO_KEEPALIVE: from the listening socket (workers.c) */
+	c->hs_rd_c = 1;
 	/* the client's first bytes, for a proxy that takes them with the request: an edge, read once */
 	c->want_early = c->map.early;
 	c->ch = ev_add_fd(w->ev, cfd, EV_ALL, on_client, c);

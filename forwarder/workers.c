@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +81,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Any address, one family (IPv6 sockets are IPv6 only, so both can share the port). */
+/* Any address, one family (IPv6 sockets are IPv6 only, so both can share the port). Accepted
+ * sockets inherit TCP_NODELAY and SO_KEEPALIVE from it: two system calls fewer a connection. */
 static int listen_on(int family, uint16_t port, int transparent)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -94,6 +96,8 @@ static int listen_on(int family, uint16_t port, int transparent)
 	    (transparent && family == AF_INET6 && setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) < 0) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
 	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6))
 				: bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
 	    listen(fd, 4096) < 0) {
