@@ -8,21 +8,19 @@
 # takes) and with none of that (lock-step, a connection to the proxy opened per client one).
 # Measures: throughput (iperf3 through the relay; curl download for all three), relay CPU time
 # per GB (from /proc) and the machine's (/proc/stat), sequential small-request latency P50/P95,
-# new connections per second (wrk, Connection: close), a download's throughput during such a
-# connection storm, relay RSS. Bounded: about 3 minutes.
+# new connections per second (wrk, Connection: close; the median of ROUNDS rounds, the relays
+# alternating within each and their order reversed every other round, so a drift of the shared
+# machine does not favour one), a download's throughput during a connection storm, relay RSS.
+# Bounded: about 4 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/tests/lab.sh"
+. "$ROOT/bench/lib.sh"
 SECS=${SECS:-5}
 REQS=${REQS:-200}
-lab_up >/dev/null || exit 1
-# wrk's Connection: close runs leave tens of thousands of TIME_WAIT sockets; without these (set
-# in the lab's namespaces only) the relay measured later would find the ephemeral ports to
-# dante used up and pay for the earlier runs
-for n in lan gw wan; do
-	lab_exec $n sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
-done
+ROUNDS=${ROUNDS:-3}
+bench_lab_up || exit 1
 lab_start_nginx >/dev/null || exit 1
 lab_start_dante >/dev/null || exit 1
 lab_bg wan iperf3 iperf3 -s -B $LAB_WEB
@@ -42,7 +40,7 @@ pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR*p+99)/100); if (i<1) 
 measure() {
 	local mode=$1 pid=$2
 	shift 2
-	local t0 t1 bytes gbps cpu0 cpu1 cpu_gb ip3 p50 p95 cps rss box0 box1 box_gb storm
+	local t0 t1 bytes gbps cpu0 cpu1 cpu_gb ip3 p50 p95 rss box0 box1 box_gb storm
 	lan curl -s -o /dev/null --interface $C "$@" "http://$LAB_WEB/ip" || { echo "$mode: no path"; return 1; }
 	# throughput: 2 GB download (curl), relay CPU over it
 	[ "$pid" != - ] && cpu0=$(cpu_of "$pid") && usr0=$(user_of "$pid")
@@ -63,7 +61,6 @@ measure() {
 	fi
 	if [ $# -eq 0 ]; then
 		ip3=$(lan iperf3 -c $LAB_WEB -B $C -t "$SECS" -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | floor / 100')
-		cps=$(lan wrk -t 2 -c 50 -d "${SECS}s" -H 'Connection: close' "http://$LAB_WEB/ip" 2>/dev/null | awk '/Requests\/sec/ {printf "%d", $2}')
 		# a connection storm (wrk, Connection: close) against a download already running
 		lan curl -s -o /dev/null -w '%{size_download}' -m "$SECS" --interface $C "http://$LAB_WEB/files/big.bin" >"$LAB_DIR/storm-dl" &
 		local dl=$!
@@ -72,7 +69,7 @@ measure() {
 		wait "$dl"
 		storm=$(awk -v s="$SECS" '{printf "%.2f", $1 * 8 / s / 1e9}' "$LAB_DIR/storm-dl")
 	else
-		ip3=n/a cps=n/a storm=n/a # iperf3 and wrk cannot speak SOCKS
+		ip3=n/a storm=n/a # iperf3 and wrk cannot speak SOCKS
 	fi
 	for ((i = 0; i < REQS; i++)); do
 		lan curl -s -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
@@ -80,48 +77,94 @@ measure() {
 	p50=$(pct 50 <"$LAB_DIR/lat-$mode")
 	p95=$(pct 95 <"$LAB_DIR/lat-$mode")
 	rss=$([ "$pid" != - ] && awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo n/a)
-	printf '%-14s %12s %14s %16s %12s %10s %10s %12s %14s %9s\n' "$mode" "$gbps" "$ip3" "$cpu_gb" "$box_gb" "$p50" "$p95" "$cps" "$storm" "$rss"
+	row[$mode]="$gbps $ip3 $cpu_gb $box_gb $p50 $p95 $storm $rss"
 }
+declare -A row cps ccpu
+# cps_round MODE PID: one wrk run of new connections (Connection: close) through the relay now up
+# (PID): its rate, and the relay's CPU time (user + system) a connection over it
+cps_round() {
+	local c0 c1 r
+	c0=$(cpu_of "$2")
+	r=$(lan wrk -t 2 -c 50 -d "${SECS}s" -H 'Connection: close' "http://$LAB_WEB/ip" 2>/dev/null |
+		awk '/Requests\/sec/ {printf "%d", $2}')
+	c1=$(cpu_of "$2")
+	cps[$1]+="$r "
+	ccpu[$1]+="$(awk -v a="$c0" -v b="$c1" -v r="$r" -v s="$SECS" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN {if (r > 0) printf "%.0f", (b - a) / hz * 1e6 / (r * s)}') "
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {print NR ? a[int((NR + 1) / 2)] : "n/a"}'; }
 # the machine's busy CPU time (all processes, interrupts and softirqs), in clock ticks
 box_busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
-printf '%-14s %12s %14s %16s %12s %10s %10s %12s %14s %9s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "box CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "storm Gbit/s" "RSS KiB"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 wait_for() { local i; for ((i = 0; i < 100; i++)); do "$@" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 wait_for lab_exec gw nft list set inet pgw active4 >/dev/null
 
-lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
-fwd=$LAB_LAST_PID
-wait_for grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
-measure pgw-forwarder "$fwd" # as it runs for dante: sessions kept ready, pipelined, early bytes (e2e 17, 41)
-db "UPDATE proxy_health SET pipelining = 0, early_data = 0; UPDATE proxies SET preconnect = 0"
-kill -HUP "$fwd"
-sleep 0.3
-measure pgw-lockstep "$fwd" # lock-step, one connection to the proxy each, opened when the client connects
-lab_stop_pid "$fwd"
-
-cat >"$LAB_DIR/redsocks.conf" <<CONF
-base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }
-redsocks { local_ip = 0.0.0.0; local_port = 12345; ip = $LAB_DANTE; port = 1080; type = socks5; }
-CONF
-lab_bg gw redsocks redsocks -c "$LAB_DIR/redsocks.conf"
-rs=$LAB_LAST_PID
-lab_wait_port gw 127.0.0.1 12345 >/dev/null
-measure redsocks "$rs"
-lab_stop_pid "$rs"
+# pgw-forwarder as it runs for dante: sessions kept ready, pipelined, early bytes (e2e 17, 41)
+pgw_mode() {
+	if [ "$1" = lockstep ]; then # one connection to the proxy each, opened when the client connects
+		db "UPDATE proxy_health SET pipelining = 0, early_data = 0; UPDATE proxies SET preconnect = 0"
+	else
+		db "UPDATE proxy_health SET pipelining = 1, early_data = 1; UPDATE proxies SET preconnect = 1"
+	fi
+	kill -HUP "$fwd"
+	sleep 0.3
+}
+pgw_up() {
+	lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
+	fwd=$LAB_LAST_PID
+	wait_for grep -q 'listening on port' "$LAB_DIR/pgw-forwarder.log"
+	pgw_mode pool
+}
 # Debian's redsocks splices by default; its buffer-copying mode (libevent bufferevents) for context
-sed 's/type = socks5;/type = socks5; splice = false;/' "$LAB_DIR/redsocks.conf" >"$LAB_DIR/redsocks-copy.conf"
-lab_bg gw redsocks-copy redsocks -c "$LAB_DIR/redsocks-copy.conf"
-rs=$LAB_LAST_PID
-lab_wait_port gw 127.0.0.1 12345 >/dev/null
-measure redsocks-copy "$rs"
-lab_stop_pid "$rs"
+rs_up() { bench_redsocks "$LAB_DANTE" "" "$([ "$1" = redsocks-copy ] && echo 'splice = false;')"; }
+pgw_up
+measure pgw-forwarder "$fwd"
+pgw_mode lockstep
+measure pgw-lockstep "$fwd"
+lab_stop_pid "$fwd"
+for r in redsocks redsocks-copy; do
+	rs_up $r
+	measure $r "$RS"
+	lab_stop_pid "$RS"
+done
+# new connections per second: the relays in turn, ROUNDS times, every other round in reverse
+for ((i = 1; i <= ROUNDS; i++)); do
+	for side in $( ((i % 2)) && echo "pgw rs" || echo "rs pgw"); do
+		if [ $side = pgw ]; then
+			pgw_up
+			cps_round pgw-forwarder "$fwd"
+			pgw_mode lockstep
+			cps_round pgw-lockstep "$fwd"
+			lab_stop_pid "$fwd"
+		else
+			for r in redsocks redsocks-copy; do
+				rs_up $r
+				cps_round $r "$RS"
+				lab_stop_pid "$RS"
+			done
+		fi
+	done
+done
 
 # direct: no pgw table, the gateway just routes; the client speaks SOCKS to dante itself
 lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
 lab_exec gw "$PGW_BIN/pgw-agent" --flush >/dev/null
 measure direct-socks - --socks5 $LAB_DANTE:1080
-echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency."
+printf '%-14s %12s %14s %16s %12s %10s %10s %12s %12s %14s %9s  %s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "box CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "µs CPU/conn" "storm Gbit/s" "RSS KiB" "conn/s rounds"
+for m in pgw-forwarder pgw-lockstep redsocks redsocks-copy direct-socks; do
+	[ -n "${row[$m]:-}" ] || continue
+	read -r gbps ip3 cpu_gb box_gb p50 p95 storm rss <<<"${row[$m]}"
+	printf '%-14s %12s %14s %16s %12s %10s %10s %12s %12s %14s %9s  %s\n' "$m" "$gbps" "$ip3" "$cpu_gb" "$box_gb" "$p50" "$p95" \
+		"$(median <<<"${cps[$m]:-}")" "$(median <<<"${ccpu[$m]:-}")" "$storm" "$rss" "${cps[$m]:-}"
+done
+p=$(median <<<"${cps[pgw-forwarder]:-}") q=$(median <<<"${cps[redsocks]:-}")
+awk -v p="$p" -v q="$q" 'BEGIN {if (q > 0) printf "new conn/s, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
+p=$(median <<<"${ccpu[pgw-forwarder]:-}") q=$(median <<<"${ccpu[redsocks]:-}")
+awk -v p="$p" -v q="$q" 'BEGIN {if (q > 0) printf "relay CPU a new connection, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
+echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency;"
+echo "new conn/s: the median of $ROUNDS wrk runs a relay (Connection: close), the relays taking turns; µs CPU/conn:"
+echo "the relay's own CPU time (user + system, softirqs it ran included) a connection over those runs, median."
 echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download (u: user-space part); box CPU"
 echo "s/GB: the whole machine's busy time over it (/proc/stat: every process, interrupts, softirqs); storm: a download's"
 echo "throughput while wrk opens new connections (Connection: close) for $((SECS - 1)) of its $SECS s."
