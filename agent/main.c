@@ -5,6 +5,7 @@
 #include "conntrack.h"
 #include "daemon.h"
 #include "desired.h"
+#include "evloop.h"
 #include "link.h"
 #include "log.h"
 #include "neigh.h"
@@ -46,14 +47,6 @@ struct agent {
 	int lan_present, wan_present, ifaces_known;
 	char iface_error[256]; /* "" while both interfaces exist */
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void report(struct agent *a, const char *kind, uint64_t us, const char *error)
 {
@@ -201,7 +194,7 @@ static int apply_elements(struct agent *a, const struct desired *want, char *err
 static void apply_limits(struct agent *a, const struct desired *want)
 {
 	char err[512];
-	uint64_t t0 = now_us();
+	uint64_t t0 = ev_now_us();
 	int r = tc_apply(a->tc, want->rules.lan_iface, &want->limits, err, sizeof(err));
 
 	if (r < 0) {
@@ -214,7 +207,7 @@ static void apply_limits(struct agent *a, const struct desired *want)
 	}
 	if (r > 0)
 		log_info("rate limits applied: %zu clients limited (%llu ms)", want->limits.n,
-			 (unsigned long long)((now_us() - t0 + 500) / 1000));
+			 (unsigned long long)((ev_now_us() - t0 + 500) / 1000));
 	else if (a->tc_failing)
 		log_info("rate limits: recovered");
 	a->tc_failing = 0;
@@ -225,7 +218,7 @@ static void reconcile(struct agent *a, int force_full)
 	struct desired want;
 	char err[512];
 	const char *kind = "elements";
-	uint64_t t0 = now_us();
+	uint64_t t0 = ev_now_us();
 	int r;
 
 	a->dirty = 0;
@@ -299,7 +292,7 @@ static void reconcile(struct agent *a, int force_full)
 		log_info("recovered: rules applied again");
 	a->failing = 0;
 	check_ifaces(a);
-	report(a, kind, now_us() - t0, NULL);
+	report(a, kind, ev_now_us() - t0, NULL);
 	return;
 fail:
 	a->errors_total++;

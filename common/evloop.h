@@ -36,7 +36,8 @@ void ev_forget(struct evloop *ev, struct ev_handle *h);
 /* Run until ev_stop(); 0, or -errno if epoll failed. */
 int ev_run(struct evloop *ev);
 void ev_stop(struct evloop *ev);
-/* Milliseconds on CLOCK_MONOTONIC. */
+/* Milliseconds, microseconds on CLOCK_MONOTONIC. */
 uint64_t ev_now_ms(void);
+uint64_t ev_now_us(void);
 
 #endif

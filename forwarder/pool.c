@@ -327,7 +327,7 @@ int pool_take(struct worker *w, const struct fwd_entry *e, uint64_t now, int *fd
 		free(s);
 		atomic_fetch_add(&stats_of(p)->sess_used, 1);
 	} else if (p->off_until <= now && now >= p->backoff_until) {
-		atomic_fetch_add(&stats_of(p)->sess_fresh, 1); /* it keeps sessions, but none was ready */
+		atomic_fetch_add(&stats_of(p)->sess_missed, 1); /* it keeps sessions, but none was ready */
 	}
 	top_up(p, now);
 	return s != NULL;

@@ -441,14 +441,6 @@ static void reopen(struct conn *c)
 	upstream_open(c);
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* A ready session failed (r) before any reply byte: was it gone before the request reached the
  * proxy, so that nothing of the client's can have been passed on? Yes when none of the client's
  * bytes went out, when the kernel never had them acknowledged (TCP_USER_TIMEOUT), or when the
@@ -466,7 +458,7 @@ static int stale(struct conn *c, enum upstream_result r)
 	if (c->hs->early_off == 0)
 		return 1;
 	return getsockopt(c->ufd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_rtt > 0 &&
-	       now_us() - c->t_req_us < ti.tcpi_rtt;
+	       ev_now_us() - c->t_req_us < ti.tcpi_rtt;
 }
 
 /* A ready session: send the request (with the client's first bytes, if any came). */
@@ -475,7 +467,7 @@ static void resume(struct conn *c)
 	struct upstream_target t;
 
 	unwait(c);
-	c->t_req_us = now_us();
+	c->t_req_us = ev_now_us();
 	memset(&t, 0, sizeof(t));
 	memcpy(&t.addr, &c->dst, sizeof(c->dst));
 	if (upstream_hs_resume(c->hs, &t, c->early, c->early_len) < 0) {

@@ -339,7 +339,7 @@ void stats_write(struct fwd_stats *s, const struct stats_header *h, FILE *out)
 	fprintf(out,
 		",\"upstream_sessions\":{\"ready\":%lu,\"used\":%lu,\"missed\":%lu,\"stale\":%lu,\"retired\":%lu,"
 		"\"closed_by_proxy\":%lu,\"failed\":%lu},\"early_data\":%lu",
-		atomic_load(&s->sess_ready), atomic_load(&s->sess_used), atomic_load(&s->sess_fresh),
+		atomic_load(&s->sess_ready), atomic_load(&s->sess_used), atomic_load(&s->sess_missed),
 		atomic_load(&s->sess_stale), atomic_load(&s->sess_retired), atomic_load(&s->sess_closed),
 		atomic_load(&s->sess_failed), atomic_load(&s->early_data));
 	write_clients(s, out);

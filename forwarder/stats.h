@@ -61,7 +61,7 @@ struct fwd_stats {
 	/* upstream sessions (pool.h): ready now; connections that took a ready one, or opened their
 	 * own; a taken one found closed (the connection opened its own); ready ones retired unused,
 	 * closed by the proxy, failed to open; connections whose first bytes went with the request */
-	atomic_ulong sess_ready, sess_used, sess_fresh, sess_stale, sess_retired, sess_closed, sess_failed;
+	atomic_ulong sess_ready, sess_used, sess_missed, sess_stale, sess_retired, sess_closed, sess_failed;
 	atomic_ulong early_data;
 	pthread_mutex_t clients_lock;
 	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */

@@ -10,7 +10,7 @@ static void set_capability(struct healthd *h, struct target *t, int early, int v
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
 	int *cur = early ? &t->early : &t->pipelining;
 
-	if (*cur == v || store_pipelining(h, t->id, early, v) < 0)
+	if (*cur == v || store_capability(h, t->id, early, v) < 0)
 		return;
 	*cur = v;
 	notify_send(h->d->nt, "forwarder", &m);

@@ -296,7 +296,7 @@ int store_check(struct healthd *h, int64_t id, const char *what, const char *sql
 	return 0;
 }
 
-int store_pipelining(struct healthd *h, int64_t id, int early, int v)
+int store_capability(struct healthd *h, int64_t id, int early, int v)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = SQLITE_ERROR;

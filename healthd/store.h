@@ -12,7 +12,7 @@
  * failover mappings it gave another carrier (logged; a move between two proxies is audited). */
 int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at, int *moved);
 /* A capability a probe found: proxy_health.pipelining, or .early_data when early. 0, or -EIO (logged). */
-int store_pipelining(struct healthd *h, int64_t id, int early, int v);
+int store_capability(struct healthd *h, int64_t id, int early, int v);
 /* A side check's verdict for proxy id (what: "DNS", "UDP", for the log): sql sets the columns
  * from ?2 (status), ?3 (err when !ok, else "") and ?4 (ms when ok and ms >= 0, else NULL) for
  * proxy_id ?1. 0, or -EIO (logged). */

@@ -42,6 +42,19 @@ LAB_PEER_PROXIES="(1, 'socks-auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PRO
     (2, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080, '', ''),
     (3, 'http-auth', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS')"
 
+# The three peer proxies and dante (id 4), a client each (192.168.2.10 to .13), probed every
+# 2 s (1 s when down; 1 s timeout): the capability probes' scenarios (e2e 17, 41). After
+# lab_start_dante and lab_pgw_env (or lab_api_env).
+lab_four_proxies() {
+	"$PGW_BIN/pgwctl" settings set health_timeout 1 >/dev/null &&
+		"$PGW_BIN/pgwctl" settings set health_interval 2 >/dev/null &&
+		"$PGW_BIN/pgwctl" settings set health_down_interval 1 >/dev/null &&
+		lab_db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
+		    $LAB_PEER_PROXIES, (4, 'dante', 'socks5', '$LAB_DANTE', 1080, '', '');
+		    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2),
+		    ('192.168.2.12', 3), ('192.168.2.13', 4);"
+}
+
 lab_init() {
 	[ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; return 1; }
 	LAB_ID=${LAB_ID:-p$(printf '%04x%02x' $((RANDOM)) $(($$ % 256)))}

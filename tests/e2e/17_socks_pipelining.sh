@@ -11,14 +11,7 @@ lab_scenario
 lab_start_dante >/dev/null || exit 1
 ctl=$PGW_BIN/pgwctl
 db() { sqlite3 "$PGW_DB" "$@"; }
-$ctl settings set health_timeout 1 >/dev/null
-$ctl settings set health_interval 2 >/dev/null
-$ctl settings set health_down_interval 1 >/dev/null
-db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
-    $LAB_PEER_PROXIES,
-    (4, 'dante', 'socks5', '$LAB_DANTE', 1080, '', '');
-    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2), ('192.168.2.12', 3),
-    ('192.168.2.13', 4);"
+lab_four_proxies
 for d in healthd agent forwarder; do
 	lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"
 done

@@ -14,14 +14,7 @@ lab_api_env
 LAB_DANTE_OPTS='timeout.negotiate: 4' lab_start_dante >/dev/null || exit 1
 ctl=$PGW_BIN/pgwctl
 db() { lab_db "$@"; }
-$ctl settings set health_timeout 1 >/dev/null
-$ctl settings set health_interval 2 >/dev/null
-$ctl settings set health_down_interval 1 >/dev/null
-db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
-    $LAB_PEER_PROXIES,
-    (4, 'dante', 'socks5', '$LAB_DANTE', 1080, '', '');
-    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1), ('192.168.2.11', 2), ('192.168.2.12', 3),
-    ('192.168.2.13', 4);"
+lab_four_proxies
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
 # a server that speaks first (as SMTP, FTP, POP3 do): its banner, then it echoes a line
 lab_bg wan banner python3 -c '
