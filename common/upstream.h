@@ -95,8 +95,9 @@ struct upstream_hs {
 	size_t early_len, early_off;
 	int out_early;	  /* the message in out[] carries the request: early follows it */
 	int send_blocked; /* the message in out[] met EAGAIN: its reply may be in before it is all sent */
-	int drained;	  /* the last recv took less than it asked: the socket was empty (more comes
-			   * with an edge: the relay need not try it first) */
+	int drained;	  /* the last recv took less than it asked: no bytes were left (more come with
+			   * an edge: the relay need not try it first, unless a FIN, reset or error was
+			   * signalled: its EOF is still to be read, with no edge of its own) */
 };
 
 void upstream_hs_init(struct upstream_hs *hs, enum upstream_type type, const struct upstream_target *t,

@@ -383,8 +383,8 @@ static int start_relay(struct conn *c)
 	c->relaying = 1;
 	/* edges seen during the handshake were not used: try all, but a client drained since */
 	c->wr_c = c->wr_u = 1;
-	c->rd_c = c->hs_rd_c;
-	c->rd_u = !drained_u;
+	c->rd_c = c->hs_rd_c || c->hs_end_c;
+	c->rd_u = !drained_u || c->hs_end_u;
 	__atomic_store_n(&c->pub.relaying, 1, __ATOMIC_RELAXED);
 	c->t_active = c->t_relay = ev_now_ms();
 	/* both sockets are watched EV_ALL since they were added: the caller pumps both ways now */
@@ -402,6 +402,7 @@ static void upstream_open(struct conn *c)
 	int one = 1;
 
 	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->hs_end_u = 0; /* a new socket (reopen: the ready session's ended) */
 	if (!c->hs)
 		c->hs = calloc(1, sizeof(*c->hs));
 	if (c->ufd < 0 || !c->hs) {
@@ -539,6 +540,8 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		relay_io(c, 1, events);
 		return;
 	}
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hs_end_u = 1;
 	if (upstream_hs_parked(c->hs)) { /* a ready session, still waiting for the client's first bytes */
 		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) /* ... ended (or spoke: not clean) */
 			reopen(c);
@@ -582,6 +585,8 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP))
 		c->hs_rd_c = 1;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hs_end_c = 1;
 	if ((events & EPOLLIN) && c->want_early)
 		early_read(c);
 	else if (events & (EPOLLHUP | EPOLLERR)) /* the client gave up during the handshake */

@@ -16,15 +16,30 @@ ctl=$PGW_BIN/pgwctl
 db() { lab_db "$@"; }
 lab_four_proxies
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
-# a server that speaks first (as SMTP, FTP, POP3 do): its banner, then it echoes a line
+# a server that speaks first (as SMTP, FTP, POP3 do): its banner, then it echoes a line (2525);
+# one that reads to the client's EOF, then says how much came (2526); one that says bye and
+# closes at once (2527)
 lab_bg wan banner python3 -c '
 import socket, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("'$LAB_WEB'", 2525)); s.listen(16)
-def serve(c):
-    c.sendall(b"220 pgw banner\r\n"); f = c.makefile("rb"); c.sendall(b"echo " + f.readline()); c.close()
-while True:
-    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()'
-lab_wait_port wan "$LAB_WEB" 2525
+def first(c):
+    c.sendall(b"220 pgw banner\r\n"); f = c.makefile("rb"); c.sendall(b"echo " + f.readline())
+def to_eof(c):
+    n = 0
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        n += len(d)
+    c.sendall(b"got %d\n" % n)
+def bye(c):
+    c.sendall(b"bye\r\n")
+def serve(port, fn):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("'$LAB_WEB'", port)); s.listen(16)
+    while True:
+        c, _ = s.accept(); threading.Thread(target=lambda c=c: (fn(c), c.close()), daemon=True).start()
+for port, fn in ((2526, to_eof), (2527, bye)):
+    threading.Thread(target=serve, args=(port, fn), daemon=True).start()
+serve(2525, first)'
+for p in 2525 2526 2527; do lab_wait_port wan "$LAB_WEB" $p; done
 for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
 check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
 ADMIN=$(lab_api_login admin admin-password-1)
@@ -120,6 +135,33 @@ sleep 0.1
 line=$(last_conn 192.168.2.13 2525)
 check_match "... from a ready session whose request went alone after the wait (access log: preconnected, no early_data)" \
 	"$line" 'close=done pipelined preconnected"'
+# 20 connections each (dante: ready sessions, early data): a client that sends its request and
+# half-closes at once (bytes and FIN under one edge: the early read takes the bytes, leaving the
+# EOF to read), and a server that speaks and closes at once (its bytes and FIN may come in with
+# dante's reply). Each must get its FIN through, not wait for an idle timeout.
+twenty() { lab_exec lan python3 -c '
+import socket, sys
+ok = 0
+for i in range(20):
+    s = socket.create_connection(("'$LAB_WEB'", int(sys.argv[1])), timeout=3, source_address=("192.168.2.13", 0))
+    if sys.argv[1] == "2526":
+        s.sendall(b"x" * 100); s.shutdown(socket.SHUT_WR)
+    b = b""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d: break
+            b += d
+    except socket.timeout:
+        pass
+    ok += b == sys.argv[2].encode().replace(b"~", b"\r\n")
+    s.close()
+print(ok)' "$@"; }
+check_eq "20 clients that send and half-close at once: each FIN passed on, each answer back to EOF" \
+	"$(twenty 2526 'got 100
+')" 20
+check_eq "20 connections to a server that speaks and closes at once: its bytes and its FIN, each time" \
+	"$(twenty 2527 'bye~')" 20
 head -c 3000000 /dev/urandom >"$LAB_DIR/www/files/rand.bin"
 sum=$(lab_exec lan curl -s -m 10 --interface 192.168.2.13 "http://$LAB_WEB/files/rand.bin" | sha256sum)
 check_eq "3 MB through dante: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand.bin")"
