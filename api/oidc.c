@@ -425,42 +425,48 @@ static int fail(struct req *r, const char *code, json_t *who, const char *fmt, .
 	return ret;
 }
 
+/* Under the lock: a free (or expired) slot, or -1, and how many live sign-ins came from source. */
+static int pending_scan(const char *source, int *same)
+{
+	int64_t now = now_ms();
+	int slot = -1;
+
+	*same = 0;
+	for (int i = 0; i < OIDC_PENDING_MAX; i++) {
+		int live = pend[i].state[0] && now - pend[i].at_ms <= OIDC_PENDING_MS;
+		if (!live && slot < 0)
+			slot = i;
+		*same += live && strcmp(pend[i].source, source) == 0;
+	}
+	return slot;
+}
+
 /* Remember a sign-in begun. -1 when OIDC_PENDING_MAX are under way, or OIDC_PENDING_PER_SOURCE
  * from p's source: a live one never makes room for another (nobody can push others' sign-ins
  * out). */
 static int pending_put(const struct pending *p)
 {
-	int64_t now = now_ms();
-	int slot = -1, same = 0;
+	int slot, same, ok;
 
 	pthread_mutex_lock(&lock);
-	for (int i = 0; i < OIDC_PENDING_MAX; i++) {
-		int live = pend[i].state[0] && now - pend[i].at_ms <= OIDC_PENDING_MS;
-		if (!live && slot < 0)
-			slot = i;
-		same += live && strcmp(pend[i].source, p->source) == 0;
-	}
-	if (slot >= 0 && same < OIDC_PENDING_PER_SOURCE)
+	slot = pending_scan(p->source, &same);
+	ok = slot >= 0 && same < OIDC_PENDING_PER_SOURCE;
+	if (ok)
 		pend[slot] = *p;
 	pthread_mutex_unlock(&lock);
-	return slot >= 0 && same < OIDC_PENDING_PER_SOURCE ? 0 : -1;
+	return ok ? 0 : -1;
 }
 
 /* 1 when source may begin another sign-in (asked before the provider is: a source that only
  * begins sign-ins soon stops costing calls to it). */
 static int pending_room(const char *source)
 {
-	int64_t now = now_ms();
-	int free_slots = 0, same = 0;
+	int slot, same;
 
 	pthread_mutex_lock(&lock);
-	for (int i = 0; i < OIDC_PENDING_MAX; i++) {
-		int live = pend[i].state[0] && now - pend[i].at_ms <= OIDC_PENDING_MS;
-		free_slots += !live;
-		same += live && strcmp(pend[i].source, source) == 0;
-	}
+	slot = pending_scan(source, &same);
 	pthread_mutex_unlock(&lock);
-	return free_slots > 0 && same < OIDC_PENDING_PER_SOURCE;
+	return slot >= 0 && same < OIDC_PENDING_PER_SOURCE;
 }
 
 /* The login begun with state, taken (it is used once, whatever comes of it). -1 when none. */

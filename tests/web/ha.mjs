@@ -1,18 +1,11 @@
 // The HA pair in the dashboard (issue 22), in real headless Chromium against both nodes of the
 // lab's pair. Prints TAP lines. Env: MASTER_URL, BACKUP_URL, MASTER_ADDR (the master's own
 // address, which the backup names), ADMIN_PASSWORD.
-import { chromium } from 'playwright-core';
+import { finish, launch, ok, step } from './tap.mjs';
 
 const env = process.env;
-let n = 0, failed = 0;
-const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
-async function step(what, fn) {
-  try { const extra = await fn(); ok(true, extra ? `${what} (${extra})` : what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
-}
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const browser = await launch();
 const consoleErrors = [];
 async function dashboard(url) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -46,5 +39,4 @@ await step('the master\'s dashboard shows master, and no read-only banner', asyn
 });
 ok(consoleErrors.length === 0, `no page errors (${consoleErrors.slice(0, 3).join(' | ')})`);
 await browser.close();
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -4,16 +4,11 @@
 // gateway in the background, its curl exit code written to DOWNLOAD_END when it ends), CLIENT
 // (the downloading client's address), RECEIVER (a webhook receiver's URL) and RECEIVED (a
 // shell command printing what it received).
-import { chromium } from 'playwright-core';
+import { finish, launch, ok, step } from './tap.mjs';
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
 const env = process.env;
-let n = 0, failed = 0;
-const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
-async function step(what, fn) {
-  try { const extra = await fn(); ok(true, extra ? `${what} (${extra})` : what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(what, fn, ms = 10000) {
   const end = Date.now() + ms;
@@ -25,9 +20,7 @@ async function until(what, fn, ms = 10000) {
   }
 }
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const browser = await launch();
 const consoleErrors = [];
 async function newPage(opts = {}) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...opts });
@@ -206,5 +199,4 @@ await step('tabs move with the arrow keys (Connections reachable from the keyboa
 });
 ok(consoleErrors.length === 0, `no console errors (${consoleErrors.slice(0, 3).join(' | ')})`);
 await browser.close();
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -6,19 +6,12 @@
 // (the provider's users, edited here), ADMIN_PASSWORD, LOCAL_USER and LOCAL_PASSWORD (a local
 // user who is not the break-glass admin), PROVIDER (its display name).
 import fs from 'node:fs';
-import { chromium } from 'playwright-core';
+import { finish, launch, ok, step } from './tap.mjs';
 
 const env = process.env;
 const phase = process.argv[2];
-let n = 0, failed = 0;
-const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
-async function step(what, fn) {
-  try { const extra = await fn(); ok(true, extra ? `${what} (${extra})` : what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
-}
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const browser = await launch();
 const pageErrors = [];
 async function fresh() { /* a browser of its own: no session here or at the provider */
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ignoreHTTPSErrors: true /* the provider's private CA: the browser's trust is not what is tested; pgw-api checks it with oidc_ca_file */ });
@@ -183,5 +176,4 @@ if (phase === 'login') {
 }
 ok(pageErrors.length === 0, `no script errors in the pages${pageErrors.length ? `: ${pageErrors[0]}` : ''}`);
 await browser.close();
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+finish();

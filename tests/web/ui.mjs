@@ -1,20 +1,13 @@
 // The dashboard in real headless Chromium against a running pgw in the lab. Prints TAP lines.
 // Env: PGW_URL, ADMIN_PASSWORD, VIEWER_PASSWORD, SHOTS_DIR, KILL_PROXY (shell command that
 // stops a lab proxy), START_PROXY (shell command that starts it again), PROXY_NAME (its name).
-import { chromium } from 'playwright-core';
+import { finish, launch, ok, step } from './tap.mjs';
 import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const env = process.env;
-let n = 0, failed = 0;
-const ok = (cond, what) => { n++; if (!cond) failed++; console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`); };
-async function step(what, fn) {
-  try { await fn(); ok(true, what); } catch (e) { ok(false, `${what}: ${String(e.message).split('\n')[0]}`); }
-}
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync'] });
+const browser = await launch();
 const consoleErrors = [];
 /* While pgw-api is being restarted on purpose, a request in flight is cut (ERR_CONNECTION_RESET
  * / REFUSED): those, and only those, are provoked. */
@@ -403,5 +396,4 @@ const provoked = /Failed to load resource: the server responded with a status of
 const real = consoleErrors.filter((e) => !provoked.test(e));
 ok(real.length === 0, `no console errors apart from the provoked 400, 401 and 422 (${real.slice(0, 3).join(' | ')})`);
 await browser.close();
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+finish();
