@@ -24,6 +24,11 @@ if [ ! -x "$NFQ" ] || [ "$ROOT/bench/nfq_delay.c" -nt "$NFQ" ]; then
 		{ echo "bench_distance: cannot build nfq_delay (libnetfilter-queue-dev: make deps)"; exit 1; }
 fi
 bench_lab_up || exit 1
+# The delay holds the proxies' packets in their own host (wan's OUTPUT), where the kernel counts
+# them as not yet sent: TCP autocorking then holds a small write behind two unacknowledged ones
+# until one has left, DELAY_MS later (dante's GET answer behind its method and CONNECT replies).
+# On a real network a packet leaves the host at once and the delay is on the wire.
+lab_exec wan sysctl -qw net.ipv4.tcp_autocorking=0
 lab_start_nginx >/dev/null || exit 1
 lab_start_dante >/dev/null || exit 1
 lab_start_peers >/dev/null || exit 1

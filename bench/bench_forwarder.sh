@@ -77,7 +77,7 @@ measure() {
 	p50=$(pct 50 <"$LAB_DIR/lat-$mode")
 	p95=$(pct 95 <"$LAB_DIR/lat-$mode")
 	rss=$([ "$pid" != - ] && awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo n/a)
-	row[$mode]="$gbps $ip3 $cpu_gb $box_gb $p50 $p95 $storm $rss"
+	row[$mode]="${gbps:-?} ${ip3:-?} ${cpu_gb:-?} ${box_gb:-?} ${p50:-?} ${p95:-?} ${storm:-?} ${rss:-?}" # read back by field
 }
 declare -A row cps ccpu
 # cps_round MODE PID: one wrk run of new connections (Connection: close) through the relay now up
@@ -159,9 +159,9 @@ for m in pgw-forwarder pgw-lockstep redsocks redsocks-copy direct-socks; do
 		"$(median <<<"${cps[$m]:-}")" "$(median <<<"${ccpu[$m]:-}")" "$storm" "$rss" "${cps[$m]:-}"
 done
 p=$(median <<<"${cps[pgw-forwarder]:-}") q=$(median <<<"${cps[redsocks]:-}")
-awk -v p="$p" -v q="$q" 'BEGIN {if (q > 0) printf "new conn/s, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
+awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "new conn/s, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
 p=$(median <<<"${ccpu[pgw-forwarder]:-}") q=$(median <<<"${ccpu[redsocks]:-}")
-awk -v p="$p" -v q="$q" 'BEGIN {if (q > 0) printf "relay CPU a new connection, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
+awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "relay CPU a new connection, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
 echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency;"
 echo "new conn/s: the median of $ROUNDS wrk runs a relay (Connection: close), the relays taking turns; µs CPU/conn:"
 echo "the relay's own CPU time (user + system, softirqs it ran included) a connection over those runs, median."

@@ -72,7 +72,8 @@ lab_exec() { local ns; ns=$(lab_ns "$1"); shift; ip netns exec "$ns" "$@"; }
 lab_bg() { # ns name cmd...
 	local ns=$1 name=$2
 	shift 2
-	ip netns exec "$(lab_ns "$ns")" "$@" >"$LAB_DIR/$name.log" 2>&1 &
+	: >"$LAB_DIR/$name.log" # emptied before it returns: a wait for a line must not find the last run's
+	ip netns exec "$(lab_ns "$ns")" "$@" >>"$LAB_DIR/$name.log" 2>&1 &
 	echo "$! $name" >>"$LAB_DIR/pids"
 	LAB_LAST_PID=$!
 }

@@ -11,7 +11,7 @@ lab_scenario
 lab_start_dante >/dev/null || exit 1
 ctl=$PGW_BIN/pgwctl
 db() { sqlite3 "$PGW_DB" "$@"; }
-lab_four_proxies
+check "four proxies and their clients set up (lab_four_proxies)" lab_four_proxies
 for d in healthd agent forwarder; do
 	lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"
 done

@@ -14,7 +14,7 @@ lab_api_env
 LAB_DANTE_OPTS='timeout.negotiate: 4' lab_start_dante >/dev/null || exit 1
 ctl=$PGW_BIN/pgwctl
 db() { lab_db "$@"; }
-lab_four_proxies
+check "four proxies and their clients set up (lab_four_proxies)" lab_four_proxies
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
 # a server that speaks first (as SMTP, FTP, POP3 do): its banner, then it echoes a line (2525);
 # one that reads to the client's EOF, then says how much came (2526); one that says bye and
@@ -146,15 +146,17 @@ for i in range(20):
     s = socket.create_connection(("'$LAB_WEB'", int(sys.argv[1])), timeout=3, source_address=("192.168.2.13", 0))
     if sys.argv[1] == "2526":
         s.sendall(b"x" * 100); s.shutdown(socket.SHUT_WR)
-    b = b""
+    b, eof = b"", False
     try:
         while True:
             d = s.recv(4096)
-            if not d: break
+            if not d:
+                eof = True
+                break
             b += d
     except socket.timeout:
         pass
-    ok += b == sys.argv[2].encode().replace(b"~", b"\r\n")
+    ok += eof and b == sys.argv[2].encode().replace(b"~", b"\r\n")
     s.close()
 print(ok)' "$@"; }
 check_eq "20 clients that send and half-close at once: each FIN passed on, each answer back to EOF" \
