@@ -237,16 +237,18 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 	for (;;) {
 		int progress = 0;
 		ssize_t n;
-		size_t room = *rd && *inpipe < PIPE_SIZE && !*eof ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe) : 0;
+		size_t held = 0, room = *rd && *inpipe < PIPE_SIZE && !*eof
+					    ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe, &held)
+					    : 0;
 
 		if (room > 0 && p[0] < 0 && pipe_get(c->w, p) < 0) {
-			stats_quota_give(c->cs, room); /* no descriptor for a pipe: end it cleanly */
+			stats_quota_done(c->cs, held, held); /* no descriptor for a pipe: end it cleanly */
 			*why = CLOSE_INTERNAL;
 			return -1;
 		}
 		if (room > 0) { /* keep reading while the pipe has room (and the quota) */
 			n = splice(src, NULL, p[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			stats_quota_give(c->cs, n > 0 ? room - (size_t)n : room);
+			stats_quota_done(c->cs, held, n > 0 ? room - (size_t)n : room);
 			if (n > 0) {
 				*inpipe += (size_t)n;
 				progress = 1;
@@ -482,18 +484,18 @@ static void resume(struct conn *c)
  * for them goes on at once. */
 static void early_read(struct conn *c)
 {
-	size_t room;
+	size_t room, held;
 	ssize_t n;
 
 	c->want_early = 0;
 	if (c->hs->out_early) /* the request went already: the bytes wait in the socket for the relay */
 		return;
-	room = stats_quota_take(c->cs, EARLY_MAX);
+	room = stats_quota_take(c->cs, EARLY_MAX, &held);
 	if (room > 0) { /* read into the worker's scratch, kept in a buffer of its size */
 		n = recv(c->cfd, c->w->early_buf, room, 0);
 		if (n > 0 && !(c->early = malloc((size_t)n)))
 			n = -2; /* no memory: the bytes are lost with the connection */
-		stats_quota_give(c->cs, n > 0 ? room - (size_t)n : room);
+		stats_quota_done(c->cs, held, n > 0 ? room - (size_t)n : room);
 		if (n == -2 || (n < 0 && errno != EAGAIN)) {
 			conn_close(c, n == -2 ? CLOSE_INTERNAL : CLOSE_CLIENT_RESET, UP_OK);
 			return;

@@ -160,18 +160,32 @@ void stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down)
 		__atomic_fetch_add(&cs->bytes_down, (unsigned long)down, __ATOMIC_RELAXED);
 }
 
-size_t stats_quota_take(struct client_stat *cs, size_t want)
+size_t stats_quota_take(struct client_stat *cs, size_t want, size_t *held)
 {
 	long long prev;
+	size_t got;
 
+	*held = 0;
 	if (!cs || !want || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
 		return want;
+	__atomic_fetch_add(&cs->quota_held, (long long)want, __ATOMIC_RELAXED); /* first: never seen as used */
 	prev = __atomic_fetch_sub(&cs->quota_left, (long long)want, __ATOMIC_RELAXED);
-	if (prev >= (long long)want)
-		return want;
-	/* not all of it: what was left (if anything), the rest back */
-	__atomic_fetch_add(&cs->quota_left, (long long)want - (prev > 0 ? prev : 0), __ATOMIC_RELAXED);
-	return prev > 0 ? (size_t)prev : 0;
+	got = prev >= (long long)want ? want : prev > 0 ? (size_t)prev : 0;
+	if (got < want) { /* not all of it: what was left (if anything), the rest back */
+		__atomic_fetch_add(&cs->quota_left, (long long)(want - got), __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&cs->quota_held, (long long)(want - got), __ATOMIC_RELAXED);
+	}
+	*held = got;
+	return got;
+}
+
+void stats_quota_done(struct client_stat *cs, size_t held, size_t unused)
+{
+	if (!cs || !held)
+		return;
+	if (unused)
+		__atomic_fetch_add(&cs->quota_left, (long long)unused, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&cs->quota_held, (long long)held, __ATOMIC_RELAXED);
 }
 
 void stats_quota_give(struct client_stat *cs, size_t n)
@@ -184,7 +198,7 @@ long long stats_quota_left(struct client_stat *cs)
 {
 	if (!cs || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
 		return LLONG_MAX;
-	return __atomic_load_n(&cs->quota_left, __ATOMIC_RELAXED);
+	return __atomic_load_n(&cs->quota_left, __ATOMIC_RELAXED) + __atomic_load_n(&cs->quota_held, __ATOMIC_RELAXED);
 }
 
 void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long limit, long long used,
@@ -204,7 +218,10 @@ void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long
 			 * count is of this very run */
 			long long unseen =
 			    seen_run == s->started_ms && total >= seen_total ? total - seen_total : total;
-			__atomic_store_n(&cs->quota_left, limit - used - unseen, __ATOMIC_RELAXED);
+			/* reads under way hold some: they give back what they did not read (stats_quota_done) */
+			__atomic_store_n(&cs->quota_left,
+					 limit - used - unseen - __atomic_load_n(&cs->quota_held, __ATOMIC_RELAXED),
+					 __ATOMIC_RELAXED);
 		}
 		__atomic_store_n(&cs->quota_on, limit > 0, __ATOMIC_RELAXED);
 	}
@@ -231,7 +248,7 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 			if (cs->tokens > rate)
 				cs->tokens = rate;
 		}
-		if (cs->quota_on && __atomic_load_n(&cs->quota_left, __ATOMIC_RELAXED) <= 0)
+		if (cs->quota_on && stats_quota_left(cs) <= 0)
 			r = CLOSE_QUOTA;
 		else if (max && cs->active >= max)
 			r = CLOSE_CLIENT_MAX_CONNS;

@@ -82,7 +82,9 @@ struct client_stat {
 	double tokens;	       /* new connections it may open now (rate) */
 	uint64_t tokens_at;    /* ms of the last refill */
 	int64_t org;	       /* the organisation its counters are of */
-	long long quota_left;  /* quota_on: bytes it may still move this period (TCP and UDP, each way) */
+	long long quota_left;  /* quota_on: bytes it may still move this period (TCP and UDP, each way),
+				* less what reads under way hold (quota_held) */
+	long long quota_held;  /* taken for reads under way, on any worker (stats_quota_take .. _done) */
 	int quota_on;	       /* its mapping has a quota (set at each reload, stats_quota_set) */
 };
 
@@ -97,11 +99,15 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 /* Bytes a connection of cs delivered: counted now (its quota took them when they were read). */
 void stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down);
 /* Up to want bytes of cs's quota for a read, taken off at once (so no other connection of the
- * client can read them too): how many (want when it has no quota; 0 when it is used up). */
-size_t stats_quota_take(struct client_stat *cs, size_t want);
-/* Of what stats_quota_take gave, n bytes were not read: back to the quota. */
+ * client can read them too): how many (want when it has no quota; 0 when it is used up).
+ * *held: what the quota holds for the read (0 with no quota), for stats_quota_done. */
+size_t stats_quota_take(struct client_stat *cs, size_t want, size_t *held);
+/* The read that took `held` (stats_quota_take's) is done: `unused` of it back. */
+void stats_quota_done(struct client_stat *cs, size_t held, size_t unused);
+/* n bytes read earlier were never delivered: back to the quota. */
 void stats_quota_give(struct client_stat *cs, size_t n);
-/* What cs may still move (LLONG_MAX: no quota). */
+/* What cs may still move (LLONG_MAX: no quota), counting what reads under way hold as not used
+ * (another worker's read in progress must not make the client look used up). */
 long long stats_quota_left(struct client_stat *cs);
 /* At a reload: the client's quota, or none (limit 0). used: what the DB has counted this period,
  * as of the forwarder counters seen_total of run seen_run (pgw-api's usage_seen): what this run
