@@ -12,13 +12,7 @@ PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/bench/lib.sh"
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-2}
-bench_lab_up || exit 1
-lab_start_nginx >/dev/null || exit 1
-lab_start_dante >/dev/null || exit 1
-lab_pgw_env
-sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
-    UPDATE proxy_health SET status = 'up', pipelining = 1, early_data = 1, fresh_until = unixepoch() + 86400;
-    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+bench_dante_lab || exit 1
 hz=$(getconf CLK_TCK)
 # every process: pid, name, CPU ticks
 procs() { for p in /proc/[0-9]*; do awk -v p="${p#/proc/}" '{print p, $2, $14 + $15}' "$p/stat" 2>/dev/null; done | sort; }

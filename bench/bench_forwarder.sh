@@ -20,16 +20,11 @@ PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 SECS=${SECS:-5}
 REQS=${REQS:-200}
 ROUNDS=${ROUNDS:-3}
-bench_lab_up || exit 1
-lab_start_nginx >/dev/null || exit 1
-lab_start_dante >/dev/null || exit 1
+bench_dante_lab || exit 1
 lab_bg wan iperf3 iperf3 -s -B $LAB_WEB
 truncate -s 2G "$LAB_DIR/www/files/big.bin"
 cat "$LAB_DIR/www/files/big.bin" >/dev/null # into the page cache: the first relay measured must not pay for it
-lab_pgw_env
 db() { sqlite3 "$PGW_DB" "$@"; }
-db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
-    UPDATE proxy_health SET status = 'up', pipelining = 1, early_data = 1, fresh_until = unixepoch() + 86400; INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
 C=192.168.2.10
 lan() { lab_exec lan "$@"; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }

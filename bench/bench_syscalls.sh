@@ -12,14 +12,8 @@ PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 . "$ROOT/bench/lib.sh"
 REQS=${REQS:-200}
 command -v strace >/dev/null || { echo "bench_syscalls: strace is missing (make deps)"; exit 1; }
-bench_lab_up || exit 1
-lab_start_nginx >/dev/null || exit 1
-lab_start_dante >/dev/null || exit 1
-lab_pgw_env
+bench_dante_lab || exit 1
 db() { sqlite3 "$PGW_DB" "$@"; }
-db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
-    UPDATE proxy_health SET status = 'up', pipelining = 1, early_data = 1, fresh_until = unixepoch() + 86400;
-    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 for _ in $(seq 1 100); do lab_exec gw nft list set inet pgw active4 >/dev/null 2>&1 && break; sleep 0.1; done
 fetches() { for ((i = 0; i < $1; i++)); do lab_exec lan curl -s -o /dev/null -m 5 --interface 192.168.2.10 "http://$LAB_WEB/ip"; done; }

@@ -10,6 +10,19 @@ bench_lab_up() {
 	done
 }
 
+# The relay benchmarks' lab: bench_lab_up, nginx, dante, and pgw's DB with dante (proxy 1, up,
+# taking pipelined handshakes and the client's first bytes, as pgw-healthd finds it does) for
+# the client 192.168.2.10.
+bench_dante_lab() {
+	bench_lab_up || return 1
+	lab_start_nginx >/dev/null || return 1
+	lab_start_dante >/dev/null || return 1
+	lab_pgw_env
+	sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'dante', 'socks5', '$LAB_DANTE', 1080);
+	    UPDATE proxy_health SET status = 'up', pipelining = 1, early_data = 1, fresh_until = unixepoch() + 86400;
+	    INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+}
+
 # bench_redsocks PROXY_IP [BASE_OPTS [REDSOCKS_OPTS]]: Debian's redsocks on the forwarder's port
 # (pgw-agent's ruleset redirects to it), relaying to the SOCKS5 proxy at PROXY_IP:1080, with
 # every descriptor the machine allows; RS: its pid, once it listens.
