@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <limits.h>
+#include <sched.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -160,21 +161,31 @@ void stats_client_bytes(struct client_stat *cs, uint64_t up, uint64_t down)
 		__atomic_fetch_add(&cs->bytes_down, (unsigned long)down, __ATOMIC_RELAXED);
 }
 
+/* The two quota counters change together: a reader never sees one without the other. */
+static void qlock(struct client_stat *cs)
+{
+	for (int spins = 0; __atomic_test_and_set(&cs->qlock, __ATOMIC_ACQUIRE); spins++)
+		if (spins > 100)
+			sched_yield(); /* its holder was preempted */
+}
+
+static void qunlock(struct client_stat *cs)
+{
+	__atomic_clear(&cs->qlock, __ATOMIC_RELEASE);
+}
+
 size_t stats_quota_take(struct client_stat *cs, size_t want, size_t *held)
 {
-	long long prev;
 	size_t got;
 
 	*held = 0;
 	if (!cs || !want || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
 		return want;
-	__atomic_fetch_add(&cs->quota_held, (long long)want, __ATOMIC_RELAXED); /* first: never seen as used */
-	prev = __atomic_fetch_sub(&cs->quota_left, (long long)want, __ATOMIC_RELAXED);
-	got = prev >= (long long)want ? want : prev > 0 ? (size_t)prev : 0;
-	if (got < want) { /* not all of it: what was left (if anything), the rest back */
-		__atomic_fetch_add(&cs->quota_left, (long long)(want - got), __ATOMIC_RELAXED);
-		__atomic_fetch_sub(&cs->quota_held, (long long)(want - got), __ATOMIC_RELAXED);
-	}
+	qlock(cs);
+	got = cs->quota_left >= (long long)want ? want : cs->quota_left > 0 ? (size_t)cs->quota_left : 0;
+	cs->quota_left -= (long long)got;
+	cs->quota_held += (long long)got;
+	qunlock(cs);
 	*held = got;
 	return got;
 }
@@ -183,22 +194,31 @@ void stats_quota_done(struct client_stat *cs, size_t held, size_t unused)
 {
 	if (!cs || !held)
 		return;
-	if (unused)
-		__atomic_fetch_add(&cs->quota_left, (long long)unused, __ATOMIC_RELAXED);
-	__atomic_fetch_sub(&cs->quota_held, (long long)held, __ATOMIC_RELAXED);
+	qlock(cs);
+	cs->quota_left += (long long)unused;
+	cs->quota_held -= (long long)held;
+	qunlock(cs);
 }
 
 void stats_quota_give(struct client_stat *cs, size_t n)
 {
-	if (cs && n && __atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
-		__atomic_fetch_add(&cs->quota_left, (long long)n, __ATOMIC_RELAXED);
+	if (!cs || !n || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
+		return;
+	qlock(cs);
+	cs->quota_left += (long long)n;
+	qunlock(cs);
 }
 
 long long stats_quota_left(struct client_stat *cs)
 {
+	long long v;
+
 	if (!cs || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
 		return LLONG_MAX;
-	return __atomic_load_n(&cs->quota_left, __ATOMIC_RELAXED) + __atomic_load_n(&cs->quota_held, __ATOMIC_RELAXED);
+	qlock(cs);
+	v = cs->quota_left + cs->quota_held;
+	qunlock(cs);
+	return v;
 }
 
 void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long limit, long long used,
@@ -219,9 +239,9 @@ void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long
 			long long unseen =
 			    seen_run == s->started_ms && total >= seen_total ? total - seen_total : total;
 			/* reads under way hold some: they give back what they did not read (stats_quota_done) */
-			__atomic_store_n(&cs->quota_left,
-					 limit - used - unseen - __atomic_load_n(&cs->quota_held, __ATOMIC_RELAXED),
-					 __ATOMIC_RELAXED);
+			qlock(cs);
+			cs->quota_left = limit - used - unseen - cs->quota_held;
+			qunlock(cs);
 		}
 		__atomic_store_n(&cs->quota_on, limit > 0, __ATOMIC_RELAXED);
 	}
@@ -298,8 +318,11 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t
 		cs->udp_bytes_up += bytes_up;
 		cs->udp_bytes_down += bytes_down;
 		cs->udp_dropped += dropped;
-		if (cs->quota_on) /* counted off its quota (the agent blocks it once pgw-api sees it is over) */
-			__atomic_sub_fetch(&cs->quota_left, (long long)(bytes_up + bytes_down), __ATOMIC_RELAXED);
+		if (cs->quota_on) { /* counted off its quota (the agent blocks it once pgw-api sees it is over) */
+			qlock(cs);
+			cs->quota_left -= (long long)(bytes_up + bytes_down);
+			qunlock(cs);
+		}
 	}
 	pthread_mutex_unlock(&s->clients_lock);
 }

@@ -68,7 +68,8 @@ struct fwd_stats {
 };
 
 /* Per-client counters (the stats of a mapping), bounded; connections at open and close, bytes as
- * they flow (bytes_up/bytes_down and quota_left with atomic operations; the rest under the lock).
+ * they flow (bytes_up/bytes_down with atomic operations, quota_left/quota_held under the slot's
+ * own qlock; the rest under the lock).
  * A slot is never freed: a connection may keep a pointer to its client's. */
 #define CLIENT_STATS_MAX 16384
 struct client_stat {
@@ -85,6 +86,7 @@ struct client_stat {
 	long long quota_left;  /* quota_on: bytes it may still move this period (TCP and UDP, each way),
 				* less what reads under way hold (quota_held) */
 	long long quota_held;  /* taken for reads under way, on any worker (stats_quota_take .. _done) */
+	char qlock;	       /* a spin lock over the two (a few instructions held; every worker's reads) */
 	int quota_on;	       /* its mapping has a quota (set at each reload, stats_quota_set) */
 };
 

@@ -6,6 +6,8 @@
 #include "../../forwarder/stats.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 static void setup(struct fwd_stats *s, struct client_stat **cs, long long limit)
 {
@@ -82,11 +84,77 @@ static void test_reload_during_a_read(void **state)
 	stats_fini(&s);
 }
 
+/* Two workers read and read nothing (EAGAIN) over and over, a third looks, a fourth reloads: the
+ * client, whose quota nobody uses, never looks used up, and ends with all of it. */
+struct race {
+	struct fwd_stats *s;
+	struct client_stat *cs;
+	struct net_ip ip;
+	atomic_int stop, seen_used_up;
+};
+
+static void *reader(void *arg)
+{
+	struct race *r = arg;
+	size_t held;
+
+	for (int i = 0; i < 200000; i++) {
+		size_t got = stats_quota_take(r->cs, 256 * 1024, &held);
+		stats_quota_done(r->cs, held, got);
+	}
+	return NULL;
+}
+
+static void *looker(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop))
+		if (stats_quota_left(r->cs) != 300000)
+			atomic_store(&r->seen_used_up, 1);
+	return NULL;
+}
+
+static void *reloader(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop))
+		stats_quota_set(r->s, &r->ip, 300000, 0, 0, 0);
+	return NULL;
+}
+
+static void test_workers_at_once(void **state)
+{
+	struct fwd_stats s = {0};
+	struct race r = {.s = &s};
+	pthread_t t[4];
+	size_t held;
+
+	(void)state;
+	setup(&s, &r.cs, 300000);
+	assert_int_equal(net_ip_parse("192.168.2.10", &r.ip), 0);
+	assert_int_equal(pthread_create(&t[0], NULL, reader, &r), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, reader, &r), 0);
+	assert_int_equal(pthread_create(&t[2], NULL, looker, &r), 0);
+	assert_int_equal(pthread_create(&t[3], NULL, reloader, &r), 0);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	atomic_store(&r.stop, 1);
+	pthread_join(t[2], NULL);
+	pthread_join(t[3], NULL);
+	assert_int_equal(atomic_load(&r.seen_used_up), 0);
+	assert_int_equal(stats_quota_left(r.cs), 300000);
+	assert_int_equal(stats_quota_take(r.cs, 400000, &held), 300000); /* all of it, and no more */
+	stats_fini(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reads_under_way),
 	    cmocka_unit_test(test_reload_during_a_read),
+	    cmocka_unit_test(test_workers_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
