@@ -237,9 +237,13 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 	for (;;) {
 		int progress = 0;
 		ssize_t n;
-		size_t held = 0, room = *rd && *inpipe < PIPE_SIZE && !*eof
-					    ? stats_quota_take(c->cs, PIPE_SIZE - *inpipe, &held)
-					    : 0;
+		size_t held = 0, want = *rd && *inpipe < PIPE_SIZE && !*eof ? PIPE_SIZE - *inpipe : 0,
+		       room = want ? stats_quota_take(c->cs, want, &held) : 0;
+
+		/* none to read with: used up, or another worker's read holds the last of it for now.
+		 * No edge will say which: the tick tries again (and closes it if used up) */
+		if (want && !room)
+			c->quota_wait = 1;
 
 		if (room > 0 && p[0] < 0 && pipe_get(c->w, p) < 0) {
 			stats_quota_done(c->cs, held, held); /* no descriptor for a pipe: end it cleanly */
@@ -757,6 +761,9 @@ void relay_on_tick(struct evloop *ev, void *arg)
 			conn_close(c, CLOSE_IDLE_TIMEOUT, UP_OK);
 		} else if (w->draining && now >= w->drain_until) {
 			conn_close(c, CLOSE_SHUTDOWN, UP_OK);
+		} else if (c->relaying && c->quota_wait) {
+			c->quota_wait = 0;
+			relay_io(c, 0, 0); /* may close it */
 		}
 	}
 	pool_tick(w, now, connect_ms);

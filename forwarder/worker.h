@@ -43,6 +43,7 @@ struct conn {
 	int eof_c, eof_u, shut_c, shut_u;
 	int rd_c, rd_u, wr_c, wr_u; /* relaying: each side may have bytes / take some (pump()) */
 	int hs_rd_c;		    /* handshake: the client may have bytes (0: its early read drained it) */
+	int quota_wait;		    /* a read found no quota to read with: the tick tries again */
 	int hs_end_c, hs_end_u;	    /* handshake: a side's FIN, reset or error was signalled (its edge is
 				     * used: a read shorter than asked still leaves the EOF to be read) */
 	int counted;		    /* a mapped, active client: its per-client stats count this connection */

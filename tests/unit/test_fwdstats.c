@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 static void setup(struct fwd_stats *s, struct client_stat **cs, long long limit)
 {
@@ -84,13 +85,15 @@ static void test_reload_during_a_read(void **state)
 	stats_fini(&s);
 }
 
-/* Two workers read and read nothing (EAGAIN) over and over, a third looks, a fourth reloads: the
- * client, whose quota nobody uses, never looks used up, and ends with all of it. */
+/* Two workers read and read nothing (EAGAIN) over and over, a third looks, a fourth reloads, all
+ * at once: the client, whose quota nobody uses, is never seen with less than all of it (used up
+ * least of all), and ends with all of it. */
 struct race {
 	struct fwd_stats *s;
 	struct client_stat *cs;
 	struct net_ip ip;
-	atomic_int stop, seen_used_up;
+	atomic_int stop, seen_other;
+	atomic_long reads, looks, reloads; /* each thread's turns: the race must have been run */
 };
 
 static void *reader(void *arg)
@@ -98,9 +101,10 @@ static void *reader(void *arg)
 	struct race *r = arg;
 	size_t held;
 
-	for (int i = 0; i < 200000; i++) {
+	while (!atomic_load(&r->stop)) {
 		size_t got = stats_quota_take(r->cs, 256 * 1024, &held);
 		stats_quota_done(r->cs, held, got);
+		atomic_fetch_add(&r->reads, 1);
 	}
 	return NULL;
 }
@@ -109,9 +113,11 @@ static void *looker(void *arg)
 {
 	struct race *r = arg;
 
-	while (!atomic_load(&r->stop))
+	while (!atomic_load(&r->stop)) {
 		if (stats_quota_left(r->cs) != 300000)
-			atomic_store(&r->seen_used_up, 1);
+			atomic_store(&r->seen_other, 1);
+		atomic_fetch_add(&r->looks, 1);
+	}
 	return NULL;
 }
 
@@ -119,8 +125,10 @@ static void *reloader(void *arg)
 {
 	struct race *r = arg;
 
-	while (!atomic_load(&r->stop))
+	while (!atomic_load(&r->stop)) {
 		stats_quota_set(r->s, &r->ip, 300000, 0, 0, 0);
+		atomic_fetch_add(&r->reloads, 1);
+	}
 	return NULL;
 }
 
@@ -138,12 +146,17 @@ static void test_workers_at_once(void **state)
 	assert_int_equal(pthread_create(&t[1], NULL, reader, &r), 0);
 	assert_int_equal(pthread_create(&t[2], NULL, looker, &r), 0);
 	assert_int_equal(pthread_create(&t[3], NULL, reloader, &r), 0);
-	pthread_join(t[0], NULL);
-	pthread_join(t[1], NULL);
+	/* all four at once for 300 ms at least, and until each has had its turns (10 s at most) */
+	for (int ms = 0; ms < 10000 && (ms < 300 || atomic_load(&r.reads) < 50000 || atomic_load(&r.looks) < 20000 ||
+					atomic_load(&r.reloads) < 2000);
+	     ms += 10)
+		usleep(10000);
 	atomic_store(&r.stop, 1);
-	pthread_join(t[2], NULL);
-	pthread_join(t[3], NULL);
-	assert_int_equal(atomic_load(&r.seen_used_up), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_true(atomic_load(&r.reads) >= 50000 && atomic_load(&r.looks) >= 20000 &&
+		    atomic_load(&r.reloads) >= 2000);
+	assert_int_equal(atomic_load(&r.seen_other), 0); /* nobody ever saw it other than whole */
 	assert_int_equal(stats_quota_left(r.cs), 300000);
 	assert_int_equal(stats_quota_take(r.cs, 400000, &held), 300000); /* all of it, and no more */
 	stats_fini(&s);
