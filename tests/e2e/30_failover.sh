@@ -103,8 +103,9 @@ check "long downloads of C1 and C2 through P1 are under way" wait_for 5 both_rel
 
 # P1 refuses new connections (as a dead proxy does); those open through it live on. Matched by
 # the SYN, not by "ct state new": conntrack starts in this namespace only with this rule, and
-# takes the next packet of a connection already open for a new one (most likely what a
-# fresh-clone run saw: the download through P1 ended by a reset 52 ms in, before the switch)
+# when the next packet of the download already open is the forwarder's ACK, it takes that for a
+# new connection and rejects it (a fresh-clone run saw the download reset 52 ms in, before the
+# switch: close=upstream_reset, not close=revoked)
 lab_exec wan nft -f - <<NFT
 table inet pgwtest_fo {
 	chain in { type filter hook input priority 0; ip daddr $LAB_SOCKS_NOAUTH tcp dport 1080 tcp flags & (syn | ack) == syn reject with tcp reset; }
