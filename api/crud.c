@@ -137,7 +137,8 @@ json_t *fwdstats_load(const char *run_dir, int timeout_ms, int fresh)
 		pthread_mutex_unlock(&fs_lock);
 		return j;
 	}
-	rc = fwdctl_call(run_dir, "stats\n", &out, &len, timeout_ms, err, sizeof(err));
+	/* fresh: the feed's ask, which writes the usage history (a stopping forwarder waits for it) */
+	rc = fwdctl_call(run_dir, fresh ? "stats for=usage\n" : "stats\n", &out, &len, timeout_ms, err, sizeof(err));
 	if (rc == 0) {
 		j = json_loadb(out, len, 0, NULL);
 		if (j && !json_is_object(json_object_get(j, "closes"))) { /* an error answer, not stats */

@@ -326,8 +326,7 @@ int res_clients(struct req *r, const char *const *seg, int nseg)
 		net_ip_str(&ip, canon); /* as stored: one spelling per client */
 		sqlite3_bind_text(st, 1, canon, -1, SQLITE_TRANSIENT);
 	}
-	/* the history (nseg 2) needs only the row's existence: no ask to the forwarder (an ask
-	 * while it stops would end its wait for pgw-api's feed to take its last counts) */
+	/* the history (nseg 2) needs only the row's existence: no ask to the forwarder */
 	fwd =
 	    nseg == 2 ? NULL : fwdstats_scoped(fwdstats_load(r->api->cfg->run_dir, FWDSTATS_TIMEOUT_MS, 0), db, r->org);
 	api_leases(db, r->api->cfg, &ls);

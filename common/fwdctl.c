@@ -63,8 +63,12 @@ int fwdctl_parse(const char *line, size_t len, struct fwdctl_req *r, char *err, 
 		return bad(err, errlen, "unknown request '%.32s'", tok);
 	while ((tok = strtok_r(NULL, " ", &save))) {
 		char *val = strchr(tok, '=');
-		if (r->op == FWDCTL_STATS)
-			return fail(err, errlen, "stats takes no keys");
+		if (r->op == FWDCTL_STATS) {
+			if (r->for_usage || strcmp(tok, "for=usage") != 0)
+				return fail(err, errlen, "stats takes only for=usage, once");
+			r->for_usage = 1;
+			continue;
+		}
 		if (!val)
 			return bad(err, errlen, "'%.32s' is not KEY=VALUE", tok);
 		*val++ = '\0';

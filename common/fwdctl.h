@@ -11,10 +11,12 @@
  *         {"total":N,"connections":[...],"next_cursor":ID|null}
  *     close id=ID [org=ID|-1]      |      close client=IP [org=ID|-1]
  *         cut them (a TCP reset to both sides, close=closed_by_admin): {"closed":N}
- *     stats
+ *     stats [for=usage]
  *         the forwarder's counters, as they are now: totals, closes by reason, errors by kind,
  *         per client, the resolver's and the UDP relay's (what /status, /metrics, the usage
- *         history and the live feed are made of; asked each second by pgw-api, no file)
+ *         history and the live feed are made of; asked each second by pgw-api, no file).
+ *         for=usage: the ask of pgw-api's feed, which writes the usage history: a forwarder
+ *         stopping waits for one of these to hand its last counts over
  * org -1 (the default) is every organisation; another value only its clients' connections.
  * An error answers {"error":"..."}. Connection ids count up from the forwarder's start time in
  * microseconds: unique across runs. */
@@ -42,6 +44,7 @@ struct fwdctl_req {
 	int64_t org;   /* -1: every organisation */
 	unsigned limit;
 	uint64_t cursor, id; /* id 0: none */
+	int for_usage;	     /* stats for=usage */
 };
 
 /* Parse one request line (len bytes, no NUL needed; a trailing "\n" or "\r\n" allowed).

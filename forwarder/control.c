@@ -27,7 +27,7 @@ struct control {
 	void (*stats)(void *arg, FILE *out);
 	void *stats_arg;
 	int lfd, stopfd;
-	atomic_ulong served; /* "stats" answers given */
+	atomic_ulong served; /* "stats for=usage" answers given (pgw-api's feed: the usage history) */
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -216,7 +216,8 @@ char *control_answer(struct control *ctl, const char *line, size_t len, size_t *
 		write_conns(f, ws, &q);
 	} else if (q.op == FWDCTL_STATS) {
 		ctl->stats(ctl->stats_arg, f);
-		atomic_fetch_add(&ctl->served, 1);
+		if (q.for_usage)
+			atomic_fetch_add(&ctl->served, 1);
 	} else {
 		unsigned n = close_matching(ws, &q);
 		char who[NET_IP_STR_MAX];

@@ -177,7 +177,8 @@ static void write_stats(void *arg, FILE *out)
 }
 
 /* Stopping: tell pgw-api to ask for the last counts now, and wait (5 s at most: it asks at once
- * unless its main thread is held up, by a DB lock say) until it has, so what was moved since its
+ * unless its main thread is held up, by a DB lock say) until its feed has ("stats for=usage":
+ * another ask, /metrics or the clients list, writes no history), so what was moved since its
  * last look (and during the drain) reaches the usage history and the quotas. */
 static void final_stats(struct forwarder *f, struct daemon *d)
 {

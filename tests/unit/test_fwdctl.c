@@ -64,6 +64,10 @@ static void test_stats(void **state)
 	(void)state;
 	assert_int_equal(parse("stats\n", &r, err), 0);
 	assert_int_equal(r.op, FWDCTL_STATS);
+	assert_int_equal(r.for_usage, 0);
+	assert_int_equal(parse("stats for=usage\n", &r, err), 0);
+	assert_int_equal(r.op, FWDCTL_STATS);
+	assert_int_equal(r.for_usage, 1);
 }
 
 static void test_refused(void **state)
@@ -71,7 +75,10 @@ static void test_refused(void **state)
 	static const char *const bad[] = {
 	    "",
 	    "\n",
-	    "stats x=1\n", /* stats takes no keys */
+	    "stats x=1\n", /* stats takes only for=usage */
+	    "stats for=usage for=usage\n",
+	    "stats for=metrics\n",
+	    "stats for\n",
 	    "conns limit=0\n",
 	    "conns limit=1001\n",
 	    "conns limit=5 limit=6\n",
