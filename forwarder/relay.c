@@ -389,7 +389,7 @@ static int start_relay(struct conn *c)
 	c->relaying = 1;
 	/* edges seen during the handshake were not used: try all, but a client drained since */
 	c->wr_c = c->wr_u = 1;
-	c->rd_c = c->hs_rd_c || c->hs_end_c;
+	c->rd_c = !c->hs_drained_c;
 	c->rd_u = !drained_u || c->hs_end_u;
 	__atomic_store_n(&c->pub.relaying, 1, __ATOMIC_RELAXED);
 	c->t_active = c->t_relay = ev_now_ms();
@@ -484,9 +484,9 @@ static void resume(struct conn *c)
 	on_upstream(c->w->ev, c->ufd, 0, c);
 }
 
-/* The client's first bytes (once, while the request has not gone yet). A ready session waiting
- * for them goes on at once. */
-static void early_read(struct conn *c)
+/* The client's first bytes (once, while the request has not gone yet), on an edge with events.
+ * A ready session waiting for them goes on at once. */
+static void early_read(struct conn *c, uint32_t events)
 {
 	size_t room, held;
 	ssize_t n;
@@ -506,8 +506,9 @@ static void early_read(struct conn *c)
 		}
 		if (n == 0)
 			c->eof_c = 1; /* it sent everything it will (a half-close): the relay passes it on */
-		else if ((n > 0 && (size_t)n < room) || n < 0)
-			c->hs_rd_c = 0; /* drained: bytes that come later come with an edge (on_client) */
+		else if (((n > 0 && (size_t)n < room) || n < 0) && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			c->hs_drained_c = 1; /* bytes that come later come with an edge (on_client); an end
+					      * that came with these is still to be read */
 		if (n > 0) {
 			memcpy(c->early, c->w->early_buf, (size_t)n);
 			c->early_len = (size_t)n;
@@ -589,12 +590,10 @@ static void on_client(struct evloop *ev, int fd, uint32_t events, void *arg)
 		relay_io(c, 0, events);
 		return;
 	}
-	if (events & (EPOLLIN | EPOLLRDHUP))
-		c->hs_rd_c = 1;
-	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		c->hs_end_c = 1;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->hs_drained_c = 0;
 	if ((events & EPOLLIN) && c->want_early)
-		early_read(c);
+		early_read(c, events);
 	else if (events & (EPOLLHUP | EPOLLERR)) /* the client gave up during the handshake */
 		conn_close(c, CLOSE_CLIENT_RESET, UP_OK);
 }
@@ -678,7 +677,6 @@ static void accept_one(struct worker *w, int cfd, const struct sockaddr_storage 
 	c->counted = 1;
 	atomic_store(&c->listed, 1); /* its client, destination and map are set: the control socket shows it */
 	/* TCP_NODELAY and SO_KEEPALIVE: from the listening socket (workers.c) */
-	c->hs_rd_c = 1;
 	/* the client's first bytes, for a proxy that takes them with the request: an edge, read once */
 	c->want_early = c->map.early;
 	c->ch = ev_add_fd(w->ev, cfd, EV_ALL, on_client, c);

@@ -42,13 +42,14 @@ struct conn {
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
 	int rd_c, rd_u, wr_c, wr_u; /* relaying: each side may have bytes / take some (pump()) */
-	int hs_rd_c;		    /* handshake: the client may have bytes (0: its early read drained it) */
 	int quota_wait;		    /* a read found no quota to read with: the tick tries again */
-	int hs_end_c, hs_end_u;	    /* handshake: a side's FIN, reset or error was signalled (its edge is
-				     * used: a read shorter than asked still leaves the EOF to be read) */
-	int counted;		    /* a mapped, active client: its per-client stats count this connection */
-	struct client_stat *cs;	    /* its client's counters (bytes as they flow, the quota), or NULL */
-	int revoked;		    /* its path is no longer allowed: cut (on_revoke) */
+	/* the handshake: the client's early read left nothing (bytes that come later bring an edge);
+	 * the proxy's side signalled its FIN, a reset or an error (its edge is used: a read shorter
+	 * than asked still leaves the EOF to be read) */
+	int hs_drained_c, hs_end_u;
+	int counted;		/* a mapped, active client: its per-client stats count this connection */
+	struct client_stat *cs; /* its client's counters (bytes as they flow, the quota), or NULL */
+	int revoked;		/* its path is no longer allowed: cut (on_revoke) */
 	uint64_t bytes_up, bytes_down, t_start, t_active, deadline;
 	uint64_t t_relay;   /* when the proxy said "succeeded" */
 	int upstream_first; /* the proxy's side ended (EOF or reset) while the client's was open */
