@@ -618,6 +618,9 @@ void feed_update(struct feed *f, uint32_t topics)
 		at_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */
 			usage_note(f->usage, now, at_ms);
+		else /* none this time: what was noted is still written when due (a stopped forwarder's
+		      * last counts) */
+			usage_tick(f->usage, at_ms);
 		quota_events(f);
 		if (now && !json_equal(now, f->forwarder)) { /* idle: no event (the chart fills in zeros) */
 			publish_forwarder(f, now, at_ms);

@@ -260,6 +260,13 @@ void usage_note(struct usage *u, json_t *fwd, int64_t now)
 		u->baseline = 0;
 		return;
 	}
+	usage_tick(u, now);
+}
+
+void usage_tick(struct usage *u, int64_t now)
+{
+	if (!u)
+		return;
 	if (json_object_size(u->pending) == 0 || (now - u->flushed_at < USAGE_FLUSH_MS && !quota_pending(u))) {
 		if (now - u->quota_at >= QUOTA_TICK_MS)
 			quota_tick(u, now);

@@ -23,6 +23,9 @@ void usage_free(struct usage *u);
 /* The forwarder's stats as just read (its "started_ms" and "clients"); now: unix ms. Adds to the
  * buckets at most every USAGE_FLUSH_MS (and prunes old ones once an hour). */
 void usage_note(struct usage *u, json_t *fwd, int64_t now_ms);
+/* No stats this time (the forwarder stopped, or did not answer): what was noted before is still
+ * written when due, so a forwarder's last counts do not wait for its next run. */
+void usage_tick(struct usage *u, int64_t now_ms);
 /* Look at the quotas now (a setting changed): periods, grants, raised quotas. */
 void usage_quota_now(struct usage *u, int64_t now_ms);
 /* The quota events since the last call (a JSON array, the caller's), and in *changed how many
