@@ -56,10 +56,11 @@ check "a long download through the pinned proxy is under way" \
 
 # the proxy starts leaving from another address (its VPN dropped): new connections from it are
 # NATed to $MOVED in the "internet"; the download already under way keeps its own, so only pgw
-# can cut it
+# can cut it. The rule matches the SYN, not whatever packet conntrack sees first: conntrack starts
+# in this namespace only with this table and would pick the download up mid-stream as new
 lab_exec wan nft -f - <<NFT
 table ip pgwtest_exit {
-	chain post { type nat hook postrouting priority 100; ip saddr $LAB_SOCKS_NOAUTH ip daddr $LAB_WEB snat to $MOVED; }
+	chain post { type nat hook postrouting priority 100; ip saddr $LAB_SOCKS_NOAUTH ip daddr $LAB_WEB tcp flags & (syn | ack) == syn snat to $MOVED; }
 }
 NFT
 t0=$(lab_ms)
