@@ -99,19 +99,22 @@ json_t *hasnap_build(sqlite3 *db, int with_tables)
 	if (ha_state_read(db, &s) < 0 || db_user_version(db, &schema) < 0)
 		ok = 0;
 	for (size_t t = 0; ok && with_tables && t < N_TABLES; t++) {
-		char sql[400]; /* the settings table with LOCAL_SETTINGS: 170 bytes */
+		/* built to its length: a fixed buffer once truncated it when LOCAL_SETTINGS grew */
+		char *sql =
+		    sqlite3_mprintf("SELECT * FROM main.%s%s", tables[t].name,
+				    strcmp(tables[t].name, "settings") == 0 ? " WHERE key NOT IN " LOCAL_SETTINGS : "");
 		sqlite3_stmt *st;
 		json_t *cols = json_array(), *rows = json_array();
 		int rc, n;
 
-		snprintf(sql, sizeof(sql), "SELECT * FROM main.%s%s", tables[t].name,
-			 strcmp(tables[t].name, "settings") == 0 ? " WHERE key NOT IN " LOCAL_SETTINGS : "");
-		if (run(db, sql, &st) < 0) {
+		if (!sql || run(db, sql, &st) < 0) {
+			sqlite3_free(sql);
 			json_decref(cols);
 			json_decref(rows);
 			ok = 0;
 			break;
 		}
+		sqlite3_free(sql);
 		n = sqlite3_column_count(st);
 		for (int i = 0; i < n; i++)
 			if (!local_column(tables[t].name, sqlite3_column_name(st, i)))
@@ -466,9 +469,9 @@ static int apply_rows(sqlite3 *db, const struct sync_table *t, const json_t *tab
 	fclose(fd);
 	fd = NULL;
 	{
-		char sql[700];
-		snprintf(sql, sizeof(sql), "SELECT 1 FROM main.%s WHERE %s", t->name, where);
-		if (run(db, sql, &sx) < 0 || run(db, ins, &si) < 0 || run(db, upd, &su) < 0 || run(db, dif, &sd) < 0)
+		char *sql = sqlite3_mprintf("SELECT 1 FROM main.%s WHERE %s", t->name, where);
+		if (!sql || run(db, sql, &sx) < 0 || run(db, ins, &si) < 0 || run(db, upd, &su) < 0 ||
+		    run(db, dif, &sd) < 0)
 			rc = -1;
 		if (!rc && t->unique) {
 			mov = sqlite3_mprintf("UPDATE main.%s SET %s = %s WHERE %s", t->name, t->unique, t->placeholder,
@@ -476,6 +479,7 @@ static int apply_rows(sqlite3 *db, const struct sync_table *t, const json_t *tab
 			if (!mov || run(db, mov, &sm) < 0)
 				rc = -1;
 		}
+		sqlite3_free(sql);
 	}
 	/* pass 1: which rows exist and differ; their unique values step aside */
 	json_array_foreach(rows, i, row)

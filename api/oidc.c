@@ -263,6 +263,21 @@ static int provider_get(const struct conf *c, int use_cached, struct provider *o
 	return 0;
 }
 
+/* The provider's discovery document as last fetched for c's issuer, without fetching: 0, or -1
+ * when none is at hand (pgw-api restarted since, or the issuer changed). */
+static int provider_cached(const struct conf *c, struct provider *out)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&lock);
+	if (prov.issuer[0] && strcmp(prov.issuer, c->issuer) == 0) {
+		*out = prov;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
 /* Fetch the keys of jwks_uri (outside lock, one fetch at a time) and put them in place, unless
  * another fetch did so since fetched_before (then 0 at once). 0 or -1 with err. */
 static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetched_before, int rotation, char *err,
@@ -979,13 +994,17 @@ int oidc_route(struct req *r, const char *const *seg, int nseg, int *ret)
 int oidc_password_allowed(struct req *r, const char *username)
 {
 	sqlite3 *db = api_db(r->api);
+	const struct pgw_config *cfg = r->api->cfg;
 	struct conf c;
 
 	if (!db)
 		return 1; /* the password check that follows fails on its own */
-	conf_load(r, db, &c);
+	/* the two settings that decide; the rest of the provider's only to word a refusal */
+	settings_str(db, cfg, "local_login", c.local, sizeof(c.local));
+	settings_str(db, cfg, "oidc_breakglass_user", c.breakglass, sizeof(c.breakglass));
 	if (strcmp(c.local, "breakglass") != 0 || (c.breakglass[0] && strcmp(username, c.breakglass) == 0))
 		return 1;
+	settings_str(db, cfg, "oidc_provider_name", c.name, sizeof(c.name));
 	log_info_id(r->id, "password login of '%s' from %s refused: local_login is breakglass", username, r->addr);
 	reply_error(r, 403, "password_login_off",
 		    "password login is off on this gateway (local_login breakglass): sign in with %s", c.name);
@@ -995,14 +1014,16 @@ int oidc_password_allowed(struct req *r, const char *username)
 char *oidc_end_session_url(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
-	char origin[300], back[320], url[4 * URL_MAX], err[400];
+	char origin[300], back[320], url[4 * URL_MAX];
 	struct provider p;
 	struct conf c;
 
 	if (!r->user.sso || !db)
 		return NULL;
 	conf_load(r, db, &c);
-	if (!configured(&c) || provider_get(&c, 1, &p, err, sizeof(err)) < 0 || !p.end[0])
+	/* the cached discovery only: no network work in a logout (the user's sign-in fetched it; after
+	 * a restart, the pgw session still ends, without the provider's URL) */
+	if (!configured(&c) || provider_cached(&c, &p) < 0 || !p.end[0])
 		return NULL;
 	if (c.redirect[0]) { /* back to where the provider is told to send browsers, not to any Host */
 		const char *h = strstr(c.redirect, "://");
