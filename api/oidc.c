@@ -263,21 +263,6 @@ static int provider_get(const struct conf *c, int use_cached, struct provider *o
 	return 0;
 }
 
-/* The provider's discovery document as last fetched for c's issuer, without fetching: 0, or -1
- * when none is at hand (pgw-api restarted since, or the issuer changed). */
-static int provider_cached(const struct conf *c, struct provider *out)
-{
-	int rc = -1;
-
-	pthread_mutex_lock(&lock);
-	if (prov.issuer[0] && strcmp(prov.issuer, c->issuer) == 0) {
-		*out = prov;
-		rc = 0;
-	}
-	pthread_mutex_unlock(&lock);
-	return rc;
-}
-
 /* Fetch the keys of jwks_uri (outside lock, one fetch at a time) and put them in place, unless
  * another fetch did so since fetched_before (then 0 at once). 0 or -1 with err. */
 static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetched_before, int rotation, char *err,
@@ -1014,16 +999,17 @@ int oidc_password_allowed(struct req *r, const char *username)
 char *oidc_end_session_url(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
-	char origin[300], back[320], url[4 * URL_MAX];
+	char origin[300], back[320], url[4 * URL_MAX], err[400];
 	struct provider p;
 	struct conf c;
 
 	if (!r->user.sso || !db)
 		return NULL;
 	conf_load(r, db, &c);
-	/* the cached discovery only: no network work in a logout (the user's sign-in fetched it; after
-	 * a restart, the pgw session still ends, without the provider's URL) */
-	if (!configured(&c) || provider_cached(&c, &p) < 0 || !p.end[0])
+	/* the cached discovery, fetched only when none is at hand (pgw-api restarted, or this node is
+	 * the HA backup, which starts no sign-in): a logout that left the provider's session open
+	 * without a word would be worse than its few seconds */
+	if (!configured(&c) || provider_get(&c, 1, &p, err, sizeof(err)) < 0 || !p.end[0])
 		return NULL;
 	if (c.redirect[0]) { /* back to where the provider is told to send browsers, not to any Host */
 		const char *h = strstr(c.redirect, "://");

@@ -11,8 +11,7 @@
 # new connections per second (wrk, Connection: close; the median of ROUNDS rounds, the relays
 # alternating within each and their order reversed every other round, so a drift of the shared
 # machine does not favour one), a download's throughput during a connection storm, relay RSS.
-# With CAP=PCT, new connections per second again with the relay held to PCT % of one CPU
-# (bench_cap), where the relay bounds the rate. Bounded: about 4 minutes (5 with CAP).
+# Bounded: about 4 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
@@ -21,7 +20,6 @@ PGW_BIN=${PGW_BIN:-$ROOT/build/bin}
 SECS=${SECS:-5}
 REQS=${REQS:-200}
 ROUNDS=${ROUNDS:-3}
-CAP=${CAP:-} # CAP=20: also the connection rate with the relay held to 20 % of one CPU (bench_cap)
 bench_dante_lab || exit 1
 lab_bg wan iperf3 iperf3 -s -B $LAB_WEB
 truncate -s 2G "$LAB_DIR/www/files/big.bin"
@@ -133,14 +131,11 @@ for ((i = 1; i <= ROUNDS; i++)); do
 			cps_round pgw-forwarder "$fwd"
 			pgw_mode lockstep
 			cps_round pgw-lockstep "$fwd"
-			pgw_mode pool
-			[ -n "$CAP" ] && bench_cap "$CAP" "$fwd" && cps_round pgw-capped "$fwd"
 			lab_stop_pid "$fwd"
 		else
 			for r in redsocks redsocks-copy; do
 				rs_up $r
 				cps_round $r "$RS"
-				[ $r = redsocks ] && [ -n "$CAP" ] && bench_cap "$CAP" "$RS" && cps_round redsocks-capped "$RS"
 				lab_stop_pid "$RS"
 			done
 		fi
@@ -160,20 +155,11 @@ for m in pgw-forwarder pgw-lockstep redsocks redsocks-copy direct-socks; do
 done
 p=$(median <<<"${cps[pgw-forwarder]:-}") q=$(median <<<"${cps[redsocks]:-}")
 awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "new conn/s, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
-p=$(median <<<"${cps[pgw-capped]:-}") q=$(median <<<"${cps[redsocks-capped]:-}")
-if [ "$p" != n/a ]; then
-	echo "new conn/s with the relay held to $CAP % of one CPU: pgw-forwarder $p ($(median <<<"${ccpu[pgw-capped]}") µs CPU/conn; rounds ${cps[pgw-capped]}), redsocks (splice) $q ($(median <<<"${ccpu[redsocks-capped]}") µs; rounds ${cps[redsocks-capped]})"
-	awk -v p="$p" -v q="$q" 'BEGIN {if (q > 0) printf "new conn/s, relay-bound, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
-elif [ -n "$CAP" ]; then
-	echo "relay-bound connection rate: not measured (no CPU cgroup to hold the relay in here)"
-fi
 p=$(median <<<"${ccpu[pgw-forwarder]:-}") q=$(median <<<"${ccpu[redsocks]:-}")
 awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "relay CPU a new connection, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
 echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency;"
 echo "new conn/s: the median of $ROUNDS wrk runs a relay (Connection: close), the relays taking turns; µs CPU/conn:"
 echo "the relay's own CPU time (user + system, softirqs it ran included) a connection over those runs, median."
-[ -n "$CAP" ] && echo "relay-bound: the same wrk runs with the relay (all its threads) held to $CAP % of one CPU by a cgroup, so that the" &&
-	echo "relay, not the chain sharing two cores (wrk, dante, nginx), bounds the rate (throttling raises its CPU a connection)."
 echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download (u: user-space part); box CPU"
 echo "s/GB: the whole machine's busy time over it (/proc/stat: every process, interrupts, softirqs); storm: a download's"
 echo "throughput while wrk opens new connections (Connection: close) for $((SECS - 1)) of its $SECS s."

@@ -35,29 +35,3 @@ bench_redsocks() {
 	RS=$LAB_LAST_PID
 	lab_wait_port gw 127.0.0.1 "${PGW_FORWARDER_PORT:-12345}" >/dev/null
 }
-
-# bench_cap PCT PID: hold PID (every thread of it) to PCT % of one CPU over CAP_PERIOD_US
-# (default 10 ms), in a CPU cgroup of the lab's own (cgroup v2's cpu.max, or v1's cpu controller;
-# lab_down removes it): a relay measured where it is the busy part, rather than one of a chain
-# sharing two cores. The first call's PCT holds for the run. Fails (1) where neither is there.
-# Throttling itself raises a relay's CPU a connection (docs/PERFORMANCE.md): a second opinion,
-# not the figure.
-bench_cap() {
-	local d=${LAB_CGROUP:-}
-	if [ -z "$d" ]; then
-		if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-			d=/sys/fs/cgroup/pgwbench-$LAB_ID
-			grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control ||
-				echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-			mkdir "$d" 2>/dev/null && echo "$(($1 * ${CAP_PERIOD_US:-10000} / 100)) ${CAP_PERIOD_US:-10000}" >"$d/cpu.max" 2>/dev/null || { rmdir "$d" 2>/dev/null; return 1; }
-		elif [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
-			d=/sys/fs/cgroup/cpu/pgwbench-$LAB_ID
-			mkdir "$d" 2>/dev/null && echo "${CAP_PERIOD_US:-10000}" >"$d/cpu.cfs_period_us" &&
-				echo $(($1 * ${CAP_PERIOD_US:-10000} / 100)) >"$d/cpu.cfs_quota_us" || { rmdir "$d" 2>/dev/null; return 1; }
-		else
-			return 1
-		fi
-		LAB_CGROUP=$d
-	fi
-	echo "$2" >"$d/cgroup.procs"
-}

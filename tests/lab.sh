@@ -453,8 +453,6 @@ lab_down() {
 		ns=$(lab_ns $n)
 		case $ns in pgwt-*) [ -d "/etc/netns/$ns" ] && rm -rf "/etc/netns/$ns" ;; esac
 	done
-	# a CPU cgroup a benchmark made for what it measures (bench_cap), empty once its processes stopped
-	[ -n "${LAB_CGROUP:-}" ] && rmdir "$LAB_CGROUP" 2>/dev/null
 	if [ -n "${LAB_KEEP_LOGS:-}" ]; then
 		mkdir -p "$LAB_KEEP_LOGS" && cp "$LAB_DIR"/*.log "$LAB_KEEP_LOGS"/ 2>/dev/null
 	fi
