@@ -529,11 +529,16 @@ lab_capture_start() { # name
 }
 
 # Stop the capture; print how many client packets crossed the WAN interface. (--immediate-mode:
-# every packet is handed to tcpdump at once, so none is still in a ring block when it stops.)
+# every packet is handed to tcpdump at once, so none is still in a ring block when it stops.) A
+# capture that cannot be read prints why, never "0": a check for no leak must not pass on it.
 lab_capture_stop() {
 	sleep 0.2
 	lab_stop_pid "$LAB_CAP_PID"
-	tcpdump -r "$LAB_CAP" -n 2>/dev/null | tee "$LAB_CAP.txt" | wc -l
+	if ! tcpdump -r "$LAB_CAP" -n >"$LAB_CAP.txt" 2>"$LAB_CAP.err"; then
+		echo "no capture: $(tr '\n' ' ' <"$LAB_CAP.err" | head -c 200)"
+		return 1
+	fi
+	wc -l <"$LAB_CAP.txt"
 }
 
 # Every kind of traffic a client might send out: TCP, UDP/53, UDP/443, TCP/53, ICMP, and the
@@ -593,6 +598,7 @@ lab_api_env() {
 lab_api() { # method path [curl args...]
 	local m=$1 p=$2
 	shift 2
+	: >"$LAB_DIR/api-body" # a call that fails prints 000 and no earlier call's body
 	lab_exec gw curl -s -m 20 -o "$LAB_DIR/api-body" -w '%{http_code}' -X "$m" "$@" "http://127.0.0.1:8080$p"
 	printf ' '
 	cat "$LAB_DIR/api-body"

@@ -116,18 +116,21 @@ for port in 8081 8082; do
 	else
 		body='Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n'
 	fi
-	printf '#!/bin/sh\nprintf "HTTP/1.1 200 OK\\r\\n%s" ${#SOCAT_PEERADDR} "$SOCAT_PEERADDR"\nsleep 20\n' "$body" >"$LAB_DIR/held-$port.sh"
+	# each answers an address of its own (192.0.2.81, .82), told apart from nginx's /ip (which
+	# says the proxy's) and from each other
+	printf '#!/bin/sh\nprintf "HTTP/1.1 200 OK\\r\\n%s" 10 192.0.2.%s\nsleep 20\n' "$body" $((port - 8000)) >"$LAB_DIR/held-$port.sh"
 	lab_bg wan "held-$port" socat TCP-LISTEN:$port,bind=$LAB_WEB,fork,reuseaddr "EXEC:sh $LAB_DIR/held-$port.sh"
 	lab_wait_port wan $LAB_WEB $port
 	$ctl settings set health_url "http://$LAB_WEB:$port/" >/dev/null
 	$ctl notify settings >/dev/null
-	sleep 0.3
+	held_used() { $ctl check 1 | grep -q "exit ip 192.0.2.$((port - 8000))\$"; }
+	check "pgw-healthd probes the held-open server (port $port) once told" wait_for 10 held_used
 	t0=$(lab_ms)
 	out=$($ctl check 1)
 	t1=$(lab_ms)
 	kind=$([ $port = 8081 ] && echo "Content-Length" || echo "chunked")
 	check_match "a $kind answer on a connection held open: up, the exit IP read, in $((t1 - t0)) ms (no timeout)" \
-		"$out" "^proxy 1: up, [0-9]+ ms, exit ip $LAB_DANTE\$"
+		"$out" "^proxy 1: up, [0-9]+ ms, exit ip 192.0.2.$((port - 8000))\$"
 	check "... well within the 2 s timeout" test $((t1 - t0)) -lt 1500
 done
 $ctl settings set health_url "$PGW_HEALTH_URL" >/dev/null

@@ -36,7 +36,8 @@ lab_client_tries 192.168.2.13 fd00:2::13
 lab_client_tries 192.168.2.10 fd00:2::10
 
 $ctl settings set forwarder_mode redirect >/dev/null
-check "back to redirect: the nat chain returns" wait_for 3 lab_exec gw nft list chain inet pgw prerouting
+check "back to redirect: the nat chain redirects TCP to the forwarder again" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw prerouting | grep -q 'redirect to :12345'"
 check_match "... the policy route stays while udp_relay is on (UDP still takes TPROXY)" \
 	"$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
 $ctl settings set udp_relay false >/dev/null
@@ -51,7 +52,10 @@ check_eq "0 client packets on the WAN interface in either mode" "$n" "0"
 
 $ctl settings set forwarder_mode tproxy >/dev/null
 check "tproxy again" wait_for 3 bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
-kill -TERM "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
+lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")" # stopped: its table stays (fail closed)
+check "a stopped agent leaves its table in place" lab_exec gw nft list table inet pgw
 check "--flush removes table, rule and route" lab_exec gw "$PGW_BIN/pgw-agent" --flush
+check_fails "... no table left" lab_exec gw nft list table inet pgw
 check_fails "... no rule left" bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
+check_eq "... no route left in table 2470" "$(lab_exec gw ip route show table 2470 2>/dev/null)" ""
 finish

@@ -71,7 +71,7 @@ gw=$(lab_ns gw)
 check "the agent: IPv6 clients in the kernel's active6 set" \
 	wait_for 3 bash -c "ip netns exec $gw nft list set inet pgw active6 | grep -q 'fd00:2::10' && ip netns exec $gw nft list set inet pgw active6 | grep -q 'fd00:2::12'"
 fetch6() { lab_exec lan curl -s -m 5 --interface "$1" "http://[$LAB_WEB6]/ip"; }
-lab_capture_start v6
+lab_capture_start v6 || exit 1
 check_eq "IPv6 client through microsocks with auth: nginx sees the proxy's IPv6 address" "$(fetch6 fd00:2::10)" "2001:db8:100::30"
 check_eq "IPv6 client through microsocks without auth" "$(fetch6 fd00:2::11)" "2001:db8:100::31"
 ans=$(fetch6 fd00:2::12)

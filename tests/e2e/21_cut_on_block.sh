@@ -15,6 +15,7 @@ db() { lab_db "$@"; }
 J='Content-Type: application/json'
 C=192.168.2.10
 head -c 8M /dev/urandom >"$LAB_DIR/www/files/big.bin" # 32 s at 256 KiB/s
+head -c 32M /dev/urandom >"$LAB_DIR/www/files/huge.bin" # 128 s: the bystander's, outlasting every step on a slow machine
 # a second microsocks without auth, on another port of the same address (the "port change")
 lab_bg wan microsocks-1081 microsocks -i $LAB_SOCKS_NOAUTH -p 1081 -b $LAB_SOCKS_NOAUTH
 lab_wait_port wan $LAB_SOCKS_NOAUTH 1081 || exit 1
@@ -40,12 +41,12 @@ active() { lab_exec gw nft list set inet pgw active4 | grep -qw "$C"; }
 check "the agent activates it" wait_for 3 active
 check_eq "it exits at that proxy" "$(lab_exec lan curl -s -m 5 --interface $C http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 
-# start_download NAME [CLIENT]: an 8 MB download at 256 KiB/s in the background; its exit code
-# and the time it ended (ms) land in $LAB_DIR/NAME.end
+# start_download NAME [CLIENT [FILE]]: an 8 MB download (FILE, default big.bin) at 256 KiB/s in
+# the background; its exit code and the time it ended (ms) land in $LAB_DIR/NAME.end
 start_download() {
-	local ip=${2:-$C}
+	local ip=${2:-$C} file=${3:-big.bin}
 	rm -f "$LAB_DIR/$1.end"
-	lab_bg lan "dl-$1" bash -c "curl -s -o /dev/null --interface $ip http://$LAB_WEB/slow/big.bin; \
+	lab_bg lan "dl-$1" bash -c "curl -s -o /dev/null --interface $ip http://$LAB_WEB/slow/$file; \
 		echo \$? \$((\$(date +%s%N) / 1000000)) > $LAB_DIR/$1.end"
 	# under way: the forwarder relays it
 	check "download '$1' of $ip under way through the forwarder" \
@@ -63,7 +64,7 @@ ended_within() {
 	check "$what: ... within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000 -a $((t1 - t0)) -ge -"$low"
 }
 
-start_download bystander 192.168.2.11
+start_download bystander 192.168.2.11 huge.bin
 
 # 1. mapping disabled
 start_download off

@@ -42,7 +42,7 @@ check "the forwarder's UDP relay listens (TPROXY port)" grep -q 'udp: relay list
 check_match "the policy route for TPROXY is there (redirect mode, udp_relay on)" "$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
 
 # through dante and ss-local: the echo server sees the proxies' exit addresses
-lab_capture_start udp
+lab_capture_start udp || exit 1
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.10 1 5)
 check_match "client .10 (dante): 5 datagrams echoed, each reply from $LAB_ECHO:7777" "$r" '"ok_flows": 1, "sent": 5, "received": 5, "wrong_source": 0'
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.11 1 5)
@@ -92,7 +92,7 @@ db "INSERT INTO mappings (client_ip, proxy_id) VALUES $vals"
 check "the ten new clients are in udp4" \
 	wait_for 5 bash -c "[ \$(ip netns exec $gw nft -j list set inet pgw udp4 | grep -o '192.168.2.2[0-9]' | sort -u | wc -l) = 10 ]"
 srcs=$(seq -s, -f '192.168.2.%g' 20 29)
-lab_capture_start flows
+lab_capture_start flows || exit 1
 r=$(tool lan flows $LAB_ECHO 7777 "$srcs" 20 10)
 echo "# 200 flows: $r"
 check_match "200 concurrent flows from 10 clients, 10 datagrams each: all echoed to the socket that sent them, from the right address" "$r" \
@@ -184,7 +184,7 @@ check_eq "... and the socket's next datagram (after the 1 s backoff) gets a new 
 	"$(cat "$LAB_DIR/again.out")" "b'again'"
 
 # the proxy killed in the middle of a stream: the datagrams stop, the client is blocked, no leak
-lab_capture_start kill
+lab_capture_start kill || exit 1
 nb=$(grep -c "^$LAB_DANTE " "$LAB_DIR/udp-echo-7777.log")
 tool lan send 192.168.2.10 $LAB_ECHO 7777 600 &
 sender=$!
@@ -212,7 +212,7 @@ check "dante back without UDP ASSOCIATE: up, udp=no" \
 	wait_for 15 bash -c "[ \"\$(sqlite3 -cmd '.timeout 2000' $PGW_DB 'SELECT status || udp FROM proxy_health WHERE proxy_id = 4')\" = upno ]"
 check "... .10 active again but not in udp4" wait_for 5 bash -c \
 	"ip netns exec $gw nft list set inet pgw active4 | grep -q '192.168.2.10[,} ]' && ! ip netns exec $gw nft list set inet pgw udp4 | grep -q '192.168.2.10[,} ]'"
-lab_capture_start noudp
+lab_capture_start noudp || exit 1
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.10 1 3)
 check_match "... its UDP is blocked" "$r" '"received": 0'
 check_eq "... its TCP still goes through dante" "$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_DANTE"
@@ -251,7 +251,7 @@ lab_bg gw gw-listener python3 "$ROOT/tests/e2e/udp_tool.py" echo 0.0.0.0 7777 "$
 sleep 0.5
 check ".21 (ss-local, which carries UDP) is still in udp4: its UDP still takes the TPROXY rule" \
 	bash -c "ip netns exec $gw nft list set inet pgw udp4 | grep -q '192.168.2.21[,} ]'"
-lab_capture_start relayoff
+lab_capture_start relayoff || exit 1
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.21 1 3)
 check_match "relay off: .21 gets nothing back" "$r" '"received": 0'
 check_eq "... a listener on the gateway's own port 7777 saw none of it" "$(wc -l <"$LAB_DIR/gw-7777.log")" "0"

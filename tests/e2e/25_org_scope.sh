@@ -183,7 +183,7 @@ lab_exec gw curl -s -N -m 4 -H "$ROOT_H" "$U/api/v1/events?org=2" >"$LAB_DIR/sse
 p1=$!
 lab_exec gw curl -s -N -m 4 -H "$CAROL_H" "$U/api/v1/events" >"$LAB_DIR/sse-carol" &
 p2=$!
-sleep 0.7
+check "both streams are connected" wait_for 5 bash -c "grep -q '^: connected' $LAB_DIR/sse-root2 && grep -q '^: connected' $LAB_DIR/sse-carol"
 lab_api PATCH /api/v1/proxies/1 -H "$ROOT_H" -H 'X-Pgw-Org: 1' -H "$J" -d '{"name":"one-renamed"}' >/dev/null
 lab_api PATCH /api/v1/mappings/1 -H "$ROOT_H" -H 'X-Pgw-Org: 1' -H "$J" -d '{"label":"org1-marker"}' >/dev/null
 lab_api PATCH /api/v1/proxies/2 -H "$CAROL_H" -H "$J" -d '{"name":"acme-renamed"}' >/dev/null
@@ -195,7 +195,7 @@ check_eq "the superadmin watching acme (?org=2) gets acme's refetch only" "$(see
 check_eq "carol's stream the same: acme's proxies refetch, nothing of organisation 1's" "$(seen "$LAB_DIR/sse-carol")" "1,0,0"
 lab_exec gw curl -s -N -m 20 -H "$CAROL_H" "$U/api/v1/events" >"$LAB_DIR/sse-carol2" &
 p2=$!
-sleep 0.5
+check "carol's new stream is connected" wait_for 5 grep -q '^: connected' "$LAB_DIR/sse-carol2"
 lab_api PATCH "/api/v1/users/$carol_id" -H "$ROOT_H" -H "$J" -d '{"orgs":[]}' >/dev/null
 lab_api PATCH /api/v1/proxies/2 -H "$ROOT_H" -H 'X-Pgw-Org: 2' -H "$J" -d '{"name":"acme-again"}' >/dev/null
 check "carol out of acme: her open event stream ends" wait_for 5 bash -c "! kill -0 $p2 2>/dev/null"

@@ -130,6 +130,7 @@ check_eq "C2 (on_down block) stays blocked, carried by none" \
 	"$(lab_api GET /api/v1/mappings/$M2 -H "$ADMIN" | body | jq -c '[.state, .carrying_proxy_id]')" '["blocked",null]'
 check_fails "... not in the kernel's active set" in_set $C2
 check "... its download is cut too" wait_for 5 test -s "$LAB_DIR/dl2.end"
+check_fails "... not completed" grep -qx 0 "$LAB_DIR/dl2.end"
 reaches() { [ -n "$(exit_of "$1")" ]; } # through any proxy at all (P1 takes no new connections)
 check_fails "... and it cannot reach the internet through any other proxy" reaches $C2
 check "C1 is in the kernel's active set" in_set $C1

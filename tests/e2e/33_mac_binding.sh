@@ -60,7 +60,7 @@ before=$(fwd_lines)
 # must never get that far (mac_guard drops them first, at priority -175)
 redirected() { lab_exec gw nft list chain inet pgw prerouting | grep '@active4' | grep -o 'packets [0-9]*' | awk '{print $2}'; }
 red0=$(redirected)
-lab_capture_start spoof
+lab_capture_start spoof || exit 1
 check_fails "the other host cannot relay (IPv4)" lab_exec spoof curl -s -m 2 "http://$LAB_WEB/ip"
 check_fails "... nor IPv6" lab_exec spoof curl -s -m 2 "http://[$LAB_WEB6]/ip"
 check_fails "... nor ping the gateway itself" lab_exec spoof ping -n -q -c 2 -W 1 192.168.2.1

@@ -44,7 +44,7 @@ sleep 2.5
 dl() { lab_exec lan curl -s -o /dev/null -m 60 -w '%{size_download}' --interface 192.168.2.10 "http://$LAB_WEB/files/$1"; }
 
 # the cut, at the byte
-lab_capture_start quota
+lab_capture_start quota || exit 1
 used0=$(q .quota.used)
 got=$(dl 50m.bin)
 echo "# a 50,000,000-byte download by a client with a 20,000,000-byte quota (${used0} used before): ${got} bytes arrived"
@@ -116,6 +116,7 @@ check "forwarder and api restarted" wait_for 10 bash -c "grep -q 'listening on h
 VIEWER=$(lab_api_login viewer viewer-password-1)
 ADMIN=$(lab_api_login admin admin-password-1)
 used=$(q .quota.used)
+check "the 8 MB used before the restarts are still counted after them ($used)" test "$used" -ge 8000000
 got=$(dl 50m.bin)
 left=$((20000000 - used))
 echo "# after restarts (${used} used): ${got} bytes arrived for ${left} left"
