@@ -75,7 +75,7 @@ lab_capture_start v6 || exit 1
 check_eq "IPv6 client through microsocks with auth: nginx sees the proxy's IPv6 address" "$(fetch6 fd00:2::10)" "2001:db8:100::30"
 check_eq "IPv6 client through microsocks without auth" "$(fetch6 fd00:2::11)" "2001:db8:100::31"
 ans=$(fetch6 fd00:2::12)
-check "IPv6 client through tinyproxy with BasicAuth: answered ($ans)" test -n "$ans"
+check_match "IPv6 client through tinyproxy with BasicAuth: answered with an address of the lab ($ans)" "$ans" '^2001:db8:[0-9a-f:]+$'
 check "... tinyproxy was asked to CONNECT to [$LAB_WEB6]:80" grep -q "CONNECT.*\[$LAB_WEB6\]:80" "$LAB_DIR/http6-file.log"
 check "access log: the client and the original destination in [v6]:port form" \
 	grep -q "client=\[fd00:2::10\]:[0-9]* dst=\[$LAB_WEB6\]:80 proxy=1 .*close=done" "$LAB_DIR/pgw-forwarder.log"

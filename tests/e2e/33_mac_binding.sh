@@ -58,8 +58,10 @@ fwd_lines() { grep -c 'client=' "$LAB_DIR/pgw-forwarder.log"; }
 before=$(fwd_lines)
 # the redirect to the forwarder counts every packet of the address it sees: the other host's
 # must never get that far (mac_guard drops them first, at priority -175)
-redirected() { lab_exec gw nft list chain inet pgw prerouting | grep '@active4' | grep -o 'packets [0-9]*' | awk '{print $2}'; }
+# (the packet counts of the @active4 and @active6 redirect rules, summed; the laptop has used them)
+redirected() { lab_exec gw nft list chain inet pgw prerouting | grep -E '@active(4|6)' | grep -o 'packets [0-9]*' | awk '{n += $2; r++} END {print r == 2 ? n : "no counters"}'; }
 red0=$(redirected)
+check "the redirect rules count packets (the laptop's are there: $red0)" test "$red0" -gt 0 2>/dev/null
 lab_capture_start spoof || exit 1
 check_fails "the other host cannot relay (IPv4)" lab_exec spoof curl -s -m 2 "http://$LAB_WEB/ip"
 check_fails "... nor IPv6" lab_exec spoof curl -s -m 2 "http://[$LAB_WEB6]/ip"

@@ -206,7 +206,9 @@ check_match "organisation 1 cannot close acme's (404)" \
 	"$(lab_api DELETE "/api/v1/connections/$IDA" -H "$ADMIN" -H 'X-Pgw-Org: 1')" '^404 '
 check_match "... nor by its client (none of its own: 0 closed)" \
 	"$(lab_api DELETE '/api/v1/connections?client=192.168.2.12' -H "$ADMIN" -H 'X-Pgw-Org: 1')" '^200 .*"closed": *0'
+sleep 1 # a close would land within this (the DELETE answers once the forwarder has acted)
 check "... acme's download runs on" kill -0 "$PA"
+check_eq "... and acme still sees it" "$(lab_api GET /api/v1/connections -H "$ADMIN" -H 'X-Pgw-Org: 2' | body | jq .total)" 1
 check_match "acme closes its own" "$(lab_api DELETE "/api/v1/connections/$IDA" -H "$ADMIN" -H 'X-Pgw-Org: 2')" '^200 .*"closed": *1'
 check "... it ends" wait_for 2 ended "$PA"
 check_eq "... audited in acme's rows" "$(lab_db "SELECT org_id FROM audit WHERE action = 'connection.close' AND object_id = '$IDA'")" 2

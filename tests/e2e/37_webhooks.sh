@@ -124,6 +124,9 @@ lab_bg wan microsocks-noauth-2 microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_S
 upped() { [ "$(grep '"event": "proxy.up"' "$RX" | grep -c '"path": "/\(ops\|up-only\)"')" = 2 ]; }
 check "the proxy back: proxy.up to both webhooks that list it" wait_for 25 upped
 check_eq "... unsigned where there is no secret" "$(grep '"path": "/up-only"' "$RX" | jq -c '[.signature, .body.data.proxy_id]')" '[null,2]'
+# counted again now, seconds later, for deliveries that came late
+check_eq "... and still none of the outage to the disabled one, the other organisation's, or proxy.down to /up-only" \
+	"$(grep '"path": "/all"' "$RX" | grep -vc '"event": "test"') $(grep -c '"path": "/acme"' "$RX") $(grep '"path": "/up-only"' "$RX" | grep -c '"event": "proxy.down"')" "0 0 0"
 check_eq "an admin disabling a mapping is no alert (no client.blocked for it)" \
 	"$(lab_api PATCH "/api/v1/mappings/$(lab_db "SELECT id FROM mappings WHERE client_ip = '192.168.2.11'")" -H "$ADMIN" -H "$O1" -H "$J" -d '{"enabled":false}' | cut -c1-3)" 200
 sleep 1.5
