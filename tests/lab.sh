@@ -528,17 +528,24 @@ lab_capture_start() { # name
 	return 1
 }
 
-# Stop the capture; print how many client packets crossed the WAN interface. (--immediate-mode:
+# Stop the capture; print how many client packets crossed the WAN interface (text: $LAB_CAP.txt). (--immediate-mode:
 # every packet is handed to tcpdump at once, so none is still in a ring block when it stops.) A
 # capture that cannot be read prints why, never "0": a check for no leak must not pass on it.
 lab_capture_stop() {
 	sleep 0.2
 	lab_stop_pid "$LAB_CAP_PID"
-	if ! tcpdump -r "$LAB_CAP" -n >"$LAB_CAP.txt" 2>"$LAB_CAP.err"; then
-		echo "no capture: $(tr '\n' ' ' <"$LAB_CAP.err" | head -c 200)"
+	lab_pcap_count "$LAB_CAP"
+}
+
+# The packets in a capture file (its text in FILE.txt), or why it cannot be read (and 1).
+lab_pcap_count() { # file [tcpdump -r options...]
+	local f=$1
+	shift
+	if ! tcpdump -r "$f" -n "$@" >"$f.txt" 2>"$f.err"; then
+		echo "no capture: $(tr '\n' ' ' <"$f.err" | head -c 200)"
 		return 1
 	fi
-	wc -l <"$LAB_CAP.txt"
+	wc -l <"$f.txt"
 }
 
 # Every kind of traffic a client might send out: TCP, UDP/53, UDP/443, TCP/53, ICMP, and the

@@ -58,7 +58,7 @@ check "forwarder (as nobody) listening" wait_for 5 grep -q 'listening on port' "
 check_eq "on: a client relayed by the forwarder exits at its proxy" \
 	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.11 http://$LAB_WEB/ip)" "$LAB_SOCKS_NOAUTH"
 # "connection refused" (curl exit 7) proves the packets went and came back; a drop would time out (28)
-refused() { local rc=0; lab_exec gw curl -s -m 2 -o /dev/null "$1" || rc=$?; [ "$rc" = 7 ]; }
+refused() { [ "$(curl_rc lab_exec gw curl -s -m 2 -o /dev/null "$1")" = 7 ]; }
 check "on: the LAN is unaffected (a client's closed port answers at once)" refused http://192.168.2.11:9/
 check "on: loopback is unaffected" refused http://127.0.0.1:9/
 

@@ -216,8 +216,8 @@ check "with a second resolver that answers, pgw-healthd finds DNS up again" wait
 check_eq "failover to the second resolver when the first cannot be reached" "$(q 192.168.2.10 192.168.2.1 other.$LAB_ZONE TXT)" "NOERROR "
 
 lab_stop_pid "$wan_dns_pid"
-tcpdump -r "$LAB_DIR/wan-dns.pcap" -n >"$LAB_DIR/wan-dns.txt" 2>/dev/null && n=$(wc -l <"$LAB_DIR/wan-dns.txt") || n="no capture"
-[ "$n" != 0 ] && tcpdump -r "$LAB_DIR/wan-dns.pcap" -n 2>/dev/null | head -5 | sed 's/^/#   /'
+n=$(lab_pcap_count "$LAB_DIR/wan-dns.pcap")
+[ "$n" != 0 ] && head -5 "$LAB_DIR/wan-dns.pcap.txt" 2>/dev/null | sed 's/^/#   /'
 check_eq "tcpdump on the WAN interface: 0 DNS packets (ports 53, 853) outside the proxy connections" "$n" "0"
 n=$(lab_capture_stop)
 check_eq "... and 0 packets from any client address" "$n" "0"
