@@ -42,6 +42,7 @@ struct target {
 	struct hysteresis hs; /* status (unknown | up | down) and the counts behind it */
 	char exit_ip[PROBE_IP_MAX];
 	uint64_t next_due;
+	uint64_t done_at; /* when its last probe's result came (0: none yet): next_due follows an interval change */
 	struct probe *probe;
 	struct probe *pipe_probe;	  /* the pipelined capability probe */
 	int pipe_tested;		  /* since the proxy was loaded or last changed or failed */

@@ -241,6 +241,26 @@ static void tell_enforcers(struct healthd *h, int64_t id)
 	notify_send(h->d->nt, "forwarder", &m);
 }
 
+static uint64_t next_interval(const struct healthd *h, const struct target *t)
+{
+	return t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms;
+}
+
+/* The intervals changed: a shorter one counts from each proxy's last result (it must not wait
+ * out the old one: down detection would lag by it). A longer one starts after the probe already
+ * due, which writes fresh_until by it: deferring that probe would let the stored result go stale
+ * first and block the proxy's clients until it ran. */
+static void reschedule(struct healthd *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		struct target *t = &h->t[i];
+		uint64_t due = t->done_at + next_interval(h, t);
+
+		if (t->done_at && due < t->next_due)
+			t->next_due = due;
+	}
+}
+
 /* A probe's outcome: hysteresis, the DB, notifications, waiting requesters, next due time. */
 static void apply_result(struct healthd *h, struct target *t, const struct probe_result *r)
 {
@@ -290,7 +310,8 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 		dnscheck_start(h, t);
 		udpcheck_start(h, t);
 	}
-	t->next_due = ev_now_ms() + (t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms);
+	t->done_at = ev_now_ms();
+	t->next_due = t->done_at + next_interval(h, t);
 }
 
 static void start_probe(struct healthd *h, struct target *t);
@@ -429,6 +450,7 @@ static void check_now(struct healthd *h, int64_t id, const char *from)
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
 	struct healthd *h = d->priv;
+	unsigned iv = h->interval_ms, down_iv = h->down_interval_ms;
 
 	if (msg && msg->type == NOTIFY_CHECK_REQUEST) {
 		check_now(h, msg->id, from);
@@ -446,6 +468,11 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & (TOPIC_PROXIES | TOPIC_SETTINGS))))
 		return;
 	load_settings(h);
+	if (iv != h->interval_ms || down_iv != h->down_interval_ms) {
+		log_info("probing every %u s now (down: every %u s)", h->interval_ms / 1000,
+			 h->down_interval_ms / 1000);
+		reschedule(h);
+	}
 	load_targets(h);
 	pipelining_apply_setting(h);
 }

@@ -74,6 +74,16 @@ check "the forwarder's report makes healthd check at once: down in under 2 s" \
 echo "# down $(( ($(date +%s%N) - t0) / 1000000 )) ms after the client's failed attempt"
 check "healthd logged the report" grep -q 'the forwarder saw it fail' "$LAB_DIR/pgw-healthd.log"
 
+# a shorter interval counts from each proxy's last probe, not after the old one: proxy 1, just
+# checked on the 600 s schedule, is probed again within seconds of health_interval 1
+$ctl check 1 >/dev/null
+c0=$(col 1 checked_at)
+$ctl settings set health_interval 1 >/dev/null
+check "health_interval 600 -> 1: the up proxy probed twice more within 5 s (not 600 s on)" \
+	wait_for 5 bash -c "[ \$(sqlite3 $PGW_DB 'SELECT checked_at FROM proxy_health WHERE proxy_id = 1') -ge $((c0 + 2)) ]"
+check "... and healthd said so" grep -q 'probing every 1 s now (down: every 1 s)' "$LAB_DIR/pgw-healthd.log"
+$ctl settings set health_interval 600 >/dev/null
+
 # on-demand checks
 out=$($ctl check 1)
 check_match "pgwctl check: up with exit ip" "$out" "proxy 1: up, [0-9]+ ms, exit ip $LAB_SOCKS_AUTH"

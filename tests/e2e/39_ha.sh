@@ -197,8 +197,14 @@ table ip labcut {
 	}
 }
 EOF
-check "node 2 sees the http proxy down (its WAN cannot reach it)" wait_for 10 bash -c \
-	"[ \"\$(sqlite3 '$LAB_DIR/n2/pgw.db' 'SELECT status FROM proxy_health WHERE proxy_id = 3')\" = down ]"
+t0=$(lab_ms)
+if ! check "node 2 sees the http proxy down (its WAN cannot reach it)" wait_for 10 bash -c \
+	"[ \"\$(sqlite3 '$LAB_DIR/n2/pgw.db' 'SELECT status FROM proxy_health WHERE proxy_id = 3')\" = down ]"; then
+	ndb 2 "SELECT * FROM proxy_health WHERE proxy_id = 3" | sed 's/^/# node 2 health: /'
+	grep -e 'proxy 3' -e probing -e settings "$LAB_DIR/pgw-healthd-2.log" | tail -20 | sed 's/^/# node 2 healthd: /'
+	lab_exec wan nft list table ip labcut | grep drop | sed 's/^/# wan: /'
+fi
+echo "# node 2 saw it down $(($(lab_ms) - t0)) ms after the WAN cut"
 check_eq "... its client ($C3) is blocked on node 2, active on node 1" \
 	"$(in_set 2 $C3 && echo active || echo blocked) $(in_set 1 $C3 && echo active || echo blocked)" "blocked active"
 

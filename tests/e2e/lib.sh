@@ -14,9 +14,11 @@ _result() { # rc desc
 		echo "not ok $E2E_N - $2"
 		E2E_FAILED=$((E2E_FAILED + 1))
 	fi
+	return "$1" # a scenario may say more when a check failed: `check ... || echo "# why"`
 }
 
-# check DESC CMD...: passes when CMD exits 0 (its output goes to the log).
+# check DESC CMD...: passes when CMD exits 0 (its output goes to the log). Every check returns
+# its result.
 check() { local d=$1; shift; "$@" >/dev/null; _result $? "$d"; }
 # check_fails DESC CMD...: passes when CMD exits non-zero.
 check_fails() { local d=$1; shift; ! "$@" >/dev/null; _result $? "$d"; }
