@@ -596,6 +596,20 @@ lab_traffic_stop() { # waits for every loop to finish its round
 # The state DB from a test: waits up to 5 s for a lock, as the daemons do (they write too).
 lab_db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
 
+# The forwarder's table reloads so far (each logs "mappings loaded (why)"): `n=$(lab_fwd_reloads)`
+# before a change, then `check "..." lab_fwd_reloaded $n` waits (up to 5 s) for the reload after
+# it, in place of a sleep that guesses how long the forwarder takes. LOG: the forwarder's log
+# name (pgw-forwarder); WHY: only reloads for that reason ("event": a notify, "poll").
+lab_fwd_reloads() { grep -c "mappings loaded (${2:-}" "$LAB_DIR/${1:-pgw-forwarder}.log"; }
+lab_fwd_reloaded() { # n [log [why]]: more than n reloads
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ "$(lab_fwd_reloads "${2:-}" "${3:-}")" -gt "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # pgw-api's environment for a scenario: a JWT secret, and 127.0.0.1:8080 in the gw namespace.
 lab_api_env() {
 	export PGW_JWT_SECRET=lab-jwt-secret-0123456789abcdef0123456789 PGW_API_LISTEN=127.0.0.1:8080

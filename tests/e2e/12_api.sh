@@ -165,12 +165,18 @@ check_eq "the new role applies to the existing token at once" "$(code "$(http GE
 lab_bg gw sse-ops curl -sN -m 30 -H "$OPS" $U/api/v1/events
 sse_pid=$LAB_LAST_PID
 wait_for 3 grep -q 'connected' "$LAB_DIR/sse-ops.log"
+# ... and an admin's stream, which must get that event (else "nothing after" proves nothing)
+lab_bg gw sse-ctl curl -sN -m 30 -H "$ADMIN" $U/api/v1/events
+ctl_pid=$LAB_LAST_PID
+wait_for 3 grep -q 'connected' "$LAB_DIR/sse-ctl.log"
 check_eq "PATCH disabled" "$(code "$(http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "200"
 check_eq "a disabled user's token stops working" "$(code "$(http GET /api/v1/me -H "$OPS")")" "401"
 http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_down_interval":"6"}' >/dev/null # an event for everyone
 check "... and the disabled user's open event stream ends (before the next heartbeat)" \
 	wait_for 16 bash -c "! kill -0 $sse_pid 2>/dev/null"
+check "(an admin's open stream gets that config event)" wait_for 5 grep -q 'event: config' "$LAB_DIR/sse-ctl.log"
 check_fails "... without delivering the event that came after" grep -q 'event: config' "$LAB_DIR/sse-ops.log"
+lab_stop_pid "$ctl_pid"
 # a stream ends when its token expires (the lab's JWT secret mints one that lives 2 s)
 short=$(python3 - "$PGW_JWT_SECRET" "$(sqlite3 "$PGW_DB" 'SELECT token_gen FROM users WHERE id = 1')" <<'PY'
 import base64, hashlib, hmac, json, sys, time
@@ -183,10 +189,15 @@ PY
 lab_bg gw sse-short curl -sN -m 30 -H "Authorization: Bearer $short" $U/api/v1/events
 sse_pid=$LAB_LAST_PID
 check "a short-lived token opens a stream" wait_for 2 grep -q 'connected' "$LAB_DIR/sse-short.log"
+lab_bg gw sse-ctl2 curl -sN -m 30 -H "$ADMIN" $U/api/v1/events
+ctl_pid=$LAB_LAST_PID
+wait_for 3 grep -q 'connected' "$LAB_DIR/sse-ctl2.log"
 sleep 3
 http PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"health_down_interval":"5"}' >/dev/null
 check "... which ends once the token has expired" wait_for 5 bash -c "! kill -0 $sse_pid 2>/dev/null"
+check "(an admin's open stream gets the config event)" wait_for 5 grep -q 'event: config' "$LAB_DIR/sse-ctl2.log"
 check_fails "... without delivering the event that came after" grep -q 'event: config' "$LAB_DIR/sse-short.log"
+lab_stop_pid "$ctl_pid"
 check_eq "409 disabling the last enabled admin" "$(code "$(http PATCH /api/v1/users/1 -H "$ADMIN" -H "$J" -d '{"disabled":true}')")" "409"
 # the last-admin rule holds under concurrency: two demotions at once always leave one admin
 http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":false}' >/dev/null
@@ -474,8 +485,12 @@ lab_exec gw "$PGW_BIN/pgwctl" check 1 >/dev/null
 check "a health event: the proxy is down" wait_for 5 grep -q '^data: {"proxy_id": *1, *"status": *"down"' "$LAB_DIR/sse1"
 check "a client event: its client is blocked" wait_for 5 grep -q '^data: {"client_ip": *"192.168.2.10", *"state": *"blocked"' "$LAB_DIR/sse1"
 check "the agent's reconcile is an event too" wait_for 5 grep -q '^event: agent' "$LAB_DIR/sse1"
-n=0
-for i in $(seq 1 50); do grep -q '"state": *"blocked"' "$LAB_DIR/sse-many-$i" && n=$((n + 1)); done
+got_it() { # how many of the 50 have the event (each curl writes it as it comes)
+	n=0
+	for i in $(seq 1 50); do grep -q '"state": *"blocked"' "$LAB_DIR/sse-many-$i" && n=$((n + 1)); done
+	[ "$n" = 50 ]
+}
+wait_for 5 got_it
 check_eq "every one of 50 cookie-authenticated subscribers got it" "$n" "50"
 for p in "${subs[@]}"; do kill "$p" 2>/dev/null; done
 first=$(grep -m1 '^id: ' "$LAB_DIR/sse1" | awk '{print $2}')

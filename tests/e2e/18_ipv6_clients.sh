@@ -105,7 +105,7 @@ lab_bg gw pgw-forwarder2 "$PGW_BIN/pgw-forwarder"
 $ctl settings set forwarder_mode tproxy >/dev/null
 check "TPROXY: the agent rebuilt with the tproxy rule for IPv6" \
 	wait_for 3 bash -c "ip netns exec $gw nft list chain inet pgw mangle_prerouting | grep -q 'tproxy ip6 to :'"
-check "TPROXY: the IPv6 policy route is there" bash -c "ip -n $gw -6 rule | grep -q 'fwmark 0x2470 lookup 2470'"
+check "TPROXY: the IPv6 policy route is there" wait_for 3 bash -c "ip -n $gw -6 rule | grep -q 'fwmark 0x2470 lookup 2470'"
 check_eq "TPROXY: IPv6 client through its proxy" "$(fetch6 fd00:2::10)" "2001:db8:100::30"
 check "TPROXY: the access log has the IPv6 destination (getsockname)" \
 	grep -q "client=\[fd00:2::10\]:[0-9]* dst=\[$LAB_WEB6\]:80 proxy=1 .*close=done" "$LAB_DIR/pgw-forwarder2.log"

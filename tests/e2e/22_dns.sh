@@ -193,8 +193,9 @@ check_eq "a client whose proxy is down: SERVFAIL" "$(q fd00:2::10 fd00:2::1 othe
 # DNS over TLS through the proxy, the certificate checked against the name
 dns_of() { sqlite3 "$PGW_DB" "SELECT dns_status FROM proxy_health WHERE proxy_id = $1"; }
 dns_is() { [ "$(dns_of "$1")" = "$2" ]; }
+n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "tls://$LAB_DOT:853#dot.$LAB_ZONE"
-sleep 1
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
 check_eq "DNS over TLS through SOCKS5: the answer" "$(q 192.168.2.10 192.168.2.1 tls.$LAB_ZONE)" "NOERROR 203.0.113.12"
 check_eq "DNS over TLS through HTTP CONNECT, client over TCP" "$(q 192.168.2.11 $OTHER tls.$LAB_ZONE A +tcp)" "NOERROR 203.0.113.12"
 check_eq "the TLS resolver saw the queries from the proxies' exit addresses only" \
@@ -202,8 +203,9 @@ check_eq "the TLS resolver saw the queries from the proxies' exit addresses only
 # the forwarder's own check of the name: pgw-healthd paused, so its verdict cannot answer first
 healthd_pid=$(awk '$2 == "pgw-healthd" {print $1}' "$LAB_DIR/pids")
 kill -STOP "$healthd_pid"
+n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "tls://$LAB_DOT:853#wrong.$LAB_ZONE"
-sleep 0.5
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
 check_eq "a TLS resolver whose certificate is not for the name: SERVFAIL" "$(q 192.168.2.10 192.168.2.1 tls2.$LAB_ZONE)" "SERVFAIL "
 check "... the forwarder refused the certificate itself, and says why" \
 	grep -q "dns: resolver $LAB_DOT:853 through proxy 1: TLS certificate not accepted: .*does not match" "$LAB_DIR/pgw-forwarder.log"
@@ -224,8 +226,9 @@ check_eq "... and 0 packets from any client address" "$n" "0"
 check_eq "the DNS server saw every query from a proxy's exit address, never the gateway's" \
 	"$(lab_dns_sources | tr '\n' ' ')" "$LAB_SOCKS_AUTH $LAB_SOCKS_NOAUTH $LAB_HTTP_PROXY "
 check_fails "... not once from the gateway ($GW_WAN)" grep -q "from $GW_WAN\$" "$LAB_DIR/dnsmasq-queries.log"
+n=$(lab_fwd_reloads)
 ctl settings set dns_query_log true
-sleep 1
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
 q 192.168.2.10 192.168.2.1 other.$LAB_ZONE >/dev/null
 check "dns_query_log on: the query is logged with client, name and answer" \
 	wait_for 3 grep -q "dns: 192.168.2.10 other.$LAB_ZONE. type 1 -> NOERROR" "$LAB_DIR/pgw-forwarder.log"

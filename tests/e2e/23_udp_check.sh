@@ -41,5 +41,5 @@ lab_stop_pid "$(awk '$2 == "danted" {print $1}' "$LAB_DIR/pids")"
 LAB_DANTE_RULES="socks block { from: 0/0 to: 0/0 command: udpassociate }" lab_start_dante || exit 1
 check "dante with UDP ASSOCIATE blocked: udp=no" wait_for 12 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT udp FROM proxy_health WHERE proxy_id = 4')\" = no ]"
 check_eq "... still up for TCP" "$(db "SELECT status FROM proxy_health WHERE proxy_id = 4")" "up"
-check_match "... and the reason is kept" "$(db "SELECT udp_error FROM proxy_health WHERE proxy_id = 4")" "UDP ASSOCIATE"
+check_match "... and the reason is kept (dante refuses the command)" "$(db "SELECT udp_error FROM proxy_health WHERE proxy_id = 4")" "^UDP ASSOCIATE: proxy_refused"
 finish

@@ -40,8 +40,10 @@ check_eq "... nor reported" "$(stats .destination_reports)" 0
 lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:82/" >/dev/null 2>&1
 check "a connection through the proxy that is answered" relays $C $LAB_SOCKS_NOAUTH
 lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:83/" >/dev/null 2>&1
-sleep 0.3 # the forwarder has counted the failure
-check_eq "two more destinations, with an answer in between: still not the proxy's failure" "$(reports)" 0
+refused() { [ "$(stats .destination_failures.socks5_0x05_connection_refused)" = "$1" ]; }
+check "the forwarder counted both (7 refused)" wait_for 3 refused 7
+check_eq "two more destinations, with an answer in between: still not the proxy's failure" \
+	"$(stats .destination_reports) $(reports)" "0 0"
 # three distinct destinations in a row: the proxy's failure, told to healthd once
 check "an answered connection forgets the last failure (port 83)" relays $C $LAB_SOCKS_NOAUTH
 sleep 1.1 # a probe now is seen by its checked_at
@@ -49,7 +51,8 @@ checked=$(lab_db 'SELECT status || checked_at FROM proxy_health WHERE proxy_id =
 for p in 84 85 86; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:$p/" >/dev/null 2>&1; done
 check "three destinations failing in a row: pgw-healthd is told, with the reason" \
 	wait_for 3 grep -q 'proxy 1: the forwarder saw it fail (3 destinations failed (socks5_0x05_connection_refused)); checking now' "$LAB_DIR/pgw-healthd.log"
-check_eq "... once" "$(reports)" 1
+wait_for 3 refused 10
+check_eq "... once (the forwarder's count of reports, and healthd's log)" "$(stats .destination_reports) $(reports)" "1 1"
 check "... which probes it: up (the proxy works)" \
 	wait_for 5 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status || checked_at FROM proxy_health WHERE proxy_id = 1')\" != '$checked' ] && \
 		[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 1')\" = up ]"

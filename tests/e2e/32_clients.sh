@@ -51,8 +51,10 @@ check "the laptop relays" wait_for 10 bash -c "[ \"\$(ip netns exec $(lab_ns lan
 before=$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.bytes_down)
 got=$(lab_exec lan curl -s -o /dev/null -w '%{size_download}' --interface 192.168.2.10 "http://$LAB_WEB/files/3m.bin")
 check_eq "the client downloads 3,000,000 bytes" "$got" 3000000
-sleep 1.5 # the forwarder writes its counters every second
-after=$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.bytes_down)
+# the forwarder writes its counters every second: wait for the whole body to be counted
+down_now() { lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .usage.bytes_down; }
+all_counted() { after=$(down_now) && [ "$after" -ge $((before + 3000000)) ]; }
+wait_for 5 all_counted
 delta=$((after - before))
 echo "# forwarder counted $delta bytes down for a 3,000,000-byte body (plus HTTP headers)"
 check "usage: bytes down within 1 % of what the client measured ($delta)" \
@@ -63,13 +65,14 @@ check_eq "usage: connections counted" \
 # limits: one client cannot take every forwarder slot
 ADMIN=$(lab_api_login admin admin-password-1)
 M1=$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .mapping_id)
+n=$(lab_fwd_reloads)
 check_match "max_conns 3 on the laptop's mapping" \
 	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":3}')" \
 	'^200 .*"max_conns": *3, *"new_conns_per_s": *0'
 check_match "... out of range: 400" \
 	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":-1}')" '^400 '
 head -c 8M /dev/urandom >"$LAB_DIR/www/files/big.bin"
-sleep 0.5 # the forwarder has the new table
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
 pids=""
 for i in 1 2 3 4 5; do # (ip netns exec execs curl: $! is the download itself, to be killed)
 	ip netns exec "$(lab_ns lan)" curl -s -o /dev/null -m 20 --interface 192.168.2.10 "http://$LAB_WEB/slow/big.bin" &

@@ -22,7 +22,8 @@ J='Content-Type: application/json'
 body() { cut -d' ' -f2-; }
 lab_bg wan iperf3 iperf3 -s -B "$LAB_WEB" -p 5201
 lab_bg wan iperf3-6 iperf3 -s -B "$LAB_WEB6" -p 5202
-check "iperf3 listening in the wan namespace" lab_wait_port wan "$LAB_WEB" 5201
+iperf_both() { lab_wait_port wan "$LAB_WEB" 5201 && lab_wait_port wan "$LAB_WEB6" 5202; }
+check "iperf3 listening in the wan namespace (IPv4 5201, IPv6 5202)" iperf_both
 
 check_match "down_kbit out of range: 400" \
 	"$(lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.10","proxy_id":2,"down_kbit":-1}')" '^400 '

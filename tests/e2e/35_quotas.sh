@@ -148,13 +148,16 @@ lab_api POST /api/v1/clients/192.168.2.10/quota/reset -H "$ADMIN" >/dev/null
 check "reset: active" wait_for 5 relays 192.168.2.10
 check_eq "8,000,000 bytes" "$(dl 8m.bin)" 8000000
 check "... counted, not blocked" wait_for 6 settled
+n=$(lab_fwd_reloads pgw-forwarder-2 event)
 lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"quota_timezone":"Pacific/Kiritimati"}' >/dev/null
 ps_kiri=$(TZ=Pacific/Kiritimati date -d 'today 00:00' +%s)
 new_period() { [ "$(q '[.quota.period_start, .quota.used] | map(tostring) | join(" ")')" = "\"$ps_kiri 0\"" ]; }
 check "the day now begins at midnight in Kiribati: a new period, nothing used" wait_for 5 new_period
 rolled() { [ "$(lab_db "SELECT period_start || ' ' || used FROM client_quota WHERE client_ip = '192.168.2.10'")" = "$ps_kiri 0" ]; }
 check "... in the DB the forwarder reads, at once (the setting's change)" wait_for 3 rolled
-sleep 0.5 # (the forwarder reloads on the notify that followed)
+# the forwarder reloads twice on notices: the setting's, then the rollover's (pgw-api's feed
+# starts the period over, then tells it); the second one reads the new period
+check "... and the forwarder has the new period (two reloads on notices)" lab_fwd_reloaded $((n + 1)) pgw-forwarder-2 event
 got=$(dl 50m.bin)
 echo "# in the new period: ${got} bytes arrived"
 check "the forwarder counts the new period from 0: cut at 20 MB +-1 MB again ($got)" test "$got" -ge 19000000 -a "$got" -le 21000000

@@ -121,11 +121,14 @@ wait "$P11" 2>/dev/null
 
 # live updates stay small whatever the number of clients: 150 more clients relaying make the
 # forwarder's stats tens of KB, yet no SSE message is larger than 4 KiB
+n=$(lab_fwd_reloads)
 lab_db "WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 249)
 	INSERT INTO mappings (client_ip, proxy_id, org_id) SELECT '192.168.2.' || i, 2, 1 FROM n"
 $ctl notify mappings >/dev/null
 for i in $(seq 100 249); do echo "addr add 192.168.2.$i/24 dev lan0"; done | lab_exec lan ip -b -
-sleep 1 # the agent and the forwarder have the new clients
+# the forwarder and the agent have the new clients
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
+wait_for 5 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw 192.168.2.249"
 lab_exec lan python3 -c '
 import socket, sys
 ok = 0

@@ -53,6 +53,14 @@ early() { db "SELECT early_data FROM proxy_health WHERE proxy_id = $1"; }
 fwd_to_dante() { ip netns exec "$(lab_ns gw)" ss -Htnp state established "( dst $LAB_DANTE and dport = 1080 )" | grep -c '"pgw-forwarder"'; }
 # the access-log line of the last connection from client $1 (to port $2)
 last_conn() { grep -E "conn client=$1:[0-9]+ dst=[^ ]*:$2 " "$flog" | tail -1; }
+# ... how many there are, and the next one once written (the line comes when the connection
+# ends, which may be a moment after the client has its answer): `n=$(conns C P)`, a
+# connection, then `next_conn C P $n`
+conns() { grep -cE "conn client=$1:[0-9]+ dst=[^ ]*:$2 " "$flog"; }
+next_conn() {
+	wait_for 3 bash -c "[ \$(grep -cE 'conn client=$1:[0-9]+ dst=[^ ]*:$2 ' '$flog') -gt $3 ]" || { echo "no new line"; return 1; }
+	last_conn "$1" "$2"
+}
 export -f fwd_to_dante lab_ns
 export LAB_ID LAB_DANTE
 
@@ -85,9 +93,9 @@ counts='[.upstream_sessions.used, .upstream_sessions.missed, .early_data] | @tsv
 read -r u0 m0 e0 < <(st "$counts")
 ok=0 pooled=0 early_sent=0
 for ((i = 0; i < 10; i++)); do
+	n=$(conns 192.168.2.13 80)
 	[ "$(fetch 192.168.2.13)" = "$LAB_DANTE" ] && ok=$((ok + 1))
-	sleep 0.1
-	line=$(last_conn 192.168.2.13 80)
+	line=$(next_conn 192.168.2.13 80 "$n")
 	[[ $line == *" preconnected"* ]] && pooled=$((pooled + 1))
 	[[ $line == *" early_data"* ]] && early_sent=$((early_sent + 1))
 done
@@ -103,9 +111,9 @@ check "the access log names the connection pooled" grep -qE 'client=192.168.2.13
 # microsocks: sessions kept ready too, but the request goes alone (it would drop the bytes)
 ok=0 pooled=0 early_sent=0
 for ((i = 0; i < 10; i++)); do
+	n=$(conns 192.168.2.10 80)
 	[ "$(fetch 192.168.2.10)" = "$LAB_SOCKS_AUTH" ] && ok=$((ok + 1))
-	sleep 0.1
-	line=$(last_conn 192.168.2.10 80)
+	line=$(next_conn 192.168.2.10 80 "$n")
 	[[ $line == *" preconnected"* ]] && pooled=$((pooled + 1))
 	[[ $line == *" early_data"* ]] && early_sent=$((early_sent + 1))
 done
@@ -114,9 +122,9 @@ check "... most from ready sessions, greeted and authenticated ahead (access log
 check_eq "... never with the client's bytes ahead of the reply" "$early_sent" 0
 ok=0 pooled=0
 for ((i = 0; i < 5; i++)); do
+	n=$(conns 192.168.2.12 80)
 	[ "$(fetch 192.168.2.12)" = "$LAB_HTTP_PROXY" ] && ok=$((ok + 1))
-	sleep 0.1
-	[[ $(last_conn 192.168.2.12 80) == *" preconnected"* ]] && pooled=$((pooled + 1))
+	[[ $(next_conn 192.168.2.12 80 "$n") == *" preconnected"* ]] && pooled=$((pooled + 1))
 done
 check_eq "5 fetches through tinyproxy (HTTP CONNECT): all answered" "$ok" 5
 check "... most from sessions connected ahead (access log)" [ "$pooled" -ge 3 ]
@@ -127,12 +135,12 @@ banner() { lab_exec lan python3 -c '
 import socket, sys
 s = socket.create_connection(("'$LAB_WEB'", 2525), timeout=4, source_address=("192.168.2.13", 0))
 f = s.makefile("rb"); b = f.readline(); s.sendall(b"hello\r\n"); sys.stdout.write((b + f.readline()).decode())'; }
+n=$(conns 192.168.2.13 2525)
 got=$(banner 2>&1)
 check_eq "a server-first protocol through dante (a ready session, early data on): the banner, then the echo" \
 	"$(tr -d '\r' <<<"$got")" "220 pgw banner
 echo hello"
-sleep 0.1
-line=$(last_conn 192.168.2.13 2525)
+line=$(next_conn 192.168.2.13 2525 "$n")
 check_match "... from a ready session whose request went alone after the wait (access log: preconnected, no early_data)" \
 	"$line" 'close=done pipelined preconnected"'
 # 20 connections each (dante: ready sessions, early data): a client that sends its request and
@@ -165,10 +173,10 @@ check_eq "20 clients that send and half-close at once: each FIN passed on, each 
 check_eq "20 connections to a server that speaks and closes at once: its bytes and its FIN, each time" \
 	"$(twenty 2527 'bye~')" 20
 head -c 3000000 /dev/urandom >"$LAB_DIR/www/files/rand.bin"
+n=$(conns 192.168.2.13 80)
 sum=$(lab_exec lan curl -s -m 10 --interface 192.168.2.13 "http://$LAB_WEB/files/rand.bin" | sha256sum)
 check_eq "3 MB through dante: byte-identical" "$sum" "$(sha256sum <"$LAB_DIR/www/files/rand.bin")"
-sleep 0.1
-check_match "... from a ready session, the GET with the CONNECT (access log)" "$(last_conn 192.168.2.13 80)" \
+check_match "... from a ready session, the GET with the CONNECT (access log)" "$(next_conn 192.168.2.13 80 "$n")" \
 	'down=3[0-9]{6} .* preconnected early_data"'
 
 # dante closes sessions that have not sent their request within 4 s: the pool learns that
@@ -192,11 +200,12 @@ check_match "PATCH preconnect=false" \
 	"$(lab_api PATCH /api/v1/proxies/4 -H "$ADMIN" -H "$J" -d '{"preconnect":false}')" '^200 .*"preconnect": *false'
 check "the forwarder keeps no session to dante any more (ss)" wait_for 3 bash -c '[ "$(fwd_to_dante)" = 0 ]'
 read -r u0 m0 < <(st '[.upstream_sessions.used, .upstream_sessions.missed] | @tsv')
+n=$(conns 192.168.2.13 80)
 check_eq "dante's client still served" "$(fetch 192.168.2.13)" "$LAB_DANTE"
+line=$(next_conn 192.168.2.13 80 "$n")
 read -r u1 m1 < <(st '[.upstream_sessions.used, .upstream_sessions.missed] | @tsv')
-sleep 0.1
 check_match "... by a connection of its own: not preconnected (access log), nothing counted" \
-	"$(last_conn 192.168.2.13 80) $((u1 - u0)) $((m1 - m0))" 'close=done pipelined( early_data)?"\} 0 0$'
+	"$line $((u1 - u0)) $((m1 - m0))" 'close=done pipelined( early_data)?"\} 0 0$'
 check "... and none kept after it" bash -c 'sleep 1; [ "$(fwd_to_dante)" = 0 ]'
 check_match "/metrics: sessions ready and what became of them" \
 	"$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)" \
