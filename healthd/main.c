@@ -376,9 +376,14 @@ static void start_probe(struct healthd *h, struct target *t)
 	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0,
 			       &(t->own_url ? t->urls : h->urls)[t->url_idx % n_urls], h->health_cred, h->timeout_ms,
 			       on_probe_done, h);
-	if (!t->probe) {
+	if (!t->probe) { /* (out of sockets, say) this end's trouble, not the proxy's: no result, tried again
+			  * each tick; whoever asked for a check now hears why at once */
+		struct probe_result why = {.error = PROBE_INTERNAL};
+
+		snprintf(why.reason, sizeof(why.reason), "cannot start a probe");
 		t->url_idx = 0;
 		log_warn("proxy %lld: cannot start a probe", (long long)t->id);
+		reply_waiters(h, t, &why);
 	}
 }
 

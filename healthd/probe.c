@@ -23,7 +23,7 @@ struct probe {
 	enum pstate state;
 	struct upstream_hs hs;
 	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
-	char req[512];
+	char req[1024]; /* the GET: a health URL's longest host (255) and path (255) fit, with room */
 	size_t req_len, req_off;
 	char resp[PROBE_BODY_MAX + 1];
 	size_t resp_len;

@@ -146,6 +146,20 @@ for port in 8081 8082; do
 		"$out" "^proxy 1: up, [0-9]+ ms, exit ip 192.0.2.$((port - 8000))\$"
 	check "... well within the 2 s timeout" test $((t1 - t0)) -lt 1500
 done
+# the longest health URL the setting takes (a 200-character name, a 250-character path) is
+# fetched: its request once did not fit the probe's buffer, so no probe ever started (the proxy
+# stayed unknown, and a check waited for an answer that never came). The lab's proxies cannot
+# resolve the name: a typed "down" from the proxy is the answer.
+label=$(printf 'a%.0s' $(seq 1 49))
+long="http://$label.$label.$label.$label.lab-test/$(printf 'p%.0s' $(seq 1 250))"
+$ctl settings set health_url "$long" >/dev/null
+$ctl notify settings >/dev/null
+t0=$(lab_ms)
+out=$($ctl check 1)
+rc=$?
+echo "# a ${#long}-character health URL: '$out' (exit $rc) in $(($(lab_ms) - t0)) ms"
+check_match "a ${#long}-character health URL is probed: an answer from the proxy (down, typed), not silence" \
+	"$rc $out" "^1 proxy 1: down: (proxy_refused|upstream_closed|host_unreachable)"
 $ctl settings set health_url "$PGW_HEALTH_URL" >/dev/null
 $ctl notify settings >/dev/null
 
