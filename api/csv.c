@@ -7,7 +7,7 @@
 
 int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen)
 {
-	size_t cap = 0, i = 0, flen = 0;
+	size_t cap = 0, i = 0, flen = 0, pos = 0;
 	struct csv_row *out = NULL, *row = NULL;
 	int line = 1, quoted = 0, after_quote = 0;
 
@@ -49,6 +49,7 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			row->line = line;
 			row->n = 1;
 			flen = 0;
+			pos = 0;
 		}
 		if (quoted) {
 			if (i == len) {
@@ -74,8 +75,9 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			quoted = 1;
 			continue;
 		} else if (c == ',' || eol) {
-			row->field[row->n - 1][flen] = '\0';
-			if (flen > CSV_MAX_FIELD && csv_unformula(row->field[row->n - 1]) == row->field[row->n - 1]) {
+			const char *f = row->text + row->off[row->n - 1];
+			row->text[pos++] = '\0';
+			if (flen > CSV_MAX_FIELD && csv_unformula(f) == f) {
 				/* only the formula guard ' may stand beyond the limit */
 				snprintf(err, errlen, "line %d: a field longer than %d bytes", row->line,
 					 CSV_MAX_FIELD);
@@ -94,7 +96,7 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 				snprintf(err, errlen, "line %d: more than %d fields", line, CSV_MAX_FIELDS);
 				goto fail;
 			}
-			row->n++;
+			row->off[row->n++] = (unsigned short)pos;
 			continue;
 		} else if (after_quote) {
 			snprintf(err, errlen, "line %d: text after a closing quote", line);
@@ -104,8 +106,16 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			snprintf(err, errlen, "line %d: a field longer than %d bytes", row->line, CSV_MAX_FIELD);
 			goto fail;
 		}
-		row->field[row->n - 1][flen++] = c;
+		if (pos - (size_t)(row->n - 1) >= CSV_MAX_ROW) { /* its characters so far (pos less the NULs) */
+			snprintf(err, errlen, "line %d: a row longer than %d bytes", row->line, CSV_MAX_ROW);
+			goto fail;
+		}
+		row->text[pos++] = c;
+		flen++;
 	}
+	for (size_t r = 0; r < *n; r++) /* the rows are where they stay: now the fields can point */
+		for (int k = 0; k < CSV_MAX_FIELDS; k++)
+			out[r].field[k] = k < out[r].n ? out[r].text + out[r].off[k] : "";
 	*rows = out;
 	return 0;
 fail:

@@ -7,13 +7,19 @@
 #include <stdio.h>
 
 #define CSV_MAX_FIELDS 8
-#define CSV_MAX_FIELD  256
-#define CSV_MAX_ROWS   10000
+/* bytes: what the API takes fits (a proxy's 32 expected exits, 255-byte logins, a label of 128
+ * characters of up to 4 bytes), and all of a row's fields together fit CSV_MAX_ROW */
+#define CSV_MAX_FIELD 1536
+#define CSV_MAX_ROW   2048
+#define CSV_MAX_ROWS  10000
 
 struct csv_row {
 	int line; /* 1-based line where the row starts */
 	int n;
-	char field[CSV_MAX_FIELDS][CSV_MAX_FIELD + 2]; /* + the formula guard ' of csv_write_field() */
+	const char *field[CSV_MAX_FIELDS]; /* in text (each may carry the formula guard ' of
+					    * csv_write_field() beyond CSV_MAX_FIELD); "" past n */
+	unsigned short off[CSV_MAX_FIELDS];
+	char text[CSV_MAX_ROW + CSV_MAX_FIELDS]; /* the fields, each with its NUL */
 };
 
 /* Parse the whole buffer. 0 with *rows (caller frees) and *n, or -EINVAL with the line and

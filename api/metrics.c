@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Prometheus label values: backslash, quote and newline escaped. */
+/* Prometheus label values: backslash, quote and newline escaped. A name (64 characters of up
+ * to 4 bytes, each escaped at most to 2) fits LABEL_MAX; what does not (a long reason) is cut
+ * before a whole character, never inside one: invalid UTF-8 would fail the whole scrape. */
+#define LABEL_MAX 520
 static void label(char *out, size_t cap, const char *s)
 {
 	size_t n = 0;
@@ -22,6 +25,12 @@ static void label(char *out, size_t cap, const char *s)
 		} else {
 			out[n++] = *s;
 		}
+	}
+	if (*s && (*s & 0xc0) == 0x80) { /* cut inside a character: back to its first byte, then before it */
+		while (n > 0 && (out[n - 1] & 0xc0) == 0x80)
+			n--;
+		if (n > 0 && (out[n - 1] & 0xc0) == 0xc0)
+			n--;
 	}
 	out[n] = '\0';
 }
@@ -50,7 +59,7 @@ static void proxy_check_gauge(FILE *f, sqlite3 *db, const char *name, const char
 			      const char *good)
 {
 	sqlite3_stmt *st = NULL;
-	char sql[200], lbl[200];
+	char sql[200], lbl[LABEL_MAX];
 
 	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 	snprintf(sql, sizeof(sql),
@@ -72,7 +81,7 @@ static void proxy_check_gauge(FILE *f, sqlite3 *db, const char *name, const char
 static void proxy_down_reasons(FILE *f, sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
-	char lbl[200], why[300];
+	char lbl[LABEL_MAX], why[300];
 
 	fprintf(f, "# HELP pgw_proxy_down_reason 1 for a down proxy, labelled with its last failed check's reason\n"
 		   "# TYPE pgw_proxy_down_reason gauge\n");
@@ -289,7 +298,7 @@ static void client_limits_metrics(FILE *f, sqlite3 *db)
 static void org_metrics(FILE *f, sqlite3 *db, int64_t org)
 {
 	sqlite3_stmt *st = NULL;
-	char lbl[200];
+	char lbl[LABEL_MAX];
 
 	fprintf(f, "# HELP pgw_org_info an organisation\n# TYPE pgw_org_info gauge\n");
 	if (sqlite3_prepare_v2(db, "SELECT id, name FROM main.orgs WHERE ?1 = -1 OR id = ?1 ORDER BY id", -1, &st,
@@ -320,7 +329,7 @@ static void org_metrics(FILE *f, sqlite3 *db, int64_t org)
 int res_metrics(struct req *r)
 {
 	const struct pgw_config *cfg = r->api->cfg;
-	char *buf = NULL, lbl[200];
+	char *buf = NULL, lbl[LABEL_MAX];
 	size_t len = 0;
 	FILE *f;
 	sqlite3 *db;

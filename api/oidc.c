@@ -839,7 +839,7 @@ static int callback(struct req *r)
 	const char *perr = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "error");
 	const char *piss = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "iss");
 	const char *browser = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, OIDC_COOKIE);
-	char err[600], form[4 * URL_MAX], secretbuf[512], e1[210], e2[210], name[72];
+	char err[600], form[4 * URL_MAX], secretbuf[1025], e1[210], e2[210], name[72]; /* a 1 KiB file */
 	const char *secret, *idt, *iss, *sub, *why;
 	struct ha_state hs;
 	int too_long;

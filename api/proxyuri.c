@@ -37,7 +37,7 @@ int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t e
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(line) > PROXY_URI_MAX)
-		return snprintf(err, errlen, "longer than %d characters", PROXY_URI_MAX), -1;
+		return snprintf(err, errlen, "longer than %d bytes", PROXY_URI_MAX), -1;
 	snprintf(buf, sizeof(buf), "%s", line);
 	if (strncmp(buf, "socks5://", 9) == 0)
 		snprintf(out->type, sizeof(out->type), "socks5"), p = buf + 9;

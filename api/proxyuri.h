@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
-#define PROXY_URI_MAX 1023 /* characters in a line */
+/* bytes in a line: the longest proxy the API takes, its 255-byte login %-escaped (3 x 2 x 255),
+ * a 253-byte host and a 64-character name, fits */
+#define PROXY_URI_MAX 3071
 
 struct proxy_uri {
 	char type[8];	/* "socks5" or "http" */

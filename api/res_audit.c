@@ -18,7 +18,7 @@ int res_audit(struct req *r, const char *const *seg, int nseg)
 	sqlite3_stmt *st = NULL;
 	json_t *items;
 	sqlite3 *db;
-	char like[300];
+	char like[2 * 200 + 3]; /* '%', the term (200 bytes at most) each byte perhaps escaped, '%' */
 
 	(void)seg;
 	if (nseg != 0)

@@ -215,7 +215,7 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 		else if (col[COL_ENABLED] >= 0 && row->field[col[COL_ENABLED]][0] &&
 			 parse_bool(row->field[col[COL_ENABLED]], &l->enabled) < 0)
 			why = "enabled must be true or false";
-		else if (col[COL_LABEL] >= 0 && strlen(row->field[col[COL_LABEL]]) > 128)
+		else if (col[COL_LABEL] >= 0 && utf8_chars(csv_unformula(row->field[col[COL_LABEL]])) > 128)
 			why = "label is longer than 128 characters";
 		if (!why) {
 			if (col[COL_ENABLED] < 0 || !row->field[col[COL_ENABLED]][0])

@@ -2,6 +2,7 @@
 #include "resources.h"
 
 #include "gate.h"
+#include "upstream.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +72,11 @@ int proxy_body_check(json_t *b, int partial, char *err, size_t errlen)
 			   err, errlen,
 			   "'host' must be a host name, an IPv4 address or an IPv6 address (no brackets, no port)"),
 		       -1;
+	for (const char *c = host; c && *c; c++) /* (before host is canonicalised below, which frees it) */
+		if ((unsigned char)*c >= 0x80)
+			return snprintf(err, errlen,
+					"'host' must be ASCII: a name with other letters in its IDNA form (xn--...)"),
+			       -1;
 	if (host && strchr(host, ':')) {
 		struct net_ip ip;
 		char canon[NET_IP_STR_MAX];
@@ -83,6 +89,15 @@ int proxy_body_check(json_t *b, int partial, char *err, size_t errlen)
 	}
 	if (user && strchr(user, ':') && type && strcmp(type, "http") == 0)
 		return snprintf(err, errlen, "'username' cannot contain ':' for an HTTP proxy"), -1;
+	/* the lengths above are characters; what goes on the wire is bytes: a SOCKS5 login takes 255
+	 * bytes each (RFC 1929), and a name is ASCII (an international one in its xn-- form) */
+	for (int i = 0; i < 2; i++) {
+		const char *k = i ? "password" : "username", *v = json_string_value(json_object_get(b, k));
+		if (v && strlen(v) > UPSTREAM_CRED_MAX)
+			return snprintf(err, errlen, "'%s' is longer than %d bytes (UTF-8): %zu", k, UPSTREAM_CRED_MAX,
+					strlen(v)),
+			       -1;
+	}
 	if (json_object_get(b, "expected_exit")) { /* stored as one canonical "a/n,b/n" */
 		char list[PROXY_EXPECTED_MAX * (NET_PREFIX_STR_MAX + 1)] = "", one[NET_PREFIX_STR_MAX];
 		size_t i;
@@ -144,6 +159,18 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
+	if (before) { /* an update: the login and the type the proxy would have together */
+		const char *t = json_string_value(json_object_get(r->body, "type")),
+			   *u = json_string_value(json_object_get(r->body, "username"));
+		if (!t)
+			t = json_string_value(json_object_get(before, "type"));
+		if (!u && partial && !endpoint_moves(before, r->body)) /* kept */
+			u = json_string_value(json_object_get(before, "username"));
+		if (t && u && strcmp(t, "http") == 0 && strchr(u, ':')) {
+			json_decref(before);
+			return reply_error(r, 400, "bad_request", "'username' cannot contain ':' for an HTTP proxy");
+		}
+	}
 	if (id < 0) {
 		rc = sqlite3_prepare_v2(
 		    db,

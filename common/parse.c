@@ -42,3 +42,12 @@ int parse_bool(const char *s, int *out)
 	}
 	return -EINVAL;
 }
+
+size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		n += (*p & 0xc0) != 0x80; /* each but a continuation byte starts one */
+	return n;
+}

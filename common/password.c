@@ -2,6 +2,8 @@
  * (t=3, m=64 MiB, p=1): about 0.1-0.2 s per hash on the target box. */
 #include "password.h"
 
+#include "parse.h"
+
 #include <argon2.h>
 #include <errno.h>
 #include <string.h>
@@ -15,7 +17,7 @@
 
 const char *password_policy_error(const char *password)
 {
-	size_t len = strlen(password);
+	size_t len = utf8_chars(password); /* characters, not bytes */
 
 	if (len < PASSWORD_MIN_LEN)
 		return "password too short (at least 8 characters)";
@@ -29,7 +31,7 @@ int password_hash(const char *password, char out[PASSWORD_HASH_MAX])
 	unsigned char salt[SALT_LEN];
 	size_t len = strlen(password);
 
-	if (len == 0 || len > PASSWORD_MAX_LEN)
+	if (len == 0 || len > PASSWORD_MAX_BYTES)
 		return -EINVAL;
 	if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
 		return -EIO;

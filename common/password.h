@@ -4,9 +4,10 @@
 
 #include <stddef.h>
 
-#define PASSWORD_HASH_MAX 128
-#define PASSWORD_MIN_LEN  8
-#define PASSWORD_MAX_LEN  256
+#define PASSWORD_HASH_MAX  128
+#define PASSWORD_MIN_LEN   8			  /* characters (UTF-8 code points), as the API counts them */
+#define PASSWORD_MAX_LEN   256			  /* characters */
+#define PASSWORD_MAX_BYTES (4 * PASSWORD_MAX_LEN) /* the longest such password in UTF-8 */
 
 /* Hash with a fresh random salt: 0, -EINVAL (bad length) or -EIO. */
 int password_hash(const char *password, char out[PASSWORD_HASH_MAX]);

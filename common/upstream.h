@@ -80,7 +80,7 @@ int http_parse_connect(const char *buf, size_t len, int *status);
 struct upstream_hs {
 	enum upstream_type type;
 	int state, next;
-	uint8_t out[1024];
+	uint8_t out[2048]; /* an HTTP CONNECT to a 255-byte name with a 255+255-byte login: 1,264 */
 	size_t out_len, out_off;
 	uint8_t in[8192];
 	size_t in_len;

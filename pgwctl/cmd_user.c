@@ -31,7 +31,7 @@ static int read_new_password(char *pw, size_t size, char hash[PASSWORD_HASH_MAX]
 static int user_add(struct ctl *c, int argc, char **argv)
 {
 	const char *name = NULL, *role = NULL;
-	char pw[PASSWORD_MAX_LEN + 2], hash[PASSWORD_HASH_MAX], after[160];
+	char pw[PASSWORD_MAX_BYTES + 2], hash[PASSWORD_HASH_MAX], after[160];
 	sqlite3_stmt *st = NULL;
 	int stdin_pw = 0, r = CTL_FAIL;
 
@@ -106,7 +106,7 @@ usage:
 
 static int user_passwd(struct ctl *c, int argc, char **argv)
 {
-	char pw[PASSWORD_MAX_LEN + 2], hash[PASSWORD_HASH_MAX];
+	char pw[PASSWORD_MAX_BYTES + 2], hash[PASSWORD_HASH_MAX];
 	sqlite3_stmt *st = NULL;
 	int r = CTL_FAIL;
 

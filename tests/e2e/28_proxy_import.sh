@@ -94,4 +94,41 @@ check_match "a name that is not UTF-8: 400, said so" "$(import text/plain "$LAB_
 check_match "another content type: 415" "$(import application/json "$LAB_DIR/bad.txt")" '^415 '
 check_eq "the audit has the imports" \
 	"$(lab_api GET '/api/v1/audit?action=proxy.import' -H "$ADMIN" | body | jq '.items | length')" "6"
+
+# the largest proxy the API takes goes every way: a 255-byte login, a 249-character name, 17
+# expected exits (its export field 287 bytes: once more than an import read), a URI with a
+# %-escaped 255-byte password (765 characters of it: once more than a URI line could hold)
+J='Content-Type: application/json'
+rep() { printf "$1%.0s" $(seq 1 "$2"); }
+U=$(rep u 255) P=$(rep p 255) H="$(rep a 60).$(rep b 60).$(rep c 60).$(rep d 60).test"
+EXITS=$(for i in $(seq 1 17); do printf '"198.51.100.%d",' "$i"; done | sed 's/,$//')
+check_match "POST the largest HTTP proxy (255-byte user and password, 249-character host, 17 exits): 201" \
+	"$(lab_api POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"largest\",\"type\":\"http\",\"host\":\"$H\",\"port\":3128,\"username\":\"$U\",\"password\":\"$P\",\"expected_exit\":[$EXITS]}")" '^201 '
+lab_api GET /api/v1/proxies/export -H "$ADMIN" | body >"$LAB_DIR/export2.csv"
+check "... its export line holds it all (17 exits)" grep -q "^largest,http,$H,3128,$U,\"198.51.100.1/32,.*,198.51.100.17/32\"" "$LAB_DIR/export2.csv" ||
+	grep '^largest' "$LAB_DIR/export2.csv" | cut -c1-40,500-900 | sed 's/^/# /'
+out=$(import text/csv "$LAB_DIR/export2.csv")
+check_eq "... and imports back unchanged" "$(summary <<<"$out")" '[false,1004,0,0,1004]' || echo "# $(cut -c1-300 <<<"$out")"
+printf 'socks5://%s:%s@198.51.100.77:1080#escaped\n' "$U" "$(for _ in $(seq 1 255); do printf '%%40'; done)" >"$LAB_DIR/long-uri.txt"
+check_eq "a $(wc -c <"$LAB_DIR/long-uri.txt")-byte URI (a password of 255 %-escaped @): imported" "$(import text/plain "$LAB_DIR/long-uri.txt" | summary)" '[false,1,1,0,0]'
+check_eq "... the password stored decoded (255 bytes)" "$(lab_db "SELECT length(password), substr(password, 1, 3) FROM proxies WHERE name = 'escaped'")" "255|@@@"
+# ... and what does not fit the wire is refused, saying why, in bytes
+check_match "a password of 128 two-byte letters (256 bytes; SOCKS5 takes 255): 400" \
+	"$(lab_api POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"umlauts\",\"type\":\"socks5\",\"host\":\"198.51.100.7\",\"port\":1080,\"username\":\"u\",\"password\":\"$(rep ä 128)\"}")" \
+	"^400 .*'password' is longer than 255 bytes \(UTF-8\): 256"
+check_match "a host that is not ASCII: 400, naming the IDNA form" \
+	"$(lab_api POST /api/v1/proxies -H "$ADMIN" -H "$J" -d '{"name":"idn","type":"socks5","host":"bücher.example","port":1080}')" "^400 .*'host' must be ASCII.*xn--"
+check_eq "... neither stored" "$(lab_db "SELECT count(*) FROM proxies WHERE name IN ('umlauts', 'idn')")" 0
+id=$(lab_db "SELECT id FROM proxies WHERE name = 'largest'")
+check_match "PATCH an HTTP proxy's username to one with ':' (Basic auth cannot carry it): 400" \
+	"$(lab_api PATCH "/api/v1/proxies/$id" -H "$ADMIN" -H "$J" -d '{"username":"a:b"}')" "^400 .*cannot contain ':'"
+check_eq "... the user kept" "$(lab_db "SELECT length(username) FROM proxies WHERE id = $id")" 255
+# a user's password is counted in characters too: 256 two-byte letters are a good one
+pw=$(rep ä 256)
+check_match "a user with a password of 256 two-byte letters (512 bytes): 201" \
+	"$(lab_api POST /api/v1/users -H "$ADMIN" -H "$J" -d "{\"username\":\"umlaut\",\"role\":\"viewer\",\"password\":\"$pw\"}")" '^201 '
+check_match "... who signs in with it" \
+	"$(lab_api POST /api/v1/auth/login -H "$J" -d "{\"username\":\"umlaut\",\"password\":\"$pw\"}")" '^200 .*"token"'
+check_match "... and 257 of them: 400 (at most 256 characters)" \
+	"$(lab_api POST /api/v1/users -H "$ADMIN" -H "$J" -d "{\"username\":\"umlaut2\",\"role\":\"viewer\",\"password\":\"${pw}ä\"}")" '^400 .*256 characters'
 finish

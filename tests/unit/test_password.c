@@ -31,14 +31,25 @@ static void test_malformed_hashes_refused(void **state)
 
 static void test_policy(void **state)
 {
-	char big[PASSWORD_MAX_LEN + 2], h[PASSWORD_HASH_MAX];
+	char big[PASSWORD_MAX_BYTES + 2], h[PASSWORD_HASH_MAX];
 
 	(void)state;
 	assert_non_null(password_policy_error("short"));
 	assert_null(password_policy_error("eight888"));
-	memset(big, 'a', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\0';
+	memset(big, 'a', PASSWORD_MAX_LEN + 1); /* 257 characters */
+	big[PASSWORD_MAX_LEN + 1] = '\0';
 	assert_non_null(password_policy_error(big));
+	/* lengths are characters: 256 two-byte letters (512 bytes) are a good password, hashed and
+	 * verified; 7 of them (14 bytes) are too short */
+	for (int i = 0; i < PASSWORD_MAX_LEN; i++)
+		memcpy(big + 2 * i, "\xc3\xa4", 2);
+	big[2 * PASSWORD_MAX_LEN] = '\0';
+	assert_null(password_policy_error(big));
+	assert_int_equal(password_hash(big, h), 0);
+	assert_int_equal(password_verify(h, big), 0);
+	assert_non_null(password_policy_error("\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4"));
+	memset(big, 'a', PASSWORD_MAX_BYTES + 1); /* more bytes than any such password has */
+	big[PASSWORD_MAX_BYTES + 1] = '\0';
 	assert_int_equal(password_hash(big, h), -EINVAL);
 	assert_int_equal(password_hash("", h), -EINVAL);
 }

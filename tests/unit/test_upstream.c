@@ -253,6 +253,40 @@ static void test_http_handshake_paths(void **state)
 	assert_int_equal(hs.detail, 403);
 }
 
+/* The longest HTTP CONNECT the API and settings allow (a 255-byte name, a 255-byte user and
+ * password): it fits the handshake's buffer and goes out whole (it once did not: io_error) */
+static void test_http_longest(void **state)
+{
+	struct upstream_hs hs;
+	struct upstream_target t;
+	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1], seen[4096], want_line[300];
+	uint32_t want = 0;
+	int sv[2];
+	ssize_t n;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	memset(t.host, 'h', UPSTREAM_HOST_MAX);
+	t.port = 443;
+	memset(user, 'u', UPSTREAM_CRED_MAX);
+	user[UPSTREAM_CRED_MAX] = '\0';
+	memset(pass, 'p', UPSTREAM_CRED_MAX);
+	pass[UPSTREAM_CRED_MAX] = '\0';
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	upstream_hs_init(&hs, UPSTREAM_HTTP, &t, user, pass);
+	assert_int_equal(upstream_hs_step(&hs, sv[0], &want), UP_IN_PROGRESS);
+	assert_int_equal(want, EPOLLIN); /* sent: now the reply */
+	n = read(sv[1], seen, sizeof(seen) - 1);
+	assert_true(n > 1200);
+	seen[n] = '\0';
+	snprintf(want_line, sizeof(want_line), "CONNECT %s:443 HTTP/1.1\r\n", t.host);
+	assert_memory_equal(seen, want_line, strlen(want_line));
+	assert_non_null(strstr(seen, "Proxy-Authorization: Basic dXV1"));
+	assert_int_equal(memcmp(seen + n - 4, "\r\n\r\n", 4), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* UDP ASSOCIATE: the request, the relay address from the reply, datagram headers both ways */
 static void test_socks5_udp(void **state)
 {
@@ -541,6 +575,7 @@ int main(void)
 	    cmocka_unit_test(test_http_parser),
 	    cmocka_unit_test(test_socks5_handshake_paths),
 	    cmocka_unit_test(test_http_handshake_paths),
+	    cmocka_unit_test(test_http_longest),
 	    cmocka_unit_test(test_socks5_pipelined),
 	    cmocka_unit_test(test_socks5_udp),
 	    cmocka_unit_test(test_park_resume),
