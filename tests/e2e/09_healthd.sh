@@ -119,6 +119,14 @@ lab_wait_port gw 127.0.0.1 8080
 m=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
 check_match "... and a metric: the exit IP as an info series" "$m" "pgw_proxy_exit_ip_info\{proxy=\"socks-auth\",id=\"1\",exit_ip=\"$LAB_DANTE\"\} 1"
 check_match "... and the count of changes" "$m" 'pgw_proxy_exit_ip_changes_total\{proxy="socks-auth",id="1"\} [1-9]'
+# a name of 50 four-byte characters (200 bytes, the API takes 64 characters) is a whole label:
+# once cut mid-character, leaving invalid UTF-8 that fails the whole scrape
+emoji=$(printf '\xf0\x9f\x98\x80%.0s' $(seq 1 50))
+db "UPDATE proxies SET name = '$emoji' WHERE id = 5"
+m=$(lab_exec gw curl -s -H "Authorization: Bearer $PGW_METRICS_TOKEN" http://127.0.0.1:8080/metrics)
+check "/metrics with a 200-byte proxy name: valid UTF-8, the name whole" \
+	bash -c 'iconv -f UTF-8 -t UTF-8 >/dev/null <<<"$1" && grep -qF "pgw_proxy_up{proxy=\"$2\",id=\"5\"}" <<<"$1"' _ "$m" "$emoji"
+db "UPDATE proxies SET name = 'closed-port' WHERE id = 5"
 
 # health that does not lie: a health URL whose server answers and then keeps the connection
 # open (as some proxies and echo services do) is read to the end of its response (its

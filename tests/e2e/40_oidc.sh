@@ -25,7 +25,10 @@ mkdir -p "$O"
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
 echo 'carol-password-1' | $ctl user add carol --role viewer --password-stdin >/dev/null
 sh "$ROOT/tests/e2e/oidc_mkcert.sh" "$O/certs" 127.0.0.1
-printf 'op-client-secret-1\n' >"$O/secret"
+# a 700-byte client secret (the setting takes a file of up to 1 KiB: its first line once was
+# cut at 511 bytes, and every sign-in failed as invalid_client)
+OSECRET="op-client-secret-1-$(printf 'k%.0s' $(seq 1 681))"
+printf '%s\n' "$OSECRET" >"$O/secret"
 chmod 600 "$O/secret"
 echo '{"alice":{"groups":["admins"],"email":"alice@example.test"},"bob":{"groups":["staff"]},"dave":{"groups":["guests"]}}' >"$O/users.json"
 export PGW_WEB_DIR=$ROOT/web
@@ -35,7 +38,7 @@ H=$(lab_api_login admin admin-password-1)
 # start_op KEYS KID_PREFIX ALG LOG: the real provider on https://127.0.0.1:9443
 start_op() {
 	lab_bg gw "$4" env OP_ISSUER=https://127.0.0.1:9443 OP_HOST=127.0.0.1 OP_PORT=9443 OP_TLS_CERT="$O/certs/op.pem" \
-		OP_TLS_KEY="$O/certs/op.key" OP_CLIENT_ID=pgw OP_CLIENT_SECRET=op-client-secret-1 \
+		OP_TLS_KEY="$O/certs/op.key" OP_CLIENT_ID=pgw OP_CLIENT_SECRET="$OSECRET" \
 		OP_REDIRECT_URI=$U/api/v1/auth/oidc/callback OP_POST_LOGOUT_URI=$U/ OP_KEYS="$1" OP_KID_PREFIX="$2" \
 		OP_ALGS=RS256,ES256 OP_ID_TOKEN_ALG="$3" OP_USERS_FILE="$O/users.json" node "$ROOT/tests/web/oidc_op.mjs"
 	OP_PID=$LAB_LAST_PID
