@@ -7,7 +7,7 @@
 
 int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen)
 {
-	size_t cap = 0, i = 0, flen = 0, pos = 0;
+	size_t cap = 0, i = 0, flen = 0, pos = 0, guards = 0;
 	struct csv_row *out = NULL, *row = NULL;
 	int line = 1, quoted = 0, after_quote = 0;
 
@@ -50,6 +50,7 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			row->n = 1;
 			flen = 0;
 			pos = 0;
+			guards = 0;
 		}
 		if (quoted) {
 			if (i == len) {
@@ -83,6 +84,11 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 					 CSV_MAX_FIELD);
 				goto fail;
 			}
+			guards += csv_unformula(f) != f;
+			if (pos - (size_t)row->n - guards > CSV_MAX_ROW) { /* its bytes: less the NULs and guards */
+				snprintf(err, errlen, "line %d: a row longer than %d bytes", row->line, CSV_MAX_ROW);
+				goto fail;
+			}
 			after_quote = 0;
 			flen = 0;
 			if (eol) {
@@ -106,7 +112,7 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			snprintf(err, errlen, "line %d: a field longer than %d bytes", row->line, CSV_MAX_FIELD);
 			goto fail;
 		}
-		if (pos - (size_t)(row->n - 1) >= CSV_MAX_ROW) { /* its characters so far (pos less the NULs) */
+		if (pos - (size_t)(row->n - 1) >= CSV_MAX_ROW + CSV_MAX_FIELDS) { /* room for a guard a field */
 			snprintf(err, errlen, "line %d: a row longer than %d bytes", row->line, CSV_MAX_ROW);
 			goto fail;
 		}

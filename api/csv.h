@@ -7,10 +7,12 @@
 #include <stdio.h>
 
 #define CSV_MAX_FIELDS 8
-/* bytes: what the API takes fits (a proxy's 32 expected exits, 255-byte logins, a label of 128
- * characters of up to 4 bytes), and all of a row's fields together fit CSV_MAX_ROW */
+/* bytes: what the API takes fits a field (a proxy's 32 expected exits, 255-byte logins, a label
+ * of 128 characters of up to 4 bytes), and a whole exported row fits CSV_MAX_ROW (the largest
+ * proxy: 64 four-byte characters, socks5, 253, 65535, 255, 32 IPv6 exits: 2,182 bytes). Neither
+ * counts a formula guard ' (csv_write_field() may add one to each field). */
 #define CSV_MAX_FIELD 1536
-#define CSV_MAX_ROW   2048
+#define CSV_MAX_ROW   2304
 #define CSV_MAX_ROWS  10000
 
 struct csv_row {
@@ -19,7 +21,7 @@ struct csv_row {
 	const char *field[CSV_MAX_FIELDS]; /* in text (each may carry the formula guard ' of
 					    * csv_write_field() beyond CSV_MAX_FIELD); "" past n */
 	unsigned short off[CSV_MAX_FIELDS];
-	char text[CSV_MAX_ROW + CSV_MAX_FIELDS]; /* the fields, each with its NUL */
+	char text[CSV_MAX_ROW + 2 * CSV_MAX_FIELDS]; /* the fields, each with its guard and NUL */
 };
 
 /* Parse the whole buffer. 0 with *rows (caller frees) and *n, or -EINVAL with the line and

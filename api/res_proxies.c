@@ -159,7 +159,9 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
-	if (before) { /* an update: the login and the type the proxy would have together */
+	if (before && (json_object_get(r->body, "type") || json_object_get(r->body, "username"))) {
+		/* an update of either: the login and the type the proxy would have together (a PATCH of
+		 * neither, disabling it say, is not held up by a login stored before this rule) */
 		const char *t = json_string_value(json_object_get(r->body, "type")),
 			   *u = json_string_value(json_object_get(r->body, "username"));
 		if (!t)

@@ -25,7 +25,7 @@
 
 struct target {
 	int64_t id;
-	char name[65];
+	char name[257]; /* (for the log) 64 characters of up to 4 bytes */
 	enum upstream_type type;
 	struct sockaddr_storage addr; /* IPv4 or IPv6 */
 	int addr_ok;
