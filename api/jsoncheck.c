@@ -2,6 +2,8 @@
  * the fuzzer (tests/fuzz/fuzz_json.c) can drive it. See json_check() in http.h. */
 #include "http.h"
 
+#include "parse.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,17 +49,16 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 			return -EINVAL;
 		}
 		if (fields[i].type == J_STR) {
-			size_t len = json_string_length(v), chars = 0;
-			const unsigned char *p = (const unsigned char *)json_string_value(v);
-			for (size_t k = 0; k < len; k++) /* lengths in characters (UTF-8 code points), not bytes */
-				chars += (p[k] & 0xc0) != 0x80;
+			size_t chars;
+
+			if (memchr(json_string_value(v), '\0', json_string_length(v))) {
+				snprintf(err, errlen, "'%s' must not contain NUL", key);
+				return -EINVAL;
+			}
+			chars = utf8_chars(json_string_value(v)); /* lengths in characters, not bytes */
 			if ((long long)chars < fields[i].min || (long long)chars > fields[i].max) {
 				snprintf(err, errlen, "'%s' must be %lld to %lld characters", key, fields[i].min,
 					 fields[i].max);
-				return -EINVAL;
-			}
-			if (memchr(json_string_value(v), '\0', len)) {
-				snprintf(err, errlen, "'%s' must not contain NUL", key);
 				return -EINVAL;
 			}
 		}

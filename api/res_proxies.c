@@ -159,14 +159,15 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);
-	if (before && (json_object_get(r->body, "type") || json_object_get(r->body, "username"))) {
-		/* an update of either: the login and the type the proxy would have together (a PATCH of
-		 * neither, disabling it say, is not held up by a login stored before this rule) */
+	if (partial && before && (json_object_get(r->body, "type") || json_object_get(r->body, "username"))) {
+		/* a PATCH of either (a whole body was checked above): the login and the type the proxy
+		 * would have together; a PATCH of neither, disabling it say, is not held up by a login
+		 * stored before this rule */
 		const char *t = json_string_value(json_object_get(r->body, "type")),
 			   *u = json_string_value(json_object_get(r->body, "username"));
 		if (!t)
 			t = json_string_value(json_object_get(before, "type"));
-		if (!u && partial && !endpoint_moves(before, r->body)) /* kept */
+		if (!u && !endpoint_moves(before, r->body)) /* kept */
 			u = json_string_value(json_object_get(before, "username"));
 		if (t && u && strcmp(t, "http") == 0 && strchr(u, ':')) {
 			json_decref(before);
