@@ -115,4 +115,4 @@ printf '%-52s %10s %10s\n' "SSE" "bytes" "bound"
 printf '%-52s %10s %10s\n' "largest SSE message in 6 s" "$biggest" "4096"
 printf '%-52s %10s %10s\n' "the forwarder's stats (the old event carried them whole)" "$("$PGW_BIN/pgwctl" stats | wc -c)" "-"
 pid=$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)
-echo "# pgw-forwarder with $total connections: $(ls /proc/"$pid"/fd | wc -l) descriptors, RSS $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) KiB; pgw-api: $(awk '/VmRSS/ {print $2}' /proc/"$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"/status) KiB"
+echo "# pgw-forwarder with $total connections: $(lab_fds "$pid") descriptors, RSS $(awk '/VmRSS/ {print $2}' /proc/"$pid"/status) KiB; pgw-api: $(awk '/VmRSS/ {print $2}' /proc/"$(awk '$2 == "pgw-api" {print $1}' "$LAB_DIR/pids" | tail -1)"/status) KiB"

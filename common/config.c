@@ -23,6 +23,7 @@ enum cfg_type {
 	T_CIDR,
 	T_PORT,
 	T_SECONDS,
+	T_COUNT,
 	T_URL,
 	T_SECRET,
 	T_ADDR
@@ -34,7 +35,7 @@ struct cfg_var {
 	enum cfg_type type;
 	size_t off;   /* offset of the field in struct pgw_config */
 	size_t size;  /* size of a string field */
-	unsigned max; /* T_SECONDS upper bound */
+	unsigned max; /* T_SECONDS, T_COUNT upper bound */
 	const char *help;
 };
 
@@ -57,6 +58,9 @@ static const struct cfg_var vars[] = {
      "REDIRECT listener port of pgw-forwarder"},
     {"PGW_TPROXY_PORT", "12346", T_PORT, offsetof(struct pgw_config, tproxy_port), 0, 0,
      "TPROXY listener port of pgw-forwarder"},
+    {"PGW_FORWARDER_WORKERS", "0", T_COUNT, offsetof(struct pgw_config, forwarder_workers), 0, 64,
+     "pgw-forwarder's TCP relay threads, each with its own descriptor table (the descriptor limit counts per "
+     "thread: each holds up to LimitNOFILE / 2 connections); 0: one per CPU, at most 16"},
     {"PGW_DNS_PORT", "15353", T_PORT, offsetof(struct pgw_config, dns_port), 0, 0,
      "DNS listener port of pgw-forwarder (UDP and TCP, every dns_mode; clients' port 53 is redirected to it "
      "in dns_mode=proxy; keep it >= 1024; taken: the forwarder does not start)"},
@@ -195,6 +199,11 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 	case T_SECONDS:
 		if (parse_u64(val, 1, v->max, &n) < 0)
 			return fail(err, errlen, "%s: '%s' is not a number of seconds (1-%u)", v->name, val, v->max);
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	case T_COUNT:
+		if (parse_u64(val, 0, v->max, &n) < 0)
+			return fail(err, errlen, "%s: '%s' is not a number (0-%u)", v->name, val, v->max);
 		*(unsigned *)field = (unsigned)n;
 		return 0;
 	}

@@ -28,6 +28,7 @@ struct pgw_config {
 	char lan_cidr[20];
 	uint16_t forwarder_port;
 	uint16_t tproxy_port;
+	unsigned forwarder_workers; /* TCP relay threads; 0: one per CPU (at most 16) */
 	uint16_t dns_port;
 	char dns_tls_ca[PATH_MAX]; /* CA bundle for tls:// resolvers; "": the system's */
 	unsigned health_interval_s;

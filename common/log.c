@@ -31,6 +31,11 @@ void log_set_fd(int fd)
 	g_log.fd = fd;
 }
 
+int log_get_fd(void)
+{
+	return g_log.fd;
+}
+
 int log_enabled(enum log_level l)
 {
 	return l <= g_log.level;

@@ -10,6 +10,7 @@ enum log_format { LOG_FMT_TEXT = 0, LOG_FMT_JSON };
 void log_init(const char *daemon, enum log_format fmt, enum log_level level);
 /* Where lines go (default 2, stderr). Tests point it at a pipe or file. */
 void log_set_fd(int fd);
+int log_get_fd(void);
 int log_level_parse(const char *s, enum log_level *out);
 int log_format_parse(const char *s, enum log_format *out);
 const char *log_level_str(enum log_level l);

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_WORKERS 16
+#define MAX_WORKERS 16 /* one per CPU, unless PGW_FORWARDER_WORKERS says (up to 64) */
 
 struct forwarder {
 	struct daemon *d;
@@ -239,7 +239,10 @@ int main(int argc, char **argv)
 		f.sh.port = d.cfg.forwarder_port;
 		f.sh.tproxy_port = d.cfg.tproxy_port;
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+		f.n_workers = d.cfg.forwarder_workers ? d.cfg.forwarder_workers
+			      : cpus < 1	      ? 1
+			      : cpus > MAX_WORKERS    ? MAX_WORKERS
+						      : (unsigned)cpus;
 		daemon_raise_nofile();
 		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0 ||
 		    resolver_start(&f.sh, d.cfg.dns_port, d.cfg.dns_tls_ca, &f.resolver, err, sizeof(err)) < 0 ||

@@ -8,6 +8,7 @@
 #include "relay.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -82,6 +83,10 @@ struct worker {
 	struct conn *conns;
 	unsigned n_conns;
 	int draining, started;
+	int own_fds; /* its descriptors are in a table of its own (workers.c own_fd_table) */
+	sem_t ready; /* posted by the thread once set up: init_rc, err say how */
+	int init_rc; /* 0, or -1 (err) */
+	char err[300];
 	atomic_ullong last_tick; /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
 	uint64_t drain_until;
 	uint64_t last_report[256];

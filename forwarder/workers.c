@@ -6,6 +6,8 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <linux/close_range.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 int workers_alive(struct fwd_workers *ws, uint64_t max_ms)
@@ -67,17 +70,74 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 		ev_stop(ev);
 }
 
+/* Closes the descriptors in [lo, hi] (close_range, or one by one up to the descriptor limit). */
+static void close_from(unsigned lo, unsigned hi)
+{
+	struct rlimit rl;
+
+	if (lo > hi || close_range(lo, hi, 0) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < hi)
+		hi = rl.rlim_cur > 0 ? (unsigned)rl.rlim_cur - 1 : 0;
+	for (unsigned fd = lo; fd <= hi && fd >= lo; fd++)
+		close((int)fd);
+}
+
+/* Gives the calling worker thread a descriptor table of its own. The process's descriptor limit
+ * (RLIMIT_NOFILE) counts per table, so each worker may hold that many (a gateway whose hard
+ * limit cannot be raised holds workers x limit / 2 connections, not limit / 2), and the kernel's
+ * descriptor lookups skip the reference counting a shared table needs. The copy it starts with
+ * is closed but for stdio, the log and the worker's two eventfds (the main thread writes to its
+ * own copies to wake it); everything else the worker opens itself, after this. Where unsharing
+ * is refused (a seccomp filter), it shares the process's table as before. 1: a table of its own. */
+static int own_fd_table(const struct worker *w)
+{
+	int keep[3] = {w->stopfd, w->revokefd, log_get_fd()};
+	unsigned lo = 3;
+
+	if (unshare(CLONE_FILES) < 0 && close_range(~0U, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+		return 0;
+	for (int i = 0; i < 3; i++) /* sort the three */
+		for (int j = i + 1; j < 3; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	for (int i = 0; i < 3; i++)
+		if (keep[i] >= (int)lo) {
+			close_from(lo, (unsigned)keep[i] - 1);
+			lo = (unsigned)keep[i] + 1;
+		}
+	close_from(lo, ~0U);
+	return 1;
+}
+
+static int worker_init(struct worker *w);
+static void worker_fini(struct worker *w);
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	sigset_t all;
+	char name[16];
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals belong to the main thread's signalfd */
+	snprintf(name, sizeof(name), "pgw-worker%u", w->index);
+	pthread_setname_np(pthread_self(), name); /* top -H, /proc/PID/task/TID/comm */
+	w->own_fds = own_fd_table(w);
+	w->init_rc = worker_init(w);
+	sem_post(&w->ready);
+	if (w->init_rc < 0) {
+		worker_fini(w);
+		return NULL;
+	}
 	ev_run(w->ev);
 	while (w->conns)
 		conn_close(w->conns, CLOSE_SHUTDOWN, UP_OK);
 	pool_free_all(w);
+	worker_fini(w);
 	return NULL;
 }
 
@@ -108,10 +168,73 @@ static int listen_on(int family, uint16_t port, int transparent)
 	return fd;
 }
 
+/* In the worker's thread, in its own table: its listeners, loop, timers and notify socket. */
+static int worker_init(struct worker *w)
+{
+	struct fwd_shared *sh = w->sh;
+	char nerr[256];
+	unsigned i = w->index;
+
+	w->lfd[L_REDIR4] = listen_on(AF_INET, sh->port, 0);
+	if (w->lfd[L_REDIR4] < 0) {
+		snprintf(w->err, sizeof(w->err), "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port,
+			 strerror(-w->lfd[L_REDIR4]));
+		return -1;
+	}
+	w->lfd[L_REDIR6] = listen_on(AF_INET6, sh->port, 0);
+	if (w->lfd[L_REDIR6] < 0 && i == 0)
+		log_warnx("no IPv6 listener on port %u (%s): IPv4 clients only", sh->port, strerror(-w->lfd[L_REDIR6]));
+	w->lfd[L_TPROXY4] = listen_on(AF_INET, sh->tproxy_port, 1);
+	if (w->lfd[L_TPROXY4] < 0 && i == 0)
+		log_warnx("TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
+			  sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
+	if (w->lfd[L_TPROXY4] >= 0)
+		w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
+	w->ev = ev_new();
+	w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
+	if (!w->ev || !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
+	    !(w->rv_h = ev_add_fd(w->ev, w->revokefd, EPOLLIN, relay_on_revoke, w)) ||
+	    !(w->tick = ev_add_timer(w->ev, 1000, 1000, relay_on_tick, w)) ||
+	    !(w->early_timer = ev_add_timer(w->ev, 3600 * 1000, 0, relay_on_early_timer, w))) {
+		snprintf(w->err, sizeof(w->err), "worker %u: %s", i, strerror(errno));
+		return -1;
+	}
+	for (int l = 0; l < L_MAX; l++) {
+		if (w->lfd[l] < 0) {
+			w->lfd[l] = -1;
+			continue;
+		}
+		if (!(w->lh[l] = ev_add_fd(w->ev, w->lfd[l], EPOLLIN, relay_on_accept, w))) {
+			snprintf(w->err, sizeof(w->err), "worker %u: %s", i, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* In the worker's thread: closes what it opened (its table, when its own, goes with the thread;
+ * when shared, these would stay open in the process). */
+static void worker_fini(struct worker *w)
+{
+	for (int l = 0; l < L_MAX; l++) {
+		if (w->lfd[l] >= 0)
+			close(w->lfd[l]);
+		w->lfd[l] = -1;
+	}
+	notify_close(w->nt);
+	w->nt = NULL;
+	ev_free(w->ev);
+	w->ev = NULL;
+	while (w->n_pipes) {
+		w->n_pipes--;
+		close(w->pipes[w->n_pipes][0]);
+		close(w->pipes[w->n_pipes][1]);
+	}
+}
+
 int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, char *err, size_t errlen)
 {
 	struct fwd_workers *ws = calloc(1, sizeof(*ws));
-	char nerr[256];
 
 	if (!ws || !(ws->w = calloc(n, sizeof(*ws->w)))) {
 		free(ws);
@@ -122,6 +245,7 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 	for (unsigned i = 0; i < n; i++) {
 		ws->w[i].stopfd = ws->w[i].revokefd = -1;
 		pthread_mutex_init(&ws->w[i].list_lock, NULL);
+		sem_init(&ws->w[i].ready, 0, 0);
 		for (int l = 0; l < L_MAX; l++)
 			ws->w[i].lfd[l] = -1;
 	}
@@ -130,51 +254,27 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 
 		w->sh = sh;
 		w->index = i;
-		w->lfd[L_REDIR4] = listen_on(AF_INET, sh->port, 0);
-		if (w->lfd[L_REDIR4] < 0) {
-			snprintf(err, errlen, "PGW_FORWARDER_PORT: cannot listen on port %u: %s", sh->port,
-				 strerror(-w->lfd[L_REDIR4]));
-			goto fail;
-		}
-		w->lfd[L_REDIR6] = listen_on(AF_INET6, sh->port, 0);
-		if (w->lfd[L_REDIR6] < 0 && i == 0)
-			log_warnx("no IPv6 listener on port %u (%s): IPv4 clients only", sh->port,
-				  strerror(-w->lfd[L_REDIR6]));
-		w->lfd[L_TPROXY4] = listen_on(AF_INET, sh->tproxy_port, 1);
-		if (w->lfd[L_TPROXY4] < 0 && i == 0)
-			log_warnx(
-			    "TPROXY listener on port %u unavailable (%s; it needs CAP_NET_ADMIN): REDIRECT mode only",
-			    sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
-		if (w->lfd[L_TPROXY4] >= 0)
-			w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
 		w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		w->revokefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		w->ev = ev_new();
-		w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
-		if (w->stopfd < 0 || w->revokefd < 0 || !w->ev ||
-		    !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
-		    !(w->rv_h = ev_add_fd(w->ev, w->revokefd, EPOLLIN, relay_on_revoke, w)) ||
-		    !(w->tick = ev_add_timer(w->ev, 1000, 1000, relay_on_tick, w)) ||
-		    !(w->early_timer = ev_add_timer(w->ev, 3600 * 1000, 0, relay_on_early_timer, w))) {
+		if (w->stopfd < 0 || w->revokefd < 0) {
 			snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
 			goto fail;
-		}
-		for (int l = 0; l < L_MAX; l++) {
-			if (w->lfd[l] < 0) {
-				w->lfd[l] = -1;
-				continue;
-			}
-			if (!(w->lh[l] = ev_add_fd(w->ev, w->lfd[l], EPOLLIN, relay_on_accept, w))) {
-				snprintf(err, errlen, "worker %u: %s", i, strerror(errno));
-				goto fail;
-			}
 		}
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			snprintf(err, errlen, "worker %u: cannot start thread", i);
 			goto fail;
 		}
 		w->started = 1;
+		while (sem_wait(&w->ready) < 0 && errno == EINTR)
+			;
+		if (w->init_rc < 0) {
+			snprintf(err, errlen, "%s", w->err);
+			goto fail;
+		}
 	}
+	if (!ws->w[0].own_fds)
+		log_warnx("the relay threads share the process's descriptor table (unsharing it was refused): "
+			  "the descriptor limit bounds all their connections together");
 	*out = ws;
 	return 0;
 fail:
@@ -201,21 +301,12 @@ void workers_stop(struct fwd_workers *ws)
 	workers_join(ws);
 	for (unsigned i = 0; i < ws->n; i++) {
 		struct worker *w = &ws->w[i];
-		for (int l = 0; l < L_MAX; l++)
-			if (w->lfd[l] >= 0)
-				close(w->lfd[l]);
 		if (w->stopfd >= 0)
 			close(w->stopfd);
 		if (w->revokefd >= 0)
 			close(w->revokefd);
-		notify_close(w->nt);
-		ev_free(w->ev);
 		pthread_mutex_destroy(&w->list_lock);
-		while (w->n_pipes) {
-			w->n_pipes--;
-			close(w->pipes[w->n_pipes][0]);
-			close(w->pipes[w->n_pipes][1]);
-		}
+		sem_destroy(&w->ready);
 	}
 	free(ws->w);
 	free(ws);

@@ -511,6 +511,8 @@ lab_scenario() {
 lab_pgw_env() {
 	export PGW_DB=$LAB_DIR/pgw.db PGW_RUN_DIR=$LAB_DIR/run PGW_LOG_FORMAT=json PGW_LOG_LEVEL=${PGW_LOG_LEVEL:-info}
 	export PGW_HEALTH_URL=http://$LAB_WEB/ip
+	# two relay threads, whatever the machine's CPUs (e2e 36 counts descriptors per thread)
+	export PGW_FORWARDER_WORKERS=${PGW_FORWARDER_WORKERS:-2}
 	"$PGW_BIN/pgwctl" migrate >/dev/null
 }
 
@@ -600,6 +602,23 @@ lab_db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
 # before a change, then `check "..." lab_fwd_reloaded $n` waits (up to 5 s) for the reload after
 # it, in place of a sleep that guesses how long the forwarder takes. LOG: the forwarder's log
 # name (pgw-forwarder); WHY: only reloads for that reason ("event": a notify, "poll").
+# lab_fds PID: the descriptors a process holds in all its tables (each pgw-forwarder worker thread
+# has one of its own): the threads' tables, told apart by what they hold, each counted once
+lab_fds() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		find "$t/fd" -mindepth 1 -printf '%f %l\n' 2>/dev/null | sort | md5sum | cut -d' ' -f1 | tr '\n' ' '
+		find "$t/fd" -mindepth 1 -printf . 2>/dev/null | wc -c
+	done | sort -u | awk '{n += $2} END {print n + 0}'
+}
+# lab_ss_held PID NS SS-ARGS...: the `ss -Htne` lines of the sockets PID holds, in any of its
+# threads' tables (`ss -p` sees only the process's own table, not pgw-forwarder's workers')
+lab_ss_held() {
+	local pid=$1 ns=$2
+	shift 2
+	ip netns exec "$(lab_ns "$ns")" ss -Htne "$@" | grep -wFf <(find /proc/"$pid"/task/*/fd -lname 'socket:*' -printf '%l\n' 2>/dev/null |
+		sed 's/socket:\[\(.*\)\]/ino:\1/' | sort -u)
+}
 lab_fwd_reloads() { grep -c "mappings loaded (${2:-}" "$LAB_DIR/${1:-pgw-forwarder}.log"; }
 lab_fwd_reloaded() { # n [log [why]]: more than n reloads
 	local i

@@ -59,7 +59,7 @@ code=$(lab_exec lan curl -s -m 60 --interface 192.168.2.11 -o /dev/null -w '%{ht
 check_eq "5 MB upload (PUT) accepted" "$code" "201"
 check_eq "... and stored byte-identical" "$(sha256sum <"$LAB_DIR/www/upload/up.bin" 2>/dev/null)" "$(sha256sum <"$LAB_DIR/up.bin")"
 
-fds() { ls "/proc/$fwd/fd" | wc -l; }
+fds() { lab_fds "$fwd"; } # every table: each worker thread has its own
 rss() { awk '/VmRSS/ {print $2}' "/proc/$fwd/status"; }
 fd0=$(fds) rss0=$(rss)
 seq 300 | sed "s|.*|url = \"http://$LAB_WEB/ip?&\"\noutput = \"/dev/null\"|" >"$LAB_DIR/urls300"

@@ -148,7 +148,11 @@ check "the forwarder counts each of them" wait_for 5 many
 # bytes through are held only while data is in flight (issue 24; 5,000 connections fit 20,000 fds)
 fpid=$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)
 ready() { "$PGW_BIN/pgwctl" stats | jq .upstream_sessions.ready; } # sessions kept ready (issue 24): a few per proxy, not per connection
-fds0=$(ls /proc/"$fpid"/fd | wc -l) r0=$(ready)
+fds0=$(lab_fds "$fpid") r0=$(ready) own0=$(ls /proc/"$fpid"/fd | wc -l)
+# each worker thread has a descriptor table of its own, and the descriptor limit counts per table:
+# with the limit at 256, 150 connections (300 descriptors) still fit, spread over the workers
+hard=$(prlimit --pid "$fpid" --nofile --noheadings --raw --output=HARD)
+prlimit --pid "$fpid" --nofile=256:"$hard"
 lab_exec lan python3 -c '
 import socket, sys, time
 held = []
@@ -162,8 +166,13 @@ PI=$!
 held() { [ "$(cat "$LAB_DIR/idle.out")" = 150 ]; }
 wait_for 10 held
 sleep 0.5
-fds1=$(ls /proc/"$fpid"/fd | wc -l) r1=$(ready)
+fds1=$(lab_fds "$fpid") r1=$(ready) own1=$(ls /proc/"$fpid"/fd | wc -l)
+tables=$(for t in /proc/"$fpid"/task/*; do grep -q '^pgw-worker' "$t/comm" && ls "$t/fd" | wc -l; done | paste -sd' ')
 echo "# pgw-forwarder's descriptors: $fds0 before, $fds1 with 150 idle relayed connections; sessions kept ready: $r0 -> $r1"
+echo "# the workers' tables: $tables; the process's own: $own0 -> $own1 (limit 256 a table)"
+check "150 connections held with the descriptor limit at 256: in the workers' own tables ($tables), not the process's ($own0 -> $own1)" \
+	test "$(cat "$LAB_DIR/idle.out")" = 150 -a "$own1" -le $((own0 + 4)) -a "$(echo "$tables" | wc -w)" -ge 2
+prlimit --pid "$fpid" --nofile="$hard":"$hard"
 check "150 idle relayed connections hold 2 descriptors each in the forwarder, no pipes ($fds0 -> $fds1, less $((r1 - r0)) more sessions kept ready)" \
 	test "$(cat "$LAB_DIR/idle.out")" = 150 -a $((fds1 - fds0 - r1 + r0)) -ge 300 -a $((fds1 - fds0 - r1 + r0)) -le 310
 kill "$PI" 2>/dev/null

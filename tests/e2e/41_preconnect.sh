@@ -50,7 +50,7 @@ st() { $ctl stats | jq -r "$1"; }
 fetch() { lab_exec lan curl -s -m 5 --interface "$1" "http://$LAB_WEB/ip"; }
 early() { db "SELECT early_data FROM proxy_health WHERE proxy_id = $1"; }
 # the forwarder's own connections to dante (healthd's probes run in the same namespace)
-fwd_to_dante() { ip netns exec "$(lab_ns gw)" ss -Htnp state established "( dst $LAB_DANTE and dport = 1080 )" | grep -c '"pgw-forwarder"'; }
+fwd_to_dante() { lab_ss_held "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids" | tail -1)" gw state established "( dst $LAB_DANTE and dport = 1080 )" | grep -c .; }
 # the access-log line of the last connection from client $1 (to port $2)
 last_conn() { grep -E "conn client=$1:[0-9]+ dst=[^ ]*:$2 " "$flog" | tail -1; }
 # ... how many there are, and the next one once written (the line comes when the connection
@@ -61,8 +61,8 @@ next_conn() {
 	wait_for 3 bash -c "[ \$(grep -cE 'conn client=$1:[0-9]+ dst=[^ ]*:$2 ' '$flog') -gt $3 ]" || { echo "no new line"; return 1; }
 	last_conn "$1" "$2"
 }
-export -f fwd_to_dante lab_ns
-export LAB_ID LAB_DANTE
+export -f fwd_to_dante lab_ns lab_ss_held
+export LAB_ID LAB_DANTE LAB_DIR
 
 check "all four proxies up" wait_for 8 bash -c "[ \$(sqlite3 $PGW_DB \"SELECT count(*) FROM proxy_health WHERE status = 'up'\") = 4 ]"
 check "dante: the probe with the GET behind the CONNECT succeeded, early_data = 1" \

@@ -27,6 +27,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.api_host, "127.0.0.1");
 	assert_int_equal(c.api_port, 8080);
 	assert_int_equal(c.health_interval_s, 30);
+	assert_int_equal(c.forwarder_workers, 0); /* one per CPU */
 	assert_int_equal(c.log_format, LOG_FMT_TEXT);
 	assert_int_equal(c.jwt_secret_len, 0);
 }
@@ -39,6 +40,7 @@ static void test_overrides(void **state)
 			     "PGW_LOG_FORMAT=json",
 			     "PGW_LOG_LEVEL=debug",
 			     "PGW_FORWARDER_PORT=4000",
+			     "PGW_FORWARDER_WORKERS=8",
 			     "PGW_HEALTH_INTERVAL=5",
 			     "PGW_LAN_IFACE=veth-lan0",
 			     "PGW_LAN_CIDR=10.20.0.0/16",
@@ -52,6 +54,7 @@ static void test_overrides(void **state)
 	assert_int_equal(c.log_format, LOG_FMT_JSON);
 	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
 	assert_int_equal(c.forwarder_port, 4000);
+	assert_int_equal(c.forwarder_workers, 8);
 	assert_int_equal(c.health_interval_s, 5);
 	assert_string_equal(c.lan_iface, "veth-lan0");
 	assert_string_equal(c.lan_cidr, "10.20.0.0/16");
@@ -67,6 +70,9 @@ static void test_errors_name_the_variable(void **state)
 	    {"PGW_FORWARDER_PORT=70000", "PGW_FORWARDER_PORT"},
 	    {"PGW_FORWARDER_PORT=12ab", "PGW_FORWARDER_PORT"},
 	    {"PGW_TPROXY_PORT=0", "PGW_TPROXY_PORT"},
+	    {"PGW_FORWARDER_WORKERS=65", "PGW_FORWARDER_WORKERS"},
+	    {"PGW_FORWARDER_WORKERS=-1", "PGW_FORWARDER_WORKERS"},
+	    {"PGW_FORWARDER_WORKERS=two", "PGW_FORWARDER_WORKERS"},
 	    {"PGW_LOG_LEVEL=loud", "PGW_LOG_LEVEL"},
 	    {"PGW_LOG_FORMAT=xml", "PGW_LOG_FORMAT"},
 	    {"PGW_LAN_CIDR=192.168.2.1/24", "PGW_LAN_CIDR"},
