@@ -21,7 +21,7 @@ N_CLIENTS=${N_CLIENTS:-30}
 N_BIG=${N_BIG:-50000}        # held through pgw with BIG_WORKERS relay threads (0: skip)
 BIG_WORKERS=${BIG_WORKERS:-8} # 50,000 x 2 descriptors over 8 tables of at most 20,000
 N_SS=${N_SS:-8}               # shadowsocks pairs (each ss-local and ss-server: 2 descriptors a connection)
-BIG_CLIENTS=32                # their client addresses, N_SS / 32 of them per pair
+BIG_CLIENTS=32                # their client addresses, 32 / N_SS of them per pair
 bench_lab_up || exit 1
 lab_start_nginx >/dev/null || exit 1
 truncate -s 1G "$LAB_DIR/www/files/big.bin"
@@ -168,7 +168,7 @@ if [ "$N_BIG" -gt 0 ]; then
 	dl_idle=$(download) # nothing held: the same download's speed
 	srcs=$big_srcs DURING=1
 	measure pgw-big "$fwd" "$N1" "$((N_BIG - N1))"
-	tables=$(for t in /proc/"$fwd"/task/*; do grep -q '^pgw-worker' "$t/comm" && echo x; done | wc -l)
+	tables=$(($(lab_fds "$fwd" tables | wc -w) - 1)) # but the process's own
 	lab_stop_pid "$fwd"
 fi
 

@@ -60,7 +60,7 @@ static const struct cfg_var vars[] = {
      "TPROXY listener port of pgw-forwarder"},
     {"PGW_FORWARDER_WORKERS", "0", T_COUNT, offsetof(struct pgw_config, forwarder_workers), 0, 64,
      "pgw-forwarder's TCP relay threads, each with its own descriptor table (the descriptor limit counts per "
-     "thread: each holds up to LimitNOFILE / 2 connections); 0: one per CPU, at most 16"},
+     "thread: each holds up to about half of it in connections); 0: one per CPU, at most 16"},
     {"PGW_DNS_PORT", "15353", T_PORT, offsetof(struct pgw_config, dns_port), 0, 0,
      "DNS listener port of pgw-forwarder (UDP and TCP, every dns_mode; clients' port 53 is redirected to it "
      "in dns_mode=proxy; keep it >= 1024; taken: the forwarder does not start)"},

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
@@ -720,6 +721,33 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 		socklen_t len = sizeof(peer);
 		int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		if (cfd < 0 && (errno == EMFILE || errno == ENFILE) && w->spare_fd >= 0) {
+			/* out of descriptors: the connection waiting would keep this level-triggered
+			 * listener ready (a busy loop) and its client would hang. Let the spare go, take
+			 * the connection, close it (refused at once: the client may try again, most
+			 * likely on another worker), and take the spare back. */
+			uint64_t now = ev_now_ms();
+			int e = errno;
+
+			close(w->spare_fd);
+			cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+			if (cfd >= 0) {
+				close(cfd);
+				atomic_fetch_add(&w->sh->stats.accepted, 1);
+				atomic_fetch_add(&w->sh->stats.closes[CLOSE_MAX_CONNECTIONS], 1);
+				w->fd_refused++;
+			}
+			w->spare_fd = eventfd(0, EFD_CLOEXEC);
+			if (now >= w->fd_refused_logged + 1000) {
+				log_warnx("worker %u: %s with %u connections: %lu refused (PGW_FORWARDER_WORKERS, "
+					  "LimitNOFILE)",
+					  w->index, strerror(e), w->n_conns, w->fd_refused);
+				w->fd_refused_logged = now;
+			}
+			if (cfd < 0)
+				return;
+			continue;
+		}
 		if (cfd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warn("accept");

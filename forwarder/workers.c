@@ -5,6 +5,7 @@
 #include "pool.h"
 #include "worker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <linux/close_range.h>
 #include <sched.h>
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 int workers_alive(struct fwd_workers *ws, uint64_t max_ms)
@@ -70,30 +70,48 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 		ev_stop(ev);
 }
 
-/* Closes the descriptors in [lo, hi] (close_range, or one by one up to the descriptor limit). */
-static void close_from(unsigned lo, unsigned hi)
+/* Closes every descriptor of the calling thread's table above 2 but keep[0..2] (sorted):
+ * close_range on the gaps, or, where it is missing (a kernel before 5.9, a seccomp filter), each
+ * one /proc/thread-self/fd lists. */
+static void close_all_but(const int keep[3])
 {
-	struct rlimit rl;
+	unsigned lo = 3;
+	int ok = 1;
+	DIR *d;
+	struct dirent *e;
 
-	if (lo > hi || close_range(lo, hi, 0) == 0)
+	for (int i = 0; i < 3 && ok; i++)
+		if (keep[i] >= (int)lo) {
+			ok = keep[i] == (int)lo || close_range(lo, (unsigned)keep[i] - 1, 0) == 0;
+			lo = (unsigned)keep[i] + 1;
+		}
+	if (ok && close_range(lo, ~0U, 0) == 0)
 		return;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < hi)
-		hi = rl.rlim_cur > 0 ? (unsigned)rl.rlim_cur - 1 : 0;
-	for (unsigned fd = lo; fd <= hi && fd >= lo; fd++)
+	if (!(d = opendir("/proc/thread-self/fd")))
+		return; /* what is left open is only unused copies */
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end || end == e->d_name || fd < 3 || fd == dirfd(d) || fd == keep[0] || fd == keep[1] ||
+		    fd == keep[2])
+			continue;
 		close((int)fd);
+	}
+	closedir(d);
 }
 
 /* Gives the calling worker thread a descriptor table of its own. The process's descriptor limit
  * (RLIMIT_NOFILE) counts per table, so each worker may hold that many (a gateway whose hard
- * limit cannot be raised holds workers x limit / 2 connections, not limit / 2), and the kernel's
- * descriptor lookups skip the reference counting a shared table needs. The copy it starts with
- * is closed but for stdio, the log and the worker's two eventfds (the main thread writes to its
- * own copies to wake it); everything else the worker opens itself, after this. Where unsharing
- * is refused (a seccomp filter), it shares the process's table as before. 1: a table of its own. */
+ * limit cannot be raised holds up to workers x limit / 2 connections, not limit / 2), and the
+ * kernel's descriptor lookups skip the reference counting a shared table needs. The copy it
+ * starts with is closed but for stdio, the log and the worker's two eventfds (the main and the
+ * control thread write to their copies to wake it); everything else the worker opens itself,
+ * after this. Where unsharing is refused (a seccomp filter), it shares the process's table as
+ * before. 1: a table of its own. */
 static int own_fd_table(const struct worker *w)
 {
 	int keep[3] = {w->stopfd, w->revokefd, log_get_fd()};
-	unsigned lo = 3;
 
 	if (unshare(CLONE_FILES) < 0 && close_range(~0U, ~0U, CLOSE_RANGE_UNSHARE) < 0)
 		return 0;
@@ -104,12 +122,7 @@ static int own_fd_table(const struct worker *w)
 				keep[i] = keep[j];
 				keep[j] = t;
 			}
-	for (int i = 0; i < 3; i++)
-		if (keep[i] >= (int)lo) {
-			close_from(lo, (unsigned)keep[i] - 1);
-			lo = (unsigned)keep[i] + 1;
-		}
-	close_from(lo, ~0U);
+	close_all_but(keep);
 	return 1;
 }
 
@@ -190,6 +203,7 @@ static int worker_init(struct worker *w)
 			  sh->tproxy_port, strerror(-w->lfd[L_TPROXY4]));
 	if (w->lfd[L_TPROXY4] >= 0)
 		w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
+	w->spare_fd = eventfd(0, EFD_CLOEXEC);
 	w->ev = ev_new();
 	w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
 	if (!w->ev || !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
@@ -221,6 +235,9 @@ static void worker_fini(struct worker *w)
 			close(w->lfd[l]);
 		w->lfd[l] = -1;
 	}
+	if (w->spare_fd >= 0)
+		close(w->spare_fd);
+	w->spare_fd = -1;
 	notify_close(w->nt);
 	w->nt = NULL;
 	ev_free(w->ev);
@@ -243,7 +260,7 @@ int workers_start(struct fwd_shared *sh, unsigned n, struct fwd_workers **out, c
 	}
 	ws->n = n;
 	for (unsigned i = 0; i < n; i++) {
-		ws->w[i].stopfd = ws->w[i].revokefd = -1;
+		ws->w[i].stopfd = ws->w[i].revokefd = ws->w[i].spare_fd = -1;
 		pthread_mutex_init(&ws->w[i].list_lock, NULL);
 		sem_init(&ws->w[i].ready, 0, 0);
 		for (int l = 0; l < L_MAX; l++)

@@ -1,6 +1,6 @@
-/* workers.h - the forwarder's worker threads: one per core (at most 16), each with its own
- * event loop and SO_REUSEPORT listeners (REDIRECT and TPROXY, IPv4 and IPv6); the data path
- * of each connection is relay.c. */
+/* workers.h - the forwarder's worker threads: one per core (at most 16) or PGW_FORWARDER_WORKERS
+ * (up to 64), each with its own descriptor table, event loop and SO_REUSEPORT listeners (REDIRECT and TPROXY, IPv4 and
+ * IPv6); the data path of each connection is relay.c. */
 #ifndef FWD_WORKERS_H
 #define FWD_WORKERS_H
 

@@ -603,13 +603,25 @@ lab_db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
 # it, in place of a sleep that guesses how long the forwarder takes. LOG: the forwarder's log
 # name (pgw-forwarder); WHY: only reloads for that reason ("event": a notify, "poll").
 # lab_fds PID: the descriptors a process holds in all its tables (each pgw-forwarder worker thread
-# has one of its own): the threads' tables, told apart by what they hold, each counted once
+# has one of its own), each table counted once: threads that share one are told apart by kcmp(2)
+# (KCMP_FILES), not by what their listings show, which may change between two reads.
+# lab_fds PID tables: each table's count instead, the process's own first.
 lab_fds() {
-	local t
-	for t in /proc/"$1"/task/*; do
-		find "$t/fd" -mindepth 1 -printf '%f %l\n' 2>/dev/null | sort | md5sum | cut -d' ' -f1 | tr '\n' ' '
-		find "$t/fd" -mindepth 1 -printf . 2>/dev/null | wc -c
-	done | sort -u | awk '{n += $2} END {print n + 0}'
+	python3 - "$1" "${2:-}" <<-'PY'
+	import ctypes, os, sys
+	pid, libc = sys.argv[1], ctypes.CDLL(None, use_errno=True)
+	SYS_kcmp, KCMP_FILES = 312, 2  # x86_64
+	tables, counts = [], []
+	for t in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):  # the leader's id is the lowest
+	    if any(libc.syscall(SYS_kcmp, t, u, KCMP_FILES, 0, 0) == 0 for u in tables):
+	        continue
+	    try:
+	        counts.append(len(os.listdir(f"/proc/{pid}/task/{t}/fd")))
+	        tables.append(t)
+	    except FileNotFoundError:
+	        pass
+	print(" ".join(map(str, counts)) if sys.argv[2] == "tables" else sum(counts))
+	PY
 }
 # lab_ss_held PID NS SS-ARGS...: the `ss -Htne` lines of the sockets PID holds, in any of its
 # threads' tables (`ss -p` sees only the process's own table, not pgw-forwarder's workers')

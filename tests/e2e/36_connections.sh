@@ -153,6 +153,7 @@ fds0=$(lab_fds "$fpid") r0=$(ready) own0=$(ls /proc/"$fpid"/fd | wc -l)
 # with the limit at 256, 150 connections (300 descriptors) still fit, spread over the workers
 hard=$(prlimit --pid "$fpid" --nofile --noheadings --raw --output=HARD)
 prlimit --pid "$fpid" --nofile=256:"$hard"
+lim=$(awk '/^Max open files/ {print $4}' /proc/"$fpid"/limits)
 lab_exec lan python3 -c '
 import socket, sys, time
 held = []
@@ -167,16 +168,45 @@ held() { [ "$(cat "$LAB_DIR/idle.out")" = 150 ]; }
 wait_for 10 held
 sleep 0.5
 fds1=$(lab_fds "$fpid") r1=$(ready) own1=$(ls /proc/"$fpid"/fd | wc -l)
-tables=$(for t in /proc/"$fpid"/task/*; do grep -q '^pgw-worker' "$t/comm" && ls "$t/fd" | wc -l; done | paste -sd' ')
+tables=$(lab_fds "$fpid" tables | cut -d' ' -f2-) # the workers' (kcmp: tables, not threads)
 echo "# pgw-forwarder's descriptors: $fds0 before, $fds1 with 150 idle relayed connections; sessions kept ready: $r0 -> $r1"
 echo "# the workers' tables: $tables; the process's own: $own0 -> $own1 (limit 256 a table)"
-check "150 connections held with the descriptor limit at 256: in the workers' own tables ($tables), not the process's ($own0 -> $own1)" \
-	test "$(cat "$LAB_DIR/idle.out")" = 150 -a "$own1" -le $((own0 + 4)) -a "$(echo "$tables" | wc -w)" -ge 2
+check "150 connections held with the descriptor limit at $lim: in the workers' own tables ($tables), not the process's ($own0 -> $own1)" \
+	test "$lim" = 256 -a "$(cat "$LAB_DIR/idle.out")" = 150 -a "$own1" -le $((own0 + 4)) -a "$(echo "$tables" | wc -w)" -ge 2
 prlimit --pid "$fpid" --nofile="$hard":"$hard"
 check "150 idle relayed connections hold 2 descriptors each in the forwarder, no pipes ($fds0 -> $fds1, less $((r1 - r0)) more sessions kept ready)" \
 	test "$(cat "$LAB_DIR/idle.out")" = 150 -a $((fds1 - fds0 - r1 + r0)) -ge 300 -a $((fds1 - fds0 - r1 + r0)) -le 310
 kill "$PI" 2>/dev/null
 wait "$PI" 2>/dev/null
+# a worker out of descriptors refuses a new connection at once (its client is not left waiting
+# in the queue, the worker does not spin on a listener it cannot accept from) and says so
+idle() { [ "$("$PGW_BIN/pgwctl" stats | jq .active)" -le 2 ]; }
+wait_for 10 idle
+prlimit --pid "$fpid" --nofile=64:"$hard"
+lab_exec lan python3 -c '
+import socket, sys, threading
+res, held = {"ok": 0, "refused": 0, "timeout": 0}, []
+def one(i):
+    s = socket.socket(); s.settimeout(4)
+    try:
+        s.bind(("192.168.2.%d" % i, 0)); s.connect((sys.argv[1], 80))
+        s.sendall(b"GET /ip HTTP/1.1\r\nHost: web\r\n\r\n")
+        k = "ok" if s.recv(1000) else "refused"
+    except socket.timeout:
+        k = "timeout"
+    except OSError:
+        k = "refused"
+    res[k] += 1; held.append(s)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(100, 220)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(res["ok"], res["refused"], res["timeout"])' "$LAB_WEB" >"$LAB_DIR/full.out" 2>&1
+prlimit --pid "$fpid" --nofile="$hard":"$hard"
+read -r n_ok n_refused n_timeout <"$LAB_DIR/full.out"
+echo "# 120 connections with the limit at 64 a table: $n_ok relayed, $n_refused refused, $n_timeout left waiting"
+check "out of descriptors: new connections refused at once, none left waiting (${n_refused:-?} refused, ${n_timeout:-?} waiting)" \
+	test "${n_refused:-0}" -ge 1 -a "${n_timeout:-1}" = 0
+check "... the worker says so (log)" grep -q 'refused (PGW_FORWARDER_WORKERS' "$LAB_DIR/pgw-forwarder.log"
+check_eq "... and relays again once it has descriptors" "$(lab_exec lan curl -s -m 5 -o /dev/null -w '%{http_code}' --interface 192.168.2.100 "http://$LAB_WEB/ip")" 200
 full=$("$PGW_BIN/pgwctl" stats | wc -c)
 slow 192.168.2.10 "$LAB_DIR/s10"
 PS=$!
