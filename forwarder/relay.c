@@ -721,32 +721,38 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 		socklen_t len = sizeof(peer);
 		int cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-		if (cfd < 0 && (errno == EMFILE || errno == ENFILE) && w->spare_fd >= 0) {
+		if (cfd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			int e;
+
 			/* out of descriptors: the connection waiting would keep this level-triggered
 			 * listener ready (a busy loop) and its client would hang. Let the spare go, take
 			 * the connection, close it (refused at once: the client may try again, most
-			 * likely on another worker), and take the spare back. */
-			uint64_t now = ev_now_ms();
-			int e = errno;
-
-			close(w->spare_fd);
-			cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-			if (cfd >= 0) {
-				close(cfd);
-				atomic_fetch_add(&w->sh->stats.accepted, 1);
-				atomic_fetch_add(&w->sh->stats.closes[CLOSE_MAX_CONNECTIONS], 1);
-				w->fd_refused++;
+			 * likely on another worker), and take the spare back. Without a spare (another
+			 * thread or process took the slot: a shared table, ENFILE), stop listening until
+			 * the next tick. The tick says how many were refused. */
+			if (w->spare_fd >= 0) {
+				close(w->spare_fd);
+				len = sizeof(peer);
+				cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+				e = errno;
+				if (cfd >= 0) {
+					close(cfd);
+					atomic_fetch_add(&w->sh->stats.accepted, 1);
+					atomic_fetch_add(&w->sh->stats.closes[CLOSE_NO_DESCRIPTORS], 1);
+					w->fd_refused++;
+				}
+				w->spare_fd = eventfd(0, EFD_CLOEXEC);
+				if (cfd >= 0 && w->spare_fd >= 0)
+					continue;
+				if (cfd < 0 && e != EMFILE && e != ENFILE)
+					return; /* the queue is empty */
 			}
-			w->spare_fd = eventfd(0, EFD_CLOEXEC);
-			if (now >= w->fd_refused_logged + 1000) {
-				log_warnx("worker %u: %s with %u connections: %lu refused (PGW_FORWARDER_WORKERS, "
-					  "LimitNOFILE)",
-					  w->index, strerror(e), w->n_conns, w->fd_refused);
-				w->fd_refused_logged = now;
+			if (w->spare_fd < 0 && (w->spare_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+				for (int l = 0; l < L_MAX; l++)
+					if (w->lh[l] && ev_mod_fd(ev, w->lh[l], 0) == 0)
+						w->accept_paused = 1;
 			}
-			if (cfd < 0)
-				return;
-			continue;
+			return;
 		}
 		if (cfd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -765,6 +771,20 @@ void relay_on_tick(struct evloop *ev, void *arg)
 	struct conn *c, *next;
 
 	atomic_store(&w->last_tick, now);
+	if (w->fd_refused != w->fd_refused_said) {
+		log_warnx("worker %u: out of descriptors with %u connections: %lu refused (no_descriptors) since the "
+			  "last tick, %lu in all (PGW_FORWARDER_WORKERS, LimitNOFILE)",
+			  w->index, w->n_conns, w->fd_refused - w->fd_refused_said, w->fd_refused);
+		w->fd_refused_said = w->fd_refused;
+	}
+	if (w->accept_paused) { /* no spare: listening again, and a spare if one can be had */
+		if (w->spare_fd < 0)
+			w->spare_fd = eventfd(0, EFD_CLOEXEC);
+		for (int l = 0; l < L_MAX; l++)
+			if (w->lh[l])
+				ev_mod_fd(ev, w->lh[l], EPOLLIN);
+		w->accept_paused = 0;
+	}
 	pthread_rwlock_rdlock(&w->sh->lock);
 	idle = w->sh->limits.idle_timeout_ms;
 	connect_ms = w->sh->limits.connect_timeout_ms;

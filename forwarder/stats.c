@@ -46,6 +46,7 @@ static const char *const close_names[CLOSE_MAX] = {
     [CLOSE_CLIENT_RATE] = "client_rate",
     [CLOSE_QUOTA] = "quota_exceeded",
     [CLOSE_ADMIN] = "closed_by_admin",
+    [CLOSE_NO_DESCRIPTORS] = "no_descriptors",
 };
 
 const char *fwd_close_str(enum fwd_close c)

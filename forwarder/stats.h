@@ -31,6 +31,7 @@ enum fwd_close {
 	CLOSE_CLIENT_RATE,	/* the client opened new_conns_per_s this second already */
 	CLOSE_QUOTA,		/* the client's quota is used up (cut at the byte) */
 	CLOSE_ADMIN,		/* closed by an admin (DELETE /api/v1/connections): a TCP reset */
+	CLOSE_NO_DESCRIPTORS,	/* its worker's descriptor table was full: refused at accept */
 	CLOSE_MAX
 };
 const char *fwd_close_str(enum fwd_close c);

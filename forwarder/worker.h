@@ -87,10 +87,11 @@ struct worker {
 	sem_t ready; /* posted by the thread once set up: init_rc, err say how */
 	int init_rc; /* 0, or -1 (err) */
 	char err[300];
-	int spare_fd;		    /* held for the moment the table is full (relay_on_accept) */
-	unsigned long fd_refused;   /* connections refused for want of a descriptor */
-	uint64_t fd_refused_logged; /* ms, last said so */
-	atomic_ullong last_tick;    /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
+	int spare_fd;		       /* held for the moment the table is full (relay_on_accept) */
+	unsigned long fd_refused;      /* connections refused for want of a descriptor */
+	unsigned long fd_refused_said; /* ... as many as the tick has logged */
+	int accept_paused;	       /* no spare either: the listeners are off until the tick */
+	atomic_ullong last_tick;       /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
 	uint64_t drain_until;
 	uint64_t last_report[256];
 	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */

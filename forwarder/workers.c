@@ -87,8 +87,10 @@ static void close_all_but(const int keep[3])
 		}
 	if (ok && close_range(lo, ~0U, 0) == 0)
 		return;
-	if (!(d = opendir("/proc/thread-self/fd")))
-		return; /* what is left open is only unused copies */
+	if (!(d = opendir("/proc/thread-self/fd"))) {
+		log_warn("a relay thread cannot close its copies of the process's descriptors");
+		return; /* they stay open in its table: unused, but they keep what they point to open */
+	}
 	while ((e = readdir(d))) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);

@@ -608,12 +608,18 @@ lab_db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
 # lab_fds PID tables: each table's count instead, the process's own first.
 lab_fds() {
 	python3 - "$1" "${2:-}" <<-'PY'
-	import ctypes, os, sys
+	import ctypes, os, platform, sys
 	pid, libc = sys.argv[1], ctypes.CDLL(None, use_errno=True)
-	SYS_kcmp, KCMP_FILES = 312, 2  # x86_64
+	SYS_kcmp, KCMP_FILES = {"x86_64": 312, "aarch64": 272}[platform.machine()], 2
+	def same(a, b):
+	    r = libc.syscall(SYS_kcmp, a, b, KCMP_FILES, 0, 0)
+	    if r < 0 and ctypes.get_errno() != 3:  # ESRCH: the thread has gone
+	        sys.exit("lab_fds: kcmp: " + os.strerror(ctypes.get_errno()))
+	    return r == 0
 	tables, counts = [], []
-	for t in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):  # the leader's id is the lowest
-	    if any(libc.syscall(SYS_kcmp, t, u, KCMP_FILES, 0, 0) == 0 for u in tables):
+	tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+	for t in [int(pid)] + [t for t in tids if t != int(pid)]:  # the process's own table first
+	    if any(same(t, u) for u in tables):
 	        continue
 	    try:
 	        counts.append(len(os.listdir(f"/proc/{pid}/task/{t}/fd")))
