@@ -303,8 +303,11 @@ static void *control_main(void *arg)
 		if (!(p[0].revents & POLLIN))
 			continue;
 		fd = accept4(ctl->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) /* out of descriptors: a moment, not a busy loop */
+				(void)poll(p + 1, 1, 100);
 			continue;
+		}
 		serve(ctl, fd);
 		close(fd);
 	}

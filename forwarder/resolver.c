@@ -115,7 +115,12 @@ static void on_tick(struct evloop *ev, void *arg)
 	struct upconn *uc, *un;
 	struct tclient *tc, *tn;
 
-	(void)ev;
+	if (r->tcp_paused) { /* listening again (on_tcp_listen) */
+		for (int h = 1; h <= 3; h += 2)
+			if (r->hs[h])
+				ev_mod_fd(ev, r->hs[h], EPOLLIN);
+		r->tcp_paused = 0;
+	}
 	atomic_store(&r->last_tick, now);
 again: /* each step answers a query, or moves it to a later attempt: this ends */
 	for (q = r->rqs; q; q = q->next) {

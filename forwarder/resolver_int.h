@@ -130,6 +130,8 @@ struct resolver {
 	struct evloop *ev;
 	int stopfd, udp4, udp6, tcp4, tcp6;
 	struct ev_handle *hs[5], *tick;
+	int tcp_paused;		  /* out of descriptors: the TCP listeners are off until the next tick */
+	uint64_t tcp_paused_said; /* ms: said so (at most once a minute) */
 	gnutls_certificate_credentials_t xcred;
 	struct dns_cache *cache;
 	uint8_t scratch[DNS_MSG_MAX]; /* an answer as the cache keeps it */

@@ -210,6 +210,28 @@ check "out of descriptors: new connections refused at once, none left waiting ($
 check "... counted as no_descriptors ($nd0 -> $nd1)" test "$nd1" -gt "$nd0"
 check "... the worker says so (its next tick's log line)" wait_for 3 grep -q 'refused (no_descriptors)' "$LAB_DIR/pgw-forwarder.log"
 check_eq "... and relays again once it has descriptors" "$(lab_exec lan curl -s -m 5 -o /dev/null -w '%{http_code}' --interface 192.168.2.100 "http://$LAB_WEB/ip")" 200
+# no descriptor to be had anywhere (the limit at 3): with a control connection, a relayed one and
+# a DNS-over-TCP one waiting, the forwarder's threads wait for one without spinning on their
+# listeners (2 s of its CPU time read), and serve all three again once the limit is back
+cpu() { awk '{print $14 + $15}' /proc/"$fpid"/stat; }
+prlimit --pid "$fpid" --nofile=3:"$hard"
+timeout 3 "$PGW_BIN/pgwctl" stats >/dev/null 2>&1 &
+P1=$!
+lab_exec lan curl -s -m 3 --interface 192.168.2.100 -o /dev/null "http://$LAB_WEB/ip" &
+P2=$!
+lab_exec gw dig +tcp +tries=1 +time=3 @127.0.0.1 -p "${PGW_DNS_PORT:-15353}" example.com >/dev/null 2>&1 &
+P3=$!
+sleep 0.5
+t0=$(cpu)
+sleep 2
+t1=$(cpu)
+prlimit --pid "$fpid" --nofile="$hard":"$hard"
+wait "$P1" "$P2" "$P3" 2>/dev/null
+check "no descriptor to be had: the forwarder waits without spinning ($((t1 - t0)) of $((2 * $(getconf CLK_TCK))) clock ticks in 2 s)" \
+	test $((t1 - t0)) -lt $(($(getconf CLK_TCK) / 2))
+check "... answers its control socket again" "$PGW_BIN/pgwctl" stats
+check_eq "... relays again" "$(lab_exec lan curl -s -m 5 -o /dev/null -w '%{http_code}' --interface 192.168.2.100 "http://$LAB_WEB/ip")" 200
+check_match "... answers DNS over TCP again" "$(lab_exec gw dig +tcp +tries=1 +time=3 @127.0.0.1 -p "${PGW_DNS_PORT:-15353}" example.com 2>&1)" 'status: '
 full=$("$PGW_BIN/pgwctl" stats | wc -c)
 slow 192.168.2.10 "$LAB_DIR/s10"
 PS=$!
