@@ -445,10 +445,7 @@ void on_tcp_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 			/* out of descriptors: a level-triggered listener would wake the loop at once
 			 * again; the tick (100 ms) listens again */
 			if ((errno == EMFILE || errno == ENFILE) && !r->tcp_paused) {
-				for (int h = 1; h <= 3; h += 2)
-					if (r->hs[h])
-						ev_mod_fd(ev, r->hs[h], 0);
-				r->tcp_paused = 1;
+				resolver_tcp_listening(r, 0);
 				if (ev_now_ms() >= r->tcp_paused_said + 60000) {
 					log_warnx("dns: out of descriptors: TCP clients wait (LimitNOFILE)");
 					r->tcp_paused_said = ev_now_ms();

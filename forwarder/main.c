@@ -239,10 +239,9 @@ int main(int argc, char **argv)
 		f.sh.port = d.cfg.forwarder_port;
 		f.sh.tproxy_port = d.cfg.tproxy_port;
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		f.n_workers = d.cfg.forwarder_workers ? d.cfg.forwarder_workers
-			      : cpus < 1	      ? 1
-			      : cpus > MAX_WORKERS    ? MAX_WORKERS
-						      : (unsigned)cpus;
+		f.n_workers = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+		if (d.cfg.forwarder_workers)
+			f.n_workers = d.cfg.forwarder_workers;
 		daemon_raise_nofile();
 		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0 ||
 		    resolver_start(&f.sh, d.cfg.dns_port, d.cfg.dns_tls_ca, &f.resolver, err, sizeof(err)) < 0 ||

@@ -710,6 +710,15 @@ refuse:
 	conn_close(c, why, UP_OK);
 }
 
+/* The worker's listeners on (EPOLLIN) or off (0: out of descriptors, until the tick). */
+static void listening(struct worker *w, uint32_t events)
+{
+	for (int l = 0; l < L_MAX; l++)
+		if (w->lh[l])
+			ev_mod_fd(w->ev, w->lh[l], events);
+	w->accept_paused = !events;
+}
+
 void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
@@ -747,11 +756,8 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 				if (cfd < 0 && e != EMFILE && e != ENFILE)
 					return; /* the queue is empty */
 			}
-			if (w->spare_fd < 0 && (w->spare_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
-				for (int l = 0; l < L_MAX; l++)
-					if (w->lh[l] && ev_mod_fd(ev, w->lh[l], 0) == 0)
-						w->accept_paused = 1;
-			}
+			if (w->spare_fd < 0 && (w->spare_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+				listening(w, 0);
 			return;
 		}
 		if (cfd < 0) {
@@ -780,10 +786,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 	if (w->accept_paused) { /* no spare: listening again, and a spare if one can be had */
 		if (w->spare_fd < 0)
 			w->spare_fd = eventfd(0, EFD_CLOEXEC);
-		for (int l = 0; l < L_MAX; l++)
-			if (w->lh[l])
-				ev_mod_fd(ev, w->lh[l], EPOLLIN);
-		w->accept_paused = 0;
+		listening(w, EPOLLIN);
 	}
 	pthread_rwlock_rdlock(&w->sh->lock);
 	idle = w->sh->limits.idle_timeout_ms;

@@ -107,6 +107,14 @@ void resolver_write_stats(struct resolver *r, FILE *out)
 
 /* ---- time ---- */
 
+void resolver_tcp_listening(struct resolver *r, uint32_t events)
+{
+	for (int h = 1; h <= 3; h += 2) /* hs[1], hs[3]: the TCP listeners, IPv4 and IPv6 */
+		if (r->hs[h])
+			ev_mod_fd(r->ev, r->hs[h], events);
+	r->tcp_paused = !events;
+}
+
 static void on_tick(struct evloop *ev, void *arg)
 {
 	struct resolver *r = arg;
@@ -115,12 +123,9 @@ static void on_tick(struct evloop *ev, void *arg)
 	struct upconn *uc, *un;
 	struct tclient *tc, *tn;
 
-	if (r->tcp_paused) { /* listening again (on_tcp_listen) */
-		for (int h = 1; h <= 3; h += 2)
-			if (r->hs[h])
-				ev_mod_fd(ev, r->hs[h], EPOLLIN);
-		r->tcp_paused = 0;
-	}
+	(void)ev;
+	if (r->tcp_paused) /* listening again (on_tcp_listen) */
+		resolver_tcp_listening(r, EPOLLIN);
 	atomic_store(&r->last_tick, now);
 again: /* each step answers a query, or moves it to a later attempt: this ends */
 	for (q = r->rqs; q; q = q->next) {

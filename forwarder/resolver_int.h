@@ -199,6 +199,8 @@ void rq_free(struct resolver *r, struct rq *q);
 void rq_done(struct resolver *r, struct rq *q);
 void tc_close(struct tclient *tc);
 void on_udp(struct evloop *ev, int fd, uint32_t events, void *arg);
+/* resolver.c: the TCP listeners on (EPOLLIN) or off (0: out of descriptors, until the tick) */
+void resolver_tcp_listening(struct resolver *r, uint32_t events);
 void on_tcp_listen(struct evloop *ev, int fd, uint32_t events, void *arg);
 /* dnsupstream.c */
 void rq_send(struct resolver *r, struct rq *q);

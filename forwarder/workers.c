@@ -70,61 +70,35 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 		ev_stop(ev);
 }
 
-/* Closes every descriptor of the calling thread's table above 2 but keep[0..2] (sorted):
- * close_range on the gaps, or, where it is missing (a kernel before 5.9, a seccomp filter), each
- * one /proc/thread-self/fd lists. */
-static void close_all_but(const int keep[3])
+/* Gives the calling worker thread a descriptor table of its own. The process's descriptor limit
+ * (RLIMIT_NOFILE) counts per table, so each worker may hold that many (a gateway whose hard
+ * limit cannot be raised holds up to workers x limit / 2 connections, not limit / 2), and the
+ * kernel's descriptor lookups skip the reference counting a shared table needs. The copy it
+ * starts with (some thirty descriptors, once, at start) is closed but for stdio, the log and the
+ * worker's two eventfds (the main and the control thread write to their copies to wake it);
+ * everything else the worker opens itself, after this. Where unsharing is refused (a seccomp
+ * filter), it shares the process's table as before. 1: a table of its own. */
+static int own_fd_table(const struct worker *w)
 {
-	unsigned lo = 3;
-	int ok = 1;
 	DIR *d;
 	struct dirent *e;
 
-	for (int i = 0; i < 3 && ok; i++)
-		if (keep[i] >= (int)lo) {
-			ok = keep[i] == (int)lo || close_range(lo, (unsigned)keep[i] - 1, 0) == 0;
-			lo = (unsigned)keep[i] + 1;
-		}
-	if (ok && close_range(lo, ~0U, 0) == 0)
-		return;
+	if (unshare(CLONE_FILES) < 0 && close_range(~0U, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+		return 0;
 	if (!(d = opendir("/proc/thread-self/fd"))) {
 		log_warn("a relay thread cannot close its copies of the process's descriptors");
-		return; /* they stay open in its table: unused, but they keep what they point to open */
+		return 1; /* they stay open in its table: unused, but they keep what they point to open */
 	}
 	while ((e = readdir(d))) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
 
-		if (*end || end == e->d_name || fd < 3 || fd == dirfd(d) || fd == keep[0] || fd == keep[1] ||
-		    fd == keep[2])
+		if (*end || end == e->d_name || fd < 3 || fd == dirfd(d) || fd == w->stopfd || fd == w->revokefd ||
+		    fd == log_get_fd())
 			continue;
 		close((int)fd);
 	}
 	closedir(d);
-}
-
-/* Gives the calling worker thread a descriptor table of its own. The process's descriptor limit
- * (RLIMIT_NOFILE) counts per table, so each worker may hold that many (a gateway whose hard
- * limit cannot be raised holds up to workers x limit / 2 connections, not limit / 2), and the
- * kernel's descriptor lookups skip the reference counting a shared table needs. The copy it
- * starts with is closed but for stdio, the log and the worker's two eventfds (the main and the
- * control thread write to their copies to wake it); everything else the worker opens itself,
- * after this. Where unsharing is refused (a seccomp filter), it shares the process's table as
- * before. 1: a table of its own. */
-static int own_fd_table(const struct worker *w)
-{
-	int keep[3] = {w->stopfd, w->revokefd, log_get_fd()};
-
-	if (unshare(CLONE_FILES) < 0 && close_range(~0U, ~0U, CLOSE_RANGE_UNSHARE) < 0)
-		return 0;
-	for (int i = 0; i < 3; i++) /* sort the three */
-		for (int j = i + 1; j < 3; j++)
-			if (keep[j] < keep[i]) {
-				int t = keep[i];
-				keep[i] = keep[j];
-				keep[j] = t;
-			}
-	close_all_but(keep);
 	return 1;
 }
 
