@@ -95,9 +95,18 @@ lab_up() {
 	(set -e; _lab_build) || { echo "lab: building the lab failed" >&2; return 1; }
 }
 
+# A lab namespace whose IPv6 addresses (link-local ones included) are valid at once: without
+# duplicate address detection an address does not turn from tentative to valid a second or two
+# after the test starts, an address change that Chromium (run in the gw namespace by the web
+# tests) answers by failing the requests in flight (net::ERR_NETWORK_CHANGED)
+_lab_ns_add() {
+	ip netns add "$(lab_ns "$1")" || return 1
+	ip netns exec "$(lab_ns "$1")" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+}
+
 _lab_build() {
 	local p=$LAB_ID ip n
-	for n in lan gw wan; do ip netns add "$(lab_ns $n)" || return 1; done
+	for n in lan gw wan; do _lab_ns_add $n || return 1; done
 	for n in lan gw wan; do ip -n "$(lab_ns $n)" link set lo up; done
 	# links are created in the root namespace under unique names, then moved and renamed
 	ip link add "${p}a" type veth peer name "${p}b" || return 1
@@ -162,7 +171,7 @@ lab_ha_up() {
 
 _lab_ha_build() {
 	local p=$LAB_ID n i g
-	for n in lan gw gw2 wan; do ip netns add "$(lab_ns $n)" || return 1; done
+	for n in lan gw gw2 wan; do _lab_ns_add $n || return 1; done
 	for n in lan gw gw2 wan; do ip -n "$(lab_ns $n)" link set lo up; done
 	ip -n "$(lab_ns lan)" link add lan0 type bridge
 	ip -n "$(lab_ns wan)" link add wan0 type bridge
