@@ -203,7 +203,8 @@ static int sync_answer(struct req *r)
 		if (!ha_is_master(&s))
 			return reply_error(r, 409, "not_master", "this node is not the master (role: %s)",
 					   s.role[0] ? s.role : "none yet");
-		if (strcmp(s.origin, origin) != 0 || s.generation != gen || waited >= HA_HOLD_MS)
+		if (strcmp(s.origin, origin) != 0 || s.generation != gen || waited >= HA_HOLD_MS ||
+		    atomic_load(&H.stop)) /* stopping: answer now rather than hold the stop up */
 			break;
 		usleep(HA_POLL_MS * 1000);
 	}
@@ -500,9 +501,9 @@ int ha_start(struct api *api)
 
 void ha_stop(void)
 {
+	atomic_store(&H.stop, 1); /* held sync requests answer at once, also when no sync runs here */
 	if (!H.running)
 		return;
-	atomic_store(&H.stop, 1);
 	pthread_join(H.thread, NULL);
 	H.running = 0;
 }

@@ -644,13 +644,13 @@ int main(int argc, char **argv)
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 		}
 		events_shutdown(); /* SSE subscribers end their streams... */
+		ha_stop();	   /* ...and a backup's held sync request is answered... */
 		if (api.mhd) {
 			MHD_quiesce_daemon(api.mhd);
 			usleep(300 * 1000); /* ...with their final chunk written before the server stops */
 			MHD_stop_daemon(api.mhd);
 		}
 		webhooks_stop();
-		ha_stop();
 		feed_free(feed);
 		curl_global_cleanup();
 	}

@@ -433,12 +433,14 @@ lab_stop_dante() {
 # sanitized one then runs its leak check, which a SIGKILL in the middle turns into a report
 # ("Unable to get registers from thread").
 lab_stop_pid() {
-	local pid=$1 i
+	local pid=$1 i comm
+	comm=$(cat "/proc/$pid/comm" 2>/dev/null)
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 200; i++)); do
 		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
 		sleep 0.05
 	done
+	echo "# lab: $comm ($pid) did not stop within 10 s of SIGTERM: killed" >&2
 	kill -KILL "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0
