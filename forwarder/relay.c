@@ -30,6 +30,14 @@
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h, which clashes with libc headers */
 #endif
 
+static int pipe_new(int p[2])
+{
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
 /* An empty pipe from the worker's pool, or a new one sized PIPE_SIZE. */
 static int pipe_get(struct worker *w, int p[2])
 {
@@ -39,10 +47,57 @@ static int pipe_get(struct worker *w, int p[2])
 		p[1] = w->pipes[w->n_pipes][1];
 		return 0;
 	}
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
-		return -errno;
-	fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return pipe_new(p);
+}
+
+/* The pool holds PIPE_RESERVE pipes, or -1: the descriptor table has no room for them. */
+static int pipe_reserve(struct worker *w)
+{
+	while (w->n_pipes < PIPE_RESERVE) {
+		if (pipe_new(w->pipes[w->n_pipes]) < 0)
+			return -1;
+		w->n_pipes++;
+	}
 	return 0;
+}
+
+/* A pipe or a connection's descriptors are free: the connections waiting for a pipe try again
+ * from the loop (not from here: the caller may be walking the connections). */
+static void pipes_freed(struct worker *w)
+{
+	if (w->pipe_wait_head && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
+		w->pipe_armed = 1;
+}
+
+static void pipe_unwait(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (!c->pwprev)
+		return;
+	*c->pwprev = c->pwnext;
+	if (c->pwnext)
+		c->pwnext->pwprev = c->pwprev;
+	else
+		w->pipe_wait_tail = c->pwprev;
+	c->pwnext = NULL;
+	c->pwprev = NULL;
+	w->n_pipe_wait--;
+}
+
+/* No pipe to be had (out of descriptors, the reserve in use): c's bytes stay in its socket, and it
+ * waits, last in line, for a pipe to come back. */
+static void pipe_wait(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->pwprev)
+		return;
+	c->pwprev = w->pipe_wait_tail;
+	*w->pipe_wait_tail = c;
+	w->pipe_wait_tail = &c->pwnext;
+	w->n_pipe_wait++;
+	w->pipe_waits++;
 }
 
 /* Back to the pool only when empty: a pipe with bytes in it is closed. */
@@ -58,6 +113,7 @@ static void pipe_put(struct worker *w, int p[2], size_t left)
 		close(p[0]);
 		close(p[1]);
 	}
+	pipes_freed(w);
 	p[0] = p[1] = -1;
 }
 
@@ -164,6 +220,8 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		close(c->ufd);
 	pipe_put(w, c->pipe_up, c->in_up);
 	pipe_put(w, c->pipe_down, c->in_down);
+	pipe_unwait(c);
+	pipes_freed(w); /* its descriptors may make a pipe */
 	if (c->hs) {
 		upstream_hs_wipe(c->hs);
 		free(c->hs);
@@ -247,9 +305,9 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 			c->quota_wait = 1;
 
 		if (room > 0 && p[0] < 0 && pipe_get(c->w, p) < 0) {
-			stats_quota_done(c->cs, held, held); /* no descriptor for a pipe: end it cleanly */
-			*why = CLOSE_INTERNAL;
-			return -1;
+			stats_quota_done(c->cs, held, held); /* no descriptor for a pipe: not read, for now */
+			pipe_wait(c);
+			return 0;
 		}
 		if (room > 0) { /* keep reading while the pipe has room (and the quota) */
 			n = splice(src, NULL, p[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -406,14 +464,16 @@ static void upstream_open(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct upstream_target t;
-	int one = 1;
+	int one = 1, nofd;
 
 	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	nofd = c->ufd < 0 && (errno == EMFILE || errno == ENFILE);
 	c->hs_end_u = 0; /* a new socket (reopen: the ready session's ended) */
 	if (!c->hs)
 		c->hs = calloc(1, sizeof(*c->hs));
 	if (c->ufd < 0 || !c->hs) {
-		conn_close(c, CLOSE_INTERNAL, UP_OK);
+		w->fd_refused += (unsigned long)nofd; /* the tick says so with the refused at accept */
+		conn_close(c, nofd ? CLOSE_NO_DESCRIPTORS : CLOSE_INTERNAL, UP_OK);
 		return;
 	}
 	/* small handshake messages and the first request go out at once */
@@ -542,6 +602,7 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 	struct conn *c = arg;
 	enum upstream_result r;
 	uint32_t want = 0;
+	int rc;
 
 	(void)ev, (void)fd;
 	if (c->relaying) {
@@ -575,8 +636,8 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		conn_close(c, CLOSE_UPSTREAM, r);
 		return;
 	}
-	if (start_relay(c) < 0) {
-		conn_close(c, CLOSE_INTERNAL, UP_OK);
+	if ((rc = start_relay(c)) < 0) {
+		conn_close(c, rc == -EMFILE ? CLOSE_NO_DESCRIPTORS : CLOSE_INTERNAL, UP_OK);
 		return;
 	}
 	relay_io(c, 1, 0);
@@ -765,7 +826,30 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 				log_warn("accept");
 			return;
 		}
+		if (w->n_pipes < PIPE_RESERVE && pipe_reserve(w) < 0) {
+			/* the pipes the established connections need at the limit come first */
+			close(cfd);
+			atomic_fetch_add(&w->sh->stats.accepted, 1);
+			atomic_fetch_add(&w->sh->stats.closes[CLOSE_NO_DESCRIPTORS], 1);
+			w->fd_refused++;
+			continue;
+		}
 		accept_one(w, cfd, &peer, transparent);
+	}
+}
+
+/* A pipe came back (or descriptors): those waiting for one try again, oldest first; one that
+ * finds none goes back to the end of the line. */
+void relay_on_pipe_timer(struct evloop *ev, void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c;
+
+	(void)ev;
+	w->pipe_armed = 0;
+	for (unsigned n = w->n_pipe_wait; n > 0 && (c = w->pipe_wait_head); n--) {
+		pipe_unwait(c);
+		relay_io(c, 0, 0); /* may close it */
 	}
 }
 
@@ -783,7 +867,15 @@ void relay_on_tick(struct evloop *ev, void *arg)
 			  w->index, w->n_conns, w->fd_refused - w->fd_refused_said, w->fd_refused);
 		w->fd_refused_said = w->fd_refused;
 	}
-	if (w->accept_paused) { /* no spare: listening again, and a spare if one can be had */
+	if (w->pipe_waits != w->pipe_waits_said) {
+		log_warnx("worker %u: out of descriptors with %u connections: %lu waits for a pipe since the last tick "
+			  "(bytes held back, not lost), %u waiting now (PGW_FORWARDER_WORKERS, LimitNOFILE)",
+			  w->index, w->n_conns, w->pipe_waits - w->pipe_waits_said, w->n_pipe_wait);
+		w->pipe_waits_said = w->pipe_waits;
+	}
+	if (w->pipe_wait_head && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
+		w->pipe_armed = 1; /* however it came to wait, at least once a second */
+	if (w->accept_paused) {	   /* no spare: listening again, and a spare if one can be had */
 		if (w->spare_fd < 0)
 			w->spare_fd = eventfd(0, EFD_CLOEXEC);
 		listening(w, EPOLLIN);

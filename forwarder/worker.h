@@ -13,8 +13,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PIPE_POOL 64	/* per worker */
-#define EARLY_MAX 16384 /* the client's first bytes sent with the request: at most this */
+#define PIPE_POOL 64 /* per worker */
+/* empty pipes a worker keeps in its pool whatever happens: when its descriptor table is full,
+ * they are what its established connections move bytes with (in turns: a connection that finds
+ * none waits, its bytes in its socket, until one comes back). A new connection is let in only
+ * with them there (relay_on_accept). */
+#define PIPE_RESERVE 8
+#define EARLY_MAX    16384 /* the client's first bytes sent with the request: at most this */
 /* Every socket of a connection (and of a session kept ready) is watched for everything, edge-
  * triggered, from the start: no epoll_ctl after it is added. Safe because each handler reads or
  * writes until EAGAIN before it waits (the handshake tries the reply's recv right after its send;
@@ -42,8 +47,9 @@ struct conn {
 	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client; -1: no bytes in flight */
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
-	int rd_c, rd_u, wr_c, wr_u; /* relaying: each side may have bytes / take some (pump()) */
-	int quota_wait;		    /* a read found no quota to read with: the tick tries again */
+	int rd_c, rd_u, wr_c, wr_u;    /* relaying: each side may have bytes / take some (pump()) */
+	int quota_wait;		       /* a read found no quota to read with: the tick tries again */
+	struct conn *pwnext, **pwprev; /* on the worker's list of those waiting for a pipe (pipe_wait) */
 	/* the handshake: the client's early read left nothing (bytes that come later bring an edge);
 	 * the proxy's side signalled its FIN, a reset or an error (its edge is used: a read shorter
 	 * than asked still leaves the EOF to be read) */
@@ -87,11 +93,16 @@ struct worker {
 	sem_t ready; /* posted by the thread once set up: init_rc, err say how */
 	int init_rc; /* 0, or -1 (err) */
 	char err[300];
-	int spare_fd;		       /* held for the moment the table is full (relay_on_accept) */
-	unsigned long fd_refused;      /* connections refused for want of a descriptor */
-	unsigned long fd_refused_said; /* ... as many as the tick has logged */
-	int accept_paused;	       /* no spare either: the listeners are off until the tick */
-	atomic_ullong last_tick;       /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
+	int spare_fd;				       /* held for the moment the table is full (relay_on_accept) */
+	unsigned long fd_refused;		       /* connections refused for want of a descriptor */
+	unsigned long fd_refused_said;		       /* ... as many as the tick has logged */
+	int accept_paused;			       /* no spare either: the listeners are off until the tick */
+	struct conn *pipe_wait_head, **pipe_wait_tail; /* waiting for a pipe, oldest first */
+	unsigned n_pipe_wait;
+	unsigned long pipe_waits, pipe_waits_said; /* waits for a pipe; as many as the tick has logged */
+	struct ev_handle *pipe_timer;		   /* a pipe came back: the waiting try again */
+	int pipe_armed;
+	atomic_ullong last_tick; /* ms, CLOCK_MONOTONIC: the watchdog asks whether this loop runs */
 	uint64_t drain_until;
 	uint64_t last_report[256];
 	int pipes[PIPE_POOL][2]; /* empty pipes kept for reuse */
@@ -120,5 +131,6 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg);
 void relay_on_tick(struct evloop *ev, void *arg);
 void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg);
 void relay_on_early_timer(struct evloop *ev, void *arg);
+void relay_on_pipe_timer(struct evloop *ev, void *arg);
 
 #endif

@@ -180,12 +180,14 @@ static int worker_init(struct worker *w)
 	if (w->lfd[L_TPROXY4] >= 0)
 		w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
 	w->spare_fd = eventfd(0, EFD_CLOEXEC);
+	w->pipe_wait_tail = &w->pipe_wait_head;
 	w->ev = ev_new();
 	w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
 	if (!w->ev || !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
 	    !(w->rv_h = ev_add_fd(w->ev, w->revokefd, EPOLLIN, relay_on_revoke, w)) ||
 	    !(w->tick = ev_add_timer(w->ev, 1000, 1000, relay_on_tick, w)) ||
-	    !(w->early_timer = ev_add_timer(w->ev, 3600 * 1000, 0, relay_on_early_timer, w))) {
+	    !(w->early_timer = ev_add_timer(w->ev, 3600 * 1000, 0, relay_on_early_timer, w)) ||
+	    !(w->pipe_timer = ev_add_timer(w->ev, 3600 * 1000, 0, relay_on_pipe_timer, w))) {
 		snprintf(w->err, sizeof(w->err), "worker %u: %s", i, strerror(errno));
 		return -1;
 	}

@@ -244,6 +244,90 @@ echo "# the stats: $full bytes; the largest SSE message in 4 s: $biggest bytes; 
 check "no SSE message over 4 KiB ($biggest bytes) while the full stats are $full bytes" test "$biggest" -le 4096 -a "$full" -gt 20000
 check_eq "... the forwarder event has the totals and the busy proxy's bytes, no per-client map" \
 	"$(jq -c '[(.active | type), (.closes | type), has("clients"), ([.proxies[][0]] | index(2) != null)]' <<<"$fwd")" '["number","object",false,true]'
+
+# a connection storm fills the workers' tables: the connections already relaying still move their
+# bytes (issue 24: a storm must not starve established transfers). Each worker keeps pipes back
+# for them and lets a new connection in only with those there; one that finds none (slow readers
+# hold them all, bytes in flight) waits for one, its bytes held back in its socket, instead of
+# being cut. A fresh forwarder: no pipes pooled from the tests before (without the reserve a
+# worker would have none for them)
+lab_stop_pid "$fpid"
+lab_bg gw pgw-forwarder "$PGW_BIN/pgw-forwarder"
+fpid=$LAB_LAST_PID
+check "the forwarder restarted" wait_for 10 relays 192.168.2.100
+head -c 1000000 /dev/urandom >"$LAB_DIR/www/files/1m.bin"
+sum1=$(md5sum <"$LAB_DIR/www/files/1m.bin" | cut -d' ' -f1)
+sum8=$(md5sum <"$LAB_DIR/www/files/8m.bin" | cut -d' ' -f1)
+ie0=$("$PGW_BIN/pgwctl" stats | jq .closes.internal_error)
+lab_exec lan python3 -c '
+import hashlib, socket, subprocess, sys, threading, time
+web, pid, hard, log = sys.argv[1:5]
+def ask(s, path):
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: web\r\n\r\n" % path.encode())
+def reply(s):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d: raise OSError("closed before the reply")
+        buf += d
+    head, body = buf.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        d = s.recv(65536)
+        if not d: raise OSError("closed after %d of %d bytes" % (len(body), n))
+        body += d
+    return body
+def md5(s):
+    try:
+        return hashlib.md5(reply(s)).hexdigest()
+    except OSError as e:
+        return "error:" + str(e).replace(" ", "_")
+slow, fast = [], []
+for i in range(100, 132): # relaying (a first request answered), then idle: no pipes held
+    s = socket.socket(); s.settimeout(30)
+    if i < 124: s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.bind(("192.168.2.%d" % i, 0)); s.connect((web, 80)); ask(s, "/ip"); reply(s)
+    (slow if i < 124 else fast).append(s)
+subprocess.run(["prlimit", "--pid", pid, "--nofile=64:" + hard], check=True)
+storm = []
+def hold(i):
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.bind(("192.168.2.%d" % i, 0)); s.connect((web, 80)); storm.append(s)
+    except OSError:
+        s.close()
+ts = [threading.Thread(target=hold, args=(i,)) for i in range(140, 250)]
+[t.start() for t in ts]; [t.join() for t in ts]
+time.sleep(1) # the forwarder takes them in, as many as its tables hold
+for s in slow: # 24 downloads read by nobody for now: each holds a full pipe in the forwarder
+    ask(s, "/files/8m.bin")
+time.sleep(1)
+res = {}
+def run(k, s, path=None):
+    if path: ask(s, path)
+    res[k] = md5(s)
+ts = [threading.Thread(target=run, args=(("f", i), s, "/files/1m.bin")) for i, s in enumerate(fast)]
+[t.start() for t in ts] # 8 more downloads, while no pipe is free
+for i in range(40): # until a worker says it has some waiting (its tick: once a second)
+    if "waits for a pipe" in open(log).read(): break
+    time.sleep(0.1)
+ts += [threading.Thread(target=run, args=(("s", i), s)) for i, s in enumerate(slow)]
+[t.start() for t in ts[len(fast):]]; [t.join() for t in ts]
+subprocess.run(["prlimit", "--pid", pid, "--nofile=%s:%s" % (hard, hard)], check=True)
+print(len(storm), " ".join(sorted(res[k] for k in res if k[0] == "f")), "/", " ".join(sorted(res[k] for k in res if k[0] == "s")))' \
+	"$LAB_WEB" "$fpid" "$hard" "$LAB_DIR/pgw-forwarder.log" >"$LAB_DIR/storm.out" 2>&1
+prlimit --pid "$fpid" --nofile="$hard":"$hard"
+read -r n_storm got <"$LAB_DIR/storm.out"
+ie1=$("$PGW_BIN/pgwctl" stats | jq .closes.internal_error)
+echo "# the storm: ${n_storm:-?} connections held against a limit of 64 descriptors a table; internal_error closes $ie0 -> $ie1"
+grep 'waits for a pipe' "$LAB_DIR/pgw-forwarder.log" | sed 's/^/# /'
+tally() { tr ' ' '\n' | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}'; }
+check_eq "a storm fills the tables; 24 slow readers' downloads hold the pipes kept back (those that find none wait for one), 8 more start meanwhile: all 32 complete intact" \
+	"$(tally <<<"${got%% / *}") / $(tally <<<"${got##* / }")" "8 $sum1 / 24 $sum8"
+check "... waiting for a pipe, said in the log" grep -q 'waits for a pipe' "$LAB_DIR/pgw-forwarder.log"
+check "... none of them cut for want of a descriptor (internal_error $ie0 -> $ie1)" test "$ie1" = "$ie0"
+check "... and the storm did fill the tables (no_descriptors counted: $("$PGW_BIN/pgwctl" stats | jq .closes.no_descriptors))" \
+	test "$("$PGW_BIN/pgwctl" stats | jq .closes.no_descriptors)" -gt 0
 lab_api DELETE '/api/v1/connections?client=192.168.2.10' -H "$ADMIN" >/dev/null
 lab_db "DELETE FROM mappings WHERE label = ''"
 $ctl notify mappings >/dev/null
