@@ -61,6 +61,18 @@ static int pipe_reserve(struct worker *w)
 	return 0;
 }
 
+/* Out of descriptors: an empty pipe beyond the reserve gives its two back (1), or none is
+ * spare (0). */
+static int pipe_trim(struct worker *w)
+{
+	if (w->n_pipes <= PIPE_RESERVE)
+		return 0;
+	w->n_pipes--;
+	close(w->pipes[w->n_pipes][0]);
+	close(w->pipes[w->n_pipes][1]);
+	return 1;
+}
+
 /* A pipe or a connection's descriptors are free: the connections waiting for a pipe try again
  * from the loop (not from here: the caller may be walking the connections). */
 static void pipes_freed(struct worker *w)
@@ -468,6 +480,10 @@ static void upstream_open(struct conn *c)
 
 	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	nofd = c->ufd < 0 && (errno == EMFILE || errno == ENFILE);
+	if (nofd && pipe_trim(w)) { /* the pool's idle pipes beyond the reserve make way */
+		c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		nofd = c->ufd < 0 && (errno == EMFILE || errno == ENFILE);
+	}
 	c->hs_end_u = 0; /* a new socket (reopen: the ready session's ended) */
 	if (!c->hs)
 		c->hs = calloc(1, sizeof(*c->hs));
@@ -845,12 +861,15 @@ void relay_on_pipe_timer(struct evloop *ev, void *arg)
 	struct worker *w = arg;
 	struct conn *c;
 
+	unsigned long waits = w->pipe_waits; /* a retry that finds none again is no new wait */
+
 	(void)ev;
 	w->pipe_armed = 0;
 	for (unsigned n = w->n_pipe_wait; n > 0 && (c = w->pipe_wait_head); n--) {
 		pipe_unwait(c);
 		relay_io(c, 0, 0); /* may close it */
 	}
+	w->pipe_waits = waits;
 }
 
 /* Once a second: deadlines and the end of a drain. */
@@ -868,9 +887,10 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		w->fd_refused_said = w->fd_refused;
 	}
 	if (w->pipe_waits != w->pipe_waits_said) {
-		log_warnx("worker %u: out of descriptors with %u connections: %lu waits for a pipe since the last tick "
-			  "(bytes held back, not lost), %u waiting now (PGW_FORWARDER_WORKERS, LimitNOFILE)",
-			  w->index, w->n_conns, w->pipe_waits - w->pipe_waits_said, w->n_pipe_wait);
+		log_warnx(
+		    "worker %u: out of descriptors with %u connections: %lu had to wait for a pipe since the last "
+		    "tick (bytes held back, not lost), %u waiting now (PGW_FORWARDER_WORKERS, LimitNOFILE)",
+		    w->index, w->n_conns, w->pipe_waits - w->pipe_waits_said, w->n_pipe_wait);
 		w->pipe_waits_said = w->pipe_waits;
 	}
 	if (w->pipe_wait_head && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
@@ -898,7 +918,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		if (!c->relaying && now >= c->deadline) {
 			report_failure(w, c->map.proxy_id, upstream_result_str(UP_ERR_TIMEOUT));
 			conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, UP_ERR_TIMEOUT);
-		} else if (c->relaying && now - c->t_active >= idle) {
+		} else if (c->relaying && now - c->t_active >= idle && !c->pwprev) { /* waiting for a pipe: not idle */
 			conn_close(c, CLOSE_IDLE_TIMEOUT, UP_OK);
 		} else if (w->draining && now >= w->drain_until) {
 			conn_close(c, CLOSE_SHUTDOWN, UP_OK);

@@ -194,9 +194,10 @@ ip netns exec "$(lab_ns gw)" nft list chain inet pgw lan_in | grep "${LAB_HA_ADD
 check "the agents' lan_in accepts VRRP (protocol 112) from the peer's address" bash -c \
 	"ip netns exec $(lab_ns gw) nft list chain inet pgw lan_in | grep -Eq 'ip saddr ${LAB_HA_ADDR[1]} .*(vrrp|112) accept' && ip netns exec $(lab_ns gw2) nft list chain inet pgw lan_in | grep -Eq 'ip saddr ${LAB_HA_ADDR[0]} .*(vrrp|112) accept'"
 A1="Authorization: Bearer $(napi 1 POST /api/v1/auth/login -H "$J" -d '{"username":"admin","password":"admin-password-1"}' | cut -d' ' -f2- | jq -r .token)"
+# timed from the master's answer (its health gate probes the proxy before it answers)
+out=$(napi 1 POST /api/v1/mappings -H "$A1" -H "$J" -d '{"client_ip":"192.168.2.13","proxy_id":2}')
 t0=$(lab_ms)
-check_match "the master maps 192.168.2.13 (API)" \
-	"$(napi 1 POST /api/v1/mappings -H "$A1" -H "$J" -d '{"client_ip":"192.168.2.13","proxy_id":2}')" '^201 '
+check_match "the master maps 192.168.2.13 (API)" "$out" '^201 '
 wait_for 3 in_set 2 192.168.2.13
 t_enf=$(($(lab_ms) - t0))
 echo "# the new mapping enforced in node 2's kernel ${t_enf} ms after the master's API answered"
