@@ -77,7 +77,7 @@ static int pipe_trim(struct worker *w)
  * from the loop (not from here: the caller may be walking the connections). */
 static void pipes_freed(struct worker *w)
 {
-	if (w->pipe_wait_head && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
+	if (!TAILQ_EMPTY(&w->pipe_line) && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
 		w->pipe_armed = 1;
 }
 
@@ -85,15 +85,10 @@ static void pipe_unwait(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (!c->pwprev)
+	if (!c->pipe_waiting)
 		return;
-	*c->pwprev = c->pwnext;
-	if (c->pwnext)
-		c->pwnext->pwprev = c->pwprev;
-	else
-		w->pipe_wait_tail = c->pwprev;
-	c->pwnext = NULL;
-	c->pwprev = NULL;
+	TAILQ_REMOVE(&w->pipe_line, c, pw);
+	c->pipe_waiting = 0;
 	w->n_pipe_wait--;
 }
 
@@ -103,11 +98,10 @@ static void pipe_wait(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (c->pwprev)
+	if (c->pipe_waiting)
 		return;
-	c->pwprev = w->pipe_wait_tail;
-	*w->pipe_wait_tail = c;
-	w->pipe_wait_tail = &c->pwnext;
+	TAILQ_INSERT_TAIL(&w->pipe_line, c, pw);
+	c->pipe_waiting = 1;
 	w->n_pipe_wait++;
 	w->pipe_waits++;
 }
@@ -865,7 +859,7 @@ void relay_on_pipe_timer(struct evloop *ev, void *arg)
 
 	(void)ev;
 	w->pipe_armed = 0;
-	for (unsigned n = w->n_pipe_wait; n > 0 && (c = w->pipe_wait_head); n--) {
+	for (unsigned n = w->n_pipe_wait; n > 0 && (c = TAILQ_FIRST(&w->pipe_line)); n--) {
 		pipe_unwait(c);
 		relay_io(c, 0, 0); /* may close it */
 	}
@@ -893,7 +887,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		    w->index, w->n_conns, w->pipe_waits - w->pipe_waits_said, w->n_pipe_wait);
 		w->pipe_waits_said = w->pipe_waits;
 	}
-	if (w->pipe_wait_head && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
+	if (!TAILQ_EMPTY(&w->pipe_line) && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
 		w->pipe_armed = 1; /* however it came to wait, at least once a second */
 	if (w->accept_paused) {	   /* no spare: listening again, and a spare if one can be had */
 		if (w->spare_fd < 0)
@@ -918,7 +912,8 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		if (!c->relaying && now >= c->deadline) {
 			report_failure(w, c->map.proxy_id, upstream_result_str(UP_ERR_TIMEOUT));
 			conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, UP_ERR_TIMEOUT);
-		} else if (c->relaying && now - c->t_active >= idle && !c->pwprev) { /* waiting for a pipe: not idle */
+		} else if (c->relaying && now - c->t_active >= idle &&
+			   !c->pipe_waiting) { /* waiting for a pipe: not idle */
 			conn_close(c, CLOSE_IDLE_TIMEOUT, UP_OK);
 		} else if (w->draining && now >= w->drain_until) {
 			conn_close(c, CLOSE_SHUTDOWN, UP_OK);

@@ -11,6 +11,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #define PIPE_POOL 64 /* per worker */
@@ -47,9 +48,10 @@ struct conn {
 	int pipe_up[2], pipe_down[2]; /* client -> upstream, upstream -> client; -1: no bytes in flight */
 	size_t in_up, in_down;	      /* bytes sitting in each pipe */
 	int eof_c, eof_u, shut_c, shut_u;
-	int rd_c, rd_u, wr_c, wr_u;    /* relaying: each side may have bytes / take some (pump()) */
-	int quota_wait;		       /* a read found no quota to read with: the tick tries again */
-	struct conn *pwnext, **pwprev; /* on the worker's list of those waiting for a pipe (pipe_wait) */
+	int rd_c, rd_u, wr_c, wr_u; /* relaying: each side may have bytes / take some (pump()) */
+	int quota_wait;		    /* a read found no quota to read with: the tick tries again */
+	TAILQ_ENTRY(conn) pw;	    /* in the worker's line of those waiting for a pipe... */
+	int pipe_waiting;	    /* ...while this is set (pipe_wait) */
 	/* the handshake: the client's early read left nothing (bytes that come later bring an edge);
 	 * the proxy's side signalled its FIN, a reset or an error (its edge is used: a read shorter
 	 * than asked still leaves the EOF to be read) */
@@ -93,11 +95,11 @@ struct worker {
 	sem_t ready; /* posted by the thread once set up: init_rc, err say how */
 	int init_rc; /* 0, or -1 (err) */
 	char err[300];
-	int spare_fd;				       /* held for the moment the table is full (relay_on_accept) */
-	unsigned long fd_refused;		       /* connections refused for want of a descriptor */
-	unsigned long fd_refused_said;		       /* ... as many as the tick has logged */
-	int accept_paused;			       /* no spare either: the listeners are off until the tick */
-	struct conn *pipe_wait_head, **pipe_wait_tail; /* waiting for a pipe, oldest first */
+	int spare_fd;			       /* held for the moment the table is full (relay_on_accept) */
+	unsigned long fd_refused;	       /* connections refused for want of a descriptor */
+	unsigned long fd_refused_said;	       /* ... as many as the tick has logged */
+	int accept_paused;		       /* no spare either: the listeners are off until the tick */
+	TAILQ_HEAD(conn_line, conn) pipe_line; /* waiting for a pipe, oldest first */
 	unsigned n_pipe_wait;
 	unsigned long pipe_waits, pipe_waits_said; /* waits for a pipe; as many as the tick has logged */
 	struct ev_handle *pipe_timer;		   /* a pipe came back: the waiting try again */

@@ -180,7 +180,7 @@ static int worker_init(struct worker *w)
 	if (w->lfd[L_TPROXY4] >= 0)
 		w->lfd[L_TPROXY6] = listen_on(AF_INET6, sh->tproxy_port, 1);
 	w->spare_fd = eventfd(0, EFD_CLOEXEC);
-	w->pipe_wait_tail = &w->pipe_wait_head;
+	TAILQ_INIT(&w->pipe_line);
 	w->ev = ev_new();
 	w->nt = notify_open(sh->run_dir, NULL, nerr, sizeof(nerr)); /* send-only */
 	if (!w->ev || !(w->sh_h = ev_add_fd(w->ev, w->stopfd, EPOLLIN, on_stop, w)) ||
