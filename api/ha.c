@@ -203,8 +203,9 @@ static int sync_answer(struct req *r)
 		if (!ha_is_master(&s))
 			return reply_error(r, 409, "not_master", "this node is not the master (role: %s)",
 					   s.role[0] ? s.role : "none yet");
-		if (strcmp(s.origin, origin) != 0 || s.generation != gen || waited >= HA_HOLD_MS ||
-		    atomic_load(&H.stop)) /* stopping: answer now rather than hold the stop up */
+		if (atomic_load(&H.stop)) /* stopping: no hold to hold the stop up, no answer to poll again at once */
+			return reply_error(r, 503, "unavailable", "this node's API is stopping");
+		if (strcmp(s.origin, origin) != 0 || s.generation != gen || waited >= HA_HOLD_MS)
 			break;
 		usleep(HA_POLL_MS * 1000);
 	}

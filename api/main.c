@@ -644,7 +644,7 @@ int main(int argc, char **argv)
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 		}
 		events_shutdown(); /* SSE subscribers end their streams... */
-		ha_stop();	   /* ...and a backup's held sync request is answered... */
+		ha_stop();	   /* ...and a held HA sync request (this node the master) is answered... */
 		if (api.mhd) {
 			MHD_quiesce_daemon(api.mhd);
 			usleep(300 * 1000); /* ...with their final chunk written before the server stops */

@@ -92,6 +92,13 @@ static void pipe_unwait(struct conn *c)
 	w->n_pipe_wait--;
 }
 
+/* Waiting for a pipe and holding none: not idle, whatever its last bytes (one that holds a pipe,
+ * e.g. its reader stalled, times out as idle as usual and gives it back). */
+static int waiting_empty(const struct conn *c)
+{
+	return c->pipe_waiting && c->pipe_up[0] < 0 && c->pipe_down[0] < 0;
+}
+
 /* No pipe to be had (out of descriptors, the reserve in use): c's bytes stay in its socket, and it
  * waits, last in line, for a pipe to come back. */
 static void pipe_wait(struct conn *c)
@@ -912,8 +919,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		if (!c->relaying && now >= c->deadline) {
 			report_failure(w, c->map.proxy_id, upstream_result_str(UP_ERR_TIMEOUT));
 			conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, UP_ERR_TIMEOUT);
-		} else if (c->relaying && now - c->t_active >= idle &&
-			   !c->pipe_waiting) { /* waiting for a pipe: not idle */
+		} else if (c->relaying && now - c->t_active >= idle && !waiting_empty(c)) {
 			conn_close(c, CLOSE_IDLE_TIMEOUT, UP_OK);
 		} else if (w->draining && now >= w->drain_until) {
 			conn_close(c, CLOSE_SHUTDOWN, UP_OK);

@@ -15,10 +15,9 @@
 #include <sys/socket.h>
 
 #define PIPE_POOL 64 /* per worker */
-/* empty pipes a worker keeps in its pool whatever happens: when its descriptor table is full,
- * they are what its established connections move bytes with (in turns: a connection that finds
- * none waits, its bytes in its socket, until one comes back). A new connection is let in only
- * with them there (relay_on_accept). */
+/* empty pipes a worker keeps in its pool (topped up at each accept; not while draining): when its descriptor table is
+ * full, they are what its established connections move bytes with (in turns: a connection that finds none waits, its
+ * bytes in its socket, until one comes back). A new connection is let in only with them there (relay_on_accept). */
 #define PIPE_RESERVE 8
 #define EARLY_MAX    16384 /* the client's first bytes sent with the request: at most this */
 /* Every socket of a connection (and of a session kept ready) is watched for everything, edge-
