@@ -75,7 +75,7 @@ static int pipe_trim(struct worker *w)
 
 /* A pipe or a connection's descriptors are free: the connections waiting for a pipe try again
  * from the loop (not from here: the caller may be walking the connections). */
-static void pipes_freed(struct worker *w)
+static void pipe_line_wake(struct worker *w)
 {
 	if (!TAILQ_EMPTY(&w->pipe_line) && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
 		w->pipe_armed = 1;
@@ -89,7 +89,6 @@ static void pipe_unwait(struct conn *c)
 		return;
 	TAILQ_REMOVE(&w->pipe_line, c, pw);
 	c->pipe_waiting = 0;
-	w->n_pipe_wait--;
 }
 
 /* Waiting for a pipe and holding none: not idle, whatever its last bytes (one that holds a pipe,
@@ -109,7 +108,6 @@ static void pipe_wait(struct conn *c)
 		return;
 	TAILQ_INSERT_TAIL(&w->pipe_line, c, pw);
 	c->pipe_waiting = 1;
-	w->n_pipe_wait++;
 	w->pipe_waits++;
 }
 
@@ -126,7 +124,7 @@ static void pipe_put(struct worker *w, int p[2], size_t left)
 		close(p[0]);
 		close(p[1]);
 	}
-	pipes_freed(w);
+	pipe_line_wake(w);
 	p[0] = p[1] = -1;
 }
 
@@ -234,7 +232,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	pipe_put(w, c->pipe_up, c->in_up);
 	pipe_put(w, c->pipe_down, c->in_down);
 	pipe_unwait(c);
-	pipes_freed(w); /* its descriptors may make a pipe */
+	pipe_line_wake(w); /* its descriptors may make a pipe */
 	if (c->hs) {
 		upstream_hs_wipe(c->hs);
 		free(c->hs);
@@ -477,14 +475,12 @@ static void upstream_open(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct upstream_target t;
-	int one = 1, nofd;
+	int one = 1, nofd = 0;
 
-	c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	nofd = c->ufd < 0 && (errno == EMFILE || errno == ENFILE);
-	if (nofd && pipe_trim(w)) { /* the pool's idle pipes beyond the reserve make way */
-		c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		nofd = c->ufd < 0 && (errno == EMFILE || errno == ENFILE);
-	}
+	/* out of descriptors, the pool's idle pipes beyond the reserve make way */
+	while ((c->ufd = socket(c->map.proxy.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 &&
+	       (nofd = errno == EMFILE || errno == ENFILE) && pipe_trim(w))
+		;
 	c->hs_end_u = 0; /* a new socket (reopen: the ready session's ended) */
 	if (!c->hs)
 		c->hs = calloc(1, sizeof(*c->hs));
@@ -797,6 +793,15 @@ static void listening(struct worker *w, uint32_t events)
 	w->accept_paused = !events;
 }
 
+/* A connection accepted only to be closed at once: no descriptor for it (the tick says how many). */
+static void refuse_no_fd(struct worker *w, int cfd)
+{
+	close(cfd);
+	atomic_fetch_add(&w->sh->stats.accepted, 1);
+	atomic_fetch_add(&w->sh->stats.closes[CLOSE_NO_DESCRIPTORS], 1);
+	w->fd_refused++;
+}
+
 void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
@@ -822,12 +827,8 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 				len = sizeof(peer);
 				cfd = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
 				e = errno;
-				if (cfd >= 0) {
-					close(cfd);
-					atomic_fetch_add(&w->sh->stats.accepted, 1);
-					atomic_fetch_add(&w->sh->stats.closes[CLOSE_NO_DESCRIPTORS], 1);
-					w->fd_refused++;
-				}
+				if (cfd >= 0)
+					refuse_no_fd(w, cfd);
 				w->spare_fd = eventfd(0, EFD_CLOEXEC);
 				if (cfd >= 0 && w->spare_fd >= 0)
 					continue;
@@ -844,11 +845,7 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 			return;
 		}
 		if (w->n_pipes < PIPE_RESERVE && pipe_reserve(w) < 0) {
-			/* the pipes the established connections need at the limit come first */
-			close(cfd);
-			atomic_fetch_add(&w->sh->stats.accepted, 1);
-			atomic_fetch_add(&w->sh->stats.closes[CLOSE_NO_DESCRIPTORS], 1);
-			w->fd_refused++;
+			refuse_no_fd(w, cfd); /* the pipes the established connections need come first */
 			continue;
 		}
 		accept_one(w, cfd, &peer, transparent);
@@ -860,15 +857,16 @@ void relay_on_accept(struct evloop *ev, int fd, uint32_t events, void *arg)
 void relay_on_pipe_timer(struct evloop *ev, void *arg)
 {
 	struct worker *w = arg;
-	struct conn *c;
-
+	struct conn *c, *last = TAILQ_LAST(&w->pipe_line, conn_line);
 	unsigned long waits = w->pipe_waits; /* a retry that finds none again is no new wait */
+	int done = !last;
 
 	(void)ev;
 	w->pipe_armed = 0;
-	for (unsigned n = w->n_pipe_wait; n > 0 && (c = TAILQ_FIRST(&w->pipe_line)); n--) {
+	while (!done && (c = TAILQ_FIRST(&w->pipe_line))) {
+		done = c == last; /* (before relay_io, which may close it) */
 		pipe_unwait(c);
-		relay_io(c, 0, 0); /* may close it */
+		relay_io(c, 0, 0);
 	}
 	w->pipe_waits = waits;
 }
@@ -888,15 +886,17 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		w->fd_refused_said = w->fd_refused;
 	}
 	if (w->pipe_waits != w->pipe_waits_said) {
+		unsigned waiting = 0;
+		for (c = TAILQ_FIRST(&w->pipe_line); c; c = TAILQ_NEXT(c, pw))
+			waiting++;
 		log_warnx(
 		    "worker %u: out of descriptors with %u connections: %lu had to wait for a pipe since the last "
 		    "tick (bytes held back, not lost), %u waiting now (PGW_FORWARDER_WORKERS, LimitNOFILE)",
-		    w->index, w->n_conns, w->pipe_waits - w->pipe_waits_said, w->n_pipe_wait);
+		    w->index, w->n_conns, w->pipe_waits - w->pipe_waits_said, waiting);
 		w->pipe_waits_said = w->pipe_waits;
 	}
-	if (!TAILQ_EMPTY(&w->pipe_line) && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
-		w->pipe_armed = 1; /* however it came to wait, at least once a second */
-	if (w->accept_paused) {	   /* no spare: listening again, and a spare if one can be had */
+	pipe_line_wake(w);	/* however it came to wait, at least once a second */
+	if (w->accept_paused) { /* no spare: listening again, and a spare if one can be had */
 		if (w->spare_fd < 0)
 			w->spare_fd = eventfd(0, EFD_CLOEXEC);
 		listening(w, EPOLLIN);

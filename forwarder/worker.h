@@ -94,12 +94,11 @@ struct worker {
 	sem_t ready; /* posted by the thread once set up: init_rc, err say how */
 	int init_rc; /* 0, or -1 (err) */
 	char err[300];
-	int spare_fd;			       /* held for the moment the table is full (relay_on_accept) */
-	unsigned long fd_refused;	       /* connections refused for want of a descriptor */
-	unsigned long fd_refused_said;	       /* ... as many as the tick has logged */
-	int accept_paused;		       /* no spare either: the listeners are off until the tick */
-	TAILQ_HEAD(conn_line, conn) pipe_line; /* waiting for a pipe, oldest first */
-	unsigned n_pipe_wait;
+	int spare_fd;				   /* held for the moment the table is full (relay_on_accept) */
+	unsigned long fd_refused;		   /* connections refused for want of a descriptor */
+	unsigned long fd_refused_said;		   /* ... as many as the tick has logged */
+	int accept_paused;			   /* no spare either: the listeners are off until the tick */
+	TAILQ_HEAD(conn_line, conn) pipe_line;	   /* waiting for a pipe, oldest first */
 	unsigned long pipe_waits, pipe_waits_said; /* waits for a pipe; as many as the tick has logged */
 	struct ev_handle *pipe_timer;		   /* a pipe came back: the waiting try again */
 	int pipe_armed;
