@@ -4,6 +4,8 @@
 # cache hits and for misses, next to a peer in the same run: dnsmasq as the usual caching
 # forwarder on the gateway itself (dns_mode=local style: it asks the resolver over UDP from the
 # gateway's own address, the leak pgw avoids), and the resolver asked directly (the floor).
+# pgw keeps up to 4 connections to the resolver and puts a query on an idle one: unbound holds
+# back a small answer until the one before is acknowledged (Nagle), see docs/PERFORMANCE.md.
 # Bounded: 6 runs of SECS each. (dnsmasq as the upstream would close every TCP connection after
 # 100 queries; unbound keeps it.)
 set -u
@@ -68,6 +70,6 @@ run "floor: the resolver asked directly (UDP)" gw $LAB_DOT 53 "$LAB_DIR/miss-dir
 sed 's/-direct/-tcp/' "$LAB_DIR/miss-direct.txt" >"$LAB_DIR/miss-tcp.txt"
 run "floor: the resolver asked directly over TCP" gw $LAB_DOT 53 "$LAB_DIR/miss-tcp.txt" "$MISS_QPS" "" tcp
 echo "hits: one name; misses: a new name each time (NXDOMAIN from unbound in the WAN namespace)."
-echo "forwarder stats: $(jq -c '.dns | {queries, cache_hits, servfail, upstream_failures}' <($PGW_BIN/pgwctl stats))"
-echo "upstream connections the resolver opened: $(grep -c 'dns: resolver' "$LAB_DIR/pgw-forwarder.log") failed"
+echo "forwarder stats: $(jq -c '.dns | {queries, cache_hits, servfail, upstream_failures, upstream_connections, requeued}' <($PGW_BIN/pgwctl stats))"
+echo "resolver connections that failed (log lines): $(grep -c 'dns: resolver' "$LAB_DIR/pgw-forwarder.log")"
 lab_down

@@ -1,6 +1,7 @@
-/* dnsupstream.c - the resolver's upstream side (see resolver.h): one connection per proxy and
- * resolver, through the proxy's handshake (and TLS), queries pipelined under ids of its own,
- * answers matched in any order; retries, failover, penalties. */
+/* dnsupstream.c - the resolver's upstream side (see resolver.h): up to UC_PER_RESOLVER
+ * connections per proxy and resolver, through the proxy's handshake (and TLS), a query on an idle
+ * one where it can (else pipelined) under an id of the connection's own, answers matched in any
+ * order; retries, failover, penalties. */
 #include "resolver_int.h"
 
 #include "dnstls.h"
@@ -52,7 +53,6 @@ void uc_free(struct upconn *uc)
 	free(uc);
 }
 
-/* Close the connection (the object stays: it remembers a penalty); its queries move on. */
 /* Close the connection (the object stays: it remembers a penalty); its queries move on: to the
  * next resolver, or, when the server ended a connection that was working (RFC 7766 6.2.3 lets
  * it: dnsmasq does after 100 queries), to a new connection to the same one without spending an
@@ -94,6 +94,7 @@ static void uc_close_as(struct upconn *uc, int penalty, int server_ended)
 		for (unsigned i = 0; i < n; i++) {
 			if (server_ended && moved[i]->requeued < UC_REQUEUE_MAX && ev_now_ms() < moved[i]->deadline) {
 				moved[i]->requeued++;
+				atomic_fetch_add(&r->requeued, 1);
 				rq_send(r, moved[i]);
 			} else {
 				rq_retry(r, moved[i], "resolver connection failed");
@@ -155,6 +156,7 @@ static int uc_open(struct upconn *uc)
 		return -ENOMEM;
 	uc->state = UC_CONNECTING;
 	uc->answered = 0;
+	atomic_fetch_add(&uc->r->uc_opened, 1);
 	return 0;
 }
 
@@ -165,15 +167,43 @@ static int same_proxy(const struct fwd_entry *a, const struct fwd_entry *b)
 	       strcmp(a->user, b->user) == 0 && strcmp(a->pass, b->pass) == 0;
 }
 
-static struct upconn *uc_find(struct resolver *r, const struct fwd_entry *e, int idx, int create)
+/* One of the connections to resolver idx through e's proxy. */
+static int uc_of(const struct upconn *uc, const struct resolver *r, const struct fwd_entry *e, int idx)
 {
-	struct upconn *uc;
-	int n;
+	return uc->idx == idx && uc->conf_gen == r->conf.gen && same_proxy(&uc->e, e);
+}
 
-	for (uc = r->ucs; uc; uc = uc->next)
-		if (uc->idx == idx && uc->conf_gen == r->conf.gen && same_proxy(&uc->e, e))
+/* The connection to resolver idx through e's proxy for a new query: an open one carrying nothing;
+ * else, while fewer than UC_PER_RESOLVER are open, a closed one or a new one; else the open one
+ * carrying the fewest. A query alone on its connection is answered at once even by a resolver
+ * that holds back a small answer until the one before it is acknowledged (Nagle: unbound does, on
+ * DNS over TCP and TLS): behind a proxy that acknowledgement comes only with the proxy's next
+ * write, the next query, so on one busy pipelined connection every answer waited for the query
+ * after it (docs/PERFORMANCE.md, DNS). NULL: out of memory. */
+static struct upconn *uc_pick(struct resolver *r, const struct fwd_entry *e, int idx)
+{
+	struct upconn *uc, *closed = NULL, *least = NULL;
+	int open = 0, n;
+
+	for (uc = r->ucs; uc; uc = uc->next) {
+		if (!uc_of(uc, r, e, idx))
+			continue;
+		if (uc->state == UC_CLOSED) {
+			closed = uc;
+			continue;
+		}
+		if (uc->state == UC_READY && uc->pending == 0)
 			return uc;
-	if (!create || !(uc = calloc(1, sizeof(*uc))))
+		open++;
+		if (!least || uc->pending < least->pending ||
+		    (uc->pending == least->pending && uc->state == UC_READY && least->state != UC_READY))
+			least = uc;
+	}
+	if (least && open >= UC_PER_RESOLVER)
+		return least;
+	if (closed)
+		return closed;
+	if (!(uc = calloc(1, sizeof(*uc))))
 		return NULL;
 	uc->r = r;
 	uc->e = *e;
@@ -220,7 +250,7 @@ static int uc_enqueue(struct upconn *uc, struct rq *q)
 void rq_send(struct resolver *r, struct rq *q)
 {
 	int n = n_ups(r, &q->e), idx = n ? (q->first + q->attempt) % n : 0;
-	struct upconn *uc = n ? uc_find(r, &q->e, idx, 1) : NULL;
+	struct upconn *uc = n ? uc_pick(r, &q->e, idx) : NULL;
 	uint64_t now = ev_now_ms();
 
 	if (!n) { /* its organisation's resolvers were replaced by none meanwhile */
@@ -247,14 +277,19 @@ void rq_send(struct resolver *r, struct rq *q)
 		uc_io(uc, EPOLLOUT);
 }
 
-/* The first resolver to try: the first one not penalised for a recent failure. */
+/* The first resolver to try: the first one none of whose connections through e's proxy failed
+ * recently (a penalty). */
 int first_resolver(struct resolver *r, const struct fwd_entry *e)
 {
 	uint64_t now = ev_now_ms();
 
 	for (int i = 0; i < n_ups(r, e); i++) {
-		struct upconn *uc = uc_find(r, e, i, 0);
-		if (!uc || uc->penalty_until <= now)
+		struct upconn *uc;
+
+		for (uc = r->ucs; uc; uc = uc->next)
+			if (uc_of(uc, r, e, i) && uc->penalty_until > now)
+				break;
+		if (!uc)
 			return i;
 	}
 	return 0;
@@ -300,7 +335,12 @@ static ssize_t uc_read(struct upconn *uc, uint8_t *buf, size_t n)
 	k = gnutls_record_recv(uc->tls, buf, n);
 	if (k >= 0)
 		return k;
-	errno = k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED ? EAGAIN : EIO;
+	if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+		errno = EAGAIN;
+	else if (k == GNUTLS_E_PREMATURE_TERMINATION) /* closed without a close_notify */
+		errno = ECONNRESET;
+	else if (k != GNUTLS_E_PULL_ERROR) /* that one leaves recv()'s errno */
+		errno = EIO;
 	return -1;
 }
 
@@ -346,6 +386,18 @@ static void uc_tls_step(struct upconn *uc)
 	}
 	uc->state = UC_READY;
 	uc_io(uc, EPOLLIN | EPOLLOUT);
+}
+
+/* The connection ended (k == 0: closed; else a reset or error in errno) with queries on it.
+ * One that has answered before and was closed or reset ended at the server's will (RFC 7766
+ * 6.2.3 lets it: dnsmasq does after 100 queries, resetting when our next ones are unread, and a
+ * proxy passes that on): its queries are asked again without spending an attempt. Else a failure. */
+static void uc_ended(struct upconn *uc, ssize_t k, const char *what)
+{
+	if (uc->answered && (k == 0 || errno == ECONNRESET || errno == EPIPE))
+		uc_close_as(uc, 0, 1);
+	else
+		uc_fail(uc, what, k < 0 ? strerror(errno) : NULL);
 }
 
 static void uc_io(struct upconn *uc, uint32_t events)
@@ -394,7 +446,7 @@ static void uc_io(struct upconn *uc, uint32_t events)
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			uc_fail(uc, "write", strerror(errno));
+			uc_ended(uc, k, "write");
 			return;
 		}
 		buf_consume(uc->out, &uc->out_len, (size_t)k);
@@ -410,10 +462,8 @@ static void uc_io(struct upconn *uc, uint32_t events)
 
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 				/* closed: quietly when it carried nothing (an idle connection the server ended) */
-				if (uc->pending && k == 0 && uc->answered)
-					uc_close_as(uc, 0, 1); /* ended by the server after serving: ask again */
-				else if (uc->pending)
-					uc_fail(uc, "connection closed", k < 0 ? strerror(errno) : NULL);
+				if (uc->pending)
+					uc_ended(uc, k, "connection closed");
 				else
 					uc_close(uc, 0);
 				return;

@@ -79,11 +79,11 @@ void resolver_write_stats(struct resolver *r, FILE *out)
 	fprintf(out,
 		",\"dns\":{\"queries\":%lu,\"udp\":%lu,\"tcp\":%lu,\"answered\":%lu,\"cache_hits\":%lu,\"refused\":%lu,"
 		"\"servfail\":%lu,\"formerr\":%lu,\"notimp\":%lu,\"upstream_failures\":%lu,\"truncated\":%lu,"
-		"\"latency_ms_sum\":%lu,\"latency_ms_buckets\":{",
+		"\"upstream_connections\":%lu,\"requeued\":%lu,\"latency_ms_sum\":%lu,\"latency_ms_buckets\":{",
 		atomic_load(&r->queries), atomic_load(&r->udp), atomic_load(&r->tcp), atomic_load(&r->answered),
 		atomic_load(&r->hits), atomic_load(&r->refused), atomic_load(&r->servfail), atomic_load(&r->formerr),
 		atomic_load(&r->notimp), atomic_load(&r->upstream_fail), atomic_load(&r->truncated),
-		atomic_load(&r->lat_ms_sum));
+		atomic_load(&r->uc_opened), atomic_load(&r->requeued), atomic_load(&r->lat_ms_sum));
 	for (int i = 0; i <= LAT_BUCKETS; i++) {
 		cum += atomic_load(&r->lat[i]);
 		if (i < LAT_BUCKETS)

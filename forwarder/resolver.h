@@ -1,10 +1,11 @@
 /* resolver.h - pgw-forwarder's DNS (dns_mode=proxy): pgw-agent redirects every LAN device's UDP
  * and TCP port 53 here; each query is answered for its client only, through that client's own
  * proxy, from the resolvers in dns_upstream (DNS over TCP, RFC 7766, or over TLS, RFC 7858):
- * one persistent, pipelined connection per proxy and resolver, reconnected as needed, with a
- * timeout per attempt and failover to the next resolver. Unknown and blocked clients get
- * REFUSED at once, a client whose proxy is down SERVFAIL; malformed queries FORMERR. Answers are
- * cached per proxy endpoint (dnscache.h). One thread with its own event loop. */
+ * up to four persistent connections per proxy and resolver (a query on an idle one where it can,
+ * else pipelined), reconnected as needed, with a timeout per attempt and failover to the next
+ * resolver. Unknown and blocked clients get REFUSED at once, a client whose proxy is down
+ * SERVFAIL; malformed queries FORMERR. Answers are cached per proxy endpoint (dnscache.h). One
+ * thread with its own event loop. */
 #ifndef FWD_RESOLVER_H
 #define FWD_RESOLVER_H
 

@@ -21,6 +21,7 @@
 
 #define RQ_MAX		   4096 /* queries waiting for resolvers, in all: more get SERVFAIL */
 #define UC_SLOTS	   1024 /* queries at once on one upstream connection (id: slot | 10-bit turn) */
+#define UC_PER_RESOLVER	   4	/* connections to one resolver through one proxy (uc_pick) */
 #define TC_MAX		   256	/* client TCP connections at once (then the idlest one goes) */
 #define TC_PER_CLIENT	   16	/* of them from one address */
 #define CLIENT_PENDING_MAX 256	/* queries of one client waiting at once: more get SERVFAIL */
@@ -145,7 +146,7 @@ struct resolver {
 	atomic_ullong last_tick;
 	/* stats: written by the loop, read by the stats writer */
 	atomic_ulong queries, udp, tcp, hits, answered, refused, servfail, formerr, notimp, upstream_fail, truncated,
-	    lat[LAT_BUCKETS + 1], lat_ms_sum;
+	    lat[LAT_BUCKETS + 1], lat_ms_sum, uc_opened, requeued;
 	pthread_mutex_t plock;
 	struct pstat pstats[PROXY_STATS];
 };
