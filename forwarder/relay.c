@@ -430,16 +430,28 @@ static int start_relay(struct conn *c)
 		unsigned zero = 0;
 		setsockopt(c->ufd, IPPROTO_TCP, TCP_USER_TIMEOUT, &zero, sizeof(zero));
 	}
-	/* bytes the proxy sent after its reply belong to the client: first in line. Pipes are
-	 * otherwise taken by pump() when data comes and given back when it has gone. */
+	/* bytes the proxy sent after its reply (the answer to early data, often) belong to the client:
+	 * straight to it, its socket has room at the start (no pipe needed, one call instead of two);
+	 * what it does not take goes first into the pipe. Pipes are otherwise taken by pump() when
+	 * data comes and given back when it has gone. */
 	if (c->hs->in_len > 0) {
-		ssize_t n;
-		if (pipe_get(c->w, c->pipe_down) < 0)
-			return -EMFILE;
-		n = write(c->pipe_down[1], c->hs->in, c->hs->in_len);
-		if (n != (ssize_t)c->hs->in_len)
-			return -EIO;
-		c->in_down = (size_t)n;
+		ssize_t n = send(c->cfd, c->hs->in, c->hs->in_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		size_t sent = n > 0 ? (size_t)n : 0; /* an error: the pump meets it again and says which */
+
+		if (sent) {
+			c->bytes_down += sent;
+			atomic_fetch_add(&c->w->sh->stats.bytes_down, sent);
+			stats_client_bytes(c->cs, 0, sent);
+			destfail_ok(&c->w->sh->destfail, c->map.proxy_id); /* the far side answered */
+		}
+		if (sent < c->hs->in_len) {
+			if (pipe_get(c->w, c->pipe_down) < 0)
+				return -EMFILE;
+			n = write(c->pipe_down[1], c->hs->in + sent, c->hs->in_len - sent);
+			if (n != (ssize_t)(c->hs->in_len - sent))
+				return -EIO;
+			c->in_down = (size_t)n;
+		}
 	}
 	if (c->early_len) { /* the client's first bytes went with the request: they count as relayed */
 		c->sent_early = 1;
@@ -447,8 +459,9 @@ static int start_relay(struct conn *c)
 		atomic_fetch_add(&c->w->sh->stats.early_data, 1);
 		stats_client_bytes(c->cs, c->early_len, 0);
 		c->bytes_up += c->early_len;
-		conn_publish(c);
 	}
+	if (c->bytes_up || c->bytes_down)
+		conn_publish(c);
 	free(c->early);
 	c->early = NULL;
 	c->early_len = 0;
