@@ -79,10 +79,14 @@ static void push_front(struct pool *p, struct pool_sess *s)
 
 static void close_sess(struct pool_sess *s)
 {
+	struct worker *w = s->p->w;
+
 	unlink_sess(s);
-	ev_forget(s->p->w->ev, s->h); /* closed right below */
-	if (s->fd >= 0)
+	ev_forget(w->ev, s->h); /* closed right below */
+	if (s->fd >= 0) {
 		close(s->fd);
+		pipe_line_wake(w); /* a connection waiting for a pipe may make one now */
+	}
 	if (s->hs) {
 		upstream_hs_wipe(s->hs);
 		free(s->hs);

@@ -73,9 +73,9 @@ static int pipe_trim(struct worker *w)
 	return 1;
 }
 
-/* A pipe or a connection's descriptors are free: the connections waiting for a pipe try again
- * from the loop (not from here: the caller may be walking the connections). */
-static void pipe_line_wake(struct worker *w)
+/* A pipe or a connection's (or a ready session's) descriptors are free: the connections waiting
+ * for a pipe try again from the loop (not from here: the caller may be walking the connections). */
+void pipe_line_wake(struct worker *w)
 {
 	if (!TAILQ_EMPTY(&w->pipe_line) && !w->pipe_armed && ev_timer_set(w->pipe_timer, 0, 0) == 0)
 		w->pipe_armed = 1;

@@ -132,5 +132,6 @@ void relay_on_tick(struct evloop *ev, void *arg);
 void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg);
 void relay_on_early_timer(struct evloop *ev, void *arg);
 void relay_on_pipe_timer(struct evloop *ev, void *arg);
+void pipe_line_wake(struct worker *w); /* descriptors were freed: the pipe line tries again */
 
 #endif
