@@ -124,13 +124,13 @@ static void dns_totals(FILE *f, json_t *d)
 	    "# HELP pgw_dns_upstream_failures_total attempts at a resolver that failed or timed out (then the next)\n"
 	    "# TYPE pgw_dns_upstream_failures_total counter\npgw_dns_upstream_failures_total %lld\n",
 	    jint(d, "upstream_failures"));
-	fprintf(
-	    f,
-	    "# HELP pgw_dns_upstream_connections_total connections opened to resolvers through the proxies\n"
-	    "# TYPE pgw_dns_upstream_connections_total counter\npgw_dns_upstream_connections_total %lld\n"
-	    "# HELP pgw_dns_requeued_total queries asked again after a resolver ended a connection that was serving\n"
-	    "# TYPE pgw_dns_requeued_total counter\npgw_dns_requeued_total %lld\n",
-	    jint(d, "upstream_connections"), jint(d, "requeued"));
+	fprintf(f,
+		"# HELP pgw_dns_upstream_connections_total connections opened to resolvers through the proxies\n"
+		"# TYPE pgw_dns_upstream_connections_total counter\npgw_dns_upstream_connections_total %lld\n"
+		"# HELP pgw_dns_requeued_total queries asked again, no attempt spent: their resolver connection was "
+		"ended or reset, or failed while another served\n"
+		"# TYPE pgw_dns_requeued_total counter\npgw_dns_requeued_total %lld\n",
+		jint(d, "upstream_connections"), jint(d, "requeued"));
 	fprintf(f,
 		"# HELP pgw_dns_truncated_total UDP answers truncated to the client's size (it retries over TCP)\n"
 		"# TYPE pgw_dns_truncated_total counter\npgw_dns_truncated_total %lld\n",

@@ -54,10 +54,11 @@ void uc_free(struct upconn *uc)
 }
 
 /* Close the connection (the object stays: it remembers a penalty); its queries move on: to the
- * next resolver, or, when the server ended a connection that was working (RFC 7766 6.2.3 lets
- * it: dnsmasq does after 100 queries), to a new connection to the same one without spending an
- * attempt (at most UC_REQUEUE_MAX times a query). */
-static void uc_close_as(struct upconn *uc, int penalty, int server_ended)
+ * next resolver, or, when requeue is set (the server ended a connection that was working, RFC
+ * 7766 6.2.3 lets it: dnsmasq does after 100 queries; or one of several failed, uc_fail), to
+ * another connection to the same one without spending an attempt (at most UC_REQUEUE_MAX times a
+ * query). */
+static void uc_close_as(struct upconn *uc, int penalty, int requeue)
 {
 	struct resolver *r = uc->r;
 
@@ -92,7 +93,7 @@ static void uc_close_as(struct upconn *uc, int penalty, int server_ended)
 			}
 		uc->pending = 0;
 		for (unsigned i = 0; i < n; i++) {
-			if (server_ended && moved[i]->requeued < UC_REQUEUE_MAX && ev_now_ms() < moved[i]->deadline) {
+			if (requeue && moved[i]->requeued < UC_REQUEUE_MAX && ev_now_ms() < moved[i]->deadline) {
 				moved[i]->requeued++;
 				atomic_fetch_add(&r->requeued, 1);
 				rq_send(r, moved[i]);
@@ -108,8 +109,39 @@ void uc_close(struct upconn *uc, int penalty)
 	uc_close_as(uc, penalty, 0);
 }
 
+static int same_proxy(const struct fwd_entry *a, const struct fwd_entry *b)
+{
+	return a->org_id == b->org_id && a->proxy_id == b->proxy_id && a->endpoint == b->endpoint &&
+	       a->type == b->type && memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
+	       strcmp(a->user, b->user) == 0 && strcmp(a->pass, b->pass) == 0;
+}
+
+/* Connections to the same resolver through the same proxy (of the same configuration). */
+static int same_group(const struct upconn *a, const struct upconn *b)
+{
+	return a->idx == b->idx && a->conf_gen == b->conf_gen && same_proxy(&a->e, &b->e);
+}
+
+/* uc failed. While another connection to its resolver through its proxy serves, it is this
+ * connection that failed (a proxy or resolver with a limit on connections, one that lost its
+ * way), not the resolver: its queries go on to the others without spending an attempt, and it
+ * is not reopened for a while. Else the resolver is tried last for a while (a penalty). */
 void uc_fail(struct upconn *uc, const char *what, const char *detail)
 {
+	struct upconn *o;
+
+	for (o = uc->r->ucs; o; o = o->next)
+		if (o != uc && o->state == UC_READY && same_group(o, uc))
+			break;
+	if (o) { /* not a warning: nothing failed that a client sees */
+		log_info("dns: resolver %s:%u through proxy %lld: %s%s%s (another connection to it serves; this one is "
+			 "not tried again for %d s)",
+			 uc->up.host, uc->up.port, (long long)uc->e.proxy_id, what, detail ? ": " : "",
+			 detail ? detail : "", UC_PENALTY_MS / 1000);
+		uc->reopen_after = ev_now_ms() + UC_PENALTY_MS;
+		uc_close_as(uc, 0, 1);
+		return;
+	}
 	log_warnx("dns: resolver %s:%u through proxy %lld: %s%s%s", uc->up.host, uc->up.port, (long long)uc->e.proxy_id,
 		  what, detail ? ": " : "", detail ? detail : "");
 	uc_close(uc, 1);
@@ -155,39 +187,35 @@ static int uc_open(struct upconn *uc)
 	if (!uc->h)
 		return -ENOMEM;
 	uc->state = UC_CONNECTING;
-	uc->answered = 0;
+	uc->answered = uc->unmatched = 0;
 	atomic_fetch_add(&uc->r->uc_opened, 1);
 	return 0;
 }
 
-static int same_proxy(const struct fwd_entry *a, const struct fwd_entry *b)
-{
-	return a->org_id == b->org_id && a->proxy_id == b->proxy_id && a->endpoint == b->endpoint &&
-	       a->type == b->type && memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
-	       strcmp(a->user, b->user) == 0 && strcmp(a->pass, b->pass) == 0;
-}
-
-/* One of the connections to resolver idx through e's proxy. */
+/* One of the connections to resolver idx through e's proxy (of the configuration now). */
 static int uc_of(const struct upconn *uc, const struct resolver *r, const struct fwd_entry *e, int idx)
 {
 	return uc->idx == idx && uc->conf_gen == r->conf.gen && same_proxy(&uc->e, e);
 }
 
 /* The connection to resolver idx through e's proxy for a new query: an open one carrying nothing;
- * else, while fewer than UC_PER_RESOLVER are open, a closed one or a new one; else the open one
- * carrying the fewest. A query alone on its connection is answered at once even by a resolver
- * that holds back a small answer until the one before it is acknowledged (Nagle: unbound does, on
- * DNS over TCP and TLS): behind a proxy that acknowledgement comes only with the proxy's next
- * write, the next query, so on one busy pipelined connection every answer waited for the query
- * after it (docs/PERFORMANCE.md, DNS). NULL: out of memory. */
+ * else, while fewer than UC_PER_RESOLVER are open and none of them failed lately, a closed one
+ * or a new one; else the open one carrying the fewest (a closed one when none is open). A query
+ * alone on its connection is answered at once even by a resolver that holds back a small answer
+ * until the one before it is acknowledged (Nagle: unbound does, on DNS over TCP and TLS): behind
+ * a proxy that acknowledgement comes only with the proxy's next write, the next query, so on one
+ * busy pipelined connection every answer waited for the query after it (docs/PERFORMANCE.md,
+ * DNS). NULL: out of memory. */
 static struct upconn *uc_pick(struct resolver *r, const struct fwd_entry *e, int idx)
 {
 	struct upconn *uc, *closed = NULL, *least = NULL;
-	int open = 0, n;
+	int open = 0, failed = 0, n;
+	uint64_t now = ev_now_ms();
 
 	for (uc = r->ucs; uc; uc = uc->next) {
 		if (!uc_of(uc, r, e, idx))
 			continue;
+		failed |= uc->penalty_until > now || uc->reopen_after > now;
 		if (uc->state == UC_CLOSED) {
 			closed = uc;
 			continue;
@@ -199,7 +227,7 @@ static struct upconn *uc_pick(struct resolver *r, const struct fwd_entry *e, int
 		    (uc->pending == least->pending && uc->state == UC_READY && least->state != UC_READY))
 			least = uc;
 	}
-	if (least && open >= UC_PER_RESOLVER)
+	if (least && (open >= UC_PER_RESOLVER || failed))
 		return least;
 	if (closed)
 		return closed;
@@ -326,6 +354,19 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 
 /* ---- upstream connection I/O ---- */
 
+/* A GnuTLS error as errno, for uc_ended: -1. A socket's own error (PULL, PUSH) leaves the errno
+ * of the recv() or send() that failed (GnuTLS 3.7's default transport functions do). */
+static ssize_t tls_errno(ssize_t k)
+{
+	if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+		errno = EAGAIN;
+	else if (k == GNUTLS_E_PREMATURE_TERMINATION) /* closed (or reset) without a close_notify */
+		errno = ECONNRESET;
+	else if (k != GNUTLS_E_PULL_ERROR && k != GNUTLS_E_PUSH_ERROR)
+		errno = EIO;
+	return -1;
+}
+
 static ssize_t uc_read(struct upconn *uc, uint8_t *buf, size_t n)
 {
 	ssize_t k;
@@ -335,13 +376,7 @@ static ssize_t uc_read(struct upconn *uc, uint8_t *buf, size_t n)
 	k = gnutls_record_recv(uc->tls, buf, n);
 	if (k >= 0)
 		return k;
-	if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
-		errno = EAGAIN;
-	else if (k == GNUTLS_E_PREMATURE_TERMINATION) /* closed without a close_notify */
-		errno = ECONNRESET;
-	else if (k != GNUTLS_E_PULL_ERROR) /* that one leaves recv()'s errno */
-		errno = EIO;
-	return -1;
+	return tls_errno(k);
 }
 
 static ssize_t uc_write(struct upconn *uc, const uint8_t *buf, size_t n)
@@ -366,8 +401,7 @@ static ssize_t uc_write(struct upconn *uc, const uint8_t *buf, size_t n)
 		if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
 			uc->tls_inflight = n;
 	}
-	errno = k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED ? EAGAIN : EIO;
-	return -1;
+	return tls_errno(k);
 }
 
 static void uc_tls_step(struct upconn *uc)

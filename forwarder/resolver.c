@@ -1,8 +1,9 @@
 /* resolver.c - see resolver.h.
  *
  * A query (struct rq) lives from the client's message to its answer: it is sent on an upstream
- * connection (struct upconn: one per proxy endpoint, credentials and resolver), which carries
- * many at once, each under an id of its own (RFC 7766 6.2.1: pipelined, answered in any order).
+ * connection (struct upconn: up to UC_PER_RESOLVER per proxy endpoint, credentials and resolver;
+ * an idle one where it can), which may carry many at once, each under an id of its own (RFC 7766
+ * 6.2.1: pipelined, answered in any order).
  * An attempt that fails or times out moves the query to the next resolver on a connection of
  * its own; a connection that fails hands every query it carried on. The client side is UDP
  * (IP_PKTINFO, so the answer leaves from the address the redirected query reached) and TCP

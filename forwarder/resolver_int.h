@@ -27,7 +27,7 @@
 #define CLIENT_PENDING_MAX 256	/* queries of one client waiting at once: more get SERVFAIL */
 #define QUERY_MAX	   4096 /* a longer query is FORMERR (nothing legitimate is this long) */
 #define MSGS_PER_EVENT	   64	/* messages handled per wake-up of a connection: the loop stays fair */
-#define UC_REQUEUE_MAX	   3	/* such free re-asks per query */
+#define UC_REQUEUE_MAX	   3	/* re-asks a query gets without spending an attempt (uc_close_as) */
 #define UC_UNMATCHED_MAX   256	/* answers in a row to nothing asked: the connection is closed */
 #define TC_PENDING_MAX	   64	/* queries at once on one client TCP connection */
 #define TC_IDLE_MS	   10000
@@ -88,6 +88,7 @@ struct upconn {
 	unsigned answered; /* since it was opened: a working connection the server may end */
 	uint16_t turn;
 	uint64_t last_used, penalty_until;
+	uint64_t reopen_after; /* it failed while others to its resolver served: not reopened before */
 };
 
 /* Per client address: queries waiting and TCP connections open (bounds per client). */
