@@ -78,7 +78,9 @@ static void uc_close_as(struct upconn *uc, int penalty, int requeue)
 		uc->hs = NULL;
 	}
 	uc->state = UC_CLOSED;
-	uc->out_len = uc->in_len = 0;
+	uc->out_len = uc->in_len = uc->in_cap = 0;
+	free(uc->in);
+	uc->in = NULL;
 	if (penalty)
 		uc->penalty_until = ev_now_ms() + UC_PENALTY_MS;
 	if (uc->pending) { /* detach them all first: a retry may reopen this very connection */
@@ -491,8 +493,22 @@ static void uc_io(struct upconn *uc, uint32_t events)
 		/* answers: each a 2-byte length and a message, in any order; at most MSGS_PER_EVENT per
 		 * wake-up, so a resolver (or proxy) that floods cannot starve the loop */
 		while (n < MSGS_PER_EVENT) {
-			ssize_t k = uc_read(uc, uc->in + uc->in_len, sizeof(uc->in) - uc->in_len);
 			size_t off = 0;
+			ssize_t k;
+
+			if (uc->in_cap - uc->in_len < 2048 && uc->in_cap < 2 + DNS_MSG_MAX) {
+				/* room for the next read (a whole message always fits at the most) */
+				size_t cap = uc->in_cap ? uc->in_cap * 2 : 4096;
+				uint8_t *in = realloc(uc->in, cap < 2 + DNS_MSG_MAX ? cap : 2 + DNS_MSG_MAX);
+
+				if (!in) {
+					uc_fail(uc, "out of memory", NULL);
+					return;
+				}
+				uc->in = in;
+				uc->in_cap = cap < 2 + DNS_MSG_MAX ? cap : 2 + DNS_MSG_MAX;
+			}
+			k = uc_read(uc, uc->in + uc->in_len, uc->in_cap - uc->in_len);
 
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 				/* closed: quietly when it carried nothing (an idle connection the server ended) */

@@ -81,8 +81,8 @@ struct upconn {
 	size_t tls_inflight; /* a record gnutls_record_send() started: finish it first */
 	uint8_t *out;
 	size_t out_len, out_cap;
-	uint8_t in[2 + DNS_MSG_MAX];
-	size_t in_len;
+	uint8_t *in; /* answers as read: grown to the longest one, up to 2 + DNS_MSG_MAX; freed on close */
+	size_t in_len, in_cap;
 	struct rq *slot[UC_SLOTS];
 	unsigned pending, unmatched;
 	unsigned answered; /* since it was opened: a working connection the server may end */

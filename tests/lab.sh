@@ -257,13 +257,14 @@ lab_start_peers() {
 }
 
 # dnsmasq, authoritative-like for pgw.lab on $LAB_DNS:53 (UDP and TCP): www -> $LAB_WEB (and
-# $LAB_WEB6), big: TXT records over 1,232 bytes in all; other names in the zone NXDOMAIN. Every
+# $LAB_WEB6), big: TXT records over 1,232 bytes in all, huge: 40 of them (over 8 KB, TCP only); other names in the zone NXDOMAIN. Every
 # query is logged as "query[TYPE] NAME from ADDRESS" in $LAB_DIR/dnsmasq.log.
 lab_start_dns() {
 	local txt i chunk
 	chunk=$(printf 'x%.0s' $(seq 1 200))
 	txt=""
 	for i in 1 2 3 4 5 6 7 8; do txt="$txt --txt-record=big.$LAB_ZONE,$i$chunk"; done
+	for i in $(seq 10 49); do txt="$txt --txt-record=huge.$LAB_ZONE,$i$chunk"; done
 	# shellcheck disable=SC2086
 	lab_bg wan dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
 		--listen-address=$LAB_DNS --port=53 --user=root --pid-file="$LAB_DIR/dnsmasq.pid" \

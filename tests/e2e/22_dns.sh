@@ -81,6 +81,8 @@ check_eq "... while its TCP goes through the proxy" "$(lab_exec lan curl -s -m 5
 out=$(lab_exec lan dig -b 192.168.2.10 @192.168.2.1 big.$LAB_ZONE TXT +notcp +ignore +bufsize=1232 +tries=1 +time=4 2>&1)
 check_match "a large answer over UDP is truncated (TC set, no records)" "$out" "flags: qr[a-z ]* tc[a-z ]*; QUERY: 1, ANSWER: 0,"
 check_eq "... and whole over TCP (8 records)" "$(q 192.168.2.10 192.168.2.1 big.$LAB_ZONE TXT +tcp | wc -w)" "9"
+check_eq "an answer of over 8 KB (40 records) whole over TCP, through the proxy" \
+	"$(q 192.168.2.10 192.168.2.1 huge.$LAB_ZONE TXT +tcp | wc -w)" "41"
 out=$(lab_exec lan dig -b 192.168.2.10 @192.168.2.1 big.$LAB_ZONE TXT +tries=1 +time=4 2>&1)
 check_match "dig retries over TCP by itself and gets it" "$out" "ANSWER: 8,"
 check_match "EDNS0 passed through (the answer has an OPT record)" "$out" "EDNS: version: 0"
