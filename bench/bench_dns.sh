@@ -42,7 +42,7 @@ lab_exec gw nft insert rule inet pgw lan_in udp dport 5300 accept # the peer may
 
 # queries: one name over and over (hits), and names never asked before (misses: NXDOMAIN)
 for i in $(seq 1 200); do echo "www.$LAB_ZONE A"; done >"$LAB_DIR/hit.txt"
-for n in pgw peer direct; do
+for n in pgw pgwtcp peer direct; do
 	for i in $(seq 1 $((MISS_QPS * SECS + 1000))); do echo "m$i-$n.$LAB_ZONE A"; done >"$LAB_DIR/miss-$n.txt"
 done
 
@@ -64,7 +64,9 @@ ip netns exec "$(lab_ns lan)" dig -b 192.168.2.10 @192.168.2.1 -p 5300 www.$LAB_
 printf '%-46s %8s %8s %8s %8s %8s\n' "resolver (dnsperf, $SECS s each)" "q/s" lost "p50 ms" "p95 ms" "fwd RSS"
 run "pgw, cache hits at $HIT_QPS q/s" lan 192.168.2.1 53 "$LAB_DIR/hit.txt" "$HIT_QPS" 192.168.2.10
 run "peer: dnsmasq on the gateway, hits" lan 192.168.2.1 5300 "$LAB_DIR/hit.txt" "$HIT_QPS" 192.168.2.10
+run "pgw, cache hits over TCP (4 pipelining clients)" lan 192.168.2.1 53 "$LAB_DIR/hit.txt" "$HIT_QPS" 192.168.2.10 tcp
 run "pgw, misses at $MISS_QPS q/s (via SOCKS5, DoTCP)" lan 192.168.2.1 53 "$LAB_DIR/miss-pgw.txt" "$MISS_QPS" 192.168.2.10
+run "pgw, misses over TCP (4 pipelining clients)" lan 192.168.2.1 53 "$LAB_DIR/miss-pgwtcp.txt" "$MISS_QPS" 192.168.2.10 tcp
 run "peer: dnsmasq on the gateway, misses (UDP)" lan 192.168.2.1 5300 "$LAB_DIR/miss-peer.txt" "$MISS_QPS" 192.168.2.10
 run "floor: the resolver asked directly (UDP)" gw $LAB_DOT 53 "$LAB_DIR/miss-direct.txt" "$MISS_QPS"
 sed 's/-direct/-tcp/' "$LAB_DIR/miss-direct.txt" >"$LAB_DIR/miss-tcp.txt"

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,9 @@ static int bind_any(int family, int type, uint16_t port)
 	    (type == SOCK_DGRAM && family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    /* accepted clients inherit it: an answer is not held back (Nagle) until the client
+	     * acknowledges the one before, which it does only with its next query when it pipelines */
+	    (type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) ||
 	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&sa6, sizeof(sa6))
 				: bind(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
