@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # DNS (issue 16): dnsperf from a LAN client against pgw's resolver (dns_mode=proxy: through the
-# client's SOCKS5 proxy to unbound over one persistent, pipelined DNS-over-TCP connection), for
-# cache hits and for misses, next to a peer in the same run: dnsmasq as the usual caching
+# client's SOCKS5 proxy to unbound over DNS over TCP), for cache hits and for misses, over UDP
+# and over TCP from the client, next to a peer in the same run: dnsmasq as the usual caching
 # forwarder on the gateway itself (dns_mode=local style: it asks the resolver over UDP from the
 # gateway's own address, the leak pgw avoids), and the resolver asked directly (the floor).
 # pgw keeps up to 4 connections to the resolver and puts a query on an idle one: unbound holds
 # back a small answer until the one before is acknowledged (Nagle), see docs/PERFORMANCE.md.
-# Bounded: 6 runs of SECS each. (dnsmasq as the upstream would close every TCP connection after
+# Bounded: 8 runs of SECS each. (dnsmasq as the upstream would close every TCP connection after
 # 100 queries; unbound keeps it.)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -491,8 +491,9 @@ static void uc_io(struct upconn *uc, uint32_t events)
 		int n = 0;
 
 		/* answers: each a 2-byte length and a message, in any order; at most MSGS_PER_EVENT per
-		 * wake-up, so a resolver (or proxy) that floods cannot starve the loop */
-		while (n < MSGS_PER_EVENT) {
+		 * wake-up, so a resolver (or proxy) that floods cannot starve the loop; but what GnuTLS
+		 * holds of a record already read (no event will say so) is read now: one record at most */
+		while (n < MSGS_PER_EVENT || (uc->tls && gnutls_record_check_pending(uc->tls) > 0)) {
 			size_t off = 0;
 			ssize_t k;
 

@@ -217,8 +217,9 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	unwait(c);
 	ev_forget(w->ev, c->ch); /* both closed below */
 	ev_forget(w->ev, c->uh);
-	if (why == CLOSE_REVOKED ||
-	    why == CLOSE_ADMIN) { /* a reset, not a FIN: the client must not take it for a complete reply */
+	/* a reset, not a FIN: the client must not take it for a complete reply (nor the part of the
+	 * proxy's bytes it got before no pipe was left for the rest, start_relay) */
+	if (why == CLOSE_REVOKED || why == CLOSE_ADMIN || (why == CLOSE_NO_DESCRIPTORS && c->bytes_down > 0)) {
 		struct linger rst = {.l_onoff = 1, .l_linger = 0};
 		if (c->cfd >= 0)
 			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
@@ -436,8 +437,10 @@ static int start_relay(struct conn *c)
 	 * data comes and given back when it has gone. */
 	if (c->hs->in_len > 0) {
 		ssize_t n = send(c->cfd, c->hs->in, c->hs->in_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		size_t sent = n > 0 ? (size_t)n : 0; /* an error: the pump meets it again and says which */
+		size_t sent = n > 0 ? (size_t)n : 0;
 
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -ECONNRESET; /* the client is gone (the error is consumed: say so here) */
 		if (sent) {
 			c->bytes_down += sent;
 			atomic_fetch_add(&c->w->sh->stats.bytes_down, sent);
@@ -446,7 +449,7 @@ static int start_relay(struct conn *c)
 		}
 		if (sent < c->hs->in_len) {
 			if (pipe_get(c->w, c->pipe_down) < 0)
-				return -EMFILE;
+				return -EMFILE; /* closed with a reset when some went (conn_close) */
 			n = write(c->pipe_down[1], c->hs->in + sent, c->hs->in_len - sent);
 			if (n != (ssize_t)(c->hs->in_len - sent))
 				return -EIO;
@@ -663,7 +666,11 @@ static void on_upstream(struct evloop *ev, int fd, uint32_t events, void *arg)
 		return;
 	}
 	if ((rc = start_relay(c)) < 0) {
-		conn_close(c, rc == -EMFILE ? CLOSE_NO_DESCRIPTORS : CLOSE_INTERNAL, UP_OK);
+		conn_close(c,
+			   rc == -EMFILE       ? CLOSE_NO_DESCRIPTORS
+			   : rc == -ECONNRESET ? CLOSE_CLIENT_RESET
+					       : CLOSE_INTERNAL,
+			   UP_OK);
 		return;
 	}
 	relay_io(c, 1, 0);

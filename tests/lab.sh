@@ -257,8 +257,9 @@ lab_start_peers() {
 }
 
 # dnsmasq, authoritative-like for pgw.lab on $LAB_DNS:53 (UDP and TCP): www -> $LAB_WEB (and
-# $LAB_WEB6), big: TXT records over 1,232 bytes in all, huge: 40 of them (over 8 KB, TCP only); other names in the zone NXDOMAIN. Every
-# query is logged as "query[TYPE] NAME from ADDRESS" in $LAB_DIR/dnsmasq.log.
+# $LAB_WEB6), big: TXT records over 1,232 bytes in all, huge: 40 of them (over 8 KB, TCP only);
+# other names in the zone NXDOMAIN. Every query is logged as "query[TYPE] NAME from ADDRESS" in
+# $LAB_DIR/dnsmasq.log.
 lab_start_dns() {
 	local txt i chunk
 	chunk=$(printf 'x%.0s' $(seq 1 200))
@@ -318,6 +319,7 @@ lab_start_dot() {
 	    local-zone: "$LAB_ZONE." static
 	    local-data: "www.$LAB_ZONE. 300 IN A $LAB_WEB"
 	    local-data: "tls.$LAB_ZONE. 300 IN A 203.0.113.12"
+	$(for i in $(seq 10 49); do printf '    local-data: "huge.%s. 300 IN TXT %s%s"\n' "$LAB_ZONE" "$i" "$(printf 'y%.0s' $(seq 1 200))"; done)
 	remote-control:
 	    control-enable: no
 	CONF

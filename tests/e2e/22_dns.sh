@@ -214,6 +214,8 @@ ctl settings set dns_upstream "tls://$LAB_DOT:853#dot.$LAB_ZONE"
 check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
 check_eq "DNS over TLS through SOCKS5: the answer" "$(q 192.168.2.10 192.168.2.1 tls.$LAB_ZONE)" "NOERROR 203.0.113.12"
 check_eq "DNS over TLS through HTTP CONNECT, client over TCP" "$(q 192.168.2.11 $OTHER tls.$LAB_ZONE A +tcp)" "NOERROR 203.0.113.12"
+check_eq "DNS over TLS: an answer of over 8 KB (40 records) whole, read in parts of TLS records" \
+	"$(q 192.168.2.10 192.168.2.1 huge.$LAB_ZONE TXT +tcp | wc -w)" "41"
 check_eq "the TLS resolver saw the queries from the proxies' exit addresses only" \
 	"$(lab_dot_sources | tr '\n' ' ')" "$LAB_SOCKS_AUTH $LAB_HTTP_PROXY "
 # the forwarder's own check of the name: pgw-healthd paused, so its verdict cannot answer first
