@@ -135,18 +135,13 @@ void uc_fail(struct upconn *uc, const char *what, const char *detail)
 	for (o = uc->r->ucs; o; o = o->next)
 		if (o != uc && o->state == UC_READY && same_group(o, uc))
 			break;
-	if (o) { /* not a warning: nothing failed that a client sees */
-		log_info("dns: resolver %s:%u through proxy %lld: %s%s%s (another connection to it serves; this one is "
-			 "not tried again for %d s)",
-			 uc->up.host, uc->up.port, (long long)uc->e.proxy_id, what, detail ? ": " : "",
-			 detail ? detail : "", UC_PENALTY_MS / 1000);
+	/* with another serving, not a warning: nothing failed that a client sees */
+	log_emit(o ? LOG_LVL_INFO : LOG_LVL_WARN, NULL, 0, "dns: resolver %s:%u through proxy %lld: %s%s%s%s",
+		 uc->up.host, uc->up.port, (long long)uc->e.proxy_id, what, detail ? ": " : "", detail ? detail : "",
+		 o ? " (another connection to it serves; this one is not tried again for a while)" : "");
+	if (o)
 		uc->reopen_after = ev_now_ms() + UC_PENALTY_MS;
-		uc_close_as(uc, 0, 1);
-		return;
-	}
-	log_warnx("dns: resolver %s:%u through proxy %lld: %s%s%s", uc->up.host, uc->up.port, (long long)uc->e.proxy_id,
-		  what, detail ? ": " : "", detail ? detail : "");
-	uc_close(uc, 1);
+	uc_close_as(uc, !o, !!o);
 }
 
 static void uc_want(struct upconn *uc, uint32_t ev)
@@ -500,14 +495,16 @@ static void uc_io(struct upconn *uc, uint32_t events)
 			if (uc->in_cap - uc->in_len < 2048 && uc->in_cap < 2 + DNS_MSG_MAX) {
 				/* room for the next read (a whole message always fits at the most) */
 				size_t cap = uc->in_cap ? uc->in_cap * 2 : 4096;
-				uint8_t *in = realloc(uc->in, cap < 2 + DNS_MSG_MAX ? cap : 2 + DNS_MSG_MAX);
+				uint8_t *in;
 
-				if (!in) {
+				if (cap > 2 + DNS_MSG_MAX)
+					cap = 2 + DNS_MSG_MAX;
+				if (!(in = realloc(uc->in, cap))) {
 					uc_fail(uc, "out of memory", NULL);
 					return;
 				}
 				uc->in = in;
-				uc->in_cap = cap < 2 + DNS_MSG_MAX ? cap : 2 + DNS_MSG_MAX;
+				uc->in_cap = cap;
 			}
 			k = uc_read(uc, uc->in + uc->in_len, uc->in_cap - uc->in_len);
 

@@ -368,12 +368,24 @@ static int pump(struct conn *c, int src, int dst, int p[2], size_t *inpipe, int 
 	}
 }
 
+/* up and down bytes c relayed just now: into its own count, the worker's and its client's. */
+static void count_relayed(struct conn *c, uint64_t up, uint64_t down)
+{
+	if (!up && !down)
+		return;
+	c->bytes_up += up;
+	c->bytes_down += down;
+	atomic_fetch_add(&c->w->sh->stats.bytes_up, up);
+	atomic_fetch_add(&c->w->sh->stats.bytes_down, down);
+	stats_client_bytes(c->cs, up, down);
+}
+
 /* events: of the proxy's side (from_u) or the client's. */
 static void relay_io(struct conn *c, int from_u, uint32_t events)
 {
-	struct fwd_stats *s = &c->w->sh->stats;
-	uint64_t up0 = c->bytes_up, down0 = c->bytes_down;
+	uint64_t up = 0, down = 0; /* relayed by the pumps just now */
 	enum fwd_close why = CLOSE_INTERNAL;
+	int failed;
 
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		*(from_u ? &c->rd_u : &c->rd_c) = 1;
@@ -383,23 +395,20 @@ static void relay_io(struct conn *c, int from_u, uint32_t events)
 		conn_close(c, CLOSE_QUOTA, UP_OK); /* used up (by this connection or another of its) */
 		return;
 	}
-	if (pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &c->bytes_up, &c->rd_c, &c->wr_u,
-		 &why, CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
-	    pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &c->bytes_down, &c->rd_u,
-		 &c->wr_c, &why, CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0) {
-		atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
-		atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
-		stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
+	failed = pump(c, c->cfd, c->ufd, c->pipe_up, &c->in_up, &c->eof_c, &c->shut_u, &up, &c->rd_c, &c->wr_u, &why,
+		      CLOSE_CLIENT_RESET, CLOSE_UPSTREAM_RESET) < 0 ||
+		 pump(c, c->ufd, c->cfd, c->pipe_down, &c->in_down, &c->eof_u, &c->shut_c, &down, &c->rd_u, &c->wr_c,
+		      &why, CLOSE_UPSTREAM_RESET, CLOSE_CLIENT_RESET) < 0;
+
+	count_relayed(c, up, down);
+	if (failed) {
 		conn_publish(c);
 		/* a reset from the proxy's side with the client's still open */
 		c->upstream_first |= why == CLOSE_UPSTREAM_RESET && !c->eof_c;
 		conn_close(c, why, UP_OK);
 		return;
 	}
-	atomic_fetch_add(&s->bytes_up, c->bytes_up - up0);
-	atomic_fetch_add(&s->bytes_down, c->bytes_down - down0);
-	stats_client_bytes(c->cs, c->bytes_up - up0, c->bytes_down - down0);
-	if (c->bytes_up != up0 || c->bytes_down != down0) {
+	if (up || down) {
 		c->t_active = ev_now_ms();
 		conn_publish(c);
 	}
@@ -407,7 +416,7 @@ static void relay_io(struct conn *c, int from_u, uint32_t events)
 		conn_close(c, CLOSE_QUOTA, UP_OK);
 		return;
 	}
-	if (down0 == 0 && c->bytes_down > 0) /* the far side answered: the proxy reaches destinations */
+	if (down && c->bytes_down == down) /* the far side answered: the proxy reaches destinations */
 		destfail_ok(&c->w->sh->destfail, c->map.proxy_id);
 	if (c->eof_u && !c->eof_c && !c->upstream_first && c->bytes_down == 0)
 		c->upstream_first = 1; /* the proxy's side ended first, having sent nothing */
@@ -416,7 +425,7 @@ static void relay_io(struct conn *c, int from_u, uint32_t events)
 		return;
 	}
 	/* an error that moved nothing: end it here, as the side it came from */
-	if ((events & EPOLLERR) && c->bytes_up == up0 && c->bytes_down == down0) {
+	if ((events & EPOLLERR) && !up && !down) {
 		c->upstream_first |= from_u && !c->eof_c;
 		conn_close(c, from_u ? CLOSE_UPSTREAM_RESET : CLOSE_CLIENT_RESET, UP_OK);
 	}
@@ -442,9 +451,7 @@ static int start_relay(struct conn *c)
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -ECONNRESET; /* the client is gone (the error is consumed: say so here) */
 		if (sent) {
-			c->bytes_down += sent;
-			atomic_fetch_add(&c->w->sh->stats.bytes_down, sent);
-			stats_client_bytes(c->cs, 0, sent);
+			count_relayed(c, 0, sent);
 			destfail_ok(&c->w->sh->destfail, c->map.proxy_id); /* the far side answered */
 		}
 		if (sent < c->hs->in_len) {
@@ -458,10 +465,8 @@ static int start_relay(struct conn *c)
 	}
 	if (c->early_len) { /* the client's first bytes went with the request: they count as relayed */
 		c->sent_early = 1;
-		atomic_fetch_add(&c->w->sh->stats.bytes_up, c->early_len);
 		atomic_fetch_add(&c->w->sh->stats.early_data, 1);
-		stats_client_bytes(c->cs, c->early_len, 0);
-		c->bytes_up += c->early_len;
+		count_relayed(c, c->early_len, 0);
 	}
 	if (c->bytes_up || c->bytes_down)
 		conn_publish(c);
