@@ -109,6 +109,7 @@ int dns_parse_query(const uint8_t *m, size_t len, struct dns_query *q)
 	unsigned qd, an, ns, ar;
 
 	memset(q, 0, sizeof(*q));
+	q->udp_size = DNS_UDP_MIN; /* also for the FORMERR of a query that does not parse */
 	if (len >= 2)
 		q->id = get16(m);
 	if (len < DNS_HEADER)

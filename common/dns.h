@@ -13,6 +13,7 @@
 #define DNS_UDP_MIN	   512	/* a client without EDNS0 takes this much over UDP */
 #define DNS_UDP_MAX	   1232 /* the most pgw sends over UDP, whatever a client offers (DNS flag day 2020) */
 #define DNS_MSG_MAX	   65535
+#define DNS_ERROR_MAX	   (DNS_HEADER + DNS_NAME_MAX + 4 + 11) /* dns_build_error's longest: question, OPT */
 #define DNS_TYPE_SOA	   6
 #define DNS_TYPE_OPT	   41
 #define DNS_CLASS_IN	   1

@@ -75,6 +75,7 @@ void tc_close(struct tclient *tc)
 		tc->cc->tcs--;
 		cc_release(r, tc->cc);
 	}
+	free(tc->in);
 	free(tc->out);
 	free(tc);
 }
@@ -95,11 +96,16 @@ static void tc_flush(struct tclient *tc)
 	}
 	if (tc->dead)
 		return;
+	if (tc->out_len == 0 && tc->out) { /* all sent: an idle connection holds no buffer */
+		free(tc->out);
+		tc->out = NULL;
+		tc->out_cap = 0;
+	}
 	if (tc->eof && tc->pending == 0 && tc->out_len == 0) { /* all answered: done */
 		tc->dead = 1;
 		return;
 	}
-	want = (tc->pending < TC_PENDING_MAX && !tc->eof && tc->in_len < sizeof(tc->in) ? EPOLLIN | EPOLLRDHUP : 0) |
+	want = (tc->pending < TC_PENDING_MAX && !tc->eof && tc->in_len < TC_IN_MAX ? EPOLLIN | EPOLLRDHUP : 0) |
 	       (tc->out_len ? EPOLLOUT : 0);
 	if (want != tc->ev && ev_mod_fd(tc->r->ev, tc->h, want) == 0)
 		tc->ev = want;
@@ -134,6 +140,11 @@ static void tc_process(struct tclient *tc)
 	}
 	if (off)
 		buf_consume(tc->in, &tc->in_len, off);
+	if (tc->in_len == 0 && tc->in) {
+		free(tc->in);
+		tc->in = NULL;
+		tc->in_cap = 0;
+	}
 	tc_flush(tc);
 	tc->busy = was_busy;
 	if (!tc->busy && tc->dead)
@@ -150,9 +161,14 @@ static void on_tclient(struct evloop *ev, int fd, uint32_t events, void *arg)
 		tc->dead = 1;
 	if (!tc->dead && (events & EPOLLOUT))
 		tc_flush(tc);
-	if (!tc->dead && !tc->eof && (events & (EPOLLIN | EPOLLRDHUP)) && tc->in_len < sizeof(tc->in)) {
-		ssize_t k = recv(fd, tc->in + tc->in_len, sizeof(tc->in) - tc->in_len, MSG_DONTWAIT);
+	if (!tc->dead && !tc->eof && (events & (EPOLLIN | EPOLLRDHUP)) && tc->in_len < TC_IN_MAX) {
+		ssize_t k = -1;
 
+		/* room for a typical query or a few; a longer one grows the buffer as it arrives */
+		if (buf_reserve(&tc->in, tc->in_len, &tc->in_cap, 512, 512, TC_IN_MAX) < 0)
+			errno = ENOMEM;
+		else
+			k = recv(fd, tc->in + tc->in_len, tc->in_cap - tc->in_len, MSG_DONTWAIT);
 		if (k == 0)
 			tc->eof = 1; /* half-closed: what it asked is still answered */
 		else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
@@ -243,7 +259,7 @@ void send_reply(struct resolver *r, const struct rq *q, uint8_t *msg, size_t len
 
 void reply_rcode(struct resolver *r, const struct rq *q, int rcode, const char *how)
 {
-	uint8_t out[DNS_HEADER + DNS_NAME_MAX + 4];
+	uint8_t out[DNS_ERROR_MAX];
 	int n = dns_build_error(&q->q, q->msg, q->len, rcode, out, sizeof(out));
 	uint64_t ms = ev_now_ms() - q->t0;
 
@@ -299,6 +315,7 @@ void rq_done(struct resolver *r, struct rq *q)
 static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const struct rq *from)
 {
 	struct rq *q;
+	struct ccount *cc = NULL;
 	const struct fwd_entry *e;
 	uint8_t out[DNS_MSG_MAX];
 	size_t n;
@@ -373,12 +390,15 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	if (r->n_rqs > RQ_MAX || !(q->cc = cc_get(r, &q->client)) || q->cc->pending >= CLIENT_PENDING_MAX) {
+	/* q->cc only once counted: rq_free takes back what was given (a refused query was not) */
+	if (r->n_rqs > RQ_MAX || !(cc = cc_get(r, &q->client)) || cc->pending >= CLIENT_PENDING_MAX) {
+		cc_release(r, cc);
 		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "too many queries at once");
 		rq_done(r, q);
 		return;
 	}
-	q->cc->pending++;
+	q->cc = cc;
+	cc->pending++;
 	q->first = first_resolver(r, &q->e);
 	rq_send(r, q);
 }
@@ -462,6 +482,8 @@ void on_tcp_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 			close(cfd);
 			continue;
 		}
+		/* counted before room is made: closing the address's own idle connection must not free cc */
+		cc->tcs++;
 		if (r->n_tcs >= TC_MAX) { /* full: the connection idle longest makes room, if any is idle */
 			struct tclient *idlest = NULL;
 			for (struct tclient *t = r->tcs; t; t = t->next)
@@ -471,12 +493,12 @@ void on_tcp_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 				tc_close(idlest);
 		}
 		if (r->n_tcs >= TC_MAX || !(tc = calloc(1, sizeof(*tc)))) {
+			cc->tcs--;
 			cc_release(r, cc);
 			close(cfd);
 			continue;
 		}
 		tc->cc = cc;
-		cc->tcs++;
 		tc->r = r;
 		tc->fd = cfd;
 		tc->peer = peer;

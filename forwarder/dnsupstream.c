@@ -492,19 +492,10 @@ static void uc_io(struct upconn *uc, uint32_t events)
 			size_t off = 0;
 			ssize_t k;
 
-			if (uc->in_cap - uc->in_len < 2048 && uc->in_cap < 2 + DNS_MSG_MAX) {
-				/* room for the next read (a whole message always fits at the most) */
-				size_t cap = uc->in_cap ? uc->in_cap * 2 : 4096;
-				uint8_t *in;
-
-				if (cap > 2 + DNS_MSG_MAX)
-					cap = 2 + DNS_MSG_MAX;
-				if (!(in = realloc(uc->in, cap))) {
-					uc_fail(uc, "out of memory", NULL);
-					return;
-				}
-				uc->in = in;
-				uc->in_cap = cap;
+			/* room for the next read (a whole message always fits at the most) */
+			if (buf_reserve(&uc->in, uc->in_len, &uc->in_cap, 2048, 4096, 2 + DNS_MSG_MAX) < 0) {
+				uc_fail(uc, "out of memory", NULL);
+				return;
 			}
 			k = uc_read(uc, uc->in + uc->in_len, uc->in_cap - uc->in_len);
 

@@ -443,7 +443,8 @@ static int start_relay(struct conn *c)
 	/* bytes the proxy sent after its reply (the answer to early data, often) belong to the client:
 	 * straight to it, its socket has room at the start (no pipe needed, one call instead of two);
 	 * what it does not take goes first into the pipe. Pipes are otherwise taken by pump() when
-	 * data comes and given back when it has gone. */
+	 * data comes and given back when it has gone. They were read with the reply, not through the
+	 * quota: charged as they go on (at most 8 KiB past it; the connection ends once they are out). */
 	if (c->hs->in_len > 0) {
 		ssize_t n = send(c->cfd, c->hs->in, c->hs->in_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		size_t sent = n > 0 ? (size_t)n : 0;
@@ -451,6 +452,7 @@ static int start_relay(struct conn *c)
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -ECONNRESET; /* the client is gone (the error is consumed: say so here) */
 		if (sent) {
+			stats_quota_charge(c->cs, sent);
 			count_relayed(c, 0, sent);
 			destfail_ok(&c->w->sh->destfail, c->map.proxy_id); /* the far side answered */
 		}
@@ -460,6 +462,7 @@ static int start_relay(struct conn *c)
 			n = write(c->pipe_down[1], c->hs->in + sent, c->hs->in_len - sent);
 			if (n != (ssize_t)(c->hs->in_len - sent))
 				return -EIO;
+			stats_quota_charge(c->cs, (size_t)n); /* as pump() takes it: at the read */
 			c->in_down = (size_t)n;
 		}
 	}

@@ -19,17 +19,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RQ_MAX		   4096 /* queries waiting for resolvers, in all: more get SERVFAIL */
-#define UC_SLOTS	   1024 /* queries at once on one upstream connection (id: slot | 10-bit turn) */
-#define UC_PER_RESOLVER	   4	/* connections to one resolver through one proxy (uc_pick) */
-#define TC_MAX		   256	/* client TCP connections at once (then the idlest one goes) */
-#define TC_PER_CLIENT	   16	/* of them from one address */
-#define CLIENT_PENDING_MAX 256	/* queries of one client waiting at once: more get SERVFAIL */
-#define QUERY_MAX	   4096 /* a longer query is FORMERR (nothing legitimate is this long) */
-#define MSGS_PER_EVENT	   64	/* messages handled per wake-up of a connection: the loop stays fair */
-#define UC_REQUEUE_MAX	   3	/* re-asks a query gets without spending an attempt (uc_close_as) */
-#define UC_UNMATCHED_MAX   256	/* answers in a row to nothing asked: the connection is closed */
-#define TC_PENDING_MAX	   64	/* queries at once on one client TCP connection */
+#define RQ_MAX		   4096		     /* queries waiting for resolvers, in all: more get SERVFAIL */
+#define UC_SLOTS	   1024		     /* queries at once on one upstream connection (id: slot | 10-bit turn) */
+#define UC_PER_RESOLVER	   4		     /* connections to one resolver through one proxy (uc_pick) */
+#define TC_MAX		   256		     /* client TCP connections at once (then the idlest one goes) */
+#define TC_IN_MAX	   (2 + DNS_MSG_MAX) /* a client's unread queries: a whole one always fits */
+#define TC_PER_CLIENT	   16		     /* of them from one address */
+#define CLIENT_PENDING_MAX 256		     /* queries of one client waiting at once: more get SERVFAIL */
+#define QUERY_MAX	   4096		     /* a longer query is FORMERR (nothing legitimate is this long) */
+#define MSGS_PER_EVENT	   64		     /* messages handled per wake-up of a connection: the loop stays fair */
+#define UC_REQUEUE_MAX	   3		     /* re-asks a query gets without spending an attempt (uc_close_as) */
+#define UC_UNMATCHED_MAX   256		     /* answers in a row to nothing asked: the connection is closed */
+#define TC_PENDING_MAX	   64		     /* queries at once on one client TCP connection */
 #define TC_IDLE_MS	   10000
 #define TC_OUT_MAX	   (256 * 1024)
 #define UC_OUT_MAX	   (256 * 1024) /* queries queued for one resolver connection */
@@ -51,9 +52,9 @@ struct tclient {
 	int fd;
 	struct ev_handle *h;
 	struct sockaddr_storage peer;
-	uint8_t in[2 + DNS_MSG_MAX];
-	size_t in_len;
-	uint8_t *out;
+	uint8_t *in; /* queries as read: grown while they arrive, up to TC_IN_MAX; freed when empty */
+	size_t in_len, in_cap;
+	uint8_t *out; /* answers to send: freed once sent */
 	size_t out_len, out_cap;
 	unsigned pending;
 	uint64_t last;
@@ -184,6 +185,26 @@ static inline int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint
 	}
 	memcpy(*buf + *len, a, alen);
 	*len += alen;
+	return 0;
+}
+
+/* Room for a read of at least `room` bytes after *len (less once *cap is at max): the buffer grows by
+ * doubling from `first`. -ENOMEM when it cannot grow (what it holds is kept). */
+static inline int buf_reserve(uint8_t **buf, size_t len, size_t *cap, size_t room, size_t first, size_t max)
+{
+	size_t ncap = *cap ? *cap : first;
+	uint8_t *n;
+
+	if (*cap - len >= room || *cap >= max)
+		return 0;
+	while (ncap - len < room && ncap < max)
+		ncap *= 2;
+	if (ncap > max)
+		ncap = max;
+	if (!(n = realloc(*buf, ncap)))
+		return -ENOMEM;
+	*buf = n;
+	*cap = ncap;
 	return 0;
 }
 

@@ -210,6 +210,15 @@ void stats_quota_give(struct client_stat *cs, size_t n)
 	qunlock(cs);
 }
 
+void stats_quota_charge(struct client_stat *cs, size_t n)
+{
+	if (!cs || !n || !__atomic_load_n(&cs->quota_on, __ATOMIC_RELAXED))
+		return;
+	qlock(cs);
+	cs->quota_left -= (long long)n;
+	qunlock(cs);
+}
+
 long long stats_quota_left(struct client_stat *cs)
 {
 	long long v;

@@ -109,6 +109,9 @@ size_t stats_quota_take(struct client_stat *cs, size_t want, size_t *held);
 void stats_quota_done(struct client_stat *cs, size_t held, size_t unused);
 /* n bytes read earlier were never delivered: back to the quota. */
 void stats_quota_give(struct client_stat *cs, size_t n);
+/* n bytes read without a take (the proxy's, with its reply to the handshake): charged, even past
+ * what is left (the client's other connections and new ones then stop). */
+void stats_quota_charge(struct client_stat *cs, size_t n);
 /* What cs may still move (LLONG_MAX: no quota), counting what reads under way hold as not used
  * (another worker's read in progress must not make the client look used up). */
 long long stats_quota_left(struct client_stat *cs);

@@ -206,6 +206,99 @@ check "the open proxy's client is blocked once its proxy is down" \
 	wait_for 10 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked6 | grep -q 'fd00:2::10'"
 check_eq "a client whose proxy is down: SERVFAIL" "$(q fd00:2::10 fd00:2::1 other.$LAB_ZONE)" "SERVFAIL "
 
+# a client over its limit of 256 queries waiting: the rest SERVFAIL at once, and once the waiting
+# ones are answered it is back to none waiting (a refused query used to take one off the count as
+# well: the refused half got through, and the client's entry was freed while 22 still waited).
+# A resolver that holds its answers until told keeps the 256 waiting; pgw-healthd paused (its
+# check would wait too).
+hold_gate=$LAB_DIR/dns-hold.go
+lab_bg wan dns-hold python3 "$ROOT/tests/e2e/dns_hold.py" $LAB_DNS 5300 "$hold_gate" 120
+lab_wait_port wan $LAB_DNS 5300 || echo "# the holding resolver did not start"
+kill -STOP "$pid_healthd"
+n=$(lab_fwd_reloads)
+ctl settings set dns_upstream "$LAB_DNS:5300"
+check "(the forwarder reloaded: a resolver that holds its answers)" lab_fwd_reloaded "$n"
+out=$(lab_exec lan env GATE="$hold_gate" python3 - <<-'PY'
+	import os, socket, struct, time
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("192.168.2.10", 0))
+	s.setsockopt(socket.SOL_SOCKET, 33, 1 << 22)  # SO_RCVBUFFORCE: 256 answers at once, none dropped here
+	def q(i, name):
+	    return struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+	def collect(got, want, timeout):
+	    s.settimeout(timeout)
+	    try:
+	        while len(got) < want:
+	            r = s.recv(512)
+	            got[struct.unpack(">H", r[:2])[0]] = r[3] & 15
+	    except socket.timeout:
+	        pass
+	for i in range(300):  # in steps, so the resolver's socket buffer drops none of them
+	    s.sendto(q(i, "limit%d.pgw.lab" % i), ("192.168.2.1", 53))
+	    if i % 25 == 24:
+	        time.sleep(0.005)
+	got = {}
+	collect(got, 300, 0.5)  # the refused, at once (the others wait for the resolver)
+	early = len(got)
+	open(os.environ["GATE"], "w").close()
+	collect(got, 300, 5)
+	s.sendto(q(1000, "limit-after.pgw.lab"), ("192.168.2.1", 53))
+	after = {}
+	collect(after, 1, 5)
+	print("%d at once, %d SERVFAIL, %d NXDOMAIN; then %s" % (early, sum(1 for v in got.values() if v == 2),
+	      sum(1 for v in got.values() if v == 3), after.get(1000, "nothing")))
+	PY
+)
+check_eq "300 misses at once from one client: 256 wait, 44 SERVFAIL at once; then its next miss is asked (NXDOMAIN)" \
+	"$out" "44 at once, 44 SERVFAIL, 256 NXDOMAIN; then 3"
+kill -CONT "$pid_healthd" # (the holding resolver answers at once now: its check finds DNS up)
+
+# all 256 TCP places taken, the oldest (idle, nothing waiting) by the address that connects again:
+# that connection makes room for its own address's new one (which once used the address's entry
+# after closing the old connection had freed it: the address's count went wrong and its next
+# connections were refused). 255 from 16 unmapped addresses, REFUSED, keep the others busier.
+for i in $(seq 200 215); do ip -n "$(lab_ns lan)" addr add 192.168.2.$i/24 dev lan0; done
+out=$(lab_exec lan python3 - <<-'PY'
+	import socket, struct, time
+	def ask(c, i, name):
+	    m = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+	    try:
+	        c.sendall(struct.pack(">H", len(m)) + m)
+	        b = b""
+	        while len(b) < 2 or len(b) < 2 + struct.unpack(">H", b[:2])[0]:
+	            d = c.recv(4096)
+	            if not d:
+	                return "closed"
+	            b += d
+	        return str(b[5] & 15)
+	    except OSError:
+	        return "closed"
+	def conn(src):
+	    return socket.create_connection(("192.168.2.1", 53), timeout=5, source_address=(src, 0))
+	a1 = conn("192.168.2.10")
+	r1 = ask(a1, 1, "evict-a1.pgw.lab")
+	time.sleep(0.05)
+	others = [conn("192.168.2.%d" % (200 + k // 16)) for k in range(255)]
+	refused = sum(1 for c in others if ask(c, 2, "evict.pgw.lab") == "5")
+	a2 = conn("192.168.2.10")
+	r2 = ask(a2, 3, "evict-a2.pgw.lab")
+	try:
+	    a1.settimeout(2)
+	    gone = "closed" if a1.recv(1) == b"" else "open"
+	except OSError:
+	    gone = "closed"
+	a2.close()
+	time.sleep(0.2)
+	a3 = conn("192.168.2.10")
+	r3 = ask(a3, 4, "evict-a3.pgw.lab")
+	print("first %s, %d refused, second %s (first %s), third %s" % (r1, refused, r2, gone, r3))
+	PY
+)
+for i in $(seq 200 215); do ip -n "$(lab_ns lan)" addr del 192.168.2.$i/24 dev lan0; done
+check_eq "256 TCP clients, then the address of the idlest again: its old connection makes room, the new one and the next are answered" \
+	"$out" "first 3, 255 refused, second 3 (first closed), third 3"
+check "... and the forwarder is still running" kill -0 "$pid_forwarder"
+
 # DNS over TLS through the proxy, the certificate checked against the name
 dns_of() { sqlite3 "$PGW_DB" "SELECT dns_status FROM proxy_health WHERE proxy_id = $1"; }
 dns_is() { [ "$(dns_of "$1")" = "$2" ]; }

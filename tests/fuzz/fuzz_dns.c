@@ -32,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	e = dns_build_error(&q, data, size, DNS_RCODE_FORMERR, out, sizeof(out));
 	assert(e >= 12 && (size_t)e <= (q.question_end > 12 ? q.question_end : 12) + 11 && q.question_end <= size);
+	assert(e <= DNS_ERROR_MAX && q.udp_size >= DNS_UDP_MIN); /* fits the resolver's buffer, and a UDP reply */
 
 	if (size < 1)
 		return 0;

@@ -74,6 +74,36 @@ static void test_error_reply(void **state)
 	assert_int_equal(n, 12);
 	assert_memory_equal(out, "\x12\x34\x81\x81\0\0\0\0\0\0\0\0", 12);
 	assert_int_equal(dns_build_error(&q, q_edns, 20, 1, out, 4), -ENOSPC);
+	/* ... and goes out over UDP as it is: not truncated (no TC flag, which would send the client to TCP) */
+	assert_int_equal(dns_truncate(out, 12, q.udp_size, q.edns), 12);
+	assert_int_equal(out[2] & 0x02, 0);
+}
+
+/* The longest name (255 bytes in wire form) with an OPT record: its error reply fits DNS_ERROR_MAX */
+static void test_error_reply_longest(void **state)
+{
+	uint8_t m[DNS_HEADER + DNS_NAME_MAX + 4 + 11], out[DNS_ERROR_MAX];
+	struct dns_query q;
+	size_t off = DNS_HEADER;
+
+	(void)state;
+	memset(m, 0, sizeof(m));
+	memcpy(m, "\xab\xcd\x01\x00\0\1\0\0\0\0\0\1", DNS_HEADER);
+	for (int l = 0; l < 4; l++) { /* 63 + 63 + 63 + 61, and their lengths: 254 bytes, then the root */
+		int len = l < 3 ? 63 : 61;
+		m[off++] = (uint8_t)len;
+		memset(m + off, 'a', (size_t)len);
+		off += (size_t)len;
+	}
+	m[off++] = 0;
+	assert_int_equal(off - DNS_HEADER, DNS_NAME_MAX);
+	memcpy(m + off, "\0\1\0\1", 4); /* A, IN */
+	off += 4;
+	memcpy(m + off, "\0\0\x29\x10\0\0\0\0\0\0\0", 11); /* OPT: 4096 */
+	off += 11;
+	assert_int_equal(dns_parse_query(m, off, &q), 0);
+	assert_int_equal(q.edns, 1);
+	assert_int_equal(dns_build_error(&q, m, off, DNS_RCODE_SERVFAIL, out, sizeof(out)), (int)sizeof(out));
 }
 
 /* An answer to q_edns: two A records (TTL 300 and 60, the second name compressed) */
@@ -210,8 +240,13 @@ static void test_build_query(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_query),    cmocka_unit_test(test_error_reply), cmocka_unit_test(test_answer),
-	    cmocka_unit_test(test_truncate), cmocka_unit_test(test_build_query), cmocka_unit_test(test_strip_opt),
+	    cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_error_reply),
+	    cmocka_unit_test(test_error_reply_longest),
+	    cmocka_unit_test(test_answer),
+	    cmocka_unit_test(test_truncate),
+	    cmocka_unit_test(test_build_query),
+	    cmocka_unit_test(test_strip_opt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,12 @@ static void test_reads_under_way(void **state)
 	/* bytes read but never delivered come back */
 	stats_quota_give(cs, 50);
 	assert_int_equal(stats_quota_left(cs), 50);
+	/* bytes read without a take (the proxy's, with its reply) are charged even past the quota */
+	stats_quota_charge(cs, 80);
+	assert_int_equal(stats_quota_left(cs), -30);
+	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &other), CLOSE_QUOTA);
+	stats_quota_give(cs, 30);
+	assert_int_equal(stats_quota_left(cs), 0);
 	stats_fini(&s);
 }
 
