@@ -186,6 +186,23 @@ static json_t *only(json_t *obj, json_t *set)
 	return out;
 }
 
+/* The counts of org's clients: of an address it maps, and made while the address was org's (the
+ * forwarder says whose, org_id: an address just moved from another organisation shows none of the
+ * other's counts, until the forwarder's reload starts them over as the new one's). */
+static json_t *own_clients(json_t *clients, json_t *ips, int64_t org)
+{
+	json_t *out = json_object(), *v, *o;
+	const char *k;
+
+	json_object_foreach(clients, k, v)
+	{
+		o = json_object_get(v, "org_id");
+		if (json_object_get(ips, k) && (!o || json_integer_value(o) == org)) /* (none: an older forwarder) */
+			json_object_set(out, k, v);
+	}
+	return out;
+}
+
 json_t *fwdstats_scoped(json_t *all, sqlite3 *db, int64_t org)
 {
 	json_t *out, *clients, *ips, *ids, *v, *u, *d;
@@ -196,7 +213,7 @@ json_t *fwdstats_scoped(json_t *all, sqlite3 *db, int64_t org)
 		return all;
 	ips = key_set(db, "SELECT client_ip FROM main.mappings WHERE org_id = ?1", org);
 	ids = key_set(db, "SELECT id FROM main.proxies WHERE org_id = ?1", org);
-	clients = only(json_object_get(all, "clients"), ips);
+	clients = own_clients(json_object_get(all, "clients"), ips, org);
 	json_object_foreach(clients, k, v)
 	{
 		active += json_integer_value(json_object_get(v, "active"));

@@ -265,7 +265,7 @@ void reply_rcode(struct resolver *r, const struct rq *q, int rcode, const char *
 
 	if (n > 0)
 		send_reply(r, q, out, (size_t)n);
-	count_answer(r, q->e.proxy_id ? &q->client : NULL, q->e.proxy_id, rcode, 0, ms);
+	count_answer(r, q->e.proxy_id ? &q->client : NULL, q->e.proxy_id, q->e.org_id, rcode, 0, ms);
 	log_query(r, q, how, rcode, ms);
 }
 
@@ -385,7 +385,7 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	if (n > 0) {
 		uint64_t ms = ev_now_ms() - q->t0;
 		send_reply(r, q, out, n);
-		count_answer(r, &q->client, q->e.proxy_id, out[3] & 0xF, 1, ms);
+		count_answer(r, &q->client, q->e.proxy_id, q->e.org_id, out[3] & 0xF, 1, ms);
 		log_query(r, q, "cache", out[3] & 0xF, ms);
 		rq_done(r, q);
 		return;

@@ -344,7 +344,7 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 	}
 	ms = ev_now_ms() - q->t0;
 	send_reply(r, q, msg, len);
-	count_answer(r, &q->client, q->e.proxy_id, a.rcode, 0, ms);
+	count_answer(r, &q->client, q->e.proxy_id, q->e.org_id, a.rcode, 0, ms);
 	log_query(r, q, "resolved", a.rcode, ms);
 	rq_done(r, q);
 }

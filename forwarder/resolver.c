@@ -29,7 +29,8 @@ static const unsigned lat_le_ms[LAT_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250, 1
 
 /* ---- stats ---- */
 
-void count_answer(struct resolver *r, const struct net_ip *client, int64_t proxy_id, int rcode, int hit, uint64_t ms)
+void count_answer(struct resolver *r, const struct net_ip *client, int64_t proxy_id, int64_t org, int rcode, int hit,
+		  uint64_t ms)
 {
 	int i;
 	unsigned slot;
@@ -50,8 +51,8 @@ void count_answer(struct resolver *r, const struct net_ip *client, int64_t proxy
 	atomic_fetch_add(&r->lat[i], 1);
 	atomic_fetch_add(&r->lat_ms_sum, ms);
 	if (client)
-		stats_client_dns(&r->sh->stats, client, hit, rcode == DNS_RCODE_SERVFAIL || rcode == DNS_RCODE_REFUSED,
-				 ms);
+		stats_client_dns(&r->sh->stats, client, org, hit,
+				 rcode == DNS_RCODE_SERVFAIL || rcode == DNS_RCODE_REFUSED, ms);
 	if (proxy_id <= 0)
 		return;
 	pthread_mutex_lock(&r->plock);

@@ -234,6 +234,7 @@ void uc_fail(struct upconn *uc, const char *what, const char *detail);
 void uc_free(struct upconn *uc);
 void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len);
 /* resolver.c */
-void count_answer(struct resolver *r, const struct net_ip *client, int64_t proxy_id, int rcode, int hit, uint64_t ms);
+void count_answer(struct resolver *r, const struct net_ip *client, int64_t proxy_id, int64_t org, int rcode, int hit,
+		  uint64_t ms);
 
 #endif

@@ -297,7 +297,7 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	return r;
 }
 
-void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms)
+void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int64_t org, int hit, int error, uint64_t ms)
 {
 	struct client_stat *cs;
 
@@ -305,6 +305,8 @@ void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit,
 		return;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client))) {
+		if (!cs->org) /* whose counts these are (a reload's rebind starts them over for another's) */
+			cs->org = org;
 		cs->dns_queries++;
 		cs->dns_hits += (unsigned long)(hit != 0);
 		cs->dns_errors += (unsigned long)(error != 0);
@@ -313,8 +315,8 @@ void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit,
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
-void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t up, uint64_t down, uint64_t bytes_up,
-		      uint64_t bytes_down, uint64_t dropped, long flows)
+void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t org, uint64_t up, uint64_t down,
+		      uint64_t bytes_up, uint64_t bytes_down, uint64_t dropped, long flows)
 {
 	struct client_stat *cs;
 
@@ -322,6 +324,8 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t
 		return;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client))) {
+		if (!cs->org)
+			cs->org = org;
 		cs->udp_flows += (unsigned long)flows;
 		cs->udp_up += up;
 		cs->udp_down += down;
@@ -356,12 +360,12 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
 			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu,"
 			"\"udp_flows\":%lu,\"udp_datagrams_up\":%lu,\"udp_datagrams_down\":%lu,\"udp_bytes_up\":%lu,"
-			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu,\"refused\":%lu}",
+			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu,\"refused\":%lu,\"org_id\":%lld}",
 			first ? "" : ",", ip, cs->active, cs->connections, cs->failures,
 			__atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED),
 			__atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED), cs->dns_queries, cs->dns_hits,
 			cs->dns_errors, cs->dns_ms_sum, cs->udp_flows, cs->udp_up, cs->udp_down, cs->udp_bytes_up,
-			cs->udp_bytes_down, cs->udp_dropped, cs->refused);
+			cs->udp_bytes_down, cs->udp_dropped, cs->refused, (long long)cs->org);
 		first = 0;
 	}
 	pthread_mutex_unlock(&s->clients_lock);

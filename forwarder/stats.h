@@ -128,12 +128,14 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
  * counted as they flowed, stats_client_bytes). */
 void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed);
 
-/* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error). */
-void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int hit, int error, uint64_t ms);
+/* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error); org:
+ * its mapping's organisation, whose the counts are when nothing else said so yet. */
+void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int64_t org, int hit, int error, uint64_t ms);
 
-/* A client's UDP relay counts since the last call (flows: the change in its open flows). */
-void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, uint64_t up, uint64_t down, uint64_t bytes_up,
-		      uint64_t bytes_down, uint64_t dropped, long flows);
+/* A client's UDP relay counts since the last call (flows: the change in its open flows); org as
+ * for stats_client_dns. */
+void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t org, uint64_t up, uint64_t down,
+		      uint64_t bytes_up, uint64_t bytes_down, uint64_t dropped, long flows);
 
 struct stats_header {
 	unsigned workers;

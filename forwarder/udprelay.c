@@ -110,8 +110,8 @@ void sess_flush(struct udprelay *r, struct usess *s)
 
 	if (!(s->dg_up | s->dg_down | s->n_drop | s->new_session | s->new_failure) && s->n_flows == s->flushed_flows)
 		return;
-	stats_client_udp(&r->sh->stats, &s->map.client, s->dg_up, s->dg_down, s->b_up, s->b_down, s->n_drop,
-			 (long)s->n_flows - (long)s->flushed_flows);
+	stats_client_udp(&r->sh->stats, &s->map.client, s->map.org_id, s->dg_up, s->dg_down, s->b_up, s->b_down,
+			 s->n_drop, (long)s->n_flows - (long)s->flushed_flows);
 	s->flushed_flows = s->n_flows;
 	pthread_mutex_lock(&r->plock);
 	slot = (unsigned)s->map.proxy_id & (UPROXY_STATS - 1);

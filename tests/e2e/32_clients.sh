@@ -64,6 +64,7 @@ check_eq "usage: connections counted" \
 
 # limits: one client cannot take every forwarder slot
 ADMIN=$(lab_api_login admin admin-password-1)
+v6exit=$(lab_exec lan curl -s -m 3 --interface fd00:2::10 "http://[$LAB_WEB6]/ip") # through its proxy
 M1=$(lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq .mapping_id)
 n=$(lab_fwd_reloads)
 check_match "max_conns 3 on the laptop's mapping" \
@@ -83,15 +84,18 @@ refused() { grep -c "client=$1:[0-9]* .*close=$2" "$LAB_DIR/pgw-forwarder.log"; 
 open_now() { ip netns exec "$(lab_ns gw)" ss -Htn state established '( sport = :12345 )' | grep -c "192.168.2.10:"; }
 check "five downloads at once: two are refused (close=client_max_conns)" wait_for 5 bash -c "[ \$(grep -c 'client=192.168.2.10:[0-9]* .*close=client_max_conns' $LAB_DIR/pgw-forwarder.log) = 2 ]"
 check_eq "... three are relayed" "$(open_now)" 3
-check_match "... another client is not limited by it" \
-	"$(lab_exec lan curl -s -m 3 --interface fd00:2::10 "http://[$LAB_WEB6]/ip")" .
+v6now=$(lab_exec lan curl -s -m 3 --interface fd00:2::10 "http://[$LAB_WEB6]/ip")
+check "... another client is not limited by it (through its proxy: ${v6now:-nothing}, as before: ${v6exit:-nothing})" \
+	test -n "$v6exit" -a "$v6exit" != fd00:2::10 -a "$v6now" = "$v6exit"
 kill $pids 2>/dev/null
 wait $pids 2>/dev/null
 none_open() { [ "$(open_now)" = 0 ]; }
 check "the downloads are over (killed)" wait_for 5 none_open
+n=$(lab_fwd_reloads)
 check_match "new_conns_per_s 2 (and max_conns back to the setting's)" \
 	"$(lab_api PATCH /api/v1/mappings/$M1 -H "$ADMIN" -H 'Content-Type: application/json' -d '{"max_conns":0,"new_conns_per_s":2}')" '^200 '
-sleep 1.2 # the forwarder has the new table; the bucket is full
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
+sleep 1.2 # the bucket is full
 burst="" b0=$(lab_ms)
 for i in $(seq 1 12); do
 	lab_exec lan curl -s -m 3 --interface 192.168.2.10 "http://$LAB_WEB/ip" >"$LAB_DIR/burst.$i" 2>/dev/null &
@@ -155,8 +159,14 @@ out=$(lab_api POST /api/v1/proxies -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"
 check_match "... with a proxy" "$out" '^201 '
 check_match "acme maps 192.168.2.10" \
 	"$(lab_api POST /api/v1/mappings -H "$ADMIN" -H 'X-Pgw-Org: 2' -H "$J" -d "{\"client_ip\":\"192.168.2.10\",\"proxy_id\":$(body <<<"$out" | jq .id)}")" '^201 '
-fresh() { [ "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$ADMIN" -H 'X-Pgw-Org: 2' | body | jq -c '[.usage.bytes_down, .usage.connections]')" = "[0,0]" ]; }
-check "acme sees none of the forwarder's counts of organisation 1's laptop" wait_for 5 fresh
+# at once (before the forwarder has reloaded) and on through its reload: never the old owner's counts
+seen=""
+for _ in 1 2 3 4 5 6 7 8; do
+	seen+="$(lab_api GET /api/v1/clients/192.168.2.10 -H "$ADMIN" -H 'X-Pgw-Org: 2' | body | jq -c '[.usage.bytes_down, .usage.connections]') "
+	sleep 0.25
+done
+check_eq "acme sees none of the forwarder's counts of organisation 1's laptop (8 reads over 2 s from the moment it maps it)" \
+	"$seen" "$(printf '[0,0] %.0s' 1 2 3 4 5 6 7 8)"
 check_eq "... nor any history" "$(ORG=2 hist | jq -c .total)" '{"bytes_up":0,"bytes_down":0,"connections":0}'
 check "acme's client relays" bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
 grown_a() { [ "$(lab_api GET /api/v1/clients/192.168.2.10 -H "$ADMIN" -H 'X-Pgw-Org: 2' | body | jq '.usage.connections')" = 1 ]; }
