@@ -56,7 +56,10 @@ get() { lab_api GET "/api/v1/proxies/$1" -H "$CAROL_H" | as_n "$1"; }
 check_eq "another organisation's proxy answers exactly like a missing one" "$(get 1)" "$(get 999)"
 check_match "... which is a 404" "$(get 999)" '^404 '
 hist() { lab_api GET "/api/v1/health/$1/history" -H "$CAROL_H" | as_n "$1"; }
+has_hist() { [ "$(db "SELECT count(*) FROM health_history WHERE proxy_id = 1")" -gt 0 ]; }
+check "(proxy 1 has a health history to hide)" wait_for 10 has_hist
 check_eq "... so does its health history" "$(hist 1)" "$(hist 999)"
+check_match "... (a 404)" "$(hist 999)" '^404 '
 patch() { lab_api PATCH "/api/v1/proxies/$1" -H "$CAROL_H" -H "$J" -d '{"enabled":false}' | as_n "$1"; }
 check_eq "carol cannot change it: the answer of a missing proxy" "$(patch 1)" "$(patch 999)"
 del() { lab_api DELETE "/api/v1/mappings/$1" -H "$CAROL_H" | as_n "$1"; }
@@ -70,6 +73,7 @@ check_match "X-Pgw-Org naming an organisation that does not exist: 404" \
 	"$(lab_api GET /api/v1/proxies -H "$ROOT_H" -H 'X-Pgw-Org: 99')" '^404 .*no organisation 99'
 org() { lab_api GET /api/v1/proxies -H "$CAROL_H" -H "X-Pgw-Org: $1" | as_n "$1"; }
 check_eq "... and one carol is not a member of answers exactly the same" "$(org 1)" "$(org 99)"
+check_match "... (a 404)" "$(org 1)" '^404 '
 check_match "X-Pgw-Org that is not an id: 400" "$(lab_api GET /api/v1/proxies -H "$ROOT_H" -H 'X-Pgw-Org: x')" '^400 '
 
 # writes land in the request's organisation
@@ -166,6 +170,7 @@ status_of() { lab_api GET /api/v1/health -H "$ROOT_H" | cut -d' ' -f2- | jq -r "
 is_status() { [ "$(status_of "$1")" = "$2" ]; }
 both_up() { is_status 1 up && is_status 2 up; }
 check "acme's and organisation 1's proxies are up" wait_for 10 both_up
+hid0=$(db "SELECT coalesce(max(id), 0) FROM health_history")
 check_match "carol (acme's admin) gives acme a health URL of its own" \
 	"$(lab_api PUT /api/v1/orgs/2/settings -H "$CAROL_H" -H "$J" -d "{\"health_url\":\"http://$LAB_WEB:81/ip\"}")" \
 	"^200 .*\"health_url\": *\"http://$LAB_WEB:81/ip\""
@@ -173,7 +178,12 @@ check_match "... a viewer could not, nor can she set organisation 1's (404: not 
 	"$(lab_api PUT /api/v1/orgs/1/settings -H "$CAROL_H" -H "$J" -d '{"health_url":null}')" '^404 '
 check "acme's proxy is probed with it (nothing listens on :81): down" \
 	wait_for 15 is_status 2 down
-check_eq "... organisation 1's proxy, on the same upstream, stays up (the gateway's URL)" "$(status_of 1)" "up"
+# probes of proxy 1 after pgw-healthd had acme's URL (acme's first probe down): none down
+hid1=$(db "SELECT coalesce(min(id), 0) FROM health_history WHERE proxy_id = 2 AND status = 'down' AND id > $hid0")
+probed_1() { [ "$(db "SELECT count(*) FROM health_history WHERE proxy_id = 1 AND id > $hid1")" -ge 3 ]; }
+check "... organisation 1's proxy, on the same upstream, probed three times since" wait_for 10 probed_1
+check_eq "... and up every time (the gateway's URL)" \
+	"$(db "SELECT count(*) FROM health_history WHERE proxy_id = 1 AND id > $hid1 AND status = 'down'") $(status_of 1)" "0 up"
 check_match "carol clears it: the gateway's URL again" \
 	"$(lab_api PUT /api/v1/orgs/2/settings -H "$CAROL_H" -H "$J" -d '{"health_url":null}')" '^200 .*"health_url": *null'
 check "... and acme's proxy is up again" wait_for 15 is_status 2 up

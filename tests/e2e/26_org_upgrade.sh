@@ -62,7 +62,7 @@ check "the old pgw activates the active client, which relays" wait_for 15 relays
 elements() { lab_exec gw nft list set inet pgw "$1" 2>/dev/null | tr -d ' \t\n' | sed -n 's/.*elements={\([^}]*\)}.*/\1/p'; }
 (
 	trap - EXIT INT TERM
-	while [ ! -e "$LAB_DIR/sample.stop" ]; do
+	while [ -d "$LAB_DIR" ] && [ ! -e "$LAB_DIR/sample.stop" ]; do # (the lab gone: stop too)
 		if lab_exec gw nft list table inet pgw >/dev/null 2>&1; then
 			echo "$(elements active4)|$(elements active6)"
 		else
@@ -72,6 +72,7 @@ elements() { lab_exec gw nft list set inet pgw "$1" 2>/dev/null | tr -d ' \t\n' 
 	done
 ) >"$LAB_DIR/samples" &
 sampler=$!
+echo "$sampler sampler" >>"$LAB_DIR/pids" # stopped with the lab if this script ends early
 lab_capture_start upgrade || exit 1
 lab_traffic_start $B $B6
 lab_traffic_start $D

@@ -48,7 +48,10 @@ check_eq "two more destinations, with an answer in between: still not the proxy'
 check "an answered connection forgets the last failure (port 83)" relays $C $LAB_SOCKS_NOAUTH
 sleep 1.1 # a probe now is seen by its checked_at
 checked=$(lab_db 'SELECT status || checked_at FROM proxy_health WHERE proxy_id = 1')
-for p in 84 85 86; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:$p/" >/dev/null 2>&1; done
+for p in 84 85; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:$p/" >/dev/null 2>&1; done
+check "(the forwarder counted both: 9 refused)" wait_for 3 refused 9
+check_eq "... two after it: not yet the proxy's failure (port 83 was forgotten)" "$(stats .destination_reports) $(reports)" "0 0"
+lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:86/" >/dev/null 2>&1
 check "three destinations failing in a row: pgw-healthd is told, with the reason" \
 	wait_for 3 grep -q 'proxy 1: the forwarder saw it fail (3 destinations failed (socks5_0x05_connection_refused)); checking now' "$LAB_DIR/pgw-healthd.log"
 wait_for 3 refused 10

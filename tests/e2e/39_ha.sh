@@ -277,6 +277,17 @@ for _ in $(seq 1 10); do via $C1 1 >/dev/null && ok=$((ok + 1)); via $C2 1 >/dev
 echo "# split brain: $ok of 20 client connections worked"
 check "... both enforce (each holds the full ruleset: table inet pgw with the clients)" \
 	bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw $C1 && ip netns exec $(lab_ns gw2) nft list set inet pgw active4 | grep -qw $C1"
+# each node on its own: the clients' neighbour entry for the virtual address pinned to one node's MAC
+mac_of() { ip -n "$(lab_ns "$(ns_of "$1")")" -br link show ens19 | awk '{print $3}'; }
+pin() { lab_exec lan ip neigh replace "$LAB_HA_VIP" lladdr "$(mac_of "$1")" dev lan0 nud permanent; }
+pin 1
+check_eq "... through node 1 alone: $C1 relays through its proxy" "$(via $C1)" "$LAB_SOCKS_AUTH"
+c3=$(via $C3)
+check "... and so does $C3 (${c3:-nothing}; its proxy is up from node 1's WAN)" test -n "$c3" -a "$c3" != "$C3"
+pin 2
+check_eq "... through node 2 alone: $C1 relays through its proxy" "$(via $C1)" "$LAB_SOCKS_AUTH"
+check_fails "... and node 2 blocks $C3 (its proxy is down from node 2's WAN)" via $C3 2
+lab_exec lan ip neigh del "$LAB_HA_VIP" dev lan0
 lab_exec lan nft delete table bridge labcut
 check "VRRP back: one master again (and one backup)" wait_for 10 bash -c \
 	"case \"\$(sqlite3 '$LAB_DIR/n1/pgw.db' 'SELECT role FROM ha_state')\$(sqlite3 '$LAB_DIR/n2/pgw.db' 'SELECT role FROM ha_state')\" in masterbackup | backupmaster) ;; *) exit 1 ;; esac"
