@@ -251,7 +251,10 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 		goto out;
 	}
 	if (!s) {
-		if (c->n_flows >= lim->udp_client_flows)
+		/* a session has a flow when made, but may outlive its flows by udp_session_timeout: the
+		 * client's sessions are bounded by its flows too (the one empty longest makes room) */
+		if (c->n_flows >= lim->udp_client_flows ||
+		    (c->n_sessions >= lim->udp_client_flows && !sess_make_room(r, c)))
 			udp_drop(r, NULL, UD_FLOWS);
 		else if (udp_addr_local(dst)) /* the gateway's own address: nothing to relay there */
 			udp_drop(r, NULL, UD_NOT_ROUTABLE);

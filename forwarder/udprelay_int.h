@@ -146,6 +146,9 @@ struct uclient *client_get(struct udprelay *r, const struct net_ip *ip, uint64_t
 struct usess *sess_new(struct udprelay *r, struct uclient *c, const struct sockaddr_storage *src,
 		       const struct fwd_entry *e, const struct fwd_limits *l, uint64_t now);
 void sess_free(struct udprelay *r, struct usess *s, enum uend why);
+/* The client has as many sessions as it may have flows: its session without a flow that has been
+ * so longest ends (UE_IDLE) for a new one. 0 when every one still has a flow (or is setting up). */
+int sess_make_room(struct udprelay *r, struct uclient *c);
 void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
 		size_t len);
 /* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not.

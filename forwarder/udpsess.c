@@ -531,6 +531,19 @@ void sess_revalidate(struct udprelay *r)
 	clients_gc(r, 0, 1); /* a new decision: no backoff from the old one */
 }
 
+int sess_make_room(struct udprelay *r, struct uclient *c)
+{
+	struct usess *idlest = NULL;
+
+	for (struct usess *s = r->sessions; s; s = s->next)
+		if (s->c == c && s->state == US_READY && !s->flows && (!idlest || s->empty_since < idlest->empty_since))
+			idlest = s;
+	if (!idlest)
+		return 0;
+	sess_free(r, idlest, UE_IDLE);
+	return 1;
+}
+
 void sess_free_all(struct udprelay *r)
 {
 	while (r->sessions)

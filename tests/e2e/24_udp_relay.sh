@@ -142,6 +142,23 @@ check "udp_client_pps 20: at most 20 + 20/s pass ($c41)" \
 check "... drops counted by reason" bash -c "jq -e '.udp.dropped.rate_limited >= 95 and .udp.dropped.flow_limit >= 2' <($PGW_BIN/pgwctl stats)"
 check "udp_flow_timeout / udp_session_timeout 5 s: .40's associations close when idle" wait_for 15 \
 	grep -q 'client=192.168.2.40 port=[0-9]* proxy=5 association closed (idle)' "$LAB_DIR/pgw-forwarder.log"
+# a client's associations are bounded by its flows too: with its flows closed (udp_flow_timeout
+# 5 s) and its associations kept (udp_session_timeout 300 s), a new socket of the client ends the
+# association empty longest (once, nothing bounded them: a client could hold 3 x its flows)
+idle41() { grep -c 'client=192.168.2.41 port=[0-9]* proxy=5 association closed (idle)' "$LAB_DIR/pgw-forwarder.log"; }
+wait_for 15 bash -c "[ \$(grep -c 'client=192.168.2.41 port=[0-9]* proxy=5 association closed (idle)' $LAB_DIR/pgw-forwarder.log) -ge 1 ]" # its socket of the rate test
+n=$(lab_fwd_reloads)
+ctl settings set udp_session_timeout 300
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.41 3 1)
+check_match "udp_session_timeout 300 s: 3 sockets of .41 (its 3 flows)" "$r" '"flows": 3, "ok_flows": 3,'
+flows41() { [ "$(jq '.clients["192.168.2.41"].udp_flows' <("$PGW_BIN/pgwctl" stats))" = "$1" ]; }
+wait_for 3 flows41 3 # (counted: the stats are flushed every 500 ms)
+check "... their flows close after 5 s (the associations stay)" wait_for 12 flows41 0
+i0=$(idle41)
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.41 3 1)
+check_match "3 new sockets of .41 get through" "$r" '"flows": 3, "ok_flows": 3,'
+check_eq "... each ending one of its empty associations (closed idle long before 300 s)" "$(($(idle41) - i0))" 3
 ctl settings set udp_client_flows 512
 ctl settings set udp_client_pps 20000
 ctl settings set udp_flow_timeout 60
