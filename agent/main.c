@@ -38,12 +38,13 @@ struct agent {
 	int failing; /* the last apply failed: retry on the timer */
 	uint64_t generation;
 	unsigned long errors_total;
-	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h;
+	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h, *watch_h;
 	struct spoof_log *spoof;
 	struct tc_state *tc;
 	int tc_failing;	       /* the last rate limit apply failed: retried on the timer */
 	struct addrset forget; /* to lose their conntrack entries when forget_h fires */
 	struct link_watch *links;
+	struct nft_watch *watch; /* another program's changes to our table, at once */
 	int lan_present, wan_present, ifaces_known;
 	char iface_error[256]; /* "" while both interfaces exist */
 };
@@ -370,6 +371,24 @@ static void on_verify(struct evloop *ev, void *arg)
 	}
 }
 
+/* Another program changed our table (nftables.service's `flush ruleset` at its start, reload or
+ * stop; an admin's nft): rebuilt at once, not at the next verify (with IP forwarding on, the
+ * clients would be routed to the WAN without it). Events lost: the table is looked at. */
+static void on_nft_event(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct agent *a = arg;
+	int r = nft_watch_drain(a->watch);
+
+	(void)ev, (void)fd, (void)events;
+	if (r > 0) {
+		log_warnx("table inet pgw was changed by another program; rebuilding");
+		reconcile(a, 1);
+	} else if (r == -ENOBUFS && nft_table_present(a->nft) == 0) {
+		log_warnx("table inet pgw is missing or not ours; rebuilding");
+		reconcile(a, 1);
+	}
+}
+
 static void on_spoof(struct evloop *ev, void *arg)
 {
 	struct agent *a = arg;
@@ -441,6 +460,11 @@ int main(int argc, char **argv)
 		a.links = link_watch_open(err, sizeof(err));
 		if (a.links)
 			a.link_h = ev_add_fd(d.ev, link_watch_fd(a.links), EPOLLIN, on_link, &a);
+		if (a.nft && (a.watch = nft_watch_open(a.nft, err, sizeof(err))))
+			a.watch_h = ev_add_fd(d.ev, nft_watch_fd(a.watch), EPOLLIN, on_nft_event, &a);
+		else if (a.nft) /* the verify timer still finds a missing table, within VERIFY_MS */
+			log_warnx("%s: another program's changes to the table are seen every %d s only", err,
+				  VERIFY_MS / 1000);
 		else /* the 5 s verify timer looks at the names as well */
 			log_warnx("%s: interface changes are seen every %d s only", err, VERIFY_MS / 1000);
 		if (!a.nft || !a.kick || !a.verify) {
@@ -456,6 +480,7 @@ int main(int argc, char **argv)
 		forget_clients(&a.forget);
 	free(a.forget.addr);
 	link_watch_close(a.links);
+	nft_watch_close(a.watch);
 	spoof_close(a.spoof);
 	tc_close(a.tc);
 	desired_free(&a.applied);

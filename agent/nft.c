@@ -5,14 +5,18 @@
 #include "batch.h"
 #include "ruleset.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
+#include <linux/filter.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/set.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,4 +302,102 @@ int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg)
 			return -errno;
 	}
 	return 0;
+}
+
+/* ---- another program's changes ---- */
+
+struct nft_watch {
+	struct mnl_socket *nl;
+};
+
+#define EV(m) ((NFNL_SUBSYS_NFTABLES << 8) | (m))
+
+struct nft_watch *nft_watch_open(const struct nft *n, char *err, size_t errlen)
+{
+	/* in the kernel: only the event types that can open a hole, and none sent for n's own batches
+	 * (an event's nlmsg_pid is the port of the socket whose batch made it); loads are big-endian */
+	struct sock_filter code[] = {
+	    BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELTABLE)), 5, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELCHAIN)), 4, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELRULE)), 3, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELSET)), 2, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_NEWRULE)), 1, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_NEWCHAIN)), 0, 2),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(n->portid), 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, 0),      /* another kind, or ours: dropped */
+	    BPF_STMT(BPF_RET | BPF_K, 0xffff), /* kept */
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+	struct nft_watch *w = calloc(1, sizeof(*w));
+	int big = 1 << 20;
+
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!w->nl || setsockopt(mnl_socket_get_fd(w->nl), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
+	    mnl_socket_bind(w->nl, 1u << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(err, errlen, "nf_tables events: %s", strerror(errno));
+		nft_watch_close(w);
+		return NULL;
+	}
+	setsockopt(mnl_socket_get_fd(w->nl), SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	return w;
+}
+
+int nft_watch_fd(const struct nft_watch *w)
+{
+	return mnl_socket_get_fd(w->nl);
+}
+
+/* The table an event names (attribute 1 of each kind: NFTA_TABLE_NAME, NFTA_CHAIN_TABLE,
+ * NFTA_RULE_TABLE, NFTA_SET_TABLE) is ours. */
+static int names_ours(const struct nlmsghdr *nlh)
+{
+	const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *a;
+
+	if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(*g) || g->nfgen_family != NFPROTO_INET)
+		return 0;
+	for (a = mnl_nlmsg_get_payload_offset(nlh, sizeof(*g));
+	     mnl_attr_ok(a, (char *)mnl_nlmsg_get_payload_tail(nlh) - (char *)a); a = mnl_attr_next(a))
+		if (mnl_attr_get_type(a) == 1)
+			return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
+			       strcmp(mnl_attr_get_str(a), NFT_TABLE) == 0;
+	return 0;
+}
+
+int nft_watch_drain(struct nft_watch *w)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int changed = 0, lost = 0;
+	ssize_t got;
+
+	while ((got = mnl_socket_recvfrom(w->nl, buf, sizeof(buf))) != 0) {
+		int left = (int)got;
+
+		if (got < 0) {
+			if (errno == ENOBUFS) {
+				lost = 1;
+				continue;
+			}
+			break; /* EAGAIN: all read */
+		}
+		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, left);
+		     nlh = mnl_nlmsg_next(nlh, &left))
+			changed |= (nlh->nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES && names_ours(nlh);
+	}
+	return changed ? 1 : lost ? -ENOBUFS : 0;
+}
+
+void nft_watch_close(struct nft_watch *w)
+{
+	if (!w)
+		return;
+	if (w->nl)
+		mnl_socket_close(w->nl);
+	free(w);
 }

@@ -26,4 +26,16 @@ int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg);
 /* Delete the table (uninstall). 0 also when there was none. */
 int nft_flush(struct nft *n, char *err, size_t errlen);
 
+/* nf_tables' events (NFNLGRP_NFTABLES), as far as another program changed table inet pgw: a
+ * `flush ruleset` (nftables.service's start, reload and stop), a deleted table, chain, rule or
+ * set, an added rule or chain. A socket filter keeps n's own changes and every other kind of
+ * event out, so the agent's own rebuilds cannot flood it. */
+struct nft_watch;
+struct nft_watch *nft_watch_open(const struct nft *n, char *err, size_t errlen);
+int nft_watch_fd(const struct nft_watch *w);
+/* Read what is queued: 1 when table inet pgw was changed by someone else, 0 when not, -ENOBUFS
+ * when events were lost (the caller looks at the table itself). */
+int nft_watch_drain(struct nft_watch *w);
+void nft_watch_close(struct nft_watch *w);
+
 #endif

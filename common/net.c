@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -434,6 +435,35 @@ int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
 	if (memcmp(p->addr.a, ip->a, full) != 0)
 		return 0;
 	return rest == 0 || ((p->addr.a[full] ^ ip->a[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+int net_iface_prefixes6(const char *ifname, struct net_prefix *out, int max)
+{
+	struct ifaddrs *all, *i;
+	int n = 0;
+
+	if (getifaddrs(&all) < 0)
+		return 0;
+	for (i = all; i && n < max; i = i->ifa_next) {
+		const struct sockaddr_in6 *a = (const void *)i->ifa_addr, *m = (const void *)i->ifa_netmask;
+		struct net_prefix p;
+		int k, dup = 0;
+
+		if (!a || !m || a->sin6_family != AF_INET6 || strcmp(i->ifa_name, ifname) != 0 ||
+		    IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+			continue;
+		p.len = 0;
+		for (k = 0; k < 16; k++) {
+			p.addr.a[k] = a->sin6_addr.s6_addr[k] & m->sin6_addr.s6_addr[k];
+			p.len = (uint8_t)(p.len + __builtin_popcount(m->sin6_addr.s6_addr[k]));
+		}
+		for (k = 0; k < n; k++)
+			dup |= out[k].len == p.len && memcmp(out[k].addr.a, p.addr.a, 16) == 0;
+		if (!dup)
+			out[n++] = p;
+	}
+	freeifaddrs(all);
+	return n;
 }
 
 static int one_prefix(const char *item, int i, void *ctx)

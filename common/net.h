@@ -45,6 +45,10 @@ struct net_prefix {
 };
 int net_prefix_parse(const char *s, struct net_prefix *out);
 int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip);
+/* The IPv6 networks on interface ifname: its global and unique-local addresses with their prefix
+ * lengths, each once (link-local and loopback skipped). How many, at most max (0: none, or no
+ * such interface). */
+int net_iface_prefixes6(const char *ifname, struct net_prefix *out, int max);
 /* The canonical text: "a.b.c.d/n" or "v6/n". */
 #define NET_PREFIX_STR_MAX (NET_IP_STR_MAX + 5)
 void net_prefix_str(const struct net_prefix *p, char out[NET_PREFIX_STR_MAX]);

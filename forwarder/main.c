@@ -101,6 +101,8 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 		if (net_cidr4_parse(v, &l->lan) < 0)
 			memset(&l->lan, 0, sizeof(l->lan));
 	}
+	/* IPv6 has no lan_cidr: the LAN interface's own networks, as they are at this reload */
+	l->n_lan6 = net_iface_prefixes6(f->d->cfg.lan_iface, l->lan6, FWD_LAN6_MAX);
 }
 
 static int64_t org_now(void *arg, const struct net_ip *ip)

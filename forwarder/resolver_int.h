@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RQ_MAX		   4096		     /* queries waiting for resolvers, in all: more get SERVFAIL */
-#define UC_SLOTS	   1024		     /* queries at once on one upstream connection (id: slot | 10-bit turn) */
-#define UC_PER_RESOLVER	   4		     /* connections to one resolver through one proxy (uc_pick) */
-#define TC_MAX		   256		     /* client TCP connections at once (then the idlest one goes) */
+#define RQ_MAX		   4096 /* queries waiting for resolvers, in all: more get SERVFAIL */
+#define UC_SLOTS	   1024 /* queries at once on one upstream connection (id: 6-bit turn, 10-bit slot) */
+#define UC_PER_RESOLVER	   4	/* connections to one resolver through one proxy (uc_pick) */
+#define TC_MAX		   256	/* client TCP connections at once (then the idlest one goes) */
 #define TC_IN_MAX	   (2 + DNS_MSG_MAX) /* a client's unread queries: a whole one always fits */
 #define TC_PER_CLIENT	   16		     /* of them from one address */
 #define CLIENT_PENDING_MAX 256		     /* queries of one client waiting at once: more get SERVFAIL */

@@ -60,9 +60,17 @@ int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
 	if (d->ss_family == AF_INET6) {
 		const uint8_t *a = ((const struct sockaddr_in6 *)d)->sin6_addr.s6_addr;
 		static const uint8_t zero[10];
+		struct net_ip ip;
+
 		if (memcmp(a, zero, 10) == 0) /* ::, ::1, ::a.b.c.d and ::ffff:a.b.c.d (no IPv4 by the back door) */
 			return 0;
-		return a[0] != 0xff && !(a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
+		if (a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+			return 0;
+		memcpy(ip.a, a, 16);
+		for (int i = 0; i < l->n_lan6; i++)
+			if (net_prefix_contains(&l->lan6[i], &ip))
+				return 0;
+		return 1;
 	}
 	return 0;
 }

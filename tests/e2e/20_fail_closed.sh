@@ -223,6 +223,26 @@ check "... while the capture saw the gateway's own traffic to the proxies ($all 
 drops=$(lab_exec gw nft -j list chain inet pgw forward | jq '[.nftables[].rule.expr // empty | .[] | .counter.packets // empty] | add')
 check "the forward chain saw client packets and refused them ($drops)" test "$drops" -gt 0
 
+# another program flushing the ruleset (Debian's nftables.service at its start, reload and stop)
+# or the table: the agent rebuilds at once (it listens to nf_tables' events), not at its 5 s check
+back() { lab_exec gw nft list chain inet pgw forward 2>/dev/null | grep -q 'policy drop'; }
+t0=$(lab_ms)
+lab_exec gw nft flush ruleset
+wait_for 3 back
+t1=$(lab_ms)
+check "'nft flush ruleset' by another program: the agent's table is back within 1 s ($((t1 - t0)) ms)" \
+	test $((t1 - t0)) -le 1000 -a -n "$(lab_exec gw nft list set inet pgw active4 2>/dev/null | grep -w $A)"
+check "... the agent says why" grep -q 'table inet pgw was changed by another program; rebuilding' "$LAB_DIR"/pgw-agent-*.log
+check "... and the active client relays" wait_for 5 relays
+redirects() { [ "$(lab_exec gw nft list table inet pgw 2>/dev/null | grep -c -e redirect -e tproxy)" -gt 0 ]; }
+check "(the table's redirect rules are there)" redirects
+t0=$(lab_ms)
+lab_exec gw nft flush table inet pgw # every rule gone, chains and sets kept
+wait_for 3 redirects
+t1=$(lab_ms)
+check "'nft flush table inet pgw': its rules are back within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -le 1000 -a "$(redirects && echo y)" = y
+check "... and the active client relays" wait_for 5 relays
+
 # control at the end: without pgw's table, the same capture sees a leak at once
 stop_kill agent
 lab_exec gw nft delete table inet pgw

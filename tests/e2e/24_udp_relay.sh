@@ -159,10 +159,27 @@ i0=$(idle41)
 r=$(tool lan flows $LAB_ECHO 7777 192.168.2.41 3 1)
 check_match "3 new sockets of .41 get through" "$r" '"flows": 3, "ok_flows": 3,'
 check_eq "... each ending one of its empty associations (closed idle long before 300 s)" "$(($(idle41) - i0))" 3
+# (a second IPv6 network on the gateway's LAN side that the clients are not on: they route it to
+# the gateway; the reload below reads the LAN interface's networks)
+lab_exec gw ip -6 addr add fd00:3::1/64 dev ens19 nodad
+n=$(lab_fwd_reloads)
 ctl settings set udp_client_flows 512
 ctl settings set udp_client_pps 20000
 ctl settings set udp_flow_timeout 60
 ctl settings set udp_session_timeout 120
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
+
+# the LAN's IPv6 networks (IPv6 has no lan_cidr: the LAN interface's own) are never relayed,
+# as the IPv4 LAN is not: no association, dropped as not_routable
+o0=$(opened) nr0=$(jq '.udp.dropped.not_routable' <("$PGW_BIN/pgwctl" stats))
+lab_exec lan python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(('fd00:2::10', 40022))
+s.sendto(b'lan?', ('fd00:3::5', 7777))"
+lan6_dropped() { [ "$(jq '.udp.dropped.not_routable' <("$PGW_BIN/pgwctl" stats))" -gt "$nr0" ]; }
+check "a destination in the LAN interface's other IPv6 network (fd00:3::/64): dropped as not_routable" wait_for 3 lan6_dropped
+check_eq "... no association opened" "$(opened)" "$o0"
+lab_exec gw ip -6 addr del fd00:3::1/64 dev ens19
 
 # iperf3 -u through dante (its TCP control connection goes through the TCP relay)
 lab_bg wan iperf3 iperf3 -s -B $LAB_ECHO -p 5201

@@ -25,6 +25,7 @@ head -c 48 /dev/urandom | base64 -w0 >"$LAB_DIR/ha.secret"
 chmod 600 "$LAB_DIR/ha.secret"
 
 ns_of() { [ "$1" = 1 ] && echo gw || echo gw2; }
+mac_of() { ip -n "$(lab_ns "$(ns_of "$1")")" -br link show ens19 | awk '{print $3}'; }
 # node N's own variables (its DB, run dir, and its peer's LAN address)
 node_env() { echo "PGW_DB=$LAB_DIR/n$1/pgw.db PGW_RUN_DIR=$LAB_DIR/n$1/run PGW_HA_PEER=${LAB_HA_ADDR[$((2 - $1))]}"; }
 nctl() { local n=$1; shift; env $(node_env "$n") "$ctl" "$@"; }
@@ -106,6 +107,22 @@ in_sync() { # node: a backup holding the master's generation, lag 0
 	s=$(nctl "$1" ha status --json) || return 1
 	[ "$(jq -r '"\(.role) \(.lag)"' <<<"$s")" = "backup 0" ]
 }
+
+# a control first: before pgw runs, a client's packet that node 1 forwards reaches the WAN switch
+# and this capture sees it (so the 0 at the end says something)
+lab_bg wan tcpdump-ctl tcpdump -i wan0 -n -U --immediate-mode -w "$LAB_DIR/wan-ctl.pcap" 'src net 192.168.2.0/24'
+ctl_pid=$LAB_LAST_PID
+wait_for 5 grep -q 'listening on' "$LAB_DIR/tcpdump-ctl.log" || echo "# the control's tcpdump did not start"
+lab_exec lan ip neigh replace "$LAB_HA_VIP" lladdr "$(mac_of 1)" dev lan0 nud permanent
+lab_exec lan python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$C1', 0))
+s.sendto(b'control', ('$LAB_WEB', 9))"
+sleep 0.3
+lab_exec lan ip neigh del "$LAB_HA_VIP" dev lan0
+lab_stop_pid "$ctl_pid"
+check "control: with no pgw yet, a client's packet forwarded by node 1 is seen on the WAN switch ($(lab_pcap_count "$LAB_DIR/wan-ctl.pcap"))" \
+	test "$(lab_pcap_count "$LAB_DIR/wan-ctl.pcap")" -ge 1
 
 # every packet from a client address that reaches the WAN switch
 lab_bg wan tcpdump-wan tcpdump -i wan0 -n -U --immediate-mode -w "$LAB_DIR/wan.pcap" 'src net 192.168.2.0/24'
@@ -278,7 +295,6 @@ echo "# split brain: $ok of 20 client connections worked"
 check "... both enforce (each holds the full ruleset: table inet pgw with the clients)" \
 	bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw $C1 && ip netns exec $(lab_ns gw2) nft list set inet pgw active4 | grep -qw $C1"
 # each node on its own: the clients' neighbour entry for the virtual address pinned to one node's MAC
-mac_of() { ip -n "$(lab_ns "$(ns_of "$1")")" -br link show ens19 | awk '{print $3}'; }
 pin() { lab_exec lan ip neigh replace "$LAB_HA_VIP" lladdr "$(mac_of "$1")" dev lan0 nud permanent; }
 pin 1
 check_eq "... through node 1 alone: $C1 relays through its proxy" "$(via $C1)" "$LAB_SOCKS_AUTH"
