@@ -145,10 +145,11 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 {
 	sqlite3_stmt *st = NULL;
 	size_t cap = 0, w = 0;
+	int rc;
 
 	if (sqlite3_prepare_v2(db, "SELECT host, port FROM proxies WHERE enabled = 1", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *host = (const char *)sqlite3_column_text(st, 0);
 		struct net_ip a;
 
@@ -172,6 +173,8 @@ static int load_proxies(sqlite3 *db, struct proxyset *ps)
 		ps->n++;
 	}
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) /* read in part: not a smaller set of proxies */
+		return -EIO;
 	if (ps->n)
 		qsort(ps->e, ps->n, sizeof(*ps->e), cmp_ap);
 	for (size_t i = 0; i < ps->n; i++)
@@ -203,9 +206,14 @@ static int load_bindings(sqlite3 *db, struct bindset *bs)
 		struct binding b;
 
 		memset(&b, 0, sizeof(b));
-		if (!ip || net_ip_parse(ip, &b.addr) < 0 || net_mac_parse(mac, b.mac) < 0) {
-			log_warnx("mapping of '%s' with invalid MAC '%s' ignored", ip ? ip : "", mac ? mac : "");
+		if (!ip || net_ip_parse(ip, &b.addr) < 0) {
+			log_warnx("mapping with invalid client_ip '%s' ignored", ip ? ip : "");
 			continue;
+		}
+		if (net_mac_parse(mac, b.mac) < 0) { /* (written by hand: the API refuses it) */
+			log_warnx("mapping of '%s' with invalid MAC '%s': bound to no MAC, its traffic is dropped", ip,
+				  mac ? mac : "");
+			memset(b.mac, 0, sizeof(b.mac)); /* no client has 00:00:00:00:00:00: nothing matches */
 		}
 		if (bs->n == cap) {
 			size_t nc = cap ? cap * 2 : 16;

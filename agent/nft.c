@@ -146,7 +146,7 @@ int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t err
 	struct batch bt;
 	int r;
 
-	if ((r = start(&bt, n, d->active.n + d->blocked.n + d->proxies.n, err, errlen)) < 0)
+	if ((r = start(&bt, n, ruleset_full_elements(d), err, errlen)) < 0)
 		return r;
 	ruleset_full(&bt, d);
 	r = batch_send(n, &bt, err, errlen);

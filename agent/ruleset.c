@@ -592,6 +592,11 @@ static void build_output(struct batch *bt, const struct desired *d)
 		build_strict_output(bt, d);
 }
 
+size_t ruleset_full_elements(const struct desired *d)
+{
+	return d->active.n + d->blocked.n + d->udp.n + d->proxies.n + 2 * d->bound.n;
+}
+
 void ruleset_full(struct batch *bt, const struct desired *d)
 {
 	const struct desired_rules *dr = &d->rules;

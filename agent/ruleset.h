@@ -78,6 +78,9 @@
 /* The whole table in one batch: add, delete and re-create it with its sets, elements, chains
  * and rules, so the kernel switches atomically. */
 void ruleset_full(struct batch *bt, const struct desired *d);
+/* The set elements ruleset_full writes for d (batch_init's count): every client in active,
+ * blocked and udp, every proxy, and two for each MAC binding (bound, macip). */
+size_t ruleset_full_elements(const struct desired *d);
 /* Set element changes only: clients leave udp*, then active*, before anything is granted; udp* last. */
 void ruleset_elements(struct batch *bt, const struct set_delta *d);
 /* Delete the table (valid whether or not it exists). */

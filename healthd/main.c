@@ -91,14 +91,16 @@ static int load_targets(struct healthd *h)
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
+	int rc;
 
 	if (sqlite3_prepare_v2(h->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		log_error("load proxies: %s", sqlite3_errmsg(h->d->db));
+		h->reload = 1;
 		return -EIO;
 	}
 	for (size_t i = 0; i < h->n; i++)
 		h->t[i].seen = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
 		struct target *t = healthd_find(h, id), nt;
 		int fresh = !t;
@@ -107,8 +109,10 @@ static int load_targets(struct healthd *h)
 			if (h->n == h->cap) {
 				size_t nc = h->cap ? h->cap * 2 : 64;
 				struct target *p = realloc(h->t, nc * sizeof(*p));
-				if (!p)
+				if (!p) {
+					rc = SQLITE_NOMEM;
 					break;
+				}
 				h->t = p;
 				h->cap = nc;
 			}
@@ -180,6 +184,11 @@ static int load_targets(struct healthd *h)
 		}
 	}
 	sqlite3_finalize(st);
+	h->reload = rc != SQLITE_DONE;
+	if (h->reload) { /* read in part (busy, I/O, memory): the proxies not read yet are kept */
+		log_error("load proxies: %s (read again within a second)", sqlite3_errstr(rc));
+		return -EIO;
+	}
 	for (size_t i = 0; i < h->n;) /* deleted or disabled proxies */
 		if (!h->t[i].seen)
 			drop_target(h, i);
@@ -393,6 +402,8 @@ static void on_tick(struct evloop *ev, void *arg)
 	uint64_t now = ev_now_ms();
 
 	(void)ev;
+	if (h->reload)
+		load_targets(h);
 	for (size_t i = 0; i < h->n; i++) {
 		struct target *t = &h->t[i];
 

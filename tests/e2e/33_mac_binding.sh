@@ -151,6 +151,17 @@ check_match "... the binding is back in the kernel" "$(lab_exec gw nft list set 
 check_fails "... the other host still gets nothing" lab_exec spoof curl -s -m 2 "http://$LAB_WEB/ip"
 check "... the laptop still relays" relays 192.168.2.10
 
+# a group MAC written into the DB by hand (the API refuses it; the DB's CHECK lets it by): the
+# address is bound to no MAC at all, so its traffic is dropped (fail closed), not left unbound
+lab_db "UPDATE mappings SET mac = '01:00:5e:00:00:01' WHERE id = $M1"
+check "a group MAC written by hand: the agent says so" \
+	wait_for 5 grep -q "mapping of '192.168.2.10' with invalid MAC '01:00:5e:00:00:01': bound to no MAC, its traffic is dropped" "$LAB_DIR/pgw-agent-2.log"
+gone() { ! lab_exec lan curl -s -m 2 --interface 192.168.2.10 "http://$LAB_WEB/ip" >/dev/null; }
+check "... the laptop gets nothing (its address is not left unbound)" wait_for 5 gone
+check_fails "... nor does the other host" lab_exec spoof curl -s -m 2 "http://$LAB_WEB/ip"
+lab_db "UPDATE mappings SET mac = '$REAL' WHERE id = $M1"
+check "... its MAC back: the laptop relays" wait_for 10 relays 192.168.2.10
+
 # rebinding to the other host's MAC turns the tables; unbinding removes every trace
 check_match "PATCH mac to the other host's" \
 	"$(lab_api PATCH "/api/v1/mappings/$M1" -H "$ADMIN" -H "$J" -d "{\"mac\":\"$SPOOF\"}")" "^200 .*\"mac\": *\"$SPOOF\""

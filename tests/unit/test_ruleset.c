@@ -381,12 +381,47 @@ static void test_golden_macbind(void **state)
 	desired_free(&d);
 }
 
+/* 20,000 IPv6 clients, each active, carried over UDP and bound to a MAC: the batch sized by
+ * ruleset_full_elements holds the whole table (the count once left out udp and the bindings:
+ * a table this size failed every full rebuild, "batch larger than its buffer") */
+static void test_full_batch_fits(void **state)
+{
+	enum { N = 20000 };
+	struct desired d;
+	struct batch bt;
+
+	(void)state;
+	lab(&d);
+	free(d.active.addr);
+	free(d.udp.addr);
+	d.active.addr = calloc(N, sizeof(*d.active.addr));
+	d.udp.addr = calloc(N, sizeof(*d.udp.addr));
+	d.bound.e = calloc(N, sizeof(*d.bound.e));
+	assert_non_null(d.active.addr);
+	assert_non_null(d.udp.addr);
+	assert_non_null(d.bound.e);
+	d.active.n = d.udp.n = d.bound.n = N;
+	for (size_t i = 0; i < N; i++) {
+		char ip[NET_IP_STR_MAX];
+		snprintf(ip, sizeof(ip), "fd00:2::1:%zx", i);
+		assert_int_equal(net_ip_parse(ip, &d.active.addr[i]), 0);
+		d.udp.addr[i] = d.bound.e[i].addr = d.active.addr[i];
+		memcpy(d.bound.e[i].mac, "\x02\x00\x00\x00\x00\x00", 6);
+		d.bound.e[i].mac[4] = (uint8_t)(i >> 8), d.bound.e[i].mac[5] = (uint8_t)i;
+	}
+	assert_int_equal(batch_init(&bt, 1, ruleset_full_elements(&d)), 0);
+	ruleset_full(&bt, &d);
+	assert_int_equal(batch_end(&bt), 0);
+	batch_free(&bt);
+	desired_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_golden_redirect), cmocka_unit_test(test_golden_tproxy_strict),
 	    cmocka_unit_test(test_golden_macbind),  cmocka_unit_test(test_invariant_over_settings),
-	    cmocka_unit_test(test_elements_order),
+	    cmocka_unit_test(test_elements_order),  cmocka_unit_test(test_full_batch_fits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
