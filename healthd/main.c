@@ -343,6 +343,23 @@ static int dest_failure(const struct probe_result *r)
 	}
 }
 
+/* The first of t's health URLs from `from` on that may judge it, or -1. A proxy with an expected
+ * exit (exit pinning) is judged by its https URLs alone when it has any: over plain http the
+ * proxy itself can forge the answer (the exit address in the body), over https it cannot; so a
+ * TLS failure never falls through to an http URL that would then say up. */
+static int next_url(const struct healthd *h, const struct target *t, int from)
+{
+	const struct net_http_url *u = t->own_url ? t->urls : h->urls;
+	int n = t->own_url ? t->n_urls : h->n_urls, any_tls = 0;
+
+	for (int k = 0; k < n; k++)
+		any_tls |= u[k].tls;
+	for (int k = from; k < n; k++)
+		if (!t->n_expect || !any_tls || u[k].tls)
+			return k;
+	return -1;
+}
+
 static void on_probe_done(struct probe *p, const struct probe_result *r, void *arg)
 {
 	struct healthd *h = arg;
@@ -354,8 +371,8 @@ static void on_probe_done(struct probe *p, const struct probe_result *r, void *a
 		t->probe = NULL;
 		/* several health URLs: the next one, when this one failed at the destination (not
 		 * at the proxy itself); up when any answers */
-		if (r->error != PROBE_OK && dest_failure(r) && t->url_idx + 1 < (t->own_url ? t->n_urls : h->n_urls)) {
-			t->url_idx++;
+		if (r->error != PROBE_OK && dest_failure(r) && next_url(h, t, t->url_idx + 1) >= 0) {
+			t->url_idx = next_url(h, t, t->url_idx + 1);
 			start_probe(h, t); /* the probe, or a failure applied at once */
 			return;
 		}
@@ -382,6 +399,8 @@ static void start_probe(struct healthd *h, struct target *t)
 		apply_result(h, t, &fail);
 		return;
 	}
+	if (next_url(h, t, t->url_idx) > t->url_idx) /* (the first, for a pinned proxy: its first https one) */
+		t->url_idx = next_url(h, t, t->url_idx);
 	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0,
 			       &(t->own_url ? t->urls : h->urls)[t->url_idx % n_urls], h->health_cred, h->timeout_ms,
 			       on_probe_done, h);

@@ -42,6 +42,20 @@ check_match "three health URLs, the first two failing (a bad certificate, a clos
 check_match "... through an HTTP CONNECT proxy too" "$($ctl check 3)" "^proxy 3: up, [0-9]+ ms, exit ip $LAB_HTTP_PROXY\$"
 setting health_url "https://$LAB_WEB:9443/ip, http://$LAB_WEB:81/ip"
 check_match "all of them failing: down, with the last one's reason" "$($ctl check 1)" "^proxy 1: down: proxy_refused"
+# exit pinning trusts https alone when the list has it: over plain http the proxy could forge the
+# exit address in the body, so a TLS failure does not fall through to an http URL that answers
+setting health_url "https://$LAB_WEB:9443/ip, http://$LAB_WEB/ip"
+check_match "unpinned: a TLS failure, then an http URL that answers: up through it" "$($ctl check 1)" "^proxy 1: up, "
+db "UPDATE proxies SET expected_exit = '$LAB_SOCKS_AUTH/32' WHERE id = 1"
+$ctl notify proxies >/dev/null
+sleep 0.3
+check_match "pinned (expected_exit, the right one): the same list is down, for the https URL's reason" \
+	"$($ctl check 1)" "^proxy 1: down: tls: TLS certificate not accepted"
+setting health_url "http://$LAB_WEB/ip"
+check_match "... with http URLs only, pinning judges them as before: up" "$($ctl check 1)" "^proxy 1: up, "
+db "UPDATE proxies SET expected_exit = '' WHERE id = 1"
+$ctl notify proxies >/dev/null
+sleep 0.3
 check_match "more than four URLs are refused" \
 	"$($ctl settings set health_url "http://a/,http://b/,http://c/,http://d/,http://e/" 2>&1)" "up to 4 of them"
 check_match "a health_ca_file that is not an absolute path is refused" "$($ctl settings set health_ca_file ca.pem 2>&1)" "must be empty or an absolute path"
