@@ -280,7 +280,31 @@ static int load_limits(sqlite3 *db, struct limitset *ls)
 	return 0;
 }
 
+static int load_all(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen);
+
+/* One read transaction: every row from one snapshot, and a database that cannot be read fails the
+ * load here, at its first read, instead of a setting read falling back to its default (which
+ * could drop strict_output or widen api_allow for one rebuild). */
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
+{
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "db: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	if (sqlite3_exec(db, "SELECT count(*) FROM settings", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "db: %s", sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -EIO;
+	}
+	r = load_all(db, cfg, d, err, errlen);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* (read only: nothing to lose) */
+	return r;
+}
+
+static int load_all(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
 	/* active: the rule lives in migration 0004 (0008, 0018: the proxy carrying the client); udp:
 	 * 0013, and only SOCKS5 relays UDP */
