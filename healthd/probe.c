@@ -283,6 +283,7 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 			size_t k = p->hs.in_len < PROBE_BODY_MAX ? p->hs.in_len : PROBE_BODY_MAX;
 			memcpy(p->resp, p->hs.in, k);
 			p->resp_len = k;
+			p->t_first = ev_now_ms();
 		}
 		if (p->hs.early_len) /* it went with the CONNECT */
 			p->req_off = p->req_len;
@@ -338,6 +339,13 @@ static void on_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 			p->req_off += (size_t)n;
 		}
 		p->state = P_RECV;
+		if (p->resp_len && (p->resp_len >= PROBE_BODY_MAX || probe_response_complete(p->resp, p->resp_len))) {
+			/* the whole answer came with the proxy's reply (to early data): nothing to wait for, even
+			 * from a server that keeps the connection open */
+			p->res.error = probe_parse_response(p->resp, p->resp_len, &p->res.http_status, p->res.exit_ip);
+			finish(p, p->res.error);
+			return;
+		}
 		ev_mod_fd(ev, p->h, EPOLLIN);
 		return;
 	}
