@@ -147,14 +147,30 @@ static int revoke_key(struct req *r, sqlite3 *db, int64_t id)
 	char oid[24];
 	int changed = 0;
 
+	/* a superadmin's key (it acts on every organisation) is revoked by a superadmin only */
 	if (sqlite3_prepare_v2(db,
 			       "UPDATE main.api_keys SET revoked_at = unixepoch() WHERE id = ?1 AND revoked_at IS NULL "
-			       "AND " ORG_SCOPED,
+			       "AND (superadmin = 0 OR ?2 = 1) AND " ORG_SCOPED,
 			       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int(st, 2, r->user.superadmin);
 		changed = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1;
 	}
 	sqlite3_finalize(st);
+	st = NULL;
+	if (!changed && !r->user.superadmin &&
+	    sqlite3_prepare_v2(db, "SELECT 1 FROM api_keys WHERE id = ?1 AND revoked_at IS NULL AND superadmin = 1", -1,
+			       &st, NULL) == SQLITE_OK) {
+		int theirs;
+
+		sqlite3_bind_int64(st, 1, id);
+		theirs = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+		if (theirs)
+			return reply_error(r, 403, "forbidden",
+					   "api key %lld is a superadmin's: only a superadmin revokes it",
+					   (long long)id);
+	}
 	if (!changed)
 		return reply_error(r, 404, "not_found", "no api key %lld that is not revoked", (long long)id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);

@@ -8,13 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *all_settings(sqlite3 *db)
+/* Settings only a superadmin reads: who signs in how (the break-glass user, the provider's group
+ * that makes a superadmin), who reaches the API, and where the gateway keeps files. */
+static int superadmin_only(const char *key)
+{
+	static const char *const keys[] = {
+	    "oidc_breakglass_user", "oidc_role_map", "oidc_client_secret_file", "oidc_ca_file", "health_ca_file",
+	    "dhcp_leases_file",	    "api_allow"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(key, keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static json_t *all_settings(sqlite3 *db, int superadmin)
 {
 	json_t *o = json_object();
 	char v[SETTINGS_VALUE_MAX];
 
 	for (const struct settings_key *k = settings_keys(); k->key; k++)
-		if (settings_get(db, k->key, v, sizeof(v)) == 0)
+		if ((superadmin || !superadmin_only(k->key)) && settings_get(db, k->key, v, sizeof(v)) == 0)
 			json_object_set_new(o, k->key, json_string(v));
 	return o;
 }
@@ -57,7 +71,7 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 	if (!(db = api_db(r->api)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
 	if (get)
-		return reply_json(r, 200, all_settings(db));
+		return reply_json(r, 200, all_settings(db, r->user.superadmin));
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
 	if (!json_is_object(r->body) || json_object_size(r->body) == 0)
@@ -96,7 +110,7 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 		if (settings_check_login(db, keys, vals, n, err, sizeof(err)) < 0)
 			return reply_error(r, 400, "bad_request", "%s", err);
 	}
-	before = all_settings(db);
+	before = all_settings(db, 1);
 	if (db_begin(db) < 0) {
 		json_decref(before);
 		return reply_db_error(r, db);
@@ -117,5 +131,5 @@ int res_config(struct req *r, const char *const *seg, int nseg)
 	api_audit(r, "settings.update", "settings", "", before, r->body, "ok");
 	json_decref(before);
 	api_notify(r, TOPIC_SETTINGS);
-	return reply_json(r, 200, all_settings(db));
+	return reply_json(r, 200, all_settings(db, 1)); /* (a superadmin, who may change them) */
 }

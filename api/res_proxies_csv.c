@@ -82,7 +82,10 @@ static json_t *csv_body(const struct csv_row *row, const int col[NCOLS], char *e
 
 /* Compared with the stored proxy of this name: 0 unchanged, 1 create, 2 update. What the file
  * leaves out (username, password, expected_exit) is kept, so it changes nothing. */
-static int compare(sqlite3 *db, json_t *b)
+/* 0 unchanged, 1 new, 2 updated. A dry run (blind_pw) never compares a password: it would tell
+ * whether a guess is the stored one, with nothing written and nothing audited (found by a review:
+ * passwords are write-only); such a line counts as updated. */
+static int compare(sqlite3 *db, json_t *b, int blind_pw)
 {
 	sqlite3_stmt *st = NULL;
 	json_t *pw = json_object_get(b, "password"), *user = json_object_get(b, "username"),
@@ -104,7 +107,7 @@ static int compare(sqlite3 *db, json_t *b)
 			sqlite3_bind_text(st, 6, json_string_value(exit), -1, SQLITE_STATIC);
 		if (pw)
 			sqlite3_bind_text(st, 7, json_string_value(pw), -1, SQLITE_STATIC);
-		c = sqlite3_step(st) == SQLITE_ROW ? (sqlite3_column_int(st, 0) ? 0 : 2) : 1;
+		c = sqlite3_step(st) == SQLITE_ROW ? (sqlite3_column_int(st, 0) && !(pw && blind_pw) ? 0 : 2) : 1;
 	}
 	sqlite3_finalize(st);
 	return c;
@@ -271,7 +274,7 @@ int res_proxies_import(struct req *r, sqlite3 *db)
 		return reply_error(r, 500, "internal", "out of memory");
 	}
 	for (size_t i = 1; i < n; i++)
-		counts[change[i] = compare(db, json_array_get(bodies, i))]++;
+		counts[change[i] = compare(db, json_array_get(bodies, i), dry_run)]++;
 	if (!dry_run) {
 		ok =
 		    db_begin(db) == 0 &&

@@ -135,6 +135,18 @@ check_eq "... the key belongs to acme" "$(db "SELECT org_id FROM api_keys WHERE 
 check_eq "the superadmin's key list for organisation 1 does not show it" \
 	"$(lab_api GET /api/v1/api-keys -H "$ROOT_H" -H 'X-Pgw-Org: 1' | cut -d' ' -f2- | jq '[.items[] | select(.name == "acme-script")] | length')" "0"
 check_match "... (while the key works)" "$(lab_api GET /api/v1/proxies -H "Authorization: Bearer $key")" '^200 '
+# a superadmin's key made in acme: acme's admin sees it, but only a superadmin revokes it
+skey=$(lab_api POST /api/v1/api-keys -H "$ROOT_H" -H 'X-Pgw-Org: 2' -H "$J" -d '{"name":"root-script","role":"admin","superadmin":true}' |
+	cut -d' ' -f2- | jq -r .id)
+check_match "an organisation admin cannot revoke a superadmin's key in her organisation (403)" \
+	"$(lab_api DELETE "/api/v1/api-keys/$skey" -H "$CAROL_H")" '^403 .*superadmin'
+check_eq "... it still works (not revoked)" "$(db "SELECT revoked_at IS NULL FROM api_keys WHERE id = $skey")" 1
+check_match "... a superadmin revokes it" "$(lab_api DELETE "/api/v1/api-keys/$skey" -H "$ROOT_H" -H 'X-Pgw-Org: 2')" '^204'
+# who signs in how, who reaches the API and where the files are: the superadmins' to read
+$ctl settings set dhcp_leases_file "$LAB_DIR/leases" >/dev/null
+cfg_has() { lab_api GET /api/v1/config "$@" | cut -d' ' -f2- | jq -c '[has("dhcp_leases_file"), has("oidc_breakglass_user") or has("oidc_role_map") or has("api_allow"), has("health_interval")]'; }
+check_eq "GET /config for an organisation admin: no file, sign-in or API access settings" "$(cfg_has -H "$CAROL_H")" '[false,false,true]'
+check_eq "... for a superadmin: the file setting too" "$(cfg_has -H "$ROOT_H" | jq -c '[.[0], .[2]]')" '[true,true]'
 
 # organisations and their networks, through the API (superadmin)
 check_match "an organisation admin cannot make organisations" \

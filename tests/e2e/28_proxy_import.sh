@@ -39,6 +39,8 @@ check_eq "... 1,000 proxies listed" "$(total)" "1000"
 check_eq "... each as written: type, address, user, a password, expected exit" \
 	"$(lab_api GET /api/v1/proxies -H "$ADMIN" | body | jq -c '.items[] | select(.name == "bulk-0002") | [.type, .host, .port, .username, .has_password, .expected_exit]')" \
 	'["http","198.51.0.3",1082,"user2",true,["198.51.0.0/24","2001:db8:2::/48"]]'
+check_eq "a dry run of the same file: every line with a password counts as updated (a dry run never compares passwords)" \
+	"$(import text/csv "$LAB_DIR/bulk.csv" '?dry_run=true' | summary)" '[true,1000,0,1000,0]'
 check_eq "the same file again: 1,000 unchanged" "$(import text/csv "$LAB_DIR/bulk.csv" | summary)" '[false,1000,0,0,1000]'
 lab_api GET /api/v1/proxies/export -H "$ADMIN" | body >"$LAB_DIR/export.csv"
 check_eq "the export: a header and 1,000 lines" "$(wc -l <"$LAB_DIR/export.csv")" "1001"
