@@ -300,7 +300,8 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 		return -EIO;
 	}
 	r = load_all(db, cfg, d, err, errlen);
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* (read only: nothing to lose) */
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) /* (read only: nothing to lose) */
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);	       /* never left open for the next BEGIN */
 	return r;
 }
 

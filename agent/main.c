@@ -20,9 +20,10 @@
 #include <string.h>
 #include <time.h>
 
-#define RETRY_MS  1000
-#define VERIFY_MS 5000
-#define SPOOF_MS  2000 /* the MAC binding's refusals are read this often (while some client is bound) */
+#define RETRY_MS	 1000
+#define VERIFY_MS	 5000
+#define EVENT_REBUILD_MS 200  /* at most one rebuild for another program's changes in this time */
+#define SPOOF_MS	 2000 /* the MAC binding's refusals are read this often (while some client is bound) */
 /* Clients that stop being active: the forwarder is told at once and resets their relayed
  * connections through the NAT mapping; their conntrack entries go this much later. Deleted
  * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
@@ -45,6 +46,8 @@ struct agent {
 	struct addrset forget; /* to lose their conntrack entries when forget_h fires */
 	struct link_watch *links;
 	struct nft_watch *watch; /* another program's changes to our table, at once */
+	int force;		 /* the next kick rebuilds the whole table */
+	uint64_t forced_at;	 /* when the last such rebuild ran */
 	int lan_present, wan_present, ifaces_known;
 	char iface_error[256]; /* "" while both interfaces exist */
 };
@@ -322,7 +325,10 @@ static void on_kick(struct evloop *ev, void *arg)
 	struct agent *a = arg;
 
 	(void)ev;
-	reconcile(a, a->failing && !a->have_applied);
+	if (a->force)
+		a->forced_at = ev_now_ms();
+	reconcile(a, a->force || (a->failing && !a->have_applied));
+	a->force = 0;
 }
 
 /* Reconcile once the current batch of events is handled (coalesces bursts). */
@@ -380,12 +386,21 @@ static void on_nft_event(struct evloop *ev, int fd, uint32_t events, void *arg)
 	int r = nft_watch_drain(a->watch);
 
 	(void)ev, (void)fd, (void)events;
-	if (r > 0) {
+	if (r > 0)
 		log_warnx("table inet pgw was changed by another program; rebuilding");
-		reconcile(a, 1);
-	} else if (r == -ENOBUFS && nft_table_present(a->nft) == 0) {
+	else if (r == -ENOBUFS && nft_table_present(a->nft) == 0)
 		log_warnx("table inet pgw is missing or not ours; rebuilding");
-		reconcile(a, 1);
+	else
+		return;
+	/* through the kick timer: a burst is one rebuild, and a program that answers every change
+	 * with one of its own gets a rebuild at most every EVENT_REBUILD_MS, not a storm */
+	a->force = 1;
+	if (!a->dirty) {
+		uint64_t now = ev_now_ms();
+		a->dirty = 1;
+		ev_timer_set(
+		    a->kick,
+		    now < a->forced_at + EVENT_REBUILD_MS ? (unsigned)(a->forced_at + EVENT_REBUILD_MS - now) : 0, 0);
 	}
 }
 
@@ -460,13 +475,14 @@ int main(int argc, char **argv)
 		a.links = link_watch_open(err, sizeof(err));
 		if (a.links)
 			a.link_h = ev_add_fd(d.ev, link_watch_fd(a.links), EPOLLIN, on_link, &a);
-		if (a.nft && (a.watch = nft_watch_open(a.nft, err, sizeof(err))))
-			a.watch_h = ev_add_fd(d.ev, nft_watch_fd(a.watch), EPOLLIN, on_nft_event, &a);
-		else if (a.nft) /* the verify timer still finds a missing table, within VERIFY_MS */
-			log_warnx("%s: another program's changes to the table are seen every %d s only", err,
-				  VERIFY_MS / 1000);
 		else /* the 5 s verify timer looks at the names as well */
 			log_warnx("%s: interface changes are seen every %d s only", err, VERIFY_MS / 1000);
+		if (a.nft && (a.watch = nft_watch_open(a.nft, err, sizeof(err))) &&
+		    !(a.watch_h = ev_add_fd(d.ev, nft_watch_fd(a.watch), EPOLLIN, on_nft_event, &a)))
+			snprintf(err, sizeof(err), "nf_tables events: cannot watch them");
+		if (a.nft && !a.watch_h) /* the verify timer still finds a missing table, within VERIFY_MS */
+			log_warnx("%s: another program's changes to the table are seen every %d s only", err,
+				  VERIFY_MS / 1000);
 		if (!a.nft || !a.kick || !a.verify) {
 			log_error("%s", a.nft ? "timers failed" : err);
 			r = DAEMON_EXIT_FAIL;

@@ -310,24 +310,16 @@ struct nft_watch {
 	struct mnl_socket *nl;
 };
 
-#define EV(m) ((NFNL_SUBSYS_NFTABLES << 8) | (m))
-
 struct nft_watch *nft_watch_open(const struct nft *n, char *err, size_t errlen)
 {
-	/* in the kernel: only the event types that can open a hole, and none sent for n's own batches
-	 * (an event's nlmsg_pid is the port of the socket whose batch made it); loads are big-endian */
+	/* in the kernel: none sent for n's own batches (an event's nlmsg_pid is the port of the socket
+	 * whose batch made it; one commit's events may share an skb, all of one port, so the first
+	 * message's says it for all); loads are big-endian. The kinds are sorted out per message. */
 	struct sock_filter code[] = {
-	    BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELTABLE)), 5, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELCHAIN)), 4, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELRULE)), 3, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_DELSET)), 2, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_NEWRULE)), 1, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(EV(NFT_MSG_NEWCHAIN)), 0, 2),
 	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(n->portid), 0, 1),
-	    BPF_STMT(BPF_RET | BPF_K, 0),      /* another kind, or ours: dropped */
-	    BPF_STMT(BPF_RET | BPF_K, 0xffff), /* kept */
+	    BPF_STMT(BPF_RET | BPF_K, 0),	   /* ours: dropped */
+	    BPF_STMT(BPF_RET | BPF_K, 0xffffffff), /* kept, whole */
 	};
 	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
 	struct nft_watch *w = calloc(1, sizeof(*w));
@@ -351,6 +343,27 @@ struct nft_watch *nft_watch_open(const struct nft *n, char *err, size_t errlen)
 int nft_watch_fd(const struct nft_watch *w)
 {
 	return mnl_socket_get_fd(w->nl);
+}
+
+/* Anything made or deleted in a table: itself (a table re-added `dormant` unhooks every chain),
+ * chains, rules, sets, elements. */
+static int a_change(unsigned m)
+{
+	switch (m) {
+	case NFT_MSG_NEWTABLE:
+	case NFT_MSG_DELTABLE:
+	case NFT_MSG_NEWCHAIN:
+	case NFT_MSG_DELCHAIN:
+	case NFT_MSG_NEWRULE:
+	case NFT_MSG_DELRULE:
+	case NFT_MSG_NEWSET:
+	case NFT_MSG_DELSET:
+	case NFT_MSG_NEWSETELEM:
+	case NFT_MSG_DELSETELEM:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* The table an event names (attribute 1 of each kind: NFTA_TABLE_NAME, NFTA_CHAIN_TABLE,
@@ -388,7 +401,8 @@ int nft_watch_drain(struct nft_watch *w)
 		}
 		for (const struct nlmsghdr *nlh = (const void *)buf; mnl_nlmsg_ok(nlh, left);
 		     nlh = mnl_nlmsg_next(nlh, &left))
-			changed |= (nlh->nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES && names_ours(nlh);
+			changed |= (nlh->nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES && a_change(nlh->nlmsg_type & 0xff) &&
+				   names_ours(nlh);
 	}
 	return changed ? 1 : lost ? -ENOBUFS : 0;
 }

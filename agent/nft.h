@@ -27,9 +27,9 @@ int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg);
 int nft_flush(struct nft *n, char *err, size_t errlen);
 
 /* nf_tables' events (NFNLGRP_NFTABLES), as far as another program changed table inet pgw: a
- * `flush ruleset` (nftables.service's start, reload and stop), a deleted table, chain, rule or
- * set, an added rule or chain. A socket filter keeps n's own changes and every other kind of
- * event out, so the agent's own rebuilds cannot flood it. */
+ * `flush ruleset` (nftables.service's start, reload and stop), the table re-added (dormant, say),
+ * a chain, rule, set or element made or deleted in it. A socket filter keeps n's own changes out,
+ * so the agent's own rebuilds cannot flood it. */
 struct nft_watch;
 struct nft_watch *nft_watch_open(const struct nft *n, char *err, size_t errlen);
 int nft_watch_fd(const struct nft_watch *w);

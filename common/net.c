@@ -7,7 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -439,30 +439,47 @@ int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
 
 int net_iface_prefixes6(const char *ifname, struct net_prefix *out, int max)
 {
-	struct ifaddrs *all, *i;
+	/* /proc/net/if_inet6 (this network namespace's), not getifaddrs(): that needs a netlink
+	 * socket, which the daemons' units do not allow (RestrictAddressFamilies). A line: the
+	 * address (32 hex digits), the interface index, the prefix length, the scope, the flags (hex)
+	 * and the name. */
+	FILE *f = fopen("/proc/net/if_inet6", "re");
+	char hex[33], name[IF_NAMESIZE + 1];
+	unsigned idx, plen, scope, flags;
 	int n = 0;
 
-	if (getifaddrs(&all) < 0)
+	if (!f)
 		return 0;
-	for (i = all; i && n < max; i = i->ifa_next) {
-		const struct sockaddr_in6 *a = (const void *)i->ifa_addr, *m = (const void *)i->ifa_netmask;
+	while (n < max && fscanf(f, "%32s %x %x %x %x %16s", hex, &idx, &plen, &scope, &flags, name) == 6) {
 		struct net_prefix p;
 		int k, dup = 0;
 
-		if (!a || !m || a->sin6_family != AF_INET6 || strcmp(i->ifa_name, ifname) != 0 ||
-		    IN6_IS_ADDR_LINKLOCAL(&a->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+		/* scope 0: global (and unique local); link-local (0x20) and host (0x10) skipped */
+		if (strcmp(name, ifname) != 0 || scope != 0 || plen > 128 || strlen(hex) != 32)
 			continue;
-		p.len = 0;
+		memset(&p, 0, sizeof(p));
 		for (k = 0; k < 16; k++) {
-			p.addr.a[k] = a->sin6_addr.s6_addr[k] & m->sin6_addr.s6_addr[k];
-			p.len = (uint8_t)(p.len + __builtin_popcount(m->sin6_addr.s6_addr[k]));
+			unsigned b;
+			if (sscanf(hex + 2 * k, "%2x", &b) != 1)
+				break;
+			p.addr.a[k] = (uint8_t)b;
+		}
+		if (k < 16)
+			continue;
+		p.len = (uint8_t)plen;
+		for (k = 0; k < 16; k++) { /* the host bits off */
+			int keep = (int)plen - 8 * k;
+			if (keep <= 0)
+				p.addr.a[k] = 0;
+			else if (keep < 8)
+				p.addr.a[k] &= (uint8_t)(0xff00 >> keep);
 		}
 		for (k = 0; k < n; k++)
 			dup |= out[k].len == p.len && memcmp(out[k].addr.a, p.addr.a, 16) == 0;
 		if (!dup)
 			out[n++] = p;
 	}
-	freeifaddrs(all);
+	fclose(f);
 	return n;
 }
 

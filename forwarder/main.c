@@ -101,8 +101,11 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 		if (net_cidr4_parse(v, &l->lan) < 0)
 			memset(&l->lan, 0, sizeof(l->lan));
 	}
-	/* IPv6 has no lan_cidr: the LAN interface's own networks, as they are at this reload */
-	l->n_lan6 = net_iface_prefixes6(f->d->cfg.lan_iface, l->lan6, FWD_LAN6_MAX);
+	{ /* IPv6 has no lan_cidr: the LAN interface's (lan_iface, as the agent reads it) own networks */
+		char v[SETTINGS_VALUE_MAX];
+		settings_str(f->d->db, &f->d->cfg, "lan_iface", v, sizeof(v));
+		l->n_lan6 = net_iface_prefixes6(v, l->lan6, FWD_LAN6_MAX);
+	}
 }
 
 static int64_t org_now(void *arg, const struct net_ip *ip)
@@ -136,10 +139,12 @@ static int reload(struct forwarder *f, const char *why)
 	f->sh.table = t;
 	f->sh.limits = l;
 	f->sh.dns = dns;
+	/* under the write lock: no worker tags a client's counts from the new table before the
+	 * rebind has started them over (the tag would then match and an old owner's counts stay) */
+	stats_clients_rebind(&f->sh.stats, org_now, t);
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
-	stats_clients_rebind(&f->sh.stats, org_now, t); /* t stays: only reload() replaces it */
-	table_foreach(t, quota_of, &f->sh.stats);	/* each client's quota left, from the DB's count */
+	table_foreach(t, quota_of, &f->sh.stats); /* each client's quota left, from the DB's count */
 	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	udprelay_revalidate(f->udp);

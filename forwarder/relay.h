@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define FWD_LAN6_MAX 4
+#define FWD_LAN6_MAX 8
 struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
 	unsigned client_max_conns, client_conns_per_s; /* the defaults of a mapping's 0 (0: no limit) */

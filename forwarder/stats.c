@@ -269,7 +269,8 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 		return 0;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client))) {
-		cs->org = org;
+		if (!cs->org) /* only the reload's rebind moves a tag (and starts the counts over) */
+			cs->org = org;
 		if (rate) {			/* a token bucket of one second's worth */
 			if (cs->tokens_at == 0) /* first use: a full bucket */
 				cs->tokens = rate, cs->tokens_at = now;

@@ -259,16 +259,18 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 		goto out;
 	}
 	if (!s) {
-		/* a session has a flow when made, but may outlive its flows by udp_session_timeout: the
-		 * client's sessions are bounded by its flows too (the one empty longest makes room) */
-		if (c->n_flows >= lim->udp_client_flows ||
-		    (c->n_sessions >= lim->udp_client_flows && !sess_make_room(r, c)))
+		if (c->n_flows >= lim->udp_client_flows)
 			udp_drop(r, NULL, UD_FLOWS);
 		else if (udp_addr_local(dst)) /* the gateway's own address: nothing to relay there */
 			udp_drop(r, NULL, UD_NOT_ROUTABLE);
 		else if (now < c->retry_at || c->n_connecting >= U_CONNECTING ||
 			 atomic_load(&r->n_sessions) >= U_SESSIONS)
 			udp_drop(r, NULL, UD_NO_SESSION);
+		/* a session has a flow when made, but may outlive its flows by udp_session_timeout: the
+		 * client's sessions are bounded by its flows too (the one empty longest makes room, once
+		 * the new one would be allowed otherwise) */
+		else if (c->n_sessions >= lim->udp_client_flows && !sess_make_room(r, c))
+			udp_drop(r, NULL, UD_FLOWS);
 		else if (!(s = sess_new(r, c, src, &e, &l, now)))
 			udp_drop(r, NULL, UD_NO_SESSION);
 		explicit_bzero(&e, sizeof(e));

@@ -242,6 +242,13 @@ wait_for 3 redirects
 t1=$(lab_ms)
 check "'nft flush table inet pgw': its rules are back within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -le 1000 -a "$(redirects && echo y)" = y
 check "... and the active client relays" wait_for 5 relays
+awake() { lab_exec gw nft list table inet pgw 2>/dev/null | head -3 | grep -q . && ! lab_exec gw nft list table inet pgw | head -3 | grep -q dormant; }
+t0=$(lab_ms)
+lab_exec gw nft add table inet pgw '{ flags dormant; }' # every chain unhooked, nothing deleted
+wait_for 3 awake
+t1=$(lab_ms)
+check "the table made dormant by another program: awake again within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -le 1000 -a "$(awake && echo y)" = y
+check "... and the active client relays" wait_for 5 relays
 
 # control at the end: without pgw's table, the same capture sees a leak at once
 stop_kill agent
