@@ -73,18 +73,23 @@ void stats_fini(struct fwd_stats *s)
 }
 
 /* The client's counters, created on first use; NULL when the table is full. Call locked. */
-static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip *client)
+/* org: whose the counts are (its mapping's organisation; 0: not known here), the slot's tag when it
+ * has none yet. Only the reload's rebind moves a tag, starting the counts over. */
+static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip *client, int64_t org)
 {
 	static const struct net_ip none;
 	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
 
 	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		if (memcmp(&s->clients[i].client, client, sizeof(*client)) == 0)
-			return &s->clients[i];
-		if (memcmp(&s->clients[i].client, &none, sizeof(none)) == 0) {
-			s->clients[i].client = *client;
-			return &s->clients[i];
-		}
+		struct client_stat *cs = &s->clients[i];
+
+		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
+			cs->client = *client;
+		else if (memcmp(&cs->client, client, sizeof(*client)) != 0)
+			continue;
+		if (!cs->org)
+			cs->org = org;
+		return cs;
 	}
 	return NULL;
 }
@@ -111,7 +116,7 @@ void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening,
 	if (!s->clients)
 		return;
 	pthread_mutex_lock(&s->clients_lock);
-	cs = client_slot(s, client);
+	cs = client_slot(s, client, 0);
 	if (cs && opening) {
 		cs->active++;
 		cs->connections++;
@@ -239,7 +244,7 @@ void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long
 	if (!s->clients)
 		return;
 	pthread_mutex_lock(&s->clients_lock);
-	if ((cs = limit > 0 ? client_slot(s, client) : client_find(s, client))) { /* no quota: no new slot */
+	if ((cs = limit > 0 ? client_slot(s, client, 0) : client_find(s, client))) { /* no quota: no new slot */
 		if (limit > 0) {
 			long long total = (long long)(__atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED) +
 						      __atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED) +
@@ -268,9 +273,7 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	if (!s->clients)
 		return 0;
 	pthread_mutex_lock(&s->clients_lock);
-	if ((cs = client_slot(s, client))) {
-		if (!cs->org) /* only the reload's rebind moves a tag (and starts the counts over) */
-			cs->org = org;
+	if ((cs = client_slot(s, client, org))) {
 		if (rate) {			/* a token bucket of one second's worth */
 			if (cs->tokens_at == 0) /* first use: a full bucket */
 				cs->tokens = rate, cs->tokens_at = now;
@@ -305,9 +308,7 @@ void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	if (!s->clients)
 		return;
 	pthread_mutex_lock(&s->clients_lock);
-	if ((cs = client_slot(s, client))) {
-		if (!cs->org) /* whose counts these are (a reload's rebind starts them over for another's) */
-			cs->org = org;
+	if ((cs = client_slot(s, client, org))) {
 		cs->dns_queries++;
 		cs->dns_hits += (unsigned long)(hit != 0);
 		cs->dns_errors += (unsigned long)(error != 0);
@@ -324,20 +325,15 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	if (!s->clients)
 		return;
 	pthread_mutex_lock(&s->clients_lock);
-	if ((cs = client_slot(s, client))) {
-		if (!cs->org)
-			cs->org = org;
+	if ((cs = client_slot(s, client, org))) {
 		cs->udp_flows += (unsigned long)flows;
 		cs->udp_up += up;
 		cs->udp_down += down;
 		cs->udp_bytes_up += bytes_up;
 		cs->udp_bytes_down += bytes_down;
 		cs->udp_dropped += dropped;
-		if (cs->quota_on) { /* counted off its quota (the agent blocks it once pgw-api sees it is over) */
-			qlock(cs);
-			cs->quota_left -= (long long)(bytes_up + bytes_down);
-			qunlock(cs);
-		}
+		/* counted off its quota (the agent blocks it once pgw-api sees it is over) */
+		stats_quota_charge(cs, bytes_up + bytes_down);
 	}
 	pthread_mutex_unlock(&s->clients_lock);
 }
