@@ -2,6 +2,8 @@
 #include "resources.h"
 
 #include "gate.h"
+#include "net.h"
+#include "settings.h"
 #include "upstream.h"
 
 #include <stdio.h>
@@ -56,7 +58,15 @@ json_t *proxy_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
-int proxy_body_check(json_t *b, int partial, char *err, size_t errlen)
+const struct net_lan *proxy_refuse(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan)
+{
+	if (settings_bool(db, cfg, "proxy_allow_local"))
+		return NULL;
+	settings_lan(db, cfg, lan);
+	return lan;
+}
+
+int proxy_body_check(json_t *b, int partial, const struct net_lan *refuse, char *err, size_t errlen)
 {
 	const char *type, *host, *user;
 
@@ -86,6 +96,18 @@ int proxy_body_check(json_t *b, int partial, char *err, size_t errlen)
 			       -1;
 		net_ip_str(&ip, canon);
 		json_object_set_new(b, "host", json_string(canon));
+	}
+	host = json_string_value(json_object_get(b, "host"));
+	if (host && refuse) { /* an address (a name is judged where it is resolved: healthd, forwarder) */
+		struct net_ip ip;
+		struct sockaddr_storage sa;
+		const char *why;
+		if (net_ip_parse(host, &ip) == 0 && (net_ip_to_sa(&ip, 1, &sa), why = net_dest_refused(&sa, refuse)))
+			return snprintf(err, errlen,
+					"'host' %s is %s: a proxy is reached over the WAN (a superadmin's setting "
+					"proxy_allow_local allows it)",
+					host, why),
+			       -1;
 	}
 	if (user && strchr(user, ':') && type && strcmp(type, "http") == 0)
 		return snprintf(err, errlen, "'username' cannot contain ':' for an HTTP proxy"), -1;
@@ -149,13 +171,14 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	static const char *const cols[] = {"name",     "type",	  "host",	   "port",	"username",
 					   "password", "enabled", "expected_exit", "preconnect"};
 	char err[256];
+	struct net_lan lan;
 	json_t *before = NULL, *after;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	if (req_parse_json(r) < 0)
 		return MHD_YES;
-	if (proxy_body_check(r->body, partial, err, sizeof(err)) < 0)
+	if (proxy_body_check(r->body, partial, proxy_refuse(db, r->api->cfg, &lan), err, sizeof(err)) < 0)
 		return reply_error(r, 400, "bad_request", "%s", err);
 	if (id > 0 && !(before = proxy_json(db, id)))
 		return reply_error(r, 404, "not_found", "no proxy %lld", (long long)id);

@@ -114,13 +114,15 @@ static int compare(sqlite3 *db, json_t *b, int blind_pw)
 }
 
 /* The rows as proxy bodies, checked: bodies[1..n-1] (index 0 unused), or a reply sent. */
-static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out)
+static int parse_rows(struct req *r, sqlite3 *db, int csv, json_t **bodies_out, size_t *n_out)
 {
 	json_t *bodies = json_array(), *errors = json_array(), *b;
 	struct csv_row *rows = NULL;
 	char err[256] = "not valid";
 	size_t n = 0;
 	int col[NCOLS], rc = -1;
+	struct net_lan lan;
+	const struct net_lan *refuse = proxy_refuse(db, r->api->cfg, &lan);
 
 	json_array_append_new(bodies, json_null()); /* lines count from 1: the header, or nothing */
 	if (csv) {
@@ -157,7 +159,7 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 			b = rows[i].n != rows[0].n ? NULL : csv_body(&rows[i], col, err, sizeof(err));
 			if (rows[i].n != rows[0].n)
 				snprintf(err, sizeof(err), "wrong number of fields");
-			if (b && proxy_body_check(b, 0, err, sizeof(err)) < 0) {
+			if (b && proxy_body_check(b, 0, refuse, err, sizeof(err)) < 0) {
 				json_decref(b);
 				b = NULL;
 			}
@@ -204,7 +206,7 @@ static int parse_rows(struct req *r, int csv, json_t **bodies_out, size_t *n_out
 				goto out;
 			}
 			b = uri_body(ln, err, sizeof(err));
-			if (b && proxy_body_check(b, 0, err, sizeof(err)) < 0) {
+			if (b && proxy_body_check(b, 0, refuse, err, sizeof(err)) < 0) {
 				json_decref(b);
 				b = NULL;
 			}
@@ -266,7 +268,7 @@ int res_proxies_import(struct req *r, sqlite3 *db)
 	if (dry && parse_bool(dry, &dry_run) < 0)
 		return reply_error(r, 400, "bad_request", "'dry_run' must be true or false");
 	csv = strncasecmp(ct, "text/csv", 8) == 0;
-	if (parse_rows(r, csv, &bodies, &n) < 0)
+	if (parse_rows(r, db, csv, &bodies, &n) < 0)
 		return MHD_YES;
 	int *change = calloc(n, sizeof(int));
 	if (!change) {

@@ -40,7 +40,7 @@ struct event {
 /* Where a webhook may connect (webhook_allow_private, lan_cidr), and what it was refused. */
 struct guard {
 	int allow_private;
-	struct net_cidr4 lan;
+	struct net_lan lan;
 	char refused[NET_IP_STR_MAX];
 };
 
@@ -118,8 +118,8 @@ int webhook_url_check(const char *url, char *err, size_t errlen)
 	return ok;
 }
 
-/* Loopback, link-local, private (RFC 1918, ULA), CGNAT, multicast, unspecified, or in lan. */
-static int private_v4(uint32_t a, const struct net_cidr4 *lan)
+/* Private (RFC 1918), CGNAT, loopback, link-local, multicast, unspecified, reserved. */
+static int private_v4(uint32_t a)
 {
 	static const struct {
 		uint32_t net;
@@ -130,27 +130,38 @@ static int private_v4(uint32_t a, const struct net_cidr4 *lan)
 	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
 		if ((a & (0xffffffffu << (32 - nets[i].len))) == nets[i].net)
 			return 1;
-	return lan->prefix && net_cidr4_contains(lan, a);
+	return 0;
 }
 
-static int private_addr(const struct sockaddr *sa, const struct net_cidr4 *lan)
+/* The above, ULA (fc00::/7), IPv4 inside IPv6 (mapped, compatible, NAT64 64:ff9b::/96, 6to4
+ * 2002::/16) judged as that IPv4 address, and whatever net_dest_refused says (the LAN of either
+ * family, link-local, multicast, the gateway's own addresses). */
+static int private_addr(const struct sockaddr *sa, const struct net_lan *lan)
 {
-	if (sa->sa_family == AF_INET)
-		return private_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan);
-	if (sa->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		int zero = 1;
-		for (int i = 0; i < 15; i++)
-			zero &= b[i] == 0;
-		if (zero) /* :: and ::1 */
+	struct sockaddr_storage ss;
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(&ss, sa, sizeof(struct sockaddr_in));
+		if (private_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)))
 			return 1;
-		if (memcmp(b, mapped, 12) == 0)
-			return private_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15],
-					  lan);
-		return (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff;
+	} else if (sa->sa_family == AF_INET6) {
+		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t zero[10], nat64[12] = {0, 0x64, 0xff, 0x9b};
+		memcpy(&ss, sa, sizeof(struct sockaddr_in6));
+		if (memcmp(b, zero, 10) == 0)
+			return 1; /* ::, ::1, mapped and compatible */
+		if (memcmp(b, nat64, 12) == 0 &&
+		    private_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]))
+			return 1;
+		if (b[0] == 0x20 && b[1] == 0x02 &&
+		    private_v4((uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 | (uint32_t)b[4] << 8 | b[5]))
+			return 1;
+		if ((b[0] & 0xfe) == 0xfc)
+			return 1;
+	} else {
+		return 1; /* not IP: never */
 	}
-	return 1; /* not IP: never */
+	return net_dest_refused(&ss, lan) != NULL;
 }
 
 /* libcurl's socket for each address it tries: refused for a private one unless allowed (the
@@ -176,13 +187,9 @@ static curl_socket_t open_guarded(void *arg, curlsocktype purpose, struct curl_s
 /* What the settings say now about where webhooks may connect. */
 static void guard_load(sqlite3 *db, const struct pgw_config *cfg, struct guard *g)
 {
-	char v[SETTINGS_VALUE_MAX];
-
 	memset(g, 0, sizeof(*g));
 	g->allow_private = settings_bool(db, cfg, "webhook_allow_private");
-	settings_str(db, cfg, "lan_cidr", v, sizeof(v));
-	if (net_cidr4_parse(v, &g->lan) < 0)
-		memset(&g->lan, 0, sizeof(g->lan));
+	settings_lan(db, cfg, &g->lan);
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *arg)
@@ -236,6 +243,9 @@ static CURL *request(const char *url, const char *secret, const char *type, cons
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_guarded);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, g);
+	/* guarded: a connection of its own, checked by open_guarded (libcurl's cache could hold one
+	 * opened while webhook_allow_private was on) */
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, (long)!g->allow_private);
 	return e;
 }
 
@@ -266,10 +276,10 @@ static void record(sqlite3 *db, int64_t hook, int ok, long status, const char *e
 static void outcome(CURLcode rc, long status, const char *errbuf, const struct guard *g, char *err, size_t errlen)
 {
 	if (rc != CURLE_OK && g->refused[0])
-		snprintf(
-		    err, errlen,
-		    "refused: %s is a loopback, private or LAN address (the setting webhook_allow_private allows it)",
-		    g->refused);
+		snprintf(err, errlen,
+			 "refused: %s is a loopback, private, LAN or gateway address (the setting "
+			 "webhook_allow_private allows it)",
+			 g->refused);
 	else if (rc != CURLE_OK)
 		snprintf(err, errlen, "%s", *errbuf ? errbuf : curl_easy_strerror(rc));
 	else

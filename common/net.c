@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <unistd.h>
 
 int net_ipv4_parse(const char *s, uint32_t *addr)
 {
@@ -491,4 +492,80 @@ static int one_prefix(const char *item, int i, void *ctx)
 int net_prefix_list_parse(const char *s, struct net_prefix *out, int max)
 {
 	return list_walk(s, max, one_prefix, out);
+}
+
+static const char *special_v4(uint32_t a, const struct net_lan *lan)
+{
+	if ((a >> 24) == 127)
+		return "a loopback address";
+	if ((a >> 24) == 0)
+		return "an unspecified (\"this network\") address";
+	if ((a >> 16) == 0xa9fe)
+		return "a link-local address";
+	if ((a >> 28) == 0xe)
+		return "a multicast address";
+	if ((a >> 28) == 0xf)
+		return "a reserved or broadcast address";
+	if (lan && lan->v4.prefix && net_cidr4_contains(&lan->v4, a))
+		return "on the LAN (lan_cidr)";
+	return NULL;
+}
+
+const char *net_addr_special(const struct sockaddr_storage *sa, const struct net_lan *lan)
+{
+	if (sa->ss_family == AF_INET)
+		return special_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan);
+	if (sa->ss_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t zero[10], nat64[12] = {0, 0x64, 0xff, 0x9b};
+		struct net_ip ip;
+
+		if (memcmp(a, zero, 10) == 0) { /* ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d: no IPv4 by the back door */
+			static const uint8_t any[16], one[16] = {[15] = 1};
+			return memcmp(a, any, 16) == 0	 ? "the unspecified address"
+			       : memcmp(a, one, 16) == 0 ? "a loopback address"
+							 : "an IPv4-mapped or -compatible IPv6 address";
+		}
+		if (a[0] == 0xff)
+			return "a multicast address";
+		if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+			return "a link-local address";
+		if (memcmp(a, nat64, 12) == 0) /* well-known NAT64 prefix: judged as the IPv4 inside */
+			return special_v4((uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15],
+					  lan);
+		if (a[0] == 0x20 && a[1] == 0x02) /* 6to4: the IPv4 address in bits 16-47 */
+			return special_v4((uint32_t)a[2] << 24 | (uint32_t)a[3] << 16 | (uint32_t)a[4] << 8 | a[5],
+					  lan);
+		memcpy(ip.a, a, 16);
+		for (int i = 0; lan && i < lan->n6; i++)
+			if (net_prefix_contains(&lan->v6[i], &ip))
+				return "on the LAN (an IPv6 network of lan_iface)";
+		return NULL;
+	}
+	return "not an IP address";
+}
+
+int net_addr_local(const struct sockaddr_storage *a)
+{
+	struct sockaddr_storage probe = *a;
+	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local;
+
+	if (fd < 0)
+		return 1; /* cannot tell: treated as local, refused */
+	if (probe.ss_family == AF_INET)
+		((struct sockaddr_in *)&probe)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&probe)->sin6_port = 0;
+	local = bind(fd, (struct sockaddr *)&probe, net_sa_len(&probe)) == 0 || errno != EADDRNOTAVAIL;
+	close(fd);
+	return local;
+}
+
+const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan)
+{
+	const char *why = net_addr_special(a, lan);
+
+	if (!why && net_addr_local(a))
+		why = "one of the gateway's own addresses";
+	return why;
 }

@@ -49,6 +49,25 @@ int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip);
  * lengths, each once (link-local and loopback skipped). How many, at most max (0: none, or no
  * such interface). */
 int net_iface_prefixes6(const char *ifname, struct net_prefix *out, int max);
+/* The LAN as the daemons know it: lan_cidr (prefix 0: none) and the LAN interface's IPv6
+ * networks (net_iface_prefixes6 of lan_iface). */
+#define NET_LAN6_MAX 8
+struct net_lan {
+	struct net_cidr4 v4;
+	struct net_prefix v6[NET_LAN6_MAX];
+	int n6;
+};
+/* Why the gateway should send nothing of its own to a (NULL: it may): loopback, unspecified,
+ * "this network" (0/8), link-local, multicast, reserved or broadcast (240/4), IPv4-mapped or
+ * -compatible IPv6, or inside the LAN. IPv4 inside NAT64 (64:ff9b::/96) and 6to4 (2002::/16)
+ * addresses is judged as that IPv4 address. No syscall: cheap on hot paths. */
+const char *net_addr_special(const struct sockaddr_storage *a, const struct net_lan *lan);
+/* 1 when a is one of this host's own addresses (a plain bind to it works; also when that cannot
+ * be told, so a caller refusing local addresses fails closed). */
+int net_addr_local(const struct sockaddr_storage *a);
+/* net_addr_special, then "one of the gateway's own addresses": where a proxy (or a webhook) may
+ * not be, lest an organisation's admin aim the gateway at its own services or at LAN devices. */
+const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan);
 /* The canonical text: "a.b.c.d/n" or "v6/n". */
 #define NET_PREFIX_STR_MAX (NET_IP_STR_MAX + 5)
 void net_prefix_str(const struct net_prefix *p, char out[NET_PREFIX_STR_MAX]);

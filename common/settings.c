@@ -278,6 +278,17 @@ static const struct sdef defs[] = {
      0,
      0,
      "false"},
+    {{"proxy_allow_local", "Proxies on the gateway or the LAN",
+      "Let a proxy's host be loopback, one of the gateway's own addresses, link-local or on the LAN (lan_cidr, "
+      "lan_iface's IPv6 networks). Off: pgw-api refuses such an address, and pgw-healthd and pgw-forwarder refuse a "
+      "name that resolves there (its clients are blocked), so an organisation's admin cannot aim the gateway's probes "
+      "and connections at its own services or another organisation's devices. Turn on for a proxy running on the "
+      "gateway itself (ss-local, tor, ssh -D on 127.0.0.1)."},
+     K_BOOL,
+     NULL,
+     0,
+     0,
+     "false"},
     {{"webhook_allow_private", "Webhooks to private addresses",
       "Let webhooks reach loopback, link-local, private (RFC 1918, ULA, CGNAT) and the LAN's addresses. Off: "
       "pgw-api refuses to connect there (an organisation's admin cannot aim the gateway at its own services or "
@@ -1017,4 +1028,17 @@ int settings_breakglass_user(sqlite3 *db, int64_t user_id)
 	}
 	sqlite3_finalize(st);
 	return yes;
+}
+
+void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan)
+{
+	char v[SETTINGS_VALUE_MAX];
+
+	memset(lan, 0, sizeof(*lan));
+	settings_str(db, cfg, "lan_cidr", v, sizeof(v));
+	if (net_cidr4_parse(v, &lan->v4) < 0)
+		memset(&lan->v4, 0, sizeof(lan->v4));
+	/* IPv6 has no lan_cidr: the LAN interface's own networks (lan_iface, as the agent reads it) */
+	settings_str(db, cfg, "lan_iface", v, sizeof(v));
+	lan->n6 = net_iface_prefixes6(v, lan->v6, NET_LAN6_MAX);
 }

@@ -32,6 +32,9 @@ void settings_str(sqlite3 *db, const struct pgw_config *cfg, const char *key, ch
 /* The same without the fallback for a bad row: the DB's value as it is (else the first value),
  * for a caller that refuses bad values itself (the agent's interfaces and network). */
 void settings_value(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size);
+/* The LAN as the daemons use it: lan_cidr and lan_iface's IPv6 networks (struct net_lan). */
+struct net_lan;
+void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan);
 unsigned settings_uint(sqlite3 *db, const struct pgw_config *cfg, const char *key);
 int settings_bool(sqlite3 *db, const struct pgw_config *cfg, const char *key); /* true/false, 1/0, yes/no, on/off */
 /* Every setting with its label, help, kind (interface|cidr|enum|range|url|bool), choices,

@@ -95,17 +95,8 @@ static void load_limits(struct forwarder *f, struct fwd_limits *l)
 	l->udp_session_ms = settings_uint(f->d->db, &f->d->cfg, "udp_session_timeout") * 1000;
 	l->udp_client_flows = settings_uint(f->d->db, &f->d->cfg, "udp_client_flows");
 	l->udp_client_pps = settings_uint(f->d->db, &f->d->cfg, "udp_client_pps");
-	{
-		char v[SETTINGS_VALUE_MAX];
-		settings_str(f->d->db, &f->d->cfg, "lan_cidr", v, sizeof(v));
-		if (net_cidr4_parse(v, &l->lan) < 0)
-			memset(&l->lan, 0, sizeof(l->lan));
-	}
-	{ /* IPv6 has no lan_cidr: the LAN interface's (lan_iface, as the agent reads it) own networks */
-		char v[SETTINGS_VALUE_MAX];
-		settings_str(f->d->db, &f->d->cfg, "lan_iface", v, sizeof(v));
-		l->n_lan6 = net_iface_prefixes6(v, l->lan6, FWD_LAN6_MAX);
-	}
+	l->proxy_allow_local = (unsigned)settings_bool(f->d->db, &f->d->cfg, "proxy_allow_local");
+	settings_lan(f->d->db, &f->d->cfg, &l->lan);
 }
 
 static int64_t org_now(void *arg, const struct net_ip *ip)
@@ -128,11 +119,11 @@ static int reload(struct forwarder *f, const char *why)
 	struct fwd_dns dns;
 	char err[512];
 
-	if (table_load(f->d->db, &t, err, sizeof(err)) < 0) {
+	load_limits(f, &l);
+	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
 		log_error("reload (%s) failed, keeping the current table: %s", why, err);
 		return -EIO;
 	}
-	load_limits(f, &l);
 	load_dns(f, &dns);
 	pthread_rwlock_wrlock(&f->sh.lock);
 	old = f->sh.table;

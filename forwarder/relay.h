@@ -15,15 +15,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define FWD_LAN6_MAX 8
 struct fwd_limits {
 	unsigned connect_timeout_ms, idle_timeout_ms, max_connections, drain_timeout_ms;
 	unsigned client_max_conns, client_conns_per_s; /* the defaults of a mapping's 0 (0: no limit) */
 	/* the UDP relay: udp_relay, udp_flow_timeout, udp_session_timeout, udp_client_flows, udp_client_pps */
 	unsigned udp_on, udp_flow_ms, udp_session_ms, udp_client_flows, udp_client_pps;
-	struct net_cidr4 lan;		      /* lan_cidr: no destination of the UDP relay (prefix 0: unknown, none) */
-	struct net_prefix lan6[FWD_LAN6_MAX]; /* the LAN interface's IPv6 networks: none either */
-	int n_lan6;
+	struct net_lan lan; /* lan_cidr, lan_iface's IPv6 networks: no destination of the UDP relay, nor a proxy */
+	unsigned proxy_allow_local; /* proxy_allow_local: a proxy may be on loopback, the gateway or the LAN */
 };
 
 /* Organisations with resolvers of their own (org_settings dns_upstream); pgw-api allows no more. */

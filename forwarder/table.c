@@ -62,7 +62,7 @@ static uint64_t path_of(const struct fwd_entry *e)
 	return h;
 }
 
-int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
+int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
 	    "SELECT s.client_ip, s.active, p.id, p.type, p.host, p.port, p.username, p.password, "
@@ -83,6 +83,7 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 	int64_t resolved_id = 0; /* rows come by proxy: each proxy's host is resolved once, not per client */
 	struct sockaddr_storage resolved;
 	int resolved_ok = 0;
+	const char *why;
 
 	*out = NULL;
 	if (!t)
@@ -139,6 +140,17 @@ int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen)
 			if (!resolved_ok)
 				log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked",
 					  (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
+			else if (refuse && (why = net_dest_refused(&resolved, refuse))) {
+				char at[NET_IP_STR_MAX];
+				struct net_ip pa;
+				net_ip_from_sa(&resolved, &pa);
+				net_ip_str(&pa, at);
+				log_warnx(
+				    "proxy %lld: host '%s' (%s) is %s: refused (proxy_allow_local allows it); its "
+				    "clients are blocked",
+				    (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4), at, why);
+				resolved_ok = 0;
+			}
 		}
 		e.proxy = resolved;
 		e.endpoint =

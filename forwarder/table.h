@@ -41,8 +41,11 @@ struct fwd_entry {
 
 struct fwd_table;
 
-/* Load every mapping; entries whose proxy host does not resolve are blocked. */
-int table_load(sqlite3 *db, struct fwd_table **out, char *err, size_t errlen);
+/* Load every mapping; entries whose proxy host does not resolve are blocked, and so are those
+ * whose proxy resolves where net_dest_refused says no proxy may be, given refuse (the LAN; NULL:
+ * proxy_allow_local, nothing refused). */
+struct net_lan;
+int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out, char *err, size_t errlen);
 void table_free(struct fwd_table *t);
 size_t table_size(const struct fwd_table *t);
 /* cb for every entry. */

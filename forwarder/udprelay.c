@@ -52,43 +52,7 @@ int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 
 int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
 {
-	if (d->ss_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)d)->sin_addr.s_addr);
-		return (a >> 24) != 0 && (a >> 24) != 127 && (a >> 16) != 0xa9fe && (a >> 28) != 0xe &&
-		       (a >> 28) != 0xf && !(l->lan.prefix && net_cidr4_contains(&l->lan, a));
-	}
-	if (d->ss_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)d)->sin6_addr.s6_addr;
-		static const uint8_t zero[10];
-		struct net_ip ip;
-
-		if (memcmp(a, zero, 10) == 0) /* ::, ::1, ::a.b.c.d and ::ffff:a.b.c.d (no IPv4 by the back door) */
-			return 0;
-		if (a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
-			return 0;
-		memcpy(ip.a, a, 16);
-		for (int i = 0; i < l->n_lan6; i++)
-			if (net_prefix_contains(&l->lan6[i], &ip))
-				return 0;
-		return 1;
-	}
-	return 0;
-}
-
-int udp_addr_local(const struct sockaddr_storage *a)
-{
-	struct sockaddr_storage probe = *a;
-	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local;
-
-	if (fd < 0)
-		return 1; /* cannot tell: treated as local, refused */
-	if (probe.ss_family == AF_INET)
-		((struct sockaddr_in *)&probe)->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&probe)->sin6_port = 0;
-	local = bind(fd, (struct sockaddr *)&probe, net_sa_len(&probe)) == 0 || errno != EADDRNOTAVAIL;
-	close(fd);
-	return local;
+	return net_addr_special(d, &l->lan) == NULL;
 }
 
 /* A receive buffer for bursts (U_RCVBUF; beyond net.core.rmem_max with CAP_NET_ADMIN, which
@@ -261,7 +225,7 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 	if (!s) {
 		if (c->n_flows >= lim->udp_client_flows)
 			udp_drop(r, NULL, UD_FLOWS);
-		else if (udp_addr_local(dst)) /* the gateway's own address: nothing to relay there */
+		else if (net_addr_local(dst)) /* the gateway's own address: nothing to relay there */
 			udp_drop(r, NULL, UD_NOT_ROUTABLE);
 		else if (now < c->retry_at || c->n_connecting >= U_CONNECTING ||
 			 atomic_load(&r->n_sessions) >= U_SESSIONS)

@@ -129,8 +129,6 @@ int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* A destination the relay may send to or answer from: not this host, nowhere, link-local,
  * multicast, broadcast, reserved, IPv4-mapped or the LAN network (l: lan_cidr). */
 int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l);
-/* 1 when a is one of the gateway's own addresses (a plain bind to it works). */
-int udp_addr_local(const struct sockaddr_storage *a);
 void udp_rcvbuf(int fd);
 /* Read up to U_MMSG datagrams from fd into r->mm / r->from (and r->cm, with_cmsg): how many, or
  * 0 when none is waiting. */

@@ -277,7 +277,7 @@ static int reply_socket(const struct sockaddr_storage *remote, int not_local)
 {
 	int one = 1, fd;
 
-	if (!not_local && udp_addr_local(remote))
+	if (!not_local && net_addr_local(remote))
 		return -2;
 	fd = socket(remote->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -415,7 +415,7 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 	}
 	/* the proxy names where client data goes: its own address (wherever that is: the LAN, this
 	 * host), else never this host, the LAN or nowhere */
-	if (!same_host(&s->relay, &s->map.proxy) && (!udp_routable(&s->relay, &s->lim) || udp_addr_local(&s->relay))) {
+	if (!same_host(&s->relay, &s->map.proxy) && (!udp_routable(&s->relay, &s->lim) || net_addr_local(&s->relay))) {
 		sess_fail(r, s, "the UDP ASSOCIATE reply names a relay on this host, the LAN or nowhere");
 		return;
 	}

@@ -29,6 +29,7 @@ struct target {
 	enum upstream_type type;
 	struct sockaddr_storage addr; /* IPv4 or IPv6 */
 	int addr_ok;
+	char addr_why[160]; /* when !addr_ok: why (no such name, or refused by proxy_allow_local) */
 	struct net_http_url urls[NET_HTTP_URLS_MAX];   /* its organisation's health_url (org_settings), when own_url */
 	int own_url, n_urls;			       /* n_urls 0: unusable */
 	int url_idx;				       /* the URL the probe in flight fetches */
@@ -75,6 +76,8 @@ struct healthd {
 	char health_ca[256];
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
 	int pipeline_check; /* setting socks_pipelining */
+	struct net_lan lan; /* lan_cidr, lan_iface's IPv6 networks: where no proxy (nor UDP relay) may be */
+	int allow_local;    /* setting proxy_allow_local: ... unless this */
 	struct ev_handle *tick;
 	int api_dirty;
 	int dns_on; /* dns_mode=proxy: check DNS through each proxy */

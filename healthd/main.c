@@ -32,6 +32,8 @@ static void load_settings(struct healthd *h)
 	h->succ_th = settings_uint(db, &h->d->cfg, "health_success_threshold");
 	h->hist_max = settings_uint(db, &h->d->cfg, "health_history_max");
 	h->pipeline_check = settings_bool(db, &h->d->cfg, "socks_pipelining");
+	h->allow_local = settings_bool(db, &h->d->cfg, "proxy_allow_local");
+	settings_lan(db, &h->d->cfg, &h->lan);
 	settings_str(db, &h->d->cfg, "health_url", url, sizeof(url));
 	if ((h->n_urls = net_http_url_list_parse(url, h->urls, NET_HTTP_URLS_MAX)) < 0) {
 		h->n_urls = 0;
@@ -141,6 +143,19 @@ static int load_targets(struct healthd *h)
 												: UPSTREAM_SOCKS5;
 			t->addr_ok = net_resolve((const char *)sqlite3_column_text(st, 3),
 						 (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
+			snprintf(t->addr_why, sizeof(t->addr_why), "proxy host does not resolve");
+			if (t->addr_ok && !h->allow_local) {
+				const char *why = net_dest_refused(&t->addr, &h->lan);
+				if (why) {
+					char at[NET_IP_STR_MAX];
+					struct net_ip ip;
+					net_ip_from_sa(&t->addr, &ip);
+					net_ip_str(&ip, at);
+					snprintf(t->addr_why, sizeof(t->addr_why),
+						 "proxy host %s is %s: refused (proxy_allow_local allows it)", at, why);
+					t->addr_ok = 0;
+				}
+			}
 			snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
 			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
 			/* the organisation's own health URL; a bad one fails its proxies' probes, like a bad
@@ -393,8 +408,7 @@ static void start_probe(struct healthd *h, struct target *t)
 	if (!t->addr_ok || !n_urls) {
 		fail.error = PROBE_UPSTREAM;
 		fail.up = UP_ERR_CONNECT;
-		snprintf(fail.reason, sizeof(fail.reason), "%s",
-			 !t->addr_ok ? "proxy host does not resolve" : "bad health_url");
+		snprintf(fail.reason, sizeof(fail.reason), "%s", !t->addr_ok ? t->addr_why : "bad health_url");
 		t->url_idx = 0;
 		apply_result(h, t, &fail);
 		return;

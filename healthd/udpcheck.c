@@ -30,6 +30,14 @@ struct udpcheck {
 	char why[200];
 };
 
+/* a and b are the same address (ports aside) */
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	struct net_ip x, y;
+
+	return net_ip_from_sa(a, &x) == 0 && net_ip_from_sa(b, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
+}
+
 static void uc_close(struct udpcheck *c)
 {
 	struct evloop *ev = c->h->d->ev;
@@ -154,6 +162,15 @@ static void on_tcp(struct evloop *ev, int fd, uint32_t events, void *arg)
 	if (socks5_udp_relay(&c->hs.bound, &t->addr, &relay) < 0) {
 		fail(c, "UDP ASSOCIATE", "no relay address in the reply");
 		return;
+	}
+	if (!h->allow_local && !same_host(&relay, &t->addr)) { /* as the forwarder: not at the gateway or the LAN */
+		const char *why = net_dest_refused(&relay, &h->lan);
+		if (why) {
+			char rep[96];
+			snprintf(rep, sizeof(rep), "the relay address named is %s", why);
+			fail(c, "UDP ASSOCIATE", rep);
+			return;
+		}
 	}
 	c->udp = socket(relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->udp < 0 || connect(c->udp, (struct sockaddr *)&relay, net_sa_len(&relay)) < 0) {

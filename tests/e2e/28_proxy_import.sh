@@ -81,17 +81,17 @@ check_eq "... the new password stored, the expected exit and the user kept" \
 	"$(lab_db "SELECT password || ' ' || expected_exit || ' ' || username FROM proxies WHERE name = 'nl-1'")" "new-secret 198.51.100.10/32 alice"
 
 # bad lines: every one reported, nothing imported
-printf 'name,type,host,port\nok-1,socks5,198.51.100.1,1080\nbad-port,socks5,198.51.100.2,70000\nbad-type,ftp,198.51.100.3,21\nok-1,http,198.51.100.4,3128\n' >"$LAB_DIR/bad.csv"
+printf 'name,type,host,port\nok-1,socks5,198.51.100.9,1080\nbad-port,socks5,198.51.100.2,70000\nbad-type,ftp,198.51.100.3,21\nok-1,http,198.51.100.4,3128\n' >"$LAB_DIR/bad.csv"
 out=$(import text/csv "$LAB_DIR/bad.csv")
 check_match "a file with bad lines: 400" "$out" '^400 '
 check_eq "... each bad line named with its reason" \
 	"$(body <<<"$out" | jq -c '[.error.lines[] | [.line, (.error | test("port|type|twice"))]]')" '[[3,true],[4,true],[5,true]]'
 check_eq "... and nothing of it imported" "$(total)" "1003"
-printf 'socks5://198.51.100.1:1080#good\n\n\nsocks5://198.51.100.1#no-port\nftp://x:1\nsocks5://u:p#w@198.51.100.1:1080\n' >"$LAB_DIR/bad.txt"
+printf 'socks5://198.51.100.9:1080#good\n\n\nsocks5://198.51.100.9#no-port\nftp://x:1\nsocks5://u:p#w@198.51.100.9:1080\n' >"$LAB_DIR/bad.txt"
 out=$(import text/plain "$LAB_DIR/bad.txt")
 check_match "bad URIs (after two blank lines, and a '#' in a password): 400" "$out" '^400 '
 check_eq "... with their own line numbers" "$(body <<<"$out" | jq -c '[.error.lines[].line]')" '[4,5,6]'
-printf 'socks5://198.51.100.1:1080#caf\xe9\n' >"$LAB_DIR/latin1.txt"
+printf 'socks5://198.51.100.9:1080#caf\xe9\n' >"$LAB_DIR/latin1.txt"
 check_match "a name that is not UTF-8: 400, said so" "$(import text/plain "$LAB_DIR/latin1.txt")" '^400 .*not UTF-8'
 check_match "another content type: 415" "$(import application/json "$LAB_DIR/bad.txt")" '^415 '
 check_eq "the audit has the imports" \

@@ -77,11 +77,21 @@ lab_bg gw loopback-rx python3 "$ROOT/tests/e2e/webhook_rx.py" 127.0.0.1 9099 "$L
 lab_wait_port gw 127.0.0.1 9099
 W5=$(hook '{"name":"inside","url":"http://127.0.0.1:9099/inside"}' | body | jq .id)
 out=$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')
-check_match "a webhook to the gateway's loopback: refused, saying why" "$out" '^200 .*"delivered": *false.*"error": *"refused: 127.0.0.1 is a loopback, private or LAN address'
+check_match "a webhook to the gateway's loopback: refused, saying why" "$out" '^200 .*"delivered": *false.*"error": *"refused: 127.0.0.1 is a loopback, private, LAN or gateway address'
 check_eq "... nothing reached the service there" "$(wc -l <"$LAB_DIR/rx-loopback.log")" 0
 lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[::ffff:192.168.2.10]:9099/x"}' >/dev/null
 check_match "... nor to a LAN device by an IPv4-mapped IPv6 address" \
 	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: ::ffff:192.168.2.10 is'
+# the gateway's own public address (its WAN side, 198.51.100.1), where its services answer too
+lab_bg gw wan-rx python3 "$ROOT/tests/e2e/webhook_rx.py" 198.51.100.1 9098 "$LAB_DIR/rx-loopback.log" "$SECRET"
+lab_wait_port gw 198.51.100.1 9098
+lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://198.51.100.1:9098/x"}' >/dev/null
+check_match "... nor to the gateway's own WAN address" \
+	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 198.51.100.1 is'
+lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[64:ff9b::7f00:1]:9099/x"}' >/dev/null
+check_match "... nor to loopback through the NAT64 prefix (64:ff9b::127.0.0.1)" \
+	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 64:ff9b::7f00:1 is'
+check_eq "... nothing reached either service" "$(wc -l <"$LAB_DIR/rx-loopback.log")" 0
 lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://127.0.0.1:9099/inside"}' >/dev/null
 lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"webhook_allow_private":"true"}' >/dev/null
 check_match "webhook_allow_private=true (a superadmin's setting): delivered" \

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socketserver
 
 addr, port, log, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
 lock = threading.Lock()
@@ -49,4 +50,10 @@ class H(BaseHTTPRequestHandler):
         pass
 
 
-ThreadingHTTPServer((addr, port), H).serve_forever()
+class Server(ThreadingHTTPServer):
+    def server_bind(self):  # without HTTPServer's reverse lookup of addr (no resolver in the lab: it hangs)
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = addr, port
+
+
+Server((addr, port), H).serve_forever()

@@ -681,6 +681,41 @@ static void test_failover_carrier(void **state)
 	tl_rmdir(dir);
 }
 
+/* 0029: a mapping moved to another address leaves its usage history behind; an install with a
+ * proxy on its own loopback keeps it allowed (proxy_allow_local starts true), another does not. */
+static void test_guards(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = open_at(dir, "g.db"), *db2 = open_at(dir, "h.db");
+	int from, to;
+
+	(void)state;
+	assert_int_equal(migrate_run(db, M, NM, 28, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(migrate_run(db2, M, NM, 28, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(tl_exec(db,
+				 "INSERT INTO proxies (name, type, host, port) VALUES ('ss', 'socks5', '127.0.0.1', "
+				 "1080), ('b', 'http', '198.51.100.1', 2);"
+				 "INSERT INTO mappings (client_ip, proxy_id) VALUES ('10.9.0.1', 1), ('10.9.0.2', 2);"
+				 "INSERT INTO client_usage (client_ip, step, t, bytes_up) VALUES ('10.9.0.1', 60, 60, "
+				 "5), ('10.9.0.2', 60, 60, 7)"),
+			 SQLITE_OK);
+	assert_int_equal(tl_exec(db2, "INSERT INTO proxies (name, type, host, port) VALUES ('b', 'http', "
+				      "'198.51.100.1', 2), ('c', 'socks5', 'proxy.example', 1080)"),
+			 SQLITE_OK);
+	assert_int_equal(migrate_run(db, M, NM, NM, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(migrate_run(db2, M, NM, NM, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(tl_int(db, "SELECT value = 'true' FROM settings WHERE key = 'proxy_allow_local'"), 1);
+	assert_int_equal(tl_int(db2, "SELECT count(*) FROM settings WHERE key = 'proxy_allow_local'"), 0);
+	assert_int_equal(tl_exec(db, "UPDATE mappings SET client_ip = '10.9.0.3' WHERE client_ip = '10.9.0.1';"
+				     "UPDATE mappings SET enabled = 0 WHERE client_ip = '10.9.0.2'"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM client_usage WHERE client_ip = '10.9.0.1'"), 0);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM client_usage WHERE client_ip = '10.9.0.2'"), 1);
+	db_close(db);
+	db_close(db2);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -697,6 +732,7 @@ int main(void)
 	    cmocka_unit_test(test_change_seq_triggers),
 	    cmocka_unit_test(test_mapping_state_view),
 	    cmocka_unit_test(test_failover_carrier),
+	    cmocka_unit_test(test_guards),
 	    cmocka_unit_test(test_orgs_upgrade),
 	    cmocka_unit_test(test_org_members_upgrade),
 	    cmocka_unit_test(test_user_ids_not_reused),

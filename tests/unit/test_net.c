@@ -241,6 +241,73 @@ static void test_http_url_list(void **state)
 }
 
 /* Proxy addresses: literals of either family without DNS; no brackets, no zones. */
+static const char *special(const char *ip, const struct net_lan *lan)
+{
+	struct net_ip a;
+	struct sockaddr_storage sa;
+
+	assert_int_equal(net_ip_parse(ip, &a), 0);
+	net_ip_to_sa(&a, 80, &sa);
+	return net_addr_special(&sa, lan);
+}
+
+/* Where the gateway sends nothing of its own: each kind, the LAN of both families, IPv4 inside
+ * NAT64 and 6to4 addresses; ordinary public and private addresses pass. */
+static void test_addr_special(void **state)
+{
+	static const char *const bad[] = {"127.0.0.1",
+					  "127.9.9.9",
+					  "0.0.0.0",
+					  "0.1.2.3",
+					  "169.254.1.1",
+					  "224.0.0.1",
+					  "239.1.1.1",
+					  "255.255.255.255",
+					  "240.0.0.1",
+					  "192.168.2.77",
+					  "::",
+					  "::1",
+					  "fe80::1",
+					  "ff02::1",
+					  "fd00:2::77",
+					  "64:ff9b::7f00:1",
+					  "64:ff9b::c0a8:205",
+					  "2002:7f00:1::1",
+					  "2002:c0a8:0205::9"};
+	static const char *const good[] = {"198.51.100.10", "10.1.2.3",		  "172.16.0.1",
+					   "100.64.0.1",    "192.168.3.1",	  "2001:db8::1",
+					   "fd00:3::1",	    "64:ff9b::c633:640a", "2002:c633:640a::1"};
+	struct net_lan lan;
+	struct sockaddr_storage mapped;
+	struct sockaddr_in6 *m6 = (struct sockaddr_in6 *)&mapped;
+
+	(void)state;
+	memset(&lan, 0, sizeof(lan));
+	assert_int_equal(net_cidr4_parse("192.168.2.0/24", &lan.v4), 0);
+	assert_int_equal(net_prefix_parse("fd00:2::/64", &lan.v6[0]), 0);
+	lan.n6 = 1;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (!special(bad[i], &lan))
+			fail_msg("%s passed", bad[i]);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (special(good[i], &lan))
+			fail_msg("%s refused: %s", good[i], special(good[i], &lan));
+	assert_null(special("192.168.2.77", NULL)); /* no LAN known: only the kinds */
+	/* ::ffff:a.b.c.d as an AF_INET6 socket address (net_ip_to_sa would make it AF_INET) */
+	memset(&mapped, 0, sizeof(mapped));
+	m6->sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:198.51.100.10", &m6->sin6_addr), 1);
+	assert_non_null(net_addr_special(&mapped, &lan));
+	/* the gateway's own addresses: loopback is, a documentation address is not */
+	net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1}}, 0, &mapped);
+	assert_int_equal(net_addr_local(&mapped), 1);
+	assert_non_null(net_dest_refused(&mapped, NULL));
+	net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, [12] = 198, [13] = 51, [14] = 100, [15] = 10}}, 0,
+		     &mapped);
+	assert_int_equal(net_addr_local(&mapped), 0);
+	assert_null(net_dest_refused(&mapped, NULL));
+}
+
 static void test_resolve(void **state)
 {
 	struct sockaddr_storage sa;
@@ -267,11 +334,12 @@ static void test_resolve(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ipv4),     cmocka_unit_test(test_cidr),
-	    cmocka_unit_test(test_hostport), cmocka_unit_test(test_numbers_and_bools),
-	    cmocka_unit_test(test_ifname),   cmocka_unit_test(test_client_ip),
-	    cmocka_unit_test(test_http_url), cmocka_unit_test(test_http_url_list),
-	    cmocka_unit_test(test_resolve),  cmocka_unit_test(test_mac),
+	    cmocka_unit_test(test_ipv4),	 cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_hostport),	 cmocka_unit_test(test_numbers_and_bools),
+	    cmocka_unit_test(test_ifname),	 cmocka_unit_test(test_client_ip),
+	    cmocka_unit_test(test_http_url),	 cmocka_unit_test(test_http_url_list),
+	    cmocka_unit_test(test_resolve),	 cmocka_unit_test(test_mac),
+	    cmocka_unit_test(test_addr_special),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,7 @@ static void test_load(void **state)
 		"1),"
 		"('192.168.2.11', 3, 1), ('192.168.2.12', 1, 0), ('192.168.2.13', 4, 1)"),
 	    SQLITE_OK);
-	assert_int_equal(table_load(db, &t, err, sizeof(err)), 0);
+	assert_int_equal(table_load(db, NULL, &t, err, sizeof(err)), 0);
 	assert_int_equal(table_size(t), 5);
 	e = get(t, "192.168.2.10");
 	assert_non_null(e);
@@ -73,10 +73,10 @@ static void test_endpoint(void **state)
 		    "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080);"
 		    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1)"),
 	    SQLITE_OK);
-	assert_int_equal(table_load(db, &t1, err, sizeof(err)), 0);
-	assert_int_equal(table_load(db, &t2, err, sizeof(err)), 0);
+	assert_int_equal(table_load(db, NULL, &t1, err, sizeof(err)), 0);
+	assert_int_equal(table_load(db, NULL, &t2, err, sizeof(err)), 0);
 	assert_int_equal(tl_exec(db, "UPDATE proxies SET port = 1081"), SQLITE_OK);
-	assert_int_equal(table_load(db, &t3, err, sizeof(err)), 0);
+	assert_int_equal(table_load(db, NULL, &t3, err, sizeof(err)), 0);
 	assert_true(get(t1, "192.168.2.10")->endpoint == get(t2, "192.168.2.10")->endpoint);
 	assert_true(get(t1, "192.168.2.10")->endpoint != get(t3, "192.168.2.10")->endpoint);
 	table_free(t1);
@@ -86,11 +86,54 @@ static void test_endpoint(void **state)
 	tl_rmdir(dir);
 }
 
+/* A proxy where none may be (loopback, the LAN, the gateway's own address) blocks its clients
+ * unless proxy_allow_local (refuse NULL); an ordinary private address is fine. */
+static void test_refused(void **state)
+{
+	char *dir = tl_tmpdir(), err[256];
+	sqlite3 *db = tl_db(dir, "t.db");
+	struct fwd_table *t = NULL;
+	struct net_lan lan;
+
+	(void)state;
+	memset(&lan, 0, sizeof(lan));
+	assert_int_equal(net_cidr4_parse("192.168.2.0/24", &lan.v4), 0);
+	assert_int_equal(net_prefix_parse("fd00:2::/64", &lan.v6[0]), 0);
+	lan.n6 = 1;
+	assert_int_equal(
+	    tl_exec(db,
+		    "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'lo', 'socks5', '127.0.0.1', 1080), "
+		    "(2, 'lan', 'socks5', '192.168.2.50', 1080), (3, 'lan6', 'http', 'fd00:2::50', 3128), "
+		    "(4, 'nat64', 'socks5', '64:ff9b::7f00:1', 1080), (5, 'dc', 'socks5', '10.9.8.7', 1080), "
+		    "(6, 'lo6', 'socks5', '::1', 1080);"
+		    "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60;"
+		    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.11', 1), ('192.168.2.12', 2), "
+		    "('192.168.2.13', 3), ('192.168.2.14', 4), ('192.168.2.15', 5), ('192.168.2.16', 6)"),
+	    SQLITE_OK);
+	assert_int_equal(table_load(db, &lan, &t, err, sizeof(err)), 0);
+	for (int i = 11; i <= 16; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "192.168.2.%d", i);
+		assert_int_equal(get(t, ip)->state, i == 15 ? FWD_ACTIVE : FWD_BLOCKED);
+	}
+	table_free(t);
+	assert_int_equal(table_load(db, NULL, &t, err, sizeof(err)), 0); /* proxy_allow_local */
+	for (int i = 11; i <= 16; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "192.168.2.%d", i);
+		assert_int_equal(get(t, ip)->state, FWD_ACTIVE);
+	}
+	table_free(t);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_endpoint),
+	    cmocka_unit_test(test_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

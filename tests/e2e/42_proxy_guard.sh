@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Scenario: a proxy is reached over the WAN. An admin (an organisation's, say) cannot aim the
+# gateway's probes and its clients' connections at the gateway's own services (loopback, its own
+# addresses) or at LAN devices (another organisation's) by naming them as a proxy: pgw-api refuses
+# such an address, and pgw-healthd and pgw-forwarder refuse a name that resolves there (the
+# proxy is down saying why; its clients are blocked). The superadmin's setting proxy_allow_local
+# allows it, for a proxy running on the gateway itself (here microsocks on its 127.0.0.1:1081).
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/lab.sh"
+lab_scenario
+lab_api_env
+ctl=$PGW_BIN/pgwctl
+GW_WAN=198.51.100.1
+$ctl settings set health_interval 2 >/dev/null
+$ctl settings set health_down_interval 1 >/dev/null
+$ctl settings set health_timeout 2 >/dev/null
+lab_db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
+	INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
+echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
+# a SOCKS5 proxy on the gateway's own loopback (as ss-local, tor or ssh -D would be)
+lab_bg gw gw-socks microsocks -i 127.0.0.1 -p 1081
+lab_wait_port gw 127.0.0.1 1081
+for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
+check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+ADMIN=$(lab_api_login admin admin-password-1)
+J='Content-Type: application/json'
+fetch() { lab_exec lan curl -s -m 4 --interface "$1" "http://$LAB_WEB/ip"; }
+health() { lab_api GET "/api/v1/health" -H "$ADMIN" | cut -d' ' -f2- | jq -r ".items[] | select(.proxy_id == $1) | .$2"; }
+post() { lab_api POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"$1\",\"type\":\"socks5\",\"host\":\"$2\",\"port\":${3:-1080}}"; }
+
+check_eq "proxy_allow_local is off by default" "$($ctl settings get proxy_allow_local)" "false"
+check "the ordinary proxy is up" wait_for 10 bash -c "[ \"\$(sqlite3 $PGW_DB \"SELECT status FROM proxy_health WHERE proxy_id = 1\")\" = up ]"
+check_eq "its client goes through it" "$(fetch 192.168.2.10)" "$LAB_SOCKS_NOAUTH"
+
+# addresses: refused when written, saying why and what allows it; nothing stored
+check_match "POST a proxy on 127.0.0.1: 400, a loopback address" "$(post lo 127.0.0.1 1081)" \
+	"^400 .*'host' 127.0.0.1 is a loopback address.*proxy_allow_local"
+check_match "... on the gateway's own WAN address: 400" "$(post own $GW_WAN)" "^400 .*$GW_WAN is one of the gateway's own addresses"
+check_match "... on a LAN device (192.168.2.13): 400" "$(post lan 192.168.2.13)" "^400 .*192.168.2.13 is on the LAN"
+check_match "... on a LAN device by IPv6 (fd00:2::13): 400" "$(post lan6 fd00:2::13)" "^400 .*fd00:2::13 is on the LAN"
+check_match "... on loopback by NAT64 (64:ff9b::7f00:1): 400" "$(post nat64 64:ff9b::7f00:1)" "^400 .*is a loopback address"
+check_match "... on ::1: 400" "$(post lo6 ::1)" "^400 .*'host' ::1 is a loopback address"
+check_match "a PATCH that moves proxy 1 onto the gateway: 400" \
+	"$(lab_api PATCH /api/v1/proxies/1 -H "$ADMIN" -H "$J" -d '{"host":"127.0.0.1"}')" "^400 .*loopback"
+out=$(printf 'name,type,host,port\nfine,socks5,198.51.100.99,1080\nsneaky,socks5,127.0.0.2,1080\n' |
+	lab_api POST /api/v1/proxies/import -H "$ADMIN" -H 'Content-Type: text/csv' --data-binary @-)
+check_match "a CSV import with one line on loopback: 400, naming line 3" "$out" '^400 .*"line": *3.*loopback'
+check_eq "... nothing was stored by any of them" "$(lab_db 'SELECT group_concat(host) FROM proxies')" "$LAB_SOCKS_NOAUTH"
+check_match "a private address of the proxies' own network (10.20.30.40) is fine" "$(post dc 10.20.30.40)" '^201 '
+
+# a name that resolves to loopback: stored (names are resolved where they are used), then
+# refused by pgw-healthd (down, saying why) and pgw-forwarder (its clients blocked)
+out=$(post gwlocal localhost 1081)
+check_match "POST a proxy named localhost: 201" "$out" '^201 '
+P=$(cut -d' ' -f2- <<<"$out" | jq .id)
+# (the API would refuse the mapping while the proxy fails its check: a script did it before)
+lab_db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.11', $P)"
+check "pgw-healthd: down, saying the name resolves to loopback and what allows it" \
+	wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $P\" | grep -q '^down proxy host 127.0.0.1 is a loopback address: refused (proxy_allow_local allows it)'"
+check "pgw-forwarder: refused too, its clients blocked" \
+	wait_for 5 grep -q "proxy $P: host 'localhost' (127.0.0.1) is a loopback address: refused" "$LAB_DIR/pgw-forwarder.log"
+check_fails "client .11 gets nothing" fetch 192.168.2.11
+check_eq "nothing reached the proxy on the gateway" "$(lab_ss_held "$(awk '$2 == "gw-socks" {print $1}' "$LAB_DIR/pids" | tail -1)" gw state established 2>/dev/null | grep -c .)" 0
+
+# the superadmin allows it: the proxy on the gateway works, and such addresses can be written
+check_match "superadmin: PUT /config proxy_allow_local=true" \
+	"$(lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"proxy_allow_local":"true"}')" '^200 '
+check "the proxy on the gateway's loopback is up now" \
+	wait_for 10 bash -c "[ \"\$(sqlite3 $PGW_DB \"SELECT status FROM proxy_health WHERE proxy_id = $P\")\" = up ]"
+check "client .11 goes through it (leaving from the gateway's WAN address)" \
+	wait_for 5 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 4 --interface 192.168.2.11 http://$LAB_WEB/ip)\" = $GW_WAN ]"
+check_match "POST a proxy on 127.0.0.1 is accepted now" "$(post lo 127.0.0.1 1081)" '^201 '
+# and off again: refused at once where the daemons use it
+check_match "proxy_allow_local=false again" \
+	"$(lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"proxy_allow_local":"false"}')" '^200 '
+check "the proxy on loopback is down again, saying why" \
+	wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $P\" | grep -q '^down proxy host 127.0.0.1 is a loopback'"
+check "... and client .11 gets nothing again" wait_for 5 bash -c "! ip netns exec $(lab_ns lan) curl -s -m 2 --interface 192.168.2.11 http://$LAB_WEB/ip"
+check_eq "the ordinary proxy's client never noticed" "$(fetch 192.168.2.10)" "$LAB_SOCKS_NOAUTH"
+finish
