@@ -118,9 +118,10 @@ int auth_sso_session(struct req *r, int64_t user_id, const char *clear_cookie, c
 int auth_login(struct req *r)
 {
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
-	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64];
+	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64], gkey[80],
+	    kkey[160];
 	unsigned wait;
-	int disabled = 0, found, ok;
+	int disabled = 0, found, ok, known;
 	const char *name, *pw;
 	char *tok;
 	long exp;
@@ -134,9 +135,14 @@ int auth_login(struct req *r)
 	throttle_source(r->addr, src, sizeof(src));
 	snprintf(ukey, sizeof(ukey), "u:%s@%s", name, src);
 	snprintf(akey, sizeof(akey), "a:%s", src);
-	wait = throttle_check(ukey, THROTTLE_USER_FAILS);
+	snprintf(gkey, sizeof(gkey), "g:%s", name);
+	snprintf(kkey, sizeof(kkey), "k:%s@%s", name, src);
+	known = throttle_known(kkey); /* she signed in from here before: others' guesses do not hold her up */
+	wait = throttle_check(ukey, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S);
 	if (!wait)
-		wait = throttle_check(akey, THROTTLE_ADDR_FAILS);
+		wait = throttle_check(akey, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S);
+	if (!wait && !known) /* guesses spread over many sources add up */
+		wait = throttle_check(gkey, THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S);
 	if (wait) { /* before any password work: also caps the CPU an attacker can spend */
 		log_warnx_id(r->id, "login throttled for '%s' from %s", name, r->addr);
 		return reply_retry_after(r, 429, wait, "too_many_requests", "too many failed logins; try again in %u s",
@@ -147,6 +153,8 @@ int auth_login(struct req *r)
 	/* counted before the work: concurrent attempts cannot all slip under the limit */
 	throttle_fail(ukey);
 	throttle_fail(akey);
+	if (!known)
+		throttle_fail(gkey);
 	found = load_user(r, "username", name, hash, &disabled);
 	if (found == 1 && r->user.sso) /* an SSO user's hash is a placeholder: it has no password here */
 		found = 0;
@@ -165,6 +173,9 @@ int auth_login(struct req *r)
 		return MHD_YES; /* 403 sent */
 	throttle_reset(ukey);
 	throttle_forgive(akey); /* this attempt from the source was a good one */
+	if (!known)
+		throttle_forgive(gkey); /* (not reset: a good login elsewhere gives a guesser no fresh start) */
+	throttle_remember(kkey);
 	if (!(tok = new_session(r, csrf, &exp, cookie, sizeof(cookie))))
 		return reply_error(r, 500, "internal", "cannot issue a token");
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;

@@ -431,7 +431,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 
 		/* guesses through a session are throttled like logins (per user, from anywhere) */
 		snprintf(key, sizeof(key), "p:%lld", (long long)id);
-		if ((wait = throttle_check(key, THROTTLE_USER_FAILS))) {
+		if ((wait = throttle_check(key, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S))) {
 			return reply_retry_after(r, 429, wait, "too_many_requests",
 						 "too many wrong current passwords; try again in %u s", wait);
 		}

@@ -13,8 +13,9 @@
 
 struct slot {
 	char key[160];
-	uint64_t last_ms; /* the last failure; 0: free */
+	uint64_t last_ms; /* the last failure (or remembering); 0: free */
 	unsigned fails;
+	unsigned keep_s; /* forgotten this long after last_ms */
 };
 
 static struct slot slots[SLOTS];
@@ -27,7 +28,7 @@ static struct slot *find(const char *key, int create, uint64_t now)
 
 	for (int i = 0; i < SLOTS; i++) {
 		struct slot *s = &slots[i];
-		if (s->last_ms && now > s->last_ms && now - s->last_ms >= THROTTLE_FORGET_S * 1000ull)
+		if (s->last_ms && now > s->last_ms && now - s->last_ms >= s->keep_s * 1000ull)
 			s->last_ms = 0; /* forgotten */
 		if (s->last_ms && strcmp(s->key, key) == 0)
 			return s;
@@ -39,10 +40,11 @@ static struct slot *find(const char *key, int create, uint64_t now)
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
 	victim->last_ms = now;
 	victim->fails = 0;
+	victim->keep_s = THROTTLE_FORGET_S;
 	return victim;
 }
 
-unsigned throttle_check(const char *key, unsigned free_fails)
+unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s)
 {
 	uint64_t now, wait_ms, since;
 	unsigned wait = 0, over;
@@ -53,9 +55,9 @@ unsigned throttle_check(const char *key, unsigned free_fails)
 	s = find(key, 0, now);
 	if (s && s->fails >= free_fails) {
 		over = s->fails - free_fails;
-		wait_ms = over >= 9 ? THROTTLE_MAX_WAIT_S * 1000ull : (1000ull << over);
-		if (wait_ms > THROTTLE_MAX_WAIT_S * 1000ull)
-			wait_ms = THROTTLE_MAX_WAIT_S * 1000ull;
+		wait_ms = over >= 20 ? max_s * 1000ull : ((first_s * 1000ull) << over);
+		if (wait_ms > max_s * 1000ull)
+			wait_ms = max_s * 1000ull;
 		since = now - s->last_ms;
 		wait = since < wait_ms ? (unsigned)((wait_ms - since + 999) / 1000) : 0;
 	}
@@ -94,6 +96,31 @@ void throttle_reset(const char *key)
 	if ((s = find(key, 0, ev_now_ms())))
 		s->last_ms = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+void throttle_remember(const char *key)
+{
+	uint64_t now;
+	struct slot *s;
+
+	pthread_mutex_lock(&lock);
+	now = ev_now_ms();
+	s = find(key, 1, now);
+	s->fails = 0;
+	s->last_ms = now;
+	s->keep_s = THROTTLE_KNOWN_S;
+	pthread_mutex_unlock(&lock);
+}
+
+int throttle_known(const char *key)
+{
+	struct slot *s;
+	int known;
+
+	pthread_mutex_lock(&lock);
+	known = (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
+	pthread_mutex_unlock(&lock);
+	return known;
 }
 
 void throttle_source(const char *addr, char *out, size_t size)

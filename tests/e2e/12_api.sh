@@ -266,6 +266,27 @@ check "... at most 5 of them were checked (401); the rest 429 or 503 ($codes)" \
 	test "$(cat "$LAB_DIR"/burst.* | grep -c 401)" -le 5 -a "$(cat "$LAB_DIR"/burst.* | grep -cE '^(401|429|503)$')" -eq 12
 check "... and pgw-api's peak memory grew by less than 3 x 64 MiB ($hwm0 -> $hwm1 KiB)" test $((hwm1 - hwm0)) -lt 196608
 
+# guesses spread over many sources add up per user: 20 between the sources she never signed in
+# from, then a wait (5 s, doubling, at most 60 s); the sources she did sign in from are not held
+# up by them
+http POST /api/v1/users -H "$ADMIN" -H "$J" -d '{"username":"spread","role":"viewer","password":"spread-password-1"}' >/dev/null
+check_eq "user spread signs in from 127.0.0.1" \
+	"$(code "$(http POST /api/v1/auth/login -H "$J" -d '{"username":"spread","password":"spread-password-1"}')")" "200"
+: >"$LAB_DIR/spread"
+for s in 21 22 23 24 25 26; do
+	for i in 1 2 3 4; do
+		code "$(http POST /api/v1/auth/login --interface 127.0.0.$s -H "$J" -d '{"username":"spread","password":"bad"}')" >>"$LAB_DIR/spread"
+	done
+done
+check_eq "24 wrong passwords, 4 from each of 6 sources (each under its own 5): 20 checked, then 429 ($(sort "$LAB_DIR/spread" | uniq -c | tr -s ' ' | tr '\n' ';'))" \
+	"$(tr '\n' ' ' <"$LAB_DIR/spread")" "$(printf '401 %.0s' $(seq 20))429 429 429 429 "
+out=$(lab_exec gw curl -s -i --interface 127.0.0.27 -H "$J" -d '{"username":"spread","password":"spread-password-1"}' $U/api/v1/auth/login)
+check_match "... the right password from yet another source: 429 too" "$out" "HTTP/1.1 429"
+ra=$(grep -i '^Retry-After' <<<"$out" | tr -dc 0-9)
+check "... Retry-After says when: within 5 s ($ra)" test "${ra:-0}" -ge 1 -a "${ra:-0}" -le 5
+check_eq "... while she signs in from 127.0.0.1, where she did before" \
+	"$(code "$(http POST /api/v1/auth/login -H "$J" -d '{"username":"spread","password":"spread-password-1"}')")" "200"
+
 # 1,100 half-open connections from one address take nothing from anyone else: at most 128 at
 # once per address are kept; a request from elsewhere is answered at once
 cat >"$LAB_DIR/halfopen.py" <<'PY'

@@ -8,21 +8,24 @@ static void test_backoff_and_reset(void **state)
 {
 	(void)state;
 	for (int i = 0; i < THROTTLE_USER_FAILS; i++) {
-		assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS), 0);
+		assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S), 0);
 		throttle_fail("u:alice@10.0.0.1");
 	}
-	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS), 1); /* the first wait: 1 s */
+	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
+			 1); /* the first wait: 1 s */
 	throttle_fail("u:alice@10.0.0.1");
-	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS), 2); /* then 2 s */
+	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
+			 2); /* then 2 s */
 	throttle_fail("u:alice@10.0.0.1");
-	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS), 4);
+	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S), 4);
 	for (int i = 0; i < 20; i++)
 		throttle_fail("u:alice@10.0.0.1");
-	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS), THROTTLE_MAX_WAIT_S); /* capped */
+	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
+			 THROTTLE_MAX_WAIT_S); /* capped */
 	/* the same user from elsewhere is not locked out by what happened at 10.0.0.1 */
-	assert_int_equal(throttle_check("u:alice@10.0.0.2", THROTTLE_USER_FAILS), 0);
+	assert_int_equal(throttle_check("u:alice@10.0.0.2", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S), 0);
 	throttle_reset("u:alice@10.0.0.1"); /* a good login */
-	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS), 0);
+	assert_int_equal(throttle_check("u:alice@10.0.0.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S), 0);
 }
 
 static void test_sources(void **state)
@@ -49,12 +52,32 @@ static void test_many_keys(void **state)
 		snprintf(key, sizeof(key), "a:10.0.0.%d", i);
 		throttle_fail(key);
 	}
-	assert_true(throttle_check("u:mallory@10.9.9.9", THROTTLE_USER_FAILS) > 0);
+	assert_true(throttle_check("u:mallory@10.9.9.9", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
 	for (int i = 0; i < 100000; i++) { /* a flood of keys: bounded memory, no crash */
 		snprintf(key, sizeof(key), "a:10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
 		throttle_fail(key);
 	}
-	assert_int_equal(throttle_check("a:never-seen", 1), 0);
+	assert_int_equal(throttle_check("a:never-seen", 1, 1, THROTTLE_MAX_WAIT_S), 0);
+}
+
+/* A capped key waits at most its own cap; a remembered key is known (and a failure key is not),
+ * and stays known past the failures' forgetting time. */
+static void test_cap_and_known(void **state)
+{
+	(void)state;
+	for (int i = 0; i < THROTTLE_ANY_FAILS + 30; i++)
+		throttle_fail("g:carol");
+	assert_int_equal(
+	    throttle_check("g:carol", THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S),
+	    THROTTLE_ANY_MAX_WAIT_S);
+	throttle_forgive("g:carol"); /* one good login elsewhere: still held */
+	assert_true(throttle_check("g:carol", THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S) >
+		    0);
+	assert_false(throttle_known("k:carol@10.0.0.7"));
+	throttle_remember("k:carol@10.0.0.7");
+	assert_true(throttle_known("k:carol@10.0.0.7"));
+	assert_false(throttle_known("k:carol@10.0.0.8"));
+	assert_false(throttle_known("g:carol")); /* a failure count is not a remembered source */
 }
 
 int main(void)
@@ -63,6 +86,7 @@ int main(void)
 	    cmocka_unit_test(test_backoff_and_reset),
 	    cmocka_unit_test(test_sources),
 	    cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_cap_and_known),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
