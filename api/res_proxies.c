@@ -6,6 +6,7 @@
 #include "settings.h"
 #include "upstream.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +99,16 @@ int proxy_body_check(json_t *b, int partial, const struct net_lan *refuse, char 
 		json_object_set_new(b, "host", json_string(canon));
 	}
 	host = json_string_value(json_object_get(b, "host"));
+	if (host && !strchr(host, ':')) { /* 127.1, 2130706433, 0x7f000001: addresses to getaddrinfo */
+		struct in_addr a4;
+		struct net_ip ip;
+		if (inet_aton(host, &a4) && net_ip_parse(host, &ip) < 0)
+			return snprintf(err, errlen,
+					"'host' %s is an IPv4 address in a short or numeric form: write it "
+					"as a dotted quad",
+					host),
+			       -1;
+	}
 	if (host && refuse) { /* an address (a name is judged where it is resolved: healthd, forwarder) */
 		struct net_ip ip;
 		struct sockaddr_storage sa;

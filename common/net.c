@@ -517,10 +517,12 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 		return special_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan);
 	if (sa->ss_family == AF_INET6) {
 		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t zero[10], nat64[12] = {0, 0x64, 0xff, 0x9b};
+		static const uint8_t zero[8], nat64[12] = {0, 0x64, 0xff, 0x9b},
+					      nat64l[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
 		struct net_ip ip;
 
-		if (memcmp(a, zero, 10) == 0) { /* ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d: no IPv4 by the back door */
+		/* ::/64: ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d, ::ffff:0:a.b.c.d: no IPv4 by the back door */
+		if (memcmp(a, zero, 8) == 0) {
 			static const uint8_t any[16], one[16] = {[15] = 1};
 			return memcmp(a, any, 16) == 0	 ? "the unspecified address"
 			       : memcmp(a, one, 16) == 0 ? "a loopback address"
@@ -528,8 +530,10 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 		}
 		if (a[0] == 0xff)
 			return "a multicast address";
-		if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		if (a[0] == 0xfe && (a[1] & 0x80) == 0x80) /* fe80::/10, and fec0::/10 (site-local, deprecated) */
 			return "a link-local address";
+		if (memcmp(a, nat64l, 6) == 0) /* 64:ff9b:1::/48, local-use NAT64: into networks of its own */
+			return "a local-use NAT64 address";
 		if (memcmp(a, nat64, 12) == 0) /* well-known NAT64 prefix: judged as the IPv4 inside */
 			return special_v4((uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15],
 					  lan);
@@ -547,25 +551,55 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 
 int net_addr_local(const struct sockaddr_storage *a)
 {
-	struct sockaddr_storage probe = *a;
-	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local;
+	/* the kernel's answer, without sending anything: a UDP socket connected to a takes a source
+	 * address; to one of this host's own addresses (the local routing table) that is a itself.
+	 * (A bind() test would say "local" for everything with ip_nonlocal_bind, set next to
+	 * keepalived.) Unreachable: not local. */
+	struct sockaddr_storage to = *a, me;
+	socklen_t len = sizeof(me);
+	struct net_ip x, y;
+	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local = 0;
 
 	if (fd < 0)
 		return 1; /* cannot tell: treated as local, refused */
-	if (probe.ss_family == AF_INET)
-		((struct sockaddr_in *)&probe)->sin_port = 0;
+	if (to.ss_family == AF_INET)
+		((struct sockaddr_in *)&to)->sin_port = htons(9);
 	else
-		((struct sockaddr_in6 *)&probe)->sin6_port = 0;
-	local = bind(fd, (struct sockaddr *)&probe, net_sa_len(&probe)) == 0 || errno != EADDRNOTAVAIL;
+		((struct sockaddr_in6 *)&to)->sin6_port = htons(9);
+	if (connect(fd, (struct sockaddr *)&to, net_sa_len(&to)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&me, &len) == 0)
+		local = net_ip_from_sa(&me, &x) == 0 && net_ip_from_sa(a, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
+	else if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EACCES && errno != EPERM)
+		local = 1; /* cannot tell */
 	close(fd);
 	return local;
+}
+
+/* the IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address, as AF_INET */
+static int embedded_v4(const struct sockaddr_storage *sa, struct sockaddr_storage *out)
+{
+	const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
+	const uint8_t *v4 = sa->ss_family != AF_INET6	   ? NULL
+			    : memcmp(a, nat64, 12) == 0	   ? a + 12
+			    : a[0] == 0x20 && a[1] == 0x02 ? a + 2
+							   : NULL;
+
+	if (!v4)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	out->ss_family = AF_INET;
+	memcpy(&((struct sockaddr_in *)out)->sin_addr, v4, 4);
+	return 1;
 }
 
 const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan)
 {
 	const char *why = net_addr_special(a, lan);
 
-	if (!why && net_addr_local(a))
+	struct sockaddr_storage v4;
+
+	if (!why && (net_addr_local(a) || (embedded_v4(a, &v4) && net_addr_local(&v4))))
 		why = "one of the gateway's own addresses";
 	return why;
 }

@@ -2,6 +2,7 @@
 #include "table.h"
 
 #include "log.h"
+#include "names.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -135,11 +136,15 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 		e.preconnect = sqlite3_column_int(st, 20);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
-			resolved_ok = net_resolve((const char *)sqlite3_column_text(st, 4),
-						  (uint16_t)sqlite3_column_int(st, 5), &resolved) == 0;
-			if (!resolved_ok)
+			int got = names_get((const char *)sqlite3_column_text(st, 4),
+					    (uint16_t)sqlite3_column_int(st, 5), &resolved);
+			resolved_ok = got == 1;
+			if (got == 0)
 				log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked",
 					  (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
+			else if (got < 0)
+				log_info("proxy %lld: host '%s' is being resolved; its clients wait (blocked)",
+					 (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
 			else if (refuse && (why = net_dest_refused(&resolved, refuse))) {
 				char at[NET_IP_STR_MAX];
 				struct net_ip pa;
@@ -171,6 +176,7 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 	if (rc != SQLITE_DONE)
 		goto dberr;
 	sqlite3_finalize(st);
+	names_sweep();
 	*out = t;
 	return 0;
 dberr:

@@ -27,8 +27,14 @@ struct target {
 	int64_t id;
 	char name[257]; /* (for the log) 64 characters of up to 4 bytes */
 	enum upstream_type type;
-	struct sockaddr_storage addr; /* IPv4 or IPv6 */
+	char host[NET_HOST_MAX + 1]; /* as the proxy row has it: an address or a name */
+	uint16_t port;
+	struct sockaddr_storage resolved; /* host:port as resolved (common/hostres.c for a name) */
+	int resolved_ok;		  /* ... or not (no such name) */
+	int resolving;			  /* a name with no answer yet: no probe until it has one */
+	struct sockaddr_storage addr;	  /* resolved, when the guard allows it: where probes go */
 	int addr_ok;
+	int refused;	    /* !addr_ok since the guard refuses the address (down at once, not after fail_th) */
 	char addr_why[160]; /* when !addr_ok: why (no such name, or refused by proxy_allow_local) */
 	struct net_http_url urls[NET_HTTP_URLS_MAX];   /* its organisation's health_url (org_settings), when own_url */
 	int own_url, n_urls;			       /* n_urls 0: unusable */

@@ -12,6 +12,7 @@
 #include "dnstls.h"
 #include "log.h"
 #include "pipelining.h"
+#include "hostres.h"
 #include "settings.h"
 #include "store.h"
 
@@ -80,6 +81,88 @@ static void drop_target(struct healthd *h, size_t i)
 	h->t[i] = h->t[--h->n];
 }
 
+/* Where probes go: the resolved address unless the guard refuses it (proxy_allow_local). An
+ * address that changes, or is refused now, ends every check in flight to the old one (none may
+ * finish there, or test pipelining there, once the proxy is elsewhere); a refusal is due at once
+ * and takes the proxy down at once (refused_now, start_probe). */
+static void target_guard(struct healthd *h, struct target *t)
+{
+	struct sockaddr_storage was = t->addr;
+	int was_ok = t->addr_ok;
+	const char *why;
+
+	t->addr = t->resolved;
+	t->addr_ok = t->resolved_ok && !t->resolving;
+	t->refused = 0;
+	snprintf(t->addr_why, sizeof(t->addr_why), "%s",
+		 t->resolving ? "proxy host not resolved yet" : "proxy host does not resolve");
+	if (t->addr_ok && !h->allow_local && (why = net_dest_refused(&t->addr, &h->lan))) {
+		char at[NET_IP_STR_MAX];
+		struct net_ip ip;
+		net_ip_from_sa(&t->addr, &ip);
+		net_ip_str(&ip, at);
+		snprintf(t->addr_why, sizeof(t->addr_why), "proxy host %s is %s: refused (proxy_allow_local allows it)",
+			 at, why);
+		t->addr_ok = 0;
+		t->refused = 1;
+	}
+	if (was_ok && (!t->addr_ok || memcmp(&was, &t->addr, sizeof(was)) != 0)) {
+		probe_cancel(t->probe);
+		t->probe = NULL;
+		dnscheck_cancel(t);
+		udpcheck_cancel(t);
+		pipelining_forget(h, t, t->addr_ok ? "the proxy's address changed" : "the proxy's address is refused");
+		t->next_due = ev_now_ms(); /* probed (or failed) again at once */
+	}
+}
+
+/* The proxy row's host and port: an address at once; a name keeps what it resolved to before
+ * (the same name) while hostres.c asks again, off the loop, and a new one waits for its answer. */
+static void target_host(struct healthd *h, struct target *t, const char *host, uint16_t port)
+{
+	struct net_ip ip;
+	int same = t->port == port && strcmp(t->host, host) == 0;
+
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	t->port = port;
+	if (net_ip_parse(host, &ip) == 0) {
+		net_ip_to_sa(&ip, port, &t->resolved);
+		t->resolved_ok = 1;
+		t->resolving = 0;
+	} else {
+		if (!same) {
+			memset(&t->resolved, 0, sizeof(t->resolved));
+			t->resolved_ok = 0;
+			t->resolving = 1;
+		}
+		if (hostres_ask(host, port) < 0)
+			log_warnx("proxy %lld: the resolver's queue is full; '%s' is asked again later",
+				  (long long)t->id, host);
+	}
+	target_guard(h, t);
+}
+
+/* A name's answer (hostres.c): every proxy with that host and port takes it. */
+static void on_resolved(void *arg, const char *host, uint16_t port, int ok, const struct sockaddr_storage *addr)
+{
+	struct healthd *h = arg;
+
+	for (size_t i = 0; i < h->n; i++) {
+		struct target *t = &h->t[i];
+		int was = t->resolving;
+		if (t->port != port || strcmp(t->host, host) != 0)
+			continue;
+		if (!ok && was)
+			log_warnx("proxy %lld: host '%s' does not resolve", (long long)t->id, host);
+		t->resolved = *addr;
+		t->resolved_ok = ok;
+		t->resolving = 0;
+		target_guard(h, t);
+		if (was && !t->probe) /* it waited for this */
+			t->next_due = ev_now_ms();
+	}
+}
+
 /* Merge the enabled proxies from the DB into the target list; probes in flight carry on. */
 static int load_targets(struct healthd *h)
 {
@@ -141,21 +224,8 @@ static int load_targets(struct healthd *h)
 			struct target old = *t;
 			t->type = strcmp((const char *)sqlite3_column_text(st, 2), "http") == 0 ? UPSTREAM_HTTP
 												: UPSTREAM_SOCKS5;
-			t->addr_ok = net_resolve((const char *)sqlite3_column_text(st, 3),
-						 (uint16_t)sqlite3_column_int(st, 4), &t->addr) == 0;
-			snprintf(t->addr_why, sizeof(t->addr_why), "proxy host does not resolve");
-			if (t->addr_ok && !h->allow_local) {
-				const char *why = net_dest_refused(&t->addr, &h->lan);
-				if (why) {
-					char at[NET_IP_STR_MAX];
-					struct net_ip ip;
-					net_ip_from_sa(&t->addr, &ip);
-					net_ip_str(&ip, at);
-					snprintf(t->addr_why, sizeof(t->addr_why),
-						 "proxy host %s is %s: refused (proxy_allow_local allows it)", at, why);
-					t->addr_ok = 0;
-				}
-			}
+			target_host(h, t, (const char *)sqlite3_column_text(st, 3),
+				    (uint16_t)sqlite3_column_int(st, 4));
 			snprintf(t->user, sizeof(t->user), "%s", (const char *)sqlite3_column_text(st, 5));
 			snprintf(t->pass, sizeof(t->pass), "%s", (const char *)sqlite3_column_text(st, 6));
 			/* the organisation's own health URL; a bad one fails its proxies' probes, like a bad
@@ -187,8 +257,8 @@ static int load_targets(struct healthd *h)
 							    DNS_UPSTREAMS_MAX, e, sizeof(e));
 				t->dns_n = k > 0 ? k : 0;
 			}
-			if (!fresh && (old.type != t->type || memcmp(&old.addr, &t->addr, sizeof(t->addr)) != 0 ||
-				       strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
+			if (!fresh &&
+			    (old.type != t->type || strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
 				pipelining_forget(h, t, "the proxy changed");
 			explicit_bzero(&old, sizeof(old));
 		}
@@ -405,11 +475,17 @@ static void start_probe(struct healthd *h, struct target *t)
 
 	if (t->probe)
 		return;
+	if (t->resolving) { /* its name has no answer yet (asked again: the queue may have been full) */
+		hostres_ask(t->host, t->port);
+		return;
+	}
 	if (!t->addr_ok || !n_urls) {
 		fail.error = PROBE_UPSTREAM;
 		fail.up = UP_ERR_CONNECT;
 		snprintf(fail.reason, sizeof(fail.reason), "%s", !t->addr_ok ? t->addr_why : "bad health_url");
 		t->url_idx = 0;
+		if (t->refused && t->hs.fails + 1 < h->fail_th) /* not a failure to count towards down: down now */
+			t->hs.fails = h->fail_th - 1;
 		apply_result(h, t, &fail);
 		return;
 	}
@@ -548,6 +624,9 @@ int main(int argc, char **argv)
 		d.priv = &h;
 		daemon_raise_nofile(); /* one socket per concurrent probe */
 		sqlite3_busy_timeout(d.db, HEALTHD_DB_BUSY_MS);
+		if ((r = hostres_start(d.ev, on_resolved, &h)) < 0)
+			log_warnx("cannot start the resolver thread: %s; proxies named by host name wait",
+				  strerror(-r));
 		load_settings(&h);
 		load_targets(&h);
 		pipelining_apply_setting(&h);

@@ -61,7 +61,7 @@ static void early_test(struct healthd *h, struct target *t)
 {
 	const struct net_http_url *url = test_url(h, t);
 
-	if (t->early_tested || t->early_probe || !h->pipeline_check || !url)
+	if (t->early_tested || t->early_probe || !h->pipeline_check || !url || !t->addr_ok)
 		return;
 	if (url->tls) { /* the first bytes would be TLS's: not tested, the request goes alone */
 		t->early_tested = 1;
@@ -95,7 +95,7 @@ void pipelining_test(struct healthd *h, struct target *t)
 {
 	const struct net_http_url *url = test_url(h, t);
 
-	if (t->pipe_probe || t->early_probe || !h->pipeline_check || !url)
+	if (t->pipe_probe || t->early_probe || !h->pipeline_check || !url || !t->addr_ok)
 		return;
 	if (t->type != UPSTREAM_SOCKS5 || t->pipe_tested) {
 		early_test(h, t);

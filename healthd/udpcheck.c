@@ -28,6 +28,7 @@ struct udpcheck {
 	size_t out_len;
 	int sent;
 	char why[200];
+	struct sockaddr_storage proxy; /* the address connected to (the target's may change meanwhile) */
 };
 
 /* a and b are the same address (ports aside) */
@@ -159,11 +160,11 @@ static void on_tcp(struct evloop *ev, int fd, uint32_t events, void *arg)
 		fail(c, "UDP ASSOCIATE", rep);
 		return;
 	}
-	if (socks5_udp_relay(&c->hs.bound, &t->addr, &relay) < 0) {
+	if (socks5_udp_relay(&c->hs.bound, &c->proxy, &relay) < 0) {
 		fail(c, "UDP ASSOCIATE", "no relay address in the reply");
 		return;
 	}
-	if (!h->allow_local && !same_host(&relay, &t->addr)) { /* as the forwarder: not at the gateway or the LAN */
+	if (!same_host(&relay, &c->proxy)) { /* as the forwarder: elsewhere, not at the gateway or the LAN */
 		const char *why = net_dest_refused(&relay, &h->lan);
 		if (why) {
 			char rep[96];
@@ -228,6 +229,7 @@ void udpcheck_start(struct healthd *h, struct target *t)
 	any.addr.ss_family = AF_INET; /* 0.0.0.0:0: "from wherever I send" */
 	upstream_hs_init(&c->hs, UPSTREAM_SOCKS5, &any, t->user, t->pass);
 	c->hs.cmd = SOCKS5_CMD_UDP_ASSOCIATE;
+	c->proxy = t->addr;
 	c->tcp = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	t->udp_check = c;
 	if (c->tcp < 0 ||

@@ -1,9 +1,12 @@
 -- 0029: two guards.
 -- A client's usage history is its address's while the mapping holds it: a mapping moved to
 -- another address (PUT/PATCH client_ip) leaves its history behind, as a deleted one does (0020),
--- so the next holder of the old address starts with none.
+-- so the next holder of the old address starts with none. An HA backup taking the master's rows
+-- (api/hasnap.c) moves a changed row's address aside to a placeholder ('0:0:0:0:0:0:...', a
+-- spelling no canonical address has) and back: that is no move, and keeps the history.
 CREATE TRIGGER client_usage_of_mapping_move AFTER UPDATE OF client_ip ON mappings
-WHEN OLD.client_ip IS NOT NEW.client_ip
+WHEN OLD.client_ip IS NOT NEW.client_ip AND OLD.client_ip NOT LIKE '0:0:0:0:0:0:%'
+    AND NEW.client_ip NOT LIKE '0:0:0:0:0:0:%'
 BEGIN DELETE FROM client_usage WHERE client_ip = OLD.client_ip; END;
 
 -- proxy_allow_local (new, default false) refuses proxies on loopback, the gateway's own

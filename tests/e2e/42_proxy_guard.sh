@@ -5,6 +5,8 @@
 # such an address, and pgw-healthd and pgw-forwarder refuse a name that resolves there (the
 # proxy is down saying why; its clients are blocked). The superadmin's setting proxy_allow_local
 # allows it, for a proxy running on the gateway itself (here microsocks on its 127.0.0.1:1081).
+# pgw-healthd and pgw-forwarder resolve names off their loops: a resolver that does not answer
+# holds up no probe and no reload.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -15,12 +17,30 @@ GW_WAN=198.51.100.1
 $ctl settings set health_interval 2 >/dev/null
 $ctl settings set health_down_interval 1 >/dev/null
 $ctl settings set health_timeout 2 >/dev/null
+$ctl settings set health_fail_threshold 3 >/dev/null # a refusal is down at once all the same
 lab_db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
 	INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.10', 1);"
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
 # a SOCKS5 proxy on the gateway's own loopback (as ss-local, tor or ssh -D would be)
 lab_bg gw gw-socks microsocks -i 127.0.0.1 -p 1081
 lab_wait_port gw 127.0.0.1 1081
+# every SYN to it counted, whoever sends it (a table of the test's own, beside the agent's)
+lab_exec gw nft -f - <<'NFT'
+table inet t42 {
+	chain out { type filter hook output priority 0; ip daddr 127.0.0.1 tcp dport 1081 tcp flags syn counter; }
+}
+NFT
+syns() { lab_exec gw nft list chain inet t42 out | grep -o 'packets [0-9]*' | cut -d' ' -f2; }
+# the gateway's names (ip netns exec mounts these over /etc/hosts and /etc/resolv.conf; lab_down
+# removes them): two that resolve to where no proxy may be, and a resolver that never answers
+mkdir -p "/etc/netns/$(lab_ns gw)"
+printf '127.0.0.1 localhost\n::1 localhost\n%s gwself.pgw.lab\n192.168.2.13 lanbox.pgw.lab\n' $GW_WAN >"/etc/netns/$(lab_ns gw)/hosts"
+printf 'nameserver %s\noptions timeout:10 attempts:1\n' $LAB_WEB >"/etc/netns/$(lab_ns gw)/resolv.conf"
+lab_exec wan nft -f - <<NFT
+table inet t42 {
+	chain in { type filter hook input priority 0; ip daddr $LAB_WEB meta l4proto { tcp, udp } th dport 53 drop; }
+}
+NFT
 for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
 check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
 ADMIN=$(lab_api_login admin admin-password-1)
@@ -43,6 +63,11 @@ check_match "... on loopback by NAT64 (64:ff9b::7f00:1): 400" "$(post nat64 64:f
 check_match "... on ::1: 400" "$(post lo6 ::1)" "^400 .*'host' ::1 is a loopback address"
 check_match "a PATCH that moves proxy 1 onto the gateway: 400" \
 	"$(lab_api PATCH /api/v1/proxies/1 -H "$ADMIN" -H "$J" -d '{"host":"127.0.0.1"}')" "^400 .*loopback"
+check_match "a PUT that moves it onto a LAN device: 400" \
+	"$(lab_api PUT /api/v1/proxies/1 -H "$ADMIN" -H "$J" -d '{"name":"socks-open","type":"socks5","host":"192.168.2.13","port":1080}')" "^400 .*on the LAN"
+check_match "loopback in a short numeric form (127.1): 400, a dotted quad asked for" "$(post short 127.1)" "^400 .*dotted quad"
+check_match "a proxy URI import naming loopback: 400" \
+	"$(printf 'socks5://127.0.0.1:1080#uri\n' | lab_api POST /api/v1/proxies/import -H "$ADMIN" -H 'Content-Type: text/plain' --data-binary @-)" '^400 .*loopback'
 out=$(printf 'name,type,host,port\nfine,socks5,198.51.100.99,1080\nsneaky,socks5,127.0.0.2,1080\n' |
 	lab_api POST /api/v1/proxies/import -H "$ADMIN" -H 'Content-Type: text/csv' --data-binary @-)
 check_match "a CSV import with one line on loopback: 400, naming line 3" "$out" '^400 .*"line": *3.*loopback'
@@ -58,10 +83,18 @@ P=$(cut -d' ' -f2- <<<"$out" | jq .id)
 lab_db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.11', $P)"
 check "pgw-healthd: down, saying the name resolves to loopback and what allows it" \
 	wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $P\" | grep -q '^down proxy host 127.0.0.1 is a loopback address: refused (proxy_allow_local allows it)'"
+check_eq "... at its first probe, not after health_fail_threshold (3) of them" \
+	"$(lab_db "SELECT status FROM health_history WHERE proxy_id = $P ORDER BY checked_at, rowid LIMIT 1")" "down"
 check "pgw-forwarder: refused too, its clients blocked" \
 	wait_for 5 grep -q "proxy $P: host 'localhost' (127.0.0.1) is a loopback address: refused" "$LAB_DIR/pgw-forwarder.log"
 check_fails "client .11 gets nothing" fetch 192.168.2.11
-check_eq "nothing reached the proxy on the gateway" "$(lab_ss_held "$(awk '$2 == "gw-socks" {print $1}' "$LAB_DIR/pids" | tail -1)" gw state established 2>/dev/null | grep -c .)" 0
+check_eq "nothing was sent to the proxy on the gateway (SYNs to 127.0.0.1:1081)" "$(syns)" 0
+for n in gwself lanbox; do
+	out=$(post $n $n.pgw.lab)
+	Q=$(cut -d' ' -f2- <<<"$out" | jq .id)
+	check "a name resolving to $( [ $n = gwself ] && echo "the gateway's WAN address" || echo 'a LAN device'): down, saying so" \
+		wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $Q\" | grep -q '^down proxy host .* is \(one of the gateway.s own addresses\|on the LAN\)'"
+done
 
 # the superadmin allows it: the proxy on the gateway works, and such addresses can be written
 check_match "superadmin: PUT /config proxy_allow_local=true" \
@@ -70,6 +103,7 @@ check "the proxy on the gateway's loopback is up now" \
 	wait_for 10 bash -c "[ \"\$(sqlite3 $PGW_DB \"SELECT status FROM proxy_health WHERE proxy_id = $P\")\" = up ]"
 check "client .11 goes through it (leaving from the gateway's WAN address)" \
 	wait_for 5 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 4 --interface 192.168.2.11 http://$LAB_WEB/ip)\" = $GW_WAN ]"
+check "... the SYN counter sees it (the count above could see traffic)" test "$(syns)" -gt 0
 check_match "POST a proxy on 127.0.0.1 is accepted now" "$(post lo 127.0.0.1 1081)" '^201 '
 # and off again: refused at once where the daemons use it
 check_match "proxy_allow_local=false again" \
@@ -78,4 +112,24 @@ check "the proxy on loopback is down again, saying why" \
 	wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $P\" | grep -q '^down proxy host 127.0.0.1 is a loopback'"
 check "... and client .11 gets nothing again" wait_for 5 bash -c "! ip netns exec $(lab_ns lan) curl -s -m 2 --interface 192.168.2.11 http://$LAB_WEB/ip"
 check_eq "the ordinary proxy's client never noticed" "$(fetch 192.168.2.10)" "$LAB_SOCKS_NOAUTH"
+
+# a name whose resolver never answers (10 s a try): pgw-healthd asks off its loop, and goes on
+# probing the others meanwhile (resolving on the loop stalled every probe for those 10 s);
+# pgw-forwarder's reloads go on too (each stalled 10 s: a client blocked meanwhile kept its
+# connections)
+t0=$(date +%s)
+check_match "POST a proxy named slow.pgw.lab (its resolver never answers)" "$(post slow slow.pgw.lab)" '^201 '
+S=$(lab_db "SELECT id FROM proxies WHERE name = 'slow'")
+n0=$(lab_fwd_reloads)
+lab_db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.12', $S)"
+check "pgw-forwarder takes the new mapping at once (within 3 s), its client waiting for the name" \
+	wait_for 3 lab_fwd_reloaded "$n0"
+check "... which it says, and blocks it meanwhile" grep -q "proxy $S: host 'slow.pgw.lab' is being resolved; its clients wait" "$LAB_DIR/pgw-forwarder.log"
+check_fails "... client .12 gets nothing" fetch 192.168.2.12
+left=$((t0 + 10 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left" # 9 whole seconds after t0's
+probes=$(lab_db "SELECT count(*) FROM health_history WHERE proxy_id = 1 AND checked_at > $t0")
+check "proxy 1 was probed on schedule meanwhile (every 2 s: $probes in 9 s)" test "$probes" -ge 3
+check "... and the slow name is down once its resolver gave up: does not resolve" \
+	wait_for 15 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $S\" | grep -q '^down proxy host does not resolve'"
 finish

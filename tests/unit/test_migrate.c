@@ -711,6 +711,11 @@ static void test_guards(void **state)
 			 SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM client_usage WHERE client_ip = '10.9.0.1'"), 0);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM client_usage WHERE client_ip = '10.9.0.2'"), 1);
+	/* an HA backup's step aside to a placeholder and back (api/hasnap.c) is no move */
+	assert_int_equal(tl_exec(db, "UPDATE mappings SET client_ip = '0:0:0:0:0:0:0:2' WHERE client_ip = '10.9.0.2';"
+				     "UPDATE mappings SET client_ip = '10.9.0.2' WHERE client_ip = '0:0:0:0:0:0:0:2'"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT count(*) FROM client_usage WHERE client_ip = '10.9.0.2'"), 1);
 	db_close(db);
 	db_close(db2);
 	tl_rmdir(dir);

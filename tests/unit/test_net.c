@@ -240,7 +240,6 @@ static void test_http_url_list(void **state)
 	assert_int_equal(net_http_url_list_parse("http://a/,ftp://b/", u, NET_HTTP_URLS_MAX), -EINVAL);
 }
 
-/* Proxy addresses: literals of either family without DNS; no brackets, no zones. */
 static const char *special(const char *ip, const struct net_lan *lan)
 {
 	struct net_ip a;
@@ -273,7 +272,10 @@ static void test_addr_special(void **state)
 					  "64:ff9b::7f00:1",
 					  "64:ff9b::c0a8:205",
 					  "2002:7f00:1::1",
-					  "2002:c0a8:0205::9"};
+					  "2002:c0a8:0205::9",
+					  "::ffff:0:c633:640a",
+					  "64:ff9b:1::1",
+					  "fec0::1"};
 	static const char *const good[] = {"198.51.100.10", "10.1.2.3",		  "172.16.0.1",
 					   "100.64.0.1",    "192.168.3.1",	  "2001:db8::1",
 					   "fd00:3::1",	    "64:ff9b::c633:640a", "2002:c633:640a::1"};
@@ -308,6 +310,7 @@ static void test_addr_special(void **state)
 	assert_null(net_dest_refused(&mapped, NULL));
 }
 
+/* Proxy addresses: literals of either family without DNS; no brackets, no zones. */
 static void test_resolve(void **state)
 {
 	struct sockaddr_storage sa;

@@ -105,10 +105,11 @@ static void test_refused(void **state)
 		    "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'lo', 'socks5', '127.0.0.1', 1080), "
 		    "(2, 'lan', 'socks5', '192.168.2.50', 1080), (3, 'lan6', 'http', 'fd00:2::50', 3128), "
 		    "(4, 'nat64', 'socks5', '64:ff9b::7f00:1', 1080), (5, 'dc', 'socks5', '10.9.8.7', 1080), "
-		    "(6, 'lo6', 'socks5', '::1', 1080);"
+		    "(6, 'lo6', 'socks5', '::1', 1080), (7, 'named', 'socks5', 'proxy.pgw.invalid', 1080);"
 		    "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60;"
 		    "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.11', 1), ('192.168.2.12', 2), "
-		    "('192.168.2.13', 3), ('192.168.2.14', 4), ('192.168.2.15', 5), ('192.168.2.16', 6)"),
+		    "('192.168.2.13', 3), ('192.168.2.14', 4), ('192.168.2.15', 5), ('192.168.2.16', 6), "
+		    "('192.168.2.17', 7)"),
 	    SQLITE_OK);
 	assert_int_equal(table_load(db, &lan, &t, err, sizeof(err)), 0);
 	for (int i = 11; i <= 16; i++) {
@@ -116,6 +117,8 @@ static void test_refused(void **state)
 		snprintf(ip, sizeof(ip), "192.168.2.%d", i);
 		assert_int_equal(get(t, ip)->state, i == 15 ? FWD_ACTIVE : FWD_BLOCKED);
 	}
+	/* a name with no answer yet (no resolver thread here: never) blocks its clients meanwhile */
+	assert_int_equal(get(t, "192.168.2.17")->state, FWD_BLOCKED);
 	table_free(t);
 	assert_int_equal(table_load(db, NULL, &t, err, sizeof(err)), 0); /* proxy_allow_local */
 	for (int i = 11; i <= 16; i++) {
