@@ -2,8 +2,8 @@
  * pgw-forwarder's). getaddrinfo() blocks for as long as the system's resolver takes (seconds per
  * try when it does not answer): on healthd's loop that stalled every probe in flight (answered
  * ones timed out) and every schedule; on the forwarder's main thread every reload (a client
- * blocked meanwhile kept its connections). One thread resolves, one name at a time; results
- * come back to the loop through an eventfd. */
+ * blocked meanwhile kept its connections). HOSTRES_THREADS threads resolve, a name each at a
+ * time; results come back to the loop through an eventfd. */
 #ifndef PGW_HOSTRES_H
 #define PGW_HOSTRES_H
 
@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 
 #define HOSTRES_QUEUE_MAX 64
+#define HOSTRES_THREADS	  4 /* names resolved at once: one that never answers holds up one thread */
 
-/* A name's result: ok (addr) or not (no such name, or the resolver failed). */
+/* A name's result: ok (addr) or not (no such name, or the resolver failed); after each batch of
+ * results, one call with host NULL (act once on many answers). */
 typedef void (*hostres_done_cb)(void *arg, const char *host, uint16_t port, int ok,
 				const struct sockaddr_storage *addr);
 

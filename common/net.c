@@ -569,8 +569,8 @@ int net_addr_local(const struct sockaddr_storage *a)
 	if (connect(fd, (struct sockaddr *)&to, net_sa_len(&to)) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&me, &len) == 0)
 		local = net_ip_from_sa(&me, &x) == 0 && net_ip_from_sa(a, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
-	else if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EACCES && errno != EPERM)
-		local = 1; /* cannot tell */
+	else if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EPERM)
+		local = 1; /* cannot tell (EACCES: a broadcast address), refused */
 	close(fd);
 	return local;
 }

@@ -14,7 +14,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define TICK_MS 250
+#define TICK_MS			250
+#define HEALTHD_NAME_REFRESH_MS 60000 /* a proxy's host name is asked again at most this often */
 /* How long a write may wait for a DB another process holds locked; past it the result is kept
  * and retried on a later tick, so a locked DB never stalls the probes (a stalled loop would
  * time out probes that were answered, and a down proxy is re-checked only every
@@ -32,6 +33,7 @@ struct target {
 	struct sockaddr_storage resolved; /* host:port as resolved (common/hostres.c for a name) */
 	int resolved_ok;		  /* ... or not (no such name) */
 	int resolving;			  /* a name with no answer yet: no probe until it has one */
+	uint64_t asked_ms;		  /* when the name was last asked (0: not yet) */
 	struct sockaddr_storage addr;	  /* resolved, when the guard allows it: where probes go */
 	int addr_ok;
 	int refused;	    /* !addr_ok since the guard refuses the address (down at once, not after fail_th) */

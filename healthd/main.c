@@ -129,15 +129,25 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 		net_ip_to_sa(&ip, port, &t->resolved);
 		t->resolved_ok = 1;
 		t->resolving = 0;
+	} else if (strlen(host) > NET_HOST_MAX) { /* (the API allows 253) */
+		memset(&t->resolved, 0, sizeof(t->resolved));
+		t->resolved_ok = t->resolving = 0;
 	} else {
 		if (!same) {
 			memset(&t->resolved, 0, sizeof(t->resolved));
 			t->resolved_ok = 0;
 			t->resolving = 1;
+			t->asked_ms = 0;
 		}
-		if (hostres_ask(host, port) < 0)
-			log_warnx("proxy %lld: the resolver's queue is full; '%s' is asked again later",
-				  (long long)t->id, host);
+		/* asked again at most once a minute: a name whose answers rotate would otherwise move
+		 * the proxy (and end its checks in flight) at every change of any proxy */
+		if (!t->asked_ms || ev_now_ms() - t->asked_ms >= HEALTHD_NAME_REFRESH_MS) {
+			if (hostres_ask(host, port) == 0)
+				t->asked_ms = ev_now_ms() | 1;
+			else
+				log_warnx("proxy %lld: the resolver's queue is full; '%s' is asked again later",
+					  (long long)t->id, host);
+		}
 	}
 	target_guard(h, t);
 }
@@ -147,6 +157,8 @@ static void on_resolved(void *arg, const char *host, uint16_t port, int ok, cons
 {
 	struct healthd *h = arg;
 
+	if (!host) /* the end of a batch */
+		return;
 	for (size_t i = 0; i < h->n; i++) {
 		struct target *t = &h->t[i];
 		int was = t->resolving;
@@ -476,7 +488,13 @@ static void start_probe(struct healthd *h, struct target *t)
 	if (t->probe)
 		return;
 	if (t->resolving) { /* its name has no answer yet (asked again: the queue may have been full) */
-		hostres_ask(t->host, t->port);
+		if (!t->asked_ms && hostres_ask(t->host, t->port) == 0)
+			t->asked_ms = ev_now_ms() | 1;
+		if (t->n_waiters) { /* a check asked now: told at once, not when the resolver answers */
+			snprintf(fail.reason, sizeof(fail.reason), "proxy host not resolved yet");
+			fail.error = PROBE_UPSTREAM;
+			reply_waiters(h, t, &fail);
+		}
 		return;
 	}
 	if (!t->addr_ok || !n_urls) {
@@ -624,15 +642,14 @@ int main(int argc, char **argv)
 		d.priv = &h;
 		daemon_raise_nofile(); /* one socket per concurrent probe */
 		sqlite3_busy_timeout(d.db, HEALTHD_DB_BUSY_MS);
-		if ((r = hostres_start(d.ev, on_resolved, &h)) < 0)
-			log_warnx("cannot start the resolver thread: %s; proxies named by host name wait",
-				  strerror(-r));
+		if ((r = hostres_start(d.ev, on_resolved, &h)) < 0) /* (named proxies would wait for ever) */
+			log_error("cannot start the resolver thread for proxy names: %s", strerror(-r));
 		load_settings(&h);
 		load_targets(&h);
 		pipelining_apply_setting(&h);
 		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n,
 			 h.interval_ms / 1000, h.down_interval_ms / 1000, h.timeout_ms / 1000);
-		h.tick = ev_add_timer(d.ev, 0, TICK_MS, on_tick, &h);
+		h.tick = r < 0 ? NULL : ev_add_timer(d.ev, 0, TICK_MS, on_tick, &h);
 		r = h.tick ? (daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK) : DAEMON_EXIT_FAIL;
 		while (h.n)
 			drop_target(&h, 0);

@@ -8,6 +8,12 @@ CREATE TRIGGER client_usage_of_mapping_move AFTER UPDATE OF client_ip ON mapping
 WHEN OLD.client_ip IS NOT NEW.client_ip AND OLD.client_ip NOT LIKE '0:0:0:0:0:0:%'
     AND NEW.client_ip NOT LIKE '0:0:0:0:0:0:%'
 BEGIN DELETE FROM client_usage WHERE client_ip = OLD.client_ip; END;
+-- the quota count's trigger (0023) the same: the step aside reset the backup's counts
+DROP TRIGGER client_quota_of_address;
+CREATE TRIGGER client_quota_of_address AFTER UPDATE OF client_ip ON mappings
+WHEN OLD.client_ip IS NOT NEW.client_ip AND OLD.client_ip NOT LIKE '0:0:0:0:0:0:%'
+    AND NEW.client_ip NOT LIKE '0:0:0:0:0:0:%'
+BEGIN DELETE FROM client_quota WHERE client_ip = OLD.client_ip; END;
 
 -- proxy_allow_local (new, default false) refuses proxies on loopback, the gateway's own
 -- addresses and the LAN. A gateway upgraded with a proxy on its own loopback (ss-local, tor,

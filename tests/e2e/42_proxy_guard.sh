@@ -89,11 +89,13 @@ check "pgw-forwarder: refused too, its clients blocked" \
 	wait_for 5 grep -q "proxy $P: host 'localhost' (127.0.0.1) is a loopback address: refused" "$LAB_DIR/pgw-forwarder.log"
 check_fails "client .11 gets nothing" fetch 192.168.2.11
 check_eq "nothing was sent to the proxy on the gateway (SYNs to 127.0.0.1:1081)" "$(syns)" 0
-for n in gwself lanbox; do
-	out=$(post $n $n.pgw.lab)
+for n in "gwself|the gateway's WAN address|$GW_WAN is one of the gateway.s own addresses" \
+	"lanbox|a LAN device|192.168.2.13 is on the LAN (lan_cidr)"; do
+	IFS='|' read -r name what why <<<"$n"
+	out=$(post $name $name.pgw.lab)
 	Q=$(cut -d' ' -f2- <<<"$out" | jq .id)
-	check "a name resolving to $( [ $n = gwself ] && echo "the gateway's WAN address" || echo 'a LAN device'): down, saying so" \
-		wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $Q\" | grep -q '^down proxy host .* is \(one of the gateway.s own addresses\|on the LAN\)'"
+	check "a name resolving to $what: down, saying so" \
+		wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $Q\" | grep -q '^down proxy host $why: refused'"
 done
 
 # the superadmin allows it: the proxy on the gateway works, and such addresses can be written

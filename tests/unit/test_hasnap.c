@@ -64,7 +64,7 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 		m, "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', '198.51.100.10', 1080), "
 		   "(2, 'b', 'socks5', '198.51.100.11', 1080), (3, 'c', 'http', '198.51.100.12', 8888);"
 		   "INSERT INTO mappings (id, client_ip, proxy_id, on_down) VALUES (1, '192.168.2.10', 1, 'failover'), "
-		   "(2, '192.168.2.11', 2, 'block');"
+		   "(2, '192.168.2.11', 2, 'block'), (3, '192.168.2.12', 2, 'block');"
 		   "INSERT INTO mapping_failover VALUES (1, 1, 2), (1, 2, 3);"
 		   "INSERT INTO users (username, password_hash, role) VALUES ('admin', '$argon2id$x', 'admin');"
 		   "INSERT OR REPLACE INTO settings (key, value) VALUES ('health_interval', '7');"),
@@ -76,6 +76,13 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 	assert_int_equal(tl_exec(b, "UPDATE proxy_health SET status = 'up' WHERE proxy_id IN (1, 2, 3);"
 				    "UPDATE mappings SET quota_exceeded = 1 WHERE id = 2"),
 			 SQLITE_OK);
+	/* ... and its own usage history and quota counts, per address */
+	assert_int_equal(tl_exec(b,
+				 "INSERT INTO client_usage (client_ip, step, t, bytes_up) VALUES ('192.168.2.10', "
+				 "60, 60, 1), ('192.168.2.11', 60, 60, 2), ('192.168.2.12', 60, 60, 3);"
+				 "INSERT INTO client_quota (client_ip, period_start, used) VALUES ('192.168.2.10', 1, "
+				 "4), ('192.168.2.12', 1, 5)"),
+			 SQLITE_OK);
 
 	/* the master: proxies a and b trade names, the two clients trade addresses, the failover
 	 * list turns round, proxy 3 is deleted and id 3 handed out again for another endpoint, a
@@ -86,6 +93,7 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 		       "UPDATE mappings SET client_ip = '192.168.2.99' WHERE id = 1;"
 		       "UPDATE mappings SET client_ip = '192.168.2.10' WHERE id = 2;"
 		       "UPDATE mappings SET client_ip = '192.168.2.11' WHERE id = 1;"
+		       "UPDATE mappings SET label = 'tv' WHERE id = 3;"
 		       "DELETE FROM mapping_failover WHERE mapping_id = 1;"
 		       "DELETE FROM proxies WHERE id = 3;"
 		       "INSERT INTO proxies (id, name, type, host, port, created_at) VALUES (3, 'c2', 'socks5', "
@@ -101,6 +109,10 @@ static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 		   "proxy_id)",
 		   "up,up,unknown"); /* proxy 3 is another endpoint now: probed afresh here */
 	assert_int_equal(tl_int(b, "SELECT quota_exceeded FROM mappings WHERE id = 2"), 1); /* its own */
+	/* the clients that moved left their history and quota count behind, as on the master; the
+	 * one only edited (its address stepped aside and back here) kept them */
+	assert_sql(b, "SELECT group_concat(client_ip) FROM client_usage", "192.168.2.12");
+	assert_sql(b, "SELECT group_concat(client_ip || '=' || used) FROM client_quota", "192.168.2.12=5");
 	assert_int_equal(tl_int(b, "SELECT seq FROM sqlite_sequence WHERE name = 'users'"), 2);
 	assert_int_equal(tl_exec(b, "INSERT INTO users (username, password_hash, role) VALUES ('n', '$argon2id$z', "
 				    "'viewer')"),

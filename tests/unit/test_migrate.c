@@ -697,7 +697,8 @@ static void test_guards(void **state)
 				 "1080), ('b', 'http', '198.51.100.1', 2);"
 				 "INSERT INTO mappings (client_ip, proxy_id) VALUES ('10.9.0.1', 1), ('10.9.0.2', 2);"
 				 "INSERT INTO client_usage (client_ip, step, t, bytes_up) VALUES ('10.9.0.1', 60, 60, "
-				 "5), ('10.9.0.2', 60, 60, 7)"),
+				 "5), ('10.9.0.2', 60, 60, 7);"
+				 "INSERT INTO client_quota (client_ip, period_start, used) VALUES ('10.9.0.2', 1, 9)"),
 			 SQLITE_OK);
 	assert_int_equal(tl_exec(db2, "INSERT INTO proxies (name, type, host, port) VALUES ('b', 'http', "
 				      "'198.51.100.1', 2), ('c', 'socks5', 'proxy.example', 1080)"),
@@ -716,6 +717,7 @@ static void test_guards(void **state)
 				     "UPDATE mappings SET client_ip = '10.9.0.2' WHERE client_ip = '0:0:0:0:0:0:0:2'"),
 			 SQLITE_OK);
 	assert_int_equal(tl_int(db, "SELECT count(*) FROM client_usage WHERE client_ip = '10.9.0.2'"), 1);
+	assert_int_equal(tl_int(db, "SELECT used FROM client_quota WHERE client_ip = '10.9.0.2'"), 9);
 	db_close(db);
 	db_close(db2);
 	tl_rmdir(dir);
