@@ -191,7 +191,9 @@ static int load_targets(struct healthd *h)
 	int rc;
 
 	if (sqlite3_prepare_v2(h->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_error("load proxies: %s", sqlite3_errmsg(h->d->db));
+		if (!h->load_failing++) /* retried on every tick: said once per spell */
+			log_error("load proxies: %s (read again on every tick until it works)",
+				  sqlite3_errmsg(h->d->db));
 		h->reload = 1;
 		return -EIO;
 	}
@@ -283,9 +285,13 @@ static int load_targets(struct healthd *h)
 	sqlite3_finalize(st);
 	h->reload = rc != SQLITE_DONE;
 	if (h->reload) { /* read in part (busy, I/O, memory): the proxies not read yet are kept */
-		log_error("load proxies: %s (read again within a second)", sqlite3_errstr(rc));
+		if (!h->load_failing++)
+			log_error("load proxies: %s (read again on every tick until it works)", sqlite3_errstr(rc));
 		return -EIO;
 	}
+	if (h->load_failing)
+		log_info("load proxies: works again (after %u failed tries)", h->load_failing);
+	h->load_failing = 0;
 	for (size_t i = 0; i < h->n;) /* deleted or disabled proxies */
 		if (!h->t[i].seen)
 			drop_target(h, i);
