@@ -61,8 +61,10 @@ struct upend {
 };
 
 /* A client address: what its sessions share (limits, the backoff after a failed association). */
+struct usess;
 struct uclient {
 	struct uclient *hnext;
+	struct usess *sessions; /* its own (usess.cnext): sess_make_room looks at these only */
 	struct net_ip ip;
 	unsigned n_sessions, n_flows, n_connecting;
 	double tokens;
@@ -73,6 +75,7 @@ struct uclient {
  * source per client socket and every reply finds its socket (a NAT's endpoint-independent mapping). */
 struct usess {
 	struct usess *next, *prev, *hnext;
+	struct usess *cnext, *cprev; /* the client's sessions */
 	struct udprelay *r;
 	struct uclient *c;
 	struct sockaddr_storage src; /* the client socket */

@@ -157,6 +157,12 @@ void sess_free(struct udprelay *r, struct usess *s, enum uend why)
 		r->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	if (s->cprev)
+		s->cprev->cnext = s->cnext;
+	else
+		s->c->sessions = s->cnext;
+	if (s->cnext)
+		s->cnext->cprev = s->cprev;
 	s->c->n_sessions--;
 	atomic_fetch_sub(&r->n_sessions, 1);
 	explicit_bzero(s->map.user, sizeof(s->map.user));
@@ -209,6 +215,10 @@ struct usess *sess_new(struct udprelay *r, struct uclient *c, const struct socka
 	if (r->sessions)
 		r->sessions->prev = s;
 	r->sessions = s;
+	s->cnext = c->sessions;
+	if (c->sessions)
+		c->sessions->cprev = s;
+	c->sessions = s;
 	c->n_sessions++;
 	c->n_connecting++;
 	atomic_fetch_add(&r->n_sessions, 1);
@@ -535,8 +545,8 @@ int sess_make_room(struct udprelay *r, struct uclient *c)
 {
 	struct usess *idlest = NULL;
 
-	for (struct usess *s = r->sessions; s; s = s->next)
-		if (s->c == c && s->state == US_READY && !s->flows && (!idlest || s->empty_since < idlest->empty_since))
+	for (struct usess *s = c->sessions; s; s = s->cnext) /* its own: at most udp_client_flows */
+		if (s->state == US_READY && !s->flows && (!idlest || s->empty_since < idlest->empty_since))
 			idlest = s;
 	if (!idlest)
 		return 0;

@@ -84,7 +84,8 @@ static void drop_target(struct healthd *h, size_t i)
 /* Where probes go: the resolved address unless the guard refuses it (proxy_allow_local). An
  * address that changes, or is refused now, ends every check in flight to the old one (none may
  * finish there, or test pipelining there, once the proxy is elsewhere); a refusal is due at once
- * and takes the proxy down at once (refused_now, start_probe). */
+ * and takes the proxy down at once (t->refused, start_probe); an address allowed again (the
+ * setting turned on, say) is probed at once. */
 static void target_guard(struct healthd *h, struct target *t)
 {
 	struct sockaddr_storage was = t->addr;
@@ -113,6 +114,8 @@ static void target_guard(struct healthd *h, struct target *t)
 		udpcheck_cancel(t);
 		pipelining_forget(h, t, t->addr_ok ? "the proxy's address changed" : "the proxy's address is refused");
 		t->next_due = ev_now_ms(); /* probed (or failed) again at once */
+	} else if (!was_ok && t->addr_ok && !t->probe) {
+		t->next_due = ev_now_ms();
 	}
 }
 
