@@ -611,7 +611,8 @@ int hasnap_apply(sqlite3 *db, const json_t *snap, char *err, size_t errlen)
 	    db_exec(db, "DELETE FROM main.client_usage WHERE client_ip IN (SELECT w.client_ip FROM temp.ha_was w "
 			"JOIN main.mappings m ON m.id = w.id WHERE m.client_ip IS NOT w.client_ip);"
 			"DELETE FROM main.client_quota WHERE client_ip IN (SELECT w.client_ip FROM temp.ha_was w "
-			"JOIN main.mappings m ON m.id = w.id WHERE m.client_ip IS NOT w.client_ip)") < 0) {
+			"JOIN main.mappings m ON m.id = w.id WHERE m.client_ip IS NOT w.client_ip);"
+			"DROP TABLE temp.ha_was") < 0) {
 		snprintf(err, errlen, "mappings moved: %s", sqlite3_errmsg(db));
 		rc = -1;
 	}

@@ -13,6 +13,9 @@
 /* A name is asked again at a reload at most this often: an answer that differs reloads the
  * table, and a name whose answers rotate (round-robin DNS) must not keep it reloading. */
 #define NAMES_REFRESH_MS 60000
+#define NAMES_RETRY_MS	 10000 /* ... every 10 s while it does not resolve */
+#define NAMES_TICK_MS	 5000  /* and on a timer too, not only at a reload (a quiet gateway) */
+#define RELOAD_RETRY_MAX 30000
 
 struct name {
 	char host[NET_HOST_MAX + 1];
@@ -29,8 +32,22 @@ static struct {
 	void *arg;
 	int dirty; /* an answer differs from the table's: reload (once a batch) */
 	struct evloop *ev;
-	struct ev_handle *retry; /* a reload that failed (a busy DB): again in a second */
+	struct ev_handle *retry, *tick; /* a reload that failed (a busy DB): again 1 s, 2 s ... 30 s later */
+	uint64_t retry_ms;
 } N;
+
+/* Ask host again when its answer is older than it should be: 1, or 0 when not now. */
+static int ask_again(struct name *e, uint64_t now)
+{
+	if (e->asked_ms && now - e->asked_ms < (e->answered && e->ok ? NAMES_REFRESH_MS : NAMES_RETRY_MS))
+		return 0;
+	if (hostres_ask(e->host, e->port) < 0) {
+		log_warnx("proxy host '%s': the resolver's queue is full; asked again later", e->host);
+		return 0;
+	}
+	e->asked_ms = now | 1;
+	return 1;
+}
 
 static void reload_now(struct evloop *ev, void *unused)
 {
@@ -38,13 +55,26 @@ static void reload_now(struct evloop *ev, void *unused)
 	if (!N.dirty)
 		return;
 	N.dirty = 0;
-	if (N.changed(N.arg) == 0)
+	if (N.changed(N.arg) == 0) {
+		N.retry_ms = 0;
 		return;
+	}
 	N.dirty = 1; /* not lost: the answers are kept, the table did not take them yet */
+	N.retry_ms = !N.retry_ms ? 1000 : N.retry_ms * 2 > RELOAD_RETRY_MAX ? RELOAD_RETRY_MAX : N.retry_ms * 2;
 	if (N.retry)
-		ev_timer_set(N.retry, 1000, 0);
+		ev_timer_set(N.retry, N.retry_ms, 0);
 	else
-		N.retry = ev_add_timer(N.ev, 1000, 0, reload_now, NULL);
+		N.retry = ev_add_timer(N.ev, N.retry_ms, 0, reload_now, NULL);
+}
+
+static void on_tick(struct evloop *ev, void *unused)
+{
+	uint64_t now = ev_now_ms();
+
+	(void)ev, (void)unused;
+	for (size_t i = 0; i < N.n; i++)
+		if (N.v[i].asked_ms) /* (a name not asked yet is asked by the load that uses it) */
+			ask_again(&N.v[i], now);
 }
 
 static struct name *find(const char *host, uint16_t port)
@@ -81,6 +111,8 @@ int names_start(struct evloop *ev, int (*changed)(void *arg), void *arg)
 	N.changed = changed;
 	N.arg = arg;
 	N.ev = ev;
+	if (!(N.tick = ev_add_timer(ev, NAMES_TICK_MS, NAMES_TICK_MS, on_tick, NULL)))
+		return -ENOMEM;
 	return hostres_start(ev, on_answer, NULL);
 }
 
@@ -111,13 +143,7 @@ int names_get(const char *host, uint16_t port, struct sockaddr_storage *addr)
 		e->port = port;
 	}
 	e->used = 1;
-	if (!e->asked_ms || ev_now_ms() - e->asked_ms >= NAMES_REFRESH_MS) {
-		if (hostres_ask(host, port) == 0)
-			e->asked_ms = ev_now_ms() | 1;
-		else
-			log_warnx("proxy host '%s': the resolver's queue is full; asked again at the next reload",
-				  host);
-	}
+	ask_again(e, ev_now_ms());
 	if (!e->answered)
 		return -EAGAIN;
 	*addr = e->addr;

@@ -1,7 +1,7 @@
 /* names.h - the proxies' host names as the forwarder's table uses them, resolved off the main
  * thread (common/hostres): a reload never waits for a resolver. A name keeps its last answer
- * while it is asked again (at a reload, at most once a minute); an answer that differs calls
- * changed (a reload). */
+ * while it is asked again (once a minute, every 10 s while it does not resolve; at a reload or
+ * on a timer); an answer that differs calls changed (a reload). */
 #ifndef FWD_NAMES_H
 #define FWD_NAMES_H
 

@@ -15,7 +15,8 @@
 #include <time.h>
 
 #define TICK_MS			250
-#define HEALTHD_NAME_REFRESH_MS 60000 /* a proxy's host name is asked again at most this often */
+#define HEALTHD_NAME_REFRESH_MS 60000 /* a proxy's host name is asked again this often */
+#define HEALTHD_NAME_RETRY_MS	10000 /* ... and this often while it does not resolve */
 /* How long a write may wait for a DB another process holds locked; past it the result is kept
  * and retried on a later tick, so a locked DB never stalls the probes (a stalled loop would
  * time out probes that were answered, and a down proxy is re-checked only every

@@ -144,7 +144,8 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 		}
 		/* asked again at most once a minute: a name whose answers rotate would otherwise move
 		 * the proxy (and end its checks in flight) at every change of any proxy */
-		if (!t->asked_ms || ev_now_ms() - t->asked_ms >= HEALTHD_NAME_REFRESH_MS) {
+		if (!t->asked_ms ||
+		    ev_now_ms() - t->asked_ms >= (t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS)) {
 			if (hostres_ask(host, port) == 0)
 				t->asked_ms = ev_now_ms() | 1;
 			else
@@ -153,6 +154,20 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 		}
 	}
 	target_guard(h, t);
+}
+
+/* A name is asked again once a minute on a quiet gateway too (and every 10 s while it does not
+ * resolve: a resolver that failed at boot), not only when a change reloads the proxies. */
+static void name_refresh(struct target *t, uint64_t now)
+{
+	uint64_t every = t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS;
+	struct net_ip ip;
+
+	if (t->resolving || !t->asked_ms || now - t->asked_ms < every || net_ip_parse(t->host, &ip) == 0 ||
+	    strlen(t->host) > NET_HOST_MAX)
+		return;
+	if (hostres_ask(t->host, t->port) == 0)
+		t->asked_ms = now | 1;
 }
 
 /* A name's answer (hostres.c): every proxy with that host and port takes it. */
@@ -499,7 +514,9 @@ static void start_probe(struct healthd *h, struct target *t)
 	if (t->resolving) { /* its name has no answer yet (asked again: the queue may have been full) */
 		if (!t->asked_ms && hostres_ask(t->host, t->port) == 0)
 			t->asked_ms = ev_now_ms() | 1;
-		if (t->n_waiters) { /* a check asked now: told at once, not when the resolver answers */
+		/* a check asked meanwhile waits for the answer (the probe follows it at once), unless the
+		 * resolver has taken longer than a probe may, or could not be asked */
+		if (t->n_waiters && (!t->asked_ms || ev_now_ms() - t->asked_ms > h->timeout_ms)) {
 			snprintf(fail.reason, sizeof(fail.reason), "proxy host not resolved yet");
 			fail.error = PROBE_UPSTREAM;
 			reply_waiters(h, t, &fail);
@@ -552,6 +569,7 @@ static void on_tick(struct evloop *ev, void *arg)
 		}
 		if (!t->probe && now >= t->next_due)
 			start_probe(h, t);
+		name_refresh(t, now);
 	}
 	if (h->api_dirty) { /* latency and history for the dashboard: at most 4 a second */
 		struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH};

@@ -134,4 +134,11 @@ probes=$(lab_db "SELECT count(*) FROM health_history WHERE proxy_id = 1 AND chec
 check "proxy 1 was probed on schedule meanwhile (every 2 s: $probes in 9 s)" test "$probes" -ge 3
 check "... and the slow name is down once its resolver gave up: does not resolve" \
 	wait_for 15 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $S\" | grep -q '^down proxy host does not resolve'"
+# the name comes to resolve (to microsocks) with nothing changed in the DB: both daemons ask a
+# name that does not resolve again on their own (every 10 s), not only when a change reloads
+echo "$LAB_SOCKS_NOAUTH slow.pgw.lab" >>"/etc/netns/$(lab_ns gw)/hosts" # (in place: the mount sees it)
+check "the name resolves now: pgw-healthd finds the proxy up, by itself" \
+	wait_for 30 bash -c "[ \"\$(sqlite3 $PGW_DB \"SELECT status FROM proxy_health WHERE proxy_id = $S\")\" = up ]"
+check "... and pgw-forwarder relays client .12 through it, by itself" \
+	wait_for 30 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 4 --interface 192.168.2.12 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
 finish
