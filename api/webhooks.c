@@ -146,15 +146,12 @@ static int private_addr(const struct sockaddr *sa, const struct net_lan *lan)
 			return 1;
 	} else if (sa->sa_family == AF_INET6) {
 		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t zero[10], nat64[12] = {0, 0x64, 0xff, 0x9b};
+		static const uint8_t zero[10];
+		uint32_t v4;
 		memcpy(&ss, sa, sizeof(struct sockaddr_in6));
 		if (memcmp(b, zero, 10) == 0)
 			return 1; /* ::, ::1, mapped and compatible */
-		if (memcmp(b, nat64, 12) == 0 &&
-		    private_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]))
-			return 1;
-		if (b[0] == 0x20 && b[1] == 0x02 &&
-		    private_v4((uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 | (uint32_t)b[4] << 8 | b[5]))
+		if (net_addr_embedded_v4(&ss, &v4) && private_v4(v4))
 			return 1;
 		if ((b[0] & 0xfe) == 0xfc)
 			return 1;

@@ -91,6 +91,37 @@ void net_ip_str(const struct net_ip *ip, char buf[NET_IP_STR_MAX])
 		inet_ntop(AF_INET6, ip->a, buf, NET_IP_STR_MAX);
 }
 
+void net_sa_ip_str(const struct sockaddr_storage *sa, char buf[NET_IP_STR_MAX])
+{
+	struct net_ip ip;
+
+	if (net_ip_from_sa(sa, &ip) < 0)
+		snprintf(buf, NET_IP_STR_MAX, "?");
+	else
+		net_ip_str(&ip, buf);
+}
+
+int net_sa_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	struct net_ip x, y;
+
+	return net_ip_from_sa(a, &x) == 0 && net_ip_from_sa(b, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+int net_addr_embedded_v4(const struct sockaddr_storage *sa, uint32_t *v4)
+{
+	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
+	const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr, *p;
+
+	if (sa->ss_family != AF_INET6)
+		return 0;
+	p = memcmp(a, nat64, 12) == 0 ? a + 12 : a[0] == 0x20 && a[1] == 0x02 ? a + 2 : NULL;
+	if (!p)
+		return 0;
+	*v4 = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	return 1;
+}
+
 uint32_t net_ip_hash(const struct net_ip *ip)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -517,9 +548,9 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 		return special_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan);
 	if (sa->ss_family == AF_INET6) {
 		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t zero[8], nat64[12] = {0, 0x64, 0xff, 0x9b},
-					      nat64l[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
+		static const uint8_t zero[8], nat64l[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
 		struct net_ip ip;
+		uint32_t v4;
 
 		/* ::/64: ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d, ::ffff:0:a.b.c.d: no IPv4 by the back door */
 		if (memcmp(a, zero, 8) == 0) {
@@ -534,12 +565,8 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 			return "a link-local address";
 		if (memcmp(a, nat64l, 6) == 0) /* 64:ff9b:1::/48, local-use NAT64: into networks of its own */
 			return "a local-use NAT64 address";
-		if (memcmp(a, nat64, 12) == 0) /* well-known NAT64 prefix: judged as the IPv4 inside */
-			return special_v4((uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15],
-					  lan);
-		if (a[0] == 0x20 && a[1] == 0x02) /* 6to4: the IPv4 address in bits 16-47 */
-			return special_v4((uint32_t)a[2] << 24 | (uint32_t)a[3] << 16 | (uint32_t)a[4] << 8 | a[5],
-					  lan);
+		if (net_addr_embedded_v4(sa, &v4)) /* NAT64 and 6to4: judged as the IPv4 inside */
+			return special_v4(v4, lan);
 		memcpy(ip.a, a, 16);
 		for (int i = 0; lan && i < lan->n6; i++)
 			if (net_prefix_contains(&lan->v6[i], &ip))
@@ -557,7 +584,6 @@ int net_addr_local(const struct sockaddr_storage *a)
 	 * keepalived.) Unreachable: not local. */
 	struct sockaddr_storage to = *a, me;
 	socklen_t len = sizeof(me);
-	struct net_ip x, y;
 	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local = 0;
 
 	if (fd < 0)
@@ -568,38 +594,28 @@ int net_addr_local(const struct sockaddr_storage *a)
 		((struct sockaddr_in6 *)&to)->sin6_port = htons(9);
 	if (connect(fd, (struct sockaddr *)&to, net_sa_len(&to)) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&me, &len) == 0)
-		local = net_ip_from_sa(&me, &x) == 0 && net_ip_from_sa(a, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
+		local = net_sa_same_host(&me, a);
 	else if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EPERM)
 		local = 1; /* cannot tell (EACCES: a broadcast address), refused */
 	close(fd);
 	return local;
 }
 
-/* the IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address, as AF_INET */
-static int embedded_v4(const struct sockaddr_storage *sa, struct sockaddr_storage *out)
-{
-	const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
-	const uint8_t *v4 = sa->ss_family != AF_INET6	   ? NULL
-			    : memcmp(a, nat64, 12) == 0	   ? a + 12
-			    : a[0] == 0x20 && a[1] == 0x02 ? a + 2
-							   : NULL;
-
-	if (!v4)
-		return 0;
-	memset(out, 0, sizeof(*out));
-	out->ss_family = AF_INET;
-	memcpy(&((struct sockaddr_in *)out)->sin_addr, v4, 4);
-	return 1;
-}
-
 const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan)
 {
+	static const char own[] = "one of the gateway's own addresses";
 	const char *why = net_addr_special(a, lan);
+	struct sockaddr_storage in = {.ss_family = AF_INET};
+	uint32_t v4;
 
-	struct sockaddr_storage v4;
-
-	if (!why && (net_addr_local(a) || (embedded_v4(a, &v4) && net_addr_local(&v4))))
-		why = "one of the gateway's own addresses";
-	return why;
+	if (why)
+		return why;
+	if (net_addr_local(a))
+		return own;
+	if (net_addr_embedded_v4(a, &v4)) { /* NAT64 or 6to4 to one of the gateway's IPv4 addresses */
+		((struct sockaddr_in *)&in)->sin_addr.s_addr = htonl(v4);
+		if (net_addr_local(&in))
+			return own;
+	}
+	return NULL;
 }

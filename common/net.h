@@ -27,6 +27,13 @@ void net_ip_from4(uint32_t addr, struct net_ip *out);
 int net_ip_from_sa(const struct sockaddr_storage *sa, struct net_ip *out);
 /* The canonical text: dotted quad, or RFC 5952 IPv6 (lower case, shortest). */
 void net_ip_str(const struct net_ip *ip, char buf[NET_IP_STR_MAX]);
+/* The same for a socket address, its port left out ("?" when not IP): for log lines. */
+void net_sa_ip_str(const struct sockaddr_storage *sa, char buf[NET_IP_STR_MAX]);
+/* 1 when a and b are the same IP address, ports aside. */
+int net_sa_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* 1 with the IPv4 address (host byte order) inside a well-known NAT64 (64:ff9b::/96) or 6to4
+ * (2002::/16) address; 0 for anything else. */
+int net_addr_embedded_v4(const struct sockaddr_storage *sa, uint32_t *v4);
 uint32_t net_ip_hash(const struct net_ip *ip);
 /* Whether s can be a LAN client: IPv4 inside lan (NULL: anywhere), or an IPv6 unicast address
  * that a client uses to reach the internet (global or unique local; not link-local, loopback,

@@ -147,9 +147,7 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 					 (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
 			else if (refuse && (why = net_dest_refused(&resolved, refuse))) {
 				char at[NET_IP_STR_MAX];
-				struct net_ip pa;
-				net_ip_from_sa(&resolved, &pa);
-				net_ip_str(&pa, at);
+				net_sa_ip_str(&resolved, at);
 				log_warnx(
 				    "proxy %lld: host '%s' (%s) is %s: refused (proxy_allow_local allows it); its "
 				    "clients are blocked",

@@ -407,13 +407,6 @@ static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)
 	}
 }
 
-static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	struct net_ip x, y;
-
-	return net_ip_from_sa(a, &x) == 0 && net_ip_from_sa(b, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
-}
-
 /* The handshake done: the relay's address, a socket to talk to it, the queue sent. */
 static void sess_ready(struct udprelay *r, struct usess *s)
 {
@@ -425,7 +418,8 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 	}
 	/* the proxy names where client data goes: its own address (wherever that is: the LAN, this
 	 * host), else never this host, the LAN or nowhere */
-	if (!same_host(&s->relay, &s->map.proxy) && (!udp_routable(&s->relay, &s->lim) || net_addr_local(&s->relay))) {
+	if (!net_sa_same_host(&s->relay, &s->map.proxy) &&
+	    (!udp_routable(&s->relay, &s->lim) || net_addr_local(&s->relay))) {
 		sess_fail(r, s, "the UDP ASSOCIATE reply names a relay on this host, the LAN or nowhere");
 		return;
 	}

@@ -99,9 +99,7 @@ static void target_guard(struct healthd *h, struct target *t)
 		 t->resolving ? "proxy host not resolved yet" : "proxy host does not resolve");
 	if (t->addr_ok && !h->allow_local && (why = net_dest_refused(&t->addr, &h->lan))) {
 		char at[NET_IP_STR_MAX];
-		struct net_ip ip;
-		net_ip_from_sa(&t->addr, &ip);
-		net_ip_str(&ip, at);
+		net_sa_ip_str(&t->addr, at);
 		snprintf(t->addr_why, sizeof(t->addr_why), "proxy host %s is %s: refused (proxy_allow_local allows it)",
 			 at, why);
 		t->addr_ok = 0;
@@ -119,6 +117,28 @@ static void target_guard(struct healthd *h, struct target *t)
 	}
 }
 
+/* Asks t's name again when due: at most once a minute while it resolves (a name whose answers
+ * rotate would otherwise move the proxy, ending its checks in flight, at every change of any
+ * proxy), every 10 s while it does not (a resolver that failed at boot). As forwarder/names.c. */
+static void ask_again(struct target *t, uint64_t now)
+{
+	if (t->asked_ms && now - t->asked_ms < (t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS))
+		return;
+	if (hostres_ask(t->host, t->port) == 0)
+		t->asked_ms = now | 1;
+	else
+		log_warnx("proxy %lld: the resolver's queue is full; '%s' is asked again later", (long long)t->id,
+			  t->host);
+}
+
+/* Whether the proxy's host is a name (asked of hostres.c), not an address. */
+static int host_is_name(const char *host)
+{
+	struct net_ip ip;
+
+	return net_ip_parse(host, &ip) < 0 && strlen(host) <= NET_HOST_MAX; /* (the API allows 253) */
+}
+
 /* The proxy row's host and port: an address at once; a name keeps what it resolved to before
  * (the same name) while hostres.c asks again, off the loop, and a new one waits for its answer. */
 static void target_host(struct healthd *h, struct target *t, const char *host, uint16_t port)
@@ -132,7 +152,7 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 		net_ip_to_sa(&ip, port, &t->resolved);
 		t->resolved_ok = 1;
 		t->resolving = 0;
-	} else if (strlen(host) > NET_HOST_MAX) { /* (the API allows 253) */
+	} else if (!host_is_name(host)) {
 		memset(&t->resolved, 0, sizeof(t->resolved));
 		t->resolved_ok = t->resolving = 0;
 	} else {
@@ -142,32 +162,16 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 			t->resolving = 1;
 			t->asked_ms = 0;
 		}
-		/* asked again at most once a minute: a name whose answers rotate would otherwise move
-		 * the proxy (and end its checks in flight) at every change of any proxy */
-		if (!t->asked_ms ||
-		    ev_now_ms() - t->asked_ms >= (t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS)) {
-			if (hostres_ask(host, port) == 0)
-				t->asked_ms = ev_now_ms() | 1;
-			else
-				log_warnx("proxy %lld: the resolver's queue is full; '%s' is asked again later",
-					  (long long)t->id, host);
-		}
+		ask_again(t, ev_now_ms());
 	}
 	target_guard(h, t);
 }
 
-/* A name is asked again once a minute on a quiet gateway too (and every 10 s while it does not
- * resolve: a resolver that failed at boot), not only when a change reloads the proxies. */
+/* A name is asked again on a quiet gateway too, not only when a change reloads the proxies. */
 static void name_refresh(struct target *t, uint64_t now)
 {
-	uint64_t every = t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS;
-	struct net_ip ip;
-
-	if (t->resolving || !t->asked_ms || now - t->asked_ms < every || net_ip_parse(t->host, &ip) == 0 ||
-	    strlen(t->host) > NET_HOST_MAX)
-		return;
-	if (hostres_ask(t->host, t->port) == 0)
-		t->asked_ms = now | 1;
+	if (!t->resolving && t->asked_ms && host_is_name(t->host))
+		ask_again(t, now);
 }
 
 /* A name's answer (hostres.c): every proxy with that host and port takes it. */

@@ -31,14 +31,6 @@ struct udpcheck {
 	struct sockaddr_storage proxy; /* the address connected to (the target's may change meanwhile) */
 };
 
-/* a and b are the same address (ports aside) */
-static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	struct net_ip x, y;
-
-	return net_ip_from_sa(a, &x) == 0 && net_ip_from_sa(b, &y) == 0 && memcmp(&x, &y, sizeof(x)) == 0;
-}
-
 static void uc_close(struct udpcheck *c)
 {
 	struct evloop *ev = c->h->d->ev;
@@ -164,7 +156,7 @@ static void on_tcp(struct evloop *ev, int fd, uint32_t events, void *arg)
 		fail(c, "UDP ASSOCIATE", "no relay address in the reply");
 		return;
 	}
-	if (!same_host(&relay, &c->proxy)) { /* as the forwarder: elsewhere, not at the gateway or the LAN */
+	if (!net_sa_same_host(&relay, &c->proxy)) { /* as the forwarder: elsewhere, not at the gateway or the LAN */
 		const char *why = net_dest_refused(&relay, &h->lan);
 		if (why) {
 			char rep[96];

@@ -310,6 +310,55 @@ static void test_addr_special(void **state)
 	assert_null(net_dest_refused(&mapped, NULL));
 }
 
+static struct sockaddr_storage sa_of(const char *ip, uint16_t port)
+{
+	struct net_ip a;
+	struct sockaddr_storage sa;
+
+	assert_int_equal(net_ip_parse(ip, &a), 0);
+	net_ip_to_sa(&a, port, &sa);
+	return sa;
+}
+
+/* The IPv4 address inside NAT64 and 6to4 addresses, nothing from others; addresses compared
+ * without their ports, v4-mapped as IPv4; the text for logs. */
+static void test_sa_helpers(void **state)
+{
+	struct sockaddr_storage a = sa_of("64:ff9b::c633:640a", 1), b = sa_of("2002:7f00:1::9", 1);
+	struct sockaddr_storage mapped = {.ss_family = AF_INET6}, other = {.ss_family = AF_UNIX};
+	char buf[NET_IP_STR_MAX];
+	uint32_t v4 = 0;
+
+	(void)state;
+	assert_int_equal(net_addr_embedded_v4(&a, &v4), 1);
+	assert_int_equal(v4, 0xc633640a);
+	assert_int_equal(net_addr_embedded_v4(&b, &v4), 1);
+	assert_int_equal(v4, 0x7f000001);
+	a = sa_of("64:ff9b:1::c633:640a", 1); /* local-use NAT64: not the well-known prefix */
+	assert_int_equal(net_addr_embedded_v4(&a, &v4), 0);
+	a = sa_of("2001:db8::1", 1);
+	assert_int_equal(net_addr_embedded_v4(&a, &v4), 0);
+	a = sa_of("198.51.100.10", 1);
+	assert_int_equal(net_addr_embedded_v4(&a, &v4), 0);
+
+	a = sa_of("198.51.100.10", 1080);
+	b = sa_of("198.51.100.10", 53);
+	assert_int_equal(net_sa_same_host(&a, &b), 1);
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:198.51.100.10", &((struct sockaddr_in6 *)&mapped)->sin6_addr), 1);
+	assert_int_equal(net_sa_same_host(&a, &mapped), 1);
+	b = sa_of("198.51.100.11", 1080);
+	assert_int_equal(net_sa_same_host(&a, &b), 0);
+	assert_int_equal(net_sa_same_host(&a, &other), 0);
+
+	net_sa_ip_str(&mapped, buf);
+	assert_string_equal(buf, "198.51.100.10");
+	a = sa_of("2001:DB8:0::1", 9);
+	net_sa_ip_str(&a, buf);
+	assert_string_equal(buf, "2001:db8::1");
+	net_sa_ip_str(&other, buf);
+	assert_string_equal(buf, "?");
+}
+
 /* Proxy addresses: literals of either family without DNS; no brackets, no zones. */
 static void test_resolve(void **state)
 {
@@ -342,7 +391,7 @@ int main(void)
 	    cmocka_unit_test(test_ifname),	 cmocka_unit_test(test_client_ip),
 	    cmocka_unit_test(test_http_url),	 cmocka_unit_test(test_http_url_list),
 	    cmocka_unit_test(test_resolve),	 cmocka_unit_test(test_mac),
-	    cmocka_unit_test(test_addr_special),
+	    cmocka_unit_test(test_addr_special), cmocka_unit_test(test_sa_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
