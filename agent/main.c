@@ -432,6 +432,7 @@ static const struct daemon_info info = {
     .on_change = on_change,
     .watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
     .watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
+    .net_admin = 1,
 };
 
 static int flush_and_exit(void)

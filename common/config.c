@@ -24,6 +24,7 @@ enum cfg_type {
 	T_PORT,
 	T_SECONDS,
 	T_COUNT,
+	T_BOOL,
 	T_URL,
 	T_SECRET,
 	T_ADDR
@@ -75,6 +76,9 @@ static const struct cfg_var vars[] = {
     {"PGW_METRICS_TOKEN", NULL, T_SECRET, F(metrics_token), 0, "optional bearer token required by /metrics"},
     {"PGW_SERVICE_USER", "pgw", T_USER, F(service_user), 0,
      "user the daemons run as; strict OUTPUT mode lets only it reach the WAN"},
+    {"PGW_DROP_ROOT", "false", T_BOOL, offsetof(struct pgw_config, drop_root), 0, 0,
+     "started as root (a container, where only root is given capabilities): become PGW_SERVICE_USER at once, "
+     "keeping only CAP_NET_ADMIN (pgw-agent; pgw-forwarder when it was given it); needs CAP_SETUID and CAP_SETGID"},
     {"PGW_HA_PEER", "", T_ADDR, F(ha_peer), 0,
      "HA pair: the other node's LAN address (keepalived, config sync); empty: a single gateway"},
 };
@@ -205,6 +209,10 @@ static int set_var(struct pgw_config *cfg, const struct cfg_var *v, const char *
 		if (parse_u64(val, 0, v->max, &n) < 0)
 			return fail(err, errlen, "%s: '%s' is not a number (0-%u)", v->name, val, v->max);
 		*(unsigned *)field = (unsigned)n;
+		return 0;
+	case T_BOOL:
+		if (parse_bool(val, (int *)field) < 0)
+			return fail(err, errlen, "%s: '%s' is not a boolean (true or false)", v->name, val);
 		return 0;
 	}
 	return fail(err, errlen, "%s: unknown type", v->name);

@@ -5,8 +5,10 @@
 #include "migrate.h"
 #include "log.h"
 
+#include <cap-ng.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,38 @@ int daemon_sd_notify(const char *state)
 	return r;
 }
 
+/* PGW_DROP_ROOT: a container gives capabilities only to root (Docker grants none to another
+ * user), so the daemon starts as root and becomes the service user at once, before it opens
+ * anything: its files and sockets are the service user's, strict OUTPUT mode lets it out, and it
+ * keeps CAP_NET_ADMIN only where it needs it and was given it. Not root: nothing to drop. */
+static int drop_root(const struct daemon_info *info, const struct pgw_config *cfg)
+{
+	struct passwd *pw;
+	int keep, r;
+
+	if (!cfg->drop_root || getuid() != 0)
+		return 0;
+	pw = getpwnam(cfg->service_user);
+	if (!pw || pw->pw_uid == 0) {
+		log_error("PGW_DROP_ROOT: %s user '%s' (PGW_SERVICE_USER)", pw ? "the root" : "no", cfg->service_user);
+		return -1;
+	}
+	capng_get_caps_process();
+	keep = info->net_admin && capng_have_capability(CAPNG_PERMITTED, CAP_NET_ADMIN);
+	capng_clear(CAPNG_SELECT_CAPS);
+	if (keep)
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN);
+	r = capng_change_id((int)pw->pw_uid, (int)pw->pw_gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_AMBIENT);
+	if (r < 0 || getuid() != pw->pw_uid || geteuid() != pw->pw_uid || getegid() != pw->pw_gid || setuid(0) == 0) {
+		log_error("PGW_DROP_ROOT: could not become '%s' (%d; CAP_SETUID and CAP_SETGID are needed)",
+			  cfg->service_user, r);
+		return -1;
+	}
+	log_info("running as %s (uid %u), %s", cfg->service_user, (unsigned)pw->pw_uid,
+		 keep ? "keeping CAP_NET_ADMIN alone" : "without capabilities");
+	return 0;
+}
+
 int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -144,6 +178,8 @@ int daemon_init(struct daemon *d, const struct daemon_info *info, int argc, char
 		explicit_bzero(d->cfg.ha_secret, sizeof(d->cfg.ha_secret));
 		d->cfg.ha_secret_len = 0;
 	}
+	if (drop_root(info, &d->cfg) < 0)
+		return DAEMON_EXIT_FAIL;
 	if (db_open(d->cfg.db_path, 0, &d->db, err, sizeof(err)) < 0 ||
 	    migrate_check_schema(d->db, err, sizeof(err)) < 0) {
 		log_error("%s", err);

@@ -31,6 +31,8 @@ struct daemon_info {
 	/* Asked before each systemd WATCHDOG=1 (may be NULL): 0 withholds it, so a daemon whose
 	 * own threads are stuck (not just its main loop) is restarted too. */
 	int (*alive)(struct daemon *d);
+	/* Keeps CAP_NET_ADMIN, when root had it, as it becomes PGW_SERVICE_USER (PGW_DROP_ROOT). */
+	int net_admin;
 };
 
 struct daemon {

@@ -211,6 +211,7 @@ static const struct daemon_info info = {
     .watch_sql = DBWATCH_ENFORCEMENT_SQL, /* proxies, mappings, health status, settings, staleness */
     .watch_topics = TOPIC_PROXIES | TOPIC_MAPPINGS | TOPIC_HEALTH | TOPIC_SETTINGS,
     .alive = alive,
+    .net_admin = 1, /* TPROXY and the UDP relay (transparent sockets), when given */
 };
 
 int main(int argc, char **argv)

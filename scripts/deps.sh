@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
-libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libcurl4-openssl-dev libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libnetfilter-queue-dev
+libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev libssl-dev libcurl4-openssl-dev libnftnl-dev libcap-ng-dev libmnl-dev libnetfilter-conntrack-dev libnetfilter-queue-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev keepalived
 dnsmasq-base unbound dnsperf bind9-dnsutils libgnutls28-dev

@@ -28,6 +28,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.api_port, 8080);
 	assert_int_equal(c.health_interval_s, 30);
 	assert_int_equal(c.forwarder_workers, 0); /* one per CPU */
+	assert_int_equal(c.drop_root, 0);
 	assert_int_equal(c.log_format, LOG_FMT_TEXT);
 	assert_int_equal(c.jwt_secret_len, 0);
 }
@@ -45,6 +46,7 @@ static void test_overrides(void **state)
 			     "PGW_LAN_IFACE=veth-lan0",
 			     "PGW_LAN_CIDR=10.20.0.0/16",
 			     "PGW_HEALTH_URL=http://203.0.113.10/ip",
+			     "PGW_DROP_ROOT=yes",
 			     NULL};
 
 	(void)state;
@@ -59,6 +61,7 @@ static void test_overrides(void **state)
 	assert_string_equal(c.lan_iface, "veth-lan0");
 	assert_string_equal(c.lan_cidr, "10.20.0.0/16");
 	assert_string_equal(c.health_url, "http://203.0.113.10/ip");
+	assert_int_equal(c.drop_root, 1);
 }
 
 /* Each bad value is refused with a message that starts with the variable's name. */
@@ -73,6 +76,7 @@ static void test_errors_name_the_variable(void **state)
 	    {"PGW_FORWARDER_WORKERS=65", "PGW_FORWARDER_WORKERS"},
 	    {"PGW_FORWARDER_WORKERS=-1", "PGW_FORWARDER_WORKERS"},
 	    {"PGW_FORWARDER_WORKERS=two", "PGW_FORWARDER_WORKERS"},
+	    {"PGW_DROP_ROOT=2", "PGW_DROP_ROOT"},
 	    {"PGW_LOG_LEVEL=loud", "PGW_LOG_LEVEL"},
 	    {"PGW_LOG_FORMAT=xml", "PGW_LOG_FORMAT"},
 	    {"PGW_LAN_CIDR=192.168.2.1/24", "PGW_LAN_CIDR"},
