@@ -32,6 +32,9 @@ check "docker-compose config validates compose/docker-compose.yml" \
 cfg=$(docker-compose -f "$ROOT/compose/docker-compose.yml" config 2>/dev/null)
 check_eq "compose: only the agent runs as root and only it gets NET_ADMIN (the image's user is pgw)" \
 	"$(grep -c 'user: root' <<<"$cfg") $(grep -c 'NET_ADMIN' <<<"$cfg") $(grep -c '^USER pgw$' "$ROOT/compose/Dockerfile")" "1 1 1"
+agent=$(sed -n '/^  agent:/,/^  [a-z]*:$/p' <<<"$cfg" | sed '$d')
+check_eq "compose: the agent becomes pgw at once (PGW_DROP_ROOT), given SETUID and SETGID to switch, nobody else" \
+	"$(grep -c 'PGW_DROP_ROOT: "true"' <<<"$agent") $(grep -c -- '- SET[UG]ID' <<<"$agent") $(grep -c 'PGW_DROP_ROOT\|SET[UG]ID' <<<"$cfg")" "1 2 3"
 rm -f "$ROOT/compose/pgw.env"
 
 # Type=notify: READY=1 reaches $NOTIFY_SOCKET once the daemon is up
