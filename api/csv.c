@@ -1,6 +1,8 @@
 /* csv.c - see csv.h. */
 #include "csv.h"
 
+#include "parse.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,13 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 
 	*rows = NULL;
 	*n = 0;
+	if ((i = utf8_invalid_at(buf, len)) < len) { /* jansson, SQLite's text and the UI take only UTF-8 */
+		for (size_t k = 0; k < i; k++)
+			line += buf[k] == '\n';
+		snprintf(err, errlen, "line %d: not UTF-8 text (save the file as UTF-8)", line);
+		return -EINVAL;
+	}
+	i = 0;
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) /* a UTF-8 BOM from spreadsheets */
 		i = 3;
 	for (; i <= len; i++) {
@@ -125,6 +134,8 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 	*rows = out;
 	return 0;
 fail:
+	if (out) /* rows may hold proxies' passwords */
+		explicit_bzero(out, cap * sizeof(*out));
 	free(out);
 	*n = 0;
 	return -EINVAL;

@@ -26,7 +26,7 @@ struct csv_row {
 
 /* Parse the whole buffer. 0 with *rows (caller frees) and *n, or -EINVAL with the line and
  * the reason in err (unterminated quote, text after a closing quote, too many fields, a field
- * or the file too long, a NUL byte). Empty lines are skipped. */
+ * or the file too long, a NUL byte, bytes that are not UTF-8). Empty lines are skipped. */
 int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen);
 /* Write one field, quoted when it holds a comma, quote, CR or LF. */
 void csv_write_field(FILE *f, const char *s);

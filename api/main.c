@@ -468,14 +468,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (*upload_data_size) { /* body, in pieces */
 		if (!r->too_large) {
+			/* a body may hold a password: no copy of it is left in freed memory (so no realloc) */
 			if (r->raw_len + *upload_data_size > (size_t)body_max(r)) {
 				r->too_large = 1;
+				if (r->raw)
+					explicit_bzero(r->raw, r->raw_len);
 				free(r->raw);
 				r->raw = NULL;
+				r->raw_len = 0;
 			} else {
-				char *p = realloc(r->raw, r->raw_len + *upload_data_size + 1);
+				char *p = malloc(r->raw_len + *upload_data_size + 1);
 				if (!p)
 					return MHD_NO;
+				if (r->raw) {
+					memcpy(p, r->raw, r->raw_len);
+					explicit_bzero(r->raw, r->raw_len);
+					free(r->raw);
+				}
 				memcpy(p + r->raw_len, upload_data, *upload_data_size);
 				r->raw = p;
 				r->raw_len += *upload_data_size;

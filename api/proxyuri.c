@@ -29,16 +29,16 @@ static int pct_decode(char *s)
 	return 0;
 }
 
-int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t errlen)
+static int parse(const char *line, char buf[PROXY_URI_MAX + 1], struct proxy_uri *out, char *err, size_t errlen)
 {
-	char buf[PROXY_URI_MAX + 1], *p, *at, *host, *port, *name, *pass = NULL, *end;
+	char *p, *at, *host, *port, *name, *pass = NULL, *end;
 	long pn;
 	int bracketed;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(line) > PROXY_URI_MAX)
 		return snprintf(err, errlen, "longer than %d bytes", PROXY_URI_MAX), -1;
-	snprintf(buf, sizeof(buf), "%s", line);
+	snprintf(buf, PROXY_URI_MAX + 1, "%s", line);
 	if (strncmp(buf, "socks5://", 9) == 0)
 		snprintf(out->type, sizeof(out->type), "socks5"), p = buf + 9;
 	else if (strncmp(buf, "socks5h://", 10) == 0)
@@ -97,4 +97,15 @@ int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t e
 	else
 		snprintf(out->name, sizeof(out->name), strchr(host, ':') ? "[%s]:%ld" : "%s:%ld", host, pn);
 	return 0;
+}
+
+int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t errlen)
+{
+	char buf[PROXY_URI_MAX + 1];
+	int r = parse(line, buf, out, err, errlen);
+
+	explicit_bzero(buf, sizeof(buf)); /* the line's password, in clear */
+	if (r < 0)
+		explicit_bzero(out, sizeof(*out));
+	return r;
 }

@@ -33,8 +33,10 @@ static json_t *uri_body(const char *line, char *err, size_t errlen)
 	struct proxy_uri u;
 	json_t *b;
 
-	if (proxy_uri_parse(line, &u, err, errlen) < 0)
+	if (proxy_uri_parse(line, &u, err, errlen) < 0) {
+		explicit_bzero(&u, sizeof(u)); /* it may have decoded the password before it failed */
 		return NULL;
+	}
 	b = json_pack("{s:s, s:s, s:s, s:I}", "name", u.name, "type", u.type, "host", u.host, "port",
 		      (json_int_t)u.port);
 	if (b && u.has_user && json_object_set_new(b, "username", json_string(u.user)) < 0)
@@ -70,7 +72,11 @@ static json_t *csv_body(const struct csv_row *row, const int col[NCOLS], char *e
 			char tmp[CSV_MAX_FIELD + 2], *save = NULL, *tok;
 			snprintf(tmp, sizeof(tmp), "%s", v);
 			for (tok = strtok_r(tmp, " ,;", &save); tok; tok = strtok_r(NULL, " ,;", &save))
-				json_array_append_new(a, json_string(tok));
+				if (json_array_append_new(a, json_string(tok)) < 0) { /* never a pin dropped */
+					json_decref(a);
+					json_decref(b);
+					return snprintf(err, errlen, "expected_exit is not UTF-8 text"), NULL;
+				}
 			json_object_set_new(b, "expected_exit", a);
 		} else if (json_object_set_new(b, col_names[c], json_string(v)) < 0) { /* jansson takes only UTF-8 */
 			json_decref(b);

@@ -237,8 +237,16 @@ int notify_recv(struct notify *n, struct notify_msg *m, char *from, size_t froml
 	if (len < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	if (from && fromlen) {
-		const char *base = strrchr(sa.sun_path, '/');
-		size_t bl;
+		char path[sizeof(sa.sun_path) + 1];
+		const char *base;
+		size_t bl, pl = salen > offsetof(struct sockaddr_un, sun_path)
+				    ? salen - offsetof(struct sockaddr_un, sun_path)
+				    : 0;
+
+		/* a sender's path need not end in a NUL (108 bytes): bounded by the length given */
+		memcpy(path, sa.sun_path, pl < sizeof(sa.sun_path) ? pl : sizeof(sa.sun_path));
+		path[pl < sizeof(sa.sun_path) ? pl : sizeof(sa.sun_path)] = '\0';
+		base = strrchr(path, '/');
 
 		from[0] = '\0';
 		if (salen > offsetof(struct sockaddr_un, sun_path) && base) {

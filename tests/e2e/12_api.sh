@@ -474,6 +474,12 @@ out=$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB
 check_eq "import with bad lines: 400" "$(code "$out")" "400"
 check_eq "... one error per bad line, with its number" "$(body "$out" | jq -c '[.error.lines[].line]')" "[3,4,5]"
 check_eq "... and nothing changed" "$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')" "$before"
+printf 'client_ip,proxy,enabled,label\n192.168.2.20,socks-auth,true,caf\xe9\n' >"$LAB_DIR/latin1.csv"
+out=$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/latin1.csv")
+check_match "a file that is not UTF-8 (a Latin-1 label): 400 naming the line" "$(code "$out") $(body "$out" | jq -r .error.message)" \
+	"^400 .*line 2: not UTF-8"
+check_eq "... and nothing changed (stored, it hid the mapping from the API and broke the HA snapshot)" \
+	"$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')" "$before"
 check_eq "415 for an import that is not text/csv" "$(code "$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/export.csv")")" "415"
 sqlite3 "$PGW_DB" 'DELETE FROM mappings'
 out=$(http POST "/api/v1/mappings/import?dry_run=true" -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/export.csv")

@@ -93,6 +93,11 @@ check_match "bad URIs (after two blank lines, and a '#' in a password): 400" "$o
 check_eq "... with their own line numbers" "$(body <<<"$out" | jq -c '[.error.lines[].line]')" '[4,5,6]'
 printf 'socks5://198.51.100.9:1080#caf\xe9\n' >"$LAB_DIR/latin1.txt"
 check_match "a name that is not UTF-8: 400, said so" "$(import text/plain "$LAB_DIR/latin1.txt")" '^400 .*not UTF-8'
+printf 'name,type,host,port,expected_exit\nnl-1,socks5,198.51.100.10,1080,\xff\n' >"$LAB_DIR/latin1.csv"
+check_match "a CSV whose expected_exit is not UTF-8: 400 naming the line" "$(import text/csv "$LAB_DIR/latin1.csv")" \
+	'^400 .*line 2: not UTF-8'
+check_eq "... and the proxy's pinning is kept (the old import stored it as none)" \
+	"$(lab_db "SELECT expected_exit FROM proxies WHERE name = 'nl-1'")" "198.51.100.10/32"
 check_match "another content type: 415" "$(import application/json "$LAB_DIR/bad.txt")" '^415 '
 check_eq "the audit has the imports" \
 	"$(lab_api GET '/api/v1/audit?action=proxy.import' -H "$ADMIN" | body | jq '.items | length')" "6"

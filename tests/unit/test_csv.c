@@ -123,12 +123,34 @@ static void test_fields_and_quotes(void **state)
 	assert_non_null(strstr(err, "unterminated"));
 }
 
+/* Bytes that are not UTF-8 (a Latin-1 export, say) refuse the file, naming the line: stored,
+ * such a label broke the mapping's JSON and the HA snapshot. UTF-8 of every length passes. */
+static void test_not_utf8(void **state)
+{
+	struct csv_row *rows;
+	size_t n;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(
+	    parse("client_ip,proxy,label\n10.0.0.5,p1,caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n", &rows, &n, err), 0);
+	assert_string_equal(rows[1].field[2], "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	free(rows);
+	assert_int_equal(parse("client_ip,proxy,label\n10.0.0.5,p1,ok\n10.0.0.6,p1,caf\xe9\n", &rows, &n, err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "line 3: not UTF-8"));
+	assert_null(rows);
+	assert_int_equal(parse("a,\"x\ny\xff\"\n", &rows, &n, err), -EINVAL); /* inside quotes too */
+	assert_non_null(strstr(err, "line 2: not UTF-8"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_field_limit),
 	    cmocka_unit_test(test_row_limit),
 	    cmocka_unit_test(test_fields_and_quotes),
+	    cmocka_unit_test(test_not_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

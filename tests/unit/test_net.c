@@ -87,6 +87,37 @@ static void test_hostport(void **state)
 	assert_int_equal(net_hostport_parse("averylonghostname:1", host, 8, &port), -EINVAL);
 }
 
+/* Well-formed UTF-8 passes; each kind of ill-formed sequence is found where it starts. */
+static void test_utf8(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t at;
+	} cases[] = {
+	    {"plain ascii", 11},
+	    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", 19}, /* 2, 3, 4 bytes; U+10FFFF */
+	    {"a\xe9"
+	     "b",
+	     1},		     /* Latin-1 */
+	    {"a\x80", 1},	     /* lone continuation */
+	    {"\xc0\xaf", 0},	     /* overlong '/' */
+	    {"\xe0\x80\xaf", 0},     /* overlong, 3 bytes */
+	    {"\xf0\x8f\xbf\xbf", 0}, /* overlong, 4 bytes */
+	    {"x\xed\xa0\x80", 1},    /* surrogate D800 */
+	    {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
+	    {"\xf5\x80\x80\x80", 0},
+	    {"ok\xe2\x82", 2}, /* truncated at the end */
+	    {"\xe2\x28\xa1", 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (utf8_invalid_at(cases[i].s, strlen(cases[i].s)) != cases[i].at)
+			fail_msg("case %zu: %zu, expected %zu", i, utf8_invalid_at(cases[i].s, strlen(cases[i].s)),
+				 cases[i].at);
+	assert_int_equal(utf8_invalid_at("a\0b", 3), 3); /* NUL is ASCII here (callers refuse it) */
+}
+
 static void test_numbers_and_bools(void **state)
 {
 	uint64_t v;
@@ -386,12 +417,13 @@ static void test_resolve(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ipv4),	 cmocka_unit_test(test_cidr),
-	    cmocka_unit_test(test_hostport),	 cmocka_unit_test(test_numbers_and_bools),
-	    cmocka_unit_test(test_ifname),	 cmocka_unit_test(test_client_ip),
-	    cmocka_unit_test(test_http_url),	 cmocka_unit_test(test_http_url_list),
-	    cmocka_unit_test(test_resolve),	 cmocka_unit_test(test_mac),
-	    cmocka_unit_test(test_addr_special), cmocka_unit_test(test_sa_helpers),
+	    cmocka_unit_test(test_ipv4),	  cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_hostport),	  cmocka_unit_test(test_numbers_and_bools),
+	    cmocka_unit_test(test_utf8),	  cmocka_unit_test(test_ifname),
+	    cmocka_unit_test(test_client_ip),	  cmocka_unit_test(test_http_url),
+	    cmocka_unit_test(test_http_url_list), cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_mac),		  cmocka_unit_test(test_addr_special),
+	    cmocka_unit_test(test_sa_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
