@@ -231,7 +231,8 @@ int reply_usage(struct req *r, sqlite3 *db, const char *ip, int64_t proxy_id)
  * used this period (and nothing granted). Either may end the client's block at once. */
 static int quota_action(struct req *r, const char *ipstr, const char *what)
 {
-	static const struct jfield grant_fields[] = {{"bytes", J_INT, 1, 1, 1000000000000000LL}};
+#define GRANT_MAX 1000000000000000LL /* 1 PB: a grant, and all of a period's grants together */
+	static const struct jfield grant_fields[] = {{"bytes", J_INT, 1, 1, GRANT_MAX}};
 	char canon[NET_IP_STR_MAX], err[256], oid[64];
 	struct net_ip ip;
 	sqlite3 *db;
@@ -270,15 +271,28 @@ static int quota_action(struct req *r, const char *ipstr, const char *what)
 	/* bring the row to this period first, then change it */
 	ev = json_array();
 	n = quota_apply(db, r->api->cfg, NULL, now_ms, ev);
-	if (n >= 0 && sqlite3_prepare_v2(
-			  db,
-			  grant ? "UPDATE main.client_quota SET granted = granted + ?2 WHERE client_ip = ?1"
-				: "UPDATE main.client_quota SET used = 0, granted = 0, warned = 0 WHERE client_ip = ?1",
-			  -1, &st, NULL) == SQLITE_OK) {
+	if (n >= 0 &&
+	    sqlite3_prepare_v2(
+		db,
+		grant
+		    ? "UPDATE main.client_quota SET granted = granted + ?2 WHERE client_ip = ?1 AND granted + ?2 <= ?3"
+		    : "UPDATE main.client_quota SET used = 0, granted = 0, warned = 0 WHERE client_ip = ?1",
+		-1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
-		if (grant)
+		if (grant) {
 			sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(r->body, "bytes")));
+			sqlite3_bind_int64(st, 3, GRANT_MAX);
+		}
 		n = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		if (n == 0 && grant && sqlite3_changes(db) == 0) { /* beyond: int64 would overflow in the end */
+			sqlite3_finalize(st);
+			db_rollback(db);
+			json_decref(ev);
+			json_decref(before);
+			return reply_error(r, 409, "conflict",
+					   "the grants of this period would exceed %lld bytes; reset the quota instead",
+					   GRANT_MAX);
+		}
 	} else {
 		n = -1;
 	}

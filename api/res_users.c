@@ -183,6 +183,11 @@ static json_t *wanted_memberships(struct req *r, sqlite3 *db, const char *role)
 	char err[256];
 	int64_t org;
 
+	if (orgs && role) { /* one would be dropped: a superadmin made of a "viewer", say */
+		reply_error(r, 400, "bad_request",
+			    "give either 'role' (a role in one organisation) or 'orgs' (a role in each), not both");
+		return NULL;
+	}
 	if (orgs) {
 		json_t *list = memberships(db, orgs, err, sizeof(err));
 		if (!list)

@@ -116,6 +116,12 @@ check_eq "the superadmin makes carol a viewer of organisation 1 too (memberships
 	"$(lab_api PATCH "/api/v1/users/$carol_id" -H "$ROOT_H" -H "$J" -d '{"orgs":[{"id":2,"role":"admin"},{"id":1,"role":"viewer"}]}' |
 		jq -Rc 'split(" ") | [.[0], (.[1:] | join(" ") | fromjson | .orgs)]')" \
 	'["200",[{"id":1,"name":"default","role":"viewer"},{"id":2,"name":"acme","role":"admin"}]]'
+check_match "'role' and 'orgs' together: 400, nothing changed (one was dropped: a superadmin made of a viewer)" \
+	"$(lab_api POST /api/v1/users -H "$ROOT_H" -H "$J" -d '{"username":"dave","password":"dave-password-1","role":"admin","orgs":[{"id":2,"role":"viewer"}]}')" \
+	"^400 .*either 'role'"
+check_match "... on PATCH too" \
+	"$(lab_api PATCH "/api/v1/users/$carol_id" -H "$ROOT_H" -H "$J" -d '{"role":"viewer","orgs":[{"id":2,"role":"admin"}]}')" "^400 "
+check_eq "... no user dave" "$(lab_db "SELECT count(*) FROM users WHERE username = 'dave'")" 0
 check_eq "... /me lists both for the switcher, and no organisation chosen" \
 	"$(lab_api GET /api/v1/me -H "$CAROL_H" | cut -d' ' -f2- | jq -c '[.org, [.orgs[].id], .superadmin]')" '[null,[1,2],false]'
 check_match "carol in two organisations: listing proxies without X-Pgw-Org: 400 org_required" \

@@ -91,6 +91,9 @@ check_match "a grant of nothing: 400" \
 	"$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$ADMIN" -H "$J" -d '{"bytes":0}')" '^400 '
 r=$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$ADMIN" -H "$J" -d '{"bytes":10000000}')
 check_match "an admin grants 10 MB more" "$r" '^200 .*"granted": *10000000'
+check_match "grants beyond 1 PB in a period: 409 (they added up to an int64 overflow)" \
+	"$(lab_api POST /api/v1/clients/192.168.2.10/quota/grant -H "$ADMIN" -H "$J" -d '{"bytes":1000000000000000}')" '^409 .*exceed'
+check_eq "... and the grant stays 10 MB" "$(q .quota.granted)" "10000000"
 check "the client is active again" wait_for 5 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 3 --interface 192.168.2.10 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
 used=$(q .quota.used)
 got=$(dl 50m.bin)
