@@ -9,7 +9,7 @@ PKGS    := sqlite3 libargon2 gnutls libcap-ng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-PGW_VERSION ?= 0.2.0
+PGW_VERSION ?= 1.3.0
 CPPFLAGS += -D_GNU_SOURCE -DPGW_VERSION='"$(PGW_VERSION)"' -Icommon -I$(BUILD)/gen
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -fstack-protector-strong -D_FORTIFY_SOURCE=2
 ifeq ($(SAN),1)
@@ -48,7 +48,7 @@ ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean deps test test-unit test-e2e unit-bins demo bench fmt fmt-check install uninstall
+.PHONY: all clean deps test test-unit unit-bins demo bench fmt fmt-check install uninstall
 all: $(BINS)
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
@@ -181,10 +181,12 @@ install: all
 		> $(DESTDIR)$(DATADIR)/ha/keepalived.conf.example
 	sed 's|/usr/bin/pgwctl|$(BINDIR)/pgwctl|' ha/pgw-ha-check > $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
 	chmod 0755 $(DESTDIR)$(DATADIR)/ha/pgw-ha-check
-	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env
-	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft || install -m 0644 systemd/pgw-failsafe.nft $(DESTDIR)$(SYSCONFDIR)/pgw/
 	@if [ "$(CREATE_USER)" = 1 ] && ! id pgw >/dev/null 2>&1; then \
 		useradd --system --home-dir /var/lib/pgw --shell /usr/sbin/nologin pgw && echo "created system user pgw"; fi
+	@# root:pgw 0640: the pgw user reads it (pgwctl as pgw, DEPLOYMENT.md), nobody else
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || { install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env && \
+		{ [ "$(CREATE_USER)" != 1 ] || chgrp pgw $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env; }; }
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft || install -m 0644 systemd/pgw-failsafe.nft $(DESTDIR)$(SYSCONFDIR)/pgw/
 	@echo "installed; next: edit $(SYSCONFDIR)/pgw/pgw.env, then systemctl daemon-reload && systemctl enable --now pgw.target"
 
 uninstall:

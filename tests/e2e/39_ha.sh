@@ -48,16 +48,17 @@ for n in 1 2; do
 	sed -e "s|router_id pgw-gw1|router_id pgw-gw$n|" -e "s|priority 150|priority $((n == 1 ? 150 : 100))|" \
 		-e "s|unicast_src_ip 192.168.2.2|unicast_src_ip ${LAB_HA_ADDR[$((n - 1))]}|" \
 		-e "s|^        192.168.2.3\$|        ${LAB_HA_ADDR[$((2 - n))]}|" \
-		-e "s|/usr/share/pgw/ha/pgw-ha-check|$LAB_DIR/n$n/check|" \
-		-e "s|/usr/bin/pgwctl ha notify|$LAB_DIR/n$n/notify|" "$ROOT/ha/keepalived.conf.example" >"$LAB_DIR/n$n/keepalived.conf"
+		-e "s|/usr/share/pgw/ha/pgw-ha-check notify|$LAB_DIR/n$n/notify|" \
+		-e "s|/usr/share/pgw/ha/pgw-ha-check|$LAB_DIR/n$n/check|" "$ROOT/ha/keepalived.conf.example" >"$LAB_DIR/n$n/keepalived.conf"
 	node_env $n | tr ' ' '\n' >"$LAB_DIR/n$n/pgw.env"
 	# keepalived runs these every second or at a transition; a node's power cut (kill_node) or
 	# the lab's end may SIGKILL one in the middle of a sanitized pgwctl's leak check at exit, which
 	# then reports "Unable to get registers": no leak check for them (nctl's pgwctl keeps its own)
 	printf '#!/bin/sh\nexport ASAN_OPTIONS=%s\nPGW_ENV_FILE=%s PGWCTL=%s exec %s\n' "${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
 		"$LAB_DIR/n$n/pgw.env" "$ctl" "$ROOT/ha/pgw-ha-check" >"$LAB_DIR/n$n/check"
-	printf '#!/bin/sh\nexport ASAN_OPTIONS=%s\necho "$(date +%%s.%%N) $*" >>%s\nexec env %s %s ha notify "$@"\n' \
-		"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$LAB_DIR/notify-$n.log" "$(node_env $n)" "$ctl" >"$LAB_DIR/n$n/notify"
+	printf '#!/bin/sh\nexport ASAN_OPTIONS=%s\necho "$(date +%%s.%%N) $*" >>%s\nPGW_ENV_FILE=%s PGWCTL=%s exec %s notify "$@"\n' \
+		"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$LAB_DIR/notify-$n.log" "$LAB_DIR/n$n/pgw.env" "$ctl" \
+		"$ROOT/ha/pgw-ha-check" >"$LAB_DIR/n$n/notify"
 	chmod 755 "$LAB_DIR/n$n/check" "$LAB_DIR/n$n/notify"
 done
 check "the example configuration passes keepalived -t (node 1)" \
