@@ -137,6 +137,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -Ibuild/gen $(PKG_CFLAGS)
 FUZZ_EXTRA_fuzz_probe := healthd/probe.c
+FUZZ_EXTRA_fuzz_dns := forwarder/dnscache.c
 FUZZ_EXTRA_fuzz_json := api/jsoncheck.c
 FUZZ_EXTRA_fuzz_csv := api/csv.c
 FUZZ_EXTRA_fuzz_proxyuri := api/proxyuri.c

@@ -2,7 +2,9 @@
  * network input. Each input is tried as a query (and its error reply). Then its first byte
  * splits it: the part after it is a query; if that parses, the rest, with the query's question
  * written over its own, is walked as the answer to it (so the record walk is reached), aged,
- * stripped of OPT options and truncated, with the invariants the resolver relies on. */
+ * stripped of OPT options and truncated, with the invariants the resolver relies on; a good
+ * answer goes through the DNS cache (kept, then served to the query: its id, within bounds). */
+#include "../../forwarder/dnscache.h"
 #include "dns.h"
 
 #include <assert.h>
@@ -51,6 +53,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(r == 0 || r == -EBADMSG);
 	if (r == 0)
 		assert(a.ttl <= 0x7fffffffu);
+	if (r == 0) {
+		static struct dns_cache *cache;
+		static uint8_t got[DNS_MSG_MAX];
+		size_t g;
+
+		if (!cache)
+			cache = dns_cache_new(64, 1 << 20);
+		assert(cache);
+		dns_cache_put(cache, 7, &aq, m, n, a.ttl, 1000);
+		g = dns_cache_get(cache, 7, &aq, data + 1, 1500, got, sizeof(got));
+		assert(g <= sizeof(got));
+		if (g) /* the query's id, its question as asked */
+			assert(g >= aq.question_end && memcmp(got, data + 1, 2) == 0 &&
+			       memcmp(got + DNS_HEADER, data + 1 + DNS_HEADER, aq.question_end - DNS_HEADER) == 0);
+		assert(dns_cache_get(cache, 8, &aq, data + 1, 1500, got, sizeof(got)) == 0); /* another path */
+		if (dns_cache_entries(cache) > 32)
+			dns_cache_clear(cache);
+	}
 	(void)dns_age(m, n, 17);
 	alen = dns_strip_opt(m, n);
 	assert(alen <= n);

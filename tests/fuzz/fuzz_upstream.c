@@ -1,6 +1,7 @@
 /* libFuzzer: replies from upstream proxies are untrusted network input. The first byte picks
- * the parser (or the whole SOCKS5 handshake, lock-step or pipelined, against a peer that sends
- * the rest and hangs up; or the client-address parser); the rest is the input. */
+ * the parser (or the whole handshake against a peer that sends the rest and hangs up: SOCKS5
+ * lock-step or pipelined, HTTP CONNECT, either parked as a session kept ready and resumed with
+ * early bytes; or the client-address parser); the rest is the input. */
 #include "net.h"
 #include "upstream.h"
 
@@ -12,16 +13,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void handshake(const uint8_t *data, size_t size, int pipeline)
+/* mode: bit 0 pipelined, bit 1 HTTP CONNECT, bit 2 parked then resumed with early bytes */
+static void handshake(const uint8_t *data, size_t size, unsigned mode)
 {
+	static const uint8_t early[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct upstream_target t;
 	struct upstream_hs hs;
 	struct sockaddr_in *s = (struct sockaddr_in *)&t.addr;
 	uint32_t want = 0;
 	enum upstream_result r = UP_IN_PROGRESS;
-	int sv[2];
+	int sv[2], guard = 0;
 
-	if (size > 4096 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+	/* beyond the 8 KiB reply buffer; a socketpair holds it all */
+	if (size > 12288 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
 		return;
 	memset(&t, 0, sizeof(t));
 	s->sin_family = AF_INET;
@@ -29,15 +33,28 @@ static void handshake(const uint8_t *data, size_t size, int pipeline)
 	s->sin_addr.s_addr = htonl(0xcb00710a);
 	assert(write(sv[1], data, size) == (ssize_t)size);
 	shutdown(sv[1], SHUT_WR);
-	upstream_hs_init(&hs, UPSTREAM_SOCKS5, &t, size & 1 ? "user" : "", "pass");
-	hs.pipeline = pipeline;
-	for (int guard = 0; guard < 64 && r == UP_IN_PROGRESS; guard++)
+	upstream_hs_init(&hs, mode & 2 ? UPSTREAM_HTTP : UPSTREAM_SOCKS5, &t, size & 1 ? "user" : "", "pass");
+	hs.pipeline = mode & 1;
+	hs.park = (mode & 4) != 0;
+	for (; guard < 64 && r == UP_IN_PROGRESS; guard++)
 		r = upstream_hs_step(&hs, sv[0], &want);
+	if (r == UP_OK && upstream_hs_parked(&hs)) { /* a connection comes for the session kept ready */
+		/* refused only for a proxy that spoke out of turn while parked (the relay drops it) */
+		if (upstream_hs_resume(&hs, &t, early, sizeof(early) - 1) < 0) {
+			assert(hs.in_len > 0);
+			goto out;
+		}
+		r = UP_IN_PROGRESS;
+		for (; guard < 128 && r == UP_IN_PROGRESS; guard++)
+			r = upstream_hs_step(&hs, sv[0], &want);
+		assert(!upstream_hs_parked(&hs));
+	}
 	/* the peer hung up after its bytes: the handshake always ends, never reads past its buffer */
 	assert(r != UP_IN_PROGRESS);
 	assert(hs.in_len <= sizeof(hs.in));
 	if (r == UP_OK)
 		assert(hs.in_len <= size);
+out:
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -110,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] % 9) {
 	case 4:
 	case 5:
-		handshake(data + 1, size - 1, data[0] % 9 == 5);
+		handshake(data + 1, size - 1, (data[0] % 9 == 5) | ((data[0] / 9) & 6));
 		return 0;
 	case 7: /* a datagram from a SOCKS5 UDP relay */
 		udp_datagram(data + 1, size - 1);
