@@ -185,8 +185,9 @@ install: all
 	@if [ "$(CREATE_USER)" = 1 ] && ! id pgw >/dev/null 2>&1; then \
 		useradd --system --home-dir /var/lib/pgw --shell /usr/sbin/nologin pgw && echo "created system user pgw"; fi
 	@# root:pgw 0640: the pgw user reads it (pgwctl as pgw, DEPLOYMENT.md), nobody else
-	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || { install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env && \
-		{ [ "$(CREATE_USER)" != 1 ] || chgrp pgw $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env; }; }
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env || install -m 0640 compose/pgw.env.example $(DESTDIR)$(SYSCONFDIR)/pgw/pgw.env
+	@# (a package build, DESTDIR set, leaves it to the package's postinst)
+	@if [ -z "$(DESTDIR)" ] && getent group pgw >/dev/null; then chgrp pgw $(SYSCONFDIR)/pgw/pgw.env; fi
 	test -e $(DESTDIR)$(SYSCONFDIR)/pgw/pgw-failsafe.nft || install -m 0644 systemd/pgw-failsafe.nft $(DESTDIR)$(SYSCONFDIR)/pgw/
 	@echo "installed; next: edit $(SYSCONFDIR)/pgw/pgw.env, then systemctl daemon-reload && systemctl enable --now pgw.target"
 

@@ -40,7 +40,7 @@ struct req {
 	char id[24];
 	char addr[64];
 	char *raw;
-	size_t raw_len;
+	size_t raw_len, raw_cap;
 	int too_large;
 	json_t *body;
 	struct api_user user;

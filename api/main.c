@@ -475,18 +475,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					explicit_bzero(r->raw, r->raw_len);
 				free(r->raw);
 				r->raw = NULL;
-				r->raw_len = 0;
+				r->raw_len = r->raw_cap = 0;
 			} else {
-				char *p = malloc(r->raw_len + *upload_data_size + 1);
-				if (!p)
-					return MHD_NO;
-				if (r->raw) {
-					memcpy(p, r->raw, r->raw_len);
-					explicit_bzero(r->raw, r->raw_len);
-					free(r->raw);
+				if (r->raw_len + *upload_data_size + 1 >
+				    r->raw_cap) { /* doubling: linear in the body */
+					size_t cap = r->raw_cap ? r->raw_cap : 4096;
+					char *p;
+					while (cap < r->raw_len + *upload_data_size + 1)
+						cap *= 2;
+					if (!(p = malloc(cap)))
+						return MHD_NO;
+					if (r->raw) {
+						memcpy(p, r->raw, r->raw_len);
+						explicit_bzero(r->raw, r->raw_len);
+						free(r->raw);
+					}
+					r->raw = p;
+					r->raw_cap = cap;
 				}
-				memcpy(p + r->raw_len, upload_data, *upload_data_size);
-				r->raw = p;
+				memcpy(r->raw + r->raw_len, upload_data, *upload_data_size);
 				r->raw_len += *upload_data_size;
 				r->raw[r->raw_len] = '\0';
 			}

@@ -245,11 +245,14 @@ int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *e
 			config_wipe(cfg);
 			return fail(err, errlen, "PGW_JWT_SECRET_FILE: set together with PGW_JWT_SECRET; use one");
 		}
+		/* only pgw-api needs it (config_require_api): the others start without it, so one file
+		 * only pgw may read serves them all (the agent reads it as root before it drops root) */
 		r = read_secret_file(file, cfg->jwt_secret, sizeof(cfg->jwt_secret), &cfg->jwt_secret_len);
 		if (r < 0) {
-			config_wipe(cfg);
-			return fail(err, errlen, "PGW_JWT_SECRET_FILE: cannot read '%s': %s", file,
-				    r == -EFBIG ? "file too large" : strerror(-r));
+			explicit_bzero(cfg->jwt_secret, sizeof(cfg->jwt_secret));
+			cfg->jwt_secret_len = 0;
+			snprintf(cfg->jwt_secret_err, sizeof(cfg->jwt_secret_err), "cannot read '%.200s': %s", file,
+				 r == -EFBIG ? "file too large" : strerror(-r));
 		}
 	}
 	file = get("PGW_HA_SECRET_FILE", ctx);
@@ -283,6 +286,8 @@ int config_load(struct pgw_config *cfg, config_getenv_fn get, void *ctx, char *e
 
 int config_require_api(const struct pgw_config *cfg, char *err, size_t errlen)
 {
+	if (cfg->jwt_secret_err[0])
+		return fail(err, errlen, "PGW_JWT_SECRET_FILE: %s", cfg->jwt_secret_err);
 	if (cfg->jwt_secret_len < 32)
 		return fail(err, errlen, "PGW_JWT_SECRET: %s (at least 32 bytes, or PGW_JWT_SECRET_FILE)",
 			    cfg->jwt_secret_len ? "too short" : "not set");

@@ -40,8 +40,9 @@ struct pgw_config {
 	char ha_peer[46];		       /* HA: the other node's LAN address (canonical); "": no pair */
 	char ha_secret[CONFIG_SECRET_MAX];     /* HA: the pair's shared secret (PGW_HA_SECRET_FILE): never logged */
 	size_t ha_secret_len;
-	int ha_secret_file;	 /* PGW_HA_SECRET_FILE was given */
-	char ha_secret_err[300]; /* ...and could not be read (only pgw-api minds: config_require_ha) */
+	int ha_secret_file;	  /* PGW_HA_SECRET_FILE was given */
+	char ha_secret_err[300];  /* ...and could not be read (only pgw-api minds: config_require_ha) */
+	char jwt_secret_err[300]; /* PGW_JWT_SECRET_FILE could not be read (only pgw-api minds: config_require_api) */
 };
 
 /* Returns the value of an environment variable or NULL; ctx is passed through. */

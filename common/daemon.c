@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,17 +120,24 @@ static int drop_root(const struct daemon_info *info, const struct pgw_config *cf
 	if (!cfg->drop_root || getuid() != 0)
 		return 0;
 	pw = getpwnam(cfg->service_user);
-	if (!pw || pw->pw_uid == 0) {
+	if (!pw || pw->pw_uid == 0 || pw->pw_gid == 0) {
 		log_error("PGW_DROP_ROOT: %s user '%s' (PGW_SERVICE_USER)", pw ? "the root" : "no", cfg->service_user);
 		return -1;
 	}
-	capng_get_caps_process();
-	keep = info->net_admin && capng_have_capability(CAPNG_PERMITTED, CAP_NET_ADMIN);
+	if (capng_get_caps_process() < 0) {
+		log_error("PGW_DROP_ROOT: cannot read this process's capabilities");
+		return -1;
+	}
+	keep = info->net_admin && capng_have_capability(CAPNG_PERMITTED, CAP_NET_ADMIN) == 1;
 	capng_clear(CAPNG_SELECT_CAPS);
 	if (keep)
 		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN);
 	r = capng_change_id((int)pw->pw_uid, (int)pw->pw_gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_AMBIENT);
-	if (r < 0 || getuid() != pw->pw_uid || geteuid() != pw->pw_uid || getegid() != pw->pw_gid || setuid(0) == 0) {
+	/* and nothing regained by an exec (file capabilities, set-user-id), whatever the container says */
+	if (r == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		r = -errno;
+	if (r < 0 || getuid() != pw->pw_uid || geteuid() != pw->pw_uid || getegid() != pw->pw_gid ||
+	    getgroups(0, NULL) != 0 || setuid(0) == 0) {
 		log_error("PGW_DROP_ROOT: could not become '%s' (%d; CAP_SETUID and CAP_SETGID are needed)",
 			  cfg->service_user, r);
 		return -1;

@@ -120,13 +120,13 @@ static void target_guard(struct healthd *h, struct target *t)
 /* Asks t's name again when due: at most once a minute while it resolves (a name whose answers
  * rotate would otherwise move the proxy, ending its checks in flight, at every change of any
  * proxy), every 10 s while it does not (a resolver that failed at boot). As forwarder/names.c. */
-static void ask_again(struct target *t, uint64_t now)
+static void ask_again(struct target *t, uint64_t now, int quiet)
 {
 	if (t->asked_ms && now - t->asked_ms < (t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS))
 		return;
 	if (hostres_ask(t->host, t->port) == 0)
 		t->asked_ms = now | 1;
-	else
+	else if (!quiet) /* (the timer tries again in 250 ms: said once, when the proxy is loaded) */
 		log_warnx("proxy %lld: the resolver's queue is full; '%s' is asked again later", (long long)t->id,
 			  t->host);
 }
@@ -162,7 +162,7 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 			t->resolving = 1;
 			t->asked_ms = 0;
 		}
-		ask_again(t, ev_now_ms());
+		ask_again(t, ev_now_ms(), 0);
 	}
 	target_guard(h, t);
 }
@@ -171,7 +171,7 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 static void name_refresh(struct target *t, uint64_t now)
 {
 	if (!t->resolving && t->asked_ms && host_is_name(t->host))
-		ask_again(t, now);
+		ask_again(t, now, 1);
 }
 
 /* A name's answer (hostres.c): every proxy with that host and port takes it. */

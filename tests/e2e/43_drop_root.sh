@@ -36,7 +36,9 @@ out=$(lab_exec gw env PGW_DROP_ROOT=true $(docker_root +net_admin,+setuid,+setgi
 check_match "with PGW_DROP_ROOT=true it becomes the service user and opens it" "$out" \
 	"configuration and database OK"
 
-lab_bg gw pgw-agent env PGW_DROP_ROOT=true $(docker_root +net_admin,+setuid,+setgid) "$PGW_BIN/pgw-agent"
+# (here without no-new-privileges, which the agent must set on itself)
+lab_bg gw pgw-agent env PGW_DROP_ROOT=true $(docker_root +net_admin,+setuid,+setgid | sed 's/ --no-new-privs//') \
+	"$PGW_BIN/pgw-agent"
 apid=$LAB_LAST_PID # (ip netns exec, env and setpriv each exec the next)
 check "pgw-agent starts" wait_for 5 grep -q '"msg":"started' "$LAB_DIR/pgw-agent.log"
 check_match "... and says it runs as the service user with CAP_NET_ADMIN alone" \
@@ -51,6 +53,7 @@ check_eq "... its effective and permitted capabilities are CAP_NET_ADMIN alone" 
 	"0000000000001000 0000000000001000 0000000000000000"
 check "... and it builds table inet pgw (netlink with that capability)" \
 	wait_for 5 lab_exec gw nft list table inet pgw
+check_eq "... and no new privileges for it, though it was started without" "$(status_field "$apid" NoNewPrivs)" 1
 check_eq "... its notify socket belongs to the service user" "$(stat -c %U "$PGW_RUN_DIR/agent.sock")" nobody
 check "... it writes the DB (the applied state: a generation, no error)" wait_for 5 bash -c \
 	"sqlite3 '$PGW_DB' \"SELECT generation > 0 AND applied_at > 0 AND last_error = '' FROM agent_state\" | grep -qx 1"
@@ -69,6 +72,8 @@ fpid=$LAB_LAST_PID
 check "pgw-forwarder starts with CAP_NET_ADMIN given" wait_for 5 grep -q '"msg":"started' "$LAB_DIR/pgw-forwarder.log"
 check_eq "... keeps it alone, as the service user" \
 	"$(status_field "$fpid" Uid)/$(status_field "$fpid" CapEff)" "65534/0000000000001000"
+check "... and uses it: its UDP relay and TPROXY listener are up (transparent sockets need it)" \
+	bash -c "grep -q 'udp: relay listening' '$LAB_DIR/pgw-forwarder.log' && ! grep -q 'TPROXY listener.*unavailable' '$LAB_DIR/pgw-forwarder.log'"
 kill -TERM "$fpid"
 check "... and stops on SIGTERM" wait_for 5 bash -c "! kill -0 $fpid 2>/dev/null"
 lab_bg gw pgw-forwarder2 env PGW_DROP_ROOT=true $(docker_root +setuid,+setgid) "$PGW_BIN/pgw-forwarder"
@@ -77,6 +82,23 @@ check "pgw-forwarder starts without it (REDIRECT needs none)" \
 	wait_for 5 grep -q '"msg":"started' "$LAB_DIR/pgw-forwarder2.log"
 check_eq "... as the service user without any capability" \
 	"$(status_field "$fpid" Uid)/$(status_field "$fpid" CapEff)" "65534/0000000000000000"
+check "... its UDP relay and TPROXY listener off, saying so (the check above can fail)" \
+	bash -c "grep -q 'udp: relay off' '$LAB_DIR/pgw-forwarder2.log' && grep -q 'TPROXY listener.*unavailable' '$LAB_DIR/pgw-forwarder2.log'"
+
+# one pgw.env for all (Compose): a JWT secret file only the service user may read; the agent,
+# root without DAC_READ_SEARCH until it drops, cannot read it and needs it not: it starts
+printf 'jwt-secret-0123456789abcdef0123456789abcdef\n' >"$vol/jwt.secret"
+chown nobody:nogroup "$vol/jwt.secret"
+chmod 0400 "$vol/jwt.secret"
+out=$(lab_exec gw env PGW_DROP_ROOT=true PGW_JWT_SECRET_FILE="$vol/jwt.secret" \
+	$(docker_root +net_admin,+setuid,+setgid) "$PGW_BIN/pgw-agent" --check-config 2>&1)
+check_match "a JWT secret file only pgw reads: the agent (which drops it) starts all the same" "$out" \
+	"configuration and database OK"
+out=$(PGW_JWT_SECRET_FILE=$vol/jwt.secret setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	"$PGW_BIN/pgw-api" --check-config 2>&1)
+check_match "... and pgw-api, as that user, reads it" "$out" "configuration and database OK"
+out=$(PGW_JWT_SECRET_FILE=/nonexistent/jwt.secret "$PGW_BIN/pgw-api" --check-config 2>&1)
+check_match "... while pgw-api refuses a file it cannot read, naming it" "$out" "PGW_JWT_SECRET_FILE: cannot read"
 
 # mistakes say what is wrong and start nothing
 out=$(lab_exec gw env PGW_DROP_ROOT=true $(docker_root +net_admin) "$PGW_BIN/pgw-agent" --check-config 2>&1)
