@@ -6,7 +6,6 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
-#include "names.h"
 #include "relay.h"
 #include "resolver.h"
 #include "udprelay.h"
@@ -143,11 +142,6 @@ static int reload(struct forwarder *f, const char *why)
 	return 0;
 }
 
-static int on_name(void *arg)
-{
-	return reload(arg, "a proxy's name resolved anew");
-}
-
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
 	struct forwarder *f = d->priv;
@@ -248,10 +242,7 @@ int main(int argc, char **argv)
 		if (d.cfg.forwarder_workers)
 			f.n_workers = d.cfg.forwarder_workers;
 		daemon_raise_nofile();
-		if ((r = names_start(d.ev, on_name, &f)) < 0) /* (named proxies' clients would wait for ever) */
-			log_error("cannot start the resolver thread for proxy names: %s", strerror(-r));
-		if (r < 0 || reload(&f, "start") < 0 ||
-		    workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0 ||
+		if (reload(&f, "start") < 0 || workers_start(&f.sh, f.n_workers, &f.workers, err, sizeof(err)) < 0 ||
 		    resolver_start(&f.sh, d.cfg.dns_port, d.cfg.dns_tls_ca, &f.resolver, err, sizeof(err)) < 0 ||
 		    udprelay_start(&f.sh, f.sh.tproxy_port, &f.udp) < 0) {
 			log_error("%s", f.sh.table ? err : "cannot load the mappings");

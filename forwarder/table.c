@@ -2,7 +2,6 @@
 #include "table.h"
 
 #include "log.h"
-#include "names.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -63,6 +62,29 @@ static uint64_t path_of(const struct fwd_entry *e)
 	return h;
 }
 
+/* Where a proxy is: its host when that is an address; for a name, the address pgw-healthd's last
+ * good probe reached, while the row still names the host and port it probed (0030). The forwarder
+ * resolves nothing itself: a name with several addresses could lead it where no probe went (its
+ * health, its exit IP unchecked). 0: nowhere yet (blocked until a probe). */
+int proxy_address(const char *host, uint16_t port, const char *probed_host, int probed_port, const char *probed_addr,
+		  struct sockaddr_storage *out)
+{
+	struct net_ip ip;
+
+	memset(out, 0, sizeof(*out));
+	if (!host)
+		return 0;
+	if (net_ip_parse(host, &ip) == 0) {
+		net_ip_to_sa(&ip, port, out);
+		return 1;
+	}
+	if (!probed_host || !probed_addr || strcmp(probed_host, host) != 0 || probed_port != port ||
+	    net_ip_parse(probed_addr, &ip) < 0)
+		return 0;
+	net_ip_to_sa(&ip, port, out);
+	return 1;
+}
+
 int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
@@ -70,18 +92,20 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 	    "coalesce(h.pipelining, 0), s.enabled AND p.enabled, coalesce(h.dns_status, '') = 'down', "
 	    "p.type = 'socks5' AND coalesce(h.udp, '') = 'yes', s.org_id, m.max_conns, m.new_conns_per_s, "
 	    "CASE WHEN m.quota_bytes > 0 THEN m.quota_bytes + coalesce(q.granted, 0) ELSE 0 END, coalesce(q.used, 0), "
-	    "coalesce(u.run, 0), coalesce(u.bytes_up + u.bytes_down, 0), coalesce(h.early_data, 0), p.preconnect FROM "
+	    "coalesce(u.run, 0), coalesce(u.bytes_up + u.bytes_down, 0), coalesce(h.early_data, 0), p.preconnect, "
+	    "coalesce(h.probed_host, ''), coalesce(h.probed_port, 0), coalesce(h.probed_addr, '') FROM "
 	    "mapping_state s JOIN mappings m ON m.id = s.id JOIN proxies p ON "
 	    "p.id = coalesce(s.carrying_proxy_id, s.proxy_id) "
 	    "LEFT JOIN proxy_health h ON h.proxy_id = p.id LEFT JOIN client_quota q ON q.client_ip = s.client_ip "
 	    "LEFT JOIN usage_seen u ON u.client_ip = s.client_ip ORDER BY p.id"; /* active 0004, pipelining 0006,
 										   dns 0012, udp 0013, carrier 0018,
-										   quota 0023, preconnect 0028 */
+										   quota 0023, preconnect 0028,
+										   probed 0030 */
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	sqlite3_stmt *st = NULL;
 	sqlite3_int64 rows;
 	int rc, r = -EIO;
-	int64_t resolved_id = 0; /* rows come by proxy: each proxy's host is resolved once, not per client */
+	int64_t resolved_id = 0; /* rows come by proxy: each proxy's address is found once, not per client */
 	struct sockaddr_storage resolved;
 	int resolved_ok = 0;
 	const char *why;
@@ -136,15 +160,15 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 		e.preconnect = sqlite3_column_int(st, 20);
 		if (e.proxy_id != resolved_id) {
 			resolved_id = e.proxy_id;
-			int got = names_get((const char *)sqlite3_column_text(st, 4),
-					    (uint16_t)sqlite3_column_int(st, 5), &resolved);
-			resolved_ok = got == 1;
-			if (got == 0)
-				log_warnx("proxy %lld: host '%s' does not resolve; its clients are blocked",
-					  (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
-			else if (got < 0)
-				log_info("proxy %lld: host '%s' is being resolved; its clients wait (blocked)",
-					 (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
+			resolved_ok =
+			    proxy_address((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5),
+					  (const char *)sqlite3_column_text(st, 21), sqlite3_column_int(st, 22),
+					  (const char *)sqlite3_column_text(st, 23), &resolved);
+			if (!resolved_ok)
+				log_info(
+				    "proxy %lld: host '%s' has no address pgw-healthd reached yet; its clients wait "
+				    "(blocked)",
+				    (long long)e.proxy_id, (const char *)sqlite3_column_text(st, 4));
 			else if (refuse && (why = net_dest_refused(&resolved, refuse))) {
 				char at[NET_IP_STR_MAX];
 				net_sa_ip_str(&resolved, at);
@@ -174,7 +198,6 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 	if (rc != SQLITE_DONE)
 		goto dberr;
 	sqlite3_finalize(st);
-	names_sweep();
 	*out = t;
 	return 0;
 dberr:

@@ -41,9 +41,15 @@ struct fwd_entry {
 
 struct fwd_table;
 
-/* Load every mapping; entries whose proxy host does not resolve are blocked, and so are those
- * whose proxy resolves where net_dest_refused says no proxy may be, given refuse (the LAN; NULL:
- * proxy_allow_local, nothing refused). */
+/* Where a proxy is: its host when that is an address; for a name, the address pgw-healthd's last
+ * good probe reached (probed_*, 0030), while the row still names the host and port probed. 1
+ * with out set, or 0: nowhere yet (its clients blocked until a probe). */
+int proxy_address(const char *host, uint16_t port, const char *probed_host, int probed_port, const char *probed_addr,
+		  struct sockaddr_storage *out);
+
+/* Load every mapping; entries whose proxy has no address yet (proxy_address) are blocked, and
+ * so are those whose proxy is where net_dest_refused says no proxy may be, given refuse (the LAN;
+ * NULL: proxy_allow_local, nothing refused). */
 struct net_lan;
 int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out, char *err, size_t errlen);
 void table_free(struct fwd_table *t);

@@ -188,7 +188,9 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 	static const char *const up_sql =
 	    "UPDATE proxy_health SET status = ?2, latency_ms = ?3, connect_ms = ?4, handshake_ms = ?5, "
 	    "first_byte_ms = ?6, exit_ip = ?7, checked_at = ?12, last_error = ?8, consecutive_failures = ?9, "
-	    "consecutive_successes = ?10, fresh_until = ?12 + ?11, up_probes = ?13 WHERE proxy_id = ?1";
+	    "consecutive_successes = ?10, fresh_until = ?12 + ?11, up_probes = ?13, "
+	    "probed_host = coalesce(?14, probed_host), probed_port = coalesce(?15, probed_port), "
+	    "probed_addr = coalesce(?16, probed_addr) WHERE proxy_id = ?1"; /* 0030: where a good probe went */
 	static const char *const hist_sql =
 	    "INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
 	    "VALUES (?1, ?6, ?2, ?3, ?4, ?5)";
@@ -224,6 +226,13 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		sqlite3_bind_int(st, 11, (int)health_fresh_s(h));
 		sqlite3_bind_int64(st, 12, (int64_t)at);
 		sqlite3_bind_int(st, 13, (int)t->hs.ups);
+		if (ok && t->addr_ok) { /* the address the probe reached (a new one cancels a probe) */
+			char at_ip[NET_IP_STR_MAX];
+			net_sa_ip_str(&t->addr, at_ip);
+			sqlite3_bind_text(st, 14, t->host, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int(st, 15, t->port);
+			sqlite3_bind_text(st, 16, at_ip, -1, SQLITE_TRANSIENT);
+		}
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);

@@ -75,7 +75,8 @@ check_eq "... nothing was stored by any of them" "$(lab_db 'SELECT group_concat(
 check_match "a private address of the proxies' own network (10.20.30.40) is fine" "$(post dc 10.20.30.40)" '^201 '
 
 # a name that resolves to loopback: stored (names are resolved where they are used), then
-# refused by pgw-healthd (down, saying why) and pgw-forwarder (its clients blocked)
+# refused by pgw-healthd (down, saying why); pgw-forwarder relays a named proxy's clients only to
+# the address a good probe reached (none: blocked)
 out=$(post gwlocal localhost 1081)
 check_match "POST a proxy named localhost: 201" "$out" '^201 '
 P=$(cut -d' ' -f2- <<<"$out" | jq .id)
@@ -85,8 +86,8 @@ check "pgw-healthd: down, saying the name resolves to loopback and what allows i
 	wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $P\" | grep -q '^down proxy host 127.0.0.1 is a loopback address: refused (proxy_allow_local allows it)'"
 check_eq "... at its first probe, not after health_fail_threshold (3) of them" \
 	"$(lab_db "SELECT status FROM health_history WHERE proxy_id = $P ORDER BY checked_at, rowid LIMIT 1")" "down"
-check "pgw-forwarder: refused too, its clients blocked" \
-	wait_for 5 grep -q "proxy $P: host 'localhost' (127.0.0.1) is a loopback address: refused" "$LAB_DIR/pgw-forwarder.log"
+check "pgw-forwarder: no address a probe reached, its clients blocked" \
+	wait_for 5 grep -q "proxy $P: host 'localhost' has no address pgw-healthd reached yet; its clients wait" "$LAB_DIR/pgw-forwarder.log"
 check_fails "client .11 gets nothing" fetch 192.168.2.11
 check_eq "nothing was sent to the proxy on the gateway (SYNs to 127.0.0.1:1081)" "$(syns)" 0
 for n in "gwself|the gateway's WAN address|$GW_WAN is one of the gateway.s own addresses" \
@@ -113,6 +114,8 @@ check_match "proxy_allow_local=false again" \
 check "the proxy on loopback is down again, saying why" \
 	wait_for 10 bash -c "sqlite3 $PGW_DB \"SELECT status || ' ' || last_error FROM proxy_health WHERE proxy_id = $P\" | grep -q '^down proxy host 127.0.0.1 is a loopback'"
 check "... and client .11 gets nothing again" wait_for 5 bash -c "! ip netns exec $(lab_ns lan) curl -s -m 2 --interface 192.168.2.11 http://$LAB_WEB/ip"
+check "... pgw-forwarder refusing the address the probe reached before, saying why" \
+	grep -q "proxy $P: host 'localhost' (127.0.0.1) is a loopback address: refused" "$LAB_DIR/pgw-forwarder.log"
 check_eq "the ordinary proxy's client never noticed" "$(fetch 192.168.2.10)" "$LAB_SOCKS_NOAUTH"
 
 # a name whose resolver never answers (10 s a try): pgw-healthd asks off its loop, and goes on
@@ -126,7 +129,7 @@ n0=$(lab_fwd_reloads)
 lab_db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.12', $S)"
 check "pgw-forwarder takes the new mapping at once (within 3 s), its client waiting for the name" \
 	wait_for 3 lab_fwd_reloaded "$n0"
-check "... which it says, and blocks it meanwhile" grep -q "proxy $S: host 'slow.pgw.lab' is being resolved; its clients wait" "$LAB_DIR/pgw-forwarder.log"
+check "... which it says, and blocks it meanwhile" grep -q "proxy $S: host 'slow.pgw.lab' has no address pgw-healthd reached yet; its clients wait" "$LAB_DIR/pgw-forwarder.log"
 check_fails "... client .12 gets nothing" fetch 192.168.2.12
 left=$((t0 + 10 - $(date +%s)))
 [ "$left" -gt 0 ] && sleep "$left" # 9 whole seconds after t0's
@@ -141,4 +144,23 @@ check "the name resolves now: pgw-healthd finds the proxy up, by itself" \
 	wait_for 30 bash -c "[ \"\$(sqlite3 $PGW_DB \"SELECT status FROM proxy_health WHERE proxy_id = $S\")\" = up ]"
 check "... and pgw-forwarder relays client .12 through it, by itself" \
 	wait_for 30 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 4 --interface 192.168.2.12 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+check_eq "... at the address pgw-healthd's probe reached, as the DB says" \
+	"$(lab_db "SELECT probed_host || ' ' || probed_port || ' ' || probed_addr FROM proxy_health WHERE proxy_id = $S")" \
+	"slow.pgw.lab 1080 $LAB_SOCKS_NOAUTH"
+
+# A name with several addresses (a provider's round robin): the forwarder goes where the probe
+# went, never to an address of its own resolving (health and exit IP unchecked there). pgw-healthd
+# held (SIGSTOP; its last result counts 10 s more) while the DB says its probe reached dante: the
+# client leaves through dante, though the name resolves to microsocks.
+lab_start_dante >/dev/null
+hpid=$(awk '$2 == "pgw-healthd" { print $1 }' "$LAB_DIR/pids" | tail -1)
+kill -STOP "$hpid"
+n0=$(lab_fwd_reloads)
+lab_db "UPDATE proxy_health SET probed_addr = '$LAB_DANTE' WHERE proxy_id = $S"
+check "pgw-forwarder takes the probed address (a reload)" wait_for 5 lab_fwd_reloaded "$n0"
+check_eq "... and client .12 leaves through it (dante), not where the forwarder would resolve the name (microsocks)" \
+	"$(fetch 192.168.2.12)" "$LAB_DANTE"
+kill -CONT "$hpid"
+check "pgw-healthd's next probe records where it went: the client is back on microsocks" \
+	wait_for 15 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 4 --interface 192.168.2.12 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
 finish

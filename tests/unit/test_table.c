@@ -117,7 +117,7 @@ static void test_refused(void **state)
 		snprintf(ip, sizeof(ip), "192.168.2.%d", i);
 		assert_int_equal(get(t, ip)->state, i == 15 ? FWD_ACTIVE : FWD_BLOCKED);
 	}
-	/* a name with no answer yet (no resolver thread here: never) blocks its clients meanwhile */
+	/* a name no probe reached yet blocks its clients meanwhile (the forwarder resolves nothing) */
 	assert_int_equal(get(t, "192.168.2.17")->state, FWD_BLOCKED);
 	table_free(t);
 	assert_int_equal(table_load(db, NULL, &t, err, sizeof(err)), 0); /* proxy_allow_local */
@@ -126,6 +126,37 @@ static void test_refused(void **state)
 		snprintf(ip, sizeof(ip), "192.168.2.%d", i);
 		assert_int_equal(get(t, ip)->state, FWD_ACTIVE);
 	}
+	table_free(t);
+
+	/* the name goes where pgw-healthd's probe went, and only while the row names what it probed */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET probed_host = 'proxy.pgw.invalid', probed_port = 1080, "
+				     "probed_addr = '198.51.100.77' WHERE proxy_id = 7"),
+			 SQLITE_OK);
+	assert_int_equal(table_load(db, &lan, &t, err, sizeof(err)), 0);
+	{
+		const struct fwd_entry *e = get(t, "192.168.2.17");
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&e->proxy;
+		assert_int_equal(e->state, FWD_ACTIVE);
+		assert_int_equal(sin->sin_family, AF_INET);
+		assert_int_equal(ntohl(sin->sin_addr.s_addr), 0xc633644d);
+		assert_int_equal(ntohs(sin->sin_port), 1080);
+	}
+	table_free(t);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET port = 1081 WHERE id = 7"), SQLITE_OK); /* not probed there */
+	assert_int_equal(table_load(db, &lan, &t, err, sizeof(err)), 0);
+	assert_int_equal(get(t, "192.168.2.17")->state, FWD_BLOCKED);
+	table_free(t);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET port = 1080, host = 'other.pgw.invalid' WHERE id = 7"),
+			 SQLITE_OK);
+	assert_int_equal(table_load(db, &lan, &t, err, sizeof(err)), 0);
+	assert_int_equal(get(t, "192.168.2.17")->state, FWD_BLOCKED);
+	table_free(t);
+	/* a probed address the guard refuses is refused as any other */
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET host = 'proxy.pgw.invalid' WHERE id = 7;"
+				     "UPDATE proxy_health SET probed_addr = '127.0.0.1' WHERE proxy_id = 7"),
+			 SQLITE_OK);
+	assert_int_equal(table_load(db, &lan, &t, err, sizeof(err)), 0);
+	assert_int_equal(get(t, "192.168.2.17")->state, FWD_BLOCKED);
 	table_free(t);
 	db_close(db);
 	tl_rmdir(dir);
