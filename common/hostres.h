@@ -1,9 +1,8 @@
-/* hostres.h - proxy host names resolved off a daemon's event loop (pgw-healthd's,
- * pgw-forwarder's). getaddrinfo() blocks for as long as the system's resolver takes (seconds per
- * try when it does not answer): on healthd's loop that stalled every probe in flight (answered
- * ones timed out) and every schedule; on the forwarder's main thread every reload (a client
- * blocked meanwhile kept its connections). HOSTRES_THREADS threads resolve, a name each at a
- * time; results come back to the loop through an eventfd. */
+/* hostres.h - proxy host names resolved off pgw-healthd's event loop (pgw-forwarder resolves
+ * none: it relays to the address a probe reached, 0030). getaddrinfo() blocks for as long as the
+ * system's resolver takes (seconds per try when it does not answer): on healthd's loop that
+ * stalled every probe in flight (answered ones timed out) and every schedule. HOSTRES_THREADS
+ * threads resolve, a name each at a time; results come back to the loop through an eventfd. */
 #ifndef PGW_HOSTRES_H
 #define PGW_HOSTRES_H
 

@@ -164,7 +164,7 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 			    proxy_address((const char *)sqlite3_column_text(st, 4), (uint16_t)sqlite3_column_int(st, 5),
 					  (const char *)sqlite3_column_text(st, 21), sqlite3_column_int(st, 22),
 					  (const char *)sqlite3_column_text(st, 23), &resolved);
-			if (!resolved_ok)
+			if (!resolved_ok && sqlite3_column_int(st, 9)) /* (a disabled proxy is never probed) */
 				log_info(
 				    "proxy %lld: host '%s' has no address pgw-healthd reached yet; its clients wait "
 				    "(blocked)",

@@ -69,6 +69,11 @@ struct target {
 	struct probe_result unsaved; /* the latest result, when the DB refused it: retried each tick */
 	time_t unsaved_at;
 	int has_unsaved;
+	/* where that result's probe went, taken with it (the target may have moved since; a retry
+	 * must not record a new address no probe reached): probed_* (0030); addr "" unless good */
+	char unsaved_host[NET_HOST_MAX + 1];
+	uint16_t unsaved_port;
+	char unsaved_addr[NET_IP_STR_MAX];
 };
 
 struct healthd {

@@ -119,7 +119,7 @@ static void target_guard(struct healthd *h, struct target *t)
 
 /* Asks t's name again when due: at most once a minute while it resolves (a name whose answers
  * rotate would otherwise move the proxy, ending its checks in flight, at every change of any
- * proxy), every 10 s while it does not (a resolver that failed at boot). As forwarder/names.c. */
+ * proxy), every 10 s while it does not (a resolver that failed at boot). */
 static void ask_again(struct target *t, uint64_t now, int quiet)
 {
 	if (t->asked_ms && now - t->asked_ms < (t->resolved_ok ? HEALTHD_NAME_REFRESH_MS : HEALTHD_NAME_RETRY_MS))
@@ -426,6 +426,11 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	}
 	t->unsaved = *r;
 	t->unsaved_at = time(NULL);
+	snprintf(t->unsaved_host, sizeof(t->unsaved_host), "%s", t->host);
+	t->unsaved_port = t->port;
+	t->unsaved_addr[0] = '\0';
+	if (ok && t->addr_ok) /* (probes to an address are ended when it changes: this is the probe's) */
+		net_sa_ip_str(&t->addr, t->unsaved_addr);
 	t->has_unsaved = store_result(h, t, r, t->unsaved_at, &moved) < 0;
 	if (old != t->hs.status || moved)
 		tell_enforcers(h, t->id); /* they act on status changes and failover moves: now */

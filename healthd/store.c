@@ -226,12 +226,10 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		sqlite3_bind_int(st, 11, (int)health_fresh_s(h));
 		sqlite3_bind_int64(st, 12, (int64_t)at);
 		sqlite3_bind_int(st, 13, (int)t->hs.ups);
-		if (ok && t->addr_ok) { /* the address the probe reached (a new one cancels a probe) */
-			char at_ip[NET_IP_STR_MAX];
-			net_sa_ip_str(&t->addr, at_ip);
-			sqlite3_bind_text(st, 14, t->host, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int(st, 15, t->port);
-			sqlite3_bind_text(st, 16, at_ip, -1, SQLITE_TRANSIENT);
+		if (ok && t->unsaved_addr[0]) { /* where this result's probe went, taken with it */
+			sqlite3_bind_text(st, 14, t->unsaved_host, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 15, t->unsaved_port);
+			sqlite3_bind_text(st, 16, t->unsaved_addr, -1, SQLITE_STATIC);
 		}
 		rc = sqlite3_step(st);
 	}

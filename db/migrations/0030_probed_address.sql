@@ -20,3 +20,9 @@ WHEN OLD.status IS NOT NEW.status OR OLD.pipelining IS NOT NEW.pipelining OR OLD
     OR (OLD.up_probes >= coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'failover_hysteresis'), 3))
        IS NOT (NEW.up_probes >= coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'failover_hysteresis'), 3))
 BEGIN UPDATE change_seq SET seq = seq + 1 WHERE topic = 'health'; END;
+
+-- a proxy moved (host or port): what a probe proved of the old endpoint is no more, so an edit
+-- undone (A, B, A again) cannot bring back an address before a probe of it; on an HA backup too
+CREATE TRIGGER proxy_probed_of_endpoint AFTER UPDATE OF host, port ON proxies
+WHEN OLD.host IS NOT NEW.host OR OLD.port IS NOT NEW.port
+BEGIN UPDATE proxy_health SET probed_host = '', probed_port = 0, probed_addr = '' WHERE proxy_id = NEW.id; END;

@@ -723,6 +723,46 @@ static void test_guards(void **state)
 	tl_rmdir(dir);
 }
 
+/* 0030: where a good probe went; rewriting the same counts as no change (no reload at every
+ * probe), a new address does; a proxy moved (host or port) forgets it, an edit undone too. */
+static void test_probed_address(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = open_at(dir, "p.db");
+	int from, to, seq;
+
+	(void)state;
+	assert_int_equal(migrate_run(db, M, NM, NM, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'rr', 'socks5', "
+				     "'proxy.example', 1080);"
+				     "UPDATE proxy_health SET probed_host = 'proxy.example', probed_port = 1080, "
+				     "probed_addr = '198.51.100.7' WHERE proxy_id = 1"),
+			 SQLITE_OK);
+	seq = tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'");
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET probed_host = 'proxy.example', probed_port = 1080, "
+				     "probed_addr = '198.51.100.7' WHERE proxy_id = 1"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), seq);
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET probed_addr = '198.51.100.8' WHERE proxy_id = 1"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT seq FROM change_seq WHERE topic = 'health'"), seq + 1);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET name = 'renamed' WHERE id = 1"), SQLITE_OK); /* not moved */
+	assert_int_equal(tl_int(db, "SELECT probed_addr = '198.51.100.8' FROM proxy_health WHERE proxy_id = 1"), 1);
+	assert_int_equal(tl_exec(db, "UPDATE proxies SET host = 'other.example' WHERE id = 1;"
+				     "UPDATE proxies SET host = 'proxy.example' WHERE id = 1"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT probed_host || probed_port || probed_addr FROM proxy_health "
+				    "WHERE proxy_id = 1"),
+			 0); /* '' || 0 || '' */
+	assert_int_equal(tl_exec(db, "UPDATE proxy_health SET probed_host = 'proxy.example', probed_port = 1080, "
+				     "probed_addr = '198.51.100.7' WHERE proxy_id = 1;"
+				     "UPDATE proxies SET port = 1081 WHERE id = 1"),
+			 SQLITE_OK);
+	assert_int_equal(tl_int(db, "SELECT length(probed_addr) FROM proxy_health WHERE proxy_id = 1"), 0);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,6 +780,7 @@ int main(void)
 	    cmocka_unit_test(test_mapping_state_view),
 	    cmocka_unit_test(test_failover_carrier),
 	    cmocka_unit_test(test_guards),
+	    cmocka_unit_test(test_probed_address),
 	    cmocka_unit_test(test_orgs_upgrade),
 	    cmocka_unit_test(test_org_members_upgrade),
 	    cmocka_unit_test(test_user_ids_not_reused),
