@@ -6,16 +6,16 @@
 
 json_t *health_row(sqlite3_stmt *st)
 {
-	return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:b, s:b, s:o, s:s, s:s, s:o, s:s, s:s, s:b}",
-			 "proxy_id", (json_int_t)sqlite3_column_int64(st, 0), "status", sqlite3_column_text(st, 1),
-			 "latency_ms", json_nullable_int(st, 2), "exit_ip", sqlite3_column_text(st, 3), "checked_at",
-			 json_nullable_int(st, 4), "last_error", sqlite3_column_text(st, 5), "connect_ms",
-			 json_nullable_int(st, 6), "handshake_ms", json_nullable_int(st, 7), "first_byte_ms",
-			 json_nullable_int(st, 8), "pipelining", sqlite3_column_int(st, 9), "stale",
-			 sqlite3_column_int(st, 10), "fresh_until", json_nullable_int(st, 11), "dns",
-			 sqlite3_column_text(st, 12), "dns_error", sqlite3_column_text(st, 13), "dns_latency_ms",
-			 json_nullable_int(st, 14), "udp", sqlite3_column_text(st, 15), "udp_error",
-			 sqlite3_column_text(st, 16), "early_data", sqlite3_column_int(st, 17));
+	return json_pack(
+	    "{s:I, s:s, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:b, s:b, s:o, s:s, s:s, s:o, s:s, s:s, s:b, s:s}",
+	    "proxy_id", (json_int_t)sqlite3_column_int64(st, 0), "status", sqlite3_column_text(st, 1), "latency_ms",
+	    json_nullable_int(st, 2), "exit_ip", sqlite3_column_text(st, 3), "checked_at", json_nullable_int(st, 4),
+	    "last_error", sqlite3_column_text(st, 5), "connect_ms", json_nullable_int(st, 6), "handshake_ms",
+	    json_nullable_int(st, 7), "first_byte_ms", json_nullable_int(st, 8), "pipelining",
+	    sqlite3_column_int(st, 9), "stale", sqlite3_column_int(st, 10), "fresh_until", json_nullable_int(st, 11),
+	    "dns", sqlite3_column_text(st, 12), "dns_error", sqlite3_column_text(st, 13), "dns_latency_ms",
+	    json_nullable_int(st, 14), "udp", sqlite3_column_text(st, 15), "udp_error", sqlite3_column_text(st, 16),
+	    "early_data", sqlite3_column_int(st, 17), "address", sqlite3_column_text(st, 18));
 }
 
 int res_health(struct req *r, const char *const *seg, int nseg)

@@ -74,7 +74,7 @@ int res_proxies_import(struct req *r, sqlite3 *db);
 #define HEALTH_ROW_SQL                                                                                                 \
 	"SELECT proxy_id, effective_status, latency_ms, exit_ip, checked_at, last_error, connect_ms, handshake_ms, "   \
 	"first_byte_ms, pipelining, stale, fresh_until, dns_status, coalesce(dns_error, ''), dns_latency_ms, udp, "    \
-	"coalesce(udp_error, ''), early_data FROM health_state"
+	"coalesce(udp_error, ''), early_data, probed_addr FROM health_state"
 json_t *health_row(sqlite3_stmt *st);
 
 #endif

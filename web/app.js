@@ -620,7 +620,9 @@ function renderDashboard() {
     return el('article', { class: 'pcard', 'data-proxy': p.name, 'aria-label': `proxy ${p.name}` },
       el('header', {}, el('h3', {}, p.name), badge(h.status)),
       el('dl', {},
-        el('dt', {}, 'Address'), el('dd', {}, `${p.type} ${hostPort(p)}`),
+        el('dt', {}, 'Address'), el('dd', {}, `${p.type} ${hostPort(p)}`,
+          // a name: the one address a probe reached, where the forwarder relays its clients
+          h.address && h.address !== p.host ? el('span', { class: 'probed', title: 'the address the last good probe reached: clients go there' }, ` (${h.address})`) : ''),
         ...(p.type === 'socks5' ? [el('dt', {}, 'Handshake'), el('dd', { class: 'hs' },
           h.pipelining ? 'pipelined (1 round trip)' : 'lock-step')] : []),
         el('dt', {}, 'Latency'), el('dd', { class: 'lat' }, fmtMs(h.latency_ms)),

@@ -170,4 +170,5 @@ check "... and client .12 leaves through it (dante), not where the forwarder wou
 kill -CONT "$hpid"
 check "pgw-healthd's next probe records where it went: the client is back on microsocks" \
 	wait_for 15 bash -c "[ \"\$(ip netns exec $(lab_ns lan) curl -s -m 4 --interface 192.168.2.12 http://$LAB_WEB/ip)\" = $LAB_SOCKS_NOAUTH ]"
+check_eq "GET /health shows that address for the proxy" "$(health $S address)" "$LAB_SOCKS_NOAUTH"
 finish
