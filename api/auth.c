@@ -8,10 +8,10 @@
 #include "resources.h"
 #include "password.h"
 #include "throttle.h"
+#include "token.h"
 
 #include <errno.h>
 #include <stdatomic.h>
-#include <jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,17 +56,9 @@ static int load_user(struct req *r, const char *by, const char *val, char hash[P
 static char *issue(struct req *r, long exp, const char *csrf)
 {
 	const struct pgw_config *cfg = r->api->cfg;
-	jwt_t *jwt = NULL;
-	char sub[24], *tok = NULL;
 
-	snprintf(sub, sizeof(sub), "%lld", (long long)r->user.id);
-	if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant(jwt, "csrf", csrf) == 0 &&
-	    jwt_add_grant_int(jwt, "gen", (long)r->user.gen) == 0 &&
-	    jwt_add_grant_int(jwt, "iat", (long)time(NULL)) == 0 && jwt_add_grant_int(jwt, "exp", exp) == 0 &&
-	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret, (int)cfg->jwt_secret_len) == 0)
-		tok = jwt_encode_str(jwt);
-	jwt_free(jwt);
-	return tok;
+	return token_session_issue((const unsigned char *)cfg->jwt_secret, cfg->jwt_secret_len, r->user.id, r->user.gen,
+				   csrf, (long)time(NULL), exp);
 }
 
 /* A new session for r->user: its token (malloc'd), CSRF secret, expiry and the cookie that
@@ -464,10 +456,10 @@ int auth_require(struct req *r, int write)
 {
 	const struct pgw_config *cfg = r->api->cfg;
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	const char *tok = NULL, *sub, *csrf;
-	jwt_t *jwt = NULL;
+	const char *tok = NULL;
+	struct session_claims c;
+	char sub[24];
 	int disabled = 0;
-	long gen, exp;
 
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		tok = h + 7;
@@ -479,7 +471,7 @@ int auth_require(struct req *r, int write)
 		reply_error(r, 401, "unauthorized", "log in first (Authorization: Bearer, or the session cookie)");
 		return -1;
 	}
-	if (!r->user.via_cookie && strncmp(tok, "pgwk_", 5) == 0) { /* an API key for scripts */
+	if (!r->user.via_cookie && strncmp(tok, APIKEY_PREFIX, strlen(APIKEY_PREFIX)) == 0) { /* a key for scripts */
 		sqlite3 *db = api_db(r->api);
 		if (!db || apikey_auth(r, db, tok) != 1) {
 			memset(&r->user, 0, sizeof(r->user));
@@ -509,28 +501,21 @@ int auth_require(struct req *r, int write)
 		}
 		return 0;
 	}
-	if (jwt_decode(&jwt, tok, (const unsigned char *)cfg->jwt_secret, (int)cfg->jwt_secret_len) != 0 ||
-	    jwt_get_alg(jwt) != JWT_ALG_HS256 || jwt_get_grant_int(jwt, "exp") <= (long)time(NULL) ||
-	    !(sub = jwt_get_grant(jwt, "sub")) || !(csrf = jwt_get_grant(jwt, "csrf"))) {
-		jwt_free(jwt);
+	if (token_session_verify(tok, (const unsigned char *)cfg->jwt_secret, cfg->jwt_secret_len, time(NULL), &c) <
+	    0) {
 		reply_error(r, 401, "unauthorized", "invalid or expired token");
 		return -1;
 	}
-	snprintf(r->user.csrf, sizeof(r->user.csrf), "%s", csrf);
-	exp = jwt_get_grant_int(jwt, "exp");
-	errno = 0;
-	gen = jwt_get_grant_int(jwt, "gen");
-	if (errno == ENOENT)
-		gen = -1; /* a token from before session generations: never valid */
+	memcpy(r->user.csrf, c.csrf, sizeof(r->user.csrf));
+	snprintf(sub, sizeof(sub), "%lld", (long long)c.sub);
+	explicit_bzero(&c.csrf, sizeof(c.csrf));
 	if (load_user(r, "id", sub, NULL, &disabled) != 1 || disabled) {
-		jwt_free(jwt);
 		memset(&r->user, 0, sizeof(r->user));
 		reply_error(r, 401, "unauthorized", "this user no longer exists or is disabled");
 		return -1;
 	}
-	jwt_free(jwt);
-	r->user.exp = exp;
-	if (gen != r->user.gen) {
+	r->user.exp = c.exp;
+	if (c.gen != r->user.gen) {
 		memset(&r->user, 0, sizeof(r->user));
 		reply_error(r, 401, "unauthorized",
 			    "this session has ended (logged out, password changed or user disabled); log in again");

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "log.h"
 #include "password.h"
+#include "token.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -15,8 +16,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-
-#define KEY_PREFIX "pgwk_"
 
 static void sha256_hex(const char *s, char out[65])
 {
@@ -124,7 +123,7 @@ static int create_key(struct req *r, sqlite3 *db)
 	}
 	sqlite3_finalize(st);
 	id = sqlite3_last_insert_rowid(db);
-	snprintf(key, sizeof(key), KEY_PREFIX "%lld_%s", (long long)id, secret);
+	snprintf(key, sizeof(key), APIKEY_PREFIX "%lld_%s", (long long)id, secret);
 	explicit_bzero(secret, sizeof(secret));
 	if (sqlite3_prepare_v2(db, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
@@ -206,18 +205,14 @@ int res_apikeys(struct req *r, const char *const *seg, int nseg)
 
 int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 {
-	char *end, hash[65];
+	char hash[65];
 	const char *secret;
 	sqlite3_stmt *st = NULL;
-	long long id;
-	int ok = 0, touch = 0;
+	int64_t id;
+	int ok = 0, touch = 0, rc = token_apikey_split(token, &id, &secret);
 
-	if (strncmp(token, KEY_PREFIX, strlen(KEY_PREFIX)) != 0)
-		return -1;
-	id = strtoll(token + strlen(KEY_PREFIX), &end, 10);
-	if (id <= 0 || *end != '_' || strlen(end + 1) != 64)
-		return 0;
-	secret = end + 1;
+	if (rc != 1)
+		return rc;
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,
@@ -252,7 +247,7 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token)
 			sqlite3_step(st);
 		}
 		sqlite3_finalize(st);
-		snprintf(oid, sizeof(oid), "%lld", id);
+		snprintf(oid, sizeof(oid), "%lld", (long long)id);
 		api_audit(r, "apikey.use", "apikey", oid, NULL, NULL, "ok");
 	}
 	return ok;

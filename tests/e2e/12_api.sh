@@ -182,7 +182,7 @@ short=$(python3 - "$PGW_JWT_SECRET" "$(sqlite3 "$PGW_DB" 'SELECT token_gen FROM 
 import base64, hashlib, hmac, json, sys, time
 b = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=")
 now = int(time.time())
-m = b({"alg": "HS256", "typ": "JWT"}) + b"." + b({"sub": "1", "csrf": "c", "gen": int(sys.argv[2]), "iat": now, "exp": now + 2})
+m = b({"alg": "HS256", "typ": "JWT"}) + b"." + b({"sub": "1", "csrf": "c0" * 32, "gen": int(sys.argv[2]), "iat": now, "exp": now + 2})
 print((m + b"." + base64.urlsafe_b64encode(hmac.new(sys.argv[1].encode(), m, hashlib.sha256).digest()).rstrip(b"=")).decode())
 PY
 )

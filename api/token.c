@@ -1,0 +1,99 @@
+/* token.c - see token.h. libjwt checks the signature; what the token must then say is checked
+ * here, strictly: a token pgw-api did not write is refused whatever libjwt would let through. */
+#include "token.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+char *token_session_issue(const unsigned char *secret, size_t secret_len, int64_t sub, int64_t gen, const char *csrf,
+			  long iat, long exp)
+{
+	jwt_t *jwt = NULL;
+	char s[24], *tok = NULL;
+
+	snprintf(s, sizeof(s), "%lld", (long long)sub);
+	if (jwt_new(&jwt) == 0 && jwt_add_grant(jwt, "sub", s) == 0 && jwt_add_grant(jwt, "csrf", csrf) == 0 &&
+	    jwt_add_grant_int(jwt, "gen", (long)gen) == 0 && jwt_add_grant_int(jwt, "iat", iat) == 0 &&
+	    jwt_add_grant_int(jwt, "exp", exp) == 0 && jwt_set_alg(jwt, JWT_ALG_HS256, secret, (int)secret_len) == 0)
+		tok = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	return tok;
+}
+
+/* s is a positive decimal integer as "%lld" writes it: *v. */
+static int canonical_id(const char *s, size_t len, int64_t *v)
+{
+	long long n = 0;
+
+	if (len == 0 || len > 18 || s[0] == '0')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		n = n * 10 + (s[i] - '0');
+	}
+	*v = n;
+	return 1;
+}
+
+static int lower_hex(const char *s, size_t len)
+{
+	if (strlen(s) != len)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int token_session_verify(const char *tok, const unsigned char *secret, size_t secret_len, time_t now,
+			 struct session_claims *out)
+{
+	const char *dot1 = strchr(tok, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL, *sub, *csrf;
+	jwt_t *jwt = NULL;
+	int ok = 0;
+
+	memset(out, 0, sizeof(*out));
+	/* header.payload.signature in base64url, the signature 32 bytes unpadded: no second form of
+	 * one token (libjwt's decoder would take padding and stray characters) */
+	if (!dot2 || strspn(tok, B64URL ".") != strlen(tok) || strlen(dot2 + 1) != 43 || strchr(dot2 + 1, '.') ||
+	    dot1 == tok || dot2 == dot1 + 1)
+		return -1;
+	if (jwt_decode(&jwt, tok, secret, (int)secret_len) == 0 && jwt_get_alg(jwt) == JWT_ALG_HS256) {
+		errno = 0;
+		out->exp = jwt_get_grant_int(jwt, "exp");
+		ok = errno == 0 && out->exp > (long)now && (sub = jwt_get_grant(jwt, "sub")) &&
+		     canonical_id(sub, strlen(sub), &out->sub) && (csrf = jwt_get_grant(jwt, "csrf")) &&
+		     lower_hex(csrf, 64);
+		if (ok) {
+			memcpy(out->csrf, csrf, 65);
+			errno = 0;
+			out->gen = jwt_get_grant_int(jwt, "gen");
+			if (errno == ENOENT)
+				out->gen = -1; /* a token from before session generations: never valid */
+			else if (errno || out->gen < 0)
+				ok = 0;
+		}
+	}
+	jwt_free(jwt);
+	if (!ok)
+		memset(out, 0, sizeof(*out));
+	return ok ? 0 : -1;
+}
+
+int token_apikey_split(const char *tok, int64_t *id, const char **secret)
+{
+	const char *p = tok + strlen(APIKEY_PREFIX), *us;
+
+	if (strncmp(tok, APIKEY_PREFIX, strlen(APIKEY_PREFIX)) != 0)
+		return -1;
+	if (!(us = strchr(p, '_')) || !canonical_id(p, (size_t)(us - p), id) || !lower_hex(us + 1, APIKEY_SECRET_LEN))
+		return 0;
+	*secret = us + 1;
+	return 1;
+}

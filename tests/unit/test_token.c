@@ -1,0 +1,98 @@
+/* test_token.c - session tokens and API keys as pgw-api reads them (api/token.c): what it issues
+ * verifies; an expired token, another key's, alg none, a second spelling of a valid one (padding,
+ * a stray character), claims in another form are refused; an API key only in the form handed out. */
+#include "testlib.h"
+
+#include "../../api/token.h"
+
+static const unsigned char key[] = "0123456789abcdef0123456789abcdef";
+#define CSRF "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5"
+
+static char *issued(int64_t sub, int64_t gen, const char *csrf, long exp)
+{
+	char *t = token_session_issue(key, sizeof(key) - 1, sub, gen, csrf, 1000, exp);
+	assert_non_null(t);
+	return t;
+}
+
+static int verify(const char *tok, time_t now, struct session_claims *c)
+{
+	return token_session_verify(tok, key, sizeof(key) - 1, now, c);
+}
+
+static void test_session(void **state)
+{
+	struct session_claims c;
+	char *t = issued(42, 3, CSRF, 5000), *u;
+	size_t n = strlen(t);
+
+	(void)state;
+	assert_int_equal(verify(t, 4999, &c), 0);
+	assert_int_equal(c.sub, 42);
+	assert_int_equal(c.gen, 3);
+	assert_int_equal(c.exp, 5000);
+	assert_string_equal(c.csrf, CSRF);
+	assert_int_equal(verify(t, 5000, &c), -1); /* expired */
+	assert_int_equal(c.sub, 0);
+	assert_int_equal(token_session_verify(t, (const unsigned char *)"another", 7, 10, &c), -1);
+	u = malloc(n + 3);
+	snprintf(u, n + 3, "%s==", t); /* padded: the same signature spelt another way */
+	assert_int_equal(verify(u, 10, &c), -1);
+	snprintf(u, n + 3, "%s", t);
+	u[n - 1] = u[n - 1] == 'A' ? 'B' : 'A'; /* another signature */
+	assert_int_equal(verify(u, 10, &c), -1);
+	snprintf(u, n + 3, "%s", t);
+	u[n - 10] = '*'; /* not base64url */
+	assert_int_equal(verify(u, 10, &c), -1);
+	snprintf(u, n + 3, "%s", t);
+	*strrchr(u, '.') = '\0'; /* unsigned */
+	assert_int_equal(verify(u, 10, &c), -1);
+	free(u);
+	free(t);
+	/* alg none, with the claims of a valid token */
+	assert_int_equal(
+	    verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiI0MiIsImNzcmYiOiI1YzBmZmVlNWMwZmZlZTVjMGZmZWU1YzBmZmVlNWMwZm"
+		   "ZlZTVjMGZmZWU1YzBmZmVlNWMwZmZlZTVjMGZmZWU1IiwiZ2VuIjozLCJleHAiOjUwMDB9.",
+		   10, &c),
+	    -1);
+	t = issued(42, 3, "not hex", 5000); /* signed, but not a CSRF secret pgw-api makes */
+	assert_int_equal(verify(t, 10, &c), -1);
+	free(t);
+	t = issued(0, 3, CSRF, 5000); /* no user 0 */
+	assert_int_equal(verify(t, 10, &c), -1);
+	free(t);
+}
+
+static void test_apikey(void **state)
+{
+	const char *secret = NULL;
+	int64_t id = 0;
+	char k[200];
+
+	(void)state;
+	snprintf(k, sizeof(k), "pgwk_17_%s", CSRF);
+	assert_int_equal(token_apikey_split(k, &id, &secret), 1);
+	assert_int_equal(id, 17);
+	assert_string_equal(secret, CSRF);
+	assert_int_equal(token_apikey_split("Bearer x", &id, &secret), -1);
+	const char *bad[] = {"pgwk_",
+			     "pgwk_17",
+			     "pgwk_017_" CSRF,
+			     "pgwk_+17_" CSRF,
+			     "pgwk_ 17_" CSRF,
+			     "pgwk_0_" CSRF,
+			     "pgwk_17_" CSRF "0",
+			     "pgwk_17_5C0FFEE5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5",
+			     "pgwk_99999999999999999999_" CSRF};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(token_apikey_split(bad[i], &id, &secret), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_session),
+	    cmocka_unit_test(test_apikey),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
