@@ -103,6 +103,14 @@ void dns_set_id(uint8_t *m, uint16_t id)
 	put16(m, id);
 }
 
+int dns_tcp_next(const uint8_t *in, size_t len, size_t *mlen)
+{
+	if (len < 2)
+		return 0;
+	*mlen = (size_t)in[0] << 8 | in[1];
+	return len - 2 >= *mlen;
+}
+
 int dns_parse_query(const uint8_t *m, size_t len, struct dns_query *q)
 {
 	size_t off = DNS_HEADER;

@@ -80,6 +80,11 @@ int dns_age(uint8_t *m, size_t len, uint32_t elapsed);
 /* Set the message id. */
 void dns_set_id(uint8_t *m, uint16_t id);
 
+/* DNS over TCP (RFC 7766 section 8; RFC 1035 4.2.2): each message behind its 2-byte length. For
+ * the stream's unread bytes in[0..len): 1 and *mlen (0-65535) when the first message is all
+ * there (it starts at in + 2), 0 when more must arrive first. fuzz_dnstcp. */
+int dns_tcp_next(const uint8_t *in, size_t len, size_t *mlen);
+
 /* A query for name (dotted, e.g. "www.example.org", at most 253 characters) and qtype, RD set,
  * with an EDNS0 OPT of DNS_UDP_MAX: bytes written, or -EINVAL / -ENOSPC. */
 int dns_build_query(uint16_t id, const char *name, uint16_t qtype, uint8_t *out, size_t cap);

@@ -515,13 +515,13 @@ static void uc_io(struct upconn *uc, uint32_t events)
 				setsockopt(uc->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 			}
 			uc->in_len += (size_t)k;
-			while (uc->in_len - off >= 2) {
-				size_t mlen = (size_t)uc->in[off] << 8 | uc->in[off + 1];
+			while (1) {
+				size_t mlen;
 				uint8_t msg[DNS_MSG_MAX];
 				struct rq *q;
 				uint16_t id;
 
-				if (uc->in_len - off < 2 + mlen)
+				if (!dns_tcp_next(uc->in + off, uc->in_len - off, &mlen))
 					break;
 				memcpy(msg, uc->in + off + 2, mlen);
 				off += 2 + mlen;

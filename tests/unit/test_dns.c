@@ -219,6 +219,31 @@ static void test_strip_opt(void **state)
 	assert_int_equal(dns_strip_opt(m, n), n); /* nothing more to strip */
 }
 
+/* DNS over TCP framing: whole, cut short, the largest, an empty message */
+static void test_tcp_next(void **state)
+{
+	static uint8_t big[2 + 65535];
+	const uint8_t two[] = {0, 3, 'a', 'b', 'c', 0, 1, 'x'};
+	size_t m = 7;
+
+	(void)state;
+	assert_int_equal(dns_tcp_next(two, 0, &m), 0);
+	assert_int_equal(dns_tcp_next(two, 1, &m), 0);
+	assert_int_equal(dns_tcp_next(two, 4, &m), 0);
+	assert_int_equal(m, 3);
+	assert_int_equal(dns_tcp_next(two, 5, &m), 1);
+	assert_int_equal(m, 3);
+	assert_int_equal(dns_tcp_next(two + 5, 3, &m), 1);
+	assert_int_equal(m, 1);
+	big[0] = big[1] = 0xff;
+	assert_int_equal(dns_tcp_next(big, sizeof(big) - 1, &m), 0);
+	assert_int_equal(dns_tcp_next(big, sizeof(big), &m), 1);
+	assert_int_equal(m, 65535);
+	big[0] = big[1] = 0;
+	assert_int_equal(dns_tcp_next(big, 2, &m), 1);
+	assert_int_equal(m, 0);
+}
+
 static void test_build_query(void **state)
 {
 	struct dns_query q;
@@ -246,6 +271,7 @@ int main(void)
 	    cmocka_unit_test(test_answer),
 	    cmocka_unit_test(test_truncate),
 	    cmocka_unit_test(test_build_query),
+	    cmocka_unit_test(test_tcp_next),
 	    cmocka_unit_test(test_strip_opt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
