@@ -29,8 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define URL_MAX 1024
-
 struct conf {
 	char issuer[SETTINGS_VALUE_MAX], client_id[SETTINGS_VALUE_MAX], secret_file[SETTINGS_VALUE_MAX],
 	    redirect[SETTINGS_VALUE_MAX], scopes[SETTINGS_VALUE_MAX], claim[SETTINGS_VALUE_MAX],
@@ -38,25 +36,19 @@ struct conf {
 	    breakglass[SETTINGS_VALUE_MAX];
 };
 
-struct provider {
-	char issuer[SETTINGS_VALUE_MAX];
-	char auth[URL_MAX], token[URL_MAX], jwks[URL_MAX], end[URL_MAX];
-	int iss_param; /* authorization_response_iss_parameter_supported (RFC 9207): its answers carry iss */
-};
-
 struct pending {
 	char state[44], nonce[44], verifier[44], browser[44];
 	char source[64]; /* throttle_source() of who began it */
-	char issuer[SETTINGS_VALUE_MAX], redirect[URL_MAX];
+	char issuer[SETTINGS_VALUE_MAX], redirect[OIDC_URL_MAX];
 	int64_t at_ms;
 };
 
 /* lock guards the state below and is never held across a call to the provider; fetch_lock lets
  * one JWKS fetch run at a time (the others then use what it got). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER, fetch_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct provider prov;  /* the last discovery document read */
-static struct oidc_keys keys; /* and the keys of its jwks_uri */
-static char keys_uri[URL_MAX];
+static struct oidc_provider prov; /* the last discovery document read */
+static struct oidc_keys keys;	  /* and the keys of its jwks_uri */
+static char keys_uri[OIDC_URL_MAX];
 static int64_t keys_at_ms;
 static struct pending pend[OIDC_PENDING_MAX];
 
@@ -191,33 +183,11 @@ static int call(const struct conf *c, const char *url, const char *form, const c
 	return 0;
 }
 
-/* An endpoint of the discovery document: https, or on loopback (a query is allowed, as some
- * providers have one). An optional one that is missing or unusable is left out. */
-static int copy_url(json_t *doc, const char *name, char *out, size_t size, int required, char *err, size_t errlen)
-{
-	const char *v = json_string_value(json_object_get(doc, name));
-	char base[URL_MAX];
-
-	out[0] = 0;
-	if (v && strlen(v) < size && !strchr(v, '#')) {
-		snprintf(base, sizeof(base), "%.*s", (int)strcspn(v, "?"), v);
-		if (settings_url_ok(base, 0)) {
-			snprintf(out, size, "%s", v);
-			return 0;
-		}
-	}
-	if (!required)
-		return 0;
-	snprintf(err, errlen, "the discovery document has no usable %s (https, or http on loopback)", name);
-	return -1;
-}
-
 /* Read <issuer>/.well-known/openid-configuration into p (OpenID Connect Discovery 1.0 4). */
-static int discover(const struct conf *c, struct provider *p, char *err, size_t errlen)
+static int discover(const struct conf *c, struct oidc_provider *p, char *err, size_t errlen)
 {
-	char url[URL_MAX];
+	char url[OIDC_URL_MAX];
 	size_t l = strlen(c->issuer);
-	const char *iss;
 	json_t *doc;
 	long status;
 	int rc = -1;
@@ -227,26 +197,16 @@ static int discover(const struct conf *c, struct provider *p, char *err, size_t 
 	if (call(c, url, NULL, NULL, &doc, &status, err, errlen) < 0)
 		return -1;
 	memset(p, 0, sizeof(*p));
-	iss = json_string_value(json_object_get(doc, "issuer"));
 	if (status != 200)
 		snprintf(err, errlen, "%.200s answered %ld", url, status);
-	else if (!iss || strcmp(iss, c->issuer) != 0) /* 4.3: exactly the configured one */
-		snprintf(err, errlen, "the discovery document names issuer '%.200s', not oidc_issuer '%.200s'",
-			 iss ? iss : "", c->issuer);
-	else if (copy_url(doc, "authorization_endpoint", p->auth, sizeof(p->auth), 1, err, errlen) == 0 &&
-		 copy_url(doc, "token_endpoint", p->token, sizeof(p->token), 1, err, errlen) == 0 &&
-		 copy_url(doc, "jwks_uri", p->jwks, sizeof(p->jwks), 1, err, errlen) == 0 &&
-		 copy_url(doc, "end_session_endpoint", p->end, sizeof(p->end), 0, err, errlen) == 0) {
-		snprintf(p->issuer, sizeof(p->issuer), "%s", c->issuer);
-		p->iss_param = json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported"));
-		rc = 0;
-	}
+	else
+		rc = oidc_discovery_read(doc, c->issuer, p, err, errlen);
 	json_decref(doc);
 	return rc;
 }
 
 /* The provider of c: the one read last when it is that issuer's (use_cached), else read now. */
-static int provider_get(const struct conf *c, int use_cached, struct provider *out, char *err, size_t errlen)
+static int provider_get(const struct conf *c, int use_cached, struct oidc_provider *out, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&lock);
 	if (use_cached && strcmp(prov.issuer, c->issuer) == 0) {
@@ -330,8 +290,8 @@ static int verify_held(const char *jwks_uri, const char *token, const struct oid
 /* Verify the ID token with the provider's keys: fetched when there are none or they are old
  * (the old ones still serve if the fetch fails), and once more when the token names a key id
  * they lack (the provider rotated). */
-static int verify(const struct conf *c, const struct provider *p, const char *token, const char *nonce, json_t **claims,
-		  char *err, size_t errlen)
+static int verify(const struct conf *c, const struct oidc_provider *p, const char *token, const char *nonce,
+		  json_t **claims, char *err, size_t errlen)
 {
 	struct oidc_expect x = {.issuer = c->issuer,
 				.client_id = c->client_id,
@@ -525,8 +485,8 @@ static int login(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
 	const char *had = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, OIDC_COOKIE);
-	char err[400], challenge[44], location[4 * URL_MAX], cookie[160];
-	struct provider p;
+	char err[400], challenge[44], location[4 * OIDC_URL_MAX], cookie[160];
+	struct oidc_provider p;
 	struct pending pe;
 	struct conf c;
 	struct ha_state hs;
@@ -839,12 +799,12 @@ static int callback(struct req *r)
 	const char *perr = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "error");
 	const char *piss = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "iss");
 	const char *browser = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, OIDC_COOKIE);
-	char err[600], form[4 * URL_MAX], secretbuf[1025], e1[210], e2[210], name[72]; /* a 1 KiB file */
+	char err[600], form[4 * OIDC_URL_MAX], secretbuf[1025], e1[210], e2[210], name[72]; /* a 1 KiB file */
 	const char *secret, *idt, *iss, *sub, *why;
 	struct ha_state hs;
 	int too_long;
 	json_t *tok = NULL, *claims = NULL, *orgs = NULL, *who;
-	struct provider p;
+	struct oidc_provider p;
 	struct pending pe;
 	struct conf c;
 	long status;
@@ -999,8 +959,8 @@ int oidc_password_allowed(struct req *r, const char *username)
 char *oidc_end_session_url(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
-	char origin[300], back[320], url[4 * URL_MAX], err[400];
-	struct provider p;
+	char origin[300], back[320], url[4 * OIDC_URL_MAX], err[400];
+	struct oidc_provider p;
 	struct conf c;
 
 	if (!r->user.sso || !db)

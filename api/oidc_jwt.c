@@ -308,3 +308,44 @@ out:
 	jwt_free(jwt);
 	return rc;
 }
+
+/* An endpoint of the discovery document: https, or on loopback (a query is allowed, as some
+ * providers have one). An optional one that is missing or unusable is left out. */
+static int copy_url(json_t *doc, const char *name, char *out, size_t size, int required, char *err, size_t errlen)
+{
+	const char *v = json_string_value(json_object_get(doc, name));
+	char base[OIDC_URL_MAX];
+
+	out[0] = 0;
+	if (v && strlen(v) < size && !strchr(v, '#')) {
+		snprintf(base, sizeof(base), "%.*s", (int)strcspn(v, "?"), v);
+		if (settings_url_ok(base, 0)) {
+			snprintf(out, size, "%s", v);
+			return 0;
+		}
+	}
+	if (!required)
+		return 0;
+	snprintf(err, errlen, "the discovery document has no usable %s (https, or http on loopback)", name);
+	return -1;
+}
+
+int oidc_discovery_read(json_t *doc, const char *issuer, struct oidc_provider *p, char *err, size_t errlen)
+{
+	const char *iss = json_string_value(json_object_get(doc, "issuer"));
+
+	memset(p, 0, sizeof(*p));
+	if (!iss || strcmp(iss, issuer) != 0) /* 4.3: exactly the configured one */
+		snprintf(err, errlen, "the discovery document names issuer '%.200s', not oidc_issuer '%.200s'",
+			 iss ? iss : "", issuer);
+	else if (copy_url(doc, "authorization_endpoint", p->auth, sizeof(p->auth), 1, err, errlen) == 0 &&
+		 copy_url(doc, "token_endpoint", p->token, sizeof(p->token), 1, err, errlen) == 0 &&
+		 copy_url(doc, "jwks_uri", p->jwks, sizeof(p->jwks), 1, err, errlen) == 0 &&
+		 copy_url(doc, "end_session_endpoint", p->end, sizeof(p->end), 0, err, errlen) == 0) {
+		snprintf(p->issuer, sizeof(p->issuer), "%s", issuer);
+		p->iss_param = json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported"));
+		return 0;
+	}
+	memset(p, 0, sizeof(*p));
+	return -1;
+}

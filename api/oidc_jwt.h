@@ -9,11 +9,27 @@
 #ifndef API_OIDC_JWT_H
 #define API_OIDC_JWT_H
 
+#include "settings.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define OIDC_KEYS_MAX 16
+#define OIDC_URL_MAX  1024
+
+/* What a provider's discovery document says (OpenID Connect Discovery 1.0 section 3). */
+struct oidc_provider {
+	char issuer[SETTINGS_VALUE_MAX];
+	char auth[OIDC_URL_MAX], token[OIDC_URL_MAX], jwks[OIDC_URL_MAX], end[OIDC_URL_MAX];
+	int iss_param; /* authorization_response_iss_parameter_supported (RFC 9207): its answers carry iss */
+};
+
+/* Read a discovery document (a JSON object) for the configured issuer: its issuer exactly that
+ * one (4.3), the authorization, token and JWKS endpoints https or on loopback, without a
+ * fragment (a query allowed: some providers have one); end_session_endpoint the same, left out
+ * when missing or unusable. 0 and *p, or -1 with the reason in err. fuzz_oidc. */
+int oidc_discovery_read(json_t *doc, const char *issuer, struct oidc_provider *p, char *err, size_t errlen);
 
 struct oidc_key {
 	char kid[128]; /* "" when the JWK has none */

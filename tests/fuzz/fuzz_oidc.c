@@ -1,5 +1,7 @@
-/* libFuzzer: what an OpenID provider (or someone pretending to be one) sends: a JWKS document and
- * an ID token (api/oidc_jwt.c). The input is "JWKS\0TOKEN". Neither may crash the parser, and no
+/* libFuzzer: what an OpenID provider (or someone pretending to be one) sends: a discovery document,
+ * a JWKS document and an ID token (api/oidc_jwt.c). The input is "JSON\0TOKEN", the JSON read as
+ * both documents: a discovery document is taken only for the configured issuer with endpoints
+ * that are https or on loopback and have no fragment. Nothing may crash the parser, and no
  * token the fuzzer makes may pass against keys whose private halves it never had (an RSA and a
  * P-256 key made here at start): the signature check cannot be talked round (alg none, HS256
  * keyed with the public key, a kid or alg of its choosing). */
@@ -12,6 +14,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +80,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		assert(err[0]);
 	oidc_keys_free(&k);
+	{ /* the same bytes as a discovery document, read as pgw-api reads the provider's answer */
+		json_t *doc = json_loadb((const char *)data, jl, JSON_REJECT_DUPLICATES, NULL);
+		struct oidc_provider p;
+		const char *url[4];
+
+		if (json_is_object(doc)) {
+			err[0] = '\0';
+			if (oidc_discovery_read(doc, "http://op", &p, err, sizeof(err)) == 0) {
+				assert(strcmp(p.issuer, "http://op") == 0 && p.auth[0] && p.token[0] && p.jwks[0]);
+				url[0] = p.auth, url[1] = p.token, url[2] = p.jwks, url[3] = p.end;
+				for (int i = 0; i < 4; i++) {
+					char base[OIDC_URL_MAX];
+					if (!url[i][0])
+						continue;
+					assert(!strchr(url[i], '#'));
+					snprintf(base, sizeof(base), "%.*s", (int)strcspn(url[i], "?"), url[i]);
+					assert(settings_url_ok(base, 0));
+				}
+			} else {
+				assert(err[0] && !p.auth[0] && !p.issuer[0]);
+			}
+		}
+		json_decref(doc);
+	}
 	tok = strndup(sep ? sep + 1 : "", sep ? size - jl - 1 : 0);
 	rc = oidc_verify_id_token(tok, &keys, &x, &claims, err, sizeof(err));
 	assert(rc == -EINVAL || rc == -ENOKEY); /* no forgery passes */

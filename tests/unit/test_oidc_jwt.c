@@ -304,12 +304,58 @@ static void test_jwks_without_usable_keys(void **state)
 	}
 }
 
+/* A discovery document: the configured issuer exactly; endpoints https or on loopback without a
+ * fragment; an unusable end_session_endpoint left out, an unusable required one refused. */
+static int discovery(const char *json, struct oidc_provider *p, char *err, size_t errlen)
+{
+	json_t *doc = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+	int rc;
+
+	assert_non_null(doc);
+	rc = oidc_discovery_read(doc, "https://op.example", p, err, errlen);
+	json_decref(doc);
+	return rc;
+}
+
+static void test_discovery(void **state)
+{
+	struct oidc_provider p;
+	char err[300];
+
+	(void)state;
+#define EP "\"authorization_endpoint\":\"https://op.example/auth\",\"token_endpoint\":\"http://127.0.0.1:9/t?a=1\""
+	assert_int_equal(discovery("{\"issuer\":\"https://op.example\"," EP ",\"jwks_uri\":\"https://op.example/k\","
+				   "\"end_session_endpoint\":\"https://op.example/end#f\","
+				   "\"authorization_response_iss_parameter_supported\":true}",
+				   &p, err, sizeof(err)),
+			 0);
+	assert_string_equal(p.issuer, "https://op.example");
+	assert_string_equal(p.token, "http://127.0.0.1:9/t?a=1");
+	assert_string_equal(p.jwks, "https://op.example/k");
+	assert_string_equal(p.end, ""); /* a fragment: left out */
+	assert_int_equal(p.iss_param, 1);
+	assert_int_equal(discovery("{\"issuer\":\"https://op.example/\"," EP ",\"jwks_uri\":\"https://op.example/k\"}",
+				   &p, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "names issuer 'https://op.example/'"));
+	assert_int_equal(p.auth[0], 0);
+	assert_int_equal(discovery("{\"issuer\":\"https://op.example\"," EP ",\"jwks_uri\":\"http://op.example/k\"}",
+				   &p, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "no usable jwks_uri"));
+	assert_int_equal(discovery("{\"issuer\":\"https://op.example\"," EP "}", &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no usable jwks_uri"));
+	assert_int_equal(p.token[0], 0);
+#undef EP
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_good_tokens_pass),
 	    cmocka_unit_test(test_forgeries_and_mistakes_are_refused),
 	    cmocka_unit_test(test_jwks_without_usable_keys),
+	    cmocka_unit_test(test_discovery),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
