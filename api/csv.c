@@ -4,6 +4,7 @@
 #include "parse.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,4 +181,29 @@ void csv_write_field(FILE *f, const char *s)
 const char *csv_unformula(const char *s)
 {
 	return s[0] == '\'' && needs_guard(s + 1) ? s + 1 : s;
+}
+
+int csv_columns(const struct csv_row *header, const char *const *names, int n, int *col, char *err, size_t errlen)
+{
+	for (int c = 0; c < n; c++)
+		col[c] = -1;
+	for (int k = 0; k < header->n; k++) {
+		int c = 0;
+
+		while (c < n && strcmp(header->field[k], names[c]) != 0)
+			c++;
+		if (c == n) {
+			size_t o = (size_t)snprintf(err, errlen, "line %d: unknown column '%.64s' (", header->line,
+						    header->field[k]);
+			for (int i = 0; i < n && o < errlen; i++)
+				o += (size_t)snprintf(err + o, errlen - o, "%s%s", names[i], i + 1 < n ? ", " : ")");
+			return -EINVAL;
+		}
+		if (col[c] >= 0) {
+			snprintf(err, errlen, "line %d: column '%s' appears twice", header->line, names[c]);
+			return -EINVAL;
+		}
+		col[c] = k;
+	}
+	return 0;
 }

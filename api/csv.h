@@ -28,6 +28,10 @@ struct csv_row {
  * the reason in err (unterminated quote, text after a closing quote, too many fields, a field
  * or the file too long, a NUL byte, bytes that are not UTF-8). Empty lines are skipped. */
 int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, char *err, size_t errlen);
+/* The columns a file's first row names, each one of names[0..n): col[c] is the field of names[c]
+ * (-1 when absent). 0, or -EINVAL with the reason in err: a column not among them (the known
+ * ones listed) or one named twice. */
+int csv_columns(const struct csv_row *header, const char *const *names, int n, int *col, char *err, size_t errlen);
 /* Write one field, quoted when it holds a comma, quote, CR or LF. */
 void csv_write_field(FILE *f, const char *s);
 /* A field as it was before csv_write_field() guarded it against spreadsheet formulas. */

@@ -175,22 +175,9 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 				 "client_ip,proxy,enabled,label");
 		goto out;
 	}
-	for (int c = 0; c < NCOLS; c++) {
-		col[c] = -1;
-		for (int k = 0; k < rows[0].n; k++)
-			if (strcmp(rows[0].field[k], col_names[c]) == 0)
-				col[c] = k;
-	}
-	for (int k = 0; k < rows[0].n; k++) {
-		int known = 0;
-		for (int c = 0; c < NCOLS; c++)
-			known |= col[c] == k;
-		if (!known) {
-			rc = reply_error(r, 400, "bad_request",
-					 "line 1: unknown column '%.64s' (client_ip, proxy, enabled, label)",
-					 rows[0].field[k]);
-			goto out;
-		}
+	if (csv_columns(&rows[0], col_names, NCOLS, col, err, sizeof(err)) < 0) {
+		rc = reply_error(r, 400, "bad_request", "%s", err);
+		goto out;
 	}
 	if (col[COL_IP] < 0 || col[COL_PROXY] < 0) {
 		rc = reply_error(r, 400, "bad_request",

@@ -10,14 +10,13 @@
 #include "csv.h"
 #include "db.h"
 #include "parse.h"
+#include "proxybody.h"
 #include "proxyuri.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { COL_NAME, COL_TYPE, COL_HOST, COL_PORT, COL_USER, COL_PASS, COL_EXIT, NCOLS };
-static const char *const col_names[NCOLS] = {"name", "type", "host", "port", "username", "password", "expected_exit"};
 #define IMPORT_MAX 10000 /* lines */
 
 int res_proxies_export(struct req *r, sqlite3 *db)
@@ -50,42 +49,6 @@ static json_t *uri_body(const char *line, char *err, size_t errlen)
 }
 
 /* One CSV row as a proxy body (the columns the header names). NULL with the reason in err. */
-static json_t *csv_body(const struct csv_row *row, const int col[NCOLS], char *err, size_t errlen)
-{
-	json_t *b = json_object();
-	long long port;
-
-	for (int c = 0; c < NCOLS; c++) {
-		const char *v = col[c] >= 0 ? csv_unformula(row->field[col[c]]) : NULL;
-		if (!v || (!*v && c != COL_NAME && c != COL_TYPE && c != COL_HOST && c != COL_PORT))
-			continue;
-		if (c == COL_PORT) {
-			char *end;
-			port = strtoll(v, &end, 10);
-			if (!*v || *end) {
-				json_decref(b);
-				return snprintf(err, errlen, "port must be a number"), NULL;
-			}
-			json_object_set_new(b, "port", json_integer(port));
-		} else if (c == COL_EXIT) { /* addresses and CIDRs, separated by spaces or commas */
-			json_t *a = json_array();
-			char tmp[CSV_MAX_FIELD + 2], *save = NULL, *tok;
-			snprintf(tmp, sizeof(tmp), "%s", v);
-			for (tok = strtok_r(tmp, " ,;", &save); tok; tok = strtok_r(NULL, " ,;", &save))
-				if (json_array_append_new(a, json_string(tok)) < 0) { /* never a pin dropped */
-					json_decref(a);
-					json_decref(b);
-					return snprintf(err, errlen, "expected_exit is not UTF-8 text"), NULL;
-				}
-			json_object_set_new(b, "expected_exit", a);
-		} else if (json_object_set_new(b, col_names[c], json_string(v)) < 0) { /* jansson takes only UTF-8 */
-			json_decref(b);
-			return snprintf(err, errlen, "%s is not UTF-8 text", col_names[c]), NULL;
-		}
-	}
-	return b;
-}
-
 /* Compared with the stored proxy of this name: 0 unchanged, 1 create, 2 update. What the file
  * leaves out (username, password, expected_exit) is kept, so it changes nothing. */
 /* 0 unchanged, 1 new, 2 updated. A dry run (blind_pw) never compares a password: it would tell
@@ -126,7 +89,7 @@ static int parse_rows(struct req *r, sqlite3 *db, int csv, json_t **bodies_out, 
 	struct csv_row *rows = NULL;
 	char err[256] = "not valid";
 	size_t n = 0;
-	int col[NCOLS], rc = -1;
+	int col[PROXY_NCOLS], rc = -1;
 	struct net_lan lan;
 	const struct net_lan *refuse = proxy_refuse(db, r->api->cfg, &lan);
 
@@ -136,33 +99,19 @@ static int parse_rows(struct req *r, sqlite3 *db, int csv, json_t **bodies_out, 
 			reply_error(r, 400, "bad_request", "not valid CSV: %s; nothing was imported", err);
 			goto out;
 		}
-		for (int c = 0; c < NCOLS; c++) {
-			col[c] = -1;
-			for (int k = 0; n && k < rows[0].n; k++)
-				if (strcmp(rows[0].field[k], col_names[c]) == 0)
-					col[c] = k;
+		if (n && csv_columns(&rows[0], proxy_col_names, PROXY_NCOLS, col, err, sizeof(err)) < 0) {
+			reply_error(r, 400, "bad_request", "%s", err);
+			goto out;
 		}
-		for (int k = 0; n && k < rows[0].n; k++) {
-			int known = 0;
-			for (int c = 0; c < NCOLS; c++)
-				known |= col[c] == k;
-			if (!known) {
-				reply_error(
-				    r, 400, "bad_request",
-				    "line 1: unknown column '%.64s' (name, type, host, port, username, password, "
-				    "expected_exit)",
-				    rows[0].field[k]);
-				goto out;
-			}
-		}
-		if (!n || col[COL_NAME] < 0 || col[COL_TYPE] < 0 || col[COL_HOST] < 0 || col[COL_PORT] < 0) {
+		if (!n || col[PROXY_COL_NAME] < 0 || col[PROXY_COL_TYPE] < 0 || col[PROXY_COL_HOST] < 0 ||
+		    col[PROXY_COL_PORT] < 0) {
 			reply_error(r, 400, "bad_request",
 				    "line 1 must name the columns name, type, host and port (username, password, "
 				    "expected_exit optional)");
 			goto out;
 		}
 		for (size_t i = 1; i < n; i++) {
-			b = rows[i].n != rows[0].n ? NULL : csv_body(&rows[i], col, err, sizeof(err));
+			b = rows[i].n != rows[0].n ? NULL : proxy_csv_body(&rows[i], col, err, sizeof(err));
 			if (rows[i].n != rows[0].n)
 				snprintf(err, sizeof(err), "wrong number of fields");
 			if (b && proxy_body_check(b, 0, refuse, err, sizeof(err)) < 0) {

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "net.h"
 #include "notify.h"
+#include "proxybody.h"
 
 /* seg: the path segments after the resource name (e.g. {"3", "check"} for /proxies/3/check). */
 int res_proxies(struct req *r, const char *const *seg, int nseg);
@@ -57,13 +58,6 @@ int apikey_auth(struct req *r, sqlite3 *db, const char *token);
 int apikey_alive(sqlite3 *db, int64_t id);
 
 json_t *proxy_json(sqlite3 *db, int64_t id);
-#define PROXY_EXPECTED_MAX 32 /* addresses and networks in a proxy's expected_exit */
-/* A proxy body (POST, PUT, or PATCH when partial): fields, types, values; host and
- * expected_exit rewritten to their canonical form; a host that is an address where no proxy may
- * be (net_dest_refused, given refuse: the LAN; NULL: proxy_allow_local) refused. 0, or -1 with
- * the reason in err. */
-struct net_lan;
-int proxy_body_check(json_t *b, int partial, const struct net_lan *refuse, char *err, size_t errlen);
 /* What proxy_body_check refuses: lan filled from the settings, or NULL when proxy_allow_local. */
 const struct net_lan *proxy_refuse(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan);
 int res_proxies_export(struct req *r, sqlite3 *db);

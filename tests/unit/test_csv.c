@@ -144,13 +144,38 @@ static void test_not_utf8(void **state)
 	assert_non_null(strstr(err, "line 2: not UTF-8"));
 }
 
+/* A header's columns: each known one found, an unknown one named with the known ones, one twice */
+static void test_columns(void **state)
+{
+	static const char *const names[] = {"client_ip", "proxy", "label"};
+	struct csv_row *rows;
+	size_t n;
+	char err[200];
+	int col[3];
+
+	(void)state;
+	assert_int_equal(parse("label,client_ip\n", &rows, &n, err), 0);
+	assert_int_equal(csv_columns(&rows[0], names, 3, col, err, sizeof(err)), 0);
+	assert_int_equal(col[0], 1);
+	assert_int_equal(col[1], -1);
+	assert_int_equal(col[2], 0);
+	free(rows);
+	assert_int_equal(parse("\nclient_ip,porxy\n", &rows, &n, err), 0);
+	assert_int_equal(csv_columns(&rows[0], names, 3, col, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "line 2: unknown column 'porxy' (client_ip, proxy, label)");
+	free(rows);
+	assert_int_equal(parse("proxy,client_ip,proxy\n", &rows, &n, err), 0);
+	assert_int_equal(csv_columns(&rows[0], names, 3, col, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "line 1: column 'proxy' appears twice");
+	free(rows);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_field_limit),
-	    cmocka_unit_test(test_row_limit),
-	    cmocka_unit_test(test_fields_and_quotes),
-	    cmocka_unit_test(test_not_utf8),
+	    cmocka_unit_test(test_field_limit),	      cmocka_unit_test(test_row_limit),
+	    cmocka_unit_test(test_fields_and_quotes), cmocka_unit_test(test_not_utf8),
+	    cmocka_unit_test(test_columns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
