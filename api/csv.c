@@ -2,6 +2,7 @@
 #include "csv.h"
 
 #include "parse.h"
+#include "password.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,15 +47,10 @@ int csv_parse(const char *buf, size_t len, struct csv_row **rows, size_t *n, cha
 			}
 			if (*n == cap) {
 				size_t nc = cap ? cap * 2 : 64;
-				struct csv_row *p = malloc(nc * sizeof(*p)); /* no realloc: rows may hold passwords */
+				struct csv_row *p = secret_grow(out, cap * sizeof(*p), nc * sizeof(*p)); /* passwords */
 				if (!p) {
 					snprintf(err, errlen, "out of memory");
 					goto fail;
-				}
-				if (out) {
-					memcpy(p, out, cap * sizeof(*p));
-					explicit_bzero(out, cap * sizeof(*out));
-					free(out);
 				}
 				out = p;
 				cap = nc;

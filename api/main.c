@@ -10,6 +10,7 @@
 #include "log.h"
 #include "resources.h"
 #include "webhooks.h"
+#include "password.h"
 #include "settings.h"
 
 #include <arpa/inet.h>
@@ -483,13 +484,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					char *p;
 					while (cap < r->raw_len + *upload_data_size + 1)
 						cap *= 2;
-					if (!(p = malloc(cap)))
+					if (!(p = secret_grow(r->raw, r->raw_len, cap)))
 						return MHD_NO;
-					if (r->raw) {
-						memcpy(p, r->raw, r->raw_len);
-						explicit_bzero(r->raw, r->raw_len);
-						free(r->raw);
-					}
 					r->raw = p;
 					r->raw_cap = cap;
 				}

@@ -32,10 +32,8 @@ static json_t *uri_body(const char *line, char *err, size_t errlen)
 	struct proxy_uri u;
 	json_t *b;
 
-	if (proxy_uri_parse(line, &u, err, errlen) < 0) {
-		explicit_bzero(&u, sizeof(u)); /* it may have decoded the password before it failed */
+	if (proxy_uri_parse(line, &u, err, errlen) < 0) /* (it wipes u when it fails) */
 		return NULL;
-	}
 	b = json_pack("{s:s, s:s, s:s, s:I}", "name", u.name, "type", u.type, "host", u.host, "port",
 		      (json_int_t)u.port);
 	if (b && u.has_user && json_object_set_new(b, "username", json_string(u.user)) < 0)
@@ -48,7 +46,6 @@ static json_t *uri_body(const char *line, char *err, size_t errlen)
 	return b;
 }
 
-/* One CSV row as a proxy body (the columns the header names). NULL with the reason in err. */
 /* Compared with the stored proxy of this name: 0 unchanged, 1 create, 2 update. What the file
  * leaves out (username, password, expected_exit) is kept, so it changes nothing. */
 /* 0 unchanged, 1 new, 2 updated. A dry run (blind_pw) never compares a password: it would tell

@@ -244,8 +244,10 @@ int notify_recv(struct notify *n, struct notify_msg *m, char *from, size_t froml
 				    : 0;
 
 		/* a sender's path need not end in a NUL (108 bytes): bounded by the length given */
-		memcpy(path, sa.sun_path, pl < sizeof(sa.sun_path) ? pl : sizeof(sa.sun_path));
-		path[pl < sizeof(sa.sun_path) ? pl : sizeof(sa.sun_path)] = '\0';
+		if (pl > sizeof(sa.sun_path))
+			pl = sizeof(sa.sun_path);
+		memcpy(path, sa.sun_path, pl);
+		path[pl] = '\0';
 		base = strrchr(path, '/');
 
 		from[0] = '\0';

@@ -6,6 +6,7 @@
 
 #include <argon2.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -63,4 +64,18 @@ int password_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 	for (size_t i = 0; i < blen; i++)
 		diff |= (unsigned char)(pb[i] ^ (i < alen ? pa[i] : 0));
 	return diff == 0;
+}
+
+void *secret_grow(void *p, size_t used, size_t size)
+{
+	void *n = malloc(size);
+
+	if (!n)
+		return NULL;
+	if (p) {
+		memcpy(n, p, used);
+		explicit_bzero(p, used);
+		free(p);
+	}
+	return n;
 }

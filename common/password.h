@@ -17,5 +17,9 @@ int password_verify(const char *hash, const char *password);
 const char *password_policy_error(const char *password);
 /* Constant time in the length of b (the secret): 1 when equal. */
 int password_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+/* A buffer that may hold a secret, grown without leaving a copy in freed memory (realloc would):
+ * the first used bytes of p (NULL: none) moved to a new one of size bytes, p wiped and freed.
+ * NULL when out of memory, p then untouched. */
+void *secret_grow(void *p, size_t used, size_t size);
 
 #endif

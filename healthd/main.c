@@ -152,7 +152,7 @@ static void target_host(struct healthd *h, struct target *t, const char *host, u
 		net_ip_to_sa(&ip, port, &t->resolved);
 		t->resolved_ok = 1;
 		t->resolving = 0;
-	} else if (!host_is_name(host)) {
+	} else if (strlen(host) > NET_HOST_MAX) { /* neither an address nor a name (host_is_name) */
 		memset(&t->resolved, 0, sizeof(t->resolved));
 		t->resolved_ok = t->resolving = 0;
 	} else {
