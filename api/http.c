@@ -276,20 +276,6 @@ void api_audit(struct req *r, const char *action, const char *object_type, const
 	free(a);
 }
 
-int64_t path_id(const char *s)
-{
-	long long v = 0;
-
-	if (!s || !*s || strlen(s) > 18)
-		return -1;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	return v > 0 ? v : -1;
-}
-
 size_t api_buf_collect(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct api_buf *b = arg;

@@ -3,6 +3,7 @@
 #define API_HTTP_H
 
 #include "config.h"
+#include "paths.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -98,8 +99,6 @@ int req_parse_json(struct req *r);
 void api_notify(struct req *r, unsigned topics);
 void api_audit(struct req *r, const char *action, const char *object_type, const char *object_id, json_t *before,
 	       json_t *after, const char *result);
-
-int64_t path_id(const char *s); /* a positive decimal id, or -1 */
 
 /* An answer libcurl reads into memory (CURLOPT_WRITEFUNCTION api_buf_collect, CURLOPT_WRITEDATA
  * the buffer): NUL-terminated, at most max bytes (more ends the transfer with an error). */

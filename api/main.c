@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #define FEED_FORWARDER_MS 2000
-#define MAX_SEGS	  6
 
 static void request_id(char *out, size_t cap)
 {
@@ -66,9 +65,8 @@ static int static_file(struct req *r)
 
 	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	if (r->url[0] != '/' || strstr(r->url, "/.") || strchr(r->url, '\\') || strlen(r->url) > 200)
+	if (paths_web_file(r->api->cfg->web_dir, r->url, path, sizeof(path)) < 0)
 		return reply_error(r, 404, "not_found", "no such file");
-	snprintf(path, sizeof(path), "%s%s", r->api->cfg->web_dir, strcmp(r->url, "/") == 0 ? "/index.html" : r->url);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		if (fd >= 0)
@@ -189,9 +187,9 @@ static int body_max(const struct req *r)
 
 static int route(struct req *r)
 {
-	char buf[512], *save = NULL, *tok;
-	const char *seg[MAX_SEGS];
-	int n = 0;
+	char buf[512];
+	const char *seg[PATHS_SEGS];
+	int n;
 
 	if (r->too_large)
 		return reply_error(r, 413, "payload_too_large", "the body is larger than %d bytes", body_max(r));
@@ -203,15 +201,7 @@ static int route(struct req *r)
 		return static_file(r);
 	if (ha_refuse_write(r)) /* an HA backup's configuration follows the master's */
 		return MHD_YES;
-	if (strlen(r->url) >= sizeof(buf))
-		return reply_error(r, 404, "not_found", "no such resource");
-	snprintf(buf, sizeof(buf), "%s", r->url + 8);
-	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
-		if (n == MAX_SEGS)
-			return reply_error(r, 404, "not_found", "no such resource");
-		seg[n++] = tok;
-	}
-	if (n == 0)
+	if ((n = paths_api_segments(r->url, buf, sizeof(buf), seg)) < 0)
 		return reply_error(r, 404, "not_found", "no such resource");
 	if (strcmp(seg[0], "auth") == 0) { /* single sign-on, and how one may sign in */
 		int ret;

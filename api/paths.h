@@ -1,0 +1,22 @@
+/* paths.h - what a request's URL names: a file of the dashboard, the segments of an API path, an
+ * id in it. Pure (fuzz_paths): anyone on the LAN may send any URL, signed in or not. */
+#ifndef API_PATHS_H
+#define API_PATHS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PATHS_URL_MAX 200 /* a dashboard file's URL, at most */
+#define PATHS_SEGS    6	  /* segments of an API path after /api/v1/, at most */
+
+/* The file under web_dir that url (as libmicrohttpd decoded it) names: "/" is index.html; one
+ * that does not start with '/', has a component starting with '.' (no "..", no hidden files), a
+ * backslash or is over PATHS_URL_MAX is none. 0 with the path in out, or -1. */
+int paths_web_file(const char *web_dir, const char *url, char *out, size_t size);
+/* The segments of what follows "/api/v1/" in url, split at '/' (empty ones skipped), copied into
+ * buf: n (1..PATHS_SEGS) with seg[0..n), or -1 (none, too many, or too long for buf). */
+int paths_api_segments(const char *url, char *buf, size_t size, const char *seg[PATHS_SEGS]);
+/* A positive decimal id, or -1. */
+int64_t path_id(const char *s);
+
+#endif
