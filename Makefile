@@ -147,13 +147,15 @@ FUZZ_EXTRA_fuzz_hasnap := api/hasnap.c
 FUZZ_EXTRA_fuzz_oidc := api/oidc_jwt.c
 FUZZ_EXTRA_fuzz_auth := api/token.c
 FUZZ_EXTRA_fuzz_paths := api/paths.c
+FUZZ_EXTRA_fuzz_hacrypt := api/hacrypt.c
 FUZZ_EXTRA_fuzz_proxybody := api/proxybody.c api/jsoncheck.c api/csv.c
 FUZZ_LIBS_fuzz_oidc := $(shell pkg-config --libs libjwt jansson libcrypto 2>/dev/null)
 FUZZ_LIBS_fuzz_json := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_LIBS_fuzz_hasnap := $(FUZZ_LIBS_fuzz_json)
 FUZZ_LIBS_fuzz_auth := $(FUZZ_LIBS_fuzz_oidc)
+FUZZ_LIBS_fuzz_hacrypt := $(shell pkg-config --libs libcrypto 2>/dev/null)
 FUZZ_LIBS_fuzz_proxybody := $(FUZZ_LIBS_fuzz_json)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c api/hasnap.c api/oidc_jwt.c api/token.c api/proxybody.c api/paths.c)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) build/gen/migrations.c $(wildcard healthd/probe.c api/jsoncheck.c api/csv.c api/proxyuri.c api/hasnap.c api/oidc_jwt.c api/token.c api/proxybody.c api/paths.c api/hacrypt.c)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_FLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_EXTRA_$*) build/gen/migrations.c $(PKG_LIBS) $(FUZZ_LIBS_$*)
 fuzz-bins: $(FUZZ_BINS)

@@ -15,6 +15,7 @@
 #include "ha.h"
 
 #include "auth.h"
+#include "hacrypt.h"
 #include "hasnap.h"
 #include "hastate.h"
 #include "db.h"
@@ -40,8 +41,6 @@
 #define HA_SKEW_S     60		 /* a request's time may differ this much from ours */
 #define HA_POLL_MS    100		 /* the held request looks for a change this often */
 #define HA_ANSWER_MAX (64 * 1024 * 1024) /* the largest configuration accepted */
-#define IV_LEN	      12
-#define TAG_LEN	      16
 static struct {
 	struct api *api;
 	pthread_t thread;
@@ -52,93 +51,6 @@ static struct {
 static int run(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
 	return sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-/* ---- crypto ---- */
-
-static void derive(const struct pgw_config *cfg, const char *label, unsigned char out[32])
-{
-	unsigned n = 32;
-	HMAC(EVP_sha256(), cfg->ha_secret, (int)cfg->ha_secret_len, (const unsigned char *)label, strlen(label), out,
-	     &n);
-}
-
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
-}
-
-/* the request's MAC, as 64 hex digits */
-static void request_mac(const struct pgw_config *cfg, const char *t, const char *nonce, const char *origin,
-			long long gen, char out[65])
-{
-	unsigned char key[32], md[32];
-	unsigned n = 32;
-	char msg[160];
-	int len = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n%lld", t, nonce, origin, gen);
-
-	derive(cfg, "pgw-ha auth v1", key);
-	HMAC(EVP_sha256(), key, 32, (const unsigned char *)msg, (size_t)len, md, &n);
-	hex(md, 32, out);
-	OPENSSL_cleanse(key, sizeof(key));
-}
-
-/* AES-256-GCM: out = iv || ciphertext || tag (malloc'd). 0 or -1. */
-static int seal(const struct pgw_config *cfg, const char *aad, const char *pt, size_t len, unsigned char **out,
-		size_t *outlen)
-{
-	unsigned char key[32], *o = malloc(IV_LEN + len + TAG_LEN);
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int n = 0, ok = 0;
-
-	derive(cfg, "pgw-ha enc v1", key);
-	if (o && c && RAND_bytes(o, IV_LEN) == 1 && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, o) == 1 &&
-	    EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
-	    EVP_EncryptUpdate(c, o + IV_LEN, &n, (const unsigned char *)pt, (int)len) == 1 &&
-	    EVP_EncryptFinal_ex(c, o + IV_LEN + n, &n) == 1 &&
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, o + IV_LEN + len) == 1)
-		ok = 1;
-	EVP_CIPHER_CTX_free(c);
-	OPENSSL_cleanse(key, sizeof(key));
-	if (!ok) {
-		free(o);
-		return -1;
-	}
-	*out = o;
-	*outlen = IV_LEN + len + TAG_LEN;
-	return 0;
-}
-
-/* The plaintext of a sealed answer (malloc'd, NUL-terminated), or NULL when it does not
- * authenticate under our key and aad. */
-static char *unseal(const struct pgw_config *cfg, const char *aad, const unsigned char *in, size_t len)
-{
-	unsigned char key[32];
-	EVP_CIPHER_CTX *c;
-	char *pt;
-	int n = 0, ok = 0;
-
-	if (len < IV_LEN + TAG_LEN || len - IV_LEN - TAG_LEN > INT32_MAX)
-		return NULL;
-	if (!(pt = malloc(len - IV_LEN - TAG_LEN + 1)))
-		return NULL;
-	c = EVP_CIPHER_CTX_new();
-	derive(cfg, "pgw-ha enc v1", key);
-	if (c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) == 1 &&
-	    EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
-	    EVP_DecryptUpdate(c, (unsigned char *)pt, &n, in + IV_LEN, (int)(len - IV_LEN - TAG_LEN)) == 1 &&
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(in + len - TAG_LEN)) == 1 &&
-	    EVP_DecryptFinal_ex(c, (unsigned char *)pt + n, &n) == 1)
-		ok = 1;
-	EVP_CIPHER_CTX_free(c);
-	OPENSSL_cleanse(key, sizeof(key));
-	if (!ok) {
-		free(pt);
-		return NULL;
-	}
-	pt[len - IV_LEN - TAG_LEN] = '\0';
-	return pt;
 }
 
 /* ---- the master's side ---- */
@@ -158,15 +70,13 @@ static int request_ok(struct req *r, const char *origin, long long gen, char non
 	long long ts;
 
 	*why = "no valid X-Pgw-Ha header";
-	if (!h || sscanf(h, "t=%20[0-9],n=%32[0-9a-f],m=%64[0-9a-f]", t, nonce, mac) != 3 || strlen(nonce) != 32 ||
-	    strlen(mac) != 64)
+	if (!h || ha_header_parse(h, t, nonce, mac, &ts) < 0)
 		return 0;
-	ts = atoll(t);
 	*why = "the request's time is more than 60 s off this node's clock (keep the pair's clocks in step: NTP)";
 	if (llabs(ts - (long long)time(NULL)) > HA_SKEW_S)
 		return 0;
 	*why = "the request does not authenticate under this node's secret (the same PGW_HA_SECRET_FILE on both?)";
-	request_mac(cfg, t, nonce, origin, gen, want);
+	ha_request_mac(cfg->ha_secret, cfg->ha_secret_len, t, nonce, origin, gen, want);
 	return CRYPTO_memcmp(mac, want, 64) == 0;
 }
 
@@ -214,7 +124,7 @@ static int sync_answer(struct req *r)
 		return reply_error(r, 503, "unavailable", "cannot read the configuration: %s", sqlite3_errmsg(db));
 	text = json_dumps(snap, JSON_COMPACT);
 	json_decref(snap);
-	if (!text || seal(cfg, nonce, text, strlen(text), &sealed, &len) < 0) {
+	if (!text || ha_seal(cfg->ha_secret, cfg->ha_secret_len, nonce, text, strlen(text), &sealed, &len) < 0) {
 		if (text)
 			OPENSSL_cleanse(text, strlen(text));
 		free(text);
@@ -368,9 +278,9 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return;
-	hex(rnd, sizeof(rnd), nonce);
+	ha_hex(rnd, sizeof(rnd), nonce);
 	snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
-	request_mac(cfg, t, nonce, s->origin, s->generation, mac);
+	ha_request_mac(cfg->ha_secret, cfg->ha_secret_len, t, nonce, s->origin, s->generation, mac);
 	snprintf(hdr, sizeof(hdr), "X-Pgw-Ha: t=%s,n=%s,m=%s", t, nonce, mac);
 	snprintf(url, sizeof(url), "%s://%s%s%s:%u/api/v1/ha/sync?origin=%s&generation=%lld",
 		 cfg->tls_cert[0] ? "https" : "http", strchr(cfg->ha_peer, ':') ? "[" : "", cfg->ha_peer,
@@ -412,7 +322,7 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 		json_decref(j);
 		goto fail;
 	}
-	if (!(text = unseal(cfg, nonce, (const unsigned char *)b.p, b.n))) {
+	if (!(text = ha_unseal(cfg->ha_secret, cfg->ha_secret_len, nonce, (const unsigned char *)b.p, b.n))) {
 		snprintf(err, sizeof(err),
 			 "the answer from %s does not authenticate (not the same PGW_HA_SECRET_FILE?)", cfg->ha_peer);
 		goto fail;
