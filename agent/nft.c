@@ -126,8 +126,9 @@ static int batch_send(struct nft *n, struct batch *bt, char *err, size_t errlen)
 			answered++;
 			{
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-				if (e->error < 0 && !first_err) {
-					first_err = e->error;
+				int rc = mnl_nlmsg_get_payload_len(nlh) < sizeof(e->error) ? -EPROTO : e->error;
+				if (rc < 0 && !first_err) { /* (a cut-short answer: a failure, never a success) */
+					first_err = rc;
 					failed_seq = nlh->nlmsg_seq;
 				}
 			}
@@ -201,6 +202,8 @@ int nft_table_present(struct nft *n)
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+				if (mnl_nlmsg_get_payload_len(nlh) < sizeof(e->error))
+					return -EPROTO;
 				if (e->error == 0)
 					return found;
 				return e->error == -ENOENT ? 0 : e->error;

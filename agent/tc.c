@@ -507,12 +507,13 @@ static int qdisc_cb(const struct nlmsghdr *nlh, void *data)
 	const struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
 
-	if (nlh->nlmsg_type != RTM_NEWQDISC || (unsigned)tcm->tcm_ifindex != c->ifindex ||
-	    tcm->tcm_handle != c->handle || tcm->tcm_parent != c->parent)
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*tcm) || nlh->nlmsg_type != RTM_NEWQDISC ||
+	    (unsigned)tcm->tcm_ifindex != c->ifindex || tcm->tcm_handle != c->handle || tcm->tcm_parent != c->parent)
 		return MNL_CB_OK;
 	mnl_attr_for_each(attr, nlh, sizeof(*tcm))
 	{
-		if (mnl_attr_get_type(attr) == TCA_KIND && strcmp(mnl_attr_get_str(attr), c->kind) == 0)
+		if (mnl_attr_get_type(attr) == TCA_KIND && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0 &&
+		    strcmp(mnl_attr_get_str(attr), c->kind) == 0)
 			c->found = 1;
 	}
 	return MNL_CB_OK;

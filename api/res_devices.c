@@ -83,7 +83,8 @@ static int neigh_cb(const struct nlmsghdr *nlh, void *data)
 	struct net_ip a;
 	char ip[NET_IP_STR_MAX], mac[NET_MAC_STR_MAX];
 
-	if (nlh->nlmsg_type != RTM_NEWNEIGH || nd->ndm_ifindex != c->ifindex || !(nud = nud_name(nd->ndm_state)))
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*nd) || nlh->nlmsg_type != RTM_NEWNEIGH ||
+	    nd->ndm_ifindex != c->ifindex || !(nud = nud_name(nd->ndm_state)))
 		return MNL_CB_OK;
 	mnl_attr_for_each(attr, nlh, sizeof(*nd))
 	{

@@ -189,10 +189,7 @@ static void dc_io(struct evloop *ev, int fd, uint32_t events, void *arg)
 				return;
 			}
 			c->in_len += (size_t)k;
-			if (c->in_len < 2)
-				continue;
-			mlen = (size_t)c->in[0] << 8 | c->in[1];
-			if (c->in_len < 2 + mlen)
+			if (!dns_tcp_next(c->in, c->in_len, &mlen))
 				continue;
 			if (dns_parse_answer(c->in + 2, mlen, &c->q, &a) < 0 || a.id != c->q.id) {
 				dc_fail(c, "not an answer to the check", NULL);

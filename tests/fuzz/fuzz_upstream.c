@@ -113,6 +113,19 @@ static void udp_associate(const uint8_t *data, size_t size)
 		r = upstream_hs_step(&hs, sv[0], &want);
 	assert(r != UP_IN_PROGRESS);
 	assert(hs.bound.ss_family == 0 || hs.bound.ss_family == AF_INET || hs.bound.ss_family == AF_INET6);
+	if (r == UP_OK) { /* where the datagrams go: BND.ADDR, or the proxy's own address for 0.0.0.0 / :: */
+		struct sockaddr_storage proxy, relay;
+		struct sockaddr_in *p4 = (struct sockaddr_in *)&proxy;
+		memset(&proxy, 0, sizeof(proxy));
+		p4->sin_family = AF_INET;
+		p4->sin_addr.s_addr = htonl(0xc6336401); /* 198.51.100.1 */
+		p4->sin_port = htons(1080);
+		if (socks5_udp_relay(&hs.bound, &proxy, &relay) == 0) {
+			assert(relay.ss_family == AF_INET || relay.ss_family == AF_INET6);
+			assert(relay.ss_family == AF_INET ? ((struct sockaddr_in *)&relay)->sin_port != 0
+							  : ((struct sockaddr_in6 *)&relay)->sin6_port != 0);
+		}
+	}
 	close(sv[0]);
 	close(sv[1]);
 }
