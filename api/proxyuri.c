@@ -109,3 +109,26 @@ int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t e
 		explicit_bzero(out, sizeof(*out));
 	return r;
 }
+
+int proxy_uri_next_line(char **pos, char **line, int *lineno)
+{
+	while (*pos) {
+		char *ln = *pos, *next = strchr(ln, '\n');
+		size_t k;
+
+		if (next)
+			*next++ = '\0';
+		*pos = next;
+		++*lineno;
+		k = strlen(ln);
+		while (k && (ln[k - 1] == '\r' || ln[k - 1] == ' ' || ln[k - 1] == '\t'))
+			ln[--k] = '\0';
+		while (*ln == ' ' || *ln == '\t')
+			ln++;
+		if (*ln && *ln != '#') {
+			*line = ln;
+			return 1;
+		}
+	}
+	return 0;
+}

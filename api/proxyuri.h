@@ -21,5 +21,9 @@ struct proxy_uri {
 
 /* 0, or -1 with the reason in err. */
 int proxy_uri_parse(const char *line, struct proxy_uri *out, char *err, size_t errlen);
+/* The next proxy of a list (one URI per line) from *pos in text, which it changes (a line's end
+ * becomes a NUL): 1 with *line trimmed of spaces and tabs (and a CR at its end) and *lineno its
+ * number (every line counted, so start it at 0), empty lines and # comments skipped; 0 at the end. */
+int proxy_uri_next_line(char **pos, char **line, int *lineno);
 
 #endif

@@ -124,7 +124,7 @@ static int parse_rows(struct req *r, sqlite3 *db, int csv, json_t **bodies_out, 
 		}
 	} else { /* a URI per line; empty lines and # comments skipped */
 		size_t tlen = r->raw_len;
-		char *text = malloc(tlen + 1), *ln, *next;
+		char *text = malloc(tlen + 1), *pos, *ln;
 		int line = 0;
 		if (!text) {
 			reply_error(r, 500, "internal", "out of memory");
@@ -138,18 +138,7 @@ static int parse_rows(struct req *r, sqlite3 *db, int csv, json_t **bodies_out, 
 			reply_error(r, 400, "bad_request", "a NUL byte in the list; nothing was imported");
 			goto out;
 		}
-		for (ln = text; ln; ln = next) { /* every line counted, empty ones too */
-			size_t k;
-			if ((next = strchr(ln, '\n')))
-				*next++ = 0;
-			k = strlen(ln);
-			line++;
-			while (k && (ln[k - 1] == '\r' || ln[k - 1] == ' ' || ln[k - 1] == '\t'))
-				ln[--k] = 0;
-			while (*ln == ' ' || *ln == '\t')
-				ln++;
-			if (!*ln || *ln == '#')
-				continue;
+		for (pos = text; proxy_uri_next_line(&pos, &ln, &line);) {
 			if (json_array_size(bodies) > IMPORT_MAX) {
 				explicit_bzero(text, tlen);
 				free(text);

@@ -7,6 +7,27 @@
 #include "notify.h"
 
 #include <stdio.h>
+#include <string.h>
+
+/* SQLite's own check of every page and index of the backup: 0 when it is whole, else 1 with its
+ * first finding in err (a damaged file would otherwise replace a good database). */
+static int damaged(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int bad = 1;
+
+	snprintf(err, errlen, "%s", "cannot be checked");
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL) == SQLITE_OK) {
+		int rc = sqlite3_step(st);
+		const char *v = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : sqlite3_errmsg(db);
+		bad = rc != SQLITE_ROW || !v || strcmp(v, "ok") != 0;
+		snprintf(err, errlen, "%.200s", v ? v : "cannot be checked");
+		for (char *p = err; (p = strchr(p, '\n'));)
+			*p = ' '; /* its finding on one line */
+	}
+	sqlite3_finalize(st);
+	return bad;
+}
 
 int cmd_restore(struct ctl *c, int argc, char **argv)
 {
@@ -21,6 +42,10 @@ int cmd_restore(struct ctl *c, int argc, char **argv)
 	if (sqlite3_open_v2(argv[1], &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK || db_user_version(in, &ver) < 0) {
 		fprintf(stderr, "pgwctl: '%s' is not a pgw backup: %s\n", argv[1],
 			in ? sqlite3_errmsg(in) : "cannot open");
+		goto out;
+	}
+	if (damaged(in, err, sizeof(err))) {
+		fprintf(stderr, "pgwctl: '%s' is damaged (%s); nothing was restored\n", argv[1], err);
 		goto out;
 	}
 	if (ver < 1 || ver > migrate_latest(migrations_builtin, migrations_builtin_count)) {

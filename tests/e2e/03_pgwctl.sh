@@ -58,6 +58,16 @@ echo "garbage garbage garbage garbage garbage garbage garbage garbage garbage ga
 out=$($ctl restore "$tmp/bad.db" 2>&1)
 check_match "restore refuses a non-backup" "$out" "not a pgw backup"
 check_eq "... and changes nothing" "$($ctl settings get health_interval)" "10"
+# a backup damaged inside (its header whole: it opens and says its version) is refused too
+sqlite3 "$PGW_DB" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+	INSERT INTO audit (username, action, object_id) SELECT 't', 'test.fill', printf('%0500d', i) FROM n"
+$ctl backup "$tmp/b2.db" >/dev/null
+dd if=/dev/urandom of="$tmp/b2.db" bs=4096 seek=3 count=4 conv=notrunc 2>/dev/null
+$ctl settings set health_interval 30 >/dev/null
+out=$($ctl restore "$tmp/b2.db" 2>&1)
+check_match "restore refuses a damaged backup, saying so" "$out" "is damaged .*nothing was restored"
+check_eq "... and changes nothing" "$($ctl settings get health_interval)" "30"
+check_eq "... the database is whole" "$(sqlite3 "$PGW_DB" 'PRAGMA integrity_check')" "ok"
 
 # A DB from a newer pgw: every program refuses it and says why.
 cp "$PGW_DB" "$tmp/newer.db"

@@ -1,11 +1,14 @@
 /* libFuzzer: proxy URIs are user input (the bulk proxy import). Whatever parses has a type, a
  * host that fits, a port in range and a name; and the URI built back from the parts (user and
- * password %-escaped) parses to the same parts. */
+ * password %-escaped) parses to the same parts. The input is also read as a whole list: its
+ * lines as proxy_uri_next_line gives them are non-empty, trimmed, not comments, numbered as the
+ * text counts them, and each goes through the parser. */
 #include "../../api/proxyuri.h"
 
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,12 +22,39 @@ static void escape(char *out, size_t cap, const char *s)
 	out[n] = 0;
 }
 
+static void list(const uint8_t *data, size_t size)
+{
+	char *text = malloc(size + 1), *pos, *ln, err[128];
+	int lineno = 0, last = 0;
+	struct proxy_uri u;
+
+	if (!text || memchr(data, 0, size)) {
+		free(text);
+		return;
+	}
+	memcpy(text, data, size);
+	text[size] = 0;
+	for (pos = text; proxy_uri_next_line(&pos, &ln, &lineno);) {
+		size_t k = strlen(ln), nl = 0;
+		assert(k && ln[0] != '#' && ln[0] != ' ' && ln[0] != '\t' && !strchr(ln, '\n'));
+		assert(ln[k - 1] != ' ' && ln[k - 1] != '\t' && ln[k - 1] != '\r');
+		for (const uint8_t *c = data; c < data + (ln - text); c++)
+			nl += *c == '\n';
+		assert(lineno > last && (size_t)lineno == nl + 1);
+		last = lineno;
+		(void)proxy_uri_parse(ln, &u, err, sizeof(err));
+	}
+	assert(!pos);
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char line[PROXY_URI_MAX + 2], again[4 * PROXY_URI_MAX + 64], u[3 * PROXY_URI_MAX + 1], p[3 * PROXY_URI_MAX + 1],
 	    err[128];
 	struct proxy_uri a, b;
 
+	list(data, size);
 	if (size > PROXY_URI_MAX + 1)
 		return 0;
 	memcpy(line, data, size);
