@@ -1,5 +1,5 @@
-/* csv.h - a strict RFC 4180 reader (pure: buffer in, rows out) and a field writer, for the
- * mappings' CSV import/export. */
+/* csv.h - a strict RFC 4180 reader (pure: buffer in, rows out), a header's columns and a field
+ * writer, for the CSV import and export of mappings and of proxies. */
 #ifndef API_CSV_H
 #define API_CSV_H
 

@@ -72,12 +72,16 @@ int token_session_verify(const char *tok, const unsigned char *secret, size_t se
 		     lower_hex(csrf, 64);
 		if (ok) {
 			memcpy(out->csrf, csrf, 65);
-			errno = 0;
-			out->gen = jwt_get_grant_int(jwt, "gen");
-			if (errno == ENOENT)
+			/* as JSON text: libjwt reads a string "1" as the integer 0 */
+			char *g = jwt_get_grants_json(jwt, "gen");
+
+			if (!g)
 				out->gen = -1; /* a token from before session generations: never valid */
-			else if (errno || out->gen < 0)
+			else if (strcmp(g, "0") == 0)
+				out->gen = 0;
+			else if (!canonical_id(g, strlen(g), &out->gen)) /* there, but not a generation */
 				ok = 0;
+			free(g);
 		}
 	}
 	jwt_free(jwt);

@@ -99,7 +99,7 @@ check_match "a CSV whose expected_exit is not UTF-8: 400 naming the line" "$(imp
 check_eq "... and the proxy's pinning is kept (the old import stored it as none)" \
 	"$(lab_db "SELECT expected_exit FROM proxies WHERE name = 'nl-1'")" "198.51.100.10/32"
 printf 'name,type,host,port,host\nnl-1,socks5,198.51.100.99,1080,203.0.113.99\n' >"$LAB_DIR/twice.csv"
-check_match "a CSV naming a column twice: 400, said so (it used to take the last one)" \
+check_match "a CSV naming a column twice: 400 saying so (it used to call the first one unknown)" \
 	"$(import text/csv "$LAB_DIR/twice.csv")" "^400 .*line 1: column 'host' appears twice"
 check_eq "... and the proxy is where it was" "$(lab_db "SELECT host FROM proxies WHERE name = 'nl-1'")" "198.51.100.10"
 check_match "another content type: 415" "$(import application/json "$LAB_DIR/bad.txt")" '^415 '

@@ -9,6 +9,7 @@
 #include "net.h"
 #include "upstream.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@ static void taken(json_t *b, int partial, const struct net_lan *refuse)
 			net_ip_to_sa(&ip, 1, &sa);
 			assert(!refuse || !net_dest_refused(&sa, refuse));
 		} else {
+			struct in_addr a4;
 			assert(!strchr(host, ':'));
+			assert(!inet_aton(host, &a4)); /* 127.1, 2130706433: addresses getaddrinfo would take */
 		}
 	}
 	for (int i = 0; i < 2; i++) {

@@ -93,6 +93,12 @@ static void udp_datagram(const uint8_t *data, size_t size)
 	assert(socks5_udp_parse(hdr, (size_t)r, &back, &off) == 0 && memcmp(&back, &from, sizeof(back)) == 0);
 }
 
+static uint16_t port_of(const struct sockaddr_storage *s)
+{
+	return ntohs(s->ss_family == AF_INET ? ((const struct sockaddr_in *)s)->sin_port
+					     : ((const struct sockaddr_in6 *)s)->sin6_port);
+}
+
 static void udp_associate(const uint8_t *data, size_t size)
 {
 	struct upstream_target t;
@@ -121,9 +127,20 @@ static void udp_associate(const uint8_t *data, size_t size)
 		p4->sin_addr.s_addr = htonl(0xc6336401); /* 198.51.100.1 */
 		p4->sin_port = htons(1080);
 		if (socks5_udp_relay(&hs.bound, &proxy, &relay) == 0) {
-			assert(relay.ss_family == AF_INET || relay.ss_family == AF_INET6);
-			assert(relay.ss_family == AF_INET ? ((struct sockaddr_in *)&relay)->sin_port != 0
-							  : ((struct sockaddr_in6 *)&relay)->sin6_port != 0);
+			char b[NET_IP_STR_MAX + 8], rl[NET_IP_STR_MAX + 8];
+			int unspecified = hs.bound.ss_family == AF_INET
+					      ? ((struct sockaddr_in *)&hs.bound)->sin_addr.s_addr == 0
+					      : IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&hs.bound)->sin6_addr);
+			net_sa_ip_str(&relay, rl);
+			if (unspecified) { /* the proxy's own address, at BND.PORT */
+				assert(relay.ss_family == AF_INET &&
+				       p4->sin_addr.s_addr == ((struct sockaddr_in *)&relay)->sin_addr.s_addr);
+				assert(port_of(&relay) == port_of(&hs.bound));
+			} else { /* BND.ADDR and BND.PORT as they are */
+				net_sa_ip_str(&hs.bound, b);
+				assert(strcmp(b, rl) == 0 && port_of(&relay) == port_of(&hs.bound));
+			}
+			assert(port_of(&relay) != 0);
 		}
 	}
 	close(sv[0]);

@@ -5,6 +5,8 @@
 
 #include "../../api/token.h"
 
+#include <jwt.h>
+
 static const unsigned char key[] = "0123456789abcdef0123456789abcdef";
 #define CSRF "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5"
 
@@ -49,12 +51,36 @@ static void test_session(void **state)
 	assert_int_equal(verify(u, 10, &c), -1);
 	free(u);
 	free(t);
-	/* alg none, with the claims of a valid token */
+	/* alg none, with the claims of a valid token and a signature of the right length (so that
+	 * libjwt and the pin to HS256 are what refuse it) */
 	assert_int_equal(
-	    verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiI0MiIsImNzcmYiOiI1YzBmZmVlNWMwZmZlZTVjMGZmZWU1YzBmZmVlNWMwZm"
-		   "ZlZTVjMGZmZWU1YzBmZmVlNWMwZmZlZTVjMGZmZWU1IiwiZ2VuIjozLCJleHAiOjUwMDB9.",
+	    verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiI0MiIsImNzcmYiOiI1YzBmZmVlNTVjMGZmZWU1NWMwZmZlZTU1YzBmZmVlNT"
+		   "VjMGZmZWU1NWMwZmZlZTU1YzBmZmVlNTVjMGZmZWU1IiwiZ2VuIjozLCJleHAiOjUwMDB9."
+		   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 		   10, &c),
 	    -1);
+	/* signed, but claims in another form: gen as a string (libjwt would read "1" as 0), sub
+	 * with leading zeros or as a number, exp as a string */
+	{
+		static const char *const bad[] = {
+		    "{\"sub\":\"42\",\"csrf\":\"" CSRF "\",\"gen\":\"3\",\"exp\":5000}",
+		    "{\"sub\":\"042\",\"csrf\":\"" CSRF "\",\"gen\":3,\"exp\":5000}",
+		    "{\"sub\":42,\"csrf\":\"" CSRF "\",\"gen\":3,\"exp\":5000}",
+		    "{\"sub\":\"42\",\"csrf\":\"" CSRF "\",\"gen\":3,\"exp\":\"5000\"}",
+		    "{\"sub\":\"42\",\"csrf\":\"" CSRF "\",\"gen\":-1,\"exp\":5000}",
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			jwt_t *j = NULL;
+			char *s;
+			assert_int_equal(jwt_new(&j), 0);
+			assert_int_equal(jwt_add_grants_json(j, bad[i]), 0);
+			assert_int_equal(jwt_set_alg(j, JWT_ALG_HS256, key, sizeof(key) - 1), 0);
+			assert_non_null(s = jwt_encode_str(j));
+			assert_int_equal(verify(s, 10, &c), -1);
+			free(s);
+			jwt_free(j);
+		}
+	}
 	t = issued(42, 3, "not hex", 5000); /* signed, but not a CSRF secret pgw-api makes */
 	assert_int_equal(verify(t, 10, &c), -1);
 	free(t);
