@@ -64,7 +64,9 @@ int token_session_verify(const char *tok, const unsigned char *secret, size_t se
 	if (!dot2 || strspn(tok, B64URL ".") != strlen(tok) || strlen(dot2 + 1) != 43 || strchr(dot2 + 1, '.') ||
 	    dot1 == tok || dot2 == dot1 + 1)
 		return -1;
-	if (jwt_decode(&jwt, tok, secret, (int)secret_len) == 0 && jwt_get_alg(jwt) == JWT_ALG_HS256) {
+	/* the algorithm pinned, and spelt as written: libjwt takes "hS256" for HS256 */
+	if (jwt_decode(&jwt, tok, secret, (int)secret_len) == 0 && jwt_get_alg(jwt) == JWT_ALG_HS256 &&
+	    jwt_get_header(jwt, "alg") && strcmp(jwt_get_header(jwt, "alg"), "HS256") == 0) {
 		errno = 0;
 		out->exp = jwt_get_grant_int(jwt, "exp");
 		ok = errno == 0 && out->exp > (long)now && (sub = jwt_get_grant(jwt, "sub")) &&

@@ -8,6 +8,7 @@
  *   that integer, after now, gen that integer or none: -1) under an HS256 header.
  * - An API key passes only in the one form pgw-api hands out. */
 #include "../../api/token.h"
+#include "../b64url.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -21,16 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const unsigned char secret[] = "fuzz-auth secret the fuzzer never sees in a token";
 #define NOW 1800000000
-
-static void b64url(const unsigned char *in, size_t len, char *out)
-{
-	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	for (int i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-}
 
 /* The JSON a base64url part encodes (what comes before a NUL in it), or NULL. */
 static json_t *part_json(const char *p, size_t n)
@@ -75,14 +66,17 @@ static int signed_here(const char *tok)
 	const char *dot2 = strrchr(tok, '.');
 	unsigned char mac[32];
 	unsigned int ml = 0;
-	char want[64];
+	char *want;
+	int same;
 
 	assert(dot2);
 	assert(HMAC(EVP_sha256(), secret, sizeof(secret) - 1, (const unsigned char *)tok, (size_t)(dot2 - tok), mac,
 		    &ml) &&
 	       ml == 32);
-	b64url(mac, 32, want);
-	return strcmp(want, dot2 + 1) == 0;
+	want = b64url(mac, 32);
+	same = strcmp(want, dot2 + 1) == 0;
+	free(want);
+	return same;
 }
 
 /* The payload says what the claims read from it say. */
@@ -137,9 +131,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		assert(t && HMAC(EVP_sha256(), secret, sizeof(secret) - 1, (const unsigned char *)tok + 1,
 				 strlen(tok + 1), mac, &ml));
+		char *sig = b64url(mac, 32);
 		strcpy(t, tok + 1);
 		strcat(t, ".");
-		b64url(mac, 32, t + strlen(t));
+		strcat(t, sig);
+		free(sig);
 		session(t);
 		free(t);
 	}

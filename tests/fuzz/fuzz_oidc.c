@@ -6,6 +6,7 @@
  * P-256 key made here at start): the signature check cannot be talked round (alg none, HS256
  * keyed with the public key, a kid or alg of its choosing). */
 #include "../../api/oidc_jwt.h"
+#include "../b64url.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -21,18 +22,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct oidc_keys keys;
-
-static char *b64url(const unsigned char *in, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	for (int i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	return out;
-}
 
 static void init(void)
 {

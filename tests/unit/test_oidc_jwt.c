@@ -4,6 +4,8 @@
  * audience or issuer, expired, issued in the future, another login's nonce, an unknown key id. */
 #include "testlib.h"
 
+#include "../b64url.h"
+
 #include "../../api/oidc_jwt.h"
 
 #include <jansson.h>
@@ -12,19 +14,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
-
-static char *b64url(const unsigned char *in, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-
-	for (int i = 0; i < n; i++)
-		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	return out;
-}
 
 static char *bn_b64url(const BIGNUM *bn)
 {

@@ -5,7 +5,10 @@
 
 #include "../../api/token.h"
 
+#include "../b64url.h"
+
 #include <jwt.h>
+#include <openssl/hmac.h>
 
 static const unsigned char key[] = "0123456789abcdef0123456789abcdef";
 #define CSRF "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5"
@@ -69,6 +72,31 @@ static void test_session(void **state)
 		    "{\"sub\":\"42\",\"csrf\":\"" CSRF "\",\"gen\":3,\"exp\":\"5000\"}",
 		    "{\"sub\":\"42\",\"csrf\":\"" CSRF "\",\"gen\":-1,\"exp\":5000}",
 		};
+		char hand[400], *h, *pl, *sig;
+		unsigned char mac[32];
+		unsigned ml = 0;
+		const char *hdr = "{\"alg\":\"hS256\"}",
+			   *claims = "{\"sub\":\"42\",\"csrf\":\"" CSRF "\",\"gen\":3,\"exp\":5000}";
+
+		/* made by hand, the algorithm spelt "hS256" (libjwt takes it for HS256): refused */
+		h = b64url((const unsigned char *)hdr, strlen(hdr));
+		pl = b64url((const unsigned char *)claims, strlen(claims));
+		snprintf(hand, sizeof(hand), "%s.%s", h, pl);
+		assert_non_null(
+		    HMAC(EVP_sha256(), key, sizeof(key) - 1, (const unsigned char *)hand, strlen(hand), mac, &ml));
+		sig = b64url(mac, 32);
+		snprintf(hand + strlen(hand), sizeof(hand) - strlen(hand), ".%s", sig);
+		assert_int_equal(verify(hand, 10, &c), -1);
+		/* ... and spelt "HS256", the same claims pass (so it is the spelling that was refused) */
+		free(h), free(sig);
+		h = b64url((const unsigned char *)"{\"alg\":\"HS256\"}", 15);
+		snprintf(hand, sizeof(hand), "%s.%s", h, pl);
+		assert_non_null(
+		    HMAC(EVP_sha256(), key, sizeof(key) - 1, (const unsigned char *)hand, strlen(hand), mac, &ml));
+		sig = b64url(mac, 32);
+		snprintf(hand + strlen(hand), sizeof(hand) - strlen(hand), ".%s", sig);
+		assert_int_equal(verify(hand, 10, &c), 0);
+		free(h), free(pl), free(sig);
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			jwt_t *j = NULL;
 			char *s;
