@@ -2,6 +2,8 @@
  * here, strictly: a token pgw-api did not write is refused whatever libjwt would let through. */
 #include "token.h"
 
+#include "parse.h"
+
 #include <errno.h>
 #include <jwt.h>
 #include <stdio.h>
@@ -25,19 +27,14 @@ char *token_session_issue(const unsigned char *secret, size_t secret_len, int64_
 	return tok;
 }
 
-/* s is a positive decimal integer as "%lld" writes it: *v. */
-static int canonical_id(const char *s, size_t len, int64_t *v)
+/* s is a decimal integer of at least min as "%lld" writes it (no leading zero): *v. */
+static int canonical(const char *s, uint64_t min, int64_t *v)
 {
-	long long n = 0;
+	uint64_t u;
 
-	if (len == 0 || len > 18 || s[0] == '0')
+	if ((s[0] == '0' && s[1]) || parse_u64(s, min, INT64_MAX, &u) < 0)
 		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		n = n * 10 + (s[i] - '0');
-	}
-	*v = n;
+	*v = (int64_t)u;
 	return 1;
 }
 
@@ -70,18 +67,15 @@ int token_session_verify(const char *tok, const unsigned char *secret, size_t se
 		errno = 0;
 		out->exp = jwt_get_grant_int(jwt, "exp");
 		ok = errno == 0 && out->exp > (long)now && (sub = jwt_get_grant(jwt, "sub")) &&
-		     canonical_id(sub, strlen(sub), &out->sub) && (csrf = jwt_get_grant(jwt, "csrf")) &&
-		     lower_hex(csrf, 64);
+		     canonical(sub, 1, &out->sub) && (csrf = jwt_get_grant(jwt, "csrf")) && lower_hex(csrf, 64);
 		if (ok) {
 			memcpy(out->csrf, csrf, 65);
 			/* as JSON text: libjwt reads a string "1" as the integer 0 */
 			char *g = jwt_get_grants_json(jwt, "gen");
 
 			if (!g)
-				out->gen = -1; /* a token from before session generations: never valid */
-			else if (strcmp(g, "0") == 0)
-				out->gen = 0;
-			else if (!canonical_id(g, strlen(g), &out->gen)) /* there, but not a generation */
+				out->gen = -1;		      /* a token from before session generations: never valid */
+			else if (!canonical(g, 0, &out->gen)) /* there, but not a generation */
 				ok = 0;
 			free(g);
 		}
@@ -95,10 +89,15 @@ int token_session_verify(const char *tok, const unsigned char *secret, size_t se
 int token_apikey_split(const char *tok, int64_t *id, const char **secret)
 {
 	const char *p = tok + strlen(APIKEY_PREFIX), *us;
+	char num[24];
 
 	if (strncmp(tok, APIKEY_PREFIX, strlen(APIKEY_PREFIX)) != 0)
 		return -1;
-	if (!(us = strchr(p, '_')) || !canonical_id(p, (size_t)(us - p), id) || !lower_hex(us + 1, APIKEY_SECRET_LEN))
+	if (!(us = strchr(p, '_')) || (size_t)(us - p) >= sizeof(num))
+		return 0;
+	memcpy(num, p, (size_t)(us - p));
+	num[us - p] = '\0';
+	if (!canonical(num, 1, id) || !lower_hex(us + 1, APIKEY_SECRET_LEN))
 		return 0;
 	*secret = us + 1;
 	return 1;

@@ -124,13 +124,10 @@ static void tc_process(struct tclient *tc)
 	net_ip_from_sa(&tc->peer, &from.client);
 	from.tc = tc;
 	tc->busy = 1;
-	while (!tc->dead && tc->pending < TC_PENDING_MAX && n < MSGS_PER_EVENT) {
-		size_t mlen = 0;
-		int whole;
+	while (!tc->dead && tc->in_len - off >= 2 && tc->pending < TC_PENDING_MAX && n < MSGS_PER_EVENT) {
+		size_t mlen;
+		int whole = dns_tcp_next(tc->in + off, tc->in_len - off, &mlen);
 
-		if (tc->in_len - off < 2)
-			break;
-		whole = dns_tcp_next(tc->in + off, tc->in_len - off, &mlen);
 		if (mlen < DNS_HEADER) { /* not DNS over TCP: no answer could be framed for it */
 			tc->dead = 1;
 			break;
