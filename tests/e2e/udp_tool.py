@@ -3,9 +3,11 @@
 
   echo ADDR PORT LOG [RPORT]     echo server; one line "SRC_IP SRC_PORT LEN" per datagram in LOG;
                                  with RPORT the answers leave from that port instead
-  flows DST PORT SRCS PER COUNT  PER sockets per source address (comma-separated SRCS), each sends
-                                 COUNT datagrams one at a time and waits for each echo; prints JSON
-                                 {"flows", "ok_flows", "sent", "received", "wrong_source", "crossed"}
+  flows DST PORT SRCS PER COUNT [FIRST_PORT]  PER sockets per source address (comma-separated
+                                 SRCS), each sends COUNT datagrams one at a time and waits for each
+                                 echo; prints JSON {"flows", "ok_flows", "sent", "received",
+                                 "wrong_source", "crossed"}; with FIRST_PORT the sockets bind
+                                 FIRST_PORT, FIRST_PORT+1, ... (else ephemeral ports)
   ping SRC DST PORT COUNT        round trips one at a time; prints JSON with min/p50/p99/avg in us
   socksping PROXY PPORT DST PORT COUNT   the same through a SOCKS5 UDP relay used directly
   send SRC DST PORT COUNT        COUNT datagrams, no waiting (to see what reaches where)
@@ -44,16 +46,18 @@ def echo(addr, port, log, reply_port=None):
             out.sendto(data, src)
 
 
-def flows(dst, port, srcs, per, count):
+def flows(dst, port, srcs, per, count, first_port=0):
     """each socket's datagrams carry its own port and a sequence number; a reply counts only when
     it is the echo of what that very socket sent last (a reply crossed over from another socket
-    of the same device is counted as crossed)"""
-    port, per, count = int(port), int(per), int(count)
+    of the same device is counted as crossed). FIRST_PORT: the sockets of a source bind
+    FIRST_PORT, FIRST_PORT+1, ... instead of ephemeral ports (a test that needs new sockets to be
+    new to the gateway too: an ephemeral port may be one a closed socket had)"""
+    port, per, count, first_port = int(port), int(per), int(count), int(first_port)
     socks = []
     for src in srcs.split(","):
-        for _ in range(per):
+        for i in range(per):
             s = socket.socket(family(dst), socket.SOCK_DGRAM)
-            s.bind((src, 0))
+            s.bind((src, first_port + i if first_port else 0))
             s.setblocking(False)
             socks.append(s)
     state = {s: {"sent": 0, "got": 0, "wrong": 0, "crossed": 0, "wait": None, "last": b""} for s in socks}
