@@ -7,10 +7,11 @@
 # SOCKS5 handshake and the client's first bytes with the CONNECT: what pgw-healthd finds dante
 # takes) and with none of that (lock-step, a connection to the proxy opened per client one).
 # Measures: throughput (iperf3 through the relay; curl download for all three), relay CPU time
-# per GB (from /proc) and the machine's (/proc/stat), sequential small-request latency P50/P95,
-# new connections per second (wrk, Connection: close; the median of ROUNDS rounds, the relays
-# alternating within each and their order reversed every other round, so a drift of the shared
-# machine does not favour one), a download's throughput during a connection storm, relay RSS.
+# per GB (from /proc) and the machine's (/proc/stat), new connections per second (wrk,
+# Connection: close; the median of ROUNDS rounds, the relays alternating within each and their
+# order reversed every other round, so a drift of the shared machine does not favour one),
+# sequential small-request latency P50/P95 (over the samples of the same rounds), a download's
+# throughput during a connection storm, relay RSS.
 # Bounded: about 4 minutes.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,15 +67,20 @@ measure() {
 	else
 		ip3=n/a storm=n/a # iperf3 and wrk cannot speak SOCKS
 	fi
-	for ((i = 0; i < REQS; i++)); do
-		lan curl -s -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
-	done >"$LAB_DIR/lat-$mode"
-	p50=$(pct 50 <"$LAB_DIR/lat-$mode")
-	p95=$(pct 95 <"$LAB_DIR/lat-$mode")
 	rss=$([ "$pid" != - ] && awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo n/a)
-	row[$mode]="${gbps:-?} ${ip3:-?} ${cpu_gb:-?} ${box_gb:-?} ${p50:-?} ${p95:-?} ${storm:-?} ${rss:-?}" # read back by field
+	row[$mode]="${gbps:-?} ${ip3:-?} ${cpu_gb:-?} ${box_gb:-?} ${storm:-?} ${rss:-?}" # read back by field
 }
 declare -A row cps ccpu
+# lat_round MODE N [CURL_PROXY_ARGS...]: N sequential small requests (a new connection each), each
+# one's time added to MODE's samples. Taken in the same alternating rounds as the connection rate,
+# so that P50 and P95 do not depend on when each relay was measured on a shared machine.
+lat_round() {
+	local mode=$1 n=$2 i
+	shift 2
+	for ((i = 0; i < n; i++)); do
+		lan curl -s -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
+	done >>"$LAB_DIR/lat-$mode"
+}
 # cps_round MODE PID: one wrk run of new connections (Connection: close) through the relay now up
 # (PID): its rate, and the relay's CPU time (user + system) a connection over it
 cps_round() {
@@ -129,13 +135,16 @@ for ((i = 1; i <= ROUNDS; i++)); do
 		if [ $side = pgw ]; then
 			pgw_up
 			cps_round pgw-forwarder "$fwd"
+			lat_round pgw-forwarder $((REQS / ROUNDS))
 			pgw_mode lockstep
 			cps_round pgw-lockstep "$fwd"
+			lat_round pgw-lockstep $((REQS / ROUNDS))
 			lab_stop_pid "$fwd"
 		else
 			for r in redsocks redsocks-copy; do
 				rs_up $r
 				cps_round $r "$RS"
+				lat_round $r $((REQS / ROUNDS))
 				lab_stop_pid "$RS"
 			done
 		fi
@@ -146,10 +155,12 @@ done
 lab_stop_pid "$(awk '$2 == "pgw-agent" {print $1}' "$LAB_DIR/pids")"
 lab_exec gw "$PGW_BIN/pgw-agent" --flush >/dev/null
 measure direct-socks - --socks5 $LAB_DANTE:1080
+lat_round direct-socks $((REQS / ROUNDS * ROUNDS)) --socks5 $LAB_DANTE:1080
 printf '%-14s %12s %14s %16s %12s %10s %10s %12s %12s %14s %9s  %s\n' relay "curl Gbit/s" "iperf3 Gbit/s" "CPU s/GB" "box CPU s/GB" "P50 ms" "P95 ms" "new conn/s" "µs CPU/conn" "storm Gbit/s" "RSS KiB" "conn/s rounds"
 for m in pgw-forwarder pgw-lockstep redsocks redsocks-copy direct-socks; do
 	[ -n "${row[$m]:-}" ] || continue
-	read -r gbps ip3 cpu_gb box_gb p50 p95 storm rss <<<"${row[$m]}"
+	read -r gbps ip3 cpu_gb box_gb storm rss <<<"${row[$m]}"
+	p50=$(pct 50 <"$LAB_DIR/lat-$m") p95=$(pct 95 <"$LAB_DIR/lat-$m")
 	printf '%-14s %12s %14s %16s %12s %10s %10s %12s %12s %14s %9s  %s\n' "$m" "$gbps" "$ip3" "$cpu_gb" "$box_gb" "$p50" "$p95" \
 		"$(median <<<"${cps[$m]:-}")" "$(median <<<"${ccpu[$m]:-}")" "$storm" "$rss" "${cps[$m]:-}"
 done
@@ -157,7 +168,8 @@ p=$(median <<<"${cps[pgw-forwarder]:-}") q=$(median <<<"${cps[redsocks]:-}")
 awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "new conn/s, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
 p=$(median <<<"${ccpu[pgw-forwarder]:-}") q=$(median <<<"${ccpu[redsocks]:-}")
 awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "relay CPU a new connection, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
-echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs, $REQS sequential requests for latency;"
+echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs; P50/P95: $((REQS / ROUNDS * ROUNDS))"
+echo "sequential requests a relay (curl, a new connection each), $((REQS / ROUNDS)) in each round of the connection rate's;"
 echo "new conn/s: the median of $ROUNDS wrk runs a relay (Connection: close), the relays taking turns; µs CPU/conn:"
 echo "the relay's own CPU time (user + system, softirqs it ran included) a connection over those runs, median."
 echo "curl: one 2 GB download; CPU s/GB: the relay's user+system CPU over that download (u: user-space part); box CPU"
