@@ -160,12 +160,12 @@ int res_ha(struct req *r, const char *const *seg, int nseg)
 	sqlite3 *db;
 	json_t *j;
 
+	if (nseg > 1 || (nseg == 1 && strcmp(seg[0], "sync") != 0)) /* the path first: 404 whatever the method */
+		return reply_error(r, 404, "not_found", "no such resource");
 	if (strcmp(r->method, "GET") != 0)
 		return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
-	if (nseg == 1 && strcmp(seg[0], "sync") == 0)
+	if (nseg == 1)
 		return sync_answer(r);
-	if (nseg != 0)
-		return reply_error(r, 404, "not_found", "no such resource");
 	if (auth_require(r, 0) < 0)
 		return MHD_YES;
 	if (!(db = api_db(r->api)) || !(j = state_json(r->api->cfg, db)))

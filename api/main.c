@@ -10,6 +10,7 @@
 #include "log.h"
 #include "resources.h"
 #include "webhooks.h"
+#include "parse.h"
 #include "password.h"
 #include "settings.h"
 
@@ -208,7 +209,7 @@ static int route(struct req *r)
 		if (oidc_route(r, seg + 1, n - 1, &ret))
 			return ret;
 	}
-	if (strcmp(seg[0], "auth") == 0 && n == 2) {
+	if (strcmp(seg[0], "auth") == 0 && n == 2 && (strcmp(seg[1], "login") == 0 || strcmp(seg[1], "logout") == 0)) {
 		if (strcmp(r->method, "POST") != 0)
 			return reply_error(r, 405, "method_not_allowed", "%s is not allowed here", r->method);
 		if (strcmp(seg[1], "login") == 0)
@@ -387,6 +388,15 @@ static int has_body(struct MHD_Connection *conn)
 	return (cl && strcmp(cl, "0") != 0) || te;
 }
 
+/* A Content-Length over the body limit (a chunked body's length shows only as it arrives). */
+static int declared_too_large(struct req *r)
+{
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t n;
+
+	return cl && parse_u64(cl, 0, UINT64_MAX, &n) == 0 && n > (uint64_t)body_max(r);
+}
+
 /* Endpoints about the signed-in user, or the gateway's users, organisations and settings,
  * rather than one organisation's objects. */
 static int gateway_wide(const char *url)
@@ -449,6 +459,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			reply_error(r, 405, "method_not_allowed", "%s is not allowed here", method);
 			r->answered = 1;
 		} else if (strcmp(url, "/api/v1/auth/login") != 0 && auth_require(r, 0) < 0) {
+			r->answered = 1;
+		} else if (declared_too_large(r)) { /* said up front: answered now, the body dropped */
+			reply_error(r, 413, "payload_too_large", "the body is larger than %d bytes", body_max(r));
 			r->answered = 1;
 		}
 		return MHD_YES;

@@ -26,6 +26,10 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 	int64_t id;
 	long limit = 100;
 
+	if (nseg != 0 && (nseg != 2 || strcmp(seg[1], "history") != 0 || (id = path_id(seg[0])) < 0)) {
+		reply_error(r, 404, "not_found", "no such resource"); /* the path first, whatever the method */
+		goto done;
+	}
 	if (!(db = read_only_start(r, NULL)))
 		goto done;
 	if (nseg == 0) {
@@ -38,10 +42,6 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 		sqlite3_finalize(st);
 		reply_json(r, 200,
 			   json_pack("{s:I, s:O}", "total", (json_int_t)json_array_size(items), "items", items));
-		goto done;
-	}
-	if (nseg != 2 || strcmp(seg[1], "history") != 0 || (id = path_id(seg[0])) < 0) {
-		reply_error(r, 404, "not_found", "no such resource");
 		goto done;
 	}
 	{

@@ -132,8 +132,9 @@ check "... and reported to healthd's socket at once (UPSTREAM_FAILED datagrams n
 lab_exec lan curl -s -m 30 --limit-rate 2M --interface 192.168.2.10 "http://$LAB_WEB/files/big.bin" -o "$LAB_DIR/slow.bin" &
 slow=$!
 sleep 1
+n=$(lab_fwd_reloads pgw-forwarder event)
 db "UPDATE mappings SET label = 'reloaded' WHERE client_ip = '192.168.2.11'" && "$PGW_BIN/pgwctl" notify mappings
-check "the forwarder reloads on notify" wait_for 3 grep -q 'mappings loaded (event)' "$LAB_DIR/pgw-forwarder.log"
+check "the forwarder reloads on notify" lab_fwd_reloaded "$n" pgw-forwarder event
 wait $slow
 check_eq "a download running across the reload completes intact" "$(sha256sum <"$LAB_DIR/slow.bin")" "$want"
 check "per-client stats: connections and bytes of each mapping" \

@@ -43,7 +43,7 @@ check_match "a client mapped to it: the health gate passes (its exit is the expe
 relays() { [ "$(lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB/ip")" = "$1" ]; }
 check "the client relays, leaving from $LAB_SOCKS_NOAUTH" wait_for 10 relays $LAB_SOCKS_NOAUTH
 active() { lab_exec gw nft list set inet pgw active4 | grep -qw "$C"; }
-blocked() { ! active; }
+blocked() { lab_exec gw nft list set inet pgw blocked4 | grep -qw "$C" && ! active; }
 
 lab_exec gw curl -s -N -m 30 -H "$ADMIN" http://127.0.0.1:8080/api/v1/events >"$LAB_DIR/sse.log" &
 sse=$!
@@ -74,7 +74,8 @@ check_eq "the proxy is down with the reason exit_ip_mismatch, the exit it was se
 check "the long download is cut" wait_for 5 test -s "$LAB_DIR/dl.end"
 read -r rc _ <"$LAB_DIR/dl.end" 2>/dev/null || rc=none
 check "... not completed (curl exit $rc)" test "$rc" != none -a "$rc" != 0
-check "... by the forwarder, for the block (close=revoked)" grep -q "client=$C:[0-9]* .*close=revoked" "$LAB_DIR/pgw-forwarder.log"
+# (waited for: the relay logs the close a moment after curl sees it)
+check "... by the forwarder, for the block (close=revoked)" wait_for 3 grep -q "client=$C:[0-9]* .*close=revoked" "$LAB_DIR/pgw-forwarder.log"
 # not even directly: curl gets no answer at all (a leak would answer with the client's address)
 check "the client cannot reach the internet now (no answer at all)" \
 	bash -c "! ip netns exec $(lab_ns lan) curl -s -m 3 --interface $C http://$LAB_WEB/ip"

@@ -41,7 +41,8 @@ check_match "its IPv6 address too" "$r" '^201 '
 M6=$(body <<<"$r" | jq .id)
 lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.11","proxy_id":2}' >/dev/null
 relays() { [ "$(lab_exec "${2:-lan}" curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" = "$LAB_SOCKS_NOAUTH" ]; }
-relays6() { [[ $(lab_exec "${2:-lan}" curl -s -m 3 --interface "$1" "http://[$LAB_WEB6]/ip") =~ ^[0-9a-f:.]+$ ]]; }
+# (an IPv6 address, not the LAN's: the proxy's, where a leak would show the client's own)
+relays6() { local a; a=$(lab_exec "${2:-lan}" curl -s -m 3 --interface "$1" "http://[$LAB_WEB6]/ip"); [[ $a =~ ^[0-9a-f:]+$ && $a != fd00:2:* ]]; }
 check "the bound laptop relays (IPv4)" wait_for 10 relays 192.168.2.10
 check "... and IPv6" wait_for 10 relays6 fd00:2::10
 guard=$(lab_exec gw nft list chain inet pgw mac_guard 2>&1)
@@ -73,6 +74,7 @@ check "... while the laptop still relays (IPv4)" relays 192.168.2.10
 check "... and IPv6" relays6 fd00:2::10
 n=$(lab_capture_stop)
 check_eq "0 client packets crossed the WAN interface" "$n" 0
+wait_for 3 bash -c "[ \$(grep -c 'client=' $LAB_DIR/pgw-forwarder.log) -ge $((before + 2)) ]" # (logged when each closes)
 check_eq "the forwarder saw only the laptop's two connections" "$(($(fwd_lines) - before))" 2
 check_match "the gateway's neighbour entry is still the laptop's (the other host's ARP changed nothing)" \
 	"$(lab_exec gw ip neigh show 192.168.2.10 dev ens19)" "lladdr $REAL PERMANENT"

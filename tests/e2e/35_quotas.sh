@@ -34,7 +34,8 @@ check_match "a client with a quota of 20 MB a day" "$r" '^201 .*"quota_bytes": *
 M1=$(body <<<"$r" | jq .id)
 lab_api POST /api/v1/mappings -H "$ADMIN" -H "$J" -d '{"client_ip":"192.168.2.11","proxy_id":2,"label":"free"}' >/dev/null
 relays() { [ "$(lab_exec lan curl -s -m 3 --interface "$1" "http://$LAB_WEB/ip")" = "$LAB_SOCKS_NOAUTH" ]; }
-check "both relay" wait_for 10 relays 192.168.2.10
+both() { relays 192.168.2.10 && relays 192.168.2.11; }
+check "both relay" wait_for 10 both
 q() { lab_api GET /api/v1/clients/192.168.2.10 -H "$VIEWER" | body | jq -c "$1"; }
 midnight=$(date -u -d 'today 00:00' +%s)
 check_eq "its quota in /clients: the day began at midnight UTC, nothing used" \

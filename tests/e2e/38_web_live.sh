@@ -32,6 +32,7 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	SHOTS_DIR=$ROOT/build/screenshots CLIENT=192.168.2.10 RECEIVER=http://$LAB_WEB:9090/ui \
 	DOWNLOAD_END=$LAB_DIR/dl.end RECEIVED="cat $LAB_DIR/rx.log" \
 	IPERF="(ip netns exec $(lab_ns lan) timeout 20 iperf3 -c $LAB_WEB -p 5201 -B 192.168.2.11 -t 8 >/dev/null 2>&1 &)" \
+	OTHER_DOWNLOAD="(ip netns exec $(lab_ns lan) curl -s -o /dev/null -m 20 --interface 192.168.2.11 http://$LAB_WEB/slow/8m.bin >/dev/null 2>&1 &)" \
 	DOWNLOAD="rm -f $LAB_DIR/dl.end; (ip netns exec $(lab_ns lan) curl -s -o /dev/null -m 60 --interface 192.168.2.10 http://$LAB_WEB/slow/8m.bin; echo \$? >$LAB_DIR/dl.end) >/dev/null 2>&1 &"
 (cd "$ROOT/tests/web" && timeout 240 ip netns exec "$(lab_ns gw)" node live.mjs) >"$LAB_DIR/live.out" 2>&1
 rc=$?

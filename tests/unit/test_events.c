@@ -4,6 +4,10 @@
 
 #include "../../api/events.h"
 
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
 static void test_order_resume_heartbeat(void **state)
 {
 	struct events_cursor c = {.last = events_last_id()};
@@ -79,14 +83,43 @@ static void test_large_event_streams_in_parts(void **state)
 	free(all);
 }
 
+struct blocked_reader {
+	struct events_cursor c;
+	ssize_t n;
+	struct timespec done;
+};
+
+static void *read_until_shutdown(void *arg)
+{
+	struct blocked_reader *b = arg;
+	char buf[64];
+
+	b->n = events_read(&b->c, buf, sizeof(buf), 20000); /* nothing comes: it waits */
+	clock_gettime(CLOCK_MONOTONIC, &b->done);
+	return NULL;
+}
+
+/* A reader already waiting is woken by the shutdown at once (not at its 20 s timeout), and a
+ * read after it ends at once too. */
 static void test_shutdown_ends_readers(void **state)
 {
+	struct blocked_reader b = {.c = {.last = events_last_id()}};
 	struct events_cursor c = {.last = events_last_id()};
+	struct timespec t0;
+	pthread_t t;
 	char buf[64];
 
 	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, read_until_shutdown, &b), 0);
+	usleep(200 * 1000); /* (long enough to be waiting; if not yet, it still sees the shutdown) */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	events_shutdown();
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(b.n, -1);
+	/* woken, not timed out: well under the 20 s it would wait (the bound is loose on purpose) */
+	assert_true(b.done.tv_sec - t0.tv_sec < 10);
 	assert_int_equal(events_read(&c, buf, sizeof(buf), 1000), -1);
+	events_cursor_free(&b.c);
 }
 
 /* Audiences: an organisation's events reach its subscribers and those who watch every one;

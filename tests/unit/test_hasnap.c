@@ -147,6 +147,8 @@ static void test_refuses_what_is_not_a_configuration(void **state)
 	char *dir = tl_tmpdir(), err[400], *before;
 	sqlite3 *m = tl_db(dir, "m.db"), *b = tl_db(dir, "b.db");
 	json_t *snap, *tab;
+	unsigned char *image;
+	sqlite3_int64 image_n;
 
 	(void)state;
 	assert_int_equal(tl_exec(m, "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', "
@@ -154,6 +156,7 @@ static void test_refuses_what_is_not_a_configuration(void **state)
 				    "('192.168.2.10', 1)"),
 			 SQLITE_OK);
 	before = config_text(b);
+	image = tl_image(b, &image_n); /* every byte of it: not only what config_text reads */
 	/* a mapping to a proxy that does not exist: the foreign key fails at the commit */
 	snap = hasnap_build(m, 1);
 	tab = json_object_get(json_object_get(snap, "tables"), "proxies");
@@ -188,6 +191,7 @@ static void test_refuses_what_is_not_a_configuration(void **state)
 		assert_string_equal(after, before);
 		free(after);
 	}
+	tl_image_unchanged(b, image, image_n); /* lan_iface and quota_exceeded too: nothing changed */
 	free(before);
 	sqlite3_close(m);
 	sqlite3_close(b);

@@ -58,14 +58,18 @@ static inline int tl_exec(sqlite3 *db, const char *sql)
 	return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/* The first column of the first row, an integer (-1 for no row). A text there fails the test:
+ * SQLite would read "2,3" as 2 and "abc" as 0, and a check could pass on anything (tl_str). */
 static inline long long tl_int(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 	long long v = -1;
 
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		assert_true(sqlite3_column_type(st, 0) == SQLITE_INTEGER || sqlite3_column_type(st, 0) == SQLITE_NULL);
 		v = sqlite3_column_int64(st, 0);
+	}
 	sqlite3_finalize(st);
 	return v;
 }
@@ -82,6 +86,28 @@ static inline char *tl_str(sqlite3 *db, const char *sql)
 		       : "");
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* The main database's bytes (sqlite3_serialize: malloc'd, free with sqlite3_free), *n their
+ * size: two images are the same when nothing in the database changed, whatever the table. */
+static inline unsigned char *tl_image(sqlite3 *db, sqlite3_int64 *n)
+{
+	unsigned char *p = sqlite3_serialize(db, "main", n, 0);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* db's image is still (was, n) (then freed). */
+static inline void tl_image_unchanged(sqlite3 *db, unsigned char *was, sqlite3_int64 n)
+{
+	sqlite3_int64 m;
+	unsigned char *now = tl_image(db, &m);
+
+	assert_int_equal(m, n);
+	assert_memory_equal(now, was, (size_t)n);
+	sqlite3_free(now);
+	sqlite3_free(was);
 }
 
 /* A tiny environment for config_load: NAME=VALUE strings, NULL-terminated. */

@@ -86,12 +86,26 @@ await step('... with growing bytes (refreshed by itself)', async () => {
   }, 8000);
   return `${b1} -> ${b2} bytes`;
 });
-await step('the table sorts by a column with the keyboard', async () => {
+await step('the table sorts by a column with the keyboard (the rows in that order, both ways)', async () => {
+  /* a second client's download, so that there is an order to see: every client's rows */
+  execSync(env.OTHER_DOWNLOAD, { stdio: 'ignore', shell: '/bin/bash' });
+  await page.locator('#conn-client').fill('');
+  await until('two clients in the table', async () => (await page.locator('#conn-table tr[data-client]').count()) >= 2, 10000);
+  /* one reading of the table: a refresh re-renders it between two separate reads */
+  const order = () => page.evaluate(() => [...document.querySelectorAll('#conn-table tr[data-client]')].map((r) => Number(r.dataset.bytesDown)));
   const th = page.locator('#conn-table th[data-sort="bytes_down"]');
-  await th.focus();
-  await page.keyboard.press('Enter');
-  const s = await page.locator('#conn-table th[data-sort="bytes_down"]').getAttribute('aria-sort');
-  if (s !== 'ascending') throw new Error(`aria-sort ${s}`);
+  const seen = [];
+  for (const [want, ok] of [['ascending', (a, b) => a <= b], ['descending', (a, b) => a >= b]]) {
+    await th.focus();
+    await page.keyboard.press('Enter');
+    const s = await th.getAttribute('aria-sort');
+    if (s !== want) throw new Error(`aria-sort ${s}, want ${want}`);
+    const b = await order();
+    if (b.length < 2 || b.some((x, i) => i > 0 && !ok(b[i - 1], x))) throw new Error(`${want}: bytes ${b.join(', ')}`);
+    seen.push(`${want} ${b.join(' ')}`);
+  }
+  await page.locator('#conn-client').fill(env.CLIENT);
+  return seen.join('; ');
 });
 await shot(page, 'connections');
 await step('closed from the UI: it disappears and the client\'s transfer ends', async () => {
