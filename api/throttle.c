@@ -4,6 +4,7 @@
 #include "evloop.h"
 #include "net.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +22,16 @@ struct slot {
 static struct slot slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The key's slot, or a free/forgotten/oldest one claimed for it. Call locked. */
+/* What a slot is worth keeping when all are taken: a remembered source most, then by its
+ * failures (a key held back by its count outlives a flood of keys of one failure each, so that
+ * nobody frees a user's or a source's count by failing under many other names). */
+static unsigned worth(const struct slot *s)
+{
+	return s->keep_s > THROTTLE_FORGET_S ? UINT_MAX : s->fails;
+}
+
+/* The key's slot, or one claimed for it: a free or forgotten one, else the least worth keeping
+ * (the oldest of those). Call locked. */
 static struct slot *find(const char *key, int create, uint64_t now)
 {
 	struct slot *victim = NULL;
@@ -32,7 +42,9 @@ static struct slot *find(const char *key, int create, uint64_t now)
 			s->last_ms = 0; /* forgotten */
 		if (s->last_ms && strcmp(s->key, key) == 0)
 			return s;
-		if (!victim || !s->last_ms || (victim->last_ms && s->last_ms < victim->last_ms))
+		if (!victim || !s->last_ms ||
+		    (victim->last_ms &&
+		     (worth(s) < worth(victim) || (worth(s) == worth(victim) && s->last_ms < victim->last_ms))))
 			victim = s;
 	}
 	if (!create)

@@ -6,8 +6,10 @@
  * ("g:NAME", a wait of at most THROTTLE_ANY_MAX_WAIT_S): many sources (a host with many
  * addresses) get no more guesses than THROTTLE_ANY_FAILS between them, while the user's own
  * sources ("k:NAME@SOURCE", remembered THROTTLE_KNOWN_S after a good login) are not held up by
- * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded (the
- * oldest entry is reused). */
+ * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded: when
+ * every slot is taken, the one least worth keeping is reused (a remembered source last, else the
+ * fewest failures, the oldest of those), so a flood of new keys cannot wipe a count that holds
+ * someone back. */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 

@@ -6,6 +6,15 @@
 
 #include <fcntl.h>
 
+/* every byte of buf is 0 */
+static int all_zero(const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i])
+			return 0;
+	return 1;
+}
+
 static int load(struct pgw_config *c, const char **env, char *err)
 {
 	return config_load(c, tl_env_get, env, err, 512);
@@ -131,7 +140,8 @@ static void test_jwt_secret_file(void **state)
 		const char *env[] = {kv, "PGW_JWT_SECRET=another-secret-another-secret-12345", NULL};
 		assert_int_equal(load(&c, env, err), -EINVAL);
 		assert_non_null(strstr(err, "PGW_JWT_SECRET_FILE"));
-		assert_int_equal(c.jwt_secret_len, 0); /* wiped on error */
+		assert_int_equal(c.jwt_secret_len, 0); /* wiped on error: every byte */
+		assert_true(all_zero(c.jwt_secret, sizeof(c.jwt_secret)));
 	}
 	{
 		/* unreadable: the daemons that do not use it start; pgw-api refuses, saying why */
@@ -183,9 +193,14 @@ static void test_log_never_shows_secrets(void **state)
 	assert_null(strstr(buf, "TOPSECRET"));
 	assert_non_null(strstr(buf, "jwt_secret=(set)"));
 	assert_non_null(strstr(buf, "metrics_token=(set)"));
+	memset(c.ha_secret, 'S', sizeof(c.ha_secret)); /* (the pair's secret: as if read from its file) */
+	c.ha_secret_len = sizeof(c.ha_secret);
 	config_wipe(&c);
-	assert_int_equal(c.jwt_secret[0], 0);
-	assert_int_equal(c.metrics_token[0], 0);
+	assert_true(all_zero(c.jwt_secret, sizeof(c.jwt_secret))); /* every byte of each */
+	assert_true(all_zero(c.metrics_token, sizeof(c.metrics_token)));
+	assert_true(all_zero(c.ha_secret, sizeof(c.ha_secret)));
+	assert_int_equal(c.jwt_secret_len, 0);
+	assert_int_equal(c.ha_secret_len, 0);
 	close(fds[0]);
 	close(fds[1]);
 }

@@ -104,6 +104,7 @@ static void test_minus(void **state)
 	b.n = 1;
 	assert_int_equal(addrset_minus(&a, &b, &out), 0);
 	assert_int_equal(out.n, 2);
+	assert_memory_equal(&out.addr[0], &x[0], sizeof(x[0]));
 	assert_memory_equal(&out.addr[1], &x[2], sizeof(x[2]));
 	free(out.addr);
 }

@@ -167,9 +167,13 @@ static void test_answer(void **state)
 	assert_int_equal(a.ttl, 0);
 	/* another question, a record past the end, not a response */
 	n = answer(m, 0, 0);
-	m[31] = 28; /* AAAA */
+	m[30] = 28; /* the question's type (bytes 29-30, after the 17-byte name at 12): AAAA */
 	assert_int_equal(dns_parse_answer(m, n, &q, &a), -EBADMSG);
-	m[31] = 1;
+	m[30] = 1;
+	m[32] = 3; /* its class (bytes 31-32): CH */
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), -EBADMSG);
+	m[32] = 1;
+	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0); /* (as it was: each change alone refused) */
 	assert_int_equal(dns_parse_answer(m, n - 1, &q, &a), -EBADMSG);
 	m[2] = 0x01;
 	assert_int_equal(dns_parse_answer(m, n, &q, &a), -EBADMSG);

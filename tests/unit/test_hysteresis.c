@@ -3,7 +3,8 @@
 
 #include "../../healthd/hysteresis.h"
 
-/* Feed a string of results ('+' ok, '-' failed); return the statuses after each as "udU..." */
+/* Feed a string of results ('+' ok, '-' failed); return the statuses after each, one letter
+ * each: '?' unknown, 'U' up, 'd' down (not the names' first letters: "up" and "unknown" share one) */
 static void run(const char *results, unsigned fail_th, unsigned succ_th, char *out)
 {
 	struct hysteresis h = {HEALTH_UNKNOWN, 0, 0, 0};
@@ -11,7 +12,10 @@ static void run(const char *results, unsigned fail_th, unsigned succ_th, char *o
 
 	for (i = 0; results[i]; i++) {
 		hysteresis_step(&h, results[i] == '+', fail_th, succ_th);
-		out[i] = health_status_str(h.status)[0];
+		out[i] = h.status == HEALTH_UP	      ? 'U'
+			 : h.status == HEALTH_DOWN    ? 'd'
+			 : h.status == HEALTH_UNKNOWN ? '?'
+						      : '!';
 	}
 	out[i] = 0;
 }
@@ -22,17 +26,17 @@ static void test_steps(void **state)
 
 	(void)state;
 	run("+", 1, 2, out); /* unknown decides at once */
-	assert_string_equal(out, "u");
+	assert_string_equal(out, "U");
 	run("-", 3, 2, out); /* ... a failure needs the threshold, even from unknown */
-	assert_string_equal(out, "u");
+	assert_string_equal(out, "?");
 	run("---", 3, 2, out);
-	assert_string_equal(out, "uud");
+	assert_string_equal(out, "??d");
 	run("+-+--+++", 1, 2, out); /* defaults: fail fast, come back after two */
-	assert_string_equal(out, "uddddduu");
+	assert_string_equal(out, "UdddddUU");
 	run("+-+-", 2, 1, out); /* a single failure never takes an up proxy down with threshold 2 */
-	assert_string_equal(out, "uuuu");
-	run("--++", 2, 3, out);
-	assert_string_equal(out, "uddd");
+	assert_string_equal(out, "UUUU");
+	run("--++", 2, 3, out); /* down after two failures; three good results are not yet there */
+	assert_string_equal(out, "?ddd");
 }
 
 static void test_changes_and_counts(void **state)

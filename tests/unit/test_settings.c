@@ -60,6 +60,8 @@ static void test_seed_keeps_db_values(void **state)
 	assert_int_equal(settings_seed(db, &c), 0);
 	assert_int_equal(settings_get(db, "health_interval", v, sizeof(v)), 0);
 	assert_string_equal(v, "45");
+	assert_int_equal(settings_get(db, "health_url", v, sizeof(v)), 0);
+	assert_string_equal(v, "http://[2001:db8:203::10]:8080/ip");
 	db_close(db);
 	tl_rmdir(dir);
 }
@@ -92,15 +94,22 @@ static void test_invalid_values_change_nothing(void **state)
 	cfg_default(&c, env);
 	assert_int_equal(settings_seed(db, &c), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sqlite3_int64 n;
+		unsigned char *image = tl_image(db, &n); /* the whole database, not only that row */
 		assert_int_equal(settings_get(db, bad[i][0], before, sizeof(before)), 0);
 		err[0] = '\0';
 		assert_int_equal(settings_set(db, bad[i][0], bad[i][1], err, sizeof(err)), -EINVAL);
 		assert_int_equal(strncmp(err, bad[i][0], strlen(bad[i][0])), 0); /* names the setting */
 		assert_int_equal(settings_get(db, bad[i][0], after, sizeof(after)), 0);
 		assert_string_equal(before, after);
+		tl_image_unchanged(db, image, n);
 	}
-	assert_int_equal(settings_set(db, "no_such_key", "1", err, sizeof(err)), -ENOENT);
-	assert_int_equal(tl_int(db, "SELECT count(*) FROM settings WHERE key = 'no_such_key'"), 0);
+	{
+		sqlite3_int64 n;
+		unsigned char *image = tl_image(db, &n);
+		assert_int_equal(settings_set(db, "no_such_key", "1", err, sizeof(err)), -ENOENT);
+		tl_image_unchanged(db, image, n);
+	}
 	assert_int_equal(settings_set(db, "block_action", "drop", err, sizeof(err)), 0);
 	assert_int_equal(settings_get(db, "block_action", after, sizeof(after)), 0);
 	assert_string_equal(after, "drop");

@@ -124,6 +124,9 @@ struct script {
 	int close_after; /* close the peer after this many replies (-1: never) */
 };
 
+/* what the peer read before each of its replies, in the last run_hs */
+static size_t read_before[4];
+
 static enum upstream_result run_hs(int pipeline, enum upstream_type type, const char *user, const char *pass,
 				   const struct script *sc, struct upstream_hs *hs, char *seen, size_t seen_cap)
 {
@@ -134,6 +137,7 @@ static enum upstream_result run_hs(int pipeline, enum upstream_type type, const 
 	size_t seen_len = 0;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	memset(read_before, 0, sizeof(read_before));
 	upstream_hs_init(hs, type, &t, user, pass);
 	hs->pipeline = pipeline;
 	for (int guard = 0; guard < 20; guard++) {
@@ -150,6 +154,7 @@ static enum upstream_result run_hs(int pipeline, enum upstream_type type, const 
 				continue;
 			}
 			assert_true(replies < 4 && sc->reply[replies]);
+			read_before[replies] = n > 0 ? (size_t)n : 0;
 			assert_int_equal(write(sv[1], sc->reply[replies], sc->len[replies]), (ssize_t)sc->len[replies]);
 			replies++;
 		}
@@ -182,7 +187,10 @@ static void test_socks5_handshake_paths(void **state)
 	assert_int_equal(run(UPSTREAM_SOCKS5, "pgwuser", "pgwpass", &ok, &hs, seen, sizeof(seen)), UP_OK);
 	/* lock-step: greeting, then auth, then the request, each after its reply */
 	assert_memory_equal(seen, "\x05\x01\x02\x01\x07pgwuser\x07pgwpass\x05\x01\x00\x01\xcb\x00\x71\x0a\x00\x50", 30);
-	assert_int_equal(hs.in_len, 5); /* bytes from the far side, kept for the client */
+	assert_int_equal(read_before[0], 3);  /* the greeting alone */
+	assert_int_equal(read_before[1], 17); /* then the login alone */
+	assert_int_equal(read_before[2], 10); /* then the request */
+	assert_int_equal(hs.in_len, 5);	      /* bytes from the far side, kept for the client */
 	assert_memory_equal(hs.in, "early", 5);
 	assert_int_equal(run(UPSTREAM_SOCKS5, "pgwuser", "wrong", &badpass, &hs, seen, sizeof(seen)), UP_ERR_AUTH);
 	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &refused, &hs, seen, sizeof(seen)), UP_ERR_PROXY_REFUSED);
