@@ -10,7 +10,6 @@
 #include "log.h"
 #include "resources.h"
 #include "webhooks.h"
-#include "parse.h"
 #include "password.h"
 #include "settings.h"
 
@@ -388,15 +387,6 @@ static int has_body(struct MHD_Connection *conn)
 	return (cl && strcmp(cl, "0") != 0) || te;
 }
 
-/* A Content-Length over the body limit (a chunked body's length shows only as it arrives). */
-static int declared_too_large(struct req *r)
-{
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	uint64_t n;
-
-	return cl && parse_u64(cl, 0, UINT64_MAX, &n) == 0 && n > (uint64_t)body_max(r);
-}
-
 /* Endpoints about the signed-in user, or the gateway's users, organisations and settings,
  * rather than one organisation's objects. */
 static int gateway_wide(const char *url)
@@ -459,9 +449,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			reply_error(r, 405, "method_not_allowed", "%s is not allowed here", method);
 			r->answered = 1;
 		} else if (strcmp(url, "/api/v1/auth/login") != 0 && auth_require(r, 0) < 0) {
-			r->answered = 1;
-		} else if (declared_too_large(r)) { /* said up front: answered now, the body dropped */
-			reply_error(r, 413, "payload_too_large", "the body is larger than %d bytes", body_max(r));
 			r->answered = 1;
 		}
 		return MHD_YES;

@@ -7,9 +7,9 @@
  * addresses) get no more guesses than THROTTLE_ANY_FAILS between them, while the user's own
  * sources ("k:NAME@SOURCE", remembered THROTTLE_KNOWN_S after a good login) are not held up by
  * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded: when
- * every slot is taken, the one least worth keeping is reused (a remembered source last, else the
- * fewest failures, the oldest of those), so a flood of new keys cannot wipe a count that holds
- * someone back. */
+ * every slot is taken, a least recently used light count (under THROTTLE_USER_FAILS failures) is
+ * reused while a quarter of the slots are light, a heavy count only beyond that, remembered
+ * sources at most half the slots (throttle.c find). */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 

@@ -41,6 +41,27 @@ static void test_sources(void **state)
 	assert_string_equal(s, "2001:db8:1:2::/64");
 }
 
+/* fail each of n keys (PREFIX and its number) `fails` times */
+static void fill(const char *prefix, int n, int fails)
+{
+	char key[40];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%d", prefix, i);
+		for (int k = 0; k < fails; k++)
+			throttle_fail(key);
+	}
+}
+
+/* an attempt on admin's password from one source: its three counts, as auth.c keeps them */
+static void admin_attempt(void)
+{
+	throttle_fail("u:admin@10.1.1.1");
+	throttle_fail("a:10.1.1.1");
+	throttle_fail("g:admin");
+}
+
+/* The table is bounded (4,096 slots), and whatever fills it, a count that holds someone back stays. */
 static void test_many_keys(void **state)
 {
 	char key[40];
@@ -48,27 +69,60 @@ static void test_many_keys(void **state)
 	(void)state;
 	for (int i = 0; i < THROTTLE_USER_FAILS; i++)
 		throttle_fail("u:mallory@10.9.9.9");
-	for (int i = 0; i < 10; i++) {
-		snprintf(key, sizeof(key), "a:10.0.0.%d", i);
-		throttle_fail(key);
-	}
-	assert_true(throttle_check("u:mallory@10.9.9.9", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
 	throttle_remember("k:mallory@10.9.9.9");
-	for (int i = 0; i < 100000; i++) { /* a flood of keys, one failure each: far more than the slots */
+	assert_true(throttle_check("u:mallory@10.9.9.9", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+	/* a flood of keys of one failure each, far more than the slots */
+	for (int i = 0; i < 100000; i++) {
 		snprintf(key, sizeof(key), "a:10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
 		throttle_fail(key);
 	}
-	/* what holds someone back outlived the flood, and so did a remembered source */
 	/* (a wait of 300 s after the first failure past the free ones: the flood takes a moment) */
 	assert_true(throttle_check("u:mallory@10.9.9.9", THROTTLE_USER_FAILS - 1, THROTTLE_MAX_WAIT_S,
 				   THROTTLE_MAX_WAIT_S) > 0);
 	assert_true(throttle_known("k:mallory@10.9.9.9"));
-	/* the newest of the flood is counted (its slot one of the oldest of its worth); its first of
-	 * one failure was reused (a:10.0.0.0-9 are the ten above, with two), the ten with two not */
-	assert_true(throttle_check(key, 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0);
-	assert_int_equal(throttle_check("a:10.0.0.10", 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S), 0);
-	assert_true(throttle_check("a:10.0.0.9", 1, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0);
+	assert_true(throttle_check(key, 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0); /* the newest counted */
+	assert_int_equal(throttle_check("a:10.0.0.10", 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S), 0); /* reused */
 	assert_int_equal(throttle_check("a:never-seen", 1, 1, THROTTLE_MAX_WAIT_S), 0);
+	/* every slot held by a key of two failures: each attempt's three new keys must not push one
+	 * another out (they did when the fewest failures went first: admin's counts never grew) */
+	fill("f2:", 4096, 2);
+	for (int i = 0; i < 100; i++)
+		admin_attempt();
+	assert_true(throttle_check("g:admin", THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S) >
+		    0);
+	assert_true(throttle_check("u:admin@10.1.1.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+	/* 4,096 counts that hold back (the oldest of them make way to keep a quarter of the slots
+	 * light): admin's counts, made after them, stay and grow */
+	fill("f5:", 4096, THROTTLE_USER_FAILS);
+	throttle_reset("g:admin");
+	throttle_reset("u:admin@10.1.1.1");
+	throttle_reset("a:10.1.1.1");
+	for (int i = 0; i < 30; i++)
+		admin_attempt();
+	assert_true(throttle_check("g:admin", THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S) >
+		    0);
+	assert_true(throttle_check("u:admin@10.1.1.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+	assert_true(throttle_check("a:10.1.1.1", THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+	/* ... and a heavy count goes only once over three quarters of the slots are heavy: a flood of
+	 * 100,000 new names (light) leaves every heavy count of the fill but those reused to keep a
+	 * quarter light */
+	for (int i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "u:n%d@10.3.%d.%d", i, (i >> 8) & 255, i & 255);
+		throttle_fail(key);
+	}
+	assert_true(throttle_check("g:admin", THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S) >
+		    0);
+	assert_true(throttle_check("f5:4095", THROTTLE_USER_FAILS, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0);
+	/* remembered sources from 4,096 logins take at most half the slots: counts still fit */
+	for (int i = 0; i < 4096; i++) {
+		snprintf(key, sizeof(key), "k:user%d@10.2.%d.%d", i, i >> 8, i & 255);
+		throttle_remember(key);
+	}
+	assert_true(throttle_known(key));
+	for (int i = 0; i < 100; i++)
+		admin_attempt();
+	assert_true(throttle_check("g:admin", THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S) >
+		    0);
 }
 
 /* A capped key waits at most its own cap; a remembered key is known (and a failure key is not). */
