@@ -118,49 +118,6 @@ int webhook_url_check(const char *url, char *err, size_t errlen)
 	return ok;
 }
 
-/* Private (RFC 1918), CGNAT, loopback, link-local, multicast, unspecified, reserved. */
-static int private_v4(uint32_t a)
-{
-	static const struct {
-		uint32_t net;
-		int len;
-	} nets[] = {{0x00000000, 8},  {0x0a000000, 8},	{0x64400000, 10}, {0x7f000000, 8}, {0xa9fe0000, 16},
-		    {0xac100000, 12}, {0xc0a80000, 16}, {0xe0000000, 4},  {0xf0000000, 4}};
-
-	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
-		if ((a & (0xffffffffu << (32 - nets[i].len))) == nets[i].net)
-			return 1;
-	return 0;
-}
-
-/* The above, ULA (fc00::/7), IPv4 inside IPv6 (mapped, compatible, NAT64 64:ff9b::/96, 6to4
- * 2002::/16) judged as that IPv4 address, and whatever net_dest_refused says (the LAN of either
- * family, link-local, multicast, the gateway's own addresses). */
-static int private_addr(const struct sockaddr *sa, const struct net_lan *lan)
-{
-	struct sockaddr_storage ss;
-
-	if (sa->sa_family == AF_INET) {
-		memcpy(&ss, sa, sizeof(struct sockaddr_in));
-		if (private_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)))
-			return 1;
-	} else if (sa->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t zero[10];
-		uint32_t v4;
-		memcpy(&ss, sa, sizeof(struct sockaddr_in6));
-		if (memcmp(b, zero, 10) == 0)
-			return 1; /* ::, ::1, mapped and compatible */
-		if (net_addr_embedded_v4(&ss, &v4) && private_v4(v4))
-			return 1;
-		if ((b[0] & 0xfe) == 0xfc)
-			return 1;
-	} else {
-		return 1; /* not IP: never */
-	}
-	return net_dest_refused(&ss, lan) != NULL;
-}
-
 /* libcurl's socket for each address it tries: refused for a private one unless allowed (the
  * check is on the address connected to, so a name resolving there cannot get round it). */
 static curl_socket_t open_guarded(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
@@ -168,7 +125,7 @@ static curl_socket_t open_guarded(void *arg, curlsocktype purpose, struct curl_s
 	struct guard *g = arg;
 
 	(void)purpose;
-	if (!g->allow_private && private_addr(&a->addr, &g->lan)) {
+	if (!g->allow_private && net_addr_private(&a->addr, &g->lan)) {
 		if (a->family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, g->refused, sizeof(g->refused));
 		else if (a->family == AF_INET6)

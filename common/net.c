@@ -551,6 +551,7 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 		static const uint8_t zero[8], nat64l[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
 		struct net_ip ip;
 		uint32_t v4;
+		const char *why;
 
 		/* ::/64: ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d, ::ffff:0:a.b.c.d: no IPv4 by the back door */
 		if (memcmp(a, zero, 8) == 0) {
@@ -565,8 +566,10 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 			return "a link-local address";
 		if (memcmp(a, nat64l, 6) == 0) /* 64:ff9b:1::/48, local-use NAT64: into networks of its own */
 			return "a local-use NAT64 address";
-		if (net_addr_embedded_v4(sa, &v4)) /* NAT64 and 6to4: judged as the IPv4 inside */
-			return special_v4(v4, lan);
+		/* NAT64 and 6to4: judged as the IPv4 inside too (and still by the LAN's own prefixes:
+		 * a LAN may number itself from 2002::/16; found by fuzz_netguard) */
+		if (net_addr_embedded_v4(sa, &v4) && (why = special_v4(v4, lan)))
+			return why;
 		memcpy(ip.a, a, 16);
 		for (int i = 0; lan && i < lan->n6; i++)
 			if (net_prefix_contains(&lan->v6[i], &ip))
@@ -618,4 +621,45 @@ const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_
 			return own;
 	}
 	return NULL;
+}
+
+/* Private (RFC 1918), CGNAT, loopback, link-local, multicast, unspecified, reserved. */
+static int private_v4(uint32_t a)
+{
+	static const struct {
+		uint32_t net;
+		int len;
+	} nets[] = {{0x00000000, 8},  {0x0a000000, 8},	{0x64400000, 10}, {0x7f000000, 8}, {0xa9fe0000, 16},
+		    {0xac100000, 12}, {0xc0a80000, 16}, {0xe0000000, 4},  {0xf0000000, 4}};
+
+	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
+		if ((a & (0xffffffffu << (32 - nets[i].len))) == nets[i].net)
+			return 1;
+	return 0;
+}
+
+/* See net.h. */
+int net_addr_private(const struct sockaddr *sa, const struct net_lan *lan)
+{
+	struct sockaddr_storage ss;
+
+	if (sa->sa_family == AF_INET) {
+		memcpy(&ss, sa, sizeof(struct sockaddr_in));
+		if (private_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)))
+			return 1;
+	} else if (sa->sa_family == AF_INET6) {
+		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t zero[10];
+		uint32_t v4;
+		memcpy(&ss, sa, sizeof(struct sockaddr_in6));
+		if (memcmp(b, zero, 10) == 0)
+			return 1; /* ::, ::1, mapped and compatible */
+		if (net_addr_embedded_v4(&ss, &v4) && private_v4(v4))
+			return 1;
+		if ((b[0] & 0xfe) == 0xfc)
+			return 1;
+	} else {
+		return 1; /* not IP: never */
+	}
+	return net_dest_refused(&ss, lan) != NULL;
 }

@@ -332,6 +332,14 @@ static void test_addr_special(void **state)
 		if (special(good[i], &lan))
 			fail_msg("%s refused: %s", good[i], special(good[i], &lan));
 	assert_null(special("192.168.2.77", NULL)); /* no LAN known: only the kinds */
+	/* a LAN numbered from 6to4 (2002:<its public IPv4>::/48): its devices are on the LAN, though
+	 * the IPv4 inside is public (judged by the IPv4 alone, they passed: fuzz_netguard) */
+	assert_int_equal(net_prefix_parse("2002:c633:640a:1::/64", &lan.v6[1]), 0);
+	lan.n6 = 2;
+	assert_non_null(special("2002:c633:640a:1::9", &lan));
+	assert_string_equal(special("2002:c633:640a:1::9", &lan), "on the LAN (an IPv6 network of lan_iface)");
+	assert_null(special("2002:c633:640a:2::9", &lan)); /* another network of that site: not the LAN */
+	lan.n6 = 1;
 	/* ::ffff:a.b.c.d as an AF_INET6 socket address (net_ip_to_sa would make it AF_INET) */
 	memset(&mapped, 0, sizeof(mapped));
 	m6->sin6_family = AF_INET6;
