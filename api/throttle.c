@@ -21,60 +21,22 @@ struct slot {
 static struct slot slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* From this many failures a count may hold someone back (the fewest free failures of any key). */
-#define HEAVY_FAILS THROTTLE_USER_FAILS
-
-enum { FIND, FIND_COUNT, FIND_REMEMBER };
-
-static int remembered(const struct slot *s)
-{
-	return s->keep_s > THROTTLE_FORGET_S;
-}
-
-/* The key's slot, or (create) one claimed for it when the table is full. Slots are light counts
- * (under HEAVY_FAILS), heavy counts and remembered sources, each reused least recently used
- * first: a light one while at least a quarter of the slots are light (a key just made, light,
- * then outlives the next thousand new keys: an attempt's own keys never push one another out),
- * else a heavy one, so that heavy counts are reused only once there are more than three
- * quarters of them (to free one that holds someone back takes thousands of keys failed five
- * times each, not a few thousand names). Remembered sources take at most half the slots (beyond
- * that the oldest of them is reused) and otherwise go last: logins from many sources cannot
- * crowd the counts out, nor a flood of counts make a user's own sources unfamiliar. Call locked. */
+/* The key's slot, or a free/forgotten/oldest one claimed for it. Call locked. */
 static struct slot *find(const char *key, int create, uint64_t now)
 {
-	struct slot *free_slot = NULL, *light = NULL, *heavy = NULL, *known = NULL, *victim;
-	int n_light = 0, n_known = 0;
+	struct slot *victim = NULL;
 
 	for (int i = 0; i < SLOTS; i++) {
-		struct slot *s = &slots[i], **oldest;
+		struct slot *s = &slots[i];
 		if (s->last_ms && now > s->last_ms && now - s->last_ms >= s->keep_s * 1000ull)
 			s->last_ms = 0; /* forgotten */
-		if (!s->last_ms) {
-			if (!free_slot)
-				free_slot = s;
-			continue;
-		}
-		if (strcmp(s->key, key) == 0)
+		if (s->last_ms && strcmp(s->key, key) == 0)
 			return s;
-		if (remembered(s))
-			oldest = &known, n_known++;
-		else if (s->fails >= HEAVY_FAILS)
-			oldest = &heavy;
-		else
-			oldest = &light, n_light++;
-		if (!*oldest || s->last_ms < (*oldest)->last_ms)
-			*oldest = s;
+		if (!victim || !s->last_ms || (victim->last_ms && s->last_ms < victim->last_ms))
+			victim = s;
 	}
-	if (create == FIND)
+	if (!create)
 		return NULL;
-	if (free_slot)
-		victim = free_slot;
-	else if (create == FIND_REMEMBER && n_known >= SLOTS / 2)
-		victim = known;
-	else if (light && (n_light >= SLOTS / 4 || !heavy))
-		victim = light;
-	else
-		victim = heavy ? heavy : known;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
 	victim->last_ms = now;
 	victim->fails = 0;
@@ -90,7 +52,7 @@ unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, 
 
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms(); /* under the lock: never before a last_ms another thread just wrote */
-	s = find(key, FIND, now);
+	s = find(key, 0, now);
 	if (s && s->fails >= free_fails) {
 		over = s->fails - free_fails;
 		wait_ms = over >= 20 ? max_s * 1000ull : ((first_s * 1000ull) << over);
@@ -110,7 +72,7 @@ void throttle_fail(const char *key)
 
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
-	s = find(key, FIND_COUNT, now);
+	s = find(key, 1, now);
 	s->fails++;
 	s->last_ms = now;
 	pthread_mutex_unlock(&lock);
@@ -121,7 +83,7 @@ void throttle_forgive(const char *key)
 	struct slot *s;
 
 	pthread_mutex_lock(&lock);
-	if ((s = find(key, FIND, ev_now_ms())) && s->fails)
+	if ((s = find(key, 0, ev_now_ms())) && s->fails)
 		s->fails--;
 	pthread_mutex_unlock(&lock);
 }
@@ -131,7 +93,7 @@ void throttle_reset(const char *key)
 	struct slot *s;
 
 	pthread_mutex_lock(&lock);
-	if ((s = find(key, FIND, ev_now_ms())))
+	if ((s = find(key, 0, ev_now_ms())))
 		s->last_ms = 0;
 	pthread_mutex_unlock(&lock);
 }
@@ -143,7 +105,7 @@ void throttle_remember(const char *key)
 
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
-	s = find(key, FIND_REMEMBER, now);
+	s = find(key, 1, now);
 	s->fails = 0;
 	s->last_ms = now;
 	s->keep_s = THROTTLE_KNOWN_S;
@@ -156,7 +118,7 @@ int throttle_known(const char *key)
 	int known;
 
 	pthread_mutex_lock(&lock);
-	known = (s = find(key, FIND, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
+	known = (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
 	pthread_mutex_unlock(&lock);
 	return known;
 }

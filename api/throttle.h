@@ -6,10 +6,11 @@
  * ("g:NAME", a wait of at most THROTTLE_ANY_MAX_WAIT_S): many sources (a host with many
  * addresses) get no more guesses than THROTTLE_ANY_FAILS between them, while the user's own
  * sources ("k:NAME@SOURCE", remembered THROTTLE_KNOWN_S after a good login) are not held up by
- * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded: when
- * every slot is taken, a least recently used light count (under THROTTLE_USER_FAILS failures) is
- * reused while a quarter of the slots are light, a heavy count only beyond that, remembered
- * sources at most half the slots (throttle.c find). */
+ * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded: 4,096
+ * slots, the least recently used reused (so 4,096 new keys between two guesses, about 1,365
+ * failed logins from new names and sources, free a count: a known limit, docs/SECURITY.md; two
+ * policies that favoured counts with more failures were tried and each let an attacker switch
+ * throttling off, see the issue notes). */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 
