@@ -23,7 +23,7 @@ int res_health(struct req *r, const char *const *seg, int nseg)
 	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
 	json_t *items = json_array();
-	int64_t id;
+	int64_t id = 0;
 	long limit = 100;
 
 	if (nseg != 0 && (nseg != 2 || strcmp(seg[1], "history") != 0 || (id = path_id(seg[0])) < 0)) {

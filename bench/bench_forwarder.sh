@@ -78,7 +78,7 @@ lat_round() {
 	local mode=$1 n=$2 i
 	shift 2
 	for ((i = 0; i < n; i++)); do
-		lan curl -s -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
+		lan curl -s -m 10 -o /dev/null -w '%{time_total}\n' --interface $C "$@" "http://$LAB_WEB/ip"
 	done >>"$LAB_DIR/lat-$mode"
 }
 # cps_round MODE PID: one wrk run of new connections (Connection: close) through the relay now up
