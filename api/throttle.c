@@ -16,12 +16,14 @@ struct slot {
 	uint64_t last_ms; /* the last failure (or remembering); 0: free */
 	unsigned fails;
 	unsigned keep_s; /* forgotten this long after last_ms */
+	int pinned;	 /* a count of an existing user's (throttle_pin): never reused for another key */
 };
 
 static struct slot slots[SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The key's slot, or a free/forgotten/oldest one claimed for it. Call locked. */
+/* The key's slot, or a free/forgotten/oldest unpinned one claimed for it (at most half the
+ * slots are pinned: there is always one). Call locked. */
 static struct slot *find(const char *key, int create, uint64_t now)
 {
 	struct slot *victim = NULL;
@@ -29,9 +31,11 @@ static struct slot *find(const char *key, int create, uint64_t now)
 	for (int i = 0; i < SLOTS; i++) {
 		struct slot *s = &slots[i];
 		if (s->last_ms && now > s->last_ms && now - s->last_ms >= s->keep_s * 1000ull)
-			s->last_ms = 0; /* forgotten */
+			s->last_ms = 0; /* forgotten (pinned or not) */
 		if (s->last_ms && strcmp(s->key, key) == 0)
 			return s;
+		if (s->last_ms && s->pinned)
+			continue;
 		if (!victim || !s->last_ms || (victim->last_ms && s->last_ms < victim->last_ms))
 			victim = s;
 	}
@@ -41,7 +45,28 @@ static struct slot *find(const char *key, int create, uint64_t now)
 	victim->last_ms = now;
 	victim->fails = 0;
 	victim->keep_s = THROTTLE_FORGET_S;
+	victim->pinned = 0;
 	return victim;
+}
+
+void throttle_pin(const char *key)
+{
+	struct slot *s, *oldest = NULL;
+	int n = 0;
+
+	pthread_mutex_lock(&lock);
+	if ((s = find(key, 0, ev_now_ms())) && !s->pinned) {
+		for (int i = 0; i < SLOTS; i++)
+			if (slots[i].last_ms && slots[i].pinned) {
+				n++;
+				if (!oldest || slots[i].last_ms < oldest->last_ms)
+					oldest = &slots[i];
+			}
+		if (n >= SLOTS / 2) /* the least recently failed of them goes back to the common pool */
+			oldest->pinned = 0;
+		s->pinned = 1;
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s)

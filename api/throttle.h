@@ -7,10 +7,11 @@
  * addresses) get no more guesses than THROTTLE_ANY_FAILS between them, while the user's own
  * sources ("k:NAME@SOURCE", remembered THROTTLE_KNOWN_S after a good login) are not held up by
  * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded: 4,096
- * slots, the least recently used reused (so 4,096 new keys between two guesses, about 1,365
- * failed logins from new names and sources, free a count: a known limit, docs/SECURITY.md; two
- * policies that favoured counts with more failures were tried and each let an attacker switch
- * throttling off, see the issue notes). */
+ * slots, the least recently used reused, but for the pinned ones: the count across sources of a
+ * user who exists (throttle_pin, at most half the slots) is reused for no other key, so no flood
+ * of new names and sources frees it (else ~1,365 failed logins from new ones between two guesses
+ * would). Two policies that favoured counts with more failures instead were tried and each let
+ * an attacker switch throttling off (test_throttle keeps their scenarios). */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 
@@ -34,6 +35,10 @@ void throttle_fail(const char *key);
 void throttle_forgive(const char *key);
 /* The attempt succeeded: forget the key. */
 void throttle_reset(const char *key);
+/* key (a "g:NAME" of a user who exists) is reused for no other key until it is forgotten; at most
+ * half the slots are pinned (beyond that the least recently failed one is unpinned). A key not
+ * held: nothing. */
+void throttle_pin(const char *key);
 /* Remember key (a good login's "k:NAME@SOURCE") for THROTTLE_KNOWN_S; whether it is. */
 void throttle_remember(const char *key);
 int throttle_known(const char *key);

@@ -112,6 +112,54 @@ static void test_many_keys(void **state)
 	assert_true(throttle_check("u:admin@10.1.1.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
 }
 
+/* The count across sources of a user who exists, pinned, outlives any flood of new keys; that of
+ * a name nobody has does not; at most half the slots are pinned, the least recently failed
+ * unpinned beyond that. */
+static void test_pinned(void **state)
+{
+	char key[40];
+
+	(void)state;
+	for (int i = 0; i < THROTTLE_ANY_FAILS + 1; i++)
+		throttle_fail("g:alice"), throttle_fail("g:nobody");
+	throttle_pin("g:alice");
+	throttle_pin("g:never-failed"); /* not held: nothing to pin */
+	for (int i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "u:n%d@10.4.%d.%d", i, (i >> 8) & 255, i & 255);
+		throttle_fail(key);
+	}
+	assert_true(throttle_check("g:alice", THROTTLE_ANY_FAILS, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0);
+	assert_int_equal(throttle_check("g:nobody", THROTTLE_ANY_FAILS, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S), 0);
+	assert_true(throttle_check(key, 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0); /* still room for others */
+	/* 3,000 more users' counts pinned: 2,048 of them stay pinned (alice, the least recently
+	 * failed, and 952 of theirs went back to the pool), and after a flood exactly those are held */
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "g:user%d", i);
+		throttle_fail(key);
+		throttle_pin(key);
+	}
+	for (int i = 0; i < 20000; i++) { /* a flood of 20,000 keys: the unpinned go, the pinned stay */
+		char k[40];
+		snprintf(k, sizeof(k), "a:10.5.%d.%d", (i >> 8) & 255, i & 255);
+		throttle_fail(k);
+	}
+	{
+		int held = 0;
+		for (int i = 0; i < 3000; i++) {
+			snprintf(key, sizeof(key), "g:user%d", i);
+			held += throttle_check(key, 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) > 0;
+		}
+		assert_int_equal(held, 2048);
+	}
+	assert_true(throttle_check("g:user2999", 0, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S) >
+		    0); /* the last pinned */
+	assert_int_equal(throttle_check("g:alice", THROTTLE_ANY_FAILS, THROTTLE_MAX_WAIT_S, THROTTLE_MAX_WAIT_S), 0);
+	/* and an attempt's own keys are still counted */
+	for (int i = 0; i < 30; i++)
+		admin_attempt();
+	assert_true(throttle_check("a:10.1.1.1", THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+}
+
 /* A capped key waits at most its own cap; a remembered key is known (and a failure key is not). */
 static void test_cap_and_known(void **state)
 {
@@ -134,10 +182,8 @@ static void test_cap_and_known(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_backoff_and_reset),
-	    cmocka_unit_test(test_sources),
-	    cmocka_unit_test(test_many_keys),
-	    cmocka_unit_test(test_cap_and_known),
+	    cmocka_unit_test(test_backoff_and_reset), cmocka_unit_test(test_sources), cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_cap_and_known),     cmocka_unit_test(test_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
