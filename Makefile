@@ -88,6 +88,7 @@ test_fwdstats_LIBS := -lpthread
 test_events_SRC := api/events.c
 test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
 test_throttle_SRC := api/throttle.c
+test_throttle_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 test_csv_SRC := api/csv.c
 test_oidc_jwt_SRC := api/oidc_jwt.c
 test_oidc_jwt_LIBS := $(shell pkg-config --libs libjwt jansson libcrypto 2>/dev/null)

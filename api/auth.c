@@ -148,8 +148,6 @@ int auth_login(struct req *r)
 	if (!known)
 		throttle_fail(gkey);
 	found = load_user(r, "username", name, hash, &disabled);
-	if (found == 1 && !known) /* a user who exists: her count across sources outlives any flood */
-		throttle_pin(gkey);
 	if (found == 1 && r->user.sso) /* an SSO user's hash is a placeholder: it has no password here */
 		found = 0;
 	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;

@@ -4,76 +4,97 @@
 #include "evloop.h"
 #include "net.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
-#define SLOTS 4096
+#define SLOTS	4096
+#define BUCKETS 65536 /* the "g:" counts: a power of two */
 
-struct slot {
-	char key[160];
+struct count {
 	uint64_t last_ms; /* the last failure (or remembering); 0: free */
 	unsigned fails;
 	unsigned keep_s; /* forgotten this long after last_ms */
-	int pinned;	 /* a count of an existing user's (throttle_pin): never reused for another key */
+};
+
+struct slot {
+	struct count c;
+	char key[160];
 };
 
 static struct slot slots[SLOTS];
+static struct count buckets[BUCKETS];
+static unsigned char bucket_key[32];
+static int bucket_keyed;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The key's slot, or a free/forgotten/oldest unpinned one claimed for it (at most half the
- * slots are pinned: there is always one). Call locked. */
-static struct slot *find(const char *key, int create, uint64_t now)
+/* forgotten now: freed */
+static void forget_old(struct count *c, uint64_t now)
+{
+	if (c->last_ms && now > c->last_ms && now - c->last_ms >= c->keep_s * 1000ull)
+		c->last_ms = 0;
+}
+
+/* The bucket of a "g:" key: HMAC-SHA256 under a key drawn once per process, so nobody outside
+ * can choose names that share one. Call locked. */
+static struct count *bucket_of(const char *key)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!bucket_keyed) {
+		if (getrandom(bucket_key, sizeof(bucket_key), 0) !=
+		    (ssize_t)sizeof(bucket_key))		      /* (blocks only at boot) */
+			memset(bucket_key, 0x5a, sizeof(bucket_key)); /* never seen: still one bucket per name */
+		bucket_keyed = 1;
+	}
+	HMAC(EVP_sha256(), bucket_key, sizeof(bucket_key), (const unsigned char *)key, strlen(key), md, &n);
+	return &buckets[((unsigned)md[0] << 8 | md[1]) & (BUCKETS - 1)];
+}
+
+/* The key's count, or (create) one made for it: a "g:" key's bucket, else the key's slot or a
+ * free/forgotten/least recently used one claimed for it. Call locked. */
+static struct count *find(const char *key, int create, uint64_t now)
 {
 	struct slot *victim = NULL;
 
+	if (strncmp(key, "g:", 2) == 0) {
+		struct count *b = bucket_of(key);
+		forget_old(b, now);
+		if (!b->last_ms) {
+			if (!create)
+				return NULL;
+			b->last_ms = now;
+			b->fails = 0;
+			b->keep_s = THROTTLE_FORGET_S;
+		}
+		return b;
+	}
 	for (int i = 0; i < SLOTS; i++) {
 		struct slot *s = &slots[i];
-		if (s->last_ms && now > s->last_ms && now - s->last_ms >= s->keep_s * 1000ull)
-			s->last_ms = 0; /* forgotten (pinned or not) */
-		if (s->last_ms && strcmp(s->key, key) == 0)
-			return s;
-		if (s->last_ms && s->pinned)
-			continue;
-		if (!victim || !s->last_ms || (victim->last_ms && s->last_ms < victim->last_ms))
+		forget_old(&s->c, now);
+		if (s->c.last_ms && strcmp(s->key, key) == 0)
+			return &s->c;
+		if (!victim || !s->c.last_ms || (victim->c.last_ms && s->c.last_ms < victim->c.last_ms))
 			victim = s;
 	}
 	if (!create)
 		return NULL;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
-	victim->last_ms = now;
-	victim->fails = 0;
-	victim->keep_s = THROTTLE_FORGET_S;
-	victim->pinned = 0;
-	return victim;
+	victim->c.last_ms = now;
+	victim->c.fails = 0;
+	victim->c.keep_s = THROTTLE_FORGET_S;
+	return &victim->c;
 }
-
-void throttle_pin(const char *key)
-{
-	struct slot *s, *oldest = NULL;
-	int n = 0;
-
-	pthread_mutex_lock(&lock);
-	if ((s = find(key, 0, ev_now_ms())) && !s->pinned) {
-		for (int i = 0; i < SLOTS; i++)
-			if (slots[i].last_ms && slots[i].pinned) {
-				n++;
-				if (!oldest || slots[i].last_ms < oldest->last_ms)
-					oldest = &slots[i];
-			}
-		if (n >= SLOTS / 2) /* the least recently failed of them goes back to the common pool */
-			oldest->pinned = 0;
-		s->pinned = 1;
-	}
-	pthread_mutex_unlock(&lock);
-}
-
 unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s)
 {
 	uint64_t now, wait_ms, since;
 	unsigned wait = 0, over;
-	struct slot *s;
+	struct count *s;
 
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms(); /* under the lock: never before a last_ms another thread just wrote */
@@ -93,7 +114,7 @@ unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, 
 void throttle_fail(const char *key)
 {
 	uint64_t now;
-	struct slot *s;
+	struct count *s;
 
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
@@ -105,7 +126,7 @@ void throttle_fail(const char *key)
 
 void throttle_forgive(const char *key)
 {
-	struct slot *s;
+	struct count *s;
 
 	pthread_mutex_lock(&lock);
 	if ((s = find(key, 0, ev_now_ms())) && s->fails)
@@ -115,7 +136,7 @@ void throttle_forgive(const char *key)
 
 void throttle_reset(const char *key)
 {
-	struct slot *s;
+	struct count *s;
 
 	pthread_mutex_lock(&lock);
 	if ((s = find(key, 0, ev_now_ms())))
@@ -126,7 +147,7 @@ void throttle_reset(const char *key)
 void throttle_remember(const char *key)
 {
 	uint64_t now;
-	struct slot *s;
+	struct count *s;
 
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
@@ -139,7 +160,7 @@ void throttle_remember(const char *key)
 
 int throttle_known(const char *key)
 {
-	struct slot *s;
+	struct count *s;
 	int known;
 
 	pthread_mutex_lock(&lock);

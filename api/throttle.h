@@ -6,12 +6,16 @@
  * ("g:NAME", a wait of at most THROTTLE_ANY_MAX_WAIT_S): many sources (a host with many
  * addresses) get no more guesses than THROTTLE_ANY_FAILS between them, while the user's own
  * sources ("k:NAME@SOURCE", remembered THROTTLE_KNOWN_S after a good login) are not held up by
- * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded: 4,096
- * slots, the least recently used reused, but for the pinned ones: the count across sources of a
- * user who exists (throttle_pin, at most half the slots) is reused for no other key, so no flood
- * of new names and sources frees it (else ~1,365 failed logins from new ones between two guesses
- * would). Two policies that favoured counts with more failures instead were tried and each let
- * an attacker switch throttling off (test_throttle keeps their scenarios). */
+ * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded. The
+ * counts across sources ("g:NAME") live in a table of their own: 65,536 counters, a name's chosen
+ * by a keyed hash (HMAC-SHA256 under a key drawn per process), never reused for another key, so
+ * no flood frees one, and the same for every name whether or not it exists (two names that share
+ * a counter share a count: rare, and it only ever holds back more). The other keys take 4,096
+ * slots, the least recently used reused: about 1,365 failed logins from new names and sources
+ * between two guesses free a "u:" or "a:" count (the "g:" count still holds them back). Two
+ * policies that favoured counts with more failures were tried and each let an attacker switch
+ * throttling off (test_throttle keeps their scenarios); pinning the counts of existing users
+ * told which names exist. */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 
@@ -35,10 +39,6 @@ void throttle_fail(const char *key);
 void throttle_forgive(const char *key);
 /* The attempt succeeded: forget the key. */
 void throttle_reset(const char *key);
-/* key (a "g:NAME" of a user who exists) is reused for no other key until it is forgotten; at most
- * half the slots are pinned (beyond that the least recently failed one is unpinned). A key not
- * held: nothing. */
-void throttle_pin(const char *key);
 /* Remember key (a good login's "k:NAME@SOURCE") for THROTTLE_KNOWN_S; whether it is. */
 void throttle_remember(const char *key);
 int throttle_known(const char *key);
