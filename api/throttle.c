@@ -2,18 +2,22 @@
 #include "throttle.h"
 
 #include "evloop.h"
+#include "log.h"
 #include "net.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #define SLOTS	4096
-#define BUCKETS 65536 /* the "g:" counts: a power of two */
+#define BUCKETS 65536 /* the "g:" counts: a power of two, indexed by 16 bits */
+_Static_assert(BUCKETS <= 65536 && !(BUCKETS & (BUCKETS - 1)), "BUCKETS: a power of two up to 2^16");
 
 struct count {
 	uint64_t last_ms; /* the last failure (or remembering); 0: free */
@@ -46,13 +50,19 @@ static struct count *bucket_of(const char *key)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 
-	if (!bucket_keyed) {
-		if (getrandom(bucket_key, sizeof(bucket_key), 0) !=
-		    (ssize_t)sizeof(bucket_key))		      /* (blocks only at boot) */
-			memset(bucket_key, 0x5a, sizeof(bucket_key)); /* never seen: still one bucket per name */
+	if (!bucket_keyed) { /* (getrandom blocks only before the kernel's pool is ready, at boot) */
+		ssize_t got;
+		while ((got = getrandom(bucket_key, sizeof(bucket_key), 0)) < 0 && errno == EINTR)
+			;
+		if (got != (ssize_t)sizeof(bucket_key)) { /* a key anyone could know: never */
+			log_error("throttle: no random key for the login counts (getrandom: %s)", strerror(errno));
+			abort();
+		}
 		bucket_keyed = 1;
 	}
-	HMAC(EVP_sha256(), bucket_key, sizeof(bucket_key), (const unsigned char *)key, strlen(key), md, &n);
+	memset(md, 0, sizeof(md));
+	if (!HMAC(EVP_sha256(), bucket_key, sizeof(bucket_key), (const unsigned char *)key, strlen(key), md, &n))
+		return &buckets[0]; /* (out of memory) one counter for all: holds back more, never less */
 	return &buckets[((unsigned)md[0] << 8 | md[1]) & (BUCKETS - 1)];
 }
 

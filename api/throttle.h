@@ -11,8 +11,10 @@
  * by a keyed hash (HMAC-SHA256 under a key drawn per process), never reused for another key, so
  * no flood frees one, and the same for every name whether or not it exists (two names that share
  * a counter share a count: rare, and it only ever holds back more). The other keys take 4,096
- * slots, the least recently used reused: about 1,365 failed logins from new names and sources
- * between two guesses free a "u:" or "a:" count (the "g:" count still holds them back). Two
+ * slots, the least recently used reused: about 2,048 failed logins from new names and sources
+ * (two new slots each) between two guesses free a "u:", "a:", "k:" or "p:" count (the "g:" count
+ * still holds them back). Only throttle_check, throttle_fail and throttle_forgive are meant for
+ * "g:" keys: a reset or a remembering would act on every name sharing the counter. Two
  * policies that favoured counts with more failures were tried and each let an attacker switch
  * throttling off (test_throttle keeps their scenarios); pinning the counts of existing users
  * told which names exist. */
