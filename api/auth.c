@@ -5,6 +5,7 @@
 #include "db.h"
 #include "oidc.h"
 #include "log.h"
+#include "random.h"
 #include "resources.h"
 #include "password.h"
 #include "throttle.h"
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 /* A valid Argon2id hash of a random password: verifying against it costs what a real verify
@@ -65,13 +65,10 @@ static char *issue(struct req *r, long exp, const char *csrf)
  * carries it. NULL when it cannot be made. */
 static char *new_session(struct req *r, char csrf[65], long *exp, char *cookie, size_t size)
 {
-	unsigned char rnd[32];
 	char *tok;
 
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+	if (random_hex(csrf, 32) < 0)
 		return NULL;
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(csrf + 2 * i, 3, "%02x", rnd[i]);
 	*exp = (long)time(NULL) + AUTH_TTL_S;
 	if (!(tok = issue(r, *exp, csrf)))
 		return NULL;

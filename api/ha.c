@@ -20,6 +20,7 @@
 #include "hastate.h"
 #include "db.h"
 #include "log.h"
+#include "random.h"
 #include "migrate.h"
 #include "net.h"
 #include "notify.h"
@@ -29,7 +30,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -267,7 +267,6 @@ static void sleep_ms(int ms)
 static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state *s)
 {
 	const struct pgw_config *cfg = H.api->cfg;
-	unsigned char rnd[16];
 	char nonce[33], t[24], mac[65], url[400], hdr[200], errbuf[CURL_ERROR_SIZE] = "", err[400] = "", *text;
 	struct curl_slist *l = NULL;
 	struct api_buf b = {.max = HA_ANSWER_MAX};
@@ -276,9 +275,8 @@ static void pull(sqlite3 *db, CURL *e, struct notify *nt, const struct ha_state 
 	int schema = 0;
 	CURLcode rc;
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	if (random_hex(nonce, 16) < 0)
 		return;
-	ha_hex(rnd, sizeof(rnd), nonce);
 	snprintf(t, sizeof(t), "%lld", (long long)time(NULL));
 	ha_request_mac(cfg->ha_secret, cfg->ha_secret_len, t, nonce, s->origin, s->generation, mac);
 	snprintf(hdr, sizeof(hdr), "X-Pgw-Ha: t=%s,n=%s,m=%s", t, nonce, mac);

@@ -8,6 +8,7 @@
 #include "oidc.h"
 #include "http.h"
 #include "log.h"
+#include "random.h"
 #include "resources.h"
 #include "webhooks.h"
 #include "password.h"
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,7 +33,7 @@ static void request_id(char *out, size_t cap)
 	static _Atomic unsigned long counter;
 	static unsigned prefix;
 
-	if (!prefix && getrandom(&prefix, sizeof(prefix), 0) != (ssize_t)sizeof(prefix))
+	if (!prefix && random_bytes(&prefix, sizeof(prefix)) < 0)
 		prefix = (unsigned)getpid();
 	snprintf(out, cap, "%06x-%lu", prefix & 0xffffff, ++counter);
 }

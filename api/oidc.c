@@ -8,6 +8,7 @@
 #include "db.h"
 #include "hastate.h"
 #include "log.h"
+#include "random.h"
 #include "oidc_jwt.h"
 #include "password.h"
 #include "resources.h"
@@ -24,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,7 +87,7 @@ static int random_b64url(char out[44])
 {
 	unsigned char rnd[32], enc[48];
 
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+	if (random_bytes(rnd, sizeof(rnd)) < 0)
 		return -1;
 	EVP_EncodeBlock(enc, rnd, sizeof(rnd));
 	for (int i = 0; i < 43; i++)

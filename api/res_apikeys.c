@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "random.h"
 #include "password.h"
 #include "token.h"
 
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 static void sha256_hex(const char *s, char out[65])
@@ -65,7 +65,6 @@ static int create_key(struct req *r, sqlite3 *db)
 					  {"role", J_STR, 1, 5, 6},
 					  {"expires_at", J_INT, 0, 1, 253402300799},
 					  {"superadmin", J_BOOL, 0, 0, 1}};
-	unsigned char rnd[32];
 	char secret[65], hash[65], key[128], err[256];
 	const char *name, *role;
 	json_t *v, *out = NULL;
@@ -94,11 +93,8 @@ static int create_key(struct req *r, sqlite3 *db)
 				   "only a superadmin makes a superadmin key, and as an admin key");
 	if ((v = json_object_get(r->body, "expires_at")) && json_integer_value(v) <= (json_int_t)time(NULL))
 		return reply_error(r, 400, "bad_request", "'expires_at' is in the past");
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+	if (random_hex(secret, 32) < 0)
 		return reply_error(r, 500, "internal", "no randomness");
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
-	explicit_bzero(rnd, sizeof(rnd));
 	sha256_hex(secret, hash);
 	if (sqlite3_prepare_v2(
 		db,

@@ -3,6 +3,7 @@
 
 #include "evloop.h"
 #include "log.h"
+#include "random.h"
 #include "net.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define SLOTS	4096
 #define BUCKETS 65536 /* the "g:" counts: a power of two, indexed by 16 bits */
@@ -50,11 +50,8 @@ static struct count *bucket_of(const char *key)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 
-	if (!bucket_keyed) { /* (getrandom blocks only before the kernel's pool is ready, at boot) */
-		ssize_t got;
-		while ((got = getrandom(bucket_key, sizeof(bucket_key), 0)) < 0 && errno == EINTR)
-			;
-		if (got != (ssize_t)sizeof(bucket_key)) { /* a key anyone could know: never */
+	if (!bucket_keyed) {
+		if (random_bytes(bucket_key, sizeof(bucket_key)) < 0) { /* a key anyone could know: never */
 			log_error("throttle: no random key for the login counts (getrandom: %s)", strerror(errno));
 			abort();
 		}

@@ -3,12 +3,12 @@
 #include "password.h"
 
 #include "parse.h"
+#include "random.h"
 
 #include <argon2.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define T_COST	    3
 #define M_COST_KIB  (64 * 1024)
@@ -34,7 +34,7 @@ int password_hash(const char *password, char out[PASSWORD_HASH_MAX])
 
 	if (len == 0 || len > PASSWORD_MAX_BYTES)
 		return -EINVAL;
-	if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+	if (random_bytes(salt, sizeof(salt)) < 0)
 		return -EIO;
 	if (argon2id_hash_encoded(T_COST, M_COST_KIB, PARALLELISM, password, len, salt, sizeof(salt), HASH_LEN, out,
 				  PASSWORD_HASH_MAX) != ARGON2_OK)

@@ -11,6 +11,7 @@
 #include "resolver_int.h"
 
 #include "log.h"
+#include "random.h"
 #include "dnstls.h"
 
 #include <errno.h>
@@ -21,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -232,7 +232,7 @@ int resolver_start(struct fwd_shared *sh, uint16_t port, const char *ca_file, st
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (getrandom(&seed, sizeof(seed), 0) == sizeof(seed))
+	if (random_bytes(&seed, sizeof(seed)) == 0)
 		srandom(seed);
 	pthread_mutex_init(&r->plock, NULL);
 	r->sh = sh;

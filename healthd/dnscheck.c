@@ -5,6 +5,7 @@
 
 #include "dnstls.h"
 #include "log.h"
+#include "random.h"
 #include "settings.h"
 #include "store.h"
 
@@ -223,6 +224,7 @@ static void dc_attempt(struct dnscheck *c)
 	const struct dns_upstream *u = &c->up[c->idx];
 	struct upstream_target tg;
 	struct net_ip ip;
+	uint16_t id;
 	int n;
 
 	if (c->idx >= c->n) { /* the organisation's dns_upstream does not parse (written by hand) */
@@ -244,7 +246,12 @@ static void dc_attempt(struct dnscheck *c)
 		snprintf(tg.host, sizeof(tg.host), "%s", u->host);
 		tg.port = u->port;
 	}
-	n = dns_build_query((uint16_t)random(), h->dns_name, 1, c->out + 2, sizeof(c->out) - 2);
+	if (random_bytes(&id, sizeof(id)) < 0) {
+		snprintf(c->why, sizeof(c->why), "no random query id (%s)", strerror(errno));
+		dc_done(c, 0);
+		return;
+	}
+	n = dns_build_query(id, h->dns_name, 1, c->out + 2, sizeof(c->out) - 2);
 	if (n < 0 || dns_parse_query(c->out + 2, (size_t)n, &c->q) < 0) {
 		snprintf(c->why, sizeof(c->why), "dns_check_name '%.100s' cannot be asked", h->dns_name);
 		dc_done(c, 0);
