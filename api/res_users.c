@@ -460,7 +460,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 			api_audit(r, "user.password", "user", oid, NULL, NULL, "denied");
 			return reply_error(r, 403, "forbidden", "'current_password' is missing or wrong");
 		}
-		throttle_reset(key);
+		throttle_forgive(key); /* (a counter key: shared, never reset) */
 	}
 	if (auth_password_work_begin(r) < 0)
 		return MHD_YES;

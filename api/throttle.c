@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS	4096
-#define BUCKETS 65536 /* the "g:" counts: a power of two, indexed by 16 bits */
+#define SLOTS	       4096
+#define KNOWN_SLOTS    4096
+#define KNOWN_PER_USER 8     /* remembered sources a user holds at most: one account cannot fill the table */
+#define BUCKETS	       65536 /* the counter table: a power of two, indexed by 16 bits */
 _Static_assert(BUCKETS <= 65536 && !(BUCKETS & (BUCKETS - 1)), "BUCKETS: a power of two up to 2^16");
 
 struct count {
@@ -27,14 +29,32 @@ struct count {
 
 struct slot {
 	struct count c;
+	uint64_t used; /* when last written (a failure or a remembering), in writes: the oldest is reused */
 	char key[160];
 };
 
-static struct slot slots[SLOTS];
+/* Where a key's count lives, by its prefix (throttle.h): */
+enum store {
+	STORE_SLOTS,   /* "u:", "a:" (and anything else): least recently used slots */
+	STORE_KNOWN,   /* "k:": slots of their own, written only by a good login */
+	STORE_COUNTER, /* "g:", "p:": the keyed counter table, nothing evicts */
+};
+
+static struct slot slots[SLOTS], remembered[KNOWN_SLOTS];
 static struct count buckets[BUCKETS];
+static uint64_t writes; /* slot writes so far: orders slots even within one millisecond */
 static unsigned char bucket_key[32];
 static int bucket_keyed;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum store store_of(const char *key)
+{
+	if (strncmp(key, "g:", 2) == 0 || strncmp(key, "p:", 2) == 0)
+		return STORE_COUNTER;
+	if (strncmp(key, "k:", 2) == 0)
+		return STORE_KNOWN;
+	return STORE_SLOTS;
+}
 
 /* forgotten now: freed */
 static void forget_old(struct count *c, uint64_t now)
@@ -43,8 +63,15 @@ static void forget_old(struct count *c, uint64_t now)
 		c->last_ms = 0;
 }
 
-/* The bucket of a "g:" key: HMAC-SHA256 under a key drawn once per process, so nobody outside
- * can choose names that share one. Call locked. */
+static void claim(struct count *c, uint64_t now, unsigned keep_s)
+{
+	c->last_ms = now;
+	c->fails = 0;
+	c->keep_s = keep_s;
+}
+
+/* The counter of a key in the counter table: HMAC-SHA256 under a key drawn once per process, so
+ * nobody outside can choose keys that share one. Call locked. */
 static struct count *bucket_of(const char *key)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -63,38 +90,56 @@ static struct count *bucket_of(const char *key)
 	return &buckets[((unsigned)md[0] << 8 | md[1]) & (BUCKETS - 1)];
 }
 
-/* The key's count, or (create) one made for it: a "g:" key's bucket, else the key's slot or a
- * free/forgotten/least recently used one claimed for it. Call locked. */
+/* Whether two "k:NAME@SOURCE" keys are the same user's (the source has no '@'). */
+static int same_user(const char *a, const char *b)
+{
+	const char *ea = strrchr(a, '@'), *eb = strrchr(b, '@');
+
+	return ea && eb && ea - a == eb - b && memcmp(a, b, (size_t)(ea - a)) == 0;
+}
+
+/* The key's count, or (create) one made for it: its counter, or its slot or a
+ * free/forgotten/least recently used one claimed for it (for a remembered source, the user's
+ * oldest once she holds KNOWN_PER_USER). Call locked. */
 static struct count *find(const char *key, int create, uint64_t now)
 {
-	struct slot *victim = NULL;
+	enum store st = store_of(key);
+	struct slot *tab = st == STORE_KNOWN ? remembered : slots, *victim = NULL, *hers = NULL;
+	int n = st == STORE_KNOWN ? KNOWN_SLOTS : SLOTS, mine = 0;
 
-	if (strncmp(key, "g:", 2) == 0) {
+	if (st == STORE_COUNTER) {
 		struct count *b = bucket_of(key);
 		forget_old(b, now);
 		if (!b->last_ms) {
 			if (!create)
 				return NULL;
-			b->last_ms = now;
-			b->fails = 0;
-			b->keep_s = THROTTLE_FORGET_S;
+			claim(b, now, THROTTLE_COUNTER_FORGET_S);
 		}
 		return b;
 	}
-	for (int i = 0; i < SLOTS; i++) {
-		struct slot *s = &slots[i];
+	for (int i = 0; i < n; i++) {
+		struct slot *s = &tab[i];
 		forget_old(&s->c, now);
-		if (s->c.last_ms && strcmp(s->key, key) == 0)
+		if (s->c.last_ms && strcmp(s->key, key) == 0) {
+			if (create)
+				s->used = ++writes;
 			return &s->c;
-		if (!victim || !s->c.last_ms || (victim->c.last_ms && s->c.last_ms < victim->c.last_ms))
+		}
+		if (!victim || !s->c.last_ms || (victim->c.last_ms && s->used < victim->used))
 			victim = s;
+		if (st == STORE_KNOWN && s->c.last_ms && same_user(s->key, key)) {
+			mine++;
+			if (!hers || s->used < hers->used)
+				hers = s;
+		}
 	}
 	if (!create)
 		return NULL;
+	if (mine >= KNOWN_PER_USER)
+		victim = hers;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
-	victim->c.last_ms = now;
-	victim->c.fails = 0;
-	victim->c.keep_s = THROTTLE_FORGET_S;
+	claim(&victim->c, now, THROTTLE_FORGET_S);
+	victim->used = ++writes;
 	return &victim->c;
 }
 unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s)
@@ -145,6 +190,10 @@ void throttle_reset(const char *key)
 {
 	struct count *s;
 
+	if (store_of(key) == STORE_COUNTER) { /* it would reset whatever shares the counter */
+		log_error("throttle: '%.2s' keys are not reset (forgive them)", key);
+		return;
+	}
 	pthread_mutex_lock(&lock);
 	if ((s = find(key, 0, ev_now_ms())))
 		s->last_ms = 0;
@@ -156,6 +205,10 @@ void throttle_remember(const char *key)
 	uint64_t now;
 	struct count *s;
 
+	if (store_of(key) != STORE_KNOWN) {
+		log_error("throttle: only 'k:' keys are remembered");
+		return;
+	}
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
 	s = find(key, 1, now);
@@ -171,7 +224,7 @@ int throttle_known(const char *key)
 	int known;
 
 	pthread_mutex_lock(&lock);
-	known = (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
+	known = store_of(key) == STORE_KNOWN && (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
 	pthread_mutex_unlock(&lock);
 	return known;
 }

@@ -1,23 +1,26 @@
 /* throttle.h - login throttling with backoff: failures are counted per key, and past a key's
  * free failures each further attempt waits twice as long as the one before (1 s, 2 s, 4 s, ...
- * at most THROTTLE_MAX_WAIT_S). Keys are a user name together with a source ("u:NAME@SOURCE",
- * IPv6 sources by /64), so nobody elsewhere can lock a user out, and a source alone ("a:SOURCE")
- * across users. A user's failures from every source she has not signed in from before add up too
- * ("g:NAME", a wait of at most THROTTLE_ANY_MAX_WAIT_S): many sources (a host with many
- * addresses) get no more guesses than THROTTLE_ANY_FAILS between them, while the user's own
- * sources ("k:NAME@SOURCE", remembered THROTTLE_KNOWN_S after a good login) are not held up by
- * them. Forgotten THROTTLE_FORGET_S after the last failure. In memory, per process, bounded. The
- * counts across sources ("g:NAME") live in a table of their own: 65,536 counters, a name's chosen
- * by a keyed hash (HMAC-SHA256 under a key drawn per process), never reused for another key, so
- * no flood frees one, and the same for every name whether or not it exists (two names that share
- * a counter share a count: rare, and it only ever holds back more). The other keys take 4,096
- * slots, the least recently used reused: about 2,048 failed logins from new names and sources
- * (two new slots each) between two guesses free a "u:", "a:", "k:" or "p:" count (the "g:" count
- * still holds them back). Only throttle_check, throttle_fail and throttle_forgive are meant for
- * "g:" keys: a reset or a remembering would act on every name sharing the counter. Two
- * policies that favoured counts with more failures were tried and each let an attacker switch
- * throttling off (test_throttle keeps their scenarios); pinning the counts of existing users
- * told which names exist. */
+ * at most THROTTLE_MAX_WAIT_S). A key's prefix says what it counts and where the count lives:
+ *  - "u:NAME@SOURCE" a user from one source (IPv6 sources by /64), so nobody elsewhere can lock
+ *    a user out, and "a:SOURCE" a source across users: 4,096 slots, the least recently used
+ *    reused (about 2,048 failed logins from new names and sources between two guesses free one);
+ *  - "g:NAME" a user's failures from every source she has not signed in from before (a wait of
+ *    at most THROTTLE_ANY_MAX_WAIT_S: many sources, a host with many addresses, get no more
+ *    guesses than THROTTLE_ANY_FAILS between them), and "p:USER_ID" wrong current passwords
+ *    through a session: the counter table, 65,536 counters, a key's chosen by a keyed hash
+ *    (HMAC-SHA256 under a key drawn per process), never reused for another key, so no flood
+ *    frees one, the same for every name whether or not it exists (two keys that share a counter
+ *    share a count: rare, and it only ever holds back more); forgotten
+ *    THROTTLE_COUNTER_FORGET_S after the last failure. Only throttle_check, throttle_fail and
+ *    throttle_forgive act on them (a reset would free whatever shares the counter);
+ *  - "k:NAME@SOURCE" a source the user signed in from (remembered THROTTLE_KNOWN_S after a good
+ *    login; her own sources are not held up by "g:"): 4,096 slots of their own, written only by
+ *    good logins, at most 8 a user (her oldest makes room), so failed logins never free one and
+ *    one account cannot fill them.
+ * Other keys are forgotten THROTTLE_FORGET_S after the last failure. In memory, per process,
+ * bounded. Two policies that favoured counts with more failures were tried and each let an
+ * attacker switch throttling off (test_throttle keeps their scenarios); pinning the counts of
+ * existing users told which names exist. */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 
@@ -31,6 +34,7 @@
 #define THROTTLE_ANY_FIRST_WAIT_S 5
 #define THROTTLE_ANY_MAX_WAIT_S	  60
 #define THROTTLE_KNOWN_S	  (30 * 86400)
+#define THROTTLE_COUNTER_FORGET_S 86400 /* a day: the wait caps hold over a day, not per quarter hour */
 
 /* 0 when an attempt may be made now, else the seconds to wait (for Retry-After): first_s after
  * the first failure past the free ones, doubling, at most max_s. */

@@ -1,8 +1,39 @@
 /* test_throttle.c - login throttling: free failures, then a doubling wait per key; keys apart;
- * a success forgets; IPv6 sources by /64; a flood of keys stays bounded. */
+ * a success forgets; IPv6 sources by /64; a flood of keys stays bounded and frees neither a
+ * user's count across sources, a wrong-current-password count nor a remembered source; each
+ * store forgets when it says. */
 #include "testlib.h"
 
 #include "../../api/throttle.h"
+
+#include "evloop.h"
+
+#include <stdint.h>
+
+/* The clock the throttle reads (evloop's, replaced here): forgetting is shown by moving it. */
+static uint64_t now_ms = 1000000000;
+uint64_t ev_now_ms(void)
+{
+	return now_ms;
+}
+
+/* Whether key has a count at all (a wait far longer than any a count can have served). */
+static int counted(const char *key)
+{
+	return throttle_check(key, 0, 1u << 20, 1u << 20) > 0;
+}
+
+/* Its failures: with the clock standing still a key waits exactly when it has at least the free
+ * ones. (A counter-table key may share its counter with another test's key: compare before and
+ * after, not with a number.) */
+static unsigned fails_of(const char *key)
+{
+	unsigned n = 0;
+
+	while (n < 1000 && throttle_check(key, n + 1, 1, THROTTLE_MAX_WAIT_S) > 0)
+		n++;
+	return n;
+}
 
 static void test_backoff_and_reset(void **state)
 {
@@ -166,12 +197,121 @@ static void test_cap_and_known(void **state)
 	assert_false(throttle_known("g:carol")); /* a failure count is not a remembered source */
 }
 
+/* Remembered sources ("k:") have slots of their own that only good logins write: a flood of
+ * failed logins, as auth.c makes them, forgets none; one account signing in from thousands of
+ * sources holds at most 8 (her oldest makes room) and pushes nobody else's out. */
+static void test_remembered_apart(void **state)
+{
+	char u[48], a[32], k[48];
+
+	(void)state;
+	throttle_remember("k:alice@10.0.0.1");
+	for (int i = 0; i < 20000; i++) { /* failed logins from new names and sources */
+		snprintf(u, sizeof(u), "u:n%d@10.5.%d.%d", i, (i >> 8) & 255, i & 255);
+		snprintf(a, sizeof(a), "a:10.5.%d.%d", (i >> 8) & 255, i & 255);
+		throttle_fail(u), throttle_fail(a), throttle_fail("g:victim");
+	}
+	assert_true(throttle_known("k:alice@10.0.0.1"));
+	for (int i = 0; i < 5000; i++) { /* mallory's good logins from 5,000 sources */
+		snprintf(k, sizeof(k), "k:mallory@10.6.%d.%d", i >> 8, i & 255);
+		throttle_remember(k);
+	}
+	assert_true(throttle_known("k:alice@10.0.0.1"));
+	for (int i = 0; i < 5000; i++) {
+		snprintf(k, sizeof(k), "k:mallory@10.6.%d.%d", i >> 8, i & 255);
+		assert_int_equal(throttle_known(k), i >= 5000 - 8); /* her newest 8 only */
+	}
+	/* a name that is a prefix of another's is another user */
+	throttle_remember("k:al@10.0.0.1");
+	for (int i = 0; i < 8; i++) { /* (the clock stands still: the order is the writes') */
+		snprintf(k, sizeof(k), "k:alice@10.7.0.%d", i);
+		throttle_remember(k);
+	}
+	assert_false(throttle_known("k:alice@10.0.0.1")); /* her 9th source made room: her oldest went */
+	assert_true(throttle_known("k:alice@10.7.0.0"));
+	assert_true(throttle_known("k:alice@10.7.0.7"));
+	assert_true(throttle_known("k:al@10.0.0.1"));
+	/* only "k:" keys are remembered, and a failure count is never taken for one */
+	throttle_remember("u:alice@10.0.0.9");
+	assert_false(throttle_known("u:alice@10.0.0.9"));
+	throttle_fail("k:alice@10.0.0.9");
+	assert_false(throttle_known("k:alice@10.0.0.9"));
+}
+
+/* Wrong current passwords through a session ("p:USER_ID") count in the counter table like "g:":
+ * a flood of other keys frees nothing, and a reset (which would free whatever shares the
+ * counter) leaves it: a good change forgives its own attempt only. */
+static void test_password_counts(void **state)
+{
+	char key[48];
+	unsigned before = fails_of("p:17"), alice = fails_of("g:alice");
+
+	(void)state;
+	assert_true(alice >= THROTTLE_ANY_FAILS); /* (from test_user_counts_apart) */
+	for (int i = 0; i < THROTTLE_USER_FAILS; i++)
+		throttle_fail("p:17");
+	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS);
+	assert_true(throttle_check("p:17", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "u:x%d@10.8.%d.%d", i, (i >> 8) & 255, i & 255);
+		throttle_fail(key);
+	}
+	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS);
+	throttle_reset("p:17");
+	throttle_reset("g:alice");
+	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS);
+	assert_int_equal(fails_of("g:alice"), alice);
+	throttle_forgive("p:17");
+	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS - 1);
+}
+
+/* Each store forgets when it says: a per-source count THROTTLE_FORGET_S after its last failure,
+ * a counter-table count a day after, a remembered source THROTTLE_KNOWN_S after the login. */
+static void test_forgetting(void **state)
+{
+	(void)state;
+	now_ms += 40ull * 86400 * 1000; /* what the tests before left is forgotten */
+	assert_false(counted("u:alice@10.0.0.1"));
+	assert_false(counted("g:alice"));
+	assert_false(counted("p:17"));
+	assert_false(throttle_known("k:alice@10.7.0.8"));
+	throttle_fail("u:dave@10.0.0.1");
+	throttle_fail("g:dave");
+	throttle_fail("p:40");
+	throttle_remember("k:dave@10.0.0.1");
+	now_ms += (THROTTLE_FORGET_S - 1) * 1000ull;
+	assert_true(counted("u:dave@10.0.0.1"));
+	now_ms += 1000;
+	assert_false(counted("u:dave@10.0.0.1"));
+	assert_true(counted("g:dave")); /* a guesser who waits a quarter of an hour gets no fresh start */
+	assert_true(counted("p:40"));
+	now_ms += (THROTTLE_COUNTER_FORGET_S - THROTTLE_FORGET_S - 1) * 1000ull;
+	assert_true(counted("g:dave"));
+	assert_true(counted("p:40"));
+	throttle_fail("g:dave"); /* a failure starts its day again (p:40 sharing dave's counter: 1 in 65,536) */
+	now_ms += 1000;
+	assert_false(counted("p:40"));
+	assert_true(counted("g:dave"));
+	now_ms += THROTTLE_COUNTER_FORGET_S * 1000ull;
+	assert_false(counted("g:dave"));
+	assert_true(throttle_known("k:dave@10.0.0.1"));
+	now_ms += (THROTTLE_KNOWN_S - THROTTLE_COUNTER_FORGET_S * 2ull) * 1000ull - 1000; /* a second before */
+	assert_true(throttle_known("k:dave@10.0.0.1"));
+	now_ms += 1000;
+	assert_false(throttle_known("k:dave@10.0.0.1"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_backoff_and_reset), cmocka_unit_test(test_sources),
-	    cmocka_unit_test(test_many_keys),	      cmocka_unit_test(test_cap_and_known),
+	    cmocka_unit_test(test_backoff_and_reset),
+	    cmocka_unit_test(test_sources),
+	    cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_cap_and_known),
 	    cmocka_unit_test(test_user_counts_apart),
+	    cmocka_unit_test(test_remembered_apart),
+	    cmocka_unit_test(test_password_counts),
+	    cmocka_unit_test(test_forgetting), /* last: it moves the clock 70 days */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
