@@ -371,13 +371,12 @@ static int resolve_org(struct req *r, int write)
 	sqlite3 *db = api_db(r->api);
 	sqlite3_stmt *st = NULL;
 	int64_t want = 0, org = 0;
-	char role[8] = "", *end = NULL;
+	char role[8] = "";
 	int n = 0;
 
 	if (h) {
-		errno = 0;
-		want = strtoll(h, &end, 10);
-		if (errno || !*h || *end || want <= 0) {
+		want = path_id(h);
+		if (want < 0) {
 			reply_error(r, 400, "bad_request", "X-Pgw-Org: an organisation id (a positive integer)");
 			return -1;
 		}
@@ -478,17 +477,14 @@ int auth_require(struct req *r, int write)
 		r->authed = 1;
 		api_scope(r->org);	  /* the key's own organisation (apikey_auth) */
 		if ((h = org_asked(r))) { /* another than its own: as if it did not exist */
-			char *end = NULL;
-			long long want;
-			errno = 0;
-			want = strtoll(h, &end, 10);
-			if (errno || !*h || *end || want <= 0) {
+			int64_t want = path_id(h);
+			if (want < 0) {
 				reply_error(r, 400, "bad_request",
 					    "X-Pgw-Org: an organisation id (a positive integer)");
 				return -1;
 			}
 			if (want != r->org) {
-				reply_error(r, 404, "not_found", "no organisation %lld", want);
+				reply_error(r, 404, "not_found", "no organisation %lld", (long long)want);
 				return -1;
 			}
 		}

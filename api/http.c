@@ -216,7 +216,7 @@ int req_parse_json(struct req *r)
 
 	if (r->body) /* parsed already (a handler that checks the body before the object) */
 		return 0;
-	if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+	if (!paths_media_type(ct, "application/json")) {
 		reply_error(r, 415, "unsupported_media_type", "send the body as Content-Type: application/json");
 		return -1;
 	}

@@ -331,8 +331,7 @@ static int origin_of(struct req *r, char *out, size_t size)
 {
 	const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 
-	if (!host || !*host || strlen(host) > 255 ||
-	    strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]") != strlen(host))
+	if (!paths_host_ok(host))
 		return -1;
 	snprintf(out, size, "%s://%s", r->api->cfg->tls_cert[0] ? "https" : "http", host);
 	return 0;

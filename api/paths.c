@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int paths_web_file(const char *web_dir, const char *url, char *out, size_t size)
 {
@@ -42,4 +43,23 @@ int64_t path_id(const char *s)
 		v = v * 10 + (*p - '0');
 	}
 	return v > 0 ? v : -1;
+}
+
+int paths_media_type(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (!ct || strncasecmp(ct, type, n) != 0)
+		return 0;
+	ct += n;
+	ct += strspn(ct, " \t");
+	return *ct == '\0' || *ct == ';';
+}
+
+int paths_host_ok(const char *host)
+{
+	static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]";
+	size_t n = host ? strlen(host) : 0;
+
+	return n >= 1 && n <= 255 && strspn(host, ok) == n;
 }

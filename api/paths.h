@@ -1,5 +1,6 @@
-/* paths.h - what a request's URL names: a file of the dashboard, the segments of an API path, an
- * id in it. Pure (fuzz_paths): anyone on the LAN may send any URL, signed in or not. */
+/* paths.h - what a request's URL and headers name: a file of the dashboard, the segments of an
+ * API path, an id in it (or in X-Pgw-Org, Last-Event-ID, a query), a media type, a Host. Pure
+ * (fuzz_paths): anyone on the LAN may send any URL and headers, signed in or not. */
 #ifndef API_PATHS_H
 #define API_PATHS_H
 
@@ -18,5 +19,11 @@ int paths_web_file(const char *web_dir, const char *url, char *out, size_t size)
 int paths_api_segments(const char *url, char *buf, size_t size, const char *seg[PATHS_SEGS]);
 /* A positive decimal id, or -1. */
 int64_t path_id(const char *s);
+/* Whether the Content-Type value ct is the media type `type` (its case ignored), alone or with
+ * parameters after it (";", optional whitespace first: RFC 9110 8.3.1). */
+int paths_media_type(const char *ct, const char *type);
+/* Whether a Host header can stand in a URL the gateway sends back (a redirect): 1-255 letters,
+ * digits and ".-:[]" (a name, an address, a port). */
+int paths_host_ok(const char *host);
 
 #endif

@@ -157,7 +157,7 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 	json_t *errors = json_array(), *checks = json_array();
 	size_t n = 0;
 
-	if (!ct || strncasecmp(ct, "text/csv", 8) != 0) {
+	if (!paths_media_type(ct, "text/csv")) {
 		rc = reply_error(r, 415, "unsupported_media_type", "send the file as Content-Type: text/csv");
 		goto out;
 	}

@@ -203,12 +203,12 @@ int res_proxies_import(struct req *r, sqlite3 *db)
 	sqlite3_stmt *st = NULL;
 	size_t n = 0;
 
-	if (!ct || (strncasecmp(ct, "text/csv", 8) != 0 && strncasecmp(ct, "text/plain", 10) != 0))
+	if (!paths_media_type(ct, "text/csv") && !paths_media_type(ct, "text/plain"))
 		return reply_error(r, 415, "unsupported_media_type",
 				   "send a CSV file (Content-Type: text/csv) or proxy URIs, one per line (text/plain)");
 	if (dry && parse_bool(dry, &dry_run) < 0)
 		return reply_error(r, 400, "bad_request", "'dry_run' must be true or false");
-	csv = strncasecmp(ct, "text/csv", 8) == 0;
+	csv = paths_media_type(ct, "text/csv");
 	if (parse_rows(r, db, csv, &bodies, &n) < 0)
 		return MHD_YES;
 	int *change = calloc(n, sizeof(int));

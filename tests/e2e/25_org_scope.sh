@@ -75,6 +75,7 @@ org() { lab_api GET /api/v1/proxies -H "$CAROL_H" -H "X-Pgw-Org: $1" | as_n "$1"
 check_eq "... and one carol is not a member of answers exactly the same" "$(org 1)" "$(org 99)"
 check_match "... (a 404)" "$(org 1)" '^404 '
 check_match "X-Pgw-Org that is not an id: 400" "$(lab_api GET /api/v1/proxies -H "$ROOT_H" -H 'X-Pgw-Org: x')" '^400 '
+check_match "... nor one written with a sign (an id is digits only, as in a path)" "$(lab_api GET /api/v1/proxies -H "$ROOT_H" -H 'X-Pgw-Org: +2')" '^400 '
 
 # writes land in the request's organisation
 out=$(lab_api POST /api/v1/proxies -H "$CAROL_H" -H "$J" \

@@ -2,10 +2,13 @@
  * (api/paths.c). A file of the dashboard is one under the web directory, never outside it nor a
  * hidden one: its path is the directory, '/', then components none of which starts with '.'
  * (so no "..") and no backslash. An API path's segments are non-empty, hold no '/', and are
- * what the path says in order. An id is a positive number written in decimal. */
+ * what the path says in order. An id is a positive number written in decimal. The same bytes as a
+ * Content-Type are a media type exactly when the part before the first ';', trailing blanks
+ * cut, is that type in any case; as a Host, usable exactly when 1-255 letters, digits, ".-:[]". */
 #include "../../api/paths.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,31 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define WEB "/usr/share/pgw/web"
+
+/* the media type, read another way than paths_media_type does */
+static int is_type(const char *ct, const char *type)
+{
+	size_t n = strcspn(ct, ";");
+
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n != strlen(type))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (tolower((unsigned char)ct[i]) != type[i])
+			return 0;
+	return 1;
+}
+
+static int host_chars(const char *h)
+{
+	size_t n = 0;
+
+	for (; h[n]; n++)
+		if (!(isascii((unsigned char)h[n]) && isalnum((unsigned char)h[n])) && !strchr(".-:[]", h[n]))
+			return 0;
+	return n >= 1 && n <= 255;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -56,6 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(id > 0 && strspn(url, "0123456789") == strlen(url) && strlen(url) >= strlen(again) &&
 		       strcmp(url + strlen(url) - strlen(again), again) == 0);
 	}
+	assert(paths_media_type(url, "application/json") == is_type(url, "application/json"));
+	assert(paths_media_type(url, "text/csv") == is_type(url, "text/csv"));
+	assert(!paths_media_type(NULL, "text/csv"));
+	assert(paths_host_ok(url) == host_chars(url));
+	assert(!paths_host_ok(NULL));
 	free(url);
 	return 0;
 }
