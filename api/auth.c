@@ -109,6 +109,10 @@ int auth_login(struct req *r)
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
 	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64], gkey[80],
 	    kkey[160];
+	struct throttle_rule rules[3] = {
+	    {ukey, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S},
+	    {akey, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S},
+	    {gkey, THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S}};
 	unsigned wait;
 	int disabled = 0, found, ok, known;
 	const char *name, *pw;
@@ -127,23 +131,19 @@ int auth_login(struct req *r)
 	snprintf(gkey, sizeof(gkey), "g:%s", name);
 	snprintf(kkey, sizeof(kkey), "k:%s@%s", name, src);
 	known = throttle_known(kkey); /* she signed in from here before: others' guesses do not hold her up */
-	wait = throttle_check(ukey, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S);
-	if (!wait)
-		wait = throttle_check(akey, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S);
-	if (!wait && !known) /* guesses spread over many sources add up */
-		wait = throttle_check(gkey, THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S);
-	if (wait) { /* before any password work: also caps the CPU an attacker can spend */
+	/* checked and counted at once, before any password work (which also caps the CPU an
+	 * attacker can spend): concurrent attempts cannot all slip under the limit; guesses spread
+	 * over many sources add up (g:) unless she signed in from here before */
+	if ((wait = throttle_attempt(rules, known ? 2 : 3))) {
 		log_warnx_id(r->id, "login throttled for '%s' from %s", name, r->addr);
 		return reply_retry_after(r, 429, wait, "too_many_requests", "too many failed logins; try again in %u s",
 					 wait);
 	}
-	if (auth_password_work_begin(r) < 0)
-		return MHD_YES; /* 503: too many at once */
-	/* counted before the work: concurrent attempts cannot all slip under the limit */
-	throttle_fail(ukey);
-	throttle_fail(akey);
-	if (!known)
-		throttle_fail(gkey);
+	if (auth_password_work_begin(r) < 0) { /* 503: too many at once; no attempt made */
+		for (int i = 0; i < (known ? 2 : 3); i++)
+			throttle_forgive(rules[i].key);
+		return MHD_YES;
+	}
 	found = load_user(r, "username", name, hash, &disabled);
 	if (found == 1 && r->user.sso) /* an SSO user's hash is a placeholder: it has no password here */
 		found = 0;

@@ -431,23 +431,24 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		sqlite3_stmt *st = NULL;
 		const char *cur = json_string_value(json_object_get(r->body, "current_password"));
 		char key[40];
+		struct throttle_rule rule = {key, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S};
 		unsigned wait;
 		int ok = 0;
 
 		/* guesses through a session are throttled like logins (per user, from anywhere) */
 		snprintf(key, sizeof(key), "p:%lld", (long long)id);
-		if ((wait = throttle_check(key, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S))) {
+		if ((wait = cur ? throttle_attempt(&rule, 1) /* counted before the work, if it may be made */
+				: throttle_check(key, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S))) {
 			return reply_retry_after(r, 429, wait, "too_many_requests",
 						 "too many wrong current passwords; try again in %u s", wait);
 		}
-		if (cur)
-			throttle_fail(key);
 		if (cur && sqlite3_prepare_v2(db, "SELECT password_hash FROM users WHERE id = ?1", -1, &st, NULL) ==
 			       SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
 			if (sqlite3_step(st) == SQLITE_ROW) {
 				if (auth_password_work_begin(r) < 0) {
 					sqlite3_finalize(st);
+					throttle_forgive(key); /* a 503: no attempt made */
 					return MHD_YES;
 				}
 				ok = password_verify((const char *)sqlite3_column_text(st, 0), cur) == 0;
@@ -460,7 +461,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 			api_audit(r, "user.password", "user", oid, NULL, NULL, "denied");
 			return reply_error(r, 403, "forbidden", "'current_password' is missing or wrong");
 		}
-		throttle_forgive(key); /* (a counter key: shared, never reset) */
+		throttle_reset(key);
 	}
 	if (auth_password_work_begin(r) < 0)
 		return MHD_YES;

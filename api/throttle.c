@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define SLOTS	       4096
-#define KNOWN_SLOTS    4096
+#define SIGNED_SLOTS   4096
 #define KNOWN_PER_USER 8     /* remembered sources a user holds at most: one account cannot fill the table */
 #define BUCKETS	       65536 /* the counter table: a power of two, indexed by 16 bits */
 _Static_assert(BUCKETS <= 65536 && !(BUCKETS & (BUCKETS - 1)), "BUCKETS: a power of two up to 2^16");
@@ -36,11 +36,11 @@ struct slot {
 /* Where a key's count lives, by its prefix (throttle.h): */
 enum store {
 	STORE_SLOTS,   /* "u:", "a:" (and anything else): least recently used slots */
-	STORE_KNOWN,   /* "k:": slots of their own, written only by a good login */
-	STORE_COUNTER, /* "g:", "p:": the keyed counter table, nothing evicts */
+	STORE_SIGNED,  /* "k:", "p:": slots of their own, written only by someone who signed in */
+	STORE_COUNTER, /* "g:": the keyed counter table, nothing evicts */
 };
 
-static struct slot slots[SLOTS], remembered[KNOWN_SLOTS];
+static struct slot slots[SLOTS], signed_in[SIGNED_SLOTS];
 static struct count buckets[BUCKETS];
 static uint64_t writes; /* slot writes so far: orders slots even within one millisecond */
 static unsigned char bucket_key[32];
@@ -49,10 +49,10 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static enum store store_of(const char *key)
 {
-	if (strncmp(key, "g:", 2) == 0 || strncmp(key, "p:", 2) == 0)
+	if (strncmp(key, "g:", 2) == 0)
 		return STORE_COUNTER;
-	if (strncmp(key, "k:", 2) == 0)
-		return STORE_KNOWN;
+	if (strncmp(key, "k:", 2) == 0 || strncmp(key, "p:", 2) == 0)
+		return STORE_SIGNED;
 	return STORE_SLOTS;
 }
 
@@ -90,12 +90,10 @@ static struct count *bucket_of(const char *key)
 	return &buckets[((unsigned)md[0] << 8 | md[1]) & (BUCKETS - 1)];
 }
 
-/* Whether two "k:NAME@SOURCE" keys are the same user's (the source has no '@'). */
-static int same_user(const char *a, const char *b)
+/* Whether slot key a is the user whose "k:NAME@" is b[0..n) (the source has no '@'). */
+static int same_user(const char *a, const char *b, size_t n)
 {
-	const char *ea = strrchr(a, '@'), *eb = strrchr(b, '@');
-
-	return ea && eb && ea - a == eb - b && memcmp(a, b, (size_t)(ea - a)) == 0;
+	return strncmp(a, b, n) == 0 && strchr(a + n, '@') == NULL;
 }
 
 /* The key's count, or (create) one made for it: its counter, or its slot or a
@@ -104,8 +102,10 @@ static int same_user(const char *a, const char *b)
 static struct count *find(const char *key, int create, uint64_t now)
 {
 	enum store st = store_of(key);
-	struct slot *tab = st == STORE_KNOWN ? remembered : slots, *victim = NULL, *hers = NULL;
-	int n = st == STORE_KNOWN ? KNOWN_SLOTS : SLOTS, mine = 0;
+	struct slot *tab = st == STORE_SIGNED ? signed_in : slots, *victim = NULL, *hers = NULL;
+	int n = st == STORE_SIGNED ? SIGNED_SLOTS : SLOTS, mine = 0;
+	const char *at = strrchr(key, '@');
+	size_t user_len = create && strncmp(key, "k:", 2) == 0 && at ? (size_t)(at - key) + 1 : 0; /* "k:NAME@" */
 
 	if (st == STORE_COUNTER) {
 		struct count *b = bucket_of(key);
@@ -113,7 +113,7 @@ static struct count *find(const char *key, int create, uint64_t now)
 		if (!b->last_ms) {
 			if (!create)
 				return NULL;
-			claim(b, now, THROTTLE_COUNTER_FORGET_S);
+			claim(b, now, THROTTLE_USER_FORGET_S);
 		}
 		return b;
 	}
@@ -127,7 +127,7 @@ static struct count *find(const char *key, int create, uint64_t now)
 		}
 		if (!victim || !s->c.last_ms || (victim->c.last_ms && s->used < victim->used))
 			victim = s;
-		if (st == STORE_KNOWN && s->c.last_ms && same_user(s->key, key)) {
+		if (user_len && s->c.last_ms && same_user(s->key, key, user_len)) {
 			mine++;
 			if (!hers || s->used < hers->used)
 				hers = s;
@@ -138,41 +138,77 @@ static struct count *find(const char *key, int create, uint64_t now)
 	if (mine >= KNOWN_PER_USER)
 		victim = hers;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
-	claim(&victim->c, now, THROTTLE_FORGET_S);
+	claim(&victim->c, now, strncmp(key, "p:", 2) == 0 ? THROTTLE_USER_FORGET_S : THROTTLE_FORGET_S);
 	victim->used = ++writes;
 	return &victim->c;
 }
+/* The seconds rule's key must still wait. Call locked. */
+static unsigned wait_of(const struct throttle_rule *rule, uint64_t now)
+{
+	struct count *s = find(rule->key, 0, now);
+	uint64_t wait_ms, since;
+	unsigned over;
+
+	if (!s || s->fails < rule->free_fails)
+		return 0;
+	over = s->fails - rule->free_fails;
+	wait_ms = over >= 20 ? rule->max_s * 1000ull : ((rule->first_s * 1000ull) << over);
+	if (wait_ms > rule->max_s * 1000ull)
+		wait_ms = rule->max_s * 1000ull;
+	since = now - s->last_ms;
+	return since < wait_ms ? (unsigned)((wait_ms - since + 999) / 1000) : 0;
+}
+
+/* Count a failure of key. Call locked. */
+static void fail_locked(const char *key, uint64_t now)
+{
+	struct count *s = find(key, 1, now);
+
+	s->fails++;
+	s->last_ms = now;
+}
+
 unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s)
 {
-	uint64_t now, wait_ms, since;
-	unsigned wait = 0, over;
-	struct count *s;
+	struct throttle_rule rule = {key, free_fails, first_s, max_s};
+	unsigned wait;
 
 	pthread_mutex_lock(&lock);
-	now = ev_now_ms(); /* under the lock: never before a last_ms another thread just wrote */
-	s = find(key, 0, now);
-	if (s && s->fails >= free_fails) {
-		over = s->fails - free_fails;
-		wait_ms = over >= 20 ? max_s * 1000ull : ((first_s * 1000ull) << over);
-		if (wait_ms > max_s * 1000ull)
-			wait_ms = max_s * 1000ull;
-		since = now - s->last_ms;
-		wait = since < wait_ms ? (unsigned)((wait_ms - since + 999) / 1000) : 0;
-	}
+	/* the clock read under the lock: never before a last_ms another thread just wrote */
+	wait = wait_of(&rule, ev_now_ms());
+	pthread_mutex_unlock(&lock);
+	return wait;
+}
+
+unsigned throttle_attempt(const struct throttle_rule *rules, int n)
+{
+	unsigned wait = 0, w;
+	uint64_t now;
+
+	for (int i = 0; i < n; i++)
+		if (strncmp(rules[i].key, "k:", 2) == 0) {
+			log_error("throttle: 'k:' keys are not counted");
+			return THROTTLE_MAX_WAIT_S;
+		}
+	pthread_mutex_lock(&lock);
+	now = ev_now_ms();
+	for (int i = 0; i < n; i++)
+		if ((w = wait_of(&rules[i], now)) > wait)
+			wait = w;
+	for (int i = 0; !wait && i < n; i++)
+		fail_locked(rules[i].key, now);
 	pthread_mutex_unlock(&lock);
 	return wait;
 }
 
 void throttle_fail(const char *key)
 {
-	uint64_t now;
-	struct count *s;
-
+	if (strncmp(key, "k:", 2) == 0) { /* remembered sources are written by good logins only */
+		log_error("throttle: 'k:' keys are not counted");
+		return;
+	}
 	pthread_mutex_lock(&lock);
-	now = ev_now_ms();
-	s = find(key, 1, now);
-	s->fails++;
-	s->last_ms = now;
+	fail_locked(key, ev_now_ms());
 	pthread_mutex_unlock(&lock);
 }
 
@@ -205,7 +241,7 @@ void throttle_remember(const char *key)
 	uint64_t now;
 	struct count *s;
 
-	if (store_of(key) != STORE_KNOWN) {
+	if (strncmp(key, "k:", 2) != 0) {
 		log_error("throttle: only 'k:' keys are remembered");
 		return;
 	}
@@ -224,7 +260,7 @@ int throttle_known(const char *key)
 	int known;
 
 	pthread_mutex_lock(&lock);
-	known = store_of(key) == STORE_KNOWN && (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
+	known = strncmp(key, "k:", 2) == 0 && (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
 	pthread_mutex_unlock(&lock);
 	return known;
 }

@@ -6,21 +6,22 @@
  *    reused (about 2,048 failed logins from new names and sources between two guesses free one);
  *  - "g:NAME" a user's failures from every source she has not signed in from before (a wait of
  *    at most THROTTLE_ANY_MAX_WAIT_S: many sources, a host with many addresses, get no more
- *    guesses than THROTTLE_ANY_FAILS between them), and "p:USER_ID" wrong current passwords
- *    through a session: the counter table, 65,536 counters, a key's chosen by a keyed hash
- *    (HMAC-SHA256 under a key drawn per process), never reused for another key, so no flood
- *    frees one, the same for every name whether or not it exists (two keys that share a counter
- *    share a count: rare, and it only ever holds back more); forgotten
- *    THROTTLE_COUNTER_FORGET_S after the last failure. Only throttle_check, throttle_fail and
- *    throttle_forgive act on them (a reset would free whatever shares the counter);
+ *    guesses than THROTTLE_ANY_FAILS between them): a counter table, 65,536 counters, a name's
+ *    chosen by a keyed hash (HMAC-SHA256 under a key drawn per process), never reused for another
+ *    name, so no flood frees one, the same for every name whether or not it exists (two names
+ *    that share a counter share a count: rare, and it only ever holds back more). Only
+ *    throttle_check, throttle_attempt, throttle_fail and throttle_forgive act on it (a reset
+ *    would free whatever shares the counter);
  *  - "k:NAME@SOURCE" a source the user signed in from (remembered THROTTLE_KNOWN_S after a good
- *    login; her own sources are not held up by "g:"): 4,096 slots of their own, written only by
- *    good logins, at most 8 a user (her oldest makes room), so failed logins never free one and
- *    one account cannot fill them.
- * Other keys are forgotten THROTTLE_FORGET_S after the last failure. In memory, per process,
- * bounded. Two policies that favoured counts with more failures were tried and each let an
- * attacker switch throttling off (test_throttle keeps their scenarios); pinning the counts of
- * existing users told which names exist. */
+ *    login; her own sources are not held up by "g:"), at most 8 a user (her oldest makes room),
+ *    and "p:USER_ID" wrong current passwords through a session: 4,096 slots of their own that
+ *    only someone signed in writes, so failed logins never free one and one account cannot
+ *    fill them.
+ * "g:" and "p:" are forgotten THROTTLE_USER_FORGET_S after the last failure (the wait caps hold
+ * over a day), the others THROTTLE_FORGET_S. In memory, per process, bounded. Two policies that
+ * favoured counts with more failures were tried and each let an attacker switch throttling off
+ * (test_throttle keeps their scenarios); pinning the counts of existing users told which names
+ * exist. */
 #ifndef API_THROTTLE_H
 #define API_THROTTLE_H
 
@@ -34,12 +35,21 @@
 #define THROTTLE_ANY_FIRST_WAIT_S 5
 #define THROTTLE_ANY_MAX_WAIT_S	  60
 #define THROTTLE_KNOWN_S	  (30 * 86400)
-#define THROTTLE_COUNTER_FORGET_S 86400 /* a day: the wait caps hold over a day, not per quarter hour */
+#define THROTTLE_USER_FORGET_S	  86400 /* "g:", "p:": a day, so the wait caps hold over a day */
 
 /* 0 when an attempt may be made now, else the seconds to wait (for Retry-After): first_s after
  * the first failure past the free ones, doubling, at most max_s. */
 unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s);
-/* Count an attempt as failed (before the work: an attempt that never ends counts too). */
+struct throttle_rule {
+	const char *key;
+	unsigned free_fails, first_s, max_s; /* as throttle_check's */
+};
+/* An attempt about to be made, held back by any of n rules: 0 when none holds it, and then it
+ * is counted as failed under every rule's key at once (before the work: an attempt that never
+ * ends counts too, and two at the same moment cannot both take the last free failure); else the
+ * longest wait, and nothing counted. */
+unsigned throttle_attempt(const struct throttle_rule *rules, int n);
+/* Count an attempt as failed ("k:" keys are not counted: only good logins write them). */
 void throttle_fail(const char *key);
 /* One counted attempt turned out fine: take it back (a source's good logins never add up). */
 void throttle_forgive(const char *key);

@@ -29,11 +29,18 @@ int random_hex(char *out, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[64];
+	char *start = out;
 
 	while (n) {
 		size_t k = n < sizeof(b) ? n : sizeof(b);
-		if (random_bytes(b, k) < 0)
+		if (random_bytes(b, k) < 0) { /* nothing of it stays: not the first chunks either */
+			int e = errno;
+			explicit_bzero(b, sizeof(b));
+			explicit_bzero(start, (size_t)(out - start));
+			*start = 0;
+			errno = e;
 			return -1;
+		}
 		for (size_t i = 0; i < k; i++) {
 			*out++ = hex[b[i] >> 4];
 			*out++ = hex[b[i] & 15];

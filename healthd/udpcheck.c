@@ -178,9 +178,12 @@ static void on_tcp(struct evloop *ev, int fd, uint32_t events, void *arg)
 	}
 	{
 		uint16_t id;
-		int n = random_bytes(&id, sizeof(id)) < 0
-			    ? -1
-			    : dns_build_query(id, h->dns_name, 1, c->out + k, sizeof(c->out) - (size_t)k);
+		int n;
+		if (random_bytes(&id, sizeof(id)) < 0) {
+			fail(c, "no random query id", strerror(errno));
+			return;
+		}
+		n = dns_build_query(id, h->dns_name, 1, c->out + k, sizeof(c->out) - (size_t)k);
 		if (n < 0 || dns_parse_query(c->out + k, (size_t)n, &c->q) < 0) {
 			fail(c, "dns_check_name", "cannot be asked");
 			return;

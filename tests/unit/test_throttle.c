@@ -8,6 +8,7 @@
 
 #include "evloop.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* The clock the throttle reads (evloop's, replaced here): forgetting is shown by moving it. */
@@ -30,7 +31,7 @@ static unsigned fails_of(const char *key)
 {
 	unsigned n = 0;
 
-	while (n < 1000 && throttle_check(key, n + 1, 1, THROTTLE_MAX_WAIT_S) > 0)
+	while (n < 1000000 && throttle_check(key, n + 1, 1, THROTTLE_MAX_WAIT_S) > 0)
 		n++;
 	return n;
 }
@@ -234,35 +235,74 @@ static void test_remembered_apart(void **state)
 	/* only "k:" keys are remembered, and a failure count is never taken for one */
 	throttle_remember("u:alice@10.0.0.9");
 	assert_false(throttle_known("u:alice@10.0.0.9"));
-	throttle_fail("k:alice@10.0.0.9");
+	throttle_fail("k:alice@10.0.0.9"); /* refused: had it made a slot, her oldest would have gone */
 	assert_false(throttle_known("k:alice@10.0.0.9"));
+	assert_true(throttle_known("k:alice@10.7.0.0"));
 }
 
-/* Wrong current passwords through a session ("p:USER_ID") count in the counter table like "g:":
- * a flood of other keys frees nothing, and a reset (which would free whatever shares the
- * counter) leaves it: a good change forgives its own attempt only. */
+/* Wrong current passwords through a session ("p:USER_ID") have slots of their own, written only
+ * through a session: a flood of failed logins frees none; a good change resets the count. A
+ * counter-table key ("g:") is never reset: it would free whatever shares its counter. */
 static void test_password_counts(void **state)
 {
-	char key[48];
-	unsigned before = fails_of("p:17"), alice = fails_of("g:alice");
+	char u[48], a[32];
+	unsigned alice = fails_of("g:alice");
 
 	(void)state;
 	assert_true(alice >= THROTTLE_ANY_FAILS); /* (from test_user_counts_apart) */
 	for (int i = 0; i < THROTTLE_USER_FAILS; i++)
 		throttle_fail("p:17");
-	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS);
-	assert_true(throttle_check("p:17", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
-	for (int i = 0; i < 20000; i++) {
-		snprintf(key, sizeof(key), "u:x%d@10.8.%d.%d", i, (i >> 8) & 255, i & 255);
-		throttle_fail(key);
+	assert_int_equal(fails_of("p:17"), THROTTLE_USER_FAILS);
+	assert_int_equal(throttle_check("p:17", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S), 1);
+	for (int i = 0; i < 20000; i++) { /* failed logins from new names and sources */
+		snprintf(u, sizeof(u), "u:x%d@10.8.%d.%d", i, (i >> 8) & 255, i & 255);
+		snprintf(a, sizeof(a), "a:10.8.%d.%d", (i >> 8) & 255, i & 255);
+		throttle_fail(u), throttle_fail(a), throttle_fail("g:victim");
 	}
-	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS);
-	throttle_reset("p:17");
+	assert_int_equal(fails_of("p:17"), THROTTLE_USER_FAILS);
 	throttle_reset("g:alice");
-	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS);
 	assert_int_equal(fails_of("g:alice"), alice);
-	throttle_forgive("p:17");
-	assert_int_equal(fails_of("p:17"), before + THROTTLE_USER_FAILS - 1);
+	throttle_reset("p:17");
+	assert_int_equal(fails_of("p:17"), 0);
+	assert_false(counted("p:17"));
+}
+
+/* An attempt is checked against all its rules and counted under all their keys at once, or not
+ * at all; of many at the same moment, no more pass than there are free failures. */
+static void *attempt_once(void *arg)
+{
+	static const struct throttle_rule rule = {"u:race@10.9.0.1", 3, 1, THROTTLE_MAX_WAIT_S};
+
+	(void)arg;
+	return (void *)(uintptr_t)(throttle_attempt(&rule, 1) == 0);
+}
+
+static void test_attempt(void **state)
+{
+	struct throttle_rule rules[2] = {{"u:bob@10.9.0.2", 1, 1, THROTTLE_MAX_WAIT_S},
+					 {"a:10.9.0.2", THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S}};
+	pthread_t t[16];
+	int passed = 0;
+
+	(void)state;
+	assert_int_equal(throttle_attempt(rules, 2), 0); /* may be made: counted under both */
+	assert_int_equal(fails_of("u:bob@10.9.0.2"), 1);
+	assert_int_equal(fails_of("a:10.9.0.2"), 1);
+	assert_int_equal(throttle_attempt(rules, 2), 1); /* the first rule holds it: the second not counted */
+	assert_int_equal(fails_of("u:bob@10.9.0.2"), 1);
+	assert_int_equal(fails_of("a:10.9.0.2"), 1);
+	rules[0].key = "k:bob@10.9.0.2"; /* remembered sources are never counted */
+	assert_int_equal(throttle_attempt(rules, 2), THROTTLE_MAX_WAIT_S);
+	assert_int_equal(fails_of("a:10.9.0.2"), 1);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, attempt_once, NULL), 0);
+	for (int i = 0; i < 16; i++) {
+		void *ok;
+		assert_int_equal(pthread_join(t[i], &ok), 0);
+		passed += (int)(uintptr_t)ok;
+	}
+	assert_int_equal(passed, 3);
+	assert_int_equal(fails_of("u:race@10.9.0.1"), 3);
 }
 
 /* Each store forgets when it says: a per-source count THROTTLE_FORGET_S after its last failure,
@@ -274,7 +314,7 @@ static void test_forgetting(void **state)
 	assert_false(counted("u:alice@10.0.0.1"));
 	assert_false(counted("g:alice"));
 	assert_false(counted("p:17"));
-	assert_false(throttle_known("k:alice@10.7.0.8"));
+	assert_false(throttle_known("k:alice@10.7.0.7"));
 	throttle_fail("u:dave@10.0.0.1");
 	throttle_fail("g:dave");
 	throttle_fail("p:40");
@@ -285,17 +325,17 @@ static void test_forgetting(void **state)
 	assert_false(counted("u:dave@10.0.0.1"));
 	assert_true(counted("g:dave")); /* a guesser who waits a quarter of an hour gets no fresh start */
 	assert_true(counted("p:40"));
-	now_ms += (THROTTLE_COUNTER_FORGET_S - THROTTLE_FORGET_S - 1) * 1000ull;
+	now_ms += (THROTTLE_USER_FORGET_S - THROTTLE_FORGET_S - 1) * 1000ull;
 	assert_true(counted("g:dave"));
 	assert_true(counted("p:40"));
-	throttle_fail("g:dave"); /* a failure starts its day again (p:40 sharing dave's counter: 1 in 65,536) */
+	throttle_fail("g:dave"); /* a failure starts its day again */
 	now_ms += 1000;
 	assert_false(counted("p:40"));
 	assert_true(counted("g:dave"));
-	now_ms += THROTTLE_COUNTER_FORGET_S * 1000ull;
+	now_ms += THROTTLE_USER_FORGET_S * 1000ull;
 	assert_false(counted("g:dave"));
 	assert_true(throttle_known("k:dave@10.0.0.1"));
-	now_ms += (THROTTLE_KNOWN_S - THROTTLE_COUNTER_FORGET_S * 2ull) * 1000ull - 1000; /* a second before */
+	now_ms += (THROTTLE_KNOWN_S - THROTTLE_USER_FORGET_S * 2ull) * 1000ull - 1000; /* a second before */
 	assert_true(throttle_known("k:dave@10.0.0.1"));
 	now_ms += 1000;
 	assert_false(throttle_known("k:dave@10.0.0.1"));
@@ -304,13 +344,10 @@ static void test_forgetting(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_backoff_and_reset),
-	    cmocka_unit_test(test_sources),
-	    cmocka_unit_test(test_many_keys),
-	    cmocka_unit_test(test_cap_and_known),
-	    cmocka_unit_test(test_user_counts_apart),
-	    cmocka_unit_test(test_remembered_apart),
-	    cmocka_unit_test(test_password_counts),
+	    cmocka_unit_test(test_backoff_and_reset), cmocka_unit_test(test_sources),
+	    cmocka_unit_test(test_many_keys),	      cmocka_unit_test(test_cap_and_known),
+	    cmocka_unit_test(test_user_counts_apart), cmocka_unit_test(test_remembered_apart),
+	    cmocka_unit_test(test_password_counts),   cmocka_unit_test(test_attempt),
 	    cmocka_unit_test(test_forgetting), /* last: it moves the clock 70 days */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
