@@ -12,7 +12,7 @@
 #include "token.h"
 
 #include <errno.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +139,7 @@ int auth_login(struct req *r)
 		return reply_retry_after(r, 429, wait, "too_many_requests", "too many failed logins; try again in %u s",
 					 wait);
 	}
-	if (auth_password_work_begin(r) < 0) { /* 503: too many at once; no attempt made */
+	if (auth_password_work_begin(r, known) < 0) { /* 503: too many at once; no attempt made */
 		for (int i = 0; i < (known ? 2 : 3); i++)
 			throttle_forgive(rules[i].key);
 		return MHD_YES;
@@ -181,22 +181,30 @@ int auth_login(struct req *r)
 	}
 }
 
-/* Argon2id costs 64 MiB and ~100 ms each: at most AUTH_PASSWORD_WORK at once, whoever asks. */
-static atomic_int password_work;
+/* Argon2id costs 64 MiB and ~100 ms each: at most AUTH_PASSWORD_WORK at once, one of them kept
+ * for the trusted. (A lock, not an atomic add that is taken back: a flood's momentary adds would
+ * turn away a trusted one now and then.) */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static int password_work;
 
-int auth_password_work_begin(struct req *r)
+int auth_password_work_begin(struct req *r, int trusted)
 {
-	if (atomic_fetch_add(&password_work, 1) >= AUTH_PASSWORD_WORK) {
-		atomic_fetch_sub(&password_work, 1);
+	int ok;
+
+	pthread_mutex_lock(&work_lock);
+	if ((ok = password_work < (trusted ? AUTH_PASSWORD_WORK : AUTH_PASSWORD_WORK - 1)))
+		password_work++;
+	pthread_mutex_unlock(&work_lock);
+	if (!ok)
 		reply_retry_after(r, 503, 1, "busy", "too many password checks at once; try again in a second");
-		return -1;
-	}
-	return 0;
+	return ok ? 0 : -1;
 }
 
 void auth_password_work_end(void)
 {
-	atomic_fetch_sub(&password_work, 1);
+	pthread_mutex_lock(&work_lock);
+	password_work--;
+	pthread_mutex_unlock(&work_lock);
 }
 
 int auth_end_sessions(sqlite3 *db, int64_t user_id)

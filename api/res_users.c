@@ -229,7 +229,7 @@ static int create(struct req *r, sqlite3 *db)
 		return MHD_YES;
 	/* while the gateway has one organisation an admin is a superadmin, as before organisations */
 	super = (v = json_object_get(r->body, "superadmin")) ? json_is_true(v) : auth_default_superadmin(db, role);
-	if (auth_password_work_begin(r) < 0) {
+	if (auth_password_work_begin(r, 1) < 0) {
 		json_decref(list);
 		return MHD_YES;
 	}
@@ -446,7 +446,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 			       SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
 			if (sqlite3_step(st) == SQLITE_ROW) {
-				if (auth_password_work_begin(r) < 0) {
+				if (auth_password_work_begin(r, 1) < 0) {
 					sqlite3_finalize(st);
 					throttle_forgive(key); /* a 503: no attempt made */
 					return MHD_YES;
@@ -463,7 +463,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		}
 		throttle_reset(key);
 	}
-	if (auth_password_work_begin(r) < 0)
+	if (auth_password_work_begin(r, 1) < 0)
 		return MHD_YES;
 	if (password_hash(json_string_value(json_object_get(r->body, "password")), hash) < 0) {
 		auth_password_work_end();
