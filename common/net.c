@@ -579,42 +579,74 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 	return "not an IP address";
 }
 
-int net_addr_local(const struct sockaddr_storage *a)
+/* The source address the kernel would send to a from, without sending anything: a UDP socket
+ * connected to a takes one (the outgoing interface's, or a itself for one of this host's own
+ * addresses: the local routing table). 1 with *me set, 0 when a is unreachable, -1 when it
+ * cannot be told (EACCES: a broadcast address). */
+static int route_source(const struct sockaddr_storage *a, struct sockaddr_storage *me)
 {
-	/* the kernel's answer, without sending anything: a UDP socket connected to a takes a source
-	 * address; to one of this host's own addresses (the local routing table) that is a itself.
-	 * (A bind() test would say "local" for everything with ip_nonlocal_bind, set next to
-	 * keepalived.) Unreachable: not local. */
-	struct sockaddr_storage to = *a, me;
-	socklen_t len = sizeof(me);
-	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), local = 0;
+	struct sockaddr_storage to = *a;
+	socklen_t len = sizeof(*me);
+	int fd = socket(a->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
 
 	if (fd < 0)
-		return 1; /* cannot tell: treated as local, refused */
+		return -1;
 	if (to.ss_family == AF_INET)
 		((struct sockaddr_in *)&to)->sin_port = htons(9);
 	else
 		((struct sockaddr_in6 *)&to)->sin6_port = htons(9);
 	if (connect(fd, (struct sockaddr *)&to, net_sa_len(&to)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&me, &len) == 0)
-		local = net_sa_same_host(&me, a);
-	else if (errno != ENETUNREACH && errno != EHOSTUNREACH && errno != EPERM)
-		local = 1; /* cannot tell (EACCES: a broadcast address), refused */
+	    getsockname(fd, (struct sockaddr *)me, &len) == 0)
+		r = 1;
+	else if (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EPERM)
+		r = 0;
 	close(fd);
-	return local;
+	return r;
+}
+
+int net_addr_local(const struct sockaddr_storage *a)
+{
+	/* (A bind() test would say "local" for everything with ip_nonlocal_bind, set next to
+	 * keepalived.) Unreachable: not local; cannot tell: local, refused. */
+	struct sockaddr_storage me;
+	int r = route_source(a, &me);
+
+	return r < 0 || (r == 1 && net_sa_same_host(&me, a));
+}
+
+/* Whether this host's address me is one of the LAN's (its source toward the LAN). */
+static int source_on_lan(const struct sockaddr_storage *me, const struct net_lan *lan)
+{
+	struct net_ip ip;
+
+	if (me->ss_family == AF_INET)
+		return lan->v4.prefix &&
+		       net_cidr4_contains(&lan->v4, ntohl(((const struct sockaddr_in *)me)->sin_addr.s_addr));
+	if (me->ss_family != AF_INET6)
+		return 0;
+	memcpy(ip.a, ((const struct sockaddr_in6 *)me)->sin6_addr.s6_addr, 16);
+	for (int i = 0; i < lan->n6; i++)
+		if (net_prefix_contains(&lan->v6[i], &ip))
+			return 1;
+	return 0;
 }
 
 const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan)
 {
 	static const char own[] = "one of the gateway's own addresses";
 	const char *why = net_addr_special(a, lan);
-	struct sockaddr_storage in = {.ss_family = AF_INET};
+	struct sockaddr_storage in = {.ss_family = AF_INET}, me;
 	uint32_t v4;
+	int r;
 
 	if (why)
 		return why;
-	if (net_addr_local(a))
+	if ((r = route_source(a, &me)) < 0 || (r == 1 && net_sa_same_host(&me, a)))
 		return own;
+	/* a network routed behind the LAN (another organisation's clients, say): the gateway would
+	 * reach it from its LAN address, through the LAN interface */
+	if (r == 1 && lan && source_on_lan(&me, lan))
+		return "reached through the LAN (a network routed behind it)";
 	if (net_addr_embedded_v4(a, &v4)) { /* NAT64 or 6to4 to one of the gateway's IPv4 addresses */
 		((struct sockaddr_in *)&in)->sin_addr.s_addr = htonl(v4);
 		if (net_addr_local(&in))

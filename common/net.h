@@ -72,8 +72,10 @@ const char *net_addr_special(const struct sockaddr_storage *a, const struct net_
 /* 1 when a is one of this host's own addresses (a plain bind to it works; also when that cannot
  * be told, so a caller refusing local addresses fails closed). */
 int net_addr_local(const struct sockaddr_storage *a);
-/* net_addr_special, then "one of the gateway's own addresses": where a proxy (or a webhook) may
- * not be, lest an organisation's admin aim the gateway at its own services or at LAN devices. */
+/* net_addr_special, then "one of the gateway's own addresses", then "reached through the LAN"
+ * (the kernel's source address toward it is one of the LAN's: a network routed behind the LAN):
+ * where a proxy (or a webhook) may not be, lest an organisation's admin aim the gateway at its
+ * own services or at LAN devices. */
 const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan);
 /* 1 where a request made for a user (a webhook) must not go: private (RFC 1918), CGNAT,
  * loopback, link-local, multicast, unspecified, reserved (240/4); ULA (fc00::/7); IPv4 inside

@@ -35,7 +35,10 @@ syns() { lab_exec gw nft list chain inet t42 out | grep -o 'packets [0-9]*' | cu
 # the gateway's names (ip netns exec mounts these over /etc/hosts and /etc/resolv.conf; lab_down
 # removes them): two that resolve to where no proxy may be, and a resolver that never answers
 mkdir -p "/etc/netns/$(lab_ns gw)"
-printf '127.0.0.1 localhost\n::1 localhost\n%s gwself.pgw.lab\n192.168.2.13 lanbox.pgw.lab\n' $GW_WAN >"/etc/netns/$(lab_ns gw)/hosts"
+printf '127.0.0.1 localhost\n::1 localhost\n%s gwself.pgw.lab\n192.168.2.13 lanbox.pgw.lab\n10.77.1.5 routed.pgw.lab\n' $GW_WAN >"/etc/netns/$(lab_ns gw)/hosts"
+# networks routed behind the LAN (another organisation's clients, say), a LAN device their router
+lab_exec gw ip route add 10.77.0.0/16 via 192.168.2.13
+lab_exec gw ip -6 route add fd77:1::/48 via fd00:2::13
 printf 'nameserver %s\noptions timeout:10 attempts:1\n' $LAB_WEB >"/etc/netns/$(lab_ns gw)/resolv.conf"
 lab_exec wan nft -f - <<NFT
 table inet t42 {
@@ -74,6 +77,10 @@ out=$(printf 'name,type,host,port\nfine,socks5,198.51.100.99,1080\nsneaky,socks5
 check_match "a CSV import with one line on loopback: 400, naming line 3" "$out" '^400 .*"line": *3.*loopback'
 check_eq "... nothing was stored by any of them" "$(lab_db 'SELECT group_concat(host) FROM proxies')" "$LAB_SOCKS_NOAUTH"
 check_match "a private address of the proxies' own network (10.20.30.40) is fine" "$(post dc 10.20.30.40)" '^201 '
+check_match "... but not one of a network routed behind the LAN (10.77.0.0/16 via a LAN router): 400" \
+	"$(post routed 10.77.1.5)" "^400 .*10.77.1.5 is reached through the LAN \\(a network routed behind it\\)"
+check_match "... nor by IPv6 (fd77:1::/48 via fd00:2::13): 400" "$(post routed6 fd77:1::5)" \
+	"^400 .*fd77:1::5 is reached through the LAN"
 
 # a name that resolves to loopback: stored (names are resolved where they are used), then
 # refused by pgw-healthd (down, saying why); pgw-forwarder relays a named proxy's clients only to
@@ -92,7 +99,8 @@ check "pgw-forwarder: no address a probe reached, its clients blocked" \
 check_fails "client .11 gets nothing" fetch 192.168.2.11
 check_eq "nothing was sent to the proxy on the gateway (SYNs to 127.0.0.1:1081)" "$(syns)" 0
 for n in "gwself|the gateway's WAN address|$GW_WAN is one of the gateway.s own addresses" \
-	"lanbox|a LAN device|192.168.2.13 is on the LAN (lan_cidr)"; do
+	"lanbox|a LAN device|192.168.2.13 is on the LAN (lan_cidr)" \
+	"routed|a network routed behind the LAN|10.77.1.5 is reached through the LAN (a network routed behind it)"; do
 	IFS='|' read -r name what why <<<"$n"
 	out=$(post $name $name.pgw.lab)
 	Q=$(cut -d' ' -f2- <<<"$out" | jq .id)
