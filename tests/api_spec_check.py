@@ -10,7 +10,7 @@ careless or hostile caller would (no token, a viewer's token, a body with an unk
 wrong content type, an oversized body, an id that does not exist): whatever it answers must be
 listed on that operation, in the error shape, with X-Request-Id.
 Usage: api_spec_check.py SPEC BASE_URL ADMIN_PASSWORD   (prints TAP-like lines, exit 1 on failure)"""
-import json, sys, urllib.request, urllib.error
+import json, re, sys, threading, time, urllib.request, urllib.error
 import yaml
 
 spec = yaml.safe_load(open(sys.argv[1]))
@@ -244,7 +244,6 @@ for path, ops in spec["paths"].items():
             failures += 1
             print("not ok %d - %s %s is not in the spec but answers %d %s" % (n, method.upper(), path, status, raw[:120]))
 # (a path below each documented one too, by GET and by POST: the path is judged before the method)
-import re
 templates = [re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(p)) + "$") for p in spec["paths"]]
 below = [(m, q) for q in (p.replace("{id}", "1").replace("{proxy_id}", "1").replace("{ip}", "192.168.2.10") + "/nothing"
                           for p in spec["paths"] if p.startswith("/api/v1/"))
@@ -287,7 +286,6 @@ for path, ops in spec["paths"].items():
 # Two organisations (issue 21), checks generated from the spec so that no endpoint is forgotten:
 # an admin of A listing, reading, changing, deleting, importing, exporting and subscribing never
 # sees or touches B's objects; a superadmin sees both; B's addresses cannot be mapped by A.
-import re, threading
 
 
 
@@ -444,7 +442,6 @@ def listen(token, out):
 
 t = threading.Thread(target=listen, args=(TA, got))
 t.start()
-import time
 time.sleep(0.5)
 call("PATCH", "/api/v1/mappings/%d" % MB, {"label": "b-marker-map2", "enabled": False}, TB)  # a client event
 call("PATCH", "/api/v1/proxies/%d" % PB, {"name": "b-marker-proxy2"}, TB)

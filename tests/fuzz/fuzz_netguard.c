@@ -27,26 +27,38 @@ static int same_bits(const uint8_t *a, const uint8_t *b, int len)
 	return 1;
 }
 
-static int in_list(int family, const uint8_t *addr, const char *const *list, size_t n)
+#define N4 (sizeof(v4_refused) / sizeof(v4_refused[0]))
+#define N6 (sizeof(v6_refused) / sizeof(v6_refused[0]))
+struct net {
+	uint8_t p[16];
+	int len;
+};
+static struct net v4_nets[N4], v6_nets[N6]; /* the lists, parsed once */
+
+static void parse(int family, const char *const *list, size_t n, struct net *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		char net[64];
-		uint8_t p[16];
 		const char *slash = strchr(list[i], '/');
 		memcpy(net, list[i], (size_t)(slash - list[i]));
 		net[slash - list[i]] = 0;
-		assert(inet_pton(family, net, p) == 1);
-		if (same_bits(addr, p, atoi(slash + 1)))
-			return 1;
+		assert(inet_pton(family, net, out[i].p) == 1);
+		out[i].len = atoi(slash + 1);
 	}
+}
+
+static int in_list(const uint8_t *addr, const struct net *nets, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (same_bits(addr, nets[i].p, nets[i].len))
+			return 1;
 	return 0;
 }
 
 static int v4_private(const uint8_t a[4], const struct net_lan *lan)
 {
 	uint8_t lan_net[4] = {lan->v4.addr >> 24, lan->v4.addr >> 16, lan->v4.addr >> 8, lan->v4.addr};
-	return in_list(AF_INET, a, v4_refused, sizeof(v4_refused) / sizeof(v4_refused[0])) ||
-	       (lan->v4.prefix && same_bits(a, lan_net, lan->v4.prefix));
+	return in_list(a, v4_nets, N4) || (lan->v4.prefix && same_bits(a, lan_net, lan->v4.prefix));
 }
 
 static int v6_private(const uint8_t a[16], const struct net_lan *lan)
@@ -54,7 +66,7 @@ static int v6_private(const uint8_t a[16], const struct net_lan *lan)
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
 			     nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
 
-	if (in_list(AF_INET6, a, v6_refused, sizeof(v6_refused) / sizeof(v6_refused[0])))
+	if (in_list(a, v6_nets, N6))
 		return 1;
 	if ((memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0) && v4_private(a + 12, lan))
 		return 1;
@@ -68,10 +80,16 @@ static int v6_private(const uint8_t a[16], const struct net_lan *lan)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static int parsed;
 	struct sockaddr_storage ss;
 	struct net_lan lan;
 	int r;
 
+	if (!parsed) {
+		parse(AF_INET, v4_refused, N4, v4_nets);
+		parse(AF_INET6, v6_refused, N6, v6_nets);
+		parsed = 1;
+	}
 	if (size < 1 + 16 + 5 + 17)
 		return 0;
 	memset(&ss, 0, sizeof(ss));
@@ -85,32 +103,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = lan.v6[0].len; i < 128; i++) /* masked, as net_prefix_parse makes it */
 		lan.v6[0].addr.a[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
 	lan.n6 = data[38] & 0x80 ? 1 : 0; /* sometimes none */
-	switch (data[0] % 3) {
-	case 0: {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-		in->sin_family = AF_INET;
-		memcpy(&in->sin_addr, data + 1, 4);
-		r = net_addr_private((struct sockaddr *)&ss, &lan);
-		if (v4_private(data + 1, &lan))
-			assert(r == 1);
-		break;
-	}
-	case 1: {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		in6->sin6_family = AF_INET6;
-		memcpy(&in6->sin6_addr, data + 1, 16);
-		r = net_addr_private((struct sockaddr *)&ss, &lan);
-		if (v6_private(data + 1, &lan))
-			assert(r == 1);
-		break;
-	}
-	default:
+	if (data[0] % 3 == 2) {		  /* another family */
 		ss.ss_family = (sa_family_t)(data[1] | data[2] << 8);
 		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
 			return 0;
 		assert(net_addr_private((struct sockaddr *)&ss, &lan) == 1);
 		return 0;
 	}
+	if (data[0] % 3 == 0) {
+		ss.ss_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, data + 1, 4);
+	} else {
+		ss.ss_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, data + 1, 16);
+	}
+	r = net_addr_private((struct sockaddr *)&ss, &lan);
+	if (ss.ss_family == AF_INET ? v4_private(data + 1, &lan) : v6_private(data + 1, &lan))
+		assert(r == 1);
 	assert(net_addr_private((struct sockaddr *)&ss, &lan) == r);
 	return 0;
 }
