@@ -525,27 +525,40 @@ int net_prefix_list_parse(const char *s, struct net_prefix *out, int max)
 	return list_walk(s, max, one_prefix, out);
 }
 
-static const char *special_v4(uint32_t a, const struct net_lan *lan)
+/* The IPv4 networks no proxy or webhook may be in; those marked private only where a request
+ * made for a user (a webhook) must not go, but a proxy may be (a proxy farm on 10.0.0.0/8). */
+static const struct {
+	uint32_t net;
+	uint8_t len, private_only;
+	const char *why;
+} v4_nets[] = {
+    {0x7f000000, 8, 0, "a loopback address"},
+    {0x00000000, 8, 0, "an unspecified (\"this network\") address"},
+    {0xa9fe0000, 16, 0, "a link-local address"},
+    {0xe0000000, 4, 0, "a multicast address"},
+    {0xf0000000, 4, 0, "a reserved or broadcast address"},
+    {0x0a000000, 8, 1, "a private address"},
+    {0xac100000, 12, 1, "a private address"},
+    {0xc0a80000, 16, 1, "a private address"},
+    {0x64400000, 10, 1, "a shared (CGNAT) address"},
+};
+
+static const char *special_v4(uint32_t a, const struct net_lan *lan, int private)
 {
-	if ((a >> 24) == 127)
-		return "a loopback address";
-	if ((a >> 24) == 0)
-		return "an unspecified (\"this network\") address";
-	if ((a >> 16) == 0xa9fe)
-		return "a link-local address";
-	if ((a >> 28) == 0xe)
-		return "a multicast address";
-	if ((a >> 28) == 0xf)
-		return "a reserved or broadcast address";
+	for (size_t i = 0; i < sizeof(v4_nets) / sizeof(v4_nets[0]); i++)
+		if ((private || !v4_nets[i].private_only) &&
+		    (a & (0xffffffffu << (32 - v4_nets[i].len))) == v4_nets[i].net)
+			return v4_nets[i].why;
 	if (lan && lan->v4.prefix && net_cidr4_contains(&lan->v4, a))
 		return "on the LAN (lan_cidr)";
 	return NULL;
 }
 
-const char *net_addr_special(const struct sockaddr_storage *sa, const struct net_lan *lan)
+/* net_addr_special, and with private the networks only a webhook must not reach too. */
+static const char *special(const struct sockaddr_storage *sa, const struct net_lan *lan, int private)
 {
 	if (sa->ss_family == AF_INET)
-		return special_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan);
+		return special_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr), lan, private);
 	if (sa->ss_family == AF_INET6) {
 		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 		static const uint8_t zero[8], nat64l[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
@@ -566,9 +579,11 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 			return "a link-local address";
 		if (memcmp(a, nat64l, 6) == 0) /* 64:ff9b:1::/48, local-use NAT64: into networks of its own */
 			return "a local-use NAT64 address";
+		if (private && (a[0] & 0xfe) == 0xfc)
+			return "a unique local address";
 		/* NAT64 and 6to4: judged as the IPv4 inside too (and still by the LAN's own prefixes:
 		 * a LAN may number itself from 2002::/16; found by fuzz_netguard) */
-		if (net_addr_embedded_v4(sa, &v4) && (why = special_v4(v4, lan)))
+		if (net_addr_embedded_v4(sa, &v4) && (why = special_v4(v4, lan, private)))
 			return why;
 		memcpy(ip.a, a, 16);
 		for (int i = 0; lan && i < lan->n6; i++)
@@ -577,6 +592,11 @@ const char *net_addr_special(const struct sockaddr_storage *sa, const struct net
 		return NULL;
 	}
 	return "not an IP address";
+}
+
+const char *net_addr_special(const struct sockaddr_storage *sa, const struct net_lan *lan)
+{
+	return special(sa, lan, 0);
 }
 
 /* The source address the kernel would send to a from, without sending anything: a UDP socket
@@ -631,10 +651,11 @@ static int source_on_lan(const struct sockaddr_storage *me, const struct net_lan
 	return 0;
 }
 
-const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan)
+/* net_dest_refused, and with private net_addr_private's networks too. */
+static const char *dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan, int private)
 {
 	static const char own[] = "one of the gateway's own addresses";
-	const char *why = net_addr_special(a, lan);
+	const char *why = special(a, lan, private);
 	struct sockaddr_storage in = {.ss_family = AF_INET}, me;
 	uint32_t v4;
 	int r;
@@ -655,19 +676,9 @@ const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_
 	return NULL;
 }
 
-/* Private (RFC 1918), CGNAT, loopback, link-local, multicast, unspecified, reserved. */
-static int private_v4(uint32_t a)
+const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan)
 {
-	static const struct {
-		uint32_t net;
-		int len;
-	} nets[] = {{0x00000000, 8},  {0x0a000000, 8},	{0x64400000, 10}, {0x7f000000, 8}, {0xa9fe0000, 16},
-		    {0xac100000, 12}, {0xc0a80000, 16}, {0xe0000000, 4},  {0xf0000000, 4}};
-
-	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
-		if ((a & (0xffffffffu << (32 - nets[i].len))) == nets[i].net)
-			return 1;
-	return 0;
+	return dest_refused(a, lan, 0);
 }
 
 /* See net.h. */
@@ -675,23 +686,8 @@ int net_addr_private(const struct sockaddr *sa, const struct net_lan *lan)
 {
 	struct sockaddr_storage ss;
 
-	if (sa->sa_family == AF_INET) {
-		memcpy(&ss, sa, sizeof(struct sockaddr_in));
-		if (private_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)))
-			return 1;
-	} else if (sa->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t zero[10];
-		uint32_t v4;
-		memcpy(&ss, sa, sizeof(struct sockaddr_in6));
-		if (memcmp(b, zero, 10) == 0)
-			return 1; /* ::, ::1, mapped and compatible */
-		if (net_addr_embedded_v4(&ss, &v4) && private_v4(v4))
-			return 1;
-		if ((b[0] & 0xfe) == 0xfc)
-			return 1;
-	} else {
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return 1; /* not IP: never */
-	}
-	return net_dest_refused(&ss, lan) != NULL;
+	memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	return dest_refused(&ss, lan, 1) != NULL;
 }
