@@ -139,7 +139,7 @@ int auth_login(struct req *r)
 		return reply_retry_after(r, 429, wait, "too_many_requests", "too many failed logins; try again in %u s",
 					 wait);
 	}
-	if (auth_password_work_begin(r, known) < 0) { /* 503: too many at once; no attempt made */
+	if (auth_password_work_begin(r, known ? name : NULL) < 0) { /* 503: too many at once; no attempt made */
 		for (int i = 0; i < (known ? 2 : 3); i++)
 			throttle_forgive(rules[i].key);
 		return MHD_YES;
@@ -148,7 +148,7 @@ int auth_login(struct req *r)
 	if (found == 1 && r->user.sso) /* an SSO user's hash is a placeholder: it has no password here */
 		found = 0;
 	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;
-	auth_password_work_end();
+	auth_password_work_end(known ? name : NULL);
 	if (!ok) {
 		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
 		api_audit(r, "login", "user", name, NULL, NULL, "denied");
@@ -186,24 +186,40 @@ int auth_login(struct req *r)
  * turn away a trusted one now and then.) */
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static int password_work;
+static char work_for[AUTH_PASSWORD_WORK][264]; /* whose trusted checks run (a user name; "": none) */
 
-int auth_password_work_begin(struct req *r, int trusted)
+int auth_password_work_begin(struct req *r, const char *trusted)
 {
-	int ok;
+	int ok, slot = -1;
 
 	pthread_mutex_lock(&work_lock);
-	if ((ok = password_work < (trusted ? AUTH_PASSWORD_WORK : AUTH_PASSWORD_WORK - 1)))
+	ok = password_work < (trusted ? AUTH_PASSWORD_WORK : AUTH_PASSWORD_WORK - 1);
+	for (int i = 0; ok && trusted && i < AUTH_PASSWORD_WORK; i++) {
+		if (strcmp(work_for[i], trusted) == 0)
+			ok = 0; /* one at a time a user: one account cannot hold the kept check */
+		else if (slot < 0 && !work_for[i][0])
+			slot = i;
+	}
+	if (ok) {
 		password_work++;
+		if (trusted && slot >= 0)
+			snprintf(work_for[slot], sizeof(work_for[slot]), "%s", trusted);
+	}
 	pthread_mutex_unlock(&work_lock);
 	if (!ok)
 		reply_retry_after(r, 503, 1, "busy", "too many password checks at once; try again in a second");
 	return ok ? 0 : -1;
 }
 
-void auth_password_work_end(void)
+void auth_password_work_end(const char *trusted)
 {
 	pthread_mutex_lock(&work_lock);
 	password_work--;
+	for (int i = 0; trusted && i < AUTH_PASSWORD_WORK; i++)
+		if (strcmp(work_for[i], trusted) == 0) {
+			work_for[i][0] = 0;
+			break;
+		}
 	pthread_mutex_unlock(&work_lock);
 }
 

@@ -15,12 +15,13 @@ int auth_require(struct req *r, int write);
 int auth_csrf(struct req *r);
 int auth_login(struct req *r);
 /* Around every Argon2id hash or verify: -1 (and 503 with Retry-After sent) when
- * AUTH_PASSWORD_WORK are already running, or for an untrusted one (a login from a source the user
- * has not signed in from) when all but one are: a flood of guesses from everywhere never takes
- * the last one from a user at her own source or from someone signed in (trusted). Else 0, and
- * auth_password_work_end() after. */
-int auth_password_work_begin(struct req *r, int trusted);
-void auth_password_work_end(void);
+ * AUTH_PASSWORD_WORK are already running, or for an untrusted one (NULL: a login from a source
+ * the user has not signed in from) when all but one are, or for a trusted one (the user name:
+ * a login from a source she signed in from, or someone signed in) while one of that user's runs:
+ * a flood of guesses from everywhere, or one account's own logins, never take the last one from
+ * another user at her own source. Else 0, and auth_password_work_end(same trusted) after. */
+int auth_password_work_begin(struct req *r, const char *trusted);
+void auth_password_work_end(const char *trusted);
 /* End every session of a user (logout, password change or reset, disabling): bump
  * users.token_gen, which every token carries. 0 or -EIO. */
 int auth_end_sessions(sqlite3 *db, int64_t user_id);

@@ -229,12 +229,12 @@ static int create(struct req *r, sqlite3 *db)
 		return MHD_YES;
 	/* while the gateway has one organisation an admin is a superadmin, as before organisations */
 	super = (v = json_object_get(r->body, "superadmin")) ? json_is_true(v) : auth_default_superadmin(db, role);
-	if (auth_password_work_begin(r, 1) < 0) {
+	if (auth_password_work_begin(r, r->user.name) < 0) {
 		json_decref(list);
 		return MHD_YES;
 	}
 	rc = password_hash(json_string_value(json_object_get(r->body, "password")), hash);
-	auth_password_work_end();
+	auth_password_work_end(r->user.name);
 	if (rc < 0) {
 		json_decref(list);
 		return reply_error(r, 500, "internal", "cannot hash the password");
@@ -446,13 +446,13 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 			       SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, id);
 			if (sqlite3_step(st) == SQLITE_ROW) {
-				if (auth_password_work_begin(r, 1) < 0) {
+				if (auth_password_work_begin(r, r->user.name) < 0) {
 					sqlite3_finalize(st);
 					throttle_forgive(key); /* a 503: no attempt made */
 					return MHD_YES;
 				}
 				ok = password_verify((const char *)sqlite3_column_text(st, 0), cur) == 0;
-				auth_password_work_end();
+				auth_password_work_end(r->user.name);
 			}
 		}
 		sqlite3_finalize(st);
@@ -463,13 +463,13 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		}
 		throttle_reset(key);
 	}
-	if (auth_password_work_begin(r, 1) < 0)
+	if (auth_password_work_begin(r, r->user.name) < 0)
 		return MHD_YES;
 	if (password_hash(json_string_value(json_object_get(r->body, "password")), hash) < 0) {
-		auth_password_work_end();
+		auth_password_work_end(r->user.name);
 		return reply_error(r, 500, "internal", "cannot hash the password");
 	}
-	auth_password_work_end();
+	auth_password_work_end(r->user.name);
 	/* the new password and the end of every session under the old one: one statement */
 	if (exec_bound(db,
 		       "UPDATE users SET password_hash = ?1, token_gen = token_gen + 1, updated_at = unixepoch() "

@@ -9,9 +9,12 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -634,21 +637,70 @@ int net_addr_local(const struct sockaddr_storage *a)
 	return r < 0 || (r == 1 && net_sa_same_host(&me, a));
 }
 
-/* Whether this host's address me is one of the LAN's (its source toward the LAN). */
-static int source_on_lan(const struct sockaddr_storage *me, const struct net_lan *lan)
+int net_route_oif(const struct sockaddr_storage *a)
 {
-	struct net_ip ip;
+	struct {
+		struct nlmsghdr n;
+		struct rtmsg r;
+		char attrs[64];
+	} req;
+	union {
+		struct nlmsghdr n;
+		char b[8192];
+	} ans;
+	struct timeval tv = {.tv_sec = 1};
+	struct rtattr *rta;
+	const void *dst;
+	size_t dlen;
+	ssize_t len;
+	int fd, oif = -1;
 
-	if (me->ss_family == AF_INET)
-		return lan->v4.prefix &&
-		       net_cidr4_contains(&lan->v4, ntohl(((const struct sockaddr_in *)me)->sin_addr.s_addr));
-	if (me->ss_family != AF_INET6)
-		return 0;
-	memcpy(ip.a, ((const struct sockaddr_in6 *)me)->sin6_addr.s6_addr, 16);
-	for (int i = 0; i < lan->n6; i++)
-		if (net_prefix_contains(&lan->v6[i], &ip))
-			return 1;
-	return 0;
+	if (a->ss_family == AF_INET)
+		dst = &((const struct sockaddr_in *)a)->sin_addr, dlen = 4;
+	else if (a->ss_family == AF_INET6)
+		dst = &((const struct sockaddr_in6 *)a)->sin6_addr, dlen = 16;
+	else
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+	req.n.nlmsg_type = RTM_GETROUTE;
+	req.n.nlmsg_flags = NLM_F_REQUEST;
+	req.n.nlmsg_seq = 1;
+	req.r.rtm_family = (unsigned char)a->ss_family;
+	req.r.rtm_dst_len = (unsigned char)(dlen * 8);
+	rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.n.nlmsg_len));
+	rta->rta_type = RTA_DST;
+	rta->rta_len = (unsigned short)RTA_LENGTH(dlen);
+	memcpy(RTA_DATA(rta), dst, dlen);
+	req.n.nlmsg_len = NLMSG_ALIGN(req.n.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* the kernel answers at once */
+	if (send(fd, &req, req.n.nlmsg_len, 0) == (ssize_t)req.n.nlmsg_len &&
+	    (len = recv(fd, &ans, sizeof(ans), 0)) > 0) {
+		for (struct nlmsghdr *h = &ans.n; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+				int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? -e->error : EIO;
+				oif = err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES || err == EINVAL ? 0
+														  : -1;
+				break;
+			}
+			if (h->nlmsg_type == RTM_NEWROUTE) {
+				const struct rtmsg *rm = NLMSG_DATA(h);
+				int rl = (int)RTM_PAYLOAD(h);
+				oif = 0; /* (an unreachable, blackhole or prohibit route has none) */
+				for (const struct rtattr *at = RTM_RTA(rm); RTA_OK(at, rl); at = RTA_NEXT(at, rl))
+					if (at->rta_type == RTA_OIF && RTA_PAYLOAD(at) >= sizeof(int))
+						memcpy(&oif, RTA_DATA(at), sizeof(int));
+				if (rm->rtm_type != RTN_UNICAST && rm->rtm_type != RTN_LOCAL)
+					oif = 0;
+				break;
+			}
+		}
+	}
+	close(fd);
+	return oif;
 }
 
 /* net_dest_refused, and with private net_addr_private's networks too. */
@@ -664,10 +716,11 @@ static const char *dest_refused(const struct sockaddr_storage *a, const struct n
 		return why;
 	if ((r = route_source(a, &me)) < 0 || (r == 1 && net_sa_same_host(&me, a)))
 		return own;
-	/* a network routed behind the LAN (another organisation's clients, say): the gateway would
-	 * reach it from its LAN address, through the LAN interface */
-	if (r == 1 && lan && source_on_lan(&me, lan))
-		return "reached through the LAN (a network routed behind it)";
+	/* a network routed behind the LAN (another organisation's clients, say): the kernel's route
+	 * there leaves through the LAN interface */
+	if (lan && lan->ifindex > 0 && (r = net_route_oif(a)) != 0 && (r < 0 || r == lan->ifindex))
+		return r < 0 ? "an address whose route the gateway cannot look up (netlink)"
+			     : "reached through the LAN interface (a network routed behind the LAN)";
 	if (net_addr_embedded_v4(a, &v4)) { /* NAT64 or 6to4 to one of the gateway's IPv4 addresses */
 		((struct sockaddr_in *)&in)->sin_addr.s_addr = htonl(v4);
 		if (net_addr_local(&in))

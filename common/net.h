@@ -63,6 +63,7 @@ struct net_lan {
 	struct net_cidr4 v4;
 	struct net_prefix v6[NET_LAN6_MAX];
 	int n6;
+	int ifindex; /* lan_iface's index (0: none here: no route test) */
 };
 /* Why the gateway should send nothing of its own to a (NULL: it may): loopback, unspecified,
  * "this network" (0/8), link-local, multicast, reserved or broadcast (240/4), IPv4-mapped or
@@ -72,10 +73,13 @@ const char *net_addr_special(const struct sockaddr_storage *a, const struct net_
 /* 1 when a is one of this host's own addresses (a plain bind to it works; also when that cannot
  * be told, so a caller refusing local addresses fails closed). */
 int net_addr_local(const struct sockaddr_storage *a);
-/* net_addr_special, then "one of the gateway's own addresses", then "reached through the LAN"
- * (the kernel's source address toward it is one of the LAN's: a network routed behind the LAN):
- * where a proxy (or a webhook) may not be, lest an organisation's admin aim the gateway at its
- * own services or at LAN devices. */
+/* The index of the interface the kernel routes a out of (RTM_GETROUTE, as `ip route get` asks;
+ * nothing sent), 0 when a is unreachable, -1 when it cannot be told. */
+int net_route_oif(const struct sockaddr_storage *a);
+/* net_addr_special, then "one of the gateway's own addresses", then "reached through the LAN
+ * interface" (the kernel routes it out of lan_iface: a network routed behind the LAN; a route
+ * that cannot be looked up is refused too): where a proxy (or a webhook) may not be, lest an
+ * organisation's admin aim the gateway at its own services or at LAN devices. */
 const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_lan *lan);
 /* 1 where a request made for a user (a webhook) must not go: private (RFC 1918), CGNAT,
  * loopback, link-local, multicast, unspecified, reserved (240/4); ULA (fc00::/7); IPv4 inside

@@ -279,8 +279,9 @@ static const struct sdef defs[] = {
      0,
      "false"},
     {{"proxy_allow_local", "Proxies on the gateway or the LAN",
-      "Let a proxy's host be loopback, one of the gateway's own addresses, link-local or on the LAN (lan_cidr, "
-      "lan_iface's IPv6 networks). Off: pgw-api refuses such an address, and pgw-healthd and pgw-forwarder refuse a "
+      "Let a proxy's host be loopback, one of the gateway's own addresses, link-local, on the LAN (lan_cidr, "
+      "lan_iface's IPv6 networks) or in a network routed behind it (the route leaves through lan_iface). Off: pgw-api "
+      "refuses such an address, and pgw-healthd and pgw-forwarder refuse a "
       "name that resolves there (its clients are blocked), so an organisation's admin cannot aim the gateway's probes "
       "and connections at its own services or another organisation's devices. Turn on for a proxy running on the "
       "gateway itself (ss-local, tor, ssh -D on 127.0.0.1)."},
@@ -1041,4 +1042,5 @@ void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan
 	/* IPv6 has no lan_cidr: the LAN interface's own networks (lan_iface, as the agent reads it) */
 	settings_str(db, cfg, "lan_iface", v, sizeof(v));
 	lan->n6 = net_iface_prefixes6(v, lan->v6, NET_LAN6_MAX);
+	lan->ifindex = (int)if_nametoindex(v); /* for the route test (0: no such interface here) */
 }

@@ -78,7 +78,7 @@ check_match "a CSV import with one line on loopback: 400, naming line 3" "$out" 
 check_eq "... nothing was stored by any of them" "$(lab_db 'SELECT group_concat(host) FROM proxies')" "$LAB_SOCKS_NOAUTH"
 check_match "a private address of the proxies' own network (10.20.30.40) is fine" "$(post dc 10.20.30.40)" '^201 '
 check_match "... but not one of a network routed behind the LAN (10.77.0.0/16 via a LAN router): 400" \
-	"$(post routed 10.77.1.5)" "^400 .*10.77.1.5 is reached through the LAN \\(a network routed behind it\\)"
+	"$(post routed 10.77.1.5)" "^400 .*10.77.1.5 is reached through the LAN interface \\(a network routed behind the LAN\\)"
 check_match "... nor by IPv6 (fd77:1::/48 via fd00:2::13): 400" "$(post routed6 fd77:1::5)" \
 	"^400 .*fd77:1::5 is reached through the LAN"
 
@@ -100,7 +100,7 @@ check_fails "client .11 gets nothing" fetch 192.168.2.11
 check_eq "nothing was sent to the proxy on the gateway (SYNs to 127.0.0.1:1081)" "$(syns)" 0
 for n in "gwself|the gateway's WAN address|$GW_WAN is one of the gateway.s own addresses" \
 	"lanbox|a LAN device|192.168.2.13 is on the LAN (lan_cidr)" \
-	"routed|a network routed behind the LAN|10.77.1.5 is reached through the LAN (a network routed behind it)"; do
+	"routed|a network routed behind the LAN|10.77.1.5 is reached through the LAN interface (a network routed behind the LAN)"; do
 	IFS='|' read -r name what why <<<"$n"
 	out=$(post $name $name.pgw.lab)
 	Q=$(cut -d' ' -f2- <<<"$out" | jq .id)

@@ -78,6 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert(strcmp(joined + 1, want) == 0);
 		}
 	}
+	/* and every decimal number up to 18 digits above 0 is one */
+	if (*url && strlen(url) <= 18 && strspn(url, "0123456789") == strlen(url) && strspn(url, "0") < strlen(url))
+		assert(path_id(url) > 0);
 	if ((id = path_id(url)) >= 0) {
 		char again[24];
 		snprintf(again, sizeof(again), "%lld", (long long)id);

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 
 static void test_ipv4(void **state)
 {
@@ -339,6 +340,31 @@ static void test_addr_special(void **state)
 	assert_non_null(special("2002:c633:640a:1::9", &lan));
 	assert_string_equal(special("2002:c633:640a:1::9", &lan), "on the LAN (an IPv6 network of lan_iface)");
 	assert_null(special("2002:c633:640a:2::9", &lan)); /* another network of that site: not the LAN */
+	/* the route test (rtnetlink, read only): an address is refused when the kernel routes it out
+	 * of the LAN interface; here the LAN is whatever interface this host's route to a
+	 * documentation address leaves by, if it has one, and loopback if not */
+	{
+		struct sockaddr_storage doc;
+		int oif;
+		net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, 198, 51, 100, 10}}, 0, &doc);
+		oif = net_route_oif(&doc);
+		assert_true(oif >= 0);
+		lan.ifindex = (int)if_nametoindex("lo");
+		assert_true(lan.ifindex > 0);
+		assert_null(net_dest_refused(&doc, &lan)); /* not routed out of loopback */
+		if (oif > 0) {
+			lan.ifindex = oif;
+			assert_string_equal(net_dest_refused(&doc, &lan),
+					    "reached through the LAN interface (a network routed behind the LAN)");
+		} else {
+			print_message("(no route to 198.51.100.10 here: the refusal itself not shown)\n");
+		}
+		lan.ifindex = 0;
+		assert_null(net_dest_refused(&doc, &lan)); /* no LAN interface known: no route test */
+		/* the kernel's own addresses route out of loopback */
+		net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, 127, 0, 0, 1}}, 0, &doc);
+		assert_int_equal(net_route_oif(&doc), (int)if_nametoindex("lo"));
+	}
 	lan.n6 = 1;
 	/* ::ffff:a.b.c.d as an AF_INET6 socket address (net_ip_to_sa would make it AF_INET) */
 	memset(&mapped, 0, sizeof(mapped));
