@@ -192,6 +192,8 @@ int auth_password_work_begin(struct req *r, const char *trusted)
 {
 	int ok, slot = -1;
 
+	if (trusted && !*trusted)
+		trusted = NULL; /* (no name: nothing to keep apart) */
 	pthread_mutex_lock(&work_lock);
 	ok = password_work < (trusted ? AUTH_PASSWORD_WORK : AUTH_PASSWORD_WORK - 1);
 	for (int i = 0; ok && trusted && i < AUTH_PASSWORD_WORK; i++) {
@@ -213,6 +215,8 @@ int auth_password_work_begin(struct req *r, const char *trusted)
 
 void auth_password_work_end(const char *trusted)
 {
+	if (trusted && !*trusted)
+		trusted = NULL;
 	pthread_mutex_lock(&work_lock);
 	password_work--;
 	for (int i = 0; trusted && i < AUTH_PASSWORD_WORK; i++)

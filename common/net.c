@@ -474,8 +474,8 @@ int net_prefix_contains(const struct net_prefix *p, const struct net_ip *ip)
 
 int net_iface_prefixes6(const char *ifname, struct net_prefix *out, int max)
 {
-	/* /proc/net/if_inet6 (this network namespace's), not getifaddrs(): that needs a netlink
-	 * socket, which the daemons' units do not allow (RestrictAddressFamilies). A line: the
+	/* /proc/net/if_inet6 (this network namespace's), not getifaddrs(): no netlink dump for a
+	 * list the kernel writes out as text (the units allow netlink for net_route_oif). A line: the
 	 * address (32 hex digits), the interface index, the prefix length, the scope, the flags (hex)
 	 * and the name. */
 	FILE *f = fopen("/proc/net/if_inet6", "re");
@@ -678,23 +678,25 @@ int net_route_oif(const struct sockaddr_storage *a)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* the kernel answers at once */
 	if (send(fd, &req, req.n.nlmsg_len, 0) == (ssize_t)req.n.nlmsg_len &&
 	    (len = recv(fd, &ans, sizeof(ans), 0)) > 0) {
-		for (struct nlmsghdr *h = &ans.n; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+		for (struct nlmsghdr *h = &ans.n; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = NLMSG_DATA(h);
 				int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? -e->error : EIO;
-				oif = err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES || err == EINVAL ? 0
-														  : -1;
+				oif = err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES ? 0 : -1;
 				break;
 			}
-			if (h->nlmsg_type == RTM_NEWROUTE) {
+			if (h->nlmsg_type == RTM_NEWROUTE && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct rtmsg))) {
 				const struct rtmsg *rm = NLMSG_DATA(h);
 				int rl = (int)RTM_PAYLOAD(h);
-				oif = 0; /* (an unreachable, blackhole or prohibit route has none) */
+				oif = -1; /* a unicast or local route without one: cannot tell */
 				for (const struct rtattr *at = RTM_RTA(rm); RTA_OK(at, rl); at = RTA_NEXT(at, rl))
 					if (at->rta_type == RTA_OIF && RTA_PAYLOAD(at) >= sizeof(int))
 						memcpy(&oif, RTA_DATA(at), sizeof(int));
-				if (rm->rtm_type != RTN_UNICAST && rm->rtm_type != RTN_LOCAL)
-					oif = 0;
+				if (rm->rtm_type == RTN_UNREACHABLE || rm->rtm_type == RTN_BLACKHOLE ||
+				    rm->rtm_type == RTN_PROHIBIT || rm->rtm_type == RTN_THROW)
+					oif = 0; /* nowhere */
+				else if (rm->rtm_type != RTN_UNICAST && rm->rtm_type != RTN_LOCAL)
+					oif = -1; /* anycast, broadcast, multicast: not a proxy's */
 				break;
 			}
 		}
@@ -718,7 +720,8 @@ static const char *dest_refused(const struct sockaddr_storage *a, const struct n
 		return own;
 	/* a network routed behind the LAN (another organisation's clients, say): the kernel's route
 	 * there leaves through the LAN interface */
-	if (lan && lan->ifindex > 0 && (r = net_route_oif(a)) != 0 && (r < 0 || r == lan->ifindex))
+	/* (the index looked up now: a bridge or VLAN made again gets a new one) */
+	if (lan && lan->ifname[0] && (r = net_route_oif(a)) != 0 && (r < 0 || r == (int)if_nametoindex(lan->ifname)))
 		return r < 0 ? "an address whose route the gateway cannot look up (netlink)"
 			     : "reached through the LAN interface (a network routed behind the LAN)";
 	if (net_addr_embedded_v4(a, &v4)) { /* NAT64 or 6to4 to one of the gateway's IPv4 addresses */

@@ -63,7 +63,8 @@ struct net_lan {
 	struct net_cidr4 v4;
 	struct net_prefix v6[NET_LAN6_MAX];
 	int n6;
-	int ifindex; /* lan_iface's index (0: none here: no route test) */
+	char ifname[16]; /* lan_iface: its index looked up at each route test ("" or none here: no
+			  * route out of it either, so no test) */
 };
 /* Why the gateway should send nothing of its own to a (NULL: it may): loopback, unspecified,
  * "this network" (0/8), link-local, multicast, reserved or broadcast (240/4), IPv4-mapped or

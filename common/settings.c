@@ -1042,5 +1042,6 @@ void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan
 	/* IPv6 has no lan_cidr: the LAN interface's own networks (lan_iface, as the agent reads it) */
 	settings_str(db, cfg, "lan_iface", v, sizeof(v));
 	lan->n6 = net_iface_prefixes6(v, lan->v6, NET_LAN6_MAX);
-	lan->ifindex = (int)if_nametoindex(v); /* for the route test (0: no such interface here) */
+	if (strlen(v) < sizeof(lan->ifname)) /* (a valid name is at most 15) */
+		memcpy(lan->ifname, v, strlen(v) + 1);
 }

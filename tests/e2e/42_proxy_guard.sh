@@ -39,6 +39,7 @@ printf '127.0.0.1 localhost\n::1 localhost\n%s gwself.pgw.lab\n192.168.2.13 lanb
 # networks routed behind the LAN (another organisation's clients, say), a LAN device their router
 lab_exec gw ip route add 10.77.0.0/16 via 192.168.2.13
 lab_exec gw ip -6 route add fd77:1::/48 via fd00:2::13
+lab_exec gw ip route add 10.78.0.0/16 via 192.168.2.13 src $GW_WAN # its source the WAN address
 printf 'nameserver %s\noptions timeout:10 attempts:1\n' $LAB_WEB >"/etc/netns/$(lab_ns gw)/resolv.conf"
 lab_exec wan nft -f - <<NFT
 table inet t42 {
@@ -81,6 +82,8 @@ check_match "... but not one of a network routed behind the LAN (10.77.0.0/16 vi
 	"$(post routed 10.77.1.5)" "^400 .*10.77.1.5 is reached through the LAN interface \\(a network routed behind the LAN\\)"
 check_match "... nor by IPv6 (fd77:1::/48 via fd00:2::13): 400" "$(post routed6 fd77:1::5)" \
 	"^400 .*fd77:1::5 is reached through the LAN"
+check_match "... nor through a route that gives the WAN address as its source (10.78.0.0/16): 400" \
+	"$(post routedsrc 10.78.1.5)" "^400 .*10.78.1.5 is reached through the LAN interface"
 
 # a name that resolves to loopback: stored (names are resolved where they are used), then
 # refused by pgw-healthd (down, saying why); pgw-forwarder relays a named proxy's clients only to

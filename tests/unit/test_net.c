@@ -349,18 +349,20 @@ static void test_addr_special(void **state)
 		net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, 198, 51, 100, 10}}, 0, &doc);
 		oif = net_route_oif(&doc);
 		assert_true(oif >= 0);
-		lan.ifindex = (int)if_nametoindex("lo");
-		assert_true(lan.ifindex > 0);
+		char name[IF_NAMESIZE];
+		snprintf(lan.ifname, sizeof(lan.ifname), "lo");
 		assert_null(net_dest_refused(&doc, &lan)); /* not routed out of loopback */
 		if (oif > 0) {
-			lan.ifindex = oif;
+			assert_non_null(if_indextoname((unsigned)oif, name));
+			snprintf(lan.ifname, sizeof(lan.ifname), "%s", name);
 			assert_string_equal(net_dest_refused(&doc, &lan),
 					    "reached through the LAN interface (a network routed behind the LAN)");
 		} else {
 			print_message("(no route to 198.51.100.10 here: the refusal itself not shown)\n");
 		}
-		lan.ifindex = 0;
-		assert_null(net_dest_refused(&doc, &lan)); /* no LAN interface known: no route test */
+		snprintf(lan.ifname, sizeof(lan.ifname), "pgwt-none0");
+		assert_null(net_dest_refused(&doc, &lan)); /* no such interface: nothing routes out of it */
+		lan.ifname[0] = 0;
 		/* the kernel's own addresses route out of loopback */
 		net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, 127, 0, 0, 1}}, 0, &doc);
 		assert_int_equal(net_route_oif(&doc), (int)if_nametoindex("lo"));
