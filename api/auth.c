@@ -107,8 +107,8 @@ int auth_sso_session(struct req *r, int64_t user_id, const char *clear_cookie, c
 int auth_login(struct req *r)
 {
 	static const struct jfield f[] = {{"username", J_STR, 1, 1, 64}, {"password", J_STR, 1, 1, 256}};
-	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[160], akey[80], src[64], gkey[80],
-	    kkey[160];
+	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[THROTTLE_KEY_MAX], akey[80], src[64],
+	    gkey[THROTTLE_KEY_MAX], kkey[THROTTLE_KEY_MAX];
 	struct throttle_rule rules[3] = {
 	    {ukey, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S},
 	    {akey, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S},

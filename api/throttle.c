@@ -30,7 +30,7 @@ struct count {
 struct slot {
 	struct count c;
 	uint64_t used; /* when last written (a failure or a remembering), in writes: the oldest is reused */
-	char key[160];
+	char key[THROTTLE_KEY_MAX];
 };
 
 /* Where a key's count lives, by its prefix (throttle.h): */

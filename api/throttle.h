@@ -35,7 +35,9 @@
 #define THROTTLE_ANY_FIRST_WAIT_S 5
 #define THROTTLE_ANY_MAX_WAIT_S	  60
 #define THROTTLE_KNOWN_S	  (30 * 86400)
-#define THROTTLE_USER_FORGET_S	  86400 /* "g:", "p:": a day, so the wait caps hold over a day */
+/* a key: a prefix, a user name (at most 256 bytes), '@' and a source (an address or a /64) */
+#define THROTTLE_KEY_MAX       (2 + 256 + 1 + 64 + 1)
+#define THROTTLE_USER_FORGET_S 86400 /* "g:", "p:": a day, so the wait caps hold over a day */
 
 /* 0 when an attempt may be made now, else the seconds to wait (for Retry-After): first_s after
  * the first failure past the free ones, doubling, at most max_s. */

@@ -85,7 +85,8 @@ const char *net_dest_refused(const struct sockaddr_storage *a, const struct net_
 /* 1 where a request made for a user (a webhook) must not go: private (RFC 1918), CGNAT,
  * loopback, link-local, multicast, unspecified, reserved (240/4); ULA (fc00::/7); IPv4 inside
  * IPv6 (mapped, compatible, NAT64 64:ff9b::/96, 6to4 2002::/16) judged as that IPv4 address;
- * whatever net_dest_refused says (the LAN of either family, the gateway's own addresses); any
+ * whatever net_dest_refused says (the LAN of either family, the gateway's own addresses, a
+ * network routed behind the LAN, a route that cannot be looked up); any
  * family but IPv4 and IPv6. Else 0. */
 int net_addr_private(const struct sockaddr *sa, const struct net_lan *lan);
 /* The canonical text: "a.b.c.d/n" or "v6/n". */

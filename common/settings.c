@@ -291,7 +291,8 @@ static const struct sdef defs[] = {
      0,
      "false"},
     {{"webhook_allow_private", "Webhooks to private addresses",
-      "Let webhooks reach loopback, link-local, private (RFC 1918, ULA, CGNAT) and the LAN's addresses. Off: "
+      "Let webhooks reach loopback, link-local, private (RFC 1918, ULA, CGNAT) and the LAN's addresses, and "
+      "networks routed behind the LAN. Off: "
       "pgw-api refuses to connect there (an organisation's admin cannot aim the gateway at its own services or "
       "another organisation's devices); turn on for a receiver inside your network."},
      K_BOOL,

@@ -419,8 +419,7 @@ static void sess_ready(struct udprelay *r, struct usess *s)
 	/* the proxy names where client data goes: its own address (wherever that is: the LAN, this
 	 * host), else never this host, the LAN, a network behind it or nowhere (as pgw-healthd) */
 	if (!net_sa_same_host(&s->relay, &s->map.proxy) &&
-	    (!udp_routable(&s->relay, &s->lim) || net_addr_local(&s->relay) ||
-	     (!s->lim.proxy_allow_local && net_dest_refused(&s->relay, &s->lim.lan)))) {
+	    (!udp_routable(&s->relay, &s->lim) || net_dest_refused(&s->relay, &s->lim.lan))) {
 		sess_fail(r, s, "the UDP ASSOCIATE reply names a relay on this host, the LAN or nowhere");
 		return;
 	}

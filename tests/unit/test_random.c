@@ -1,5 +1,5 @@
 /* Random bytes for secrets (common/random.c): every byte value and every bit turns up, draws
- * differ, fills longer than one getrandom read are whole, hex is what it says. (That a read a
+ * differ, a 1 MiB fill is whole to its end, hex is what it says. (That a read a
  * signal interrupted is retried, and that a failure leaves nothing usable, is not shown here:
  * getrandom neither fails nor is interrupted once the kernel's pool is ready.) */
 #include "testlib.h"
@@ -27,7 +27,7 @@ static void test_bytes_spread(void **state)
 			bits[k] += a[i] >> k & 1;
 	}
 	/* 2^20 bytes: each value ~4,096 times (a value below 3,500 is ~9 standard deviations off),
-	 * each bit set ~2^19 times (±1 % is ~20 standard deviations) */
+	 * each bit set ~2^19 times (±1 % is ~10 standard deviations) */
 	for (int v = 0; v < 256; v++)
 		assert_in_range(seen[v], 3500, 4700);
 	for (int k = 0; k < 8; k++)

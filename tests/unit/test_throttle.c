@@ -305,6 +305,27 @@ static void test_attempt(void **state)
 	assert_int_equal(fails_of("u:race@10.9.0.1"), 3);
 }
 
+/* The longest user name (64 characters, up to 256 bytes) keeps its source in its keys: its
+ * counts from two sources are two, and a source it signed in from is that one only. */
+static void test_long_names(void **state)
+{
+	char name[257], k1[THROTTLE_KEY_MAX], k2[THROTTLE_KEY_MAX];
+
+	(void)state;
+	memset(name, 'x', 256);
+	name[256] = 0;
+	snprintf(k1, sizeof(k1), "u:%s@2001:db8:1:2::/64", name);
+	snprintf(k2, sizeof(k2), "u:%s@2001:db8:1:3::/64", name);
+	for (int i = 0; i < THROTTLE_USER_FAILS; i++)
+		throttle_fail(k1);
+	assert_true(throttle_check(k1, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
+	assert_int_equal(throttle_check(k2, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S), 0);
+	k1[0] = k2[0] = 'k';
+	throttle_remember(k1);
+	assert_true(throttle_known(k1));
+	assert_false(throttle_known(k2));
+}
+
 /* Each store forgets when it says: a per-source count THROTTLE_FORGET_S after its last failure,
  * a counter-table count a day after, a remembered source THROTTLE_KNOWN_S after the login. */
 static void test_forgetting(void **state)
@@ -344,10 +365,15 @@ static void test_forgetting(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_backoff_and_reset), cmocka_unit_test(test_sources),
-	    cmocka_unit_test(test_many_keys),	      cmocka_unit_test(test_cap_and_known),
-	    cmocka_unit_test(test_user_counts_apart), cmocka_unit_test(test_remembered_apart),
-	    cmocka_unit_test(test_password_counts),   cmocka_unit_test(test_attempt),
+	    cmocka_unit_test(test_backoff_and_reset),
+	    cmocka_unit_test(test_sources),
+	    cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_cap_and_known),
+	    cmocka_unit_test(test_user_counts_apart),
+	    cmocka_unit_test(test_remembered_apart),
+	    cmocka_unit_test(test_password_counts),
+	    cmocka_unit_test(test_attempt),
+	    cmocka_unit_test(test_long_names),
 	    cmocka_unit_test(test_forgetting), /* last: it moves the clock 70 days */
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
