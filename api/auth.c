@@ -110,12 +110,12 @@ int auth_login(struct req *r)
 	char err[256], hash[PASSWORD_HASH_MAX], csrf[65], cookie[1200], ukey[THROTTLE_KEY_MAX], akey[80], src[64],
 	    gkey[THROTTLE_KEY_MAX], kkey[THROTTLE_KEY_MAX];
 	struct throttle_rule rules[3] = {
-	    {ukey, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S},
-	    {akey, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S},
-	    {gkey, THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S}};
+	    THROTTLE_RULE(ukey, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
+	    THROTTLE_RULE(akey, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S),
+	    THROTTLE_RULE(gkey, THROTTLE_ANY_FAILS, THROTTLE_ANY_FIRST_WAIT_S, THROTTLE_ANY_MAX_WAIT_S)};
 	unsigned wait;
-	int disabled = 0, found, ok, known;
-	const char *name, *pw;
+	int disabled = 0, found, ok, n_rules;
+	const char *name, *pw, *trusted;
 	char *tok;
 	long exp;
 
@@ -130,25 +130,27 @@ int auth_login(struct req *r)
 	snprintf(akey, sizeof(akey), "a:%s", src);
 	snprintf(gkey, sizeof(gkey), "g:%s", name);
 	snprintf(kkey, sizeof(kkey), "k:%s@%s", name, src);
-	known = throttle_known(kkey); /* she signed in from here before: others' guesses do not hold her up */
+	/* she signed in from here before: others' guesses (g:) do not hold her up, and her password
+	 * check does not wait behind theirs */
+	trusted = throttle_known(kkey) ? name : NULL;
+	n_rules = trusted ? 2 : 3;
 	/* checked and counted at once, before any password work (which also caps the CPU an
 	 * attacker can spend): concurrent attempts cannot all slip under the limit; guesses spread
 	 * over many sources add up (g:) unless she signed in from here before */
-	if ((wait = throttle_attempt(rules, known ? 2 : 3))) {
+	if ((wait = throttle_attempt(rules, n_rules))) {
 		log_warnx_id(r->id, "login throttled for '%s' from %s", name, r->addr);
 		return reply_retry_after(r, 429, wait, "too_many_requests", "too many failed logins; try again in %u s",
 					 wait);
 	}
-	if (auth_password_work_begin(r, known ? name : NULL) < 0) { /* 503: too many at once; no attempt made */
-		for (int i = 0; i < (known ? 2 : 3); i++)
-			throttle_forgive(rules[i].key);
+	if (auth_password_work_begin(r, trusted) < 0) { /* 503: too many at once; no attempt made */
+		throttle_undo(rules, n_rules);
 		return MHD_YES;
 	}
 	found = load_user(r, "username", name, hash, &disabled);
 	if (found == 1 && r->user.sso) /* an SSO user's hash is a placeholder: it has no password here */
 		found = 0;
 	ok = password_verify(found == 1 ? hash : dummy_hash, pw) == 0 && found == 1 && !disabled;
-	auth_password_work_end(known ? name : NULL);
+	auth_password_work_end(trusted);
 	if (!ok) {
 		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
 		api_audit(r, "login", "user", name, NULL, NULL, "denied");
@@ -161,9 +163,9 @@ int auth_login(struct req *r)
 	if (!oidc_password_allowed(r, name))
 		return MHD_YES; /* 403 sent */
 	throttle_reset(ukey);
-	throttle_forgive(akey); /* this attempt from the source was a good one */
-	if (!known)
-		throttle_forgive(gkey); /* (not reset: a good login elsewhere gives a guesser no fresh start) */
+	/* this attempt from the source was a good one (a: and g: not reset: a good login gives
+	 * others there, or a guesser elsewhere, no fresh start) */
+	throttle_undo(rules + 1, n_rules - 1);
 	throttle_remember(kkey);
 	if (!(tok = new_session(r, csrf, &exp, cookie, sizeof(cookie))))
 		return reply_error(r, 500, "internal", "cannot issue a token");

@@ -431,7 +431,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 		sqlite3_stmt *st = NULL;
 		const char *cur = json_string_value(json_object_get(r->body, "current_password"));
 		char key[40];
-		struct throttle_rule rule = {key, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S};
+		struct throttle_rule rule = THROTTLE_RULE(key, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S);
 		unsigned wait;
 		int ok = 0;
 
@@ -448,7 +448,7 @@ static int set_password(struct req *r, sqlite3 *db, int64_t id)
 			if (sqlite3_step(st) == SQLITE_ROW) {
 				if (auth_password_work_begin(r, r->user.name) < 0) {
 					sqlite3_finalize(st);
-					throttle_forgive(key); /* a 503: no attempt made */
+					throttle_undo(&rule, 1); /* a 503: no attempt made */
 					return MHD_YES;
 				}
 				ok = password_verify((const char *)sqlite3_column_text(st, 0), cur) == 0;

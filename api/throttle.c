@@ -23,13 +23,14 @@ _Static_assert(BUCKETS <= 65536 && !(BUCKETS & (BUCKETS - 1)), "BUCKETS: a power
 
 struct count {
 	uint64_t last_ms; /* the last failure (or remembering); 0: free */
+	uint64_t written; /* when last written (a failure or a remembering), in writes: the oldest slot is
+			     reused, and an attempt is undone exactly while nothing wrote after it */
 	unsigned fails;
 	unsigned keep_s; /* forgotten this long after last_ms */
 };
 
 struct slot {
 	struct count c;
-	uint64_t used; /* when last written (a failure or a remembering), in writes: the oldest is reused */
 	char key[THROTTLE_KEY_MAX];
 };
 
@@ -42,18 +43,33 @@ enum store {
 
 static struct slot slots[SLOTS], signed_in[SIGNED_SLOTS];
 static struct count buckets[BUCKETS];
-static uint64_t writes; /* slot writes so far: orders slots even within one millisecond */
+static uint64_t writes; /* count writes so far: orders them even within one millisecond */
 static unsigned char bucket_key[32];
 static int bucket_keyed;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* "k:NAME@SOURCE": a source a user signed in from, written by good logins only */
+static int remembered_key(const char *key)
+{
+	return strncmp(key, "k:", 2) == 0;
+}
 
 static enum store store_of(const char *key)
 {
 	if (strncmp(key, "g:", 2) == 0)
 		return STORE_COUNTER;
-	if (strncmp(key, "k:", 2) == 0 || strncmp(key, "p:", 2) == 0)
+	if (remembered_key(key) || strncmp(key, "p:", 2) == 0)
 		return STORE_SIGNED;
 	return STORE_SLOTS;
+}
+
+/* Whether key may be counted as a failure (never a remembered source's), said in the log if not. */
+static int countable(const char *key)
+{
+	if (!remembered_key(key))
+		return 1;
+	log_error("throttle: 'k:' keys are not counted");
+	return 0;
 }
 
 /* forgotten now: freed */
@@ -105,7 +121,7 @@ static struct count *find(const char *key, int create, uint64_t now)
 	struct slot *tab = st == STORE_SIGNED ? signed_in : slots, *victim = NULL, *hers = NULL;
 	int n = st == STORE_SIGNED ? SIGNED_SLOTS : SLOTS, mine = 0;
 	const char *at = strrchr(key, '@');
-	size_t user_len = create && strncmp(key, "k:", 2) == 0 && at ? (size_t)(at - key) + 1 : 0; /* "k:NAME@" */
+	size_t user_len = create && remembered_key(key) && at ? (size_t)(at - key) + 1 : 0; /* "k:NAME@" */
 
 	if (st == STORE_COUNTER) {
 		struct count *b = bucket_of(key);
@@ -115,6 +131,8 @@ static struct count *find(const char *key, int create, uint64_t now)
 				return NULL;
 			claim(b, now, THROTTLE_USER_FORGET_S);
 		}
+		if (create)
+			b->written = ++writes;
 		return b;
 	}
 	for (int i = 0; i < n; i++) {
@@ -122,14 +140,14 @@ static struct count *find(const char *key, int create, uint64_t now)
 		forget_old(&s->c, now);
 		if (s->c.last_ms && strcmp(s->key, key) == 0) {
 			if (create)
-				s->used = ++writes;
+				s->c.written = ++writes;
 			return &s->c;
 		}
-		if (!victim || !s->c.last_ms || (victim->c.last_ms && s->used < victim->used))
+		if (!victim || !s->c.last_ms || (victim->c.last_ms && s->c.written < victim->c.written))
 			victim = s;
 		if (user_len && s->c.last_ms && same_user(s->key, key, user_len)) {
 			mine++;
-			if (!hers || s->used < hers->used)
+			if (!hers || s->c.written < hers->c.written)
 				hers = s;
 		}
 	}
@@ -139,7 +157,7 @@ static struct count *find(const char *key, int create, uint64_t now)
 		victim = hers;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
 	claim(&victim->c, now, strncmp(key, "p:", 2) == 0 ? THROTTLE_USER_FORGET_S : THROTTLE_FORGET_S);
-	victim->used = ++writes;
+	victim->c.written = ++writes;
 	return &victim->c;
 }
 /* The seconds rule's key must still wait. Call locked. */
@@ -159,18 +177,19 @@ static unsigned wait_of(const struct throttle_rule *rule, uint64_t now)
 	return since < wait_ms ? (unsigned)((wait_ms - since + 999) / 1000) : 0;
 }
 
-/* Count a failure of key. Call locked. */
-static void fail_locked(const char *key, uint64_t now)
+/* Count a failure of key; its count. Call locked. */
+static struct count *fail_locked(const char *key, uint64_t now)
 {
 	struct count *s = find(key, 1, now);
 
 	s->fails++;
 	s->last_ms = now;
+	return s;
 }
 
 unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, unsigned max_s)
 {
-	struct throttle_rule rule = {key, free_fails, first_s, max_s};
+	struct throttle_rule rule = THROTTLE_RULE(key, free_fails, first_s, max_s);
 	unsigned wait;
 
 	pthread_mutex_lock(&lock);
@@ -180,45 +199,55 @@ unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, 
 	return wait;
 }
 
-unsigned throttle_attempt(const struct throttle_rule *rules, int n)
+unsigned throttle_attempt(struct throttle_rule *rules, int n)
 {
 	unsigned wait = 0, w;
 	uint64_t now;
 
 	for (int i = 0; i < n; i++)
-		if (strncmp(rules[i].key, "k:", 2) == 0) {
-			log_error("throttle: 'k:' keys are not counted");
+		if (!countable(rules[i].key))
 			return THROTTLE_MAX_WAIT_S;
-		}
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
 	for (int i = 0; i < n; i++)
 		if ((w = wait_of(&rules[i], now)) > wait)
 			wait = w;
-	for (int i = 0; !wait && i < n; i++)
-		fail_locked(rules[i].key, now);
+	for (int i = 0; !wait && i < n; i++) {
+		struct count *s = find(rules[i].key, 0, now), *after;
+
+		rules[i].before_ms = s ? s->last_ms : 0;
+		rules[i].before_fails = s ? s->fails : 0;
+		after = fail_locked(rules[i].key, now);
+		rules[i].written = after->written;
+	}
 	pthread_mutex_unlock(&lock);
 	return wait;
 }
 
-void throttle_fail(const char *key)
+void throttle_undo(const struct throttle_rule *rules, int n)
 {
-	if (strncmp(key, "k:", 2) == 0) { /* remembered sources are written by good logins only */
-		log_error("throttle: 'k:' keys are not counted");
-		return;
-	}
 	pthread_mutex_lock(&lock);
-	fail_locked(key, ev_now_ms());
+	for (int i = 0; i < n; i++) {
+		struct count *s = find(rules[i].key, 0, ev_now_ms());
+
+		if (!s || !s->fails)
+			continue;		      /* forgotten or reset since: nothing of the attempt is left */
+		if (s->written == rules[i].written) { /* nothing counted since: as it was, wait and all */
+			s->fails = rules[i].before_fails;
+			s->last_ms = rules[i].before_ms; /* 0: the attempt made the count, now free again */
+		} else {
+			s->fails--; /* others' failures since stand, and their time */
+		}
+	}
 	pthread_mutex_unlock(&lock);
 }
 
-void throttle_forgive(const char *key)
+void throttle_fail(const char *key)
 {
-	struct count *s;
-
+	if (!countable(key)) /* remembered sources are written by good logins only */
+		return;
 	pthread_mutex_lock(&lock);
-	if ((s = find(key, 0, ev_now_ms())) && s->fails)
-		s->fails--;
+	fail_locked(key, ev_now_ms());
 	pthread_mutex_unlock(&lock);
 }
 
@@ -227,7 +256,7 @@ void throttle_reset(const char *key)
 	struct count *s;
 
 	if (store_of(key) == STORE_COUNTER) { /* it would reset whatever shares the counter */
-		log_error("throttle: '%.2s' keys are not reset (forgive them)", key);
+		log_error("throttle: '%.2s' keys are not reset (undo an attempt instead)", key);
 		return;
 	}
 	pthread_mutex_lock(&lock);
@@ -241,7 +270,7 @@ void throttle_remember(const char *key)
 	uint64_t now;
 	struct count *s;
 
-	if (strncmp(key, "k:", 2) != 0) {
+	if (!remembered_key(key)) {
 		log_error("throttle: only 'k:' keys are remembered");
 		return;
 	}
@@ -260,7 +289,7 @@ int throttle_known(const char *key)
 	int known;
 
 	pthread_mutex_lock(&lock);
-	known = strncmp(key, "k:", 2) == 0 && (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
+	known = remembered_key(key) && (s = find(key, 0, ev_now_ms())) && s->keep_s == THROTTLE_KNOWN_S;
 	pthread_mutex_unlock(&lock);
 	return known;
 }

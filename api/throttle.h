@@ -10,7 +10,7 @@
  *    chosen by a keyed hash (HMAC-SHA256 under a key drawn per process), never reused for another
  *    name, so no flood frees one, the same for every name whether or not it exists (two names
  *    that share a counter share a count: rare, and it only ever holds back more). Only
- *    throttle_check, throttle_attempt, throttle_fail and throttle_forgive act on it (a reset
+ *    throttle_check, throttle_attempt, throttle_fail and throttle_undo act on it (a reset
  *    would free whatever shares the counter);
  *  - "k:NAME@SOURCE" a source the user signed in from (remembered THROTTLE_KNOWN_S after a good
  *    login; her own sources are not held up by "g:"), at most 8 a user (her oldest makes room),
@@ -26,6 +26,7 @@
 #define API_THROTTLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define THROTTLE_FORGET_S	  900
 #define THROTTLE_MAX_WAIT_S	  300
@@ -45,16 +46,26 @@ unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, 
 struct throttle_rule {
 	const char *key;
 	unsigned free_fails, first_s, max_s; /* as throttle_check's */
+	/* what throttle_attempt found and wrote, for throttle_undo */
+	uint64_t before_ms, written;
+	unsigned before_fails;
 };
+#define THROTTLE_RULE(k, free, first, max)                                                                             \
+	{                                                                                                              \
+		.key = (k), .free_fails = (free), .first_s = (first), .max_s = (max)                                   \
+	}
 /* An attempt about to be made, held back by any of n rules: 0 when none holds it, and then it
  * is counted as failed under every rule's key at once (before the work: an attempt that never
  * ends counts too, and two at the same moment cannot both take the last free failure); else the
  * longest wait, and nothing counted. */
-unsigned throttle_attempt(const struct throttle_rule *rules, int n);
+unsigned throttle_attempt(struct throttle_rule *rules, int n);
+/* Attempts counted by throttle_attempt that were no failures (a good login, or one never made,
+ * a 503): each rule's count as it was before, its wait too, where nothing was counted under it
+ * since; else one failure fewer (a source's good logins never add up, and neither they nor a
+ * refused attempt start a key's wait again). */
+void throttle_undo(const struct throttle_rule *rules, int n);
 /* Count an attempt as failed ("k:" keys are not counted: only good logins write them). */
 void throttle_fail(const char *key);
-/* One counted attempt turned out fine: take it back (a source's good logins never add up). */
-void throttle_forgive(const char *key);
 /* The attempt succeeded: forget the key. */
 void throttle_reset(const char *key);
 /* Remember key (a good login's "k:NAME@SOURCE") for THROTTLE_KNOWN_S; whether it is. */
