@@ -637,7 +637,43 @@ int net_addr_local(const struct sockaddr_storage *a)
 	return r < 0 || (r == 1 && net_sa_same_host(&me, a));
 }
 
-int net_route_oif(const struct sockaddr_storage *a)
+int net_route_answer(const void *buf, size_t len, uint32_t seq, uint32_t port, unsigned char *type)
+{
+	int left = len > 65536 ? 65536 : (int)len;
+
+	*type = RTN_UNSPEC;
+	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		if (h->nlmsg_seq != seq || h->nlmsg_pid != port)
+			continue; /* not the answer to this request */
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+			int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? -e->error : EIO;
+			return err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES ? 0 : -1;
+		}
+		if (h->nlmsg_type == RTM_NEWROUTE) {
+			const struct rtmsg *rm = NLMSG_DATA(h);
+			int rl, oif = -1; /* a unicast or local route without one: cannot tell */
+
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*rm)))
+				return -1;
+			rl = (int)RTM_PAYLOAD(h);
+			*type = rm->rtm_type;
+			for (const struct rtattr *at = RTM_RTA(rm); RTA_OK(at, rl); at = RTA_NEXT(at, rl))
+				if (at->rta_type == RTA_OIF && RTA_PAYLOAD(at) >= sizeof(int))
+					memcpy(&oif, RTA_DATA(at), sizeof(int));
+			if (rm->rtm_type == RTN_UNREACHABLE || rm->rtm_type == RTN_BLACKHOLE ||
+			    rm->rtm_type == RTN_PROHIBIT || rm->rtm_type == RTN_THROW)
+				return 0; /* nowhere */
+			if (rm->rtm_type != RTN_UNICAST && rm->rtm_type != RTN_LOCAL)
+				return -1; /* anycast, broadcast, multicast: not a proxy's */
+			return oif > 0 ? oif : -1;
+		}
+		return -1; /* an answer of another kind */
+	}
+	return -2;
+}
+
+int net_route_oif(const struct sockaddr_storage *a, unsigned char *type)
 {
 	struct {
 		struct nlmsghdr n;
@@ -649,12 +685,18 @@ int net_route_oif(const struct sockaddr_storage *a)
 		char b[8192];
 	} ans;
 	struct timeval tv = {.tv_sec = 1};
+	struct sockaddr_nl me = {.nl_family = AF_NETLINK}, from;
+	socklen_t sl = sizeof(me);
+	unsigned char ignored;
 	struct rtattr *rta;
 	const void *dst;
 	size_t dlen;
 	ssize_t len;
-	int fd, oif = -1;
+	int fd, oif = -2;
 
+	if (!type)
+		type = &ignored;
+	*type = RTN_UNSPEC;
 	if (a->ss_family == AF_INET)
 		dst = &((const struct sockaddr_in *)a)->sin_addr, dlen = 4;
 	else if (a->ss_family == AF_INET6)
@@ -676,33 +718,20 @@ int net_route_oif(const struct sockaddr_storage *a)
 	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* the kernel answers at once */
-	if (send(fd, &req, req.n.nlmsg_len, 0) == (ssize_t)req.n.nlmsg_len &&
-	    (len = recv(fd, &ans, sizeof(ans), 0)) > 0) {
-		for (struct nlmsghdr *h = &ans.n; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-				int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? -e->error : EIO;
-				oif = err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES ? 0 : -1;
+	/* bound first: the port the kernel's answer names is known before it comes */
+	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0 && getsockname(fd, (struct sockaddr *)&me, &sl) == 0 &&
+	    send(fd, &req, req.n.nlmsg_len, 0) == (ssize_t)req.n.nlmsg_len) {
+		/* the answer: from the kernel (port 0), to this request; anything else is read past */
+		for (int reads = 0; oif == -2 && reads < 8; reads++) {
+			socklen_t fl = sizeof(from);
+			if ((len = recvfrom(fd, &ans, sizeof(ans), 0, (struct sockaddr *)&from, &fl)) <= 0)
 				break;
-			}
-			if (h->nlmsg_type == RTM_NEWROUTE && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct rtmsg))) {
-				const struct rtmsg *rm = NLMSG_DATA(h);
-				int rl = (int)RTM_PAYLOAD(h);
-				oif = -1; /* a unicast or local route without one: cannot tell */
-				for (const struct rtattr *at = RTM_RTA(rm); RTA_OK(at, rl); at = RTA_NEXT(at, rl))
-					if (at->rta_type == RTA_OIF && RTA_PAYLOAD(at) >= sizeof(int))
-						memcpy(&oif, RTA_DATA(at), sizeof(int));
-				if (rm->rtm_type == RTN_UNREACHABLE || rm->rtm_type == RTN_BLACKHOLE ||
-				    rm->rtm_type == RTN_PROHIBIT || rm->rtm_type == RTN_THROW)
-					oif = 0; /* nowhere */
-				else if (rm->rtm_type != RTN_UNICAST && rm->rtm_type != RTN_LOCAL)
-					oif = -1; /* anycast, broadcast, multicast: not a proxy's */
-				break;
-			}
+			if (fl >= sizeof(from) && from.nl_family == AF_NETLINK && from.nl_pid == 0)
+				oif = net_route_answer(&ans, (size_t)len, req.n.nlmsg_seq, me.nl_pid, type);
 		}
 	}
 	close(fd);
-	return oif;
+	return oif == -2 ? -1 : oif;
 }
 
 /* net_dest_refused, and with private net_addr_private's networks too. */
@@ -710,18 +739,24 @@ static const char *dest_refused(const struct sockaddr_storage *a, const struct n
 {
 	static const char own[] = "one of the gateway's own addresses";
 	const char *why = special(a, lan, private);
-	struct sockaddr_storage in = {.ss_family = AF_INET}, me;
+	struct sockaddr_storage in = {.ss_family = AF_INET};
+	unsigned char type;
 	uint32_t v4;
 	int r;
 
 	if (why)
 		return why;
-	if ((r = route_source(a, &me)) < 0 || (r == 1 && net_sa_same_host(&me, a)))
+	if (net_addr_local(a))
 		return own;
-	/* a network routed behind the LAN (another organisation's clients, say): the kernel's route
-	 * there leaves through the LAN interface */
-	/* (the index looked up now: a bridge or VLAN made again gets a new one) */
-	if (lan && lan->ifname[0] && (r = net_route_oif(a)) != 0 && (r < 0 || r == (int)if_nametoindex(lan->ifname)))
+	/* the kernel's route to a: one that delivers to the gateway itself (a local route: an
+	 * address of its own or AnyIP; an anycast one: the subnet-router address of one of its
+	 * IPv6 networks), or a network routed behind the LAN (another organisation's clients,
+	 * say): one that leaves through the LAN interface (its index looked up now: a bridge or
+	 * VLAN made again gets a new one) */
+	r = net_route_oif(a, &type);
+	if (type == RTN_LOCAL || type == RTN_ANYCAST)
+		return own;
+	if (lan && lan->ifname[0] && r != 0 && (r < 0 || r == (int)if_nametoindex(lan->ifname)))
 		return r < 0 ? "an address whose route the gateway cannot look up (netlink)"
 			     : "reached through the LAN interface (a network routed behind the LAN)";
 	if (net_addr_embedded_v4(a, &v4)) { /* NAT64 or 6to4 to one of the gateway's IPv4 addresses */

@@ -75,8 +75,14 @@ const char *net_addr_special(const struct sockaddr_storage *a, const struct net_
  * be told, so a caller refusing local addresses fails closed). */
 int net_addr_local(const struct sockaddr_storage *a);
 /* The index of the interface the kernel routes a out of (RTM_GETROUTE, as `ip route get` asks;
- * nothing sent), 0 when a is unreachable, -1 when it cannot be told. */
-int net_route_oif(const struct sockaddr_storage *a);
+ * nothing sent), 0 when a is unreachable, -1 when it cannot be told (no answer from the kernel,
+ * an error, a route of another kind than unicast or local); *type (or NULL) the route's kind
+ * (RTN_LOCAL, RTN_ANYCAST, ...; RTN_UNSPEC with none). */
+int net_route_oif(const struct sockaddr_storage *a, unsigned char *type);
+/* net_route_oif's reading of what the kernel sent (buf aligned for a struct nlmsghdr): the answer
+ * to request seq from port, as net_route_oif returns it, or -2 when none is in buf (messages to
+ * other requests are passed over). *type as net_route_oif's. */
+int net_route_answer(const void *buf, size_t len, uint32_t seq, uint32_t port, unsigned char *type);
 /* net_addr_special, then "one of the gateway's own addresses", then "reached through the LAN
  * interface" (the kernel routes it out of lan_iface: a network routed behind the LAN; a route
  * that cannot be looked up is refused too): where a proxy (or a webhook) may not be, lest an

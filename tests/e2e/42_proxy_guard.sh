@@ -84,6 +84,9 @@ check_match "... nor by IPv6 (fd77:1::/48 via fd00:2::13): 400" "$(post routed6 
 	"^400 .*fd77:1::5 is reached through the LAN"
 check_match "... nor through a route that gives the WAN address as its source (10.78.0.0/16): 400" \
 	"$(post routedsrc 10.78.1.5)" "^400 .*10.78.1.5 is reached through the LAN interface"
+# (with forwarding on, the kernel answers the all-zero address of each IPv6 network itself)
+check_match "the subnet-router anycast address of the gateway's WAN network (2001:db8:100::): 400, its own" \
+	"$(post anycast6 2001:db8:100::)" "^400 .*2001:db8:100:: is one of the gateway's own addresses"
 
 # a name that resolves to loopback: stored (names are resolved where they are used), then
 # refused by pgw-healthd (down, saying why); pgw-forwarder relays a named proxy's clients only to

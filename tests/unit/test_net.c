@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 
 static void test_ipv4(void **state)
@@ -347,7 +349,7 @@ static void test_addr_special(void **state)
 		struct sockaddr_storage doc;
 		int oif;
 		net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, 198, 51, 100, 10}}, 0, &doc);
-		oif = net_route_oif(&doc);
+		oif = net_route_oif(&doc, NULL);
 		assert_true(oif >= 0);
 		char name[IF_NAMESIZE];
 		snprintf(lan.ifname, sizeof(lan.ifname), "lo");
@@ -363,9 +365,11 @@ static void test_addr_special(void **state)
 		snprintf(lan.ifname, sizeof(lan.ifname), "pgwt-none0");
 		assert_null(net_dest_refused(&doc, &lan)); /* no such interface: nothing routes out of it */
 		lan.ifname[0] = 0;
-		/* the kernel's own addresses route out of loopback */
+		/* the kernel's own addresses route out of loopback, by a local route */
 		net_ip_to_sa(&(struct net_ip){.a = {[10] = 0xff, [11] = 0xff, 127, 0, 0, 1}}, 0, &doc);
-		assert_int_equal(net_route_oif(&doc), (int)if_nametoindex("lo"));
+		unsigned char type = RTN_UNSPEC;
+		assert_int_equal(net_route_oif(&doc, &type), (int)if_nametoindex("lo"));
+		assert_int_equal(type, RTN_LOCAL);
 	}
 	lan.n6 = 1;
 	/* ::ffff:a.b.c.d as an AF_INET6 socket address (net_ip_to_sa would make it AF_INET) */
@@ -381,6 +385,88 @@ static void test_addr_special(void **state)
 		     &mapped);
 	assert_int_equal(net_addr_local(&mapped), 0);
 	assert_null(net_dest_refused(&mapped, NULL));
+}
+
+/* An answer as the kernel writes it: a message of type (seq, port), then payload. */
+static size_t nl_msg(uint32_t *buf, size_t at, uint16_t type, uint32_t seq, uint32_t port, const void *payload,
+		     size_t plen)
+{
+	struct nlmsghdr h = {.nlmsg_len = NLMSG_LENGTH(plen), .nlmsg_type = type, .nlmsg_seq = seq, .nlmsg_pid = port};
+
+	memcpy((char *)buf + at, &h, sizeof(h));
+	memcpy((char *)buf + at + NLMSG_HDRLEN, payload, plen);
+	return at + NLMSG_ALIGN(h.nlmsg_len);
+}
+
+/* a route of kind type for an IPv6 destination, leaving by oif (0: no RTA_OIF) */
+static size_t nl_route(uint32_t *buf, size_t at, uint32_t seq, uint32_t port, unsigned char type, int oif)
+{
+	struct {
+		struct rtmsg r;
+		struct rtattr dst;
+		struct in6_addr a;
+		struct rtattr oa;
+		int oif;
+	} p;
+
+	memset(&p, 0, sizeof(p));
+	p.r = (struct rtmsg){.rtm_family = AF_INET6, .rtm_dst_len = 128, .rtm_table = RT_TABLE_MAIN, .rtm_type = type};
+	p.dst = (struct rtattr){.rta_len = RTA_LENGTH(16), .rta_type = RTA_DST};
+	inet_pton(AF_INET6, "2001:db8:100::", &p.a);
+	p.oa = (struct rtattr){.rta_len = RTA_LENGTH(sizeof(int)), .rta_type = RTA_OIF};
+	p.oif = oif;
+	return nl_msg(buf, at, RTM_NEWROUTE, seq, port, &p, oif ? sizeof(p) : sizeof(p) - sizeof(p.oa) - sizeof(int));
+}
+
+static size_t nl_error(uint32_t *buf, size_t at, uint32_t seq, uint32_t port, int err)
+{
+	struct nlmsgerr e = {.error = -err};
+
+	return nl_msg(buf, at, NLMSG_ERROR, seq, port, &e, sizeof(e));
+}
+
+/* The kernel's answer to a route request read (net_route_answer; what cannot be made to happen
+ * on this host's own table, IPv6 included): a unicast route gives its interface, a local one
+ * too, an anycast one (the subnet-router address of a network of the gateway's) and one without
+ * an interface cannot be told; unreachable is nowhere, as is an unreachable error, any other
+ * error cannot be told; messages to other requests, or from other ports, are passed over; an
+ * answer cut short is not there yet. */
+static void test_route_answer(void **state)
+{
+	uint32_t buf[256];
+	unsigned char type;
+	size_t n;
+
+	(void)state;
+	n = nl_route(buf, 0, 5, 77, RTN_UNICAST, 7);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), 7);
+	assert_int_equal(type, RTN_UNICAST);
+	assert_int_equal(net_route_answer(buf, n, 6, 77, &type), -2);	  /* another request's */
+	assert_int_equal(net_route_answer(buf, n, 5, 78, &type), -2);	  /* another socket's */
+	assert_int_equal(net_route_answer(buf, n - 4, 5, 77, &type), -2); /* cut short */
+	n = nl_route(buf, 0, 5, 77, RTN_LOCAL, 1);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), 1);
+	assert_int_equal(type, RTN_LOCAL);
+	n = nl_route(buf, 0, 5, 77, RTN_ANYCAST, 3);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -1);
+	assert_int_equal(type, RTN_ANYCAST);
+	n = nl_route(buf, 0, 5, 77, RTN_UNICAST, 0);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -1); /* no interface named */
+	n = nl_route(buf, 0, 5, 77, RTN_UNICAST, -4);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -1); /* nor a real one */
+	n = nl_route(buf, 0, 5, 77, RTN_UNREACHABLE, 0);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), 0);
+	n = nl_error(buf, 0, 5, 77, ENETUNREACH);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), 0);
+	assert_int_equal(type, RTN_UNSPEC);
+	n = nl_error(buf, 0, 5, 77, EPERM);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -1);
+	/* an earlier request's answer first, then this one's */
+	n = nl_route(buf, 0, 4, 77, RTN_UNICAST, 9);
+	n = nl_route(buf, n, 5, 77, RTN_ANYCAST, 3);
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -1);
+	assert_int_equal(type, RTN_ANYCAST);
+	assert_int_equal(net_route_answer(buf, n, 4, 77, &type), 9);
 }
 
 static struct sockaddr_storage sa_of(const char *ip, uint16_t port)
@@ -465,7 +551,7 @@ int main(void)
 	    cmocka_unit_test(test_client_ip),	  cmocka_unit_test(test_http_url),
 	    cmocka_unit_test(test_http_url_list), cmocka_unit_test(test_resolve),
 	    cmocka_unit_test(test_mac),		  cmocka_unit_test(test_addr_special),
-	    cmocka_unit_test(test_sa_helpers),
+	    cmocka_unit_test(test_sa_helpers),	  cmocka_unit_test(test_route_answer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
