@@ -187,6 +187,7 @@ install: all
 	install -m 0644 docs/*.md docs/API_SPEC.yaml $(DESTDIR)$(DOCDIR)/
 	for u in $(UNITS); do $(SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	install -m 0644 systemd/pgw-forwarder-tproxy.conf $(DESTDIR)$(DATADIR)/
+	install -m 0755 compose/pgw-api-healthcheck $(DESTDIR)$(DATADIR)/
 	install -d $(DESTDIR)$(DATADIR)/ha
 	sed -e 's|/usr/bin/pgwctl|$(BINDIR)/pgwctl|' -e 's|/usr/share/pgw/ha/|$(DATADIR)/ha/|' ha/keepalived.conf.example \
 		> $(DESTDIR)$(DATADIR)/ha/keepalived.conf.example

@@ -35,6 +35,8 @@ check_eq "compose: only the agent runs as root and only it gets NET_ADMIN (the i
 agent=$(sed -n '/^  agent:/,/^  [a-z]*:$/p' <<<"$cfg" | sed '$d')
 check_eq "compose: the agent becomes pgw at once (PGW_DROP_ROOT), given SETUID and SETGID to switch, nobody else" \
 	"$(grep -c 'PGW_DROP_ROOT: "true"' <<<"$agent") $(grep -c -- '- SET[UG]ID' <<<"$agent") $(grep -c 'PGW_DROP_ROOT\|SET[UG]ID' <<<"$cfg")" "1 2 3"
+check_eq "compose: the api's healthcheck is the installed script" \
+	"$(grep -c -- '- /usr/share/pgw/pgw-api-healthcheck' <<<"$cfg")" "1"
 rm -f "$ROOT/compose/pgw.env"
 
 # Type=notify: READY=1 reaches $NOTIFY_SOCKET once the daemon is up
@@ -70,6 +72,28 @@ wait $hp
 check "... and STOPPING=1 on SIGTERM" wait_for 3 grep -q 'STOPPING=1' "$t/notify.log"
 kill $sp 2>/dev/null
 wait $sp 2>/dev/null
+
+# The api container's healthcheck asks pgw-api where PGW_API_LISTEN says, over HTTPS with
+# PGW_TLS_CERT: a wildcard address on loopback, IPv6 too (in a network namespace of its own)
+openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj /CN=pgw.example \
+	-keyout "$t/key.pem" -out "$t/cert.pem" -days 2 2>/dev/null
+hc=$(T=$t unshare --net bash -c '
+	ip link set lo up
+	export PGW_JWT_SECRET=compose-secret-0123456789abcdef01234567 PGW_WEB_DIR=$T/usr/share/pgw/web
+	HC=$T/usr/share/pgw/pgw-api-healthcheck
+	up() { for _ in $(seq 50); do grep -q "listening on" "$1" && return; sleep 0.1; done; }
+	PGW_TLS_CERT=$T/cert.pem PGW_TLS_KEY=$T/key.pem PGW_API_LISTEN=0.0.0.0:18443 "$T/usr/sbin/pgw-api" >"$T/api1.log" 2>&1 &
+	p=$!; up "$T/api1.log"
+	PGW_TLS_CERT=$T/cert.pem PGW_API_LISTEN=0.0.0.0:18443 "$HC" 2>/dev/null; printf "%s " $?
+	PGW_API_LISTEN=0.0.0.0:18443 "$HC" 2>/dev/null; printf "%s " $? # (asked without TLS)
+	kill $p; wait $p
+	PGW_API_LISTEN=[::1]:18080 "$T/usr/sbin/pgw-api" >"$T/api2.log" 2>&1 &
+	p=$!; up "$T/api2.log"
+	PGW_API_LISTEN=[::]:18080 "$HC" 2>/dev/null; printf "%s " $?
+	kill $p; wait $p
+	PGW_API_LISTEN=[::1]:18080 "$HC" 2>/dev/null; printf "%s" $?')
+check_eq "the api healthcheck: healthy over HTTPS on 0.0.0.0 (asked on 127.0.0.1), not without TLS; healthy on [::]; not once pgw-api stopped" \
+	"$(sed 's/[1-9][0-9]*/fail/g' <<<"$hc")" "0 fail 0 fail"
 
 # uninstall flushes table inet pgw: only ever inside a network namespace of this test
 check "make uninstall (in its own network namespace, where it flushes the table)" \
