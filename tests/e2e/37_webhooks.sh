@@ -92,6 +92,15 @@ lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[64:
 check_match "... nor to loopback through the NAT64 prefix (64:ff9b::127.0.0.1)" \
 	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 64:ff9b::7f00:1 is'
 check_eq "... nothing reached either service" "$(wc -l <"$LAB_DIR/rx-loopback.log")" 0
+# public addresses where the kernel's route says no: a network routed behind the LAN (another
+# organisation's, say), and the all-zero address of the gateway's WAN network, which it answers
+lab_exec gw ip route add 192.0.2.0/24 via 192.168.2.13
+lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://192.0.2.7:9099/x"}' >/dev/null
+check_match "... nor to a network routed behind the LAN (192.0.2.0/24 via a LAN router)" \
+	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 192.0.2.7 is'
+lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[2001:db8:100::]:9099/x"}' >/dev/null
+check_match "... nor to the subnet-router anycast address of the gateway's WAN network (2001:db8:100::)" \
+	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 2001:db8:100:: is'
 lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://127.0.0.1:9099/inside"}' >/dev/null
 lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"webhook_allow_private":"true"}' >/dev/null
 check_match "webhook_allow_private=true (a superadmin's setting): delivered" \
