@@ -160,10 +160,9 @@ static struct count *find(const char *key, int create, uint64_t now)
 	victim->c.written = ++writes;
 	return &victim->c;
 }
-/* The seconds rule's key must still wait. Call locked. */
-static unsigned wait_of(const struct throttle_rule *rule, uint64_t now)
+/* The seconds rule's key, whose count is s (NULL: none), must still wait. */
+static unsigned wait_of(const struct count *s, const struct throttle_rule *rule, uint64_t now)
 {
-	struct count *s = find(rule->key, 0, now);
 	uint64_t wait_ms, since;
 	unsigned over;
 
@@ -191,10 +190,11 @@ unsigned throttle_check(const char *key, unsigned free_fails, unsigned first_s, 
 {
 	struct throttle_rule rule = THROTTLE_RULE(key, free_fails, first_s, max_s);
 	unsigned wait;
+	uint64_t now;
 
 	pthread_mutex_lock(&lock);
-	/* the clock read under the lock: never before a last_ms another thread just wrote */
-	wait = wait_of(&rule, ev_now_ms());
+	now = ev_now_ms(); /* read under the lock: never before a last_ms another thread just wrote */
+	wait = wait_of(find(key, 0, now), &rule, now);
 	pthread_mutex_unlock(&lock);
 	return wait;
 }
@@ -209,35 +209,35 @@ unsigned throttle_attempt(struct throttle_rule *rules, int n)
 			return THROTTLE_MAX_WAIT_S;
 	pthread_mutex_lock(&lock);
 	now = ev_now_ms();
-	for (int i = 0; i < n; i++)
-		if ((w = wait_of(&rules[i], now)) > wait)
-			wait = w;
-	for (int i = 0; !wait && i < n; i++) {
-		struct count *s = find(rules[i].key, 0, now), *after;
+	for (int i = 0; i < n; i++) {
+		const struct count *s = find(rules[i].key, 0, now);
 
 		rules[i].before_ms = s ? s->last_ms : 0;
-		rules[i].before_fails = s ? s->fails : 0;
-		after = fail_locked(rules[i].key, now);
-		rules[i].written = after->written;
+		rules[i].written = 0; /* (nothing counted yet: nothing to undo) */
+		if ((w = wait_of(s, &rules[i], now)) > wait)
+			wait = w;
 	}
+	for (int i = 0; !wait && i < n; i++)
+		rules[i].written = fail_locked(rules[i].key, now)->written;
 	pthread_mutex_unlock(&lock);
 	return wait;
 }
 
-void throttle_undo(const struct throttle_rule *rules, int n)
+void throttle_undo(struct throttle_rule *rules, int n)
 {
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < n; i++) {
-		struct count *s = find(rules[i].key, 0, ev_now_ms());
+		struct count *s = rules[i].written ? find(rules[i].key, 0, ev_now_ms()) : NULL;
 
-		if (!s || !s->fails)
-			continue;		      /* forgotten or reset since: nothing of the attempt is left */
-		if (s->written == rules[i].written) { /* nothing counted since: as it was, wait and all */
-			s->fails = rules[i].before_fails;
-			s->last_ms = rules[i].before_ms; /* 0: the attempt made the count, now free again */
-		} else {
-			s->fails--; /* others' failures since stand, and their time */
+		/* (none, or none left: not counted, undone already, or forgotten or reset since) */
+		if (s && s->fails) {
+			if (!--s->fails)
+				s->last_ms = 0; /* no failure left: free */
+			else if (s->written == rules[i].written)
+				s->last_ms = rules[i].before_ms; /* nothing counted since: its wait as it was */
+			/* (else others' failures since stand, and their time) */
 		}
+		rules[i].written = 0;
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -48,7 +48,6 @@ struct throttle_rule {
 	unsigned free_fails, first_s, max_s; /* as throttle_check's */
 	/* what throttle_attempt found and wrote, for throttle_undo */
 	uint64_t before_ms, written;
-	unsigned before_fails;
 };
 #define THROTTLE_RULE(k, free, first, max)                                                                             \
 	{                                                                                                              \
@@ -60,10 +59,11 @@ struct throttle_rule {
  * longest wait, and nothing counted. */
 unsigned throttle_attempt(struct throttle_rule *rules, int n);
 /* Attempts counted by throttle_attempt that were no failures (a good login, or one never made,
- * a 503): each rule's count as it was before, its wait too, where nothing was counted under it
- * since; else one failure fewer (a source's good logins never add up, and neither they nor a
- * refused attempt start a key's wait again). */
-void throttle_undo(const struct throttle_rule *rules, int n);
+ * a 503): one failure fewer under each rule's key, and where no failure was counted under it
+ * since, its wait as it was before (a source's good logins never add up, and neither they nor a
+ * refused attempt start a key's wait again); a count left with none is free. Rules not counted
+ * (the attempt was held back), or undone already, are passed over. */
+void throttle_undo(struct throttle_rule *rules, int n);
 /* Count an attempt as failed ("k:" keys are not counted: only good logins write them). */
 void throttle_fail(const char *key);
 /* The attempt succeeded: forget the key. */

@@ -627,14 +627,32 @@ static int route_source(const struct sockaddr_storage *a, struct sockaddr_storag
 	return r;
 }
 
-int net_addr_local(const struct sockaddr_storage *a)
+/* 1 when a is the gateway's own (or that cannot be told by the source it would take), -1 when
+ * the kernel's route to it cannot be looked up, else 0 with *oif net_route_oif's. (A bind()
+ * test would say "local" for everything with ip_nonlocal_bind, set next to keepalived.) */
+static int own_address(const struct sockaddr_storage *a, int *oif)
 {
-	/* (A bind() test would say "local" for everything with ip_nonlocal_bind, set next to
-	 * keepalived.) Unreachable: not local; cannot tell: local, refused. */
 	struct sockaddr_storage me;
+	unsigned char type;
 	int r = route_source(a, &me);
 
-	return r < 0 || (r == 1 && net_sa_same_host(&me, a));
+	*oif = -1;
+	if (r < 0 || (r == 1 && net_sa_same_host(&me, a)))
+		return 1;
+	/* the source test misses what the kernel delivers here without an address of its own: a
+	 * local route (AnyIP), an anycast one (the subnet-router address of one of its IPv6
+	 * networks, answered by the gateway itself when it forwards) */
+	*oif = net_route_oif(a, &type);
+	if (type == RTN_LOCAL || type == RTN_ANYCAST)
+		return 1;
+	return *oif < 0 && type == RTN_UNSPEC ? -1 : 0;
+}
+
+int net_addr_local(const struct sockaddr_storage *a)
+{
+	int oif;
+
+	return own_address(a, &oif) != 0; /* unreachable: not local; cannot tell: local, refused */
 }
 
 int net_route_answer(const void *buf, size_t len, uint32_t seq, uint32_t port, unsigned char *type)
@@ -739,26 +757,20 @@ static const char *dest_refused(const struct sockaddr_storage *a, const struct n
 {
 	static const char own[] = "one of the gateway's own addresses";
 	const char *why = special(a, lan, private);
+	static const char unknown[] = "an address whose route the gateway cannot look up (netlink)";
 	struct sockaddr_storage in = {.ss_family = AF_INET};
-	unsigned char type;
 	uint32_t v4;
-	int r;
+	int r, oif;
 
 	if (why)
 		return why;
-	if (net_addr_local(a))
-		return own;
-	/* the kernel's route to a: one that delivers to the gateway itself (a local route: an
-	 * address of its own or AnyIP; an anycast one: the subnet-router address of one of its
-	 * IPv6 networks), or a network routed behind the LAN (another organisation's clients,
-	 * say): one that leaves through the LAN interface (its index looked up now: a bridge or
-	 * VLAN made again gets a new one) */
-	r = net_route_oif(a, &type);
-	if (type == RTN_LOCAL || type == RTN_ANYCAST)
-		return own;
-	if (lan && lan->ifname[0] && r != 0 && (r < 0 || r == (int)if_nametoindex(lan->ifname)))
-		return r < 0 ? "an address whose route the gateway cannot look up (netlink)"
-			     : "reached through the LAN interface (a network routed behind the LAN)";
+	if ((r = own_address(a, &oif)) != 0)
+		return r > 0 ? own : unknown;
+	/* a network routed behind the LAN (another organisation's clients, say): the kernel's route
+	 * to it leaves through the LAN interface (its index looked up now: a bridge or VLAN made
+	 * again gets a new one) */
+	if (lan && lan->ifname[0] && oif != 0 && (oif < 0 || oif == (int)if_nametoindex(lan->ifname)))
+		return oif < 0 ? unknown : "reached through the LAN interface (a network routed behind the LAN)";
 	if (net_addr_embedded_v4(a, &v4)) { /* NAT64 or 6to4 to one of the gateway's IPv4 addresses */
 		((struct sockaddr_in *)&in)->sin_addr.s_addr = htonl(v4);
 		if (net_addr_local(&in))

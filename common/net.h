@@ -71,8 +71,10 @@ struct net_lan {
  * -compatible IPv6, or inside the LAN. IPv4 inside NAT64 (64:ff9b::/96) and 6to4 (2002::/16)
  * addresses is judged as that IPv4 address. No syscall: cheap on hot paths. */
 const char *net_addr_special(const struct sockaddr_storage *a, const struct net_lan *lan);
-/* 1 when a is one of this host's own addresses (a plain bind to it works; also when that cannot
- * be told, so a caller refusing local addresses fails closed). */
+/* 1 when a is one of this host's own addresses (the source a datagram to it would take is a
+ * itself), or the kernel delivers it here all the same (its route is local, as AnyIP, or
+ * anycast, as the subnet-router address of a network the host forwards for); also when that
+ * cannot be told, so a caller refusing local addresses fails closed. */
 int net_addr_local(const struct sockaddr_storage *a);
 /* The index of the interface the kernel routes a out of (RTM_GETROUTE, as `ip route get` asks;
  * nothing sent), 0 when a is unreachable, -1 when it cannot be told (no answer from the kernel,

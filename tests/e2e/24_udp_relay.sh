@@ -182,6 +182,16 @@ lan6_dropped() { [ "$(jq '.udp.dropped.not_routable' <("$PGW_BIN/pgwctl" stats))
 check "a destination in the LAN interface's other IPv6 network (fd00:3::/64): dropped as not_routable" wait_for 3 lan6_dropped
 check_eq "... no association opened" "$(opened)" "$o0"
 lab_exec gw ip -6 addr del fd00:3::1/64 dev ens19
+# nor the all-zero address of the gateway's WAN network: its subnet-router anycast address, which
+# the gateway (forwarding) answers itself
+o0=$(opened) nr0=$(jq '.udp.dropped.not_routable' <("$PGW_BIN/pgwctl" stats))
+lab_exec lan python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(('fd00:2::10', 40023))
+s.sendto(b'anycast?', ('2001:db8:100::', 7777))"
+check "the subnet-router anycast address of the gateway's WAN network (2001:db8:100::): dropped as not_routable" \
+	wait_for 3 lan6_dropped
+check_eq "... no association opened" "$(opened)" "$o0"
 
 # iperf3 -u through dante (its TCP control connection goes through the TCP relay)
 lab_bg wan iperf3 iperf3 -s -B $LAB_ECHO -p 5201

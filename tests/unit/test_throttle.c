@@ -302,42 +302,90 @@ static void test_attempt(void **state)
 	assert_int_equal(fails_of("u:race@10.9.0.1"), 3);
 }
 
+/* A key of prefix with no count yet (the counter table's keys may share a counter with an
+ * earlier test's name: one that does not). */
+static const char *fresh_key(const char *prefix, char *key, size_t size)
+{
+	for (int i = 0;; i++) {
+		snprintf(key, size, "%s%d", prefix, i);
+		if (!counted(key))
+			return key;
+	}
+}
+
 /* An attempt that was no failure (a good login, a 503) is undone: a count it made is gone, one
- * it added to is as it was, its wait too (a key past its free failures does not start waiting
- * again); where others failed since, their failures and their wait stand. In either store. */
+ * it added to has one failure fewer and its wait as it was (a key past its free failures does
+ * not start waiting again); where others failed since, their failures and their wait stand; two
+ * attempts at once, undone in either order, leave the count as it was; an undo of an attempt
+ * held back, or a second undo, takes nothing. In either store. */
 static void test_undo(void **state)
 {
-	struct throttle_rule fresh[2] = {THROTTLE_RULE("u:eve@10.9.1.1", THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
-					 THROTTLE_RULE("g:eve-fresh", THROTTLE_ANY_FAILS, 1, THROTTLE_MAX_WAIT_S)};
-	const char *keys[2] = {"u:frank@10.9.1.2", "g:frank-waits"};
+	char keys[2][48], g[48];
 
 	(void)state;
+	fresh_key("u:eve@10.9.1.", keys[0], sizeof(keys[0]));
+	fresh_key("g:eve-fresh", keys[1], sizeof(keys[1]));
+	struct throttle_rule fresh[2] = {THROTTLE_RULE(keys[0], THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
+					 THROTTLE_RULE(keys[1], THROTTLE_ANY_FAILS, 1, THROTTLE_MAX_WAIT_S)};
 	assert_int_equal(throttle_attempt(fresh, 2), 0);
-	assert_true(counted(fresh[0].key) && counted(fresh[1].key));
+	assert_true(counted(keys[0]) && counted(keys[1]));
 	throttle_undo(fresh, 2);
-	assert_false(counted(fresh[0].key));
-	assert_false(counted(fresh[1].key));
+	assert_false(counted(keys[0]));
+	assert_false(counted(keys[1]));
+	fresh_key("u:frank@10.9.2.", keys[0], sizeof(keys[0]));
+	fresh_key("g:frank-waits", keys[1], sizeof(keys[1]));
 	for (int k = 0; k < 2; k++) {
-		struct throttle_rule rule = THROTTLE_RULE(keys[k], 5, 1, THROTTLE_MAX_WAIT_S);
-		unsigned before;
+		struct throttle_rule rule = THROTTLE_RULE(keys[k], 5, 1, THROTTLE_MAX_WAIT_S),
+				     other = THROTTLE_RULE(keys[k], 5, 1, THROTTLE_MAX_WAIT_S);
 
 		for (int i = 0; i < 5; i++)
 			throttle_fail(keys[k]);
-		before = fails_of(keys[k]);
+		assert_int_equal(fails_of(keys[k]), 5);
 		assert_int_equal(throttle_check(keys[k], 5, 1, THROTTLE_MAX_WAIT_S), 1);
 		now_ms += 1000; /* its wait served */
 		assert_int_equal(throttle_attempt(&rule, 1), 0);
-		assert_int_equal(fails_of(keys[k]), before + 1);
+		assert_int_equal(fails_of(keys[k]), 6);
 		throttle_undo(&rule, 1);
-		assert_int_equal(fails_of(keys[k]), before);
+		assert_int_equal(fails_of(keys[k]), 5);
 		assert_int_equal(throttle_check(keys[k], 5, 1, THROTTLE_MAX_WAIT_S), 0); /* no new wait */
+		throttle_undo(&rule, 1);						 /* again: nothing more */
+		assert_int_equal(fails_of(keys[k]), 5);
+		/* two at once (the wait served: 2 s after the sixth failure, had it stood) */
+		assert_int_equal(throttle_attempt(&rule, 1), 0);
+		assert_int_equal(throttle_attempt(&other, 1), 2); /* held back: counted nothing */
+		throttle_undo(&other, 1);
+		assert_int_equal(fails_of(keys[k]), 6);
+		now_ms += 2000;
+		assert_int_equal(throttle_attempt(&other, 1), 0);
+		assert_int_equal(fails_of(keys[k]), 7);
+		throttle_undo(&rule, 1), throttle_undo(&other, 1); /* the first undone first */
+		assert_int_equal(fails_of(keys[k]), 5);
 		/* another's failure after the attempt: the undo takes only its own back */
 		now_ms += 5000;
 		assert_int_equal(throttle_attempt(&rule, 1), 0);
 		throttle_fail(keys[k]);
 		throttle_undo(&rule, 1);
-		assert_int_equal(fails_of(keys[k]), before + 1);
+		assert_int_equal(fails_of(keys[k]), 6);
 		assert_int_equal(throttle_check(keys[k], 5, 1, THROTTLE_MAX_WAIT_S), 2); /* the other's wait */
+	}
+	/* two attempts at once, both good, within the free failures: undone in either order, the
+	 * count is as it was (two failures), or free where they made it */
+	for (int k = 0; k < 4; k++) {
+		fresh_key(k % 2 ? "g:two-at-once" : "u:two@10.9.3.", g, sizeof(g));
+		struct throttle_rule r1 = THROTTLE_RULE(g, 5, 1, THROTTLE_MAX_WAIT_S), r2 = r1;
+		for (int i = 0; i < (k < 2 ? 2 : 0); i++)
+			throttle_fail(g);
+		assert_int_equal(throttle_attempt(&r1, 1), 0);
+		assert_int_equal(throttle_attempt(&r2, 1), 0);
+		assert_int_equal(fails_of(g), k < 2 ? 4 : 2);
+		if (k % 2)
+			throttle_undo(&r1, 1), throttle_undo(&r2, 1);
+		else
+			throttle_undo(&r2, 1), throttle_undo(&r1, 1);
+		if (k < 2)
+			assert_int_equal(fails_of(g), 2);
+		else
+			assert_false(counted(g));
 	}
 }
 
