@@ -76,35 +76,29 @@ lab_api DELETE "/api/v1/webhooks/$W4" -H "$ADMIN" >/dev/null
 lab_bg gw loopback-rx python3 "$ROOT/tests/e2e/webhook_rx.py" 127.0.0.1 9099 "$LAB_DIR/rx-loopback.log" "$SECRET"
 lab_wait_port gw 127.0.0.1 9099
 W5=$(hook '{"name":"inside","url":"http://127.0.0.1:9099/inside"}' | body | jq .id)
+# W5 aimed at url, then its test delivery
+test_to() {
+	lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d "{\"url\":\"$1\"}" >/dev/null
+	lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}'
+}
 out=$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')
 check_match "a webhook to the gateway's loopback: refused, saying why" "$out" '^200 .*"delivered": *false.*"error": *"refused: 127.0.0.1 is a loopback, private, LAN or gateway address'
 check_eq "... nothing reached the service there" "$(wc -l <"$LAB_DIR/rx-loopback.log")" 0
-lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[::ffff:192.168.2.10]:9099/x"}' >/dev/null
-check_match "... nor to a LAN device by an IPv4-mapped IPv6 address" \
-	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: ::ffff:192.168.2.10 is'
+check_match "... nor to a LAN device by an IPv4-mapped IPv6 address" "$(test_to "http://[::ffff:192.168.2.10]:9099/x")" '"error": *"refused: ::ffff:192.168.2.10 is'
 # the gateway's own public address (its WAN side, 198.51.100.1), where its services answer too
 lab_bg gw wan-rx python3 "$ROOT/tests/e2e/webhook_rx.py" 198.51.100.1 9098 "$LAB_DIR/rx-loopback.log" "$SECRET"
 lab_wait_port gw 198.51.100.1 9098
-lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://198.51.100.1:9098/x"}' >/dev/null
-check_match "... nor to the gateway's own WAN address" \
-	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 198.51.100.1 is'
-lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[64:ff9b::7f00:1]:9099/x"}' >/dev/null
-check_match "... nor to loopback through the NAT64 prefix (64:ff9b::127.0.0.1)" \
-	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 64:ff9b::7f00:1 is'
+check_match "... nor to the gateway's own WAN address" "$(test_to "http://198.51.100.1:9098/x")" '"error": *"refused: 198.51.100.1 is'
+check_match "... nor to loopback through the NAT64 prefix (64:ff9b::127.0.0.1)" "$(test_to "http://[64:ff9b::7f00:1]:9099/x")" '"error": *"refused: 64:ff9b::7f00:1 is'
 check_eq "... nothing reached either service" "$(wc -l <"$LAB_DIR/rx-loopback.log")" 0
 # public addresses where the kernel's route says no: a network routed behind the LAN (another
 # organisation's, say), and the all-zero address of the gateway's WAN network, which it answers
 lab_exec gw ip route add 192.0.2.0/24 via 192.168.2.13
-lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://192.0.2.7:9099/x"}' >/dev/null
-check_match "... nor to a network routed behind the LAN (192.0.2.0/24 via a LAN router)" \
-	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 192.0.2.7 is'
-lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://[2001:db8:100::]:9099/x"}' >/dev/null
-check_match "... nor to the subnet-router anycast address of the gateway's WAN network (2001:db8:100::)" \
-	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '"error": *"refused: 2001:db8:100:: is'
-lab_api PATCH "/api/v1/webhooks/$W5" -H "$ADMIN" -H "$J" -d '{"url":"http://127.0.0.1:9099/inside"}' >/dev/null
+check_match "... nor to a network routed behind the LAN (192.0.2.0/24 via a LAN router)" "$(test_to "http://192.0.2.7:9099/x")" '"error": *"refused: 192.0.2.7 is'
+check_match "... nor to the subnet-router anycast address of the gateway's WAN network (2001:db8:100::)" "$(test_to "http://[2001:db8:100::]:9099/x")" '"error": *"refused: 2001:db8:100:: is'
 lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"webhook_allow_private":"true"}' >/dev/null
 check_match "webhook_allow_private=true (a superadmin's setting): delivered" \
-	"$(lab_api POST "/api/v1/webhooks/$W5/test" -H "$ADMIN" -H "$J" -d '{}')" '^200 .*"delivered": *true'
+	"$(test_to "http://127.0.0.1:9099/inside")" '^200 .*"delivered": *true'
 lab_api PUT /api/v1/config -H "$ADMIN" -H "$J" -d '{"webhook_allow_private":"false"}' >/dev/null
 lab_api DELETE "/api/v1/webhooks/$W5" -H "$ADMIN" >/dev/null
 # another organisation's webhook hears nothing of this one's
