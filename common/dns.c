@@ -151,6 +151,15 @@ int dns_parse_query(const uint8_t *m, size_t len, struct dns_query *q)
 		off += 11;
 		if (off + rdlen > len)
 			return -EBADMSG;
+		for (size_t o = off; o < off + rdlen;) { /* options: code, length, data */
+			if (o + 4 > off + rdlen || o + 4 + get16(m + o + 2) > off + rdlen) {
+				q->subnet = 1; /* passed on as sent; whatever the resolver reads in it, not cached */
+				break;
+			}
+			if (get16(m + o) == DNS_OPT_CLIENT_SUBNET)
+				q->subnet = 1;
+			o += 4 + get16(m + o + 2);
+		}
 		off += rdlen;
 		q->edns = 1;
 		q->udp_size = size < DNS_UDP_MIN ? DNS_UDP_MIN : size > DNS_UDP_MAX ? DNS_UDP_MAX : size;

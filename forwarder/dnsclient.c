@@ -80,6 +80,14 @@ void tc_close(struct tclient *tc)
 	free(tc);
 }
 
+/* Whether a whole query waits in tc's buffer (more than one event takes at once, say). */
+int tc_whole_waiting(const struct tclient *tc)
+{
+	size_t mlen;
+
+	return tc->in_len >= 2 && dns_tcp_next(tc->in, tc->in_len, &mlen) == 1;
+}
+
 /* Send what is queued; a client that cannot take it is marked dead (closed by its owner). */
 static void tc_flush(struct tclient *tc)
 {
@@ -101,7 +109,7 @@ static void tc_flush(struct tclient *tc)
 		tc->out = NULL;
 		tc->out_cap = 0;
 	}
-	if (tc->eof && tc->pending == 0 && tc->out_len == 0) { /* all answered: done */
+	if (tc->eof && tc->pending == 0 && tc->out_len == 0 && !tc_whole_waiting(tc)) { /* all answered: done */
 		tc->dead = 1;
 		return;
 	}
@@ -112,8 +120,9 @@ static void tc_flush(struct tclient *tc)
 }
 
 /* The whole queries waiting in tc's buffer, while it may have more in flight (at most
- * MSGS_PER_EVENT at a time; the rest on the next wake-up). */
-static void tc_process(struct tclient *tc)
+ * MSGS_PER_EVENT at a time; the rest on the next wake-up, or at the next tick when nothing
+ * else would wake it: resolver_tick). */
+void tc_process(struct tclient *tc)
 {
 	struct rq from;
 	size_t off = 0;
@@ -345,8 +354,8 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	if (q->tc)
 		q->tc->pending++;
 	p = len > QUERY_MAX ? -EBADMSG : dns_parse_query(m, len, &q->q);
-	if (len > QUERY_MAX)
-		q->q.question_end = 0, q->q.id = (uint16_t)(m[0] << 8 | m[1]);
+	if (len > QUERY_MAX) /* (its FORMERR fits any client: no TC bit for a UDP size never read) */
+		q->q.question_end = 0, q->q.id = (uint16_t)(m[0] << 8 | m[1]), q->q.udp_size = DNS_UDP_MIN;
 	if (p == -EPROTO) { /* a response sent to us: never answered (no loops) */
 		rq_done(r, q);
 		return;
@@ -382,7 +391,7 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	n = dns_cache_get(r->cache, q->e.path, &q->q, m, ev_now_ms(), out, sizeof(out));
+	n = q->q.subnet ? 0 : dns_cache_get(r->cache, q->e.path, &q->q, m, ev_now_ms(), out, sizeof(out));
 	if (n > 0) {
 		uint64_t ms = ev_now_ms() - q->t0;
 		send_reply(r, q, out, n);

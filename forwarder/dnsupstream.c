@@ -337,7 +337,8 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 	}
 	memcpy(msg + DNS_HEADER, q->msg + DNS_HEADER, q->q.question_end - DNS_HEADER); /* the client's case */
 	dns_set_id(msg, q->q.id);
-	if (q->uc && q->uc->conf_gen == r->conf.gen) { /* not an answer from resolvers since replaced */
+	/* not an answer from resolvers since replaced, nor one for a client's own subnet (ECS) */
+	if (q->uc && q->uc->conf_gen == r->conf.gen && !q->q.subnet) {
 		memcpy(r->scratch, msg, len);
 		dns_cache_put(r->cache, q->e.path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl,
 			      ev_now_ms());

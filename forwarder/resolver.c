@@ -155,8 +155,18 @@ again: /* each step answers a query, or moves it to a later attempt: this ends *
 	}
 	for (tc = r->tcs; tc; tc = tn) {
 		tn = tc->next;
-		if (tc->dead || (tc->pending == 0 && now - tc->last > TC_IDLE_MS))
+		if (tc->dead || (tc->pending == 0 && now - tc->last > TC_IDLE_MS && !tc_whole_waiting(tc)))
 			tc_close(tc);
+	}
+	/* queries past one event's share that were all answered at once: no event comes for the
+	 * rest (taking them may end other connections: the list is walked again after each) */
+	for (int rounds = 0; rounds < TC_MAX; rounds++) {
+		for (tc = r->tcs; tc; tc = tc->next)
+			if (!tc->busy && !tc->dead && tc->pending < TC_PENDING_MAX && tc_whole_waiting(tc))
+				break;
+		if (!tc)
+			break;
+		tc_process(tc);
 	}
 }
 

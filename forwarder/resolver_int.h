@@ -221,6 +221,8 @@ void reply_rcode(struct resolver *r, const struct rq *q, int rcode, const char *
 void rq_free(struct resolver *r, struct rq *q);
 void rq_done(struct resolver *r, struct rq *q);
 void tc_close(struct tclient *tc);
+void tc_process(struct tclient *tc);
+int tc_whole_waiting(const struct tclient *tc);
 void on_udp(struct evloop *ev, int fd, uint32_t events, void *arg);
 /* resolver.c: the TCP listeners on (EPOLLIN) or off (0: out of descriptors, until the tick) */
 void resolver_tcp_listening(struct resolver *r, uint32_t events);

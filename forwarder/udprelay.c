@@ -55,6 +55,25 @@ int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l)
 	return net_addr_special(d, &l->lan) == NULL;
 }
 
+int udp_flow_refused(struct udprelay *r, const struct sockaddr_storage *d, const struct fwd_limits *l, int as_source,
+		     uint64_t now)
+{
+	struct net_ip ip;
+
+	if (net_ip_from_sa(d, &ip) < 0)
+		return 1;
+	for (int i = 0; i < U_REFUSED; i++) {
+		const struct urefused *x = &r->refused[i];
+		if (x->until > now && (as_source || !x->source_only) && memcmp(&x->ip, &ip, sizeof(ip)) == 0)
+			return 1;
+	}
+	if (!(as_source ? net_dest_refused(d, &l->lan) != NULL : net_addr_local(d)))
+		return 0;
+	r->refused[r->refused_next++ % U_REFUSED] =
+	    (struct urefused){.ip = ip, .until = now + U_REFUSED_MS, .source_only = as_source};
+	return 1;
+}
+
 /* A receive buffer for bursts (U_RCVBUF; beyond net.core.rmem_max with CAP_NET_ADMIN, which
  * the transparent sockets need anyway): a full one drops in the kernel, unseen. */
 void udp_rcvbuf(int fd)
@@ -225,7 +244,7 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 	if (!s) {
 		if (c->n_flows >= lim->udp_client_flows)
 			udp_drop(r, NULL, UD_FLOWS);
-		else if (net_addr_local(dst)) /* the gateway's own address: nothing to relay there */
+		else if (udp_flow_refused(r, dst, lim, 0, now)) /* the gateway's own: nothing to relay there */
 			udp_drop(r, NULL, UD_NOT_ROUTABLE);
 		else if (now < c->retry_at || c->n_connecting >= U_CONNECTING ||
 			 atomic_load(&r->n_sessions) >= U_SESSIONS)

@@ -25,6 +25,8 @@
 #define U_SLOT	      65536
 #define UPROXY_STATS  256
 #define U_RCVBUF      (4 << 20) /* listeners and relay sockets: bursts at line rate */
+#define U_REFUSED     64	/* addresses refused a flow lately, remembered ... */
+#define U_REFUSED_MS  5000	/* ... this long (udp_flow_refused) */
 
 enum udrop { /* why a datagram was dropped: the stats' "dropped" */
 	     UD_UNKNOWN,
@@ -124,6 +126,12 @@ struct udprelay {
 	} cm[U_MMSG];
 	atomic_ulong n_sessions, n_flows, opened, dg_up, dg_down, b_up, b_down;
 	atomic_ulong drops[UD_MAX], ends[UE_MAX];
+	struct urefused {
+		struct net_ip ip;
+		uint64_t until;
+		int source_only; /* refused as a source a relay names, not as a client's destination */
+	} refused[U_REFUSED];
+	unsigned refused_next;
 	pthread_mutex_t plock;
 	struct upstat pstats[UPROXY_STATS];
 };
@@ -132,6 +140,13 @@ int sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* A destination the relay may send to or answer from: not this host, nowhere, link-local,
  * multicast, broadcast, reserved, IPv4-mapped or the LAN network (l: lan_cidr). */
 int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l);
+/* Whether no flow may be made for d (after udp_routable): as a client's destination (as_source
+ * 0), when it is one of the gateway's own (net_addr_local); as a source a relay names (1), where
+ * no proxy may be either (net_dest_refused: the gateway's own, a network routed behind the LAN).
+ * A refusal is remembered U_REFUSED_MS, so a flood to or from such an address costs a look in a
+ * small table, not a route lookup a datagram (one thread relays every client's UDP). */
+int udp_flow_refused(struct udprelay *r, const struct sockaddr_storage *d, const struct fwd_limits *l, int as_source,
+		     uint64_t now);
 void udp_rcvbuf(int fd);
 /* Read up to U_MMSG datagrams from fd into r->mm / r->from (and r->cm, with_cmsg): how many, or
  * 0 when none is waiting. */

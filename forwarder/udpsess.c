@@ -280,15 +280,13 @@ void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_stora
 	s->pend_bytes += len;
 }
 
-/* A socket bound to remote (a foreign address: IP_TRANSPARENT) to answer the client from; -1
- * on error, -2 when remote is one of the gateway's own addresses: a transparent socket there
- * would take that address's traffic from the gateway's own services, so none is made. */
-static int reply_socket(const struct sockaddr_storage *remote, int not_local)
+/* A socket bound to remote (a foreign address: IP_TRANSPARENT, never one of the gateway's own:
+ * a transparent socket there would take that address's traffic from the gateway's own
+ * services; checked before) to answer the client from; -1 on error. */
+static int reply_socket(const struct sockaddr_storage *remote)
 {
 	int one = 1, fd;
 
-	if (!not_local && net_addr_local(remote))
-		return -2;
 	fd = socket(remote->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -311,8 +309,12 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 		udp_drop(r, s, UD_FLOWS);
 		return NULL;
 	}
-	if (!(f = calloc(1, sizeof(*f))) || (f->fd = reply_socket(remote, not_local)) < 0) {
-		udp_drop(r, s, f && f->fd == -2 ? UD_NOT_ROUTABLE : UD_SEND);
+	if (!not_local && udp_flow_refused(r, remote, &s->lim, 0, now)) {
+		udp_drop(r, s, UD_NOT_ROUTABLE);
+		return NULL;
+	}
+	if (!(f = calloc(1, sizeof(*f))) || (f->fd = reply_socket(remote)) < 0) {
+		udp_drop(r, s, UD_SEND);
 		free(f);
 		return NULL;
 	}
@@ -356,11 +358,14 @@ static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const s
 		udp_drop(r, s, UD_BAD_HEADER);
 		return NULL;
 	}
-	if (!udp_routable(remote, &s->lim)) { /* a source the relay names must be one we could send to */
+	/* a source the relay names: one we could send to, and where a proxy could be (not the
+	 * gateway's own, not a network routed behind the LAN: datagrams "from" there are not the
+	 * proxy's to make) */
+	if (!udp_routable(remote, &s->lim) || udp_flow_refused(r, remote, &s->lim, 1, now)) {
 		udp_drop(r, s, UD_NOT_ROUTABLE);
 		return NULL;
 	}
-	return flow_new(r, s, remote, now, 0);
+	return flow_new(r, s, remote, now, 1);
 }
 
 static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)

@@ -128,6 +128,14 @@ check "... over several connections to the resolver at once (up to 4), not one (
 n0=$(lab_dns_count www.$LAB_ZONE)
 check_eq "a repeated query is answered" "$(q 192.168.2.10 192.168.2.1 www.$LAB_ZONE)" "NOERROR $LAB_WEB"
 check_eq "... from the cache (the server saw no new query)" "$(lab_dns_count www.$LAB_ZONE)" "$n0"
+# a query naming a client subnet (EDNS Client Subnet, RFC 7871): its answer may be for that subnet
+# only, so it is neither taken from the cache nor put there (one device must not steer others')
+check_eq "a query with a Client Subnet option is answered" \
+	"$(q 192.168.2.10 192.168.2.1 www.$LAB_ZONE A +subnet=198.51.100.0/24)" "NOERROR $LAB_WEB"
+q 192.168.2.10 192.168.2.1 www.$LAB_ZONE A +subnet=198.51.100.0/24 >/dev/null
+check_eq "... by the server each time (two asked, two seen there)" "$(lab_dns_count www.$LAB_ZONE)" "$((n0 + 2))"
+q 192.168.2.10 192.168.2.1 www.$LAB_ZONE >/dev/null
+check_eq "... while the same question without it still comes from the cache" "$(lab_dns_count www.$LAB_ZONE)" "$((n0 + 2))"
 out=$(lab_exec lan dig -b 192.168.2.10 @192.168.2.1 wWw.PgW.lAb +tries=1 +time=4 2>&1)
 check_match "... with the client's id and its own case kept in the question" "$out" ";wWw.PgW.lAb\.[[:space:]]+IN[[:space:]]+A"
 
@@ -183,6 +191,30 @@ out=$(lab_exec lan python3 - <<-'PY'
 	PY
 )
 check_eq "three pipelined queries on one TCP connection, half-closed: three answers by id" "$out" "1:0 2:0 3:3"
+# more than one wake-up takes (64), each answered at once (FORMERR: a header and no question),
+# in one write after a long one (which grew the connection's buffer, so a read brings more than
+# 64), half-closed: every one answered, none left waiting for an event that never comes
+out=$(lab_exec lan python3 - <<-'PY'
+	import socket, struct
+	s = socket.create_connection(("192.168.2.1", 53), timeout=5, source_address=("192.168.2.10", 0))
+	big = struct.pack(">HHHHHHH", 1512, 3001, 0x0100, 0, 0, 0, 0) + bytes(1500)
+	s.sendall(big + b"".join(struct.pack(">HHHHHHH", 12, i, 0x0100, 0, 0, 0, 0) for i in range(1, 3001)))
+	s.shutdown(socket.SHUT_WR)
+	buf, ids = b"", set()
+	try:
+	    while True:
+	        d = s.recv(65536)
+	        if not d: break
+	        buf += d
+	except socket.timeout:
+	    pass
+	while len(buf) >= 2:
+	    n = struct.unpack(">H", buf[:2])[0]; m = buf[2:2 + n]; buf = buf[2 + n:]
+	    ids.add(struct.unpack(">H", m[:2])[0])
+	print(len(ids), min(ids, default=0), max(ids, default=0))
+	PY
+)
+check_eq "a long query and 3,000 more pipelined in one write, answered at once, half-closed: 3,001 answers" "$out" "3001 1 3001"
 
 # QUIC: UDP to port 443 is refused at once (ICMP port unreachable), so browsers use TCP
 out=$(lab_exec lan python3 - <<-PY

@@ -259,6 +259,7 @@ def badsocks_conn(c, addr):
             relay.sendto(b"\0\0\0\x09" + hdr[4:] + payload, src)    # unknown address type
             relay.sendto(b"\x01\0\0" + hdr[3:] + payload, src)      # reserved bytes set
             other.sendto(hdr + payload, src)                        # from the wrong source
+            relay.sendto(socks_header("10.77.1.5", dport) + payload, src)  # "from" a network behind the LAN
             relay.sendto(hdr + payload, src)                        # the good one
     except OSError:
         pass

@@ -53,6 +53,25 @@ static void test_query(void **state)
 	assert_int_equal(dns_parse_query(m, 33, &q), -EPROTO);
 	m[2] = 0x11;
 	assert_int_equal(dns_parse_query(m, 33, &q), -EOPNOTSUPP);
+
+	/* EDNS options: a cookie is no subnet; a Client Subnet option is (after another), and so are
+	 * options that do not parse (passed on as sent: whatever the resolver reads, not cached) */
+	static const uint8_t cookie[] = {0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8},
+			     ecs[] = {0, 12, 0, 2, 0, 0, 0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100},
+			     cut[] = {0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8};
+	const uint8_t *opts[] = {cookie, ecs, cut};
+	const size_t lens[] = {sizeof(cookie), sizeof(ecs), sizeof(cut)};
+	for (int i = 0; i < 3; i++) {
+		uint8_t w[80];
+		memcpy(w, q_edns, sizeof(q_edns));
+		w[sizeof(q_edns) - 2] = 0, w[sizeof(q_edns) - 1] = (uint8_t)lens[i]; /* RDLEN */
+		memcpy(w + sizeof(q_edns), opts[i], lens[i]);
+		assert_int_equal(dns_parse_query(w, sizeof(q_edns) + lens[i], &q), 0);
+		assert_true(q.edns);
+		assert_int_equal(q.subnet, i > 0);
+	}
+	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
+	assert_false(q.subnet); /* no options */
 }
 
 static void test_error_reply(void **state)
