@@ -159,6 +159,9 @@ out=$(lab_exec lan python3 - <<-'PY'
 	s.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05broken", ("192.168.2.1", 53))
 	r = s.recv(512)
 	print("%02x%02x rcode=%d" % (r[0], r[1], r[3] & 15))
+	s.sendto(b"\x9a\xbc\x01\x00" + bytes(4996), ("192.168.2.1", 53)) # longer than any query
+	r = s.recv(512)
+	print("%02x%02x rcode=%d tc=%d" % (r[0], r[1], r[3] & 15, r[2] >> 1 & 1))
 	s.settimeout(1) # a response (QR set) sent as a query: no answer at all, so no loops
 	s.sendto(b"\x56\x78\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07pgw\x03lab\x00\x00\x01\x00\x01", ("192.168.2.1", 53))
 	try:
@@ -167,7 +170,8 @@ out=$(lab_exec lan python3 - <<-'PY'
 	    print("silence")
 	PY
 )
-check_eq "a malformed query: FORMERR with its id; a response sent as a query: no answer" "$out" "1234 rcode=1
+check_eq "a malformed query: FORMERR with its id; one of 5,000 bytes too, whole (no TC); a response sent as a query: no answer" "$out" "1234 rcode=1
+9abc rcode=1 tc=0
 silence"
 # DNS over TCP as RFC 7766 has it: several queries in one write, answered each by its id; a
 # client that half-closes after asking still gets its answers
