@@ -200,6 +200,15 @@ static int take_token(struct uclient *c, unsigned pps, uint64_t now)
 	return 1;
 }
 
+/* A datagram from client c (NULL: not known) dropped: counted in its session's (s), else in
+ * c's own count (the client's stats show drops that came before any session too). */
+static void drop_for(struct udprelay *r, struct usess *s, struct uclient *c, enum udrop why)
+{
+	udp_drop(r, s, why);
+	if (!s && c)
+		c->n_drop++;
+}
+
 /* One datagram from a client socket (src) to dst. Everything that costs (a session: a TCP
  * connection and sockets) comes after the checks that cost nothing. */
 static void from_client(struct udprelay *r, const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
@@ -232,30 +241,31 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 			udp_drop(r, NULL, UD_NO_SESSION);
 			goto out;
 		}
+		c->org = e.org_id;
 	}
 	if (!udp_routable(dst, lim)) {
-		udp_drop(r, s, UD_NOT_ROUTABLE);
+		drop_for(r, s, c, UD_NOT_ROUTABLE);
 		goto out;
 	}
 	if (!take_token(c, lim->udp_client_pps, now)) {
-		udp_drop(r, s, UD_RATE);
+		drop_for(r, s, c, UD_RATE);
 		goto out;
 	}
 	if (!s) {
 		if (c->n_flows >= lim->udp_client_flows)
-			udp_drop(r, NULL, UD_FLOWS);
+			drop_for(r, NULL, c, UD_FLOWS);
 		else if (udp_flow_refused(r, dst, lim, 0, now)) /* the gateway's own: nothing to relay there */
-			udp_drop(r, NULL, UD_NOT_ROUTABLE);
+			drop_for(r, NULL, c, UD_NOT_ROUTABLE);
 		else if (now < c->retry_at || c->n_connecting >= U_CONNECTING ||
 			 atomic_load(&r->n_sessions) >= U_SESSIONS)
-			udp_drop(r, NULL, UD_NO_SESSION);
+			drop_for(r, NULL, c, UD_NO_SESSION);
 		/* a session has a flow when made, but may outlive its flows by udp_session_timeout: the
 		 * client's sessions are bounded by its flows too (the one empty longest makes room, once
 		 * the new one would be allowed otherwise) */
 		else if (c->n_sessions >= lim->udp_client_flows && !sess_make_room(r, c))
-			udp_drop(r, NULL, UD_FLOWS);
+			drop_for(r, NULL, c, UD_FLOWS);
 		else if (!(s = sess_new(r, c, src, &e, &l, now)))
-			udp_drop(r, NULL, UD_NO_SESSION);
+			drop_for(r, NULL, c, UD_NO_SESSION);
 		explicit_bzero(&e, sizeof(e));
 		if (!s)
 			return;

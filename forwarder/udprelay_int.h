@@ -71,6 +71,8 @@ struct uclient {
 	unsigned n_sessions, n_flows, n_connecting;
 	double tokens;
 	uint64_t tok_ms, retry_at;
+	uint64_t n_drop; /* datagrams dropped before they had a session, not yet in the stats */
+	int64_t org;
 };
 
 /* One client socket (address and port): its own association, so that the far side sees one

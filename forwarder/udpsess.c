@@ -60,12 +60,17 @@ struct uclient *client_get(struct udprelay *r, const struct net_ip *ip, uint64_t
 	return c;
 }
 
-/* Clients with no session left whose backoff is over. */
+/* Clients' drops before any session into the stats; clients with no session left whose backoff
+ * is over freed. */
 static void clients_gc(struct udprelay *r, uint64_t now, int all)
 {
 	for (unsigned b = 0; b < U_BUCKETS; b++) {
 		struct uclient **pp = &r->clients[b], *c;
 		while ((c = *pp)) {
+			if (c->n_drop) {
+				stats_client_udp(&r->sh->stats, &c->ip, c->org, 0, 0, 0, 0, c->n_drop, 0);
+				c->n_drop = 0;
+			}
 			if (c->n_sessions == 0 && (all || now >= c->retry_at)) {
 				*pp = c->hnext;
 				free(c);

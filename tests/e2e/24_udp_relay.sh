@@ -108,6 +108,7 @@ check "... with 200+ associations open (one per client socket)" bash -c "jq -e '
 
 # destinations never relayed: multicast, the gateway itself (LAN and WAN addresses); no association
 o0=$(opened)
+cd0=$(jq '.clients["192.168.2.21"].udp_dropped // 0' <("$PGW_BIN/pgwctl" stats))
 lab_exec lan python3 -c "
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.168.2.21', 40021))
@@ -118,6 +119,8 @@ check_eq "the gateway's own addresses (and multicast): no association opened" "$
 # and, with no group joined and no multicast routing, drops it)
 check "... the gateway's addresses dropped as not_routable by the relay" \
 	bash -c "jq -e '.udp.dropped.not_routable >= 2' <($PGW_BIN/pgwctl stats)"
+check "... and counted in that client's own stats, though no session was made for them" \
+	bash -c "jq -e '.clients[\"192.168.2.21\"].udp_dropped >= $cd0 + 2' <($PGW_BIN/pgwctl stats)"
 
 # per-client limits and idle timeouts (new settings reach the relay on reload)
 ctl settings set udp_client_flows 3
