@@ -91,9 +91,18 @@ hc=$(T=$t unshare --net bash -c '
 	p=$!; up "$T/api2.log"
 	PGW_API_LISTEN=[::]:18080 "$HC" 2>/dev/null; printf "%s " $?
 	kill $p; wait $p
-	PGW_API_LISTEN=[::1]:18080 "$HC" 2>/dev/null; printf "%s" $?')
-check_eq "the api healthcheck: healthy over HTTPS on 0.0.0.0 (asked on 127.0.0.1), not without TLS; healthy on [::]; not once pgw-api stopped" \
-	"$(sed 's/[1-9][0-9]*/fail/g' <<<"$hc")" "0 fail 0 fail"
+	PGW_API_LISTEN=[::1]:18080 "$HC" 2>/dev/null; printf "%s " $?
+	# a specific address outside api_allow (lan_cidr): asked from loopback, which is admitted
+	ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up &&
+		ip addr add 10.99.0.1/24 dev v0 && ip -6 addr add fd99::1/64 dev v0 nodad
+	for l in 10.99.0.1:18444 [fd99::1]:18444; do
+		PGW_TLS_CERT=$T/cert.pem PGW_TLS_KEY=$T/key.pem PGW_API_LISTEN=$l "$T/usr/sbin/pgw-api" >"$T/api3.log" 2>&1 &
+		p=$!; up "$T/api3.log"
+		PGW_TLS_CERT=$T/cert.pem PGW_API_LISTEN=$l "$HC" 2>/dev/null; printf "%s " $?
+		kill $p; wait $p; : >"$T/api3.log"
+	done')
+check_eq "the api healthcheck: healthy over HTTPS on 0.0.0.0 (asked on 127.0.0.1), not without TLS; healthy on [::]; not once pgw-api stopped; healthy over HTTPS on a LAN address of each family outside api_allow" \
+	"$(sed 's/[1-9][0-9]*/fail/g' <<<"$hc")" "0 fail 0 fail 0 0 "
 
 # uninstall flushes table inet pgw: only ever inside a network namespace of this test
 check "make uninstall (in its own network namespace, where it flushes the table)" \
