@@ -159,13 +159,17 @@ again: /* each step answers a query, or moves it to a later attempt: this ends *
 			tc_close(tc);
 	}
 	/* queries past one event's share that were all answered at once: no event comes for the
-	 * rest (taking them may end other connections: the list is walked again after each) */
-	for (int rounds = 0; rounds < TC_MAX; rounds++) {
+	 * rest; one share a connection a tick (taking them may end other connections: the list is
+	 * walked again after each) */
+	r->ticks++;
+	for (;;) {
 		for (tc = r->tcs; tc; tc = tc->next)
-			if (!tc->busy && !tc->dead && tc->pending < TC_PENDING_MAX && tc_whole_waiting(tc))
+			if (tc->tick != r->ticks && !tc->busy && !tc->dead && tc->pending < TC_PENDING_MAX &&
+			    tc_whole_waiting(tc))
 				break;
 		if (!tc)
 			break;
+		tc->tick = r->ticks;
 		tc_process(tc);
 	}
 }

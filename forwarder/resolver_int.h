@@ -61,6 +61,7 @@ struct tclient {
 	uint32_t ev;
 	int busy, dead; /* busy: in its own handler (closed after); dead: to be closed */
 	int eof;	/* the client sent all it will: closed once its answers are out */
+	uint64_t tick;	/* the tick that last took its leftover queries */
 	struct ccount *cc;
 };
 
@@ -141,6 +142,7 @@ struct resolver {
 	struct ccount *cc[CC_BUCKETS];
 	struct tclient *tcs;
 	unsigned n_tcs;
+	uint64_t ticks; /* on_tick's count: a TCP client's leftover queries are taken once a tick */
 	struct upconn *ucs;
 	struct rq *rqs;
 	unsigned n_rqs;

@@ -59,19 +59,21 @@ int udp_flow_refused(struct udprelay *r, const struct sockaddr_storage *d, const
 		     uint64_t now)
 {
 	struct net_ip ip;
+	int refused;
 
 	if (net_ip_from_sa(d, &ip) < 0)
 		return 1;
-	for (int i = 0; i < U_REFUSED; i++) {
-		const struct urefused *x = &r->refused[i];
-		if (x->until > now && (as_source || !x->source_only) && memcmp(&x->ip, &ip, sizeof(ip)) == 0)
-			return 1;
+	for (int i = 0; i < U_JUDGED; i++) {
+		const struct ujudged *x = &r->judged[i];
+		/* (the gateway's own, refused as a destination, is refused as a source too) */
+		if (x->until > now && (x->as_source == as_source || (x->refused && !x->as_source)) &&
+		    memcmp(&x->ip, &ip, sizeof(ip)) == 0)
+			return x->refused;
 	}
-	if (!(as_source ? net_dest_refused(d, &l->lan) != NULL : net_addr_local(d)))
-		return 0;
-	r->refused[r->refused_next++ % U_REFUSED] =
-	    (struct urefused){.ip = ip, .until = now + U_REFUSED_MS, .source_only = as_source};
-	return 1;
+	refused = as_source ? net_dest_refused(d, &l->lan) != NULL : net_addr_local(d);
+	r->judged[r->judged_next++ % U_JUDGED] =
+	    (struct ujudged){.ip = ip, .until = now + U_JUDGED_MS, .as_source = as_source, .refused = refused};
+	return refused;
 }
 
 /* A receive buffer for bursts (U_RCVBUF; beyond net.core.rmem_max with CAP_NET_ADMIN, which

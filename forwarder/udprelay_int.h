@@ -25,8 +25,8 @@
 #define U_SLOT	      65536
 #define UPROXY_STATS  256
 #define U_RCVBUF      (4 << 20) /* listeners and relay sockets: bursts at line rate */
-#define U_REFUSED     64	/* addresses refused a flow lately, remembered ... */
-#define U_REFUSED_MS  5000	/* ... this long (udp_flow_refused) */
+#define U_JUDGED      256	/* addresses judged for a flow lately, remembered ... */
+#define U_JUDGED_MS   5000	/* ... this long (udp_flow_refused) */
 
 enum udrop { /* why a datagram was dropped: the stats' "dropped" */
 	     UD_UNKNOWN,
@@ -128,12 +128,13 @@ struct udprelay {
 	} cm[U_MMSG];
 	atomic_ulong n_sessions, n_flows, opened, dg_up, dg_down, b_up, b_down;
 	atomic_ulong drops[UD_MAX], ends[UE_MAX];
-	struct urefused {
+	struct ujudged {
 		struct net_ip ip;
 		uint64_t until;
-		int source_only; /* refused as a source a relay names, not as a client's destination */
-	} refused[U_REFUSED];
-	unsigned refused_next;
+		int as_source; /* judged as a source a relay names, not as a client's destination */
+		int refused;
+	} judged[U_JUDGED];
+	unsigned judged_next;
 	pthread_mutex_t plock;
 	struct upstat pstats[UPROXY_STATS];
 };
@@ -145,8 +146,9 @@ int udp_routable(const struct sockaddr_storage *d, const struct fwd_limits *l);
 /* Whether no flow may be made for d (after udp_routable): as a client's destination (as_source
  * 0), when it is one of the gateway's own (net_addr_local); as a source a relay names (1), where
  * no proxy may be either (net_dest_refused: the gateway's own, a network routed behind the LAN).
- * A refusal is remembered U_REFUSED_MS, so a flood to or from such an address costs a look in a
- * small table, not a route lookup a datagram (one thread relays every client's UDP). */
+ * A verdict is remembered U_JUDGED_MS (U_JUDGED of them), so a flood to or from a refused
+ * address, or new flows to one allowed, cost a look in a small table, not a route lookup each
+ * (one thread relays every client's UDP). */
 int udp_flow_refused(struct udprelay *r, const struct sockaddr_storage *d, const struct fwd_limits *l, int as_source,
 		     uint64_t now);
 void udp_rcvbuf(int fd);

@@ -36,6 +36,17 @@ static unsigned fails_of(const char *key)
 	return n;
 }
 
+/* A key of prefix with no count yet (the counter table's keys may share a counter with an
+ * earlier test's name: one that does not). */
+static const char *fresh_key(const char *prefix, char *key, size_t size)
+{
+	for (int i = 0;; i++) {
+		snprintf(key, size, "%s%d", prefix, i);
+		if (!counted(key))
+			return key;
+	}
+}
+
 static void test_backoff_and_reset(void **state)
 {
 	(void)state;
@@ -128,11 +139,13 @@ static void test_many_keys(void **state)
 	assert_true(throttle_check("a:10.1.1.1", THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S) > 0);
 	/* 4,096 good logins from new sources, as auth.c does them (an attempt counted under u, a and
 	 * g first; then reset u, undo a and g, remember k), then admin's attempts: they are counted */
+	char g[48];
+	fresh_key("g:user", g, sizeof(g)); /* (a name whose counter no earlier name holds) */
 	for (int i = 0; i < 4096; i++) {
 		char u[48], a[32], k[48];
 		struct throttle_rule rules[3] = {THROTTLE_RULE(u, THROTTLE_USER_FAILS, 1, THROTTLE_MAX_WAIT_S),
 						 THROTTLE_RULE(a, THROTTLE_ADDR_FAILS, 1, THROTTLE_MAX_WAIT_S),
-						 THROTTLE_RULE("g:user", THROTTLE_ANY_FAILS, 1, THROTTLE_MAX_WAIT_S)};
+						 THROTTLE_RULE(g, THROTTLE_ANY_FAILS, 1, THROTTLE_MAX_WAIT_S)};
 		snprintf(u, sizeof(u), "u:user@10.2.%d.%d", i >> 8, i & 255);
 		snprintf(a, sizeof(a), "a:10.2.%d.%d", i >> 8, i & 255);
 		snprintf(k, sizeof(k), "k:user@10.2.%d.%d", i >> 8, i & 255);
@@ -300,17 +313,6 @@ static void test_attempt(void **state)
 	}
 	assert_int_equal(passed, 3);
 	assert_int_equal(fails_of("u:race@10.9.0.1"), 3);
-}
-
-/* A key of prefix with no count yet (the counter table's keys may share a counter with an
- * earlier test's name: one that does not). */
-static const char *fresh_key(const char *prefix, char *key, size_t size)
-{
-	for (int i = 0;; i++) {
-		snprintf(key, size, "%s%d", prefix, i);
-		if (!counted(key))
-			return key;
-	}
 }
 
 /* An attempt that was no failure (a good login, a 503) is undone: a count it made is gone, one
