@@ -126,10 +126,13 @@ static struct centry *find(struct dns_cache *c, uint64_t endpoint, const struct 
 size_t dns_cache_get(struct dns_cache *c, uint64_t endpoint, const struct dns_query *q, const uint8_t *query,
 		     uint64_t now_ms, uint8_t *out, size_t cap)
 {
-	uint64_t h = key_hash(endpoint, q);
-	struct centry *e = find(c, endpoint, q, h);
+	uint64_t h;
+	struct centry *e;
 
-	if (!e)
+	if (q->subnet) /* an answer for the subnet it names: not one for everyone */
+		return 0;
+	h = key_hash(endpoint, q);
+	if (!(e = find(c, endpoint, q, h)))
 		return 0;
 	if (now_ms >= e->expires_ms) {
 		drop(c, e);
@@ -150,10 +153,13 @@ size_t dns_cache_get(struct dns_cache *c, uint64_t endpoint, const struct dns_qu
 void dns_cache_put(struct dns_cache *c, uint64_t endpoint, const struct dns_query *q, const uint8_t *msg, size_t len,
 		   uint32_t ttl, uint64_t now_ms)
 {
-	uint64_t h = key_hash(endpoint, q);
-	struct centry *e = find(c, endpoint, q, h);
+	uint64_t h;
+	struct centry *e;
 
-	if (e)
+	if (q->subnet) /* an answer for the subnet it named: neither kept nor replacing the one kept */
+		return;
+	h = key_hash(endpoint, q);
+	if ((e = find(c, endpoint, q, h)))
 		drop(c, e);
 	if (ttl == 0 || len > DNS_CACHE_ENTRY_MAX || len > c->max_bytes || c->max_entries == 0)
 		return;

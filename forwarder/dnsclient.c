@@ -327,7 +327,6 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	struct rq *q;
 	struct ccount *cc = NULL;
 	const struct fwd_entry *e;
-	uint8_t out[DNS_MSG_MAX];
 	size_t n;
 	int p;
 
@@ -391,12 +390,13 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 		rq_done(r, q);
 		return;
 	}
-	n = q->q.subnet ? 0 : dns_cache_get(r->cache, q->e.path, &q->q, m, ev_now_ms(), out, sizeof(out));
+	n = dns_cache_get(r->cache, q->e.path, &q->q, m, ev_now_ms(), r->reply, sizeof(r->reply));
 	if (n > 0) {
 		uint64_t ms = ev_now_ms() - q->t0;
-		send_reply(r, q, out, n);
-		count_answer(r, &q->client, q->e.proxy_id, q->e.org_id, out[3] & 0xF, 1, ms);
-		log_query(r, q, "cache", out[3] & 0xF, ms);
+		int rcode = r->reply[3] & 0xF;
+		send_reply(r, q, r->reply, n);
+		count_answer(r, &q->client, q->e.proxy_id, q->e.org_id, rcode, 1, ms);
+		log_query(r, q, "cache", rcode, ms);
 		rq_done(r, q);
 		return;
 	}

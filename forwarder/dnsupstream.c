@@ -84,23 +84,25 @@ static void uc_close_as(struct upconn *uc, int penalty, int requeue)
 	if (penalty)
 		uc->penalty_until = ev_now_ms() + UC_PENALTY_MS;
 	if (uc->pending) { /* detach them all first: a retry may reopen this very connection */
-		struct rq *moved[UC_SLOTS];
-		unsigned n = 0;
+		struct rq *moved = NULL, *q;
 
-		for (unsigned i = 0; i < UC_SLOTS; i++)
-			if (uc->slot[i]) {
-				moved[n++] = uc->slot[i];
-				uc->slot[i]->uc = NULL;
+		for (unsigned i = UC_SLOTS; i-- > 0;)
+			if ((q = uc->slot[i])) {
+				q->uc = NULL;
+				q->moved = moved;
+				moved = q;
 				uc->slot[i] = NULL;
 			}
 		uc->pending = 0;
-		for (unsigned i = 0; i < n; i++) {
-			if (requeue && moved[i]->requeued < UC_REQUEUE_MAX && ev_now_ms() < moved[i]->deadline) {
-				moved[i]->requeued++;
+		while ((q = moved)) {
+			moved = q->moved;
+			q->moved = NULL;
+			if (requeue && q->requeued < UC_REQUEUE_MAX && ev_now_ms() < q->deadline) {
+				q->requeued++;
 				atomic_fetch_add(&r->requeued, 1);
-				rq_send(r, moved[i]);
+				rq_send(r, q);
 			} else {
-				rq_retry(r, moved[i], "resolver connection failed");
+				rq_retry(r, q, "resolver connection failed");
 			}
 		}
 	}
@@ -337,8 +339,7 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 	}
 	memcpy(msg + DNS_HEADER, q->msg + DNS_HEADER, q->q.question_end - DNS_HEADER); /* the client's case */
 	dns_set_id(msg, q->q.id);
-	/* not an answer from resolvers since replaced, nor one for a client's own subnet (ECS) */
-	if (q->uc && q->uc->conf_gen == r->conf.gen && !q->q.subnet) {
+	if (q->uc && q->uc->conf_gen == r->conf.gen) { /* not an answer from resolvers since replaced */
 		memcpy(r->scratch, msg, len);
 		dns_cache_put(r->cache, q->e.path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl,
 			      ev_now_ms());
@@ -518,7 +519,7 @@ static void uc_io(struct upconn *uc, uint32_t events)
 			uc->in_len += (size_t)k;
 			while (1) {
 				size_t mlen;
-				uint8_t msg[DNS_MSG_MAX];
+				uint8_t *msg = r->answer;
 				struct rq *q;
 				uint16_t id;
 

@@ -104,6 +104,7 @@ struct ccount {
 struct rq {
 	struct rq *prev, *next;
 	struct upconn *uc; /* carrying it now, or NULL */
+	struct rq *moved;  /* the next one taken off a closing connection (uc_close_as) */
 	uint16_t up_id;
 	struct dns_query q;
 	uint8_t *msg; /* the client's query as sent */
@@ -138,7 +139,12 @@ struct resolver {
 	uint64_t tcp_paused_said; /* ms: said so (at most once a minute) */
 	gnutls_certificate_credentials_t xcred;
 	struct dns_cache *cache;
+	/* Messages held here, not on the stack: the loop's calls nest (an answer ends a TCP
+	 * client's wait, which takes its next query, whose connection fails, whose queries end
+	 * other clients' waits...), and each is done with its message before anything nests. */
 	uint8_t scratch[DNS_MSG_MAX]; /* an answer as the cache keeps it */
+	uint8_t answer[DNS_MSG_MAX];  /* an answer as read from a resolver (uc_io) */
+	uint8_t reply[DNS_MSG_MAX];   /* an answer from the cache (handle_query) */
 	struct ccount *cc[CC_BUCKETS];
 	struct tclient *tcs;
 	unsigned n_tcs;

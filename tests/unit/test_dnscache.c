@@ -1,5 +1,6 @@
 /* The resolver's cache: hits per proxy endpoint only, TTLs aged on the way out, expiry, the
- * client's id and case, bounds by entries and bytes (least recently used out first). */
+ * client's id and case, none for a query with a Client Subnet option, bounds by entries and
+ * bytes (least recently used out first). */
 #include "testlib.h"
 
 #include "../../forwarder/dnscache.h"
@@ -72,6 +73,21 @@ static void test_hit_age_expire(void **state)
 		assert_int_equal(dns_cache_get(c, 7, &plain, qm, 2000, out, sizeof(out)), 0);
 		assert_int_equal(dns_cache_get(c, 7, &dnssec, qm, 2000, out, sizeof(out)), 0);
 		assert_int_equal(dns_cache_get(c, 7, &q, qm, 2000, out, sizeof(out)), an);
+	}
+	/* with a Client Subnet option (RFC 7871): not from the cache; its answer neither kept nor
+	 * replacing the one kept */
+	{
+		struct dns_query ecs = q;
+		ecs.subnet = 1;
+		assert_int_equal(dns_cache_get(c, 7, &ecs, qm, 2000, out, sizeof(out)), 0);
+		dns_cache_put(c, 7, &ecs, am, an, 0, 2000);
+		dns_cache_put(c, 7, &ecs, am, an, 300, 2000);
+		assert_int_equal(dns_cache_entries(c), 1);
+		assert_int_equal(dns_cache_get(c, 7, &q, qm, 2000, out, sizeof(out)), an);
+		dns_cache_clear(c);
+		dns_cache_put(c, 7, &ecs, am, an, 300, 2000);
+		assert_int_equal(dns_cache_entries(c), 0);
+		dns_cache_put(c, 7, &q, am, an, 300, 1000);
 	}
 	/* TTL 0: not kept (and replaces what was there) */
 	dns_cache_put(c, 7, &q, am, an, 0, 1000);
