@@ -25,6 +25,7 @@ struct count {
 	uint64_t last_ms; /* the last failure (or remembering); 0: free */
 	uint64_t written; /* when last written (a failure or a remembering), in writes: the oldest slot is
 			     reused, and an attempt is undone exactly while nothing wrote after it */
+	uint64_t born;	  /* when claimed, in writes: an undo touches only the count its attempt wrote */
 	unsigned fails;
 	unsigned keep_s; /* forgotten this long after last_ms */
 };
@@ -84,6 +85,7 @@ static void claim(struct count *c, uint64_t now, unsigned keep_s)
 	c->last_ms = now;
 	c->fails = 0;
 	c->keep_s = keep_s;
+	c->born = ++writes;
 }
 
 /* The counter of a key in the counter table: HMAC-SHA256 under a key drawn once per process, so
@@ -217,8 +219,11 @@ unsigned throttle_attempt(struct throttle_rule *rules, int n)
 		if ((w = wait_of(s, &rules[i], now)) > wait)
 			wait = w;
 	}
-	for (int i = 0; !wait && i < n; i++)
-		rules[i].written = fail_locked(rules[i].key, now)->written;
+	for (int i = 0; !wait && i < n; i++) {
+		const struct count *s = fail_locked(rules[i].key, now);
+		rules[i].written = s->written;
+		rules[i].born = s->born;
+	}
 	pthread_mutex_unlock(&lock);
 	return wait;
 }
@@ -229,8 +234,9 @@ void throttle_undo(struct throttle_rule *rules, int n)
 	for (int i = 0; i < n; i++) {
 		struct count *s = rules[i].written ? find(rules[i].key, 0, ev_now_ms()) : NULL;
 
-		/* (none, or none left: not counted, undone already, or forgotten or reset since) */
-		if (s && s->fails) {
+		/* (none, or none left: not counted, undone already, or forgotten or reset since; or
+		 * another count made for the key since: its failures are others') */
+		if (s && s->fails && s->born == rules[i].born) {
 			if (!--s->fails)
 				s->last_ms = 0; /* no failure left: free */
 			else if (s->written == rules[i].written)

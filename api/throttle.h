@@ -47,7 +47,7 @@ struct throttle_rule {
 	const char *key;
 	unsigned free_fails, first_s, max_s; /* as throttle_check's */
 	/* what throttle_attempt found and wrote, for throttle_undo */
-	uint64_t before_ms, written;
+	uint64_t before_ms, written, born;
 };
 #define THROTTLE_RULE(k, free, first, max)                                                                             \
 	{                                                                                                              \
@@ -62,7 +62,8 @@ unsigned throttle_attempt(struct throttle_rule *rules, int n);
  * a 503): one failure fewer under each rule's key, and where no failure was counted under it
  * since, its wait as it was before (a source's good logins never add up, and neither they nor a
  * refused attempt start a key's wait again); a count left with none is free. Rules not counted
- * (the attempt was held back), or undone already, are passed over. */
+ * (the attempt was held back), or undone already, are passed over, and so are keys whose count
+ * was reset or forgotten since (a count made for the key again holds only others' failures). */
 void throttle_undo(struct throttle_rule *rules, int n);
 /* Count an attempt as failed ("k:" keys are not counted: only good logins write them). */
 void throttle_fail(const char *key);

@@ -370,6 +370,21 @@ static void test_undo(void **state)
 		assert_int_equal(fails_of(keys[k]), 6);
 		assert_int_equal(throttle_check(keys[k], 5, 1, THROTTLE_MAX_WAIT_S), 2); /* the other's wait */
 	}
+	/* the count reset ("u:") or forgotten ("g:") after the attempt, and made again by others'
+	 * failures: the undo leaves theirs */
+	for (int k = 0; k < 2; k++) {
+		fresh_key(k ? "g:gone" : "u:gone@10.9.4.", g, sizeof(g));
+		struct throttle_rule rule = THROTTLE_RULE(g, 5, 1, THROTTLE_MAX_WAIT_S);
+		assert_int_equal(throttle_attempt(&rule, 1), 0);
+		if (k)
+			now_ms += THROTTLE_USER_FORGET_S * 1000ull;
+		else
+			throttle_reset(g);
+		assert_false(counted(g));
+		throttle_fail(g), throttle_fail(g);
+		throttle_undo(&rule, 1);
+		assert_int_equal(fails_of(g), 2);
+	}
 	/* two attempts at once, both good, within the free failures: undone in either order, the
 	 * count is as it was (two failures), or free where they made it */
 	for (int k = 0; k < 4; k++) {
