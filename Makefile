@@ -5,7 +5,7 @@
 CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
-PKGS    := sqlite3 libargon2 gnutls libcap-ng
+PKGS    := sqlite3 libargon2 gnutls libcap-ng libmnl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
@@ -38,11 +38,11 @@ pgw_agent_SRC     := $(wildcard agent/*.c)
 pgw_forwarder_SRC := $(wildcard forwarder/*.c)
 pgw_healthd_SRC   := $(wildcard healthd/*.c)
 pgwctl_SRC        := $(wildcard pgwctl/*.c)
-pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libmnl libnetfilter_conntrack 2>/dev/null)
+pgw_agent_LIBS    := $(shell pkg-config --libs libnftnl libnetfilter_conntrack 2>/dev/null)
 pgw_forwarder_LIBS := -lpthread
 pgw_healthd_LIBS  := -lpthread
 pgwctl_LIBS       := $(shell pkg-config --libs jansson 2>/dev/null)
-pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt libcrypto libmnl libcurl 2>/dev/null) -lpthread
+pgw_api_LIBS      := $(shell pkg-config --libs libmicrohttpd jansson libjwt libcrypto libcurl 2>/dev/null) -lpthread
 ALL_SRC := $(COMMON_SRC) $(pgw_api_SRC) $(pgw_agent_SRC) $(pgw_forwarder_SRC) $(pgw_healthd_SRC) $(pgwctl_SRC)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -74,9 +74,8 @@ $(foreach b,$(DAEMONS) pgwctl,$(eval $(call bin_rule,$(b))))
 # Unit tests: one cmocka binary per tests/unit/test_<module>.c, linked with libpgwcommon and
 # with the daemon sources it names in test_<module>_SRC (and their libraries in _LIBS).
 test_ruleset_SRC := agent/ruleset.c agent/expr.c agent/batch.c agent/desired.c agent/link.c
-test_ruleset_LIBS := $(shell pkg-config --libs libnftnl libmnl 2>/dev/null)
+test_ruleset_LIBS := $(shell pkg-config --libs libnftnl 2>/dev/null)
 test_desired_SRC := agent/desired.c agent/link.c
-test_desired_LIBS := $(shell pkg-config --libs libmnl 2>/dev/null)
 test_hysteresis_SRC := healthd/hysteresis.c
 test_probe_SRC := healthd/probe.c
 test_table_SRC := forwarder/table.c

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <linux/netlink.h>
@@ -655,30 +656,40 @@ int net_addr_local(const struct sockaddr_storage *a)
 	return own_address(a, &oif) != 0; /* unreachable: not local; cannot tell: local, refused */
 }
 
+/* An answer's RTA_OIF (4 bytes exactly; libmnl's check), into *data. */
+static int route_attr(const struct nlattr *at, void *data)
+{
+	if (mnl_attr_get_type(at) == RTA_OIF && mnl_attr_validate(at, MNL_TYPE_U32) == 0)
+		memcpy(data, mnl_attr_get_payload(at), sizeof(int));
+	return MNL_CB_OK;
+}
+
 int net_route_answer(const void *buf, size_t len, uint32_t seq, uint32_t port, unsigned char *type)
 {
 	int left = len > 65536 ? 65536 : (int)len;
 
 	*type = RTN_UNSPEC;
-	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+	/* (libmnl 1.0.4's mnl_nlmsg_ok compares the length as a signed int: one of 2 GiB or more
+	 * would pass, and be read far past buf; fuzz_rtnl found it) */
+	for (const struct nlmsghdr *h = buf; mnl_nlmsg_ok(h, left) && h->nlmsg_len <= (unsigned)left;
+	     h = mnl_nlmsg_next(h, &left)) {
 		if (h->nlmsg_seq != seq || h->nlmsg_pid != port)
-			continue; /* not the answer to this request */
+			continue; /* not the answer to this request (libmnl's mnl_cb_run would stop here) */
+		if (h->nlmsg_len != MNL_ALIGN(h->nlmsg_len))
+			return -1; /* (the kernel pads each message: libmnl reads attributes to the padded end) */
 		if (h->nlmsg_type == NLMSG_ERROR) {
-			const struct nlmsgerr *e = NLMSG_DATA(h);
-			int err = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) ? -e->error : EIO;
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+			int err = mnl_nlmsg_get_payload_len(h) >= sizeof(*e) ? -e->error : EIO;
 			return err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES ? 0 : -1;
 		}
 		if (h->nlmsg_type == RTM_NEWROUTE) {
-			const struct rtmsg *rm = NLMSG_DATA(h);
-			int rl, oif = -1; /* a unicast or local route without one: cannot tell */
+			const struct rtmsg *rm = mnl_nlmsg_get_payload(h);
+			int oif = -1; /* a unicast or local route without one: cannot tell */
 
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*rm)))
+			if (mnl_nlmsg_get_payload_len(h) < sizeof(*rm))
 				return -1;
-			rl = (int)RTM_PAYLOAD(h);
 			*type = rm->rtm_type;
-			for (const struct rtattr *at = RTM_RTA(rm); RTA_OK(at, rl); at = RTA_NEXT(at, rl))
-				if (at->rta_type == RTA_OIF && RTA_PAYLOAD(at) >= sizeof(int))
-					memcpy(&oif, RTA_DATA(at), sizeof(int));
+			mnl_attr_parse(h, sizeof(*rm), route_attr, &oif);
 			if (rm->rtm_type == RTN_UNREACHABLE || rm->rtm_type == RTN_BLACKHOLE ||
 			    rm->rtm_type == RTN_PROHIBIT || rm->rtm_type == RTN_THROW)
 				return 0; /* nowhere */
@@ -693,62 +704,52 @@ int net_route_answer(const void *buf, size_t len, uint32_t seq, uint32_t port, u
 
 int net_route_oif(const struct sockaddr_storage *a, unsigned char *type)
 {
-	struct {
-		struct nlmsghdr n;
-		struct rtmsg r;
-		char attrs[64];
-	} req;
 	union {
 		struct nlmsghdr n;
-		char b[8192];
-	} ans;
+		char b[8192]; /* (a route answer is some 100 bytes) */
+	} buf;
 	struct timeval tv = {.tv_sec = 1};
-	struct sockaddr_nl me = {.nl_family = AF_NETLINK}, from;
-	socklen_t sl = sizeof(me);
+	struct mnl_socket *nl;
+	struct nlmsghdr *req;
+	struct rtmsg *rm;
 	unsigned char ignored;
-	struct rtattr *rta;
-	const void *dst;
-	size_t dlen;
-	ssize_t len;
-	int fd, oif = -2;
+	uint32_t seq = 1, port;
+	int oif = -2;
 
 	if (!type)
 		type = &ignored;
 	*type = RTN_UNSPEC;
-	if (a->ss_family == AF_INET)
-		dst = &((const struct sockaddr_in *)a)->sin_addr, dlen = 4;
-	else if (a->ss_family == AF_INET6)
-		dst = &((const struct sockaddr_in6 *)a)->sin6_addr, dlen = 16;
-	else
+	if (a->ss_family != AF_INET && a->ss_family != AF_INET6)
 		return -1;
-	memset(&req, 0, sizeof(req));
-	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
-	req.n.nlmsg_type = RTM_GETROUTE;
-	req.n.nlmsg_flags = NLM_F_REQUEST;
-	req.n.nlmsg_seq = 1;
-	req.r.rtm_family = (unsigned char)a->ss_family;
-	req.r.rtm_dst_len = (unsigned char)(dlen * 8);
-	rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.n.nlmsg_len));
-	rta->rta_type = RTA_DST;
-	rta->rta_len = (unsigned short)RTA_LENGTH(dlen);
-	memcpy(RTA_DATA(rta), dst, dlen);
-	req.n.nlmsg_len = NLMSG_ALIGN(req.n.nlmsg_len) + RTA_ALIGN(rta->rta_len);
-	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
+	req = mnl_nlmsg_put_header(buf.b);
+	req->nlmsg_type = RTM_GETROUTE;
+	req->nlmsg_flags = NLM_F_REQUEST;
+	req->nlmsg_seq = seq;
+	rm = mnl_nlmsg_put_extra_header(req, sizeof(*rm));
+	rm->rtm_family = (unsigned char)a->ss_family;
+	if (a->ss_family == AF_INET) {
+		rm->rtm_dst_len = 32;
+		mnl_attr_put(req, RTA_DST, 4, &((const struct sockaddr_in *)a)->sin_addr);
+	} else {
+		rm->rtm_dst_len = 128;
+		mnl_attr_put(req, RTA_DST, 16, &((const struct sockaddr_in6 *)a)->sin6_addr);
+	}
+	if (!(nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)))
 		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* the kernel answers at once */
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* the kernel answers at once */
 	/* bound first: the port the kernel's answer names is known before it comes */
-	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0 && getsockname(fd, (struct sockaddr *)&me, &sl) == 0 &&
-	    send(fd, &req, req.n.nlmsg_len, 0) == (ssize_t)req.n.nlmsg_len) {
-		/* the answer: from the kernel (port 0), to this request; anything else is read past */
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 && (port = mnl_socket_get_portid(nl)) != 0 &&
+	    mnl_socket_sendto(nl, req, req->nlmsg_len) == (ssize_t)req->nlmsg_len) {
+		/* the answer: to this request; what is not from the kernel (libmnl: ESRCH) is read past */
 		for (int reads = 0; oif == -2 && reads < 8; reads++) {
-			socklen_t fl = sizeof(from);
-			if ((len = recvfrom(fd, &ans, sizeof(ans), 0, (struct sockaddr *)&from, &fl)) <= 0)
+			ssize_t len = mnl_socket_recvfrom(nl, buf.b, sizeof(buf.b));
+			if (len > 0)
+				oif = net_route_answer(buf.b, (size_t)len, seq, port, type);
+			else if (len == 0 || errno != ESRCH)
 				break;
-			if (fl >= sizeof(from) && from.nl_family == AF_NETLINK && from.nl_pid == 0)
-				oif = net_route_answer(&ans, (size_t)len, req.n.nlmsg_seq, me.nl_pid, type);
 		}
 	}
-	close(fd);
+	mnl_socket_close(nl);
 	return oif == -2 ? -1 : oif;
 }
 

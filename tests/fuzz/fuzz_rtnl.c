@@ -2,9 +2,11 @@
  * every check of where a proxy, a webhook or a relayed datagram may go). Any bytes, asked as the
  * answer to the first message's own request and to another: the result is the one a second,
  * independent reading (byte offsets, written here from rtnetlink(7) and netlink(7)) gives —
- * the first message to that request decides; an error is "nowhere" only for unreachable or
- * forbidden, a route only for its interface when unicast or local and that interface is named;
- * nothing read past the bytes given (ASan). */
+ * the first message to that request decides (one whose length is not padded to 4 bytes, as the
+ * kernel's always are, is malformed); an error is "nowhere" only for unreachable or forbidden, a
+ * route only for its interface when unicast or local and that interface is named (an RTA_OIF of
+ * exactly 4 bytes, its type read without the nested and byte-order flags, as libmnl reads it);
+ * nothing read past the bytes given (ASan, in what is built here). */
 #include "net.h"
 
 #include <assert.h>
@@ -46,6 +48,8 @@ static int oracle(const uint8_t *b, size_t size, uint32_t seq, uint32_t port, un
 		if (len < 16 || len > size - off)
 			return -2; /* cut short: no whole message more */
 		if (u32(b + off + 8) == seq && u32(b + off + 12) == port) {
+			if (len != ALIGN4(len))
+				return -1;
 			if (kind == NLMSG_ERROR) {
 				int32_t err;
 				if (len < 16 + 4 + 16) /* the error code and the request's header */
@@ -64,10 +68,10 @@ static int oracle(const uint8_t *b, size_t size, uint32_t seq, uint32_t port, un
 				rt = b[off + 16 + 7]; /* family, dst_len, src_len, tos, table, protocol, scope, type */
 				*type = rt;
 				while (end - at >= 4) {
-					uint16_t alen = u16(b + at), atype = u16(b + at + 2);
+					uint16_t alen = u16(b + at), atype = u16(b + at + 2) & 0x3fff;
 					if (alen < 4 || alen > end - at)
 						break;
-					if (atype == RTA_OIF && alen >= 8)
+					if (atype == RTA_OIF && alen == 8)
 						memcpy(&oif, b + at + 4, 4);
 					if (ALIGN4(alen) >= end - at)
 						break;

@@ -430,7 +430,7 @@ static size_t nl_error(uint32_t *buf, size_t at, uint32_t seq, uint32_t port, in
  * too, an anycast one (the subnet-router address of a network of the gateway's) and one without
  * an interface cannot be told; unreachable is nowhere, as is an unreachable error, any other
  * error cannot be told; messages to other requests, or from other ports, are passed over; an
- * answer cut short is not there yet. */
+ * answer cut short, or claiming more bytes than there are, is not there yet. */
 static void test_route_answer(void **state)
 {
 	uint32_t buf[256];
@@ -444,6 +444,11 @@ static void test_route_answer(void **state)
 	assert_int_equal(net_route_answer(buf, n, 6, 77, &type), -2);	  /* another request's */
 	assert_int_equal(net_route_answer(buf, n, 5, 78, &type), -2);	  /* another socket's */
 	assert_int_equal(net_route_answer(buf, n - 4, 5, 77, &type), -2); /* cut short */
+	buf[0] += 0x80000000u;						  /* a length of over 2 GiB */
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -2);
+	buf[0] -= 0x80000000u;
+	buf[0] -= 2; /* not padded to 4 bytes, as the kernel's are: malformed */
+	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), -1);
 	n = nl_route(buf, 0, 5, 77, RTN_LOCAL, 1);
 	assert_int_equal(net_route_answer(buf, n, 5, 77, &type), 1);
 	assert_int_equal(type, RTN_LOCAL);
