@@ -53,6 +53,7 @@ struct uflow {
 	struct sockaddr_storage remote; /* where the client socket sent to */
 	int fd;				/* bound to remote (IP_TRANSPARENT): replies leave from there */
 	uint64_t last;
+	uint64_t judged_until; /* remote judged not the gateway's own until then (flow_foreign) */
 };
 
 struct upend {
@@ -171,7 +172,8 @@ void sess_free(struct udprelay *r, struct usess *s, enum uend why);
 int sess_make_room(struct udprelay *r, struct uclient *c);
 void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
 		size_t len);
-/* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not.
+/* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not,
+ * or when dst has become one of the gateway's own addresses since (the flow closed).
  * not_local: dst is known not to be a gateway address (a fresh session checked it). */
 struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now,
 		       int not_local);

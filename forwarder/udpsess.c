@@ -325,12 +325,34 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 	}
 	f->remote = *remote;
 	f->last = now;
+	f->judged_until = now + U_JUDGED_MS;
 	f->next = s->flows;
 	s->flows = f;
 	s->n_flows++;
 	s->c->n_flows++;
 	atomic_fetch_add(&r->n_flows, 1);
 	return f;
+}
+
+/* The flow *pp still answers from a foreign address: judged again once a verdict's life
+ * (U_JUDGED_MS) is over, so a flow whose address became one of the gateway's own (an HA address
+ * taken over, one added to the WAN) goes at its next datagram, and its transparent socket with it
+ * (bound there, it would take that address's datagrams from the gateway's own services). 0: it
+ * went (unlinked, freed, the datagram counted as dropped). */
+static int flow_foreign(struct udprelay *r, struct usess *s, struct uflow **pp, uint64_t now)
+{
+	struct uflow *f = *pp;
+
+	if (now < f->judged_until)
+		return 1;
+	if (!udp_flow_refused(r, &f->remote, &s->lim, 0, now)) {
+		f->judged_until = now + U_JUDGED_MS;
+		return 1;
+	}
+	*pp = f->next;
+	flow_free(r, s, f);
+	udp_drop(r, s, UD_NOT_ROUTABLE);
+	return 0;
 }
 
 struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now,
@@ -340,6 +362,8 @@ struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockadd
 
 	for (pp = &s->flows; (f = *pp); pp = &f->next)
 		if (sa_eq(&f->remote, dst)) {
+			if (!flow_foreign(r, s, pp, now))
+				return NULL;
 			*pp = f->next; /* to the front: the most recently used */
 			f->next = s->flows;
 			s->flows = f;
@@ -354,8 +378,10 @@ struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockadd
 static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote,
 				    uint64_t now)
 {
-	for (struct uflow *f = s->flows; f; f = f->next)
+	for (struct uflow **pp = &s->flows, *f; (f = *pp); pp = &f->next)
 		if (sa_eq(&f->remote, remote)) {
+			if (!flow_foreign(r, s, pp, now))
+				return NULL;
 			f->last = now;
 			return f;
 		}

@@ -195,6 +195,24 @@ s.sendto(b'anycast?', ('2001:db8:100::', 7777))"
 check "the subnet-router anycast address of the gateway's WAN network (2001:db8:100::): dropped as not_routable" \
 	wait_for 3 lan6_dropped
 check_eq "... no association opened" "$(opened)" "$o0"
+# a flow's address that becomes one of the gateway's own afterwards (an address taken over, as an
+# HA pair's is): the flow goes at its next datagram, and the transparent socket bound there with it
+send77() {
+	lab_exec lan python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.168.2.21', 40025))
+s.sendto(b'$1', ('203.0.113.77', 7777))"
+}
+bound77() { [ "$(lab_exec gw ss -Huan src 203.0.113.77:7777 | grep -c .)" = "$1" ]; }
+send77 first
+check "a flow from .21 to 203.0.113.77:7777: a socket on the gateway bound there answers it" wait_for 3 bound77 1
+lab_exec gw ip addr add 203.0.113.77/32 dev lo
+nr0=$(jq '.udp.dropped.not_routable' <("$PGW_BIN/pgwctl" stats))
+sleep 5.2 # (what was judged of the address is kept 5 s)
+send77 again
+check "... that address now the gateway's own: the flow's next datagram dropped as not_routable" wait_for 3 lan6_dropped
+check "... and its socket closed" bound77 0
+lab_exec gw ip addr del 203.0.113.77/32 dev lo
 
 # iperf3 -u through dante (its TCP control connection goes through the TCP relay)
 lab_bg wan iperf3 iperf3 -s -B $LAB_ECHO -p 5201
