@@ -651,9 +651,87 @@ static int own_address(const struct sockaddr_storage *a, int *oif)
 
 int net_addr_local(const struct sockaddr_storage *a)
 {
+	return net_addr_own(a) != 0; /* unreachable: not local; cannot tell: local, refused */
+}
+
+int net_addr_own(const struct sockaddr_storage *a)
+{
 	int oif;
 
-	return own_address(a, &oif) != 0; /* unreachable: not local; cannot tell: local, refused */
+	return own_address(a, &oif);
+}
+
+struct mnl_socket *net_own_watch_open(void)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (nl && mnl_socket_bind(nl, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
+				  MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		mnl_socket_close(nl);
+		errno = e;
+		return NULL;
+	}
+	return nl;
+}
+
+void net_own_watch_close(struct mnl_socket *nl)
+{
+	if (nl)
+		mnl_socket_close(nl);
+}
+
+int net_own_event(const void *buf, size_t len)
+{
+	int left = len > 65536 ? 65536 : (int)len;
+
+	for (const struct nlmsghdr *h = buf; mnl_nlmsg_ok(h, left) && h->nlmsg_len <= (unsigned)left;
+	     h = mnl_nlmsg_next(h, &left)) {
+		if (h->nlmsg_type == RTM_NEWADDR)
+			return 1;
+		if (h->nlmsg_type == RTM_NEWROUTE && mnl_nlmsg_get_payload_len(h) >= sizeof(struct rtmsg)) {
+			const struct rtmsg *rm = mnl_nlmsg_get_payload(h);
+			if (rm->rtm_type == RTN_LOCAL || rm->rtm_type == RTN_ANYCAST)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* One datagram from the kernel (port 0) on a netlink socket into buf: its length, 0 for one from
+ * anyone else (read past), -1 with errno. */
+static ssize_t nl_recv_kernel(struct mnl_socket *nl, void *buf, size_t size, int flags)
+{
+	struct sockaddr_nl from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(mnl_socket_get_fd(nl), buf, size, flags, (struct sockaddr *)&from, &fl);
+
+	if (n < 0)
+		return -1;
+	return fl >= sizeof(from) && from.nl_family == AF_NETLINK && from.nl_pid == 0 ? n : 0;
+}
+
+int net_own_watch_read(struct mnl_socket *nl)
+{
+	union {
+		struct nlmsghdr n;
+		char b[8192];
+	} buf;
+	int changed = 0;
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = nl_recv_kernel(nl, buf.b, sizeof(buf.b), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			if (errno != ENOBUFS)
+				return -1;
+			changed = 1; /* messages lost: any of them may have been one */
+		} else if (n > 0 && net_own_event(buf.b, (size_t)n)) {
+			changed = 1;
+		}
+	}
+	return changed;
 }
 
 /* An answer's RTA_OIF (4 bytes exactly; libmnl's check), into *data. */
@@ -740,13 +818,13 @@ int net_route_oif(const struct sockaddr_storage *a, unsigned char *type)
 	/* bound first: the port the kernel's answer names is known before it comes */
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0 && (port = mnl_socket_get_portid(nl)) != 0 &&
 	    mnl_socket_sendto(nl, req, req->nlmsg_len) == (ssize_t)req->nlmsg_len) {
-		/* the answer: to this request; what is not from the kernel (libmnl: ESRCH) is read past */
+		/* the answer: from the kernel (port 0), to this request; anything else is read past */
 		for (int reads = 0; oif == -2 && reads < 8; reads++) {
-			ssize_t len = mnl_socket_recvfrom(nl, buf.b, sizeof(buf.b));
+			ssize_t len = nl_recv_kernel(nl, buf.b, sizeof(buf.b), 0);
+			if (len < 0)
+				break;
 			if (len > 0)
 				oif = net_route_answer(buf.b, (size_t)len, seq, port, type);
-			else if (len == 0 || errno != ESRCH)
-				break;
 		}
 	}
 	mnl_socket_close(nl);

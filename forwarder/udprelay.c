@@ -14,6 +14,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <libmnl/libmnl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -368,6 +369,25 @@ static void on_wake(struct evloop *ev, int fd, uint32_t events, void *arg)
 		sess_revalidate(r);
 }
 
+/* The kernel says an address may have become the gateway's own: every flow is judged again at
+ * its next datagram (flow_foreign), every address afresh. */
+static void on_own(struct evloop *ev, int fd, uint32_t events, void *arg)
+{
+	struct udprelay *r = arg;
+	int k = net_own_watch_read(r->own_nl);
+
+	(void)fd, (void)events;
+	if (k == 0)
+		return;
+	r->own_gen++;
+	memset(r->judged, 0, sizeof(r->judged));
+	if (k < 0) { /* (once: flows are judged as they are made from now on) */
+		log_warn("udp: no longer hearing the gateway's address changes (netlink)");
+		ev_del(ev, r->own_h);
+		r->own_h = NULL;
+	}
+}
+
 static void *udprelay_main(void *arg)
 {
 	struct udprelay *r = arg;
@@ -437,6 +457,10 @@ int udprelay_start(struct fwd_shared *sh, uint16_t port, struct udprelay **out)
 	    (r->lfd6 >= 0 && !ev_add_fd(r->ev, r->lfd6, EPOLLIN, on_listen, r)) ||
 	    !ev_add_fd(r->ev, r->wakefd, EPOLLIN, on_wake, r) || !ev_add_timer(r->ev, U_TICK_MS, U_TICK_MS, on_tick, r))
 		goto fail;
+	if (!(r->own_nl = net_own_watch_open()) ||
+	    !(r->own_h = ev_add_fd(r->ev, mnl_socket_get_fd(r->own_nl), EPOLLIN, on_own, r)))
+		log_warn("udp: cannot hear the gateway's address changes (netlink): a flow's address is judged when "
+			 "the flow is made only");
 	atomic_store(&r->last_tick, ev_now_ms());
 	if (pthread_create(&r->thread, NULL, udprelay_main, r) != 0)
 		goto fail;
@@ -473,6 +497,7 @@ void udprelay_stop(struct udprelay *r)
 	}
 	if (r->ev)
 		ev_free(r->ev);
+	net_own_watch_close(r->own_nl);
 	for (int *fd = &r->wakefd; fd <= &r->lfd6; fd++)
 		if (*fd >= 0)
 			close(*fd);

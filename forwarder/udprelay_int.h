@@ -53,7 +53,7 @@ struct uflow {
 	struct sockaddr_storage remote; /* where the client socket sent to */
 	int fd;				/* bound to remote (IP_TRANSPARENT): replies leave from there */
 	uint64_t last;
-	uint64_t judged_until; /* remote judged not the gateway's own until then (flow_foreign) */
+	uint64_t own_gen; /* remote judged not the gateway's own as of this r->own_gen (flow_foreign) */
 };
 
 struct upend {
@@ -136,6 +136,11 @@ struct udprelay {
 		int refused;
 	} judged[U_JUDGED];
 	unsigned judged_next;
+	/* the kernel saying an address may have become the gateway's own (net_own_watch_read):
+	 * own_gen counts such times, and the verdicts above are forgotten at each */
+	struct mnl_socket *own_nl;
+	struct ev_handle *own_h;
+	uint64_t own_gen;
 	pthread_mutex_t plock;
 	struct upstat pstats[UPROXY_STATS];
 };

@@ -325,7 +325,7 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 	}
 	f->remote = *remote;
 	f->last = now;
-	f->judged_until = now + U_JUDGED_MS;
+	f->own_gen = r->own_gen;
 	f->next = s->flows;
 	s->flows = f;
 	s->n_flows++;
@@ -334,23 +334,26 @@ static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct 
 	return f;
 }
 
-/* The flow *pp still answers from a foreign address: judged again once a verdict's life
- * (U_JUDGED_MS) is over, so a flow whose address became one of the gateway's own (an HA address
- * taken over, one added to the WAN) goes at its next datagram, and its transparent socket with it
- * (bound there, it would take that address's datagrams from the gateway's own services). 0: it
- * went (unlinked, freed, the datagram counted as dropped). */
+/* The flow *pp still answers from a foreign address: judged again after the kernel said an
+ * address may have become the gateway's own (r->own_gen: an HA address taken over, one added to
+ * the WAN), so such a flow goes at its next datagram, and its transparent socket with it (bound
+ * there, it would take that address's datagrams from the gateway's own services). Only an
+ * address found to be the gateway's ends a flow: one whose lookup fails now stays (a new flow
+ * there is refused). 0: it went (unlinked, freed, the datagram counted as dropped). */
 static int flow_foreign(struct udprelay *r, struct usess *s, struct uflow **pp, uint64_t now)
 {
 	struct uflow *f = *pp;
 
-	if (now < f->judged_until)
+	if (f->own_gen == r->own_gen)
 		return 1;
-	if (!udp_flow_refused(r, &f->remote, &s->lim, 0, now)) {
-		f->judged_until = now + U_JUDGED_MS;
+	f->own_gen = r->own_gen;
+	/* (the verdict table first: one lookup an address, however many flows go there) */
+	if (!udp_flow_refused(r, &f->remote, &s->lim, 0, now) || net_addr_own(&f->remote) != 1)
 		return 1;
-	}
 	*pp = f->next;
 	flow_free(r, s, f);
+	if (!s->flows && !s->empty_since)
+		s->empty_since = now;
 	udp_drop(r, s, UD_NOT_ROUTABLE);
 	return 0;
 }

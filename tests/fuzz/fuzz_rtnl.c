@@ -1,5 +1,8 @@
 /* libFuzzer: what the kernel answers a route request (net_route_answer, common/net.c; read by
- * every check of where a proxy, a webhook or a relayed datagram may go). Any bytes, asked as the
+ * every check of where a proxy, a webhook or a relayed datagram may go), and what it tells the
+ * address and route groups (net_own_event: the UDP relay judges its flows again when an address
+ * may have become the gateway's own; 1 exactly when the second reading finds a new address or a
+ * new local or anycast route among the whole messages). Any bytes, asked as the
  * answer to the first message's own request and to another: the result is the one a second,
  * independent reading (byte offsets, written here from rtnetlink(7) and netlink(7)) gives —
  * the first message to that request decides (one whose length is not padded to 4 bytes, as the
@@ -93,6 +96,28 @@ static int oracle(const uint8_t *b, size_t size, uint32_t seq, uint32_t port, un
 	return -2;
 }
 
+/* the second reading of what the groups said */
+static int own_oracle(const uint8_t *b, size_t size)
+{
+	size_t off = 0;
+
+	while (size - off >= 16) {
+		uint32_t len = u32(b + off);
+		uint16_t kind = u16(b + off + 4);
+
+		if (len < 16 || len > size - off)
+			return 0;
+		if (kind == RTM_NEWADDR)
+			return 1;
+		if (kind == RTM_NEWROUTE && len >= 16 + 12 && (b[off + 23] == RTN_LOCAL || b[off + 23] == RTN_ANYCAST))
+			return 1;
+		if (ALIGN4(len) >= size - off)
+			return 0;
+		off += ALIGN4(len);
+	}
+	return 0;
+}
+
 static void one(const uint8_t *buf, size_t size, uint32_t seq, uint32_t port)
 {
 	unsigned char type, want_type;
@@ -115,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size >= 16)
 		one((const uint8_t *)buf, size, u32(data + 8), u32(data + 12));
 	one((const uint8_t *)buf, size, 1, 4242);
+	assert(net_own_event(buf, size) == own_oracle((const uint8_t *)buf, size));
 	free(buf);
 	return 0;
 }

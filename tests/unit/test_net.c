@@ -474,6 +474,36 @@ static void test_route_answer(void **state)
 	assert_int_equal(net_route_answer(buf, n, 4, 77, &type), 9);
 }
 
+/* What the kernel tells the address and route groups (net_own_event): a new address, or a new
+ * local or anycast route, may make an address the host's own; a removed one, or a unicast route,
+ * cannot; in a datagram of several, any one counts; a route message too short for its header, or
+ * a message claiming more bytes than there are, is nothing. */
+static void test_own_event(void **state)
+{
+	struct ifaddrmsg ifa = {.ifa_family = AF_INET, .ifa_prefixlen = 32, .ifa_index = 1};
+	uint32_t buf[256];
+	size_t n;
+
+	(void)state;
+	n = nl_msg(buf, 0, RTM_NEWADDR, 0, 0, &ifa, sizeof(ifa));
+	assert_int_equal(net_own_event(buf, n), 1);
+	buf[0] += 0x80000000u;
+	assert_int_equal(net_own_event(buf, n), 0);
+	n = nl_msg(buf, 0, RTM_DELADDR, 0, 0, &ifa, sizeof(ifa));
+	assert_int_equal(net_own_event(buf, n), 0);
+	n = nl_route(buf, 0, 0, 0, RTN_UNICAST, 2);
+	assert_int_equal(net_own_event(buf, n), 0);
+	n = nl_route(buf, n, 0, 0, RTN_LOCAL, 1); /* the second of two */
+	assert_int_equal(net_own_event(buf, n), 1);
+	n = nl_route(buf, 0, 0, 0, RTN_ANYCAST, 2);
+	assert_int_equal(net_own_event(buf, n), 1);
+	n = nl_msg(buf, 0, RTM_NEWROUTE, 0, 0, &ifa, 4); /* shorter than a struct rtmsg */
+	assert_int_equal(net_own_event(buf, n), 0);
+	n = nl_route(buf, 0, 0, 0, RTN_LOCAL, 1);
+	assert_int_equal(net_own_event(buf, n - 4), 0); /* cut short */
+	assert_int_equal(net_own_event(buf, 0), 0);
+}
+
 static struct sockaddr_storage sa_of(const char *ip, uint16_t port)
 {
 	struct net_ip a;
@@ -557,6 +587,7 @@ int main(void)
 	    cmocka_unit_test(test_http_url_list), cmocka_unit_test(test_resolve),
 	    cmocka_unit_test(test_mac),		  cmocka_unit_test(test_addr_special),
 	    cmocka_unit_test(test_sa_helpers),	  cmocka_unit_test(test_route_answer),
+	    cmocka_unit_test(test_own_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
