@@ -628,17 +628,18 @@ static int route_source(const struct sockaddr_storage *a, struct sockaddr_storag
 	return r;
 }
 
-/* 1 when a is the gateway's own (or that cannot be told by the source it would take), -1 when
- * the kernel's route to it cannot be looked up, else 0 with *oif net_route_oif's. (A bind()
- * test would say "local" for everything with ip_nonlocal_bind, set next to keepalived.) */
-static int own_address(const struct sockaddr_storage *a, int *oif)
+/* 1 when a is the gateway's own, 0 when not (*oif net_route_oif's), -1 when the kernel's route
+ * to it cannot be looked up, -2 when the source it would take cannot be told (EACCES: a
+ * broadcast address; out of descriptors). (A bind() test would say "local" for everything with
+ * ip_nonlocal_bind, set next to keepalived.) */
+static int judge_own(const struct sockaddr_storage *a, int *oif)
 {
 	struct sockaddr_storage me;
 	unsigned char type;
 	int r = route_source(a, &me);
 
 	*oif = -1;
-	if (r < 0 || (r == 1 && net_sa_same_host(&me, a)))
+	if (r == 1 && net_sa_same_host(&me, a))
 		return 1;
 	/* the source test misses what the kernel delivers here without an address of its own: a
 	 * local route (AnyIP), an anycast one (the subnet-router address of one of its IPv6
@@ -646,7 +647,17 @@ static int own_address(const struct sockaddr_storage *a, int *oif)
 	*oif = net_route_oif(a, &type);
 	if (type == RTN_LOCAL || type == RTN_ANYCAST)
 		return 1;
+	if (r < 0)
+		return -2;
 	return *oif < 0 && type == RTN_UNSPEC ? -1 : 0;
+}
+
+/* judge_own, where a source that cannot be told counts as the gateway's own (refused). */
+static int own_address(const struct sockaddr_storage *a, int *oif)
+{
+	int k = judge_own(a, oif);
+
+	return k == -2 ? 1 : k;
 }
 
 int net_addr_local(const struct sockaddr_storage *a)
@@ -656,9 +667,9 @@ int net_addr_local(const struct sockaddr_storage *a)
 
 int net_addr_own(const struct sockaddr_storage *a)
 {
-	int oif;
+	int oif, k = judge_own(a, &oif);
 
-	return own_address(a, &oif);
+	return k < 0 ? -1 : k;
 }
 
 struct mnl_socket *net_own_watch_open(void)
@@ -691,7 +702,11 @@ int net_own_event(const void *buf, size_t len)
 			return 1;
 		if (h->nlmsg_type == RTM_NEWROUTE && mnl_nlmsg_get_payload_len(h) >= sizeof(struct rtmsg)) {
 			const struct rtmsg *rm = mnl_nlmsg_get_payload(h);
-			if (rm->rtm_type == RTN_LOCAL || rm->rtm_type == RTN_ANYCAST)
+			/* (in the tables a plain lookup reads: not a policy table, such as the one
+			 * pgw-agent's TPROXY route is made again in at each rebuild) */
+			if ((rm->rtm_type == RTN_LOCAL || rm->rtm_type == RTN_ANYCAST) &&
+			    (rm->rtm_table == RT_TABLE_LOCAL || rm->rtm_table == RT_TABLE_MAIN ||
+			     rm->rtm_table == RT_TABLE_DEFAULT))
 				return 1;
 		}
 	}

@@ -76,7 +76,8 @@ const char *net_addr_special(const struct sockaddr_storage *a, const struct net_
  * anycast, as the subnet-router address of a network the host forwards for); also when that
  * cannot be told, so a caller refusing local addresses fails closed. */
 int net_addr_local(const struct sockaddr_storage *a);
-/* As net_addr_local, but -1 when it cannot be told (net_addr_local says 1 then: refused). */
+/* As net_addr_local, but -1 when it cannot be told (the source a datagram to it would take, or
+ * its route: net_addr_local says 1 then, refused). */
 int net_addr_own(const struct sockaddr_storage *a);
 /* Hearing the kernel make an address this host's own: a socket in rtnetlink's address and route
  * groups (nonblocking), NULL on error (errno). */
@@ -88,7 +89,8 @@ void net_own_watch_close(struct mnl_socket *nl);
  * dropped messages: ENOBUFS), 0 when not, -1 when the socket fails. Only the kernel's count. */
 int net_own_watch_read(struct mnl_socket *nl);
 /* net_own_watch_read's reading of one datagram (buf aligned for a struct nlmsghdr): 1 when it
- * holds RTM_NEWADDR, or RTM_NEWROUTE of type RTN_LOCAL or RTN_ANYCAST. */
+ * holds RTM_NEWADDR, or RTM_NEWROUTE of type RTN_LOCAL or RTN_ANYCAST in the local, main or
+ * default table. */
 int net_own_event(const void *buf, size_t len);
 /* The index of the interface the kernel routes a out of (RTM_GETROUTE, as `ip route get` asks;
  * nothing sent), 0 when a is unreachable, -1 when it cannot be told (no answer from the kernel,

@@ -345,12 +345,29 @@ static void on_listen(struct evloop *ev, int fd, uint32_t events, void *arg)
 
 /* ---- the thread ---- */
 
+/* An address may have become the gateway's own: every flow is judged again at its next datagram
+ * (flow_foreign), every address afresh; at most once every U_OWN_MIN_MS (the rest at a tick), so
+ * a flood of changes or lost messages costs one pass over the flows a second at most. */
+static void own_changed(struct udprelay *r, uint64_t now)
+{
+	if (now - r->own_at < U_OWN_MIN_MS) {
+		r->own_pending = 1;
+		return;
+	}
+	r->own_gen++;
+	r->own_at = now;
+	r->own_pending = 0;
+	memset(r->judged, 0, sizeof(r->judged));
+}
+
 static void on_tick(struct evloop *ev, void *arg)
 {
 	struct udprelay *r = arg;
 
 	(void)ev;
 	atomic_store(&r->last_tick, ev_now_ms());
+	if (r->own_pending)
+		own_changed(r, ev_now_ms());
 	sess_tick(r, ev_now_ms());
 }
 
@@ -369,22 +386,21 @@ static void on_wake(struct evloop *ev, int fd, uint32_t events, void *arg)
 		sess_revalidate(r);
 }
 
-/* The kernel says an address may have become the gateway's own: every flow is judged again at
- * its next datagram (flow_foreign), every address afresh. */
 static void on_own(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	struct udprelay *r = arg;
 	int k = net_own_watch_read(r->own_nl);
 
 	(void)fd, (void)events;
-	if (k == 0)
-		return;
-	r->own_gen++;
-	memset(r->judged, 0, sizeof(r->judged));
+	if (k != 0)
+		own_changed(r, ev_now_ms());
 	if (k < 0) { /* (once: flows are judged as they are made from now on) */
-		log_warn("udp: no longer hearing the gateway's address changes (netlink)");
+		log_warn("udp: no longer hearing the gateway's address changes (netlink): a flow's address is judged "
+			 "when the flow is made only");
 		ev_del(ev, r->own_h);
 		r->own_h = NULL;
+		net_own_watch_close(r->own_nl);
+		r->own_nl = NULL;
 	}
 }
 

@@ -20,8 +20,9 @@
 #define U_BATCH	      64	 /* datagrams read per wakeup, per socket */
 #define U_RETRY_MS    1000	 /* after a failed association: the client's datagrams dropped this long */
 #define U_TICK_MS     500
-#define U_HDR_MAX     22 /* RSV, FRAG, ATYP, an IPv6 address, a port */
-#define U_MMSG	      32 /* datagrams per recvmmsg() */
+#define U_OWN_MIN_MS  1000 /* flows judged again at most this often (own_changed) */
+#define U_HDR_MAX     22   /* RSV, FRAG, ATYP, an IPv6 address, a port */
+#define U_MMSG	      32   /* datagrams per recvmmsg() */
 #define U_SLOT	      65536
 #define UPROXY_STATS  256
 #define U_RCVBUF      (4 << 20) /* listeners and relay sockets: bursts at line rate */
@@ -140,7 +141,8 @@ struct udprelay {
 	 * own_gen counts such times, and the verdicts above are forgotten at each */
 	struct mnl_socket *own_nl;
 	struct ev_handle *own_h;
-	uint64_t own_gen;
+	uint64_t own_gen, own_at; /* (own_at: when own_gen last grew) */
+	int own_pending;	  /* a change heard since, to count at a tick (U_OWN_MIN_MS) */
 	pthread_mutex_t plock;
 	struct upstat pstats[UPROXY_STATS];
 };

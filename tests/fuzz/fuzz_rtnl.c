@@ -2,7 +2,7 @@
  * every check of where a proxy, a webhook or a relayed datagram may go), and what it tells the
  * address and route groups (net_own_event: the UDP relay judges its flows again when an address
  * may have become the gateway's own; 1 exactly when the second reading finds a new address or a
- * new local or anycast route among the whole messages). Any bytes, asked as the
+ * new local or anycast route of the local, main or default table among the whole messages). Any bytes, asked as the
  * answer to the first message's own request and to another: the result is the one a second,
  * independent reading (byte offsets, written here from rtnetlink(7) and netlink(7)) gives —
  * the first message to that request decides (one whose length is not padded to 4 bytes, as the
@@ -109,7 +109,9 @@ static int own_oracle(const uint8_t *b, size_t size)
 			return 0;
 		if (kind == RTM_NEWADDR)
 			return 1;
-		if (kind == RTM_NEWROUTE && len >= 16 + 12 && (b[off + 23] == RTN_LOCAL || b[off + 23] == RTN_ANYCAST))
+		if (kind == RTM_NEWROUTE && len >= 16 + 12 &&
+		    (b[off + 23] == RTN_LOCAL || b[off + 23] == RTN_ANYCAST) &&
+		    (b[off + 20] == RT_TABLE_LOCAL || b[off + 20] == RT_TABLE_MAIN || b[off + 20] == RT_TABLE_DEFAULT))
 			return 1;
 		if (ALIGN4(len) >= size - off)
 			return 0;

@@ -476,8 +476,8 @@ static void test_route_answer(void **state)
 
 /* What the kernel tells the address and route groups (net_own_event): a new address, or a new
  * local or anycast route, may make an address the host's own; a removed one, or a unicast route,
- * cannot; in a datagram of several, any one counts; a route message too short for its header, or
- * a message claiming more bytes than there are, is nothing. */
+ * cannot, nor one in a policy table; in a datagram of several, any one counts; a route message too
+ * short for its header, or a message claiming more bytes than there are, is nothing. */
 static void test_own_event(void **state)
 {
 	struct ifaddrmsg ifa = {.ifa_family = AF_INET, .ifa_prefixlen = 32, .ifa_index = 1};
@@ -497,6 +497,10 @@ static void test_own_event(void **state)
 	assert_int_equal(net_own_event(buf, n), 1);
 	n = nl_route(buf, 0, 0, 0, RTN_ANYCAST, 2);
 	assert_int_equal(net_own_event(buf, n), 1);
+	((uint8_t *)buf)[NLMSG_HDRLEN + 4] = RT_TABLE_LOCAL; /* rtm_table */
+	assert_int_equal(net_own_event(buf, n), 1);
+	((uint8_t *)buf)[NLMSG_HDRLEN + 4] = RT_TABLE_COMPAT; /* a policy table (pgw-agent's 2470) */
+	assert_int_equal(net_own_event(buf, n), 0);
 	n = nl_msg(buf, 0, RTM_NEWROUTE, 0, 0, &ifa, 4); /* shorter than a struct rtmsg */
 	assert_int_equal(net_own_event(buf, n), 0);
 	n = nl_route(buf, 0, 0, 0, RTN_LOCAL, 1);
