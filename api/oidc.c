@@ -351,15 +351,6 @@ static int redirect_of(struct req *r, const struct conf *c, char *out, size_t si
 	return 0;
 }
 
-/* The throttle's key of r's source for refused sign-ins ("s:SOURCE", throttle.h). */
-static void source_key(const struct req *r, char *key, size_t size)
-{
-	char src[64];
-
-	throttle_source(r->addr, src, sizeof(src));
-	snprintf(key, size, "s:%s", src);
-}
-
 /* The way back to the login page with code for the dashboard (which words it), and the reason
  * in the body, the log and the audit (action login.sso, result denied). */
 static int fail(struct req *r, const char *code, json_t *who, const char *fmt, ...)
@@ -376,17 +367,12 @@ static int fail(struct req *r, const char *code, json_t *who, const char *fmt, .
 	va_end(ap);
 	log_warnx_id(r->id, "sso login from %s refused (%s): %s", r->addr, code, msg);
 	/* audited once a sign-in this API began has come back (anyone may send the rest: they are
-	 * only logged), and counted against its source: past THROTTLE_SSO_FAILS of them it begins
-	 * no sign-in until its wait is over (login), so nobody fills the audit log from outside by
-	 * beginning sign-ins and answering them wrong */
+	 * only logged, so nobody fills the audit log from outside) */
 	if (who) {
-		char key[80];
 		json_object_set_new(who, "error", json_string(code));
 		json_object_set_new(who, "message", json_string(msg));
 		api_audit(r, "login.sso", "user", r->user.name, NULL, who, "denied");
 		json_decref(who);
-		source_key(r, key, sizeof(key));
-		throttle_fail(key);
 	}
 	snprintf(location, sizeof(location), "/?sso_error=%s", code);
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
@@ -498,12 +484,11 @@ static int login(struct req *r)
 {
 	sqlite3 *db = api_db(r->api);
 	const char *had = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, OIDC_COOKIE);
-	char err[400], challenge[44], location[4 * OIDC_URL_MAX], cookie[160], key[80];
+	char err[400], challenge[44], location[4 * OIDC_URL_MAX], cookie[160];
 	struct oidc_provider p;
 	struct pending pe;
 	struct conf c;
 	struct ha_state hs;
-	unsigned wait;
 	int ret, bad = 0;
 
 	if (!db)
@@ -515,10 +500,6 @@ static int login(struct req *r)
 	if (r->api->cfg->ha_peer[0] && ha_state_read(db, &hs) == 0 && !ha_is_master(&hs))
 		return fail(r, "ha_backup", NULL, "this gateway is the HA backup: sign in on the master at %s",
 			    r->api->cfg->ha_peer);
-	source_key(r, key, sizeof(key));
-	if ((wait = throttle_check(key, THROTTLE_SSO_FAILS, THROTTLE_SSO_FIRST_WAIT_S, THROTTLE_MAX_WAIT_S)) > 0)
-		return fail(r, "throttled", NULL, "too many failed sign-ins from this address: try again in %u s",
-			    wait);
 	memset(&pe, 0, sizeof(pe));
 	throttle_source(r->addr, pe.source, sizeof(pe.source));
 	if (!pending_room(pe.source))

@@ -117,7 +117,6 @@ const ssoErrors = {
   disabled: 'Your user is disabled on this gateway.',
   ha_backup: 'This gateway is the HA backup: sign in on the master.',
   bad_request: 'The sign-in could not be completed. Please sign in again.',
-  throttled: 'Too many failed sign-ins from this address. Try again in a few minutes.',
 };
 
 async function login(ev) {
