@@ -351,8 +351,30 @@ static int redirect_of(struct req *r, const struct conf *c, char *out, size_t si
 	return 0;
 }
 
+/* Whether the refusal of a sign-in begun from source (who's "begun_from") goes into the audit log:
+ * the first THROTTLE_SSO_AUDITED refusals of sign-ins begun there do, then one after each wait
+ * (a minute, doubling up to THROTTLE_MAX_WAIT_S), so sign-ins begun and answered wrong cannot
+ * fill the audit log; the rest are logged only. Nobody's sign-in is held up by it. */
+static int audit_room(const json_t *who)
+{
+	const char *src = json_string_value(json_object_get(who, "begun_from"));
+	char key[80];
+
+	snprintf(key, sizeof(key), "s:%s", src ? src : "?");
+	if (throttle_check(key, THROTTLE_SSO_AUDITED, THROTTLE_SSO_AUDIT_WAIT_S, THROTTLE_MAX_WAIT_S) > 0)
+		return 0;
+	throttle_fail(key);
+	return 1;
+}
+
+/* who for the refusal of the sign-in pe: where it was begun (the address, an IPv6 /64) */
+static json_t *begun(const struct pending *pe)
+{
+	return json_pack("{s:s}", "begun_from", pe->source);
+}
+
 /* The way back to the login page with code for the dashboard (which words it), and the reason
- * in the body, the log and the audit (action login.sso, result denied). */
+ * in the body, the log and the audit (action login.sso, result denied; audit_room). */
 static int fail(struct req *r, const char *code, json_t *who, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define COOKIE_CLEAR OIDC_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
@@ -367,11 +389,15 @@ static int fail(struct req *r, const char *code, json_t *who, const char *fmt, .
 	va_end(ap);
 	log_warnx_id(r->id, "sso login from %s refused (%s): %s", r->addr, code, msg);
 	/* audited once a sign-in this API began has come back (anyone may send the rest: they are
-	 * only logged, so nobody fills the audit log from outside) */
+	 * only logged), within the room its beginning address has (audit_room) */
 	if (who) {
 		json_object_set_new(who, "error", json_string(code));
 		json_object_set_new(who, "message", json_string(msg));
-		api_audit(r, "login.sso", "user", r->user.name, NULL, who, "denied");
+		if (audit_room(who))
+			api_audit(r, "login.sso", "user", r->user.name, NULL, who, "denied");
+		else
+			log_warnx_id(r->id, "sso: not audited: more than %d refused sign-ins begun from %s lately",
+				     THROTTLE_SSO_AUDITED, json_string_value(json_object_get(who, "begun_from")));
 		json_decref(who);
 	}
 	snprintf(location, sizeof(location), "/?sso_error=%s", code);
@@ -816,36 +842,35 @@ static int callback(struct req *r)
 		return fail(r, "bad_state", NULL,
 			    "this sign-in is unknown, already used or older than %d minutes: sign in again",
 			    OIDC_PENDING_MS / 60000);
-	/* from here on a sign-in this API began has come back: every refusal is audited (json_object()) */
+	/* from here on a sign-in this API began has come back: every refusal is audited (begun()) */
 	if (!browser || !password_ct_equal(browser, strlen(browser), pe.browser, strlen(pe.browser)))
-		return fail(r, "bad_state", json_object(), "this sign-in was begun in another browser: sign in again");
+		return fail(r, "bad_state", begun(&pe), "this sign-in was begun in another browser: sign in again");
 	conf_load(r, db, &c);
 	if (perr) {
 		clean(perr, e1, sizeof(e1));
 		clean(MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "error_description"), e2, sizeof(e2));
-		return fail(r, "provider_refused", json_object(), "%s refused the sign-in: %s%s%s", c.name, e1,
+		return fail(r, "provider_refused", begun(&pe), "%s refused the sign-in: %s%s%s", c.name, e1,
 			    e2[0] ? ": " : "", e2);
 	}
 	if (!configured(&c) || strcmp(c.issuer, pe.issuer) != 0)
-		return fail(r, "not_configured", json_object(),
+		return fail(r, "not_configured", begun(&pe),
 			    "single sign-on was changed during this sign-in: sign in again");
 	if (piss && strcmp(piss, c.issuer) != 0) /* RFC 9207: an answer meant for another provider */
-		return fail(r, "wrong_issuer", json_object(), "the answer comes from another provider than %s",
-			    c.issuer);
+		return fail(r, "wrong_issuer", begun(&pe), "the answer comes from another provider than %s", c.issuer);
 	if (!code || !*code || strlen(code) > 1024)
-		return fail(r, "bad_request", json_object(), "the provider's answer has no code (or one over 1 KiB)");
+		return fail(r, "bad_request", begun(&pe), "the provider's answer has no code (or one over 1 KiB)");
 	if (r->api->cfg->ha_peer[0] && ha_state_read(db, &hs) == 0 && !ha_is_master(&hs))
-		return fail(r, "ha_backup", json_object(), "this gateway is the HA backup: sign in on the master at %s",
+		return fail(r, "ha_backup", begun(&pe), "this gateway is the HA backup: sign in on the master at %s",
 			    r->api->cfg->ha_peer);
 	if (secret_read(r, &c, secretbuf, sizeof(secretbuf), &secret, &why) < 0)
-		return fail(r, "not_configured", json_object(), "oidc_client_secret_file %s %s", c.secret_file, why);
+		return fail(r, "not_configured", begun(&pe), "oidc_client_secret_file %s %s", c.secret_file, why);
 	if (provider_get(&c, 1, &p, err, sizeof(err)) < 0) {
 		explicit_bzero(secretbuf, sizeof(secretbuf));
-		return fail(r, "provider_unavailable", json_object(), "%s cannot be reached: %s", c.name, err);
+		return fail(r, "provider_unavailable", begun(&pe), "%s cannot be reached: %s", c.name, err);
 	}
 	if (p.iss_param && !piss) { /* RFC 9207 2.4: a provider that says it sends iss always does */
 		explicit_bzero(secretbuf, sizeof(secretbuf));
-		return fail(r, "wrong_issuer", json_object(), "the answer lacks the iss that %s always sends", c.name);
+		return fail(r, "wrong_issuer", begun(&pe), "the answer lacks the iss that %s always sends", c.name);
 	}
 	{ /* the code for the tokens (OpenID Connect Core 3.1.3.1), with the PKCE verifier */
 		char *ecode = curl_easy_escape(NULL, code, 0), *eredir = curl_easy_escape(NULL, pe.redirect, 0),
@@ -865,21 +890,21 @@ static int callback(struct req *r)
 	explicit_bzero(secretbuf, sizeof(secretbuf));
 	explicit_bzero(form, sizeof(form));
 	if (ret < 0 && !tok)
-		return fail(r, "provider_unavailable", json_object(), "%s did not answer the code: %s", c.name, err);
+		return fail(r, "provider_unavailable", begun(&pe), "%s did not answer the code: %s", c.name, err);
 	if (status != 200 || !(idt = json_string_value(json_object_get(tok, "id_token")))) {
 		clean(json_string_value(json_object_get(tok, "error")), e1, sizeof(e1));
 		clean(json_string_value(json_object_get(tok, "error_description")), e2, sizeof(e2));
 		json_decref(tok);
-		return fail(r, "token_refused", json_object(), "%s did not give an ID token for the code (%ld %s%s%s)",
+		return fail(r, "token_refused", begun(&pe), "%s did not give an ID token for the code (%ld %s%s%s)",
 			    c.name, status, e1, e2[0] ? ": " : "", e2);
 	}
 	ret = verify(&c, &p, idt, pe.nonce, &claims, err, sizeof(err));
 	json_decref(tok);
 	if (ret < 0)
-		return fail(r, "bad_token", json_object(), "the ID token from %s is refused: %s", c.name, err);
+		return fail(r, "bad_token", begun(&pe), "the ID token from %s is refused: %s", c.name, err);
 	iss = json_string_value(json_object_get(claims, "iss"));
 	sub = json_string_value(json_object_get(claims, "sub"));
-	who = json_pack("{s:s, s:s}", "iss", iss, "sub", sub);
+	who = json_pack("{s:s, s:s, s:s}", "iss", iss, "sub", sub, "begun_from", pe.source);
 	if (strlen(sub) > 255) {
 		json_decref(claims);
 		return fail(r, "bad_token", who, "the ID token's subject is longer than 255 bytes");

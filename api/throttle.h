@@ -2,8 +2,10 @@
  * free failures each further attempt waits twice as long as the one before (1 s, 2 s, 4 s, ...
  * at most THROTTLE_MAX_WAIT_S). A key's prefix says what it counts and where the count lives:
  *  - "u:NAME@SOURCE" a user from one source (IPv6 sources by /64), so nobody elsewhere can lock
- *    a user out, and "a:SOURCE" a source across users: 4,096 slots, the least recently used
- *    reused (about 2,048 failed logins from new names and sources between two guesses free one);
+ *    a user out, "a:SOURCE" a source across users, and "s:SOURCE" the refused SSO sign-ins begun
+ *    there that were audited (api/oidc.c audit_room: only the audit is held back): 4,096 slots,
+ *    the least recently used reused (about 2,048 failed logins from new names and sources
+ *    between two guesses free one);
  *  - "g:NAME" a user's failures from every source she has not signed in from before (a wait of
  *    at most THROTTLE_ANY_MAX_WAIT_S: many sources, a host with many addresses, get no more
  *    guesses than THROTTLE_ANY_FAILS between them): a counter table, 65,536 counters, a name's
@@ -32,6 +34,8 @@
 #define THROTTLE_MAX_WAIT_S	  300
 #define THROTTLE_USER_FAILS	  5  /* per user and source */
 #define THROTTLE_ADDR_FAILS	  20 /* per source, any users */
+#define THROTTLE_SSO_AUDITED	  50 /* refused SSO sign-ins audited per source they were begun from ("s:"), */
+#define THROTTLE_SSO_AUDIT_WAIT_S 60 /* then one a minute, doubling up to THROTTLE_MAX_WAIT_S */
 #define THROTTLE_ANY_FAILS	  20 /* per user, from sources she has not signed in from */
 #define THROTTLE_ANY_FIRST_WAIT_S 5
 #define THROTTLE_ANY_MAX_WAIT_S	  60
