@@ -352,9 +352,10 @@ static int redirect_of(struct req *r, const struct conf *c, char *out, size_t si
 }
 
 /* Whether the refusal of a sign-in begun from source (who's "begun_from") goes into the audit log:
- * the first THROTTLE_SSO_AUDITED refusals of sign-ins begun there do, then one after each wait
- * (a minute, doubling up to THROTTLE_MAX_WAIT_S), so sign-ins begun and answered wrong cannot
- * fill the audit log; the rest are logged only. Nobody's sign-in is held up by it. */
+ * about the first THROTTLE_SSO_AUDITED refusals of sign-ins begun there do (a check, then a
+ * count: two at once may both pass), then one after each wait (a minute, doubling up to
+ * THROTTLE_MAX_WAIT_S, from the last audited), so sign-ins begun and answered wrong cannot fill
+ * the audit log; the rest are logged only. Nobody's sign-in is held up by it. */
 static int audit_room(const json_t *who)
 {
 	const char *src = json_string_value(json_object_get(who, "begun_from"));
@@ -393,7 +394,9 @@ static int fail(struct req *r, const char *code, json_t *who, const char *fmt, .
 	if (who) {
 		json_object_set_new(who, "error", json_string(code));
 		json_object_set_new(who, "message", json_string(msg));
-		if (audit_room(who))
+		/* (no_role took the user's roles and sessions: a change, always audited; it takes a
+		 * sign-in at the provider of an account it knows) */
+		if (strcmp(code, "no_role") == 0 || audit_room(who))
 			api_audit(r, "login.sso", "user", r->user.name, NULL, who, "denied");
 		else
 			log_warnx_id(r->id, "sso: not audited: more than %d refused sign-ins begun from %s lately",
