@@ -352,20 +352,19 @@ static int redirect_of(struct req *r, const struct conf *c, char *out, size_t si
 }
 
 /* Whether the refusal of a sign-in begun from source (who's "begun_from") goes into the audit log:
- * about the first THROTTLE_SSO_AUDITED refusals of sign-ins begun there do (a check, then a
- * count: two at once may both pass), then one after each wait (a minute, doubling up to
- * THROTTLE_MAX_WAIT_S, from the last audited), so sign-ins begun and answered wrong cannot fill
- * the audit log; the rest are logged only. Nobody's sign-in is held up by it. */
+ * the first THROTTLE_SSO_AUDITED refusals of sign-ins begun there do, then one after each wait
+ * (a minute, doubling up to THROTTLE_MAX_WAIT_S, from the last audited), so sign-ins begun and
+ * answered wrong cannot fill the audit log; the rest are logged only. Nobody's sign-in is held
+ * up by it. */
 static int audit_room(const json_t *who)
 {
 	const char *src = json_string_value(json_object_get(who, "begun_from"));
 	char key[80];
+	struct throttle_rule rule =
+	    THROTTLE_RULE(key, THROTTLE_SSO_AUDITED, THROTTLE_SSO_AUDIT_WAIT_S, THROTTLE_MAX_WAIT_S);
 
 	snprintf(key, sizeof(key), "s:%s", src ? src : "?");
-	if (throttle_check(key, THROTTLE_SSO_AUDITED, THROTTLE_SSO_AUDIT_WAIT_S, THROTTLE_MAX_WAIT_S) > 0)
-		return 0;
-	throttle_fail(key);
-	return 1;
+	return throttle_attempt(&rule, 1) == 0; /* (checked and counted at once, under one lock) */
 }
 
 /* who for the refusal of the sign-in pe: where it was begun (the address, an IPv6 /64) */

@@ -692,12 +692,19 @@ void net_own_watch_close(struct mnl_socket *nl)
 		mnl_socket_close(nl);
 }
 
+/* Whether a whole message starts at h, left bytes before the end: libmnl's mnl_nlmsg_ok, and
+ * the length checked as unsigned too (libmnl 1.0.4 compares it as a signed int: a message of 2
+ * GiB or more would pass, and be read far past the buffer; fuzz_rtnl found it). */
+static int nl_msg_ok(const struct nlmsghdr *h, int left)
+{
+	return mnl_nlmsg_ok(h, left) && h->nlmsg_len <= (unsigned)left;
+}
+
 int net_own_event(const void *buf, size_t len)
 {
 	int left = len > 65536 ? 65536 : (int)len;
 
-	for (const struct nlmsghdr *h = buf; mnl_nlmsg_ok(h, left) && h->nlmsg_len <= (unsigned)left;
-	     h = mnl_nlmsg_next(h, &left)) {
+	for (const struct nlmsghdr *h = buf; nl_msg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
 		if (h->nlmsg_type == RTM_NEWADDR)
 			return 1;
 		if (h->nlmsg_type == RTM_NEWROUTE && mnl_nlmsg_get_payload_len(h) >= sizeof(struct rtmsg)) {
@@ -762,10 +769,7 @@ int net_route_answer(const void *buf, size_t len, uint32_t seq, uint32_t port, u
 	int left = len > 65536 ? 65536 : (int)len;
 
 	*type = RTN_UNSPEC;
-	/* (libmnl 1.0.4's mnl_nlmsg_ok compares the length as a signed int: one of 2 GiB or more
-	 * would pass, and be read far past buf; fuzz_rtnl found it) */
-	for (const struct nlmsghdr *h = buf; mnl_nlmsg_ok(h, left) && h->nlmsg_len <= (unsigned)left;
-	     h = mnl_nlmsg_next(h, &left)) {
+	for (const struct nlmsghdr *h = buf; nl_msg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
 		if (h->nlmsg_seq != seq || h->nlmsg_pid != port)
 			continue; /* not the answer to this request (libmnl's mnl_cb_run would stop here) */
 		if (h->nlmsg_len != MNL_ALIGN(h->nlmsg_len))
