@@ -1,8 +1,8 @@
 #!/bin/sh
 # Install every Debian package the build, the tests, the benchmarks and the demo need.
 # Fast when nothing is missing (no apt-get at all); otherwise apt-get update, then install.
-# Services the packages would start (nginx, tinyproxy, danted, redsocks, unbound, keepalived) are not started:
-# the lab runs its own copies inside network namespaces.
+# Services the packages would start (nginx, tinyproxy, danted, redsocks, unbound, keepalived,
+# dockerd) are not started: the lab runs its own copies inside network namespaces.
 set -eu
 
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
@@ -10,7 +10,8 @@ libsqlite3-dev sqlite3 libargon2-dev libjansson-dev libmicrohttpd-dev libjwt-dev
 libcmocka-dev
 dante-server microsocks tinyproxy nginx redsocks shadowsocks-libev keepalived
 dnsmasq-base unbound dnsperf bind9-dnsutils libgnutls28-dev
-curl iperf3 wrk jq strace tcpdump conntrack tzdata iputils-ping nftables iptables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium"
+curl iperf3 wrk jq strace tcpdump conntrack tzdata iputils-ping nftables iptables iproute2 procps psmisc util-linux socat openssl python3 python3-yaml docker-compose chromium
+docker.io debootstrap"
 
 # playwright-core for the browser tests (npm; Debian's chromium is the browser)
 web_deps() {
