@@ -123,7 +123,7 @@ static int call(const struct conf *c, const char *url, const char *form, const c
 
 	*out = NULL;
 	*status = 0;
-	if (!settings_url_ok(url, 0)) {
+	if (!oidc_url_ok(url)) { /* (the endpoints were checked so; a query is theirs to have) */
 		snprintf(err, errlen, "the provider names %.200s, which is neither https nor on loopback", url);
 		return -1;
 	}

@@ -309,20 +309,26 @@ out:
 	return rc;
 }
 
-/* An endpoint of the discovery document: https, or on loopback (a query is allowed, as some
- * providers have one). An optional one that is missing or unusable is left out. */
+int oidc_url_ok(const char *url)
+{
+	char base[OIDC_URL_MAX];
+
+	if (strlen(url) >= sizeof(base) || strchr(url, '#'))
+		return 0;
+	snprintf(base, sizeof(base), "%.*s", (int)strcspn(url, "?"), url);
+	return settings_url_ok(base, 0);
+}
+
+/* An endpoint of the discovery document: oidc_url_ok (a query is allowed, as some providers have
+ * one). An optional one that is missing or unusable is left out. */
 static int copy_url(json_t *doc, const char *name, char *out, size_t size, int required, char *err, size_t errlen)
 {
 	const char *v = json_string_value(json_object_get(doc, name));
-	char base[OIDC_URL_MAX];
 
 	out[0] = 0;
-	if (v && strlen(v) < size && !strchr(v, '#')) {
-		snprintf(base, sizeof(base), "%.*s", (int)strcspn(v, "?"), v);
-		if (settings_url_ok(base, 0)) {
-			snprintf(out, size, "%s", v);
-			return 0;
-		}
+	if (v && strlen(v) < size && oidc_url_ok(v)) {
+		snprintf(out, size, "%s", v);
+		return 0;
 	}
 	if (!required)
 		return 0;

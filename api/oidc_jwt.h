@@ -30,6 +30,9 @@ struct oidc_provider {
  * fragment (a query allowed: some providers have one); end_session_endpoint the same, left out
  * when missing or unusable. 0 and *p, or -1 with the reason in err. fuzz_oidc. */
 int oidc_discovery_read(json_t *doc, const char *issuer, struct oidc_provider *p, char *err, size_t errlen);
+/* Whether url may be asked for a provider: shorter than OIDC_URL_MAX, https or on loopback (the
+ * part before any query), no fragment. The rule of the endpoints above and of every call. */
+int oidc_url_ok(const char *url);
 
 struct oidc_key {
 	char kid[128]; /* "" when the JWK has none */

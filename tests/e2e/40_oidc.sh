@@ -212,7 +212,7 @@ lab_bg gw oidc-fake env FAKE_PORT=9090 FAKE_CLIENT_ID=pgw FAKE_KEYS="$O/fake-key
 check "the fake provider is up" wait_for 20 grep -q 'fake ready' "$LAB_DIR/oidc-fake.log"
 out=$(put_config '{"oidc_issuer":"http://127.0.0.1:9090","oidc_ca_file":"","local_login":"on"}')
 check_re "an http issuer on loopback is accepted" '^200 ' "$out"
-mode() { lab_exec gw curl -s -m 5 "http://127.0.0.1:9090/mode?m=$1" >/dev/null; }
+mode() { lab_exec gw curl -s -m 5 "http://127.0.0.1:9090/mode?m=$1&query=${2:-}" >/dev/null; } # [query, URL-encoded]
 mode good
 out=$(sso_fake "$O/jarf")
 check_re "the fake provider's good token: signed in (303 to /?sso=ok)" '^303 http://127.0.0.1:8080/\?sso=ok$' "$out"
@@ -275,6 +275,9 @@ check_is "... it keeps no role here" '0|viewer|0' \
 	"$(lab_db "SELECT superadmin || '|' || role || '|' || (SELECT count(*) FROM user_orgs WHERE user_id = users.id) FROM users WHERE sso_subject = 'fake-user'")"
 mode es256
 check_re "an ES256 token: signed in" '^303 http://127.0.0.1:8080/\?sso=ok$' "$(sso_fake "$O/jarf")"
+mode good tenant%3Dlab
+check_re "a token endpoint and jwks_uri with a query (?tenant=lab, answered only with it): signed in" \
+	'^303 http://127.0.0.1:8080/\?sso=ok$' "$(sso_fake "$O/jarf")"
 for m in "badsig:signature does not verify" "aud:is for another client" "iss:another issuer" "expired:has expired" \
 	"futureiat:issued in the future" "nonce:nonce is not this login's" "unknownkid:a key the provider does not publish" \
 	"none:signed with none: only RS256 and ES256" "hs256pem:signed with HS256: only RS256 and ES256"; do

@@ -338,6 +338,27 @@ static void test_discovery(void **state)
 #undef EP
 }
 
+/* The rule of every call to the provider: the endpoint it names, its query included. */
+static void test_url_ok(void **state)
+{
+	char long_url[OIDC_URL_MAX + 8];
+
+	(void)state;
+	assert_true(oidc_url_ok("https://login.example/tenant/oauth2/token?p=b2c_1_signin"));
+	assert_true(oidc_url_ok("http://127.0.0.1:9090/jwks?tenant=lab&x=1"));
+	assert_true(oidc_url_ok("http://localhost/t"));
+	assert_false(oidc_url_ok("http://op.example/t?p=1")); /* plain http off loopback */
+	assert_false(oidc_url_ok("http://op.example?x=https://op.example/"));
+	assert_false(oidc_url_ok("https://op.example/t#frag"));
+	assert_false(oidc_url_ok("https://op.example/t?a=1#frag"));
+	assert_false(oidc_url_ok("ftp://op.example/t"));
+	assert_false(oidc_url_ok(""));
+	memset(long_url, 'a', sizeof(long_url) - 1);
+	long_url[sizeof(long_url) - 1] = 0;
+	memcpy(long_url, "https://op.example/", 19);
+	assert_false(oidc_url_ok(long_url)); /* longer than any endpoint held */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +366,7 @@ int main(void)
 	    cmocka_unit_test(test_forgeries_and_mistakes_are_refused),
 	    cmocka_unit_test(test_jwks_without_usable_keys),
 	    cmocka_unit_test(test_discovery),
+	    cmocka_unit_test(test_url_ok),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,6 @@
 // Deliberately misbehaving minimal OpenID provider for negative RP tests.
-// GET /mode?m=NAME selects what id_token POST /token returns (see MODES below).
+// GET /mode?m=NAME selects what id_token POST /token returns (see MODES below); &query=Q makes
+// the token endpoint and the JWKS ones with the query Q, answered only when asked with it.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -29,6 +30,7 @@ const publicJwks = { keys: jwks.map(({ d, p, q, dp, dq, qi, ...pub }) => pub) };
 const pem = `${await jose.exportSPKI(await jose.importJWK(publicJwks.keys.find((k) => k.kid === 'fake-rs'), 'RS256'))}\n`;
 
 let mode = 'good';
+let query = ''; // the query of the token endpoint and jwks_uri ('' for none)
 const nonces = []; // every nonce seen at /auth, in order
 const codes = new Map(); // code -> { challenge, redirect_uri }
 
@@ -71,20 +73,24 @@ async function handle(req, res) {
     return send(res, 200, {
       issuer: ISS,
       authorization_endpoint: `${ISS}/auth`,
-      token_endpoint: `${ISS}/token`,
-      jwks_uri: `${ISS}/jwks`,
+      token_endpoint: `${ISS}/token${query && `?${query}`}`,
+      jwks_uri: `${ISS}/jwks${query && `?${query}`}`,
       end_session_endpoint: `${ISS}/end`,
       response_types_supported: ['code'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['RS256', 'ES256'],
     });
   }
+  if ((url.pathname === '/jwks' || url.pathname === '/token') && url.search !== (query && `?${query}`)) {
+    return send(res, 404, `not found: the endpoint is ${url.pathname}${query && `?${query}`}`);
+  }
   if (req.method === 'GET' && url.pathname === '/jwks') return send(res, 200, publicJwks);
   if (req.method === 'GET' && url.pathname === '/nonces') return send(res, 200, nonces);
   if (req.method === 'GET' && url.pathname === '/end') return send(res, 200, 'logged out');
   if (req.method === 'GET' && url.pathname === '/mode') {
     mode = q.get('m') || 'good';
-    return send(res, 200, `mode ${mode}`);
+    query = q.get('query') || '';
+    return send(res, 200, `mode ${mode}${query && ` query ${query}`}`);
   }
   if (req.method === 'GET' && url.pathname === '/auth') {
     const code = crypto.randomBytes(16).toString('base64url');
