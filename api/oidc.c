@@ -44,12 +44,15 @@ struct pending {
 };
 
 /* lock guards the state below and is never held across a call to the provider; fetch_lock lets
- * one JWKS fetch run at a time (the others then use what it got). */
+ * one JWKS fetch run at a time (the others then use what it got, or its failure). */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER, fetch_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct oidc_provider prov; /* the last discovery document read */
 static struct oidc_keys keys;	  /* and the keys of its jwks_uri */
 static char keys_uri[OIDC_URL_MAX];
 static int64_t keys_at_ms;
+/* the last JWKS fetch that failed: nobody asks that jwks_uri again within OIDC_KEYS_RETRY_MS */
+static char failed_uri[OIDC_URL_MAX], failed_err[300];
+static int64_t failed_at_ms;
 static struct pending pend[OIDC_PENDING_MAX];
 
 static int64_t now_ms(void)
@@ -224,7 +227,9 @@ static int provider_get(const struct conf *c, int use_cached, struct oidc_provid
 }
 
 /* Fetch the keys of jwks_uri (outside lock, one fetch at a time) and put them in place, unless
- * another fetch did so since fetched_before (then 0 at once). 0 or -1 with err. */
+ * another fetch did so since fetched_before (then 0 at once) or one failed within
+ * OIDC_KEYS_RETRY_MS (then -1 at once with its reason: callbacks queued behind a hung provider
+ * do not each wait for a fetch of their own). 0 or -1 with err. */
 static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetched_before, int rotation, char *err,
 		      size_t errlen)
 {
@@ -242,6 +247,13 @@ static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetche
 		pthread_mutex_unlock(&lock);
 		pthread_mutex_unlock(&fetch_lock);
 		return 0;
+	}
+	if (failed_at_ms && strcmp(failed_uri, jwks_uri) == 0 && now_ms() - failed_at_ms < OIDC_KEYS_RETRY_MS) {
+		snprintf(err, errlen, "%.200s (%lld s ago; asked again %d s after)", failed_err,
+			 (long long)((now_ms() - failed_at_ms) / 1000), OIDC_KEYS_RETRY_MS / 1000);
+		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&fetch_lock);
+		return -1;
 	}
 	pthread_mutex_unlock(&lock);
 	if (call(c, jwks_uri, NULL, NULL, &doc, &status, err, errlen) < 0)
@@ -261,9 +273,17 @@ static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetche
 	memset(&k, 0, sizeof(k));
 	snprintf(keys_uri, sizeof(keys_uri), "%s", jwks_uri);
 	keys_at_ms = now_ms();
+	failed_at_ms = 0;
 	pthread_mutex_unlock(&lock);
 	rc = 0;
 out:
+	if (rc < 0) {
+		pthread_mutex_lock(&lock);
+		snprintf(failed_uri, sizeof(failed_uri), "%s", jwks_uri);
+		snprintf(failed_err, sizeof(failed_err), "%s", err);
+		failed_at_ms = now_ms();
+		pthread_mutex_unlock(&lock);
+	}
 	pthread_mutex_unlock(&fetch_lock);
 	oidc_keys_free(&k);
 	json_decref(doc);

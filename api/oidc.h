@@ -21,6 +21,7 @@
 #define OIDC_TIMEOUT_MS		5000		 /* and be answered within */
 #define OIDC_ANSWER_MAX		(256 * 1024)
 #define OIDC_KEYS_MAX_AGE_MS	(60 * 60 * 1000) /* the JWKS is fetched again after an hour */
+#define OIDC_KEYS_RETRY_MS	(30 * 1000)	 /* and not asked again within 30 s of a failed fetch */
 
 /* seg/nseg: the path after /api/v1/auth/ ({"methods"}, {"oidc", "login"}, ...). 1 when it was
  * one of these (a reply is queued), 0 when not. */

@@ -278,6 +278,26 @@ check_re "an ES256 token: signed in" '^303 http://127.0.0.1:8080/\?sso=ok$' "$(s
 mode good tenant%3Dlab
 check_re "a token endpoint and jwks_uri with a query (?tenant=lab, answered only with it): signed in" \
 	'^303 http://127.0.0.1:8080/\?sso=ok$' "$(sso_fake "$O/jarf")"
+# a JWKS endpoint that hangs (a new jwks_uri: no keys held for it): three sign-ins at once wait for
+# one fetch, not one each, and the failure is remembered
+mode "good&jwks=hang" tenant%3Dhung
+asked0=$(lab_exec gw curl -s -m 5 http://127.0.0.1:9090/jwks-asked)
+signins=()
+for i in 1 2 3; do
+	(
+		s=$(sso_start "$O/jarh$i" "$LAB_DIR/hungk$i.start")
+		cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
+		lab_exec gw curl -s -m 30 -c "$O/jarh$i" -b "$O/jarh$i" -o "$LAB_DIR/hungk$i.body" -w '%{http_code} %{redirect_url}' "$cb" >"$LAB_DIR/hungk$i.out"
+	) &
+	signins+=($!)
+done
+wait "${signins[@]}"
+check_is "three sign-ins at once while the JWKS endpoint hangs: all refused (bad_token)" 3 \
+	"$(grep -ho 'sso_error=bad_token$' "$LAB_DIR"/hungk[123].out | wc -l)"
+check_is "... after one fetch of the keys, not one each" 1 \
+	"$(($(lab_exec gw curl -s -m 5 http://127.0.0.1:9090/jwks-asked) - asked0))"
+check_is "... the others told of its failure (not asked again within 30 s)" 2 \
+	"$(cat "$LAB_DIR"/hungk[123].body | jq -r .error.message | grep -c 'asked again 30 s after')"
 for m in "badsig:signature does not verify" "aud:is for another client" "iss:another issuer" "expired:has expired" \
 	"futureiat:issued in the future" "nonce:nonce is not this login's" "unknownkid:a key the provider does not publish" \
 	"none:signed with none: only RS256 and ES256" "hs256pem:signed with HS256: only RS256 and ES256"; do
@@ -301,7 +321,7 @@ check_is "... now Org B's admin only: no superadmin, no other organisation" '0|O
 	"$(lab_db "SELECT u.superadmin || '|' || group_concat(o.name || ':' || uo.role) FROM users u JOIN user_orgs uo ON uo.user_id = u.id JOIN orgs o ON o.id = uo.org_id WHERE u.sso_subject = 'fake-user'")"
 out=$(lab_exec gw curl -s -m 10 -o "$LAB_DIR/cb-body" -w '%{http_code} %{redirect_url}' "$U/api/v1/auth/oidc/callback?code=x")
 check_re "a callback without state: bad_state" '^303 .*sso_error=bad_state$' "$out"
-check_is "every refused token left an audit row with the reason" 9 \
+check_is "every refused token left an audit row with the reason (9 tokens, 3 without keys)" 12 \
 	"$(lab_db "SELECT count(*) FROM audit WHERE action = 'login.sso' AND result = 'denied' AND after_json LIKE '%bad_token%'")"
 # refusals of sign-ins begun from one address: the first 50 audited (with the address), the rest
 # logged only, so sign-ins begun and answered wrong cannot fill the audit log; sign-ins go on

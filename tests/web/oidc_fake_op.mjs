@@ -1,6 +1,7 @@
 // Deliberately misbehaving minimal OpenID provider for negative RP tests.
 // GET /mode?m=NAME selects what id_token POST /token returns (see MODES below); &query=Q makes
-// the token endpoint and the JWKS ones with the query Q, answered only when asked with it.
+// the token endpoint and the JWKS ones with the query Q, answered only when asked with it;
+// &jwks=hang: the JWKS endpoint never answers. GET /jwks-asked: how often it was asked.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -31,6 +32,8 @@ const pem = `${await jose.exportSPKI(await jose.importJWK(publicJwks.keys.find((
 
 let mode = 'good';
 let query = ''; // the query of the token endpoint and jwks_uri ('' for none)
+let jwksHang = false;
+let jwksAsked = 0;
 const nonces = []; // every nonce seen at /auth, in order
 const codes = new Map(); // code -> { challenge, redirect_uri }
 
@@ -84,12 +87,18 @@ async function handle(req, res) {
   if ((url.pathname === '/jwks' || url.pathname === '/token') && url.search !== (query && `?${query}`)) {
     return send(res, 404, `not found: the endpoint is ${url.pathname}${query && `?${query}`}`);
   }
-  if (req.method === 'GET' && url.pathname === '/jwks') return send(res, 200, publicJwks);
+  if (req.method === 'GET' && url.pathname === '/jwks') {
+    jwksAsked += 1;
+    if (jwksHang) return undefined; // held open, never answered
+    return send(res, 200, publicJwks);
+  }
+  if (req.method === 'GET' && url.pathname === '/jwks-asked') return send(res, 200, String(jwksAsked));
   if (req.method === 'GET' && url.pathname === '/nonces') return send(res, 200, nonces);
   if (req.method === 'GET' && url.pathname === '/end') return send(res, 200, 'logged out');
   if (req.method === 'GET' && url.pathname === '/mode') {
     mode = q.get('m') || 'good';
     query = q.get('query') || '';
+    jwksHang = q.get('jwks') === 'hang';
     return send(res, 200, `mode ${mode}${query && ` query ${query}`}`);
   }
   if (req.method === 'GET' && url.pathname === '/auth') {
