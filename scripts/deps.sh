@@ -27,6 +27,12 @@ web_deps() {
 
 # Node.js for the browser tests: the machine's own if it has one, else Debian's
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+# Docker for e2e 44: the machine's own Docker CE if it has one (docker.io would replace it), else
+# Debian's; with a kernel that enforces AppArmor, Docker needs apparmor_parser to start containers
+if dpkg-query -W -f='${Status}\n' docker-ce 2>/dev/null | grep -q '^install ok installed$'; then
+	PKGS=$(echo "$PKGS" | sed 's/\bdocker\.io\b//')
+fi
+grep -qs '^Y' /sys/module/apparmor/parameters/enabled && PKGS="$PKGS apparmor"
 
 missing=""
 for p in $PKGS; do
@@ -57,5 +63,11 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+# docker.io enables its services for the next boot: the tests run their own dockerd, in a lab
+# namespace; a host dockerd would add its iptables chains and docker0. Only when we installed it.
+case " $missing " in
+*" docker.io "*) command -v systemctl >/dev/null 2>&1 &&
+	$SUDO systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1 || true ;;
+esac
 web_deps
 echo "deps: done"
