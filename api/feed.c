@@ -32,6 +32,7 @@ struct feed {
 	struct notify *nt;    /* the daemon's: announces the quota blocks it makes */
 	json_t *client_bytes; /* client ip -> [bytes_up, bytes_down] as last read (the growth since) */
 	long long read_ms;    /* when the forwarder's stats were last read (wall clock, ms) */
+	long long pruned_ms;  /* when the audit log was last pruned (audit_retention_days) */
 };
 
 #define FEED_PROXIES_MAX 64 /* proxies in one "forwarder" event: the busiest that moved */
@@ -616,6 +617,10 @@ void feed_update(struct feed *f, uint32_t topics)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts); /* when read: rates are bytes over the time between reads */
 		at_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		if (at_ms - f->pruned_ms >= 3600 * 1000) { /* at the start, then hourly */
+			f->pruned_ms = at_ms;
+			audit_prune(f->db);
+		}
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */
 			usage_note(f->usage, now, at_ms);
 		else /* none this time: what was noted is still written when due (a stopped forwarder's

@@ -204,6 +204,14 @@ static const struct sdef defs[] = {
      0,
      0,
      "http://ifconfig.me/ip"},
+    {{"audit_retention_days", "Audit log retention (days)",
+      "Audit log rows older than this many days are deleted (pgw-api looks at its start and then hourly). 0 keeps "
+      "them all."},
+     K_RANGE,
+     NULL,
+     0,
+     36500,
+     "365"},
     {{"quota_timezone", "Quota time zone",
       "The time zone clients' quota periods begin in (midnight, Monday, the 1st): an IANA name such as "
       "Europe/Berlin, or UTC."},

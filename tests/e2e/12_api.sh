@@ -12,8 +12,15 @@ ctl=$PGW_BIN/pgwctl
 $ctl settings set health_timeout 2 >/dev/null
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
 echo 'viewer-password-1' | $ctl user add viewer --role viewer --password-stdin >/dev/null
+# audit rows from 400 and 300 days ago (retention, audit_retention_days: 365 by default)
+lab_db "INSERT INTO audit (ts, action, username) VALUES (unixepoch() - 400 * 86400, 'test.retention', 'old-one'),
+    (unixepoch() - 300 * 86400, 'test.retention', 'recent-one')"
+retained() { [ "$(lab_db "SELECT group_concat(username) FROM audit WHERE action = 'test.retention'")" = recent-one ]; }
 for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
 check "pgw-api listening" wait_for 5 grep -q 'listening on http' "$LAB_DIR/pgw-api.log"
+check "audit_retention_days (365 by default): pgw-api deletes the 400-day-old row at its start, keeps the 300-day-old one" \
+	wait_for 10 retained
+check_match "... and says so in its log" "$(grep -o 'audit: 1 rows older than 365 days deleted' "$LAB_DIR/pgw-api.log")" '^audit: 1 rows'
 U=http://127.0.0.1:8080
 J='Content-Type: application/json'
 # http METHOD PATH [curl args...]: prints "<status> <body>"
