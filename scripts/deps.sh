@@ -29,14 +29,17 @@ web_deps() {
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 # Docker for e2e 44: the machine's own Docker CE if it has one (docker.io would replace it), else
 # Debian's; with a kernel that enforces AppArmor, Docker needs apparmor_parser to start containers
-if dpkg-query -W -f='${Status}\n' docker-ce 2>/dev/null | grep -q '^install ok installed$'; then
-	PKGS=$(echo "$PKGS" | sed 's/\bdocker\.io\b//')
-fi
+installed() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+for p in docker-ce docker-ce-cli docker-ce-rootless-extras containerd.io; do
+	installed "$p" && PKGS=$(echo "$PKGS" | sed 's/\bdocker\.io\b//')
+done
+had_containerd=0
+installed containerd && had_containerd=1
 grep -qs '^Y' /sys/module/apparmor/parameters/enabled && PKGS="$PKGS apparmor"
 
 missing=""
 for p in $PKGS; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
+	installed "$p" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
 	web_deps
@@ -64,10 +67,14 @@ $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
 # docker.io enables its services for the next boot: the tests run their own dockerd, in a lab
-# namespace; a host dockerd would add its iptables chains and docker0. Only when we installed it.
+# namespace; a host dockerd would add its iptables chains and docker0. Only the units of what we
+# installed (containerd too when it came with it).
 case " $missing " in
-*" docker.io "*) command -v systemctl >/dev/null 2>&1 &&
-	$SUDO systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1 || true ;;
+*" docker.io "*)
+	units="docker.service docker.socket"
+	[ "$had_containerd" = 1 ] || units="$units containerd.service"
+	command -v systemctl >/dev/null 2>&1 && $SUDO systemctl disable $units >/dev/null 2>&1 || true
+	;;
 esac
 web_deps
 echo "deps: done"

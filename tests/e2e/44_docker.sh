@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scenario (issue 15): the image of compose/Dockerfile is built and the stack of
-# compose/docker-compose.yml is run as docs/DEPLOYMENT.md says, with Debian's docker.io and
-# docker-compose (1.29: the v1 command; `docker compose` reads the same file). The daemons come
+# compose/docker-compose.yml is run as docs/DEPLOYMENT.md says, with the machine's Docker (Debian's
+# docker.io unless it has Docker CE) and Debian's docker-compose (1.29: the v1 command; `docker
+# compose` reads the same file). The daemons come
 # up healthy in their containers, a client in the lab is relayed through its proxy, the agent
 # holds CAP_NET_ADMIN alone as the service user, and the kill switch holds: the proxy dies, its
 # client is blocked, and no client packet crosses the WAN interface.
@@ -45,30 +46,38 @@ dce() { # service cmd...
 # (--iptables=false, --ip6tables=false, --bridge=none, --ip-forward=false).
 dockerd_start() {
 	: >"$LAB_DIR/dockerd.log"
+	AA=/sys/kernel/security/apparmor
+	AA_HAD=$(grep -c '^docker-default ' "$AA/profiles" 2>/dev/null)
 	nsenter "--net=/run/netns/$(lab_ns gw)" unshare -m -p --kill-child --mount-proc --propagation slave \
-		"$TINI" -- sh -c 'mount -t tmpfs -o mode=755 tmpfs /run && mount -t tmpfs -o mode=700 tmpfs /etc/docker &&
-		exec dockerd "$@"' dockerd --data-root "$D/data" --exec-root "$D/exec" -H "$DOCKER_HOST" \
-		--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
-		--cgroup-parent "/$PROJECT" --shutdown-timeout 5 >>"$LAB_DIR/dockerd.log" 2>&1 &
+		"$TINI" -- sh -c 'mount -t tmpfs -o mode=755 tmpfs /run &&
+		{ [ ! -d /etc/docker ] || mount -t tmpfs -o mode=700 tmpfs /etc/docker; } && exec dockerd "$@"' dockerd \
+		--data-root "$D/data" --exec-root "$D/exec" -H "$DOCKER_HOST" --iptables=false --ip6tables=false \
+		--ip-forward=false --ip-masq=false --bridge=none --cgroup-parent "/$PROJECT" --shutdown-timeout 5 \
+		>>"$LAB_DIR/dockerd.log" 2>&1 &
 	DOCKERD_NS=$!
-	wait_for 30 dk version
+	wait_for 30 dk version && [ "$(ip netns identify "$DOCKERD_NS")" = "$(lab_ns gw)" ]
 }
 # Stop dockerd (SIGTERM to tini, which hands it on: the containers stop first), waiting up to
-# 30 s; then the namespace is killed with whatever is left, and the cgroups go. Also on the way
-# out, before lab_down.
-dockerd_stop() {
-	local init rc=0
-	[ -n "${DOCKERD_NS:-}" ] || return 0
+# WAIT seconds (on the way out, before lab_down: 3); then the namespace is killed with whatever
+# is left, and the cgroups go, and the AppArmor profile dockerd loaded if there was none.
+# Fails when dockerd had to be killed or a cgroup is left.
+dockerd_stop() { # [wait]
+	local init d rc=0
+	[ -n "${DOCKERD_NS:-}" ] && jobs -pr | grep -qx "$DOCKERD_NS" || { DOCKERD_NS=; return 0; }
 	init=$(cat "/proc/$DOCKERD_NS/task/$DOCKERD_NS/children" 2>/dev/null)
 	[ -n "$init" ] && kill -TERM $init 2>/dev/null
-	wait_for 30 bash -c "! kill -0 $DOCKERD_NS 2>/dev/null" || rc=1
-	kill -KILL "$DOCKERD_NS" 2>/dev/null
+	wait_for "${1:-30}" bash -c "! kill -0 $DOCKERD_NS 2>/dev/null" || { rc=1; kill -KILL "$DOCKERD_NS" 2>/dev/null; }
 	wait "$DOCKERD_NS" 2>/dev/null
 	DOCKERD_NS=
-	find /sys/fs/cgroup/*/"$PROJECT" -depth -type d -exec rmdir {} + 2>/dev/null
+	for d in /sys/fs/cgroup/"$PROJECT" /sys/fs/cgroup/*/"$PROJECT"; do # (cgroup v2; v1)
+		[ -d "$d" ] && ! wait_for 5 bash -c "find '$d' -depth -type d -exec rmdir {} + 2>/dev/null; [ ! -d '$d' ]" && rc=1
+	done
+	if [ "${AA_HAD:-1}" = 0 ] && grep -q '^docker-default ' "$AA/profiles" 2>/dev/null; then
+		printf docker-default >"$AA/.remove"
+	fi
 	return $rc
 }
-trap 'dockerd_stop; lab_down' EXIT
+trap 'trap "" INT TERM; dockerd_stop 3; lab_down' EXIT
 
 quiet() { # log cmd...: CMD's output to LAB_DIR/LOG, its end to stderr if it fails
 	local log=$LAB_DIR/$1
@@ -185,5 +194,5 @@ n=$(lab_capture_stop)
 check_eq "0 client packets crossed the WAN interface" "$n" "0"
 
 check "docker-compose down stops and removes the stack" quiet compose-down.log dc down -v
-check "dockerd stops within 30 s, nothing left in its namespace" dockerd_stop
+check "dockerd stops within 30 s, its namespace and cgroups gone" dockerd_stop
 finish
