@@ -617,7 +617,7 @@ void feed_update(struct feed *f, uint32_t topics)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts); /* when read: rates are bytes over the time between reads */
 		at_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-		if (at_ms - f->pruned_ms >= 3600 * 1000) { /* at the start, then hourly */
+		if (at_ms - f->pruned_ms >= 3600 * 1000 || at_ms < f->pruned_ms) { /* at the start, then hourly */
 			f->pruned_ms = at_ms;
 			audit_prune(f->db);
 		}

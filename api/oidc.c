@@ -241,6 +241,7 @@ static int keys_fetch(const struct conf *c, const char *jwks_uri, int64_t fetche
 	int rc = -1;
 
 	memset(&k, 0, sizeof(k));
+	snprintf(err, errlen, "the keys at %.200s cannot be read", jwks_uri); /* (every failure says why) */
 	pthread_mutex_lock(&fetch_lock);
 	pthread_mutex_lock(&lock);
 	if (keys.n && strcmp(keys_uri, jwks_uri) == 0 && keys_at_ms > fetched_before) { /* someone else just did */
