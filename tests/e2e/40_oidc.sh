@@ -50,16 +50,21 @@ put_config() { lab_api PUT /api/v1/config -H "$H" -H "$J" -d "$1"; }
 # sso_start JAR [BODY]: begin a login as a browser would; prints where pgw-api sends it ("<status>
 # <url>"), the body in BODY (default $LAB_DIR/start-body)
 sso_start() { lab_exec gw curl -s -m 20 -c "$1" -b "$1" -o "${2:-$LAB_DIR/start-body}" -w '%{http_code} %{redirect_url}' "$U/api/v1/auth/oidc/login"; }
-# sso_back JAR URL: the provider's redirect back, followed to pgw-api's callback with JAR's
-# cookies: "<status> <location>", body in $LAB_DIR/cb-body, headers in cb-head
-sso_back() { lab_exec gw curl -s -m 20 -c "$1" -b "$1" -o "$LAB_DIR/cb-body" -D "$LAB_DIR/cb-head" -w '%{http_code} %{redirect_url}' "$2"; }
-# sso_fake JAR: a whole login against the fake provider; prints the callback's "<status> <location>"
+# sso_back JAR URL [FILES]: the provider's redirect back, followed to pgw-api's callback with
+# JAR's cookies: "<status> <location>", body in FILES-body, headers in FILES-head (FILES:
+# $LAB_DIR/cb by default)
+sso_back() {
+	local f=${3:-$LAB_DIR/cb}
+	lab_exec gw curl -s -m 20 -c "$1" -b "$1" -o "$f-body" -D "$f-head" -w '%{http_code} %{redirect_url}' "$2"
+}
+# sso_fake JAR [FILES]: a whole login against the fake provider; prints the callback's "<status>
+# <location>" (its files as sso_back's, the callback's URL in FILES-url; FILES for logins at once)
 sso_fake() {
-	local s cb
-	s=$(sso_start "$1")
+	local s cb f=${2:-$LAB_DIR/cb}
+	s=$(sso_start "$1" "${2:+$2-start}")
 	cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
-	echo "$cb" >"$LAB_DIR/cb-url"
-	sso_back "$1" "$cb"
+	echo "$cb" >"$f-url"
+	sso_back "$1" "$cb" "$f"
 }
 
 # --- settings and their checks ---------------------------------------------------------------
@@ -284,11 +289,7 @@ mode "good&jwks=hang" tenant%3Dhung
 asked0=$(lab_exec gw curl -s -m 5 http://127.0.0.1:9090/jwks-asked)
 signins=()
 for i in 1 2 3; do
-	(
-		s=$(sso_start "$O/jarh$i" "$LAB_DIR/hungk$i.start")
-		cb=$(lab_exec gw curl -s -m 10 -o /dev/null -w '%{redirect_url}' "${s#* }")
-		lab_exec gw curl -s -m 30 -c "$O/jarh$i" -b "$O/jarh$i" -o "$LAB_DIR/hungk$i.body" -w '%{http_code} %{redirect_url}' "$cb" >"$LAB_DIR/hungk$i.out"
-	) &
+	sso_fake "$O/jarh$i" "$LAB_DIR/hungk$i" >"$LAB_DIR/hungk$i.out" &
 	signins+=($!)
 done
 wait "${signins[@]}"
@@ -297,7 +298,7 @@ check_is "three sign-ins at once while the JWKS endpoint hangs: all refused (bad
 check_is "... after one fetch of the keys, not one each" 1 \
 	"$(($(lab_exec gw curl -s -m 5 http://127.0.0.1:9090/jwks-asked) - asked0))"
 check_is "... the others told of its failure (not asked again within 30 s)" 2 \
-	"$(cat "$LAB_DIR"/hungk[123].body | jq -r .error.message | grep -c 'asked again 30 s after')"
+	"$(cat "$LAB_DIR"/hungk[123]-body | jq -r .error.message | grep -c 'asked again 30 s after')"
 for m in "badsig:signature does not verify" "aud:is for another client" "iss:another issuer" "expired:has expired" \
 	"futureiat:issued in the future" "nonce:nonce is not this login's" "unknownkid:a key the provider does not publish" \
 	"none:signed with none: only RS256 and ES256" "hs256pem:signed with HS256: only RS256 and ES256"; do
