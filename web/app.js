@@ -46,10 +46,19 @@ async function api(method, path, body, opts = {}) {
   return data;
 }
 
-function flash(msg, bad = false) {
+/* The status line keeps the last FLASH_KEEP messages, newest first, so that a live event (a
+   failover, a quota) arriving just after an action does not hide what the action said. A message
+   that stands for an answer on its way ("Checking…") is replaced by that answer (pass it back). */
+const FLASH_KEEP = 3;
+function flash(msg, bad = false, replace = null) {
   const f = $('#flash');
-  f.textContent = msg;
-  f.classList.toggle('bad', bad);
+  const line = replace && replace.parentNode === f ? replace : document.createElement('div');
+  line.textContent = msg;
+  line.className = bad ? 'bad' : '';
+  f.prepend(line); /* an answer is news: it moves to the top */
+  while (f.children.length > FLASH_KEEP) f.lastElementChild.remove();
+  for (const [i, el] of [...f.children].entries()) el.classList.toggle('old', i > 0);
+  return line;
 }
 
 const isAdmin = () => state.me && state.me.role === 'admin';
@@ -570,10 +579,11 @@ async function saveWebhook(ev) {
 }
 
 async function testWebhook(w) {
-  flash(`Sending a test event to ${w.name}…`);
-  const r = await api('POST', `/webhooks/${w.id}/test`, {});
-  if (r.delivered) flash(`Test event delivered to ${w.name} (HTTP ${r.status}, ${r.duration_ms} ms).`);
-  else flash(`Test event not delivered to ${w.name}: ${r.error}`, true);
+  const wait = flash(`Sending a test event to ${w.name}…`);
+  let r;
+  try { r = await api('POST', `/webhooks/${w.id}/test`, {}); } catch (e) { if (!(e instanceof ApiError && e.status === 401)) flash(e.message, true, wait); return; }
+  if (r.delivered) flash(`Test event delivered to ${w.name} (HTTP ${r.status}, ${r.duration_ms} ms).`, false, wait);
+  else flash(`Test event not delivered to ${w.name}: ${r.error}`, true, wait);
   await loadWebhooks();
 }
 
@@ -770,11 +780,11 @@ async function deleteProxy(p) {
 }
 
 async function checkProxy(p) {
-  flash(`Checking ${p.name}…`);
+  const wait = flash(`Checking ${p.name}…`);
   try {
     const r = await api('POST', `/proxies/${p.id}/check`, {});
-    flash(r.status === 'up' ? `${p.name} is up: ${r.latency_ms} ms, exit IP ${r.exit_ip}.` : `${p.name} is down: ${r.error}.`, r.status !== 'up');
-  } catch (e) { flash(e.message, true); }
+    flash(r.status === 'up' ? `${p.name} is up: ${r.latency_ms} ms${r.exit_ip ? `, exit IP ${r.exit_ip}` : ''}.` : `${p.name} is down: ${r.error}.`, r.status !== 'up', wait);
+  } catch (e) { flash(e.message, true, wait); }
 }
 
 /* ---------- mappings ---------- */
@@ -923,8 +933,11 @@ async function loadOrgConfig() {
   const o = state.me.orgs.find((x) => String(x.id) === state.org);
   $('#org-config-title').textContent = `Settings of ${o ? o.name : 'this organisation'}`;
   for (const [id, key] of [['#org-health-url', 'health_url'], ['#org-dns-upstream', 'dns_upstream']]) {
-    const input = $(id);
-    input.value = s[key] ?? '';
+    const input = $(id), v = s[key] ?? '';
+    /* a live reload keeps what the user is typing: a value that differs from the one loaded */
+    if (!(input.dataset.org === state.org && 'loaded' in input.dataset && input.value !== input.dataset.loaded)) input.value = v;
+    input.dataset.loaded = v;
+    input.dataset.org = state.org;
     input.placeholder = s.gateway[key];
     input.disabled = !isAdmin();
   }
@@ -937,15 +950,22 @@ async function saveOrgConfig(ev) {
   err.textContent = '';
   try {
     await api('PUT', `/orgs/${encodeURIComponent(state.org)}/settings`, { health_url: v || null, dns_upstream: dns || null });
+    for (const i of [f.elements.health_url, f.elements.dns_upstream]) { i.value = i.value.trim(); i.dataset.loaded = i.value; } /* saved: no longer an edit */
     flash(v || dns ? 'Saved the organisation\'s settings.' : 'The organisation uses the gateway\'s settings.');
   } catch (e) { err.textContent = e.message; }
 }
 
+/* The settings form is rebuilt on every config event (another admin, a script, this browser's
+   own save): a field whose value differs from what it was built with is the user's unsaved edit,
+   and it is kept (with the form's error line), not overwritten under their fingers. */
+let configBuilt = {};
 async function loadConfig() {
   background(loadOrgConfig());
   const [schema, cfg] = await Promise.all([api('GET', '/config/schema'), api('GET', '/config')]);
   configSchema = schema.items;
-  const form = $('#config-form');
+  const form = $('#config-form'), edits = {};
+  for (const i of form.elements) if (i.name && i.name in configBuilt && i.value !== configBuilt[i.name]) edits[i.name] = i.value;
+  const errWas = Object.keys(edits).length ? ($('.error', form) || {}).textContent || '' : '';
   form.replaceChildren(...configSchema.map((s) => {
     const id = `cfg-${s.key}`;
     const input = s.choices
@@ -954,18 +974,21 @@ async function loadConfig() {
         min: s.kind === 'range' ? String(s.min) : null, max: s.kind === 'range' ? String(s.max) : null, 'aria-describedby': `${id}-help` });
     return el('div', {}, el('label', { for: id }, s.label), input,
       el('p', { class: 'hint', id: `${id}-help` }, `${s.help} Default: ${s.default}.`));
-  }), el('p', { class: 'error', role: 'alert' }), gatewayAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
+  }), el('p', { class: 'error', role: 'alert' }, errWas), gatewayAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
+  configBuilt = {};
+  for (const i of form.elements) if (i.name) configBuilt[i.name] = i.value;
+  for (const [k, v] of Object.entries(edits)) if (form.elements[k]) form.elements[k].value = v;
 }
 
 async function saveConfig(ev) {
   ev.preventDefault();
-  const f = ev.target, err = $('.error', f), body = {};
+  const f = ev.target, err = () => $('.error', f), body = {}; /* the line of the form as it is then */
   const cur = await api('GET', '/config');
   for (const { key } of configSchema) if (f.elements[key] && String(f.elements[key].value) !== String(cur[key])) body[key] = String(f.elements[key].value);
-  err.textContent = '';
+  err().textContent = '';
   if (!Object.keys(body).length) { flash('Nothing changed.'); return; }
   try { await api('PUT', '/config', body); flash(`Saved: ${Object.keys(body).join(', ')}.`); }
-  catch (e) { err.textContent = e.message; }
+  catch (e) { err().textContent = e.message; }
 }
 
 /* ---------- users and audit ---------- */

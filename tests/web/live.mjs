@@ -4,7 +4,7 @@
 // gateway in the background, its curl exit code written to DOWNLOAD_END when it ends), CLIENT
 // (the downloading client's address), RECEIVER (a webhook receiver's URL) and RECEIVED (a
 // shell command printing what it received).
-import { finish, launch, ok, step } from './tap.mjs';
+import { finish, flashMark, flashNew, launch, ok, step } from './tap.mjs';
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -109,9 +109,11 @@ await step('the table sorts by a column with the keyboard (the rows in that orde
 });
 await shot(page, 'connections');
 await step('closed from the UI: it disappears and the client\'s transfer ends', async () => {
-  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().getByRole('button', { name: /^Close connection/ }).click();
-  await page.getByText(/Connection \d+ of .* closed\./).waitFor({ timeout: 5000 });
-  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ state: 'detached', timeout: 5000 });
+  const id = await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().getAttribute('data-conn');
+  await flashMark(page);
+  await page.locator(`#conn-table tr[data-conn="${id}"]`).getByRole('button', { name: /^Close connection/ }).click();
+  await flashNew(page, `Connection ${id} of ${env.CLIENT} closed.`, 5000);
+  await page.locator(`#conn-table tr[data-conn="${id}"]`).waitFor({ state: 'detached', timeout: 5000 });
   const rc = await until('the download to end', async () => (existsSync(env.DOWNLOAD_END) ? readFileSync(env.DOWNLOAD_END, 'utf8').trim() || '' : ''), 5000);
   if (rc === '0') throw new Error('the download completed instead of being cut');
   return `curl exit ${rc}`;
@@ -130,8 +132,9 @@ await step('a client\'s drill-down shows its open connections and leads to them'
   await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ timeout: 5000 });
 });
 await step('"Close all of this client" ends them', async () => {
+  await flashMark(page);
   await page.getByRole('button', { name: 'Close all of this client' }).click();
-  await page.getByText(/connections? of .* closed\./).waitFor({ timeout: 5000 });
+  await flashNew(page, new RegExp(`^[1-9]\\d* connections? of ${env.CLIENT.replaceAll('.', '\\.')} closed\\.$`), 5000);
   await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ state: 'detached', timeout: 5000 });
 });
 
@@ -147,8 +150,9 @@ await step('an admin adds a webhook from the Configuration tab', async () => {
   if (!ev.includes('proxy.down') || !ev.includes('agent.error')) throw new Error(`events: ${ev}`);
 });
 await step('... its test button delivers a signed test event', async () => {
+  await flashMark(page);
   await page.locator('#wh-table tr[data-webhook="ops-chat"]').getByRole('button', { name: 'Test' }).click();
-  await page.getByText(/Test event delivered to ops-chat \(HTTP 200/).waitFor({ timeout: 8000 });
+  await flashNew(page, /^Test event delivered to ops-chat \(HTTP 200/, 8000);
   const got = execSync(env.RECEIVED, { shell: '/bin/bash' }).toString();
   if (!/"event": "test"/.test(got) || !/"sig_ok": true/.test(got)) throw new Error(`receiver: ${got.slice(0, 200)}`);
   await page.locator('#wh-table tr[data-webhook="ops-chat"] td.delivery').getByText(/HTTP 200/).waitFor({ timeout: 5000 });

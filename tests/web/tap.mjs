@@ -25,6 +25,13 @@ export const launch = () => chromium.launch({ executablePath: '/usr/bin/chromium
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--no-first-run', '--disable-quic', '--disable-sync'] });
 
+// The dashboard's status line (#flash) keeps its last few messages, so an action's answer is a
+// line that came after the action: flashMark(page) before it, flashNew(page, text) after.
+export const flashMark = (page) =>
+  page.evaluate(() => document.querySelectorAll('#flash > div').forEach((d) => { d.dataset.seen = ''; }));
+export const flashNew = (page, text, timeout = 15000) =>
+  page.locator('#flash > div:not([data-seen])', { hasText: text }).first().waitFor({ timeout });
+
 // The plan line and the exit status: 1 when any check failed.
 export function finish() {
   console.log(`1..${n}`);
