@@ -31,7 +31,16 @@ class ApiError extends Error {
   }
 }
 
+/* A read answered after the user switched to another organisation belongs to the one before: it
+   is dropped (StaleAnswer, which no one shows), not drawn over the one now shown. */
+let orgGen = 0;
+class StaleAnswer extends ApiError {
+  constructor() { super(0, { error: { message: 'the organisation shown changed while this was loading' } }); }
+}
+const unshown = (e) => e instanceof StaleAnswer || (e instanceof ApiError && e.status === 401); /* already said, or moot */
+
 async function api(method, path, body, opts = {}) {
+  const gen = orgGen;
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = opts.type || 'application/json';
   if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
@@ -42,6 +51,7 @@ async function api(method, path, body, opts = {}) {
   if (res.status === 204) return null;
   const ct = res.headers.get('Content-Type') || '';
   const data = ct.startsWith('application/json') ? await res.json() : await res.text();
+  if (method === 'GET' && gen !== orgGen) throw new StaleAnswer();
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
 }
@@ -172,10 +182,11 @@ function chooseOrg(me) {
 }
 
 async function switchOrg(ev) {
+  orgGen++;
   state.org = ev.target.value;
   sessionStorage.setItem('pgw.org', state.org);
   state.history = {};
-  try { await start(); } catch (e) { if (!(e instanceof ApiError && e.status === 401)) flash(e.message, true); }
+  try { await start(); } catch (e) { if (!unshown(e)) flash(e.message, true); }
 }
 
 async function start() {
@@ -1092,7 +1103,7 @@ async function loadAudit(reset) {
 /* Work nobody clicked for (live events, tab visits): a 401 has already brought the login back
  * (api()), anything else is shown; nothing escapes as an unhandled rejection. */
 function background(promise) {
-  promise.catch((e) => { if (!(e instanceof ApiError && e.status === 401)) flash(e.message, true); });
+  promise.catch((e) => { if (!unshown(e)) flash(e.message, true); });
 }
 
 /* A burst of change events costs one refetch. */

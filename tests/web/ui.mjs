@@ -432,6 +432,26 @@ await step('a superadmin sees every organisation at once, or chooses one', async
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ state: 'detached', timeout: 10000 });
   await page.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
 });
+await step('an answer that comes after the organisation was switched is dropped, not drawn', async () => {
+  /* the superadmin shows acme; a refetch of acme's proxies is held on its way until default is shown */
+  const acme = await page.evaluate(() => state.org);
+  let release, held = false;
+  const gate = new Promise((r) => { release = r; });
+  await page.route('**/api/v1/proxies', async (route) => {
+    if (!held && route.request().headers()['x-pgw-org'] === acme) { held = true; await gate; }
+    await route.continue();
+  });
+  await page.evaluate(() => { window.lateLoad = loadProxies().then(() => 'drawn', (e) => e.constructor.name); });
+  for (const t = Date.now(); !held; await page.waitForTimeout(50)) if (Date.now() - t > 5000) throw new Error('the refetch was not asked');
+  await page.getByLabel('Organisation', { exact: true }).selectOption({ label: 'default' });
+  await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
+  release();
+  const late = await page.evaluate(() => window.lateLoad.then((r) => { renderAll(); return r; }));
+  await page.unroute('**/api/v1/proxies');
+  if (late !== 'StaleAnswer') throw new Error(`acme's late answer was ${late}`);
+  if (await page.locator('article[data-proxy="acme-socks"]').count()) throw new Error('acme\'s proxy drawn in default');
+  if (!(await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).count())) throw new Error('default\'s proxy gone');
+});
 await step('log out returns to the login page', async () => {
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5000 });
