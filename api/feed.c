@@ -4,6 +4,7 @@
 
 #include "usage.h"
 
+#include "audit.h"
 #include "events.h"
 #include "quota.h"
 #include "resources.h"
@@ -33,6 +34,7 @@ struct feed {
 	json_t *client_bytes; /* client ip -> [bytes_up, bytes_down] as last read (the growth since) */
 	long long read_ms;    /* when the forwarder's stats were last read (wall clock, ms) */
 	long long pruned_ms;  /* when the audit log was last pruned (audit_retention_days) */
+	int prune_more;	      /* it stopped with rows perhaps left: again at the next tick */
 };
 
 #define FEED_PROXIES_MAX 64 /* proxies in one "forwarder" event: the busiest that moved */
@@ -617,9 +619,11 @@ void feed_update(struct feed *f, uint32_t topics)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts); /* when read: rates are bytes over the time between reads */
 		at_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-		if (at_ms - f->pruned_ms >= 3600 * 1000 || at_ms < f->pruned_ms) { /* at the start, then hourly */
+		/* at the start, then hourly; a long backlog (the first prune after an upgrade) in parts,
+		 * one a tick, so the events go on meanwhile */
+		if (f->prune_more || at_ms - f->pruned_ms >= 3600 * 1000 || at_ms < f->pruned_ms) {
 			f->pruned_ms = at_ms;
-			audit_prune(f->db);
+			audit_prune(f->db, AUDIT_PRUNE_BATCH, AUDIT_PRUNE_BATCHES, &f->prune_more);
 		}
 		if (now) /* the usage history: what the forwarder counted since it was last looked at */
 			usage_note(f->usage, now, at_ms);

@@ -8,36 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int audit_prune(sqlite3 *db)
-{
-	unsigned days = settings_uint(db, NULL, "audit_retention_days"); /* (no first value from cfg) */
-	sqlite3_stmt *st = NULL;
-	int n = 0, step = 0;
-
-	if (!days)
-		return 0;
-	if (sqlite3_prepare_v2(
-		db,
-		"DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < unixepoch() - ?1 * 86400 "
-		"LIMIT 5000)",
-		-1, &st, NULL) != SQLITE_OK) {
-		log_warn("audit: cannot delete rows past audit_retention_days: %s", sqlite3_errmsg(db));
-		return -1;
-	}
-	sqlite3_bind_int64(st, 1, days);
-	do {
-		sqlite3_reset(st);
-		if ((step = sqlite3_step(st)) == SQLITE_DONE)
-			n += sqlite3_changes(db);
-	} while (step == SQLITE_DONE && sqlite3_changes(db) == 5000);
-	if (step != SQLITE_DONE)
-		log_warn("audit: cannot delete rows past audit_retention_days: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	if (n > 0)
-		log_info("audit: %d rows older than %u days deleted (audit_retention_days)", n, days);
-	return step == SQLITE_DONE ? n : -1;
-}
-
 /* GET /audit?q=&user=&action=&from=&to=&limit=&cursor= : newest first; cursor = the last id seen. */
 int res_audit(struct req *r, const char *const *seg, int nseg)
 {

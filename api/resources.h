@@ -31,7 +31,6 @@ int res_users(struct req *r, const char *const *seg, int nseg);
 int res_audit(struct req *r, const char *const *seg, int nseg);
 /* Delete the audit rows older than the setting audit_retention_days (0: none), a few thousand
  * per transaction so that writers wait only briefly. The rows deleted, or -1 (logged). */
-int audit_prune(sqlite3 *db);
 /* Under the write transaction: user id's memberships become list ([{"id": org, "role": ...}];
  * replace: all of them; else one is added or changed), and users.role its summary: admin for a
  * superadmin or an admin of some organisation. 0 or -1. */

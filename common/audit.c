@@ -2,6 +2,7 @@
 #include "audit.h"
 
 #include "log.h"
+#include "settings.h"
 
 #include <errno.h>
 
@@ -46,4 +47,41 @@ out:
 		log_warnx("audit: cannot record %s: %s", e->action ? e->action : "?", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return r;
+}
+
+int audit_prune(sqlite3 *db, int batch, int max_batches, int *more)
+{
+	unsigned days = settings_uint(db, NULL, "audit_retention_days"); /* (no first value from cfg) */
+	sqlite3_stmt *st = NULL;
+	int n = 0, step = SQLITE_DONE, full = 0;
+
+	*more = 0;
+	if (!days)
+		return 0;
+	if (sqlite3_prepare_v2(
+		db,
+		"DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < unixepoch() - ?1 * 86400 "
+		"LIMIT ?2)",
+		-1, &st, NULL) != SQLITE_OK) {
+		log_warnx("audit: cannot delete rows past audit_retention_days: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, days);
+	sqlite3_bind_int(st, 2, batch);
+	for (int i = 0; i < max_batches; i++) {
+		sqlite3_reset(st);
+		if ((step = sqlite3_step(st)) != SQLITE_DONE)
+			break;
+		n += sqlite3_changes(db);
+		if (!(full = sqlite3_changes(db) == batch))
+			break;
+	}
+	if (step != SQLITE_DONE)
+		log_warnx("audit: cannot delete rows past audit_retention_days: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	*more = step == SQLITE_DONE && full;
+	if (n > 0)
+		log_info("audit: %d rows older than %u days deleted (audit_retention_days)%s", n, days,
+			 *more ? "; more next time" : "");
+	return step == SQLITE_DONE ? n : -1;
 }
