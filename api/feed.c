@@ -557,7 +557,7 @@ void feed_update(struct feed *f, uint32_t topics)
 		topics = TOPIC_HEALTH | TOPIC_AGENT | TOPIC_FORWARDER | moved_topics(f);
 	else
 		moved_topics(f);	/* a datagram told us: remember where the counters are */
-	if (topics & TOPIC_FORWARDER) { /* the once-a-second tick: has a health result gone stale? */
+	if (topics & TOPIC_FORWARDER) { /* the 2 s tick (FEED_FORWARDER_MS): has a health result gone stale? */
 		sqlite3_stmt *st = NULL;
 		char now[sizeof(f->stale)] = "";
 		/* which proxies, summed up: a list could outgrow the buffer */

@@ -29,8 +29,6 @@ int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
 int res_users(struct req *r, const char *const *seg, int nseg);
 int res_audit(struct req *r, const char *const *seg, int nseg);
-/* Delete the audit rows older than the setting audit_retention_days (0: none), a few thousand
- * per transaction so that writers wait only briefly. The rows deleted, or -1 (logged). */
 /* Under the write transaction: user id's memberships become list ([{"id": org, "role": ...}];
  * replace: all of them; else one is added or changed), and users.role its summary: admin for a
  * superadmin or an admin of some organisation. 0 or -1. */

@@ -56,7 +56,7 @@ int audit_prune(sqlite3 *db, int batch, int max_batches, int *more)
 	int n = 0, step = SQLITE_DONE, full = 0;
 
 	*more = 0;
-	if (!days)
+	if (!days || batch <= 0 || max_batches <= 0)
 		return 0;
 	if (sqlite3_prepare_v2(
 		db,

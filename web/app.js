@@ -38,13 +38,15 @@ class StaleAnswer extends ApiError {
   constructor() { super(0, { error: { message: 'the organisation shown changed while this was loading' } }); }
 }
 const unshown = (e) => e instanceof StaleAnswer || (e instanceof ApiError && e.status === 401); /* already said, or moot */
+const failed = (e) => { if (!unshown(e)) flash(e.message, true); };
 
 async function api(method, path, body, opts = {}) {
   const gen = orgGen;
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = opts.type || 'application/json';
   if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
-  if (state.org) headers['X-Pgw-Org'] = state.org; /* the organisation the dashboard shows */
+  const org = 'org' in opts ? opts.org : state.org; /* the organisation the dashboard shows */
+  if (org) headers['X-Pgw-Org'] = org;
   const res = await fetch('/api/v1' + path, { method, headers, credentials: 'same-origin',
     body: body === undefined ? undefined : (opts.type ? body : JSON.stringify(body)) });
   if (res.status === 401 && path !== '/auth/login') { showLogin('Your session has ended; please log in again.'); throw new ApiError(401, null); }
@@ -102,6 +104,11 @@ const badge = (status) => el('span', { class: `badge ${status}`, 'data-status': 
 function showLogin(msg = '') {
   if (state.es) { state.es.close(); state.es = null; }
   state.me = null;
+  /* nothing of the user before stays for the next: their messages, their unsaved edits */
+  $('#flash').replaceChildren();
+  configLoaded = {};
+  configBuiltFor = '';
+  for (const id of ['#org-health-url', '#org-dns-upstream']) { $(id).value = ''; delete $(id).dataset.loaded; }
   $('#app').hidden = true;
   $('#whoami').hidden = true;
   $('#login').hidden = false;
@@ -183,6 +190,7 @@ function chooseOrg(me) {
 
 async function switchOrg(ev) {
   orgGen++;
+  if (state.es) { state.es.close(); state.es = null; } /* none of the one before from now on */
   state.org = ev.target.value;
   sessionStorage.setItem('pgw.org', state.org);
   state.history = {};
@@ -190,9 +198,7 @@ async function switchOrg(ev) {
 }
 
 async function start() {
-  const org = state.org;
-  state.org = ''; /* /me lists every organisation the user may choose */
-  try { state.me = await api('GET', '/me'); } finally { state.org = org; }
+  state.me = await api('GET', '/me', undefined, { org: '' }); /* every organisation the user may choose */
   chooseOrg(state.me);
   document.body.classList.toggle('viewer', !isAdmin());
   document.body.classList.toggle('superadmin', !!state.me.superadmin);
@@ -344,7 +350,7 @@ async function showUsage(ip) {
   api('GET', `/connections?client=${encodeURIComponent(ip)}&limit=1`).then((r) => {
     lc.replaceChildren(`${r.total} open connection${r.total === 1 ? '' : 's'} now `,
       el('button', { type: 'button', class: 'small ghost', onclick: () => showClientConns(ip) }, 'Show them'));
-  }).catch((e) => { lc.textContent = `Open connections: ${e.message}`; });
+  }).catch((e) => { if (!unshown(e)) lc.textContent = `Open connections: ${e.message}`; });
   if (state.usagePlot) { state.usagePlot.destroy(); state.usagePlot = null; }
   chart.replaceChildren();
   const xs = u.items.map((i) => i.t), down = u.items.map((i) => i.bytes_down), up = u.items.map((i) => i.bytes_up);
@@ -586,7 +592,7 @@ async function saveWebhook(ev) {
     f.hidden = true;
     flash(`Webhook ${body.name} saved.`);
     await loadWebhooks();
-  } catch (e) { err.textContent = e.message; }
+  } catch (e) { if (!unshown(e)) err.textContent = e.message; }
 }
 
 async function testWebhook(w) {
@@ -781,13 +787,13 @@ async function saveProxy(ev) {
     flash(`Proxy ${body.name} saved.`);
     await loadProxies();
     renderAll();
-  } catch (e) { err.textContent = e.message; }
+  } catch (e) { if (!unshown(e)) err.textContent = e.message; }
 }
 
 async function deleteProxy(p) {
   if (!confirm(`Delete proxy ${p.name}?`)) return;
   try { await api('DELETE', `/proxies/${p.id}`); flash(`Proxy ${p.name} deleted.`); await loadProxies(); renderAll(); }
-  catch (e) { flash(e.message, true); }
+  catch (e) { failed(e); }
 }
 
 async function checkProxy(p) {
@@ -860,7 +866,7 @@ async function saveMapping(ev) {
       const c = e.body.error.check || {};
       if (e.body.error.checks) err.textContent = `Not saved: no proxy of the failover list passed its health check (${e.body.error.checks.map((x) => x.error || x.status).join('; ')}).`;
       else err.textContent = `Not saved: proxy ${pname} failed its health check (${c.error || 'down'}). Clients mapped to a failing proxy would be blocked, so pgw refuses the mapping.`;
-    } else err.textContent = e.message;
+    } else if (!unshown(e)) err.textContent = e.message;
   }
 }
 
@@ -872,7 +878,9 @@ async function toggleMapping(m, box) {
     await loadMappings();
     renderAll();
   } catch (e) {
+    if (e instanceof StaleAnswer) return; /* changed; the table is another organisation's now */
     box.checked = !box.checked;
+    if (e.status === 401) return;
     flash(e.status === 422 ? `Not enabled: the proxy failed its health check (${(e.body.error.check || {}).error}).` : e.message, true);
   } finally { box.disabled = false; }
 }
@@ -880,7 +888,7 @@ async function toggleMapping(m, box) {
 async function deleteMapping(m) {
   if (!confirm(`Delete the mapping of ${m.client_ip}?`)) return;
   try { await api('DELETE', `/mappings/${m.id}`); flash(`Mapping of ${m.client_ip} deleted.`); await loadMappings(); renderAll(); }
-  catch (e) { flash(e.message, true); }
+  catch (e) { failed(e); }
 }
 
 /* CSV of mappings or proxies: export, a dry run as the preview, then the import. */
@@ -926,7 +934,7 @@ async function importCsv(kind = 'mappings') {
     $(`#${id}-file`).value = '';
     await (kind === 'proxies' ? loadProxies() : loadMappings());
     renderAll();
-  } catch (e) { flash(e.message, true); }
+  } catch (e) { failed(e); }
 }
 
 /* ---------- configuration ---------- */
@@ -961,22 +969,34 @@ async function saveOrgConfig(ev) {
   err.textContent = '';
   try {
     await api('PUT', `/orgs/${encodeURIComponent(state.org)}/settings`, { health_url: v || null, dns_upstream: dns || null });
-    for (const i of [f.elements.health_url, f.elements.dns_upstream]) { i.value = i.value.trim(); i.dataset.loaded = i.value; } /* saved: no longer an edit */
+    for (const [i, sent] of [[f.elements.health_url, v], [f.elements.dns_upstream, dns]]) { /* saved: no longer an edit */
+      if (i.value.trim() === sent) i.value = sent; /* (else typed on meanwhile: still an edit) */
+      i.dataset.loaded = sent;
+    }
     flash(v || dns ? 'Saved the organisation\'s settings.' : 'The organisation uses the gateway\'s settings.');
-  } catch (e) { err.textContent = e.message; }
+  } catch (e) { if (!unshown(e)) err.textContent = e.message; }
 }
 
-/* The settings form is rebuilt on every config event (another admin, a script, this browser's
-   own save): a field whose value differs from what it was built with is the user's unsaved edit,
-   and it is kept (with the form's error line), not overwritten under their fingers. */
-let configBuilt = {};
+/* The settings form is reloaded on every config event (another admin, a script, this browser's
+   own save). Built once for a schema (and a user), then its values are updated in place, so focus,
+   the cursor and the error line stay; a field whose value differs from the one last loaded is the
+   admin's unsaved edit and keeps it, not overwritten under their fingers. */
+let configLoaded = {}, configBuiltFor = '';
 async function loadConfig() {
   background(loadOrgConfig());
   const [schema, cfg] = await Promise.all([api('GET', '/config/schema'), api('GET', '/config')]);
   configSchema = schema.items;
-  const form = $('#config-form'), edits = {};
-  for (const i of form.elements) if (i.name && i.name in configBuilt && i.value !== configBuilt[i.name]) edits[i.name] = i.value;
-  const errWas = Object.keys(edits).length ? ($('.error', form) || {}).textContent || '' : '';
+  const form = $('#config-form');
+  const shape = JSON.stringify([configSchema, gatewayAdmin()]);
+  if (shape === configBuiltFor) {
+    for (const s of configSchema) {
+      const i = form.elements[s.key];
+      if (i.value === configLoaded[s.key]) { i.value = cfg[s.key] ?? ''; configLoaded[s.key] = i.value; } /* not being edited */
+      else configLoaded[s.key] = String(cfg[s.key] ?? '');
+    }
+    return;
+  }
+  configBuiltFor = shape;
   form.replaceChildren(...configSchema.map((s) => {
     const id = `cfg-${s.key}`;
     const input = s.choices
@@ -985,21 +1005,21 @@ async function loadConfig() {
         min: s.kind === 'range' ? String(s.min) : null, max: s.kind === 'range' ? String(s.max) : null, 'aria-describedby': `${id}-help` });
     return el('div', {}, el('label', { for: id }, s.label), input,
       el('p', { class: 'hint', id: `${id}-help` }, `${s.help} Default: ${s.default}.`));
-  }), el('p', { class: 'error', role: 'alert' }, errWas), gatewayAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
-  configBuilt = {};
-  for (const i of form.elements) if (i.name) configBuilt[i.name] = i.value;
-  for (const [k, v] of Object.entries(edits)) if (form.elements[k]) form.elements[k].value = v;
+  }), el('p', { class: 'error', role: 'alert' }), gatewayAdmin() ? el('div', { class: 'buttons' }, el('button', { type: 'submit' }, 'Save settings')) : null);
+  configLoaded = Object.fromEntries(configSchema.map((s) => [s.key, form.elements[s.key].value])); /* as shown */
 }
 
 async function saveConfig(ev) {
   ev.preventDefault();
-  const f = ev.target, err = () => $('.error', f), body = {}; /* the line of the form as it is then */
-  const cur = await api('GET', '/config');
-  for (const { key } of configSchema) if (f.elements[key] && String(f.elements[key].value) !== String(cur[key])) body[key] = String(f.elements[key].value);
-  err().textContent = '';
-  if (!Object.keys(body).length) { flash('Nothing changed.'); return; }
-  try { await api('PUT', '/config', body); flash(`Saved: ${Object.keys(body).join(', ')}.`); }
-  catch (e) { err().textContent = e.message; }
+  const f = ev.target, err = $('.error', f), body = {};
+  try {
+    const cur = await api('GET', '/config');
+    for (const { key } of configSchema) if (f.elements[key] && String(f.elements[key].value) !== String(cur[key])) body[key] = String(f.elements[key].value);
+    err.textContent = '';
+    if (!Object.keys(body).length) { flash('Nothing changed.'); return; }
+    await api('PUT', '/config', body);
+    flash(`Saved: ${Object.keys(body).join(', ')}.`);
+  } catch (e) { if (!unshown(e)) err.textContent = e.message; }
 }
 
 /* ---------- users and audit ---------- */
@@ -1036,25 +1056,25 @@ async function addKey(ev) {
     shown.textContent = `Key ${k.name}: ${k.key} (copy it now: it is not shown again)`;
     shown.hidden = false;
     background(loadKeys());
-  } catch (e) { err.textContent = e.message; }
+  } catch (e) { if (!unshown(e)) err.textContent = e.message; }
 }
 
 async function revokeKey(k) {
   if (!confirm(`Revoke the API key ${k.name}? Scripts using it stop working at once.`)) return;
   try { await api('DELETE', `/api-keys/${k.id}`); flash(`Key ${k.name} revoked.`); }
-  catch (e) { flash(e.message, true); }
+  catch (e) { failed(e); }
   background(loadKeys());
 }
 
 async function patchUser(u, body) {
   try { await api('PATCH', `/users/${u.id}`, body); flash(`User ${u.username} updated.`); }
-  catch (e) { flash(e.message, true); }
+  catch (e) { failed(e); }
   background(loadUsers());
 }
 
 async function deleteUser(u) {
   if (!confirm(`Delete user ${u.username}?`)) return;
-  try { await api('DELETE', `/users/${u.id}`); flash(`User ${u.username} deleted.`); } catch (e) { flash(e.message, true); }
+  try { await api('DELETE', `/users/${u.id}`); flash(`User ${u.username} deleted.`); } catch (e) { failed(e); }
   background(loadUsers());
 }
 
@@ -1069,7 +1089,7 @@ async function addUser(ev) {
     flash(`User ${f.username.value} added.`);
     f.reset();
     background(loadUsers());
-  } catch (e) { err.textContent = e.message; }
+  } catch (e) { if (!unshown(e)) err.textContent = e.message; }
 }
 
 async function changePassword(ev) {
@@ -1256,9 +1276,9 @@ document.addEventListener('DOMContentLoaded', () => {
       state.csrf = me.csrf_token;
       sessionStorage.setItem('pgw.csrf', me.csrf_token);
       return start();
-    }).catch(() => showLogin());
+    }).catch((e) => { if (!(e instanceof StaleAnswer)) showLogin(); });
   } else if (state.csrf) {
-    start().catch(() => showLogin());
+    start().catch((e) => { if (!(e instanceof StaleAnswer)) showLogin(); });
   } else {
     showLogin();
   }

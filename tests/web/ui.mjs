@@ -294,9 +294,11 @@ await step('a live reload of the settings (another admin saved one) keeps what i
   await page.waitForFunction(() => document.querySelector('#cfg-audit_retention_days')?.value === '400', null, { timeout: 10000 });
   const now = await typed.inputValue();
   if (now !== '4321') throw new Error(`the edit became ${now} (it was ${was})`);
+  /* updated in place: the field being typed in still has the focus */
+  if (!(await typed.evaluate((i) => i === document.activeElement))) throw new Error('the field lost the focus');
   await typed.fill(was);
   await page.evaluate(() => api('PUT', '/config', { audit_retention_days: '365' }));
-  return `audit_retention_days 400 arrived live, the idle timeout being typed stayed 4321`;
+  return 'audit_retention_days 400 arrived live; the idle timeout being typed stayed 4321, focused';
 });
 await shot(page, 'configuration');
 await step('Authentication shows users and the audit log', async () => {
