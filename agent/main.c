@@ -365,6 +365,17 @@ static void on_verify(struct evloop *ev, void *arg)
 	} else if (r < 0) {
 		log_emit(LOG_LVL_WARN, NULL, -r, "cannot verify table inet pgw");
 	}
+	if (a->have_applied && (a->applied.rules.tproxy || a->applied.rules.udp)) {
+		char err[300];
+		int made = 0;
+
+		if (route_tproxy_restore(&made, err, sizeof(err)) < 0)
+			log_warnx("cannot verify the TPROXY policy routing: %s", err);
+		else if (made)
+			log_warnx("the TPROXY policy routing was gone (%d of its routes and rules removed by another "
+				  "tool); restored",
+				  made);
+	}
 	if (a->tc && a->have_applied && !tc_present(a->tc, a->applied.rules.lan_iface)) {
 		log_warnx("the rate limits' qdiscs are gone (deleted, or the interface was recreated); rebuilding");
 		tc_forget(a->tc);

@@ -13,14 +13,17 @@
 
 #define RULE_PRIORITY 24700u /* below the main table's 32766 */
 
-/* Send one request and read its ack. tolerate: an errno that counts as success. */
-static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate)
+/* Send one request and read its ack. tolerate: an errno that counts as success (*hit set to
+ * whether the kernel answered it, when hit is given). */
+static int talk_hit(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate, int *hit)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	unsigned portid = mnl_socket_get_portid(nl);
 	ssize_t n;
 	int r;
 
+	if (hit)
+		*hit = 0;
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
@@ -29,7 +32,14 @@ static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate)
 	r = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, portid, NULL, NULL);
 	if (r < 0 && errno != tolerate)
 		return -errno;
+	if (r < 0 && hit)
+		*hit = 1;
 	return 0;
+}
+
+static int talk(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate)
+{
+	return talk_hit(nl, nlh, tolerate, NULL);
 }
 
 static struct nlmsghdr *rule_msg(char *buf, uint8_t family, uint16_t type, uint16_t flags, uint32_t seq)
@@ -88,7 +98,22 @@ static int tproxy_family(struct mnl_socket *nl, char *buf, uint8_t f, int on, ui
 	return r;
 }
 
-int route_tproxy(int on, char *err, size_t errlen)
+/* The route and the rule of family f added where missing (only there: EXCL): *made counts those
+ * that were. */
+static int tproxy_restore(struct mnl_socket *nl, char *buf, uint8_t f, uint32_t *seq, uint32_t lo, int *made)
+{
+	int r, had;
+
+	r = talk_hit(nl, route_msg(buf, f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ++*seq, lo), EEXIST, &had);
+	*made += r == 0 && !had;
+	if (r == 0)
+		r = talk_hit(nl, rule_msg(buf, f, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, ++*seq), EEXIST, &had);
+	*made += r == 0 && !had;
+	return r;
+}
+
+/* on: 1 add, 0 remove, 2 restore what is missing (*made: how many). */
+static int route_do(int on, int *made, char *err, size_t errlen)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
@@ -101,13 +126,31 @@ int route_tproxy(int on, char *err, size_t errlen)
 			mnl_socket_close(nl);
 		return -errno;
 	}
-	r = tproxy_family(nl, buf, AF_INET, on, &seq, lo);
+	r = on == 2 ? tproxy_restore(nl, buf, AF_INET, &seq, lo, made) : tproxy_family(nl, buf, AF_INET, on, &seq, lo);
 	/* IPv6 off in this kernel: no IPv6 client can be TPROXYed, nothing to route */
-	r6 = tproxy_family(nl, buf, AF_INET6, on, &seq, lo);
+	r6 = on == 2 ? tproxy_restore(nl, buf, AF_INET6, &seq, lo, made)
+		     : tproxy_family(nl, buf, AF_INET6, on, &seq, lo);
 	if (r == 0 && r6 < 0 && r6 != -EAFNOSUPPORT)
 		r = r6;
 	if (r < 0)
-		snprintf(err, errlen, "tproxy policy routing (%s): %s", on ? "add" : "remove", strerror(-r));
+		snprintf(err, errlen, "tproxy policy routing (%s): %s",
+			 on == 2 ? "restore"
+			 : on	 ? "add"
+				 : "remove",
+			 strerror(-r));
 	mnl_socket_close(nl);
 	return r;
+}
+
+int route_tproxy(int on, char *err, size_t errlen)
+{
+	int made = 0;
+
+	return route_do(on ? 1 : 0, &made, err, errlen);
+}
+
+int route_tproxy_restore(int *made, char *err, size_t errlen)
+{
+	*made = 0;
+	return route_do(2, made, err, errlen);
 }

@@ -13,4 +13,8 @@
 /* on: add the rule and the route (already there is fine); off: remove them (absent is fine). */
 int route_tproxy(int on, char *err, size_t errlen);
 
+/* Add whichever of them is missing (removed by another tool: an `ip rule flush`, a network
+ * manager that deletes rules it did not make); *made: how many were. 0 or -errno (err set). */
+int route_tproxy_restore(int *made, char *err, size_t errlen);
+
 #endif

@@ -35,6 +35,20 @@ check "the forwarder saw the original destination (getsockname)" \
 lab_client_tries 192.168.2.13 fd00:2::13
 lab_client_tries 192.168.2.10 fd00:2::10
 
+# another tool removes the policy routing (an `ip rule flush`, a network manager that deletes
+# rules it did not make): the agent's verify timer (5 s) puts it back
+lab_exec gw ip rule del fwmark 0x2470 lookup 2470
+lab_exec gw ip route flush table 2470
+check_fails "another tool removed the fwmark rule and the route" \
+	bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
+check "the agent restores the fwmark rule within its verify interval" \
+	wait_for 8 bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 'fwmark 0x2470 lookup 2470'"
+check "... and the local route" \
+	wait_for 3 bash -c "ip netns exec $(lab_ns gw) ip route show table 2470 | grep -q 'local default dev lo'"
+check "... and says so" grep -q 'the TPROXY policy routing was gone (2 of its routes and rules removed by another tool); restored' "$LAB_DIR/pgw-agent.log"
+check_eq "... and the client exits at its proxy through TPROXY again" \
+	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
+
 $ctl settings set forwarder_mode redirect >/dev/null
 check "back to redirect: the nat chain redirects TCP to the forwarder again" \
 	wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw prerouting | grep -q 'redirect to :12345'"
