@@ -746,7 +746,15 @@ int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(value, size, "%s", (const char *)sqlite3_column_text(st, 0));
+		const struct sdef *d = find(key);
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		int b;
+
+		/* a switch reads "true" or "false", however it was written (pgwctl takes yes/on/1...,
+		 * and a database from before settings_set wrote it so): the dashboard's choice of two */
+		if (d && d->kind == K_BOOL && v && parse_bool(v, &b) == 0)
+			v = b ? "true" : "false";
+		snprintf(value, size, "%s", v ? v : "");
 		r = 0;
 	} else if (rc == SQLITE_DONE) {
 		r = -ENOENT;
@@ -856,10 +864,13 @@ char *settings_schema_json(void)
 int settings_set(sqlite3 *db, const char *key, const char *value, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int r = settings_validate(key, value, err, errlen);
+	const struct sdef *d = find(key);
+	int r = settings_validate(key, value, err, errlen), b;
 
 	if (r < 0)
 		return r;
+	if (d && d->kind == K_BOOL && parse_bool(value, &b) == 0) /* stored as the dashboard shows it */
+		value = b ? "true" : "false";
 	if (sqlite3_prepare_v2(db,
 			       "INSERT INTO settings (key, value) VALUES (?1, ?2) "
 			       "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = unixepoch()",

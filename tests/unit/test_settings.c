@@ -278,6 +278,36 @@ static void test_oidc_settings(void **state)
 	tl_rmdir(dir);
 }
 
+/* A switch is stored and read as "true" or "false" whatever spelling pgwctl was given, and one
+ * stored otherwise (a database from before) reads so too: the dashboard's select has those two. */
+static void test_bool_spellings(void **state)
+{
+	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX], err[600];
+	sqlite3 *db = tl_db(dir, "a.db");
+	const char *on[] = {"yes", "ON", "1", "True"}, *off[] = {"no", "off", "0", "FALSE"};
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(settings_set(db, "strict_output", on[i], err, sizeof(err)), 0);
+		assert_int_equal(tl_int(db, "SELECT value = 'true' FROM settings WHERE key = 'strict_output'"), 1);
+		assert_int_equal(settings_get(db, "strict_output", v, sizeof(v)), 0);
+		assert_string_equal(v, "true");
+		assert_int_equal(settings_set(db, "strict_output", off[i], err, sizeof(err)), 0);
+		assert_int_equal(settings_get(db, "strict_output", v, sizeof(v)), 0);
+		assert_string_equal(v, "false");
+	}
+	assert_int_equal(tl_exec(db, "UPDATE settings SET value = 'on' WHERE key = 'strict_output'"), SQLITE_OK);
+	assert_int_equal(settings_get(db, "strict_output", v, sizeof(v)), 0);
+	assert_string_equal(v, "true");
+	assert_int_equal(settings_bool(db, NULL, "strict_output"), 1);
+	/* not a switch: as written */
+	assert_int_equal(settings_set(db, "lan_cidr", "192.168.7.0/24", err, sizeof(err)), 0);
+	assert_int_equal(settings_get(db, "lan_cidr", v, sizeof(v)), 0);
+	assert_string_equal(v, "192.168.7.0/24");
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +316,7 @@ int main(void)
 	    cmocka_unit_test(test_invalid_values_change_nothing),
 	    cmocka_unit_test(test_getters_and_schema),
 	    cmocka_unit_test(test_oidc_settings),
+	    cmocka_unit_test(test_bool_spellings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
