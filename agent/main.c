@@ -35,8 +35,9 @@ struct agent {
 	struct nft *nft;
 	struct desired applied;
 	int have_applied;
-	int dirty;   /* a reconcile is due (coalesces bursts of notifications) */
-	int failing; /* the last apply failed: retry on the timer */
+	char route_err[300]; /* the TPROXY routing's verify failed so (said once) */
+	int dirty;	     /* a reconcile is due (coalesces bursts of notifications) */
+	int failing;	     /* the last apply failed: retry on the timer */
 	uint64_t generation;
 	unsigned long errors_total;
 	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h, *watch_h;
@@ -365,16 +366,20 @@ static void on_verify(struct evloop *ev, void *arg)
 	} else if (r < 0) {
 		log_emit(LOG_LVL_WARN, NULL, -r, "cannot verify table inet pgw");
 	}
-	if (a->have_applied && (a->applied.rules.tproxy || a->applied.rules.udp)) {
-		char err[300];
-		int made = 0;
+	/* (not while a reconcile is failing: it may be the one taking them away) */
+	if (a->have_applied && !a->failing && (a->applied.rules.tproxy || a->applied.rules.udp)) {
+		char err[sizeof(a->route_err)];
+		int made = 0, rr = route_tproxy_restore(&made, err, sizeof(err));
 
-		if (route_tproxy_restore(&made, err, sizeof(err)) < 0)
-			log_warnx("cannot verify the TPROXY policy routing: %s", err);
-		else if (made)
+		if (made)
 			log_warnx("the TPROXY policy routing was gone (%d of its routes and rules removed by another "
 				  "tool); restored",
 				  made);
+		if (rr < 0 && strcmp(err, a->route_err) != 0) /* said once, not every 5 s */
+			log_warnx("cannot verify the TPROXY policy routing: %s", err);
+		else if (rr == 0 && a->route_err[0])
+			log_info("the TPROXY policy routing verifies again");
+		snprintf(a->route_err, sizeof(a->route_err), "%s", rr < 0 ? err : "");
 	}
 	if (a->tc && a->have_applied && !tc_present(a->tc, a->applied.rules.lan_iface)) {
 		log_warnx("the rate limits' qdiscs are gone (deleted, or the interface was recreated); rebuilding");

@@ -1,6 +1,8 @@
 /* route.c - see route.h. */
 #include "route.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <linux/fib_rules.h>
@@ -14,7 +16,7 @@
 #define RULE_PRIORITY 24700u /* below the main table's 32766 */
 
 /* Send one request and read its ack. tolerate: an errno that counts as success (*hit set to
- * whether the kernel answered it, when hit is given). */
+ * whether the kernel answered with that errno, when hit is given). */
 static int talk_hit(struct mnl_socket *nl, struct nlmsghdr *nlh, int tolerate, int *hit)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -112,6 +114,8 @@ static int tproxy_restore(struct mnl_socket *nl, char *buf, uint8_t f, uint32_t 
 	return r;
 }
 
+static int v6_said; /* IPv6 off here: said once */
+
 /* on: 1 add, 0 remove, 2 restore what is missing (*made: how many). */
 static int route_do(int on, int *made, char *err, size_t errlen)
 {
@@ -127,11 +131,19 @@ static int route_do(int on, int *made, char *err, size_t errlen)
 		return -errno;
 	}
 	r = on == 2 ? tproxy_restore(nl, buf, AF_INET, &seq, lo, made) : tproxy_family(nl, buf, AF_INET, on, &seq, lo);
-	/* IPv6 off in this kernel: no IPv6 client can be TPROXYed, nothing to route */
 	r6 = on == 2 ? tproxy_restore(nl, buf, AF_INET6, &seq, lo, made)
 		     : tproxy_family(nl, buf, AF_INET6, on, &seq, lo);
-	if (r == 0 && r6 < 0 && r6 != -EAFNOSUPPORT)
+	/* IPv6 off here: no IPv6 client can be TPROXYed, nothing to route. Off in the kernel
+	 * (ipv6.disable=1): no IPv6 rtnetlink (EAFNOSUPPORT, EOPNOTSUPP); off on lo (sysctl
+	 * disable_ipv6, common on gateways): "IPv6 is disabled on nexthop device" (EACCES). Such a
+	 * host's IPv4 must not wait on it: it used to fail every apply there (udp_relay is on by default) */
+	if (r6 == -EAFNOSUPPORT || r6 == -EOPNOTSUPP || r6 == -EACCES) {
+		if (!v6_said)
+			log_info("TPROXY policy routing: IPv4 only (IPv6 is off here: %s)", strerror(-r6));
+		v6_said = 1;
+	} else if (r == 0 && r6 < 0) {
 		r = r6;
+	}
 	if (r < 0)
 		snprintf(err, errlen, "tproxy policy routing (%s): %s",
 			 on == 2 ? "restore"

@@ -37,8 +37,8 @@ lab_client_tries 192.168.2.10 fd00:2::10
 
 # another tool removes the policy routing (an `ip rule flush`, a network manager that deletes
 # rules it did not make): the agent's verify timer (5 s) puts it back
-lab_exec gw ip rule del fwmark 0x2470 lookup 2470
-lab_exec gw ip route flush table 2470
+check_fails "in steady state the agent restores nothing" grep -q 'policy routing was gone' "$LAB_DIR/pgw-agent.log"
+lab_exec gw sh -c 'ip rule del fwmark 0x2470 lookup 2470 && ip route flush table 2470' # at once: one verify finds both
 check_fails "another tool removed the fwmark rule and the route" \
 	bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
 check "the agent restores the fwmark rule within its verify interval" \
@@ -48,6 +48,8 @@ check "... and the local route" \
 check "... and says so" grep -q 'the TPROXY policy routing was gone (2 of its routes and rules removed by another tool); restored' "$LAB_DIR/pgw-agent.log"
 check_eq "... and the client exits at its proxy through TPROXY again" \
 	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
+sleep 6 # another verify: nothing more to restore
+check_eq "... once" "$(grep -c 'policy routing was gone' "$LAB_DIR/pgw-agent.log")" "1"
 
 $ctl settings set forwarder_mode redirect >/dev/null
 check "back to redirect: the nat chain redirects TCP to the forwarder again" \
@@ -58,6 +60,8 @@ $ctl settings set udp_relay false >/dev/null
 check "udp_relay off too: the fwmark rule is gone" \
 	wait_for 3 bash -c "! ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
 check_eq "... the route table is empty" "$(lab_exec gw ip route show table 2470)" ""
+sleep 6 # a verify later: not put back (nothing takes TPROXY now)
+check_fails "... and stays gone" bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
 check_eq "... and the client still exits at its proxy" \
 	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 lab_client_tries 192.168.2.13 fd00:2::13
@@ -72,4 +76,17 @@ check "--flush removes table, rule and route" lab_exec gw "$PGW_BIN/pgw-agent" -
 check_fails "... no table left" lab_exec gw nft list table inet pgw
 check_fails "... no rule left" bash -c "ip netns exec $(lab_ns gw) ip rule show | grep -q 0x2470"
 check_eq "... no route left in table 2470" "$(lab_exec gw ip route show table 2470 2>/dev/null)" ""
+
+# IPv6 off on the gateway (sysctl disable_ipv6, common on such boxes): the kernel refuses the IPv6
+# local route ("IPv6 is disabled on nexthop device"); IPv4 must not wait on it
+lab_exec gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1
+lab_bg gw pgw-agent-v6off "$PGW_BIN/pgw-agent"
+check "IPv6 off: the agent applies tproxy mode" wait_for 5 lab_exec gw nft list chain inet pgw mangle_prerouting
+check_match "... with the IPv4 fwmark rule" "$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
+check "... and says IPv4 only" grep -q 'TPROXY policy routing: IPv4 only (IPv6 is off here: Permission denied)' "$LAB_DIR/pgw-agent-v6off.log"
+check_fails "... with no failed reconcile" grep -q 'reconcile failed' "$LAB_DIR/pgw-agent-v6off.log"
+check_eq "... and the client exits at its proxy through TPROXY" \
+	"$(lab_exec lan curl -sS -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
+sleep 6 # a verify: it does not warn about IPv6 every 5 s
+check_fails "... and its verify does not complain" grep -q 'cannot verify the TPROXY policy routing' "$LAB_DIR/pgw-agent-v6off.log"
 finish
