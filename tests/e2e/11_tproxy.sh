@@ -80,7 +80,10 @@ check_eq "... no route left in table 2470" "$(lab_exec gw ip route show table 24
 # IPv6 off on the gateway (sysctl disable_ipv6, common on such boxes): the kernel refuses the IPv6
 # local route ("IPv6 is disabled on nexthop device"); IPv4 must not wait on it
 lab_exec gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1
+lab_stop_pid "$(awk '$2 == "pgw-forwarder" {print $1}' "$LAB_DIR/pids")" # both start with IPv6 off
+lab_bg gw pgw-forwarder-v6off "$PGW_BIN/pgw-forwarder"
 lab_bg gw pgw-agent-v6off "$PGW_BIN/pgw-agent"
+check "IPv6 off: the forwarder listens" wait_for 5 grep -q 'listening on port 12345 (REDIRECT), 12346 (TPROXY)' "$LAB_DIR/pgw-forwarder-v6off.log"
 check "IPv6 off: the agent applies tproxy mode" wait_for 5 lab_exec gw nft list chain inet pgw mangle_prerouting
 check_match "... with the IPv4 fwmark rule" "$(lab_exec gw ip rule show)" "fwmark 0x2470 lookup 2470"
 check "... and says IPv4 only" grep -q 'TPROXY policy routing: IPv4 only (IPv6 is off here: Permission denied)' "$LAB_DIR/pgw-agent-v6off.log"
