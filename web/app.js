@@ -169,7 +169,7 @@ async function logout() {
   state.csrf = '';
   state.org = '';
   if (r && r.end_session_url) { location.assign(r.end_session_url); return; } /* the provider's session too */
-  showLogin();
+  location.replace('/'); /* a new page: nothing of this user's stays for the next (a key's secret, open forms, previews) */
 }
 
 /* The organisation to show: the one chosen before if it is still the user's, else the only

@@ -454,9 +454,12 @@ await step('an answer that comes after the organisation was switched is dropped,
   if (await page.locator('article[data-proxy="acme-socks"]').count()) throw new Error('acme\'s proxy drawn in default');
   if (!(await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).count())) throw new Error('default\'s proxy gone');
 });
-await step('log out returns to the login page', async () => {
+await step('log out returns to the login page, and nothing of the user stays in it', async () => {
+  await page.evaluate(() => { $('#kf-new').textContent = 'pgwk_left-behind'; flash('left behind'); }); /* as a new key's secret */
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('heading', { name: 'Log in' }).waitFor({ timeout: 5000 });
+  const left = await page.evaluate(() => [document.body.textContent.includes('pgwk_left-behind'), $('#flash').textContent, state.me]);
+  if (left[0] || left[1] || left[2]) throw new Error(`left in the page: ${JSON.stringify(left)}`);
 });
 // The browser logs every non-2xx fetch as a console error; the test provokes three on purpose
 // (a wrong password: 401, a link-local client: 400, a mapping to a dead proxy: 422). Anything
