@@ -7,7 +7,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', org: sessionStorage.getItem('pgw.org') || '',
   proxies: [], mappings: [], health: {},
-  history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: null,
+  history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: { mappings: null, proxies: null },
   tput: { t: [], down: [], up: [], per: {}, last: 0 }, charts: {}, conns: { items: [], total: 0, next: null, error: '' },
   webhooks: [] };
 
@@ -212,6 +212,8 @@ async function start() {
   state.fwdPrev = null;
   for (const c of Object.values(state.charts)) c.plot.destroy();
   state.charts = {};
+  csvReset('mappings');
+  csvReset('proxies');
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
   requestAnimationFrame(() => { drawLatency(); drawThroughput(); }); /* once laid out: a chart needs its width */
@@ -907,14 +909,24 @@ const csvIds = { mappings: 'csv', proxies: 'pcsv' };
 /* A proxies file is CSV when its first line names the columns, else proxy URIs. */
 const csvType = (kind, text) => (kind === 'proxies' && !/^\ufeff?name,/.test(text) ? 'text/plain' : 'text/csv');
 
+/* A file previewed is imported into the organisation it was previewed for: another one shown (or
+   another user) forgets it. */
+function csvReset(kind) {
+  const id = csvIds[kind];
+  state.csvText[kind] = null;
+  $(`#${id}-import`).hidden = true;
+  $(`#${id}-preview`).replaceChildren();
+  $(`#${id}-file`).value = '';
+}
+
 async function previewCsv(ev, kind = 'mappings') {
   const id = csvIds[kind], file = ev.target.files[0], out = $(`#${id}-preview`);
   $(`#${id}-import`).hidden = true;
   out.replaceChildren();
   if (!file) return;
-  state.csvText = await file.text();
+  const text = state.csvText[kind] = await file.text();
   try {
-    const r = await api('POST', `/${kind}/import?dry_run=true`, state.csvText, { type: csvType(kind, state.csvText) });
+    const r = await api('POST', `/${kind}/import?dry_run=true`, text, { type: csvType(kind, text) });
     out.append(el('p', {}, `${r.rows} rows: ${r.created} new, ${r.updated} changed, ${r.unchanged} unchanged.`));
     $(`#${id}-import`).hidden = r.created + r.updated === 0;
   } catch (e) {
@@ -925,13 +937,12 @@ async function previewCsv(ev, kind = 'mappings') {
 }
 
 async function importCsv(kind = 'mappings') {
-  const id = csvIds[kind];
+  const text = state.csvText[kind];
+  if (text === null) return;
   try {
-    const r = await api('POST', `/${kind}/import`, state.csvText, { type: csvType(kind, state.csvText) });
+    const r = await api('POST', `/${kind}/import`, text, { type: csvType(kind, text) });
     flash(`Imported: ${r.created} new, ${r.updated} changed.`);
-    $(`#${id}-import`).hidden = true;
-    $(`#${id}-preview`).replaceChildren();
-    $(`#${id}-file`).value = '';
+    csvReset(kind);
     await (kind === 'proxies' ? loadProxies() : loadMappings());
     renderAll();
   } catch (e) { failed(e); }

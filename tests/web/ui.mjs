@@ -454,6 +454,19 @@ await step('an answer that comes after the organisation was switched is dropped,
   if (await page.locator('article[data-proxy="acme-socks"]').count()) throw new Error('acme\'s proxy drawn in default');
   if (!(await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).count())) throw new Error('default\'s proxy gone');
 });
+await step('a file previewed for import in one organisation is forgotten when another is shown', async () => {
+  /* default is shown: a mappings file previewed there (its Import offered) */
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  const csv = 'client_ip,proxy,enabled,label\r\n192.168.2.14,web-http,false,for-default\r\n';
+  await page.locator('#csv-file').setInputFiles({ name: 'default.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.locator('#csv-preview').getByText('1 rows: 1 new, 0 changed, 0 unchanged.').waitFor({ timeout: 10000 });
+  await page.locator('#csv-import').waitFor({ state: 'visible', timeout: 5000 });
+  await page.getByLabel('Organisation', { exact: true }).selectOption({ label: 'acme' });
+  await page.locator('#csv-import').waitFor({ state: 'hidden', timeout: 10000 });
+  const left = await page.evaluate(() => [$('#csv-preview').textContent, $('#csv-file').value, state.csvText.mappings]);
+  if (left[0] || left[1] || left[2] !== null) throw new Error(`still there: ${JSON.stringify(left)}`);
+  await page.getByLabel('Organisation', { exact: true }).selectOption({ label: 'default' });
+});
 await step('log out returns to the login page, and nothing of the user stays in it', async () => {
   await page.evaluate(() => { $('#kf-new').textContent = 'pgwk_left-behind'; flash('left behind'); }); /* as a new key's secret */
   await page.getByRole('button', { name: 'Log out' }).click();
