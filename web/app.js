@@ -735,7 +735,14 @@ function renderProxies() {
       el('button', { type: 'button', class: 'small danger', onclick: () => deleteProxy(p) }, 'Delete'))) : null)));
   const sel = $('#mf-proxy');
   const cur = sel.value;
-  sel.replaceChildren(...state.proxies.map((p) => el('option', { value: p.id }, `${p.name} (${(state.health[p.id] || {}).status || 'unknown'})`)));
+  const want = state.proxies.map((p) => [String(p.id), `${p.name} (${(state.health[p.id] || {}).status || 'unknown'})`]);
+  /* the same proxies: their labels changed in place (rebuilding the options at every health event
+     would close the list under the pointer of someone choosing from it) */
+  if (sel.options.length === want.length && want.every(([id], i) => sel.options[i].value === id)) {
+    want.forEach(([, label], i) => { if (sel.options[i].textContent !== label) sel.options[i].textContent = label; });
+    return;
+  }
+  sel.replaceChildren(...want.map(([id, label]) => el('option', { value: id }, label)));
   if (cur) sel.value = cur;
 }
 

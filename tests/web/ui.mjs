@@ -133,6 +133,17 @@ await step('a pipelined proxy is shown pipelined, and still after a live health 
   if ((await card.textContent()) !== 'pipelined (1 round trip)') throw new Error(`after the event: ${await card.textContent()}`);
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
 });
+await step('the mapping form\'s list of proxies stays put through live health events (an open list is not closed)', async () => {
+  await page.getByRole('button', { name: 'Add mapping' }).click();
+  const first = await page.locator('#mf-proxy option').first().elementHandle();
+  const id = await page.evaluate(() => state.proxies[0].id);
+  const seen = await page.evaluate((i) => (state.health[i] || {}).checked_at, id);
+  await page.waitForFunction(([i, t]) => (state.health[i] || {}).checked_at !== t, [id, seen], { timeout: 15000 });
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 100)))); /* its render done */
+  const attached = await first.evaluate((o) => o.isConnected);
+  await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
+  if (!attached) throw new Error('the options were made again');
+});
 await step('each proxy card says whether the proxy carries DNS (and why not)', async () => {
   await page.getByRole('tab', { name: 'Dashboard' }).click();
   const dns = page.locator('article[data-proxy="dante"] dd.dns');
