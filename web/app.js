@@ -259,8 +259,8 @@ function reasonsSoon() {
   reasonTimer = setTimeout(() => background(api('GET', '/clients').then((c) => {
     state.clients = c.items;
     applyReasons(c.items);
-    renderMappings();
-    renderClients();
+    liveRender('mapping-table', renderMappings);
+    liveRender('client-table', renderClients);
   })), 200);
 }
 
@@ -374,6 +374,29 @@ async function loadStatus() {
 }
 
 function renderAll() { renderDashboard(); renderProxies(); renderMappings(); drawLatency(); drawThroughput(); }
+
+/* A live event does not redraw a table under the keyboard: while the focus is on a control in its
+   rows (Edit, Delete, Usage, a checkbox), the redraw waits until the focus leaves the table. The
+   user's own actions redraw at once. */
+function liveRender(table, render) {
+  const tb = $(`#${table} tbody`);
+  if (!tb || !tb.contains(document.activeElement)) { render(); return; }
+  if (tb.dataset.pending) return;
+  tb.dataset.pending = '1';
+  tb.addEventListener('focusout', function later(ev) {
+    if (tb.contains(ev.relatedTarget)) return; /* still inside */
+    tb.removeEventListener('focusout', later);
+    delete tb.dataset.pending;
+    render();
+  });
+}
+function renderAllLive() {
+  renderDashboard();
+  liveRender('proxy-table', renderProxies);
+  liveRender('mapping-table', renderMappings);
+  drawLatency();
+  drawThroughput();
+}
 
 /* ---------- charts (uPlot, web/vendor/uplot; colours from the theme) ---------- */
 
@@ -1148,7 +1171,7 @@ function background(promise) {
 let refetchTimer = null;
 function refetchSoon() {
   clearTimeout(refetchTimer);
-  refetchTimer = setTimeout(() => background(Promise.all([loadProxies(), loadMappings()]).then(renderAll)), 150);
+  refetchTimer = setTimeout(() => background(Promise.all([loadProxies(), loadMappings()]).then(renderAllLive)), 150);
 }
 
 function connectEvents() {
@@ -1167,12 +1190,12 @@ function connectEvents() {
     if (hist.length > 30) hist.shift();
     renderDashboard();
     drawLatency();
-    renderProxies();
+    liveRender('proxy-table', renderProxies);
   });
   /* one event per client: a proxy with 200 clients going down sends 200. Apply each in place
    * and render once per frame; only an unknown or removed client needs a (coalesced) refetch. */
   let frame = 0;
-  const renderSoon = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; renderDashboard(); renderMappings(); }); };
+  const renderSoon = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; renderDashboard(); liveRender('mapping-table', renderMappings); }); };
   es.addEventListener('client', (ev) => {
     const c = JSON.parse(ev.data);
     const m = state.mappings.find((x) => x.client_ip === c.client_ip);

@@ -144,6 +144,20 @@ await step('the mapping form\'s list of proxies stays put through live health ev
   await page.locator('#mapping-form').getByRole('button', { name: 'Cancel' }).click();
   if (!attached) throw new Error('the options were made again');
 });
+await step('a live event does not take the keyboard focus from the proxy table; it redraws once the focus leaves', async () => {
+  const edit = page.locator('#proxy-table tr[data-proxy="web-http"]').getByRole('button', { name: 'Edit' });
+  await edit.focus();
+  const id = await page.evaluate(() => state.proxies[0].id);
+  const seen = await page.evaluate((i) => (state.health[i] || {}).checked_at, id);
+  await page.waitForFunction(([i, t]) => (state.health[i] || {}).checked_at !== t, [id, seen], { timeout: 15000 });
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 100))));
+  const kept = await edit.evaluate((b) => b === document.activeElement);
+  const pending = await page.evaluate(() => !!$('#proxy-table tbody').dataset.pending);
+  await page.locator('#proxy-search').focus(); /* the focus leaves: the redraw comes */
+  await page.waitForFunction(() => !$('#proxy-table tbody').dataset.pending, null, { timeout: 5000 });
+  if (!kept) throw new Error('the focused button was redrawn away');
+  if (!pending) throw new Error('no redraw was held');
+});
 await step('each proxy card says whether the proxy carries DNS (and why not)', async () => {
   await page.getByRole('tab', { name: 'Dashboard' }).click();
   const dns = page.locator('article[data-proxy="dante"] dd.dns');
