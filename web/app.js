@@ -104,8 +104,15 @@ const badge = (status) => el('span', { class: `badge ${status}`, 'data-status': 
 function showLogin(msg = '') {
   if (state.es) { state.es.close(); state.es = null; }
   state.me = null;
-  /* nothing of the user before stays for the next: their messages, their unsaved edits */
+  /* nothing of the user before stays for the next: their messages, a key's secret, open forms,
+     previews, their unsaved edits (a logout loads a new page; this is for a session that ended) */
   $('#flash').replaceChildren();
+  $('#kf-new').replaceChildren();
+  $('#kf-new').hidden = true;
+  $$('[data-cancel]').forEach((b) => { const f = b.closest('form'); f.reset(); f.hidden = true; });
+  $('#client-usage').hidden = true;
+  csvReset('mappings');
+  csvReset('proxies');
   configLoaded = {};
   configBuiltFor = '';
   for (const id of ['#org-health-url', '#org-dns-upstream']) { $(id).value = ''; delete $(id).dataset.loaded; }
@@ -191,10 +198,15 @@ function chooseOrg(me) {
 async function switchOrg(ev) {
   orgGen++;
   if (state.es) { state.es.close(); state.es = null; } /* none of the one before from now on */
+  $('#live').textContent = 'reconnecting…';
+  $('#live').classList.remove('on');
   state.org = ev.target.value;
   sessionStorage.setItem('pgw.org', state.org);
   state.history = {};
-  try { await start(); } catch (e) { if (!unshown(e)) flash(e.message, true); }
+  try { await start(); } catch (e) {
+    if (!unshown(e)) flash(e.message, true);
+    if (!(e instanceof StaleAnswer) && !state.es && state.me) connectEvents(); /* live again, whatever failed */
+  }
 }
 
 async function start() {
@@ -375,12 +387,12 @@ async function loadStatus() {
 
 function renderAll() { renderDashboard(); renderProxies(); renderMappings(); drawLatency(); drawThroughput(); }
 
-/* A live event does not redraw a table under the keyboard: while the focus is on a control in its
-   rows (Edit, Delete, Usage, a checkbox), the redraw waits until the focus leaves the table. The
-   user's own actions redraw at once. */
+/* A live event does not redraw a table under the keyboard: while the keyboard's focus (not a
+   click's) is on a control in its rows (Edit, Delete, Usage, a checkbox), the redraw waits until
+   the focus leaves the table. The user's own actions redraw at once. */
 function liveRender(table, render) {
-  const tb = $(`#${table} tbody`);
-  if (!tb || !tb.contains(document.activeElement)) { render(); return; }
+  const tb = $(`#${table} tbody`), a = document.activeElement;
+  if (!tb || !tb.contains(a) || !a.matches(':focus-visible')) { render(); return; }
   if (tb.dataset.pending) return;
   tb.dataset.pending = '1';
   tb.addEventListener('focusout', function later(ev) {
@@ -550,7 +562,7 @@ async function closeConn(x) {
   try {
     await api('DELETE', `/connections/${x.id}`);
     flash(`Connection ${x.id} of ${x.client_ip} closed.`);
-  } catch (e) { flash(e.status === 404 ? `Connection ${x.id} had already ended.` : e.message, e.status !== 404); }
+  } catch (e) { if (!unshown(e)) flash(e.status === 404 ? `Connection ${x.id} had already ended.` : e.message, e.status !== 404); }
   await loadConns();
 }
 
@@ -754,7 +766,7 @@ function renderProxies() {
     el('td', {}, p.name), el('td', {}, p.type), el('td', {}, hostPort(p)), el('td', {}, badge(p.status)),
     isAdmin() ? el('td', {}, el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'small ghost', onclick: () => checkProxy(p) }, 'Check'),
-      el('button', { type: 'button', class: 'small ghost', onclick: () => editProxy(p) }, 'Edit'),
+      el('button', { type: 'button', class: 'small ghost', onclick: () => editProxy(state.proxies.find((x) => x.id === p.id) || p) }, 'Edit'), /* as it is now */
       el('button', { type: 'button', class: 'small danger', onclick: () => deleteProxy(p) }, 'Delete'))) : null)));
   const sel = $('#mf-proxy');
   const cur = sel.value;
@@ -833,7 +845,7 @@ async function checkProxy(p) {
   try {
     const r = await api('POST', `/proxies/${p.id}/check`, {});
     flash(r.status === 'up' ? `${p.name} is up: ${r.latency_ms} ms${r.exit_ip ? `, exit IP ${r.exit_ip}` : ''}.` : `${p.name} is down: ${r.error}.`, r.status !== 'up', wait);
-  } catch (e) { flash(e.message, true, wait); }
+  } catch (e) { if (!unshown(e)) flash(e.message, true, wait); else wait.remove(); }
 }
 
 /* ---------- mappings ---------- */
@@ -851,7 +863,7 @@ function renderMappings() {
     el('td', {}, el('input', { type: 'checkbox', checked: m.enabled, disabled: !isAdmin(), 'aria-label': `enabled for ${m.client_ip}`,
       onchange: (ev) => toggleMapping(m, ev.target) })),
     isAdmin() ? el('td', {}, el('div', { class: 'actions' },
-      el('button', { type: 'button', class: 'small ghost', onclick: () => editMapping(m) }, 'Edit'),
+      el('button', { type: 'button', class: 'small ghost', onclick: () => editMapping(state.mappings.find((x) => x.id === m.id) || m) }, 'Edit'),
       el('button', { type: 'button', class: 'small danger', onclick: () => deleteMapping(m) }, 'Delete'))) : null)));
 }
 
@@ -954,9 +966,10 @@ async function previewCsv(ev, kind = 'mappings') {
   $(`#${id}-import`).hidden = true;
   out.replaceChildren();
   if (!file) return;
-  const text = state.csvText[kind] = await file.text();
+  const text = state.csvText[kind] = await file.text(), gen = orgGen;
   try {
     const r = await api('POST', `/${kind}/import?dry_run=true`, text, { type: csvType(kind, text) });
+    if (gen !== orgGen) return; /* previewed for the organisation before: forgotten (csvReset) */
     out.append(el('p', {}, `${r.rows} rows: ${r.created} new, ${r.updated} changed, ${r.unchanged} unchanged.`));
     $(`#${id}-import`).hidden = r.created + r.updated === 0;
   } catch (e) {
@@ -1007,9 +1020,11 @@ async function saveOrgConfig(ev) {
   ev.preventDefault();
   const f = ev.target, err = $('.error', f), v = f.elements.health_url.value.trim();
   const dns = f.elements.dns_upstream.value.trim();
+  const org = state.org;
   err.textContent = '';
   try {
-    await api('PUT', `/orgs/${encodeURIComponent(state.org)}/settings`, { health_url: v || null, dns_upstream: dns || null });
+    await api('PUT', `/orgs/${encodeURIComponent(org)}/settings`, { health_url: v || null, dns_upstream: dns || null });
+    if (org !== state.org) return; /* another organisation is shown now: its form is its own */
     for (const [i, sent] of [[f.elements.health_url, v], [f.elements.dns_upstream, dns]]) { /* saved: no longer an edit */
       if (i.value.trim() === sent) i.value = sent; /* (else typed on meanwhile: still an edit) */
       i.dataset.loaded = sent;
