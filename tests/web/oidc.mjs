@@ -51,6 +51,8 @@ if (phase === 'login') {
   let alice;
   await step(`the login page offers "Sign in with ${env.PROVIDER}"`, async () => {
     const page = await fresh();
+    /* shown (and named) once GET /auth/methods has answered: after the login form is */
+    await page.locator('#sso-login').waitFor({ state: 'visible', timeout: 10000 });
     const text = (await page.locator('#sso-login').textContent()).trim();
     if (text !== `Sign in with ${env.PROVIDER}`) throw new Error(`button: ${text}`);
     await page.context().close();
