@@ -82,14 +82,22 @@ static struct nlmsghdr *route_msg(char *buf, uint8_t family, uint16_t type, uint
 	return nlh;
 }
 
-static int tproxy_family(struct mnl_socket *nl, char *buf, uint8_t f, int on, uint32_t *seq, uint32_t lo)
+/* on: 1 add (the route replaced), 2 add only what is missing (EXCL: nothing there is touched);
+ * *made counts what was added. 0 remove. */
+static int tproxy_family(struct mnl_socket *nl, char *buf, uint8_t f, int on, uint32_t *seq, uint32_t lo, int *made)
 {
-	int r;
+	int r, had;
 
 	if (on) {
-		r = talk(nl, route_msg(buf, f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, ++*seq, lo), 0);
+		r = talk_hit(
+		    nl,
+		    route_msg(buf, f, RTM_NEWROUTE, NLM_F_CREATE | (on == 2 ? NLM_F_EXCL : NLM_F_REPLACE), ++*seq, lo),
+		    EEXIST, &had);
+		*made += r == 0 && !had;
 		if (r == 0)
-			r = talk(nl, rule_msg(buf, f, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, ++*seq), EEXIST);
+			r = talk_hit(nl, rule_msg(buf, f, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, ++*seq), EEXIST,
+				     &had);
+		*made += r == 0 && !had;
 		return r;
 	}
 	r = talk(nl, rule_msg(buf, f, RTM_DELRULE, 0, ++*seq), ENOENT);
@@ -97,20 +105,6 @@ static int tproxy_family(struct mnl_socket *nl, char *buf, uint8_t f, int on, ui
 		; /* duplicates left by older runs */
 	if (r == 0)
 		r = talk(nl, route_msg(buf, f, RTM_DELROUTE, 0, ++*seq, lo), ESRCH);
-	return r;
-}
-
-/* The route and the rule of family f added where missing (only there: EXCL): *made counts those
- * that were. */
-static int tproxy_restore(struct mnl_socket *nl, char *buf, uint8_t f, uint32_t *seq, uint32_t lo, int *made)
-{
-	int r, had;
-
-	r = talk_hit(nl, route_msg(buf, f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ++*seq, lo), EEXIST, &had);
-	*made += r == 0 && !had;
-	if (r == 0)
-		r = talk_hit(nl, rule_msg(buf, f, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, ++*seq), EEXIST, &had);
-	*made += r == 0 && !had;
 	return r;
 }
 
@@ -130,9 +124,8 @@ static int route_do(int on, int *made, char *err, size_t errlen)
 			mnl_socket_close(nl);
 		return -errno;
 	}
-	r = on == 2 ? tproxy_restore(nl, buf, AF_INET, &seq, lo, made) : tproxy_family(nl, buf, AF_INET, on, &seq, lo);
-	r6 = on == 2 ? tproxy_restore(nl, buf, AF_INET6, &seq, lo, made)
-		     : tproxy_family(nl, buf, AF_INET6, on, &seq, lo);
+	r = tproxy_family(nl, buf, AF_INET, on, &seq, lo, made);
+	r6 = tproxy_family(nl, buf, AF_INET6, on, &seq, lo, made);
 	/* IPv6 off here: no IPv6 client can be TPROXYed, nothing to route. Off in the kernel
 	 * (ipv6.disable=1): no IPv6 rtnetlink (EAFNOSUPPORT, EOPNOTSUPP); off on lo (sysctl
 	 * disable_ipv6, common on gateways): "IPv6 is disabled on nexthop device" (EACCES). Such a

@@ -69,7 +69,7 @@ function flash(msg, bad = false, replace = null) {
   line.className = bad ? 'bad' : '';
   f.prepend(line); /* an answer is news: it moves to the top */
   while (f.children.length > FLASH_KEEP) f.lastElementChild.remove();
-  for (const [i, el] of [...f.children].entries()) el.classList.toggle('old', i > 0);
+  [...f.children].forEach((line, i) => line.classList.toggle('old', i > 0));
   return line;
 }
 
@@ -110,9 +110,7 @@ function showLogin(msg = '') {
   $('#kf-new').replaceChildren();
   $('#kf-new').hidden = true;
   $$('[data-cancel]').forEach((b) => { const f = b.closest('form'); f.reset(); f.hidden = true; });
-  $('#client-usage').hidden = true;
-  csvReset('mappings');
-  csvReset('proxies');
+  $('#client-usage').hidden = true; /* (start() forgets previewed files) */
   configLoaded = {};
   configBuiltFor = '';
   for (const id of ['#org-health-url', '#org-dns-upstream']) { $(id).value = ''; delete $(id).dataset.loaded; }
@@ -635,7 +633,7 @@ async function saveWebhook(ev) {
 async function testWebhook(w) {
   const wait = flash(`Sending a test event to ${w.name}…`);
   let r;
-  try { r = await api('POST', `/webhooks/${w.id}/test`, {}); } catch (e) { if (!(e instanceof ApiError && e.status === 401)) flash(e.message, true, wait); return; }
+  try { r = await api('POST', `/webhooks/${w.id}/test`, {}); } catch (e) { if (!unshown(e)) flash(e.message, true, wait); return; }
   if (r.delivered) flash(`Test event delivered to ${w.name} (HTTP ${r.status}, ${r.duration_ms} ms).`, false, wait);
   else flash(`Test event not delivered to ${w.name}: ${r.error}`, true, wait);
   await loadWebhooks();
