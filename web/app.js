@@ -9,7 +9,7 @@ const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', org: s
   proxies: [], mappings: [], health: {},
   history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: { mappings: null, proxies: null },
   tput: { t: [], down: [], up: [], per: {}, last: 0 }, charts: {}, conns: { items: [], total: 0, next: null, error: '' },
-  webhooks: [] };
+  connQuery: { client: '', proxy: '' }, webhooks: [] };
 
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
@@ -505,8 +505,11 @@ let connsGen = 0, connsBusy = false;
 async function loadConns(more = false, auto = false) {
   if (auto && connsBusy) return; /* the 2 s refresh waits for an answer still coming */
   const gen = ++connsGen; /* a later question (another filter, More) makes this answer stale */
+  /* the filter as last asked for: the 2 s refresh and More keep to it while a client's address is
+   * still being typed (the question goes 300 ms after the last key), not a half-typed one */
+  if (!auto && !more) state.connQuery = { client: $('#conn-client').value.trim(), proxy: $('#conn-proxy').value };
   const q = new URLSearchParams({ limit: String(more ? 200 : Math.min(1000, Math.max(200, state.conns.items.length))) });
-  const c = $('#conn-client').value.trim(), p = $('#conn-proxy').value;
+  const { client: c, proxy: p } = state.connQuery;
   if (c) q.set('client', c);
   if (p) q.set('proxy', p);
   if (more && state.conns.next) q.set('cursor', String(state.conns.next));
@@ -533,7 +536,7 @@ function renderConns() {
     sel.value = cur;
     sel.dataset.key = key;
   }
-  const c = state.conns, client = $('#conn-client').value.trim();
+  const c = state.conns, client = state.connQuery.client; /* the client whose rows are shown */
   $('#conn-total').textContent = c.error ? c.error
     : `${c.total} open connection${c.total === 1 ? '' : 's'}${c.items.length < c.total ? `, ${c.items.length} shown` : ''}`;
   $('#conn-total').classList.toggle('bad', !!c.error);
@@ -565,7 +568,7 @@ async function closeConn(x) {
 }
 
 async function closeClientConns() {
-  const ip = $('#conn-client').value.trim();
+  const ip = state.connQuery.client;
   if (!ip || !window.confirm(`Close every open connection of ${ip}? It may connect again.`)) return;
   const r = await api('DELETE', `/connections?client=${encodeURIComponent(ip)}`);
   flash(`${r.closed} connection${r.closed === 1 ? '' : 's'} of ${ip} closed.`);

@@ -107,6 +107,50 @@ await step('the table sorts by a column with the keyboard (the rows in that orde
   await page.locator('#conn-client').fill(env.CLIENT);
   return seen.join('; ');
 });
+await step('while a client\'s address is being typed, the 2 s refresh keeps to the filter last asked for (no half-typed address asked)', async () => {
+  await until('the table filtered to the client', async () => page.evaluate((c) => {
+    const rows = [...document.querySelectorAll('#conn-table tr[data-client]')];
+    return rows.length > 0 && rows.every((r) => r.dataset.client === c);
+  }, env.CLIENT));
+  /* every question for connections, with the time since the filter's last key: only the 300 ms
+   * pause after typing may ask for what the box holds */
+  await page.evaluate(() => {
+    const t = window.__typing = { last: performance.now(), asked: [], bad: false };
+    document.querySelector('#conn-client').addEventListener('input', () => { t.last = performance.now(); }, true);
+    const f = window.fetch;
+    window.fetch = (u, o) => {
+      if (String(u).startsWith('/api/v1/connections?')) t.asked.push({ q: String(u), after: performance.now() - t.last });
+      return f(u, o);
+    };
+    const total = document.querySelector('#conn-total');
+    new MutationObserver(() => { if (total.classList.contains('bad')) t.bad = true; }).observe(total, { attributes: true });
+  });
+  const last = env.CLIENT.slice(env.CLIENT.lastIndexOf('.') + 1);
+  await page.locator('#conn-client').focus();
+  await page.keyboard.press('End');
+  for (let i = 0; i < last.length; i++) await page.keyboard.press('Backspace'); /* "192.168.2." */
+  const end = Date.now() + 3000; /* a key every ~100 ms for 3 s: at least one 2 s refresh */
+  while (Date.now() < end) {
+    await page.keyboard.press('9');
+    await sleep(50);
+    await page.keyboard.press('Backspace');
+    await sleep(50);
+  }
+  const t = await page.evaluate(() => window.__typing);
+  const want = `client=${env.CLIENT}`;
+  if (!t.asked.length) throw new Error('no refresh while typing');
+  const half = t.asked.filter((a) => !a.q.includes(`${want}&`) && !a.q.endsWith(want));
+  const early = half.filter((a) => a.after < 290);
+  if (early.length) throw new Error(`asked ${early.map((a) => `${a.q} ${Math.round(a.after)} ms after a key`).join('; ')}`);
+  if (!half.length) { /* no pause long enough for the filter to go: the rows are the last filter's still */
+    if (t.bad) throw new Error(`the count showed an error while typing: ${await page.locator('#conn-total').textContent()}`);
+    if (!(await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).count())) throw new Error('the rows went while typing');
+  }
+  await page.keyboard.type(last);
+  await until('the filter asked for again', async () => (await page.evaluate(() => window.__typing.asked.length)) > t.asked.length);
+  await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ timeout: 10000 });
+  return `${t.asked.length} refreshes while typing, all ${want}${half.length ? ` (${half.length} after a pause)` : ''}`;
+});
 await shot(page, 'connections');
 await step('closed from the UI: it disappears and the client\'s transfer ends', async () => {
   const id = await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().getAttribute('data-conn');
