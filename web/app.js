@@ -110,7 +110,7 @@ function showLogin(msg = '') {
   $('#kf-new').replaceChildren();
   $('#kf-new').hidden = true;
   $$('[data-cancel]').forEach((b) => { const f = b.closest('form'); f.reset(); f.hidden = true; });
-  $('#client-usage').hidden = true; /* (start() forgets previewed files) */
+  hideUsage(); /* (start() forgets previewed files) */
   configLoaded = {};
   configBuiltFor = '';
   for (const id of ['#org-health-url', '#org-dns-upstream']) { $(id).value = ''; delete $(id).dataset.loaded; }
@@ -224,11 +224,24 @@ async function start() {
   state.charts = {};
   csvReset('mappings');
   csvReset('proxies');
+  /* the tabs that load on a visit: nothing of the organisation before stays drawn (the tab shown asks again below) */
+  hideUsage();
+  state.clients = [];
+  state.devices = [];
+  state.conns = { items: [], total: 0, next: null, error: '' };
+  state.connQuery.proxy = ''; /* the proxies are the other organisation's */
+  $('#conn-proxy').value = '';
+  state.webhooks = [];
+  renderClients();
+  renderConns();
+  renderWebhooks();
   await Promise.all([loadProxies(), loadMappings(), loadStatus()]);
   renderAll();
   requestAnimationFrame(() => { drawLatency(); drawThroughput(); }); /* once laid out: a chart needs its width */
   background(loadConfig());
   if (isAdmin()) { if (state.me.superadmin) background(loadUsers()); background(loadKeys()); background(loadAudit(true)); }
+  const shown = $('[role=tab][aria-selected="true"]');
+  if (shown && ['tab-clients', 'tab-conns', 'tab-config'].includes(shown.id)) loadTab(shown);
   connectEvents();
 }
 
@@ -270,7 +283,7 @@ function reasonsSoon() {
     state.clients = c.items;
     applyReasons(c.items);
     liveRender('mapping-table', renderMappings);
-    liveRender('client-table', renderClients);
+    liveRender('client-table', renderClientTable);
   })), 200);
 }
 
@@ -307,7 +320,9 @@ function mapDevice(d) {
   f.proxy_id.focus();
 }
 
-function renderClients() {
+function renderClients() { renderClientTable(); renderDevices(); }
+
+function renderClientTable() {
   const q = $('#client-search').value;
   const pname = (id) => (state.proxies.find((p) => p.id === id) || {}).name || (id ? `#${id}` : '–');
   const rows = (state.clients || []).map((c) => ({
@@ -316,7 +331,7 @@ function renderClients() {
     quota_used: c.quota ? c.quota.used / c.quota.limit : -1,
     limit: [c.limits.down_kbit ? `↓ ${kbit(c.limits.down_kbit)}` : '', c.limits.up_kbit ? `↑ ${kbit(c.limits.up_kbit)}` : ''].filter((x) => x).join(' ') || '–',
   })).filter((c) => matches(q, c.client_ip, c.label, c.state, c.reason || '', c.via, c.device));
-  $('#client-table tbody').replaceChildren(...sortable($('#client-table'), 'clients', rows, renderClients).map((c) => el('tr', { 'data-client': c.client_ip },
+  $('#client-table tbody').replaceChildren(...sortable($('#client-table'), 'clients', rows, renderClientTable).map((c) => el('tr', { 'data-client': c.client_ip, 'data-bytes-down': c.down },
     el('td', {}, c.client_ip), el('td', {}, c.label),
     el('td', {}, c.hostname ? el('span', {}, c.hostname, ' ') : null, c.mac ? el('span', { class: 'mac', title: 'bound: admitted only from this MAC' }, c.mac) : (c.hostname ? null : '–'),
       (c.mac_refused || []).length ? el('span', { class: 'why', 'data-refused': String(c.mac_refused.length),
@@ -330,7 +345,19 @@ function renderClients() {
       isAdmin() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'grant')) }, 'Grant') : null,
       isAdmin() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'reset')) }, 'Reset') : null] : '–'), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
     el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
-  renderDevices();
+}
+
+/* While the Clients tab is shown it follows the counters by itself (every 4 s, from the 2 s
+   tick), the drill-down too: a redraw waits for the keyboard as live events' do. */
+let clientsBusy = false;
+async function refreshClients() {
+  if (clientsBusy) return;
+  clientsBusy = true;
+  try { await loadClients(); } finally { clientsBusy = false; }
+  liveRender('client-table', renderClientTable);
+  liveRender('device-table', renderDevices);
+  const box = $('#client-usage');
+  if (!box.hidden) await showUsage(box.dataset.client, true);
 }
 
 /* Grant a client more of its quota (asked for, in MB) or start its count over. */
@@ -350,22 +377,35 @@ async function quotaAction(c, what) {
 }
 
 /* The client's last day, bytes per minute (down and up, minutes without traffic left out), with uPlot (web/vendor/uplot). */
-async function showUsage(ip) {
+let usageGen = 0;
+function hideUsage() {
+  usageGen++; /* an answer on its way is not drawn */
+  $('#client-usage').hidden = true;
+  if (state.usagePlot) { state.usagePlot.destroy(); state.usagePlot = null; }
+}
+async function showUsage(ip, auto = false) {
+  const gen = ++usageGen; /* another client's Usage, a hide or a switch makes this answer stale */
+  if (!auto) $('#client-usage').dataset.client = ip; /* the one a refresh asks for from now on */
   const u = await api('GET', `/clients/${encodeURIComponent(ip)}/usage`);
+  if (gen !== usageGen) return;
   const box = $('#client-usage'), chart = $('#client-usage-chart');
   box.hidden = false;
   box.dataset.client = ip;
   $('#client-usage-title').textContent = `Usage of ${ip}, last day (per minute)`;
   $('#client-usage-total').textContent = `${size(u.total.bytes_down)} down, ${size(u.total.bytes_up)} up, ${u.total.connections} connections`;
   const lc = $('#client-usage-conns');
-  lc.replaceChildren();
+  if (!auto) lc.replaceChildren();
   api('GET', `/connections?client=${encodeURIComponent(ip)}&limit=1`).then((r) => {
-    lc.replaceChildren(`${r.total} open connection${r.total === 1 ? '' : 's'} now `,
-      el('button', { type: 'button', class: 'small ghost', onclick: () => showClientConns(ip) }, 'Show them'));
-  }).catch((e) => { if (!unshown(e)) lc.textContent = `Open connections: ${e.message}`; });
+    if (gen !== usageGen) return;
+    const n = `${r.total} open connection${r.total === 1 ? '' : 's'} now `;
+    const count = lc.querySelector('span');
+    if (count) { count.textContent = n; return; } /* the button stays (and the keyboard's focus on it) */
+    lc.replaceChildren(el('span', {}, n), el('button', { type: 'button', class: 'small ghost', onclick: () => showClientConns(ip) }, 'Show them'));
+  }).catch((e) => { if (gen === usageGen && !unshown(e)) lc.textContent = `Open connections: ${e.message}`; });
+  const xs = u.items.map((i) => i.t), down = u.items.map((i) => i.bytes_down), up = u.items.map((i) => i.bytes_up);
+  if (auto && state.usagePlot && xs.length) { state.usagePlot.setData([xs, down, up]); return; }
   if (state.usagePlot) { state.usagePlot.destroy(); state.usagePlot = null; }
   chart.replaceChildren();
-  const xs = u.items.map((i) => i.t), down = u.items.map((i) => i.bytes_down), up = u.items.map((i) => i.bytes_up);
   if (!xs.length) { chart.append(el('p', { class: 'hint' }, 'Nothing relayed in the last day.')); return; }
   if (typeof uPlot === 'undefined') { chart.append(el('p', { class: 'hint' }, 'The chart library did not load.')); return; }
   state.usagePlot = new uPlot({
@@ -1255,6 +1295,11 @@ function selectTab(tab) {
     $(`#${t.getAttribute('aria-controls')}`).hidden = !on;
   });
   tab.focus();
+  loadTab(tab);
+}
+
+/* What a tab shows that is asked for on each visit (and after a switch of organisation). */
+function loadTab(tab) {
   if (tab.id === 'tab-clients') background(Promise.all([loadProxies(), loadClients()]).then(renderClients)); /* fresh on every visit */
   if (tab.id === 'tab-conns') background(loadConns());
   if (tab.id === 'tab-dashboard') { drawThroughput(); drawLatency(); } /* a hidden chart has no width: drawn when shown */
@@ -1300,9 +1345,11 @@ document.addEventListener('DOMContentLoaded', () => {
   setInterval(() => { if (state.me) renderDashboard(); }, 15000); /* "checked N s ago" ages */
   /* the Connections view refreshes itself every 2 s while shown; the throughput chart moves on
    * with zeros when the forwarder has nothing new to say (no event) */
+  let clientsTick = 0;
   setInterval(() => {
     if (!state.me || document.hidden) return;
     if (!$('#panel-conns').hidden) background(loadConns(false, true));
+    if (!$('#panel-clients').hidden && (clientsTick = (clientsTick + 1) % 2) === 0) background(refreshClients());
     const fp = state.fwdPrev; /* no event for a while (an organisation's come only when it moves): zeros, on the server's clock */
     if (fp && Date.now() - state.tput.last > 5000) pushThroughput((fp.at + Date.now() - fp.seen) / 1000, 0, 0, {});
   }, 2000);

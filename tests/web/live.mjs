@@ -163,15 +163,26 @@ await step('closed from the UI: it disappears and the client\'s transfer ends', 
   return `curl exit ${rc}`;
 });
 
-await step('a client\'s drill-down shows its open connections and leads to them', async () => {
-  execSync(env.DOWNLOAD, { stdio: 'ignore', shell: '/bin/bash' });
+await step('a client\'s drill-down and row follow a new download by themselves (no click)', async () => {
+  /* the client's connection was closed above: none open when the drill-down is opened */
   await page.getByRole('tab', { name: 'Clients' }).click();
-  await page.locator(`#client-table tr[data-client="${env.CLIENT}"]`).getByRole('button', { name: 'Usage' }).click();
-  await until('one open connection', async () => {
-    await page.locator(`#client-table tr[data-client="${env.CLIENT}"]`).getByRole('button', { name: 'Usage' }).click();
-    return /^[1-9]\d* open connection/.test(await page.locator('#client-usage-conns').textContent());
-  }, 8000);
+  const row = page.locator(`#client-table tr[data-client="${env.CLIENT}"]`);
+  await row.getByRole('button', { name: 'Usage' }).click();
+  await until('no open connection', async () => /^0 open connections now/.test(await page.locator('#client-usage-conns').textContent()), 8000);
+  const b1 = Number(await row.getAttribute('data-bytes-down'));
+  execSync(env.DOWNLOAD, { stdio: 'ignore', shell: '/bin/bash' });
+  const n = await until('an open connection', async () => {
+    const t = await page.locator('#client-usage-conns').textContent();
+    return /^[1-9]\d* open connection/.test(t) ? t : '';
+  }, 12000);
+  const b2 = await until('the row\'s bytes to grow', async () => {
+    const b = Number(await page.locator(`#client-table tr[data-client="${env.CLIENT}"]`).getAttribute('data-bytes-down'));
+    return b > b1 ? b : 0;
+  }, 12000);
   await shot(page, 'clients');
+  return `"${n.trim()}"; down ${b1} -> ${b2} bytes`;
+});
+await step('... and leads to them', async () => {
   await page.locator('#client-usage-conns').getByRole('button', { name: 'Show them' }).click();
   await page.locator(`#conn-table tr[data-client="${env.CLIENT}"]`).first().waitFor({ timeout: 5000 });
 });

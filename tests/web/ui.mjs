@@ -502,6 +502,21 @@ await step('a file previewed for import in one organisation is forgotten when an
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 }); /* the switch is done */
   await page.getByText('live', { exact: true }).waitFor({ timeout: 10000 });
 });
+await step('a switch redraws the tab shown for the organisation chosen: no client or drill-down of the other stays', async () => {
+  /* default is shown: its client 192.168.2.12 and its drill-down open; acme has no clients */
+  await page.getByRole('tab', { name: 'Clients' }).click();
+  const row = page.locator('#client-table tr[data-client="192.168.2.12"]');
+  await row.waitFor({ timeout: 10000 });
+  await row.getByRole('button', { name: 'Usage' }).click();
+  await page.locator('#client-usage').waitFor({ state: 'visible', timeout: 5000 });
+  await page.getByLabel('Organisation', { exact: true }).selectOption({ label: 'acme' });
+  await row.waitFor({ state: 'detached', timeout: 10000 });
+  await page.locator('#client-usage').waitFor({ state: 'hidden', timeout: 5000 });
+  await page.getByLabel('Organisation', { exact: true }).selectOption({ label: 'default' });
+  await row.waitFor({ timeout: 10000 }); /* asked again for the tab shown, with no visit */
+  await page.getByRole('tab', { name: 'Dashboard' }).click();
+  await page.getByText('live', { exact: true }).waitFor({ timeout: 10000 });
+});
 await step('log out returns to the login page, and nothing of the user stays in it', async () => {
   await page.evaluate(() => { $('#kf-new').textContent = 'pgwk_left-behind'; flash('left behind'); }); /* as a new key's secret */
   await Promise.all([page.waitForEvent('load', { timeout: 10000 }), page.getByRole('button', { name: 'Log out' }).click()]);
