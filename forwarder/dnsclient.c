@@ -368,7 +368,8 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	e = table_lookup(r->sh->table, &q->client);
 	if (e)
 		q->e = *e;
-	if (r->sh->dns.gen != r->conf.gen) { /* other resolvers: answers from the old ones go */
+	q->table_gen = atomic_load(&r->sh->table_gen); /* the path found allowed in it (rq_path_holds) */
+	if (r->sh->dns.gen != r->conf.gen) {	       /* other resolvers: answers from the old ones go */
 		if (r->conf.gen != UINT64_MAX)
 			dns_cache_clear(r->cache);
 		r->conf = r->sh->dns;

@@ -187,6 +187,7 @@ static int uc_open(struct upconn *uc)
 		return -ENOMEM;
 	uc->state = UC_CONNECTING;
 	uc->answered = uc->unmatched = 0;
+	uc->last_answer = 0;
 	atomic_fetch_add(&uc->r->uc_opened, 1);
 	return 0;
 }
@@ -274,12 +275,74 @@ static int uc_enqueue(struct upconn *uc, struct rq *q)
 	return 0;
 }
 
+/* Whether q's client still goes through the proxy q was asked through: a reload of the mappings
+ * may have blocked it, or moved it to another proxy, since it asked. When not, q is answered
+ * (REFUSED: blocked or unknown now; SERVFAIL: moved or its proxy down, so the device asks again)
+ * and done, and 0 returned: a query is never sent through a path its client no longer has. */
+int rq_path_holds(struct resolver *r, struct rq *q)
+{
+	const struct fwd_entry *e;
+	uint64_t gen = atomic_load(&r->sh->table_gen);
+	int rcode = DNS_RCODE_REFUSED;
+	const char *why = "not mapped any more";
+
+	if (q->table_gen == gen)
+		return 1;
+	pthread_rwlock_rdlock(&r->sh->lock);
+	e = table_lookup(r->sh->table, &q->client);
+	if (table_same_path(e, &q->e)) {
+		pthread_rwlock_unlock(&r->sh->lock);
+		q->table_gen = gen;
+		return 1;
+	}
+	if (e && (e->state == FWD_ACTIVE || e->proxy_down)) {
+		rcode = DNS_RCODE_SERVFAIL;
+		why = e->state == FWD_ACTIVE ? "moved to another proxy meanwhile" : "proxy down meanwhile";
+	} else if (e) {
+		why = "blocked meanwhile";
+	}
+	pthread_rwlock_unlock(&r->sh->lock);
+	reply_rcode(r, q, rcode, why);
+	rq_done(r, q);
+	return 0;
+}
+
+/* The mappings changed: every query waiting is checked against them (rq_path_holds). A query's
+ * bytes still queued on a connection not yet ready (or not yet written) would go later: that
+ * connection is closed, the others it carried moving on (to the path they still have). */
+void rq_revalidate(struct resolver *r)
+{
+	uint64_t gen = atomic_load(&r->sh->table_gen);
+	struct rq *q;
+
+	if (r->table_gen == gen)
+		return;
+	r->table_gen = gen;
+again: /* each step ends a query or checks one for this generation: this ends */
+	for (q = r->rqs; q; q = q->next) {
+		struct upconn *uc = q->uc;
+		int queued;
+
+		if (q->table_gen == gen)
+			continue;
+		queued = uc && (uc->state != UC_READY || uc->out_len);
+		if (rq_path_holds(r, q))
+			continue;
+		if (queued)
+			uc_close_as(uc, 0, 1);
+		goto again;
+	}
+}
+
 void rq_send(struct resolver *r, struct rq *q)
 {
 	int n = n_ups(r, &q->e), idx = n ? (q->first + q->attempt) % n : 0;
-	struct upconn *uc = n ? uc_pick(r, &q->e, idx) : NULL;
+	struct upconn *uc;
 	uint64_t now = ev_now_ms();
 
+	if (!rq_path_holds(r, q)) /* asked again (a retry, a requeue) after the mappings changed */
+		return;
+	uc = n ? uc_pick(r, &q->e, idx) : NULL;
 	if (!n) { /* its organisation's resolvers were replaced by none meanwhile */
 		reply_rcode(r, q, DNS_RCODE_SERVFAIL, "no resolver");
 		rq_done(r, q);
@@ -295,6 +358,7 @@ void rq_send(struct resolver *r, struct rq *q)
 		rq_retry(r, q, "cannot reach the proxy");
 		return;
 	}
+	q->sent = now;
 	q->attempt_deadline = now + RESOLVER_ATTEMPT_MS < q->deadline ? now + RESOLVER_ATTEMPT_MS : q->deadline;
 	if (uc_enqueue(uc, q) < 0) {
 		rq_retry(r, q, "resolver connection full");
@@ -525,6 +589,7 @@ static void uc_io(struct upconn *uc, uint32_t events)
 
 				if (!dns_tcp_next(uc->in + off, uc->in_len - off, &mlen))
 					break;
+				uc->last_answer = ev_now_ms(); /* the connection works (the resolver may be slow) */
 				memcpy(msg, uc->in + off + 2, mlen);
 				off += 2 + mlen;
 				n++;

@@ -133,6 +133,7 @@ static int reload(struct forwarder *f, const char *why)
 	/* under the write lock: no worker tags a client's counts from the new table before the
 	 * rebind has started them over (the tag would then match and an old owner's counts stay) */
 	stats_clients_rebind(&f->sh.stats, org_now, t);
+	atomic_fetch_add(&f->sh.table_gen, 1); /* with the table, under the lock: read together */
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	table_foreach(t, quota_of, &f->sh.stats); /* each client's quota left, from the DB's count */

@@ -66,6 +66,7 @@ struct fwd_shared {
 	uint16_t port;		    /* REDIRECT */
 	uint16_t tproxy_port;	    /* TPROXY (IP_TRANSPARENT) */
 	atomic_ullong next_conn_id; /* connection ids, unique in this run (the control socket's) */
+	atomic_ullong table_gen;    /* one more at each table swapped in: the resolver checks its queries again */
 };
 
 #endif

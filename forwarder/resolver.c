@@ -130,7 +130,8 @@ static void on_tick(struct evloop *ev, void *arg)
 	if (r->tcp_paused) /* listening again (on_tcp_listen) */
 		resolver_tcp_listening(r, EPOLLIN);
 	atomic_store(&r->last_tick, now);
-again: /* each step answers a query, or moves it to a later attempt: this ends */
+	rq_revalidate(r); /* the mappings changed: no query waits for a path its client lost */
+again:			  /* each step answers a query, or moves it to a later attempt: this ends */
 	for (q = r->rqs; q; q = q->next) {
 		if (now >= q->deadline) {
 			reply_rcode(r, q, DNS_RCODE_SERVFAIL, "timed out");
@@ -141,6 +142,10 @@ again: /* each step answers a query, or moves it to a later attempt: this ends *
 			struct upconn *slow = q->uc;
 			if (slow->state != UC_READY) { /* still connecting: that path is too slow */
 				uc_fail(slow, "timed out", "connecting");
+			} else if (slow->last_answer < q->sent) {
+				/* nothing at all came back on it since this query went: a connection the
+				 * proxy or resolver holds open but no longer answers on (a new one may) */
+				uc_fail(slow, "timed out", "no answer on its connection");
 			} else {
 				slow->penalty_until = now + UC_PENALTY_MS;
 				rq_retry(r, q, "resolver timed out");

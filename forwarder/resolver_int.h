@@ -91,6 +91,7 @@ struct upconn {
 	uint16_t turn;
 	uint64_t last_used, penalty_until;
 	uint64_t reopen_after; /* it failed while others to its resolver served: not reopened before */
+	uint64_t last_answer;  /* ms: the last answer read (late ones too): 0 none since it was opened */
 };
 
 /* Per client address: queries waiting and TCP connections open (bounds per client). */
@@ -120,7 +121,8 @@ struct rq {
 	struct ccount *cc;
 	int attempt, first;
 	int requeued; /* asked again after a server ended a working connection (no attempt spent) */
-	uint64_t t0, attempt_deadline, deadline;
+	uint64_t t0, sent, attempt_deadline, deadline;
+	uint64_t table_gen; /* the mappings' generation its path was last found allowed in */
 };
 
 struct pstat {
@@ -153,6 +155,7 @@ struct resolver {
 	struct rq *rqs;
 	unsigned n_rqs;
 	struct fwd_dns conf; /* the shared one as of the last query: resolvers, query log, generation */
+	uint64_t table_gen;  /* the mappings' generation its queries were last checked against */
 	atomic_ullong last_tick;
 	/* stats: written by the loop, read by the stats writer */
 	atomic_ulong queries, udp, tcp, hits, answered, refused, servfail, formerr, notimp, upstream_fail, truncated,
@@ -243,6 +246,8 @@ void uc_close(struct upconn *uc, int penalty);
 void uc_fail(struct upconn *uc, const char *what, const char *detail);
 void uc_free(struct upconn *uc);
 void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len);
+int rq_path_holds(struct resolver *r, struct rq *q);
+void rq_revalidate(struct resolver *r);
 /* resolver.c */
 void count_answer(struct resolver *r, const struct net_ip *client, int64_t proxy_id, int64_t org, int rcode, int hit,
 		  uint64_t ms);

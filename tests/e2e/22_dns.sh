@@ -6,7 +6,9 @@
 # the DNS servers saw every query from a proxy's exit address and never from the gateway's;
 # large answers truncate over UDP and succeed over TCP; blocked and unmapped clients get REFUSED
 # at once, a client whose proxy is down SERVFAIL; malformed queries FORMERR; QUIC is refused at
-# once; tcpdump on the WAN interface sees 0 DNS packets (only the proxy connections).
+# once; a query in flight when its client is disabled is not asked again; a connection that
+# answers nothing is replaced; tcpdump on the WAN interface sees 0 DNS packets (only the proxy
+# connections).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -363,6 +365,50 @@ check_match "... saying why" "$(db "SELECT dns_error FROM proxy_health WHERE pro
 ctl settings set dns_upstream "198.51.100.250:53, $LAB_DNS:53"
 check "with a second resolver that answers, pgw-healthd finds DNS up again" wait_for 12 dns_is 1 up
 check_eq "failover to the second resolver when the first cannot be reached" "$(q 192.168.2.10 192.168.2.1 other.$LAB_ZONE TXT)" "NOERROR "
+
+# a query waiting on a resolver when its client is disabled is answered REFUSED and never asked
+# again through the proxy (its retry to the second resolver was due 2 s after it went); a
+# resolver that never answers on its connection (held open) first. pgw-healthd paused meanwhile
+# (its own check of that resolver would wait too), for less than its results stay fresh (10 s).
+lab_bg wan dns-stall python3 "$ROOT/tests/e2e/dns_hold.py" $LAB_DNS 5301 "$LAB_DIR/dns-stall.go" 90 stall
+lab_wait_port wan $LAB_DNS 5301 || echo "# the stalling resolver did not start"
+kill -STOP "$healthd_pid"
+n=$(lab_fwd_reloads)
+ctl settings set dns_upstream "$LAB_DNS:5301, $LAB_DNS:53"
+check "(the forwarder reloaded: a first resolver that answers nothing, a second that does)" lab_fwd_reloaded "$n"
+q 192.168.2.10 192.168.2.1 inflight.$LAB_ZONE >"$LAB_DIR/inflight.out" &
+qpid=$!
+sleep 0.5
+n=$(lab_fwd_reloads)
+db "UPDATE mappings SET enabled = 0 WHERE client_ip = '192.168.2.10'"
+check "(the forwarder reloaded: 192.168.2.10 disabled while its query waits)" lab_fwd_reloaded "$n"
+wait "$qpid"
+check_eq "a query waiting on a resolver when its client is disabled: REFUSED" "$(cat "$LAB_DIR/inflight.out")" "REFUSED "
+sleep 2
+check_fails "... and it is never asked through the proxy again (the second resolver did not see it)" \
+	grep -q "inflight\.$LAB_ZONE" "$LAB_DIR/dnsmasq-queries.log"
+db "UPDATE mappings SET enabled = 1 WHERE client_ip = '192.168.2.10'"
+kill -CONT "$healthd_pid"
+check "(192.168.2.10 active again)" wait_for 10 active4_has 192.168.2.10
+sleep 3 # (a fresh check of the proxies before the next pause)
+# a connection held open that answers nothing is closed when its query times out: the next query
+# goes on a new connection (it used to be picked first, idle, for every query: SERVFAIL for good)
+kill -STOP "$healthd_pid"
+n=$(lab_fwd_reloads)
+ctl settings set dns_upstream "$LAB_DNS:5301"
+check "(the forwarder reloaded: only that resolver)" lab_fwd_reloaded "$n"
+check_eq "a query on a connection that answers nothing: SERVFAIL when its two attempts' time is up (4 s)" \
+	"$(q 192.168.2.10 192.168.2.1 stall1.$LAB_ZONE A +time=7)" "SERVFAIL "
+touch "$LAB_DIR/dns-stall.go" # (new connections are answered from now on)
+check_eq "... that connection was closed: the next query goes on a new one, answered" \
+	"$(q 192.168.2.10 192.168.2.1 stall2.$LAB_ZONE)" "NXDOMAIN "
+check "... and the forwarder said why" \
+	grep -q "dns: resolver $LAB_DNS:5301 through proxy 1: timed out: no answer on its connection" "$LAB_DIR/pgw-forwarder.log"
+n=$(lab_fwd_reloads)
+ctl settings set dns_upstream "198.51.100.250:53, $LAB_DNS:53"
+check "(the forwarder reloaded: the resolvers before)" lab_fwd_reloaded "$n"
+kill -CONT "$healthd_pid"
+check "(the proxy's DNS up)" wait_for 12 dns_is 1 up
 
 lab_stop_pid "$wan_dns_pid"
 n=$(lab_pcap_count "$LAB_DIR/wan-dns.pcap")

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A DNS-over-TCP server for the lab that holds every query until a file exists, then answers
 them all (and every later one at once) with NXDOMAIN, the question echoed. Stops by itself
-after LIFETIME seconds (default 120).
+after LIFETIME seconds (default 120). With "stall", a connection accepted before the gate exists
+is never answered, not even after it: a connection held open that no longer answers (a new one
+is answered once the gate exists).
 
-  dns_hold.py ADDR PORT GATE [LIFETIME]
+  dns_hold.py ADDR PORT GATE [LIFETIME [stall]]
 """
 import os
 import selectors
@@ -21,6 +23,8 @@ def answer(m):
 def main():
     addr, port, gate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     end = time.monotonic() + (float(sys.argv[4]) if len(sys.argv) > 4 else 120)
+    stall = len(sys.argv) > 5 and sys.argv[5] == "stall"
+    stalled = set()
     ls = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((addr, port))
@@ -32,6 +36,8 @@ def main():
         for key, _ in sel.select(0.02):
             if key.fileobj is ls:
                 c, _ = ls.accept()
+                if stall and not os.path.exists(gate):
+                    stalled.add(c)
                 sel.register(c, selectors.EVENT_READ)
                 bufs[c] = b""
                 continue
@@ -44,12 +50,13 @@ def main():
                 sel.unregister(c)
                 c.close()
                 del bufs[c]
+                stalled.discard(c)
                 held = [(h, m) for h, m in held if h is not c]
                 continue
             bufs[c] += d
             while len(bufs[c]) >= 2 and len(bufs[c]) >= 2 + struct.unpack(">H", bufs[c][:2])[0]:
                 n = struct.unpack(">H", bufs[c][:2])[0]
-                if n >= 12:
+                if n >= 12 and c not in stalled:
                     held.append((c, bufs[c][2:2 + n]))
                 bufs[c] = bufs[c][2 + n:]
         if held and os.path.exists(gate):
