@@ -71,6 +71,22 @@ static json_t *mapping_json(sqlite3 *db, int64_t id)
 	return j;
 }
 
+/* Whether mapping id holds every field a request may set as before has them: 1 it does, 0 it
+ * was changed, -1 it is gone. */
+static int mapping_unchanged(sqlite3 *db, int64_t id, const json_t *before)
+{
+	json_t *now = mapping_json(db, id);
+	int same = now ? 1 : -1;
+
+	for (size_t k = 0; same == 1 && k < NFIELDS; k++) {
+		const json_t *a = json_object_get(before, mapping_fields[k].name),
+			     *b = json_object_get(now, mapping_fields[k].name);
+		same = a == b || json_equal(a, b); /* (both absent: json_equal says no) */
+	}
+	json_decref(now);
+	return same;
+}
+
 /* The health gate of a failover mapping: its proxies until one is up — those up by their stored
  * health first (in list order), then the others — within twice one gate's wait in all. 1
  * (*passed: its check), 0 (*checks: every one made, all down), or gate_check()'s error. */
@@ -297,6 +313,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	if (client_ip_check(db, r->api->cfg, ip, canon, &why) < 0) {
 		db_rollback(db);
 		reply_error(r, 400, "bad_request", "'client_ip' %.64s %s", ip, why);
+		goto out;
+	}
+	/* every field is written from what was read before the gate's wait (seconds): a change
+	 * another request stored meanwhile (a client disabled, a MAC bound) would be undone */
+	if (before && (rc = mapping_unchanged(db, id, before)) != 1) {
+		db_rollback(db);
+		if (rc < 0)
+			reply_error(r, 404, "not_found", "no mapping %lld", (long long)id);
+		else
+			reply_error(r, 409, "conflict",
+				    "mapping %lld was changed by another request while this one waited (the "
+				    "proxy's health check); nothing was stored: read it again and retry",
+				    (long long)id);
 		goto out;
 	}
 	if (id < 0)

@@ -1,6 +1,7 @@
 /* res_proxies.c - /api/v1/proxies: CRUD (the password is write-only) and on-demand checks. */
 #include "resources.h"
 
+#include "db.h"
 #include "gate.h"
 #include "net.h"
 #include "settings.h"
@@ -113,6 +114,29 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			return reply_error(r, 400, "bad_request", "'username' cannot contain ':' for an HTTP proxy");
 		}
 	}
+	/* under the write lock, the proxy as read: whether its endpoint moves (its credentials never
+	 * follow) was judged on it, and another request's change is not undone */
+	if (id > 0) {
+		json_t *now;
+
+		if (db_begin(db) < 0) {
+			json_decref(before);
+			return reply_error(r, 503, "unavailable", "the database is busy; try again");
+		}
+		now = proxy_json(db, id);
+		rc = !now ? 404 : json_equal(now, before) ? 0 : 409;
+		json_decref(now);
+		if (rc) {
+			db_rollback(db);
+			json_decref(before);
+			return rc == 404
+				   ? reply_error(r, 404, "not_found", "no proxy %lld", (long long)id)
+				   : reply_error(r, 409, "conflict",
+						 "proxy %lld was changed by another request meanwhile; nothing was "
+						 "stored: read it again and retry",
+						 (long long)id);
+		}
+	}
 	if (id < 0) {
 		rc = sqlite3_prepare_v2(
 		    db,
@@ -137,8 +161,11 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 		    -1, &st, NULL);
 	}
 	if (rc != SQLITE_OK) {
+		reply_db_error(r, db);
+		if (id > 0)
+			db_rollback(db);
 		json_decref(before);
-		return reply_db_error(r, db);
+		return MHD_YES;
 	}
 	for (int i = 0; i < 9; i++) {
 		json_t *v = json_object_get(r->body, cols[i]);
@@ -159,10 +186,19 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		json_decref(before);
 		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
-			return reply_error(r, 409, "conflict", "a proxy with this name exists");
-		return reply_error(r, 400, "bad_request", "invalid proxy: %s", sqlite3_errmsg(db));
+			reply_error(r, 409, "conflict", "a proxy with this name exists");
+		else
+			reply_error(r, 400, "bad_request", "invalid proxy: %s", sqlite3_errmsg(db));
+		if (id > 0)
+			db_rollback(db);
+		json_decref(before);
+		return MHD_YES;
+	}
+	if (id > 0 && db_commit(db) < 0) {
+		db_rollback(db);
+		json_decref(before);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
 	}
 	if (id < 0)
 		id = sqlite3_last_insert_rowid(db);

@@ -102,9 +102,32 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			snprintf(evs + strlen(evs), sizeof(evs) - strlen(evs), "%s%s", k ? "," : "", webhook_types[k]);
 	if (id > 0 && !(before = webhook_json(db, id)))
 		return reply_error(r, 404, "not_found", "no webhook %lld", (long long)id);
+	/* under the write lock: the count (two creates at once cannot both take the last place) and
+	 * the webhook as read (whether its URL moves, its secret never following, was judged on it) */
+	if (db_begin(db) < 0) {
+		json_decref(before);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	}
 	if (id < 0 &&
-	    db_query_int(db, "SELECT count(*) FROM main.webhooks WHERE org_id = " ORG_OWNER, 0) >= WEBHOOKS_PER_ORG)
+	    db_query_int(db, "SELECT count(*) FROM main.webhooks WHERE org_id = " ORG_OWNER, 0) >= WEBHOOKS_PER_ORG) {
+		db_rollback(db);
 		return reply_error(r, 409, "conflict", "an organisation has at most %d webhooks", WEBHOOKS_PER_ORG);
+	}
+	if (id > 0) {
+		json_t *now = webhook_json(db, id);
+
+		rc = !now ? 404 : json_equal(now, before) ? 0 : 409;
+		json_decref(now);
+		if (rc) {
+			db_rollback(db);
+			json_decref(before);
+			return rc == 404 ? reply_error(r, 404, "not_found", "no webhook %lld", (long long)id)
+					 : reply_error(r, 409, "conflict",
+						       "webhook %lld was changed by another request meanwhile; nothing "
+						       "was stored: read it again and retry",
+						       (long long)id);
+		}
+	}
 	/* a secret never follows a webhook to another URL (as a proxy's credentials do not) */
 	url_moves = before && (v = json_object_get(r->body, "url")) &&
 		    strcmp(json_string_value(v), json_string_value(json_object_get(before, "url"))) != 0 &&
@@ -125,8 +148,10 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 			  "enabled = coalesce(?5, 1), updated_at = unixepoch() WHERE id = ?6 AND " ORG_SCOPED,
 		    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
+		reply_db_error(r, db);
+		db_rollback(db);
 		json_decref(before);
-		return reply_db_error(r, db);
+		return MHD_YES;
 	}
 	if ((v = json_object_get(r->body, "name")))
 		sqlite3_bind_text(st, 1, json_string_value(v), -1, SQLITE_TRANSIENT);
@@ -145,13 +170,21 @@ static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		json_decref(before);
 		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
-			return reply_error(r, 409, "conflict", "a webhook with this name exists");
-		return reply_error(r, 400, "bad_request", "invalid webhook: %s", sqlite3_errmsg(db));
+			reply_error(r, 409, "conflict", "a webhook with this name exists");
+		else
+			reply_error(r, 400, "bad_request", "invalid webhook: %s", sqlite3_errmsg(db));
+		db_rollback(db);
+		json_decref(before);
+		return MHD_YES;
 	}
 	if (id < 0)
 		id = sqlite3_last_insert_rowid(db);
+	if (db_commit(db) < 0) {
+		db_rollback(db);
+		json_decref(before);
+		return reply_error(r, 503, "unavailable", "the database is busy; try again");
+	}
 	after = webhook_json(db, id);
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
 	shown = json_deep_copy(after); /* a new secret shows in the audit as a change, never itself */

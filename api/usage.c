@@ -138,8 +138,11 @@ static int flush(struct usage *u, int64_t now)
 		return -1;
 	if (sqlite3_prepare_v2(
 		u->db,
-		"INSERT INTO client_usage (client_ip, step, t, bytes_up, bytes_down, connections) VALUES "
-		"(?1, ?2, ?3 / ?2 * ?2, ?4, ?5, ?6) ON CONFLICT (client_ip, step, t) DO UPDATE SET "
+		/* only for an address a mapping holds: the last seconds of a mapping deleted or moved
+		 * (its history deleted with it, migrations 0020/0029) are not the next holder's */
+		"INSERT INTO client_usage (client_ip, step, t, bytes_up, bytes_down, connections) SELECT "
+		"?1, ?2, ?3 / ?2 * ?2, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM main.mappings WHERE client_ip = ?1) "
+		"ON CONFLICT (client_ip, step, t) DO UPDATE SET "
 		"bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down, "
 		"connections = connections + excluded.connections",
 		-1, &add, NULL) != SQLITE_OK ||

@@ -100,6 +100,28 @@ check_eq "a health-gated edit fails: moving a mapping to a dead proxy is 422" "$
 check_eq "... and the mapping stays on its proxy" "$(sqlite3 "$PGW_DB" 'SELECT proxy_id FROM mappings WHERE id = 1')" "1"
 check_eq "PATCH disables the mapping" "$(body "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"enabled":false}')" | jq -r .state)" "blocked"
 check "... and the agent blocks the client" wait_for 2 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.10"
+# a change stored while a health-gated PATCH waits is not undone by it: the gated one read the
+# mapping before its wait and would write every field from that (a client disabled, enabled again)
+lab_bg wan slow-relay python3 "$ROOT/tests/e2e/slow_relay.py" $LAB_SOCKS_AUTH 1081 $LAB_SOCKS_AUTH 1080 1.5 120
+lab_wait_port wan $LAB_SOCKS_AUTH 1081 || echo "# the slow relay did not start"
+out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"socks-slow\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1081,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
+slow=$(body "$out" | jq .id)
+lab_exec gw curl -s -o "$LAB_DIR/gated.body" -w '%{http_code}' -X PATCH -H "$ADMIN" -H "$J" \
+	-d "{\"proxy_id\":$slow,\"enabled\":true}" $U/api/v1/mappings/1 >"$LAB_DIR/gated.code" &
+gated=$!
+sleep 0.7
+check_eq "while a health-gated PATCH waits (a proxy slow to answer), another PATCH of the mapping is stored" \
+	"$(code "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"max_conns":7}')")" "200"
+wait "$gated"
+check_eq "... the gated one, which read the mapping before, answers 409 conflict" \
+	"$(cat "$LAB_DIR/gated.code") $(jq -r .error.code "$LAB_DIR/gated.body")" "409 conflict"
+check_eq "... and stores nothing: the other's change stays, the mapping disabled on its proxy" \
+	"$(sqlite3 "$PGW_DB" 'SELECT max_conns, enabled, proxy_id FROM mappings WHERE id = 1')" "7|0|1"
+check_eq "... the same PATCH again is stored (the gate passes)" \
+	"$(code "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d "{\"proxy_id\":$slow,\"max_conns\":0}")")" "200"
+http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"proxy_id":1}' >/dev/null
+check_eq "(the mapping back on its proxy, disabled; the slow proxy deleted)" \
+	"$(code "$(http DELETE /api/v1/proxies/$slow -H "$ADMIN")") $(sqlite3 "$PGW_DB" 'SELECT max_conns, enabled, proxy_id FROM mappings WHERE id = 1')" "204 0|0|1"
 
 # the cookie session and CSRF
 lab_exec gw curl -s -c "$LAB_DIR/jar" -D "$LAB_DIR/login.headers" -o "$LAB_DIR/login.json" -H "$J" -d '{"username":"admin","password":"admin-password-1"}' $U/api/v1/auth/login

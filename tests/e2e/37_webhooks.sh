@@ -175,4 +175,18 @@ check_eq "the secret is in no audit row" "$(lab_db "SELECT count(*) FROM audit W
 check_fails "... nor in any daemon's log" grep -q "$SECRET" "$LAB_DIR"/pgw-*.log
 check_match "deleted (204)" "$(lab_api DELETE "/api/v1/webhooks/$W2" -H "$ADMIN" -H "$O1")" '^204'
 check_match "... gone (404)" "$(lab_api GET "/api/v1/webhooks/$W2" -H "$ADMIN")" '^404 '
+# at most 16 an organisation, however many ask at once (the count and the insert are one
+# transaction: two creates could both take the last place)
+n0=$(lab_db "SELECT count(*) FROM webhooks WHERE org_id = 1")
+pids=()
+for i in $(seq 1 24); do
+	lab_exec gw curl -s -m 20 -o /dev/null -w '%{http_code}\n' -X POST -H "$ADMIN" -H "$O1" -H "$J" \
+		-d "{\"name\":\"cap-$i\",\"url\":\"http://$LAB_WEB:9090/cap\",\"enabled\":false}" \
+		http://127.0.0.1:8080/api/v1/webhooks >"$LAB_DIR/cap.$i" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+check_eq "24 creates at once with $n0 there: 16 in all, the others 409" \
+	"$(lab_db "SELECT count(*) FROM webhooks WHERE org_id = 1") $(cat "$LAB_DIR"/cap.* | grep -c '^201$') $(cat "$LAB_DIR"/cap.* | grep -c '^409$')" \
+	"16 $((16 - n0)) $((24 - 16 + n0))"
 finish
