@@ -26,18 +26,20 @@ static const struct sync_table {
 	const char *placeholder; /* SQL: a value for it no real row holds (CHECKs pass) */
 	const char *seq;	 /* an AUTOINCREMENT table: its sqlite_sequence is carried */
 } tables[] = {
-    {"orgs", {"id"}, "name", "'~ha~' || id", "orgs"},
+    /* a name starting with a control character: the API refuses one (J_NAME), so no real row
+     * holds it (an organisation's admin could name a proxy '~ha~N', and every sync failed) */
+    {"orgs", {"id"}, "name", "char(1) || 'ha' || id", "orgs"},
     {"users", {"id"}, "username", "'~ha~' || id", "users"},
     {"user_orgs", {"user_id", "org_id"}, NULL, NULL, NULL},
     {"api_keys", {"id"}, NULL, NULL, "api_keys"},
     {"org_networks", {"cidr"}, NULL, NULL, NULL},
     {"org_settings", {"org_id", "key"}, NULL, NULL, NULL},
     {"settings", {"key"}, NULL, NULL, NULL},
-    {"proxies", {"id"}, "name", "'~ha~' || id", NULL},
+    {"proxies", {"id"}, "name", "char(1) || 'ha' || id", NULL},
     /* a non-canonical IPv6 text: the API stores only canonical ones */
     {"mappings", {"id"}, "client_ip", "printf('0:0:0:0:0:0:%x:%x', id >> 16, id & 65535)", NULL},
     {"mapping_failover", {"mapping_id", "pos", "proxy_id"}, NULL, NULL, NULL},
-    {"webhooks", {"id"}, "name", "'~ha~' || id", "webhooks"},
+    {"webhooks", {"id"}, "name", "char(1) || 'ha' || id", "webhooks"},
 };
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 /* settings that name this node's own interfaces and files: never synced */

@@ -84,12 +84,14 @@ int reply_text(struct req *r, unsigned status, const char *content_type, const c
 
 /* Body validation: the body must be a JSON object with only these fields, each of its type and
  * within its bounds; required ones present unless partial. 0, or -EINVAL with err filled. */
-enum jtype { J_STR, J_INT, J_BOOL, J_ARRAY };
+/* J_NAME: a J_STR without control characters (C0, DEL): an object's name (shown, logged, and
+ * stepped aside by the HA sync under a placeholder starting with one, api/hasnap.c) */
+enum jtype { J_STR, J_INT, J_BOOL, J_ARRAY, J_NAME };
 struct jfield {
 	const char *name;
 	enum jtype type;
 	int required;
-	long long min, max; /* J_INT: value range; J_STR: length range; J_ARRAY: item count */
+	long long min, max; /* J_INT: value range; J_STR, J_NAME: length range; J_ARRAY: item count */
 };
 int json_check(const json_t *body, const struct jfield *fields, size_t n, int partial, char *err, size_t errlen);
 /* Parse r->raw into r->body; replies 400/415 itself and returns -1 when it is not usable. */

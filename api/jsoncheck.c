@@ -10,7 +10,10 @@
 
 static const char *type_name(enum jtype t)
 {
-	return t == J_STR ? "a string" : t == J_INT ? "an integer" : t == J_ARRAY ? "a list" : "true or false";
+	return t == J_STR || t == J_NAME ? "a string"
+	       : t == J_INT		 ? "an integer"
+	       : t == J_ARRAY		 ? "a list"
+					 : "true or false";
 }
 
 int json_check(const json_t *body, const struct jfield *fields, size_t n, int partial, char *err, size_t errlen)
@@ -31,7 +34,7 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 			snprintf(err, errlen, "unknown field '%.64s'", key);
 			return -EINVAL;
 		}
-		if ((fields[i].type == J_STR && !json_is_string(v)) ||
+		if (((fields[i].type == J_STR || fields[i].type == J_NAME) && !json_is_string(v)) ||
 		    (fields[i].type == J_INT && !json_is_integer(v)) ||
 		    (fields[i].type == J_BOOL && !json_is_boolean(v)) ||
 		    (fields[i].type == J_ARRAY && !json_is_array(v))) {
@@ -48,13 +51,19 @@ int json_check(const json_t *body, const struct jfield *fields, size_t n, int pa
 			snprintf(err, errlen, "'%s' must hold %lld to %lld items", key, fields[i].min, fields[i].max);
 			return -EINVAL;
 		}
-		if (fields[i].type == J_STR) {
+		if (fields[i].type == J_STR || fields[i].type == J_NAME) {
 			size_t chars;
 
 			if (memchr(json_string_value(v), '\0', json_string_length(v))) {
 				snprintf(err, errlen, "'%s' must not contain NUL", key);
 				return -EINVAL;
 			}
+			if (fields[i].type == J_NAME)
+				for (const unsigned char *c = (const unsigned char *)json_string_value(v); *c; c++)
+					if (*c < 0x20 || *c == 0x7f) {
+						snprintf(err, errlen, "'%s' must not contain control characters", key);
+						return -EINVAL;
+					}
 			chars = utf8_chars(json_string_value(v)); /* lengths in characters, not bytes */
 			if ((long long)chars < fields[i].min || (long long)chars > fields[i].max) {
 				snprintf(err, errlen, "'%s' must be %lld to %lld characters", key, fields[i].min,

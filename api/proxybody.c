@@ -13,7 +13,7 @@ const char *const proxy_col_names[PROXY_NCOLS] = {"name",     "type",	  "host",	
 						  "username", "password", "expected_exit"};
 
 static const struct jfield proxy_fields[] = {
-    {"name", J_STR, 1, 1, 64},	     {"type", J_STR, 1, 4, 6},
+    {"name", J_NAME, 1, 1, 64},	     {"type", J_STR, 1, 4, 6},
     {"host", J_STR, 1, 1, 253},	     {"port", J_INT, 1, 1, 65535},
     {"username", J_STR, 0, 0, 255},  {"password", J_STR, 0, 0, 255},
     {"enabled", J_BOOL, 0, 0, 1},    {"expected_exit", J_ARRAY, 0, 0, PROXY_EXPECTED_MAX},

@@ -220,7 +220,7 @@ static int set_networks(sqlite3 *db, int64_t id, const struct net_prefix *p, int
 /* POST (id < 0), PUT (every field) or PATCH (the fields given). */
 static int save(struct req *r, sqlite3 *db, int64_t id, int partial)
 {
-	static const struct jfield f[] = {{"name", J_STR, 1, 1, 64}, {"networks", J_ARRAY, 0, 0, ORG_NETWORKS_MAX}};
+	static const struct jfield f[] = {{"name", J_NAME, 1, 1, 64}, {"networks", J_ARRAY, 0, 0, ORG_NETWORKS_MAX}};
 	struct net_prefix p[ORG_NETWORKS_MAX];
 	json_t *before = NULL, *after, *nets;
 	const char *name;

@@ -14,7 +14,7 @@
 #include <string.h>
 
 static const struct jfield fields[] = {
-    {"name", J_STR, 1, 1, 64},	  {"url", J_STR, 1, 10, 2048},	{"events", J_ARRAY, 0, 1, 16},
+    {"name", J_NAME, 1, 1, 64},	  {"url", J_STR, 1, 10, 2048},	{"events", J_ARRAY, 0, 1, 16},
     {"secret", J_STR, 0, 0, 256}, {"enabled", J_BOOL, 0, 0, 1},
 };
 #define NFIELDS		 (sizeof(fields) / sizeof(fields[0]))

@@ -55,6 +55,7 @@ struct uflow {
 	int fd;				/* bound to remote (IP_TRANSPARENT): replies leave from there */
 	uint64_t last;
 	uint64_t own_gen; /* remote judged not the gateway's own as of this r->own_gen (flow_foreign) */
+	int unsolicited;  /* made for a reply from where the client never sent (until it sends there) */
 };
 
 struct upend {
@@ -94,6 +95,7 @@ struct usess {
 	struct sockaddr_storage relay;
 	struct uflow *flows; /* most recently used first */
 	unsigned n_flows, flushed_flows, n_pend;
+	unsigned n_unsolicited; /* of its flows, those made for replies (flow_for_reply) */
 	size_t pend_bytes;
 	struct upend *pend, **pend_tail;
 	uint64_t deadline, last, empty_since; /* empty_since: when its last flow closed (0: has flows) */
@@ -179,9 +181,12 @@ void sess_free(struct udprelay *r, struct usess *s, enum uend why);
 int sess_make_room(struct udprelay *r, struct uclient *c);
 void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
 		size_t len);
-/* The session's flow to dst, made when new (within udp_client_flows); NULL (counted) when not,
- * or when dst has become one of the gateway's own addresses since (the flow closed).
- * not_local: dst is known not to be a gateway address (a fresh session checked it). */
+/* Close the client's unsolicited flow heard from least recently (making room for its own): 1 when
+ * one went. */
+int flow_make_room(struct udprelay *r, struct uclient *c, uint64_t now);
+/* The session's flow to dst, made when new (within udp_client_flows, an unsolicited flow giving
+ * way); NULL (counted) when not, or when dst has become one of the gateway's own addresses since
+ * (the flow closed). not_local: dst is known not to be a gateway address (a fresh session checked it). */
 struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, uint64_t now,
 		       int not_local);
 void send_up(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data, size_t len);

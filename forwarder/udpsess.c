@@ -83,6 +83,8 @@ static void clients_gc(struct udprelay *r, uint64_t now, int all)
 
 static void flow_free(struct udprelay *r, struct usess *s, struct uflow *f)
 {
+	if (f->unsolicited)
+		s->n_unsolicited--;
 	close(f->fd);
 	free(f);
 	s->n_flows--;
@@ -305,12 +307,49 @@ static int reply_socket(const struct sockaddr_storage *remote)
 	return fd;
 }
 
+/* Flows made for replies from sources the client never sent to (full cone): at most a quarter of
+ * the client's flows a session, and they give way to the client's own. A host that learnt the
+ * proxy's relay address could otherwise send from udp_client_flows ports and keep the client's
+ * budget full: every new destination and socket of the client refused. */
+static unsigned unsolicited_max(const struct usess *s)
+{
+	return s->lim.udp_client_flows / 4 ? s->lim.udp_client_flows / 4 : 1;
+}
+
+/* Close the unsolicited flow heard from least recently of session only, or of all c's sessions
+ * (only NULL): 1 when one went. */
+static int flow_evict(struct udprelay *r, struct uclient *c, struct usess *only, uint64_t now)
+{
+	struct usess *vs = NULL;
+	struct uflow **vp = NULL, *f;
+
+	for (struct usess *s = only ? only : c->sessions; s; s = only ? NULL : s->cnext)
+		for (struct uflow **pp = &s->flows; (f = *pp); pp = &f->next)
+			if (f->unsolicited && (!vp || f->last < (*vp)->last)) {
+				vp = pp;
+				vs = s;
+			}
+	if (!vp)
+		return 0;
+	f = *vp;
+	*vp = f->next;
+	flow_free(r, vs, f);
+	if (!vs->flows && !vs->empty_since)
+		vs->empty_since = now;
+	return 1;
+}
+
+int flow_make_room(struct udprelay *r, struct uclient *c, uint64_t now)
+{
+	return flow_evict(r, c, NULL, now);
+}
+
 static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote, uint64_t now,
 			      int not_local)
 {
 	struct uflow *f;
 
-	if (s->c->n_flows >= s->lim.udp_client_flows) {
+	if (s->c->n_flows >= s->lim.udp_client_flows && !flow_evict(r, s->c, NULL, now)) {
 		udp_drop(r, s, UD_FLOWS);
 		return NULL;
 	}
@@ -367,6 +406,10 @@ struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockadd
 		if (sa_eq(&f->remote, dst)) {
 			if (!flow_foreign(r, s, pp, now))
 				return NULL;
+			if (f->unsolicited) { /* the client sends there now: its own */
+				f->unsolicited = 0;
+				s->n_unsolicited--;
+			}
 			*pp = f->next; /* to the front: the most recently used */
 			f->next = s->flows;
 			s->flows = f;
@@ -381,7 +424,9 @@ struct uflow *flow_get(struct udprelay *r, struct usess *s, const struct sockadd
 static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote,
 				    uint64_t now)
 {
-	for (struct uflow **pp = &s->flows, *f; (f = *pp); pp = &f->next)
+	struct uflow *f;
+
+	for (struct uflow **pp = &s->flows; (f = *pp); pp = &f->next)
 		if (sa_eq(&f->remote, remote)) {
 			if (!flow_foreign(r, s, pp, now))
 				return NULL;
@@ -399,7 +444,13 @@ static struct uflow *flow_for_reply(struct udprelay *r, struct usess *s, const s
 		udp_drop(r, s, UD_NOT_ROUTABLE);
 		return NULL;
 	}
-	return flow_new(r, s, remote, now, 1);
+	if (s->n_unsolicited >= unsolicited_max(s)) /* the oldest of them makes room */
+		flow_evict(r, s->c, s, now);
+	if (!(f = flow_new(r, s, remote, now, 1)))
+		return NULL;
+	f->unsolicited = 1;
+	s->n_unsolicited++;
+	return f;
 }
 
 static void on_relay(struct evloop *ev, int fd, uint32_t events, void *arg)

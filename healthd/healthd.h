@@ -9,6 +9,7 @@
 #include "hysteresis.h"
 #include "net.h"
 #include "probe.h"
+#include "settings.h"
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -47,6 +48,8 @@ struct target {
 	int dns_own, dns_n;
 	struct net_prefix expect[HEALTHD_EXPECT_MAX]; /* expected_exit: where it must leave from (none: anywhere) */
 	int n_expect;
+	int expect_broken;  /* expected_exit does not parse (written by hand): no exit is expected */
+	int64_t verify_gen; /* proxy_health.verify_gen (0031) as loaded: what its probes' results are of */
 	int64_t org_id;
 	char user[UPSTREAM_CRED_MAX + 1], pass[UPSTREAM_CRED_MAX + 1];
 	struct hysteresis hs; /* status (unknown | up | down) and the counts behind it */
@@ -102,8 +105,9 @@ struct healthd {
 	void *dns_cred;			    /* gnutls_certificate_credentials_t for tls:// resolvers */
 	struct sockaddr_storage udp_target; /* setting udp_check (a DNS server), resolved */
 	int udp_target_ok;
-	uint64_t store_retry_at; /* after a refused write: no other write before this (ev_now_ms) */
-	int store_failing;	 /* logged once per spell, and when it ends */
+	char udp_check_val[SETTINGS_VALUE_MAX]; /* the value udp_target was resolved from */
+	uint64_t store_retry_at;		/* after a refused write: no other write before this (ev_now_ms) */
+	int store_failing;			/* logged once per spell, and when it ends */
 };
 
 struct target *healthd_find(struct healthd *h, int64_t id);

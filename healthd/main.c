@@ -197,6 +197,25 @@ static void on_resolved(void *arg, const char *host, uint16_t port, int ok, cons
 	}
 }
 
+/* What a probe proves of t changed (its type, endpoint, login or expected exits: proxy_health's
+ * verify_gen, 0031, which made it unknown in the DB): nothing in flight is its proof, its counts
+ * start over, and it is probed as it is now at once (a check asked meanwhile gets that probe). */
+static void target_changed(struct healthd *h, struct target *t, int64_t gen)
+{
+	probe_cancel(t->probe);
+	t->probe = NULL;
+	dnscheck_cancel(t);
+	udpcheck_cancel(t);
+	memset(&t->hs, 0, sizeof(t->hs));
+	t->exit_ip[0] = '\0';
+	t->has_unsaved = 0;
+	t->url_idx = 0;
+	t->verify_gen = gen;
+	t->next_due = ev_now_ms();
+	log_info("proxy %lld (%s): changed: unknown until probed as it is now", (long long)t->id, t->name);
+	(void)h;
+}
+
 /* Merge the enabled proxies from the DB into the target list; probes in flight carry on. */
 static int load_targets(struct healthd *h)
 {
@@ -206,7 +225,8 @@ static int load_targets(struct healthd *h)
 	    "coalesce(h.pipelining, 0), coalesce(h.dns_status, 'unknown'), coalesce(h.udp, 'unknown'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'health_url'), "
 	    "(SELECT value FROM org_settings s WHERE s.org_id = p.org_id AND s.key = 'dns_upstream'), "
-	    "p.expected_exit, p.org_id, coalesce(h.up_probes, 0), coalesce(h.early_data, 0) "
+	    "p.expected_exit, p.org_id, coalesce(h.up_probes, 0), coalesce(h.early_data, 0), "
+	    "coalesce(h.verify_gen, 0), coalesce(h.fresh_until, 0) < unixepoch() "
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
@@ -245,6 +265,12 @@ static int load_targets(struct healthd *h)
 			t->hs.fails = (unsigned)sqlite3_column_int(st, 8);
 			t->hs.succs = (unsigned)sqlite3_column_int(st, 9);
 			t->hs.ups = t->hs.status == HEALTH_UP ? (unsigned)sqlite3_column_int(st, 18) : 0;
+			if (t->hs.status == HEALTH_UP && sqlite3_column_int(st, 21)) {
+				/* up, but stale (healthd stopped, the proxy disabled a while): unknown, so
+				 * that one failed probe cannot store it up and fresh again (fail_th > 1) */
+				memset(&t->hs, 0, sizeof(t->hs));
+			}
+			t->verify_gen = sqlite3_column_int64(st, 20);
 			snprintf(t->exit_ip, sizeof(t->exit_ip), "%s", (const char *)sqlite3_column_text(st, 10));
 			t->pipelining = sqlite3_column_int(st, 11);
 			t->early = sqlite3_column_int(st, 19);
@@ -276,11 +302,12 @@ static int load_targets(struct healthd *h)
 			 * refuses it) expects an exit nothing can have: the proxy goes down, never unchecked */
 			t->n_expect = net_prefix_list_parse((const char *)sqlite3_column_text(st, 16), t->expect,
 							    HEALTHD_EXPECT_MAX);
+			t->expect_broken = t->n_expect < 0;
 			if (t->n_expect < 0) {
 				log_warnx("proxy %lld: expected_exit does not parse: every exit is a mismatch",
 					  (long long)t->id);
 				memset(&t->expect[0], 0, sizeof(t->expect[0]));
-				t->expect[0].len = 128; /* :: alone, which no exit is */
+				t->expect[0].len = 128; /* (exit_expected() refuses every exit) */
 				t->n_expect = 1;
 			}
 			t->org_id = sqlite3_column_int64(st, 17);
@@ -296,6 +323,8 @@ static int load_targets(struct healthd *h)
 			if (!fresh &&
 			    (old.type != t->type || strcmp(old.user, t->user) != 0 || strcmp(old.pass, t->pass) != 0))
 				pipelining_forget(h, t, "the proxy changed");
+			if (!fresh && sqlite3_column_int64(st, 20) != t->verify_gen)
+				target_changed(h, t, sqlite3_column_int64(st, 20));
 			explicit_bzero(&old, sizeof(old));
 		}
 		t->seen = 1;
@@ -338,6 +367,8 @@ static int exit_expected(const struct target *t, const char *exit_ip)
 {
 	struct net_ip ip;
 
+	if (t->expect_broken)
+		return 0;
 	if (t->n_expect == 0)
 		return 1;
 	if (net_ip_parse(exit_ip, &ip) < 0)
@@ -431,7 +462,22 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	t->unsaved_addr[0] = '\0';
 	if (ok && t->addr_ok) /* (probes to an address are ended when it changes: this is the probe's) */
 		net_sa_ip_str(&t->addr, t->unsaved_addr);
-	t->has_unsaved = store_result(h, t, r, t->unsaved_at, &moved) < 0;
+	switch (store_result(h, t, r, t->unsaved_at, &moved)) {
+	case -ESTALE: /* the proxy changed since this probe began (0031): not its proof */
+		memset(&t->hs, 0, sizeof(t->hs));
+		t->exit_ip[0] = '\0';
+		t->has_unsaved = 0;
+		t->next_due = ev_now_ms(); /* as it is now, once read (whoever asked waits for that probe) */
+		h->reload = 1;
+		log_info("proxy %lld (%s): changed while probed: its result dropped, probed again", (long long)t->id,
+			 t->name);
+		return;
+	case 0:
+		t->has_unsaved = 0;
+		break;
+	default:
+		t->has_unsaved = 1;
+	}
 	if (old != t->hs.status || moved)
 		tell_enforcers(h, t->id); /* they act on status changes and failover moves: now */
 	if (old != t->hs.status) {
@@ -571,10 +617,14 @@ static void on_tick(struct evloop *ev, void *arg)
 
 		int moved = 0;
 
-		if (t->has_unsaved && store_result(h, t, &t->unsaved, t->unsaved_at, &moved) == 0) {
-			t->has_unsaved = 0;
-			if (moved)
+		if (t->has_unsaved) {
+			int sr = store_result(h, t, &t->unsaved, t->unsaved_at, &moved);
+			if (sr == 0 || sr == -ESTALE) /* stored, or of the proxy as it was (dropped) */
+				t->has_unsaved = 0;
+			if (sr == 0 && moved)
 				tell_enforcers(h, t->id);
+			if (sr == -ESTALE)
+				h->reload = 1;
 		}
 		if (!t->probe && now >= t->next_due)
 			start_probe(h, t);

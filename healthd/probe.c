@@ -156,6 +156,18 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
 			return PROBE_BAD_HTTP;
 		body = plain;
 		end = plain + k;
+	} else if ((v = header(buf, (size_t)n, "Content-Length", &vl))) {
+		/* a body cut short (a connection closed early, TLS without close_notify: the proxy may
+		 * end it anywhere) is not an answer: "203.0.113.4" of "203.0.113.45" is an address */
+		unsigned long cl = 0;
+		size_t k;
+		for (k = 0; k < vl && isdigit((unsigned char)v[k]) && cl <= PROBE_BODY_MAX; k++)
+			cl = cl * 10 + (unsigned long)(v[k] - '0');
+		if (k > 0) {
+			if ((size_t)(end - body) < cl)
+				return PROBE_BAD_HTTP;
+			end = body + cl;
+		}
 	}
 	while (body < end && isspace((unsigned char)*body))
 		body++;

@@ -190,7 +190,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 	    "first_byte_ms = ?6, exit_ip = ?7, checked_at = ?12, last_error = ?8, consecutive_failures = ?9, "
 	    "consecutive_successes = ?10, fresh_until = ?12 + ?11, up_probes = ?13, "
 	    "probed_host = coalesce(?14, probed_host), probed_port = coalesce(?15, probed_port), "
-	    "probed_addr = coalesce(?16, probed_addr) WHERE proxy_id = ?1"; /* 0030: where a good probe went */
+	    "probed_addr = coalesce(?16, probed_addr) WHERE proxy_id = ?1 AND verify_gen = ?17"; /* 0030, 0031 */
 	static const char *const hist_sql =
 	    "INSERT INTO health_history (proxy_id, checked_at, status, latency_ms, exit_ip, error) "
 	    "VALUES (?1, ?6, ?2, ?3, ?4, ?5)";
@@ -226,6 +226,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		sqlite3_bind_int(st, 11, (int)health_fresh_s(h));
 		sqlite3_bind_int64(st, 12, (int64_t)at);
 		sqlite3_bind_int(st, 13, (int)t->hs.ups);
+		sqlite3_bind_int64(st, 17, t->verify_gen);
 		if (ok && t->unsaved_addr[0]) { /* where this result's probe went, taken with it */
 			sqlite3_bind_text(st, 14, t->unsaved_host, -1, SQLITE_STATIC);
 			sqlite3_bind_int(st, 15, t->unsaved_port);
@@ -234,6 +235,11 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && sqlite3_changes(db) == 0) { /* changed (0031) or deleted since the probe began */
+		db_rollback(db);
+		free(was);
+		return -ESTALE;
+	}
 	if (rc == SQLITE_DONE && sqlite3_prepare_v2(db, hist_sql, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, t->id);
 		sqlite3_bind_text(st, 2, ok ? "up" : "down", -1, SQLITE_STATIC);

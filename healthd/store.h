@@ -8,7 +8,8 @@
 
 /* r, had at wall-clock time at (its checked_at; fresh_until counts from it, so a result that
  * waited for a locked DB is not trusted longer). 0, or -EAGAIN when the DB refused it (busy or
- * broken; logged once per spell): keep it and call again after h->store_retry_at. *moved: how many
+ * broken; logged once per spell): keep it and call again after h->store_retry_at; -ESTALE when the
+ * proxy changed (0031: verify_gen) or went since t was loaded: the result is not its, dropped. *moved: how many
  * failover mappings it gave another carrier (logged; a move between two proxies is audited). */
 int store_result(struct healthd *h, const struct target *t, const struct probe_result *r, time_t at, int *moved);
 /* A capability a probe found: proxy_health.pipelining, or .early_data when early. 0, or -EIO (logged). */

@@ -248,6 +248,11 @@ void udpcheck_load_settings(struct healthd *h)
 	uint16_t port;
 
 	settings_str(h->d->db, &h->d->cfg, "udp_check", v, sizeof(v));
+	/* resolved again only when it changed (or did not resolve): a name is looked up on the loop,
+	 * and this runs at every change of any proxy or setting */
+	if (h->udp_target_ok && strcmp(v, h->udp_check_val) == 0)
+		return;
+	snprintf(h->udp_check_val, sizeof(h->udp_check_val), "%s", v);
 	h->udp_target_ok =
 	    net_hostport_parse(v, host, sizeof(host), &port) == 0 && net_resolve(host, port, &h->udp_target) == 0;
 	if (!h->udp_target_ok)

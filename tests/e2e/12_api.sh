@@ -120,6 +120,19 @@ check_eq "... and stores nothing: the other's change stays, the mapping disabled
 check_eq "... the same PATCH again is stored (the gate passes)" \
 	"$(code "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d "{\"proxy_id\":$slow,\"max_conns\":0}")")" "200"
 http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"proxy_id":1}' >/dev/null
+# a proxy's login changed while a probe of it is under way: that probe (of the old login) is not
+# the proof of the proxy as it is now (migration 0031, pgw-healthd's verify_gen)
+lab_exec gw curl -s -m 20 -o "$LAB_DIR/recheck.body" -X POST -H "$ADMIN" -H "$J" -d '{}' $U/api/v1/proxies/$slow/check &
+recheck=$!
+sleep 0.5
+check_eq "a proxy's login changed while it is probed (slow to answer): stored" \
+	"$(code "$(http PATCH /api/v1/proxies/$slow -H "$ADMIN" -H "$J" -d '{"username":"wrong-user"}')")" "200"
+check_eq "... its health is unknown at once (its clients wait for a probe)" \
+	"$(sqlite3 "$PGW_DB" "SELECT status FROM proxy_health WHERE proxy_id = $slow")" "unknown"
+wait "$recheck"
+check_eq "... the check asked before the change answers for the proxy as it is now: down, the old login's probe dropped" \
+	"$(jq -r .status "$LAB_DIR/recheck.body") $(sqlite3 "$PGW_DB" "SELECT status FROM proxy_health WHERE proxy_id = $slow")" "down down"
+check "... and pgw-healthd says so" grep -q "proxy $slow (socks-slow): changed" "$LAB_DIR/pgw-healthd.log"
 check_eq "(the mapping back on its proxy, disabled; the slow proxy deleted)" \
 	"$(code "$(http DELETE /api/v1/proxies/$slow -H "$ADMIN")") $(sqlite3 "$PGW_DB" 'SELECT max_conns, enabled, proxy_id FROM mappings WHERE id = 1')" "204 0|0|1"
 

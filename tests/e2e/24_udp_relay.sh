@@ -166,6 +166,30 @@ check_match "3 new sockets of .41 get through" "$r" '"flows": 3, "ok_flows": 3,'
 check_eq "... each ending one of its empty associations (closed idle long before 300 s)" "$(($(idle41) - i0))" 3
 # (a second IPv6 network on the gateway's LAN side that the clients are not on: they route it to
 # the gateway; the reload below reads the LAN interface's networks)
+# answers from sources the client never sent to (full cone) cannot take its flows: a host that
+# learnt dante's relay address for .42 sends from 20 ports; they get at most a quarter of the
+# client's flows (udp_client_flows 8: 2) and give way to the client's own, so its 5 new sockets
+# get through (all 7 of its flows went to the spray before: every new socket refused)
+lab_exec lan ip addr add 192.168.2.42/24 dev lan0
+db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.42', 4)"
+n=$(lab_fwd_reloads)
+ctl settings set udp_client_flows 8
+check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
+check "(.42 on dante, in udp4)" wait_for 5 bash -c "ip netns exec $gw nft list set inet pgw udp4 | grep -q 192.168.2.42"
+lab_bg wan udp-spray python3 "$ROOT/tests/e2e/udp_tool.py" spray $LAB_ECHO 7790 7800 20
+sleep 0.3
+r=$(lab_exec lan python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('192.168.2.42', 0)); s.settimeout(0.5)
+s.sendto(b'spray', ('$LAB_ECHO', 7790)); got = set()
+try:
+    while True: got.add(s.recvfrom(100)[1][1])
+except socket.timeout: pass
+print(len(got))" 2>&1)
+echo "# .42 heard from $r of the 20 ports"
+check "the spray reached .42 (full cone, from several of its ports)" test "$r" -ge 2
+r=$(tool lan flows $LAB_ECHO 7777 192.168.2.42 5 1)
+check_match "... and 5 new sockets of .42 all get through (udp_client_flows 8: the spray's flows give way)" "$r" '"flows": 5, "ok_flows": 5,'
 lab_exec gw ip -6 addr add fd00:3::1/64 dev ens19 nodad
 n=$(lab_fwd_reloads)
 ctl settings set udp_client_flows 512

@@ -3,6 +3,8 @@
 
   echo ADDR PORT LOG [RPORT]     echo server; one line "SRC_IP SRC_PORT LEN" per datagram in LOG;
                                  with RPORT the answers leave from that port instead
+  spray ADDR PORT FIRST N        answers each datagram from N other ports, FIRST.. FIRST+N-1 (a
+                                 host sending to a client's relay address from many ports)
   flows DST PORT SRCS PER COUNT [FIRST_PORT]  PER sockets per source address (comma-separated
                                  SRCS), each sends COUNT datagrams one at a time and waits for each
                                  echo; prints JSON {"flows", "ok_flows", "sent", "received",
@@ -44,6 +46,21 @@ def echo(addr, port, log, reply_port=None):
             data, src = s.recvfrom(65535)
             f.write(f"{src[0]} {src[1]} {len(data)}\n")
             out.sendto(data, src)
+
+
+def spray(addr, port, first, n):
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
+    s.bind((addr, int(port)))
+    outs = []
+    for i in range(int(n)):
+        o = socket.socket(family(addr), socket.SOCK_DGRAM)
+        o.bind((addr, int(first) + i))
+        outs.append(o)
+    while True:
+        data, src = s.recvfrom(65535)
+        for o in outs:
+            o.sendto(data, src)
+            time.sleep(0.002)
 
 
 def flows(dst, port, srcs, per, count, first_port=0):
@@ -278,7 +295,7 @@ def badsocks(addr, port):
 
 
 if __name__ == "__main__":
-    cmds = {"echo": echo, "flows": flows, "ping": ping, "socksping": socksping, "send": send, "badsocks": badsocks}
+    cmds = {"echo": echo, "spray": spray, "flows": flows, "ping": ping, "socksping": socksping, "send": send, "badsocks": badsocks}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])

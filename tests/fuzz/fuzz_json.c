@@ -3,8 +3,8 @@
  * field list of every kind (strings with lengths in characters, integers with ranges, booleans,
  * lists with item counts; required and optional): json_check accepts a body exactly when a
  * second, independent reading of the rules says it has the promised shape (every key a listed
- * field of the right type within its bounds, no NUL in a string, every required field present
- * unless partial), and says why when it refuses. */
+ * field of the right type within its bounds, no NUL in a string, no control character in a name, every required field
+ * present unless partial), and says why when it refuses. */
 #include "../../api/http.h"
 
 #include <assert.h>
@@ -13,7 +13,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct jfield fields[] = {
-    {"name", J_STR, 1, 1, 64},	  {"type", J_STR, 1, 4, 6},	  {"host", J_STR, 1, 1, 253},
+    {"name", J_NAME, 1, 1, 64},	  {"type", J_STR, 1, 4, 6},	  {"host", J_STR, 1, 1, 253},
     {"port", J_INT, 1, 1, 65535}, {"password", J_STR, 0, 0, 255}, {"enabled", J_BOOL, 0, 0, 1},
     {"ids", J_ARRAY, 0, 1, 3},	  {"limit", J_INT, 0, -5, 5},
 };
@@ -45,6 +45,13 @@ static int shape_ok(const json_t *j, int partial)
 		if (!f)
 			return 0;
 		switch (f->type) {
+		case J_NAME: /* no control characters: C0 or DEL */
+			if (!json_is_string(v))
+				return 0;
+			for (size_t k = 0; k < json_string_length(v); k++)
+				if ((unsigned char)json_string_value(v)[k] < 0x20 || json_string_value(v)[k] == 0x7f)
+					return 0;
+			/* fall through: and a string's rules */
 		case J_STR:
 			if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v)) ||
 			    chars_of(json_string_value(v), json_string_length(v)) < f->min ||

@@ -71,9 +71,12 @@ static void test_load(void **state)
 	desired_free(&d);
 	assert_int_equal(tl_exec(db, "UPDATE proxies SET type = 'http' WHERE id = 1"), SQLITE_OK);
 	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
-	assert_int_equal(d.udp.n, 0); /* HTTP CONNECT carries no UDP, whatever the column says */
+	assert_int_equal(d.udp.n, 0);	 /* HTTP CONNECT carries no UDP, whatever the column says */
+	assert_int_equal(d.active.n, 0); /* a changed proxy is unknown until probed again (0031) */
 	desired_free(&d);
 	assert_int_equal(tl_exec(db, "UPDATE proxies SET type = 'socks5' WHERE id = 1;"
+				     "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60 "
+				     "WHERE proxy_id = 1;" /* (as pgw-healthd's probe of it) */
 				     "INSERT INTO settings (key, value) VALUES ('udp_relay', 'false')"),
 			 SQLITE_OK);
 	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);

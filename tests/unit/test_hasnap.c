@@ -51,6 +51,35 @@ static void assert_same(sqlite3 *a, sqlite3 *b)
 	free(y);
 }
 
+/* A name the old placeholder used ('~ha~' || id) is an ordinary name: a proxy and a webhook so
+ * named by an organisation's admin once made every later sync of the other row fail. */
+static void test_a_name_like_the_placeholder(void **state)
+{
+	char *dir = tl_tmpdir(), err[400];
+	sqlite3 *m = tl_db(dir, "m.db"), *b = tl_db(dir, "b.db");
+
+	(void)state;
+	assert_int_equal(
+	    tl_exec(
+		m,
+		"INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'p', 'socks5', '198.51.100.10', "
+		"1080), (2, '~ha~1', 'socks5', '198.51.100.11', 1080);"
+		"INSERT INTO webhooks (id, name, url, events) VALUES (1, 'w', 'http://198.51.100.20/a', 'proxy.down'), "
+		"(2, '~ha~1', 'http://198.51.100.20/b', 'proxy.down')"),
+	    SQLITE_OK);
+	assert_int_equal(sync_once(m, b, err, sizeof(err)), 0);
+	assert_int_equal(tl_exec(m, "UPDATE proxies SET host = '198.51.100.12' WHERE id = 1;"
+				    "UPDATE webhooks SET url = 'http://198.51.100.20/c' WHERE id = 1"),
+			 SQLITE_OK);
+	assert_int_equal(sync_once(m, b, err, sizeof(err)), 0);
+	assert_same(m, b);
+	assert_sql(b, "SELECT group_concat(name || ' ' || url, ', ') FROM (SELECT * FROM webhooks ORDER BY id)",
+		   "w http://198.51.100.20/c, ~ha~1 http://198.51.100.20/b");
+	sqlite3_close(m);
+	sqlite3_close(b);
+	tl_rmdir(dir);
+}
+
 static void test_converges_through_swaps_reorders_and_reused_ids(void **state)
 {
 	char *dir = tl_tmpdir(), err[400];
@@ -201,6 +230,7 @@ static void test_refuses_what_is_not_a_configuration(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_a_name_like_the_placeholder),
 	    cmocka_unit_test(test_converges_through_swaps_reorders_and_reused_ids),
 	    cmocka_unit_test(test_refuses_what_is_not_a_configuration),
 	};

@@ -772,6 +772,52 @@ static void test_probed_address(void **state)
 	tl_rmdir(dir);
 }
 
+/* 0031: a change of what a probe proves (type, host, port, login, expected exits) makes the
+ * proxy unknown and counts verify_gen; a rename, a toggle or the same values do not. */
+static void test_proxy_reverify(void **state)
+{
+	char *dir = tl_tmpdir(), err[512], *got;
+	sqlite3 *db = open_at(dir, "v.db");
+	int from, to;
+	const char *up = "UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 60, "
+			 "consecutive_successes = 2, up_probes = 3 WHERE proxy_id = 1";
+	const char *is = "SELECT status || ' ' || (fresh_until IS NULL) || ' ' || consecutive_successes || ' ' || "
+			 "up_probes || ' ' || verify_gen FROM proxy_health WHERE proxy_id = 1";
+	static const char *const changes[] = {
+	    "UPDATE proxies SET type = 'http' WHERE id = 1",
+	    "UPDATE proxies SET host = '198.51.100.2' WHERE id = 1",
+	    "UPDATE proxies SET port = 1081 WHERE id = 1",
+	    "UPDATE proxies SET username = 'u2' WHERE id = 1",
+	    "UPDATE proxies SET password = 'p2' WHERE id = 1",
+	    "UPDATE proxies SET expected_exit = '203.0.113.9' WHERE id = 1",
+	};
+
+	(void)state;
+	assert_int_equal(migrate_run(db, M, NM, NM, &from, &to, err, sizeof(err)), 0);
+	assert_int_equal(tl_exec(db, "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES "
+				     "(1, 'p', 'socks5', '198.51.100.1', 1080, 'u', 'p')"),
+			 SQLITE_OK);
+	assert_int_equal(tl_exec(db, up), SQLITE_OK);
+	assert_int_equal(tl_exec(db,
+				 "UPDATE proxies SET name = 'renamed', enabled = 0 WHERE id = 1;"
+				 "UPDATE proxies SET enabled = 1, host = '198.51.100.1', password = 'p' WHERE id = 1"),
+			 SQLITE_OK);
+	got = tl_str(db, is);
+	assert_string_equal(got, "up 0 2 3 0"); /* nothing a probe proves changed */
+	free(got);
+	for (int i = 0; i < (int)(sizeof(changes) / sizeof(changes[0])); i++) {
+		char want[32];
+		assert_int_equal(tl_exec(db, up), SQLITE_OK);
+		assert_int_equal(tl_exec(db, changes[i]), SQLITE_OK);
+		snprintf(want, sizeof(want), "unknown 1 0 0 %d", i + 1);
+		got = tl_str(db, is);
+		assert_string_equal(got, want);
+		free(got);
+	}
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -790,6 +836,7 @@ int main(void)
 	    cmocka_unit_test(test_failover_carrier),
 	    cmocka_unit_test(test_guards),
 	    cmocka_unit_test(test_probed_address),
+	    cmocka_unit_test(test_proxy_reverify),
 	    cmocka_unit_test(test_orgs_upgrade),
 	    cmocka_unit_test(test_org_members_upgrade),
 	    cmocka_unit_test(test_user_ids_not_reused),

@@ -42,6 +42,12 @@ static void test_parse(void **state)
 	(void)state;
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n198.51.100.9\n", ip, &status), PROBE_OK);
 	assert_string_equal(ip, "198.51.100.9");
+	/* a body cut short by the proxy: no answer, though its start is an address */
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n203.0.113.4", ip, &status),
+			 PROBE_BAD_HTTP);
+	/* what follows the body is not read as part of it */
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n203.0.113.45", ip, &status), PROBE_OK);
+	assert_string_equal(ip, "203.0.113.4");
 	assert_int_equal(
 	    parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n198.51.\r\n6\r\n100.9\n\r\n0\r\n\r\n", ip,
 		  &status),
