@@ -61,7 +61,7 @@ static int list(struct req *r, sqlite3 *db)
 
 static int create_key(struct req *r, sqlite3 *db)
 {
-	static const struct jfield f[] = {{"name", J_STR, 1, 1, 64},
+	static const struct jfield f[] = {{"name", J_NAME, 1, 1, 64},
 					  {"role", J_STR, 1, 5, 6},
 					  {"expires_at", J_INT, 0, 1, 253402300799},
 					  {"superadmin", J_BOOL, 0, 0, 1}};

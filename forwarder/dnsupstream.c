@@ -146,6 +146,24 @@ void uc_fail(struct upconn *uc, const char *what, const char *detail)
 	uc_close_as(uc, !o, !!o);
 }
 
+/* q's attempt timed out on uc, on which nothing at all came back since q went: a connection the
+ * proxy or resolver holds open but no longer answers on. It is closed (the resolver tried last for
+ * a while); q moves on as a timed-out attempt, and the other queries it carried ask again on a
+ * new connection without spending one (a slow answer to q alone costs them nothing). */
+void uc_silent(struct upconn *uc, struct rq *q)
+{
+	struct resolver *r = uc->r;
+
+	log_warnx("dns: resolver %s:%u through proxy %lld: timed out: no answer on its connection (closed; "
+		  "its other queries asked again)",
+		  uc->up.host, uc->up.port, (long long)uc->e.proxy_id);
+	uc->slot[q->up_id & (UC_SLOTS - 1)] = NULL; /* q first, so that it is not asked again with them */
+	uc->pending--;
+	q->uc = NULL;
+	uc_close_as(uc, 1, 1);
+	rq_retry(r, q, "resolver timed out");
+}
+
 static void uc_want(struct upconn *uc, uint32_t ev)
 {
 	if (uc->h && ev != uc->ev && ev_mod_fd(uc->r->ev, uc->h, ev) == 0)
@@ -408,6 +426,8 @@ void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len)
 		dns_cache_put(r->cache, q->e.path, &q->q, r->scratch, dns_strip_opt(r->scratch, len), a.ttl,
 			      ev_now_ms());
 	}
+	if (!rq_path_holds(r, q)) /* blocked or moved since it asked (before the tick found it) */
+		return;
 	ms = ev_now_ms() - q->t0;
 	send_reply(r, q, msg, len);
 	count_answer(r, &q->client, q->e.proxy_id, q->e.org_id, a.rcode, 0, ms);

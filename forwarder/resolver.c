@@ -145,7 +145,7 @@ again:			  /* each step answers a query, or moves it to a later attempt: this en
 			} else if (slow->last_answer < q->sent) {
 				/* nothing at all came back on it since this query went: a connection the
 				 * proxy or resolver holds open but no longer answers on (a new one may) */
-				uc_fail(slow, "timed out", "no answer on its connection");
+				uc_silent(slow, q);
 			} else {
 				slow->penalty_until = now + UC_PENALTY_MS;
 				rq_retry(r, q, "resolver timed out");

@@ -244,6 +244,7 @@ void rq_retry(struct resolver *r, struct rq *q, const char *why);
 int first_resolver(struct resolver *r, const struct fwd_entry *e);
 void uc_close(struct upconn *uc, int penalty);
 void uc_fail(struct upconn *uc, const char *what, const char *detail);
+void uc_silent(struct upconn *uc, struct rq *q);
 void uc_free(struct upconn *uc);
 void rq_answer(struct resolver *r, struct rq *q, uint8_t *msg, size_t len);
 int rq_path_holds(struct resolver *r, struct rq *q);

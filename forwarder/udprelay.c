@@ -255,7 +255,7 @@ static void from_client(struct udprelay *r, const struct sockaddr_storage *src, 
 		goto out;
 	}
 	if (!s) {
-		if (c->n_flows >= lim->udp_client_flows && !flow_make_room(r, c, now))
+		if (c->n_flows >= lim->udp_client_flows && !flow_unsolicited_any(c))
 			drop_for(r, NULL, c, UD_FLOWS);
 		else if (udp_flow_refused(r, dst, lim, 0, now)) /* the gateway's own: nothing to relay there */
 			drop_for(r, NULL, c, UD_NOT_ROUTABLE);

@@ -181,9 +181,9 @@ void sess_free(struct udprelay *r, struct usess *s, enum uend why);
 int sess_make_room(struct udprelay *r, struct uclient *c);
 void sess_queue(struct udprelay *r, struct usess *s, const struct sockaddr_storage *dst, const uint8_t *data,
 		size_t len);
-/* Close the client's unsolicited flow heard from least recently (making room for its own): 1 when
- * one went. */
-int flow_make_room(struct udprelay *r, struct uclient *c, uint64_t now);
+/* Whether one of the client's flows is unsolicited (made for a reply; it gives way to a flow of
+ * the client's own when its flows are all taken). */
+int flow_unsolicited_any(const struct uclient *c);
 /* The session's flow to dst, made when new (within udp_client_flows, an unsolicited flow giving
  * way); NULL (counted) when not, or when dst has become one of the gateway's own addresses since
  * (the flow closed). not_local: dst is known not to be a gateway address (a fresh session checked it). */

@@ -339,9 +339,12 @@ static int flow_evict(struct udprelay *r, struct uclient *c, struct usess *only,
 	return 1;
 }
 
-int flow_make_room(struct udprelay *r, struct uclient *c, uint64_t now)
+int flow_unsolicited_any(const struct uclient *c)
 {
-	return flow_evict(r, c, NULL, now);
+	for (const struct usess *s = c->sessions; s; s = s->cnext)
+		if (s->n_unsolicited)
+			return 1;
+	return 0;
 }
 
 static struct uflow *flow_new(struct udprelay *r, struct usess *s, const struct sockaddr_storage *remote, uint64_t now,

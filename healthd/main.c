@@ -431,7 +431,7 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 {
 	enum health_status old = t->hs.status;
 	struct probe_result mm;
-	int ok = r->error == PROBE_OK, moved = 0;
+	int ok = r->error == PROBE_OK, moved = 0, audit = 0;
 
 	if (ok && !exit_expected(t, r->exit_ip)) { /* it works, but leaves from elsewhere: down at once */
 		mm = *r;
@@ -444,8 +444,8 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 		t->hs.fails = h->fail_th;
 		t->hs.succs = 0;
 		t->hs.ups = 0;
-		if (old != HEALTH_DOWN || strncmp(t->unsaved.reason, "exit_ip_mismatch", 16) != 0)
-			audit_mismatch(h, t, r->exit_ip);
+		/* (audited once stored: a result of the proxy as it was is dropped) */
+		audit = old != HEALTH_DOWN || strncmp(t->unsaved.reason, "exit_ip_mismatch", 16) != 0;
 	} else {
 		hysteresis_step(&t->hs, ok, h->fail_th, h->succ_th);
 	}
@@ -478,6 +478,8 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	default:
 		t->has_unsaved = 1;
 	}
+	if (audit)
+		audit_mismatch(h, t, r->exit_ip);
 	if (old != t->hs.status || moved)
 		tell_enforcers(h, t->id); /* they act on status changes and failover moves: now */
 	if (old != t->hs.status) {

@@ -163,11 +163,10 @@ enum probe_error probe_parse_response(const char *buf, size_t len, int *status, 
 		size_t k;
 		for (k = 0; k < vl && isdigit((unsigned char)v[k]) && cl <= PROBE_BODY_MAX; k++)
 			cl = cl * 10 + (unsigned long)(v[k] - '0');
-		if (k > 0) {
-			if ((size_t)(end - body) < cl)
-				return PROBE_BAD_HTTP;
+		if (k > 0 && (size_t)(end - body) >= cl)
 			end = body + cl;
-		}
+		else if (k > 0 && len < PROBE_BODY_MAX) /* (a full buffer is our cut: read what it holds) */
+			return PROBE_BAD_HTTP;
 	}
 	while (body < end && isspace((unsigned char)*body))
 		body++;

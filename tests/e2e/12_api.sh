@@ -102,14 +102,16 @@ check_eq "PATCH disables the mapping" "$(body "$(http PATCH /api/v1/mappings/1 -
 check "... and the agent blocks the client" wait_for 2 bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw blocked4 | grep -qw 192.168.2.10"
 # a change stored while a health-gated PATCH waits is not undone by it: the gated one read the
 # mapping before its wait and would write every field from that (a client disabled, enabled again)
-lab_bg wan slow-relay python3 "$ROOT/tests/e2e/slow_relay.py" $LAB_SOCKS_AUTH 1081 $LAB_SOCKS_AUTH 1080 1.5 120
+lab_bg wan slow-relay python3 "$ROOT/tests/e2e/slow_relay.py" $LAB_SOCKS_AUTH 1081 $LAB_SOCKS_AUTH 1080 1.0 120
 lab_wait_port wan $LAB_SOCKS_AUTH 1081 || echo "# the slow relay did not start"
 out=$(http POST /api/v1/proxies -H "$ADMIN" -H "$J" -d "{\"name\":\"socks-slow\",\"type\":\"socks5\",\"host\":\"$LAB_SOCKS_AUTH\",\"port\":1081,\"username\":\"$LAB_PROXY_USER\",\"password\":\"$LAB_PROXY_PASS\"}")
 slow=$(body "$out" | jq .id)
+slow_up() { [ "$(sqlite3 -cmd '.timeout 2000' "$PGW_DB" "SELECT status FROM proxy_health WHERE proxy_id = $slow")" = up ]; }
+check "(the slow proxy is up: its first probe is over)" wait_for 10 slow_up
 lab_exec gw curl -s -o "$LAB_DIR/gated.body" -w '%{http_code}' -X PATCH -H "$ADMIN" -H "$J" \
 	-d "{\"proxy_id\":$slow,\"enabled\":true}" $U/api/v1/mappings/1 >"$LAB_DIR/gated.code" &
 gated=$!
-sleep 0.7
+sleep 0.4 # (the gate's probe takes 1 s or more: the relay waits 1 s before it connects on)
 check_eq "while a health-gated PATCH waits (a proxy slow to answer), another PATCH of the mapping is stored" \
 	"$(code "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"max_conns":7}')")" "200"
 wait "$gated"
@@ -117,14 +119,15 @@ check_eq "... the gated one, which read the mapping before, answers 409 conflict
 	"$(cat "$LAB_DIR/gated.code") $(jq -r .error.code "$LAB_DIR/gated.body")" "409 conflict"
 check_eq "... and stores nothing: the other's change stays, the mapping disabled on its proxy" \
 	"$(sqlite3 "$PGW_DB" 'SELECT max_conns, enabled, proxy_id FROM mappings WHERE id = 1')" "7|0|1"
-check_eq "... the same PATCH again is stored (the gate passes)" \
+check_eq "... a PATCH to the slow proxy made now is stored (the gate passes)" \
 	"$(code "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d "{\"proxy_id\":$slow,\"max_conns\":0}")")" "200"
-http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"proxy_id":1}' >/dev/null
+check_eq "(the mapping back on its proxy)" \
+	"$(code "$(http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"proxy_id":1}')")" "200"
 # a proxy's login changed while a probe of it is under way: that probe (of the old login) is not
 # the proof of the proxy as it is now (migration 0031, pgw-healthd's verify_gen)
 lab_exec gw curl -s -m 20 -o "$LAB_DIR/recheck.body" -X POST -H "$ADMIN" -H "$J" -d '{}' $U/api/v1/proxies/$slow/check &
 recheck=$!
-sleep 0.5
+sleep 0.4
 check_eq "a proxy's login changed while it is probed (slow to answer): stored" \
 	"$(code "$(http PATCH /api/v1/proxies/$slow -H "$ADMIN" -H "$J" -d '{"username":"wrong-user"}')")" "200"
 check_eq "... its health is unknown at once (its clients wait for a probe)" \

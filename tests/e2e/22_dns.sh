@@ -372,25 +372,35 @@ check_eq "failover to the second resolver when the first cannot be reached" "$(q
 # (its own check of that resolver would wait too), for less than its results stay fresh (10 s).
 lab_bg wan dns-stall python3 "$ROOT/tests/e2e/dns_hold.py" $LAB_DNS 5301 "$LAB_DIR/dns-stall.go" 90 stall
 lab_wait_port wan $LAB_DNS 5301 || echo "# the stalling resolver did not start"
+checked1() { sqlite3 -cmd '.timeout 2000' "$PGW_DB" "SELECT checked_at FROM proxy_health WHERE proxy_id = 1"; }
+probed_since() { [ "$(checked1)" != "$1" ]; }
+c0=$(checked1)
+wait_for 6 probed_since "$c0" # (a fresh result before each pause: they stay fresh 10 s)
 kill -STOP "$healthd_pid"
 n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "$LAB_DNS:5301, $LAB_DNS:53"
-check "(the forwarder reloaded: a first resolver that answers nothing, a second that does)" lab_fwd_reloaded "$n"
+ctl settings set dns_query_log true
+check "(the forwarder reloaded: a first resolver that answers nothing, a second that does; the query log on)" \
+	lab_fwd_reloaded "$n"
 q 192.168.2.10 192.168.2.1 inflight.$LAB_ZONE >"$LAB_DIR/inflight.out" &
 qpid=$!
-sleep 0.5
+sleep 0.3
 n=$(lab_fwd_reloads)
 db "UPDATE mappings SET enabled = 0 WHERE client_ip = '192.168.2.10'"
 check "(the forwarder reloaded: 192.168.2.10 disabled while its query waits)" lab_fwd_reloaded "$n"
 wait "$qpid"
 check_eq "a query waiting on a resolver when its client is disabled: REFUSED" "$(cat "$LAB_DIR/inflight.out")" "REFUSED "
+check "... answered so while it waited (the query log: blocked meanwhile)" \
+	grep -q "dns: 192.168.2.10 inflight.$LAB_ZONE. type 1 -> REFUSED (blocked meanwhile" "$LAB_DIR/pgw-forwarder.log"
 sleep 2
 check_fails "... and it is never asked through the proxy again (the second resolver did not see it)" \
 	grep -q "inflight\.$LAB_ZONE" "$LAB_DIR/dnsmasq-queries.log"
 db "UPDATE mappings SET enabled = 1 WHERE client_ip = '192.168.2.10'"
+ctl settings set dns_query_log false
 kill -CONT "$healthd_pid"
 check "(192.168.2.10 active again)" wait_for 10 active4_has 192.168.2.10
-sleep 3 # (a fresh check of the proxies before the next pause)
+c0=$(checked1)
+wait_for 8 probed_since "$c0"
 # a connection held open that answers nothing is closed when its query times out: the next query
 # goes on a new connection (it used to be picked first, idle, for every query: SERVFAIL for good)
 kill -STOP "$healthd_pid"

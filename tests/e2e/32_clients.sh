@@ -148,7 +148,7 @@ check "... within 1 % ($((t2 - total)) for 3,000,000)" test $((t2 - total)) -le 
 # (the laptop downloading until its mapping goes: its last seconds, counted after the delete,
 # are not written to a history nobody holds)
 J='Content-Type: application/json'
-lab_exec lan curl -s -o /dev/null -m 8 --interface 192.168.2.10 "http://$LAB_WEB/slow/3m.bin" &
+lab_exec lan curl -s -o /dev/null -w '%{size_download}' -m 8 --interface 192.168.2.10 "http://$LAB_WEB/slow/3m.bin" >"$LAB_DIR/cut.size" &
 dl=$!
 sleep 2
 for ip in 192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13 192.168.2.14; do
@@ -156,6 +156,8 @@ for ip in 192.168.2.10 192.168.2.11 192.168.2.12 192.168.2.13 192.168.2.14; do
 	lab_api DELETE /api/v1/mappings/$m -H "$ADMIN" >/dev/null
 done
 wait "$dl"
+check "(the laptop was downloading when its mapping went: some bytes, not all)" \
+	bash -c "s=\$(cat $LAB_DIR/cut.size); [ \"\${s:-0}\" -gt 0 ] && [ \"\$s\" -lt 3000000 ]"
 sleep 8 # (pgw-api adds what it was told at most 5 s late, the forwarder tells it every 2 s)
 check_eq "the laptop's mapping deleted while it downloaded: its history with it, none written after" \
 	"$(lab_db "SELECT count(*) FROM client_usage WHERE client_ip = '192.168.2.10'")" 0
