@@ -463,11 +463,10 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 	if (ok && t->addr_ok) /* (probes to an address are ended when it changes: this is the probe's) */
 		net_sa_ip_str(&t->addr, t->unsaved_addr);
 	switch (store_result(h, t, r, t->unsaved_at, &moved)) {
-	case -ESTALE: /* the proxy changed since this probe began (0031): not its proof */
-		memset(&t->hs, 0, sizeof(t->hs));
-		t->exit_ip[0] = '\0';
+	case -ESTALE: /* the proxy changed since this probe began (0031): not its proof. The reload at
+		       * the next tick starts it over (target_changed) or drops it (deleted); whoever
+		       * asked waits for the probe of it as it is now */
 		t->has_unsaved = 0;
-		t->next_due = ev_now_ms(); /* as it is now, once read (whoever asked waits for that probe) */
 		h->reload = 1;
 		log_info("proxy %lld (%s): changed while probed: its result dropped, probed again", (long long)t->id,
 			 t->name);
