@@ -57,11 +57,12 @@ struct target {
 	uint64_t next_due;
 	uint64_t done_at; /* when its last probe's result came (0: none yet): next_due follows an interval change */
 	struct probe *probe;
-	struct probe *pipe_probe;	  /* the pipelined capability probe */
-	int pipe_tested;		  /* since the proxy was loaded or last changed or failed */
-	int pipelining;			  /* as stored in proxy_health.pipelining */
-	struct probe *early_probe;	  /* the early-data capability probe (after the pipelined one) */
-	int early_tested, early;	  /* ... and proxy_health.early_data */
+	struct probe *pipe_probe;  /* the pipelined capability probe */
+	int pipe_tested;	   /* since the proxy was loaded or last changed or failed */
+	int pipelining;		   /* as stored in proxy_health.pipelining */
+	struct probe *early_probe; /* the early-data capability probe (after the pipelined one) */
+	int early_tested, early;   /* ... and proxy_health.early_data */
+	int cap_retry[2];	   /* pipelining, early_data: a value the DB refused + 1, stored again (0: none) */
 	char (*waiters)[NOTIFY_NAME_MAX]; /* who asked for a check now: all get the one probe's result */
 	size_t n_waiters, cap_waiters;
 	int seen;

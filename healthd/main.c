@@ -627,6 +627,7 @@ static void on_tick(struct evloop *ev, void *arg)
 			if (sr == -ESTALE)
 				h->reload = 1;
 		}
+		pipelining_retry(h, t);
 		if (!t->probe && now >= t->next_due)
 			start_probe(h, t);
 		name_refresh(t, now);

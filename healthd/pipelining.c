@@ -10,11 +10,25 @@ static void set_capability(struct healthd *h, struct target *t, int early, int v
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH, .id = t->id};
 	int *cur = early ? &t->early : &t->pipelining;
 
-	if (*cur == v || store_capability(h, t->id, early, v) < 0)
+	if (*cur == v) {
+		t->cap_retry[early] = 0;
 		return;
+	}
+	if (store_capability(h, t->id, early, v) < 0) { /* (busy: a reload's read open, say) again at the tick */
+		t->cap_retry[early] = v + 1;
+		return;
+	}
+	t->cap_retry[early] = 0;
 	*cur = v;
 	notify_send(h->d->nt, "forwarder", &m);
 	h->api_dirty = 1;
+}
+
+void pipelining_retry(struct healthd *h, struct target *t)
+{
+	for (int early = 0; early < 2; early++)
+		if (t->cap_retry[early])
+			set_capability(h, t, early, t->cap_retry[early] - 1);
 }
 
 /* Back to lock-step and the request alone until the probes succeed again. */

@@ -12,6 +12,8 @@
 
 /* After a good probe: test it once, if not tested since it was loaded, changed or failed. */
 void pipelining_test(struct healthd *h, struct target *t);
+/* Store again what the DB refused (set_capability): from the tick, outside any read. */
+void pipelining_retry(struct healthd *h, struct target *t);
 /* Back to lock-step until a pipelined probe succeeds again (why: for the log). */
 void pipelining_forget(struct healthd *h, struct target *t, const char *why);
 /* socks_pipelining=false: every proxy lock-step. */
