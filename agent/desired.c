@@ -63,6 +63,44 @@ int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrs
 	return 0;
 }
 
+int forget_add(struct forget_queue *q, const struct addrset *gone, uint64_t now_ms)
+{
+	struct addrset u = {0};
+	size_t cap = 0, i = 0, j = 0;
+
+	if (gone->n == 0)
+		return 0;
+	while (i < q->pending.n || j < gone->n) { /* the union of two sorted sets */
+		int c = i == q->pending.n ? 1 : j == gone->n ? -1 : cmp_ip(&q->pending.addr[i], &gone->addr[j]);
+		if (addrset_push(&u, &cap, c <= 0 ? &q->pending.addr[i] : &gone->addr[j]) < 0) {
+			free(u.addr);
+			return -ENOMEM;
+		}
+		i += c <= 0;
+		j += c >= 0;
+	}
+	if (q->pending.n == 0)
+		q->since_ms = now_ms;
+	free(q->pending.addr);
+	q->pending = u;
+	return 1;
+}
+
+int forget_take(struct forget_queue *q, const struct addrset *active, struct addrset *out)
+{
+	int r = addrset_minus(&q->pending, active, out);
+
+	if (r == 0)
+		forget_free(q);
+	return r;
+}
+
+void forget_free(struct forget_queue *q)
+{
+	free(q->pending.addr);
+	memset(q, 0, sizeof(*q));
+}
+
 static int load_rules(sqlite3 *db, const struct pgw_config *cfg, struct desired_rules *r, char *err, size_t errlen)
 {
 	char v[SETTINGS_VALUE_MAX], why[600];

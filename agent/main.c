@@ -29,6 +29,8 @@
  * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
  * between: the sets already refuse them, and their mapped flows end at the local forwarder. */
 #define FORGET_DELAY_MS 300
+/* Each client that goes starts the delay over; a queue pending this long is not put off again */
+#define FORGET_MAX_MS 1000
 
 struct agent {
 	struct daemon *d;
@@ -43,8 +45,8 @@ struct agent {
 	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h, *watch_h;
 	struct spoof_log *spoof;
 	struct tc_state *tc;
-	int tc_failing;	       /* the last rate limit apply failed: retried on the timer */
-	struct addrset forget; /* to lose their conntrack entries when forget_h fires */
+	int tc_failing;		    /* the last rate limit apply failed: retried on the timer */
+	struct forget_queue forget; /* to lose their conntrack entries when forget_h fires */
 	struct link_watch *links;
 	struct nft_watch *watch; /* another program's changes to our table, at once */
 	int force;		 /* the next kick rebuilds the whole table */
@@ -141,33 +143,50 @@ static void forget_clients(const struct addrset *gone)
 		log_info("conntrack: %d entries of %zu clients no longer active deleted", n, gone->n);
 }
 
-static void on_forget(struct evloop *ev, void *arg)
+/* The clients pending that are not active now (mapped again meanwhile: the connections they
+ * opened since keep their NAT mapping) lose their conntrack state. */
+static void forget_due(struct agent *a)
 {
-	struct agent *a = arg;
+	static const struct addrset none;
+	struct addrset due = {0};
 
-	(void)ev;
-	forget_clients(&a->forget);
-	free(a->forget.addr);
-	memset(&a->forget, 0, sizeof(a->forget));
+	if (a->forget.pending.n == 0)
+		return;
+	if (forget_take(&a->forget, a->have_applied ? &a->applied.active : &none, &due) < 0) {
+		log_warnx("conntrack: out of memory; the entries of %zu clients no longer active are deleted now",
+			  a->forget.pending.n);
+		forget_clients(&a->forget.pending); /* all of them rather than none */
+		forget_free(&a->forget);
+		return;
+	}
+	forget_clients(&due);
+	free(due.addr);
 }
 
-/* gone (taken over): the forwarder resets their connections now, conntrack forgets them after
- * FORGET_DELAY_MS. A set still pending is forgotten at once first. */
+static void on_forget(struct evloop *ev, void *arg)
+{
+	(void)ev;
+	forget_due(arg);
+}
+
+/* gone (taken over), who the rules applied just now no longer hold active: the forwarder resets
+ * their connections now, conntrack forgets them FORGET_DELAY_MS after the last client went (a
+ * decision that takes nobody away leaves the pending ones and their timer alone). */
 static void forget_later(struct agent *a, struct addrset *gone)
 {
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH | TOPIC_MAPPINGS};
+	int r;
 
-	if (a->forget.n)
-		on_forget(NULL, a); /* frees it */
-	else
-		free(a->forget.addr);
-	a->forget = *gone;
-	memset(gone, 0, sizeof(*gone));
-	if (a->forget.n == 0)
+	if (gone->n == 0)
 		return;
 	notify_send(a->d->nt, "forwarder", &m);
-	if (!a->forget_h || ev_timer_set(a->forget_h, FORGET_DELAY_MS, 0) < 0)
-		on_forget(NULL, a); /* no timer: at once */
+	if (a->forget.pending.n && ev_now_ms() - a->forget.since_ms >= FORGET_MAX_MS)
+		forget_due(a); /* put off long enough */
+	r = forget_add(&a->forget, gone, ev_now_ms());
+	if (r < 0)
+		forget_clients(gone); /* out of memory: at once */
+	if (r < 0 || !a->forget_h || ev_timer_set(a->forget_h, FORGET_DELAY_MS, 0) < 0)
+		forget_due(a); /* no timer: at once */
 }
 
 /* Element changes between what is applied and what is wanted: -ENOMEM or an nft error, else count. */
@@ -285,13 +304,13 @@ static void reconcile(struct agent *a, int force_full)
 		struct addrset gone = {0};
 		int e = a->have_applied ? addrset_minus(&a->applied.active, &want.active, &gone)
 					: addrset_minus(&want.blocked, &none, &gone);
-		if (e == 0)
+		desired_free(&a->applied);
+		a->applied = want;
+		a->have_applied = 1;
+		if (e == 0) /* once applied: a pending client active again is not forgotten */
 			forget_later(a, &gone);
 		free(gone.addr);
 	}
-	desired_free(&a->applied);
-	a->applied = want;
-	a->have_applied = 1;
 	a->generation++;
 	if (a->failing)
 		log_info("recovered: rules applied again");
@@ -509,9 +528,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* fail closed: whatever is in the kernel stays there */
-	if (a.forget.n)
-		forget_clients(&a.forget);
-	free(a.forget.addr);
+	forget_due(&a);
 	link_watch_close(a.links);
 	nft_watch_close(a.watch);
 	spoof_close(a.spoof);

@@ -123,4 +123,40 @@ revoked_m() { m=$(lab_api GET /metrics -H "$ADMIN" | grep '^pgw_forwarder_closes
 wait_for 3 revoked_m # /metrics shares a stats answer up to a second old
 check "... and in /metrics (pgw_forwarder_closes_total{reason=\"revoked\"} $m)" test "${m:-0}" -ge 4
 check "the agent logged the conntrack entries it deleted" grep -q 'conntrack: [0-9]* entries' "$LAB_DIR/pgw-agent.log"
+
+# 5. disabled and enabled again at once: the agent deletes a client's conntrack entries 300 ms
+# after it stops being active (once the forwarder's reset has reached its connections), only if
+# it is not active again by then: a connection opened meanwhile keeps its NAT mapping. (It did
+# not: the deletion came when the agent next applied anything, e.g. the enable itself, and a
+# download that began just then ended close=client_reset while its curl hung.)
+out=$(lab_api PATCH /api/v1/mappings/$MID -H "$ADMIN" -H "$J" -d '{"proxy_id":1}')
+check_eq "mapping back on proxy 1 (200)" "${out%% *}" "200"
+check "active on proxy 1" wait_for 10 active
+lab_exec lan curl -s -m 5 --interface $C http://$LAB_WEB/ip >/dev/null # conntrack has entries of the client
+mark=$(wc -l <"$LAB_DIR/pgw-agent.log")
+off=$(lab_api PATCH /api/v1/mappings/$MID -H "$ADMIN" -H "$J" -d '{"enabled":false}')
+on=$(lab_api PATCH /api/v1/mappings/$MID -H "$ADMIN" -H "$J" -d '{"enabled":true}')
+check_eq "disabled and enabled again (200 200)" "${off%% *} ${on%% *}" "200 200"
+check "active again" wait_for 3 active
+start_download again
+sleep 1 # the deletion was due within 300 ms
+check "... a download opened right after runs on (not cut)" \
+	bash -c "[ ! -e $LAB_DIR/again.end ] && ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q '$C:'"
+check "... its conntrack entries are kept" test "$(lab_exec gw conntrack -L -s $C 2>/dev/null | wc -l)" -gt 0
+# how long the client was not active: the agent's two applies (none if it saw both at once)
+gap=$(tail -n +$((mark + 1)) "$LAB_DIR/pgw-agent.log" | python3 -c '
+import json, sys, datetime
+t = {}
+for line in sys.stdin:
+    m = json.loads(line)
+    for k, pat in (("off", "(+0 -1 active"), ("on", "(+1 -0 active")):
+        if pat in m.get("msg", "") and k not in t:
+            t[k] = datetime.datetime.fromisoformat(m["ts"].rstrip("Z")).timestamp()
+print(round((t["on"] - t["off"]) * 1000) if "on" in t and "off" in t else "none")')
+if [ "$gap" != none ] && [ "$gap" -lt 250 ]; then
+	check "... none of its entries deleted: not active for $gap ms, less than the 300 ms they wait" \
+		bash -c "! tail -n +$((mark + 1)) $LAB_DIR/pgw-agent.log | grep 'conntrack: [0-9]* entries'"
+else
+	echo "# not active for ${gap} ms: the deletion may have come first (not judged)"
+fi
 finish

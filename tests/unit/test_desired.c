@@ -112,11 +112,49 @@ static void test_minus(void **state)
 	free(out.addr);
 }
 
+/* A client removed and mapped again before its conntrack state went keeps it (the connections
+ * it opened meanwhile); a decision that takes nobody away leaves the pending ones alone. */
+static void test_forget_queue(void **state)
+{
+	struct net_ip x[3];
+	struct addrset one = {x, 1}, two = {x + 2, 1}, none = {NULL, 0}, active = {x, 1}, out = {0};
+	struct forget_queue q = {0};
+
+	(void)state;
+	net_ip_parse("192.168.2.12", &x[0]);
+	net_ip_parse("192.168.2.13", &x[1]);
+	net_ip_parse("192.168.2.14", &x[2]);
+	assert_int_equal(forget_add(&q, &one, 1000), 1);
+	assert_int_equal(forget_add(&q, &none, 1100), 0); /* mapped again: nobody went */
+	assert_int_equal(q.pending.n, 1);
+	assert_int_equal(q.since_ms, 1000);
+	assert_int_equal(forget_add(&q, &two, 1200), 1);
+	assert_int_equal(forget_add(&q, &one, 1250), 1); /* twice: once in the queue */
+	assert_int_equal(q.pending.n, 2);
+	assert_int_equal(q.since_ms, 1000); /* the oldest */
+	assert_memory_equal(&q.pending.addr[0], &x[0], sizeof(x[0]));
+	assert_memory_equal(&q.pending.addr[1], &x[2], sizeof(x[2]));
+	assert_int_equal(forget_take(&q, &active, &out), 0); /* .12 is active again */
+	assert_int_equal(out.n, 1);
+	assert_memory_equal(&out.addr[0], &x[2], sizeof(x[2]));
+	assert_int_equal(q.pending.n, 0);
+	free(out.addr);
+	assert_int_equal(forget_add(&q, &two, 2000), 1);
+	assert_int_equal(forget_add(&q, &one, 2100), 1);
+	assert_int_equal(q.since_ms, 2000);
+	assert_memory_equal(&q.pending.addr[0], &x[0], sizeof(x[0])); /* sorted */
+	assert_int_equal(forget_take(&q, &none, &out), 0);
+	assert_int_equal(out.n, 2);
+	free(out.addr);
+	forget_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_minus),
+	    cmocka_unit_test(test_forget_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
