@@ -65,39 +65,56 @@ int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrs
 
 int forget_add(struct forget_queue *q, const struct addrset *gone, uint64_t now_ms)
 {
-	struct addrset u = {0};
-	size_t cap = 0, i = 0, j = 0;
+	struct forget_entry *u;
+	size_t i = 0, j = 0, n = 0;
 
 	if (gone->n == 0)
 		return 0;
-	while (i < q->pending.n || j < gone->n) { /* the union of two sorted sets */
-		int c = i == q->pending.n ? 1 : j == gone->n ? -1 : cmp_ip(&q->pending.addr[i], &gone->addr[j]);
-		if (addrset_push(&u, &cap, c <= 0 ? &q->pending.addr[i] : &gone->addr[j]) < 0) {
-			free(u.addr);
-			return -ENOMEM;
-		}
-		i += c <= 0;
-		j += c >= 0;
+	if (!(u = malloc((q->n + gone->n) * sizeof(*u))))
+		return -ENOMEM;
+	while (i < q->n || j < gone->n) { /* two sorted sets merged; one that went again: now */
+		int c = i == q->n ? 1 : j == gone->n ? -1 : cmp_ip(&q->e[i].addr, &gone->addr[j]);
+		if (c < 0)
+			u[n++] = q->e[i++];
+		else
+			u[n++] = (struct forget_entry){.addr = gone->addr[j++], .went_ms = now_ms};
+		i += c == 0;
 	}
-	if (q->pending.n == 0)
-		q->since_ms = now_ms;
-	free(q->pending.addr);
-	q->pending = u;
-	return 1;
+	free(q->e);
+	q->e = u;
+	q->n = n;
+	return 0;
 }
 
-int forget_take(struct forget_queue *q, const struct addrset *active, struct addrset *out)
+long long forget_take(struct forget_queue *q, const struct addrset *active, uint64_t now_ms, uint64_t delay_ms,
+		      struct addrset *out)
 {
-	int r = addrset_minus(&q->pending, active, out);
+	size_t i, j = 0, keep = 0;
+	uint64_t next = 0;
 
-	if (r == 0)
-		forget_free(q);
-	return r;
+	out->n = 0;
+	if (!(out->addr = malloc((q->n ? q->n : 1) * sizeof(*out->addr))))
+		return -ENOMEM;
+	for (i = 0; i < q->n; i++) {
+		while (j < active->n && cmp_ip(&active->addr[j], &q->e[i].addr) < 0)
+			j++;
+		if (j < active->n && cmp_ip(&active->addr[j], &q->e[i].addr) == 0)
+			continue; /* active again */
+		if (q->e[i].went_ms + delay_ms <= now_ms) {
+			out->addr[out->n++] = q->e[i].addr;
+			continue;
+		}
+		if (!next || q->e[i].went_ms + delay_ms < next)
+			next = q->e[i].went_ms + delay_ms;
+		q->e[keep++] = q->e[i];
+	}
+	q->n = keep;
+	return next ? (long long)(next - now_ms) : 0;
 }
 
 void forget_free(struct forget_queue *q)
 {
-	free(q->pending.addr);
+	free(q->e);
 	memset(q, 0, sizeof(*q));
 }
 

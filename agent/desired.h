@@ -95,19 +95,25 @@ void desired_free(struct desired *d);
 int desired_rules_equal(const struct desired *a, const struct desired *b);
 /* Elements of a not in b, into out (caller frees out->addr). 0 or -ENOMEM. */
 int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out);
-/* Clients whose conntrack state is to go (main.c): gathered while the forwarder resets their
- * relayed connections, taken when due, less whoever is active again by then (mapped again at
- * once: the connections it opened since must keep their NAT mapping). */
-struct forget_queue {
-	struct addrset pending; /* sorted, unique */
-	uint64_t since_ms;	/* when the oldest of them went */
+/* Clients whose conntrack state is to go (main.c): each waits its own delay after it went
+ * (the forwarder's reset must reach its connections first), and is not taken at all if it is
+ * active again by then (mapped again at once: its new connections keep their NAT mapping). */
+struct forget_entry {
+	struct net_ip addr;
+	uint64_t went_ms; /* when it last stopped being active */
 };
-/* Adds gone (sorted, unique) to the queue: 1 if gone is not empty (the delay starts over), 0 if it
- * is (the queue and its timer stay as they are), -ENOMEM (the queue is unchanged). */
+struct forget_queue {
+	struct forget_entry *e; /* sorted by address, unique */
+	size_t n;
+};
+/* Adds gone (sorted, unique) as of now_ms: one already waiting starts its delay over. 0 or
+ * -ENOMEM (the queue unchanged). */
 int forget_add(struct forget_queue *q, const struct addrset *gone, uint64_t now_ms);
-/* The pending clients not in active, into out (caller frees out->addr); the queue is emptied.
- * 0 or -ENOMEM (the queue is unchanged). */
-int forget_take(struct forget_queue *q, const struct addrset *active, struct addrset *out);
+/* Takes the clients that went at least delay_ms before now_ms into out (caller frees
+ * out->addr), and drops those in active (active again: theirs to keep). Returns the ms until the
+ * next one is due (0: none left), or -ENOMEM (the queue unchanged). */
+long long forget_take(struct forget_queue *q, const struct addrset *active, uint64_t now_ms, uint64_t delay_ms,
+		      struct addrset *out);
 void forget_free(struct forget_queue *q);
 /* from -> to, into d (caller frees with set_delta_free). Elements changed, or -ENOMEM. */
 int set_delta_of(const struct desired *from, const struct desired *to, struct set_delta *d);

@@ -29,8 +29,6 @@
  * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
  * between: the sets already refuse them, and their mapped flows end at the local forwarder. */
 #define FORGET_DELAY_MS 300
-/* Each client that goes starts the delay over; a queue pending this long is not put off again */
-#define FORGET_MAX_MS 1000
 
 struct agent {
 	struct daemon *d;
@@ -143,50 +141,57 @@ static void forget_clients(const struct addrset *gone)
 		log_info("conntrack: %d entries of %zu clients no longer active deleted", n, gone->n);
 }
 
-/* The clients pending that are not active now (mapped again meanwhile: the connections they
- * opened since keep their NAT mapping) lose their conntrack state. */
-static void forget_due(struct agent *a)
+/* The clients that went at least delay_ms ago and are not active now lose their conntrack
+ * state; the timer is set for the next one due. */
+static void forget_due(struct agent *a, uint64_t delay_ms)
 {
 	static const struct addrset none;
 	struct addrset due = {0};
+	long long next;
 
-	if (a->forget.pending.n == 0)
+	if (a->forget.n == 0)
 		return;
-	if (forget_take(&a->forget, a->have_applied ? &a->applied.active : &none, &due) < 0) {
-		log_warnx("conntrack: out of memory; the entries of %zu clients no longer active are deleted now",
-			  a->forget.pending.n);
-		forget_clients(&a->forget.pending); /* all of them rather than none */
+	next = forget_take(&a->forget, a->have_applied ? &a->applied.active : &none, ev_now_ms(), delay_ms, &due);
+	if (next < 0) { /* out of memory: all of them rather than none */
+		struct addrset all = {0};
+		size_t cap = a->forget.n;
+		log_warnx("conntrack: out of memory; the entries of %zu clients no longer active are deleted now", cap);
+		if ((all.addr = malloc(cap * sizeof(*all.addr)))) {
+			for (size_t i = 0; i < cap; i++)
+				all.addr[all.n++] = a->forget.e[i].addr;
+			forget_clients(&all);
+			free(all.addr);
+		}
 		forget_free(&a->forget);
 		return;
 	}
 	forget_clients(&due);
 	free(due.addr);
+	if (next > 0 && (!a->forget_h || ev_timer_set(a->forget_h, (unsigned)next, 0) < 0))
+		forget_due(a, 0); /* no timer: at once */
 }
 
 static void on_forget(struct evloop *ev, void *arg)
 {
 	(void)ev;
-	forget_due(arg);
+	forget_due(arg, FORGET_DELAY_MS);
 }
 
 /* gone (taken over), who the rules applied just now no longer hold active: the forwarder resets
- * their connections now, conntrack forgets them FORGET_DELAY_MS after the last client went (a
- * decision that takes nobody away leaves the pending ones and their timer alone). */
+ * their connections now, conntrack forgets each FORGET_DELAY_MS after it went (a decision that
+ * takes nobody away leaves the waiting ones and their timer alone). */
 static void forget_later(struct agent *a, struct addrset *gone)
 {
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_HEALTH | TOPIC_MAPPINGS};
-	int r;
 
 	if (gone->n == 0)
 		return;
 	notify_send(a->d->nt, "forwarder", &m);
-	if (a->forget.pending.n && ev_now_ms() - a->forget.since_ms >= FORGET_MAX_MS)
-		forget_due(a); /* put off long enough */
-	r = forget_add(&a->forget, gone, ev_now_ms());
-	if (r < 0)
+	if (forget_add(&a->forget, gone, ev_now_ms()) < 0) {
 		forget_clients(gone); /* out of memory: at once */
-	if (r < 0 || !a->forget_h || ev_timer_set(a->forget_h, FORGET_DELAY_MS, 0) < 0)
-		forget_due(a); /* no timer: at once */
+		return;
+	}
+	forget_due(a, FORGET_DELAY_MS); /* sets the timer for the first one due */
 }
 
 /* Element changes between what is applied and what is wanted: -ENOMEM or an nft error, else count. */
@@ -247,8 +252,14 @@ static void reconcile(struct agent *a, int force_full)
 
 	a->dirty = 0;
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
-	if (r < 0)
+	if (r < 0) {
+		char ferr[256]; /* our table gone or changed and nothing new to decide from: the last decision */
+		if (force_full && a->have_applied && nft_apply_full(a->nft, &a->applied, ferr, sizeof(ferr)) == 0) {
+			log_warnx("table inet pgw rebuilt as last applied (no decision can be made now)");
+			force_full = 0; /* the kernel holds what a->applied says again */
+		}
 		goto fail;
+	}
 	if (a->tc)
 		apply_limits(a, &want);
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
@@ -271,8 +282,13 @@ static void reconcile(struct agent *a, int force_full)
 			    want.blocked.n, want.udp.n);
 	} else {
 		r = apply_elements(a, &want, err, sizeof(err));
-		if (r == 0) { /* nothing changed */
+		if (r == 0) { /* nothing changed; after a failure (a setting set wrong and back) that is a success */
 			desired_free(&want);
+			if (a->failing) {
+				log_info("recovered: rules applied again");
+				a->failing = 0;
+				report(a, kind, ev_now_us() - t0, NULL);
+			}
 			return;
 		}
 		if (r < 0) { /* the kernel's sets differ from what we think: rebuild them all */
@@ -319,6 +335,8 @@ static void reconcile(struct agent *a, int force_full)
 	report(a, kind, ev_now_us() - t0, NULL);
 	return;
 fail:
+	if (force_full)
+		a->force = 1; /* retried as a rebuild: the table may be gone or changed */
 	a->errors_total++;
 	log_error("reconcile failed, retrying in %d ms: %s", RETRY_MS, err);
 	a->failing = 1;
@@ -344,11 +362,13 @@ static void on_kick(struct evloop *ev, void *arg)
 {
 	struct agent *a = arg;
 
+	int force = a->force;
+
 	(void)ev;
-	if (a->force)
+	a->force = 0; /* set again by a rebuild that fails: its retry is a rebuild too */
+	if (force)
 		a->forced_at = ev_now_ms();
-	reconcile(a, a->force || (a->failing && !a->have_applied));
-	a->force = 0;
+	reconcile(a, force || (a->failing && !a->have_applied));
 }
 
 /* Reconcile once the current batch of events is handled (coalesces bursts). */
@@ -528,7 +548,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* fail closed: whatever is in the kernel stays there */
-	forget_due(&a);
+	forget_due(&a, 0);
 	link_watch_close(a.links);
 	nft_watch_close(a.watch);
 	spoof_close(a.spoof);

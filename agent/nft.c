@@ -12,6 +12,8 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/chain.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -171,20 +173,13 @@ int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size
 	return r;
 }
 
-/* GETSET active4 in table pgw: present (1) or not (0). */
-int nft_table_present(struct nft *n)
+/* One GET request (nlh, its seq) answered: the callback sees the answer's message (1 if it judges
+ * it whole, 0 if not), and the result is that, 0 for ENOENT, or -errno. */
+static int ask(struct nft *n, struct nlmsghdr *nlh, uint32_t seq, int (*judge)(const struct nlmsghdr *))
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
-	uint32_t seq = n->seq++;
 	int r, found = 0;
 
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_ACK, seq);
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, RULESET_PROBE_SET);
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
 	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	for (;;) {
@@ -208,8 +203,77 @@ int nft_table_present(struct nft *n)
 					return found;
 				return e->error == -ENOENT ? 0 : e->error;
 			}
-			found = 1;
+			found = judge(nlh);
 		}
+	}
+}
+
+static int any(const struct nlmsghdr *nlh)
+{
+	(void)nlh;
+	return 1;
+}
+
+static int awake(const struct nlmsghdr *nlh)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	int ok = t && nftnl_table_nlmsg_parse(nlh, t) == 0 &&
+		 !(nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) & NFT_TABLE_F_DORMANT);
+
+	nftnl_table_free(t);
+	return ok;
+}
+
+static int drops(const struct nlmsghdr *nlh)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	int ok = c && nftnl_chain_nlmsg_parse(nlh, c) == 0 && nftnl_chain_is_set(c, NFTNL_CHAIN_HOOKNUM) &&
+		 nftnl_chain_get_u32(c, NFTNL_CHAIN_POLICY) == NF_DROP;
+
+	nftnl_chain_free(c);
+	return ok;
+}
+
+/* The table awake, its probe set there, and its forward chain hooked with policy drop (what
+ * keeps a client's packets off the WAN, whatever the rules in it): 1, else 0, or -errno. The
+ * events see other programs' changes at once; this is for when they were lost. */
+int nft_table_present(struct nft *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	uint32_t seq;
+	int r;
+
+	{
+		struct nftnl_table *t = nftnl_table_alloc();
+		seq = n->seq++;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
+		nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
+		nftnl_table_nlmsg_build_payload(nlh, t);
+		nftnl_table_free(t);
+		if ((r = ask(n, nlh, seq, awake)) <= 0)
+			return r;
+	}
+	{
+		struct nftnl_set *s = nftnl_set_alloc();
+		seq = n->seq++;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_ACK, seq);
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, RULESET_PROBE_SET);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		if ((r = ask(n, nlh, seq, any)) <= 0)
+			return r;
+	}
+	{
+		struct nftnl_chain *c = nftnl_chain_alloc();
+		seq = n->seq++;
+		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_ACK, seq);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, "forward");
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		nftnl_chain_free(c);
+		return ask(n, nlh, seq, drops);
 	}
 }
 

@@ -17,7 +17,8 @@ void nft_close(struct nft *n);
 int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen);
 /* Move clients between the sets (active, blocked, udp; both families). One batch. */
 int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size_t errlen);
-/* 1 when our table (with its active4 set) is in the kernel, 0 when not, -errno on error. */
+/* 1 when our table is in the kernel as we made it (awake, its active4 set there, its forward
+ * chain hooked with policy drop), 0 when not, -errno on error. */
 int nft_table_present(struct nft *n);
 /* The pairs the MAC binding refused (sets spoof4, spoof6): cb for each with its packets so far.
  * 0 (also when there are no such sets), or -errno. */

@@ -255,6 +255,31 @@ t1=$(lab_ms)
 check "the table made dormant by another program: awake again within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -le 1000 -a "$(awake && echo y)" = y
 check "... and the active client relays" wait_for 5 relays
 
+# a setting that does not parse: the agent says so and keeps the last decision; set back, it
+# applies again and clears the report (nothing to change, after a failure, is a success)
+bad_cidr() { db "UPDATE settings SET value = '$1' WHERE key = 'lan_cidr'" && $ctl notify settings >/dev/null; }
+reported() { sqlite3 "$PGW_DB" 'SELECT last_error FROM agent_state' | grep -q "lan_cidr: '192.168.2.0/33'"; }
+cleared() { [ -z "$(sqlite3 "$PGW_DB" 'SELECT last_error FROM agent_state')" ]; }
+bad_cidr 192.168.2.0/33
+check "lan_cidr 192.168.2.0/33 in the DB: reported" wait_for 3 reported
+bad_cidr 192.168.2.0/24
+check "... set back: the report clears" wait_for 3 cleared
+# ... and another program deletes the forward chain meanwhile: the table is put back as last
+# applied at once (no decision can be made from the DB), and rebuilt once one can
+bad_cidr 192.168.2.0/33
+wait_for 3 reported
+drops() { lab_exec gw nft list chain inet pgw forward 2>/dev/null | grep -q 'policy drop'; }
+t0=$(lab_ms)
+lab_exec gw nft 'flush chain inet pgw forward; delete chain inet pgw forward'
+wait_for 3 drops
+t1=$(lab_ms)
+check "the forward chain deleted while no decision can be made: back within 1 s, as last applied ($((t1 - t0)) ms)" \
+	test $((t1 - t0)) -le 1000 -a "$(drops && echo y)" = y
+check "... the agent says so" grep -q 'rebuilt as last applied' "$LAB_DIR"/pgw-agent-*.log
+bad_cidr 192.168.2.0/24
+check "... set back: the report clears" wait_for 3 cleared
+check "... and the active client relays" wait_for 5 relays
+
 # control at the end: without pgw's table, the same capture sees a leak at once
 stop_kill agent
 lab_exec gw nft delete table inet pgw

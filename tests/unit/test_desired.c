@@ -112,39 +112,44 @@ static void test_minus(void **state)
 	free(out.addr);
 }
 
-/* A client removed and mapped again before its conntrack state went keeps it (the connections
- * it opened meanwhile); a decision that takes nobody away leaves the pending ones alone. */
+/* Each client waits its own 300 ms after it went (one that goes 10 ms before another's turn is
+ * not taken with it); one active again when due keeps its conntrack state; a decision that takes
+ * nobody away changes nothing. */
 static void test_forget_queue(void **state)
 {
 	struct net_ip x[3];
-	struct addrset one = {x, 1}, two = {x + 2, 1}, none = {NULL, 0}, active = {x, 1}, out = {0};
+	struct addrset a12 = {x, 1}, a14 = {x + 2, 1}, none = {NULL, 0}, out = {0};
 	struct forget_queue q = {0};
 
 	(void)state;
 	net_ip_parse("192.168.2.12", &x[0]);
 	net_ip_parse("192.168.2.13", &x[1]);
 	net_ip_parse("192.168.2.14", &x[2]);
-	assert_int_equal(forget_add(&q, &one, 1000), 1);
-	assert_int_equal(forget_add(&q, &none, 1100), 0); /* mapped again: nobody went */
-	assert_int_equal(q.pending.n, 1);
-	assert_int_equal(q.since_ms, 1000);
-	assert_int_equal(forget_add(&q, &two, 1200), 1);
-	assert_int_equal(forget_add(&q, &one, 1250), 1); /* twice: once in the queue */
-	assert_int_equal(q.pending.n, 2);
-	assert_int_equal(q.since_ms, 1000); /* the oldest */
-	assert_memory_equal(&q.pending.addr[0], &x[0], sizeof(x[0]));
-	assert_memory_equal(&q.pending.addr[1], &x[2], sizeof(x[2]));
-	assert_int_equal(forget_take(&q, &active, &out), 0); /* .12 is active again */
+	assert_int_equal(forget_add(&q, &a14, 1000), 0);
+	assert_int_equal(forget_add(&q, &none, 1100), 0); /* nobody went */
+	assert_int_equal(forget_add(&q, &a12, 1290), 0);
+	assert_int_equal(q.n, 2);
+	assert_memory_equal(&q.e[0].addr, &x[0], sizeof(x[0]));	       /* sorted */
+	assert_int_equal(forget_take(&q, &none, 1250, 300, &out), 50); /* none due yet: .14 in 50 ms */
+	assert_int_equal(out.n, 0);
+	free(out.addr);
+	assert_int_equal(forget_take(&q, &none, 1300, 300, &out), 290); /* .14 due, .12 not: in 290 ms */
 	assert_int_equal(out.n, 1);
 	assert_memory_equal(&out.addr[0], &x[2], sizeof(x[2]));
-	assert_int_equal(q.pending.n, 0);
 	free(out.addr);
-	assert_int_equal(forget_add(&q, &two, 2000), 1);
-	assert_int_equal(forget_add(&q, &one, 2100), 1);
-	assert_int_equal(q.since_ms, 2000);
-	assert_memory_equal(&q.pending.addr[0], &x[0], sizeof(x[0])); /* sorted */
-	assert_int_equal(forget_take(&q, &none, &out), 0);
-	assert_int_equal(out.n, 2);
+	assert_int_equal(q.n, 1);
+	assert_int_equal(forget_add(&q, &a12, 1400), 0); /* went again: its delay starts over */
+	assert_int_equal(forget_take(&q, &none, 1600, 300, &out), 100);
+	assert_int_equal(out.n, 0);
+	free(out.addr);
+	assert_int_equal(forget_take(&q, &a12, 1700, 300, &out),
+			 0); /* active again when due: kept, and gone from the queue */
+	assert_int_equal(out.n, 0);
+	assert_int_equal(q.n, 0);
+	free(out.addr);
+	assert_int_equal(forget_add(&q, &a14, 2000), 0);
+	assert_int_equal(forget_take(&q, &none, 2000, 0, &out), 0); /* no delay (the agent stopping): all */
+	assert_int_equal(out.n, 1);
 	free(out.addr);
 	forget_free(&q);
 }
