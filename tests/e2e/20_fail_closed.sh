@@ -278,6 +278,7 @@ check "the forward chain deleted while no decision can be made: back within 1 s,
 check "... the agent says so" grep -q 'rebuilt as last applied' "$LAB_DIR"/pgw-agent-*.log
 bad_cidr 192.168.2.0/24
 check "... set back: the report clears" wait_for 3 cleared
+check "... the forward chain drops by policy" drops
 check "... and the active client relays" wait_for 5 relays
 
 # control at the end: without pgw's table, the same capture sees a leak at once
