@@ -85,6 +85,36 @@ int proxy_address(const char *host, uint16_t port, const char *probed_host, int 
 	return 1;
 }
 
+/* Twice the slots, the entries in them again: 0 or -ENOMEM (t unchanged). */
+static int grow(struct fwd_table *t)
+{
+	size_t cap = t->cap * 2;
+	struct fwd_entry *slots = calloc(cap, sizeof(*slots));
+	uint8_t *used = calloc(cap, 1);
+
+	if (!slots || !used) {
+		free(slots);
+		free(used);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < t->cap; j++) {
+		size_t i;
+		if (!t->used[j])
+			continue;
+		for (i = slot_of(&t->slots[j].client, cap); used[i]; i = (i + 1) & (cap - 1))
+			;
+		used[i] = 1;
+		slots[i] = t->slots[j];
+	}
+	explicit_bzero(t->slots, t->cap * sizeof(*t->slots)); /* proxies' passwords */
+	free(t->slots);
+	free(t->used);
+	t->slots = slots;
+	t->used = used;
+	t->cap = cap;
+	return 0;
+}
+
 int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out, char *err, size_t errlen)
 {
 	static const char *const sql =
@@ -136,8 +166,13 @@ int table_load(sqlite3 *db, const struct net_lan *refuse, struct fwd_table **out
 		struct net_ip a;
 		size_t i;
 
-		if (!ip || net_ip_parse(ip, &a) < 0 || t->n * 2 >= t->cap)
+		if (!ip || net_ip_parse(ip, &a) < 0)
 			continue;
+		if (t->n * 2 >= t->cap && grow(t) < 0) { /* rows added since the count: none left out */
+			snprintf(err, errlen, "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
 		memset(&e, 0, sizeof(e));
 		e.client = a;
 		e.state = sqlite3_column_int(st, 1) ? FWD_ACTIVE : FWD_BLOCKED;

@@ -162,10 +162,61 @@ static void test_refused(void **state)
 	tl_rmdir(dir);
 }
 
+/* Rows added between the table's count and its load (a CSV import committing just then) are
+ * all in the table: it grows (they were left out, and their clients' connections cut as if
+ * unmapped). The other connection inserts when the load's statement starts, before it reads. */
+struct meanwhile {
+	sqlite3 *other;
+	int done;
+};
+
+static int insert_meanwhile(unsigned type, void *arg, void *p, void *x)
+{
+	struct meanwhile *m = arg;
+	const char *sql = sqlite3_sql(p);
+
+	(void)type, (void)x;
+	if (!m->done && sql && strstr(sql, "FROM mapping_state")) {
+		m->done = 1;
+		assert_int_equal(tl_exec(m->other, "WITH RECURSIVE n(i) AS (SELECT 20 UNION ALL SELECT i + 1 FROM n "
+						   "WHERE i < 59) INSERT INTO mappings (client_ip, proxy_id, enabled) "
+						   "SELECT '192.168.2.' || i, 1, 1 FROM n"),
+				 SQLITE_OK);
+	}
+	return 0;
+}
+
+static void test_rows_added_meanwhile(void **state)
+{
+	char *dir = tl_tmpdir(), err[256];
+	sqlite3 *db = tl_db(dir, "t.db");
+	struct meanwhile m = {tl_db(dir, "t.db"), 0};
+	struct fwd_table *t = NULL;
+
+	(void)state;
+	assert_int_equal(tl_exec(db,
+				 "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'a', 'socks5', "
+				 "'198.51.100.10', 1080);"
+				 "INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.10', 1, 1)"),
+			 SQLITE_OK);
+	sqlite3_trace_v2(db, SQLITE_TRACE_STMT, insert_meanwhile, &m);
+	assert_int_equal(table_load(db, NULL, &t, err, sizeof(err)), 0);
+	assert_int_equal(m.done, 1);
+	assert_int_equal(table_size(t), 41); /* 1 counted, 40 added meanwhile */
+	assert_non_null(get(t, "192.168.2.10"));
+	assert_non_null(get(t, "192.168.2.20"));
+	assert_non_null(get(t, "192.168.2.59"));
+	table_free(t);
+	db_close(m.other);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_rows_added_meanwhile),
 	    cmocka_unit_test(test_endpoint),
 	    cmocka_unit_test(test_refused),
 	};
