@@ -56,9 +56,11 @@ int upstream_dest_refusal(const struct upstream_hs *hs, enum upstream_result r)
 {
 	if (r != UP_ERR_PROXY_REFUSED)
 		return 0;
+	/* and the proxy's policy for this one destination: not allowed by its ruleset (a port it
+	 * blocks), an address type it does not take (IPv6), CONNECT forbidden (squid's SSL_ports) */
 	if (hs->type == UPSTREAM_HTTP)
-		return hs->detail == 502 || hs->detail == 503 || hs->detail == 504;
-	return hs->detail >= 3 && hs->detail <= 6; /* network/host unreachable, refused, TTL expired */
+		return hs->detail == 403 || hs->detail == 502 || hs->detail == 503 || hs->detail == 504;
+	return (hs->detail >= 2 && hs->detail <= 6) || hs->detail == 8; /* unreachable, refused, TTL */
 }
 
 int socks5_build_greeting(uint8_t *buf, size_t cap, int with_auth)

@@ -120,7 +120,9 @@ const char *socks5_reply_str(int rep);
  * "proxy_refused (SOCKS5 0x05 connection refused)", "proxy_refused (HTTP 502)". */
 void upstream_reason(const struct upstream_hs *hs, enum upstream_result r, char *buf, size_t len);
 /* 1 when the proxy works but could not reach the destination (SOCKS5 0x03-0x06: network or
- * host unreachable, connection refused, TTL expired; HTTP 502-504): the destination's failure. */
+ * host unreachable, connection refused, TTL expired; HTTP 502-504) or its policy refused this
+ * one (SOCKS5 0x02 not allowed by its ruleset, 0x08 address type; HTTP 403): the destination's
+ * failure, not the proxy's. */
 int upstream_dest_refusal(const struct upstream_hs *hs, enum upstream_result r);
 /* Wipe credentials copies and buffers. */
 void upstream_hs_wipe(struct upstream_hs *hs);

@@ -1,5 +1,6 @@
 /* destfail.h - a proxy that works but cannot reach one destination has not failed. Failures at
- * the destination (SOCKS5 replies 0x03-0x06, HTTP 502-504 to CONNECT, a "succeeded" followed by
+ * the destination (SOCKS5 replies 0x02-0x06 and 0x08, HTTP 403 and 502-504 to CONNECT: the
+ * destination unreachable, or refused by the proxy's policy; a "succeeded" followed by
  * a close with nothing sent back: proxies that answer before they have connected) are counted per
  * proxy by destination; only DESTFAIL_SPREAD distinct destinations failing within
  * DESTFAIL_WINDOW_MS, with no connection through the proxy answered (a first byte from the far

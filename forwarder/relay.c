@@ -290,10 +290,15 @@ static void dest_failure(struct conn *c, enum fwd_destfail kind)
 static enum fwd_destfail destfail_kind(const struct upstream_hs *hs)
 {
 	if (hs->type == UPSTREAM_HTTP)
-		return hs->detail == 502 ? DF_HTTP_502 : hs->detail == 503 ? DF_HTTP_503 : DF_HTTP_504;
-	return hs->detail == 3	 ? DF_SOCKS_NET
+		return hs->detail == 403   ? DF_HTTP_403
+		       : hs->detail == 502 ? DF_HTTP_502
+		       : hs->detail == 503 ? DF_HTTP_503
+					   : DF_HTTP_504;
+	return hs->detail == 2	 ? DF_SOCKS_RULESET
+	       : hs->detail == 3 ? DF_SOCKS_NET
 	       : hs->detail == 4 ? DF_SOCKS_HOST
 	       : hs->detail == 5 ? DF_SOCKS_REFUSED
+	       : hs->detail == 8 ? DF_SOCKS_ATYP
 				 : DF_SOCKS_TTL;
 }
 
@@ -460,8 +465,10 @@ static int start_relay(struct conn *c)
 			if (pipe_get(c->w, c->pipe_down) < 0)
 				return -EMFILE; /* closed with a reset when some went (conn_close) */
 			n = write(c->pipe_down[1], c->hs->in + sent, c->hs->in_len - sent);
-			if (n != (ssize_t)(c->hs->in_len - sent))
+			if (n != (ssize_t)(c->hs->in_len - sent)) {
+				c->in_down = n > 0 ? (size_t)n : 0; /* a pipe holding them is not reused */
 				return -EIO;
+			}
 			stats_quota_charge(c->cs, (size_t)n); /* as pump() takes it: at the read */
 			c->in_down = (size_t)n;
 		}
@@ -548,20 +555,18 @@ static void reopen(struct conn *c)
 
 /* A ready session failed (r) before any reply byte: was it gone before the request reached the
  * proxy, so that nothing of the client's can have been passed on? Yes when none of the client's
- * bytes went out, when the kernel never had them acknowledged (TCP_USER_TIMEOUT), or when the
- * close came back sooner than a round trip after the request left (the proxy's FIN was already
- * on its way). Otherwise it is the proxy's answer: no second try. */
+ * bytes went out (a close, or TCP_USER_TIMEOUT's ETIMEDOUT), or when the close came back sooner
+ * than a round trip after the request left (the proxy's FIN was already on its way). Otherwise
+ * it is the proxy's answer: no second try. */
 static int stale(struct conn *c, enum upstream_result r)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
-	if (r == UP_ERR_IO && c->hs->detail == ETIMEDOUT)
+	if (c->hs->early_off == 0 && (r == UP_ERR_CLOSED || (r == UP_ERR_IO && c->hs->detail == ETIMEDOUT)))
 		return 1;
-	if (r != UP_ERR_CLOSED)
-		return 0;
-	if (c->hs->early_off == 0)
-		return 1;
+	if (r != UP_ERR_CLOSED) /* a timeout with some bytes out: part may have been acknowledged, or */
+		return 0;	/* all of them and the ACKs lost: passed on for all we know */
 	return getsockopt(c->ufd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_rtt > 0 &&
 	       ev_now_us() - c->t_req_us < ti.tcpi_rtt;
 }

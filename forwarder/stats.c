@@ -21,6 +21,9 @@ static const char *const destfail_names[DF_MAX] = {
     [DF_HTTP_503] = "http_503",
     [DF_HTTP_504] = "http_504",
     [DF_CLOSED_AFTER_CONNECT] = "closed_after_connect",
+    [DF_SOCKS_RULESET] = "socks5_0x02_not_allowed",
+    [DF_SOCKS_ATYP] = "socks5_0x08_address_type_not_supported",
+    [DF_HTTP_403] = "http_403",
 };
 
 const char *fwd_destfail_str(enum fwd_destfail k)

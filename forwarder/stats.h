@@ -46,6 +46,9 @@ enum fwd_destfail {
 	DF_HTTP_503,
 	DF_HTTP_504,
 	DF_CLOSED_AFTER_CONNECT, /* "succeeded", then closed with nothing sent back */
+	DF_SOCKS_RULESET,	 /* 0x02 not allowed by the proxy's ruleset (a port it blocks) */
+	DF_SOCKS_ATYP,		 /* 0x08 address type not supported (an IPv6 destination) */
+	DF_HTTP_403,		 /* CONNECT forbidden (squid's SSL_ports) */
 	DF_MAX
 };
 const char *fwd_destfail_str(enum fwd_destfail k);

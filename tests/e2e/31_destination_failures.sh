@@ -11,12 +11,13 @@ set -u
 . "$ROOT/tests/lab.sh"
 lab_scenario
 lab_start_ss || { echo "# ss failed to start"; exit 1; }
+LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 25 }" lab_start_dante || { echo "# dante failed to start"; exit 1; }
 lab_api_env
 ctl=$PGW_BIN/pgwctl
-C=192.168.2.10 CS=192.168.2.11
+C=192.168.2.10 CS=192.168.2.11 CD=192.168.2.12
 lab_db "INSERT INTO proxies (id, name, type, host, port) VALUES (1, 'socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
-	(2, 'ss', 'socks5', '$LAB_SS', 1080);
-	INSERT INTO mappings (client_ip, proxy_id) VALUES ('$C', 1), ('$CS', 2)"
+	(2, 'ss', 'socks5', '$LAB_SS', 1080), (3, 'dante', 'socks5', '$LAB_DANTE', 1080);
+	INSERT INTO mappings (client_ip, proxy_id) VALUES ('$C', 1), ('$CS', 2), ('$CD', 3)"
 $ctl settings set health_interval 300 >/dev/null # only the forwarder's reports probe again
 echo 'admin-password-1' | $ctl user add admin --role admin --password-stdin >/dev/null
 for d in healthd agent forwarder api; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
@@ -27,6 +28,17 @@ check "the client relays through microsocks" wait_for 10 relays $C $LAB_SOCKS_NO
 check "the other through shadowsocks" wait_for 10 relays $CS $LAB_SS_SERVER
 stats() { jq -r "$1" <($PGW_BIN/pgwctl stats); }
 reports() { grep -c 'the forwarder saw it fail' "$LAB_DIR/pgw-healthd.log"; }
+
+# the proxy's policy for one destination (dante blocks port 25: SOCKS5 0x02, not allowed by its
+# ruleset) is that destination's failure too: before, each one was the proxy's, and healthd
+# probed it again and forgot its pipelining, as often as a device tried the port
+check "a third client relays through dante" wait_for 10 relays $CD $LAB_DANTE
+for _ in 1 2 3; do lab_exec lan curl -s -m 3 --interface $CD "http://$LAB_WEB:25/" >/dev/null 2>&1; sleep 0.4; done
+check "a port dante's ruleset blocks: logged with the SOCKS5 reply code" \
+	wait_for 3 bash -c "[ \$(grep -c 'client=$CD:[0-9]* dst=$LAB_WEB:25 .*close=upstream:proxy_refused (SOCKS5 0x02 ' $LAB_DIR/pgw-forwarder.log) = 3 ]"
+check "... counted as the destination's failure (socks5_0x02_not_allowed)" \
+	wait_for 3 bash -c "[ \"\$(jq -r '.destination_failures.socks5_0x02_not_allowed' <($PGW_BIN/pgwctl stats))\" = 3 ]"
+check_eq "... not told to pgw-healthd as the proxy's" "$(reports)" 0
 
 # one destination refusing, again and again: the destination's failure, not the proxy's
 for _ in 1 2 3 4 5; do lab_exec lan curl -s -m 3 --interface $C "http://$LAB_WEB:81/" >/dev/null 2>&1; done
