@@ -200,8 +200,11 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	if (early)
 		dest_failure(c, DF_CLOSED_AFTER_CONNECT);
 	atomic_fetch_add(&s->closes[why], 1);
-	if (c->counted)
+	if (c->early_len && !c->sent_early) /* read, never delivered: the quota has them back */
+		stats_quota_give(c->cs, c->early_len);
+	if (c->counted) /* its count down, the slot may be given back at the next reload: */
 		client_account(c, 0, why != CLOSE_DONE && why != CLOSE_ADMIN); /* an admin's close is no failure */
+	c->cs = NULL;							       /* ... no use of it after this */
 	if (why == CLOSE_UPSTREAM)
 		atomic_fetch_add(&s->upstream_errors[up], 1);
 	atomic_fetch_sub(&s->active, 1);
@@ -238,8 +241,6 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 		upstream_hs_wipe(c->hs);
 		free(c->hs);
 	}
-	if (c->early_len && !c->sent_early) /* read, never delivered: the quota has them back */
-		stats_quota_give(c->cs, c->early_len);
 	free(c->early);
 	explicit_bzero(&c->map, sizeof(c->map));
 	free(c);

@@ -75,6 +75,16 @@ void stats_fini(struct fwd_stats *s)
 	pthread_mutex_destroy(&s->clients_lock);
 }
 
+/* A slot given back (stats_clients_rebind): skipped by lookups, taken again by a new client.
+ * ff..ff is a multicast address, never a client's. */
+static const struct net_ip tomb = {
+    .a = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+
+static int is(const struct client_stat *cs, const struct net_ip *ip)
+{
+	return memcmp(&cs->client, ip, sizeof(*ip)) == 0;
+}
+
 /* The client's counters, created on first use; NULL when the table is full. Call locked. */
 /* org: whose the counts are (its mapping's organisation; 0: not known here), the slot's tag when it
  * has none yet. Only the reload's rebind moves a tag, starting the counts over. */
@@ -82,19 +92,29 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 {
 	static const struct net_ip none;
 	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
+	struct client_stat *cs = NULL, *free_slot = NULL;
 
 	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		struct client_stat *cs = &s->clients[i];
-
-		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
-			cs->client = *client;
-		else if (memcmp(&cs->client, client, sizeof(*client)) != 0)
-			continue;
-		if (!cs->org)
-			cs->org = org;
-		return cs;
+		cs = &s->clients[i];
+		if (is(cs, client))
+			break;
+		if (is(cs, &tomb) && !free_slot)
+			free_slot = cs; /* the client may be further on: looked for first */
+		if (is(cs, &none)) {
+			if (!free_slot)
+				free_slot = cs;
+			cs = NULL;
+			break;
+		}
+		cs = NULL;
 	}
-	return NULL;
+	if (!cs && (cs = free_slot)) {
+		memset(cs, 0, sizeof(*cs));
+		cs->client = *client;
+	}
+	if (cs && !cs->org)
+		cs->org = org;
+	return cs;
 }
 
 /* The client's counters if it has any (none are made). Call locked. */
@@ -104,9 +124,9 @@ static struct client_stat *client_find(struct fwd_stats *s, const struct net_ip 
 	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
 
 	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		if (memcmp(&s->clients[i].client, client, sizeof(*client)) == 0)
+		if (is(&s->clients[i], client))
 			return &s->clients[i];
-		if (memcmp(&s->clients[i].client, &none, sizeof(none)) == 0)
+		if (is(&s->clients[i], &none))
 			return NULL;
 	}
 	return NULL;
@@ -141,9 +161,18 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		struct client_stat *cs = &s->clients[i];
 		int64_t now;
 
-		if (memcmp(&cs->client, &none, sizeof(none)) == 0 || !cs->org)
+		if (is(cs, &none) || is(cs, &tomb))
 			continue;
-		if ((now = org_of(arg, &cs->client)) == 0 || now == cs->org)
+		now = org_of(arg, &cs->client);
+		if (now == 0 && cs->active == 0 && cs->udp_flows == 0 && cs->quota_held == 0) {
+			/* mapped no more, nothing open that holds the slot (a connection's pointer goes with
+			 * its count, conn_close): given back, so that clients come and go for good without
+			 * filling the table (full, new ones went uncounted, their quotas and limits unkept) */
+			memset(cs, 0, sizeof(*cs));
+			cs->client = tomb;
+			continue;
+		}
+		if (!cs->org || now == 0 || now == cs->org)
 			continue;
 		/* connections may be adding bytes through their pointer to this slot right now: its
 		 * counters start over (the byte counters with atomic stores), the quota stays (it is set
@@ -157,6 +186,12 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		cs->tokens_at = 0;
 		cs->org = now; /* (active stays: those connections are still open) */
 	}
+	/* a slot given back right before an empty one is on no client's way (a lookup would stop at
+	 * the empty one next): empty too, so that lookups of clients not there stop early again */
+	for (int pass = 0; pass < 2; pass++) /* twice: the run that wraps around the end */
+		for (size_t i = CLIENT_STATS_MAX; i-- > 0;)
+			if (is(&s->clients[i], &tomb) && is(&s->clients[(i + 1) & (CLIENT_STATS_MAX - 1)], &none))
+				memset(&s->clients[i].client, 0, sizeof(none));
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
@@ -353,7 +388,7 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 	for (size_t i = 0; s->clients && i < CLIENT_STATS_MAX; i++) {
 		const struct client_stat *cs = &s->clients[i];
 
-		if (memcmp(&cs->client, &none, sizeof(none)) == 0)
+		if (is(cs, &none) || is(cs, &tomb))
 			continue;
 		net_ip_str(&cs->client, ip);
 		fprintf(out,

@@ -74,7 +74,8 @@ struct fwd_stats {
 /* Per-client counters (the stats of a mapping), bounded; connections at open and close, bytes as
  * they flow (bytes_up/bytes_down with atomic operations, quota_left/quota_held under the slot's
  * own qlock; the rest under the lock).
- * A slot is never freed: a connection may keep a pointer to its client's. */
+ * A connection keeps a pointer to its client's while it counts as open (active); a slot is given
+ * back at a reload only when its address is mapped no more and nothing holds it. */
 #define CLIENT_STATS_MAX 16384
 struct client_stat {
 	struct net_ip client; /* all zero (::, never a client): free slot */

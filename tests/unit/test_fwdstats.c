@@ -6,8 +6,10 @@
 #include "../../forwarder/stats.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 static void setup(struct fwd_stats *s, struct client_stat **cs, long long limit)
@@ -168,12 +170,80 @@ static void test_workers_at_once(void **state)
 	stats_fini(&s);
 }
 
+/* Clients come and go: a slot whose address is mapped no more and holds nothing open is given
+ * back at a reload. Before, the 16,384 slots filled once and for good, and every new client went
+ * uncounted (no quota, no limits). One still mapped, or with a connection open, keeps its slot. */
+static struct net_ip nth(unsigned i)
+{
+	char buf[32];
+	struct net_ip ip;
+
+	snprintf(buf, sizeof(buf), "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+	assert_int_equal(net_ip_parse(buf, &ip), 0);
+	return ip;
+}
+
+static int64_t mapped_only_7(void *arg, const struct net_ip *ip)
+{
+	struct net_ip seven = nth(7);
+
+	(void)arg;
+	return memcmp(ip, &seven, sizeof(seven)) == 0 ? 1 : 0;
+}
+
+static void test_slots_given_back(void **state)
+{
+	struct fwd_stats s;
+	struct client_stat *cs, *c7 = NULL, *c9 = NULL;
+	struct net_ip ip;
+
+	(void)state;
+	assert_int_equal(stats_init(&s), 0);
+	for (unsigned i = 0; i < CLIENT_STATS_MAX; i++) {
+		ip = nth(i);
+		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+		assert_non_null(cs);
+		if (i == 7)
+			c7 = cs;
+		if (i == 9) {
+			c9 = cs; /* still open */
+			continue;
+		}
+		stats_client(&s, &ip, 0, 0);
+	}
+	ip = nth(CLIENT_STATS_MAX);
+	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+	assert_null(cs); /* the table is full: a new client goes uncounted */
+	stats_clients_rebind(&s, mapped_only_7, NULL);
+	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+	assert_non_null(cs); /* room again */
+	ip = nth(7);
+	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+	assert_ptr_equal(cs, c7); /* mapped: its slot and counts kept */
+	assert_int_equal(cs->connections, 2);
+	ip = nth(9);
+	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+	assert_ptr_equal(cs, c9); /* a connection open: kept */
+	assert_int_equal(cs->active, 2);
+	for (unsigned i = 0; i < 100; i++) { /* given back: taken again, each once, found again */
+		struct client_stat *again;
+		ip = nth(CLIENT_STATS_MAX + 1 + i);
+		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+		assert_non_null(cs);
+		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &again), 0);
+		assert_ptr_equal(again, cs);
+		assert_int_equal(cs->connections, 2);
+	}
+	stats_fini(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reads_under_way),
 	    cmocka_unit_test(test_reload_during_a_read),
 	    cmocka_unit_test(test_workers_at_once),
+	    cmocka_unit_test(test_slots_given_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
