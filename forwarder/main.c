@@ -22,6 +22,8 @@
 
 #define MAX_WORKERS 16 /* one per CPU, unless PGW_FORWARDER_WORKERS says (up to 64) */
 
+#define RELOAD_RETRY_MS 1000
+
 struct forwarder {
 	struct daemon *d;
 	struct fwd_shared sh;
@@ -30,6 +32,8 @@ struct forwarder {
 	struct udprelay *udp;
 	struct control *control;
 	unsigned n_workers;
+	struct ev_handle *retry; /* a reload that failed is tried again (no change may come to ask) */
+	unsigned reload_failing; /* reloads failed in a row */
 };
 
 /* Organisations' own resolvers (org_settings); one that does not parse (written by hand: the
@@ -121,7 +125,9 @@ static int reload(struct forwarder *f, const char *why)
 
 	load_limits(f, &l);
 	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
-		log_error("reload (%s) failed, keeping the current table: %s", why, err);
+		if (!f->reload_failing++) /* said once; tried again every second */
+			log_error("reload (%s) failed, keeping the current table (trying again every second): %s", why,
+				  err);
 		return -EIO;
 	}
 	load_dns(f, &dns);
@@ -137,7 +143,8 @@ static int reload(struct forwarder *f, const char *why)
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	table_foreach(t, quota_of, &f->sh.stats); /* each client's quota left, from the DB's count */
-	log_info("mappings loaded (%s): %zu clients", why, table_size(t));
+	log_info("mappings loaded (%s): %zu clients%s", why, table_size(t), f->reload_failing ? " (recovered)" : "");
+	f->reload_failing = 0;
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	udprelay_revalidate(f->udp);
 	return 0;
@@ -150,7 +157,17 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & relevant)))
 		return;
-	reload(f, msg ? "event" : from);
+	if (reload(f, msg ? "event" : from) < 0 && f->retry)
+		ev_timer_set(f->retry, RELOAD_RETRY_MS, 0);
+}
+
+static void on_retry(struct evloop *ev, void *arg)
+{
+	struct forwarder *f = arg;
+
+	(void)ev;
+	if (reload(f, "retry") < 0)
+		ev_timer_set(f->retry, RELOAD_RETRY_MS, 0);
 }
 
 static void write_more_stats(void *arg, FILE *out)
@@ -261,6 +278,8 @@ int main(int argc, char **argv)
 				log_error("%s", err);
 				r = DAEMON_EXIT_FAIL;
 			} else {
+				/* armed when a reload fails (a day out until then) */
+				f.retry = ev_add_timer(d.ev, 86400000, 0, on_retry, &f);
 				r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			}
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);

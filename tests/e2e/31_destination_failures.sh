@@ -108,4 +108,15 @@ check_eq "the API's health row has it" \
 	"proxy_refused (SOCKS5 0x05 connection refused)"
 check_match "/metrics: pgw_proxy_down_reason with the detail" "$(lab_exec gw curl -s -H "$ADMIN" http://127.0.0.1:8080/metrics)" \
 	'pgw_proxy_down_reason\{proxy="socks-open",id="1",reason="proxy_refused \(SOCKS5 0x05 connection refused\)"\} 1'
+
+# a reload that fails (the DB in a state the forwarder cannot read) is tried again every second
+# until it works, with no change to ask for it (it waited for the next change: the forwarder
+# kept an old table meanwhile, its clients' limits and quotas as they were)
+lab_db "ALTER TABLE client_quota RENAME TO client_quota_away"
+$ctl notify mappings >/dev/null
+check "the forwarder cannot load the mappings: said once" wait_for 3 grep -q 'reload (event) failed, keeping the current table (trying again every second)' "$LAB_DIR/pgw-forwarder.log"
+lab_db "ALTER TABLE client_quota_away RENAME TO client_quota" # and nothing notified
+check "... the DB readable again: loaded within 3 s, by itself" \
+	wait_for 3 grep -q 'mappings loaded (retry): [0-9]* clients (recovered)' "$LAB_DIR/pgw-forwarder.log"
+check_eq "... the failure said once" "$(grep -c 'reload (.*) failed' "$LAB_DIR/pgw-forwarder.log")" 1
 finish
