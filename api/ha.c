@@ -180,12 +180,19 @@ int ha_refuse_write(struct req *r)
 	sqlite3 *db;
 
 	if (!cfg->ha_peer[0] || strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
-	    strcmp(r->url, "/api/v1/auth/login") == 0 || strcmp(r->url, "/api/v1/auth/logout") == 0)
+	    strcmp(r->url, "/api/v1/auth/login") == 0)
 		return 0;
 	if ((db = api_db(r->api)) && ha_state_read(db, &s) == 0 && ha_is_master(&s))
 		return 0;
 	if (auth_require(r, 0) < 0) /* 401 sent: who is master is for those signed in */
 		return 1;
+	if (strcmp(r->url, "/api/v1/auth/logout") == 0) { /* ending the sessions is a change to users.token_gen, */
+		reply_error(r, 503, "ha_backup", /* which the master's next sync would set back */
+			    "this gateway is the HA backup: log out on the master at %s (a logout here would not "
+			    "end the session there, nor here for long)",
+			    cfg->ha_peer);
+		return 1;
+	}
 	reply_error(
 	    r, 503, "ha_backup",
 	    "this gateway is the HA backup and its configuration is read-only: make changes on the master at %s",

@@ -214,7 +214,7 @@ static int route(struct req *r)
 		if (strcmp(seg[1], "login") == 0)
 			return auth_login(r);
 		if (strcmp(seg[1], "logout") == 0)
-			return auth_require(r, 0) < 0 ? MHD_YES : auth_logout(r);
+			return auth_require(r, 0) < 0 || auth_csrf(r) < 0 ? MHD_YES : auth_logout(r);
 	}
 	if (strcmp(seg[0], "events") == 0 && n == 1)
 		return sse(r);

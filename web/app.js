@@ -40,6 +40,18 @@ class StaleAnswer extends ApiError {
 const unshown = (e) => e instanceof StaleAnswer || (e instanceof ApiError && e.status === 401); /* already said, or moot */
 const failed = (e) => { if (!unshown(e)) flash(e.message, true); };
 
+/* A 403 for the CSRF token: the session cookie is another's now (a login in another tab); /me
+   gives the one that goes with it. True when there is a new one to try again with. */
+async function fresherCsrf(res) {
+  const d = await res.clone().json().catch(() => null);
+  if (!d || !d.error || !/X-CSRF-Token/.test(d.error.message || '')) return false;
+  const me = await fetch('/api/v1/me', { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null), () => null);
+  if (!me || !me.csrf_token || me.csrf_token === state.csrf) return false;
+  state.csrf = me.csrf_token;
+  sessionStorage.setItem('pgw.csrf', me.csrf_token);
+  return true;
+}
+
 async function api(method, path, body, opts = {}) {
   const gen = orgGen;
   const headers = {};
@@ -50,6 +62,8 @@ async function api(method, path, body, opts = {}) {
   const res = await fetch('/api/v1' + path, { method, headers, credentials: 'same-origin',
     body: body === undefined ? undefined : (opts.type ? body : JSON.stringify(body)) });
   if (res.status === 401 && path !== '/auth/login') { showLogin('Your session has ended; please log in again.'); throw new ApiError(401, null); }
+  if (res.status === 403 && method !== 'GET' && !opts.csrfAgain && (await fresherCsrf(res))) /* a login in another tab made a new one */
+    return api(method, path, body, { ...opts, csrfAgain: true });
   if (res.status === 204) return null;
   const ct = res.headers.get('Content-Type') || '';
   const data = ct.startsWith('application/json') ? await res.json() : await res.text();
@@ -168,7 +182,10 @@ async function login(ev) {
 
 async function logout() {
   let r = null;
-  try { r = await api('POST', '/auth/logout', {}); } catch (e) { /* the session is gone either way */ }
+  try { r = await api('POST', '/auth/logout', {}); } catch (e) {
+    /* ended already (401: api() shows the login); else it may not have ended: say so, stay */
+    if (!(e instanceof ApiError && e.status === 401)) { flash(`Logout failed: ${e.message}`, true); return; }
+  }
   sessionStorage.removeItem('pgw.csrf');
   sessionStorage.removeItem('pgw.org');
   state.csrf = '';
@@ -220,6 +237,11 @@ async function start() {
   /* another organisation or user: no rates across the change */
   state.tput = { t: [], down: [], up: [], per: {}, last: 0 };
   state.fwdPrev = null;
+  $('#st-rate').textContent = '–'; /* the next forwarder event sets it */
+  /* forms half filled in for the organisation before would be sent to this one */
+  $$('[data-cancel]').forEach((b) => { const f = b.closest('form'); f.reset(); f.hidden = true; });
+  $('#kf-new').replaceChildren();
+  $('#kf-new').hidden = true;
   for (const c of Object.values(state.charts)) c.plot.destroy();
   state.charts = {};
   csvReset('mappings');
@@ -1230,19 +1252,43 @@ function refetchSoon() {
   refetchTimer = setTimeout(() => background(Promise.all([loadProxies(), loadMappings()]).then(renderAllLive)), 150);
 }
 
+/* Everything the page shows, asked again (after a gap in the event stream). */
+function resync() {
+  background(Promise.all([loadProxies(), loadMappings(), loadStatus()]).then(renderAllLive));
+  const shown = $('[role=tab][aria-selected="true"]');
+  if (shown && ['tab-clients', 'tab-conns', 'tab-config'].includes(shown.id)) loadTab(shown);
+}
+
 function connectEvents() {
   if (state.es) state.es.close();
   const es = new EventSource('/api/v1/events' + (state.org ? `?org=${encodeURIComponent(state.org)}` : ''));
   state.es = es;
   const live = $('#live');
-  es.onopen = () => { live.textContent = 'live'; live.classList.add('on'); };
-  es.onerror = () => { live.textContent = 'reconnecting…'; live.classList.remove('on'); };
+  let gap = false;
+  es.onopen = () => {
+    live.textContent = 'live'; live.classList.add('on');
+    /* back after a gap (pgw-api restarted, the HA address moved): what changed meanwhile sent no
+       event to this page (a new process starts from what is, not from before): asked again */
+    if (gap) { gap = false; resync(); }
+  };
+  es.onerror = () => {
+    live.textContent = 'reconnecting…'; live.classList.remove('on');
+    gap = true;
+    if (es.readyState !== EventSource.CLOSED || state.es !== es) return; /* the browser tries again itself */
+    /* the server refused the stream (the session ended: 401; the browser gives up for good):
+       /me says which; a session that ended shows the login (api()), else it is tried again */
+    state.es = null;
+    const again = () => setTimeout(() => { if (!state.es && state.me) connectEvents(); }, 2000);
+    api('GET', '/me', undefined, { org: '' }).then(again, (e) => { if (!(e instanceof ApiError && e.status === 401)) again(); });
+  };
   es.addEventListener('health', (ev) => {
     const h = JSON.parse(ev.data);
     if (h.removed) return;
     state.health[h.proxy_id] = h;
     const hist = state.history[h.proxy_id] || (state.history[h.proxy_id] = []);
-    hist.push(h);
+    const last = hist[hist.length - 1];
+    if (!last || last.checked_at !== h.checked_at) hist.push(h); /* a probe; else an edit, a flag */
+    else hist[hist.length - 1] = h;
     if (hist.length > 30) hist.shift();
     renderDashboard();
     drawLatency();
@@ -1351,7 +1397,8 @@ document.addEventListener('DOMContentLoaded', () => {
     if (!$('#panel-conns').hidden) background(loadConns(false, true));
     if (!$('#panel-clients').hidden && (clientsTick = (clientsTick + 1) % 2) === 0) background(refreshClients());
     const fp = state.fwdPrev; /* no event for a while (an organisation's come only when it moves): zeros, on the server's clock */
-    if (fp && Date.now() - state.tput.last > 5000) pushThroughput((fp.at + Date.now() - fp.seen) / 1000, 0, 0, {});
+    const up = state.es && state.es.readyState === EventSource.OPEN; /* down: nothing is known, no zeros */
+    if (fp && up && Date.now() - state.tput.last > 5000) { pushThroughput((fp.at + Date.now() - fp.seen) / 1000, 0, 0, {}); $('#st-rate').textContent = rate(0); }
   }, 2000);
   let ct = null;
   $('#conn-client').addEventListener('input', () => { clearTimeout(ct); ct = setTimeout(() => background(loadConns()), 300); });
@@ -1373,17 +1420,15 @@ document.addEventListener('DOMContentLoaded', () => {
   if (q.has('sso_error')) {
     const code = q.get('sso_error');
     showLogin(Object.hasOwn(ssoErrors, code) ? ssoErrors[code] : 'The sign-in through the identity provider failed.');
-  } else if (q.get('sso') === 'ok') {
-    /* back from the provider with the session cookie (HttpOnly): /me tells this page its CSRF token */
+  } else {
+    /* back from the provider, a new tab, a reload: the session cookie (HttpOnly) may be there;
+       /me tells this page who and its CSRF token (a login in another tab made a new one) */
+    const sso = q.get('sso') === 'ok';
     fetch('/api/v1/me', { credentials: 'same-origin' }).then((res) => (res.ok ? res.json() : null)).then((me) => {
-      if (!me || !me.csrf_token) { showLogin('The sign-in did not complete; please sign in again.'); return; }
+      if (!me || !me.csrf_token) { showLogin(sso ? 'The sign-in did not complete; please sign in again.' : ''); return; }
       state.csrf = me.csrf_token;
       sessionStorage.setItem('pgw.csrf', me.csrf_token);
       return start();
     }).catch((e) => { if (!(e instanceof StaleAnswer)) showLogin(); });
-  } else if (state.csrf) {
-    start().catch((e) => { if (!(e instanceof StaleAnswer)) showLogin(); });
-  } else {
-    showLogin();
   }
 });
