@@ -165,6 +165,8 @@ check "the dashboards show the pair: the backup read-only naming the master (Chr
 check_match "a write to the backup's API: 503 naming the master's address" \
 	"$(napi 2 POST /api/v1/mappings -H "$A" -H "$J" -d '{"client_ip":"192.168.2.20","proxy_id":1}')" \
 	"^503 .*ha_backup.*master at ${LAB_HA_ADDR[0]}"
+check_match "a logout on the backup: 503 naming the master (a logout there ended nothing: the master's next sync set it back)" \
+	"$(napi 2 POST /api/v1/auth/logout -H "$A" -H "$J" -d '{}')" "^503 .*ha_backup.*log out on the master at ${LAB_HA_ADDR[0]}"
 # the sync's request MAC, made here with openssl from the secret file: t, nonce, origin, generation
 ha_mac() { # t nonce origin generation [secret]
 	local key
