@@ -260,8 +260,6 @@ static void reconcile(struct agent *a, int force_full)
 		}
 		goto fail;
 	}
-	if (a->tc)
-		apply_limits(a, &want);
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
 		kind = "full";
 		/* TPROXY needs its route before the rules use it; it goes after they stop using it */
@@ -283,6 +281,8 @@ static void reconcile(struct agent *a, int force_full)
 	} else {
 		r = apply_elements(a, &want, err, sizeof(err));
 		if (r == 0) { /* nothing changed; after a failure (a setting set wrong and back) that is a success */
+			if (a->tc)
+				apply_limits(a, &want); /* a limit may have */
 			desired_free(&want);
 			if (a->failing) {
 				log_info("recovered: rules applied again");
@@ -295,8 +295,14 @@ static void reconcile(struct agent *a, int force_full)
 			log_warnx("element update failed (%s); rebuilding the table", err);
 			kind = "full";
 			r = nft_apply_full(a->nft, &want, err, sizeof(err));
+			if (r == 0)
+				spoof_reset(a->spoof); /* new spoof sets: their counts start over */
 		}
 	}
+	/* the rate limits after the table, whatever became of it: a block is not kept waiting for
+	 * tc's work (thousands of classes at a start, a LAN interface recreated) */
+	if (a->tc)
+		apply_limits(a, &want);
 	if (r < 0) {
 		desired_free(&want);
 		goto fail;

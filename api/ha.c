@@ -186,8 +186,9 @@ int ha_refuse_write(struct req *r)
 		return 0;
 	if (auth_require(r, 0) < 0) /* 401 sent: who is master is for those signed in */
 		return 1;
-	if (strcmp(r->url, "/api/v1/auth/logout") == 0) { /* ending the sessions is a change to users.token_gen, */
-		reply_error(r, 503, "ha_backup", /* which the master's next sync would set back */
+	/* ending the sessions is a change to users.token_gen, which the master's next sync sets back */
+	if (strcmp(r->url, "/api/v1/auth/logout") == 0) {
+		reply_error(r, 503, "ha_backup",
 			    "this gateway is the HA backup: log out on the master at %s (a logout here would not "
 			    "end the session there, nor here for long)",
 			    cfg->ha_peer);
