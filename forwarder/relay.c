@@ -128,14 +128,6 @@ static void pipe_put(struct worker *w, int p[2], size_t left)
 	p[0] = p[1] = -1;
 }
 
-static void client_account(struct conn *c, int opening, int failed)
-{
-	struct net_ip ip;
-
-	if (net_ip_from_sa(&c->client, &ip) == 0)
-		stats_client(&c->w->sh->stats, &ip, opening, failed);
-}
-
 static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
 {
 	char ip[NET_IP_STR_MAX];
@@ -202,9 +194,9 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	atomic_fetch_add(&s->closes[why], 1);
 	if (c->early_len && !c->sent_early) /* read, never delivered: the quota has them back */
 		stats_quota_give(c->cs, c->early_len);
-	if (c->counted) /* its count down, the slot may be given back at the next reload: */
-		client_account(c, 0, why != CLOSE_DONE && why != CLOSE_ADMIN); /* an admin's close is no failure */
-	c->cs = NULL;							       /* ... no use of it after this */
+	if (c->counted) /* its count down (an admin's close is no failure): the slot may be given back */
+		stats_client_closed(s, c->cs, why != CLOSE_DONE && why != CLOSE_ADMIN);
+	c->cs = NULL; /* no use of it after this */
 	if (why == CLOSE_UPSTREAM)
 		atomic_fetch_add(&s->upstream_errors[up], 1);
 	atomic_fetch_sub(&s->active, 1);

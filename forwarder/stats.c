@@ -132,22 +132,45 @@ static struct client_stat *client_find(struct fwd_stats *s, const struct net_ip 
 	return NULL;
 }
 
-void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed)
+void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed)
 {
-	struct client_stat *cs;
-
-	if (!s->clients)
+	if (!cs) /* never counted in a slot (the table was full): none made for it now */
 		return;
 	pthread_mutex_lock(&s->clients_lock);
-	cs = client_slot(s, client, 0);
-	if (cs && opening) {
-		cs->active++;
-		cs->connections++;
-	} else if (cs) {
-		cs->active--;
-		cs->failures += (unsigned long)failed;
-	}
+	cs->active--;
+	cs->failures += (unsigned long)failed;
 	pthread_mutex_unlock(&s->clients_lock);
+}
+
+/* Slots given back that no client's lookup passes (each client's way is from its home slot to
+ * its own) become empty: lookups of clients not there stop early again, even once the table was
+ * full (its given-back slots would otherwise all be passed, 16,384 compared for every new client
+ * and every reload's quota). Call locked. */
+static void drain_tombs(struct fwd_stats *s)
+{
+	static const struct net_ip none;
+	const size_t n = CLIENT_STATS_MAX;
+	int *way = calloc(n + 1, sizeof(*way)); /* +1 at a way's first slot, -1 after its last */
+	int on = 0;
+
+	if (!way)
+		return; /* left as they are: lookups pass them, nothing is lost */
+	for (size_t p = 0; p < n; p++) {
+		size_t h;
+		if (is(&s->clients[p], &none) || is(&s->clients[p], &tomb))
+			continue;
+		h = (size_t)net_ip_hash(&s->clients[p].client) & (n - 1);
+		way[h]++; /* its way: h .. p-1, around the end when p < h */
+		way[p]--;
+		if (p < h)
+			way[0]++, way[n]--;
+	}
+	for (size_t i = 0; i < n; i++) {
+		on += way[i];
+		if (on == 0 && is(&s->clients[i], &tomb))
+			memset(&s->clients[i].client, 0, sizeof(none));
+	}
+	free(way);
 }
 
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
@@ -181,17 +204,12 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		__atomic_store_n(&cs->bytes_down, 0, __ATOMIC_RELAXED);
 		cs->connections = cs->failures = cs->refused = 0;
 		cs->dns_queries = cs->dns_hits = cs->dns_errors = cs->dns_ms_sum = 0;
-		cs->udp_flows = cs->udp_up = cs->udp_down = cs->udp_bytes_up = cs->udp_bytes_down = cs->udp_dropped = 0;
+		cs->udp_up = cs->udp_down = cs->udp_bytes_up = cs->udp_bytes_down = cs->udp_dropped = 0;
 		cs->tokens = 0;
 		cs->tokens_at = 0;
-		cs->org = now; /* (active stays: those connections are still open) */
+		cs->org = now; /* (active and udp_flows stay: those are still open) */
 	}
-	/* a slot given back right before an empty one is on no client's way (a lookup would stop at
-	 * the empty one next): empty too, so that lookups of clients not there stop early again */
-	for (int pass = 0; pass < 2; pass++) /* twice: the run that wraps around the end */
-		for (size_t i = CLIENT_STATS_MAX; i-- > 0;)
-			if (is(&s->clients[i], &tomb) && is(&s->clients[(i + 1) & (CLIENT_STATS_MAX - 1)], &none))
-				memset(&s->clients[i].client, 0, sizeof(none));
+	drain_tombs(s);
 	pthread_mutex_unlock(&s->clients_lock);
 }
 

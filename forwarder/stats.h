@@ -128,9 +128,10 @@ void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long
  * counted for starts over (open connections aside), so nobody sees a previous owner's.
  * org_of: the organisation mapping ip now, 0 for none. */
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg);
-/* A connection of a mapped, active client opened (opening), or ended (failed; its bytes were
- * counted as they flowed, stats_client_bytes). */
-void stats_client(struct fwd_stats *s, const struct net_ip *client, int opening, int failed);
+/* A connection that stats_client_open counted (cs: the slot it gave, NULL when the table had no
+ * room: nothing to count down) ended (failed; its bytes were counted as they flowed,
+ * stats_client_bytes). cs is not to be used after this: the slot may be given back. */
+void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed);
 
 /* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error); org:
  * its mapping's organisation, whose the counts are when nothing else said so yet. */

@@ -209,7 +209,7 @@ static void test_slots_given_back(void **state)
 			c9 = cs; /* still open */
 			continue;
 		}
-		stats_client(&s, &ip, 0, 0);
+		stats_client_closed(&s, cs, 0);
 	}
 	ip = nth(CLIENT_STATS_MAX);
 	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
@@ -237,13 +237,76 @@ static void test_slots_given_back(void **state)
 	stats_fini(&s);
 }
 
+/* Given-back slots on no client's way become empty again, those on one stay (a client further
+ * along its way is still found); a connection that got no slot (the table full) counts nothing
+ * down at its close, and makes none. */
+static int64_t mapped_b(void *arg, const struct net_ip *ip)
+{
+	return memcmp(ip, arg, sizeof(*ip)) == 0 ? 1 : 0;
+}
+
+static void test_given_back_on_the_way(void **state)
+{
+	struct fwd_stats s;
+	struct client_stat *ca, *cb, *cc, *cs;
+	struct net_ip a = nth(0), b, c, d;
+	unsigned home = net_ip_hash(&a) & (CLIENT_STATS_MAX - 1), i, found = 0, empty = 0;
+
+	(void)state;
+	for (i = 1; found < 2 && i < 10000000; i++) { /* two more clients with a's home slot */
+		struct net_ip x = nth(i);
+		if ((net_ip_hash(&x) & (CLIENT_STATS_MAX - 1)) != home)
+			continue;
+		if (found++ == 0)
+			b = x;
+		else
+			c = x;
+	}
+	assert_int_equal(found, 2);
+	assert_int_equal(stats_init(&s), 0);
+	assert_int_equal(stats_client_open(&s, &a, 1, 0, 0, 1000, &ca), 0);
+	assert_int_equal(stats_client_open(&s, &b, 1, 0, 0, 1000, &cb), 0);
+	assert_ptr_equal(cb, ca + 1); /* b's way passes a's slot */
+	stats_client_closed(&s, ca, 0);
+	stats_client_closed(&s, cb, 0);
+	stats_clients_rebind(&s, mapped_b, &b); /* a given back; b kept */
+	for (i = 0; i < CLIENT_STATS_MAX; i++)
+		empty += s.clients[i].client.a[0] == 0 && s.clients[i].client.a[15] == 0;
+	assert_int_equal(empty, CLIENT_STATS_MAX - 2); /* a's slot stays given back, not empty: on b's way */
+	assert_int_equal(stats_client_open(&s, &b, 1, 0, 0, 1000, &cs), 0);
+	assert_ptr_equal(cs, cb); /* found past it */
+	assert_int_equal(stats_client_open(&s, &c, 1, 0, 0, 1000, &cc), 0);
+	assert_ptr_equal(cc, ca); /* a new client takes it */
+	stats_client_closed(&s, cs, 0);
+	stats_client_closed(&s, cc, 0);
+	stats_clients_rebind(&s, mapped_only_7, NULL); /* neither mapped: both go, and both empty */
+	empty = 0;
+	for (i = 0; i < CLIENT_STATS_MAX; i++)
+		empty += s.clients[i].client.a[0] == 0 && s.clients[i].client.a[15] == 0;
+	assert_int_equal(empty, CLIENT_STATS_MAX);
+	/* the table full: no slot for d, and its close makes none (it counted the slot's active down) */
+	for (i = 0; i < CLIENT_STATS_MAX; i++) {
+		struct net_ip x = nth(100000 + i);
+		assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+		stats_client_closed(&s, cs, 0);
+	}
+	d = nth(50000);
+	assert_int_equal(stats_client_open(&s, &d, 1, 0, 0, 1000, &cs), 0);
+	assert_null(cs);
+	stats_clients_rebind(&s, mapped_only_7, NULL); /* room again */
+	stats_client_closed(&s, cs, 0);
+	assert_int_equal(stats_client_open(&s, &d, 1, 0, 0, 1000, &cs), 0);
+	assert_non_null(cs);
+	assert_int_equal(cs->active, 1);
+	stats_fini(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reads_under_way),
-	    cmocka_unit_test(test_reload_during_a_read),
-	    cmocka_unit_test(test_workers_at_once),
-	    cmocka_unit_test(test_slots_given_back),
+	    cmocka_unit_test(test_reads_under_way),	  cmocka_unit_test(test_reload_during_a_read),
+	    cmocka_unit_test(test_workers_at_once),	  cmocka_unit_test(test_slots_given_back),
+	    cmocka_unit_test(test_given_back_on_the_way),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
