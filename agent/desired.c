@@ -109,6 +109,8 @@ long long forget_take(struct forget_queue *q, const struct addrset *active, uint
 		q->e[keep++] = q->e[i];
 	}
 	q->n = keep;
+	if (keep == 0)
+		forget_free(q);
 	return next ? (long long)(next - now_ms) : 0;
 }
 

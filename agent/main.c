@@ -256,7 +256,8 @@ static void reconcile(struct agent *a, int force_full)
 		char ferr[256]; /* our table gone or changed and nothing new to decide from: the last decision */
 		if (force_full && a->have_applied && nft_apply_full(a->nft, &a->applied, ferr, sizeof(ferr)) == 0) {
 			log_warnx("table inet pgw rebuilt as last applied (no decision can be made now)");
-			force_full = 0; /* the kernel holds what a->applied says again */
+			spoof_reset(a->spoof); /* new spoof sets: their counts start over */
+			force_full = 0;	       /* the kernel holds what a->applied says again */
 		}
 		goto fail;
 	}
@@ -341,8 +342,10 @@ static void reconcile(struct agent *a, int force_full)
 	report(a, kind, ev_now_us() - t0, NULL);
 	return;
 fail:
-	if (force_full)
-		a->force = 1; /* retried as a rebuild: the table may be gone or changed */
+	/* retried as a rebuild: the table may be gone or changed, or be the new one while a->applied
+	 * is the old (a route step failed after it), and an element update would compare with that */
+	if (force_full || strcmp(kind, "full") == 0)
+		a->force = 1;
 	a->errors_total++;
 	log_error("reconcile failed, retrying in %d ms: %s", RETRY_MS, err);
 	a->failing = 1;

@@ -166,6 +166,8 @@ static void on_retry(struct evloop *ev, void *arg)
 	struct forwarder *f = arg;
 
 	(void)ev;
+	if (!f->reload_failing) /* (armed a day out at start) */
+		return;
 	if (reload(f, "retry") < 0)
 		ev_timer_set(f->retry, RELOAD_RETRY_MS, 0);
 }

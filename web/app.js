@@ -47,6 +47,13 @@ async function fresherCsrf(res) {
   if (!d || !d.error || !/X-CSRF-Token/.test(d.error.message || '')) return false;
   const me = await fetch('/api/v1/me', { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null), () => null);
   if (!me || !me.csrf_token || me.csrf_token === state.csrf) return false;
+  if (state.me && me.id !== state.me.id) { /* another user signed in here: not done in their name */
+    flash(`${me.username} signed in in another tab of this browser: this page shows that session now.`, true);
+    state.csrf = me.csrf_token;
+    sessionStorage.setItem('pgw.csrf', me.csrf_token);
+    background(start());
+    return false;
+  }
   state.csrf = me.csrf_token;
   sessionStorage.setItem('pgw.csrf', me.csrf_token);
   return true;
@@ -1259,14 +1266,16 @@ function resync() {
   if (shown && ['tab-clients', 'tab-conns', 'tab-config'].includes(shown.id)) loadTab(shown);
 }
 
-function connectEvents() {
+let eventsRetryMs = 2000; /* after a refused stream: doubling to 30 s, back to 2 s once one opens */
+function connectEvents(resyncOnOpen = false) {
   if (state.es) state.es.close();
   const es = new EventSource('/api/v1/events' + (state.org ? `?org=${encodeURIComponent(state.org)}` : ''));
   state.es = es;
   const live = $('#live');
-  let gap = false;
+  let gap = resyncOnOpen;
   es.onopen = () => {
     live.textContent = 'live'; live.classList.add('on');
+    eventsRetryMs = 2000;
     /* back after a gap (pgw-api restarted, the HA address moved): what changed meanwhile sent no
        event to this page (a new process starts from what is, not from before): asked again */
     if (gap) { gap = false; resync(); }
@@ -1278,8 +1287,15 @@ function connectEvents() {
     /* the server refused the stream (the session ended: 401; the browser gives up for good):
        /me says which; a session that ended shows the login (api()), else it is tried again */
     state.es = null;
-    const again = () => setTimeout(() => { if (!state.es && state.me) connectEvents(); }, 2000);
-    api('GET', '/me', undefined, { org: '' }).then(again, (e) => { if (!(e instanceof ApiError && e.status === 401)) again(); });
+    const again = () => {
+      setTimeout(() => { if (!state.es && state.me) connectEvents(true); }, eventsRetryMs);
+      eventsRetryMs = Math.min(eventsRetryMs * 2, 30000);
+    };
+    api('GET', '/me', undefined, { org: '' }).then((me) => {
+      /* no longer a member of the organisation shown (the stream's 404): the page starts over */
+      if (state.org && !me.superadmin && !me.orgs.some((o) => String(o.id) === state.org)) { background(start()); return; }
+      again();
+    }, (e) => { if (!(e instanceof ApiError && e.status === 401)) again(); });
   };
   es.addEventListener('health', (ev) => {
     const h = JSON.parse(ev.data);

@@ -143,6 +143,8 @@ sleep 1 # the deletion was due within 300 ms
 check "... a download opened right after runs on (not cut)" \
 	bash -c "[ ! -e $LAB_DIR/again.end ] && ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q '$C:'"
 check "... its conntrack entries are kept" test "$(lab_exec gw conntrack -L -s $C 2>/dev/null | wc -l)" -gt 0
+# (the two checks above pass on the old code too when its deletion came before the download
+# began; this one does not: the old code deleted the client's entries with the enable itself)
 # how long the client was not active: the agent's two applies (none if it saw both at once)
 gap=$(tail -n +$((mark + 1)) "$LAB_DIR/pgw-agent.log" | python3 -c '
 import json, sys, datetime

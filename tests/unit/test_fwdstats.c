@@ -248,28 +248,34 @@ static int64_t mapped_b(void *arg, const struct net_ip *ip)
 static void test_given_back_on_the_way(void **state)
 {
 	struct fwd_stats s;
-	struct client_stat *ca, *cb, *cc, *cs;
-	struct net_ip a = nth(0), b, c, d;
+	struct client_stat *ca, *cb, *cc, *ce, *cs;
+	struct net_ip a = nth(0), b, c, d, e;
 	unsigned home = net_ip_hash(&a) & (CLIENT_STATS_MAX - 1), i, found = 0, empty = 0;
 
 	(void)state;
-	for (i = 1; found < 2 && i < 10000000; i++) { /* two more clients with a's home slot */
+	for (i = 1; found < 3 && i < 10000000; i++) { /* three more clients with a's home slot */
 		struct net_ip x = nth(i);
 		if ((net_ip_hash(&x) & (CLIENT_STATS_MAX - 1)) != home)
 			continue;
-		if (found++ == 0)
+		if (found == 0)
 			b = x;
-		else
+		else if (found == 1)
 			c = x;
+		else
+			e = x;
+		found++;
 	}
-	assert_int_equal(found, 2);
+	assert_int_equal(found, 3);
 	assert_int_equal(stats_init(&s), 0);
 	assert_int_equal(stats_client_open(&s, &a, 1, 0, 0, 1000, &ca), 0);
 	assert_int_equal(stats_client_open(&s, &b, 1, 0, 0, 1000, &cb), 0);
+	assert_int_equal(stats_client_open(&s, &e, 1, 0, 0, 1000, &ce), 0);
 	assert_ptr_equal(cb, ca + 1); /* b's way passes a's slot */
+	assert_ptr_equal(ce, ca + 2); /* (a wrap at the end of the table would make this fail: no) */
 	stats_client_closed(&s, ca, 0);
 	stats_client_closed(&s, cb, 0);
-	stats_clients_rebind(&s, mapped_b, &b); /* a given back; b kept */
+	stats_client_closed(&s, ce, 0);
+	stats_clients_rebind(&s, mapped_b, &b); /* a and e given back; b kept; e's on nobody's way */
 	for (i = 0; i < CLIENT_STATS_MAX; i++)
 		empty += s.clients[i].client.a[0] == 0 && s.clients[i].client.a[15] == 0;
 	assert_int_equal(empty, CLIENT_STATS_MAX - 2); /* a's slot stays given back, not empty: on b's way */
