@@ -124,6 +124,7 @@ const badge = (status) => el('span', { class: `badge ${status}`, 'data-status': 
 
 function showLogin(msg = '') {
   if (state.es) { state.es.close(); state.es = null; }
+  localStorage.removeItem('pgw.session'); /* no session to look for in a new tab */
   state.me = null;
   /* nothing of the user before stays for the next: their messages, a key's secret, open forms,
      previews, their unsaved edits (a logout loads a new page; this is for a session that ended) */
@@ -195,6 +196,7 @@ async function logout() {
   }
   sessionStorage.removeItem('pgw.csrf');
   sessionStorage.removeItem('pgw.org');
+  localStorage.removeItem('pgw.session');
   state.csrf = '';
   state.org = '';
   if (r && r.end_session_url) { location.assign(r.end_session_url); return; } /* the provider's session too */
@@ -233,6 +235,7 @@ async function switchOrg(ev) {
 
 async function start() {
   state.me = await api('GET', '/me', undefined, { org: '' }); /* every organisation the user may choose */
+  localStorage.setItem('pgw.session', '1'); /* a new tab of this browser asks /me (the cookie is HttpOnly) */
   chooseOrg(state.me);
   document.body.classList.toggle('viewer', !isAdmin());
   document.body.classList.toggle('superadmin', !!state.me.superadmin);
@@ -1436,9 +1439,10 @@ document.addEventListener('DOMContentLoaded', () => {
   if (q.has('sso_error')) {
     const code = q.get('sso_error');
     showLogin(Object.hasOwn(ssoErrors, code) ? ssoErrors[code] : 'The sign-in through the identity provider failed.');
-  } else {
+  } else if (q.get('sso') === 'ok' || state.csrf || localStorage.getItem('pgw.session')) {
     /* back from the provider, a new tab, a reload: the session cookie (HttpOnly) may be there;
-       /me tells this page who and its CSRF token (a login in another tab made a new one) */
+       /me tells this page who and its CSRF token (a login in another tab made a new one). Only
+       then: a browser that never signed in here is not asked (a 401 in its console) */
     const sso = q.get('sso') === 'ok';
     fetch('/api/v1/me', { credentials: 'same-origin' }).then((res) => (res.ok ? res.json() : null)).then((me) => {
       if (!me || !me.csrf_token) { showLogin(sso ? 'The sign-in did not complete; please sign in again.' : ''); return; }
@@ -1446,5 +1450,7 @@ document.addEventListener('DOMContentLoaded', () => {
       sessionStorage.setItem('pgw.csrf', me.csrf_token);
       return start();
     }).catch((e) => { if (!(e instanceof StaleAnswer)) showLogin(); });
+  } else {
+    showLogin();
   }
 });
