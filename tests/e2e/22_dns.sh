@@ -18,7 +18,20 @@ lab_start_dot || { echo "# unbound failed to start"; exit 1; }
 # dante that carries TCP but not DNS: a proxy that cannot carry DNS
 LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 53 }
 socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 853 }" lab_start_dante || { echo "# dante failed to start"; exit 1; }
-db() { sqlite3 "$PGW_DB" "$@"; }
+db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
+# SIGSTOP pgw-healthd outside a write of its own: paused inside one it holds the DB's write lock,
+# and every other writer waits, then fails (the test's own UPDATE once did: the client meant to be
+# disabled was not, and its query ended SERVFAIL instead of REFUSED)
+pause_healthd() {
+	local i
+	for ((i = 0; i < 20; i++)); do
+		kill -STOP "$1"
+		sqlite3 -cmd '.timeout 200' "$PGW_DB" 'BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null && return 0
+		kill -CONT "$1"
+		sleep 0.1
+	done
+	echo "# pgw-healthd could not be paused outside a write"
+}
 ip -n "$(lab_ns lan)" addr add 192.168.2.14/24 dev lan0 # the client of the proxy without DNS
 ctl() { "$PGW_BIN/pgwctl" "$@" >/dev/null; }
 GW_WAN=198.51.100.1
@@ -252,7 +265,7 @@ check_eq "a client whose proxy is down: SERVFAIL" "$(q fd00:2::10 fd00:2::1 othe
 hold_gate=$LAB_DIR/dns-hold.go
 lab_bg wan dns-hold python3 "$ROOT/tests/e2e/dns_hold.py" $LAB_DNS 5300 "$hold_gate" 120
 lab_wait_port wan $LAB_DNS 5300 || echo "# the holding resolver did not start"
-kill -STOP "$pid_healthd"
+pause_healthd "$pid_healthd"
 n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "$LAB_DNS:5300"
 check "(the forwarder reloaded: a resolver that holds its answers)" lab_fwd_reloaded "$n"
@@ -351,7 +364,7 @@ check_eq "the TLS resolver saw the queries from the proxies' exit addresses only
 	"$(lab_dot_sources | tr '\n' ' ')" "$LAB_SOCKS_AUTH $LAB_HTTP_PROXY "
 # the forwarder's own check of the name: pgw-healthd paused, so its verdict cannot answer first
 healthd_pid=$(awk '$2 == "pgw-healthd" {print $1}' "$LAB_DIR/pids")
-kill -STOP "$healthd_pid"
+pause_healthd "$healthd_pid"
 n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "tls://$LAB_DOT:853#wrong.$LAB_ZONE"
 check "(the forwarder reloaded)" lab_fwd_reloaded "$n"
@@ -376,7 +389,7 @@ checked1() { sqlite3 -cmd '.timeout 2000' "$PGW_DB" "SELECT checked_at FROM prox
 probed_since() { [ "$(checked1)" != "$1" ]; }
 c0=$(checked1)
 wait_for 6 probed_since "$c0" # (a fresh result before each pause: they stay fresh 10 s)
-kill -STOP "$healthd_pid"
+pause_healthd "$healthd_pid"
 n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "$LAB_DNS:5301, $LAB_DNS:53"
 ctl settings set dns_query_log true
@@ -403,7 +416,7 @@ c0=$(checked1)
 wait_for 8 probed_since "$c0"
 # a connection held open that answers nothing is closed when its query times out: the next query
 # goes on a new connection (it used to be picked first, idle, for every query: SERVFAIL for good)
-kill -STOP "$healthd_pid"
+pause_healthd "$healthd_pid"
 n=$(lab_fwd_reloads)
 ctl settings set dns_upstream "$LAB_DNS:5301"
 check "(the forwarder reloaded: only that resolver)" lab_fwd_reloaded "$n"
