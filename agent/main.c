@@ -242,6 +242,16 @@ static void apply_limits(struct agent *a, const struct desired *want)
 	a->tc_failing = 0;
 }
 
+/* The whole table rebuilt as d says: its spoof sets are new, so their counts start over. */
+static int apply_full(struct agent *a, const struct desired *d, char *err, size_t errlen)
+{
+	int r = nft_apply_full(a->nft, d, err, errlen);
+
+	if (r == 0)
+		spoof_reset(a->spoof);
+	return r;
+}
+
 static void reconcile(struct agent *a, int force_full)
 {
 	struct desired want;
@@ -254,10 +264,9 @@ static void reconcile(struct agent *a, int force_full)
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
 	if (r < 0) {
 		char ferr[256]; /* our table gone or changed and nothing new to decide from: the last decision */
-		if (force_full && a->have_applied && nft_apply_full(a->nft, &a->applied, ferr, sizeof(ferr)) == 0) {
+		if (force_full && a->have_applied && apply_full(a, &a->applied, ferr, sizeof(ferr)) == 0) {
 			log_warnx("table inet pgw rebuilt as last applied (no decision can be made now)");
-			spoof_reset(a->spoof); /* new spoof sets: their counts start over */
-			force_full = 0;	       /* the kernel holds what a->applied says again */
+			force_full = 0; /* the kernel holds what a->applied says again */
 		}
 		goto fail;
 	}
@@ -268,11 +277,9 @@ static void reconcile(struct agent *a, int force_full)
 		int route = want.rules.tproxy || want.rules.udp;
 		r = route ? route_tproxy(1, err, sizeof(err)) : 0;
 		if (r == 0)
-			r = nft_apply_full(a->nft, &want, err, sizeof(err));
+			r = apply_full(a, &want, err, sizeof(err));
 		if (r == 0 && !route)
 			r = route_tproxy(0, err, sizeof(err));
-		if (r == 0)
-			spoof_reset(a->spoof);
 		if (r == 0)
 			log_info(
 			    "applied: table inet pgw rebuilt (%s, UDP relay %s), %zu active, %zu blocked, %zu with "
@@ -295,9 +302,7 @@ static void reconcile(struct agent *a, int force_full)
 		if (r < 0) { /* the kernel's sets differ from what we think: rebuild them all */
 			log_warnx("element update failed (%s); rebuilding the table", err);
 			kind = "full";
-			r = nft_apply_full(a->nft, &want, err, sizeof(err));
-			if (r == 0)
-				spoof_reset(a->spoof); /* new spoof sets: their counts start over */
+			r = apply_full(a, &want, err, sizeof(err));
 		}
 	}
 	/* the rate limits after the table, whatever became of it: a block is not kept waiting for
