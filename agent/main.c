@@ -151,19 +151,16 @@ static void forget_due(struct agent *a, uint64_t delay_ms)
 
 	if (a->forget.n == 0)
 		return;
-	next = forget_take(&a->forget, a->have_applied ? &a->applied.active : &none, ev_now_ms(), delay_ms, &due);
-	if (next < 0) { /* out of memory: all of them rather than none */
-		struct addrset all = {0};
-		size_t cap = a->forget.n;
-		log_warnx("conntrack: out of memory; the entries of %zu clients no longer active are deleted now", cap);
-		if ((all.addr = malloc(cap * sizeof(*all.addr)))) {
-			for (size_t i = 0; i < cap; i++)
-				all.addr[all.n++] = a->forget.e[i].addr;
-			forget_clients(&all);
-			free(all.addr);
+	const struct addrset *active = a->have_applied ? &a->applied.active : &none;
+	next = forget_take(&a->forget, active, ev_now_ms(), delay_ms, &due);
+	if (next < 0) { /* out of memory: every one not active again now rather than none */
+		log_warnx("conntrack: out of memory; the entries of %zu clients no longer active are deleted now",
+			  a->forget.n);
+		if (forget_take(&a->forget, active, ev_now_ms(), 0, &due) < 0) {
+			log_warnx("conntrack: out of memory; %zu clients keep their entries", a->forget.n);
+			forget_free(&a->forget);
+			return;
 		}
-		forget_free(&a->forget);
-		return;
 	}
 	forget_clients(&due);
 	free(due.addr);
