@@ -237,44 +237,30 @@ static int drops(const struct nlmsghdr *nlh)
 /* The table awake, its probe set there, and its forward chain hooked with policy drop (what
  * keeps a client's packets off the WAN, whatever the rules in it): 1, else 0, or -errno. The
  * events see other programs' changes at once; this is for when they were lost. */
-int nft_table_present(struct nft *n)
+/* One object of table inet pgw asked for by name (the table itself: name NULL), as a GET of
+ * type with the table's and the name's attributes; judge says whether the answer will do. */
+static int ask_named(struct nft *n, uint16_t type, uint16_t table_attr, uint16_t name_attr, const char *name,
+		     int (*judge)(const struct nlmsghdr *))
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh;
-	uint32_t seq;
+	uint32_t seq = n->seq++;
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, NLM_F_ACK, seq);
+
+	mnl_attr_put_strz(nlh, table_attr, NFT_TABLE);
+	if (name)
+		mnl_attr_put_strz(nlh, name_attr, name);
+	return ask(n, nlh, seq, judge);
+}
+
+int nft_table_present(struct nft *n)
+{
 	int r;
 
-	{
-		struct nftnl_table *t = nftnl_table_alloc();
-		seq = n->seq++;
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
-		nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		nftnl_table_free(t);
-		if ((r = ask(n, nlh, seq, awake)) <= 0)
-			return r;
-	}
-	{
-		struct nftnl_set *s = nftnl_set_alloc();
-		seq = n->seq++;
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_ACK, seq);
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, RULESET_PROBE_SET);
-		nftnl_set_nlmsg_build_payload(nlh, s);
-		nftnl_set_free(s);
-		if ((r = ask(n, nlh, seq, any)) <= 0)
-			return r;
-	}
-	{
-		struct nftnl_chain *c = nftnl_chain_alloc();
-		seq = n->seq++;
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_ACK, seq);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, "forward");
-		nftnl_chain_nlmsg_build_payload(nlh, c);
-		nftnl_chain_free(c);
-		return ask(n, nlh, seq, drops);
-	}
+	if ((r = ask_named(n, NFT_MSG_GETTABLE, NFTA_TABLE_NAME, 0, NULL, awake)) <= 0)
+		return r;
+	if ((r = ask_named(n, NFT_MSG_GETSET, NFTA_SET_TABLE, NFTA_SET_NAME, RULESET_PROBE_SET, any)) <= 0)
+		return r;
+	return ask_named(n, NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, "forward", drops);
 }
 
 int nft_flush(struct nft *n, char *err, size_t errlen)
