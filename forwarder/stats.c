@@ -176,6 +176,7 @@ static void drain_tombs(struct fwd_stats *s)
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
 {
 	static const struct net_ip none;
+	size_t given = 0;
 
 	if (!s->clients)
 		return;
@@ -193,6 +194,7 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 			 * filling the table (full, new ones went uncounted, their quotas and limits unkept) */
 			memset(cs, 0, sizeof(*cs));
 			cs->client = tomb;
+			given++;
 			continue;
 		}
 		if (!cs->org || now == 0 || now == cs->org)
@@ -209,7 +211,10 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		cs->tokens_at = 0;
 		cs->org = now; /* (active and udp_flows stay: those are still open) */
 	}
-	drain_tombs(s);
+	/* only a slot given back now can end a way that kept an older one on it (a new client in a
+	 * slot only lengthens ways): none given back, none to drain */
+	if (given)
+		drain_tombs(s);
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
