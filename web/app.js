@@ -40,6 +40,13 @@ class StaleAnswer extends ApiError {
 const unshown = (e) => e instanceof StaleAnswer || (e instanceof ApiError && e.status === 401); /* already said, or moot */
 const failed = (e) => { if (!unshown(e)) flash(e.message, true); };
 
+/* The session's CSRF token for this page, kept for its reloads ('': none) */
+function adoptCsrf(token) {
+  state.csrf = token || '';
+  if (state.csrf) sessionStorage.setItem('pgw.csrf', state.csrf);
+  else sessionStorage.removeItem('pgw.csrf');
+}
+
 /* A 403 for the CSRF token: the session cookie is another's now (a login in another tab); /me
    gives the one that goes with it. True when there is a new one to try again with. */
 async function fresherCsrf(res) {
@@ -49,13 +56,11 @@ async function fresherCsrf(res) {
   if (!me || !me.csrf_token || me.csrf_token === state.csrf) return false;
   if (state.me && me.id !== state.me.id) { /* another user signed in here: not done in their name */
     flash(`${me.username} signed in in another tab of this browser: this page shows that session now.`, true);
-    state.csrf = me.csrf_token;
-    sessionStorage.setItem('pgw.csrf', me.csrf_token);
+    adoptCsrf(me.csrf_token);
     background(start());
     return false;
   }
-  state.csrf = me.csrf_token;
-  sessionStorage.setItem('pgw.csrf', me.csrf_token);
+  adoptCsrf(me.csrf_token);
   return true;
 }
 
@@ -179,8 +184,7 @@ async function login(ev) {
   if (!f.username.value || !f.password.value) { $('#login-error').textContent = 'Enter your user name and password.'; return; }
   try {
     const r = await api('POST', '/auth/login', { username: f.username.value, password: f.password.value });
-    state.csrf = r.csrf_token;
-    sessionStorage.setItem('pgw.csrf', r.csrf_token);
+    adoptCsrf(r.csrf_token);
     f.password.value = '';
     await start();
   } catch (e) {
@@ -194,10 +198,9 @@ async function logout() {
     /* ended already (401: api() shows the login); else it may not have ended: say so, stay */
     if (!(e instanceof ApiError && e.status === 401)) { flash(`Logout failed: ${e.message}`, true); return; }
   }
-  sessionStorage.removeItem('pgw.csrf');
+  adoptCsrf('');
   sessionStorage.removeItem('pgw.org');
   localStorage.removeItem('pgw.session');
-  state.csrf = '';
   state.org = '';
   if (r && r.end_session_url) { location.assign(r.end_session_url); return; } /* the provider's session too */
   location.replace('/'); /* a new page: nothing of this user's stays for the next (a key's secret, open forms, previews) */
@@ -1230,8 +1233,7 @@ async function changePassword(ev) {
     await api('PUT', `/users/${state.me.id}/password`, { current_password: f.current_password.value, password: f.password.value });
     f.reset();
     /* a new password ends every session of this user, this one too */
-    sessionStorage.removeItem('pgw.csrf');
-    state.csrf = '';
+    adoptCsrf('');
     showLogin('Password changed. Every session of yours has ended: log in with the new password.');
   } catch (e) { err.textContent = e.status === 403 ? 'The current password is wrong.' : e.message; }
 }
@@ -1446,8 +1448,7 @@ document.addEventListener('DOMContentLoaded', () => {
     const sso = q.get('sso') === 'ok';
     fetch('/api/v1/me', { credentials: 'same-origin' }).then((res) => (res.ok ? res.json() : null)).then((me) => {
       if (!me || !me.csrf_token) { showLogin(sso ? 'The sign-in did not complete; please sign in again.' : ''); return; }
-      state.csrf = me.csrf_token;
-      sessionStorage.setItem('pgw.csrf', me.csrf_token);
+      adoptCsrf(me.csrf_token);
       return start();
     }).catch((e) => { if (!(e instanceof StaleAnswer)) showLogin(); });
   } else {
