@@ -29,6 +29,7 @@ want_blocked() { db "SELECT client_ip FROM mappings" | sort | comm -23 - <(want_
 
 lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
 agent=$LAB_LAST_PID
+started=$(date +%s)
 check "the agent applies the table" wait_for 5 lab_exec gw nft list table inet pgw
 check_eq "mappings in the DB" "$(db 'SELECT count(*) FROM mappings')" "256"
 check_eq "active4 in the kernel equals the DB's active clients ($(want_active | wc -l))" "$(nftj active4)" "$(want_active)"
@@ -75,6 +76,14 @@ $ctl settings set block_action drop >/dev/null
 check "block_action=drop rebuilds the table with drop verdicts" \
 	wait_for 3 bash -c "ip netns exec $(lab_ns gw) nft list chain inet pgw forward | grep -q 'ip saddr @blocked4 counter packets [0-9]* bytes [0-9]* drop'"
 check_eq "... and keeps the sets" "$(nftj active4)" "$(want_active)"
+
+# the verify (every 5 s) asks the kernel for the table, its probe set and its forward chain:
+# it finds what the agent built (a request the kernel does not answer as meant would rebuild
+# every 5 s, or complain)
+left=$((started + 6 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
+check_fails "the verify finds the table as built: awake, probe set there, forward chain dropping" \
+	grep -q 'missing or not ours\|cannot verify table' "$LAB_DIR/pgw-agent.log"
 
 # someone deletes our table: restored
 lab_exec gw nft delete table inet pgw
