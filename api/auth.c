@@ -73,7 +73,7 @@ static char *new_session(struct req *r, char csrf[65], long *exp, char *cookie, 
 	if (!(tok = issue(r, *exp, csrf)))
 		return NULL;
 	snprintf(cookie, size, AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", tok, AUTH_TTL_S,
-		 r->api->cfg->tls_cert[0] ? "; Secure" : "");
+		 api_https(r->api) ? "; Secure" : "");
 	return tok;
 }
 

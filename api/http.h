@@ -34,6 +34,12 @@ struct api {
 	struct MHD_Daemon *mhd;
 };
 
+/* The browsers reach pgw-api over HTTPS: its own TLS, or a reverse proxy's (PGW_TLS_OFFLOAD). */
+static inline int api_https(const struct api *api)
+{
+	return api->cfg->tls_cert[0] || api->cfg->tls_offload;
+}
+
 struct req {
 	struct api *api;
 	struct MHD_Connection *conn;

@@ -354,7 +354,7 @@ static int origin_of(struct req *r, char *out, size_t size)
 
 	if (!paths_host_ok(host))
 		return -1;
-	snprintf(out, size, "%s://%s", r->api->cfg->tls_cert[0] ? "https" : "http", host);
+	snprintf(out, size, "%s://%s", api_https(r->api) ? "https" : "http", host);
 	return 0;
 }
 
@@ -586,7 +586,7 @@ static int login(struct req *r)
 	/* Lax: the browser brings it back on the provider's top-level redirect to the callback;
 	 * bound to this browser, so a state carried elsewhere is refused */
 	snprintf(cookie, sizeof(cookie), OIDC_COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", pe.browser,
-		 OIDC_PENDING_MS / 1000, r->api->cfg->tls_cert[0] ? "; Secure" : "");
+		 OIDC_PENDING_MS / 1000, api_https(r->api) ? "; Secure" : "");
 	r->extra_header[0] = MHD_HTTP_HEADER_SET_COOKIE;
 	r->extra_header[1] = cookie;
 	r->extra_header[2] = MHD_HTTP_HEADER_LOCATION;

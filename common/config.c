@@ -51,6 +51,9 @@ static const struct cfg_var vars[] = {
     {"PGW_JWT_SECRET", NULL, T_SECRET, F(jwt_secret), 0, "HS256 signing secret, >= 32 bytes (pgw-api)"},
     {"PGW_TLS_CERT", "", T_PATH, F(tls_cert), 0, "PEM certificate: serve HTTPS when set with PGW_TLS_KEY"},
     {"PGW_TLS_KEY", "", T_PATH, F(tls_key), 0, "PEM private key for PGW_TLS_CERT"},
+    {"PGW_TLS_OFFLOAD", "false", T_BOOL, offsetof(struct pgw_config, tls_offload), 0, 0,
+     "a reverse proxy in front of pgw-api serves it to the browsers over HTTPS: session cookies are marked "
+     "Secure and the addresses pgw-api builds for sign-in are https (with PGW_TLS_CERT they are anyway)"},
     {"PGW_WEB_DIR", "/usr/share/pgw/web", T_PATH, F(web_dir), 0, "static files of the web dashboard"},
     {"PGW_LAN_IFACE", "ens19", T_IFACE, F(lan_iface), 0, "interface facing the LAN clients"},
     {"PGW_WAN_IFACE", "eth0", T_IFACE, F(wan_iface), 0, "interface facing the upstream proxies (WAN)"},

@@ -37,6 +37,7 @@ struct pgw_config {
 	char metrics_token[CONFIG_SECRET_MAX]; /* secret: never logged */
 	char service_user[33];		       /* the daemons' user: strict OUTPUT mode lets only it out */
 	int drop_root;			       /* PGW_DROP_ROOT: started as root, become service_user */
+	int tls_offload;		       /* PGW_TLS_OFFLOAD: browsers reach pgw-api over HTTPS through a proxy */
 	char ha_peer[46];		       /* HA: the other node's LAN address (canonical); "": no pair */
 	char ha_secret[CONFIG_SECRET_MAX];     /* HA: the pair's shared secret (PGW_HA_SECRET_FILE): never logged */
 	size_t ha_secret_len;

@@ -11,11 +11,13 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/sockios.h>
 #include "net.h"
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,6 +166,76 @@ static void unwait(struct conn *c)
 	c->early_until = 0;
 }
 
+/* A cut, not an end: both sides get a reset, not a FIN, so that neither takes what it got for
+ * all there was (a reply read to its close, an upload), as a direct connection would say:
+ * - cut by pgw: a revoked path, an admin, the quota, the end of a drain, an internal error, the
+ *   part of the proxy's bytes the client got before no pipe was left for the rest (start_relay);
+ * - the proxy's side reset (the client is told) or the client's (the destination is told).
+ * An idle timeout ends with FIN (nothing was under way); so do handshake failures (nothing relayed). */
+static int ends_with_reset(const struct conn *c, enum fwd_close why)
+{
+	switch (why) {
+	case CLOSE_REVOKED:
+	case CLOSE_ADMIN:
+	case CLOSE_QUOTA:
+	case CLOSE_SHUTDOWN:
+	case CLOSE_INTERNAL:
+	case CLOSE_UPSTREAM_RESET:
+	case CLOSE_CLIENT_RESET:
+		return 1;
+	case CLOSE_NO_DESCRIPTORS:
+		return c->bytes_down > 0;
+	default:
+		return 0;
+	}
+}
+
+static void reset_close(int fd)
+{
+	struct linger rst = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	close(fd);
+}
+
+/* Bytes the socket was given that its peer has not acknowledged: a reset now would drop them. */
+static int unsent(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0;
+}
+
+/* The proxy's side reset, or the quota cut, with bytes still on their way to the client: they
+ * were relayed (and counted), so they reach it first, and the reset after them (at the tick that
+ * finds them gone, at most RESET_WAIT_MS on). The socket is out of the loop meanwhile. */
+static int reset_later(struct conn *c, enum fwd_close why)
+{
+	struct worker *w = c->w;
+
+	if ((why != CLOSE_UPSTREAM_RESET && why != CLOSE_QUOTA) || c->cfd < 0 || w->n_resets == RESET_WAIT_MAX ||
+	    !unsent(c->cfd))
+		return 0;
+	ev_del(w->ev, c->ch); /* its descriptor stays open */
+	c->ch = NULL;
+	w->resets[w->n_resets++] = (struct reset_wait){.fd = c->cfd, .until = ev_now_ms() + RESET_WAIT_MS};
+	c->cfd = -1;
+	return 1;
+}
+
+void relay_resets_due(struct worker *w, uint64_t now, int all)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < w->n_resets; i++) {
+		if (all || now >= w->resets[i].until || !unsent(w->resets[i].fd))
+			reset_close(w->resets[i].fd);
+		else
+			w->resets[keep++] = w->resets[i];
+	}
+	w->n_resets = keep;
+}
+
 void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 {
 	struct worker *w = c->w;
@@ -210,21 +282,21 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	w->n_conns--;
 	pthread_mutex_unlock(&w->list_lock);
 	unwait(c);
+	if (ends_with_reset(c, why))
+		reset_later(c, why);
 	ev_forget(w->ev, c->ch); /* both closed below */
 	ev_forget(w->ev, c->uh);
-	/* a reset, not a FIN: the client must not take it for a complete reply (nor the part of the
-	 * proxy's bytes it got before no pipe was left for the rest, start_relay) */
-	if (why == CLOSE_REVOKED || why == CLOSE_ADMIN || (why == CLOSE_NO_DESCRIPTORS && c->bytes_down > 0)) {
-		struct linger rst = {.l_onoff = 1, .l_linger = 0};
+	if (ends_with_reset(c, why)) {
 		if (c->cfd >= 0)
-			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+			reset_close(c->cfd);
 		if (c->ufd >= 0)
-			setsockopt(c->ufd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+			reset_close(c->ufd);
+	} else {
+		if (c->cfd >= 0)
+			close(c->cfd);
+		if (c->ufd >= 0)
+			close(c->ufd);
 	}
-	if (c->cfd >= 0)
-		close(c->cfd);
-	if (c->ufd >= 0)
-		close(c->ufd);
 	pipe_put(w, c->pipe_up, c->in_up);
 	pipe_put(w, c->pipe_down, c->in_down);
 	pipe_unwait(c);
@@ -955,6 +1027,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		}
 	}
 	pool_tick(w, now, connect_ms);
+	relay_resets_due(w, now, 0);
 	if (w->draining && !w->conns)
 		ev_stop(ev);
 }

@@ -78,6 +78,14 @@ struct conn {
 	struct conn *wprev, *wnext;	/* the worker's list of connections waiting for their first bytes */
 };
 
+/* A client's socket cut with a reset once the bytes it was sent have gone (relay.c reset_later) */
+#define RESET_WAIT_MAX 256
+#define RESET_WAIT_MS  5000 /* a client that takes them no faster gets its reset then */
+struct reset_wait {
+	int fd;
+	uint64_t until;
+};
+
 struct worker {
 	struct fwd_shared *sh;
 	unsigned index;
@@ -113,6 +121,8 @@ struct worker {
 	struct ev_handle *early_timer;
 	int early_armed;
 	uint8_t early_buf[EARLY_MAX]; /* where the client's first bytes are read */
+	struct reset_wait resets[RESET_WAIT_MAX];
+	unsigned n_resets;
 };
 
 struct fwd_workers {
@@ -132,6 +142,7 @@ void relay_on_tick(struct evloop *ev, void *arg);
 void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg);
 void relay_on_early_timer(struct evloop *ev, void *arg);
 void relay_on_pipe_timer(struct evloop *ev, void *arg);
-void pipe_line_wake(struct worker *w); /* descriptors were freed: the pipe line tries again */
+void pipe_line_wake(struct worker *w);				/* descriptors were freed: the pipe line tries again */
+void relay_resets_due(struct worker *w, uint64_t now, int all); /* all: at the worker's end */
 
 #endif

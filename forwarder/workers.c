@@ -125,6 +125,7 @@ static void *worker_main(void *arg)
 	ev_run(w->ev);
 	while (w->conns)
 		conn_close(w->conns, CLOSE_SHUTDOWN, UP_OK);
+	relay_resets_due(w, 0, 1);
 	pool_free_all(w);
 	worker_fini(w);
 	return NULL;

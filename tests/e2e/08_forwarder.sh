@@ -141,6 +141,44 @@ check "per-client stats: connections and bytes of each mapping" \
 	bash -c "jq -e '.clients[\"192.168.2.11\"].connections >= 10300 and .clients[\"192.168.2.10\"].bytes_down > 20000000 and .clients[\"192.168.2.20\"].failures >= 1' <($PGW_BIN/pgwctl stats)"
 check "the stats (pgwctl stats) are valid JSON with totals" \
 	bash -c "jq -e '.accepted > 10000 and .bytes_down > 40000000' <($PGW_BIN/pgwctl stats)"
+# a reset is passed on, not turned into an end: a client must not take a cut reply for a whole
+# one, nor a server a cut upload for a whole one
+rm -f "$LAB_DIR/cut.end"
+lab_bg lan cut-download bash -c "curl -s -o /dev/null --interface 192.168.2.11 http://$LAB_WEB/slow/big.bin; echo \$? > $LAB_DIR/cut.end"
+relaying() { ip netns exec "$(lab_ns gw)" ss -Htn state established "( dport = :1080 and dst $LAB_SOCKS_NOAUTH )" | grep -q .; }
+check "a slow download through microsocks is under way" wait_for 5 relaying
+sleep 1
+# the proxy's host answers the gateway's next segment with a reset (as a proxy that crashed does)
+lab_exec wan nft -f - <<NFT
+table inet pgwtest_rst {
+	chain in { type filter hook input priority 0; ip saddr 198.51.100.1 ip daddr $LAB_SOCKS_NOAUTH tcp dport 1080 reject with tcp reset; }
+}
+NFT
+check "the proxy's side reset: the download ends" wait_for 5 test -s "$LAB_DIR/cut.end"
+check_eq "... with a reset for the client (curl exit 56), not a FIN (18: a short reply)" "$(cat "$LAB_DIR/cut.end" 2>/dev/null)" 56
+check "... logged close=upstream_reset" grep -q 'client=192.168.2.11:[0-9]* .*close=upstream_reset' "$LAB_DIR/pgw-forwarder.log"
+lab_exec wan nft delete table inet pgwtest_rst
+# the client resets an upload under way: the proxy is told with a reset (counted at its host)
+lab_exec wan nft -f - <<NFT
+table inet pgwtest_rst {
+	chain in { type filter hook input priority 0; ip saddr 198.51.100.1 ip daddr $LAB_SOCKS_NOAUTH tcp dport 1080 tcp flags & rst == rst counter; }
+}
+NFT
+lab_exec lan python3 - "$LAB_WEB" <<'PY'
+import socket, struct, sys, time
+s = socket.socket()
+s.bind(("192.168.2.11", 0))
+s.connect((sys.argv[1], 80))
+s.sendall(b"PUT /upload/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"u" * 1000)
+time.sleep(1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+PY
+rsts() { lab_exec wan nft list chain inet pgwtest_rst in | grep -o 'packets [0-9]*' | grep -o '[0-9]*'; }
+check "the client reset an upload: logged close=client_reset" \
+	wait_for 3 grep -q 'client=192.168.2.11:[0-9]* .*up=1[0-9][0-9][0-9] .*close=client_reset' "$LAB_DIR/pgw-forwarder.log"
+check "... and the proxy got a reset for it, not a FIN (a whole upload) ($(rsts) resets)" test "$(rsts)" -ge 1
+lab_exec wan nft delete table inet pgwtest_rst
 kill -TERM $fwd
 wait $fwd
 check_eq "SIGTERM: exit 0" "$?" "0"

@@ -47,9 +47,11 @@ dl() { lab_exec lan curl -s -o /dev/null -m 60 -w '%{size_download}' --interface
 # the cut, at the byte
 lab_capture_start quota || exit 1
 used0=$(q .quota.used)
-got=$(dl 50m.bin)
+out=$(lab_exec lan curl -s -o /dev/null -m 60 -w '%{size_download} %{exitcode}' --interface 192.168.2.10 "http://$LAB_WEB/files/50m.bin")
+got=${out% *}
 echo "# a 50,000,000-byte download by a client with a 20,000,000-byte quota (${used0} used before): ${got} bytes arrived"
 check "the download is cut at 20 MB +-1 MB ($got bytes)" test "$got" -ge 19000000 -a "$got" -le 21000000
+check_eq "... with a reset (curl exit 56), not a FIN (18: a short reply)" "${out#* }" 56
 check "the forwarder logged the cut (close=quota_exceeded)" grep -q 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder.log"
 blocked() { [ "$(q '[.state, .reason] | join(" ")')" = '"blocked quota_exceeded"' ]; }
 check "then the client is blocked: reason quota_exceeded" wait_for 10 blocked

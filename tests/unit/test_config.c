@@ -46,17 +46,11 @@ static void test_overrides(void **state)
 {
 	struct pgw_config c;
 	char err[512];
-	const char *env[] = {"PGW_API_LISTEN=[::1]:9443",
-			     "PGW_LOG_FORMAT=json",
-			     "PGW_LOG_LEVEL=debug",
-			     "PGW_FORWARDER_PORT=4000",
-			     "PGW_FORWARDER_WORKERS=8",
-			     "PGW_HEALTH_INTERVAL=5",
-			     "PGW_LAN_IFACE=veth-lan0",
-			     "PGW_LAN_CIDR=10.20.0.0/16",
-			     "PGW_HEALTH_URL=http://203.0.113.10/ip",
-			     "PGW_DROP_ROOT=yes",
-			     NULL};
+	const char *env[] = {
+	    "PGW_API_LISTEN=[::1]:9443", "PGW_LOG_FORMAT=json",	      "PGW_LOG_LEVEL=debug",
+	    "PGW_FORWARDER_PORT=4000",	 "PGW_FORWARDER_WORKERS=8",   "PGW_HEALTH_INTERVAL=5",
+	    "PGW_LAN_IFACE=veth-lan0",	 "PGW_LAN_CIDR=10.20.0.0/16", "PGW_HEALTH_URL=http://203.0.113.10/ip",
+	    "PGW_DROP_ROOT=yes",	 "PGW_TLS_OFFLOAD=true",      NULL};
 
 	(void)state;
 	assert_int_equal(load(&c, env, err), 0);
@@ -71,6 +65,7 @@ static void test_overrides(void **state)
 	assert_string_equal(c.lan_cidr, "10.20.0.0/16");
 	assert_string_equal(c.health_url, "http://203.0.113.10/ip");
 	assert_int_equal(c.drop_root, 1);
+	assert_int_equal(c.tls_offload, 1);
 }
 
 /* Each bad value is refused with a message that starts with the variable's name. */
@@ -86,6 +81,7 @@ static void test_errors_name_the_variable(void **state)
 	    {"PGW_FORWARDER_WORKERS=-1", "PGW_FORWARDER_WORKERS"},
 	    {"PGW_FORWARDER_WORKERS=two", "PGW_FORWARDER_WORKERS"},
 	    {"PGW_DROP_ROOT=2", "PGW_DROP_ROOT"},
+	    {"PGW_TLS_OFFLOAD=https", "PGW_TLS_OFFLOAD"},
 	    {"PGW_LOG_LEVEL=loud", "PGW_LOG_LEVEL"},
 	    {"PGW_LOG_FORMAT=xml", "PGW_LOG_FORMAT"},
 	    {"PGW_LAN_CIDR=192.168.2.1/24", "PGW_LAN_CIDR"},
