@@ -203,22 +203,26 @@ static int unsent(int fd)
 {
 	int n = 0;
 
-	return ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0;
+	return ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0 ? n : 0;
 }
 
 /* The proxy's side reset, or the quota cut, with bytes still on their way to the client: they
- * were relayed (and counted), so they reach it first, and the reset after them (at the tick that
- * finds them gone, at most RESET_WAIT_MS on). The socket is out of the loop meanwhile. */
+ * were relayed (and counted), so they reach it first, and the reset after them, at the tick that
+ * finds them gone (or none taken for RESET_STALL_MS, or RESET_WAIT_MS on). The socket is out of
+ * the loop meanwhile. */
 static int reset_later(struct conn *c, enum fwd_close why)
 {
 	struct worker *w = c->w;
+	uint64_t now = ev_now_ms();
+	int left;
 
 	if ((why != CLOSE_UPSTREAM_RESET && why != CLOSE_QUOTA) || c->cfd < 0 || w->n_resets == RESET_WAIT_MAX ||
-	    !unsent(c->cfd))
+	    !(left = unsent(c->cfd)))
 		return 0;
 	ev_del(w->ev, c->ch); /* its descriptor stays open */
 	c->ch = NULL;
-	w->resets[w->n_resets++] = (struct reset_wait){.fd = c->cfd, .until = ev_now_ms() + RESET_WAIT_MS};
+	w->resets[w->n_resets++] =
+	    (struct reset_wait){.fd = c->cfd, .left = left, .moved = now, .until = now + RESET_WAIT_MS};
 	c->cfd = -1;
 	return 1;
 }
@@ -228,10 +232,17 @@ void relay_resets_due(struct worker *w, uint64_t now, int all)
 	unsigned keep = 0;
 
 	for (unsigned i = 0; i < w->n_resets; i++) {
-		if (all || now >= w->resets[i].until || !unsent(w->resets[i].fd))
-			reset_close(w->resets[i].fd);
+		struct reset_wait *r = &w->resets[i];
+		int left = all ? 0 : unsent(r->fd);
+
+		if (left && left != r->left) {
+			r->left = left;
+			r->moved = now;
+		}
+		if (!left || now >= r->until || now - r->moved >= RESET_STALL_MS)
+			reset_close(r->fd);
 		else
-			w->resets[keep++] = w->resets[i];
+			w->resets[keep++] = *r;
 	}
 	w->n_resets = keep;
 }

@@ -80,10 +80,11 @@ struct conn {
 
 /* A client's socket cut with a reset once the bytes it was sent have gone (relay.c reset_later) */
 #define RESET_WAIT_MAX 256
-#define RESET_WAIT_MS  5000 /* a client that takes them no faster gets its reset then */
+#define RESET_STALL_MS 5000  /* a client that takes none of them for this long gets its reset then */
+#define RESET_WAIT_MS  60000 /* ... and one that takes them slowly, after this */
 struct reset_wait {
-	int fd;
-	uint64_t until;
+	int fd, left;	       /* bytes not yet acknowledged at the last look */
+	uint64_t moved, until; /* when some last went; the end of the wait */
 };
 
 struct worker {
