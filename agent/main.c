@@ -4,6 +4,7 @@
  * The table is never deleted on exit (fail closed); `pgw-agent --flush` removes it. */
 #include "conntrack.h"
 #include "daemon.h"
+#include "db.h"
 #include "desired.h"
 #include "evloop.h"
 #include "link.h"
@@ -29,6 +30,8 @@
  * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
  * between: the sets already refuse them, and their mapped flows end at the local forwarder. */
 #define FORGET_DELAY_MS 300
+#define REPORT_BUSY_MS	50  /* the DB's write lock waited for by a report (the rules wait for nothing) */
+#define REPORT_RETRY_MS 250 /* a report that found it held: tried again */
 
 struct agent {
 	struct daemon *d;
@@ -51,12 +54,20 @@ struct agent {
 	uint64_t forced_at;	 /* when the last such rebuild ran */
 	int lan_present, wan_present, ifaces_known;
 	char iface_error[256]; /* "" while both interfaces exist */
+	/* reports not written yet (the DB's write lock held by another process): report_flush */
+	int due_ok, due_err;
+	const char *due_kind;
+	uint64_t due_us;
+	char due_error[512];
+	unsigned report_busy; /* flushes that found the lock held, since the last written */
+	struct ev_handle *report_h;
 };
 
-static void report(struct agent *a, const char *kind, uint64_t us, const char *error)
+/* One report written: 0, -EBUSY (another process holds the DB's write lock: try again), or -EIO
+ * (said here). */
+static int report_write(struct agent *a, const char *kind, uint64_t us, const char *error)
 {
 	sqlite3_stmt *st = NULL;
-	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_AGENT};
 	const char *sql =
 	    error ? "UPDATE agent_state SET last_error = ?1, error_at = unixepoch(), errors_total = ?2, "
 		    "lan_iface = ?7, wan_iface = ?8, lan_iface_present = ?9, wan_iface_present = ?10, "
@@ -64,10 +75,14 @@ static void report(struct agent *a, const char *kind, uint64_t us, const char *e
 		  : "UPDATE agent_state SET generation = ?2, applied_at = unixepoch(), duration_us = ?3, kind = ?4, "
 		    "active_count = ?5, blocked_count = ?6, last_error = ?1, lan_iface = ?7, wan_iface = ?8, "
 		    "lan_iface_present = ?9, wan_iface_present = ?10, iface_error = ?11 WHERE id = 1";
+	int rc;
 
-	if (sqlite3_prepare_v2(a->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if ((rc = sqlite3_prepare_v2(a->d->db, sql, -1, &st, NULL)) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		if ((rc & 0xff) == SQLITE_BUSY)
+			return -EBUSY;
 		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
-		return;
+		return -EIO;
 	}
 	/* an apply error first; else what is wrong with the interfaces; else nothing */
 	sqlite3_bind_text(st, 1, error ? error : a->iface_error, -1, SQLITE_STATIC);
@@ -85,13 +100,76 @@ static void report(struct agent *a, const char *kind, uint64_t us, const char *e
 	sqlite3_bind_int(st, 9, a->lan_present);
 	sqlite3_bind_int(st, 10, a->wan_present);
 	sqlite3_bind_text(st, 11, a->iface_error, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		log_warnx("report: %s", sqlite3_errmsg(a->d->db));
+	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return -EBUSY;
+	log_warnx("report: %s", sqlite3_errmsg(a->d->db));
+	return -EIO;
+}
+
+static void on_report(struct evloop *ev, void *arg);
+
+/* What is due goes to agent_state, then everyone is told. The DB's write lock is waited for
+ * REPORT_BUSY_MS only: the kernel's rules are what matter, and a process that holds the lock
+ * (a long import, one stopped mid-write) must not hold the loop that applies them (5 s with the
+ * DB's own busy timeout). What could not be written is tried again REPORT_RETRY_MS on. */
+static void report_flush(struct agent *a)
+{
+	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_AGENT};
+	int wrote = 0, r;
+
+	sqlite3_busy_timeout(a->d->db, REPORT_BUSY_MS);
+	if (a->due_ok && (r = report_write(a, a->due_kind, a->due_us, NULL)) != -EBUSY) {
+		a->due_ok = 0;
+		wrote |= r == 0;
+	}
+	if (!a->due_ok && a->due_err && (r = report_write(a, NULL, 0, a->due_error)) != -EBUSY) {
+		a->due_err = 0;
+		wrote |= r == 0;
+	}
+	sqlite3_busy_timeout(a->d->db, DB_BUSY_TIMEOUT_MS);
+	if (a->due_ok || a->due_err) {
+		if (!a->report_busy++)
+			log_warnx("report: the state DB is locked by another process; retried every %d ms",
+				  REPORT_RETRY_MS);
+		if (!a->report_h && !(a->report_h = ev_add_timer(a->d->ev, REPORT_RETRY_MS, 0, on_report, a)))
+			log_warnx("report: no timer to retry it: it waits for the next one");
+		else if (a->report_h)
+			ev_timer_set(a->report_h, REPORT_RETRY_MS, 0);
+	} else if (a->report_busy) {
+		log_info("report: written (the DB was locked %u times)", a->report_busy);
+		a->report_busy = 0;
+	}
 	/* no dbwatch_sync() here: our own commits do not move data_version, and the fingerprint
 	 * must not be taken after the state was read (a result that went stale meanwhile would
 	 * then never be seen as a change) */
-	notify_broadcast(a->d->nt, &m);
+	if (wrote)
+		notify_broadcast(a->d->nt, &m);
+}
+
+static void on_report(struct evloop *ev, void *arg)
+{
+	(void)ev;
+	report_flush(arg);
+}
+
+/* An apply's outcome (error NULL: applied as kind, in us), for agent_state. A success makes an
+ * earlier error not written yet moot; an error after a success not written yet goes after it. */
+static void report(struct agent *a, const char *kind, uint64_t us, const char *error)
+{
+	if (error) {
+		a->due_err = 1;
+		snprintf(a->due_error, sizeof(a->due_error), "%s", error);
+	} else {
+		a->due_ok = 1;
+		a->due_err = 0;
+		a->due_kind = kind;
+		a->due_us = us;
+	}
+	report_flush(a);
 }
 
 /* Do the interfaces the applied rules name exist? Returns 1 when that changed (reported by the
@@ -157,8 +235,9 @@ static void forget_due(struct agent *a, uint64_t delay_ms)
 		log_warnx("conntrack: out of memory; the entries of %zu clients no longer active are deleted now",
 			  a->forget.n);
 		if (forget_take(&a->forget, active, ev_now_ms(), 0, &due) < 0) {
-			log_warnx("conntrack: out of memory; %zu clients keep their entries", a->forget.n);
-			forget_free(&a->forget);
+			log_warnx("conntrack: out of memory; %zu clients keep their entries for now", a->forget.n);
+			if (a->forget_h) /* (the queue kept: tried again) */
+				ev_timer_set(a->forget_h, FORGET_DELAY_MS, 0);
 			return;
 		}
 	}
@@ -413,7 +492,9 @@ static void on_verify(struct evloop *ev, void *arg)
 	if (r == 0) {
 		log_warnx("table inet pgw is missing or not ours; rebuilding");
 		reconcile(a, 1);
-	} else if (r < 0) {
+	} else if (r > 0) {
+		log_debug("verify: table inet pgw as built (awake, probe set there, forward chain dropping)");
+	} else {
 		log_emit(LOG_LVL_WARN, NULL, -r, "cannot verify table inet pgw");
 	}
 	/* (not while a reconcile is failing: it may be the one taking them away) */
@@ -534,8 +615,9 @@ int main(int argc, char **argv)
 		a.nft = nft_open(err, sizeof(err));
 		a.kick = ev_add_timer(d.ev, 0, 0, on_kick, &a); /* first reconcile at once */
 		a.verify = ev_add_timer(d.ev, VERIFY_MS, VERIFY_MS, on_verify, &a);
-		/* armed for real when clients stop being active (a day out: an empty set, harmless) */
-		a.forget_h = ev_add_timer(d.ev, 86400000, 0, on_forget, &a);
+		/* armed when clients stop being active */
+		if ((a.forget_h = ev_add_timer(d.ev, FORGET_DELAY_MS, 0, on_forget, &a)))
+			ev_timer_stop(a.forget_h);
 		a.spoof = spoof_open();
 		a.tc = tc_open();
 		a.spoof_h = ev_add_timer(d.ev, SPOOF_MS, SPOOF_MS, on_spoof, &a);

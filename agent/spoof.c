@@ -12,6 +12,7 @@
 #include <time.h>
 
 #define SPOOF_LOG_EVERY_MS 60000
+#define SPOOF_BUSY_MS	   50 /* the DB's write lock waited for (the rules wait for nothing) */
 
 struct pair {
 	uint8_t mac[6];
@@ -104,14 +105,16 @@ static void on_pair(const uint8_t mac[6], const struct net_ip *ip, uint64_t pack
 		return;
 	p->seen = 1;
 	delta = packets >= p->packets ? packets - p->packets : packets; /* timed out and back: anew */
+	if (!c->in_tx && delta)
+		c->in_tx = db_begin(c->db) == 0 ? 1 : -1;
+	if (c->in_tx < 0 && delta)
+		return; /* the DB's write lock held by another process: counted at the next poll */
 	p->packets = packets;
 	if (!delta)
 		return;
 	p->unlogged += delta;
 	net_ip_str(ip, ips);
 	net_mac_str(mac, macs);
-	if (!c->in_tx)
-		c->in_tx = db_begin(c->db) == 0 ? 1 : -1;
 	if (c->up && c->in_tx > 0) {
 		sqlite3_reset(c->up);
 		sqlite3_bind_text(c->up, 1, ips, -1, SQLITE_TRANSIENT);
@@ -144,6 +147,9 @@ void spoof_poll(struct spoof_log *s, struct nft *n, sqlite3 *db, const struct bi
 
 	if (!s || !bound || !bound->n)
 		return;
+	/* the write lock waited for briefly: the agent's loop applies the rules, and the kernel's
+	 * counts wait for the next poll */
+	sqlite3_busy_timeout(db, SPOOF_BUSY_MS);
 	if (sqlite3_prepare_v2(db, sql, -1, &c.up, NULL) != SQLITE_OK)
 		log_warnx("mac_spoof: %s", sqlite3_errmsg(db));
 	for (size_t i = 0; i < s->n; i++)
@@ -154,6 +160,7 @@ void spoof_poll(struct spoof_log *s, struct nft *n, sqlite3 *db, const struct bi
 		log_warnx("mac_spoof: %s", sqlite3_errmsg(db));
 		db_rollback(db); /* never left holding the write lock */
 	}
+	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
 	if (r == 0) { /* pairs the kernel forgot (timed out): forgotten here too, so the list stays bounded */
 		size_t w = 0;
 		for (size_t i = 0; i < s->n; i++)

@@ -138,6 +138,14 @@ int ev_timer_set(struct ev_handle *h, uint64_t first_ms, uint64_t interval_ms)
 	return timerfd_settime(h->fd, 0, &its, NULL) < 0 ? -errno : 0;
 }
 
+int ev_timer_stop(struct ev_handle *h)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its)); /* all zero: disarmed */
+	return timerfd_settime(h->fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
 struct ev_handle *ev_add_timer(struct evloop *ev, uint64_t first_ms, uint64_t interval_ms, ev_timer_cb cb, void *arg)
 {
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -25,6 +25,8 @@ void ev_set_cb(struct ev_handle *h, ev_fd_cb cb, void *arg);
 /* Timer on CLOCK_MONOTONIC: first after first_ms, then every interval_ms (0: once). */
 struct ev_handle *ev_add_timer(struct evloop *ev, uint64_t first_ms, uint64_t interval_ms, ev_timer_cb cb, void *arg);
 int ev_timer_set(struct ev_handle *h, uint64_t first_ms, uint64_t interval_ms);
+/* The timer fires no more until set again. */
+int ev_timer_stop(struct ev_handle *h);
 /* Block the given signals and deliver them through a signalfd. One per loop. */
 struct ev_handle *ev_add_signals(struct evloop *ev, const int *signals, int n, ev_signal_cb cb, void *arg);
 /* Remove and free a handle (safe to call from inside any callback). */

@@ -150,18 +150,6 @@ static int reload(struct forwarder *f, const char *why)
 	return 0;
 }
 
-static void on_retry(struct evloop *ev, void *arg);
-
-/* A reload that failed is tried again in a second (no change may come to ask); the one-shot timer
- * is made at the first failure. */
-static void retry_later(struct forwarder *f, struct evloop *ev)
-{
-	if (f->retry)
-		ev_timer_set(f->retry, RELOAD_RETRY_MS, 0);
-	else if (!(f->retry = ev_add_timer(ev, RELOAD_RETRY_MS, 0, on_retry, f)))
-		log_warnx("no timer to retry the reload: it waits for the next change");
-}
-
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
 	struct forwarder *f = d->priv;
@@ -169,18 +157,19 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & relevant)))
 		return;
-	if (reload(f, msg ? "event" : from) < 0)
-		retry_later(f, d->ev);
+	if (reload(f, msg ? "event" : from) < 0 && f->retry)
+		ev_timer_set(f->retry, RELOAD_RETRY_MS, 0); /* (no change may come to ask) */
 }
 
 static void on_retry(struct evloop *ev, void *arg)
 {
 	struct forwarder *f = arg;
 
+	(void)ev;
 	if (!f->reload_failing) /* a change's reload made it good meanwhile */
 		return;
 	if (reload(f, "retry") < 0)
-		retry_later(f, ev);
+		ev_timer_set(f->retry, RELOAD_RETRY_MS, 0);
 }
 
 static void write_more_stats(void *arg, FILE *out)
@@ -291,6 +280,9 @@ int main(int argc, char **argv)
 				log_error("%s", err);
 				r = DAEMON_EXIT_FAIL;
 			} else {
+				/* made here, where a descriptor is sure; armed only when a reload fails */
+				if ((f.retry = ev_add_timer(d.ev, RELOAD_RETRY_MS, 0, on_retry, &f)))
+					ev_timer_stop(f.retry);
 				r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 			}
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);

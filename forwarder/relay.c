@@ -168,21 +168,24 @@ static void unwait(struct conn *c)
 
 /* A cut, not an end: both sides get a reset, not a FIN, so that neither takes what it got for
  * all there was (a reply read to its close, an upload), as a direct connection would say:
- * - cut by pgw: a revoked path, an admin, the quota, the end of a drain, an internal error, the
- *   part of the proxy's bytes the client got before no pipe was left for the rest (start_relay);
+ * - cut by pgw: a revoked path, an admin; while relaying, the quota, the end of a drain, an
+ *   internal error; the part of the proxy's bytes the client got before no pipe was left for the
+ *   rest (start_relay);
  * - the proxy's side reset (the client is told) or the client's (the destination is told).
- * An idle timeout ends with FIN (nothing was under way); so do handshake failures (nothing relayed). */
+ * An idle timeout ends with FIN (nothing was under way); so do handshake failures and refusals
+ * (nothing relayed). */
 static int ends_with_reset(const struct conn *c, enum fwd_close why)
 {
 	switch (why) {
 	case CLOSE_REVOKED:
 	case CLOSE_ADMIN:
-	case CLOSE_QUOTA:
-	case CLOSE_SHUTDOWN:
-	case CLOSE_INTERNAL:
 	case CLOSE_UPSTREAM_RESET:
 	case CLOSE_CLIENT_RESET:
 		return 1;
+	case CLOSE_QUOTA: /* (refused at accept, or before the proxy answered: nothing relayed, a FIN) */
+	case CLOSE_SHUTDOWN:
+	case CLOSE_INTERNAL:
+		return c->relaying;
 	case CLOSE_NO_DESCRIPTORS:
 		return c->bytes_down > 0;
 	default:
@@ -201,8 +204,12 @@ static void reset_close(int fd)
 /* Bytes the socket was given that its peer has not acknowledged: a reset now would drop them. */
 static int unsent(int fd)
 {
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
 	int n = 0;
 
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE)
+		return 0; /* the client reset it (or it died): nothing will go */
 	return ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0 ? n : 0;
 }
 
@@ -239,13 +246,15 @@ void relay_resets_due(struct worker *w, uint64_t now, int all)
 			r->left = left;
 			r->moved = now;
 		}
-		if (!left || now >= r->until || now - r->moved >= RESET_STALL_MS)
+		if (!left || now >= r->until || (now > r->moved && now - r->moved >= RESET_STALL_MS))
 			reset_close(r->fd);
 		else
 			w->resets[keep++] = *r;
 	}
 	w->n_resets = keep;
 }
+
+static void count_relayed(struct conn *c, uint64_t up, uint64_t down);
 
 void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 {
@@ -258,6 +267,15 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	int early = c->relaying && c->bytes_down == 0 && now - c->t_relay < DESTFAIL_EARLY_MS &&
 		    (why == CLOSE_UPSTREAM_RESET || why == CLOSE_DONE) && c->upstream_first;
 
+	if (why == CLOSE_UPSTREAM_RESET && c->in_down > 0 && c->cfd >= 0) {
+		/* what the proxy sent before its reset, read already: to the client, as far as its
+		 * socket takes it now (the rest is lost with the pipe) */
+		ssize_t n = splice(c->pipe_down[0], NULL, c->cfd, NULL, c->in_down, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			c->in_down -= (size_t)n;
+			count_relayed(c, 0, (uint64_t)n);
+		}
+	}
 	snprintf(cid, sizeof(cid), "c%u-%llu", w->index, (unsigned long long)c->id);
 	fmt_addr(&c->client, cl, sizeof(cl));
 	fmt_addr(&c->dst, dst, sizeof(dst));
@@ -988,6 +1006,9 @@ void relay_on_tick(struct evloop *ev, void *arg)
 	struct conn *c, *next;
 
 	atomic_store(&w->last_tick, now);
+	/* first: the descriptors it frees are there for the pipe line and the listeners below. A
+	 * drain's end, or descriptors short, ends the waits at once */
+	relay_resets_due(w, now, (w->draining && now >= w->drain_until) || w->accept_paused);
 	if (w->fd_refused != w->fd_refused_said) {
 		log_warnx("worker %u: out of descriptors with %u connections: %lu refused (no_descriptors) since the "
 			  "last tick, %lu in all (PGW_FORWARDER_WORKERS, LimitNOFILE)",
@@ -1038,8 +1059,7 @@ void relay_on_tick(struct evloop *ev, void *arg)
 		}
 	}
 	pool_tick(w, now, connect_ms);
-	relay_resets_due(w, now, 0);
-	if (w->draining && !w->conns)
+	if (w->draining && !w->conns && !w->n_resets)
 		ev_stop(ev);
 }
 

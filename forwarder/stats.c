@@ -64,6 +64,7 @@ int stats_init(struct fwd_stats *s)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	pthread_mutex_init(&s->clients_lock, NULL);
+	s->drain_due = 0;
 	s->clients = calloc(CLIENT_STATS_MAX, sizeof(*s->clients));
 	return s->clients ? 0 : -ENOMEM;
 }
@@ -146,7 +147,7 @@ void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed
  * its own) become empty: lookups of clients not there stop early again, even once the table was
  * full (its given-back slots would otherwise all be passed, 16,384 compared for every new client
  * and every reload's quota). Call locked. */
-static void drain_tombs(struct fwd_stats *s)
+static int drain_tombs(struct fwd_stats *s)
 {
 	static const struct net_ip none;
 	const size_t n = CLIENT_STATS_MAX;
@@ -154,7 +155,7 @@ static void drain_tombs(struct fwd_stats *s)
 	int on = 0;
 
 	if (!way)
-		return; /* left as they are: lookups pass them, nothing is lost */
+		return -ENOMEM; /* left as they are: lookups pass them, nothing is lost */
 	for (size_t p = 0; p < n; p++) {
 		size_t h;
 		if (is(&s->clients[p], &none) || is(&s->clients[p], &tomb))
@@ -171,6 +172,7 @@ static void drain_tombs(struct fwd_stats *s)
 			memset(&s->clients[i].client, 0, sizeof(none));
 	}
 	free(way);
+	return 0;
 }
 
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
@@ -213,8 +215,9 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 	}
 	/* only a slot given back now can end a way that kept an older one on it (a new client in a
 	 * slot only lengthens ways): none given back, none to drain */
-	if (given)
-		drain_tombs(s);
+	s->drain_due |= given > 0;
+	if (s->drain_due && drain_tombs(s) == 0)
+		s->drain_due = 0; /* (out of memory: the next reload tries again) */
 	pthread_mutex_unlock(&s->clients_lock);
 }
 

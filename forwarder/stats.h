@@ -68,6 +68,7 @@ struct fwd_stats {
 	atomic_ulong sess_ready, sess_used, sess_missed, sess_stale, sess_retired, sess_closed, sess_failed;
 	atomic_ulong early_data;
 	pthread_mutex_t clients_lock;
+	int drain_due;		     /* slots given back that drain_tombs has not looked at (under clients_lock) */
 	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
 };
 

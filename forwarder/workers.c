@@ -66,7 +66,7 @@ static void on_stop(struct evloop *ev, int fd, uint32_t events, void *arg)
 	pthread_rwlock_rdlock(&w->sh->lock);
 	w->drain_until = ev_now_ms() + w->sh->limits.drain_timeout_ms;
 	pthread_rwlock_unlock(&w->sh->lock);
-	if (!w->conns)
+	if (!w->conns && !w->n_resets) /* (the bytes on their way before a reset: the tick ends it) */
 		ev_stop(ev);
 }
 

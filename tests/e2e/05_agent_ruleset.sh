@@ -27,7 +27,7 @@ want_active() { db "SELECT m.client_ip FROM mappings m JOIN proxies p ON p.id = 
 	WHERE m.enabled = 1 AND p.enabled = 1 AND h.status = 'up'" | sort; }
 want_blocked() { db "SELECT client_ip FROM mappings" | sort | comm -23 - <(want_active); }
 
-lab_bg gw pgw-agent "$PGW_BIN/pgw-agent"
+PGW_LOG_LEVEL=debug lab_bg gw pgw-agent "$PGW_BIN/pgw-agent" # (debug: the verify says it ran)
 agent=$LAB_LAST_PID
 started=$(date +%s)
 check "the agent applies the table" wait_for 5 lab_exec gw nft list table inet pgw
@@ -82,7 +82,9 @@ check_eq "... and keeps the sets" "$(nftj active4)" "$(want_active)"
 # every 5 s, or complain)
 left=$((started + 6 - $(date +%s)))
 [ "$left" -gt 0 ] && sleep "$left"
-check_fails "the verify finds the table as built: awake, probe set there, forward chain dropping" \
+check "the verify ran and found the table as built: awake, probe set there, forward chain dropping" \
+	grep -q 'verify: table inet pgw as built' "$LAB_DIR/pgw-agent.log"
+check_fails "... and never found it otherwise (no rebuild, no complaint)" \
 	grep -q 'missing or not ours\|cannot verify table' "$LAB_DIR/pgw-agent.log"
 
 # someone deletes our table: restored

@@ -144,6 +144,7 @@ check "the stats (pgwctl stats) are valid JSON with totals" \
 # a reset is passed on, not turned into an end: a client must not take a cut reply for a whole
 # one, nor a server a cut upload for a whole one
 rm -f "$LAB_DIR/cut.end"
+mark=$(($(wc -l <"$LAB_DIR/pgw-forwarder.log") + 1))
 # read slowly (a small receive buffer, 64 KiB every 50 ms) from a server that sends faster: the
 # gateway's socket to the client holds bytes relayed but not yet taken when the proxy's side resets
 cat >"$LAB_DIR/slow_reader.py" <<'PY'
@@ -178,30 +179,45 @@ NFT
 check "the proxy's side reset: the download ends" wait_for 20 test -s "$LAB_DIR/cut.end"
 read -r got end <"$LAB_DIR/cut.got"
 check_eq "... with a reset for the client, not a FIN (a short reply taken for a whole one)" "$end" reset
-check "... logged close=upstream_reset" grep -q 'client=192.168.2.11:[0-9]* .*close=upstream_reset' "$LAB_DIR/pgw-forwarder.log"
-relayed=$(grep -o 'client=192.168.2.11:[0-9]* .*close=upstream_reset' "$LAB_DIR/pgw-forwarder.log" | grep -o ' down=[0-9]*' | tail -1 | cut -d= -f2)
+check "... logged close=upstream_reset" bash -c "tail -n +$mark $LAB_DIR/pgw-forwarder.log | grep -q 'client=192.168.2.11:[0-9]* .*close=upstream_reset'"
+relayed=$(tail -n +$mark "$LAB_DIR/pgw-forwarder.log" | grep -o 'client=192.168.2.11:[0-9]* .*close=upstream_reset' | grep -o ' down=[0-9]*' | tail -1 | cut -d= -f2)
 check_eq "... every byte relayed to the client reached it before the reset (${relayed:-?} relayed, of 20 MB)" "$got" "$relayed"
 lab_exec wan nft delete table inet pgwtest_rst
-# the client resets an upload under way: the proxy is told with a reset (counted at its host)
-lab_exec wan nft -f - <<NFT
-table inet pgwtest_rst {
-	chain in { type filter hook input priority 0; ip saddr 198.51.100.1 ip daddr $LAB_SOCKS_NOAUTH tcp dport 1080 tcp flags & rst == rst counter; }
-}
-NFT
-lab_exec lan python3 - "$LAB_WEB" <<'PY'
+# the client resets an upload under way: the proxy is told with a reset, counted at its host for
+# this connection's own port (microsocks' side of the connection cut above may draw a reset from
+# the gateway too, once its retransmissions get through)
+cat >"$LAB_DIR/reset_upload.py" <<'PY'
 import socket, struct, sys, time
 s = socket.socket()
 s.bind(("192.168.2.11", 0))
 s.connect((sys.argv[1], 80))
 s.sendall(b"PUT /upload/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"u" * 1000)
-time.sleep(1)
+time.sleep(2)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 s.close()
 PY
+rm -f "$LAB_DIR/upload.end"
+lab_bg lan reset-upload bash -c "python3 $LAB_DIR/reset_upload.py $LAB_WEB; echo done > $LAB_DIR/upload.end"
+# the gateway's port of the relay carrying it: the one to microsocks with the upload's 1,067 bytes acknowledged
+upload_port() {
+	ip netns exec "$(lab_ns gw)" ss -Htni state established "( dport = :1080 and dst $LAB_SOCKS_NOAUTH )" | paste - - |
+		awk '{ if (match($0, /bytes_acked:[0-9]+/) && substr($0, RSTART + 12, RLENGTH - 12) + 0 >= 1067) { n = split($3, a, ":"); print a[n]; exit } }'
+}
+has_port() { [ -n "$(upload_port)" ]; }
+wait_for 3 has_port
+port=$(upload_port)
+check "(the upload is relayed through microsocks, from the gateway's port ${port:-?})" test -n "$port"
+lab_exec wan nft -f - <<NFT
+table inet pgwtest_rst {
+	chain in { type filter hook input priority 0; ip saddr 198.51.100.1 ip daddr $LAB_SOCKS_NOAUTH tcp sport ${port:-1} tcp dport 1080 tcp flags & rst == rst counter; }
+}
+NFT
+mark=$(($(wc -l <"$LAB_DIR/pgw-forwarder.log") + 1))
+wait_for 5 test -s "$LAB_DIR/upload.end"
 rsts() { lab_exec wan nft list chain inet pgwtest_rst in | grep -o 'packets [0-9]*' | grep -o '[0-9]*'; }
 check "the client reset an upload: logged close=client_reset" \
-	wait_for 3 grep -q 'client=192.168.2.11:[0-9]* .*up=1[0-9][0-9][0-9] .*close=client_reset' "$LAB_DIR/pgw-forwarder.log"
-check "... and the proxy got a reset for it, not a FIN (a whole upload) ($(rsts) resets)" test "$(rsts)" -ge 1
+	wait_for 3 bash -c "tail -n +$mark $LAB_DIR/pgw-forwarder.log | grep -q 'client=192.168.2.11:[0-9]* .*up=1[0-9][0-9][0-9] .*close=client_reset'"
+check "... and the proxy got a reset for it on that connection, not a FIN (a whole upload) ($(rsts) resets)" wait_for 2 test "$(rsts)" -ge 1
 lab_exec wan nft delete table inet pgwtest_rst
 kill -TERM $fwd
 wait $fwd

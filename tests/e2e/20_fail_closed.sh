@@ -281,6 +281,31 @@ check "... set back: the report clears" wait_for 3 cleared
 check "... the forward chain drops by policy" drops
 check "... and the active client relays" wait_for 5 relays
 
+# another process holds the DB's write lock (a long import, one stopped mid-write): the agent's
+# report of a rebuild waits for it, the rules do not (before, the report held the loop for the
+# DB's 5 s busy timeout, and a second deletion stayed unrepaired that long)
+gen0=$(sqlite3 "$PGW_DB" 'SELECT generation FROM agent_state')
+rm -f "$LAB_DIR/locked"
+lab_bg gw dblock python3 -c "import sqlite3, time; c = sqlite3.connect('$PGW_DB', isolation_level=None); c.execute('BEGIN IMMEDIATE'); open('$LAB_DIR/locked', 'w').close(); time.sleep(6)"
+locker=$LAB_LAST_PID
+wait_for 5 test -e "$LAB_DIR/locked"
+check "(the DB's write lock is held by another process)" bash -c "! sqlite3 '$PGW_DB' 'BEGIN IMMEDIATE; ROLLBACK' 2>/dev/null"
+lab_exec gw nft delete table inet pgw
+check "the table deleted while the DB is locked: rebuilt" wait_for 3 drops
+sleep 0.5
+t0=$(lab_ms)
+lab_exec gw nft delete table inet pgw
+wait_for 3 drops
+t1=$(lab_ms)
+check "... deleted again right after: back within 1 s, the report of the first waiting for the lock ($((t1 - t0)) ms)" \
+	test $((t1 - t0)) -le 1000 -a "$(drops && echo y)" = y
+check "... the agent says the report waits" grep -q 'report: the state DB is locked by another process' "$LAB_DIR"/pgw-agent-*.log
+kill $locker 2>/dev/null
+wait $locker 2>/dev/null
+check "... and writes it once the lock is free (generation $gen0 before the two rebuilds)" \
+	wait_for 3 bash -c "[ \$(sqlite3 '$PGW_DB' 'SELECT generation FROM agent_state') -ge $((gen0 + 2)) ]"
+check "... and the active client relays" wait_for 5 relays
+
 # control at the end: without pgw's table, the same capture sees a leak at once
 stop_kill agent
 lab_exec gw nft delete table inet pgw

@@ -33,6 +33,27 @@ static void test_timer_repeats(void **state)
 	ev_free(ev);
 }
 
+/* A stopped timer fires no more until set again: a 20 ms timer stopped at once, a 60 ms one
+ * ends the run; the first is set again afterwards and fires. */
+static void test_timer_stopped(void **state)
+{
+	struct evloop *ev = ev_new();
+	struct counter stopped = {.stop_at = 1}, end = {.stop_at = 1};
+	struct ev_handle *h;
+
+	(void)state;
+	assert_non_null(h = ev_add_timer(ev, 20, 0, tick, &stopped));
+	assert_int_equal(ev_timer_stop(h), 0);
+	assert_non_null(ev_add_timer(ev, 60, 0, tick, &end));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(end.n, 1);
+	assert_int_equal(stopped.n, 0);
+	assert_int_equal(ev_timer_set(h, 1, 0), 0);
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(stopped.n, 1);
+	ev_free(ev);
+}
+
 static void on_read(struct evloop *ev, int fd, uint32_t events, void *arg)
 {
 	char buf[16];
@@ -138,6 +159,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_timer_repeats),
+	    cmocka_unit_test(test_timer_stopped),
 	    cmocka_unit_test(test_fd_readable),
 	    cmocka_unit_test(test_signal_through_signalfd),
 	    cmocka_unit_test(test_delete_inside_callback),
