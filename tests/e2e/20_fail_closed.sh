@@ -159,7 +159,7 @@ $ctl notify mappings settings >/dev/null
 # --- the DB write-locked by another process for 10 s ------------------------------------
 hlog=$LAB_DIR/pgw-healthd-1.log
 downs=$(grep -c ': up -> down' "$hlog")
-(echo 'BEGIN IMMEDIATE;'; sleep 10; echo 'COMMIT;') | sqlite3 "$PGW_DB" &
+(echo 'BEGIN IMMEDIATE;'; sleep 10; echo 'COMMIT;') | sqlite3 "$PGW_DB" >"$LAB_DIR/dblock.err" 2>&1 &
 lock=$!
 t0=$(lab_ms)
 check "DB locked: healthd cannot record, its results go stale, the agent blocks (within 5 s + 2 s)" \
@@ -286,10 +286,12 @@ check "... and the active client relays" wait_for 5 relays
 # DB's 5 s busy timeout, and a second deletion stayed unrepaired that long)
 gen0=$(sqlite3 "$PGW_DB" 'SELECT generation FROM agent_state')
 rm -f "$LAB_DIR/locked"
-lab_bg gw dblock python3 -c "import sqlite3, time; c = sqlite3.connect('$PGW_DB', isolation_level=None); c.execute('BEGIN IMMEDIATE'); open('$LAB_DIR/locked', 'w').close(); time.sleep(6)"
-locker=$LAB_LAST_PID
-wait_for 5 test -e "$LAB_DIR/locked"
-check "(the DB's write lock is held by another process)" bash -c "! sqlite3 '$PGW_DB' 'BEGIN IMMEDIATE; ROLLBACK' 2>/dev/null"
+# (the lock waited for as long as it takes, then held 5 s: healthd may be writing when it starts)
+(printf '.timeout 30000\nBEGIN IMMEDIATE;\n.shell touch %s\n' "$LAB_DIR/locked"; sleep 5; echo 'COMMIT;') | sqlite3 "$PGW_DB" &
+locker=$!
+wait_for 30 test -e "$LAB_DIR/locked"
+# (asked without waiting: lib.sh's sqlite3 waits 5 s for a lock)
+check "(the DB's write lock is held by another process)" bash -c "! command sqlite3 '$PGW_DB' 'BEGIN IMMEDIATE; ROLLBACK' 2>/dev/null"
 lab_exec gw nft delete table inet pgw
 check "the table deleted while the DB is locked: rebuilt" wait_for 3 drops
 sleep 0.5
@@ -300,8 +302,7 @@ t1=$(lab_ms)
 check "... deleted again right after: back within 1 s, the report of the first waiting for the lock ($((t1 - t0)) ms)" \
 	test $((t1 - t0)) -le 1000 -a "$(drops && echo y)" = y
 check "... the agent says the report waits" grep -q 'report: the state DB is locked by another process' "$LAB_DIR"/pgw-agent-*.log
-kill $locker 2>/dev/null
-wait $locker 2>/dev/null
+wait $locker 2>/dev/null # (its COMMIT: the lock free)
 check "... and writes it once the lock is free (generation $gen0 before the two rebuilds)" \
 	wait_for 3 bash -c "[ \$(sqlite3 '$PGW_DB' 'SELECT generation FROM agent_state') -ge $((gen0 + 2)) ]"
 check "... and the active client relays" wait_for 5 relays
