@@ -234,9 +234,6 @@ static int drops(const struct nlmsghdr *nlh)
 	return ok;
 }
 
-/* The table awake, its probe set there, and its forward chain hooked with policy drop (what
- * keeps a client's packets off the WAN, whatever the rules in it): 1, else 0, or -errno. The
- * events see other programs' changes at once; this is for when they were lost. */
 /* One object of table inet pgw asked for by name (the table itself: name NULL), as a GET of
  * type with the table's and the name's attributes; judge says whether the answer will do. */
 static int ask_named(struct nft *n, uint16_t type, uint16_t table_attr, uint16_t name_attr, const char *name,
@@ -252,6 +249,9 @@ static int ask_named(struct nft *n, uint16_t type, uint16_t table_attr, uint16_t
 	return ask(n, nlh, seq, judge);
 }
 
+/* The table awake, its probe set there, and its forward chain hooked with policy drop (what
+ * keeps a client's packets off the WAN, whatever the rules in it): 1, else 0, or -errno. The
+ * events see other programs' changes at once; this is for when they were lost. */
 int nft_table_present(struct nft *n)
 {
 	int r;
