@@ -193,11 +193,15 @@ static int ends_with_reset(const struct conn *c, enum fwd_close why)
 	}
 }
 
-static void reset_close(int fd)
+/* Closes fd (if open): with a reset (SO_LINGER 0) when rst, else with a FIN. */
+static void end_socket(int fd, int rst)
 {
-	struct linger rst = {.l_onoff = 1, .l_linger = 0};
+	struct linger now = {.l_onoff = 1, .l_linger = 0};
 
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	if (fd < 0)
+		return;
+	if (rst)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
 	close(fd);
 }
 
@@ -247,7 +251,7 @@ void relay_resets_due(struct worker *w, uint64_t now, int all)
 			r->moved = now;
 		}
 		if (!left || now >= r->until || (now > r->moved && now - r->moved >= RESET_STALL_MS))
-			reset_close(r->fd);
+			end_socket(r->fd, 1);
 		else
 			w->resets[keep++] = *r;
 	}
@@ -266,6 +270,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	 * answers before it has connected, and then could not */
 	int early = c->relaying && c->bytes_down == 0 && now - c->t_relay < DESTFAIL_EARLY_MS &&
 		    (why == CLOSE_UPSTREAM_RESET || why == CLOSE_DONE) && c->upstream_first;
+	int rst = ends_with_reset(c, why);
 
 	if (why == CLOSE_UPSTREAM_RESET && c->in_down > 0 && c->cfd >= 0) {
 		/* what the proxy sent before its reset, read already: to the client, as far as its
@@ -311,21 +316,12 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	w->n_conns--;
 	pthread_mutex_unlock(&w->list_lock);
 	unwait(c);
-	if (ends_with_reset(c, why))
+	if (rst)
 		reset_later(c, why);
 	ev_forget(w->ev, c->ch); /* both closed below */
 	ev_forget(w->ev, c->uh);
-	if (ends_with_reset(c, why)) {
-		if (c->cfd >= 0)
-			reset_close(c->cfd);
-		if (c->ufd >= 0)
-			reset_close(c->ufd);
-	} else {
-		if (c->cfd >= 0)
-			close(c->cfd);
-		if (c->ufd >= 0)
-			close(c->ufd);
-	}
+	end_socket(c->cfd, rst);
+	end_socket(c->ufd, rst);
 	pipe_put(w, c->pipe_up, c->in_up);
 	pipe_put(w, c->pipe_down, c->in_down);
 	pipe_unwait(c);
