@@ -178,7 +178,6 @@ static int drain_tombs(struct fwd_stats *s)
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
 {
 	static const struct net_ip none;
-	size_t given = 0;
 
 	if (!s->clients)
 		return;
@@ -196,7 +195,9 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 			 * filling the table (full, new ones went uncounted, their quotas and limits unkept) */
 			memset(cs, 0, sizeof(*cs));
 			cs->client = tomb;
-			given++;
+			/* only a slot given back can end a way that kept an older one on it (a new
+			 * client in a slot only lengthens ways): drained below */
+			s->drain_due = 1;
 			continue;
 		}
 		if (!cs->org || now == 0 || now == cs->org)
@@ -213,9 +214,6 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		cs->tokens_at = 0;
 		cs->org = now; /* (active and udp_flows stay: those are still open) */
 	}
-	/* only a slot given back now can end a way that kept an older one on it (a new client in a
-	 * slot only lengthens ways): none given back, none to drain */
-	s->drain_due |= given > 0;
 	if (s->drain_due && drain_tombs(s) == 0)
 		s->drain_due = 0; /* (out of memory: the next reload tries again) */
 	pthread_mutex_unlock(&s->clients_lock);
