@@ -30,7 +30,6 @@
  * first, the reset could not reach them (their curl would hang, not fail). Nothing can leak in
  * between: the sets already refuse them, and their mapped flows end at the local forwarder. */
 #define FORGET_DELAY_MS 300
-#define REPORT_BUSY_MS	50  /* the DB's write lock waited for by a report (the rules wait for nothing) */
 #define REPORT_RETRY_MS 250 /* a report that found it held: tried again */
 
 struct agent {
@@ -113,7 +112,7 @@ static int report_write(struct agent *a, const char *kind, uint64_t us, const ch
 static void on_report(struct evloop *ev, void *arg);
 
 /* What is due goes to agent_state, then everyone is told. The DB's write lock is waited for
- * REPORT_BUSY_MS only: the kernel's rules are what matter, and a process that holds the lock
+ * DB_BRIEF_WAIT_MS only: the kernel's rules are what matter, and a process that holds the lock
  * (a long import, one stopped mid-write) must not hold the loop that applies them (5 s with the
  * DB's own busy timeout). What could not be written is tried again REPORT_RETRY_MS on. */
 static void report_flush(struct agent *a)
@@ -121,7 +120,7 @@ static void report_flush(struct agent *a)
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_AGENT};
 	int wrote = 0, r;
 
-	sqlite3_busy_timeout(a->d->db, REPORT_BUSY_MS);
+	db_brief_wait(a->d->db, 1);
 	if (a->due_ok && (r = report_write(a, a->due_kind, a->due_us, NULL)) != -EBUSY) {
 		a->due_ok = 0;
 		wrote |= r == 0;
@@ -130,7 +129,7 @@ static void report_flush(struct agent *a)
 		a->due_err = 0;
 		wrote |= r == 0;
 	}
-	sqlite3_busy_timeout(a->d->db, DB_BUSY_TIMEOUT_MS);
+	db_brief_wait(a->d->db, 0);
 	if (a->due_ok || a->due_err) {
 		if (!a->report_busy++)
 			log_warnx("report: the state DB is locked by another process; retried every %d ms",

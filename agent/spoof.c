@@ -12,7 +12,6 @@
 #include <time.h>
 
 #define SPOOF_LOG_EVERY_MS 60000
-#define SPOOF_BUSY_MS	   50 /* the DB's write lock waited for (the rules wait for nothing) */
 
 struct pair {
 	uint8_t mac[6];
@@ -149,7 +148,7 @@ void spoof_poll(struct spoof_log *s, struct nft *n, sqlite3 *db, const struct bi
 		return;
 	/* the write lock waited for briefly: the agent's loop applies the rules, and the kernel's
 	 * counts wait for the next poll */
-	sqlite3_busy_timeout(db, SPOOF_BUSY_MS);
+	db_brief_wait(db, 1);
 	if (sqlite3_prepare_v2(db, sql, -1, &c.up, NULL) != SQLITE_OK)
 		log_warnx("mac_spoof: %s", sqlite3_errmsg(db));
 	for (size_t i = 0; i < s->n; i++)
@@ -160,7 +159,7 @@ void spoof_poll(struct spoof_log *s, struct nft *n, sqlite3 *db, const struct bi
 		log_warnx("mac_spoof: %s", sqlite3_errmsg(db));
 		db_rollback(db); /* never left holding the write lock */
 	}
-	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+	db_brief_wait(db, 0);
 	if (r == 0) { /* pairs the kernel forgot (timed out): forgotten here too, so the list stays bounded */
 		size_t w = 0;
 		for (size_t i = 0; i < s->n; i++)

@@ -64,6 +64,11 @@ void db_close(sqlite3 *db)
 		sqlite3_close_v2(db);
 }
 
+void db_brief_wait(sqlite3 *db, int brief)
+{
+	sqlite3_busy_timeout(db, brief ? DB_BRIEF_WAIT_MS : DB_BUSY_TIMEOUT_MS);
+}
+
 int db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;

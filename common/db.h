@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define DB_BUSY_TIMEOUT_MS 5000
+#define DB_BRIEF_WAIT_MS   50 /* a loop that must not stall behind another process's write lock */
 
 enum db_open_flags { DB_CREATE = 1 };
 
@@ -14,6 +15,9 @@ enum db_open_flags { DB_CREATE = 1 };
  * file. On error returns -errno-like code with a message in err. */
 int db_open(const char *path, int flags, sqlite3 **out, char *err, size_t errlen);
 void db_close(sqlite3 *db);
+/* brief 1: another process's lock is waited for DB_BRIEF_WAIT_MS only (writes then fail with
+ * SQLITE_BUSY, to be tried again later); brief 0: DB_BUSY_TIMEOUT_MS again. */
+void db_brief_wait(sqlite3 *db, int brief);
 
 /* Static SQL only (no user values): 0 or -EIO with the error logged. */
 int db_exec(sqlite3 *db, const char *sql);
