@@ -134,10 +134,8 @@ static void report_flush(struct agent *a)
 		if (!a->report_busy++)
 			log_warnx("report: the state DB is locked by another process; retried every %d ms",
 				  REPORT_RETRY_MS);
-		if (!a->report_h && !(a->report_h = ev_add_timer(a->d->ev, REPORT_RETRY_MS, 0, on_report, a)))
+		if (!a->report_h || ev_timer_set(a->report_h, REPORT_RETRY_MS, 0) < 0)
 			log_warnx("report: no timer to retry it: it waits for the next one");
-		else if (a->report_h)
-			ev_timer_set(a->report_h, REPORT_RETRY_MS, 0);
 	} else if (a->report_busy) {
 		log_info("report: written (the DB was locked %u times)", a->report_busy);
 		a->report_busy = 0;
@@ -611,6 +609,9 @@ int main(int argc, char **argv)
 		a.d = &d;
 		d.priv = &a;
 		load_generation(&a);
+		/* armed when a report finds the DB locked */
+		if ((a.report_h = ev_add_timer(d.ev, REPORT_RETRY_MS, 0, on_report, &a)))
+			ev_timer_stop(a.report_h);
 		a.nft = nft_open(err, sizeof(err));
 		a.kick = ev_add_timer(d.ev, 0, 0, on_kick, &a); /* first reconcile at once */
 		a.verify = ev_add_timer(d.ev, VERIFY_MS, VERIFY_MS, on_verify, &a);
