@@ -63,6 +63,23 @@ int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrs
 	return 0;
 }
 
+int addrset_union(const struct addrset *a, const struct addrset *b, struct addrset *out)
+{
+	size_t i = 0, j = 0;
+
+	out->n = 0;
+	out->addr = malloc((a->n + b->n ? a->n + b->n : 1) * sizeof(*out->addr));
+	if (!out->addr)
+		return -ENOMEM;
+	while (i < a->n || j < b->n) {
+		int c = i == a->n ? 1 : j == b->n ? -1 : cmp_ip(&a->addr[i], &b->addr[j]);
+		out->addr[out->n++] = c <= 0 ? a->addr[i] : b->addr[j];
+		i += c <= 0;
+		j += c >= 0;
+	}
+	return 0;
+}
+
 int forget_add(struct forget_queue *q, const struct addrset *gone, uint64_t now_ms)
 {
 	struct forget_entry *u;

@@ -31,15 +31,21 @@
  * between: the sets already refuse them, and their mapped flows end at the local forwarder. */
 #define FORGET_DELAY_MS 300
 #define REPORT_RETRY_MS 250 /* a report that found it held: tried again */
+/* No decision (the DB unreadable, a setting in it that does not parse) for this long: every
+ * client blocked. Health results go stale in about as long (an interval and a timeout), and the
+ * agent cannot see them go stale while it cannot read: the last decision is trusted no longer. */
+#define UNDECIDED_MAX_MS 5000
 
 struct agent {
 	struct daemon *d;
 	struct nft *nft;
 	struct desired applied;
 	int have_applied;
-	char route_err[300]; /* the TPROXY routing's verify failed so (said once) */
-	int dirty;	     /* a reconcile is due (coalesces bursts of notifications) */
-	int failing;	     /* the last apply failed: retry on the timer */
+	char route_err[300];	  /* the TPROXY routing's verify failed so (said once) */
+	int dirty;		  /* a reconcile is due (coalesces bursts of notifications) */
+	int failing;		  /* the last apply failed: retry on the timer */
+	uint64_t undecided_since; /* when reading a decision began to fail (0: the last read one) */
+	int blind;		  /* every client blocked for it (block_all) */
 	uint64_t generation;
 	unsigned long errors_total;
 	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h, *watch_h;
@@ -325,6 +331,39 @@ static int apply_full(struct agent *a, const struct desired *d, char *err, size_
 	return r;
 }
 
+/* No decision for UNDECIDED_MAX_MS: every client in the applied decision is blocked (element
+ * updates: the rules stay as they are), until the next decision read says otherwise. */
+static void block_all(struct agent *a)
+{
+	struct desired blind;
+	struct addrset gone = a->applied.active;
+	char err[256];
+
+	if (!a->have_applied || a->blind || ev_now_ms() - a->undecided_since < UNDECIDED_MAX_MS)
+		return;
+	blind = a->applied; /* (its rules, proxies, bindings and limits: the same arrays) */
+	blind.active = blind.udp = (struct addrset){0};
+	if (addrset_union(&a->applied.active, &a->applied.blocked, &blind.blocked) < 0)
+		return; /* (tried again at the next retry) */
+	if (apply_elements(a, &blind, err, sizeof(err)) < 0) {
+		log_warnx("no decision for %d s, and every client could not be blocked: %s", UNDECIDED_MAX_MS / 1000,
+			  err);
+		a->force = 1; /* the kernel's sets differ from a->applied: the retry rebuilds from it */
+		free(blind.blocked.addr);
+		return;
+	}
+	log_error("no decision for %d s: every client blocked (%zu were active) until the state DB can be read",
+		  UNDECIDED_MAX_MS / 1000, gone.n);
+	free(a->applied.blocked.addr);
+	free(a->applied.udp.addr);
+	a->applied.active = blind.active;
+	a->applied.blocked = blind.blocked;
+	a->applied.udp = blind.udp;
+	a->blind = 1;
+	forget_later(a, &gone); /* their connections end as for any block */
+	free(gone.addr);
+}
+
 static void reconcile(struct agent *a, int force_full)
 {
 	struct desired want;
@@ -335,12 +374,21 @@ static void reconcile(struct agent *a, int force_full)
 
 	a->dirty = 0;
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
+	if (r == 0)
+		a->undecided_since = 0;
+	if (r == 0 && a->blind) {
+		log_info("a decision read again: clients blocked for the lack of one are as it says");
+		a->blind = 0;
+	}
 	if (r < 0) {
 		char ferr[256]; /* our table gone or changed and nothing new to decide from: the last decision */
 		if (force_full && a->have_applied && apply_full(a, &a->applied, ferr, sizeof(ferr)) == 0) {
 			log_warnx("table inet pgw rebuilt as last applied (no decision can be made now)");
 			force_full = 0; /* the kernel holds what a->applied says again */
 		}
+		if (!a->undecided_since)
+			a->undecided_since = ev_now_ms();
+		block_all(a);
 		goto fail;
 	}
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {

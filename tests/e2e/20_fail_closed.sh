@@ -280,6 +280,22 @@ bad_cidr 192.168.2.0/24
 check "... set back: the report clears" wait_for 3 cleared
 check "... the forward chain drops by policy" drops
 check "... and the active client relays" wait_for 5 relays
+# ... held: no decision for 5 s. Health results go stale in about that long, and the agent cannot
+# see them go stale while it cannot read: the last decision is trusted no longer, every client is
+# blocked until a decision can be read again
+bad_cidr 192.168.2.0/33
+t0=$(lab_ms)
+wait_for 3 reported
+check "a setting that does not parse, held: the active client relays at first (the last decision)" relays
+check "... no decision for 5 s: the active client is blocked in the kernel" wait_for 12 in_set blocked4 $A
+t1=$(lab_ms)
+check "... not before ($((t1 - t0)) ms after the setting)" test $((t1 - t0)) -ge 4000
+check "... its IPv6 address too" in_set blocked6 $A6
+check "... it cannot connect" blocked_now
+check "... the agent says so" grep -q 'no decision for 5 s: every client blocked' "$LAB_DIR"/pgw-agent-*.log
+bad_cidr 192.168.2.0/24
+check "... set back: the client relays again" wait_for 8 relays
+check_fails "... and is out of blocked4" in_set blocked4 $A
 
 # another process holds the DB's write lock (a long import, one stopped mid-write): the agent's
 # report of a rebuild waits for it, the rules do not (before, the report held the loop for the

@@ -112,6 +112,41 @@ static void test_minus(void **state)
 	free(out.addr);
 }
 
+/* Two sorted sets into one, sorted, each element once (the agent's "every client blocked": the
+ * active and the blocked, which never share one, and a set with itself); an empty side. */
+static void test_union(void **state)
+{
+	struct net_ip x[4];
+	struct addrset a = {x, 2}, b = {x + 2, 2}, none = {NULL, 0}, out = {0};
+
+	(void)state;
+	net_ip_parse("192.168.2.1", &x[0]);
+	net_ip_parse("192.168.2.3", &x[1]);
+	net_ip_parse("192.168.2.2", &x[2]);
+	net_ip_parse("fd00:2::10", &x[3]);
+	assert_int_equal(addrset_union(&a, &b, &out), 0);
+	assert_int_equal(out.n, 4);
+	assert_memory_equal(&out.addr[0], &x[0], sizeof(x[0]));
+	assert_memory_equal(&out.addr[1], &x[2], sizeof(x[0])); /* .2 between .1 and .3 */
+	assert_memory_equal(&out.addr[2], &x[1], sizeof(x[0]));
+	assert_memory_equal(&out.addr[3], &x[3], sizeof(x[0]));
+	free(out.addr);
+	assert_int_equal(addrset_union(&b, &a, &out), 0); /* the same, whichever comes first */
+	assert_int_equal(out.n, 4);
+	assert_memory_equal(&out.addr[1], &x[2], sizeof(x[0]));
+	free(out.addr);
+	assert_int_equal(addrset_union(&a, &a, &out), 0);
+	assert_int_equal(out.n, 2);
+	free(out.addr);
+	assert_int_equal(addrset_union(&none, &b, &out), 0);
+	assert_int_equal(out.n, 2);
+	assert_memory_equal(&out.addr[0], &x[2], sizeof(x[0]));
+	free(out.addr);
+	assert_int_equal(addrset_union(&none, &none, &out), 0);
+	assert_int_equal(out.n, 0);
+	free(out.addr);
+}
+
 /* Each client waits its own 300 ms after it went (one that goes 10 ms before another's turn is
  * not taken with it); one active again when due keeps its conntrack state; a decision that takes
  * nobody away changes nothing. */
@@ -159,6 +194,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_minus),
+	    cmocka_unit_test(test_union),
 	    cmocka_unit_test(test_forget_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
