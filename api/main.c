@@ -600,10 +600,18 @@ static struct MHD_Daemon *start_http(struct api *api, char *err, size_t errlen)
 		return mhd;
 	}
 	if (strcmp(api->cfg->api_host, "127.0.0.1") != 0 && strcmp(api->cfg->api_host, "::1") != 0 &&
-	    strcmp(api->cfg->api_host, "localhost") != 0)
-		log_warnx("serving plain HTTP on %s: passwords and session tokens cross the network readable; set "
-			  "PGW_TLS_CERT and PGW_TLS_KEY (or listen on 127.0.0.1 behind a TLS proxy)",
-			  api->cfg->api_host);
+	    strcmp(api->cfg->api_host, "localhost") != 0) {
+		if (api->cfg->tls_offload) /* (an HA pair's proxy in front reaches it on the LAN) */
+			log_warnx("serving plain HTTP on %s behind a TLS proxy (PGW_TLS_OFFLOAD): passwords and "
+				  "session tokens cross the hop from that proxy to here readable; keep it on this "
+				  "host or a trusted link",
+				  api->cfg->api_host);
+		else
+			log_warnx("serving plain HTTP on %s: passwords and session tokens cross the network "
+				  "readable; set PGW_TLS_CERT and PGW_TLS_KEY (or listen on 127.0.0.1 behind a TLS "
+				  "proxy, with PGW_TLS_OFFLOAD=true)",
+				  api->cfg->api_host);
+	}
 	mhd = MHD_start_daemon(flags, api->cfg->api_port, accept_policy, api, on_request, api, MHD_OPTION_SOCK_ADDR,
 			       &ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 			       (size_t)API_HEAD_MAX, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS_MAX,
@@ -641,8 +649,11 @@ int main(int argc, char **argv)
 			log_error("%s", api.mhd ? "timer failed" : err);
 			r = DAEMON_EXIT_FAIL;
 		} else {
-			log_info("listening on %s://%s:%u", d.cfg.tls_cert[0] ? "https" : "http", d.cfg.api_host,
-				 d.cfg.api_port);
+			log_info("listening on %s://%s:%u%s", d.cfg.tls_cert[0] ? "https" : "http", d.cfg.api_host,
+				 d.cfg.api_port,
+				 !d.cfg.tls_cert[0] && d.cfg.tls_offload
+				     ? " (behind a TLS proxy, PGW_TLS_OFFLOAD: cookies Secure, sign-in addresses https)"
+				     : "");
 			r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
 		}
 		events_shutdown(); /* SSE subscribers end their streams... */

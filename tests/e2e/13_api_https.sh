@@ -31,18 +31,23 @@ check "... and the token never reaches the log" bash -c "! grep -q metrics-token
 # plain HTTP beyond loopback: pgw-api says what it means
 # (a run dir of its own: the first pgw-api holds api.sock in the lab's)
 PGW_RUN_DIR=$LAB_DIR/run-plain PGW_API_LISTEN=198.51.100.1:8081 lab_bg gw pgw-api-plain "$PGW_BIN/pgw-api"
-check "plain HTTP on a non-loopback address: a startup warning says so" \
-	wait_for 5 grep -q 'serving plain HTTP on 198.51.100.1' "$LAB_DIR/pgw-api-plain.log"
+check "plain HTTP on a non-loopback address: a startup warning says so, and how to mend it" \
+	wait_for 5 grep -q 'serving plain HTTP on 198.51.100.1: .*set PGW_TLS_CERT and PGW_TLS_KEY (or .*PGW_TLS_OFFLOAD=true)' "$LAB_DIR/pgw-api-plain.log"
 check_fails "... and none on loopback or with TLS" grep -q 'serving plain HTTP' "$LAB_DIR/pgw-api.log"
 # behind a reverse proxy that serves HTTPS (PGW_TLS_OFFLOAD): plain HTTP here, Secure cookies
 login_cookie() { lab_exec gw curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
 	-d '{"username":"admin","password":"admin-password-1"}' "http://$1/api/v1/auth/login" | grep -i '^set-cookie: pgw_session='; }
 PGW_RUN_DIR=$LAB_DIR/run-offload PGW_TLS_OFFLOAD=true PGW_API_LISTEN=127.0.0.1:8082 lab_bg gw pgw-api-offload "$PGW_BIN/pgw-api"
-check "PGW_TLS_OFFLOAD=true: pgw-api listening on plain HTTP" wait_for 5 grep -q 'listening on http://127.0.0.1:8082' "$LAB_DIR/pgw-api-offload.log"
+check "PGW_TLS_OFFLOAD=true: pgw-api listening on plain HTTP, and its log says for a TLS proxy" \
+	wait_for 5 grep -q 'listening on http://127.0.0.1:8082 (behind a TLS proxy, PGW_TLS_OFFLOAD' "$LAB_DIR/pgw-api-offload.log"
 check_match "... its session cookie is Secure (the browser's side is HTTPS)" "$(login_cookie 127.0.0.1:8082)" "; Secure"
 PGW_RUN_DIR=$LAB_DIR/run-plain2 PGW_API_LISTEN=127.0.0.1:8083 lab_bg gw pgw-api-plain2 "$PGW_BIN/pgw-api"
 check "without it, on plain HTTP ..." wait_for 5 grep -q 'listening on http://127.0.0.1:8083' "$LAB_DIR/pgw-api-plain2.log"
+check_fails "... not said to be behind a TLS proxy" grep -q 'TLS proxy' "$LAB_DIR/pgw-api-plain2.log"
 plain=$(login_cookie 127.0.0.1:8083)
 check_match "... a session cookie ..." "$plain" "^[Ss]et-[Cc]ookie: pgw_session=[^;]"
 check_fails "... not marked Secure (a browser on plain HTTP would not keep it)" grep -q "; Secure" <<<"$plain"
+PGW_RUN_DIR=$LAB_DIR/run-offload2 PGW_TLS_OFFLOAD=true PGW_API_LISTEN=198.51.100.1:8084 lab_bg gw pgw-api-offload2 "$PGW_BIN/pgw-api"
+check "PGW_TLS_OFFLOAD on a non-loopback address: the warning names the hop from the TLS proxy" \
+	wait_for 5 grep -q 'serving plain HTTP on 198.51.100.1 behind a TLS proxy (PGW_TLS_OFFLOAD)' "$LAB_DIR/pgw-api-offload2.log"
 finish
