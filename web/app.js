@@ -100,6 +100,10 @@ function flash(msg, bad = false, replace = null) {
 }
 
 const isAdmin = () => state.me && state.me.role === 'admin';
+/* A superadmin shown every organisation at once (of several): a change must say whose (the API
+   answers 400 org_required), so the page offers none until one is chosen. */
+const allOrgs = () => !!(state.me && state.me.superadmin && !state.org && state.me.orgs.length > 1);
+const canChange = () => isAdmin() && !allOrgs();
 const gatewayAdmin = () => !!(state.me && state.me.superadmin); /* the gateway's settings are a superadmin's */
 const fmtMs = (v) => (v === null || v === undefined ? '–' : `${v} ms`);
 function ago(ts) {
@@ -141,6 +145,14 @@ function showLogin(msg = '') {
   configLoaded = {};
   configBuiltFor = '';
   for (const id of ['#org-health-url', '#org-dns-upstream']) { $(id).value = ''; delete $(id).dataset.loaded; }
+  /* and what it showed: rows (audit, keys, users, connections…), cards, charts; an answer still on
+     its way is stale (orgGen) and not drawn */
+  orgGen++;
+  $$('#app tbody').forEach((t) => t.replaceChildren());
+  $('#proxy-cards').replaceChildren();
+  for (const c of Object.values(state.charts)) c.plot.destroy();
+  Object.assign(state, { charts: {}, proxies: [], mappings: [], health: {}, webhooks: [], auditCursor: null,
+    conns: { items: [], total: 0, next: null, error: '' } });
   $('#app').hidden = true;
   $('#whoami').hidden = true;
   $('#login').hidden = false;
@@ -241,6 +253,7 @@ async function start() {
   localStorage.setItem('pgw.session', '1'); /* a new tab of this browser asks /me (the cookie is HttpOnly) */
   chooseOrg(state.me);
   document.body.classList.toggle('viewer', !isAdmin());
+  document.body.classList.toggle('all-orgs', allOrgs());
   document.body.classList.toggle('superadmin', !!state.me.superadmin);
   $('#who-name').textContent = state.me.username;
   $('#who-role').textContent = state.me.role;
@@ -340,7 +353,7 @@ function renderDevices() {
     el('td', {}, d.ip), el('td', {}, d.mac), el('td', {}, d.hostname || '–'),
     el('td', {}, el('span', { class: d.state === 'mapped' ? '' : 'why', 'data-state': d.state }, DEVICE_STATES[d.state] || d.state)),
     el('td', {}, d.seen),
-    el('td', {}, d.state === 'unmapped' && isAdmin()
+    el('td', {}, d.state === 'unmapped' && canChange()
       ? el('button', { type: 'button', class: 'small', onclick: () => mapDevice(d) }, 'Map') : null))));
 }
 
@@ -377,8 +390,8 @@ function renderClientTable() {
     el('td', { class: 'quota' }, c.quota ? [
       `${size(c.quota.used)} of ${size(c.quota.limit)} this ${c.quota.period}`,
       c.quota.exceeded ? el('span', { class: 'why' }, ' used up') : null,
-      isAdmin() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'grant')) }, 'Grant') : null,
-      isAdmin() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'reset')) }, 'Reset') : null] : '–'), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
+      canChange() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'grant')) }, 'Grant') : null,
+      canChange() ? el('button', { type: 'button', class: 'small ghost', onclick: () => background(quotaAction(c, 'reset')) }, 'Reset') : null] : '–'), el('td', {}, String(c.conns)), el('td', {}, size(c.down)), el('td', {}, size(c.up)), el('td', {}, String(c.refused)),
     el('td', {}, el('button', { type: 'button', class: 'small ghost', onclick: () => background(showUsage(c.client_ip)) }, 'Usage')))));
 }
 
@@ -624,7 +637,7 @@ function renderConns() {
     el('td', {}, x.dst), el('td', {}, x.proxy_name || `#${x.proxy_id}`), el('td', {}, x.state),
     el('td', {}, dur(x.duration_ms)), el('td', { class: 'num' }, size(x.bytes_down)), el('td', { class: 'num' }, size(x.bytes_up)),
     el('td', { class: 'num' }, `↓ ${rate(x.rate_down)} ↑ ${rate(x.rate_up)}`),
-    isAdmin() ? el('td', {}, el('button', { type: 'button', class: 'small danger', 'aria-label': `Close connection ${x.id} of ${x.client_ip}`,
+    canChange() ? el('td', {}, el('button', { type: 'button', class: 'small danger', 'aria-label': `Close connection ${x.id} of ${x.client_ip}`,
       onclick: () => background(closeConn(x)) }, 'Close')) : null)));
 }
 
@@ -674,7 +687,7 @@ function renderWebhooks() {
     el('td', { class: 'delivery' }, !w.last_attempt_at ? 'none yet'
       : w.last_error ? el('span', { class: 'why' }, `failed ${ago(w.last_attempt_at)}: ${w.last_error}`)
         : `HTTP ${w.last_status}, ${ago(w.last_attempt_at)}`),
-    el('td', {}, el('div', { class: 'actions' },
+    el('td', { class: 'org-write' }, el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'small', onclick: () => background(testWebhook(w)) }, 'Test'),
       el('button', { type: 'button', class: 'small ghost', onclick: () => editWebhook(w) }, 'Edit'),
       el('button', { type: 'button', class: 'small danger', onclick: () => background(deleteWebhook(w)) }, 'Delete'))))));
@@ -840,7 +853,7 @@ function renderProxies() {
   const tbody = $('#proxy-table tbody');
   tbody.replaceChildren(...sortable($('#proxy-table'), 'proxies', rows, renderProxies).map((p) => el('tr', { 'data-proxy': p.name },
     el('td', {}, p.name), el('td', {}, p.type), el('td', {}, hostPort(p)), el('td', {}, badge(p.status)),
-    isAdmin() ? el('td', {}, el('div', { class: 'actions' },
+    canChange() ? el('td', {}, el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'small ghost', onclick: () => checkProxy(p) }, 'Check'),
       el('button', { type: 'button', class: 'small ghost', onclick: () => editProxy(state.proxies.find((x) => x.id === p.id) || p) }, 'Edit'), /* as it is now */
       el('button', { type: 'button', class: 'small danger', onclick: () => deleteProxy(p) }, 'Delete'))) : null)));
@@ -936,9 +949,9 @@ function renderMappings() {
     el('td', {}, m.client_ip), el('td', {}, m.proxy), el('td', {}, m.label),
     el('td', {}, badge(m.state), m.state === 'blocked' && m.reason
       ? el('span', { class: 'why', 'data-reason': m.reason, title: m.reason_detail }, ` ${REASONS[m.reason] || m.reason}${m.reason_detail ? `: ${m.reason_detail}` : ''}`) : null),
-    el('td', {}, el('input', { type: 'checkbox', checked: m.enabled, disabled: !isAdmin(), 'aria-label': `enabled for ${m.client_ip}`,
+    el('td', {}, el('input', { type: 'checkbox', checked: m.enabled, disabled: !canChange(), 'aria-label': `enabled for ${m.client_ip}`,
       onchange: (ev) => toggleMapping(m, ev.target) })),
-    isAdmin() ? el('td', {}, el('div', { class: 'actions' },
+    canChange() ? el('td', {}, el('div', { class: 'actions' },
       el('button', { type: 'button', class: 'small ghost', onclick: () => editMapping(state.mappings.find((x) => x.id === m.id) || m) }, 'Edit'),
       el('button', { type: 'button', class: 'small danger', onclick: () => deleteMapping(m) }, 'Delete'))) : null)));
 }
@@ -1172,7 +1185,7 @@ async function loadKeys() {
   $('#key-table tbody').replaceChildren(...keys.map((k) => el('tr', { 'data-key': k.name },
     el('td', {}, k.name), el('td', {}, k.role), el('td', {}, k.last_used_at ? ago(k.last_used_at) : 'never'),
     el('td', {}, k.revoked_at ? `revoked ${when(k.revoked_at)}` : when(k.expires_at)),
-    el('td', {}, k.revoked_at ? '' : el('button', { type: 'button', class: 'small danger', onclick: () => revokeKey(k) }, 'Revoke')))));
+    el('td', { class: 'org-write' }, k.revoked_at ? '' : el('button', { type: 'button', class: 'small danger', onclick: () => revokeKey(k) }, 'Revoke')))));
 }
 
 async function addKey(ev) {

@@ -432,12 +432,16 @@ await step('a viewer logs in and sees no write controls', async () => {
   await viewer.getByRole('tab', { name: 'Configuration' }).click();
   if (!(await viewer.getByLabel('Health interval (s)').isDisabled())) throw new Error('config editable');
 });
-await step('a session ended elsewhere (a logout in another tab) shows the login page, not a frozen dashboard', async () => {
+await step('a session ended elsewhere (a logout in another tab) shows the login page, not a frozen dashboard, and none of what it showed', async () => {
   await viewer.getByRole('tab', { name: 'Dashboard' }).click();
+  await viewer.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 5000 });
+  if (!(await viewer.locator('#app tbody tr').count())) throw new Error('no rows shown before the session ends: nothing to check');
   const code = await viewer.evaluate(async () => (await fetch('/api/v1/auth/logout', { method: 'POST', credentials: 'same-origin',
     headers: { 'X-CSRF-Token': sessionStorage.getItem('pgw.csrf') } })).status);
   if (code !== 204) throw new Error(`logout: ${code}`);
   await viewer.locator('#login').waitFor({ state: 'visible', timeout: 15000 }); /* the stream ends, its reconnect is refused */
+  const left = await viewer.locator('#app tbody tr, #proxy-cards article').count();
+  if (left) throw new Error(`${left} rows and cards of the ended session stay in the page`);
 });
 await step('a logout without the CSRF token is refused (403): a page of another site cannot end the sessions', async () => {
   /* the admin's page's cookies, as a form of another site would send them (no console line) */
@@ -476,15 +480,33 @@ await step('a user of two organisations switches between them and sees only the 
   await shot(m, 'org-switch');
   await m.close();
 });
-await step('a superadmin sees every organisation at once, or chooses one', async () => {
+await step('a superadmin sees every organisation at once (read only: a change must say whose), or chooses one', async () => {
   await page.reload();
   const sw = page.getByLabel('Organisation', { exact: true });
   await sw.waitFor({ timeout: 5000 });
   await page.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ timeout: 10000 });
+  const hint = page.getByText('read only: choose an organisation');
+  await hint.waitFor({ timeout: 5000 });
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  await page.locator('#proxy-table tr[data-proxy="acme-socks"]').waitFor({ timeout: 5000 });
+  await page.locator('#mapping-table tr[data-client="192.168.2.12"]').waitFor({ timeout: 5000 });
+  for (const name of ['Add proxy', 'Add mapping', 'Check', 'Edit', 'Delete'])
+    if (await page.getByRole('button', { name, exact: true }).count()) throw new Error(`"${name}" is offered for every organisation at once`);
+  if (!(await page.getByLabel('enabled for 192.168.2.12').isDisabled())) throw new Error('a mapping can be switched for every organisation at once');
+  for (const f of ['#pcsv-file', '#csv-file']) if (await page.locator(f).isVisible()) throw new Error(`an import (${f}) is offered for every organisation at once`);
+  await page.getByRole('tab', { name: 'Authentication' }).click();
+  await page.getByRole('heading', { name: 'API keys' }).waitFor({ timeout: 5000 });
+  if (await page.getByRole('button', { name: 'Make key', exact: true }).count()) throw new Error('a key can be made for every organisation at once');
+  await page.getByRole('tab', { name: 'Dashboard' }).click();
   await sw.selectOption({ label: 'acme' });
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ state: 'detached', timeout: 10000 });
   await page.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
+  await hint.waitFor({ state: 'hidden', timeout: 5000 });
+  await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
+  await page.getByRole('button', { name: 'Add proxy', exact: true }).waitFor({ timeout: 5000 }); /* acme's: changes offered again */
+  await page.locator('#proxy-table tr[data-proxy="acme-socks"]').getByRole('button', { name: 'Edit', exact: true }).waitFor({ timeout: 5000 });
+  await page.getByRole('tab', { name: 'Dashboard' }).click();
 });
 await step('an answer that comes after the organisation was switched is dropped, not drawn', async () => {
   /* the superadmin shows acme; a refetch of acme's proxies is held on its way until default is shown */
