@@ -32,8 +32,9 @@
 #define FORGET_DELAY_MS 300
 #define REPORT_RETRY_MS 250 /* a report that found it held: tried again */
 /* No decision (the DB unreadable, a setting in it that does not parse) for this long: every
- * client blocked. Health results go stale in about as long (an interval and a timeout), and the
- * agent cannot see them go stale while it cannot read: the last decision is trusted no longer. */
+ * client blocked. A proxy that went down, or changed its exit, meanwhile is blocked within a
+ * second when the agent can read; when it cannot, the last decision is trusted this long only
+ * (a grace for a passing error, not a health result's freshness). */
 #define UNDECIDED_MAX_MS 5000
 
 struct agent {
@@ -331,29 +332,52 @@ static int apply_full(struct agent *a, const struct desired *d, char *err, size_
 	return r;
 }
 
-/* No decision for UNDECIDED_MAX_MS: every client in the applied decision is blocked (element
- * updates: the rules stay as they are), until the next decision read says otherwise. */
-static void block_all(struct agent *a)
+/* No decision for UNDECIDED_MAX_MS: every client blocked, until a decision read and applied
+ * says otherwise. With a decision applied: its clients, all into the blocked sets (an element
+ * update; a rebuild from the blocked decision when that fails or the table must be rebuilt);
+ * none applied yet (the agent restarted, the table is a process before's): the granting sets
+ * flushed. Returns 1 when the kernel now blocks every client (or did already), 0 when the time
+ * has not come, -1 when the block failed (tried again at the next retry: never a rebuild from
+ * the decision it replaces). */
+static int block_all(struct agent *a, int force_full)
 {
 	struct desired blind;
 	struct addrset gone = a->applied.active;
 	char err[256];
+	int r;
 
-	if (!a->have_applied || a->blind || ev_now_ms() - a->undecided_since < UNDECIDED_MAX_MS)
-		return;
+	if (ev_now_ms() - a->undecided_since < UNDECIDED_MAX_MS)
+		return 0;
+	if (a->blind && !force_full)
+		return 1;
+	if (!a->have_applied) {
+		if ((r = nft_flush_grants(a->nft, err, sizeof(err))) < 0 && r != -ENOENT) {
+			log_warnx("no decision for %d s, and the granting sets could not be flushed: %s",
+				  UNDECIDED_MAX_MS / 1000, err);
+			return -1;
+		}
+		if (!a->blind)
+			log_error("no decision for %d s: every client blocked (the granting sets flushed) until the "
+				  "state DB can be read",
+				  UNDECIDED_MAX_MS / 1000);
+		a->blind = 1;
+		return 1;
+	}
 	blind = a->applied; /* (its rules, proxies, bindings and limits: the same arrays) */
 	blind.active = blind.udp = (struct addrset){0};
 	if (addrset_union(&a->applied.active, &a->applied.blocked, &blind.blocked) < 0)
-		return; /* (tried again at the next retry) */
-	if (apply_elements(a, &blind, err, sizeof(err)) < 0) {
+		return -1;
+	r = force_full ? -1 : apply_elements(a, &blind, err, sizeof(err));
+	if (r < 0 && (r = apply_full(a, &blind, err, sizeof(err))) < 0) {
 		log_warnx("no decision for %d s, and every client could not be blocked: %s", UNDECIDED_MAX_MS / 1000,
 			  err);
-		a->force = 1; /* the kernel's sets differ from a->applied: the retry rebuilds from it */
 		free(blind.blocked.addr);
-		return;
+		return -1;
 	}
-	log_error("no decision for %d s: every client blocked (%zu were active) until the state DB can be read",
-		  UNDECIDED_MAX_MS / 1000, gone.n);
+	if (!a->blind)
+		log_error("no decision for %d s: every client blocked (%zu were active) until the state DB can be "
+			  "read",
+			  UNDECIDED_MAX_MS / 1000, gone.n);
 	free(a->applied.blocked.addr);
 	free(a->applied.udp.addr);
 	a->applied.active = blind.active;
@@ -362,6 +386,7 @@ static void block_all(struct agent *a)
 	a->blind = 1;
 	forget_later(a, &gone); /* their connections end as for any block */
 	free(gone.addr);
+	return 1;
 }
 
 static void reconcile(struct agent *a, int force_full)
@@ -376,19 +401,26 @@ static void reconcile(struct agent *a, int force_full)
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
 	if (r == 0)
 		a->undecided_since = 0;
-	if (r == 0 && a->blind) {
-		log_info("a decision read again: clients blocked for the lack of one are as it says");
-		a->blind = 0;
-	}
 	if (r < 0) {
-		char ferr[256]; /* our table gone or changed and nothing new to decide from: the last decision */
-		if (force_full && a->have_applied && apply_full(a, &a->applied, ferr, sizeof(ferr)) == 0) {
+		char ferr[256];
+		int b;
+
+		if (!a->undecided_since)
+			a->undecided_since = ev_now_ms();
+		b = block_all(a, force_full);
+		/* our table gone or changed and nothing new to decide from: the last decision (while it
+		 * is trusted: past that, only the block's rebuild) */
+		if (b == 0 && force_full && a->have_applied && apply_full(a, &a->applied, ferr, sizeof(ferr)) == 0) {
 			log_warnx("table inet pgw rebuilt as last applied (no decision can be made now)");
 			force_full = 0; /* the kernel holds what a->applied says again */
 		}
-		if (!a->undecided_since)
-			a->undecided_since = ev_now_ms();
-		block_all(a);
+		if (b == 1)
+			force_full = 0; /* (block_all rebuilt it, if it had to) */
+		if (a->blind) {
+			size_t n = strlen(err);
+			snprintf(err + n, sizeof(err) - n, "; no decision for %d s: every client blocked",
+				 UNDECIDED_MAX_MS / 1000);
+		}
 		goto fail;
 	}
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
@@ -413,6 +445,9 @@ static void reconcile(struct agent *a, int force_full)
 			if (a->tc)
 				apply_limits(a, &want); /* a limit may have */
 			desired_free(&want);
+			if (a->blind) /* (unchanged: the decision read blocks every client too) */
+				log_info("a decision read and applied again: clients as it says");
+			a->blind = 0;
 			if (a->failing) {
 				log_info("recovered: rules applied again");
 				a->failing = 0;
@@ -461,6 +496,9 @@ static void reconcile(struct agent *a, int force_full)
 		free(gone.addr);
 	}
 	a->generation++;
+	if (a->blind)
+		log_info("a decision read and applied again: clients as it says");
+	a->blind = 0;
 	if (a->failing)
 		log_info("recovered: rules applied again");
 	a->failing = 0;

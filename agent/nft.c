@@ -173,6 +173,19 @@ int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size
 	return r;
 }
 
+int nft_flush_grants(struct nft *n, char *err, size_t errlen)
+{
+	struct batch bt;
+	int r;
+
+	if ((r = start(&bt, n, 0, err, errlen)) < 0)
+		return r;
+	ruleset_flush_grants(&bt);
+	r = batch_send(n, &bt, err, errlen);
+	done(&bt, n);
+	return r;
+}
+
 /* One GET request (nlh, its seq) answered: the callback sees the answer's message (1 if it judges
  * it whole, 0 if not), and the result is that, 0 for ENOENT, or -errno. */
 static int ask(struct nft *n, struct nlmsghdr *nlh, uint32_t seq, int (*judge)(const struct nlmsghdr *))

@@ -85,5 +85,8 @@ size_t ruleset_full_elements(const struct desired *d);
 void ruleset_elements(struct batch *bt, const struct set_delta *d);
 /* Delete the table (valid whether or not it exists). */
 void ruleset_delete(struct batch *bt);
+/* Every element of the granting sets (udp, then active) taken away: no client relayed, whatever
+ * the table holds (an agent that has applied nothing yet, the table a process before it left). */
+void ruleset_flush_grants(struct batch *bt);
 
 #endif

@@ -283,19 +283,35 @@ check "... and the active client relays" wait_for 5 relays
 # ... held: no decision for 5 s. Health results go stale in about that long, and the agent cannot
 # see them go stale while it cannot read: the last decision is trusted no longer, every client is
 # blocked until a decision can be read again
+said() { cat "$LAB_DIR"/pgw-agent-*.log | grep -c 'no decision for 5 s: every client blocked'; }
+said0=$(said)
 bad_cidr 192.168.2.0/33
 t0=$(lab_ms)
-wait_for 3 reported
 check "a setting that does not parse, held: the active client relays at first (the last decision)" relays
+check "... reported" wait_for 3 reported
 check "... no decision for 5 s: the active client is blocked in the kernel" wait_for 12 in_set blocked4 $A
 t1=$(lab_ms)
 check "... not before ($((t1 - t0)) ms after the setting)" test $((t1 - t0)) -ge 4000
 check "... its IPv6 address too" in_set blocked6 $A6
+check_fails "... no client is left in a granting set" bash -c "ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -q 192.168"
 check "... it cannot connect" blocked_now
-check "... the agent says so" grep -q 'no decision for 5 s: every client blocked' "$LAB_DIR"/pgw-agent-*.log
+check "... the agent says so in its log" test "$(said)" -gt "$said0"
+check "... and in its report" bash -c "sqlite3 '$PGW_DB' 'SELECT last_error FROM agent_state' | grep -q 'every client blocked'"
 bad_cidr 192.168.2.0/24
 check "... set back: the client relays again" wait_for 8 relays
 check_fails "... and is out of blocked4" in_set blocked4 $A
+# ... the same with the agent restarted meanwhile: a new agent has applied nothing, and the table
+# the one before left still grants; it flushes the granting sets once no decision came for 5 s
+stop_kill agent
+bad_cidr 192.168.2.0/33
+start agent
+check "an agent restarted while no decision can be read: the active client still relays at first (the table left to it)" relays
+check "... no decision for 5 s: the granting sets are flushed" \
+	wait_for 12 bash -c "! ip netns exec $(lab_ns gw) nft list set inet pgw active4 | grep -qw $A"
+check "... it cannot connect" blocked_now
+check "... the agent says so" grep -q 'no decision for 5 s: every client blocked (the granting sets flushed)' "$LAB_DIR/pgw-agent-${starts[agent]}.log"
+bad_cidr 192.168.2.0/24
+check "... set back: the client relays again" wait_for 8 relays
 
 # another process holds the DB's write lock (a long import, one stopped mid-write): the agent's
 # report of a rebuild waits for it, the rules do not (before, the report held the loop for the
