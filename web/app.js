@@ -152,7 +152,12 @@ function showLogin(msg = '') {
   $('#proxy-cards').replaceChildren();
   for (const c of Object.values(state.charts)) c.plot.destroy();
   Object.assign(state, { charts: {}, proxies: [], mappings: [], health: {}, webhooks: [], auditCursor: null,
-    conns: { items: [], total: 0, next: null, error: '' } });
+    conns: { items: [], total: 0, next: null, error: '' }, history: {}, tput: { t: [], down: [], up: [], per: {}, last: 0 },
+    agent: null, fwd: null, fwdPrev: null });
+  for (const id of ['#st-active', '#st-blocked', '#st-conns', '#st-rate', '#st-agent']) $(id).textContent = '–';
+  for (const id of ['#conn-total', '#tput-now']) $(id).textContent = '';
+  $('#st-agent-label').textContent = 'kernel rules';
+  $('#alert-banner').hidden = true;
   $('#app').hidden = true;
   $('#whoami').hidden = true;
   $('#login').hidden = false;
@@ -1173,7 +1178,8 @@ async function loadUsers() {
   const users = (await api('GET', '/users')).items;
   $('#user-table tbody').replaceChildren(...users.map((u) => el('tr', { 'data-user': u.username },
     el('td', {}, u.username, ...(u.sso ? [' ', el('span', { class: 'pill', title: `signs in through ${u.sso.issuer} (its roles come from there at each sign-in)` }, 'SSO')] : [])),
-    el('td', {}, el('select', { 'aria-label': `role of ${u.username}`, onchange: (ev) => patchUser(u, { role: ev.target.value }) },
+    el('td', {}, el('select', { 'aria-label': `role of ${u.username}`, disabled: allOrgs(), /* a role is in one organisation */
+      title: allOrgs() ? 'Choose an organisation to set a role in it' : null, onchange: (ev) => patchUser(u, { role: ev.target.value }) },
       ['viewer', 'admin'].map((r) => el('option', { value: r, selected: u.role === r }, r)))),
     el('td', {}, el('input', { type: 'checkbox', checked: !u.disabled, 'aria-label': `${u.username} enabled`, onchange: (ev) => patchUser(u, { disabled: !ev.target.checked }) })),
     el('td', {}, u.id === state.me.id ? 'you' : el('button', { type: 'button', class: 'small danger', onclick: () => deleteUser(u) }, 'Delete')))));

@@ -498,6 +498,9 @@ await step('a superadmin sees every organisation at once (read only: a change mu
   await page.getByRole('tab', { name: 'Authentication' }).click();
   await page.getByRole('heading', { name: 'API keys' }).waitFor({ timeout: 5000 });
   if (await page.getByRole('button', { name: 'Make key', exact: true }).count()) throw new Error('a key can be made for every organisation at once');
+  await page.getByRole('heading', { name: 'Users' }).waitFor({ timeout: 5000 });
+  if (await page.getByRole('button', { name: 'Add user', exact: true }).count()) throw new Error('a user (a role in one organisation) can be added for every organisation at once');
+  if (!(await page.getByLabel('role of viewer', { exact: true }).isDisabled())) throw new Error('a user\'s role can be set for every organisation at once');
   await page.getByRole('tab', { name: 'Dashboard' }).click();
   await sw.selectOption({ label: 'acme' });
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ state: 'detached', timeout: 10000 });
