@@ -17,7 +17,7 @@ static int cmp_ip(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct net_ip));
 }
 
-static void addrset_sort(struct addrset *s)
+void addrset_sort(struct addrset *s)
 {
 	size_t w = 0;
 

@@ -95,6 +95,8 @@ void desired_free(struct desired *d);
 int desired_rules_equal(const struct desired *a, const struct desired *b);
 /* Elements of a not in b, into out (caller frees out->addr). 0 or -ENOMEM. */
 int addrset_minus(const struct addrset *a, const struct addrset *b, struct addrset *out);
+/* Sorted, each element once. */
+void addrset_sort(struct addrset *s);
 /* Elements of a or b (each sorted, unique), into out (caller frees out->addr). 0 or -ENOMEM. */
 int addrset_union(const struct addrset *a, const struct addrset *b, struct addrset *out);
 /* Clients whose conntrack state is to go (main.c): each waits its own delay after it went

@@ -351,16 +351,25 @@ static int block_all(struct agent *a, int force_full)
 	if (a->blind && !force_full)
 		return 1;
 	if (!a->have_applied) {
-		if ((r = nft_flush_grants(a->nft, err, sizeof(err))) < 0 && r != -ENOENT) {
-			log_warnx("no decision for %d s, and the granting sets could not be flushed: %s",
+		struct addrset granted;
+
+		if ((r = nft_flush_grants(a->nft, &granted, err, sizeof(err))) < 0 && r != -ENOENT) {
+			log_warnx("no decision applied for %d s, and the granting sets could not be flushed: %s",
 				  UNDECIDED_MAX_MS / 1000, err);
+			free(granted.addr);
 			return -1;
 		}
-		if (!a->blind)
-			log_error("no decision for %d s: every client blocked (the granting sets flushed) until the "
-				  "state DB can be read",
+		if (!a->blind && r == -ENOENT)
+			log_error("no decision applied for %d s, and table inet pgw has no granting sets (none "
+				  "there): nothing to flush",
 				  UNDECIDED_MAX_MS / 1000);
+		else if (!a->blind)
+			log_error("no decision applied for %d s: every client blocked (the granting sets flushed, %zu "
+				  "clients were in them) until one is",
+				  UNDECIDED_MAX_MS / 1000, granted.n);
 		a->blind = 1;
+		forget_later(a, &granted); /* their connections end as for any block */
+		free(granted.addr);
 		return 1;
 	}
 	blind = a->applied; /* (its rules, proxies, bindings and limits: the same arrays) */
@@ -369,14 +378,13 @@ static int block_all(struct agent *a, int force_full)
 		return -1;
 	r = force_full ? -1 : apply_elements(a, &blind, err, sizeof(err));
 	if (r < 0 && (r = apply_full(a, &blind, err, sizeof(err))) < 0) {
-		log_warnx("no decision for %d s, and every client could not be blocked: %s", UNDECIDED_MAX_MS / 1000,
-			  err);
+		log_warnx("no decision applied for %d s, and every client could not be blocked: %s",
+			  UNDECIDED_MAX_MS / 1000, err);
 		free(blind.blocked.addr);
 		return -1;
 	}
 	if (!a->blind)
-		log_error("no decision for %d s: every client blocked (%zu were active) until the state DB can be "
-			  "read",
+		log_error("no decision applied for %d s: every client blocked (%zu were active) until one is",
 			  UNDECIDED_MAX_MS / 1000, gone.n);
 	free(a->applied.blocked.addr);
 	free(a->applied.udp.addr);
@@ -399,8 +407,6 @@ static void reconcile(struct agent *a, int force_full)
 
 	a->dirty = 0;
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
-	if (r == 0)
-		a->undecided_since = 0;
 	if (r < 0) {
 		char ferr[256];
 		int b;
@@ -416,11 +422,6 @@ static void reconcile(struct agent *a, int force_full)
 		}
 		if (b == 1)
 			force_full = 0; /* (block_all rebuilt it, if it had to) */
-		if (a->blind) {
-			size_t n = strlen(err);
-			snprintf(err + n, sizeof(err) - n, "; no decision for %d s: every client blocked",
-				 UNDECIDED_MAX_MS / 1000);
-		}
 		goto fail;
 	}
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
@@ -448,6 +449,7 @@ static void reconcile(struct agent *a, int force_full)
 			if (a->blind) /* (unchanged: the decision read blocks every client too) */
 				log_info("a decision read and applied again: clients as it says");
 			a->blind = 0;
+			a->undecided_since = 0;
 			if (a->failing) {
 				log_info("recovered: rules applied again");
 				a->failing = 0;
@@ -467,6 +469,11 @@ static void reconcile(struct agent *a, int force_full)
 		apply_limits(a, &want);
 	if (r < 0) {
 		desired_free(&want);
+		if (!a->undecided_since) /* read, and not applied: no decision either */
+			a->undecided_since = ev_now_ms();
+		/* (a rebuild: the kernel may hold the new table while a->applied is the old one) */
+		if (block_all(a, 1) == 1)
+			kind = "elements"; /* (the block rebuilt it: no forced retry for that) */
 		goto fail;
 	}
 	if (a->have_applied && a->applied.bound.n && strcmp(a->applied.rules.lan_iface, want.rules.lan_iface) != 0) {
@@ -499,6 +506,7 @@ static void reconcile(struct agent *a, int force_full)
 	if (a->blind)
 		log_info("a decision read and applied again: clients as it says");
 	a->blind = 0;
+	a->undecided_since = 0;
 	if (a->failing)
 		log_info("recovered: rules applied again");
 	a->failing = 0;
@@ -506,6 +514,11 @@ static void reconcile(struct agent *a, int force_full)
 	report(a, kind, ev_now_us() - t0, NULL);
 	return;
 fail:
+	if (a->blind && ev_now_ms() - a->undecided_since >= UNDECIDED_MAX_MS) {
+		size_t n = strlen(err);
+		snprintf(err + n, sizeof(err) - n, "; no decision applied for %d s: every client blocked",
+			 UNDECIDED_MAX_MS / 1000);
+	}
 	/* retried as a rebuild: the table may be gone or changed, or be the new one while a->applied
 	 * is the old (a route step failed after it), and an element update would compare with that */
 	if (force_full || strcmp(kind, "full") == 0)

@@ -173,19 +173,6 @@ int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size
 	return r;
 }
 
-int nft_flush_grants(struct nft *n, char *err, size_t errlen)
-{
-	struct batch bt;
-	int r;
-
-	if ((r = start(&bt, n, 0, err, errlen)) < 0)
-		return r;
-	ruleset_flush_grants(&bt);
-	r = batch_send(n, &bt, err, errlen);
-	done(&bt, n);
-	return r;
-}
-
 /* One GET request (nlh, its seq) answered: the callback sees the answer's message (1 if it judges
  * it whole, 0 if not), and the result is that, 0 for ENOENT, or -errno. */
 static int ask(struct nft *n, struct nlmsghdr *nlh, uint32_t seq, int (*judge)(const struct nlmsghdr *))
@@ -335,39 +322,124 @@ static int spoof_msg(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg)
+/* Every element of set name, one answer message at a time to msg: 0, -ENOENT (no such set), or
+ * -errno. */
+static int dump_set(struct nft *n, const char *name, mnl_cb_t msg, void *arg)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = n->seq++;
+	int r;
 
+	if (!s)
+		return -ENOMEM;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		struct pollfd pfd = {.fd = mnl_socket_get_fd(n->nl), .events = POLLIN};
+		ssize_t got;
+
+		if (poll(&pfd, 1, ACK_TIMEOUT_MS) <= 0)
+			return -ETIMEDOUT;
+		got = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+		if (got < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)got, seq, n->portid, msg, arg);
+	} while (r > 0);
+	return r < 0 ? -errno : 0;
+}
+
+int nft_spoof_list(struct nft *n, nft_spoof_cb cb, void *arg)
+{
 	for (int v6 = 0; v6 <= 1; v6++) {
 		struct spoof_walk w = {v6, cb, arg};
-		struct nftnl_set *s = nftnl_set_alloc();
-		struct nlmsghdr *nlh;
-		uint32_t seq = n->seq++;
-		int r;
+		int r = dump_set(n, v6 ? RULESET_SPOOF6 : RULESET_SPOOF4, spoof_msg, &w);
 
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, v6 ? RULESET_SPOOF6 : RULESET_SPOOF4);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		nftnl_set_free(s);
-		if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
-			return -errno;
-		do {
-			struct pollfd pfd = {.fd = mnl_socket_get_fd(n->nl), .events = POLLIN};
-			ssize_t got;
-
-			if (poll(&pfd, 1, ACK_TIMEOUT_MS) <= 0)
-				return -ETIMEDOUT;
-			got = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
-			if (got < 0)
-				return -errno;
-			r = mnl_cb_run(buf, (size_t)got, seq, n->portid, spoof_msg, &w);
-		} while (r > 0);
-		if (r < 0 && errno != ENOENT)
-			return -errno;
+		if (r < 0 && r != -ENOENT)
+			return r;
 	}
 	return 0;
+}
+
+struct grant_walk {
+	struct addrset *out;
+	size_t cap;
+	int oom;
+};
+
+static int grant_elem(struct nftnl_set_elem *e, void *data)
+{
+	struct grant_walk *w = data;
+	uint32_t len = 0;
+	const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+	struct net_ip ip;
+
+	if (!key || (len != 4 && len != 16))
+		return 0;
+	if (len == 16)
+		memcpy(ip.a, key, 16);
+	else
+		net_ip_from4((uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3], &ip);
+	if (w->out->n == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 64;
+		struct net_ip *p = realloc(w->out->addr, nc * sizeof(*p));
+		if (!p) {
+			w->oom = 1;
+			return -1;
+		}
+		w->out->addr = p;
+		w->cap = nc;
+	}
+	w->out->addr[w->out->n++] = ip;
+	return 0;
+}
+
+static int grant_msg(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) == 0)
+		nftnl_set_elem_foreach(s, grant_elem, data);
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int nft_flush_grants(struct nft *n, struct addrset *granted, char *err, size_t errlen)
+{
+	struct grant_walk w = {granted, 0, 0};
+	int missing = 0;
+
+	granted->addr = NULL;
+	granted->n = 0;
+	/* who was in them: their connections are to end as for any block (a failed read: they
+	 * are flushed all the same, and time out instead) */
+	for (size_t i = 0; i < RULESET_GRANT_SETS; i++)
+		if (strncmp(ruleset_grant_sets[i], "active", 6) == 0)
+			dump_set(n, ruleset_grant_sets[i], grant_msg, &w);
+	addrset_sort(granted);
+	for (size_t i = 0; i < RULESET_GRANT_SETS; i++) {
+		struct batch bt;
+		int r;
+
+		if ((r = start(&bt, n, 0, err, errlen)) < 0)
+			return r;
+		ruleset_flush_set(&bt, ruleset_grant_sets[i]);
+		r = batch_send(n, &bt, err, errlen);
+		done(&bt, n);
+		if (r == -ENOENT)
+			missing++;
+		else if (r < 0)
+			return r;
+	}
+	return missing == RULESET_GRANT_SETS ? -ENOENT : 0;
 }
 
 /* ---- another program's changes ---- */

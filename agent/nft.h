@@ -17,9 +17,11 @@ void nft_close(struct nft *n);
 int nft_apply_full(struct nft *n, const struct desired *d, char *err, size_t errlen);
 /* Move clients between the sets (active, blocked, udp; both families). One batch. */
 int nft_apply_elements(struct nft *n, const struct set_delta *d, char *err, size_t errlen);
-/* ruleset_flush_grants in one transaction: 0, -ENOENT (no table inet pgw: nothing granted), or
- * -errno with the reason in err. */
-int nft_flush_grants(struct nft *n, char *err, size_t errlen);
+/* Every granting set of table inet pgw flushed, each in its own transaction (a table of an older
+ * version may lack some: one missing set does not keep the others): 0, -ENOENT (none of them
+ * there), or -errno with the reason in err. The clients that were in the active sets go into
+ * granted (sorted; the caller frees granted->addr, also on failure). */
+int nft_flush_grants(struct nft *n, struct addrset *granted, char *err, size_t errlen);
 /* 1 when our table is in the kernel as we made it (awake, its active4 set there, its forward
  * chain hooked with policy drop), 0 when not, -errno on error. */
 int nft_table_present(struct nft *n);

@@ -828,17 +828,16 @@ void ruleset_elements(struct batch *bt, const struct set_delta *d)
 		put_elems(bt, NFT_MSG_NEWSETELEM, v6 ? SET_UDP6 : SET_UDP, 0, &d->add_udp, v6);
 }
 
-void ruleset_flush_grants(struct batch *bt)
-{
-	static const char *const sets[] = {SET_UDP, SET_UDP6, SET_ACTIVE, SET_ACTIVE6};
+const char *const ruleset_grant_sets[RULESET_GRANT_SETS] = {SET_UDP, SET_UDP6, SET_ACTIVE, SET_ACTIVE6};
 
-	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
-		struct nftnl_set *s = set_of(sets[i], 0);
-		/* no elements named: the kernel flushes the set */
-		nftnl_set_elems_nlmsg_build_payload(batch_msg(bt, NFT_MSG_DELSETELEM, 0), s);
-		nftnl_set_free(s);
-		batch_next(bt);
-	}
+void ruleset_flush_set(struct batch *bt, const char *set)
+{
+	struct nftnl_set *s = set_of(set, 0);
+
+	/* no elements named: the kernel flushes the set */
+	nftnl_set_elems_nlmsg_build_payload(batch_msg(bt, NFT_MSG_DELSETELEM, 0), s);
+	nftnl_set_free(s);
+	batch_next(bt);
 }
 
 void ruleset_delete(struct batch *bt)

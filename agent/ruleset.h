@@ -85,8 +85,10 @@ size_t ruleset_full_elements(const struct desired *d);
 void ruleset_elements(struct batch *bt, const struct set_delta *d);
 /* Delete the table (valid whether or not it exists). */
 void ruleset_delete(struct batch *bt);
-/* Every element of the granting sets (udp, then active) taken away: no client relayed, whatever
- * the table holds (an agent that has applied nothing yet, the table a process before it left). */
-void ruleset_flush_grants(struct batch *bt);
+/* The sets whose elements grant a client anything (udp4, udp6, active4, active6: in the order
+ * they are to be taken away), and one of them flushed (every element taken away). */
+#define RULESET_GRANT_SETS 4
+extern const char *const ruleset_grant_sets[RULESET_GRANT_SETS];
+void ruleset_flush_set(struct batch *bt, const char *set);
 
 #endif
