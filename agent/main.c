@@ -397,6 +397,22 @@ static int block_all(struct agent *a, int force_full)
 	return 1;
 }
 
+/* No decision applied now: the 5 s of block_all count from the first such attempt. */
+static void undecided(struct agent *a)
+{
+	if (!a->undecided_since)
+		a->undecided_since = ev_now_ms();
+}
+
+/* A decision read and applied: whatever block_all did is over. */
+static void decided(struct agent *a)
+{
+	if (a->blind)
+		log_info("a decision read and applied again: clients as it says");
+	a->blind = 0;
+	a->undecided_since = 0;
+}
+
 static void reconcile(struct agent *a, int force_full)
 {
 	struct desired want;
@@ -411,8 +427,7 @@ static void reconcile(struct agent *a, int force_full)
 		char ferr[256];
 		int b;
 
-		if (!a->undecided_since)
-			a->undecided_since = ev_now_ms();
+		undecided(a);
 		b = block_all(a, force_full);
 		/* our table gone or changed and nothing new to decide from: the last decision (while it
 		 * is trusted: past that, only the block's rebuild) */
@@ -446,10 +461,7 @@ static void reconcile(struct agent *a, int force_full)
 			if (a->tc)
 				apply_limits(a, &want); /* a limit may have */
 			desired_free(&want);
-			if (a->blind) /* (unchanged: the decision read blocks every client too) */
-				log_info("a decision read and applied again: clients as it says");
-			a->blind = 0;
-			a->undecided_since = 0;
+			decided(a); /* (unchanged: the decision read may block every client too) */
 			if (a->failing) {
 				log_info("recovered: rules applied again");
 				a->failing = 0;
@@ -469,8 +481,7 @@ static void reconcile(struct agent *a, int force_full)
 		apply_limits(a, &want);
 	if (r < 0) {
 		desired_free(&want);
-		if (!a->undecided_since) /* read, and not applied: no decision either */
-			a->undecided_since = ev_now_ms();
+		undecided(a); /* read, and not applied: no decision either */
 		/* (a rebuild: the kernel may hold the new table while a->applied is the old one) */
 		if (block_all(a, 1) == 1)
 			kind = "elements"; /* (the block rebuilt it: no forced retry for that) */
@@ -503,10 +514,7 @@ static void reconcile(struct agent *a, int force_full)
 		free(gone.addr);
 	}
 	a->generation++;
-	if (a->blind)
-		log_info("a decision read and applied again: clients as it says");
-	a->blind = 0;
-	a->undecided_since = 0;
+	decided(a);
 	if (a->failing)
 		log_info("recovered: rules applied again");
 	a->failing = 0;
