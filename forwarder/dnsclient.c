@@ -376,13 +376,15 @@ static void handle_query(struct resolver *r, const uint8_t *m, size_t len, const
 	}
 	pthread_rwlock_unlock(&r->sh->lock);
 	if (!e || q->e.state != FWD_ACTIVE) {
-		/* unknown, disabled or blocked: REFUSED at once; a proxy that is down: SERVFAIL, so
-		 * the device asks again later rather than giving up on the name */
-		int down = e && q->e.proxy_down;
+		/* unknown, disabled or blocked: REFUSED at once; a proxy that is down, or mappings
+		 * that cannot be read (main.c block_all): SERVFAIL, so the device asks again later
+		 * rather than giving up on the name */
+		int down = e && (q->e.proxy_down || q->e.unread);
 		reply_rcode(r, q, down ? DNS_RCODE_SERVFAIL : DNS_RCODE_REFUSED,
-			    !e	   ? "not mapped"
-			    : down ? "proxy down"
-				   : "blocked");
+			    !e		  ? "not mapped"
+			    : q->e.unread ? "mappings unreadable"
+			    : down	  ? "proxy down"
+					  : "blocked");
 		rq_done(r, q);
 		return;
 	}

@@ -313,9 +313,11 @@ int rq_path_holds(struct resolver *r, struct rq *q)
 		q->table_gen = gen;
 		return 1;
 	}
-	if (e && (e->state == FWD_ACTIVE || e->proxy_down)) {
+	if (e && (e->state == FWD_ACTIVE || e->proxy_down || e->unread)) {
 		rcode = DNS_RCODE_SERVFAIL;
-		why = e->state == FWD_ACTIVE ? "moved to another proxy meanwhile" : "proxy down meanwhile";
+		why = e->state == FWD_ACTIVE ? "moved to another proxy meanwhile"
+		      : e->unread	     ? "mappings unreadable meanwhile"
+					     : "proxy down meanwhile";
 	} else if (e) {
 		why = "blocked meanwhile";
 	}

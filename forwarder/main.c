@@ -23,6 +23,11 @@
 #define MAX_WORKERS 16 /* one per CPU, unless PGW_FORWARDER_WORKERS says (up to 64) */
 
 #define RELOAD_RETRY_MS 1000
+/* Reloads failing this long (the DB unreadable, a table of it renamed or damaged): every client is
+ * blocked until one succeeds, as pgw-agent blocks them in the kernel (its UNDECIDED_MAX_MS). The
+ * kernel's block alone leaves the DNS that every LAN device sends the resolver (dns_mode=proxy)
+ * answered through proxies as the last table had them, whose health or exit may have changed. */
+#define UNREAD_MAX_MS 5000
 
 struct forwarder {
 	struct daemon *d;
@@ -34,6 +39,8 @@ struct forwarder {
 	unsigned n_workers;
 	struct ev_handle *retry; /* a reload that failed is tried again (no change may come to ask) */
 	unsigned reload_failing; /* reloads failed in a row */
+	uint64_t failing_since;	 /* ... since (ev_now_ms) */
+	int blind;		 /* ... for UNREAD_MAX_MS: every client blocked (block_all) */
 };
 
 /* Organisations' own resolvers (org_settings); one that does not parse (written by hand: the
@@ -116,6 +123,25 @@ static void quota_of(const struct fwd_entry *e, void *arg)
 			e->seen_total);
 }
 
+/* No mappings read for UNREAD_MAX_MS: the current table's clients all blocked, in place (their
+ * organisations and counts stay), and what they have open cut, as a reload that blocked them
+ * would. A reload that succeeds replaces the table. */
+static void block_all(struct forwarder *f)
+{
+	size_t n;
+
+	pthread_rwlock_wrlock(&f->sh.lock);
+	n = table_block_all(f->sh.table);
+	atomic_fetch_add(&f->sh.table_gen, 1);
+	pthread_rwlock_unlock(&f->sh.lock);
+	f->blind = 1;
+	log_error("no mappings read for %d s: every client blocked (%zu were active; their connections cut, DNS "
+		  "SERVFAIL) until they are read again",
+		  UNREAD_MAX_MS / 1000, n);
+	workers_revalidate(f->workers);
+	udprelay_revalidate(f->udp);
+}
+
 static int reload(struct forwarder *f, const char *why)
 {
 	struct fwd_table *t = NULL, *old;
@@ -125,9 +151,14 @@ static int reload(struct forwarder *f, const char *why)
 
 	load_limits(f, &l);
 	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
-		if (!f->reload_failing++) /* said once; tried again every second */
-			log_error("reload (%s) failed, keeping the current table (trying again every second): %s", why,
-				  err);
+		if (!f->reload_failing++) { /* said once; tried again every second */
+			f->failing_since = ev_now_ms();
+			log_error("reload (%s) failed, keeping the current table for %d s at most (trying again every "
+				  "second): %s",
+				  why, UNREAD_MAX_MS / 1000, err);
+		} else if (!f->blind && ev_now_ms() - f->failing_since >= UNREAD_MAX_MS) {
+			block_all(f);
+		}
 		return -EIO;
 	}
 	load_dns(f, &dns);
@@ -143,8 +174,12 @@ static int reload(struct forwarder *f, const char *why)
 	pthread_rwlock_unlock(&f->sh.lock);
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	table_foreach(t, quota_of, &f->sh.stats); /* each client's quota left, from the DB's count */
-	log_info("mappings loaded (%s): %zu clients%s", why, table_size(t), f->reload_failing ? " (recovered)" : "");
+	log_info("mappings loaded (%s): %zu clients%s", why, table_size(t),
+		 f->blind	     ? " (recovered: clients relayed again as the table says)"
+		 : f->reload_failing ? " (recovered)"
+				     : "");
 	f->reload_failing = 0;
+	f->blind = 0;
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	udprelay_revalidate(f->udp);
 	return 0;

@@ -276,6 +276,20 @@ const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net
 	return NULL;
 }
 
+size_t table_block_all(struct fwd_table *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; t && i < t->cap; i++) {
+		if (!t->used[i])
+			continue;
+		n += t->slots[i].state == FWD_ACTIVE;
+		t->slots[i].state = FWD_BLOCKED;
+		t->slots[i].unread = 1;
+	}
+	return n;
+}
+
 int table_same_path(const struct fwd_entry *now, const struct fwd_entry *then)
 {
 	return now && now->state == FWD_ACTIVE && now->proxy_id == then->proxy_id && now->type == then->type &&

@@ -29,6 +29,8 @@ struct fwd_entry {
 	int early;	/* the client's first bytes go with the request: healthd found the proxy takes it */
 	int preconnect; /* sessions kept ready for the next connection (pool.h); 0: the proxy opted out */
 	int proxy_down; /* blocked only because its proxy is not up (or does not resolve): DNS SERVFAIL */
+	int unread;	/* blocked only because no mappings could be read for 5 s (table_block_all): DNS
+			 * SERVFAIL, so devices ask again */
 	int dns_down;	/* pgw-healthd found the proxy does not carry DNS: DNS SERVFAIL at once */
 	int udp;	/* pgw-healthd found the proxy carries UDP (a SOCKS5 proxy only): the UDP relay may */
 	uint64_t path;	/* the proxy as the DNS cache knows it: id, endpoint, type, address, credentials */
@@ -56,6 +58,9 @@ void table_free(struct fwd_table *t);
 size_t table_size(const struct fwd_table *t);
 /* cb for every entry. */
 void table_foreach(const struct fwd_table *t, void (*cb)(const struct fwd_entry *e, void *arg), void *arg);
+/* Every entry blocked, as unread (the forwarder's mappings unreadable too long): the number that
+ * were active. Call with the table's users locked out. */
+size_t table_block_all(struct fwd_table *t);
 /* The entry for a client, or NULL (unknown). The pointer lives as long as the table. */
 const struct fwd_entry *table_lookup(const struct fwd_table *t, const struct net_ip *client);
 /* now (an entry of the current table, or NULL) is still the path then was: the client active,

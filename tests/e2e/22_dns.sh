@@ -8,7 +8,8 @@
 # at once, a client whose proxy is down SERVFAIL; malformed queries FORMERR; QUIC is refused at
 # once; a query in flight when its client is disabled is not asked again; a connection that
 # answers nothing is replaced; tcpdump on the WAN interface sees 0 DNS packets (only the proxy
-# connections).
+# connections); mappings the forwarder cannot read for 5 s: every client blocked (SERVFAIL), then
+# relayed again.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/lab.sh"
@@ -508,4 +509,31 @@ check_eq "... and dnsmasq (the gateway's resolver) never did" "$(lab_dns_count a
 check_match "organisation 1's client still asks the gateway's resolver (dnsmasq)" \
 	"$(q 192.168.2.10 192.168.2.1 org1-only.$LAB_ZONE; lab_dns_count org1-only.$LAB_ZONE)" " [1-9]$"
 check_eq "... never acme's" "$(grep -c 'org1-only' "$LAB_DIR/unbound-file.log")" "0"
+# the forwarder's mappings unreadable (a table it reads renamed away; pgw-agent reads none of it,
+# so the kernel keeps granting): it keeps its last table for 5 s, then blocks every client itself,
+# DNS SERVFAIL (cache or not) and TCP refused, until it reads them again
+check_match "a table the forwarder reads, renamed away: before, 192.168.2.10 resolves" \
+	"$(q 192.168.2.10 192.168.2.1 www.$LAB_ZONE)" "^NOERROR $LAB_WEB"
+servfail() { q 192.168.2.10 192.168.2.1 www.$LAB_ZONE +time=1 | grep -q '^SERVFAIL'; }
+t0=$(date +%s%3N)
+db "ALTER TABLE usage_seen RENAME TO usage_seen_away"
+check "... the reload fails; the forwarder keeps its table for 5 s at most (logged)" \
+	wait_for 5 grep -q "keeping the current table for 5 s at most" "$LAB_DIR/pgw-forwarder.log"
+check "... then its DNS is SERVFAIL (from the cache too)" wait_for 12 servfail
+t1=$(date +%s%3N)
+echo "# DNS SERVFAIL $((t1 - t0)) ms after the rename (bound: 5 s of failed reloads)"
+check "... not before the 5 s" test $((t1 - t0)) -ge 4000
+check "... logged: every client blocked" \
+	grep -q "no mappings read for 5 s: every client blocked ([1-9][0-9]* were active" "$LAB_DIR/pgw-forwarder.log"
+check "... the query log gives the reason" \
+	grep -q "dns: 192.168.2.10 www.$LAB_ZONE. type 1 -> SERVFAIL (mappings unreadable" "$LAB_DIR/pgw-forwarder.log"
+check_eq "... pgw-agent still grants it in the kernel" "$(active4_has 192.168.2.10 && echo yes)" "yes"
+check_fails "... yet its TCP is refused by the forwarder" \
+	lab_exec lan curl -s -m 5 --interface 192.168.2.10 -o /dev/null http://$LAB_WEB/ip
+db "ALTER TABLE usage_seen_away RENAME TO usage_seen"
+check "... the table back: the mappings are read again (logged)" \
+	wait_for 5 grep -q "clients (recovered: clients relayed again" "$LAB_DIR/pgw-forwarder.log"
+check_match "... and it resolves again" "$(q 192.168.2.10 192.168.2.1 www.$LAB_ZONE)" "^NOERROR $LAB_WEB"
+check_eq "... and its TCP goes through its proxy again" \
+	"$(lab_exec lan curl -s -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 finish
