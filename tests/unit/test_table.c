@@ -1,5 +1,6 @@
 /* test_table.c - the forwarder's mapping table from the DB: who is active, where each client
- * goes, credentials, unknown clients, and the configured endpoint that revalidation compares. */
+ * goes, credentials, unknown clients, the configured endpoint that revalidation compares, and
+ * every client blocked when the mappings cannot be read. */
 #include "testlib.h"
 
 #include "../../forwarder/table.h"
@@ -54,6 +55,22 @@ static void test_load(void **state)
 	assert_int_equal(get(t, "192.168.2.12")->state, FWD_BLOCKED); /* mapping disabled */
 	assert_int_equal(get(t, "192.168.2.13")->state, FWD_BLOCKED); /* health stale: unknown */
 	assert_null(get(t, "192.168.2.99"));			      /* unknown: fail closed */
+	assert_int_equal(get(t, "192.168.2.10")->unread, 0);
+	/* mappings unreadable too long (forwarder/main.c block_all): every entry blocked, as unread,
+	 * the two active ones counted; what each is (its organisation, proxy) stays */
+	assert_int_equal(table_block_all(t), 2);
+	assert_int_equal(table_size(t), 5);
+	for (size_t i = 0; i < 5; i++) {
+		static const char *const ips[] = {"192.168.2.10", "fd00:2::10", "192.168.2.11", "192.168.2.12",
+						  "192.168.2.13"};
+		e = get(t, ips[i]);
+		assert_non_null(e);
+		assert_int_equal(e->state, FWD_BLOCKED);
+		assert_int_equal(e->unread, 1);
+	}
+	assert_int_equal(get(t, "192.168.2.10")->proxy_id, 1);
+	assert_false(table_same_path(get(t, "192.168.2.10"), get(t, "192.168.2.10"))); /* what is open is cut */
+	assert_int_equal(table_block_all(t), 0);
 	table_free(t);
 	db_close(db);
 	tl_rmdir(dir);
