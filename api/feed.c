@@ -24,6 +24,7 @@ struct feed {
 	json_t *clients;      /* client ip -> "active" | "blocked" */
 	json_t *agent;	      /* agent_state */
 	json_t *forwarder;    /* forwarder stats (every organisation's) */
+	json_t *daemons;      /* which daemons run (api_daemons), as last published */
 	json_t *org_fwd;      /* organisation id -> its share of them, as last published */
 	json_t *org_seq;      /* organisation id -> [proxies_seq, mappings_seq] */
 	json_t *owner;	      /* proxy id or client address -> organisation, as last seen */
@@ -223,6 +224,7 @@ void feed_free(struct feed *f)
 	json_decref(f->clients);
 	json_decref(f->agent);
 	json_decref(f->forwarder);
+	json_decref(f->daemons);
 	json_decref(f->org_fwd);
 	json_decref(f->org_seq);
 	json_decref(f->owner);
@@ -638,5 +640,11 @@ void feed_update(struct feed *f, uint32_t topics)
 		} else {
 			json_decref(now);
 		}
+		/* a daemon stopped or back (at most one tick late): everyone, as /status says it */
+		now = api_daemons(f->run_dir);
+		if (now && !json_equal(now, f->daemons))
+			events_publish("daemons", json_incref(now));
+		json_decref(f->daemons);
+		f->daemons = now;
 	}
 }

@@ -24,6 +24,12 @@ static int daemon_alive(const char *run_dir, const char *name)
 	return ok;
 }
 
+json_t *api_daemons(const char *run_dir)
+{
+	return json_pack("{s:b, s:b, s:b, s:b}", "api", 1, "agent", daemon_alive(run_dir, "agent"), "forwarder",
+			 daemon_alive(run_dir, "forwarder"), "healthd", daemon_alive(run_dir, "healthd"));
+}
+
 static json_t *agent_state(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
@@ -73,9 +79,8 @@ int res_status(struct req *r, const char *const *seg, int nseg)
 	return reply_json(
 	    r, 200,
 	    json_pack(
-		"{s:{s:b, s:b, s:b, s:b}, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "daemons", "api", 1, "agent",
-		daemon_alive(rd, "agent"), "forwarder", daemon_alive(rd, "forwarder"), "healthd",
-		daemon_alive(rd, "healthd"), "agent", agent, "forwarder", fwd ? fwd : json_null(), "counts", "proxies",
+		"{s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "daemons", api_daemons(rd), "agent", agent,
+		"forwarder", fwd ? fwd : json_null(), "counts", "proxies",
 		(json_int_t)db_query_int(db, "SELECT count(*) FROM proxies", 0), "proxies_up",
 		(json_int_t)db_query_int(db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", 0),
 		"proxies_down",

@@ -27,6 +27,9 @@ struct leases;
 void api_leases(sqlite3 *db, const struct pgw_config *cfg, struct leases *ls);
 int res_config(struct req *r, const char *const *seg, int nseg);
 int res_status(struct req *r, const char *const *seg, int nseg);
+/* Which daemons run ({"api": true, "agent": ..., "forwarder": ..., "healthd": ...}): /status's
+ * "daemons", and the live "daemons" event (feed.c). */
+json_t *api_daemons(const char *run_dir);
 int res_users(struct req *r, const char *const *seg, int nseg);
 int res_audit(struct req *r, const char *const *seg, int nseg);
 /* Under the write transaction: user id's memberships become list ([{"id": org, "role": ...}];

@@ -7,7 +7,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 const state = { me: null, csrf: sessionStorage.getItem('pgw.csrf') || '', org: sessionStorage.getItem('pgw.org') || '',
   proxies: [], mappings: [], health: {},
-  history: {}, agent: null, fwd: null, fwdPrev: null, es: null, sort: {}, auditCursor: null, csvText: { mappings: null, proxies: null },
+  history: {}, agent: null, fwd: null, fwdPrev: null, daemons: null, es: null, sort: {}, auditCursor: null, csvText: { mappings: null, proxies: null },
   tput: { t: [], down: [], up: [], per: {}, last: 0 }, charts: {}, conns: { items: [], total: 0, next: null, error: '' },
   connQuery: { client: '', proxy: '' }, webhooks: [] };
 
@@ -153,7 +153,7 @@ function showLogin(msg = '') {
   for (const c of Object.values(state.charts)) c.plot.destroy();
   Object.assign(state, { charts: {}, proxies: [], mappings: [], health: {}, webhooks: [], auditCursor: null,
     conns: { items: [], total: 0, next: null, error: '' }, history: {}, tput: { t: [], down: [], up: [], per: {}, last: 0 },
-    agent: null, fwd: null, fwdPrev: null });
+    agent: null, fwd: null, fwdPrev: null, daemons: null, ha: null });
   for (const id of ['#st-active', '#st-blocked', '#st-conns', '#st-rate', '#st-agent']) $(id).textContent = '–';
   for (const id of ['#conn-total', '#tput-now']) $(id).textContent = '';
   $('#st-agent-label').textContent = 'kernel rules';
@@ -472,6 +472,7 @@ async function loadStatus() {
   const [s, ha] = await Promise.all([api('GET', '/status'), api('GET', '/ha')]);
   state.agent = s.agent;
   state.fwd = s.forwarder;
+  state.daemons = s.daemons;
   state.counts = s.counts;
   state.ha = ha;
 }
@@ -802,6 +803,12 @@ function renderDashboard() {
   $('#st-blocked').textContent = state.mappings.length - active;
   $('#st-conns').textContent = state.fwd ? state.fwd.active : '–';
   const alerts = [];
+  /* a daemon that stopped (the live "daemons" event): what it means for the clients, and that
+     nothing leaks meanwhile */
+  const run = state.daemons || {};
+  if (run.forwarder === false) alerts.push('pgw-forwarder is not running: no client traffic is relayed (connections, DNS and UDP fail; nothing leaks past the gateway). Start it again: systemctl start pgw-forwarder, or docker compose up -d.');
+  if (run.agent === false) alerts.push('pgw-agent is not running: the kernel rules stay as last applied, so a proxy that goes down is not blocked in the kernel (pgw-forwarder still refuses its clients). Start it again: systemctl start pgw-agent, or docker compose up -d.');
+  if (run.healthd === false) alerts.push('pgw-healthd is not running: no proxy is checked, and each proxy\'s clients are blocked once its last result goes stale. Start it again: systemctl start pgw-healthd, or docker compose up -d.');
   if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
   const udp = state.fwd && state.fwd.udp;
   if (udp && udp.enabled && !udp.listening) {
@@ -1359,6 +1366,7 @@ function connectEvents(resyncOnOpen = false) {
     flash(`${p ? p.name : `Proxy ${x.proxy_id}`} is down: it left from ${x.exit_ip}, outside its expected exit.`, true);
   });
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
+  es.addEventListener('daemons', (ev) => { state.daemons = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
     const now = JSON.parse(ev.data);
     noteThroughput(now); /* the server's clock: events may arrive together */

@@ -2,8 +2,9 @@
 // TAP lines. Env: PGW_URL, ADMIN_PASSWORD, VIEWER_PASSWORD, SHOTS_DIR; IPERF (a shell command:
 // an iperf3 run through the gateway, in the background), DOWNLOAD (a slow download through the
 // gateway in the background, its curl exit code written to DOWNLOAD_END when it ends), CLIENT
-// (the downloading client's address), RECEIVER (a webhook receiver's URL) and RECEIVED (a
-// shell command printing what it received).
+// (the downloading client's address), RECEIVER (a webhook receiver's URL), RECEIVED (a
+// shell command printing what it received), FWD_KILL and FWD_START (shell commands: pgw-forwarder
+// killed, and started again).
 import { finish, flashMark, flashNew, launch, ok, step } from './tap.mjs';
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -275,6 +276,20 @@ await step('tabs move with the arrow keys (Connections reachable from the keyboa
   await page.keyboard.press('ArrowRight');
   const sel = await page.getByRole('tab', { name: 'Connections' }).getAttribute('aria-selected');
   if (sel !== 'true') throw new Error(`aria-selected ${sel}`);
+});
+await step('a daemon that stops shows at once: pgw-forwarder killed, then started again (the live "daemons" event)', async () => {
+  await page.getByRole('tab', { name: 'Dashboard' }).click();
+  const banner = page.locator('#alert-banner');
+  if ((await banner.textContent()).includes('is not running')) throw new Error('a daemon shown stopped before');
+  const t0 = Date.now();
+  execSync(env.FWD_KILL, { stdio: 'ignore', shell: '/bin/bash' });
+  await banner.getByText('pgw-forwarder is not running').waitFor({ timeout: 8000 });
+  const shown = Date.now() - t0;
+  if (!(await banner.isVisible())) throw new Error('the banner is hidden');
+  if (await banner.getByText(/pgw-(agent|healthd) is not running/).count()) throw new Error('another daemon shown stopped');
+  execSync(env.FWD_START, { stdio: 'ignore', shell: '/bin/bash' });
+  await banner.getByText('pgw-forwarder is not running').waitFor({ state: 'hidden', timeout: 10000 });
+  return `shown ${shown} ms after the kill, gone once it runs again`;
 });
 ok(consoleErrors.length === 0, `no console errors (${consoleErrors.slice(0, 3).join(' | ')})`);
 await browser.close();
