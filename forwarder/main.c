@@ -40,7 +40,8 @@ struct forwarder {
 	struct ev_handle *retry; /* a reload that failed is tried again (no change may come to ask) */
 	unsigned reload_failing; /* reloads failed in a row */
 	uint64_t failing_since;	 /* ... since (ev_now_ms) */
-	int blind;		 /* ... for UNREAD_MAX_MS: every client blocked (block_all) */
+	int blind;		 /* ... for UNREAD_MAX_MS: every client blocked (block_all); changed under sh.lock
+				  * (the control thread's stats read it) */
 };
 
 /* Organisations' own resolvers (org_settings); one that does not parse (written by hand: the
@@ -133,8 +134,8 @@ static void block_all(struct forwarder *f)
 	pthread_rwlock_wrlock(&f->sh.lock);
 	n = table_block_all(f->sh.table);
 	atomic_fetch_add(&f->sh.table_gen, 1);
-	pthread_rwlock_unlock(&f->sh.lock);
 	f->blind = 1;
+	pthread_rwlock_unlock(&f->sh.lock);
 	log_error("no mappings read for %d s: every client blocked (%zu were active; their connections cut, DNS "
 		  "SERVFAIL) until they are read again",
 		  UNREAD_MAX_MS / 1000, n);
@@ -148,6 +149,7 @@ static int reload(struct forwarder *f, const char *why)
 	struct fwd_limits l = {0};
 	struct fwd_dns dns;
 	char err[512];
+	const int was_blind = f->blind;
 
 	load_limits(f, &l);
 	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
@@ -162,11 +164,15 @@ static int reload(struct forwarder *f, const char *why)
 		return -EIO;
 	}
 	load_dns(f, &dns);
+	/* back from block_all: answers that came meanwhile (a query in flight is answered to nobody
+	 * once blocked, but its answer is cached) go, with the connections of before */
+	dns.gen += (uint64_t)was_blind && dns.gen == f->sh.dns.gen;
 	pthread_rwlock_wrlock(&f->sh.lock);
 	old = f->sh.table;
 	f->sh.table = t;
 	f->sh.limits = l;
 	f->sh.dns = dns;
+	f->blind = 0;
 	/* under the write lock: no worker tags a client's counts from the new table before the
 	 * rebind has started them over (the tag would then match and an old owner's counts stay) */
 	stats_clients_rebind(&f->sh.stats, org_now, t);
@@ -175,11 +181,10 @@ static int reload(struct forwarder *f, const char *why)
 	table_free(old); /* lookups copy their entry under the lock: nobody holds old entries */
 	table_foreach(t, quota_of, &f->sh.stats); /* each client's quota left, from the DB's count */
 	log_info("mappings loaded (%s): %zu clients%s", why, table_size(t),
-		 f->blind	     ? " (recovered: clients relayed again as the table says)"
+		 was_blind	     ? " (recovered: clients relayed again as the table says)"
 		 : f->reload_failing ? " (recovered)"
 				     : "");
 	f->reload_failing = 0;
-	f->blind = 0;
 	workers_revalidate(f->workers); /* cut what the new table no longer allows */
 	udprelay_revalidate(f->udp);
 	return 0;
@@ -225,6 +230,7 @@ static void write_stats(void *arg, FILE *out)
 
 	pthread_rwlock_rdlock(&f->sh.lock);
 	h.mappings = table_size(f->sh.table);
+	h.unread = f->blind;
 	pthread_rwlock_unlock(&f->sh.lock);
 	stats_write(&f->sh.stats, &h, out);
 }
@@ -315,10 +321,15 @@ int main(int argc, char **argv)
 				log_error("%s", err);
 				r = DAEMON_EXIT_FAIL;
 			} else {
-				/* made here, where a descriptor is sure; armed only when a reload fails */
-				if ((f.retry = ev_add_timer(d.ev, RELOAD_RETRY_MS, 0, on_retry, &f)))
+				/* armed only when a reload fails; without it a failing reload would wait for
+				 * the next change, and block_all for one after its 5 s: fail */
+				if (!(f.retry = ev_add_timer(d.ev, RELOAD_RETRY_MS, 0, on_retry, &f))) {
+					log_error("cannot make the reload retry timer");
+					r = DAEMON_EXIT_FAIL;
+				} else {
 					ev_timer_stop(f.retry);
-				r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+					r = daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK;
+				}
 			}
 			log_info("draining open connections (up to %u s)", f.sh.limits.drain_timeout_ms / 1000);
 			workers_join(f.workers); /* the control socket still answers: the drain is counted */

@@ -434,11 +434,12 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 void stats_write(struct fwd_stats *s, const struct stats_header *h, FILE *out)
 {
 	fprintf(out,
-		"{\"pid\":%d,\"started_ms\":%lld,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"active\":%lu,"
-		"\"accepted\":%lu,"
+		"{\"pid\":%d,\"started_ms\":%lld,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"mappings_unread\":%s,"
+		"\"active\":%lu,\"accepted\":%lu,"
 		"\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
-		(int)getpid(), s->started_ms, h->workers, h->port, h->mappings, atomic_load(&s->active),
-		atomic_load(&s->accepted), atomic_load(&s->bytes_up), atomic_load(&s->bytes_down));
+		(int)getpid(), s->started_ms, h->workers, h->port, h->mappings, h->unread ? "true" : "false",
+		atomic_load(&s->active), atomic_load(&s->accepted), atomic_load(&s->bytes_up),
+		atomic_load(&s->bytes_down));
 	for (int i = 0; i < CLOSE_MAX; i++)
 		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i), atomic_load(&s->closes[i]));
 	fputs("},\"upstream_errors\":{", out);

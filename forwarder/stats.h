@@ -147,6 +147,7 @@ struct stats_header {
 	unsigned workers;
 	uint16_t port;
 	size_t mappings;
+	int unread;			     /* no mappings read for 5 s: every client blocked (main.c block_all) */
 	void (*extra)(void *arg, FILE *out); /* more members of the top object (the resolver's) */
 	void *extra_arg;
 };

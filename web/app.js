@@ -809,6 +809,7 @@ function renderDashboard() {
   if (run.forwarder === false) alerts.push('pgw-forwarder is not running: no client traffic is relayed (connections, DNS and UDP fail; nothing leaks past the gateway). Start it again: systemctl start pgw-forwarder, or docker compose up -d.');
   if (run.agent === false) alerts.push('pgw-agent is not running: the kernel rules stay as last applied, so a proxy that goes down is not blocked in the kernel (pgw-forwarder still refuses its clients). Start it again: systemctl start pgw-agent, or docker compose up -d.');
   if (run.healthd === false) alerts.push('pgw-healthd is not running: no proxy is checked, and each proxy\'s clients are blocked once its last result goes stale. Start it again: systemctl start pgw-healthd, or docker compose up -d.');
+  if (state.fwd && state.fwd.mappings_unread) alerts.push('pgw-forwarder has read no mappings for 5 s (is the database readable?): it blocks every client, connections, DNS and UDP, until it can read them again. Its log says why.');
   if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
   const udp = state.fwd && state.fwd.udp;
   if (udp && udp.enabled && !udp.listening) {
