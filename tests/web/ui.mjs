@@ -399,6 +399,15 @@ await step('... which clears by itself when the NIC is back', async () => {
   await page.locator('#alert-banner').waitFor({ state: 'hidden', timeout: 10000 });
 });
 
+await step('mappings pgw-forwarder cannot read (a table renamed away): after 5 s a banner says every client is blocked, live', async () => {
+  execSync(env.UNREAD_ON);
+  await page.locator('#alert-banner').getByText('pgw-forwarder has read no mappings for 5 s').waitFor({ timeout: 15000 });
+});
+await step('... which clears once it reads them again', async () => {
+  execSync(env.UNREAD_OFF);
+  await page.locator('#alert-banner').waitFor({ state: 'hidden', timeout: 15000 });
+});
+
 await step('a UDP relay that cannot listen (pgw-forwarder without CAP_NET_ADMIN) raises a banner, live', async () => {
   execSync(env.FWD_NOCAP);
   await page.locator('#alert-banner').getByText('UDP relay off: IP_TRANSPARENT on UDP port').waitFor({ timeout: 15000 });
