@@ -6,6 +6,7 @@
 
 #include "audit.h"
 #include "events.h"
+#include "ha.h"
 #include "quota.h"
 #include "resources.h"
 #include "webhooks.h"
@@ -19,12 +20,14 @@
 
 struct feed {
 	sqlite3 *db;
-	const char *run_dir;  /* where the forwarder's control socket is */
-	json_t *health;	      /* proxy id -> health */
-	json_t *clients;      /* client ip -> "active" | "blocked" */
-	json_t *agent;	      /* agent_state */
-	json_t *forwarder;    /* forwarder stats (every organisation's) */
-	json_t *daemons;      /* which daemons run (api_daemons), as last published */
+	const char *run_dir; /* where the forwarder's control socket is */
+	json_t *health;	     /* proxy id -> health */
+	json_t *clients;     /* client ip -> "active" | "blocked" */
+	json_t *agent;	     /* agent_state */
+	json_t *forwarder;   /* forwarder stats (every organisation's) */
+	json_t *daemons;     /* which daemons run (api_daemons), as last published */
+	json_t *ha;	     /* the HA pair's state as last published, its lag only as behind or not */
+	const struct pgw_config *cfg;
 	json_t *org_fwd;      /* organisation id -> its share of them, as last published */
 	json_t *org_seq;      /* organisation id -> [proxies_seq, mappings_seq] */
 	json_t *owner;	      /* proxy id or client address -> organisation, as last seen */
@@ -204,6 +207,7 @@ struct feed *feed_new(sqlite3 *db, const struct pgw_config *cfg, struct notify *
 	f->db = db;
 	f->nt = nt;
 	f->run_dir = cfg->run_dir;
+	f->cfg = cfg;
 	f->health = health_now(db);
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);
@@ -225,6 +229,7 @@ void feed_free(struct feed *f)
 	json_decref(f->agent);
 	json_decref(f->forwarder);
 	json_decref(f->daemons);
+	json_decref(f->ha);
 	json_decref(f->org_fwd);
 	json_decref(f->org_seq);
 	json_decref(f->owner);
@@ -406,6 +411,26 @@ static void publish_forwarder(struct feed *f, json_t *now, long long at_ms)
 	json_decref(growth);
 	json_decref(f->org_fwd);
 	f->org_fwd = seen;
+}
+
+/* The HA pair's state (a node with a peer): an "ha" event when the role, the generation, the
+ * master's, the last sync or its error changed, or the backup fell behind or caught up (its
+ * lag in seconds alone moves every tick: not news). */
+static void ha_publish(struct feed *f)
+{
+	json_t *now, *key, *lag;
+
+	if (!f->cfg->ha_peer[0] || !(now = ha_state_json(f->cfg, f->db)))
+		return;
+	key = json_deep_copy(now);
+	lag = json_object_get(now, "lag_seconds");
+	json_object_set_new(key, "lag_seconds",
+			    json_is_null(lag) ? json_null() : json_boolean(json_real_value(lag) > 0));
+	if (!json_equal(key, f->ha))
+		events_publish("ha", json_incref(now));
+	json_decref(f->ha);
+	f->ha = key;
+	json_decref(now);
 }
 
 /* Quota warnings, blocks and unblocks the usage history found: an event each (to the client's
@@ -646,5 +671,6 @@ void feed_update(struct feed *f, uint32_t topics)
 			events_publish("daemons", json_incref(now));
 		json_decref(f->daemons);
 		f->daemons = now;
+		ha_publish(f);
 	}
 }

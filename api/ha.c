@@ -137,7 +137,7 @@ static int sync_answer(struct req *r)
 	return ret;
 }
 
-static json_t *state_json(const struct pgw_config *cfg, sqlite3 *db)
+json_t *ha_state_json(const struct pgw_config *cfg, sqlite3 *db)
 {
 	struct ha_state s;
 	double lag;
@@ -168,7 +168,7 @@ int res_ha(struct req *r, const char *const *seg, int nseg)
 		return sync_answer(r);
 	if (auth_require(r, 0) < 0)
 		return MHD_YES;
-	if (!(db = api_db(r->api)) || !(j = state_json(r->api->cfg, db)))
+	if (!(db = api_db(r->api)) || !(j = ha_state_json(r->api->cfg, db)))
 		return reply_error(r, 503, "unavailable", "database unavailable");
 	return reply_json(r, 200, j);
 }

@@ -13,6 +13,10 @@ int ha_start(struct api *api);
 void ha_stop(void);
 /* GET /api/v1/ha (the pair's state, any signed-in user) and GET /api/v1/ha/sync (the peer). */
 int res_ha(struct req *r, const char *const *seg, int nseg);
+/* The pair's state as GET /api/v1/ha gives it ({"enabled": false} without a pair), or NULL (the
+ * DB unreadable). Also the live "ha" event (feed.c). */
+struct pgw_config;
+json_t *ha_state_json(const struct pgw_config *cfg, sqlite3 *db);
 /* A write that a backup must refuse: replies (503 ha_backup, naming the master) and returns 1;
  * 0 when it may go on. */
 int ha_refuse_write(struct req *r);

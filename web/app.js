@@ -475,6 +475,7 @@ async function loadStatus() {
   state.daemons = s.daemons;
   state.counts = s.counts;
   state.ha = ha;
+  state.haAt = Date.now();
 }
 
 function renderAll() { renderDashboard(); renderProxies(); renderMappings(); drawLatency(); drawThroughput(); }
@@ -820,7 +821,8 @@ function renderDashboard() {
   const ha = state.ha && state.ha.enabled ? state.ha : null;
   $('#st-ha-box').hidden = !ha;
   if (ha) {
-    const lag = ha.lag_seconds === null ? 'never synced' : ha.lag_seconds > 0 ? `${ha.lag_seconds.toFixed(1)} s behind` : 'in step';
+    const behind = ha.lag_seconds + (Date.now() - (state.haAt || Date.now())) / 1000;
+    const lag = ha.lag_seconds === null ? 'never synced' : ha.lag_seconds > 0 ? `${behind.toFixed(1)} s behind` : 'in step';
     $('#st-ha').textContent = ha.role;
     $('#st-ha-label').textContent = `HA pair with ${ha.peer}: configuration #${ha.generation}${ha.role === 'master' ? '' : `, ${lag}`}`;
     if (ha.role !== 'master') alerts.push(`This gateway is the HA ${ha.role === 'unknown' ? 'backup (keepalived has not told it its role yet)' : ha.role}: its configuration is read-only and follows the master at ${ha.peer}.`);
@@ -1368,6 +1370,9 @@ function connectEvents(resyncOnOpen = false) {
   });
   es.addEventListener('agent', (ev) => { state.agent = JSON.parse(ev.data); renderDashboard(); });
   es.addEventListener('daemons', (ev) => { state.daemons = JSON.parse(ev.data); renderDashboard(); });
+  /* the pair's state when it changes; a backup's lag only when it falls behind or catches up
+     (counted on here meanwhile) */
+  es.addEventListener('ha', (ev) => { state.ha = JSON.parse(ev.data); state.haAt = Date.now(); renderDashboard(); });
   es.addEventListener('forwarder', (ev) => {
     const now = JSON.parse(ev.data);
     noteThroughput(now); /* the server's clock: events may arrive together */

@@ -158,10 +158,11 @@ check_match "/metrics on the backup: pgw_ha_role, pgw_ha_generation, pgw_ha_lag_
 check_match "GET /api/v1/ha on the backup" "$(napi 2 GET /api/v1/ha -H "$A")" \
 	"^200 .*\"role\": *\"backup\".*\"peer\": *\"${LAB_HA_ADDR[0]}\""
 (cd "$ROOT/tests/web" && MASTER_URL=http://${LAB_HA_ADDR[0]}:8080/ BACKUP_URL=http://127.0.0.1:8080/ \
-	MASTER_ADDR=${LAB_HA_ADDR[0]} ADMIN_PASSWORD=admin-password-1 timeout 120 ip netns exec "$(lab_ns gw2)" node ha.mjs) >"$LAB_DIR/ha-web.out" 2>&1
+	MASTER_ADDR=${LAB_HA_ADDR[0]} ADMIN_PASSWORD=admin-password-1 \
+	MASTER_CHANGE="echo ha-viewer-password-1 | env $(node_env 1) $ctl user add ha-viewer --role viewer --password-stdin >/dev/null" timeout 120 ip netns exec "$(lab_ns gw2)" node ha.mjs) >"$LAB_DIR/ha-web.out" 2>&1
 rc=$?
 sed 's/^/# /' "$LAB_DIR/ha-web.out"
-check "the dashboards show the pair: the backup read-only naming the master (Chromium, $(grep -c '^ok' "$LAB_DIR/ha-web.out") browser checks)" test $rc -eq 0
+check "the dashboards show the pair: the backup read-only naming the master, following it live (Chromium, $(grep -c '^ok' "$LAB_DIR/ha-web.out") browser checks)" test $rc -eq 0
 check_match "a write to the backup's API: 503 naming the master's address" \
 	"$(napi 2 POST /api/v1/mappings -H "$A" -H "$J" -d '{"client_ip":"192.168.2.20","proxy_id":1}')" \
 	"^503 .*ha_backup.*master at ${LAB_HA_ADDR[0]}"
