@@ -510,6 +510,13 @@ await step('a superadmin sees every organisation at once (read only: a change mu
   await page.getByRole('heading', { name: 'Users' }).waitFor({ timeout: 5000 });
   if (await page.getByRole('button', { name: 'Add user', exact: true }).count()) throw new Error('a user (a role in one organisation) can be added for every organisation at once');
   if (!(await page.getByLabel('role of viewer', { exact: true }).isDisabled())) throw new Error('a user\'s role can be set for every organisation at once');
+  await page.getByRole('tab', { name: 'Clients' }).click(); /* default's 192.168.2.13 has a quota (mapped above) */
+  await page.locator('#client-table tr[data-client="192.168.2.13"] td.quota').waitFor({ timeout: 10000 });
+  for (const name of ['Grant', 'Reset'])
+    if (await page.locator('#client-table').getByRole('button', { name, exact: true }).count()) throw new Error(`a quota's "${name}" is offered for every organisation at once`);
+  await page.getByRole('tab', { name: 'Configuration' }).click();
+  await page.getByRole('heading', { name: 'Alerts (webhooks)' }).waitFor({ timeout: 5000 });
+  if (await page.getByRole('button', { name: 'Add webhook', exact: true }).count()) throw new Error('a webhook can be added for every organisation at once');
   await page.getByRole('tab', { name: 'Dashboard' }).click();
   await sw.selectOption({ label: 'acme' });
   await page.locator(`article[data-proxy="${env.PROXY_NAME}"]`).waitFor({ state: 'detached', timeout: 10000 });
@@ -518,6 +525,8 @@ await step('a superadmin sees every organisation at once (read only: a change mu
   await page.getByRole('tab', { name: 'Proxy Mappings' }).click();
   await page.getByRole('button', { name: 'Add proxy', exact: true }).waitFor({ timeout: 5000 }); /* acme's: changes offered again */
   await page.locator('#proxy-table tr[data-proxy="acme-socks"]').getByRole('button', { name: 'Edit', exact: true }).waitFor({ timeout: 5000 });
+  await page.getByRole('tab', { name: 'Configuration' }).click();
+  await page.getByRole('button', { name: 'Add webhook', exact: true }).waitFor({ timeout: 5000 }); /* acme's */
   await page.getByRole('tab', { name: 'Dashboard' }).click();
 });
 await step('an answer that comes after the organisation was switched is dropped, not drawn', async () => {
