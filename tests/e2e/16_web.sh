@@ -46,6 +46,7 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip" \
 	LAN_PING="ip netns exec $(lab_ns lan) ping -n -q -c 1 -W 2 -I 192.168.2.13 192.168.2.1" \
 	API_GAP="kill -KILL \$(cat $LAB_DIR/api.pid); sqlite3 -cmd '.timeout 5000' $PGW_DB \"UPDATE mappings SET label = 'changed-in-the-gap' WHERE client_ip = '192.168.2.12'\"" \
+	QUOTA_ON="sqlite3 -cmd '.timeout 5000' $PGW_DB \"UPDATE mappings SET quota_bytes = 100000000000 WHERE client_ip = '192.168.2.12'\"" \
 	UNREAD_ON="sqlite3 -cmd '.timeout 5000' $PGW_DB 'ALTER TABLE usage_seen RENAME TO usage_seen_away' && $PGW_BIN/pgwctl notify mappings >/dev/null" \
 	UNREAD_OFF="sqlite3 -cmd '.timeout 5000' $PGW_DB 'ALTER TABLE usage_seen_away RENAME TO usage_seen'" \
 	RENAME_LAN="ip link set ens19 down && ip link set ens19 name lanx0 && ip link set lanx0 up" \

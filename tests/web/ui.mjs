@@ -490,6 +490,7 @@ await step('a user of two organisations switches between them and sees only the 
   await m.close();
 });
 await step('a superadmin sees every organisation at once (read only: a change must say whose), or chooses one', async () => {
+  execSync(env.QUOTA_ON);
   await page.reload();
   const sw = page.getByLabel('Organisation', { exact: true });
   await sw.waitFor({ timeout: 5000 });
@@ -510,8 +511,8 @@ await step('a superadmin sees every organisation at once (read only: a change mu
   await page.getByRole('heading', { name: 'Users' }).waitFor({ timeout: 5000 });
   if (await page.getByRole('button', { name: 'Add user', exact: true }).count()) throw new Error('a user (a role in one organisation) can be added for every organisation at once');
   if (!(await page.getByLabel('role of viewer', { exact: true }).isDisabled())) throw new Error('a user\'s role can be set for every organisation at once');
-  await page.getByRole('tab', { name: 'Clients' }).click(); /* default's 192.168.2.13 has a quota (mapped above) */
-  await page.locator('#client-table tr[data-client="192.168.2.13"] td.quota').waitFor({ timeout: 10000 });
+  await page.getByRole('tab', { name: 'Clients' }).click(); /* default's 192.168.2.12 has a quota (QUOTA_ON) */
+  await page.locator('#client-table tr[data-client="192.168.2.12"] td.quota', { hasText: 'this month' }).waitFor({ timeout: 10000 });
   for (const name of ['Grant', 'Reset'])
     if (await page.locator('#client-table').getByRole('button', { name, exact: true }).count()) throw new Error(`a quota's "${name}" is offered for every organisation at once`);
   await page.getByRole('tab', { name: 'Configuration' }).click();
