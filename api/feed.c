@@ -414,11 +414,12 @@ static void publish_forwarder(struct feed *f, json_t *now, long long at_ms)
 }
 
 /* The HA pair's state (a node with a peer): an "ha" event when the role, the generation, the
- * master's, the last sync or its error changed, or the backup fell behind or caught up (its
- * lag in seconds alone moves every tick: not news). */
+ * master's or the sync's error changed, or the backup fell behind or caught up. Not news: its lag
+ * in seconds (it moves every tick), the times of the last sync and role change (a backup's sync
+ * answers every few seconds), the numbers in an error (curl's "after 4001 milliseconds"). */
 static void ha_publish(struct feed *f)
 {
-	json_t *now, *key, *lag;
+	json_t *now, *key, *lag, *e;
 
 	if (!f->cfg->ha_peer[0] || !(now = ha_state_json(f->cfg, f->db)))
 		return;
@@ -426,6 +427,16 @@ static void ha_publish(struct feed *f)
 	lag = json_object_get(now, "lag_seconds");
 	json_object_set_new(key, "lag_seconds",
 			    json_is_null(lag) ? json_null() : json_boolean(json_real_value(lag) > 0));
+	json_object_del(key, "synced_at_ms");
+	json_object_del(key, "role_at_ms");
+	if ((e = json_object_get(key, "sync_error")) && json_is_string(e)) {
+		char *t = strdup(json_string_value(e));
+		for (char *p = t; p && *p; p++)
+			if (*p >= '0' && *p <= '9')
+				*p = '#';
+		json_object_set_new(key, "sync_error", t ? json_string(t) : json_null());
+		free(t);
+	}
 	if (!json_equal(key, f->ha))
 		events_publish("ha", json_incref(now));
 	json_decref(f->ha);

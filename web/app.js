@@ -807,10 +807,11 @@ function renderDashboard() {
   /* a daemon that stopped (the live "daemons" event): what it means for the clients, and that
      nothing leaks meanwhile */
   const run = state.daemons || {};
-  if (run.forwarder === false) alerts.push('pgw-forwarder is not running: no client traffic is relayed (connections, DNS and UDP fail; nothing leaks past the gateway). Start it again: systemctl start pgw-forwarder, or docker compose up -d.');
-  if (run.agent === false) alerts.push('pgw-agent is not running: the kernel rules stay as last applied, so a proxy that goes down is not blocked in the kernel (pgw-forwarder still refuses its clients). Start it again: systemctl start pgw-agent, or docker compose up -d.');
-  if (run.healthd === false) alerts.push('pgw-healthd is not running: no proxy is checked, and each proxy\'s clients are blocked once its last result goes stale. Start it again: systemctl start pgw-healthd, or docker compose up -d.');
-  if (state.fwd && state.fwd.mappings_unread) alerts.push('pgw-forwarder has read no mappings for 5 s (is the database readable?): it blocks every client, connections, DNS and UDP, until it can read them again. Its log says why.');
+  const again = (d) => `Start it again (systemctl start pgw-${d}, or docker compose up -d in pgw's compose directory); journalctl -u pgw-${d} or docker compose logs ${d} says why it stopped.`;
+  if (run.forwarder === false) alerts.push(`pgw-forwarder is not running: no client traffic is relayed (connections, UDP and DNS through proxies fail; nothing leaks past the gateway). ${again('forwarder')}`);
+  if (run.agent === false) alerts.push(`pgw-agent is not running: the kernel rules stay as last applied, so a new or changed mapping does not take effect, and a proxy that goes down is not blocked in the kernel (pgw-forwarder still refuses its clients). ${again('agent')}`);
+  if (run.healthd === false) alerts.push(`pgw-healthd is not running: no proxy is checked, and each proxy's clients are blocked once its last result goes stale. ${again('healthd')}`);
+  if (run.forwarder !== false && state.fwd && state.fwd.mappings_unread) alerts.push('pgw-forwarder has read no mappings for 5 s (is the database readable?): it blocks every client, connections, UDP and DNS through proxies, until it can read them again. Its log says why.');
   if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
   const udp = state.fwd && state.fwd.udp;
   if (udp && udp.enabled && !udp.listening) {
@@ -1381,7 +1382,7 @@ function connectEvents(resyncOnOpen = false) {
   });
   es.addEventListener('proxies', refetchSoon);
   es.addEventListener('mappings', refetchSoon);
-  es.addEventListener('reset', refetchSoon);
+  es.addEventListener('reset', resync); /* what was missed: /status (daemons, HA, agent) too */
   es.addEventListener('config', () => background(loadConfig()));
 }
 

@@ -34,7 +34,7 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	DOWNLOAD_END=$LAB_DIR/dl.end RECEIVED="cat $LAB_DIR/rx.log" \
 	IPERF="(ip netns exec $(lab_ns lan) timeout 20 iperf3 -c $LAB_WEB -p 5201 -B 192.168.2.11 -t 8 >/dev/null 2>&1 &)" \
 	OTHER_DOWNLOAD="(ip netns exec $(lab_ns lan) curl -s -o /dev/null -m 20 --interface 192.168.2.11 http://$LAB_WEB/slow/8m.bin >/dev/null 2>&1 &)" \
-	FWD_KILL="kill -KILL \$(awk '\$2 == \"pgw-forwarder\" {p = \$1} END {print p}' $LAB_DIR/pids)" \
+	FWD_KILL="kill -KILL \$(awk '\$2 == \"pgw-forwarder\" {p = \$1} END {print p}' $LAB_DIR/pids) && sed -i '/ pgw-forwarder\$/d' $LAB_DIR/pids" \
 	FWD_START="(ip netns exec $(lab_ns gw) $PGW_BIN/pgw-forwarder >>$LAB_DIR/pgw-forwarder.log 2>&1 & echo \"\$! pgw-forwarder\" >>$LAB_DIR/pids)" \
 	DOWNLOAD="rm -f $LAB_DIR/dl.end; (ip netns exec $(lab_ns lan) curl -s -o /dev/null -m 60 --interface 192.168.2.10 http://$LAB_WEB/slow/8m.bin; echo \$? >$LAB_DIR/dl.end) >/dev/null 2>&1 &"
 (cd "$ROOT/tests/web" && timeout 240 ip netns exec "$(lab_ns gw)" node live.mjs) >"$LAB_DIR/live.out" 2>&1
