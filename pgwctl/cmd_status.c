@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The forwarder's UDP relay, from its stats (asked on its control socket; read with SQLite's
- * JSON functions). */
+/* The forwarder's UDP relay, and whether it blocks every client for want of mappings it can read,
+ * from its stats (asked on its control socket; read with SQLite's JSON functions). */
 static void udp_status(struct ctl *c)
 {
 	char err[256], *buf = NULL;
@@ -27,12 +27,12 @@ static void udp_status(struct ctl *c)
 		       r == -ENOENT || r == -ECONNREFUSED ? "is not running" : "does not answer", err);
 		return;
 	}
-	if (sqlite3_prepare_v2(
-		c->db,
-		"SELECT json_extract(?1, '$.udp.enabled'), json_extract(?1, '$.udp.listening'), "
-		"coalesce(json_extract(?1, '$.udp.error'), ''), json_extract(?1, '$.udp.sessions'), "
-		"json_extract(?1, '$.udp.flows') WHERE json_valid(?1) AND json_type(?1, '$.udp') = 'object'",
-		-1, &st, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(c->db,
+			       "SELECT json_extract(?1, '$.udp.enabled'), json_extract(?1, '$.udp.listening'), "
+			       "coalesce(json_extract(?1, '$.udp.error'), ''), json_extract(?1, '$.udp.sessions'), "
+			       "json_extract(?1, '$.udp.flows'), coalesce(json_extract(?1, '$.mappings_unread'), 0) "
+			       "WHERE json_valid(?1) AND json_type(?1, '$.udp') = 'object'",
+			       -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_bind_text(st, 1, buf, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		if (!sqlite3_column_int(st, 0))
 			printf("udp:      relay off (udp_relay false): client UDP other than DNS is blocked\n");
@@ -42,6 +42,9 @@ static void udp_status(struct ctl *c)
 		else
 			printf("udp:      relay listening, %lld associations, %lld flows\n",
 			       (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4));
+		if (sqlite3_column_int(st, 5))
+			printf("forwarder: BLOCKING EVERY CLIENT: no mappings read for 5 s (the database unreadable?); "
+			       "its log says why\n");
 	}
 	sqlite3_finalize(st);
 	free(buf);

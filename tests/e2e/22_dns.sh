@@ -537,6 +537,7 @@ check "... the query log gives the reason (the cache is not asked)" test "$(ql '
 check_eq "... the stats say so (mappings_unread)" "$("$PGW_BIN/pgwctl" stats | jq -r .mappings_unread)" "true"
 check_match "... and /metrics" "$(lab_api GET /metrics -H "Authorization: Bearer $PGW_METRICS_TOKEN")" \
 	'pgw_forwarder_mappings_unread 1'
+check_match "... and pgwctl status" "$("$PGW_BIN/pgwctl" status)" 'forwarder: BLOCKING EVERY CLIENT: no mappings read for 5 s'
 check_eq "... pgw-agent still grants it in the kernel" "$(active4_has 192.168.2.10 && echo yes)" "yes"
 n=$(grep -c 'client=192.168.2.10[: ].*close=blocked_client' "$LAB_DIR/pgw-forwarder.log")
 check_fails "... yet its TCP is refused by the forwarder" \
@@ -550,4 +551,5 @@ check_match "... and it resolves again" "$(q 192.168.2.10 192.168.2.1 www.$LAB_Z
 check_eq "... and its TCP goes through its proxy again" \
 	"$(lab_exec lan curl -s -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 check_eq "... the stats say so" "$("$PGW_BIN/pgwctl" stats | jq -r .mappings_unread)" "false"
+check_eq "... and pgwctl status no longer" "$("$PGW_BIN/pgwctl" status | grep -c 'BLOCKING EVERY CLIENT')" "0"
 finish
