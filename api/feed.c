@@ -198,6 +198,8 @@ static json_t *agent_now(sqlite3 *db)
 	return one ? one : json_object();
 }
 
+static json_t *ha_key(json_t *now);
+
 struct feed *feed_new(sqlite3 *db, const struct pgw_config *cfg, struct notify *nt)
 {
 	struct feed *f = calloc(1, sizeof(*f));
@@ -212,6 +214,12 @@ struct feed *feed_new(sqlite3 *db, const struct pgw_config *cfg, struct notify *
 	f->clients = clients_now(db);
 	f->agent = agent_now(db);
 	f->forwarder = json_object();
+	f->daemons = api_daemons(cfg->run_dir); /* events for changes from here on, not for the start */
+	if (cfg->ha_peer[0]) {
+		json_t *ha = ha_state_json(cfg, db);
+		f->ha = ha ? ha_key(ha) : NULL;
+		json_decref(ha);
+	}
 	f->org_fwd = json_object();
 	f->org_seq = org_seq_now(db);
 	f->owner = owners_now(db);
@@ -413,30 +421,42 @@ static void publish_forwarder(struct feed *f, json_t *now, long long at_ms)
 	f->org_fwd = seen;
 }
 
-/* The HA pair's state (a node with a peer): an "ha" event when the role, the generation, the
- * master's or the sync's error changed, or the backup fell behind or caught up. Not news: its lag
- * in seconds (it moves every tick), the times of the last sync and role change (a backup's sync
- * answers every few seconds), the numbers in an error (curl's "after 4001 milliseconds"). */
-static void ha_publish(struct feed *f)
+/* What of the HA pair's state is news (ha_publish): the role, the generation, the master's, the
+ * transitions, the sync's error, and whether a backup is behind. Not: its lag in seconds (it moves
+ * every tick), the times of the last sync and role change (a backup's sync answers every few
+ * seconds), and the time in an error (curl's "after 4001 milliseconds"). */
+static json_t *ha_key(json_t *now)
 {
-	json_t *now, *key, *lag, *e;
+	json_t *key = json_deep_copy(now), *lag = json_object_get(now, "lag_seconds"), *e;
+	char *t;
 
-	if (!f->cfg->ha_peer[0] || !(now = ha_state_json(f->cfg, f->db)))
-		return;
-	key = json_deep_copy(now);
-	lag = json_object_get(now, "lag_seconds");
+	if (!key)
+		return NULL;
 	json_object_set_new(key, "lag_seconds",
 			    json_is_null(lag) ? json_null() : json_boolean(json_real_value(lag) > 0));
 	json_object_del(key, "synced_at_ms");
 	json_object_del(key, "role_at_ms");
-	if ((e = json_object_get(key, "sync_error")) && json_is_string(e)) {
-		char *t = strdup(json_string_value(e));
-		for (char *p = t; p && *p; p++)
-			if (*p >= '0' && *p <= '9')
-				*p = '#';
-		json_object_set_new(key, "sync_error", t ? json_string(t) : json_null());
+	if ((e = json_object_get(key, "sync_error")) && json_is_string(e) && (t = strdup(json_string_value(e)))) {
+		for (char *p = t; *p; p++) {
+			size_t n = strspn(p, "0123456789");
+			if (n && (strncmp(p + n, " ms", 3) == 0 || strncmp(p + n, " millisecond", 12) == 0))
+				memset(p, '#', n);
+			p += n ? n - 1 : 0;
+		}
+		json_object_set_new(key, "sync_error", json_string(t));
 		free(t);
 	}
+	return key;
+}
+
+/* The HA pair's state (a node with a peer): an "ha" event when it changed (ha_key). */
+static void ha_publish(struct feed *f)
+{
+	json_t *now, *key;
+
+	if (!f->cfg->ha_peer[0] || !(now = ha_state_json(f->cfg, f->db)))
+		return;
+	key = ha_key(now);
 	if (!json_equal(key, f->ha))
 		events_publish("ha", json_incref(now));
 	json_decref(f->ha);

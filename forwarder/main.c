@@ -155,8 +155,8 @@ static int reload(struct forwarder *f, const char *why)
 	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
 		if (!f->reload_failing++) { /* said once; tried again every second */
 			f->failing_since = ev_now_ms();
-			log_error("reload (%s) failed, keeping the current table for %d s at most (trying again every "
-				  "second): %s",
+			log_error("reload (%s) failed, keeping the current table (trying again every second; every "
+				  "client blocked if none works for %d s): %s",
 				  why, UNREAD_MAX_MS / 1000, err);
 		} else if (!f->blind && ev_now_ms() - f->failing_since >= UNREAD_MAX_MS) {
 			block_all(f);

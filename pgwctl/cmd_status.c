@@ -5,6 +5,7 @@
 #include "fwdctl.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The forwarder's UDP relay, and whether it blocks every client for want of mappings it can read,
- * from its stats (asked on its control socket; read with SQLite's JSON functions). */
-static void udp_status(struct ctl *c)
+/* The forwarder, from its stats (asked on its control socket): whether it blocks every client for
+ * want of mappings it can read, and its UDP relay. Asked whether the DB opens or not: a DB pgwctl
+ * cannot read either is when the first matters most. */
+static void forwarder_status(struct ctl *c)
 {
 	char err[256], *buf = NULL;
 	size_t len = 0;
-	sqlite3_stmt *st = NULL;
-
+	json_t *j, *u;
 	int r = fwdctl_call(c->cfg.run_dir, "stats\n", &buf, &len, 3000, err, sizeof(err));
 
 	if (r < 0) { /* absent (no socket, refused) or there but not answering */
@@ -27,27 +28,25 @@ static void udp_status(struct ctl *c)
 		       r == -ENOENT || r == -ECONNREFUSED ? "is not running" : "does not answer", err);
 		return;
 	}
-	if (sqlite3_prepare_v2(c->db,
-			       "SELECT json_extract(?1, '$.udp.enabled'), json_extract(?1, '$.udp.listening'), "
-			       "coalesce(json_extract(?1, '$.udp.error'), ''), json_extract(?1, '$.udp.sessions'), "
-			       "json_extract(?1, '$.udp.flows'), coalesce(json_extract(?1, '$.mappings_unread'), 0) "
-			       "WHERE json_valid(?1) AND json_type(?1, '$.udp') = 'object'",
-			       -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_bind_text(st, 1, buf, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-		if (!sqlite3_column_int(st, 0))
+	j = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	if (json_is_true(json_object_get(j, "mappings_unread")))
+		printf("forwarder: BLOCKING EVERY CLIENT: no mappings read for 5 s (the database unreadable?); its log "
+		       "says why\n");
+	if (json_is_object(u = json_object_get(j, "udp"))) {
+		if (!json_is_true(json_object_get(u, "enabled")))
 			printf("udp:      relay off (udp_relay false): client UDP other than DNS is blocked\n");
-		else if (!sqlite3_column_int(st, 1))
+		else if (!json_is_true(json_object_get(u, "listening")))
 			printf("udp:      relay NOT LISTENING: %s; client UDP other than DNS is blocked\n",
-			       (const char *)sqlite3_column_text(st, 2));
+			       json_string_value(json_object_get(u, "error"))
+				   ? json_string_value(json_object_get(u, "error"))
+				   : "");
 		else
 			printf("udp:      relay listening, %lld associations, %lld flows\n",
-			       (long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4));
-		if (sqlite3_column_int(st, 5))
-			printf("forwarder: BLOCKING EVERY CLIENT: no mappings read for 5 s (the database unreadable?); "
-			       "its log says why\n");
+			       (long long)json_integer_value(json_object_get(u, "sessions")),
+			       (long long)json_integer_value(json_object_get(u, "flows")));
 	}
-	sqlite3_finalize(st);
-	free(buf);
+	json_decref(j);
 }
 
 /* pgwctl stats: the forwarder's counters now, as JSON (what pgw-api reads each second). */
@@ -79,8 +78,10 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: pgwctl status\n");
 		return CTL_USAGE;
 	}
-	if (ctl_open(c) < 0)
+	if (ctl_open(c) < 0) {
+		forwarder_status(c);
 		return CTL_FAIL;
+	}
 	printf("proxies:  %lld (%lld up, %lld down, %lld unknown)\n",
 	       db_query_int(c->db, "SELECT count(*) FROM proxies", -1),
 	       db_query_int(c->db, "SELECT count(*) FROM health_state WHERE effective_status = 'up'", -1),
@@ -113,6 +114,6 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 			printf("          interfaces: %s\n", (const char *)sqlite3_column_text(st, 8));
 	}
 	sqlite3_finalize(st);
-	udp_status(c);
+	forwarder_status(c);
 	return CTL_OK;
 }

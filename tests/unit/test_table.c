@@ -69,6 +69,7 @@ static void test_load(void **state)
 		assert_int_equal(e->unread, 1);
 	}
 	assert_int_equal(get(t, "192.168.2.10")->proxy_id, 1);
+	assert_int_equal(get(t, "192.168.2.10")->org_id, 1);
 	assert_false(table_same_path(get(t, "192.168.2.10"), get(t, "192.168.2.10"))); /* what is open is cut */
 	assert_int_equal(table_block_all(t), 0);
 	table_free(t);

@@ -1,6 +1,8 @@
 // The dashboard in real headless Chromium against a running pgw in the lab. Prints TAP lines.
 // Env: PGW_URL, ADMIN_PASSWORD, VIEWER_PASSWORD, SHOTS_DIR, KILL_PROXY (shell command that
-// stops a lab proxy), START_PROXY (shell command that starts it again), PROXY_NAME (its name).
+// stops a lab proxy), START_PROXY (shell command that starts it again), PROXY_NAME (its name);
+// UNREAD_ON / UNREAD_OFF (a table pgw-forwarder reads renamed away and back), QUOTA_ON (a quota
+// for 192.168.2.12), and the other upper-case commands 16_web.sh sets.
 import { finish, flashMark, flashNew, launch, ok, step } from './tap.mjs';
 import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -401,6 +403,8 @@ await step('... which clears by itself when the NIC is back', async () => {
 
 await step('mappings pgw-forwarder cannot read (a table renamed away): after 5 s a banner says every client is blocked, live', async () => {
   execSync(env.UNREAD_ON);
+  await page.waitForTimeout(2000); /* not yet: its table is kept 5 s */
+  if (await page.locator('#alert-banner').getByText('pgw-forwarder has read no mappings').count()) throw new Error('the banner came before the 5 s');
   await page.locator('#alert-banner').getByText('pgw-forwarder has read no mappings for 5 s').waitFor({ timeout: 15000 });
 });
 await step('... which clears once it reads them again', async () => {
