@@ -116,7 +116,9 @@ lab_db "ALTER TABLE client_quota RENAME TO client_quota_away"
 $ctl notify mappings >/dev/null
 check "the forwarder cannot load the mappings: said once" wait_for 3 grep -q 'reload (event) failed, keeping the current table (trying again every second' "$LAB_DIR/pgw-forwarder.log"
 lab_db "ALTER TABLE client_quota_away RENAME TO client_quota" # and nothing notified
-check "... the DB readable again: loaded within 3 s, by itself" \
-	wait_for 3 grep -q 'mappings loaded (retry): [0-9]* clients (recovered)' "$LAB_DIR/pgw-forwarder.log"
+# (by its retry, or by a change's reload when pgw-healthd's probe of the proxy the forwarder saw
+# failing writes first: CI caught that race once, 'mappings loaded (event): 3 clients (recovered)')
+check "... the DB readable again: loaded within 3 s, with nothing notified by the test" \
+	wait_for 3 grep -q 'mappings loaded ([a-z]*): [0-9]* clients (recovered' "$LAB_DIR/pgw-forwarder.log"
 check_eq "... the failure said once" "$(grep -c 'reload (.*) failed' "$LAB_DIR/pgw-forwarder.log")" 1
 finish
