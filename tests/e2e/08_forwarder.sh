@@ -145,37 +145,50 @@ check "the stats (pgwctl stats) are valid JSON with totals" \
 # one, nor a server a cut upload for a whole one
 rm -f "$LAB_DIR/cut.end"
 mark=$(($(wc -l <"$LAB_DIR/pgw-forwarder.log") + 1))
-# read slowly (a small receive buffer, 64 KiB every 50 ms) from a server that sends faster: the
-# gateway's socket to the client holds bytes relayed but not yet taken when the proxy's side resets
+# read slowly (a small receive buffer, 64 KiB every 50 ms) from a server that sends faster, and
+# stop after the first MiB until the reset is in place: the gateway's socket to the client holds
+# bytes relayed but not yet taken when the proxy's side resets. The gateway's receive buffer is
+# held to 1 MiB for this step: the host's tcp_rmem (inherited by the namespace, 32 MiB on some
+# machines) would let it take the whole 20 MB from the proxy before the reset, so that no segment
+# of the gateway's ever met it (CI caught that race)
+ip netns exec "$(lab_ns gw)" sysctl -qw net.ipv4.tcp_rmem="4096 131072 1048576"
 cat >"$LAB_DIR/slow_reader.py" <<'PY'
-import socket, sys, time
+import os, socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.bind(("192.168.2.11", 0))
 s.connect((sys.argv[1], 80))
 s.sendall(b"GET /files/big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
-got, end = 0, "eof"
+got, end, paused = 0, "eof", False
 try:
     while True:
         b = s.recv(65536)
         if not b:
             break
         got += len(b)
+        if got >= 1 << 20 and not paused:
+            paused = True
+            open(sys.argv[3], "w").write("%d\n" % got)
+            for _ in range(400):
+                if os.path.exists(sys.argv[4]):
+                    break
+                time.sleep(0.05)
         time.sleep(0.05)
 except ConnectionResetError:
     end = "reset"
 open(sys.argv[2], "w").write("%d %s\n" % (got, end))
 PY
-lab_bg lan cut-download bash -c "python3 $LAB_DIR/slow_reader.py $LAB_WEB $LAB_DIR/cut.got; echo done > $LAB_DIR/cut.end"
-relaying() { ip netns exec "$(lab_ns gw)" ss -Htn state established "( dport = :1080 and dst $LAB_SOCKS_NOAUTH )" | grep -q .; }
-check "a download read slowly through microsocks is under way" wait_for 5 relaying
-sleep 2
-# the proxy's host answers the gateway's next segment with a reset (as a proxy that crashed does)
+rm -f "$LAB_DIR/cut.paused" "$LAB_DIR/cut.go"
+lab_bg lan cut-download bash -c "python3 $LAB_DIR/slow_reader.py $LAB_WEB $LAB_DIR/cut.got $LAB_DIR/cut.paused $LAB_DIR/cut.go; echo done > $LAB_DIR/cut.end"
+check "a download read slowly through microsocks is under way (1 MiB taken, then the reader waits)" wait_for 10 test -s "$LAB_DIR/cut.paused"
+# the proxy's host answers the gateway's next segment with a reset (as a proxy that crashed does);
+# the gateway's next segment comes at the latest when the reader goes on and room opens upstream
 lab_exec wan nft -f - <<NFT
 table inet pgwtest_rst {
 	chain in { type filter hook input priority 0; ip saddr 198.51.100.1 ip daddr $LAB_SOCKS_NOAUTH tcp dport 1080 reject with tcp reset; }
 }
 NFT
+touch "$LAB_DIR/cut.go"
 check "the proxy's side reset: the download ends" wait_for 20 test -s "$LAB_DIR/cut.end"
 read -r got end <"$LAB_DIR/cut.got"
 check_eq "... with a reset for the client, not a FIN (a short reply taken for a whole one)" "$end" reset
@@ -183,6 +196,7 @@ check "... logged close=upstream_reset" bash -c "tail -n +$mark $LAB_DIR/pgw-for
 relayed=$(tail -n +$mark "$LAB_DIR/pgw-forwarder.log" | grep -o 'client=192.168.2.11:[0-9]* .*close=upstream_reset' | grep -o ' down=[0-9]*' | tail -1 | cut -d= -f2)
 check_eq "... every byte relayed to the client reached it before the reset (${relayed:-?} relayed, of 20 MB)" "$got" "$relayed"
 lab_exec wan nft delete table inet pgwtest_rst
+ip netns exec "$(lab_ns gw)" sysctl -qw net.ipv4.tcp_rmem="$(sysctl -n net.ipv4.tcp_rmem)"
 # the client resets an upload under way: the proxy is told with a reset, counted at its host for
 # this connection's own port (microsocks' side of the connection cut above may draw a reset from
 # the gateway too, once its retransmissions get through)
