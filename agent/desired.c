@@ -436,6 +436,12 @@ static int load_all(sqlite3 *db, const struct pgw_config *cfg, struct desired *d
 	return 0;
 }
 
+int desired_none(const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof(*d));
+	return load_rules(NULL, cfg, &d->rules, err, errlen);
+}
+
 void desired_free(struct desired *d)
 {
 	free(d->active.addr);

@@ -90,6 +90,10 @@ struct set_delta {
 
 /* 0, or -errno with the reason in err. */
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen);
+/* The rules from the configuration alone (PGW_* and the settings' defaults; the DB is not read)
+ * and no client in any set: what the kernel holds when no decision can be read and no table of
+ * ours is there. 0, or -errno with the reason in err. */
+int desired_none(const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen);
 void desired_free(struct desired *d);
 /* Same rules, same proxy set and same MAC bindings: element updates suffice. */
 int desired_rules_equal(const struct desired *a, const struct desired *b);

@@ -47,6 +47,8 @@ struct agent {
 	int failing;		  /* the last apply failed: retry on the timer */
 	uint64_t undecided_since; /* when reading a decision began to fail (0: the last read one) */
 	int blind;		  /* every client blocked for it (block_all) */
+	int applied_none;	  /* what is applied is block_none's table, no decision read since the start */
+	int none_failing;	  /* block_none could not build it (said once) */
 	uint64_t generation;
 	unsigned long errors_total;
 	struct ev_handle *kick, *verify, *link_h, *forget_h, *spoof_h, *watch_h;
@@ -332,13 +334,43 @@ static int apply_full(struct agent *a, const struct desired *d, char *err, size_
 	return r;
 }
 
+/* No decision applied since the start and no table of ours in the kernel (none at all, the boot
+ * failsafe's, or gone to another program's `flush ruleset` since): no last decision's grants to
+ * keep for a while, and with IP forwarding on nothing would stop the clients. The table granting
+ * nobody, from the configuration alone (the DB's settings may be what cannot be read), at once;
+ * it is then the decision applied, which block_all and a rebuild start from. 1, or -1. */
+static int block_none(struct agent *a)
+{
+	struct desired none;
+	char err[256];
+
+	if (desired_none(&a->d->cfg, &none, err, sizeof(err)) < 0 || apply_full(a, &none, err, sizeof(err)) < 0) {
+		if (!a->none_failing++)
+			log_warnx("no decision applied and table inet pgw is not there, and a table granting nobody "
+				  "could not be built (tried again with each retry): %s",
+				  err);
+		desired_free(&none);
+		return -1;
+	}
+	log_error("no decision applied and table inet pgw was not there: built granting no client (from the "
+		  "configuration; settings in the DB not read) until one is");
+	desired_free(&a->applied);
+	a->applied = none;
+	a->have_applied = 1;
+	a->applied_none = 1; /* (who was active before is still not known: see reconcile) */
+	a->none_failing = 0;
+	a->blind = 1;
+	return 1;
+}
+
 /* No decision for UNDECIDED_MAX_MS: every client blocked, until a decision read and applied
  * says otherwise. With a decision applied: its clients, all into the blocked sets (an element
  * update; a rebuild from the blocked decision when that fails or the table must be rebuilt);
  * none applied yet (the agent restarted, the table is a process before's): the granting sets
- * flushed. Returns 1 when the kernel now blocks every client (or did already), 0 when the time
- * has not come, -1 when the block failed (tried again at the next retry: never a rebuild from
- * the decision it replaces). */
+ * flushed. None applied and no table of ours there: block_none at once, without the wait (and
+ * the rest as before if it fails). Returns 1 when the kernel now blocks every client (or did
+ * already), 0 when the time has not come, -1 when the block failed (tried again at the next
+ * retry: never a rebuild from the decision it replaces). */
 static int block_all(struct agent *a, int force_full)
 {
 	struct desired blind;
@@ -346,6 +378,8 @@ static int block_all(struct agent *a, int force_full)
 	char err[256];
 	int r;
 
+	if (!a->have_applied && nft_table_present(a->nft) == 0 && block_none(a) == 1)
+		return 1;
 	if (ev_now_ms() - a->undecided_since < UNDECIDED_MAX_MS)
 		return 0;
 	if (a->blind && !force_full)
@@ -500,15 +534,17 @@ static void reconcile(struct agent *a, int force_full)
 			       sizeof(nerr)) < 0)
 			log_warnx("%s", nerr);
 	}
-	{ /* whoever was active and is not any more (at start: every blocked client, since who was
-	   * active before is not known): no tracked state may outlive the decision */
+	{ /* whoever was active and is not any more (at start, and after block_none's table: every
+	   * blocked client, since who was active before is not known): no tracked state may outlive
+	   * the decision */
 		static const struct addrset none;
 		struct addrset gone = {0};
-		int e = a->have_applied ? addrset_minus(&a->applied.active, &want.active, &gone)
-					: addrset_minus(&want.blocked, &none, &gone);
+		int e = a->have_applied && !a->applied_none ? addrset_minus(&a->applied.active, &want.active, &gone)
+							    : addrset_minus(&want.blocked, &none, &gone);
 		desired_free(&a->applied);
 		a->applied = want;
 		a->have_applied = 1;
+		a->applied_none = 0;
 		if (e == 0) /* once applied: a pending client active again is not forgotten */
 			forget_later(a, &gone);
 		free(gone.addr);
@@ -522,7 +558,12 @@ static void reconcile(struct agent *a, int force_full)
 	report(a, kind, ev_now_us() - t0, NULL);
 	return;
 fail:
-	if (a->blind && ev_now_ms() - a->undecided_since >= UNDECIDED_MAX_MS) {
+	if (a->blind && a->applied_none) {
+		size_t n = strlen(err);
+		snprintf(err + n, sizeof(err) - n,
+			 "; no table of ours was there: every client blocked (a table "
+			 "granting nobody, from the configuration)");
+	} else if (a->blind && ev_now_ms() - a->undecided_since >= UNDECIDED_MAX_MS) {
 		size_t n = strlen(err);
 		snprintf(err + n, sizeof(err) - n, "; no decision applied for %d s: every client blocked",
 			 UNDECIDED_MAX_MS / 1000);

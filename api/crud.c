@@ -234,8 +234,11 @@ json_t *fwdstats_scoped(json_t *all, sqlite3 *db, int64_t org)
 			      "listening", json_object_get(u, "listening"), "error", json_object_get(u, "error"),
 			      "datagrams_up", dg_up, "datagrams_down", dg_down, "bytes_up", ub_up, "bytes_down",
 			      ub_down, "proxies", only(json_object_get(u, "proxies"), ids)));
-	if ((v = json_object_get(all, "mappings_unread"))) /* the gateway's state: its clients' too */
+	/* the gateway's state: its clients' too */
+	if ((v = json_object_get(all, "mappings_unread")))
 		json_object_set(out, "mappings_unread", v);
+	if ((v = json_object_get(all, "mappings_unread_since_ms")))
+		json_object_set(out, "mappings_unread_since_ms", v);
 	if ((d = json_object_get(all, "dns")))
 		json_object_set_new(out, "dns",
 				    json_pack("{s:o}", "proxies", only(json_object_get(d, "proxies"), ids)));

@@ -20,25 +20,24 @@
 
 struct feed {
 	sqlite3 *db;
-	const char *run_dir; /* where the forwarder's control socket is */
-	json_t *health;	     /* proxy id -> health */
-	json_t *clients;     /* client ip -> "active" | "blocked" */
-	json_t *agent;	     /* agent_state */
-	json_t *forwarder;   /* forwarder stats (every organisation's) */
-	json_t *daemons;     /* which daemons run (api_daemons), as last published */
-	json_t *ha;	     /* the HA pair's state as last published, its lag only as behind or not */
-	const struct pgw_config *cfg;
-	json_t *org_fwd;      /* organisation id -> its share of them, as last published */
-	json_t *org_seq;      /* organisation id -> [proxies_seq, mappings_seq] */
-	json_t *owner;	      /* proxy id or client address -> organisation, as last seen */
-	char stale[256];      /* which up results have gone stale: they change with time, not commits */
-	long long seq[3];     /* change_seq of proxies, mappings, settings as last published */
-	struct usage *usage;  /* the usage history it feeds with the forwarder's counters */
-	struct notify *nt;    /* the daemon's: announces the quota blocks it makes */
-	json_t *client_bytes; /* client ip -> [bytes_up, bytes_down] as last read (the growth since) */
-	long long read_ms;    /* when the forwarder's stats were last read (wall clock, ms) */
-	long long pruned_ms;  /* when the audit log was last pruned (audit_retention_days) */
-	int prune_more;	      /* it stopped with rows perhaps left: again at the next tick */
+	json_t *health;		      /* proxy id -> health */
+	json_t *clients;	      /* client ip -> "active" | "blocked" */
+	json_t *agent;		      /* agent_state */
+	json_t *forwarder;	      /* forwarder stats (every organisation's) */
+	json_t *daemons;	      /* which daemons run (api_daemons), as last published */
+	json_t *ha;		      /* the HA pair's state as last published, its lag only as behind or not */
+	const struct pgw_config *cfg; /* run_dir (the daemons' sockets), ha_peer */
+	json_t *org_fwd;	      /* organisation id -> its share of them, as last published */
+	json_t *org_seq;	      /* organisation id -> [proxies_seq, mappings_seq] */
+	json_t *owner;		      /* proxy id or client address -> organisation, as last seen */
+	char stale[256];	      /* which up results have gone stale: they change with time, not commits */
+	long long seq[3];	      /* change_seq of proxies, mappings, settings as last published */
+	struct usage *usage;	      /* the usage history it feeds with the forwarder's counters */
+	struct notify *nt;	      /* the daemon's: announces the quota blocks it makes */
+	json_t *client_bytes;	      /* client ip -> [bytes_up, bytes_down] as last read (the growth since) */
+	long long read_ms;	      /* when the forwarder's stats were last read (wall clock, ms) */
+	long long pruned_ms;	      /* when the audit log was last pruned (audit_retention_days) */
+	int prune_more;		      /* it stopped with rows perhaps left: again at the next tick */
 };
 
 #define FEED_PROXIES_MAX 64 /* proxies in one "forwarder" event: the busiest that moved */
@@ -208,7 +207,6 @@ struct feed *feed_new(sqlite3 *db, const struct pgw_config *cfg, struct notify *
 		return NULL;
 	f->db = db;
 	f->nt = nt;
-	f->run_dir = cfg->run_dir;
 	f->cfg = cfg;
 	f->health = health_now(db);
 	f->clients = clients_now(db);
@@ -449,6 +447,18 @@ static json_t *ha_key(json_t *now)
 	return key;
 }
 
+/* A daemon stopped or back (at most one tick late): a "daemons" event to everyone, as /status
+ * says it. */
+static void daemons_publish(struct feed *f)
+{
+	json_t *now = api_daemons(f->cfg->run_dir);
+
+	if (now && !json_equal(now, f->daemons))
+		events_publish("daemons", json_incref(now));
+	json_decref(f->daemons);
+	f->daemons = now;
+}
+
 /* The HA pair's state (a node with a peer): an "ha" event when it changed (ha_key). */
 static void ha_publish(struct feed *f)
 {
@@ -672,7 +682,7 @@ void feed_update(struct feed *f, uint32_t topics)
 	if (topics & TOPIC_FORWARDER) {
 		/* asked on the main thread every 2 s (and when told): a forwarder that does not answer soon is
 		 * skipped this time (the usage history takes what it missed at the next answer) */
-		json_t *now = fwdstats_load(f->run_dir, 500, 1);
+		json_t *now = fwdstats_load(f->cfg->run_dir, 500, 1);
 		long long at_ms;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts); /* when read: rates are bytes over the time between reads */
@@ -696,12 +706,7 @@ void feed_update(struct feed *f, uint32_t topics)
 		} else {
 			json_decref(now);
 		}
-		/* a daemon stopped or back (at most one tick late): everyone, as /status says it */
-		now = api_daemons(f->run_dir);
-		if (now && !json_equal(now, f->daemons))
-			events_publish("daemons", json_incref(now));
-		json_decref(f->daemons);
-		f->daemons = now;
+		daemons_publish(f);
 		ha_publish(f);
 	}
 }

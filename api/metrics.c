@@ -486,12 +486,13 @@ int res_metrics(struct req *r)
 	sqlite3_finalize(st);
 	fwd = fwdstats_scoped(fwdstats_load(cfg->run_dir, FWDSTATS_TIMEOUT_MS, 0), db, r->org);
 	if (fwd) {
-		fprintf(f,
-			"# HELP pgw_forwarder_mappings_unread 1 while pgw-forwarder has read no mappings for 5 s "
-			"and blocks every client\n# TYPE pgw_forwarder_mappings_unread "
-			"gauge\npgw_forwarder_mappings_unread "
-			"%d\n",
-			json_is_true(json_object_get(fwd, "mappings_unread")));
+		fprintf(
+		    f,
+		    "# HELP pgw_forwarder_mappings_unread 1 while pgw-forwarder blocks every client because it has "
+		    "read no mappings for too long (pgwctl status says how long)\n# TYPE pgw_forwarder_mappings_unread "
+		    "gauge\npgw_forwarder_mappings_unread "
+		    "%d\n",
+		    json_is_true(json_object_get(fwd, "mappings_unread")));
 		fprintf(f,
 			"# HELP pgw_forwarder_active_connections relayed connections open now\n"
 			"# TYPE pgw_forwarder_active_connections gauge\npgw_forwarder_active_connections %lld\n",

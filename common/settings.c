@@ -741,6 +741,8 @@ int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 	sqlite3_stmt *st = NULL;
 	int r = -EIO, rc;
 
+	if (!db) /* no DB to read (pgw-agent's table granting nobody): the configuration's values */
+		return -EIO;
 	if (sqlite3_prepare_v2(db, "SELECT value FROM settings WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);

@@ -40,7 +40,8 @@ struct forwarder {
 	struct ev_handle *retry; /* a reload that failed is tried again (no change may come to ask) */
 	unsigned reload_failing; /* reloads failed in a row */
 	uint64_t failing_since;	 /* ... since (ev_now_ms) */
-	int blind;		 /* ... for UNREAD_MAX_MS: every client blocked (block_all); changed under sh.lock
+	int64_t blind_since;	 /* ... for UNREAD_MAX_MS: every client blocked (block_all), and since when the
+				  * reloads failed (CLOCK_REALTIME ms; 0: not blocked); changed under sh.lock
 				  * (the control thread's stats read it) */
 };
 
@@ -129,12 +130,14 @@ static void quota_of(const struct fwd_entry *e, void *arg)
  * would. A reload that succeeds replaces the table. */
 static void block_all(struct forwarder *f)
 {
+	struct timespec ts;
 	size_t n;
 
+	clock_gettime(CLOCK_REALTIME, &ts);
 	pthread_rwlock_wrlock(&f->sh.lock);
 	n = table_block_all(f->sh.table);
 	atomic_fetch_add(&f->sh.table_gen, 1);
-	f->blind = 1;
+	f->blind_since = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (int64_t)(ev_now_ms() - f->failing_since);
 	pthread_rwlock_unlock(&f->sh.lock);
 	log_error("no mappings read for %d s: every client blocked (%zu were active; their connections cut, DNS "
 		  "SERVFAIL) until they are read again",
@@ -149,7 +152,7 @@ static int reload(struct forwarder *f, const char *why)
 	struct fwd_limits l = {0};
 	struct fwd_dns dns;
 	char err[512];
-	const int was_blind = f->blind;
+	const int was_blind = f->blind_since != 0;
 
 	load_limits(f, &l);
 	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
@@ -158,7 +161,7 @@ static int reload(struct forwarder *f, const char *why)
 			log_error("reload (%s) failed, keeping the current table (trying again every second; every "
 				  "client blocked if none works for %d s): %s",
 				  why, UNREAD_MAX_MS / 1000, err);
-		} else if (!f->blind && ev_now_ms() - f->failing_since >= UNREAD_MAX_MS) {
+		} else if (!f->blind_since && ev_now_ms() - f->failing_since >= UNREAD_MAX_MS) {
 			block_all(f);
 		}
 		return -EIO;
@@ -172,7 +175,7 @@ static int reload(struct forwarder *f, const char *why)
 	f->sh.table = t;
 	f->sh.limits = l;
 	f->sh.dns = dns;
-	f->blind = 0;
+	f->blind_since = 0;
 	/* under the write lock: no worker tags a client's counts from the new table before the
 	 * rebind has started them over (the tag would then match and an old owner's counts stay) */
 	stats_clients_rebind(&f->sh.stats, org_now, t);
@@ -230,7 +233,7 @@ static void write_stats(void *arg, FILE *out)
 
 	pthread_rwlock_rdlock(&f->sh.lock);
 	h.mappings = table_size(f->sh.table);
-	h.unread = f->blind;
+	h.unread_since = f->blind_since;
 	pthread_rwlock_unlock(&f->sh.lock);
 	stats_write(&f->sh.stats, &h, out);
 }

@@ -433,12 +433,17 @@ static void write_clients(struct fwd_stats *s, FILE *out)
 
 void stats_write(struct fwd_stats *s, const struct stats_header *h, FILE *out)
 {
+	char since[24] = "null";
+
+	if (h->unread_since)
+		snprintf(since, sizeof(since), "%lld", (long long)h->unread_since);
 	fprintf(out,
 		"{\"pid\":%d,\"started_ms\":%lld,\"workers\":%u,\"port\":%u,\"mappings\":%zu,\"mappings_unread\":%s,"
+		"\"mappings_unread_since_ms\":%s,"
 		"\"active\":%lu,\"accepted\":%lu,"
 		"\"bytes_up\":%lu,\"bytes_down\":%lu,\"closes\":{",
-		(int)getpid(), s->started_ms, h->workers, h->port, h->mappings, h->unread ? "true" : "false",
-		atomic_load(&s->active), atomic_load(&s->accepted), atomic_load(&s->bytes_up),
+		(int)getpid(), s->started_ms, h->workers, h->port, h->mappings, h->unread_since ? "true" : "false",
+		since, atomic_load(&s->active), atomic_load(&s->accepted), atomic_load(&s->bytes_up),
 		atomic_load(&s->bytes_down));
 	for (int i = 0; i < CLOSE_MAX; i++)
 		fprintf(out, "%s\"%s\":%lu", i ? "," : "", fwd_close_str(i), atomic_load(&s->closes[i]));

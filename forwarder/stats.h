@@ -147,7 +147,8 @@ struct stats_header {
 	unsigned workers;
 	uint16_t port;
 	size_t mappings;
-	int unread;			     /* no mappings read for 5 s: every client blocked (main.c block_all) */
+	int64_t unread_since; /* no mappings read for 5 s, every client blocked (main.c block_all): since when
+			       * the reloads failed (CLOCK_REALTIME ms); 0: read */
 	void (*extra)(void *arg, FILE *out); /* more members of the top object (the resolver's) */
 	void *extra_arg;
 };

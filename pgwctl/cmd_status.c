@@ -30,9 +30,19 @@ static void forwarder_status(struct ctl *c)
 	}
 	j = json_loadb(buf, len, 0, NULL);
 	free(buf);
-	if (json_is_true(json_object_get(j, "mappings_unread")))
-		printf("forwarder: BLOCKING EVERY CLIENT: no mappings read for 5 s (the database unreadable?); its log "
-		       "says why\n");
+	if (json_is_true(json_object_get(j, "mappings_unread"))) {
+		struct timespec now;
+		const json_int_t since = json_integer_value(json_object_get(j, "mappings_unread_since_ms"));
+		char for_s[40] = "";
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (since > 0)
+			snprintf(for_s, sizeof(for_s), " for %lld s",
+				 ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (long long)since) / 1000);
+		printf("forwarder: BLOCKING EVERY CLIENT: no mappings read%s (the database unreadable?); its log says "
+		       "why\n",
+		       for_s);
+	}
 	if (json_is_object(u = json_object_get(j, "udp"))) {
 		if (!json_is_true(json_object_get(u, "enabled")))
 			printf("udp:      relay off (udp_relay false): client UDP other than DNS is blocked\n");

@@ -811,7 +811,10 @@ function renderDashboard() {
   if (run.forwarder === false) alerts.push(`pgw-forwarder is not running: no client traffic is relayed (connections, UDP and DNS through proxies fail; nothing leaks past the gateway). ${again('forwarder')}`);
   if (run.agent === false) alerts.push(`pgw-agent is not running: the kernel rules stay as last applied, so a new or changed mapping does not take effect, and a proxy that goes down is not blocked in the kernel (pgw-forwarder still refuses its clients). ${again('agent')}`);
   if (run.healthd === false) alerts.push(`pgw-healthd is not running: no proxy is checked, and each proxy's clients are blocked once its last result goes stale. ${again('healthd')}`);
-  if (run.forwarder !== false && state.fwd && state.fwd.mappings_unread) alerts.push('pgw-forwarder has read no mappings for 5 s (is the database readable?): it blocks every client, connections, UDP and DNS through proxies, until it can read them again. Its log says why.');
+  if (run.forwarder !== false && state.fwd && state.fwd.mappings_unread) {
+    const since = state.fwd.mappings_unread_since_ms ? ` since ${new Date(state.fwd.mappings_unread_since_ms).toLocaleTimeString()}` : '';
+    alerts.push(`pgw-forwarder has read no mappings${since} (is the database readable?): it blocks every client, connections, UDP and DNS through proxies, until it can read them again. Its log says why.`);
+  }
   if (state.agent && state.agent.iface_error) alerts.push(`Kernel rules: ${state.agent.iface_error}`);
   const udp = state.fwd && state.fwd.udp;
   if (udp && udp.enabled && !udp.listening) {

@@ -317,6 +317,46 @@ check "... the agent says so, with how many clients were in them" \
 	grep -q 'no decision applied for 5 s: every client blocked (the granting sets flushed, [1-9][0-9]* clients were in them)' "$LAB_DIR/pgw-agent-${starts[agent]}.log"
 bad_cidr 192.168.2.0/24
 check "... set back: the client relays again" wait_for 8 relays
+# ... and with its table lost to another program's `flush ruleset` before the 5 s, or none left to
+# it at all (deleted; a boot without the failsafe): nothing of a decision to keep, and with IP
+# forwarding on nothing to stop the clients. The table granting nobody is built from the
+# configuration at once (before, no table was built while no decision could be read: "nothing to
+# flush"). A capture on the WAN interface throughout: no client packet crosses it
+lab_capture_start undecided || exit 1
+said_none() { grep -c 'no decision applied and table inet pgw was not there: built granting no client' "$LAB_DIR/pgw-agent-${starts[agent]}.log"; }
+stop_kill agent
+bad_cidr 192.168.2.0/33
+start agent
+check "(an agent restarted while no decision can be read: up, the table left to it)" \
+	wait_for 5 grep -q 'started (pid' "$LAB_DIR/pgw-agent-${starts[agent]}.log"
+t0=$(lab_ms)
+lab_exec gw nft flush ruleset
+wait_for 3 drops
+t1=$(lab_ms)
+check "... its table lost to 'nft flush ruleset' before the 5 s: a table is back within 1 s ($((t1 - t0)) ms)" \
+	test $((t1 - t0)) -le 1000 -a "$(drops && echo y)" = y
+check "... granting nobody" ungranted active4 '192\.168\.[0-9.]*'
+check "... active6 neither" ungranted active6 $A6
+check "... the active client cannot connect" blocked_now
+lab_client_tries $A $A6
+check_eq "... the agent says so, once" "$(said_none)" 1
+check "... and in its report" bash -c "sqlite3 '$PGW_DB' 'SELECT last_error FROM agent_state' | grep -q 'no table of ours was there: every client blocked'"
+stop_kill agent
+lab_exec gw nft delete table inet pgw
+t0=$(lab_ms)
+start agent
+wait_for 6 drops
+t1=$(lab_ms)
+check "an agent started with no table and no decision readable: a table is built at once, its forward chain dropping ($((t1 - t0)) ms from the start, under the 5 s)" \
+	test $((t1 - t0)) -lt 5000 -a "$(drops && echo y)" = y
+check "... granting nobody" ungranted active4 '192\.168\.[0-9.]*'
+check "... the active client cannot connect" blocked_now
+lab_client_tries $A $A6
+check "... the agent says so" test "$(said_none)" = 1
+n=$(lab_capture_stop)
+check_eq "... 0 client packets crossed the WAN interface meanwhile" "$n" "0"
+bad_cidr 192.168.2.0/24
+check "... set back: the client relays again" wait_for 8 relays
 
 # another process holds the DB's write lock (a long import, one stopped mid-write): the agent's
 # report of a rebuild waits for it, the rules do not (before, the report held the loop for the

@@ -520,6 +520,14 @@ n=$(ql 'NOERROR (cache')
 q 192.168.2.10 192.168.2.1 www.$LAB_ZONE >/dev/null
 check "... the name is in its cache (answered from it)" test "$(ql 'NOERROR (cache')" -gt "$n"
 servfail() { q 192.168.2.10 192.168.2.1 www.$LAB_ZONE A +time=1 | grep -q '^SERVFAIL'; }
+# a download open before it (8 MB at nginx's 256 KiB/s: 32 s), to be cut with the block
+head -c 8M /dev/urandom >"$LAB_DIR/www/files/blind.bin"
+rm -f "$LAB_DIR/blind.end"
+lab_bg lan dl-blind bash -c "curl -s -o /dev/null --interface 192.168.2.10 http://$LAB_WEB/slow/blind.bin; echo \$? > $LAB_DIR/blind.end"
+check "(a download of the client's under way through the forwarder)" \
+	wait_for 5 bash -c "ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q '192.168.2.10:'"
+revoked() { grep -c 'client=192.168.2.10:[0-9]* .*close=revoked' "$LAB_DIR/pgw-forwarder.log"; }
+rv0=$(revoked)
 db "ALTER TABLE usage_seen RENAME TO usage_seen_away"
 ctl notify mappings # (a schema change moves no change counter: the forwarder is told)
 check "... the reload fails; the forwarder keeps its table, for 5 s (logged)" \
@@ -535,15 +543,24 @@ check "... logged: every client blocked" \
 	grep -q "no mappings read for 5 s: every client blocked ([1-9][0-9]* were active" "$LAB_DIR/pgw-forwarder.log"
 check "... the query log gives the reason (the cache is not asked)" test "$(ql 'SERVFAIL (mappings unreadable')" -gt 0
 check_eq "... the stats say so (mappings_unread)" "$("$PGW_BIN/pgwctl" stats | jq -r .mappings_unread)" "true"
+# since when: the first failed reload, which the log's time says (both UTC; a day's ms compared)
+since=$("$PGW_BIN/pgwctl" stats | jq -r .mappings_unread_since_ms)
+d=$((((${since:-0} % 86400000 - t0) % 86400000 + 86400000 + 43200000) % 86400000 - 43200000))
+check "... since the first failed reload (mappings_unread_since_ms, $d ms from the log's time of it)" test "${d#-}" -le 200
 check_match "... and /metrics" "$(lab_api GET /metrics -H "Authorization: Bearer $PGW_METRICS_TOKEN")" \
 	'pgw_forwarder_mappings_unread 1'
-check_match "... and pgwctl status" "$("$PGW_BIN/pgwctl" status)" 'forwarder: BLOCKING EVERY CLIENT: no mappings read for 5 s'
+check_match "... and pgwctl status, with how long (5 s or more)" "$("$PGW_BIN/pgwctl" status)" \
+	'forwarder: BLOCKING EVERY CLIENT: no mappings read for ([5-9]|[1-9][0-9]) s '
 check_eq "... pgw-agent still grants it in the kernel" "$(active4_has 192.168.2.10 && echo yes)" "yes"
 n=$(grep -c 'client=192.168.2.10[: ].*close=blocked_client' "$LAB_DIR/pgw-forwarder.log")
 check_fails "... yet its TCP is refused by the forwarder" \
 	lab_exec lan curl -s -m 5 --interface 192.168.2.10 -o /dev/null http://$LAB_WEB/ip
 check "... as a blocked client (its log)" \
 	wait_for 3 test "$(grep -c 'client=192.168.2.10[: ].*close=blocked_client' "$LAB_DIR/pgw-forwarder.log")" -gt "$n"
+wait_for 3 test -s "$LAB_DIR/blind.end"
+rc=$(cat "$LAB_DIR/blind.end" 2>/dev/null)
+check "... and its download open before is cut (curl exit ${rc:-none}: not a complete transfer)" test -n "$rc" -a "$rc" != 0
+check "... as revoked (its log)" test "$(revoked)" -gt "$rv0"
 db "ALTER TABLE usage_seen_away RENAME TO usage_seen" # and nothing notified: its retry finds it
 check "... the table back: the mappings are read again (logged)" \
 	wait_for 5 grep -q "clients (recovered: clients relayed again" "$LAB_DIR/pgw-forwarder.log"
@@ -553,6 +570,6 @@ check "... asked of the resolver again: the cache started over (answers that cam
 	test "$(ql 'NOERROR (resolved')" -gt "$n"
 check_eq "... and its TCP goes through its proxy again" \
 	"$(lab_exec lan curl -s -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
-check_eq "... the stats say so" "$("$PGW_BIN/pgwctl" stats | jq -r .mappings_unread)" "false"
+check_eq "... the stats say so" "$("$PGW_BIN/pgwctl" stats | jq -r '[.mappings_unread, .mappings_unread_since_ms] | @text')" '[false,null]'
 check_eq "... and pgwctl status no longer" "$("$PGW_BIN/pgwctl" status | grep -c 'BLOCKING EVERY CLIENT')" "0"
 finish

@@ -92,6 +92,33 @@ static void test_load(void **state)
 	tl_rmdir(dir);
 }
 
+/* No decision readable: the rules from the configuration alone, the DB not read (a bad lan_cidr
+ * in it would refuse them), and nobody in any set */
+static void test_none(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = tl_db(dir, "d.db");
+	struct pgw_config c = cfg();
+	struct desired d;
+
+	(void)state;
+	assert_int_equal(tl_exec(db,
+				 "INSERT OR REPLACE INTO settings (key, value) VALUES ('lan_cidr', '192.168.2.0/33'),"
+				 "('block_action', 'drop')"),
+			 SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), -EINVAL); /* what cannot be decided */
+	assert_int_equal(desired_none(&c, &d, err, sizeof(err)), 0);
+	assert_string_equal(d.rules.lan_iface, "lo");
+	assert_int_equal(d.rules.lan_addr, 0xc0a80200u); /* the configuration's, not the DB's */
+	assert_int_equal(d.rules.lan_mask, 0xffffff00u);
+	assert_int_equal(d.rules.block_drop, 0); /* the default, the DB's not read */
+	assert_int_equal(d.rules.forwarder_port, 12345);
+	assert_int_equal(d.active.n + d.blocked.n + d.udp.n + d.bound.n + d.limits.n + d.proxies.n, 0);
+	desired_free(&d);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 static void test_minus(void **state)
 {
 	struct addrset a = {0}, b = {0}, out;
@@ -192,10 +219,8 @@ static void test_forget_queue(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_load),
-	    cmocka_unit_test(test_minus),
-	    cmocka_unit_test(test_union),
-	    cmocka_unit_test(test_forget_queue),
+	    cmocka_unit_test(test_load),  cmocka_unit_test(test_none),	       cmocka_unit_test(test_minus),
+	    cmocka_unit_test(test_union), cmocka_unit_test(test_forget_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
