@@ -2,6 +2,7 @@
  * address (the clients are a sorted set), then one delete per entry found. */
 #include "conntrack.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <stdio.h>
@@ -10,7 +11,8 @@
 #include <sys/socket.h>
 
 struct found {
-	const struct addrset *clients;
+	const struct addrset *clients; /* NULL: the LAN's (lan_addr, lan_mask) and the redirected */
+	uint32_t lan_addr, lan_mask;   /* host order */
 	struct nf_conntrack **ct;
 	size_t n, cap;
 	int oom;
@@ -21,13 +23,34 @@ static int cmp_ip(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct net_ip));
 }
 
+/* From the IPv4 LAN network, or redirected to the gateway (REDIRECT: the reply comes from
+ * another address or port than the one the client asked for; IPv6 clients have no network). */
+static int lan_or_redirected(const struct found *f, const struct nf_conntrack *ct)
+{
+	if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
+		if ((ntohl(nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC)) & f->lan_mask) == (f->lan_addr & f->lan_mask))
+			return 1;
+		if (nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_DST) != nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC))
+			return 1;
+	} else {
+		const void *d = nfct_get_attr(ct, ATTR_ORIG_IPV6_DST), *s = nfct_get_attr(ct, ATTR_REPL_IPV6_SRC);
+		if (d && s && memcmp(d, s, 16) != 0)
+			return 1;
+	}
+	return nfct_attr_is_set(ct, ATTR_ORIG_PORT_DST) > 0 && nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) > 0 &&
+	       nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST) != nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC);
+}
+
 static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *arg)
 {
 	struct found *f = arg;
 	struct net_ip src;
 
 	(void)type;
-	if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
+	if (!f->clients) {
+		if (!lan_or_redirected(f, ct))
+			return NFCT_CB_CONTINUE;
+	} else if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
 		uint32_t a = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC); /* network order */
 		memset(&src, 0, sizeof(src));
 		src.a[10] = src.a[11] = 0xff;
@@ -38,7 +61,7 @@ static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, vo
 			return NFCT_CB_CONTINUE;
 		memcpy(src.a, a, 16);
 	}
-	if (!bsearch(&src, f->clients->addr, f->clients->n, sizeof(src), cmp_ip))
+	if (f->clients && !bsearch(&src, f->clients->addr, f->clients->n, sizeof(src), cmp_ip))
 		return NFCT_CB_CONTINUE;
 	if (f->n == f->cap) {
 		size_t nc = f->cap ? f->cap * 2 : 64;
@@ -54,15 +77,29 @@ static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, vo
 	return NFCT_CB_STOLEN; /* kept: deleted after the dump (no query inside a callback) */
 }
 
+static int forget(struct found *f, char *err, size_t errlen);
+
 int conntrack_forget(const struct addrset *clients, char *err, size_t errlen)
 {
-	static const uint8_t families[] = {AF_INET, AF_INET6};
 	struct found f = {.clients = clients};
+
+	return clients->n ? forget(&f, err, errlen) : 0;
+}
+
+int conntrack_forget_lan(uint32_t lan_addr, uint32_t lan_mask, char *err, size_t errlen)
+{
+	struct found f = {.lan_addr = lan_addr, .lan_mask = lan_mask};
+
+	return forget(&f, err, errlen);
+}
+
+static int forget(struct found *fp, char *err, size_t errlen)
+{
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	struct found f = *fp;
 	struct nfct_handle *h;
 	int deleted = 0, r = 0;
 
-	if (clients->n == 0)
-		return 0;
 	h = nfct_open(CONNTRACK, 0);
 	if (!h) {
 		snprintf(err, errlen, "conntrack: %s", strerror(errno));

@@ -352,8 +352,15 @@ static int block_none(struct agent *a)
 		desired_free(&none);
 		return -1;
 	}
-	log_error("no decision applied and table inet pgw was not there: built granting no client (from the "
-		  "configuration; settings in the DB not read) until one is");
+	log_error("no decision applied and no table inet pgw of ours was there: built granting no client (from "
+		  "the configuration; settings in the DB not read) until one is");
+	{ /* who was granted is not known: whatever is tracked from the LAN or redirected goes */
+		int n = conntrack_forget_lan(none.rules.lan_addr, none.rules.lan_mask, err, sizeof(err));
+		if (n < 0)
+			log_warnx("%s", err);
+		else if (n > 0)
+			log_info("conntrack: %d entries from the LAN or redirected deleted", n);
+	}
 	desired_free(&a->applied);
 	a->applied = none;
 	a->have_applied = 1;
@@ -376,10 +383,13 @@ static int block_all(struct agent *a, int force_full)
 	struct desired blind;
 	struct addrset gone = a->applied.active;
 	char err[256];
-	int r;
+	int r, none_failed = 0;
 
-	if (!a->have_applied && nft_table_present(a->nft) == 0 && block_none(a) == 1)
-		return 1;
+	if (!a->have_applied && nft_table_present(a->nft) == 0) {
+		if (block_none(a) == 1)
+			return 1;
+		none_failed = 1;
+	}
 	if (ev_now_ms() - a->undecided_since < UNDECIDED_MAX_MS)
 		return 0;
 	if (a->blind && !force_full)
@@ -390,6 +400,11 @@ static int block_all(struct agent *a, int force_full)
 		if ((r = nft_flush_grants(a->nft, &granted, err, sizeof(err))) < 0 && r != -ENOENT) {
 			log_warnx("no decision applied for %d s, and the granting sets could not be flushed: %s",
 				  UNDECIDED_MAX_MS / 1000, err);
+			free(granted.addr);
+			return -1;
+		}
+		/* no table of ours, and none could be built (said): maybe no table at all */
+		if (r == -ENOENT && none_failed) {
 			free(granted.addr);
 			return -1;
 		}
@@ -445,6 +460,7 @@ static void decided(struct agent *a)
 		log_info("a decision read and applied again: clients as it says");
 	a->blind = 0;
 	a->undecided_since = 0;
+	a->applied_none = 0; /* (what is applied is a decision, or one just like it) */
 }
 
 static void reconcile(struct agent *a, int force_full)
@@ -453,7 +469,7 @@ static void reconcile(struct agent *a, int force_full)
 	char err[512];
 	const char *kind = "elements";
 	uint64_t t0 = ev_now_us();
-	int r;
+	int r, said = 0;
 
 	a->dirty = 0;
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
@@ -470,7 +486,14 @@ static void reconcile(struct agent *a, int force_full)
 			force_full = 0; /* the kernel holds what a->applied says again */
 		}
 		if (b == 1)
-			force_full = 0; /* (block_all rebuilt it, if it had to) */
+			force_full = 0;		   /* (block_all rebuilt it, if it had to) */
+		if (a->blind && a->applied_none) { /* (from block_none on, each retry's report says it) */
+			size_t n = strlen(err);
+			snprintf(err + n, sizeof(err) - n,
+				 "; no table of ours was there: every client blocked (a table granting nobody, from "
+				 "the configuration)");
+			said = 1;
+		}
 		goto fail;
 	}
 	if (force_full || !a->have_applied || !desired_rules_equal(&want, &a->applied)) {
@@ -558,12 +581,7 @@ static void reconcile(struct agent *a, int force_full)
 	report(a, kind, ev_now_us() - t0, NULL);
 	return;
 fail:
-	if (a->blind && a->applied_none) {
-		size_t n = strlen(err);
-		snprintf(err + n, sizeof(err) - n,
-			 "; no table of ours was there: every client blocked (a table "
-			 "granting nobody, from the configuration)");
-	} else if (a->blind && ev_now_ms() - a->undecided_since >= UNDECIDED_MAX_MS) {
+	if (!said && a->blind && ev_now_ms() - a->undecided_since >= UNDECIDED_MAX_MS) {
 		size_t n = strlen(err);
 		snprintf(err + n, sizeof(err) - n, "; no decision applied for %d s: every client blocked",
 			 UNDECIDED_MAX_MS / 1000);
