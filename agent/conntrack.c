@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 
 struct found {
-	const struct addrset *clients; /* NULL: the LAN's (lan_addr, lan_mask) and the redirected */
-	uint32_t lan_addr, lan_mask;   /* host order */
+	const struct addrset *clients; /* NULL: the ones redirected to ports[] */
+	uint16_t ports[2];
 	struct nf_conntrack **ct;
 	size_t n, cap;
 	int oom;
@@ -23,22 +23,27 @@ static int cmp_ip(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct net_ip));
 }
 
-/* From the IPv4 LAN network, or redirected to the gateway (REDIRECT: the reply comes from
- * another address or port than the one the client asked for; IPv6 clients have no network). */
-static int lan_or_redirected(const struct found *f, const struct nf_conntrack *ct)
+/* Redirected to one of pgw's ports on the gateway (REDIRECT: the reply comes from another
+ * address or port than the one the client asked for, and from that port), IPv4 or IPv6. Not the
+ * gateway's own connections, nor another program's DNAT. */
+static int redirected(const struct found *f, const struct nf_conntrack *ct)
 {
+	uint16_t port;
+	int moved;
+
+	if (nfct_attr_is_set(ct, ATTR_ORIG_PORT_DST) <= 0 || nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) <= 0)
+		return 0;
+	port = ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
+	if (port != f->ports[0] && port != f->ports[1])
+		return 0;
+	moved = nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST) != nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC);
 	if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
-		if ((ntohl(nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC)) & f->lan_mask) == (f->lan_addr & f->lan_mask))
-			return 1;
-		if (nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_DST) != nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC))
-			return 1;
+		moved |= nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_DST) != nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC);
 	} else {
 		const void *d = nfct_get_attr(ct, ATTR_ORIG_IPV6_DST), *s = nfct_get_attr(ct, ATTR_REPL_IPV6_SRC);
-		if (d && s && memcmp(d, s, 16) != 0)
-			return 1;
+		moved |= d && s && memcmp(d, s, 16) != 0;
 	}
-	return nfct_attr_is_set(ct, ATTR_ORIG_PORT_DST) > 0 && nfct_attr_is_set(ct, ATTR_REPL_PORT_SRC) > 0 &&
-	       nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST) != nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC);
+	return moved;
 }
 
 static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *arg)
@@ -48,7 +53,7 @@ static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, vo
 
 	(void)type;
 	if (!f->clients) {
-		if (!lan_or_redirected(f, ct))
+		if (!redirected(f, ct))
 			return NFCT_CB_CONTINUE;
 	} else if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
 		uint32_t a = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC); /* network order */
@@ -86,9 +91,9 @@ int conntrack_forget(const struct addrset *clients, char *err, size_t errlen)
 	return clients->n ? forget(&f, err, errlen) : 0;
 }
 
-int conntrack_forget_lan(uint32_t lan_addr, uint32_t lan_mask, char *err, size_t errlen)
+int conntrack_forget_redirected(uint16_t port1, uint16_t port2, char *err, size_t errlen)
 {
-	struct found f = {.lan_addr = lan_addr, .lan_mask = lan_mask};
+	struct found f = {.ports = {port1, port2}};
 
 	return forget(&f, err, errlen);
 }

@@ -11,9 +11,9 @@
 /* Delete every conntrack entry whose original source is one of clients (IPv4 and IPv6).
  * Returns how many were deleted, or -errno with the reason in err. */
 int conntrack_forget(const struct addrset *clients, char *err, size_t errlen);
-/* ... every entry whose original source is in the IPv4 LAN network (lan_addr/lan_mask, host
- * order), and every one redirected to the gateway (its reply from another address or port than
- * the original destination: REDIRECT), IPv6 too: who was granted is not known. */
-int conntrack_forget_lan(uint32_t lan_addr, uint32_t lan_mask, char *err, size_t errlen);
+/* ... every entry redirected to port1 or port2 of the gateway (REDIRECT: its reply from that
+ * port, and from another address or port than the original destination), IPv4 and IPv6: the
+ * clients' relayed connections and redirected DNS, whoever they are. */
+int conntrack_forget_redirected(uint16_t port1, uint16_t port2, char *err, size_t errlen);
 
 #endif

@@ -354,12 +354,12 @@ static int block_none(struct agent *a)
 	}
 	log_error("no decision applied and no table inet pgw of ours was there: built granting no client (from "
 		  "the configuration; settings in the DB not read) until one is");
-	{ /* who was granted is not known: whatever is tracked from the LAN or redirected goes */
-		int n = conntrack_forget_lan(none.rules.lan_addr, none.rules.lan_mask, err, sizeof(err));
+	{ /* who was granted is not known: whatever is redirected to the forwarder goes */
+		int n = conntrack_forget_redirected(none.rules.forwarder_port, none.rules.dns_port, err, sizeof(err));
 		if (n < 0)
 			log_warnx("%s", err);
 		else if (n > 0)
-			log_info("conntrack: %d entries from the LAN or redirected deleted", n);
+			log_info("conntrack: %d entries redirected to pgw-forwarder deleted", n);
 	}
 	desired_free(&a->applied);
 	a->applied = none;
