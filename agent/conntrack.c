@@ -82,7 +82,51 @@ static int on_entry(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, vo
 	return NFCT_CB_STOLEN; /* kept: deleted after the dump (no query inside a callback) */
 }
 
-static int forget(struct found *f, char *err, size_t errlen);
+/* One dump of each family, the entries f takes deleted after it. */
+static int forget(struct found *f, char *err, size_t errlen)
+{
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	struct nfct_handle *h;
+	int deleted = 0, r = 0;
+
+	h = nfct_open(CONNTRACK, 0);
+	if (!h) {
+		snprintf(err, errlen, "conntrack: %s", strerror(errno));
+		return -errno;
+	}
+	nfct_callback_register(h, NFCT_T_ALL, on_entry, f);
+	for (size_t i = 0; i < sizeof(families) && !f->oom; i++) {
+		struct nfct_filter_dump *fd = nfct_filter_dump_create();
+		if (!fd) {
+			f->oom = 1;
+			break;
+		}
+		nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, families[i]);
+		if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && !r) {
+			r = -errno;
+			snprintf(err, errlen, "conntrack dump: %s", strerror(errno));
+		}
+		nfct_filter_dump_destroy(fd);
+	}
+	nfct_callback_unregister(h);
+	for (size_t i = 0; i < f->n; i++) {
+		/* ENOENT: it ended by itself meanwhile, which is just as good */
+		if (nfct_query(h, NFCT_Q_DESTROY, f->ct[i]) == 0)
+			deleted++;
+		else if (errno != ENOENT && !r) {
+			r = -errno;
+			snprintf(err, errlen, "conntrack delete: %s", strerror(errno));
+		}
+		nfct_destroy(f->ct[i]);
+	}
+	free(f->ct);
+	nfct_close(h);
+	if (f->oom && !r) {
+		snprintf(err, errlen, "conntrack: out of memory");
+		r = -ENOMEM;
+	}
+	return r < 0 ? r : deleted;
+}
 
 int conntrack_forget(const struct addrset *clients, char *err, size_t errlen)
 {
@@ -96,50 +140,4 @@ int conntrack_forget_redirected(uint16_t port1, uint16_t port2, char *err, size_
 	struct found f = {.ports = {port1, port2}};
 
 	return forget(&f, err, errlen);
-}
-
-static int forget(struct found *fp, char *err, size_t errlen)
-{
-	static const uint8_t families[] = {AF_INET, AF_INET6};
-	struct found f = *fp;
-	struct nfct_handle *h;
-	int deleted = 0, r = 0;
-
-	h = nfct_open(CONNTRACK, 0);
-	if (!h) {
-		snprintf(err, errlen, "conntrack: %s", strerror(errno));
-		return -errno;
-	}
-	nfct_callback_register(h, NFCT_T_ALL, on_entry, &f);
-	for (size_t i = 0; i < sizeof(families) && !f.oom; i++) {
-		struct nfct_filter_dump *fd = nfct_filter_dump_create();
-		if (!fd) {
-			f.oom = 1;
-			break;
-		}
-		nfct_filter_dump_set_attr_u8(fd, NFCT_FILTER_DUMP_L3NUM, families[i]);
-		if (nfct_query(h, NFCT_Q_DUMP_FILTER, fd) < 0 && !r) {
-			r = -errno;
-			snprintf(err, errlen, "conntrack dump: %s", strerror(errno));
-		}
-		nfct_filter_dump_destroy(fd);
-	}
-	nfct_callback_unregister(h);
-	for (size_t i = 0; i < f.n; i++) {
-		/* ENOENT: it ended by itself meanwhile, which is just as good */
-		if (nfct_query(h, NFCT_Q_DESTROY, f.ct[i]) == 0)
-			deleted++;
-		else if (errno != ENOENT && !r) {
-			r = -errno;
-			snprintf(err, errlen, "conntrack delete: %s", strerror(errno));
-		}
-		nfct_destroy(f.ct[i]);
-	}
-	free(f.ct);
-	nfct_close(h);
-	if (f.oom && !r) {
-		snprintf(err, errlen, "conntrack: out of memory");
-		r = -ENOMEM;
-	}
-	return r < 0 ? r : deleted;
 }
