@@ -166,6 +166,10 @@ for m in pgw-forwarder pgw-lockstep redsocks redsocks-copy direct-socks; do
 done
 p=$(median <<<"${cps[pgw-forwarder]:-}") q=$(median <<<"${cps[redsocks]:-}")
 awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "new conn/s, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
+# each round's own ratio: the two relays measured within seconds of each other, so the machine's drift
+# between rounds (a shared machine's neighbours) shows as the spread of these, not in any one of them
+paste <(tr ' ' '\n' <<<"${cps[pgw-forwarder]:-}" | grep .) <(tr ' ' '\n' <<<"${cps[redsocks]:-}" | grep .) |
+	awk '$2 > 0 {printf "%s%.2fx", n++ ? " " : "new conn/s, pgw-forwarder / redsocks (splice), each round: ", $1 / $2} END {if (n) print ""}'
 p=$(median <<<"${ccpu[pgw-forwarder]:-}") q=$(median <<<"${ccpu[redsocks]:-}")
 awk -v p="$p" -v q="$q" 'BEGIN {if (p ~ /^[0-9]+$/ && q ~ /^[0-9]+$/ && q > 0) printf "relay CPU a new connection, pgw-forwarder / redsocks (splice), medians: %.2fx\n", p / q}'
 echo "Same lab, same upstream (dante), client 192.168.2.10; ${SECS}s iperf3/wrk runs; P50/P95: $((REQS / ROUNDS * ROUNDS))"
