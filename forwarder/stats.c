@@ -64,73 +64,96 @@ int stats_init(struct fwd_stats *s)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	pthread_mutex_init(&s->clients_lock, NULL);
-	s->drain_due = 0;
-	s->clients = calloc(CLIENT_STATS_MAX, sizeof(*s->clients));
+	s->clients_n = s->clients_given = 0;
+	s->clients_cap = CLIENT_INDEX_FIRST;
+	s->clients = calloc(s->clients_cap, sizeof(*s->clients));
 	return s->clients ? 0 : -ENOMEM;
 }
 
+/* An index slot whose client's counters were given back: lookups go on past it, a new client may
+ * take it. */
+static struct client_stat given_back;
+
 void stats_fini(struct fwd_stats *s)
 {
+	for (size_t i = 0; s->clients && i < s->clients_cap; i++)
+		if (s->clients[i] != &given_back)
+			free(s->clients[i]);
 	free(s->clients);
 	s->clients = NULL;
 	pthread_mutex_destroy(&s->clients_lock);
 }
 
-/* A slot given back (stats_clients_rebind): skipped by lookups, taken again by a new client.
- * ff..ff is a multicast address, never a client's. */
-static const struct net_ip tomb = {
-    .a = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-
-static int is(const struct client_stat *cs, const struct net_ip *ip)
-{
-	return memcmp(&cs->client, ip, sizeof(*ip)) == 0;
-}
-
-/* The client's counters, created on first use; NULL when the table is full. Call locked. */
-/* org: whose the counts are (its mapping's organisation; 0: not known here), the slot's tag when it
- * has none yet. Only the reload's rebind moves a tag, starting the counts over. */
-static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip *client, int64_t org)
-{
-	static const struct net_ip none;
-	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
-	struct client_stat *cs = NULL, *free_slot = NULL;
-
-	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		cs = &s->clients[i];
-		if (is(cs, client))
-			break;
-		if (is(cs, &tomb) && !free_slot)
-			free_slot = cs; /* the client may be further on: looked for first */
-		if (is(cs, &none)) {
-			if (!free_slot)
-				free_slot = cs;
-			cs = NULL;
-			break;
-		}
-		cs = NULL;
-	}
-	if (!cs && (cs = free_slot)) {
-		memset(cs, 0, sizeof(*cs));
-		cs->client = *client;
-	}
-	if (cs && !cs->org)
-		cs->org = org;
-	return cs;
-}
-
 /* The client's counters if it has any (none are made). Call locked. */
 static struct client_stat *client_find(struct fwd_stats *s, const struct net_ip *client)
 {
-	static const struct net_ip none;
-	size_t i = (size_t)net_ip_hash(client) & (CLIENT_STATS_MAX - 1);
+	const size_t mask = s->clients_cap - 1;
+	size_t i = (size_t)net_ip_hash(client) & mask;
 
-	for (size_t k = 0; k < CLIENT_STATS_MAX; k++, i = (i + 1) & (CLIENT_STATS_MAX - 1)) {
-		if (is(&s->clients[i], client))
-			return &s->clients[i];
-		if (is(&s->clients[i], &none))
-			return NULL;
-	}
+	/* at most half the slots are in use: an empty one ends every way */
+	for (size_t k = 0; k < s->clients_cap && s->clients[i]; k++, i = (i + 1) & mask)
+		if (s->clients[i] != &given_back && memcmp(&s->clients[i]->client, client, sizeof(*client)) == 0)
+			return s->clients[i];
 	return NULL;
+}
+
+/* The index made again with cap slots (a power of two), without the given-back ones: 0, or
+ * -ENOMEM (the one there is kept, and works). Call locked. */
+static int reindex(struct fwd_stats *s, size_t cap)
+{
+	struct client_stat **idx = calloc(cap, sizeof(*idx));
+
+	if (!idx)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->clients_cap; i++) {
+		struct client_stat *cs = s->clients[i];
+		size_t j;
+
+		if (!cs || cs == &given_back)
+			continue;
+		for (j = (size_t)net_ip_hash(&cs->client) & (cap - 1); idx[j]; j = (j + 1) & (cap - 1))
+			;
+		idx[j] = cs;
+	}
+	free(s->clients);
+	s->clients = idx;
+	s->clients_cap = cap;
+	s->clients_given = 0;
+	return 0;
+}
+
+/* The client's counters, made on first use; NULL for a client past CLIENT_STATS_MAX (or out of
+ * memory): it goes uncounted, so unlimited. Call locked.
+ * org: whose the counts are (its mapping's organisation; 0: not known here), the counters' tag when
+ * they have none yet. Only the reload's rebind moves a tag, starting the counts over. */
+static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip *client, int64_t org)
+{
+	struct client_stat *cs = client_find(s, client);
+	size_t i, cap = s->clients_cap;
+
+	if (!cs) {
+		if (s->clients_n >= CLIENT_STATS_MAX)
+			return NULL;
+		/* one more must leave at least half the slots empty (given-back ones count as used) */
+		if ((s->clients_n + s->clients_given + 1) * 2 > cap) {
+			while ((s->clients_n + 1) * 4 > cap)
+				cap *= 2; /* a quarter free for new clients (or just the given-back ones dropped) */
+			if (reindex(s, cap) < 0)
+				return NULL;
+		}
+		if (!(cs = calloc(1, sizeof(*cs))))
+			return NULL;
+		cs->client = *client;
+		for (i = (size_t)net_ip_hash(client) & (cap - 1); s->clients[i] && s->clients[i] != &given_back;
+		     i = (i + 1) & (cap - 1))
+			;
+		s->clients_given -= s->clients[i] == &given_back;
+		s->clients[i] = cs;
+		s->clients_n++;
+	}
+	if (!cs->org)
+		cs->org = org;
+	return cs;
 }
 
 void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed)
@@ -143,61 +166,29 @@ void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
-/* Slots given back that no client's lookup passes (each client's way is from its home slot to
- * its own) become empty: lookups of clients not there stop early again, even once the table was
- * full (its given-back slots would otherwise all be passed, 16,384 compared for every new client
- * and every reload's quota). Call locked. */
-static int drain_tombs(struct fwd_stats *s)
-{
-	static const struct net_ip none;
-	const size_t n = CLIENT_STATS_MAX;
-	int *way = calloc(n + 1, sizeof(*way)); /* +1 at a way's first slot, -1 after its last */
-	int on = 0;
-
-	if (!way)
-		return -ENOMEM; /* left as they are: lookups pass them, nothing is lost */
-	for (size_t p = 0; p < n; p++) {
-		size_t h;
-		if (is(&s->clients[p], &none) || is(&s->clients[p], &tomb))
-			continue;
-		h = (size_t)net_ip_hash(&s->clients[p].client) & (n - 1);
-		way[h]++; /* its way: h .. p-1, around the end when p < h */
-		way[p]--;
-		if (p < h)
-			way[0]++, way[n]--;
-	}
-	for (size_t i = 0; i < n; i++) {
-		on += way[i];
-		if (on == 0 && is(&s->clients[i], &tomb))
-			memset(&s->clients[i].client, 0, sizeof(none));
-	}
-	free(way);
-	return 0;
-}
-
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
 {
-	static const struct net_ip none;
+	size_t cap;
 
 	if (!s->clients)
 		return;
 	pthread_mutex_lock(&s->clients_lock);
-	for (size_t i = 0; i < CLIENT_STATS_MAX; i++) {
-		struct client_stat *cs = &s->clients[i];
+	for (size_t i = 0; i < s->clients_cap; i++) {
+		struct client_stat *cs = s->clients[i];
 		int64_t now;
 
-		if (is(cs, &none) || is(cs, &tomb))
+		if (!cs || cs == &given_back)
 			continue;
 		now = org_of(arg, &cs->client);
 		if (now == 0 && cs->active == 0 && cs->udp_flows == 0 && cs->quota_held == 0) {
-			/* mapped no more, nothing open that holds the slot (a connection's pointer goes with
-			 * its count, conn_close): given back, so that clients come and go for good without
-			 * filling the table (full, new ones went uncounted, their quotas and limits unkept) */
-			memset(cs, 0, sizeof(*cs));
-			cs->client = tomb;
-			/* only a slot given back can end a way that kept an older one on it (a new
-			 * client in a slot only lengthens ways): drained below */
-			s->drain_due = 1;
+			/* mapped no more, nothing open that holds them (a connection's pointer goes with its
+			 * count, conn_close): given back, so that clients come and go for good without
+			 * filling the index (full, new ones would go uncounted, their quotas and limits
+			 * unkept) */
+			free(cs);
+			s->clients[i] = &given_back;
+			s->clients_n--;
+			s->clients_given++;
 			continue;
 		}
 		if (!cs->org || now == 0 || now == cs->org)
@@ -214,8 +205,13 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		cs->tokens_at = 0;
 		cs->org = now; /* (active and udp_flows stay: those are still open) */
 	}
-	if (s->drain_due && drain_tombs(s) == 0)
-		s->drain_due = 0; /* (out of memory: the next reload tries again) */
+	/* given back: the index made again without them (lookups of clients not there stop early
+	 * again), at half its size while a quarter would still hold every client (out of memory: kept
+	 * as it is, lookups pass them, the next reload tries again) */
+	for (cap = s->clients_cap; cap > CLIENT_INDEX_FIRST && (s->clients_n + 1) * 4 <= cap / 2;)
+		cap /= 2;
+	if (s->clients_given)
+		reindex(s, cap);
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
@@ -403,16 +399,15 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t 
 /* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
 static void write_clients(struct fwd_stats *s, FILE *out)
 {
-	static const struct net_ip none;
 	char ip[NET_IP_STR_MAX];
 	int first = 1;
 
 	fputs(",\"clients\":{", out);
 	pthread_mutex_lock(&s->clients_lock);
-	for (size_t i = 0; s->clients && i < CLIENT_STATS_MAX; i++) {
-		const struct client_stat *cs = &s->clients[i];
+	for (size_t i = 0; s->clients && i < s->clients_cap; i++) {
+		const struct client_stat *cs = s->clients[i];
 
-		if (is(cs, &none) || is(cs, &tomb))
+		if (!cs || cs == &given_back)
 			continue;
 		net_ip_str(&cs->client, ip);
 		fprintf(out,

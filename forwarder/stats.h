@@ -68,18 +68,23 @@ struct fwd_stats {
 	atomic_ulong sess_ready, sess_used, sess_missed, sess_stale, sess_retired, sess_closed, sess_failed;
 	atomic_ulong early_data;
 	pthread_mutex_t clients_lock;
-	int drain_due;		     /* slots given back that drain_tombs has not looked at (under clients_lock) */
-	struct client_stat *clients; /* CLIENT_STATS_MAX slots, open addressing */
+	/* the clients' counters (under clients_lock): an index of pointers to them, open addressing,
+	 * grown (and shrunk at a reload) so that at most half of its slots are in use */
+	struct client_stat **clients;
+	size_t clients_cap, clients_n, clients_given; /* slots; counters in it; slots given back */
 };
 
-/* Per-client counters (the stats of a mapping), bounded; connections at open and close, bytes as
- * they flow (bytes_up/bytes_down with atomic operations, quota_left/quota_held under the slot's
- * own qlock; the rest under the lock).
- * A connection keeps a pointer to its client's while it counts as open (active); a slot is given
- * back at a reload only when its address is mapped no more and nothing holds it. */
-#define CLIENT_STATS_MAX 16384
+/* Per-client counters (the stats of a mapping), each in memory of its own (they never move); for
+ * at most CLIENT_STATS_MAX clients at once; connections at open and close, bytes as they flow
+ * (bytes_up/bytes_down with atomic operations, quota_left/quota_held under the counters' own
+ * qlock; the rest under the lock).
+ * A connection keeps a pointer to its client's while it counts as open (active); counters are given
+ * back at a reload only when their address is mapped no more and nothing holds them. The stats
+ * answer lists them all: 65,536 take ~20 MiB, 40 at the counters' largest (FWDCTL_REPLY_MAX). */
+#define CLIENT_STATS_MAX   65536
+#define CLIENT_INDEX_FIRST 1024 /* slots in the index at start (8 KiB); it doubles as clients come */
 struct client_stat {
-	struct net_ip client; /* all zero (::, never a client): free slot */
+	struct net_ip client;
 	unsigned long active, connections, failures, bytes_up, bytes_down;
 	unsigned long dns_queries, dns_hits, dns_errors; /* errors: SERVFAIL or REFUSED given */
 	unsigned long dns_ms_sum;			 /* their answer times added up */

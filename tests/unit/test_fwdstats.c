@@ -170,9 +170,9 @@ static void test_workers_at_once(void **state)
 	stats_fini(&s);
 }
 
-/* Clients come and go: a slot whose address is mapped no more and holds nothing open is given
- * back at a reload. Before, the 16,384 slots filled once and for good, and every new client went
- * uncounted (no quota, no limits). One still mapped, or with a connection open, keeps its slot. */
+/* Clients come and go: counters whose address is mapped no more and hold nothing open are given
+ * back at a reload. One still mapped, or with a connection open, keeps its counters, at the same
+ * address however much the index grew and shrank meanwhile (a connection holds a pointer). */
 static struct net_ip nth(unsigned i)
 {
 	char buf[32];
@@ -196,13 +196,15 @@ static void test_slots_given_back(void **state)
 	struct fwd_stats s;
 	struct client_stat *cs, *c7 = NULL, *c9 = NULL;
 	struct net_ip ip;
+	const unsigned n = 20000; /* more than the 16,384 of a fixed table before */
 
 	(void)state;
 	assert_int_equal(stats_init(&s), 0);
-	for (unsigned i = 0; i < CLIENT_STATS_MAX; i++) {
+	assert_int_equal(s.clients_cap, CLIENT_INDEX_FIRST);
+	for (unsigned i = 0; i < n; i++) {
 		ip = nth(i);
 		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
-		assert_non_null(cs);
+		assert_non_null(cs); /* every one counted */
 		if (i == 7)
 			c7 = cs;
 		if (i == 9) {
@@ -211,35 +213,38 @@ static void test_slots_given_back(void **state)
 		}
 		stats_client_closed(&s, cs, 0);
 	}
-	ip = nth(CLIENT_STATS_MAX);
-	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
-	assert_null(cs); /* the table is full: a new client goes uncounted */
+	assert_int_equal(s.clients_n, n);
+	assert_true(s.clients_cap >= 2 * n && s.clients_cap <= 8 * n); /* grown, at most half in use */
+	for (unsigned i = 0; i < n; i++) { /* each found again: the same counters, not new ones */
+		ip = nth(i);
+		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+		assert_int_equal(cs->connections, 2);
+		if (i == 7)
+			assert_ptr_equal(cs, c7); /* where it was before the index grew */
+		stats_client_closed(&s, cs, 0);
+	}
+	assert_int_equal(s.clients_n, n);
 	stats_clients_rebind(&s, mapped_only_7, NULL);
-	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
-	assert_non_null(cs); /* room again */
+	assert_int_equal(s.clients_n, 2); /* 7 mapped, 9 open: the rest given back */
+	assert_int_equal(s.clients_given, 0);
+	assert_int_equal(s.clients_cap, CLIENT_INDEX_FIRST); /* and the index back to its first size */
 	ip = nth(7);
 	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
-	assert_ptr_equal(cs, c7); /* mapped: its slot and counts kept */
-	assert_int_equal(cs->connections, 2);
+	assert_ptr_equal(cs, c7); /* mapped: its counters and counts kept */
+	assert_int_equal(cs->connections, 3);
 	ip = nth(9);
 	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
 	assert_ptr_equal(cs, c9); /* a connection open: kept */
 	assert_int_equal(cs->active, 2);
-	for (unsigned i = 0; i < 100; i++) { /* given back: taken again, each once, found again */
-		struct client_stat *again;
-		ip = nth(CLIENT_STATS_MAX + 1 + i);
-		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
-		assert_non_null(cs);
-		assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &again), 0);
-		assert_ptr_equal(again, cs);
-		assert_int_equal(cs->connections, 2);
-	}
+	ip = nth(100);
+	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
+	assert_int_equal(cs->connections, 1); /* given back: a new client's counts start at nothing */
 	stats_fini(&s);
 }
 
-/* Given-back slots on no client's way become empty again, those on one stay (a client further
- * along its way is still found); a connection that got no slot (the table full) counts nothing
- * down at its close, and makes none. */
+/* Clients that share a home slot: one given back, another further along the same way is still
+ * found at once (the index is made again without the given-back slot); past CLIENT_STATS_MAX a
+ * client goes uncounted, and a connection that got no counters counts nothing down at its close */
 static int64_t mapped_b(void *arg, const struct net_ip *ip)
 {
 	return memcmp(ip, arg, sizeof(*ip)) == 0 ? 1 : 0;
@@ -250,12 +255,12 @@ static void test_given_back_on_the_way(void **state)
 	struct fwd_stats s;
 	struct client_stat *ca, *cb, *cc, *ce, *cs;
 	struct net_ip a = nth(0), b, c, d, e;
-	unsigned home = net_ip_hash(&a) & (CLIENT_STATS_MAX - 1), i, found = 0, empty = 0;
+	unsigned home = net_ip_hash(&a) & (CLIENT_INDEX_FIRST - 1), i, found = 0;
 
 	(void)state;
 	for (i = 1; found < 3 && i < 10000000; i++) { /* three more clients with a's home slot */
 		struct net_ip x = nth(i);
-		if ((net_ip_hash(&x) & (CLIENT_STATS_MAX - 1)) != home)
+		if ((net_ip_hash(&x) & (CLIENT_INDEX_FIRST - 1)) != home)
 			continue;
 		if (found == 0)
 			b = x;
@@ -270,37 +275,41 @@ static void test_given_back_on_the_way(void **state)
 	assert_int_equal(stats_client_open(&s, &a, 1, 0, 0, 1000, &ca), 0);
 	assert_int_equal(stats_client_open(&s, &b, 1, 0, 0, 1000, &cb), 0);
 	assert_int_equal(stats_client_open(&s, &e, 1, 0, 0, 1000, &ce), 0);
-	assert_ptr_equal(cb, ca + 1); /* b's way passes a's slot */
-	assert_ptr_equal(ce, ca + 2); /* (a wrap at the end of the table would make this fail: no) */
+	assert_ptr_equal(s.clients[home], ca);
+	assert_ptr_equal(s.clients[(home + 1) & (CLIENT_INDEX_FIRST - 1)], cb); /* b's way passes a's slot */
+	assert_ptr_equal(s.clients[(home + 2) & (CLIENT_INDEX_FIRST - 1)], ce);
 	stats_client_closed(&s, ca, 0);
 	stats_client_closed(&s, cb, 0);
 	stats_client_closed(&s, ce, 0);
-	stats_clients_rebind(&s, mapped_b, &b); /* a and e given back; b kept; e's on nobody's way */
-	for (i = 0; i < CLIENT_STATS_MAX; i++)
-		empty += s.clients[i].client.a[0] == 0 && s.clients[i].client.a[15] == 0;
-	assert_int_equal(empty, CLIENT_STATS_MAX - 2); /* a's slot stays given back, not empty: on b's way */
+	stats_clients_rebind(&s, mapped_b, &b); /* a and e given back; b kept */
+	assert_int_equal(s.clients_n, 1);
+	assert_ptr_equal(s.clients[home], cb); /* at its home now */
 	assert_int_equal(stats_client_open(&s, &b, 1, 0, 0, 1000, &cs), 0);
-	assert_ptr_equal(cs, cb); /* found past it */
+	assert_ptr_equal(cs, cb);
+	assert_int_equal(cs->connections, 2);
 	assert_int_equal(stats_client_open(&s, &c, 1, 0, 0, 1000, &cc), 0);
-	assert_ptr_equal(cc, ca); /* a new client takes it */
+	assert_ptr_equal(s.clients[(home + 1) & (CLIENT_INDEX_FIRST - 1)], cc);
+	assert_int_equal(cc->connections, 1);
 	stats_client_closed(&s, cs, 0);
 	stats_client_closed(&s, cc, 0);
-	stats_clients_rebind(&s, mapped_only_7, NULL); /* neither mapped: both go, and both empty */
-	empty = 0;
-	for (i = 0; i < CLIENT_STATS_MAX; i++)
-		empty += s.clients[i].client.a[0] == 0 && s.clients[i].client.a[15] == 0;
-	assert_int_equal(empty, CLIENT_STATS_MAX);
-	/* the table full: no slot for d, and its close makes none (it counted the slot's active down) */
+	stats_clients_rebind(&s, mapped_only_7, NULL); /* neither mapped: both go */
+	assert_int_equal(s.clients_n, 0);
+	for (i = 0; i < s.clients_cap; i++)
+		assert_null(s.clients[i]);
+	/* CLIENT_STATS_MAX clients: no counters for d, and its close makes none */
 	for (i = 0; i < CLIENT_STATS_MAX; i++) {
 		struct net_ip x = nth(100000 + i);
 		assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+		assert_non_null(cs);
 		stats_client_closed(&s, cs, 0);
 	}
 	d = nth(50000);
 	assert_int_equal(stats_client_open(&s, &d, 1, 0, 0, 1000, &cs), 0);
 	assert_null(cs);
-	stats_clients_rebind(&s, mapped_only_7, NULL); /* room again */
 	stats_client_closed(&s, cs, 0);
+	assert_int_equal(s.clients_n, CLIENT_STATS_MAX);
+	stats_clients_rebind(&s, mapped_only_7, NULL); /* room again */
+	assert_int_equal(s.clients_n, 0);
 	assert_int_equal(stats_client_open(&s, &d, 1, 0, 0, 1000, &cs), 0);
 	assert_non_null(cs);
 	assert_int_equal(cs->active, 1);
