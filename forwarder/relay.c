@@ -300,7 +300,7 @@ void conn_close(struct conn *c, enum fwd_close why, enum upstream_result up)
 	atomic_fetch_add(&s->closes[why], 1);
 	if (c->early_len && !c->sent_early) /* read, never delivered: the quota has them back */
 		stats_quota_give(c->cs, c->early_len);
-	if (c->counted) /* its count down (an admin's close is no failure): the slot may be given back */
+	if (c->counted) /* its count down (an admin's close is no failure): the counters may be freed */
 		stats_client_closed(s, c->cs, why != CLOSE_DONE && why != CLOSE_ADMIN);
 	c->cs = NULL; /* no use of it after this */
 	if (why == CLOSE_UPSTREAM)

@@ -64,21 +64,16 @@ int stats_init(struct fwd_stats *s)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	pthread_mutex_init(&s->clients_lock, NULL);
-	s->clients_n = s->clients_given = 0;
-	s->clients_cap = CLIENT_INDEX_FIRST;
-	s->clients = calloc(s->clients_cap, sizeof(*s->clients));
+	s->clients_n = 0;
+	s->clients = calloc(CLIENT_INDEX_FIRST, sizeof(*s->clients));
+	s->clients_cap = s->clients ? CLIENT_INDEX_FIRST : 0;
 	return s->clients ? 0 : -ENOMEM;
 }
 
-/* An index slot whose client's counters were given back: lookups go on past it, a new client may
- * take it. */
-static struct client_stat given_back;
-
 void stats_fini(struct fwd_stats *s)
 {
-	for (size_t i = 0; s->clients && i < s->clients_cap; i++)
-		if (s->clients[i] != &given_back)
-			free(s->clients[i]);
+	for (size_t i = 0; i < s->clients_cap; i++)
+		free(s->clients[i]);
 	free(s->clients);
 	s->clients = NULL;
 	pthread_mutex_destroy(&s->clients_lock);
@@ -90,15 +85,16 @@ static struct client_stat *client_find(struct fwd_stats *s, const struct net_ip 
 	const size_t mask = s->clients_cap - 1;
 	size_t i = (size_t)net_ip_hash(client) & mask;
 
-	/* at most half the slots are in use: an empty one ends every way */
+	/* at most half the slots are in use: an empty one ends every way (none without an index) */
 	for (size_t k = 0; k < s->clients_cap && s->clients[i]; k++, i = (i + 1) & mask)
-		if (s->clients[i] != &given_back && memcmp(&s->clients[i]->client, client, sizeof(*client)) == 0)
+		if (memcmp(&s->clients[i]->client, client, sizeof(*client)) == 0)
 			return s->clients[i];
 	return NULL;
 }
 
-/* The index made again with cap slots (a power of two), without the given-back ones: 0, or
- * -ENOMEM (the one there is kept, and works). Call locked. */
+/* The index made again with cap slots (a power of two); the counters marked given back freed.
+ * 0, or -ENOMEM: nothing changed (the index there works, the marked counters are still in it).
+ * Call locked. */
 static int reindex(struct fwd_stats *s, size_t cap)
 {
 	struct client_stat **idx = calloc(cap, sizeof(*idx));
@@ -109,8 +105,13 @@ static int reindex(struct fwd_stats *s, size_t cap)
 		struct client_stat *cs = s->clients[i];
 		size_t j;
 
-		if (!cs || cs == &given_back)
+		if (!cs)
 			continue;
+		if (cs->given_back) {
+			free(cs);
+			s->clients_n--;
+			continue;
+		}
 		for (j = (size_t)net_ip_hash(&cs->client) & (cap - 1); idx[j]; j = (j + 1) & (cap - 1))
 			;
 		idx[j] = cs;
@@ -118,7 +119,6 @@ static int reindex(struct fwd_stats *s, size_t cap)
 	free(s->clients);
 	s->clients = idx;
 	s->clients_cap = cap;
-	s->clients_given = 0;
 	return 0;
 }
 
@@ -132,22 +132,19 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 	size_t i, cap = s->clients_cap;
 
 	if (!cs) {
-		if (s->clients_n >= CLIENT_STATS_MAX)
+		if (!cap || s->clients_n >= CLIENT_STATS_MAX)
 			return NULL;
-		/* one more must leave at least half the slots empty (given-back ones count as used) */
-		if ((s->clients_n + s->clients_given + 1) * 2 > cap) {
+		if ((s->clients_n + 1) * 2 > cap) { /* at most half in use: 4 times the slots, a quarter */
 			while ((s->clients_n + 1) * 4 > cap)
-				cap *= 2; /* a quarter free for new clients (or just the given-back ones dropped) */
+				cap *= 2;
 			if (reindex(s, cap) < 0)
 				return NULL;
 		}
 		if (!(cs = calloc(1, sizeof(*cs))))
 			return NULL;
 		cs->client = *client;
-		for (i = (size_t)net_ip_hash(client) & (cap - 1); s->clients[i] && s->clients[i] != &given_back;
-		     i = (i + 1) & (cap - 1))
+		for (i = (size_t)net_ip_hash(client) & (cap - 1); s->clients[i]; i = (i + 1) & (cap - 1))
 			;
-		s->clients_given -= s->clients[i] == &given_back;
 		s->clients[i] = cs;
 		s->clients_n++;
 	}
@@ -158,7 +155,7 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 
 void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed)
 {
-	if (!cs) /* never counted in a slot (the table was full): none made for it now */
+	if (!cs) /* never counted (no counters for it: CLIENT_STATS_MAX clients): none made for it now */
 		return;
 	pthread_mutex_lock(&s->clients_lock);
 	cs->active--;
@@ -168,33 +165,29 @@ void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed
 
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg)
 {
-	size_t cap;
+	size_t cap, gone = 0;
 
-	if (!s->clients)
-		return;
 	pthread_mutex_lock(&s->clients_lock);
 	for (size_t i = 0; i < s->clients_cap; i++) {
 		struct client_stat *cs = s->clients[i];
 		int64_t now;
 
-		if (!cs || cs == &given_back)
+		if (!cs)
 			continue;
 		now = org_of(arg, &cs->client);
 		if (now == 0 && cs->active == 0 && cs->udp_flows == 0 && cs->quota_held == 0) {
 			/* mapped no more, nothing open that holds them (a connection's pointer goes with its
-			 * count, conn_close): given back, so that clients come and go for good without
+			 * count, conn_close): given back below, so that clients come and go for good without
 			 * filling the index (full, new ones would go uncounted, their quotas and limits
 			 * unkept) */
-			free(cs);
-			s->clients[i] = &given_back;
-			s->clients_n--;
-			s->clients_given++;
+			cs->given_back = 1;
+			gone++;
 			continue;
 		}
 		if (!cs->org || now == 0 || now == cs->org)
 			continue;
-		/* connections may be adding bytes through their pointer to this slot right now: its
-		 * counters start over (the byte counters with atomic stores), the quota stays (it is set
+		/* connections may be adding bytes through their pointer to these counters right now: they
+		 * start over (the byte counters with atomic stores), the quota stays (it is set
 		 * again at this reload) */
 		__atomic_store_n(&cs->bytes_up, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&cs->bytes_down, 0, __ATOMIC_RELAXED);
@@ -205,13 +198,15 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		cs->tokens_at = 0;
 		cs->org = now; /* (active and udp_flows stay: those are still open) */
 	}
-	/* given back: the index made again without them (lookups of clients not there stop early
-	 * again), at half its size while a quarter would still hold every client (out of memory: kept
-	 * as it is, lookups pass them, the next reload tries again) */
-	for (cap = s->clients_cap; cap > CLIENT_INDEX_FIRST && (s->clients_n + 1) * 4 <= cap / 2;)
+	/* given back: freed as the index is made again without them (linear probing: a slot emptied
+	 * in place could end another client's way), at half its size while a quarter would still hold
+	 * every client. Out of memory for it: none given back this time, the next reload tries again */
+	for (cap = s->clients_cap; cap > CLIENT_INDEX_FIRST && (s->clients_n - gone + 1) * 4 <= cap / 2;)
 		cap /= 2;
-	if (s->clients_given)
-		reindex(s, cap);
+	if (gone && reindex(s, cap) < 0)
+		for (size_t i = 0; i < s->clients_cap; i++)
+			if (s->clients[i])
+				s->clients[i]->given_back = 0;
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
@@ -299,10 +294,8 @@ void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long
 {
 	struct client_stat *cs;
 
-	if (!s->clients)
-		return;
 	pthread_mutex_lock(&s->clients_lock);
-	if ((cs = limit > 0 ? client_slot(s, client, 0) : client_find(s, client))) { /* no quota: no new slot */
+	if ((cs = limit > 0 ? client_slot(s, client, 0) : client_find(s, client))) { /* no quota: none made */
 		if (limit > 0) {
 			long long total = (long long)(__atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED) +
 						      __atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED) +
@@ -328,8 +321,6 @@ int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	int r = 0;
 
 	*slot = NULL;
-	if (!s->clients)
-		return 0;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client, org))) {
 		if (rate) {			/* a token bucket of one second's worth */
@@ -363,8 +354,6 @@ void stats_client_dns(struct fwd_stats *s, const struct net_ip *client, int64_t 
 {
 	struct client_stat *cs;
 
-	if (!s->clients)
-		return;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client, org))) {
 		cs->dns_queries++;
@@ -380,11 +369,11 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t 
 {
 	struct client_stat *cs;
 
-	if (!s->clients)
-		return;
 	pthread_mutex_lock(&s->clients_lock);
 	if ((cs = client_slot(s, client, org))) {
-		cs->udp_flows += (unsigned long)flows;
+		/* (never below 0: flows counted open while it had no counters close here) */
+		cs->udp_flows =
+		    flows < 0 && (unsigned long)-flows > cs->udp_flows ? 0 : cs->udp_flows + (unsigned long)flows;
 		cs->udp_up += up;
 		cs->udp_down += down;
 		cs->udp_bytes_up += bytes_up;
@@ -396,33 +385,78 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	pthread_mutex_unlock(&s->clients_lock);
 }
 
-/* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. */
-static void write_clients(struct fwd_stats *s, FILE *out)
+/* What the stats answer shows of a client. */
+struct client_row {
+	struct net_ip client;
+	unsigned long v[16];
+	long long org;
+};
+
+static void row_of(const struct client_stat *cs, struct client_row *r)
+{
+	const unsigned long v[16] = {cs->active,
+				     cs->connections,
+				     cs->failures,
+				     __atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED),
+				     __atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED),
+				     cs->dns_queries,
+				     cs->dns_hits,
+				     cs->dns_errors,
+				     cs->dns_ms_sum,
+				     cs->udp_flows,
+				     cs->udp_up,
+				     cs->udp_down,
+				     cs->udp_bytes_up,
+				     cs->udp_bytes_down,
+				     cs->udp_dropped,
+				     cs->refused};
+
+	r->client = cs->client;
+	memcpy(r->v, v, sizeof(v));
+	r->org = (long long)cs->org;
+}
+
+static void write_row(FILE *out, const struct client_row *r, int first)
 {
 	char ip[NET_IP_STR_MAX];
-	int first = 1;
+	const unsigned long *v = r->v;
+
+	net_ip_str(&r->client, ip);
+	fprintf(out,
+		"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
+		"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu,"
+		"\"udp_flows\":%lu,\"udp_datagrams_up\":%lu,\"udp_datagrams_down\":%lu,\"udp_bytes_up\":%lu,"
+		"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu,\"refused\":%lu,\"org_id\":%lld}",
+		first ? "" : ",", ip, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12],
+		v[13], v[14], v[15], r->org);
+}
+
+/* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. Copied under the
+ * lock and written after it: with tens of thousands of clients, every worker's new connections
+ * and closes would otherwise wait for the whole text (without memory for the copy: written under
+ * the lock, as it is). */
+static void write_clients(struct fwd_stats *s, FILE *out)
+{
+	struct client_row *rows, one;
+	size_t n = 0;
 
 	fputs(",\"clients\":{", out);
 	pthread_mutex_lock(&s->clients_lock);
-	for (size_t i = 0; s->clients && i < s->clients_cap; i++) {
-		const struct client_stat *cs = s->clients[i];
-
-		if (!cs || cs == &given_back)
+	rows = s->clients_n ? malloc(s->clients_n * sizeof(*rows)) : NULL;
+	for (size_t i = 0; i < s->clients_cap; i++) {
+		if (!s->clients[i])
 			continue;
-		net_ip_str(&cs->client, ip);
-		fprintf(out,
-			"%s\"%s\":{\"active\":%lu,\"connections\":%lu,\"failures\":%lu,\"bytes_up\":%lu,\"bytes_down\":"
-			"%lu,\"dns_queries\":%lu,\"dns_cache_hits\":%lu,\"dns_errors\":%lu,\"dns_latency_ms_sum\":%lu,"
-			"\"udp_flows\":%lu,\"udp_datagrams_up\":%lu,\"udp_datagrams_down\":%lu,\"udp_bytes_up\":%lu,"
-			"\"udp_bytes_down\":%lu,\"udp_dropped\":%lu,\"refused\":%lu,\"org_id\":%lld}",
-			first ? "" : ",", ip, cs->active, cs->connections, cs->failures,
-			__atomic_load_n(&cs->bytes_up, __ATOMIC_RELAXED),
-			__atomic_load_n(&cs->bytes_down, __ATOMIC_RELAXED), cs->dns_queries, cs->dns_hits,
-			cs->dns_errors, cs->dns_ms_sum, cs->udp_flows, cs->udp_up, cs->udp_down, cs->udp_bytes_up,
-			cs->udp_bytes_down, cs->udp_dropped, cs->refused, (long long)cs->org);
-		first = 0;
+		if (rows) {
+			row_of(s->clients[i], &rows[n++]);
+		} else {
+			row_of(s->clients[i], &one);
+			write_row(out, &one, n++ == 0);
+		}
 	}
 	pthread_mutex_unlock(&s->clients_lock);
+	for (size_t i = 0; rows && i < n; i++)
+		write_row(out, &rows[i], i == 0);
+	free(rows);
 	fputc('}', out);
 }
 

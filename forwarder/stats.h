@@ -68,10 +68,11 @@ struct fwd_stats {
 	atomic_ulong sess_ready, sess_used, sess_missed, sess_stale, sess_retired, sess_closed, sess_failed;
 	atomic_ulong early_data;
 	pthread_mutex_t clients_lock;
-	/* the clients' counters (under clients_lock): an index of pointers to them, open addressing,
-	 * grown (and shrunk at a reload) so that at most half of its slots are in use */
+	/* the clients' counters (under clients_lock): an index of pointers to them, open addressing
+	 * (linear probing), grown 4 times at once so that at most half of its slots are in use, and
+	 * made smaller at a reload that gives counters back */
 	struct client_stat **clients;
-	size_t clients_cap, clients_n, clients_given; /* slots; counters in it; slots given back */
+	size_t clients_cap, clients_n; /* its slots (0: no memory for it at start); counters in it */
 };
 
 /* Per-client counters (the stats of a mapping), each in memory of its own (they never move); for
@@ -80,9 +81,10 @@ struct fwd_stats {
  * qlock; the rest under the lock).
  * A connection keeps a pointer to its client's while it counts as open (active); counters are given
  * back at a reload only when their address is mapped no more and nothing holds them. The stats
- * answer lists them all: 65,536 take ~20 MiB, 40 at the counters' largest (FWDCTL_REPLY_MAX). */
+ * answer lists them all: 65,536 take ~20 MiB, 40 at the counters' largest (FWDCTL_REPLY_MAX). At
+ * that many, 12 MiB of counters and a 2 MiB index. */
 #define CLIENT_STATS_MAX   65536
-#define CLIENT_INDEX_FIRST 1024 /* slots in the index at start (8 KiB); it doubles as clients come */
+#define CLIENT_INDEX_FIRST 1024 /* slots in the index at start (8 KiB) */
 struct client_stat {
 	struct net_ip client;
 	unsigned long active, connections, failures, bytes_up, bytes_down;
@@ -99,6 +101,7 @@ struct client_stat {
 	long long quota_held;  /* taken for reads under way, on any worker (stats_quota_take .. _done) */
 	char qlock;	       /* a spin lock over the two (a few instructions held; every worker's reads) */
 	int quota_on;	       /* its mapping has a quota (set at each reload, stats_quota_set) */
+	char given_back;       /* to be freed (stats_clients_rebind, under the lock) */
 };
 
 /* 0, or -ENOMEM. */
@@ -106,7 +109,8 @@ int stats_init(struct fwd_stats *s);
 void stats_fini(struct fwd_stats *s);
 /* A mapped, active client asks to open a connection at now (ms): 0 (counted as open; *slot: its
  * counters, or NULL), or CLOSE_CLIENT_MAX_CONNS / CLOSE_CLIENT_RATE / CLOSE_QUOTA (refused,
- * counted; max or rate 0: no limit). Without room for its counters a client is not limited. */
+ * counted; max or rate 0: no limit). A client without counters (CLIENT_STATS_MAX others have
+ * them, or no memory) is not limited. */
 int stats_client_open(struct fwd_stats *s, const struct net_ip *client, int64_t org, unsigned max, unsigned rate,
 		      uint64_t now, struct client_stat **slot);
 /* Bytes a connection of cs delivered: counted now (its quota took them when they were read). */
@@ -134,9 +138,9 @@ void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long
  * counted for starts over (open connections aside), so nobody sees a previous owner's.
  * org_of: the organisation mapping ip now, 0 for none. */
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg);
-/* A connection that stats_client_open counted (cs: the slot it gave, NULL when the table had no
- * room: nothing to count down) ended (failed; its bytes were counted as they flowed,
- * stats_client_bytes). cs is not to be used after this: the slot may be given back. */
+/* A connection that stats_client_open counted (cs: the counters it gave, NULL when it had none:
+ * nothing to count down) ended (failed; its bytes were counted as they flowed,
+ * stats_client_bytes). cs is not to be used after this: the next reload may free it. */
 void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed);
 
 /* A DNS query of a mapped client answered (from the cache: hit; SERVFAIL or REFUSED: error); org:

@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include "../../forwarder/stats.h"
+#include <jansson.h>
 
 #include <limits.h>
 #include <stdio.h>
@@ -225,8 +226,7 @@ static void test_slots_given_back(void **state)
 	}
 	assert_int_equal(s.clients_n, n);
 	stats_clients_rebind(&s, mapped_only_7, NULL);
-	assert_int_equal(s.clients_n, 2); /* 7 mapped, 9 open: the rest given back */
-	assert_int_equal(s.clients_given, 0);
+	assert_int_equal(s.clients_n, 2);		     /* 7 mapped, 9 open: the rest given back */
 	assert_int_equal(s.clients_cap, CLIENT_INDEX_FIRST); /* and the index back to its first size */
 	ip = nth(7);
 	assert_int_equal(stats_client_open(&s, &ip, 1, 0, 0, 1000, &cs), 0);
@@ -242,6 +242,71 @@ static void test_slots_given_back(void **state)
 	stats_fini(&s);
 }
 
+/* Counters that a UDP flow or a quota read under way holds are not given back; a UDP flow counted
+ * closed that was never counted open does not wrap the count; the stats answer lists every client,
+ * once, with its counts. */
+static void test_held_and_listed(void **state)
+{
+	struct fwd_stats s;
+	struct client_stat *cq, *cs;
+	struct net_ip u = nth(1), q = nth(2), x;
+	struct stats_header h = {.workers = 1};
+	size_t held, len = 0;
+	char *text = NULL;
+	FILE *f;
+	json_t *doc, *clients;
+
+	(void)state;
+	memset(&s, 0, sizeof(s)); /* the totals too: the forwarder's are zero from the start */
+	assert_int_equal(stats_init(&s), 0);
+	stats_client_udp(&s, &u, 1, 3, 4, 300, 400, 0, 1); /* one flow open */
+	stats_quota_set(&s, &q, 1000, 0, 0, 0);
+	assert_int_equal(stats_client_open(&s, &q, 1, 0, 0, 1000, &cq), 0);
+	assert_int_equal(stats_quota_take(cq, 100, &held), 100); /* a read under way */
+	stats_client_closed(&s, cq, 0);
+	stats_clients_rebind(&s, mapped_only_7, NULL);
+	assert_int_equal(s.clients_n, 2); /* neither mapped, both held */
+	stats_quota_done(cq, held, 0);
+	stats_client_udp(&s, &u, 1, 0, 0, 0, 0, 0, -1);
+	stats_clients_rebind(&s, mapped_only_7, NULL);
+	assert_int_equal(s.clients_n, 0);		/* nothing holds them now */
+	stats_client_udp(&s, &u, 1, 0, 0, 0, 0, 0, -2); /* closes of flows it had no counters for */
+	assert_int_equal(stats_client_open(&s, &u, 1, 0, 0, 1000, &cs), 0);
+	assert_int_equal(cs->udp_flows, 0);
+	stats_client_closed(&s, cs, 0);
+	for (unsigned i = 10; i < 3000; i++) { /* the index grown twice */
+		x = nth(i);
+		assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+		stats_client_bytes(cs, i, 2 * i);
+	}
+	assert_non_null(f = open_memstream(&text, &len));
+	stats_write(&s, &h, f);
+	assert_int_equal(fclose(f), 0);
+	{
+		json_error_t je;
+		doc = json_loads(text, 0, &je);
+		if (!doc)
+			fprintf(stderr, "%s at %d: %.200s\n", je.text, je.position,
+				text + (je.position > 50 ? je.position - 50 : 0));
+	}
+	assert_non_null(doc);
+	assert_non_null(clients = json_object_get(doc, "clients"));
+	assert_int_equal(json_object_size(clients), 2991); /* 2,990 and u, each once */
+	for (unsigned i = 10; i < 3000; i++) {
+		char ip[NET_IP_STR_MAX];
+		json_t *c;
+		x = nth(i);
+		net_ip_str(&x, ip);
+		assert_non_null(c = json_object_get(clients, ip));
+		assert_int_equal(json_integer_value(json_object_get(c, "bytes_up")), i);
+		assert_int_equal(json_integer_value(json_object_get(c, "bytes_down")), 2 * i);
+		assert_int_equal(json_integer_value(json_object_get(c, "active")), 1);
+	}
+	json_decref(doc);
+	free(text);
+	stats_fini(&s);
+}
+
 /* Clients that share a home slot: one given back, another further along the same way is still
  * found at once (the index is made again without the given-back slot); past CLIENT_STATS_MAX a
  * client goes uncounted, and a connection that got no counters counts nothing down at its close */
@@ -254,7 +319,7 @@ static void test_given_back_on_the_way(void **state)
 {
 	struct fwd_stats s;
 	struct client_stat *ca, *cb, *cc, *ce, *cs;
-	struct net_ip a = nth(0), b, c, d, e;
+	struct net_ip a = nth(0), b, c, d, e, f;
 	unsigned home = net_ip_hash(&a) & (CLIENT_INDEX_FIRST - 1), i, found = 0;
 
 	(void)state;
@@ -307,6 +372,11 @@ static void test_given_back_on_the_way(void **state)
 	assert_int_equal(stats_client_open(&s, &d, 1, 0, 0, 1000, &cs), 0);
 	assert_null(cs);
 	stats_client_closed(&s, cs, 0);
+	f = nth(100000 + 5); /* one that has counters keeps them */
+	assert_int_equal(stats_client_open(&s, &f, 1, 0, 0, 1000, &cs), 0);
+	assert_non_null(cs);
+	assert_int_equal(cs->connections, 2);
+	stats_client_closed(&s, cs, 0);
 	assert_int_equal(s.clients_n, CLIENT_STATS_MAX);
 	stats_clients_rebind(&s, mapped_only_7, NULL); /* room again */
 	assert_int_equal(s.clients_n, 0);
@@ -321,7 +391,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reads_under_way),	  cmocka_unit_test(test_reload_during_a_read),
 	    cmocka_unit_test(test_workers_at_once),	  cmocka_unit_test(test_slots_given_back),
-	    cmocka_unit_test(test_given_back_on_the_way),
+	    cmocka_unit_test(test_given_back_on_the_way), cmocka_unit_test(test_held_and_listed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
