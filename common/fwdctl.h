@@ -32,7 +32,7 @@
 #define FWDCTL_LINE_MAX	    512
 #define FWDCTL_PAGE_MAX	    1000
 #define FWDCTL_PAGE_DEFAULT 100
-#define FWDCTL_REPLY_MAX    (64u * 1024 * 1024) /* "stats" with all 65,536 clients: ~20 MiB, 40 at most */
+#define FWDCTL_REPLY_MAX    (64u * 1024 * 1024) /* "stats" with all 65,536 clients: 20-28 MiB, 40 at most */
 
 enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE, FWDCTL_STATS };
 

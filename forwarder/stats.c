@@ -76,6 +76,7 @@ void stats_fini(struct fwd_stats *s)
 		free(s->clients[i]);
 	free(s->clients);
 	s->clients = NULL;
+	s->clients_cap = s->clients_n = 0;
 	pthread_mutex_destroy(&s->clients_lock);
 }
 
@@ -155,7 +156,7 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 
 void stats_client_closed(struct fwd_stats *s, struct client_stat *cs, int failed)
 {
-	if (!cs) /* never counted (no counters for it: CLIENT_STATS_MAX clients): none made for it now */
+	if (!cs) /* never counted (no counters for it: CLIENT_STATS_MAX clients, or no memory): none made now */
 		return;
 	pthread_mutex_lock(&s->clients_lock);
 	cs->active--;
@@ -199,7 +200,7 @@ void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, cons
 		cs->org = now; /* (active and udp_flows stay: those are still open) */
 	}
 	/* given back: freed as the index is made again without them (linear probing: a slot emptied
-	 * in place could end another client's way), at half its size while a quarter would still hold
+	 * in place could end another client's way), halved as often as a quarter of it would still hold
 	 * every client. Out of memory for it: none given back this time, the next reload tries again */
 	for (cap = s->clients_cap; cap > CLIENT_INDEX_FIRST && (s->clients_n - gone + 1) * 4 <= cap / 2;)
 		cap /= 2;
@@ -373,7 +374,7 @@ void stats_client_udp(struct fwd_stats *s, const struct net_ip *client, int64_t 
 	if ((cs = client_slot(s, client, org))) {
 		/* (never below 0: flows counted open while it had no counters close here) */
 		cs->udp_flows =
-		    flows < 0 && (unsigned long)-flows > cs->udp_flows ? 0 : cs->udp_flows + (unsigned long)flows;
+		    flows < 0 && 0UL - (unsigned long)flows > cs->udp_flows ? 0 : cs->udp_flows + (unsigned long)flows;
 		cs->udp_up += up;
 		cs->udp_down += down;
 		cs->udp_bytes_up += bytes_up;
@@ -431,7 +432,8 @@ static void write_row(FILE *out, const struct client_row *r, int first)
 		v[13], v[14], v[15], r->org);
 }
 
-/* "clients": {"192.168.2.10": {...}, ...} for every client seen since start. Copied under the
+/* "clients": {"192.168.2.10": {...}, ...} for every client with counters now (seen since start or
+ * the reload that last found it mapped, each of CLIENT_STATS_MAX at most). Copied under the
  * lock and written after it: with tens of thousands of clients, every worker's new connections
  * and closes would otherwise wait for the whole text (without memory for the copy: written under
  * the lock, as it is). */

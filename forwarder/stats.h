@@ -81,8 +81,8 @@ struct fwd_stats {
  * qlock; the rest under the lock).
  * A connection keeps a pointer to its client's while it counts as open (active); counters are given
  * back at a reload only when their address is mapped no more and nothing holds them. The stats
- * answer lists them all: 65,536 take ~20 MiB, 40 at the counters' largest (FWDCTL_REPLY_MAX). At
- * that many, 12 MiB of counters and a 2 MiB index. */
+ * answer lists them all: 65,536 take 20-28 MiB, 40 at the counters' largest (FWDCTL_REPLY_MAX).
+ * At that many, 13 MiB of counters and a 2 MiB index. */
 #define CLIENT_STATS_MAX   65536
 #define CLIENT_INDEX_FIRST 1024 /* slots in the index at start (8 KiB) */
 struct client_stat {
@@ -135,7 +135,8 @@ long long stats_quota_left(struct client_stat *cs);
 void stats_quota_set(struct fwd_stats *s, const struct net_ip *client, long long limit, long long used,
 		     long long seen_run, long long seen_total);
 /* After a reload: an address now mapped by another organisation than the one its counters were
- * counted for starts over (open connections aside), so nobody sees a previous owner's.
+ * counted for starts over (open connections aside), so nobody sees a previous owner's; counters of
+ * an address mapped no more that hold nothing open are freed, the index made smaller with them.
  * org_of: the organisation mapping ip now, 0 for none. */
 void stats_clients_rebind(struct fwd_stats *s, int64_t (*org_of)(void *arg, const struct net_ip *ip), void *arg);
 /* A connection that stats_client_open counted (cs: the counters it gave, NULL when it had none:

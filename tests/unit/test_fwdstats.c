@@ -5,6 +5,7 @@
 
 #include "../../forwarder/stats.h"
 #include <jansson.h>
+#include <stdlib.h>
 
 #include <limits.h>
 #include <stdio.h>
@@ -171,6 +172,24 @@ static void test_workers_at_once(void **state)
 	stats_fini(&s);
 }
 
+/* The calls to calloc and malloc of stats.c and of this file go through these (-Wl,--wrap, the
+ * Makefile): fail_alloc > 0 makes the fail_alloc-th from now return NULL. */
+void *__real_calloc(size_t n, size_t size);
+void *__real_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_malloc(size_t size);
+static int fail_alloc;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return fail_alloc > 0 && --fail_alloc == 0 ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_malloc(size_t size)
+{
+	return fail_alloc > 0 && --fail_alloc == 0 ? NULL : __real_malloc(size);
+}
+
 /* Clients come and go: counters whose address is mapped no more and hold nothing open are given
  * back at a reload. One still mapped, or with a connection open, keeps its counters, at the same
  * address however much the index grew and shrank meanwhile (a connection holds a pointer). */
@@ -194,7 +213,7 @@ static int64_t mapped_only_7(void *arg, const struct net_ip *ip)
 
 static void test_slots_given_back(void **state)
 {
-	struct fwd_stats s;
+	struct fwd_stats s = {0};
 	struct client_stat *cs, *c7 = NULL, *c9 = NULL;
 	struct net_ip ip;
 	const unsigned n = 20000; /* more than the 16,384 of a fixed table before */
@@ -247,7 +266,7 @@ static void test_slots_given_back(void **state)
  * once, with its counts. */
 static void test_held_and_listed(void **state)
 {
-	struct fwd_stats s;
+	struct fwd_stats s = {0};
 	struct client_stat *cq, *cs;
 	struct net_ip u = nth(1), q = nth(2), x;
 	struct stats_header h = {.workers = 1};
@@ -257,7 +276,6 @@ static void test_held_and_listed(void **state)
 	json_t *doc, *clients;
 
 	(void)state;
-	memset(&s, 0, sizeof(s)); /* the totals too: the forwarder's are zero from the start */
 	assert_int_equal(stats_init(&s), 0);
 	stats_client_udp(&s, &u, 1, 3, 4, 300, 400, 0, 1); /* one flow open */
 	stats_quota_set(&s, &q, 1000, 0, 0, 0);
@@ -284,7 +302,7 @@ static void test_held_and_listed(void **state)
 	assert_int_equal(fclose(f), 0);
 	{
 		json_error_t je;
-		doc = json_loads(text, 0, &je);
+		doc = json_loads(text, JSON_REJECT_DUPLICATES, &je); /* each client once */
 		if (!doc)
 			fprintf(stderr, "%s at %d: %.200s\n", je.text, je.position,
 				text + (je.position > 50 ? je.position - 50 : 0));
@@ -317,7 +335,7 @@ static int64_t mapped_b(void *arg, const struct net_ip *ip)
 
 static void test_given_back_on_the_way(void **state)
 {
-	struct fwd_stats s;
+	struct fwd_stats s = {0};
 	struct client_stat *ca, *cb, *cc, *ce, *cs;
 	struct net_ip a = nth(0), b, c, d, e, f;
 	unsigned home = net_ip_hash(&a) & (CLIENT_INDEX_FIRST - 1), i, found = 0;
@@ -386,12 +404,100 @@ static void test_given_back_on_the_way(void **state)
 	stats_fini(&s);
 }
 
+/* Out of memory: a reload that cannot make the index again gives nothing back (and frees nothing:
+ * the counters are still found), the next one does; a client whose index cannot grow goes
+ * uncounted, the next one is counted; the stats answer without memory for its copy is the same
+ * text; the index shrinks by what a reload gave back. */
+static char *answer(struct fwd_stats *s)
+{
+	struct stats_header h = {.workers = 1};
+	size_t len = 0;
+	char *text = NULL;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	stats_write(s, &h, f);
+	assert_int_equal(fclose(f), 0);
+	return text;
+}
+
+static int64_t mapped_below_1000(void *arg, const struct net_ip *ip)
+{
+	struct net_ip first = nth(0);
+
+	(void)arg; /* nth(i) for i < 1000: 10.0.0.0 to 10.0.3.231, IPv4 in the last 4 bytes */
+	return memcmp(ip, &first, 12) == 0 && ip->a[12] == 10 && ip->a[13] == 0 && (ip->a[14] << 8 | ip->a[15]) < 1000;
+}
+
+static void test_out_of_memory(void **state)
+{
+	struct fwd_stats s = {0};
+	struct client_stat *cs, *c3 = NULL;
+	struct net_ip x;
+	char *a, *b;
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(stats_init(&s), 0);
+	for (i = 0; i < CLIENT_INDEX_FIRST / 2; i++) { /* the index as full as it may be */
+		x = nth(i);
+		assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+		if (i == 3)
+			c3 = cs;
+		stats_client_closed(&s, cs, 0);
+	}
+	assert_int_equal(s.clients_cap, CLIENT_INDEX_FIRST);
+	x = nth(i);
+	fail_alloc = 1; /* the bigger index */
+	assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+	assert_null(cs);
+	assert_int_equal(s.clients_cap, CLIENT_INDEX_FIRST);
+	fail_alloc = 2; /* the counters, once the index grew */
+	assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+	assert_null(cs);
+	assert_int_equal(s.clients_cap, 4 * CLIENT_INDEX_FIRST);
+	assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+	assert_non_null(cs);
+	stats_client_closed(&s, cs, 0);
+	assert_int_equal(s.clients_n, CLIENT_INDEX_FIRST / 2 + 1);
+	a = answer(&s);
+	fail_alloc = 1; /* the copy: written under the lock */
+	b = answer(&s);
+	assert_int_equal(fail_alloc, 0);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	fail_alloc = 1; /* the index made again at the reload */
+	stats_clients_rebind(&s, mapped_only_7, NULL);
+	assert_int_equal(s.clients_n, CLIENT_INDEX_FIRST / 2 + 1); /* nothing given back */
+	x = nth(3);
+	assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+	assert_ptr_equal(cs, c3); /* not freed, still found */
+	assert_int_equal(cs->connections, 2);
+	assert_int_equal(cs->given_back, 0); /* and not left to be freed at another time */
+	stats_client_closed(&s, cs, 0);
+	stats_clients_rebind(&s, mapped_only_7, NULL);
+	assert_int_equal(s.clients_n, 1); /* now */
+	assert_int_equal(s.clients_cap, CLIENT_INDEX_FIRST);
+	for (i = 0; i < 20000; i++) { /* a shrink to a size between */
+		x = nth(i);
+		assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
+		stats_client_closed(&s, cs, 0);
+	}
+	assert_int_equal(s.clients_cap, 65536);
+	stats_clients_rebind(&s, mapped_below_1000, NULL);
+	assert_int_equal(s.clients_n, 1000);
+	assert_int_equal(s.clients_cap, 4096); /* a quarter of it would hold 1,001; of 2,048 not */
+	stats_fini(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reads_under_way),	  cmocka_unit_test(test_reload_during_a_read),
 	    cmocka_unit_test(test_workers_at_once),	  cmocka_unit_test(test_slots_given_back),
 	    cmocka_unit_test(test_given_back_on_the_way), cmocka_unit_test(test_held_and_listed),
+	    cmocka_unit_test(test_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
