@@ -93,6 +93,17 @@ static struct client_stat *client_find(struct fwd_stats *s, const struct net_ip 
 	return NULL;
 }
 
+/* cs into the index idx of cap slots (a power of two, at most half in use): its first empty slot
+ * from cs's home on. */
+static void put(struct client_stat **idx, size_t cap, struct client_stat *cs)
+{
+	size_t i;
+
+	for (i = (size_t)net_ip_hash(&cs->client) & (cap - 1); idx[i]; i = (i + 1) & (cap - 1))
+		;
+	idx[i] = cs;
+}
+
 /* The index made again with cap slots (a power of two); the counters marked given back freed.
  * 0, or -ENOMEM: nothing changed (the index there works, the marked counters are still in it).
  * Call locked. */
@@ -104,18 +115,13 @@ static int reindex(struct fwd_stats *s, size_t cap)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->clients_cap; i++) {
 		struct client_stat *cs = s->clients[i];
-		size_t j;
 
-		if (!cs)
-			continue;
-		if (cs->given_back) {
+		if (cs && cs->given_back) {
 			free(cs);
 			s->clients_n--;
-			continue;
+		} else if (cs) {
+			put(idx, cap, cs);
 		}
-		for (j = (size_t)net_ip_hash(&cs->client) & (cap - 1); idx[j]; j = (j + 1) & (cap - 1))
-			;
-		idx[j] = cs;
 	}
 	free(s->clients);
 	s->clients = idx;
@@ -130,7 +136,7 @@ static int reindex(struct fwd_stats *s, size_t cap)
 static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip *client, int64_t org)
 {
 	struct client_stat *cs = client_find(s, client);
-	size_t i, cap = s->clients_cap;
+	size_t cap = s->clients_cap;
 
 	if (!cs) {
 		if (!cap || s->clients_n >= CLIENT_STATS_MAX)
@@ -144,9 +150,7 @@ static struct client_stat *client_slot(struct fwd_stats *s, const struct net_ip 
 		if (!(cs = calloc(1, sizeof(*cs))))
 			return NULL;
 		cs->client = *client;
-		for (i = (size_t)net_ip_hash(client) & (cap - 1); s->clients[i]; i = (i + 1) & (cap - 1))
-			;
-		s->clients[i] = cs;
+		put(s->clients, cap, cs);
 		s->clients_n++;
 	}
 	if (!cs->org)

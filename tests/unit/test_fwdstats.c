@@ -261,6 +261,20 @@ static void test_slots_given_back(void **state)
 	stats_fini(&s);
 }
 
+/* The stats answer as the control socket gives it (to free()). */
+static char *answer(struct fwd_stats *s)
+{
+	struct stats_header h = {.workers = 1};
+	size_t len = 0;
+	char *text = NULL;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	stats_write(s, &h, f);
+	assert_int_equal(fclose(f), 0);
+	return text;
+}
+
 /* Counters that a UDP flow or a quota read under way holds are not given back; a UDP flow counted
  * closed that was never counted open does not wrap the count; the stats answer lists every client,
  * once, with its counts. */
@@ -269,10 +283,8 @@ static void test_held_and_listed(void **state)
 	struct fwd_stats s = {0};
 	struct client_stat *cq, *cs;
 	struct net_ip u = nth(1), q = nth(2), x;
-	struct stats_header h = {.workers = 1};
-	size_t held, len = 0;
-	char *text = NULL;
-	FILE *f;
+	size_t held;
+	char *text;
 	json_t *doc, *clients;
 
 	(void)state;
@@ -297,9 +309,7 @@ static void test_held_and_listed(void **state)
 		assert_int_equal(stats_client_open(&s, &x, 1, 0, 0, 1000, &cs), 0);
 		stats_client_bytes(cs, i, 2 * i);
 	}
-	assert_non_null(f = open_memstream(&text, &len));
-	stats_write(&s, &h, f);
-	assert_int_equal(fclose(f), 0);
+	text = answer(&s);
 	{
 		json_error_t je;
 		doc = json_loads(text, JSON_REJECT_DUPLICATES, &je); /* each client once */
@@ -408,19 +418,6 @@ static void test_given_back_on_the_way(void **state)
  * the counters are still found), the next one does; a client whose index cannot grow goes
  * uncounted, the next one is counted; the stats answer without memory for its copy is the same
  * text; the index shrinks by what a reload gave back. */
-static char *answer(struct fwd_stats *s)
-{
-	struct stats_header h = {.workers = 1};
-	size_t len = 0;
-	char *text = NULL;
-	FILE *f = open_memstream(&text, &len);
-
-	assert_non_null(f);
-	stats_write(s, &h, f);
-	assert_int_equal(fclose(f), 0);
-	return text;
-}
-
 static int64_t mapped_below_1000(void *arg, const struct net_ip *ip)
 {
 	struct net_ip first = nth(0);
