@@ -59,10 +59,14 @@ int fwdctl_parse(const char *line, size_t len, struct fwdctl_req *r, char *err, 
 		r->op = FWDCTL_CLOSE;
 	else if (strcmp(tok, "stats") == 0)
 		r->op = FWDCTL_STATS;
+	else if (strcmp(tok, "ping") == 0)
+		r->op = FWDCTL_PING;
 	else
 		return bad(err, errlen, "unknown request '%.32s'", tok);
 	while ((tok = strtok_r(NULL, " ", &save))) {
 		char *val = strchr(tok, '=');
+		if (r->op == FWDCTL_PING)
+			return fail(err, errlen, "ping takes nothing");
 		if (r->op == FWDCTL_STATS) {
 			if (r->for_usage || strcmp(tok, "for=usage") != 0)
 				return fail(err, errlen, "stats takes only for=usage, once");

@@ -17,6 +17,10 @@
  *         history and the live feed are made of; asked each second by pgw-api, no file).
  *         for=usage: the ask of pgw-api's feed, which writes the usage history: a forwarder
  *         stopping waits for one of these to hand its last counts over
+ *     ping
+ *         whether the forwarder's loops run (each ticks once a second: the TCP workers, the
+ *         resolver, the UDP relay), without the counters (`pgwctl ha check`, every second):
+ *         {"alive":true}, or {"alive":false,"error":"..."} naming the loop that stopped
  * org -1 (the default) is every organisation; another value only its clients' connections.
  * An error answers {"error":"..."}. Connection ids count up from the forwarder's start time in
  * microseconds: unique across runs. */
@@ -34,7 +38,7 @@
 #define FWDCTL_PAGE_DEFAULT 100
 #define FWDCTL_REPLY_MAX    (64u * 1024 * 1024) /* "stats" with all 65,536 clients: 20-28 MiB, 40 at most */
 
-enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE, FWDCTL_STATS };
+enum fwdctl_op { FWDCTL_CONNS = 1, FWDCTL_CLOSE, FWDCTL_STATS, FWDCTL_PING };
 
 struct fwdctl_req {
 	enum fwdctl_op op;

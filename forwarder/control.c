@@ -24,8 +24,7 @@
 
 struct control {
 	struct fwd_workers *ws;
-	void (*stats)(void *arg, FILE *out);
-	void *stats_arg;
+	struct control_ops ops;
 	int lfd, stopfd;
 	atomic_ulong served; /* "stats for=usage" answers given (pgw-api's feed: the usage history) */
 	pthread_t thread;
@@ -215,9 +214,18 @@ char *control_answer(struct control *ctl, const char *line, size_t len, size_t *
 	} else if (q.op == FWDCTL_CONNS) {
 		write_conns(f, ws, &q);
 	} else if (q.op == FWDCTL_STATS) {
-		ctl->stats(ctl->stats_arg, f);
+		ctl->ops.stats(ctl->ops.arg, f);
 		if (q.for_usage)
 			atomic_fetch_add(&ctl->served, 1);
+	} else if (q.op == FWDCTL_PING) {
+		const char *why = ctl->ops.stalled(ctl->ops.arg);
+		if (why) {
+			fputs("{\"alive\":false,\"error\":", f);
+			json_str(f, why);
+			fputs("}\n", f);
+		} else {
+			fputs("{\"alive\":true}\n", f);
+		}
 	} else {
 		unsigned n = close_matching(ws, &q);
 		char who[NET_IP_STR_MAX];
@@ -314,8 +322,8 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
-int control_start(struct fwd_shared *sh, struct fwd_workers *ws, void (*stats)(void *arg, FILE *out), void *stats_arg,
-		  struct control **out, char *err, size_t errlen)
+int control_start(struct fwd_shared *sh, struct fwd_workers *ws, const struct control_ops *ops, struct control **out,
+		  char *err, size_t errlen)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -326,8 +334,7 @@ int control_start(struct fwd_shared *sh, struct fwd_workers *ws, void (*stats)(v
 		return -1;
 	}
 	ctl->ws = ws;
-	ctl->stats = stats;
-	ctl->stats_arg = stats_arg;
+	ctl->ops = *ops;
 	ctl->lfd = ctl->stopfd = -1;
 	if (fwdctl_path(sh->run_dir, sa.sun_path, sizeof(sa.sun_path)) < 0) {
 		snprintf(err, errlen, "PGW_RUN_DIR is too long for a socket path");

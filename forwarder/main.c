@@ -253,12 +253,27 @@ static void final_stats(struct forwarder *f, struct daemon *d)
 		usleep(50 * 1000);
 }
 
-/* The watchdog's question: do the workers' loops still run (each ticks once a second)? */
+/* A loop that has not ticked for this long (each ticks once a second) has stopped. */
+#define LOOP_STALL_MS 10000
+
+/* Which of the forwarder's loops has stopped (a sentence), or NULL while all run: the systemd
+ * watchdog's question and `pgwctl ha check`'s (the control socket's "ping", from its thread). */
+static const char *stalled(void *arg)
+{
+	struct forwarder *f = arg;
+
+	if (!workers_alive(f->workers, LOOP_STALL_MS))
+		return "a TCP worker's loop has not run for over 10 s";
+	if (!resolver_alive(f->resolver, LOOP_STALL_MS))
+		return "the DNS resolver's loop has not run for over 10 s";
+	if (!udprelay_alive(f->udp, LOOP_STALL_MS))
+		return "the UDP relay's loop has not run for over 10 s";
+	return NULL;
+}
+
 static int alive(struct daemon *d)
 {
-	struct forwarder *f = d->priv;
-
-	return workers_alive(f->workers, 10000) && resolver_alive(f->resolver, 10000) && udprelay_alive(f->udp, 10000);
+	return !stalled(d->priv);
 }
 
 static const struct daemon_info info = {
@@ -318,9 +333,10 @@ int main(int argc, char **argv)
 		} else {
 			log_info("listening on port %u (REDIRECT), %u (TPROXY) and %u (DNS) with %u workers", f.sh.port,
 				 f.sh.tproxy_port, d.cfg.dns_port, f.n_workers);
+			const struct control_ops ctl_ops = {.stats = write_stats, .stalled = stalled, .arg = &f};
 			/* without it pgw-api has no stats: no usage history, no quota accounting; fail
 			 * (systemd starts it again) rather than relay uncounted */
-			if (control_start(&f.sh, f.workers, write_stats, &f, &f.control, err, sizeof(err)) < 0) {
+			if (control_start(&f.sh, f.workers, &ctl_ops, &f.control, err, sizeof(err)) < 0) {
 				log_error("%s", err);
 				r = DAEMON_EXIT_FAIL;
 			} else {

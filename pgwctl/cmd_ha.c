@@ -81,6 +81,26 @@ static int ha_status(struct ctl *c, int argc, char **argv)
 
 /* keepalived's vrrp_script: 0 only when this node can enforce, so the address moves away from a
  * sick node. The reason for a failure goes to stderr. */
+/* The forwarder's answer to "ping" (fwdctl.h): 0 when its loops run, else -1 (said). One
+ * that knows no "ping" (an upgrade installed, the forwarder not yet restarted) answered: alive
+ * as far as it can say, as the check was before "ping". */
+static int forwarder_alive(const char *reply, size_t len)
+{
+	json_t *j = json_loadb(reply, len, 0, NULL), *alive = json_object_get(j, "alive");
+	const char *e = json_string_value(json_object_get(j, "error"));
+	int r = 0;
+
+	if (json_is_false(alive)) {
+		fprintf(stderr, "pgwctl: pgw-forwarder answers, but %s\n", e ? e : "says it does not run");
+		r = -1;
+	} else if (!json_is_true(alive) && !(e && strncmp(e, "unknown request", 15) == 0)) {
+		fprintf(stderr, "pgwctl: pgw-forwarder's answer to ping is not understood: %.100s\n", reply);
+		r = -1;
+	}
+	json_decref(j);
+	return r;
+}
+
 static int ha_check(struct ctl *c)
 {
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_AGENT}; /* ignored by the agent */
@@ -130,12 +150,13 @@ static int ha_check(struct ctl *c)
 			return CTL_FAIL;
 		}
 	}
-	if (fwdctl_call(c->cfg.run_dir, "stats\n", &reply, &len, 1000, err, sizeof(err)) < 0) {
+	if (fwdctl_call(c->cfg.run_dir, "ping\n", &reply, &len, 1000, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgwctl: pgw-forwarder does not answer: %s\n", err);
 		return CTL_FAIL;
 	}
+	r = forwarder_alive(reply, len);
 	free(reply);
-	return CTL_OK;
+	return r == 0 ? CTL_OK : CTL_FAIL;
 }
 
 int cmd_ha(struct ctl *c, int argc, char **argv)

@@ -24,6 +24,53 @@ check "the JWT secret is not in any log" bash -c "! grep -q lab-secret $LAB_DIR/
 check "each daemon has its notify socket" test -S "$PGW_RUN_DIR/agent.sock" -a -S "$PGW_RUN_DIR/api.sock" \
 	-a -S "$PGW_RUN_DIR/forwarder.sock" -a -S "$PGW_RUN_DIR/healthd.sock"
 
+# keepalived's check script (pgwctl ha check) asks the forwarder "ping": its loops, not its counters
+check "pgwctl ha check passes with the four daemons running" wait_for 5 "$ctl" ha check
+check_eq "pgw-forwarder answers ping: its loops run" \
+	"$(printf 'ping\n' | socat -t 2 - UNIX-CONNECT:"$PGW_RUN_DIR/forwarder.ctl")" '{"alive":true}'
+kill -STOP "$pid_forwarder"
+out=$("$ctl" ha check 2>&1)
+rc=$?
+kill -CONT "$pid_forwarder"
+check "... fails while pgw-forwarder is stopped (SIGSTOP: nobody answers its control socket; exit $rc)" test $rc -ne 0
+check_match "... saying so" "$out" "pgw-forwarder does not answer"
+check "... passes again once it runs" wait_for 5 "$ctl" ha check
+# the answers of a forwarder whose loop stopped, and of one from before "ping" (an upgrade
+# installed, the forwarder not restarted yet): a stand-in on the control socket of another run
+# directory that reaches the same agent
+fake=$LAB_DIR/fake-run
+mkdir -p "$fake"
+ln -s "$PGW_RUN_DIR/agent.sock" "$fake/agent.sock"
+fake_fwd() { # the one answer it gives each request
+	lab_bg gw fake-forwarder python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.recv(600)
+    c.sendall(sys.argv[2].encode() + b"\n")
+    c.close()' "$fake/forwarder.ctl" "$1"
+	fake_pid=$LAB_LAST_PID
+	wait_for 5 test -S "$fake/forwarder.ctl"
+}
+fake_end() { kill "$fake_pid"; wait "$fake_pid" 2>/dev/null; rm -f "$fake/forwarder.ctl"; }
+fake_fwd '{"alive":false,"error":"a TCP worker'"'"'s loop has not run for over 10 s"}'
+out=$(PGW_RUN_DIR=$fake "$ctl" ha check 2>&1)
+rc=$?
+fake_end
+check "... fails when the forwarder answers that a loop has stopped (exit $rc)" test $rc -ne 0
+check_match "... naming the loop" "$out" "pgw-forwarder answers, but a TCP worker's loop has not run for over 10 s"
+fake_fwd '{"error":"unknown request '"'"'ping'"'"'"}'
+check "... passes with a forwarder from before ping (it answers: alive as far as it can say)" env PGW_RUN_DIR="$fake" "$ctl" ha check
+fake_end
+fake_fwd '{"closed":0}'
+out=$(PGW_RUN_DIR=$fake "$ctl" ha check 2>&1)
+rc=$?
+fake_end
+check "... fails on an answer it does not understand (exit $rc)" test $rc -ne 0
+check_match "... saying so" "$out" "answer to ping is not understood"
+
 # Event path: pgwctl announces its change with a datagram.
 $ctl settings set dns_mode local >/dev/null
 for d in api agent forwarder healthd; do

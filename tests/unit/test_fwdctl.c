@@ -68,6 +68,8 @@ static void test_stats(void **state)
 	assert_int_equal(parse("stats for=usage\n", &r, err), 0);
 	assert_int_equal(r.op, FWDCTL_STATS);
 	assert_int_equal(r.for_usage, 1);
+	assert_int_equal(parse("ping\n", &r, err), 0);
+	assert_int_equal(r.op, FWDCTL_PING);
 }
 
 static void test_refused(void **state)
@@ -79,6 +81,9 @@ static void test_refused(void **state)
 	    "stats for=usage for=usage\n",
 	    "stats for=metrics\n",
 	    "stats for\n",
+	    "ping x\n", /* ping takes nothing */
+	    "ping for=usage\n",
+	    "PING\n",
 	    "conns limit=0\n",
 	    "conns limit=1001\n",
 	    "conns limit=5 limit=6\n",
