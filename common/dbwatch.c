@@ -16,6 +16,7 @@ struct dbwatch {
 	const char *fp_sql;
 	char *fp; /* the last fingerprint, whole (a list of stale proxies can be long) */
 	unsigned long hits;
+	int unreadable; /* data_version did not read at the last poll */
 	dbwatch_cb cb;
 	void *arg;
 };
@@ -61,7 +62,25 @@ static void on_tick(struct evloop *ev, void *arg)
 
 	(void)ev;
 	if (db_data_version(w->db, &v) < 0) {
-		log_warnx("dbwatch: cannot read data_version: %s", sqlite3_errmsg(w->db));
+		/* the DB does not read (locked, failing storage, corrupt): whatever it says now is not
+		 * known, which is a change for the daemon (once: its reload fails, and its own retry
+		 * takes over; the agent and the forwarder block when undecided for 5 s) */
+		if (!w->unreadable) {
+			log_warnx("dbwatch: cannot read data_version: %s (told as a change)", sqlite3_errmsg(w->db));
+			w->unreadable = 1;
+			w->hits++;
+			w->cb(w->arg);
+		}
+		return;
+	}
+	if (w->unreadable) { /* it reads again: whatever changed meanwhile, told as a change */
+		log_info("dbwatch: the database reads again");
+		w->unreadable = 0;
+		w->seen = v;
+		if (w->fp_sql)
+			fingerprint_moved(w);
+		w->hits++;
+		w->cb(w->arg);
 		return;
 	}
 	if (!w->fp_sql) {

@@ -3,7 +3,8 @@
  * With a fingerprint query (e.g. a sum over change_seq), a commit only counts when it also
  * changed the fingerprint: a daemon reloads for the rows it cares about, not for every commit.
  * A daemon that reloads because of a datagram calls dbwatch_sync() so the same change is not
- * reported twice. */
+ * reported twice. A DB that stops reading (data_version fails) is a change too, once, and so is
+ * its reading again: the daemon's reload finds out, and its own retry takes over meanwhile. */
 #ifndef PGW_DBWATCH_H
 #define PGW_DBWATCH_H
 

@@ -153,11 +153,12 @@ int dns_parse_query(const uint8_t *m, size_t len, struct dns_query *q)
 			return -EBADMSG;
 		for (size_t o = off; o < off + rdlen;) { /* options: code, length, data */
 			if (o + 4 > off + rdlen || o + 4 + get16(m + o + 2) > off + rdlen) {
-				q->subnet = 1; /* passed on as sent; whatever the resolver reads in it, not cached */
+				q->uncached = 1; /* passed on as sent; whatever the resolver reads in it, not cached */
 				break;
 			}
-			if (get16(m + o) == DNS_OPT_CLIENT_SUBNET)
-				q->subnet = 1;
+			if (get16(m + o) != DNS_OPT_COOKIE && get16(m + o) != DNS_OPT_KEEPALIVE &&
+			    get16(m + o) != DNS_OPT_PADDING)
+				q->uncached = 1; /* a Client Subnet, or an option the answer may be for */
 			o += 4 + get16(m + o + 2);
 		}
 		off += rdlen;
@@ -220,7 +221,7 @@ int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, st
 	size_t off = DNS_HEADER, nlen;
 	unsigned an, ns, ar;
 	uint32_t ttl = UINT32_MAX, neg = UINT32_MAX;
-	int have_ttl = 0;
+	int have_ttl = 0, opts = 0;
 
 	memset(a, 0, sizeof(*a));
 	if (len < DNS_HEADER)
@@ -246,8 +247,11 @@ int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, st
 
 		if (next_rr(m, len, &off, &rr) < 0)
 			return -EBADMSG;
-		if (rr.type == DNS_TYPE_OPT)
+		if (rr.type == DNS_TYPE_OPT) { /* one at most, in the additional section (RFC 6891 6.1.1) */
+			if (i < an + ns || opts++)
+				return -EBADMSG;
 			continue;
+		}
 		t = rr_ttl(m, &rr);
 		if (i < an + ns) {
 			if (t < ttl)

@@ -16,7 +16,10 @@
 #define DNS_ERROR_MAX	      (DNS_HEADER + DNS_NAME_MAX + 4 + 11) /* dns_build_error's longest: question, OPT */
 #define DNS_TYPE_SOA	      6
 #define DNS_TYPE_OPT	      41
-#define DNS_OPT_CLIENT_SUBNET 8 /* RFC 7871 */
+#define DNS_OPT_CLIENT_SUBNET 8	 /* RFC 7871 */
+#define DNS_OPT_COOKIE	      10 /* RFC 7873: the answer is the same for every client */
+#define DNS_OPT_KEEPALIVE     11 /* RFC 7828 */
+#define DNS_OPT_PADDING	      12 /* RFC 7830 */
 #define DNS_CLASS_IN	      1
 #define DNS_RCODE_OK	      0
 #define DNS_RCODE_FORMERR     1
@@ -40,9 +43,11 @@ struct dns_query {
 	int edns;	     /* an OPT record was present */
 	uint16_t udp_size;   /* what the client takes over UDP: 512, or its EDNS0 size within 512..DNS_UDP_MAX */
 	int do_bit;	     /* EDNS0 DO: DNSSEC records wanted */
-	int subnet;	     /* an EDNS Client Subnet option (RFC 7871), or options that do not parse: the
-			      * answer may be for the subnet that client named, so it is neither taken
-			      * from the cache nor put there (one client must not steer others' answers) */
+	int uncached;	     /* an EDNS option other than a cookie, TCP keepalive or padding (a Client
+			      * Subnet, RFC 7871, a device or policy id a resolver answers for), or options
+			      * that do not parse: the answer may be for what that client named, so it is
+			      * neither taken from the cache nor put there (one client must not steer
+			      * others' answers) */
 };
 
 /* 0, or -EBADMSG (malformed: FORMERR), -EOPNOTSUPP (an opcode other than QUERY: NOTIMP), or
@@ -57,8 +62,8 @@ struct dns_answer {
 	uint32_t ttl; /* positive: the least TTL of its records; negative: min(SOA TTL, SOA MINIMUM);
 		       * 0: not to be cached (SERVFAIL, no SOA on a negative answer, a TTL of 0) */
 };
-/* The answer to q (a response, the same question, every record inside the buffer): 0 with a
- * filled, or -EBADMSG. */
+/* The answer to q (a response, the same question, every record inside the buffer, one OPT at
+ * most and only among the additional records): 0 with a filled, or -EBADMSG. */
 int dns_parse_answer(const uint8_t *m, size_t len, const struct dns_query *q, struct dns_answer *a);
 
 /* An error reply to q (rcode), echoing the question when q is complete (it is not after

@@ -9,6 +9,7 @@
 #include "parse.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -765,12 +766,22 @@ int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 	return r;
 }
 
+static atomic_ulong read_errors; /* settings_get failures but "not set", with a DB (any thread) */
+
+unsigned long settings_read_errors(void)
+{
+	return atomic_load(&read_errors);
+}
+
 static void value_of(sqlite3 *db, const struct pgw_config *cfg, const struct sdef *d, char *buf, size_t size)
 {
 	char first[64];
+	int r = settings_get(db, d->pub.key, buf, size);
 
-	if (settings_get(db, d->pub.key, buf, size) == 0)
+	if (r == 0)
 		return;
+	if (r != -ENOENT && db)
+		atomic_fetch_add(&read_errors, 1);
 	snprintf(buf, size, "%s", first_value(d, cfg, first, sizeof(first)));
 }
 

@@ -32,6 +32,10 @@ void settings_str(sqlite3 *db, const struct pgw_config *cfg, const char *key, ch
 /* The same without the fallback for a bad row: the DB's value as it is (else the first value),
  * for a caller that refuses bad values itself (the agent's interfaces and network). */
 void settings_value(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size);
+/* How many times, in this process, a setting's read failed (the DB did not say: not "unset")
+ * and its default stood in for it: a caller for whom a default is no answer (the agent's
+ * rules) compares it before and after its reads. */
+unsigned long settings_read_errors(void);
 /* The LAN as the daemons use it: lan_cidr and lan_iface's IPv6 networks (struct net_lan). */
 struct net_lan;
 void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan);

@@ -154,6 +154,12 @@ int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *d
 
 /* ATYP, address and port at buf (len bytes) into sa (names refused: a relay answers with
  * addresses). Bytes read, or -EBADMSG. */
+static uint16_t sa_port_of(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+					 : ((const struct sockaddr_in *)sa)->sin_port;
+}
+
 static int get_address(const uint8_t *buf, size_t len, struct sockaddr_storage *sa)
 {
 	memset(sa, 0, sizeof(*sa));
@@ -183,7 +189,7 @@ int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *fr
 	if (buf[2] != 0)
 		return -EPROTONOSUPPORT; /* a fragment: RFC 1928 7 lets a client drop what it cannot reassemble */
 	n = get_address(buf + 3, len - 3, from);
-	if (n < 0)
+	if (n < 0 || sa_port_of(from) == 0) /* (no host sends from port 0) */
 		return -EBADMSG;
 	*data_off = 3 + (size_t)n;
 	return 0;
@@ -331,6 +337,13 @@ int socks5_parse_connect(const uint8_t *buf, size_t len, uint8_t *rep)
 {
 	size_t need;
 
+	if (len >= 2 && buf[0] == 5 && buf[1] != 0) {
+		/* a refusal: its REP is what counts, whatever follows it (some servers send the two
+		 * bytes alone, or an address type 0, and close): all of it taken, nothing after it
+		 * is read */
+		*rep = buf[1];
+		return (int)len;
+	}
 	if (len < 5)
 		return 0;
 	if (buf[0] != 5 || buf[2] != 0)
@@ -599,7 +612,7 @@ enum upstream_result upstream_hs_step(struct upstream_hs *hs, int fd, uint32_t *
 				r = socks5_parse_auth(hs->in, hs->in_len, &v);
 			else if (hs->state == HS_REPLY) {
 				r = socks5_parse_connect(hs->in, hs->in_len, &v);
-				if (r > 0 && get_address(hs->in + 3, (size_t)r - 3, &hs->bound) < 0)
+				if (r > 0 && v == 0 && get_address(hs->in + 3, (size_t)r - 3, &hs->bound) < 0)
 					memset(&hs->bound, 0, sizeof(hs->bound)); /* a name: only CONNECT gives one */
 			} else
 				r = http_parse_connect((const char *)hs->in, hs->in_len, &status);

@@ -55,7 +55,8 @@ int socks5_build_request(uint8_t *buf, size_t cap, uint8_t cmd, const struct ups
  * port. Bytes written, or -EINVAL. */
 int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *dst);
 /* A datagram from the UDP relay: 0 with the far side's address in from and its data at
- * buf + *data_off; -EBADMSG (short, reserved bytes set, unknown or name address type) or
+ * buf + *data_off; -EBADMSG (short, reserved bytes set, unknown or name address type, from
+ * port 0) or
  * -EPROTONOSUPPORT (a fragment: dropped, RFC 1928 7). */
 int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *from, size_t *data_off);
 /* Where to send datagrams after UDP ASSOCIATE: the reply's BND.ADDR:BND.PORT, or the proxy's own
@@ -71,7 +72,8 @@ int http_build_connect(char *buf, size_t cap, const struct upstream_target *t, c
 /* ---- pure parsers: bytes consumed (> 0), 0 when more bytes are needed, or -EBADMSG ---- */
 int socks5_parse_method(const uint8_t *buf, size_t len, uint8_t *method);
 int socks5_parse_auth(const uint8_t *buf, size_t len, uint8_t *status);
-/* rep: the REP field (0 = succeeded). */
+/* rep: the REP field (0 = succeeded). A refusal (REP not 0) is taken from its first two bytes,
+ * with all of len consumed. */
 int socks5_parse_connect(const uint8_t *buf, size_t len, uint8_t *rep);
 /* Status line and headers up to the blank line (at most 8 KiB); status: 100..599. */
 int http_parse_connect(const char *buf, size_t len, int *status);

@@ -129,7 +129,7 @@ size_t dns_cache_get(struct dns_cache *c, uint64_t endpoint, const struct dns_qu
 	uint64_t h;
 	struct centry *e;
 
-	if (q->subnet) /* an answer for the subnet it names: not one for everyone */
+	if (q->uncached) /* an answer for the subnet (or device, policy) it names: not one for everyone */
 		return 0;
 	h = key_hash(endpoint, q);
 	if (!(e = find(c, endpoint, q, h)))
@@ -156,7 +156,7 @@ void dns_cache_put(struct dns_cache *c, uint64_t endpoint, const struct dns_quer
 	uint64_t h;
 	struct centry *e;
 
-	if (q->subnet) /* an answer for the subnet it named: neither kept nor replacing the one kept */
+	if (q->uncached) /* an answer for what it named: neither kept nor replacing the one kept */
 		return;
 	h = key_hash(endpoint, q);
 	if ((e = find(c, endpoint, q, h)))

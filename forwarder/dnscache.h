@@ -20,10 +20,10 @@ struct dns_cache *dns_cache_new(size_t max_entries, size_t max_bytes);
 void dns_cache_free(struct dns_cache *c);
 /* A fresh answer to q asked through the proxy path: copied into out with its TTLs aged,
  * the question written as q asked it (its case) and q's id. The length, or 0 (none; always for a
- * query with a Client Subnet option, q->subnet: its answer is for that subnet only). */
+ * query with a Client Subnet or another option its answer may be for, q->uncached). */
 size_t dns_cache_get(struct dns_cache *c, uint64_t path, const struct dns_query *q, const uint8_t *query,
 		     uint64_t now_ms, uint8_t *out, size_t cap);
-/* Keep an answer for ttl seconds (0: not at all; nor for q->subnet, whose answer leaves what is
+/* Keep an answer for ttl seconds (0: not at all; nor for q->uncached, whose answer leaves what is
  * kept for the name as it was). */
 void dns_cache_put(struct dns_cache *c, uint64_t path, const struct dns_query *q, const uint8_t *msg, size_t len,
 		   uint32_t ttl, uint64_t now_ms);

@@ -92,6 +92,34 @@ static void test_load(void **state)
 	tl_rmdir(dir);
 }
 
+/* A setting that does not read (here its query cannot be made: the column renamed; on a box, a
+ * corrupt page, out of memory) while the table itself reads: no decision, rather than its
+ * default (strict_output off, udp_relay on, the environment's interfaces) applied as one */
+static void test_setting_unread(void **state)
+{
+	char *dir = tl_tmpdir(), err[512];
+	sqlite3 *db = tl_db(dir, "d.db");
+	struct pgw_config c = cfg();
+	struct desired d;
+
+	(void)state;
+	assert_int_equal(tl_exec(db, "INSERT OR REPLACE INTO settings (key, value) VALUES ('strict_output', 'true')"),
+			 SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0);
+	assert_int_equal(d.rules.strict_output, 1);
+	desired_free(&d);
+	assert_int_equal(tl_exec(db, "ALTER TABLE settings RENAME COLUMN value TO v"), SQLITE_OK);
+	err[0] = '\0';
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), -EIO);
+	assert_non_null(strstr(err, "could not be read"));
+	assert_int_equal(tl_exec(db, "ALTER TABLE settings RENAME COLUMN v TO value"), SQLITE_OK);
+	assert_int_equal(desired_load(db, &c, &d, err, sizeof(err)), 0); /* and reads again */
+	assert_int_equal(d.rules.strict_output, 1);
+	desired_free(&d);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 /* No decision readable: the rules from the configuration alone, the DB not read (a bad lan_cidr
  * in it would refuse them), and nobody in any set */
 static void test_none(void **state)
@@ -220,7 +248,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load),  cmocka_unit_test(test_none),	       cmocka_unit_test(test_minus),
-	    cmocka_unit_test(test_union), cmocka_unit_test(test_forget_queue),
+	    cmocka_unit_test(test_union), cmocka_unit_test(test_forget_queue), cmocka_unit_test(test_setting_unread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,24 +54,28 @@ static void test_query(void **state)
 	m[2] = 0x11;
 	assert_int_equal(dns_parse_query(m, 33, &q), -EOPNOTSUPP);
 
-	/* EDNS options: a cookie is no subnet; a Client Subnet option is (after another), and so are
-	 * options that do not parse (passed on as sent: whatever the resolver reads, not cached) */
+	/* EDNS options: a cookie, a TCP keepalive and padding leave the answer the same for everyone;
+	 * a Client Subnet option (after padding) does not, nor a device or policy id a resolver may
+	 * answer for (any other code), nor options that do not parse (passed on as sent: whatever
+	 * the resolver reads, not cached) */
 	static const uint8_t cookie[] = {0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8},
+			     keepalive[] = {0, 11, 0, 2, 0, 100, 0, 12, 0, 2, 0, 0},
 			     ecs[] = {0, 12, 0, 2, 0, 0, 0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100},
-			     cut[] = {0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8};
-	const uint8_t *opts[] = {cookie, ecs, cut};
-	const size_t lens[] = {sizeof(cookie), sizeof(ecs), sizeof(cut)};
-	for (int i = 0; i < 3; i++) {
+			     device[] = {0xfd, 0xe9, 0, 4, 1, 2, 3, 4}, /* 65001 (local use) */
+	    cut[] = {0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8};
+	const uint8_t *opts[] = {cookie, keepalive, ecs, device, cut};
+	const size_t lens[] = {sizeof(cookie), sizeof(keepalive), sizeof(ecs), sizeof(device), sizeof(cut)};
+	for (int i = 0; i < 5; i++) {
 		uint8_t w[80];
 		memcpy(w, q_edns, sizeof(q_edns));
 		w[sizeof(q_edns) - 2] = 0, w[sizeof(q_edns) - 1] = (uint8_t)lens[i]; /* RDLEN */
 		memcpy(w + sizeof(q_edns), opts[i], lens[i]);
 		assert_int_equal(dns_parse_query(w, sizeof(q_edns) + lens[i], &q), 0);
 		assert_true(q.edns);
-		assert_int_equal(q.subnet, i > 0);
+		assert_int_equal(q.uncached, i > 1);
 	}
 	assert_int_equal(dns_parse_query(q_edns, sizeof(q_edns), &q), 0);
-	assert_false(q.subnet); /* no options */
+	assert_false(q.uncached); /* no options */
 }
 
 static void test_error_reply(void **state)
@@ -240,6 +244,16 @@ static void test_strip_opt(void **state)
 	assert_memory_equal(m + n - 2, "\0\0", 2);
 	assert_int_equal(dns_parse_answer(m, n, &q, &a), 0);
 	assert_int_equal(dns_strip_opt(m, n), n); /* nothing more to strip */
+	/* a second OPT (whose options the strip would leave), or one among the answers: refused */
+	memcpy(m + n, opt, sizeof(opt));
+	m[11] = 2;
+	assert_int_equal(dns_parse_answer(m, n + sizeof(opt), &q, &a), -EBADMSG);
+	n = answer(m, 0, 0);
+	memcpy(m + n, opt, sizeof(opt));
+	m[7] = 3; /* the two A records and the OPT as answers */
+	assert_int_equal(dns_parse_answer(m, n + sizeof(opt), &q, &a), -EBADMSG);
+	m[7] = 2, m[11] = 1; /* (the same bytes, the OPT an additional record: fine) */
+	assert_int_equal(dns_parse_answer(m, n + sizeof(opt), &q, &a), 0);
 }
 
 /* DNS over TCP framing: whole, cut short, the largest, an empty message */

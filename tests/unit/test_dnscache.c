@@ -78,7 +78,7 @@ static void test_hit_age_expire(void **state)
 	 * replacing the one kept */
 	{
 		struct dns_query ecs = q;
-		ecs.subnet = 1;
+		ecs.uncached = 1;
 		assert_int_equal(dns_cache_get(c, 7, &ecs, qm, 2000, out, sizeof(out)), 0);
 		dns_cache_put(c, 7, &ecs, am, an, 0, 2000);
 		dns_cache_put(c, 7, &ecs, am, an, 300, 2000);

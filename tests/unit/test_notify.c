@@ -328,6 +328,44 @@ static void test_fingerprint_filters_commits(void **state)
 	tl_rmdir(dir);
 }
 
+/* A DB that does not read (here: another connection's exclusive lock on a database in rollback
+ * journal mode, no busy timeout) is told as a change once, not at every poll, and its reading
+ * again as another: the daemon's reload finds out either way (the agent and the forwarder
+ * block after 5 s undecided), never trusting what it read before for as long as it lasts. */
+static void test_unreadable_is_a_change(void **state)
+{
+	char *dir = tl_tmpdir(), path[300];
+	sqlite3 *reader = NULL, *writer = NULL;
+	struct evloop *ev = ev_new();
+	struct dbwatch *w;
+	int hits = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/u.db", dir);
+	assert_int_equal(sqlite3_open(path, &writer), SQLITE_OK);
+	assert_int_equal(sqlite3_open(path, &reader), SQLITE_OK);
+	assert_int_equal(tl_exec(writer, "CREATE TABLE t (x)"), SQLITE_OK);
+	w = dbwatch_new(ev, reader, 100, NULL, count_poll, &hits);
+	assert_non_null(w);
+	assert_int_equal(tl_exec(writer, "BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)"), SQLITE_OK);
+	assert_non_null(ev_add_timer(ev, 550, 0, give_up, NULL));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(hits, 1); /* five polls that did not read: one change */
+	assert_int_equal(dbwatch_hits(w), 1);
+	assert_int_equal(tl_exec(writer, "ROLLBACK"), SQLITE_OK); /* reads again, nothing committed */
+	assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(hits, 2);
+	assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL)); /* and nothing more after */
+	assert_int_equal(ev_run(ev), 0);
+	assert_int_equal(hits, 2);
+	dbwatch_free(w);
+	ev_free(ev);
+	sqlite3_close(writer);
+	sqlite3_close(reader);
+	tl_rmdir(dir);
+}
+
 /* A health result going stale is a change with no commit at all: the enforcement fingerprint
  * is read on every poll and moves when an 'up' result passes its fresh_until (0008). */
 static void test_fingerprint_sees_staleness(void **state)
@@ -369,6 +407,7 @@ int main(void)
 	    cmocka_unit_test(test_event_path_delivers),
 	    cmocka_unit_test(test_lost_datagram_caught_by_polling),
 	    cmocka_unit_test(test_fingerprint_filters_commits),
+	    cmocka_unit_test(test_unreadable_is_a_change),
 	    cmocka_unit_test(test_fingerprint_sees_staleness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

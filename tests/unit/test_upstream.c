@@ -91,6 +91,15 @@ static void test_socks5_parsers(void **state)
 					      10, &v),
 			 10);
 	assert_int_equal(v, 5);
+	/* a refusal counts from its first two bytes, whatever follows (an address type 0, nothing) */
+	v = 0;
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x04", 2, &v), 2);
+	assert_int_equal(v, 4);
+	v = 0;
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x05\x00\x00\x00\x00", 6, &v), 6);
+	assert_int_equal(v, 5);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05", 1, &v), 0);
+	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x04\x05\x00\x01\x00", 5, &v), -EBADMSG);
 	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x00\x09\x00\x00\x00", 7, &v), -EBADMSG);
 	assert_int_equal(socks5_parse_connect((const uint8_t *)"\x05\x00\x01\x01\x00\x00\x00", 7, &v), -EBADMSG);
 }
@@ -324,6 +333,9 @@ static void test_socks5_udp(void **state)
 	b[2] = 1;
 	assert_int_equal(socks5_udp_parse(b, (size_t)n + 3, &from, &off), -EPROTONOSUPPORT);
 	b[2] = 0;
+	b[8] = b[9] = 0; /* from port 0: no host sends from there */
+	assert_int_equal(socks5_udp_parse(b, (size_t)n + 3, &from, &off), -EBADMSG);
+	b[9] = 0x35;
 	assert_int_equal(socks5_udp_parse(b, 9, &from, &off), -EBADMSG);
 	b[0] = 1;
 	assert_int_equal(socks5_udp_parse(b, (size_t)n, &from, &off), -EBADMSG);
