@@ -82,9 +82,9 @@ test_table_SRC := forwarder/table.c
 test_dnscache_SRC := forwarder/dnscache.c
 test_destfail_SRC := forwarder/destfail.c
 test_destfail_LIBS := -lpthread
-test_fwdstats_SRC := forwarder/stats.c
 test_fwdcontrol_SRC := forwarder/control.c
 test_fwdcontrol_LIBS := -lpthread
+test_fwdstats_SRC := forwarder/stats.c
 test_fwdstats_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread -Wl,--wrap=calloc,--wrap=malloc
 test_events_SRC := api/events.c
 test_events_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread

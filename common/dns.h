@@ -8,30 +8,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_HEADER	      12
-#define DNS_NAME_MAX	      255  /* wire form, with the final zero label */
-#define DNS_UDP_MIN	      512  /* a client without EDNS0 takes this much over UDP */
-#define DNS_UDP_MAX	      1232 /* the most pgw sends over UDP, whatever a client offers (DNS flag day 2020) */
-#define DNS_MSG_MAX	      65535
-#define DNS_ERROR_MAX	      (DNS_HEADER + DNS_NAME_MAX + 4 + 11) /* dns_build_error's longest: question, OPT */
-#define DNS_TYPE_SOA	      6
-#define DNS_TYPE_OPT	      41
-#define DNS_OPT_CLIENT_SUBNET 8	 /* RFC 7871 */
-#define DNS_OPT_COOKIE	      10 /* RFC 7873: the answer is the same for every client */
-#define DNS_OPT_KEEPALIVE     11 /* RFC 7828 */
-#define DNS_OPT_PADDING	      12 /* RFC 7830 */
-#define DNS_CLASS_IN	      1
-#define DNS_RCODE_OK	      0
-#define DNS_RCODE_FORMERR     1
-#define DNS_RCODE_SERVFAIL    2
-#define DNS_RCODE_NXDOMAIN    3
-#define DNS_RCODE_NOTIMP      4
-#define DNS_RCODE_REFUSED     5
-#define DNS_FLAG_QR	      0x8000
-#define DNS_FLAG_TC	      0x0200
-#define DNS_FLAG_RD	      0x0100
-#define DNS_FLAG_RA	      0x0080
-#define DNS_FLAG_CD	      0x0010
+#define DNS_HEADER	   12
+#define DNS_NAME_MAX	   255	/* wire form, with the final zero label */
+#define DNS_UDP_MIN	   512	/* a client without EDNS0 takes this much over UDP */
+#define DNS_UDP_MAX	   1232 /* the most pgw sends over UDP, whatever a client offers (DNS flag day 2020) */
+#define DNS_MSG_MAX	   65535
+#define DNS_ERROR_MAX	   (DNS_HEADER + DNS_NAME_MAX + 4 + 11) /* dns_build_error's longest: question, OPT */
+#define DNS_TYPE_SOA	   6
+#define DNS_TYPE_OPT	   41
+#define DNS_OPT_COOKIE	   10 /* RFC 7873: the answer is the same for every client */
+#define DNS_OPT_KEEPALIVE  11 /* RFC 7828 */
+#define DNS_OPT_PADDING	   12 /* RFC 7830 */
+#define DNS_CLASS_IN	   1
+#define DNS_RCODE_OK	   0
+#define DNS_RCODE_FORMERR  1
+#define DNS_RCODE_SERVFAIL 2
+#define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_NOTIMP   4
+#define DNS_RCODE_REFUSED  5
+#define DNS_FLAG_QR	   0x8000
+#define DNS_FLAG_TC	   0x0200
+#define DNS_FLAG_RD	   0x0100
+#define DNS_FLAG_RA	   0x0080
+#define DNS_FLAG_CD	   0x0010
 
 /* A query as a client sent it: exactly one question, no answers; additional records only an OPT. */
 struct dns_query {

@@ -773,6 +773,18 @@ unsigned long settings_read_errors(void)
 	return atomic_load(&read_errors);
 }
 
+int settings_readable(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_ERROR;
+
+	if (db && sqlite3_prepare_v2(db, "SELECT key, value FROM settings", -1, &st, NULL) == SQLITE_OK)
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 static void value_of(sqlite3 *db, const struct pgw_config *cfg, const struct sdef *d, char *buf, size_t size)
 {
 	char first[64];

@@ -36,6 +36,9 @@ void settings_value(sqlite3 *db, const struct pgw_config *cfg, const char *key, 
  * and its default stood in for it: a caller for whom a default is no answer (the agent's
  * rules) compares it before and after its reads. */
 unsigned long settings_read_errors(void);
+/* 0 when every setting's row reads (the whole table, key and value), else -EIO: a daemon that
+ * keeps the settings it has rather than take defaults for what it cannot read asks first. */
+int settings_readable(sqlite3 *db);
 /* The LAN as the daemons use it: lan_cidr and lan_iface's IPv6 networks (struct net_lan). */
 struct net_lan;
 void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan);

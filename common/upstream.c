@@ -152,14 +152,14 @@ int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *d
 	return err ? err : (int)(3 + n);
 }
 
-/* ATYP, address and port at buf (len bytes) into sa (names refused: a relay answers with
- * addresses). Bytes read, or -EBADMSG. */
 static uint16_t sa_port_of(const struct sockaddr_storage *sa)
 {
 	return sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
 					 : ((const struct sockaddr_in *)sa)->sin_port;
 }
 
+/* ATYP, address and port at buf (len bytes) into sa (names refused: a relay answers with
+ * addresses). Bytes read, or -EBADMSG. */
 static int get_address(const uint8_t *buf, size_t len, struct sockaddr_storage *sa)
 {
 	memset(sa, 0, sizeof(*sa));

@@ -153,9 +153,20 @@ static int reload(struct forwarder *f, const char *why)
 	struct fwd_dns dns;
 	char err[512];
 	const int was_blind = f->blind_since != 0;
+	unsigned long unread = settings_read_errors();
+	int r;
 
 	load_limits(f, &l);
-	if (table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err)) < 0) {
+	r = table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err));
+	if (r == 0) {
+		load_dns(f, &dns);
+		if (settings_read_errors() != unread) { /* a default stood in for what the DB says */
+			snprintf(err, sizeof(err), "a setting could not be read (its default is no answer here)");
+			table_free(t);
+			r = -EIO;
+		}
+	}
+	if (r < 0) {
 		if (!f->reload_failing++) { /* said once; tried again every second */
 			f->failing_since = ev_now_ms();
 			log_error("reload (%s) failed, keeping the current table (trying again every second; every "
@@ -166,7 +177,6 @@ static int reload(struct forwarder *f, const char *why)
 		}
 		return -EIO;
 	}
-	load_dns(f, &dns);
 	/* back from block_all: answers that came meanwhile (a query in flight is answered to nobody
 	 * once blocked, but its answer is cached) go, with the connections of before */
 	dns.gen += (uint64_t)was_blind && dns.gen == f->sh.dns.gen;
@@ -255,6 +265,7 @@ static void final_stats(struct forwarder *f, struct daemon *d)
 
 /* A loop that has not ticked for this long (each ticks once a second) has stopped. */
 #define LOOP_STALL_MS 10000
+_Static_assert(LOOP_STALL_MS == 10000, "stalled() says 10 s");
 
 /* Which of the forwarder's loops has stopped (a sentence), or NULL while all run: the systemd
  * watchdog's question and `pgwctl ha check`'s (the control socket's "ping", from its thread). */

@@ -98,10 +98,11 @@ struct worker {
 	pthread_mutex_t list_lock; /* conns' links: the worker changes them, control.c walks them */
 	struct conn *conns;
 	unsigned n_conns;
-	int draining, started;
-	int own_fds; /* its descriptors are in a table of its own (workers.c own_fd_table) */
-	sem_t ready; /* posted by the thread once set up: init_rc, err say how */
-	int init_rc; /* 0, or -1 (err) */
+	int draining;
+	atomic_int started; /* read by the control thread (ping: workers_alive) while a join clears it */
+	int own_fds;	    /* its descriptors are in a table of its own (workers.c own_fd_table) */
+	sem_t ready;	    /* posted by the thread once set up: init_rc, err say how */
+	int init_rc;	    /* 0, or -1 (err) */
 	char err[300];
 	int spare_fd;				   /* held for the moment the table is full (relay_on_accept) */
 	unsigned long fd_refused;		   /* connections refused for want of a descriptor */

@@ -84,8 +84,9 @@ struct healthd {
 	struct daemon *d;
 	struct target *t;
 	size_t n, cap;
-	int reload;	       /* the last load_targets read the proxies in part: the tick tries again */
-	unsigned load_failing; /* tries in a row that failed (logged at the first, and when it ends) */
+	int reload;		  /* the last load_targets read the proxies in part: the tick tries again */
+	unsigned load_failing;	  /* tries in a row that failed (logged at the first, and when it ends) */
+	unsigned settings_unread; /* reloads in a row whose settings did not read (kept as they were) */
 	struct net_http_url urls[NET_HTTP_URLS_MAX]; /* health_url: tried in turn, up when any answers */
 	int n_urls;				     /* 0: unusable */
 	/* the trust store of https health URLs (health_ca_file, else the system's); replaced ones

@@ -698,7 +698,18 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	}
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & (TOPIC_PROXIES | TOPIC_SETTINGS))))
 		return;
-	load_settings(h);
+	/* settings that do not read (the DB locked, failing, a column gone): the ones in use stay,
+	 * rather than their defaults (another health_url, no CA, proxy_allow_local off); dbwatch
+	 * tells when the DB reads again */
+	if (settings_readable(d->db) < 0) {
+		if (!h->settings_unread++)
+			log_warnx("settings do not read (%s): probing on with the ones in use", sqlite3_errmsg(d->db));
+	} else {
+		if (h->settings_unread)
+			log_info("settings read again");
+		h->settings_unread = 0;
+		load_settings(h);
+	}
 	if (iv != h->interval_ms || down_iv != h->down_interval_ms) {
 		log_info("probing every %u s now (down: every %u s)", h->interval_ms / 1000,
 			 h->down_interval_ms / 1000);

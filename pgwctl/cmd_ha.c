@@ -79,8 +79,6 @@ static int ha_status(struct ctl *c, int argc, char **argv)
 	return CTL_OK;
 }
 
-/* keepalived's vrrp_script: 0 only when this node can enforce, so the address moves away from a
- * sick node. The reason for a failure goes to stderr. */
 /* The forwarder's answer to "ping" (fwdctl.h): 0 when its loops run, else -1 (said). One
  * that knows no "ping" (an upgrade installed, the forwarder not yet restarted) answered: alive
  * as far as it can say, as the check was before "ping". */
@@ -101,6 +99,8 @@ static int forwarder_alive(const char *reply, size_t len)
 	return r;
 }
 
+/* keepalived's vrrp_script: 0 only when this node can enforce, so the address moves away from a
+ * sick node. The reason for a failure goes to stderr. */
 static int ha_check(struct ctl *c)
 {
 	struct notify_msg m = {.type = NOTIFY_CHANGED, .topics = TOPIC_AGENT}; /* ignored by the agent */

@@ -572,4 +572,22 @@ check_eq "... and its TCP goes through its proxy again" \
 	"$(lab_exec lan curl -s -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" "$LAB_SOCKS_AUTH"
 check_eq "... the stats say so" "$("$PGW_BIN/pgwctl" stats | jq -r '[.mappings_unread, .mappings_unread_since_ms] | @text')" '[false,null]'
 check_eq "... and pgwctl status no longer" "$("$PGW_BIN/pgwctl" status | grep -c 'BLOCKING EVERY CLIENT')" "0"
+# the settings' values unreadable while their table reads (a column renamed away; on a box: a
+# corrupt page): no daemon takes the defaults for them. The forwarder's reload fails as for an
+# unreadable table (its table kept, the 5 s bound as above); healthd probes on with what it has
+loaded() { grep -c 'mappings loaded' "$LAB_DIR/pgw-forwarder.log"; }
+n=$(loaded)
+db "ALTER TABLE settings RENAME COLUMN value TO value_away"
+"$PGW_BIN/pgwctl" notify settings >/dev/null
+check "settings whose values do not read: the forwarder's reload fails, saying so (no default taken for them)" \
+	wait_for 5 grep -q "reload (event) failed, keeping the current table .*: a setting could not be read" "$LAB_DIR/pgw-forwarder.log"
+check "... healthd keeps the settings in use (logged)" \
+	wait_for 5 grep -q "settings do not read (.*): probing on with the ones in use" "$LAB_DIR/pgw-healthd.log"
+check_eq "... nothing loaded meanwhile" "$(loaded)" "$n"
+db "ALTER TABLE settings RENAME COLUMN value_away TO value"
+"$PGW_BIN/pgwctl" notify settings >/dev/null
+check "... back: the forwarder loads again" wait_for 5 bash -c "[ \$(grep -c 'mappings loaded' '$LAB_DIR/pgw-forwarder.log') -gt $n ]"
+check "... and healthd reads them" wait_for 5 grep -q "settings read again" "$LAB_DIR/pgw-healthd.log"
+relays10() { [ "$(lab_exec lan curl -s -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" = "$LAB_SOCKS_AUTH" ]; }
+check "... the client relays" wait_for 5 relays10
 finish

@@ -252,7 +252,9 @@ static void test_strip_opt(void **state)
 	memcpy(m + n, opt, sizeof(opt));
 	m[7] = 3; /* the two A records and the OPT as answers */
 	assert_int_equal(dns_parse_answer(m, n + sizeof(opt), &q, &a), -EBADMSG);
-	m[7] = 2, m[11] = 1; /* (the same bytes, the OPT an additional record: fine) */
+	m[7] = 2, m[9] = 1; /* ... or in the authority section */
+	assert_int_equal(dns_parse_answer(m, n + sizeof(opt), &q, &a), -EBADMSG);
+	m[9] = 0, m[11] = 1; /* (the same bytes, the OPT an additional record: fine) */
 	assert_int_equal(dns_parse_answer(m, n + sizeof(opt), &q, &a), 0);
 }
 

@@ -190,6 +190,9 @@ static void test_socks5_handshake_paths(void **state)
 	const struct script nomethod = {{"\x05\xff"}, {2}, -1};
 	const struct script garbage = {{"HTTP/1.1 400 Bad\r\n\r\n"}, {20}, -1};
 	const struct script hangup = {{"\x05\x02"}, {2}, 1};
+	/* refusals as some servers send them: the two bytes alone, then the close; an address type 0 */
+	const struct script refused_short = {{"\x05\x00", "\x05\x04"}, {2, 2}, 2};
+	const struct script refused_atyp0 = {{"\x05\x00", "\x05\x05\x00\x00"}, {2, 4}, -1};
 
 	(void)state;
 	memset(seen, 0, sizeof(seen));
@@ -204,6 +207,15 @@ static void test_socks5_handshake_paths(void **state)
 	assert_int_equal(run(UPSTREAM_SOCKS5, "pgwuser", "wrong", &badpass, &hs, seen, sizeof(seen)), UP_ERR_AUTH);
 	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &refused, &hs, seen, sizeof(seen)), UP_ERR_PROXY_REFUSED);
 	assert_int_equal(hs.detail, 5);
+	/* the destination's failure, not the proxy's (a bad reply or a close would blame the proxy);
+	 * no bound address taken from a refusal */
+	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &refused_short, &hs, seen, sizeof(seen)), UP_ERR_PROXY_REFUSED);
+	assert_int_equal(hs.detail, 4);
+	assert_int_equal(hs.bound.ss_family, 0);
+	assert_int_equal(upstream_dest_refusal(&hs, UP_ERR_PROXY_REFUSED), 1);
+	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &refused_atyp0, &hs, seen, sizeof(seen)), UP_ERR_PROXY_REFUSED);
+	assert_int_equal(hs.detail, 5);
+	assert_int_equal(hs.bound.ss_family, 0);
 	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &nomethod, &hs, seen, sizeof(seen)), UP_ERR_NO_METHOD);
 	assert_int_equal(run(UPSTREAM_SOCKS5, "", "", &garbage, &hs, seen, sizeof(seen)), UP_ERR_BAD_REPLY);
 	assert_int_equal(run(UPSTREAM_SOCKS5, "u", "p", &hangup, &hs, seen, sizeof(seen)), UP_ERR_CLOSED);
@@ -336,6 +348,18 @@ static void test_socks5_udp(void **state)
 	b[8] = b[9] = 0; /* from port 0: no host sends from there */
 	assert_int_equal(socks5_udp_parse(b, (size_t)n + 3, &from, &off), -EBADMSG);
 	b[9] = 0x35;
+	{ /* IPv6 too */
+		static const uint8_t v6[] = {0, 0, 0,  4, 0x20, 1, 0xd, 0xb8, 0, 0,
+					     0, 0, 0,  0, 0,	0, 0,	0,    0, 1, /* 2001:db8::1 */
+					     0, 0, 'x'};			    /* port 0, then data */
+		uint8_t w[sizeof(v6)];
+		memcpy(w, v6, sizeof(v6));
+		assert_int_equal(socks5_udp_parse(w, sizeof(w), &from, &off), -EBADMSG);
+		w[21] = 53;
+		assert_int_equal(socks5_udp_parse(w, sizeof(w), &from, &off), 0);
+		assert_int_equal(from.ss_family, AF_INET6);
+		assert_int_equal(off, 22);
+	}
 	assert_int_equal(socks5_udp_parse(b, 9, &from, &off), -EBADMSG);
 	b[0] = 1;
 	assert_int_equal(socks5_udp_parse(b, (size_t)n, &from, &off), -EBADMSG);
