@@ -140,12 +140,12 @@ check_eq "the ordinary proxy's client never noticed" "$(fetch 192.168.2.10)" "$L
 t0=$(date +%s)
 check_match "POST a proxy named slow.pgw.lab (its resolver never answers)" "$(post slow slow.pgw.lab)" '^201 '
 S=$(lab_db "SELECT id FROM proxies WHERE name = 'slow'")
-n0=$(lab_fwd_reloads)
 lab_db "INSERT INTO mappings (client_ip, proxy_id) VALUES ('192.168.2.12', $S)"
-reloaded_since() { [ "$(lab_fwd_reloads)" -gt "$1" ]; } # (lab_fwd_reloaded waits 5 s itself)
-check "pgw-forwarder takes the new mapping at once (within 3 s), its client waiting for the name" \
-	wait_for 3 reloaded_since "$n0"
-check "... which it says, and blocks it meanwhile" grep -q "proxy $S: host 'slow.pgw.lab' has no address pgw-healthd reached yet; its clients wait" "$LAB_DIR/pgw-forwarder.log"
+# (the reload that takes the mapping is the one that says so: a count of reloads taken here could
+# be passed by the proxy's own POST's reload landing late, 2026-12-07)
+check "pgw-forwarder takes the new mapping at once (within 3 s), its client waiting for the name, which it says" \
+	wait_for 3 grep -q "proxy $S: host 'slow.pgw.lab' has no address pgw-healthd reached yet; its clients wait" "$LAB_DIR/pgw-forwarder.log"
+check "... and blocks it meanwhile (logged)" grep -q "proxy $S: host 'slow.pgw.lab' .*its clients wait (blocked)" "$LAB_DIR/pgw-forwarder.log"
 check_fails "... client .12 gets nothing" fetch 192.168.2.12
 left=$((t0 + 10 - $(date +%s)))
 [ "$left" -gt 0 ] && sleep "$left" # 9 whole seconds after t0's
