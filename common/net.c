@@ -105,6 +105,15 @@ void net_sa_ip_str(const struct sockaddr_storage *sa, char buf[NET_IP_STR_MAX])
 		net_ip_str(&ip, buf);
 }
 
+uint16_t net_sa_port(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
 int net_sa_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	struct net_ip x, y;

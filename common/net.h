@@ -29,6 +29,8 @@ int net_ip_from_sa(const struct sockaddr_storage *sa, struct net_ip *out);
 void net_ip_str(const struct net_ip *ip, char buf[NET_IP_STR_MAX]);
 /* The same for a socket address, its port left out ("?" when not IP): for log lines. */
 void net_sa_ip_str(const struct sockaddr_storage *sa, char buf[NET_IP_STR_MAX]);
+/* The port of an AF_INET or AF_INET6 socket address, in host byte order (0 for another family). */
+uint16_t net_sa_port(const struct sockaddr_storage *sa);
 /* 1 when a and b are the same IP address, ports aside. */
 int net_sa_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* 1 with the IPv4 address (host byte order) inside a well-known NAT64 (64:ff9b::/96) or 6to4

@@ -1,6 +1,8 @@
 /* upstream.c - see upstream.h. */
 #include "upstream.h"
 
+#include "net.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -152,12 +154,6 @@ int socks5_udp_header(uint8_t *buf, size_t cap, const struct sockaddr_storage *d
 	return err ? err : (int)(3 + n);
 }
 
-static uint16_t sa_port_of(const struct sockaddr_storage *sa)
-{
-	return sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-					 : ((const struct sockaddr_in *)sa)->sin_port;
-}
-
 /* ATYP, address and port at buf (len bytes) into sa (names refused: a relay answers with
  * addresses). Bytes read, or -EBADMSG. */
 static int get_address(const uint8_t *buf, size_t len, struct sockaddr_storage *sa)
@@ -189,7 +185,7 @@ int socks5_udp_parse(const uint8_t *buf, size_t len, struct sockaddr_storage *fr
 	if (buf[2] != 0)
 		return -EPROTONOSUPPORT; /* a fragment: RFC 1928 7 lets a client drop what it cannot reassemble */
 	n = get_address(buf + 3, len - 3, from);
-	if (n < 0 || sa_port_of(from) == 0) /* (no host sends from port 0) */
+	if (n < 0 || net_sa_port(from) == 0) /* (no host sends from port 0) */
 		return -EBADMSG;
 	*data_off = 3 + (size_t)n;
 	return 0;

@@ -5,6 +5,7 @@
 
 #include "fwdctl.h"
 #include "log.h"
+#include "net.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -38,12 +39,6 @@ struct snap {
 	uint16_t client_port, dst_port;
 	int relaying;
 };
-
-static uint16_t sa_port(const struct sockaddr_storage *a)
-{
-	return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
-					      : ((const struct sockaddr_in *)a)->sin_port);
-}
 
 /* Whether c is one the request asks about (c's fixed fields only: set before it was listed). */
 static int matches(const struct conn *c, const struct fwdctl_req *q, const struct net_ip *client)
@@ -125,10 +120,10 @@ static struct snap *collect(struct fwd_workers *ws, const struct fwdctl_req *q, 
 			e->proxy = c->map.proxy_id;
 			e->org = c->map.org_id;
 			e->client = ip;
-			e->client_port = sa_port(&c->client);
+			e->client_port = net_sa_port(&c->client);
 			if (net_ip_from_sa(&c->dst, &e->dst) < 0)
 				memset(&e->dst, 0, sizeof(e->dst));
-			e->dst_port = sa_port(&c->dst);
+			e->dst_port = net_sa_port(&c->dst);
 			e->up = __atomic_load_n(&c->pub.up, __ATOMIC_RELAXED);
 			e->down = __atomic_load_n(&c->pub.down, __ATOMIC_RELAXED);
 			e->rate_up = __atomic_load_n(&c->pub.rate_up, __ATOMIC_RELAXED);

@@ -134,15 +134,13 @@ static void fmt_addr(const struct sockaddr_storage *a, char *buf, size_t cap)
 {
 	char ip[NET_IP_STR_MAX];
 	struct net_ip n;
-	uint16_t port = a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
-						 : ((const struct sockaddr_in *)a)->sin_port;
 
 	if (net_ip_from_sa(a, &n) < 0) {
 		snprintf(buf, cap, "-");
 		return;
 	}
 	net_ip_str(&n, ip);
-	snprintf(buf, cap, net_ip_is4(&n) ? "%s:%u" : "[%s]:%u", ip, ntohs(port));
+	snprintf(buf, cap, net_ip_is4(&n) ? "%s:%u" : "[%s]:%u", ip, net_sa_port(a));
 }
 
 static void dest_failure(struct conn *c, enum fwd_destfail kind);
@@ -352,9 +350,7 @@ static void report_failure(struct worker *w, int64_t proxy_id, const char *why)
 static uint64_t dst_key(const struct sockaddr_storage *a)
 {
 	struct net_ip ip;
-	uint16_t port = a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
-						 : ((const struct sockaddr_in *)a)->sin_port;
-	uint64_t h = 14695981039346656037ull ^ port;
+	uint64_t h = 14695981039346656037ull ^ net_sa_port(a);
 
 	if (net_ip_from_sa(a, &ip) == 0)
 		for (const unsigned char *p = (const unsigned char *)&ip; p < (const unsigned char *)(&ip + 1); p++)

@@ -20,18 +20,12 @@ static unsigned bucket_of(const struct net_ip *a)
 	return (h ^ (h >> 16)) & (U_BUCKETS - 1);
 }
 
-static uint16_t port_of(const struct sockaddr_storage *sa)
-{
-	return sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-					 : ((const struct sockaddr_in *)sa)->sin_port;
-}
-
 static unsigned sess_bucket(const struct sockaddr_storage *src)
 {
 	struct net_ip a;
 
 	net_ip_from_sa(src, &a);
-	return (bucket_of(&a) ^ (port_of(src) * 40503u >> 6)) & (U_BUCKETS - 1);
+	return (bucket_of(&a) ^ (net_sa_port(src) * 40503u >> 6)) & (U_BUCKETS - 1);
 }
 
 struct usess *sess_find(struct udprelay *r, const struct sockaddr_storage *src)
@@ -148,7 +142,7 @@ void sess_free(struct udprelay *r, struct usess *s, enum uend why)
 	atomic_fetch_add(&r->ends[why], 1);
 	if (why != UE_FAILED) {
 		net_ip_str(&s->map.client, ip);
-		log_info("udp: client=%s port=%u proxy=%lld association closed (%s)", ip, ntohs(port_of(&s->src)),
+		log_info("udp: client=%s port=%u proxy=%lld association closed (%s)", ip, net_sa_port(&s->src),
 			 (long long)s->map.proxy_id, end_text(why));
 	}
 	if (s->state == US_CONNECTING)
@@ -184,7 +178,7 @@ static void sess_fail(struct udprelay *r, struct usess *s, const char *why)
 	char ip[NET_IP_STR_MAX];
 
 	net_ip_str(&s->map.client, ip);
-	log_info("udp: client=%s port=%u proxy=%lld association failed: %s", ip, ntohs(port_of(&s->src)),
+	log_info("udp: client=%s port=%u proxy=%lld association failed: %s", ip, net_sa_port(&s->src),
 		 (long long)s->map.proxy_id, why);
 	s->new_failure++;
 	s->c->retry_at = ev_now_ms() + U_RETRY_MS;

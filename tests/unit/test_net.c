@@ -566,12 +566,12 @@ static void test_resolve(void **state)
 	assert_int_equal(net_resolve("198.51.100.10", 1080, &sa), 0);
 	assert_int_equal(sa.ss_family, AF_INET);
 	assert_int_equal(net_sa_len(&sa), sizeof(struct sockaddr_in));
-	assert_int_equal(ntohs(((struct sockaddr_in *)&sa)->sin_port), 1080);
+	assert_int_equal(net_sa_port(&sa), 1080);
 	assert_int_equal(ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr), 0xc633640a);
 	assert_int_equal(net_resolve("2001:db8:100::20", 8888, &sa), 0);
 	assert_int_equal(sa.ss_family, AF_INET6);
 	assert_int_equal(net_sa_len(&sa), sizeof(struct sockaddr_in6));
-	assert_int_equal(ntohs(((struct sockaddr_in6 *)&sa)->sin6_port), 8888);
+	assert_int_equal(net_sa_port(&sa), 8888);
 	assert_int_equal(((struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr[1], 0x01);
 	assert_int_equal(((struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr[15], 0x20);
 	assert_int_equal(net_resolve("::ffff:198.51.100.10", 1, &sa), 0); /* v4-mapped: used as IPv4 */
@@ -579,6 +579,7 @@ static void test_resolve(void **state)
 	assert_int_equal(net_resolve("[2001:db8::1]", 1080, &sa), -ENOENT);
 	assert_int_equal(net_resolve("fe80::1%eth0", 1080, &sa), -ENOENT);
 	assert_int_equal(sa.ss_family, 0);
+	assert_int_equal(net_sa_port(&sa), 0); /* not an IP address: no port */
 }
 
 int main(void)
