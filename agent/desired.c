@@ -359,7 +359,7 @@ static int load_all(sqlite3 *db, const struct pgw_config *cfg, struct desired *d
 /* One read transaction: every row from one snapshot, and a database that cannot be read fails the
  * load here, at its first read, instead of a setting read falling back to its default (which
  * could drop strict_output or widen api_allow for one rebuild); so does a setting whose own read
- * fails after that (a corrupt page, out of memory: settings_read_errors). */
+ * fails after that (a corrupt page, out of memory: settings_read_end). */
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
 	int r;
@@ -374,9 +374,9 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -EIO;
 	}
-	unsigned long unread = settings_read_errors();
+	settings_read_begin();
 	r = load_all(db, cfg, d, err, errlen);
-	if (r == 0 && settings_read_errors() != unread) { /* a default stood in for what the DB says */
+	if (r == 0 && settings_read_end() < 0) { /* a default stood in for what the DB says */
 		snprintf(err, errlen, "db: a setting could not be read (its default is no answer for the rules)");
 		desired_free(d);
 		r = -EIO;

@@ -9,7 +9,6 @@
 #include "parse.h"
 
 #include <arpa/inet.h>
-#include <stdatomic.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -766,23 +765,16 @@ int settings_get(sqlite3 *db, const char *key, char *value, size_t size)
 	return r;
 }
 
-static atomic_ulong read_errors; /* settings_get failures but "not set", with a DB (any thread) */
+static _Thread_local int read_failed; /* a settings_get failure but "not set", with a DB, since begin */
 
-unsigned long settings_read_errors(void)
+void settings_read_begin(void)
 {
-	return atomic_load(&read_errors);
+	read_failed = 0;
 }
 
-int settings_readable(sqlite3 *db)
+int settings_read_end(void)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = SQLITE_ERROR;
-
-	if (db && sqlite3_prepare_v2(db, "SELECT key, value FROM settings", -1, &st, NULL) == SQLITE_OK)
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			;
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return read_failed ? -EIO : 0;
 }
 
 static void value_of(sqlite3 *db, const struct pgw_config *cfg, const struct sdef *d, char *buf, size_t size)
@@ -793,7 +785,7 @@ static void value_of(sqlite3 *db, const struct pgw_config *cfg, const struct sde
 	if (r == 0)
 		return;
 	if (r != -ENOENT && db)
-		atomic_fetch_add(&read_errors, 1);
+		read_failed = 1;
 	snprintf(buf, size, "%s", first_value(d, cfg, first, sizeof(first)));
 }
 

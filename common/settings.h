@@ -32,13 +32,14 @@ void settings_str(sqlite3 *db, const struct pgw_config *cfg, const char *key, ch
 /* The same without the fallback for a bad row: the DB's value as it is (else the first value),
  * for a caller that refuses bad values itself (the agent's interfaces and network). */
 void settings_value(sqlite3 *db, const struct pgw_config *cfg, const char *key, char *buf, size_t size);
-/* How many times, in this process, a setting's read failed (the DB did not say: not "unset")
- * and its default stood in for it: a caller for whom a default is no answer (the agent's
- * rules) compares it before and after its reads. */
-unsigned long settings_read_errors(void);
-/* 0 when every setting's row reads (the whole table, key and value), else -EIO: a daemon that
- * keeps the settings it has rather than take defaults for what it cannot read asks first. */
-int settings_readable(sqlite3 *db);
+/* The accessors below never fail: a setting the DB does not say (a failed read, not "unset")
+ * takes its default. A caller for whom a default is no answer (the agent's rules, the
+ * forwarder's table, healthd's probes) brackets its reads: settings_read_begin() clears this
+ * thread's error, and settings_read_end() is -EIO when any read since then failed (as ferror()
+ * for a stream), 0 when each read what the DB says. Per thread: another thread's reads never
+ * fail a caller's. */
+void settings_read_begin(void);
+int settings_read_end(void);
 /* The LAN as the daemons use it: lan_cidr and lan_iface's IPv6 networks (struct net_lan). */
 struct net_lan;
 void settings_lan(sqlite3 *db, const struct pgw_config *cfg, struct net_lan *lan);

@@ -153,14 +153,14 @@ static int reload(struct forwarder *f, const char *why)
 	struct fwd_dns dns;
 	char err[512];
 	const int was_blind = f->blind_since != 0;
-	unsigned long unread = settings_read_errors();
 	int r;
 
+	settings_read_begin();
 	load_limits(f, &l);
 	r = table_load(f->d->db, l.proxy_allow_local ? NULL : &l.lan, &t, err, sizeof(err));
 	if (r == 0) {
 		load_dns(f, &dns);
-		if (settings_read_errors() != unread) { /* a default stood in for what the DB says */
+		if (settings_read_end() < 0) { /* a default stood in for what the DB says */
 			snprintf(err, sizeof(err), "a setting could not be read (its default is no answer here)");
 			table_free(t);
 			r = -EIO;

@@ -290,17 +290,15 @@ void dnscheck_start(struct healthd *h, struct target *t)
 	dc_attempt(c);
 }
 
-void dnscheck_load_settings(struct healthd *h)
+void dnscheck_use_settings(struct healthd *h, const struct health_settings *s)
 {
-	char v[SETTINGS_VALUE_MAX], err[200];
+	char err[200];
 	int n;
 
-	settings_str(h->d->db, &h->d->cfg, "dns_mode", v, sizeof(v));
-	h->dns_on = strcmp(v, "proxy") == 0;
-	settings_str(h->d->db, &h->d->cfg, "dns_upstream", v, sizeof(v));
-	n = dns_upstreams_parse(v, h->dns_up, DNS_UPSTREAMS_MAX, err, sizeof(err));
+	h->dns_on = strcmp(s->dns_mode, "proxy") == 0;
+	n = dns_upstreams_parse(s->dns_upstream, h->dns_up, DNS_UPSTREAMS_MAX, err, sizeof(err));
 	h->dns_n = n > 0 ? n : 0;
-	settings_str(h->d->db, &h->d->cfg, "dns_check_name", h->dns_name, sizeof(h->dns_name));
+	snprintf(h->dns_name, sizeof(h->dns_name), "%s", s->dns_check_name);
 	if (!h->dns_cred) {
 		gnutls_certificate_credentials_t x;
 		if (dns_tls_creds(h->d->cfg.dns_tls_ca, &x, err, sizeof(err)) < 0)

@@ -12,8 +12,8 @@
 /* Check t now (if dns_mode=proxy and no check of it is running). */
 void dnscheck_start(struct healthd *h, struct target *t);
 void dnscheck_cancel(struct target *t);
-/* The settings: dns_mode, dns_upstream, dns_check_name; PGW_DNS_TLS_CA. */
-void dnscheck_load_settings(struct healthd *h);
+/* The settings as read (dns_mode, dns_upstream, dns_check_name) put in use; PGW_DNS_TLS_CA. */
+void dnscheck_use_settings(struct healthd *h, const struct health_settings *s);
 void dnscheck_fini(struct healthd *h);
 
 #endif

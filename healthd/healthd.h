@@ -80,13 +80,24 @@ struct target {
 	char unsaved_addr[NET_IP_STR_MAX];
 };
 
+/* The settings healthd runs on, as read: put in use only when every one read (read_settings
+ * in main.c), so a read that failed never gives a probe its default. */
+struct health_settings {
+	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
+	int pipeline_check, allow_local;
+	struct net_lan lan;
+	char url[SETTINGS_VALUE_MAX], ca_file[SETTINGS_VALUE_MAX]; /* health_url, health_ca_file */
+	char dns_mode[SETTINGS_VALUE_MAX], dns_upstream[SETTINGS_VALUE_MAX], dns_check_name[256];
+	char udp_check[SETTINGS_VALUE_MAX];
+};
+
 struct healthd {
 	struct daemon *d;
 	struct target *t;
 	size_t n, cap;
 	int reload;		  /* the last load_targets read the proxies in part: the tick tries again */
 	unsigned load_failing;	  /* tries in a row that failed (logged at the first, and when it ends) */
-	unsigned settings_unread; /* reloads in a row whose settings did not read (kept as they were) */
+	unsigned settings_unread; /* loads in a row whose settings did not read (the tick tries again) */
 	struct net_http_url urls[NET_HTTP_URLS_MAX]; /* health_url: tried in turn, up when any answers */
 	int n_urls;				     /* 0: unusable */
 	/* the trust store of https health URLs (health_ca_file, else the system's); replaced ones

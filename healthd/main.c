@@ -21,30 +21,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void load_settings(struct healthd *h)
+/* Every setting healthd uses, into s: 0, or -EIO when one did not read (the DB locked or
+ * failing, a column gone) and its default stands in for it in s. */
+static int read_settings(struct healthd *h, struct health_settings *s)
 {
-	char url[SETTINGS_VALUE_MAX];
 	sqlite3 *db = h->d->db;
+	const struct pgw_config *cfg = &h->d->cfg;
 
-	h->interval_ms = settings_uint(db, &h->d->cfg, "health_interval") * 1000;
-	h->down_interval_ms = settings_uint(db, &h->d->cfg, "health_down_interval") * 1000;
-	h->timeout_ms = settings_uint(db, &h->d->cfg, "health_timeout") * 1000;
-	h->fail_th = settings_uint(db, &h->d->cfg, "health_fail_threshold");
-	h->succ_th = settings_uint(db, &h->d->cfg, "health_success_threshold");
-	h->hist_max = settings_uint(db, &h->d->cfg, "health_history_max");
-	h->pipeline_check = settings_bool(db, &h->d->cfg, "socks_pipelining");
-	h->allow_local = settings_bool(db, &h->d->cfg, "proxy_allow_local");
-	settings_lan(db, &h->d->cfg, &h->lan);
-	settings_str(db, &h->d->cfg, "health_url", url, sizeof(url));
-	if ((h->n_urls = net_http_url_list_parse(url, h->urls, NET_HTTP_URLS_MAX)) < 0) {
+	settings_read_begin();
+	s->interval_ms = settings_uint(db, cfg, "health_interval") * 1000;
+	s->down_interval_ms = settings_uint(db, cfg, "health_down_interval") * 1000;
+	s->timeout_ms = settings_uint(db, cfg, "health_timeout") * 1000;
+	s->fail_th = settings_uint(db, cfg, "health_fail_threshold");
+	s->succ_th = settings_uint(db, cfg, "health_success_threshold");
+	s->hist_max = settings_uint(db, cfg, "health_history_max");
+	s->pipeline_check = settings_bool(db, cfg, "socks_pipelining");
+	s->allow_local = settings_bool(db, cfg, "proxy_allow_local");
+	settings_lan(db, cfg, &s->lan);
+	settings_str(db, cfg, "health_url", s->url, sizeof(s->url));
+	settings_str(db, cfg, "health_ca_file", s->ca_file, sizeof(s->ca_file));
+	settings_str(db, cfg, "dns_mode", s->dns_mode, sizeof(s->dns_mode));
+	settings_str(db, cfg, "dns_upstream", s->dns_upstream, sizeof(s->dns_upstream));
+	settings_str(db, cfg, "dns_check_name", s->dns_check_name, sizeof(s->dns_check_name));
+	settings_str(db, cfg, "udp_check", s->udp_check, sizeof(s->udp_check));
+	return settings_read_end();
+}
+
+static void use_settings(struct healthd *h, const struct health_settings *s)
+{
+	h->interval_ms = s->interval_ms;
+	h->down_interval_ms = s->down_interval_ms;
+	h->timeout_ms = s->timeout_ms;
+	h->fail_th = s->fail_th;
+	h->succ_th = s->succ_th;
+	h->hist_max = s->hist_max;
+	h->pipeline_check = s->pipeline_check;
+	h->allow_local = s->allow_local;
+	h->lan = s->lan;
+	if ((h->n_urls = net_http_url_list_parse(s->url, h->urls, NET_HTTP_URLS_MAX)) < 0) {
 		h->n_urls = 0;
-		log_error("health_url '%s' is not usable: every proxy will be reported down", url);
+		log_error("health_url '%s' is not usable: every proxy will be reported down", s->url);
 	}
-	settings_str(db, &h->d->cfg, "health_ca_file", url, sizeof(url));
-	if (!h->health_cred || strcmp(url, h->health_ca) != 0) {
+	if (!h->health_cred || strcmp(s->ca_file, h->health_ca) != 0) {
 		gnutls_certificate_credentials_t x = NULL;
 		char err[300];
-		if (dns_tls_creds(url, &x, err, sizeof(err)) < 0)
+		if (dns_tls_creds(s->ca_file, &x, err, sizeof(err)) < 0)
 			log_warnx("health_ca_file: %s", err); /* https health URLs will fail, with the reason */
 		if (x && h->health_cred && h->n_retired < (int)(sizeof(h->retired) / sizeof(h->retired[0])))
 			h->retired[h->n_retired++] = h->health_cred;
@@ -54,11 +75,40 @@ static void load_settings(struct healthd *h)
 		}
 		if (x) {
 			h->health_cred = x;
-			snprintf(h->health_ca, sizeof(h->health_ca), "%.255s", url);
+			snprintf(h->health_ca, sizeof(h->health_ca), "%.255s", s->ca_file);
 		}
 	}
-	dnscheck_load_settings(h);
-	udpcheck_load_settings(h);
+	dnscheck_use_settings(h, s);
+	udpcheck_use_settings(h, s);
+}
+
+/* The settings read again and put in use when every one read. When one did not, the ones in use
+ * stay rather than a default (another health_url, no CA, proxy_allow_local off), said once, and
+ * the tick tries again; at the start there are none in use, so the defaults serve meanwhile. */
+static void reschedule(struct healthd *h);
+
+static void load_settings(struct healthd *h)
+{
+	struct health_settings s;
+	unsigned iv = h->interval_ms, down_iv = h->down_interval_ms;
+	const int first = !h->interval_ms; /* (no interval yet: the start) */
+
+	if (read_settings(h, &s) < 0) {
+		if (!h->settings_unread++)
+			log_warnx("settings do not read (%s): probing on with %s", sqlite3_errmsg(h->d->db),
+				  first ? "their defaults until they do" : "the ones in use");
+		if (!first)
+			return;
+	} else if (h->settings_unread) {
+		log_info("settings read again");
+		h->settings_unread = 0;
+	}
+	use_settings(h, &s);
+	if (!first && (iv != h->interval_ms || down_iv != h->down_interval_ms)) {
+		log_info("probing every %u s now (down: every %u s)", h->interval_ms / 1000,
+			 h->down_interval_ms / 1000);
+		reschedule(h);
+	}
 }
 
 struct target *healthd_find(struct healthd *h, int64_t id)
@@ -611,6 +661,13 @@ static void on_tick(struct evloop *ev, void *arg)
 	uint64_t now = ev_now_ms();
 
 	(void)ev;
+	if (h->settings_unread) { /* read in use when they read again, with what they change */
+		load_settings(h);
+		if (!h->settings_unread) {
+			h->reload = 1;
+			pipelining_apply_setting(h);
+		}
+	}
 	if (h->reload)
 		load_targets(h);
 	for (size_t i = 0; i < h->n; i++) {
@@ -681,7 +738,6 @@ static void check_now(struct healthd *h, int64_t id, const char *from)
 static void on_change(struct daemon *d, const struct notify_msg *msg, const char *from)
 {
 	struct healthd *h = d->priv;
-	unsigned iv = h->interval_ms, down_iv = h->down_interval_ms;
 
 	if (msg && msg->type == NOTIFY_CHECK_REQUEST) {
 		check_now(h, msg->id, from);
@@ -698,23 +754,7 @@ static void on_change(struct daemon *d, const struct notify_msg *msg, const char
 	}
 	if (msg && (msg->type != NOTIFY_CHANGED || !(msg->topics & (TOPIC_PROXIES | TOPIC_SETTINGS))))
 		return;
-	/* settings that do not read (the DB locked, failing, a column gone): the ones in use stay,
-	 * rather than their defaults (another health_url, no CA, proxy_allow_local off); dbwatch
-	 * tells when the DB reads again */
-	if (settings_readable(d->db) < 0) {
-		if (!h->settings_unread++)
-			log_warnx("settings do not read (%s): probing on with the ones in use", sqlite3_errmsg(d->db));
-	} else {
-		if (h->settings_unread)
-			log_info("settings read again");
-		h->settings_unread = 0;
-		load_settings(h);
-	}
-	if (iv != h->interval_ms || down_iv != h->down_interval_ms) {
-		log_info("probing every %u s now (down: every %u s)", h->interval_ms / 1000,
-			 h->down_interval_ms / 1000);
-		reschedule(h);
-	}
+	load_settings(h);
 	load_targets(h);
 	pipelining_apply_setting(h);
 }

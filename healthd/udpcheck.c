@@ -242,12 +242,12 @@ void udpcheck_start(struct healthd *h, struct target *t)
 		fail(c, "out of memory", NULL);
 }
 
-void udpcheck_load_settings(struct healthd *h)
+void udpcheck_use_settings(struct healthd *h, const struct health_settings *s)
 {
-	char v[SETTINGS_VALUE_MAX], host[256];
+	const char *v = s->udp_check;
+	char host[256];
 	uint16_t port;
 
-	settings_str(h->d->db, &h->d->cfg, "udp_check", v, sizeof(v));
 	/* resolved again only when it changed (or did not resolve): a name is looked up on the loop,
 	 * and this runs at every change of any proxy or setting */
 	if (h->udp_target_ok && strcmp(v, h->udp_check_val) == 0)

@@ -10,6 +10,7 @@
 
 void udpcheck_start(struct healthd *h, struct target *t);
 void udpcheck_cancel(struct target *t);
-void udpcheck_load_settings(struct healthd *h);
+/* udp_check as read put in use (resolved when it changed). */
+void udpcheck_use_settings(struct healthd *h, const struct health_settings *s);
 
 #endif

@@ -576,7 +576,8 @@ check_eq "... and pgwctl status no longer" "$("$PGW_BIN/pgwctl" status | grep -c
 # corrupt page): no daemon takes the defaults for them. The forwarder's reload fails as for an
 # unreadable table (its table kept, the 5 s bound as above); healthd probes on with what it has
 loaded() { grep -c 'mappings loaded' "$LAB_DIR/pgw-forwarder.log"; }
-n=$(loaded)
+paces() { grep -c 'probing every' "$LAB_DIR/pgw-healthd.log"; }
+n=$(loaded) pace=$(paces)
 db "ALTER TABLE settings RENAME COLUMN value TO value_away"
 "$PGW_BIN/pgwctl" notify settings >/dev/null
 check "settings whose values do not read: the forwarder's reload fails, saying so (no default taken for them)" \
@@ -584,10 +585,14 @@ check "settings whose values do not read: the forwarder's reload fails, saying s
 check "... healthd keeps the settings in use (logged)" \
 	wait_for 5 grep -q "settings do not read (.*): probing on with the ones in use" "$LAB_DIR/pgw-healthd.log"
 check_eq "... nothing loaded meanwhile" "$(loaded)" "$n"
+sleep 1 # (healthd tries again every 250 ms meanwhile)
+check_eq "... and its probes keep their pace (health_interval 2, not its default 30: no 'probing every' line)" \
+	"$(paces)" "$pace"
 db "ALTER TABLE settings RENAME COLUMN value_away TO value"
 "$PGW_BIN/pgwctl" notify settings >/dev/null
 check "... back: the forwarder loads again" wait_for 5 bash -c "[ \$(grep -c 'mappings loaded' '$LAB_DIR/pgw-forwarder.log') -gt $n ]"
 check "... and healthd reads them" wait_for 5 grep -q "settings read again" "$LAB_DIR/pgw-healthd.log"
+check_eq "... the same as before (its pace unchanged)" "$(paces)" "$pace"
 relays10() { [ "$(lab_exec lan curl -s -m 5 --interface 192.168.2.10 http://$LAB_WEB/ip)" = "$LAB_SOCKS_AUTH" ]; }
 check "... the client relays" wait_for 5 relays10
 finish

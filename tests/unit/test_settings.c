@@ -2,9 +2,13 @@
 #include "testlib.h"
 
 #include "config.h"
+#include "net.h"
 #include "settings.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
 
 static void cfg_default(struct pgw_config *c, const char **env)
 {
@@ -308,6 +312,64 @@ static void test_bool_spellings(void **state)
 	tl_rmdir(dir);
 }
 
+static void *read_in_thread(void *db)
+{
+	settings_read_begin();
+	(void)settings_bool(db, NULL, "strict_output");
+	return (void *)(intptr_t)settings_read_end();
+}
+
+/* A read the DB does not answer takes the default, and settings_read_end says so (unset is an
+ * answer); until the next settings_read_begin, and on this thread only. */
+static void test_read_errors(void **state)
+{
+	char *dir = tl_tmpdir(), v[SETTINGS_VALUE_MAX], err[600];
+	sqlite3 *db = tl_db(dir, "a.db");
+	const char *env[] = {NULL};
+	struct pgw_config c;
+	pthread_t th;
+	void *other;
+
+	(void)state;
+	cfg_default(&c, env);
+	assert_int_equal(settings_set(db, "strict_output", "true", err, sizeof(err)), 0);
+	settings_read_begin();
+	assert_int_equal(settings_bool(db, NULL, "strict_output"), 1);
+	settings_lan(db, &c, &(struct net_lan){0});
+	assert_int_equal(settings_read_end(), 0);
+	assert_int_equal(tl_exec(db, "DELETE FROM settings WHERE key = 'strict_output'"), SQLITE_OK);
+	settings_read_begin();
+	assert_int_equal(settings_bool(db, NULL, "strict_output"), 0); /* unset: its default */
+	assert_int_equal(settings_read_end(), 0);
+	settings_read_begin();
+	settings_str(NULL, &c, "dns_mode", v, sizeof(v)); /* no DB (the agent's table granting nobody) */
+	assert_string_equal(v, "proxy");
+	assert_int_equal(settings_read_end(), 0);
+
+	assert_int_equal(settings_set(db, "strict_output", "true", err, sizeof(err)), 0);
+	assert_int_equal(tl_exec(db, "ALTER TABLE settings RENAME COLUMN value TO v"), SQLITE_OK);
+	settings_read_begin();
+	assert_int_equal(settings_bool(db, NULL, "strict_output"), 0); /* the default stood in */
+	assert_int_equal(settings_bool(db, NULL, "udp_relay"), 1);
+	assert_int_equal(settings_read_end(), -EIO);
+	assert_int_equal(settings_read_end(), -EIO); /* until begin */
+	settings_read_begin();
+	settings_value(db, &c, "lan_iface", v, sizeof(v));
+	assert_int_equal(settings_read_end(), -EIO);
+	settings_read_begin();
+	assert_int_equal(pthread_create(&th, NULL, read_in_thread, db), 0);
+	assert_int_equal(pthread_join(th, &other), 0);
+	assert_int_equal((intptr_t)other, -EIO);  /* the thread's own read failed ... */
+	assert_int_equal(settings_read_end(), 0); /* ... not this one's */
+
+	assert_int_equal(tl_exec(db, "ALTER TABLE settings RENAME COLUMN v TO value"), SQLITE_OK);
+	settings_read_begin();
+	assert_int_equal(settings_bool(db, NULL, "strict_output"), 1);
+	assert_int_equal(settings_read_end(), 0);
+	db_close(db);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +379,7 @@ int main(void)
 	    cmocka_unit_test(test_getters_and_schema),
 	    cmocka_unit_test(test_oidc_settings),
 	    cmocka_unit_test(test_bool_spellings),
+	    cmocka_unit_test(test_read_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
