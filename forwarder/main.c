@@ -264,8 +264,10 @@ static void final_stats(struct forwarder *f, struct daemon *d)
 }
 
 /* A loop that has not ticked for this long (each ticks once a second) has stopped. */
-#define LOOP_STALL_MS 10000
-_Static_assert(LOOP_STALL_MS == 10000, "stalled() says 10 s");
+#define LOOP_STALL_S	      10
+#define LOOP_STALL_TEXT(loop) loop "'s loop has not run for over " STR(LOOP_STALL_S) " s"
+#define STR(x)		      STR_(x)
+#define STR_(x)		      #x
 
 /* Which of the forwarder's loops has stopped (a sentence), or NULL while all run: the systemd
  * watchdog's question and `pgwctl ha check`'s (the control socket's "ping", from its thread). */
@@ -273,12 +275,12 @@ static const char *stalled(void *arg)
 {
 	struct forwarder *f = arg;
 
-	if (!workers_alive(f->workers, LOOP_STALL_MS))
-		return "a TCP worker's loop has not run for over 10 s";
-	if (!resolver_alive(f->resolver, LOOP_STALL_MS))
-		return "the DNS resolver's loop has not run for over 10 s";
-	if (!udprelay_alive(f->udp, LOOP_STALL_MS))
-		return "the UDP relay's loop has not run for over 10 s";
+	if (!workers_alive(f->workers, LOOP_STALL_S * 1000))
+		return LOOP_STALL_TEXT("a TCP worker");
+	if (!resolver_alive(f->resolver, LOOP_STALL_S * 1000))
+		return LOOP_STALL_TEXT("the DNS resolver");
+	if (!udprelay_alive(f->udp, LOOP_STALL_S * 1000))
+		return LOOP_STALL_TEXT("the UDP relay");
 	return NULL;
 }
 
