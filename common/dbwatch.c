@@ -59,6 +59,7 @@ static void on_tick(struct evloop *ev, void *arg)
 {
 	struct dbwatch *w = arg;
 	int64_t v;
+	int changed = 0;
 
 	(void)ev;
 	if (db_data_version(w->db, &v) < 0) {
@@ -76,22 +77,15 @@ static void on_tick(struct evloop *ev, void *arg)
 	if (w->unreadable) { /* it reads again: whatever changed meanwhile, told as a change */
 		log_info("dbwatch: the database reads again");
 		w->unreadable = 0;
-		w->seen = v;
-		if (w->fp_sql)
-			fingerprint_moved(w);
-		w->hits++;
-		w->cb(w->arg);
-		return;
+		changed = 1;
 	}
-	if (!w->fp_sql) {
-		if (v == w->seen)
-			return;
-		w->seen = v;
-	} else {
-		w->seen = v;
-		if (!fingerprint_moved(w))
-			return; /* nothing this daemon watches changed */
-	}
+	if (w->fp_sql)
+		changed |= fingerprint_moved(w); /* (always read: it is kept for the next poll) */
+	else
+		changed |= v != w->seen;
+	w->seen = v;
+	if (!changed)
+		return; /* nothing this daemon watches changed */
 	w->hits++;
 	w->cb(w->arg);
 }

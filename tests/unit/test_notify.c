@@ -369,6 +369,19 @@ static void test_unreadable_is_a_change(void **state)
 		assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
 		assert_int_equal(ev_run(ev), 0);
 		assert_int_equal(hits, 3);
+		/* an outage that changed nothing (rolled back): its end is told all the same (the
+		 * daemon's reload failed at its start), once */
+		assert_int_equal(tl_exec(writer, "BEGIN EXCLUSIVE; INSERT INTO t VALUES (3)"), SQLITE_OK);
+		assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
+		assert_int_equal(ev_run(ev), 0);
+		assert_int_equal(hits, 4);
+		assert_int_equal(tl_exec(writer, "ROLLBACK"), SQLITE_OK);
+		assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
+		assert_int_equal(ev_run(ev), 0);
+		assert_int_equal(hits, 5);
+		assert_non_null(ev_add_timer(ev, 350, 0, give_up, NULL));
+		assert_int_equal(ev_run(ev), 0);
+		assert_int_equal(hits, 5);
 		dbwatch_free(w);
 		ev_free(ev);
 		sqlite3_close(writer);
