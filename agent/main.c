@@ -430,7 +430,8 @@ static int block_all(struct agent *a, int force_full)
 		log_warnx("no decision applied for %d s, and every client could not be blocked: %s",
 			  UNDECIDED_MAX_MS / 1000, err);
 		free(blind.blocked.addr);
-		return -1;
+		/* and no table of ours left (another program's flush): the one granting nobody */
+		return nft_table_present(a->nft) == 0 ? block_none(a) : -1;
 	}
 	if (!a->blind)
 		log_error("no decision applied for %d s: every client blocked (%zu were active) until one is",
@@ -444,6 +445,22 @@ static int block_all(struct agent *a, int force_full)
 	forget_later(a, &gone); /* their connections end as for any block */
 	free(gone.addr);
 	return 1;
+}
+
+/* Our table gone or changed by another program while no decision can be applied, and block_all's
+ * 5 s not over: the last decision put back at once (with IP forwarding on, nothing would stop the
+ * clients meanwhile), or, when even that is refused and no table of ours is there, the table
+ * granting nobody (block_none). 1 when the kernel holds one of them, else -1. */
+static int put_back(struct agent *a)
+{
+	char err[256];
+
+	if (apply_full(a, &a->applied, err, sizeof(err)) == 0) {
+		log_warnx("table inet pgw rebuilt as last applied (no decision can be applied now)");
+		return 1;
+	}
+	log_warnx("table inet pgw could not be rebuilt as last applied either: %s", err);
+	return nft_table_present(a->nft) == 0 ? block_none(a) : -1;
 }
 
 /* No decision applied now: the 5 s of block_all count from the first such attempt. */
@@ -474,19 +491,16 @@ static void reconcile(struct agent *a, int force_full)
 	a->dirty = 0;
 	r = desired_load(a->d->db, &a->d->cfg, &want, err, sizeof(err));
 	if (r < 0) {
-		char ferr[256];
 		int b;
 
 		undecided(a);
 		b = block_all(a, force_full);
 		/* our table gone or changed and nothing new to decide from: the last decision (while it
 		 * is trusted: past that, only the block's rebuild) */
-		if (b == 0 && force_full && a->have_applied && apply_full(a, &a->applied, ferr, sizeof(ferr)) == 0) {
-			log_warnx("table inet pgw rebuilt as last applied (no decision can be made now)");
-			force_full = 0; /* the kernel holds what a->applied says again */
-		}
+		if (b == 0 && force_full && a->have_applied && put_back(a) == 1)
+			b = 1;
 		if (b == 1)
-			force_full = 0;		   /* (block_all rebuilt it, if it had to) */
+			force_full = 0;		   /* (the kernel holds what a->applied says) */
 		if (a->blind && a->applied_none) { /* (from block_none on, each retry's report says it) */
 			size_t n = strlen(err);
 			snprintf(err + n, sizeof(err) - n,
@@ -540,8 +554,12 @@ static void reconcile(struct agent *a, int force_full)
 		desired_free(&want);
 		undecided(a); /* read, and not applied: no decision either */
 		/* (a rebuild: the kernel may hold the new table while a->applied is the old one) */
-		if (block_all(a, 1) == 1)
-			kind = "elements"; /* (the block rebuilt it: no forced retry for that) */
+		int b = block_all(a, 1);
+		/* and our table gone meanwhile (a flush, then this rebuild refused): the last one back */
+		if (b == 0 && a->have_applied && nft_table_present(a->nft) == 0)
+			b = put_back(a);
+		if (b == 1)
+			kind = "elements"; /* (the kernel holds what a->applied says: no forced retry for that) */
 		goto fail;
 	}
 	if (a->have_applied && a->applied.bound.n && strcmp(a->applied.rules.lan_iface, want.rules.lan_iface) != 0) {

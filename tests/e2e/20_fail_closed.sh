@@ -280,6 +280,33 @@ bad_cidr 192.168.2.0/24
 check "... set back: the report clears" wait_for 3 cleared
 check "... the forward chain drops by policy" drops
 check "... and the active client relays" wait_for 5 relays
+# ... and a decision read that the kernel cannot be given (udp_relay turned on, its TPROXY route
+# refused: lo is down, "Nexthop device is not up" for IPv6) when another program flushes the
+# ruleset: the last decision is put back at once, not no table for block_all's 5 s
+alog() { cat "$LAB_DIR"/pgw-agent-*.log; }
+rebuilt() { alog | grep -c "applied: table inet pgw rebuilt (redirect, UDP relay $1)"; }
+n=$(rebuilt off)
+$ctl settings set udp_relay false >/dev/null
+wait_for 5 eval '[ "$(rebuilt off)" -gt "$n" ]'
+lab_exec gw ip link set lo down
+n=$(alog | grep -c 'reconcile failed.*tproxy policy routing (add)')
+$ctl settings set udp_relay true >/dev/null
+check "udp_relay on with lo down: its route refused, the rebuild fails" \
+	wait_for 5 eval '[ "$(alog | grep -c "reconcile failed.*tproxy policy routing (add)")" -gt "$n" ]'
+n=$(alog | grep -c 'rebuilt as last applied')
+t0=$(lab_ms)
+lab_exec gw nft flush ruleset
+wait_for 3 drops
+t1=$(lab_ms)
+check "... and 'nft flush ruleset' meanwhile: the table is back within 1 s ($((t1 - t0)) ms)" \
+	test $((t1 - t0)) -le 1000 -a "$(drops && echo y)" = y
+check "... as last applied (the agent says so)" test "$(alog | grep -c 'rebuilt as last applied')" -gt "$n"
+check "... the active client granted meanwhile, as the last decision says" in_set active4 $A
+check "... and it relays" relays
+n=$(rebuilt on)
+lab_exec gw ip link set lo up
+check "lo up: the decision is applied (UDP relay on)" wait_for 5 eval '[ "$(rebuilt on)" -gt "$n" ]'
+check "... and the active client relays" wait_for 5 relays
 # ... held: no decision for 5 s. Health results go stale in about that long, and the agent cannot
 # see them go stale while it cannot read: the last decision is trusted no longer, every client is
 # blocked until a decision can be read again
