@@ -47,7 +47,8 @@ struct agent {
 	int failing;		  /* the last apply failed: retry on the timer */
 	uint64_t undecided_since; /* when reading a decision began to fail (0: the last read one) */
 	int blind;		  /* every client blocked for it (block_all) */
-	int applied_none;	  /* what is applied is block_none's table, no decision read since the start */
+	int applied_none;	  /* what is applied is block_none's table (no decision since the start, or none
+				   * that the kernel would take back after a flush) */
 	int none_failing;	  /* block_none could not build it (said once) */
 	uint64_t generation;
 	unsigned long errors_total;
@@ -334,11 +335,12 @@ static int apply_full(struct agent *a, const struct desired *d, char *err, size_
 	return r;
 }
 
-/* No decision applied since the start and no table of ours in the kernel (none at all, the boot
- * failsafe's, or gone to another program's `flush ruleset` since): no last decision's grants to
- * keep for a while, and with IP forwarding on nothing would stop the clients. The table granting
- * nobody, from the configuration alone (the DB's settings may be what cannot be read), at once;
- * it is then the decision applied, which block_all and a rebuild start from. 1, or -1. */
+/* No table of ours in the kernel (none at all, the boot failsafe's, or gone to another program's
+ * `flush ruleset` since) and no decision to build one from: none applied since the start, or the
+ * last one's rebuild refused too (put_back, block_all). With IP forwarding on nothing would stop
+ * the clients. The table granting nobody, from the configuration alone (the DB's settings may be
+ * what cannot be read), at once; it is then the decision applied, which block_all and a rebuild
+ * start from. 1, or -1. */
 static int block_none(struct agent *a)
 {
 	struct desired none;
@@ -353,7 +355,7 @@ static int block_none(struct agent *a)
 		return -1;
 	}
 	log_error("no decision applied and no table inet pgw of ours was there: built granting no client (from "
-		  "the configuration; settings in the DB not read) until one is");
+		  "the configuration alone) until one is");
 	{ /* who was granted is not known: whatever is redirected to the forwarder goes */
 		int n = conntrack_forget_redirected(none.rules.forwarder_port, none.rules.dns_port, err, sizeof(err));
 		if (n < 0)
@@ -361,10 +363,16 @@ static int block_none(struct agent *a)
 		else if (n > 0)
 			log_info("conntrack: %d entries redirected to pgw-forwarder deleted", n);
 	}
+	if (a->have_applied && !a->applied_none) { /* a decision's table was there before it went */
+		forget_later(a, &a->applied.active);
+		if (a->applied.bound.n &&
+		    neigh_bind(a->applied.rules.lan_iface, NULL, &a->applied.bound, err, sizeof(err)) < 0)
+			log_warnx("%s", err); /* (the next decision binds its own again) */
+	}
 	desired_free(&a->applied);
 	a->applied = none;
 	a->have_applied = 1;
-	a->applied_none = 1; /* (who was active before is still not known: see reconcile) */
+	a->applied_none = 1; /* (who was active before is not known now: see reconcile) */
 	a->none_failing = 0;
 	a->blind = 1;
 	return 1;
@@ -375,7 +383,8 @@ static int block_none(struct agent *a)
  * update; a rebuild from the blocked decision when that fails or the table must be rebuilt);
  * none applied yet (the agent restarted, the table is a process before's): the granting sets
  * flushed. None applied and no table of ours there: block_none at once, without the wait (and
- * the rest as before if it fails). Returns 1 when the kernel now blocks every client (or did
+ * the rest as before if it fails); the blocked decision refused with no table of ours there:
+ * block_none too. Returns 1 when the kernel now blocks every client (or did
  * already), 0 when the time has not come, -1 when the block failed (tried again at the next
  * retry: never a rebuild from the decision it replaces). */
 static int block_all(struct agent *a, int force_full)

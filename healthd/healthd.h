@@ -81,7 +81,8 @@ struct target {
 };
 
 /* The settings healthd runs on, as read: put in use only when every one read (read_settings
- * in main.c), so a read that failed never gives a probe its default. */
+ * in main.c), so a read that failed gives a probe no default (but at the start, with none in
+ * use yet, until they read). */
 struct health_settings {
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
 	int pipeline_check, allow_local;
@@ -95,9 +96,10 @@ struct healthd {
 	struct daemon *d;
 	struct target *t;
 	size_t n, cap;
-	int reload;		  /* the last load_targets read the proxies in part: the tick tries again */
-	unsigned load_failing;	  /* tries in a row that failed (logged at the first, and when it ends) */
-	unsigned settings_unread; /* loads in a row whose settings did not read (the tick tries again) */
+	int reload;		    /* the last load_targets read the proxies in part: the tick tries again */
+	unsigned load_failing;	    /* tries in a row that failed (logged at the first, and when it ends) */
+	unsigned settings_unread;   /* loads in a row whose settings did not read (the tick tries again) */
+	uint64_t settings_tried_ms; /* the last load of them (ev_now_ms) */
 	struct net_http_url urls[NET_HTTP_URLS_MAX]; /* health_url: tried in turn, up when any answers */
 	int n_urls;				     /* 0: unusable */
 	/* the trust store of https health URLs (health_ca_file, else the system's); replaced ones

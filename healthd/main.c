@@ -21,13 +21,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every setting healthd uses, into s: 0, or -EIO when one did not read (the DB locked or
- * failing, a column gone) and its default stands in for it in s. */
-static int read_settings(struct healthd *h, struct health_settings *s)
+/* Every setting healthd uses, into s, from one snapshot: 0, or -EIO with why when one did not
+ * read (the DB locked or failing, a column gone) and its default stands in for it in s. A DB
+ * that does not read fails at the first read: one busy wait (HEALTHD_DB_BUSY_MS), not one per
+ * setting, on the loop that runs the probes. */
+static int read_settings(struct healthd *h, struct health_settings *s, char *why, size_t whylen)
 {
 	sqlite3 *db = h->d->db;
 	const struct pgw_config *cfg = &h->d->cfg;
+	int r;
 
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "SELECT count(*) FROM settings", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -EIO;
+	}
 	settings_read_begin();
 	s->interval_ms = settings_uint(db, cfg, "health_interval") * 1000;
 	s->down_interval_ms = settings_uint(db, cfg, "health_down_interval") * 1000;
@@ -44,7 +53,11 @@ static int read_settings(struct healthd *h, struct health_settings *s)
 	settings_str(db, cfg, "dns_upstream", s->dns_upstream, sizeof(s->dns_upstream));
 	settings_str(db, cfg, "dns_check_name", s->dns_check_name, sizeof(s->dns_check_name));
 	settings_str(db, cfg, "udp_check", s->udp_check, sizeof(s->udp_check));
-	return settings_read_end();
+	if ((r = settings_read_end()) < 0)
+		snprintf(why, whylen, "a setting's row: %s", sqlite3_errmsg(db));
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) /* (read only: nothing to lose) */
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);	       /* never left open */
+	return r;
 }
 
 static void use_settings(struct healthd *h, const struct health_settings *s)
@@ -84,7 +97,8 @@ static void use_settings(struct healthd *h, const struct health_settings *s)
 
 /* The settings read again and put in use when every one read. When one did not, the ones in use
  * stay rather than a default (another health_url, no CA, proxy_allow_local off), said once, and
- * the tick tries again; at the start there are none in use, so the defaults serve meanwhile. */
+ * the tick tries again every second (dbwatch tells a DB that reads again, not a read that failed
+ * once); at the start there are none in use, so the defaults serve meanwhile. */
 static void reschedule(struct healthd *h);
 
 static void load_settings(struct healthd *h)
@@ -92,10 +106,12 @@ static void load_settings(struct healthd *h)
 	struct health_settings s;
 	unsigned iv = h->interval_ms, down_iv = h->down_interval_ms;
 	const int first = !h->interval_ms; /* (no interval yet: the start) */
+	char why[300];
 
-	if (read_settings(h, &s) < 0) {
+	h->settings_tried_ms = ev_now_ms();
+	if (read_settings(h, &s, why, sizeof(why)) < 0) {
 		if (!h->settings_unread++)
-			log_warnx("settings do not read (%s): probing on with %s", sqlite3_errmsg(h->d->db),
+			log_warnx("settings do not read (%s): probing on with %s", why,
 				  first ? "their defaults until they do" : "the ones in use");
 		if (!first)
 			return;
@@ -661,7 +677,8 @@ static void on_tick(struct evloop *ev, void *arg)
 	uint64_t now = ev_now_ms();
 
 	(void)ev;
-	if (h->settings_unread) { /* read in use when they read again, with what they change */
+	/* settings that did not read: in use once they do, with what they change */
+	if (h->settings_unread && now - h->settings_tried_ms >= 1000) {
 		load_settings(h);
 		if (!h->settings_unread) {
 			h->reload = 1;

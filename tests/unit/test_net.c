@@ -580,6 +580,9 @@ static void test_resolve(void **state)
 	assert_int_equal(net_resolve("fe80::1%eth0", 1080, &sa), -ENOENT);
 	assert_int_equal(sa.ss_family, 0);
 	assert_int_equal(net_sa_port(&sa), 0); /* not an IP address: no port */
+	memset(&sa, 0xff, sizeof(sa));	       /* ... whatever its bytes say */
+	sa.ss_family = AF_UNIX;
+	assert_int_equal(net_sa_port(&sa), 0);
 }
 
 int main(void)
