@@ -22,6 +22,8 @@ int paths_api_segments(const char *url, char *buf, size_t size, const char *seg[
 
 	if (strncmp(url, "/api/v1/", 8) != 0 || strlen(url) >= size) /* (the whole URL: a bound of old) */
 		return -1;
+	if (strstr(url + 7, "//")) /* an empty segment */
+		return -1;
 	snprintf(buf, size, "%s", url + 8);
 	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
 		if (n == PATHS_SEGS)

@@ -14,8 +14,10 @@
  * that does not start with '/', has a component starting with '.' (no "..", no hidden files), a
  * backslash or is over PATHS_URL_MAX is none. 0 with the path in out, or -1. */
 int paths_web_file(const char *web_dir, const char *url, char *out, size_t size);
-/* The segments of what follows "/api/v1/" in url, split at '/' (empty ones skipped), copied into
- * buf: n (1..PATHS_SEGS) with seg[0..n), or -1 (none, too many, or too long for buf). */
+/* The segments of what follows "/api/v1/" in url, split at '/', copied into buf: n
+ * (1..PATHS_SEGS) with seg[0..n), or -1 (none, too many, too long for buf, or an empty one but
+ * a trailing '/': one spelling per path, as the checks that read the URL itself expect, e.g.
+ * which requests are gateway-wide: /api/v1//config was /config filed under an organisation). */
 int paths_api_segments(const char *url, char *buf, size_t size, const char *seg[PATHS_SEGS]);
 /* A positive decimal id, or -1. */
 int64_t path_id(const char *s);

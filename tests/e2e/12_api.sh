@@ -411,6 +411,14 @@ check_eq "1,100 half-open connections from one address: anyone else is still ans
 mkdir -p "$LAB_DIR/web" && cp -r "$ROOT/web/." "$LAB_DIR/web/" && echo secret >"$LAB_DIR/web-secret"
 check_eq "a request target without a leading / gets 404, not a file beside the web directory" \
 	"$(lab_exec gw curl -s -o /dev/null -w '%{http_code}' --request-target '-secret' $U)" "404"
+# one spelling per API path: an empty segment would reach a route while the checks that read the
+# URL itself (which requests are gateway-wide, so whose audit log a row goes to) read another
+updates() { lab_db "SELECT count(*) FROM audit WHERE action = 'settings.update'"; }
+n=$(updates)
+check_eq "an API path with an empty segment is 404 (PUT /api/v1//config: no settings.update filed under an organisation)" \
+	"$(code "$(http PUT /api/v1//config -H "$ADMIN" -H "$J" -d '{"health_interval":"2"}')")" "404"
+check_eq "... and no audit row for it" "$(updates)" "$n"
+check_eq "... a trailing '/' still reads (GET /api/v1/proxies/)" "$(code "$(http GET /api/v1/proxies/ -H "$ADMIN")")" "200"
 check "the JWT secret is pgw-api's alone: the other daemons do not hold it" \
 	bash -c "grep -q 'jwt_secret=(unset)' $LAB_DIR/pgw-agent.log && grep -q 'jwt_secret=(unset)' $LAB_DIR/pgw-healthd.log && grep -q 'jwt_secret=(set)' $LAB_DIR/pgw-api.log"
 # failed logins write audit rows; that is no reason for every open dashboard to refetch

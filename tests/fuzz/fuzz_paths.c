@@ -2,9 +2,10 @@
  * (api/paths.c). A file of the dashboard is one under the web directory, never outside it nor a
  * hidden one: its path is the directory, '/', then components none of which starts with '.'
  * (so no "..") and no backslash. An API path's segments are non-empty, hold no '/', and are
- * what the path says in order. An id is a positive number written in decimal. The same bytes as a
- * Content-Type are a media type exactly when the part before the first ';', trailing blanks
- * cut, is that type in any case; as a Host, usable exactly when 1-255 letters, digits, ".-:[]". */
+ * what the path says in order; a path with an empty segment ("//", a trailing '/' aside) has
+ * none. An id is a positive number written in decimal. The same bytes as a Content-Type are a
+ * media type exactly when the part before the first ';', trailing blanks cut, is that type in
+ * any case; as a Host, usable exactly when 1-255 letters, digits, ".-:[]". */
 #include "../../api/paths.h"
 
 #include <assert.h>
@@ -60,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if ((n = paths_api_segments(url, buf, sizeof(buf), seg)) >= 0) {
 		const char *rest = url + 8, *c;
-		assert(n >= 1 && n <= PATHS_SEGS && strncmp(url, "/api/v1/", 8) == 0);
+		assert(n >= 1 && n <= PATHS_SEGS && strncmp(url, "/api/v1/", 8) == 0 && !strstr(url + 7, "//"));
 		for (int i = 0; i < n; i++) {
 			assert(seg[i][0] && !strchr(seg[i], '/') && seg[i] >= buf && seg[i] < buf + sizeof(buf));
 			strcat(joined, "/");
