@@ -378,6 +378,13 @@ static int block_none(struct agent *a)
 	return 1;
 }
 
+/* A rebuild was refused: when no table of ours is left (another program's flush), block_none's;
+ * when ours is still there, it stands (-1: tried again at the next retry). */
+static int none_if_gone(struct agent *a)
+{
+	return nft_table_present(a->nft) == 0 ? block_none(a) : -1;
+}
+
 /* No decision for UNDECIDED_MAX_MS: every client blocked, until a decision read and applied
  * says otherwise. With a decision applied: its clients, all into the blocked sets (an element
  * update; a rebuild from the blocked decision when that fails or the table must be rebuilt);
@@ -439,8 +446,7 @@ static int block_all(struct agent *a, int force_full)
 		log_warnx("no decision applied for %d s, and every client could not be blocked: %s",
 			  UNDECIDED_MAX_MS / 1000, err);
 		free(blind.blocked.addr);
-		/* and no table of ours left (another program's flush): the one granting nobody */
-		return nft_table_present(a->nft) == 0 ? block_none(a) : -1;
+		return none_if_gone(a);
 	}
 	if (!a->blind)
 		log_error("no decision applied for %d s: every client blocked (%zu were active) until one is",
@@ -469,7 +475,7 @@ static int put_back(struct agent *a)
 		return 1;
 	}
 	log_warnx("table inet pgw could not be rebuilt as last applied either: %s", err);
-	return nft_table_present(a->nft) == 0 ? block_none(a) : -1;
+	return none_if_gone(a);
 }
 
 /* No decision applied now: the 5 s of block_all count from the first such attempt. */
