@@ -1,6 +1,7 @@
 /* desired.c - see desired.h. */
 #include "desired.h"
 
+#include "db.h"
 #include "link.h"
 #include "log.h"
 #include "net.h"
@@ -362,16 +363,12 @@ static int load_all(sqlite3 *db, const struct pgw_config *cfg, struct desired *d
  * fails after that (a corrupt page, out of memory: settings_read_end). */
 int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, char *err, size_t errlen)
 {
+	char why[256];
 	int r;
 
 	memset(d, 0, sizeof(*d));
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "db: %s", sqlite3_errmsg(db));
-		return -EIO;
-	}
-	if (sqlite3_exec(db, "SELECT count(*) FROM settings", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "db: %s", sqlite3_errmsg(db));
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (db_read_begin(db, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "db: %s", why);
 		return -EIO;
 	}
 	settings_read_begin();
@@ -381,8 +378,7 @@ int desired_load(sqlite3 *db, const struct pgw_config *cfg, struct desired *d, c
 		desired_free(d);
 		r = -EIO;
 	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) /* (read only: nothing to lose) */
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);	       /* never left open for the next BEGIN */
+	db_read_end(db);
 	return r;
 }
 

@@ -96,6 +96,23 @@ void db_rollback(sqlite3 *db)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int db_read_begin(sqlite3 *db, char *err, size_t errlen)
+{
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+		db_rollback(db);
+		return -EIO;
+	}
+	return 0;
+}
+
+void db_read_end(sqlite3 *db)
+{
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		db_rollback(db);
+}
+
 int db_user_version(sqlite3 *db, int *out)
 {
 	int64_t v = 0;

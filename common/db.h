@@ -24,6 +24,11 @@ int db_exec(sqlite3 *db, const char *sql);
 int db_begin(sqlite3 *db); /* BEGIN IMMEDIATE: takes the write lock now */
 int db_commit(sqlite3 *db);
 void db_rollback(sqlite3 *db);
+/* A read transaction: every read until db_read_end comes from one snapshot. Its first read is
+ * made here, so a DB that cannot be read (locked past the busy wait, unreadable) fails now, once,
+ * not at each later read: -EIO with SQLite's message in err, and no transaction left open. */
+int db_read_begin(sqlite3 *db, char *err, size_t errlen);
+void db_read_end(sqlite3 *db); /* COMMIT, else ROLLBACK: never left open (read only: nothing lost) */
 
 int db_user_version(sqlite3 *db, int *out);
 /* The first column of the first row of a static query (no user values), or def. */

@@ -309,6 +309,45 @@ static void test_transactions(void **state)
 	tl_rmdir(dir);
 }
 
+/* A read transaction: one snapshot until its end, whatever another connection commits meanwhile;
+ * a DB that cannot be read fails at its begin, with SQLite's message, and leaves nothing open. */
+static void test_read_transaction(void **state)
+{
+	char *dir = tl_tmpdir(), err[200], path[400];
+	sqlite3 *a = tl_db(dir, "a.db"), *b = open_at(dir, "a.db");
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/j.db", dir);
+	assert_int_equal(db_read_begin(a, err, sizeof(err)), 0);
+	assert_int_equal(sqlite3_get_autocommit(a), 0);
+	assert_int_equal(tl_exec(b, "INSERT INTO settings (key, value) VALUES ('k', 'v')"), SQLITE_OK);
+	assert_int_equal(tl_int(a, "SELECT count(*) FROM settings WHERE key = 'k'"), 0); /* its snapshot */
+	db_read_end(a);
+	assert_int_equal(sqlite3_get_autocommit(a), 1);
+	assert_int_equal(tl_int(a, "SELECT count(*) FROM settings WHERE key = 'k'"), 1);
+
+	db_close(b);
+	db_close(a);
+
+	/* a rollback-journal file another connection holds exclusively (WAL never keeps readers out):
+	 * a's begin fails after its busy wait */
+	assert_int_equal(sqlite3_open(path, &a), SQLITE_OK);
+	assert_int_equal(sqlite3_open(path, &b), SQLITE_OK);
+	assert_int_equal(tl_exec(b, "CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)"), SQLITE_OK);
+	sqlite3_busy_timeout(a, 20);
+	err[0] = 0;
+	assert_int_equal(db_read_begin(a, err, sizeof(err)), -EIO);
+	assert_non_null(strstr(err, "locked"));
+	assert_int_equal(sqlite3_get_autocommit(a), 1); /* nothing left open */
+	sqlite3_close(b);				/* (its transaction rolled back) */
+	assert_int_equal(db_read_begin(a, err, sizeof(err)), 0);
+	assert_int_equal(tl_int(a, "SELECT count(*) FROM t"), 0);
+	db_read_end(a);
+	assert_int_equal(sqlite3_get_autocommit(a), 1);
+	sqlite3_close(a);
+	tl_rmdir(dir);
+}
+
 /* change_seq: triggers count what matters to enforcement, and only that. */
 static void test_change_seq_triggers(void **state)
 {
@@ -831,6 +870,7 @@ int main(void)
 	    cmocka_unit_test(test_constraints),
 	    cmocka_unit_test(test_data_version_sees_other_writers),
 	    cmocka_unit_test(test_transactions),
+	    cmocka_unit_test(test_read_transaction),
 	    cmocka_unit_test(test_change_seq_triggers),
 	    cmocka_unit_test(test_mapping_state_view),
 	    cmocka_unit_test(test_failover_carrier),
