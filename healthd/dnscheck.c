@@ -268,7 +268,7 @@ static void dc_attempt(struct dnscheck *c)
 		return;
 	}
 	c->fh = ev_add_fd(h->d->ev, c->fd, EPOLLOUT, dc_io, c);
-	c->timer = ev_add_timer(h->d->ev, h->timeout_ms, 0, dc_timeout, c);
+	c->timer = ev_add_timer(h->d->ev, h->params.timeout_ms, 0, dc_timeout, c);
 	if (!c->fh || !c->timer)
 		dc_fail(c, "out of memory", NULL);
 }

@@ -83,10 +83,16 @@ struct target {
 /* The settings healthd runs on, as read: put in use only when every one read (read_settings
  * in main.c), so a read that failed gives a probe no default (but at the start, with none in
  * use yet, until they read). */
-struct health_settings {
+/* The settings used as they read (nothing parsed or built from them): put in use in one step. */
+struct health_params {
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
-	int pipeline_check, allow_local;
-	struct net_lan lan;
+	int pipeline_check; /* setting socks_pipelining */
+	struct net_lan lan; /* lan_cidr, lan_iface's IPv6 networks: where no proxy (nor UDP relay) may be */
+	int allow_local;    /* setting proxy_allow_local: ... unless this */
+};
+
+struct health_settings {
+	struct health_params params;
 	char url[SETTINGS_VALUE_MAX], ca_file[SETTINGS_VALUE_MAX]; /* health_url, health_ca_file */
 	char dns_mode[SETTINGS_VALUE_MAX], dns_upstream[SETTINGS_VALUE_MAX], dns_check_name[256];
 	char udp_check[SETTINGS_VALUE_MAX];
@@ -107,10 +113,7 @@ struct healthd {
 	gnutls_certificate_credentials_t health_cred, retired[8];
 	int n_retired;
 	char health_ca[256];
-	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
-	int pipeline_check; /* setting socks_pipelining */
-	struct net_lan lan; /* lan_cidr, lan_iface's IPv6 networks: where no proxy (nor UDP relay) may be */
-	int allow_local;    /* setting proxy_allow_local: ... unless this */
+	struct health_params params; /* in use (interval_ms 0: none yet, at the start) */
 	struct ev_handle *tick;
 	int api_dirty;
 	int dns_on; /* dns_mode=proxy: check DNS through each proxy */

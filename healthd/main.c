@@ -9,6 +9,7 @@
 #include "healthd.h"
 
 #include "audit.h"
+#include "db.h"
 #include "dnstls.h"
 #include "log.h"
 #include "pipelining.h"
@@ -31,22 +32,18 @@ static int read_settings(struct healthd *h, struct health_settings *s, char *why
 	const struct pgw_config *cfg = &h->d->cfg;
 	int r;
 
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "SELECT count(*) FROM settings", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(why, whylen, "%s", sqlite3_errmsg(db));
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (db_read_begin(db, why, whylen) < 0)
 		return -EIO;
-	}
 	settings_read_begin();
-	s->interval_ms = settings_uint(db, cfg, "health_interval") * 1000;
-	s->down_interval_ms = settings_uint(db, cfg, "health_down_interval") * 1000;
-	s->timeout_ms = settings_uint(db, cfg, "health_timeout") * 1000;
-	s->fail_th = settings_uint(db, cfg, "health_fail_threshold");
-	s->succ_th = settings_uint(db, cfg, "health_success_threshold");
-	s->hist_max = settings_uint(db, cfg, "health_history_max");
-	s->pipeline_check = settings_bool(db, cfg, "socks_pipelining");
-	s->allow_local = settings_bool(db, cfg, "proxy_allow_local");
-	settings_lan(db, cfg, &s->lan);
+	s->params.interval_ms = settings_uint(db, cfg, "health_interval") * 1000;
+	s->params.down_interval_ms = settings_uint(db, cfg, "health_down_interval") * 1000;
+	s->params.timeout_ms = settings_uint(db, cfg, "health_timeout") * 1000;
+	s->params.fail_th = settings_uint(db, cfg, "health_fail_threshold");
+	s->params.succ_th = settings_uint(db, cfg, "health_success_threshold");
+	s->params.hist_max = settings_uint(db, cfg, "health_history_max");
+	s->params.pipeline_check = settings_bool(db, cfg, "socks_pipelining");
+	s->params.allow_local = settings_bool(db, cfg, "proxy_allow_local");
+	settings_lan(db, cfg, &s->params.lan);
 	settings_str(db, cfg, "health_url", s->url, sizeof(s->url));
 	settings_str(db, cfg, "health_ca_file", s->ca_file, sizeof(s->ca_file));
 	settings_str(db, cfg, "dns_mode", s->dns_mode, sizeof(s->dns_mode));
@@ -55,22 +52,13 @@ static int read_settings(struct healthd *h, struct health_settings *s, char *why
 	settings_str(db, cfg, "udp_check", s->udp_check, sizeof(s->udp_check));
 	if ((r = settings_read_end()) < 0)
 		snprintf(why, whylen, "a setting's row: %s", sqlite3_errmsg(db));
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) /* (read only: nothing to lose) */
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);	       /* never left open */
+	db_read_end(db);
 	return r;
 }
 
 static void use_settings(struct healthd *h, const struct health_settings *s)
 {
-	h->interval_ms = s->interval_ms;
-	h->down_interval_ms = s->down_interval_ms;
-	h->timeout_ms = s->timeout_ms;
-	h->fail_th = s->fail_th;
-	h->succ_th = s->succ_th;
-	h->hist_max = s->hist_max;
-	h->pipeline_check = s->pipeline_check;
-	h->allow_local = s->allow_local;
-	h->lan = s->lan;
+	h->params = s->params;
 	if ((h->n_urls = net_http_url_list_parse(s->url, h->urls, NET_HTTP_URLS_MAX)) < 0) {
 		h->n_urls = 0;
 		log_error("health_url '%s' is not usable: every proxy will be reported down", s->url);
@@ -104,8 +92,8 @@ static void reschedule(struct healthd *h);
 static void load_settings(struct healthd *h)
 {
 	struct health_settings s;
-	unsigned iv = h->interval_ms, down_iv = h->down_interval_ms;
-	const int first = !h->interval_ms; /* (no interval yet: the start) */
+	unsigned iv = h->params.interval_ms, down_iv = h->params.down_interval_ms;
+	const int first = !h->params.interval_ms; /* (no interval yet: the start) */
 	char why[300];
 
 	h->settings_tried_ms = ev_now_ms();
@@ -120,9 +108,9 @@ static void load_settings(struct healthd *h)
 		h->settings_unread = 0;
 	}
 	use_settings(h, &s);
-	if (!first && (iv != h->interval_ms || down_iv != h->down_interval_ms)) {
-		log_info("probing every %u s now (down: every %u s)", h->interval_ms / 1000,
-			 h->down_interval_ms / 1000);
+	if (!first && (iv != h->params.interval_ms || down_iv != h->params.down_interval_ms)) {
+		log_info("probing every %u s now (down: every %u s)", h->params.interval_ms / 1000,
+			 h->params.down_interval_ms / 1000);
 		reschedule(h);
 	}
 }
@@ -163,7 +151,7 @@ static void target_guard(struct healthd *h, struct target *t)
 	t->refused = 0;
 	snprintf(t->addr_why, sizeof(t->addr_why), "%s",
 		 t->resolving ? "proxy host not resolved yet" : "proxy host does not resolve");
-	if (t->addr_ok && !h->allow_local && (why = net_dest_refused(&t->addr, &h->lan))) {
+	if (t->addr_ok && !h->params.allow_local && (why = net_dest_refused(&t->addr, &h->params.lan))) {
 		char at[NET_IP_STR_MAX];
 		net_sa_ip_str(&t->addr, at);
 		snprintf(t->addr_why, sizeof(t->addr_why), "proxy host %s is %s: refused (proxy_allow_local allows it)",
@@ -474,7 +462,7 @@ static void tell_enforcers(struct healthd *h, int64_t id)
 
 static uint64_t next_interval(const struct healthd *h, const struct target *t)
 {
-	return t->hs.status == HEALTH_DOWN ? h->down_interval_ms : h->interval_ms;
+	return t->hs.status == HEALTH_DOWN ? h->params.down_interval_ms : h->params.interval_ms;
 }
 
 /* The intervals changed: a shorter one counts from each proxy's last result (it must not wait
@@ -507,13 +495,13 @@ static void apply_result(struct healthd *h, struct target *t, const struct probe
 		ok = 0;
 		snprintf(t->exit_ip, sizeof(t->exit_ip), "%.45s", r->exit_ip); /* expected against seen */
 		t->hs.status = HEALTH_DOWN;
-		t->hs.fails = h->fail_th;
+		t->hs.fails = h->params.fail_th;
 		t->hs.succs = 0;
 		t->hs.ups = 0;
 		/* (audited once stored: a result of the proxy as it was is dropped) */
 		audit = old != HEALTH_DOWN || strncmp(t->unsaved.reason, "exit_ip_mismatch", 16) != 0;
 	} else {
-		hysteresis_step(&t->hs, ok, h->fail_th, h->succ_th);
+		hysteresis_step(&t->hs, ok, h->params.fail_th, h->params.succ_th);
 	}
 	if (ok) {
 		if (old == HEALTH_UP && t->exit_ip[0] && strcmp(t->exit_ip, r->exit_ip) != 0)
@@ -638,7 +626,7 @@ static void start_probe(struct healthd *h, struct target *t)
 			t->asked_ms = ev_now_ms() | 1;
 		/* a check asked meanwhile waits for the answer (the probe follows it at once), unless the
 		 * resolver has taken longer than a probe may, or could not be asked */
-		if (t->n_waiters && (!t->asked_ms || ev_now_ms() - t->asked_ms > h->timeout_ms)) {
+		if (t->n_waiters && (!t->asked_ms || ev_now_ms() - t->asked_ms > h->params.timeout_ms)) {
 			snprintf(fail.reason, sizeof(fail.reason), "proxy host not resolved yet");
 			fail.error = PROBE_UPSTREAM;
 			reply_waiters(h, t, &fail);
@@ -650,16 +638,17 @@ static void start_probe(struct healthd *h, struct target *t)
 		fail.up = UP_ERR_CONNECT;
 		snprintf(fail.reason, sizeof(fail.reason), "%s", !t->addr_ok ? t->addr_why : "bad health_url");
 		t->url_idx = 0;
-		if (t->refused && t->hs.fails + 1 < h->fail_th) /* not a failure to count towards down: down now */
-			t->hs.fails = h->fail_th - 1;
+		/* not a failure to count towards down: down now */
+		if (t->refused && t->hs.fails + 1 < h->params.fail_th)
+			t->hs.fails = h->params.fail_th - 1;
 		apply_result(h, t, &fail);
 		return;
 	}
 	if (next_url(h, t, t->url_idx) > t->url_idx) /* (the first, for a pinned proxy: its first https one) */
 		t->url_idx = next_url(h, t, t->url_idx);
 	t->probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, 0,
-			       &(t->own_url ? t->urls : h->urls)[t->url_idx % n_urls], h->health_cred, h->timeout_ms,
-			       on_probe_done, h);
+			       &(t->own_url ? t->urls : h->urls)[t->url_idx % n_urls], h->health_cred,
+			       h->params.timeout_ms, on_probe_done, h);
 	if (!t->probe) { /* (out of sockets, say) this end's trouble, not the proxy's: no result, tried again
 			  * each tick; whoever asked for a check now hears why at once */
 		struct probe_result why = {.error = PROBE_INTERNAL};
@@ -804,7 +793,7 @@ int main(int argc, char **argv)
 		load_targets(&h);
 		pipelining_apply_setting(&h);
 		log_info("probing %zu proxies every %u s (down: every %u s), timeout %u s per step", h.n,
-			 h.interval_ms / 1000, h.down_interval_ms / 1000, h.timeout_ms / 1000);
+			 h.params.interval_ms / 1000, h.params.down_interval_ms / 1000, h.params.timeout_ms / 1000);
 		h.tick = r < 0 ? NULL : ev_add_timer(d.ev, 0, TICK_MS, on_tick, &h);
 		r = h.tick ? (daemon_run(&d) < 0 ? DAEMON_EXIT_FAIL : DAEMON_EXIT_OK) : DAEMON_EXIT_FAIL;
 		while (h.n)

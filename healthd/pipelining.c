@@ -75,7 +75,7 @@ static void early_test(struct healthd *h, struct target *t)
 {
 	const struct net_http_url *url = test_url(h, t);
 
-	if (t->early_tested || t->early_probe || !h->pipeline_check || !url || !t->addr_ok)
+	if (t->early_tested || t->early_probe || !h->params.pipeline_check || !url || !t->addr_ok)
 		return;
 	if (url->tls) { /* the first bytes would be TLS's: not tested, the request goes alone */
 		t->early_tested = 1;
@@ -83,7 +83,7 @@ static void early_test(struct healthd *h, struct target *t)
 	}
 	t->early_probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass,
 				     PROBE_EARLY | (t->pipelining ? PROBE_PIPELINED : 0), url, h->health_cred,
-				     h->timeout_ms, on_early_probe_done, h);
+				     h->params.timeout_ms, on_early_probe_done, h);
 }
 
 static void on_pipe_probe_done(struct probe *p, const struct probe_result *r, void *arg)
@@ -109,19 +109,19 @@ void pipelining_test(struct healthd *h, struct target *t)
 {
 	const struct net_http_url *url = test_url(h, t);
 
-	if (t->pipe_probe || t->early_probe || !h->pipeline_check || !url || !t->addr_ok)
+	if (t->pipe_probe || t->early_probe || !h->params.pipeline_check || !url || !t->addr_ok)
 		return;
 	if (t->type != UPSTREAM_SOCKS5 || t->pipe_tested) {
 		early_test(h, t);
 		return;
 	}
 	t->pipe_probe = probe_start(h->d->ev, &t->addr, t->type, t->user, t->pass, PROBE_PIPELINED, url, h->health_cred,
-				    h->timeout_ms, on_pipe_probe_done, h);
+				    h->params.timeout_ms, on_pipe_probe_done, h);
 }
 
 void pipelining_apply_setting(struct healthd *h)
 {
-	if (!h->pipeline_check)
+	if (!h->params.pipeline_check)
 		for (size_t i = 0; i < h->n; i++)
 			pipelining_forget(h, &h->t[i], "socks_pipelining is off");
 }

@@ -15,7 +15,7 @@
  * so a stopped or wedged healthd fails closed (migration 0008). */
 static unsigned health_fresh_s(const struct healthd *h)
 {
-	return (2 * h->interval_ms + 3 * h->timeout_ms + 999) / 1000;
+	return (2 * h->params.interval_ms + 3 * h->params.timeout_ms + 999) / 1000;
 }
 
 /* A failover mapping this proxy is one of (primary or listed) and who carries it (0: blocked). */
@@ -253,7 +253,7 @@ int store_result(struct healthd *h, const struct target *t, const struct probe_r
 	}
 	if (rc == SQLITE_DONE && sqlite3_prepare_v2(db, trim_sql, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, t->id);
-		sqlite3_bind_int(st, 2, (int)h->hist_max);
+		sqlite3_bind_int(st, 2, (int)h->params.hist_max);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 	}

@@ -158,7 +158,7 @@ static void on_tcp(struct evloop *ev, int fd, uint32_t events, void *arg)
 		return;
 	}
 	if (!net_sa_same_host(&relay, &c->proxy)) { /* as the forwarder: elsewhere, not at the gateway or the LAN */
-		const char *why = net_dest_refused(&relay, &h->lan);
+		const char *why = net_dest_refused(&relay, &h->params.lan);
 		if (why) {
 			char rep[96];
 			snprintf(rep, sizeof(rep), "the relay address named is %s", why);
@@ -237,7 +237,7 @@ void udpcheck_start(struct healthd *h, struct target *t)
 		return;
 	}
 	c->th = ev_add_fd(h->d->ev, c->tcp, EPOLLOUT, on_tcp, c);
-	c->timer = ev_add_timer(h->d->ev, h->timeout_ms, 0, on_timeout, c);
+	c->timer = ev_add_timer(h->d->ev, h->params.timeout_ms, 0, on_timeout, c);
 	if (!c->th || !c->timer)
 		fail(c, "out of memory", NULL);
 }
