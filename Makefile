@@ -98,6 +98,7 @@ test_token_SRC := api/token.c
 test_token_LIBS := $(test_oidc_jwt_LIBS)
 test_hasnap_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
 test_settings_LIBS := $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
+test_notify_LIBS := -lpthread
 test_objs = $(addprefix $(BUILD)/,$(patsubst %.c,%.o,$($(1)_SRC)))
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $$(call test_objs,$$*) $(LIBCOMMON)

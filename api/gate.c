@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,33 +27,49 @@ static void reply_make_key(void)
 	pthread_key_create(&reply_key, reply_free);
 }
 
-int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms, json_t **result)
+static struct notify *reply_socket(const struct pgw_config *cfg)
 {
-	struct notify_msg res;
 	char name[NOTIFY_NAME_MAX], err[256];
 	struct notify *tls_reply;
-	int r;
 
-	*result = NULL;
 	pthread_once(&reply_once, reply_make_key);
 	tls_reply = pthread_getspecific(reply_key);
 	if (!tls_reply) {
 		snprintf(name, sizeof(name), "api-%ld", (long)syscall(SYS_gettid));
 		tls_reply = notify_open(cfg->run_dir, name, err, sizeof(err));
-		if (!tls_reply)
-			return -EIO;
-		pthread_setspecific(reply_key, tls_reply);
+		if (tls_reply)
+			pthread_setspecific(reply_key, tls_reply);
 	}
-	r = notify_check(tls_reply, proxy_id, wait_ms, &res);
-	if (r < 0)
-		return r;
-	if (r)
-		*result = json_pack("{s:I, s:s, s:i, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "up",
-				    "latency_ms", res.value, "exit_ip", res.text);
-	else
-		*result =
-		    json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)proxy_id, "status", "down", "error", res.text);
+	return tls_reply;
+}
+
+int gate_check_many(const struct pgw_config *cfg, const int64_t *ids, size_t k, unsigned wait_ms, unsigned total_ms,
+		    json_t **results, int *st)
+{
+	struct notify *tls_reply = reply_socket(cfg);
+	struct notify_msg *res = calloc(k ? k : 1, sizeof(*res));
+	int r = tls_reply && res ? notify_check_many(tls_reply, ids, k, GATE_WINDOW, wait_ms, total_ms, res, st) : -EIO;
+
+	for (size_t i = 0; i < k; i++) {
+		results[i] = NULL;
+		if (r < 0 || st[i] < 0)
+			continue;
+		if (st[i])
+			results[i] = json_pack("{s:I, s:s, s:i, s:s}", "proxy_id", (json_int_t)ids[i], "status", "up",
+					       "latency_ms", res[i].value, "exit_ip", res[i].text);
+		else
+			results[i] = json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)ids[i], "status", "down",
+					       "error", res[i].text);
+	}
+	free(res);
 	return r;
+}
+
+int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms, json_t **result)
+{
+	int st, r = gate_check_many(cfg, &proxy_id, 1, wait_ms, wait_ms, result, &st);
+
+	return r < 0 ? r : st;
 }
 
 unsigned gate_wait_ms(sqlite3 *db, const struct pgw_config *cfg)

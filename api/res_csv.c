@@ -12,6 +12,7 @@
 #include "parse.h"
 #include "settings.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,66 @@ static int gate_needed(sqlite3 *db, const struct line *l)
 	return mapping_gate_needed(exists, old_proxy, old_enabled, l->proxy_id, l->enabled);
 }
 
+/* The health gate, by the same rule as the mapping handlers (mapping_gate_needed), once per
+ * proxy, all of them side by side: a file naming many proxies, some of them black holes, is not
+ * held for one full wait each. None is asked after twice one wait (as a failover mapping's gate).
+ * 0 when every one passed, else the reply sent (rc): 422 with the checks that failed (and the ids
+ * not checked, if any), else 503. */
+static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, int *rc)
+{
+	int64_t *ids = malloc(n * sizeof(*ids));
+	json_t **res = malloc(n * sizeof(*res)), *checks = json_array(), *unchecked = json_array();
+	int *st = malloc(n * sizeof(*st)), g, late = 0;
+	unsigned wait = gate_wait_ms(db, r->api->cfg);
+	size_t k = 0;
+
+	for (size_t i = 1; i < n; i++)
+		lines[i].gate = gate_needed(db, &lines[i]);
+	for (size_t i = 1; ids && i < n; i++) {
+		int seen = 0;
+		for (size_t j = 0; j < k; j++)
+			seen |= ids[j] == lines[i].proxy_id;
+		if (lines[i].gate && !seen)
+			ids[k++] = lines[i].proxy_id;
+	}
+	if (!ids || !res || !st || !checks || !unchecked)
+		g = -ENOMEM;
+	else
+		g = k ? gate_check_many(r->api->cfg, ids, k, wait, 2 * wait, res, st) : 0;
+	for (size_t i = 0; g == 0 && i < k; i++) {
+		if (st[i] == 0)
+			json_array_append(checks, res[i]);
+		else if (st[i] == -ECANCELED)
+			json_array_append_new(unchecked, json_integer(ids[i]));
+		late |= st[i] == -ETIMEDOUT;
+		json_decref(res[i]);
+	}
+	if (g == -ENOMEM)
+		*rc = reply_error(r, 500, "internal", "out of memory");
+	else if (g < 0)
+		*rc = reply_gate_unavailable(r, g);
+	else if (json_array_size(checks))
+		*rc = reply_error_with(
+		    r, 422, "proxy_down",
+		    json_array_size(unchecked) ? json_pack("{s:O, s:O}", "checks", checks, "unchecked", unchecked)
+					       : json_pack("{s:O}", "checks", checks),
+		    "%zu proxy(ies) failed their health check; nothing was imported", json_array_size(checks));
+	else if (late)
+		*rc = reply_gate_unavailable(r, -ETIMEDOUT);
+	else if (json_array_size(unchecked))
+		*rc = reply_error_with(r, 503, "unavailable", json_pack("{s:O}", "unchecked", unchecked),
+				       "%zu proxy(ies) could not be checked within %u s; nothing was imported",
+				       json_array_size(unchecked), 2 * wait / 1000);
+	else
+		g = 1;
+	free(ids);
+	free(res);
+	free(st);
+	json_decref(checks);
+	json_decref(unchecked);
+	return g == 1 ? 0 : -1;
+}
+
 int res_mappings_import(struct req *r, sqlite3 *db)
 {
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -154,7 +215,7 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 	char err[256];
 	struct csv_row *rows = NULL;
 	struct line *lines = NULL;
-	json_t *errors = json_array(), *checks = json_array();
+	json_t *errors = json_array();
 	size_t n = 0;
 
 	if (!paths_media_type(ct, "text/csv")) {
@@ -226,35 +287,8 @@ int res_mappings_import(struct req *r, sqlite3 *db)
 				      "%zu line(s) have errors; nothing was imported", json_array_size(errors));
 		goto out;
 	}
-	/* the health gate, by the same rule as the mapping handlers (mapping_gate_needed), once per
-	 * proxy */
-	for (size_t i = 1; i < n; i++)
-		lines[i].gate = gate_needed(db, &lines[i]);
-	for (size_t i = 1; i < n; i++) {
-		json_t *res = NULL;
-		int seen = 0, g;
-
-		if (!lines[i].gate)
-			continue;
-		for (size_t k = 1; k < i; k++)
-			seen |= lines[k].gate && lines[k].proxy_id == lines[i].proxy_id;
-		if (seen)
-			continue;
-		g = gate_check(r->api->cfg, lines[i].proxy_id, gate_wait_ms(db, r->api->cfg), &res);
-		if (g < 0) {
-			rc = reply_gate_unavailable(r, g);
-			goto out;
-		}
-		if (g == 0)
-			json_array_append(checks, res);
-		json_decref(res);
-	}
-	if (json_array_size(checks)) {
-		rc = reply_error_with(r, 422, "proxy_down", json_pack("{s:O}", "checks", checks),
-				      "%zu proxy(ies) failed their health check; nothing was imported",
-				      json_array_size(checks));
+	if (gate_lines(r, db, lines, n, &rc) < 0)
 		goto out;
-	}
 	for (size_t i = 1; i < n; i++)
 		counts[lines[i].change = compare(db, &lines[i])]++;
 	if (!dry_run) {
@@ -313,6 +347,5 @@ out:
 	free(rows);
 	free(lines);
 	json_decref(errors);
-	json_decref(checks);
 	return rc;
 }

@@ -265,28 +265,76 @@ int notify_recv(struct notify *n, struct notify_msg *m, char *from, size_t froml
 
 int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct notify_msg *res)
 {
-	struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = proxy_id};
-	struct timespec ts;
-	uint64_t now, deadline;
-	int r;
+	int st, r = notify_check_many(n, &proxy_id, 1, 1, wait_ms, wait_ms, res, &st);
 
-	while (notify_recv(n, res, NULL, 0) != -EAGAIN) /* stale answers from an ask that timed out */
-		;
-	r = notify_send(n, "healthd", &req);
-	if (r < 0)
-		return r == -EAGAIN ? -ETIMEDOUT : -ENOENT;
+	return r < 0 ? r : st;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	deadline = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + wait_ms;
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t window, unsigned wait_ms,
+		      unsigned total_ms, struct notify_msg *res, int *st)
+{
+	struct asked {
+		size_t i;	   /* into ids */
+		uint64_t deadline; /* mono_ms */
+	} asked[NOTIFY_CHECK_WINDOW];
+	struct notify_msg m;
+	const uint64_t until = mono_ms() + total_ms;
+	size_t next = 0, n_asked = 0;
+
+	if (window < 1 || window > NOTIFY_CHECK_WINDOW)
+		window = NOTIFY_CHECK_WINDOW;
+	for (size_t i = 0; i < k; i++)
+		st[i] = -ECANCELED;
+	while (notify_recv(n, &m, NULL, 0) != -EAGAIN) /* stale answers from an ask that timed out */
+		;
 	for (;;) {
 		struct pollfd pfd = {.fd = notify_fd(n), .events = POLLIN};
+		uint64_t now = mono_ms(), first;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+		while (n_asked < window && next < k && now < until) {
+			struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = ids[next]};
+			int r = notify_send(n, "healthd", &req);
+			if (r < 0 && r != -EAGAIN)
+				return -ENOENT;
+			if (r < 0)
+				st[next] = -ETIMEDOUT;
+			else
+				asked[n_asked++] = (struct asked){next, now + wait_ms};
+			next++;
+		}
+		if (!n_asked)
+			return 0;
+		first = asked[0].deadline;
+		for (size_t j = 1; j < n_asked; j++)
+			first = asked[j].deadline < first ? asked[j].deadline : first;
+		if (now >= first) { /* the ones past their wait: no answer */
+			for (size_t j = 0; j < n_asked;)
+				if (asked[j].deadline <= now) {
+					st[asked[j].i] = -ETIMEDOUT;
+					asked[j] = asked[--n_asked];
+				} else {
+					j++;
+				}
 			continue;
-		if (notify_recv(n, res, NULL, 0) == 0 && res->type == NOTIFY_CHECK_RESULT && res->id == proxy_id)
-			return res->status ? 1 : 0;
+		}
+		if (poll(&pfd, 1, (int)(first - now)) <= 0)
+			continue;
+		if (notify_recv(n, &m, NULL, 0) != 0 || m.type != NOTIFY_CHECK_RESULT)
+			continue;
+		for (size_t j = 0; j < n_asked; j++)
+			if (ids[asked[j].i] == m.id) {
+				res[asked[j].i] = m;
+				st[asked[j].i] = m.status ? 1 : 0;
+				asked[j] = asked[--n_asked];
+				break;
+			}
 	}
 }

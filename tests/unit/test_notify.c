@@ -6,6 +6,11 @@
 #include "evloop.h"
 #include "notify.h"
 
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
 static void test_roundtrip(void **state)
 {
 	struct notify_msg in = {.type = NOTIFY_CHECK_RESULT,
@@ -418,6 +423,120 @@ static void test_fingerprint_sees_staleness(void **state)
 	tl_rmdir(dir);
 }
 
+/* A stand-in for pgw-healthd's check service: an odd id is up, an even one down, and an id at
+ * or above `hole` never answered (a black hole); answers are held until `batch` are due (side by
+ * side asks are the only way to get them); when each ask came is kept. */
+struct fake_healthd {
+	struct notify *nt;
+	_Atomic int64_t hole;
+	atomic_int stop, n, batch;
+	uint64_t at_ms[16];
+	int64_t id[16];
+	struct notify_msg due[16];
+	int n_due;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void *fake_healthd_run(void *p)
+{
+	struct fake_healthd *f = p;
+
+	while (!f->stop) {
+		struct pollfd pfd = {.fd = notify_fd(f->nt), .events = POLLIN};
+		struct notify_msg m, a = {.type = NOTIFY_CHECK_RESULT};
+		char from[NOTIFY_NAME_MAX];
+		int i;
+
+		if (poll(&pfd, 1, 20) <= 0 || notify_recv(f->nt, &m, from, sizeof(from)) < 0)
+			continue;
+		if ((i = f->n) < 16) {
+			f->at_ms[i] = now_ms();
+			f->id[i] = m.id;
+			f->n = i + 1;
+		}
+		if (m.type != NOTIFY_CHECK_REQUEST || m.id >= f->hole)
+			continue;
+		a.id = m.id;
+		a.status = (uint32_t)(m.id & 1);
+		a.value = (int32_t)m.id * 10;
+		snprintf(a.text, sizeof(a.text), "%s", a.status ? "203.0.113.7" : "connection refused");
+		f->due[f->n_due++ % 16] = a;
+		if (f->n_due >= f->batch) {
+			for (int j = 0; j < f->n_due && j < 16; j++)
+				notify_send(f->nt, from, &f->due[j]);
+			f->n_due = 0;
+		}
+	}
+	return NULL;
+}
+
+/* notify_check_many: side by side, at most `window` asked at a time, each waited for its own
+ * wait, none asked once the total is over; answers matched by id, stale ones dropped. */
+static void test_check_many(void **state)
+{
+	char *dir = tl_tmpdir(), err[256];
+	struct notify *api = notify_open(dir, "api", err, sizeof(err));
+	struct fake_healthd f = {.hole = 6, .batch = 1};
+	const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
+	struct notify_msg res[6], stale = {.type = NOTIFY_CHECK_RESULT, .id = 1, .status = 0};
+	int st[6];
+	pthread_t th;
+
+	(void)state;
+	assert_non_null(api);
+	assert_int_equal(notify_check_many(api, ids, 6, 3, 500, 5000, res, st), -ENOENT); /* no healthd */
+	assert_non_null(f.nt = notify_open(dir, "healthd", err, sizeof(err)));
+	assert_int_equal(pthread_create(&th, NULL, fake_healthd_run, &f), 0);
+
+	/* mixed: up, down, and one never answered; a stale answer queued before is not taken */
+	assert_int_equal(notify_send(f.nt, "api", &stale), 0);
+	assert_int_equal(notify_check_many(api, ids, 6, 3, 1000, 8000, res, st), 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(st[i], (int)(ids[i] & 1));
+		assert_int_equal(res[i].id, ids[i]);
+		assert_int_equal(res[i].value, ids[i] * 10);
+		assert_string_equal(res[i].text, ids[i] & 1 ? "203.0.113.7" : "connection refused");
+	}
+	assert_int_equal(st[5], -ETIMEDOUT);
+	assert_int_equal(f.n, 6);
+	assert_int_equal(notify_check(api, 3, 1000, &res[0]), 1); /* the one-proxy form */
+	assert_int_equal(notify_check(api, 8, 100, &res[0]), -ETIMEDOUT);
+
+	/* answers only once three asks are in: three side by side get them all */
+	f.batch = 3;
+	assert_int_equal(notify_check_many(api, ids, 3, 3, 5000, 5000, res, st), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(st[i], (int)(ids[i] & 1));
+	f.batch = 1;
+
+	/* black holes only, two at a time, 300 ms each, nothing asked after 400 ms: the first two
+	 * asked at once, the next two only when their wait ran out, the last two never */
+	f.hole = 0;
+	f.n = 0;
+	assert_int_equal(notify_check_many(api, ids, 6, 2, 300, 400, res, st), 0);
+	assert_int_equal(st[0], -ETIMEDOUT);
+	assert_int_equal(st[1], -ETIMEDOUT);
+	assert_true(st[2] == st[3] && (st[2] == -ETIMEDOUT || st[2] == -ECANCELED)); /* (asked at ~300 ms) */
+	assert_int_equal(st[4], -ECANCELED);
+	assert_int_equal(st[5], -ECANCELED);
+	assert_int_equal(f.n, st[2] == -ETIMEDOUT ? 4 : 2);
+	if (f.n == 4)
+		assert_true(f.at_ms[2] - f.at_ms[0] >= 290); /* a slot freed only by a wait's end */
+
+	f.stop = 1;
+	assert_int_equal(pthread_join(th, NULL), 0);
+	notify_close(f.nt);
+	notify_close(api);
+	tl_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +544,7 @@ int main(void)
 	    cmocka_unit_test(test_text_boundary),
 	    cmocka_unit_test(test_decode_rejects_bad_datagrams),
 	    cmocka_unit_test(test_send_recv_and_sender_name),
+	    cmocka_unit_test(test_check_many),
 	    cmocka_unit_test(test_absent_peer_and_bad_names),
 	    cmocka_unit_test(test_broadcast_skips_self),
 	    cmocka_unit_test(test_full_queue_never_blocks),
