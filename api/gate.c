@@ -48,7 +48,8 @@ int gate_check_many(const struct pgw_config *cfg, const int64_t *ids, size_t k, 
 {
 	struct notify *tls_reply = reply_socket(cfg);
 	struct notify_msg *res = calloc(k ? k : 1, sizeof(*res));
-	int r = tls_reply && res ? notify_check_many(tls_reply, ids, k, GATE_WINDOW, wait_ms, total_ms, res, st) : -EIO;
+	int r = tls_reply && res ? notify_check_many(tls_reply, ids, k, NOTIFY_CHECK_WINDOW, wait_ms, total_ms, res, st)
+				 : -EIO;
 
 	for (size_t i = 0; i < k; i++) {
 		results[i] = NULL;

@@ -148,15 +148,18 @@ static int gate_needed(sqlite3 *db, const struct line *l)
 }
 
 /* The health gate, by the same rule as the mapping handlers (mapping_gate_needed), once per
- * proxy, all of them side by side: a file naming many proxies, some of them black holes, is not
- * held for one full wait each. None is asked after twice one wait (as a failover mapping's gate).
- * 0 when every one passed, else the reply sent (rc): 422 with the checks that failed (and the ids
- * not checked, if any), else 503. */
+ * proxy, side by side: a file naming many proxies, some of them black holes, is not held for one
+ * full wait each. Once one is down, none more is asked after twice one wait (the answer is 422
+ * anyway: as a failover mapping's gate); until then every one is, so a large file of proxies
+ * that are up passes. 0 when every one passed, else the reply sent (rc): 422 with the checks that
+ * failed (error.checks), the ids not asked (error.unchecked) and not answered
+ * (error.unanswered); 503 when none failed but some were not answered. */
 static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, int *rc)
 {
 	int64_t *ids = malloc(n * sizeof(*ids));
-	json_t **res = malloc(n * sizeof(*res)), *checks = json_array(), *unchecked = json_array();
-	int *st = malloc(n * sizeof(*st)), g, late = 0;
+	json_t **res = malloc(n * sizeof(*res)), *checks = json_array(), *unchecked = json_array(),
+	       *unanswered = json_array();
+	int *st = malloc(n * sizeof(*st)), g;
 	unsigned wait = gate_wait_ms(db, r->api->cfg);
 	size_t k = 0;
 
@@ -169,7 +172,7 @@ static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, 
 		if (lines[i].gate && !seen)
 			ids[k++] = lines[i].proxy_id;
 	}
-	if (!ids || !res || !st || !checks || !unchecked)
+	if (!ids || !res || !st || !checks || !unchecked || !unanswered)
 		g = -ENOMEM;
 	else
 		g = k ? gate_check_many(r->api->cfg, ids, k, wait, 2 * wait, res, st) : 0;
@@ -178,25 +181,27 @@ static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, 
 			json_array_append(checks, res[i]);
 		else if (st[i] == -ECANCELED)
 			json_array_append_new(unchecked, json_integer(ids[i]));
-		late |= st[i] == -ETIMEDOUT;
+		else if (st[i] == -ETIMEDOUT)
+			json_array_append_new(unanswered, json_integer(ids[i]));
 		json_decref(res[i]);
 	}
 	if (g == -ENOMEM)
 		*rc = reply_error(r, 500, "internal", "out of memory");
 	else if (g < 0)
 		*rc = reply_gate_unavailable(r, g);
-	else if (json_array_size(checks))
+	else if (json_array_size(checks)) {
+		char more[80] = "";
+		if (json_array_size(unchecked) + json_array_size(unanswered))
+			snprintf(more, sizeof(more), " (%zu more not checked, %zu not answered)",
+				 json_array_size(unchecked), json_array_size(unanswered));
 		*rc = reply_error_with(
 		    r, 422, "proxy_down",
-		    json_array_size(unchecked) ? json_pack("{s:O, s:O}", "checks", checks, "unchecked", unchecked)
-					       : json_pack("{s:O}", "checks", checks),
-		    "%zu proxy(ies) failed their health check; nothing was imported", json_array_size(checks));
-	else if (late)
-		*rc = reply_gate_unavailable(r, -ETIMEDOUT);
-	else if (json_array_size(unchecked))
-		*rc = reply_error_with(r, 503, "unavailable", json_pack("{s:O}", "unchecked", unchecked),
-				       "%zu proxy(ies) could not be checked within %u s; nothing was imported",
-				       json_array_size(unchecked), 2 * wait / 1000);
+		    json_pack("{s:O, s:O, s:O}", "checks", checks, "unchecked", unchecked, "unanswered", unanswered),
+		    "%zu proxy(ies) failed their health check%s; nothing was imported", json_array_size(checks), more);
+	} else if (json_array_size(unanswered))
+		*rc = reply_error_with(r, 503, "unavailable", json_pack("{s:O}", "unanswered", unanswered),
+				       "pgw-healthd did not answer in time for %zu proxy(ies); nothing was imported",
+				       json_array_size(unanswered));
 	else
 		g = 1;
 	free(ids);
@@ -204,6 +209,7 @@ static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, 
 	free(st);
 	json_decref(checks);
 	json_decref(unchecked);
+	json_decref(unanswered);
 	return g == 1 ? 0 : -1;
 }
 

@@ -98,6 +98,10 @@ void db_rollback(sqlite3 *db)
 
 int db_read_begin(sqlite3 *db, char *err, size_t errlen)
 {
+	if (!sqlite3_get_autocommit(db)) { /* the caller's own: neither joined nor ended here */
+		snprintf(err, errlen, "a transaction is open already");
+		return -EIO;
+	}
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));

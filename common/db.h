@@ -26,7 +26,8 @@ int db_commit(sqlite3 *db);
 void db_rollback(sqlite3 *db);
 /* A read transaction: every read until db_read_end comes from one snapshot. Its first read is
  * made here, so a DB that cannot be read (locked past the busy wait, unreadable) fails now, once,
- * not at each later read: -EIO with SQLite's message in err, and no transaction left open. */
+ * not at each later read: -EIO with SQLite's message in err, and no transaction left open (one
+ * the caller had open already: -EIO, and that one left alone). */
 int db_read_begin(sqlite3 *db, char *err, size_t errlen);
 void db_read_end(sqlite3 *db); /* COMMIT, else ROLLBACK: never left open (read only: nothing lost) */
 

@@ -3,10 +3,12 @@
  * topics u32 | id i64 | seq u64 | status u32 | value i32 | text_len u8 | text[text_len] | zero pad. */
 #include "notify.h"
 
+#include "evloop.h"
+
 #include <ctype.h>
 #include <errno.h>
-#include <time.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,15 +269,7 @@ int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct no
 {
 	int st, r = notify_check_many(n, &proxy_id, 1, 1, wait_ms, wait_ms, res, &st);
 
-	return r < 0 ? r : st;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return r < 0 ? r : st; /* (never -ECANCELED: no other one can be down) */
 }
 
 int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t window, unsigned wait_ms,
@@ -286,8 +280,10 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 		uint64_t deadline; /* mono_ms */
 	} asked[NOTIFY_CHECK_WINDOW];
 	struct notify_msg m;
-	const uint64_t until = mono_ms() + total_ms;
+	const uint64_t until = ev_now_ms() + total_ms;
+	uint64_t full_since = 0; /* healthd's queue was full for ids[next] since then (0: it was not) */
 	size_t next = 0, n_asked = 0;
+	int down = 0;
 
 	if (window < 1 || window > NOTIFY_CHECK_WINDOW)
 		window = NOTIFY_CHECK_WINDOW;
@@ -297,24 +293,34 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 		;
 	for (;;) {
 		struct pollfd pfd = {.fd = notify_fd(n), .events = POLLIN};
-		uint64_t now = mono_ms(), first;
+		uint64_t now = ev_now_ms(), first = UINT64_MAX;
+		int full = 0;
 
-		while (n_asked < window && next < k && now < until) {
+		while (n_asked < window && next < k && !(down && now >= until)) {
 			struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = ids[next]};
 			int r = notify_send(n, "healthd", &req);
-			if (r < 0 && r != -EAGAIN)
-				return -ENOENT;
+			if (r == -EAGAIN) { /* asked again shortly, within its own wait */
+				if (!full_since)
+					full_since = now;
+				if (now - full_since < wait_ms) {
+					full = 1;
+					break;
+				}
+				st[next++] = -ETIMEDOUT;
+				full_since = 0;
+				continue;
+			}
 			if (r < 0)
-				st[next] = -ETIMEDOUT;
-			else
-				asked[n_asked++] = (struct asked){next, now + wait_ms};
-			next++;
+				return -ENOENT;
+			full_since = 0;
+			asked[n_asked++] = (struct asked){next++, now + wait_ms};
 		}
-		if (!n_asked)
+		if (!n_asked && !full)
 			return 0;
-		first = asked[0].deadline;
-		for (size_t j = 1; j < n_asked; j++)
+		for (size_t j = 0; j < n_asked; j++)
 			first = asked[j].deadline < first ? asked[j].deadline : first;
+		if (full && now + NOTIFY_FULL_RETRY_MS < first)
+			first = now + NOTIFY_FULL_RETRY_MS;
 		if (now >= first) { /* the ones past their wait: no answer */
 			for (size_t j = 0; j < n_asked;)
 				if (asked[j].deadline <= now) {
@@ -333,6 +339,7 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 			if (ids[asked[j].i] == m.id) {
 				res[asked[j].i] = m;
 				st[asked[j].i] = m.status ? 1 : 0;
+				down |= !m.status;
 				asked[j] = asked[--n_asked];
 				break;
 			}

@@ -67,12 +67,18 @@ const char *notify_type_str(int type);
  * 1 up, 0 down (*res filled either way), -ENOENT healthd not running, -ETIMEDOUT no answer. */
 int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct notify_msg *res);
 
-/* The same for k distinct proxies side by side: at most window (1..NOTIFY_CHECK_WINDOW) asked at once,
- * each waited for up to wait_ms from its ask, and none asked once total_ms have passed since
- * the call. st[i]: 1 up, 0 down (res[i] filled either way), -ETIMEDOUT no answer in time (or
- * healthd's queue full), -ECANCELED not asked (total_ms over). 0, or -ENOENT when healthd is not
- * running (nothing more asked). */
-#define NOTIFY_CHECK_WINDOW 32
+/* The same for k distinct proxies side by side: at most window (1..NOTIFY_CHECK_WINDOW) asked at
+ * once, each waited for up to wait_ms from its ask (healthd's queue full: asked again every
+ * NOTIFY_FULL_RETRY_MS within that wait). Once one has answered down, none more is asked after
+ * total_ms from the call (its caller's answer is a refusal anyway); until then every one is.
+ * st[i]: 1 up, 0 down (res[i] filled either way), -ETIMEDOUT no answer in time, -ECANCELED not
+ * asked (one down and total_ms over). 0, or -ENOENT when healthd is not running (nothing more
+ * asked). Each answer is healthd's probe of that proxy begun after the ask or at most one wait
+ * before it (a late answer to an earlier ask of this socket is one of those). */
+#define NOTIFY_CHECK_WINDOW                                                                                            \
+	8 /* under a datagram socket's queue (net.unix.max_dgram_qlen, 10 by default): an answer is never sent again   \
+	   */
+#define NOTIFY_FULL_RETRY_MS 10
 int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t window, unsigned wait_ms,
 		      unsigned total_ms, struct notify_msg *res, int *st);
 

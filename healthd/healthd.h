@@ -80,10 +80,8 @@ struct target {
 	char unsaved_addr[NET_IP_STR_MAX];
 };
 
-/* The settings healthd runs on, as read: put in use only when every one read (read_settings
- * in main.c), so a read that failed gives a probe no default (but at the start, with none in
- * use yet, until they read). */
-/* The settings used as they read (nothing parsed or built from them): put in use in one step. */
+/* The settings used as read (no resource built from them, unlike health_url's, the CA's or the
+ * resolvers'): put in use in one step. */
 struct health_params {
 	unsigned interval_ms, down_interval_ms, timeout_ms, fail_th, succ_th, hist_max;
 	int pipeline_check; /* setting socks_pipelining */
@@ -91,6 +89,9 @@ struct health_params {
 	int allow_local;    /* setting proxy_allow_local: ... unless this */
 };
 
+/* The settings healthd runs on, as read: put in use only when every one read (read_settings
+ * in main.c), so a read that failed gives a probe no default (but at the start, with none in
+ * use yet, until they read). */
 struct health_settings {
 	struct health_params params;
 	char url[SETTINGS_VALUE_MAX], ca_file[SETTINGS_VALUE_MAX]; /* health_url, health_ca_file */

@@ -23,17 +23,17 @@
 #include <string.h>
 
 /* Every setting healthd uses, into s, from one snapshot: 0, or -EIO with why when one did not
- * read (the DB locked or failing, a column gone) and its default stands in for it in s. A DB
- * that does not read fails at the first read: one busy wait (HEALTHD_DB_BUSY_MS), not one per
- * setting, on the loop that runs the probes. */
+ * read (the DB locked or failing, a column gone) and its default stands in for it in s (s is
+ * always filled). A DB that does not read fails at the first read: one busy wait
+ * (HEALTHD_DB_BUSY_MS), not one per setting, on the loop that runs the probes. */
 static int read_settings(struct healthd *h, struct health_settings *s, char *why, size_t whylen)
 {
-	sqlite3 *db = h->d->db;
 	const struct pgw_config *cfg = &h->d->cfg;
+	/* not readable: s from the configuration alone (the defaults serving at the start) */
+	const int unread = db_read_begin(h->d->db, why, whylen) < 0;
+	sqlite3 *db = unread ? NULL : h->d->db;
 	int r;
 
-	if (db_read_begin(db, why, whylen) < 0)
-		return -EIO;
 	settings_read_begin();
 	s->params.interval_ms = settings_uint(db, cfg, "health_interval") * 1000;
 	s->params.down_interval_ms = settings_uint(db, cfg, "health_down_interval") * 1000;
@@ -50,7 +50,10 @@ static int read_settings(struct healthd *h, struct health_settings *s, char *why
 	settings_str(db, cfg, "dns_upstream", s->dns_upstream, sizeof(s->dns_upstream));
 	settings_str(db, cfg, "dns_check_name", s->dns_check_name, sizeof(s->dns_check_name));
 	settings_str(db, cfg, "udp_check", s->udp_check, sizeof(s->udp_check));
-	if ((r = settings_read_end()) < 0)
+	r = settings_read_end();
+	if (unread)
+		return -EIO;
+	if (r < 0)
 		snprintf(why, whylen, "a setting's row: %s", sqlite3_errmsg(db));
 	db_read_end(db);
 	return r;

@@ -617,6 +617,8 @@ check_match "... each for want of an answer" "$(body "$out" | jq -r '[.error.che
 check_eq "... nothing stored" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM mappings WHERE client_ip LIKE '192.168.2.3_'")" "0"
 for id in "${holes[@]}"; do http DELETE "/api/v1/proxies/$id" -H "$ADMIN" >/dev/null; done
 check_eq "... and the six proxies deleted again" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM proxies WHERE name LIKE 'hole_'")" "0"
+lab_exec wan nft delete table inet hole
+ip -n "$(lab_ns wan)" addr del 198.51.100.24/24 dev wan0
 sqlite3 "$PGW_DB" "DELETE FROM mappings WHERE client_ip != '192.168.2.10'"
 
 # live events (SSE)

@@ -325,6 +325,10 @@ static void test_read_transaction(void **state)
 	db_read_end(a);
 	assert_int_equal(sqlite3_get_autocommit(a), 1);
 	assert_int_equal(tl_int(a, "SELECT count(*) FROM settings WHERE key = 'k'"), 1);
+	assert_int_equal(db_begin(a), 0); /* a transaction of the caller's: neither joined nor ended */
+	assert_int_equal(db_read_begin(a, err, sizeof(err)), -EIO);
+	assert_int_equal(sqlite3_get_autocommit(a), 0);
+	db_rollback(a);
 
 	db_close(b);
 	db_close(a);

@@ -9,7 +9,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 static void test_roundtrip(void **state)
 {
@@ -430,19 +429,12 @@ struct fake_healthd {
 	struct notify *nt;
 	_Atomic int64_t hole;
 	atomic_int stop, n, batch;
+	_Atomic uint64_t hold_until; /* nothing read before then (ev_now_ms): its queue fills */
 	uint64_t at_ms[16];
 	int64_t id[16];
 	struct notify_msg due[16];
 	int n_due;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void *fake_healthd_run(void *p)
 {
@@ -454,10 +446,14 @@ static void *fake_healthd_run(void *p)
 		char from[NOTIFY_NAME_MAX];
 		int i;
 
+		if (ev_now_ms() < f->hold_until) {
+			usleep(2000);
+			continue;
+		}
 		if (poll(&pfd, 1, 20) <= 0 || notify_recv(f->nt, &m, from, sizeof(from)) < 0)
 			continue;
 		if ((i = f->n) < 16) {
-			f->at_ms[i] = now_ms();
+			f->at_ms[i] = ev_now_ms();
 			f->id[i] = m.id;
 			f->n = i + 1;
 		}
@@ -487,6 +483,7 @@ static void test_check_many(void **state)
 	const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
 	struct notify_msg res[6], stale = {.type = NOTIFY_CHECK_RESULT, .id = 1, .status = 0};
 	int st[6];
+	uint64_t t0;
 	pthread_t th;
 
 	(void)state;
@@ -516,19 +513,50 @@ static void test_check_many(void **state)
 		assert_int_equal(st[i], (int)(ids[i] & 1));
 	f.batch = 1;
 
-	/* black holes only, two at a time, 300 ms each, nothing asked after 400 ms: the first two
-	 * asked at once, the next two only when their wait ran out, the last two never */
-	f.hole = 0;
-	f.n = 0;
-	assert_int_equal(notify_check_many(api, ids, 6, 2, 300, 400, res, st), 0);
-	assert_int_equal(st[0], -ETIMEDOUT);
-	assert_int_equal(st[1], -ETIMEDOUT);
-	assert_true(st[2] == st[3] && (st[2] == -ETIMEDOUT || st[2] == -ECANCELED)); /* (asked at ~300 ms) */
+	/* one down (id 2), the rest black holes, two at a time, 300 ms each, a total of 250 ms: once
+	 * the total is over nothing more is asked (ids 5 and 6: their slots free at 300 ms at the
+	 * earliest; 3 and 4 are asked if the first answers came within 250 ms) */
+	f.hole = 3;
+	assert_int_equal(notify_check_many(api, ids, 6, 2, 300, 250, res, st), 0);
+	assert_int_equal(st[0], 1);
+	assert_int_equal(st[1], 0);
+	assert_true(st[2] == st[3] && (st[2] == -ETIMEDOUT || st[2] == -ECANCELED));
 	assert_int_equal(st[4], -ECANCELED);
 	assert_int_equal(st[5], -ECANCELED);
-	assert_int_equal(f.n, st[2] == -ETIMEDOUT ? 4 : 2);
-	if (f.n == 4)
-		assert_true(f.at_ms[2] - f.at_ms[0] >= 290); /* a slot freed only by a wait's end */
+
+	/* black holes only: none is down, so every one is asked whatever the total, two at a time,
+	 * a slot freed only by a wait's end */
+	f.hole = 0;
+	f.n = 0;
+	t0 = ev_now_ms();
+	assert_int_equal(notify_check_many(api, ids, 6, 2, 200, 100, res, st), 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(st[i], -ETIMEDOUT);
+	assert_int_equal(f.n, 6);
+	assert_true(f.at_ms[2] >= t0 + 200 && f.at_ms[3] >= t0 + 200);
+	assert_true(f.at_ms[4] >= t0 + 400 && f.at_ms[5] >= t0 + 400);
+
+	/* healthd's queue full (it reads nothing for a while, and another daemon's datagrams fill
+	 * it): the asks that find it full are made again, not given up at once */
+	{
+		struct notify *other = notify_open(dir, "forwarder", err, sizeof(err));
+		struct notify_msg junk = {.type = NOTIFY_CHANGED, .topics = TOPIC_PROXIES};
+		const int64_t up[4] = {1, 3, 5, 7};
+		int sent = 0;
+
+		assert_non_null(other);
+		f.hole = 100;
+		f.hold_until = ev_now_ms() + 10000;
+		usleep(50000); /* (its poll of 20 ms over) */
+		while (sent < 5000 && notify_send(other, "healthd", &junk) == 0)
+			sent++;
+		assert_true(sent < 5000); /* the queue is full: -EAGAIN */
+		f.hold_until = ev_now_ms() + 150;
+		assert_int_equal(notify_check_many(api, up, 4, 4, 2000, 2000, res, st), 0);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(st[i], 1);
+		notify_close(other);
+	}
 
 	f.stop = 1;
 	assert_int_equal(pthread_join(th, NULL), 0);
