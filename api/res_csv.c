@@ -149,11 +149,11 @@ static int gate_needed(sqlite3 *db, const struct line *l)
 
 /* The health gate, by the same rule as the mapping handlers (mapping_gate_needed), once per
  * proxy, side by side: a file naming many proxies, some of them black holes, is not held for one
- * full wait each. Once one is down, none more is asked after twice one wait (the answer is 422
- * anyway: as a failover mapping's gate); until then every one is, so a large file of proxies
- * that are up passes. 0 when every one passed, else the reply sent (rc): 422 with the checks that
- * failed (error.checks), the ids not asked (error.unchecked) and not answered
- * (error.unanswered); 503 when none failed but some were not answered. */
+ * full wait each. Once one is down or not answered, none more is asked after twice one wait (the
+ * answer is a refusal anyway: as a failover mapping's gate); until then every one is, so a large
+ * file of proxies that are up passes. 0 when every one passed, else the reply sent (rc): 422
+ * with the checks that failed (error.checks), the ids not asked (error.unchecked) and not
+ * answered (error.unanswered); 503 when none failed but some were not answered (both lists). */
 static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, int *rc)
 {
 	int64_t *ids = malloc(n * sizeof(*ids));
@@ -199,9 +199,11 @@ static int gate_lines(struct req *r, sqlite3 *db, struct line *lines, size_t n, 
 		    json_pack("{s:O, s:O, s:O}", "checks", checks, "unchecked", unchecked, "unanswered", unanswered),
 		    "%zu proxy(ies) failed their health check%s; nothing was imported", json_array_size(checks), more);
 	} else if (json_array_size(unanswered))
-		*rc = reply_error_with(r, 503, "unavailable", json_pack("{s:O}", "unanswered", unanswered),
-				       "pgw-healthd did not answer in time for %zu proxy(ies); nothing was imported",
-				       json_array_size(unanswered));
+		*rc = reply_error_with(r, 503, "unavailable",
+				       json_pack("{s:O, s:O}", "unchecked", unchecked, "unanswered", unanswered),
+				       "pgw-healthd did not answer in time for %zu proxy(ies) (%zu more not checked); "
+				       "nothing was imported",
+				       json_array_size(unanswered), json_array_size(unchecked));
 	else
 		g = 1;
 	free(ids);

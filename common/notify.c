@@ -269,7 +269,7 @@ int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct no
 {
 	int st, r = notify_check_many(n, &proxy_id, 1, 1, wait_ms, wait_ms, res, &st);
 
-	return r < 0 ? r : st; /* (never -ECANCELED: no other one can be down) */
+	return r < 0 ? r : st; /* (never -ECANCELED: no other one to be decided by) */
 }
 
 int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t window, unsigned wait_ms,
@@ -277,13 +277,13 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 {
 	struct asked {
 		size_t i;	   /* into ids */
-		uint64_t deadline; /* mono_ms */
+		uint64_t deadline; /* ev_now_ms */
 	} asked[NOTIFY_CHECK_WINDOW];
 	struct notify_msg m;
 	const uint64_t until = ev_now_ms() + total_ms;
 	uint64_t full_since = 0; /* healthd's queue was full for ids[next] since then (0: it was not) */
 	size_t next = 0, n_asked = 0;
-	int down = 0;
+	int decided = 0; /* one down or not answered: the caller refuses whatever the rest say */
 
 	if (window < 1 || window > NOTIFY_CHECK_WINDOW)
 		window = NOTIFY_CHECK_WINDOW;
@@ -296,7 +296,7 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 		uint64_t now = ev_now_ms(), first = UINT64_MAX;
 		int full = 0;
 
-		while (n_asked < window && next < k && !(down && now >= until)) {
+		while (n_asked < window && next < k && !(decided && now >= until)) {
 			struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = ids[next]};
 			int r = notify_send(n, "healthd", &req);
 			if (r == -EAGAIN) { /* asked again shortly, within its own wait */
@@ -308,12 +308,13 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 				}
 				st[next++] = -ETIMEDOUT;
 				full_since = 0;
+				decided = 1;
 				continue;
 			}
 			if (r < 0)
 				return -ENOENT;
+			asked[n_asked++] = (struct asked){next++, (full_since ? full_since : now) + wait_ms};
 			full_since = 0;
-			asked[n_asked++] = (struct asked){next++, now + wait_ms};
 		}
 		if (!n_asked && !full)
 			return 0;
@@ -325,6 +326,7 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 			for (size_t j = 0; j < n_asked;)
 				if (asked[j].deadline <= now) {
 					st[asked[j].i] = -ETIMEDOUT;
+					decided = 1;
 					asked[j] = asked[--n_asked];
 				} else {
 					j++;
@@ -339,7 +341,7 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 			if (ids[asked[j].i] == m.id) {
 				res[asked[j].i] = m;
 				st[asked[j].i] = m.status ? 1 : 0;
-				down |= !m.status;
+				decided |= !m.status;
 				asked[j] = asked[--n_asked];
 				break;
 			}

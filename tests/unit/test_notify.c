@@ -473,8 +473,16 @@ static void *fake_healthd_run(void *p)
 	return NULL;
 }
 
+static void wait_n(struct fake_healthd *f, int n)
+{
+	for (int i = 0; i < 300 && f->n < n; i++)
+		usleep(10000);
+	assert_int_equal(f->n, n);
+}
+
 /* notify_check_many: side by side, at most `window` asked at a time, each waited for its own
- * wait, none asked once the total is over; answers matched by id, stale ones dropped. */
+ * wait, none asked once one is down or unanswered and the total is over (every one until then);
+ * answers matched by id, stale ones dropped; healthd's queue full tried again. */
 static void test_check_many(void **state)
 {
 	char *dir = tl_tmpdir(), err[256];
@@ -502,7 +510,7 @@ static void test_check_many(void **state)
 		assert_string_equal(res[i].text, ids[i] & 1 ? "203.0.113.7" : "connection refused");
 	}
 	assert_int_equal(st[5], -ETIMEDOUT);
-	assert_int_equal(f.n, 6);
+	wait_n(&f, 6);
 	assert_int_equal(notify_check(api, 3, 1000, &res[0]), 1); /* the one-proxy form */
 	assert_int_equal(notify_check(api, 8, 100, &res[0]), -ETIMEDOUT);
 
@@ -512,50 +520,79 @@ static void test_check_many(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(st[i], (int)(ids[i] & 1));
 	f.batch = 1;
+	wait_n(&f, 11); /* every ask so far read: none comes in after the count starts again */
 
-	/* one down (id 2), the rest black holes, two at a time, 300 ms each, a total of 250 ms: once
-	 * the total is over nothing more is asked (ids 5 and 6: their slots free at 300 ms at the
-	 * earliest; 3 and 4 are asked if the first answers came within 250 ms) */
-	f.hole = 3;
-	assert_int_equal(notify_check_many(api, ids, 6, 2, 300, 250, res, st), 0);
-	assert_int_equal(st[0], 1);
-	assert_int_equal(st[1], 0);
-	assert_true(st[2] == st[3] && (st[2] == -ETIMEDOUT || st[2] == -ECANCELED));
-	assert_int_equal(st[4], -ECANCELED);
-	assert_int_equal(st[5], -ECANCELED);
-
-	/* black holes only: none is down, so every one is asked whatever the total, two at a time,
-	 * a slot freed only by a wait's end */
+	/* black holes only, two at a time, 200 ms each, a total not reached: every one asked, a
+	 * slot freed only by a wait's end (the times only grow with any delay) */
 	f.hole = 0;
 	f.n = 0;
 	t0 = ev_now_ms();
-	assert_int_equal(notify_check_many(api, ids, 6, 2, 200, 100, res, st), 0);
+	assert_int_equal(notify_check_many(api, ids, 6, 2, 200, 10000, res, st), 0);
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(st[i], -ETIMEDOUT);
-	assert_int_equal(f.n, 6);
+	wait_n(&f, 6);
 	assert_true(f.at_ms[2] >= t0 + 200 && f.at_ms[3] >= t0 + 200);
 	assert_true(f.at_ms[4] >= t0 + 400 && f.at_ms[5] >= t0 + 400);
 
-	/* healthd's queue full (it reads nothing for a while, and another daemon's datagrams fill
-	 * it): the asks that find it full are made again, not given up at once */
+	/* the same with a total of 100 ms: the first two not answered decide it, and once the total
+	 * is over nothing more is asked (a healthd that answers nothing holds no one for k waits) */
+	assert_int_equal(notify_check_many(api, ids, 6, 2, 200, 100, res, st), 0);
+	assert_int_equal(st[0], -ETIMEDOUT);
+	assert_int_equal(st[1], -ETIMEDOUT);
+	for (int i = 2; i < 6; i++)
+		assert_int_equal(st[i], -ECANCELED);
+
+	/* one down (id 2) decides it too: 1 up at once, 3 asked in its slot; 4 asked if 2's answer
+	 * came within the total (800 ms); 5 and 6 never (a slot frees at 1,000 ms at the earliest) */
+	f.hole = 3;
+	assert_int_equal(notify_check_many(api, ids, 6, 2, 1000, 800, res, st), 0);
+	assert_int_equal(st[0], 1);
+	assert_int_equal(st[1], 0);
+	assert_int_equal(st[2], -ETIMEDOUT);
+	assert_true(st[3] == -ETIMEDOUT || st[3] == -ECANCELED);
+	assert_int_equal(st[4], -ECANCELED);
+	assert_int_equal(st[5], -ECANCELED);
+
+	/* none down nor unanswered: every one asked, even with no total at all; a down answer (and
+	 * nothing unanswered) decides it alone */
 	{
-		struct notify *other = notify_open(dir, "forwarder", err, sizeof(err));
+		const int64_t up[6] = {1, 3, 5, 7, 9, 11}, down_first[4] = {2, 1, 3, 5};
+		f.hole = 100;
+		assert_int_equal(notify_check_many(api, up, 6, 2, 2000, 0, res, st), 0);
+		for (int i = 0; i < 6; i++)
+			assert_int_equal(st[i], 1);
+		assert_int_equal(notify_check_many(api, down_first, 4, 1, 2000, 0, res, st), 0);
+		assert_int_equal(st[0], 0);
+		for (int i = 1; i < 4; i++)
+			assert_int_equal(st[i], -ECANCELED);
+	}
+
+	/* healthd's queue full (it reads nothing for a while, and other daemons' datagrams fill it,
+	 * as many sockets as it takes where a sender's buffer runs out first): the asks that find it
+	 * full are made again, not given up at once */
+	{
+		struct notify *other[16];
 		struct notify_msg junk = {.type = NOTIFY_CHANGED, .topics = TOPIC_PROXIES};
 		const int64_t up[4] = {1, 3, 5, 7};
-		int sent = 0;
+		int n_other = 0, r;
 
-		assert_non_null(other);
-		f.hole = 100;
 		f.hold_until = ev_now_ms() + 10000;
 		usleep(50000); /* (its poll of 20 ms over) */
-		while (sent < 5000 && notify_send(other, "healthd", &junk) == 0)
-			sent++;
-		assert_true(sent < 5000); /* the queue is full: -EAGAIN */
-		f.hold_until = ev_now_ms() + 150;
+		while ((r = notify_send(api, "healthd", &junk)) == 0 && n_other < 16) {
+			char name[16];
+			snprintf(name, sizeof(name), "junk%d", n_other);
+			assert_non_null(other[n_other] = notify_open(dir, name, err, sizeof(err)));
+			for (int i = 0; i < 5000 && notify_send(other[n_other], "healthd", &junk) == 0; i++)
+				;
+			n_other++;
+		}
+		assert_int_equal(r, -EAGAIN); /* full: what the asks below meet first */
+		f.hold_until = ev_now_ms() + 300;
 		assert_int_equal(notify_check_many(api, up, 4, 4, 2000, 2000, res, st), 0);
 		for (int i = 0; i < 4; i++)
 			assert_int_equal(st[i], 1);
-		notify_close(other);
+		while (n_other)
+			notify_close(other[--n_other]);
 	}
 
 	f.stop = 1;
