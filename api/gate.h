@@ -16,7 +16,7 @@ int gate_check(const struct pgw_config *cfg, int64_t proxy_id, unsigned wait_ms,
 
 /* The same for k distinct proxies side by side (NOTIFY_CHECK_WINDOW at a time; once one is down
  * or not answered, none asked after total_ms): st[i] as notify_check_many's, results[i] (the caller's) for st[i]
- * 0 or 1, else NULL. 0, -ENOENT healthd not running, -EIO no reply socket (st[] then not set). */
+ * 0 or 1, else NULL. 0, -ENOENT healthd not running, -EIO no reply socket (st[] then not to be read). */
 int gate_check_many(const struct pgw_config *cfg, const int64_t *ids, size_t k, unsigned wait_ms, unsigned total_ms,
 		    json_t **results, int *st);
 

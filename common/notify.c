@@ -299,10 +299,10 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 		while (n_asked < window && next < k && !(decided && now >= until)) {
 			struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = ids[next]};
 			int r = notify_send(n, "healthd", &req);
-			if (r == -EAGAIN) { /* asked again shortly, within its own wait */
+			if (r == -EAGAIN) { /* asked again shortly, within its own wait and the total */
 				if (!full_since)
 					full_since = now;
-				if (now - full_since < wait_ms) {
+				if (now - full_since < wait_ms && now < until) {
 					full = 1;
 					break;
 				}

@@ -69,13 +69,13 @@ int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct no
 
 /* The same for k distinct proxies side by side: at most window (1..NOTIFY_CHECK_WINDOW) asked at
  * once, each waited for up to wait_ms from its first try to ask (healthd's queue full: tried
- * again every NOTIFY_FULL_RETRY_MS within that wait). Once one is down or not answered in time,
- * none more is asked after total_ms from the call (its caller's answer is a refusal anyway);
- * until then every one is. st[i]: 1 up, 0 down (res[i] filled either way), -ETIMEDOUT no answer
- * in time (or healthd's queue full for all that wait), -ECANCELED not asked (one down or not
- * answered, and total_ms over). 0, or -ENOENT when healthd is not running (nothing more asked).
- * Each answer is healthd's probe of that proxy begun after the ask or at most one wait before it
- * (a late answer to an earlier ask of this socket is one of those). */
+ * again every NOTIFY_FULL_RETRY_MS within that wait and total_ms, else given up as unanswered). Once one is down or not
+ * answered in time, none more is asked after total_ms from the call (its caller's answer is a refusal anyway); until
+ * then every one is. st[i]: 1 up, 0 down (res[i] filled either way), -ETIMEDOUT no answer in time (or healthd's queue
+ * full for all that wait), -ECANCELED not asked (one down or not answered, and total_ms over). 0, or -ENOENT when
+ * healthd is not running (nothing more asked; st[] then not to be read). Each answer is healthd's probe of that proxy
+ * begun after the ask or at most one wait before it (a late answer to an earlier ask of this socket is one of those).
+ */
 /* under a datagram socket's queue (net.unix.max_dgram_qlen, 10 by default): an answer is never
  * sent again */
 #define NOTIFY_CHECK_WINDOW  8

@@ -591,6 +591,19 @@ static void test_check_many(void **state)
 		assert_int_equal(notify_check_many(api, up, 4, 4, 2000, 2000, res, st), 0);
 		for (int i = 0; i < 4; i++)
 			assert_int_equal(st[i], 1);
+
+		/* full for longer than a wait: the first given up as unanswered (200 ms), which decides
+		 * it; the second, tried from then on, is not asked once the total (400 ms) is over */
+		f.hold_until = ev_now_ms() + 10000;
+		usleep(50000);
+		for (int j = 0; j < n_other; j++)
+			for (int i = 0; i < 5000 && notify_send(other[j], "healthd", &junk) == 0; i++)
+				;
+		assert_int_equal(notify_send(api, "healthd", &junk), -EAGAIN);
+		assert_int_equal(notify_check_many(api, up, 2, 2, 200, 400, res, st), 0);
+		assert_int_equal(st[0], -ETIMEDOUT);
+		assert_int_equal(st[1], -ECANCELED);
+		f.hold_until = 0;
 		while (n_other)
 			notify_close(other[--n_other]);
 	}
