@@ -83,7 +83,7 @@ declare -A polled
 for d in api agent forwarder healthd; do
 	polled[$d]=$(grep -c '"msg":"db changed (polling fallback)' "$LAB_DIR/pgw-$d.log")
 done
-sqlite3 "$PGW_DB" "UPDATE settings SET value = '9' WHERE key = 'health_timeout'"
+lab_db "UPDATE settings SET value = '9' WHERE key = 'health_timeout'"
 for d in api agent forwarder healthd; do
 	check "pgw-$d notices an unannounced commit through the polling fallback" \
 		wait_for 5 bash -c "[ \$(grep -c '\"msg\":\"db changed (polling fallback)' $LAB_DIR/pgw-$d.log) -gt ${polled[$d]} ]"

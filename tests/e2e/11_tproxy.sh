@@ -8,7 +8,7 @@ set -u
 . "$ROOT/tests/lab.sh"
 lab_scenario
 ctl=$PGW_BIN/pgwctl
-sqlite3 "$PGW_DB" "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
+lab_db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES
     (1, 'auth', 'socks5', '$LAB_SOCKS_AUTH', 1080, '$LAB_PROXY_USER', '$LAB_PROXY_PASS'),
     (2, 'http', 'http', '$LAB_HTTP_PROXY', 8888, '$LAB_PROXY_USER', '$LAB_PROXY_PASS');
     UPDATE proxy_health SET status = 'up', fresh_until = unixepoch() + 86400; -- seeded by hand: no healthd here

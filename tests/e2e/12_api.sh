@@ -253,7 +253,7 @@ check_eq "409 disabling the last enabled admin" "$(code "$(http PATCH /api/v1/us
 http PATCH /api/v1/users/$ops -H "$ADMIN" -H "$J" -d '{"disabled":false}' >/dev/null
 left=""
 for i in 1 2 3 4 5; do
-	sqlite3 "$PGW_DB" "UPDATE users SET role = 'admin', superadmin = 1 WHERE id IN (1, $ops); UPDATE user_orgs SET role = 'admin' WHERE user_id IN (1, $ops)"
+	lab_db "UPDATE users SET role = 'admin', superadmin = 1 WHERE id IN (1, $ops); UPDATE user_orgs SET role = 'admin' WHERE user_id IN (1, $ops)"
 	lab_exec gw curl -s -o /dev/null -X PATCH -H "$ADMIN" -H "$J" -d '{"role":"viewer"}' $U/api/v1/users/1 &
 	p1=$!
 	lab_exec gw curl -s -o /dev/null -X PATCH -H "$ADMIN" -H "$J" -d '{"role":"viewer"}' $U/api/v1/users/$ops &
@@ -261,7 +261,7 @@ for i in 1 2 3 4 5; do
 	wait $p1 $p2
 	left+=$(sqlite3 "$PGW_DB" "SELECT count(*) FROM users WHERE superadmin = 1 AND disabled = 0")
 done
-sqlite3 "$PGW_DB" "UPDATE users SET role = 'admin', superadmin = 1 WHERE id = 1; UPDATE user_orgs SET role = 'admin' WHERE user_id = 1"
+lab_db "UPDATE users SET role = 'admin', superadmin = 1 WHERE id = 1; UPDATE user_orgs SET role = 'admin' WHERE user_id = 1"
 check_eq "two admins demoted at once, 5 times: one enabled admin (a superadmin) is always left" "$left" "11111"
 check_eq "DELETE a user" "$(code "$(http DELETE /api/v1/users/$ops -H "$ADMIN")")" "204"
 # a deleted user's token never becomes the next user's (ids are not reused)
@@ -519,7 +519,7 @@ lab_exec gw curl -s -m 3 -o /dev/null --interface 192.168.2.1 http://192.168.2.1
 check "pgw-api refuses a source outside api_allow itself (from the gateway, past the LAN chain: curl exit $rc)" test "$rc" -ne 0
 check "... and says so" grep -q 'connection from 192.168.2.1 refused: not in api_allow' "$LAB_DIR/pgw-api-lan.log"
 check_eq "loopback always may" "$(lab_exec gw curl -s -o /dev/null -w '%{http_code}' $U/healthz)" "200"
-sqlite3 "$PGW_DB" "UPDATE settings SET value = '192.168.2.0/33' WHERE key = 'api_allow'"
+lab_db "UPDATE settings SET value = '192.168.2.0/33' WHERE key = 'api_allow'"
 rc=0
 lab_exec gw curl -s -m 3 -o /dev/null --interface 192.168.2.1 http://192.168.2.1:8080/healthz || rc=$?
 check "a bad api_allow row written by hand fails closed: not widened to the LAN network (curl exit $rc)" test "$rc" -ne 0
@@ -582,7 +582,7 @@ check_match "a file that is not UTF-8 (a Latin-1 label): 400 naming the line" "$
 check_eq "... and nothing changed (stored, it hid the mapping from the API and broke the HA snapshot)" \
 	"$(sqlite3 "$PGW_DB" 'SELECT client_ip, proxy_id, enabled, label FROM mappings ORDER BY client_ip')" "$before"
 check_eq "415 for an import that is not text/csv" "$(code "$(http POST /api/v1/mappings/import -H "$ADMIN" -H "$J" --data-binary @"$LAB_DIR/export.csv")")" "415"
-sqlite3 "$PGW_DB" 'DELETE FROM mappings'
+lab_db 'DELETE FROM mappings'
 out=$(http POST "/api/v1/mappings/import?dry_run=true" -H "$ADMIN" -H "$C" --data-binary @"$LAB_DIR/export.csv")
 check_eq "dry run: counts what would happen" "$(body "$out" | jq -c '[.dry_run, .created, .updated, .unchanged]')" "[true,2,0,0]"
 check_eq "... and changes nothing" "$(sqlite3 "$PGW_DB" 'SELECT count(*) FROM mappings')" "0"
@@ -619,7 +619,7 @@ for id in "${holes[@]}"; do http DELETE "/api/v1/proxies/$id" -H "$ADMIN" >/dev/
 check_eq "... and the six proxies deleted again" "$(sqlite3 "$PGW_DB" "SELECT count(*) FROM proxies WHERE name LIKE 'hole_'")" "0"
 lab_exec wan nft delete table inet hole
 ip -n "$(lab_ns wan)" addr del 198.51.100.24/24 dev wan0
-sqlite3 "$PGW_DB" "DELETE FROM mappings WHERE client_ip != '192.168.2.10'"
+lab_db "DELETE FROM mappings WHERE client_ip != '192.168.2.10'"
 
 # live events (SSE)
 http PATCH /api/v1/mappings/1 -H "$ADMIN" -H "$J" -d '{"enabled":true}' >/dev/null

@@ -19,13 +19,13 @@ echo 'web-multi-password' | $ctl user add multi --role viewer --password-stdin >
 # a second organisation, made by the browser test late (the admin's own steps need one): acme,
 # with a proxy of its own, and multi an admin there (a viewer in organisation 1)
 cat >"$LAB_DIR/add-org.sh" <<ORG
-sqlite3 "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
+sqlite3 -cmd '.timeout 5000' "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
     INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'acme-socks', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
     INSERT INTO user_orgs (user_id, org_id, role) SELECT id, 2, 'admin' FROM users WHERE username = 'multi';"
 ORG
 lab_start_dante || exit 1
 $ctl settings set health_interval 2 >/dev/null # live health events every 2 s
-sqlite3 "$PGW_DB" "INSERT INTO proxies (name, type, host, port) VALUES ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
+lab_db "INSERT INTO proxies (name, type, host, port) VALUES ('socks-open', 'socks5', '$LAB_SOCKS_NOAUTH', 1080),
     ('dead', 'socks5', '198.51.100.99', 1080), ('dante', 'socks5', '$LAB_DANTE', 1080)"
 for d in healthd agent forwarder; do lab_bg gw "pgw-$d" "$PGW_BIN/pgw-$d"; done
 # pgw-api under a small supervisor, so the browser test can restart it (like systemd would)
