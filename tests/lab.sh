@@ -609,8 +609,16 @@ lab_traffic_stop() { # waits for every loop to finish its round
 	rm -f "$LAB_DIR/traffic.stop"
 }
 
-# The state DB from a test: waits up to 5 s for a lock, as the daemons do (they write too).
-lab_db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
+# Every sqlite3 the lab runs waits up to 5 s for a lock, as the daemons do (they write too):
+# without it a test reading or writing the state DB while a daemon commits fails at random with
+# "database is locked". The function covers bash, also inside `bash -c`; LAB_SQLITE is the same
+# command as text, for a command line another shell runs (a generated script, node's execSync).
+export LAB_SQLITE_WAIT='.timeout 5000'
+LAB_SQLITE="sqlite3 -cmd '$LAB_SQLITE_WAIT'"
+sqlite3() { command sqlite3 -cmd "$LAB_SQLITE_WAIT" "$@"; }
+export -f sqlite3
+# The state DB from a test.
+lab_db() { sqlite3 "$PGW_DB" "$@"; }
 
 # The forwarder's table reloads so far (each logs "mappings loaded (why)"): `n=$(lab_fwd_reloads)`
 # before a change, then `check "..." lab_fwd_reloaded $n` waits (up to 5 s) for the reload after

@@ -19,7 +19,7 @@ echo 'web-multi-password' | $ctl user add multi --role viewer --password-stdin >
 # a second organisation, made by the browser test late (the admin's own steps need one): acme,
 # with a proxy of its own, and multi an admin there (a viewer in organisation 1)
 cat >"$LAB_DIR/add-org.sh" <<ORG
-sqlite3 -cmd '.timeout 5000' "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
+$LAB_SQLITE "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
     INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'acme-socks', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
     INSERT INTO user_orgs (user_id, org_id, role) SELECT id, 2, 'admin' FROM users WHERE username = 'multi';"
 ORG
@@ -45,10 +45,10 @@ export PGW_URL=http://127.0.0.1:8080/ ADMIN_PASSWORD=web-admin-password VIEWER_P
 	START_PROXY="ip netns exec $(lab_ns wan) microsocks -i $LAB_SOCKS_NOAUTH -p 1080 -b $LAB_SOCKS_NOAUTH >/dev/null 2>&1 & echo \$! > $LAB_DIR/noauth.pid" \
 	CLIENT_FETCH="ip netns exec $(lab_ns lan) curl -s -m 5 --interface 192.168.2.12 http://$LAB_WEB/ip" \
 	LAN_PING="ip netns exec $(lab_ns lan) ping -n -q -c 1 -W 2 -I 192.168.2.13 192.168.2.1" \
-	API_GAP="kill -KILL \$(cat $LAB_DIR/api.pid); sqlite3 -cmd '.timeout 5000' $PGW_DB \"UPDATE mappings SET label = 'changed-in-the-gap' WHERE client_ip = '192.168.2.12'\"" \
-	QUOTA_ON="sqlite3 -cmd '.timeout 5000' $PGW_DB \"UPDATE mappings SET quota_bytes = 100000000000 WHERE client_ip = '192.168.2.12'\"" \
-	UNREAD_ON="sqlite3 -cmd '.timeout 5000' $PGW_DB 'ALTER TABLE usage_seen RENAME TO usage_seen_away' && $PGW_BIN/pgwctl notify mappings >/dev/null" \
-	UNREAD_OFF="sqlite3 -cmd '.timeout 5000' $PGW_DB 'ALTER TABLE usage_seen_away RENAME TO usage_seen'" \
+	API_GAP="kill -KILL \$(cat $LAB_DIR/api.pid); $LAB_SQLITE $PGW_DB \"UPDATE mappings SET label = 'changed-in-the-gap' WHERE client_ip = '192.168.2.12'\"" \
+	QUOTA_ON="$LAB_SQLITE $PGW_DB \"UPDATE mappings SET quota_bytes = 100000000000 WHERE client_ip = '192.168.2.12'\"" \
+	UNREAD_ON="$LAB_SQLITE $PGW_DB 'ALTER TABLE usage_seen RENAME TO usage_seen_away' && $PGW_BIN/pgwctl notify mappings >/dev/null" \
+	UNREAD_OFF="$LAB_SQLITE $PGW_DB 'ALTER TABLE usage_seen_away RENAME TO usage_seen'" \
 	RENAME_LAN="ip link set ens19 down && ip link set ens19 name lanx0 && ip link set lanx0 up" \
 	FWD_NOCAP="kill \$(awk '\$2 == \"pgw-forwarder\" {print \$1}' $LAB_DIR/pids) \$(cat $LAB_DIR/fwd2.pid 2>/dev/null) 2>/dev/null; sleep 0.5; setpriv --bounding-set=-net_admin,-net_raw --inh-caps=-net_admin,-net_raw $PGW_BIN/pgw-forwarder >>$LAB_DIR/pgw-forwarder-nocap.log 2>&1 & echo \$! >$LAB_DIR/fwd2.pid" \
 	FWD_CAP="kill \$(cat $LAB_DIR/fwd2.pid); sleep 0.5; $PGW_BIN/pgw-forwarder >>$LAB_DIR/pgw-forwarder-again.log 2>&1 & echo \$! >$LAB_DIR/fwd2.pid" \

@@ -19,7 +19,6 @@ lab_start_dot || { echo "# unbound failed to start"; exit 1; }
 # dante that carries TCP but not DNS: a proxy that cannot carry DNS
 LAB_DANTE_RULES="socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 53 }
 socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 853 }" lab_start_dante || { echo "# dante failed to start"; exit 1; }
-db() { sqlite3 -cmd '.timeout 5000' "$PGW_DB" "$@"; }
 # SIGSTOP pgw-healthd outside a write of its own: paused inside one it holds the DB's write lock,
 # and every other writer waits, then fails (the test's own UPDATE once did: the client meant to be
 # disabled was not, and its query ended SERVFAIL instead of REFUSED)
@@ -50,8 +49,8 @@ ctl settings set health_interval 2
 ctl settings set health_timeout 2
 ctl settings set dns_upstream "$LAB_DNS:53"
 ctl settings set dns_check_name "check.$LAB_ZONE" # NXDOMAIN: enough to show the path works
-check_eq "a new install's dns_mode is proxy" "$(db "SELECT value FROM settings WHERE key = 'dns_mode'")" "proxy"
-db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES;
+check_eq "a new install's dns_mode is proxy" "$(lab_db "SELECT value FROM settings WHERE key = 'dns_mode'")" "proxy"
+lab_db "INSERT INTO proxies (id, name, type, host, port, username, password) VALUES $LAB_PEER_PROXIES;
     INSERT INTO proxies (id, name, type, host, port) VALUES (4, 'dante-no-dns', 'socks5', '$LAB_DANTE', 1080);
     INSERT INTO mappings (client_ip, proxy_id, enabled) VALUES ('192.168.2.10', 1, 1), ('192.168.2.11', 3, 1),
     ('192.168.2.12', 1, 0), ('fd00:2::10', 2, 1), ('192.168.2.14', 4, 1);"
@@ -69,7 +68,7 @@ check "the IPv6 client is active" \
 check "pgw-healthd finds that the proxies carry DNS" \
 	wait_for 10 bash -c "[ \$(sqlite3 $PGW_DB \"SELECT group_concat(dns_status) FROM (SELECT dns_status FROM proxy_health ORDER BY proxy_id)\") = up,up,up,down ]"
 check_match "... but dante, which blocks port 53, does not (and says why)" \
-	"$(db "SELECT status || ' ' || dns_error FROM proxy_health WHERE proxy_id = 4")" "^up $LAB_DNS:53: through the proxy: "
+	"$(lab_db "SELECT status || ' ' || dns_error FROM proxy_health WHERE proxy_id = 4")" "^up $LAB_DNS:53: through the proxy: "
 
 lab_capture_start dns || exit 1
 lab_bg gw tcpdump-wan-dns tcpdump -i eth0 -n -U --immediate-mode -w "$LAB_DIR/wan-dns.pcap" 'port 53 or port 853'
@@ -374,7 +373,7 @@ check "... the forwarder refused the certificate itself, and says why" \
 	grep -q "dns: resolver $LAB_DOT:853 through proxy 1: TLS certificate not accepted: .*does not match" "$LAB_DIR/pgw-forwarder.log"
 kill -CONT "$healthd_pid"
 check "... and pgw-healthd marks the proxy's DNS down" wait_for 8 dns_is 1 down
-check_match "... saying why" "$(db "SELECT dns_error FROM proxy_health WHERE proxy_id = 1")" "TLS certificate not accepted: .*name .*does not match"
+check_match "... saying why" "$(lab_db "SELECT dns_error FROM proxy_health WHERE proxy_id = 1")" "TLS certificate not accepted: .*name .*does not match"
 # failover: the first resolver answers nothing, the second does
 ctl settings set dns_upstream "198.51.100.250:53, $LAB_DNS:53"
 check "with a second resolver that answers, pgw-healthd finds DNS up again" wait_for 12 dns_is 1 up
@@ -400,7 +399,7 @@ q 192.168.2.10 192.168.2.1 inflight.$LAB_ZONE >"$LAB_DIR/inflight.out" &
 qpid=$!
 sleep 0.3
 n=$(lab_fwd_reloads)
-db "UPDATE mappings SET enabled = 0 WHERE client_ip = '192.168.2.10'"
+lab_db "UPDATE mappings SET enabled = 0 WHERE client_ip = '192.168.2.10'"
 check "(the forwarder reloaded: 192.168.2.10 disabled while its query waits)" lab_fwd_reloaded "$n"
 wait "$qpid"
 check_eq "a query waiting on a resolver when its client is disabled: REFUSED" "$(cat "$LAB_DIR/inflight.out")" "REFUSED "
@@ -409,7 +408,7 @@ check "... answered so while it waited (the query log: blocked meanwhile)" \
 sleep 2
 check_fails "... and it is never asked through the proxy again (the second resolver did not see it)" \
 	grep -q "inflight\.$LAB_ZONE" "$LAB_DIR/dnsmasq-queries.log"
-db "UPDATE mappings SET enabled = 1 WHERE client_ip = '192.168.2.10'"
+lab_db "UPDATE mappings SET enabled = 1 WHERE client_ip = '192.168.2.10'"
 ctl settings set dns_query_log false
 kill -CONT "$healthd_pid"
 check "(192.168.2.10 active again)" wait_for 10 active4_has 192.168.2.10
@@ -528,7 +527,7 @@ check "(a download of the client's under way through the forwarder)" \
 	wait_for 5 bash -c "ip netns exec $(lab_ns gw) ss -Htn state established '( sport = :12345 )' | grep -q '192.168.2.10:'"
 revoked() { grep -c 'client=192.168.2.10:[0-9]* .*close=revoked' "$LAB_DIR/pgw-forwarder.log"; }
 rv0=$(revoked)
-db "ALTER TABLE usage_seen RENAME TO usage_seen_away"
+lab_db "ALTER TABLE usage_seen RENAME TO usage_seen_away"
 ctl notify mappings # (a schema change moves no change counter: the forwarder is told)
 check "... the reload fails; the forwarder keeps its table, for 5 s (logged)" \
 	wait_for 5 grep -q "reload (event) failed, keeping the current table (trying again every second; every client blocked if none works for 5 s)" "$LAB_DIR/pgw-forwarder.log"
@@ -561,7 +560,7 @@ wait_for 3 test -s "$LAB_DIR/blind.end"
 rc=$(cat "$LAB_DIR/blind.end" 2>/dev/null)
 check "... and its download open before is cut (curl exit ${rc:-none}: not a complete transfer)" test -n "$rc" -a "$rc" != 0
 check "... as revoked (its log)" test "$(revoked)" -gt "$rv0"
-db "ALTER TABLE usage_seen_away RENAME TO usage_seen" # and nothing notified: its retry finds it
+lab_db "ALTER TABLE usage_seen_away RENAME TO usage_seen" # and nothing notified: its retry finds it
 check "... the table back: the mappings are read again (logged)" \
 	wait_for 5 grep -q "clients (recovered: clients relayed again" "$LAB_DIR/pgw-forwarder.log"
 n=$(ql 'NOERROR (resolved')
@@ -578,7 +577,7 @@ check_eq "... and pgwctl status no longer" "$("$PGW_BIN/pgwctl" status | grep -c
 loaded() { grep -c 'mappings loaded' "$LAB_DIR/pgw-forwarder.log"; }
 paces() { grep -c 'probing every' "$LAB_DIR/pgw-healthd.log"; }
 n=$(loaded) pace=$(paces)
-db "ALTER TABLE settings RENAME COLUMN value TO value_away"
+lab_db "ALTER TABLE settings RENAME COLUMN value TO value_away"
 "$PGW_BIN/pgwctl" notify settings >/dev/null
 check "settings whose values do not read: the forwarder's reload fails, saying so (no default taken for them)" \
 	wait_for 5 grep -q "reload (event) failed, keeping the current table .*: a setting could not be read" "$LAB_DIR/pgw-forwarder.log"
@@ -588,7 +587,7 @@ check_eq "... nothing loaded meanwhile" "$(loaded)" "$n"
 sleep 1 # (healthd tries again every 250 ms meanwhile)
 check_eq "... and its probes keep their pace (health_interval 2, not its default 30: no 'probing every' line)" \
 	"$(paces)" "$pace"
-db "ALTER TABLE settings RENAME COLUMN value_away TO value"
+lab_db "ALTER TABLE settings RENAME COLUMN value_away TO value"
 "$PGW_BIN/pgwctl" notify settings >/dev/null
 check "... back: the forwarder loads again" wait_for 5 bash -c "[ \$(grep -c 'mappings loaded' '$LAB_DIR/pgw-forwarder.log') -gt $n ]"
 check "... and healthd reads them" wait_for 5 grep -q "settings read again" "$LAB_DIR/pgw-healthd.log"

@@ -32,7 +32,7 @@ check "pgw-api listening" wait_for 10 grep -q 'listening on http' "$LAB_DIR/pgw-
 ADMIN=$(lab_api_login admin admin-password-1)
 body() { cut -d' ' -f2-; }
 status_of() { lab_db "SELECT status FROM proxy_health WHERE proxy_id = $1"; }
-check "the three proxies are up" wait_for 10 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB \
+check "the three proxies are up" wait_for 10 bash -c "[ \"\$(sqlite3 $PGW_DB \
 	\"SELECT count(*) FROM proxy_health WHERE status = 'up'\")\" = 3 ]"
 
 # ---- what a failover mapping may be
@@ -153,7 +153,7 @@ check_eq "an audit row by pgw-healthd" \
 download $C1 dl3
 check "a long download of C1 through P2 is under way" wait_for 5 relaying $C1
 lab_exec wan nft delete table inet pgwtest_fo
-check "P1 is up again" wait_for 5 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = $P1')\" = up ]"
+check "P1 is up again" wait_for 5 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = $P1')\" = up ]"
 t2=$(lab_ms)
 check "C2 (block) is active again with its primary" wait_for 5 in_set $C2
 # sampled in one query with P1's probes up, until P1 has been up 4: C1 is with P2 all along

@@ -69,8 +69,8 @@ check "three destinations failing in a row: pgw-healthd is told, with the reason
 wait_for 3 refused 10
 check_eq "... once (the forwarder's count of reports, and healthd's log)" "$(stats .destination_reports) $(reports)" "1 1"
 check "... which probes it: up (the proxy works)" \
-	wait_for 5 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status || checked_at FROM proxy_health WHERE proxy_id = 1')\" != '$checked' ] && \
-		[ \"\$(sqlite3 -cmd '.timeout 5000' $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 1')\" = up ]"
+	wait_for 5 bash -c "[ \"\$(sqlite3 $PGW_DB 'SELECT status || checked_at FROM proxy_health WHERE proxy_id = 1')\" != '$checked' ] && \
+		[ \"\$(sqlite3 $PGW_DB 'SELECT status FROM proxy_health WHERE proxy_id = 1')\" = up ]"
 check "... and its client relays on" relays $C $LAB_SOCKS_NOAUTH
 
 # shadowsocks says "succeeded" at once, before ss-server has tried the destination; a refused

@@ -37,12 +37,6 @@ check_match() {
 	_result $rc "$1"
 }
 
-# Every sqlite3 a scenario runs (also inside `bash -c`) waits up to 5 s for a lock, as the
-# daemons do: without it a check reading the DB while a daemon commits fails at random with
-# "database is locked".
-sqlite3() { command sqlite3 -cmd '.timeout 5000' "$@"; }
-export -f sqlite3
-
 # Wait up to SECONDS (of the clock, however long each try takes) for CMD to succeed; it is
 # tried every 50 ms, and once more at the deadline.
 wait_for() { # seconds cmd...
