@@ -272,18 +272,81 @@ int notify_check(struct notify *n, int64_t proxy_id, unsigned wait_ms, struct no
 	return r < 0 ? r : st; /* (never -ECANCELED: no other one to be decided by) */
 }
 
-int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t window, unsigned wait_ms,
-		      unsigned total_ms, struct notify_msg *res, int *st)
-{
-	struct asked {
+/* One notify_check_many call: what is asked and what is decided so far. */
+struct check_run {
+	struct notify *n;
+	const int64_t *ids;
+	int *st;
+	size_t next, n_asked; /* ids[next] is the next to ask; asked[] the open asks */
+	unsigned wait_ms;
+	uint64_t until;	     /* ev_now_ms: the total is over */
+	uint64_t full_since; /* healthd's queue was full for ids[next] since then (0: it was not) */
+	int decided;	     /* one down or not answered: the caller refuses whatever the rest say */
+	struct {
 		size_t i;	   /* into ids */
 		uint64_t deadline; /* ev_now_ms */
 	} asked[NOTIFY_CHECK_WINDOW];
+};
+
+enum ask { ASKED, ASK_FULL, ASK_GIVEN_UP, ASK_FAILED };
+
+/* Ask healthd about ids[c->next]. Its queue full: ASK_FULL, to be asked again shortly, within the
+ * ask's own wait (counted from its first try) and the total; past either, given up as unanswered. */
+static enum ask ask_next(struct check_run *c, uint64_t now)
+{
+	struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = c->ids[c->next]};
+	int r = notify_send(c->n, "healthd", &req);
+
+	if (r == -EAGAIN) {
+		if (!c->full_since)
+			c->full_since = now;
+		if (now - c->full_since < c->wait_ms && now < c->until)
+			return ASK_FULL;
+		c->st[c->next++] = -ETIMEDOUT;
+		c->full_since = 0;
+		c->decided = 1;
+		return ASK_GIVEN_UP;
+	}
+	if (r < 0)
+		return ASK_FAILED;
+	c->asked[c->n_asked].i = c->next++;
+	c->asked[c->n_asked++].deadline = (c->full_since ? c->full_since : now) + c->wait_ms;
+	c->full_since = 0;
+	return ASKED;
+}
+
+/* The open asks past their wait: not answered. */
+static void expire(struct check_run *c, uint64_t now)
+{
+	for (size_t j = 0; j < c->n_asked;)
+		if (c->asked[j].deadline <= now) {
+			c->st[c->asked[j].i] = -ETIMEDOUT;
+			c->decided = 1;
+			c->asked[j] = c->asked[--c->n_asked];
+		} else {
+			j++;
+		}
+}
+
+/* An answer: the open ask of its proxy is decided (one for no open ask is a late answer to an ask
+ * already given up, and ignored). */
+static void take_answer(struct check_run *c, const struct notify_msg *m, struct notify_msg *res)
+{
+	for (size_t j = 0; j < c->n_asked; j++)
+		if (c->ids[c->asked[j].i] == m->id) {
+			res[c->asked[j].i] = *m;
+			c->st[c->asked[j].i] = m->status ? 1 : 0;
+			c->decided |= !m->status;
+			c->asked[j] = c->asked[--c->n_asked];
+			return;
+		}
+}
+
+int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t window, unsigned wait_ms,
+		      unsigned total_ms, struct notify_msg *res, int *st)
+{
+	struct check_run c = {.n = n, .ids = ids, .st = st, .wait_ms = wait_ms, .until = ev_now_ms() + total_ms};
 	struct notify_msg m;
-	const uint64_t until = ev_now_ms() + total_ms;
-	uint64_t full_since = 0; /* healthd's queue was full for ids[next] since then (0: it was not) */
-	size_t next = 0, n_asked = 0;
-	int decided = 0; /* one down or not answered: the caller refuses whatever the rest say */
 
 	if (window < 1 || window > NOTIFY_CHECK_WINDOW)
 		window = NOTIFY_CHECK_WINDOW;
@@ -294,56 +357,21 @@ int notify_check_many(struct notify *n, const int64_t *ids, size_t k, size_t win
 	for (;;) {
 		struct pollfd pfd = {.fd = notify_fd(n), .events = POLLIN};
 		uint64_t now = ev_now_ms(), first = UINT64_MAX;
-		int full = 0;
+		enum ask a = ASKED;
 
-		while (n_asked < window && next < k && !(decided && now >= until)) {
-			struct notify_msg req = {.type = NOTIFY_CHECK_REQUEST, .id = ids[next]};
-			int r = notify_send(n, "healthd", &req);
-			if (r == -EAGAIN) { /* asked again shortly, within its own wait and the total */
-				if (!full_since)
-					full_since = now;
-				if (now - full_since < wait_ms && now < until) {
-					full = 1;
-					break;
-				}
-				st[next++] = -ETIMEDOUT;
-				full_since = 0;
-				decided = 1;
-				continue;
-			}
-			if (r < 0)
+		while (a != ASK_FULL && c.n_asked < window && c.next < k && !(c.decided && now >= c.until))
+			if ((a = ask_next(&c, now)) == ASK_FAILED)
 				return -ENOENT;
-			asked[n_asked++] = (struct asked){next++, (full_since ? full_since : now) + wait_ms};
-			full_since = 0;
-		}
-		if (!n_asked && !full)
+		if (!c.n_asked && a != ASK_FULL)
 			return 0;
-		for (size_t j = 0; j < n_asked; j++)
-			first = asked[j].deadline < first ? asked[j].deadline : first;
-		if (full && now + NOTIFY_FULL_RETRY_MS < first)
+		for (size_t j = 0; j < c.n_asked; j++)
+			first = c.asked[j].deadline < first ? c.asked[j].deadline : first;
+		if (a == ASK_FULL && now + NOTIFY_FULL_RETRY_MS < first)
 			first = now + NOTIFY_FULL_RETRY_MS;
-		if (now >= first) { /* the ones past their wait: no answer */
-			for (size_t j = 0; j < n_asked;)
-				if (asked[j].deadline <= now) {
-					st[asked[j].i] = -ETIMEDOUT;
-					decided = 1;
-					asked[j] = asked[--n_asked];
-				} else {
-					j++;
-				}
-			continue;
-		}
-		if (poll(&pfd, 1, (int)(first - now)) <= 0)
-			continue;
-		if (notify_recv(n, &m, NULL, 0) != 0 || m.type != NOTIFY_CHECK_RESULT)
-			continue;
-		for (size_t j = 0; j < n_asked; j++)
-			if (ids[asked[j].i] == m.id) {
-				res[asked[j].i] = m;
-				st[asked[j].i] = m.status ? 1 : 0;
-				decided |= !m.status;
-				asked[j] = asked[--n_asked];
-				break;
-			}
+		if (now >= first)
+			expire(&c, now);
+		else if (poll(&pfd, 1, (int)(first - now)) > 0 && notify_recv(n, &m, NULL, 0) == 0 &&
+			 m.type == NOTIFY_CHECK_RESULT)
+			take_answer(&c, &m, res);
 	}
 }

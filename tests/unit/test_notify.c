@@ -480,29 +480,72 @@ static void wait_n(struct fake_healthd *f, int n)
 	assert_int_equal(f->n, n);
 }
 
-/* notify_check_many: side by side, at most `window` asked at a time, each waited for its own
- * wait, none asked once one is down or unanswered and the total is over (every one until then);
- * answers matched by id, stale ones dropped; healthd's queue full tried again. */
-static void test_check_many(void **state)
+/* A fake healthd on its own thread and the API's socket asking it: each notify_check_many test's
+ * fixture (a fresh one each, so no late ask of another test is counted). */
+struct check_lab {
+	char *dir;
+	struct notify *api;
+	struct fake_healthd f;
+	pthread_t th;
+};
+
+static int check_lab_up(void **state)
+{
+	struct check_lab *l = calloc(1, sizeof(*l));
+	char err[256];
+
+	assert_non_null(l);
+	l->dir = tl_tmpdir();
+	l->f.hole = 6;
+	l->f.batch = 1;
+	assert_non_null(l->api = notify_open(l->dir, "api", err, sizeof(err)));
+	assert_non_null(l->f.nt = notify_open(l->dir, "healthd", err, sizeof(err)));
+	assert_int_equal(pthread_create(&l->th, NULL, fake_healthd_run, &l->f), 0);
+	*state = l;
+	return 0;
+}
+
+static int check_lab_down(void **state)
+{
+	struct check_lab *l = *state;
+
+	l->f.stop = 1;
+	assert_int_equal(pthread_join(l->th, NULL), 0);
+	notify_close(l->f.nt);
+	notify_close(l->api);
+	tl_rmdir(l->dir);
+	free(l);
+	return 0;
+}
+
+/* No healthd socket at all: -ENOENT, nothing decided. */
+static void test_check_no_healthd(void **state)
 {
 	char *dir = tl_tmpdir(), err[256];
 	struct notify *api = notify_open(dir, "api", err, sizeof(err));
-	struct fake_healthd f = {.hole = 6, .batch = 1};
-	const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
-	struct notify_msg res[6], stale = {.type = NOTIFY_CHECK_RESULT, .id = 1, .status = 0};
-	int st[6];
-	uint64_t t0;
-	pthread_t th;
+	const int64_t ids[2] = {1, 2};
+	struct notify_msg res[2];
+	int st[2];
 
 	(void)state;
 	assert_non_null(api);
-	assert_int_equal(notify_check_many(api, ids, 6, 3, 500, 5000, res, st), -ENOENT); /* no healthd */
-	assert_non_null(f.nt = notify_open(dir, "healthd", err, sizeof(err)));
-	assert_int_equal(pthread_create(&th, NULL, fake_healthd_run, &f), 0);
+	assert_int_equal(notify_check_many(api, ids, 2, 2, 500, 5000, res, st), -ENOENT);
+	assert_int_equal(notify_check(api, 1, 500, res), -ENOENT);
+	notify_close(api);
+	tl_rmdir(dir);
+}
 
-	/* mixed: up, down, and one never answered; a stale answer queued before is not taken */
-	assert_int_equal(notify_send(f.nt, "api", &stale), 0);
-	assert_int_equal(notify_check_many(api, ids, 6, 3, 1000, 8000, res, st), 0);
+/* Up, down and one never answered, answers matched by id; a stale answer queued before is not
+ * taken; the one-proxy form. */
+static void test_check_mixed(void **state)
+{
+	struct check_lab *l = *state;
+	const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
+	struct notify_msg res[6], stale = {.type = NOTIFY_CHECK_RESULT, .id = 1, .status = 0};
+	int st[6];
+
+	assert_int_equal(notify_send(l->f.nt, "api", &stale), 0);
+	assert_int_equal(notify_check_many(l->api, ids, 6, 3, 1000, 8000, res, st), 0);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(st[i], (int)(ids[i] & 1));
 		assert_int_equal(res[i].id, ids[i]);
@@ -510,109 +553,162 @@ static void test_check_many(void **state)
 		assert_string_equal(res[i].text, ids[i] & 1 ? "203.0.113.7" : "connection refused");
 	}
 	assert_int_equal(st[5], -ETIMEDOUT);
-	wait_n(&f, 6);
-	assert_int_equal(notify_check(api, 3, 1000, &res[0]), 1); /* the one-proxy form */
-	assert_int_equal(notify_check(api, 8, 100, &res[0]), -ETIMEDOUT);
+	wait_n(&l->f, 6);
+	assert_int_equal(notify_check(l->api, 3, 1000, &res[0]), 1);
+	assert_int_equal(notify_check(l->api, 8, 100, &res[0]), -ETIMEDOUT);
+}
 
-	/* answers only once three asks are in: three side by side get them all */
-	f.batch = 3;
-	assert_int_equal(notify_check_many(api, ids, 3, 3, 5000, 5000, res, st), 0);
+/* Answers only once three asks are in: three side by side get them all. */
+static void test_check_side_by_side(void **state)
+{
+	struct check_lab *l = *state;
+	const int64_t ids[3] = {1, 2, 3};
+	struct notify_msg res[3];
+	int st[3];
+
+	l->f.batch = 3;
+	assert_int_equal(notify_check_many(l->api, ids, 3, 3, 5000, 5000, res, st), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(st[i], (int)(ids[i] & 1));
-	f.batch = 1;
-	wait_n(&f, 11); /* every ask so far read: none comes in after the count starts again */
+}
 
-	/* black holes only, two at a time, 200 ms each, a total not reached: every one asked, a
-	 * slot freed only by a wait's end (the times only grow with any delay) */
-	f.hole = 0;
-	f.n = 0;
-	t0 = ev_now_ms();
-	assert_int_equal(notify_check_many(api, ids, 6, 2, 200, 10000, res, st), 0);
+/* Black holes only, two at a time, 200 ms each, a total not reached: every one asked, a slot freed
+ * only by a wait's end (the times only grow with any delay). */
+static void test_check_window(void **state)
+{
+	struct check_lab *l = *state;
+	const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
+	struct notify_msg res[6];
+	int st[6];
+	uint64_t t0 = ev_now_ms();
+
+	l->f.hole = 0;
+	assert_int_equal(notify_check_many(l->api, ids, 6, 2, 200, 10000, res, st), 0);
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(st[i], -ETIMEDOUT);
-	wait_n(&f, 6);
-	assert_true(f.at_ms[2] >= t0 + 200 && f.at_ms[3] >= t0 + 200);
-	assert_true(f.at_ms[4] >= t0 + 400 && f.at_ms[5] >= t0 + 400);
+	wait_n(&l->f, 6);
+	assert_true(l->f.at_ms[2] >= t0 + 200 && l->f.at_ms[3] >= t0 + 200);
+	assert_true(l->f.at_ms[4] >= t0 + 400 && l->f.at_ms[5] >= t0 + 400);
+}
 
-	/* the same with a total of 100 ms: the first two not answered decide it, and once the total
-	 * is over nothing more is asked (a healthd that answers nothing holds no one for k waits) */
-	assert_int_equal(notify_check_many(api, ids, 6, 2, 200, 100, res, st), 0);
+/* Once one is unanswered or down and the total is over, nothing more is asked (a healthd that
+ * answers nothing holds no one for k waits). */
+static void test_check_total_decides(void **state)
+{
+	struct check_lab *l = *state;
+	const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
+	struct notify_msg res[6];
+	int st[6];
+
+	/* black holes, a total of 100 ms: the first two not answered decide it */
+	l->f.hole = 0;
+	assert_int_equal(notify_check_many(l->api, ids, 6, 2, 200, 100, res, st), 0);
 	assert_int_equal(st[0], -ETIMEDOUT);
 	assert_int_equal(st[1], -ETIMEDOUT);
 	for (int i = 2; i < 6; i++)
 		assert_int_equal(st[i], -ECANCELED);
 
-	/* one down (id 2) decides it too: 1 up at once, 3 asked in its slot; 4 asked if 2's answer
-	 * came within the total (800 ms); 5 and 6 never (a slot frees at 1,000 ms at the earliest) */
-	f.hole = 3;
-	assert_int_equal(notify_check_many(api, ids, 6, 2, 1000, 800, res, st), 0);
+	/* one down (id 2): 1 up at once, 3 asked in its slot; 4 asked if 2's answer came within the
+	 * total (800 ms); 5 and 6 never (a slot frees at 1,000 ms at the earliest) */
+	l->f.hole = 3;
+	assert_int_equal(notify_check_many(l->api, ids, 6, 2, 1000, 800, res, st), 0);
 	assert_int_equal(st[0], 1);
 	assert_int_equal(st[1], 0);
 	assert_int_equal(st[2], -ETIMEDOUT);
 	assert_true(st[3] == -ETIMEDOUT || st[3] == -ECANCELED);
 	assert_int_equal(st[4], -ECANCELED);
 	assert_int_equal(st[5], -ECANCELED);
+}
 
-	/* none down nor unanswered: every one asked, even with no total at all; a down answer (and
-	 * nothing unanswered) decides it alone */
-	{
-		const int64_t up[6] = {1, 3, 5, 7, 9, 11}, down_first[4] = {2, 1, 3, 5};
-		f.hole = 100;
-		assert_int_equal(notify_check_many(api, up, 6, 2, 2000, 0, res, st), 0);
-		for (int i = 0; i < 6; i++)
-			assert_int_equal(st[i], 1);
-		assert_int_equal(notify_check_many(api, down_first, 4, 1, 2000, 0, res, st), 0);
-		assert_int_equal(st[0], 0);
-		for (int i = 1; i < 4; i++)
-			assert_int_equal(st[i], -ECANCELED);
-	}
+/* None down nor unanswered: every one asked, even with no total at all; a down answer (and nothing
+ * unanswered) decides it alone. */
+static void test_check_no_total(void **state)
+{
+	struct check_lab *l = *state;
+	const int64_t up[6] = {1, 3, 5, 7, 9, 11}, down_first[4] = {2, 1, 3, 5};
+	struct notify_msg res[6];
+	int st[6];
 
-	/* healthd's queue full (it reads nothing for a while, and other daemons' datagrams fill it,
-	 * as many sockets as it takes where a sender's buffer runs out first): the asks that find it
-	 * full are made again, not given up at once */
-	{
-		struct notify *other[16];
-		struct notify_msg junk = {.type = NOTIFY_CHANGED, .topics = TOPIC_PROXIES};
-		const int64_t up[4] = {1, 3, 5, 7};
-		int n_other = 0, r;
+	l->f.hole = 100;
+	assert_int_equal(notify_check_many(l->api, up, 6, 2, 2000, 0, res, st), 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(st[i], 1);
+	assert_int_equal(notify_check_many(l->api, down_first, 4, 1, 2000, 0, res, st), 0);
+	assert_int_equal(st[0], 0);
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(st[i], -ECANCELED);
+}
 
-		f.hold_until = ev_now_ms() + 10000;
-		usleep(50000); /* (its poll of 20 ms over) */
-		while ((r = notify_send(api, "healthd", &junk)) == 0 && n_other < 16) {
+/* Fill healthd's queue while it reads nothing: from the API's socket, then from as many other
+ * daemons' sockets as it takes where a sender's buffer runs out first. */
+static int fill_queue(struct check_lab *l, struct notify **other, int n_other)
+{
+	struct notify_msg junk = {.type = NOTIFY_CHANGED, .topics = TOPIC_PROXIES};
+	char err[256];
+
+	usleep(50000); /* (the fake's poll of 20 ms over) */
+	for (int j = 0;; j++) {
+		if (notify_send(l->api, "healthd", &junk) == -EAGAIN)
+			return n_other;
+		assert_true(j < 16);
+		if (j == n_other) {
 			char name[16];
-			snprintf(name, sizeof(name), "junk%d", n_other);
-			assert_non_null(other[n_other] = notify_open(dir, name, err, sizeof(err)));
-			for (int i = 0; i < 5000 && notify_send(other[n_other], "healthd", &junk) == 0; i++)
-				;
-			n_other++;
+			snprintf(name, sizeof(name), "junk%d", j);
+			assert_non_null(other[n_other++] = notify_open(l->dir, name, err, sizeof(err)));
 		}
-		assert_int_equal(r, -EAGAIN); /* full: what the asks below meet first */
-		f.hold_until = ev_now_ms() + 300;
-		assert_int_equal(notify_check_many(api, up, 4, 4, 2000, 2000, res, st), 0);
-		for (int i = 0; i < 4; i++)
-			assert_int_equal(st[i], 1);
-
-		/* full for longer than a wait: the first given up as unanswered (200 ms), which decides
-		 * it; the second, tried from then on, is not asked once the total (400 ms) is over */
-		f.hold_until = ev_now_ms() + 10000;
-		usleep(50000);
-		for (int j = 0; j < n_other; j++)
-			for (int i = 0; i < 5000 && notify_send(other[j], "healthd", &junk) == 0; i++)
-				;
-		assert_int_equal(notify_send(api, "healthd", &junk), -EAGAIN);
-		assert_int_equal(notify_check_many(api, up, 2, 2, 200, 400, res, st), 0);
-		assert_int_equal(st[0], -ETIMEDOUT);
-		assert_int_equal(st[1], -ECANCELED);
-		f.hold_until = 0;
-		while (n_other)
-			notify_close(other[--n_other]);
+		for (int i = 0; i < 5000 && notify_send(other[j], "healthd", &junk) == 0; i++)
+			;
 	}
+}
 
-	f.stop = 1;
-	assert_int_equal(pthread_join(th, NULL), 0);
-	notify_close(f.nt);
-	notify_close(api);
-	tl_rmdir(dir);
+/* healthd's queue full: the asks that find it full are made again, not given up at once; full
+ * for longer than a wait, each is given up as unanswered at the end of its own wait, and once that
+ * decided it, none is tried after the total; an ask's wait counts from its first try. */
+static void test_check_queue_full(void **state)
+{
+	struct check_lab *l = *state;
+	struct notify *other[16];
+	const int64_t up[4] = {1, 3, 5, 7};
+	struct notify_msg res[4];
+	int st[4], n_other;
+
+	l->f.hole = 100;
+	l->f.hold_until = ev_now_ms() + 10000;
+	n_other = fill_queue(l, other, 0);
+	l->f.hold_until = ev_now_ms() + 300;
+	assert_int_equal(notify_check_many(l->api, up, 4, 4, 2000, 2000, res, st), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(st[i], 1);
+
+	/* full for 10 s, waits of 200 ms: the first given up at 200 ms, which decides it; the second,
+	 * tried from then on, given up at 400 ms with a total of 2 s, not tried with one of 400 ms */
+	l->f.hold_until = ev_now_ms() + 10000;
+	n_other = fill_queue(l, other, n_other);
+	assert_int_equal(notify_check_many(l->api, up, 2, 2, 200, 2000, res, st), 0);
+	assert_int_equal(st[0], -ETIMEDOUT);
+	assert_int_equal(st[1], -ETIMEDOUT);
+	n_other = fill_queue(l, other, n_other);
+	assert_int_equal(notify_check_many(l->api, up, 2, 2, 200, 400, res, st), 0);
+	assert_int_equal(st[0], -ETIMEDOUT);
+	assert_int_equal(st[1], -ECANCELED);
+
+	/* full for 1.5 s, then a black hole (8) asked, one at a time, a wait of 2 s and a total of
+	 * 3 s: its wait ends 2 s after its first try, within the total, so 1 is asked after it (were
+	 * it counted from the ask that went in, it would end past the total, and 1 not be asked) */
+	{
+		const int64_t late[2] = {8, 1};
+
+		l->f.hole = 6;
+		l->f.hold_until = ev_now_ms() + 10000;
+		n_other = fill_queue(l, other, n_other);
+		l->f.hold_until = ev_now_ms() + 1500;
+		assert_int_equal(notify_check_many(l->api, late, 2, 1, 2000, 3000, res, st), 0);
+		assert_int_equal(st[0], -ETIMEDOUT);
+		assert_int_equal(st[1], 1);
+	}
+	l->f.hold_until = 0;
+	while (n_other)
+		notify_close(other[--n_other]);
 }
 
 int main(void)
@@ -622,7 +718,13 @@ int main(void)
 	    cmocka_unit_test(test_text_boundary),
 	    cmocka_unit_test(test_decode_rejects_bad_datagrams),
 	    cmocka_unit_test(test_send_recv_and_sender_name),
-	    cmocka_unit_test(test_check_many),
+	    cmocka_unit_test(test_check_no_healthd),
+	    cmocka_unit_test_setup_teardown(test_check_mixed, check_lab_up, check_lab_down),
+	    cmocka_unit_test_setup_teardown(test_check_side_by_side, check_lab_up, check_lab_down),
+	    cmocka_unit_test_setup_teardown(test_check_window, check_lab_up, check_lab_down),
+	    cmocka_unit_test_setup_teardown(test_check_total_decides, check_lab_up, check_lab_down),
+	    cmocka_unit_test_setup_teardown(test_check_no_total, check_lab_up, check_lab_down),
+	    cmocka_unit_test_setup_teardown(test_check_queue_full, check_lab_up, check_lab_down),
 	    cmocka_unit_test(test_absent_peer_and_bad_names),
 	    cmocka_unit_test(test_broadcast_skips_self),
 	    cmocka_unit_test(test_full_queue_never_blocks),
