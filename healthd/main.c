@@ -34,7 +34,7 @@ static int read_settings(struct healthd *h, struct health_settings *s, char *why
 	sqlite3 *db = unread ? NULL : h->d->db;
 	int r;
 
-	settings_read_begin();
+	settings_read_begin(); /* (with no DB, the reads are the configuration's and cannot fail) */
 	s->params.interval_ms = settings_uint(db, cfg, "health_interval") * 1000;
 	s->params.down_interval_ms = settings_uint(db, cfg, "health_down_interval") * 1000;
 	s->params.timeout_ms = settings_uint(db, cfg, "health_timeout") * 1000;
@@ -50,10 +50,9 @@ static int read_settings(struct healthd *h, struct health_settings *s, char *why
 	settings_str(db, cfg, "dns_upstream", s->dns_upstream, sizeof(s->dns_upstream));
 	settings_str(db, cfg, "dns_check_name", s->dns_check_name, sizeof(s->dns_check_name));
 	settings_str(db, cfg, "udp_check", s->udp_check, sizeof(s->udp_check));
-	r = settings_read_end();
 	if (unread)
 		return -EIO;
-	if (r < 0)
+	if ((r = settings_read_end()) < 0)
 		snprintf(why, whylen, "a setting's row: %s", sqlite3_errmsg(db));
 	db_read_end(db);
 	return r;
@@ -287,8 +286,10 @@ static int load_targets(struct healthd *h)
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
-	int rc;
+	int64_t dv;
+	int rc, dv_ok = db_data_version(h->d->db, &dv) == 0; /* (before the read: a commit after it is seen) */
 
+	h->loaded_dv_ok = 0;
 	if (sqlite3_prepare_v2(h->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		if (!h->load_failing++) /* retried on every tick: said once per spell */
 			log_error("load proxies: %s (read again on every tick until it works)",
@@ -400,6 +401,8 @@ static int load_targets(struct healthd *h)
 	if (h->load_failing)
 		log_info("load proxies: works again (after %u failed tries)", h->load_failing);
 	h->load_failing = 0;
+	h->loaded_dv = dv;
+	h->loaded_dv_ok = dv_ok;
 	for (size_t i = 0; i < h->n;) /* deleted or disabled proxies */
 		if (!h->t[i].seen)
 			drop_target(h, i);
@@ -724,11 +727,21 @@ static void add_waiter(struct target *t, const char *from)
 	snprintf(t->waiters[t->n_waiters++], NOTIFY_NAME_MAX, "%s", from);
 }
 
+/* Whether another connection committed since the proxies were last read in full (PRAGMA
+ * data_version: healthd's own writes do not count). A burst of asks about proxies it does not
+ * know (a CSV import's gate asks about 8 side by side) reads them once, not once per ask. */
+static int targets_may_be_stale(struct healthd *h)
+{
+	int64_t dv;
+
+	return !h->loaded_dv_ok || db_data_version(h->d->db, &dv) < 0 || dv != h->loaded_dv;
+}
+
 static void check_now(struct healthd *h, int64_t id, const char *from)
 {
 	struct target *t = healthd_find(h, id);
 
-	if (!t) { /* perhaps created a moment ago */
+	if (!t && targets_may_be_stale(h)) { /* perhaps created a moment ago */
 		load_targets(h);
 		t = healthd_find(h, id);
 	}
