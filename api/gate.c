@@ -2,6 +2,7 @@
 #include "gate.h"
 
 #include "http.h"
+#include "log.h"
 #include "net.h"
 #include "notify.h"
 #include "settings.h"
@@ -39,6 +40,8 @@ static struct notify *reply_socket(const struct pgw_config *cfg)
 		tls_reply = notify_open(cfg->run_dir, name, err, sizeof(err));
 		if (tls_reply)
 			pthread_setspecific(reply_key, tls_reply);
+		else /* (tried again at the next gate) */
+			log_error("health gate: cannot open a socket for pgw-healthd's answers: %s", err);
 	}
 	return tls_reply;
 }
@@ -48,8 +51,9 @@ int gate_check_many(const struct pgw_config *cfg, const int64_t *ids, size_t k, 
 {
 	struct notify *tls_reply = reply_socket(cfg);
 	struct notify_msg *res = calloc(k ? k : 1, sizeof(*res));
-	int r = tls_reply && res ? notify_check_many(tls_reply, ids, k, NOTIFY_CHECK_WINDOW, wait_ms, total_ms, res, st)
-				 : -EIO;
+	int r = !res	     ? -ENOMEM
+		: !tls_reply ? -EIO
+			     : notify_check_many(tls_reply, ids, k, NOTIFY_CHECK_WINDOW, wait_ms, total_ms, res, st);
 
 	for (size_t i = 0; i < k; i++) {
 		results[i] = NULL;
@@ -95,5 +99,12 @@ int reply_gate_unavailable(struct req *r, int err)
 {
 	if (err == -ENOENT)
 		return reply_error(r, 503, "unavailable", "pgw-healthd is not running: the proxy cannot be checked");
+	if (err == -EIO)
+		return reply_error(
+		    r, 503, "unavailable",
+		    "pgw-api cannot open a socket for pgw-healthd's answer (its log says why): the proxy "
+		    "cannot be checked");
+	if (err == -ENOMEM)
+		return reply_error(r, 500, "internal", "out of memory");
 	return reply_error(r, 503, "unavailable", "pgw-healthd did not answer in time");
 }
