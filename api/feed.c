@@ -652,6 +652,8 @@ void feed_update(struct feed *f, uint32_t topics)
 		usage_quota_now(f->usage, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 		quota_events(f);
 	}
+	if (topics & TOPIC_USERS) /* organisations or users changed: each page asks /me what is its now */
+		events_publish("orgs", json_pack("{s:s}", "change", "orgs"));
 	if (topics & TOPIC_AGENT) {
 		json_t *now = agent_now(f->db);
 		const char *ie = json_string_value(json_object_get(now, "iface_error")),

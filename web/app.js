@@ -253,6 +253,20 @@ async function switchOrg(ev) {
   }
 }
 
+/* An organisation made, renamed or removed, or a user's memberships or role changed (the `orgs`
+   event): the switch follows what /me says now; a change to what is shown (the organisation shown
+   no longer the user's, another role in it, the All view coming or going) starts the page over. */
+async function refreshOrgs() {
+  const gen = orgGen, before = state.me;
+  if (!before) return;
+  const me = await api('GET', '/me', undefined, { org: '' });
+  if (gen !== orgGen || state.me !== before) return; /* switched, or signed out, meanwhile */
+  const org = state.org, all = allOrgs();
+  chooseOrg(me);
+  state.me = me;
+  if (state.org !== org || me.role !== before.role || !!me.superadmin !== !!before.superadmin || allOrgs() !== all) await start();
+}
+
 async function start() {
   state.me = await api('GET', '/me', undefined, { org: '' }); /* every organisation the user may choose */
   localStorage.setItem('pgw.session', '1'); /* a new tab of this browser asks /me (the cookie is HttpOnly) */
@@ -1387,6 +1401,7 @@ function connectEvents(resyncOnOpen = false) {
   es.addEventListener('mappings', refetchSoon);
   es.addEventListener('reset', resync); /* what was missed: /status (daemons, HA, agent) too */
   es.addEventListener('config', () => background(loadConfig()));
+  es.addEventListener('orgs', () => background(refreshOrgs()));
 }
 
 /* ---------- tabs (arrow keys move between them) ---------- */

@@ -22,6 +22,7 @@ cat >"$LAB_DIR/add-org.sh" <<ORG
 $LAB_SQLITE "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
     INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'acme-socks', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
     INSERT INTO user_orgs (user_id, org_id, role) SELECT id, 2, 'admin' FROM users WHERE username = 'multi';"
+$PGW_BIN/pgwctl notify users >/dev/null
 ORG
 lab_start_dante || exit 1
 $ctl settings set health_interval 2 >/dev/null # live health events every 2 s

@@ -463,10 +463,12 @@ await step('a logout without the CSRF token is refused (403): a page of another 
   if (code !== 403) throw new Error(`logout without X-CSRF-Token: ${code}`);
 });
 await step('a user of two organisations switches between them and sees only the chosen one, with its role', async () => {
-  execSync(env.ADD_ORG);
   const m = await newPage();
   await loginAs(m, 'multi', env.MULTI_PASSWORD);
   const sw = m.getByLabel('Organisation', { exact: true });
+  await m.locator('#live.on').waitFor({ timeout: 10000 }); /* signed in, its event stream open */
+  if (await sw.isVisible()) throw new Error('the organisation switch shown with one organisation');
+  execSync(env.ADD_ORG); /* the second one, made while the page is open: the switch comes live (the orgs event) */
   await sw.waitFor({ timeout: 5000 });
   await sw.selectOption({ label: 'acme' });
   await m.locator('article[data-proxy="acme-socks"]').waitFor({ timeout: 10000 });
