@@ -65,6 +65,12 @@ int gate_check_many(const struct pgw_config *cfg, const int64_t *ids, size_t k, 
 		else
 			results[i] = json_pack("{s:I, s:s, s:s}", "proxy_id", (json_int_t)ids[i], "status", "down",
 					       "error", res[i].text);
+		if (!results[i]) /* a check without its result: none passes (a down one would go unseen) */
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == -ENOMEM && i < k; i++) {
+		json_decref(results[i]);
+		results[i] = NULL;
 	}
 	free(res);
 	return r;
