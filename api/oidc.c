@@ -935,6 +935,8 @@ static int callback(struct req *r)
 	if (!grant(db, &c, claims, &super, &orgs)) {
 		int had = revoke_user(db, iss, sub, name, sizeof(name));
 		snprintf(r->user.name, sizeof(r->user.name), "%s", name);
+		if (had > 0)
+			api_notify(r, TOPIC_USERS);
 		json_decref(claims);
 		json_decref(orgs);
 		if (had < 0)
@@ -961,8 +963,7 @@ static int callback(struct req *r)
 	json_object_set_new(who, "created", json_boolean(created));
 	api_audit(r, "login.sso", "user", r->user.name, NULL, who, "ok");
 	json_decref(who);
-	if (created)
-		api_notify(r, TOPIC_USERS);
+	api_notify(r, TOPIC_USERS); /* made, or its roles rewritten from the provider's word */
 	return MHD_YES;
 }
 

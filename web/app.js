@@ -239,13 +239,13 @@ function chooseOrg(me) {
   sw.hidden = me.orgs.length < 2; /* nothing to choose */
 }
 
-async function switchOrg(ev) {
+/* The page shows another organisation (or the All view), or the same one anew: nothing of what
+   it showed before from now on (a read answered for it is dropped, its event stream closed). */
+async function startOver() {
   orgGen++;
-  if (state.es) { state.es.close(); state.es = null; } /* none of the one before from now on */
+  if (state.es) { state.es.close(); state.es = null; }
   $('#live').textContent = 'reconnecting…';
   $('#live').classList.remove('on');
-  state.org = ev.target.value;
-  sessionStorage.setItem('pgw.org', state.org);
   state.history = {};
   try { await start(); } catch (e) {
     if (!unshown(e)) flash(e.message, true);
@@ -253,18 +253,26 @@ async function switchOrg(ev) {
   }
 }
 
+async function switchOrg(ev) {
+  state.org = ev.target.value;
+  sessionStorage.setItem('pgw.org', state.org);
+  await startOver();
+}
+
 /* An organisation made, renamed or removed, or a user's memberships or role changed (the `orgs`
    event): the switch follows what /me says now; a change to what is shown (the organisation shown
-   no longer the user's, another role in it, the All view coming or going) starts the page over. */
+   no longer the user's, another role in it, the All view coming or going) starts the page over.
+   Of events close together, the answer to the last ask decides. */
+let orgsAsked = 0;
 async function refreshOrgs() {
-  const gen = orgGen, before = state.me;
-  if (!before) return;
+  const gen = orgGen, asked = ++orgsAsked;
+  if (!state.me) return;
   const me = await api('GET', '/me', undefined, { org: '' });
-  if (gen !== orgGen || state.me !== before) return; /* switched, or signed out, meanwhile */
-  const org = state.org, all = allOrgs();
+  if (gen !== orgGen || asked !== orgsAsked || !state.me) return; /* switched, signed out or asked again meanwhile */
+  const before = state.me, org = state.org, all = allOrgs();
   chooseOrg(me);
   state.me = me;
-  if (state.org !== org || me.role !== before.role || !!me.superadmin !== !!before.superadmin || allOrgs() !== all) await start();
+  if (state.org !== org || me.role !== before.role || !!me.superadmin !== !!before.superadmin || allOrgs() !== all) await startOver();
 }
 
 async function start() {

@@ -19,6 +19,7 @@ echo 'web-multi-password' | $ctl user add multi --role viewer --password-stdin >
 # a second organisation, made by the browser test late (the admin's own steps need one): acme,
 # with a proxy of its own, and multi an admin there (a viewer in organisation 1)
 cat >"$LAB_DIR/add-org.sh" <<ORG
+set -e
 $LAB_SQLITE "$PGW_DB" "INSERT INTO orgs (id, name) VALUES (2, 'acme');
     INSERT INTO proxies (org_id, name, type, host, port) VALUES (2, 'acme-socks', 'socks5', '$LAB_SOCKS_NOAUTH', 1080);
     INSERT INTO user_orgs (user_id, org_id, role) SELECT id, 2, 'admin' FROM users WHERE username = 'multi';"

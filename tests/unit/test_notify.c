@@ -556,6 +556,7 @@ static void test_check_mixed(void **state)
 	wait_n(&l->f, 6);
 	assert_int_equal(notify_check(l->api, 3, 1000, &res[0]), 1);
 	assert_int_equal(notify_check(l->api, 8, 100, &res[0]), -ETIMEDOUT);
+	wait_n(&l->f, 8); /* each asked once: no ask made twice */
 }
 
 /* Answers only once three asks are in: three side by side get them all. */
@@ -570,6 +571,7 @@ static void test_check_side_by_side(void **state)
 	assert_int_equal(notify_check_many(l->api, ids, 3, 3, 5000, 5000, res, st), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(st[i], (int)(ids[i] & 1));
+	wait_n(&l->f, 3);
 }
 
 /* Black holes only, two at a time, 200 ms each, a total not reached: every one asked, a slot freed
@@ -648,8 +650,11 @@ static int fill_queue(struct check_lab *l, struct notify **other, int n_other)
 
 	usleep(50000); /* (the fake's poll of 20 ms over) */
 	for (int j = 0;; j++) {
-		if (notify_send(l->api, "healthd", &junk) == -EAGAIN)
+		int r = notify_send(l->api, "healthd", &junk);
+
+		if (r == -EAGAIN)
 			return n_other;
+		assert_int_equal(r, 0);
 		assert_true(j < 16);
 		if (j == n_other) {
 			char name[16];
@@ -671,6 +676,7 @@ static void test_check_queue_full(void **state)
 	const int64_t up[4] = {1, 3, 5, 7};
 	struct notify_msg res[4];
 	int st[4], n_other;
+	uint64_t t0;
 
 	l->f.hole = 100;
 	l->f.hold_until = ev_now_ms() + 10000;
@@ -684,9 +690,11 @@ static void test_check_queue_full(void **state)
 	 * tried from then on, given up at 400 ms with a total of 2 s, not tried with one of 400 ms */
 	l->f.hold_until = ev_now_ms() + 10000;
 	n_other = fill_queue(l, other, n_other);
+	t0 = ev_now_ms();
 	assert_int_equal(notify_check_many(l->api, up, 2, 2, 200, 2000, res, st), 0);
 	assert_int_equal(st[0], -ETIMEDOUT);
 	assert_int_equal(st[1], -ETIMEDOUT);
+	assert_true(ev_now_ms() - t0 >= 400); /* one wait after the other */
 	n_other = fill_queue(l, other, n_other);
 	assert_int_equal(notify_check_many(l->api, up, 2, 2, 200, 400, res, st), 0);
 	assert_int_equal(st[0], -ETIMEDOUT);
