@@ -117,7 +117,17 @@ webrun() { # phase
 	sed 's/^/# /' "$LAB_DIR/web-$1.out"
 	check "browser, $1: every check passes ($(grep -c '^ok' "$LAB_DIR/web-$1.out") of $(grep -c '^\(not \)\?ok' "$LAB_DIR/web-$1.out"))" test $rc -eq 0
 }
+# the admin's event stream meanwhile: an SSO login (a user made, or its roles rewritten) and a
+# revocation each send the orgs event (pages ask /me again)
+ip netns exec "$(lab_ns gw)" curl -s -N -m 280 -H "$H" "$U/api/v1/events" >"$LAB_DIR/sse-sso" &
+sse_pid=$!
 webrun login
+sleep 0.5 # (the last event's way to the stream)
+kill "$sse_pid" 2>/dev/null
+wait "$sse_pid" 2>/dev/null
+orgs_events=$(grep -c '^event: orgs$' "$LAB_DIR/sse-sso")
+check "the admin's stream got the orgs event at alice's and bob's logins and alice's revocation ($orgs_events; 2 were only the users made)" \
+	test "$orgs_events" -ge 3
 check_is "alice is an SSO user of this issuer and subject" "https://127.0.0.1:9443|alice" \
 	"$(lab_db "SELECT sso_issuer, sso_subject FROM users WHERE username = 'alice'")"
 check_is "... who, refused once her group was gone, holds no role here any more (not superadmin, no organisation)" \
