@@ -103,12 +103,11 @@ struct healthd {
 	struct daemon *d;
 	struct target *t;
 	size_t n, cap;
-	int reload;		    /* the last load_targets read the proxies in part: the tick tries again */
-	unsigned load_failing;	    /* tries in a row that failed (logged at the first, and when it ends) */
-	int64_t loaded_dv;	    /* the DB's data_version read before the last load that read it all */
-	int loaded_dv_ok;	    /* (0: none such, or data_version did not read) */
-	unsigned settings_unread;   /* loads in a row whose settings did not read (the tick tries again) */
-	uint64_t settings_tried_ms; /* the last load of them (ev_now_ms) */
+	int reload;		  /* the last load_targets read the proxies in part: the tick tries again */
+	unsigned load_failing;	  /* tries in a row that failed (logged at the first, and when it ends) */
+	int64_t loaded_dv;	  /* the DB's data_version read before the last load that read it all (-1: none such) */
+	unsigned settings_unread; /* loads in a row whose settings did not read (the tick tries again) */
+	uint64_t settings_tried_ms;		     /* the last load of them (ev_now_ms) */
 	struct net_http_url urls[NET_HTTP_URLS_MAX]; /* health_url: tried in turn, up when any answers */
 	int n_urls;				     /* 0: unusable */
 	/* the trust store of https health URLs (health_ca_file, else the system's); replaced ones

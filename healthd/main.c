@@ -286,10 +286,11 @@ static int load_targets(struct healthd *h)
 	    "FROM proxies p LEFT JOIN proxy_health h ON h.proxy_id = p.id WHERE p.enabled = 1";
 	sqlite3_stmt *st = NULL;
 	uint64_t now = ev_now_ms();
-	int64_t dv;
-	int rc, dv_ok = db_data_version(h->d->db, &dv) == 0; /* (before the read: a commit after it is seen) */
+	int64_t dv = -1;
+	int rc;
 
-	h->loaded_dv_ok = 0;
+	db_data_version(h->d->db, &dv); /* before the read: a commit after it is seen (-1: unknown) */
+	h->loaded_dv = -1;
 	if (sqlite3_prepare_v2(h->d->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		if (!h->load_failing++) /* retried on every tick: said once per spell */
 			log_error("load proxies: %s (read again on every tick until it works)",
@@ -402,7 +403,6 @@ static int load_targets(struct healthd *h)
 		log_info("load proxies: works again (after %u failed tries)", h->load_failing);
 	h->load_failing = 0;
 	h->loaded_dv = dv;
-	h->loaded_dv_ok = dv_ok;
 	for (size_t i = 0; i < h->n;) /* deleted or disabled proxies */
 		if (!h->t[i].seen)
 			drop_target(h, i);
@@ -734,7 +734,7 @@ static int targets_may_be_stale(struct healthd *h)
 {
 	int64_t dv;
 
-	return !h->loaded_dv_ok || db_data_version(h->d->db, &dv) < 0 || dv != h->loaded_dv;
+	return h->loaded_dv < 0 || db_data_version(h->d->db, &dv) < 0 || dv != h->loaded_dv;
 }
 
 static void check_now(struct healthd *h, int64_t id, const char *from)
