@@ -261,8 +261,8 @@ async function switchOrg(ev) {
 
 /* An organisation made, renamed or removed, or a user's memberships or role changed (the `orgs`
    event): the switch follows what /me says now; a change to what is shown (the organisation shown
-   no longer the user's, another role in it, the All view coming or going) starts the page over.
-   Of events close together, the answer to the last ask decides. */
+   no longer the user's, another role in it, superadmin gained or lost, the All view coming or
+   going) starts the page over. Of events close together, the answer to the last ask decides. */
 let orgsAsked = 0;
 async function refreshOrgs() {
   const gen = orgGen, asked = ++orgsAsked;
