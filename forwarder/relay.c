@@ -230,10 +230,32 @@ static int reset_later(struct conn *c, enum fwd_close why)
 		return 0;
 	ev_del(w->ev, c->ch); /* its descriptor stays open */
 	c->ch = NULL;
-	w->resets[w->n_resets++] =
-	    (struct reset_wait){.fd = c->cfd, .left = left, .moved = now, .until = now + RESET_WAIT_MS};
+	struct reset_wait *r = &w->resets[w->n_resets++];
+	*r = (struct reset_wait){.fd = c->cfd, .left = left, .moved = now, .until = now + RESET_WAIT_MS};
+	r->has_client = net_ip_from_sa(&c->client, &r->client) == 0;
 	c->cfd = -1;
 	return 1;
+}
+
+/* A revalidation: the held sockets of clients no longer active get their reset now. Their ACKs
+ * are dropped by the block (the bytes held would never go), and 300 ms after it the agent
+ * deletes their conntrack state: a reset sent after that leaves without REDIRECT's reply mapping
+ * and the client never takes it (it would wait for its own timeout). Called under the table's
+ * lock. */
+static void resets_of_gone(struct worker *w)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < w->n_resets; i++) {
+		struct reset_wait *r = &w->resets[i];
+		const struct fwd_entry *e = r->has_client ? table_lookup(w->sh->table, &r->client) : NULL;
+
+		if (!e || e->state != FWD_ACTIVE)
+			end_socket(r->fd, 1);
+		else
+			w->resets[keep++] = *r;
+	}
+	w->n_resets = keep;
 }
 
 void relay_resets_due(struct worker *w, uint64_t now, int all)
@@ -1073,6 +1095,7 @@ void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 			     !table_same_path(table_lookup(w->sh->table, &ip), &c->map);
 	}
 	pool_revalidate(w, w->sh->table);
+	resets_of_gone(w);
 	pthread_rwlock_unlock(&w->sh->lock);
 	for (c = w->conns; c; c = next) {
 		next = c->next;

@@ -85,6 +85,9 @@ struct conn {
 struct reset_wait {
 	int fd, left;	       /* bytes not yet acknowledged at the last look */
 	uint64_t moved, until; /* when some last went; the end of the wait */
+	struct net_ip client;  /* no longer active (a revalidation finds): the reset at once, while
+				* conntrack still maps it (the agent forgets it 300 ms on) */
+	int has_client;
 };
 
 struct worker {
