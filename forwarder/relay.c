@@ -217,8 +217,9 @@ static int unsent(int fd)
 
 /* The proxy's side reset, or the quota cut, with bytes still on their way to the client: they
  * were relayed (and counted), so they reach it first, and the reset after them, at the tick that
- * finds them gone (or none taken for RESET_STALL_MS, or RESET_WAIT_MS on). The socket is out of
- * the loop meanwhile. */
+ * finds them gone (or none taken for RESET_STALL_MS, or RESET_WAIT_MS on; or at a revalidation
+ * that finds the client no longer active: resets_of_gone). The socket is out of the loop
+ * meanwhile. */
 static int reset_later(struct conn *c, enum fwd_close why)
 {
 	struct worker *w = c->w;
@@ -237,11 +238,11 @@ static int reset_later(struct conn *c, enum fwd_close why)
 	return 1;
 }
 
-/* A revalidation: the held sockets of clients no longer active get their reset now. Their ACKs
- * are dropped by the block (the bytes held would never go), and 300 ms after it the agent
- * deletes their conntrack state: a reset sent after that leaves without REDIRECT's reply mapping
- * and the client never takes it (it would wait for its own timeout). Called under the table's
- * lock. */
+/* A revalidation: the held sockets of clients no longer active get their reset now. The agent
+ * deletes such a client's conntrack state 300 ms after its block: the bytes held go only until
+ * then (its ACKs pass as an established connection's), and a reset sent after that leaves
+ * without REDIRECT's reply mapping, so the client never takes it (it waits for its own timeout).
+ * Called under the table's lock. */
 static void resets_of_gone(struct worker *w)
 {
 	unsigned keep = 0;
@@ -250,7 +251,7 @@ static void resets_of_gone(struct worker *w)
 		struct reset_wait *r = &w->resets[i];
 		const struct fwd_entry *e = r->has_client ? table_lookup(w->sh->table, &r->client) : NULL;
 
-		if (!e || e->state != FWD_ACTIVE)
+		if (r->has_client && (!e || e->state != FWD_ACTIVE)) /* (no address: as a relay, kept) */
 			end_socket(r->fd, 1);
 		else
 			w->resets[keep++] = *r;

@@ -152,23 +152,25 @@ check "four downloads at once are cut at the quota together ($sum for $left)" \
 	test "$sum" -ge $((left - 1000000)) -a "$sum" -le $((left + 1000000))
 check "blocked" wait_for 10 blocked
 
-# a client that reads slowly from 3 MB short of its quota: the cut finds bytes its socket still
-# holds and waits while they go; the block lands meanwhile (its ACKs dropped: the rest never
-# will), and 300 ms on the agent deletes its conntrack state. The reset must go at the block,
-# while REDIRECT still maps the connection: sent later (when the wait finds nothing moved for 5 s)
-# it leaves unmapped and the client waits out its own timeout. With block_action=drop nothing
-# else ever resets it (with reject, a packet it sends after conntrack forgot it is refused with
-# a reset by the forward chain; a client that has nothing to send, like curl with every byte
-# read, waited all the same).
+# a client that reads slowly from 3 MB short of its quota, and not at all once it is cut: the cut
+# finds bytes its socket still holds and waits for them to go; the block lands meanwhile, and
+# 300 ms on the agent deletes its conntrack state (the bytes could go until then). The reset must
+# go at the block, while REDIRECT still maps the connection: sent later (when the wait finds
+# nothing moved for 5 s) it leaves unmapped and the client waits out its own timeout. With
+# block_action=drop nothing else ever resets it (with reject, a packet it sends after conntrack
+# forgot it is refused with a reset by the forward chain; a client that has nothing to send,
+# like curl with every byte read when the wait's tick came after the forgetting, waited all the
+# same: how this file once failed in CI).
 $ctl settings set block_action drop >/dev/null
 lab_api POST /api/v1/clients/192.168.2.10/quota/reset -H "$ADMIN" >/dev/null
 check "reset: active" wait_for 5 relays 192.168.2.10
 sleep 2.5 # the check's bytes counted
 left=$((20000000 - $(q .quota.used)))
 cuts=$(grep -c 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder-2.log")
-lab_exec lan python3 - "$LAB_WEB" $((left - 3000000)) "$LAB_DIR/stalled.go" >"$LAB_DIR/stalled.out" 2>&1 <<-'PY' &
+rm -f "$LAB_DIR/stalled.stop" "$LAB_DIR/stalled.go"
+lab_exec lan python3 - "$LAB_WEB" $((left - 3000000)) "$LAB_DIR/stalled" >"$LAB_DIR/stalled.out" 2>&1 <<-'PY' &
 	import os, socket, sys, time
-	web, slow_from, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+	web, slow_from, stop, go = sys.argv[1], int(sys.argv[2]), sys.argv[3] + ".stop", sys.argv[3] + ".go"
 	s = socket.socket()
 	s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)  # a small window: the gateway's socket holds the rest
 	s.settimeout(20)
@@ -178,12 +180,16 @@ lab_exec lan python3 - "$LAB_WEB" $((left - 3000000)) "$LAB_DIR/stalled.go" >"$L
 	got, end = 0, time.time() + 60
 	try:
 	    while True:
-	        b = s.recv(1 << 20 if got < slow_from or os.path.exists(go) or time.time() > end else 32768)
+	        fast = got < slow_from or os.path.exists(go) or time.time() > end
+	        if not fast and os.path.exists(stop):  # cut: no more reading until told
+	            time.sleep(0.05)
+	            continue
+	        b = s.recv(1 << 20 if fast else 32768)
 	        if not b:
 	            sys.exit(f"fin after {got} bytes")
 	        got += len(b)
-	        if got >= slow_from and not os.path.exists(go):
-	            time.sleep(0.1)  # 320 KB/s: the bytes held at the cut still go when the block lands
+	        if not fast:
+	            time.sleep(0.1)  # 320 KB/s: the cut comes with bytes the gateway's socket holds
 	except ConnectionResetError:
 	    print("reset")
 	except socket.timeout:
@@ -192,7 +198,8 @@ lab_exec lan python3 - "$LAB_WEB" $((left - 3000000)) "$LAB_DIR/stalled.go" >"$L
 STALLED=$!
 cut_again() { [ "$(grep -c 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder-2.log")" -gt "$cuts" ]; }
 check "a client that reads slowly from 3 MB short is cut at its quota" wait_for 30 cut_again
-check "... blocked while the bytes wait for it" wait_for 10 blocked
+touch "$LAB_DIR/stalled.stop"
+check "... blocked while the bytes wait for it (it reads no more)" wait_for 10 blocked
 check "... in the kernel" wait_for 5 in_set
 sleep 1 # past the agent's 300 ms: conntrack has forgotten the client; it reads on at full speed
 touch "$LAB_DIR/stalled.go"
