@@ -104,9 +104,17 @@ for p in response_type=code client_id=pgw 'redirect_uri=http%3A%2F%2F127.0.0.1%3
 	'code_challenge=[A-Za-z0-9_-]\{43\}' code_challenge_method=S256; do
 	check "... with $(cut -d= -f1 <<<"$p")" grep -q "[?&]$p\(&\|$\)" <<<"$loc"
 done
+sc=$(lab_exec gw curl -s -m 10 -D - -o /dev/null "$U/api/v1/auth/oidc/login" | grep -i '^set-cookie')
 check_re "the state cookie is HttpOnly and SameSite=Lax (it must come back on the provider's redirect)" \
-	'pgw_oidc=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600' \
-	"$(lab_exec gw curl -s -m 10 -D - -o /dev/null "$U/api/v1/auth/oidc/login" | grep -i '^set-cookie')"
+	'pgw_oidc=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600' "$sc"
+check_fails "... and not Secure on plain HTTP (a browser there would not keep it)" grep -qi '; Secure' <<<"$sc"
+# behind a TLS proxy (PGW_TLS_OFFLOAD: the browser's side is HTTPS) the state cookie is Secure
+PGW_RUN_DIR=$LAB_DIR/run-offload PGW_TLS_OFFLOAD=true PGW_API_LISTEN=127.0.0.1:8085 lab_bg gw pgw-api-offload "$PGW_BIN/pgw-api"
+check "a second pgw-api with PGW_TLS_OFFLOAD=true" wait_for 10 grep -q 'listening on http://127.0.0.1:8085' "$LAB_DIR/pgw-api-offload.log"
+check_re "... its state cookie is Secure, HttpOnly and SameSite=Lax" \
+	'^[Ss]et-[Cc]ookie: pgw_oidc=[A-Za-z0-9_-]{43}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600; Secure' \
+	"$(lab_exec gw curl -s -m 10 -D - -o /dev/null http://127.0.0.1:8085/api/v1/auth/oidc/login | grep -i '^set-cookie')"
+lab_stop_pid "$LAB_LAST_PID"
 
 # --- the browser -------------------------------------------------------------------------------
 webrun() { # phase
