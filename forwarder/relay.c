@@ -238,25 +238,20 @@ static int reset_later(struct conn *c, enum fwd_close why)
 	return 1;
 }
 
-/* A revalidation: the held sockets of clients no longer active get their reset now. The agent
- * deletes such a client's conntrack state 300 ms after its block: the bytes held go only until
- * then (its ACKs pass as an established connection's), and a reset sent after that leaves
- * without REDIRECT's reply mapping, so the client never takes it (it waits for its own timeout).
- * Called under the table's lock. */
+/* A revalidation: the held sockets of clients no longer active are due now (relay_resets_due
+ * sends their resets). The agent deletes such a client's conntrack state 300 ms after its block:
+ * the bytes held go only until then (its ACKs pass as an established connection's), and a reset
+ * sent after that leaves without REDIRECT's reply mapping, so the client never takes it (it
+ * waits for its own timeout). Called under the table's lock. */
 static void resets_of_gone(struct worker *w)
 {
-	unsigned keep = 0;
-
 	for (unsigned i = 0; i < w->n_resets; i++) {
 		struct reset_wait *r = &w->resets[i];
 		const struct fwd_entry *e = r->has_client ? table_lookup(w->sh->table, &r->client) : NULL;
 
 		if (r->has_client && (!e || e->state != FWD_ACTIVE)) /* (no address: as a relay, kept) */
-			end_socket(r->fd, 1);
-		else
-			w->resets[keep++] = *r;
+			r->until = 0;
 	}
-	w->n_resets = keep;
 }
 
 void relay_resets_due(struct worker *w, uint64_t now, int all)
@@ -1098,6 +1093,7 @@ void relay_on_revoke(struct evloop *ev, int fd, uint32_t events, void *arg)
 	pool_revalidate(w, w->sh->table);
 	resets_of_gone(w);
 	pthread_rwlock_unlock(&w->sh->lock);
+	relay_resets_due(w, ev_now_ms(), 0);
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		if (atomic_load(&c->kill))

@@ -84,7 +84,7 @@ struct conn {
 #define RESET_WAIT_MS  60000 /* ... and one that takes them slowly, after this */
 struct reset_wait {
 	int fd, left;	       /* bytes not yet acknowledged at the last look */
-	uint64_t moved, until; /* when some last went; the end of the wait */
+	uint64_t moved, until; /* when some last went; the end of the wait (0: now, resets_of_gone) */
 	struct net_ip client;  /* no longer active (a revalidation finds): the reset at once, while
 				* conntrack still maps it (the agent forgets it 300 ms on) */
 	int has_client;

@@ -166,7 +166,8 @@ lab_api POST /api/v1/clients/192.168.2.10/quota/reset -H "$ADMIN" >/dev/null
 check "reset: active" wait_for 5 relays 192.168.2.10
 sleep 2.5 # the check's bytes counted
 left=$((20000000 - $(q .quota.used)))
-cuts=$(grep -c 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder-2.log")
+cuts_now() { grep -c 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder-2.log"; }
+cuts=$(cuts_now)
 rm -f "$LAB_DIR/stalled.stop" "$LAB_DIR/stalled.go"
 lab_exec lan python3 - "$LAB_WEB" $((left - 3000000)) "$LAB_DIR/stalled" >"$LAB_DIR/stalled.out" 2>&1 <<-'PY' &
 	import os, socket, sys, time
@@ -196,7 +197,7 @@ lab_exec lan python3 - "$LAB_WEB" $((left - 3000000)) "$LAB_DIR/stalled" >"$LAB_
 	    print("timeout")
 	PY
 STALLED=$!
-cut_again() { [ "$(grep -c 'client=192.168.2.10:[0-9]* .*close=quota_exceeded' "$LAB_DIR/pgw-forwarder-2.log")" -gt "$cuts" ]; }
+cut_again() { [ "$(cuts_now)" -gt "$cuts" ]; }
 check "a client that reads slowly from 3 MB short is cut at its quota" wait_for 30 cut_again
 touch "$LAB_DIR/stalled.stop"
 check "... blocked while the bytes wait for it (it reads no more)" wait_for 10 blocked
